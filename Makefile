@@ -1,0 +1,292 @@
+# kwaainet-edge top-level Makefile: non-recursive, Kbuild-style fragments.
+#
+#   make <board>_defconfig      write $(O)/.config from defconfigs/<board>_defconfig
+#   make menuconfig             edit $(O)/.config        make savedefconfig  write it back
+#   make                        build $(O)/kwnode         make run   deps + host build + start
+#   make check [SAN=1]          host tests, then arm64 tests under qemu-aarch64
+#   make help                   everything else
+#
+# O=dir selects the build directory (default: build). ARCH defaults to the .config's arch,
+# else the host's; CROSS_COMPILE defaults to aarch64-linux-gnu- for arm64 on a non-arm64 host.
+
+PYTHON   ?= /usr/bin/python3
+O        ?= build
+V        ?= 0
+SAN      ?= 0
+Q        := $(if $(filter 1,$(V)),,@)
+HOSTARCH := $(shell uname -m | sed -e s/aarch64/arm64/)
+SRCTREE  := $(CURDIR)
+
+export KCONFIG_CONFIG := $(O)/.config
+export KCONFIG_WARN_UNDEF_ASSIGN := y
+
+config-targets := menuconfig defconfig %_defconfig savedefconfig olddefconfig listnewconfig
+no-config-goals := $(config-targets) clean distclean help deps run check check-host \
+                   check-arm64 check-san check-defconfigs check-kconfig fuzz bench \
+                   bench-ml bench-net interop-deps
+ifneq ($(filter-out $(no-config-goals),$(MAKECMDGOALS))$(if $(MAKECMDGOALS),,all),)
+  -include $(O)/.config
+endif
+
+cfg-arch := $(patsubst "%",%,$(CONFIG_KW_ARCH))
+ARCH ?= $(if $(cfg-arch),$(cfg-arch),$(HOSTARCH))
+ifeq ($(ARCH),arm64)
+  ifneq ($(HOSTARCH),arm64)
+    CROSS_COMPILE ?= aarch64-linux-gnu-
+    QEMU ?= qemu-aarch64
+  endif
+endif
+CROSS_COMPILE ?=
+QEMU ?=
+
+ifneq ($(cfg-arch),)
+  ifneq ($(cfg-arch),$(ARCH))
+    $(error $(O)/.config is for $(cfg-arch) but ARCH=$(ARCH): use another O= or run a defconfig)
+  endif
+endif
+
+ifeq ($(origin CC),default)
+  CC := $(CROSS_COMPILE)gcc
+endif
+AR := $(CROSS_COMPILE)ar
+NM := $(CROSS_COMPILE)nm
+
+AUTOCONF := $(O)/include/generated/autoconf.h
+
+KW_CFLAGS := -std=gnu11 -O2 -g -pipe -D_GNU_SOURCE \
+	-Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
+	-Wno-unused-parameter -Wno-missing-field-initializers -Wno-format-truncation \
+	-Iinclude -I$(O)/include -I$(O)/proto -include $(AUTOCONF) -MMD -MP \
+	$(patsubst "%",%,$(CONFIG_KW_CPU_CFLAGS)) $(EXTRA_CFLAGS)
+KW_LDFLAGS := $(EXTRA_LDFLAGS)
+ifeq ($(SAN),1)
+  KW_CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+  KW_LDFLAGS += -fsanitize=address,undefined
+endif
+
+# ---- collect the directory fragments --------------------------------------------------------
+# Each <dir>/Makefile appends, relative to its directory, to:
+#   obj-y       objects linked into libkw.a        CFLAGS_<file>.o  per-file flags (SIMD)
+#   libs-y      linker flags (-lsodium ...)        alloc-ok-y  objects allowed to malloc (init)
+#   proto-y     nanopb protos (proto/ only)        tests-y     cmocka tests (tests/ only)
+#   tests-cpu-y tests that depend on CPU features (run under every qemu CPU model)
+#   tests-extra-<test> extra sources for one test  tools-y     host tools (tools/ only)
+# Every Makefile below these top folders is a fragment; paths in it are relative to its folder.
+subdirs := $(sort $(patsubst %/Makefile,%,$(shell find arch board kernel net ml proto tests tools \
+	-name Makefile -not -path '*/node_modules/*' 2>/dev/null)))
+objs :=
+libs :=
+alloc-ok :=
+protos :=
+tests :=
+tests-cpu :=
+tools :=
+define collect
+obj-y :=
+libs-y :=
+alloc-ok-y :=
+proto-y :=
+tests-y :=
+tests-cpu-y :=
+tools-y :=
+include $(1)/Makefile
+objs += $$(addprefix $(O)/$(1)/,$$(obj-y))
+libs += $$(libs-y)
+alloc-ok += $$(addprefix $(O)/$(1)/,$$(alloc-ok-y))
+protos += $$(addprefix $(1)/,$$(proto-y))
+tests += $$(addprefix $(1)/,$$(tests-y))
+tests-cpu += $$(addprefix $(1)/,$$(tests-cpu-y))
+tools += $$(addprefix $(1)/,$$(tools-y))
+endef
+$(foreach d,$(subdirs),$(eval $(call collect,$(d))))
+
+pb-c := $(patsubst proto/%,$(O)/proto/%.pb.c,$(protos))
+pb-h := $(patsubst proto/%,$(O)/proto/%.pb.h,$(protos))
+pb-o := $(pb-c:.c=.o)
+ifneq ($(protos),)
+  libs += -lprotobuf-nanopb
+endif
+LDLIBS := $(sort $(libs)) -lpthread -lm
+
+LIBKW   := $(O)/libkw.a
+KWNODE  := $(O)/kwnode
+test-bins := $(addprefix $(O)/,$(tests))
+tool-bins := $(addprefix $(O)/,$(tools))
+
+.DEFAULT_GOAL := all
+.PHONY: all kwnode tests tools run-tests check check-host check-arm64 check-san check-alloc \
+	check-defconfigs check-kconfig deps run clean distclean help fuzz bench menuconfig \
+	savedefconfig olddefconfig listnewconfig defconfig bench-ml bench-net interop-deps
+
+all: $(KWNODE)
+kwnode: $(KWNODE)
+
+# ---- Kconfig (Debian python3-kconfiglib; warnings are errors, kconfiglib exits 0 on them) ----
+kconfig_strict = 2> $(O)/.kconfig.log || { cat $(O)/.kconfig.log >&2; exit 1; }; \
+	cat $(O)/.kconfig.log >&2; if grep -q 'warning:' $(O)/.kconfig.log; then \
+	echo "error: Kconfig reported warnings (see above)" >&2; exit 1; fi
+
+%_defconfig:
+	$(Q)test -f defconfigs/$@ || { echo "error: no defconfigs/$@ (make help lists them)" >&2; exit 1; }
+	$(Q)mkdir -p $(O)
+	$(Q)$(PYTHON) -m defconfig --kconfig Kconfig defconfigs/$@ $(kconfig_strict)
+	$(Q)echo defconfigs/$@ > $(O)/.defconfig_origin
+
+defconfig:
+	$(Q)$(MAKE) --no-print-directory $(if $(filter arm64,$(ARCH)),qemu_arm64,host)_defconfig
+
+menuconfig:
+	$(Q)mkdir -p $(O)
+	$(Q)$(PYTHON) -m menuconfig Kconfig
+
+olddefconfig:
+	$(Q)mkdir -p $(O)
+	$(Q)$(PYTHON) -m olddefconfig Kconfig $(kconfig_strict)
+
+listnewconfig:
+	$(Q)$(PYTHON) -m listnewconfig Kconfig
+
+# Writes back to the defconfig the .config came from (Buildroot ergonomics), sorted.
+savedefconfig:
+	$(Q)out=$$(cat $(O)/.defconfig_origin 2>/dev/null || echo $(O)/defconfig); \
+	$(PYTHON) -m savedefconfig --kconfig Kconfig --out $$out.tmp $(kconfig_strict); \
+	LC_ALL=C sort -u $$out.tmp > $$out && rm -f $$out.tmp && echo "wrote $$out"
+
+$(O)/.config:
+	@echo "error: no $(O)/.config; run 'make host_defconfig' (or another, see 'make help')" >&2
+	@exit 1
+
+$(AUTOCONF): $(O)/.config $(shell find . -name 'Kconfig*' -not -path './build/*' 2>/dev/null)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(PYTHON) -m olddefconfig Kconfig $(kconfig_strict)
+	$(Q)$(PYTHON) -m genconfig --header-path $@ Kconfig
+	$(Q)touch $@
+
+# ---- compile --------------------------------------------------------------------------------
+$(O)/proto/%.pb.c $(O)/proto/%.pb.h: proto/%.proto $(wildcard proto/%.options)
+	$(Q)mkdir -p $(O)/proto
+	$(Q)nanopb_generator.py -q -D $(O)/proto -I proto $< >/dev/null
+
+$(O)/proto/%.pb.o: $(O)/proto/%.pb.c $(AUTOCONF)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(filter-out -Werror -Wmissing-prototypes,$(KW_CFLAGS)) -c $< -o $@
+
+$(O)/%.o: %.c $(AUTOCONF) | $(pb-h)
+	@echo "  CC      $@"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(KW_CFLAGS) $(CFLAGS_$(notdir $@)) -c $< -o $@
+
+$(LIBKW): $(objs) $(pb-o)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(KWNODE): $(O)/kernel/main.o $(LIBKW)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(KW_CFLAGS) $(KW_LDFLAGS) -o $@ $< $(LIBKW) $(LDLIBS)
+
+# ---- tests ----------------------------------------------------------------------------------
+$(O)/tests/%: tests/%.c $(LIBKW) $(O)/tests/harness.o
+	@echo "  LD      $@"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(KW_CFLAGS) -Itests $(KW_LDFLAGS) -o $@ $< $(tests-extra-$(notdir $@)) \
+		$(O)/tests/harness.o $(LIBKW) $(LDLIBS) -lcmocka
+
+# Host tools and benchmarks: tools/<dir>/<name>.c -> $(O)/tools/<dir>/<name>, linked like tests.
+$(O)/tools/%: tools/%.c $(LIBKW)
+	@echo "  LD      $@"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(KW_CFLAGS) $(KW_LDFLAGS) -o $@ $< $(tools-extra-$(notdir $@)) $(LIBKW) $(LDLIBS)
+
+tools: $(tool-bins)
+
+$(O)/tests/harness.o: tests/harness.c $(AUTOCONF) | $(pb-h)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(KW_CFLAGS) -Itests -c $< -o $@
+
+tests: $(test-bins)
+
+# Runs every test binary (under $(QEMU) when cross); all run even if one fails.
+run-tests: $(test-bins)
+	$(Q)sh tools/run-tests.sh "$(QEMU)" "$(O)" "$(tests)" "$(tests-cpu)"
+
+# No heap allocation outside start-up code: undefined malloc-family symbols in any library
+# object except the allow-listed init-only ones fail the build.
+check-alloc: $(objs)
+	$(Q)bad=0; for o in $(filter-out $(alloc-ok),$(objs)); do \
+	  syms=$$($(NM) -u $$o | awk '{print $$2}' | grep -E '^(malloc|calloc|realloc|free|strdup|strndup|posix_memalign|aligned_alloc)$$'); \
+	  if [ -n "$$syms" ]; then echo "error: $$o uses $$syms (hot-path code must use pools)"; bad=1; fi; \
+	done; [ $$bad -eq 0 ] && echo "check-alloc: $(words $(filter-out $(alloc-ok),$(objs))) objects free of heap allocation (allowed at init: $(notdir $(alloc-ok)))"
+
+# ---- the two README commands ----------------------------------------------------------------
+deps:
+	$(Q)sh tools/install-deps.sh
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory O=build/host ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
+	$(Q)$(MAKE) --no-print-directory O=build/host ARCH=$(HOSTARCH) CROSS_COMPILE=
+	$(Q)mkdir -p build/host/data
+	build/host/kwnode run --data-dir build/host/data $(RUN_ARGS)
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory check-host
+	$(Q)$(MAKE) --no-print-directory check-arm64
+	$(Q)$(MAKE) --no-print-directory check-kconfig
+	$(Q)$(MAKE) --no-print-directory check-defconfigs
+	@echo "make check: all passes succeeded"
+
+HOSTO := build/check-host$(if $(filter 1,$(SAN)),-san)
+check-host:
+	@echo "==== host tests ($(HOSTO), SAN=$(SAN)) ===="
+	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
+	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=$(SAN) \
+		all check-alloc run-tests
+
+check-arm64:
+	@echo "==== arm64 tests under qemu-aarch64 (build/check-arm64) ===="
+	$(Q)$(MAKE) --no-print-directory O=build/check-arm64 ARCH=arm64 qemu_arm64_defconfig
+	$(Q)$(MAKE) --no-print-directory O=build/check-arm64 ARCH=arm64 SAN=0 all check-alloc run-tests
+
+check-san:
+	$(Q)$(MAKE) --no-print-directory check SAN=1
+
+check-kconfig:
+	$(Q)sh tests/build/test_kconfig.sh
+
+# Every board defconfig loads without Kconfig warnings and cross-builds an aarch64 kwnode.
+check-defconfigs:
+	$(Q)for d in rpi4 rpi5 rpizero2w; do \
+	  $(MAKE) --no-print-directory O=build/check-$$d ARCH=arm64 $${d}_defconfig && \
+	  $(MAKE) --no-print-directory O=build/check-$$d ARCH=arm64 SAN=0 all && \
+	  file build/check-$$d/kwnode | grep -q 'ARM aarch64' && echo "$$d: $$(file -b build/check-$$d/kwnode | cut -d, -f1-2)" || exit 1; \
+	done
+
+# ---- fuzzing (clang libFuzzer, host only) ---------------------------------------------------
+FUZZ_SECONDS ?= 600
+fuzz:
+	$(Q)sh tools/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+clean:
+	rm -rf $(O)
+distclean:
+	rm -rf build
+
+help:
+	@echo "Configuration:"
+	@echo "  <board>_defconfig  - write \$$(O)/.config from defconfigs/ ($(patsubst defconfigs/%,%,$(wildcard defconfigs/*_defconfig)))"
+	@echo "  defconfig          - host_defconfig, or qemu_arm64_defconfig when ARCH=arm64"
+	@echo "  menuconfig         - edit the configuration (curses)"
+	@echo "  olddefconfig       - update .config after Kconfig or manual edits, new symbols at defaults"
+	@echo "  savedefconfig      - write the minimal config back to the defconfig it came from"
+	@echo "  listnewconfig      - list symbols the .config does not set yet"
+	@echo "Build:"
+	@echo "  all (default)      - \$$(O)/kwnode and \$$(O)/libkw.a"
+	@echo "  tests / tools      - cmocka test binaries / host tools"
+	@echo "  run                - install deps (as root), build host_defconfig in build/host, start a node"
+	@echo "  check [SAN=1]      - deps, host tests, arm64 tests under qemu, Kconfig and board builds"
+	@echo "  check-host / check-arm64 / check-kconfig / check-defconfigs / check-alloc"
+	@echo "  fuzz               - libFuzzer targets, FUZZ_SECONDS each (default 600)"
+	@echo "  bench              - benchmarks (bench-ml, bench-net)"
+	@echo "  clean / distclean  - remove \$$(O) / all of build/"
+	@echo "Variables: O=dir ARCH=x86_64|arm64 CROSS_COMPILE=prefix V=1 SAN=1"
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)

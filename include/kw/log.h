@@ -1,0 +1,47 @@
+/*
+ * Logging. Each .c file may define KW_LOG_MAX (usually its module's CONFIG_..._LOG_LEVEL)
+ * before including this header; otherwise CONFIG_KW_LOG_LEVEL is the compile-time ceiling.
+ * Levels above the ceiling compile away (the constant comparison comes first) while their
+ * arguments are still type-checked. The runtime level can only lower the output.
+ *
+ * Output: "<mono-ms> <LVL> <module>: message" to stderr. Logging is the one process-wide
+ * facility (like stderr itself): its level is set once at start-up by the daemon.
+ */
+#ifndef KW_LOG_H
+#define KW_LOG_H
+
+#include <stdint.h>
+
+enum kw_log_level { KW_LOG_LEVEL_OFF = 0, KW_LOG_LEVEL_ERR = 1, KW_LOG_LEVEL_WRN = 2,
+		    KW_LOG_LEVEL_INF = 3, KW_LOG_LEVEL_DBG = 4 };
+
+#ifndef KW_LOG_MAX
+#ifdef CONFIG_KW_LOG_LEVEL
+#define KW_LOG_MAX CONFIG_KW_LOG_LEVEL
+#else
+#define KW_LOG_MAX 3
+#endif
+#endif
+
+/* Emits one line; use the macros below instead of calling this directly. */
+void kw_log_emit(int level, const char *module, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Sets the runtime level (clamped to 0..4); returns the previous one. */
+int kw_log_set_level(int level);
+int kw_log_get_level(void);
+/* Test seam: when set, each formatted line also goes to this callback (NULL to stop). */
+void kw_log_set_hook(void (*hook)(int level, const char *module, const char *msg, void *arg),
+		     void *arg);
+
+#define KW_LOG_(lvl, module, ...)                                                          \
+	do {                                                                                \
+		if ((lvl) <= KW_LOG_MAX && (lvl) <= kw_log_get_level())                     \
+			kw_log_emit((lvl), #module, __VA_ARGS__);                           \
+	} while (0)
+
+#define KW_LOG_ERR(module, ...) KW_LOG_(KW_LOG_LEVEL_ERR, module, __VA_ARGS__)
+#define KW_LOG_WRN(module, ...) KW_LOG_(KW_LOG_LEVEL_WRN, module, __VA_ARGS__)
+#define KW_LOG_INF(module, ...) KW_LOG_(KW_LOG_LEVEL_INF, module, __VA_ARGS__)
+#define KW_LOG_DBG(module, ...) KW_LOG_(KW_LOG_LEVEL_DBG, module, __VA_ARGS__)
+
+#endif /* KW_LOG_H */

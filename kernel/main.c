@@ -1,0 +1,270 @@
+/*
+ * kwnode: the daemon's entry point. Parses the command line, places the node and its arena
+ * in static storage, runs the init table, runs the loop until SIGINT/SIGTERM (delivered
+ * through a signalfd watched by the loop, so no handler touches shared state), drains, and
+ * shuts modules down in reverse order.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <kw/board.h>
+#include <kw/compiler.h>
+#include <kw/config.h>
+#include <kw/err.h>
+#include <kw/log.h>
+#include <kw/node.h>
+#include <kw/sys.h>
+#include <kw/version.h>
+
+/* Firmware placement: the node and its arena live in .bss; untouched pages cost no RAM. */
+static uint8_t g_arena[(size_t)CONFIG_KW_ARENA_KIB * 1024] __attribute__((aligned(64)));
+static struct kw_node g_node;
+
+struct cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+static int cmd_run(int argc, char **argv);
+static int cmd_help(int argc, char **argv);
+
+#define KW_IF_1(...) __VA_ARGS__
+#define KW_IF_0(...)
+#define KW_IF__(v, ...) KW_IF_##v(__VA_ARGS__)
+#define KW_IF_(v, ...) KW_IF__(v, __VA_ARGS__)
+#define KW_IF(cfg, ...) KW_IF_(IS_ENABLED(cfg), __VA_ARGS__)
+
+/* Prototypes of the commands other modules provide. */
+#define KW_CMD(n, fn, summary) int fn(int argc, char **argv);
+#include "commands.def"
+#undef KW_CMD
+
+#define KW_CMD(n, fn, summary) { #n, fn, summary },
+static const struct cmd g_cmds[] = {
+	{ "run", cmd_run, "start the node and serve until SIGINT/SIGTERM" },
+#include "commands.def"
+	{ "help", cmd_help, "show this help" },
+};
+#undef KW_CMD
+
+static void print_version(void)
+{
+	const struct kw_board_desc *b = kw_board_desc();
+
+	printf("kwnode %s (board %s, arch %s, cpu %s)\n", KW_VERSION_STRING, b->name,
+	       CONFIG_KW_ARCH, b->cpu);
+}
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: kwnode [--version] [--help] <command> [options]\n\ncommands:\n");
+	for (i = 0; i < KW_ARRAY_SIZE(g_cmds); i++)
+		fprintf(f, "  %-8s %s\n", g_cmds[i].name, g_cmds[i].summary);
+	fprintf(f, "\n'kwnode <command> --help' describes a command's options.\n");
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	usage(stdout);
+	return 0;
+}
+
+static void run_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kwnode run [options]\n"
+		"  -c, --config FILE      read key = value settings (see README, 'Configuration')\n"
+		"  -d, --data-dir DIR     identity key and state (default %s)\n"
+		"  -l, --listen MULTIADDR listen address; repeatable (default from config)\n"
+		"  -L, --log-level N      0 off, 1 err, 2 warn, 3 info, 4 debug\n"
+		"  -v, --verbose          log level 4\n"
+		"  -h, --help             this help\n",
+		CONFIG_KW_DATA_DIR);
+}
+
+static long rss_kib(void)
+{
+	char line[256];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+struct sig_ctx {
+	struct kw_watch w;
+	int fd;
+	struct kw_node *node;
+};
+
+static void on_signal(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
+{
+	struct sig_ctx *sc = (struct sig_ctx *)w->arg;
+	struct signalfd_siginfo si;
+
+	while (read(sc->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		KW_LOG_INF(main, "received %s; draining (up to %u ms)", strsignal((int)si.ssi_signo),
+			   sc->node->cfg.shutdown_drain_ms);
+		kw_node_request_stop(sc->node);
+	}
+}
+
+static int ensure_dir(const char *path)
+{
+	if (mkdir(path, 0700) == 0 || errno == EEXIST)
+		return 0;
+	return -errno;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "data-dir", required_argument, NULL, 'd' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct kw_config cfg;
+	struct kw_sys_linux sys;
+	struct sig_ctx sc = { 0 };
+	char err[256];
+	const char *config_file = NULL;
+	/* Command-line settings are applied after the file, so remember them first. */
+	const char *cli_data_dir = NULL, *cli_level = NULL;
+	const char *cli_listen[KW_CONFIG_LISTEN_MAX];
+	int n_cli_listen = 0, c, ret, i;
+	sigset_t mask;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:d:l:L:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config_file = optarg; break;
+		case 'd': cli_data_dir = optarg; break;
+		case 'l':
+			if (n_cli_listen >= KW_CONFIG_LISTEN_MAX) {
+				fprintf(stderr, "kwnode run: at most %d --listen\n", KW_CONFIG_LISTEN_MAX);
+				return 2;
+			}
+			cli_listen[n_cli_listen++] = optarg;
+			break;
+		case 'L': cli_level = optarg; break;
+		case 'v': cli_level = "4"; break;
+		case 'h': run_usage(stdout); return 0;
+		default: run_usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "kwnode run: unexpected argument '%s'\n", argv[optind]);
+		run_usage(stderr);
+		return 2;
+	}
+
+	kw_config_defaults(&cfg);
+	if (config_file && kw_config_load(&cfg, config_file, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kwnode run: %s: %s\n", config_file, err);
+		return 1;
+	}
+	if (n_cli_listen > 0)
+		cfg.n_listen = 0;  /* the command line replaces the file's addresses */
+	for (i = 0; i < n_cli_listen; i++)
+		if (kw_config_set(&cfg, "listen", cli_listen[i], err, sizeof(err)) < 0)
+			goto bad_opt;
+	if (cli_data_dir && kw_config_set(&cfg, "data_dir", cli_data_dir, err, sizeof(err)) < 0)
+		goto bad_opt;
+	if (cli_level && kw_config_set(&cfg, "log_level", cli_level, err, sizeof(err)) < 0)
+		goto bad_opt;
+	kw_log_set_level(cfg.log_level);
+
+	ret = ensure_dir(cfg.data_dir);
+	if (ret < 0) {
+		fprintf(stderr, "kwnode run: cannot create data directory %s: %s\n", cfg.data_dir,
+			kw_strerror(ret));
+		return 1;
+	}
+
+	/* Block the signals before any thread could exist; the loop reads them from a signalfd. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	ret = kw_sys_linux_open(&sys);
+	if (ret < 0) {
+		fprintf(stderr, "kwnode run: epoll: %s\n", kw_strerror(ret));
+		return 1;
+	}
+	ret = kw_node_init(&g_node, g_arena, sizeof(g_arena), &sys.sys, &cfg);
+	if (ret < 0)
+		goto out_sys;
+	sc.node = &g_node;
+	sc.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sc.fd < 0 || kw_loop_watch(&g_node.loop, &sc.w, sc.fd, KW_EV_READ, on_signal, &sc) < 0) {
+		ret = -errno;
+		KW_LOG_ERR(main, "signalfd: %s", kw_strerror(ret));
+		goto out_sys;
+	}
+	ret = kw_node_run_inits(&g_node, kw_default_initcalls, kw_default_initcalls_count);
+	if (ret < 0)
+		goto out_sig;
+
+	KW_LOG_INF(main, "kwnode %s ready: arena %zu/%zu KiB used, rss %ld KiB", KW_VERSION_STRING,
+		   g_node.arena.used / 1024, g_node.arena.size / 1024, rss_kib());
+	ret = kw_loop_run(&g_node.loop);
+	kw_node_shutdown(&g_node);
+	KW_LOG_INF(main, "stopped (rss %ld KiB, %llu loop passes)", rss_kib(),
+		   (unsigned long long)g_node.loop.stats.iterations);
+out_sig:
+	kw_loop_unwatch(&g_node.loop, &sc.w);
+	if (sc.fd >= 0)
+		close(sc.fd);
+out_sys:
+	kw_sys_linux_close(&sys);
+	return ret < 0 ? 1 : 0;
+bad_opt:
+	fprintf(stderr, "kwnode run: %s\n", err);
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		print_version();
+		return 0;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	for (i = 0; i < KW_ARRAY_SIZE(g_cmds); i++)
+		if (!strcmp(argv[1], g_cmds[i].name))
+			return g_cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "kwnode: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

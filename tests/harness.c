@@ -1,0 +1,65 @@
+/* Shared cmocka helpers; see harness.h. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <kw/arena.h>
+#include <kw/compiler.h>
+#include <kw/node.h>
+#ifdef CONFIG_KW_SYS_SIM
+#include <kw/sim.h>
+#endif
+
+#include "harness.h"
+
+struct kw_test_node *kw_test_node_new(size_t arena_kib)
+{
+	struct kw_test_node *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+#ifdef CONFIG_KW_SYS_SIM
+	{
+		struct kw_arena a;
+		size_t bytes = 64 * (4096 + 512) + 4096;
+		t->net_mem = aligned_alloc(64, bytes);
+		t->net = calloc(1, sizeof(*t->net));
+		t->sim = calloc(1, sizeof(*t->sim));
+		if (!t->net_mem || !t->net || !t->sim)
+			goto fail;
+		kw_arena_init(&a, t->net_mem, bytes);
+		if (kw_sim_net_init(t->net, &a, 64, 4096) < 0)
+			goto fail;
+		kw_sim_init(t->sim, t->net);
+		t->node = kw_node_create_heap(arena_kib * 1024, &t->sim->sys, NULL);
+	}
+#endif
+	if (!t->node)
+		goto fail;
+	return t;
+fail:
+	kw_test_node_free(t);
+	return NULL;
+}
+
+void kw_test_node_free(struct kw_test_node *t)
+{
+	if (!t)
+		return;
+	kw_node_destroy_heap(t->node);
+	free(t->sim);
+	free(t->net);
+	free(t->net_mem);
+	free(t);
+}
+
+static void report(const struct kw_pool *p, void *arg)
+{
+	if (p->used)
+		fprintf(stderr, "leak: pool %s holds %zu block(s)\n", p->name, p->used);
+}
+
+void kw_test_assert_no_leaks(const struct kw_node *n)
+{
+	kw_node_pools_foreach(n, report, NULL);
+	assert_int_equal(kw_node_pools_in_use(n), 0);
+}
