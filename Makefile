@@ -23,7 +23,7 @@ export KCONFIG_WARN_UNDEF_ASSIGN := y
 config-targets := menuconfig defconfig %_defconfig savedefconfig olddefconfig listnewconfig
 no-config-goals := $(config-targets) clean distclean help deps run check check-host \
                    check-arm64 check-san check-defconfigs check-kconfig fuzz bench \
-                   bench-ml bench-net interop-deps
+                   bench-ml bench-net
 ifneq ($(filter-out $(no-config-goals),$(MAKECMDGOALS))$(if $(MAKECMDGOALS),,all),)
   -include $(O)/.config
 endif
@@ -116,7 +116,7 @@ tool-bins := $(addprefix $(O)/,$(tools))
 .DEFAULT_GOAL := all
 .PHONY: all kwnode tests tools run-tests check check-host check-arm64 check-san check-alloc \
 	check-defconfigs check-kconfig deps run clean distclean help fuzz bench menuconfig \
-	savedefconfig olddefconfig listnewconfig defconfig bench-ml bench-net interop-deps
+	savedefconfig olddefconfig listnewconfig defconfig bench-ml bench-net print-ldlibs
 
 all: $(KWNODE)
 kwnode: $(KWNODE)
@@ -261,9 +261,23 @@ check-defconfigs:
 	done
 
 # ---- fuzzing (clang libFuzzer, host only) ---------------------------------------------------
+# Builds libkw with clang + ASan/UBSan + fuzzer instrumentation in build/fuzz, links every
+# tools/fuzz/fuzz_<name>.c against it and runs each for FUZZ_SECONDS (FUZZ_TARGETS=name...
+# picks some). Seeds: tools/fuzz/corpus/<name>/. Crashes land in build/fuzz/artifacts/.
 FUZZ_SECONDS ?= 600
-fuzz:
-	$(Q)sh tools/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+fuzz: deps
+	$(Q)sh tools/fuzz/run.sh "$(FUZZ_SECONDS)" "$(FUZZ_TARGETS)"
+
+print-ldlibs:
+	@echo $(LDLIBS)
+
+# ---- benchmarks (host build in build/bench; figures side by side with their baselines) ------
+BENCHO := build/bench
+bench: bench-ml bench-net
+bench-ml bench-net: deps
+	$(Q)$(MAKE) --no-print-directory O=$(BENCHO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
+	$(Q)$(MAKE) --no-print-directory O=$(BENCHO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=0 all tools
+	$(Q)sh tools/bench/run.sh $(BENCHO) $(@:bench-%=%)
 
 clean:
 	rm -rf $(O)

@@ -1,0 +1,26 @@
+/* libFuzzer target: the runtime config parser (kernel/config.c) on arbitrary file bytes. */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <kw/config.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct kw_config c;
+	char err[128];
+
+	kw_config_defaults(&c);
+	if (kw_config_parse(&c, (const char *)data, size, err, sizeof(err)) == 0) {
+		/* Whatever parsed must be well-formed: bounded strings, counts in range. */
+		if (c.n_listen < 0 || c.n_listen > KW_CONFIG_LISTEN_MAX)
+			__builtin_trap();
+		if (memchr(c.data_dir, '\0', sizeof(c.data_dir)) == NULL || c.log_level > 4)
+			__builtin_trap();
+	} else if (memchr(err, '\0', sizeof(err)) == NULL) {
+		__builtin_trap();
+	}
+	return 0;
+}
