@@ -1,0 +1,54 @@
+/*
+ * libp2p identify (/ipfs/id/1.0.0) and identify push (/ipfs/id/push/1.0.0);
+ * ../shared/spec/libp2p.md section 8. On every upgraded connection we ask the remote once
+ * and answer its request: our protocols (the swarm registry), listen addresses, the address
+ * we observe for it, our public key, protocolVersion "ipfs/0.1.0" and agentVersion
+ * "kwaainet-edge/<version>". The remote's answer is decoded with nanopb into bounded fields
+ * and kept per connection (kw_conn_identify in kw/net/swarm.h). signedPeerRecord is neither
+ * sent nor checked.
+ *
+ * Owns: a pool of per-stream read states (KW_NET_IDENTIFY_STREAMS) and one decode scratch.
+ */
+#ifndef KW_NET_IDENTIFY_H
+#define KW_NET_IDENTIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct kw_swarm;
+struct kw_conn;
+struct kw_conn_ident;
+struct kw_pubkey;
+
+#define KW_IDENTIFY_PROTO      "/ipfs/id/1.0.0"
+#define KW_IDENTIFY_PUSH_PROTO "/ipfs/id/push/1.0.0"
+#define KW_IDENTIFY_MSG_MAX    8192   /* js limit per message */
+
+struct kw_identify;
+
+/*
+ * Registers both protocols on sw, watches new connections and asks each remote once.
+ * State comes from the node's arena. Return: 0, -KW_ENOMEM, or kw_swarm_register's error.
+ */
+int kw_identify_init(struct kw_swarm *sw, struct kw_identify **out);
+
+/*
+ * Encodes our Identify for connection c (observedAddr = c's remote address) into buf
+ * with its uvarint length prefix. Return: bytes written, -KW_ENOBUFS.
+ */
+long kw_identify_encode(struct kw_identify *id, struct kw_conn *c, uint8_t *buf, size_t cap);
+
+/*
+ * Decodes one Identify protobuf body (no length prefix) into `out` (bounded copy of
+ * protocols, agent, version). If `expect_key` is non-NULL, a present publicKey must equal it
+ * (-KW_EPEERID otherwise); `push` allows absent fields (they keep their old values).
+ * Return: 0, -KW_EBADMSG (malformed or over a bound), -KW_EPEERID.
+ */
+int kw_identify_decode(struct kw_identify *id, const uint8_t *buf, size_t len,
+		       const struct kw_pubkey *expect_key, bool push, struct kw_conn_ident *out);
+
+/* Asks c's remote now (done automatically on connection up). Return: 0 or the open error. */
+int kw_identify_request(struct kw_identify *id, struct kw_conn *c);
+
+#endif /* KW_NET_IDENTIFY_H */

@@ -1,0 +1,180 @@
+/*
+ * The swarm: a node's libp2p connections and the protocol registry (../shared/spec/libp2p.md
+ * sections 4-7). Each TCP connection is upgraded tcp -> multistream-select "/noise" -> Noise XX
+ * -> yamux (inlined through the Noise stream-muxer extension when both sides list
+ * /yamux/1.0.0, else multistream-select "/yamux/1.0.0"), in both dial and listen roles.
+ * Inbound yamux streams run a multistream-select listener over the registry's table and are
+ * then handed to the registered protocol's accept function; outbound streams are opened with
+ * kw_swarm_open_stream and complete on the loop.
+ *
+ * Owns: the connection pool (struct kw_conn), the per-stream negotiation pool, listeners,
+ * the registry, the limits, the drain that implements graceful shutdown. Upper layers
+ * (identify, ping, kad, hivemind) only see struct kw_stream (kw/net/stream.h) and the
+ * accessors below; they never include Noise or yamux headers.
+ *
+ * Limits (Kconfig defaults, node->cfg overrides): inbound and outbound connection counts,
+ * handshake timeout, idle timeout, streams per connection, protocol-line and message sizes.
+ * A peer that breaks one loses that stream or connection with a logged reason (short peer id
+ * + kw_strerror); every other connection keeps being served.
+ *
+ * Every callback runs on the node's event loop; nothing here blocks or allocates after init.
+ */
+#ifndef KW_NET_SWARM_H
+#define KW_NET_SWARM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kw/net/key.h>
+#include <kw/net/stream.h>
+
+struct kw_node;
+struct kw_swarm;
+struct kw_conn;
+
+#define KW_SWARM_PROTOCOLS_MAX 16   /* registered inbound protocols per node */
+#define KW_SWARM_LISTENERS_MAX 8
+#define KW_MADDR_BIN_MAX       96   /* a binary multiaddr we keep (ip6 + tcp + /p2p/ fits) */
+#define KW_CONN_PROTOS_BYTES   1024 /* the remote's identify protocol list, NUL-separated */
+
+/*
+ * An inbound protocol: `accept` runs once the stream negotiated `id` and must set s->h (and
+ * s->user); it may return a negative code to refuse (the stream is reset, and the reason
+ * logged). Bytes that followed the negotiation are delivered to s->h->on_data right after.
+ */
+typedef int (*kw_proto_accept_fn)(struct kw_swarm *sw, struct kw_stream *s, void *arg);
+
+/* Connection lifecycle observers (identify starts here). Intrusive: owned by the caller. */
+struct kw_conn_watcher {
+	/* The connection finished its upgrade (peer id known, streams can be opened). */
+	void (*on_up)(struct kw_swarm *sw, struct kw_conn *c, void *arg);
+	/* The connection is about to be freed; its streams are already closed. May be NULL. */
+	void (*on_down)(struct kw_swarm *sw, struct kw_conn *c, int reason, void *arg);
+	void *arg;
+	struct kw_conn_watcher *next;
+};
+
+/* Completion of kw_swarm_dial: c is NULL and err < 0 on failure. */
+typedef void (*kw_swarm_dial_cb)(struct kw_swarm *sw, struct kw_conn *c, int err, void *user);
+/*
+ * Completion of kw_swarm_open_stream: on success s is negotiated, s->h/s->user are the
+ * handler and user given to open_stream, err is 0; on failure s is NULL and err is
+ * -KW_ENOPROTO (the remote answered na), -KW_ELIMIT, -KW_ECONNRESET, -KW_ETIMEDOUT, ...
+ */
+typedef void (*kw_swarm_open_cb)(struct kw_stream *s, int err, void *user);
+
+/* Limits; kw_swarm_limits_default fills them from Kconfig and node->cfg. */
+struct kw_swarm_limits {
+	uint32_t max_conns_in, max_conns_out;
+	uint32_t max_streams_per_conn;   /* yamux streams open at once, both directions */
+	uint32_t handshake_timeout_ms;   /* tcp accept/connect to yamux ready */
+	uint32_t idle_timeout_ms;        /* no open stream and no traffic */
+	uint32_t negotiate_timeout_ms;   /* per-stream multistream-select */
+	uint32_t max_message_bytes;      /* length-prefixed protocol messages (identify, ...) */
+};
+
+/* Counters for metrics, the interop peer's `stats` and leak checks. */
+struct kw_swarm_stats {
+	uint32_t conns_in, conns_out;       /* open now (any state) */
+	uint32_t conns_up;                  /* upgraded and usable */
+	uint64_t conns_accepted, conns_dialed, conns_refused_limit, conns_failed;
+	uint64_t streams_in, streams_out, streams_refused, negotiations_failed;
+};
+
+/*
+ * Creates the swarm of node `n` from its arena (pools sized by Kconfig), with `key` as the
+ * identity (copied). Registers the drain for graceful shutdown. Start-up only.
+ * Return: the swarm via *out, 0, -KW_ENOMEM (arena too small), -KW_EINVAL.
+ */
+int kw_swarm_create(struct kw_node *n, const struct kw_privkey *key,
+		    const struct kw_swarm_limits *limits, struct kw_swarm **out);
+/* Closes every connection abortively and stops listening (node shutdown). */
+void kw_swarm_destroy(struct kw_swarm *sw);
+void kw_swarm_limits_default(const struct kw_node *n, struct kw_swarm_limits *l);
+/* The swarm the net initcall created for node n, or NULL. */
+struct kw_swarm *kw_swarm_of(struct kw_node *n);
+struct kw_node *kw_swarm_node(struct kw_swarm *sw);
+const struct kw_peer_id *kw_swarm_peer_id(const struct kw_swarm *sw);
+const struct kw_privkey *kw_swarm_key(const struct kw_swarm *sw);
+void kw_swarm_get_stats(const struct kw_swarm *sw, struct kw_swarm_stats *st);
+
+/*
+ * Registers an inbound protocol (id is copied, at most KW_PROTO_ID_MAX bytes).
+ * Return: 0, -KW_EEXIST, -KW_ENOSPC (KW_SWARM_PROTOCOLS_MAX), -KW_EINVAL.
+ */
+int kw_swarm_register(struct kw_swarm *sw, const char *id, kw_proto_accept_fn accept, void *arg);
+/* Number of registered protocols and the i-th id (identify lists them). */
+size_t kw_swarm_protocol_count(const struct kw_swarm *sw);
+const char *kw_swarm_protocol(const struct kw_swarm *sw, size_t i);
+void kw_swarm_add_watcher(struct kw_swarm *sw, struct kw_conn_watcher *w);
+
+/*
+ * Listens on a text multiaddr (/ip4|/ip6/<addr>/tcp/<port>, port 0 picks one).
+ * Return: 0, -KW_EINVAL (not a TCP multiaddr), -KW_ENOSPC (KW_SWARM_LISTENERS_MAX), or the
+ * socket error (-KW_EADDRINUSE ...).
+ */
+int kw_swarm_listen(struct kw_swarm *sw, const char *maddr);
+/* Number of listen addresses and the i-th as text with the real port and /p2p/<our id>. */
+size_t kw_swarm_listen_count(const struct kw_swarm *sw);
+int kw_swarm_listen_addr(const struct kw_swarm *sw, size_t i, char *out, size_t cap);
+/* The i-th listen address as a binary multiaddr without /p2p/ (identify's listenAddrs). */
+int kw_swarm_listen_addr_bin(const struct kw_swarm *sw, size_t i, uint8_t *out, size_t cap,
+			     size_t *len);
+
+/*
+ * Dials a text multiaddr; a /p2p/<id> suffix makes the Noise handshake require that peer
+ * (-KW_EPEERID otherwise). Returns at once; cb runs on the loop when the connection is up or
+ * failed. Return: 0 (cb will run), -KW_EINVAL, -KW_ELIMIT (outbound limit), -KW_ESHUTDOWN.
+ */
+int kw_swarm_dial(struct kw_swarm *sw, const char *maddr, kw_swarm_dial_cb cb, void *user);
+/*
+ * Opens a stream on c and negotiates `protocol`; returns at once, cb runs on the loop.
+ * After success the stream belongs to h/user (set before any on_data).
+ * Return: 0 (cb will run), -KW_ENOTCONN (c not up), -KW_ELIMIT, -KW_EINVAL, -KW_ENOMEM.
+ */
+int kw_swarm_open_stream(struct kw_swarm *sw, struct kw_conn *c, const char *protocol,
+			 const struct kw_stream_handler *h, void *user, kw_swarm_open_cb cb);
+/* An upgraded connection to `peer`, or NULL. */
+struct kw_conn *kw_swarm_find_conn(struct kw_swarm *sw, const struct kw_peer_id *peer);
+/* Calls fn for each upgraded connection (fn must not close connections). */
+void kw_swarm_foreach_conn(struct kw_swarm *sw, void (*fn)(struct kw_conn *c, void *arg),
+			   void *arg);
+
+/* Starts closing c: yamux go-away with `code` (0 normal), then TCP close once flushed. */
+void kw_conn_close(struct kw_conn *c, uint32_t code);
+/* The connection the stream belongs to. */
+struct kw_conn *kw_stream_conn(const struct kw_stream *s);
+struct kw_swarm *kw_conn_swarm(const struct kw_conn *c);
+const struct kw_peer_id *kw_conn_peer_id(const struct kw_conn *c);
+const struct kw_pubkey *kw_conn_peer_key(const struct kw_conn *c);
+bool kw_conn_outbound(const struct kw_conn *c);
+/* The remote's address as we see it, binary multiaddr without /p2p/. */
+int kw_conn_remote_addr(const struct kw_conn *c, const uint8_t **ma, size_t *len);
+/* Short printable peer id for logs ("12D3KooW…xyz1"); static per connection. */
+const char *kw_conn_peer_short(const struct kw_conn *c);
+/* Streams open on c now. */
+uint32_t kw_conn_stream_count(const struct kw_conn *c);
+
+/*
+ * What identify learnt about the remote (kept per connection, replaced by pushes).
+ * Protocols: NUL-separated ids in one buffer; kw_conn_remote_protocol iterates them.
+ */
+struct kw_conn_ident {
+	bool have;
+	char agent[64];
+	char protocol_version[32];
+	uint16_t n_protocols;
+	uint16_t protos_len;
+	char protos[KW_CONN_PROTOS_BYTES];
+	uint8_t n_listen;
+};
+const struct kw_conn_ident *kw_conn_identify(const struct kw_conn *c);
+struct kw_conn_ident *kw_conn_identify_mut(struct kw_conn *c);
+/* The i-th protocol the remote reported, or NULL past the end. */
+const char *kw_conn_remote_protocol(const struct kw_conn *c, size_t i);
+
+/* Writes "12D3KooW…last6" for logs into out (cap >= 24). */
+void kw_peer_id_short(const struct kw_peer_id *id, char *out, size_t cap);
+
+#endif /* KW_NET_SWARM_H */

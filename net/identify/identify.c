@@ -1,0 +1,375 @@
+/*
+ * identify and identify push (kw/net/identify.h). One pooled state per identify stream holds
+ * the message being written or read (bounded by KW_IDENTIFY_MSG_MAX); the nanopb decode
+ * scratch is shared (the loop is single-threaded, decode runs to completion).
+ */
+#include <string.h>
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+
+#include <kw/arena.h>
+#include <kw/compiler.h>
+#include <kw/err.h>
+#include <kw/log.h>
+#include <kw/node.h>
+#include <kw/pool.h>
+#include <kw/version.h>
+#include <kw/net/identify.h>
+#include <kw/net/swarm.h>
+#include <kw/net/varint.h>
+
+#include "libp2p/identify.pb.h"
+
+#define AGENT_VERSION "kwaainet-edge/" KW_VERSION_STRING
+#define PROTOCOL_VERSION "ipfs/0.1.0"
+#define MSG_BUF (KW_IDENTIFY_MSG_MAX + KW_UVARINT_MAX_BYTES)
+
+enum id_role { ROLE_ANSWER, ROLE_ASK, ROLE_PUSHED };
+
+struct id_stream {
+	struct kw_identify *id;
+	struct kw_stream *s;
+	enum id_role role;
+	uint32_t len, off;
+	uint8_t buf[MSG_BUF];
+};
+
+struct kw_identify {
+	struct kw_swarm *sw;
+	struct kw_pool streams;
+	struct kw_conn_watcher watcher;
+	kw_libp2p_Identify scratch;
+	struct kw_pubkey pk;  /* decode scratch for the remote's key */
+};
+
+static void release(struct id_stream *st)
+{
+	struct kw_identify *id = st->id;
+
+	st->s = NULL;
+	kw_pool_free(&id->streams, st);
+}
+
+/* ---- encode ---------------------------------------------------------------------------- */
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+long kw_identify_encode(struct kw_identify *id, struct kw_conn *c, uint8_t *buf, size_t cap)
+{
+	struct kw_swarm *sw = id->sw;
+	kw_libp2p_Identify *m = &id->scratch;
+	static const kw_libp2p_Identify zero = kw_libp2p_Identify_init_zero;
+	const uint8_t *ra;
+	size_t i, n, pklen, body;
+	pb_ostream_t os;
+	int hdr;
+
+	*m = zero;
+	m->has_protocolVersion = true;
+	copy_str(m->protocolVersion, sizeof(m->protocolVersion), PROTOCOL_VERSION);
+	m->has_agentVersion = true;
+	copy_str(m->agentVersion, sizeof(m->agentVersion), AGENT_VERSION);
+	if (kw_pubkey_encode(&kw_swarm_key(sw)->pub, m->publicKey.bytes, sizeof(m->publicKey.bytes),
+			     &pklen) < 0)
+		return -KW_ENOBUFS;
+	m->publicKey.size = (pb_size_t)pklen;
+	m->has_publicKey = true;
+	n = kw_swarm_listen_count(sw);
+	for (i = 0; i < n && m->listenAddrs_count < KW_ARRAY_SIZE(m->listenAddrs); i++) {
+		size_t l;
+
+		if (kw_swarm_listen_addr_bin(sw, i, m->listenAddrs[m->listenAddrs_count].bytes,
+					     sizeof(m->listenAddrs[0].bytes), &l) == 0) {
+			m->listenAddrs[m->listenAddrs_count].size = (pb_size_t)l;
+			m->listenAddrs_count++;
+		}
+	}
+	if (c && kw_conn_remote_addr(c, &ra, &n) == 0 && n <= sizeof(m->observedAddr.bytes)) {
+		memcpy(m->observedAddr.bytes, ra, n);
+		m->observedAddr.size = (pb_size_t)n;
+		m->has_observedAddr = true;
+	}
+	n = kw_swarm_protocol_count(sw);
+	for (i = 0; i < n && m->protocols_count < KW_ARRAY_SIZE(m->protocols); i++)
+		copy_str(m->protocols[m->protocols_count++], sizeof(m->protocols[0]),
+			 kw_swarm_protocol(sw, i));
+
+	if (!pb_get_encoded_size(&body, kw_libp2p_Identify_fields, m))
+		return -KW_EINVAL;
+	hdr = kw_uvarint_encode(body, buf, cap);
+	if (hdr < 0 || (size_t)hdr + body > cap)
+		return -KW_ENOBUFS;
+	os = pb_ostream_from_buffer(buf + hdr, cap - (size_t)hdr);
+	if (!pb_encode(&os, kw_libp2p_Identify_fields, m))
+		return -KW_ENOBUFS;
+	return (long)(hdr + os.bytes_written);
+}
+
+/* ---- decode ---------------------------------------------------------------------------- */
+
+int kw_identify_decode(struct kw_identify *id, const uint8_t *buf, size_t len,
+		       const struct kw_pubkey *expect_key, bool push, struct kw_conn_ident *out)
+{
+	kw_libp2p_Identify *m = &id->scratch;
+	pb_istream_t is = pb_istream_from_buffer(buf, len);
+	size_t i;
+
+	if (len > KW_IDENTIFY_MSG_MAX)
+		return -KW_EBADMSG;
+	if (!pb_decode(&is, kw_libp2p_Identify_fields, m))
+		return -KW_EBADMSG;
+	if (m->has_publicKey) {
+		struct kw_pubkey *k = &id->pk;
+
+		if (kw_pubkey_decode(m->publicKey.bytes, m->publicKey.size, k) < 0)
+			return -KW_EBADMSG;
+		if (expect_key && (k->type != expect_key->type || k->len != expect_key->len ||
+				   memcmp(k->data, expect_key->data, k->len) != 0))
+			return -KW_EPEERID;
+	} else if (!push) {
+		return -KW_EBADMSG;  /* js requires it too: the answer must name its key */
+	}
+	if (m->has_agentVersion || !push)
+		copy_str(out->agent, sizeof(out->agent), m->has_agentVersion ? m->agentVersion : "");
+	if (m->has_protocolVersion || !push)
+		copy_str(out->protocol_version, sizeof(out->protocol_version),
+			 m->has_protocolVersion ? m->protocolVersion : "");
+	if (m->protocols_count || !push) {
+		out->n_protocols = 0;
+		out->protos_len = 0;
+		for (i = 0; i < m->protocols_count; i++) {
+			size_t l = strlen(m->protocols[i]);
+
+			if (l == 0)
+				continue;
+			if (out->protos_len + l + 1 > sizeof(out->protos))
+				break;  /* keep what fits; the rest is logged by the caller */
+			memcpy(out->protos + out->protos_len, m->protocols[i], l + 1);
+			out->protos_len = (uint16_t)(out->protos_len + l + 1);
+			out->n_protocols++;
+		}
+	}
+	if (m->listenAddrs_count || !push)
+		out->n_listen = (uint8_t)m->listenAddrs_count;
+	out->have = true;
+	return 0;
+}
+
+/* ---- streams --------------------------------------------------------------------------- */
+
+static void flush(struct id_stream *st)
+{
+	while (st->off < st->len) {
+		long n = kw_stream_write(st->s, st->buf + st->off, st->len - st->off);
+
+		if (n < 0) {
+			kw_stream_reset(st->s);
+			return;
+		}
+		if (n == 0)
+			return;  /* on_writable continues */
+		st->off += (uint32_t)n;
+	}
+	kw_stream_close_write(st->s);
+	st->len = 0;
+	st->off = 0;
+}
+
+static size_t on_data(struct kw_stream *s, const uint8_t *data, size_t len)
+{
+	struct id_stream *st = (struct id_stream *)s->user;
+
+	if (st->role == ROLE_ANSWER)
+		return len;  /* the asker sends nothing; ignore anything it does */
+	if (len > sizeof(st->buf) - st->len) {
+		KW_LOG_WRN(identify, "%s sent more than %u identify bytes; resetting the stream",
+			   kw_conn_peer_short(kw_stream_conn(s)), KW_IDENTIFY_MSG_MAX);
+		kw_stream_reset(s);
+		return len;
+	}
+	memcpy(st->buf + st->len, data, len);
+	st->len += (uint32_t)len;
+	return len;
+}
+
+static int apply(struct id_stream *st)
+{
+	struct kw_conn *c = kw_stream_conn(st->s);
+	size_t off = 0;
+	int ret = -KW_EBADMSG, msgs = 0;
+
+	/* js may send several messages and merges them; so do we (push semantics after the first). */
+	while (off < st->len) {
+		uint64_t l;
+		int h = kw_uvarint_decode(st->buf + off, st->len - off, &l);
+
+		if (h < 0 || l > st->len - off - (size_t)h)
+			return -KW_EBADMSG;
+		ret = kw_identify_decode(st->id, st->buf + off + h, (size_t)l, kw_conn_peer_key(c),
+					 st->role == ROLE_PUSHED || msgs > 0,
+					 kw_conn_identify_mut(c));
+		if (ret < 0)
+			return ret;
+		off += (size_t)h + (size_t)l;
+		msgs++;
+	}
+	return ret;
+}
+
+static void on_eof(struct kw_stream *s)
+{
+	struct id_stream *st = (struct id_stream *)s->user;
+	int ret;
+
+	if (st->role == ROLE_ANSWER)
+		return;
+	ret = apply(st);
+	if (ret < 0) {
+		KW_LOG_WRN(identify, "%s: bad identify%s: %s; resetting the stream",
+			   kw_conn_peer_short(kw_stream_conn(s)),
+			   st->role == ROLE_PUSHED ? " push" : "", kw_strerror(ret));
+		kw_stream_reset(s);
+		return;
+	}
+	KW_LOG_DBG(identify, "%s: %s, %u protocols", kw_conn_peer_short(kw_stream_conn(s)),
+		   kw_conn_identify(kw_stream_conn(s))->agent,
+		   kw_conn_identify(kw_stream_conn(s))->n_protocols);
+	st->len = 0;
+	kw_stream_close_write(s);
+}
+
+static void on_writable(struct kw_stream *s)
+{
+	struct id_stream *st = (struct id_stream *)s->user;
+
+	if (st->role == ROLE_ANSWER && st->len)
+		flush(st);
+}
+
+static void on_close(struct kw_stream *s, int reason)
+{
+	release((struct id_stream *)s->user);
+}
+
+static const struct kw_stream_handler id_handler = {
+	.on_data = on_data,
+	.on_eof = on_eof,
+	.on_writable = on_writable,
+	.on_close = on_close,
+};
+
+static struct id_stream *take(struct kw_identify *id, enum id_role role)
+{
+	struct id_stream *st = (struct id_stream *)kw_pool_alloc(&id->streams);
+
+	if (st) {
+		st->id = id;
+		st->role = role;
+	}
+	return st;
+}
+
+static int accept_id(struct kw_swarm *sw, struct kw_stream *s, void *arg)
+{
+	struct kw_identify *id = (struct kw_identify *)arg;
+	struct id_stream *st = take(id, ROLE_ANSWER);
+	long n;
+
+	if (!st)
+		return -KW_ELIMIT;
+	n = kw_identify_encode(id, kw_stream_conn(s), st->buf, sizeof(st->buf));
+	if (n < 0) {
+		release(st);
+		return (int)n;
+	}
+	st->s = s;
+	st->len = (uint32_t)n;
+	s->h = &id_handler;
+	s->user = st;
+	flush(st);
+	return 0;
+}
+
+static int accept_push(struct kw_swarm *sw, struct kw_stream *s, void *arg)
+{
+	struct kw_identify *id = (struct kw_identify *)arg;
+	struct id_stream *st = take(id, ROLE_PUSHED);
+
+	if (!st)
+		return -KW_ELIMIT;
+	st->s = s;
+	s->h = &id_handler;
+	s->user = st;
+	return 0;
+}
+
+static void on_open(struct kw_stream *s, int err, void *user)
+{
+	struct id_stream *st = (struct id_stream *)user;
+
+	if (err < 0) {
+		KW_LOG_DBG(identify, "identify stream failed: %s", kw_strerror(err));
+		release(st);
+		return;
+	}
+	st->s = s;
+}
+
+int kw_identify_request(struct kw_identify *id, struct kw_conn *c)
+{
+	struct id_stream *st = take(id, ROLE_ASK);
+	int ret;
+
+	if (!st)
+		return -KW_ELIMIT;
+	ret = kw_swarm_open_stream(id->sw, c, KW_IDENTIFY_PROTO, &id_handler, st, on_open);
+	if (ret < 0)
+		release(st);
+	return ret;
+}
+
+static void on_up(struct kw_swarm *sw, struct kw_conn *c, void *arg)
+{
+	int ret = kw_identify_request((struct kw_identify *)arg, c);
+
+	if (ret < 0)
+		KW_LOG_WRN(identify, "%s: cannot ask for identify: %s", kw_conn_peer_short(c),
+			   kw_strerror(ret));
+}
+
+int kw_identify_init(struct kw_swarm *sw, struct kw_identify **out)
+{
+	struct kw_node *n = kw_swarm_node(sw);
+	struct kw_identify *id;
+	int ret;
+
+	id = (struct kw_identify *)kw_arena_alloc(&n->arena, sizeof(*id), 16);
+	if (!id)
+		return -KW_ENOMEM;
+	memset(id, 0, sizeof(*id));
+	id->sw = sw;
+	ret = kw_node_pool_create(n, &id->streams, "identify_stream", sizeof(struct id_stream),
+				  (size_t)CONFIG_KW_NET_IDENTIFY_STREAMS);
+	if (ret < 0)
+		return ret;
+	ret = kw_swarm_register(sw, KW_IDENTIFY_PROTO, accept_id, id);
+	if (ret == 0)
+		ret = kw_swarm_register(sw, KW_IDENTIFY_PUSH_PROTO, accept_push, id);
+	if (ret < 0)
+		return ret;
+	id->watcher.on_up = on_up;
+	id->watcher.arg = id;
+	kw_swarm_add_watcher(sw, &id->watcher);
+	if (out)
+		*out = id;
+	return 0;
+}
