@@ -1,0 +1,167 @@
+/*
+ * `kwnode ping <multiaddr> [-n N] [-i MS]`: dials a libp2p peer (the /p2p/ part, if present,
+ * must match the Noise identity), pings it on one /ipfs/ping/1.0.0 stream and prints round
+ * trips like ping(8). Uses an ephemeral Ed25519 identity and a private node on the heap
+ * (start-up allocation only, kw_node_create_heap).
+ *
+ * Output (stable, parsed by tests):
+ *   PING <multiaddr> (/ipfs/ping/1.0.0)
+ *   32 bytes from <peer-id>: seq=<n> time=<ms> ms
+ *   --- <peer-id> ping statistics ---
+ *   <sent> pings sent, <received> received, <loss>% loss
+ *   rtt min/avg/max = <ms>/<ms>/<ms> ms
+ * Exit: 0 when every ping was answered, 1 otherwise, 2 on bad usage.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <kw/err.h>
+#include <kw/log.h>
+#include <kw/node.h>
+#include <kw/sys.h>
+#include <kw/net/key.h>
+#include <kw/net/ping.h>
+#include <kw/net/swarm.h>
+
+int kw_cmd_ping(int argc, char **argv);
+
+struct ping_cli {
+	struct kw_node *n;
+	struct kw_swarm *sw;
+	struct kw_ping ping;
+	char peer[KW_PEER_ID_TEXT_MAX];
+	uint32_t count, got;
+	double min, max, sum;
+	int err;
+};
+
+static uint64_t mono_us(void *arg)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void on_ping(struct kw_ping *p, uint32_t seq, uint64_t rtt_us, int err, bool done)
+{
+	struct ping_cli *pc = (struct ping_cli *)p->user;
+	double ms = (double)rtt_us / 1000.0;
+
+	if (!done) {
+		printf("%d bytes from %s: seq=%u time=%.3f ms\n", KW_PING_SIZE, pc->peer, seq, ms);
+		fflush(stdout);
+		if (pc->got == 0 || ms < pc->min)
+			pc->min = ms;
+		if (ms > pc->max)
+			pc->max = ms;
+		pc->sum += ms;
+		pc->got++;
+		return;
+	}
+	pc->err = err;
+	kw_loop_stop(&pc->n->loop, 0);
+}
+
+static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
+{
+	struct ping_cli *pc = (struct ping_cli *)user;
+	int ret;
+
+	if (err < 0) {
+		fprintf(stderr, "kwnode ping: connect: %s\n", kw_strerror(err));
+		pc->err = err;
+		kw_loop_stop(&pc->n->loop, 0);
+		return;
+	}
+	kw_peer_id_to_text(kw_conn_peer_id(c), pc->peer, sizeof(pc->peer));
+	ret = kw_ping_start(&pc->ping, sw, c, pc->count, pc->ping.interval_ms, on_ping, pc);
+	if (ret < 0) {
+		fprintf(stderr, "kwnode ping: %s\n", kw_strerror(ret));
+		pc->err = ret;
+		kw_loop_stop(&pc->n->loop, 0);
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: kwnode ping <multiaddr> [-n COUNT] [-i INTERVAL_MS]\n"
+		   "  multiaddr  /ip4|/ip6/<addr>/tcp/<port>[/p2p/<peer-id>]\n"
+		   "  -n COUNT   pings to send (default 4)\n"
+		   "  -i MS      wait between pings (default 1000)\n"
+		   "  -v         debug logging\n");
+}
+
+int kw_cmd_ping(int argc, char **argv)
+{
+	static struct kw_privkey key;
+	struct ping_cli pc;
+	struct kw_sys_linux sys;
+	struct kw_config cfg;
+	const char *target = NULL;
+	uint32_t interval = 1000;
+	int c, ret, i;
+
+	memset(&pc, 0, sizeof(pc));
+	pc.count = 4;
+	optind = 1;
+	/* the multiaddr may come before or after the options */
+	for (i = 1; i < argc; i++)
+		if (argv[i][0] == '/' && !target)
+			target = argv[i];
+	while ((c = getopt(argc, argv, "n:i:vh")) != -1) {
+		switch (c) {
+		case 'n': pc.count = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'i': interval = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'v': kw_log_set_level(4); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!target || pc.count == 0) {
+		usage(stderr);
+		return 2;
+	}
+	ret = kw_key_generate(KW_KEY_ED25519, 0, &key);
+	if (ret < 0 || kw_sys_linux_open(&sys) < 0) {
+		fprintf(stderr, "kwnode ping: cannot start: %s\n", kw_strerror(ret));
+		return 1;
+	}
+	kw_config_defaults(&cfg);
+	cfg.max_conns_in = 1;
+	cfg.max_conns_out = 1;
+	pc.n = kw_node_create_heap((size_t)8 << 20, &sys.sys, &cfg);
+	if (!pc.n || kw_swarm_create(pc.n, &key, NULL, &pc.sw) < 0) {
+		fprintf(stderr, "kwnode ping: cannot create the node\n");
+		kw_node_destroy_heap(pc.n);
+		kw_sys_linux_close(&sys);
+		return 1;
+	}
+	pc.ping.clock_us = mono_us;
+	pc.ping.interval_ms = interval;
+	printf("PING %s (%s)\n", target, KW_PING_PROTO);
+	fflush(stdout);
+	ret = kw_swarm_dial(pc.sw, target, on_dial, &pc);
+	if (ret < 0) {
+		fprintf(stderr, "kwnode ping: %s: %s\n", target, kw_strerror(ret));
+		pc.err = ret;
+	} else {
+		kw_loop_run(&pc.n->loop);
+	}
+	if (pc.peer[0]) {
+		printf("--- %s ping statistics ---\n", pc.peer);
+		printf("%u pings sent, %u received, %u%% loss\n", pc.count, pc.got,
+		       (unsigned)((pc.count - pc.got) * 100u / pc.count));
+		if (pc.got)
+			printf("rtt min/avg/max = %.3f/%.3f/%.3f ms\n", pc.min, pc.sum / pc.got, pc.max);
+		if (pc.err < 0)
+			fprintf(stderr, "kwnode ping: %s\n", kw_strerror(pc.err));
+	}
+	kw_swarm_destroy(pc.sw);
+	kw_node_destroy_heap(pc.n);
+	kw_sys_linux_close(&sys);
+	return pc.got == pc.count && pc.err == 0 ? 0 : 1;
+}

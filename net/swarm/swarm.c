@@ -1,0 +1,828 @@
+/*
+ * The swarm's socket side: listeners, dials, the connection pool, socket buffers borrowed on
+ * demand (an idle connection holds none), limits and timers, graceful drain, and the
+ * registry. The byte pipeline above the socket (mss, Noise, yamux) lives in upgrade.c.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include <kw/arena.h>
+#include <kw/compiler.h>
+#include <kw/err.h>
+#include <kw/log.h>
+#include <kw/node.h>
+#include <kw/net/swarm.h>
+
+#include "swarm_priv.h"
+
+/* ---- small helpers -------------------------------------------------------------------- */
+
+void kw_peer_id_short(const struct kw_peer_id *id, char *out, size_t cap)
+{
+	char t[KW_PEER_ID_TEXT_MAX];
+	size_t n;
+
+	if (cap < 24) {
+		if (cap)
+			out[0] = '\0';
+		return;
+	}
+	if (!id || id->len == 0 || kw_peer_id_to_text(id, t, sizeof(t)) < 0) {
+		snprintf(out, cap, "?");
+		return;
+	}
+	n = strlen(t);
+	if (n <= 20)
+		snprintf(out, cap, "%s", t);
+	else
+		snprintf(out, cap, "%.8s..%s", t, t + n - 6);
+}
+
+static void set_short_from_addr(struct kw_conn *c)
+{
+	char t[KW_SW_ADDR_TEXT_MAX];
+
+	if (kw_sw_addr_to_text(c->raddr, c->raddr_len, t, sizeof(t)) == 0)
+		snprintf(c->peer_short, sizeof(c->peer_short), "%.23s", t);
+	else
+		snprintf(c->peer_short, sizeof(c->peer_short), "?");
+}
+
+/* ---- buffers ---------------------------------------------------------------------------- */
+
+static bool take_rx(struct kw_conn *c)
+{
+	if (!c->rxb)
+		c->rxb = (uint8_t *)kw_pool_alloc(&c->sw->bufs);
+	return c->rxb != NULL;
+}
+
+static bool take_tx(struct kw_conn *c)
+{
+	if (!c->txb)
+		c->txb = (uint8_t *)kw_pool_alloc(&c->sw->bufs);
+	return c->txb != NULL;
+}
+
+static void give_back(struct kw_conn *c)
+{
+	if (c->rxb && c->rx_len == 0) {
+		kw_pool_free(&c->sw->bufs, c->rxb);
+		c->rxb = NULL;
+	}
+	if (c->txb && c->tx_off == c->tx_len) {
+		kw_pool_free(&c->sw->bufs, c->txb);
+		c->txb = NULL;
+		c->tx_off = c->tx_len = 0;
+	}
+}
+
+/* ---- connection lifecycle --------------------------------------------------------------- */
+
+static void conn_update_watch(struct kw_conn *c)
+{
+	uint32_t ev = 0;
+
+	if (c->fd < 0 || c->dead)
+		return;
+	if (c->state == CONN_CONNECTING)
+		ev = KW_EV_WRITE;
+	else {
+		if (!c->rd_eof && kw_upgrade_can_read(c))
+			ev |= KW_EV_READ;
+		if (c->txb && c->tx_off < c->tx_len)
+			ev |= KW_EV_WRITE;
+	}
+	if (ev != c->w.events)
+		kw_loop_watch_mod(c->sw->loop, &c->w, ev);
+}
+
+static int reap_fn(struct kw_loop *l, struct kw_task *t)
+{
+	struct kw_conn *c = (struct kw_conn *)t->arg;
+	struct kw_swarm *sw = c->sw;
+	struct kw_conn_watcher *w;
+	bool was_up = c->state == CONN_UP || c->state == CONN_CLOSING;
+
+	kw_upgrade_teardown(c, c->close_reason);
+	if (was_up && c->peer.len)
+		for (w = sw->watchers; w; w = w->next)
+			if (w->on_down)
+				w->on_down(sw, c, c->close_reason, w->arg);
+	if (c->dial_cb) {
+		kw_swarm_dial_cb cb = c->dial_cb;
+
+		c->dial_cb = NULL;
+		cb(sw, NULL, c->close_reason ? c->close_reason : -KW_ECONNABORTED, c->dial_user);
+	}
+	kw_timer_cancel(l, &c->hs_timer);
+	if (c->fd >= 0) {
+		kw_loop_unwatch(l, &c->w);
+		sw->loop->sys->ops->close(sw->loop->sys, c->fd);
+	}
+	if (c->rxb)
+		kw_pool_free(&sw->bufs, c->rxb);
+	if (c->txb)
+		kw_pool_free(&sw->bufs, c->txb);
+	if (c->outbound)
+		sw->st.conns_out--;
+	else
+		sw->st.conns_in--;
+	if (was_up && c->peer.len && sw->st.conns_up)
+		sw->st.conns_up--;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		sw->head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	kw_pool_free(&sw->conns, c);
+	return KW_TASK_DONE;
+}
+
+/* Closes abortively: the socket goes at once, the object at the next task pass. */
+static void conn_kill(struct kw_conn *c, int reason)
+{
+	if (c->dead)
+		return;
+	c->dead = true;
+	c->close_reason = reason;
+	kw_task_post(c->sw->loop, &c->reap);
+}
+
+void kw_conn_fail(struct kw_conn *c, int err, const char *why)
+{
+	if (c->dead)
+		return;
+	if (err == 0 || err == -KW_ECONNRESET || err == -KW_ESHUTDOWN)
+		KW_LOG_INF(swarm, "%s: %s: %s", c->peer_short, why, kw_strerror(err));
+	else
+		KW_LOG_WRN(swarm, "%s: %s: %s; closing the connection", c->peer_short, why,
+			   kw_strerror(err));
+	if (c->state != CONN_UP && c->state != CONN_CLOSING)
+		c->sw->st.conns_failed++;
+	conn_kill(c, err);
+}
+
+static void flush_tx(struct kw_conn *c)
+{
+	struct kw_sys *sys = c->sw->loop->sys;
+
+	while (c->txb && c->tx_off < c->tx_len) {
+		long n = sys->ops->write(sys, c->fd, c->txb + c->tx_off, c->tx_len - c->tx_off);
+
+		if (n == -KW_EAGAIN)
+			break;
+		if (n < 0) {
+			kw_conn_fail(c, (int)n, "write");
+			return;
+		}
+		c->tx_off += (uint32_t)n;
+	}
+	if (c->txb && c->tx_off == c->tx_len) {
+		c->tx_off = c->tx_len = 0;
+		kw_upgrade_on_tx_space(c);  /* may queue more */
+		if (c->dead)
+			return;
+		if (c->txb && c->tx_off < c->tx_len) {
+			flush_tx(c);
+			return;
+		}
+		if (c->state == CONN_CLOSING && kw_upgrade_done_closing(c)) {
+			conn_kill(c, c->close_reason);
+			return;
+		}
+	}
+	give_back(c);
+	conn_update_watch(c);
+}
+
+size_t kw_conn_send_space(struct kw_conn *c)
+{
+	if (c->dead || !take_tx(c))
+		return 0;
+	if (c->tx_off && c->tx_off == c->tx_len)
+		c->tx_off = c->tx_len = 0;
+	if (c->tx_off > KW_SWARM_BUF_SIZE / 2) {
+		memmove(c->txb, c->txb + c->tx_off, c->tx_len - c->tx_off);
+		c->tx_len -= c->tx_off;
+		c->tx_off = 0;
+	}
+	return KW_SWARM_BUF_SIZE - c->tx_len;
+}
+
+int kw_conn_send(struct kw_conn *c, const uint8_t *d, size_t n)
+{
+	if (n > kw_conn_send_space(c))
+		return -KW_ENOBUFS;
+	memcpy(c->txb + c->tx_len, d, n);
+	c->tx_len += (uint32_t)n;
+	if (!(c->w.events & KW_EV_WRITE))
+		conn_update_watch(c);
+	return 0;
+}
+
+void kw_conn_touch(struct kw_conn *c)
+{
+	c->last_active_ms = kw_loop_now(c->sw->loop);
+}
+
+static void do_read(struct kw_conn *c)
+{
+	struct kw_sys *sys = c->sw->loop->sys;
+	int rounds = 0;
+
+	/* Bounded rounds so one busy peer cannot starve the others in this pass. */
+	while (!c->dead && !c->rd_eof && rounds++ < 8 && kw_upgrade_can_read(c)) {
+		long n;
+		size_t used = 0;
+		int ret;
+
+		if (!take_rx(c)) {
+			KW_LOG_DBG(swarm, "%s: no socket buffer free; pausing reads", c->peer_short);
+			break;
+		}
+		if (c->rx_len == KW_SWARM_BUF_SIZE)
+			break;
+		n = sys->ops->read(sys, c->fd, c->rxb + c->rx_len, KW_SWARM_BUF_SIZE - c->rx_len);
+		if (n == -KW_EAGAIN)
+			break;
+		if (n < 0) {
+			kw_conn_fail(c, (int)n, "read");
+			return;
+		}
+		if (n == 0) {
+			c->rd_eof = true;
+			if (c->state == CONN_CLOSING || c->state == CONN_UP)
+				kw_conn_fail(c, c->state == CONN_CLOSING ? 0 : -KW_ECONNRESET,
+					     "peer closed the connection");
+			else
+				kw_conn_fail(c, -KW_ECONNRESET, "peer closed during the handshake");
+			return;
+		}
+		c->rx_len += (uint32_t)n;
+		kw_conn_touch(c);
+		ret = kw_upgrade_on_bytes(c, c->rxb, c->rx_len, &used);
+		if (c->dead)
+			return;
+		if (ret < 0) {
+			kw_conn_fail(c, ret, "malformed input");
+			return;
+		}
+		if (used) {
+			memmove(c->rxb, c->rxb + used, c->rx_len - used);
+			c->rx_len -= (uint32_t)used;
+		}
+	}
+	if (!c->dead && c->txb && c->tx_off < c->tx_len)
+		flush_tx(c);
+	if (!c->dead) {
+		give_back(c);
+		conn_update_watch(c);
+	}
+}
+
+static void on_conn_io(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
+{
+	struct kw_conn *c = (struct kw_conn *)w->arg;
+
+	if (c->dead)
+		return;
+	if (c->state == CONN_CONNECTING) {
+		int err = l->sys->ops->sock_error(l->sys, c->fd);
+
+		if (err < 0) {
+			kw_conn_fail(c, err, "connect");
+			return;
+		}
+		c->state = CONN_UPGRADING;
+		err = kw_upgrade_start(c);
+		if (err < 0) {
+			kw_conn_fail(c, err, "upgrade start");
+			return;
+		}
+		flush_tx(c);
+		return;
+	}
+	if (ev & KW_EV_WRITE)
+		flush_tx(c);
+	if (!c->dead && (ev & (KW_EV_READ | KW_EV_HUP | KW_EV_ERR)))
+		do_read(c);
+}
+
+/* Lets the upgrade layer ask for reads again after it freed room (stream consumed data). */
+void kw_conn_kick(struct kw_conn *c)
+{
+	if (c->dead)
+		return;
+	if (c->rxb && c->rx_len) {
+		size_t used = 0;
+		int ret = kw_upgrade_on_bytes(c, c->rxb, c->rx_len, &used);
+
+		if (c->dead)
+			return;
+		if (ret < 0) {
+			kw_conn_fail(c, ret, "malformed input");
+			return;
+		}
+		if (used) {
+			memmove(c->rxb, c->rxb + used, c->rx_len - used);
+			c->rx_len -= (uint32_t)used;
+		}
+	}
+	if (c->txb && c->tx_off < c->tx_len)
+		flush_tx(c);
+	if (!c->dead) {
+		give_back(c);
+		conn_update_watch(c);
+	}
+}
+
+static void on_timer(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_conn *c = (struct kw_conn *)t->arg;
+	uint64_t now = kw_loop_now(l), idle;
+
+	if (c->dead)
+		return;
+	if (c->state != CONN_UP) {
+		kw_conn_fail(c, -KW_ETIMEDOUT, c->state == CONN_CLOSING ? "closing" : "handshake");
+		return;
+	}
+	idle = c->sw->lim.idle_timeout_ms;
+	if (kw_upgrade_stream_count(c) == 0 && now - c->last_active_ms >= idle) {
+		KW_LOG_INF(swarm, "%s: idle for %llu ms; closing", c->peer_short,
+			   (unsigned long long)(now - c->last_active_ms));
+		kw_conn_close(c, 0);
+		return;
+	}
+	kw_timer_start(l, t, kw_upgrade_stream_count(c) ? idle :
+		       idle - (now - c->last_active_ms));
+}
+
+static struct kw_conn *conn_new(struct kw_swarm *sw, int fd, bool outbound)
+{
+	struct kw_conn *c = (struct kw_conn *)kw_pool_alloc(&sw->conns);
+
+	if (!c)
+		return NULL;
+	c->sw = sw;
+	c->fd = fd;
+	c->outbound = outbound;
+	c->state = outbound ? CONN_CONNECTING : CONN_UPGRADING;
+	kw_timer_init(&c->hs_timer, on_timer, c);
+	kw_task_init(&c->reap, reap_fn, c);
+	c->last_active_ms = kw_loop_now(sw->loop);
+	c->next = sw->head;
+	if (sw->head)
+		sw->head->prev = c;
+	sw->head = c;
+	if (outbound)
+		sw->st.conns_out++;
+	else
+		sw->st.conns_in++;
+	kw_timer_start(sw->loop, &c->hs_timer, sw->lim.handshake_timeout_ms);
+	return c;
+}
+
+void kw_conn_upgraded(struct kw_conn *c)
+{
+	struct kw_swarm *sw = c->sw;
+	struct kw_conn_watcher *w;
+	char t[KW_PEER_ID_TEXT_MAX];
+
+	c->state = CONN_UP;
+	sw->st.conns_up++;
+	kw_peer_id_short(&c->peer, c->peer_short, sizeof(c->peer_short));
+	kw_peer_id_to_text(&c->peer, t, sizeof(t));
+	KW_LOG_INF(swarm, "%s connection up with %s", c->outbound ? "outbound" : "inbound", t);
+	kw_conn_touch(c);
+	kw_timer_start(sw->loop, &c->hs_timer, sw->lim.idle_timeout_ms);
+	if (c->dial_cb) {
+		kw_swarm_dial_cb cb = c->dial_cb;
+
+		c->dial_cb = NULL;
+		cb(sw, c, 0, c->dial_user);
+	}
+	for (w = sw->watchers; w && !c->dead; w = w->next)
+		if (w->on_up)
+			w->on_up(sw, c, w->arg);
+}
+
+void kw_conn_close(struct kw_conn *c, uint32_t code)
+{
+	if (c->dead || c->state == CONN_CLOSING)
+		return;
+	if (c->state != CONN_UP) {
+		conn_kill(c, -KW_ECONNABORTED);
+		return;
+	}
+	c->state = CONN_CLOSING;
+	c->closing_code = code;
+	kw_upgrade_goaway(c, code);
+	kw_timer_start(c->sw->loop, &c->hs_timer, c->sw->lim.handshake_timeout_ms);
+	if (c->dead)
+		return;
+	if (c->txb && c->tx_off < c->tx_len)
+		flush_tx(c);
+	else if (kw_upgrade_done_closing(c))
+		conn_kill(c, 0);
+}
+
+/* ---- listening and dialing -------------------------------------------------------------- */
+
+static void on_accept(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
+{
+	struct kw_listener *li = (struct kw_listener *)w->arg;
+	struct kw_swarm *sw = li->sw;
+	struct kw_sys *sys = l->sys;
+	int i;
+
+	for (i = 0; i < 64; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		struct kw_conn *c;
+		size_t ml;
+		int fd = sys->ops->accept(sys, li->fd, &ss, &sl);
+
+		if (fd < 0)
+			return;
+		if (sw->draining || sw->st.conns_in >= sw->lim.max_conns_in) {
+			sw->st.conns_refused_limit++;
+			KW_LOG_WRN(swarm, "inbound connection refused: %s (%u open)",
+				   kw_strerror(sw->draining ? -KW_ESHUTDOWN : -KW_ELIMIT),
+				   sw->st.conns_in);
+			sys->ops->close(sys, fd);
+			continue;
+		}
+		c = conn_new(sw, fd, false);
+		if (!c) {
+			sw->st.conns_refused_limit++;
+			sys->ops->close(sys, fd);
+			continue;
+		}
+		sw->st.conns_accepted++;
+		if (kw_sw_addr_from_sockaddr((struct sockaddr *)&ss, sl, c->raddr, sizeof(c->raddr),
+					   &ml) == 0)
+			c->raddr_len = (uint8_t)ml;
+		set_short_from_addr(c);
+		if (kw_loop_watch(l, &c->w, fd, KW_EV_READ, on_conn_io, c) < 0) {
+			conn_kill(c, -KW_ENOMEM);
+			continue;
+		}
+		if (kw_upgrade_start(c) < 0)
+			kw_conn_fail(c, -KW_EPROTO, "upgrade start");
+	}
+}
+
+int kw_swarm_listen(struct kw_swarm *sw, const char *maddr)
+{
+	struct kw_sys *sys = sw->loop->sys;
+	struct kw_sw_addr mi;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct kw_listener *li;
+	int fd, ret;
+	size_t ml;
+
+	if (sw->n_listeners >= KW_SWARM_LISTENERS_MAX)
+		return -KW_ENOSPC;
+	ret = kw_sw_addr_parse_tcp(maddr, &mi);
+	if (ret < 0)
+		return ret;
+	fd = sys->ops->tcp_socket(sys, mi.sa.ss_family);
+	if (fd < 0)
+		return fd;
+	ret = sys->ops->bind_listen(sys, fd, (struct sockaddr *)&mi.sa, mi.sa_len, 128);
+	if (ret == 0) {
+		sl = sizeof(ss);
+		ret = sys->ops->local_addr(sys, fd, &ss, &sl);
+	}
+	if (ret < 0) {
+		sys->ops->close(sys, fd);
+		return ret;
+	}
+	li = &sw->listeners[sw->n_listeners];
+	li->fd = fd;
+	li->sw = sw;
+	ret = kw_sw_addr_from_sockaddr((struct sockaddr *)&ss, sl, li->addr, sizeof(li->addr), &ml);
+	if (ret == 0)
+		ret = kw_loop_watch(sw->loop, &li->w, fd, KW_EV_READ, on_accept, li);
+	if (ret < 0) {
+		sys->ops->close(sys, fd);
+		return ret;
+	}
+	li->addr_len = (uint8_t)ml;
+	sw->n_listeners++;
+	return 0;
+}
+
+size_t kw_swarm_listen_count(const struct kw_swarm *sw)
+{
+	return sw->n_listeners;
+}
+
+int kw_swarm_listen_addr_bin(const struct kw_swarm *sw, size_t i, uint8_t *out, size_t cap,
+			     size_t *len)
+{
+	if (i >= sw->n_listeners)
+		return -KW_EINVAL;
+	if (cap < sw->listeners[i].addr_len)
+		return -KW_ENOBUFS;
+	memcpy(out, sw->listeners[i].addr, sw->listeners[i].addr_len);
+	*len = sw->listeners[i].addr_len;
+	return 0;
+}
+
+int kw_swarm_listen_addr(const struct kw_swarm *sw, size_t i, char *out, size_t cap)
+{
+	char t[KW_SW_ADDR_TEXT_MAX];
+	int ret;
+
+	if (i >= sw->n_listeners)
+		return -KW_EINVAL;
+	ret = kw_sw_addr_to_text(sw->listeners[i].addr, sw->listeners[i].addr_len, t, sizeof(t));
+	if (ret < 0)
+		return ret;
+	if ((size_t)snprintf(out, cap, "%s/p2p/%s", t, sw->id_text) >= cap)
+		return -KW_ENOBUFS;
+	return 0;
+}
+
+int kw_swarm_dial(struct kw_swarm *sw, const char *maddr, kw_swarm_dial_cb cb, void *user)
+{
+	struct kw_sys *sys = sw->loop->sys;
+	struct kw_sw_addr mi;
+	struct kw_conn *c;
+	size_t ml;
+	int fd, ret;
+
+	if (sw->draining)
+		return -KW_ESHUTDOWN;
+	ret = kw_sw_addr_parse_tcp(maddr, &mi);
+	if (ret < 0)
+		return ret;
+	if (sw->st.conns_out >= sw->lim.max_conns_out)
+		return -KW_ELIMIT;
+	fd = sys->ops->tcp_socket(sys, mi.sa.ss_family);
+	if (fd < 0)
+		return fd;
+	c = conn_new(sw, fd, true);
+	if (!c) {
+		sys->ops->close(sys, fd);
+		return -KW_ELIMIT;
+	}
+	sw->st.conns_dialed++;
+	c->dial_cb = cb;
+	c->dial_user = user;
+	if (mi.has_peer) {
+		c->expect = mi.peer;
+		c->have_expect = true;
+	}
+	if (kw_sw_addr_from_sockaddr((struct sockaddr *)&mi.sa, mi.sa_len, c->raddr,
+				   sizeof(c->raddr), &ml) == 0)
+		c->raddr_len = (uint8_t)ml;
+	set_short_from_addr(c);
+	ret = sys->ops->connect(sys, fd, (struct sockaddr *)&mi.sa, mi.sa_len);
+	if (ret < 0 && ret != -KW_EINPROGRESS) {
+		/* fails through the callback, like every other dial error */
+		c->fd = -1;
+		sys->ops->close(sys, fd);
+		conn_kill(c, ret);
+		return 0;
+	}
+	ret = kw_loop_watch(sw->loop, &c->w, fd, KW_EV_WRITE, on_conn_io, c);
+	if (ret < 0) {
+		conn_kill(c, ret);
+		return 0;
+	}
+	return 0;
+}
+
+/* ---- registry, watchers, accessors ------------------------------------------------------- */
+
+int kw_swarm_register(struct kw_swarm *sw, const char *id, kw_proto_accept_fn accept, void *arg)
+{
+	size_t l;
+
+	if (!id || !accept || (l = strlen(id)) == 0 || l > KW_PROTO_ID_MAX || id[0] != '/')
+		return -KW_EINVAL;
+	if (kw_swarm_lookup(sw, id))
+		return -KW_EEXIST;
+	if (sw->n_protos >= KW_SWARM_PROTOCOLS_MAX)
+		return -KW_ENOSPC;
+	memcpy(sw->protos[sw->n_protos].id, id, l + 1);
+	sw->protos[sw->n_protos].accept = accept;
+	sw->protos[sw->n_protos].arg = arg;
+	sw->n_protos++;
+	return 0;
+}
+
+const struct kw_proto_entry *kw_swarm_lookup(const struct kw_swarm *sw, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < sw->n_protos; i++)
+		if (!strcmp(sw->protos[i].id, id))
+			return &sw->protos[i];
+	return NULL;
+}
+
+size_t kw_swarm_protocol_count(const struct kw_swarm *sw) { return sw->n_protos; }
+
+const char *kw_swarm_protocol(const struct kw_swarm *sw, size_t i)
+{
+	return i < sw->n_protos ? sw->protos[i].id : NULL;
+}
+
+void kw_swarm_add_watcher(struct kw_swarm *sw, struct kw_conn_watcher *w)
+{
+	w->next = sw->watchers;
+	sw->watchers = w;
+}
+
+struct kw_node *kw_swarm_node(struct kw_swarm *sw) { return sw->node; }
+const struct kw_peer_id *kw_swarm_peer_id(const struct kw_swarm *sw) { return &sw->id; }
+const struct kw_privkey *kw_swarm_key(const struct kw_swarm *sw) { return &sw->key; }
+void kw_swarm_get_stats(const struct kw_swarm *sw, struct kw_swarm_stats *st) { *st = sw->st; }
+
+struct kw_conn *kw_swarm_find_conn(struct kw_swarm *sw, const struct kw_peer_id *peer)
+{
+	struct kw_conn *c;
+
+	for (c = sw->head; c; c = c->next)
+		if (!c->dead && c->state == CONN_UP && kw_peer_id_equal(&c->peer, peer))
+			return c;
+	return NULL;
+}
+
+void kw_swarm_foreach_conn(struct kw_swarm *sw, void (*fn)(struct kw_conn *c, void *arg),
+			   void *arg)
+{
+	struct kw_conn *c;
+
+	for (c = sw->head; c; c = c->next)
+		if (!c->dead && c->state == CONN_UP)
+			fn(c, arg);
+}
+
+struct kw_swarm *kw_conn_swarm(const struct kw_conn *c) { return c->sw; }
+const struct kw_peer_id *kw_conn_peer_id(const struct kw_conn *c) { return &c->peer; }
+const struct kw_pubkey *kw_conn_peer_key(const struct kw_conn *c) { return &c->peer_key; }
+bool kw_conn_outbound(const struct kw_conn *c) { return c->outbound; }
+const char *kw_conn_peer_short(const struct kw_conn *c) { return c->peer_short; }
+const struct kw_conn_ident *kw_conn_identify(const struct kw_conn *c) { return &c->ident; }
+struct kw_conn_ident *kw_conn_identify_mut(struct kw_conn *c) { return &c->ident; }
+uint32_t kw_conn_stream_count(const struct kw_conn *c) { return kw_upgrade_stream_count(c); }
+struct kw_conn *kw_stream_conn(const struct kw_stream *s) { return (struct kw_conn *)s->conn; }
+
+int kw_conn_remote_addr(const struct kw_conn *c, const uint8_t **ma, size_t *len)
+{
+	if (!c->raddr_len)
+		return -KW_ENOENT;
+	*ma = c->raddr;
+	*len = c->raddr_len;
+	return 0;
+}
+
+const char *kw_conn_remote_protocol(const struct kw_conn *c, size_t i)
+{
+	const char *p = c->ident.protos;
+	size_t k;
+
+	if (i >= c->ident.n_protocols)
+		return NULL;
+	for (k = 0; k < i; k++)
+		p += strlen(p) + 1;
+	return p;
+}
+
+int kw_swarm_open_stream(struct kw_swarm *sw, struct kw_conn *c, const char *protocol,
+			 const struct kw_stream_handler *h, void *user, kw_swarm_open_cb cb)
+{
+	struct kw_stream *s;
+	int ret;
+
+	if (!c || !protocol || !h || !cb || strlen(protocol) > KW_PROTO_ID_MAX)
+		return -KW_EINVAL;
+	if (c->dead || c->state != CONN_UP)
+		return -KW_ENOTCONN;
+	if (kw_upgrade_stream_count(c) >= sw->lim.max_streams_per_conn)
+		return -KW_ELIMIT;
+	ret = kw_upgrade_open_stream(c, &s);
+	if (ret < 0)
+		return ret;
+	ret = kw_neg_outbound(sw, c, s, protocol, h, user, cb);
+	if (ret < 0) {
+		kw_stream_reset(s);
+		return ret;
+	}
+	sw->st.streams_out++;
+	kw_conn_kick(c);
+	return 0;
+}
+
+/* ---- drain (graceful shutdown) ---------------------------------------------------------- */
+
+static void drain_begin(struct kw_node *n, struct kw_drain *d)
+{
+	struct kw_swarm *sw = (struct kw_swarm *)d->arg;
+	struct kw_conn *c;
+	size_t i;
+
+	sw->draining = true;
+	for (i = 0; i < sw->n_listeners; i++) {
+		kw_loop_unwatch(sw->loop, &sw->listeners[i].w);
+		sw->loop->sys->ops->close(sw->loop->sys, sw->listeners[i].fd);
+	}
+	sw->n_listeners = 0;
+	for (c = sw->head; c; c = c->next)
+		kw_conn_close(c, 0);
+}
+
+static bool drain_busy(struct kw_node *n, struct kw_drain *d)
+{
+	struct kw_swarm *sw = (struct kw_swarm *)d->arg;
+
+	return sw->head != NULL;
+}
+
+/* ---- create / destroy ------------------------------------------------------------------- */
+
+void kw_swarm_limits_default(const struct kw_node *n, struct kw_swarm_limits *l)
+{
+	l->max_conns_in = n->cfg.max_conns_in ? n->cfg.max_conns_in : CONFIG_KW_NET_MAX_CONNS_IN;
+	l->max_conns_out = n->cfg.max_conns_out ? n->cfg.max_conns_out : CONFIG_KW_NET_MAX_CONNS_OUT;
+	l->handshake_timeout_ms = n->cfg.handshake_timeout_ms ? n->cfg.handshake_timeout_ms :
+				  CONFIG_KW_NET_HANDSHAKE_TIMEOUT_MS;
+	l->idle_timeout_ms = n->cfg.idle_timeout_ms ? n->cfg.idle_timeout_ms :
+			     CONFIG_KW_NET_IDLE_TIMEOUT_MS;
+	l->max_streams_per_conn = CONFIG_KW_NET_MAX_STREAMS_PER_CONN;
+	l->negotiate_timeout_ms = CONFIG_KW_NET_NEGOTIATE_TIMEOUT_MS;
+	l->max_message_bytes = CONFIG_KW_NET_MAX_MESSAGE_BYTES;
+}
+
+int kw_swarm_create(struct kw_node *n, const struct kw_privkey *key,
+		    const struct kw_swarm_limits *limits, struct kw_swarm **out)
+{
+	struct kw_swarm *sw;
+	uint32_t conns;
+	int ret;
+
+	if (!n || !key || !out)
+		return -KW_EINVAL;
+	sw = (struct kw_swarm *)kw_arena_alloc(&n->arena, sizeof(*sw), 64);
+	if (!sw)
+		return -KW_ENOMEM;
+	memset(sw, 0, sizeof(*sw));
+	sw->node = n;
+	sw->loop = &n->loop;
+	sw->key = *key;
+	if (limits)
+		sw->lim = *limits;
+	else
+		kw_swarm_limits_default(n, &sw->lim);
+	ret = kw_peer_id_from_pubkey(&key->pub, &sw->id);
+	if (ret < 0)
+		return ret;
+	kw_peer_id_to_text(&sw->id, sw->id_text, sizeof(sw->id_text));
+	conns = sw->lim.max_conns_in + sw->lim.max_conns_out;
+	ret = kw_node_pool_create(n, &sw->conns, "swarm_conn", sizeof(struct kw_conn), conns);
+	if (ret == 0)
+		ret = kw_node_pool_create(n, &sw->bufs, "swarm_buf", KW_SWARM_BUF_SIZE,
+					  (size_t)CONFIG_KW_NET_SWARM_BUFFERS);
+	if (ret == 0)
+		ret = kw_upgrade_init(sw, conns);
+	if (ret < 0)
+		return ret;
+	sw->drain.begin = drain_begin;
+	sw->drain.busy = drain_busy;
+	sw->drain.arg = sw;
+	kw_node_add_drain(n, &sw->drain);
+	*out = sw;
+	return 0;
+}
+
+void kw_swarm_destroy(struct kw_swarm *sw)
+{
+	size_t i;
+
+	if (!sw)
+		return;
+	for (i = 0; i < sw->n_listeners; i++) {
+		kw_loop_unwatch(sw->loop, &sw->listeners[i].w);
+		sw->loop->sys->ops->close(sw->loop->sys, sw->listeners[i].fd);
+	}
+	sw->n_listeners = 0;
+	sw->draining = true;
+	while (sw->head) {
+		struct kw_conn *c = sw->head;
+
+		c->dead = true;
+		if (!c->close_reason)
+			c->close_reason = -KW_ESHUTDOWN;
+		kw_task_cancel(sw->loop, &c->reap);
+		reap_fn(sw->loop, &c->reap);
+	}
+}
