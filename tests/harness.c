@@ -47,9 +47,64 @@ void kw_test_node_free(struct kw_test_node *t)
 		return;
 	kw_node_destroy_heap(t->node);
 	free(t->sim);
-	free(t->net);
+	free(t->net);  /* NULL for nodes that joined a shared network */
 	free(t->net_mem);
 	free(t);
+}
+
+struct kw_test_net *kw_test_net_new(int n_socks, size_t rx_bytes)
+{
+	struct kw_test_net *tn = calloc(1, sizeof(*tn));
+#ifdef CONFIG_KW_SYS_SIM
+	struct kw_arena a;
+	size_t bytes = (size_t)n_socks * (rx_bytes + 512) + 4096;
+
+	if (!tn)
+		return NULL;
+	tn->mem = aligned_alloc(64, KW_ALIGN_UP(bytes, 64));
+	tn->net = calloc(1, sizeof(*tn->net));
+	if (!tn->mem || !tn->net)
+		goto fail;
+	kw_arena_init(&a, tn->mem, KW_ALIGN_UP(bytes, 64));
+	if (kw_sim_net_init(tn->net, &a, n_socks, rx_bytes) < 0)
+		goto fail;
+	return tn;
+fail:
+#endif
+	kw_test_net_free(tn);
+	return NULL;
+}
+
+void kw_test_net_free(struct kw_test_net *tn)
+{
+	if (!tn)
+		return;
+	free(tn->net);
+	free(tn->mem);
+	free(tn);
+}
+
+struct kw_test_node *kw_test_node_join(struct kw_test_net *tn, size_t arena_kib)
+{
+	struct kw_test_node *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+#ifdef CONFIG_KW_SYS_SIM
+	t->sim = calloc(1, sizeof(*t->sim));
+	if (!t->sim) {
+		free(t);
+		return NULL;
+	}
+	kw_sim_init(t->sim, tn->net);
+	t->node = kw_node_create_heap(arena_kib * 1024, &t->sim->sys, NULL);
+#endif
+	if (!t->node) {
+		free(t->sim);
+		free(t);
+		return NULL;
+	}
+	return t;
 }
 
 static void report(const struct kw_pool *p, void *arg)

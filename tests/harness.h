@@ -24,6 +24,20 @@ struct kw_test_node {
 /* A node with a `arena_kib` KiB arena on a private simulated network; NULL on failure. */
 struct kw_test_node *kw_test_node_new(size_t arena_kib);
 void kw_test_node_free(struct kw_test_node *t);
+/*
+ * Several nodes on one simulated network (swarm tests: two nodes dialing each other).
+ * kw_test_net_new makes a network of `n_socks` sockets with `rx_bytes` rings (power of two);
+ * kw_test_node_join adds a node with its own kw_sim view of that network. Free the nodes
+ * (kw_test_node_free) before the network (kw_test_net_free). NULL on failure.
+ */
+struct kw_test_net {
+	struct kw_sim_net *net;
+	void *mem;
+};
+struct kw_test_net *kw_test_net_new(int n_socks, size_t rx_bytes);
+void kw_test_net_free(struct kw_test_net *tn);
+struct kw_test_node *kw_test_node_join(struct kw_test_net *tn, size_t arena_kib);
+
 /* Fails the current test (cmocka) if any of the node's pools still holds a block. */
 void kw_test_assert_no_leaks(const struct kw_node *n);
 
