@@ -1,0 +1,325 @@
+/*
+ * multistream-select on yamux streams (spec section 4). A pooled negotiation state is the
+ * stream's handler until the protocol is settled; then the stream is handed to the protocol
+ * (inbound: the registry's accept function; outbound: the handler given to
+ * kw_swarm_open_stream) and bytes that followed the last negotiation line go straight to the
+ * new handler's on_data.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <kw/err.h>
+#include <kw/log.h>
+#include <kw/net/swarm.h>
+
+#include <kw/compiler.h>
+#include <kw/net/varint.h>
+
+#include "mss_line.h"
+#include "swarm_priv.h"
+
+enum neg_phase { OUT_HDR, OUT_ECHO, IN_HDR, IN_PROTO };
+
+struct kw_neg {
+	struct kw_swarm *sw;
+	struct kw_conn *c;
+	struct kw_stream *s;
+	enum neg_phase phase;
+	const struct kw_stream_handler *h;
+	void *user;
+	kw_swarm_open_cb cb;
+	struct kw_timer timer;
+	uint16_t len;
+	char proto[KW_PROTO_ID_MAX + 1];
+	uint8_t buf[KW_MSS_LINE_MAX + 8];
+};
+
+size_t kw_neg_size(void) { return sizeof(struct kw_neg); }
+
+static const struct kw_stream_handler neg_handler;
+
+static void neg_free(struct kw_neg *n)
+{
+	kw_timer_cancel(n->sw->loop, &n->timer);
+	kw_pool_free(&n->sw->negs, n);
+}
+
+/* Outbound failure: tells the opener once, then resets the stream (on_close frees n). */
+static void out_fail(struct kw_neg *n, int err)
+{
+	kw_swarm_open_cb cb = n->cb;
+
+	n->cb = NULL;
+	if (cb) {
+		n->sw->st.negotiations_failed++;
+		cb(NULL, err, n->user);
+	}
+}
+
+/* Fails the negotiation: tells an opener, stops the timer, resets (on_close frees n). */
+static void neg_abort(struct kw_neg *n, int err)
+{
+	out_fail(n, err);
+	kw_timer_cancel(n->sw->loop, &n->timer);
+	kw_stream_reset(n->s);
+}
+
+static size_t null_on_data(struct kw_stream *s, const uint8_t *d, size_t len) { return len; }
+static void null_on_close(struct kw_stream *s, int reason) { }
+/* Owns a stream that failed before anyone took it, until the muxer frees it. */
+static const struct kw_stream_handler null_handler = {
+	.on_data = null_on_data,
+	.on_close = null_on_close,
+};
+
+static int write_line(struct kw_stream *s, const char *text)
+{
+	uint8_t b[KW_MSS_LINE_MAX + 8];
+	int l = kw_mss_line_encode(text, b, sizeof(b));
+	long w;
+
+	if (l < 0)
+		return l;
+	w = kw_stream_write(s, b, (size_t)l);
+	if (w < 0)
+		return (int)w;
+	return w == l ? 0 : -KW_ENOBUFS;  /* a new stream has a 256 KiB window */
+}
+
+static int write_ls(struct kw_neg *n)
+{
+	uint8_t body[KW_MSS_LINE_MAX];
+	size_t off = 0, i;
+	uint8_t hdr[4];
+	int h;
+	long w;
+
+	for (i = 0; i < n->sw->n_protos; i++) {
+		int l = kw_mss_line_encode(n->sw->protos[i].id, body + off, sizeof(body) - off - 1);
+
+		if (l < 0)
+			break;
+		off += (size_t)l;
+	}
+	body[off++] = '\n';
+	h = kw_uvarint_encode(off, hdr, sizeof(hdr));
+	if (h < 0)
+		return h;
+	w = kw_stream_write(n->s, hdr, (size_t)h);
+	if (w == h)
+		w = kw_stream_write(n->s, body, off);
+	return w == (long)off ? 0 : -KW_ENOBUFS;
+}
+
+/* Hands the stream over; returns how many of `rest` the new handler consumed. */
+static size_t hand_over(struct kw_neg *n, const uint8_t *rest, size_t rest_len)
+{
+	struct kw_stream *s = n->s;
+
+	snprintf(s->protocol, sizeof(s->protocol), "%s", n->proto);
+	neg_free(n);
+	if (rest_len == 0 || !s->h || !s->h->on_data)
+		return 0;
+	return s->h->on_data(s, rest, rest_len);
+}
+
+static size_t neg_on_data(struct kw_stream *s, const uint8_t *data, size_t len)
+{
+	struct kw_neg *n = (struct kw_neg *)s->user;
+	size_t old = n->len, take = KW_MIN(len, sizeof(n->buf) - n->len), off = 0;
+	char line[KW_MSS_LINE_MAX + 1];
+	int ret;
+
+	memcpy(n->buf + n->len, data, take);
+	n->len = (uint16_t)(n->len + take);
+	for (;;) {
+		long r = kw_mss_line_decode(n->buf + off, n->len - off, line, sizeof(line));
+
+		if (r == -KW_EAGAIN) {
+			if (n->len == sizeof(n->buf)) {
+				r = -KW_EBADMSG;
+			} else {
+				/* keep the partial line at the front; all of data is consumed */
+				memmove(n->buf, n->buf + off, n->len - off);
+				n->len = (uint16_t)(n->len - off);
+				return take;
+			}
+		}
+		if (r < 0) {
+			KW_LOG_WRN(swarm, "%s: malformed multistream-select line on stream %u: %s; "
+				   "resetting the stream", kw_conn_peer_short(n->c), s->id,
+				   kw_strerror((int)r));
+			neg_abort(n, -KW_EPROTO);
+			return len;
+		}
+		off += (size_t)r;
+		switch (n->phase) {
+		case OUT_HDR:
+		case IN_HDR:
+			if (strcmp(line, KW_MSS_HEADER)) {
+				KW_LOG_WRN(swarm, "%s: expected %s, got '%.40s'; resetting stream %u",
+					   kw_conn_peer_short(n->c), KW_MSS_HEADER, line, s->id);
+				neg_abort(n, -KW_EPROTO);
+				return len;
+			}
+			if (n->phase == IN_HDR && write_line(s, KW_MSS_HEADER) < 0)
+				goto write_failed;
+			n->phase = n->phase == OUT_HDR ? OUT_ECHO : IN_PROTO;
+			break;
+		case OUT_ECHO:
+			if (!strcmp(line, n->proto)) {
+				kw_swarm_open_cb cb = n->cb;
+				size_t used = off - old;
+
+				s->h = n->h;
+				s->user = n->user;
+				n->cb = NULL;
+				snprintf(s->protocol, sizeof(s->protocol), "%s", n->proto);
+				neg_free(n);
+				cb(s, 0, s->user);
+				if (s->h && s->h->on_data && len > used)
+					used += s->h->on_data(s, data + used, len - used);
+				return used;
+			}
+			/* "na" (or anything else): the remote does not speak it */
+			neg_abort(n, -KW_ENOPROTO);
+			return len;
+		case IN_PROTO: {
+			const struct kw_proto_entry *e;
+
+			if (!strcmp(line, "ls")) {
+				if (write_ls(n) < 0)
+					goto write_failed;
+				break;
+			}
+			e = kw_swarm_lookup(n->sw, line);
+			if (!e) {
+				if (write_line(s, "na") < 0)
+					goto write_failed;
+				break;
+			}
+			if (write_line(s, line) < 0)
+				goto write_failed;
+			snprintf(n->proto, sizeof(n->proto), "%s", line);
+			s->h = NULL;
+			s->user = NULL;
+			ret = e->accept(n->sw, s, e->arg);
+			if (ret < 0 || !s->h) {
+				KW_LOG_WRN(swarm, "%s: %s refused inbound stream %u: %s",
+					   kw_conn_peer_short(n->c), line, s->id,
+					   kw_strerror(ret < 0 ? ret : -KW_ENOPROTO));
+				n->sw->st.streams_refused++;
+				s->h = &neg_handler;
+				s->user = n;
+				neg_abort(n, -KW_ENOPROTO);
+				return len;
+			}
+			n->sw->st.streams_in++;
+			{
+				size_t used = off - old;
+
+				return used + hand_over(n, data + used, len - used);
+			}
+		}
+		}
+	}
+write_failed:
+	neg_abort(n, -KW_ECONNRESET);
+	return len;
+}
+
+static void neg_on_eof(struct kw_stream *s)
+{
+	struct kw_neg *n = (struct kw_neg *)s->user;
+
+	neg_abort(n, -KW_ECONNRESET);
+}
+
+static void neg_on_close(struct kw_stream *s, int reason)
+{
+	struct kw_neg *n = (struct kw_neg *)s->user;
+
+	out_fail(n, reason < 0 ? reason : -KW_ECONNRESET);
+	neg_free(n);
+}
+
+static const struct kw_stream_handler neg_handler = {
+	.on_data = neg_on_data,
+	.on_eof = neg_on_eof,
+	.on_close = neg_on_close,
+};
+
+static void on_timeout(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_neg *n = (struct kw_neg *)t->arg;
+
+	KW_LOG_WRN(swarm, "%s: protocol negotiation on stream %u timed out; resetting it",
+		   kw_conn_peer_short(n->c), n->s->id);
+	neg_abort(n, -KW_ETIMEDOUT);
+}
+
+static struct kw_neg *neg_new(struct kw_swarm *sw, struct kw_conn *c, struct kw_stream *s)
+{
+	struct kw_neg *n = (struct kw_neg *)kw_pool_alloc(&sw->negs);
+
+	if (!n)
+		return NULL;
+	n->sw = sw;
+	n->c = c;
+	n->s = s;
+	kw_timer_init(&n->timer, on_timeout, n);
+	kw_timer_start(sw->loop, &n->timer, sw->lim.negotiate_timeout_ms);
+	s->h = &neg_handler;
+	s->user = n;
+	s->conn = c;
+	return n;
+}
+
+void kw_neg_inbound(struct kw_swarm *sw, struct kw_conn *c, struct kw_stream *s)
+{
+	struct kw_neg *n = neg_new(sw, c, s);
+
+	if (!n) {
+		KW_LOG_WRN(swarm, "%s: no negotiation slot for inbound stream %u: %s; resetting it",
+			   kw_conn_peer_short(c), s->id, kw_strerror(-KW_ELIMIT));
+		sw->st.streams_refused++;
+		s->h = &null_handler;
+		s->user = NULL;
+		kw_stream_reset(s);
+		return;
+	}
+	n->phase = IN_HDR;
+}
+
+int kw_neg_outbound(struct kw_swarm *sw, struct kw_conn *c, struct kw_stream *s,
+		    const char *proto, const struct kw_stream_handler *h, void *user,
+		    kw_swarm_open_cb cb)
+{
+	uint8_t b[2 * (KW_MSS_LINE_MAX + 8)];
+	struct kw_neg *n;
+	int l1, l2;
+	long w;
+
+	l1 = kw_mss_line_encode(KW_MSS_HEADER, b, sizeof(b));
+	l2 = kw_mss_line_encode(proto, b + l1, sizeof(b) - (size_t)l1);
+	if (l2 < 0)
+		return -KW_EINVAL;
+	n = neg_new(sw, c, s);
+	if (!n)
+		return -KW_ELIMIT;
+	n->phase = OUT_HDR;
+	n->h = h;
+	n->user = user;
+	n->cb = cb;
+	snprintf(n->proto, sizeof(n->proto), "%s", proto);
+	/* header and proposal in one write, as js does */
+	w = kw_stream_write(s, b, (size_t)(l1 + l2));
+	if (w != l1 + l2) {
+		n->cb = NULL;
+		s->h = &null_handler;
+		s->user = NULL;
+		neg_free(n);
+		return w < 0 ? (int)w : -KW_ENOBUFS;
+	}
+	return 0;
+}
