@@ -2,6 +2,7 @@
 #include <kw/board.h>
 #include <kw/compiler.h>
 #include <kw/node.h>
+#include <kw/net/swarm.h>
 
 #define KW_IF_1(...) __VA_ARGS__
 #define KW_IF_0(...)

@@ -22,6 +22,7 @@
 #include <kw/node.h>
 #include <kw/sys.h>
 #include <kw/version.h>
+#include <kw/net/swarm.h>
 
 /* Firmware placement: the node and its arena live in .bss; untouched pages cost no RAM. */
 static uint8_t g_arena[(size_t)CONFIG_KW_ARENA_KIB * 1024] __attribute__((aligned(64)));
@@ -123,6 +124,29 @@ static void on_signal(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
 			   sc->node->cfg.shutdown_drain_ms);
 		kw_node_request_stop(sc->node);
 	}
+}
+
+/*
+ * The stable start-up lines on stdout (doc/net-swarm.md): `peer-id <id>`, then one
+ * `listen <multiaddr>/p2p/<id>` per address with the real port, flushed so a supervisor or
+ * a test reading a pipe sees them at once.
+ */
+static void print_listen_lines(struct kw_node *n)
+{
+#ifdef CONFIG_KW_NET_SWARM
+	struct kw_swarm *sw = kw_swarm_of(n);
+	char buf[1024];
+	size_t i;
+
+	if (!sw)
+		return;
+	if (kw_peer_id_to_text(kw_swarm_peer_id(sw), buf, sizeof(buf)) == 0)
+		printf("peer-id %s\n", buf);
+	for (i = 0; i < kw_swarm_listen_count(sw); i++)
+		if (kw_swarm_listen_addr(sw, i, buf, sizeof(buf)) == 0)
+			printf("listen %s\n", buf);
+	fflush(stdout);
+#endif
 }
 
 static int ensure_dir(const char *path)
@@ -227,6 +251,7 @@ static int cmd_run(int argc, char **argv)
 	if (ret < 0)
 		goto out_sig;
 
+	print_listen_lines(&g_node);
 	KW_LOG_INF(main, "kwnode %s ready: arena %zu/%zu KiB used, rss %ld KiB", KW_VERSION_STRING,
 		   g_node.arena.used / 1024, g_node.arena.size / 1024, rss_kib());
 	ret = kw_loop_run(&g_node.loop);

@@ -119,7 +119,7 @@ const struct kw_proto_entry *kw_swarm_lookup(const struct kw_swarm *sw, const ch
  * addr.c: the TCP subset of multiaddrs the swarm dials and listens on (/ip4|/ip6 + /tcp,
  * optional /p2p/<id>), their binary form and sockaddr conversion.
  */
-#define KW_SW_ADDR_TEXT_MAX 200
+#define KW_SW_ADDR_TEXT_MAX 640
 struct kw_sw_addr {
 	struct sockaddr_storage sa;
 	socklen_t sa_len;

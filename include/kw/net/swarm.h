@@ -174,6 +174,10 @@ struct kw_conn_ident *kw_conn_identify_mut(struct kw_conn *c);
 /* The i-th protocol the remote reported, or NULL past the end. */
 const char *kw_conn_remote_protocol(const struct kw_conn *c, size_t i);
 
+/* The init-table entry (kernel/initcalls.def): identity, swarm, identify, ping, listeners. */
+int kw_net_init(struct kw_node *n);
+void kw_net_shutdown(struct kw_node *n);
+
 /* Writes "12D3KooW…last6" for logs into out (cap >= 24). */
 void kw_peer_id_short(const struct kw_peer_id *id, char *out, size_t cap);
 
