@@ -22,7 +22,7 @@ export KCONFIG_WARN_UNDEF_ASSIGN := y
 
 config-targets := menuconfig defconfig %_defconfig savedefconfig olddefconfig listnewconfig
 no-config-goals := $(config-targets) clean distclean help deps run check check-host \
-                   check-arm64 check-san check-defconfigs check-kconfig fuzz bench \
+                   check-arm64 check-san check-defconfigs check-kconfig check-interop fuzz bench \
                    bench-ml bench-net
 ifneq ($(filter-out $(no-config-goals),$(MAKECMDGOALS))$(if $(MAKECMDGOALS),,all),)
   -include $(O)/.config
@@ -114,7 +114,7 @@ test-bins := $(addprefix $(O)/,$(tests))
 tool-bins := $(addprefix $(O)/,$(tools))
 
 .DEFAULT_GOAL := all
-.PHONY: all kwnode tests tools run-tests check check-host check-arm64 check-san check-alloc \
+.PHONY: all kwnode tests tools run-tests check check-host check-interop check-arm64 check-san check-alloc \
 	check-defconfigs check-kconfig deps run clean distclean help fuzz bench menuconfig \
 	savedefconfig olddefconfig listnewconfig defconfig bench-ml bench-net print-ldlibs
 
@@ -229,6 +229,7 @@ run: deps
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory check-host
+	$(Q)$(MAKE) --no-print-directory check-interop
 	$(Q)$(MAKE) --no-print-directory check-arm64
 	$(Q)$(MAKE) --no-print-directory check-kconfig
 	$(Q)$(MAKE) --no-print-directory check-defconfigs
@@ -240,6 +241,13 @@ check-host:
 	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
 	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=$(SAN) \
 		all check-alloc run-tests
+
+# js-libp2p interop on 127.0.0.1 (tests/interop; node_modules from tools/install-deps.sh).
+check-interop:
+	@echo "==== js-libp2p interop ($(HOSTO)) ===="
+	$(Q)test -f $(HOSTO)/.config || $(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
+	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=$(SAN) all tools
+	$(Q)node tests/interop/run.mjs $(HOSTO)/tools/interop/kw_interop_peer $(HOSTO)/kwnode
 
 check-arm64:
 	@echo "==== arm64 tests under qemu-aarch64 (build/check-arm64) ===="
@@ -297,6 +305,7 @@ help:
 	@echo "  tests / tools      - cmocka test binaries / host tools"
 	@echo "  run                - install deps (as root), build host_defconfig in build/host, start a node"
 	@echo "  check [SAN=1]      - deps, host tests, arm64 tests under qemu, Kconfig and board builds"
+	@echo "  check-interop      - js-libp2p interop tests on 127.0.0.1 (host build)"
 	@echo "  check-host / check-arm64 / check-kconfig / check-defconfigs / check-alloc"
 	@echo "  fuzz               - libFuzzer targets, FUZZ_SECONDS each (default 600)"
 	@echo "  bench              - benchmarks (bench-ml, bench-net)"

@@ -34,7 +34,6 @@ struct kw_neg {
 	uint8_t buf[KW_MSS_LINE_MAX + 8];
 };
 
-size_t kw_neg_size(void) { return sizeof(struct kw_neg); }
 
 static const struct kw_stream_handler neg_handler;
 
