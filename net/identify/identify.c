@@ -117,7 +117,7 @@ long kw_identify_encode(struct kw_identify *id, struct kw_conn *c, uint8_t *buf,
 /* ---- decode ---------------------------------------------------------------------------- */
 
 int kw_identify_decode(struct kw_identify *id, const uint8_t *buf, size_t len,
-		       const struct kw_pubkey *expect_key, bool push, struct kw_conn_ident *out)
+		       const struct kw_peer_id *expect_peer, bool push, struct kw_conn_ident *out)
 {
 	kw_libp2p_Identify *m = &id->scratch;
 	pb_istream_t is = pb_istream_from_buffer(buf, len);
@@ -132,8 +132,7 @@ int kw_identify_decode(struct kw_identify *id, const uint8_t *buf, size_t len,
 
 		if (kw_pubkey_decode(m->publicKey.bytes, m->publicKey.size, k) < 0)
 			return -KW_EBADMSG;
-		if (expect_key && (k->type != expect_key->type || k->len != expect_key->len ||
-				   memcmp(k->data, expect_key->data, k->len) != 0))
+		if (expect_peer && !kw_peer_id_matches_pubkey(expect_peer, k))
 			return -KW_EPEERID;
 	} else if (!push) {
 		return -KW_EBADMSG;  /* js requires it too: the answer must name its key */
@@ -214,7 +213,7 @@ static int apply(struct id_stream *st)
 
 		if (h < 0 || l > st->len - off - (size_t)h)
 			return -KW_EBADMSG;
-		ret = kw_identify_decode(st->id, st->buf + off + h, (size_t)l, kw_conn_peer_key(c),
+		ret = kw_identify_decode(st->id, st->buf + off + h, (size_t)l, kw_conn_peer_id(c),
 					 st->role == ROLE_PUSHED || msgs > 0,
 					 kw_conn_identify_mut(c));
 		if (ret < 0)

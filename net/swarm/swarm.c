@@ -669,7 +669,6 @@ void kw_swarm_foreach_conn(struct kw_swarm *sw, void (*fn)(struct kw_conn *c, vo
 
 struct kw_swarm *kw_conn_swarm(const struct kw_conn *c) { return c->sw; }
 const struct kw_peer_id *kw_conn_peer_id(const struct kw_conn *c) { return &c->peer; }
-const struct kw_pubkey *kw_conn_peer_key(const struct kw_conn *c) { return &c->peer_key; }
 bool kw_conn_outbound(const struct kw_conn *c) { return c->outbound; }
 const char *kw_conn_peer_short(const struct kw_conn *c) { return c->peer_short; }
 const struct kw_conn_ident *kw_conn_identify(const struct kw_conn *c) { return &c->ident; }

@@ -44,7 +44,6 @@ struct kw_conn {
 	void *dial_user;
 	struct kw_peer_id expect;    /* from a dialed /p2p/ */
 	struct kw_peer_id peer;
-	struct kw_pubkey peer_key;
 	char peer_short[24];
 	uint8_t raddr[KW_MADDR_BIN_MAX];
 	uint8_t raddr_len;

@@ -19,7 +19,7 @@
 struct kw_swarm;
 struct kw_conn;
 struct kw_conn_ident;
-struct kw_pubkey;
+struct kw_peer_id;
 
 #define KW_IDENTIFY_PROTO      "/ipfs/id/1.0.0"
 #define KW_IDENTIFY_PUSH_PROTO "/ipfs/id/push/1.0.0"
@@ -41,12 +41,12 @@ long kw_identify_encode(struct kw_identify *id, struct kw_conn *c, uint8_t *buf,
 
 /*
  * Decodes one Identify protobuf body (no length prefix) into `out` (bounded copy of
- * protocols, agent, version). If `expect_key` is non-NULL, a present publicKey must equal it
- * (-KW_EPEERID otherwise); `push` allows absent fields (they keep their old values).
+ * protocols, agent, version). If `expect_peer` is non-NULL, a present publicKey must be the
+ * key of that peer id (-KW_EPEERID otherwise: js checks the same against Noise's peer); `push` allows absent fields (they keep their old values).
  * Return: 0, -KW_EBADMSG (malformed or over a bound), -KW_EPEERID.
  */
 int kw_identify_decode(struct kw_identify *id, const uint8_t *buf, size_t len,
-		       const struct kw_pubkey *expect_key, bool push, struct kw_conn_ident *out);
+		       const struct kw_peer_id *expect_peer, bool push, struct kw_conn_ident *out);
 
 /* Asks c's remote now (done automatically on connection up). Return: 0 or the open error. */
 int kw_identify_request(struct kw_identify *id, struct kw_conn *c);

@@ -147,7 +147,6 @@ void kw_conn_close(struct kw_conn *c, uint32_t code);
 struct kw_conn *kw_stream_conn(const struct kw_stream *s);
 struct kw_swarm *kw_conn_swarm(const struct kw_conn *c);
 const struct kw_peer_id *kw_conn_peer_id(const struct kw_conn *c);
-const struct kw_pubkey *kw_conn_peer_key(const struct kw_conn *c);
 bool kw_conn_outbound(const struct kw_conn *c);
 /* The remote's address as we see it, binary multiaddr without /p2p/. */
 int kw_conn_remote_addr(const struct kw_conn *c, const uint8_t **ma, size_t *len);

@@ -1,0 +1,176 @@
+/*
+ * identify codec (net/identify): the js-encoded message of spec section 13.4 decodes (fields
+ * in js's order 5, 6, 1, 2, 4, 3), our own encoding round-trips, and truncated, oversized or
+ * foreign-key input is refused with exact codes.
+ */
+#include <string.h>
+
+#include "harness.h"
+
+#include <kw/err.h>
+#include <kw/net/identify.h>
+#include <kw/net/key.h>
+#include <kw/net/swarm.h>
+#include <kw/net/varint.h>
+
+static const char kat_hex[] =
+	"2a0a697066732f302e312e30320e6b776161692d656467652f302e310a24080112201ed1e8fae2c4a144b8be"
+	"8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e1208047f000001060fa12208047f00000106c3501a0e"
+	"2f697066732f69642f312e302e301a102f697066732f70696e672f312e302e301a0f2f697066732f6b61642f"
+	"312e302e30";
+/* PublicKey protobuf of the spec's Ed25519 key (the peer that sent the KAT). */
+static const char kat_pub_hex[] =
+	"080112201ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e";
+
+struct fx {
+	struct kw_test_node *t;
+	struct kw_swarm *sw;
+	struct kw_identify *id;
+	struct kw_privkey key;
+	uint8_t kat[512];
+	size_t kat_len;
+	struct kw_peer_id kat_peer;
+};
+
+static size_t unhex(const char *h, uint8_t *out)
+{
+	size_t n = strlen(h) / 2, i;
+
+	for (i = 0; i < n; i++) {
+		unsigned v;
+
+		sscanf(h + 2 * i, "%2x", &v);
+		out[i] = (uint8_t)v;
+	}
+	return n;
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct kw_pubkey pk;
+	uint8_t pub[64];
+	size_t pl;
+
+	if (!f || !(f->t = kw_test_node_new(16 * 1024)))
+		return -1;
+	if (kw_key_generate(KW_KEY_ED25519, 0, &f->key) < 0 ||
+	    kw_swarm_create(f->t->node, &f->key, NULL, &f->sw) < 0 ||
+	    kw_identify_init(f->sw, &f->id) < 0 ||
+	    kw_swarm_listen(f->sw, "/ip4/127.0.0.1/tcp/4001") < 0)
+		return -1;
+	f->kat_len = unhex(kat_hex, f->kat);
+	pl = unhex(kat_pub_hex, pub);
+	if (kw_pubkey_decode(pub, pl, &pk) < 0 || kw_peer_id_from_pubkey(&pk, &f->kat_peer) < 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	kw_swarm_destroy(f->sw);
+	kw_test_assert_no_leaks(f->t->node);
+	kw_test_node_free(f->t);
+	free(f);
+	return 0;
+}
+
+static void test_identify_decodes_js_message_kat(void **state)
+{
+	struct fx *f = *state;
+	struct kw_conn_ident ci = { 0 };
+
+	assert_int_equal(kw_identify_decode(f->id, f->kat, f->kat_len, &f->kat_peer, false, &ci), 0);
+	assert_true(ci.have);
+	assert_string_equal(ci.protocol_version, "ipfs/0.1.0");
+	assert_string_equal(ci.agent, "kwaai-edge/0.1");
+	assert_int_equal(ci.n_protocols, 3);
+	assert_string_equal(ci.protos, "/ipfs/id/1.0.0");
+	assert_int_equal(ci.n_listen, 2);
+}
+
+static void test_identify_refuses_key_of_another_peer(void **state)
+{
+	struct fx *f = *state;
+	struct kw_conn_ident ci = { 0 };
+
+	assert_int_equal(kw_identify_decode(f->id, f->kat, f->kat_len, kw_swarm_peer_id(f->sw),
+					    false, &ci), -KW_EPEERID);
+}
+
+static void test_identify_refuses_truncated_and_oversized(void **state)
+{
+	struct fx *f = *state;
+	struct kw_conn_ident ci = { 0 };
+	static uint8_t big[KW_IDENTIFY_MSG_MAX + 1];
+	size_t cut;
+
+	for (cut = 1; cut < f->kat_len; cut += 7)
+		assert_int_equal(kw_identify_decode(f->id, f->kat, cut, NULL, false, &ci), -KW_EBADMSG);
+	assert_int_equal(kw_identify_decode(f->id, big, sizeof(big), NULL, false, &ci), -KW_EBADMSG);
+	/* 40 protocols: more than the bounded decoder keeps (32) */
+	{
+		uint8_t m[2048];
+		size_t n = 0;
+		int i;
+
+		for (i = 0; i < 40; i++) {
+			m[n++] = 0x1a;
+			m[n++] = 4;
+			memcpy(m + n, "/p/x", 4);
+			n += 4;
+		}
+		assert_int_equal(kw_identify_decode(f->id, m, n, NULL, true, &ci), -KW_EBADMSG);
+	}
+}
+
+static void test_identify_requires_public_key_unless_push(void **state)
+{
+	struct fx *f = *state;
+	struct kw_conn_ident ci = { 0 };
+	static const uint8_t only_proto[] = { 0x1a, 0x04, '/', 'a', '/', 'b' };
+
+	assert_int_equal(kw_identify_decode(f->id, only_proto, sizeof(only_proto), NULL, false, &ci),
+			 -KW_EBADMSG);
+	assert_int_equal(kw_identify_decode(f->id, only_proto, sizeof(only_proto), NULL, true, &ci), 0);
+	assert_int_equal(ci.n_protocols, 1);
+	assert_string_equal(ci.protos, "/a/b");
+}
+
+static void test_identify_encode_round_trips(void **state)
+{
+	struct fx *f = *state;
+	struct kw_conn_ident ci = { 0 };
+	uint8_t buf[KW_IDENTIFY_MSG_MAX + 16];
+	long n = kw_identify_encode(f->id, NULL, buf, sizeof(buf));
+	uint64_t l;
+	int h;
+
+	assert_true(n > 0);
+	h = kw_uvarint_decode(buf, (size_t)n, &l);
+	assert_true(h > 0);
+	assert_int_equal((size_t)h + l, (size_t)n);
+	assert_int_equal(kw_identify_decode(f->id, buf + h, (size_t)l, kw_swarm_peer_id(f->sw),
+					    false, &ci), 0);
+	assert_string_equal(ci.protocol_version, "ipfs/0.1.0");
+	assert_memory_equal(ci.agent, "kwaainet-edge/", 14);
+	assert_int_equal(ci.n_protocols, 2);  /* id and id/push */
+	assert_int_equal(ci.n_listen, 1);
+	assert_int_equal(kw_identify_encode(f->id, NULL, buf, 20), -KW_ENOBUFS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_identify_decodes_js_message_kat, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identify_refuses_key_of_another_peer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identify_refuses_truncated_and_oversized, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identify_requires_public_key_unless_push, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identify_encode_round_trips, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,476 @@
+/*
+ * Two (or three) swarms in one process on the simulated network: full upgrade (mss, Noise
+ * XX, yamux), identify, ping, echo streams, limits (connections, streams, handshake and idle
+ * timeouts through virtual time), malformed input closing only the offending connection, and
+ * pool leak checks after every test.
+ */
+#include <string.h>
+
+#include "harness.h"
+
+#include <kw/err.h>
+#include <kw/log.h>
+#include <kw/node.h>
+#include <kw/sim.h>
+#include <kw/net/identify.h>
+#include <kw/net/key.h>
+#include <kw/net/ping.h>
+#include <kw/net/swarm.h>
+
+#define ECHO "/kw-test/echo/1.0.0"
+
+struct side {
+	struct kw_test_node *t;
+	struct kw_swarm *sw;
+	struct kw_privkey key;
+	char addr[256];
+};
+
+struct fx {
+	struct kw_test_net *net;
+	struct side a, b;
+	/* results */
+	struct kw_conn *dialed;
+	int dial_err, dial_done;
+	int open_err, open_done;
+	struct kw_stream *opened;
+	uint8_t got[4096];
+	size_t got_len;
+	int eof, closed, close_reason;
+	uint32_t pings;
+	int ping_err, ping_done;
+	int echo_eofs, echo_closes, echo_resets;
+};
+
+static struct fx *g;
+
+/* ---- echo protocol on the listening side ----------------------------------------------- */
+
+static size_t echo_data(struct kw_stream *s, const uint8_t *d, size_t n)
+{
+	long w = kw_stream_write(s, d, n);
+
+	return w < 0 ? n : (size_t)w;
+}
+static void echo_eof(struct kw_stream *s) { g->echo_eofs++; kw_stream_close_write(s); }
+static void echo_writable(struct kw_stream *s) { kw_stream_resume(s); }
+static void echo_close(struct kw_stream *s, int r)
+{
+	if (r == -KW_ECONNRESET)
+		g->echo_resets++;
+	else
+		g->echo_closes++;
+}
+static const struct kw_stream_handler echo_h = {
+	.on_data = echo_data, .on_eof = echo_eof, .on_writable = echo_writable, .on_close = echo_close,
+};
+static int echo_accept(struct kw_swarm *sw, struct kw_stream *s, void *arg)
+{
+	s->h = &echo_h;
+	return 0;
+}
+
+/* ---- client stream handler --------------------------------------------------------------- */
+
+static size_t cli_data(struct kw_stream *s, const uint8_t *d, size_t n)
+{
+	size_t k = KW_MIN(n, sizeof(g->got) - g->got_len);
+
+	memcpy(g->got + g->got_len, d, k);
+	g->got_len += k;
+	return n;
+}
+static void cli_eof(struct kw_stream *s) { g->eof++; }
+static void cli_close(struct kw_stream *s, int r)
+{
+	g->closed++;
+	g->close_reason = r;
+	g->opened = NULL;
+}
+static const struct kw_stream_handler cli_h = {
+	.on_data = cli_data, .on_eof = cli_eof, .on_close = cli_close,
+};
+
+static void on_open(struct kw_stream *s, int err, void *user)
+{
+	g->open_done++;
+	g->open_err = err;
+	g->opened = s;
+}
+
+static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
+{
+	g->dial_done++;
+	g->dial_err = err;
+	g->dialed = c;
+}
+
+static void on_ping(struct kw_ping *p, uint32_t seq, uint64_t rtt, int err, bool done)
+{
+	if (!done)
+		g->pings++;
+	else {
+		g->ping_done++;
+		g->ping_err = err;
+	}
+}
+
+/* ---- plumbing ----------------------------------------------------------------------------- */
+
+static void pump(int passes)
+{
+	int i;
+
+	for (i = 0; i < passes; i++) {
+		kw_loop_run_once(&g->a.t->node->loop, 0);
+		kw_loop_run_once(&g->b.t->node->loop, 0);
+	}
+}
+
+static void advance(uint64_t ms)
+{
+	kw_sim_advance(g->net->net, ms);
+	pump(4);
+}
+
+static int make_side(struct side *s, const char *listen, const struct kw_swarm_limits *lim)
+{
+	int ret;
+
+	s->t = kw_test_node_join(g->net, 32 * 1024);
+	if (!s->t)
+		return -KW_ENOMEM;
+	ret = kw_key_generate(KW_KEY_ED25519, 0, &s->key);
+	if (ret == 0)
+		ret = kw_swarm_create(s->t->node, &s->key, lim, &s->sw);
+	if (ret == 0)
+		ret = kw_identify_init(s->sw, NULL);
+	if (ret == 0)
+		ret = kw_ping_register(s->sw);
+	if (ret == 0)
+		ret = kw_swarm_register(s->sw, ECHO, echo_accept, NULL);
+	if (ret == 0 && listen)
+		ret = kw_swarm_listen(s->sw, listen);
+	if (ret == 0 && listen)
+		ret = kw_swarm_listen_addr(s->sw, 0, s->addr, sizeof(s->addr));
+	return ret;
+}
+
+static struct kw_swarm_limits g_lim;
+
+static int setup_with(const struct kw_swarm_limits *lim)
+{
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -1;
+	g->net = kw_test_net_new(64, 1 << 18);
+	if (!g->net)
+		return -1;
+	if (make_side(&g->b, "/ip4/127.0.0.1/tcp/4001", lim) < 0 ||
+	    make_side(&g->a, "/ip4/127.0.0.1/tcp/4002", lim) < 0)
+		return -1;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(NULL);
+}
+
+static int setup_limits(void **state)
+{
+	struct kw_test_node *tmp;
+
+	/* limits derived from a default node, then tightened */
+	tmp = kw_test_node_new(1024);
+	if (!tmp)
+		return -1;
+	kw_swarm_limits_default(tmp->node, &g_lim);
+	kw_test_node_free(tmp);
+	g_lim.max_conns_in = 1;
+	g_lim.max_streams_per_conn = 6;  /* identify both ways + a few */
+	g_lim.handshake_timeout_ms = 3000;
+	g_lim.idle_timeout_ms = 60000;
+	return setup_with(&g_lim);
+}
+
+static int teardown(void **state)
+{
+	kw_swarm_destroy(g->a.sw);
+	kw_swarm_destroy(g->b.sw);
+	pump(2);
+	kw_test_assert_no_leaks(g->a.t->node);
+	kw_test_assert_no_leaks(g->b.t->node);
+	kw_test_node_free(g->a.t);
+	kw_test_node_free(g->b.t);
+	assert_int_equal(kw_sim_open_sockets(g->net->net), 0);
+	kw_test_net_free(g->net);
+	free(g);
+	g = NULL;
+	return 0;
+}
+
+static struct kw_conn *connect_ab(void)
+{
+	assert_int_equal(kw_swarm_dial(g->a.sw, g->b.addr, on_dial, NULL), 0);
+	pump(50);
+	assert_int_equal(g->dial_done, 1);
+	assert_int_equal(g->dial_err, 0);
+	return g->dialed;
+}
+
+static bool lists(const struct kw_conn *c, const char *proto)
+{
+	const char *p;
+	size_t i;
+
+	for (i = 0; (p = kw_conn_remote_protocol(c, i)) != NULL; i++)
+		if (!strcmp(p, proto))
+			return true;
+	return false;
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+static void test_swarm_dial_upgrades_and_matches_peer_id(void **state)
+{
+	struct kw_conn *c = connect_ab();
+	struct kw_conn *back;
+
+	assert_true(kw_peer_id_equal(kw_conn_peer_id(c), kw_swarm_peer_id(g->b.sw)));
+	assert_true(kw_conn_outbound(c));
+	back = kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw));
+	assert_non_null(back);
+	assert_false(kw_conn_outbound(back));
+}
+
+static void test_swarm_identify_exchanges_protocols_both_ways(void **state)
+{
+	struct kw_conn *c = connect_ab(), *back;
+
+	pump(50);
+	back = kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw));
+	assert_true(kw_conn_identify(c)->have);
+	assert_true(lists(c, KW_PING_PROTO));
+	assert_true(lists(c, ECHO));
+	assert_true(lists(c, KW_IDENTIFY_PROTO));
+	assert_string_equal(kw_conn_identify(c)->protocol_version, "ipfs/0.1.0");
+	assert_memory_equal(kw_conn_identify(c)->agent, "kwaainet-edge/", 14);
+	assert_true(kw_conn_identify(back)->have);
+	assert_true(lists(back, ECHO));
+	assert_int_equal(kw_conn_identify(back)->n_listen, 1);
+}
+
+static void test_swarm_ping_counts_round_trips(void **state)
+{
+	struct kw_conn *c = connect_ab();
+	struct kw_ping p = { 0 };
+
+	assert_int_equal(kw_ping_start(&p, g->a.sw, c, 3, 0, on_ping, NULL), 0);
+	pump(50);
+	assert_int_equal(g->pings, 3);
+	assert_int_equal(g->ping_done, 1);
+	assert_int_equal(g->ping_err, 0);
+}
+
+static void test_swarm_echo_stream_round_trip_and_half_close(void **state)
+{
+	struct kw_conn *c = connect_ab();
+
+	assert_int_equal(kw_swarm_open_stream(g->a.sw, c, ECHO, &cli_h, NULL, on_open), 0);
+	pump(20);
+	assert_int_equal(g->open_done, 1);
+	assert_int_equal(g->open_err, 0);
+	assert_non_null(g->opened);
+	assert_string_equal(g->opened->protocol, ECHO);
+	assert_int_equal(kw_stream_write(g->opened, (const uint8_t *)"hello", 5), 5);
+	assert_int_equal(kw_stream_close_write(g->opened), 0);
+	pump(20);
+	assert_int_equal(g->got_len, 5);
+	assert_memory_equal(g->got, "hello", 5);
+	assert_int_equal(g->eof, 1);
+	assert_int_equal(g->echo_eofs, 1);
+	assert_int_equal(g->closed, 1);
+	assert_int_equal(g->close_reason, 0);
+	assert_int_equal(g->echo_closes, 1);
+}
+
+static void test_swarm_reset_reaches_the_handler(void **state)
+{
+	struct kw_conn *c = connect_ab();
+
+	assert_int_equal(kw_swarm_open_stream(g->a.sw, c, ECHO, &cli_h, NULL, on_open), 0);
+	pump(20);
+	assert_non_null(g->opened);
+	kw_stream_write(g->opened, (const uint8_t *)"x", 1);
+	pump(10);
+	kw_stream_reset(g->opened);
+	pump(20);
+	assert_int_equal(g->echo_resets, 1);
+	assert_int_equal(g->closed, 1);
+	assert_int_equal(g->close_reason, -KW_ECONNRESET);
+}
+
+static void test_swarm_unknown_protocol_fails_enoproto(void **state)
+{
+	struct kw_conn *c = connect_ab();
+
+	assert_int_equal(kw_swarm_open_stream(g->a.sw, c, "/nope/1.0.0", &cli_h, NULL, on_open), 0);
+	pump(20);
+	assert_int_equal(g->open_done, 1);
+	assert_int_equal(g->open_err, -KW_ENOPROTO);
+	assert_null(g->opened);
+}
+
+static void test_swarm_dial_wrong_peer_id_fails_epeerid(void **state)
+{
+	char addr[300];
+	char wrong[KW_PEER_ID_TEXT_MAX];
+
+	/* b's address with a's peer id */
+	kw_peer_id_to_text(kw_swarm_peer_id(g->a.sw), wrong, sizeof(wrong));
+	snprintf(addr, sizeof(addr), "/ip4/127.0.0.1/tcp/4001/p2p/%s", wrong);
+	assert_int_equal(kw_swarm_dial(g->a.sw, addr, on_dial, NULL), 0);
+	pump(50);
+	assert_int_equal(g->dial_done, 1);
+	assert_int_equal(g->dial_err, -KW_EPEERID);
+}
+
+static void test_swarm_inbound_limit_refuses_second_connection(void **state)
+{
+	struct kw_swarm_stats st;
+	struct side c3 = { 0 };
+
+	connect_ab();
+	assert_int_equal(make_side(&c3, NULL, NULL), 0);
+	g->dial_done = 0;
+	assert_int_equal(kw_swarm_dial(c3.sw, g->b.addr, on_dial, NULL), 0);
+	for (int i = 0; i < 50; i++) {
+		pump(1);
+		kw_loop_run_once(&c3.t->node->loop, 0);
+	}
+	assert_int_equal(g->dial_done, 1);
+	assert_int_not_equal(g->dial_err, 0);
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.conns_refused_limit, 1);
+	assert_int_equal(st.conns_up, 1);  /* the first peer is still served */
+	kw_swarm_destroy(c3.sw);
+	kw_loop_run_once(&c3.t->node->loop, 0);
+	kw_test_assert_no_leaks(c3.t->node);
+	kw_test_node_free(c3.t);
+}
+
+static void test_swarm_stream_limit_resets_extra_streams(void **state)
+{
+	struct kw_conn *c = connect_ab();
+	int i, ok = 0;
+
+	pump(50);  /* identify streams finished */
+	for (i = 0; i < 10; i++)
+		if (kw_swarm_open_stream(g->a.sw, c, ECHO, &cli_h, NULL, on_open) == 0)
+			ok++;
+	assert_int_equal(ok, 6);  /* g_lim.max_streams_per_conn */
+	assert_int_equal(kw_swarm_open_stream(g->a.sw, c, ECHO, &cli_h, NULL, on_open), -KW_ELIMIT);
+}
+
+static void test_swarm_handshake_timeout_drops_silent_peer(void **state)
+{
+	struct kw_sim *sim = g->a.t->sim;
+	struct kw_swarm_stats st;
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(4001),
+				  .sin_addr.s_addr = htonl(0x7f000001) };
+	int fd = sim->sys.ops->tcp_socket(&sim->sys, AF_INET);
+
+	sim->sys.ops->connect(&sim->sys, fd, (struct sockaddr *)&in, sizeof(in));
+	pump(5);
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.conns_in, 1);
+	advance(2999);
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.conns_in, 1);
+	advance(2);
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.conns_in, 0);
+	assert_int_equal(st.conns_failed, 1);
+	sim->sys.ops->close(&sim->sys, fd);
+}
+
+static void test_swarm_idle_timeout_closes_connection(void **state)
+{
+	struct kw_swarm_stats st;
+
+	connect_ab();
+	pump(50);
+	advance(59000);
+	kw_swarm_get_stats(g->a.sw, &st);
+	assert_int_equal(st.conns_up, 1);
+	advance(1500);
+	pump(20);
+	kw_swarm_get_stats(g->a.sw, &st);
+	assert_int_equal(st.conns_up, 0);
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.conns_up, 0);
+}
+
+static void test_swarm_malformed_bytes_close_only_that_connection(void **state)
+{
+	struct kw_sim *sim = g->a.t->sim;
+	struct kw_swarm_stats st;
+	struct kw_ping p = { 0 };
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(4001),
+				  .sin_addr.s_addr = htonl(0x7f000001) };
+	struct kw_conn *c = connect_ab();
+	int fd = sim->sys.ops->tcp_socket(&sim->sys, AF_INET);
+	static const uint8_t junk[] = "\x13/multistream/1.0.0\n\x07/noise\n\x00\x20garbage-not-a-noise-key-xxxxxxxx";
+	uint8_t rd[256];
+
+	pump(50);
+	sim->sys.ops->connect(&sim->sys, fd, (struct sockaddr *)&in, sizeof(in));
+	pump(5);
+	sim->sys.ops->write(&sim->sys, fd, junk, sizeof(junk) - 1);
+	/* garbage after a valid msg1: the responder answers msg2, then sees a bad msg3 */
+	sim->sys.ops->write(&sim->sys, fd, "\x00\x05zzzzz", 7);
+	pump(20);
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.conns_in, 1);   /* only a's connection is left */
+	assert_int_equal(st.conns_failed, 1);
+	while (sim->sys.ops->read(&sim->sys, fd, rd, sizeof(rd)) > 0)
+		;
+	sim->sys.ops->close(&sim->sys, fd);
+	/* and a is still served */
+	assert_int_equal(kw_ping_start(&p, g->a.sw, c, 2, 0, on_ping, NULL), 0);
+	pump(30);
+	assert_int_equal(g->pings, 2);
+}
+
+static void test_swarm_drain_closes_connections_gracefully(void **state)
+{
+	connect_ab();
+	pump(50);
+	kw_node_request_stop(g->b.t->node);
+	pump(50);
+	assert_null(kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw)));
+	assert_null(kw_swarm_find_conn(g->a.sw, kw_swarm_peer_id(g->b.sw)));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_swarm_dial_upgrades_and_matches_peer_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_identify_exchanges_protocols_both_ways, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_ping_counts_round_trips, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_echo_stream_round_trip_and_half_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_reset_reaches_the_handler, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_unknown_protocol_fails_enoproto, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_dial_wrong_peer_id_fails_epeerid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_inbound_limit_refuses_second_connection, setup_limits, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_stream_limit_resets_extra_streams, setup_limits, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_handshake_timeout_drops_silent_peer, setup_limits, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_idle_timeout_closes_connection, setup_limits, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_malformed_bytes_close_only_that_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_drain_closes_connections_gracefully, setup, teardown),
+	};
+
+	kw_log_set_level(1);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
