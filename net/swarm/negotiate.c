@@ -35,6 +35,8 @@ struct kw_neg {
 };
 
 
+size_t kw_neg_size(void) { return sizeof(struct kw_neg); }
+
 static const struct kw_stream_handler neg_handler;
 
 static void neg_free(struct kw_neg *n)

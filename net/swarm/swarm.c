@@ -216,8 +216,10 @@ int kw_conn_send(struct kw_conn *c, const uint8_t *d, size_t n)
 {
 	if (n > kw_conn_send_space(c))
 		return -KW_ENOBUFS;
-	memcpy(c->txb + c->tx_len, d, n);
-	c->tx_len += (uint32_t)n;
+	if (n) {
+		memcpy(c->txb + c->tx_len, d, n);
+		c->tx_len += (uint32_t)n;
+	}
 	if (!(c->w.events & KW_EV_WRITE))
 		conn_update_watch(c);
 	return 0;
@@ -791,6 +793,9 @@ int kw_swarm_create(struct kw_node *n, const struct kw_privkey *key,
 	if (ret == 0)
 		ret = kw_node_pool_create(n, &sw->bufs, "swarm_buf", KW_SWARM_BUF_SIZE,
 					  (size_t)CONFIG_KW_NET_SWARM_BUFFERS);
+	if (ret == 0)
+		ret = kw_node_pool_create(n, &sw->negs, "swarm_negotiation", kw_neg_size(),
+					  (size_t)CONFIG_KW_NET_SWARM_NEGOTIATIONS);
 	if (ret == 0)
 		ret = kw_upgrade_init(sw, conns);
 	if (ret < 0)

@@ -108,6 +108,7 @@ void kw_conn_upgraded(struct kw_conn *c);
 void kw_conn_touch(struct kw_conn *c);
 
 /* negotiate.c: multistream-select on yamux streams */
+size_t kw_neg_size(void);
 void kw_neg_inbound(struct kw_swarm *sw, struct kw_conn *c, struct kw_stream *s);
 int kw_neg_outbound(struct kw_swarm *sw, struct kw_conn *c, struct kw_stream *s,
 		    const char *proto, const struct kw_stream_handler *h, void *user,

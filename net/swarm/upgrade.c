@@ -11,7 +11,6 @@
 #include <kw/log.h>
 #include <kw/pool.h>
 #include <kw/net/noise.h>
-#include <kw/net/yamux.h>
 
 #include "mss_line.h"
 #include "swarm_priv.h"
@@ -58,19 +57,35 @@ static int send_lines(struct kw_conn *c, const char *a, const char *b, bool encr
 
 /* ---- yamux glue ------------------------------------------------------------------------- */
 
-static int mux_output(void *arg, const uint8_t *p, size_t n)
+/* One yamux frame = one Noise frame: copy behind the length prefix, encrypt in place. */
+static int mux_output(void *arg, const uint8_t *hdr, size_t hl, const uint8_t *pl, size_t pn)
 {
-	return send_plain((struct kw_conn *)arg, p, n);
+	struct kw_conn *c = (struct kw_conn *)arg;
+	size_t n = hl + pn, space = kw_conn_send_space(c), out;
+	uint8_t *o;
+	int ret;
+
+	if (n > KW_NOISE_PLAINTEXT_MAX)
+		return -KW_EMSGSIZE;
+	if (space < n + KW_NOISE_FRAME_HDR + KW_NOISE_TAG_LEN)
+		return -KW_ENOBUFS;
+	o = c->txb + c->tx_len;
+	memcpy(o + KW_NOISE_FRAME_HDR, hdr, hl);
+	if (pn)
+		memcpy(o + KW_NOISE_FRAME_HDR + hl, pl, pn);
+	ret = kw_noise_encrypt(&c->up.noise, o + KW_NOISE_FRAME_HDR, n, o, space, &out);
+	if (ret < 0)
+		return ret;
+	c->tx_len += (uint32_t)out;
+	return kw_conn_send(c, NULL, 0);
 }
 
 static size_t mux_output_space(void *arg)
 {
-	struct kw_conn *c = (struct kw_conn *)arg;
-	size_t space = kw_conn_send_space(c);
-	size_t frames = space / (KW_NOISE_MSG_MAX + KW_NOISE_FRAME_HDR) + 1;
-	size_t overhead = frames * (KW_NOISE_FRAME_HDR + KW_NOISE_TAG_LEN);
+	size_t space = kw_conn_send_space((struct kw_conn *)arg);
+	size_t over = KW_NOISE_FRAME_HDR + KW_NOISE_TAG_LEN;
 
-	return space > overhead ? space - overhead : 0;
+	return space > over ? KW_MIN(space - over, (size_t)KW_NOISE_PLAINTEXT_MAX) : 0;
 }
 
 static void mux_new_stream(void *arg, struct kw_stream *s)
@@ -101,7 +116,13 @@ static void mux_closed(void *arg)
 		kw_conn_fail(c, 0, "peer sent go-away");
 }
 
+static void mux_kick(void *arg)
+{
+	kw_conn_kick((struct kw_conn *)arg);
+}
+
 static const struct kw_yamux_io g_mux_io = {
+	.kick = mux_kick,
 	.output = mux_output,
 	.output_space = mux_output_space,
 	.new_stream = mux_new_stream,
@@ -111,7 +132,7 @@ static const struct kw_yamux_io g_mux_io = {
 
 static int start_mux(struct kw_conn *c)
 {
-	int ret = kw_yamux_create(&c->sw->ups.ymp, &c->up.mux, c->outbound, &g_mux_io, c,
+	int ret = kw_sw_yamux_create(&c->sw->ups.ymp, &c->up.mux, c->outbound, &g_mux_io, c,
 				  c->sw->lim.max_streams_per_conn);
 
 	if (ret < 0)
@@ -259,7 +280,7 @@ static int deliver_plain(struct kw_conn *c)
 		}
 		if (c->up.stage != UP_MUX)
 			return -KW_EPROTO;  /* transport data before the handshake finished */
-		ret = kw_yamux_input(c->up.mux, c->up.pend, c->up.pend_len, &used);
+		ret = kw_sw_yamux_input(c->up.mux, c->up.pend, c->up.pend_len, &used);
 		if (ret < 0)
 			return ret;
 		c->up.pend += used;
@@ -344,7 +365,7 @@ void kw_upgrade_on_tx_space(struct kw_conn *c)
 		return;
 	}
 	if (c->up.mux)
-		kw_yamux_on_output_space(c->up.mux);
+		kw_sw_yamux_on_output_space(c->up.mux);
 }
 
 int kw_upgrade_init(struct kw_swarm *sw, uint32_t max_conns)
@@ -354,8 +375,9 @@ int kw_upgrade_init(struct kw_swarm *sw, uint32_t max_conns)
 
 	if (ret < 0)
 		return ret;
-	return kw_yamux_pools_init(&sw->ups.ymp, sw->node, max_conns,
-				   max_conns * sw->lim.max_streams_per_conn);
+	return kw_sw_yamux_pools_init(&sw->ups.ymp, sw->node, max_conns,
+				      (uint32_t)CONFIG_KW_NET_SWARM_STREAMS,
+				      (uint32_t)CONFIG_KW_NET_SWARM_CHUNKS);
 }
 
 int kw_upgrade_start(struct kw_conn *c)
@@ -370,18 +392,18 @@ int kw_upgrade_start(struct kw_conn *c)
 void kw_upgrade_goaway(struct kw_conn *c, uint32_t code)
 {
 	if (c->up.mux)
-		kw_yamux_goaway(c->up.mux, code);
+		kw_sw_yamux_goaway(c->up.mux, code);
 }
 
 bool kw_upgrade_done_closing(const struct kw_conn *c)
 {
-	return !c->up.mux || kw_yamux_stream_count(c->up.mux) == 0;
+	return !c->up.mux || kw_sw_yamux_stream_count(c->up.mux) == 0;
 }
 
 void kw_upgrade_teardown(struct kw_conn *c, int reason)
 {
 	if (c->up.mux) {
-		kw_yamux_destroy(c->up.mux, reason ? reason : -KW_ECONNRESET);
+		kw_sw_yamux_destroy(c->up.mux, reason ? reason : -KW_ECONNRESET);
 		c->up.mux = NULL;
 	}
 	if (c->up.frb) {
@@ -394,12 +416,12 @@ void kw_upgrade_teardown(struct kw_conn *c, int reason)
 
 uint32_t kw_upgrade_stream_count(const struct kw_conn *c)
 {
-	return c->up.mux ? kw_yamux_stream_count(c->up.mux) : 0;
+	return c->up.mux ? kw_sw_yamux_stream_count(c->up.mux) : 0;
 }
 
 int kw_upgrade_open_stream(struct kw_conn *c, struct kw_stream **out)
 {
 	if (!c->up.mux)
 		return -KW_ENOTCONN;
-	return kw_yamux_open(c->up.mux, out);
+	return kw_sw_yamux_open(c->up.mux, out);
 }

@@ -12,7 +12,8 @@
 #include <stdint.h>
 
 #include <kw/net/noise.h>
-#include <kw/net/yamux.h>
+
+#include "sw_yamux.h"
 
 struct kw_conn;
 struct kw_swarm;

@@ -1,0 +1,71 @@
+/*
+ * yamux (spec section 7) as the swarm uses it, sans-I/O: the connection feeds decrypted bytes
+ * in (kw_sw_yamux_input) and receives frames to encrypt through io->output. Streams implement
+ * kw/net/stream.h. Written inside net/swarm because the swarm needed a muxer before a shared
+ * net/yamux existed; the interface is small so it can be swapped for one.
+ *
+ * Memory: sessions and streams come from pools created at init; data a handler did not
+ * consume is kept per stream in 16 KiB chunks from a shared pool (at most the 256 KiB receive
+ * window per stream, because we only credit the peer for consumed bytes). When the chunk pool
+ * is empty the session stops taking input (TCP back-pressure) until chunks are returned.
+ */
+#ifndef KW_NET_SWARM_SW_YAMUX_H
+#define KW_NET_SWARM_SW_YAMUX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kw/loop.h>
+#include <kw/pool.h>
+#include <kw/net/stream.h>
+
+struct kw_node;
+struct kw_yamux;
+
+#define KW_YAMUX_WINDOW     262144u   /* initial and steady receive window per stream */
+#define KW_YAMUX_CHUNK      16384u
+
+struct kw_yamux_pools {
+	struct kw_loop *loop;
+	struct kw_pool sessions, streams, chunks;
+};
+
+struct kw_yamux_io {
+	/* Queue one frame (header, then payload; together at most 65519 bytes) for the peer;
+	 * return 0 or -KW_ENOBUFS when there is no room now (nothing queued). */
+	int (*output)(void *arg, const uint8_t *hdr, size_t hl, const uint8_t *payload, size_t pl);
+	/* Frame bytes output can take now. */
+	size_t (*output_space)(void *arg);
+	/* The peer opened a stream (SYN); the callee sets s->h or resets it. */
+	void (*new_stream)(void *arg, struct kw_stream *s);
+	/* Protocol violation or internal failure: the connection must go. */
+	void (*error)(void *arg, int err, const char *why);
+	/* The peer sent go-away, or our go-away finished (no streams left). */
+	void (*closed)(void *arg);
+	/* Input was paused and can continue (a handler consumed buffered data). */
+	void (*kick)(void *arg);
+};
+
+int kw_sw_yamux_pools_init(struct kw_yamux_pools *p, struct kw_node *n, uint32_t sessions,
+			   uint32_t streams, uint32_t chunks);
+/* client: we dialed (odd stream ids). Return: 0, -KW_ENOMEM (pool empty). */
+int kw_sw_yamux_create(struct kw_yamux_pools *p, struct kw_yamux **out, bool client,
+		       const struct kw_yamux_io *io, void *arg, uint32_t max_streams);
+/*
+ * Feeds decrypted bytes. *used < n means input is paused (back-pressure); io->kick says when
+ * to feed the rest again. Return: 0, or -KW_EPROTO / -KW_EMSGSIZE on a protocol violation
+ * (the caller fails the connection).
+ */
+int kw_sw_yamux_input(struct kw_yamux *y, const uint8_t *p, size_t n, size_t *used);
+/* The output has room again: flush pending control frames, wake blocked writers. */
+void kw_sw_yamux_on_output_space(struct kw_yamux *y);
+/* Sends go-away with code; no new streams either way afterwards. */
+void kw_sw_yamux_goaway(struct kw_yamux *y, uint32_t code);
+uint32_t kw_sw_yamux_stream_count(const struct kw_yamux *y);
+/* Resets every stream (on_close with reason, synchronously) and frees the session. */
+void kw_sw_yamux_destroy(struct kw_yamux *y, int reason);
+/* Opens an outbound stream (SYN goes with the first write or at once). */
+int kw_sw_yamux_open(struct kw_yamux *y, struct kw_stream **out);
+
+#endif
