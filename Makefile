@@ -150,6 +150,7 @@ listnewconfig:
 savedefconfig:
 	$(Q)out=$$(cat $(O)/.defconfig_origin 2>/dev/null || echo $(O)/defconfig); \
 	$(PYTHON) -m savedefconfig --kconfig Kconfig --out $$out.tmp $(kconfig_strict); \
+	grep -E '^CONFIG_KW_(ARCH|BOARD)_[A-Z0-9_]+=y$$' $(O)/.config >> $$out.tmp; \
 	LC_ALL=C sort -u $$out.tmp > $$out && rm -f $$out.tmp && echo "wrote $$out"
 
 $(O)/.config:
@@ -241,6 +242,7 @@ check-host:
 	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
 	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=$(SAN) \
 		all check-alloc run-tests
+	$(Q)sh tests/build/test_kwnode.sh $(HOSTO)/kwnode
 
 # js-libp2p interop on 127.0.0.1 (tests/interop; node_modules from tools/install-deps.sh).
 check-interop:

@@ -147,11 +147,12 @@ static int pub_store(enum kw_key_type type, mbedtls_pk_context *pk, struct kw_pu
 }
 
 /*
- * Parses k->data into pk (an ECKEY context) and checks that the private scalar and the public
- * point agree. rng is needed by the scalar multiplication's blinding.
+ * Parses k->data into pk (an ECKEY context). With check, also derives/checks the public point
+ * (load time); signing skips that scalar multiplication because a kw_privkey was validated
+ * when it was decoded or generated. rng feeds the multiplication's blinding.
  */
 static int priv_parse(const struct kw_privkey *k, mbedtls_pk_context *pk,
-		      mbedtls_ctr_drbg_context *rng)
+		      mbedtls_ctr_drbg_context *rng, bool check)
 {
 	mbedtls_ecp_keypair *kp;
 
@@ -163,8 +164,10 @@ static int priv_parse(const struct kw_privkey *k, mbedtls_pk_context *pk,
 		kp = mbedtls_pk_ec(*pk);
 		if (mbedtls_ecp_group_load(&kp->grp, MBEDTLS_ECP_DP_SECP256K1) ||
 		    mbedtls_mpi_read_binary(&kp->d, k->data, SCALAR_LEN) ||
-		    mbedtls_ecp_check_privkey(&kp->grp, &kp->d) ||
-		    mbedtls_ecp_mul(&kp->grp, &kp->Q, &kp->d, &kp->grp.G, mbedtls_ctr_drbg_random, rng))
+		    mbedtls_ecp_check_privkey(&kp->grp, &kp->d))
+			return -KW_EINVAL;
+		if (check && mbedtls_ecp_mul(&kp->grp, &kp->Q, &kp->d, &kp->grp.G,
+					     mbedtls_ctr_drbg_random, rng))
 			return -KW_EINVAL;
 		return 0;
 	}
@@ -178,7 +181,7 @@ static int priv_parse(const struct kw_privkey *k, mbedtls_pk_context *pk,
 	if (kp->grp.id != MBEDTLS_ECP_DP_SECP256R1 || mbedtls_ecp_check_privkey(&kp->grp, &kp->d))
 		return -KW_EINVAL;
 	/* A stored public point that is not d*G would give us someone else's peer ID. */
-	{
+	if (check) {
 		mbedtls_ecp_point q;
 		int bad;
 
@@ -204,7 +207,7 @@ int kw_ec_load(struct kw_privkey *k)
 	if (ret < 0)
 		return ret;
 	mbedtls_pk_init(&pk);
-	ret = priv_parse(k, &pk, &rng);
+	ret = priv_parse(k, &pk, &rng, true);
 	if (ret == 0)
 		ret = pub_store(k->type, &pk, &k->pub);
 	mbedtls_pk_free(&pk);
@@ -308,7 +311,7 @@ int kw_ec_sign(const struct kw_privkey *k, const uint8_t *msg, size_t len, uint8
 	mbedtls_mpi_init(&r);
 	mbedtls_mpi_init(&s);
 	mbedtls_mpi_init(&half);
-	ret = priv_parse(k, &pk, &rng);
+	ret = priv_parse(k, &pk, &rng, false);
 	if (ret < 0)
 		goto out;
 	kp = mbedtls_pk_ec(pk);
