@@ -6,6 +6,7 @@
 
 #include "harness.h"
 #include "unit/net/peer/hex.h"
+#include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/net/key.h>
 #include <kw/net/noise.h>
