@@ -28,4 +28,20 @@ static inline size_t kw_noise_sym_overhead(const struct kw_noise_symmetric *ss)
 	return ss->cs.has_key ? KW_NOISE_TAG_LEN : 0;
 }
 
+/* "noise-libp2p-static-key:" (24 bytes), the prefix of the signed static key. */
+#define KW_NOISE_SIG_PREFIX "noise-libp2p-static-key:"
+#define KW_NOISE_SIG_PREFIX_LEN 24
+
+/* kw_noise_xx_init with the static public key already known (NULL: derive it). */
+int kw_noise_xx_setup(struct kw_noise_xx *x, bool initiator, const uint8_t *prologue,
+		      size_t prologue_len, const uint8_t s_priv[KW_NOISE_DH_LEN],
+		      const uint8_t *s_pub, const uint8_t *e_priv);
+/*
+ * Encodes our NoiseHandshakePayload: identity key, signature over the prefix and static_pub,
+ * stream muxers. Return: 0, -KW_ENOBUFS, or kw_key_sign's / kw_pubkey_encode's error.
+ */
+int kw_noise_payload_encode(const struct kw_privkey *key, const uint8_t static_pub[KW_NOISE_DH_LEN],
+			    const char *const *muxers, size_t n_muxers, uint8_t *out, size_t cap,
+			    size_t *out_len);
+
 #endif

@@ -41,6 +41,13 @@ int kw_noise_xx_init(struct kw_noise_xx *x, bool initiator, const uint8_t *prolo
 		     size_t prologue_len, const uint8_t s_priv[KW_NOISE_DH_LEN],
 		     const uint8_t *e_priv)
 {
+	return kw_noise_xx_setup(x, initiator, prologue, prologue_len, s_priv, NULL, e_priv);
+}
+
+int kw_noise_xx_setup(struct kw_noise_xx *x, bool initiator, const uint8_t *prologue,
+		      size_t prologue_len, const uint8_t s_priv[KW_NOISE_DH_LEN],
+		      const uint8_t *s_pub, const uint8_t *e_priv)
+{
 	int err;
 
 	if (!x || !s_priv || (!prologue && prologue_len))
@@ -59,7 +66,11 @@ int kw_noise_xx_init(struct kw_noise_xx *x, bool initiator, const uint8_t *prolo
 		if (err)
 			return err;
 	}
-	if (kw_noise_dh_public(x->s, x->s_pub) || kw_noise_dh_public(x->e, x->e_pub))
+	if (s_pub)
+		memcpy(x->s_pub, s_pub, KW_NOISE_DH_LEN);
+	else if (kw_noise_dh_public(x->s, x->s_pub))
+		return -KW_EINVAL;
+	if (kw_noise_dh_public(x->e, x->e_pub))
 		return -KW_EINVAL;
 	return 0;
 }
