@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <kw/arena.h>
+#include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/log.h>
 #include <kw/node.h>

@@ -117,6 +117,7 @@ static int reap_fn(struct kw_loop *l, struct kw_task *t)
 		cb(sw, NULL, c->close_reason ? c->close_reason : -KW_ECONNABORTED, c->dial_user);
 	}
 	kw_timer_cancel(l, &c->hs_timer);
+	kw_task_cancel(l, &c->kick);
 	if (c->fd >= 0) {
 		kw_loop_unwatch(l, &c->w);
 		sw->loop->sys->ops->close(sw->loop->sys, c->fd);
@@ -313,20 +314,22 @@ static void on_conn_io(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
 		do_read(c);
 }
 
-/* Lets the upgrade layer ask for reads again after it freed room (stream consumed data). */
-void kw_conn_kick(struct kw_conn *c)
+/* Runs from the connection's task: input paused by back-pressure continues. */
+static int kick_fn(struct kw_loop *l, struct kw_task *t)
 {
+	struct kw_conn *c = (struct kw_conn *)t->arg;
+
 	if (c->dead)
-		return;
-	if (c->rxb && c->rx_len) {
+		return KW_TASK_DONE;
+	{
 		size_t used = 0;
-		int ret = kw_upgrade_on_bytes(c, c->rxb, c->rx_len, &used);
+		int ret = kw_upgrade_on_bytes(c, c->rxb, c->rxb ? c->rx_len : 0, &used);
 
 		if (c->dead)
-			return;
+			return KW_TASK_DONE;
 		if (ret < 0) {
 			kw_conn_fail(c, ret, "malformed input");
-			return;
+			return KW_TASK_DONE;
 		}
 		if (used) {
 			memmove(c->rxb, c->rxb + used, c->rx_len - used);
@@ -339,6 +342,14 @@ void kw_conn_kick(struct kw_conn *c)
 		give_back(c);
 		conn_update_watch(c);
 	}
+	return KW_TASK_DONE;
+}
+
+/* Never re-enters the pipeline: the work runs from the connection's task. */
+void kw_conn_kick(struct kw_conn *c)
+{
+	if (!c->dead)
+		kw_task_post(c->sw->loop, &c->kick);
 }
 
 static void on_timer(struct kw_loop *l, struct kw_timer *t)
@@ -375,6 +386,7 @@ static struct kw_conn *conn_new(struct kw_swarm *sw, int fd, bool outbound)
 	c->state = outbound ? CONN_CONNECTING : CONN_UPGRADING;
 	kw_timer_init(&c->hs_timer, on_timer, c);
 	kw_task_init(&c->reap, reap_fn, c);
+	kw_task_init(&c->kick, kick_fn, c);
 	c->last_active_ms = kw_loop_now(sw->loop);
 	c->next = sw->head;
 	if (sw->head)
@@ -720,7 +732,6 @@ int kw_swarm_open_stream(struct kw_swarm *sw, struct kw_conn *c, const char *pro
 		return ret;
 	}
 	sw->st.streams_out++;
-	kw_conn_kick(c);
 	return 0;
 }
 

@@ -40,6 +40,7 @@ struct kw_conn {
 	int close_reason;
 	struct kw_timer hs_timer;    /* handshake deadline, then idle timer */
 	struct kw_task reap;         /* frees the connection outside callbacks */
+	struct kw_task kick;         /* resumes paused input outside callbacks */
 	kw_swarm_dial_cb dial_cb;
 	void *dial_user;
 	struct kw_peer_id expect;    /* from a dialed /p2p/ */

@@ -281,8 +281,10 @@ static int deliver_plain(struct kw_conn *c)
 		if (c->up.stage != UP_MUX)
 			return -KW_EPROTO;  /* transport data before the handshake finished */
 		ret = kw_sw_yamux_input(c->up.mux, c->up.pend, c->up.pend_len, &used);
-		if (ret < 0)
+		if (ret < 0) {
+			KW_LOG_WRN(swarm, "%s: yamux input failed: %s", c->peer_short, kw_strerror(ret));
 			return ret;
+		}
 		c->up.pend += used;
 		c->up.pend_len -= (uint32_t)used;
 		if (used == 0)
@@ -323,8 +325,11 @@ int kw_upgrade_on_bytes(struct kw_conn *c, const uint8_t *buf, size_t len, size_
 			}
 			r = kw_noise_read(&u->noise, buf + *used, len - *used, u->frb,
 					  KW_SWARM_BUF_SIZE, &plain, &plen);
-			if (r < 0)
+			if (r < 0) {
+				KW_LOG_WRN(swarm, "%s: noise input failed in stage %d: %s", c->peer_short,
+					   u->stage, kw_strerror((int)r));
 				return (int)r;
+			}
 			*used += (size_t)r;
 			if (u->stage == UP_NOISE) {
 				ret = noise_write_if_due(c);

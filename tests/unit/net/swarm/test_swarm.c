@@ -4,10 +4,15 @@
  * timeouts through virtual time), malformed input closing only the offending connection, and
  * pool leak checks after every test.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
 
+#include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/log.h>
 #include <kw/node.h>
@@ -471,6 +476,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swarm_drain_closes_connections_gracefully, setup, teardown),
 	};
 
-	kw_log_set_level(1);
+	kw_log_set_level(getenv("KW_TEST_LOG") ? atoi(getenv("KW_TEST_LOG")) : 1);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
