@@ -133,7 +133,7 @@ int kw_cmd_ping(int argc, char **argv)
 	kw_config_defaults(&cfg);
 	cfg.max_conns_in = 1;
 	cfg.max_conns_out = 1;
-	pc.n = kw_node_create_heap((size_t)8 << 20, &sys.sys, &cfg);
+	pc.n = kw_node_create_heap((size_t)32 << 20, &sys.sys, &cfg);
 	if (!pc.n || kw_swarm_create(pc.n, &key, NULL, &pc.sw) < 0) {
 		fprintf(stderr, "kwnode ping: cannot create the node\n");
 		kw_node_destroy_heap(pc.n);
