@@ -52,9 +52,6 @@ int kw_net_init(struct kw_node *n)
 			   err[0] ? err : "cannot load", kw_strerror(ret));
 		return ret;
 	}
-	if (created)
-		KW_LOG_INF(net, "created a new %s identity in %s", kw_key_type_name(net->key.type),
-			   n->cfg.data_dir);
 	ret = kw_swarm_create(n, &net->key, NULL, &net->sw);
 	memset(&net->key, 0, sizeof(net->key));
 	if (ret < 0)
