@@ -45,6 +45,7 @@ static struct kw_node g_node;
 
 struct xfer {
 	bool used, echo_in;
+	bool sink;                /* throughput mode: one random chunk resent, nothing hashed */
 	struct kw_stream *s;
 	uint64_t total, sent, recvd;
 	struct kw_prng prng;
@@ -58,8 +59,10 @@ struct peer {
 	struct kw_swarm *sw;
 	struct kw_loop *loop;
 	struct kw_watch in_w;
-	char line[4096];
-	size_t line_len;
+	char inbuf[65536];      /* stdin not yet executed: one command runs at a time */
+	size_t in_len;
+	bool in_eof;
+	struct kw_task next_cmd;
 	/* the command in progress */
 	char cmd[16];
 	bool busy;
@@ -110,12 +113,14 @@ static void reply_ok(struct peer *p, const char *fmt, ...)
 	va_end(ap);
 	out("ok %s%s%s", p->cmd, buf[0] ? " " : "", buf);
 	p->busy = false;
+	kw_task_post(p->loop, &p->next_cmd);
 }
 
 static void reply_err(struct peer *p, const char *why)
 {
 	out("err %s %s", p->cmd, why);
 	p->busy = false;
+	kw_task_post(p->loop, &p->next_cmd);
 }
 
 static struct kw_conn *find_peer(struct peer *p, const char *text)
@@ -253,6 +258,11 @@ static void xfer_fill(struct xfer *x)
 {
 	uint32_t i, n = (uint32_t)KW_MIN((uint64_t)CHUNK, x->total - x->sent);
 
+	if (x->sink && x->chunk_len) {
+		x->chunk_len = n;
+		x->chunk_off = 0;
+		return;
+	}
 	for (i = 0; i + 8 <= n; i += 8) {
 		uint64_t r = kw_prng_next(&x->prng);
 
@@ -262,7 +272,8 @@ static void xfer_fill(struct xfer *x)
 		x->chunk[i] = (uint8_t)kw_prng_next(&x->prng);
 	x->chunk_len = n;
 	x->chunk_off = 0;
-	crypto_hash_sha256_update(&x->hs, x->chunk, n);
+	if (!x->sink)
+		crypto_hash_sha256_update(&x->hs, x->chunk, n);
 }
 
 static void xfer_pump(struct xfer *x)
@@ -293,7 +304,8 @@ static size_t x_on_data(struct kw_stream *s, const uint8_t *d, size_t n)
 {
 	struct xfer *x = (struct xfer *)s->user;
 
-	crypto_hash_sha256_update(&x->hr, d, n);
+	if (!x->sink)
+		crypto_hash_sha256_update(&x->hr, d, n);
 	x->recvd += n;
 	return n;
 }
@@ -378,7 +390,9 @@ static void start_xfers(struct peer *p, struct kw_conn *c, const char *proto, ui
 		struct xfer *x = &p->xf[i];
 
 		memset(x, 0, offsetof(struct xfer, chunk));
+		x->chunk_len = 0;
 		x->used = true;
+		x->sink = !strcmp(proto, SINK_PROTO);
 		x->total = bytes;
 		kw_prng_seed(&x->prng, 0x6b77 + i);
 		crypto_hash_sha256_init(&x->hs);
@@ -479,8 +493,10 @@ static void run_command(struct peer *p, char *line)
 
 	for (tok = strtok_r(line, " \t", &save); tok && argc < 8; tok = strtok_r(NULL, " \t", &save))
 		argv[argc++] = tok;
-	if (argc == 0)
+	if (argc == 0) {
+		kw_task_post(p->loop, &p->next_cmd);
 		return;
+	}
 	snprintf(p->cmd, sizeof(p->cmd), "%s", argv[0]);
 	p->busy = true;
 	if (argc >= 2 && strcmp(argv[0], "dial") && strcmp(argv[0], "dialbench")) {
@@ -553,28 +569,44 @@ static void run_command(struct peer *p, char *line)
 	}
 }
 
+/* Runs buffered command lines while no command is in progress. */
+static int next_cmd_fn(struct kw_loop *l, struct kw_task *t)
+{
+	struct peer *p = (struct peer *)t->arg;
+
+	while (!p->busy) {
+		char line[4096];
+		char *nl = memchr(p->inbuf, '\n', p->in_len);
+		size_t n;
+
+		if (!nl) {
+			if (p->in_eof)
+				kw_loop_stop(l, 0);
+			break;
+		}
+		n = (size_t)(nl - p->inbuf);
+		snprintf(line, sizeof(line), "%.*s", (int)KW_MIN(n, sizeof(line) - 1), p->inbuf);
+		memmove(p->inbuf, nl + 1, p->in_len - n - 1);
+		p->in_len -= n + 1;
+		run_command(p, line);
+	}
+	return KW_TASK_DONE;
+}
+
 static void on_stdin(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
 {
 	struct peer *p = (struct peer *)w->arg;
-	char buf[4096];
-	ssize_t n = read(0, buf, sizeof(buf));
-	ssize_t i;
+	ssize_t n = 0;
 
+	if (p->in_len < sizeof(p->inbuf))
+		n = read(0, p->inbuf + p->in_len, sizeof(p->inbuf) - p->in_len);
 	if (n <= 0) {
 		kw_loop_unwatch(l, w);
-		kw_loop_stop(l, 0);
-		return;
+		p->in_eof = true;
+	} else {
+		p->in_len += (size_t)n;
 	}
-	for (i = 0; i < n; i++) {
-		if (buf[i] == '\n') {
-			p->line[p->line_len] = '\0';
-			/* commands are serialised by the driver: it waits for each reply */
-			run_command(p, p->line);
-			p->line_len = 0;
-		} else if (p->line_len + 1 < sizeof(p->line)) {
-			p->line[p->line_len++] = buf[i];
-		}
-	}
+	kw_task_post(l, &p->next_cmd);
 }
 
 /* `protocols` waits for identify without blocking the loop: re-check every 10 ms. */
@@ -656,6 +688,7 @@ int main(int argc, char **argv)
 		if (kw_swarm_listen_addr(p->sw, i, ma, sizeof(ma)) == 0)
 			out("listen %s", ma);
 	out("ready");
+	kw_task_init(&p->next_cmd, next_cmd_fn, p);
 	kw_loop_watch(p->loop, &p->in_w, 0, KW_EV_READ, on_stdin, p);
 	kw_timer_init(&poll, on_poll, p);
 	kw_timer_start(p->loop, &poll, 10);
