@@ -46,6 +46,7 @@ static struct kw_node g_node;
 struct xfer {
 	bool used, echo_in;
 	bool sink;                /* throughput mode: one random chunk resent, nothing hashed */
+	bool hold;                /* memory mode: stream stays open and idle until `release` */
 	struct kw_stream *s;
 	uint64_t total, sent, recvd;
 	struct kw_prng prng;
@@ -326,7 +327,9 @@ static void x_on_close(struct kw_stream *s, int reason)
 	crypto_hash_sha256_final(&x->hr, b);
 	hex(a, 32, p->sum_sent);
 	hex(b, 32, p->sum_recv);
-	if (reason < 0 || x->failed)
+	if (x->hold)
+		;  /* released by a reset: nothing to check */
+	else if (reason < 0 || x->failed)
 		p->failures++;
 	else if (!strcmp(p->cmd, "sink") ? x->recvd != 8 : (x->recvd != x->total || memcmp(a, b, 32)))
 		p->failures++;
@@ -353,6 +356,11 @@ static void x_opened(struct kw_stream *s, int err, void *user)
 		return;
 	}
 	x->s = s;
+	if (x->hold) {
+		if (++p->n_done == p->n_total)
+			reply_ok(p, "%u", p->n_total);
+		return;
+	}
 	xfer_pump(x);
 }
 
@@ -361,6 +369,10 @@ static void xfer_finish(struct peer *p)
 	double s = (double)(mono_us(NULL) - p->t0_us) / 1e6;
 	double mib = (double)p->n_total * (double)p->xf[0].total / 1048576.0;
 
+	if (!strcmp(p->cmd, "release")) {
+		reply_ok(p, "%u", p->n_total);
+		return;
+	}
 	if (p->failures) {
 		char why[64];
 
@@ -391,6 +403,7 @@ static void start_xfers(struct peer *p, struct kw_conn *c, const char *proto, ui
 
 		memset(x, 0, offsetof(struct xfer, chunk));
 		x->chunk_len = 0;
+		x->chunk_off = 0;
 		x->used = true;
 		x->sink = !strcmp(proto, SINK_PROTO);
 		x->total = bytes;
@@ -479,6 +492,11 @@ static void on_ping(struct kw_ping *pg, uint32_t seq, uint64_t rtt_us, int err, 
 
 /* ---- command dispatch ------------------------------------------------------------------- */
 
+static void pool_bytes(const struct kw_pool *pl, void *arg)
+{
+	*(size_t *)arg += pl->used * pl->stride;
+}
+
 static void count_conn(struct kw_conn *c, void *arg)
 {
 	(*(uint32_t *)arg)++;
@@ -553,6 +571,39 @@ static void run_command(struct peer *p, char *line)
 		p->n_total = (uint32_t)KW_MIN(atoi(argv[2]), (int)KW_ARRAY_SIZE(p->times));
 		p->n_done = 0;
 		bench_next(p);
+	} else if (!strcmp(argv[0], "hold") && argc == 3) {
+		uint32_t i, n = (uint32_t)atoi(argv[2]);
+
+		/* opens n echo streams and leaves them idle (memory per open stream) */
+		if (n == 0 || n > MAX_XFER) {
+			reply_err(p, "bad stream count");
+			return;
+		}
+		p->n_done = 0;
+		p->n_total = n;
+		p->pending = (int)n;
+		for (i = 0; i < n; i++) {
+			struct xfer *x = &p->xf[i];
+
+			memset(x, 0, offsetof(struct xfer, chunk));
+			x->used = x->hold = true;
+			if (kw_swarm_open_stream(p->sw, c, ECHO_PROTO, &x_handler, x, x_opened) < 0) {
+				reply_err(p, "open failed");
+				return;
+			}
+		}
+	} else if (!strcmp(argv[0], "release") && argc == 2) {
+		uint32_t i, n = 0;
+
+		for (i = 0; i < MAX_XFER; i++)
+			if (p->xf[i].used && p->xf[i].hold && p->xf[i].s) {
+				kw_stream_reset(p->xf[i].s);
+				n++;
+			}
+		p->n_total = n;
+		p->pending = (int)n;
+		if (n == 0)
+			reply_ok(p, "0");
 	} else if (!strcmp(argv[0], "hangup") && argc == 2) {
 		kw_conn_close(c, 0);
 		reply_ok(p, "%s", "");
@@ -561,9 +612,12 @@ static void run_command(struct peer *p, char *line)
 		uint32_t up = 0;
 
 		kw_swarm_get_stats(p->sw, &st);
+		size_t bytes = 0;
+
+		kw_node_pools_foreach(&g_node, pool_bytes, &bytes);
 		kw_swarm_foreach_conn(p->sw, count_conn, &up);
-		reply_ok(p, "conns=%u streams=%u pools=%zu", up, p->echo_live,
-			 kw_node_pools_in_use(&g_node));
+		reply_ok(p, "conns=%u streams=%u pools=%zu poolbytes=%zu", up, p->echo_live,
+			 kw_node_pools_in_use(&g_node), bytes);
 	} else {
 		reply_err(p, "unknown command or arguments");
 	}
