@@ -23,12 +23,17 @@ static bool bits_ok(size_t bits)
 	return bits >= RSA_MIN_BITS && bits <= RSA_MAX_BITS;
 }
 
+/*
+ * A remote's key: besides the size, cap the public exponent at 32 bits (Go's crypto/rsa
+ * does too). A huge e would make every verification as slow as a private-key operation,
+ * a cheap way to burn our CPU during handshakes.
+ */
 static int pub_parse(const struct kw_pubkey *k, mbedtls_pk_context *pk)
 {
 	if (mbedtls_pk_parse_public_key(pk, k->data, k->len) ||
 	    mbedtls_pk_get_type(pk) != MBEDTLS_PK_RSA)
 		return -KW_EINVAL;
-	if (!bits_ok(mbedtls_pk_get_bitlen(pk)))
+	if (!bits_ok(mbedtls_pk_get_bitlen(pk)) || mbedtls_mpi_bitlen(&mbedtls_pk_rsa(*pk)->E) > 32)
 		return -KW_EINVAL;
 	return 0;
 }

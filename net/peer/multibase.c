@@ -6,21 +6,25 @@
 #include <kw/net/varint.h>
 
 static const char b58_alphabet[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+static const char b36_alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
 
-static int b58_value(char c)
+static int digit_value(const char *alphabet, char c)
 {
 	const char *p;
 
 	if (c == '\0')
 		return -1;
-	p = strchr(b58_alphabet, c);
-	return p ? (int)(p - b58_alphabet) : -1;
+	p = strchr(alphabet, c);
+	return p ? (int)(p - alphabet) : -1;
 }
 
-int kw_base58_encode(const uint8_t *in, size_t len, char *out, size_t cap)
+/* Big-number radix conversion shared by base58btc and base36 (both keep leading zero bytes as
+ * leading "zero digits"). Quadratic, hence the input bounds. */
+static int radix_encode(const uint8_t *in, size_t len, char *out, size_t cap,
+			const char *alphabet, unsigned base)
 {
-	/* log(256)/log(58) < 1.37, so 138 digits per 100 bytes suffice. */
-	uint8_t digits[KW_BASE58_MAX_BYTES * 138 / 100 + 1];
+	/* log(256)/log(36) < 1.55 digits per byte covers base58 too. */
+	uint8_t digits[KW_BASE58_MAX_BYTES * 155 / 100 + 1];
 	size_t zeros = 0, ndig = 0, i, j, n;
 
 	if (len > KW_BASE58_MAX_BYTES)
@@ -33,28 +37,29 @@ int kw_base58_encode(const uint8_t *in, size_t len, char *out, size_t cap)
 
 		for (j = 0; j < ndig; j++) {
 			carry += (unsigned)digits[j] << 8;
-			digits[j] = (uint8_t)(carry % 58);
-			carry /= 58;
+			digits[j] = (uint8_t)(carry % base);
+			carry /= base;
 		}
 		while (carry) {
-			digits[ndig++] = (uint8_t)(carry % 58);
-			carry /= 58;
+			digits[ndig++] = (uint8_t)(carry % base);
+			carry /= base;
 		}
 	}
 	n = zeros + ndig;
 	if (n + 1 > cap)
 		return -KW_ENOBUFS;
 	for (i = 0; i < zeros; i++)
-		out[i] = '1';
+		out[i] = alphabet[0];
 	for (j = 0; j < ndig; j++)
-		out[zeros + j] = b58_alphabet[digits[ndig - 1 - j]];
+		out[zeros + j] = alphabet[digits[ndig - 1 - j]];
 	out[n] = '\0';
 	return (int)n;
 }
 
-int kw_base58_decode(const char *s, size_t slen, uint8_t *out, size_t cap)
+static int radix_decode(const char *s, size_t slen, uint8_t *out, size_t cap,
+			const char *alphabet, unsigned base)
 {
-	/* log(58)/log(256) < 0.733 bytes per character. */
+	/* log(58)/log(256) < 0.733 bytes per character (base36: less). */
 	uint8_t bytes[KW_BASE58_MAX_CHARS * 733 / 1000 + 1];
 	size_t zeros = 0, nb = 0, i, j, n;
 
@@ -62,17 +67,17 @@ int kw_base58_decode(const char *s, size_t slen, uint8_t *out, size_t cap)
 		return -KW_EINVAL;
 	if (slen > KW_BASE58_MAX_CHARS)
 		return -KW_EMSGSIZE;
-	while (zeros < slen && s[zeros] == '1')
+	while (zeros < slen && s[zeros] == alphabet[0])
 		zeros++;
 	for (i = zeros; i < slen; i++) {
-		int v = b58_value(s[i]);
+		int v = digit_value(alphabet, s[i]);
 		unsigned carry;
 
 		if (v < 0)
 			return -KW_EINVAL;
 		carry = (unsigned)v;
 		for (j = 0; j < nb; j++) {
-			carry += (unsigned)bytes[j] * 58;
+			carry += (unsigned)bytes[j] * base;
 			bytes[j] = (uint8_t)carry;
 			carry >>= 8;
 		}
@@ -88,6 +93,26 @@ int kw_base58_decode(const char *s, size_t slen, uint8_t *out, size_t cap)
 	for (j = 0; j < nb; j++)
 		out[zeros + j] = bytes[nb - 1 - j];
 	return (int)n;
+}
+
+int kw_base58_encode(const uint8_t *in, size_t len, char *out, size_t cap)
+{
+	return radix_encode(in, len, out, cap, b58_alphabet, 58);
+}
+
+int kw_base58_decode(const char *s, size_t slen, uint8_t *out, size_t cap)
+{
+	return radix_decode(s, slen, out, cap, b58_alphabet, 58);
+}
+
+int kw_base36_encode(const uint8_t *in, size_t len, char *out, size_t cap)
+{
+	return radix_encode(in, len, out, cap, b36_alphabet, 36);
+}
+
+int kw_base36_decode(const char *s, size_t slen, uint8_t *out, size_t cap)
+{
+	return radix_decode(s, slen, out, cap, b36_alphabet, 36);
 }
 
 static const char b32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";

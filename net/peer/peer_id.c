@@ -129,9 +129,13 @@ int kw_peer_id_from_text(const char *s, struct kw_peer_id *out)
 			return -KW_EINVAL;
 		return kw_peer_id_from_bytes(bin, (size_t)n, out);
 	}
-	if (s[0] != 'b')
+	/* Otherwise a multibase CIDv1: base32 'b' (the default) or base36 'k' (IPNS style). */
+	if (s[0] == 'b')
+		n = kw_base32_decode(s + 1, slen - 1, bin, sizeof(bin));
+	else if (s[0] == 'k')
+		n = kw_base36_decode(s + 1, slen - 1, bin, sizeof(bin));
+	else
 		return -KW_EINVAL;
-	n = kw_base32_decode(s + 1, slen - 1, bin, sizeof(bin));
 	if (n < 0)
 		return -KW_EINVAL;
 	a = kw_uvarint_decode(bin, (size_t)n, &v);

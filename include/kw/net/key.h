@@ -91,7 +91,8 @@ int kw_peer_id_from_pubkey(const struct kw_pubkey *k, struct kw_peer_id *out);
 bool kw_peer_id_equal(const struct kw_peer_id *a, const struct kw_peer_id *b);
 /* base58btc text form ("12D3KooW..." / "Qm..."). Return: 0 or -KW_ENOBUFS. */
 int kw_peer_id_to_text(const struct kw_peer_id *id, char *out, size_t cap);
-/* Parses base58btc or CIDv1 (libp2p-key codec) text. Return: 0 or -KW_EINVAL. */
+/* Parses base58btc or CIDv1 (libp2p-key codec; multibase base32 'b' or base36 'k') text.
+ * Return: 0 or -KW_EINVAL. */
 int kw_peer_id_from_text(const char *s, struct kw_peer_id *out);
 /* Multihash bytes from the binary /p2p/ multiaddr component. Return: 0 or -KW_EINVAL. */
 int kw_peer_id_from_bytes(const uint8_t *buf, size_t len, struct kw_peer_id *out);

@@ -1,7 +1,8 @@
 /*
  * The text encodings libp2p uses for binary identifiers: base58btc (bare peer IDs,
  * "12D3KooW..." / "Qm..."), RFC 4648 base32 lower-case without padding (multibase prefix 'b',
- * CIDv1 peer IDs "bafz..."), and multihash framing (identity 0x00, sha2-256 0x12).
+ * CIDv1 peer IDs "bafz..."), base36 (multibase 'k', "k51..."), and multihash framing
+ * (identity 0x00, sha2-256 0x12).
  *
  * Owner: net/peer. Pure functions over caller buffers; inputs are bounded so that the
  * quadratic base58 conversion stays cheap on hostile input.
@@ -28,6 +29,11 @@ int kw_base58_encode(const uint8_t *in, size_t len, char *out, size_t cap);
  * small, -KW_EMSGSIZE if slen exceeds KW_BASE58_MAX_CHARS.
  */
 int kw_base58_decode(const char *s, size_t slen, uint8_t *out, size_t cap);
+
+/* base36 lower case (multibase 'k' without the prefix; IPNS names "k51..."). Same returns as
+ * the base58 pair; the decoder takes lower case only. */
+int kw_base36_encode(const uint8_t *in, size_t len, char *out, size_t cap);
+int kw_base36_decode(const char *s, size_t slen, uint8_t *out, size_t cap);
 
 /* RFC 4648 base32, lower-case, no padding (multibase 'b' without the prefix). Same returns
  * as the base58 pair; the decoder rejects upper case, padding and non-zero trailing bits. */

@@ -131,31 +131,34 @@ static size_t der_len(uint8_t *p, size_t n)
 	return 3;
 }
 
-static void test_rsa_public_key_above_8192_bits_is_refused(void **state)
+/*
+ * A PublicKey protobuf around an RSA SubjectPublicKeyInfo with a modulus of modlen bytes
+ * (top byte 0x80, odd, otherwise 0x55: the value does not matter, sizes are checked) and a
+ * public exponent of elen bytes (0x01 ... 0x01). Returns the protobuf length.
+ */
+static size_t build_rsa_pub(uint8_t *pb, size_t modlen, size_t elen)
 {
-	/* SubjectPublicKeyInfo with a 8200-bit modulus (value irrelevant: size is checked). */
 	static const uint8_t alg[] = { 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d,
 				       0x01, 0x01, 0x01, 0x05, 0x00 };
-	static uint8_t rsapub[1100], spki[1100];
-	uint8_t pb[1200];
-	struct kw_pubkey pub;
-	size_t modlen = 1026, o = 0, r = 0, s = 0;  /* 00 + 1025 bytes */
+	static uint8_t rsapub[1200], spki[1200];
+	uint8_t seq[8], bit[8], outer[8];
+	size_t o = 0, s = 0, r = 0, ls, lb, lo, inner;
 
 	rsapub[o++] = 0x02;
-	o += der_len(rsapub + o, modlen);
-	rsapub[o++] = 0x00;
+	o += der_len(rsapub + o, modlen + 1);
+	rsapub[o++] = 0x00;  /* sign byte before the set top bit */
 	rsapub[o++] = 0x80;
-	memset(rsapub + o, 0x55, modlen - 3);
-	o += modlen - 3;
-	rsapub[o++] = 0x01;  /* odd */
-	rsapub[o++] = 0x02; rsapub[o++] = 0x03; rsapub[o++] = 0x01; rsapub[o++] = 0x00;
+	memset(rsapub + o, 0x55, modlen - 2);
+	o += modlen - 2;
 	rsapub[o++] = 0x01;
-	/* SEQUENCE { alg, BIT STRING { 00, SEQUENCE { n, e } } } */
-	uint8_t seq[8], bit[8], outer[8];
-	size_t ls = der_len(seq, o), lb = der_len(bit, 1 + 1 + ls + o);
-	size_t inner = sizeof(alg) + 1 + lb + 1 + 1 + ls + o;
-	size_t lo = der_len(outer, inner);
-
+	rsapub[o++] = 0x02;
+	o += der_len(rsapub + o, elen);
+	memset(rsapub + o, 0x01, elen);
+	o += elen;
+	ls = der_len(seq, o);
+	lb = der_len(bit, 1 + 1 + ls + o);
+	inner = sizeof(alg) + 1 + lb + 1 + 1 + ls + o;
+	lo = der_len(outer, inner);
 	spki[s++] = 0x30;
 	memcpy(spki + s, outer, lo); s += lo;
 	memcpy(spki + s, alg, sizeof(alg)); s += sizeof(alg);
@@ -165,11 +168,39 @@ static void test_rsa_public_key_above_8192_bits_is_refused(void **state)
 	spki[s++] = 0x30;
 	memcpy(spki + s, seq, ls); s += ls;
 	memcpy(spki + s, rsapub, o); s += o;
-	assert_true(s <= KW_PUBKEY_MAX);
 	pb[r++] = 0x08; pb[r++] = 0x00; pb[r++] = 0x12;
 	pb[r++] = (uint8_t)(s | 0x80); pb[r++] = (uint8_t)(s >> 7);
 	memcpy(pb + r, spki, s);
-	assert_int_equal(kw_pubkey_decode(pb, r + s, &pub), -KW_EINVAL);
+	return r + s;
+}
+
+static void test_rsa_public_key_above_8192_bits_is_refused(void **state)
+{
+	static uint8_t pb[1300];
+	struct kw_pubkey pub;
+	size_t n;
+
+	/* The builder itself is sound: 2048 bits with e = 0x010101 is accepted. */
+	n = build_rsa_pub(pb, 256, 3);
+	assert_int_equal(kw_pubkey_decode(pb, n, &pub), 0);
+	n = build_rsa_pub(pb, 1025, 3);  /* 8200 bits */
+	assert_true(n - 5 <= KW_PUBKEY_MAX);
+	assert_int_equal(kw_pubkey_decode(pb, n, &pub), -KW_EINVAL);
+}
+
+static void test_rsa_public_exponent_over_32_bits_is_refused(void **state)
+{
+	static uint8_t pb[1300];
+	struct kw_pubkey pub;
+	size_t n;
+
+	n = build_rsa_pub(pb, 256, 4);
+	assert_int_equal(kw_pubkey_decode(pb, n, &pub), 0);
+	/* e of 2048 bits would make each verification cost a private-key operation. */
+	n = build_rsa_pub(pb, 256, 5);
+	assert_int_equal(kw_pubkey_decode(pb, n, &pub), -KW_EINVAL);
+	n = build_rsa_pub(pb, 256, 255);
+	assert_int_equal(kw_pubkey_decode(pb, n, &pub), -KW_EINVAL);
 }
 
 static void test_rsa_pkcs8_private_key_is_refused(void **state)
@@ -224,6 +255,7 @@ int main(void)
 		cmocka_unit_test(test_rsa_verifies_openssl_signature_and_rejects_tampering),
 		cmocka_unit_test(test_rsa_1024_bit_keys_are_refused),
 		cmocka_unit_test(test_rsa_public_key_above_8192_bits_is_refused),
+		cmocka_unit_test(test_rsa_public_exponent_over_32_bits_is_refused),
 		cmocka_unit_test(test_rsa_pkcs8_private_key_is_refused),
 		cmocka_unit_test(test_rsa_private_key_round_trips_and_rejects_truncation),
 		cmocka_unit_test(test_rsa_generated_2048_key_signs_and_round_trips),

@@ -87,6 +87,24 @@ static void test_base58_round_trips_random_bytes(void **state)
 	}
 }
 
+static void test_base36_round_trips_and_keeps_leading_zeros(void **state)
+{
+	static const uint8_t in[] = { 0, 0, 0x01, 0x72, 0xff };
+	uint8_t out[16];
+	char txt[32];
+	int n = kw_base36_encode(in, sizeof(in), txt, sizeof(txt));
+
+	assert_true(n > 2);
+	assert_true(txt[0] == '0' && txt[1] == '0' && txt[2] != '0');
+	assert_int_equal(kw_base36_decode(txt, (size_t)n, out, sizeof(out)), (int)sizeof(in));
+	assert_memory_equal(out, in, sizeof(in));
+	/* 36^2 - 1 = 1295 = 0x050f is "zz". */
+	assert_int_equal(kw_base36_decode("zz", 2, out, sizeof(out)), 2);
+	assert_int_equal(out[0], 0x05);
+	assert_int_equal(out[1], 0x0f);
+	assert_int_equal(kw_base36_decode("Zz", 2, out, sizeof(out)), -KW_EINVAL);
+}
+
 /* RFC 4648 section 10 vectors, lower-cased and unpadded. */
 static void test_base32_matches_rfc4648(void **state)
 {
@@ -158,6 +176,7 @@ int main(void)
 		cmocka_unit_test(test_base58_decodes_spec_peer_id),
 		cmocka_unit_test(test_base58_rejects_bad_characters_and_sizes),
 		cmocka_unit_test(test_base58_round_trips_random_bytes),
+		cmocka_unit_test(test_base36_round_trips_and_keeps_leading_zeros),
 		cmocka_unit_test(test_base32_matches_rfc4648),
 		cmocka_unit_test(test_base32_rejects_upper_case_padding_and_stray_bits),
 		cmocka_unit_test(test_multihash_parse_accepts_identity_and_sha256),

@@ -65,6 +65,22 @@ static void test_peer_id_text_forms_parse_to_spec_multihashes(void **state)
 	}
 }
 
+/* Spec 13.1: the Ed25519 key's CIDv1 in base36 (the IPNS-name form). */
+static void test_peer_id_parses_base36_cid(void **state)
+{
+	struct kw_peer_id id, want;
+
+	id_from_hex(ED25519_PEER_MH, &want);
+	assert_int_equal(kw_peer_id_from_text("k51qzi5uqu5dgy8qsq67hbz73jqkw87l3fgf4a91qb0d9b5173tir7n4vxk1oe",
+					      &id), 0);
+	assert_true(kw_peer_id_equal(&id, &want));
+	/* Last digit dropped: the CID no longer frames a multihash. */
+	assert_int_equal(kw_peer_id_from_text("k51qzi5uqu5dgy8qsq67hbz73jqkw87l3fgf4a91qb0d9b5173tir7n4vxk1o",
+					      &id), -KW_EINVAL);
+	assert_int_equal(kw_peer_id_from_text("K51QZI5UQU5DGY8QSQ67HBZ73JQKW87L3FGF4A91QB0D9B5173TIR7N4VXK1OE",
+					      &id), -KW_EINVAL);
+}
+
 static void test_peer_id_text_parser_rejects_junk(void **state)
 {
 	struct kw_peer_id id;
@@ -127,6 +143,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_peer_id_of_ed25519_key_is_identity_multihash),
 		cmocka_unit_test(test_peer_id_text_forms_parse_to_spec_multihashes),
+		cmocka_unit_test(test_peer_id_parses_base36_cid),
 		cmocka_unit_test(test_peer_id_text_parser_rejects_junk),
 		cmocka_unit_test(test_peer_id_from_bytes_checks_inlined_key),
 		cmocka_unit_test(test_peer_id_inlined_public_key_is_recoverable),
