@@ -10,6 +10,22 @@
 
 #include <kw/err.h>
 
+#if defined(CONFIG_KW_NET_KEY_RSA) || defined(CONFIG_KW_NET_KEY_SECP256K1) || \
+	defined(CONFIG_KW_NET_KEY_ECDSA)
+#include <mbedtls/asn1.h>
+#include <mbedtls/ctr_drbg.h>
+
+/*
+ * A CTR_DRBG seeded from the kernel (getrandom) for one operation: mbedTLS wants an f_rng for
+ * key generation and blinding, and keeping none between calls means no global state.
+ * kw_mbed_rng_init returns 0 or -KW_EIO; kw_mbed_rng_free always runs after a successful init.
+ */
+int kw_mbed_rng_init(mbedtls_ctr_drbg_context *d);
+void kw_mbed_rng_free(mbedtls_ctr_drbg_context *d);
+/* Type of the second element of a DER SEQUENCE (tells PKCS#1/SEC1 from PKCS#8), or -1. */
+int kw_der_second_tag(const uint8_t *der, size_t len);
+#endif
+
 /* RSA (key_rsa.c). load validates k->data (PKCS#1 DER) and fills k->pub. Types that are not
  * built in get stubs, so key.c needs no #ifdef and links at any optimisation level. */
 #ifdef CONFIG_KW_NET_KEY_RSA
