@@ -184,7 +184,7 @@ struct kw_noise_opts {
 };
 
 /*
- * One secured connection. Fixed size (see doc/net-noise.md; about 700 bytes on x86_64/arm64);
+ * One secured connection. Fixed size (632 bytes on x86_64 and arm64, see doc/net-noise.md);
  * the caller embeds it in its connection object. The receive side keeps at most a 2-byte
  * length header and counters in here; frame bodies sit in the caller's receive buffer.
  */

@@ -491,6 +491,19 @@ static void test_noise_handshake_without_muxers_reports_none(void **state)
 	assert_int_equal(kw_noise_remote_muxer_count(&res), 1);
 }
 
+/* Found by fuzz_noise_handshake (in its harness): an identity without a payload cannot start
+ * a session, and says so instead of producing an unauthenticated handshake. */
+static void test_noise_session_init_rejects_identity_without_payload(void **state)
+{
+	struct kw_noise_session s;
+
+	memset(&id_b, 0, sizeof(id_b));
+	memset(id_b.static_priv, 0x21, 32);
+	assert_int_equal(kw_noise_dh_public(id_b.static_priv, id_b.static_pub), 0);
+	assert_int_equal(kw_noise_session_init(&s, &id_b, true, NULL), -KW_EINVAL);
+	assert_int_equal(kw_noise_session_init(&s, NULL, true, NULL), -KW_EINVAL);
+}
+
 static void test_noise_identity_rejects_bad_muxer_lists(void **state)
 {
 	const char *too_many[KW_NOISE_MUXERS_MAX + 1] = { "/a", "/b", "/c", "/d", "/e" };
@@ -607,6 +620,7 @@ int main(void)
 		cmocka_unit_test(test_noise_handshake_write_reports_small_buffer_without_failing),
 		cmocka_unit_test(test_noise_handshake_requires_identity_key_and_signature),
 		cmocka_unit_test(test_noise_handshake_without_muxers_reports_none),
+		cmocka_unit_test(test_noise_session_init_rejects_identity_without_payload),
 		cmocka_unit_test(test_noise_identity_rejects_bad_muxer_lists),
 		cmocka_unit_test(test_noise_payload_keeps_first_muxers_and_counts_all),
 		cmocka_unit_test(test_noise_payload_rejects_oversized_signature),
