@@ -90,13 +90,21 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: kwnode ping <multiaddr> [-n COUNT] [-i INTERVAL_MS]\n"
 		   "  multiaddr  /ip4|/ip6/<addr>/tcp/<port>[/p2p/<peer-id>]\n"
-		   "  -n COUNT   pings to send (default 4)\n"
-		   "  -i MS      wait between pings (default 1000)\n"
-		   "  -v         debug logging\n");
+		   "  -n, --count COUNT      pings to send (default 4)\n"
+		   "  -i, --interval MS      wait between pings (default 1000)\n"
+		   "  -v, --verbose          debug logging\n"
+		   "  -h, --help             this help\n");
 }
 
 int kw_cmd_ping(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "count", required_argument, NULL, 'n' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 	static struct kw_privkey key;
 	struct ping_cli pc;
 	struct kw_sys_linux sys;
@@ -112,7 +120,7 @@ int kw_cmd_ping(int argc, char **argv)
 	for (i = 1; i < argc; i++)
 		if (argv[i][0] == '/' && !target)
 			target = argv[i];
-	while ((c = getopt(argc, argv, "n:i:vh")) != -1) {
+	while ((c = getopt_long(argc, argv, "n:i:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n': pc.count = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'i': interval = (uint32_t)strtoul(optarg, NULL, 10); break;
