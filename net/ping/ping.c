@@ -162,16 +162,30 @@ static void send_one(struct kw_ping *p)
 	p->got_len = 0;
 	p->t_sent = now_us(p);
 	n = kw_stream_write(p->s, p->sent, sizeof(p->sent));
-	if (n != (long)sizeof(p->sent))
+	if (n != (long)sizeof(p->sent)) {
 		kw_stream_reset(p->s);  /* a fresh stream has a 256 KiB window: short = broken */
+		return;
+	}
+	p->waiting = true;
+	kw_timer_start(&kw_swarm_node(p->sw)->loop, &p->timer, KW_PING_TIMEOUT_MS);
 }
 
+/* Either the interval before the next ping or the reply deadline of the current one. */
 static void on_timer(struct kw_loop *l, struct kw_timer *t)
 {
 	struct kw_ping *p = (struct kw_ping *)t->arg;
 
-	if (p->s && !p->closing)
-		send_one(p);
+	if (!p->s || p->closing)
+		return;
+	if (p->waiting) {
+		KW_LOG_WRN(ping, "%s: no reply within %u ms; resetting the stream",
+			   kw_conn_peer_short(kw_stream_conn(p->s)), KW_PING_TIMEOUT_MS);
+		p->timed_out = true;
+		p->closing = true;
+		kw_stream_reset(p->s);
+		return;
+	}
+	send_one(p);
 }
 
 static size_t cli_on_data(struct kw_stream *s, const uint8_t *data, size_t len)
@@ -199,6 +213,8 @@ static size_t cli_on_data(struct kw_stream *s, const uint8_t *data, size_t len)
 		return len;
 	}
 	rtt = now_us(p) - p->t_sent;
+	p->waiting = false;
+	kw_timer_cancel(&kw_swarm_node(p->sw)->loop, &p->timer);
 	p->seq++;
 	p->cb(p, p->seq, rtt, 0, false);
 	if (p->seq >= p->count) {
@@ -227,7 +243,9 @@ static void cli_on_close(struct kw_stream *s, int reason)
 	struct kw_ping *p = (struct kw_ping *)s->user;
 
 	p->s = NULL;
-	if (reason == 0 && p->seq < p->count)
+	if (p->timed_out)
+		reason = -KW_ETIMEDOUT;
+	else if (reason == 0 && p->seq < p->count)
 		reason = -KW_EPIPE;  /* the listener closed before answering everything */
 	finish(p, reason);
 }
@@ -273,6 +291,8 @@ int kw_ping_start(struct kw_ping *p, struct kw_swarm *sw, struct kw_conn *c, uin
 	p->interval_ms = interval_ms;
 	p->got_len = 0;
 	p->closing = false;
+	p->waiting = false;
+	p->timed_out = false;
 	kw_timer_init(&p->timer, on_timer, p);
 	ret = kw_swarm_open_stream(sw, c, KW_PING_PROTO, &cli_handler, p, on_open);
 	if (ret < 0)

@@ -22,14 +22,17 @@ struct kw_conn;
 #define KW_PING_PROTO       "/ipfs/ping/1.0.0"
 #define KW_PING_SIZE        32
 #define KW_PING_MAX_INBOUND 2
+#define KW_PING_TIMEOUT_MS  10000  /* a reply later than this ends the session (-KW_ETIMEDOUT) */
 
 /* Registers the listener on sw. Return: 0 or kw_swarm_register's error. */
 int kw_ping_register(struct kw_swarm *sw);
 
 struct kw_ping;
 /*
- * One round trip finished (err 0, rtt in microseconds) or the session ended (err != 0 or
- * seq == count: done). After a call with done == true the struct may be reused or freed.
+ * One round trip finished (done false, err 0, rtt in microseconds), or the session ended
+ * (done true: err 0 after `count` replies, -KW_ETIMEDOUT when a reply took longer than
+ * KW_PING_TIMEOUT_MS, -KW_ENOPROTO / -KW_ECONNRESET / -KW_EPIPE otherwise). After the call
+ * with done == true the struct may be reused or freed.
  */
 typedef void (*kw_ping_cb)(struct kw_ping *p, uint32_t seq, uint64_t rtt_us, int err, bool done);
 
@@ -47,7 +50,7 @@ struct kw_ping {
 	uint8_t sent[KW_PING_SIZE];
 	uint8_t got[KW_PING_SIZE];
 	uint8_t got_len;
-	bool active, closing;
+	bool active, closing, waiting, timed_out;
 	struct kw_timer timer;     /* interval between pings */
 };
 
@@ -57,7 +60,7 @@ struct kw_ping {
  */
 int kw_ping_start(struct kw_ping *p, struct kw_swarm *sw, struct kw_conn *c, uint32_t count,
 		  uint32_t interval_ms, kw_ping_cb cb, void *user);
-/* Stops early (closes the stream); cb runs once more with done == true and -KW_ECANCELED. */
+/* Stops early (resets the stream); cb runs once more with done == true and -KW_ECONNRESET. */
 void kw_ping_cancel(struct kw_ping *p);
 
 #endif /* KW_NET_PING_H */

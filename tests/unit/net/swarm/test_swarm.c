@@ -448,6 +448,57 @@ static void test_swarm_malformed_bytes_close_only_that_connection(void **state)
 	assert_int_equal(g->pings, 2);
 }
 
+static size_t silent_data(struct kw_stream *s, const uint8_t *d, size_t n) { return n; }
+static void silent_close(struct kw_stream *s, int r) { }
+static const struct kw_stream_handler silent_h = { .on_data = silent_data, .on_close = silent_close };
+static int silent_accept(struct kw_swarm *sw, struct kw_stream *s, void *arg)
+{
+	s->h = &silent_h;
+	return 0;
+}
+
+static void test_ping_times_out_when_the_listener_never_answers(void **state)
+{
+	struct side c3 = { 0 };
+	struct kw_ping p = { 0 };
+	struct kw_conn *c;
+	int i;
+
+	c3.t = kw_test_node_join(g->net, 32 * 1024);
+	assert_non_null(c3.t);
+	assert_int_equal(kw_key_generate(KW_KEY_ED25519, 0, &c3.key), 0);
+	assert_int_equal(kw_swarm_create(c3.t->node, &c3.key, NULL, &c3.sw), 0);
+	assert_int_equal(kw_swarm_register(c3.sw, KW_PING_PROTO, silent_accept, NULL), 0);
+	assert_int_equal(kw_swarm_listen(c3.sw, "/ip4/127.0.0.1/tcp/4003"), 0);
+	assert_int_equal(kw_swarm_dial(g->a.sw, "/ip4/127.0.0.1/tcp/4003", on_dial, NULL), 0);
+	for (i = 0; i < 50; i++) {
+		pump(1);
+		kw_loop_run_once(&c3.t->node->loop, 0);
+	}
+	c = g->dialed;
+	assert_non_null(c);
+	assert_int_equal(kw_ping_start(&p, g->a.sw, c, 1, 0, on_ping, NULL), 0);
+	for (i = 0; i < 20; i++) {
+		pump(1);
+		kw_loop_run_once(&c3.t->node->loop, 0);
+	}
+	kw_sim_advance(g->net->net, KW_PING_TIMEOUT_MS - 1);
+	pump(2);
+	assert_int_equal(g->ping_done, 0);
+	kw_sim_advance(g->net->net, 2);
+	for (i = 0; i < 10; i++) {
+		pump(1);
+		kw_loop_run_once(&c3.t->node->loop, 0);
+	}
+	assert_int_equal(g->ping_done, 1);
+	assert_int_equal(g->ping_err, -KW_ETIMEDOUT);
+	assert_int_equal(g->pings, 0);
+	kw_swarm_destroy(c3.sw);
+	kw_loop_run_once(&c3.t->node->loop, 0);
+	kw_test_assert_no_leaks(c3.t->node);
+	kw_test_node_free(c3.t);
+}
+
 static void test_swarm_drain_closes_connections_gracefully(void **state)
 {
 	connect_ab();
@@ -474,6 +525,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swarm_idle_timeout_closes_connection, setup_limits, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_malformed_bytes_close_only_that_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_drain_closes_connections_gracefully, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ping_times_out_when_the_listener_never_answers, setup, teardown),
 	};
 
 	kw_log_set_level(getenv("KW_TEST_LOG") ? atoi(getenv("KW_TEST_LOG")) : 1);
