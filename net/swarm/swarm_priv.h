@@ -41,6 +41,7 @@ struct kw_conn {
 	struct kw_timer hs_timer;    /* handshake deadline, then idle timer */
 	struct kw_task reap;         /* frees the connection outside callbacks */
 	struct kw_task kick;         /* resumes paused input outside callbacks */
+	struct kw_timer buf_timer;   /* returns idle socket buffers to the pool */
 	kw_swarm_dial_cb dial_cb;
 	void *dial_user;
 	struct kw_peer_id expect;    /* from a dialed /p2p/ */
@@ -93,6 +94,9 @@ struct kw_swarm {
 	bool draining;
 	struct kw_upgrade_shared ups;    /* shared scratch of the upgrade pipeline */
 };
+
+/* How long empty socket buffers stay with a connection after traffic. */
+#define KW_SWARM_BUF_LINGER_MS 50
 
 /* Noise frames are at most 2 + 65535 bytes; a buffer holds one plus slack for coalescing. */
 #define KW_SWARM_BUF_SIZE (2u + 65535u + 1024u)

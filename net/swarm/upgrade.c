@@ -346,13 +346,19 @@ int kw_upgrade_on_bytes(struct kw_conn *c, const uint8_t *buf, size_t len, size_
 				if (ret < 0)
 					return ret;
 			}
-			if (u->frb && u->pend_len == 0 && !kw_noise_rx_partial(&u->noise)) {
-				kw_pool_free(&c->sw->bufs, u->frb);
-				u->frb = NULL;
-			}
 		}
 	}
 	return 0;
+}
+
+void kw_upgrade_release_idle(struct kw_conn *c)
+{
+	struct kw_upgrade *u = &c->up;
+
+	if (u->frb && u->pend_len == 0 && (u->stage == UP_MSS_SEC || !kw_noise_rx_partial(&u->noise))) {
+		kw_pool_free(&c->sw->bufs, u->frb);
+		u->frb = NULL;
+	}
 }
 
 bool kw_upgrade_can_read(const struct kw_conn *c)

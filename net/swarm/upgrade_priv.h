@@ -57,6 +57,8 @@ void kw_upgrade_on_tx_space(struct kw_conn *c);
 void kw_upgrade_goaway(struct kw_conn *c, uint32_t code);
 bool kw_upgrade_done_closing(const struct kw_conn *c);
 void kw_upgrade_teardown(struct kw_conn *c, int reason);
+/* Returns the Noise frame buffer if no frame or plaintext is in it. */
+void kw_upgrade_release_idle(struct kw_conn *c);
 uint32_t kw_upgrade_stream_count(const struct kw_conn *c);
 int kw_upgrade_open_stream(struct kw_conn *c, struct kw_stream **out);
 

@@ -149,7 +149,8 @@ async function keyRound (key) {
 async function bulkRound (c, js) {
   const streams = quick ? 10 : 100
   const big = quick ? 4 << 20 : 64 << 20
-  let r = await c.cmd('stats')
+  let r = await c.cmd('wait 200')
+  r = await c.cmd('stats')
   const before = /pools=(\d+)/.exec(r.text)?.[1]
   r = await c.cmd(`echo ${js.id} ${streams} 1048576`, 300000)
   check(r.ok, `C -> js: ${streams} concurrent streams echo 1 MiB each, SHA-256 match`, r.line)
@@ -174,6 +175,7 @@ async function bulkRound (c, js) {
       `js ${kind} of a stream: C reports ${kind === 'reset' ? 'reset' : 'eof then close'}`, `${r.line} events: ${ev}`)
   }
   await new Promise((resolve) => setTimeout(resolve, 200))
+  r = await c.cmd('wait 200')
   r = await c.cmd('stats')
   const after = /pools=(\d+)/.exec(r.text)?.[1]
   check(before !== undefined && before === after, `C pool counters back to their start value (${before} -> ${after})`, r.line)

@@ -70,10 +70,13 @@ echo "C memory (1 idle connection, then 100 idle streams)..."
 run_pair "$peer" "$peer --no-listen" "stats
 dial @MA@
 protocols @ID@
+wait 200
 stats
 hold @ID@ 100
+wait 200
 stats
 release @ID@
+wait 200
 stats
 quit"
 pb() { grep '^ok stats' "$tmp/d.out" | sed -n "${1}p" | sed 's/.*poolbytes=//'; }

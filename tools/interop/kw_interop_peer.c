@@ -64,6 +64,7 @@ struct peer {
 	size_t in_len;
 	bool in_eof;
 	struct kw_task next_cmd;
+	struct kw_timer wait_timer;
 	/* the command in progress */
 	char cmd[16];
 	bool busy;
@@ -517,7 +518,8 @@ static void run_command(struct peer *p, char *line)
 	}
 	snprintf(p->cmd, sizeof(p->cmd), "%s", argv[0]);
 	p->busy = true;
-	if (argc >= 2 && strcmp(argv[0], "dial") && strcmp(argv[0], "dialbench")) {
+	if (argc >= 2 && strcmp(argv[0], "dial") && strcmp(argv[0], "dialbench") &&
+	    strcmp(argv[0], "wait")) {
 		c = find_peer(p, argv[1]);
 		if (!c) {
 			reply_err(p, "not connected");
@@ -604,6 +606,9 @@ static void run_command(struct peer *p, char *line)
 		p->pending = (int)n;
 		if (n == 0)
 			reply_ok(p, "0");
+	} else if (!strcmp(argv[0], "wait") && argc == 2) {
+		/* lets lingering socket buffers go back to their pool before `stats` */
+		kw_timer_start(p->loop, &p->wait_timer, (uint64_t)atoi(argv[1]));
 	} else if (!strcmp(argv[0], "hangup") && argc == 2) {
 		kw_conn_close(c, 0);
 		reply_ok(p, "%s", "");
@@ -678,6 +683,11 @@ static void on_poll(struct kw_loop *l, struct kw_timer *t)
 	kw_timer_start(l, t, 10);
 }
 
+static void on_wait(struct kw_loop *l, struct kw_timer *t)
+{
+	reply_ok((struct peer *)t->arg, "%s", "");
+}
+
 static int make_key(const char *type, struct kw_privkey *k)
 {
 	enum kw_key_type t;
@@ -743,6 +753,7 @@ int main(int argc, char **argv)
 			out("listen %s", ma);
 	out("ready");
 	kw_task_init(&p->next_cmd, next_cmd_fn, p);
+	kw_timer_init(&p->wait_timer, on_wait, p);
 	kw_loop_watch(p->loop, &p->in_w, 0, KW_EV_READ, on_stdin, p);
 	kw_timer_init(&poll, on_poll, p);
 	kw_timer_start(p->loop, &poll, 10);
