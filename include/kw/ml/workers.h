@@ -1,0 +1,64 @@
+/*
+ * Worker pool for the matmul kernels: threads started once at init, then each
+ * kw_workers_run() hands every worker (and the calling thread, as worker 0) one share of a
+ * job and returns when all shares are done. No allocation and no thread creation per call.
+ * The pool is an instance the caller owns (embed it in the node/model struct); one pool
+ * serves one caller at a time (kw_workers_run is not reentrant).
+ */
+#ifndef KW_ML_WORKERS_H
+#define KW_ML_WORKERS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <kw/ml/q8.h>
+
+#define KW_WORKERS_MAX 64
+
+/* A job: called as fn(arg, i, n) for i = 0 .. n-1, concurrently. */
+typedef void kw_worker_fn(void *arg, unsigned i, unsigned n);
+
+struct kw_workers;
+struct kw_worker_slot {                  /* a thread's start argument, lives in the pool */
+	struct kw_workers *wk;
+	unsigned idx;
+};
+
+struct kw_workers {
+	unsigned n;                          /* participants including the caller */
+	unsigned started;                    /* threads actually created (n - 1 on success) */
+	pthread_t th[KW_WORKERS_MAX];
+	struct kw_worker_slot slot[KW_WORKERS_MAX];
+	pthread_mutex_t mu;
+	pthread_cond_t cv_go, cv_done;
+	unsigned long gen;                   /* bumped per job; workers wait for a change */
+	unsigned pending;                    /* workers still running the current job */
+	bool stop;
+	kw_worker_fn *fn;
+	void *arg;
+};
+
+/*
+ * Starts the pool. nthreads = 0 takes CONFIG_KW_ML_WORKERS, whose 0 means the number of
+ * online cores; 1 creates no thread. Clamped to KW_WORKERS_MAX. -KW_EINVAL for NULL,
+ * -KW_EAGAIN (or the pthread error) if a thread cannot be created (already started ones
+ * are stopped again).
+ */
+int kw_workers_init(struct kw_workers *wk, unsigned nthreads);
+/* Stops and joins the threads. Safe on a zeroed or already finished pool. */
+void kw_workers_fini(struct kw_workers *wk);
+/* Participants (>= 1). */
+unsigned kw_workers_count(const struct kw_workers *wk);
+/* Runs fn on every participant and waits for all of them. */
+void kw_workers_run(struct kw_workers *wk, kw_worker_fn *fn, void *arg);
+
+/*
+ * kw_q8_gemm split across the pool by 16-row groups of w (each worker writes disjoint
+ * output columns, so the result equals the single-thread one bit for bit). wk may be NULL
+ * (runs on the caller). Same errors as kw_q8_gemm.
+ */
+int kw_q8_gemm_mt(struct kw_workers *wk, const struct kw_q8_kernels *kk, const struct kw_q8w *w,
+		  const struct kw_q8_act *a, const float *bias, float *y, size_t ldy);
+
+#endif /* KW_ML_WORKERS_H */

@@ -1,0 +1,152 @@
+/*
+ * Worker pool: a generation counter under one mutex; workers sleep on cv_go until the
+ * generation changes, run their share, and the last one signals cv_done. Threads are
+ * created once in kw_workers_init (pthread_create allocates their stacks: init only).
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include <kw/err.h>
+#include <kw/log.h>
+#include <kw/ml/workers.h>
+
+static void *kw_worker_main(void *p)
+{
+	struct kw_workers *wk = ((struct kw_worker_slot *)p)->wk;
+	unsigned idx = ((struct kw_worker_slot *)p)->idx;
+	unsigned long seen = 0;
+
+	for (;;) {
+		kw_worker_fn *fn;
+		void *arg;
+
+		pthread_mutex_lock(&wk->mu);
+		while (!wk->stop && wk->gen == seen)
+			pthread_cond_wait(&wk->cv_go, &wk->mu);
+		if (wk->stop) {
+			pthread_mutex_unlock(&wk->mu);
+			return NULL;
+		}
+		seen = wk->gen;
+		fn = wk->fn;
+		arg = wk->arg;
+		pthread_mutex_unlock(&wk->mu);
+
+		fn(arg, idx, wk->n);
+
+		pthread_mutex_lock(&wk->mu);
+		if (--wk->pending == 0)
+			pthread_cond_signal(&wk->cv_done);
+		pthread_mutex_unlock(&wk->mu);
+	}
+}
+
+int kw_workers_init(struct kw_workers *wk, unsigned nthreads)
+{
+	unsigned n = nthreads;
+
+	if (!wk)
+		return -KW_EINVAL;
+	memset(wk, 0, sizeof(*wk));
+	if (n == 0)
+		n = CONFIG_KW_ML_WORKERS;
+	if (n == 0) {
+		long c = sysconf(_SC_NPROCESSORS_ONLN);
+
+		n = c > 0 ? (unsigned)c : 1;
+	}
+	if (n > KW_WORKERS_MAX)
+		n = KW_WORKERS_MAX;
+	wk->n = n;
+	pthread_mutex_init(&wk->mu, NULL);
+	pthread_cond_init(&wk->cv_go, NULL);
+	pthread_cond_init(&wk->cv_done, NULL);
+	for (unsigned i = 1; i < n; i++) {
+		int rc;
+
+		wk->slot[i].wk = wk;
+		wk->slot[i].idx = i;
+		rc = pthread_create(&wk->th[i], NULL, kw_worker_main, &wk->slot[i]);
+		if (rc) {
+			KW_LOG_ERR(ml, "worker %u of %u not started (error %d); pool stopped", i, n, rc);
+			kw_workers_fini(wk);
+			return -rc;
+		}
+		wk->started++;
+	}
+	return 0;
+}
+
+void kw_workers_fini(struct kw_workers *wk)
+{
+	if (!wk || wk->n == 0)
+		return;
+	pthread_mutex_lock(&wk->mu);
+	wk->stop = true;
+	pthread_cond_broadcast(&wk->cv_go);
+	pthread_mutex_unlock(&wk->mu);
+	for (unsigned i = 1; i <= wk->started; i++)
+		pthread_join(wk->th[i], NULL);
+	pthread_cond_destroy(&wk->cv_go);
+	pthread_cond_destroy(&wk->cv_done);
+	pthread_mutex_destroy(&wk->mu);
+	wk->n = 0;
+	wk->started = 0;
+}
+
+unsigned kw_workers_count(const struct kw_workers *wk)
+{
+	return wk && wk->n ? wk->n : 1;
+}
+
+void kw_workers_run(struct kw_workers *wk, kw_worker_fn *fn, void *arg)
+{
+	if (!wk || wk->n <= 1) {
+		fn(arg, 0, 1);
+		return;
+	}
+	pthread_mutex_lock(&wk->mu);
+	wk->fn = fn;
+	wk->arg = arg;
+	wk->pending = wk->n - 1;
+	wk->gen++;
+	pthread_cond_broadcast(&wk->cv_go);
+	pthread_mutex_unlock(&wk->mu);
+
+	fn(arg, 0, wk->n);
+
+	pthread_mutex_lock(&wk->mu);
+	while (wk->pending)
+		pthread_cond_wait(&wk->cv_done, &wk->mu);
+	pthread_mutex_unlock(&wk->mu);
+}
+
+struct kw_q8_job {
+	const struct kw_q8_kernels *kk;
+	const struct kw_q8w *w;
+	const struct kw_q8_act *a;
+	const float *bias;
+	float *y;
+	size_t ldy;
+};
+
+static void kw_q8_job_run(void *p, unsigned i, unsigned n)
+{
+	const struct kw_q8_job *j = p;
+	size_t ng = j->w->ngroups;
+	size_t g0 = ng * i / n, g1 = ng * (i + 1) / n;
+
+	if (g0 < g1)
+		j->kk->gemm(j->w, j->a, g0, g1, j->bias, j->y, j->ldy);
+}
+
+int kw_q8_gemm_mt(struct kw_workers *wk, const struct kw_q8_kernels *kk, const struct kw_q8w *w,
+		  const struct kw_q8_act *a, const float *bias, float *y, size_t ldy)
+{
+	struct kw_q8_job j = { kk, w, a, bias, y, ldy };
+
+	if (!kk || !w || !a || !y || a->k != w->k || (a->m > 1 && ldy < w->n))
+		return -KW_EINVAL;
+	kw_workers_run(wk, kw_q8_job_run, &j);
+	return 0;
+}
