@@ -3,12 +3,26 @@
  * generation changes, run their share, and the last one signals cv_done. Threads are
  * created once in kw_workers_init (pthread_create allocates their stacks: init only).
  */
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <kw/err.h>
 #include <kw/log.h>
 #include <kw/ml/workers.h>
+
+/* About 20-50 us of polling before blocking: covers back-to-back matmul calls of one
+ * token without burning a core for long when the node is idle. */
+#define KW_WORKERS_SPIN 4000
+
+static inline void kw_cpu_relax(void)
+{
+#if defined(__x86_64__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
 
 static void *kw_worker_main(void *p)
 {
@@ -17,27 +31,28 @@ static void *kw_worker_main(void *p)
 	unsigned long seen = 0;
 
 	for (;;) {
-		kw_worker_fn *fn;
-		void *arg;
-
-		pthread_mutex_lock(&wk->mu);
-		while (!wk->stop && wk->gen == seen)
-			pthread_cond_wait(&wk->cv_go, &wk->mu);
-		if (wk->stop) {
+		for (unsigned i = 0; i < KW_WORKERS_SPIN && atomic_load(&wk->gen) == seen &&
+				     !atomic_load(&wk->stop); i++)
+			kw_cpu_relax();
+		if (atomic_load(&wk->gen) == seen && !atomic_load(&wk->stop)) {
+			pthread_mutex_lock(&wk->mu);
+			atomic_fetch_add(&wk->sleepers, 1);
+			/* seq_cst: either run() sees sleepers > 0 and broadcasts under mu, or we
+			 * see its new gen here and do not sleep */
+			while (atomic_load(&wk->gen) == seen && !atomic_load(&wk->stop))
+				pthread_cond_wait(&wk->cv_go, &wk->mu);
+			atomic_fetch_sub(&wk->sleepers, 1);
 			pthread_mutex_unlock(&wk->mu);
-			return NULL;
 		}
-		seen = wk->gen;
-		fn = wk->fn;
-		arg = wk->arg;
-		pthread_mutex_unlock(&wk->mu);
-
-		fn(arg, idx, wk->n);
-
-		pthread_mutex_lock(&wk->mu);
-		if (--wk->pending == 0)
+		if (atomic_load(&wk->stop))
+			return NULL;
+		seen = atomic_load(&wk->gen);
+		wk->fn(wk->arg, idx, wk->n);
+		if (atomic_fetch_sub(&wk->pending, 1) == 1 && atomic_load(&wk->waiting)) {
+			pthread_mutex_lock(&wk->mu);
 			pthread_cond_signal(&wk->cv_done);
-		pthread_mutex_unlock(&wk->mu);
+			pthread_mutex_unlock(&wk->mu);
+		}
 	}
 }
 
@@ -82,7 +97,7 @@ void kw_workers_fini(struct kw_workers *wk)
 	if (!wk || wk->n == 0)
 		return;
 	pthread_mutex_lock(&wk->mu);
-	wk->stop = true;
+	atomic_store(&wk->stop, true);
 	pthread_cond_broadcast(&wk->cv_go);
 	pthread_mutex_unlock(&wk->mu);
 	for (unsigned i = 1; i <= wk->started; i++)
@@ -105,20 +120,29 @@ void kw_workers_run(struct kw_workers *wk, kw_worker_fn *fn, void *arg)
 		fn(arg, 0, 1);
 		return;
 	}
-	pthread_mutex_lock(&wk->mu);
+	/* workers read fn/arg only after seeing the new gen (seq_cst store below) */
 	wk->fn = fn;
 	wk->arg = arg;
-	wk->pending = wk->n - 1;
-	wk->gen++;
-	pthread_cond_broadcast(&wk->cv_go);
-	pthread_mutex_unlock(&wk->mu);
+	atomic_store(&wk->pending, wk->n - 1);
+	atomic_fetch_add(&wk->gen, 1);
+	if (atomic_load(&wk->sleepers)) {
+		pthread_mutex_lock(&wk->mu);
+		pthread_cond_broadcast(&wk->cv_go);
+		pthread_mutex_unlock(&wk->mu);
+	}
 
 	fn(arg, 0, wk->n);
 
-	pthread_mutex_lock(&wk->mu);
-	while (wk->pending)
-		pthread_cond_wait(&wk->cv_done, &wk->mu);
-	pthread_mutex_unlock(&wk->mu);
+	for (unsigned i = 0; i < KW_WORKERS_SPIN && atomic_load(&wk->pending); i++)
+		kw_cpu_relax();
+	if (atomic_load(&wk->pending)) {
+		pthread_mutex_lock(&wk->mu);
+		atomic_store(&wk->waiting, true);
+		while (atomic_load(&wk->pending))
+			pthread_cond_wait(&wk->cv_done, &wk->mu);
+		atomic_store(&wk->waiting, false);
+		pthread_mutex_unlock(&wk->mu);
+	}
 }
 
 struct kw_q8_job {

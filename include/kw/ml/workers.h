@@ -32,9 +32,14 @@ struct kw_workers {
 	struct kw_worker_slot slot[KW_WORKERS_MAX];
 	pthread_mutex_t mu;
 	pthread_cond_t cv_go, cv_done;
-	unsigned long gen;                   /* bumped per job; workers wait for a change */
-	unsigned pending;                    /* workers still running the current job */
-	bool stop;
+	/* Jobs are published through atomics and waited for by spinning briefly, then on the
+	 * condition variables (a futex wake costs tens of microseconds, as much as a whole
+	 * 4096x4096 int8 GEMV share); sleepers/waiting say whether a wake-up is needed. */
+	_Atomic unsigned long gen;           /* bumped per job; workers wait for a change */
+	_Atomic unsigned pending;            /* workers still running the current job */
+	_Atomic unsigned sleepers;           /* workers blocked on cv_go */
+	_Atomic bool waiting;                /* the caller is blocked on cv_done */
+	_Atomic bool stop;
 	kw_worker_fn *fn;
 	void *arg;
 };

@@ -1,0 +1,236 @@
+/*
+ * int8 (Q8) GEMV/GEMM against OpenBLAS fp32 sgemv/sgemm and memcpy bandwidth, one run, side
+ * by side. Weights rotate through copies totalling >= 256 MiB per operand so every call
+ * streams them from DRAM (a 17 MiB int8 matrix would otherwise sit in a large L3 and flatter
+ * the int8 figures); the "hot" column repeats one copy. Each figure is the median of REPS
+ * calls. Thread counts: 1 and every online core (int8 via kw_workers, OpenBLAS via
+ * openblas_set_num_threads, memcpy split over kw_workers).
+ *
+ * Usage: bench_ml_gemm [reps]   (default 15)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <kw/ml/blas.h>
+#include <kw/ml/q8.h>
+#include <kw/ml/workers.h>
+
+#define FOOTPRINT ((size_t)256 << 20)
+
+static int reps = 15;
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmpd(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(double), cmpd);
+	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void *xalloc(size_t n)
+{
+	void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
+
+	if (!p) {
+		fprintf(stderr, "out of memory (%zu bytes)\n", n);
+		exit(1);
+	}
+	return p;
+}
+
+static uint64_t rs = 88172645463325252ull;
+
+static float frand(void)
+{
+	rs ^= rs << 13;
+	rs ^= rs >> 7;
+	rs ^= rs << 17;
+	return (float)((rs >> 40) & 0xffff) / 32768.0f - 1.0f;
+}
+
+/* ---- memcpy bandwidth ---------------------------------------------------------------------- */
+struct cpy_job { char *dst; const char *src; size_t len; };
+
+static void cpy_fn(void *p, unsigned i, unsigned n)
+{
+	struct cpy_job *j = p;
+	size_t a = j->len * i / n, b = j->len * (i + 1) / n;
+
+	memcpy(j->dst + a, j->src + a, b - a);
+}
+
+static double memcpy_gbs(struct kw_workers *wk)
+{
+	size_t len = FOOTPRINT;
+	struct cpy_job j = { xalloc(len), xalloc(len), len };
+	double t[64];
+	int n = reps < 7 ? reps : 7;
+
+	memset(j.dst, 1, len);
+	memset((char *)j.src, 2, len);
+	for (int r = 0; r < n; r++) {
+		double t0 = now();
+
+		kw_workers_run(wk, cpy_fn, &j);
+		t[r] = now() - t0;
+	}
+	free(j.dst);
+	free((void *)j.src);
+	return (double)len / median(t, n) * 1e-9;
+}
+
+/* ---- one shape ------------------------------------------------------------------------------ */
+struct shape { const char *name; size_t m, n, k; };
+
+struct result { double q8_cold, q8_hot, blas; };   /* seconds per call */
+
+static void run_shape(const struct shape *s, struct kw_workers *wk1, struct kw_workers *wkn,
+		      unsigned ncores, struct result res[2])
+{
+	const struct kw_q8_kernels *kk = kw_q8_kernels_best();
+	size_t wsz = kw_q8w_size(s->n, s->k), fsz = s->n * s->k * sizeof(float);
+	size_t nq = FOOTPRINT / wsz + 1, nf = FOOTPRINT / fsz + 1;
+	size_t asz = kw_q8_act_scratch_size(s->m, s->k);
+	struct kw_q8w *w = calloc(nq, sizeof(*w));
+	void **wmem = calloc(nq, sizeof(void *));
+	float **wf = calloc(nf, sizeof(float *));
+	float *x = xalloc(s->m * s->k * 4), *y = xalloc(s->m * s->n * 4), *bias = NULL;
+	void *scratch = xalloc(asz);
+	struct kw_q8_act a;
+	double t[256];
+
+	for (size_t i = 0; i < s->m * s->k; i++)
+		x[i] = frand();
+	for (size_t c = 0; c < nf; c++) {
+		wf[c] = xalloc(fsz);
+		if (c == 0)
+			for (size_t i = 0; i < s->n * s->k; i++)
+				wf[0][i] = frand() * 0.05f;
+		else
+			memcpy(wf[c], wf[0], fsz);
+	}
+	for (size_t c = 0; c < nq; c++) {
+		wmem[c] = xalloc(wsz);
+		if (kw_q8w_init(&w[c], s->n, s->k, wmem[c], wsz)) {
+			fprintf(stderr, "kw_q8w_init failed\n");
+			exit(1);
+		}
+		if (c == 0)
+			kw_q8w_pack_f32(&w[0], wf[0], s->k);
+		else
+			memcpy(wmem[c], wmem[0], wsz);   /* same offsets: init aligned identically */
+	}
+	if (kw_q8_act_init(&a, s->m, s->k, scratch, asz)) {
+		fprintf(stderr, "kw_q8_act_init failed\n");
+		exit(1);
+	}
+	for (int th = 0; th < 2; th++) {
+		struct kw_workers *wk = th ? wkn : wk1;
+		size_t c = 0;
+
+		/* int8, cold: next weight copy each call (quantizing x is part of the call) */
+		for (int r = -2; r < reps; r++) {
+			double t0 = now();
+
+			kw_q8_quantize(kk, x, s->k, &a);
+			kw_q8_gemm_mt(wk, kk, &w[c], &a, bias, y, s->n);
+			if (r >= 0)
+				t[r] = now() - t0;
+			c = (c + 1) % nq;
+		}
+		res[th].q8_cold = median(t, reps);
+		for (int r = -2; r < reps; r++) {
+			double t0 = now();
+
+			kw_q8_quantize(kk, x, s->k, &a);
+			kw_q8_gemm_mt(wk, kk, &w[0], &a, bias, y, s->n);
+			if (r >= 0)
+				t[r] = now() - t0;
+		}
+		res[th].q8_hot = median(t, reps);
+		kw_blas_set_threads(th ? (int)ncores : 1);
+		c = 0;
+		for (int r = -2; r < reps; r++) {
+			double t0 = now();
+
+			kw_f32_linear(x, s->k, s->m, s->k, wf[c], s->k, s->n, bias, y, s->n);
+			if (r >= 0)
+				t[r] = now() - t0;
+			c = (c + 1) % nf;
+		}
+		res[th].blas = median(t, reps);
+	}
+	for (size_t c = 0; c < nq; c++)
+		free(wmem[c]);
+	for (size_t c = 0; c < nf; c++)
+		free(wf[c]);
+	free(w); free(wmem); free(wf); free(x); free(y); free(scratch);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct shape shapes[] = {
+		{ "GEMV 1x4096x4096", 1, 4096, 4096 },
+		{ "GEMV 1x2048x5632", 1, 5632, 2048 },   /* TinyLlama FFN up: K=2048, N=5632 */
+		{ "GEMM 16x2048x2048", 16, 2048, 2048 },
+		{ "GEMM 64x2048x2048", 64, 2048, 2048 },
+	};
+	unsigned ncores = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	struct kw_workers wk1, wkn;
+	double mc[2];
+
+	if (argc > 1)
+		reps = atoi(argv[1]);
+	if (reps < 3 || reps > 256)
+		reps = 15;
+	if (kw_workers_init(&wk1, 1) || kw_workers_init(&wkn, ncores)) {
+		fprintf(stderr, "worker pool failed\n");
+		return 1;
+	}
+	mc[0] = memcpy_gbs(&wk1);
+	mc[1] = memcpy_gbs(&wkn);
+	printf("int8 kernel: %s; cores: %u; median of %d calls; weights rotate over >= %zu MiB\n",
+	       kw_q8_kernels_best()->name, ncores, reps, FOOTPRINT >> 20);
+	printf("memcpy %zu MiB: %.1f GB/s (1 thread), %.1f GB/s (%u threads)\n", FOOTPRINT >> 20,
+	       mc[0], mc[1], ncores);
+	printf("shape (MxKxN)       thr | int8 ms  GOP/s  hot GOP/s  weight GB/s  %%memcpy | "
+	       "OpenBLAS ms  GFLOP/s | int8/BLAS\n");
+	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		const struct shape *s = &shapes[i];
+		struct result res[2];
+		double ops = 2.0 * (double)s->m * (double)s->n * (double)s->k;
+		double wbytes = (double)s->n * (double)s->k * (1.0 + 2.0 / 32.0);
+
+		run_shape(s, &wk1, &wkn, ncores, res);
+		for (int th = 0; th < 2; th++) {
+			const struct result *r = &res[th];
+
+			printf("%-19s %3u | %7.3f %6.1f %10.1f %12.1f %7.0f%% | %11.3f %8.1f | %8.2fx\n",
+			       s->name, th ? ncores : 1, r->q8_cold * 1e3, ops / r->q8_cold * 1e-9,
+			       ops / r->q8_hot * 1e-9, wbytes / r->q8_cold * 1e-9,
+			       100.0 * wbytes / r->q8_cold * 1e-9 / mc[th], r->blas * 1e3,
+			       ops / r->blas * 1e-9, r->blas / r->q8_cold);
+		}
+	}
+	printf("goals: GEMV int8 >= 3.5x OpenBLAS sgemv and weight GB/s >= 80%% of memcpy; "
+	       "GEMM M=64 >= 2x OpenBLAS sgemm\n");
+	kw_workers_fini(&wk1);
+	kw_workers_fini(&wkn);
+	return 0;
+}
