@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/log.h>
 #include <kw/ml/workers.h>
@@ -24,10 +25,35 @@ static inline void kw_cpu_relax(void)
 #endif
 }
 
+/* Claims and runs chunks of job generation `gen` until none is left. */
+static void kw_workers_drain(struct kw_workers *wk, uint32_t gen)
+{
+	for (;;) {
+		uint64_t v = atomic_load(&wk->next);
+		kw_worker_fn *fn;
+		void *arg;
+		unsigned n;
+
+		if ((uint32_t)(v >> 32) != gen || (uint32_t)v >= atomic_load(&wk->nchunks))
+			return;
+		if (!atomic_compare_exchange_weak(&wk->next, &v, v + 1))
+			continue;
+		/* a claimed chunk keeps the job alive, so fn/arg/nchunks are this job's */
+		fn = wk->fn;
+		arg = wk->arg;
+		n = wk->nchunks;
+		fn(arg, (uint32_t)v, n);
+		if (atomic_fetch_add(&wk->done, 1) + 1 == n && atomic_load(&wk->waiting)) {
+			pthread_mutex_lock(&wk->mu);
+			pthread_cond_signal(&wk->cv_done);
+			pthread_mutex_unlock(&wk->mu);
+		}
+	}
+}
+
 static void *kw_worker_main(void *p)
 {
-	struct kw_workers *wk = ((struct kw_worker_slot *)p)->wk;
-	unsigned idx = ((struct kw_worker_slot *)p)->idx;
+	struct kw_workers *wk = p;
 	unsigned long seen = 0;
 
 	for (;;) {
@@ -47,12 +73,7 @@ static void *kw_worker_main(void *p)
 		if (atomic_load(&wk->stop))
 			return NULL;
 		seen = atomic_load(&wk->gen);
-		wk->fn(wk->arg, idx, wk->n);
-		if (atomic_fetch_sub(&wk->pending, 1) == 1 && atomic_load(&wk->waiting)) {
-			pthread_mutex_lock(&wk->mu);
-			pthread_cond_signal(&wk->cv_done);
-			pthread_mutex_unlock(&wk->mu);
-		}
+		kw_workers_drain(wk, (uint32_t)seen);
 	}
 }
 
@@ -79,9 +100,7 @@ int kw_workers_init(struct kw_workers *wk, unsigned nthreads)
 	for (unsigned i = 1; i < n; i++) {
 		int rc;
 
-		wk->slot[i].wk = wk;
-		wk->slot[i].idx = i;
-		rc = pthread_create(&wk->th[i], NULL, kw_worker_main, &wk->slot[i]);
+		rc = pthread_create(&wk->th[i], NULL, kw_worker_main, wk);
 		if (rc) {
 			KW_LOG_ERR(ml, "worker %u of %u not started (error %d); pool stopped", i, n, rc);
 			kw_workers_fini(wk);
@@ -114,31 +133,40 @@ unsigned kw_workers_count(const struct kw_workers *wk)
 	return wk && wk->n ? wk->n : 1;
 }
 
-void kw_workers_run(struct kw_workers *wk, kw_worker_fn *fn, void *arg)
+void kw_workers_run(struct kw_workers *wk, kw_worker_fn *fn, void *arg, unsigned nchunks)
 {
-	if (!wk || wk->n <= 1) {
-		fn(arg, 0, 1);
+	unsigned long gen;
+
+	if (!wk || wk->n <= 1 || nchunks <= 1) {
+		for (unsigned i = 0; i < nchunks; i++)
+			fn(arg, i, nchunks);
 		return;
 	}
-	/* workers read fn/arg only after seeing the new gen (seq_cst store below) */
+	/* Every chunk of the previous job is done, so no claim of it is outstanding. Close
+	 * `next` first (a late worker still looking at the old job then fails its claim),
+	 * then rewrite the job and open it under the new generation. */
+	gen = atomic_load(&wk->gen) + 1;
+	atomic_store(&wk->next, (uint64_t)(uint32_t)gen << 32 | UINT32_MAX);
 	wk->fn = fn;
 	wk->arg = arg;
-	atomic_store(&wk->pending, wk->n - 1);
-	atomic_fetch_add(&wk->gen, 1);
+	atomic_store(&wk->nchunks, nchunks);
+	atomic_store(&wk->done, 0);
+	atomic_store(&wk->next, (uint64_t)(uint32_t)gen << 32);
+	atomic_store(&wk->gen, gen);
 	if (atomic_load(&wk->sleepers)) {
 		pthread_mutex_lock(&wk->mu);
 		pthread_cond_broadcast(&wk->cv_go);
 		pthread_mutex_unlock(&wk->mu);
 	}
 
-	fn(arg, 0, wk->n);
+	kw_workers_drain(wk, (uint32_t)gen);
 
-	for (unsigned i = 0; i < KW_WORKERS_SPIN && atomic_load(&wk->pending); i++)
+	for (unsigned i = 0; i < KW_WORKERS_SPIN && atomic_load(&wk->done) != nchunks; i++)
 		kw_cpu_relax();
-	if (atomic_load(&wk->pending)) {
+	if (atomic_load(&wk->done) != nchunks) {
 		pthread_mutex_lock(&wk->mu);
 		atomic_store(&wk->waiting, true);
-		while (atomic_load(&wk->pending))
+		while (atomic_load(&wk->done) != nchunks)
 			pthread_cond_wait(&wk->cv_done, &wk->mu);
 		atomic_store(&wk->waiting, false);
 		pthread_mutex_unlock(&wk->mu);
@@ -157,8 +185,9 @@ struct kw_q8_job {
 static void kw_q8_job_run(void *p, unsigned i, unsigned n)
 {
 	const struct kw_q8_job *j = p;
-	size_t ng = j->w->ngroups;
-	size_t g0 = ng * i / n, g1 = ng * (i + 1) / n;
+	/* chunk boundaries on even groups: the GEMV kernels work on group pairs */
+	size_t pairs = (j->w->ngroups + 1) / 2;
+	size_t g0 = pairs * i / n * 2, g1 = KW_MIN(pairs * (i + 1) / n * 2, j->w->ngroups);
 
 	if (g0 < g1)
 		j->kk->gemm(j->w, j->a, g0, g1, j->bias, j->y, j->ldy);
@@ -168,9 +197,12 @@ int kw_q8_gemm_mt(struct kw_workers *wk, const struct kw_q8_kernels *kk, const s
 		  const struct kw_q8_act *a, const float *bias, float *y, size_t ldy)
 {
 	struct kw_q8_job j = { kk, w, a, bias, y, ldy };
+	size_t nchunks;
 
 	if (!kk || !w || !a || !y || a->k != w->k || (a->m > 1 && ldy < w->n))
 		return -KW_EINVAL;
-	kw_workers_run(wk, kw_q8_job_run, &j);
+	/* about four chunks per participant: enough to rebalance when one is descheduled */
+	nchunks = KW_MIN((w->ngroups + 1) / 2, (size_t)kw_workers_count(wk) * 4);
+	kw_workers_run(wk, kw_q8_job_run, &j, (unsigned)nchunks);
 	return 0;
 }

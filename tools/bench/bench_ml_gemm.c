@@ -3,14 +3,16 @@
  * by side. Weights rotate through copies totalling >= 256 MiB per operand so every call
  * streams them from DRAM (a 17 MiB int8 matrix would otherwise sit in a large L3 and flatter
  * the int8 figures); the "hot" column repeats one copy. Each figure is the median of REPS
- * calls. Thread counts: 1 and every online core (int8 via kw_workers, OpenBLAS via
+ * calls, the int8 and OpenBLAS calls interleaved. Thread counts: 1 and every online core (int8 via kw_workers, OpenBLAS via
  * openblas_set_num_threads, memcpy split over kw_workers).
  *
- * Usage: bench_ml_gemm [reps]   (default 15)
+ * Usage: bench_ml_gemm [reps [shape-filter]]   (default 15 reps, every shape; the filter is a
+ *        substring of the shape name, e.g. GEMV)
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,14 +45,19 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* Big buffers (weights, memcpy) get 2 MiB alignment and transparent huge pages, as a model
+ * loader would ask for; int8 and fp32 weights are treated alike. */
 static void *xalloc(size_t n)
 {
-	void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
+	size_t al = n >= ((size_t)2 << 20) ? (size_t)2 << 20 : 64;
+	void *p = aligned_alloc(al, (n + al - 1) & ~(al - 1));
 
 	if (!p) {
 		fprintf(stderr, "out of memory (%zu bytes)\n", n);
 		exit(1);
 	}
+	if (al > 64)
+		madvise(p, (n + al - 1) & ~(al - 1), MADV_HUGEPAGE);
 	return p;
 }
 
@@ -87,7 +94,7 @@ static double memcpy_gbs(struct kw_workers *wk)
 	for (int r = 0; r < n; r++) {
 		double t0 = now();
 
-		kw_workers_run(wk, cpy_fn, &j);
+		kw_workers_run(wk, cpy_fn, &j, kw_workers_count(wk));
 		t[r] = now() - t0;
 	}
 	free(j.dst);
@@ -113,7 +120,6 @@ static void run_shape(const struct shape *s, struct kw_workers *wk1, struct kw_w
 	float *x = xalloc(s->m * s->k * 4), *y = xalloc(s->m * s->n * 4), *bias = NULL;
 	void *scratch = xalloc(asz);
 	struct kw_q8_act a;
-	double t[256];
 
 	for (size_t i = 0; i < s->m * s->k; i++)
 		x[i] = frand();
@@ -142,39 +148,34 @@ static void run_shape(const struct shape *s, struct kw_workers *wk1, struct kw_w
 	}
 	for (int th = 0; th < 2; th++) {
 		struct kw_workers *wk = th ? wkn : wk1;
-		size_t c = 0;
+		double tc[256], th_[256], tb[256];
+		size_t cq = 0, cf = 0;
 
-		/* int8, cold: next weight copy each call (quantizing x is part of the call) */
-		for (int r = -2; r < reps; r++) {
-			double t0 = now();
-
-			kw_q8_quantize(kk, x, s->k, &a);
-			kw_q8_gemm_mt(wk, kk, &w[c], &a, bias, y, s->n);
-			if (r >= 0)
-				t[r] = now() - t0;
-			c = (c + 1) % nq;
-		}
-		res[th].q8_cold = median(t, reps);
-		for (int r = -2; r < reps; r++) {
-			double t0 = now();
-
-			kw_q8_quantize(kk, x, s->k, &a);
-			kw_q8_gemm_mt(wk, kk, &w[0], &a, bias, y, s->n);
-			if (r >= 0)
-				t[r] = now() - t0;
-		}
-		res[th].q8_hot = median(t, reps);
 		kw_blas_set_threads(th ? (int)ncores : 1);
-		c = 0;
+		/* The three measurements alternate call by call so background load on a shared
+		 * machine hits them alike; quantizing x is part of every int8 call. */
 		for (int r = -2; r < reps; r++) {
-			double t0 = now();
+			double t0 = now(), t1, t2, t3;
 
-			kw_f32_linear(x, s->k, s->m, s->k, wf[c], s->k, s->n, bias, y, s->n);
-			if (r >= 0)
-				t[r] = now() - t0;
-			c = (c + 1) % nf;
+			kw_q8_quantize(kk, x, s->k, &a);          /* cold: next weight copy */
+			kw_q8_gemm_mt(wk, kk, &w[cq], &a, bias, y, s->n);
+			t1 = now();
+			kw_q8_quantize(kk, x, s->k, &a);          /* hot: the same copy again */
+			kw_q8_gemm_mt(wk, kk, &w[cq], &a, bias, y, s->n);
+			t2 = now();
+			kw_f32_linear(x, s->k, s->m, s->k, wf[cf], s->k, s->n, bias, y, s->n);
+			t3 = now();
+			if (r >= 0) {
+				tc[r] = t1 - t0;
+				th_[r] = t2 - t1;
+				tb[r] = t3 - t2;
+			}
+			cq = (cq + 1) % nq;
+			cf = (cf + 1) % nf;
 		}
-		res[th].blas = median(t, reps);
+		res[th].q8_cold = median(tc, reps);
+		res[th].q8_hot = median(th_, reps);
+		res[th].blas = median(tb, reps);
 	}
 	for (size_t c = 0; c < nq; c++)
 		free(wmem[c]);
@@ -217,6 +218,8 @@ int main(int argc, char **argv)
 		double ops = 2.0 * (double)s->m * (double)s->n * (double)s->k;
 		double wbytes = (double)s->n * (double)s->k * (1.0 + 2.0 / 32.0);
 
+		if (argc > 2 && !strstr(s->name, argv[2]))
+			continue;
 		run_shape(s, &wk1, &wkn, ncores, res);
 		for (int th = 0; th < 2; th++) {
 			const struct result *r = &res[th];

@@ -1,4 +1,4 @@
-/* ml/workers.c: the pool runs every share exactly once and kw_q8_gemm_mt equals one thread. */
+/* ml/workers.c: the pool runs every chunk exactly once and kw_q8_gemm_mt equals one thread. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +11,7 @@
 struct count_job {
 	atomic_uint hits[KW_WORKERS_MAX];
 	atomic_uint calls;
-	unsigned n_seen;
+	atomic_uint n_seen;
 };
 
 static void count_fn(void *p, unsigned i, unsigned n)
@@ -20,10 +20,10 @@ static void count_fn(void *p, unsigned i, unsigned n)
 
 	atomic_fetch_add(&j->hits[i], 1);
 	atomic_fetch_add(&j->calls, 1);
-	j->n_seen = n;
+	atomic_store(&j->n_seen, n);
 }
 
-static void test_workers_run_calls_every_index_once_per_job(void **state)
+static void test_workers_run_calls_every_chunk_exactly_once(void **state)
 {
 	static const unsigned sizes[] = { 1, 2, 3, 5 };
 
@@ -34,13 +34,16 @@ static void test_workers_run_calls_every_index_once_per_job(void **state)
 		assert_int_equal(kw_workers_init(&wk, sizes[s]), 0);
 		assert_int_equal(kw_workers_count(&wk), sizes[s]);
 		assert_int_equal(wk.started, sizes[s] - 1);
-		for (int rep = 0; rep < 50; rep++) {
+		for (unsigned rep = 0; rep < 200; rep++) {
+			unsigned nch = rep % 9;   /* 0 .. 8 chunks, fewer and more than threads */
+
 			memset(&j, 0, sizeof(j));
-			kw_workers_run(&wk, count_fn, &j);
-			assert_int_equal(atomic_load(&j.calls), sizes[s]);
-			for (unsigned i = 0; i < sizes[s]; i++)
-				assert_int_equal(atomic_load(&j.hits[i]), 1);
-			assert_int_equal(j.n_seen, sizes[s]);
+			kw_workers_run(&wk, count_fn, &j, nch);
+			assert_int_equal(atomic_load(&j.calls), nch);
+			for (unsigned i = 0; i < KW_WORKERS_MAX; i++)
+				assert_int_equal(atomic_load(&j.hits[i]), i < nch);
+			if (nch)
+				assert_int_equal(atomic_load(&j.n_seen), nch);
 		}
 		kw_workers_fini(&wk);
 		kw_workers_fini(&wk);   /* second fini is harmless */
@@ -69,7 +72,7 @@ static uint32_t rnd(uint64_t *s)
 
 static void test_workers_gemm_equals_single_thread_bitwise(void **state)
 {
-	enum { M = 3, N = 100, K = 130 };
+	enum { M = 3, N = 300, K = 130 };
 	uint64_t s = 77;
 	size_t wl = kw_q8w_size(N, K), al = kw_q8_act_scratch_size(M, K);
 	void *wm = malloc(wl), *am = malloc(al);
@@ -115,7 +118,7 @@ static void test_workers_gemm_equals_single_thread_bitwise(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_workers_run_calls_every_index_once_per_job),
+		cmocka_unit_test(test_workers_run_calls_every_chunk_exactly_once),
 		cmocka_unit_test(test_workers_zero_means_config_or_online_cores),
 		cmocka_unit_test(test_workers_gemm_equals_single_thread_bitwise),
 	};
