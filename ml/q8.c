@@ -29,17 +29,15 @@ static void *q8_align_ptr(void *p)
 
 size_t kw_q8w_size(size_t n, size_t k)
 {
-	size_t ng, nb, qb, db, tot;
+	size_t ng, np, tot;
 
 	if (n == 0 || k == 0 || n > SIZE_MAX / 4 || k > SIZE_MAX / 4)
 		return 0;
 	ng = (n + KW_Q8_ROWS - 1) / KW_Q8_ROWS;
-	nb = (k + KW_Q8_BLOCK - 1) / KW_Q8_BLOCK;
-	if (__builtin_mul_overflow(ng, nb, &tot) ||
-	    __builtin_mul_overflow(tot, (size_t)KW_Q8_BLOCK * KW_Q8_ROWS, &qb) ||
-	    __builtin_mul_overflow(tot, (size_t)KW_Q8_ROWS * 2, &db) ||
-	    __builtin_add_overflow(qb, db, &tot) ||
-	    __builtin_add_overflow(tot, (size_t)2 * KW_Q8_ALIGN, &tot))
+	np = ((k + KW_Q8_BLOCK - 1) / KW_Q8_BLOCK + 1) / 2;
+	if (__builtin_mul_overflow(ng, np, &tot) ||
+	    __builtin_mul_overflow(tot, (size_t)KW_Q8_PAIR_BYTES, &tot) ||
+	    __builtin_add_overflow(tot, (size_t)KW_Q8_ALIGN, &tot))
 		return 0;
 	return tot;
 }
@@ -60,10 +58,8 @@ int kw_q8w_init(struct kw_q8w *w, size_t n, size_t k, void *mem, size_t len)
 	w->ngroups = (n + KW_Q8_ROWS - 1) / KW_Q8_ROWS;
 	p = q8_align_ptr(mem);
 	w->q = (int8_t *)p;
-	p += w->ngroups * w->nb * KW_Q8_BLOCK * KW_Q8_ROWS;
-	w->d = (uint16_t *)q8_align_ptr(p);
-	memset(w->q, 0, w->ngroups * w->nb * KW_Q8_BLOCK * KW_Q8_ROWS);
-	memset(w->d, 0, w->ngroups * w->nb * KW_Q8_ROWS * 2);
+	w->d = (uint16_t *)(void *)p;
+	memset(p, 0, w->ngroups * ((w->nb + 1) / 2) * KW_Q8_PAIR_BYTES);
 	return 0;
 }
 

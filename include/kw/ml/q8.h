@@ -7,14 +7,17 @@
  * Packed weight layout (struct kw_q8w, built by kw_q8w_pack_* into caller memory):
  *   rows are grouped by KW_Q8_ROWS = 16 (N is padded to a multiple of 16 with zero rows);
  *   K is padded to nb = ceil(K/32) blocks with zero weights (the padding contributes 0).
- *   q: for group g, block b, chunk c (0..7), row r (0..15), byte j (0..3):
- *        q[((g * nb + b) * 8 + c) * 64 + r * 4 + j] = W[16g + r][32b + 4c + j]
- *      i.e. 512 bytes per (group, block), 64-byte aligned: one 512-bit load (or 2 x 256,
- *      4 x 128) holds 4 consecutive K values of 16 rows, which is exactly the operand of
- *      VNNI vpdpbusd / arm64 SDOT with the 4 activation bytes broadcast: each int32 lane
- *      accumulates one output row, no horizontal reductions are needed.
- *   d: fp16 scales, d[(g * nb + b) * 16 + r] = scale of W[16g + r][32b .. 32b + 31].
- *   Weight values may use the full int8 range -128..127.
+ *   A block of a group is 512 bytes of quants: chunk c (0..7), row r (0..15), byte j (0..3)
+ *        at c * 64 + r * 4 + j  holds  W[16g + r][32b + 4c + j]
+ *   so one 512-bit load (or 2 x 256, 4 x 128) holds 4 consecutive K values of 16 rows:
+ *   exactly the operand of VNNI vpdpbusd / arm64 SDOT with the 4 activation bytes
+ *   broadcast, each int32 lane accumulating one output row (no horizontal reductions).
+ *   Blocks go in pairs with their scales right behind them, one 1088-byte record
+ *   (17 cache lines) per group and block pair, so a group is ONE sequential stream:
+ *        [quants b=2p (512)] [quants b=2p+1 (512)] [16 fp16 scales b=2p] [16 fp16 scales b=2p+1]
+ *   record (g, p) at byte (g * ceil(nb/2) + p) * 1088; an odd nb leaves the last record's
+ *   second half unused. Scales: fp16 scale of W[16g + r][32b .. 32b + 31] at entry r.
+ *   Weight values may use the full int8 range -128..127. kw_q8w_get_q/get_d read it back.
  *
  * Quantized activations (struct kw_q8_act, in caller scratch): per row m, nb*32 int8 quants
  * in -127..127 (zero-padded), an fp32 scale per block (max|x| / 127, exact fp32 rather than
@@ -40,14 +43,15 @@
 #define KW_Q8_ROWS  16      /* weight rows interleaved per group */
 #define KW_Q8_MAX_M 64      /* activation rows per call */
 #define KW_Q8_ALIGN 64      /* alignment of packed weights and scratch */
+#define KW_Q8_PAIR_BYTES 1088 /* one packed record: 2 blocks x (512 quants + 32 scale bytes) */
 
 /* Packed weights; the memory is the caller's (arena, pool, model mapping). */
 struct kw_q8w {
 	size_t n, k;        /* logical shape: n output rows of k inputs */
 	size_t nb;          /* blocks per row: ceil(k / 32) */
 	size_t ngroups;     /* ceil(n / 16) */
-	int8_t *q;          /* ngroups * nb * 512 bytes, layout above */
-	uint16_t *d;        /* ngroups * nb * 16 fp16 scales */
+	int8_t *q;          /* ngroups * ceil(nb/2) * 1088 bytes, layout above */
+	uint16_t *d;        /* the same memory seen as fp16 (scale entries per kw_q8w_doff) */
 };
 
 /* Quantized activations in caller scratch, layout above. */

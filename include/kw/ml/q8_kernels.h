@@ -15,15 +15,19 @@ extern const struct kw_q8_kernels kw_q8_kernels_avx2;
 extern const struct kw_q8_kernels kw_q8_kernels_avxvnni;
 extern const struct kw_q8_kernels kw_q8_kernels_avx512vnni;
 
-/* Offsets into the packed layout, shared so no variant can disagree on them. */
+/* Offsets into the packed layout (kw/ml/q8.h), shared so no variant can disagree on them:
+ * byte offset of block b's quants in group g, and uint16 index of its 16 scales, both from
+ * w->q (w->d aliases w->q). */
 static inline size_t kw_q8w_qoff(size_t nb, size_t g, size_t b)
 {
-	return (g * nb + b) * (size_t)(KW_Q8_BLOCK * KW_Q8_ROWS);
+	return (g * ((nb + 1) / 2) + b / 2) * (size_t)KW_Q8_PAIR_BYTES +
+	       (b & 1) * (size_t)(KW_Q8_BLOCK * KW_Q8_ROWS);
 }
 
 static inline size_t kw_q8w_doff(size_t nb, size_t g, size_t b)
 {
-	return (g * nb + b) * (size_t)KW_Q8_ROWS;
+	return ((g * ((nb + 1) / 2) + b / 2) * (size_t)KW_Q8_PAIR_BYTES +
+		2 * (size_t)(KW_Q8_BLOCK * KW_Q8_ROWS) + (b & 1) * (size_t)(2 * KW_Q8_ROWS)) / 2;
 }
 
 #endif /* KW_ML_Q8_KERNELS_H */
