@@ -6,7 +6,7 @@
  * calls, the int8 and OpenBLAS calls interleaved. Thread counts: 1 and every online core (int8 via kw_workers, OpenBLAS via
  * openblas_set_num_threads, memcpy split over kw_workers).
  *
- * Usage: bench_ml_gemm [reps [shape-filter]]   (default 15 reps, every shape; the filter is a
+ * Usage: bench_ml_gemm [reps [shape-filter]]   (default 31 reps, every shape; the filter is a
  *        substring of the shape name, e.g. GEMV)
  */
 #include <stdio.h>
@@ -22,7 +22,7 @@
 
 #define FOOTPRINT ((size_t)256 << 20)
 
-static int reps = 15;
+static int reps = 31;
 
 static double now(void)
 {
@@ -242,7 +242,7 @@ int main(int argc, char **argv)
 	if (argc > 1)
 		reps = atoi(argv[1]);
 	if (reps < 3 || reps > 256)
-		reps = 15;
+		reps = 31;
 	if (kw_workers_init(&wk1, 1) || kw_workers_init(&wkn, ncores)) {
 		fprintf(stderr, "worker pool failed\n");
 		return 1;
