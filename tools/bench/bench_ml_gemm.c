@@ -82,24 +82,18 @@ static void cpy_fn(void *p, unsigned i, unsigned n)
 	memcpy(j->dst + a, j->src + a, b - a);
 }
 
-static double memcpy_gbs(struct kw_workers *wk)
+static double memcpy_gbs(struct kw_workers *wk, char *dst, const char *src)
 {
-	size_t len = FOOTPRINT;
-	struct cpy_job j = { xalloc(len), xalloc(len), len };
-	double t[64];
-	int n = reps < 7 ? reps : 7;
+	struct cpy_job j = { dst, src, FOOTPRINT };
+	double t[5];
 
-	memset(j.dst, 1, len);
-	memset((char *)j.src, 2, len);
-	for (int r = 0; r < n; r++) {
+	for (int r = 0; r < 5; r++) {
 		double t0 = now();
 
 		kw_workers_run(wk, cpy_fn, &j, kw_workers_count(wk));
 		t[r] = now() - t0;
 	}
-	free(j.dst);
-	free((void *)j.src);
-	return (double)len / median(t, n) * 1e-9;
+	return (double)FOOTPRINT / median(t, 5) * 1e-9;
 }
 
 /* Read-only streaming (what a GEMV does with its weights; memcpy also writes): 16-byte GCC
@@ -123,35 +117,29 @@ static void rd_fn(void *p, unsigned i, unsigned n)
 	j->sink[i] = s0 + s1 + s2 + s3;
 }
 
-static double read_gbs(struct kw_workers *wk)
+static double read_gbs(struct kw_workers *wk, const char *src)
 {
-	size_t len = FOOTPRINT;
-	struct rd_job *j = calloc(1, sizeof(*j));
-	double t[64];
-	int n = reps < 7 ? reps : 7;
-	char *src = xalloc(len);
+	static struct rd_job j;
+	double t[5];
 
-	memset(src, 3, len);
-	j->src = src;
-	j->len = len;
-	for (int r = 0; r < n; r++) {
+	j.src = src;
+	j.len = FOOTPRINT;
+	for (int r = 0; r < 5; r++) {
 		double t0 = now();
 
-		kw_workers_run(wk, rd_fn, j, kw_workers_count(wk));
+		kw_workers_run(wk, rd_fn, &j, kw_workers_count(wk));
 		t[r] = now() - t0;
 	}
-	free(src);
-	free(j);
-	return (double)len / median(t, n) * 1e-9;
+	return (double)FOOTPRINT / median(t, 5) * 1e-9;
 }
 
 /* ---- one shape ------------------------------------------------------------------------------ */
 struct shape { const char *name; size_t m, n, k; };
 
-struct result { double q8_cold, q8_hot, blas; };   /* seconds per call */
+struct result { double q8_cold, q8_hot, blas, mc, rd; };   /* s per call; baselines GB/s */
 
 static void run_shape(const struct shape *s, struct kw_workers *wk1, struct kw_workers *wkn,
-		      unsigned ncores, struct result res[2])
+		      unsigned ncores, char *bdst, char *bsrc, struct result res[2])
 {
 	const struct kw_q8_kernels *kk = kw_q8_kernels_best();
 	size_t wsz = kw_q8w_size(s->n, s->k), fsz = s->n * s->k * sizeof(float);
@@ -194,6 +182,9 @@ static void run_shape(const struct shape *s, struct kw_workers *wk1, struct kw_w
 		double tc[256], th_[256], tb[256];
 		size_t cq = 0, cf = 0;
 
+		/* baselines right before this row: load on a shared machine drifts */
+		res[th].mc = memcpy_gbs(wk, bdst, bsrc);
+		res[th].rd = read_gbs(wk, bsrc);
 		kw_blas_set_threads(th ? (int)ncores : 1);
 		/* The three measurements alternate call by call so background load on a shared
 		 * machine hits them alike; quantizing x is part of every int8 call. */
@@ -237,7 +228,7 @@ int main(int argc, char **argv)
 	};
 	unsigned ncores = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	struct kw_workers wk1, wkn;
-	double mc[2], rd[2];
+	char *bdst, *bsrc;
 
 	if (argc > 1)
 		reps = atoi(argv[1]);
@@ -247,18 +238,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "worker pool failed\n");
 		return 1;
 	}
-	mc[0] = memcpy_gbs(&wk1);
-	mc[1] = memcpy_gbs(&wkn);
-	rd[0] = read_gbs(&wk1);
-	rd[1] = read_gbs(&wkn);
-	printf("int8 kernel: %s; cores: %u; median of %d calls; weights rotate over >= %zu MiB\n",
-	       kw_q8_kernels_best()->name, ncores, reps, FOOTPRINT >> 20);
-	printf("memcpy %zu MiB: %.1f GB/s (1 thread), %.1f GB/s (%u threads)\n", FOOTPRINT >> 20,
-	       mc[0], mc[1], ncores);
-	printf("read-only stream %zu MiB: %.1f GB/s (1 thread), %.1f GB/s (%u threads)\n",
-	       FOOTPRINT >> 20, rd[0], rd[1], ncores);
-	printf("shape (MxKxN)       thr | int8 ms  GOP/s  hot GOP/s  weight GB/s  %%memcpy  %%read | "
-	       "OpenBLAS ms  GFLOP/s | int8/BLAS\n");
+	bdst = xalloc(FOOTPRINT);
+	bsrc = xalloc(FOOTPRINT);
+	memset(bdst, 1, FOOTPRINT);
+	memset(bsrc, 2, FOOTPRINT);
+	printf("int8 kernel: %s; cores: %u; median of %d calls; weights rotate over >= %zu MiB;\n"
+	       "memcpy and read-only stream of %zu MiB measured just before each row (median of 5)\n",
+	       kw_q8_kernels_best()->name, ncores, reps, FOOTPRINT >> 20, FOOTPRINT >> 20);
+	printf("shape (MxKxN)       thr | int8 ms  GOP/s  hot GOP/s  weight GB/s | memcpy GB/s  read GB/s"
+	       " | %%memcpy  %%read | OpenBLAS ms  GFLOP/s | int8/BLAS\n");
 	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
 		const struct shape *s = &shapes[i];
 		struct result res[2];
@@ -267,15 +255,15 @@ int main(int argc, char **argv)
 
 		if (argc > 2 && !strstr(s->name, argv[2]))
 			continue;
-		run_shape(s, &wk1, &wkn, ncores, res);
+		run_shape(s, &wk1, &wkn, ncores, bdst, bsrc, res);
 		for (int th = 0; th < 2; th++) {
 			const struct result *r = &res[th];
 
-			printf("%-19s %3u | %7.3f %6.1f %10.1f %12.1f %7.0f%% %5.0f%% | %11.3f %8.1f | %8.2fx\n",
+			printf("%-19s %3u | %7.3f %6.1f %10.1f %12.1f | %11.1f %10.1f | %7.0f%% %5.0f%% | %11.3f %8.1f | %8.2fx\n",
 			       s->name, th ? ncores : 1, r->q8_cold * 1e3, ops / r->q8_cold * 1e-9,
-			       ops / r->q8_hot * 1e-9, wbytes / r->q8_cold * 1e-9,
-			       100.0 * wbytes / r->q8_cold * 1e-9 / mc[th],
-			       100.0 * wbytes / r->q8_cold * 1e-9 / rd[th], r->blas * 1e3,
+			       ops / r->q8_hot * 1e-9, wbytes / r->q8_cold * 1e-9, r->mc, r->rd,
+			       100.0 * wbytes / r->q8_cold * 1e-9 / r->mc,
+			       100.0 * wbytes / r->q8_cold * 1e-9 / r->rd, r->blas * 1e3,
 			       ops / r->blas * 1e-9, r->blas / r->q8_cold);
 		}
 	}
@@ -283,6 +271,8 @@ int main(int argc, char **argv)
 	       "GEMM M=64 >= 2x OpenBLAS sgemm\n"
 	       "(memcpy GB/s counts bytes copied, each read and written; %%read compares with a "
 	       "read-only stream, the stricter limit for a GEMV)\n");
+	free(bdst);
+	free(bsrc);
 	kw_workers_fini(&wk1);
 	kw_workers_fini(&wkn);
 	return 0;
