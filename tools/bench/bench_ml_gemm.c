@@ -218,6 +218,44 @@ static void run_shape(const struct shape *s, struct kw_workers *wk1, struct kw_w
 	free(w); free(wmem); free(wf); free(x); free(y); free(scratch);
 }
 
+/* Every usable kernel variant on one shape (1 thread, weights hot): the SIMD gain over ref. */
+static void run_variants(size_t m, size_t n, size_t k)
+{
+	size_t wsz = kw_q8w_size(n, k), asz = kw_q8_act_scratch_size(m, k);
+	float *wf = xalloc(n * k * 4), *x = xalloc(m * k * 4), *y = xalloc(m * n * 4);
+	void *wm = xalloc(wsz), *scratch = xalloc(asz);
+	struct kw_q8w w;
+	struct kw_q8_act a;
+	double t[256];
+
+	for (size_t i = 0; i < n * k; i++)
+		wf[i] = frand();
+	for (size_t i = 0; i < m * k; i++)
+		x[i] = frand();
+	if (kw_q8w_init(&w, n, k, wm, wsz) || kw_q8_act_init(&a, m, k, scratch, asz))
+		exit(1);
+	kw_q8w_pack_f32(&w, wf, k);
+	printf("variants %zux%zux%zu, 1 thread, weights hot:", m, k, n);
+	for (int v = 0; v < KW_Q8_NVARIANTS; v++) {
+		const struct kw_q8_kernels *kk = kw_q8_kernels_get(v);
+		int nr = v == KW_Q8_REF ? 5 : reps;
+
+		if (!kk)
+			continue;
+		for (int r = -1; r < nr; r++) {
+			double t0 = now();
+
+			kw_q8_quantize(kk, x, k, &a);
+			kw_q8_gemm(kk, &w, &a, NULL, y, n);
+			if (r >= 0)
+				t[r] = now() - t0;
+		}
+		printf(" %s %.1f", kk->name, 2.0 * (double)m * (double)n * (double)k / median(t, nr) * 1e-9);
+	}
+	printf(" GOP/s\n");
+	free(wf); free(x); free(y); free(wm); free(scratch);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct shape shapes[] = {
@@ -266,6 +304,10 @@ int main(int argc, char **argv)
 			       100.0 * wbytes / r->q8_cold * 1e-9 / r->rd, r->blas * 1e3,
 			       ops / r->blas * 1e-9, r->blas / r->q8_cold);
 		}
+	}
+	if (argc <= 2) {
+		run_variants(1, 4096, 4096);
+		run_variants(64, 2048, 2048);
 	}
 	printf("goals: GEMV int8 >= 3.5x OpenBLAS sgemv and weight GB/s >= 80%% of memcpy; "
 	       "GEMM M=64 >= 2x OpenBLAS sgemm\n"
