@@ -1,7 +1,10 @@
 /*
- * Worker pool: a generation counter under one mutex; workers sleep on cv_go until the
- * generation changes, run their share, and the last one signals cv_done. Threads are
- * created once in kw_workers_init (pthread_create allocates their stacks: init only).
+ * Worker pool: a job is published by bumping `gen`; the caller and the workers claim its
+ * chunks with a CAS on `next` (generation << 32 | chunk), and whoever completes the last
+ * chunk wakes the caller if it went to sleep. Workers poll briefly, then sleep on cv_go;
+ * the seq_cst counters sleepers/waiting decide whether a condition variable must be
+ * signalled. Threads are created once in kw_workers_init (pthread_create allocates their
+ * stacks: init only).
  */
 #include <stdatomic.h>
 #include <string.h>
