@@ -287,7 +287,7 @@ static void meanstd_encode(const float *x, size_t numel, size_t d, uint8_t *out)
 {
 	size_t rows = numel / d, r, i;
 	uint8_t *means = out + numel * 2, *stds = means + rows * 4;
-	const float inv_sqrt_d = 1.0f / sqrtf((float)d);
+	const float sqrt_d = sqrtf((float)d);
 
 	for (r = 0; r < rows; r++) {
 		const float *row = x + r * d;
@@ -301,7 +301,7 @@ static void meanstd_encode(const float *x, size_t numel, size_t d, uint8_t *out)
 			float cdev = row[i] - mean;
 			ss += (double)cdev * cdev;
 		}
-		stdv = (float)sqrt(ss) * inv_sqrt_d;
+		stdv = (float)sqrt(ss) / sqrt_d;  /* torch: norm / math.sqrt(d) */
 		if (!(stdv >= 1.1920929e-07f))
 			stdv = stdv != stdv ? stdv : 1.1920929e-07f;  /* clamp_min(eps); NaN stays */
 		for (i = 0; i < d; i++) {
