@@ -102,31 +102,14 @@ int kw_codec_dtype_parse(const char *name, size_t len, enum kw_codec_dtype *out)
 	return -KW_ENOTSUP;
 }
 
-/* Number of codes <= v (v not NaN). */
-static uint32_t codes_le(const float code[256], float v)
+static float key_to_float(uint32_t key)
 {
-	uint32_t lo = 0, hi = 256;
-
-	while (lo < hi) {
-		uint32_t mid = (lo + hi) / 2;
-		if (code[mid] <= v)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static float key_low_value(uint32_t k, uint32_t low16)
-{
-	uint32_t m = (k << 16) | low16;
-	uint32_t bits = (m & 0x80000000u) ? (m ^ 0x80000000u) : ~m;
-	return kw_bits_f32(bits);
+	return kw_bits_f32((key & 0x80000000u) ? (key ^ 0x80000000u) : ~key);
 }
 
 int kw_bw_table_init(struct kw_bw_table *t, const float code[256])
 {
-	uint32_t k, best = 0;
+	uint32_t thr[257], k, j, best = 0;
 
 	if (!t || !code)
 		return -KW_EINVAL;
@@ -134,32 +117,40 @@ int kw_bw_table_init(struct kw_bw_table *t, const float code[256])
 		if (!isfinite(code[k]) || (k > 0 && code[k] < code[k - 1]))
 			return -KW_EINVAL;
 		t->code[k] = code[k];
-		t->code_next[k] = k < 255 ? code[k + 1] : __builtin_nanf("");
 		if (fabsf(code[k]) < fabsf(code[best]))
 			best = k;
 	}
 	t->zero_index = (uint8_t)best;
-	t->steps = 0;
-	for (k = 0; k < KW_BW_LUT_SIZE; k++) {
-		float lo = key_low_value(k, 0), hi = key_low_value(k, 0xffff);
-		uint32_t clo, chi;
+	/* thr[j] = smallest key whose result is >= j, searched over -Inf..+Inf where the result
+	 * is monotone (NaN is handled before any lookup: it gives 0 like the search does). */
+	thr[0] = 0x007fffffu;  /* key of -Inf */
+	for (j = 1; j < 256; j++) {
+		uint32_t lo = thr[j - 1], hi = 0xff800001u;  /* one past the key of +Inf */
 
-		if (isnan(lo) || isnan(hi)) {
-			/* NaN keys: any fixed index keeps every variant in agreement. */
-			t->lut[k] = (k & 0x8000u) ? 255 : 0;
-			continue;
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (kw_bw_quant_search(code, key_to_float(mid)) >= j)
+				hi = mid;
+			else
+				lo = mid + 1;
 		}
-		clo = codes_le(code, lo);
-		chi = codes_le(code, hi);
-		t->lut[k] = (uint8_t)(clo ? clo - 1 : 0);
-		/* Steps needed to walk from lut[k] to the left index of the bucket's largest value. */
-		{
-			uint32_t need = (chi ? chi - 1 : 0) - (clo ? clo - 1 : 0);
-			if (need > t->steps)
-				t->steps = need;
-		}
+		thr[j] = lo;
 	}
-	memset(t->lut + KW_BW_LUT_SIZE, 0, 4);
+	t->fast_ok = 1;
+	for (k = 0, j = 1; k < KW_BW_LUT_SIZE; k++) {
+		uint32_t base, low = 0x10000u;
+
+		/* result at the bucket's lowest key: thresholds at or below it */
+		while (j < 256 && thr[j] <= (k << 16))
+			j++;
+		base = j - 1;
+		if (j < 256 && (thr[j] >> 16) == k) {
+			low = thr[j] & 0xffffu;
+			if (j + 1 < 256 && (thr[j + 1] >> 16) == k)
+				t->fast_ok = 0;  /* two steps in one bucket: use the search */
+		}
+		t->fast[k] = (base << 17) | low;
+	}
 	return 0;
 }
 

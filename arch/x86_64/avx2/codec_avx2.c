@@ -10,26 +10,22 @@
 #include <kw/ml/convert.h>
 #include <kw/ml/half.h>
 
+/* Result index per lane: fast[key >> 16] holds (base << 17) | threshold low bits. */
 static inline __m256i bw_idx8(const struct kw_bw_table *t, __m256 y)
 {
 	const __m256i top = _mm256_set1_epi32((int)0x80000000u);
 	__m256i bits = _mm256_castps_si256(y);
-	__m256i m = _mm256_xor_si256(bits, _mm256_or_si256(_mm256_srai_epi32(bits, 31), top));
-	__m256i key = _mm256_srli_epi32(m, 16);
-	__m256i idx = _mm256_and_si256(_mm256_i32gather_epi32((const int *)(const void *)t->lut, key, 1),
-				       _mm256_set1_epi32(0xff));
-	__m256 c0, c1, dl, dr;
-	const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+	__m256i key = _mm256_xor_si256(bits, _mm256_or_si256(_mm256_srai_epi32(bits, 31), top));
+	__m256i e = _mm256_i32gather_epi32((const int *)(const void *)t->fast,
+					   _mm256_srli_epi32(key, 16), 4);
+	__m256i low = _mm256_and_si256(e, _mm256_set1_epi32(0x1ffff));
+	__m256i kl = _mm256_and_si256(key, _mm256_set1_epi32(0xffff));
+	/* base + 1 - (low > kl): both sides < 2^17, so the signed compare is exact */
+	__m256i idx = _mm256_sub_epi32(_mm256_add_epi32(_mm256_srli_epi32(e, 17), _mm256_set1_epi32(1)),
+				       _mm256_and_si256(_mm256_cmpgt_epi32(low, kl), _mm256_set1_epi32(1)));
+	__m256i nan = _mm256_castps_si256(_mm256_cmp_ps(y, y, _CMP_UNORD_Q));
 
-	for (uint32_t s = 0; s < t->steps; s++) {
-		__m256 cn = _mm256_i32gather_ps(t->code_next, idx, 4);
-		idx = _mm256_sub_epi32(idx, _mm256_castps_si256(_mm256_cmp_ps(cn, y, _CMP_LE_OQ)));
-	}
-	c0 = _mm256_i32gather_ps(t->code, idx, 4);
-	c1 = _mm256_i32gather_ps(t->code_next, idx, 4);
-	dl = _mm256_and_ps(_mm256_sub_ps(y, c0), absmask);
-	dr = _mm256_and_ps(_mm256_sub_ps(y, c1), absmask);
-	return _mm256_sub_epi32(idx, _mm256_castps_si256(_mm256_cmp_ps(dr, dl, _CMP_LT_OQ)));
+	return _mm256_andnot_si256(nan, idx);  /* NaN -> 0, as in kw_bw_quant_one */
 }
 
 void kw_bw_quant_avx2(const struct kw_bw_table *t, const float *x, size_t n, float *absmax,
@@ -64,6 +60,10 @@ void kw_bw_quant_avx2(const struct kw_bw_table *t, const float *x, size_t n, flo
 		absmax[b / KW_BW_BLOCK] = m;
 		if (m == 0.0f) {
 			memset(q + b, t->zero_index, end - b);
+			continue;
+		}
+		if (!t->fast_ok) {
+			kw_bw_quant_ref(t, x + b, end - b, absmax + b / KW_BW_BLOCK, q + b);
 			continue;
 		}
 		{

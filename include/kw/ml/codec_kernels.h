@@ -14,16 +14,24 @@
 
 /*
  * Blockwise 8-bit lookup state built from a sorted 256-entry code table.
- * lut[k] is the "left" index (largest i with code[i] <= y) of the smallest float whose
- * monotone key has top 16 bits k; `steps` more comparisons against code[idx+1] reach the
- * exact left index of any y in that bucket, and one distance comparison picks the nearest
- * (ties to the lower index), exactly as bitsandbytes' CPU quantizer does.
+ *
+ * bitsandbytes' CPU quantizer takes y = x / absmax, finds the left index (largest i with
+ * code[i] <= y) by binary search and moves right only if |y - code[i+1]| < |y - code[i]|
+ * in float. That result is a monotone step function of y, so it is fully described by the
+ * 255 smallest floats at which it steps up. kw_bw_table_init() finds those thresholds with
+ * the literal algorithm; quantizing is then "how many thresholds are <= y".
+ *
+ * Fast path: floats are bucketed by the top 16 bits of a monotone integer key. When no
+ * bucket holds more than one threshold (true for the default code), fast[k] packs the
+ * result for the bucket's lowest value (bits 17..24) and the low 16 key bits of the
+ * bucket's threshold (bits 0..16; 0x10000 = none): one load and one compare per element,
+ * one 32-bit gather per 8 elements in AVX2. Otherwise every variant falls back to the
+ * literal binary search.
  */
 struct kw_bw_table {
 	float code[256];
-	float code_next[256];     /* code[i+1]; code_next[255] is NaN so no compare can pick it */
-	uint8_t lut[KW_BW_LUT_SIZE + 4];  /* +4: 32-bit gathers of the last entry stay in bounds */
-	uint32_t steps;
+	uint32_t fast[KW_BW_LUT_SIZE];
+	uint32_t fast_ok;         /* 1: fast[] is exact for every float */
 	uint8_t zero_index;       /* code used for all-zero blocks: smallest |code|, lower index */
 };
 
@@ -39,11 +47,28 @@ void kw_bw_quant_ref(const struct kw_bw_table *t, const float *x, size_t n, floa
 void kw_bw_dequant_ref(const float *code, const uint8_t *q, const float *absmax, size_t n,
 		       float *out);
 
-/* Monotone 16-bit bucket key of a float (total order on non-NaN values). */
+/* Monotone 32-bit key of a float's bits (total order on non-NaN values). */
 static inline uint32_t kw_bw_key(uint32_t bits)
 {
-	uint32_t m = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
-	return m >> 16;
+	return bits ^ ((uint32_t)((int32_t)bits >> 31) | 0x80000000u);
+}
+
+/* The literal bitsandbytes element rule (binary search, then nearest; ties: lower index). */
+static inline uint8_t kw_bw_quant_search(const float *code, float y)
+{
+	uint32_t lo = 0, hi = 256, idx;
+
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (code[mid] <= y)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	idx = lo ? lo - 1 : 0;
+	if (idx < 255 && __builtin_fabsf(y - code[idx + 1]) < __builtin_fabsf(y - code[idx]))
+		idx++;
+	return (uint8_t)idx;
 }
 
 /*
@@ -52,20 +77,14 @@ static inline uint32_t kw_bw_key(uint32_t bits)
  */
 static inline uint8_t kw_bw_quant_one(const struct kw_bw_table *t, float y)
 {
-	uint32_t bits;
-	uint32_t idx, s;
+	uint32_t bits, key, e;
 
+	if (!t->fast_ok || y != y)  /* NaN: the search gives 0 (every compare is false) */
+		return kw_bw_quant_search(t->code, y);
 	__builtin_memcpy(&bits, &y, 4);
-	idx = t->lut[kw_bw_key(bits)];
-	for (s = 0; s < t->steps; s++)
-		idx += t->code_next[idx] <= y;
-	{
-		float dl = __builtin_fabsf(y - t->code[idx]);
-		float dr = __builtin_fabsf(y - t->code_next[idx]);
-
-		idx += dr < dl;
-	}
-	return (uint8_t)idx;
+	key = kw_bw_key(bits);
+	e = t->fast[key >> 16];
+	return (uint8_t)((e >> 17) + ((key & 0xffffu) >= (e & 0x1ffffu)));
 }
 
 #if defined(CONFIG_KW_X86_AVX2)
