@@ -589,7 +589,7 @@ int kw_codec_encode(const struct kw_codec *c, enum kw_compression comp, enum kw_
 		return -KW_ENOSPC;
 	switch (comp) {
 	case KW_COMP_NONE:
-		if (dtype == KW_CODEC_F32)
+		if (dtype == KW_CODEC_F32 && numel)
 			memcpy(out, x, numel * 4);
 		else
 			to16(dtype == KW_CODEC_F16 ? c->cvt.f32_to_f16 : c->cvt.f32_to_bf16, x, numel, out);
@@ -635,7 +635,8 @@ int kw_codec_decode(const struct kw_codec *c, enum kw_compression comp, enum kw_
 		if (dtype == KW_CODEC_F32) {
 			if ((err = exact_len(len, numel * 4)))
 				return err;
-			memcpy(out, buf, len);
+			if (len)
+				memcpy(out, buf, len);
 			return 0;
 		}
 		if (dtype == KW_CODEC_BF16 && numel && len == numel * 4) {

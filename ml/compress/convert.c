@@ -3,6 +3,10 @@
  * compiled, the CPU (cpuid via libgcc, HWCAP on arm64) decides what may run. Nothing is
  * cached here; callers keep the ops they were given.
  */
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/ml/codec_kernels.h>
@@ -26,7 +30,14 @@ int kw_simd_available(enum kw_simd v)
 		return 1;
 	case KW_SIMD_AVX2:
 #if defined(CONFIG_KW_X86_AVX2) && defined(__x86_64__)
-		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+	{
+		/* clang's __builtin_cpu_supports has no "f16c": read CPUID.1:ECX bit 29 */
+		unsigned a, b, c, d;
+
+		if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 29)))
+			return 0;
+		return __builtin_cpu_supports("avx2");
+	}
 #else
 		return 0;
 #endif

@@ -36,6 +36,8 @@ int kw_tensor_msg_numel(const struct kw_tensor_msg *m, size_t *numel)
 struct buf_view {
 	const uint8_t *p;
 	size_t len;
+	const uint8_t *in;     /* decode: the whole input, to validate the zero-copy view */
+	size_t in_len;
 };
 
 static bool enc_buffer(pb_ostream_t *s, const pb_field_t *f, void *const *arg)
@@ -107,8 +109,14 @@ int kw_tensor_msg_encode(const struct kw_tensor_msg *m, uint8_t *out, size_t cap
 static bool dec_buffer(pb_istream_t *s, const pb_field_t *f, void **arg)
 {
 	struct buf_view *v = *arg;
+	const uint8_t *p = (const uint8_t *)s->state;
+	uintptr_t pu = (uintptr_t)p, in = (uintptr_t)v->in;
 
-	v->p = (const uint8_t *)s->state;
+	/* A field 1 with a non-bytes wire type reaches the callback as a stream over nanopb's
+	 * own stack copy of the value: that is a malformed Tensor, not a view into the input. */
+	if (pu < in || s->bytes_left > v->in_len || pu - in > v->in_len - s->bytes_left)
+		return false;
+	v->p = p;
 	v->len = s->bytes_left;
 	return pb_read(s, NULL, s->bytes_left);
 }
@@ -116,7 +124,7 @@ static bool dec_buffer(pb_istream_t *s, const pb_field_t *f, void **arg)
 int kw_tensor_msg_decode(struct kw_tensor_msg *m, const uint8_t *buf, size_t len)
 {
 	kw_hivemind_Tensor t;
-	struct buf_view v = { NULL, 0 };
+	struct buf_view v = { NULL, 0, buf, len };
 	pb_istream_t s;
 
 	if (!m || (!buf && len))

@@ -90,6 +90,9 @@ static void test_tensor_msg_decode_rejects_malformed_and_oversized(void **state)
 	/* a 16-byte dtype */
 	n = unhex("221061616161616161616161616161616161", b);
 	assert_int_equal(kw_tensor_msg_decode(&m, b, n), -KW_EMSGSIZE);
+	/* field 1 as a varint: not bytes (nanopb hands callbacks a stack copy of such values) */
+	n = unhex("08002207666c6f617431362807", b);
+	assert_int_equal(kw_tensor_msg_decode(&m, b, n), -KW_EBADMSG);
 	/* buffer length beyond the input */
 	n = unhex("0aff0100", b);
 	assert_int_equal(kw_tensor_msg_decode(&m, b, n), -KW_EBADMSG);
