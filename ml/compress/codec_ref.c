@@ -48,10 +48,13 @@ void kw_bw_dequant_ref(const float *code, const uint8_t *q, const float *absmax,
 
 	for (b = 0; b < n; b += KW_BW_BLOCK) {
 		size_t end = n - b < KW_BW_BLOCK ? n : b + KW_BW_BLOCK;
-		float a = absmax[b / KW_BW_BLOCK];
+		float a = absmax[b / KW_BW_BLOCK], st[256];
 
+		/* code[q] * a == st[q]: the same single multiply, done 256 times per block */
+		for (i = 0; i < 256; i++)
+			st[i] = code[i] * a;
 		for (i = b; i < end; i++)
-			out[i] = code[q[i]] * a;
+			out[i] = st[q[i]];
 	}
 }
 

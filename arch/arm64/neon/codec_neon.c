@@ -59,32 +59,35 @@ void kw_bw_quant_neon(const struct kw_bw_table *t, const float *x, size_t n, flo
 	}
 }
 
+/* As the AVX2 variant: scale the 256-entry table once per block, then byte-indexed loads. */
 void kw_bw_dequant_neon(const float *code, const uint8_t *q, const float *absmax, size_t n,
 			float *out)
 {
+	float st[256] __attribute__((aligned(16)));
 	size_t b, i;
 
 	for (b = 0; b < n; b += KW_BW_BLOCK) {
 		size_t end = n - b < KW_BW_BLOCK ? n : b + KW_BW_BLOCK;
-		float a = absmax[b / KW_BW_BLOCK];
-		const float32x4_t av = vdupq_n_f32(a);
+		const float32x4_t av = vdupq_n_f32(absmax[b / KW_BW_BLOCK]);
 
+		for (i = 0; i < 256; i += 4)
+			vst1q_f32(st + i, vmulq_f32(vld1q_f32(code + i), av));
 		for (i = b; i + 8 <= end; i += 8) {
 			float32x4_t v0 = vdupq_n_f32(0), v1 = vdupq_n_f32(0);
 
-			v0 = vld1q_lane_f32(code + q[i + 0], v0, 0);
-			v0 = vld1q_lane_f32(code + q[i + 1], v0, 1);
-			v0 = vld1q_lane_f32(code + q[i + 2], v0, 2);
-			v0 = vld1q_lane_f32(code + q[i + 3], v0, 3);
-			v1 = vld1q_lane_f32(code + q[i + 4], v1, 0);
-			v1 = vld1q_lane_f32(code + q[i + 5], v1, 1);
-			v1 = vld1q_lane_f32(code + q[i + 6], v1, 2);
-			v1 = vld1q_lane_f32(code + q[i + 7], v1, 3);
-			vst1q_f32(out + i, vmulq_f32(v0, av));
-			vst1q_f32(out + i + 4, vmulq_f32(v1, av));
+			v0 = vld1q_lane_f32(st + q[i + 0], v0, 0);
+			v0 = vld1q_lane_f32(st + q[i + 1], v0, 1);
+			v0 = vld1q_lane_f32(st + q[i + 2], v0, 2);
+			v0 = vld1q_lane_f32(st + q[i + 3], v0, 3);
+			v1 = vld1q_lane_f32(st + q[i + 4], v1, 0);
+			v1 = vld1q_lane_f32(st + q[i + 5], v1, 1);
+			v1 = vld1q_lane_f32(st + q[i + 6], v1, 2);
+			v1 = vld1q_lane_f32(st + q[i + 7], v1, 3);
+			vst1q_f32(out + i, v0);
+			vst1q_f32(out + i + 4, v1);
 		}
 		for (; i < end; i++)
-			out[i] = code[q[i]] * a;
+			out[i] = st[q[i]];
 	}
 }
 
