@@ -150,6 +150,7 @@ listnewconfig:
 savedefconfig:
 	$(Q)out=$$(cat $(O)/.defconfig_origin 2>/dev/null || echo $(O)/defconfig); \
 	$(PYTHON) -m savedefconfig --kconfig Kconfig --out $$out.tmp $(kconfig_strict); \
+	grep -E '^CONFIG_KW_(ARCH|BOARD)_[A-Z0-9_]+=y$$' $(O)/.config >> $$out.tmp; \
 	LC_ALL=C sort -u $$out.tmp > $$out && rm -f $$out.tmp && echo "wrote $$out"
 
 $(O)/.config:
@@ -240,6 +241,7 @@ check-host:
 	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
 	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=$(SAN) \
 		all check-alloc run-tests
+	$(Q)sh tests/build/test_kwnode.sh $(HOSTO)/kwnode
 
 check-arm64:
 	@echo "==== arm64 tests under qemu-aarch64 (build/check-arm64) ===="

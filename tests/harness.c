@@ -30,7 +30,10 @@ struct kw_test_node *kw_test_node_new(size_t arena_kib)
 		if (kw_sim_net_init(t->net, &a, 64, 4096) < 0)
 			goto fail;
 		kw_sim_init(t->sim, t->net);
-		t->node = kw_node_create_heap(arena_kib * 1024, &t->sim->sys, NULL);
+		/* The loop's timer heap and event array come on top of what the test asked for. */
+		t->node = kw_node_create_heap(arena_kib * 1024 + (size_t)CONFIG_KW_TIMER_MAX * 8 +
+						      (size_t)CONFIG_KW_LOOP_MAX_EVENTS * 16 + 256,
+					      &t->sim->sys, NULL);
 	}
 #endif
 	if (!t->node)

@@ -21,7 +21,8 @@ struct kw_test_node {
 	void *net_mem;
 };
 
-/* A node with a `arena_kib` KiB arena on a private simulated network; NULL on failure. */
+/* A node on a private simulated network whose arena has `arena_kib` KiB free after the loop's
+ * own tables; NULL on failure. */
 struct kw_test_node *kw_test_node_new(size_t arena_kib);
 void kw_test_node_free(struct kw_test_node *t);
 /* Fails the current test (cmocka) if any of the node's pools still holds a block. */

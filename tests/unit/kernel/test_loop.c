@@ -1,0 +1,167 @@
+/* kernel/loop.c on the Linux backend: fd readiness with real pipes and sockets. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include <kw/err.h>
+#include <kw/loop.h>
+#include <kw/node.h>
+#include <kw/sys.h>
+
+static struct kw_sys_linux g_sys;
+static struct kw_node *g_node;
+#define LOOP (&g_node->loop)
+
+static int setup(void **state)
+{
+	if (kw_sys_linux_open(&g_sys) < 0)
+		return -1;
+	g_node = kw_node_create_heap(1024 * 1024, &g_sys.sys, NULL);
+	return g_node ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	kw_node_destroy_heap(g_node);
+	kw_sys_linux_close(&g_sys);
+	return 0;
+}
+
+struct hit { int n; uint32_t ev; struct kw_watch *to_unwatch; };
+
+static void on_ev(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
+{
+	struct hit *h = (struct hit *)w->arg;
+	h->n++;
+	h->ev |= ev;
+	if (h->to_unwatch)
+		kw_loop_unwatch(l, h->to_unwatch);
+}
+
+static void test_loop_pipe_readable_fires_read_callback(void **state)
+{
+	int p[2];
+	struct kw_watch w = { 0 };
+	struct hit h = { 0 };
+
+	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+	assert_int_equal(kw_loop_watch(LOOP, &w, p[0], KW_EV_READ, on_ev, &h), 0);
+	assert_int_equal(kw_loop_watch(LOOP, &w, p[0], KW_EV_READ, on_ev, &h), -KW_EALREADY);
+	kw_loop_run_once(LOOP, 0);
+	assert_int_equal(h.n, 0);
+	assert_int_equal(write(p[1], "x", 1), 1);
+	kw_loop_run_once(LOOP, 0);
+	assert_int_equal(h.n, 1);
+	assert_true(h.ev & KW_EV_READ);
+	close(p[1]);
+	h.ev = 0;
+	kw_loop_run_once(LOOP, 0);
+	assert_true(h.ev & KW_EV_READ);  /* EOF/HUP still reads as readable */
+	kw_loop_unwatch(LOOP, &w);
+	close(p[0]);
+}
+
+static void test_loop_unwatch_in_callback_drops_pending_event(void **state)
+{
+	int a[2], b[2];
+	struct kw_watch wa = { 0 }, wb = { 0 };
+	struct hit ha = { 0 }, hb = { 0 };
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, a), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, b), 0);
+	/* Both become ready in the same pass; whichever runs first unwatches the other. */
+	ha.to_unwatch = &wb;
+	hb.to_unwatch = &wa;
+	kw_loop_watch(LOOP, &wa, a[0], KW_EV_READ, on_ev, &ha);
+	kw_loop_watch(LOOP, &wb, b[0], KW_EV_READ, on_ev, &hb);
+	assert_int_equal(write(a[1], "1", 1), 1);
+	assert_int_equal(write(b[1], "1", 1), 1);
+	kw_loop_run_once(LOOP, 0);
+	assert_int_equal(ha.n + hb.n, 1);
+	kw_loop_unwatch(LOOP, &wa);
+	kw_loop_unwatch(LOOP, &wb);
+	close(a[0]); close(a[1]); close(b[0]); close(b[1]);
+}
+
+static void test_loop_watch_mod_switches_to_write_interest(void **state)
+{
+	int s[2];
+	struct kw_watch w = { 0 };
+	struct hit h = { 0 };
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, s), 0);
+	kw_loop_watch(LOOP, &w, s[0], KW_EV_READ, on_ev, &h);
+	kw_loop_run_once(LOOP, 0);
+	assert_int_equal(h.n, 0);
+	assert_int_equal(kw_loop_watch_mod(LOOP, &w, KW_EV_WRITE), 0);
+	kw_loop_run_once(LOOP, 0);
+	assert_int_equal(h.n, 1);
+	assert_true(h.ev & KW_EV_WRITE);
+	kw_loop_unwatch(LOOP, &w);
+	assert_int_equal(kw_loop_watch_mod(LOOP, &w, KW_EV_READ), -KW_EINVAL);
+	close(s[0]); close(s[1]);
+}
+
+static void stop_cb(struct kw_loop *l, struct kw_timer *t) { kw_loop_stop(l, 7); }
+
+static void test_loop_run_returns_stop_code_from_timer(void **state)
+{
+	struct kw_timer t;
+
+	kw_timer_init(&t, stop_cb, NULL);
+	kw_timer_start(LOOP, &t, 0);
+	assert_int_equal(kw_loop_run(LOOP), 7);
+}
+
+static void test_loop_real_tcp_connect_accept_on_loopback(void **state)
+{
+	struct kw_sys *s = &g_sys.sys;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+	struct sockaddr_storage ss, peer;
+	socklen_t len;
+	int l = s->ops->tcp_socket(s, AF_INET), c, a = -1, ret;
+	struct kw_watch wl = { 0 };
+	struct hit h = { 0 };
+	char buf[8];
+
+	assert_true(l >= 0);
+	assert_int_equal(s->ops->bind_listen(s, l, (struct sockaddr *)&sa, sizeof(sa), 8), 0);
+	assert_int_equal(s->ops->local_addr(s, l, &ss, &len), 0);
+	c = s->ops->tcp_socket(s, AF_INET);
+	ret = s->ops->connect(s, c, (struct sockaddr *)&ss, len);
+	assert_true(ret == 0 || ret == -KW_EINPROGRESS);
+	kw_loop_watch(LOOP, &wl, l, KW_EV_READ, on_ev, &h);
+	for (int i = 0; i < 100 && h.n == 0; i++)
+		kw_loop_run_once(LOOP, 10);
+	assert_int_equal(h.n, 1);
+	a = s->ops->accept(s, l, &peer, &len);
+	assert_true(a >= 0);
+	assert_int_equal(s->ops->sock_error(s, c), 0);
+	assert_int_equal(s->ops->write(s, c, "ping", 4), 4);
+	for (int i = 0; i < 100; i++) {
+		ret = (int)s->ops->read(s, a, buf, sizeof(buf));
+		if (ret != -KW_EAGAIN)
+			break;
+		kw_loop_run_once(LOOP, 10);
+	}
+	assert_int_equal(ret, 4);
+	assert_memory_equal(buf, "ping", 4);
+	kw_loop_unwatch(LOOP, &wl);
+	s->ops->close(s, a);
+	s->ops->close(s, c);
+	s->ops->close(s, l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_loop_pipe_readable_fires_read_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_unwatch_in_callback_drops_pending_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_watch_mod_switches_to_write_interest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_run_returns_stop_code_from_timer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_real_tcp_connect_accept_on_loopback, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("kernel/loop", tests, NULL, NULL);
+}
