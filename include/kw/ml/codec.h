@@ -11,7 +11,7 @@
  *   BLOCKWISE_8BIT (5)  int64 nblocks || int64 256 || float32 absmax[nblocks] ||
  *                       float32 code[256] || uint8 q[numel]   (blocks of 4096)
  *
- * The caller owns everything: struct kw_codec (about 67 KiB: the blockwise lookup table) is
+ * The caller owns everything: struct kw_codec (about 258 KiB: the blockwise lookup table) is
  * built once with kw_codec_init() and then only read, so one instance can serve many
  * threads. Encoders write into caller buffers sized with kw_codec_max_size() and use caller
  * scratch sized with kw_codec_scratch_size(); nothing allocates.
@@ -63,7 +63,7 @@ struct kw_codec {
 /*
  * Prepares *c with SIMD variant v (KW_SIMD_AUTO: best available). Returns 0, -KW_EINVAL,
  * or -KW_ENOTSUP when v is not compiled in or not supported by this CPU. Start-up cost:
- * about 65536 binary searches to build the blockwise table.
+ * about 8000 code-table searches and one pass over the 65536-entry blockwise table.
  */
 int kw_codec_init(struct kw_codec *c, enum kw_simd v);
 
@@ -71,8 +71,8 @@ int kw_codec_init(struct kw_codec *c, enum kw_simd v);
 extern const float kw_bw_default_code[256];
 
 /*
- * Builds a lookup table for any sorted (non-decreasing, finite) 256-entry code. Returns 0 or
- * -KW_EINVAL for an unsorted or non-finite code.
+ * Builds a lookup table for any sorted (non-decreasing, finite) 256-entry code (see
+ * <kw/ml/codec_kernels.h>). Returns 0 or -KW_EINVAL for an unsorted or non-finite code.
  */
 int kw_bw_table_init(struct kw_bw_table *t, const float code[256]);
 

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define KW_BW_BLOCK 4096  /* bitsandbytes blockwise block size used by Hivemind */
-#define KW_BW_LUT_SIZE 65536
+#define KW_BW_LUT_SIZE 65536  /* buckets: top 16 bits of the monotone float key */
 
 /*
  * Blockwise 8-bit lookup state built from a sorted 256-entry code table.
