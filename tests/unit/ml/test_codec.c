@@ -152,6 +152,37 @@ static void test_codec_blockwise_lut_equals_binary_search(void **state)
 	}
 }
 
+/* A code with values packed closer than a bucket cannot use the fast table: the literal
+ * search takes over in every variant, and an unsorted code is refused. */
+static void test_codec_blockwise_dense_code_falls_back_to_search(void **state)
+{
+	static struct kw_bw_table t;
+	static struct kw_codec cv;
+	static float code[256], am_ref[4], am_v[4];
+	static uint8_t q_ref[9000], q_v[9000];
+
+	assert_int_equal(codec_ref.bw.fast_ok, 1);  /* default code: fast path */
+	for (int i = 0; i < 256; i++)
+		code[i] = 0.5f + (float)i * 1e-6f;
+	code[0] = -1.0f;
+	code[255] = 1.0f;
+	assert_int_equal(kw_bw_table_init(&t, code), 0);
+	assert_int_equal(t.fast_ok, 0);
+	for (int i = 0; i < 9000; i++)  /* absmax 1 per block so y = x spans the dense codes */
+		xin[i] = i % KW_BW_BLOCK == 0 ? 1.0f : 0.5f + frand(3e-4f);
+	assert_int_equal(kw_codec_init(&cv, KW_SIMD_AUTO), 0);
+	kw_bw_quant_ref(&t, xin, 9000, am_ref, q_ref);
+	cv.bw_quant(&t, xin, 9000, am_v, q_v);
+	assert_memory_equal(q_ref, q_v, sizeof(q_v));
+	assert_true(q_ref[1] > 0 && q_ref[1] < 255);
+	for (int i = 0; i < 9000; i++)
+		assert_int_equal(q_ref[i], kw_bw_quant_search(code, xin[i] / am_ref[i / KW_BW_BLOCK]));
+	code[5] = 0.0f;
+	assert_int_equal(kw_bw_table_init(&t, code), -KW_EINVAL);
+	code[5] = NAN;
+	assert_int_equal(kw_bw_table_init(&t, code), -KW_EINVAL);
+}
+
 static void round_trip(enum kw_compression comp, size_t n, size_t ld, float tol_abs, float tol_rel)
 {
 	size_t len;
@@ -387,6 +418,7 @@ int main(void)
 		cmocka_unit_test(test_codec_blockwise_matches_golden_bytes),
 		cmocka_unit_test(test_codec_default_code_is_the_spec_table),
 		cmocka_unit_test(test_codec_blockwise_lut_equals_binary_search),
+		cmocka_unit_test(test_codec_blockwise_dense_code_falls_back_to_search),
 		cmocka_unit_test(test_codec_round_trips_within_stated_bounds),
 		cmocka_unit_test(test_codec_quantile_handles_multiple_chunks),
 		cmocka_unit_test(test_codec_blockwise_zero_block_uses_zero_code),
