@@ -584,8 +584,7 @@ int kw_codec_encode(const struct kw_codec *c, enum kw_compression comp, enum kw_
 		need = numel * 2;
 	if (need > cap || (need && !out))
 		return -KW_ENOSPC;
-	if (kw_codec_scratch_size(comp, numel) > scratch_len || (scratch_len && !scratch &&
-								 comp == KW_COMP_QUANTILE_8BIT))
+	if (kw_codec_scratch_size(comp, numel) && (!scratch || kw_codec_scratch_size(comp, numel) > scratch_len))
 		return -KW_ENOSPC;
 	switch (comp) {
 	case KW_COMP_NONE:

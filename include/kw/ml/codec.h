@@ -77,9 +77,10 @@ extern const float kw_bw_default_code[256];
 int kw_bw_table_init(struct kw_bw_table *t, const float code[256]);
 
 /*
- * Upper bound of the encoded size for numel elements (exact for every codec but NONE with
- * a 2-byte dtype, where it is the exact size too); rows = numel / last_dim matters only for
- * MEANSTD_16BIT. Returns 0 for an unknown codec or sizes that overflow.
+ * Encoded size for numel elements: exact for every codec, an upper bound for NONE (sized for
+ * float32; float16 / bfloat16 need half). last_dim matters only for MEANSTD_16BIT (rows =
+ * numel / last_dim). Returns 0 for an unknown codec, a last_dim that does not divide numel,
+ * or sizes beyond 2^40 elements.
  */
 size_t kw_codec_max_size(enum kw_compression comp, size_t numel, size_t last_dim);
 
