@@ -42,16 +42,31 @@ void kw_bw_quant_neon(const struct kw_bw_table *t, const float *x, size_t n, flo
 			memset(q + b, t->zero_index, end - b);
 			continue;
 		}
+		if (!t->fast_ok) {
+			kw_bw_quant_ref(t, x + b, end - b, absmax + b / KW_BW_BLOCK, q + b);
+			continue;
+		}
 		{
 			const float32x4_t mv = vdupq_n_f32(m);
+			const uint32x4_t top = vdupq_n_u32(0x80000000u);
 
+			/* keys in vectors (NaN -> key 0, whose bucket answers 0 like the search);
+			 * NEON has no gather, so the table reads are scalar */
 			for (i = b; i + 8 <= end; i += 8) {
-				float y[8];
+				uint32_t k[8];
 
-				vst1q_f32(y, vdivq_f32(vld1q_f32(x + i), mv));
-				vst1q_f32(y + 4, vdivq_f32(vld1q_f32(x + i + 4), mv));
-				for (int k = 0; k < 8; k++)
-					q[i + k] = kw_bw_quant_one(t, y[k]);
+				for (int h = 0; h < 2; h++) {
+					float32x4_t y = vdivq_f32(vld1q_f32(x + i + 4 * h), mv);
+					uint32x4_t bits = vreinterpretq_u32_f32(y);
+					uint32x4_t sgn = vreinterpretq_u32_s32(vshrq_n_s32(vreinterpretq_s32_u32(bits), 31));
+					uint32x4_t key = veorq_u32(bits, vorrq_u32(sgn, top));
+
+					vst1q_u32(k + 4 * h, vandq_u32(key, vceqq_f32(y, y)));
+				}
+				for (int j = 0; j < 8; j++) {
+					uint32_t e = t->fast[k[j] >> 16];
+					q[i + j] = (uint8_t)((e >> 17) + ((k[j] & 0xffffu) >= (e & 0x1ffffu)));
+				}
 			}
 			for (; i < end; i++)
 				q[i] = kw_bw_quant_one(t, x[i] / m);
@@ -59,7 +74,6 @@ void kw_bw_quant_neon(const struct kw_bw_table *t, const float *x, size_t n, flo
 	}
 }
 
-/* As the AVX2 variant: scale the 256-entry table once per block, then byte-indexed loads. */
 void kw_bw_dequant_neon(const float *code, const uint8_t *q, const float *absmax, size_t n,
 			float *out)
 {
