@@ -406,6 +406,35 @@ static void test_codec_simd_codecs_produce_reference_bytes(void **state)
 	}
 }
 
+static void test_codec_none_half_dtypes_round_trip_through_every_variant(void **state)
+{
+	static struct kw_codec cv;
+	size_t len, len2;
+
+	for (size_t i = 0; i < 1001; i++)
+		xin[i] = frand(1000.0f);
+	for (int v = KW_SIMD_REF; v < KW_SIMD_COUNT; v++) {
+		if (!kw_simd_available((enum kw_simd)v))
+			continue;
+		assert_int_equal(kw_codec_init(&cv, (enum kw_simd)v), 0);
+		for (int dt = KW_CODEC_F16; dt <= KW_CODEC_BF16; dt++) {
+			assert_int_equal(kw_codec_encode(&codec_ref, KW_COMP_NONE, (enum kw_codec_dtype)dt, xin,
+							 1001, 1, NULL, 0, enc, sizeof(enc), &len), 0);
+			assert_int_equal(len, 2002);
+			assert_int_equal(kw_codec_encode(&cv, KW_COMP_NONE, (enum kw_codec_dtype)dt, xin, 1001, 1,
+							 NULL, 0, enc2 + 1, sizeof(enc2) - 1, &len2), 0);
+			assert_memory_equal(enc, enc2 + 1, len);
+			assert_int_equal(kw_codec_decode(&cv, KW_COMP_NONE, (enum kw_codec_dtype)dt, enc2 + 1, len,
+							 1001, 1, xout), 0);
+			for (size_t i = 0; i < 1001; i++)  /* fp16: 2^-11 relative, bf16: 2^-8 */
+				assert_true(fabsf(xout[i] - xin[i]) <=
+					    fabsf(xin[i]) * (dt == KW_CODEC_F16 ? 1.0f / 2048 : 1.0f / 256));
+			assert_int_equal(kw_codec_decode(&cv, KW_COMP_NONE, (enum kw_codec_dtype)dt, enc, len - 1,
+							 1001, 1, xout), -KW_EBADMSG);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -428,6 +457,7 @@ int main(void)
 		cmocka_unit_test(test_codec_blockwise_avx2_equals_reference),
 		cmocka_unit_test(test_codec_blockwise_neon_equals_reference),
 		cmocka_unit_test(test_codec_simd_codecs_produce_reference_bytes),
+		cmocka_unit_test(test_codec_none_half_dtypes_round_trip_through_every_variant),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
