@@ -1,7 +1,8 @@
 /*
  * Scalar fp16 (IEEE binary16) and bf16 conversions, shared by every kernel and codec so
  * rounding cannot diverge. fp32 -> half rounds to nearest, ties to even; NaN stays NaN
- * (quiet, sign kept), +-Inf stays Inf, overflow goes to Inf, fp16 subnormals are exact.
+ * (quiet, sign kept) in both directions, +-Inf stays Inf, overflow goes to Inf, fp16
+ * subnormals are exact. bf16 -> fp32 is a pure bit shift (a signalling NaN stays one).
  */
 #ifndef KW_ML_HALF_H
 #define KW_ML_HALF_H
@@ -16,8 +17,8 @@ static inline float kw_fp16_to_f32(uint16_t h)
 {
 	uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
 
-	if (exp == 0x1f)  /* Inf / NaN */
-		return kw_bits_f32(sign | 0x7f800000u | (man << 13));
+	if (exp == 0x1f)  /* Inf / NaN: NaN comes out quiet, as F16C and AArch64 FCVT make it */
+		return kw_bits_f32(sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0));
 	if (exp == 0) {
 		if (man == 0)
 			return kw_bits_f32(sign);

@@ -1,0 +1,193 @@
+/*
+ * AVX2 + F16C variants of the codec kernels (<kw/ml/codec_kernels.h>). Each equals the C
+ * reference in ml/compress/codec_ref.c bit for bit: same IEEE division, same table walk with
+ * 32-bit gathers, same comparisons; tails go through the shared scalar helpers.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include <kw/ml/codec_kernels.h>
+#include <kw/ml/convert.h>
+#include <kw/ml/half.h>
+
+/* Result index per lane: fast[key >> 16] holds (base << 17) | threshold low bits. */
+static inline __m256i bw_idx8(const struct kw_bw_table *t, __m256 y)
+{
+	const __m256i top = _mm256_set1_epi32((int)0x80000000u);
+	__m256i bits = _mm256_castps_si256(y);
+	__m256i key = _mm256_xor_si256(bits, _mm256_or_si256(_mm256_srai_epi32(bits, 31), top));
+	__m256i e = _mm256_i32gather_epi32((const int *)(const void *)t->fast,
+					   _mm256_srli_epi32(key, 16), 4);
+	__m256i low = _mm256_and_si256(e, _mm256_set1_epi32(0x1ffff));
+	__m256i kl = _mm256_and_si256(key, _mm256_set1_epi32(0xffff));
+	/* base + 1 - (low > kl): both sides < 2^17, so the signed compare is exact */
+	__m256i idx = _mm256_sub_epi32(_mm256_add_epi32(_mm256_srli_epi32(e, 17), _mm256_set1_epi32(1)),
+				       _mm256_and_si256(_mm256_cmpgt_epi32(low, kl), _mm256_set1_epi32(1)));
+	__m256i nan = _mm256_castps_si256(_mm256_cmp_ps(y, y, _CMP_UNORD_Q));
+
+	return _mm256_andnot_si256(nan, idx);  /* NaN -> 0, as in kw_bw_quant_one */
+}
+
+void kw_bw_quant_avx2(const struct kw_bw_table *t, const float *x, size_t n, float *absmax,
+		      uint8_t *q)
+{
+	const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+	const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+	size_t b, i;
+
+	for (b = 0; b < n; b += KW_BW_BLOCK) {
+		size_t end = n - b < KW_BW_BLOCK ? n : b + KW_BW_BLOCK;
+		__m256 mv = _mm256_setzero_ps(), mv2 = _mm256_setzero_ps();
+		float m;
+
+		/* max_ps(a, m) returns m when a is NaN: NaN never wins, as in the reference. */
+		for (i = b; i + 16 <= end; i += 16) {
+			mv = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), absmask), mv);
+			mv2 = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i + 8), absmask), mv2);
+		}
+		mv = _mm256_max_ps(mv, mv2);
+		{
+			float tmp[8];
+			_mm256_storeu_ps(tmp, mv);
+			m = 0.0f;
+			for (int k = 0; k < 8; k++)
+				m = tmp[k] > m ? tmp[k] : m;
+		}
+		for (; i < end; i++) {
+			float a = __builtin_fabsf(x[i]);
+			m = a > m ? a : m;
+		}
+		absmax[b / KW_BW_BLOCK] = m;
+		if (m == 0.0f) {
+			memset(q + b, t->zero_index, end - b);
+			continue;
+		}
+		if (!t->fast_ok) {
+			kw_bw_quant_ref(t, x + b, end - b, absmax + b / KW_BW_BLOCK, q + b);
+			continue;
+		}
+		{
+			const __m256 mvec = _mm256_set1_ps(m);
+
+			for (i = b; i + 32 <= end; i += 32) {
+				__m256i i0 = bw_idx8(t, _mm256_div_ps(_mm256_loadu_ps(x + i), mvec));
+				__m256i i1 = bw_idx8(t, _mm256_div_ps(_mm256_loadu_ps(x + i + 8), mvec));
+				__m256i i2 = bw_idx8(t, _mm256_div_ps(_mm256_loadu_ps(x + i + 16), mvec));
+				__m256i i3 = bw_idx8(t, _mm256_div_ps(_mm256_loadu_ps(x + i + 24), mvec));
+				__m256i p01 = _mm256_packus_epi32(i0, i1);
+				__m256i p23 = _mm256_packus_epi32(i2, i3);
+				__m256i p = _mm256_packus_epi16(p01, p23);
+
+				_mm256_storeu_si256((__m256i *)(void *)(q + i),
+						    _mm256_permutevar8x32_epi32(p, perm));
+			}
+			for (; i < end; i++)
+				q[i] = kw_bw_quant_one(t, x[i] / m);
+		}
+	}
+}
+
+/*
+ * code[q] * absmax equals st[q] with st = code * absmax computed once per block (the same
+ * single multiply), so the loop is a pure byte-indexed table read. On the AMD and Intel
+ * cores measured, scalar loads into this 1 KiB table beat vpgatherdd (see doc/ml-codec.md).
+ */
+void kw_bw_dequant_avx2(const float *code, const uint8_t *q, const float *absmax, size_t n,
+			float *out)
+{
+	float st[256] __attribute__((aligned(32)));
+	size_t b, i;
+
+	for (b = 0; b < n; b += KW_BW_BLOCK) {
+		size_t end = n - b < KW_BW_BLOCK ? n : b + KW_BW_BLOCK;
+		const __m256 av = _mm256_set1_ps(absmax[b / KW_BW_BLOCK]);
+
+		for (i = 0; i < 256; i += 8)
+			_mm256_store_ps(st + i, _mm256_mul_ps(_mm256_loadu_ps(code + i), av));
+		for (i = b; i + 8 <= end; i += 8) {
+			const uint8_t *p = q + i;
+			_mm256_storeu_ps(out + i, _mm256_setr_ps(st[p[0]], st[p[1]], st[p[2]], st[p[3]],
+								 st[p[4]], st[p[5]], st[p[6]], st[p[7]]));
+		}
+		for (; i < end; i++)
+			out[i] = st[q[i]];
+	}
+}
+
+void kw_cvt_f32_to_f16_avx2(uint16_t *dst, const float *src, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 16 <= n; i += 16) {
+		__m128i a = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+		__m128i b = _mm256_cvtps_ph(_mm256_loadu_ps(src + i + 8), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+		_mm_storeu_si128((__m128i *)(void *)(dst + i), a);
+		_mm_storeu_si128((__m128i *)(void *)(dst + i + 8), b);
+	}
+	for (; i < n; i++)
+		dst[i] = kw_f32_to_fp16(src[i]);
+}
+
+void kw_cvt_f32_to_f16_clamp_avx2(uint16_t *dst, const float *src, size_t n)
+{
+	const __m256 hi = _mm256_set1_ps(65504.0f), lo = _mm256_set1_ps(-65504.0f);
+	size_t i = 0;
+
+	/* max_ps/min_ps return their second operand when one is NaN: NaN passes through. */
+	for (; i + 8 <= n; i += 8) {
+		__m256 v = _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_loadu_ps(src + i)));
+		_mm_storeu_si128((__m128i *)(void *)(dst + i),
+				 _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+	}
+	kw_cvt_f32_to_f16_clamp_ref(dst + i, src + i, n - i);
+}
+
+void kw_cvt_f16_to_f32_avx2(float *dst, const uint16_t *src, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 16 <= n; i += 16) {
+		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)(src + i));
+		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(src + i + 8));
+		_mm256_storeu_ps(dst + i, _mm256_cvtph_ps(a));
+		_mm256_storeu_ps(dst + i + 8, _mm256_cvtph_ps(b));
+	}
+	for (; i < n; i++)
+		dst[i] = kw_fp16_to_f32(src[i]);
+}
+
+static inline __m128i bf16_8(__m256 v)
+{
+	const __m256i absm = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+	__m256i u = _mm256_castps_si256(v);
+	__m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, absm), inf);
+	__m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+	__m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+	__m256i qn = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+	__m256i w = _mm256_blendv_epi8(r, qn, nan);
+	__m128i p = _mm_packus_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+	return p;
+}
+
+void kw_cvt_f32_to_bf16_avx2(uint16_t *dst, const float *src, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm_storeu_si128((__m128i *)(void *)(dst + i), bf16_8(_mm256_loadu_ps(src + i)));
+	for (; i < n; i++)
+		dst[i] = kw_f32_to_bf16(src[i]);
+}
+
+void kw_cvt_bf16_to_f32_avx2(float *dst, const uint16_t *src, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)(src + i));
+		_mm256_storeu_si256((__m256i *)(void *)(dst + i),
+				    _mm256_slli_epi32(_mm256_cvtepu16_epi32(a), 16));
+	}
+	for (; i < n; i++)
+		dst[i] = kw_bf16_to_f32(src[i]);
+}

@@ -1,0 +1,463 @@
+/*
+ * Hivemind Tensor.buffer codecs: golden byte vectors (tests/vectors/codec/, produced by an
+ * independent Python implementation of spec section 6), round trips with error bounds,
+ * bounded decoders, and every SIMD blockwise variant against the C reference.
+ */
+#include "harness.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kw/bytes.h>
+#include <kw/compiler.h>
+#include <kw/err.h>
+#include <kw/ml/codec.h>
+#include <kw/ml/half.h>
+
+#include "vectors/codec/codec_vectors.h"
+
+#define BIG (3 * KW_BW_BLOCK + 517)
+
+static struct kw_codec codec_ref;
+static float xin[BIG], xout[BIG], xout2[BIG];
+static uint8_t enc[BIG * 5 + 4096], enc2[BIG * 5 + 4096];
+static float scratch[400000];
+
+static uint32_t rng_state = 777;
+static uint32_t rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 17;
+	rng_state ^= rng_state << 5;
+	return rng_state;
+}
+static float frand(float scale) { return ((float)(rnd() % 2000001) / 1000000.0f - 1.0f) * scale; }
+
+static int setup(void **state)
+{
+	return kw_codec_init(&codec_ref, KW_SIMD_REF);
+}
+
+static void load(float *dst, const uint8_t *bytes, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		memcpy(&dst[i], bytes + 4 * i, 4);
+}
+
+static void check_golden(enum kw_compression comp, enum kw_codec_dtype dt, const uint8_t *in,
+			 size_t in_len, const uint8_t *want, size_t want_len, size_t last_dim)
+{
+	size_t n = in_len / 4, len = 0;
+
+	load(xin, in, n);
+	assert_int_equal(kw_codec_encode(&codec_ref, comp, dt, xin, n, last_dim, scratch,
+					 sizeof(scratch), enc, sizeof(enc), &len), 0);
+	assert_int_equal(len, want_len);
+	for (size_t i = 0; i < len; i++)
+		if (enc[i] != want[i])
+			fail_msg("codec %d byte %zu: got %02x want %02x", comp, i, enc[i], want[i]);
+	assert_int_equal(kw_codec_decode(&codec_ref, comp, dt, want, want_len, n, last_dim, xout), 0);
+}
+
+#define GOLDEN(comp, dt, name, ld) \
+	check_golden(comp, dt, vec_##name##_in, sizeof(vec_##name##_in), vec_##name##_out, \
+		     sizeof(vec_##name##_out), ld)
+
+static void test_codec_none_matches_golden_bytes(void **state)
+{
+	GOLDEN(KW_COMP_NONE, KW_CODEC_F32, none_f32, 1);
+	assert_true(xout[0] == 1.0f && xout[1] == -2.0f && xout[2] == 0.5f);
+	GOLDEN(KW_COMP_NONE, KW_CODEC_BF16, none_bf16, 1);
+	assert_true(xout[0] == 1.0f && xout[1] == -2.0f && xout[2] == 0.5f);
+}
+
+static void test_codec_none_bfloat16_accepts_legacy_float32_payload(void **state)
+{
+	assert_int_equal(kw_codec_decode(&codec_ref, KW_COMP_NONE, KW_CODEC_BF16, vec_none_f32_out,
+					 sizeof(vec_none_f32_out), 3, 1, xout), 0);
+	assert_true(xout[0] == 1.0f && xout[1] == -2.0f && xout[2] == 0.5f);
+}
+
+static void test_codec_float16_matches_golden_bytes_and_clamps(void **state)
+{
+	GOLDEN(KW_COMP_FLOAT16, KW_CODEC_F32, float16, 1);
+	assert_true(xout[3] == 65504.0f && xout[4] == -65504.0f);  /* clamped, not Inf */
+	assert_true(xout[0] == 1.0f && xout[2] == 0.5f);
+}
+
+static void test_codec_meanstd_matches_spec_vector(void **state)
+{
+	static const uint8_t spec[] = {  /* shared/spec/hivemind.md 11.I */
+		0x00, 0xbc, 0x00, 0x3c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40,
+		0x00, 0x00, 0x80, 0xbf, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0x34 };
+
+	GOLDEN(KW_COMP_MEANSTD_16BIT, KW_CODEC_F32, meanstd, 2);
+	assert_memory_equal(vec_meanstd_out, spec, sizeof(spec));
+	assert_true(xout[0] == 1.0f && xout[1] == 3.0f && xout[2] == -1.0f && xout[3] == -1.0f);
+}
+
+static void test_codec_uniform_matches_golden_bytes(void **state)
+{
+	GOLDEN(KW_COMP_UNIFORM_8BIT, KW_CODEC_F32, uniform, 1);
+}
+
+static void test_codec_quantile_matches_golden_bytes(void **state)
+{
+	GOLDEN(KW_COMP_QUANTILE_8BIT, KW_CODEC_F32, quantile, 1);
+}
+
+static void test_codec_blockwise_matches_golden_bytes(void **state)
+{
+	static const uint8_t hdr[16] = { 2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0 };
+
+	GOLDEN(KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, blockwise, 1);
+	assert_memory_equal(vec_blockwise_out, hdr, 16);  /* spec 11.I header for numel 5000 */
+	assert_true(xout[17] == -25.0f);  /* the block maximum decodes exactly (code[0] = -1) */
+}
+
+static void test_codec_default_code_is_the_spec_table(void **state)
+{
+	const float *c = kw_bw_default_code;
+
+	assert_true(c[0] == -1.0f && c[127] == 0.0f && c[255] == 1.0f);
+	for (int i = 1; i < 256; i++)
+		assert_true(c[i] > c[i - 1]);
+	/* spec 11.L */
+	assert_true(c[1] == -0.9789062738418579f && c[126] == -5.500000384017767e-07f);
+	assert_true(c[128] == 5.500000384017767e-07f && c[254] == 0.992968738079071f);
+	assert_int_equal(codec_ref.bw.zero_index, 127);
+}
+
+/* The LUT walk picks what a plain binary search + nearest check picks, for any y. */
+static void test_codec_blockwise_lut_equals_binary_search(void **state)
+{
+	const struct kw_bw_table *t = &codec_ref.bw;
+
+	for (int it = 0; it < 2000000; it++) {
+		float y = it < 1000000 ? frand(1.0f) : frand(1.0f) * ldexpf(1.0f, -(int)(rnd() % 30));
+		int lo = 0;
+
+		if (it < 512)
+			y = t->code[it / 2] + (it & 1 ? 0.0f : -0.0f);
+		else if (it < 1024)
+			y = (t->code[(it - 512) / 2] + t->code[KW_MIN((it - 512) / 2 + 1, 255)]) / 2;
+		for (int i = 0; i < 256; i++)
+			if (t->code[i] <= y)
+				lo = i;
+		if (lo < 255 && fabsf(y - t->code[lo + 1]) < fabsf(y - t->code[lo]))
+			lo++;
+		if (kw_bw_quant_one(t, y) != lo)
+			fail_msg("y=%a: lut %d, search %d", (double)y, kw_bw_quant_one(t, y), lo);
+	}
+}
+
+/* A code with values packed closer than a bucket cannot use the fast table: the literal
+ * search takes over in every variant, and an unsorted code is refused. */
+static void test_codec_blockwise_dense_code_falls_back_to_search(void **state)
+{
+	static struct kw_bw_table t;
+	static struct kw_codec cv;
+	static float code[256], am_ref[4], am_v[4];
+	static uint8_t q_ref[9000], q_v[9000];
+
+	assert_int_equal(codec_ref.bw.fast_ok, 1);  /* default code: fast path */
+	for (int i = 0; i < 256; i++)
+		code[i] = 0.5f + (float)i * 1e-6f;
+	code[0] = -1.0f;
+	code[255] = 1.0f;
+	assert_int_equal(kw_bw_table_init(&t, code), 0);
+	assert_int_equal(t.fast_ok, 0);
+	for (int i = 0; i < 9000; i++)  /* absmax 1 per block so y = x spans the dense codes */
+		xin[i] = i % KW_BW_BLOCK == 0 ? 1.0f : 0.5f + frand(3e-4f);
+	assert_int_equal(kw_codec_init(&cv, KW_SIMD_AUTO), 0);
+	kw_bw_quant_ref(&t, xin, 9000, am_ref, q_ref);
+	cv.bw_quant(&t, xin, 9000, am_v, q_v);
+	assert_memory_equal(q_ref, q_v, sizeof(q_v));
+	assert_true(q_ref[1] > 0 && q_ref[1] < 255);
+	for (int i = 0; i < 9000; i++)
+		assert_int_equal(q_ref[i], kw_bw_quant_search(code, xin[i] / am_ref[i / KW_BW_BLOCK]));
+	code[5] = 0.0f;
+	assert_int_equal(kw_bw_table_init(&t, code), -KW_EINVAL);
+	code[5] = NAN;
+	assert_int_equal(kw_bw_table_init(&t, code), -KW_EINVAL);
+}
+
+static void round_trip(enum kw_compression comp, size_t n, size_t ld, float tol_abs, float tol_rel)
+{
+	size_t len;
+	/* outliers test the per-block / per-row scaling; the codebook codecs get smooth data
+	 * (a gap in the distribution makes a bucket straddle it, by design) */
+	int outliers = comp != KW_COMP_UNIFORM_8BIT && comp != KW_COMP_QUANTILE_8BIT;
+
+	for (size_t i = 0; i < n; i++)
+		xin[i] = frand(4.0f) + (outliers && i % 7 == 0 ? 10.0f : 0.0f);
+	assert_int_equal(kw_codec_encode(&codec_ref, comp, KW_CODEC_F32, xin, n, ld, scratch,
+					 sizeof(scratch), enc, sizeof(enc), &len), 0);
+	assert_true(len <= kw_codec_max_size(comp, n, ld));
+	assert_int_equal(kw_codec_decode(&codec_ref, comp, KW_CODEC_F32, enc, len, n, ld, xout), 0);
+	for (size_t i = 0; i < n; i++) {
+		float e = fabsf(xout[i] - xin[i]);
+		if (e > tol_abs + tol_rel * fabsf(xin[i]))
+			fail_msg("codec %d elem %zu: %g vs %g", comp, i, (double)xout[i], (double)xin[i]);
+	}
+}
+
+static void test_codec_round_trips_within_stated_bounds(void **state)
+{
+	/* FLOAT16: half an ulp of fp16, relative 2^-11 (values here are normal halves) */
+	round_trip(KW_COMP_FLOAT16, 1000, 1, 0.0f, 1.0f / 2048);
+	/* MEANSTD: fp16 error on (x-mean)/std, times std (std <= 14 here) */
+	round_trip(KW_COMP_MEANSTD_16BIT, 1000, 50, 14.0f * 2.0f / 2048, 1e-6f);
+	/* BLOCKWISE: half the largest code gap (0.9/64) times absmax (<= 14) */
+	round_trip(KW_COMP_BLOCKWISE_8BIT, BIG, 1, 14.0f * 0.00704f, 1e-6f);
+	/* UNIFORM on U(-4,4) (sigma 2.31): buckets 6 sigma / 256 = 0.054 wide, range +-6.9
+	 * covers everything, so the error is below one bucket */
+	round_trip(KW_COMP_UNIFORM_8BIT, 5000, 1, 0.055f, 0.0f);
+	/* QUANTILE on U(-4,4): 256 equal-mass buckets are 8/256 = 0.031 wide (sampling noise
+	 * of the quantiles allowed for) */
+	round_trip(KW_COMP_QUANTILE_8BIT, 5000, 1, 0.05f, 0.0f);
+	round_trip(KW_COMP_NONE, 100, 1, 0.0f, 0.0f);
+}
+
+static void test_codec_quantile_handles_multiple_chunks(void **state)
+{
+	size_t n = 250001, len;
+	static float big[250001];
+	static uint8_t out[250001 + 2048];
+	static float dec[250001];
+
+	assert_true(kw_codec_scratch_size(KW_COMP_QUANTILE_8BIT, n) <= sizeof(scratch));
+	for (size_t i = 0; i < n; i++)
+		big[i] = frand(1.0f);
+	assert_int_equal(kw_codec_encode(&codec_ref, KW_COMP_QUANTILE_8BIT, KW_CODEC_F32, big, n, 1,
+					 scratch, 16, out, sizeof(out), &len), -KW_ENOSPC);
+	assert_int_equal(kw_codec_encode(&codec_ref, KW_COMP_QUANTILE_8BIT, KW_CODEC_F32, big, n, 1,
+					 scratch, sizeof(scratch), out, sizeof(out), &len), 0);
+	assert_int_equal(kw_codec_decode(&codec_ref, KW_COMP_QUANTILE_8BIT, KW_CODEC_F32, out, len,
+					 n, 1, dec), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_true(fabsf(dec[i] - big[i]) < 0.02f);  /* 2/256 wide buckets */
+}
+
+static void test_codec_blockwise_zero_block_uses_zero_code(void **state)
+{
+	size_t len;
+
+	memset(xin, 0, sizeof(float) * 5000);
+	xin[4500] = 3.0f;
+	assert_int_equal(kw_codec_encode(&codec_ref, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, xin, 5000, 1,
+					 NULL, 0, enc, sizeof(enc), &len), 0);
+	assert_int_equal(kw_get_le32(enc + 16), 0);  /* absmax of block 0 */
+	for (size_t i = 0; i < 4096; i++)
+		assert_int_equal(enc[16 + 8 + 1024 + i], 127);
+	assert_int_equal(enc[16 + 8 + 1024 + 4500], 255);
+}
+
+static void test_codec_decoders_reject_truncated_and_oversized(void **state)
+{
+	static const struct { enum kw_compression c; size_t ld; } cases[] = {
+		{ KW_COMP_NONE, 1 }, { KW_COMP_FLOAT16, 1 }, { KW_COMP_MEANSTD_16BIT, 10 },
+		{ KW_COMP_UNIFORM_8BIT, 1 }, { KW_COMP_QUANTILE_8BIT, 1 }, { KW_COMP_BLOCKWISE_8BIT, 1 },
+	};
+	size_t n = 5000, len;
+
+	for (size_t i = 0; i < n; i++)
+		xin[i] = frand(1.0f);
+	for (size_t k = 0; k < KW_ARRAY_SIZE(cases); k++) {
+		enum kw_compression c = cases[k].c;
+
+		assert_int_equal(kw_codec_encode(&codec_ref, c, KW_CODEC_F32, xin, n, cases[k].ld, scratch,
+						 sizeof(scratch), enc, sizeof(enc), &len), 0);
+		assert_int_equal(kw_codec_decode(&codec_ref, c, KW_CODEC_F32, enc, len, n, cases[k].ld, xout), 0);
+		for (size_t cut = 0; cut < len; cut += (cut < 40 ? 1 : 997))
+			assert_int_equal(kw_codec_decode(&codec_ref, c, KW_CODEC_F32, enc, cut, n, cases[k].ld,
+							 xout), -KW_EBADMSG);
+		assert_int_equal(kw_codec_decode(&codec_ref, c, KW_CODEC_F32, enc, len - 1, n, cases[k].ld,
+						 xout), -KW_EBADMSG);
+		assert_int_equal(kw_codec_decode(&codec_ref, c, KW_CODEC_F32, enc, len + 1, n, cases[k].ld,
+						 xout), -KW_EMSGSIZE);
+		/* encoder refuses a buffer one byte short */
+		assert_int_equal(kw_codec_encode(&codec_ref, c, KW_CODEC_F32, xin, n, cases[k].ld, scratch,
+						 sizeof(scratch), enc2, len - 1, &len), -KW_ENOSPC);
+	}
+	assert_int_equal(kw_codec_decode(&codec_ref, (enum kw_compression)9, KW_CODEC_F32, enc, 4, 1, 1,
+					 xout), -KW_EBADMSG);
+}
+
+static void test_codec_decoders_reject_bad_headers(void **state)
+{
+	size_t n = 5000, len;
+
+	for (size_t i = 0; i < n; i++)
+		xin[i] = frand(1.0f);
+	/* blockwise: wrong block count, wrong code length */
+	assert_int_equal(kw_codec_encode(&codec_ref, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, xin, n, 1,
+					 NULL, 0, enc, sizeof(enc), &len), 0);
+	enc[0] = 3;
+	assert_int_equal(kw_codec_decode(&codec_ref, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, enc, len, n, 1,
+					 xout), -KW_EBADMSG);
+	enc[0] = 2;
+	enc[9] = 2;
+	assert_int_equal(kw_codec_decode(&codec_ref, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, enc, len, n, 1,
+					 xout), -KW_EBADMSG);
+	/* codebook: a huge length must not overflow the size check; an index past a short book */
+	assert_int_equal(kw_codec_encode(&codec_ref, KW_COMP_UNIFORM_8BIT, KW_CODEC_F32, xin, n, 1,
+					 NULL, 0, enc, sizeof(enc), &len), 0);
+	memset(enc, 0xff, 8);
+	assert_int_equal(kw_codec_decode(&codec_ref, KW_COMP_UNIFORM_8BIT, KW_CODEC_F32, enc, len, n, 1,
+					 xout), -KW_EBADMSG);
+	/* a 2-entry book followed by indices: index 2 is out of the book */
+	memset(enc, 0, 8);
+	enc[0] = 2;
+	memset(enc + 8, 0, 8);
+	memset(enc + 16, 1, n);
+	enc[16 + 77] = 2;
+	assert_int_equal(kw_codec_decode(&codec_ref, KW_COMP_UNIFORM_8BIT, KW_CODEC_F32, enc, 16 + n, n, 1,
+					 xout), -KW_EBADMSG);
+	enc[16 + 77] = 1;
+	assert_int_equal(kw_codec_decode(&codec_ref, KW_COMP_UNIFORM_8BIT, KW_CODEC_F32, enc, 16 + n, n, 1,
+					 xout), 0);
+	/* meanstd: last_dim must divide numel */
+	assert_int_equal(kw_codec_decode(&codec_ref, KW_COMP_MEANSTD_16BIT, KW_CODEC_F32, enc, 100, 7, 2,
+					 xout), -KW_EINVAL);
+}
+
+static void test_codec_empty_tensors_encode_and_decode(void **state)
+{
+	size_t len;
+
+	for (int c = 0; c < KW_COMP_COUNT; c++) {
+		assert_int_equal(kw_codec_encode(&codec_ref, (enum kw_compression)c, KW_CODEC_F32, NULL, 0, 1,
+						 NULL, 0, enc, sizeof(enc), &len), 0);
+		assert_int_equal(kw_codec_decode(&codec_ref, (enum kw_compression)c, KW_CODEC_F32, enc, len,
+						 0, 1, NULL), 0);
+	}
+}
+
+static void check_bw_variant(enum kw_simd v)
+{
+	static struct kw_codec cv;
+	static float am_ref[16], am_v[16];
+	static uint8_t q_ref[BIG], q_v[BIG];
+	static const size_t sizes[] = { 0, 1, 3, 17, 31, 32, 33, 4095, 4096, 4097, 8192 + 40, BIG };
+
+	if (!kw_simd_available(v)) {
+		assert_int_equal(kw_codec_init(&cv, v), -KW_ENOTSUP);
+		return;
+	}
+	assert_int_equal(kw_codec_init(&cv, v), 0);
+	for (int round = 0; round < 6; round++) {
+		for (size_t i = 0; i < BIG; i++) {
+			xin[i] = frand(round == 0 ? 1.0f : ldexpf(1.0f, (int)(rnd() % 40) - 20));
+			if (round == 1 && i % 5 == 0)  /* exact code values and midpoints */
+				xin[i] = cv.bw.code[rnd() % 256] * 7.0f;
+			if (round == 2 && i < KW_BW_BLOCK)
+				xin[i] = 0.0f;  /* zero block */
+			if (round == 3 && i % 1000 == 3)
+				xin[i] = (i % 3000 == 3) ? NAN : (i % 2 ? INFINITY : -INFINITY);
+			if (round == 4)
+				xin[i] = (float)((int)(rnd() % 255) - 127);
+			if (round == 5 && i % 3 == 0)
+				xin[i] = -0.0f;
+		}
+		for (size_t s = 0; s < KW_ARRAY_SIZE(sizes); s++) {
+			size_t n = sizes[s];
+
+			memset(q_v, 0xcd, sizeof(q_v));
+			memset(q_ref, 0xcd, sizeof(q_ref));
+			kw_bw_quant_ref(&cv.bw, xin, n, am_ref, q_ref);
+			cv.bw_quant(&cv.bw, xin, n, am_v, q_v);
+			assert_memory_equal(q_ref, q_v, sizeof(q_v));
+			assert_memory_equal(am_ref, am_v, sizeof(float) * ((n + KW_BW_BLOCK - 1) / KW_BW_BLOCK));
+			kw_bw_dequant_ref(cv.bw.code, q_ref, am_ref, n, xout);
+			cv.bw_dequant(cv.bw.code, q_ref, am_ref, n, xout2);
+			assert_memory_equal(xout, xout2, n * sizeof(float));  /* exact: one multiply */
+		}
+	}
+}
+
+static void test_codec_blockwise_avx2_equals_reference(void **state) { check_bw_variant(KW_SIMD_AVX2); }
+static void test_codec_blockwise_neon_equals_reference(void **state) { check_bw_variant(KW_SIMD_NEON); }
+
+static void test_codec_simd_codecs_produce_reference_bytes(void **state)
+{
+	static struct kw_codec cv;
+	size_t len, len2;
+
+	assert_int_equal(kw_codec_init(&cv, KW_SIMD_AUTO), 0);
+	for (size_t i = 0; i < BIG; i++)
+		xin[i] = frand(100.0f);
+	for (int c = 0; c < KW_COMP_COUNT; c++) {
+		size_t ld = c == KW_COMP_MEANSTD_16BIT ? 197 : 1;  /* 12805 = 65 rows of 197 */
+
+		assert_int_equal(kw_codec_encode(&codec_ref, (enum kw_compression)c, KW_CODEC_F32, xin, BIG, ld,
+						 scratch, sizeof(scratch), enc, sizeof(enc), &len), 0);
+		/* odd output offset exercises the unaligned paths */
+		assert_int_equal(kw_codec_encode(&cv, (enum kw_compression)c, KW_CODEC_F32, xin, BIG, ld,
+						 scratch, sizeof(scratch), enc2 + 1, sizeof(enc2) - 1, &len2), 0);
+		assert_int_equal(len, len2);
+		assert_memory_equal(enc, enc2 + 1, len);
+		assert_int_equal(kw_codec_decode(&cv, (enum kw_compression)c, KW_CODEC_F32, enc2 + 1, len, BIG,
+						 ld, xout2), 0);
+		assert_int_equal(kw_codec_decode(&codec_ref, (enum kw_compression)c, KW_CODEC_F32, enc, len,
+						 BIG, ld, xout), 0);
+		assert_memory_equal(xout, xout2, BIG * sizeof(float));
+	}
+}
+
+static void test_codec_none_half_dtypes_round_trip_through_every_variant(void **state)
+{
+	static struct kw_codec cv;
+	size_t len, len2;
+
+	for (size_t i = 0; i < 1001; i++)
+		xin[i] = frand(1000.0f);
+	for (int v = KW_SIMD_REF; v < KW_SIMD_COUNT; v++) {
+		if (!kw_simd_available((enum kw_simd)v))
+			continue;
+		assert_int_equal(kw_codec_init(&cv, (enum kw_simd)v), 0);
+		for (int dt = KW_CODEC_F16; dt <= KW_CODEC_BF16; dt++) {
+			assert_int_equal(kw_codec_encode(&codec_ref, KW_COMP_NONE, (enum kw_codec_dtype)dt, xin,
+							 1001, 1, NULL, 0, enc, sizeof(enc), &len), 0);
+			assert_int_equal(len, 2002);
+			assert_int_equal(kw_codec_encode(&cv, KW_COMP_NONE, (enum kw_codec_dtype)dt, xin, 1001, 1,
+							 NULL, 0, enc2 + 1, sizeof(enc2) - 1, &len2), 0);
+			assert_memory_equal(enc, enc2 + 1, len);
+			assert_int_equal(kw_codec_decode(&cv, KW_COMP_NONE, (enum kw_codec_dtype)dt, enc2 + 1, len,
+							 1001, 1, xout), 0);
+			for (size_t i = 0; i < 1001; i++)  /* fp16: 2^-11 relative, bf16: 2^-8 */
+				assert_true(fabsf(xout[i] - xin[i]) <=
+					    fabsf(xin[i]) * (dt == KW_CODEC_F16 ? 1.0f / 2048 : 1.0f / 256));
+			assert_int_equal(kw_codec_decode(&cv, KW_COMP_NONE, (enum kw_codec_dtype)dt, enc, len - 1,
+							 1001, 1, xout), -KW_EBADMSG);
+		}
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_codec_none_matches_golden_bytes),
+		cmocka_unit_test(test_codec_none_bfloat16_accepts_legacy_float32_payload),
+		cmocka_unit_test(test_codec_float16_matches_golden_bytes_and_clamps),
+		cmocka_unit_test(test_codec_meanstd_matches_spec_vector),
+		cmocka_unit_test(test_codec_uniform_matches_golden_bytes),
+		cmocka_unit_test(test_codec_quantile_matches_golden_bytes),
+		cmocka_unit_test(test_codec_blockwise_matches_golden_bytes),
+		cmocka_unit_test(test_codec_default_code_is_the_spec_table),
+		cmocka_unit_test(test_codec_blockwise_lut_equals_binary_search),
+		cmocka_unit_test(test_codec_blockwise_dense_code_falls_back_to_search),
+		cmocka_unit_test(test_codec_round_trips_within_stated_bounds),
+		cmocka_unit_test(test_codec_quantile_handles_multiple_chunks),
+		cmocka_unit_test(test_codec_blockwise_zero_block_uses_zero_code),
+		cmocka_unit_test(test_codec_decoders_reject_truncated_and_oversized),
+		cmocka_unit_test(test_codec_decoders_reject_bad_headers),
+		cmocka_unit_test(test_codec_empty_tensors_encode_and_decode),
+		cmocka_unit_test(test_codec_blockwise_avx2_equals_reference),
+		cmocka_unit_test(test_codec_blockwise_neon_equals_reference),
+		cmocka_unit_test(test_codec_simd_codecs_produce_reference_bytes),
+		cmocka_unit_test(test_codec_none_half_dtypes_round_trip_through_every_variant),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}

@@ -1,0 +1,164 @@
+/*
+ * Every compiled and CPU-supported conversion variant equals the C reference bit for bit:
+ * all 65536 fp16/bf16 patterns, fp32 edge values, random bit patterns, and every tail length.
+ */
+#include "harness.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <kw/err.h>
+#include <kw/ml/convert.h>
+#include <kw/ml/half.h>
+
+#define N_RAND 65536
+
+static uint32_t rng_state = 12345;
+static uint32_t rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 17;
+	rng_state ^= rng_state << 5;
+	return rng_state;
+}
+
+static float src32[N_RAND + 64];
+static uint16_t src16[65536 + 64];
+static uint16_t out16a[N_RAND + 64], out16b[N_RAND + 64];
+static float out32a[65536 + 64], out32b[65536 + 64];
+
+static const uint32_t edge_bits[] = {
+	0x00000000, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000, 0x7f800001,
+	0xff800001, 0x7fbfffff, 0x477fe000, 0x477ff000, 0x477fefff, 0x47800000, 0xc77ff000,
+	0x38800000, 0x387fffff, 0x33800000, 0x33000000, 0x33000001, 0x32ffffff, 0x00000001,
+	0x807fffff, 0x3f800000, 0x3f801000, 0x3f803000, 0x3f808000, 0x3f818000, 0x7f7fffff,
+	0x477fffff, 0xc77fffff, 0x3fc00000, 0x40490fdb,
+};
+
+static void fill_src32(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(edge_bits) / sizeof(edge_bits[0]); i++)
+		src32[i] = kw_bits_f32(edge_bits[i]);
+	for (; i < N_RAND + 64; i++)
+		src32[i] = kw_bits_f32(rnd());
+	for (i = 0; i < 65536 + 64; i++)
+		src16[i] = (uint16_t)i;
+}
+
+static int n_variants_tested;
+
+static void check_variant(enum kw_simd v)
+{
+	struct kw_convert_ops ref, ops;
+	size_t n;
+
+	assert_int_equal(kw_convert_ops_init(&ref, KW_SIMD_REF), 0);
+	if (!kw_simd_available(v)) {
+		assert_int_equal(kw_convert_ops_init(&ops, v), -KW_ENOTSUP);
+		return;
+	}
+	assert_int_equal(kw_convert_ops_init(&ops, v), 0);
+	assert_int_equal(ops.variant, v);
+	n_variants_tested++;
+	fill_src32();
+
+	ref.f32_to_f16(out16a, src32, N_RAND);
+	ops.f32_to_f16(out16b, src32, N_RAND);
+	assert_memory_equal(out16a, out16b, N_RAND * 2);
+	ref.f32_to_f16_clamp(out16a, src32, N_RAND);
+	ops.f32_to_f16_clamp(out16b, src32, N_RAND);
+	assert_memory_equal(out16a, out16b, N_RAND * 2);
+	ref.f32_to_bf16(out16a, src32, N_RAND);
+	ops.f32_to_bf16(out16b, src32, N_RAND);
+	assert_memory_equal(out16a, out16b, N_RAND * 2);
+
+	ref.f16_to_f32(out32a, src16, 65536);
+	ops.f16_to_f32(out32b, src16, 65536);
+	for (size_t i = 0; i < 65536; i++)
+		if (memcmp(&out32a[i], &out32b[i], 4))
+			fail_msg("%s f16_to_f32(0x%04zx): %08x vs ref %08x", kw_simd_name(v), i,
+				 kw_f32_bits(out32b[i]), kw_f32_bits(out32a[i]));
+	ref.bf16_to_f32(out32a, src16, 65536);
+	ops.bf16_to_f32(out32b, src16, 65536);
+	assert_memory_equal(out32a, out32b, 65536 * 4);
+
+	/* every tail length, at an odd offset, with guard values around the output */
+	for (n = 0; n < 40; n++) {
+		memset(out16a, 0xAB, 128);
+		memset(out16b, 0xAB, 128);
+		ref.f32_to_f16(out16a + 1, src32 + 3, n);
+		ops.f32_to_f16(out16b + 1, src32 + 3, n);
+		assert_memory_equal(out16a, out16b, 128);
+		ref.f32_to_bf16(out16a + 1, src32 + 5, n);
+		ops.f32_to_bf16(out16b + 1, src32 + 5, n);
+		assert_memory_equal(out16a, out16b, 128);
+		memset(out32a, 0xAB, 256);
+		memset(out32b, 0xAB, 256);
+		ref.f16_to_f32(out32a + 1, src16 + 0x7bf0, n);
+		ops.f16_to_f32(out32b + 1, src16 + 0x7bf0, n);
+		assert_memory_equal(out32a, out32b, 256);
+	}
+}
+
+static void test_convert_avx2_matches_reference_bit_for_bit(void **state)
+{
+	check_variant(KW_SIMD_AVX2);
+}
+
+static void test_convert_neon_matches_reference_bit_for_bit(void **state)
+{
+	check_variant(KW_SIMD_NEON);
+}
+
+static void test_convert_auto_picks_an_available_variant(void **state)
+{
+	struct kw_convert_ops ops;
+
+	assert_int_equal(kw_convert_ops_init(&ops, KW_SIMD_AUTO), 0);
+	assert_true(kw_simd_available(ops.variant));
+	assert_int_not_equal(ops.variant, KW_SIMD_AUTO);
+	assert_int_equal(kw_convert_ops_init(&ops, KW_SIMD_COUNT), -KW_EINVAL);
+#if defined(__x86_64__) && defined(CONFIG_KW_X86_AVX2)
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))
+		assert_int_equal(ops.variant, KW_SIMD_AVX2);
+#endif
+#if defined(__aarch64__) && defined(CONFIG_KW_ARM64_NEON)
+	assert_int_equal(ops.variant, KW_SIMD_NEON);
+	assert_int_equal(n_variants_tested, 1);
+#endif
+}
+
+static void test_convert_clamp_keeps_nan_and_saturates(void **state)
+{
+	struct kw_convert_ops ops;
+	const float in[8] = { INFINITY, -INFINITY, 1e6f, -70000.0f, NAN, 65504.0f, 1.0f, -0.0f };
+	uint16_t out[8];
+
+	for (int v = KW_SIMD_REF; v < KW_SIMD_COUNT; v++) {
+		if (!kw_simd_available((enum kw_simd)v))
+			continue;
+		assert_int_equal(kw_convert_ops_init(&ops, (enum kw_simd)v), 0);
+		ops.f32_to_f16_clamp(out, in, 8);
+		assert_int_equal(out[0], 0x7bff);
+		assert_int_equal(out[1], 0xfbff);
+		assert_int_equal(out[2], 0x7bff);
+		assert_int_equal(out[3], 0xfbff);
+		assert_int_equal(out[4] & 0x7e00, 0x7e00);
+		assert_int_equal(out[5], 0x7bff);
+		assert_int_equal(out[6], 0x3c00);
+		assert_int_equal(out[7], 0x8000);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_convert_avx2_matches_reference_bit_for_bit),
+		cmocka_unit_test(test_convert_neon_matches_reference_bit_for_bit),
+		cmocka_unit_test(test_convert_auto_picks_an_available_variant),
+		cmocka_unit_test(test_convert_clamp_keeps_nan_and_saturates),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
