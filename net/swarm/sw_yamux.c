@@ -23,7 +23,7 @@ enum { F_SYN = 1, F_ACK = 2, F_FIN = 4, F_RST = 8 };
 
 #define HDR 12
 #define MAX_PAYLOAD (65519u - HDR)      /* one yamux frame per Noise frame */
-#define CREDIT_STEP (KW_YAMUX_WINDOW / 4)
+#define CREDIT_STEP (KW_YAMUX_WINDOW / 2)
 #define CTL_RESERVE 512u                /* output room kept for control frames */
 #define PENDING_RST 16
 

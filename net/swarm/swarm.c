@@ -237,7 +237,9 @@ int kw_conn_send(struct kw_conn *c, const uint8_t *d, size_t n)
 		memcpy(c->txb + c->tx_len, d, n);
 		c->tx_len += (uint32_t)n;
 	}
-	if (!(c->w.events & KW_EV_WRITE))
+	/* Inside an I/O dispatch the send buffer is written and the watch set at its end:
+	 * arming EV_WRITE here would cost two epoll_ctl calls per frame. */
+	if (!c->in_io && !(c->w.events & KW_EV_WRITE))
 		conn_update_watch(c);
 	return 0;
 }
@@ -302,12 +304,21 @@ static void do_read(struct kw_conn *c)
 	}
 }
 
+static void conn_io(struct kw_loop *l, struct kw_conn *c, uint32_t ev);
+
 static void on_conn_io(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
 {
 	struct kw_conn *c = (struct kw_conn *)w->arg;
 
 	if (c->dead)
 		return;
+	c->in_io = true;
+	conn_io(l, c, ev);
+	c->in_io = false;
+}
+
+static void conn_io(struct kw_loop *l, struct kw_conn *c, uint32_t ev)
+{
 	if (c->state == CONN_CONNECTING) {
 		int err = l->sys->ops->sock_error(l->sys, c->fd);
 
@@ -337,6 +348,7 @@ static int kick_fn(struct kw_loop *l, struct kw_task *t)
 
 	if (c->dead)
 		return KW_TASK_DONE;
+	c->in_io = true;
 	{
 		size_t used = 0;
 		int ret = kw_upgrade_on_bytes(c, c->rxb, c->rxb ? c->rx_len : 0, &used);
@@ -358,6 +370,7 @@ static int kick_fn(struct kw_loop *l, struct kw_task *t)
 		give_back(c);
 		conn_update_watch(c);
 	}
+	c->in_io = false;
 	return KW_TASK_DONE;
 }
 
