@@ -25,7 +25,7 @@
 #define PROTOCOL_VERSION "ipfs/0.1.0"
 #define MSG_BUF (KW_IDENTIFY_MSG_MAX + KW_UVARINT_MAX_BYTES)
 
-enum id_role { ROLE_ANSWER, ROLE_ASK, ROLE_PUSHED };
+enum id_role { ROLE_ANSWER, ROLE_ASK, ROLE_PUSHED, ROLE_PUSH };
 
 struct id_stream {
 	struct kw_identify *id;
@@ -41,6 +41,10 @@ struct kw_identify {
 	struct kw_conn_watcher watcher;
 	kw_libp2p_Identify scratch;
 	struct kw_pubkey pk;  /* decode scratch for the remote's key */
+	/* push: gen counts changes of our info; a connection whose ident.push_gen differs has
+	 * not seen the latest. One timer coalesces bursts of changes into one push per peer. */
+	uint32_t gen;
+	struct kw_timer push_timer;
 };
 
 static void release(struct id_stream *st)
@@ -187,8 +191,8 @@ static size_t on_data(struct kw_stream *s, const uint8_t *data, size_t len)
 {
 	struct id_stream *st = (struct id_stream *)s->user;
 
-	if (st->role == ROLE_ANSWER)
-		return len;  /* the asker sends nothing; ignore anything it does */
+	if (st->role == ROLE_ANSWER || st->role == ROLE_PUSH)
+		return len;  /* the asker / push receiver sends nothing; ignore anything it does */
 	if (len > sizeof(st->buf) - st->len) {
 		KW_LOG_WRN(identify, "%s sent more than %u identify bytes; resetting the stream",
 			   kw_conn_peer_short(kw_stream_conn(s)), KW_IDENTIFY_MSG_MAX);
@@ -224,12 +228,14 @@ static int apply(struct id_stream *st)
 	return ret;
 }
 
+static void push_due(struct kw_identify *id, struct kw_conn *c);
+
 static void on_eof(struct kw_stream *s)
 {
 	struct id_stream *st = (struct id_stream *)s->user;
 	int ret;
 
-	if (st->role == ROLE_ANSWER)
+	if (st->role == ROLE_ANSWER || st->role == ROLE_PUSH)
 		return;
 	ret = apply(st);
 	if (ret < 0) {
@@ -244,13 +250,16 @@ static void on_eof(struct kw_stream *s)
 		   kw_conn_identify(kw_stream_conn(s))->n_protocols);
 	st->len = 0;
 	kw_stream_close_write(s);
+	/* we may have changed while the remote's answer was on its way */
+	if (st->role == ROLE_ASK)
+		push_due(st->id, kw_stream_conn(s));
 }
 
 static void on_writable(struct kw_stream *s)
 {
 	struct id_stream *st = (struct id_stream *)s->user;
 
-	if (st->role == ROLE_ANSWER && st->len)
+	if ((st->role == ROLE_ANSWER || st->role == ROLE_PUSH) && st->len)
 		flush(st);
 }
 
@@ -336,9 +345,115 @@ int kw_identify_request(struct kw_identify *id, struct kw_conn *c)
 	return ret;
 }
 
+/* ---- push (sending) ----------------------------------------------------------------------- */
+
+static bool remote_takes_push(const struct kw_conn *c)
+{
+	const char *p;
+	size_t i;
+
+	for (i = 0; (p = kw_conn_remote_protocol(c, i)) != NULL; i++)
+		if (!strcmp(p, KW_IDENTIFY_PUSH_PROTO))
+			return true;
+	return false;
+}
+
+static void push_opened(struct kw_stream *s, int err, void *user)
+{
+	struct id_stream *st = (struct id_stream *)user;
+	long n;
+
+	if (err < 0) {
+		KW_LOG_DBG(identify, "identify push stream failed: %s", kw_strerror(err));
+		release(st);
+		return;
+	}
+	st->s = s;
+	/* encoded now, so a change made while the stream negotiated is included */
+	n = kw_identify_encode(st->id, kw_stream_conn(s), st->buf, sizeof(st->buf));
+	if (n < 0) {
+		KW_LOG_WRN(identify, "%s: cannot encode identify push: %s",
+			   kw_conn_peer_short(kw_stream_conn(s)), kw_strerror((int)n));
+		kw_stream_reset(s);
+		return;
+	}
+	st->len = (uint32_t)n;
+	st->off = 0;
+	flush(st);
+}
+
+struct push_round {
+	struct kw_identify *id;
+	bool retry;
+};
+
+static void push_one(struct kw_conn *c, void *arg)
+{
+	struct push_round *r = (struct push_round *)arg;
+	struct kw_identify *id = r->id;
+	struct kw_conn_ident *ci = kw_conn_identify_mut(c);
+	struct id_stream *st;
+	int ret;
+
+	if (ci->push_gen == id->gen || !ci->have || r->retry)
+		return;  /* up to date, or not identified yet (push_due runs once it is) */
+	if (!remote_takes_push(c)) {
+		ci->push_gen = id->gen;
+		return;
+	}
+	st = take(id, ROLE_PUSH);
+	if (!st) {
+		r->retry = true;  /* identify streams all busy: next round */
+		return;
+	}
+	ret = kw_swarm_open_stream(id->sw, c, KW_IDENTIFY_PUSH_PROTO, &id_handler, st, push_opened);
+	if (ret < 0) {
+		release(st);
+		if (ret == -KW_ELIMIT)
+			r->retry = true;
+		else
+			ci->push_gen = id->gen;  /* closing connection: nothing to tell */
+		return;
+	}
+	ci->push_gen = id->gen;
+	KW_LOG_DBG(identify, "%s: pushing our updated identify", kw_conn_peer_short(c));
+}
+
+static void on_push_timer(struct kw_loop *l, struct kw_timer *t)
+{
+	struct push_round r = { .id = (struct kw_identify *)t->arg };
+
+	kw_swarm_foreach_conn(r.id->sw, push_one, &r);
+	if (r.retry)
+		kw_timer_start(l, t, CONFIG_KW_NET_IDENTIFY_PUSH_DELAY_MS);
+}
+
+/* Arms the coalescing timer if c has not seen our latest info. */
+static void push_due(struct kw_identify *id, struct kw_conn *c)
+{
+	struct kw_loop *l = &kw_swarm_node(id->sw)->loop;
+
+	if (kw_conn_identify(c)->push_gen != id->gen && !kw_timer_armed(&id->push_timer))
+		kw_timer_start(l, &id->push_timer, CONFIG_KW_NET_IDENTIFY_PUSH_DELAY_MS);
+}
+
+static void on_local_change(struct kw_swarm *sw, void *arg)
+{
+	struct kw_identify *id = (struct kw_identify *)arg;
+
+	id->gen++;
+	if (sw && !kw_timer_armed(&id->push_timer))
+		kw_timer_start(&kw_swarm_node(sw)->loop, &id->push_timer,
+			       CONFIG_KW_NET_IDENTIFY_PUSH_DELAY_MS);
+}
+
 static void on_up(struct kw_swarm *sw, struct kw_conn *c, void *arg)
 {
-	int ret = kw_identify_request((struct kw_identify *)arg, c);
+	int ret;
+
+	/* the remote asks us at connection start and gets what we have now */
+	kw_conn_identify_mut(c)->push_gen = ((struct kw_identify *)arg)->gen;
+	ret = kw_identify_request((struct kw_identify *)arg, c);
 
 	if (ret < 0)
 		KW_LOG_WRN(identify, "%s: cannot ask for identify: %s", kw_conn_peer_short(c),
@@ -365,7 +480,9 @@ int kw_identify_init(struct kw_swarm *sw, struct kw_identify **out)
 		ret = kw_swarm_register(sw, KW_IDENTIFY_PUSH_PROTO, accept_push, id);
 	if (ret < 0)
 		return ret;
+	kw_timer_init(&id->push_timer, on_push_timer, id);
 	id->watcher.on_up = on_up;
+	id->watcher.on_local_change = on_local_change;
 	id->watcher.arg = id;
 	kw_swarm_add_watcher(sw, &id->watcher);
 	if (out)

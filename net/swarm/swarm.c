@@ -474,6 +474,16 @@ void kw_conn_close(struct kw_conn *c, uint32_t code)
 		conn_kill(c, 0);
 }
 
+/* Tells watchers (identify push) that what we announce changed. */
+static void local_changed(struct kw_swarm *sw)
+{
+	struct kw_conn_watcher *w;
+
+	for (w = sw->watchers; w; w = w->next)
+		if (w->on_local_change)
+			w->on_local_change(sw, w->arg);
+}
+
 /* ---- listening and dialing -------------------------------------------------------------- */
 
 static void on_accept(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
@@ -559,6 +569,7 @@ int kw_swarm_listen(struct kw_swarm *sw, const char *maddr)
 	}
 	li->addr_len = (uint8_t)ml;
 	sw->n_listeners++;
+	local_changed(sw);
 	return 0;
 }
 
@@ -660,6 +671,7 @@ int kw_swarm_register(struct kw_swarm *sw, const char *id, kw_proto_accept_fn ac
 	sw->protos[sw->n_protos].accept = accept;
 	sw->protos[sw->n_protos].arg = arg;
 	sw->n_protos++;
+	local_changed(sw);
 	return 0;
 }
 

@@ -5,7 +5,9 @@
  * we observe for it, our public key, protocolVersion "ipfs/0.1.0" and agentVersion
  * "kwaainet-edge/<version>". The remote's answer is decoded with nanopb into bounded fields
  * and kept per connection (kw_conn_identify in kw/net/swarm.h). signedPeerRecord is neither
- * sent nor checked.
+ * sent nor checked. When our protocols or listen addresses change while connections are up,
+ * the new message is pushed on /ipfs/id/push/1.0.0 to every connected peer that lists that
+ * protocol, once per peer per KW_NET_IDENTIFY_PUSH_DELAY_MS (changes in between coalesce).
  *
  * Owns: a pool of per-stream read states (KW_NET_IDENTIFY_STREAMS) and one decode scratch.
  */

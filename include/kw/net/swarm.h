@@ -51,6 +51,9 @@ struct kw_conn_watcher {
 	void (*on_up)(struct kw_swarm *sw, struct kw_conn *c, void *arg);
 	/* The connection is about to be freed; its streams are already closed. May be NULL. */
 	void (*on_down)(struct kw_swarm *sw, struct kw_conn *c, int reason, void *arg);
+	/* Our protocol list or listen addresses changed (kw_swarm_register / kw_swarm_listen
+	 * after start). Runs inside that call: only note it, act from a timer. May be NULL. */
+	void (*on_local_change)(struct kw_swarm *sw, void *arg);
 	void *arg;
 	struct kw_conn_watcher *next;
 };
@@ -167,6 +170,7 @@ struct kw_conn_ident {
 	uint16_t protos_len;
 	char protos[KW_CONN_PROTOS_BYTES];
 	uint8_t n_listen;
+	uint32_t push_gen;   /* identify: the generation of our own info this peer has seen */
 };
 const struct kw_conn_ident *kw_conn_identify(const struct kw_conn *c);
 struct kw_conn_ident *kw_conn_identify_mut(struct kw_conn *c);

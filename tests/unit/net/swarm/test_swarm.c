@@ -266,6 +266,38 @@ static void test_swarm_identify_exchanges_protocols_both_ways(void **state)
 	assert_int_equal(kw_conn_identify(back)->n_listen, 1);
 }
 
+static void test_identify_push_sends_new_protocols_to_connected_peer_once(void **state)
+{
+	struct kw_conn *c = connect_ab(), *back;
+	struct kw_swarm_stats st0, st;
+
+	pump(50);
+	back = kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw));
+	assert_non_null(back);
+	assert_true(lists(back, KW_IDENTIFY_PUSH_PROTO));
+	assert_false(lists(c, "/late/1.0.0"));
+	kw_swarm_get_stats(g->b.sw, &st0);
+	/* two changes in a burst: one push, after the coalescing delay */
+	assert_int_equal(kw_swarm_register(g->b.sw, "/late/1.0.0", echo_accept, NULL), 0);
+	assert_int_equal(kw_swarm_register(g->b.sw, "/later/1.0.0", echo_accept, NULL), 0);
+	advance(CONFIG_KW_NET_IDENTIFY_PUSH_DELAY_MS - 1);
+	pump(20);
+	assert_false(lists(c, "/late/1.0.0"));
+	advance(2);
+	pump(30);
+	assert_true(lists(c, "/late/1.0.0"));
+	assert_true(lists(c, "/later/1.0.0"));
+	assert_true(lists(c, ECHO));
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.streams_out - st0.streams_out, 1);
+	/* nothing changed since: no further push */
+	advance(5 * CONFIG_KW_NET_IDENTIFY_PUSH_DELAY_MS);
+	pump(20);
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.streams_out - st0.streams_out, 1);
+	assert_int_equal(kw_conn_stream_count(c), 0);
+}
+
 static void test_swarm_ping_counts_round_trips(void **state)
 {
 	struct kw_conn *c = connect_ab();
@@ -514,6 +546,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_swarm_dial_upgrades_and_matches_peer_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_identify_exchanges_protocols_both_ways, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identify_push_sends_new_protocols_to_connected_peer_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_ping_counts_round_trips, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_echo_stream_round_trip_and_half_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_reset_reaches_the_handler, setup, teardown),
