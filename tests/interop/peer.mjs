@@ -13,6 +13,7 @@
 // Commands (peer = a peer id printed earlier, or a multiaddr for dial/ping):
 //   dial <multiaddr>               ok dial <peer-id>
 //   protocols <peer>               ok protocols <p1> <p2> ...     (from identify; waits up to 5 s)
+//   storeprotocols <peer> [want]   ok storeprotocols <p1> ...     (peer store: identify push updates it)
 //   ping <peer|multiaddr> [n]      ok ping <rtt-ms> ...           (/ipfs/ping/1.0.0, one stream)
 //   echo <peer> <streams> <bytes>  ok echo <streams> <MiB/s>      (concurrent, SHA-256 checked)
 //   bulk <peer> <bytes>            ok bulk <sha256-sent> <sha256-received> <MiB/s>
@@ -39,7 +40,7 @@ const { createLibp2p } = await import('libp2p')
 const { tcp } = await import('@libp2p/tcp')
 const { noise } = await import('@chainsafe/libp2p-noise')
 const { yamux } = await import('@chainsafe/libp2p-yamux')
-const { identify } = await import('@libp2p/identify')
+const { identify, identifyPush } = await import('@libp2p/identify')
 const { ping } = await import('@libp2p/ping')
 const { generateKeyPair } = await import('@libp2p/crypto/keys')
 const { peerIdFromString } = await import('@libp2p/peer-id')
@@ -76,7 +77,7 @@ async function createNode (privateKey, listenAddrs) {
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    services: { identify: identify(), ping: ping() },
+    services: { identify: identify(), identifyPush: identifyPush(), ping: ping() },
     connectionManager: {
       // Tests and benchmarks reconnect quickly from 127.0.0.1 (spec section 6).
       inboundConnectionThreshold: 1e9,
@@ -203,6 +204,15 @@ const commands = {
   async protocols ([peer]) {
     const p = await waitIdentify(peer, 5000)
     return p.join(' ')
+  },
+  // the peer store's protocol list, which identify push updates (polls until `want`, 5 s)
+  async storeprotocols ([peer, want]) {
+    const t0 = Date.now()
+    for (;;) {
+      const p = (await node.peerStore.get(peerIdFromString(peer))).protocols
+      if (!want || p.includes(want) || Date.now() - t0 > 5000) return p.join(' ')
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
   },
   async ping ([peer, n = '1']) {
     const rtts = []

@@ -496,6 +496,8 @@ static void on_ping(struct kw_ping *pg, uint32_t seq, uint64_t rtt_us, int err, 
 static void pool_bytes(const struct kw_pool *pl, void *arg)
 {
 	*(size_t *)arg += pl->used * pl->stride;
+	if (pl->used)  /* on stderr: which pools hold blocks, for leak hunting */
+		fprintf(stderr, "stats: pool %s used %zu\n", pl->name, (size_t)pl->used);
 }
 
 static void count_conn(struct kw_conn *c, void *arg)
@@ -519,7 +521,7 @@ static void run_command(struct peer *p, char *line)
 	snprintf(p->cmd, sizeof(p->cmd), "%s", argv[0]);
 	p->busy = true;
 	if (argc >= 2 && strcmp(argv[0], "dial") && strcmp(argv[0], "dialbench") &&
-	    strcmp(argv[0], "wait")) {
+	    strcmp(argv[0], "wait") && strcmp(argv[0], "register")) {
 		c = find_peer(p, argv[1]);
 		if (!c) {
 			reply_err(p, "not connected");
@@ -606,6 +608,13 @@ static void run_command(struct peer *p, char *line)
 		p->pending = (int)n;
 		if (n == 0)
 			reply_ok(p, "0");
+	} else if (!strcmp(argv[0], "register") && argc == 2) {
+		/* a protocol added while connected: identify push tells the peers */
+		ret = kw_swarm_register(p->sw, argv[1], echo_accept, NULL);
+		if (ret < 0)
+			reply_err(p, kw_strerror(ret));
+		else
+			reply_ok(p, "%s", argv[1]);
 	} else if (!strcmp(argv[0], "wait") && argc == 2) {
 		/* lets lingering socket buffers go back to their pool before `stats` */
 		kw_timer_start(p->loop, &p->wait_timer, (uint64_t)atoi(argv[1]));
