@@ -55,6 +55,7 @@ struct kw_yamux {
 	void *arg;
 	struct ystream *streams;
 	uint32_t n_streams, max_streams, next_id;
+	uint32_t max_remote_id;          /* highest stream id the peer opened (SYN) */
 	bool client;
 	/* input parser */
 	uint8_t hdr[HDR];
@@ -65,7 +66,7 @@ struct kw_yamux {
 	bool in_payload;
 	/* session state */
 	bool goaway_sent, goaway_rcvd, goaway_ctl, closed_told, paused;
-	uint32_t goaway_code;
+	uint32_t goaway_code, goaway_rcvd_code;
 	bool ping_ack_pending;
 	uint32_t ping_value;
 	uint32_t rst_ids[PENDING_RST];
@@ -351,8 +352,11 @@ static int on_header(struct kw_yamux *y)
 		return 0;  /* we never ping, so an ACK is ignored */
 	case T_GOAWAY:
 		y->goaway_rcvd = true;
-		if (len != 0)
-			KW_LOG_INF(yamux, "peer sent go-away code %u", len);
+		y->goaway_rcvd_code = len;
+		if (len != KW_YAMUX_GOAWAY_NORMAL)
+			KW_LOG_INF(yamux, "peer sent go-away code %u (%s)", len,
+				   len == KW_YAMUX_GOAWAY_PROTOCOL ? "protocol error" :
+				   len == KW_YAMUX_GOAWAY_INTERNAL ? "internal error" : "unknown");
 		queue_task(y);
 		return 0;
 	case T_DATA:
@@ -364,11 +368,22 @@ static int on_header(struct kw_yamux *y)
 	if (id == 0)
 		return proto_err(y, "data or window update on stream 0");
 	ys = find(y, id);
+	if (!ys && !(flags & F_SYN)) {
+		/* A stream that was open and is gone (we reset or closed it while frames were in
+		 * flight) is normal: drop. One that was never opened is a peer bug. */
+		bool ours = ((id & 1) != 0) == y->client;
+
+		if (ours ? id >= y->next_id : id > y->max_remote_id)
+			return proto_err(y, "frame for a stream that was never opened");
+	}
 	if (flags & F_SYN) {
 		if (ys)
 			return proto_err(y, "SYN for an open stream");
 		if (((id & 1) != 0) == y->client)
 			return proto_err(y, "SYN with our stream id parity");
+		if (id <= y->max_remote_id)
+			return proto_err(y, "SYN reuses a stream id");
+		y->max_remote_id = id;
 		if (y->goaway_sent || y->n_streams >= y->max_streams) {
 			KW_LOG_WRN(yamux, "refusing stream %u: %s", id,
 				   kw_strerror(y->goaway_sent ? -KW_ESHUTDOWN : -KW_ELIMIT));
@@ -442,6 +457,12 @@ int kw_sw_yamux_input(struct kw_yamux *y, const uint8_t *p, size_t n, size_t *us
 			y->hdr_have = 0;
 			ret = on_header(y);
 			if (ret < 0) {
+				/* tell the peer why before the connection goes (best effort) */
+				if (!y->goaway_sent) {
+					y->goaway_sent = true;
+					y->goaway_code = KW_YAMUX_GOAWAY_PROTOCOL;
+					send_ctl(y, T_GOAWAY, 0, 0, KW_YAMUX_GOAWAY_PROTOCOL);
+				}
 				*used = off;
 				return ret;
 			}
@@ -679,6 +700,14 @@ void kw_sw_yamux_goaway(struct kw_yamux *y, uint32_t code)
 	if (send_ctl(y, T_GOAWAY, 0, 0, code) < 0)
 		y->goaway_ctl = true;
 	queue_task(y);
+}
+
+int kw_sw_yamux_goaway_received(const struct kw_yamux *y, uint32_t *code)
+{
+	if (!y->goaway_rcvd)
+		return -KW_ENOENT;
+	*code = y->goaway_rcvd_code;
+	return 0;
 }
 
 uint32_t kw_sw_yamux_stream_count(const struct kw_yamux *y)

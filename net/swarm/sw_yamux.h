@@ -26,6 +26,11 @@ struct kw_yamux;
 #define KW_YAMUX_WINDOW     262144u   /* initial and steady receive window per stream */
 #define KW_YAMUX_CHUNK      16384u
 
+/* go-away codes (spec section 7) */
+#define KW_YAMUX_GOAWAY_NORMAL   0u
+#define KW_YAMUX_GOAWAY_PROTOCOL 1u   /* sent by us before a protocol error closes the session */
+#define KW_YAMUX_GOAWAY_INTERNAL 2u
+
 struct kw_yamux_pools {
 	struct kw_loop *loop;
 	struct kw_pool sessions, streams, chunks;
@@ -54,14 +59,17 @@ int kw_sw_yamux_create(struct kw_yamux_pools *p, struct kw_yamux **out, bool cli
 		       const struct kw_yamux_io *io, void *arg, uint32_t max_streams);
 /*
  * Feeds decrypted bytes. *used < n means input is paused (back-pressure); io->kick says when
- * to feed the rest again. Return: 0, or -KW_EPROTO / -KW_EMSGSIZE on a protocol violation
- * (the caller fails the connection).
+ * to feed the rest again. Return: 0, or -KW_EPROTO on a protocol violation (bad version,
+ * unknown type, data beyond the window, a frame for a stream never opened, ...): the reason
+ * is logged, go-away code 1 is queued, and the caller fails the connection.
  */
 int kw_sw_yamux_input(struct kw_yamux *y, const uint8_t *p, size_t n, size_t *used);
 /* The output has room again: flush pending control frames, wake blocked writers. */
 void kw_sw_yamux_on_output_space(struct kw_yamux *y);
 /* Sends go-away with code; no new streams either way afterwards. */
 void kw_sw_yamux_goaway(struct kw_yamux *y, uint32_t code);
+/* The code of the peer's go-away. Return: 0, -KW_ENOENT (none received). */
+int kw_sw_yamux_goaway_received(const struct kw_yamux *y, uint32_t *code);
 uint32_t kw_sw_yamux_stream_count(const struct kw_yamux *y);
 /* Resets every stream (on_close with reason, synchronously) and frees the session. */
 void kw_sw_yamux_destroy(struct kw_yamux *y, int reason);
