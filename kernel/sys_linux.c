@@ -173,6 +173,14 @@ static int lx_shutdown_write(struct kw_sys *s, int fd)
 	return shutdown(fd, SHUT_WR) < 0 ? -errno : 0;
 }
 
+static int lx_close_abort(struct kw_sys *s, int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));  /* close still runs */
+	return close(fd) < 0 ? -errno : 0;
+}
+
 static const struct kw_sys_ops g_linux_ops = {
 	.now_ms = lx_now_ms,
 	.watch_add = lx_watch_add,
@@ -189,6 +197,7 @@ static const struct kw_sys_ops g_linux_ops = {
 	.sock_error = lx_sock_error,
 	.local_addr = lx_local_addr,
 	.shutdown_write = lx_shutdown_write,
+	.close_abort = lx_close_abort,
 };
 
 int kw_sys_linux_open(struct kw_sys_linux *s)

@@ -220,7 +220,7 @@ static long sim_write(struct kw_sys *sys, int fd, const void *buf, size_t len)
 	return n > 0 ? (long)n : -KW_EAGAIN;
 }
 
-static int sim_close(struct kw_sys *sys, int fd)
+static int sim_close_how(struct kw_sys *sys, int fd, bool abort)
 {
 	struct kw_sim *s = SIM(sys);
 	struct kw_sim_sock *k = get(s, fd);
@@ -232,6 +232,8 @@ static int sim_close(struct kw_sys *sys, int fd)
 		struct kw_sim_sock *p = &s->net->socks[k->peer];
 		p->rd_eof = true;
 		p->peer = -1;
+		if (abort)
+			p->error = KW_ECONNRESET;  /* RST: the peer's next read fails */
 	}
 	/* Connections accepted by the stack but never taken are refused to their dialers. */
 	for (i = 0; i < k->n_backlog; i++) {
@@ -245,6 +247,16 @@ static int sim_close(struct kw_sys *sys, int fd)
 	k->state = S_FREE;
 	k->watched = false;
 	return 0;
+}
+
+static int sim_close(struct kw_sys *sys, int fd)
+{
+	return sim_close_how(sys, fd, false);
+}
+
+static int sim_close_abort(struct kw_sys *sys, int fd)
+{
+	return sim_close_how(sys, fd, true);
 }
 
 static int sim_socket(struct kw_sys *sys, int family)
@@ -317,6 +329,11 @@ static int sim_connect(struct kw_sys *sys, int fd, const struct sockaddr *sa, so
 			l = o;
 			break;
 		}
+	}
+	if (net->blackhole_ip && ip == net->blackhole_ip) {
+		/* SYNs vanish: the connect never completes and the socket never turns writable */
+		k->state = S_NEW;
+		return -KW_EINPROGRESS;
 	}
 	if (!l || l->n_backlog >= SIM_BACKLOG) {
 		k->error = KW_ECONNREFUSED;
@@ -418,6 +435,7 @@ static const struct kw_sys_ops g_sim_ops = {
 	.sock_error = sim_sock_error,
 	.local_addr = sim_local_addr,
 	.shutdown_write = sim_shutdown_write,
+	.close_abort = sim_close_abort,
 };
 
 void kw_sim_init(struct kw_sim *s, struct kw_sim_net *net)

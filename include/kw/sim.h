@@ -29,6 +29,7 @@ struct kw_sim_net {
 	size_t rx_bytes;             /* receive ring per socket */
 	uint16_t next_port;
 	bool auto_advance;           /* wait(timeout>0) with nothing ready advances the clock */
+	uint32_t blackhole_ip;       /* host order; connects to it never complete (0: none) */
 };
 
 struct kw_sim {

@@ -46,6 +46,9 @@ struct kw_sys_ops {
 	int (*sock_error)(struct kw_sys *s, int fd);  /* pending SO_ERROR as -KW_E*, or 0 */
 	int (*local_addr)(struct kw_sys *s, int fd, struct sockaddr_storage *sa, socklen_t *len);
 	int (*shutdown_write)(struct kw_sys *s, int fd);
+	/* Abortive close (TCP RST, SO_LINGER 0): unsent data is dropped and the peer's next
+	 * read fails with -KW_ECONNRESET instead of seeing EOF. NULL: callers use close. */
+	int (*close_abort)(struct kw_sys *s, int fd);
 };
 
 struct kw_sys {

@@ -135,8 +135,19 @@ static int reap_fn(struct kw_loop *l, struct kw_task *t)
 	kw_task_cancel(l, &c->kick);
 	kw_timer_cancel(l, &c->buf_timer);
 	if (c->fd >= 0) {
+		struct kw_sys *sys = sw->loop->sys;
+
 		kw_loop_unwatch(l, &c->w);
-		sw->loop->sys->ops->close(sw->loop->sys, c->fd);
+		if (c->abort_close && sys->ops->close_abort) {
+			/* a failure: what is queued (yamux go-away 1) gets one non-blocking try, then
+			 * RST so the peer learns at once and no FIN_WAIT state lingers */
+			if (c->txb && c->tx_off < c->tx_len)
+				(void)sys->ops->write(sys, c->fd, c->txb + c->tx_off, c->tx_len - c->tx_off);
+			sys->ops->close_abort(sys, c->fd);
+			sw->st.conns_aborted++;
+		} else {
+			sys->ops->close(sys, c->fd);
+		}
 	}
 	if (c->rxb)
 		kw_pool_free(&sw->bufs, c->rxb);
@@ -179,6 +190,8 @@ void kw_conn_fail(struct kw_conn *c, int err, const char *why)
 			   kw_strerror(err));
 	if (c->state != CONN_UP && c->state != CONN_CLOSING)
 		c->sw->st.conns_failed++;
+	/* an error closes abortively unless the peer already closed its side */
+	c->abort_close = err != 0 && !c->rd_eof;
 	conn_kill(c, err);
 }
 

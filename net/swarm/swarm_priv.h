@@ -36,6 +36,7 @@ struct kw_conn {
 	bool rd_eof;
 	bool have_expect;
 	bool dead;                   /* freed at the end of the current dispatch */
+	bool abort_close;            /* close with RST (SO_LINGER 0), not FIN */
 	bool in_io;                  /* inside an I/O dispatch that flushes and re-arms at its end */
 	uint32_t closing_code;
 	int close_reason;

@@ -82,6 +82,8 @@ struct kw_swarm_stats {
 	uint32_t conns_in, conns_out;       /* open now (any state) */
 	uint32_t conns_up;                  /* upgraded and usable */
 	uint64_t conns_accepted, conns_dialed, conns_refused_limit, conns_failed;
+	/* closed with a TCP RST (failures: protocol errors, timeouts); the rest close with FIN */
+	uint64_t conns_aborted;
 	uint64_t streams_in, streams_out, streams_refused, negotiations_failed;
 };
 

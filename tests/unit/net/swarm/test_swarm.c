@@ -432,6 +432,89 @@ static void test_swarm_handshake_timeout_drops_silent_peer(void **state)
 	sim->sys.ops->close(&sim->sys, fd);
 }
 
+static void test_swarm_dial_times_out_when_listener_never_accepts(void **state)
+{
+	struct kw_sim *sim = g->b.t->sim;
+	struct kw_swarm_stats st;
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(4009),
+				  .sin_addr.s_addr = htonl(0x7f000001) };
+	int lfd = sim->sys.ops->tcp_socket(&sim->sys, AF_INET);
+
+	/* the kernel completes the TCP handshake, but nobody ever accepts or reads */
+	assert_int_equal(sim->sys.ops->bind_listen(&sim->sys, lfd, (struct sockaddr *)&in,
+						   sizeof(in), 8), 0);
+	assert_int_equal(kw_swarm_dial(g->a.sw, "/ip4/127.0.0.1/tcp/4009", on_dial, NULL), 0);
+	pump(10);
+	advance(2999);
+	assert_int_equal(g->dial_done, 0);
+	advance(2);
+	assert_int_equal(g->dial_done, 1);
+	assert_int_equal(g->dial_err, -KW_ETIMEDOUT);
+	kw_swarm_get_stats(g->a.sw, &st);
+	assert_int_equal(st.conns_out, 0);
+	assert_int_equal(st.conns_failed, 1);
+	assert_int_equal(st.conns_aborted, 1);
+	sim->sys.ops->close(&sim->sys, lfd);
+}
+
+static void test_swarm_dial_times_out_on_blackholed_address(void **state)
+{
+	struct kw_swarm_stats st;
+
+	g->net->net->blackhole_ip = 0x0a000001;  /* 10.0.0.1: SYNs vanish */
+	assert_int_equal(kw_swarm_dial(g->a.sw, "/ip4/10.0.0.1/tcp/4001", on_dial, NULL), 0);
+	pump(10);
+	kw_swarm_get_stats(g->a.sw, &st);
+	assert_int_equal(st.conns_out, 1);  /* still connecting: the loop was never blocked */
+	advance(2999);
+	assert_int_equal(g->dial_done, 0);
+	advance(2);
+	assert_int_equal(g->dial_done, 1);
+	assert_int_equal(g->dial_err, -KW_ETIMEDOUT);
+	kw_swarm_get_stats(g->a.sw, &st);
+	assert_int_equal(st.conns_out, 0);
+}
+
+static void test_swarm_protocol_error_closes_with_rst(void **state)
+{
+	struct kw_sim *sim = g->a.t->sim;
+	struct kw_swarm_stats st;
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(4001),
+				  .sin_addr.s_addr = htonl(0x7f000001) };
+	int fd = sim->sys.ops->tcp_socket(&sim->sys, AF_INET);
+	uint8_t rd[256];
+	long n;
+
+	sim->sys.ops->connect(&sim->sys, fd, (struct sockaddr *)&in, sizeof(in));
+	pump(5);
+	sim->sys.ops->write(&sim->sys, fd, "\x13/multistream/1.0.0\n\x07/bogus\n", 29);
+	pump(5);
+	sim->sys.ops->write(&sim->sys, fd, "\x07/noise\n\x05zzzzz", 13);  /* bad msg1 length */
+	pump(20);
+	while ((n = sim->sys.ops->read(&sim->sys, fd, rd, sizeof(rd))) > 0)
+		;
+	assert_int_equal(n, -KW_ECONNRESET);  /* not EOF: the swarm reset the connection */
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.conns_in, 0);
+	assert_int_equal(st.conns_aborted, 1);
+	sim->sys.ops->close(&sim->sys, fd);
+}
+
+static void test_swarm_graceful_close_uses_fin_not_rst(void **state)
+{
+	struct kw_conn *c = connect_ab();
+	struct kw_swarm_stats sa, sb;
+
+	pump(50);
+	kw_conn_close(c, 0);
+	pump(50);
+	kw_swarm_get_stats(g->a.sw, &sa);
+	kw_swarm_get_stats(g->b.sw, &sb);
+	assert_int_equal(sa.conns_up + sb.conns_up, 0);
+	assert_int_equal(sa.conns_out + sb.conns_in, 0);
+	assert_int_equal(sa.conns_aborted + sb.conns_aborted, 0);
+}
+
 static void test_swarm_idle_timeout_closes_connection(void **state)
 {
 	struct kw_swarm_stats st;
@@ -556,6 +639,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swarm_stream_limit_resets_extra_streams, setup_limits, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_handshake_timeout_drops_silent_peer, setup_limits, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_idle_timeout_closes_connection, setup_limits, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_dial_times_out_when_listener_never_accepts, setup_limits, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_dial_times_out_on_blackholed_address, setup_limits, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_protocol_error_closes_with_rst, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_graceful_close_uses_fin_not_rst, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_malformed_bytes_close_only_that_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_drain_closes_connections_gracefully, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ping_times_out_when_the_listener_never_answers, setup, teardown),
