@@ -100,8 +100,9 @@ struct kw_swarm {
 /* How long empty socket buffers stay with a connection after traffic. */
 #define KW_SWARM_BUF_LINGER_MS 50
 
-/* Noise frames are at most 2 + 65535 bytes; a buffer holds one plus slack for coalescing. */
-#define KW_SWARM_BUF_SIZE (2u + 65535u + 1024u)
+/* Noise frames are at most 2 + 65535 bytes; a buffer holds KW_NET_SWARM_BUF_FRAMES of them
+ * plus slack for coalescing small frames, so one read()/write() moves several. */
+#define KW_SWARM_BUF_SIZE ((uint32_t)CONFIG_KW_NET_SWARM_BUF_FRAMES * (2u + 65535u) + 1024u)
 
 /* swarm.c: socket side */
 /* Appends bytes to the connection's send buffer and arms writing. Return 0, -KW_ENOBUFS. */
