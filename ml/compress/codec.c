@@ -107,6 +107,151 @@ static float key_to_float(uint32_t key)
 	return kw_bits_f32((key & 0x80000000u) ? (key ^ 0x80000000u) : ~key);
 }
 
+/* key of the float after/before key k's float in magnitude order, saturating at 0 */
+static uint32_t key_add(uint32_t k, int d)
+{
+	int64_t r = (int64_t)k + d;
+
+	return r < 0 ? 0 : r > 0xffffffffLL ? 0xffffffffu : (uint32_t)r;
+}
+
+/* F of the model for the magnitude whose (positive) float bits are ab, with sign neg */
+static float model_f(const struct kw_bw_model *md, uint32_t ab, int neg)
+{
+	return kw_bits_f32(kw_bw_model_bits(md, kw_bits_f32(ab | (neg ? 0x80000000u : 0))));
+}
+
+/*
+ * The model's F over magnitudes [lo, hi] (float bits, both within [0, cut)) must stay in
+ * [n - w, n + w): monotone F makes the two ends enough.
+ */
+static int model_zone_ok(const struct kw_bw_model *md, uint32_t lo, uint32_t hi, int neg, float n)
+{
+	float w = (float)md->win * 0x1p-15f, f0 = model_f(md, lo, neg), f1 = model_f(md, hi, neg);
+	float fmin = neg ? f1 : f0, fmax = neg ? f0 : f1;
+
+	return fmin >= n - w && fmax < n + w;
+}
+
+/* The proof of the model for window md->win (see bw_model_init); 1 if it holds. */
+static int bw_model_verify(const struct kw_bw_model *md, const float code[256],
+			   const uint32_t thr[256], uint32_t cut_bits)
+{
+	uint32_t j, c, k;
+
+	/* F must be monotone across cells too: compare both sides of every cell boundary */
+	for (c = 1, k = 0; c < 8; c++) {
+		uint32_t lo = k, hi = cut_bits;
+
+		while (lo < hi) {  /* smallest magnitude bits in cell >= c */
+			uint32_t mid = lo + (hi - lo) / 2;
+			int32_t ci = (int32_t)fmaf((float)(int32_t)mid, md->cell_a, md->cell_b);
+
+			if (ci >= (int32_t)c)
+				hi = mid;
+			else
+				lo = mid + 1;
+		}
+		if (lo == 0 || lo >= cut_bits)
+			return 0;
+		if (model_f(md, lo - 1, 0) > model_f(md, lo, 0) ||
+		    model_f(md, lo - 1, 1) < model_f(md, lo, 1))
+			return 0;
+		k = lo;
+	}
+	{  /* the last cell must not wrap (vpermps / tbl use the low 3 bits) */
+		int32_t ci = (int32_t)fmaf((float)(int32_t)(cut_bits - 1), md->cell_a, md->cell_b);
+		if (ci > 7)
+			return 0;
+	}
+	/* ends of the domain: F at |q| = 0 must say 127 outside any window, and below the cut
+	 * F must not pass the next integer (no step of the exact rule lies there) */
+	{
+		float w = (float)md->win * 0x1p-15f;
+		float ip = (float)kw_bw_quant_search(code, kw_bits_f32(cut_bits - 1));
+		float in = (float)kw_bw_quant_search(code, -kw_bits_f32(cut_bits - 1));
+
+		for (int neg = 0; neg < 2; neg++) {
+			float f = model_f(md, 0, neg);
+
+			if (!(f >= 383.0f + w && f < 384.0f - w))
+				return 0;
+		}
+		if (!(model_f(md, cut_bits - 1, 0) < 257.0f + ip + w) ||
+		    !(model_f(md, cut_bits - 1, 1) >= 256.0f + in - w))
+			return 0;
+	}
+	/* every step point: positive side thr[j] (j >= 128), negative side thr[j] (j <= 127) */
+	for (j = 1; j < 256; j++) {
+		uint32_t lo, hi;
+		int neg = thr[j] < 0x80000000u;
+
+		if (neg) {  /* results >= j for |q| <= |T|: the step lies after |T| */
+			uint32_t tb = ~thr[j];  /* bits of T (negative) */
+			uint32_t ab = tb & 0x7fffffffu;
+
+			if (ab >= cut_bits + KW_BW_MODEL_SLACK)
+				continue;
+			lo = (uint32_t)key_add(ab, 1 - (int)KW_BW_MODEL_SLACK);
+			hi = ab + KW_BW_MODEL_SLACK;
+		} else {
+			uint32_t ab = thr[j] ^ 0x80000000u;
+
+			if (ab >= cut_bits + KW_BW_MODEL_SLACK)
+				continue;
+			lo = (uint32_t)key_add(ab, -(int)KW_BW_MODEL_SLACK);
+			hi = ab - 1 + KW_BW_MODEL_SLACK;
+		}
+		if (hi >= cut_bits)
+			hi = cut_bits - 1;
+		if (lo > hi)
+			continue;
+		if (!model_zone_ok(md, lo, hi, neg, 256.0f + (float)j))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Fits the decade model of <kw/ml/codec_kernels.h> to bitsandbytes' signed dynamic map and
+ * proves it against thr[] (thr[j] = smallest key with result >= j). Leaves md->ok = 0 for
+ * any other code; the encoders then use the table alone.
+ */
+static void bw_model_init(struct kw_bw_model *md, const float code[256], const uint32_t thr[256])
+{
+	uint32_t cut_bits, c;
+
+	memset(md, 0, sizeof(*md));
+	/* log10(|q|) + 7.5 from the float's bits (exponent + mantissa ~ log2 + 127, biased by
+	 * half its 0.086 error): cell c covers |q| in about [10^(c-7.5), 10^(c-6.5)), which holds
+	 * exactly one decade boundary step for this map */
+	md->cell_a = (float)(0.30102999566398120 / 8388608.0);
+	md->cell_b = (float)(7.5 - 0.30102999566398120 * (127.0 + 0.043));
+	for (c = 1; c < 8; c++) {
+		double s = pow(10.0, (double)c - 7.0), n = (double)(1u << (c - 1));
+
+		md->a1[c] = (float)(n / (0.9 * s));
+		md->b1[c] = (float)(-0.1 * n / 0.9 - n);
+		md->base[c] = (float)(1u << c) - 0.5f;
+	}
+	/* cell 0: only the step from code 0 to the first positive code (thr[128]) */
+	if (thr[128] < 0x80000000u)
+		return;
+	md->a1[0] = 1.0f / kw_bits_f32(thr[128] & 0x7fffffffu);
+	md->b1[0] = 0.0f;
+	md->base[0] = 0.5f;
+	md->cut = 0.98f;
+	cut_bits = kw_f32_bits(md->cut);
+	/* the narrowest window that passes: fewer lanes take the exact path */
+	for (md->win = 1; md->win <= 256; md->win *= 2) {
+		if (bw_model_verify(md, code, thr, cut_bits)) {
+			md->ok = 1;
+			return;
+		}
+	}
+	md->win = 0;
+}
+
 int kw_bw_table_init(struct kw_bw_table *t, const float code[256])
 {
 	uint32_t thr[257], k, j, best = 0;
@@ -151,6 +296,7 @@ int kw_bw_table_init(struct kw_bw_table *t, const float code[256])
 		}
 		t->fast[k] = (base << 17) | low;
 	}
+	bw_model_init(&t->model, code, thr);
 	return 0;
 }
 

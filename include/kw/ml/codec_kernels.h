@@ -28,12 +28,86 @@
  * one 32-bit gather per 8 elements in AVX2. Otherwise every variant falls back to the
  * literal binary search.
  */
+/*
+ * Gather-free model of the same step function for bitsandbytes' dynamic map (the default
+ * code), used by the SIMD encoders. The map is built decade by decade: decade d holds 2^d
+ * evenly spaced codes, so in units of decade d-1's code spacing the step points of a
+ * magnitude |q| sit (almost) on integers k' <= -1 (decade d-1), at k' = 1 (the boundary step)
+ * and at k' = 5j (decade d, five times wider). One concave expression
+ *     G = min(k', max(-0.5, min(k' - 1, 0.2 k'))),   k' = fma(|q|, a1[c], b1[c])
+ * counts them, with c (0..7) picking the decade pair from a cheap log10 estimate of |q|.
+ * The result index is floor(F) - 256 with F = +-(G + base[c]) + 383.5 (sign of q).
+ *
+ * The model is only trusted outside a window of +-win/2^15 around every integer of F and
+ * for |q| < cut; the encoders redo such lanes exactly. kw_bw_table_init() proves the rest:
+ * F is monotone in |q|, and at every step point of the exact rule (both signs), F over the
+ * floats within KW_BW_MODEL_SLACK of it lies inside the window around the right integer.
+ * Since q here is RN(x * RN(1/absmax)), within KW_BW_MODEL_SLACK floats of the exact
+ * RN(x / absmax) (see kw_bw_model_block_ok), an unflagged lane is always exact.
+ */
+#define KW_BW_MODEL_SLACK 4u  /* floats between RN(x*RN(1/m)) and RN(x/m); 2 suffice */
+
+struct kw_bw_model {
+	float cell_a, cell_b;     /* cell = max(trunc(cell_a * (float)bits(|q|) + cell_b), 0) */
+	float a1[8], b1[8];       /* k' = fma(|q|, a1[cell], b1[cell]) */
+	float base[8];            /* added to G before the sign */
+	float cut;                /* |q| >= cut: not modelled (code[0] = -1 breaks the pattern) */
+	uint32_t win;             /* uncertain window half-width, units of 2^-15 */
+	uint32_t ok;              /* 1: model proven for this code */
+};
+
 struct kw_bw_table {
 	float code[256];
 	uint32_t fast[KW_BW_LUT_SIZE];
 	uint32_t fast_ok;         /* 1: fast[] is exact for every float */
 	uint8_t zero_index;       /* code used for all-zero blocks: smallest |code|, lower index */
+	struct kw_bw_model model;
 };
+
+/*
+ * The model's F (as float bits) for a finite q, written so every SIMD variant reproduces it
+ * bit for bit (int->float conversion, fused multiply-add, truncation, min/max, one add).
+ */
+static inline uint32_t kw_bw_model_bits(const struct kw_bw_model *md, float q)
+{
+	uint32_t qb, ab, c;
+	int32_t ci;
+	float a, k, g, f;
+
+	__builtin_memcpy(&qb, &q, 4);
+	ab = qb & 0x7fffffffu;
+	__builtin_memcpy(&a, &ab, 4);
+	ci = (int32_t)__builtin_fmaf((float)(int32_t)ab, md->cell_a, md->cell_b);
+	c = (uint32_t)(ci < 0 ? 0 : ci) & 7u;
+	k = __builtin_fmaf(a, md->a1[c], md->b1[c]);
+	{
+		float t = k - 1.0f, u = k * 0.2f;
+		float m1 = t < u ? t : u;
+		float m2 = m1 > -0.5f ? m1 : -0.5f;
+		g = k < m2 ? k : m2;
+	}
+	g = g + md->base[c];
+	if (qb >> 31)
+		g = -g;
+	f = g + 383.5f;
+	__builtin_memcpy(&qb, &f, 4);
+	return qb;
+}
+
+/* 1 if the model's result for these F bits needs the exact path (inside a window). */
+static inline int kw_bw_model_unsure(const struct kw_bw_model *md, uint32_t fbits)
+{
+	return ((fbits + md->win) & 0x7fffu) < 2u * md->win;
+}
+
+/*
+ * Blocks the model serves: RN(1/m) must be a normal float whose product with any |x| <= m
+ * neither overflows nor underflows its error bound (2^-100 <= m <= 2^100 is ample).
+ */
+static inline int kw_bw_model_block_ok(float m)
+{
+	return m >= 0x1p-100f && m <= 0x1p100f;
+}
 
 /* Quantize n floats (any n): absmax[ceil(n/4096)], q[n]. */
 typedef void (*kw_bw_quant_fn)(const struct kw_bw_table *t, const float *x, size_t n,
