@@ -133,37 +133,50 @@ static int model_zone_ok(const struct kw_bw_model *md, uint32_t lo, uint32_t hi,
 	return fmin >= n - w && fmax < n + w;
 }
 
+/* The model's cell for magnitude bits ab (as in kw_bw_model_bits) */
+static uint32_t model_cell(const struct kw_bw_model *md, uint32_t ab)
+{
+	uint32_t v = ((ab >> 16) * md->cell_k) >> 16;
+
+	return v > md->cell_c ? v - md->cell_c : 0;
+}
+
 /* The proof of the model for window md->win (see bw_model_init); 1 if it holds. */
 static int bw_model_verify(const struct kw_bw_model *md, const float code[256],
 			   const uint32_t thr[256], uint32_t cut_bits)
 {
 	uint32_t j, c, k;
 
-	/* F must be monotone across cells too: compare both sides of every cell boundary */
+	/* cells: boundaries found by bisection (the cell is monotone in |q|) */
 	for (c = 1, k = 0; c < 8; c++) {
 		uint32_t lo = k, hi = cut_bits;
 
 		while (lo < hi) {  /* smallest magnitude bits in cell >= c */
 			uint32_t mid = lo + (hi - lo) / 2;
-			int32_t ci = (int32_t)fmaf((float)(int32_t)mid, md->cell_a, md->cell_b);
-
-			if (ci >= (int32_t)c)
+			if (model_cell(md, mid) >= c)
 				hi = mid;
 			else
 				lo = mid + 1;
 		}
 		if (lo == 0 || lo >= cut_bits)
 			return 0;
-		if (model_f(md, lo - 1, 0) > model_f(md, lo, 0) ||
-		    model_f(md, lo - 1, 1) < model_f(md, lo, 1))
-			return 0;
+		/* F may jump at a cell boundary (it is monotone inside a cell): no step of the
+		 * exact rule may lie within the slack, and F must name the right index on both
+		 * sides; then every segment between a step zone and the boundary is bounded */
+		for (int neg = 0; neg < 2; neg++) {
+			float sg = neg ? -1.0f : 1.0f;
+			uint32_t i0 = kw_bw_quant_search(code, sg * kw_bits_f32(lo - 1 - KW_BW_MODEL_SLACK));
+			uint32_t i1 = kw_bw_quant_search(code, sg * kw_bits_f32(lo + KW_BW_MODEL_SLACK));
+			float f0 = model_f(md, lo - 1, neg), f1 = model_f(md, lo, neg);
+
+			if (i0 != i1 || !(f0 >= 256.0f + (float)i0 && f0 < 257.0f + (float)i0) ||
+			    !(f1 >= 256.0f + (float)i0 && f1 < 257.0f + (float)i0))
+				return 0;
+		}
 		k = lo;
 	}
-	{  /* the last cell must not wrap (vpermps / tbl use the low 3 bits) */
-		int32_t ci = (int32_t)fmaf((float)(int32_t)(cut_bits - 1), md->cell_a, md->cell_b);
-		if (ci > 7)
-			return 0;
-	}
+	if (model_cell(md, cut_bits - 1) > 7)  /* no wrap: permutes use the low 3 bits */
+		return 0;
 	/* ends of the domain: F at |q| = 0 must say 127 outside any window, and below the cut
 	 * F must not pass the next integer (no step of the exact rule lies there) */
 	{
@@ -222,24 +235,20 @@ static void bw_model_init(struct kw_bw_model *md, const float code[256], const u
 	uint32_t cut_bits, c;
 
 	memset(md, 0, sizeof(*md));
-	/* log10(|q|) + 7.5 from the float's bits (exponent + mantissa ~ log2 + 127, biased by
-	 * half its 0.086 error): cell c covers |q| in about [10^(c-7.5), 10^(c-6.5)), which holds
-	 * exactly one decade boundary step for this map */
-	md->cell_a = (float)(0.30102999566398120 / 8388608.0);
-	md->cell_b = (float)(7.5 - 0.30102999566398120 * (127.0 + 0.043));
-	for (c = 1; c < 8; c++) {
-		double s = pow(10.0, (double)c - 7.0), n = (double)(1u << (c - 1));
-
-		md->a1[c] = (float)(n / (0.9 * s));
-		md->b1[c] = (float)(-0.1 * n / 0.9 - n);
-		md->base[c] = (float)(1u << c) - 0.5f;
-	}
-	/* cell 0: only the step from code 0 to the first positive code (thr[128]) */
+	/* log10(|q|) + 7.244 from the top 16 bits (exponent + 7 mantissa bits ~ log2 + 127):
+	 * cell c covers |q| in about [0.57 * 10^(c-7), 0.57 * 10^(c-6)), which holds exactly one
+	 * decade boundary step of this map (at 1.0 .. 2.8 * 10^(c-7)) */
+	md->cell_k = 154;  /* log10(2) / 128 * 2^16 */
+	md->cell_c = 31;
+	/* k = 2^c * (|q| / (1.8 * 10^(c-7)) - 5/9): decade c-1's code spacing, origin at the
+	 * boundary step (ideal values; the proof below checks the real ones) */
+	md->beta = (float)(-5.0 / 9.0);
+	for (c = 1; c < 8; c++)
+		md->alpha[c] = (float)(1.0 / (1.8 * pow(10.0, (double)c - 7.0)));
+	/* cell 0: only the step from code 0 to the first positive code (thr[128]): k = 1 there */
 	if (thr[128] < 0x80000000u)
 		return;
-	md->a1[0] = 1.0f / kw_bits_f32(thr[128] & 0x7fffffffu);
-	md->b1[0] = 0.0f;
-	md->base[0] = 0.5f;
+	md->alpha[0] = (float)((14.0 / 9.0) / (double)kw_bits_f32(thr[128] & 0x7fffffffu));
 	md->cut = 0.98f;
 	cut_bits = kw_f32_bits(md->cut);
 	/* the narrowest window that passes: fewer lanes take the exact path */

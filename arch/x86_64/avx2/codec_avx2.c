@@ -30,7 +30,7 @@ static inline __m256i bw_idx8(const struct kw_bw_table *t, __m256 y)
 }
 
 /* The exact rule for 32 elements: IEEE division, table gather, as kw_bw_quant_ref. */
-static inline void bw_exact32(const struct kw_bw_table *t, const float *x, __m256 mvec, uint8_t *q)
+static __attribute__((noinline)) void bw_exact32(const struct kw_bw_table *t, const float *x, __m256 mvec, uint8_t *q)
 {
 	const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
 	__m256i i0 = bw_idx8(t, _mm256_div_ps(_mm256_loadu_ps(x), mvec));
@@ -44,7 +44,8 @@ static inline void bw_exact32(const struct kw_bw_table *t, const float *x, __m25
 
 /* Registers of the decade model (struct kw_bw_model), loaded once per call. */
 struct bw_model8 {
-	__m256 r, cell_a, cell_b, a1, b1, base, fbias;
+	__m256 r, alpha, beta, fbias;
+	__m256i cell_k, cell_c;
 };
 
 /*
@@ -58,16 +59,19 @@ static inline __m256i bw_model8(const struct bw_model8 *m, __m256 x, __m256i *wm
 	const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
 	__m256 q = _mm256_mul_ps(x, m->r);
 	__m256 a = _mm256_andnot_ps(sign, q);
-	__m256i c = _mm256_cvttps_epi32(_mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_castps_si256(a)),
-							m->cell_a, m->cell_b));
-	__m256 k, g;
+	/* the high 16-bit half of each lane is 0, so the 16-bit ops act per 32-bit lane */
+	__m256i c = _mm256_subs_epu16(_mm256_mulhi_epu16(_mm256_srli_epi32(_mm256_castps_si256(a), 16),
+							 m->cell_k), m->cell_c);
+	__m256i ce = _mm256_slli_epi32(c, 23);
+	__m256 k, g, base;
 	__m256i fb;
 
-	c = _mm256_max_epi32(c, _mm256_setzero_si256());
-	k = _mm256_fmadd_ps(a, _mm256_permutevar8x32_ps(m->a1, c), _mm256_permutevar8x32_ps(m->b1, c));
+	k = _mm256_fmadd_ps(a, _mm256_permutevar8x32_ps(m->alpha, c), m->beta);
+	k = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(k), ce));
 	g = _mm256_min_ps(_mm256_sub_ps(k, _mm256_set1_ps(1.0f)), _mm256_mul_ps(k, _mm256_set1_ps(0.2f)));
 	g = _mm256_min_ps(k, _mm256_max_ps(g, _mm256_set1_ps(-0.5f)));
-	g = _mm256_add_ps(g, _mm256_permutevar8x32_ps(m->base, c));
+	base = _mm256_castsi256_ps(_mm256_add_epi32(ce, _mm256_set1_epi32(0x3f800000)));
+	g = _mm256_add_ps(g, _mm256_sub_ps(base, _mm256_set1_ps(0.5f)));
 	fb = _mm256_castps_si256(_mm256_add_ps(_mm256_xor_ps(g, _mm256_and_ps(q, sign)), m->fbias));
 	*amax = _mm256_max_ps(*amax, a);
 	*wmin = _mm256_min_epi32(*wmin, _mm256_and_si256(fb, _mm256_set1_epi32(0x7fff)));
@@ -88,11 +92,10 @@ void kw_bw_quant_avx2(const struct kw_bw_table *t, const float *x, size_t n, flo
 	struct bw_model8 m;
 	size_t b, i;
 
-	m.cell_a = _mm256_set1_ps(md->cell_a);
-	m.cell_b = _mm256_set1_ps(md->cell_b);
-	m.a1 = _mm256_loadu_ps(md->a1);
-	m.b1 = _mm256_loadu_ps(md->b1);
-	m.base = _mm256_loadu_ps(md->base);
+	m.alpha = _mm256_loadu_ps(md->alpha);
+	m.beta = _mm256_set1_ps(md->beta);
+	m.cell_k = _mm256_set1_epi32((int)md->cell_k);
+	m.cell_c = _mm256_set1_epi32((int)md->cell_c);
 	m.fbias = _mm256_set1_ps(383.5f + (float)md->win * 0x1p-15f);
 	for (b = 0; b < n; b += KW_BW_BLOCK) {
 		size_t end = n - b < KW_BW_BLOCK ? n : b + KW_BW_BLOCK;
@@ -143,6 +146,11 @@ void kw_bw_quant_avx2(const struct kw_bw_table *t, const float *x, size_t n, flo
 				m.r = _mm256_set1_ps(1.0f / mf);
 				for (; i + 32 <= end; i += 32) {
 					__m256i wmin = _mm256_set1_epi32(0x7fff);
+
+					/* pull the next block in while this one computes from L1 (a
+					 * prefetch past the array end is harmless: it never faults) */
+					_mm_prefetch((const char *)(x + i + KW_BW_BLOCK), _MM_HINT_T0);
+					_mm_prefetch((const char *)(x + i + KW_BW_BLOCK + 16), _MM_HINT_T0);
 					__m256 amax = _mm256_setzero_ps();
 					__m256i f0 = bw_model8(&m, _mm256_loadu_ps(x + i), &wmin, &amax);
 					__m256i f1 = bw_model8(&m, _mm256_loadu_ps(x + i + 8), &wmin, &amax);

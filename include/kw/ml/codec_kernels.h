@@ -32,11 +32,13 @@
  * Gather-free model of the same step function for bitsandbytes' dynamic map (the default
  * code), used by the SIMD encoders. The map is built decade by decade: decade d holds 2^d
  * evenly spaced codes, so in units of decade d-1's code spacing the step points of a
- * magnitude |q| sit (almost) on integers k' <= -1 (decade d-1), at k' = 1 (the boundary step)
- * and at k' = 5j (decade d, five times wider). One concave expression
- *     G = min(k', max(-0.5, min(k' - 1, 0.2 k'))),   k' = fma(|q|, a1[c], b1[c])
- * counts them, with c (0..7) picking the decade pair from a cheap log10 estimate of |q|.
- * The result index is floor(F) - 256 with F = +-(G + base[c]) + 383.5 (sign of q).
+ * magnitude |q| sit (almost) on integers k <= -1 (decade d-1), at k = 1 (the boundary step)
+ * and at k = 5j (decade d, five times wider). One concave expression
+ *     G = min(k, max(-0.5, min(k - 1, 0.2 k))),   k = 2^c * fma(|q|, alpha[c], beta)
+ * counts them, with the cell c (0..7) picking the decade pair from a 16-bit log10 estimate
+ * of |q| (c = sat(((bits(|q|) >> 16) * cell_k) >> 16) - cell_c)). The 2^c factors are
+ * exponent adds, so the per-cell state is one 8-entry table (one permute per 8 lanes).
+ * The index is floor(F) - 256 with F = +-(G + 2^c - 0.5) + 383.5 (sign of q).
  *
  * The model is only trusted outside a window of +-win/2^15 around every integer of F and
  * for |q| < cut; the encoders redo such lanes exactly. kw_bw_table_init() proves the rest:
@@ -48,9 +50,9 @@
 #define KW_BW_MODEL_SLACK 4u  /* floats between RN(x*RN(1/m)) and RN(x/m); 2 suffice */
 
 struct kw_bw_model {
-	float cell_a, cell_b;     /* cell = max(trunc(cell_a * (float)bits(|q|) + cell_b), 0) */
-	float a1[8], b1[8];       /* k' = fma(|q|, a1[cell], b1[cell]) */
-	float base[8];            /* added to G before the sign */
+	float alpha[8];           /* per cell */
+	float beta;
+	uint32_t cell_k, cell_c;  /* 16-bit log10 estimate */
 	float cut;                /* |q| >= cut: not modelled (code[0] = -1 breaks the pattern) */
 	uint32_t win;             /* uncertain window half-width, units of 2^-15 */
 	uint32_t ok;              /* 1: model proven for this code */
@@ -66,27 +68,32 @@ struct kw_bw_table {
 
 /*
  * The model's F (as float bits) for a finite q, written so every SIMD variant reproduces it
- * bit for bit (int->float conversion, fused multiply-add, truncation, min/max, one add).
+ * bit for bit (16-bit multiply-high, saturating subtract, fused multiply-add, exponent adds
+ * on the bits, min/max, adds).
  */
 static inline uint32_t kw_bw_model_bits(const struct kw_bw_model *md, float q)
 {
-	uint32_t qb, ab, c;
-	int32_t ci;
-	float a, k, g, f;
+	uint32_t qb, ab, c, v, kb;
+	float a, k, g, f, h, base;
 
 	__builtin_memcpy(&qb, &q, 4);
 	ab = qb & 0x7fffffffu;
 	__builtin_memcpy(&a, &ab, 4);
-	ci = (int32_t)__builtin_fmaf((float)(int32_t)ab, md->cell_a, md->cell_b);
-	c = (uint32_t)(ci < 0 ? 0 : ci) & 7u;
-	k = __builtin_fmaf(a, md->a1[c], md->b1[c]);
+	v = ((ab >> 16) * md->cell_k) >> 16;
+	c = v > md->cell_c ? v - md->cell_c : 0;
+	h = __builtin_fmaf(a, md->alpha[c & 7u], md->beta);
+	__builtin_memcpy(&kb, &h, 4);
+	kb += c << 23;
+	__builtin_memcpy(&k, &kb, 4);
 	{
 		float t = k - 1.0f, u = k * 0.2f;
 		float m1 = t < u ? t : u;
 		float m2 = m1 > -0.5f ? m1 : -0.5f;
 		g = k < m2 ? k : m2;
 	}
-	g = g + md->base[c];
+	kb = (c << 23) + 0x3f800000u;
+	__builtin_memcpy(&base, &kb, 4);
+	g = g + (base - 0.5f);
 	if (qb >> 31)
 		g = -g;
 	f = g + 383.5f;
