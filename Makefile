@@ -269,6 +269,9 @@ check-defconfigs:
 	  $(MAKE) --no-print-directory O=build/check-$$d ARCH=arm64 SAN=0 all && \
 	  file build/check-$$d/kwnode | grep -q 'ARM aarch64' && echo "$$d: $$(file -b build/check-$$d/kwnode | cut -d, -f1-2)" || exit 1; \
 	done
+	$(Q)sh tests/build/test_board_boot.sh build/check-rpi4 cortex-a72
+	$(Q)sh tests/build/test_board_boot.sh build/check-rpi5 cortex-a76
+	$(Q)sh tests/build/test_board_boot.sh build/check-rpizero2w cortex-a53
 
 # ---- fuzzing (clang libFuzzer, host only) ---------------------------------------------------
 # Builds libkw with clang + ASan/UBSan + fuzzer instrumentation in build/fuzz, links every

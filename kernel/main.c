@@ -6,12 +6,14 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <kw/board.h>
@@ -27,6 +29,23 @@
 /* Firmware placement: the node and its arena live in .bss; untouched pages cost no RAM. */
 static uint8_t g_arena[(size_t)CONFIG_KW_ARENA_KIB * 1024] __attribute__((aligned(64)));
 static struct kw_node g_node;
+
+/*
+ * Shared-library constructors (OpenBLAS starts its thread pool there) can create threads
+ * before cmd_run blocks SIGINT/SIGTERM, and the kernel may hand a process-wide signal to any
+ * thread that does not block it: with the default action that kills the node undrained. This
+ * handler, which only such a thread can run, re-sends the signal to the main thread, where it
+ * is blocked and so waits for the signalfd like any other. Written once before installation.
+ */
+static pid_t g_main_tid;
+
+static void forward_to_main(int sig)
+{
+	int saved = errno;
+
+	syscall(SYS_tgkill, getpid(), g_main_tid, sig);
+	errno = saved;
+}
 
 struct cmd {
 	const char *name;
@@ -229,7 +248,18 @@ static int cmd_run(int argc, char **argv)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	g_main_tid = (pid_t)syscall(SYS_gettid);
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = forward_to_main;
+		sa.sa_flags = SA_RESTART;
+		sigfillset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+	}
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	ret = kw_sys_linux_open(&sys);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <kw/compiler.h>
+#include <kw/cpu.h>
 #include <kw/err.h>
 #include <kw/ml/half.h>
 #include <kw/ml/q8_kernels.h>
@@ -204,15 +205,22 @@ static bool q8_cpu_has(enum kw_q8_variant v)
 	case KW_Q8_DOTPROD:
 		return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
 #elif defined(__x86_64__)
-	case KW_Q8_AVX2:
-		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-		       __builtin_cpu_supports("f16c");
-	case KW_Q8_AVXVNNI:
-		return q8_cpu_has(KW_Q8_AVX2) && __builtin_cpu_supports("avxvnni");
-	case KW_Q8_AVX512VNNI:
-		return q8_cpu_has(KW_Q8_AVX2) && __builtin_cpu_supports("avx512f") &&
-		       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-		       __builtin_cpu_supports("avx512vnni");
+	case KW_Q8_AVX2: {
+		const unsigned need = KW_X86_F_AVX2 | KW_X86_F_FMA | KW_X86_F_F16C;
+
+		return (kw_x86_features() & need) == need;
+	}
+	case KW_Q8_AVXVNNI: {
+		const unsigned need = KW_X86_F_AVX2 | KW_X86_F_FMA | KW_X86_F_F16C | KW_X86_F_AVXVNNI;
+
+		return (kw_x86_features() & need) == need;
+	}
+	case KW_Q8_AVX512VNNI: {
+		const unsigned need = KW_X86_F_AVX2 | KW_X86_F_FMA | KW_X86_F_F16C | KW_X86_F_AVX512F |
+				      KW_X86_F_AVX512BW | KW_X86_F_AVX512VL | KW_X86_F_AVX512VNNI;
+
+		return (kw_x86_features() & need) == need;
+	}
 #endif
 	default:
 		return false;

@@ -22,13 +22,18 @@ strings $O/kwnode | grep -q 'ready: arena' && ko "KW_LOG_LEVEL=1 compiles INF me
 grep -q 'define CONFIG_KW_LOG_LEVEL 1' $O/include/generated/autoconf.h && ok "autoconf.h follows .config" || ko "autoconf.h follows .config"
 if [ -f $O/kernel/sys_sim.o ] && [ $O/kernel/sys_sim.o -nt $O/kernel/loop.o ]; then ko "disabled object not rebuilt"; else ok "disabled object is not rebuilt"; fi
 # Modules added later declare themselves here: symbol that must vanish when disabled.
-for pair in $(cat tests/build/kconfig_modules.txt 2>/dev/null | grep -v '^#'); do
+for pair in $(grep -v '^#' tests/build/kconfig_modules.txt 2>/dev/null); do
     sym=${pair%%:*} fn=${pair#*:}
     m host_defconfig >/dev/null 2>&1; m all >/dev/null 2>&1
-    nm $O/kwnode | grep -qw "$fn" || { ko "$fn present in kwnode with $sym=y"; continue; }
+    # Present when enabled: in libkw.a (built), and in kwnode when the daemon uses it.
+    nm $O/libkw.a 2>/dev/null | grep -qE " T $fn\$" || { ko "$fn built with $sym=y"; continue; }
     sed -i "s/^$sym=y/# $sym is not set/" $O/.config
-    m olddefconfig >/dev/null 2>&1 && m all >/dev/null 2>&1
-    nm $O/kwnode | grep -qw "$fn" && ko "$sym=n removes $fn from kwnode" || ok "$sym=n removes $fn from kwnode"
+    m olddefconfig >/dev/null 2>&1 && m all >/dev/null 2>&1 || { ko "build with $sym=n"; continue; }
+    if nm $O/libkw.a 2>/dev/null | grep -qE " T $fn\$" || nm $O/kwnode | grep -qw "$fn"; then
+        ko "$sym=n removes $fn from libkw.a and kwnode"
+    else
+        ok "$sym=n removes $fn from libkw.a and kwnode"
+    fi
 done
 
 # Strictness: kconfiglib exits 0 on these, the Makefile must not.

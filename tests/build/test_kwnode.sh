@@ -26,5 +26,19 @@ grep -q ready $tmp/err && ok "node reports ready" || ko "node reports ready"
 kill -TERM $pid; wait $pid; rc=$?
 [ $rc -eq 0 ] && ok "SIGTERM: exit 0" || ko "SIGTERM: exit $rc"
 grep -q 'stopped' $tmp/err && ok "shutdown logged" || { ko "shutdown logged"; cat $tmp/err; }
+# A library that starts threads before main() (OpenBLAS does, from its constructor) must not
+# turn SIGTERM into a kill: the signal has to reach the drain path whichever thread gets it.
+blas=$(ldconfig -p 2>/dev/null | awk '/libopenblas\.so\.0 .*x86-64|libopenblas\.so\.0 .*AArch64/ {print $NF; exit}')
+# (An ASan build links OpenBLAS already and refuses a preload ahead of its runtime.)
+ldd $K 2>/dev/null | grep -q libopenblas && blas=linked
+if [ -n "$blas" ]; then
+    pre=; [ "$blas" = linked ] || pre=LD_PRELOAD=$blas
+    env $pre OPENBLAS_NUM_THREADS=2 $K run -c $tmp/good.conf -d $tmp/data -l /ip4/127.0.0.1/tcp/0 > $tmp/out2 2> $tmp/err2 &
+    pid=$!
+    i=0; while [ $i -lt 100 ] && ! grep -q 'ready' $tmp/err2; do sleep 0.1; i=$((i + 1)); done
+    n=$(ls /proc/$pid/task 2>/dev/null | wc -l)
+    kill -TERM $pid; wait $pid; rc=$?
+    [ $rc -eq 0 ] && grep -q stopped $tmp/err2 && ok "SIGTERM with $n threads (OpenBLAS preloaded): drained, exit 0" || { ko "SIGTERM with $n threads (OpenBLAS preloaded): exit $rc"; cat $tmp/err2; }
+fi
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
