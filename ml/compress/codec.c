@@ -249,7 +249,7 @@ static void bw_model_init(struct kw_bw_model *md, const float code[256], const u
 	if (thr[128] < 0x80000000u)
 		return;
 	md->alpha[0] = (float)((14.0 / 9.0) / (double)kw_bits_f32(thr[128] & 0x7fffffffu));
-	md->cut = 0.98f;
+	md->cut = 0.9859f;
 	cut_bits = kw_f32_bits(md->cut);
 	/* the narrowest window that passes: fewer lanes take the exact path */
 	for (md->win = 1; md->win <= 256; md->win *= 2) {
