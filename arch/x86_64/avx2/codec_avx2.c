@@ -30,7 +30,9 @@ static inline __m256i bw_idx8(const struct kw_bw_table *t, __m256 y)
 }
 
 /* The exact rule for 32 elements: IEEE division, table gather, as kw_bw_quant_ref. */
-static __attribute__((noinline)) void bw_exact32(const struct kw_bw_table *t, const float *x, __m256 mvec, uint8_t *q)
+/* (not inlined: keeps the model loop from holding x in registers for this rare path) */
+static __attribute__((noinline)) void bw_exact32(const struct kw_bw_table *t, const float *x,
+						 __m256 mvec, uint8_t *q)
 {
 	const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
 	__m256i i0 = bw_idx8(t, _mm256_div_ps(_mm256_loadu_ps(x), mvec));
@@ -104,8 +106,10 @@ void kw_bw_quant_avx2(const struct kw_bw_table *t, const float *x, size_t n, flo
 		float mf;
 
 		for (i = b; i + 16 <= end; i += 16) {
-			mv = _mm256_max_epu32(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(x + i)), absmask), mv);
-			mv2 = _mm256_max_epu32(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(x + i + 8)), absmask), mv2);
+			const __m256i *p = (const __m256i *)(const void *)(x + i);
+
+			mv = _mm256_max_epu32(_mm256_and_si256(_mm256_loadu_si256(p), absmask), mv);
+			mv2 = _mm256_max_epu32(_mm256_and_si256(_mm256_loadu_si256(p + 1), absmask), mv2);
 		}
 		_mm256_storeu_si256((__m256i *)(void *)tmp, _mm256_max_epu32(mv, mv2));
 		for (int k = 0; k < 8; k++)
