@@ -149,22 +149,22 @@ void kw_bw_quant_avx2(const struct kw_bw_table *t, const float *x, size_t n, flo
 
 				m.r = _mm256_set1_ps(1.0f / mf);
 				for (; i + 32 <= end; i += 32) {
-					__m256i wmin = _mm256_set1_epi32(0x7fff);
+					__m256i wmin = _mm256_set1_epi32(0x7fff), lo8 = _mm256_set1_epi16(0xff);
+					__m256 amax = _mm256_setzero_ps();
+					__m256i f0, f1, f2, f3, p01, p23, bad;
 
 					/* pull the next block in while this one computes from L1 (a
 					 * prefetch past the array end is harmless: it never faults) */
 					_mm_prefetch((const char *)(x + i + KW_BW_BLOCK), _MM_HINT_T0);
 					_mm_prefetch((const char *)(x + i + KW_BW_BLOCK + 16), _MM_HINT_T0);
-					__m256 amax = _mm256_setzero_ps();
-					__m256i f0 = bw_model8(&m, _mm256_loadu_ps(x + i), &wmin, &amax);
-					__m256i f1 = bw_model8(&m, _mm256_loadu_ps(x + i + 8), &wmin, &amax);
-					__m256i f2 = bw_model8(&m, _mm256_loadu_ps(x + i + 16), &wmin, &amax);
-					__m256i f3 = bw_model8(&m, _mm256_loadu_ps(x + i + 24), &wmin, &amax);
-					__m256i lo8 = _mm256_set1_epi16(0xff);
-					__m256i p01 = _mm256_and_si256(_mm256_packus_epi32(f0, f1), lo8);
-					__m256i p23 = _mm256_and_si256(_mm256_packus_epi32(f2, f3), lo8);
-					__m256i bad = _mm256_or_si256(_mm256_cmpgt_epi32(win2, wmin),
-								      _mm256_castps_si256(_mm256_cmp_ps(amax, cut, _CMP_GE_OQ)));
+					f0 = bw_model8(&m, _mm256_loadu_ps(x + i), &wmin, &amax);
+					f1 = bw_model8(&m, _mm256_loadu_ps(x + i + 8), &wmin, &amax);
+					f2 = bw_model8(&m, _mm256_loadu_ps(x + i + 16), &wmin, &amax);
+					f3 = bw_model8(&m, _mm256_loadu_ps(x + i + 24), &wmin, &amax);
+					p01 = _mm256_and_si256(_mm256_packus_epi32(f0, f1), lo8);
+					p23 = _mm256_and_si256(_mm256_packus_epi32(f2, f3), lo8);
+					bad = _mm256_or_si256(_mm256_cmpgt_epi32(win2, wmin),
+							      _mm256_castps_si256(_mm256_cmp_ps(amax, cut, _CMP_GE_OQ)));
 
 					if (__builtin_expect(!_mm256_testz_si256(bad, bad), 0)) {
 						bw_exact32(t, x + i, mvec, q + i);
