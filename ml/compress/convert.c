@@ -31,10 +31,11 @@ int kw_simd_available(enum kw_simd v)
 	case KW_SIMD_AVX2:
 #if defined(CONFIG_KW_X86_AVX2) && defined(__x86_64__)
 	{
-		/* clang's __builtin_cpu_supports has no "f16c": read CPUID.1:ECX bit 29 */
+		/* clang's __builtin_cpu_supports has no "f16c": read CPUID.1:ECX bits 29 (F16C)
+		 * and 12 (FMA, used by the blockwise encoder) */
 		unsigned a, b, c, d;
 
-		if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 29)))
+		if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 29)) || !(c & (1u << 12)))
 			return 0;
 		return __builtin_cpu_supports("avx2");
 	}

@@ -3,20 +3,48 @@
  * first two input bytes pick the codec and the element count (so lengths near the exact
  * layout size are reached); the rest is the buffer. Decoders must return 0 or -KW_EBADMSG /
  * -KW_EMSGSIZE and never read past the buffer (ASan checks that).
+ * Selectors 8 and 9 are differential: the input becomes floats (raw bit patterns, or 16-bit
+ * values scaled by a power of two so the SIMD decade model is reached), and the blockwise
+ * encoder of the SIMD variant must give the reference's bytes exactly.
  */
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <kw/err.h>
 #include <kw/ml/codec.h>
+#include <kw/ml/codec_kernels.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct kw_codec codec;
 static int codec_ready;
 static float out[1 << 14];
+static struct kw_codec codec_ref;
+static float xs[1 << 14], am_ref[8], am_v[8];
+static uint8_t q_ref[1 << 14], q_v[1 << 14];
+
+static void blockwise_differential(const uint8_t *buf, size_t len, int scaled)
+{
+	size_t n = 0, i;
+
+	if (scaled && len >= 1) {
+		int e = (int)(buf[0] % 80) - 40;
+
+		for (i = 1; i + 2 <= len && n < 9000; i += 2)
+			xs[n++] = ldexpf((float)(int16_t)(buf[i] | buf[i + 1] << 8), e - 15);
+	} else {
+		for (i = 0; i + 4 <= len && n < 9000; i += 4)
+			memcpy(&xs[n++], buf + i, 4);
+	}
+	kw_bw_quant_ref(&codec_ref.bw, xs, n, am_ref, q_ref);
+	codec.bw_quant(&codec.bw, xs, n, am_v, q_v);
+	if (memcmp(q_ref, q_v, n) ||
+	    memcmp(am_ref, am_v, sizeof(float) * ((n + KW_BW_BLOCK - 1) / KW_BW_BLOCK)))
+		__builtin_trap();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -27,13 +55,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rc;
 
 	if (!codec_ready) {
-		if (kw_codec_init(&codec, KW_SIMD_AUTO))
+		if (kw_codec_init(&codec, KW_SIMD_AUTO) || kw_codec_init(&codec_ref, KW_SIMD_REF))
 			__builtin_trap();
 		codec_ready = 1;
 	}
 	if (size < 3)
 		return 0;
-	sel = data[0] % 8;
+	sel = data[0] % 10;
 	numel = ((unsigned)data[1] << 8 | data[2]) % 9000;
 	/* exact-size heap copy so ASan sees any over-read */
 	len = size - 3;
@@ -42,7 +70,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(copy, data + 3, len);
 	buf = copy;
-	if (sel == 7)
+	if (sel >= 8) {
+		blockwise_differential(buf, len, sel == 9);
+		rc = 0;
+	} else if (sel == 7)
 		rc = kw_topk_decode(buf, len, numel, out);
 	else if (sel == 6)
 		rc = kw_codec_decode(&codec, KW_COMP_NONE, KW_CODEC_BF16, buf, len, numel, 1, out);

@@ -28,12 +28,93 @@
  * one 32-bit gather per 8 elements in AVX2. Otherwise every variant falls back to the
  * literal binary search.
  */
+/*
+ * Gather-free model of the same step function for bitsandbytes' dynamic map (the default
+ * code), used by the SIMD encoders. The map is built decade by decade: decade d holds 2^d
+ * evenly spaced codes, so in units of decade d-1's code spacing the step points of a
+ * magnitude |q| sit (almost) on integers k <= -1 (decade d-1), at k = 1 (the boundary step)
+ * and at k = 5j (decade d, five times wider). One concave expression
+ *     G = min(k, max(-0.5, min(k - 1, 0.2 k))),   k = 2^c * fma(|q|, alpha[c], beta)
+ * counts them, with the cell c (0..7) picking the decade pair from a 16-bit log10 estimate
+ * of |q| (c = sat(((bits(|q|) >> 16) * cell_k) >> 16) - cell_c)). The 2^c factors are
+ * exponent adds, so the per-cell state is one 8-entry table (one permute per 8 lanes).
+ * The index is floor(F) - 256 with F = +-(G + 2^c - 0.5) + 383.5 (sign of q).
+ *
+ * The model is only trusted outside a window of +-win/2^15 around every integer of F and
+ * for |q| < cut; the encoders redo such lanes exactly. kw_bw_table_init() proves the rest:
+ * F is monotone in |q|, and at every step point of the exact rule (both signs), F over the
+ * floats within KW_BW_MODEL_SLACK of it lies inside the window around the right integer.
+ * Since q here is RN(x * RN(1/absmax)), within KW_BW_MODEL_SLACK floats of the exact
+ * RN(x / absmax) (see kw_bw_model_block_ok), an unflagged lane is always exact.
+ */
+#define KW_BW_MODEL_SLACK 4u  /* floats between RN(x*RN(1/m)) and RN(x/m); 2 suffice */
+
+struct kw_bw_model {
+	float alpha[8];           /* per cell */
+	float beta;
+	uint32_t cell_k, cell_c;  /* 16-bit log10 estimate */
+	float cut;                /* |q| >= cut: not modelled (code[0] = -1 breaks the pattern) */
+	uint32_t win;             /* uncertain window half-width, units of 2^-15 */
+	uint32_t ok;              /* 1: model proven for this code */
+};
+
 struct kw_bw_table {
 	float code[256];
 	uint32_t fast[KW_BW_LUT_SIZE];
 	uint32_t fast_ok;         /* 1: fast[] is exact for every float */
 	uint8_t zero_index;       /* code used for all-zero blocks: smallest |code|, lower index */
+	struct kw_bw_model model;
 };
+
+/*
+ * The model's F (as float bits) for a finite q, written so every SIMD variant reproduces it
+ * bit for bit (16-bit multiply-high, saturating subtract, fused multiply-add, exponent adds
+ * on the bits, min/max, adds).
+ */
+static inline uint32_t kw_bw_model_bits(const struct kw_bw_model *md, float q)
+{
+	uint32_t qb, ab, c, v, kb;
+	float a, k, g, f, h, base;
+
+	__builtin_memcpy(&qb, &q, 4);
+	ab = qb & 0x7fffffffu;
+	__builtin_memcpy(&a, &ab, 4);
+	v = ((ab >> 16) * md->cell_k) >> 16;
+	c = v > md->cell_c ? v - md->cell_c : 0;
+	h = __builtin_fmaf(a, md->alpha[c & 7u], md->beta);
+	__builtin_memcpy(&kb, &h, 4);
+	kb += c << 23;
+	__builtin_memcpy(&k, &kb, 4);
+	{
+		float t = k - 1.0f, u = k * 0.2f;
+		float m1 = t < u ? t : u;
+		float m2 = m1 > -0.5f ? m1 : -0.5f;
+		g = k < m2 ? k : m2;
+	}
+	kb = (c << 23) + 0x3f800000u;
+	__builtin_memcpy(&base, &kb, 4);
+	g = g + (base - 0.5f);
+	if (qb >> 31)
+		g = -g;
+	f = g + 383.5f;
+	__builtin_memcpy(&qb, &f, 4);
+	return qb;
+}
+
+/* 1 if the model's result for these F bits needs the exact path (inside a window). */
+static inline int kw_bw_model_unsure(const struct kw_bw_model *md, uint32_t fbits)
+{
+	return ((fbits + md->win) & 0x7fffu) < 2u * md->win;
+}
+
+/*
+ * Blocks the model serves: RN(1/m) must be a normal float whose product with any |x| <= m
+ * neither overflows nor underflows its error bound (2^-100 <= m <= 2^100 is ample).
+ */
+static inline int kw_bw_model_block_ok(float m)
+{
+	return m >= 0x1p-100f && m <= 0x1p100f;
+}
 
 /* Quantize n floats (any n): absmax[ceil(n/4096)], q[n]. */
 typedef void (*kw_bw_quant_fn)(const struct kw_bw_table *t, const float *x, size_t n,

@@ -20,7 +20,7 @@
 enum kw_simd {
 	KW_SIMD_AUTO = 0,  /* best variant compiled in and supported by this CPU */
 	KW_SIMD_REF,       /* portable C reference (always available) */
-	KW_SIMD_AVX2,      /* x86-64 AVX2 + F16C (CONFIG_KW_X86_AVX2) */
+	KW_SIMD_AVX2,      /* x86-64 AVX2 + FMA + F16C (CONFIG_KW_X86_AVX2) */
 	KW_SIMD_NEON,      /* arm64 Advanced SIMD (CONFIG_KW_ARM64_NEON) */
 	KW_SIMD_COUNT
 };

@@ -377,6 +377,178 @@ static void check_bw_variant(enum kw_simd v)
 	}
 }
 
+static uint32_t fkey(float f) { return kw_bw_key(kw_f32_bits(f)); }
+
+static void test_codec_blockwise_model_is_proven_for_default_code_only(void **state)
+{
+	static struct kw_bw_table t;
+	float code[256];
+
+	(void)state;
+	assert_int_equal(codec_ref.bw.model.ok, 1);
+	assert_true(codec_ref.bw.model.win >= 1 && codec_ref.bw.model.win <= 8);
+	for (int i = 0; i < 256; i++)  /* evenly spaced code: no decades, no model */
+		code[i] = -1.0f + (float)i / 127.5f;
+	assert_int_equal(kw_bw_table_init(&t, code), 0);
+	assert_int_equal(t.model.ok, 0);
+}
+
+/* Where the model says "sure" (outside its window, below the cut) it equals the search. */
+static void check_model_point(const struct kw_bw_model *md, float q, uint32_t *sure, uint32_t *all)
+{
+	uint32_t fb;
+
+	if (!(__builtin_fabsf(q) < md->cut))
+		return;
+	(*all)++;
+	fb = kw_bw_model_bits(md, q);
+	if (kw_bw_model_unsure(md, fb))
+		return;
+	(*sure)++;
+	if (((fb >> 15) & 0xffu) != kw_bw_quant_search(codec_ref.bw.code, q))
+		fail_msg("q=%a: model %u, search %u", (double)q, (fb >> 15) & 0xffu,
+			 kw_bw_quant_search(codec_ref.bw.code, q));
+}
+
+static void test_codec_blockwise_model_equals_search_where_sure(void **state)
+{
+	const struct kw_bw_model *md = &codec_ref.bw.model;
+	const float *c = codec_ref.bw.code;
+	uint32_t sure = 0, all = 0;
+
+	(void)state;
+	/* every code value and midpoint (as floats and as the exact midpoint), +-64 floats */
+	for (int i = 0; i < 256; i++) {
+		float pts[3] = { c[i], i < 255 ? 0.5f * (c[i] + c[i + 1]) : c[i],
+				 i < 255 ? (float)(0.5 * ((double)c[i] + (double)c[i + 1])) : c[i] };
+
+		for (int p = 0; p < 3; p++)
+			for (int d = -64; d <= 64; d++) {
+				uint32_t b = kw_f32_bits(pts[p]);
+
+				if (pts[p] != 0.0f)
+					check_model_point(md, kw_bits_f32(b + (uint32_t)d), &sure, &all);
+			}
+	}
+	/* zeros, denormals, the smallest normals, log-uniform and uniform magnitudes */
+	check_model_point(md, 0.0f, &sure, &all);
+	check_model_point(md, -0.0f, &sure, &all);
+	for (uint32_t b = 1; b < 4096; b++) {
+		check_model_point(md, kw_bits_f32(b), &sure, &all);
+		check_model_point(md, kw_bits_f32(b | 0x80000000u), &sure, &all);
+		check_model_point(md, kw_bits_f32(0x00800000u + b), &sure, &all);
+	}
+	sure = all = 0;
+	for (int i = 0; i < 2000000; i++) {
+		float q = (i & 1) ? frand(1.0f) : ldexpf(frand(1.0f), -(int)(rnd() % 30));
+
+		check_model_point(md, q, &sure, &all);
+	}
+	/* the window is narrow: random lanes almost never need the exact path */
+	assert_true(all - sure < all / 1000);
+}
+
+/*
+ * The SIMD encoders compute q = RN(x * RN(1/m)) instead of RN(x / m); the model's proof
+ * allows KW_BW_MODEL_SLACK floats between them. Check that over random and awkward pairs.
+ */
+static void test_codec_blockwise_reciprocal_product_within_slack(void **state)
+{
+	static const float ms[] = { 1.0f, 0x1.fffffep0f, 0x1.000002p0f, 3.0f, 0.1f, 7.0e-3f, 0x1p-100f,
+				    0x1p100f, 0x1.fffffep99f, 0x1.000002p-100f, 1.17549435e-38f * 1e30f };
+	uint32_t worst = 0;
+
+	(void)state;
+	for (int i = 0; i < 4000000; i++) {
+		float m, r, u, x, y, q;
+		uint32_t d;
+
+		if (i < (int)(KW_ARRAY_SIZE(ms) * 100000))
+			m = ms[i / 100000];
+		else
+			m = ldexpf(1.0f + (float)(rnd() & 0xffffff) / 16777216.0f, (int)(rnd() % 201) - 100);
+		if (!kw_bw_model_block_ok(m))
+			continue;
+		u = (i % 7 == 0) ? ldexpf(frand(1.0f), -(int)(rnd() % 160)) : frand(1.0f);
+		x = u * m;
+		if (__builtin_fabsf(x) > m)
+			x = m;
+		if (i % 1000 == 1)
+			x = -m;
+		r = 1.0f / m;
+		y = x / m;
+		q = x * r;
+		d = fkey(q) > fkey(y) ? fkey(q) - fkey(y) : fkey(y) - fkey(q);
+		worst = d > worst ? d : worst;
+		if (d > KW_BW_MODEL_SLACK)
+			fail_msg("x=%a m=%a: x*RN(1/m)=%a, x/m=%a", (double)x, (double)m, (double)q, (double)y);
+	}
+	assert_true(worst <= 2);  /* the bound in the header: 2 suffice */
+}
+
+/* SIMD vs reference on blocks built to sit on the model's step points and edges. */
+static void check_bw_step_points(enum kw_simd v)
+{
+	static struct kw_codec cv;
+	static float am_ref[4], am_v[4];
+	static uint8_t q_ref[4 * KW_BW_BLOCK], q_v[4 * KW_BW_BLOCK];
+	static float xs[4 * KW_BW_BLOCK];
+	const size_t n = 4 * KW_BW_BLOCK;
+
+	if (!kw_simd_available(v))
+		return;
+	assert_int_equal(kw_codec_init(&cv, v), 0);
+	for (int round = 0; round < 40; round++) {
+		/* absmax per block: awkward mantissas, powers of 2, the model's block limits and
+		 * outside them (denormal, huge) */
+		static const float special[] = { 0x1p-100f, 0x1p100f, 0x1p-101f, 0x1p101f, 1e-40f, 3e38f };
+		for (size_t b = 0; b < 4; b++) {
+			float m = round < 6 && b == 0 ? special[round]
+				 : ldexpf(1.0f + (float)(rnd() & 0xffffff) / 16777216.0f, (int)(rnd() % 41) - 20);
+
+			for (size_t i = b * KW_BW_BLOCK; i < (b + 1) * KW_BW_BLOCK; i++) {
+				uint32_t j = rnd() % 255;
+				float mid = 0.5f * (cv.bw.code[j] + cv.bw.code[j + 1]);
+				int d = (int)(rnd() % 9) - 4;
+
+				switch (rnd() % 6) {
+				case 0: /* a step point of y, +-4 floats, scaled back to x */
+				case 1:
+					xs[i] = kw_bits_f32(kw_f32_bits(mid) + (uint32_t)d) * m;
+					break;
+				case 2: /* a code value */
+					xs[i] = cv.bw.code[j] * m;
+					break;
+				case 3: /* tiny against m: denormal or zero quotients */
+					xs[i] = ldexpf(frand(1.0f), -(int)(rnd() % 40) - 100);
+					break;
+				default:
+					xs[i] = frand(m);
+				}
+				if (__builtin_fabsf(xs[i]) > m)
+					xs[i] = m;
+			}
+			xs[b * KW_BW_BLOCK + rnd() % KW_BW_BLOCK] = (rnd() & 1) ? m : -m;
+			if (round == 7 && b == 1)  /* all-equal block: every lane at |q| = 1 */
+				for (size_t i = b * KW_BW_BLOCK; i < (b + 1) * KW_BW_BLOCK; i++)
+					xs[i] = (b & 1) ? -m : m;
+			if (round == 8 && b == 2)  /* Inf in the block: the exact path */
+				xs[b * KW_BW_BLOCK + 5] = -INFINITY;
+		}
+		kw_bw_quant_ref(&cv.bw, xs, n, am_ref, q_ref);
+		cv.bw_quant(&cv.bw, xs, n, am_v, q_v);
+		assert_memory_equal(am_ref, am_v, sizeof(am_ref));
+		assert_memory_equal(q_ref, q_v, n);
+	}
+}
+
+static void test_codec_blockwise_simd_exact_at_step_points(void **state)
+{
+	(void)state;
+	check_bw_step_points(KW_SIMD_AVX2);
+	check_bw_step_points(KW_SIMD_NEON);
+}
+
 static void test_codec_blockwise_avx2_equals_reference(void **state) { check_bw_variant(KW_SIMD_AVX2); }
 static void test_codec_blockwise_neon_equals_reference(void **state) { check_bw_variant(KW_SIMD_NEON); }
 
@@ -454,6 +626,10 @@ int main(void)
 		cmocka_unit_test(test_codec_decoders_reject_truncated_and_oversized),
 		cmocka_unit_test(test_codec_decoders_reject_bad_headers),
 		cmocka_unit_test(test_codec_empty_tensors_encode_and_decode),
+		cmocka_unit_test(test_codec_blockwise_model_is_proven_for_default_code_only),
+		cmocka_unit_test(test_codec_blockwise_model_equals_search_where_sure),
+		cmocka_unit_test(test_codec_blockwise_reciprocal_product_within_slack),
+		cmocka_unit_test(test_codec_blockwise_simd_exact_at_step_points),
 		cmocka_unit_test(test_codec_blockwise_avx2_equals_reference),
 		cmocka_unit_test(test_codec_blockwise_neon_equals_reference),
 		cmocka_unit_test(test_codec_simd_codecs_produce_reference_bytes),
