@@ -1,12 +1,9 @@
 /*
  * Variant selection for the conversion and blockwise kernels: Kconfig decides what is
- * compiled, the CPU (cpuid via libgcc, HWCAP on arm64) decides what may run. Nothing is
+ * compiled, the CPU (kw_x86_features on x86-64, HWCAP on arm64) decides what may run. Nothing is
  * cached here; callers keep the ops they were given.
  */
-#if defined(__x86_64__)
-#include <cpuid.h>
-#endif
-
+#include <kw/cpu.h>
 #include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/ml/codec_kernels.h>
@@ -31,13 +28,10 @@ int kw_simd_available(enum kw_simd v)
 	case KW_SIMD_AVX2:
 #if defined(CONFIG_KW_X86_AVX2) && defined(__x86_64__)
 	{
-		/* clang's __builtin_cpu_supports has no "f16c": read CPUID.1:ECX bits 29 (F16C)
-		 * and 12 (FMA, used by the blockwise encoder) */
-		unsigned a, b, c, d;
+		/* F16C for the conversions, FMA for the blockwise encoder. */
+		const unsigned need = KW_X86_F_AVX2 | KW_X86_F_F16C | KW_X86_F_FMA;
 
-		if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 29)) || !(c & (1u << 12)))
-			return 0;
-		return __builtin_cpu_supports("avx2");
+		return (kw_x86_features() & need) == need;
 	}
 #else
 		return 0;

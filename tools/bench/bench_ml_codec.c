@@ -13,6 +13,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #include <kw/ml/codec.h>
 #include <kw/ml/convert.h>
 
@@ -21,30 +23,11 @@
 
 static int reps = 9;
 
-static double now(void)
+/* Zeroed, so every page is touched before timing starts. */
+static void *xalloc_zero(size_t n)
 {
-	struct timespec ts;
+	void *p = bench_alloc(n);
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmpd(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static void *xalloc(size_t n)
-{
-	void *p = aligned_alloc((size_t)2 << 20, (n + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1));
-
-	if (!p) {
-		fprintf(stderr, "out of memory\n");
-		exit(1);
-	}
-	madvise(p, n, MADV_HUGEPAGE);
 	memset(p, 0, n);
 	return p;
 }
@@ -61,7 +44,7 @@ static double run(enum op op, const struct kw_codec *c)
 	double t[64];
 
 	for (int r = 0; r < reps; r++) {
-		double t0 = now();
+		double t0 = bench_now();
 
 		switch (op) {
 		case OP_MEMCPY: memcpy(copy_dst, x, NBYTES); break;
@@ -70,9 +53,9 @@ static double run(enum op op, const struct kw_codec *c)
 		case OP_F16_ENC: c->cvt.f32_to_f16(h, x, NFLOAT); break;
 		case OP_F16_DEC: c->cvt.f16_to_f32(y, h, NFLOAT); break;
 		}
-		t[r] = now() - t0;
+		t[r] = bench_now() - t0;
 	}
-	qsort(t, (size_t)reps, sizeof(double), cmpd);
+	qsort(t, (size_t)reps, sizeof(double), bench_cmpd);
 	return (double)NBYTES / t[reps / 2] / 1e9;
 }
 
@@ -87,12 +70,12 @@ int main(int argc, char **argv)
 		reps = atoi(argv[1]);
 	if (reps < 1 || reps > 64)
 		reps = 9;
-	x = xalloc(NBYTES);
-	y = xalloc(NBYTES);
-	copy_dst = xalloc(NBYTES);
-	q = xalloc(NFLOAT);
-	h = xalloc(NFLOAT * 2);
-	absmax = xalloc(NFLOAT / KW_BW_BLOCK * 4 + 64);
+	x = xalloc_zero(NBYTES);
+	y = xalloc_zero(NBYTES);
+	copy_dst = xalloc_zero(NBYTES);
+	q = xalloc_zero(NFLOAT);
+	h = xalloc_zero(NFLOAT * 2);
+	absmax = xalloc_zero(NFLOAT / KW_BW_BLOCK * 4 + 64);
 	for (size_t i = 0; i < NFLOAT; i++) {  /* roughly normal, like gradients */
 		s = s * 1664525u + 1013904223u;
 		x[i] = ((float)(s >> 8) / 16777216.0f - 0.5f) * ((s & 7) == 0 ? 8.0f : 1.0f);
@@ -122,7 +105,7 @@ int main(int argc, char **argv)
 		if (!kw_simd_available((enum kw_simd)v))
 			continue;
 		if (!q2)
-			q2 = xalloc(NFLOAT);
+			q2 = xalloc_zero(NFLOAT);
 		codecs[KW_SIMD_REF].bw_quant(&codecs[KW_SIMD_REF].bw, x, NFLOAT, absmax, q);
 		codecs[v].bw_quant(&codecs[v].bw, x, NFLOAT, absmax, q2);
 		if (memcmp(q, q2, NFLOAT)) {

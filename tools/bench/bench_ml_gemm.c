@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 #include <kw/ml/blas.h>
 #include <kw/ml/q8.h>
 #include <kw/ml/workers.h>
@@ -23,43 +25,6 @@
 #define FOOTPRINT ((size_t)256 << 20)
 
 static int reps = 31;
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmpd(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(double), cmpd);
-	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* Big buffers (weights, memcpy) get 2 MiB alignment and transparent huge pages, as a model
- * loader would ask for; int8 and fp32 weights are treated alike. */
-static void *xalloc(size_t n)
-{
-	size_t al = n >= ((size_t)2 << 20) ? (size_t)2 << 20 : 64;
-	void *p = aligned_alloc(al, (n + al - 1) & ~(al - 1));
-
-	if (!p) {
-		fprintf(stderr, "out of memory (%zu bytes)\n", n);
-		exit(1);
-	}
-	if (al > 64)
-		madvise(p, (n + al - 1) & ~(al - 1), MADV_HUGEPAGE);
-	return p;
-}
 
 static uint64_t rs = 88172645463325252ull;
 
@@ -88,12 +53,12 @@ static double memcpy_gbs(struct kw_workers *wk, char *dst, const char *src)
 	double t[5];
 
 	for (int r = 0; r < 5; r++) {
-		double t0 = now();
+		double t0 = bench_now();
 
 		kw_workers_run(wk, cpy_fn, &j, kw_workers_count(wk));
-		t[r] = now() - t0;
+		t[r] = bench_now() - t0;
 	}
-	return (double)FOOTPRINT / median(t, 5) * 1e-9;
+	return (double)FOOTPRINT / bench_median(t, 5) * 1e-9;
 }
 
 /* Read-only streaming (what a GEMV does with its weights; memcpy also writes): 16-byte GCC
@@ -125,12 +90,12 @@ static double read_gbs(struct kw_workers *wk, const char *src)
 	j.src = src;
 	j.len = FOOTPRINT;
 	for (int r = 0; r < 5; r++) {
-		double t0 = now();
+		double t0 = bench_now();
 
 		kw_workers_run(wk, rd_fn, &j, kw_workers_count(wk));
-		t[r] = now() - t0;
+		t[r] = bench_now() - t0;
 	}
-	return (double)FOOTPRINT / median(t, 5) * 1e-9;
+	return (double)FOOTPRINT / bench_median(t, 5) * 1e-9;
 }
 
 /* ---- one shape ------------------------------------------------------------------------------ */
@@ -148,14 +113,14 @@ static void run_shape(const struct shape *s, struct kw_workers *wk1, struct kw_w
 	struct kw_q8w *w = calloc(nq, sizeof(*w));
 	void **wmem = calloc(nq, sizeof(void *));
 	float **wf = calloc(nf, sizeof(float *));
-	float *x = xalloc(s->m * s->k * 4), *y = xalloc(s->m * s->n * 4), *bias = NULL;
-	void *scratch = xalloc(asz);
+	float *x = bench_alloc(s->m * s->k * 4), *y = bench_alloc(s->m * s->n * 4), *bias = NULL;
+	void *scratch = bench_alloc(asz);
 	struct kw_q8_act a;
 
 	for (size_t i = 0; i < s->m * s->k; i++)
 		x[i] = frand();
 	for (size_t c = 0; c < nf; c++) {
-		wf[c] = xalloc(fsz);
+		wf[c] = bench_alloc(fsz);
 		if (c == 0)
 			for (size_t i = 0; i < s->n * s->k; i++)
 				wf[0][i] = frand() * 0.05f;
@@ -163,7 +128,7 @@ static void run_shape(const struct shape *s, struct kw_workers *wk1, struct kw_w
 			memcpy(wf[c], wf[0], fsz);
 	}
 	for (size_t c = 0; c < nq; c++) {
-		wmem[c] = xalloc(wsz);
+		wmem[c] = bench_alloc(wsz);
 		if (kw_q8w_init(&w[c], s->n, s->k, wmem[c], wsz)) {
 			fprintf(stderr, "kw_q8w_init failed\n");
 			exit(1);
@@ -189,16 +154,16 @@ static void run_shape(const struct shape *s, struct kw_workers *wk1, struct kw_w
 		/* The three measurements alternate call by call so background load on a shared
 		 * machine hits them alike; quantizing x is part of every int8 call. */
 		for (int r = -2; r < reps; r++) {
-			double t0 = now(), t1, t2, t3;
+			double t0 = bench_now(), t1, t2, t3;
 
 			kw_q8_quantize(kk, x, s->k, &a);          /* cold: next weight copy */
 			kw_q8_gemm_mt(wk, kk, &w[cq], &a, bias, y, s->n);
-			t1 = now();
+			t1 = bench_now();
 			kw_q8_quantize(kk, x, s->k, &a);          /* hot: the same copy again */
 			kw_q8_gemm_mt(wk, kk, &w[cq], &a, bias, y, s->n);
-			t2 = now();
+			t2 = bench_now();
 			kw_f32_linear(x, s->k, s->m, s->k, wf[cf], s->k, s->n, bias, y, s->n);
-			t3 = now();
+			t3 = bench_now();
 			if (r >= 0) {
 				tc[r] = t1 - t0;
 				th_[r] = t2 - t1;
@@ -207,9 +172,9 @@ static void run_shape(const struct shape *s, struct kw_workers *wk1, struct kw_w
 			cq = (cq + 1) % nq;
 			cf = (cf + 1) % nf;
 		}
-		res[th].q8_cold = median(tc, reps);
-		res[th].q8_hot = median(th_, reps);
-		res[th].blas = median(tb, reps);
+		res[th].q8_cold = bench_median(tc, reps);
+		res[th].q8_hot = bench_median(th_, reps);
+		res[th].blas = bench_median(tb, reps);
 	}
 	for (size_t c = 0; c < nq; c++)
 		free(wmem[c]);
@@ -222,8 +187,8 @@ static void run_shape(const struct shape *s, struct kw_workers *wk1, struct kw_w
 static void run_variants(size_t m, size_t n, size_t k)
 {
 	size_t wsz = kw_q8w_size(n, k), asz = kw_q8_act_scratch_size(m, k);
-	float *wf = xalloc(n * k * 4), *x = xalloc(m * k * 4), *y = xalloc(m * n * 4);
-	void *wm = xalloc(wsz), *scratch = xalloc(asz);
+	float *wf = bench_alloc(n * k * 4), *x = bench_alloc(m * k * 4), *y = bench_alloc(m * n * 4);
+	void *wm = bench_alloc(wsz), *scratch = bench_alloc(asz);
 	struct kw_q8w w;
 	struct kw_q8_act a;
 	double t[256];
@@ -243,14 +208,14 @@ static void run_variants(size_t m, size_t n, size_t k)
 		if (!kk)
 			continue;
 		for (int r = -1; r < nr; r++) {
-			double t0 = now();
+			double t0 = bench_now();
 
 			kw_q8_quantize(kk, x, k, &a);
 			kw_q8_gemm(kk, &w, &a, NULL, y, n);
 			if (r >= 0)
-				t[r] = now() - t0;
+				t[r] = bench_now() - t0;
 		}
-		printf(" %s %.1f", kk->name, 2.0 * (double)m * (double)n * (double)k / median(t, nr) * 1e-9);
+		printf(" %s %.1f", kk->name, 2.0 * (double)m * (double)n * (double)k / bench_median(t, nr) * 1e-9);
 	}
 	printf(" GOP/s\n");
 	free(wf); free(x); free(y); free(wm); free(scratch);
@@ -276,8 +241,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "worker pool failed\n");
 		return 1;
 	}
-	bdst = xalloc(FOOTPRINT);
-	bsrc = xalloc(FOOTPRINT);
+	bdst = bench_alloc(FOOTPRINT);
+	bsrc = bench_alloc(FOOTPRINT);
 	memset(bdst, 1, FOOTPRINT);
 	memset(bsrc, 2, FOOTPRINT);
 	printf("int8 kernel: %s; cores: %u; median of %d calls; weights rotate over >= %zu MiB;\n"
