@@ -62,9 +62,14 @@ static inline __m512i bw_pick(__m512i acc, __mmask64 slot, __m512i sel, __m512i 
 	return _mm512_mask_multishift_epi64_epi8(acc, slot, sel, fb);
 }
 
-/* One block whose absmax mf the model serves: q[0..n-1]. */
+/*
+ * One block whose absmax mf the model serves: q[0..n-1], n <= KW_BW_BLOCK. Groups with
+ * unsure lanes are only noted in the loop (no data-dependent branch: on the benchmark's
+ * data about one group in eight has one, and mispredicting those cost a fifth of the time
+ * when streaming from memory); their lanes are redone exactly once the block is written.
+ */
 static void bw_block_model(const struct kw_bw_table *t, const struct bw_model16 *m, const float *x,
-			   size_t n, float mf, uint8_t *q, int stream)
+			   size_t n, float mf, uint8_t *q)
 {
 	/* byte 8j + 2s + h of acc is lane 2j + h of vector s; vpermb brings it to 16 s + 2j + h */
 	static const uint8_t order_b[64] __attribute__((aligned(64))) = {
@@ -74,6 +79,9 @@ static void bw_block_model(const struct kw_bw_table *t, const struct bw_model16 
 		6, 7, 14, 15, 22, 23, 30, 31, 38, 39, 46, 47, 54, 55, 62, 63,
 	};
 	const __m512i order = _mm512_load_si512((const void *)order_b);
+	uint64_t bad_mask[KW_BW_BLOCK / GROUP];
+	uint32_t bad_at[KW_BW_BLOCK / GROUP];
+	unsigned nbad = 0;
 	size_t i;
 
 	for (i = 0; i + GROUP <= n; i += GROUP) {
@@ -95,25 +103,22 @@ static void bw_block_model(const struct kw_bw_table *t, const struct bw_model16 
 		acc = bw_pick(acc, 0x0c0c0c0c0c0c0c0cull, m->sel, f1);
 		acc = bw_pick(acc, 0x3030303030303030ull, m->sel, f2);
 		acc = bw_pick(acc, 0xc0c0c0c0c0c0c0c0ull, m->sel, f3);
-		acc = _mm512_permutexvar_epi8(order, acc);
+		_mm512_storeu_si512((void *)(q + i), _mm512_permutexvar_epi8(order, acc));
 		good = (uint64_t)g0 | (uint64_t)g1 << 16 | (uint64_t)g2 << 32 | (uint64_t)g3 << 48;
-		if (__builtin_expect(good != ~0ull, 0)) {
-			uint8_t tmp[GROUP];
-			uint64_t bad = ~good;
+		bad_mask[nbad] = ~good;
+		bad_at[nbad] = (uint32_t)i;
+		nbad += good != ~0ull;
+	}
+	for (unsigned k = 0; k < nbad; k++) {
+		uint64_t bad = bad_mask[k];
+		size_t at = bad_at[k];
 
-			_mm512_storeu_si512((void *)tmp, acc);
-			while (bad) {
-				unsigned j = (unsigned)__builtin_ctzll(bad);
+		do {
+			size_t j = at + (size_t)__builtin_ctzll(bad);
 
-				tmp[j] = kw_bw_quant_one(t, x[i + j] / mf);
-				bad &= bad - 1;
-			}
-			acc = _mm512_loadu_si512((const void *)tmp);
-		}
-		if (stream)
-			_mm512_stream_si512((void *)(q + i), acc);
-		else
-			_mm512_storeu_si512((void *)(q + i), acc);
+			q[j] = kw_bw_quant_one(t, x[j] / mf);
+			bad &= bad - 1;
+		} while (bad);
 	}
 	for (; i < n; i++)
 		q[i] = kw_bw_quant_one(t, x[i] / mf);
@@ -149,7 +154,6 @@ void kw_bw_quant_avx512(const struct kw_bw_table *t, const float *x, size_t n, f
 {
 	const struct kw_bw_model *md = &t->model;
 	struct bw_model16 m;
-	int streamed = 0;
 	size_t b;
 
 	/* the mask-register window test needs win to be a power of two (bw_model_init only
@@ -189,15 +193,6 @@ void kw_bw_quant_avx512(const struct kw_bw_table *t, const float *x, size_t n, f
 		}
 		absmax[b / KW_BW_BLOCK] = mf;
 		m.r = _mm512_set1_ps(1.0f / mf);
-		{
-			/* full output lines straight to memory only for tensors far larger than the
-			 * caches (the benchmark's 64 MiB); small outputs stay cached for the sender */
-			int stream = n >= ((size_t)16 << 20) && ((uintptr_t)(q + b) & 63) == 0;
-
-			streamed |= stream;
-			bw_block_model(t, &m, x + b, len, mf, q + b, stream);
-		}
+		bw_block_model(t, &m, x + b, len, mf, q + b);
 	}
-	if (streamed)
-		_mm_sfence();  /* streaming stores are weakly ordered: publish them before return */
 }
