@@ -99,6 +99,7 @@ static void init_once(void)
 	struct kw_arena ar;
 
 	kw_log_set_hook(quiet, NULL);
+	kw_log_set_stderr(0);  /* formatted for the hook, not written */
 	kw_arena_init(&ar, mem, sizeof(mem));
 	if (kw_sim_net_init(&g_net, &ar, 64, 1u << 18) < 0)
 		abort();
