@@ -14,6 +14,7 @@
 static atomic_int g_log_level = KW_LOG_MAX;
 static void (*g_log_hook)(int, const char *, const char *, void *);
 static void *g_log_hook_arg;
+static atomic_int g_log_stderr = 1;
 
 static const char *const g_lvl_names[] = { "OFF", "ERR", "WRN", "INF", "DBG" };
 
@@ -35,6 +36,11 @@ void kw_log_set_hook(void (*hook)(int, const char *, const char *, void *), void
 {
 	g_log_hook = hook;
 	g_log_hook_arg = arg;
+}
+
+int kw_log_set_stderr(int on)
+{
+	return atomic_exchange(&g_log_stderr, on != 0);
 }
 
 void kw_log_emit(int level, const char *module, const char *fmt, ...)
@@ -62,6 +68,8 @@ void kw_log_emit(int level, const char *module, const char *fmt, ...)
 		line[n + m] = '\0';
 		g_log_hook(level, module, line + n, g_log_hook_arg);
 	}
+	if (!atomic_load_explicit(&g_log_stderr, memory_order_relaxed))
+		return;
 	line[n + m] = '\n';
 	if (write(STDERR_FILENO, line, (size_t)(n + m + 1)) < 0)
 		return;  /* nowhere left to report a failing stderr */

@@ -32,6 +32,9 @@ int kw_log_get_level(void);
 /* Test seam: when set, each formatted line also goes to this callback (NULL to stop). */
 void kw_log_set_hook(void (*hook)(int level, const char *module, const char *msg, void *arg),
 		     void *arg);
+/* Fuzz seam: 0 stops the stderr copy (lines are still formatted and reach the hook, so the
+ * formatting of hostile input stays exercised); 1 restores it. Returns the previous value. */
+int kw_log_set_stderr(int on);
 
 #define KW_LOG_(lvl, module, ...)                                                          \
 	do {                                                                                \

@@ -3,8 +3,9 @@
  *
  * Receive: Data payload goes straight to the stream handler's on_data; whatever it does not
  * consume is copied into the stream's chunk queue and offered again after kw_stream_resume.
- * The peer is credited (WINDOW_UPDATE) only for consumed bytes, in steps of a quarter
- * window, so a stream never holds more than its 256 KiB window. Send: a write becomes one
+ * The peer is credited (WINDOW_UPDATE) only for consumed bytes, in steps of half the window,
+ * so a stream never holds more than its window: 256 KiB, doubled by extra credit while the
+ * handler keeps up (grow_credit). Send: a write becomes one
  * Data frame of at most 65507 payload bytes, so one yamux frame is one Noise frame.
  * Stream close notifications run from the session's task, never inside the caller's call.
  */
@@ -39,6 +40,7 @@ struct ystream {
 	struct ystream *next;
 	uint64_t send_win;
 	uint32_t recv_win;               /* what the peer may still send us */
+	uint32_t win;                    /* receive window granted: 256 KiB, grows (grow_credit) */
 	uint32_t uncredited;             /* consumed but not yet credited */
 	struct ychunk *rx_head, *rx_tail;
 	uint32_t rx_bytes;
@@ -47,6 +49,7 @@ struct ystream {
 	bool ctl_syn, ctl_fin, ctl_rst;  /* control frames that did not fit, to retry */
 	bool local_fin, fin_sent, remote_fin, eof_done;
 	bool reset, close_queued, want_writable, resume_queued;
+	bool queued;                     /* data had to be queued since the last credit */
 };
 
 struct kw_yamux {
@@ -125,6 +128,30 @@ static void maybe_closed(struct ystream *ys)
 	}
 }
 
+/*
+ * Extra credit that doubles a stream's receive window (up to KW_YAMUX_MAX_WINDOW) when its
+ * handler is keeping up: it consumed everything on arrival since the last credit, so nothing
+ * had to be queued. A
+ * 256 KiB window is about 0.4 ms of data at loopback speed, less than the time the peer takes
+ * to see our update, so a fast bulk stream would stall on credit. The window only grows while
+ * the shared chunk pool could hold a quarter of it four times over, so one stalled stream
+ * cannot take the pool from everyone else; it never shrinks (yamux has no way to take credit
+ * back), which the chunk pool's back-pressure covers.
+ */
+static uint32_t grow_credit(const struct ystream *ys)
+{
+	const struct kw_pool *cp = &ys->y->p->chunks;
+	uint64_t free_bytes = (uint64_t)(cp->count - cp->used) * KW_YAMUX_CHUNK;
+	uint32_t grow;
+
+	if (ys->queued || ys->rx_bytes || ys->win >= KW_YAMUX_MAX_WINDOW)
+		return 0;
+	grow = KW_MIN(ys->win, KW_YAMUX_MAX_WINDOW - ys->win);
+	if ((uint64_t)(ys->win + grow) > free_bytes / 4)
+		return 0;
+	return grow;
+}
+
 static void flush_ctl(struct ystream *ys)
 {
 	struct kw_yamux *y = ys->y;
@@ -147,15 +174,19 @@ static void flush_ctl(struct ystream *ys)
 		}
 		ys->ctl_syn = false;
 	}
-	if (ys->uncredited >= CREDIT_STEP || (ys->uncredited && !ys->rx_bytes && ys->recv_win < CREDIT_STEP)) {
+	if (ys->uncredited >= ys->win / 2 || (ys->uncredited && !ys->rx_bytes && ys->recv_win < ys->win / 2)) {
+		uint32_t grow = grow_credit(ys);
+
 		f = take_open_flags(ys);
-		if (send_ctl(y, T_WU, f, ys->s.id, ys->uncredited) < 0) {
+		if (send_ctl(y, T_WU, f, ys->s.id, ys->uncredited + grow) < 0) {
 			ys->syn_pending = (f & F_SYN) != 0;
 			ys->ack_pending = (f & F_ACK) != 0;
 			return;
 		}
-		ys->recv_win += ys->uncredited;
+		ys->recv_win += ys->uncredited + grow;
+		ys->win += grow;
 		ys->uncredited = 0;
+		ys->queued = ys->rx_bytes != 0;
 	}
 	if (ys->ctl_fin) {
 		f = take_open_flags(ys);
@@ -194,6 +225,7 @@ static struct ystream *stream_new(struct kw_yamux *y, uint32_t id, bool outbound
 	ys->y = y;
 	ys->send_win = KW_YAMUX_WINDOW;
 	ys->recv_win = KW_YAMUX_WINDOW;
+	ys->win = KW_YAMUX_WINDOW;
 	ys->next = y->streams;
 	y->streams = ys;
 	y->n_streams++;
@@ -254,6 +286,8 @@ static size_t enqueue(struct ystream *ys, const uint8_t *d, size_t n)
 		done += k;
 	}
 	ys->rx_bytes += (uint32_t)done;
+	if (done)
+		ys->queued = true;
 	return done;
 }
 

@@ -5,8 +5,9 @@
  * net/yamux existed; the interface is small so it can be swapped for one.
  *
  * Memory: sessions and streams come from pools created at init; data a handler did not
- * consume is kept per stream in 16 KiB chunks from a shared pool (at most the 256 KiB receive
- * window per stream, because we only credit the peer for consumed bytes). When the chunk pool
+ * consume is kept per stream in 16 KiB chunks from a shared pool (at most the stream's receive
+ * window, 256 KiB or grown up to KW_YAMUX_MAX_WINDOW, because we only credit the peer for
+ * consumed bytes). When the chunk pool
  * is empty the session stops taking input (TCP back-pressure) until chunks are returned.
  */
 #ifndef KW_NET_SWARM_SW_YAMUX_H
@@ -23,8 +24,13 @@
 struct kw_node;
 struct kw_yamux;
 
-#define KW_YAMUX_WINDOW     262144u   /* initial and steady receive window per stream */
+#define KW_YAMUX_WINDOW     262144u   /* initial receive window per stream (the spec's) */
 #define KW_YAMUX_CHUNK      16384u
+#ifdef CONFIG_KW_NET_YAMUX_MAX_WINDOW_KIB
+#define KW_YAMUX_MAX_WINDOW ((uint32_t)CONFIG_KW_NET_YAMUX_MAX_WINDOW_KIB * 1024u)
+#else
+#define KW_YAMUX_MAX_WINDOW (4096u * 1024u)
+#endif
 
 /* go-away codes (spec section 7) */
 #define KW_YAMUX_GOAWAY_NORMAL   0u

@@ -9,12 +9,21 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include <kw/log.h>
 #include <kw/node.h>
 #include <kw/sim.h>
 
 #include "../../net/swarm/sw_yamux.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* Protocol errors are logged per frame: keep formatting them, but not gigabytes of stderr. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	kw_log_set_stderr(0);
+	return 0;
+}
 
 static struct kw_node *g_n;
 static struct kw_yamux_pools g_p;

@@ -1,6 +1,8 @@
 /* kernel/log.c: the runtime level filters, messages are bounded single lines. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include <kw/log.h>
@@ -48,11 +50,53 @@ static void test_log_long_message_is_truncated_not_overrun(void **state)
 	assert_true(strlen(c.msg) > 400);
 }
 
+/* Bytes that reached stderr while fn ran (stderr pointed at a pipe meanwhile). */
+static long stderr_bytes(void (*fn)(void), char *buf, size_t cap)
+{
+	int p[2], saved = dup(STDERR_FILENO);
+	long n;
+
+	assert_true(saved >= 0);
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+	assert_true(dup2(p[1], STDERR_FILENO) >= 0);
+	fn();
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	close(p[1]);
+	n = read(p[0], buf, cap);
+	close(p[0]);
+	return n < 0 ? 0 : n;
+}
+static void log_one(void) { KW_LOG_ERR(test, "to stderr? %d", 7); }
+
+static void test_log_stderr_copy_can_be_stopped_while_hook_still_gets_lines(void **state)
+{
+	struct cap c = { 0 };
+	char out[256];
+	long n;
+
+	kw_log_set_hook(hook, &c);
+	assert_int_equal(kw_log_set_stderr(0), 1);
+	n = stderr_bytes(log_one, out, sizeof(out));
+	assert_int_equal(n, 0);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.msg, "test: to stderr? 7");
+	assert_int_equal(kw_log_set_stderr(1), 0);
+	n = stderr_bytes(log_one, out, sizeof(out));
+	kw_log_set_hook(NULL, NULL);
+	assert_true(n > 0);
+	assert_int_equal(out[n - 1], '\n');
+	assert_non_null(memmem(out, (size_t)n, "ERR test: to stderr? 7", 22));
+	assert_int_equal(c.n, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_log_runtime_level_filters_lower_priorities),
 		cmocka_unit_test(test_log_long_message_is_truncated_not_overrun),
+		cmocka_unit_test(test_log_stderr_copy_can_be_stopped_while_hook_still_gets_lines),
 	};
 	return cmocka_run_group_tests_name("kernel/log", tests, NULL, NULL);
 }

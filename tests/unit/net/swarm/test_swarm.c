@@ -298,6 +298,53 @@ static void test_identify_push_sends_new_protocols_to_connected_peer_once(void *
 	assert_int_equal(kw_conn_stream_count(c), 0);
 }
 
+/* Removes one protocol from what identify learnt about the remote of c. */
+static void forget_remote_protocol(struct kw_conn *c, const char *proto)
+{
+	struct kw_conn_ident *ci = kw_conn_identify_mut(c);
+	char keep[KW_CONN_PROTOS_BYTES];
+	size_t off = 0, in = 0;
+	uint16_t n = 0;
+
+	while (in < ci->protos_len) {
+		const char *p = ci->protos + in;
+		size_t l = strlen(p) + 1;
+
+		if (strcmp(p, proto)) {
+			memcpy(keep + off, p, l);
+			off += l;
+			n++;
+		}
+		in += l;
+	}
+	memcpy(ci->protos, keep, off);
+	ci->protos_len = (uint16_t)off;
+	ci->n_protocols = n;
+}
+
+static void test_identify_push_skips_peer_without_push_protocol(void **state)
+{
+	struct kw_conn *c = connect_ab(), *back;
+	struct kw_swarm_stats st0, st;
+
+	pump(50);
+	back = kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw));
+	assert_non_null(back);
+	/* b now believes a does not speak identify push (as an older go or rust peer) */
+	forget_remote_protocol(back, KW_IDENTIFY_PUSH_PROTO);
+	assert_false(lists(back, KW_IDENTIFY_PUSH_PROTO));
+	assert_true(lists(back, ECHO));
+	kw_swarm_get_stats(g->b.sw, &st0);
+	assert_int_equal(kw_swarm_register(g->b.sw, "/late/1.0.0", echo_accept, NULL), 0);
+	advance(2 * CONFIG_KW_NET_IDENTIFY_PUSH_DELAY_MS);
+	pump(30);
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.streams_out - st0.streams_out, 0);  /* no push stream opened */
+	assert_int_equal(st.negotiations_failed - st0.negotiations_failed, 0);
+	assert_false(lists(c, "/late/1.0.0"));
+	assert_int_equal(kw_conn_stream_count(c), 0);
+}
+
 static void test_swarm_ping_counts_round_trips(void **state)
 {
 	struct kw_conn *c = connect_ab();
@@ -630,6 +677,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swarm_dial_upgrades_and_matches_peer_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_identify_exchanges_protocols_both_ways, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identify_push_sends_new_protocols_to_connected_peer_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identify_push_skips_peer_without_push_protocol, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_ping_counts_round_trips, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_echo_stream_round_trip_and_half_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_reset_reaches_the_handler, setup, teardown),

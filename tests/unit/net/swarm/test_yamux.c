@@ -101,21 +101,27 @@ static void log_hook(int level, const char *module, const char *msg, void *arg)
 	snprintf(g->log + n, sizeof(g->log) - n, "%s: %s\n", module, msg);
 }
 
-static int setup_role(bool client, uint32_t max_streams)
+static int setup_role_chunks(bool client, uint32_t max_streams, uint32_t chunks)
 {
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return -1;
-	g->t = kw_test_node_new(16 * 1024);
+	g->t = kw_test_node_new(32 * 1024);
 	if (!g->t)
 		return -1;
 	g->space = sizeof(g->out);
 	g->consume = true;
-	if (kw_sw_yamux_pools_init(&g->p, g->t->node, 2, 16, 64) < 0)
+	if (kw_sw_yamux_pools_init(&g->p, g->t->node, 2, 16, chunks) < 0)
 		return -1;
 	kw_log_set_hook(log_hook, NULL);
 	return kw_sw_yamux_create(&g->p, &g->y, client, &g_io, NULL, max_streams);
 }
+static int setup_role(bool client, uint32_t max_streams)
+{
+	return setup_role_chunks(client, max_streams, 64);  /* 1 MiB: too small to grow windows */
+}
+/* 8 MiB of chunks: a quarter is 2 MiB, so windows may grow to 2 MiB */
+static int setup_server_big_pool(void **state) { return setup_role_chunks(false, 8, 512); }
 static int setup_client(void **state) { return setup_role(true, 8); }
 static int setup_server(void **state) { return setup_role(false, 8); }
 static int setup_server_limit2(void **state) { return setup_role(false, 2); }
@@ -410,6 +416,72 @@ static void test_yamux_unconsumed_data_is_not_credited(void **state)
 	assert_int_equal(f.len, 3 * 65536);
 }
 
+/* Sums the credit in window updates for stream `id` sent since the last look. */
+static uint32_t credit_sent(uint32_t id)
+{
+	struct frame f;
+	uint32_t credit = 0;
+
+	while (next_frame(&f))
+		if (f.type == T_WU && f.id == id)
+			credit += f.len;
+	return credit;
+}
+
+static void test_yamux_window_doubles_while_handler_keeps_up(void **state)
+{
+	uint32_t win = KW_YAMUX_WINDOW, granted = KW_YAMUX_WINDOW, received = 0, c;
+
+	assert_true(KW_YAMUX_MAX_WINDOW >= 4 * KW_YAMUX_WINDOW);
+	assert_int_equal(feed(T_WU, F_SYN, 1, 0), 0);
+	/* each half window consumed at once is credited plus the window again: 256K, 512K, 1M, 2M */
+	while (win < 2 * 1024 * 1024) {
+		assert_int_equal(feed_data(0, 1, win / 2), 0);
+		received += win / 2;
+		c = credit_sent(1);
+		assert_int_equal(c, win / 2 + win);
+		granted += c;
+		win *= 2;
+	}
+	/* 2 MiB is a quarter of the pool: from here on only consumed bytes are credited */
+	assert_int_equal(feed_data(0, 1, win / 2), 0);
+	received += win / 2;
+	c = credit_sent(1);
+	assert_int_equal(c, win / 2);
+	granted += c;
+	/* the peer may send exactly what was granted, not a byte more */
+	g->consume = false;
+	assert_int_equal(feed_data(0, 1, granted - received), 0);
+	assert_int_equal(feed_data(0, 1, 1), -KW_EPROTO);
+	assert_non_null(strstr(g->log, "data beyond the receive window"));
+}
+
+static void test_yamux_window_does_not_grow_while_data_is_queued(void **state)
+{
+	g->consume = false;
+	assert_int_equal(feed(T_WU, F_SYN, 1, 0), 0);
+	assert_int_equal(feed_data(0, 1, KW_YAMUX_WINDOW), 0);  /* all queued */
+	assert_int_equal(credit_sent(1), 0);
+	/* the handler takes it all in one go, but it was queued: credit is what was consumed */
+	g->consume = true;
+	kw_stream_resume(g->inbound[0]);
+	run();
+	assert_int_equal(g->got, KW_YAMUX_WINDOW);
+	assert_int_equal(credit_sent(1), KW_YAMUX_WINDOW);
+}
+
+static void test_yamux_window_does_not_grow_with_a_small_chunk_pool(void **state)
+{
+	uint32_t i;
+
+	/* 1 MiB of chunks: growing to 512 KiB would pass a quarter of it */
+	assert_int_equal(feed(T_WU, F_SYN, 1, 0), 0);
+	for (i = 0; i < 8; i++) {
+		assert_int_equal(feed_data(0, 1, KW_YAMUX_WINDOW / 2), 0);
+		assert_int_equal(credit_sent(1), KW_YAMUX_WINDOW / 2);
+	}
+}
+
 /* ---- ping, go-away ------------------------------------------------------------------------- */
 
 static void test_yamux_ping_is_answered_with_same_opaque_value(void **state)
@@ -569,6 +641,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_yamux_sender_blocks_at_zero_window_and_resumes_on_credit, setup_client, teardown),
 		cmocka_unit_test_setup_teardown(test_yamux_receive_window_is_credited_for_consumed_bytes, setup_server, teardown),
 		cmocka_unit_test_setup_teardown(test_yamux_unconsumed_data_is_not_credited, setup_server, teardown),
+		cmocka_unit_test_setup_teardown(test_yamux_window_doubles_while_handler_keeps_up, setup_server_big_pool, teardown),
+		cmocka_unit_test_setup_teardown(test_yamux_window_does_not_grow_while_data_is_queued, setup_server_big_pool, teardown),
+		cmocka_unit_test_setup_teardown(test_yamux_window_does_not_grow_with_a_small_chunk_pool, setup_server, teardown),
 		cmocka_unit_test_setup_teardown(test_yamux_ping_is_answered_with_same_opaque_value, setup_server, teardown),
 		cmocka_unit_test_setup_teardown(test_yamux_goaway_is_sent_with_each_code, setup_client, teardown),
 		cmocka_unit_test_setup_teardown(test_yamux_goaway_is_received_with_each_code, setup_server, teardown),
