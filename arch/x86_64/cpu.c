@@ -41,10 +41,14 @@ unsigned kw_x86_features(void)
 	if ((xcr0 & 0xe0) == 0xe0) {
 		if (b & (1u << 16))
 			f |= KW_X86_F_AVX512F;
+		if (b & (1u << 17))
+			f |= KW_X86_F_AVX512DQ;
 		if (b & (1u << 30))
 			f |= KW_X86_F_AVX512BW;
 		if (b & (1u << 31))
 			f |= KW_X86_F_AVX512VL;
+		if (c & (1u << 1))
+			f |= KW_X86_F_AVX512VBMI;
 		if (c & (1u << 11))
 			f |= KW_X86_F_AVX512VNNI;
 	}

@@ -17,6 +17,8 @@
 #define KW_X86_F_AVX512BW   (1u << 5)
 #define KW_X86_F_AVX512VL   (1u << 6)
 #define KW_X86_F_AVX512VNNI (1u << 7)
+#define KW_X86_F_AVX512DQ   (1u << 8)
+#define KW_X86_F_AVX512VBMI (1u << 9)
 
 /* Returns the KW_X86_F_* bits the CPU and OS support; 0 off x86-64. */
 unsigned kw_x86_features(void);

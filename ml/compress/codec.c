@@ -326,6 +326,13 @@ int kw_codec_init(struct kw_codec *c, enum kw_simd v)
 		c->bw_dequant = kw_bw_dequant_avx2;
 	}
 #endif
+#if defined(CONFIG_KW_X86_AVX512)
+	if (c->cvt.variant == KW_SIMD_AVX512) {
+		/* AVX-512 encoder; the AVX2 decoder already runs near memcpy speed */
+		c->bw_quant = kw_bw_quant_avx512;
+		c->bw_dequant = kw_bw_dequant_avx2;
+	}
+#endif
 #if defined(CONFIG_KW_ARM64_NEON)
 	if (c->cvt.variant == KW_SIMD_NEON) {
 		c->bw_quant = kw_bw_quant_neon;

@@ -16,6 +16,7 @@ const char *kw_simd_name(enum kw_simd v)
 	case KW_SIMD_REF: return "ref";
 	case KW_SIMD_AVX2: return "avx2";
 	case KW_SIMD_NEON: return "neon";
+	case KW_SIMD_AVX512: return "avx512";
 	default: return "?";
 	}
 }
@@ -43,6 +44,18 @@ int kw_simd_available(enum kw_simd v)
 #else
 		return 0;
 #endif
+	case KW_SIMD_AVX512:
+#if defined(CONFIG_KW_X86_AVX512) && defined(__x86_64__)
+	{
+		/* everything AVX2 needs (its kernels serve the rest) plus the encoder's ISA */
+		const unsigned need = KW_X86_F_AVX2 | KW_X86_F_F16C | KW_X86_F_FMA | KW_X86_F_AVX512F |
+				      KW_X86_F_AVX512BW | KW_X86_F_AVX512VL | KW_X86_F_AVX512VBMI;
+
+		return (kw_x86_features() & need) == need;
+	}
+#else
+		return 0;
+#endif
 	default:
 		return 0;
 	}
@@ -52,6 +65,8 @@ enum kw_simd kw_simd_resolve(enum kw_simd v)
 {
 	if (v != KW_SIMD_AUTO)
 		return v;
+	if (kw_simd_available(KW_SIMD_AVX512))
+		return KW_SIMD_AVX512;
 	if (kw_simd_available(KW_SIMD_AVX2))
 		return KW_SIMD_AVX2;
 	if (kw_simd_available(KW_SIMD_NEON))
@@ -73,7 +88,7 @@ int kw_convert_ops_init(struct kw_convert_ops *ops, enum kw_simd v)
 	ops->bf16_to_f32 = kw_cvt_bf16_to_f32_ref;
 	ops->f32_to_f16_clamp = kw_cvt_f32_to_f16_clamp_ref;
 #if defined(CONFIG_KW_X86_AVX2)
-	if (v == KW_SIMD_AVX2) {
+	if (v == KW_SIMD_AVX2 || v == KW_SIMD_AVX512) {
 		ops->f32_to_f16 = kw_cvt_f32_to_f16_avx2;
 		ops->f16_to_f32 = kw_cvt_f16_to_f32_avx2;
 		ops->f32_to_bf16 = kw_cvt_f32_to_bf16_avx2;

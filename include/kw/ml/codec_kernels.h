@@ -179,6 +179,11 @@ void kw_cvt_f32_to_bf16_avx2(uint16_t *dst, const float *src, size_t n);
 void kw_cvt_bf16_to_f32_avx2(float *dst, const uint16_t *src, size_t n);
 void kw_cvt_f32_to_f16_clamp_avx2(uint16_t *dst, const float *src, size_t n);
 #endif
+#if defined(CONFIG_KW_X86_AVX512)
+/* Blockwise encoder for AVX-512 F/BW/VL/VBMI (arch/x86_64/avx512/codec_avx512.c). */
+void kw_bw_quant_avx512(const struct kw_bw_table *t, const float *x, size_t n, float *absmax,
+			uint8_t *q);
+#endif
 #if defined(CONFIG_KW_ARM64_NEON)
 void kw_bw_quant_neon(const struct kw_bw_table *t, const float *x, size_t n, float *absmax,
 		      uint8_t *q);

@@ -22,10 +22,12 @@ enum kw_simd {
 	KW_SIMD_REF,       /* portable C reference (always available) */
 	KW_SIMD_AVX2,      /* x86-64 AVX2 + FMA + F16C (CONFIG_KW_X86_AVX2) */
 	KW_SIMD_NEON,      /* arm64 Advanced SIMD (CONFIG_KW_ARM64_NEON) */
+	KW_SIMD_AVX512,    /* x86-64 AVX-512 F/BW/VL/VBMI blockwise encoder, AVX2 for the rest
+	                      (CONFIG_KW_X86_AVX512) */
 	KW_SIMD_COUNT
 };
 
-/* Name of a variant ("ref", "avx2", "neon", "auto"); never NULL. */
+/* Name of a variant ("ref", "avx2", "neon", "avx512", "auto"); never NULL. */
 const char *kw_simd_name(enum kw_simd v);
 /* 1 when variant v is compiled in and the running CPU can execute it, else 0. */
 int kw_simd_available(enum kw_simd v);

@@ -340,7 +340,8 @@ static void check_bw_variant(enum kw_simd v)
 	static struct kw_codec cv;
 	static float am_ref[16], am_v[16];
 	static uint8_t q_ref[BIG], q_v[BIG];
-	static const size_t sizes[] = { 0, 1, 3, 17, 31, 32, 33, 4095, 4096, 4097, 8192 + 40, BIG };
+	static const size_t sizes[] = { 0, 1, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65, 4095, 4096, 4097,
+						 4096 + 48, 4096 + 79, 8192 + 40, BIG };
 
 	if (!kw_simd_available(v)) {
 		assert_int_equal(kw_codec_init(&cv, v), -KW_ENOTSUP);
@@ -549,6 +550,73 @@ static void test_codec_blockwise_simd_exact_at_step_points(void **state)
 	check_bw_step_points(KW_SIMD_NEON);
 }
 
+/* AVX-512 needs a CPU that has it: say so and skip instead of passing silently. */
+static int avx512_or_skip(void)
+{
+	if (kw_simd_available(KW_SIMD_AVX512))
+		return 1;
+	print_message("[  SKIPPED ] no AVX-512 F/BW/VL/VBMI on this CPU (or not compiled in)\n");
+	return 0;
+}
+
+static void test_codec_blockwise_avx512_exact_at_step_points(void **state)
+{
+	(void)state;
+	if (!avx512_or_skip())
+		skip();
+	check_bw_step_points(KW_SIMD_AVX512);
+}
+
+static void test_codec_blockwise_avx512_equals_reference(void **state)
+{
+	(void)state;
+	if (!avx512_or_skip()) {
+		check_bw_variant(KW_SIMD_AVX512);  /* asserts kw_codec_init says -KW_ENOTSUP */
+		skip();
+	}
+	check_bw_variant(KW_SIMD_AVX512);
+}
+
+/*
+ * The AVX-512 encoder redoes single lanes: groups of 64 with many unsure lanes (|q| >= cut,
+ * step points) at every position, and the same data through an odd output address.
+ */
+static void test_codec_blockwise_avx512_fixes_unsure_lanes_one_by_one(void **state)
+{
+	static struct kw_codec cv;
+	static float am_ref[4], am_v[4];
+	static uint8_t q_ref[BIG], q_v[BIG + 1];
+	const size_t n = 3 * KW_BW_BLOCK + 100;
+
+	(void)state;
+	if (!avx512_or_skip())
+		skip();
+	assert_int_equal(kw_codec_init(&cv, KW_SIMD_AVX512), 0);
+	for (int round = 0; round < 20; round++) {
+		float m = ldexpf(1.0f + (float)(rnd() & 0xffff) / 65536.0f, (int)(rnd() % 21) - 10);
+
+		for (size_t i = 0; i < n; i++) {
+			uint32_t j = rnd() % 255;
+			uint32_t pick = rnd() % 8;
+
+			if (pick < (uint32_t)round % 8)  /* near +-1: above the cut */
+				xin[i] = (1.0f - (float)(rnd() % 300) * 1e-4f) * ((rnd() & 1) ? m : -m);
+			else if (pick == 7)  /* a step point +-2 floats: inside a window */
+				xin[i] = kw_bits_f32(kw_f32_bits(0.5f * (cv.bw.code[j] + cv.bw.code[j + 1])) +
+						     (uint32_t)((int)(rnd() % 5) - 2)) * m;
+			else
+				xin[i] = frand(m);
+			if (__builtin_fabsf(xin[i]) > m)
+				xin[i] = m;
+		}
+		xin[rnd() % n] = m;
+		kw_bw_quant_ref(&cv.bw, xin, n, am_ref, q_ref);
+		cv.bw_quant(&cv.bw, xin, n, am_v, q_v + 1);
+		assert_memory_equal(am_ref, am_v, sizeof(am_ref));
+		assert_memory_equal(q_ref, q_v + 1, n);
+	}
+}
+
 static void test_codec_blockwise_avx2_equals_reference(void **state) { check_bw_variant(KW_SIMD_AVX2); }
 static void test_codec_blockwise_neon_equals_reference(void **state) { check_bw_variant(KW_SIMD_NEON); }
 
@@ -631,6 +699,9 @@ int main(void)
 		cmocka_unit_test(test_codec_blockwise_reciprocal_product_within_slack),
 		cmocka_unit_test(test_codec_blockwise_simd_exact_at_step_points),
 		cmocka_unit_test(test_codec_blockwise_avx2_equals_reference),
+		cmocka_unit_test(test_codec_blockwise_avx512_equals_reference),
+		cmocka_unit_test(test_codec_blockwise_avx512_exact_at_step_points),
+		cmocka_unit_test(test_codec_blockwise_avx512_fixes_unsure_lanes_one_by_one),
 		cmocka_unit_test(test_codec_blockwise_neon_equals_reference),
 		cmocka_unit_test(test_codec_simd_codecs_produce_reference_bytes),
 		cmocka_unit_test(test_codec_none_half_dtypes_round_trip_through_every_variant),

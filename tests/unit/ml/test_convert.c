@@ -107,6 +107,12 @@ static void test_convert_avx2_matches_reference_bit_for_bit(void **state)
 	check_variant(KW_SIMD_AVX2);
 }
 
+/* The AVX-512 variant reuses the AVX2 conversions; this checks that wiring. */
+static void test_convert_avx512_matches_reference_bit_for_bit(void **state)
+{
+	check_variant(KW_SIMD_AVX512);
+}
+
 static void test_convert_neon_matches_reference_bit_for_bit(void **state)
 {
 	check_variant(KW_SIMD_NEON);
@@ -121,7 +127,10 @@ static void test_convert_auto_picks_an_available_variant(void **state)
 	assert_int_not_equal(ops.variant, KW_SIMD_AUTO);
 	assert_int_equal(kw_convert_ops_init(&ops, KW_SIMD_COUNT), -KW_EINVAL);
 #if defined(__x86_64__) && defined(CONFIG_KW_X86_AVX2)
-	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))
+	/* AVX-512 first when the CPU (and the build) has it, else AVX2 */
+	if (kw_simd_available(KW_SIMD_AVX512))
+		assert_int_equal(ops.variant, KW_SIMD_AVX512);
+	else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))
 		assert_int_equal(ops.variant, KW_SIMD_AVX2);
 #endif
 #if defined(__aarch64__) && defined(CONFIG_KW_ARM64_NEON)
@@ -156,6 +165,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_convert_avx2_matches_reference_bit_for_bit),
+		cmocka_unit_test(test_convert_avx512_matches_reference_bit_for_bit),
 		cmocka_unit_test(test_convert_neon_matches_reference_bit_for_bit),
 		cmocka_unit_test(test_convert_auto_picks_an_available_variant),
 		cmocka_unit_test(test_convert_clamp_keeps_nan_and_saturates),
