@@ -153,11 +153,16 @@ savedefconfig:
 	grep -E '^CONFIG_KW_(ARCH|BOARD)_[A-Z0-9_]+=y$$' $(O)/.config >> $$out.tmp; \
 	LC_ALL=C sort -u $$out.tmp > $$out && rm -f $$out.tmp && echo "wrote $$out"
 
-$(O)/.config:
-	@echo "error: no $(O)/.config; run 'make host_defconfig' (or another, see 'make help')" >&2
-	@exit 1
+# A Kconfig change (new symbol, new default) updates the .config first. The .config is an
+# included makefile, so make then starts over and the object lists see the new symbols; were
+# the update left to the autoconf.h rule, objects would be compiled for the new configuration
+# but picked by the old one (an unresolved symbol at link time until the next make).
+$(O)/.config: $(shell find . -name 'Kconfig*' -not -path './build/*' 2>/dev/null)
+	@test -f $@ || { echo "error: no $(O)/.config; run 'make host_defconfig' (or another, see 'make help')" >&2; exit 1; }
+	$(Q)$(PYTHON) -m olddefconfig Kconfig $(kconfig_strict)
+	$(Q)touch $@
 
-$(AUTOCONF): $(O)/.config $(shell find . -name 'Kconfig*' -not -path './build/*' 2>/dev/null)
+$(AUTOCONF): $(O)/.config
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(PYTHON) -m olddefconfig Kconfig $(kconfig_strict)
 	$(Q)$(PYTHON) -m genconfig --header-path $@ Kconfig

@@ -21,6 +21,16 @@ ar t $O/libkw.a | grep -qx sys_sim.o && ko "KW_SYS_SIM=n drops sys_sim.o from li
 strings $O/kwnode | grep -q 'ready: arena' && ko "KW_LOG_LEVEL=1 compiles INF messages out" || ok "KW_LOG_LEVEL=1 compiles INF messages out of kwnode"
 grep -q 'define CONFIG_KW_LOG_LEVEL 1' $O/include/generated/autoconf.h && ok "autoconf.h follows .config" || ko "autoconf.h follows .config"
 if [ -f $O/kernel/sys_sim.o ] && [ $O/kernel/sys_sim.o -nt $O/kernel/loop.o ]; then ko "disabled object not rebuilt"; else ok "disabled object is not rebuilt"; fi
+# A .config from before a Kconfig symbol existed (then `git pull`): one `make` adds the symbol
+# at its default and builds its object (the .config is remade and make starts over).
+m host_defconfig >/dev/null 2>&1 && m all >/dev/null 2>&1
+sed -i '/^CONFIG_KW_NET_PING=y$/d' $O/.config
+touch -d '2000-01-01' $O/.config
+if m all >/dev/null 2>&1 && grep -qx 'CONFIG_KW_NET_PING=y' $O/.config && ar t $O/libkw.a | grep -qx ping.o; then
+    ok "a new Kconfig symbol is picked up by one make (stale .config)"
+else
+    ko "a new Kconfig symbol is picked up by one make (stale .config)"
+fi
 # Modules added later declare themselves here: symbol that must vanish when disabled.
 for pair in $(grep -v '^#' tests/build/kconfig_modules.txt 2>/dev/null); do
     sym=${pair%%:*} fn=${pair#*:}
