@@ -328,9 +328,8 @@ int kw_codec_init(struct kw_codec *c, enum kw_simd v)
 #endif
 #if defined(CONFIG_KW_X86_AVX512)
 	if (c->cvt.variant == KW_SIMD_AVX512) {
-		/* AVX-512 encoder; the AVX2 decoder already runs near memcpy speed */
 		c->bw_quant = kw_bw_quant_avx512;
-		c->bw_dequant = kw_bw_dequant_avx2;
+		c->bw_dequant = kw_bw_dequant_avx512;
 	}
 #endif
 #if defined(CONFIG_KW_ARM64_NEON)
@@ -699,6 +698,8 @@ static void blockwise_encode(const struct kw_codec *c, const float *x, size_t n,
 	}
 }
 
+#define DQ_RUN (KW_BW_STREAM_MIN / KW_BW_BLOCK)  /* 256 blocks: 1 KiB of absmax on the stack */
+
 static int blockwise_decode(const struct kw_codec *c, const uint8_t *buf, size_t len, size_t n,
 			    float *out)
 {
@@ -719,11 +720,16 @@ static int blockwise_decode(const struct kw_codec *c, const uint8_t *buf, size_t
 	for (b = 0; b < 256; b++)
 		code[b] = get_f32(am + nb * 4 + 4 * b);
 	q = am + nb * 4 + 1024;
-	for (b = 0; b < nb; b++) {
-		size_t off = b * KW_BW_BLOCK;
-		float a = get_f32(am + 4 * b);
+	/* The kernels take native floats for absmax: copied from the wire a run of blocks at a
+	 * time, KW_BW_STREAM_MIN elements per call so a large tensor is decoded in calls big
+	 * enough for the kernels' cache-bypassing stores. */
+	for (b = 0; b < nb; b += DQ_RUN) {
+		float a[DQ_RUN];
+		size_t off = b * KW_BW_BLOCK, k, nk = KW_MIN((size_t)DQ_RUN, nb - b);
 
-		c->bw_dequant(code, q + off, &a, KW_MIN((size_t)KW_BW_BLOCK, n - off), out + off);
+		for (k = 0; k < nk; k++)
+			a[k] = get_f32(am + 4 * (b + k));
+		c->bw_dequant(code, q + off, a, KW_MIN(nk * KW_BW_BLOCK, n - off), out + off);
 	}
 	return 0;
 }

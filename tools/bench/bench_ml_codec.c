@@ -93,8 +93,8 @@ int main(int argc, char **argv)
 
 			if (!kw_simd_available((enum kw_simd)v))
 				continue;
-			/* the AVX-512 variant has its own encoder only; its other kernels are AVX2's */
-			if (v == KW_SIMD_AVX512 && op != OP_BW_Q)
+			/* the AVX-512 variant has its own blockwise codec; fp16 kernels are AVX2's */
+			if (v == KW_SIMD_AVX512 && op != OP_BW_Q && op != OP_BW_DQ)
 				continue;
 			m = run(OP_MEMCPY, NULL);  /* baseline measured next to every figure */
 			g = run((enum op)op, &codecs[v]);

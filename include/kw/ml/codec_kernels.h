@@ -10,6 +10,9 @@
 #include <stdint.h>
 
 #define KW_BW_BLOCK 4096  /* bitsandbytes blockwise block size used by Hivemind */
+/* Decoder calls with at least this many elements (4 MiB of fp32 out) may write around the
+ * caches (non-temporal stores): nobody reads that much back from cache anyway. */
+#define KW_BW_STREAM_MIN ((size_t)1 << 20)
 #define KW_BW_LUT_SIZE 65536  /* buckets: top 16 bits of the monotone float key */
 
 /*
@@ -183,6 +186,9 @@ void kw_cvt_f32_to_f16_clamp_avx2(uint16_t *dst, const float *src, size_t n);
 /* Blockwise encoder for AVX-512 F/BW/VL/VBMI (arch/x86_64/avx512/codec_avx512.c). */
 void kw_bw_quant_avx512(const struct kw_bw_table *t, const float *x, size_t n, float *absmax,
 			uint8_t *q);
+/* Blockwise decoder (byte-plane table lookups with VBMI's vpermi2b); equal to the reference. */
+void kw_bw_dequant_avx512(const float *code, const uint8_t *q, const float *absmax, size_t n,
+			  float *out);
 #endif
 #if defined(CONFIG_KW_ARM64_NEON)
 void kw_bw_quant_neon(const struct kw_bw_table *t, const float *x, size_t n, float *absmax,

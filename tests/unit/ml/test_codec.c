@@ -254,6 +254,46 @@ static void test_codec_blockwise_zero_block_uses_zero_code(void **state)
 	assert_int_equal(enc[16 + 8 + 1024 + 4500], 255);
 }
 
+/*
+ * A tensor large enough for the decoders' cache-bypassing path (KW_BW_STREAM_MIN elements per
+ * call), decoded by every variant through kw_codec_decode and by the kernel directly into a
+ * misaligned buffer, equals the reference bit for bit; absmax values differ per block so a
+ * block taking the wrong scale shows.
+ */
+static void test_codec_blockwise_large_decode_equals_reference(void **state)
+{
+	const size_t n = 2 * KW_BW_STREAM_MIN + 3 * KW_BW_BLOCK + 77;
+	size_t cap = kw_codec_max_size(KW_COMP_BLOCKWISE_8BIT, n, 1), len, i;
+	float *x = malloc(n * sizeof(float)), *ref = malloc(n * sizeof(float));
+	float *got = malloc((n + 1) * sizeof(float)), *am = malloc((n / KW_BW_BLOCK + 1) * sizeof(float));
+	uint8_t *buf = malloc(cap), *q = malloc(n);
+	static struct kw_codec cv;
+
+	assert_non_null(x); assert_non_null(ref); assert_non_null(got);
+	assert_non_null(am); assert_non_null(buf); assert_non_null(q);
+	for (i = 0; i < n; i++)
+		x[i] = frand(1.0f) * (float)(1 + (i / KW_BW_BLOCK) % 13);
+	assert_int_equal(kw_codec_encode(&codec_ref, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, x, n, 1,
+					 NULL, 0, buf, cap, &len), 0);
+	assert_int_equal(kw_codec_decode(&codec_ref, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, buf, len,
+					 n, 1, ref), 0);
+	kw_bw_quant_ref(&codec_ref.bw, x, n, am, q);
+	for (int v = KW_SIMD_REF; v < KW_SIMD_COUNT; v++) {
+		if (!kw_simd_available((enum kw_simd)v))
+			continue;
+		assert_int_equal(kw_codec_init(&cv, (enum kw_simd)v), 0);
+		memset(got, 0xcd, (n + 1) * sizeof(float));
+		assert_int_equal(kw_codec_decode(&cv, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, buf, len,
+						 n, 1, got), 0);
+		assert_memory_equal(got, ref, n * sizeof(float));
+		memset(got, 0xcd, (n + 1) * sizeof(float));
+		cv.bw_dequant(cv.bw.code, q, am, n, got + 1);  /* one call, 4-byte misaligned */
+		assert_memory_equal(got + 1, ref, n * sizeof(float));
+		assert_int_equal(kw_get_le32((const uint8_t *)got), 0xcdcdcdcdu);  /* nothing before */
+	}
+	free(x); free(ref); free(got); free(am); free(buf); free(q);
+}
+
 static void test_codec_decoders_reject_truncated_and_oversized(void **state)
 {
 	static const struct { enum kw_compression c; size_t ld; } cases[] = {
@@ -700,6 +740,7 @@ int main(void)
 		cmocka_unit_test(test_codec_blockwise_simd_exact_at_step_points),
 		cmocka_unit_test(test_codec_blockwise_avx2_equals_reference),
 		cmocka_unit_test(test_codec_blockwise_avx512_equals_reference),
+		cmocka_unit_test(test_codec_blockwise_large_decode_equals_reference),
 		cmocka_unit_test(test_codec_blockwise_avx512_exact_at_step_points),
 		cmocka_unit_test(test_codec_blockwise_avx512_fixes_unsure_lanes_one_by_one),
 		cmocka_unit_test(test_codec_blockwise_neon_equals_reference),
