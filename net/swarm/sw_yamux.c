@@ -24,7 +24,6 @@ enum { F_SYN = 1, F_ACK = 2, F_FIN = 4, F_RST = 8 };
 
 #define HDR 12
 #define MAX_PAYLOAD (65519u - HDR)      /* one yamux frame per Noise frame */
-#define CREDIT_STEP (KW_YAMUX_WINDOW / 2)
 #define CTL_RESERVE 512u                /* output room kept for control frames */
 #define PENDING_RST 16
 
@@ -131,10 +130,9 @@ static void maybe_closed(struct ystream *ys)
 /*
  * Extra credit that doubles a stream's receive window (up to KW_YAMUX_MAX_WINDOW) when its
  * handler is keeping up: it consumed everything on arrival since the last credit, so nothing
- * had to be queued. A
- * 256 KiB window is about 0.4 ms of data at loopback speed, less than the time the peer takes
- * to see our update, so a fast bulk stream would stall on credit. The window only grows while
- * the shared chunk pool could hold a quarter of it four times over, so one stalled stream
+ * had to be queued. A 256 KiB window is about 0.3 ms of data at loopback speed, less than the
+ * time the peer takes to act on our update, so a fast bulk stream would stall on credit. The
+ * grown window must fit in a quarter of the free chunk pool, so one stream that stalls later
  * cannot take the pool from everyone else; it never shrinks (yamux has no way to take credit
  * back), which the chunk pool's back-pressure covers.
  */

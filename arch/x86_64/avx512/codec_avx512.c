@@ -204,7 +204,7 @@ void kw_bw_quant_avx512(const struct kw_bw_table *t, const float *x, size_t n, f
  * multiply. The scaled 256-entry table of a block is split into four byte planes (byte p of
  * every entry; 256 bytes = four registers each), so a lookup is two 128-entry vpermi2b per
  * plane and a blend on bit 7 of the index: 64 elements per ~27 instructions and one load,
- * where the AVX2 decoder spends a load per element and is bound by the load ports. Two
+ * where the AVX2 decoder spends two loads per element and is bound by the load ports. Two
  * rounds of unpacks put the four planes back together as dwords; the index bytes are
  * permuted once beforehand so the unpacks' in-lane order comes out as memory order.
  */
