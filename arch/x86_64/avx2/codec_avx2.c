@@ -147,6 +147,9 @@ void kw_bw_quant_avx2(const struct kw_bw_table *t, const float *x, size_t n, flo
 				const __m256i win2 = _mm256_set1_epi32((int)(2 * md->win));
 				const __m256 cut = _mm256_set1_ps(md->cut);
 
+				uint16_t redo[KW_BW_BLOCK / 32];
+				size_t nredo = 0, k;
+
 				m.r = _mm256_set1_ps(1.0f / mf);
 				for (; i + 32 <= end; i += 32) {
 					__m256i wmin = _mm256_set1_epi32(0x7fff), lo8 = _mm256_set1_epi16(0xff);
@@ -166,13 +169,15 @@ void kw_bw_quant_avx2(const struct kw_bw_table *t, const float *x, size_t n, flo
 					bad = _mm256_or_si256(_mm256_cmpgt_epi32(win2, wmin),
 							      _mm256_castps_si256(_mm256_cmp_ps(amax, cut, _CMP_GE_OQ)));
 
-					if (__builtin_expect(!_mm256_testz_si256(bad, bad), 0)) {
-						bw_exact32(t, x + i, mvec, q + i);
-						continue;
-					}
+					/* an unsure group is noted without a branch (they are rare and
+					 * random, so a branch mispredicts) and redone after the loop */
+					redo[nredo] = (uint16_t)(i - b);
+					nredo += (size_t)!_mm256_testz_si256(bad, bad);
 					_mm256_storeu_si256((__m256i *)(void *)(q + i),
 							    _mm256_permutevar8x32_epi32(_mm256_packus_epi16(p01, p23), perm));
 				}
+				for (k = 0; k < nredo; k++)
+					bw_exact32(t, x + b + redo[k], mvec, q + b + redo[k]);
 			}
 			for (; i + 32 <= end; i += 32)
 				bw_exact32(t, x + i, mvec, q + i);
