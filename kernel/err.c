@@ -1,4 +1,6 @@
 /* kw_strerror: the one table of messages for the project's error space. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <kw/err.h>
@@ -25,7 +27,21 @@ const char *kw_strerror(int err)
 		const char *m = g_kw_msgs[err - KW_EBASE];
 		return m ? m : "unknown error";
 	}
+	if (err == KW_ENOSPC)  /* our meaning, not the disk's */
+		return "output buffer too small";
 	if (err < KW_EBASE)
 		return strerror(err);  /* glibc returns a static string for known codes */
 	return "unknown error";
+}
+
+int kw_errf(int ret, char *err, size_t errcap, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errcap > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errcap, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
 }

@@ -2,8 +2,8 @@
  * Asserts are for our bugs, checks are for their bytes (house rule 7).
  * KW_ASSERT: internal invariants; on failure logs file/line/expression and aborts (a crash
  *   and supervised restart beats silent corruption). Compiled in when CONFIG_KW_ASSERT=y.
- * KW_CHECK: argument validation at public API boundaries; returns `ret` on failure.
- * Bytes from the network or disk never reach KW_ASSERT.
+ * Bytes from the network or disk never reach KW_ASSERT: those are checked in the open and
+ * answered with a negative KW_E* code.
  */
 #ifndef KW_ASSERT_H
 #define KW_ASSERT_H
@@ -18,7 +18,5 @@ __attribute__((noreturn)) void kw_panic(const char *file, int line, const char *
 #else
 #define KW_ASSERT(cond) do { (void)sizeof(cond); } while (0)
 #endif
-
-#define KW_CHECK(cond, ret) do { if (KW_UNLIKELY(!(cond))) return (ret); } while (0)
 
 #endif /* KW_ASSERT_H */

@@ -7,6 +7,7 @@
 #define KW_ERR_H
 
 #include <errno.h>
+#include <stddef.h>
 
 #define KW_OK           0
 #define KW_EPERM        EPERM
@@ -19,14 +20,14 @@
 #define KW_EBUSY        EBUSY
 #define KW_EEXIST       EEXIST
 #define KW_EINVAL       EINVAL
-#define KW_ENOSPC       ENOSPC
+#define KW_ENOSPC       ENOSPC   /* the caller's output buffer is too small */
 #define KW_ERANGE       ERANGE
 #define KW_ENOSYS       ENOSYS
 #define KW_ENOTSUP      ENOTSUP
 #define KW_EPROTO       EPROTO
 #define KW_EBADMSG      EBADMSG
 #define KW_EMSGSIZE     EMSGSIZE
-#define KW_ENOBUFS      ENOBUFS
+#define KW_ENOBUFS      ENOBUFS  /* a shared buffer pool is exhausted (our shortage) */
 #define KW_ECONNRESET   ECONNRESET
 #define KW_ECONNREFUSED ECONNREFUSED
 #define KW_ECONNABORTED ECONNABORTED
@@ -57,5 +58,13 @@
  * (as returned) or positive. Never NULL.
  */
 const char *kw_strerror(int err);
+
+/*
+ * Writes a printf-formatted reason into `err` (capacity `errcap`; both may be NULL/0) and
+ * returns `ret` unchanged, so a parser can `return kw_errf(-KW_EINVAL, err, cap, ...)`.
+ * The text is cut to fit, always NUL-terminated when errcap > 0.
+ */
+int kw_errf(int ret, char *err, size_t errcap, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 #endif /* KW_ERR_H */
