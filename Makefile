@@ -72,7 +72,7 @@ endif
 #   tests-cpu-y tests that depend on CPU features (run under every qemu CPU model)
 #   tests-extra-<test> extra sources for one test  tools-y     host tools (tools/ only)
 # Every Makefile below these top folders is a fragment; paths in it are relative to its folder.
-subdirs := $(sort $(patsubst %/Makefile,%,$(shell find arch board kernel net ml proto tests tools \
+subdirs := $(sort $(patsubst %/Makefile,%,$(shell find app arch board kernel net ml proto tests tools \
 	-name Makefile -not -path '*/node_modules/*' 2>/dev/null)))
 objs :=
 libs :=
@@ -186,7 +186,7 @@ $(LIBKW): $(objs) $(pb-o)
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(KWNODE): $(O)/kernel/main.o $(LIBKW)
+$(KWNODE): $(O)/app/main.o $(LIBKW)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(KW_CFLAGS) $(KW_LDFLAGS) -o $@ $< $(LIBKW) $(LDLIBS)
 
@@ -230,8 +230,9 @@ deps:
 run: deps
 	$(Q)$(MAKE) --no-print-directory O=build/host ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
 	$(Q)$(MAKE) --no-print-directory O=build/host ARCH=$(HOSTARCH) CROSS_COMPILE=
-	$(Q)mkdir -p build/host/data
-	build/host/kwnode run --data-dir build/host/data $(RUN_ARGS)
+	$(Q)mkdir -p -m 0700 build/host/data
+	@echo "make run: kwnode is PID $$$$ (SIGTERM or Ctrl-C: it drains and exits 0)" >&2; \
+	exec build/host/kwnode run --data-dir build/host/data $(RUN_ARGS)
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory check-host

@@ -1,4 +1,9 @@
-/* Board services common to every board: sensor reads through (fake-able) sysfs paths. */
+/*
+ * The board descriptor and the services common to every board: sensor reads through
+ * (fake-able) sysfs paths. A board is data, not code: its name, model, CPU, RAM and sensor
+ * paths are Kconfig strings set by the board choice (board/Kconfig), so adding a board is a
+ * Kconfig entry and a defconfig.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -9,18 +14,29 @@
 #include <kw/log.h>
 #include <kw/node.h>
 
+static const struct kw_board_desc g_board = {
+	.name = CONFIG_KW_BOARD_NAME,
+	.model = CONFIG_KW_BOARD_MODEL,
+	.cpu = CONFIG_KW_BOARD_CPU,
+	.ram_mib = CONFIG_KW_BOARD_RAM_MIB,
+	.thermal_path = CONFIG_KW_BOARD_THERMAL_ZONE,
+};
+
+const struct kw_board_desc *kw_board_desc(void)
+{
+	return &g_board;
+}
+
 int kw_board_init(struct kw_node *n)
 {
 	const struct kw_board_desc *d = kw_board_desc();
 
-	n->subsys[KW_SUBSYS_BOARD] = (void *)(uintptr_t)d;
 	KW_LOG_INF(board, "board %s (%s, %s, %u MiB)", d->name, d->model, d->cpu, d->ram_mib);
 	return 0;
 }
 
 void kw_board_shutdown(struct kw_node *n)
 {
-	n->subsys[KW_SUBSYS_BOARD] = NULL;
 }
 
 int kw_board_read_temp(const char *path, int32_t *mc)

@@ -8,8 +8,14 @@
 #include <kw/log.h>
 #include <kw/node.h>
 
+void kw_node_config_defaults(struct kw_node_config *c)
+{
+	c->log_level = CONFIG_KW_LOG_LEVEL;
+	c->shutdown_drain_ms = CONFIG_KW_SHUTDOWN_DRAIN_MS;
+}
+
 int kw_node_init(struct kw_node *n, void *arena_mem, size_t arena_size, struct kw_sys *sys,
-		 const struct kw_config *cfg)
+		 const struct kw_node_config *cfg)
 {
 	int ret;
 
@@ -18,7 +24,7 @@ int kw_node_init(struct kw_node *n, void *arena_mem, size_t arena_size, struct k
 	if (cfg)
 		n->cfg = *cfg;
 	else
-		kw_config_defaults(&n->cfg);
+		kw_node_config_defaults(&n->cfg);
 	ret = kw_loop_init(&n->loop, sys, &n->arena, CONFIG_KW_TIMER_MAX, CONFIG_KW_LOOP_MAX_EVENTS);
 	if (ret < 0)
 		KW_LOG_ERR(node, "arena of %zu bytes cannot hold the loop tables: %s", arena_size,

@@ -1,6 +1,6 @@
 /*
  * Start-up-only heap use for tests and simulations: one block for a node and its arena.
- * The firmware build never links this path (kernel/main.c uses static storage); this file
+ * The firmware build never links this path (app/main.c uses static storage); this file
  * is the allow-listed exception in `make check-alloc`.
  */
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 #include <kw/node.h>
 
 struct kw_node *kw_node_create_heap(size_t arena_size, struct kw_sys *sys,
-				    const struct kw_config *cfg)
+				    const struct kw_node_config *cfg)
 {
 	size_t head = (sizeof(struct kw_node) + 63) & ~(size_t)63;
 	uint8_t *blk = aligned_alloc(64, head + ((arena_size + 63) & ~(size_t)63));

@@ -1,5 +1,5 @@
 /*
- * The board a node runs on: a constant descriptor chosen by Kconfig (board/<name>/board.c)
+ * The board a node runs on: a constant descriptor built from Kconfig data (board/Kconfig)
  * plus readings of its sensors through sysfs. Sensor paths can be re-rooted (tests point them
  * at a fake sysfs tree), so everything here is testable on a PC.
  */
@@ -21,7 +21,7 @@ struct kw_board_desc {
 /* The descriptor compiled in (one board per configuration). */
 const struct kw_board_desc *kw_board_desc(void);
 
-/* Init-table hooks: records the board in the node. Return: 0. */
+/* Init-table hooks: log the board at start-up. Return: 0. */
 int kw_board_init(struct kw_node *n);
 void kw_board_shutdown(struct kw_node *n);
 

@@ -1,11 +1,12 @@
 /*
- * The node context: everything mutable a node owns hangs off one `struct kw_node` (loop,
- * timers, pools, and the subsystems' state), so several nodes can live in one process
- * (tests, the 10,000-node simulation). The firmware build places the node and its arena in
- * static storage (kernel/main.c); a test gets the arena from kw_node_create_heap().
+ * The node context: the kernel things one node owns (arena, loop with its timers and tasks,
+ * the registry of pools, the drain list), so several nodes can live in one process (tests,
+ * simulations on the simulated network). The daemon places the node and its arena in static
+ * storage (app/main.c); a test gets them from kw_node_create_heap().
  *
- * Subsystems register with the ordered init table (kernel/initcalls.def): each gets its
- * slot in `subsys[]` for its private state, carved from the node's arena at init.
+ * The kernel knows nothing above it: subsystems keep their own state in structs they carve
+ * from the arena, and the application (app/) keeps its pointer to them in `app`, which the
+ * kernel never reads. Start-up runs an ordered init table that the application supplies.
  */
 #ifndef KW_NODE_H
 #define KW_NODE_H
@@ -13,20 +14,21 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <stdint.h>
+
 #include <kw/arena.h>
-#include <kw/config.h>
 #include <kw/loop.h>
 #include <kw/pool.h>
 
-enum kw_subsys_id {
-	KW_SUBSYS_BOARD,
-	KW_SUBSYS_NET,
-	KW_SUBSYS_ML,
-	KW_SUBSYS_APP,
-	KW_SUBSYS_MAX
+struct kw_node;
+
+/* The kernel's own runtime settings; kw_node_config_defaults gives the Kconfig values. */
+struct kw_node_config {
+	int log_level;                 /* 0..CONFIG_KW_LOG_LEVEL; see kw_log_set_level */
+	uint32_t shutdown_drain_ms;    /* how long a stop request waits for work to drain */
 };
 
-struct kw_node;
+void kw_node_config_defaults(struct kw_node_config *c);
 
 struct kw_initcall {
 	const char *name;
@@ -49,9 +51,9 @@ struct kw_drain {
 struct kw_node {
 	struct kw_arena arena;
 	struct kw_loop loop;
-	struct kw_config cfg;
+	struct kw_node_config cfg;
 	struct kw_pool *pools;                 /* registry of every pool this node owns */
-	void *subsys[KW_SUBSYS_MAX];           /* owned by each subsystem, from the arena */
+	void *app;                             /* the application's state; never read here */
 	const struct kw_initcall *inits;       /* the table that ran, for shutdown */
 	size_t n_inits_up;                     /* how many of them succeeded */
 	void *heap_block;                      /* set by kw_node_create_heap only */
@@ -63,18 +65,18 @@ struct kw_node {
 
 /*
  * Initialises `n` over caller-owned arena memory, with `sys` as the OS seam (borrowed,
- * must outlive the node) and `cfg` copied in (NULL: Kconfig defaults). Does not run the
+ * must outlive the node) and `cfg` copied in (NULL: Kconfig defaults). Does not run an
  * init table. Return: 0 or -KW_ENOMEM if the arena cannot hold the loop's tables.
  */
 int kw_node_init(struct kw_node *n, void *arena_mem, size_t arena_size, struct kw_sys *sys,
-		 const struct kw_config *cfg);
+		 const struct kw_node_config *cfg);
 /*
  * For tests and simulations: allocates one block holding the node and an arena of
  * `arena_size` bytes (the only heap use; start-up only) and initialises it.
  * Return: the node or NULL. Free with kw_node_destroy_heap.
  */
 struct kw_node *kw_node_create_heap(size_t arena_size, struct kw_sys *sys,
-				    const struct kw_config *cfg);
+				    const struct kw_node_config *cfg);
 void kw_node_destroy_heap(struct kw_node *n);
 
 /*
@@ -102,9 +104,5 @@ void kw_node_add_drain(struct kw_node *n, struct kw_drain *d);
  * is busy or the drain time is over. A second request stops at once.
  */
 void kw_node_request_stop(struct kw_node *n);
-
-/* The daemon's default table from kernel/initcalls.def. */
-extern const struct kw_initcall kw_default_initcalls[];
-extern const size_t kw_default_initcalls_count;
 
 #endif /* KW_NODE_H */

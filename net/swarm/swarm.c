@@ -817,14 +817,12 @@ static bool drain_busy(struct kw_node *n, struct kw_drain *d)
 
 /* ---- create / destroy ------------------------------------------------------------------- */
 
-void kw_swarm_limits_default(const struct kw_node *n, struct kw_swarm_limits *l)
+void kw_swarm_limits_default(struct kw_swarm_limits *l)
 {
-	l->max_conns_in = n->cfg.max_conns_in ? n->cfg.max_conns_in : CONFIG_KW_NET_MAX_CONNS_IN;
-	l->max_conns_out = n->cfg.max_conns_out ? n->cfg.max_conns_out : CONFIG_KW_NET_MAX_CONNS_OUT;
-	l->handshake_timeout_ms = n->cfg.handshake_timeout_ms ? n->cfg.handshake_timeout_ms :
-				  CONFIG_KW_NET_HANDSHAKE_TIMEOUT_MS;
-	l->idle_timeout_ms = n->cfg.idle_timeout_ms ? n->cfg.idle_timeout_ms :
-			     CONFIG_KW_NET_IDLE_TIMEOUT_MS;
+	l->max_conns_in = CONFIG_KW_NET_MAX_CONNS_IN;
+	l->max_conns_out = CONFIG_KW_NET_MAX_CONNS_OUT;
+	l->handshake_timeout_ms = CONFIG_KW_NET_HANDSHAKE_TIMEOUT_MS;
+	l->idle_timeout_ms = CONFIG_KW_NET_IDLE_TIMEOUT_MS;
 	l->max_streams_per_conn = CONFIG_KW_NET_MAX_STREAMS_PER_CONN;
 	l->negotiate_timeout_ms = CONFIG_KW_NET_NEGOTIATE_TIMEOUT_MS;
 	l->max_message_bytes = CONFIG_KW_NET_MAX_MESSAGE_BYTES;
@@ -849,7 +847,7 @@ int kw_swarm_create(struct kw_node *n, const struct kw_privkey *key,
 	if (limits)
 		sw->lim = *limits;
 	else
-		kw_swarm_limits_default(n, &sw->lim);
+		kw_swarm_limits_default(&sw->lim);
 	ret = kw_peer_id_from_pubkey(&key->pub, &sw->id);
 	if (ret < 0)
 		return ret;

@@ -17,15 +17,49 @@ $K frobnicate >/dev/null 2>&1; [ $? -eq 2 ] && ok "unknown command exits 2" || k
 printf 'log_level = 3\nbogus = 1\n' > $tmp/bad.conf
 out=$($K run -c $tmp/bad.conf -d $tmp/d 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$out" | grep -q "line 2: unknown key 'bogus'" && ok "bad config names the line, exits 1" || ko "bad config: rc=$rc out=$out"
+# Wrong arguments: each names what is wrong, exits 2, and leaves nothing on disk.
+out=$($K run -d $tmp/nokey -l /ip4/1.2.3/tcp/1 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q "listen '/ip4/1.2.3/tcp/1': .*ip4" && [ ! -e $tmp/nokey/identity.key ] \
+    && ok "run -l with a bad multiaddr: exit 2, names it and why, no identity key created" \
+    || ko "run -l bad multiaddr: rc=$rc out=$out key=$(ls $tmp/nokey 2>&1)"
+printf 'listen = /ip4/1.2.3/tcp/1\n' > $tmp/badlisten.conf
+out=$($K run -c $tmp/badlisten.conf -d $tmp/nokey2 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "line 1: listen '/ip4/1.2.3/tcp/1'" && [ ! -e $tmp/nokey2 ] \
+    && ok "config listen with a bad multiaddr fails at parse time naming the line, before any key" \
+    || ko "config bad listen: rc=$rc out=$out"
+out=$($K run -c $tmp/missing.conf -d $tmp/d 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q "cannot open $tmp/missing.conf: No such file or directory" \
+    && ok "run -c with a missing file says why, exits 2" || ko "run -c missing: rc=$rc out=$out"
+for bad in "-n 0:out of range" "-n x:not a number" "-n 5x:not a number" "-i -1:not a number"; do
+    arg=${bad%%:*} why=${bad#*:}
+    out=$($K ping /ip4/127.0.0.1/tcp/1 $arg 2>&1); rc=$?
+    [ $rc -eq 2 ] && echo "$out" | grep -q "$why" && ok "ping $arg: exit 2 ($why)" || ko "ping $arg: rc=$rc out=$out"
+done
+out=$($K ping /ip4/127.0.0.1/tcpx/1 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q "multiaddr '/ip4/127.0.0.1/tcpx/1': .*tcpx" && ok "ping with a malformed multiaddr names it, exit 2" || ko "ping bad maddr: rc=$rc out=$out"
+
 printf 'log_level = 3\nshutdown_drain_ms = 500\n' > $tmp/good.conf
 $K run -c $tmp/good.conf -d $tmp/data -l /ip4/127.0.0.1/tcp/0 > $tmp/out 2> $tmp/err &
 pid=$!
 i=0; while [ $i -lt 100 ] && ! grep -q 'ready' $tmp/err; do sleep 0.1; i=$((i + 1)); done
 grep -q ready $tmp/err && ok "node reports ready" || ko "node reports ready"
 [ "$(stat -c %a $tmp/data)" = 700 ] && ok "data dir created with mode 0700" || ko "data dir mode"
+port=$(sed -n 's#^listen /ip4/127.0.0.1/tcp/\([0-9]*\)/p2p/.*#\1#p' $tmp/out | head -1)
+out=$($K ping /dns4/localhost/tcp/$port -n 2 -i 10 2>&1); rc=$?
+[ $rc -eq 0 ] && echo "$out" | grep -q "2 pings sent, 2 received" && ok "ping a /dns4/localhost address" || ko "ping /dns4: rc=$rc out=$out"
+sleep 0.3
+grep -qi 'reset' $tmp/err && { ko "ping closes gracefully (target logged a reset)"; grep -i reset $tmp/err; } || ok "ping closes gracefully: no reset in the target's log"
 kill -TERM $pid; wait $pid; rc=$?
 [ $rc -eq 0 ] && ok "SIGTERM: exit 0" || ko "SIGTERM: exit $rc"
 grep -q 'stopped' $tmp/err && ok "shutdown logged" || { ko "shutdown logged"; cat $tmp/err; }
+# A config file's listen replaces the Kconfig default: exactly one listener, on localhost.
+printf 'listen = /ip4/127.0.0.1/tcp/0\nshutdown_drain_ms = 200\n' > $tmp/local.conf
+$K run -c $tmp/local.conf -d $tmp/data > $tmp/out3 2> $tmp/err3 &
+pid=$!
+i=0; while [ $i -lt 100 ] && ! grep -q 'ready' $tmp/err3; do sleep 0.1; i=$((i + 1)); done
+n=$(grep -c '^listen ' $tmp/out3)
+[ "$n" = 1 ] && grep -q '^listen /ip4/127.0.0.1/tcp/' $tmp/out3 && ok "config file listen replaces the default (1 listener, localhost)" || { ko "config listen: $n listeners"; cat $tmp/out3; }
+kill -TERM $pid; wait $pid
 # A library that starts threads before main() (OpenBLAS does, from its constructor) must not
 # turn SIGTERM into a kill: the signal has to reach the drain path whichever thread gets it.
 blas=$(ldconfig -p 2>/dev/null | awk '/libopenblas\.so\.0 .*x86-64|libopenblas\.so\.0 .*AArch64/ {print $NF; exit}')

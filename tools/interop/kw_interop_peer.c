@@ -11,7 +11,7 @@
  * ping, echo, bulk, sink, dialbench, hangup, stats, quit (see peer.mjs for the arguments).
  * `stats` prints `pools=<blocks in use>` so a test can check that streams leak nothing.
  *
- * A host tool, not library code: it owns its node in static storage like kernel/main.c.
+ * A host tool, not library code: it owns its node in static storage like app/main.c.
  */
 #include <stdarg.h>
 #include <stddef.h>

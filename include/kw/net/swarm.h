@@ -67,7 +67,7 @@ typedef void (*kw_swarm_dial_cb)(struct kw_swarm *sw, struct kw_conn *c, int err
  */
 typedef void (*kw_swarm_open_cb)(struct kw_stream *s, int err, void *user);
 
-/* Limits; kw_swarm_limits_default fills them from Kconfig and node->cfg. */
+/* Limits; kw_swarm_limits_default fills them from Kconfig, the app overrides from its config. */
 struct kw_swarm_limits {
 	uint32_t max_conns_in, max_conns_out;
 	uint32_t max_streams_per_conn;   /* yamux streams open at once, both directions */
@@ -89,16 +89,14 @@ struct kw_swarm_stats {
 
 /*
  * Creates the swarm of node `n` from its arena (pools sized by Kconfig), with `key` as the
- * identity (copied). Registers the drain for graceful shutdown. Start-up only.
+ * identity (copied) and `limits` (copied; NULL: kw_swarm_limits_default). Registers the drain for graceful shutdown. Start-up only.
  * Return: the swarm via *out, 0, -KW_ENOMEM (arena too small), -KW_EINVAL.
  */
 int kw_swarm_create(struct kw_node *n, const struct kw_privkey *key,
 		    const struct kw_swarm_limits *limits, struct kw_swarm **out);
 /* Closes every connection abortively and stops listening (node shutdown). */
 void kw_swarm_destroy(struct kw_swarm *sw);
-void kw_swarm_limits_default(const struct kw_node *n, struct kw_swarm_limits *l);
-/* The swarm the net initcall created for node n, or NULL. */
-struct kw_swarm *kw_swarm_of(struct kw_node *n);
+void kw_swarm_limits_default(struct kw_swarm_limits *l);
 struct kw_node *kw_swarm_node(struct kw_swarm *sw);
 const struct kw_peer_id *kw_swarm_peer_id(const struct kw_swarm *sw);
 const struct kw_privkey *kw_swarm_key(const struct kw_swarm *sw);

@@ -42,7 +42,10 @@ static void test_board_descriptor_matches_kconfig(void **state)
 	const struct kw_board_desc *d = kw_board_desc();
 
 	assert_string_equal(d->name, CONFIG_KW_BOARD_NAME);
+	assert_string_equal(d->model, CONFIG_KW_BOARD_MODEL);
+	assert_string_equal(d->cpu, CONFIG_KW_BOARD_CPU);
 	assert_int_equal(d->ram_mib, CONFIG_KW_BOARD_RAM_MIB);
+	assert_string_equal(d->thermal_path, CONFIG_KW_BOARD_THERMAL_ZONE);
 }
 
 int main(void)

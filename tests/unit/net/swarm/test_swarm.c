@@ -190,7 +190,7 @@ static int setup_limits(void **state)
 	tmp = kw_test_node_new(1024);
 	if (!tmp)
 		return -1;
-	kw_swarm_limits_default(tmp->node, &g_lim);
+	kw_swarm_limits_default(&g_lim);
 	kw_test_node_free(tmp);
 	g_lim.max_conns_in = 1;
 	g_lim.max_streams_per_conn = 6;  /* identify both ways + a few */

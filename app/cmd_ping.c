@@ -10,19 +10,28 @@
  *   --- <peer-id> ping statistics ---
  *   <sent> pings sent, <received> received, <loss>% loss
  *   rtt min/avg/max = <ms>/<ms>/<ms> ms
- * Exit: 0 when every ping was answered, 1 otherwise, 2 on bad usage.
+ * Exit: 0 when every ping was answered, 1 otherwise, 2 on bad usage (each usage error names
+ * the argument and what is wrong with it). When the pings are done the connection is closed
+ * gracefully (yamux go-away, then FIN), so the target logs a normal close, not a reset.
+ *
+ * A /dns, /dns4 or /dns6 target is resolved here with getaddrinfo before the loop starts:
+ * this is a one-shot command, not the daemon, so a blocking lookup costs nothing.
  */
 #include <getopt.h>
+#include <netdb.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <kw/app.h>
 #include <kw/err.h>
 #include <kw/log.h>
 #include <kw/node.h>
 #include <kw/sys.h>
 #include <kw/net/key.h>
+#include <kw/net/multiaddr.h>
 #include <kw/net/ping.h>
 #include <kw/net/swarm.h>
 
@@ -63,7 +72,7 @@ static void on_ping(struct kw_ping *p, uint32_t seq, uint64_t rtt_us, int err, b
 		return;
 	}
 	pc->err = err;
-	kw_loop_stop(&pc->n->loop, 0);
+	kw_node_request_stop(pc->n);  /* go-away to the peer, stop once the connection is gone */
 }
 
 static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
@@ -89,11 +98,78 @@ static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: kwnode ping <multiaddr> [-n COUNT] [-i INTERVAL_MS]\n"
-		   "  multiaddr  /ip4|/ip6/<addr>/tcp/<port>[/p2p/<peer-id>]\n"
-		   "  -n, --count COUNT      pings to send (default 4)\n"
-		   "  -i, --interval MS      wait between pings (default 1000)\n"
+		   "  multiaddr  /ip4|/ip6|/dns|/dns4|/dns6/<addr>/tcp/<port>[/p2p/<peer-id>]\n"
+		   "  -n, --count COUNT      pings to send, 1..1000000 (default 4)\n"
+		   "  -i, --interval MS      wait between pings, 0..3600000 (default 1000)\n"
 		   "  -v, --verbose          debug logging\n"
 		   "  -h, --help             this help\n");
+}
+
+/* Parses a number option strictly; on error prints which option and why. */
+static int num_opt(const char *name, const char *v, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+	int ret = kw_config_parse_u32(v, lo, hi, out);
+
+	if (ret < 0)
+		fprintf(stderr, "kwnode ping: %s '%s': %s (expected a whole number %u..%u)\n", name, v,
+			ret == -KW_ERANGE ? "out of range" : "not a number", lo, hi);
+	return ret;
+}
+
+/*
+ * Turns a /dns|/dns4|/dns6/<host>/... target into /ip4|/ip6/<addr>/... in out.
+ * Return: 0 (out holds the target unchanged when it is not a DNS address), 1 when the lookup
+ * failed (message printed), 2 when the target is malformed (message printed).
+ */
+static int resolve_target(const char *target, char *out, size_t cap)
+{
+	struct kw_multiaddr ma;
+	struct addrinfo hints, *res = NULL;
+	char err[KW_MADDR_ERR_MAX], host[256], ip[INET6_ADDRSTRLEN];
+	const char *p, *rest;
+	size_t hlen;
+	int family = AF_UNSPEC, ret;
+
+	ret = kw_maddr_from_text(target, &ma, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "kwnode ping: multiaddr '%s': %s\n", target,
+			err[0] ? err : kw_strerror(ret));
+		return 2;
+	}
+	if (!strncmp(target, "/dns4/", 6))
+		family = AF_INET, p = target + 6;
+	else if (!strncmp(target, "/dns6/", 6))
+		family = AF_INET6, p = target + 6;
+	else if (!strncmp(target, "/dns/", 5))
+		p = target + 5;
+	else
+		return snprintf(out, cap, "%s", target) < (int)cap ? 0 : 2;
+	rest = strchr(p, '/');
+	hlen = rest ? (size_t)(rest - p) : strlen(p);
+	if (!rest || hlen == 0 || hlen >= sizeof(host)) {
+		fprintf(stderr, "kwnode ping: multiaddr '%s': expected /dns*/<host>/tcp/<port>\n",
+			target);
+		return 2;
+	}
+	memcpy(host, p, hlen);
+	host[hlen] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_STREAM;
+	ret = getaddrinfo(host, NULL, &hints, &res);
+	if (ret != 0 || !res) {
+		fprintf(stderr, "kwnode ping: cannot resolve '%s': %s\n", host, gai_strerror(ret));
+		return 1;
+	}
+	if (res->ai_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr, ip,
+			  sizeof(ip));
+	else
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)res->ai_addr)->sin6_addr, ip,
+			  sizeof(ip));
+	ret = snprintf(out, cap, "/%s/%s%s", res->ai_family == AF_INET ? "ip4" : "ip6", ip, rest);
+	freeaddrinfo(res);
+	return ret > 0 && ret < (int)cap ? 0 : 2;
 }
 
 int kw_cmd_ping(int argc, char **argv)
@@ -108,8 +184,9 @@ int kw_cmd_ping(int argc, char **argv)
 	static struct kw_privkey key;
 	struct ping_cli pc;
 	struct kw_sys_linux sys;
-	struct kw_config cfg;
+	struct kw_swarm_limits lim;
 	const char *target = NULL;
+	char dial[KW_MADDR_TEXT_MAX];
 	uint32_t interval = 1000;
 	int c, ret, i;
 
@@ -122,27 +199,37 @@ int kw_cmd_ping(int argc, char **argv)
 			target = argv[i];
 	while ((c = getopt_long(argc, argv, "n:i:vh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'n': pc.count = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'i': interval = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'n':
+			if (num_opt("-n/--count", optarg, 1, 1000000, &pc.count) < 0)
+				return 2;
+			break;
+		case 'i':
+			if (num_opt("-i/--interval", optarg, 0, 3600000, &interval) < 0)
+				return 2;
+			break;
 		case 'v': kw_log_set_level(4); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!target || pc.count == 0) {
+	if (!target) {
+		fprintf(stderr, "kwnode ping: missing the target multiaddr (it starts with '/')\n");
 		usage(stderr);
 		return 2;
 	}
+	ret = resolve_target(target, dial, sizeof(dial));
+	if (ret != 0)
+		return ret;
 	ret = kw_key_generate(KW_KEY_ED25519, 0, &key);
 	if (ret < 0 || kw_sys_linux_open(&sys) < 0) {
 		fprintf(stderr, "kwnode ping: cannot start: %s\n", kw_strerror(ret));
 		return 1;
 	}
-	kw_config_defaults(&cfg);
-	cfg.max_conns_in = 1;
-	cfg.max_conns_out = 1;
-	pc.n = kw_node_create_heap((size_t)32 << 20, &sys.sys, &cfg);
-	if (!pc.n || kw_swarm_create(pc.n, &key, NULL, &pc.sw) < 0) {
+	kw_swarm_limits_default(&lim);
+	lim.max_conns_in = 1;
+	lim.max_conns_out = 1;
+	pc.n = kw_node_create_heap((size_t)32 << 20, &sys.sys, NULL);
+	if (!pc.n || kw_swarm_create(pc.n, &key, &lim, &pc.sw) < 0) {
 		fprintf(stderr, "kwnode ping: cannot create the node\n");
 		kw_node_destroy_heap(pc.n);
 		kw_sys_linux_close(&sys);
@@ -152,7 +239,7 @@ int kw_cmd_ping(int argc, char **argv)
 	pc.ping.interval_ms = interval;
 	printf("PING %s (%s)\n", target, KW_PING_PROTO);
 	fflush(stdout);
-	ret = kw_swarm_dial(pc.sw, target, on_dial, &pc);
+	ret = kw_swarm_dial(pc.sw, dial, on_dial, &pc);
 	if (ret < 0) {
 		fprintf(stderr, "kwnode ping: %s: %s\n", target, kw_strerror(ret));
 		pc.err = ret;

@@ -1,8 +1,11 @@
-/* Expands initcalls.def into the daemon's default init table. */
+/* Expands initcalls.def into the daemon's init table. */
+#include <kw/app.h>
 #include <kw/board.h>
 #include <kw/compiler.h>
 #include <kw/node.h>
-#include <kw/net/swarm.h>
+
+int kw_app_net_init(struct kw_node *n);
+void kw_app_net_shutdown(struct kw_node *n);
 
 #define KW_IF_1(...) __VA_ARGS__
 #define KW_IF_0(...)
@@ -11,8 +14,7 @@
 #define KW_IF(cfg, ...) KW_IF_(IS_ENABLED(cfg), __VA_ARGS__)
 #define KW_INIT(n, i, s) { #n, i, s },
 
-const struct kw_initcall kw_default_initcalls[] = {
+const struct kw_initcall kw_app_initcalls[] = {
 #include "initcalls.def"
 };
-const size_t kw_default_initcalls_count =
-	sizeof(kw_default_initcalls) / sizeof(kw_default_initcalls[0]);
+const size_t kw_app_initcalls_count = sizeof(kw_app_initcalls) / sizeof(kw_app_initcalls[0]);

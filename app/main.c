@@ -16,9 +16,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <kw/app.h>
 #include <kw/board.h>
 #include <kw/compiler.h>
-#include <kw/config.h>
 #include <kw/err.h>
 #include <kw/log.h>
 #include <kw/node.h>
@@ -29,6 +29,7 @@
 /* Firmware placement: the node and its arena live in .bss; untouched pages cost no RAM. */
 static uint8_t g_arena[(size_t)CONFIG_KW_ARENA_KIB * 1024] __attribute__((aligned(64)));
 static struct kw_node g_node;
+static struct kw_app g_app;
 
 /*
  * Shared-library constructors (OpenBLAS starts its thread pool there) can create threads
@@ -103,7 +104,7 @@ static void run_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: kwnode run [options]\n"
-		"  -c, --config FILE      read key = value settings (see README, 'Configuration')\n"
+		"  -c, --config FILE      read key = value settings (doc/config.md)\n"
 		"  -d, --data-dir DIR     identity key and state (default %s)\n"
 		"  -l, --listen MULTIADDR listen address; repeatable (default from config)\n"
 		"  -L, --log-level N      0 off, 1 err, 2 warn, 3 info, 4 debug\n"
@@ -150,10 +151,10 @@ static void on_signal(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
  * `listen <multiaddr>/p2p/<id>` per address with the real port, flushed so a supervisor or
  * a test reading a pipe sees them at once.
  */
-static void print_listen_lines(struct kw_node *n)
+static void print_listen_lines(struct kw_app *app)
 {
 #ifdef CONFIG_KW_NET_SWARM
-	struct kw_swarm *sw = kw_swarm_of(n);
+	struct kw_swarm *sw = app->sw;
 	char buf[1024];
 	size_t i;
 
@@ -186,7 +187,7 @@ static int cmd_run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct kw_config cfg;
+	struct kw_config *cfg = &g_app.cfg;
 	struct kw_sys_linux sys;
 	struct sig_ctx sc = { 0 };
 	char err[256];
@@ -221,25 +222,30 @@ static int cmd_run(int argc, char **argv)
 		return 2;
 	}
 
-	kw_config_defaults(&cfg);
-	if (config_file && kw_config_load(&cfg, config_file, err, sizeof(err)) < 0) {
-		fprintf(stderr, "kwnode run: %s: %s\n", config_file, err);
-		return 1;
+	kw_config_defaults(cfg);
+	if (config_file) {
+		ret = kw_config_load(cfg, config_file, err, sizeof(err));
+		if (ret < 0) {
+			/* a missing or unreadable file is a usage error, a bad line a config error */
+			fprintf(stderr, "kwnode run: %s%s%s\n", ret == -KW_ECONFIG ? config_file : "",
+				ret == -KW_ECONFIG ? ": " : "", err);
+			return ret == -KW_ECONFIG || ret == -KW_EMSGSIZE ? 1 : 2;
+		}
 	}
 	if (n_cli_listen > 0)
-		cfg.n_listen = 0;  /* the command line replaces the file's addresses */
+		kw_config_clear_listen(cfg);  /* the command line replaces the file's addresses */
 	for (i = 0; i < n_cli_listen; i++)
-		if (kw_config_set(&cfg, "listen", cli_listen[i], err, sizeof(err)) < 0)
+		if (kw_config_set(cfg, "listen", cli_listen[i], err, sizeof(err)) < 0)
 			goto bad_opt;
-	if (cli_data_dir && kw_config_set(&cfg, "data_dir", cli_data_dir, err, sizeof(err)) < 0)
+	if (cli_data_dir && kw_config_set(cfg, "data_dir", cli_data_dir, err, sizeof(err)) < 0)
 		goto bad_opt;
-	if (cli_level && kw_config_set(&cfg, "log_level", cli_level, err, sizeof(err)) < 0)
+	if (cli_level && kw_config_set(cfg, "log_level", cli_level, err, sizeof(err)) < 0)
 		goto bad_opt;
-	kw_log_set_level(cfg.log_level);
+	kw_log_set_level(cfg->node.log_level);
 
-	ret = ensure_dir(cfg.data_dir);
+	ret = ensure_dir(cfg->data_dir);
 	if (ret < 0) {
-		fprintf(stderr, "kwnode run: cannot create data directory %s: %s\n", cfg.data_dir,
+		fprintf(stderr, "kwnode run: cannot create data directory %s: %s\n", cfg->data_dir,
 			kw_strerror(ret));
 		return 1;
 	}
@@ -267,9 +273,10 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "kwnode run: epoll: %s\n", kw_strerror(ret));
 		return 1;
 	}
-	ret = kw_node_init(&g_node, g_arena, sizeof(g_arena), &sys.sys, &cfg);
+	ret = kw_node_init(&g_node, g_arena, sizeof(g_arena), &sys.sys, &cfg->node);
 	if (ret < 0)
 		goto out_sys;
+	kw_app_attach(&g_node, &g_app);
 	sc.node = &g_node;
 	sc.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sc.fd < 0 || kw_loop_watch(&g_node.loop, &sc.w, sc.fd, KW_EV_READ, on_signal, &sc) < 0) {
@@ -277,11 +284,11 @@ static int cmd_run(int argc, char **argv)
 		KW_LOG_ERR(main, "signalfd: %s", kw_strerror(ret));
 		goto out_sys;
 	}
-	ret = kw_node_run_inits(&g_node, kw_default_initcalls, kw_default_initcalls_count);
+	ret = kw_node_run_inits(&g_node, kw_app_initcalls, kw_app_initcalls_count);
 	if (ret < 0)
 		goto out_sig;
 
-	print_listen_lines(&g_node);
+	print_listen_lines(&g_app);
 	KW_LOG_INF(main, "kwnode %s ready: arena %zu/%zu KiB used, rss %ld KiB", KW_VERSION_STRING,
 		   g_node.arena.used / 1024, g_node.arena.size / 1024, rss_kib());
 	ret = kw_loop_run(&g_node.loop);
@@ -297,6 +304,7 @@ out_sys:
 	return ret < 0 ? 1 : 0;
 bad_opt:
 	fprintf(stderr, "kwnode run: %s\n", err);
+	run_usage(stderr);
 	return 2;
 }
 

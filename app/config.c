@@ -1,0 +1,340 @@
+/*
+ * Runtime configuration file: `key = value` lines, '#' comments, blank lines ignored.
+ * Every key is one row of g_keys: its type, where it lands in struct kw_config and its range,
+ * so the file, the command line and the docs agree. Defaults are Kconfig's alone (set by
+ * kw_config_defaults through each subsystem's own defaults function).
+ *
+ * Parsing is bounded: lines over 512 bytes, files over 64 KiB, unknown keys, out-of-range
+ * numbers and malformed multiaddrs are errors naming the line, and `c` keeps only the lines
+ * before the bad one (the daemon refuses to start on any error, so a partial configuration
+ * is never run with). Text from the file is echoed quoted, non-printable bytes escaped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <kw/app.h>
+#include <kw/compiler.h>
+#include <kw/err.h>
+#include <kw/net/multiaddr.h>
+
+#define CONFIG_FILE_MAX (64 * 1024)
+#define LINE_MAX_LEN 512
+
+enum key_type {
+	KEY_PATH,    /* char[KW_CONFIG_PATH_MAX], 1.. bytes */
+	KEY_INT,     /* int in lo..hi */
+	KEY_U32,     /* uint32_t in lo..hi */
+	KEY_LISTEN,  /* a TCP multiaddr appended to listen[] */
+};
+
+struct key_def {
+	const char *name;
+	enum key_type type;
+	size_t off;
+	uint32_t lo, hi;
+	bool net;    /* only with networking built in */
+};
+
+#define F(member) offsetof(struct kw_config, member)
+
+static const struct key_def g_keys[] = {
+	{ "data_dir", KEY_PATH, F(data_dir), 1, KW_CONFIG_PATH_MAX - 1, false },
+	{ "log_level", KEY_INT, F(node.log_level), 0, 4, false },
+	{ "shutdown_drain_ms", KEY_U32, F(node.shutdown_drain_ms), 0, 60000, false },
+	{ "listen", KEY_LISTEN, F(listen), 0, KW_CONFIG_LISTEN_MAX, true },
+	{ "max_conns_in", KEY_U32, F(swarm.max_conns_in), 1, 65536, true },
+	{ "max_conns_out", KEY_U32, F(swarm.max_conns_out), 1, 65536, true },
+	{ "handshake_timeout_ms", KEY_U32, F(swarm.handshake_timeout_ms), 100, 120000, true },
+	{ "idle_timeout_ms", KEY_U32, F(swarm.idle_timeout_ms), 1000, 86400000, true },
+};
+
+void kw_config_defaults(struct kw_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->data_dir, sizeof(c->data_dir), "%s", CONFIG_KW_DATA_DIR);
+	kw_node_config_defaults(&c->node);
+#ifdef CONFIG_KW_NET_SWARM
+	kw_swarm_limits_default(&c->swarm);
+	if (CONFIG_KW_NET_LISTEN[0]) {
+		snprintf(c->listen[0], sizeof(c->listen[0]), "%s", CONFIG_KW_NET_LISTEN);
+		c->n_listen = 1;
+		c->listen_is_default = true;
+	}
+#endif
+}
+
+void kw_config_clear_listen(struct kw_config *c)
+{
+	c->n_listen = 0;
+	c->listen_is_default = false;
+}
+
+/*
+ * Copies s into out (cap >= 8) as printable text: bytes outside 0x20..0x7e and '\\' become
+ * \xNN, so a config error never writes raw file bytes to a terminal; cut with "...".
+ */
+static const char *quote(const char *s, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		char one[8];
+		size_t n;
+
+		if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+			one[0] = (char)ch;
+			n = 1;
+		} else {
+			n = (size_t)snprintf(one, sizeof(one), "\\x%02x", ch);
+		}
+		if (o + n + 4 > cap) {
+			memcpy(out + o, "...", 4);
+			return out;
+		}
+		memcpy(out + o, one, n);
+		o += n;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int fail(char *err, size_t errlen, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, int line, const char *fmt, ...)
+{
+	char what[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		return kw_errf(-KW_ECONFIG, err, errlen, "line %d: %s", line, what);
+	return kw_errf(-KW_ECONFIG, err, errlen, "%s", what);
+}
+
+int kw_config_parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+	unsigned long long x = 0;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -KW_EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		x = x * 10 + (unsigned)(*p - '0');
+		if (x > 0xffffffffull)
+			return -KW_ERANGE;
+	}
+	if (*p)
+		return -KW_EINVAL;
+	if (x < lo || x > hi)
+		return -KW_ERANGE;
+	*out = (uint32_t)x;
+	return 0;
+}
+
+/* A listen address must be a TCP endpoint we can bind: /ip4|/ip6/<addr>/tcp/<port>. */
+static int check_listen(const char *v, char *why, size_t cap)
+{
+#ifdef CONFIG_KW_NET_PEER
+	struct kw_multiaddr ma;
+	struct sockaddr_storage ss;
+	struct kw_peer_id id;
+	socklen_t sl;
+	int ret;
+
+	why[0] = '\0';
+	ret = kw_maddr_from_text(v, &ma, why, cap);
+	if (ret < 0) {
+		if (!why[0])
+			snprintf(why, cap, "%s", kw_strerror(ret));
+		return ret;
+	}
+	if (kw_maddr_to_sockaddr(&ma, &ss, &sl) < 0) {
+		snprintf(why, cap, "not a TCP address to bind (expected /ip4/ADDR/tcp/PORT or "
+			 "/ip6/ADDR/tcp/PORT)");
+		return -KW_EINVAL;
+	}
+	if (kw_maddr_peer_id(&ma, &id) == 0) {
+		snprintf(why, cap, "a listen address cannot carry /p2p/ (the node adds its own)");
+		return -KW_EINVAL;
+	}
+	return 0;
+#else
+	snprintf(why, cap, "networking is not built in");
+	return -KW_ENOTSUP;
+#endif
+}
+
+static const struct key_def *find_key(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < KW_ARRAY_SIZE(g_keys); i++)
+		if (!strcmp(g_keys[i].name, name))
+			return &g_keys[i];
+	return NULL;
+}
+
+static int set_one(struct kw_config *c, const char *key, const char *v, char *err, size_t errlen,
+		   int line)
+{
+	const struct key_def *k = find_key(key);
+	char q[96], why[160];
+	uint8_t *field;
+	uint32_t x;
+	int ret;
+
+	if (!k)
+		return fail(err, errlen, line, "unknown key '%s'", quote(key, q, sizeof(q)));
+	if (k->net && !IS_ENABLED(CONFIG_KW_NET_SWARM))
+		return fail(err, errlen, line, "%s: networking is not built into this kwnode "
+			    "(CONFIG_KW_NET_SWARM)", k->name);
+	field = (uint8_t *)c + k->off;
+	switch (k->type) {
+	case KEY_PATH:
+		if (strlen(v) < k->lo || strlen(v) > k->hi)
+			return fail(err, errlen, line, "%s must be %u..%u bytes", k->name, k->lo,
+				    k->hi);
+		memcpy(field, v, strlen(v) + 1);
+		break;
+	case KEY_INT:
+	case KEY_U32:
+		ret = kw_config_parse_u32(v, k->lo, k->hi, &x);
+		if (ret < 0)
+			return fail(err, errlen, line, "%s must be %u..%u, got '%s'", k->name, k->lo,
+				    k->hi, quote(v, q, sizeof(q)));
+		if (k->type == KEY_INT)
+			*(int *)(void *)field = (int)x;
+		else
+			*(uint32_t *)(void *)field = x;
+		break;
+	case KEY_LISTEN:
+		if (strlen(v) >= KW_CONFIG_ADDR_MAX)
+			return fail(err, errlen, line, "listen address longer than %d bytes: '%s'",
+				    KW_CONFIG_ADDR_MAX - 1, quote(v, q, sizeof(q)));
+		if (check_listen(v, why, sizeof(why)) < 0)
+			return fail(err, errlen, line, "listen '%s': %s", quote(v, q, sizeof(q)),
+				    why);
+		if (c->listen_is_default)
+			kw_config_clear_listen(c);  /* the first listen key replaces Kconfig's */
+		if (c->n_listen >= KW_CONFIG_LISTEN_MAX)
+			return fail(err, errlen, line, "more than %d listen addresses",
+				    KW_CONFIG_LISTEN_MAX);
+		memcpy(c->listen[c->n_listen++], v, strlen(v) + 1);
+		break;
+	}
+	return 0;
+}
+
+int kw_config_set(struct kw_config *c, const char *key, const char *value, char *err,
+		  size_t errlen)
+{
+	return set_one(c, key, value, err, errlen, 0);
+}
+
+static char *trim(char *s, char *e)
+{
+	while (s < e && (*s == ' ' || *s == '\t'))
+		s++;
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		e--;
+	*e = '\0';
+	return s;
+}
+
+int kw_config_parse(struct kw_config *c, const char *buf, size_t len, char *err, size_t errlen)
+{
+	char line[LINE_MAX_LEN + 1], q[96];
+	size_t pos = 0;
+	int lineno = 0;
+
+	if (len > CONFIG_FILE_MAX) {
+		fail(err, errlen, 0, "config file larger than %d bytes", CONFIG_FILE_MAX);
+		return -KW_EMSGSIZE;
+	}
+	while (pos < len) {
+		size_t start = pos, n;
+		char *eq, *key, *val, *hash;
+		int ret;
+
+		while (pos < len && buf[pos] != '\n')
+			pos++;
+		n = pos - start;
+		pos++;  /* past '\n' (or the end) */
+		lineno++;
+		if (n > LINE_MAX_LEN)
+			return fail(err, errlen, lineno, "line longer than %d bytes", LINE_MAX_LEN);
+		memcpy(line, buf + start, n);
+		line[n] = '\0';
+		if (memchr(line, '\0', n))
+			return fail(err, errlen, lineno, "NUL byte in line");
+		hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		key = trim(line, line + strlen(line));
+		if (*key == '\0')
+			continue;
+		eq = strchr(key, '=');
+		if (!eq)
+			return fail(err, errlen, lineno, "expected 'key = value', got '%s'",
+				    quote(key, q, sizeof(q)));
+		val = trim(eq + 1, eq + 1 + strlen(eq + 1));
+		key = trim(key, eq);
+		ret = set_one(c, key, val, err, errlen, lineno);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+int kw_config_load(struct kw_config *c, const char *path, char *err, size_t errlen)
+{
+	static char buf[CONFIG_FILE_MAX + 1];  /* start-up only; keeps 64 KiB off the stack */
+	struct stat st;
+	size_t len = 0;
+	int fd, ret;
+
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer; regular files ignore it. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		ret = -errno;
+		return kw_errf(ret, err, errlen, "cannot open %.160s: %s", path, kw_strerror(ret));
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return kw_errf(-KW_EINVAL, err, errlen, "%.160s is not a regular file", path);
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			close(fd);
+			return kw_errf(ret, err, errlen, "cannot read %.160s: %s", path,
+				       kw_strerror(ret));
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == sizeof(buf))
+			break;
+	}
+	close(fd);
+	if (len > CONFIG_FILE_MAX) {
+		kw_errf(-KW_EMSGSIZE, err, errlen, "%.160s is larger than 64 KiB", path);
+		return -KW_EMSGSIZE;
+	}
+	return kw_config_parse(c, buf, len, err, errlen);
+}

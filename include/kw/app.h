@@ -1,0 +1,79 @@
+/*
+ * The application (app/): the only layer that knows every subsystem. It reads the runtime
+ * configuration, fills each subsystem's own config struct, runs the init table and the
+ * `kwnode` commands. Nothing below app/ includes this header.
+ *
+ * Runtime configuration is what a board owner changes without rebuilding (house rule 7).
+ * Defaults come from Kconfig (each defined once there); a file of `key = value` lines
+ * overrides them and the command line overrides the file. Every key, its type and its range
+ * live in one table (app/config.c); values are checked when the line is read, multiaddrs
+ * included, so a bad file fails naming its line before the node touches anything on disk.
+ */
+#ifndef KW_APP_H
+#define KW_APP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kw/node.h>
+#include <kw/net/swarm.h>
+
+#define KW_CONFIG_PATH_MAX   256
+#define KW_CONFIG_ADDR_MAX   128
+#define KW_CONFIG_LISTEN_MAX 8
+
+struct kw_config {
+	char data_dir[KW_CONFIG_PATH_MAX];  /* identity key, state files */
+	struct kw_node_config node;         /* log_level, shutdown_drain_ms */
+	/* listen addresses; while listen_is_default, [0] is Kconfig's and the first key replaces it */
+	char listen[KW_CONFIG_LISTEN_MAX][KW_CONFIG_ADDR_MAX];
+	int n_listen;
+	bool listen_is_default;
+	struct kw_swarm_limits swarm;       /* connection limits and timeouts */
+};
+
+/* Fills `c` with the Kconfig defaults. */
+void kw_config_defaults(struct kw_config *c);
+/*
+ * Applies `key = value` lines from buf (not NUL-terminated, at most 64 KiB). '#' starts a
+ * comment. On error writes "line N: reason" into err (errlen bytes, may be NULL); bytes of
+ * the file are quoted with non-printable ones escaped. `c` keeps the lines before the bad one.
+ * Return: 0, -KW_ECONFIG on a syntax error, unknown key or bad value, -KW_EMSGSIZE if buf is
+ * larger than 64 KiB.
+ */
+int kw_config_parse(struct kw_config *c, const char *buf, size_t len, char *err, size_t errlen);
+/* Sets one key from text (the command line uses this). Same errors as kw_config_parse. */
+int kw_config_set(struct kw_config *c, const char *key, const char *value, char *err,
+		  size_t errlen);
+/* Drops every listen address (the command line's --listen replaces the file's). */
+void kw_config_clear_listen(struct kw_config *c);
+/*
+ * Reads and parses a file. Return: as kw_config_parse, or -errno if it cannot be opened or
+ * read (err then says "cannot open PATH: reason"). A FIFO or other non-regular file is refused
+ * with -KW_EINVAL rather than blocking.
+ */
+int kw_config_load(struct kw_config *c, const char *path, char *err, size_t errlen);
+/*
+ * Parses a decimal number in lo..hi with nothing after it ("5x", "", "-1" are errors).
+ * Return: 0 or -KW_EINVAL (not a number) or -KW_ERANGE (outside lo..hi).
+ */
+int kw_config_parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out);
+
+/* The daemon's init table (app/initcalls.def). */
+extern const struct kw_initcall kw_app_initcalls[];
+extern const size_t kw_app_initcalls_count;
+
+/*
+ * The application's state for one node, hung on kw_node.app by kw_app_attach before the init
+ * table runs. The node does not own it; it must outlive the node's shutdown.
+ */
+struct kw_app {
+	struct kw_config cfg;
+	struct kw_swarm *sw;               /* set by the `net` init entry; NULL without networking */
+};
+
+void kw_app_attach(struct kw_node *n, struct kw_app *app);
+struct kw_app *kw_app_of(struct kw_node *n);
+
+#endif /* KW_APP_H */

@@ -1,0 +1,216 @@
+/* app/config.c: runtime config parsing is strict, bounded and names the bad line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include <kw/app.h>
+#include <kw/err.h>
+
+#define PARSE(c, s, e) kw_config_parse((c), (s), strlen(s), (e), sizeof(e))
+
+static void test_config_defaults_come_from_kconfig(void **state)
+{
+	struct kw_config c;
+
+	kw_config_defaults(&c);
+	assert_string_equal(c.data_dir, CONFIG_KW_DATA_DIR);
+	assert_int_equal(c.node.log_level, CONFIG_KW_LOG_LEVEL);
+	assert_int_equal(c.node.shutdown_drain_ms, CONFIG_KW_SHUTDOWN_DRAIN_MS);
+	assert_int_equal(c.swarm.max_conns_in, CONFIG_KW_NET_MAX_CONNS_IN);
+	assert_int_equal(c.swarm.handshake_timeout_ms, CONFIG_KW_NET_HANDSHAKE_TIMEOUT_MS);
+	assert_int_equal(c.n_listen, 1);
+	assert_string_equal(c.listen[0], CONFIG_KW_NET_LISTEN);
+}
+
+static void test_config_parses_keys_comments_and_repeated_listen(void **state)
+{
+	struct kw_config c;
+	char err[128] = "";
+	const char *f = "# node\n\n  data_dir =  /tmp/kw  # trailing comment\r\n"
+			"log_level=4\nlisten = /ip4/127.0.0.1/tcp/1\nlisten=/ip6/::1/tcp/2\n"
+			"max_conns_in = 3\nidle_timeout_ms = 5000";
+
+	kw_config_defaults(&c);
+	assert_int_equal(PARSE(&c, f, err), 0);
+	assert_string_equal(c.data_dir, "/tmp/kw");
+	assert_int_equal(c.node.log_level, 4);
+	assert_int_equal(c.n_listen, 2);
+	assert_string_equal(c.listen[0], "/ip4/127.0.0.1/tcp/1");
+	assert_string_equal(c.listen[1], "/ip6/::1/tcp/2");
+	assert_int_equal(c.swarm.max_conns_in, 3);
+	assert_int_equal(c.swarm.idle_timeout_ms, 5000);
+}
+
+/* An owner keeps the node on localhost through the file alone: no Kconfig listener left. */
+static void test_config_file_listen_replaces_the_kconfig_default(void **state)
+{
+	struct kw_config c;
+	char err[128] = "";
+	int i;
+
+	kw_config_defaults(&c);
+	assert_int_equal(PARSE(&c, "listen = /ip4/127.0.0.1/tcp/0\n", err), 0);
+	assert_int_equal(c.n_listen, 1);
+	assert_string_equal(c.listen[0], "/ip4/127.0.0.1/tcp/0");
+	/* all eight documented slots are the file's */
+	kw_config_defaults(&c);
+	for (i = 0; i < KW_CONFIG_LISTEN_MAX; i++)
+		assert_int_equal(kw_config_set(&c, "listen", "/ip4/127.0.0.1/tcp/1", err,
+					       sizeof(err)), 0);
+	assert_int_equal(c.n_listen, KW_CONFIG_LISTEN_MAX);
+	/* the command line's --listen replaces the file's */
+	kw_config_clear_listen(&c);
+	assert_int_equal(kw_config_set(&c, "listen", "/ip6/::1/tcp/9", err, sizeof(err)), 0);
+	assert_int_equal(c.n_listen, 1);
+	assert_string_equal(c.listen[0], "/ip6/::1/tcp/9");
+}
+
+static void test_config_listen_is_checked_when_read(void **state)
+{
+	static const struct { const char *in; const char *want; } v[] = {
+		{ "log_level = 3\nlisten = /ip4/1.2.3/tcp/1", "line 2: listen '/ip4/1.2.3/tcp/1': " },
+		{ "listen = /dns4/example.com/tcp/1", "line 1: listen '/dns4/example.com/tcp/1': not a TCP address to bind" },
+		{ "listen = /ip4/127.0.0.1/udp/1", "line 1: listen '/ip4/127.0.0.1/udp/1': not a TCP address to bind" },
+		{ "listen = 127.0.0.1:4001", "line 1: listen '127.0.0.1:4001': " },
+		{ "listen = /ip4/127.0.0.1/tcp/1/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA",
+		  "line 1: listen '/ip4/127.0.0.1/tcp/1/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA': a listen address cannot carry /p2p/" },
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		struct kw_config c;
+		char err[256] = "";
+
+		kw_config_defaults(&c);
+		assert_int_equal(PARSE(&c, v[i].in, err), -KW_ECONFIG);
+		assert_memory_equal(err, v[i].want, strlen(v[i].want));
+		/* where only the start is pinned, the parser's reason must follow it */
+		if (v[i].want[strlen(v[i].want) - 1] == ' ')
+			assert_true(strlen(err) > strlen(v[i].want));
+		/* the bad line changed nothing: the Kconfig default is still the only listener */
+		assert_int_equal(c.n_listen, 1);
+		assert_string_equal(c.listen[0], CONFIG_KW_NET_LISTEN);
+	}
+}
+
+static void test_config_errors_escape_file_bytes(void **state)
+{
+	struct kw_config c;
+	char err[128] = "";
+
+	kw_config_defaults(&c);
+	assert_int_equal(PARSE(&c, "log_level = \x1b[31m\x07", err), -KW_ECONFIG);
+	assert_string_equal(err, "line 1: log_level must be 0..4, got '\\x1b[31m\\x07'");
+	assert_int_equal(PARSE(&c, "k\xff = 1", err), -KW_ECONFIG);
+	assert_string_equal(err, "line 1: unknown key 'k\\xff'");
+}
+
+static void test_config_parse_u32_is_strict(void **state)
+{
+	uint32_t x = 7;
+
+	assert_int_equal(kw_config_parse_u32("5", 1, 10, &x), 0);
+	assert_int_equal(x, 5);
+	assert_int_equal(kw_config_parse_u32("5x", 1, 10, &x), -KW_EINVAL);
+	assert_int_equal(kw_config_parse_u32("", 1, 10, &x), -KW_EINVAL);
+	assert_int_equal(kw_config_parse_u32("-1", 1, 10, &x), -KW_EINVAL);
+	assert_int_equal(kw_config_parse_u32(" 5", 1, 10, &x), -KW_EINVAL);
+	assert_int_equal(kw_config_parse_u32("0", 1, 10, &x), -KW_ERANGE);
+	assert_int_equal(kw_config_parse_u32("99999999999", 1, 10, &x), -KW_ERANGE);
+	assert_int_equal(x, 5);
+}
+
+static void test_config_errors_name_the_line(void **state)
+{
+	static const struct { const char *in; const char *want; } v[] = {
+		{ "log_level = 3\nbogus = 1\n", "line 2: unknown key 'bogus'" },
+		{ "log_level = 9", "line 1: log_level must be 0..4, got '9'" },
+		{ "log_level = -1", "line 1: log_level must be 0..4, got '-1'" },
+		{ "\n\nno equals sign", "line 3: expected 'key = value', got 'no equals sign'" },
+		{ "max_conns_out = 0", "line 1: max_conns_out must be 1..65536, got '0'" },
+		{ "handshake_timeout_ms = 99", "line 1: handshake_timeout_ms must be 100..120000, got '99'" },
+		{ "shutdown_drain_ms = 60001", "line 1: shutdown_drain_ms must be 0..60000, got '60001'" },
+		{ "idle_timeout_ms = 12abc", "line 1: idle_timeout_ms must be 1000..86400000, got '12abc'" },
+		{ "data_dir =", "line 1: data_dir must be 1..255 bytes" },
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		struct kw_config c;
+		char err[128] = "";
+		kw_config_defaults(&c);
+		assert_int_equal(PARSE(&c, v[i].in, err), -KW_ECONFIG);
+		assert_string_equal(err, v[i].want);
+	}
+}
+
+static void test_config_bounds_lines_files_and_listen_count(void **state)
+{
+	struct kw_config c;
+	static char big[70000];
+	char err[128], many[1024] = "";
+
+	kw_config_defaults(&c);
+	memset(big, 'a', 700);
+	big[700] = '\0';
+	assert_int_equal(PARSE(&c, big, err), -KW_ECONFIG);
+	assert_string_equal(err, "line 1: line longer than 512 bytes");
+	memset(big, '\n', sizeof(big));
+	assert_int_equal(kw_config_parse(&c, big, sizeof(big), err, sizeof(err)), -KW_EMSGSIZE);
+	for (int i = 0; i < 9; i++)
+		strcat(many, "listen = /ip4/1.2.3.4/tcp/1\n");
+	assert_int_equal(PARSE(&c, many, err), -KW_ECONFIG);
+	assert_string_equal(err, "line 9: more than 8 listen addresses");
+	assert_int_equal(c.n_listen, 8);
+	assert_int_equal(kw_config_parse(&c, "log_level=1\0x", 13, err, sizeof(err)), -KW_ECONFIG);
+}
+
+static void test_config_load_reports_missing_file(void **state)
+{
+	struct kw_config c;
+	char err[256], path[] = "/tmp/kwcfgXXXXXX";
+	int fd;
+
+	kw_config_defaults(&c);
+	assert_int_equal(kw_config_load(&c, "/nonexistent/kw.conf", err, sizeof(err)), -KW_ENOENT);
+	assert_string_equal(err, "cannot open /nonexistent/kw.conf: No such file or directory");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "log_level = 2\n", 14), 14);
+	close(fd);
+	assert_int_equal(kw_config_load(&c, path, err, sizeof(err)), 0);
+	assert_int_equal(c.node.log_level, 2);
+	unlink(path);
+}
+
+/* A FIFO named as the config file must not block start-up waiting for a writer. */
+static void test_config_load_refuses_a_fifo_without_blocking(void **state)
+{
+	struct kw_config c;
+	char err[256], dir[] = "/tmp/kwcfgXXXXXX", path[64];
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	kw_config_defaults(&c);
+	assert_int_equal(kw_config_load(&c, path, err, sizeof(err)), -KW_EINVAL);
+	assert_non_null(strstr(err, "is not a regular file"));
+	unlink(path);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config_defaults_come_from_kconfig),
+		cmocka_unit_test(test_config_parses_keys_comments_and_repeated_listen),
+		cmocka_unit_test(test_config_errors_name_the_line),
+		cmocka_unit_test(test_config_bounds_lines_files_and_listen_count),
+		cmocka_unit_test(test_config_load_reports_missing_file),
+		cmocka_unit_test(test_config_file_listen_replaces_the_kconfig_default),
+		cmocka_unit_test(test_config_listen_is_checked_when_read),
+		cmocka_unit_test(test_config_errors_escape_file_bytes),
+		cmocka_unit_test(test_config_parse_u32_is_strict),
+		cmocka_unit_test(test_config_load_refuses_a_fifo_without_blocking),
+	};
+	return cmocka_run_group_tests_name("app/config", tests, NULL, NULL);
+}
