@@ -1,6 +1,6 @@
 /*
- * Logging. Each .c file may define KW_LOG_MAX (usually its module's CONFIG_..._LOG_LEVEL)
- * before including this header; otherwise CONFIG_KW_LOG_LEVEL is the compile-time ceiling.
+ * Logging. CONFIG_KW_LOG_LEVEL is the compile-time ceiling for the whole tree (a file may
+ * lower its own by defining KW_LOG_MAX before including this header; none does today).
  * Levels above the ceiling compile away (the constant comparison comes first) while their
  * arguments are still type-checked. The runtime level can only lower the output.
  *
@@ -16,11 +16,7 @@ enum kw_log_level { KW_LOG_LEVEL_OFF = 0, KW_LOG_LEVEL_ERR = 1, KW_LOG_LEVEL_WRN
 		    KW_LOG_LEVEL_INF = 3, KW_LOG_LEVEL_DBG = 4 };
 
 #ifndef KW_LOG_MAX
-#ifdef CONFIG_KW_LOG_LEVEL
-#define KW_LOG_MAX CONFIG_KW_LOG_LEVEL
-#else
-#define KW_LOG_MAX 3
-#endif
+#define KW_LOG_MAX CONFIG_KW_LOG_LEVEL  /* autoconf.h is included into every unit */
 #endif
 
 /* Emits one line; use the macros below instead of calling this directly. */
