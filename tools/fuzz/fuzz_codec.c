@@ -17,7 +17,7 @@
 
 #include <kw/err.h>
 #include <kw/ml/codec.h>
-#include <kw/ml/codec_kernels.h>
+#include <kw/ml/blockwise.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

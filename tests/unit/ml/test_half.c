@@ -39,8 +39,10 @@ static void test_half_decodes_to_exact_values(void **state)
 		assert_true((double)kw_fp16_to_f32((uint16_t)h) == want);
 		assert_true((double)kw_fp16_to_f32((uint16_t)(h | 0x8000)) == -want);
 	}
-	assert_true(isinf(kw_fp16_to_f32(0x7c00)) && kw_fp16_to_f32(0x7c00) > 0);
-	assert_true(isinf(kw_fp16_to_f32(0xfc00)) && kw_fp16_to_f32(0xfc00) < 0);
+	assert_true(isinf(kw_fp16_to_f32(0x7c00)));
+	assert_true(kw_fp16_to_f32(0x7c00) > 0);
+	assert_true(isinf(kw_fp16_to_f32(0xfc00)));
+	assert_true(kw_fp16_to_f32(0xfc00) < 0);
 }
 
 /* Midpoints between neighbouring halves go to the even one; one float ulp off the midpoint
