@@ -1,7 +1,7 @@
 /*
  * Tensor compression codecs byte-compatible with Hivemind's runtime.proto Tensor.buffer
- * (the hivemind/compression/ modules and hivemind/proto/runtime.proto, hivemind @ 213bff98, the
- * commit Petals 2.3 pins), plus this project's Top-K sparsification with error feedback.
+ * (the hivemind/compression/ modules and hivemind/proto/runtime.proto at hivemind 213bff98,
+ * the commit Petals 2.3 pins), plus this project's Top-K sparsification with error feedback.
  * Formats are documented in doc/ml-codec.md; all numbers are little-endian.
  *
  *   NONE (0)            raw elements of the wire dtype (float32, float16 or bfloat16 here)

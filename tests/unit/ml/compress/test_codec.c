@@ -94,7 +94,7 @@ static void test_codec_float16_matches_golden_bytes_and_clamps(void **state)
 	assert_true(xout[2] == 0.5f);
 }
 
-static void test_codec_meanstd_matches_spec_vector(void **state)
+static void test_codec_meanstd_matches_hivemind_bytes(void **state)
 {
 	static const uint8_t spec[] = {  /* hivemind's bytes for [[1,3],[-1,-1]], doc/ml-codec.md */
 		0x00, 0xbc, 0x00, 0x3c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40,
@@ -127,7 +127,7 @@ static void test_codec_blockwise_matches_golden_bytes(void **state)
 	assert_true(xout[17] == -25.0f);  /* the block maximum decodes exactly (code[0] = -1) */
 }
 
-static void test_codec_default_code_is_the_spec_table(void **state)
+static void test_codec_default_code_is_the_bitsandbytes_map(void **state)
 {
 	const float *c = kw_bw_default_code;
 
@@ -736,11 +736,11 @@ int main(void)
 		cmocka_unit_test(test_codec_none_matches_golden_bytes),
 		cmocka_unit_test(test_codec_none_bfloat16_accepts_legacy_float32_payload),
 		cmocka_unit_test(test_codec_float16_matches_golden_bytes_and_clamps),
-		cmocka_unit_test(test_codec_meanstd_matches_spec_vector),
+		cmocka_unit_test(test_codec_meanstd_matches_hivemind_bytes),
 		cmocka_unit_test(test_codec_uniform_matches_golden_bytes),
 		cmocka_unit_test(test_codec_quantile_matches_golden_bytes),
 		cmocka_unit_test(test_codec_blockwise_matches_golden_bytes),
-		cmocka_unit_test(test_codec_default_code_is_the_spec_table),
+		cmocka_unit_test(test_codec_default_code_is_the_bitsandbytes_map),
 		cmocka_unit_test(test_codec_blockwise_lut_equals_binary_search),
 		cmocka_unit_test(test_codec_blockwise_dense_code_falls_back_to_search),
 		cmocka_unit_test(test_codec_round_trips_within_stated_bounds),

@@ -43,7 +43,7 @@ static void check_pb(const struct kw_tensor_msg *m, const char *hex)
 	assert_int_equal(back.chunks, m->chunks);
 }
 
-static void test_tensor_msg_matches_spec_vectors(void **state)
+static void test_tensor_msg_matches_hivemind_vectors(void **state)
 {
 	static const uint8_t f32buf[] = { 0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0, 0, 0, 0, 0x3f };
 	static const uint8_t f16buf[] = { 0x00, 0x3c, 0x00, 0xc0, 0x00, 0x38 };
@@ -199,7 +199,7 @@ static void test_tensor_join_rejects_inconsistent_pieces(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_tensor_msg_matches_spec_vectors),
+		cmocka_unit_test(test_tensor_msg_matches_hivemind_vectors),
 		cmocka_unit_test(test_tensor_msg_decode_accepts_unpacked_size_and_is_zero_copy),
 		cmocka_unit_test(test_tensor_msg_decode_rejects_malformed_and_oversized),
 		cmocka_unit_test(test_tensor_msg_split_and_join_round_trip),
