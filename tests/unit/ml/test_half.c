@@ -5,11 +5,12 @@
 #include "harness.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include <kw/ml/half.h>
 
-static int h_is_nan(uint16_t h) { return (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu); }
+static bool h_is_nan(uint16_t h) { return (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu) != 0; }
 
 static void test_half_all_65536_patterns_round_trip(void **state)
 {

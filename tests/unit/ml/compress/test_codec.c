@@ -606,12 +606,12 @@ static void test_codec_blockwise_simd_exact_at_step_points(void **state)
 }
 
 /* AVX-512 needs a CPU that has it: say so and skip instead of passing silently. */
-static int avx512_or_skip(void)
+static bool avx512_or_skip(void)
 {
 	if (kw_simd_available(KW_SIMD_AVX512))
-		return 1;
+		return true;
 	print_message("[  SKIPPED ] no AVX-512 F/BW/VL/VBMI(/VNNI) on this CPU (or not compiled in)\n");
-	return 0;
+	return false;
 }
 
 static void test_codec_blockwise_avx512_exact_at_step_points(void **state)
