@@ -1,6 +1,7 @@
 /*
  * runtime.proto Tensor through nanopb (proto/hivemind/runtime.options keeps decoding
- * allocation-free) and hivemind's streaming split / reassembly (spec 6.7).
+ * allocation-free) and hivemind's streaming split / reassembly (split_for_streaming in
+ * hivemind/utils/streaming.py, hivemind @ 213bff98; see doc/ml-codec.md).
  */
 #include <string.h>
 

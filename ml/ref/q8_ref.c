@@ -1,11 +1,10 @@
 /*
- * Portable C int8 kernels: the specification every SIMD variant must match bit for bit.
- * Compiled with -ffp-contract=off (ml/Makefile) so no multiply-add is ever fused.
+ * Portable C int8 kernels (<kw/ml/q8.h>): the specification every SIMD variant must match
+ * bit for bit. Compiled with -ffp-contract=off (ml/ref/Makefile) so no multiply-add is fused.
  */
-#include <string.h>
-
 #include <kw/ml/half.h>
-#include <kw/ml/q8_kernels.h>
+#include <kw/ml/kernels.h>
+#include <kw/ml/q8.h>
 
 /* Round half to even for |v| <= 128: 1.5 * 2^23 leaves no fraction bits. */
 static inline float q8_rne(float v)
@@ -13,7 +12,7 @@ static inline float q8_rne(float v)
 	return (v + 12582912.0f) - 12582912.0f;
 }
 
-static void q8_quantize_ref(const float *x, size_t k, int8_t *q, float *d, int32_t *s)
+void kw_q8_quantize_ref(const float *x, size_t k, int8_t *q, float *d, int32_t *s)
 {
 	size_t nb = (k + KW_Q8_BLOCK - 1) / KW_Q8_BLOCK;
 
@@ -43,8 +42,8 @@ static void q8_quantize_ref(const float *x, size_t k, int8_t *q, float *d, int32
 	}
 }
 
-static void q8_gemm_ref(const struct kw_q8w *w, const struct kw_q8_act *a, size_t g0, size_t g1,
-			const float *bias, float *y, size_t ldy)
+void kw_q8_gemm_ref(const struct kw_q8w *w, const struct kw_q8_act *a, size_t g0, size_t g1,
+		    const float *bias, float *y, size_t ldy)
 {
 	size_t nb = w->nb;
 
@@ -76,10 +75,3 @@ static void q8_gemm_ref(const struct kw_q8w *w, const struct kw_q8_act *a, size_
 		}
 	}
 }
-
-const struct kw_q8_kernels kw_q8_kernels_ref = {
-	.variant = KW_Q8_REF,
-	.name = "ref",
-	.quantize = q8_quantize_ref,
-	.gemm = q8_gemm_ref,
-};

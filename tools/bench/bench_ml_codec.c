@@ -3,11 +3,13 @@
  * (C reference, then every SIMD variant this CPU runs) side by side with memcpy of the same
  * 64 MiB measured in the same run. GB/s count the fp32 side (64 MiB per call) for every
  * kernel, so "% memcpy" compares the time to process the tensor with the time to copy it.
- * Each figure is the median of REPS calls; one thread. The AVX-512 variant gets a quantize row
- * only (it reuses the AVX2 decoder and conversions).
+ * Each figure is the median of REPS calls; one thread. A kernel shared by several tables
+ * (<kw/ml/kernels.h>: the VNNI tables reuse the AVX2 codec, every x86 table the AVX2
+ * conversions) is measured once, under the first table that has it.
  *
  * Usage: bench_ml_codec [reps]   (default 9)
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +19,7 @@
 #include "bench_util.h"
 
 #include <kw/ml/codec.h>
-#include <kw/ml/convert.h>
+#include <kw/ml/kernels.h>
 
 #define NBYTES ((size_t)64 << 20)
 #define NFLOAT (NBYTES / 4)
@@ -49,15 +51,37 @@ static double run(enum op op, const struct kw_codec *c)
 
 		switch (op) {
 		case OP_MEMCPY: memcpy(copy_dst, x, NBYTES); break;
-		case OP_BW_Q: c->bw_quant(&c->bw, x, NFLOAT, absmax, q); break;
-		case OP_BW_DQ: c->bw_dequant(c->bw.code, q, absmax, NFLOAT, y); break;
-		case OP_F16_ENC: c->cvt.f32_to_f16(h, x, NFLOAT); break;
-		case OP_F16_DEC: c->cvt.f16_to_f32(y, h, NFLOAT); break;
+		case OP_BW_Q: c->k->bw_quant(&c->bw, x, NFLOAT, absmax, q); break;
+		case OP_BW_DQ: c->k->bw_dequant(c->bw.code, q, absmax, NFLOAT, y); break;
+		case OP_F16_ENC: c->k->f32_to_f16(h, x, NFLOAT); break;
+		case OP_F16_DEC: c->k->f16_to_f32(y, h, NFLOAT); break;
 		}
 		t[r] = bench_now() - t0;
 	}
 	qsort(t, (size_t)reps, sizeof(double), bench_cmpd);
 	return (double)NBYTES / t[reps / 2] / 1e9;
+}
+
+/* The kernel a table uses for op, to measure each kernel once. */
+static void (*op_fn(enum op op, const struct kw_kernels *k))(void)
+{
+	switch (op) {
+	case OP_BW_Q: return (void (*)(void))k->bw_quant;
+	case OP_BW_DQ: return (void (*)(void))k->bw_dequant;
+	case OP_F16_ENC: return (void (*)(void))k->f32_to_f16;
+	case OP_F16_DEC: return (void (*)(void))k->f16_to_f32;
+	default: return NULL;
+	}
+}
+
+/* True when a table before v (in enum order) that this CPU runs has the same kernel for op. */
+static bool measured_before(enum op op, int v)
+{
+	for (int u = KW_SIMD_REF; u < v; u++)
+		if (kw_simd_available((enum kw_simd)u) &&
+		    op_fn(op, kw_kernels_get((enum kw_simd)u)) == op_fn(op, kw_kernels_get((enum kw_simd)v)))
+			return true;
+	return false;
 }
 
 int main(int argc, char **argv)
@@ -93,8 +117,7 @@ int main(int argc, char **argv)
 
 			if (!kw_simd_available((enum kw_simd)v))
 				continue;
-			/* the AVX-512 variant has its own blockwise codec; fp16 kernels are AVX2's */
-			if (v == KW_SIMD_AVX512 && op != OP_BW_Q && op != OP_BW_DQ)
+			if (measured_before((enum op)op, v))
 				continue;
 			m = run(OP_MEMCPY, NULL);  /* baseline measured next to every figure */
 			g = run((enum op)op, &codecs[v]);
@@ -103,15 +126,15 @@ int main(int argc, char **argv)
 		}
 	}
 	/* the SIMD and reference results must agree, or the figures mean nothing */
-	for (int v = KW_SIMD_AVX2; v < KW_SIMD_COUNT; v++) {
+	for (int v = KW_SIMD_REF + 1; v < KW_SIMD_COUNT; v++) {
 		static uint8_t *q2;
 
 		if (!kw_simd_available((enum kw_simd)v))
 			continue;
 		if (!q2)
 			q2 = xalloc_zero(NFLOAT);
-		codecs[KW_SIMD_REF].bw_quant(&codecs[KW_SIMD_REF].bw, x, NFLOAT, absmax, q);
-		codecs[v].bw_quant(&codecs[v].bw, x, NFLOAT, absmax, q2);
+		codecs[KW_SIMD_REF].k->bw_quant(&codecs[KW_SIMD_REF].bw, x, NFLOAT, absmax, q);
+		codecs[v].k->bw_quant(&codecs[v].bw, x, NFLOAT, absmax, q2);
 		if (memcmp(q, q2, NFLOAT)) {
 			printf("MISMATCH: %s blockwise codes differ from the reference\n",
 			       kw_simd_name((enum kw_simd)v));

@@ -98,6 +98,18 @@ static double read_gbs(struct kw_workers *wk, const char *src)
 	return (double)FOOTPRINT / bench_median(t, 5) * 1e-9;
 }
 
+/* The first table (enum order) whose int8 GEMM is t's: names the kernel, not the table. */
+static const struct kw_kernels *gemm_owner(const struct kw_kernels *t)
+{
+	for (int v = KW_SIMD_REF; v < KW_SIMD_COUNT; v++) {
+		const struct kw_kernels *u = kw_kernels_get((enum kw_simd)v);
+
+		if (u && u->q8_gemm == t->q8_gemm && u->q8_quantize == t->q8_quantize)
+			return u;
+	}
+	return t;
+}
+
 /* ---- one shape ------------------------------------------------------------------------------ */
 struct shape { const char *name; size_t m, n, k; };
 
@@ -106,7 +118,7 @@ struct result { double q8_cold, q8_hot, blas, mc, rd; };   /* s per call; baseli
 static void run_shape(const struct shape *s, struct kw_workers *wk1, struct kw_workers *wkn,
 		      unsigned ncores, char *bdst, char *bsrc, struct result res[2])
 {
-	const struct kw_q8_kernels *kk = kw_q8_kernels_best();
+	const struct kw_kernels *kk = kw_kernels_best();
 	size_t wsz = kw_q8w_size(s->n, s->k), fsz = s->n * s->k * sizeof(float);
 	size_t nq = FOOTPRINT / wsz + 1, nf = FOOTPRINT / fsz + 1;
 	size_t asz = kw_q8_act_scratch_size(s->m, s->k);
@@ -201,11 +213,12 @@ static void run_variants(size_t m, size_t n, size_t k)
 		exit(1);
 	kw_q8w_pack_f32(&w, wf, k);
 	printf("variants %zux%zux%zu, 1 thread, weights hot:", m, k, n);
-	for (int v = 0; v < KW_Q8_NVARIANTS; v++) {
-		const struct kw_q8_kernels *kk = kw_q8_kernels_get(v);
-		int nr = v == KW_Q8_REF ? 5 : reps;
+	for (int v = KW_SIMD_REF; v < KW_SIMD_COUNT; v++) {
+		const struct kw_kernels *kk = kw_kernels_get((enum kw_simd)v);
+		int nr = v == KW_SIMD_REF ? 5 : reps;
 
-		if (!kk)
+		/* each int8 kernel once, under the first table that has it */
+		if (!kk || gemm_owner(kk) != kk)
 			continue;
 		for (int r = -1; r < nr; r++) {
 			double t0 = bench_now();
@@ -247,7 +260,7 @@ int main(int argc, char **argv)
 	memset(bsrc, 2, FOOTPRINT);
 	printf("int8 kernel: %s; cores: %u; median of %d calls; weights rotate over >= %zu MiB;\n"
 	       "memcpy and read-only stream of %zu MiB measured just before each row (median of 5)\n",
-	       kw_q8_kernels_best()->name, ncores, reps, FOOTPRINT >> 20, FOOTPRINT >> 20);
+	       gemm_owner(kw_kernels_best())->name, ncores, reps, FOOTPRINT >> 20, FOOTPRINT >> 20);
 	printf("shape (MxKxN)       thr | int8 ms  GOP/s  hot GOP/s  weight GB/s | memcpy GB/s  read GB/s"
 	       " | %%memcpy  %%read | OpenBLAS ms  GFLOP/s | int8/BLAS\n");
 	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {

@@ -17,7 +17,7 @@
 
 #include <kw/err.h>
 #include <kw/ml/codec.h>
-#include <kw/ml/codec_kernels.h>
+#include <kw/ml/blockwise.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -55,7 +55,7 @@ static void blockwise_differential(const uint8_t *buf, size_t len, int scaled)
 			memcpy(&xs[n++], buf + i, 4);
 	}
 	kw_bw_quant_ref(&codec_ref.bw, xs, n, am_ref, q_ref);
-	codec.bw_quant(&codec.bw, xs, n, am_v, q_v);
+	codec.k->bw_quant(&codec.bw, xs, n, am_v, q_v);
 	if (memcmp(q_ref, q_v, n) ||
 	    memcmp(am_ref, am_v, sizeof(float) * ((n + KW_BW_BLOCK - 1) / KW_BW_BLOCK)))
 		__builtin_trap();

@@ -1,16 +1,18 @@
 /*
- * arm64 Advanced SIMD variants of the codec kernels (<kw/ml/codec_kernels.h>), bit-equal to
+ * arm64 Advanced SIMD variants of the blockwise codec and conversion kernels (<kw/ml/kernels.h>), bit-equal to
  * the C reference: FCVTN/FCVTL for fp16 (FPCR default round-to-nearest-even, no flush to
  * zero under Linux), integer RNE for bf16. The blockwise encoder runs the decade model proven
- * at table init (<kw/ml/codec_kernels.h>); unsure groups take the exact rule (IEEE division,
+ * at table init (<kw/ml/blockwise.h>); unsure groups take the exact rule (IEEE division,
  * scalar code-table reads on vector-computed keys: NEON has no gather).
  */
 #include <arm_neon.h>
 #include <string.h>
 
-#include <kw/ml/codec_kernels.h>
-#include <kw/ml/convert.h>
+#include <kw/ml/blockwise.h>
 #include <kw/ml/half.h>
+#include <kw/ml/kernels.h>
+
+#include "../kernels_arm64.h"
 
 /* The exact rule for 8 elements: IEEE division, keys in vectors, scalar table reads. */
 static void bw_exact8(const struct kw_bw_table *t, const float *x, float32x4_t mv, uint8_t *q)

@@ -1,15 +1,17 @@
 /*
- * AVX2 + FMA + F16C variants of the codec kernels (<kw/ml/codec_kernels.h>). Each equals the
- * C reference in ml/compress/codec_ref.c bit for bit. The blockwise encoder runs the decade
+ * AVX2 + FMA + F16C variants of the blockwise codec and conversion kernels
+ * (<kw/ml/kernels.h>). Each equals the C reference in ml/ref/ bit for bit. The blockwise encoder runs the decade
  * model proven at table init and falls back, 32 elements at a time, to the reference's own
  * steps (IEEE division, table walk with 32-bit gathers); tails use the shared scalar helpers.
  */
 #include <immintrin.h>
 #include <string.h>
 
-#include <kw/ml/codec_kernels.h>
-#include <kw/ml/convert.h>
+#include <kw/ml/blockwise.h>
 #include <kw/ml/half.h>
+#include <kw/ml/kernels.h>
+
+#include "../kernels_x86.h"
 
 /* Result index per lane: fast[key >> 16] holds (base << 17) | threshold low bits. */
 static inline __m256i bw_idx8(const struct kw_bw_table *t, __m256 y)

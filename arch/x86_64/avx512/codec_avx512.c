@@ -1,5 +1,5 @@
 /*
- * AVX-512 (F, BW, VL, VBMI) blockwise 8-bit quantizer (<kw/ml/codec_kernels.h>), equal to
+ * AVX-512 (F, BW, VL, VBMI) blockwise 8-bit quantizer (<kw/ml/blockwise.h>), equal to
  * kw_bw_quant_ref bit for bit. It evaluates the same decade model as the AVX2 encoder
  * (kw_bw_model_bits, proven at table init), 16 lanes per instruction:
  *   - 2^c - 0.5 comes from a second 16-entry permute instead of an exponent add and a
@@ -20,7 +20,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <kw/ml/codec_kernels.h>
+#include <kw/ml/blockwise.h>
+#include <kw/ml/kernels.h>
+
+#include "../kernels_x86.h"
 
 #define GROUP 64  /* elements per check and per 64-byte store */
 

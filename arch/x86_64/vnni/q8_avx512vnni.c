@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include <kw/compiler.h>
-#include <kw/ml/q8_kernels.h>
+#include <kw/ml/q8.h>
 
-#include "../q8_x86_quant.inc"
+#include "../kernels_x86.h"
 
 #define Q8_INLINE static inline __attribute__((always_inline))
 
@@ -97,7 +97,7 @@ Q8_INLINE void q8_tile(const struct kw_q8w *w, const struct kw_q8_act *a, size_t
 	}
 }
 
-static void q8_gemm_avx512vnni(const struct kw_q8w *w, const struct kw_q8_act *a, size_t g0,
+void kw_q8_gemm_avx512vnni(const struct kw_q8w *w, const struct kw_q8_act *a, size_t g0,
 			       size_t g1, const float *bias, float *y, size_t ldy)
 {
 	size_t g = g0, m;
@@ -124,10 +124,3 @@ static void q8_gemm_avx512vnni(const struct kw_q8w *w, const struct kw_q8_act *a
 		}
 	}
 }
-
-const struct kw_q8_kernels kw_q8_kernels_avx512vnni = {
-	.variant = KW_Q8_AVX512VNNI,
-	.name = "avx512vnni",
-	.quantize = q8_quantize_x86,
-	.gemm = q8_gemm_avx512vnni,
-};

@@ -1,7 +1,8 @@
 /*
  * Tensor compression codecs byte-compatible with Hivemind's runtime.proto Tensor.buffer
- * (shared/spec/hivemind.md section 6), plus this project's Top-K sparsification with error
- * feedback. Formats are documented in doc/ml-codec.md; all numbers are little-endian.
+ * (the hivemind/compression/ modules and hivemind/proto/runtime.proto at hivemind 213bff98,
+ * the commit Petals 2.3 pins), plus this project's Top-K sparsification with error feedback.
+ * Formats are documented in doc/ml-codec.md; all numbers are little-endian.
  *
  *   NONE (0)            raw elements of the wire dtype (float32, float16 or bfloat16 here)
  *   MEANSTD_16BIT (1)   fp16 q[numel] || float32 mean[R] || float32 std[R], R = numel/last_dim
@@ -26,8 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <kw/ml/codec_kernels.h>
-#include <kw/ml/convert.h>
+#include <kw/ml/blockwise.h>
+#include <kw/ml/kernels.h>
 
 /* Hivemind runtime.proto CompressionType values (wire numbers; keep them). */
 enum kw_compression {
@@ -54,25 +55,25 @@ const char *kw_codec_dtype_name(enum kw_codec_dtype d);
 int kw_codec_dtype_parse(const char *name, size_t len, enum kw_codec_dtype *out);
 
 struct kw_codec {
-	struct kw_convert_ops cvt;
-	kw_bw_quant_fn bw_quant;
-	kw_bw_dequant_fn bw_dequant;
-	struct kw_bw_table bw;  /* built from the default bitsandbytes code (spec 11.O) */
+	const struct kw_kernels *k;  /* the kernel table of the variant chosen at init */
+	struct kw_bw_table bw;       /* built from kw_bw_default_code */
 };
 
 /*
- * Prepares *c with SIMD variant v (KW_SIMD_AUTO: best available). Returns 0, -KW_EINVAL,
- * or -KW_ENOTSUP when v is not compiled in or not supported by this CPU. Start-up cost:
- * about 8000 code-table searches and one pass over the 65536-entry blockwise table.
+ * Prepares *c with the kernels of SIMD variant v (KW_SIMD_AUTO: kw_kernels_best()).
+ * Returns 0, -KW_EINVAL for an unknown v, or -KW_ENOTSUP when v is not compiled in or not
+ * supported by this CPU. Start-up cost: about 8000 code-table searches and one pass over
+ * the 65536-entry blockwise table.
  */
 int kw_codec_init(struct kw_codec *c, enum kw_simd v);
 
-/* The 256-entry dynamic code Hivemind CPU senders transmit (code[0] = -1.0, spec 11.O). */
+/* The 256-entry dynamic code Hivemind CPU senders transmit: bitsandbytes 0.41.1
+ * create_dynamic_map(signed=True) in float32 with code[0] = -1.0 (see doc/ml-codec.md). */
 extern const float kw_bw_default_code[256];
 
 /*
  * Builds a lookup table for any sorted (non-decreasing, finite) 256-entry code (see
- * <kw/ml/codec_kernels.h>). Returns 0 or -KW_EINVAL for an unsorted or non-finite code.
+ * <kw/ml/blockwise.h>). Returns 0 or -KW_EINVAL for an unsorted or non-finite code.
  */
 int kw_bw_table_init(struct kw_bw_table *t, const float code[256]);
 

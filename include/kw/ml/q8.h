@@ -35,9 +35,10 @@
 #ifndef KW_ML_Q8_H
 #define KW_ML_Q8_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <kw/ml/kernels.h>
 
 #define KW_Q8_BLOCK 32      /* K values per scale */
 #define KW_Q8_ROWS  16      /* weight rows interleaved per group */
@@ -86,40 +87,28 @@ size_t kw_q8_act_scratch_size(size_t m, size_t k);
  * -KW_ENOSPC short scratch). The scratch stays the caller's and is reused per call. */
 int kw_q8_act_init(struct kw_q8_act *a, size_t m, size_t k, void *scratch, size_t len);
 
-/* Kernel variants; a table exists for each one compiled in (Kconfig). */
-enum kw_q8_variant {
-	KW_Q8_REF = 0,      /* portable C, the specification */
-	KW_Q8_NEON,         /* arm64 armv8-a: SMULL + SADALP */
-	KW_Q8_DOTPROD,      /* arm64 armv8.2-a+dotprod: SDOT */
-	KW_Q8_AVX2,         /* x86-64 AVX2: PMADDUBSW + PMADDWD */
-	KW_Q8_AVXVNNI,      /* x86-64 AVX-VNNI (256-bit VPDPBUSD) */
-	KW_Q8_AVX512VNNI,   /* x86-64 AVX512-VNNI (512-bit VPDPBUSD) */
-	KW_Q8_NVARIANTS
-};
+/* Offsets into the packed layout above, shared so no kernel variant can disagree on them:
+ * byte offset of block b's quants in group g, and uint16 index of its 16 scales, both from
+ * w->q (w->d aliases w->q). */
+static inline size_t kw_q8w_qoff(size_t nb, size_t g, size_t b)
+{
+	return (g * ((nb + 1) / 2) + b / 2) * (size_t)KW_Q8_PAIR_BYTES +
+	       (b & 1) * (size_t)(KW_Q8_BLOCK * KW_Q8_ROWS);
+}
 
-struct kw_q8_kernels {
-	enum kw_q8_variant variant;
-	const char *name;
-	/* Quantizes one row of k floats into nb blocks: q (nb*32), d (nb), s (nb). */
-	void (*quantize)(const float *x, size_t k, int8_t *q, float *d, int32_t *s);
-	/* Row groups [g0, g1) of w against all a->m rows: y[m * ldy + n] for n in those groups
-	 * (n < w->n only). bias may be NULL. Never allocates; a->k must equal w->k. */
-	void (*gemm)(const struct kw_q8w *w, const struct kw_q8_act *a, size_t g0, size_t g1,
-		     const float *bias, float *y, size_t ldy);
-};
+static inline size_t kw_q8w_doff(size_t nb, size_t g, size_t b)
+{
+	return ((g * ((nb + 1) / 2) + b / 2) * (size_t)KW_Q8_PAIR_BYTES +
+		2 * (size_t)(KW_Q8_BLOCK * KW_Q8_ROWS) + (b & 1) * (size_t)(2 * KW_Q8_ROWS)) / 2;
+}
 
-/* True when variant v was compiled in (Kconfig). */
-bool kw_q8_variant_compiled(enum kw_q8_variant v);
-/* The kernels of v, or NULL when not compiled in or the running CPU lacks the feature. */
-const struct kw_q8_kernels *kw_q8_kernels_get(enum kw_q8_variant v);
-/* The fastest usable variant (the reference when CONFIG_KW_ML_Q8_FORCE_REF). Never NULL. */
-const struct kw_q8_kernels *kw_q8_kernels_best(void);
-
+/* The kernels come from a <kw/ml/kernels.h> table: kw_kernels_best() for production,
+ * kw_kernels_get(v) to force a variant. */
 /* Quantizes m rows of x (row i at x + i * ldx, a->k floats) into a. */
-int kw_q8_quantize(const struct kw_q8_kernels *kk, const float *x, size_t ldx,
+int kw_q8_quantize(const struct kw_kernels *kk, const float *x, size_t ldx,
 		   struct kw_q8_act *a);
 /* y = a * w^T (+ bias) on the calling thread. -KW_EINVAL on shape mismatch or ldy < w->n. */
-int kw_q8_gemm(const struct kw_q8_kernels *kk, const struct kw_q8w *w,
+int kw_q8_gemm(const struct kw_kernels *kk, const struct kw_q8w *w,
 	       const struct kw_q8_act *a, const float *bias, float *y, size_t ldy);
 
 #endif /* KW_ML_Q8_H */

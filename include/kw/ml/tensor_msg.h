@@ -1,5 +1,6 @@
 /*
- * Hivemind runtime.proto Tensor messages (shared/spec/hivemind.md 2.1, 6.7): encode and
+ * Hivemind runtime.proto Tensor messages (hivemind/proto/runtime.proto and
+ * hivemind/utils/streaming.py, hivemind @ 213bff98; doc/ml-codec.md): encode and
  * decode through nanopb without allocation, and split a serialized tensor into stream
  * pieces under a maximum message size / join the pieces back.
  *

@@ -64,7 +64,7 @@ void kw_workers_run(struct kw_workers *wk, kw_worker_fn *fn, void *arg, unsigned
  * disjoint output columns, so the result equals the single-thread one bit for bit). wk may be NULL
  * (runs on the caller). Same errors as kw_q8_gemm.
  */
-int kw_q8_gemm_mt(struct kw_workers *wk, const struct kw_q8_kernels *kk, const struct kw_q8w *w,
+int kw_q8_gemm_mt(struct kw_workers *wk, const struct kw_kernels *kk, const struct kw_q8w *w,
 		  const struct kw_q8_act *a, const float *bias, float *y, size_t ldy);
 
 #endif /* KW_ML_WORKERS_H */

@@ -1,6 +1,7 @@
 /*
- * Every compiled and CPU-supported conversion variant equals the C reference bit for bit:
- * all 65536 fp16/bf16 patterns, fp32 edge values, random bit patterns, and every tail length.
+ * The conversion slots of every compiled and CPU-supported kernel table (<kw/ml/kernels.h>)
+ * equal the C reference (ml/ref/convert_ref.c) bit for bit: all 65536 fp16/bf16 patterns,
+ * fp32 edge values, random bit patterns, and every tail length.
  */
 #include "harness.h"
 
@@ -8,8 +9,8 @@
 #include <string.h>
 
 #include <kw/err.h>
-#include <kw/ml/convert.h>
 #include <kw/ml/half.h>
+#include <kw/ml/kernels.h>
 
 #define N_RAND 65536
 
@@ -51,16 +52,19 @@ static int n_variants_tested;
 
 static void check_variant(enum kw_simd v)
 {
-	struct kw_convert_ops ref, ops;
+	const struct kw_kernels *rp = kw_kernels_get(KW_SIMD_REF), *op = kw_kernels_get(v);
+	struct kw_kernels ref, ops;
 	size_t n;
 
-	assert_int_equal(kw_convert_ops_init(&ref, KW_SIMD_REF), 0);
+	assert_non_null(rp);
 	if (!kw_simd_available(v)) {
-		assert_int_equal(kw_convert_ops_init(&ops, v), -KW_ENOTSUP);
+		assert_null(op);
 		return;
 	}
-	assert_int_equal(kw_convert_ops_init(&ops, v), 0);
-	assert_int_equal(ops.variant, v);
+	assert_non_null(op);
+	assert_int_equal(op->variant, v);
+	ref = *rp;
+	ops = *op;
 	n_variants_tested++;
 	fill_src32();
 
@@ -107,7 +111,17 @@ static void test_convert_avx2_matches_reference_bit_for_bit(void **state)
 	check_variant(KW_SIMD_AVX2);
 }
 
-/* The AVX-512 variant reuses the AVX2 conversions; this checks that wiring. */
+/* The VNNI and AVX-512 tables reuse the AVX2 conversions; this checks that wiring. */
+static void test_convert_avxvnni_matches_reference_bit_for_bit(void **state)
+{
+	check_variant(KW_SIMD_AVXVNNI);
+}
+
+static void test_convert_avx512vnni_matches_reference_bit_for_bit(void **state)
+{
+	check_variant(KW_SIMD_AVX512VNNI);
+}
+
 static void test_convert_avx512_matches_reference_bit_for_bit(void **state)
 {
 	check_variant(KW_SIMD_AVX512);
@@ -118,38 +132,31 @@ static void test_convert_neon_matches_reference_bit_for_bit(void **state)
 	check_variant(KW_SIMD_NEON);
 }
 
-static void test_convert_auto_picks_an_available_variant(void **state)
+/* The dotprod table reuses the NEON conversions. */
+static void test_convert_dotprod_matches_reference_bit_for_bit(void **state)
 {
-	struct kw_convert_ops ops;
+	check_variant(KW_SIMD_DOTPROD);
+}
 
-	assert_int_equal(kw_convert_ops_init(&ops, KW_SIMD_AUTO), 0);
-	assert_true(kw_simd_available(ops.variant));
-	assert_int_not_equal(ops.variant, KW_SIMD_AUTO);
-	assert_int_equal(kw_convert_ops_init(&ops, KW_SIMD_COUNT), -KW_EINVAL);
-#if defined(__x86_64__) && defined(CONFIG_KW_X86_AVX2)
-	/* AVX-512 first when the CPU (and the build) has it, else AVX2 */
-	if (kw_simd_available(KW_SIMD_AVX512))
-		assert_int_equal(ops.variant, KW_SIMD_AVX512);
-	else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))
-		assert_int_equal(ops.variant, KW_SIMD_AVX2);
-#endif
-#if defined(__aarch64__) && defined(CONFIG_KW_ARM64_NEON)
-	assert_int_equal(ops.variant, KW_SIMD_NEON);
-	assert_int_equal(n_variants_tested, 1);
-#endif
+/* Runs last: every table this CPU can run was compared (none was skipped by mistake). */
+static void test_convert_every_available_variant_was_compared(void **state)
+{
+	int avail = 0;
+
+	for (int v = KW_SIMD_REF + 1; v < KW_SIMD_COUNT; v++)
+		avail += kw_simd_available((enum kw_simd)v);
+	assert_int_equal(n_variants_tested, avail);
 }
 
 static void test_convert_clamp_keeps_nan_and_saturates(void **state)
 {
-	struct kw_convert_ops ops;
 	const float in[8] = { INFINITY, -INFINITY, 1e6f, -70000.0f, NAN, 65504.0f, 1.0f, -0.0f };
 	uint16_t out[8];
 
 	for (int v = KW_SIMD_REF; v < KW_SIMD_COUNT; v++) {
 		if (!kw_simd_available((enum kw_simd)v))
 			continue;
-		assert_int_equal(kw_convert_ops_init(&ops, (enum kw_simd)v), 0);
-		ops.f32_to_f16_clamp(out, in, 8);
+		kw_kernels_get((enum kw_simd)v)->f32_to_f16_clamp(out, in, 8);
 		assert_int_equal(out[0], 0x7bff);
 		assert_int_equal(out[1], 0xfbff);
 		assert_int_equal(out[2], 0x7bff);
@@ -165,10 +172,13 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_convert_avx2_matches_reference_bit_for_bit),
+		cmocka_unit_test(test_convert_avxvnni_matches_reference_bit_for_bit),
+		cmocka_unit_test(test_convert_avx512vnni_matches_reference_bit_for_bit),
 		cmocka_unit_test(test_convert_avx512_matches_reference_bit_for_bit),
 		cmocka_unit_test(test_convert_neon_matches_reference_bit_for_bit),
-		cmocka_unit_test(test_convert_auto_picks_an_available_variant),
+		cmocka_unit_test(test_convert_dotprod_matches_reference_bit_for_bit),
 		cmocka_unit_test(test_convert_clamp_keeps_nan_and_saturates),
+		cmocka_unit_test(test_convert_every_available_variant_was_compared),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Golden Tensor.buffer vectors for the Hivemind codecs (shared/spec/hivemind.md section 6).
+"""Golden Tensor.buffer vectors for the Hivemind codecs (layouts in doc/ml-codec.md, after
+hivemind/compression/*.py at 213bff98 and bitsandbytes 0.41.1).
 
 An independent pure-Python implementation (no numpy/torch here): float32 arithmetic is
 emulated by rounding every operation through struct.pack('<f'), fp16 uses struct 'e'
-(round to nearest even). It follows the spec's algorithms, and, where the spec leaves
-precision open, the choices documented in doc/ml-codec.md (sums in double, then rounded).
+(round to nearest even). It follows hivemind's algorithms, and, where they leave
+precision to torch, the choices documented in doc/ml-codec.md (sums in double, then rounded).
 Writes codec_vectors.h next to this script:  python3 gen_codec_vectors.py > codec_vectors.h
 """
 import math
@@ -130,8 +131,8 @@ def c_bytes(name, b):
 
 
 def main():
-    spec_code_hex = open(__file__.rsplit('/', 1)[0] + '/blockwise_code.hex').read().split()
-    code = list(struct.unpack('<256f', bytes.fromhex(''.join(spec_code_hex))))
+    code_hex = open(__file__.rsplit('/', 1)[0] + '/blockwise_code.hex').read().split()
+    code = list(struct.unpack('<256f', bytes.fromhex(''.join(code_hex))))
 
     small = [1.0, -2.0, 0.5]
     f16in = [1.0, -2.0, 0.5, 70000.0, -1e9, 1e-8, 65519.0, 3.14159265, 2.0 ** -24, -0.0]

@@ -177,7 +177,7 @@ void kw_workers_run(struct kw_workers *wk, kw_worker_fn *fn, void *arg, unsigned
 }
 
 struct kw_q8_job {
-	const struct kw_q8_kernels *kk;
+	const struct kw_kernels *kk;
 	const struct kw_q8w *w;
 	const struct kw_q8_act *a;
 	const float *bias;
@@ -193,10 +193,10 @@ static void kw_q8_job_run(void *p, unsigned i, unsigned n)
 	size_t g0 = pairs * i / n * 2, g1 = KW_MIN(pairs * (i + 1) / n * 2, j->w->ngroups);
 
 	if (g0 < g1)
-		j->kk->gemm(j->w, j->a, g0, g1, j->bias, j->y, j->ldy);
+		j->kk->q8_gemm(j->w, j->a, g0, g1, j->bias, j->y, j->ldy);
 }
 
-int kw_q8_gemm_mt(struct kw_workers *wk, const struct kw_q8_kernels *kk, const struct kw_q8w *w,
+int kw_q8_gemm_mt(struct kw_workers *wk, const struct kw_kernels *kk, const struct kw_q8w *w,
 		  const struct kw_q8_act *a, const float *bias, float *y, size_t ldy)
 {
 	struct kw_q8_job j = { kk, w, a, bias, y, ldy };

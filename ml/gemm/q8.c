@@ -1,22 +1,14 @@
 /*
- * Packed int8 weights, activation scratch, and the run-time choice among the kernel
- * variants Kconfig compiled in. CPU features are read on every kw_q8_kernels_best() call
- * (cheap: libgcc caches cpuid, getauxval reads the aux vector) so there is no global state.
+ * Packed int8 weights (<kw/ml/q8.h>), activation scratch, and the single-threaded entry
+ * points into a kernel table (<kw/ml/kernels.h>); ml/gemm/workers.c splits the same call
+ * over threads.
  */
 #include <string.h>
 
 #include <kw/compiler.h>
-#include <kw/cpu.h>
 #include <kw/err.h>
 #include <kw/ml/half.h>
-#include <kw/ml/q8_kernels.h>
-
-#if defined(__aarch64__)
-#include <sys/auxv.h>
-#ifndef HWCAP_ASIMDDP
-#define HWCAP_ASIMDDP (1UL << 20)
-#endif
-#endif
+#include <kw/ml/q8.h>
 
 static size_t q8_align_up(size_t x)
 {
@@ -164,114 +156,22 @@ int kw_q8_act_init(struct kw_q8_act *a, size_t m, size_t k, void *scratch, size_
 	return 0;
 }
 
-/* ---- dispatch --------------------------------------------------------------------------- */
-
-static const struct kw_q8_kernels *q8_table(enum kw_q8_variant v)
-{
-	switch (v) {
-	case KW_Q8_REF:
-		return &kw_q8_kernels_ref;
-#ifdef CONFIG_KW_ARM64_NEON
-	case KW_Q8_NEON:
-		return &kw_q8_kernels_neon;
-#endif
-#ifdef CONFIG_KW_ARM64_DOTPROD
-	case KW_Q8_DOTPROD:
-		return &kw_q8_kernels_dotprod;
-#endif
-#ifdef CONFIG_KW_X86_AVX2
-	case KW_Q8_AVX2:
-		return &kw_q8_kernels_avx2;
-#endif
-#ifdef CONFIG_KW_X86_VNNI
-	case KW_Q8_AVXVNNI:
-		return &kw_q8_kernels_avxvnni;
-	case KW_Q8_AVX512VNNI:
-		return &kw_q8_kernels_avx512vnni;
-#endif
-	default:
-		return NULL;
-	}
-}
-
-static bool q8_cpu_has(enum kw_q8_variant v)
-{
-	switch (v) {
-	case KW_Q8_REF:
-		return true;
-#if defined(__aarch64__)
-	case KW_Q8_NEON:
-		return true;
-	case KW_Q8_DOTPROD:
-		return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
-#elif defined(__x86_64__)
-	case KW_Q8_AVX2: {
-		const unsigned need = KW_X86_F_AVX2 | KW_X86_F_FMA | KW_X86_F_F16C;
-
-		return (kw_x86_features() & need) == need;
-	}
-	case KW_Q8_AVXVNNI: {
-		const unsigned need = KW_X86_F_AVX2 | KW_X86_F_FMA | KW_X86_F_F16C | KW_X86_F_AVXVNNI;
-
-		return (kw_x86_features() & need) == need;
-	}
-	case KW_Q8_AVX512VNNI: {
-		const unsigned need = KW_X86_F_AVX2 | KW_X86_F_FMA | KW_X86_F_F16C | KW_X86_F_AVX512F |
-				      KW_X86_F_AVX512BW | KW_X86_F_AVX512VL | KW_X86_F_AVX512VNNI;
-
-		return (kw_x86_features() & need) == need;
-	}
-#endif
-	default:
-		return false;
-	}
-}
-
-bool kw_q8_variant_compiled(enum kw_q8_variant v)
-{
-	return q8_table(v) != NULL;
-}
-
-const struct kw_q8_kernels *kw_q8_kernels_get(enum kw_q8_variant v)
-{
-	const struct kw_q8_kernels *t = q8_table(v);
-
-	return t && q8_cpu_has(v) ? t : NULL;
-}
-
-const struct kw_q8_kernels *kw_q8_kernels_best(void)
-{
-	static const enum kw_q8_variant order[] = {
-		KW_Q8_AVX512VNNI, KW_Q8_AVXVNNI, KW_Q8_AVX2, KW_Q8_DOTPROD, KW_Q8_NEON,
-	};
-
-	if (!IS_ENABLED(CONFIG_KW_ML_Q8_FORCE_REF)) {
-		for (size_t i = 0; i < KW_ARRAY_SIZE(order); i++) {
-			const struct kw_q8_kernels *t = kw_q8_kernels_get(order[i]);
-
-			if (t)
-				return t;
-		}
-	}
-	return &kw_q8_kernels_ref;
-}
-
-int kw_q8_quantize(const struct kw_q8_kernels *kk, const float *x, size_t ldx,
+int kw_q8_quantize(const struct kw_kernels *kk, const float *x, size_t ldx,
 		   struct kw_q8_act *a)
 {
 	if (!kk || !x || !a || ldx < a->k)
 		return -KW_EINVAL;
 	for (size_t m = 0; m < a->m; m++)
-		kk->quantize(x + m * ldx, a->k, a->q + m * a->nb * KW_Q8_BLOCK, a->d + m * a->nb,
-			     a->s + m * a->nb);
+		kk->q8_quantize(x + m * ldx, a->k, a->q + m * a->nb * KW_Q8_BLOCK, a->d + m * a->nb,
+				a->s + m * a->nb);
 	return 0;
 }
 
-int kw_q8_gemm(const struct kw_q8_kernels *kk, const struct kw_q8w *w,
+int kw_q8_gemm(const struct kw_kernels *kk, const struct kw_q8w *w,
 	       const struct kw_q8_act *a, const float *bias, float *y, size_t ldy)
 {
 	if (!kk || !w || !a || !y || a->k != w->k || (a->m > 1 && ldy < w->n))
 		return -KW_EINVAL;
-	kk->gemm(w, a, 0, w->ngroups, bias, y, ldy);
+	kk->q8_gemm(w, a, 0, w->ngroups, bias, y, ldy);
 	return 0;
 }

@@ -1,6 +1,6 @@
 /*
- * ml/q8.c, ml/ref/q8_ref.c and every SIMD variant: each variant compiled in and supported
- * by this CPU must equal the C reference bit for bit (quantized activations, their scales
+ * ml/gemm/q8.c, ml/ref/q8_ref.c and the int8 slots of every kernel table (<kw/ml/kernels.h>):
+ * each table compiled in and supported by this CPU must equal the C reference bit for bit (quantized activations, their scales
  * and sums, and the fp32 outputs), and the reference must agree with plain float math on
  * the dequantized values within the activation quantization error.
  */
@@ -37,26 +37,33 @@ static float rndf(struct rng *r, float lo, float hi)
 	return lo + (hi - lo) * (float)(rnd(r) & 0xffffff) / 16777216.0f;
 }
 
-/* The test's own view of the CPU, independent of ml/q8.c's, to catch a variant that the
- * dispatcher wrongly hides. */
-static bool cpu_supports(enum kw_q8_variant v)
+/* The test's own view of the CPU, independent of arch/<arch>/cpu.c and ml/kernels.c, to
+ * catch a table that the dispatcher wrongly hides. */
+static bool cpu_supports(enum kw_simd v)
 {
 	switch (v) {
-	case KW_Q8_REF:
+	case KW_SIMD_REF:
 		return true;
 #if defined(__aarch64__)
-	case KW_Q8_NEON:
+	case KW_SIMD_NEON:
 		return true;
-	case KW_Q8_DOTPROD:
+	case KW_SIMD_DOTPROD:
 		return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
 #elif defined(__x86_64__)
-	case KW_Q8_AVX2:
-		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-	case KW_Q8_AVXVNNI:
-		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
-	case KW_Q8_AVX512VNNI:
-		return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+	case KW_SIMD_AVX2:
+		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+		       __builtin_cpu_supports("f16c");
+	case KW_SIMD_AVXVNNI:
+		return cpu_supports(KW_SIMD_AVX2) && __builtin_cpu_supports("avxvnni");
+	case KW_SIMD_AVX512VNNI:
+		return cpu_supports(KW_SIMD_AVX2) && __builtin_cpu_supports("avx512f") &&
+		       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
 		       __builtin_cpu_supports("avx512vnni");
+	case KW_SIMD_AVX512:
+		return cpu_supports(KW_SIMD_AVX2) && __builtin_cpu_supports("avx512f") &&
+		       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+		       __builtin_cpu_supports("avx512vbmi") &&
+		       (!IS_ENABLED(CONFIG_KW_X86_VNNI) || __builtin_cpu_supports("avx512vnni"));
 #endif
 	default:
 		return false;
@@ -134,7 +141,7 @@ struct run {
 
 #define CANARY 12345.5f
 
-static void run_variant(const struct kw_q8_kernels *kk, struct problem *p, bool bias,
+static void run_variant(const struct kw_kernels *kk, struct problem *p, bool bias,
 			struct run *out)
 {
 	size_t len = kw_q8_act_scratch_size(p->m, p->k);
@@ -160,7 +167,7 @@ static void run_free(struct run *r)
 	free(r->y);
 }
 
-static bool exercised[KW_Q8_NVARIANTS];
+static bool exercised[KW_SIMD_COUNT];
 
 /* Every usable variant against the reference on one problem; returns how many ran. */
 static void compare_all(size_t m, size_t n, size_t k, enum wkind wk, enum xkind xk, uint64_t seed)
@@ -170,10 +177,10 @@ static void compare_all(size_t m, size_t n, size_t k, enum wkind wk, enum xkind 
 
 	problem_make(&p, m, n, k, wk, xk, seed);
 	for (int bias = 0; bias < 2; bias++) {
-		run_variant(kw_q8_kernels_get(KW_Q8_REF), &p, bias, &ref);
-		exercised[KW_Q8_REF] = true;
-		for (int v = 1; v < KW_Q8_NVARIANTS; v++) {
-			const struct kw_q8_kernels *kk = kw_q8_kernels_get(v);
+		run_variant(kw_kernels_get(KW_SIMD_REF), &p, bias, &ref);
+		exercised[KW_SIMD_REF] = true;
+		for (int v = KW_SIMD_REF + 1; v < KW_SIMD_COUNT; v++) {
+			const struct kw_kernels *kk = kw_kernels_get((enum kw_simd)v);
 			struct run got;
 
 			if (!kk)
@@ -247,7 +254,7 @@ static void test_q8_extreme_block_sums_are_exact(void **state)
 	}
 	for (size_t i = 0; i < 128; i++)
 		p.x[i] = 3.0f;    /* every activation quantizes to +127 with d = 3/127 */
-	run_variant(kw_q8_kernels_best(), &p, false, &r);
+	run_variant(kw_kernels_best(), &p, false, &r);
 	for (size_t i = 0; i < 2 * 2; i++) {
 		assert_int_equal(r.a.q[i * 32], 127);
 		assert_int_equal(r.a.s[i], 127 * 32);
@@ -269,7 +276,7 @@ static void test_q8_ref_matches_dequantized_float_math(void **state)
 	struct run r;
 
 	problem_make(&p, 3, 17, 200, W_RANDOM, X_RANDOM, 55);
-	run_variant(kw_q8_kernels_get(KW_Q8_REF), &p, true, &r);
+	run_variant(kw_kernels_get(KW_SIMD_REF), &p, true, &r);
 	for (size_t i = 0; i < p.m; i++) {
 		for (size_t j = 0; j < p.n; j++) {
 			double exact = p.bias[j], bound = 0.0, mag = fabs(p.bias[j]);
@@ -300,12 +307,13 @@ static void test_q8_quantize_error_within_half_step(void **state)
 	struct run r;
 
 	problem_make(&p, 1, 1, 1000, W_ZERO, X_RANDOM, 9);
-	run_variant(kw_q8_kernels_best(), &p, false, &r);
+	run_variant(kw_kernels_best(), &p, false, &r);
 	for (size_t c = 0; c < p.k; c++) {
 		float d = r.a.d[c / 32];
 
 		assert_true(fabsf(p.x[c] - r.a.q[c] * d) <= d * 0.5001f);
-		assert_true(r.a.q[c] >= -127 && r.a.q[c] <= 127);
+		assert_true(r.a.q[c] >= -127);
+		assert_true(r.a.q[c] <= 127);
 	}
 	for (size_t c = p.k; c < p.nb * 32; c++)
 		assert_int_equal(r.a.q[c], 0);   /* K padding is zero */
@@ -351,10 +359,10 @@ static void test_q8_rejects_bad_shapes_and_short_buffers(void **state)
 	assert_int_equal(kw_q8_act_init(&a, 2, 64, mem, kw_q8_act_scratch_size(2, 64) - 1),
 			 -KW_ENOSPC);
 	assert_int_equal(kw_q8_act_init(&a, 2, 32, mem, sizeof(mem)), 0);
-	assert_int_equal(kw_q8_gemm(kw_q8_kernels_best(), &w, &a, NULL, y, 16), -KW_EINVAL);
+	assert_int_equal(kw_q8_gemm(kw_kernels_best(), &w, &a, NULL, y, 16), -KW_EINVAL);
 	assert_int_equal(kw_q8_act_init(&a, 2, 64, mem + 2048, 2048), 0);
-	assert_int_equal(kw_q8_gemm(kw_q8_kernels_best(), &w, &a, NULL, y, 15), -KW_EINVAL);
-	assert_int_equal(kw_q8_gemm(kw_q8_kernels_best(), &w, &a, NULL, y, 16), 0);
+	assert_int_equal(kw_q8_gemm(kw_kernels_best(), &w, &a, NULL, y, 15), -KW_EINVAL);
+	assert_int_equal(kw_q8_gemm(kw_kernels_best(), &w, &a, NULL, y, 16), 0);
 }
 
 /* Runs last: a variant compiled in whose feature the CPU has must have been compared. */
@@ -362,21 +370,21 @@ static void test_q8_every_compiled_supported_variant_was_exercised(void **state)
 {
 	char ran[128] = "", skipped[128] = "";
 
-	for (int v = 0; v < KW_Q8_NVARIANTS; v++) {
-		const char *name[] = { "ref", "neon", "dotprod", "avx2", "avxvnni", "avx512vnni" };
+	for (int v = KW_SIMD_REF; v < KW_SIMD_COUNT; v++) {
+		const char *name = kw_simd_name((enum kw_simd)v);
 
-		if (!kw_q8_variant_compiled(v))
+		if (!kw_simd_compiled((enum kw_simd)v))
 			continue;
 		if (exercised[v])
-			snprintf(ran + strlen(ran), sizeof(ran) - strlen(ran), " %s", name[v]);
+			snprintf(ran + strlen(ran), sizeof(ran) - strlen(ran), " %s", name);
 		else
-			snprintf(skipped + strlen(skipped), sizeof(skipped) - strlen(skipped), " %s", name[v]);
-		if (cpu_supports(v) && !exercised[v])
-			fail_msg("variant %s is compiled in and the CPU supports it, but was not run", name[v]);
+			snprintf(skipped + strlen(skipped), sizeof(skipped) - strlen(skipped), " %s", name);
+		if (cpu_supports((enum kw_simd)v) && !exercised[v])
+			fail_msg("variant %s is compiled in and the CPU supports it, but was not run", name);
 	}
 	printf("q8 variants compared with ref:%s; compiled but unsupported here:%s; best: %s\n",
-	       ran, skipped[0] ? skipped : " none", kw_q8_kernels_best()->name);
-	assert_true(exercised[KW_Q8_REF]);
+	       ran, skipped[0] ? skipped : " none", kw_kernels_best()->name);
+	assert_true(exercised[KW_SIMD_REF]);
 }
 
 int main(void)

@@ -1,4 +1,4 @@
-/* ml/workers.c: the pool runs every chunk exactly once and kw_q8_gemm_mt equals one thread. */
+/* ml/gemm/workers.c: the pool runs every chunk exactly once and kw_q8_gemm_mt equals one thread. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +77,7 @@ static void test_workers_gemm_equals_single_thread_bitwise(void **state)
 	size_t wl = kw_q8w_size(N, K), al = kw_q8_act_scratch_size(M, K);
 	void *wm = malloc(wl), *am = malloc(al);
 	float x[M * K], bias[N], y1[M * N], yn[M * N];
-	const struct kw_q8_kernels *kk = kw_q8_kernels_best();
+	const struct kw_kernels *kk = kw_kernels_best();
 	struct kw_q8w w;
 	struct kw_q8_act a;
 

@@ -1,11 +1,13 @@
 /*
- * Hot-path kernels behind <kw/ml/codec.h> and <kw/ml/convert.h>: the portable C reference
- * (ml/compress/) and the SIMD variants (arch/x86_64/avx2/codec_avx2.c, arch/arm64/neon/
- * codec_neon.c) share these signatures. Only ml/compress/ and arch/ include this header.
+ * BLOCKWISE_8BIT lookup state and the per-element rule that the reference
+ * (ml/ref/codec_ref.c) and every SIMD encoder (arch/) share, so that all of them agree bit
+ * for bit. ml/compress/codec_table.c builds the table, ml/compress/codec_model.c proves the
+ * gather-free model below for it; the kernels only read it. Included by ml/ and arch/.
  */
-#ifndef KW_ML_CODEC_KERNELS_H
-#define KW_ML_CODEC_KERNELS_H
+#ifndef KW_ML_BLOCKWISE_H
+#define KW_ML_BLOCKWISE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,7 +23,7 @@
  * bitsandbytes' CPU quantizer takes y = x / absmax, finds the left index (largest i with
  * code[i] <= y) by binary search and moves right only if |y - code[i+1]| < |y - code[i]|
  * in float. That result is a monotone step function of y, so it is fully described by the
- * 255 smallest floats at which it steps up. kw_bw_table_init() finds those thresholds with
+ * 255 smallest floats at which it steps up. kw_bw_table_init() (<kw/ml/codec.h>) finds those thresholds with
  * the literal algorithm; quantizing is then "how many thresholds are <= y".
  *
  * Fast path: floats are bucketed by the top 16 bits of a monotone integer key. When no
@@ -104,8 +106,8 @@ static inline uint32_t kw_bw_model_bits(const struct kw_bw_model *md, float q)
 	return qb;
 }
 
-/* 1 if the model's result for these F bits needs the exact path (inside a window). */
-static inline int kw_bw_model_unsure(const struct kw_bw_model *md, uint32_t fbits)
+/* True if the model's result for these F bits needs the exact path (inside a window). */
+static inline bool kw_bw_model_unsure(const struct kw_bw_model *md, uint32_t fbits)
 {
 	return ((fbits + md->win) & 0x7fffu) < 2u * md->win;
 }
@@ -114,22 +116,10 @@ static inline int kw_bw_model_unsure(const struct kw_bw_model *md, uint32_t fbit
  * Blocks the model serves: RN(1/m) must be a normal float whose product with any |x| <= m
  * neither overflows nor underflows its error bound (2^-100 <= m <= 2^100 is ample).
  */
-static inline int kw_bw_model_block_ok(float m)
+static inline bool kw_bw_model_block_ok(float m)
 {
 	return m >= 0x1p-100f && m <= 0x1p100f;
 }
-
-/* Quantize n floats (any n): absmax[ceil(n/4096)], q[n]. */
-typedef void (*kw_bw_quant_fn)(const struct kw_bw_table *t, const float *x, size_t n,
-			       float *absmax, uint8_t *q);
-/* Dequantize: out[i] = code[q[i]] * absmax[i / 4096]. */
-typedef void (*kw_bw_dequant_fn)(const float *code, const uint8_t *q, const float *absmax,
-				 size_t n, float *out);
-
-void kw_bw_quant_ref(const struct kw_bw_table *t, const float *x, size_t n, float *absmax,
-		     uint8_t *q);
-void kw_bw_dequant_ref(const float *code, const uint8_t *q, const float *absmax, size_t n,
-		       float *out);
 
 /* Monotone 32-bit key of a float's bits (total order on non-NaN values). */
 static inline uint32_t kw_bw_key(uint32_t bits)
@@ -171,35 +161,4 @@ static inline uint8_t kw_bw_quant_one(const struct kw_bw_table *t, float y)
 	return (uint8_t)((e >> 17) + ((key & 0xffffu) >= (e & 0x1ffffu)));
 }
 
-#if defined(CONFIG_KW_X86_AVX2)
-void kw_bw_quant_avx2(const struct kw_bw_table *t, const float *x, size_t n, float *absmax,
-		      uint8_t *q);
-void kw_bw_dequant_avx2(const float *code, const uint8_t *q, const float *absmax, size_t n,
-			float *out);
-void kw_cvt_f32_to_f16_avx2(uint16_t *dst, const float *src, size_t n);
-void kw_cvt_f16_to_f32_avx2(float *dst, const uint16_t *src, size_t n);
-void kw_cvt_f32_to_bf16_avx2(uint16_t *dst, const float *src, size_t n);
-void kw_cvt_bf16_to_f32_avx2(float *dst, const uint16_t *src, size_t n);
-void kw_cvt_f32_to_f16_clamp_avx2(uint16_t *dst, const float *src, size_t n);
-#endif
-#if defined(CONFIG_KW_X86_AVX512)
-/* Blockwise encoder for AVX-512 F/BW/VL/VBMI (arch/x86_64/avx512/codec_avx512.c). */
-void kw_bw_quant_avx512(const struct kw_bw_table *t, const float *x, size_t n, float *absmax,
-			uint8_t *q);
-/* Blockwise decoder (byte-plane table lookups with VBMI's vpermi2b); equal to the reference. */
-void kw_bw_dequant_avx512(const float *code, const uint8_t *q, const float *absmax, size_t n,
-			  float *out);
-#endif
-#if defined(CONFIG_KW_ARM64_NEON)
-void kw_bw_quant_neon(const struct kw_bw_table *t, const float *x, size_t n, float *absmax,
-		      uint8_t *q);
-void kw_bw_dequant_neon(const float *code, const uint8_t *q, const float *absmax, size_t n,
-			float *out);
-void kw_cvt_f32_to_f16_neon(uint16_t *dst, const float *src, size_t n);
-void kw_cvt_f16_to_f32_neon(float *dst, const uint16_t *src, size_t n);
-void kw_cvt_f32_to_bf16_neon(uint16_t *dst, const float *src, size_t n);
-void kw_cvt_bf16_to_f32_neon(float *dst, const uint16_t *src, size_t n);
-void kw_cvt_f32_to_f16_clamp_neon(uint16_t *dst, const float *src, size_t n);
-#endif
-
-#endif /* KW_ML_CODEC_KERNELS_H */
+#endif /* KW_ML_BLOCKWISE_H */

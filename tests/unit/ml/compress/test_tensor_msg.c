@@ -1,4 +1,5 @@
-/* runtime.proto Tensor encode/decode (spec 11.I / 11.N vectors) and stream chunking (6.7). */
+/* runtime.proto Tensor encode/decode (hivemind's byte vectors, doc/ml-codec.md) and stream
+ * chunking (hivemind/utils/streaming.py split_for_streaming, hivemind @ 213bff98). */
 #include "harness.h"
 
 #include <stdio.h>
@@ -42,7 +43,7 @@ static void check_pb(const struct kw_tensor_msg *m, const char *hex)
 	assert_int_equal(back.chunks, m->chunks);
 }
 
-static void test_tensor_msg_matches_spec_vectors(void **state)
+static void test_tensor_msg_matches_hivemind_vectors(void **state)
 {
 	static const uint8_t f32buf[] = { 0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0, 0, 0, 0, 0x3f };
 	static const uint8_t f16buf[] = { 0x00, 0x3c, 0x00, 0xc0, 0x00, 0x38 };
@@ -112,7 +113,7 @@ static void test_tensor_msg_split_and_join_round_trip(void **state)
 	whole.shape[0] = 50; whole.shape[1] = 50; whole.compression = KW_COMP_NONE;
 	strcpy(whole.dtype, "float32"); whole.requires_grad = true;
 	chunk = kw_tensor_msg_chunk_bytes(&whole, 1024);
-	assert_true(chunk > 900 && chunk < 1024);
+	assert_in_range(chunk, 901, 1023);
 	pieces = kw_tensor_msg_pieces(&whole, chunk);
 	assert_int_equal(pieces, (sizeof(data) - 1) / chunk + 1);
 	kw_tensor_join_init(&j, storage, sizeof(storage));
@@ -120,10 +121,12 @@ static void test_tensor_msg_split_and_join_round_trip(void **state)
 		assert_int_equal(kw_tensor_msg_piece(&whole, chunk, i, &piece), 0);
 		assert_int_equal(kw_tensor_msg_encode(&piece, wire, sizeof(wire), &len), 0);
 		assert_true(len <= 1024);
-		if (i == 0)
+		if (i == 0) {
 			assert_int_equal(piece.chunks, pieces);
-		else
-			assert_true(piece.dtype[0] == '\0' && piece.ndim == 0);
+		} else {
+			assert_int_equal(piece.dtype[0], '\0');
+			assert_int_equal(piece.ndim, 0);
+		}
 		assert_int_equal(kw_tensor_msg_decode(&dec, wire, len), 0);
 		rc = kw_tensor_join_add(&j, &dec);
 		assert_int_equal(rc, i + 1 == pieces ? 1 : 0);
@@ -196,7 +199,7 @@ static void test_tensor_join_rejects_inconsistent_pieces(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_tensor_msg_matches_spec_vectors),
+		cmocka_unit_test(test_tensor_msg_matches_hivemind_vectors),
 		cmocka_unit_test(test_tensor_msg_decode_accepts_unpacked_size_and_is_zero_copy),
 		cmocka_unit_test(test_tensor_msg_decode_rejects_malformed_and_oversized),
 		cmocka_unit_test(test_tensor_msg_split_and_join_round_trip),

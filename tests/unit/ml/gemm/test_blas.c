@@ -1,4 +1,4 @@
-/* ml/blas.c: the OpenBLAS fp32 linear layer equals naive double math within fp32 rounding. */
+/* ml/gemm/blas.c: the OpenBLAS fp32 linear layer equals naive double math within fp32 rounding. */
 #include <math.h>
 #include <stdlib.h>
 
