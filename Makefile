@@ -126,6 +126,14 @@ kconfig_strict = 2> $(O)/.kconfig.log || { cat $(O)/.kconfig.log >&2; exit 1; };
 	cat $(O)/.kconfig.log >&2; if grep -q 'warning:' $(O)/.kconfig.log; then \
 	echo "error: Kconfig reported warnings (see above)" >&2; exit 1; fi
 
+# An existing .config may name a symbol that a later Kconfig removed: olddefconfig drops it
+# (as Linux does) and says so, but any other warning still fails.
+kconfig_update = 2> $(O)/.kconfig.log || { cat $(O)/.kconfig.log >&2; exit 1; }; \
+	sed -n 's/.*undefined symbol \(.*\)/note: $(subst /,\/,$(O))\/.config: dropped \1, no longer in Kconfig/p' \
+	$(O)/.kconfig.log >&2; grep -v 'undefined symbol' $(O)/.kconfig.log >&2; \
+	if grep -v 'undefined symbol' $(O)/.kconfig.log | grep -q 'warning:'; then \
+	echo "error: Kconfig reported warnings (see above)" >&2; exit 1; fi
+
 %_defconfig:
 	$(Q)test -f defconfigs/$@ || { echo "error: no defconfigs/$@ (make help lists them)" >&2; exit 1; }
 	$(Q)mkdir -p $(O)
@@ -159,12 +167,12 @@ savedefconfig:
 # but picked by the old one (an unresolved symbol at link time until the next make).
 $(O)/.config: $(shell find . -name 'Kconfig*' -not -path './build/*' 2>/dev/null)
 	@test -f $@ || { echo "error: no $(O)/.config; run 'make host_defconfig' (or another, see 'make help')" >&2; exit 1; }
-	$(Q)$(PYTHON) -m olddefconfig Kconfig $(kconfig_strict)
+	$(Q)$(PYTHON) -m olddefconfig Kconfig $(kconfig_update)
 	$(Q)touch $@
 
 $(AUTOCONF): $(O)/.config
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(PYTHON) -m olddefconfig Kconfig $(kconfig_strict)
+	$(Q)$(PYTHON) -m olddefconfig Kconfig $(kconfig_update)
 	$(Q)$(PYTHON) -m genconfig --header-path $@ Kconfig
 	$(Q)touch $@
 
