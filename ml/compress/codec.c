@@ -10,7 +10,7 @@
 
 #include <kw/compiler.h>
 
-#include "codec_priv.h"
+#include "codec_common.h"
 
 static const char *const dtype_names[KW_CODEC_DTYPE_COUNT] = { "float32", "float16", "bfloat16" };
 

@@ -8,7 +8,7 @@
 
 #include <kw/compiler.h>
 
-#include "codec_priv.h"
+#include "codec_common.h"
 
 void kw_codec_blockwise_encode(const struct kw_codec *c, const float *x, size_t n, uint8_t *out)
 {

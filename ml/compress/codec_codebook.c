@@ -9,7 +9,7 @@
 
 #include <kw/compiler.h>
 
-#include "codec_priv.h"
+#include "codec_common.h"
 
 /* Round to nearest even without lrintf: valid for |v| < 2^22 (callers clamp first). */
 static inline float rne_small(float v) { return (v + 12582912.0f) - 12582912.0f; }

@@ -6,7 +6,7 @@
  */
 #include <math.h>
 
-#include "codec_priv.h"
+#include "codec_common.h"
 
 void kw_codec_meanstd_encode(const float *x, size_t numel, size_t d, uint8_t *out)
 {

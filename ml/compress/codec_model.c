@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "codec_priv.h"
+#include "codec_common.h"
 
 /* key of the float after/before key k's float in magnitude order, saturating at 0 */
 static uint32_t key_add(uint32_t k, int d)

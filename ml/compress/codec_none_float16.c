@@ -8,7 +8,7 @@
 
 #include <kw/compiler.h>
 
-#include "codec_priv.h"
+#include "codec_common.h"
 
 /* fp16 arrays to and from possibly unaligned wire bytes */
 static void to16(kw_cvt_f32_to_16_fn fn, const float *x, size_t n, uint8_t *out)

@@ -7,7 +7,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "codec_priv.h"
+#include "codec_common.h"
 
 /* bitsandbytes 0.41.1 create_dynamic_map(signed=True) (bitsandbytes/functional.py) in float32,
  * with code[0] forced to -1.0 as its CPU quantizer does to the cached map: the table hivemind
