@@ -7,10 +7,10 @@
 # dotprod) and the CPU-dependent ones again under cortex-a76 (Pi 5: dotprod) and max (every
 # feature qemu has; catches a kernel that assumes a feature set). Each output line of a run
 # under qemu starts with its CPU model, so three runs of one binary can be told apart.
-set -u
+set -eu
 runner=$1 dir=$2 tests=$3 cputests=$4
 pass=0 fail=0 skip=0 runs=0 bins_failed="" skipped_list=""
-export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 
 # count <pattern> <file>: sum of the first number on the lines of <file> matching <pattern>
 # (a binary may run several cmocka groups, each with its own summary).
@@ -21,10 +21,11 @@ count() {
 run_one() { # $1 test path, $2 cpu model or ""
     t=$1 cpu=$2 out=$(mktemp)
     label=$t${cpu:+ [QEMU_CPU=$cpu]}
+    rc=0
     if [ -n "$runner" ]; then
-        QEMU_CPU=$cpu $runner "$dir/$t" >"$out" 2>&1; rc=$?
+        QEMU_CPU=$cpu $runner "$dir/$t" >"$out" 2>&1 || rc=$?
     else
-        "$dir/$t" >"$out" 2>&1; rc=$?
+        "$dir/$t" >"$out" 2>&1 || rc=$?
     fi
     if [ -n "$cpu" ]; then sed "s/^/[$cpu] /" "$out"; else cat "$out"; fi
     # cmocka 1.1: "[==========] N test(s) run." counts passed, failed, errored (a failing

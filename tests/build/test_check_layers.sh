@@ -65,7 +65,7 @@ else
 fi
 # The same tree passes when the Makefile's object list leaves that object out (a stale one).
 run up up/kernel/pool.o up/kernel/sub/sched.o up/net/peer/key.o up/net/swarm/swarm.o up/proto/msg.pb.o up/app/main.o
-[ $rc -eq 0 ] && ok "only the objects listed are checked" || ko "only the objects listed are checked (exit $rc): $out"
+if [ $rc -eq 0 ]; then ok "only the objects listed are checked"; else ko "only the objects listed are checked (exit $rc): $out"; fi
 
 # Two folders using each other fail even though the table lets each use the other.
 obj cycle lo/a.o 'int kw_hi(void); int kw_lo(void); int kw_lo(void) { return kw_hi(); }'
