@@ -11,6 +11,11 @@
 
 #include "harness.h"
 
+size_t kw_test_loop_bytes(void)
+{
+	return (size_t)CONFIG_KW_TIMER_MAX * 8 + (size_t)CONFIG_KW_LOOP_MAX_EVENTS * 16 + 256;
+}
+
 struct kw_test_node *kw_test_node_new(size_t arena_kib)
 {
 	struct kw_test_node *t = calloc(1, sizeof(*t));
@@ -31,8 +36,7 @@ struct kw_test_node *kw_test_node_new(size_t arena_kib)
 			goto fail;
 		kw_sim_init(t->sim, t->net);
 		/* The loop's timer heap and event array come on top of what the test asked for. */
-		t->node = kw_node_create_heap(arena_kib * 1024 + (size_t)CONFIG_KW_TIMER_MAX * 8 +
-						      (size_t)CONFIG_KW_LOOP_MAX_EVENTS * 16 + 256,
+		t->node = kw_node_create_heap(arena_kib * 1024 + kw_test_loop_bytes(),
 					      &t->sim->sys, NULL);
 	}
 #endif
@@ -100,7 +104,7 @@ struct kw_test_node *kw_test_node_join(struct kw_test_net *tn, size_t arena_kib)
 		return NULL;
 	}
 	kw_sim_init(t->sim, tn->net);
-	t->node = kw_node_create_heap(arena_kib * 1024, &t->sim->sys, NULL);
+	t->node = kw_node_create_heap(arena_kib * 1024 + kw_test_loop_bytes(), &t->sim->sys, NULL);
 #endif
 	if (!t->node) {
 		free(t->sim);

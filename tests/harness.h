@@ -23,6 +23,12 @@ struct kw_test_node {
 
 /* A node on a private simulated network whose arena has `arena_kib` KiB free after the loop's
  * own tables; NULL on failure. */
+/*
+ * Arena bytes the loop's own tables take (timer heap, event array) at the configured sizes:
+ * the helpers below add it to what a test asks for, so a test's arena does not shrink when
+ * CONFIG_KW_TIMER_MAX grows. A test that makes its own node adds it too.
+ */
+size_t kw_test_loop_bytes(void);
 struct kw_test_node *kw_test_node_new(size_t arena_kib);
 void kw_test_node_free(struct kw_test_node *t);
 /*

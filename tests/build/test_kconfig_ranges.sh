@@ -22,17 +22,13 @@ fi
 # why. Each is a limit of what one build can hold, not a value a test would rather not see: a
 # test that fails at an end of a range is a finding (fix the test, make it skip(), or narrow
 # the range), never a reason to add a line here.
-#  max KW_ARENA_KIB: the node arena is one static array in kwnode; at the range's top (4 GiB)
-#    kwnode does not link on x86-64 ("relocation truncated to fit: R_X86_64_PC32 against
-#    .bss": the small code model keeps static data within 2 GiB). 1 GiB links. The unit tests
-#    size their own arenas and never read this option.
 #  max pool sizes (KW_NET_SWARM_BUFFERS, _NEGOTIATIONS, _STREAMS, _CHUNKS,
 #    KW_NET_IDENTIFY_STREAMS, KW_NET_PING_INBOUND_MAX): at their tops the pools alone need
 #    more than 32 GiB (65536 x 4 x 64 KiB socket buffers, 1048576 x 16 KiB chunks, ...), more than
 #    the largest arena, so no node holds them all; they stay at their defaults and the
 #    remaining options (limits, timeouts, tables) take their tops.
 keep_min=""
-keep_max="CONFIG_KW_ARENA_KIB=1048576 CONFIG_KW_NET_SWARM_BUFFERS=default
+keep_max="CONFIG_KW_NET_SWARM_BUFFERS=default
   CONFIG_KW_NET_SWARM_NEGOTIATIONS=default CONFIG_KW_NET_SWARM_STREAMS=default
   CONFIG_KW_NET_SWARM_CHUNKS=default CONFIG_KW_NET_IDENTIFY_STREAMS=default
   CONFIG_KW_NET_PING_INBOUND_MAX=default"

@@ -18,7 +18,7 @@ static int setup(void **state)
 {
 	if (kw_sys_linux_open(&g_sys) < 0)
 		return -1;
-	g_node = kw_node_create_heap(1024 * 1024, &g_sys.sys, NULL);
+	g_node = kw_node_create_heap(1024 * 1024 + kw_test_loop_bytes(), &g_sys.sys, NULL);
 	return g_node ? 0 : -1;
 }
 
