@@ -91,6 +91,13 @@ int kw_peer_id_from_pubkey(const struct kw_pubkey *k, struct kw_peer_id *out);
 bool kw_peer_id_equal(const struct kw_peer_id *a, const struct kw_peer_id *b);
 /* base58btc text form ("12D3KooW..." / "Qm..."). Return: 0 or -KW_ENOBUFS. */
 int kw_peer_id_to_text(const struct kw_peer_id *id, char *out, size_t cap);
+/*
+ * Short form for log lines: the first 8 and last 6 characters of the base58btc text
+ * ("12D3KooW..xyz123"), the whole text when it has at most 20, "?" when id is NULL or
+ * empty. Writes "" when cap < KW_PEER_ID_SHORT_MAX.
+ */
+#define KW_PEER_ID_SHORT_MAX 24
+void kw_peer_id_short(const struct kw_peer_id *id, char *out, size_t cap);
 /* Parses base58btc or CIDv1 (libp2p-key codec; multibase base32 'b' or base36 'k') text.
  * Return: 0 or -KW_EINVAL. */
 int kw_peer_id_from_text(const char *s, struct kw_peer_id *out);
