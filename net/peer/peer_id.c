@@ -96,7 +96,7 @@ int kw_peer_id_to_text(const struct kw_peer_id *id, char *out, size_t cap)
 {
 	int ret = kw_base58_encode(id->bytes, id->len, out, cap);
 
-	return ret < 0 ? -KW_ENOBUFS : 0;
+	return ret < 0 ? -KW_ENOSPC : 0;
 }
 
 void kw_peer_id_short(const struct kw_peer_id *id, char *out, size_t cap)
@@ -126,13 +126,13 @@ int kw_peer_id_to_cid_text(const struct kw_peer_id *id, char *out, size_t cap)
 	int ret;
 
 	if (cap < 2)
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	cid[0] = CID_VERSION_1;
 	cid[1] = CODEC_LIBP2P_KEY;
 	memcpy(cid + 2, id->bytes, id->len);
 	out[0] = 'b';
 	ret = kw_base32_encode(cid, 2u + id->len, out + 1, cap - 1);
-	return ret < 0 ? -KW_ENOBUFS : 0;
+	return ret < 0 ? -KW_ENOSPC : 0;
 }
 
 int kw_peer_id_from_text(const char *s, struct kw_peer_id *out)

@@ -157,7 +157,7 @@ static int start_mux(struct kw_upgrade *u)
 
 /* ---- stages ----------------------------------------------------------------------------- */
 
-static int noise_established(struct kw_upgrade *u)
+static int on_noise_established(struct kw_upgrade *u)
 {
 	struct kw_noise_session *ns = &u->noise;
 
@@ -191,7 +191,7 @@ static int noise_write_if_due(struct kw_upgrade *u)
 		return ret;
 	u->ops->tx_commit(u->conn, n);
 	if (kw_noise_established(&u->noise))
-		ret = noise_established(u);  /* initiator: done after msg3 */
+		ret = on_noise_established(u);  /* initiator: done after msg3 */
 	return ret;
 }
 
@@ -345,7 +345,7 @@ int kw_upgrade_on_bytes(struct kw_upgrade *u, const uint8_t *buf, size_t len, si
 				if (ret < 0)
 					return ret;
 				if (u->stage == KW_UPGRADE_NOISE && kw_noise_established(&u->noise) &&
-				    (ret = noise_established(u)) < 0)
+				    (ret = on_noise_established(u)) < 0)
 					return ret;
 			}
 			if (plain && plen) {

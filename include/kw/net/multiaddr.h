@@ -71,7 +71,7 @@ int kw_maddr_from_bytes(const uint8_t *buf, size_t len, struct kw_multiaddr *out
 /* Parses the text form (same returns; -KW_ENOPROTO names the unknown protocol). */
 int kw_maddr_from_text(const char *s, struct kw_multiaddr *out, char *err, size_t errcap);
 /* Prints the text form (ip6 as inet_ntop prints it, /p2p as base58btc). Return: 0 or
- * -KW_ENOBUFS. */
+ * -KW_ENOSPC. */
 int kw_maddr_to_text(const struct kw_multiaddr *ma, char *out, size_t cap);
 
 /* Component idx (0-based). Return: 0 or -KW_ENOENT past the end. */

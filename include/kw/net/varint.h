@@ -19,7 +19,7 @@
 size_t kw_uvarint_size(uint64_t v);
 
 /*
- * Writes v into buf[0..cap). Return: the number of bytes written (1..9), -KW_ENOBUFS when cap
+ * Writes v into buf[0..cap). Return: the number of bytes written (1..9), -KW_ENOSPC when cap
  * is too small, -KW_ERANGE when v exceeds 63 bits.
  */
 int kw_uvarint_encode(uint64_t v, uint8_t *buf, size_t cap);

@@ -134,8 +134,8 @@ static void test_peer_id_text_output_checks_capacity(void **state)
 	char txt[20];
 
 	id_from_hex(ED25519_PEER_MH, &id);
-	assert_int_equal(kw_peer_id_to_text(&id, txt, sizeof(txt)), -KW_ENOBUFS);
-	assert_int_equal(kw_peer_id_to_cid_text(&id, txt, sizeof(txt)), -KW_ENOBUFS);
+	assert_int_equal(kw_peer_id_to_text(&id, txt, sizeof(txt)), -KW_ENOSPC);
+	assert_int_equal(kw_peer_id_to_cid_text(&id, txt, sizeof(txt)), -KW_ENOSPC);
 }
 
 int main(void)

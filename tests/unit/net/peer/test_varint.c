@@ -70,7 +70,7 @@ static void test_varint_encode_checks_capacity_and_range(void **state)
 {
 	uint8_t buf[9];
 
-	assert_int_equal(kw_uvarint_encode(300, buf, 1), -KW_ENOBUFS);
+	assert_int_equal(kw_uvarint_encode(300, buf, 1), -KW_ENOSPC);
 	assert_int_equal(kw_uvarint_encode(UINT64_C(1) << 63, buf, sizeof(buf)), -KW_ERANGE);
 }
 
