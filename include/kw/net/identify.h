@@ -1,13 +1,14 @@
 /*
  * libp2p identify (/ipfs/id/1.0.0) and identify push (/ipfs/id/push/1.0.0); libp2p/specs
- * identify/README.md. On every upgraded connection we ask the remote once
- * and answer its request: our protocols (the swarm registry), listen addresses, the address
- * we observe for it, our public key, protocolVersion "ipfs/0.1.0" and agentVersion
+ * identify/README.md. On every upgraded connection we ask the remote once and answer its
+ * request: our protocols (the swarm registry), listen addresses, the address we observe for
+ * it, our public key, protocolVersion "ipfs/0.1.0" and agentVersion
  * "kwaainet-edge/<version>". The remote's answer is decoded with nanopb into bounded fields
- * and kept per connection in the swarm's extension slot that identify registers
- * (kw_identify_remote). signedPeerRecord is neither sent nor checked. When our protocols or listen addresses change while connections are up,
- * the new message is pushed on /ipfs/id/push/1.0.0 to every connected peer that lists that
- * protocol, once per peer per KW_NET_IDENTIFY_PUSH_DELAY_MS (changes in between coalesce).
+ * and kept per connection in the swarm extension slot that identify registers
+ * (kw_identify_remote). signedPeerRecord is neither sent nor checked. When our protocols or
+ * listen addresses change while connections are up, the new message is pushed on
+ * /ipfs/id/push/1.0.0 to every connected peer that lists that protocol, once per peer per
+ * KW_NET_IDENTIFY_PUSH_DELAY_MS (changes in between coalesce).
  *
  * Owns: a pool of per-stream read states (KW_NET_IDENTIFY_STREAMS), one decode scratch and
  * the per-connection state in its extension slot (cleared when the connection closes).

@@ -1,5 +1,5 @@
 /*
- * Identity keys and peer IDs (libp2p peer-ids spec; ../shared/spec/libp2p.md section 3).
+ * Identity keys and peer IDs (libp2p/specs peer-ids/peer-ids.md).
  * Key types carry libp2p's KeyType numbers. Public keys are kept as the bytes libp2p puts in
  * PublicKey.Data (Ed25519: 32 raw bytes; secp256k1: 33-byte compressed point; RSA: DER
  * SubjectPublicKeyInfo; ECDSA: DER SubjectPublicKeyInfo). Fixed-size structs, no heap
@@ -86,7 +86,8 @@ int kw_pubkey_decode(const uint8_t *buf, size_t len, struct kw_pubkey *out);
 int kw_privkey_encode(const struct kw_privkey *k, uint8_t *buf, size_t cap, size_t *len);
 int kw_privkey_decode(const uint8_t *buf, size_t len, struct kw_privkey *out);
 
-/* Peer ID of a public key: identity multihash when the encoded key is <= 42 bytes, else sha2-256. */
+/* Peer ID of a public key: identity multihash when the encoded key is <= 42 bytes, else
+ * sha2-256. */
 int kw_peer_id_from_pubkey(const struct kw_pubkey *k, struct kw_peer_id *out);
 bool kw_peer_id_equal(const struct kw_peer_id *a, const struct kw_peer_id *b);
 /* base58btc text form ("12D3KooW..." / "Qm..."). Return: 0 or -KW_ENOSPC. */

@@ -1,6 +1,6 @@
 /*
  * libp2p Noise (`/noise`): Noise_XX_25519_ChaChaPoly_SHA256 with the libp2p handshake payload
- * and 2-byte length framing (libp2p/specs noise/README.md; ../shared/spec/libp2p.md section 5).
+ * and 2-byte length framing (libp2p/specs noise/README.md; doc/net-noise.md).
  *
  * Sans-I/O: nothing here touches a socket or the event loop. The connection owner (net/swarm)
  * feeds received bytes in and sends the bytes it is handed; every buffer belongs to the

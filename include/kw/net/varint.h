@@ -1,5 +1,5 @@
 /*
- * Unsigned varints as multiformats defines them (uvarint; ../shared/spec/libp2p.md section 1):
+ * Unsigned varints as multiformats defines them (multiformats/unsigned-varint):
  * LEB128, at most 9 bytes (63 bits), minimal encodings only. Used by multiaddr, multihash,
  * CIDs, multistream-select and every length-prefixed libp2p protobuf stream. Protobuf's own
  * field varints are nanopb's business, not this module's.

@@ -1,5 +1,5 @@
 /*
- * identify codec (net/identify): the js-encoded message of spec section 13.4 decodes (fields
+ * identify codec (net/identify): a message recorded from js-libp2p 3.x decodes (fields
  * in js's order 5, 6, 1, 2, 4, 3), our own encoding round-trips, and truncated, oversized or
  * foreign-key input is refused with exact codes.
  */
@@ -21,7 +21,7 @@ static const char kat_hex[] =
 	"8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e1208047f000001060fa12208047f00000106c3501a0e"
 	"2f697066732f69642f312e302e301a102f697066732f70696e672f312e302e301a0f2f697066732f6b61642f"
 	"312e302e30";
-/* PublicKey protobuf of the spec's Ed25519 key (the peer that sent the KAT). */
+/* PublicKey protobuf of the Ed25519 key of the js peer that sent that message. */
 static const char kat_pub_hex[] =
 	"080112201ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e";
 

@@ -1,4 +1,5 @@
-/* multistream-select line codec (net/mss/mss_line.c): wire bytes from spec section 4. */
+/* multistream-select line codec (net/mss/mss_line.c): wire bytes from
+ * multiformats/multistream-select README.md. */
 #include <string.h>
 
 #include "harness.h"

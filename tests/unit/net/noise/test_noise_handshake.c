@@ -1,6 +1,6 @@
 /*
- * net/noise libp2p handshake: C<->C in memory per key type, the js-libp2p transcript
- * (spec 13.2), identity checks (signature, expected peer id) and broken input (tampered,
+ * net/noise libp2p handshake: C<->C in memory per key type, a transcript recorded from
+ * js-libp2p 3.x, identity checks (signature, expected peer id) and broken input (tampered,
  * truncated, reordered, oversized frames; malformed payloads).
  */
 #include <pb_encode.h>

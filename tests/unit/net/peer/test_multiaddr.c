@@ -1,4 +1,4 @@
-/* net/peer/multiaddr.c: spec section 2 vectors, text forms, bounds, sockaddr and /p2p helpers. */
+/* net/peer/multiaddr.c: multiformats/multiaddr vectors, text forms, bounds, sockaddr and /p2p helpers. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 

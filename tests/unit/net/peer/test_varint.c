@@ -1,4 +1,4 @@
-/* net/peer/varint.c: multiformats uvarints (spec section 1 examples, minimality, 9-byte cap). */
+/* net/peer/varint.c: multiformats uvarints (multiformats/unsigned-varint examples, minimality, 9-byte cap). */
 #include "harness.h"
 #include "hex.h"
 #include <kw/err.h>
