@@ -80,8 +80,8 @@ int kw_keyfile_load(const char *path, struct kw_privkey *out, char *err, size_t 
 	if (st.st_mode & 077) {
 		close(fd);
 		return kw_errf(-KW_EACCES, err, errcap,
-			    "%s: permissions %04o are too open (the key must be private: chmod 600)",
-			    path, (unsigned)(st.st_mode & 07777));
+			       "%s: permissions %04o are too open (the key must be private: chmod 600)",
+			       path, (unsigned)(st.st_mode & 07777));
 	}
 	ret = read_all(fd, buf, sizeof(buf), &len);
 	close(fd);
@@ -93,7 +93,7 @@ int kw_keyfile_load(const char *path, struct kw_privkey *out, char *err, size_t 
 	}
 	if (len > KW_KEYFILE_MAX_BYTES) {
 		ret = kw_errf(-KW_ECORRUPT, err, errcap, "%s: larger than %d bytes: not a key file",
-			   path, KW_KEYFILE_MAX_BYTES);
+			      path, KW_KEYFILE_MAX_BYTES);
 		goto out;
 	}
 	ret = kw_privkey_decode(buf, len, out);
@@ -101,25 +101,25 @@ int kw_keyfile_load(const char *path, struct kw_privkey *out, char *err, size_t 
 		/* Known libp2p type this build leaves out, or a number libp2p never assigned? */
 		if (len > 2 && buf[0] == 0x08 && buf[1] < KW_ARRAY_SIZE(what))
 			ret = kw_errf(-KW_EKEYTYPE, err, errcap,
-				   "%s: %s keys are not built in (Kconfig KW_NET_KEY_*)", path,
-				   what[buf[1]]);
+				      "%s: %s keys are not built in (Kconfig KW_NET_KEY_*)", path,
+				      what[buf[1]]);
 		else
 			ret = kw_errf(-KW_ECORRUPT, err, errcap, "%s: unknown key type", path);
 		goto out;
 	}
 	if (ret < 0) {
 		ret = kw_errf(-KW_ECORRUPT, err, errcap,
-			   "%s: not a valid libp2p PrivateKey (%s): refusing to use or replace it",
-			   path, ret == -KW_EBADMSG ? "truncated or not a key protobuf"
-						    : "invalid key material");
+			      "%s: not a valid libp2p PrivateKey (%s): refusing to use or replace it",
+			      path, ret == -KW_EBADMSG ? "truncated or not a key protobuf"
+			      : "invalid key material");
 		goto out;
 	}
 	/* Byte-exact canonical form: catches reordered/duplicated fields and unknown extras. */
 	ret = kw_privkey_encode(out, enc, sizeof(enc), &elen);
 	if (ret < 0 || elen != len || memcmp(enc, buf, len) != 0) {
 		ret = kw_errf(-KW_ECORRUPT, err, errcap,
-			   "%s: trailing or non-canonical bytes after the key: refusing to use it",
-			   path);
+			      "%s: trailing or non-canonical bytes after the key: refusing to use it",
+			      path);
 		goto out;
 	}
 	ret = 0;
@@ -205,7 +205,7 @@ int kw_keyfile_save(const char *path, const struct kw_privkey *k, bool overwrite
 		ret = -errno;
 		sodium_memzero(enc, sizeof(enc));
 		return kw_errf(ret, err, errcap, "%s: cannot create a temporary file: %s", path,
-			    kw_strerror(ret));
+			       kw_strerror(ret));
 	}
 	ret = write_all(fd, enc, len);
 	sodium_memzero(enc, sizeof(enc));
@@ -234,7 +234,7 @@ int kw_keyfile_save(const char *path, const struct kw_privkey *k, bool overwrite
 	}
 	if (ret < 0)
 		return kw_errf(ret, err, errcap, "%s: written, but syncing %s failed: %s", path, dir,
-			    kw_strerror(ret));
+			       kw_strerror(ret));
 	return 0;
 }
 
@@ -253,7 +253,7 @@ int kw_keyfile_load_or_create(const char *data_dir, enum kw_key_type type, int b
 	ret = kw_key_generate(type, bits, out);
 	if (ret < 0)
 		return kw_errf(ret, err, errcap, "%s: cannot generate a %s key: %s", path,
-			    kw_key_type_name(type), kw_strerror(ret));
+			       kw_key_type_name(type), kw_strerror(ret));
 	ret = kw_keyfile_save(path, out, false, err, errcap);
 	if (ret == -KW_EEXIST) {
 		/* Another process created it meanwhile: theirs is the identity now. */

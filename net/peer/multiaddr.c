@@ -103,7 +103,7 @@ static int next_comp(const uint8_t *buf, size_t len, size_t *off, struct kw_madd
 	p = proto_by_code(code);
 	if (!p)
 		return kw_errf(-KW_ENOPROTO, err, errcap, "unknown protocol code 0x%llx (%llu)",
-			    (unsigned long long)code, (unsigned long long)code);
+			       (unsigned long long)code, (unsigned long long)code);
 	if (p->size == VAR) {
 		n = kw_uvarint_decode(buf + o, len - o, &vlen);
 		if (n < 0)
@@ -135,11 +135,11 @@ int kw_maddr_from_bytes(const uint8_t *buf, size_t len, struct kw_multiaddr *out
 		return kw_errf(-KW_EINVAL, err, errcap, "empty multiaddr");
 	if (len > KW_MADDR_MAX_BYTES)
 		return kw_errf(-KW_EMSGSIZE, err, errcap, "multiaddr longer than %d bytes",
-			    KW_MADDR_MAX_BYTES);
+			       KW_MADDR_MAX_BYTES);
 	while (off < len) {
 		if (n == KW_MADDR_MAX_COMPONENTS)
 			return kw_errf(-KW_EMSGSIZE, err, errcap, "more than %d components",
-				    KW_MADDR_MAX_COMPONENTS);
+				       KW_MADDR_MAX_COMPONENTS);
 		ret = next_comp(buf, len, &off, &c, &p, err, errcap);
 		if (ret < 0)
 			return ret;
@@ -234,7 +234,7 @@ int kw_maddr_from_text(const char *s, struct kw_multiaddr *out, char *err, size_
 		pr = proto_by_name(name, nlen);
 		if (!pr)
 			return kw_errf(-KW_ENOPROTO, err, errcap, "unknown protocol '%.*s'",
-				    (int)KW_MIN(nlen, 32), name);
+				       (int)KW_MIN(nlen, 32), name);
 		p = name + nlen;
 		if (pr->size == 0) {
 			ret = put_comp(&m, pr->code, false, NULL, 0);
@@ -255,14 +255,14 @@ int kw_maddr_from_text(const char *s, struct kw_multiaddr *out, char *err, size_
 			tmp[vlen] = '\0';
 			if (inet_pton(pr->code == KW_MA_IP4 ? AF_INET : AF_INET6, tmp, v) != 1)
 				return kw_errf(-KW_EINVAL, err, errcap, "invalid %s address '%s'", pr->name,
-					    tmp);
+					       tmp);
 			ret = put_comp(&m, pr->code, false, v, (size_t)pr->size);
 			break;
 		case KW_MA_TCP:
 		case KW_MA_UDP:
 			if (parse_port(val, vlen, v) < 0)
 				return kw_errf(-KW_EINVAL, err, errcap, "invalid %s port '%.*s'", pr->name,
-					    (int)KW_MIN(vlen, 16), val);
+					       (int)KW_MIN(vlen, 16), val);
 			ret = put_comp(&m, pr->code, false, v, 2);
 			break;
 		case KW_MA_P2P: {
@@ -275,7 +275,7 @@ int kw_maddr_from_text(const char *s, struct kw_multiaddr *out, char *err, size_
 			idtxt[vlen] = '\0';
 			if (kw_peer_id_from_text(idtxt, &id) < 0)
 				return kw_errf(-KW_EINVAL, err, errcap, "invalid peer id '%.*s'",
-					    (int)KW_MIN(vlen, 60), val);
+					       (int)KW_MIN(vlen, 60), val);
 			ret = put_comp(&m, pr->code, true, id.bytes, id.len);
 			break;
 		}
@@ -289,7 +289,7 @@ int kw_maddr_from_text(const char *s, struct kw_multiaddr *out, char *err, size_
 next:
 		if (ret < 0)
 			return kw_errf(ret, err, errcap, "multiaddr exceeds %d bytes or %d components",
-				    KW_MADDR_MAX_BYTES, KW_MADDR_MAX_COMPONENTS);
+				       KW_MADDR_MAX_BYTES, KW_MADDR_MAX_COMPONENTS);
 	}
 	/* Tolerate one trailing '/', as go-multiaddr does; anything else left is an error. */
 	if (*p == '/' && p[1] == '\0')

@@ -23,6 +23,9 @@ static int upgrade_start(struct kw_conn *c);
 
 /* ---- small helpers -------------------------------------------------------------------- */
 
+_Static_assert(KW_SW_ADDR_LABEL_MAX >= KW_PEER_ID_SHORT_MAX,
+	       "a connection label also holds the short peer id");
+
 static void set_label_from_addr(struct kw_conn *c)
 {
 	if (kw_sw_addr_label(c->raddr, c->raddr_len, c->label, sizeof(c->label)) < 0)
@@ -243,7 +246,7 @@ static void do_read(struct kw_conn *c)
 			c->rd_eof = true;
 			if (c->state == CONN_CLOSING || c->state == CONN_UP)
 				conn_fail(c, c->state == CONN_CLOSING ? 0 : -KW_ECONNRESET,
-					     "peer closed the connection");
+					  "peer closed the connection");
 			else
 				conn_fail(c, -KW_ECONNRESET, "peer closed during the handshake");
 			return;
