@@ -41,11 +41,39 @@ struct kw_identify {
 	struct kw_conn_watcher watcher;
 	kw_libp2p_Identify scratch;
 	struct kw_pubkey pk;  /* decode scratch for the remote's key */
-	/* push: gen counts changes of our info; a connection whose ident.push_gen differs has
-	 * not seen the latest. One timer coalesces bursts of changes into one push per peer. */
+	int slot;             /* our extension slot: a struct kw_identify_remote per connection */
+	/* push: gen counts changes of our info; a connection whose push_gen differs has not
+	 * seen the latest. One timer coalesces bursts of changes into one push per peer. */
 	uint32_t gen;
 	struct kw_timer push_timer;
 };
+
+static struct kw_identify_remote *remote_of(const struct kw_identify *id,
+					    const struct kw_conn *c)
+{
+	return (struct kw_identify_remote *)kw_conn_ext(c, id->slot);
+}
+
+const struct kw_identify_remote *kw_identify_remote(const struct kw_identify *id,
+						    const struct kw_conn *c)
+{
+	return id ? remote_of(id, c) : NULL;
+}
+
+const char *kw_identify_remote_protocol(const struct kw_identify *id, const struct kw_conn *c,
+					size_t i)
+{
+	const struct kw_identify_remote *r = kw_identify_remote(id, c);
+	const char *p;
+	size_t k;
+
+	if (!r || i >= r->n_protocols)
+		return NULL;
+	p = r->protos;
+	for (k = 0; k < i; k++)
+		p += strlen(p) + 1;
+	return p;
+}
 
 static void release(struct id_stream *st)
 {
@@ -84,7 +112,7 @@ long kw_identify_encode(struct kw_identify *id, struct kw_conn *c, uint8_t *buf,
 	copy_str(m->agentVersion, sizeof(m->agentVersion), AGENT_VERSION);
 	if (kw_pubkey_encode(&kw_swarm_key(sw)->pub, m->publicKey.bytes, sizeof(m->publicKey.bytes),
 			     &pklen) < 0)
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	m->publicKey.size = (pb_size_t)pklen;
 	m->has_publicKey = true;
 	n = kw_swarm_listen_count(sw);
@@ -111,17 +139,17 @@ long kw_identify_encode(struct kw_identify *id, struct kw_conn *c, uint8_t *buf,
 		return -KW_EINVAL;
 	hdr = kw_uvarint_encode(body, buf, cap);
 	if (hdr < 0 || (size_t)hdr + body > cap)
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	os = pb_ostream_from_buffer(buf + hdr, cap - (size_t)hdr);
 	if (!pb_encode(&os, kw_libp2p_Identify_fields, m))
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	return (long)(hdr + os.bytes_written);
 }
 
 /* ---- decode ---------------------------------------------------------------------------- */
 
 int kw_identify_decode(struct kw_identify *id, const uint8_t *buf, size_t len,
-		       const struct kw_peer_id *expect_peer, bool push, struct kw_conn_ident *out)
+		       const struct kw_peer_id *expect_peer, bool push, struct kw_identify_remote *out)
 {
 	kw_libp2p_Identify *m = &id->scratch;
 	pb_istream_t is = pb_istream_from_buffer(buf, len);
@@ -218,8 +246,7 @@ static int apply(struct id_stream *st)
 		if (h < 0 || l > st->len - off - (size_t)h)
 			return -KW_EBADMSG;
 		ret = kw_identify_decode(st->id, st->buf + off + h, (size_t)l, kw_conn_peer_id(c),
-					 st->role == ROLE_PUSHED || msgs > 0,
-					 kw_conn_identify_mut(c));
+					 st->role == ROLE_PUSHED || msgs > 0, remote_of(st->id, c));
 		if (ret < 0)
 			return ret;
 		off += (size_t)h + (size_t)l;
@@ -246,8 +273,8 @@ static void on_eof(struct kw_stream *s)
 		return;
 	}
 	KW_LOG_DBG(identify, "%s: %s, %u protocols", kw_conn_peer_short(kw_stream_conn(s)),
-		   kw_conn_identify(kw_stream_conn(s))->agent,
-		   kw_conn_identify(kw_stream_conn(s))->n_protocols);
+		   remote_of(st->id, kw_stream_conn(s))->agent,
+		   remote_of(st->id, kw_stream_conn(s))->n_protocols);
 	st->len = 0;
 	kw_stream_close_write(s);
 	/* we may have changed while the remote's answer was on its way */
@@ -347,12 +374,12 @@ int kw_identify_request(struct kw_identify *id, struct kw_conn *c)
 
 /* ---- push (sending) ----------------------------------------------------------------------- */
 
-static bool remote_takes_push(const struct kw_conn *c)
+static bool remote_takes_push(const struct kw_identify *id, const struct kw_conn *c)
 {
 	const char *p;
 	size_t i;
 
-	for (i = 0; (p = kw_conn_remote_protocol(c, i)) != NULL; i++)
+	for (i = 0; (p = kw_identify_remote_protocol(id, c, i)) != NULL; i++)
 		if (!strcmp(p, KW_IDENTIFY_PUSH_PROTO))
 			return true;
 	return false;
@@ -391,13 +418,13 @@ static void push_one(struct kw_conn *c, void *arg)
 {
 	struct push_round *r = (struct push_round *)arg;
 	struct kw_identify *id = r->id;
-	struct kw_conn_ident *ci = kw_conn_identify_mut(c);
+	struct kw_identify_remote *ci = remote_of(id, c);
 	struct id_stream *st;
 	int ret;
 
 	if (ci->push_gen == id->gen || !ci->have || r->retry)
 		return;  /* up to date, or not identified yet (push_due runs once it is) */
-	if (!remote_takes_push(c)) {
+	if (!remote_takes_push(id, c)) {
 		ci->push_gen = id->gen;
 		return;
 	}
@@ -433,7 +460,7 @@ static void push_due(struct kw_identify *id, struct kw_conn *c)
 {
 	struct kw_loop *l = &kw_swarm_node(id->sw)->loop;
 
-	if (kw_conn_identify(c)->push_gen != id->gen && !kw_timer_armed(&id->push_timer))
+	if (remote_of(id, c)->push_gen != id->gen && !kw_timer_armed(&id->push_timer))
 		kw_timer_start(l, &id->push_timer, CONFIG_KW_NET_IDENTIFY_PUSH_DELAY_MS);
 }
 
@@ -449,11 +476,12 @@ static void on_local_change(struct kw_swarm *sw, void *arg)
 
 static void on_up(struct kw_swarm *sw, struct kw_conn *c, void *arg)
 {
+	struct kw_identify *id = (struct kw_identify *)arg;
 	int ret;
 
 	/* the remote asks us at connection start and gets what we have now */
-	kw_conn_identify_mut(c)->push_gen = ((struct kw_identify *)arg)->gen;
-	ret = kw_identify_request((struct kw_identify *)arg, c);
+	remote_of(id, c)->push_gen = id->gen;
+	ret = kw_identify_request(id, c);
 
 	if (ret < 0)
 		KW_LOG_WRN(identify, "%s: cannot ask for identify: %s", kw_conn_peer_short(c),
@@ -475,6 +503,11 @@ int kw_identify_init(struct kw_swarm *sw, struct kw_identify **out)
 				  (size_t)CONFIG_KW_NET_IDENTIFY_STREAMS);
 	if (ret < 0)
 		return ret;
+	/* nothing to release: the swarm clears the block when the connection goes */
+	id->slot = kw_swarm_ext_register(sw, "identify_conn", sizeof(struct kw_identify_remote),
+					 NULL, NULL);
+	if (id->slot < 0)
+		return id->slot;
 	ret = kw_swarm_register(sw, KW_IDENTIFY_PROTO, accept_id, id);
 	if (ret == 0)
 		ret = kw_swarm_register(sw, KW_IDENTIFY_PUSH_PROTO, accept_push, id);

@@ -83,7 +83,7 @@ int kw_noise_payload_encode(const struct kw_privkey *key, const uint8_t static_p
 	}
 	os = pb_ostream_from_buffer(out, cap);
 	if (!pb_encode(&os, kw_libp2p_NoiseHandshakePayload_fields, &msg))
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	*out_len = os.bytes_written;
 	return 0;
 }

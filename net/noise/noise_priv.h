@@ -38,7 +38,7 @@ int kw_noise_xx_setup(struct kw_noise_xx *x, bool initiator, const uint8_t *prol
 		      const uint8_t *s_pub, const uint8_t *e_priv);
 /*
  * Encodes our NoiseHandshakePayload: identity key, signature over the prefix and static_pub,
- * stream muxers. Return: 0, -KW_ENOBUFS, or kw_key_sign's / kw_pubkey_encode's error.
+ * stream muxers. Return: 0, -KW_ENOSPC, or kw_key_sign's / kw_pubkey_encode's error.
  */
 int kw_noise_payload_encode(const struct kw_privkey *key, const uint8_t static_pub[KW_NOISE_DH_LEN],
 			    const char *const *muxers, size_t n_muxers, uint8_t *out, size_t cap,

@@ -107,7 +107,7 @@ int kw_noise_handshake_write(struct kw_noise_session *s, uint8_t *out, size_t ca
 	}
 	need = KW_NOISE_FRAME_HDR + kw_noise_xx_write_len(&s->u.hs, plen);
 	if (cap < need)
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	err = kw_noise_xx_write(&s->u.hs, payload, plen, out + KW_NOISE_FRAME_HDR,
 				cap - KW_NOISE_FRAME_HDR, &n);
 	if (err)
@@ -256,7 +256,7 @@ int kw_noise_encrypt(struct kw_noise_session *s, const uint8_t *pt, size_t len, 
 	if (len > KW_NOISE_PLAINTEXT_MAX)
 		return -KW_EMSGSIZE;
 	if (cap < len + KW_NOISE_FRAME_HDR + KW_NOISE_TAG_LEN)
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	err = kw_noise_cipher_encrypt(&s->u.t.tx, NULL, 0, pt, len, out + KW_NOISE_FRAME_HDR);
 	if (err)
 		return fail(s, err);
@@ -283,7 +283,7 @@ int kw_noise_encrypt_all(struct kw_noise_session *s, const uint8_t *pt, size_t l
 	if (s->state != KW_NOISE_ESTABLISHED)
 		return -KW_ENOTCONN;
 	if (cap < kw_noise_encrypt_all_len(len))
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	*out_len = 0;
 	while (len) {
 		size_t chunk = KW_MIN(len, (size_t)KW_NOISE_PLAINTEXT_MAX);

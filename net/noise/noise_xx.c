@@ -108,7 +108,7 @@ int kw_noise_xx_write(struct kw_noise_xx *x, const uint8_t *payload, size_t payl
 	if (need > KW_NOISE_MSG_MAX)
 		return -KW_EMSGSIZE;
 	if (need > cap)
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 
 	if (x->step == 0 || x->step == 1) {               /* e */
 		memcpy(out, x->e_pub, KW_NOISE_DH_LEN);

@@ -160,7 +160,7 @@ int kw_key_sign(const struct kw_privkey *k, const uint8_t *msg, size_t len, uint
 		if (k->len < crypto_sign_SECRETKEYBYTES)
 			return -KW_EINVAL;
 		if (*sig_len < crypto_sign_BYTES)
-			return -KW_ENOBUFS;
+			return -KW_ENOSPC;
 		/* data[0..64) is libsodium's seed||pub secret key (also for legacy 96-byte keys). */
 		crypto_sign_detached(sig, NULL, msg, len, k->data);
 		*sig_len = crypto_sign_BYTES;
@@ -262,7 +262,7 @@ int kw_pubkey_encode(const struct kw_pubkey *k, uint8_t *buf, size_t cap, size_t
 	m.Data.size = k->len;
 	memcpy(m.Data.bytes, k->data, k->len);
 	if (!pb_encode(&os, kw_libp2p_PublicKey_fields, &m))
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	*len = os.bytes_written;
 	return 0;
 }
@@ -298,7 +298,7 @@ int kw_privkey_encode(const struct kw_privkey *k, uint8_t *buf, size_t cap, size
 	m.Data.size = k->len;
 	memcpy(m.Data.bytes, k->data, k->len);
 	if (!pb_encode(&os, kw_libp2p_PrivateKey_fields, &m))
-		ret = -KW_ENOBUFS;
+		ret = -KW_ENOSPC;
 	else
 		*len = os.bytes_written;
 	sodium_memzero(&m, sizeof(m));

@@ -331,7 +331,7 @@ int kw_ec_sign(const struct kw_privkey *k, const uint8_t *msg, size_t len, uint8
 	der[1] = (uint8_t)n;
 	n += 2;
 	if (*sig_len < n) {
-		ret = -KW_ENOBUFS;
+		ret = -KW_ENOSPC;
 		goto out;
 	}
 	memcpy(sig, der, n);

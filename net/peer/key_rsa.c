@@ -138,7 +138,7 @@ int kw_rsa_sign(const struct kw_privkey *k, const uint8_t *msg, size_t len, uint
 		goto out_pk;
 	/* mbedTLS 2.28's pk_sign takes no output size: check it first. */
 	if (*sig_len < mbedtls_pk_get_len(&pk)) {
-		ret = -KW_ENOBUFS;
+		ret = -KW_ENOSPC;
 		goto out_pk;
 	}
 	ret = kw_mbed_rng_init(&rng);

@@ -1,7 +1,6 @@
 /* The identity key file: see include/kw/net/keyfile.h for the rules this enforces. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,21 +13,6 @@
 #include <kw/err.h>
 #include <kw/log.h>
 #include <kw/net/keyfile.h>
-
-static int fail(int ret, char *err, size_t errcap, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(int ret, char *err, size_t errcap, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errcap > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errcap, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
 
 int kw_keyfile_path(const char *data_dir, char *out, size_t cap)
 {
@@ -81,61 +65,61 @@ int kw_keyfile_load(const char *path, struct kw_privkey *out, char *err, size_t 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
-		return fail(ret, err, errcap, "%s: %s", path, kw_strerror(ret));
+		return kw_errf(ret, err, errcap, "%s: %s", path, kw_strerror(ret));
 	}
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
 		close(fd);
-		return fail(ret, err, errcap, "%s: %s", path, kw_strerror(ret));
+		return kw_errf(ret, err, errcap, "%s: %s", path, kw_strerror(ret));
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		return fail(-KW_ECORRUPT, err, errcap, "%s: not a regular file", path);
+		return kw_errf(-KW_ECORRUPT, err, errcap, "%s: not a regular file", path);
 	}
 	/* A private key others can read may already be someone else's: refuse, like ssh. */
 	if (st.st_mode & 077) {
 		close(fd);
-		return fail(-KW_EACCES, err, errcap,
-			    "%s: permissions %04o are too open (the key must be private: chmod 600)",
-			    path, (unsigned)(st.st_mode & 07777));
+		return kw_errf(-KW_EACCES, err, errcap,
+			       "%s: permissions %04o are too open (the key must be private: chmod 600)",
+			       path, (unsigned)(st.st_mode & 07777));
 	}
 	ret = read_all(fd, buf, sizeof(buf), &len);
 	close(fd);
 	if (ret < 0)
-		return fail(ret, err, errcap, "%s: %s", path, kw_strerror(ret));
+		return kw_errf(ret, err, errcap, "%s: %s", path, kw_strerror(ret));
 	if (len == 0) {
-		ret = fail(-KW_ECORRUPT, err, errcap, "%s: empty (truncated?) key file", path);
+		ret = kw_errf(-KW_ECORRUPT, err, errcap, "%s: empty (truncated?) key file", path);
 		goto out;
 	}
 	if (len > KW_KEYFILE_MAX_BYTES) {
-		ret = fail(-KW_ECORRUPT, err, errcap, "%s: larger than %d bytes: not a key file",
-			   path, KW_KEYFILE_MAX_BYTES);
+		ret = kw_errf(-KW_ECORRUPT, err, errcap, "%s: larger than %d bytes: not a key file",
+			      path, KW_KEYFILE_MAX_BYTES);
 		goto out;
 	}
 	ret = kw_privkey_decode(buf, len, out);
 	if (ret == -KW_EKEYTYPE) {
 		/* Known libp2p type this build leaves out, or a number libp2p never assigned? */
 		if (len > 2 && buf[0] == 0x08 && buf[1] < KW_ARRAY_SIZE(what))
-			ret = fail(-KW_EKEYTYPE, err, errcap,
-				   "%s: %s keys are not built in (Kconfig KW_NET_KEY_*)", path,
-				   what[buf[1]]);
+			ret = kw_errf(-KW_EKEYTYPE, err, errcap,
+				      "%s: %s keys are not built in (Kconfig KW_NET_KEY_*)", path,
+				      what[buf[1]]);
 		else
-			ret = fail(-KW_ECORRUPT, err, errcap, "%s: unknown key type", path);
+			ret = kw_errf(-KW_ECORRUPT, err, errcap, "%s: unknown key type", path);
 		goto out;
 	}
 	if (ret < 0) {
-		ret = fail(-KW_ECORRUPT, err, errcap,
-			   "%s: not a valid libp2p PrivateKey (%s): refusing to use or replace it",
-			   path, ret == -KW_EBADMSG ? "truncated or not a key protobuf"
-						    : "invalid key material");
+		ret = kw_errf(-KW_ECORRUPT, err, errcap,
+			      "%s: not a valid libp2p PrivateKey (%s): refusing to use or replace it",
+			      path, ret == -KW_EBADMSG ? "truncated or not a key protobuf"
+			      : "invalid key material");
 		goto out;
 	}
 	/* Byte-exact canonical form: catches reordered/duplicated fields and unknown extras. */
 	ret = kw_privkey_encode(out, enc, sizeof(enc), &elen);
 	if (ret < 0 || elen != len || memcmp(enc, buf, len) != 0) {
-		ret = fail(-KW_ECORRUPT, err, errcap,
-			   "%s: trailing or non-canonical bytes after the key: refusing to use it",
-			   path);
+		ret = kw_errf(-KW_ECORRUPT, err, errcap,
+			      "%s: trailing or non-canonical bytes after the key: refusing to use it",
+			      path);
 		goto out;
 	}
 	ret = 0;
@@ -209,19 +193,19 @@ int kw_keyfile_save(const char *path, const struct kw_privkey *k, bool overwrite
 
 	ret = kw_privkey_encode(k, enc, sizeof(enc), &len);
 	if (ret < 0)
-		return fail(ret, err, errcap, "%s: cannot encode key: %s", path, kw_strerror(ret));
+		return kw_errf(ret, err, errcap, "%s: cannot encode key: %s", path, kw_strerror(ret));
 	n = snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path);
 	if (n < 0 || (size_t)n >= sizeof(tmp) || dir_of(path, dir, sizeof(dir)) < 0)
-		return fail(-KW_EINVAL, err, errcap, "%s: path too long", path);
+		return kw_errf(-KW_EINVAL, err, errcap, "%s: path too long", path);
 	if (!overwrite && access(path, F_OK) == 0)
-		return fail(-KW_EEXIST, err, errcap, "%s: already exists (not replaced)", path);
+		return kw_errf(-KW_EEXIST, err, errcap, "%s: already exists (not replaced)", path);
 	/* mkostemp creates the file 0600 whatever the umask. */
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
 		sodium_memzero(enc, sizeof(enc));
-		return fail(ret, err, errcap, "%s: cannot create a temporary file: %s", path,
-			    kw_strerror(ret));
+		return kw_errf(ret, err, errcap, "%s: cannot create a temporary file: %s", path,
+			       kw_strerror(ret));
 	}
 	ret = write_all(fd, enc, len);
 	sodium_memzero(enc, sizeof(enc));
@@ -236,8 +220,8 @@ int kw_keyfile_save(const char *path, const struct kw_privkey *k, bool overwrite
 	if (ret < 0) {
 		unlink(tmp);
 		if (ret == -KW_EEXIST)
-			return fail(ret, err, errcap, "%s: already exists (not replaced)", path);
-		return fail(ret, err, errcap, "%s: cannot write key: %s", path, kw_strerror(ret));
+			return kw_errf(ret, err, errcap, "%s: already exists (not replaced)", path);
+		return kw_errf(ret, err, errcap, "%s: cannot write key: %s", path, kw_strerror(ret));
 	}
 	/* The rename is durable only once the directory entry is. */
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -249,8 +233,8 @@ int kw_keyfile_save(const char *path, const struct kw_privkey *k, bool overwrite
 		ret = -errno;
 	}
 	if (ret < 0)
-		return fail(ret, err, errcap, "%s: written, but syncing %s failed: %s", path, dir,
-			    kw_strerror(ret));
+		return kw_errf(ret, err, errcap, "%s: written, but syncing %s failed: %s", path, dir,
+			       kw_strerror(ret));
 	return 0;
 }
 
@@ -262,14 +246,14 @@ int kw_keyfile_load_or_create(const char *data_dir, enum kw_key_type type, int b
 
 	*created = false;
 	if (kw_keyfile_path(data_dir, path, sizeof(path)) < 0)
-		return fail(-KW_EINVAL, err, errcap, "%s: path too long", data_dir);
+		return kw_errf(-KW_EINVAL, err, errcap, "%s: path too long", data_dir);
 	ret = kw_keyfile_load(path, out, err, errcap);
 	if (ret != -KW_ENOENT)
 		return ret;  /* loaded, or a problem the owner must look at */
 	ret = kw_key_generate(type, bits, out);
 	if (ret < 0)
-		return fail(ret, err, errcap, "%s: cannot generate a %s key: %s", path,
-			    kw_key_type_name(type), kw_strerror(ret));
+		return kw_errf(ret, err, errcap, "%s: cannot generate a %s key: %s", path,
+			       kw_key_type_name(type), kw_strerror(ret));
 	ret = kw_keyfile_save(path, out, false, err, errcap);
 	if (ret == -KW_EEXIST) {
 		/* Another process created it meanwhile: theirs is the identity now. */

@@ -4,7 +4,6 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,21 +64,6 @@ static const struct proto *proto_by_name(const char *name, size_t len)
 	return NULL;
 }
 
-static int fail(int ret, char *err, size_t errcap, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(int ret, char *err, size_t errcap, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errcap > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errcap, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
-
 static bool is_dns(uint32_t code)
 {
 	return code == KW_MA_DNS || code == KW_MA_DNS4 || code == KW_MA_DNS6 ||
@@ -95,11 +79,11 @@ static int check_value(const struct proto *p, const uint8_t *v, size_t len, char
 	if (is_dns(p->code)) {
 		/* Printable as text and back: no '/', no NUL, not empty. */
 		if (len == 0 || len > DNS_NAME_MAX || memchr(v, '/', len) || memchr(v, 0, len))
-			return fail(-KW_EINVAL, err, errcap, "invalid %s name", p->name);
+			return kw_errf(-KW_EINVAL, err, errcap, "invalid %s name", p->name);
 		return 0;
 	}
 	if (p->code == KW_MA_P2P && kw_peer_id_from_bytes(v, len, &id) < 0)
-		return fail(-KW_EINVAL, err, errcap, "invalid peer id in /p2p");
+		return kw_errf(-KW_EINVAL, err, errcap, "invalid peer id in /p2p");
 	return 0;
 }
 
@@ -114,22 +98,22 @@ static int next_comp(const uint8_t *buf, size_t len, size_t *off, struct kw_madd
 
 	n = kw_uvarint_decode(buf + o, len - o, &code);
 	if (n < 0)
-		return fail(-KW_EINVAL, err, errcap, "bad protocol code varint at byte %zu", o);
+		return kw_errf(-KW_EINVAL, err, errcap, "bad protocol code varint at byte %zu", o);
 	o += (size_t)n;
 	p = proto_by_code(code);
 	if (!p)
-		return fail(-KW_ENOPROTO, err, errcap, "unknown protocol code 0x%llx (%llu)",
-			    (unsigned long long)code, (unsigned long long)code);
+		return kw_errf(-KW_ENOPROTO, err, errcap, "unknown protocol code 0x%llx (%llu)",
+			       (unsigned long long)code, (unsigned long long)code);
 	if (p->size == VAR) {
 		n = kw_uvarint_decode(buf + o, len - o, &vlen);
 		if (n < 0)
-			return fail(-KW_EINVAL, err, errcap, "bad %s length varint", p->name);
+			return kw_errf(-KW_EINVAL, err, errcap, "bad %s length varint", p->name);
 		o += (size_t)n;
 	} else {
 		vlen = (uint64_t)p->size;
 	}
 	if (vlen > len - o)
-		return fail(-KW_EINVAL, err, errcap, "truncated %s value", p->name);
+		return kw_errf(-KW_EINVAL, err, errcap, "truncated %s value", p->name);
 	c->code = p->code;
 	c->len = (uint16_t)vlen;
 	c->value = vlen ? buf + o : NULL;
@@ -148,14 +132,14 @@ int kw_maddr_from_bytes(const uint8_t *buf, size_t len, struct kw_multiaddr *out
 	int ret;
 
 	if (len == 0)
-		return fail(-KW_EINVAL, err, errcap, "empty multiaddr");
+		return kw_errf(-KW_EINVAL, err, errcap, "empty multiaddr");
 	if (len > KW_MADDR_MAX_BYTES)
-		return fail(-KW_EMSGSIZE, err, errcap, "multiaddr longer than %d bytes",
-			    KW_MADDR_MAX_BYTES);
+		return kw_errf(-KW_EMSGSIZE, err, errcap, "multiaddr longer than %d bytes",
+			       KW_MADDR_MAX_BYTES);
 	while (off < len) {
 		if (n == KW_MADDR_MAX_COMPONENTS)
-			return fail(-KW_EMSGSIZE, err, errcap, "more than %d components",
-				    KW_MADDR_MAX_COMPONENTS);
+			return kw_errf(-KW_EMSGSIZE, err, errcap, "more than %d components",
+				       KW_MADDR_MAX_COMPONENTS);
 		ret = next_comp(buf, len, &off, &c, &p, err, errcap);
 		if (ret < 0)
 			return ret;
@@ -232,9 +216,9 @@ int kw_maddr_from_text(const char *s, struct kw_multiaddr *out, char *err, size_
 	struct kw_multiaddr m = { 0 };
 
 	if (!s || s[0] != '/')
-		return fail(-KW_EINVAL, err, errcap, "multiaddr must start with '/'");
+		return kw_errf(-KW_EINVAL, err, errcap, "multiaddr must start with '/'");
 	if (strnlen(s, KW_MADDR_TEXT_MAX) >= KW_MADDR_TEXT_MAX)
-		return fail(-KW_EMSGSIZE, err, errcap, "multiaddr text too long");
+		return kw_errf(-KW_EMSGSIZE, err, errcap, "multiaddr text too long");
 	while (*p == '/' && p[1] != '\0') {
 		const char *name = p + 1, *val, *end;
 		const struct proto *pr;
@@ -246,18 +230,18 @@ int kw_maddr_from_text(const char *s, struct kw_multiaddr *out, char *err, size_
 		end = strchr(name, '/');
 		nlen = end ? (size_t)(end - name) : strlen(name);
 		if (nlen == 0)
-			return fail(-KW_EINVAL, err, errcap, "empty component in multiaddr");
+			return kw_errf(-KW_EINVAL, err, errcap, "empty component in multiaddr");
 		pr = proto_by_name(name, nlen);
 		if (!pr)
-			return fail(-KW_ENOPROTO, err, errcap, "unknown protocol '%.*s'",
-				    (int)KW_MIN(nlen, 32), name);
+			return kw_errf(-KW_ENOPROTO, err, errcap, "unknown protocol '%.*s'",
+				       (int)KW_MIN(nlen, 32), name);
 		p = name + nlen;
 		if (pr->size == 0) {
 			ret = put_comp(&m, pr->code, false, NULL, 0);
 			goto next;
 		}
 		if (*p != '/' || p[1] == '/' || p[1] == '\0')
-			return fail(-KW_EINVAL, err, errcap, "missing value for /%s", pr->name);
+			return kw_errf(-KW_EINVAL, err, errcap, "missing value for /%s", pr->name);
 		val = p + 1;
 		end = strchr(val, '/');
 		vlen = end ? (size_t)(end - val) : strlen(val);
@@ -266,19 +250,19 @@ int kw_maddr_from_text(const char *s, struct kw_multiaddr *out, char *err, size_
 		case KW_MA_IP4:
 		case KW_MA_IP6:
 			if (vlen >= sizeof(tmp))
-				return fail(-KW_EINVAL, err, errcap, "invalid %s address", pr->name);
+				return kw_errf(-KW_EINVAL, err, errcap, "invalid %s address", pr->name);
 			memcpy(tmp, val, vlen);
 			tmp[vlen] = '\0';
 			if (inet_pton(pr->code == KW_MA_IP4 ? AF_INET : AF_INET6, tmp, v) != 1)
-				return fail(-KW_EINVAL, err, errcap, "invalid %s address '%s'", pr->name,
-					    tmp);
+				return kw_errf(-KW_EINVAL, err, errcap, "invalid %s address '%s'", pr->name,
+					       tmp);
 			ret = put_comp(&m, pr->code, false, v, (size_t)pr->size);
 			break;
 		case KW_MA_TCP:
 		case KW_MA_UDP:
 			if (parse_port(val, vlen, v) < 0)
-				return fail(-KW_EINVAL, err, errcap, "invalid %s port '%.*s'", pr->name,
-					    (int)KW_MIN(vlen, 16), val);
+				return kw_errf(-KW_EINVAL, err, errcap, "invalid %s port '%.*s'", pr->name,
+					       (int)KW_MIN(vlen, 16), val);
 			ret = put_comp(&m, pr->code, false, v, 2);
 			break;
 		case KW_MA_P2P: {
@@ -286,12 +270,12 @@ int kw_maddr_from_text(const char *s, struct kw_multiaddr *out, char *err, size_
 			char idtxt[KW_PEER_ID_TEXT_MAX];
 
 			if (vlen >= sizeof(idtxt))
-				return fail(-KW_EINVAL, err, errcap, "invalid peer id in /p2p");
+				return kw_errf(-KW_EINVAL, err, errcap, "invalid peer id in /p2p");
 			memcpy(idtxt, val, vlen);
 			idtxt[vlen] = '\0';
 			if (kw_peer_id_from_text(idtxt, &id) < 0)
-				return fail(-KW_EINVAL, err, errcap, "invalid peer id '%.*s'",
-					    (int)KW_MIN(vlen, 60), val);
+				return kw_errf(-KW_EINVAL, err, errcap, "invalid peer id '%.*s'",
+					       (int)KW_MIN(vlen, 60), val);
 			ret = put_comp(&m, pr->code, true, id.bytes, id.len);
 			break;
 		}
@@ -304,14 +288,14 @@ int kw_maddr_from_text(const char *s, struct kw_multiaddr *out, char *err, size_
 		}
 next:
 		if (ret < 0)
-			return fail(ret, err, errcap, "multiaddr exceeds %d bytes or %d components",
-				    KW_MADDR_MAX_BYTES, KW_MADDR_MAX_COMPONENTS);
+			return kw_errf(ret, err, errcap, "multiaddr exceeds %d bytes or %d components",
+				       KW_MADDR_MAX_BYTES, KW_MADDR_MAX_COMPONENTS);
 	}
 	/* Tolerate one trailing '/', as go-multiaddr does; anything else left is an error. */
 	if (*p == '/' && p[1] == '\0')
 		p++;
 	if (*p != '\0' || m.n == 0)
-		return fail(-KW_EINVAL, err, errcap, "empty component in multiaddr");
+		return kw_errf(-KW_EINVAL, err, errcap, "empty component in multiaddr");
 	*out = m;
 	return 0;
 }
@@ -324,7 +308,7 @@ int kw_maddr_to_text(const struct kw_multiaddr *ma, char *out, size_t cap)
 	int n;
 
 	if (cap == 0)
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	out[0] = '\0';
 	while (off < ma->len) {
 		char val[KW_PEER_ID_TEXT_MAX > INET6_ADDRSTRLEN ? KW_PEER_ID_TEXT_MAX : INET6_ADDRSTRLEN];
@@ -364,7 +348,7 @@ int kw_maddr_to_text(const struct kw_multiaddr *ma, char *out, size_t cap)
 			n = snprintf(out + o, cap - o, "/%s/%s", pr->name, val);
 		if (n < 0 || (size_t)n >= cap - o) {
 			out[0] = '\0';
-			return -KW_ENOBUFS;
+			return -KW_ENOSPC;
 		}
 		o += (size_t)n;
 	}

@@ -47,7 +47,7 @@ static int radix_encode(const uint8_t *in, size_t len, char *out, size_t cap,
 	}
 	n = zeros + ndig;
 	if (n + 1 > cap)
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	for (i = 0; i < zeros; i++)
 		out[i] = alphabet[0];
 	for (j = 0; j < ndig; j++)
@@ -88,7 +88,7 @@ static int radix_decode(const char *s, size_t slen, uint8_t *out, size_t cap,
 	}
 	n = zeros + nb;
 	if (n > cap)
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	memset(out, 0, zeros);
 	for (j = 0; j < nb; j++)
 		out[zeros + j] = bytes[nb - 1 - j];
@@ -126,7 +126,7 @@ int kw_base32_encode(const uint8_t *in, size_t len, char *out, size_t cap)
 	if (len > KW_BASE58_MAX_BYTES)
 		return -KW_EMSGSIZE;
 	if (n + 1 > cap)
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	for (i = 0; i < len; i++) {
 		acc = (acc << 8) | in[i];
 		bits += 8;
@@ -171,7 +171,7 @@ int kw_base32_decode(const char *s, size_t slen, uint8_t *out, size_t cap)
 		if (bits >= 8) {
 			bits -= 8;
 			if (o >= cap)
-				return -KW_ENOBUFS;
+				return -KW_ENOSPC;
 			out[o++] = (uint8_t)(acc >> bits);
 		}
 		acc &= (1u << bits) - 1;

@@ -2,6 +2,7 @@
  * Peer IDs: the multihash of a PublicKey protobuf (identity when it is at most 42 bytes,
  * sha2-256 otherwise) and its two text forms, bare base58btc and CIDv1 (libp2p-key codec).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -95,7 +96,28 @@ int kw_peer_id_to_text(const struct kw_peer_id *id, char *out, size_t cap)
 {
 	int ret = kw_base58_encode(id->bytes, id->len, out, cap);
 
-	return ret < 0 ? -KW_ENOBUFS : 0;
+	return ret < 0 ? -KW_ENOSPC : 0;
+}
+
+void kw_peer_id_short(const struct kw_peer_id *id, char *out, size_t cap)
+{
+	char t[KW_PEER_ID_TEXT_MAX];
+	size_t n;
+
+	if (cap < KW_PEER_ID_SHORT_MAX) {
+		if (cap)
+			out[0] = '\0';
+		return;
+	}
+	if (!id || id->len == 0 || kw_peer_id_to_text(id, t, sizeof(t)) < 0) {
+		snprintf(out, cap, "?");
+		return;
+	}
+	n = strlen(t);
+	if (n <= 20)
+		snprintf(out, cap, "%s", t);
+	else
+		snprintf(out, cap, "%.8s..%s", t, t + n - 6);
 }
 
 int kw_peer_id_to_cid_text(const struct kw_peer_id *id, char *out, size_t cap)
@@ -104,13 +126,13 @@ int kw_peer_id_to_cid_text(const struct kw_peer_id *id, char *out, size_t cap)
 	int ret;
 
 	if (cap < 2)
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	cid[0] = CID_VERSION_1;
 	cid[1] = CODEC_LIBP2P_KEY;
 	memcpy(cid + 2, id->bytes, id->len);
 	out[0] = 'b';
 	ret = kw_base32_encode(cid, 2u + id->len, out + 1, cap - 1);
-	return ret < 0 ? -KW_ENOBUFS : 0;
+	return ret < 0 ? -KW_ENOSPC : 0;
 }
 
 int kw_peer_id_from_text(const char *s, struct kw_peer_id *out)

@@ -21,7 +21,7 @@ int kw_uvarint_encode(uint64_t v, uint8_t *buf, size_t cap)
 		return -KW_ERANGE;
 	n = kw_uvarint_size(v);
 	if (n > cap)
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	for (i = 0; i + 1 < n; i++) {
 		buf[i] = (uint8_t)(v | 0x80);
 		v >>= 7;

@@ -34,7 +34,7 @@ int kw_sw_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, uint8_t *
 	if (kw_maddr_from_sockaddr(sa, len, &ma) < 0)
 		return -KW_EINVAL;
 	if (ma.len > cap)
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	memcpy(out, ma.bytes, ma.len);
 	*olen = ma.len;
 	return 0;
@@ -47,4 +47,13 @@ int kw_sw_addr_to_text(const uint8_t *bin, size_t len, char *out, size_t cap)
 	if (kw_maddr_from_bytes(bin, len, &ma, NULL, 0) < 0)
 		return -KW_EINVAL;
 	return kw_maddr_to_text(&ma, out, cap);
+}
+
+int kw_sw_addr_label(const uint8_t *bin, size_t len, char *out, size_t cap)
+{
+	int ret = kw_sw_addr_to_text(bin, len, out, cap);
+
+	if (ret < 0 && cap)
+		out[0] = '\0';
+	return ret;
 }

@@ -1,7 +1,9 @@
 /*
  * The swarm's socket side: listeners, dials, the connection pool, socket buffers borrowed on
- * demand (an idle connection holds none), limits and timers, graceful drain, and the
- * registry. The byte pipeline above the socket (mss, Noise, yamux) lives in upgrade.c.
+ * demand (an idle connection holds none), limits and timers, graceful drain, extension slots
+ * and the public API over the registry (registry.c). The byte pipeline above the socket
+ * (mss, Noise, yamux) lives in upgrade.c and reaches a connection only through g_conn_ops;
+ * per-stream negotiation is net/mss.
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,37 +18,18 @@
 
 #include "swarm_priv.h"
 
+static void ext_release(struct kw_conn *c);
+static int upgrade_start(struct kw_conn *c);
+
 /* ---- small helpers -------------------------------------------------------------------- */
 
-void kw_peer_id_short(const struct kw_peer_id *id, char *out, size_t cap)
+_Static_assert(KW_SW_ADDR_LABEL_MAX >= KW_PEER_ID_SHORT_MAX,
+	       "a connection label also holds the short peer id");
+
+static void set_label_from_addr(struct kw_conn *c)
 {
-	char t[KW_PEER_ID_TEXT_MAX];
-	size_t n;
-
-	if (cap < 24) {
-		if (cap)
-			out[0] = '\0';
-		return;
-	}
-	if (!id || id->len == 0 || kw_peer_id_to_text(id, t, sizeof(t)) < 0) {
-		snprintf(out, cap, "?");
-		return;
-	}
-	n = strlen(t);
-	if (n <= 20)
-		snprintf(out, cap, "%s", t);
-	else
-		snprintf(out, cap, "%.8s..%s", t, t + n - 6);
-}
-
-static void set_short_from_addr(struct kw_conn *c)
-{
-	char t[KW_SW_ADDR_TEXT_MAX];
-
-	if (kw_sw_addr_to_text(c->raddr, c->raddr_len, t, sizeof(t)) == 0)
-		snprintf(c->peer_short, sizeof(c->peer_short), "%.23s", t);
-	else
-		snprintf(c->peer_short, sizeof(c->peer_short), "?");
+	if (kw_sw_addr_label(c->raddr, c->raddr_len, c->label, sizeof(c->label)) < 0)
+		snprintf(c->label, sizeof(c->label), "?");
 }
 
 /* ---- buffers ---------------------------------------------------------------------------- */
@@ -78,7 +61,7 @@ static void release_bufs(struct kw_conn *c)
 		c->txb = NULL;
 		c->tx_off = c->tx_len = 0;
 	}
-	kw_upgrade_release_idle(c);
+	kw_upgrade_release_idle(&c->up);
 }
 
 static void on_buf_timer(struct kw_loop *l, struct kw_timer *t)
@@ -104,7 +87,7 @@ static void conn_update_watch(struct kw_conn *c)
 	if (c->state == CONN_CONNECTING)
 		ev = KW_EV_WRITE;
 	else {
-		if (!c->rd_eof && kw_upgrade_can_read(c))
+		if (!c->rd_eof && kw_upgrade_can_read(&c->up))
 			ev |= KW_EV_READ;
 		if (c->txb && c->tx_off < c->tx_len)
 			ev |= KW_EV_WRITE;
@@ -120,11 +103,12 @@ static int reap_fn(struct kw_loop *l, struct kw_task *t)
 	struct kw_conn_watcher *w;
 	bool was_up = c->state == CONN_UP || c->state == CONN_CLOSING;
 
-	kw_upgrade_teardown(c, c->close_reason);
+	kw_upgrade_teardown(&c->up, c->close_reason);
 	if (was_up && c->peer.len)
 		for (w = sw->watchers; w; w = w->next)
 			if (w->on_down)
 				w->on_down(sw, c, c->close_reason, w->arg);
+	ext_release(c);
 	if (c->dial_cb) {
 		kw_swarm_dial_cb cb = c->dial_cb;
 
@@ -176,17 +160,18 @@ static void conn_kill(struct kw_conn *c, int reason)
 		return;
 	c->dead = true;
 	c->close_reason = reason;
+	kw_upgrade_stop(&c->up);
 	kw_task_post(c->sw->loop, &c->reap);
 }
 
-void kw_conn_fail(struct kw_conn *c, int err, const char *why)
+static void conn_fail(struct kw_conn *c, int err, const char *why)
 {
 	if (c->dead)
 		return;
 	if (err == 0 || err == -KW_ECONNRESET || err == -KW_ESHUTDOWN)
-		KW_LOG_INF(swarm, "%s: %s: %s", c->peer_short, why, kw_strerror(err));
+		KW_LOG_INF(swarm, "%s: %s: %s", c->label, why, kw_strerror(err));
 	else
-		KW_LOG_WRN(swarm, "%s: %s: %s; closing the connection", c->peer_short, why,
+		KW_LOG_WRN(swarm, "%s: %s: %s; closing the connection", c->label, why,
 			   kw_strerror(err));
 	if (c->state != CONN_UP && c->state != CONN_CLOSING)
 		c->sw->st.conns_failed++;
@@ -205,21 +190,21 @@ static void flush_tx(struct kw_conn *c)
 		if (n == -KW_EAGAIN)
 			break;
 		if (n < 0) {
-			kw_conn_fail(c, (int)n, "write");
+			conn_fail(c, (int)n, "write");
 			return;
 		}
 		c->tx_off += (uint32_t)n;
 	}
 	if (c->txb && c->tx_off == c->tx_len) {
 		c->tx_off = c->tx_len = 0;
-		kw_upgrade_on_tx_space(c);  /* may queue more */
+		kw_upgrade_on_tx_space(&c->up);  /* may queue more */
 		if (c->dead)
 			return;
 		if (c->txb && c->tx_off < c->tx_len) {
 			flush_tx(c);
 			return;
 		}
-		if (c->state == CONN_CLOSING && kw_upgrade_done_closing(c)) {
+		if (c->state == CONN_CLOSING && kw_upgrade_done_closing(&c->up)) {
 			conn_kill(c, c->close_reason);
 			return;
 		}
@@ -228,36 +213,7 @@ static void flush_tx(struct kw_conn *c)
 	conn_update_watch(c);
 }
 
-size_t kw_conn_send_space(struct kw_conn *c)
-{
-	if (c->dead || !take_tx(c))
-		return 0;
-	if (c->tx_off && c->tx_off == c->tx_len)
-		c->tx_off = c->tx_len = 0;
-	if (c->tx_off > KW_SWARM_BUF_SIZE / 2) {
-		memmove(c->txb, c->txb + c->tx_off, c->tx_len - c->tx_off);
-		c->tx_len -= c->tx_off;
-		c->tx_off = 0;
-	}
-	return KW_SWARM_BUF_SIZE - c->tx_len;
-}
-
-int kw_conn_send(struct kw_conn *c, const uint8_t *d, size_t n)
-{
-	if (n > kw_conn_send_space(c))
-		return -KW_ENOBUFS;
-	if (n) {
-		memcpy(c->txb + c->tx_len, d, n);
-		c->tx_len += (uint32_t)n;
-	}
-	/* Inside an I/O dispatch the send buffer is written and the watch set at its end:
-	 * arming EV_WRITE here would cost two epoll_ctl calls per frame. */
-	if (!c->in_io && !(c->w.events & KW_EV_WRITE))
-		conn_update_watch(c);
-	return 0;
-}
-
-void kw_conn_touch(struct kw_conn *c)
+static void conn_touch(struct kw_conn *c)
 {
 	c->last_active_ms = kw_loop_now(c->sw->loop);
 }
@@ -268,13 +224,13 @@ static void do_read(struct kw_conn *c)
 	int rounds = 0;
 
 	/* Bounded rounds so one busy peer cannot starve the others in this pass. */
-	while (!c->dead && !c->rd_eof && rounds++ < 8 && kw_upgrade_can_read(c)) {
+	while (!c->dead && !c->rd_eof && rounds++ < 8 && kw_upgrade_can_read(&c->up)) {
 		long n;
 		size_t used = 0;
 		int ret;
 
 		if (!take_rx(c)) {
-			KW_LOG_DBG(swarm, "%s: no socket buffer free; pausing reads", c->peer_short);
+			KW_LOG_DBG(swarm, "%s: no socket buffer free; pausing reads", c->label);
 			break;
 		}
 		if (c->rx_len == KW_SWARM_BUF_SIZE)
@@ -283,25 +239,25 @@ static void do_read(struct kw_conn *c)
 		if (n == -KW_EAGAIN)
 			break;
 		if (n < 0) {
-			kw_conn_fail(c, (int)n, "read");
+			conn_fail(c, (int)n, "read");
 			return;
 		}
 		if (n == 0) {
 			c->rd_eof = true;
 			if (c->state == CONN_CLOSING || c->state == CONN_UP)
-				kw_conn_fail(c, c->state == CONN_CLOSING ? 0 : -KW_ECONNRESET,
-					     "peer closed the connection");
+				conn_fail(c, c->state == CONN_CLOSING ? 0 : -KW_ECONNRESET,
+					  "peer closed the connection");
 			else
-				kw_conn_fail(c, -KW_ECONNRESET, "peer closed during the handshake");
+				conn_fail(c, -KW_ECONNRESET, "peer closed during the handshake");
 			return;
 		}
 		c->rx_len += (uint32_t)n;
-		kw_conn_touch(c);
-		ret = kw_upgrade_on_bytes(c, c->rxb, c->rx_len, &used);
+		conn_touch(c);
+		ret = kw_upgrade_on_bytes(&c->up, c->rxb, c->rx_len, &used);
 		if (c->dead)
 			return;
 		if (ret < 0) {
-			kw_conn_fail(c, ret, "malformed input");
+			conn_fail(c, ret, "malformed input");
 			return;
 		}
 		if (used) {
@@ -336,13 +292,13 @@ static void conn_io(struct kw_loop *l, struct kw_conn *c, uint32_t ev)
 		int err = l->sys->ops->sock_error(l->sys, c->fd);
 
 		if (err < 0) {
-			kw_conn_fail(c, err, "connect");
+			conn_fail(c, err, "connect");
 			return;
 		}
 		c->state = CONN_UPGRADING;
-		err = kw_upgrade_start(c);
+		err = upgrade_start(c);
 		if (err < 0) {
-			kw_conn_fail(c, err, "upgrade start");
+			conn_fail(c, err, "upgrade start");
 			return;
 		}
 		flush_tx(c);
@@ -364,12 +320,12 @@ static int kick_fn(struct kw_loop *l, struct kw_task *t)
 	c->in_io = true;
 	{
 		size_t used = 0;
-		int ret = kw_upgrade_on_bytes(c, c->rxb, c->rxb ? c->rx_len : 0, &used);
+		int ret = kw_upgrade_on_bytes(&c->up, c->rxb, c->rxb ? c->rx_len : 0, &used);
 
 		if (c->dead)
 			return KW_TASK_DONE;
 		if (ret < 0) {
-			kw_conn_fail(c, ret, "malformed input");
+			conn_fail(c, ret, "malformed input");
 			return KW_TASK_DONE;
 		}
 		if (used) {
@@ -388,7 +344,7 @@ static int kick_fn(struct kw_loop *l, struct kw_task *t)
 }
 
 /* Never re-enters the pipeline: the work runs from the connection's task. */
-void kw_conn_kick(struct kw_conn *c)
+static void conn_kick(struct kw_conn *c)
 {
 	if (!c->dead)
 		kw_task_post(c->sw->loop, &c->kick);
@@ -402,18 +358,57 @@ static void on_timer(struct kw_loop *l, struct kw_timer *t)
 	if (c->dead)
 		return;
 	if (c->state != CONN_UP) {
-		kw_conn_fail(c, -KW_ETIMEDOUT, c->state == CONN_CLOSING ? "closing" : "handshake");
+		conn_fail(c, -KW_ETIMEDOUT, c->state == CONN_CLOSING ? "closing" : "handshake");
 		return;
 	}
 	idle = c->sw->lim.idle_timeout_ms;
-	if (kw_upgrade_stream_count(c) == 0 && now - c->last_active_ms >= idle) {
-		KW_LOG_INF(swarm, "%s: idle for %llu ms; closing", c->peer_short,
+	if (kw_upgrade_stream_count(&c->up) == 0 && now - c->last_active_ms >= idle) {
+		KW_LOG_INF(swarm, "%s: idle for %llu ms; closing", c->label,
 			   (unsigned long long)(now - c->last_active_ms));
 		kw_conn_close(c, 0);
 		return;
 	}
-	kw_timer_start(l, t, kw_upgrade_stream_count(c) ? idle :
+	kw_timer_start(l, t, kw_upgrade_stream_count(&c->up) ? idle :
 		       idle - (now - c->last_active_ms));
+}
+
+/* Gives c a zeroed block of every registered slot. Return: 0, -KW_ENOMEM (none given). */
+static int ext_take(struct kw_conn *c)
+{
+	struct kw_swarm *sw = c->sw;
+	size_t i;
+
+	for (i = 0; i < sw->n_ext; i++) {
+		c->ext[i] = kw_pool_alloc(&sw->ext[i].pool);
+		if (!c->ext[i]) {
+			while (i--) {
+				kw_pool_free(&sw->ext[i].pool, c->ext[i]);
+				c->ext[i] = NULL;
+			}
+			return -KW_ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* The connection is being freed: each slot's owner lets go, then the block is cleared (no
+ * state of this peer lingers in the pool) and returned. */
+static void ext_release(struct kw_conn *c)
+{
+	struct kw_swarm *sw = c->sw;
+	size_t i;
+
+	for (i = 0; i < sw->n_ext; i++) {
+		struct kw_conn_ext_slot *e = &sw->ext[i];
+
+		if (!c->ext[i])
+			continue;
+		if (e->release)
+			e->release(c, c->ext[i], e->arg);
+		memset(c->ext[i], 0, e->size);
+		kw_pool_free(&e->pool, c->ext[i]);
+		c->ext[i] = NULL;
+	}
 }
 
 static struct kw_conn *conn_new(struct kw_swarm *sw, int fd, bool outbound)
@@ -423,6 +418,10 @@ static struct kw_conn *conn_new(struct kw_swarm *sw, int fd, bool outbound)
 	if (!c)
 		return NULL;
 	c->sw = sw;
+	if (ext_take(c) < 0) {
+		kw_pool_free(&sw->conns, c);
+		return NULL;
+	}
 	c->fd = fd;
 	c->outbound = outbound;
 	c->state = outbound ? CONN_CONNECTING : CONN_UPGRADING;
@@ -443,7 +442,7 @@ static struct kw_conn *conn_new(struct kw_swarm *sw, int fd, bool outbound)
 	return c;
 }
 
-void kw_conn_upgraded(struct kw_conn *c)
+static void conn_upgraded(struct kw_conn *c)
 {
 	struct kw_swarm *sw = c->sw;
 	struct kw_conn_watcher *w;
@@ -451,10 +450,9 @@ void kw_conn_upgraded(struct kw_conn *c)
 
 	c->state = CONN_UP;
 	sw->st.conns_up++;
-	kw_peer_id_short(&c->peer, c->peer_short, sizeof(c->peer_short));
 	kw_peer_id_to_text(&c->peer, t, sizeof(t));
 	KW_LOG_INF(swarm, "%s connection up with %s", c->outbound ? "outbound" : "inbound", t);
-	kw_conn_touch(c);
+	conn_touch(c);
 	kw_timer_start(sw->loop, &c->hs_timer, sw->lim.idle_timeout_ms);
 	if (c->dial_cb) {
 		kw_swarm_dial_cb cb = c->dial_cb;
@@ -477,13 +475,13 @@ void kw_conn_close(struct kw_conn *c, uint32_t code)
 	}
 	c->state = CONN_CLOSING;
 	c->closing_code = code;
-	kw_upgrade_goaway(c, code);
+	kw_upgrade_goaway(&c->up, code);
 	kw_timer_start(c->sw->loop, &c->hs_timer, c->sw->lim.handshake_timeout_ms);
 	if (c->dead)
 		return;
 	if (c->txb && c->tx_off < c->tx_len)
 		flush_tx(c);
-	else if (kw_upgrade_done_closing(c))
+	else if (kw_upgrade_done_closing(&c->up))
 		conn_kill(c, 0);
 }
 
@@ -495,6 +493,106 @@ static void local_changed(struct kw_swarm *sw)
 	for (w = sw->watchers; w; w = w->next)
 		if (w->on_local_change)
 			w->on_local_change(sw, w->arg);
+}
+
+/* ---- the connection as the upgrade pipeline sees it -------------------------------------- */
+
+static uint8_t *up_tx_space(void *conn, size_t *space)
+{
+	struct kw_conn *c = (struct kw_conn *)conn;
+
+	*space = 0;
+	if (c->dead || !take_tx(c))
+		return NULL;
+	if (c->tx_off && c->tx_off == c->tx_len)
+		c->tx_off = c->tx_len = 0;
+	if (c->tx_off > KW_SWARM_BUF_SIZE / 2) {
+		memmove(c->txb, c->txb + c->tx_off, c->tx_len - c->tx_off);
+		c->tx_len -= c->tx_off;
+		c->tx_off = 0;
+	}
+	*space = KW_SWARM_BUF_SIZE - c->tx_len;
+	return c->txb + c->tx_len;
+}
+
+static void up_tx_commit(void *conn, size_t n)
+{
+	struct kw_conn *c = (struct kw_conn *)conn;
+
+	c->tx_len += (uint32_t)n;
+	/* Inside an I/O dispatch the send buffer is written and the watch set at its end:
+	 * arming EV_WRITE here would cost two epoll_ctl calls per frame. */
+	if (!c->in_io && !(c->w.events & KW_EV_WRITE))
+		conn_update_watch(c);
+}
+
+static void up_fail(void *conn, int err, const char *why)
+{
+	conn_fail((struct kw_conn *)conn, err, why);
+}
+
+static void up_secured(void *conn, const struct kw_peer_id *peer)
+{
+	struct kw_conn *c = (struct kw_conn *)conn;
+
+	c->peer = *peer;
+	kw_peer_id_short(&c->peer, c->label, sizeof(c->label));
+}
+
+static void up_up(void *conn)
+{
+	conn_upgraded((struct kw_conn *)conn);
+}
+
+static void up_new_stream(void *conn, struct kw_stream *s)
+{
+	struct kw_conn *c = (struct kw_conn *)conn;
+
+	s->conn = c;
+	conn_touch(c);
+	if (c->state != CONN_UP || c->sw->draining) {
+		kw_stream_reset(s);
+		return;
+	}
+	kw_mss_inbound(&c->sw->mss, s, c->label);
+}
+
+static void up_mux_closed(void *conn)
+{
+	struct kw_conn *c = (struct kw_conn *)conn;
+
+	if (c->state == CONN_CLOSING)
+		conn_kick(c);
+	else
+		conn_fail(c, 0, "peer sent go-away");
+}
+
+static void up_kick(void *conn)
+{
+	conn_kick((struct kw_conn *)conn);
+}
+
+static void up_touch(void *conn)
+{
+	conn_touch((struct kw_conn *)conn);
+}
+
+static const struct kw_upgrade_conn_ops g_conn_ops = {
+	.tx_space = up_tx_space,
+	.tx_commit = up_tx_commit,
+	.fail = up_fail,
+	.secured = up_secured,
+	.up = up_up,
+	.new_stream = up_new_stream,
+	.mux_closed = up_mux_closed,
+	.kick = up_kick,
+	.touch = up_touch,
+};
+
+static int upgrade_start(struct kw_conn *c)
+{
+	return kw_upgrade_start(&c->up, &c->sw->ups, &g_conn_ops, c, c->outbound,
+				c->have_expect ? &c->expect : NULL, c->label);
 }
 
 /* ---- listening and dialing -------------------------------------------------------------- */
@@ -533,13 +631,13 @@ static void on_accept(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
 		if (kw_sw_addr_from_sockaddr((struct sockaddr *)&ss, sl, c->raddr, sizeof(c->raddr),
 					   &ml) == 0)
 			c->raddr_len = (uint8_t)ml;
-		set_short_from_addr(c);
+		set_label_from_addr(c);
 		if (kw_loop_watch(l, &c->w, fd, KW_EV_READ, on_conn_io, c) < 0) {
 			conn_kill(c, -KW_ENOMEM);
 			continue;
 		}
-		if (kw_upgrade_start(c) < 0)
-			kw_conn_fail(c, -KW_EPROTO, "upgrade start");
+		if (upgrade_start(c) < 0)
+			conn_fail(c, -KW_EPROTO, "upgrade start");
 	}
 }
 
@@ -597,7 +695,7 @@ int kw_swarm_listen_addr_bin(const struct kw_swarm *sw, size_t i, uint8_t *out, 
 	if (i >= sw->n_listeners)
 		return -KW_EINVAL;
 	if (cap < sw->listeners[i].addr_len)
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	memcpy(out, sw->listeners[i].addr, sw->listeners[i].addr_len);
 	*len = sw->listeners[i].addr_len;
 	return 0;
@@ -614,7 +712,7 @@ int kw_swarm_listen_addr(const struct kw_swarm *sw, size_t i, char *out, size_t 
 	if (ret < 0)
 		return ret;
 	if ((size_t)snprintf(out, cap, "%s/p2p/%s", t, sw->id_text) >= cap)
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	return 0;
 }
 
@@ -651,7 +749,7 @@ int kw_swarm_dial(struct kw_swarm *sw, const char *maddr, kw_swarm_dial_cb cb, v
 	if (kw_sw_addr_from_sockaddr((struct sockaddr *)&mi.sa, mi.sa_len, c->raddr,
 				   sizeof(c->raddr), &ml) == 0)
 		c->raddr_len = (uint8_t)ml;
-	set_short_from_addr(c);
+	set_label_from_addr(c);
 	ret = sys->ops->connect(sys, fd, (struct sockaddr *)&mi.sa, mi.sa_len);
 	if (ret < 0 && ret != -KW_EINPROGRESS) {
 		/* fails through the callback, like every other dial error */
@@ -668,41 +766,51 @@ int kw_swarm_dial(struct kw_swarm *sw, const char *maddr, kw_swarm_dial_cb cb, v
 	return 0;
 }
 
-/* ---- registry, watchers, accessors ------------------------------------------------------- */
+/* ---- registry, extension slots, watchers, accessors ------------------------------------- */
 
 int kw_swarm_register(struct kw_swarm *sw, const char *id, kw_proto_accept_fn accept, void *arg)
 {
-	size_t l;
+	int ret = kw_proto_registry_add(&sw->reg, id, accept, arg);
 
-	if (!id || !accept || (l = strlen(id)) == 0 || l > KW_PROTO_ID_MAX || id[0] != '/')
-		return -KW_EINVAL;
-	if (kw_swarm_lookup(sw, id))
-		return -KW_EEXIST;
-	if (sw->n_protos >= KW_SWARM_PROTOCOLS_MAX)
-		return -KW_ENOSPC;
-	memcpy(sw->protos[sw->n_protos].id, id, l + 1);
-	sw->protos[sw->n_protos].accept = accept;
-	sw->protos[sw->n_protos].arg = arg;
-	sw->n_protos++;
-	local_changed(sw);
-	return 0;
+	if (ret == 0)
+		local_changed(sw);
+	return ret;
 }
 
-const struct kw_proto_entry *kw_swarm_lookup(const struct kw_swarm *sw, const char *id)
-{
-	size_t i;
-
-	for (i = 0; i < sw->n_protos; i++)
-		if (!strcmp(sw->protos[i].id, id))
-			return &sw->protos[i];
-	return NULL;
-}
-
-size_t kw_swarm_protocol_count(const struct kw_swarm *sw) { return sw->n_protos; }
+size_t kw_swarm_protocol_count(const struct kw_swarm *sw) { return sw->reg.n; }
 
 const char *kw_swarm_protocol(const struct kw_swarm *sw, size_t i)
 {
-	return i < sw->n_protos ? sw->protos[i].id : NULL;
+	return kw_proto_registry_id(&sw->reg, i);
+}
+
+int kw_swarm_ext_register(struct kw_swarm *sw, const char *name, size_t size,
+			  kw_conn_ext_release_fn release, void *arg)
+{
+	struct kw_conn_ext_slot *e;
+	int ret;
+
+	if (!name || size == 0)
+		return -KW_EINVAL;
+	if (sw->n_ext >= KW_ARRAY_SIZE(sw->ext))
+		return -KW_ENOSPC;
+	if (sw->head)
+		return -KW_EBUSY;  /* connections made before would lack the slot */
+	e = &sw->ext[sw->n_ext];
+	ret = kw_node_pool_create(sw->node, &e->pool, name, size, sw->max_conns);
+	if (ret < 0)
+		return ret;
+	e->size = size;
+	e->release = release;
+	e->arg = arg;
+	return (int)sw->n_ext++;
+}
+
+void *kw_conn_ext(const struct kw_conn *c, int slot)
+{
+	if (slot < 0 || (size_t)slot >= c->sw->n_ext)
+		return NULL;
+	return c->ext[slot];
 }
 
 void kw_swarm_add_watcher(struct kw_swarm *sw, struct kw_conn_watcher *w)
@@ -714,7 +822,13 @@ void kw_swarm_add_watcher(struct kw_swarm *sw, struct kw_conn_watcher *w)
 struct kw_node *kw_swarm_node(struct kw_swarm *sw) { return sw->node; }
 const struct kw_peer_id *kw_swarm_peer_id(const struct kw_swarm *sw) { return &sw->id; }
 const struct kw_privkey *kw_swarm_key(const struct kw_swarm *sw) { return &sw->key; }
-void kw_swarm_get_stats(const struct kw_swarm *sw, struct kw_swarm_stats *st) { *st = sw->st; }
+void kw_swarm_get_stats(const struct kw_swarm *sw, struct kw_swarm_stats *st)
+{
+	*st = sw->st;
+	st->streams_in = sw->mss.st.streams_in;
+	st->streams_refused = sw->mss.st.streams_refused;
+	st->negotiations_failed = sw->mss.st.failed;
+}
 
 struct kw_conn *kw_swarm_find_conn(struct kw_swarm *sw, const struct kw_peer_id *peer)
 {
@@ -739,10 +853,8 @@ void kw_swarm_foreach_conn(struct kw_swarm *sw, void (*fn)(struct kw_conn *c, vo
 struct kw_swarm *kw_conn_swarm(const struct kw_conn *c) { return c->sw; }
 const struct kw_peer_id *kw_conn_peer_id(const struct kw_conn *c) { return &c->peer; }
 bool kw_conn_outbound(const struct kw_conn *c) { return c->outbound; }
-const char *kw_conn_peer_short(const struct kw_conn *c) { return c->peer_short; }
-const struct kw_conn_ident *kw_conn_identify(const struct kw_conn *c) { return &c->ident; }
-struct kw_conn_ident *kw_conn_identify_mut(struct kw_conn *c) { return &c->ident; }
-uint32_t kw_conn_stream_count(const struct kw_conn *c) { return kw_upgrade_stream_count(c); }
+const char *kw_conn_peer_short(const struct kw_conn *c) { return c->label; }
+uint32_t kw_conn_stream_count(const struct kw_conn *c) { return kw_upgrade_stream_count(&c->up); }
 struct kw_conn *kw_stream_conn(const struct kw_stream *s) { return (struct kw_conn *)s->conn; }
 
 int kw_conn_remote_addr(const struct kw_conn *c, const uint8_t **ma, size_t *len)
@@ -752,18 +864,6 @@ int kw_conn_remote_addr(const struct kw_conn *c, const uint8_t **ma, size_t *len
 	*ma = c->raddr;
 	*len = c->raddr_len;
 	return 0;
-}
-
-const char *kw_conn_remote_protocol(const struct kw_conn *c, size_t i)
-{
-	const char *p = c->ident.protos;
-	size_t k;
-
-	if (i >= c->ident.n_protocols)
-		return NULL;
-	for (k = 0; k < i; k++)
-		p += strlen(p) + 1;
-	return p;
 }
 
 int kw_swarm_open_stream(struct kw_swarm *sw, struct kw_conn *c, const char *protocol,
@@ -776,12 +876,13 @@ int kw_swarm_open_stream(struct kw_swarm *sw, struct kw_conn *c, const char *pro
 		return -KW_EINVAL;
 	if (c->dead || c->state != CONN_UP)
 		return -KW_ENOTCONN;
-	if (kw_upgrade_stream_count(c) >= sw->lim.max_streams_per_conn)
+	if (kw_upgrade_stream_count(&c->up) >= sw->lim.max_streams_per_conn)
 		return -KW_ELIMIT;
-	ret = kw_upgrade_open_stream(c, &s);
+	ret = kw_upgrade_open_stream(&c->up, &s);
 	if (ret < 0)
 		return ret;
-	ret = kw_neg_outbound(sw, c, s, protocol, h, user, cb);
+	s->conn = c;
+	ret = kw_mss_outbound(&sw->mss, s, c->label, protocol, h, user, cb);
 	if (ret < 0) {
 		kw_stream_reset(s);
 		return ret;
@@ -832,6 +933,7 @@ int kw_swarm_create(struct kw_node *n, const struct kw_privkey *key,
 		    const struct kw_swarm_limits *limits, struct kw_swarm **out)
 {
 	struct kw_swarm *sw;
+	struct kw_mss_registry mreg;
 	uint32_t conns;
 	int ret;
 
@@ -853,15 +955,19 @@ int kw_swarm_create(struct kw_node *n, const struct kw_privkey *key,
 		return ret;
 	kw_peer_id_to_text(&sw->id, sw->id_text, sizeof(sw->id_text));
 	conns = sw->lim.max_conns_in + sw->lim.max_conns_out;
+	sw->max_conns = conns;
+	sw->reg.sw = sw;
+	kw_proto_registry_mss(&sw->reg, &mreg);
 	ret = kw_node_pool_create(n, &sw->conns, "swarm_conn", sizeof(struct kw_conn), conns);
 	if (ret == 0)
 		ret = kw_node_pool_create(n, &sw->bufs, "swarm_buf", KW_SWARM_BUF_SIZE,
 					  (size_t)CONFIG_KW_NET_SWARM_BUFFERS);
 	if (ret == 0)
-		ret = kw_node_pool_create(n, &sw->negs, "swarm_negotiation", kw_neg_size(),
-					  (size_t)CONFIG_KW_NET_SWARM_NEGOTIATIONS);
+		ret = kw_mss_init(&sw->mss, n, (uint32_t)CONFIG_KW_NET_SWARM_NEGOTIATIONS,
+				  sw->lim.negotiate_timeout_ms, &mreg);
 	if (ret == 0)
-		ret = kw_upgrade_init(sw, conns);
+		ret = kw_upgrade_init(&sw->ups, n, &sw->key, &sw->bufs, KW_SWARM_BUF_SIZE, conns,
+				      sw->lim.max_streams_per_conn);
 	if (ret < 0)
 		return ret;
 	sw->drain.begin = drain_begin;

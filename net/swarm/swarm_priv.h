@@ -1,22 +1,56 @@
 /*
- * Internals shared by net/swarm's files: the connection object, the swarm, and the hooks
- * between the socket layer (swarm.c), the upgrade pipeline (upgrade.c) and stream
- * negotiation (negotiate.c). Not a public header.
+ * Internals of net/swarm (not public): the connection object and the swarm, shared by the
+ * socket side (swarm.c) and the address helpers (addr.c). The upgrade pipeline (upgrade.h)
+ * and the registry (registry.h) do not see these structs.
  */
 #ifndef KW_NET_SWARM_PRIV_H
 #define KW_NET_SWARM_PRIV_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <kw/loop.h>
 #include <kw/node.h>
 #include <kw/pool.h>
 #include <kw/net/key.h>
+#include <kw/net/mss.h>
 #include <kw/net/swarm.h>
 
-#include "upgrade_priv.h"
+#include "registry.h"
+#include "upgrade.h"
+
+/*
+ * The longest label: "/ip6/" + the longest IPv6 text (INET6_ADDRSTRLEN counts its NUL) +
+ * "/tcp/65535" + NUL. A short peer id (kw_peer_id_short, 24 bytes) fits as well.
+ */
+#define KW_SW_ADDR_LABEL_MAX (sizeof("/ip6/") - 1 + INET6_ADDRSTRLEN + sizeof("/tcp/65535") - 1)
+
+/*
+ * addr.c: the TCP subset of multiaddrs the swarm dials and listens on (/ip4|/ip6 + /tcp,
+ * optional /p2p/<id>), their binary form and sockaddr conversion.
+ */
+#define KW_SW_ADDR_TEXT_MAX 640
+struct kw_sw_addr {
+	struct sockaddr_storage sa;
+	socklen_t sa_len;
+	bool has_peer;
+	struct kw_peer_id peer;
+};
+/* Return: 0, -KW_EINVAL (not /ip4|/ip6/<addr>/tcp/<port>[/p2p/<id>]). */
+int kw_sw_addr_parse_tcp(const char *text, struct kw_sw_addr *out);
+/* Binary multiaddr (/ip4|/ip6 + /tcp) of a socket address. Return: 0, -KW_EINVAL, -KW_ENOSPC. */
+int kw_sw_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, uint8_t *out,
+			     size_t cap, size_t *olen);
+/* Text of a binary /ip4|/ip6 + /tcp multiaddr. Return: 0, -KW_EINVAL, -KW_ENOSPC. */
+int kw_sw_addr_to_text(const uint8_t *ma, size_t len, char *out, size_t cap);
+/*
+ * The log label of a connection whose peer is not known yet: the whole text of its binary
+ * /ip4|/ip6 + /tcp address (never cut; KW_SW_ADDR_LABEL_MAX holds the longest).
+ * Return: 0, -KW_EINVAL (not such an address), -KW_ENOSPC (cap too small, out is "").
+ */
+int kw_sw_addr_label(const uint8_t *ma, size_t len, char *out, size_t cap);
 
 enum conn_state {
 	CONN_CONNECTING,   /* outbound TCP connect in progress */
@@ -48,7 +82,8 @@ struct kw_conn {
 	void *dial_user;
 	struct kw_peer_id expect;    /* from a dialed /p2p/ */
 	struct kw_peer_id peer;
-	char peer_short[24];
+	/* In log lines: the remote's address until Noise names the peer, then its short id. */
+	char label[KW_SW_ADDR_LABEL_MAX];
 	uint8_t raddr[KW_MADDR_BIN_MAX];
 	uint8_t raddr_len;
 	uint64_t last_active_ms;
@@ -57,13 +92,15 @@ struct kw_conn {
 	uint32_t rx_len;
 	uint8_t *txb;
 	uint32_t tx_off, tx_len;
-	struct kw_conn_ident ident;
-	struct kw_upgrade up;        /* mss / Noise / yamux state (upgrade_priv.h) */
+	void *ext[CONFIG_KW_NET_CONN_EXT_SLOTS];  /* extension slot data (kw_conn_ext) */
+	struct kw_upgrade up;        /* mss / Noise / yamux state (upgrade.h) */
 };
 
-struct kw_proto_entry {
-	char id[KW_PROTO_ID_MAX + 1];
-	kw_proto_accept_fn accept;
+/* One per-connection extension slot: a block per connection from its own pool. */
+struct kw_conn_ext_slot {
+	struct kw_pool pool;
+	size_t size;
+	kw_conn_ext_release_fn release;
 	void *arg;
 };
 
@@ -85,16 +122,18 @@ struct kw_swarm {
 	struct kw_swarm_stats st;
 	struct kw_pool conns;
 	struct kw_pool bufs;              /* KW_SWARM_BUF_SIZE socket buffers */
-	struct kw_pool negs;              /* per-stream negotiation */
+	struct kw_mss mss;                /* per-stream negotiation */
 	struct kw_conn *head;
-	struct kw_proto_entry protos[KW_SWARM_PROTOCOLS_MAX];
-	size_t n_protos;
+	uint32_t max_conns;               /* inbound + outbound: sizes every per-connection pool */
+	struct kw_proto_registry reg;
+	struct kw_conn_ext_slot ext[CONFIG_KW_NET_CONN_EXT_SLOTS];
+	size_t n_ext;
 	struct kw_listener listeners[KW_SWARM_LISTENERS_MAX];
 	size_t n_listeners;
 	struct kw_conn_watcher *watchers;
 	struct kw_drain drain;
 	bool draining;
-	struct kw_upgrade_shared ups;    /* shared scratch of the upgrade pipeline */
+	struct kw_upgrade_shared ups;     /* shared state of the upgrade pipeline */
 };
 
 /* How long empty socket buffers stay with a connection after traffic. */
@@ -103,46 +142,5 @@ struct kw_swarm {
 /* Noise frames are at most 2 + 65535 bytes; a buffer holds KW_NET_SWARM_BUF_FRAMES of them
  * plus slack for coalescing small frames, so one read()/write() moves several. */
 #define KW_SWARM_BUF_SIZE ((uint32_t)CONFIG_KW_NET_SWARM_BUF_FRAMES * (2u + 65535u) + 1024u)
-
-/* swarm.c: socket side */
-/* Appends bytes to the connection's send buffer and arms writing. Return 0, -KW_ENOBUFS. */
-int kw_conn_send(struct kw_conn *c, const uint8_t *d, size_t n);
-/* Room left in the send buffer (0 if no buffer could be borrowed). */
-size_t kw_conn_send_space(struct kw_conn *c);
-/* Fails the connection: logs `why` with the peer and error, closes abortively. */
-void kw_conn_fail(struct kw_conn *c, int err, const char *why);
-/* The upgrade finished: peer known, streams allowed. */
-void kw_conn_upgraded(struct kw_conn *c);
-void kw_conn_touch(struct kw_conn *c);
-
-/* negotiate.c: multistream-select on yamux streams */
-size_t kw_neg_size(void);
-void kw_neg_inbound(struct kw_swarm *sw, struct kw_conn *c, struct kw_stream *s);
-int kw_neg_outbound(struct kw_swarm *sw, struct kw_conn *c, struct kw_stream *s,
-		    const char *proto, const struct kw_stream_handler *h, void *user,
-		    kw_swarm_open_cb cb);
-const struct kw_proto_entry *kw_swarm_lookup(const struct kw_swarm *sw, const char *id);
-
-/*
- * addr.c: the TCP subset of multiaddrs the swarm dials and listens on (/ip4|/ip6 + /tcp,
- * optional /p2p/<id>), their binary form and sockaddr conversion.
- */
-#define KW_SW_ADDR_TEXT_MAX 640
-struct kw_sw_addr {
-	struct sockaddr_storage sa;
-	socklen_t sa_len;
-	bool has_peer;
-	struct kw_peer_id peer;
-};
-/* Return: 0, -KW_EINVAL (not /ip4|/ip6/<addr>/tcp/<port>[/p2p/<id>]). */
-int kw_sw_addr_parse_tcp(const char *text, struct kw_sw_addr *out);
-/* Binary multiaddr (/ip4|/ip6 + /tcp) of a socket address. Return: 0, -KW_EINVAL, -KW_ENOBUFS. */
-int kw_sw_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, uint8_t *out,
-			     size_t cap, size_t *olen);
-/* Text of a binary /ip4|/ip6 + /tcp multiaddr. Return: 0, -KW_EINVAL, -KW_ENOBUFS. */
-int kw_sw_addr_to_text(const uint8_t *ma, size_t len, char *out, size_t cap);
-
-/* swarm.c: the upgrade layer freed room or queued output; process and flush. */
-void kw_conn_kick(struct kw_conn *c);
 
 #endif /* KW_NET_SWARM_PRIV_H */

@@ -1,19 +1,21 @@
 /*
- * The connection upgrade pipeline (upgrade_priv.h): multistream-select "/noise", Noise XX
- * with the expected peer id of a dialed /p2p/ address, muxer selection through the Noise
+ * The connection upgrade pipeline (upgrade.h): multistream-select "/noise", Noise XX with
+ * the expected peer id of a dialed /p2p/ address, muxer selection through the Noise
  * extension or multistream-select, then yamux. All of it is sans-I/O: swarm.c moves bytes,
- * this file turns them into stages and streams.
+ * this file turns them into stages and streams, and reaches the connection only through
+ * u->ops.
  */
 #include <string.h>
 
 #include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/log.h>
+#include <kw/node.h>
 #include <kw/pool.h>
+#include <kw/net/mss.h>
 #include <kw/net/noise.h>
 
-#include "mss_line.h"
-#include "swarm_priv.h"
+#include "upgrade.h"
 
 #define YAMUX_PROTO "/yamux/1.0.0"
 
@@ -21,25 +23,38 @@ static const char *const g_muxers[] = { YAMUX_PROTO };
 
 /* ---- output ----------------------------------------------------------------------------- */
 
-/* Encrypts plaintext into the send buffer. Return 0, -KW_ENOBUFS (no room: retry later). */
-static int send_plain(struct kw_conn *c, const uint8_t *p, size_t n)
+/* Copies raw bytes into the send buffer. Return 0, -KW_ENOBUFS (no room: retry later). */
+static int send_raw(struct kw_upgrade *u, const uint8_t *p, size_t n)
 {
-	size_t need = kw_noise_encrypt_all_len(n), out;
-	size_t space = kw_conn_send_space(c);
+	size_t space;
+	uint8_t *o = u->ops->tx_space(u->conn, &space);
+
+	if (n > space)
+		return -KW_ENOBUFS;
+	memcpy(o, p, n);
+	u->ops->tx_commit(u->conn, n);
+	return 0;
+}
+
+/* Encrypts plaintext into the send buffer. Return 0, -KW_ENOBUFS (no room: retry later). */
+static int send_plain(struct kw_upgrade *u, const uint8_t *p, size_t n)
+{
+	size_t need = kw_noise_encrypt_all_len(n), out, space;
+	uint8_t *o = u->ops->tx_space(u->conn, &space);
 	int ret;
 
 	if (need > space)
 		return -KW_ENOBUFS;
-	ret = kw_noise_encrypt_all(&c->up.noise, p, n, c->txb + c->tx_len, space, &out);
+	ret = kw_noise_encrypt_all(&u->noise, p, n, o, space, &out);
 	if (ret < 0)
 		return ret;
-	c->tx_len += (uint32_t)out;
-	return kw_conn_send(c, NULL, 0);
+	u->ops->tx_commit(u->conn, out);
+	return 0;
 }
 
-static int send_lines(struct kw_conn *c, const char *a, const char *b, bool encrypted)
+static int send_lines(struct kw_upgrade *u, const char *a, const char *b, bool encrypted)
 {
-	uint8_t buf[2 * (KW_UP_LINEBUF + 4)];
+	uint8_t buf[2 * (KW_UPGRADE_LINEBUF + 4)];
 	int l1, l2 = 0;
 
 	l1 = kw_mss_line_encode(a, buf, sizeof(buf));
@@ -51,8 +66,8 @@ static int send_lines(struct kw_conn *c, const char *a, const char *b, bool encr
 			return l2;
 	}
 	if (encrypted)
-		return send_plain(c, buf, (size_t)(l1 + l2));
-	return kw_conn_send(c, buf, (size_t)(l1 + l2));
+		return send_plain(u, buf, (size_t)(l1 + l2));
+	return send_raw(u, buf, (size_t)(l1 + l2));
 }
 
 /* ---- yamux glue ------------------------------------------------------------------------- */
@@ -60,65 +75,61 @@ static int send_lines(struct kw_conn *c, const char *a, const char *b, bool encr
 /* One yamux frame = one Noise frame: copy behind the length prefix, encrypt in place. */
 static int mux_output(void *arg, const uint8_t *hdr, size_t hl, const uint8_t *pl, size_t pn)
 {
-	struct kw_conn *c = (struct kw_conn *)arg;
-	size_t n = hl + pn, space = kw_conn_send_space(c), out;
+	struct kw_upgrade *u = (struct kw_upgrade *)arg;
+	size_t n = hl + pn, space, out;
 	uint8_t *o;
 	int ret;
 
 	if (n > KW_NOISE_PLAINTEXT_MAX)
 		return -KW_EMSGSIZE;
+	o = u->ops->tx_space(u->conn, &space);
 	if (space < n + KW_NOISE_FRAME_HDR + KW_NOISE_TAG_LEN)
 		return -KW_ENOBUFS;
-	o = c->txb + c->tx_len;
 	memcpy(o + KW_NOISE_FRAME_HDR, hdr, hl);
 	if (pn)
 		memcpy(o + KW_NOISE_FRAME_HDR + hl, pl, pn);
-	ret = kw_noise_encrypt(&c->up.noise, o + KW_NOISE_FRAME_HDR, n, o, space, &out);
+	ret = kw_noise_encrypt(&u->noise, o + KW_NOISE_FRAME_HDR, n, o, space, &out);
 	if (ret < 0)
 		return ret;
-	c->tx_len += (uint32_t)out;
-	return kw_conn_send(c, NULL, 0);
+	u->ops->tx_commit(u->conn, out);
+	return 0;
 }
 
 static size_t mux_output_space(void *arg)
 {
-	size_t space = kw_conn_send_space((struct kw_conn *)arg);
-	size_t over = KW_NOISE_FRAME_HDR + KW_NOISE_TAG_LEN;
+	struct kw_upgrade *u = (struct kw_upgrade *)arg;
+	size_t space, over = KW_NOISE_FRAME_HDR + KW_NOISE_TAG_LEN;
 
+	(void)u->ops->tx_space(u->conn, &space);
 	return space > over ? KW_MIN(space - over, (size_t)KW_NOISE_PLAINTEXT_MAX) : 0;
 }
 
 static void mux_new_stream(void *arg, struct kw_stream *s)
 {
-	struct kw_conn *c = (struct kw_conn *)arg;
+	struct kw_upgrade *u = (struct kw_upgrade *)arg;
 
-	s->conn = c;
-	kw_conn_touch(c);
-	if (c->state != CONN_UP || c->sw->draining) {
-		kw_stream_reset(s);
-		return;
-	}
-	kw_neg_inbound(c->sw, c, s);
+	u->ops->new_stream(u->conn, s);
 }
 
 static void mux_error(void *arg, int err, const char *why)
 {
-	kw_conn_fail((struct kw_conn *)arg, err, why);
+	struct kw_upgrade *u = (struct kw_upgrade *)arg;
+
+	u->ops->fail(u->conn, err, why);
 }
 
 static void mux_closed(void *arg)
 {
-	struct kw_conn *c = (struct kw_conn *)arg;
+	struct kw_upgrade *u = (struct kw_upgrade *)arg;
 
-	if (c->state == CONN_CLOSING)
-		kw_conn_kick(c);
-	else
-		kw_conn_fail(c, 0, "peer sent go-away");
+	u->ops->mux_closed(u->conn);
 }
 
 static void mux_kick(void *arg)
 {
-	kw_conn_kick((struct kw_conn *)arg);
+	struct kw_upgrade *u = (struct kw_upgrade *)arg;
+
+	u->ops->kick(u->conn);
 }
 
 static const struct kw_yamux_io g_mux_io = {
@@ -130,130 +141,129 @@ static const struct kw_yamux_io g_mux_io = {
 	.closed = mux_closed,
 };
 
-static int start_mux(struct kw_conn *c)
+static int start_mux(struct kw_upgrade *u)
 {
-	int ret = kw_sw_yamux_create(&c->sw->ups.ymp, &c->up.mux, c->outbound, &g_mux_io, c,
-				  c->sw->lim.max_streams_per_conn);
+	int ret = kw_yamux_create(&u->sh->ymp, &u->mux, u->outbound, &g_mux_io, u,
+				  u->sh->max_streams);
 
 	if (ret < 0)
 		return ret;
-	c->up.stage = UP_MUX;
-	c->up.mss_seen = 0;
-	c->up.line_len = 0;
-	kw_conn_upgraded(c);
+	u->stage = KW_UPGRADE_MUX;
+	u->mss_seen = 0;
+	u->line_len = 0;
+	u->ops->up(u->conn);
 	return 0;
 }
 
 /* ---- stages ----------------------------------------------------------------------------- */
 
-static int noise_established(struct kw_conn *c)
+static int on_noise_established(struct kw_upgrade *u)
 {
-	struct kw_noise_session *ns = &c->up.noise;
-	const struct kw_peer_id *rp = kw_noise_remote_peer(ns);
+	struct kw_noise_session *ns = &u->noise;
 
-	c->peer = *rp;
-	kw_peer_id_short(&c->peer, c->peer_short, sizeof(c->peer_short));
+	u->ops->secured(u->conn, kw_noise_remote_peer(ns));
 	if (kw_noise_remote_muxer_count(ns) == 0) {
 		/* the remote sent no muxer list: negotiate yamux with multistream-select */
-		c->up.stage = UP_MSS_MUX;
-		c->up.mss_seen = 0;
-		if (c->outbound)
-			return send_lines(c, KW_MSS_HEADER, YAMUX_PROTO, true);
+		u->stage = KW_UPGRADE_MSS_MUX;
+		u->mss_seen = 0;
+		if (u->outbound)
+			return send_lines(u, KW_MSS_HEADER, YAMUX_PROTO, true);
 		return 0;
 	}
 	if (!kw_noise_remote_offers_muxer(ns, YAMUX_PROTO))
 		return -KW_ENOPROTO;  /* js aborts the same way: no common muxer */
-	return start_mux(c);
+	return start_mux(u);
 }
 
-static int noise_write_if_due(struct kw_conn *c)
+static int noise_write_if_due(struct kw_upgrade *u)
 {
 	size_t n, space;
+	uint8_t *o;
 	int ret;
 
-	if (!kw_noise_want_write(&c->up.noise))
+	if (!kw_noise_want_write(&u->noise))
 		return 0;
-	space = kw_conn_send_space(c);
+	o = u->ops->tx_space(u->conn, &space);
 	if (space < KW_NOISE_HS_FRAME_MAX)
 		return -KW_ENOBUFS;
-	ret = kw_noise_handshake_write(&c->up.noise, c->txb + c->tx_len, space, &n);
+	ret = kw_noise_handshake_write(&u->noise, o, space, &n);
 	if (ret < 0)
 		return ret;
-	c->tx_len += (uint32_t)n;
-	ret = kw_conn_send(c, NULL, 0);
-	if (ret == 0 && kw_noise_established(&c->up.noise))
-		ret = noise_established(c);  /* initiator: done after msg3 */
+	u->ops->tx_commit(u->conn, n);
+	if (kw_noise_established(&u->noise))
+		ret = on_noise_established(u);  /* initiator: done after msg3 */
 	return ret;
 }
 
-static int start_noise(struct kw_conn *c)
+static int start_noise(struct kw_upgrade *u)
 {
 	struct kw_noise_opts o = { 0 };
 	int ret;
 
-	if (c->have_expect)
-		o.expected_peer = &c->expect;
-	ret = kw_noise_session_init(&c->up.noise, &c->sw->ups.nid, c->outbound, &o);
+	if (u->have_expect)
+		o.expected_peer = &u->expect;
+	ret = kw_noise_session_init(&u->noise, &u->sh->nid, u->outbound, &o);
 	if (ret < 0)
 		return ret;
-	c->up.stage = UP_NOISE;
-	return noise_write_if_due(c);
+	u->stage = KW_UPGRADE_NOISE;
+	return noise_write_if_due(u);
 }
 
 /*
  * One multistream-select line of the connection-level negotiations (/noise raw, /yamux
  * inside Noise). Return 0, 1 when the stage is complete, or -KW_E*.
  */
-static int conn_mss_line(struct kw_conn *c, const char *line, bool encrypted)
+static int conn_mss_line(struct kw_upgrade *u, const char *line, bool encrypted)
 {
 	const char *want = encrypted ? YAMUX_PROTO : "/noise";
 
-	if (c->up.mss_seen == 0) {
+	if (u->mss_seen == 0) {
 		if (strcmp(line, KW_MSS_HEADER))
 			return -KW_EPROTO;
-		c->up.mss_seen = 1;
-		if (!c->outbound)
-			return send_lines(c, KW_MSS_HEADER, NULL, encrypted);
+		u->mss_seen = 1;
+		if (!u->outbound)
+			return send_lines(u, KW_MSS_HEADER, NULL, encrypted);
 		return 0;
 	}
-	if (c->outbound) {
+	if (u->outbound) {
 		if (!strcmp(line, want))
 			return 1;
 		return -KW_ENOPROTO;  /* "na": the listener does not speak it */
 	}
 	if (!strcmp(line, want)) {
-		int ret = send_lines(c, want, NULL, encrypted);
+		int ret = send_lines(u, want, NULL, encrypted);
 
 		return ret < 0 ? ret : 1;
 	}
-	return send_lines(c, "na", NULL, encrypted);
+	return send_lines(u, "na", NULL, encrypted);
 }
 
-/* Feeds bytes of a multistream negotiation, buffering a partial line in c->up.line. */
-static int feed_mss(struct kw_conn *c, const uint8_t *p, size_t n, size_t *used, bool encrypted)
+/* Feeds bytes of a multistream negotiation, buffering a partial line in u->line. */
+static int feed_mss(struct kw_upgrade *u, const uint8_t *p, size_t n, size_t *used,
+		    bool encrypted)
 {
-	char line[KW_UP_LINEBUF];
+	char line[KW_UPGRADE_LINEBUF];
 
 	*used = 0;
 	while (*used < n) {
-		size_t take = KW_MIN(n - *used, sizeof(c->up.line) - c->up.line_len);
+		size_t take = KW_MIN(n - *used, sizeof(u->line) - u->line_len);
 		long r;
 		int ret;
 
-		memcpy(c->up.line + c->up.line_len, p + *used, take);
-		r = kw_mss_line_decode(c->up.line, c->up.line_len + take, line, sizeof(line));
+		memcpy(u->line + u->line_len, p + *used, take);
+		r = kw_mss_line_decode(u->line, u->line_len + take, line, sizeof(line));
 		if (r == -KW_EAGAIN) {
-			if (c->up.line_len + take == sizeof(c->up.line))
+			if (u->line_len + take == sizeof(u->line))
 				return -KW_EPROTO;  /* longer than any id we accept here */
-			c->up.line_len = (uint8_t)(c->up.line_len + take);
+			u->line_len = (uint8_t)(u->line_len + take);
 			*used += take;
 			continue;
 		}
 		if (r < 0)
 			return -KW_EPROTO;
-		*used += (size_t)r - c->up.line_len;
-		c->up.line_len = 0;
-		ret = conn_mss_line(c, line, encrypted);
+		*used += (size_t)r - u->line_len;
+		u->line_len = 0;
+		ret = conn_mss_line(u, line, encrypted);
 		if (ret < 0)
 			return ret;
 		if (ret == 1)
@@ -262,55 +272,54 @@ static int feed_mss(struct kw_conn *c, const uint8_t *p, size_t n, size_t *used,
 	return 0;
 }
 
-static int deliver_plain(struct kw_conn *c)
+static int deliver_plain(struct kw_upgrade *u)
 {
-	while (c->up.pend_len && !c->dead) {
+	while (u->pend_len && !u->stopped) {
 		size_t used = 0;
 		int ret;
 
-		if (c->up.stage == UP_MSS_MUX) {
-			ret = feed_mss(c, c->up.pend, c->up.pend_len, &used, true);
+		if (u->stage == KW_UPGRADE_MSS_MUX) {
+			ret = feed_mss(u, u->pend, u->pend_len, &used, true);
 			if (ret < 0)
 				return ret;
-			c->up.pend += used;
-			c->up.pend_len -= (uint32_t)used;
-			if (ret == 1 && (ret = start_mux(c)) < 0)
+			u->pend += used;
+			u->pend_len -= (uint32_t)used;
+			if (ret == 1 && (ret = start_mux(u)) < 0)
 				return ret;
 			continue;
 		}
-		if (c->up.stage != UP_MUX)
+		if (u->stage != KW_UPGRADE_MUX)
 			return -KW_EPROTO;  /* transport data before the handshake finished */
-		ret = kw_sw_yamux_input(c->up.mux, c->up.pend, c->up.pend_len, &used);
+		ret = kw_yamux_input(u->mux, u->pend, u->pend_len, &used);
 		if (ret < 0) {
-			KW_LOG_WRN(swarm, "%s: yamux input failed: %s", c->peer_short, kw_strerror(ret));
+			KW_LOG_WRN(swarm, "%s: yamux input failed: %s", u->label, kw_strerror(ret));
 			return ret;
 		}
-		c->up.pend += used;
-		c->up.pend_len -= (uint32_t)used;
+		u->pend += used;
+		u->pend_len -= (uint32_t)used;
 		if (used == 0)
 			break;  /* yamux is full: back-pressure until a stream consumes */
 	}
 	return 0;
 }
 
-int kw_upgrade_on_bytes(struct kw_conn *c, const uint8_t *buf, size_t len, size_t *used)
+int kw_upgrade_on_bytes(struct kw_upgrade *u, const uint8_t *buf, size_t len, size_t *used)
 {
-	struct kw_upgrade *u = &c->up;
 	int ret;
 
 	*used = 0;
-	ret = deliver_plain(c);
+	ret = deliver_plain(u);
 	if (ret < 0)
 		return ret;
-	while (*used < len && !c->dead && u->pend_len == 0) {
-		if (u->stage == UP_MSS_SEC) {
+	while (*used < len && !u->stopped && u->pend_len == 0) {
+		if (u->stage == KW_UPGRADE_MSS_SEC) {
 			size_t k;
 
-			ret = feed_mss(c, buf + *used, len - *used, &k, false);
+			ret = feed_mss(u, buf + *used, len - *used, &k, false);
 			*used += k;
 			if (ret < 0)
 				return ret;
-			if (ret == 1 && (ret = start_noise(c)) < 0)
+			if (ret == 1 && (ret = start_noise(u)) < 0)
 				return ret;
 			continue;
 		} else {
@@ -319,30 +328,30 @@ int kw_upgrade_on_bytes(struct kw_conn *c, const uint8_t *buf, size_t len, size_
 			long r;
 
 			if (!u->frb) {
-				u->frb = (uint8_t *)kw_pool_alloc(&c->sw->bufs);
+				u->frb = (uint8_t *)kw_pool_alloc(u->sh->bufs);
 				if (!u->frb)
 					break;  /* retried when a buffer is returned */
 			}
 			r = kw_noise_read(&u->noise, buf + *used, len - *used, u->frb,
-					  KW_SWARM_BUF_SIZE, &plain, &plen);
+					  u->sh->buf_size, &plain, &plen);
 			if (r < 0) {
-				KW_LOG_WRN(swarm, "%s: noise input failed in stage %d: %s", c->peer_short,
+				KW_LOG_WRN(swarm, "%s: noise input failed in stage %d: %s", u->label,
 					   u->stage, kw_strerror((int)r));
 				return (int)r;
 			}
 			*used += (size_t)r;
-			if (u->stage == UP_NOISE) {
-				ret = noise_write_if_due(c);
+			if (u->stage == KW_UPGRADE_NOISE) {
+				ret = noise_write_if_due(u);
 				if (ret < 0)
 					return ret;
-				if (u->stage == UP_NOISE && kw_noise_established(&u->noise) &&
-				    (ret = noise_established(c)) < 0)
+				if (u->stage == KW_UPGRADE_NOISE && kw_noise_established(&u->noise) &&
+				    (ret = on_noise_established(u)) < 0)
 					return ret;
 			}
 			if (plain && plen) {
 				u->pend = plain;
 				u->pend_len = (uint32_t)plen;
-				ret = deliver_plain(c);
+				ret = deliver_plain(u);
 				if (ret < 0)
 					return ret;
 			}
@@ -351,88 +360,106 @@ int kw_upgrade_on_bytes(struct kw_conn *c, const uint8_t *buf, size_t len, size_
 	return 0;
 }
 
-void kw_upgrade_release_idle(struct kw_conn *c)
+void kw_upgrade_release_idle(struct kw_upgrade *u)
 {
-	struct kw_upgrade *u = &c->up;
-
-	if (u->frb && u->pend_len == 0 && (u->stage == UP_MSS_SEC || !kw_noise_rx_partial(&u->noise))) {
-		kw_pool_free(&c->sw->bufs, u->frb);
+	if (u->frb && u->pend_len == 0 &&
+	    (u->stage == KW_UPGRADE_MSS_SEC || !kw_noise_rx_partial(&u->noise))) {
+		kw_pool_free(u->sh->bufs, u->frb);
 		u->frb = NULL;
 	}
 }
 
-bool kw_upgrade_can_read(const struct kw_conn *c)
+bool kw_upgrade_can_read(const struct kw_upgrade *u)
 {
-	return c->up.pend_len == 0;
+	return u->pend_len == 0;
 }
 
-void kw_upgrade_on_tx_space(struct kw_conn *c)
+void kw_upgrade_on_tx_space(struct kw_upgrade *u)
 {
-	if (c->up.stage == UP_NOISE && kw_noise_want_write(&c->up.noise)) {
-		int ret = noise_write_if_due(c);
+	if (u->stage == KW_UPGRADE_NOISE && kw_noise_want_write(&u->noise)) {
+		int ret = noise_write_if_due(u);
 
 		if (ret < 0 && ret != -KW_ENOBUFS)
-			kw_conn_fail(c, ret, "noise handshake");
+			u->ops->fail(u->conn, ret, "noise handshake");
 		return;
 	}
-	if (c->up.mux)
-		kw_sw_yamux_on_output_space(c->up.mux);
+	if (u->mux)
+		kw_yamux_on_output_space(u->mux);
 }
 
-int kw_upgrade_init(struct kw_swarm *sw, uint32_t max_conns)
+int kw_upgrade_init(struct kw_upgrade_shared *sh, struct kw_node *n, const struct kw_privkey *key,
+		    struct kw_pool *bufs, uint32_t buf_size, uint32_t max_conns,
+		    uint32_t max_streams)
 {
-	int ret = kw_noise_identity_init(&sw->ups.nid, &sw->key, g_muxers,
-					 KW_ARRAY_SIZE(g_muxers), NULL);
+	int ret = kw_noise_identity_init(&sh->nid, key, g_muxers, KW_ARRAY_SIZE(g_muxers), NULL);
 
 	if (ret < 0)
 		return ret;
-	return kw_sw_yamux_pools_init(&sw->ups.ymp, sw->node, max_conns,
-				      (uint32_t)CONFIG_KW_NET_SWARM_STREAMS,
-				      (uint32_t)CONFIG_KW_NET_SWARM_CHUNKS);
+	sh->bufs = bufs;
+	sh->buf_size = buf_size;
+	sh->max_streams = max_streams;
+	return kw_yamux_pools_init(&sh->ymp, n, max_conns, (uint32_t)CONFIG_KW_NET_SWARM_STREAMS,
+				   (uint32_t)CONFIG_KW_NET_SWARM_CHUNKS);
 }
 
-int kw_upgrade_start(struct kw_conn *c)
+int kw_upgrade_start(struct kw_upgrade *u, struct kw_upgrade_shared *sh,
+		     const struct kw_upgrade_conn_ops *ops, void *conn, bool outbound,
+		     const struct kw_peer_id *expect, const char *label)
 {
-	c->up.stage = UP_MSS_SEC;
-	c->up.mss_seen = 0;
-	if (c->outbound)
-		return send_lines(c, KW_MSS_HEADER, "/noise", false);
+	u->sh = sh;
+	u->ops = ops;
+	u->conn = conn;
+	u->label = label;
+	u->outbound = outbound;
+	u->have_expect = expect != NULL;
+	if (expect)
+		u->expect = *expect;
+	u->stage = KW_UPGRADE_MSS_SEC;
+	u->mss_seen = 0;
+	if (outbound)
+		return send_lines(u, KW_MSS_HEADER, "/noise", false);
 	return 0;
 }
 
-void kw_upgrade_goaway(struct kw_conn *c, uint32_t code)
+void kw_upgrade_goaway(struct kw_upgrade *u, uint32_t code)
 {
-	if (c->up.mux)
-		kw_sw_yamux_goaway(c->up.mux, code);
+	if (u->mux)
+		kw_yamux_goaway(u->mux, code);
 }
 
-bool kw_upgrade_done_closing(const struct kw_conn *c)
+bool kw_upgrade_done_closing(const struct kw_upgrade *u)
 {
-	return !c->up.mux || kw_sw_yamux_stream_count(c->up.mux) == 0;
+	return !u->mux || kw_yamux_stream_count(u->mux) == 0;
 }
 
-void kw_upgrade_teardown(struct kw_conn *c, int reason)
+void kw_upgrade_stop(struct kw_upgrade *u)
 {
-	if (c->up.mux) {
-		kw_sw_yamux_destroy(c->up.mux, reason ? reason : -KW_ECONNRESET);
-		c->up.mux = NULL;
+	u->stopped = true;
+}
+
+void kw_upgrade_teardown(struct kw_upgrade *u, int reason)
+{
+	u->stopped = true;
+	if (u->mux) {
+		kw_yamux_destroy(u->mux, reason ? reason : -KW_ECONNRESET);
+		u->mux = NULL;
 	}
-	if (c->up.frb) {
-		kw_pool_free(&c->sw->bufs, c->up.frb);
-		c->up.frb = NULL;
+	if (u->frb) {
+		kw_pool_free(u->sh->bufs, u->frb);
+		u->frb = NULL;
 	}
-	c->up.pend_len = 0;
-	kw_noise_session_wipe(&c->up.noise);
+	u->pend_len = 0;
+	kw_noise_session_wipe(&u->noise);
 }
 
-uint32_t kw_upgrade_stream_count(const struct kw_conn *c)
+uint32_t kw_upgrade_stream_count(const struct kw_upgrade *u)
 {
-	return c->up.mux ? kw_sw_yamux_stream_count(c->up.mux) : 0;
+	return u->mux ? kw_yamux_stream_count(u->mux) : 0;
 }
 
-int kw_upgrade_open_stream(struct kw_conn *c, struct kw_stream **out)
+int kw_upgrade_open_stream(struct kw_upgrade *u, struct kw_stream **out)
 {
-	if (!c->up.mux)
+	if (!u->mux)
 		return -KW_ENOTCONN;
-	return kw_sw_yamux_open(c->up.mux, out);
+	return kw_yamux_open(u->mux, out);
 }

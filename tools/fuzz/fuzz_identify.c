@@ -54,7 +54,7 @@ static struct fz *setup(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct kw_conn_ident ci;
+	static struct kw_identify_remote ci;
 	struct fz *f = setup();
 	uint16_t i;
 	size_t off;

@@ -1,11 +1,11 @@
-/* libFuzzer: multistream-select line decoding (net/swarm/mss_line.c) on arbitrary bytes. */
+/* libFuzzer: multistream-select line decoding (net/mss/mss_line.c) on arbitrary bytes. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include <kw/err.h>
 
-#include "../../net/swarm/mss_line.h"
+#include <kw/net/mss.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /*
- * libFuzzer: the yamux frame parser and stream state machine (net/swarm/sw_yamux.c). Arbitrary
+ * libFuzzer: the yamux frame parser and stream state machine (net/yamux/yamux.c). Arbitrary
  * bytes are fed as a peer's decrypted input, in pieces whose sizes come from the input; the
  * handler accepts every inbound stream and sometimes consumes nothing (to exercise the chunk
  * queue). After destroy every pool must be empty.
@@ -13,7 +13,7 @@
 #include <kw/node.h>
 #include <kw/sim.h>
 
-#include "../../net/swarm/sw_yamux.h"
+#include <kw/net/yamux.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -67,13 +67,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		kw_sim_init(&sim, &net);
 		g_n = kw_node_create_heap((size_t)16 << 20, &sim.sys, NULL);
-		if (!g_n || kw_sw_yamux_pools_init(&g_p, g_n, 2, 64, 32) < 0)
+		if (!g_n || kw_yamux_pools_init(&g_p, g_n, 2, 64, 32) < 0)
 			abort();
 	}
 	if (size < 1)
 		return 0;
 	g_space = (size_t)data[0] << 8;
-	if (kw_sw_yamux_create(&g_p, &y, data[0] & 1, &g_io, NULL, 16) < 0)
+	if (kw_yamux_create(&g_p, &y, data[0] & 1, &g_io, NULL, 16) < 0)
 		abort();
 	while (off < size) {
 		size_t piece = 1 + data[off] % 64, used = 0;
@@ -81,13 +81,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		off++;
 		if (piece > size - off)
 			piece = size - off;
-		if (kw_sw_yamux_input(y, data + off, piece, &used) < 0 || used > piece)
+		if (kw_yamux_input(y, data + off, piece, &used) < 0 || used > piece)
 			break;
 		off += piece;
 		kw_loop_run_once(&g_n->loop, 0);
-		kw_sw_yamux_on_output_space(y);
+		kw_yamux_on_output_space(y);
 	}
-	kw_sw_yamux_destroy(y, -1);
+	kw_yamux_destroy(y, -1);
 	kw_loop_run_once(&g_n->loop, 0);
 	if (kw_node_pools_in_use(g_n) != 0)
 		__builtin_trap();

@@ -58,6 +58,7 @@ struct xfer {
 
 struct peer {
 	struct kw_swarm *sw;
+	struct kw_identify *id;
 	struct kw_loop *loop;
 	struct kw_watch in_w;
 	char inbuf[65536];      /* stdin not yet executed: one command runs at a time */
@@ -537,8 +538,8 @@ static void run_command(struct peer *p, char *line)
 			reply_err(p, kw_strerror(ret));
 	} else if (!strcmp(argv[0], "protocols") && argc == 2) {
 		/* identify runs when the connection comes up; poll until it answered */
-		const struct kw_conn_ident *ci = kw_conn_identify(c);
-		char buf[KW_CONN_PROTOS_BYTES + 64];
+		const struct kw_identify_remote *ci = kw_identify_remote(p->id, c);
+		char buf[KW_IDENTIFY_PROTOS_BYTES + 64];
 		size_t i, l = 0;
 		const char *pr;
 
@@ -548,7 +549,7 @@ static void run_command(struct peer *p, char *line)
 			return;
 		}
 		buf[0] = '\0';
-		for (i = 0; (pr = kw_conn_remote_protocol(c, i)) != NULL; i++)
+		for (i = 0; (pr = kw_identify_remote_protocol(p->id, c, i)) != NULL; i++)
 			l += (size_t)snprintf(buf + l, sizeof(buf) - l, "%s%s", i ? " " : "", pr);
 		reply_ok(p, "%s", buf);
 	} else if (!strcmp(argv[0], "ping") && argc >= 2) {
@@ -741,7 +742,7 @@ int main(int argc, char **argv)
 		return 1;
 	ret = kw_swarm_create(&g_node, &key, NULL, &p->sw);
 	if (ret == 0)
-		ret = kw_identify_init(p->sw, NULL);
+		ret = kw_identify_init(p->sw, &p->id);
 	if (ret == 0)
 		ret = kw_ping_register(p->sw);
 	if (ret == 0)

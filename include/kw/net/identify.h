@@ -1,15 +1,17 @@
 /*
- * libp2p identify (/ipfs/id/1.0.0) and identify push (/ipfs/id/push/1.0.0);
- * ../shared/spec/libp2p.md section 8. On every upgraded connection we ask the remote once
- * and answer its request: our protocols (the swarm registry), listen addresses, the address
- * we observe for it, our public key, protocolVersion "ipfs/0.1.0" and agentVersion
+ * libp2p identify (/ipfs/id/1.0.0) and identify push (/ipfs/id/push/1.0.0); libp2p/specs
+ * identify/README.md. On every upgraded connection we ask the remote once and answer its
+ * request: our protocols (the swarm registry), listen addresses, the address we observe for
+ * it, our public key, protocolVersion "ipfs/0.1.0" and agentVersion
  * "kwaainet-edge/<version>". The remote's answer is decoded with nanopb into bounded fields
- * and kept per connection (kw_conn_identify in kw/net/swarm.h). signedPeerRecord is neither
- * sent nor checked. When our protocols or listen addresses change while connections are up,
- * the new message is pushed on /ipfs/id/push/1.0.0 to every connected peer that lists that
- * protocol, once per peer per KW_NET_IDENTIFY_PUSH_DELAY_MS (changes in between coalesce).
+ * and kept per connection in the swarm extension slot that identify registers
+ * (kw_identify_remote). signedPeerRecord is neither sent nor checked. When our protocols or
+ * listen addresses change while connections are up, the new message is pushed on
+ * /ipfs/id/push/1.0.0 to every connected peer that lists that protocol, once per peer per
+ * KW_NET_IDENTIFY_PUSH_DELAY_MS (changes in between coalesce).
  *
- * Owns: a pool of per-stream read states (KW_NET_IDENTIFY_STREAMS) and one decode scratch.
+ * Owns: a pool of per-stream read states (KW_NET_IDENTIFY_STREAMS), one decode scratch and
+ * the per-connection state in its extension slot (cleared when the connection closes).
  */
 #ifndef KW_NET_IDENTIFY_H
 #define KW_NET_IDENTIFY_H
@@ -20,37 +22,64 @@
 
 struct kw_swarm;
 struct kw_conn;
-struct kw_conn_ident;
 struct kw_peer_id;
 
-#define KW_IDENTIFY_PROTO      "/ipfs/id/1.0.0"
-#define KW_IDENTIFY_PUSH_PROTO "/ipfs/id/push/1.0.0"
-#define KW_IDENTIFY_MSG_MAX    8192   /* js limit per message */
+#define KW_IDENTIFY_PROTO        "/ipfs/id/1.0.0"
+#define KW_IDENTIFY_PUSH_PROTO   "/ipfs/id/push/1.0.0"
+#define KW_IDENTIFY_MSG_MAX      8192   /* js limit per message */
+#define KW_IDENTIFY_PROTOS_BYTES 1024   /* the remote's protocol list, NUL-separated */
 
 struct kw_identify;
 
 /*
+ * What identify learnt about the remote of one connection (replaced by pushes). Protocols:
+ * NUL-separated ids in one buffer; kw_identify_remote_protocol iterates them.
+ */
+struct kw_identify_remote {
+	bool have;
+	char agent[64];
+	char protocol_version[32];
+	uint16_t n_protocols;
+	uint16_t protos_len;
+	char protos[KW_IDENTIFY_PROTOS_BYTES];
+	uint8_t n_listen;
+	uint32_t push_gen;   /* the generation of our own info this peer has seen */
+};
+
+/*
  * Registers both protocols on sw, watches new connections and asks each remote once.
- * State comes from the node's arena. Return: 0, -KW_ENOMEM, or kw_swarm_register's error.
+ * Registers its per-connection extension slot (before any connection exists). State comes
+ * from the node's arena. Return: 0, -KW_ENOMEM, or kw_swarm_register's /
+ * kw_swarm_ext_register's error.
  */
 int kw_identify_init(struct kw_swarm *sw, struct kw_identify **out);
 
+/* What identify learnt about c's remote (have is false until it answered); lives as long as
+ * c. NULL when id is NULL. */
+const struct kw_identify_remote *kw_identify_remote(const struct kw_identify *id,
+						    const struct kw_conn *c);
+/* The i-th protocol c's remote reported, or NULL past the end. */
+const char *kw_identify_remote_protocol(const struct kw_identify *id, const struct kw_conn *c,
+					size_t i);
+
 /*
  * Encodes our Identify for connection c (observedAddr = c's remote address) into buf
- * with its uvarint length prefix. Return: bytes written, -KW_ENOBUFS.
+ * with its uvarint length prefix. Return: bytes written, -KW_ENOSPC (cap too small).
  */
 long kw_identify_encode(struct kw_identify *id, struct kw_conn *c, uint8_t *buf, size_t cap);
 
 /*
  * Decodes one Identify protobuf body (no length prefix) into `out` (bounded copy of
  * protocols, agent, version). If `expect_peer` is non-NULL, a present publicKey must be the
- * key of that peer id (-KW_EPEERID otherwise: js checks the same against Noise's peer); `push` allows absent fields (they keep their old values).
+ * key of that peer id (-KW_EPEERID otherwise: js checks the same against Noise's peer);
+ * `push` allows absent fields (they keep their old values).
  * Return: 0, -KW_EBADMSG (malformed or over a bound), -KW_EPEERID.
  */
 int kw_identify_decode(struct kw_identify *id, const uint8_t *buf, size_t len,
-		       const struct kw_peer_id *expect_peer, bool push, struct kw_conn_ident *out);
+		       const struct kw_peer_id *expect_peer, bool push, struct kw_identify_remote *out);
 
-/* Asks c's remote now (done automatically on connection up). Return: 0 or the open error. */
+/* Asks c's remote now (done automatically on connection up). Return: 0, -KW_ELIMIT (no
+ * identify stream free) or kw_swarm_open_stream's error. */
 int kw_identify_request(struct kw_identify *id, struct kw_conn *c);
 
 #endif /* KW_NET_IDENTIFY_H */

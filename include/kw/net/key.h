@@ -1,5 +1,5 @@
 /*
- * Identity keys and peer IDs (libp2p peer-ids spec; ../shared/spec/libp2p.md section 3).
+ * Identity keys and peer IDs (libp2p/specs peer-ids/peer-ids.md).
  * Key types carry libp2p's KeyType numbers. Public keys are kept as the bytes libp2p puts in
  * PublicKey.Data (Ed25519: 32 raw bytes; secp256k1: 33-byte compressed point; RSA: DER
  * SubjectPublicKeyInfo; ECDSA: DER SubjectPublicKeyInfo). Fixed-size structs, no heap
@@ -60,7 +60,7 @@ int kw_key_generate(enum kw_key_type type, int bits, struct kw_privkey *out);
  * Signs msg as libp2p specifies per type: Ed25519 over msg itself; secp256k1 and ECDSA P-256
  * over SHA-256(msg), deterministic (RFC 6979), strict DER, S normalised to the low half (js
  * rejects high S); RSA PKCS#1 v1.5 with SHA-256. *sig_len is the capacity in and the length
- * out. Return: 0, -KW_ENOBUFS, -KW_EKEYTYPE, -KW_EINVAL (key material does not parse).
+ * out. Return: 0, -KW_ENOSPC, -KW_EKEYTYPE, -KW_EINVAL (key material does not parse).
  */
 int kw_key_sign(const struct kw_privkey *k, const uint8_t *msg, size_t len, uint8_t *sig,
 		size_t *sig_len);
@@ -77,7 +77,7 @@ int kw_pubkey_verify(const struct kw_pubkey *k, const uint8_t *msg, size_t len,
  * present). Decoders are bounded (fuzzed), never allocate through nanopb, and validate the key
  * material: Ed25519 sizes (64-byte seed||pub or legacy 96-byte seed||pub||pub, pub matching
  * the seed), secp256k1 points on the curve, RSA 2048..8192 bits, ECDSA on P-256. The private
- * decoder derives k->pub. Encoders return -KW_ENOBUFS when cap is short.
+ * decoder derives k->pub. Encoders return -KW_ENOSPC when cap is short.
  * Decode return: 0, -KW_EBADMSG (not a key protobuf: truncated, missing field, oversized),
  * -KW_EKEYTYPE (unknown or not built-in type), -KW_EINVAL (key material invalid).
  */
@@ -86,11 +86,19 @@ int kw_pubkey_decode(const uint8_t *buf, size_t len, struct kw_pubkey *out);
 int kw_privkey_encode(const struct kw_privkey *k, uint8_t *buf, size_t cap, size_t *len);
 int kw_privkey_decode(const uint8_t *buf, size_t len, struct kw_privkey *out);
 
-/* Peer ID of a public key: identity multihash when the encoded key is <= 42 bytes, else sha2-256. */
+/* Peer ID of a public key: identity multihash when the encoded key is <= 42 bytes, else
+ * sha2-256. */
 int kw_peer_id_from_pubkey(const struct kw_pubkey *k, struct kw_peer_id *out);
 bool kw_peer_id_equal(const struct kw_peer_id *a, const struct kw_peer_id *b);
-/* base58btc text form ("12D3KooW..." / "Qm..."). Return: 0 or -KW_ENOBUFS. */
+/* base58btc text form ("12D3KooW..." / "Qm..."). Return: 0 or -KW_ENOSPC. */
 int kw_peer_id_to_text(const struct kw_peer_id *id, char *out, size_t cap);
+/*
+ * Short form for log lines: the first 8 and last 6 characters of the base58btc text
+ * ("12D3KooW..xyz123"), the whole text when it has at most 20, "?" when id is NULL or
+ * empty. Writes "" when cap < KW_PEER_ID_SHORT_MAX.
+ */
+#define KW_PEER_ID_SHORT_MAX 24
+void kw_peer_id_short(const struct kw_peer_id *id, char *out, size_t cap);
 /* Parses base58btc or CIDv1 (libp2p-key codec; multibase base32 'b' or base36 'k') text.
  * Return: 0 or -KW_EINVAL. */
 int kw_peer_id_from_text(const char *s, struct kw_peer_id *out);
@@ -101,7 +109,7 @@ int kw_peer_id_from_bytes(const uint8_t *buf, size_t len, struct kw_peer_id *out
  * Extensions beyond the original contract.
  */
 /* CIDv1 text form: multibase 'b' base32 of 0x01 0x72 <multihash> ("bafz..."). Return: 0 or
- * -KW_ENOBUFS. */
+ * -KW_ENOSPC. */
 int kw_peer_id_to_cid_text(const struct kw_peer_id *id, char *out, size_t cap);
 /* The public key inlined in an identity-multihash peer ID (Ed25519, secp256k1). Return: 0,
  * -KW_ENOENT for a sha2-256 peer ID (the key must come from elsewhere, e.g. the handshake). */

@@ -1,5 +1,5 @@
 /*
- * Multiaddrs (multiformats; ../shared/spec/libp2p.md section 2): the binary form
+ * Multiaddrs (multiformats/multiaddr README.md and protocols.csv): the binary form
  * `uvarint(code) value...` used on the wire (identify, kad) and the text form
  * "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW..." used in configs and logs.
  *
@@ -11,7 +11,8 @@
  * value-less p2p-circuit tls noise quic quic-v1 ws wss. Anything else is refused with
  * -KW_ENOPROTO and an error message naming the code or name.
  *
- * Owner: net/peer. Users: net/tcp, net/swarm, net/identify, net/kad, the config and CLI.
+ * Owner: net/peer. Users: net/swarm (dial and listen targets, remote addresses),
+ * net/identify (listen and observed addresses), the config and the CLI.
  */
 #ifndef KW_NET_MULTIADDR_H
 #define KW_NET_MULTIADDR_H
@@ -71,7 +72,7 @@ int kw_maddr_from_bytes(const uint8_t *buf, size_t len, struct kw_multiaddr *out
 /* Parses the text form (same returns; -KW_ENOPROTO names the unknown protocol). */
 int kw_maddr_from_text(const char *s, struct kw_multiaddr *out, char *err, size_t errcap);
 /* Prints the text form (ip6 as inet_ntop prints it, /p2p as base58btc). Return: 0 or
- * -KW_ENOBUFS. */
+ * -KW_ENOSPC. */
 int kw_maddr_to_text(const struct kw_multiaddr *ma, char *out, size_t cap);
 
 /* Component idx (0-based). Return: 0 or -KW_ENOENT past the end. */

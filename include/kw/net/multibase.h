@@ -19,13 +19,13 @@
 
 /*
  * base58btc (Bitcoin alphabet) of in[0..len), NUL-terminated into out[0..cap).
- * Return: the text length, -KW_ENOBUFS if out is too small, -KW_EMSGSIZE if len exceeds
+ * Return: the text length, -KW_ENOSPC if out is too small, -KW_EMSGSIZE if len exceeds
  * KW_BASE58_MAX_BYTES.
  */
 int kw_base58_encode(const uint8_t *in, size_t len, char *out, size_t cap);
 /*
  * Decodes slen characters of base58btc text. Return: the number of bytes written to out,
- * -KW_EINVAL for a character outside the alphabet or empty input, -KW_ENOBUFS if out is too
+ * -KW_EINVAL for a character outside the alphabet or empty input, -KW_ENOSPC if out is too
  * small, -KW_EMSGSIZE if slen exceeds KW_BASE58_MAX_CHARS.
  */
 int kw_base58_decode(const char *s, size_t slen, uint8_t *out, size_t cap);

@@ -1,6 +1,6 @@
 /*
  * libp2p Noise (`/noise`): Noise_XX_25519_ChaChaPoly_SHA256 with the libp2p handshake payload
- * and 2-byte length framing (libp2p/specs noise/README.md; ../shared/spec/libp2p.md section 5).
+ * and 2-byte length framing (libp2p/specs noise/README.md; doc/net-noise.md).
  *
  * Sans-I/O: nothing here touches a socket or the event loop. The connection owner (net/swarm)
  * feeds received bytes in and sends the bytes it is handed; every buffer belongs to the
@@ -114,7 +114,7 @@ size_t kw_noise_xx_write_len(const struct kw_noise_xx *x, size_t payload_len);
 /*
  * WriteMessage: the next handshake message (no length prefix) into out; payload and out must
  * not overlap. Return: 0, -KW_EPROTO (not our turn or finished),
- * -KW_ENOBUFS (cap too small), -KW_EMSGSIZE (message would exceed 65535 bytes),
+ * -KW_ENOSPC (cap too small), -KW_EMSGSIZE (message would exceed 65535 bytes),
  * -KW_EHANDSHAKE (a DH produced the all-zero output).
  */
 int kw_noise_xx_write(struct kw_noise_xx *x, const uint8_t *payload, size_t payload_len,
@@ -159,7 +159,7 @@ struct kw_noise_identity {
  * muxers we offer in preference order (e.g. {"/yamux/1.0.0"}), n_muxers <= KW_NOISE_MUXERS_MAX,
  * each shorter than KW_NOISE_MUXER_NAME_MAX; 0 sends no extensions. static_priv fixes the
  * static key (tests); NULL generates one. Calls sodium_init() (idempotent).
- * Return: 0, -KW_EINVAL, -KW_EKEYTYPE (identity type not built in), -KW_ENOBUFS (payload
+ * Return: 0, -KW_EINVAL, -KW_EKEYTYPE (identity type not built in), -KW_ENOSPC (payload
  * would not fit), -KW_EIO (RNG or libsodium init failed).
  */
 int kw_noise_identity_init(struct kw_noise_identity *id, const struct kw_privkey *key,
@@ -228,7 +228,7 @@ bool kw_noise_established(const struct kw_noise_session *s);
 /*
  * Writes the due handshake frame (length prefix included) to out; cap of
  * KW_NOISE_HS_FRAME_MAX always suffices. The initiator is established after writing msg3.
- * Return: 0, -KW_EPROTO (nothing due), -KW_ENOBUFS (cap too small; state unchanged), or the
+ * Return: 0, -KW_EPROTO (nothing due), -KW_ENOSPC (cap too small; state unchanged), or the
  * sticky error of a failed session.
  */
 int kw_noise_handshake_write(struct kw_noise_session *s, uint8_t *out, size_t cap,
@@ -257,7 +257,7 @@ bool kw_noise_rx_partial(const struct kw_noise_session *s);
 /*
  * Encrypts one transport frame: out gets u16 length || ciphertext || tag (len + 18 bytes).
  * len <= KW_NOISE_PLAINTEXT_MAX. pt may equal out + 2 (in place, 16 bytes of tail room).
- * Return: 0, -KW_ENOTCONN (not established), -KW_EMSGSIZE, -KW_ENOBUFS, -KW_ERANGE (send
+ * Return: 0, -KW_ENOTCONN (not established), -KW_EMSGSIZE, -KW_ENOSPC, -KW_ERANGE (send
  * nonces exhausted; the session fails), or the sticky error.
  */
 int kw_noise_encrypt(struct kw_noise_session *s, const uint8_t *pt, size_t len, uint8_t *out,

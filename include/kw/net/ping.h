@@ -1,5 +1,5 @@
 /*
- * libp2p ping (/ipfs/ping/1.0.0); ../shared/spec/libp2p.md section 9. The listener echoes
+ * libp2p ping (/ipfs/ping/1.0.0; libp2p/specs ping/ping.md). The listener echoes
  * every 32-byte block until the dialer closes its side (at most KW_PING_MAX_INBOUND streams
  * per connection, extra ones are reset). The client sends 32 random bytes, waits for the same
  * 32 back, reports the round trip, and repeats on the same stream `count` times.

@@ -1,16 +1,17 @@
 /*
- * The swarm: a node's libp2p connections and the protocol registry (../shared/spec/libp2p.md
- * sections 4-7). Each TCP connection is upgraded tcp -> multistream-select "/noise" -> Noise XX
- * -> yamux (inlined through the Noise stream-muxer extension when both sides list
- * /yamux/1.0.0, else multistream-select "/yamux/1.0.0"), in both dial and listen roles.
- * Inbound yamux streams run a multistream-select listener over the registry's table and are
- * then handed to the registered protocol's accept function; outbound streams are opened with
- * kw_swarm_open_stream and complete on the loop.
+ * The swarm: a node's libp2p connections and the protocol registry (libp2p/specs
+ * connections/README.md; doc/net-swarm.md). Each TCP connection is upgraded tcp ->
+ * multistream-select "/noise" -> Noise XX -> yamux (inlined through the Noise stream-muxer
+ * extension when both sides list /yamux/1.0.0, else multistream-select "/yamux/1.0.0"), in
+ * both dial and listen roles. Inbound yamux streams run a multistream-select listener
+ * (net/mss) over the registry's table and are then handed to the registered protocol's accept
+ * function; outbound streams are opened with kw_swarm_open_stream and complete on the loop.
  *
  * Owns: the connection pool (struct kw_conn), the per-stream negotiation pool, listeners,
- * the registry, the limits, the drain that implements graceful shutdown. Upper layers
- * (identify, ping, kad, hivemind) only see struct kw_stream (kw/net/stream.h) and the
- * accessors below; they never include Noise or yamux headers.
+ * the registry, the per-connection extension slots, the limits, the drain that implements
+ * graceful shutdown. Upper layers (identify, ping, kad, hivemind) only see struct kw_stream
+ * (kw/net/stream.h) and the accessors below; they never include Noise or yamux headers, and
+ * keep their per-connection state in an extension slot (kw_swarm_ext_register).
  *
  * Limits (Kconfig defaults, node->cfg overrides): inbound and outbound connection counts,
  * handshake timeout, idle timeout, streams per connection, protocol-line and message sizes.
@@ -36,7 +37,6 @@ struct kw_conn;
 #define KW_SWARM_PROTOCOLS_MAX 16   /* registered inbound protocols per node */
 #define KW_SWARM_LISTENERS_MAX 8
 #define KW_MADDR_BIN_MAX       96   /* a binary multiaddr we keep (ip6 + tcp + /p2p/ fits) */
-#define KW_CONN_PROTOS_BYTES   1024 /* the remote's identify protocol list, NUL-separated */
 
 /*
  * An inbound protocol: `accept` runs once the stream negotiated `id` and must set s->h (and
@@ -153,35 +153,35 @@ const struct kw_peer_id *kw_conn_peer_id(const struct kw_conn *c);
 bool kw_conn_outbound(const struct kw_conn *c);
 /* The remote's address as we see it, binary multiaddr without /p2p/. */
 int kw_conn_remote_addr(const struct kw_conn *c, const uint8_t **ma, size_t *len);
-/* Short printable peer id for logs ("12D3KooW…xyz1"); static per connection. */
+/*
+ * The connection's name in log lines: its remote address until the handshake names the
+ * peer, then the short peer id ("12D3KooW..xyz123", kw_peer_id_short). Lives as long as c.
+ */
 const char *kw_conn_peer_short(const struct kw_conn *c);
 /* Streams open on c now. */
 uint32_t kw_conn_stream_count(const struct kw_conn *c);
 
 /*
- * What identify learnt about the remote (kept per connection, replaced by pushes).
- * Protocols: NUL-separated ids in one buffer; kw_conn_remote_protocol iterates them.
+ * Per-connection extension slots: a module above the swarm (identify, kad, hivemind) keeps
+ * its own state per connection in a slot instead of in the swarm's structs. A slot is
+ * registered once at start-up with the size of its state; every connection then carries a
+ * zeroed block of that size from the slot's pool (sized for the swarm's maximum number of
+ * connections) for its whole life. When the connection is freed (after the watchers'
+ * on_down), `release` runs (may be NULL) and the block is cleared and returned.
  */
-struct kw_conn_ident {
-	bool have;
-	char agent[64];
-	char protocol_version[32];
-	uint16_t n_protocols;
-	uint16_t protos_len;
-	char protos[KW_CONN_PROTOS_BYTES];
-	uint8_t n_listen;
-	uint32_t push_gen;   /* identify: the generation of our own info this peer has seen */
-};
-const struct kw_conn_ident *kw_conn_identify(const struct kw_conn *c);
-struct kw_conn_ident *kw_conn_identify_mut(struct kw_conn *c);
-/* The i-th protocol the remote reported, or NULL past the end. */
-const char *kw_conn_remote_protocol(const struct kw_conn *c, size_t i);
+typedef void (*kw_conn_ext_release_fn)(struct kw_conn *c, void *data, void *arg);
+/*
+ * Registers a slot of `size` bytes; `name` (static) names its pool in stats.
+ * Return: the slot id (>= 0), -KW_EINVAL (size 0, no name), -KW_ENOSPC (all
+ * CONFIG_KW_NET_CONN_EXT_SLOTS taken), -KW_EBUSY (connections exist already), -KW_ENOMEM.
+ */
+int kw_swarm_ext_register(struct kw_swarm *sw, const char *name, size_t size,
+			  kw_conn_ext_release_fn release, void *arg);
+/* The slot's block of connection c (zeroed when c was created), or NULL for a bad slot. */
+void *kw_conn_ext(const struct kw_conn *c, int slot);
 
 /* The init-table entry (kernel/initcalls.def): identity, swarm, identify, ping, listeners. */
 int kw_net_init(struct kw_node *n);
 void kw_net_shutdown(struct kw_node *n);
-
-/* Writes "12D3KooW…last6" for logs into out (cap >= 24). */
-void kw_peer_id_short(const struct kw_peer_id *id, char *out, size_t cap);
 
 #endif /* KW_NET_SWARM_H */

@@ -1,5 +1,5 @@
 /*
- * Unsigned varints as multiformats defines them (uvarint; ../shared/spec/libp2p.md section 1):
+ * Unsigned varints as multiformats defines them (multiformats/unsigned-varint):
  * LEB128, at most 9 bytes (63 bits), minimal encodings only. Used by multiaddr, multihash,
  * CIDs, multistream-select and every length-prefixed libp2p protobuf stream. Protobuf's own
  * field varints are nanopb's business, not this module's.
@@ -19,7 +19,7 @@
 size_t kw_uvarint_size(uint64_t v);
 
 /*
- * Writes v into buf[0..cap). Return: the number of bytes written (1..9), -KW_ENOBUFS when cap
+ * Writes v into buf[0..cap). Return: the number of bytes written (1..9), -KW_ENOSPC when cap
  * is too small, -KW_ERANGE when v exceeds 63 bits.
  */
 int kw_uvarint_encode(uint64_t v, uint8_t *buf, size_t cap);

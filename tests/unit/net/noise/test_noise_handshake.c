@@ -1,6 +1,6 @@
 /*
- * net/noise libp2p handshake: C<->C in memory per key type, the js-libp2p transcript
- * (spec 13.2), identity checks (signature, expected peer id) and broken input (tampered,
+ * net/noise libp2p handshake: C<->C in memory per key type, a transcript recorded from
+ * js-libp2p 3.x, identity checks (signature, expected peer id) and broken input (tampered,
  * truncated, reordered, oversized frames; malformed payloads).
  */
 #include <pb_encode.h>
@@ -31,7 +31,8 @@ static void handshake_of_type(enum kw_key_type ta, enum kw_key_type tb)
 	assert_int_equal(r.ini_err, 0);
 	assert_int_equal(r.res_err, 0);
 	assert_int_equal(r.frames, 3);
-	assert_true(kw_noise_established(&ini) && kw_noise_established(&res));
+	assert_true(kw_noise_established(&ini));
+	assert_true(kw_noise_established(&res));
 	assert_true(kw_peer_id_equal(kw_noise_remote_peer(&ini), &pb));
 	assert_true(kw_peer_id_equal(kw_noise_remote_peer(&res), &pa));
 	assert_memory_equal(kw_noise_handshake_hash(&ini), kw_noise_handshake_hash(&res), 32);
@@ -77,7 +78,8 @@ static void test_noise_handshake_survives_byte_by_byte_delivery(void **state)
 	r = test_pump(&ini, &res, 1);
 	assert_int_equal(r.ini_err, 0);
 	assert_int_equal(r.res_err, 0);
-	assert_true(kw_noise_established(&ini) && kw_noise_established(&res));
+	assert_true(kw_noise_established(&ini));
+	assert_true(kw_noise_established(&res));
 }
 
 static void js_initiator_identity(struct kw_noise_identity *id)
@@ -426,7 +428,7 @@ static void test_noise_handshake_write_reports_small_buffer_without_failing(void
 	size_t n;
 
 	start_pair(NULL);
-	assert_int_equal(kw_noise_handshake_write(&ini, m, 33, &n), -KW_ENOBUFS);
+	assert_int_equal(kw_noise_handshake_write(&ini, m, 33, &n), -KW_ENOSPC);
 	assert_int_equal(kw_noise_handshake_write(&ini, m, 34, &n), 0);
 	assert_int_equal(n, 34);
 	assert_int_equal(kw_noise_handshake_write(&ini, m, sizeof(m), &n), -KW_EPROTO);

@@ -59,7 +59,8 @@ static void replay(const struct noise_vector *v)
 			assert_int_equal(glen, plen);
 			assert_memory_equal(p, payload, plen);
 			if (i == 2) {
-				assert_true(kw_noise_xx_done(&ini) && kw_noise_xx_done(&res));
+				assert_true(kw_noise_xx_done(&ini));
+				assert_true(kw_noise_xx_done(&res));
 				assert_memory_equal(kw_noise_xx_hash(&ini), kw_noise_xx_hash(&res), 32);
 				if (v->handshake_hash[0]) {
 					unhex(v->handshake_hash, h, sizeof(h));
@@ -187,7 +188,7 @@ static void test_noise_xx_refuses_out_of_turn_messages(void **state)
 	assert_int_equal(kw_noise_xx_write(&res, NULL, 0, out, sizeof(out), &n), -KW_EPROTO);
 	memset(out, 9, 32);
 	assert_int_equal(kw_noise_xx_read(&ini, out, 32, &p, &pl), -KW_EPROTO);
-	assert_int_equal(kw_noise_xx_write(&ini, NULL, 0, out, 31, &n), -KW_ENOBUFS);
+	assert_int_equal(kw_noise_xx_write(&ini, NULL, 0, out, 31, &n), -KW_ENOSPC);
 	assert_int_equal(kw_noise_xx_write(&ini, NULL, 0, out, sizeof(out), &n), 0);
 	assert_int_equal(n, 32);
 	assert_int_equal(kw_noise_xx_write(&ini, NULL, 0, out, sizeof(out), &n), -KW_EPROTO);

@@ -71,7 +71,7 @@ static void test_rsa_signature_matches_openssl_byte_for_byte(void **state)
 	assert_memory_equal(sig, want, slen);
 	slen = 255;
 	assert_int_equal(kw_key_sign(&k, (const uint8_t *)XMSG, strlen(XMSG), sig, &slen),
-			 -KW_ENOBUFS);
+			 -KW_ENOSPC);
 }
 
 static void test_rsa_verifies_openssl_signature_and_rejects_tampering(void **state)

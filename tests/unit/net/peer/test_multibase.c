@@ -56,11 +56,11 @@ static void test_base58_rejects_bad_characters_and_sizes(void **state)
 	memset(big, 'z', sizeof(big));
 	assert_int_equal(kw_base58_decode(big, sizeof(big) - 1, out, sizeof(out)), -KW_EMSGSIZE);
 	assert_int_equal(kw_base58_decode(ED25519_PEER_B58, strlen(ED25519_PEER_B58), out, 10),
-			 -KW_ENOBUFS);
+			 -KW_ENOSPC);
 	assert_int_equal(kw_base58_encode(out, KW_BASE58_MAX_BYTES + 1, txt, sizeof(txt)),
 			 -KW_EMSGSIZE);
 	memset(out, 0xff, 8);
-	assert_int_equal(kw_base58_encode(out, 8, txt, sizeof(txt)), -KW_ENOBUFS);
+	assert_int_equal(kw_base58_encode(out, 8, txt, sizeof(txt)), -KW_ENOSPC);
 }
 
 static void test_base58_round_trips_random_bytes(void **state)
@@ -79,7 +79,8 @@ static void test_base58_round_trips_random_bytes(void **state)
 		if (len > 0 && iter % 4 == 0)
 			in[0] = 0;
 		n = kw_base58_encode(in, len, txt, sizeof(txt));
-		assert_true(n >= 0 && (size_t)n <= KW_BASE58_MAX_CHARS);
+		assert_true(n >= 0);
+		assert_true((size_t)n <= KW_BASE58_MAX_CHARS);
 		if (len == 0)
 			continue;
 		assert_int_equal(kw_base58_decode(txt, (size_t)n, out, sizeof(out)), (int)len);
@@ -95,7 +96,9 @@ static void test_base36_round_trips_and_keeps_leading_zeros(void **state)
 	int n = kw_base36_encode(in, sizeof(in), txt, sizeof(txt));
 
 	assert_true(n > 2);
-	assert_true(txt[0] == '0' && txt[1] == '0' && txt[2] != '0');
+	assert_int_equal(txt[0], '0');
+	assert_int_equal(txt[1], '0');
+	assert_int_not_equal(txt[2], '0');
 	assert_int_equal(kw_base36_decode(txt, (size_t)n, out, sizeof(out)), (int)sizeof(in));
 	assert_memory_equal(out, in, sizeof(in));
 	/* 36^2 - 1 = 1295 = 0x050f is "zz". */
@@ -131,7 +134,7 @@ static void test_base32_rejects_upper_case_padding_and_stray_bits(void **state)
 	assert_int_equal(kw_base32_decode("my======", 8, out, sizeof(out)), -KW_EINVAL);
 	assert_int_equal(kw_base32_decode("mz", 2, out, sizeof(out)), -KW_EINVAL); /* low bits set */
 	assert_int_equal(kw_base32_decode("mzx", 3, out, sizeof(out)), -KW_EINVAL); /* bad length */
-	assert_int_equal(kw_base32_decode("mzxw6ytboi", 10, out, 5), -KW_ENOBUFS);
+	assert_int_equal(kw_base32_decode("mzxw6ytboi", 10, out, 5), -KW_ENOSPC);
 }
 
 static void test_multihash_parse_accepts_identity_and_sha256(void **state)
@@ -143,10 +146,13 @@ static void test_multihash_parse_accepts_identity_and_sha256(void **state)
 	int n = test_unhex(ED25519_PEER_MH, mh, sizeof(mh));
 
 	assert_int_equal(kw_multihash_parse(mh, (size_t)n, &code, &d, &dlen), 0);
-	assert_true(code == KW_MH_IDENTITY && dlen == 36 && d == mh + 2);
+	assert_int_equal(code, KW_MH_IDENTITY);
+	assert_int_equal(dlen, 36);
+	assert_ptr_equal(d, mh + 2);
 	n = test_unhex(RSA_PEER_MH, mh, sizeof(mh));
 	assert_int_equal(kw_multihash_parse(mh, (size_t)n, &code, &d, &dlen), 0);
-	assert_true(code == KW_MH_SHA2_256 && dlen == 32);
+	assert_int_equal(code, KW_MH_SHA2_256);
+	assert_int_equal(dlen, 32);
 }
 
 static void test_multihash_parse_rejects_bad_framing(void **state)

@@ -1,4 +1,5 @@
-/* net/peer/peer_id.c: peer IDs from keys, text forms, validation (spec 3.2, 3.3, 13.1). */
+/* net/peer/peer_id.c: peer IDs from keys, text forms, validation (libp2p/specs
+ * peer-ids/peer-ids.md). */
 #include "harness.h"
 #include "hex.h"
 #include "vectors.h"
@@ -65,7 +66,7 @@ static void test_peer_id_text_forms_parse_to_spec_multihashes(void **state)
 	}
 }
 
-/* Spec 13.1: the Ed25519 key's CIDv1 in base36 (the IPNS-name form). */
+/* The peer-ids spec Ed25519 key's CIDv1 in base36 (the IPNS-name form). */
 static void test_peer_id_parses_base36_cid(void **state)
 {
 	struct kw_peer_id id, want;
@@ -134,8 +135,8 @@ static void test_peer_id_text_output_checks_capacity(void **state)
 	char txt[20];
 
 	id_from_hex(ED25519_PEER_MH, &id);
-	assert_int_equal(kw_peer_id_to_text(&id, txt, sizeof(txt)), -KW_ENOBUFS);
-	assert_int_equal(kw_peer_id_to_cid_text(&id, txt, sizeof(txt)), -KW_ENOBUFS);
+	assert_int_equal(kw_peer_id_to_text(&id, txt, sizeof(txt)), -KW_ENOSPC);
+	assert_int_equal(kw_peer_id_to_cid_text(&id, txt, sizeof(txt)), -KW_ENOSPC);
 }
 
 int main(void)

@@ -1,4 +1,4 @@
-/* net/peer/varint.c: multiformats uvarints (spec section 1 examples, minimality, 9-byte cap). */
+/* net/peer/varint.c: multiformats uvarints (multiformats/unsigned-varint examples, minimality, 9-byte cap). */
 #include "harness.h"
 #include "hex.h"
 #include <kw/err.h>
@@ -70,7 +70,7 @@ static void test_varint_encode_checks_capacity_and_range(void **state)
 {
 	uint8_t buf[9];
 
-	assert_int_equal(kw_uvarint_encode(300, buf, 1), -KW_ENOBUFS);
+	assert_int_equal(kw_uvarint_encode(300, buf, 1), -KW_ENOSPC);
 	assert_int_equal(kw_uvarint_encode(UINT64_C(1) << 63, buf, sizeof(buf)), -KW_ERANGE);
 }
 

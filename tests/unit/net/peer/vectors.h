@@ -1,5 +1,6 @@
-/* Known-answer vectors from ../shared/spec/libp2p.md section 13 (libp2p peer-id spec keys,
- * js-libp2p transcripts). Hex strings; tests decode them with test_unhex. */
+/* Known-answer vectors, hex strings that tests decode with test_unhex: the keys and peer ids
+ * of libp2p/specs peer-ids/peer-ids.md ("Test vectors") and their text forms, and signatures
+ * recorded from a js-libp2p 3.x session that used those keys. */
 #ifndef KW_TEST_PEER_VECTORS_H
 #define KW_TEST_PEER_VECTORS_H
 
@@ -25,7 +26,7 @@
 #define RSA_PEER_B58 "QmaeANgBs1DTSxWSrPPtobgQuxW8XTfsS4ydbK4rCHzqxG"
 #define RSA_PEER_CID "bafzbeifwzcumbiyql7bhv7fe7mixg6i7aohegq75k234m63bnw6dbicmzu"
 
-/* Noise static-key signatures from the js transcript (spec 13.2): each side signs
+/* Noise static-key signatures from the js session's handshake: each side signs
  * "noise-libp2p-static-key:" || its X25519 static public key. */
 #define NOISE_SIG_PREFIX "noise-libp2p-static-key:"
 #define NOISE_INIT_STATIC "6bc3822a2aa7f4e6981d6538692b3cdf3e6df9eea6ed269eb41d93c22757b75a"
@@ -33,7 +34,7 @@
 #define NOISE_INIT_SIG_ED25519 "e292a4b36dcd264cb7933551567462bf4b6bdc79bcc37af23ea723110cf8cfde08000f9e95441ba4fd4b82844305554004fc4be681ce33c277510b6332588c09"
 #define NOISE_RESP_SIG_SECP "3045022100ffc20f2e34e85f2a7691b178cb57f6fcb4e32fe921d3378cb7446779bd76f10302202f67ecb5af4d71e93aa98e900452ce2358b2fbc1c39c8672b75e51fd159edfff"
 
-/* Signed peer record envelope (spec 13.3): Ed25519 signature over these bytes. */
+/* Signed peer record envelope from the js session: Ed25519 signature over these bytes. */
 #define ENVELOPE_SIGNED "126c69627032702d706565722d7265636f72640203013b0a260024080112201ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e1080d095ffbc311a0a0a08047f000001060fa1"
 #define ENVELOPE_SIG "0d26d44601962d437ee89325fab3574fe541fe35b20e00192b76623d39d31e5ddeb7f669e9b3b88a3cc086496e909afdfd75b0b0c460abdadca1153747272603"
 

@@ -27,6 +27,7 @@
 struct side {
 	struct kw_test_node *t;
 	struct kw_swarm *sw;
+	struct kw_identify *id;
 	struct kw_privkey key;
 	char addr[256];
 };
@@ -149,7 +150,7 @@ static int make_side(struct side *s, const char *listen, const struct kw_swarm_l
 	if (ret == 0)
 		ret = kw_swarm_create(s->t->node, &s->key, lim, &s->sw);
 	if (ret == 0)
-		ret = kw_identify_init(s->sw, NULL);
+		ret = kw_identify_init(s->sw, &s->id);
 	if (ret == 0)
 		ret = kw_ping_register(s->sw);
 	if (ret == 0)
@@ -224,12 +225,23 @@ static struct kw_conn *connect_ab(void)
 	return g->dialed;
 }
 
+/* What the identify of c's own side learnt about c's remote. */
+static struct kw_identify *id_of(const struct kw_conn *c)
+{
+	return kw_conn_swarm(c) == g->a.sw ? g->a.id : g->b.id;
+}
+
+static const struct kw_identify_remote *remote(const struct kw_conn *c)
+{
+	return kw_identify_remote(id_of(c), c);
+}
+
 static bool lists(const struct kw_conn *c, const char *proto)
 {
 	const char *p;
 	size_t i;
 
-	for (i = 0; (p = kw_conn_remote_protocol(c, i)) != NULL; i++)
+	for (i = 0; (p = kw_identify_remote_protocol(id_of(c), c, i)) != NULL; i++)
 		if (!strcmp(p, proto))
 			return true;
 	return false;
@@ -255,15 +267,15 @@ static void test_swarm_identify_exchanges_protocols_both_ways(void **state)
 
 	pump(50);
 	back = kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw));
-	assert_true(kw_conn_identify(c)->have);
+	assert_true(remote(c)->have);
 	assert_true(lists(c, KW_PING_PROTO));
 	assert_true(lists(c, ECHO));
 	assert_true(lists(c, KW_IDENTIFY_PROTO));
-	assert_string_equal(kw_conn_identify(c)->protocol_version, "ipfs/0.1.0");
-	assert_memory_equal(kw_conn_identify(c)->agent, "kwaainet-edge/", 14);
-	assert_true(kw_conn_identify(back)->have);
+	assert_string_equal(remote(c)->protocol_version, "ipfs/0.1.0");
+	assert_memory_equal(remote(c)->agent, "kwaainet-edge/", 14);
+	assert_true(remote(back)->have);
 	assert_true(lists(back, ECHO));
-	assert_int_equal(kw_conn_identify(back)->n_listen, 1);
+	assert_int_equal(remote(back)->n_listen, 1);
 }
 
 static void test_identify_push_sends_new_protocols_to_connected_peer_once(void **state)
@@ -301,8 +313,9 @@ static void test_identify_push_sends_new_protocols_to_connected_peer_once(void *
 /* Removes one protocol from what identify learnt about the remote of c. */
 static void forget_remote_protocol(struct kw_conn *c, const char *proto)
 {
-	struct kw_conn_ident *ci = kw_conn_identify_mut(c);
-	char keep[KW_CONN_PROTOS_BYTES];
+	/* the block is the identify slot's, writable; the API hands it out read-only */
+	struct kw_identify_remote *ci = (struct kw_identify_remote *)remote(c);
+	char keep[KW_IDENTIFY_PROTOS_BYTES];
 	size_t off = 0, in = 0;
 	uint16_t n = 0;
 
@@ -671,6 +684,99 @@ static void test_swarm_drain_closes_connections_gracefully(void **state)
 	assert_null(kw_swarm_find_conn(g->a.sw, kw_swarm_peer_id(g->b.sw)));
 }
 
+/* ---- per-connection extension slots ------------------------------------------------------ */
+
+struct ext_seen {
+	int releases;
+	struct kw_conn *conn;
+	uint8_t first;   /* the block's first byte as the owner saw it at release */
+};
+
+static void ext_release_cb(struct kw_conn *c, void *data, void *arg)
+{
+	struct ext_seen *e = (struct ext_seen *)arg;
+
+	e->releases++;
+	e->conn = c;
+	e->first = *(const uint8_t *)data;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+static void test_swarm_ext_register_stops_at_the_slot_limit(void **state)
+{
+	int i, ret, got = 0;
+
+	/* identify took one slot already */
+	assert_int_equal(kw_swarm_ext_register(g->a.sw, "t", 0, NULL, NULL), -KW_EINVAL);
+	assert_int_equal(kw_swarm_ext_register(g->a.sw, NULL, 8, NULL, NULL), -KW_EINVAL);
+	for (i = 0; i < CONFIG_KW_NET_CONN_EXT_SLOTS + 2; i++) {
+		ret = kw_swarm_ext_register(g->a.sw, "test_ext", 8, NULL, NULL);
+		if (ret < 0)
+			break;
+		assert_int_equal(ret, i + 1);
+		got++;
+	}
+	assert_int_equal(got, CONFIG_KW_NET_CONN_EXT_SLOTS - 1);
+	assert_int_equal(ret, -KW_ENOSPC);
+}
+
+static void test_swarm_ext_register_after_a_connection_is_refused(void **state)
+{
+	connect_ab();
+	assert_int_equal(kw_swarm_ext_register(g->a.sw, "late", 8, NULL, NULL), -KW_EBUSY);
+}
+
+static void test_swarm_ext_slots_are_independent_and_cleared_on_close(void **state)
+{
+	/* static: the teardown's swarm destroy releases the second connection's blocks too */
+	static struct ext_seen e1, e2;
+	int s1 = kw_swarm_ext_register(g->a.sw, "ext_one", 16, ext_release_cb, &e1);
+	int s2 = kw_swarm_ext_register(g->a.sw, "ext_two", 40, ext_release_cb, &e2);
+	struct kw_conn *c;
+	uint8_t *d1, *d2;
+
+	assert_true(s1 >= 0);
+	assert_true(s2 >= 0);
+	assert_int_not_equal(s1, s2);
+	c = connect_ab();
+	assert_null(kw_conn_ext(c, -1));
+	assert_null(kw_conn_ext(c, CONFIG_KW_NET_CONN_EXT_SLOTS));
+	d1 = (uint8_t *)kw_conn_ext(c, s1);
+	d2 = (uint8_t *)kw_conn_ext(c, s2);
+	assert_non_null(d1);
+	assert_non_null(d2);
+	assert_true(all_zero(d1, 16));
+	assert_true(all_zero(d2, 40));
+	memset(d1, 0x11, 16);
+	assert_true(all_zero(d2, 40));  /* one module's writes never reach another's slot */
+	memset(d2, 0x22, 40);
+	assert_int_equal(d1[15], 0x11);
+	kw_conn_close(c, 0);
+	pump(50);
+	assert_null(kw_swarm_find_conn(g->a.sw, kw_swarm_peer_id(g->b.sw)));
+	/* each owner was told once, with its own block, before it was cleared */
+	assert_int_equal(e1.releases, 1);
+	assert_int_equal(e2.releases, 1);
+	assert_ptr_equal(e1.conn, c);
+	assert_ptr_equal(e2.conn, c);
+	assert_int_equal(e1.first, 0x11);
+	assert_int_equal(e2.first, 0x22);
+	/* the next connection starts with zeroed blocks */
+	g->dial_done = 0;
+	c = connect_ab();
+	assert_true(all_zero((const uint8_t *)kw_conn_ext(c, s1), 16));
+	assert_true(all_zero((const uint8_t *)kw_conn_ext(c, s2), 40));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -694,6 +800,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swarm_malformed_bytes_close_only_that_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_drain_closes_connections_gracefully, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ping_times_out_when_the_listener_never_answers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_ext_register_stops_at_the_slot_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_ext_register_after_a_connection_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_ext_slots_are_independent_and_cleared_on_close, setup, teardown),
 	};
 
 	kw_log_set_level(getenv("KW_TEST_LOG") ? atoi(getenv("KW_TEST_LOG")) : 1);

@@ -1,11 +1,12 @@
-/* multistream-select line codec (net/swarm/mss_line.c): wire bytes from spec section 4. */
+/* multistream-select line codec (net/mss/mss_line.c): wire bytes from
+ * multiformats/multistream-select README.md. */
 #include <string.h>
 
 #include "harness.h"
 
 #include <kw/err.h>
 
-#include "../../../../net/swarm/mss_line.h"
+#include <kw/net/mss.h>
 
 static void test_mss_line_encodes_spec_bytes(void **state)
 {
@@ -15,7 +16,7 @@ static void test_mss_line_encodes_spec_bytes(void **state)
 	assert_memory_equal(b, "\x07/noise\n", 8);
 	assert_int_equal(kw_mss_line_encode("/multistream/1.0.0", b, sizeof(b)), 20);
 	assert_memory_equal(b, "\x13/multistream/1.0.0\n", 20);
-	assert_int_equal(kw_mss_line_encode("/noise", b, 7), -KW_ENOBUFS);
+	assert_int_equal(kw_mss_line_encode("/noise", b, 7), -KW_ENOSPC);
 }
 
 static void test_mss_line_decodes_and_waits_for_more(void **state)

@@ -1,5 +1,5 @@
 /*
- * yamux sessions and streams (sw_yamux.h; wire format: spec section 7).
+ * yamux sessions and streams (kw/net/yamux.h; wire format: libp2p/specs yamux/README.md).
  *
  * Receive: Data payload goes straight to the stream handler's on_data; whatever it does not
  * consume is copied into the stream's chunk queue and offered again after kw_stream_resume.
@@ -17,31 +17,31 @@
 #include <kw/log.h>
 #include <kw/node.h>
 
-#include "sw_yamux.h"
+#include <kw/net/yamux.h>
 
-enum { T_DATA = 0, T_WU = 1, T_PING = 2, T_GOAWAY = 3 };
-enum { F_SYN = 1, F_ACK = 2, F_FIN = 4, F_RST = 8 };
+enum { KW_YAMUX_T_DATA = 0, KW_YAMUX_T_WU = 1, KW_YAMUX_T_PING = 2, KW_YAMUX_T_GOAWAY = 3 };
+enum { KW_YAMUX_F_SYN = 1, KW_YAMUX_F_ACK = 2, KW_YAMUX_F_FIN = 4, KW_YAMUX_F_RST = 8 };
 
-#define HDR 12
-#define MAX_PAYLOAD (65519u - HDR)      /* one yamux frame per Noise frame */
-#define CTL_RESERVE 512u                /* output room kept for control frames */
-#define PENDING_RST 16
+#define KW_YAMUX_HDR 12
+#define KW_YAMUX_MAX_PAYLOAD (65519u - KW_YAMUX_HDR)      /* one yamux frame per Noise frame */
+#define KW_YAMUX_CTL_RESERVE 512u                /* output room kept for control frames */
+#define KW_YAMUX_PENDING_RST 16
 
-struct ychunk {
-	struct ychunk *next;
+struct kw_yamux_chunk {
+	struct kw_yamux_chunk *next;
 	uint32_t len, off;
 	uint8_t data[KW_YAMUX_CHUNK];
 };
 
-struct ystream {
+struct kw_yamux_stream {
 	struct kw_stream s;              /* first: handlers get &ys->s */
 	struct kw_yamux *y;
-	struct ystream *next;
+	struct kw_yamux_stream *next;
 	uint64_t send_win;
 	uint32_t recv_win;               /* what the peer may still send us */
 	uint32_t win;                    /* receive window granted: 256 KiB, grows (grow_credit) */
 	uint32_t uncredited;             /* consumed but not yet credited */
-	struct ychunk *rx_head, *rx_tail;
+	struct kw_yamux_chunk *rx_head, *rx_tail;
 	uint32_t rx_bytes;
 	int close_reason;
 	bool syn_pending, ack_pending;   /* flags to put on our next frame */
@@ -55,30 +55,30 @@ struct kw_yamux {
 	struct kw_yamux_pools *p;
 	const struct kw_yamux_io *io;
 	void *arg;
-	struct ystream *streams;
+	struct kw_yamux_stream *streams;
 	uint32_t n_streams, max_streams, next_id;
 	uint32_t max_remote_id;          /* highest stream id the peer opened (SYN) */
 	bool client;
 	/* input parser */
-	uint8_t hdr[HDR];
+	uint8_t hdr[KW_YAMUX_HDR];
 	uint8_t hdr_have;
 	uint8_t cur_flags;
 	uint32_t payload_left;
-	struct ystream *cur;
+	struct kw_yamux_stream *cur;
 	bool in_payload;
 	/* session state */
 	bool goaway_sent, goaway_rcvd, goaway_ctl, closed_told, paused;
 	uint32_t goaway_code, goaway_rcvd_code;
 	bool ping_ack_pending;
 	uint32_t ping_value;
-	uint32_t rst_ids[PENDING_RST];
+	uint32_t rst_ids[KW_YAMUX_PENDING_RST];
 	uint8_t n_rst;
 	struct kw_task task;
 };
 
 static const struct kw_stream_ops g_ops;
 
-static struct ystream *YS(struct kw_stream *s) { return (struct ystream *)s; }
+static struct kw_yamux_stream *to_ys(struct kw_stream *s) { return (struct kw_yamux_stream *)s; }
 
 /* ---- output ------------------------------------------------------------------------------ */
 
@@ -93,20 +93,20 @@ static void put_hdr(uint8_t *h, uint8_t type, uint16_t flags, uint32_t id, uint3
 
 static int send_ctl(struct kw_yamux *y, uint8_t type, uint16_t flags, uint32_t id, uint32_t len)
 {
-	uint8_t h[HDR];
+	uint8_t h[KW_YAMUX_HDR];
 
 	put_hdr(h, type, flags, id, len);
-	return y->io->output(y->arg, h, HDR, NULL, 0);
+	return y->io->output(y->arg, h, KW_YAMUX_HDR, NULL, 0);
 }
 
-static uint16_t take_open_flags(struct ystream *ys)
+static uint16_t take_open_flags(struct kw_yamux_stream *ys)
 {
 	uint16_t f = 0;
 
 	if (ys->syn_pending)
-		f |= F_SYN;
+		f |= KW_YAMUX_F_SYN;
 	if (ys->ack_pending)
-		f |= F_ACK;
+		f |= KW_YAMUX_F_ACK;
 	ys->syn_pending = false;
 	ys->ack_pending = false;
 	return f;
@@ -117,7 +117,7 @@ static void queue_task(struct kw_yamux *y)
 	kw_task_post(y->p->loop, &y->task);
 }
 
-static void maybe_closed(struct ystream *ys)
+static void maybe_closed(struct kw_yamux_stream *ys)
 {
 	if (ys->close_queued)
 		return;
@@ -136,7 +136,7 @@ static void maybe_closed(struct ystream *ys)
  * cannot take the pool from everyone else; it never shrinks (yamux has no way to take credit
  * back), which the chunk pool's back-pressure covers.
  */
-static uint32_t grow_credit(const struct ystream *ys)
+static uint32_t grow_credit(const struct kw_yamux_stream *ys)
 {
 	const struct kw_pool *cp = &ys->y->p->chunks;
 	uint64_t free_bytes = (uint64_t)(cp->count - cp->used) * KW_YAMUX_CHUNK;
@@ -150,13 +150,13 @@ static uint32_t grow_credit(const struct ystream *ys)
 	return grow;
 }
 
-static void flush_ctl(struct ystream *ys)
+static void flush_ctl(struct kw_yamux_stream *ys)
 {
 	struct kw_yamux *y = ys->y;
 	uint16_t f;
 
 	if (ys->ctl_rst) {
-		if (send_ctl(y, T_WU, F_RST, ys->s.id, 0) < 0)
+		if (send_ctl(y, KW_YAMUX_T_WU, KW_YAMUX_F_RST, ys->s.id, 0) < 0)
 			return;
 		ys->ctl_rst = false;
 		return;
@@ -165,20 +165,21 @@ static void flush_ctl(struct ystream *ys)
 		return;
 	if (ys->ctl_syn) {
 		f = take_open_flags(ys);
-		if (send_ctl(y, T_WU, f, ys->s.id, 0) < 0) {
-			ys->syn_pending = (f & F_SYN) != 0;
-			ys->ack_pending = (f & F_ACK) != 0;
+		if (send_ctl(y, KW_YAMUX_T_WU, f, ys->s.id, 0) < 0) {
+			ys->syn_pending = (f & KW_YAMUX_F_SYN) != 0;
+			ys->ack_pending = (f & KW_YAMUX_F_ACK) != 0;
 			return;
 		}
 		ys->ctl_syn = false;
 	}
-	if (ys->uncredited >= ys->win / 2 || (ys->uncredited && !ys->rx_bytes && ys->recv_win < ys->win / 2)) {
+	if (ys->uncredited >= ys->win / 2 ||
+	    (ys->uncredited && !ys->rx_bytes && ys->recv_win < ys->win / 2)) {
 		uint32_t grow = grow_credit(ys);
 
 		f = take_open_flags(ys);
-		if (send_ctl(y, T_WU, f, ys->s.id, ys->uncredited + grow) < 0) {
-			ys->syn_pending = (f & F_SYN) != 0;
-			ys->ack_pending = (f & F_ACK) != 0;
+		if (send_ctl(y, KW_YAMUX_T_WU, f, ys->s.id, ys->uncredited + grow) < 0) {
+			ys->syn_pending = (f & KW_YAMUX_F_SYN) != 0;
+			ys->ack_pending = (f & KW_YAMUX_F_ACK) != 0;
 			return;
 		}
 		ys->recv_win += ys->uncredited + grow;
@@ -188,9 +189,9 @@ static void flush_ctl(struct ystream *ys)
 	}
 	if (ys->ctl_fin) {
 		f = take_open_flags(ys);
-		if (send_ctl(y, T_WU, (uint16_t)(f | F_FIN), ys->s.id, 0) < 0) {
-			ys->syn_pending = (f & F_SYN) != 0;
-			ys->ack_pending = (f & F_ACK) != 0;
+		if (send_ctl(y, KW_YAMUX_T_WU, (uint16_t)(f | KW_YAMUX_F_FIN), ys->s.id, 0) < 0) {
+			ys->syn_pending = (f & KW_YAMUX_F_SYN) != 0;
+			ys->ack_pending = (f & KW_YAMUX_F_ACK) != 0;
 			return;
 		}
 		ys->ctl_fin = false;
@@ -201,9 +202,9 @@ static void flush_ctl(struct ystream *ys)
 
 /* ---- streams ---------------------------------------------------------------------------- */
 
-static struct ystream *find(struct kw_yamux *y, uint32_t id)
+static struct kw_yamux_stream *find(struct kw_yamux *y, uint32_t id)
 {
-	struct ystream *ys;
+	struct kw_yamux_stream *ys;
 
 	for (ys = y->streams; ys; ys = ys->next)
 		if (ys->s.id == id)
@@ -211,9 +212,9 @@ static struct ystream *find(struct kw_yamux *y, uint32_t id)
 	return NULL;
 }
 
-static struct ystream *stream_new(struct kw_yamux *y, uint32_t id, bool outbound)
+static struct kw_yamux_stream *stream_new(struct kw_yamux *y, uint32_t id, bool outbound)
 {
-	struct ystream *ys = (struct ystream *)kw_pool_alloc(&y->p->streams);
+	struct kw_yamux_stream *ys = (struct kw_yamux_stream *)kw_pool_alloc(&y->p->streams);
 
 	if (!ys)
 		return NULL;
@@ -230,10 +231,10 @@ static struct ystream *stream_new(struct kw_yamux *y, uint32_t id, bool outbound
 	return ys;
 }
 
-static void free_chunks(struct ystream *ys)
+static void free_chunks(struct kw_yamux_stream *ys)
 {
 	while (ys->rx_head) {
-		struct ychunk *c = ys->rx_head;
+		struct kw_yamux_chunk *c = ys->rx_head;
 
 		ys->rx_head = c->next;
 		kw_pool_free(&ys->y->p->chunks, c);
@@ -242,10 +243,10 @@ static void free_chunks(struct ystream *ys)
 	ys->rx_bytes = 0;
 }
 
-static void stream_free(struct ystream *ys)
+static void stream_free(struct kw_yamux_stream *ys)
 {
 	struct kw_yamux *y = ys->y;
-	struct ystream **pp;
+	struct kw_yamux_stream **pp;
 
 	free_chunks(ys);
 	for (pp = &y->streams; *pp; pp = &(*pp)->next)
@@ -260,16 +261,16 @@ static void stream_free(struct ystream *ys)
 }
 
 /* Copies bytes into the stream's chunk queue. Returns how many fit. */
-static size_t enqueue(struct ystream *ys, const uint8_t *d, size_t n)
+static size_t enqueue(struct kw_yamux_stream *ys, const uint8_t *d, size_t n)
 {
 	size_t done = 0;
 
 	while (done < n) {
-		struct ychunk *c = ys->rx_tail;
+		struct kw_yamux_chunk *c = ys->rx_tail;
 		size_t k;
 
 		if (!c || c->len == KW_YAMUX_CHUNK) {
-			c = (struct ychunk *)kw_pool_alloc(&ys->y->p->chunks);
+			c = (struct kw_yamux_chunk *)kw_pool_alloc(&ys->y->p->chunks);
 			if (!c)
 				break;
 			if (ys->rx_tail)
@@ -289,7 +290,7 @@ static size_t enqueue(struct ystream *ys, const uint8_t *d, size_t n)
 	return done;
 }
 
-static void deliver_eof(struct ystream *ys)
+static void deliver_eof(struct kw_yamux_stream *ys)
 {
 	if (ys->remote_fin && !ys->eof_done && !ys->rx_bytes && !ys->reset) {
 		ys->eof_done = true;
@@ -300,10 +301,10 @@ static void deliver_eof(struct ystream *ys)
 }
 
 /* Offers queued bytes to the handler until it stops consuming. */
-static void drain_queue(struct ystream *ys)
+static void drain_queue(struct kw_yamux_stream *ys)
 {
 	while (ys->rx_head && !ys->reset && ys->s.h && ys->s.h->on_data) {
-		struct ychunk *c = ys->rx_head;
+		struct kw_yamux_chunk *c = ys->rx_head;
 		size_t avail = c->len - c->off;
 		size_t k = ys->s.h->on_data(&ys->s, c->data + c->off, avail);
 
@@ -328,7 +329,7 @@ static void drain_queue(struct ystream *ys)
 }
 
 /* Input for one stream; returns how many bytes were taken (consumed or queued). */
-static size_t deliver(struct ystream *ys, const uint8_t *d, size_t n)
+static size_t deliver(struct kw_yamux_stream *ys, const uint8_t *d, size_t n)
 {
 	size_t k = 0;
 
@@ -358,7 +359,7 @@ static int proto_err(struct kw_yamux *y, const char *why)
 
 static void remote_rst(struct kw_yamux *y, uint32_t id)
 {
-	if (y->n_rst < PENDING_RST && send_ctl(y, T_WU, F_RST, id, 0) < 0)
+	if (y->n_rst < KW_YAMUX_PENDING_RST && send_ctl(y, KW_YAMUX_T_WU, KW_YAMUX_F_RST, id, 0) < 0)
 		y->rst_ids[y->n_rst++] = id;
 }
 
@@ -367,22 +368,22 @@ static int on_header(struct kw_yamux *y)
 	uint8_t type = y->hdr[1];
 	uint16_t flags = kw_get_be16(y->hdr + 2);
 	uint32_t id = kw_get_be32(y->hdr + 4), len = kw_get_be32(y->hdr + 8);
-	struct ystream *ys;
+	struct kw_yamux_stream *ys;
 
 	if (y->hdr[0] != 0)
 		return proto_err(y, "frame version not 0");
 	switch (type) {
-	case T_PING:
+	case KW_YAMUX_T_PING:
 		if (id != 0)
 			return proto_err(y, "ping on a stream");
-		if (flags == F_SYN) {
-			if (send_ctl(y, T_PING, F_ACK, 0, len) < 0) {
+		if (flags == KW_YAMUX_F_SYN) {
+			if (send_ctl(y, KW_YAMUX_T_PING, KW_YAMUX_F_ACK, 0, len) < 0) {
 				y->ping_ack_pending = true;
 				y->ping_value = len;
 			}
 		}
 		return 0;  /* we never ping, so an ACK is ignored */
-	case T_GOAWAY:
+	case KW_YAMUX_T_GOAWAY:
 		y->goaway_rcvd = true;
 		y->goaway_rcvd_code = len;
 		if (len != KW_YAMUX_GOAWAY_NORMAL)
@@ -391,8 +392,8 @@ static int on_header(struct kw_yamux *y)
 				   len == KW_YAMUX_GOAWAY_INTERNAL ? "internal error" : "unknown");
 		queue_task(y);
 		return 0;
-	case T_DATA:
-	case T_WU:
+	case KW_YAMUX_T_DATA:
+	case KW_YAMUX_T_WU:
 		break;
 	default:
 		return proto_err(y, "unknown frame type");
@@ -400,7 +401,7 @@ static int on_header(struct kw_yamux *y)
 	if (id == 0)
 		return proto_err(y, "data or window update on stream 0");
 	ys = find(y, id);
-	if (!ys && !(flags & F_SYN)) {
+	if (!ys && !(flags & KW_YAMUX_F_SYN)) {
 		/* A stream that was open and is gone (we reset or closed it while frames were in
 		 * flight) is normal: drop. One that was never opened is a peer bug. */
 		bool ours = ((id & 1) != 0) == y->client;
@@ -408,7 +409,7 @@ static int on_header(struct kw_yamux *y)
 		if (ours ? id >= y->next_id : id > y->max_remote_id)
 			return proto_err(y, "frame for a stream that was never opened");
 	}
-	if (flags & F_SYN) {
+	if (flags & KW_YAMUX_F_SYN) {
 		if (ys)
 			return proto_err(y, "SYN for an open stream");
 		if (((id & 1) != 0) == y->client)
@@ -431,7 +432,7 @@ static int on_header(struct kw_yamux *y)
 			}
 		}
 	}
-	if (ys && (flags & F_RST)) {
+	if (ys && (flags & KW_YAMUX_F_RST)) {
 		if (!ys->reset) {
 			ys->reset = true;
 			ys->close_reason = -KW_ECONNRESET;
@@ -440,7 +441,7 @@ static int on_header(struct kw_yamux *y)
 		}
 		ys = NULL;
 	}
-	if (type == T_WU) {
+	if (type == KW_YAMUX_T_WU) {
 		if (ys && !ys->reset) {
 			ys->send_win += len;
 			if (ys->want_writable && ys->send_win > 0) {
@@ -449,7 +450,7 @@ static int on_header(struct kw_yamux *y)
 					ys->s.h->on_writable(&ys->s);
 			}
 		}
-		if (ys && (flags & F_FIN) && !ys->remote_fin) {
+		if (ys && (flags & KW_YAMUX_F_FIN) && !ys->remote_fin) {
 			ys->remote_fin = true;
 			deliver_eof(ys);
 		}
@@ -464,14 +465,14 @@ static int on_header(struct kw_yamux *y)
 	y->cur_flags = (uint8_t)flags;
 	y->payload_left = len;
 	y->in_payload = len > 0;
-	if (!y->in_payload && ys && (flags & F_FIN) && !ys->remote_fin) {
+	if (!y->in_payload && ys && (flags & KW_YAMUX_F_FIN) && !ys->remote_fin) {
 		ys->remote_fin = true;
 		deliver_eof(ys);
 	}
 	return 0;
 }
 
-int kw_sw_yamux_input(struct kw_yamux *y, const uint8_t *p, size_t n, size_t *used)
+int kw_yamux_input(struct kw_yamux *y, const uint8_t *p, size_t n, size_t *used)
 {
 	size_t off = 0;
 	int ret;
@@ -479,12 +480,12 @@ int kw_sw_yamux_input(struct kw_yamux *y, const uint8_t *p, size_t n, size_t *us
 	y->paused = false;
 	while (off < n) {
 		if (!y->in_payload) {
-			size_t k = KW_MIN((size_t)(HDR - y->hdr_have), n - off);
+			size_t k = KW_MIN((size_t)(KW_YAMUX_HDR - y->hdr_have), n - off);
 
 			memcpy(y->hdr + y->hdr_have, p + off, k);
 			y->hdr_have = (uint8_t)(y->hdr_have + k);
 			off += k;
-			if (y->hdr_have < HDR)
+			if (y->hdr_have < KW_YAMUX_HDR)
 				break;
 			y->hdr_have = 0;
 			ret = on_header(y);
@@ -493,7 +494,7 @@ int kw_sw_yamux_input(struct kw_yamux *y, const uint8_t *p, size_t n, size_t *us
 				if (!y->goaway_sent) {
 					y->goaway_sent = true;
 					y->goaway_code = KW_YAMUX_GOAWAY_PROTOCOL;
-					send_ctl(y, T_GOAWAY, 0, 0, KW_YAMUX_GOAWAY_PROTOCOL);
+					send_ctl(y, KW_YAMUX_T_GOAWAY, 0, 0, KW_YAMUX_GOAWAY_PROTOCOL);
 				}
 				*used = off;
 				return ret;
@@ -502,7 +503,7 @@ int kw_sw_yamux_input(struct kw_yamux *y, const uint8_t *p, size_t n, size_t *us
 		}
 		{
 			size_t k = KW_MIN((size_t)y->payload_left, n - off), taken;
-			struct ystream *ys = y->cur;
+			struct kw_yamux_stream *ys = y->cur;
 
 			taken = ys ? deliver(ys, p + off, k) : k;
 			off += taken;
@@ -514,7 +515,7 @@ int kw_sw_yamux_input(struct kw_yamux *y, const uint8_t *p, size_t n, size_t *us
 			if (y->payload_left == 0) {
 				y->in_payload = false;
 				ys = y->cur;
-				if (ys && (y->cur_flags & F_FIN) && !ys->remote_fin) {
+				if (ys && (y->cur_flags & KW_YAMUX_F_FIN) && !ys->remote_fin) {
 					ys->remote_fin = true;
 					deliver_eof(ys);
 				}
@@ -533,7 +534,7 @@ static int task_fn(struct kw_loop *l, struct kw_task *t)
 	int guard = 4096;
 
 	while (guard-- > 0) {
-		struct ystream *ys;
+		struct kw_yamux_stream *ys;
 
 		for (ys = y->streams; ys; ys = ys->next)
 			if (ys->resume_queued || ys->close_queued)
@@ -561,21 +562,21 @@ static int task_fn(struct kw_loop *l, struct kw_task *t)
 	return KW_TASK_DONE;
 }
 
-void kw_sw_yamux_on_output_space(struct kw_yamux *y)
+void kw_yamux_on_output_space(struct kw_yamux *y)
 {
-	struct ystream *ys;
+	struct kw_yamux_stream *ys;
 
-	if (y->ping_ack_pending && send_ctl(y, T_PING, F_ACK, 0, y->ping_value) == 0)
+	if (y->ping_ack_pending && send_ctl(y, KW_YAMUX_T_PING, KW_YAMUX_F_ACK, 0, y->ping_value) == 0)
 		y->ping_ack_pending = false;
-	while (y->n_rst && send_ctl(y, T_WU, F_RST, y->rst_ids[y->n_rst - 1], 0) == 0)
+	while (y->n_rst && send_ctl(y, KW_YAMUX_T_WU, KW_YAMUX_F_RST, y->rst_ids[y->n_rst - 1], 0) == 0)
 		y->n_rst--;
-	if (y->goaway_ctl && send_ctl(y, T_GOAWAY, 0, 0, y->goaway_code) == 0)
+	if (y->goaway_ctl && send_ctl(y, KW_YAMUX_T_GOAWAY, 0, 0, y->goaway_code) == 0)
 		y->goaway_ctl = false;
 	for (ys = y->streams; ys; ys = ys->next)
 		flush_ctl(ys);
 	for (ys = y->streams; ys; ys = ys->next) {
 		if (ys->want_writable && !ys->reset && ys->send_win > 0 &&
-		    y->io->output_space(y->arg) > CTL_RESERVE + HDR) {
+		    y->io->output_space(y->arg) > KW_YAMUX_CTL_RESERVE + KW_YAMUX_HDR) {
 			ys->want_writable = false;
 			if (ys->s.h && ys->s.h->on_writable)
 				ys->s.h->on_writable(&ys->s);
@@ -587,7 +588,7 @@ void kw_sw_yamux_on_output_space(struct kw_yamux *y)
 
 static long s_write(struct kw_stream *s, const uint8_t *buf, size_t len)
 {
-	struct ystream *ys = YS(s);
+	struct kw_yamux_stream *ys = to_ys(s);
 	struct kw_yamux *y = ys->y;
 	size_t done = 0;
 
@@ -597,20 +598,20 @@ static long s_write(struct kw_stream *s, const uint8_t *buf, size_t len)
 		return -KW_EPIPE;
 	while (done < len) {
 		size_t space = y->io->output_space(y->arg), n;
-		uint8_t h[HDR];
+		uint8_t h[KW_YAMUX_HDR];
 		uint16_t f;
 
-		if (space <= CTL_RESERVE + HDR || ys->send_win == 0)
+		if (space <= KW_YAMUX_CTL_RESERVE + KW_YAMUX_HDR || ys->send_win == 0)
 			break;
-		n = KW_MIN(len - done, space - CTL_RESERVE - HDR);
-		n = KW_MIN(n, (size_t)MAX_PAYLOAD);
+		n = KW_MIN(len - done, space - KW_YAMUX_CTL_RESERVE - KW_YAMUX_HDR);
+		n = KW_MIN(n, (size_t)KW_YAMUX_MAX_PAYLOAD);
 		if (n > ys->send_win)
 			n = (size_t)ys->send_win;
 		f = take_open_flags(ys);
-		put_hdr(h, T_DATA, f, s->id, (uint32_t)n);
-		if (y->io->output(y->arg, h, HDR, buf + done, n) < 0) {
-			ys->syn_pending = (f & F_SYN) != 0;
-			ys->ack_pending = (f & F_ACK) != 0;
+		put_hdr(h, KW_YAMUX_T_DATA, f, s->id, (uint32_t)n);
+		if (y->io->output(y->arg, h, KW_YAMUX_HDR, buf + done, n) < 0) {
+			ys->syn_pending = (f & KW_YAMUX_F_SYN) != 0;
+			ys->ack_pending = (f & KW_YAMUX_F_ACK) != 0;
 			break;
 		}
 		ys->send_win -= n;
@@ -623,7 +624,7 @@ static long s_write(struct kw_stream *s, const uint8_t *buf, size_t len)
 
 static int s_close_write(struct kw_stream *s)
 {
-	struct ystream *ys = YS(s);
+	struct kw_yamux_stream *ys = to_ys(s);
 
 	if (ys->reset)
 		return -KW_ECONNRESET;
@@ -637,7 +638,7 @@ static int s_close_write(struct kw_stream *s)
 
 static void s_reset(struct kw_stream *s)
 {
-	struct ystream *ys = YS(s);
+	struct kw_yamux_stream *ys = to_ys(s);
 
 	if (ys->reset)
 		return;
@@ -653,7 +654,7 @@ static void s_reset(struct kw_stream *s)
 
 static void s_resume(struct kw_stream *s)
 {
-	struct ystream *ys = YS(s);
+	struct kw_yamux_stream *ys = to_ys(s);
 
 	if (ys->reset || (!ys->rx_bytes && !(ys->remote_fin && !ys->eof_done)))
 		return;
@@ -670,21 +671,24 @@ static const struct kw_stream_ops g_ops = {
 
 /* ---- session ----------------------------------------------------------------------------- */
 
-int kw_sw_yamux_pools_init(struct kw_yamux_pools *p, struct kw_node *n, uint32_t sessions,
+int kw_yamux_pools_init(struct kw_yamux_pools *p, struct kw_node *n, uint32_t sessions,
 			   uint32_t streams, uint32_t chunks)
 {
 	int ret;
 
 	p->loop = &n->loop;
-	ret = kw_node_pool_create(n, &p->sessions, "yamux_session", sizeof(struct kw_yamux), sessions);
+	ret = kw_node_pool_create(n, &p->sessions, "yamux_session", sizeof(struct kw_yamux),
+				  sessions);
 	if (ret == 0)
-		ret = kw_node_pool_create(n, &p->streams, "yamux_stream", sizeof(struct ystream), streams);
+		ret = kw_node_pool_create(n, &p->streams, "yamux_stream",
+					  sizeof(struct kw_yamux_stream), streams);
 	if (ret == 0)
-		ret = kw_node_pool_create(n, &p->chunks, "yamux_chunk", sizeof(struct ychunk), chunks);
+		ret = kw_node_pool_create(n, &p->chunks, "yamux_chunk",
+					  sizeof(struct kw_yamux_chunk), chunks);
 	return ret;
 }
 
-int kw_sw_yamux_create(struct kw_yamux_pools *p, struct kw_yamux **out, bool client,
+int kw_yamux_create(struct kw_yamux_pools *p, struct kw_yamux **out, bool client,
 		       const struct kw_yamux_io *io, void *arg, uint32_t max_streams)
 {
 	struct kw_yamux *y = (struct kw_yamux *)kw_pool_alloc(&p->sessions);
@@ -702,9 +706,9 @@ int kw_sw_yamux_create(struct kw_yamux_pools *p, struct kw_yamux **out, bool cli
 	return 0;
 }
 
-int kw_sw_yamux_open(struct kw_yamux *y, struct kw_stream **out)
+int kw_yamux_open(struct kw_yamux *y, struct kw_stream **out)
 {
-	struct ystream *ys;
+	struct kw_yamux_stream *ys;
 
 	if (y->goaway_sent || y->goaway_rcvd)
 		return -KW_ESHUTDOWN;
@@ -723,18 +727,18 @@ int kw_sw_yamux_open(struct kw_yamux *y, struct kw_stream **out)
 	return 0;
 }
 
-void kw_sw_yamux_goaway(struct kw_yamux *y, uint32_t code)
+void kw_yamux_goaway(struct kw_yamux *y, uint32_t code)
 {
 	if (y->goaway_sent)
 		return;
 	y->goaway_sent = true;
 	y->goaway_code = code;
-	if (send_ctl(y, T_GOAWAY, 0, 0, code) < 0)
+	if (send_ctl(y, KW_YAMUX_T_GOAWAY, 0, 0, code) < 0)
 		y->goaway_ctl = true;
 	queue_task(y);
 }
 
-int kw_sw_yamux_goaway_received(const struct kw_yamux *y, uint32_t *code)
+int kw_yamux_goaway_received(const struct kw_yamux *y, uint32_t *code)
 {
 	if (!y->goaway_rcvd)
 		return -KW_ENOENT;
@@ -742,16 +746,16 @@ int kw_sw_yamux_goaway_received(const struct kw_yamux *y, uint32_t *code)
 	return 0;
 }
 
-uint32_t kw_sw_yamux_stream_count(const struct kw_yamux *y)
+uint32_t kw_yamux_stream_count(const struct kw_yamux *y)
 {
 	return y->n_streams;
 }
 
-void kw_sw_yamux_destroy(struct kw_yamux *y, int reason)
+void kw_yamux_destroy(struct kw_yamux *y, int reason)
 {
 	kw_task_cancel(y->p->loop, &y->task);
 	while (y->streams) {
-		struct ystream *ys = y->streams;
+		struct kw_yamux_stream *ys = y->streams;
 
 		if (!ys->reset) {
 			ys->reset = true;

@@ -1,5 +1,5 @@
 /*
- * identify codec (net/identify): the js-encoded message of spec section 13.4 decodes (fields
+ * identify codec (net/identify): a message recorded from js-libp2p 3.x decodes (fields
  * in js's order 5, 6, 1, 2, 4, 3), our own encoding round-trips, and truncated, oversized or
  * foreign-key input is refused with exact codes.
  */
@@ -21,7 +21,7 @@ static const char kat_hex[] =
 	"8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e1208047f000001060fa12208047f00000106c3501a0e"
 	"2f697066732f69642f312e302e301a102f697066732f70696e672f312e302e301a0f2f697066732f6b61642f"
 	"312e302e30";
-/* PublicKey protobuf of the spec's Ed25519 key (the peer that sent the KAT). */
+/* PublicKey protobuf of the Ed25519 key of the js peer that sent that message. */
 static const char kat_pub_hex[] =
 	"080112201ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e";
 
@@ -84,7 +84,7 @@ static int teardown(void **state)
 static void test_identify_decodes_js_message_kat(void **state)
 {
 	struct fx *f = *state;
-	struct kw_conn_ident ci = { 0 };
+	struct kw_identify_remote ci = { 0 };
 
 	assert_int_equal(kw_identify_decode(f->id, f->kat, f->kat_len, &f->kat_peer, false, &ci), 0);
 	assert_true(ci.have);
@@ -98,7 +98,7 @@ static void test_identify_decodes_js_message_kat(void **state)
 static void test_identify_refuses_key_of_another_peer(void **state)
 {
 	struct fx *f = *state;
-	struct kw_conn_ident ci = { 0 };
+	struct kw_identify_remote ci = { 0 };
 
 	assert_int_equal(kw_identify_decode(f->id, f->kat, f->kat_len, kw_swarm_peer_id(f->sw),
 					    false, &ci), -KW_EPEERID);
@@ -107,7 +107,7 @@ static void test_identify_refuses_key_of_another_peer(void **state)
 static void test_identify_refuses_truncated_and_oversized(void **state)
 {
 	struct fx *f = *state;
-	struct kw_conn_ident ci = { 0 };
+	struct kw_identify_remote ci = { 0 };
 	static uint8_t big[KW_IDENTIFY_MSG_MAX + 1];
 	/* cuts inside protocolVersion, agentVersion, publicKey and the last protocol */
 	static const size_t cuts[] = { 5, 20, 40, 60 };
@@ -138,7 +138,7 @@ static void test_identify_refuses_truncated_and_oversized(void **state)
 static void test_identify_requires_public_key_unless_push(void **state)
 {
 	struct fx *f = *state;
-	struct kw_conn_ident ci = { 0 };
+	struct kw_identify_remote ci = { 0 };
 	static const uint8_t only_proto[] = { 0x1a, 0x04, '/', 'a', '/', 'b' };
 
 	assert_int_equal(kw_identify_decode(f->id, only_proto, sizeof(only_proto), NULL, false, &ci),
@@ -151,7 +151,7 @@ static void test_identify_requires_public_key_unless_push(void **state)
 static void test_identify_encode_round_trips(void **state)
 {
 	struct fx *f = *state;
-	struct kw_conn_ident ci = { 0 };
+	struct kw_identify_remote ci = { 0 };
 	uint8_t buf[KW_IDENTIFY_MSG_MAX + 16];
 	long n = kw_identify_encode(f->id, NULL, buf, sizeof(buf));
 	uint64_t l;
@@ -167,7 +167,7 @@ static void test_identify_encode_round_trips(void **state)
 	assert_memory_equal(ci.agent, "kwaainet-edge/", 14);
 	assert_int_equal(ci.n_protocols, 2);  /* id and id/push */
 	assert_int_equal(ci.n_listen, 1);
-	assert_int_equal(kw_identify_encode(f->id, NULL, buf, 20), -KW_ENOBUFS);
+	assert_int_equal(kw_identify_encode(f->id, NULL, buf, 20), -KW_ENOSPC);
 }
 
 int main(void)

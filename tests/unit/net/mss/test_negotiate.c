@@ -1,6 +1,6 @@
 /*
- * multistream-select on one stream (net/swarm/negotiate.c), listener side, driven byte by byte
- * through a fake stream: the header exchange, `ls`, `na` for unknown protocols, hand-over to
+ * multistream-select on one stream (net/mss/negotiate.c), listener side, driven byte by byte
+ * through a fake stream and a fake protocol registry: the header exchange, `ls`, `na` for unknown protocols, hand-over to
  * the registry's handler with the bytes that followed the agreed line, and resets for a bad
  * header, an over-long line, end of stream and the negotiation timeout. Every test ends with
  * a pool leak check (the negotiation state must be back in its pool).
@@ -14,21 +14,17 @@
 #include <kw/err.h>
 #include <kw/node.h>
 #include <kw/sim.h>
-#include <kw/net/key.h>
-#include <kw/net/swarm.h>
+#include <kw/net/mss.h>
 #include <kw/net/varint.h>
-
-#include "../../../../net/swarm/mss_line.h"
-#include "../../../../net/swarm/swarm_priv.h"
 
 #define PA "/kw-test/a/1.0.0"
 #define PB "/kw-test/b/2.0.0"
 
+static const char *const g_protos[] = { PA, PB };
+
 struct fx {
 	struct kw_test_node *t;
-	struct kw_privkey key;
-	struct kw_swarm *sw;
-	struct kw_conn conn;          /* only its peer_short is read, for log lines */
+	struct kw_mss mss;
 	struct kw_stream s;
 	uint8_t out[4096];
 	size_t out_len, rd;
@@ -82,12 +78,29 @@ static size_t p_data(struct kw_stream *s, const uint8_t *d, size_t n)
 static void p_close(struct kw_stream *s, int r) { }
 static const struct kw_stream_handler g_p = { .on_data = p_data, .on_close = p_close };
 
-static int p_accept(struct kw_swarm *sw, struct kw_stream *s, void *arg)
+/* ---- fake registry: PA and PB ------------------------------------------------------------ */
+
+static const char *reg_protocol(void *arg, size_t i)
 {
+	return i < sizeof(g_protos) / sizeof(g_protos[0]) ? g_protos[i] : NULL;
+}
+
+static bool reg_offers(void *arg, const char *id)
+{
+	return !strcmp(id, PA) || !strcmp(id, PB);
+}
+
+static int reg_accept(void *arg, struct kw_stream *s, const char *id)
+{
+	assert_true(reg_offers(arg, id));
 	g->accepts++;
 	s->h = &g_p;
 	return 0;
 }
+
+static const struct kw_mss_registry g_reg = {
+	.protocol = reg_protocol, .offers = reg_offers, .accept = reg_accept,
+};
 
 /* ---- fixture ------------------------------------------------------------------------------ */
 
@@ -97,22 +110,18 @@ static int setup(void **state)
 	if (!g)
 		return -1;
 	g->t = kw_test_node_new(32 * 1024);
-	if (!g->t || kw_key_generate(KW_KEY_ED25519, 0, &g->key) < 0 ||
-	    kw_swarm_create(g->t->node, &g->key, NULL, &g->sw) < 0 ||
-	    kw_swarm_register(g->sw, PA, p_accept, NULL) < 0 ||
-	    kw_swarm_register(g->sw, PB, p_accept, NULL) < 0)
+	if (!g->t || kw_mss_init(&g->mss, g->t->node, 4, CONFIG_KW_NET_NEGOTIATE_TIMEOUT_MS,
+				 &g_reg) < 0)
 		return -1;
-	snprintf(g->conn.peer_short, sizeof(g->conn.peer_short), "12D3test");
 	g->s.ops = &g_ops;
 	g->s.id = 7;
-	kw_neg_inbound(g->sw, &g->conn, &g->s);
+	kw_mss_inbound(&g->mss, &g->s, "12D3test");
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	close_stream();
-	kw_swarm_destroy(g->sw);
 	kw_loop_run_once(&g->t->node->loop, 0);
 	kw_test_assert_no_leaks(g->t->node);
 	kw_test_node_free(g->t);
@@ -155,7 +164,7 @@ static void expect_line(const char *text)
 static void test_mss_ls_lists_every_registered_protocol(void **state)
 {
 	uint8_t body[1024], hdr[8];
-	size_t off = 0, i, n = kw_swarm_protocol_count(g->sw);
+	size_t off = 0, i, n = sizeof(g_protos) / sizeof(g_protos[0]);
 	int h;
 
 	feed_line(KW_MSS_HEADER);
@@ -165,7 +174,7 @@ static void test_mss_ls_lists_every_registered_protocol(void **state)
 	 * multistream line, then '\n' */
 	assert_true(n >= 2);
 	for (i = 0; i < n; i++) {
-		int l = kw_mss_line_encode(kw_swarm_protocol(g->sw, i), body + off, sizeof(body) - off);
+		int l = kw_mss_line_encode(g_protos[i], body + off, sizeof(body) - off);
 
 		assert_true(l > 0);
 		off += (size_t)l;

@@ -1,17 +1,19 @@
 /*
- * yamux (spec section 7) as the swarm uses it, sans-I/O: the connection feeds decrypted bytes
- * in (kw_sw_yamux_input) and receives frames to encrypt through io->output. Streams implement
- * kw/net/stream.h. Written inside net/swarm because the swarm needed a muxer before a shared
- * net/yamux existed; the interface is small so it can be swapped for one.
+ * yamux stream multiplexer (libp2p/specs yamux/README.md, which refers to hashicorp/yamux
+ * spec.md for the frame format), sans-I/O: the owner of the connection feeds decrypted bytes
+ * in (kw_yamux_input) and receives frames to encrypt through io->output. Streams implement
+ * kw/net/stream.h. The swarm (net/swarm/upgrade.c) runs one session per connection; nothing
+ * here knows sockets, Noise or the swarm, so a session can be driven frame by frame (tests,
+ * fuzzing).
  *
  * Memory: sessions and streams come from pools created at init; data a handler did not
  * consume is kept per stream in 16 KiB chunks from a shared pool (at most the stream's receive
  * window, 256 KiB or grown up to KW_YAMUX_MAX_WINDOW, because we only credit the peer for
- * consumed bytes). When the chunk pool
- * is empty the session stops taking input (TCP back-pressure) until chunks are returned.
+ * consumed bytes). When the chunk pool is empty the session stops taking input (TCP
+ * back-pressure) until chunks are returned.
  */
-#ifndef KW_NET_SWARM_SW_YAMUX_H
-#define KW_NET_SWARM_SW_YAMUX_H
+#ifndef KW_NET_YAMUX_H
+#define KW_NET_YAMUX_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,9 +32,9 @@ struct kw_yamux;
 #define KW_YAMUX_MAX_WINDOW ((uint32_t)CONFIG_KW_NET_YAMUX_MAX_WINDOW_KIB * 1024u)
 #else
 #define KW_YAMUX_MAX_WINDOW (4096u * 1024u)
-#endif
+#endif /* KW_NET_YAMUX_H */
 
-/* go-away codes (spec section 7) */
+/* go-away codes (yamux spec: "Normal termination", "Protocol error", "Internal error") */
 #define KW_YAMUX_GOAWAY_NORMAL   0u
 #define KW_YAMUX_GOAWAY_PROTOCOL 1u   /* sent by us before a protocol error closes the session */
 #define KW_YAMUX_GOAWAY_INTERNAL 2u
@@ -58,10 +60,10 @@ struct kw_yamux_io {
 	void (*kick)(void *arg);
 };
 
-int kw_sw_yamux_pools_init(struct kw_yamux_pools *p, struct kw_node *n, uint32_t sessions,
+int kw_yamux_pools_init(struct kw_yamux_pools *p, struct kw_node *n, uint32_t sessions,
 			   uint32_t streams, uint32_t chunks);
 /* client: we dialed (odd stream ids). Return: 0, -KW_ENOMEM (pool empty). */
-int kw_sw_yamux_create(struct kw_yamux_pools *p, struct kw_yamux **out, bool client,
+int kw_yamux_create(struct kw_yamux_pools *p, struct kw_yamux **out, bool client,
 		       const struct kw_yamux_io *io, void *arg, uint32_t max_streams);
 /*
  * Feeds decrypted bytes. *used < n means input is paused (back-pressure); io->kick says when
@@ -69,17 +71,17 @@ int kw_sw_yamux_create(struct kw_yamux_pools *p, struct kw_yamux **out, bool cli
  * unknown type, data beyond the window, a frame for a stream never opened, ...): the reason
  * is logged, go-away code 1 is queued, and the caller fails the connection.
  */
-int kw_sw_yamux_input(struct kw_yamux *y, const uint8_t *p, size_t n, size_t *used);
+int kw_yamux_input(struct kw_yamux *y, const uint8_t *p, size_t n, size_t *used);
 /* The output has room again: flush pending control frames, wake blocked writers. */
-void kw_sw_yamux_on_output_space(struct kw_yamux *y);
+void kw_yamux_on_output_space(struct kw_yamux *y);
 /* Sends go-away with code; no new streams either way afterwards. */
-void kw_sw_yamux_goaway(struct kw_yamux *y, uint32_t code);
+void kw_yamux_goaway(struct kw_yamux *y, uint32_t code);
 /* The code of the peer's go-away. Return: 0, -KW_ENOENT (none received). */
-int kw_sw_yamux_goaway_received(const struct kw_yamux *y, uint32_t *code);
-uint32_t kw_sw_yamux_stream_count(const struct kw_yamux *y);
+int kw_yamux_goaway_received(const struct kw_yamux *y, uint32_t *code);
+uint32_t kw_yamux_stream_count(const struct kw_yamux *y);
 /* Resets every stream (on_close with reason, synchronously) and frees the session. */
-void kw_sw_yamux_destroy(struct kw_yamux *y, int reason);
+void kw_yamux_destroy(struct kw_yamux *y, int reason);
 /* Opens an outbound stream (SYN goes with the first write or at once). */
-int kw_sw_yamux_open(struct kw_yamux *y, struct kw_stream **out);
+int kw_yamux_open(struct kw_yamux *y, struct kw_stream **out);
 
-#endif
+#endif /* KW_NET_YAMUX_H */

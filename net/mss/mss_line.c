@@ -1,14 +1,14 @@
 /*
- * multistream-select 1.0 lines (spec section 4): uvarint(len) || text || '\n', len counting
- * the newline. Shared by the connection upgrade (/noise, /yamux/1.0.0) and the per-stream
- * negotiation. Lines are capped at 1024 bytes like js-libp2p.
+ * multistream-select 1.0 lines (kw/net/mss.h; multiformats/multistream-select README.md):
+ * uvarint(len) || text || '\n', len counting the newline. Lines are capped at 1024 bytes
+ * like js-libp2p.
  */
 #include <string.h>
 
 #include <kw/err.h>
 #include <kw/net/varint.h>
 
-#include "mss_line.h"
+#include <kw/net/mss.h>
 
 int kw_mss_line_encode(const char *text, uint8_t *out, size_t cap)
 {
@@ -19,7 +19,7 @@ int kw_mss_line_encode(const char *text, uint8_t *out, size_t cap)
 		return -KW_EINVAL;
 	h = kw_uvarint_encode(l + 1, out, cap);
 	if (h < 0 || (size_t)h + l + 1 > cap)
-		return -KW_ENOBUFS;
+		return -KW_ENOSPC;
 	memcpy(out + h, text, l);
 	out[h + (int)l] = '\n';
 	return h + (int)l + 1;

@@ -1,33 +1,29 @@
 /*
- * multistream-select on yamux streams (spec section 4). A pooled negotiation state is the
+ * multistream-select on muxed streams (kw/net/mss.h). A pooled negotiation state is the
  * stream's handler until the protocol is settled; then the stream is handed to the protocol
- * (inbound: the registry's accept function; outbound: the handler given to
- * kw_swarm_open_stream) and bytes that followed the last negotiation line go straight to the
- * new handler's on_data.
+ * (inbound: the registry's accept callback; outbound: the handler given to kw_mss_outbound)
+ * and bytes that followed the last negotiation line go straight to the new handler's on_data.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/log.h>
-#include <kw/net/swarm.h>
-
-#include <kw/compiler.h>
+#include <kw/node.h>
+#include <kw/net/mss.h>
 #include <kw/net/varint.h>
-
-#include "mss_line.h"
-#include "swarm_priv.h"
 
 enum neg_phase { OUT_HDR, OUT_ECHO, IN_HDR, IN_PROTO };
 
-struct kw_neg {
-	struct kw_swarm *sw;
-	struct kw_conn *c;
+struct kw_mss_neg {
+	struct kw_mss *m;
+	const char *peer;            /* the remote, for log lines (the connection's label) */
 	struct kw_stream *s;
 	enum neg_phase phase;
 	const struct kw_stream_handler *h;
 	void *user;
-	kw_swarm_open_cb cb;
+	kw_mss_open_cb cb;
 	struct kw_timer timer;
 	uint16_t len;
 	char proto[KW_PROTO_ID_MAX + 1];
@@ -35,33 +31,31 @@ struct kw_neg {
 };
 
 
-size_t kw_neg_size(void) { return sizeof(struct kw_neg); }
-
 static const struct kw_stream_handler neg_handler;
 
-static void neg_free(struct kw_neg *n)
+static void neg_free(struct kw_mss_neg *n)
 {
-	kw_timer_cancel(n->sw->loop, &n->timer);
-	kw_pool_free(&n->sw->negs, n);
+	kw_timer_cancel(n->m->loop, &n->timer);
+	kw_pool_free(&n->m->negs, n);
 }
 
 /* Outbound failure: tells the opener once, then resets the stream (on_close frees n). */
-static void out_fail(struct kw_neg *n, int err)
+static void out_fail(struct kw_mss_neg *n, int err)
 {
-	kw_swarm_open_cb cb = n->cb;
+	kw_mss_open_cb cb = n->cb;
 
 	n->cb = NULL;
 	if (cb) {
-		n->sw->st.negotiations_failed++;
+		n->m->st.failed++;
 		cb(NULL, err, n->user);
 	}
 }
 
 /* Fails the negotiation: tells an opener, stops the timer, resets (on_close frees n). */
-static void neg_abort(struct kw_neg *n, int err)
+static void neg_abort(struct kw_mss_neg *n, int err)
 {
 	out_fail(n, err);
-	kw_timer_cancel(n->sw->loop, &n->timer);
+	kw_timer_cancel(n->m->loop, &n->timer);
 	kw_stream_reset(n->s);
 }
 
@@ -87,16 +81,18 @@ static int write_line(struct kw_stream *s, const char *text)
 	return w == l ? 0 : -KW_ENOBUFS;  /* a new stream has a 256 KiB window */
 }
 
-static int write_ls(struct kw_neg *n)
+static int write_ls(struct kw_mss_neg *n)
 {
+	const struct kw_mss_registry *reg = &n->m->reg;
 	uint8_t body[KW_MSS_LINE_MAX];
 	size_t off = 0, i;
 	uint8_t hdr[4];
+	const char *id;
 	int h;
 	long w;
 
-	for (i = 0; i < n->sw->n_protos; i++) {
-		int l = kw_mss_line_encode(n->sw->protos[i].id, body + off, sizeof(body) - off - 1);
+	for (i = 0; (id = reg->protocol(reg->arg, i)) != NULL; i++) {
+		int l = kw_mss_line_encode(id, body + off, sizeof(body) - off - 1);
 
 		if (l < 0)
 			break;
@@ -113,7 +109,7 @@ static int write_ls(struct kw_neg *n)
 }
 
 /* Hands the stream over; returns how many of `rest` the new handler consumed. */
-static size_t hand_over(struct kw_neg *n, const uint8_t *rest, size_t rest_len)
+static size_t hand_over(struct kw_mss_neg *n, const uint8_t *rest, size_t rest_len)
 {
 	struct kw_stream *s = n->s;
 
@@ -126,7 +122,7 @@ static size_t hand_over(struct kw_neg *n, const uint8_t *rest, size_t rest_len)
 
 static size_t neg_on_data(struct kw_stream *s, const uint8_t *data, size_t len)
 {
-	struct kw_neg *n = (struct kw_neg *)s->user;
+	struct kw_mss_neg *n = (struct kw_mss_neg *)s->user;
 	size_t old = n->len, take = KW_MIN(len, sizeof(n->buf) - n->len), off = 0;
 	char line[KW_MSS_LINE_MAX + 1];
 	int ret;
@@ -147,8 +143,8 @@ static size_t neg_on_data(struct kw_stream *s, const uint8_t *data, size_t len)
 			}
 		}
 		if (r < 0) {
-			KW_LOG_WRN(swarm, "%s: malformed multistream-select line on stream %u: %s; "
-				   "resetting the stream", kw_conn_peer_short(n->c), s->id,
+			KW_LOG_WRN(mss, "%s: malformed multistream-select line on stream %u: %s; "
+				   "resetting the stream", n->peer, s->id,
 				   kw_strerror((int)r));
 			neg_abort(n, -KW_EPROTO);
 			return len;
@@ -158,8 +154,8 @@ static size_t neg_on_data(struct kw_stream *s, const uint8_t *data, size_t len)
 		case OUT_HDR:
 		case IN_HDR:
 			if (strcmp(line, KW_MSS_HEADER)) {
-				KW_LOG_WRN(swarm, "%s: expected %s, got '%.40s'; resetting stream %u",
-					   kw_conn_peer_short(n->c), KW_MSS_HEADER, line, s->id);
+				KW_LOG_WRN(mss, "%s: expected %s, got '%.40s'; resetting stream %u",
+					   n->peer, KW_MSS_HEADER, line, s->id);
 				neg_abort(n, -KW_EPROTO);
 				return len;
 			}
@@ -169,7 +165,7 @@ static size_t neg_on_data(struct kw_stream *s, const uint8_t *data, size_t len)
 			break;
 		case OUT_ECHO:
 			if (!strcmp(line, n->proto)) {
-				kw_swarm_open_cb cb = n->cb;
+				kw_mss_open_cb cb = n->cb;
 				size_t used = off - old;
 
 				s->h = n->h;
@@ -186,15 +182,14 @@ static size_t neg_on_data(struct kw_stream *s, const uint8_t *data, size_t len)
 			neg_abort(n, -KW_ENOPROTO);
 			return len;
 		case IN_PROTO: {
-			const struct kw_proto_entry *e;
+			const struct kw_mss_registry *reg = &n->m->reg;
 
 			if (!strcmp(line, "ls")) {
 				if (write_ls(n) < 0)
 					goto write_failed;
 				break;
 			}
-			e = kw_swarm_lookup(n->sw, line);
-			if (!e) {
+			if (!reg->offers(reg->arg, line)) {
 				if (write_line(s, "na") < 0)
 					goto write_failed;
 				break;
@@ -204,18 +199,18 @@ static size_t neg_on_data(struct kw_stream *s, const uint8_t *data, size_t len)
 			snprintf(n->proto, sizeof(n->proto), "%s", line);
 			s->h = NULL;
 			s->user = NULL;
-			ret = e->accept(n->sw, s, e->arg);
+			ret = reg->accept(reg->arg, s, line);
 			if (ret < 0 || !s->h) {
-				KW_LOG_WRN(swarm, "%s: %s refused inbound stream %u: %s",
-					   kw_conn_peer_short(n->c), line, s->id,
+				KW_LOG_WRN(mss, "%s: %s refused inbound stream %u: %s",
+					   n->peer, line, s->id,
 					   kw_strerror(ret < 0 ? ret : -KW_ENOPROTO));
-				n->sw->st.streams_refused++;
+				n->m->st.streams_refused++;
 				s->h = &neg_handler;
 				s->user = n;
 				neg_abort(n, -KW_ENOPROTO);
 				return len;
 			}
-			n->sw->st.streams_in++;
+			n->m->st.streams_in++;
 			{
 				size_t used = off - old;
 
@@ -231,14 +226,14 @@ write_failed:
 
 static void neg_on_eof(struct kw_stream *s)
 {
-	struct kw_neg *n = (struct kw_neg *)s->user;
+	struct kw_mss_neg *n = (struct kw_mss_neg *)s->user;
 
 	neg_abort(n, -KW_ECONNRESET);
 }
 
 static void neg_on_close(struct kw_stream *s, int reason)
 {
-	struct kw_neg *n = (struct kw_neg *)s->user;
+	struct kw_mss_neg *n = (struct kw_mss_neg *)s->user;
 
 	out_fail(n, reason < 0 ? reason : -KW_ECONNRESET);
 	neg_free(n);
@@ -252,38 +247,48 @@ static const struct kw_stream_handler neg_handler = {
 
 static void on_timeout(struct kw_loop *l, struct kw_timer *t)
 {
-	struct kw_neg *n = (struct kw_neg *)t->arg;
+	struct kw_mss_neg *n = (struct kw_mss_neg *)t->arg;
 
-	KW_LOG_WRN(swarm, "%s: protocol negotiation on stream %u timed out; resetting it",
-		   kw_conn_peer_short(n->c), n->s->id);
+	KW_LOG_WRN(mss, "%s: protocol negotiation on stream %u timed out; resetting it",
+		   n->peer, n->s->id);
 	neg_abort(n, -KW_ETIMEDOUT);
 }
 
-static struct kw_neg *neg_new(struct kw_swarm *sw, struct kw_conn *c, struct kw_stream *s)
+static struct kw_mss_neg *neg_new(struct kw_mss *m, struct kw_stream *s, const char *peer)
 {
-	struct kw_neg *n = (struct kw_neg *)kw_pool_alloc(&sw->negs);
+	struct kw_mss_neg *n = (struct kw_mss_neg *)kw_pool_alloc(&m->negs);
 
 	if (!n)
 		return NULL;
-	n->sw = sw;
-	n->c = c;
+	n->m = m;
+	n->peer = peer;
 	n->s = s;
 	kw_timer_init(&n->timer, on_timeout, n);
-	kw_timer_start(sw->loop, &n->timer, sw->lim.negotiate_timeout_ms);
+	kw_timer_start(m->loop, &n->timer, m->timeout_ms);
 	s->h = &neg_handler;
 	s->user = n;
-	s->conn = c;
 	return n;
 }
 
-void kw_neg_inbound(struct kw_swarm *sw, struct kw_conn *c, struct kw_stream *s)
+int kw_mss_init(struct kw_mss *m, struct kw_node *n, uint32_t count, uint32_t timeout_ms,
+		const struct kw_mss_registry *reg)
 {
-	struct kw_neg *n = neg_new(sw, c, s);
+	memset(m, 0, sizeof(*m));
+	m->loop = &n->loop;
+	m->timeout_ms = timeout_ms;
+	m->reg = *reg;
+	return kw_node_pool_create(n, &m->negs, "mss_negotiation", sizeof(struct kw_mss_neg),
+				   count);
+}
+
+void kw_mss_inbound(struct kw_mss *m, struct kw_stream *s, const char *peer)
+{
+	struct kw_mss_neg *n = neg_new(m, s, peer);
 
 	if (!n) {
-		KW_LOG_WRN(swarm, "%s: no negotiation slot for inbound stream %u: %s; resetting it",
-			   kw_conn_peer_short(c), s->id, kw_strerror(-KW_ELIMIT));
-		sw->st.streams_refused++;
+		KW_LOG_WRN(mss, "%s: no negotiation slot for inbound stream %u: %s; resetting it",
+			   peer, s->id, kw_strerror(-KW_ELIMIT));
+		m->st.streams_refused++;
 		s->h = &null_handler;
 		s->user = NULL;
 		kw_stream_reset(s);
@@ -292,12 +297,11 @@ void kw_neg_inbound(struct kw_swarm *sw, struct kw_conn *c, struct kw_stream *s)
 	n->phase = IN_HDR;
 }
 
-int kw_neg_outbound(struct kw_swarm *sw, struct kw_conn *c, struct kw_stream *s,
-		    const char *proto, const struct kw_stream_handler *h, void *user,
-		    kw_swarm_open_cb cb)
+int kw_mss_outbound(struct kw_mss *m, struct kw_stream *s, const char *peer, const char *proto,
+		    const struct kw_stream_handler *h, void *user, kw_mss_open_cb cb)
 {
 	uint8_t b[2 * (KW_MSS_LINE_MAX + 8)];
-	struct kw_neg *n;
+	struct kw_mss_neg *n;
 	int l1, l2;
 	long w;
 
@@ -305,7 +309,7 @@ int kw_neg_outbound(struct kw_swarm *sw, struct kw_conn *c, struct kw_stream *s,
 	l2 = kw_mss_line_encode(proto, b + l1, sizeof(b) - (size_t)l1);
 	if (l2 < 0)
 		return -KW_EINVAL;
-	n = neg_new(sw, c, s);
+	n = neg_new(m, s, peer);
 	if (!n)
 		return -KW_ELIMIT;
 	n->phase = OUT_HDR;
