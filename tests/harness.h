@@ -13,6 +13,9 @@
 #include <cmocka.h>
 
 #include <kw/node.h>
+#ifdef CONFIG_KW_NET_SWARM
+#include <kw/net/swarm.h>
+#endif
 
 struct kw_test_node {
 	struct kw_node *node;
@@ -47,5 +50,22 @@ struct kw_test_node *kw_test_node_join(struct kw_test_net *tn, size_t arena_kib)
 
 /* Fails the current test (cmocka) if any of the node's pools still holds a block. */
 void kw_test_assert_no_leaks(const struct kw_node *n);
+
+#ifdef CONFIG_KW_NET_SWARM
+/*
+ * Kconfig's swarm limits with the connection counts held at 8 each: the tests' arenas then
+ * hold a swarm whatever the configured maxima (up to 65536 each, a 230 MiB pool), and a test
+ * never depends on where an owner set them.
+ */
+static inline struct kw_swarm_limits kw_test_swarm_limits(void)
+{
+	struct kw_swarm_limits l;
+
+	kw_swarm_limits_default(&l);
+	l.max_conns_in = 8;
+	l.max_conns_out = 8;
+	return l;
+}
+#endif
 
 #endif

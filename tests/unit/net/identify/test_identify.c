@@ -54,11 +54,12 @@ static int setup(void **state)
 	struct kw_pubkey pk;
 	uint8_t pub[64];
 	size_t pl;
+	struct kw_swarm_limits lim = kw_test_swarm_limits();
 
 	if (!f || !(f->t = kw_test_node_new(16 * 1024)))
 		return -1;
 	if (kw_key_generate(KW_KEY_ED25519, 0, &f->key) < 0 ||
-	    kw_swarm_create(f->t->node, &f->key, NULL, &f->sw) < 0 ||
+	    kw_swarm_create(f->t->node, &f->key, &lim, &f->sw) < 0 ||
 	    kw_identify_init(f->sw, &f->id) < 0 ||
 	    kw_swarm_listen(f->sw, "/ip4/127.0.0.1/tcp/4001") < 0)
 		return -1;
