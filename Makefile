@@ -345,6 +345,8 @@ help:
 	@echo "  check [SAN=1]      - deps, host tests, arm64 tests under qemu, Kconfig and board builds"
 	@echo "  check-interop      - js-libp2p interop tests on 127.0.0.1 (host build)"
 	@echo "  check-host / check-arm64 / check-kconfig / check-defconfigs / check-alloc"
+	@echo "  check-layers       - no upward dependency or cycle between folders (tools/layers.txt)"
+	@echo "  check-kconfig-ranges - unit tests with every ranged option at its min, then its max"
 	@echo "  fuzz               - libFuzzer targets, FUZZ_SECONDS each (default 600)"
 	@echo "  bench              - benchmarks (bench-ml, bench-net)"
 	@echo "  clean / distclean  - remove \$$(O) / all of build/"

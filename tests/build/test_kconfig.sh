@@ -1,5 +1,5 @@
 #!/bin/sh
-# Kconfig behaviour of the build (issue 2 acceptance): options change what is compiled, a
+# Kconfig behaviour of the build: options change what is compiled, a
 # disabled module's objects are not built and its code is absent from the binary, and
 # mistakes in a defconfig (typo, out-of-range value) fail instead of being ignored.
 set -u
@@ -45,6 +45,31 @@ for pair in $(grep -v '^#' tests/build/kconfig_modules.txt 2>/dev/null); do
         ok "$sym=n removes $fn from libkw.a and kwnode"
     fi
 done
+
+# A .config naming a symbol that Kconfig no longer has (a removed option, then `git pull`):
+# one make drops it with a note and builds.
+m host_defconfig >/dev/null 2>&1
+echo '# CONFIG_KW_REMOVED_LONG_AGO is not set' >> $O/.config
+touch -d '2000-01-01' $O/.config
+out=$(m all 2>&1)
+if [ $? -eq 0 ] && echo "$out" | grep -q 'dropped KW_REMOVED_LONG_AGO' && ! grep -q REMOVED_LONG_AGO $O/.config; then
+    ok "a .config naming a removed symbol builds with one make (symbol dropped, noted)"
+else
+    ko "a .config naming a removed symbol: $out"
+fi
+
+# Every option a user can set in menuconfig explains itself.
+nohelp=$(/usr/bin/python3 - <<'PY'
+import os, kconfiglib
+os.environ.setdefault("srctree", ".")
+os.environ["KCONFIG_CONFIG"] = "/dev/null"
+k = kconfiglib.Kconfig("Kconfig", warn=False)
+for n in k.node_iter():
+    if isinstance(n.item, (kconfiglib.Symbol, kconfiglib.Choice)) and n.prompt and not n.help:
+        print("%s:%d %s" % (n.filename, n.linenr, getattr(n.item, "name", None) or n.prompt[0]))
+PY
+)
+[ -z "$nohelp" ] && ok "every prompted Kconfig option has help text" || ko "prompted options without help: $nohelp"
 
 # Strictness: kconfiglib exits 0 on these, the Makefile must not.
 mkdir -p $O/strict

@@ -79,7 +79,7 @@ async function createNode (privateKey, listenAddrs) {
     streamMuxers: [yamux()],
     services: { identify: identify(), identifyPush: identifyPush(), ping: ping() },
     connectionManager: {
-      // Tests and benchmarks reconnect quickly from 127.0.0.1 (spec section 6).
+      // Tests and benchmarks reconnect quickly from 127.0.0.1: no inbound rate limit.
       inboundConnectionThreshold: 1e9,
       maxIncomingPendingConnections: 1000,
       maxConnections: 1000

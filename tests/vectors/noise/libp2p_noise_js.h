@@ -1,7 +1,7 @@
 /*
  * libp2p Noise handshake transcript produced by js-libp2p (@chainsafe/libp2p-noise 17.0.0's
- * XXHandshakeState and createHandshakePayload, run by the spec author's kat.js), copied from
- * ../shared/spec/libp2p.md section 13.2. Deterministic: X25519 statics/ephemerals are the
+ * XXHandshakeState and createHandshakePayload, driven by a small known-answer script with
+ * fixed keys; the bytes were captured once and are kept here). Deterministic: X25519 statics/ephemerals are the
  * cacophony XX keys (noise_xx_vectors.h), prologue empty; initiator identity = libp2p peer-id
  * spec Ed25519 key, responder identity = spec secp256k1 key (RFC 6979, low-S); both payloads
  * carry stream_muxers = ["/yamux/1.0.0"]. Frames include the u16 length prefix.

@@ -5,9 +5,8 @@
  *
  * Sources (data copied verbatim, the JSON reformatted as C strings):
  *   cacophony: github.com/haskell-cryptography/cacophony vectors/cacophony.txt, as mirrored in
- *     github.com/mcginty/snow tests/vectors/cacophony.txt (snow commit 8ac60f51cfe3);
- *     also quoted in ../shared/spec/libp2p.md section 13.1. The only XX_25519_ChaChaPoly_SHA256
- *     entry in that file.
+ *     github.com/mcginty/snow tests/vectors/cacophony.txt (snow commit 8ac60f51cfe3). The only
+ *     XX_25519_ChaChaPoly_SHA256 entry in that file.
  *   snow: github.com/mcginty/snow tests/vectors/snow.txt (same commit), its only
  *     XX_25519_ChaChaPoly_SHA256 entry (32-byte payloads, longer prologue, no handshake hash).
  */
