@@ -53,6 +53,12 @@ static const struct key_def g_keys[] = {
 	{ "max_conns_out", KEY_U32, F(swarm.max_conns_out), 1, 65536, true },
 	{ "handshake_timeout_ms", KEY_U32, F(swarm.handshake_timeout_ms), 100, 120000, true },
 	{ "idle_timeout_ms", KEY_U32, F(swarm.idle_timeout_ms), 1000, 86400000, true },
+	{ "conns_per_ip", KEY_U32, F(swarm.conns_per_ip), 1, 65536, true },
+	{ "conns_per_subnet", KEY_U32, F(swarm.conns_per_subnet), 1, 65536, true },
+	{ "max_handshakes_in", KEY_U32, F(swarm.max_handshakes_in), 1, 65536, true },
+	{ "handshakes_per_ip", KEY_U32, F(swarm.handshakes_per_ip), 1, 65536, true },
+	{ "handshakes_per_subnet", KEY_U32, F(swarm.handshakes_per_subnet), 1, 65536, true },
+	{ "conns_in_reserved", KEY_U32, F(swarm.conns_in_reserved), 0, 65535, true },
 };
 
 void kw_config_defaults(struct kw_config *c)

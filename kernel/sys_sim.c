@@ -319,7 +319,7 @@ static int sim_connect(struct kw_sys *sys, int fd, const struct sockaddr *sa, so
 	if (ret)
 		return ret;
 	k->state = S_CONN;
-	k->ip = 0x7f000001;
+	k->ip = s->src_ip ? s->src_ip : 0x7f000001;
 	k->port = net->next_port++;
 	k->peer_ip = ip;
 	k->peer_port = port;
@@ -442,6 +442,7 @@ void kw_sim_init(struct kw_sim *s, struct kw_sim_net *net)
 {
 	s->sys.ops = &g_sim_ops;
 	s->net = net;
+	s->src_ip = 0;
 }
 
 int kw_sim_socketpair(struct kw_sim *s, int fds[2])

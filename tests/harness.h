@@ -53,7 +53,8 @@ void kw_test_assert_no_leaks(const struct kw_node *n);
 
 #ifdef CONFIG_KW_NET_SWARM
 /*
- * Kconfig's swarm limits with the connection counts held at 8 each: the tests' arenas then
+ * Kconfig's swarm limits with the connection counts held at 8 each (and the per-address
+ * inbound limits at 8, the reserve at 0): the tests' arenas then
  * hold a swarm whatever the configured maxima (up to 65536 each, a 230 MiB pool), and a test
  * never depends on where an owner set them.
  */
@@ -64,6 +65,11 @@ static inline struct kw_swarm_limits kw_test_swarm_limits(void)
 	kw_swarm_limits_default(&l);
 	l.max_conns_in = 8;
 	l.max_conns_out = 8;
+	/* every test peer dials from 127.0.0.1: per-address limits no tighter than the total,
+	 * no reserve, unless a test sets them */
+	l.conns_per_ip = l.conns_per_subnet = 8;
+	l.max_handshakes_in = l.handshakes_per_ip = l.handshakes_per_subnet = 8;
+	l.conns_in_reserved = 0;
 	return l;
 }
 #endif

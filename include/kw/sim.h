@@ -35,6 +35,8 @@ struct kw_sim_net {
 struct kw_sim {
 	struct kw_sys sys;
 	struct kw_sim_net *net;      /* borrowed */
+	uint32_t src_ip;             /* host order; this view's connects come from it (0: 127.0.0.1),
+	                              * so tests can stand for distinct remote hosts */
 };
 
 /*

@@ -14,6 +14,7 @@
 #include <kw/err.h>
 #include <kw/log.h>
 #include <kw/node.h>
+#include <kw/rng.h>
 #include <kw/net/swarm.h>
 
 #include "swarm_priv.h"
@@ -103,6 +104,7 @@ static int reap_fn(struct kw_loop *l, struct kw_task *t)
 	struct kw_conn_watcher *w;
 	bool was_up = c->state == CONN_UP || c->state == CONN_CLOSING;
 
+	kw_rcmgr_release(&sw->rc, &c->rc);
 	kw_upgrade_teardown(&c->up, c->close_reason);
 	if (was_up && c->peer.len)
 		for (w = sw->watchers; w; w = w->next)
@@ -450,6 +452,7 @@ static void conn_upgraded(struct kw_conn *c)
 
 	c->state = CONN_UP;
 	sw->st.conns_up++;
+	kw_rcmgr_handshake_done(&sw->rc, &c->rc);
 	kw_peer_id_to_text(&c->peer, t, sizeof(t));
 	KW_LOG_INF(swarm, "%s connection up with %s", c->outbound ? "outbound" : "inbound", t);
 	conn_touch(c);
@@ -595,6 +598,59 @@ static int upgrade_start(struct kw_conn *c)
 				c->have_expect ? &c->expect : NULL, c->label);
 }
 
+/* ---- inbound admission (rcmgr.h) ---------------------------------------------------------- */
+
+/* Logs the refusal summary when one is due, and arms the timer for the next one, so a flood
+ * costs one line per interval and the last refusals of a burst are still reported. */
+static void rc_log(struct kw_swarm *sw)
+{
+	char line[640];
+	uint64_t due;
+
+	if (kw_rcmgr_summary(&sw->rc, kw_loop_now(sw->loop), line, sizeof(line)))
+		KW_LOG_WRN(swarm, "%s; the node keeps serving its other peers", line);
+	due = kw_rcmgr_summary_due(&sw->rc);
+	if (due && !kw_timer_armed(&sw->rc_log))
+		kw_timer_start_at(sw->loop, &sw->rc_log, due);
+}
+
+static void on_rc_log(struct kw_loop *l, struct kw_timer *t)
+{
+	rc_log((struct kw_swarm *)t->arg);
+}
+
+static void refuse(struct kw_swarm *sw, int fd, const struct kw_rc_addr *a, enum kw_rc_reason r)
+{
+	struct kw_sys *sys = sw->loop->sys;
+
+	sw->st.conns_refused_limit++;
+	kw_rcmgr_note(&sw->rc, a, r);
+	/* RST: nothing was read, and no TIME_WAIT piles up on our side under a flood */
+	if (sys->ops->close_abort)
+		sys->ops->close_abort(sys, fd);
+	else
+		sys->ops->close(sys, fd);
+	rc_log(sw);
+}
+
+/* Drops the oldest connection still in its handshake to admit a newcomer. It is freed now,
+ * not at the next task pass, so its pool slot is free for the newcomer; we run in the
+ * listener's callback, never inside the victim's own dispatch. */
+static void conn_evict(struct kw_conn *v)
+{
+	struct kw_swarm *sw = v->sw;
+
+	KW_LOG_DBG(swarm, "%s: still in its handshake after %llu ms; dropped for a newcomer",
+		   v->label, (unsigned long long)(kw_loop_now(sw->loop) - v->last_active_ms));
+	kw_rcmgr_note(&sw->rc, &v->rc.addr, KW_RC_EVICTED);
+	if (!v->dead) {
+		v->abort_close = true;
+		conn_kill(v, -KW_ELIMIT);
+	}
+	kw_task_cancel(sw->loop, &v->reap);
+	reap_fn(sw->loop, &v->reap);
+}
+
 /* ---- listening and dialing -------------------------------------------------------------- */
 
 static void on_accept(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
@@ -608,25 +664,29 @@ static void on_accept(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		struct kw_conn *c;
+		struct kw_rc_addr ra;
+		struct kw_rc_conn *victim;
+		enum kw_rc_reason r;
 		size_t ml;
 		int fd = sys->ops->accept(sys, li->fd, &ss, &sl);
 
 		if (fd < 0)
 			return;
-		if (sw->draining || sw->st.conns_in >= sw->lim.max_conns_in) {
-			sw->st.conns_refused_limit++;
-			KW_LOG_WRN(swarm, "inbound connection refused: %s (%u open)",
-				   kw_strerror(sw->draining ? -KW_ESHUTDOWN : -KW_ELIMIT),
-				   sw->st.conns_in);
-			sys->ops->close(sys, fd);
+		if (kw_rc_addr_from_sockaddr((struct sockaddr *)&ss, sl, &ra) < 0)
+			memset(&ra, 0, sizeof(ra));
+		r = sw->draining ? KW_RC_DRAINING : kw_rcmgr_check(&sw->rc, &ra, &victim);
+		if (r != KW_RC_OK) {
+			refuse(sw, fd, &ra, r);
 			continue;
 		}
+		if (victim)
+			conn_evict(KW_CONTAINER_OF(victim, struct kw_conn, rc));
 		c = conn_new(sw, fd, false);
 		if (!c) {
-			sw->st.conns_refused_limit++;
-			sys->ops->close(sys, fd);
+			refuse(sw, fd, &ra, KW_RC_FULL);
 			continue;
 		}
+		kw_rcmgr_commit(&sw->rc, &c->rc, &ra);
 		sw->st.conns_accepted++;
 		if (kw_sw_addr_from_sockaddr((struct sockaddr *)&ss, sl, c->raddr, sizeof(c->raddr),
 					   &ml) == 0)
@@ -819,6 +879,38 @@ void kw_swarm_add_watcher(struct kw_swarm *sw, struct kw_conn_watcher *w)
 	sw->watchers = w;
 }
 
+int kw_swarm_protect_protocol(struct kw_swarm *sw, const char *id)
+{
+	if (!id || !*id || strlen(id) > KW_PROTO_ID_MAX)
+		return -KW_EINVAL;
+	if (kw_swarm_protocol_protected(sw, id))
+		return 0;
+	if (sw->n_protect >= KW_SWARM_PROTECT_MAX)
+		return -KW_ENOSPC;
+	strcpy(sw->protect[sw->n_protect++], id);
+	return 0;
+}
+
+bool kw_swarm_protocol_protected(const struct kw_swarm *sw, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < sw->n_protect; i++)
+		if (!strcmp(sw->protect[i], id))
+			return true;
+	return false;
+}
+
+void kw_conn_protect(struct kw_conn *c)
+{
+	if (!c->rc.prot && c->rc.admitted)
+		KW_LOG_DBG(swarm, "%s: protected (speaks a protocol an upper layer wants)", c->label);
+	kw_rcmgr_protect(&c->sw->rc, &c->rc);
+}
+
+/* Outbound connections are never counted here, so never victims either. */
+bool kw_conn_protected(const struct kw_conn *c) { return c->outbound || c->rc.prot; }
+
 struct kw_node *kw_swarm_node(struct kw_swarm *sw) { return sw->node; }
 const struct kw_peer_id *kw_swarm_peer_id(const struct kw_swarm *sw) { return &sw->id; }
 const struct kw_privkey *kw_swarm_key(const struct kw_swarm *sw) { return &sw->key; }
@@ -828,6 +920,14 @@ void kw_swarm_get_stats(const struct kw_swarm *sw, struct kw_swarm_stats *st)
 	st->streams_in = sw->mss.st.streams_in;
 	st->streams_refused = sw->mss.st.streams_refused;
 	st->negotiations_failed = sw->mss.st.failed;
+	st->refused_per_ip = sw->rc.total[KW_RC_IP];
+	st->refused_per_subnet = sw->rc.total[KW_RC_SUBNET];
+	st->refused_hs_per_ip = sw->rc.total[KW_RC_HS_IP];
+	st->refused_hs_per_subnet = sw->rc.total[KW_RC_HS_SUBNET];
+	st->refused_full = sw->rc.total[KW_RC_FULL];
+	st->refused_draining = sw->rc.total[KW_RC_DRAINING];
+	st->conns_evicted = sw->rc.total[KW_RC_EVICTED];
+	st->conns_protected = sw->rc.prot;
 }
 
 struct kw_conn *kw_swarm_find_conn(struct kw_swarm *sw, const struct kw_peer_id *peer)
@@ -927,6 +1027,13 @@ void kw_swarm_limits_default(struct kw_swarm_limits *l)
 	l->max_streams_per_conn = CONFIG_KW_NET_MAX_STREAMS_PER_CONN;
 	l->negotiate_timeout_ms = CONFIG_KW_NET_NEGOTIATE_TIMEOUT_MS;
 	l->max_message_bytes = CONFIG_KW_NET_MAX_MESSAGE_BYTES;
+	l->conns_per_ip = CONFIG_KW_NET_CONNS_PER_IP;
+	l->conns_per_subnet = CONFIG_KW_NET_CONNS_PER_SUBNET;
+	l->max_handshakes_in = CONFIG_KW_NET_HANDSHAKES_IN;
+	l->handshakes_per_ip = CONFIG_KW_NET_HANDSHAKES_PER_IP;
+	l->handshakes_per_subnet = CONFIG_KW_NET_HANDSHAKES_PER_SUBNET;
+	l->conns_in_reserved = CONFIG_KW_NET_CONNS_IN_RESERVED;
+	l->refusal_log_ms = CONFIG_KW_NET_REFUSAL_LOG_INTERVAL_MS;
 }
 
 int kw_swarm_create(struct kw_node *n, const struct kw_privkey *key,
@@ -934,6 +1041,8 @@ int kw_swarm_create(struct kw_node *n, const struct kw_privkey *key,
 {
 	struct kw_swarm *sw;
 	struct kw_mss_registry mreg;
+	struct kw_rcmgr_limits rl;
+	uint64_t seed = 0;
 	uint32_t conns;
 	int ret;
 
@@ -970,6 +1079,21 @@ int kw_swarm_create(struct kw_node *n, const struct kw_privkey *key,
 				      sw->lim.max_streams_per_conn);
 	if (ret < 0)
 		return ret;
+	rl = (struct kw_rcmgr_limits){
+		.conns_in = sw->lim.max_conns_in,
+		.conns_in_reserved = sw->lim.conns_in_reserved,
+		.conns_per_ip = sw->lim.conns_per_ip,
+		.conns_per_subnet = sw->lim.conns_per_subnet,
+		.hs_in = sw->lim.max_handshakes_in,
+		.hs_per_ip = sw->lim.handshakes_per_ip,
+		.hs_per_subnet = sw->lim.handshakes_per_subnet,
+		.log_interval_ms = sw->lim.refusal_log_ms,
+	};
+	(void)kw_rng_bytes(&seed, sizeof(seed));  /* a zero seed still works, only guessable */
+	ret = kw_rcmgr_init(&sw->rc, &n->arena, &rl, seed);
+	if (ret < 0)
+		return ret;
+	kw_timer_init(&sw->rc_log, on_rc_log, sw);
 	sw->drain.begin = drain_begin;
 	sw->drain.busy = drain_busy;
 	sw->drain.arg = sw;
@@ -990,6 +1114,7 @@ void kw_swarm_destroy(struct kw_swarm *sw)
 	}
 	sw->n_listeners = 0;
 	sw->draining = true;
+	kw_timer_cancel(sw->loop, &sw->rc_log);
 	while (sw->head) {
 		struct kw_conn *c = sw->head;
 

@@ -18,6 +18,7 @@
 #include <kw/net/mss.h>
 #include <kw/net/swarm.h>
 
+#include "rcmgr.h"
 #include "registry.h"
 #include "upgrade.h"
 
@@ -92,6 +93,7 @@ struct kw_conn {
 	uint32_t rx_len;
 	uint8_t *txb;
 	uint32_t tx_off, tx_len;
+	struct kw_rc_conn rc;        /* inbound admission counts (rcmgr.h) */
 	void *ext[CONFIG_KW_NET_CONN_EXT_SLOTS];  /* extension slot data (kw_conn_ext) */
 	struct kw_upgrade up;        /* mss / Noise / yamux state (upgrade.h) */
 };
@@ -134,6 +136,10 @@ struct kw_swarm {
 	struct kw_drain drain;
 	bool draining;
 	struct kw_upgrade_shared ups;     /* shared state of the upgrade pipeline */
+	struct kw_rcmgr rc;               /* inbound admission (rcmgr.h) */
+	struct kw_timer rc_log;           /* emits the pending refusal summary */
+	char protect[KW_SWARM_PROTECT_MAX][KW_PROTO_ID_MAX + 1];
+	size_t n_protect;
 };
 
 /* How long empty socket buffers stay with a connection after traffic. */

@@ -14,7 +14,9 @@
  * keep their per-connection state in an extension slot (kw_swarm_ext_register).
  *
  * Limits (Kconfig defaults, node->cfg overrides): inbound and outbound connection counts,
- * handshake timeout, idle timeout, streams per connection, protocol-line and message sizes.
+ * handshake timeout, idle timeout, streams per connection, protocol-line and message sizes;
+ * inbound connections and handshakes per address and per subnet, with a reserve for
+ * protected peers (net/swarm/rcmgr.h, doc/net-swarm.md "Limits under load").
  * A peer that breaks one loses that stream or connection with a logged reason (short peer id
  * + kw_strerror); every other connection keeps being served.
  *
@@ -75,13 +77,27 @@ struct kw_swarm_limits {
 	uint32_t idle_timeout_ms;        /* no open stream and no traffic */
 	uint32_t negotiate_timeout_ms;   /* per-stream multistream-select */
 	uint32_t max_message_bytes;      /* length-prefixed protocol messages (identify, ...) */
+	/* inbound admission (net/swarm/rcmgr.h): per address and per subnet (/24, /48) */
+	uint32_t conns_per_ip, conns_per_subnet;
+	uint32_t max_handshakes_in;      /* inbound connections in their handshake */
+	uint32_t handshakes_per_ip, handshakes_per_subnet;
+	uint32_t conns_in_reserved;      /* inbound slots only protected connections take */
+	uint32_t refusal_log_ms;         /* one refusal summary line per interval at most */
 };
 
 /* Counters for metrics, the interop peer's `stats` and leak checks. */
 struct kw_swarm_stats {
 	uint32_t conns_in, conns_out;       /* open now (any state) */
 	uint32_t conns_up;                  /* upgraded and usable */
-	uint64_t conns_accepted, conns_dialed, conns_refused_limit, conns_failed;
+	uint64_t conns_accepted, conns_dialed, conns_failed;
+	/* inbound connections closed at accept, all reasons, then per reason */
+	uint64_t conns_refused_limit;
+	uint64_t refused_per_ip, refused_per_subnet;          /* connections per address / subnet */
+	uint64_t refused_hs_per_ip, refused_hs_per_subnet;    /* handshakes per address / subnet */
+	uint64_t refused_full;       /* every slot a stranger may take is upgraded */
+	uint64_t refused_draining;   /* shutting down */
+	uint64_t conns_evicted;      /* oldest handshakes dropped to admit a newcomer */
+	uint32_t conns_protected;    /* inbound connections protected now */
 	/* closed with a TCP RST (failures: protocol errors, timeouts); the rest close with FIN */
 	uint64_t conns_aborted;
 	uint64_t streams_in, streams_out, streams_refused, negotiations_failed;
@@ -111,6 +127,22 @@ int kw_swarm_register(struct kw_swarm *sw, const char *id, kw_proto_accept_fn ac
 size_t kw_swarm_protocol_count(const struct kw_swarm *sw);
 const char *kw_swarm_protocol(const struct kw_swarm *sw, size_t i);
 void kw_swarm_add_watcher(struct kw_swarm *sw, struct kw_conn_watcher *w);
+
+/*
+ * Marks a protocol as worth a connection slot: once identify shows a peer lists it, the
+ * peer's connection is protected (kw_conn_protect). Upper layers (kad, hivemind) call it at
+ * start-up; the id is copied. Return: 0, -KW_ENOSPC (KW_SWARM_PROTECT_MAX), -KW_EINVAL.
+ */
+#define KW_SWARM_PROTECT_MAX 8
+int kw_swarm_protect_protocol(struct kw_swarm *sw, const char *id);
+/* Whether `id` was registered with kw_swarm_protect_protocol. */
+bool kw_swarm_protocol_protected(const struct kw_swarm *sw, const char *id);
+/*
+ * Protects c: an inbound connection moves into the reserved slots (conns_in_reserved) and is
+ * never dropped to make room for a newcomer. Identify calls it; idempotent.
+ */
+void kw_conn_protect(struct kw_conn *c);
+bool kw_conn_protected(const struct kw_conn *c);
 
 /*
  * Listens on a text multiaddr (/ip4|/ip6/<addr>/tcp/<port>, port 0 picks one).
