@@ -257,6 +257,20 @@ static int apply(struct id_stream *st)
 
 static void push_due(struct kw_identify *id, struct kw_conn *c);
 
+/* A peer that speaks a protocol an upper layer asked for (kw_swarm_protect_protocol) keeps
+ * its connection slot under inbound load. */
+static void protect_if_useful(struct kw_identify *id, struct kw_conn *c)
+{
+	const char *p;
+	size_t i;
+
+	for (i = 0; (p = kw_identify_remote_protocol(id, c, i)) != NULL; i++)
+		if (kw_swarm_protocol_protected(kw_conn_swarm(c), p)) {
+			kw_conn_protect(c);
+			return;
+		}
+}
+
 static void on_eof(struct kw_stream *s)
 {
 	struct id_stream *st = (struct id_stream *)s->user;
@@ -275,6 +289,7 @@ static void on_eof(struct kw_stream *s)
 	KW_LOG_DBG(identify, "%s: %s, %u protocols", kw_conn_peer_short(kw_stream_conn(s)),
 		   remote_of(st->id, kw_stream_conn(s))->agent,
 		   remote_of(st->id, kw_stream_conn(s))->n_protocols);
+	protect_if_useful(st->id, kw_stream_conn(s));
 	st->len = 0;
 	kw_stream_close_write(s);
 	/* we may have changed while the remote's answer was on its way */

@@ -786,6 +786,182 @@ static void test_swarm_ext_slots_are_independent_and_cleared_on_close(void **sta
 	assert_true(all_zero((const uint8_t *)kw_conn_ext(c, s2), 40));
 }
 
+
+/* ---- inbound admission (rcmgr) ------------------------------------------------------------ */
+
+/* A raw TCP connection to b from `src` (host order) that never says a word. */
+static int raw_connect(struct kw_sim *sim, uint32_t src)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(4001),
+				  .sin_addr.s_addr = htonl(0x7f000001) };
+	int fd = sim->sys.ops->tcp_socket(&sim->sys, AF_INET);
+
+	assert_true(fd >= 0);
+	sim->src_ip = src;
+	sim->sys.ops->connect(&sim->sys, fd, (struct sockaddr *)&in, sizeof(in));
+	sim->src_ip = 0;
+	return fd;
+}
+
+/* Whether b closed the raw connection (FIN or RST), without consuming a byte. */
+static bool raw_closed(struct kw_sim *sim, int fd)
+{
+	uint8_t one;
+	long n = sim->sys.ops->read(&sim->sys, fd, &one, 0);
+
+	return n != -KW_EAGAIN;
+}
+
+static void test_swarm_idle_sockets_from_one_address_leave_room_for_others(void **state)
+{
+	struct kw_sim *sim = g->a.t->sim;
+	struct kw_swarm_stats st;
+	int fd[6], i;
+
+	for (i = 0; i < 6; i++)
+		fd[i] = raw_connect(sim, 0x0a000004);  /* 10.0.0.4 */
+	pump(5);
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.conns_in, 2);            /* g_lim.conns_per_ip */
+	assert_int_equal(st.refused_per_ip, 4);
+	assert_int_equal(st.conns_refused_limit, 4);
+	/* a peer from another address still gets in at once */
+	connect_ab();
+	for (i = 0; i < 6; i++)
+		sim->sys.ops->close(&sim->sys, fd[i]);
+}
+
+static void test_swarm_full_inbound_drops_the_oldest_handshake(void **state)
+{
+	struct kw_sim *sim = g->a.t->sim;
+	struct kw_swarm_stats st;
+	int fd[2], i;
+
+	/* g_lim: 4 inbound of which 2 reserved, so 2 strangers fill what strangers may take */
+	for (i = 0; i < 2; i++) {
+		fd[i] = raw_connect(sim, 0x0a000001 + ((uint32_t)i << 8));  /* 10.0.i.1 */
+		pump(2);
+	}
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.conns_in, 2);
+	connect_ab();                                /* the newcomer gets in ... */
+	assert_true(raw_closed(sim, fd[0]));         /* ... in place of the oldest */
+	assert_false(raw_closed(sim, fd[1]));
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.conns_evicted, 1);
+	assert_int_equal(st.conns_refused_limit, 0);
+	for (i = 0; i < 2; i++)
+		sim->sys.ops->close(&sim->sys, fd[i]);
+}
+
+static int g_summaries, g_refusal_lines;
+static char g_last_summary[640];
+
+static void count_log(int level, const char *module, const char *msg, void *arg)
+{
+	if (strcmp(module, "swarm") != 0)
+		return;
+	if (strstr(msg, "turned away")) {
+		g_summaries++;
+		snprintf(g_last_summary, sizeof(g_last_summary), "%s", msg);
+	} else if (strstr(msg, "refused")) {
+		g_refusal_lines++;
+	}
+}
+
+static void test_swarm_refusals_are_logged_as_one_summary_per_interval(void **state)
+{
+	struct kw_sim *sim = g->a.t->sim;
+	struct kw_swarm_stats st;
+	int fd[10], held[2], i, round, old_level;
+
+	if (CONFIG_KW_LOG_LEVEL < KW_LOG_LEVEL_WRN)
+		skip();  /* the summary is a warning, compiled out at this log level */
+	g_summaries = g_refusal_lines = 0;
+	old_level = kw_log_set_level(KW_LOG_LEVEL_WRN);
+	kw_log_set_hook(count_log, NULL);
+	held[0] = raw_connect(sim, 0x0a000004);
+	held[1] = raw_connect(sim, 0x0a000004);
+	pump(5);
+	for (round = 0; round < 5; round++) {
+		for (i = 0; i < 10; i++)
+			fd[i] = raw_connect(sim, 0x0a000004);
+		pump(5);
+		for (i = 0; i < 10; i++)
+			sim->sys.ops->close(&sim->sys, fd[i]);
+		pump(1);
+	}
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.refused_per_ip, 50);
+	assert_int_equal(g_summaries, 1);       /* the first one, at once */
+	assert_int_equal(g_refusal_lines, 0);   /* and no line per refusal */
+	advance(g_lim.refusal_log_ms - 10);  /* the held ones time out after 3 s: no new lines */
+	assert_int_equal(g_summaries, 1);
+	advance(20);
+	assert_int_equal(g_summaries, 2);       /* the other 49, summarised */
+	assert_non_null(strstr(g_last_summary, "turned away: 49 "));
+	assert_non_null(strstr(g_last_summary, "most from 10.0.0.4 (49)"));
+	advance(g_lim.refusal_log_ms * 3);
+	assert_int_equal(g_summaries, 2);       /* nothing pending: nothing logged */
+	kw_log_set_hook(NULL, NULL);
+	kw_log_set_level(old_level);
+	sim->sys.ops->close(&sim->sys, held[0]);
+	sim->sys.ops->close(&sim->sys, held[1]);
+}
+
+static void test_swarm_identify_protects_a_peer_speaking_a_wanted_protocol(void **state)
+{
+	struct kw_sim *sim = g->a.t->sim;
+	struct kw_swarm_stats st;
+	struct kw_conn *back;
+	struct kw_ping p = { 0 };
+	int fd[2];
+
+	assert_int_equal(kw_swarm_protect_protocol(g->b.sw, ECHO), 0);
+	assert_true(kw_swarm_protocol_protected(g->b.sw, ECHO));
+	connect_ab();
+	pump(50);  /* identify */
+	back = kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw));
+	assert_non_null(back);
+	assert_true(kw_conn_protected(back));
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.conns_protected, 1);
+	/* g_lim: 4 inbound, 2 reserved. a sits in the reserve, so two strangers fit; a third
+	 * drops the oldest stranger's handshake, never the protected peer */
+	fd[0] = raw_connect(sim, 0x0a000005);
+	pump(2);
+	fd[1] = raw_connect(sim, 0x0a000105);
+	pump(2);
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.conns_in, 3);
+	{
+		int fd3 = raw_connect(sim, 0x0a000205);
+
+		pump(2);
+		assert_true(raw_closed(sim, fd[0]));
+		assert_false(raw_closed(sim, fd[1]));
+		assert_false(raw_closed(sim, fd3));
+		sim->sys.ops->close(&sim->sys, fd3);
+	}
+	assert_int_equal(kw_ping_start(&p, g->a.sw, g->dialed, 2, 0, on_ping, NULL), 0);
+	pump(30);
+	assert_int_equal(g->pings, 2);
+	sim->sys.ops->close(&sim->sys, fd[0]);
+	sim->sys.ops->close(&sim->sys, fd[1]);
+}
+
+static int setup_rcmgr(void **state)
+{
+	g_lim = kw_test_swarm_limits();
+	g_lim.max_conns_in = 4;
+	g_lim.conns_per_ip = 2;
+	g_lim.handshakes_per_ip = 2;
+	g_lim.conns_in_reserved = 2;
+	g_lim.handshake_timeout_ms = 3000;
+	g_lim.refusal_log_ms = 10000;
+	return setup_with(&g_lim);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -812,6 +988,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swarm_ext_register_stops_at_the_slot_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_ext_register_after_a_connection_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_ext_slots_are_independent_and_cleared_on_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_idle_sockets_from_one_address_leave_room_for_others, setup_rcmgr, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_full_inbound_drops_the_oldest_handshake, setup_rcmgr, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_refusals_are_logged_as_one_summary_per_interval, setup_rcmgr, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_identify_protects_a_peer_speaking_a_wanted_protocol, setup_rcmgr, teardown),
 	};
 
 	kw_log_set_level(getenv("KW_TEST_LOG") ? atoi(getenv("KW_TEST_LOG")) : 1);
