@@ -23,7 +23,7 @@ export KCONFIG_WARN_UNDEF_ASSIGN := y
 config-targets := menuconfig defconfig %_defconfig savedefconfig olddefconfig listnewconfig
 no-config-goals := $(config-targets) clean distclean help deps run check check-host \
                    check-arm64 check-san check-defconfigs check-kconfig check-kconfig-ranges \
-                   check-interop fuzz bench \
+                   check-interop check-stress fuzz bench \
                    bench-ml bench-net
 ifneq ($(filter-out $(no-config-goals),$(MAKECMDGOALS))$(if $(MAKECMDGOALS),,all),)
   -include $(O)/.config
@@ -255,6 +255,7 @@ run: deps
 check: deps
 	$(Q)$(MAKE) --no-print-directory check-host
 	$(Q)$(MAKE) --no-print-directory check-interop
+	$(Q)$(MAKE) --no-print-directory check-stress
 	$(Q)$(MAKE) --no-print-directory check-arm64
 	$(Q)$(MAKE) --no-print-directory check-kconfig
 	$(Q)$(MAKE) --no-print-directory check-defconfigs
@@ -276,6 +277,14 @@ check-interop:
 	$(Q)test -f $(HOSTO)/.config || $(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
 	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=$(SAN) all tools
 	$(Q)node tests/interop/run.mjs $(HOSTO)/tools/interop/kw_interop_peer $(HOSTO)/kwnode
+
+# Hostile load on loopback, about a minute (tests/stress/test_stress.sh; host build).
+.PHONY: check-stress
+check-stress:
+	@echo "==== stress on loopback ($(HOSTO)) ===="
+	$(Q)test -f $(HOSTO)/.config || $(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
+	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=$(SAN) all tools
+	$(Q)sh tests/stress/test_stress.sh $(HOSTO)
 
 check-arm64:
 	@echo "==== arm64 tests under qemu-aarch64 (build/check-arm64) ===="
@@ -344,6 +353,7 @@ help:
 	@echo "  run                - install deps (as root), build host_defconfig in build/host, start a node"
 	@echo "  check [SAN=1]      - deps, host tests, arm64 tests under qemu, Kconfig and board builds"
 	@echo "  check-interop      - js-libp2p interop tests on 127.0.0.1 (host build)"
+	@echo "  check-stress       - hostile load on loopback, about a minute (host build)"
 	@echo "  check-host / check-arm64 / check-kconfig / check-defconfigs / check-alloc"
 	@echo "  check-layers       - no upward dependency or cycle between folders (tools/layers.txt)"
 	@echo "  check-kconfig-ranges - unit tests with every ranged option at its min, then its max"
