@@ -72,12 +72,20 @@ struct kw_conn {
 	bool dead;                   /* freed at the end of the current dispatch */
 	bool abort_close;            /* close with RST (SO_LINGER 0), not FIN */
 	bool in_io;                  /* inside an I/O dispatch that flushes and re-arms at its end */
+	bool buf_up;                 /* upgraded: its buffers no longer count as a handshake's */
+	bool bq_queued;              /* waiting in the swarm's buffer queue (reads paused) */
+	bool rx_progress;            /* a frame header or body was consumed since the last check */
+	uint8_t bq_need;             /* buffers it waits for (a handshake borrows two at once) */
+	uint8_t nbufs;               /* socket buffers it holds now */
 	uint32_t closing_code;
 	int close_reason;
 	struct kw_timer hs_timer;    /* handshake deadline, then idle timer */
 	struct kw_task reap;         /* frees the connection outside callbacks */
 	struct kw_task kick;         /* resumes paused input outside callbacks */
 	struct kw_timer buf_timer;   /* returns idle socket buffers to the pool */
+	struct kw_timer frame_timer; /* a partial frame's deadline (KW_NET_FRAME_TIMEOUT_MS) */
+	uint64_t frame_start_ms;     /* when the partial frame in rxb began */
+	struct kw_conn *bq_next, *bq_prev;  /* the buffer queue (FIFO, intrusive) */
 	kw_swarm_dial_cb dial_cb;
 	void *dial_user;
 	struct kw_peer_id expect;    /* from a dialed /p2p/ */
@@ -87,9 +95,11 @@ struct kw_conn {
 	uint8_t raddr[KW_MADDR_BIN_MAX];
 	uint8_t raddr_len;
 	uint64_t last_active_ms;
-	/* Socket buffers, borrowed from the swarm's buffer pool while in use (idle: none). */
+	/* Socket buffers, borrowed from the swarm's buffer pool while in use (idle: none).
+	 * rxb: bytes [rx_off, rx_len) are unconsumed (a partial Noise frame body, or input
+	 * waiting behind plaintext yamux has not taken); [0, rx_off) may hold that plaintext. */
 	uint8_t *rxb;
-	uint32_t rx_len;
+	uint32_t rx_off, rx_len;
 	uint8_t *txb;
 	uint32_t tx_off, tx_len;
 	void *ext[CONFIG_KW_NET_CONN_EXT_SLOTS];  /* extension slot data (kw_conn_ext) */
@@ -122,6 +132,10 @@ struct kw_swarm {
 	struct kw_swarm_stats st;
 	struct kw_pool conns;
 	struct kw_pool bufs;              /* KW_SWARM_BUF_SIZE socket buffers */
+	uint32_t bufs_hs;                 /* of them lent to connections still in their handshake */
+	uint32_t bufs_hs_max;             /* the handshakes' share (the rest is kept for upgraded) */
+	struct kw_conn *bq_head, *bq_tail;  /* connections waiting for a buffer, oldest first */
+	struct kw_task bq_task;           /* serves the queue after buffers were returned */
 	struct kw_mss mss;                /* per-stream negotiation */
 	struct kw_conn *head;
 	uint32_t max_conns;               /* inbound + outbound: sizes every per-connection pool */
@@ -140,7 +154,8 @@ struct kw_swarm {
 #define KW_SWARM_BUF_LINGER_MS 50
 
 /* Noise frames are at most 2 + 65535 bytes; a buffer holds KW_NET_SWARM_BUF_FRAMES of them
- * plus slack for coalescing small frames, so one read()/write() moves several. */
+ * plus slack for coalescing small frames, so one read()/write() moves several. The receive
+ * buffer also holds a partial frame body until it is whole (decrypted in place). */
 #define KW_SWARM_BUF_SIZE ((uint32_t)CONFIG_KW_NET_SWARM_BUF_FRAMES * (2u + 65535u) + 1024u)
 
 #endif /* KW_NET_SWARM_PRIV_H */
