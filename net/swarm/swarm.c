@@ -68,6 +68,8 @@ static bool may_take(const struct kw_conn *c, uint8_t need)
 		return false;
 	if (c->bq_queued)
 		return false;  /* its turn comes from bq_task */
+	if (c == c->sw->bq_serving)
+		return true;
 	for (w = c->sw->bq_head; w; w = w->bq_next)
 		if (w->buf_up || !c->buf_up)
 			return false;  /* an upgraded waiter goes first; handshakes queue in order */
@@ -593,8 +595,11 @@ static int bq_fn(struct kw_loop *l, struct kw_task *t)
 		n++;
 	while (n-- > 0 && (c = bq_pick(sw)) != NULL) {
 		bq_remove(c);
-		if (!c->dead)
-			conn_resume(c);
+		if (c->dead)
+			continue;
+		sw->bq_serving = c;
+		conn_resume(c);
+		sw->bq_serving = NULL;
 	}
 	return KW_TASK_DONE;
 }

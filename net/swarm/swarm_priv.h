@@ -136,6 +136,7 @@ struct kw_swarm {
 	uint32_t bufs_hs_max;             /* the handshakes' share (the rest is kept for upgraded) */
 	struct kw_conn *bq_head, *bq_tail;  /* connections waiting for a buffer, oldest first */
 	struct kw_task bq_task;           /* serves the queue after buffers were returned */
+	struct kw_conn *bq_serving;       /* the waiter bq_task runs now (passes the queue) */
 	struct kw_mss mss;                /* per-stream negotiation */
 	struct kw_conn *head;
 	uint32_t max_conns;               /* inbound + outbound: sizes every per-connection pool */
