@@ -104,17 +104,18 @@ static void bq_remove(struct kw_conn *c)
 {
 	struct kw_swarm *sw = c->sw;
 
+	struct kw_conn **pp, *prev = NULL;
+
 	if (!c->bq_queued)
 		return;
-	if (c->bq_prev)
-		c->bq_prev->bq_next = c->bq_next;
-	else
-		sw->bq_head = c->bq_next;
-	if (c->bq_next)
-		c->bq_next->bq_prev = c->bq_prev;
-	else
-		sw->bq_tail = c->bq_prev;
-	c->bq_next = c->bq_prev = NULL;
+	/* singly linked (the object stays small); the queue is short and this is rare */
+	for (pp = &sw->bq_head; *pp && *pp != c; pp = &(*pp)->bq_next)
+		prev = *pp;
+	if (*pp)
+		*pp = c->bq_next;
+	if (sw->bq_tail == c)
+		sw->bq_tail = prev;
+	c->bq_next = NULL;
 	c->bq_queued = false;
 }
 
@@ -127,7 +128,6 @@ static void bq_wait(struct kw_conn *c, uint8_t need)
 	if (!c->bq_queued) {
 		c->bq_queued = true;
 		c->bq_next = NULL;
-		c->bq_prev = sw->bq_tail;
 		if (sw->bq_tail)
 			sw->bq_tail->bq_next = c;
 		else
@@ -206,22 +206,44 @@ static void release_bufs(struct kw_conn *c)
 	}
 }
 
-static void on_buf_timer(struct kw_loop *l, struct kw_timer *t)
-{
-	release_bufs((struct kw_conn *)t->arg);
-}
-
-/* Empty buffers go back to the pool KW_SWARM_BUF_LINGER_MS after the last use. */
-static void give_back(struct kw_conn *c)
-{
-	if (!kw_timer_armed(&c->buf_timer))
-		kw_timer_start(c->sw->loop, &c->buf_timer, KW_SWARM_BUF_LINGER_MS);
-}
-
 /* True while rxb holds the body of a Noise frame that is still arriving. */
 static bool frame_partial(const struct kw_conn *c)
 {
 	return c->rxb && c->rx_off < c->rx_len && kw_upgrade_frame_partial(&c->up);
+}
+
+static void conn_fail(struct kw_conn *c, int err, const char *why);
+
+/* Idle buffers go back; a partial frame past its deadline closes the connection (the peer
+ * started a frame and did not finish it), one before it re-arms for the rest. */
+static void on_buf_timer(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_conn *c = (struct kw_conn *)t->arg;
+	uint32_t held;
+
+	if (c->dead)
+		return;
+	release_bufs(c);
+	if (!c->frame_on || !frame_partial(c))
+		return;
+	held = (uint32_t)kw_loop_now(l) - c->frame_start_ms;
+	if (held < CONFIG_KW_NET_FRAME_TIMEOUT_MS) {
+		kw_timer_start(l, t, CONFIG_KW_NET_FRAME_TIMEOUT_MS - held);
+		return;
+	}
+	c->sw->st.frame_timeouts++;
+	conn_fail(c, -KW_ETIMEDOUT, "frame left unfinished past the frame deadline "
+		  "(KW_NET_FRAME_TIMEOUT_MS)");
+}
+
+/* Empty buffers go back to the pool KW_SWARM_BUF_LINGER_MS after the last use (sooner than
+ * a frame deadline the same timer may be set for). */
+static void give_back(struct kw_conn *c)
+{
+	uint64_t by = kw_loop_now(c->sw->loop) + KW_SWARM_BUF_LINGER_MS;
+
+	if (!kw_timer_armed(&c->buf_timer) || c->buf_timer.deadline_ms > by)
+		kw_timer_start(c->sw->loop, &c->buf_timer, KW_SWARM_BUF_LINGER_MS);
 }
 
 /*
@@ -236,14 +258,13 @@ static void conn_settle(struct kw_conn *c)
 	if (c->dead)
 		return;
 	if (frame_partial(c)) {
-		if (!kw_timer_armed(&c->frame_timer)) {
-			c->frame_start_ms = kw_loop_now(l);
-			kw_timer_start(l, &c->frame_timer, CONFIG_KW_NET_FRAME_TIMEOUT_MS);
-		} else if (c->rx_progress) {
-			c->frame_start_ms = kw_loop_now(l);
-		}
-	} else if (kw_timer_armed(&c->frame_timer)) {
-		kw_timer_cancel(l, &c->frame_timer);
+		if (!c->frame_on || c->rx_progress)
+			c->frame_start_ms = (uint32_t)kw_loop_now(l);
+		c->frame_on = true;
+		if (!kw_timer_armed(&c->buf_timer))
+			kw_timer_start(l, &c->buf_timer, CONFIG_KW_NET_FRAME_TIMEOUT_MS);
+	} else {
+		c->frame_on = false;  /* a timer still set finds nothing to close */
 	}
 	c->rx_progress = false;
 	if (c->buf_up)
@@ -297,7 +318,6 @@ static int reap_fn(struct kw_loop *l, struct kw_task *t)
 	kw_timer_cancel(l, &c->hs_timer);
 	kw_task_cancel(l, &c->kick);
 	kw_timer_cancel(l, &c->buf_timer);
-	kw_timer_cancel(l, &c->frame_timer);
 	bq_remove(c);
 	if (c->fd >= 0) {
 		struct kw_sys *sys = sw->loop->sys;
@@ -633,24 +653,6 @@ static void on_timer(struct kw_loop *l, struct kw_timer *t)
 		       idle - (now - c->last_active_ms));
 }
 
-/* A partial frame's deadline: the peer started a frame and did not finish it in time. */
-static void on_frame_timer(struct kw_loop *l, struct kw_timer *t)
-{
-	struct kw_conn *c = (struct kw_conn *)t->arg;
-	uint64_t held;
-
-	if (c->dead || !frame_partial(c))
-		return;
-	held = kw_loop_now(l) - c->frame_start_ms;
-	if (held < CONFIG_KW_NET_FRAME_TIMEOUT_MS) {
-		kw_timer_start(l, t, CONFIG_KW_NET_FRAME_TIMEOUT_MS - held);
-		return;
-	}
-	c->sw->st.frame_timeouts++;
-	conn_fail(c, -KW_ETIMEDOUT, "frame left unfinished past the frame deadline "
-		  "(KW_NET_FRAME_TIMEOUT_MS)");
-}
-
 /* Gives c a zeroed block of every registered slot. Return: 0, -KW_ENOMEM (none given). */
 static int ext_take(struct kw_conn *c)
 {
@@ -708,7 +710,6 @@ static struct kw_conn *conn_new(struct kw_swarm *sw, int fd, bool outbound)
 	kw_task_init(&c->reap, reap_fn, c);
 	kw_task_init(&c->kick, kick_fn, c);
 	kw_timer_init(&c->buf_timer, on_buf_timer, c);
-	kw_timer_init(&c->frame_timer, on_frame_timer, c);
 	c->last_active_ms = kw_loop_now(sw->loop);
 	c->next = sw->head;
 	if (sw->head)
@@ -757,7 +758,6 @@ void kw_conn_close(struct kw_conn *c, uint32_t code)
 		return;
 	}
 	c->state = CONN_CLOSING;
-	c->closing_code = code;
 	kw_upgrade_goaway(&c->up, code);
 	kw_timer_start(c->sw->loop, &c->hs_timer, c->sw->lim.handshake_timeout_ms);
 	if (c->dead)

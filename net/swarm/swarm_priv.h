@@ -63,29 +63,25 @@ struct kw_conn {
 	struct kw_swarm *sw;
 	struct kw_conn *next, *prev;
 	int fd;
+	/* a partial frame in rxb began (or last advanced) at this time: low 32 bits of the loop
+	 * clock, differences wrap safely; beside fd it fills padding */
+	uint32_t frame_start_ms;
 	struct kw_watch w;
 	enum conn_state state;
 	bool outbound;
-	bool want_write;
 	bool rd_eof;
 	bool have_expect;
 	bool dead;                   /* freed at the end of the current dispatch */
 	bool abort_close;            /* close with RST (SO_LINGER 0), not FIN */
 	bool in_io;                  /* inside an I/O dispatch that flushes and re-arms at its end */
-	bool buf_up;                 /* upgraded: its buffers no longer count as a handshake's */
-	bool bq_queued;              /* waiting in the swarm's buffer queue (reads paused) */
-	bool rx_progress;            /* a frame header or body was consumed since the last check */
-	uint8_t bq_need;             /* buffers it waits for (a handshake borrows two at once) */
-	uint8_t nbufs;               /* socket buffers it holds now */
-	uint32_t closing_code;
 	int close_reason;
 	struct kw_timer hs_timer;    /* handshake deadline, then idle timer */
 	struct kw_task reap;         /* frees the connection outside callbacks */
 	struct kw_task kick;         /* resumes paused input outside callbacks */
-	struct kw_timer buf_timer;   /* returns idle socket buffers to the pool */
-	struct kw_timer frame_timer; /* a partial frame's deadline (KW_NET_FRAME_TIMEOUT_MS) */
-	uint64_t frame_start_ms;     /* when the partial frame in rxb began */
-	struct kw_conn *bq_next, *bq_prev;  /* the buffer queue (FIFO, intrusive) */
+	/* returns idle socket buffers to the pool, and holds a partial frame to its deadline
+	 * (KW_NET_FRAME_TIMEOUT_MS after frame_start_ms): one timer keeps the object small */
+	struct kw_timer buf_timer;
+	struct kw_conn *bq_next;     /* the buffer queue (FIFO, intrusive) */
 	kw_swarm_dial_cb dial_cb;
 	void *dial_user;
 	struct kw_peer_id expect;    /* from a dialed /p2p/ */
@@ -94,6 +90,13 @@ struct kw_conn {
 	char label[KW_SW_ADDR_LABEL_MAX];
 	uint8_t raddr[KW_MADDR_BIN_MAX];
 	uint8_t raddr_len;
+	/* socket buffer state (here: it fills the padding before last_active_ms) */
+	bool buf_up;                 /* upgraded: its buffers no longer count as a handshake's */
+	bool bq_queued;              /* waiting in the swarm's buffer queue (reads paused) */
+	bool rx_progress;            /* a frame header or body was consumed since the last check */
+	bool frame_on;               /* rxb holds a partial frame since frame_start_ms */
+	uint8_t bq_need;             /* buffers it waits for (a handshake borrows two at once) */
+	uint8_t nbufs;               /* socket buffers it holds now */
 	uint64_t last_active_ms;
 	/* Socket buffers, borrowed from the swarm's buffer pool while in use (idle: none).
 	 * rxb: bytes [rx_off, rx_len) are unconsumed (a partial Noise frame body, or input
