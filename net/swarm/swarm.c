@@ -285,9 +285,11 @@ static void conn_update_watch(struct kw_conn *c)
 	if (c->state == CONN_CONNECTING)
 		ev = KW_EV_WRITE;
 	else {
-		/* a connection waiting for a receive buffer stops reading: no busy loop on a
-		 * level-triggered fd, and TCP back-pressure holds the peer meanwhile */
-		if (!c->rd_eof && kw_upgrade_can_read(&c->up) && (c->rxb || !c->bq_queued))
+		/* a connection waiting for a receive buffer, or whose buffer is full of input
+		 * the pipeline cannot take yet, stops reading: no busy loop on a level-triggered
+		 * fd, and TCP back-pressure holds the peer meanwhile */
+		if (!c->rd_eof && kw_upgrade_can_read(&c->up) &&
+		    (c->rxb ? c->rx_len < KW_SWARM_BUF_SIZE : !c->bq_queued))
 			ev |= KW_EV_READ;
 		if (c->txb && c->tx_off < c->tx_len)
 			ev |= KW_EV_WRITE;
@@ -382,6 +384,8 @@ static void conn_fail(struct kw_conn *c, int err, const char *why)
 	conn_kill(c, err);
 }
 
+static void conn_kick(struct kw_conn *c);
+
 static void flush_tx(struct kw_conn *c)
 {
 	struct kw_sys *sys = c->sw->loop->sys;
@@ -402,6 +406,9 @@ static void flush_tx(struct kw_conn *c)
 		kw_upgrade_on_tx_space(&c->up);  /* may queue more */
 		if (c->dead)
 			return;
+		/* a handshake line whose answer waited for send space is replayed */
+		if (!c->buf_up && c->rxb && c->rx_off < c->rx_len)
+			conn_kick(c);
 		if (c->txb && c->tx_off < c->tx_len) {
 			flush_tx(c);
 			return;
