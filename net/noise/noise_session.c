@@ -239,6 +239,52 @@ long kw_noise_read(struct kw_noise_session *s, const uint8_t *in, size_t len, ui
 	return (long)used;
 }
 
+long kw_noise_read_inplace(struct kw_noise_session *s, uint8_t *in, size_t len,
+			   const uint8_t **plain, size_t *plain_len)
+{
+	size_t used = 0, body;
+	int err;
+
+	*plain = NULL;
+	*plain_len = 0;
+	if (s->state == KW_NOISE_FAILED)
+		return s->err;
+	if (len == 0)
+		return 0;
+	if (s->state == KW_NOISE_HS_WRITE)  /* the remote cannot speak before our message */
+		return fail(s, -KW_EPROTO);
+	if (s->rx_have)  /* a body half copied by kw_noise_read: the modes must not mix */
+		return fail(s, -KW_EPROTO);
+	while (s->rx_hdr_have < KW_NOISE_FRAME_HDR) {
+		if (used == len)
+			return (long)used;
+		s->rx_hdr[s->rx_hdr_have++] = in[used++];
+		if (s->rx_hdr_have == KW_NOISE_FRAME_HDR)
+			s->rx_len = kw_get_be16(s->rx_hdr);
+	}
+	body = s->rx_len;
+	if (len - used < body)
+		return (long)used;  /* the header is ours; the partial body stays with the caller */
+	rx_reset(s);
+	if (s->state == KW_NOISE_ESTABLISHED) {
+		err = kw_noise_cipher_decrypt(&s->u.t.rx, NULL, 0, in + used, body, in + used);
+		if (err)
+			return fail(s, err);
+		*plain = in + used;
+		*plain_len = body - KW_NOISE_TAG_LEN;
+	} else {
+		err = handshake_frame(s, in + used, body);
+		if (err)
+			return fail(s, err);
+	}
+	return (long)(used + body);
+}
+
+bool kw_noise_rx_body_pending(const struct kw_noise_session *s)
+{
+	return s->rx_hdr_have == KW_NOISE_FRAME_HDR && s->rx_len > 0;
+}
+
 bool kw_noise_rx_partial(const struct kw_noise_session *s)
 {
 	return s->rx_have > 0;

@@ -35,46 +35,244 @@ static void set_label_from_addr(struct kw_conn *c)
 
 /* ---- buffers ---------------------------------------------------------------------------- */
 
+/*
+ * The socket buffers (KW_NET_SWARM_BUFFERS of KW_SWARM_BUF_SIZE) are lent, never owned: rxb
+ * while received bytes are unconsumed (the body of a Noise frame still arriving: headers
+ * live in the Noise session), txb while output is queued. An upgraded connection keeps its
+ * empty ones KW_SWARM_BUF_LINGER_MS for the next burst; a connection in its handshake returns
+ * them at the end of each dispatch and, with all other handshakes, may hold at most
+ * bufs_hs_max of them (the rest is kept for upgraded connections). A connection that finds
+ * none free for it waits in a FIFO, with its fd no longer watched for reads (TCP
+ * back-pressure holds the peer), and bq_task serves the queue whenever buffers come back.
+ */
+
+static void conn_update_watch(struct kw_conn *c);
+
+/* Buffers c may borrow now: the free ones, within the handshakes' share for a handshake. */
+static uint32_t bufs_free_for(const struct kw_conn *c)
+{
+	const struct kw_swarm *sw = c->sw;
+	uint32_t n = (uint32_t)(sw->bufs.count - sw->bufs.used);
+
+	if (!c->buf_up)
+		n = KW_MIN(n, sw->bufs_hs < sw->bufs_hs_max ? sw->bufs_hs_max - sw->bufs_hs : 0);
+	return n;
+}
+
+/* True if c may take `need` buffers now: they are free for it and no connection that could
+ * use them waits before it (FIFO; bq_task lets the one it serves pass). */
+static bool may_take(const struct kw_conn *c, uint8_t need)
+{
+	const struct kw_conn *w;
+
+	if (bufs_free_for(c) < need)
+		return false;
+	if (c->bq_queued)
+		return false;  /* its turn comes from bq_task */
+	if (c == c->sw->bq_serving)
+		return true;
+	for (w = c->sw->bq_head; w; w = w->bq_next)
+		if (w->buf_up || !c->buf_up)
+			return false;  /* an upgraded waiter goes first; handshakes queue in order */
+	return true;
+}
+
+static uint8_t *buf_take(struct kw_conn *c)
+{
+	uint8_t *p = (uint8_t *)kw_pool_alloc(&c->sw->bufs);
+
+	if (p) {
+		c->nbufs++;
+		if (!c->buf_up)
+			c->sw->bufs_hs++;
+	}
+	return p;
+}
+
+static void buf_put(struct kw_conn *c, uint8_t *p)
+{
+	struct kw_swarm *sw = c->sw;
+
+	kw_pool_free(&sw->bufs, p);
+	c->nbufs--;
+	if (!c->buf_up)
+		sw->bufs_hs--;
+	if (sw->bq_head)
+		kw_task_post(sw->loop, &sw->bq_task);  /* nobody waits longer than needed */
+}
+
+static void bq_remove(struct kw_conn *c)
+{
+	struct kw_swarm *sw = c->sw;
+
+	struct kw_conn **pp, *prev = NULL;
+
+	if (!c->bq_queued)
+		return;
+	/* singly linked (the object stays small); the queue is short and this is rare */
+	for (pp = &sw->bq_head; *pp && *pp != c; pp = &(*pp)->bq_next)
+		prev = *pp;
+	if (*pp)
+		*pp = c->bq_next;
+	if (sw->bq_tail == c)
+		sw->bq_tail = prev;
+	c->bq_next = NULL;
+	c->bq_queued = false;
+}
+
+/* c needs `need` buffers and finds none for it: it waits (once in the queue), reads paused. */
+static void bq_wait(struct kw_conn *c, uint8_t need)
+{
+	struct kw_swarm *sw = c->sw;
+
+	c->bq_need = need;
+	if (!c->bq_queued) {
+		c->bq_queued = true;
+		c->bq_next = NULL;
+		if (sw->bq_tail)
+			sw->bq_tail->bq_next = c;
+		else
+			sw->bq_head = c;
+		sw->bq_tail = c;
+		sw->st.buf_waits++;
+		KW_LOG_DBG(swarm, "%s: no socket buffer free; waiting for one with reads paused",
+			   c->label);
+	}
+	if (!c->in_io)
+		conn_update_watch(c);
+}
+
+/*
+ * A receive buffer to read into. A handshake borrows its send buffer with it, so the answer
+ * to what it reads never waits for a buffer while it holds input (no hold-and-wait among
+ * handshakes). False: c waits in the queue.
+ */
 static bool take_rx(struct kw_conn *c)
 {
-	if (!c->rxb)
-		c->rxb = (uint8_t *)kw_pool_alloc(&c->sw->bufs);
-	return c->rxb != NULL;
+	uint8_t need;
+
+	if (c->rxb)
+		return true;
+	need = !c->buf_up && !c->txb ? 2 : 1;
+	if (!may_take(c, need)) {
+		bq_wait(c, need);
+		return false;
+	}
+	c->rxb = buf_take(c);
+	c->rx_off = c->rx_len = 0;
+	if (need == 2) {
+		c->txb = buf_take(c);
+		c->tx_off = c->tx_len = 0;
+	}
+	return true;
 }
 
 static bool take_tx(struct kw_conn *c)
 {
-	if (!c->txb)
-		c->txb = (uint8_t *)kw_pool_alloc(&c->sw->bufs);
-	return c->txb != NULL;
+	if (c->txb)
+		return true;
+	if (!may_take(c, 1)) {
+		bq_wait(c, 1);
+		return false;
+	}
+	c->txb = buf_take(c);
+	c->tx_off = c->tx_len = 0;
+	return true;
+}
+
+/* Nothing unconsumed in rxb, and no plaintext yamux still reads from it. */
+static bool rx_empty(const struct kw_conn *c)
+{
+	return c->rx_off == c->rx_len && kw_upgrade_can_read(&c->up);
 }
 
 /* Returns empty buffers to the pool (zeroing a 64 KiB block on every borrow would cost a
- * few percent of throughput, so they are kept while traffic flows, see give_back). */
+ * few percent of throughput, so an upgraded connection keeps them while traffic flows, see
+ * give_back). */
 static void release_bufs(struct kw_conn *c)
 {
-	if (c->rxb && c->rx_len == 0) {
-		kw_pool_free(&c->sw->bufs, c->rxb);
+	if (c->rxb && rx_empty(c)) {
+		uint8_t *p = c->rxb;
+
 		c->rxb = NULL;
+		c->rx_off = c->rx_len = 0;
+		buf_put(c, p);
 	}
 	if (c->txb && c->tx_off == c->tx_len) {
-		kw_pool_free(&c->sw->bufs, c->txb);
+		uint8_t *p = c->txb;
+
 		c->txb = NULL;
 		c->tx_off = c->tx_len = 0;
+		buf_put(c, p);
 	}
-	kw_upgrade_release_idle(&c->up);
 }
 
+/* True while rxb holds the body of a Noise frame that is still arriving. */
+static bool frame_partial(const struct kw_conn *c)
+{
+	return c->rxb && c->rx_off < c->rx_len && kw_upgrade_frame_partial(&c->up);
+}
+
+static void conn_fail(struct kw_conn *c, int err, const char *why);
+
+/* Idle buffers go back; a partial frame past its deadline closes the connection (the peer
+ * started a frame and did not finish it), one before it re-arms for the rest. */
 static void on_buf_timer(struct kw_loop *l, struct kw_timer *t)
 {
-	release_bufs((struct kw_conn *)t->arg);
+	struct kw_conn *c = (struct kw_conn *)t->arg;
+	uint32_t held;
+
+	if (c->dead)
+		return;
+	release_bufs(c);
+	if (!c->frame_on || !frame_partial(c))
+		return;
+	held = (uint32_t)kw_loop_now(l) - c->frame_start_ms;
+	if (held < CONFIG_KW_NET_FRAME_TIMEOUT_MS) {
+		kw_timer_start(l, t, CONFIG_KW_NET_FRAME_TIMEOUT_MS - held);
+		return;
+	}
+	c->sw->st.frame_timeouts++;
+	conn_fail(c, -KW_ETIMEDOUT, "frame left unfinished past the frame deadline "
+		  "(KW_NET_FRAME_TIMEOUT_MS)");
 }
 
-/* Empty buffers go back to the pool KW_SWARM_BUF_LINGER_MS after the last use. */
+/* Empty buffers go back to the pool KW_SWARM_BUF_LINGER_MS after the last use (sooner than
+ * a frame deadline the same timer may be set for). */
 static void give_back(struct kw_conn *c)
 {
-	if (!kw_timer_armed(&c->buf_timer))
+	uint64_t by = kw_loop_now(c->sw->loop) + KW_SWARM_BUF_LINGER_MS;
+
+	if (!kw_timer_armed(&c->buf_timer) || c->buf_timer.deadline_ms > by)
 		kw_timer_start(c->sw->loop, &c->buf_timer, KW_SWARM_BUF_LINGER_MS);
+}
+
+/*
+ * The end of every dispatch: a partial frame runs against its deadline (restarted whenever
+ * a frame completes or a new header arrives), empty buffers go back (at once for a
+ * handshake), the watch follows.
+ */
+static void conn_settle(struct kw_conn *c)
+{
+	struct kw_loop *l = c->sw->loop;
+
+	if (c->dead)
+		return;
+	if (frame_partial(c)) {
+		if (!c->frame_on || c->rx_progress)
+			c->frame_start_ms = (uint32_t)kw_loop_now(l);
+		c->frame_on = true;
+		if (!kw_timer_armed(&c->buf_timer))
+			kw_timer_start(l, &c->buf_timer, CONFIG_KW_NET_FRAME_TIMEOUT_MS);
+	} else {
+		c->frame_on = false;  /* a timer still set finds nothing to close */
+	}
+	c->rx_progress = false;
+	if (c->buf_up)
+		give_back(c);
+	else
+		release_bufs(c);
+	conn_update_watch(c);
 }
 
 /* ---- connection lifecycle --------------------------------------------------------------- */
@@ -88,7 +286,11 @@ static void conn_update_watch(struct kw_conn *c)
 	if (c->state == CONN_CONNECTING)
 		ev = KW_EV_WRITE;
 	else {
-		if (!c->rd_eof && kw_upgrade_can_read(&c->up))
+		/* a connection waiting for a receive buffer, or whose buffer is full of input
+		 * the pipeline cannot take yet, stops reading: no busy loop on a level-triggered
+		 * fd, and TCP back-pressure holds the peer meanwhile */
+		if (!c->rd_eof && kw_upgrade_can_read(&c->up) &&
+		    (c->rxb ? c->rx_len < KW_SWARM_BUF_SIZE : !c->bq_queued))
 			ev |= KW_EV_READ;
 		if (c->txb && c->tx_off < c->tx_len)
 			ev |= KW_EV_WRITE;
@@ -120,6 +322,7 @@ static int reap_fn(struct kw_loop *l, struct kw_task *t)
 	kw_timer_cancel(l, &c->hs_timer);
 	kw_task_cancel(l, &c->kick);
 	kw_timer_cancel(l, &c->buf_timer);
+	bq_remove(c);
 	if (c->fd >= 0) {
 		struct kw_sys *sys = sw->loop->sys;
 
@@ -136,9 +339,10 @@ static int reap_fn(struct kw_loop *l, struct kw_task *t)
 		}
 	}
 	if (c->rxb)
-		kw_pool_free(&sw->bufs, c->rxb);
+		buf_put(c, c->rxb);
 	if (c->txb)
-		kw_pool_free(&sw->bufs, c->txb);
+		buf_put(c, c->txb);
+	c->rxb = c->txb = NULL;
 	if (c->outbound)
 		sw->st.conns_out--;
 	else
@@ -166,13 +370,41 @@ static void conn_kill(struct kw_conn *c, int reason)
 	kw_task_post(c->sw->loop, &c->reap);
 }
 
+/*
+ * Failure lines are rate limited: a few per interval one by one, the rest counted and told
+ * in one line when the next interval opens, so many hostile peers cannot flood the log (the
+ * interval is the refusal summaries' one).
+ */
+#define FAIL_LOG_BURST 5
+
+static bool fail_log_ok(struct kw_swarm *sw)
+{
+	uint64_t now = kw_loop_now(sw->loop);
+
+	if (now - sw->fail_log_t0 >= sw->lim.refusal_log_ms) {
+		if (sw->fail_log_quiet)
+			KW_LOG_WRN(swarm, "%u more connections closed for errors in the last %u ms "
+				   "(not logged one by one)", sw->fail_log_quiet,
+				   sw->lim.refusal_log_ms);
+		sw->fail_log_t0 = now;
+		sw->fail_log_n = 0;
+		sw->fail_log_quiet = 0;
+	}
+	if (sw->fail_log_n < FAIL_LOG_BURST) {
+		sw->fail_log_n++;
+		return true;
+	}
+	sw->fail_log_quiet++;
+	return false;
+}
+
 static void conn_fail(struct kw_conn *c, int err, const char *why)
 {
 	if (c->dead)
 		return;
 	if (err == 0 || err == -KW_ECONNRESET || err == -KW_ESHUTDOWN)
 		KW_LOG_INF(swarm, "%s: %s: %s", c->label, why, kw_strerror(err));
-	else
+	else if (fail_log_ok(c->sw))
 		KW_LOG_WRN(swarm, "%s: %s: %s; closing the connection", c->label, why,
 			   kw_strerror(err));
 	if (c->state != CONN_UP && c->state != CONN_CLOSING)
@@ -181,6 +413,8 @@ static void conn_fail(struct kw_conn *c, int err, const char *why)
 	c->abort_close = err != 0 && !c->rd_eof;
 	conn_kill(c, err);
 }
+
+static void conn_kick(struct kw_conn *c);
 
 static void flush_tx(struct kw_conn *c)
 {
@@ -202,6 +436,9 @@ static void flush_tx(struct kw_conn *c)
 		kw_upgrade_on_tx_space(&c->up);  /* may queue more */
 		if (c->dead)
 			return;
+		/* a handshake line whose answer waited for send space is replayed */
+		if (!c->buf_up && c->rxb && c->rx_off < c->rx_len)
+			conn_kick(c);
 		if (c->txb && c->tx_off < c->tx_len) {
 			flush_tx(c);
 			return;
@@ -211,13 +448,67 @@ static void flush_tx(struct kw_conn *c)
 			return;
 		}
 	}
-	give_back(c);
-	conn_update_watch(c);
+	conn_settle(c);
 }
 
 static void conn_touch(struct kw_conn *c)
 {
 	c->last_active_ms = kw_loop_now(c->sw->loop);
+}
+
+/*
+ * The peer closed its side (read returned 0: a FIN, not a reset). An upgraded connection
+ * ends normally; one still in its handshake failed, but the peer did nothing wrong on the
+ * wire. A reset arrives as a read error instead (conn_fail says "Connection reset").
+ */
+static void conn_eof(struct kw_conn *c)
+{
+	bool up = c->state == CONN_UP || c->state == CONN_CLOSING;
+
+	c->rd_eof = true;
+	if (c->dead)
+		return;
+	if (up) {
+		KW_LOG_INF(swarm, "%s: peer closed the connection", c->label);
+	} else {
+		KW_LOG_INF(swarm, "%s: peer closed the connection during the handshake; dropping it",
+			   c->label);
+		c->sw->st.conns_failed++;
+	}
+	c->abort_close = false;
+	/* streams still open see a reset either way (kw_upgrade_teardown) */
+	conn_kill(c, up ? 0 : -KW_ECONNRESET);
+}
+
+/* Hands the unconsumed received bytes to the pipeline. Return 0, or -1 if c failed. */
+static int feed(struct kw_conn *c)
+{
+	size_t used = 0;
+	int ret;
+
+	ret = kw_upgrade_on_bytes(&c->up, c->rxb ? c->rxb + c->rx_off : NULL,
+				  c->rxb ? c->rx_len - c->rx_off : 0, &used);
+	if (c->dead)
+		return -1;
+	if (ret < 0) {
+		conn_fail(c, ret, "malformed input");
+		return -1;
+	}
+	if (used) {
+		c->rx_off += (uint32_t)used;
+		c->rx_progress = true;
+	}
+	/* plaintext yamux has not taken stays where it was decrypted: move nothing until then */
+	if (c->rxb && kw_upgrade_can_read(&c->up)) {
+		if (c->rx_off == c->rx_len) {
+			c->rx_off = c->rx_len = 0;
+		} else if (c->rx_off) {
+			memmove(c->rxb, c->rxb + c->rx_off, c->rx_len - c->rx_off);
+			c->rx_len -= c->rx_off;
+			c->rx_off = 0;
+		}
+	}
+	return 0;
 }
 
 static void do_read(struct kw_conn *c)
@@ -228,13 +519,9 @@ static void do_read(struct kw_conn *c)
 	/* Bounded rounds so one busy peer cannot starve the others in this pass. */
 	while (!c->dead && !c->rd_eof && rounds++ < 8 && kw_upgrade_can_read(&c->up)) {
 		long n;
-		size_t used = 0;
-		int ret;
 
-		if (!take_rx(c)) {
-			KW_LOG_DBG(swarm, "%s: no socket buffer free; pausing reads", c->label);
-			break;
-		}
+		if (!take_rx(c))
+			break;  /* queued: bq_task resumes it when a buffer is returned */
 		if (c->rx_len == KW_SWARM_BUF_SIZE)
 			break;
 		n = sys->ops->read(sys, c->fd, c->rxb + c->rx_len, KW_SWARM_BUF_SIZE - c->rx_len);
@@ -245,34 +532,23 @@ static void do_read(struct kw_conn *c)
 			return;
 		}
 		if (n == 0) {
-			c->rd_eof = true;
-			if (c->state == CONN_CLOSING || c->state == CONN_UP)
-				conn_fail(c, c->state == CONN_CLOSING ? 0 : -KW_ECONNRESET,
-					  "peer closed the connection");
-			else
-				conn_fail(c, -KW_ECONNRESET, "peer closed during the handshake");
+			conn_eof(c);
 			return;
 		}
 		c->rx_len += (uint32_t)n;
 		conn_touch(c);
-		ret = kw_upgrade_on_bytes(&c->up, c->rxb, c->rx_len, &used);
-		if (c->dead)
+		if (feed(c) < 0)
 			return;
-		if (ret < 0) {
-			conn_fail(c, ret, "malformed input");
-			return;
-		}
-		if (used) {
-			memmove(c->rxb, c->rxb + used, c->rx_len - used);
-			c->rx_len -= (uint32_t)used;
-		}
 	}
+}
+
+/* The end of a dispatch: queued output goes out, then conn_settle. */
+static void conn_finish(struct kw_conn *c)
+{
 	if (!c->dead && c->txb && c->tx_off < c->tx_len)
-		flush_tx(c);
-	if (!c->dead) {
-		give_back(c);
-		conn_update_watch(c);
-	}
+		flush_tx(c);  /* ends with conn_settle */
+	else
+		conn_settle(c);
 }
 
 static void conn_io(struct kw_loop *l, struct kw_conn *c, uint32_t ev);
@@ -308,8 +584,10 @@ static void conn_io(struct kw_loop *l, struct kw_conn *c, uint32_t ev)
 	}
 	if (ev & KW_EV_WRITE)
 		flush_tx(c);
-	if (!c->dead && (ev & (KW_EV_READ | KW_EV_HUP | KW_EV_ERR)))
+	if (!c->dead && (ev & (KW_EV_READ | KW_EV_HUP | KW_EV_ERR))) {
 		do_read(c);
+		conn_finish(c);
+	}
 }
 
 /* Runs from the connection's task: input paused by back-pressure continues. */
@@ -320,28 +598,66 @@ static int kick_fn(struct kw_loop *l, struct kw_task *t)
 	if (c->dead)
 		return KW_TASK_DONE;
 	c->in_io = true;
-	{
-		size_t used = 0;
-		int ret = kw_upgrade_on_bytes(&c->up, c->rxb, c->rxb ? c->rx_len : 0, &used);
+	if (feed(c) == 0)
+		conn_finish(c);
+	c->in_io = false;
+	return KW_TASK_DONE;
+}
 
-		if (c->dead)
-			return KW_TASK_DONE;
-		if (ret < 0) {
-			conn_fail(c, ret, "malformed input");
-			return KW_TASK_DONE;
-		}
-		if (used) {
-			memmove(c->rxb, c->rxb + used, c->rx_len - used);
-			c->rx_len -= (uint32_t)used;
-		}
-	}
-	if (c->txb && c->tx_off < c->tx_len)
-		flush_tx(c);
-	if (!c->dead) {
-		give_back(c);
-		conn_update_watch(c);
+/*
+ * A connection's turn in the buffer queue: what waited for a buffer continues (deferred
+ * output, unconsumed input, reads). Its deadline for a partial frame restarts: the wait was
+ * ours, not the peer's.
+ */
+static void conn_resume(struct kw_conn *c)
+{
+	c->in_io = true;
+	c->rx_progress = true;
+	kw_upgrade_on_tx_space(&c->up);
+	if (!c->dead && feed(c) == 0) {
+		do_read(c);
+		conn_finish(c);
 	}
 	c->in_io = false;
+}
+
+/* Picks the next waiter that the free buffers can serve: upgraded ones first, then
+ * handshakes within their share, each in arrival order. */
+static struct kw_conn *bq_pick(struct kw_swarm *sw)
+{
+	struct kw_conn *c;
+
+	for (c = sw->bq_head; c; c = c->bq_next)
+		if (c->buf_up && bufs_free_for(c) >= c->bq_need)
+			return c;
+	for (c = sw->bq_head; c; c = c->bq_next)
+		if (!c->buf_up && bufs_free_for(c) >= c->bq_need)
+			return c;
+	return NULL;
+}
+
+/*
+ * Serves the buffer queue after buffers came back. Each waiter runs at most once per pass
+ * (one that finds none again goes back to the tail and the next return posts this task
+ * again), so nothing spins and no wake-up is lost: every return posts the task while
+ * anyone waits.
+ */
+static int bq_fn(struct kw_loop *l, struct kw_task *t)
+{
+	struct kw_swarm *sw = (struct kw_swarm *)t->arg;
+	struct kw_conn *c;
+	uint32_t n = 0;
+
+	for (c = sw->bq_head; c; c = c->bq_next)
+		n++;
+	while (n-- > 0 && (c = bq_pick(sw)) != NULL) {
+		bq_remove(c);
+		if (c->dead)
+			continue;
+		sw->bq_serving = c;
+		conn_resume(c);
+		sw->bq_serving = NULL;
+	}
 	return KW_TASK_DONE;
 }
 
@@ -453,6 +769,9 @@ static void conn_upgraded(struct kw_conn *c)
 	c->state = CONN_UP;
 	sw->st.conns_up++;
 	kw_rcmgr_handshake_done(&sw->rc, &c->rc);
+	/* its buffers leave the handshakes' share; it may now use the reserved ones */
+	c->buf_up = true;
+	sw->bufs_hs -= c->nbufs;
 	kw_peer_id_to_text(&c->peer, t, sizeof(t));
 	KW_LOG_INF(swarm, "%s connection up with %s", c->outbound ? "outbound" : "inbound", t);
 	conn_touch(c);
@@ -477,7 +796,6 @@ void kw_conn_close(struct kw_conn *c, uint32_t code)
 		return;
 	}
 	c->state = CONN_CLOSING;
-	c->closing_code = code;
 	kw_upgrade_goaway(&c->up, code);
 	kw_timer_start(c->sw->loop, &c->hs_timer, c->sw->lim.handshake_timeout_ms);
 	if (c->dead)
@@ -506,7 +824,7 @@ static uint8_t *up_tx_space(void *conn, size_t *space)
 
 	*space = 0;
 	if (c->dead || !take_tx(c))
-		return NULL;
+		return NULL;  /* queued: kw_upgrade_on_tx_space runs once a buffer is lent */
 	if (c->tx_off && c->tx_off == c->tx_len)
 		c->tx_off = c->tx_len = 0;
 	if (c->tx_off > KW_SWARM_BUF_SIZE / 2) {
@@ -917,6 +1235,8 @@ const struct kw_privkey *kw_swarm_key(const struct kw_swarm *sw) { return &sw->k
 void kw_swarm_get_stats(const struct kw_swarm *sw, struct kw_swarm_stats *st)
 {
 	*st = sw->st;
+	st->bufs_lent = (uint32_t)sw->bufs.used;
+	st->bufs_lent_handshake = sw->bufs_hs;
 	st->streams_in = sw->mss.st.streams_in;
 	st->streams_refused = sw->mss.st.streams_refused;
 	st->negotiations_failed = sw->mss.st.failed;
@@ -1075,8 +1395,7 @@ int kw_swarm_create(struct kw_node *n, const struct kw_privkey *key,
 		ret = kw_mss_init(&sw->mss, n, (uint32_t)CONFIG_KW_NET_SWARM_NEGOTIATIONS,
 				  sw->lim.negotiate_timeout_ms, &mreg);
 	if (ret == 0)
-		ret = kw_upgrade_init(&sw->ups, n, &sw->key, &sw->bufs, KW_SWARM_BUF_SIZE, conns,
-				      sw->lim.max_streams_per_conn);
+		ret = kw_upgrade_init(&sw->ups, n, &sw->key, conns, sw->lim.max_streams_per_conn);
 	if (ret < 0)
 		return ret;
 	rl = (struct kw_rcmgr_limits){
@@ -1094,6 +1413,8 @@ int kw_swarm_create(struct kw_node *n, const struct kw_privkey *key,
 	if (ret < 0)
 		return ret;
 	kw_timer_init(&sw->rc_log, on_rc_log, sw);
+	sw->bufs_hs_max = kw_swarm_bufs_handshake_share(CONFIG_KW_NET_SWARM_BUFFERS);
+	kw_task_init(&sw->bq_task, bq_fn, sw);
 	sw->drain.begin = drain_begin;
 	sw->drain.busy = drain_busy;
 	sw->drain.arg = sw;
@@ -1124,4 +1445,15 @@ void kw_swarm_destroy(struct kw_swarm *sw)
 		kw_task_cancel(sw->loop, &c->reap);
 		reap_fn(sw->loop, &c->reap);
 	}
+	kw_task_cancel(sw->loop, &sw->bq_task);
+}
+
+uint32_t kw_swarm_bufs_handshake_share(uint32_t buffers)
+{
+	uint32_t up = (uint32_t)((uint64_t)buffers * CONFIG_KW_NET_SWARM_BUFFERS_UP_PERCENT / 100);
+
+	/* a handshake borrows two at once; keep room for at least one */
+	if (buffers < 2)
+		return buffers;
+	return buffers - up >= 2 ? buffers - up : 2;
 }

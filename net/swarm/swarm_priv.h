@@ -64,21 +64,25 @@ struct kw_conn {
 	struct kw_swarm *sw;
 	struct kw_conn *next, *prev;
 	int fd;
+	/* a partial frame in rxb began (or last advanced) at this time: low 32 bits of the loop
+	 * clock, differences wrap safely; beside fd it fills padding */
+	uint32_t frame_start_ms;
 	struct kw_watch w;
 	enum conn_state state;
 	bool outbound;
-	bool want_write;
 	bool rd_eof;
 	bool have_expect;
 	bool dead;                   /* freed at the end of the current dispatch */
 	bool abort_close;            /* close with RST (SO_LINGER 0), not FIN */
 	bool in_io;                  /* inside an I/O dispatch that flushes and re-arms at its end */
-	uint32_t closing_code;
 	int close_reason;
 	struct kw_timer hs_timer;    /* handshake deadline, then idle timer */
 	struct kw_task reap;         /* frees the connection outside callbacks */
 	struct kw_task kick;         /* resumes paused input outside callbacks */
-	struct kw_timer buf_timer;   /* returns idle socket buffers to the pool */
+	/* returns idle socket buffers to the pool, and holds a partial frame to its deadline
+	 * (KW_NET_FRAME_TIMEOUT_MS after frame_start_ms): one timer keeps the object small */
+	struct kw_timer buf_timer;
+	struct kw_conn *bq_next;     /* the buffer queue (FIFO, intrusive) */
 	kw_swarm_dial_cb dial_cb;
 	void *dial_user;
 	struct kw_peer_id expect;    /* from a dialed /p2p/ */
@@ -87,10 +91,19 @@ struct kw_conn {
 	char label[KW_SW_ADDR_LABEL_MAX];
 	uint8_t raddr[KW_MADDR_BIN_MAX];
 	uint8_t raddr_len;
+	/* socket buffer state (here: it fills the padding before last_active_ms) */
+	bool buf_up;                 /* upgraded: its buffers no longer count as a handshake's */
+	bool bq_queued;              /* waiting in the swarm's buffer queue (reads paused) */
+	bool rx_progress;            /* a frame header or body was consumed since the last check */
+	bool frame_on;               /* rxb holds a partial frame since frame_start_ms */
+	uint8_t bq_need;             /* buffers it waits for (a handshake borrows two at once) */
+	uint8_t nbufs;               /* socket buffers it holds now */
 	uint64_t last_active_ms;
-	/* Socket buffers, borrowed from the swarm's buffer pool while in use (idle: none). */
+	/* Socket buffers, borrowed from the swarm's buffer pool while in use (idle: none).
+	 * rxb: bytes [rx_off, rx_len) are unconsumed (a partial Noise frame body, or input
+	 * waiting behind plaintext yamux has not taken); [0, rx_off) may hold that plaintext. */
 	uint8_t *rxb;
-	uint32_t rx_len;
+	uint32_t rx_off, rx_len;
 	uint8_t *txb;
 	uint32_t tx_off, tx_len;
 	struct kw_rc_conn rc;        /* inbound admission counts (rcmgr.h) */
@@ -124,6 +137,11 @@ struct kw_swarm {
 	struct kw_swarm_stats st;
 	struct kw_pool conns;
 	struct kw_pool bufs;              /* KW_SWARM_BUF_SIZE socket buffers */
+	uint32_t bufs_hs;                 /* of them lent to connections still in their handshake */
+	uint32_t bufs_hs_max;             /* the handshakes' share (the rest is kept for upgraded) */
+	struct kw_conn *bq_head, *bq_tail;  /* connections waiting for a buffer, oldest first */
+	struct kw_task bq_task;           /* serves the queue after buffers were returned */
+	struct kw_conn *bq_serving;       /* the waiter bq_task runs now (passes the queue) */
 	struct kw_mss mss;                /* per-stream negotiation */
 	struct kw_conn *head;
 	uint32_t max_conns;               /* inbound + outbound: sizes every per-connection pool */
@@ -138,6 +156,8 @@ struct kw_swarm {
 	struct kw_upgrade_shared ups;     /* shared state of the upgrade pipeline */
 	struct kw_rcmgr rc;               /* inbound admission (rcmgr.h) */
 	struct kw_timer rc_log;           /* emits the pending refusal summary */
+	uint64_t fail_log_t0;             /* start of the current failure-log interval */
+	uint32_t fail_log_n, fail_log_quiet; /* lines logged / held back in it */
 	char protect[KW_SWARM_PROTECT_MAX][KW_PROTO_ID_MAX + 1];
 	size_t n_protect;
 };
@@ -146,7 +166,8 @@ struct kw_swarm {
 #define KW_SWARM_BUF_LINGER_MS 50
 
 /* Noise frames are at most 2 + 65535 bytes; a buffer holds KW_NET_SWARM_BUF_FRAMES of them
- * plus slack for coalescing small frames, so one read()/write() moves several. */
+ * plus slack for coalescing small frames, so one read()/write() moves several. The receive
+ * buffer also holds a partial frame body until it is whole (decrypted in place). */
 #define KW_SWARM_BUF_SIZE ((uint32_t)CONFIG_KW_NET_SWARM_BUF_FRAMES * (2u + 65535u) + 1024u)
 
 #endif /* KW_NET_SWARM_PRIV_H */

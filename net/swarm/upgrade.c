@@ -70,6 +70,20 @@ static int send_lines(struct kw_upgrade *u, const char *a, const char *b, bool e
 	return send_raw(u, buf, (size_t)(l1 + l2));
 }
 
+/*
+ * Our multistream proposal (header + /noise raw, or header + /yamux/1.0.0 inside Noise).
+ * With no send space now it waits for kw_upgrade_on_tx_space: a shortage of our socket
+ * buffers delays the connection, it never fails it. Return 0 or the encryption error.
+ */
+static int send_greeting(struct kw_upgrade *u)
+{
+	bool enc = u->stage == KW_UPGRADE_MSS_MUX;
+	int ret = send_lines(u, KW_MSS_HEADER, enc ? YAMUX_PROTO : "/noise", enc);
+
+	u->greet_pending = ret == -KW_ENOBUFS;
+	return u->greet_pending ? 0 : ret;
+}
+
 /* ---- yamux glue ------------------------------------------------------------------------- */
 
 /* One yamux frame = one Noise frame: copy behind the length prefix, encrypt in place. */
@@ -167,7 +181,7 @@ static int on_noise_established(struct kw_upgrade *u)
 		u->stage = KW_UPGRADE_MSS_MUX;
 		u->mss_seen = 0;
 		if (u->outbound)
-			return send_lines(u, KW_MSS_HEADER, YAMUX_PROTO, true);
+			return send_greeting(u);
 		return 0;
 	}
 	if (!kw_noise_remote_offers_muxer(ns, YAMUX_PROTO))
@@ -185,7 +199,7 @@ static int noise_write_if_due(struct kw_upgrade *u)
 		return 0;
 	o = u->ops->tx_space(u->conn, &space);
 	if (space < KW_NOISE_HS_FRAME_MAX)
-		return -KW_ENOBUFS;
+		return 0;  /* written from kw_upgrade_on_tx_space once there is room */
 	ret = kw_noise_handshake_write(&u->noise, o, space, &n);
 	if (ret < 0)
 		return ret;
@@ -218,12 +232,15 @@ static int conn_mss_line(struct kw_upgrade *u, const char *line, bool encrypted)
 	const char *want = encrypted ? YAMUX_PROTO : "/noise";
 
 	if (u->mss_seen == 0) {
+		int ret = 0;
+
 		if (strcmp(line, KW_MSS_HEADER))
 			return -KW_EPROTO;
-		u->mss_seen = 1;
 		if (!u->outbound)
-			return send_lines(u, KW_MSS_HEADER, NULL, encrypted);
-		return 0;
+			ret = send_lines(u, KW_MSS_HEADER, NULL, encrypted);
+		if (ret == 0)
+			u->mss_seen = 1;  /* only once answered: -KW_ENOBUFS replays the line */
+		return ret;
 	}
 	if (u->outbound) {
 		if (!strcmp(line, want))
@@ -238,7 +255,11 @@ static int conn_mss_line(struct kw_upgrade *u, const char *line, bool encrypted)
 	return send_lines(u, "na", NULL, encrypted);
 }
 
-/* Feeds bytes of a multistream negotiation, buffering a partial line in u->line. */
+/*
+ * Feeds bytes of a multistream negotiation, buffering a partial line in u->line. A line whose
+ * answer finds no send space stays unconsumed (return 0 with *used before it): the
+ * connection waits for a buffer and replays it.
+ */
 static int feed_mss(struct kw_upgrade *u, const uint8_t *p, size_t n, size_t *used,
 		    bool encrypted)
 {
@@ -261,9 +282,11 @@ static int feed_mss(struct kw_upgrade *u, const uint8_t *p, size_t n, size_t *us
 		}
 		if (r < 0)
 			return -KW_EPROTO;
+		ret = conn_mss_line(u, line, encrypted);
+		if (ret == -KW_ENOBUFS)
+			return 0;
 		*used += (size_t)r - u->line_len;
 		u->line_len = 0;
-		ret = conn_mss_line(u, line, encrypted);
 		if (ret < 0)
 			return ret;
 		if (ret == 1)
@@ -286,6 +309,8 @@ static int deliver_plain(struct kw_upgrade *u)
 			u->pend_len -= (uint32_t)used;
 			if (ret == 1 && (ret = start_mux(u)) < 0)
 				return ret;
+			if (ret == 0 && used == 0)
+				break;  /* an answer waits for send space */
 			continue;
 		}
 		if (u->stage != KW_UPGRADE_MUX)
@@ -303,7 +328,7 @@ static int deliver_plain(struct kw_upgrade *u)
 	return 0;
 }
 
-int kw_upgrade_on_bytes(struct kw_upgrade *u, const uint8_t *buf, size_t len, size_t *used)
+int kw_upgrade_on_bytes(struct kw_upgrade *u, uint8_t *buf, size_t len, size_t *used)
 {
 	int ret;
 
@@ -321,25 +346,25 @@ int kw_upgrade_on_bytes(struct kw_upgrade *u, const uint8_t *buf, size_t len, si
 				return ret;
 			if (ret == 1 && (ret = start_noise(u)) < 0)
 				return ret;
+			if (ret == 0 && k == 0)
+				break;  /* an answer waits for send space */
 			continue;
 		} else {
 			const uint8_t *plain = NULL;
 			size_t plen = 0;
 			long r;
 
-			if (!u->frb) {
-				u->frb = (uint8_t *)kw_pool_alloc(u->sh->bufs);
-				if (!u->frb)
-					break;  /* retried when a buffer is returned */
-			}
-			r = kw_noise_read(&u->noise, buf + *used, len - *used, u->frb,
-					  u->sh->buf_size, &plain, &plen);
+			r = kw_noise_read_inplace(&u->noise, buf + *used, len - *used, &plain,
+						  &plen);
 			if (r < 0) {
 				KW_LOG_WRN(swarm, "%s: noise input failed in stage %d: %s", u->label,
 					   u->stage, kw_strerror((int)r));
 				return (int)r;
 			}
 			*used += (size_t)r;
+			if (r == 0 || (!plain && kw_noise_rx_body_pending(&u->noise) &&
+					*used < len))
+				break;  /* a partial body: the caller keeps it until the rest arrives */
 			if (u->stage == KW_UPGRADE_NOISE) {
 				ret = noise_write_if_due(u);
 				if (ret < 0)
@@ -360,26 +385,32 @@ int kw_upgrade_on_bytes(struct kw_upgrade *u, const uint8_t *buf, size_t len, si
 	return 0;
 }
 
-void kw_upgrade_release_idle(struct kw_upgrade *u)
-{
-	if (u->frb && u->pend_len == 0 &&
-	    (u->stage == KW_UPGRADE_MSS_SEC || !kw_noise_rx_partial(&u->noise))) {
-		kw_pool_free(u->sh->bufs, u->frb);
-		u->frb = NULL;
-	}
-}
-
 bool kw_upgrade_can_read(const struct kw_upgrade *u)
 {
 	return u->pend_len == 0;
 }
 
+bool kw_upgrade_frame_partial(const struct kw_upgrade *u)
+{
+	return u->stage != KW_UPGRADE_MSS_SEC && u->pend_len == 0 &&
+	       kw_noise_rx_body_pending(&u->noise);
+}
+
 void kw_upgrade_on_tx_space(struct kw_upgrade *u)
 {
-	if (u->stage == KW_UPGRADE_NOISE && kw_noise_want_write(&u->noise)) {
-		int ret = noise_write_if_due(u);
+	int ret;
 
-		if (ret < 0 && ret != -KW_ENOBUFS)
+	if (u->stopped)
+		return;
+	if (u->greet_pending && (ret = send_greeting(u)) < 0) {
+		u->ops->fail(u->conn, ret, "multistream proposal");
+		return;
+	}
+	if (u->greet_pending)
+		return;
+	if (u->stage == KW_UPGRADE_NOISE && kw_noise_want_write(&u->noise)) {
+		ret = noise_write_if_due(u);
+		if (ret < 0)
 			u->ops->fail(u->conn, ret, "noise handshake");
 		return;
 	}
@@ -388,15 +419,12 @@ void kw_upgrade_on_tx_space(struct kw_upgrade *u)
 }
 
 int kw_upgrade_init(struct kw_upgrade_shared *sh, struct kw_node *n, const struct kw_privkey *key,
-		    struct kw_pool *bufs, uint32_t buf_size, uint32_t max_conns,
-		    uint32_t max_streams)
+		    uint32_t max_conns, uint32_t max_streams)
 {
 	int ret = kw_noise_identity_init(&sh->nid, key, g_muxers, KW_ARRAY_SIZE(g_muxers), NULL);
 
 	if (ret < 0)
 		return ret;
-	sh->bufs = bufs;
-	sh->buf_size = buf_size;
 	sh->max_streams = max_streams;
 	return kw_yamux_pools_init(&sh->ymp, n, max_conns, (uint32_t)CONFIG_KW_NET_SWARM_STREAMS,
 				   (uint32_t)CONFIG_KW_NET_SWARM_CHUNKS);
@@ -417,7 +445,7 @@ int kw_upgrade_start(struct kw_upgrade *u, struct kw_upgrade_shared *sh,
 	u->stage = KW_UPGRADE_MSS_SEC;
 	u->mss_seen = 0;
 	if (outbound)
-		return send_lines(u, KW_MSS_HEADER, "/noise", false);
+		return send_greeting(u);
 	return 0;
 }
 
@@ -443,10 +471,6 @@ void kw_upgrade_teardown(struct kw_upgrade *u, int reason)
 	if (u->mux) {
 		kw_yamux_destroy(u->mux, reason ? reason : -KW_ECONNRESET);
 		u->mux = NULL;
-	}
-	if (u->frb) {
-		kw_pool_free(u->sh->bufs, u->frb);
-		u->frb = NULL;
 	}
 	u->pend_len = 0;
 	kw_noise_session_wipe(&u->noise);

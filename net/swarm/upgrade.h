@@ -15,7 +15,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <kw/pool.h>
 #include <kw/net/key.h>
 #include <kw/net/noise.h>
 #include <kw/net/yamux.h>
@@ -28,7 +27,8 @@ struct kw_stream;
  * of every call; the swarm owns it and keeps it alive until kw_upgrade_teardown.
  */
 struct kw_upgrade_conn_ops {
-	/* The free tail of the send buffer and its size in *space (0: no buffer now). */
+	/* The free tail of the send buffer and its size in *space (0: no buffer now; the
+	 * connection then waits for one and calls kw_upgrade_on_tx_space when it has it). */
 	uint8_t *(*tx_space)(void *conn, size_t *space);
 	/* n bytes were written at the tail tx_space returned: queue them for the socket. */
 	void (*tx_commit)(void *conn, size_t n);
@@ -58,12 +58,10 @@ enum kw_upgrade_stage {
 
 #define KW_UPGRADE_LINEBUF 64   /* partial multistream lines before the muxer (short ids) */
 
-/* Per-swarm state of the pipeline: the Noise identity, the yamux pools, the frame buffers. */
+/* Per-swarm state of the pipeline: the Noise identity and the yamux pools. */
 struct kw_upgrade_shared {
 	struct kw_noise_identity nid;
 	struct kw_yamux_pools ymp;
-	struct kw_pool *bufs;        /* the swarm's socket buffer pool (Noise frame bodies) */
-	uint32_t buf_size;
 	uint32_t max_streams;        /* yamux streams per connection */
 };
 
@@ -76,13 +74,13 @@ struct kw_upgrade {
 	bool outbound;
 	bool stopped;                /* the connection is going: process nothing more */
 	bool have_expect;
+	bool greet_pending;          /* our multistream proposal waits for send space */
 	struct kw_peer_id expect;    /* from a dialed /p2p/: Noise must authenticate this peer */
 	uint8_t stage;
 	uint8_t mss_seen;            /* lines of the current negotiation read so far */
 	uint8_t line_len;
 	uint8_t line[KW_UPGRADE_LINEBUF];
-	uint8_t *frb;                /* Noise frame body buffer, borrowed while a frame is partial */
-	const uint8_t *pend;         /* plaintext yamux has not taken yet (inside frb) */
+	const uint8_t *pend;         /* plaintext yamux has not taken yet (inside the caller's buf) */
 	uint32_t pend_len;
 	struct kw_noise_session noise;
 	struct kw_yamux *mux;        /* from the shared session pool once KW_UPGRADE_MUX */
@@ -90,12 +88,11 @@ struct kw_upgrade {
 
 /*
  * Per-swarm set-up (start-up only): the Noise identity of `key` and the yamux pools for
- * max_conns sessions, from the node's arena. Noise frame bodies borrow buf_size blocks from
- * `bufs`. Return: 0, -KW_ENOMEM, or the Noise identity's error.
+ * max_conns sessions, from the node's arena. Return: 0, -KW_ENOMEM, or the Noise identity's
+ * error.
  */
 int kw_upgrade_init(struct kw_upgrade_shared *sh, struct kw_node *n, const struct kw_privkey *key,
-		    struct kw_pool *bufs, uint32_t buf_size, uint32_t max_conns,
-		    uint32_t max_streams);
+		    uint32_t max_conns, uint32_t max_streams);
 /*
  * Starts the pipeline on a connected socket; an outbound one proposes /noise at once.
  * `expect` (may be NULL) is the peer a dialed /p2p/ address names. `label` must outlive u.
@@ -104,11 +101,21 @@ int kw_upgrade_init(struct kw_upgrade_shared *sh, struct kw_node *n, const struc
 int kw_upgrade_start(struct kw_upgrade *u, struct kw_upgrade_shared *sh,
 		     const struct kw_upgrade_conn_ops *ops, void *conn, bool outbound,
 		     const struct kw_peer_id *expect, const char *label);
-/* Processes received bytes; *used says how many were consumed. Return 0 or -KW_E*. */
-int kw_upgrade_on_bytes(struct kw_upgrade *u, const uint8_t *buf, size_t len, size_t *used);
+/*
+ * Processes received bytes; *used says how many were consumed. Noise frame headers are kept
+ * in u; a frame body is consumed only once whole in buf (a partial one is left for the
+ * caller to pass again with more behind it, so buf must hold KW_NOISE_MSG_MAX bytes) and is
+ * decrypted in place. Multistream replies that find no send space leave their line
+ * unconsumed. Plaintext yamux cannot take yet stays inside buf: while kw_upgrade_can_read()
+ * is false the caller keeps buf's consumed bytes unchanged and calls again (from a task)
+ * after a kick. Return 0 or -KW_E* (the peer broke the protocol).
+ */
+int kw_upgrade_on_bytes(struct kw_upgrade *u, uint8_t *buf, size_t len, size_t *used);
 /* False while the pipeline cannot take more input (yamux buffers full): stop reading. */
 bool kw_upgrade_can_read(const struct kw_upgrade *u);
-/* The send buffer drained: let Noise or yamux queue more. */
+/* True while the bytes left unconsumed are the body of a Noise frame still arriving. */
+bool kw_upgrade_frame_partial(const struct kw_upgrade *u);
+/* Send space is back (the buffer drained or was lent): queue what waited for it. */
 void kw_upgrade_on_tx_space(struct kw_upgrade *u);
 /* Sends yamux go-away with `code` (no new streams either way afterwards). */
 void kw_upgrade_goaway(struct kw_upgrade *u, uint32_t code);
@@ -118,8 +125,6 @@ bool kw_upgrade_done_closing(const struct kw_upgrade *u);
 void kw_upgrade_stop(struct kw_upgrade *u);
 /* Closes every stream with `reason` (on_close runs now), frees the session and buffers. */
 void kw_upgrade_teardown(struct kw_upgrade *u, int reason);
-/* Returns the Noise frame buffer if no frame or plaintext is in it. */
-void kw_upgrade_release_idle(struct kw_upgrade *u);
 uint32_t kw_upgrade_stream_count(const struct kw_upgrade *u);
 /* Opens an outbound yamux stream. Return: 0, -KW_ENOTCONN (no muxer yet), yamux's errors. */
 int kw_upgrade_open_stream(struct kw_upgrade *u, struct kw_stream **out);

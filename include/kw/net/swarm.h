@@ -101,6 +101,10 @@ struct kw_swarm_stats {
 	/* closed with a TCP RST (failures: protocol errors, timeouts); the rest close with FIN */
 	uint64_t conns_aborted;
 	uint64_t streams_in, streams_out, streams_refused, negotiations_failed;
+	/* socket buffers: times a connection had to wait for one (our shortage: it was delayed,
+	 * not failed), connections closed because a partial frame passed its deadline */
+	uint64_t buf_waits, frame_timeouts;
+	uint32_t bufs_lent, bufs_lent_handshake;  /* now: all lent, lent to handshakes */
 };
 
 /*
@@ -113,6 +117,12 @@ int kw_swarm_create(struct kw_node *n, const struct kw_privkey *key,
 /* Closes every connection abortively and stops listening (node shutdown). */
 void kw_swarm_destroy(struct kw_swarm *sw);
 void kw_swarm_limits_default(struct kw_swarm_limits *l);
+/*
+ * How many of `buffers` socket buffers connections still in their handshake may hold
+ * together: the rest (KW_NET_SWARM_BUFFERS_UP_PERCENT) is kept for upgraded connections,
+ * but never so much that fewer than two (one handshake's receive + send) are left.
+ */
+uint32_t kw_swarm_bufs_handshake_share(uint32_t buffers);
 struct kw_node *kw_swarm_node(struct kw_swarm *sw);
 const struct kw_peer_id *kw_swarm_peer_id(const struct kw_swarm *sw);
 const struct kw_privkey *kw_swarm_key(const struct kw_swarm *sw);

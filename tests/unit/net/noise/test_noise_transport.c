@@ -94,6 +94,40 @@ static void test_noise_transport_reassembles_frames_fed_byte_by_byte(void **stat
 	assert_memory_equal(app, src, got);
 }
 
+/* In place: the header is consumed into the session, a partial body is left with the
+ * caller (consumed nothing), and the whole body is decrypted where it lies. */
+static void test_noise_transport_inplace_keeps_partial_body_with_the_caller(void **state)
+{
+	const uint8_t *pt;
+	size_t pl, n, held = 0, i;
+	long r;
+
+	assert_int_equal(kw_noise_encrypt(&ini, src, 1000, wire, sizeof(wire), &n), 0);
+	/* the header alone: consumed, a body is pending, nothing for the caller to keep */
+	memcpy(rxbuf, wire, 2);
+	assert_int_equal(kw_noise_read_inplace(&res, rxbuf, 2, &pt, &pl), 2);
+	assert_null(pt);
+	assert_true(kw_noise_rx_body_pending(&res));
+	/* the body a byte at a time: nothing is consumed until all of it is there */
+	for (i = 2; i < n; i++) {
+		rxbuf[held++] = wire[i];
+		r = kw_noise_read_inplace(&res, rxbuf, held, &pt, &pl);
+		if (i + 1 < n) {
+			assert_int_equal(r, 0);
+			assert_null(pt);
+		}
+	}
+	assert_int_equal(r, (long)(n - 2));
+	assert_ptr_equal(pt, rxbuf);
+	assert_int_equal(pl, 1000);
+	assert_memory_equal(pt, src, 1000);
+	assert_false(kw_noise_rx_body_pending(&res));
+	/* a tampered frame fails the session like kw_noise_read does */
+	assert_int_equal(kw_noise_encrypt(&ini, src, 10, wire, sizeof(wire), &n), 0);
+	wire[5] ^= 1;
+	assert_int_equal(kw_noise_read_inplace(&res, wire, n, &pt, &pl), -KW_EBADMSG);
+}
+
 /* Chunks that straddle frame boundaries at odd offsets (like TCP reads). */
 static void test_noise_transport_handles_chunks_across_frame_boundaries(void **state)
 {
@@ -284,6 +318,7 @@ static void test_noise_session_fits_memory_budget(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		T(test_noise_transport_inplace_keeps_partial_body_with_the_caller),
 		T(test_noise_transport_round_trips_both_directions),
 		T(test_noise_transport_empty_frame_is_reported),
 		T(test_noise_transport_reassembles_frames_fed_byte_by_byte),
