@@ -270,6 +270,7 @@ check-host:
 		all check-alloc check-layers
 	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=$(SAN) run-tests
 	$(Q)sh tests/build/test_kwnode.sh $(HOSTO)/kwnode
+	$(Q)sh tests/build/test_heap.sh $(HOSTO)/kwnode gcc
 
 # js-libp2p interop on 127.0.0.1 (tests/interop; node_modules from tools/install-deps.sh).
 check-interop:

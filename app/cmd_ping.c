@@ -1,14 +1,16 @@
 /*
- * `kwnode ping <multiaddr> [-n N] [-i MS]`: dials a libp2p peer (the /p2p/ part, if present,
- * must match the Noise identity), pings it on one /ipfs/ping/1.0.0 stream and prints round
- * trips like ping(8). Uses an ephemeral Ed25519 identity and a private node on the heap
- * (start-up allocation only, kw_node_create_heap).
+ * `kwnode ping <multiaddr> [-n N] [-i MS] [-t TYPE]`: dials a libp2p peer (the /p2p/ part, if
+ * present, must match the Noise identity), pings it on one /ipfs/ping/1.0.0 stream and prints
+ * round trips like ping(8). Uses an ephemeral identity (Ed25519 unless -t names another
+ * built-in type: tests use it to make the target verify each key type) and a private node on
+ * the heap (start-up allocation only, kw_node_create_heap).
  *
  * Output (stable, parsed by tests):
  *   PING <multiaddr> (/ipfs/ping/1.0.0)
  *   32 bytes from <peer-id>: seq=<n> time=<ms> ms
  *   --- <peer-id> ping statistics ---
  *   <sent> pings sent, <received> received, <loss>% loss
+ * where <sent> counts pings actually written (fewer than -n when the target went away).
  *   rtt min/avg/max = <ms>/<ms>/<ms> ms
  * Exit: 0 when every ping was answered, 1 otherwise, 2 on bad usage (each usage error names
  * the argument and what is wrong with it). When the pings are done the connection is closed
@@ -97,10 +99,12 @@ static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: kwnode ping <multiaddr> [-n COUNT] [-i INTERVAL_MS]\n"
+	fprintf(f, "usage: kwnode ping <multiaddr> [-n COUNT] [-i INTERVAL_MS] [-t KEY_TYPE]\n"
 		   "  multiaddr  /ip4|/ip6|/dns|/dns4|/dns6/<addr>/tcp/<port>[/p2p/<peer-id>]\n"
 		   "  -n, --count COUNT      pings to send, 1..1000000 (default 4)\n"
 		   "  -i, --interval MS      wait between pings, 0..3600000 (default 1000)\n"
+		   "  -t, --key-type TYPE    our ephemeral identity: ed25519 (default), secp256k1,\n"
+		   "                         ecdsa or rsa (2048 bits)\n"
 		   "  -v, --verbose          debug logging\n"
 		   "  -h, --help             this help\n");
 }
@@ -177,6 +181,7 @@ int kw_cmd_ping(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "count", required_argument, NULL, 'n' },
 		{ "interval", required_argument, NULL, 'i' },
+		{ "key-type", required_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -188,6 +193,7 @@ int kw_cmd_ping(int argc, char **argv)
 	const char *target = NULL;
 	char dial[KW_MADDR_TEXT_MAX];
 	uint32_t interval = 1000;
+	enum kw_key_type ktype = KW_KEY_ED25519;
 	int c, ret, i;
 
 	memset(&pc, 0, sizeof(pc));
@@ -197,7 +203,7 @@ int kw_cmd_ping(int argc, char **argv)
 	for (i = 1; i < argc; i++)
 		if (argv[i][0] == '/' && !target)
 			target = argv[i];
-	while ((c = getopt_long(argc, argv, "n:i:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:i:t:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			if (num_opt("-n/--count", optarg, 1, 1000000, &pc.count) < 0)
@@ -206,6 +212,14 @@ int kw_cmd_ping(int argc, char **argv)
 		case 'i':
 			if (num_opt("-i/--interval", optarg, 0, 3600000, &interval) < 0)
 				return 2;
+			break;
+		case 't':
+			if (kw_key_type_from_name(optarg, &ktype) < 0 ||
+			    !kw_key_type_supported(ktype)) {
+				fprintf(stderr, "kwnode ping: -t/--key-type '%s': not a key type built "
+					"into this kwnode\n", optarg);
+				return 2;
+			}
 			break;
 		case 'v': kw_log_set_level(4); break;
 		case 'h': usage(stdout); return 0;
@@ -220,7 +234,7 @@ int kw_cmd_ping(int argc, char **argv)
 	ret = resolve_target(target, dial, sizeof(dial));
 	if (ret != 0)
 		return ret;
-	ret = kw_key_generate(KW_KEY_ED25519, 0, &key);
+	ret = kw_key_generate(ktype, 0, &key);
 	if (ret < 0 || kw_sys_linux_open(&sys) < 0) {
 		fprintf(stderr, "kwnode ping: cannot start: %s\n", kw_strerror(ret));
 		return 1;
@@ -247,9 +261,11 @@ int kw_cmd_ping(int argc, char **argv)
 		kw_loop_run(&pc.n->loop);
 	}
 	if (pc.peer[0]) {
+		uint32_t sent = pc.ping.n_sent;
+
 		printf("--- %s ping statistics ---\n", pc.peer);
-		printf("%u pings sent, %u received, %u%% loss\n", pc.count, pc.got,
-		       (unsigned)((pc.count - pc.got) * 100u / pc.count));
+		printf("%u pings sent, %u received, %u%% loss\n", sent, pc.got,
+		       sent ? (unsigned)((uint64_t)(sent - pc.got) * 100u / sent) : 0u);
 		if (pc.got)
 			printf("rtt min/avg/max = %.3f/%.3f/%.3f ms\n", pc.min, pc.sum / pc.got, pc.max);
 		if (pc.err < 0)

@@ -11,7 +11,7 @@
 #include <kw/log.h>
 
 /* Process-wide by design (see kw/log.h): set once at start-up, read everywhere. */
-static atomic_int g_log_level = KW_LOG_MAX;
+static atomic_int g_log_level = CONFIG_KW_LOG_DEFAULT_LEVEL;
 static void (*g_log_hook)(int, const char *, const char *, void *);
 static void *g_log_hook_arg;
 static atomic_int g_log_stderr = 1;

@@ -10,7 +10,7 @@
 
 void kw_node_config_defaults(struct kw_node_config *c)
 {
-	c->log_level = CONFIG_KW_LOG_LEVEL;
+	c->log_level = CONFIG_KW_LOG_DEFAULT_LEVEL;
 	c->shutdown_drain_ms = CONFIG_KW_SHUTDOWN_DRAIN_MS;
 }
 

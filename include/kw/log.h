@@ -2,7 +2,8 @@
  * Logging. CONFIG_KW_LOG_LEVEL is the compile-time ceiling for the whole tree (a file may
  * lower its own by defining KW_LOG_MAX before including this header; none does today).
  * Levels above the ceiling compile away (the constant comparison comes first) while their
- * arguments are still type-checked. The runtime level can only lower the output.
+ * arguments are still type-checked. The runtime level (CONFIG_KW_LOG_DEFAULT_LEVEL until
+ * kw_log_set_level runs) chooses what is printed below the ceiling.
  *
  * Output: "<mono-ms> <LVL> <module>: message" to stderr. Logging is the one process-wide
  * facility (like stderr itself): its level is set once at start-up by the daemon.

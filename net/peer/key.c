@@ -1,7 +1,7 @@
 /*
  * Identity keys: type dispatch, the libp2p PublicKey/PrivateKey protobufs (nanopb, fixed
- * sizes) and Ed25519 through libsodium. RSA and the two ECDSA curves live in key_rsa.c and
- * key_ec.c (mbedTLS) and are compiled in by Kconfig.
+ * sizes) and Ed25519 through libsodium. secp256k1 lives in key_secp256k1.c (libsecp256k1),
+ * RSA and ECDSA P-256 in key_rsa.c and key_ec.c (mbedTLS); Kconfig compiles each in.
  */
 #include <string.h>
 
@@ -144,6 +144,7 @@ int kw_key_generate(enum kw_key_type type, int bits, struct kw_privkey *out)
 			return -KW_EINVAL;
 		return kw_rsa_generate(bits, out);
 	case KW_KEY_SECP256K1:
+		return kw_secp256k1_generate(out);
 	case KW_KEY_ECDSA:
 		return kw_ec_generate(type, out);
 	}
@@ -168,6 +169,7 @@ int kw_key_sign(const struct kw_privkey *k, const uint8_t *msg, size_t len, uint
 	case KW_KEY_RSA:
 		return kw_rsa_sign(k, msg, len, sig, sig_len);
 	case KW_KEY_SECP256K1:
+		return kw_secp256k1_sign(k, msg, len, sig, sig_len);
 	case KW_KEY_ECDSA:
 		return kw_ec_sign(k, msg, len, sig, sig_len);
 	}
@@ -189,6 +191,7 @@ int kw_pubkey_verify(const struct kw_pubkey *k, const uint8_t *msg, size_t len,
 	case KW_KEY_RSA:
 		return kw_rsa_verify(k, msg, len, sig, sig_len);
 	case KW_KEY_SECP256K1:
+		return kw_secp256k1_verify(k, msg, len, sig, sig_len);
 	case KW_KEY_ECDSA:
 		return kw_ec_verify(k, msg, len, sig, sig_len);
 	}
@@ -226,6 +229,7 @@ static int pubkey_check(const struct kw_pubkey *k)
 	case KW_KEY_RSA:
 		return kw_rsa_pub_check(k, &mod);
 	case KW_KEY_SECP256K1:
+		return kw_secp256k1_pub_check(k);
 	case KW_KEY_ECDSA:
 		return kw_ec_pub_check(k);
 	}
@@ -243,6 +247,7 @@ static int privkey_load(struct kw_privkey *k)
 	case KW_KEY_RSA:
 		return kw_rsa_load(k);
 	case KW_KEY_SECP256K1:
+		return kw_secp256k1_load(k);
 	case KW_KEY_ECDSA:
 		return kw_ec_load(k);
 	}

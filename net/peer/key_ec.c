@@ -1,12 +1,12 @@
 /*
- * secp256k1 and ECDSA P-256 identity keys through mbedTLS 2.28.
+ * ECDSA P-256 identity keys (libp2p KeyType 3) through mbedTLS 2.28: public = DER
+ * SubjectPublicKeyInfo, private = SEC1 ECPrivateKey DER. Signs SHA-256(msg)
+ * deterministically (RFC 6979) and writes strict DER with S in the low half (either half
+ * verifies, as in go-libp2p). secp256k1 lives in key_secp256k1.c (libsecp256k1).
  *
- * secp256k1 (libp2p KeyType 2): public = 33-byte compressed SEC1 point, private = 32-byte
- * scalar. ECDSA (KeyType 3): public = DER SubjectPublicKeyInfo, private = SEC1 ECPrivateKey
- * DER. Both sign SHA-256(msg) deterministically (RFC 6979, as js's @noble/curves does, so
- * the same key gives the same bytes) and write strict DER with S in the low half; js rejects
- * high-S secp256k1 signatures, so our secp256k1 verifier rejects them too (spec 3.1). mbedTLS
- * 2.28 cannot read compressed points, so secp256k1 points are decompressed here.
+ * Heap: mbedTLS allocates its bignums (Debian builds it without MBEDTLS_PLATFORM_MEMORY, so
+ * the allocator cannot be redirected): a few thousand calloc/free pairs per sign or verify,
+ * once per handshake with a P-256 peer, never per message.
  */
 #include <string.h>
 
@@ -25,70 +25,18 @@
 
 static bool curve_enabled(enum kw_key_type t)
 {
-	if (t == KW_KEY_SECP256K1)
-		return IS_ENABLED(CONFIG_KW_NET_KEY_SECP256K1);
-	if (t == KW_KEY_ECDSA)
-		return IS_ENABLED(CONFIG_KW_NET_KEY_ECDSA);
-	return false;
+	return t == KW_KEY_ECDSA && IS_ENABLED(CONFIG_KW_NET_KEY_ECDSA);
 }
 
-static mbedtls_ecp_group_id curve_of(enum kw_key_type t)
-{
-	return t == KW_KEY_SECP256K1 ? MBEDTLS_ECP_DP_SECP256K1 : MBEDTLS_ECP_DP_SECP256R1;
-}
-
-/* Y from X on y^2 = x^3 + 7 (p = 3 mod 4, so a square root is rhs^((p+1)/4)). */
-static int secp256k1_decompress(const mbedtls_ecp_group *grp, const uint8_t *in, size_t len,
-				mbedtls_ecp_point *q)
-{
-	mbedtls_mpi rhs, e, y2;
-	int ret = -KW_EINVAL;
-
-	if (len != KW_SECP256K1_PUB_LEN || (in[0] != 0x02 && in[0] != 0x03))
-		return -KW_EINVAL;
-	mbedtls_mpi_init(&rhs);
-	mbedtls_mpi_init(&e);
-	mbedtls_mpi_init(&y2);
-	if (mbedtls_mpi_read_binary(&q->X, in + 1, SCALAR_LEN) ||
-	    mbedtls_mpi_cmp_mpi(&q->X, &grp->P) >= 0)
-		goto out;
-	if (mbedtls_mpi_mul_mpi(&rhs, &q->X, &q->X) || mbedtls_mpi_mod_mpi(&rhs, &rhs, &grp->P) ||
-	    mbedtls_mpi_mul_mpi(&rhs, &rhs, &q->X) || mbedtls_mpi_add_mpi(&rhs, &rhs, &grp->B) ||
-	    mbedtls_mpi_mod_mpi(&rhs, &rhs, &grp->P))
-		goto out;
-	if (mbedtls_mpi_add_int(&e, &grp->P, 1) || mbedtls_mpi_shift_r(&e, 2) ||
-	    mbedtls_mpi_exp_mod(&q->Y, &rhs, &e, &grp->P, NULL))
-		goto out;
-	/* No square root means X is not on the curve. */
-	if (mbedtls_mpi_mul_mpi(&y2, &q->Y, &q->Y) || mbedtls_mpi_mod_mpi(&y2, &y2, &grp->P) ||
-	    mbedtls_mpi_cmp_mpi(&y2, &rhs) != 0)
-		goto out;
-	if ((unsigned)mbedtls_mpi_get_bit(&q->Y, 0) != (unsigned)(in[0] & 1)) {
-		if (mbedtls_mpi_cmp_int(&q->Y, 0) == 0 ||
-		    mbedtls_mpi_sub_mpi(&q->Y, &grp->P, &q->Y))
-			goto out;
-	}
-	if (mbedtls_mpi_lset(&q->Z, 1) || mbedtls_ecp_check_pubkey(grp, q))
-		goto out;
-	ret = 0;
-out:
-	mbedtls_mpi_free(&rhs);
-	mbedtls_mpi_free(&e);
-	mbedtls_mpi_free(&y2);
-	return ret;
-}
-
-/* Loads a public key of either curve into grp/q. */
+/* Loads a P-256 public key into grp/q. */
 static int pub_load(const struct kw_pubkey *k, mbedtls_ecp_group *grp, mbedtls_ecp_point *q)
 {
 	mbedtls_pk_context pk;
 	uint8_t der[160];
 	int ret = -KW_EINVAL, n;
 
-	if (mbedtls_ecp_group_load(grp, curve_of(k->type)))
+	if (mbedtls_ecp_group_load(grp, MBEDTLS_ECP_DP_SECP256R1))
 		return -KW_EINVAL;
-	if (k->type == KW_KEY_SECP256K1)
-		return secp256k1_decompress(grp, k->data, k->len, q);
 	mbedtls_pk_init(&pk);
 	if (mbedtls_pk_parse_public_key(&pk, k->data, k->len) ||
 	    mbedtls_pk_get_type(&pk) != MBEDTLS_PK_ECKEY ||
@@ -122,22 +70,13 @@ int kw_ec_pub_check(const struct kw_pubkey *k)
 	return ret;
 }
 
-/* Writes kp's public half in the libp2p form of its type. */
+/* Writes pk's public half as libp2p's ECDSA PublicKey.Data (DER SPKI). */
 static int pub_store(enum kw_key_type type, mbedtls_pk_context *pk, struct kw_pubkey *out)
 {
-	mbedtls_ecp_keypair *kp = mbedtls_pk_ec(*pk);
 	uint8_t der[160];
-	size_t olen;
 	int n;
 
 	out->type = type;
-	if (type == KW_KEY_SECP256K1) {
-		if (mbedtls_ecp_point_write_binary(&kp->grp, &kp->Q, MBEDTLS_ECP_PF_COMPRESSED, &olen,
-						   out->data, KW_SECP256K1_PUB_LEN))
-			return -KW_EINVAL;
-		out->len = (uint16_t)olen;
-		return 0;
-	}
 	n = mbedtls_pk_write_pubkey_der(pk, der, sizeof(der));
 	if (n <= 0)
 		return -KW_EINVAL;
@@ -156,21 +95,6 @@ static int priv_parse(const struct kw_privkey *k, mbedtls_pk_context *pk,
 {
 	mbedtls_ecp_keypair *kp;
 
-	if (k->type == KW_KEY_SECP256K1) {
-		if (k->len != SCALAR_LEN)
-			return -KW_EINVAL;
-		if (mbedtls_pk_setup(pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)))
-			return -KW_ENOMEM;
-		kp = mbedtls_pk_ec(*pk);
-		if (mbedtls_ecp_group_load(&kp->grp, MBEDTLS_ECP_DP_SECP256K1) ||
-		    mbedtls_mpi_read_binary(&kp->d, k->data, SCALAR_LEN) ||
-		    mbedtls_ecp_check_privkey(&kp->grp, &kp->d))
-			return -KW_EINVAL;
-		if (check && mbedtls_ecp_mul(&kp->grp, &kp->Q, &kp->d, &kp->grp.G,
-					     mbedtls_ctr_drbg_random, rng))
-			return -KW_EINVAL;
-		return 0;
-	}
 	/* SEC1 ECPrivateKey: SEQUENCE { INTEGER 1, OCTET STRING d, ... } (PKCS#8 has a SEQUENCE). */
 	if (kw_der_second_tag(k->data, k->len) != MBEDTLS_ASN1_OCTET_STRING)
 		return -KW_EINVAL;
@@ -229,20 +153,15 @@ int kw_ec_generate(enum kw_key_type type, struct kw_privkey *out)
 	mbedtls_pk_init(&pk);
 	ret = -KW_EINVAL;
 	if (mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) ||
-	    mbedtls_ecp_gen_key(curve_of(type), mbedtls_pk_ec(pk), mbedtls_ctr_drbg_random, &rng))
+	    mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk),
+				mbedtls_ctr_drbg_random, &rng))
 		goto out;
 	out->type = type;
-	if (type == KW_KEY_SECP256K1) {
-		if (mbedtls_mpi_write_binary(&mbedtls_pk_ec(pk)->d, out->data, SCALAR_LEN))
-			goto out;
-		out->len = SCALAR_LEN;
-	} else {
-		n = mbedtls_pk_write_key_der(&pk, out->data, sizeof(out->data));
-		if (n <= 0)
-			goto out;
-		memmove(out->data, out->data + sizeof(out->data) - n, (size_t)n);
-		out->len = (uint16_t)n;
-	}
+	n = mbedtls_pk_write_key_der(&pk, out->data, sizeof(out->data));
+	if (n <= 0)
+		goto out;
+	memmove(out->data, out->data + sizeof(out->data) - n, (size_t)n);
+	out->len = (uint16_t)n;
 	ret = pub_store(type, &pk, &out->pub);
 out:
 	mbedtls_pk_free(&pk);
@@ -320,7 +239,7 @@ int kw_ec_sign(const struct kw_privkey *k, const uint8_t *msg, size_t len, uint8
 	    mbedtls_ecdsa_sign_det_ext(&kp->grp, &r, &s, &kp->d, hash, sizeof(hash),
 				       MBEDTLS_MD_SHA256, mbedtls_ctr_drbg_random, &rng))
 		goto out;
-	/* Low-S: (r, n - s) is the same signature; js (noble, lowS) accepts only this half. */
+	/* Low-S: (r, n - s) is the same signature; the canonical half, as for secp256k1. */
 	if (mbedtls_mpi_copy(&half, &kp->grp.N) || mbedtls_mpi_shift_r(&half, 1))
 		goto out;
 	if (mbedtls_mpi_cmp_mpi(&s, &half) > 0 && mbedtls_mpi_sub_mpi(&s, &kp->grp.N, &s))
@@ -351,7 +270,7 @@ int kw_ec_verify(const struct kw_pubkey *k, const uint8_t *msg, size_t len, cons
 {
 	mbedtls_ecp_group grp;
 	mbedtls_ecp_point q;
-	mbedtls_mpi r, s, half;
+	mbedtls_mpi r, s;
 	const uint8_t *p, *end;
 	uint8_t hash[32];
 	int ret = -KW_ESIG;
@@ -365,18 +284,12 @@ int kw_ec_verify(const struct kw_pubkey *k, const uint8_t *msg, size_t len, cons
 	mbedtls_ecp_point_init(&q);
 	mbedtls_mpi_init(&r);
 	mbedtls_mpi_init(&s);
-	mbedtls_mpi_init(&half);
 	p = sig + 2;
 	end = sig + sig_len;
 	if (der_get_int(&p, end, &r) || der_get_int(&p, end, &s) || p != end)
 		goto out;
 	if (pub_load(k, &grp, &q) < 0)
 		goto out;
-	if (k->type == KW_KEY_SECP256K1) {
-		if (mbedtls_mpi_copy(&half, &grp.N) || mbedtls_mpi_shift_r(&half, 1) ||
-		    mbedtls_mpi_cmp_mpi(&s, &half) > 0)
-			goto out;
-	}
 	if (mbedtls_sha256_ret(msg, len, hash, 0) ||
 	    mbedtls_ecdsa_verify(&grp, hash, sizeof(hash), &q, &r, &s))
 		goto out;
@@ -384,7 +297,6 @@ int kw_ec_verify(const struct kw_pubkey *k, const uint8_t *msg, size_t len, cons
 out:
 	mbedtls_mpi_free(&r);
 	mbedtls_mpi_free(&s);
-	mbedtls_mpi_free(&half);
 	mbedtls_ecp_point_free(&q);
 	mbedtls_ecp_group_free(&grp);
 	return ret;

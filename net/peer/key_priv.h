@@ -1,5 +1,5 @@
-/* Internal seam between net/peer/key.c (dispatch, protobufs, Ed25519) and the mbedTLS
- * backends (key_rsa.c, key_ec.c). Not a public header. */
+/* Internal seam between net/peer/key.c (dispatch, protobufs, Ed25519) and the backends:
+ * key_secp256k1.c (libsecp256k1), key_rsa.c and key_ec.c (mbedTLS). Not a public header. */
 #ifndef KW_NET_PEER_KEY_PRIV_H
 #define KW_NET_PEER_KEY_PRIV_H
 
@@ -10,8 +10,7 @@
 
 #include <kw/err.h>
 
-#if defined(CONFIG_KW_NET_KEY_RSA) || defined(CONFIG_KW_NET_KEY_SECP256K1) || \
-	defined(CONFIG_KW_NET_KEY_ECDSA)
+#if defined(CONFIG_KW_NET_KEY_RSA) || defined(CONFIG_KW_NET_KEY_ECDSA)
 #include <mbedtls/asn1.h>
 #include <mbedtls/ctr_drbg.h>
 
@@ -47,8 +46,31 @@ static inline int kw_rsa_verify(const struct kw_pubkey *k, const uint8_t *msg, s
 				const uint8_t *sig, size_t sig_len) { return -KW_EKEYTYPE; }
 #endif
 
-/* secp256k1 and ECDSA P-256 (key_ec.c); type selects the curve. */
-#if defined(CONFIG_KW_NET_KEY_SECP256K1) || defined(CONFIG_KW_NET_KEY_ECDSA)
+/*
+ * secp256k1 (key_secp256k1.c): no heap. load validates the 32-byte scalar in k->data and fills
+ * k->pub; pub_check accepts only a 33-byte compressed point on the curve. Errors as the public
+ * API, plus -KW_EIO when the RNG that randomises the shared context fails.
+ */
+#ifdef CONFIG_KW_NET_KEY_SECP256K1
+int kw_secp256k1_generate(struct kw_privkey *out);
+int kw_secp256k1_load(struct kw_privkey *k);
+int kw_secp256k1_sign(const struct kw_privkey *k, const uint8_t *msg, size_t len, uint8_t *sig,
+		      size_t *sig_len);
+int kw_secp256k1_pub_check(const struct kw_pubkey *k);
+int kw_secp256k1_verify(const struct kw_pubkey *k, const uint8_t *msg, size_t len,
+			const uint8_t *sig, size_t sig_len);
+#else
+static inline int kw_secp256k1_generate(struct kw_privkey *out) { return -KW_EKEYTYPE; }
+static inline int kw_secp256k1_load(struct kw_privkey *k) { return -KW_EKEYTYPE; }
+static inline int kw_secp256k1_sign(const struct kw_privkey *k, const uint8_t *msg, size_t len,
+				    uint8_t *sig, size_t *sig_len) { return -KW_EKEYTYPE; }
+static inline int kw_secp256k1_pub_check(const struct kw_pubkey *k) { return -KW_EKEYTYPE; }
+static inline int kw_secp256k1_verify(const struct kw_pubkey *k, const uint8_t *msg, size_t len,
+				      const uint8_t *sig, size_t sig_len) { return -KW_EKEYTYPE; }
+#endif
+
+/* ECDSA P-256 (key_ec.c, mbedTLS); type must be KW_KEY_ECDSA. */
+#ifdef CONFIG_KW_NET_KEY_ECDSA
 int kw_ec_generate(enum kw_key_type type, struct kw_privkey *out);
 int kw_ec_load(struct kw_privkey *k);
 int kw_ec_sign(const struct kw_privkey *k, const uint8_t *msg, size_t len, uint8_t *sig,

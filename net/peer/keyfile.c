@@ -1,10 +1,12 @@
 /* The identity key file: see include/kw/net/keyfile.h for the rules this enforces. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -62,7 +64,9 @@ int kw_keyfile_load(const char *path, struct kw_privkey *out, char *err, size_t 
 	int fd, ret;
 
 	memset(out, 0, sizeof(*out));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO must not block open() waiting for a writer (start-up would hang with
+	 * SIGTERM already blocked); regular files ignore the flag. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		ret = -errno;
 		return kw_errf(ret, err, errcap, "%s: %s", path, kw_strerror(ret));
@@ -74,7 +78,9 @@ int kw_keyfile_load(const char *path, struct kw_privkey *out, char *err, size_t 
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		return kw_errf(-KW_ECORRUPT, err, errcap, "%s: not a regular file", path);
+		return kw_errf(-KW_ECORRUPT, err, errcap,
+			       "%s: not a regular file (a FIFO, device or directory cannot hold a key)",
+			       path);
 	}
 	/* A private key others can read may already be someone else's: refuse, like ssh. */
 	if (st.st_mode & 077) {
@@ -238,6 +244,64 @@ int kw_keyfile_save(const char *path, const struct kw_privkey *k, bool overwrite
 	return 0;
 }
 
+/* "identity.key.tmp" + the 6 characters mkostemp puts in place of XXXXXX, exactly. */
+static bool is_tmp_name(const char *n)
+{
+	static const char prefix[] = KW_KEYFILE_NAME ".tmp";
+	size_t i, plen = sizeof(prefix) - 1;
+
+	if (strncmp(n, prefix, plen) != 0 || strlen(n) != plen + 6)
+		return false;
+	for (i = plen; i < plen + 6; i++) {
+		char c = n[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+			return false;
+	}
+	return true;
+}
+
+int kw_keyfile_clean_tmp(const char *data_dir)
+{
+	uint8_t buf[4096] __attribute__((aligned(8)));
+	struct timespec now;
+	int dfd, removed = 0;
+	ssize_t n;
+
+	/* getdents64 on a stack buffer: opendir would allocate. */
+	dfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	clock_gettime(CLOCK_REALTIME, &now);
+	while ((n = getdents64(dfd, buf, sizeof(buf))) > 0) {
+		for (ssize_t o = 0; o < n;) {
+			struct dirent64 *e = (struct dirent64 *)(void *)(buf + o);
+			struct stat st;
+
+			o += e->d_reclen;
+			if (!is_tmp_name(e->d_name) ||
+			    fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				continue;
+			/* Only our own regular files, and not one a concurrent save is writing. */
+			if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+			    now.tv_sec - st.st_mtim.tv_sec < KW_KEYFILE_TMP_MIN_AGE_S)
+				continue;
+			if (unlinkat(dfd, e->d_name, 0) == 0) {
+				removed++;
+				KW_LOG_WRN(peer, "removed %s/%s: a private key left behind by an "
+					   "interrupted key save (the identity key itself is untouched)",
+					   data_dir, e->d_name);
+			} else {
+				KW_LOG_WRN(peer, "cannot remove the leftover temporary key %s/%s: %s",
+					   data_dir, e->d_name, kw_strerror(-errno));
+			}
+		}
+	}
+	n = n < 0 ? -errno : 0;
+	close(dfd);
+	return n < 0 ? (int)n : removed;
+}
+
 int kw_keyfile_load_or_create(const char *data_dir, enum kw_key_type type, int bits,
 			      struct kw_privkey *out, bool *created, char *err, size_t errcap)
 {
@@ -247,6 +311,7 @@ int kw_keyfile_load_or_create(const char *data_dir, enum kw_key_type type, int b
 	*created = false;
 	if (kw_keyfile_path(data_dir, path, sizeof(path)) < 0)
 		return kw_errf(-KW_EINVAL, err, errcap, "%s: path too long", data_dir);
+	(void)kw_keyfile_clean_tmp(data_dir);  /* best effort: a failure here changes nothing */
 	ret = kw_keyfile_load(path, out, err, errcap);
 	if (ret != -KW_ENOENT)
 		return ret;  /* loaded, or a problem the owner must look at */

@@ -166,6 +166,7 @@ static void send_one(struct kw_ping *p)
 		kw_stream_reset(p->s);  /* a fresh stream has a 256 KiB window: short = broken */
 		return;
 	}
+	p->n_sent++;
 	p->waiting = true;
 	kw_timer_start(&kw_swarm_node(p->sw)->loop, &p->timer, KW_PING_TIMEOUT_MS);
 }
@@ -288,6 +289,7 @@ int kw_ping_start(struct kw_ping *p, struct kw_swarm *sw, struct kw_conn *c, uin
 	p->user = user;
 	p->count = count;
 	p->seq = 0;
+	p->n_sent = 0;
 	p->interval_ms = interval_ms;
 	p->got_len = 0;
 	p->closing = false;

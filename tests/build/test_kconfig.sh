@@ -14,8 +14,9 @@ m host_defconfig >/dev/null 2>&1 && m all >/dev/null 2>&1 || { echo "FAIL - host
 ar t $O/libkw.a | grep -qx sys_sim.o && ok "KW_SYS_SIM=y builds sys_sim.o" || ko "KW_SYS_SIM=y builds sys_sim.o"
 strings $O/kwnode | grep -q 'ready: arena' && ok "log level 3 keeps INF messages in kwnode" || ko "INF message present at level 3"
 
-# Edit .config by hand, then olddefconfig, as a user would.
-sed -i 's/^CONFIG_KW_SYS_SIM=y/# CONFIG_KW_SYS_SIM is not set/; s/^CONFIG_KW_LOG_LEVEL=.*/CONFIG_KW_LOG_LEVEL=1/' $O/.config
+# Edit .config by hand, then olddefconfig, as a user would. The runtime default may not
+# exceed the ceiling (its range is 0..KW_LOG_LEVEL), so lowering one lowers both.
+sed -i 's/^CONFIG_KW_SYS_SIM=y/# CONFIG_KW_SYS_SIM is not set/; s/^CONFIG_KW_LOG_LEVEL=.*/CONFIG_KW_LOG_LEVEL=1/; s/^CONFIG_KW_LOG_DEFAULT_LEVEL=.*/CONFIG_KW_LOG_DEFAULT_LEVEL=1/' $O/.config
 m olddefconfig >/dev/null 2>&1 && m all >/dev/null 2>&1 || ko "rebuild after olddefconfig"
 ar t $O/libkw.a | grep -qx sys_sim.o && ko "KW_SYS_SIM=n drops sys_sim.o from libkw.a" || ok "KW_SYS_SIM=n drops sys_sim.o from libkw.a"
 strings $O/kwnode | grep -q 'ready: arena' && ko "KW_LOG_LEVEL=1 compiles INF messages out" || ok "KW_LOG_LEVEL=1 compiles INF messages out of kwnode"

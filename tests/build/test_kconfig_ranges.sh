@@ -43,6 +43,13 @@ import sys, kconfiglib
 end, path, keep = sys.argv[1], sys.argv[2], dict(a.split("=", 1) for a in sys.argv[3:])
 kconf = kconfiglib.Kconfig("Kconfig", warn_to_stderr=True)
 kconf.load_config(path)
+# Forget the loaded values of the options about to be set: a range that depends on another
+# option (KW_LOG_DEFAULT_LEVEL's top is KW_LOG_LEVEL) would otherwise see a stale value
+# outside its new range, and kconfiglib warns.
+for sym in kconf.unique_defined_syms:
+    if sym.type in (kconfiglib.INT, kconfiglib.HEX) and sym.ranges and \
+            "CONFIG_" + sym.name not in keep:
+        sym.unset_value()
 changed, passes = True, 0
 while changed:                       # a range may depend on another option's value
     changed, passes = False, passes + 1

@@ -74,5 +74,42 @@ if [ -n "$blas" ]; then
     kill -TERM $pid; wait $pid; rc=$?
     [ $rc -eq 0 ] && grep -q stopped $tmp/err2 && ok "SIGTERM with $n threads (OpenBLAS preloaded): drained, exit 0" || { ko "SIGTERM with $n threads (OpenBLAS preloaded): exit $rc"; cat $tmp/err2; }
 fi
+# A target that dies mid-run: the summary counts the pings really sent, not the -n asked for.
+$K run -d $tmp/data -l /ip4/127.0.0.1/tcp/0 > $tmp/out4 2> $tmp/err4 &
+pid=$!
+i=0; while [ $i -lt 100 ] && ! grep -q 'ready' $tmp/err4; do sleep 0.1; i=$((i + 1)); done
+addr=$(sed -n 's/^listen //p' $tmp/out4 | head -1)
+$K ping $addr -n 100000 -i 1 > $tmp/ping4 2>&1 &
+ppid=$!
+i=0; while [ $i -lt 100 ] && [ "$(grep -c 'bytes from' $tmp/ping4)" -lt 20 ]; do sleep 0.05; i=$((i + 1)); done
+kill -KILL $pid; wait $pid 2>/dev/null
+wait $ppid; rc=$?
+sent=$(sed -n 's/^\([0-9]*\) pings sent, \([0-9]*\) received.*/\1/p' $tmp/ping4)
+got=$(sed -n 's/^\([0-9]*\) pings sent, \([0-9]*\) received.*/\2/p' $tmp/ping4)
+[ $rc -eq 1 ] && [ -n "$sent" ] && [ "$got" -ge 20 ] && [ "$sent" -ge "$got" ] && [ "$sent" -le $((got + 1)) ] \
+    && ok "ping whose target dies: '$sent pings sent, $got received' counts what was sent, exit 1" \
+    || ko "ping whose target dies: rc=$rc $(tail -3 $tmp/ping4)"
+out=$($K ping /ip4/127.0.0.1/tcp/1 -t dsa 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q "key-type 'dsa'" && ok "ping -t with an unknown key type: exit 2, names it" || ko "ping -t dsa: rc=$rc out=$out"
+# -v prints debug lines when the build keeps them (ceiling 4, as host_defconfig); without it
+# the runtime default (KW_LOG_DEFAULT_LEVEL, 3) hides them.
+cfg=$(dirname $K)/.config
+if grep -q '^CONFIG_KW_LOG_LEVEL=4' $cfg 2>/dev/null; then
+    for v in -v ""; do
+        $K run $v -d $tmp/data -l /ip4/127.0.0.1/tcp/0 > $tmp/out5 2> $tmp/err5 &
+        pid=$!
+        i=0; while [ $i -lt 100 ] && ! grep -q 'ready' $tmp/err5; do sleep 0.1; i=$((i + 1)); done
+        $K ping $(sed -n 's/^listen //p' $tmp/out5 | head -1) -n 1 -i 0 >/dev/null 2>&1
+        kill -TERM $pid; wait $pid
+        n=$(grep -c ' DBG ' $tmp/err5)
+        if [ -n "$v" ]; then
+            [ $n -gt 0 ] && ok "run -v prints debug lines ($n)" || ko "run -v printed no debug line"
+        else
+            [ $n -eq 0 ] && ok "run without -v prints no debug line" || ko "run without -v printed $n debug lines"
+        fi
+    done
+else
+    echo "skip - run -v: $cfg compiles debug lines out (CONFIG_KW_LOG_LEVEL < 4)"
+fi
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

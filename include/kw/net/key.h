@@ -3,8 +3,8 @@
  * Key types carry libp2p's KeyType numbers. Public keys are kept as the bytes libp2p puts in
  * PublicKey.Data (Ed25519: 32 raw bytes; secp256k1: 33-byte compressed point; RSA: DER
  * SubjectPublicKeyInfo; ECDSA: DER SubjectPublicKeyInfo). Fixed-size structs, no heap
- * (except inside mbedTLS during RSA/secp256k1 operations, which happen once per handshake,
- * never per message).
+ * (except inside mbedTLS during RSA and ECDSA P-256 operations, which happen once per
+ * handshake, never per message; secp256k1 goes through libsecp256k1, which never allocates).
  *
  * Owner: net/peer (implementation). Users: net/noise (sign/verify in the handshake),
  * net/identify, net/kad, the CLI (keygen, id).

@@ -24,6 +24,8 @@
 #define KW_KEYFILE_NAME      "identity.key"
 #define KW_KEYFILE_MAX_BYTES 8192  /* larger than any PrivateKey protobuf we accept */
 #define KW_KEYFILE_ERR_MAX   512   /* comfortable size for err buffers: messages name paths */
+/* A temp key file younger than this may belong to a save in progress: left alone. */
+#define KW_KEYFILE_TMP_MIN_AGE_S 10
 
 /* "<data_dir>/identity.key" into out. Return: 0 or -KW_EINVAL (does not fit). */
 int kw_keyfile_path(const char *data_dir, char *out, size_t cap);
@@ -32,7 +34,8 @@ int kw_keyfile_path(const char *data_dir, char *out, size_t cap);
  * Reads and validates a key file; err (may be NULL) gets "<path>: <what is wrong>".
  * Return: 0; -KW_ENOENT no such file; -KW_EACCES group/other permission bits set or not
  * readable; -KW_ECORRUPT not a canonical PrivateKey protobuf with valid key material (empty,
- * truncated, trailing bytes, unknown key type, oversized, not a regular file); -KW_EKEYTYPE
+ * truncated, trailing bytes, unknown key type, oversized, not a regular file: a FIFO is
+ * refused without waiting for a writer); -KW_EKEYTYPE
  * a known type this build leaves out; other -errno from the file system.
  */
 int kw_keyfile_load(const char *path, struct kw_privkey *out, char *err, size_t errcap);
@@ -46,7 +49,17 @@ int kw_keyfile_save(const char *path, const struct kw_privkey *k, bool overwrite
 		    size_t errcap);
 
 /*
- * Start-up: loads <data_dir>/identity.key, or when (and only when) it does not exist,
+ * Removes the temp files a crash between creating and renaming left in data_dir: each holds
+ * a full private key. Only entries named exactly "identity.key.tmp" + 6 letters or digits
+ * (kw_keyfile_save's pattern), regular files (not symlinks), owned by our effective uid and
+ * unmodified for KW_KEYFILE_TMP_MIN_AGE_S; each removal is logged as a warning.
+ * Return: the number removed (0 when data_dir does not exist), or -errno reading it.
+ */
+int kw_keyfile_clean_tmp(const char *data_dir);
+
+/*
+ * Start-up: removes leftover temp key files (kw_keyfile_clean_tmp), then loads
+ * <data_dir>/identity.key, or when (and only when) it does not exist,
  * generates a key of the given type (bits for RSA) and saves it. *created says which
  * happened. Returns kw_keyfile_load's codes for an existing file; generation/save codes
  * otherwise.

@@ -46,6 +46,7 @@ struct kw_ping {
 	uint64_t (*clock_us)(void *arg);
 	void *clock_arg;
 	uint32_t count, seq, interval_ms;
+	uint32_t n_sent;           /* pings written to the stream so far (seq counts replies) */
 	uint64_t t_sent;
 	uint8_t sent[KW_PING_SIZE];
 	uint8_t got[KW_PING_SIZE];

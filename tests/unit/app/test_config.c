@@ -17,7 +17,7 @@ static void test_config_defaults_come_from_kconfig(void **state)
 
 	kw_config_defaults(&c);
 	assert_string_equal(c.data_dir, CONFIG_KW_DATA_DIR);
-	assert_int_equal(c.node.log_level, CONFIG_KW_LOG_LEVEL);
+	assert_int_equal(c.node.log_level, CONFIG_KW_LOG_DEFAULT_LEVEL);
 	assert_int_equal(c.node.shutdown_drain_ms, CONFIG_KW_SHUTDOWN_DRAIN_MS);
 	assert_int_equal(c.swarm.max_conns_in, CONFIG_KW_NET_MAX_CONNS_IN);
 	assert_int_equal(c.swarm.handshake_timeout_ms, CONFIG_KW_NET_HANDSHAKE_TIMEOUT_MS);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -352,6 +353,81 @@ static void test_cli_rejects_bad_usage(void **state)
 	assert_int_equal(count_entries(f->dir), 0);
 }
 
+static void test_keyfile_fifo_is_refused_without_blocking(void **state)
+{
+	struct fx *f = *state;
+	bool created = true;
+
+	assert_int_equal(mkfifo(f->path, 0600), 0);
+	alarm(5);  /* the old open() waited for a writer for ever: die instead of hanging */
+	assert_int_equal(kw_keyfile_load(f->path, &f->key, f->err, sizeof(f->err)), -KW_ECORRUPT);
+	assert_non_null(strstr(f->err, "not a regular file"));
+	assert_int_equal(kw_keyfile_load_or_create(f->dir, KW_KEY_ED25519, 0, &f->key, &created,
+						   f->err, sizeof(f->err)), -KW_ECORRUPT);
+	alarm(0);
+	assert_false(created);
+}
+
+/* Creates dir/name as a 0600 file whose mtime is age_s seconds in the past. */
+static void make_aged(const struct fx *f, const char *name, int age_s)
+{
+	char p[256];
+	struct timespec ts[2];
+
+	snprintf(p, sizeof(p), "%s/%s", f->dir, name);
+	write_file(p, "secret", 6, 0600);
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= age_s;
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+}
+
+static bool exists_in(const struct fx *f, const char *name)
+{
+	char p[256];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/%s", f->dir, name);
+	return lstat(p, &st) == 0;
+}
+
+static void test_keyfile_start_removes_leftover_temp_keys_only(void **state)
+{
+	struct fx *f = *state;
+	static const char *const kept[] = {
+		"identity.key.tmpABC",      /* not mkostemp's 6 characters */
+		"identity.key.tmpABCDEFG",
+		"identity.key.tmpAB_12Z",
+		"identity.key.tmpFRESH1",   /* young: a save may be writing it right now */
+		"other.key.tmpAb12Z9",
+	};
+	char target[256], link[256];
+	bool created = false;
+
+	make_aged(f, "identity.key.tmpAb12Z9", 3600);
+	make_aged(f, "identity.key.tmp0zZ9aA", 3600);
+	for (size_t i = 0; i < 5; i++)
+		make_aged(f, kept[i], i == 3 ? 0 : 3600);
+	/* A symlink with the exact name: never followed or removed. */
+	make_aged(f, "target", 3600);
+	snprintf(target, sizeof(target), "%s/target", f->dir);
+	snprintf(link, sizeof(link), "%s/identity.key.tmpLINK00", f->dir);
+	assert_int_equal(symlink(target, link), 0);
+
+	assert_int_equal(kw_keyfile_load_or_create(f->dir, KW_KEY_ED25519, 0, &f->key, &created,
+						   f->err, sizeof(f->err)), 0);
+	assert_true(created);
+	assert_false(exists_in(f, "identity.key.tmpAb12Z9"));
+	assert_false(exists_in(f, "identity.key.tmp0zZ9aA"));
+	for (size_t i = 0; i < 5; i++)
+		assert_true(exists_in(f, kept[i]));
+	assert_true(exists_in(f, "identity.key.tmpLINK00"));
+	assert_true(exists_in(f, "target"));
+	/* Nothing left to clean on the next start; a missing directory is not an error. */
+	assert_int_equal(kw_keyfile_clean_tmp(f->dir), 0);
+	assert_int_equal(kw_keyfile_clean_tmp("/nonexistent/kw_keyfile_dir"), 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -368,6 +444,8 @@ int main(void)
 		T(test_keyfile_group_readable_file_is_refused),
 		T(test_keyfile_oversized_file_is_an_error),
 		T(test_keyfile_directory_in_its_place_is_an_error),
+		T(test_keyfile_fifo_is_refused_without_blocking),
+		T(test_keyfile_start_removes_leftover_temp_keys_only),
 		T(test_keyfile_save_never_replaces_without_overwrite),
 		T(test_keyfile_save_into_missing_directory_fails_cleanly),
 		T(test_keyfile_missing_file_is_enoent),
