@@ -12,7 +12,7 @@
 #            `kwnode ping -n 100 -i 100`: >= 99 % answered, p99 RTT < 100 ms
 #   auth     30 authenticated attackers from 127.0.0.3 holding a partial transport frame:
 #            pings answered, every such connection closed by the node within
-#            STRESS_FRAME_CLOSE_MS (default 12000: the per-frame deadline plus margin)
+#            STRESS_FRAME_CLOSE_MS (default: the build's KW_NET_FRAME_TIMEOUT_MS + 1000)
 #   idle     1000 idle TCP connections from 127.0.0.4: a ping succeeds at once (< 1 s)
 # During each: node CPU < 20 % of a core (utime + stime from /proc/PID/stat over the
 # scenario) and < 100 node log lines per 10 s.
@@ -21,7 +21,8 @@ set -u
 B=${1:-build/check-host}
 KWNODE=$B/kwnode
 ATTACK=$B/tools/stress/kw_attack
-FRAME_CLOSE_MS=${STRESS_FRAME_CLOSE_MS:-12000}
+frame_ms=$(sed -n 's/^#define CONFIG_KW_NET_FRAME_TIMEOUT_MS //p' "$B/include/generated/autoconf.h" 2>/dev/null)
+FRAME_CLOSE_MS=${STRESS_FRAME_CLOSE_MS:-$((${frame_ms:-2000} + 1000))}
 for f in "$KWNODE" "$ATTACK"; do
 	[ -x "$f" ] || { echo "test_stress: $f missing (make O=$B all tools)" >&2; exit 1; }
 done
