@@ -1,6 +1,6 @@
 #!/bin/sh
 # Heap calls made by a running `kwnode run` after start-up, counted by an LD_PRELOAD library
-# (tools/heapcount/heapcount.c) in front of glibc's allocator. check-alloc only sees our own
+# (tests/build/heapcount.c) in front of glibc's allocator. check-alloc only sees our own
 # objects; this sees every library on the node's paths too. The counter is armed once the
 # node logs `ready` (start-up may allocate: OpenBLAS, glibc, the arena), then `kwnode ping`
 # clients (not counted) dial it on 127.0.0.1:
@@ -25,7 +25,7 @@ tmp=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-src=$(dirname "$0")/../../tools/heapcount/heapcount.c
+src=$(dirname "$0")/heapcount.c
 $CC -shared -fPIC -O2 -Wall -Wextra -Werror -o "$tmp/heapcount.so" "$src" \
     || { echo "FAIL - cannot build $src"; echo "0 passed, 1 failed"; exit 1; }
 head -c 64 /dev/zero > "$tmp/ctl"
