@@ -228,9 +228,13 @@ static int set_one(struct kw_config *c, const char *key, const char *v, char *er
 		if (strlen(v) >= KW_CONFIG_ADDR_MAX)
 			return fail(err, errlen, line, "listen address longer than %d bytes: '%s'",
 				    KW_CONFIG_ADDR_MAX - 1, quote(v, q, sizeof(q)));
-		if (check_listen(v, why, sizeof(why)) < 0)
+		if (check_listen(v, why, sizeof(why)) < 0) {
+			char qw[160];
+
+			/* the multiaddr parser's reason may quote the bad bytes: escape it too */
 			return fail(err, errlen, line, "listen '%s': %s", quote(v, q, sizeof(q)),
-				    why);
+				    quote(why, qw, sizeof(qw)));
+		}
 		if (c->listen_is_default)
 			kw_config_clear_listen(c);  /* the first listen key replaces Kconfig's */
 		if (c->n_listen >= KW_CONFIG_LISTEN_MAX)

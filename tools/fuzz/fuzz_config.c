@@ -1,4 +1,4 @@
-/* libFuzzer target: the runtime config parser (kernel/config.c) on arbitrary file bytes. */
+/* libFuzzer target: the runtime config parser (app/config.c) on arbitrary file bytes. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -11,16 +11,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct kw_config c;
 	char err[128];
+	size_t i;
 
 	kw_config_defaults(&c);
 	if (kw_config_parse(&c, (const char *)data, size, err, sizeof(err)) == 0) {
 		/* Whatever parsed must be well-formed: bounded strings, counts in range. */
 		if (c.n_listen < 0 || c.n_listen > KW_CONFIG_LISTEN_MAX)
 			__builtin_trap();
-		if (memchr(c.data_dir, '\0', sizeof(c.data_dir)) == NULL || c.log_level > 4)
+		if (memchr(c.data_dir, '\0', sizeof(c.data_dir)) == NULL || c.node.log_level > 4)
 			__builtin_trap();
-	} else if (memchr(err, '\0', sizeof(err)) == NULL) {
-		__builtin_trap();
+		for (i = 0; i < (size_t)c.n_listen; i++)
+			if (memchr(c.listen[i], '\0', sizeof(c.listen[i])) == NULL)
+				__builtin_trap();
+	} else {
+		/* An error is terminated and printable: file bytes are escaped, never echoed raw. */
+		if (memchr(err, '\0', sizeof(err)) == NULL)
+			__builtin_trap();
+		for (i = 0; err[i]; i++)
+			if ((unsigned char)err[i] < 0x20 || (unsigned char)err[i] > 0x7e)
+				__builtin_trap();
 	}
 	return 0;
 }

@@ -104,6 +104,12 @@ static void test_config_errors_escape_file_bytes(void **state)
 	assert_string_equal(err, "line 1: log_level must be 0..4, got '\\x1b[31m\\x07'");
 	assert_int_equal(PARSE(&c, "k\xff = 1", err), -KW_ECONFIG);
 	assert_string_equal(err, "line 1: unknown key 'k\\xff'");
+	/* the multiaddr parser's own reason names the bad component: escaped as well */
+	assert_int_equal(PARSE(&c, "listen = /ip\x96/1", err), -KW_ECONFIG);
+	for (size_t i = 0; err[i]; i++) {
+		assert_true((unsigned char)err[i] >= 0x20);
+		assert_true((unsigned char)err[i] < 0x7f);
+	}
 }
 
 static void test_config_parse_u32_is_strict(void **state)
