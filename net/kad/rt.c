@@ -353,7 +353,7 @@ int kw_kad_rt_add(struct kw_kad_rt *rt, const struct kw_peer_id *id,
 	if (e) {
 		list_unlink(rt, &b->cand, e);
 	} else {
-		if (b->ncand >= RT_REPL) {  /* drop the oldest candidate */
+		if (b->ncand + 1 > RT_REPL) {  /* cache full: drop the oldest candidate */
 			uint16_t *p = &b->cand;
 
 			while (rt->pool[*p].next != KW_KAD_RT_NONE)
