@@ -141,6 +141,31 @@ static struct kw_kad_rt_entry *entry_alloc(struct kw_kad_rt *rt)
 	return e;
 }
 
+/* Writes a peer's identity, bucket, state and the addresses the filter accepted into e. */
+static void entry_fill(struct kw_kad_rt_entry *e, const struct kw_peer_id *id,
+		       const uint8_t key[KW_KAD_RT_KEY_BYTES], unsigned cpl, uint8_t state,
+		       const struct kw_kad_rt_entry *from, uint64_t now_ms)
+{
+	e->id = *id;
+	memcpy(e->key, key, KW_KAD_RT_KEY_BYTES);
+	e->cpl = (uint8_t)cpl;
+	e->state = state;
+	memcpy(e->addrs, from->addrs, sizeof(e->addrs));
+	memcpy(e->groups, from->groups, sizeof(e->groups));
+	e->naddrs = from->naddrs;
+	e->last_seen_ms = now_ms;
+}
+
+/* The refusal when entry_alloc finds the pool empty: counted, and a reason for the caller. */
+static int pool_full(struct kw_kad_rt *rt, char *err, size_t errcap)
+{
+	rt->stats.refused_pool++;
+	KW_LOG_DBG(kad, "routing table pool full (%u entries): peer not added",
+		   (unsigned)rt->max_entries);
+	return kw_errf(-KW_ENOBUFS, err, errcap, "routing table pool exhausted (%u entries)",
+		       (unsigned)rt->max_entries);
+}
+
 static void entry_free(struct kw_kad_rt *rt, struct kw_kad_rt_entry *e)
 {
 	e->state = KW_KAD_RT_FREE;
@@ -319,24 +344,11 @@ int kw_kad_rt_add(struct kw_kad_rt *rt, const struct kw_peer_id *id,
 			rt->stats.candidates--;
 		} else {
 			e = entry_alloc(rt);
-			if (!e) {
-				rt->stats.refused_pool++;
-				KW_LOG_DBG(kad, "routing table pool full (%u entries): peer not added",
-					   (unsigned)rt->max_entries);
-				return kw_errf(-KW_ENOBUFS, err, errcap,
-					       "routing table pool exhausted (%u entries)",
-					       (unsigned)rt->max_entries);
-			}
+			if (!e)
+				return pool_full(rt, err, errcap);
 		}
-		e->id = *id;
-		memcpy(e->key, key, sizeof(key));
-		e->cpl = (uint8_t)cpl;
-		e->state = KW_KAD_RT_MEMBER;
+		entry_fill(e, id, key, cpl, KW_KAD_RT_MEMBER, &tmp, now_ms);
 		e->pinging = 0;
-		memcpy(e->addrs, tmp.addrs, sizeof(e->addrs));
-		memcpy(e->groups, tmp.groups, sizeof(e->groups));
-		e->naddrs = tmp.naddrs;
-		e->last_seen_ms = now_ms;
 		list_append(rt, &b->head, e);
 		b->n++;
 		rt->stats.members++;
@@ -364,26 +376,13 @@ int kw_kad_rt_add(struct kw_kad_rt *rt, const struct kw_peer_id *id,
 			e->next = KW_KAD_RT_NONE;
 		} else {
 			e = entry_alloc(rt);
-			if (!e) {
-				rt->stats.refused_pool++;
-				KW_LOG_DBG(kad, "routing table pool full (%u entries): peer not added",
-					   (unsigned)rt->max_entries);
-				return kw_errf(-KW_ENOBUFS, err, errcap,
-					       "routing table pool exhausted (%u entries)",
-					       (unsigned)rt->max_entries);
-			}
+			if (!e)
+				return pool_full(rt, err, errcap);
 			b->ncand++;
 			rt->stats.candidates++;
 		}
-		e->id = *id;
-		memcpy(e->key, key, sizeof(key));
-		e->cpl = (uint8_t)cpl;
-		e->state = KW_KAD_RT_CANDIDATE;
 	}
-	memcpy(e->addrs, tmp.addrs, sizeof(e->addrs));
-	memcpy(e->groups, tmp.groups, sizeof(e->groups));
-	e->naddrs = tmp.naddrs;
-	e->last_seen_ms = now_ms;
+	entry_fill(e, id, key, cpl, KW_KAD_RT_CANDIDATE, &tmp, now_ms);
 	list_push(rt, &b->cand, e);
 	rt->stats.cached++;
 	ask_liveness(rt, cpl);
