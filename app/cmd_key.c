@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <kw/app.h>
 #include <kw/err.h>
 #include <kw/net/key.h>
 #include <kw/net/keyfile.h>
@@ -67,7 +68,7 @@ int kw_cmd_keygen(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct kw_privkey key;  /* 6 KiB: keep it off the stack */
-	char path[4096], err[KW_KEYFILE_ERR_MAX], *end;
+	char path[4096], err[KW_KEYFILE_ERR_MAX];
 	const char *out = NULL, *dir = NULL;
 	enum kw_key_type type;
 	bool force = false;
@@ -83,14 +84,16 @@ int kw_cmd_keygen(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'b':
-			errno = 0;
-			bits = (int)strtol(optarg, &end, 10);
-			if (errno || *end || bits < 2048 || bits > 8192) {
+		case 'b': {
+			uint32_t b;
+
+			if (kw_config_parse_u32(optarg, 2048, 8192, &b) < 0) {
 				fprintf(stderr, "kwnode keygen: --bits must be 2048..8192\n");
 				return 2;
 			}
+			bits = (int)b;
 			break;
+		}
 		case 'o': out = optarg; break;
 		case 'd': dir = optarg; break;
 		case 'f': force = true; break;

@@ -244,7 +244,7 @@ int kw_keyfile_save(const char *path, const struct kw_privkey *k, bool overwrite
 	return 0;
 }
 
-/* "identity.key.tmp" + the 6 characters mkostemp puts in place of XXXXXX, exactly. */
+/* "identity.key.tmp" followed by exactly the six random characters mkostemp writes. */
 static bool is_tmp_name(const char *n)
 {
 	static const char prefix[] = KW_KEYFILE_NAME ".tmp";
