@@ -1,0 +1,137 @@
+/*
+ * Kademlia DHT node (/ipfs/kad/1.0.0, libp2p/specs kad-dht/README.md): request handling,
+ * iterative lookups, record and provider operations, bootstrap and refresh.
+ *
+ * The core is transport-agnostic: it sends requests through struct kw_kad_transport and is
+ * handed inbound requests and replies by it. net/kad/swarm.c is the transport over libp2p
+ * streams (kw_kad_swarm_attach); the simulation (tests/sim) plugs in a message transport
+ * over virtual time, so many nodes share one loop and one process.
+ *
+ * Owns: the routing table, the store, the lookup slots and per-peer rate-limit slots, all
+ * carved once from the arena given to kw_kad_create (sizes from struct kw_kad_cfg, defaults
+ * from Kconfig). Timers run on the loop given at create. Every operation starts with a call
+ * that returns at once and finishes in its callback, on the loop, exactly once (also on
+ * kw_kad_destroy, with -KW_ECANCELED).
+ */
+#ifndef KW_NET_KAD_H
+#define KW_NET_KAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kw/arena.h>
+#include <kw/loop.h>
+#include <kw/net/kad_msg.h>
+#include <kw/net/kad_rt.h>
+#include <kw/net/kad_store.h>
+#include <kw/net/key.h>
+
+#define KW_KAD_PROTOCOL "/ipfs/kad/1.0.0"
+
+struct kw_kad;
+
+/*
+ * How the core reaches other peers. request() sends `req` to `to` (dialing one of addrs when
+ * not connected) and must later call kw_kad_on_reply(k, token, err, resp) exactly once, never
+ * from inside request(). Return: 0, or a negative code (then no reply comes).
+ */
+struct kw_kad_transport {
+	int (*request)(void *t, const struct kw_peer_id *to, const struct kw_kad_rt_addr *addrs,
+		       size_t naddrs, const struct kw_kad_msg *req, uint32_t token);
+	void *t;
+};
+
+struct kw_kad_cfg {
+	const struct kw_peer_id *self;
+	bool client_mode;            /* do not serve requests, do not advertise the protocol */
+	unsigned k;                  /* 0 = CONFIG_KW_NET_KAD_K */
+	unsigned alpha;              /* 0 = CONFIG_KW_NET_KAD_ALPHA */
+	unsigned max_lookups;        /* concurrent lookups; 0 = Kconfig */
+	uint32_t query_timeout_ms;   /* one request; 0 = Kconfig */
+	uint32_t lookup_timeout_ms;  /* a whole lookup; 0 = Kconfig */
+	unsigned rate_per_peer;      /* inbound requests per peer per second; 0 = Kconfig */
+	unsigned rate_burst;         /* 0 = Kconfig */
+	struct kw_kad_store_cfg store; /* zeroed: Kconfig defaults */
+	uint64_t (*wall_ms)(void *ctx); /* Unix time in ms (record expiry); NULL = CLOCK_REALTIME */
+	void *wall_ctx;
+	const struct kw_privkey *key;   /* signs /kwaai/ records put by this node (may be NULL) */
+};
+
+struct kw_kad_result {
+	int err;                       /* 0 or the reason the operation failed */
+	unsigned rounds;               /* lookup rounds (max hops from the start set) */
+	unsigned messages;             /* requests sent */
+	unsigned stored;               /* put/provide: peers that accepted */
+	const uint8_t *value;          /* get: the selected value (valid during the callback) */
+	size_t value_len;
+	const struct kw_kad_peer *peers; /* find-peer: the peer; providers; closest peers */
+	size_t n_peers;
+};
+typedef void (*kw_kad_done_fn)(struct kw_kad *k, const struct kw_kad_result *r, void *user);
+
+void kw_kad_cfg_default(struct kw_kad_cfg *cfg);
+size_t kw_kad_arena_bytes(const struct kw_kad_cfg *cfg);
+int kw_kad_create(struct kw_loop *loop, struct kw_arena *arena, const struct kw_kad_cfg *cfg,
+		  const struct kw_kad_transport *tr, struct kw_kad **out);
+/* Cancels every operation (callbacks get -KW_ECANCELED) and stops the timers. */
+void kw_kad_destroy(struct kw_kad *k);
+
+/* ---- transport -> core ---------------------------------------------------------------- */
+void kw_kad_on_reply(struct kw_kad *k, uint32_t token, int err, const struct kw_kad_msg *resp);
+/*
+ * Answers an inbound request from `from` into *resp. Return: 0 (send resp); -KW_ELIMIT
+ * (rate limited: counted, reset the stream); -KW_EPROTO (not a request we serve, or we are
+ * in client mode); -KW_EBADMSG (malformed, e.g. PUT_VALUE key != record key).
+ */
+int kw_kad_handle_request(struct kw_kad *k, const struct kw_peer_id *from,
+			  const struct kw_kad_msg *req, struct kw_kad_msg *resp);
+/* A peer that serves kad (identify lists KW_KAD_PROTOCOL) was seen with these addresses. */
+void kw_kad_peer_seen(struct kw_kad *k, const struct kw_peer_id *id,
+		      const struct kw_multiaddr *addrs, size_t naddrs);
+/* The peer stopped serving kad or failed: drop it from the table. */
+void kw_kad_peer_gone(struct kw_kad *k, const struct kw_peer_id *id);
+
+/* ---- operations ------------------------------------------------------------------------ */
+/*
+ * Adds a bootstrap peer (multiaddr with /p2p/). The node connects to bootstrap peers, looks
+ * itself up, and retries unreachable ones with exponential backoff (1 s doubling to 5 min)
+ * for as long as it runs. Return: 0; -KW_EINVAL (no /p2p/ part); -KW_ELIMIT.
+ */
+int kw_kad_bootstrap_add(struct kw_kad *k, const struct kw_multiaddr *ma);
+int kw_kad_find_peer(struct kw_kad *k, const struct kw_peer_id *id, kw_kad_done_fn cb, void *user);
+int kw_kad_get_closest(struct kw_kad *k, const uint8_t *key, size_t klen, kw_kad_done_fn cb,
+		       void *user);
+int kw_kad_get_value(struct kw_kad *k, const uint8_t *key, size_t klen, kw_kad_done_fn cb,
+		     void *user);
+/* A /kwaai/ key is sealed with cfg.key first. */
+int kw_kad_put_value(struct kw_kad *k, const uint8_t *key, size_t klen, const uint8_t *val,
+		     size_t vlen, kw_kad_done_fn cb, void *user);
+int kw_kad_provide(struct kw_kad *k, const uint8_t *mh, size_t mhlen, kw_kad_done_fn cb,
+		   void *user);
+int kw_kad_find_providers(struct kw_kad *k, const uint8_t *mh, size_t mhlen, kw_kad_done_fn cb,
+			  void *user);
+
+struct kw_kad_stats {
+	uint64_t requests_in, requests_rate_limited, requests_refused;
+	uint64_t requests_out, replies_ok, replies_failed, timeouts;
+	uint64_t lookups_started, lookups_ok, lookups_failed;
+	uint32_t lookups_active, lookups_high;
+	uint64_t bogus_addrs;          /* addresses dropped from peer entries */
+};
+void kw_kad_get_stats(const struct kw_kad *k, struct kw_kad_stats *out);
+struct kw_kad_rt *kw_kad_table(struct kw_kad *k);
+struct kw_kad_store *kw_kad_store(struct kw_kad *k);
+
+/* ---- libp2p transport (net/kad/swarm.c) ------------------------------------------------- */
+struct kw_swarm;
+struct kw_identify;
+/*
+ * Serves KW_KAD_PROTOCOL on sw (not in client mode), frames requests as uvarint-prefixed
+ * messages, several per stream, and feeds identify results to kw_kad_peer_seen. The
+ * transport lives in the swarm's arena until the swarm is destroyed.
+ */
+int kw_kad_swarm_create(struct kw_swarm *sw, struct kw_identify *id, struct kw_arena *arena,
+			const struct kw_kad_cfg *cfg, struct kw_kad **out);
+
+#endif /* KW_NET_KAD_H */
