@@ -17,6 +17,8 @@
 #include <kw/rng.h>
 #include <kw/sim.h>
 
+#include <sodium.h>
+
 #define MAXN       160
 #define ENVS       8192
 #define LAT_MS     10
@@ -499,6 +501,251 @@ static void test_kad_put_value_with_other_record_key_is_badmsg(void **state)
 	assert_int_equal(kw_kad_msg_set_key(&rq, (const uint8_t *)"/kwaai/a", 8), 0);
 	assert_int_equal(kw_kad_msg_set_record(&rq, (const uint8_t *)"/kwaai/b", 8, v, 1, NULL), 0);
 	assert_int_equal(kw_kad_handle_request(a->k, &b->id, &rq, &rs), -KW_EBADMSG);
+}
+
+static void build_network(unsigned n);
+
+/* ---- records and providers ----------------------------------------------------------------- */
+
+static struct kw_privkey *test_key(void)
+{
+	static struct kw_privkey key;
+	static bool made;
+
+	if (!made) {
+		assert_int_equal(kw_key_generate(KW_KEY_ED25519, 0, &key), 0);
+		made = true;
+	}
+	return &key;
+}
+
+static const uint8_t rkey[] = "/kwaai/test";
+#define RKLEN (sizeof(rkey) - 1)
+
+/* A /kwaai/test record sealed with the test key, valid for an hour from now. */
+static size_t sealed(const char *v, uint64_t seq, uint8_t *out, size_t cap)
+{
+	long n = kw_kad_kwaai_seal(test_key(), rkey, RKLEN, (const uint8_t *)v, strlen(v), seq,
+				   test_wall(NULL) + 3600000u, out, cap);
+
+	assert_true(n > 0);
+	return (size_t)n;
+}
+
+static void put_req(const uint8_t *val, size_t vlen)
+{
+	kw_kad_msg_init(&rq, KW_KAD_PUT_VALUE);
+	assert_int_equal(kw_kad_msg_set_key(&rq, rkey, RKLEN), 0);
+	assert_int_equal(kw_kad_msg_set_record(&rq, rkey, RKLEN, val, vlen, NULL), 0);
+}
+
+static void test_kad_put_value_is_stored_and_echoed(void **state)
+{
+	struct tnode *a, *b;
+	uint8_t v[1024];
+	size_t n = sealed("hello", 1, v, sizeof(v));
+	const uint8_t *got;
+	size_t glen;
+
+	(void)state;
+	a = add_node();
+	b = add_node();
+	put_req(v, n);
+	assert_int_equal(kw_kad_handle_request(a->k, &b->id, &rq, &rs), 0);
+	assert_int_equal(rs.type, KW_KAD_PUT_VALUE);
+	assert_true(rs.has_record);
+	assert_int_equal(rs.rec_value_len, n);
+	assert_memory_equal(rs.rec_value, v, n);
+	assert_int_equal(kw_kad_store_get(kw_kad_store(a->k), rkey, RKLEN, kw_loop_now(&loop), &got,
+					  &glen), 0);
+	assert_int_equal(glen, n);
+	assert_memory_equal(got, v, n);
+}
+
+static void test_kad_put_value_with_bad_signature_is_refused(void **state)
+{
+	struct tnode *a, *b;
+	uint8_t v[1024];
+	size_t n = sealed("hello", 1, v, sizeof(v));
+	const uint8_t *got;
+	size_t glen;
+	struct kw_kad_stats st;
+
+	(void)state;
+	a = add_node();
+	b = add_node();
+	v[n - 1] ^= 1;                       /* the signature is the envelope's last field */
+	put_req(v, n);
+	assert_true(kw_kad_handle_request(a->k, &b->id, &rq, &rs) < 0);
+	kw_kad_get_stats(a->k, &st);
+	assert_int_equal(st.requests_refused, 1);
+	assert_int_equal(kw_kad_store_get(kw_kad_store(a->k), rkey, RKLEN, kw_loop_now(&loop), &got,
+					  &glen), -KW_ENOENT);
+}
+
+static void test_kad_get_value_returns_record_and_closer_peers(void **state)
+{
+	struct tnode *a, *b, *c;
+	uint8_t v[1024];
+	size_t n = sealed("hello", 1, v, sizeof(v));
+
+	(void)state;
+	a = add_node();
+	b = add_node();
+	c = add_node();
+	for (unsigned i = 0; i < 5; i++)
+		seen(a, add_node());
+	put_req(v, n);
+	assert_int_equal(kw_kad_handle_request(a->k, &b->id, &rq, &rs), 0);
+	kw_kad_msg_init(&rq, KW_KAD_GET_VALUE);
+	assert_int_equal(kw_kad_msg_set_key(&rq, rkey, RKLEN), 0);
+	assert_int_equal(kw_kad_handle_request(a->k, &c->id, &rq, &rs), 0);
+	assert_int_equal(rs.type, KW_KAD_GET_VALUE);
+	assert_true(rs.has_record);
+	assert_int_equal(rs.rec_key_len, RKLEN);
+	assert_int_equal(rs.rec_value_len, n);
+	assert_memory_equal(rs.rec_value, v, n);
+	assert_true(rs.rec_time[0] != 0);    /* timeReceived, RFC 3339 */
+	assert_int_equal(rs.n_peers, 5 < KW_KAD_MAX_PEERS ? 5 : KW_KAD_MAX_PEERS);
+}
+
+static void mh_of(const char *text, uint8_t mh[34])
+{
+	mh[0] = 0x12;
+	mh[1] = 0x20;
+	crypto_hash_sha256(mh + 2, (const uint8_t *)text, strlen(text));
+}
+
+static void provider_req(const struct tnode *p, const uint8_t *mh)
+{
+	struct kw_kad_peer *pp;
+
+	kw_kad_msg_init(&rq, KW_KAD_ADD_PROVIDER);
+	assert_int_equal(kw_kad_msg_set_key(&rq, mh, 34), 0);
+	assert_int_equal(kw_kad_msg_add_peer(&rq, KW_KAD_PROVIDER, p->id.bytes, p->id.len,
+					     KW_KAD_CONNECTED, &pp), 0);
+	assert_int_equal(kw_kad_peer_add_maddr(pp, &p->ma), 0);
+}
+
+static void test_kad_add_provider_is_taken_only_from_the_provider(void **state)
+{
+	struct tnode *a, *b, *c;
+	uint8_t mh[34];
+	struct kw_kad_provider out[4];
+
+	(void)state;
+	a = add_node();
+	b = add_node();
+	c = add_node();
+	mh_of("content", mh);
+	provider_req(b, mh);
+	assert_int_equal(kw_kad_handle_request(a->k, &c->id, &rq, &rs), -KW_EPERM);   /* c for b */
+	assert_int_equal(kw_kad_store_get_providers(kw_kad_store(a->k), mh, 34, kw_loop_now(&loop),
+						    out, 4), 0);
+	assert_int_equal(kw_kad_handle_request(a->k, &b->id, &rq, &rs), KW_KAD_NO_REPLY);
+	assert_int_equal(kw_kad_store_get_providers(kw_kad_store(a->k), mh, 34, kw_loop_now(&loop),
+						    out, 4), 1);
+	assert_true(kw_peer_id_equal(&out[0].id, &b->id));
+}
+
+static void test_kad_get_providers_returns_providers_and_closer_peers(void **state)
+{
+	struct tnode *a, *b, *c;
+	uint8_t mh[34];
+	unsigned prov = 0, closer = 0;
+
+	(void)state;
+	a = add_node();
+	b = add_node();
+	c = add_node();
+	for (unsigned i = 0; i < 4; i++)
+		seen(a, add_node());
+	mh_of("content", mh);
+	provider_req(b, mh);
+	assert_int_equal(kw_kad_handle_request(a->k, &b->id, &rq, &rs), KW_KAD_NO_REPLY);
+	kw_kad_msg_init(&rq, KW_KAD_GET_PROVIDERS);
+	assert_int_equal(kw_kad_msg_set_key(&rq, mh, 34), 0);
+	assert_int_equal(kw_kad_handle_request(a->k, &c->id, &rq, &rs), 0);
+	assert_int_equal(rs.type, KW_KAD_GET_PROVIDERS);
+	for (unsigned i = 0; i < rs.n_peers; i++) {
+		if (rs.peers[i].list == KW_KAD_PROVIDER) {
+			prov++;
+			assert_memory_equal(rs.peers[i].id, b->id.bytes, b->id.len);
+			assert_int_equal(rs.peers[i].n_addrs, 1);
+			assert_memory_equal(rs.peers[i].addrs[0], b->ma.bytes, b->ma.len);
+		} else {
+			closer++;
+		}
+	}
+	assert_int_equal(prov, 1);
+	if (KW_KAD_MAX_PEERS >= 5)
+		assert_int_equal(closer, 4);
+}
+
+static void test_kad_put_value_reaches_peers_and_get_value_finds_it(void **state)
+{
+	struct kw_kad_cfg c;
+	struct tnode *w;
+	struct res r;
+	const uint8_t *inner;
+	size_t ilen;
+	uint64_t seq;
+
+	(void)state;
+	build_network(60);
+	base_cfg(&c);
+	c.key = test_key();
+	w = add_node_cfg(&c);
+	for (unsigned i = 0; i < 60; i += 6)
+		seen(w, &nodes[i]);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_put_value(w->k, rkey, RKLEN, (const uint8_t *)"v1", 2, on_done, &r),
+			 0);
+	run_until(&r.done, 120000);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.stored, K < 60 ? K : 60);   /* the k closest accepted it */
+	/* a node that never talked to w finds it */
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_get_value(nodes[31].k, rkey, RKLEN, on_done, &r), 0);
+	run_until(&r.done, 120000);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(kw_kad_kwaai_open(r.value, r.value_len, &inner, &ilen, &seq), 0);
+	assert_int_equal(ilen, 2);
+	assert_memory_equal(inner, "v1", 2);
+}
+
+static void test_kad_get_value_of_unknown_key_is_enoent(void **state)
+{
+	struct res r;
+
+	(void)state;
+	build_network(30);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_get_value(nodes[3].k, rkey, RKLEN, on_done, &r), 0);
+	run_until(&r.done, 120000);
+	assert_int_equal(r.err, -KW_ENOENT);
+	assert_true(r.messages > 0);
+}
+
+static void test_kad_provide_then_find_providers_from_another_node(void **state)
+{
+	struct res r;
+	uint8_t mh[34];
+
+	(void)state;
+	build_network(60);
+	mh_of("model shard 7", mh);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_provide(nodes[2].k, mh, 34, on_done, &r), 0);
+	run_until(&r.done, 120000);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.stored, K < 59 ? K : 59);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_find_providers(nodes[45].k, mh, 34, on_done, &r), 0);
+	run_until(&r.done, 120000);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.n_peers, 1);
+	assert_true(kw_peer_id_equal(&r.peers[0], &nodes[2].id));
 }
 
 /* ---- rate limit ------------------------------------------------------------------------------ */
@@ -985,6 +1232,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kad_unknown_type_is_refused_and_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_client_mode_refuses_every_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_put_value_with_other_record_key_is_badmsg, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_put_value_is_stored_and_echoed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_put_value_with_bad_signature_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_get_value_returns_record_and_closer_peers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_add_provider_is_taken_only_from_the_provider, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_get_providers_returns_providers_and_closer_peers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_rate_limit_bounds_a_flood_and_serves_others, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_rate_limit_table_reuses_least_recent_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_lookup_finds_a_peer_it_never_knew, setup, teardown),
@@ -994,6 +1246,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kad_alpha_bounds_requests_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_lookups_run_concurrently_up_to_the_slot_pool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_completion_is_never_synchronous, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_put_value_reaches_peers_and_get_value_finds_it, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_get_value_of_unknown_key_is_enoent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_provide_then_find_providers_from_another_node, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_find_peer_not_in_network_is_enoent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_lookup_deadline_reports_etimedout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_destroy_cancels_operations_once, setup, teardown),
