@@ -1223,6 +1223,86 @@ static void test_kad_node_alone_keeps_working(void **state)
 	assert_int_equal(kw_kad_handle_request(a->k, &b->id, &rq, &rs), 0);
 }
 
+static void test_kad_refresh_looks_up_due_buckets(void **state)
+{
+	struct kw_kad_cfg c;
+	struct tnode *a;
+	struct kw_kad_stats st;
+
+	(void)state;
+	build_network(20);
+	base_cfg(&c);
+	c.refresh_ms = 30000;
+	a = add_node_cfg(&c);
+	for (unsigned i = 0; i < 20; i++)
+		seen(a, &nodes[i]);
+	kw_kad_get_stats(a->k, &st);
+	assert_int_equal(st.refresh_lookups, 0);
+	run_for(61000);                      /* first check one minute after create */
+	kw_kad_get_stats(a->k, &st);
+	assert_true(st.refresh_lookups >= 1);
+	assert_true(st.lookups_ok >= st.refresh_lookups);
+}
+
+static void test_kad_own_records_are_republished_hourly(void **state)
+{
+	struct kw_kad_cfg c;
+	struct tnode *w;
+	struct res r;
+	struct kw_kad_stats st;
+	struct kw_peer_id key_as_id;
+
+	(void)state;
+	build_network(16);
+	base_cfg(&c);
+	c.key = test_key();
+	w = add_node_cfg(&c);
+	for (unsigned i = 0; i < 16; i++)
+		seen(w, &nodes[i]);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_put_value(w->k, rkey, RKLEN, (const uint8_t *)"v1", 2, on_done, &r),
+			 0);
+	run_until(&r.done, 60000);
+	assert_int_equal(r.err, 0);
+	key_as_id.len = (uint8_t)RKLEN;
+	memcpy(key_as_id.bytes, rkey, RKLEN);
+	watch_src = &w->id;
+	watch_key = &key_as_id;
+	watching = true;
+	run_for(50u * 60u * 1000u);          /* not yet */
+	kw_kad_get_stats(w->k, &st);
+	assert_int_equal(st.republished, 0);
+	assert_int_equal(watch_n, 0);
+	run_for(15u * 60u * 1000u);          /* past the hour since create */
+	kw_kad_get_stats(w->k, &st);
+	assert_int_equal(st.republished, 1);
+	assert_true(watch_n >= 2);           /* the lookup and the PUT_VALUEs for the key */
+}
+
+static void test_kad_store_expiry_runs_on_a_timer(void **state)
+{
+	struct kw_kad_cfg c;
+	struct tnode *a, *b;
+	uint8_t v[1024];
+	size_t n;
+	struct kw_kad_store_stats ss;
+
+	(void)state;
+	base_cfg(&c);
+	c.store.record_ttl_ms = 5000;
+	a = add_node_cfg(&c);
+	b = add_node();
+	n = sealed("short", 1, v, sizeof(v));
+	put_req(v, n);
+	assert_int_equal(kw_kad_handle_request(a->k, &b->id, &rq, &rs), 0);
+	kw_kad_store_get_stats(kw_kad_store(a->k), &ss);
+	assert_int_equal(ss.records, 1);
+	run_for(61000);                      /* the expiry pass runs every minute */
+	kw_kad_store_get_stats(kw_kad_store(a->k), &ss);
+	assert_int_equal(ss.records, 0);
+	assert_int_equal(ss.expired, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1255,6 +1335,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kad_full_bucket_probe_replaces_a_dead_member, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_bootstrap_retries_with_doubling_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_node_alone_keeps_working, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_refresh_looks_up_due_buckets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_own_records_are_republished_hourly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_store_expiry_runs_on_a_timer, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
