@@ -93,8 +93,10 @@ void kw_kad_cfg_default(struct kw_kad_cfg *cfg);
 size_t kw_kad_arena_bytes(const struct kw_kad_cfg *cfg);
 int kw_kad_create(struct kw_loop *loop, struct kw_arena *arena, const struct kw_kad_cfg *cfg,
 		  const struct kw_kad_transport *tr, struct kw_kad **out);
-/* Cancels every operation (callbacks get -KW_ECANCELED, inside this call) and stops the
- * timers. The transport must not call kw_kad_on_reply for this node afterwards. */
+/* Cancels every operation (callbacks get -KW_ECANCELED, inside this call; a callback running
+ * when it is called from there is not called again) and stops the timers. Safe from a
+ * callback and twice. Afterwards every call returns -KW_ESHUTDOWN or does nothing; the
+ * arena may be reused once the transport no longer calls in. */
 void kw_kad_destroy(struct kw_kad *k);
 
 /* ---- transport -> core ---------------------------------------------------------------- */
@@ -133,7 +135,7 @@ int kw_kad_bootstrap_add(struct kw_kad *k, const struct kw_multiaddr *ma);
  * The operations below start a lookup in a free slot and return at once: 0 (cb runs later,
  * exactly once, from the loop; -KW_ECANCELED on kw_kad_destroy; the slot is released after
  * cb returns), -KW_ELIMIT (no free slot), -KW_EINVAL (bad argument, key empty or longer than
- * KW_KAD_KEY_MAX). Results (doc/net-kad.md "Lookups"):
+ * KW_KAD_KEY_MAX), -KW_ESHUTDOWN (after kw_kad_destroy, e.g. from a callback). Results (doc/net-kad.md "Lookups"):
  *  find_peer: peers[0] = the peer with its addresses, or err -KW_ENOENT;
  *  get_closest: up to k peers that answered, closest to SHA-256(key) first;
  *  get_value: value = the best valid record value (a /kwaai/ envelope as stored: open it

@@ -1118,6 +1118,40 @@ static void test_kad_destroy_cancels_operations_once(void **state)
 	assert_int_equal(r[0].calls, 1);
 }
 
+static struct res destroy_res[2];
+
+static void on_done_destroy(struct kw_kad *k, const struct kw_kad_result *r, void *user)
+{
+	on_done(k, r, user);
+	kw_kad_destroy(k);
+}
+
+static void test_kad_destroy_inside_a_callback_calls_each_callback_once(void **state)
+{
+	struct tnode *a;
+
+	(void)state;
+	a = add_node();
+	memset(destroy_res, 0, sizeof(destroy_res));
+	assert_int_equal(kw_kad_get_closest(a->k, a->id.bytes, a->id.len, on_done_destroy,
+					    &destroy_res[0]), 0);
+	assert_int_equal(kw_kad_get_closest(a->k, a->id.bytes, a->id.len, on_done,
+					    &destroy_res[1]), 0);
+	run_for(10);
+	assert_int_equal(destroy_res[0].calls, 1);
+	assert_int_equal(destroy_res[0].err, 0);
+	assert_int_equal(destroy_res[1].calls, 1);
+	assert_int_equal(destroy_res[1].err, -KW_ECANCELED);
+	/* a destroyed node starts nothing and serves nothing */
+	assert_int_equal(kw_kad_get_closest(a->k, a->id.bytes, a->id.len, on_done,
+					    &destroy_res[1]), -KW_ESHUTDOWN);
+	kw_kad_msg_init(&rq, KW_KAD_PING);
+	assert_int_equal(kw_kad_handle_request(a->k, &a->id, &rq, &rs), -KW_ESHUTDOWN);
+	run_for(1000);
+	assert_int_equal(destroy_res[0].calls, 1);
+	assert_int_equal(destroy_res[1].calls, 1);
+}
+
 /* ---- routing table upkeep ---------------------------------------------------------------------- */
 
 static void test_kad_full_bucket_probe_replaces_a_dead_member(void **state)
@@ -1332,6 +1366,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kad_find_peer_not_in_network_is_enoent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_lookup_deadline_reports_etimedout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_destroy_cancels_operations_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_destroy_inside_a_callback_calls_each_callback_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_full_bucket_probe_replaces_a_dead_member, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_bootstrap_retries_with_doubling_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_node_alone_keeps_working, setup, teardown),
