@@ -559,6 +559,7 @@ static void lookup_reply(struct kad_lookup *lk, struct kad_cand *c, int err,
 			 const struct kw_kad_msg *m)
 {
 	struct kw_kad *k = lk->k;
+	unsigned hop = c->hop;   /* c may make room for a closer peer named below: copy first */
 
 	lk->inflight--;
 	if (err < 0 || !m) {
@@ -604,7 +605,7 @@ static void lookup_reply(struct kad_lookup *lk, struct kad_cand *c, int err,
 			cand_addrs_from_peer(k, &lk->found_peer, pp);
 		}
 		(void)kw_kad_rt_key(&id, key);
-		if (cand_add(lk, &id, key, c->hop + 1u, &nc) >= 0)
+		if (cand_add(lk, &id, key, hop + 1u, &nc) >= 0)
 			cand_addrs_from_peer(k, nc, pp);
 		else if (nc && nc->naddrs == 0 && nc->state == KAD_C_HEARD)
 			cand_addrs_from_peer(k, nc, pp);

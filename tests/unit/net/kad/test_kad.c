@@ -94,38 +94,41 @@ static struct env *env_get(void)
 static void deliver(struct kw_loop *l, struct kw_timer *t)
 {
 	struct env *e = t->arg;
-	struct tnode *src = &nodes[e->from], *dst;
+	/* the envelope is free again from here on: anything below may send (a liveness probe
+	 * from dst's table, the next lookup request from src) and reuse it, so copy it first */
+	struct env c = *e;
+	struct tnode *src = &nodes[c.from], *dst;
 	long n;
 	int rc;
 
 	(void)l;
 	e->used = false;
 	src->inflight--;
-	if (e->watched && !e->late)
+	if (c.watched && !c.late)
 		watch_inflight--;
-	if (e->late || e->to == UINT32_MAX || nodes[e->to].down || !nodes[e->to].k) {
+	if (c.late || c.to == UINT32_MAX || nodes[c.to].down || !nodes[c.to].k) {
 		if (src->k)
-			kw_kad_on_reply(src->k, e->token, e->late ? -KW_ETIMEDOUT : -KW_ECONNREFUSED,
+			kw_kad_on_reply(src->k, c.token, c.late ? -KW_ETIMEDOUT : -KW_ECONNREFUSED,
 					NULL);
 		return;
 	}
-	dst = &nodes[e->to];
+	dst = &nodes[c.to];
 	dst->queried++;
 	if (dst->silent) {           /* answers nothing; the transport gives up much later */
 		struct env *late = env_get();
 
-		*late = *e;
+		*late = c;
 		late->used = true;
 		late->late = true;
-		if (late->watched)
-			watch_inflight--;
 		late->watched = false;
+		if (c.watched)
+			watch_inflight--;
 		src->inflight++;
 		kw_timer_init(&late->t, deliver, late);
 		assert_int_equal(kw_timer_start(&loop, &late->t, SILENT_MS), 0);
 		return;
 	}
-	n = kw_kad_msg_decode(e->buf, e->len, &rq);
+	n = kw_kad_msg_decode(c.buf, c.len, &rq);
 	assert_true(n > 0);
 	/* identify on the inbound connection tells dst that src serves kad */
 	if (!src->client)
@@ -134,11 +137,11 @@ static void deliver(struct kw_loop *l, struct kw_timer *t)
 	if (!src->k)
 		return;
 	if (rc == 0)
-		kw_kad_on_reply(src->k, e->token, 0, &rs);
+		kw_kad_on_reply(src->k, c.token, 0, &rs);
 	else if (rc == KW_KAD_NO_REPLY)
-		kw_kad_on_reply(src->k, e->token, 0, NULL);
+		kw_kad_on_reply(src->k, c.token, 0, NULL);
 	else
-		kw_kad_on_reply(src->k, e->token, -KW_ECONNRESET, NULL);
+		kw_kad_on_reply(src->k, c.token, -KW_ECONNRESET, NULL);
 }
 
 static int t_request(void *t, const struct kw_peer_id *to, const struct kw_kad_rt_addr *addrs,
@@ -872,6 +875,8 @@ static void test_kad_get_closest_returns_the_k_closest_of_the_network(void **sta
 	unsigned n = 120, better = 0, want;
 
 	(void)state;
+	if (KW_KAD_MAX_PEERS < K)
+		skip();   /* a reply cannot name k peers: no exactness to expect from the lookup */
 	build_network(n);
 	rand_id(&target);
 	key_of(&target, tk);
@@ -941,13 +946,16 @@ static void test_kad_lookup_stops_when_the_k_closest_answered(void **state)
 
 static void test_kad_silent_peers_time_out_and_leave_the_table(void **state)
 {
+	struct kw_kad_cfg c;
 	struct tnode *a, *live, *s[3];
 	struct res r;
 	struct kw_kad_stats st;
 	uint64_t t0;
 
 	(void)state;
-	a = add_node();
+	base_cfg(&c);
+	c.alpha = 4;                         /* all four asked at once: one timeout to wait */
+	a = add_node_cfg(&c);
 	live = add_node();
 	seen(a, live);
 	for (unsigned i = 0; i < 3; i++) {
