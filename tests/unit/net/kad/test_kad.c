@@ -19,7 +19,7 @@
 
 #include <sodium.h>
 
-#define MAXN       160
+#define MAXN       256
 #define ENVS       8192
 #define LAT_MS     10
 #define SILENT_MS  120000
