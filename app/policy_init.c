@@ -12,6 +12,7 @@
 
 #include <kw/app.h>
 #include <kw/board.h>
+#include <kw/cpu.h>
 #include <kw/err.h>
 #include <kw/log.h>
 #include <kw/node.h>
@@ -61,6 +62,20 @@ static int open_gpio(struct policy_ctx *c)
 	return 0;
 }
 
+/*
+ * A build for one board running on another (a Pi 5 image on a Pi 4) still works, since the
+ * kernels are chosen at run time, but it is probably a mistake: say so once.
+ */
+static void check_cpu(const struct kw_board_desc *d)
+{
+	unsigned missing = d->cpu_features & ~kw_cpu_features();
+
+	if (missing)
+		KW_LOG_WRN(board, "this CPU lacks features board %s has (KW_CPU_* bits 0x%x): "
+			   "is this the right image? (the kernels this CPU supports are used)",
+			   d->name, missing);
+}
+
 int kw_app_policy_init(struct kw_node *n)
 {
 	struct kw_app *app = kw_app_of(n);
@@ -74,6 +89,7 @@ int kw_app_policy_init(struct kw_node *n)
 	memset(c, 0, sizeof(*c));
 	c->board.root = app->cfg.sysfs_root;
 	c->board.desc = kw_board_desc();
+	check_cpu(c->board.desc);
 	ret = kw_policy_init(&c->policy, &n->loop, &app->cfg.policy, kw_policy_board_read,
 			     &c->board, err, sizeof(err));
 	if (ret < 0) {

@@ -4,6 +4,8 @@
  * board is a Kconfig entry and a defconfig. The sensor readers live beside this file
  * (sysfs.c, power.c, thermal.c, throttle.c, gpio.c).
  */
+#include <stdio.h>
+
 #include <kw/board.h>
 #include <kw/compiler.h>
 #include <kw/err.h>
@@ -60,9 +62,12 @@ const struct kw_board_desc *kw_board_desc(void)
 int kw_board_init(struct kw_node *n)
 {
 	const struct kw_board_desc *d = kw_board_desc();
+	char cores[16] = "any";
 
-	KW_LOG_INF(board, "board %s (%s, %s x%u, %u MiB; arena %u KiB, conns %u in / %u out)",
-		   d->name, d->model, d->cpu, d->cores, d->ram_mib, d->arena_kib,
+	if (d->cores)
+		snprintf(cores, sizeof(cores), "%u", d->cores);
+	KW_LOG_INF(board, "board %s (%s, cpu %s, %s cores, %u MiB; arena %u KiB, conns %u in / "
+		   "%u out)", d->name, d->model, d->cpu, cores, d->ram_mib, d->arena_kib,
 		   d->max_conns_in, d->max_conns_out);
 	return 0;
 }

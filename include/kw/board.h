@@ -41,7 +41,7 @@ struct kw_board_desc {
 	const char *model;          /* human-readable */
 	const char *cpu;            /* "cortex-a72" */
 	uint32_t ram_mib;
-	uint32_t cores;
+	uint32_t cores;             /* 0: not fixed (a host) */
 	unsigned cpu_features;      /* KW_CPU_* bits the board's CPU is known to have */
 	/* default pool sizes this build carries (set per board by its defconfig) */
 	uint32_t arena_kib;

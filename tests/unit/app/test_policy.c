@@ -903,8 +903,13 @@ static void test_app_policy_init_logs_sensors_and_first_state(void **state)
 {
 	struct rt *rt = *state;
 	static struct kw_app app;
+	const struct kw_board_desc *d = kw_board_desc();
 	int i, found = 0;
 
+	/* lines configured in Kconfig need the board's GPIO chip, which a build host lacks */
+	if ((d->sensors & KW_BOARD_SENSE_GPIO) && (d->power_good.offset >= 0 ||
+	    d->low_battery.offset >= 0 || d->status_led.offset >= 0))
+		skip();
 	memset(&app, 0, sizeof(app));
 	kw_config_defaults(&app.cfg);
 	snprintf(app.cfg.sysfs_root, sizeof(app.cfg.sysfs_root), "%s", rt->fs.root);
