@@ -63,8 +63,9 @@ static int open_gpio(struct policy_ctx *c)
 }
 
 /*
- * A build for one board running on another (a Pi 5 image on a Pi 4) still works, since the
- * kernels are chosen at run time, but it is probably a mistake: say so once.
+ * A CPU without a feature its board's descriptor promises (dotprod on a "rpi5" build whose
+ * -mcpu was made generic, say) still runs, since kernels are chosen at run time, but the board
+ * choice is probably wrong: say so once.
  */
 static void check_cpu(const struct kw_board_desc *d)
 {
