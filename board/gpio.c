@@ -5,7 +5,7 @@
  * are logical (GPIOD_LINE_REQUEST_FLAG_ACTIVE_LOW inverts in the kernel).
  *
  * One board has one header chip, so the backend keeps one static instance. Without
- * CONFIG_KW_BOARD_GPIO the open call reports -KW_ENOTSUP and nothing links libgpiod.
+ * CONFIG_KW_GPIO the open call reports -KW_ENOTSUP and nothing links libgpiod.
  */
 #include <errno.h>
 #include <string.h>
@@ -14,7 +14,7 @@
 #include <kw/compiler.h>
 #include <kw/err.h>
 
-#ifdef CONFIG_KW_BOARD_GPIO
+#ifdef CONFIG_KW_GPIO
 #include <gpiod.h>
 
 #define GPIO_LINES_MAX 8
@@ -139,14 +139,14 @@ int kw_gpiod_open(struct kw_gpio *g, const char *chip, const struct kw_board_lin
 	return 0;
 }
 
-#else /* !CONFIG_KW_BOARD_GPIO */
+#else /* !CONFIG_KW_GPIO */
 
 int kw_gpiod_open(struct kw_gpio *g, const char *chip, const struct kw_board_line *in,
 		  size_t n_in, const struct kw_board_line *out, size_t n_out, char *err,
 		  size_t errlen)
 {
 	return kw_errf(-KW_ENOTSUP, err, errlen, "GPIO chip %s: libgpiod is not built in "
-		       "(CONFIG_KW_BOARD_GPIO)", chip ? chip : "?");
+		       "(CONFIG_KW_GPIO)", chip ? chip : "?");
 }
 
 #endif

@@ -177,7 +177,7 @@ struct kw_gpio {
 };
 
 /*
- * libgpiod v1 backend (CONFIG_KW_BOARD_GPIO): opens `chip` with gpiod_chip_open_lookup and
+ * libgpiod v1 backend (CONFIG_KW_GPIO): opens `chip` with gpiod_chip_open_lookup and
  * requests the lines of `in` (n_in inputs, offsets < 0 skipped) and `out` (n_out outputs,
  * driven to 0), consumer "kwnode". Start-up only: libgpiod allocates its chip object.
  * Return: 0; -KW_ENOENT when the chip does not exist, -KW_EINVAL when an offset is beyond the

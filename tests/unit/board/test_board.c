@@ -45,17 +45,17 @@ static void test_board_descriptor_matches_kconfig(void **state)
 	assert_int_equal(d->arena_kib, CONFIG_KW_ARENA_KIB);
 	assert_string_equal(d->thermal_zone, CONFIG_KW_BOARD_THERMAL_ZONE);
 	assert_int_equal(!!(d->sensors & KW_BOARD_SENSE_POWER),
-			 IS_ENABLED(CONFIG_KW_BOARD_SENSOR_POWER));
+			 IS_ENABLED(CONFIG_KW_SENSOR_POWER));
 	assert_int_equal(!!(d->sensors & KW_BOARD_SENSE_THERMAL),
-			 IS_ENABLED(CONFIG_KW_BOARD_SENSOR_THERMAL));
+			 IS_ENABLED(CONFIG_KW_SENSOR_THERMAL));
 	assert_int_equal(!!(d->sensors & KW_BOARD_SENSE_THROTTLE),
-			 IS_ENABLED(CONFIG_KW_BOARD_SENSOR_THROTTLE));
-	assert_int_equal(!!(d->sensors & KW_BOARD_SENSE_GPIO), IS_ENABLED(CONFIG_KW_BOARD_GPIO));
-#ifdef CONFIG_KW_BOARD_GPIO
-	assert_string_equal(d->gpio_chip, CONFIG_KW_BOARD_GPIO_CHIP);
-	assert_int_equal(d->power_good.offset, CONFIG_KW_BOARD_GPIO_POWER_GOOD);
-	assert_int_equal(d->low_battery.offset, CONFIG_KW_BOARD_GPIO_LOW_BATTERY);
-	assert_int_equal(d->status_led.offset, CONFIG_KW_BOARD_GPIO_STATUS_LED);
+			 IS_ENABLED(CONFIG_KW_SENSOR_THROTTLE));
+	assert_int_equal(!!(d->sensors & KW_BOARD_SENSE_GPIO), IS_ENABLED(CONFIG_KW_GPIO));
+#ifdef CONFIG_KW_GPIO
+	assert_string_equal(d->gpio_chip, CONFIG_KW_GPIO_CHIP);
+	assert_int_equal(d->power_good.offset, CONFIG_KW_GPIO_POWER_GOOD);
+	assert_int_equal(d->low_battery.offset, CONFIG_KW_GPIO_LOW_BATTERY);
+	assert_int_equal(d->status_led.offset, CONFIG_KW_GPIO_STATUS_LED);
 #endif
 }
 
@@ -393,7 +393,7 @@ static void test_gpiod_missing_chip_is_named(void **state)
 	int ret;
 
 	ret = kw_gpiod_open(&g, "kw-no-such-chip", in, 1, NULL, 0, err, sizeof(err));
-	if (IS_ENABLED(CONFIG_KW_BOARD_GPIO))
+	if (IS_ENABLED(CONFIG_KW_GPIO))
 		assert_int_equal(ret, -KW_ENOENT);
 	else
 		assert_int_equal(ret, -KW_ENOTSUP);
@@ -406,7 +406,7 @@ static void test_gpiod_missing_chip_can_be_retried(void **state)
 	struct kw_gpio g = { 0 };
 	char err[256] = "";
 
-	if (!IS_ENABLED(CONFIG_KW_BOARD_GPIO))
+	if (!IS_ENABLED(CONFIG_KW_GPIO))
 		skip();
 	/* a failed open leaves nothing held: the second error is the same, not "busy" */
 	assert_int_equal(kw_gpiod_open(&g, "/dev/kw-no-such-gpiochip", NULL, 0, NULL, 0, err,
@@ -421,7 +421,7 @@ static void test_gpiod_empty_chip_name_is_refused(void **state)
 	struct kw_gpio g = { 0 };
 	char err[256] = "";
 
-	if (!IS_ENABLED(CONFIG_KW_BOARD_GPIO))
+	if (!IS_ENABLED(CONFIG_KW_GPIO))
 		skip();
 	assert_int_equal(kw_gpiod_open(&g, "", NULL, 0, NULL, 0, err, sizeof(err)), -KW_EINVAL);
 	assert_non_null(strstr(err, "no GPIO chip"));
