@@ -32,6 +32,8 @@ enum key_type {
 	KEY_INT,     /* int in lo..hi */
 	KEY_U32,     /* uint32_t in lo..hi */
 	KEY_LISTEN,  /* a TCP multiaddr appended to listen[] */
+	KEY_BOOL,    /* bool: yes/no, true/false, on/off, 1/0 */
+	KEY_QUIET,   /* quiet hours "HH:MM-HH:MM" or "off" into policy.quiet_{start,end}_min */
 };
 
 struct key_def {
@@ -59,6 +61,20 @@ static const struct key_def g_keys[] = {
 	{ "handshakes_per_ip", KEY_U32, F(swarm.handshakes_per_ip), 1, 65536, true },
 	{ "handshakes_per_subnet", KEY_U32, F(swarm.handshakes_per_subnet), 1, 65536, true },
 	{ "conns_in_reserved", KEY_U32, F(swarm.conns_in_reserved), 0, 65535, true },
+	/* board sensing and the contribution policy (doc/board.md); ranges as app/Kconfig.policy */
+	{ "sysfs_root", KEY_PATH, F(sysfs_root), 1, KW_CONFIG_PATH_MAX - 1, false },
+	{ "policy_require_ac", KEY_BOOL, F(policy.require_ac), 0, 1, false },
+	{ "policy_battery_start_pct", KEY_U32, F(policy.battery_start_pct), 0, 100, false },
+	{ "policy_battery_stop_pct", KEY_U32, F(policy.battery_stop_pct), 0, 100, false },
+	{ "policy_temp_max_c", KEY_U32, F(policy.temp_max_c), 40, 110, false },
+	{ "policy_temp_hysteresis_c", KEY_U32, F(policy.temp_hysteresis_c), 1, 30, false },
+	{ "policy_pause_on_undervoltage", KEY_BOOL, F(policy.pause_on_undervoltage), 0, 1, false },
+	{ "policy_pause_on_throttle", KEY_BOOL, F(policy.pause_on_throttle), 0, 1, false },
+	{ "policy_quiet_hours", KEY_QUIET, F(policy.quiet_start_min), 0, 0, false },
+	{ "policy_cpu_share_pct", KEY_U32, F(policy.cpu_share_pct), 1, 100, false },
+	{ "policy_min_dwell_ms", KEY_U32, F(policy.min_dwell_ms), 0, 3600000, false },
+	{ "policy_poll_ms", KEY_U32, F(policy.poll_ms), 100, 60000, false },
+	{ "policy_drain_timeout_ms", KEY_U32, F(policy.drain_timeout_ms), 0, 600000, false },
 };
 
 void kw_config_defaults(struct kw_config *c)
@@ -66,6 +82,8 @@ void kw_config_defaults(struct kw_config *c)
 	memset(c, 0, sizeof(*c));
 	snprintf(c->data_dir, sizeof(c->data_dir), "%s", CONFIG_KW_DATA_DIR);
 	kw_node_config_defaults(&c->node);
+	snprintf(c->sysfs_root, sizeof(c->sysfs_root), "%s", CONFIG_KW_BOARD_SYSFS_ROOT);
+	kw_policy_settings_defaults(&c->policy);
 #ifdef CONFIG_KW_NET_SWARM
 	kw_swarm_limits_default(&c->swarm);
 	if (CONFIG_KW_NET_LISTEN[0]) {
@@ -242,6 +260,23 @@ static int set_one(struct kw_config *c, const char *key, const char *v, char *er
 				    KW_CONFIG_LISTEN_MAX);
 		memcpy(c->listen[c->n_listen++], v, strlen(v) + 1);
 		break;
+	case KEY_BOOL:
+		if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on") || !strcmp(v, "1"))
+			*(bool *)(void *)field = true;
+		else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off") ||
+			 !strcmp(v, "0"))
+			*(bool *)(void *)field = false;
+		else
+			return fail(err, errlen, line, "%s must be yes or no, got '%s'", k->name,
+				    quote(v, q, sizeof(q)));
+		break;
+	case KEY_QUIET:
+		if (kw_policy_parse_quiet(v, &c->policy.quiet_start_min,
+					  &c->policy.quiet_end_min) < 0)
+			return fail(err, errlen, line, "%s must be HH:MM-HH:MM (24-hour local time, "
+				    "start != end) or off, got '%s'", k->name,
+				    quote(v, q, sizeof(q)));
+		break;
 	}
 	return 0;
 }
@@ -304,7 +339,8 @@ int kw_config_parse(struct kw_config *c, const char *buf, size_t len, char *err,
 		if (ret < 0)
 			return ret;
 	}
-	return 0;
+	/* rules between keys (stop <= start, ...) once the whole file is in */
+	return kw_policy_settings_check(&c->policy, err, errlen);
 }
 
 int kw_config_load(struct kw_config *c, const char *path, char *err, size_t errlen)

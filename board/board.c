@@ -1,25 +1,57 @@
 /*
- * The board descriptor and the services common to every board: sensor reads through
- * (fake-able) sysfs paths. A board is data, not code: its name, model, CPU, RAM and sensor
- * paths are Kconfig strings set by the board choice (board/Kconfig), so adding a board is a
- * Kconfig entry and a defconfig.
+ * The board descriptor. A board is data, not code: every field is a Kconfig value set by
+ * the board choice (board/Kconfig) or by the board's defconfig (pool sizes), so adding a
+ * board is a Kconfig entry and a defconfig. The sensor readers live beside this file
+ * (sysfs.c, power.c, thermal.c, throttle.c, gpio.c).
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <stdlib.h>
-#include <unistd.h>
+#include <stdio.h>
 
 #include <kw/board.h>
+#include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/log.h>
 #include <kw/node.h>
+
+#ifndef CONFIG_KW_BOARD_THROTTLE_FILE
+#define CONFIG_KW_BOARD_THROTTLE_FILE ""
+#endif
+#ifndef CONFIG_KW_GPIO_CHIP
+#define CONFIG_KW_GPIO_CHIP ""
+#define CONFIG_KW_GPIO_POWER_GOOD (-1)
+#define CONFIG_KW_GPIO_LOW_BATTERY (-1)
+#define CONFIG_KW_GPIO_STATUS_LED (-1)
+#endif
+#ifdef CONFIG_KW_NET_SWARM
+#define BOARD_CONNS_IN CONFIG_KW_NET_MAX_CONNS_IN
+#define BOARD_CONNS_OUT CONFIG_KW_NET_MAX_CONNS_OUT
+#else
+#define BOARD_CONNS_IN 0
+#define BOARD_CONNS_OUT 0
+#endif
 
 static const struct kw_board_desc g_board = {
 	.name = CONFIG_KW_BOARD_NAME,
 	.model = CONFIG_KW_BOARD_MODEL,
 	.cpu = CONFIG_KW_BOARD_CPU,
 	.ram_mib = CONFIG_KW_BOARD_RAM_MIB,
-	.thermal_path = CONFIG_KW_BOARD_THERMAL_ZONE,
+	.cores = CONFIG_KW_BOARD_CORES,
+	.cpu_features = CONFIG_KW_BOARD_CPU_FEATURES,
+	.arena_kib = CONFIG_KW_ARENA_KIB,
+	.timer_max = CONFIG_KW_TIMER_MAX,
+	.max_conns_in = BOARD_CONNS_IN,
+	.max_conns_out = BOARD_CONNS_OUT,
+	.sensors = (IS_ENABLED(CONFIG_KW_SENSOR_POWER) ? KW_BOARD_SENSE_POWER : 0) |
+		   (IS_ENABLED(CONFIG_KW_SENSOR_THERMAL) ? KW_BOARD_SENSE_THERMAL : 0) |
+		   (IS_ENABLED(CONFIG_KW_SENSOR_THROTTLE) ? KW_BOARD_SENSE_THROTTLE : 0) |
+		   (IS_ENABLED(CONFIG_KW_GPIO) ? KW_BOARD_SENSE_GPIO : 0),
+	.thermal_zone = CONFIG_KW_BOARD_THERMAL_ZONE,
+	.throttle_file = CONFIG_KW_BOARD_THROTTLE_FILE,
+	.gpio_chip = CONFIG_KW_GPIO_CHIP,
+	.power_good = { CONFIG_KW_GPIO_POWER_GOOD,
+			IS_ENABLED(CONFIG_KW_GPIO_POWER_GOOD_ACTIVE_LOW) },
+	.low_battery = { CONFIG_KW_GPIO_LOW_BATTERY,
+			 IS_ENABLED(CONFIG_KW_GPIO_LOW_BATTERY_ACTIVE_LOW) },
+	.status_led = { CONFIG_KW_GPIO_STATUS_LED, false },
 };
 
 const struct kw_board_desc *kw_board_desc(void)
@@ -30,36 +62,16 @@ const struct kw_board_desc *kw_board_desc(void)
 int kw_board_init(struct kw_node *n)
 {
 	const struct kw_board_desc *d = kw_board_desc();
+	char cores[16] = "any";
 
-	KW_LOG_INF(board, "board %s (%s, %s, %u MiB)", d->name, d->model, d->cpu, d->ram_mib);
+	if (d->cores)
+		snprintf(cores, sizeof(cores), "%u", d->cores);
+	KW_LOG_INF(board, "board %s (%s, cpu %s, %s cores, %u MiB; arena %u KiB, conns %u in / "
+		   "%u out)", d->name, d->model, d->cpu, cores, d->ram_mib, d->arena_kib,
+		   d->max_conns_in, d->max_conns_out);
 	return 0;
 }
 
 void kw_board_shutdown(struct kw_node *n)
 {
-}
-
-int kw_board_read_temp(const char *path, int32_t *mc)
-{
-	char buf[32], *end;
-	ssize_t len;
-	long v;
-	int fd;
-
-	if (!path)
-		path = kw_board_desc()->thermal_path;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	len = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (len <= 0)
-		return -KW_EBADMSG;
-	buf[len] = '\0';
-	errno = 0;
-	v = strtol(buf, &end, 10);
-	if (errno || end == buf || (*end != '\n' && *end != '\0') || v < -300000 || v > 300000)
-		return -KW_EBADMSG;
-	*mc = (int32_t)v;
-	return 0;
 }

@@ -18,6 +18,7 @@
 
 #include <kw/node.h>
 #include <kw/net/swarm.h>
+#include <kw/policy.h>
 
 #define KW_CONFIG_PATH_MAX   256
 #define KW_CONFIG_ADDR_MAX   128
@@ -31,6 +32,8 @@ struct kw_config {
 	int n_listen;
 	bool listen_is_default;
 	struct kw_swarm_limits swarm;       /* connection limits and timeouts */
+	char sysfs_root[KW_CONFIG_PATH_MAX]; /* root of the board's sensor paths (tests: a fake tree) */
+	struct kw_policy_settings policy;   /* contribution policy (doc/board.md) */
 };
 
 /* Fills `c` with the Kconfig defaults. */
@@ -71,6 +74,7 @@ extern const size_t kw_app_initcalls_count;
 struct kw_app {
 	struct kw_config cfg;
 	struct kw_swarm *sw;               /* set by the `net` init entry; NULL without networking */
+	struct kw_policy *policy;          /* set by the `policy` init entry (app/policy_init.c) */
 };
 
 void kw_app_attach(struct kw_node *n, struct kw_app *app);
