@@ -332,8 +332,9 @@ size_t kw_hm_error_text(const uint8_t *err, size_t len, char *out, size_t cap)
 	if (cap == 0)
 		return 0;
 	while (i < len) {
-		k = kw_mp_utf8_seq(err + i, len - i);
-		if (k == 0) {  /* errors="ignore": drop the byte, go on */
+		k = err[i] ? kw_mp_utf8_seq(err + i, len - i) : 0;
+		if (k == 0) {  /* errors="ignore": drop the byte, go on (and NUL: a C string
+				  cannot hold it) */
 			i++;
 			continue;
 		}

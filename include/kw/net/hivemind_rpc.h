@@ -100,7 +100,8 @@ long kw_hm_env_decode(const uint8_t *buf, size_t len, struct kw_hm_envelope *e,
 
 /*
  * The text a Python caller raises for an error response: P2PHandlerError(
- * error.decode(errors="ignore")), i.e. the bytes with every ill-formed UTF-8 byte dropped.
+ * error.decode(errors="ignore")), i.e. the bytes with every ill-formed UTF-8 byte dropped
+ * (and every NUL byte, which Python keeps but a C string cannot).
  * Writes it NUL-terminated into out[0..cap), cut at a character boundary when too long.
  * Return: the bytes written before the NUL.
  */

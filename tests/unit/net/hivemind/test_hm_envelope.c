@@ -320,6 +320,16 @@ static void test_hm_error_text_drops_invalid_utf8_like_python_ignore(void **stat
 	assert_int_equal(kw_hm_error_text(raw, sizeof(raw) - 1, text, 0), 0);
 }
 
+static void test_hm_error_text_drops_nul_bytes(void **state)
+{
+	/* Found by fuzz_hm_frame: Python keeps "\x00" in the text, a C string cannot; the
+	 * result must stay one NUL-terminated string of the bytes around it. */
+	char text[16];
+
+	assert_int_equal(kw_hm_error_text((const uint8_t *)"b\0\0oom", 6, text, sizeof(text)), 4);
+	assert_string_equal(text, "boom");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -342,6 +352,7 @@ int main(void)
 		cmocka_unit_test(test_hm_env_proto_and_error_text_must_be_utf8),
 		cmocka_unit_test(test_hm_env_back_to_back_frames_decode_one_at_a_time),
 		cmocka_unit_test(test_hm_error_text_drops_invalid_utf8_like_python_ignore),
+		cmocka_unit_test(test_hm_error_text_drops_nul_bytes),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
