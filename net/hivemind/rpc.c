@@ -134,6 +134,14 @@ static void srv_free(struct kw_hm_call *call)
 	kw_pool_free(&hm->in, call);
 }
 
+/* Ends the stream abortively; nothing more happens on this call until on_close frees it. */
+static void srv_reset(struct kw_hm_call *call)
+{
+	call->state = SRV_DONE;
+	kw_timer_cancel(loop_of(call->hm), &call->timer);
+	kw_stream_reset(call->s);
+}
+
 /* The handler loses the call before answering: tell it, once. */
 static void srv_cancel_handler(struct kw_hm_call *call, int reason)
 {
@@ -151,8 +159,7 @@ static void srv_bad(struct kw_hm_call *call, const char *why)
 	KW_LOG_WRN(hivemind, "%s: %s call refused: %s; resetting the stream",
 		   kw_conn_peer_short(call->c), call->h->name, why);
 	srv_cancel_handler(call, -KW_EPROTO);
-	call->state = SRV_DONE;
-	kw_stream_reset(call->s);
+	srv_reset(call);
 }
 
 static void srv_flush(struct kw_hm_call *call)
@@ -161,7 +168,7 @@ static void srv_flush(struct kw_hm_call *call)
 		long w = kw_stream_write(call->s, call->tx + call->tx_off, call->tx_len - call->tx_off);
 
 		if (w < 0) {
-			kw_stream_reset(call->s);
+			srv_reset(call);
 			return;
 		}
 		if (w == 0)
@@ -199,8 +206,7 @@ static int srv_answer(struct kw_hm_call *call, const uint8_t *data, size_t len, 
 		kw_hm_env_error(&e, id, t, strlen(t));
 		n = kw_hm_env_encode(&e, call->tx, call->hm->lim.buf_bytes);
 		if (n < 0) {  /* buf_bytes >= 64 holds this; keep the stream honest anyway */
-			call->state = SRV_DONE;
-			kw_stream_reset(call->s);
+			srv_reset(call);
 			return ret;
 		}
 		is_error = true;
@@ -244,8 +250,7 @@ static void srv_on_timer(struct kw_loop *l, struct kw_timer *t)
 	switch (call->state) {
 	case SRV_READING:  /* the request did not arrive in time */
 		call->hm->st.deadlines++;
-		call->state = SRV_DONE;
-		kw_stream_reset(call->s);
+		srv_reset(call);
 		break;
 	case SRV_HANDLING:
 		call->hm->st.deadlines++;
@@ -256,8 +261,7 @@ static void srv_on_timer(struct kw_loop *l, struct kw_timer *t)
 		srv_answer(call, (const uint8_t *)timeout_text, sizeof(timeout_text) - 1, true);
 		break;
 	default:  /* reply sent, the caller never closed (or writing stalled): give up */
-		call->state = SRV_DONE;
-		kw_stream_reset(call->s);
+		srv_reset(call);
 		break;
 	}
 }
@@ -276,8 +280,7 @@ static size_t srv_on_data(struct kw_stream *s, const uint8_t *data, size_t len)
 			call->hm->st.cancelled++;
 			srv_cancel_handler(call, -KW_ECANCELED);
 		}
-		call->state = SRV_DONE;
-		kw_stream_reset(s);
+		srv_reset(call);
 		return len;
 	}
 	room = call->hm->lim.buf_bytes - call->rx_len;
@@ -324,7 +327,7 @@ static void srv_on_eof(struct kw_stream *s)
 	case SRV_HANDLING:  /* p2pd cancels the handler when the caller's side closes */
 		call->hm->st.cancelled++;
 		srv_cancel_handler(call, -KW_ECANCELED);
-		kw_stream_reset(s);
+		srv_reset(call);
 		break;
 	default:
 		break;  /* the caller closes after our reply: on_close follows */
