@@ -38,7 +38,8 @@ struct kw_hm;
 struct kw_hm_call;
 
 /*
- * A unary handler: `req` is the serialized request (valid until the reply or the cancel),
+ * A unary handler: `req` is the serialized request (valid until the reply or the cancel;
+ * NULL when len is 0),
  * `call` the handle to answer with. The caller's PeerID is kw_hm_call_peer(call), taken from
  * the connection (the envelope's `peer` field is never trusted).
  */

@@ -69,7 +69,8 @@ static void note_request(struct kw_hm_call *call, const uint8_t *req, size_t len
 {
 	g->handled++;
 	g->req_len = KW_MIN(len, sizeof(g->req));
-	memcpy(g->req, req, g->req_len);
+	if (g->req_len)  /* an empty request may come as NULL */
+		memcpy(g->req, req, g->req_len);
 	g->caller_was_a = kw_peer_id_equal(kw_conn_peer_id(kw_hm_call_conn(call)),
 					   kw_swarm_peer_id(g->a.sw));
 }
