@@ -39,9 +39,9 @@ struct kw_hm_call;
 
 /*
  * A unary handler: `req` is the serialized request (valid until the reply or the cancel;
- * NULL when len is 0),
- * `call` the handle to answer with. The caller's PeerID is kw_hm_call_peer(call), taken from
- * the connection (the envelope's `peer` field is never trusted).
+ * NULL when len is 0), `call` the handle to answer with. The caller's PeerID is
+ * kw_conn_peer_id(kw_hm_call_conn(call)), from the connection: the envelope's `peer` field
+ * is never trusted.
  */
 typedef void (*kw_hm_unary_fn)(struct kw_hm_call *call, const uint8_t *req, size_t len,
 			       void *arg);
