@@ -100,7 +100,7 @@ int kw_hm_create(struct kw_swarm *sw, const struct kw_hm_limits *limits, struct 
 	else
 		kw_hm_limits_default(&hm->lim);
 	if (!hm->lim.calls_in || !hm->lim.calls_per_peer || !hm->lim.calls_out ||
-	    hm->lim.buf_bytes < 64 || !hm->lim.timeout_ms)
+	    hm->lim.buf_bytes < KW_HM_BUF_MIN || !hm->lim.timeout_ms)
 		return -KW_EINVAL;
 	ret = kw_node_pool_create(n, &hm->in, "hm_call_in",
 				  KW_ALIGN_UP(sizeof(struct kw_hm_call), 16) + 2 * (size_t)hm->lim.buf_bytes,
@@ -205,7 +205,7 @@ static int srv_answer(struct kw_hm_call *call, const uint8_t *data, size_t len, 
 		ret = n == -KW_EINVAL ? -KW_EINVAL : -KW_EMSGSIZE;
 		kw_hm_env_error(&e, id, t, strlen(t));
 		n = kw_hm_env_encode(&e, call->tx, call->hm->lim.buf_bytes);
-		if (n < 0) {  /* buf_bytes >= 64 holds this; keep the stream honest anyway */
+		if (n < 0) {  /* KW_HM_BUF_MIN holds these texts; keep the stream honest anyway */
 			srv_reset(call);
 			return ret;
 		}

@@ -60,6 +60,7 @@ struct kw_hm_stats {
 };
 
 #define KW_HM_HANDLERS_MAX 16
+#define KW_HM_BUF_MIN      128  /* a call buffer holds at least an error reply saying why */
 
 /* Sizes and limits; kw_hm_limits_default fills them from Kconfig, the app may override. */
 struct kw_hm_limits {
@@ -74,7 +75,8 @@ void kw_hm_limits_default(struct kw_hm_limits *l);
 /*
  * Creates the RPC layer of sw: pools of calls_in and calls_out call states, each with two
  * buffers of buf_bytes, from the node's arena (limits NULL: kw_hm_limits_default). Start-up
- * only. Return: 0 with *out set; -KW_ENOMEM; -KW_EINVAL (a zero limit, buf_bytes below 64).
+ * only. Return: 0 with *out set; -KW_ENOMEM; -KW_EINVAL (a zero limit, buf_bytes below
+ * KW_HM_BUF_MIN).
  */
 int kw_hm_create(struct kw_swarm *sw, const struct kw_hm_limits *limits, struct kw_hm **out);
 

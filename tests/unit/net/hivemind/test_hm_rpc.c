@@ -24,6 +24,7 @@
 #define FAIL "Test.rpc_fail"
 #define SLOW "Test.rpc_slow"     /* answered only by the test, or by the deadline */
 #define SLOW_DEADLINE_MS 500
+#define BIG  "Test.rpc_big"      /* a reply larger than the call buffer */
 
 struct side {
 	struct kw_test_node *t;
@@ -85,6 +86,14 @@ static void fail_fn(struct kw_hm_call *call, const uint8_t *req, size_t len, voi
 {
 	note_request(call, req, len);
 	assert_int_equal(kw_hm_reply_error(call, "KeyError('x')"), 0);
+}
+
+static void big_fn(struct kw_hm_call *call, const uint8_t *req, size_t len, void *arg)
+{
+	static const uint8_t big[5000];
+
+	note_request(call, req, len);
+	assert_int_equal(kw_hm_reply(call, big, sizeof(big)), -KW_EMSGSIZE);
 }
 
 static void slow_fn(struct kw_hm_call *call, const uint8_t *req, size_t len, void *arg)
@@ -161,7 +170,8 @@ static int setup(void **state)
 		return -1;
 	if (kw_hm_register_unary(g->b.hm, PING, ping_fn, NULL, NULL, 0) < 0 ||
 	    kw_hm_register_unary(g->b.hm, FAIL, fail_fn, NULL, NULL, 0) < 0 ||
-	    kw_hm_register_unary(g->b.hm, SLOW, slow_fn, slow_cancel, NULL, SLOW_DEADLINE_MS) < 0)
+	    kw_hm_register_unary(g->b.hm, SLOW, slow_fn, slow_cancel, NULL, SLOW_DEADLINE_MS) < 0 ||
+	    kw_hm_register_unary(g->b.hm, BIG, big_fn, NULL, NULL, 0) < 0)
 		return -1;
 	if (kw_swarm_dial(g->a.sw, g->b.addr, on_dial, NULL) < 0)
 		return -1;
@@ -240,6 +250,19 @@ static void test_hm_rpc_remote_error_reaches_the_caller_as_text(void **state)
 	kw_hm_error_text(g->r[0].data, g->r[0].len, text, sizeof(text));
 	assert_string_equal(text, "KeyError('x')");
 	assert_int_equal(g->req_len, 0);  /* an empty request is a call too */
+}
+
+static void test_hm_rpc_reply_too_large_becomes_an_error_text(void **state)
+{
+	char text[96];
+
+	assert_int_equal(call(BIG, "", &g->r[0], 0), 0);
+	pump(40);
+	assert_int_equal(g->r[0].done, 1);
+	assert_int_equal(g->r[0].err, 0);
+	assert_true(g->r[0].remote_error);
+	kw_hm_error_text(g->r[0].data, g->r[0].len, text, sizeof(text));
+	assert_string_equal(text, "RuntimeError('reply larger than the responder can send')");
 }
 
 static void test_hm_rpc_handler_may_answer_later_from_the_loop(void **state)
@@ -452,6 +475,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_hm_rpc_unary_call_round_trip),
 		T(test_hm_rpc_remote_error_reaches_the_caller_as_text),
+		T(test_hm_rpc_reply_too_large_becomes_an_error_text),
 		T(test_hm_rpc_handler_may_answer_later_from_the_loop),
 		T(test_hm_rpc_missed_deadline_is_answered_timeout_error),
 		T(test_hm_rpc_caller_timeout_cancels_the_handler),
