@@ -2,18 +2,36 @@
  * The protocol registry (registry.h): a fixed table, searched linearly (a node registers a
  * handful of protocols; KW_SWARM_PROTOCOLS_MAX bounds it).
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include <kw/err.h>
 
 #include "registry.h"
 
+/*
+ * A protocol ID is any non-empty text that fits a multistream-select line: no control bytes
+ * (a '\n' would end the line early). No leading '/' is required: Hivemind's handler names
+ * ("DHTProtocol.rpc_ping", hivemind/p2p/servicer.py) are slash-less protocol IDs that
+ * go-libp2p negotiates as they are.
+ */
+static bool valid_id(const char *id, size_t *len)
+{
+	size_t l = 0;
+
+	for (; id[l]; l++)
+		if ((unsigned char)id[l] < 0x20 || id[l] == 0x7f)
+			return false;
+	*len = l;
+	return l > 0 && l <= KW_PROTO_ID_MAX;
+}
+
 int kw_proto_registry_add(struct kw_proto_registry *r, const char *id, kw_proto_accept_fn accept,
 			  void *arg)
 {
 	size_t l;
 
-	if (!id || !accept || (l = strlen(id)) == 0 || l > KW_PROTO_ID_MAX || id[0] != '/')
+	if (!id || !accept || !valid_id(id, &l))
 		return -KW_EINVAL;
 	if (kw_proto_registry_find(r, id))
 		return -KW_EEXIST;

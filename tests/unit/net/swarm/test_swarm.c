@@ -416,6 +416,27 @@ static void test_swarm_unknown_protocol_fails_enoproto(void **state)
 	assert_null(g->opened);
 }
 
+/* Hivemind handler names are protocol IDs without a leading slash (go-libp2p accepts them). */
+static void test_swarm_protocol_id_without_leading_slash_is_served(void **state)
+{
+	struct kw_conn *c;
+
+	assert_int_equal(kw_swarm_register(g->b.sw, "DHTProtocol.rpc_ping", echo_accept, NULL), 0);
+	assert_int_equal(kw_swarm_register(g->b.sw, "bad\nid", echo_accept, NULL), -KW_EINVAL);
+	assert_int_equal(kw_swarm_register(g->b.sw, "", echo_accept, NULL), -KW_EINVAL);
+	c = connect_ab();
+	assert_int_equal(kw_swarm_open_stream(g->a.sw, c, "DHTProtocol.rpc_ping", &cli_h, NULL,
+					      on_open), 0);
+	pump(20);
+	assert_int_equal(g->open_err, 0);
+	assert_non_null(g->opened);
+	assert_string_equal(g->opened->protocol, "DHTProtocol.rpc_ping");
+	assert_int_equal(kw_stream_write(g->opened, (const uint8_t *)"ping", 4), 4);
+	pump(20);
+	assert_int_equal(g->got_len, 4);
+	assert_memory_equal(g->got, "ping", 4);
+}
+
 static void test_swarm_dial_wrong_peer_id_fails_epeerid(void **state)
 {
 	char addr[300];
@@ -973,6 +994,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swarm_echo_stream_round_trip_and_half_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_reset_reaches_the_handler, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_unknown_protocol_fails_enoproto, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_protocol_id_without_leading_slash_is_served, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_dial_wrong_peer_id_fails_epeerid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_inbound_limit_refuses_second_connection, setup_limits, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_stream_limit_resets_extra_streams, setup_limits, teardown),
