@@ -83,9 +83,16 @@ extern const size_t kw_app_initcalls_count;
  * The application's state for one node, hung on kw_node.app by kw_app_attach before the init
  * table runs. The node does not own it; it must outlive the node's shutdown.
  */
+struct kw_identify;
+struct kw_kad;
+struct kw_control;
+
 struct kw_app {
 	struct kw_config cfg;
 	struct kw_swarm *sw;               /* set by the `net` init entry; NULL without networking */
+	struct kw_identify *id;            /* likewise, with identify built in */
+	struct kw_kad *kad;                /* likewise, with the DHT built in (CONFIG_KW_NET_KAD_SWARM) */
+	struct kw_control *ctl;            /* the control socket (app/control.c), NULL if none */
 };
 
 void kw_app_attach(struct kw_node *n, struct kw_app *app);
