@@ -158,11 +158,10 @@ static void fail_now(struct dht_cli *c, const char *msg, int code)
 static void on_tick(struct kw_loop *l, struct kw_timer *t)
 {
 	struct dht_cli *c = (struct dht_cli *)t->arg;
-	struct kw_kad_rt *rt = kw_kad_table(c->kad);
 	char msg[200];
 	int ret;
 
-	if (rt->stats.members == 0) {
+	if (kw_kad_rt_size(kw_kad_table(c->kad)) == 0) {
 		if (kw_loop_now(l) < c->deadline_ms) {
 			kw_timer_start(l, t, POLL_MS);
 			return;
