@@ -49,11 +49,7 @@
 
 #define MSG_BUF ((size_t)CONFIG_KW_NET_KAD_MAX_MESSAGE_BYTES + KW_UVARINT_MAX_BYTES)
 #define OUT_ADDRS 4   /* addresses a request keeps for dialing */
-#ifdef CONFIG_KW_NET_KAD_QUERY_TIMEOUT_MS
 #define KAD_QUERY_TIMEOUT_MS ((uint32_t)CONFIG_KW_NET_KAD_QUERY_TIMEOUT_MS)
-#else
-#define KAD_QUERY_TIMEOUT_MS 10000u
-#endif
 
 enum st_role { ROLE_IN, ROLE_OUT };
 enum st_phase {
@@ -239,9 +235,6 @@ static int in_answer(struct kad_st *st)
 	}
 	ret = kw_kad_handle_request(ks->k, kw_conn_peer_id(kw_stream_conn(st->s)), ks->req,
 				    ks->resp);
-#ifndef KW_KAD_NO_REPLY /* TEMP until kad-core merges */
-#define KW_KAD_NO_REPLY 1
-#endif
 	if (ret == KW_KAD_NO_REPLY) {
 		st->len = 0;   /* ADD_PROVIDER: served, nothing goes back */
 		st->off = 0;
@@ -664,11 +657,7 @@ int kw_kad_swarm_create(struct kw_swarm *sw, struct kw_identify *id, struct kw_a
 		return ret;
 	memset(&tr, 0, sizeof(tr));
 	tr.request = tr_request;
-#ifdef KW_KAD_BOOTSTRAP_MAX /* TEMP until kad-core merges */
 	tr.self_addrs = tr_self_addrs;
-#else
-	(void)tr_self_addrs;
-#endif
 	tr.t = ks;
 	ret = kw_kad_create(ks->loop, arena, cfg, &tr, &ks->k);
 	if (ret < 0)
