@@ -11,6 +11,7 @@
 #include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/net/cid.h>
+#include <kw/net/kad_store.h>
 #include <kw/net/multiaddr.h>
 
 #include "dht.h"
@@ -295,12 +296,21 @@ size_t kw_dht_format(const struct kw_dht_req *r, const struct kw_kad_result *res
 		}
 		put(&o, "exit %d\n", res->stored ? 0 : 1);
 		break;
-	case KW_DHT_GET:
-		if (res->err == 0 && res->value) {
+	case KW_DHT_GET: {
+		const uint8_t *v = res->value;
+		size_t vl = res->value_len;
+
+		/* a /kwaai/ record is the signed envelope (doc/net-kad.md): print what was put */
+		if (res->err == 0 && v && r->klen >= 7 && !memcmp(r->key, "/kwaai/", 7) &&
+		    kw_kad_kwaai_open(res->value, res->value_len, &v, &vl, NULL) < 0) {
+			put(&o, "error the record's envelope is malformed\nexit 1\n");
+			break;
+		}
+		if (res->err == 0 && v) {
 			/* the value is written as hex in chunks: the line may be long, never cut */
-			if (o.len + 2 * res->value_len + 16 < o.cap) {
+			if (o.len + 2 * vl + 16 < o.cap) {
 				put(&o, "value ");
-				o.len += tohex(res->value, res->value_len, o.p + o.len);
+				o.len += tohex(v, vl, o.p + o.len);
 				put(&o, "\nexit 0\n");
 				break;
 			}
@@ -310,6 +320,7 @@ size_t kw_dht_format(const struct kw_dht_req *r, const struct kw_kad_result *res
 		put(&o, "error no value found for that key (%s)\nexit 1\n",
 		    res->err ? kw_strerror(res->err) : "not found");
 		break;
+	}
 	case KW_DHT_FIND_PROVIDERS:
 		for (i = 0; i < res->n_peers; i++) {
 			peer_text(&res->peers[i], pid, sizeof(pid));

@@ -27,6 +27,7 @@ fi
 # start_node N [kwnode run options...]: starts node N, waits for its listen line.
 start_node() {
     n=$1; shift
+    : > $tmp/n$n.out
     $K run -d $tmp/n$n -l /ip4/127.0.0.1/tcp/0 "$@" > $tmp/n$n.out 2> $tmp/n$n.err &
     pids="$pids $!"
     i=0; while [ $i -lt 100 ] && ! grep -q '^listen ' $tmp/n$n.out; do sleep 0.05; i=$((i + 1)); done

@@ -30,6 +30,7 @@ t0=$(date +%s.%N)
 
 start_node() {
     n=$1; shift
+    : > $tmp/n$n.out
     $K run -d $tmp/n$n -l /ip4/127.0.0.1/tcp/0 -L 2 "$@" > $tmp/n$n.out 2> $tmp/n$n.err &
     pids="$pids $!"
 }
