@@ -717,6 +717,64 @@ static void test_kad_put_value_reaches_peers_and_get_value_finds_it(void **state
 	assert_memory_equal(inner, "v1", 2);
 }
 
+static bool has_value(const struct tnode *n, const uint8_t *v, size_t len)
+{
+	const uint8_t *got;
+	size_t glen;
+
+	return kw_kad_store_get(kw_kad_store(n->k), rkey, RKLEN, kw_loop_now(&loop), &got,
+				&glen) == 0 && glen == len && memcmp(got, v, len) == 0;
+}
+
+static void test_kad_get_value_corrects_peers_holding_an_older_record(void **state)
+{
+	struct kw_kad_cfg c;
+	struct tnode *w, *y = NULL;
+	struct res r;
+	uint8_t v2[1024];
+	size_t n2;
+	unsigned before = 0, after = 0;
+
+	(void)state;
+	build_network(40);
+	base_cfg(&c);
+	c.key = test_key();
+	w = add_node_cfg(&c);
+	for (unsigned i = 0; i < 40; i += 4)
+		seen(w, &nodes[i]);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_put_value(w->k, rkey, RKLEN, (const uint8_t *)"v1", 2, on_done, &r),
+			 0);
+	run_until(&r.done, 120000);
+	assert_true(r.stored >= 2);
+	/* one holder gets a newer record directly; the others keep v1 */
+	n2 = sealed("v2", test_wall(NULL) + 1000000u, v2, sizeof(v2));
+	for (unsigned i = 0; i < 40 && !y; i++) {
+		const uint8_t *got;
+		size_t glen;
+
+		if (kw_kad_store_get(kw_kad_store(nodes[i].k), rkey, RKLEN, kw_loop_now(&loop), &got,
+				     &glen) == 0)
+			y = &nodes[i];
+	}
+	assert_non_null(y);
+	put_req(v2, n2);
+	assert_int_equal(kw_kad_handle_request(y->k, &w->id, &rq, &rs), 0);
+	for (unsigned i = 0; i < 40; i++)
+		before += has_value(&nodes[i], v2, n2);
+	assert_int_equal(before, 1);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_get_value(w->k, rkey, RKLEN, on_done, &r), 0);
+	run_until(&r.done, 120000);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.value_len, n2);
+	assert_memory_equal(r.value, v2, n2);   /* the higher sequence number wins */
+	assert_true(r.stored >= 1);              /* corrections accepted */
+	for (unsigned i = 0; i < 40; i++)
+		after += has_value(&nodes[i], v2, n2);
+	assert_int_equal(after, before + r.stored);
+}
+
 static void test_kad_get_value_of_unknown_key_is_enoent(void **state)
 {
 	struct res r;
@@ -1369,6 +1427,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kad_lookups_run_concurrently_up_to_the_slot_pool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_completion_is_never_synchronous, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_put_value_reaches_peers_and_get_value_finds_it, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_get_value_corrects_peers_holding_an_older_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_get_value_of_unknown_key_is_enoent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_provide_then_find_providers_from_another_node, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_find_peer_not_in_network_is_enoent, setup, teardown),
