@@ -185,5 +185,10 @@ struct kw_identify;
  */
 int kw_kad_swarm_create(struct kw_swarm *sw, struct kw_identify *id, struct kw_arena *arena,
 			const struct kw_kad_cfg *cfg, struct kw_kad **out);
+/*
+ * Destroys a node made by kw_kad_swarm_create (kw_kad_destroy, and the transport stops
+ * reporting to it). Call before kw_swarm_destroy: the swarm then closes the remaining streams.
+ */
+void kw_kad_swarm_destroy(struct kw_kad *k);
 
 #endif /* KW_NET_KAD_H */
