@@ -278,6 +278,7 @@ check-interop:
 	$(Q)test -f $(HOSTO)/.config || $(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
 	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=$(SAN) all tools
 	$(Q)node tests/interop/run.mjs $(HOSTO)/tools/interop/kw_interop_peer $(HOSTO)/kwnode
+	$(Q)node tests/interop/kad.mjs $(HOSTO)/kwnode
 
 # Hostile load on loopback, about a minute (tests/stress/test_stress.sh; host build).
 .PHONY: check-stress
