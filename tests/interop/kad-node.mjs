@@ -14,7 +14,7 @@
 //
 // /kwaai/ records: js kad-dht refuses keys of a namespace it has no validator for, so every
 // node registers a validator and a selector for `kwaai`, written from the envelope format in
-// doc/net-kad.md (see kwaai.mjs). --kwaai permissive accepts any value (selector: first).
+// doc/net-kad.md (kwaai.mjs). --kwaai permissive accepts any value (selector: first).
 //
 // Control protocol: one JSON object per line on stdin, one JSON reply line per request on
 // stdout, matched by "id" (requests run concurrently). At start, one line per node
@@ -29,7 +29,9 @@
 //   connect {addr}                          dial; peerId
 //   waitRt {peer, timeoutMs}                until peer is in this node's routing table; ms
 //   put {key, value}                        stored: peers that echoed the record
-//   get {key}                               valueHex value (UTF-8 when printable) from
+//   putKwaai {key, value, seq?, expiryMs?}  put of a /kwaai/ envelope this node signs
+//   get {key}                               valueHex value (UTF-8 when printable) from;
+//                                           for /kwaai/ also kwaaiValue kwaaiSeq
 //   provide {cid}                           (also stores us as provider locally)
 //   findProviders {cid}                     providers: [{peerId, addrs}]
 //   findPeer {peer}                         found addrs
@@ -66,7 +68,7 @@ const { multiaddr } = await import('@multiformats/multiaddr')
 const { MemoryDatastore } = await import('datastore-core')
 const { CID } = await import('multiformats/cid')
 const Digest = await import('multiformats/hashes/digest')
-const { kwaaiValidate, kwaaiSelect, permissiveValidate, permissiveSelect } = await import('./kwaai.mjs')
+const { kwaaiValidate, kwaaiSelect, kwaaiSeal, decodeEnvelope, permissiveValidate, permissiveSelect } = await import('./kwaai.mjs')
 
 const args = process.argv.slice(2)
 let nNodes = 1
@@ -92,8 +94,9 @@ const utf8 = (b) => { const s = Buffer.from(b).toString('utf8'); return /^[\x20-
 
 async function createNode () {
   const datastore = new MemoryDatastore()
+  const privateKey = await generateKeyPair('Ed25519')
   const node = await createLibp2p({
-    privateKey: await generateKeyPair('Ed25519'),
+    privateKey,
     datastore,
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
@@ -105,7 +108,7 @@ async function createNode () {
       dht: kadDHT({
         clientMode,
         peerInfoMapper: passthroughMapper,
-        validators: { kwaai: kwaaiMode === 'strict' ? kwaaiValidate : permissiveValidate },
+        validators: { kwaai: kwaaiMode === 'strict' ? (k, v) => kwaaiValidate(k, v) : permissiveValidate },
         selectors: { kwaai: kwaaiMode === 'strict' ? kwaaiSelect : permissiveSelect },
         // a lone first node must answer queries (and the driver's puts) before it has peers
         allowQueryWithZeroPeers: true
@@ -119,7 +122,7 @@ async function createNode () {
     },
     connectionMonitor: { enabled: false }
   })
-  return { node, datastore, dht: node.services.dht }
+  return { node, datastore, privateKey, dht: node.services.dht }
 }
 
 const nodes = []
@@ -213,6 +216,12 @@ const ops = {
     })
     return { stored, ...r }
   },
+  // seals value in a /kwaai/ envelope signed by this node (seq, expiryMs: default 1, now + 1 h)
+  async putKwaai (n, req) {
+    const key = keyOf(req)
+    const env = await kwaaiSeal(n.privateKey, key, valueOf(req), BigInt(req.seq ?? 1), BigInt(req.expiryMs ?? Date.now() + 3600000))
+    return ops.put(n, { ...req, keyHex: hex(key), valueHex: hex(env) })
+  },
   async get (n, req) {
     const key = keyOf(req)
     let best
@@ -221,7 +230,12 @@ const ops = {
       if (ev.name === 'VALUE') { best = ev.value; from = ev.from?.toString() }
     })
     if (best == null) throw new Error(`no value found (${r.messages} requests; ${r.errors.join('; ')})`)
-    return { valueHex: hex(best), value: utf8(best), from, ...r }
+    const res = { valueHex: hex(best), value: utf8(best), from, ...r }
+    if (Buffer.from(key).toString('latin1').startsWith('/kwaai/')) {
+      // the application value inside the envelope (already validated by kad-dht)
+      try { const e = decodeEnvelope(best); res.kwaaiValue = utf8(e.value) ?? hex(e.value); res.kwaaiSeq = Number(e.seq) } catch {}
+    }
+    return res
   },
   async provide (n, req) {
     const cid = cidOf(req)

@@ -70,16 +70,24 @@ async function jsChecks (js) {
   }
   check(sizes.every((n) => n === JS_NODES - 1), `js: every js server is in the other ${JS_NODES - 1} tables (sizes ${sizes.join(' ')})`)
 
-  // /kwaai/ value put by one js node, got by another, replicated into the others' datastores
+  // /kwaai/ record sealed (kwaai.mjs) and put by one js node, got by another, replicated
+  // into every datastore; an unsigned value is refused by every peer; a higher seq wins
   const key = `/kwaai/js-test/${rand()}`
   const value = `v-${rand()}`
-  let r = await js[1].req('put', { key, value })
-  check(r.ok && r.stored >= 3, `js: js1 puts ${key} (${r.stored} peers stored it)`, r)
+  let r = await js[1].req('putKwaai', { key, value, seq: 1 })
+  check(r.ok && r.stored >= 3, `js: js1 puts a signed ${key} (${r.stored} peers stored it)`, r)
   r = await js[4].req('get', { key })
-  check(r.ok && r.value === value, 'js: js4 gets the value js1 put', r)
+  check(r.ok && r.kwaaiValue === value && r.kwaaiSeq === 1, 'js: js4 gets the value js1 put', r)
   const held = await Promise.all(js.map((j) => j.req('record', { key })))
-  const holders = held.map((h, i) => h.found && h.value === value ? `js${i}` : null).filter(Boolean)
-  check(holders.length === JS_NODES, `js: the record sits in other js datastores (${holders.join(' ')})`, held)
+  const holders = held.map((h, i) => h.found ? `js${i}` : null).filter(Boolean)
+  check(holders.length === JS_NODES, `js: the record sits in every js datastore (${holders.join(' ')})`, held)
+  r = await js[2].req('putKwaai', { key, value: `${value}-2`, seq: 2 })
+  r = await js[3].req('get', { key })
+  check(r.ok && r.kwaaiValue === `${value}-2` && r.kwaaiSeq === 2, 'js: a seq 2 record put by js2 replaces seq 1', r)
+  const bad = `/kwaai/js-test/${rand()}`
+  r = await js[1].req('put', { key: bad, value: 'unsigned' })
+  const badHeld = await Promise.all(js.map((j, i) => i === 1 ? { found: false } : j.req('record', { key: bad })))
+  check(r.ok && r.stored === 0 && badHeld.every((h) => !h.found), 'js: an unsigned /kwaai/ value is refused by every other js peer', { r, badHeld })
 
   // /pk/<multihash> put by js2, fetched by js3 and checked: the key's peer id owns the key
   const { peerIdFromString, peerIdFromPublicKey } = await import('@libp2p/peer-id')
