@@ -271,6 +271,8 @@ check-host:
 	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=$(SAN) run-tests
 	$(Q)sh tests/build/test_kwnode.sh $(HOSTO)/kwnode
 	$(Q)sh tests/build/test_heap.sh $(HOSTO)/kwnode gcc
+	$(Q)sh tests/build/test_dht.sh $(HOSTO)/kwnode
+	$(Q)sh tests/build/test_dht_swarm.sh $(HOSTO)/kwnode 20
 
 # js-libp2p interop on 127.0.0.1 (tests/interop; node_modules from tools/install-deps.sh).
 check-interop:

@@ -32,6 +32,8 @@ enum key_type {
 	KEY_INT,     /* int in lo..hi */
 	KEY_U32,     /* uint32_t in lo..hi */
 	KEY_LISTEN,  /* a TCP multiaddr appended to listen[] */
+	KEY_BOOTSTRAP, /* a peer multiaddr with /p2p/ appended to bootstrap[] */
+	KEY_DHT_MODE,  /* server | client */
 };
 
 struct key_def {
@@ -40,6 +42,7 @@ struct key_def {
 	size_t off;
 	uint32_t lo, hi;
 	bool net;    /* only with networking built in */
+	bool kad;    /* only with the DHT built in */
 };
 
 #define F(member) offsetof(struct kw_config, member)
@@ -59,6 +62,8 @@ static const struct key_def g_keys[] = {
 	{ "handshakes_per_ip", KEY_U32, F(swarm.handshakes_per_ip), 1, 65536, true },
 	{ "handshakes_per_subnet", KEY_U32, F(swarm.handshakes_per_subnet), 1, 65536, true },
 	{ "conns_in_reserved", KEY_U32, F(swarm.conns_in_reserved), 0, 65535, true },
+	{ "bootstrap", KEY_BOOTSTRAP, F(bootstrap), 0, KW_CONFIG_BOOTSTRAP_MAX, true, true },
+	{ "dht_mode", KEY_DHT_MODE, F(dht_client), 0, 1, true, true },
 };
 
 void kw_config_defaults(struct kw_config *c)
@@ -74,12 +79,40 @@ void kw_config_defaults(struct kw_config *c)
 		c->listen_is_default = true;
 	}
 #endif
+#ifdef CONFIG_KW_APP_BOOTSTRAP
+	{
+		/* space-separated; checked like the file's lines when the DHT starts (app/net.c) */
+		const char *p = CONFIG_KW_APP_BOOTSTRAP;
+
+		while (*p && c->n_bootstrap < KW_CONFIG_BOOTSTRAP_MAX) {
+			size_t n;
+
+			while (*p == ' ' || *p == '\t')
+				p++;
+			n = strcspn(p, " \t");
+			if (n == 0)
+				break;
+			if (n < KW_CONFIG_PEER_ADDR_MAX) {
+				memcpy(c->bootstrap[c->n_bootstrap], p, n);
+				c->bootstrap[c->n_bootstrap++][n] = '\0';
+			}
+			p += n;
+		}
+		c->bootstrap_is_default = c->n_bootstrap > 0;
+	}
+#endif
 }
 
 void kw_config_clear_listen(struct kw_config *c)
 {
 	c->n_listen = 0;
 	c->listen_is_default = false;
+}
+
+void kw_config_clear_bootstrap(struct kw_config *c)
+{
+	c->n_bootstrap = 0;
+	c->bootstrap_is_default = false;
 }
 
 /*
@@ -181,6 +214,27 @@ static int check_listen(const char *v, char *why, size_t cap)
 #endif
 }
 
+int kw_config_check_peer_addr(const char *v, char *why, size_t cap)
+{
+#ifdef CONFIG_KW_NET_PEER
+	struct kw_multiaddr ma;
+	struct kw_peer_id id;
+	char tmp[KW_MADDR_ERR_MAX];
+	int ret;
+
+	tmp[0] = '\0';
+	ret = kw_maddr_from_text(v, &ma, tmp, sizeof(tmp));
+	if (ret < 0)
+		return kw_errf(ret, why, cap, "%s", tmp[0] ? tmp : kw_strerror(ret));
+	if (kw_maddr_peer_id(&ma, &id) < 0)
+		return kw_errf(-KW_EINVAL, why, cap, "a bootstrap peer needs /p2p/<peer-id> at the "
+			       "end (the node must know whom it dials)");
+	return 0;
+#else
+	return kw_errf(-KW_ENOTSUP, why, cap, "networking is not built in");
+#endif
+}
+
 static const struct key_def *find_key(const char *name)
 {
 	size_t i;
@@ -205,6 +259,9 @@ static int set_one(struct kw_config *c, const char *key, const char *v, char *er
 	if (k->net && !IS_ENABLED(CONFIG_KW_NET_SWARM))
 		return fail(err, errlen, line, "%s: networking is not built into this kwnode "
 			    "(CONFIG_KW_NET_SWARM)", k->name);
+	if (k->kad && !IS_ENABLED(CONFIG_KW_NET_KAD_SWARM))
+		return fail(err, errlen, line, "%s: the DHT is not built into this kwnode "
+			    "(CONFIG_KW_NET_KAD_SWARM)", k->name);
 	field = (uint8_t *)c + k->off;
 	switch (k->type) {
 	case KEY_PATH:
@@ -241,6 +298,32 @@ static int set_one(struct kw_config *c, const char *key, const char *v, char *er
 			return fail(err, errlen, line, "more than %d listen addresses",
 				    KW_CONFIG_LISTEN_MAX);
 		memcpy(c->listen[c->n_listen++], v, strlen(v) + 1);
+		break;
+	case KEY_BOOTSTRAP:
+		if (strlen(v) >= KW_CONFIG_PEER_ADDR_MAX)
+			return fail(err, errlen, line, "bootstrap address longer than %d bytes: '%s'",
+				    KW_CONFIG_PEER_ADDR_MAX - 1, quote(v, q, sizeof(q)));
+		if (kw_config_check_peer_addr(v, why, sizeof(why)) < 0) {
+			char qw[160];
+
+			return fail(err, errlen, line, "bootstrap '%s': %s", quote(v, q, sizeof(q)),
+				    quote(why, qw, sizeof(qw)));
+		}
+		if (c->bootstrap_is_default)
+			kw_config_clear_bootstrap(c);  /* the first bootstrap key replaces Kconfig's */
+		if (c->n_bootstrap >= KW_CONFIG_BOOTSTRAP_MAX)
+			return fail(err, errlen, line, "more than %d bootstrap peers",
+				    KW_CONFIG_BOOTSTRAP_MAX);
+		memcpy(c->bootstrap[c->n_bootstrap++], v, strlen(v) + 1);
+		break;
+	case KEY_DHT_MODE:
+		if (!strcmp(v, "server"))
+			c->dht_client = false;
+		else if (!strcmp(v, "client"))
+			c->dht_client = true;
+		else
+			return fail(err, errlen, line, "dht_mode must be 'server' or 'client', got '%s'",
+				    quote(v, q, sizeof(q)));
 		break;
 	}
 	return 0;

@@ -107,6 +107,8 @@ static void run_usage(FILE *f)
 		"  -c, --config FILE      read key = value settings (doc/config.md)\n"
 		"  -d, --data-dir DIR     identity key and state (default %s)\n"
 		"  -l, --listen MULTIADDR listen address; repeatable (default from config)\n"
+		"  -b, --bootstrap MULTIADDR  DHT bootstrap peer with /p2p/; repeatable\n"
+		"      --dht-client       use the DHT without serving it (dht_mode = client)\n"
 		"  -L, --log-level N      0 off, 1 err, 2 warn, 3 info, 4 debug\n"
 		"  -v, --verbose          log level 4\n"
 		"  -h, --help             this help\n",
@@ -182,6 +184,8 @@ static int cmd_run(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "listen", required_argument, NULL, 'l' },
+		{ "bootstrap", required_argument, NULL, 'b' },
+		{ "dht-client", no_argument, NULL, 'C' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -195,11 +199,13 @@ static int cmd_run(int argc, char **argv)
 	/* Command-line settings are applied after the file, so remember them first. */
 	const char *cli_data_dir = NULL, *cli_level = NULL;
 	const char *cli_listen[KW_CONFIG_LISTEN_MAX];
-	int n_cli_listen = 0, c, ret, i;
+	const char *cli_boot[KW_CONFIG_BOOTSTRAP_MAX];
+	int n_cli_listen = 0, n_cli_boot = 0, c, ret, i;
+	bool cli_dht_client = false;
 	sigset_t mask;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:d:l:L:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:d:l:b:L:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config_file = optarg; break;
 		case 'd': cli_data_dir = optarg; break;
@@ -210,6 +216,15 @@ static int cmd_run(int argc, char **argv)
 			}
 			cli_listen[n_cli_listen++] = optarg;
 			break;
+		case 'b':
+			if (n_cli_boot >= KW_CONFIG_BOOTSTRAP_MAX) {
+				fprintf(stderr, "kwnode run: at most %d --bootstrap\n",
+					KW_CONFIG_BOOTSTRAP_MAX);
+				return 2;
+			}
+			cli_boot[n_cli_boot++] = optarg;
+			break;
+		case 'C': cli_dht_client = true; break;
 		case 'L': cli_level = optarg; break;
 		case 'v': cli_level = "4"; break;
 		case 'h': run_usage(stdout); return 0;
@@ -237,6 +252,13 @@ static int cmd_run(int argc, char **argv)
 	for (i = 0; i < n_cli_listen; i++)
 		if (kw_config_set(cfg, "listen", cli_listen[i], err, sizeof(err)) < 0)
 			goto bad_opt;
+	if (n_cli_boot > 0)
+		kw_config_clear_bootstrap(cfg);  /* as --listen: replaces the file's peers */
+	for (i = 0; i < n_cli_boot; i++)
+		if (kw_config_set(cfg, "bootstrap", cli_boot[i], err, sizeof(err)) < 0)
+			goto bad_opt;
+	if (cli_dht_client && kw_config_set(cfg, "dht_mode", "client", err, sizeof(err)) < 0)
+		goto bad_opt;
 	if (cli_data_dir && kw_config_set(cfg, "data_dir", cli_data_dir, err, sizeof(err)) < 0)
 		goto bad_opt;
 	if (cli_level && kw_config_set(cfg, "log_level", cli_level, err, sizeof(err)) < 0)

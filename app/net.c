@@ -1,9 +1,10 @@
 /*
  * The `net` entry of the init table (app/initcalls.def): loads (or on first start creates)
  * <data_dir>/identity.key, creates the swarm from the node arena with the configured limits,
- * registers identify and ping, and listens on every configured address. A listen address
- * that cannot be opened fails the start with a message naming it (a node that silently
- * listens nowhere is worse).
+ * registers identify and ping, creates the Kademlia DHT node (server or client mode, the
+ * configured bootstrap peers), and listens on every configured address. A listen address
+ * that cannot be opened, or a bootstrap peer that is not a multiaddr with /p2p/, fails the
+ * start with a message naming it (a node that silently listens nowhere is worse).
  */
 #include <string.h>
 
@@ -13,12 +14,53 @@
 #include <kw/log.h>
 #include <kw/node.h>
 #include <kw/net/identify.h>
+#include <kw/net/kad.h>
 #include <kw/net/keyfile.h>
+#include <kw/net/multiaddr.h>
 #include <kw/net/ping.h>
 #include <kw/net/swarm.h>
 
 int kw_app_net_init(struct kw_node *n);
 void kw_app_net_shutdown(struct kw_node *n);
+
+#ifdef CONFIG_KW_NET_KAD_SWARM
+static int kad_init(struct kw_node *n, struct kw_app *app)
+{
+	struct kw_kad_cfg kc;
+	struct kw_multiaddr ma;
+	char why[KW_MADDR_ERR_MAX];
+	int ret, i;
+
+	kw_kad_cfg_default(&kc);
+	kc.self = kw_swarm_peer_id(app->sw);
+	kc.client_mode = app->cfg.dht_client;
+	kc.key = kw_swarm_key(app->sw);
+	ret = kw_kad_swarm_create(app->sw, app->id, &n->arena, &kc, &app->kad);
+	if (ret < 0) {
+		KW_LOG_ERR(net, "cannot start the DHT: %s", kw_strerror(ret));
+		return ret;
+	}
+	for (i = 0; i < app->cfg.n_bootstrap; i++) {
+		const char *b = app->cfg.bootstrap[i];
+
+		why[0] = '\0';
+		ret = kw_config_check_peer_addr(b, why, sizeof(why));
+		if (ret == 0)
+			ret = kw_maddr_from_text(b, &ma, why, sizeof(why));
+		if (ret == 0)
+			ret = kw_kad_bootstrap_add(app->kad, &ma);
+		if (ret < 0) {
+			KW_LOG_ERR(net, "bootstrap peer %s%s: %s", b,
+				   app->cfg.bootstrap_is_default ? " (CONFIG_KW_APP_BOOTSTRAP)" : "",
+				   why[0] ? why : kw_strerror(ret));
+			return ret;
+		}
+	}
+	KW_LOG_INF(net, "DHT %s mode, %d bootstrap peer%s", kc.client_mode ? "client" : "server",
+		   app->cfg.n_bootstrap, app->cfg.n_bootstrap == 1 ? "" : "s");
+	return 0;
+}
+#endif
 
 int kw_app_net_init(struct kw_node *n)
 {
@@ -43,7 +85,7 @@ int kw_app_net_init(struct kw_node *n)
 	if (ret < 0)
 		return ret;
 	if (IS_ENABLED(CONFIG_KW_NET_IDENTIFY)) {
-		ret = kw_identify_init(app->sw, NULL);
+		ret = kw_identify_init(app->sw, &app->id);
 		if (ret < 0)
 			goto fail;
 	}
@@ -52,6 +94,11 @@ int kw_app_net_init(struct kw_node *n)
 		if (ret < 0)
 			goto fail;
 	}
+#ifdef CONFIG_KW_NET_KAD_SWARM
+	ret = kad_init(n, app);
+	if (ret < 0)
+		goto fail;
+#endif
 	for (i = 0; i < app->cfg.n_listen; i++) {
 		ret = kw_swarm_listen(app->sw, app->cfg.listen[i]);
 		if (ret < 0) {
@@ -62,8 +109,7 @@ int kw_app_net_init(struct kw_node *n)
 	}
 	return 0;
 fail:
-	kw_swarm_destroy(app->sw);
-	app->sw = NULL;
+	kw_app_net_shutdown(n);
 	return ret;
 }
 
@@ -73,6 +119,12 @@ void kw_app_net_shutdown(struct kw_node *n)
 
 	if (!app || !app->sw)
 		return;
+#ifdef CONFIG_KW_NET_KAD_SWARM
+	if (app->kad)
+		kw_kad_swarm_destroy(app->kad);  /* before the swarm: its streams report to it */
+	app->kad = NULL;
+#endif
 	kw_swarm_destroy(app->sw);
 	app->sw = NULL;
+	app->id = NULL;
 }

@@ -22,6 +22,8 @@
 #define KW_CONFIG_PATH_MAX   256
 #define KW_CONFIG_ADDR_MAX   128
 #define KW_CONFIG_LISTEN_MAX 8
+#define KW_CONFIG_BOOTSTRAP_MAX 16   /* bootstrap peers (KW_KAD_BOOTSTRAP_MAX) */
+#define KW_CONFIG_PEER_ADDR_MAX 256  /* a peer multiaddr with /p2p/ (room for /dns4/<name>) */
 
 struct kw_config {
 	char data_dir[KW_CONFIG_PATH_MAX];  /* identity key, state files */
@@ -31,6 +33,12 @@ struct kw_config {
 	int n_listen;
 	bool listen_is_default;
 	struct kw_swarm_limits swarm;       /* connection limits and timeouts */
+	/* DHT bootstrap peers (multiaddrs with /p2p/); while bootstrap_is_default they are
+	 * Kconfig's (CONFIG_KW_APP_BOOTSTRAP) and the first `bootstrap` key replaces them */
+	char bootstrap[KW_CONFIG_BOOTSTRAP_MAX][KW_CONFIG_PEER_ADDR_MAX];
+	int n_bootstrap;
+	bool bootstrap_is_default;
+	bool dht_client;                    /* dht_mode = client: ask the DHT, do not serve it */
 };
 
 /* Fills `c` with the Kconfig defaults. */
@@ -48,6 +56,13 @@ int kw_config_set(struct kw_config *c, const char *key, const char *value, char 
 		  size_t errlen);
 /* Drops every listen address (the command line's --listen replaces the file's). */
 void kw_config_clear_listen(struct kw_config *c);
+/* Drops every bootstrap peer (the command line's --bootstrap replaces the file's). */
+void kw_config_clear_bootstrap(struct kw_config *c);
+/*
+ * Checks a DHT bootstrap peer: a multiaddr (text) that names the peer with /p2p/. why (may be
+ * NULL) receives the reason. Return: 0, -KW_EINVAL, -KW_ENOPROTO, -KW_EMSGSIZE.
+ */
+int kw_config_check_peer_addr(const char *v, char *why, size_t cap);
 /*
  * Reads and parses a file. Return: as kw_config_parse, or -errno if it cannot be opened or
  * read (err then says "cannot open PATH: reason"). A FIFO or other non-regular file is refused
@@ -68,9 +83,16 @@ extern const size_t kw_app_initcalls_count;
  * The application's state for one node, hung on kw_node.app by kw_app_attach before the init
  * table runs. The node does not own it; it must outlive the node's shutdown.
  */
+struct kw_identify;
+struct kw_kad;
+struct kw_control;
+
 struct kw_app {
 	struct kw_config cfg;
 	struct kw_swarm *sw;               /* set by the `net` init entry; NULL without networking */
+	struct kw_identify *id;            /* likewise, with identify built in */
+	struct kw_kad *kad;                /* likewise, with the DHT built in (CONFIG_KW_NET_KAD_SWARM) */
+	struct kw_control *ctl;            /* the control socket (app/control.c), NULL if none */
 };
 
 void kw_app_attach(struct kw_node *n, struct kw_app *app);

@@ -16,6 +16,7 @@
 #include <kw/pool.h>
 #include <kw/version.h>
 #include <kw/net/identify.h>
+#include <kw/net/multiaddr.h>
 #include <kw/net/swarm.h>
 #include <kw/net/varint.h>
 
@@ -46,6 +47,8 @@ struct kw_identify {
 	 * seen the latest. One timer coalesces bursts of changes into one push per peer. */
 	uint32_t gen;
 	struct kw_timer push_timer;
+	struct kw_identify_observer *observers;
+	struct kw_multiaddr ma;  /* listen address check scratch */
 };
 
 static struct kw_identify_remote *remote_of(const struct kw_identify *id,
@@ -73,6 +76,28 @@ const char *kw_identify_remote_protocol(const struct kw_identify *id, const stru
 	for (k = 0; k < i; k++)
 		p += strlen(p) + 1;
 	return p;
+}
+
+bool kw_identify_remote_has(const struct kw_identify *id, const struct kw_conn *c,
+			    const char *proto)
+{
+	const char *p;
+	size_t i;
+
+	for (i = 0; (p = kw_identify_remote_protocol(id, c, i)) != NULL; i++)
+		if (!strcmp(p, proto))
+			return true;
+	return false;
+}
+
+void kw_identify_add_observer(struct kw_identify *id, struct kw_identify_observer *o)
+{
+	struct kw_identify_observer **pp = &id->observers;
+
+	while (*pp)
+		pp = &(*pp)->next;
+	o->next = NULL;
+	*pp = o;
 }
 
 static void release(struct id_stream *st)
@@ -189,8 +214,19 @@ int kw_identify_decode(struct kw_identify *id, const uint8_t *buf, size_t len,
 			out->n_protocols++;
 		}
 	}
-	if (m->listenAddrs_count || !push)
+	if (m->listenAddrs_count || !push) {
 		out->n_listen = (uint8_t)m->listenAddrs_count;
+		out->n_addrs = 0;
+		for (i = 0; i < m->listenAddrs_count && out->n_addrs < KW_IDENTIFY_LISTEN_KEEP; i++) {
+			size_t l = m->listenAddrs[i].size;
+
+			if (l == 0 || l > KW_IDENTIFY_ADDR_MAX ||
+			    kw_maddr_from_bytes(m->listenAddrs[i].bytes, l, &id->ma, NULL, 0) < 0)
+				continue;
+			memcpy(out->addrs[out->n_addrs], m->listenAddrs[i].bytes, l);
+			out->addr_len[out->n_addrs++] = (uint8_t)l;
+		}
+	}
 	out->have = true;
 	return 0;
 }
@@ -291,6 +327,12 @@ static void on_eof(struct kw_stream *s)
 		   remote_of(st->id, kw_stream_conn(s))->n_protocols);
 	protect_if_useful(st->id, kw_stream_conn(s));
 	st->len = 0;
+	{
+		struct kw_identify_observer *o;
+
+		for (o = st->id->observers; o; o = o->next)
+			o->on_identified(st->id, kw_stream_conn(s), st->role == ROLE_PUSHED, o->arg);
+	}
 	kw_stream_close_write(s);
 	/* we may have changed while the remote's answer was on its way */
 	if (st->role == ROLE_ASK)
@@ -391,13 +433,7 @@ int kw_identify_request(struct kw_identify *id, struct kw_conn *c)
 
 static bool remote_takes_push(const struct kw_identify *id, const struct kw_conn *c)
 {
-	const char *p;
-	size_t i;
-
-	for (i = 0; (p = kw_identify_remote_protocol(id, c, i)) != NULL; i++)
-		if (!strcmp(p, KW_IDENTIFY_PUSH_PROTO))
-			return true;
-	return false;
+	return kw_identify_remote_has(id, c, KW_IDENTIFY_PUSH_PROTO);
 }
 
 static void push_opened(struct kw_stream *s, int err, void *user)

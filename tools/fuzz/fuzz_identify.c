@@ -3,7 +3,8 @@
  * peer sends on /ipfs/id/1.0.0 and /ipfs/id/push/1.0.0. The first byte picks push/non-push and
  * whether a peer id is expected (the seed KAT's sender); the rest is the message body. A
  * decode that succeeds must leave bounded, NUL-terminated strings and protocol lists that
- * iterate within protos_len; an error must be one of the documented codes.
+ * iterate within protos_len, and kept listen addresses that each parse as a multiaddr; an
+ * error must be one of the documented codes.
  * One node (simulated sockets, heap arena) is built on the first input and reused.
  */
 #include <stdbool.h>
@@ -14,6 +15,7 @@
 #include <kw/err.h>
 #include <kw/net/identify.h>
 #include <kw/net/key.h>
+#include <kw/net/multiaddr.h>
 #include <kw/net/swarm.h>
 #include <kw/node.h>
 #include <kw/sim.h>
@@ -81,6 +83,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (off >= ci.protos_len || !p)
 			__builtin_trap();
 		off = (size_t)(p - ci.protos) + 1;
+	}
+	if (ci.n_addrs > KW_IDENTIFY_LISTEN_KEEP || ci.n_addrs > ci.n_listen)
+		__builtin_trap();
+	for (i = 0; i < ci.n_addrs; i++) {
+		static struct kw_multiaddr ma;
+
+		if (ci.addr_len[i] == 0 || ci.addr_len[i] > KW_IDENTIFY_ADDR_MAX ||
+		    kw_maddr_from_bytes(ci.addrs[i], ci.addr_len[i], &ma, NULL, 0) < 0)
+			__builtin_trap();
 	}
 	return 0;
 }

@@ -28,6 +28,8 @@ struct kw_peer_id;
 #define KW_IDENTIFY_PUSH_PROTO   "/ipfs/id/push/1.0.0"
 #define KW_IDENTIFY_MSG_MAX      8192   /* js limit per message */
 #define KW_IDENTIFY_PROTOS_BYTES 1024   /* the remote's protocol list, NUL-separated */
+#define KW_IDENTIFY_LISTEN_KEEP  8      /* listen addresses kept per remote (first that fit) */
+#define KW_IDENTIFY_ADDR_MAX     64     /* bytes of one kept binary listen address */
 
 struct kw_identify;
 
@@ -42,8 +44,28 @@ struct kw_identify_remote {
 	uint16_t n_protocols;
 	uint16_t protos_len;
 	char protos[KW_IDENTIFY_PROTOS_BYTES];
-	uint8_t n_listen;
+	uint8_t n_listen;    /* listen addresses the remote reported */
+	/* The first KW_IDENTIFY_LISTEN_KEEP reported listen addresses that parse as multiaddrs
+	 * (kw_maddr_from_bytes) and fit KW_IDENTIFY_ADDR_MAX bytes, binary, without /p2p/. Kad
+	 * gives them to its routing table; others are skipped (a go or js peer lists transports
+	 * we cannot dial). */
+	uint8_t n_addrs;
+	uint8_t addr_len[KW_IDENTIFY_LISTEN_KEEP];
+	uint8_t addrs[KW_IDENTIFY_LISTEN_KEEP][KW_IDENTIFY_ADDR_MAX];
 	uint32_t push_gen;   /* the generation of our own info this peer has seen */
+};
+
+/*
+ * Told every time identify learnt (or a push changed) what a connection's remote offers,
+ * after the message was decoded and stored (kw_identify_remote(id, c) is current; `push` is
+ * true for an identify push). Kad uses it to admit only peers that list /ipfs/kad/1.0.0.
+ * Runs on the loop from the stream's handler: it must not close c; opening streams is fine.
+ * Intrusive: the struct is the caller's and must outlive the identify (start-up only).
+ */
+struct kw_identify_observer {
+	void (*on_identified)(struct kw_identify *id, struct kw_conn *c, bool push, void *arg);
+	void *arg;
+	struct kw_identify_observer *next;
 };
 
 /*
@@ -58,6 +80,12 @@ int kw_identify_init(struct kw_swarm *sw, struct kw_identify **out);
  * c. NULL when id is NULL. */
 const struct kw_identify_remote *kw_identify_remote(const struct kw_identify *id,
 						    const struct kw_conn *c);
+/* Adds an observer (start-up; observers run in the order they were added). */
+void kw_identify_add_observer(struct kw_identify *id, struct kw_identify_observer *o);
+/* Whether c's remote listed protocol `proto` in its latest identify (false before it answered). */
+bool kw_identify_remote_has(const struct kw_identify *id, const struct kw_conn *c,
+			    const char *proto);
+
 /* The i-th protocol c's remote reported, or NULL past the end. */
 const char *kw_identify_remote_protocol(const struct kw_identify *id, const struct kw_conn *c,
 					size_t i);
@@ -70,7 +98,7 @@ long kw_identify_encode(struct kw_identify *id, struct kw_conn *c, uint8_t *buf,
 
 /*
  * Decodes one Identify protobuf body (no length prefix) into `out` (bounded copy of
- * protocols, agent, version). If `expect_peer` is non-NULL, a present publicKey must be the
+ * protocols, agent, version, the listen addresses described above). If `expect_peer` is non-NULL, a present publicKey must be the
  * key of that peer id (-KW_EPEERID otherwise: js checks the same against Noise's peer);
  * `push` allows absent fields (they keep their old values).
  * Return: 0, -KW_EBADMSG (malformed or over a bound), -KW_EPEERID.

@@ -204,6 +204,86 @@ static void test_config_load_refuses_a_fifo_without_blocking(void **state)
 	rmdir(dir);
 }
 
+#ifdef CONFIG_KW_NET_KAD_SWARM
+#define PEER "/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
+
+static void test_config_bootstrap_lines_add_peers_and_replace_the_kconfig_default(void **state)
+{
+	struct kw_config c;
+	char err[160] = "";
+	const char *f = "bootstrap = /ip4/127.0.0.1/tcp/4001" PEER "\n"
+			"bootstrap=/dns4/boot.example.org/tcp/4001" PEER "  # second\n";
+
+	kw_config_defaults(&c);
+	if (CONFIG_KW_APP_BOOTSTRAP[0])
+		assert_true(c.bootstrap_is_default && c.n_bootstrap > 0);
+	else
+		assert_int_equal(c.n_bootstrap, 0);
+	assert_false(c.dht_client);
+	assert_int_equal(PARSE(&c, f, err), 0);
+	assert_int_equal(c.n_bootstrap, 2);
+	assert_false(c.bootstrap_is_default);
+	assert_string_equal(c.bootstrap[0], "/ip4/127.0.0.1/tcp/4001" PEER);
+	assert_string_equal(c.bootstrap[1], "/dns4/boot.example.org/tcp/4001" PEER);
+	/* the command line's --bootstrap replaces the file's */
+	kw_config_clear_bootstrap(&c);
+	assert_int_equal(kw_config_set(&c, "bootstrap", "/ip6/::1/tcp/9" PEER, err, sizeof(err)), 0);
+	assert_int_equal(c.n_bootstrap, 1);
+	assert_string_equal(c.bootstrap[0], "/ip6/::1/tcp/9" PEER);
+}
+
+static void test_config_bootstrap_is_checked_when_read_naming_the_line(void **state)
+{
+	static const struct { const char *in; const char *want; } v[] = {
+		{ "log_level = 3\nbootstrap = /ip4/127.0.0.1/tcp/4001",
+		  "line 2: bootstrap '/ip4/127.0.0.1/tcp/4001': a bootstrap peer needs /p2p/" },
+		{ "bootstrap = /ip4/1.2.3/tcp/1" PEER, "line 1: bootstrap '/ip4/1.2.3/tcp/1" },
+		{ "bootstrap = 127.0.0.1:4001", "line 1: bootstrap '127.0.0.1:4001': " },
+		{ "bootstrap = /ip4/127.0.0.1/tcp/1/p2p/notapeer", "line 1: bootstrap '/ip4/127.0.0.1/tcp/1/p2p/notapeer': " },
+		{ "dht_mode = both", "line 1: dht_mode must be 'server' or 'client', got 'both'" },
+	};
+	struct kw_config c;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		kw_config_defaults(&c);
+		err[0] = '\0';
+		assert_int_equal(PARSE(&c, v[i].in, err), -KW_ECONFIG);
+		if (strncmp(err, v[i].want, strlen(v[i].want)))
+			fail_msg("input '%s': got '%s', want prefix '%s'", v[i].in, err, v[i].want);
+	}
+}
+
+static void test_config_bootstrap_count_is_bounded(void **state)
+{
+	struct kw_config c;
+	char err[160] = "";
+	int i;
+
+	kw_config_defaults(&c);
+	for (i = 0; i < KW_CONFIG_BOOTSTRAP_MAX; i++)
+		assert_int_equal(kw_config_set(&c, "bootstrap", "/ip4/127.0.0.1/tcp/1" PEER, err,
+					       sizeof(err)), 0);
+	assert_int_equal(kw_config_set(&c, "bootstrap", "/ip4/127.0.0.1/tcp/1" PEER, err,
+				       sizeof(err)), -KW_ECONFIG);
+	assert_string_equal(err, "more than 16 bootstrap peers");
+	assert_int_equal(c.n_bootstrap, KW_CONFIG_BOOTSTRAP_MAX);
+}
+
+static void test_config_dht_mode_selects_client_or_server(void **state)
+{
+	struct kw_config c;
+	char err[160] = "";
+
+	kw_config_defaults(&c);
+	assert_int_equal(PARSE(&c, "dht_mode = client\n", err), 0);
+	assert_true(c.dht_client);
+	assert_int_equal(PARSE(&c, "dht_mode = server\n", err), 0);
+	assert_false(c.dht_client);
+}
+#endif
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -217,6 +297,12 @@ int main(void)
 		cmocka_unit_test(test_config_errors_escape_file_bytes),
 		cmocka_unit_test(test_config_parse_u32_is_strict),
 		cmocka_unit_test(test_config_load_refuses_a_fifo_without_blocking),
+#ifdef CONFIG_KW_NET_KAD_SWARM
+		cmocka_unit_test(test_config_bootstrap_lines_add_peers_and_replace_the_kconfig_default),
+		cmocka_unit_test(test_config_bootstrap_is_checked_when_read_naming_the_line),
+		cmocka_unit_test(test_config_bootstrap_count_is_bounded),
+		cmocka_unit_test(test_config_dht_mode_selects_client_or_server),
+#endif
 	};
 	return cmocka_run_group_tests_name("app/config", tests, NULL, NULL);
 }

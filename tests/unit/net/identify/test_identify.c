@@ -94,6 +94,28 @@ static void test_identify_decodes_js_message_kat(void **state)
 	assert_int_equal(ci.n_protocols, 3);
 	assert_string_equal(ci.protos, "/ipfs/id/1.0.0");
 	assert_int_equal(ci.n_listen, 1);
+	/* /ip4/127.0.0.1/tcp/4001, kept in binary for kad's routing table */
+	assert_int_equal(ci.n_addrs, 1);
+	assert_int_equal(ci.addr_len[0], 8);
+	assert_memory_equal(ci.addrs[0], "\x04\x7f\x00\x00\x01\x06\x0f\xa1", 8);
+}
+
+static void test_identify_keeps_only_listen_addrs_that_parse(void **state)
+{
+	struct fx *f = *state;
+	struct kw_identify_remote ci = { 0 };
+	/* listenAddrs: unknown protocol code 0x7f, then /ip4/10.0.0.1/tcp/80, then an empty one */
+	static const uint8_t m[] = {
+		0x12, 0x03, 0x7f, 0x01, 0x02,
+		0x12, 0x08, 0x04, 10, 0, 0, 1, 0x06, 0x00, 0x50,
+		0x12, 0x00,
+	};
+
+	assert_int_equal(kw_identify_decode(f->id, m, sizeof(m), NULL, true, &ci), 0);
+	assert_int_equal(ci.n_listen, 3);
+	assert_int_equal(ci.n_addrs, 1);
+	assert_int_equal(ci.addr_len[0], 8);
+	assert_memory_equal(ci.addrs[0], m + 7, 8);
 }
 
 static void test_identify_refuses_key_of_another_peer(void **state)
@@ -175,6 +197,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_identify_decodes_js_message_kat, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identify_keeps_only_listen_addrs_that_parse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identify_refuses_key_of_another_peer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identify_refuses_truncated_and_oversized, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identify_requires_public_key_unless_push, setup, teardown),

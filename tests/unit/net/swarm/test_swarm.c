@@ -355,6 +355,49 @@ static void test_identify_push_skips_peer_without_push_protocol(void **state)
 	assert_int_equal(kw_conn_stream_count(c), 0);
 }
 
+struct obs_rec {
+	int calls, pushes;
+	bool listed_late;     /* the remote's protocol list was current when we were told */
+	uint8_t n_addrs;
+	struct kw_conn *c;
+};
+
+static void on_identified(struct kw_identify *id, struct kw_conn *c, bool push, void *arg)
+{
+	struct obs_rec *r = (struct obs_rec *)arg;
+
+	r->calls++;
+	r->pushes += push;
+	r->c = c;
+	r->listed_late = kw_identify_remote_has(id, c, "/late/1.0.0");
+	r->n_addrs = kw_identify_remote(id, c)->n_addrs;
+}
+
+static void test_identify_observer_told_after_answer_and_after_push(void **state)
+{
+	static struct obs_rec r;
+	static struct kw_identify_observer o = { .on_identified = on_identified, .arg = &r };
+	struct kw_conn *c;
+
+	memset(&r, 0, sizeof(r));
+	kw_identify_add_observer(g->a.id, &o);
+	c = connect_ab();
+	pump(50);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.pushes, 0);
+	assert_ptr_equal(r.c, c);
+	assert_false(r.listed_late);
+	assert_int_equal(r.n_addrs, 1);  /* b's listen address, kept for kad */
+	assert_true(kw_identify_remote_has(g->a.id, c, ECHO));
+	assert_false(kw_identify_remote_has(g->a.id, c, "/nope/1.0.0"));
+	assert_int_equal(kw_swarm_register(g->b.sw, "/late/1.0.0", echo_accept, NULL), 0);
+	advance(CONFIG_KW_NET_IDENTIFY_PUSH_DELAY_MS + 1);
+	pump(30);
+	assert_int_equal(r.calls, 2);
+	assert_int_equal(r.pushes, 1);
+	assert_true(r.listed_late);
+}
+
 static void test_swarm_ping_counts_round_trips(void **state)
 {
 	struct kw_conn *c = connect_ab();
@@ -969,6 +1012,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swarm_identify_exchanges_protocols_both_ways, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identify_push_sends_new_protocols_to_connected_peer_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identify_push_skips_peer_without_push_protocol, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identify_observer_told_after_answer_and_after_push, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_ping_counts_round_trips, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_echo_stream_round_trip_and_half_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_reset_reaches_the_handler, setup, teardown),
