@@ -306,6 +306,8 @@ int kw_kad_bootstrap_add(struct kw_kad *k, const struct kw_multiaddr *ma)
 
 	if (!k || !ma || kw_maddr_peer_id(ma, &id) != 0)
 		return -KW_EINVAL;
+	if (k->dead)
+		return -KW_ESHUTDOWN;
 	if (kw_peer_id_equal(&id, &k->self))
 		return -KW_EINVAL;
 	for (unsigned i = 0; i < KW_KAD_BOOTSTRAP_MAX; i++) {
@@ -589,6 +591,8 @@ int kw_kad_handle_request(struct kw_kad *k, const struct kw_peer_id *from,
 
 	if (!k || !from || !req || !resp)
 		return -KW_EINVAL;
+	if (k->dead)
+		return -KW_ESHUTDOWN;
 	k->stats.requests_in++;
 	if (k->cfg.client_mode) {
 		k->stats.requests_refused++;
@@ -657,7 +661,7 @@ int kw_kad_handle_request(struct kw_kad *k, const struct kw_peer_id *from,
 
 void kw_kad_on_reply(struct kw_kad *k, uint32_t token, int err, const struct kw_kad_msg *resp)
 {
-	if (!k)
+	if (!k || k->dead)
 		return;
 	if (KAD_TOK_KIND(token) == KAD_TOK_PROBE)
 		probe_on_reply(k, token, err);
@@ -673,7 +677,7 @@ void kw_kad_peer_seen(struct kw_kad *k, const struct kw_peer_id *id,
 	char err[128];
 	int rc;
 
-	if (!k || !id || kw_peer_id_equal(id, &k->self))
+	if (!k || k->dead || !id || kw_peer_id_equal(id, &k->self))
 		return;
 	rc = kw_kad_rt_add(&k->rt, id, addrs, naddrs, kw_loop_now(k->loop), err, sizeof(err));
 	if (rc == -KW_ELIMIT)
@@ -816,8 +820,9 @@ int kw_kad_create(struct kw_loop *loop, struct kw_arena *arena, const struct kw_
 
 void kw_kad_destroy(struct kw_kad *k)
 {
-	if (!k)
+	if (!k || k->dead)
 		return;
+	k->dead = true;
 	kw_timer_cancel(k->loop, &k->probe_timer);
 	kw_timer_cancel(k->loop, &k->boot_timer);
 	kw_timer_cancel(k->loop, &k->refresh_timer);

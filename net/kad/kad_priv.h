@@ -51,7 +51,13 @@ struct kad_cand {
 	uint64_t sent_ms;
 };
 
-enum kad_phase { KAD_P_FREE = 0, KAD_P_LOOKUP, KAD_P_FANOUT, KAD_P_DONE };
+enum kad_phase {
+	KAD_P_FREE = 0,
+	KAD_P_LOOKUP,      /* asking peers */
+	KAD_P_FANOUT,      /* put/provide: sending to the k closest */
+	KAD_P_DONE,        /* finished, completion timer armed */
+	KAD_P_CALLBACK,    /* inside the callback (kw_kad_destroy there must not call it again) */
+};
 
 struct kad_lookup {
 	struct kw_kad *k;
@@ -127,6 +133,7 @@ struct kw_kad {
 	struct kw_timer probe_timer, boot_timer, refresh_timer, republish_timer, reprovide_timer,
 		expire_timer;
 	bool self_lookup_running;
+	bool dead;                      /* kw_kad_destroy ran: nothing starts any more */
 	struct kw_kad_stats stats;
 };
 

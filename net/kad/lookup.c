@@ -224,7 +224,8 @@ static void finish(struct kad_lookup *lk, int err)
 {
 	lk->err = err;
 	lk->phase = KAD_P_DONE;
-	(void)kw_timer_start(lk->k->loop, &lk->timer, 0);
+	if (kw_timer_start(lk->k->loop, &lk->timer, 0) < 0)
+		KW_LOG_ERR(kad, "timer heap full: a lookup cannot complete (raise CONFIG_KW_TIMER_MAX)");
 }
 
 static void fill_peer(struct kw_kad_peer *p, enum kw_kad_peer_list list, const struct kw_peer_id *id,
@@ -315,6 +316,7 @@ static void complete(struct kad_lookup *lk)
 	if (lk->messages)
 		kw_kad_rt_queried(&k->rt, kw_kad_rt_cpl(lk->target, k->self_key), kw_loop_now(k->loop));
 	/* the slot (and with it the value buffer r points into) is released after the callback */
+	lk->phase = KAD_P_CALLBACK;
 	if (!lk->internal && lk->cb)
 		lk->cb(k, &r, lk->user);
 	slot_release(lk);
@@ -444,7 +446,7 @@ static void arm(struct kad_lookup *lk)
 	struct kw_kad *k = lk->k;
 	uint64_t next = lk->phase == KAD_P_LOOKUP ? lk->deadline_ms : UINT64_MAX;
 
-	if (lk->phase == KAD_P_DONE || lk->phase == KAD_P_FREE)
+	if (lk->phase == KAD_P_FREE || lk->phase >= KAD_P_DONE)
 		return;
 	for (unsigned i = 0; i < lk->ncand; i++) {
 		const struct kad_cand *c = &lk->cand[i];
@@ -653,7 +655,7 @@ void kad_lookup_on_reply(struct kw_kad *k, uint32_t token, int err, const struct
 	if (slot >= k->nlk)
 		goto late;
 	lk = &k->lk[slot];
-	if (lk->phase == KAD_P_FREE || lk->phase == KAD_P_DONE || lk->gen != KAD_TOK_GEN(token) ||
+	if (lk->phase == KAD_P_FREE || lk->phase >= KAD_P_DONE || lk->gen != KAD_TOK_GEN(token) ||
 	    idx >= lk->ncand)
 		goto late;
 	c = &lk->cand[idx];
@@ -677,6 +679,10 @@ static struct kad_lookup *slot_start(struct kw_kad *k, enum kad_op op, const uin
 
 	if (!k || !key || klen == 0 || klen > KW_KAD_KEY_MAX) {
 		*rc = -KW_EINVAL;
+		return NULL;
+	}
+	if (k->dead) {
+		*rc = -KW_ESHUTDOWN;
 		return NULL;
 	}
 	for (unsigned i = 0; i < k->nlk; i++)
@@ -733,7 +739,7 @@ int kw_kad_find_peer(struct kw_kad *k, const struct kw_peer_id *id, kw_kad_done_
 	struct kad_lookup *lk;
 	int rc;
 
-	if (!k || !id || !cb || kw_peer_id_equal(id, &k->self))
+	if (!k || !id || !cb || id->len == 0 || kw_peer_id_equal(id, &k->self))
 		return -KW_EINVAL;
 	lk = slot_start(k, KAD_OP_FIND_PEER, id->bytes, id->len, cb, user, &rc);
 	if (!lk)
@@ -938,14 +944,15 @@ void kad_lookups_cancel_all(struct kw_kad *k)
 		struct kad_lookup *lk = &k->lk[i];
 		struct kw_kad_result r;
 
-		if (lk->phase == KAD_P_FREE)
-			continue;
+		if (lk->phase == KAD_P_FREE || lk->phase == KAD_P_CALLBACK)
+			continue;            /* a callback running now is its operation's one call */
 		kw_timer_cancel(k->loop, &lk->timer);
 		memset(&r, 0, sizeof(r));
 		r.err = -KW_ECANCELED;
 		r.rounds = lk->rounds;
 		r.messages = lk->messages;
 		k->stats.lookups_failed++;
+		lk->phase = KAD_P_CALLBACK;
 		if (!lk->internal && lk->cb)
 			lk->cb(k, &r, lk->user);
 		slot_release(lk);

@@ -93,7 +93,10 @@ void kw_kad_cfg_default(struct kw_kad_cfg *cfg);
 size_t kw_kad_arena_bytes(const struct kw_kad_cfg *cfg);
 int kw_kad_create(struct kw_loop *loop, struct kw_arena *arena, const struct kw_kad_cfg *cfg,
 		  const struct kw_kad_transport *tr, struct kw_kad **out);
-/* Cancels every operation (callbacks get -KW_ECANCELED) and stops the timers. */
+/* Cancels every operation (callbacks get -KW_ECANCELED, inside this call; a callback running
+ * when it is called from there is not called again) and stops the timers. Safe from a
+ * callback and twice. Afterwards every call returns -KW_ESHUTDOWN or does nothing; the
+ * arena may be reused once the transport no longer calls in. */
 void kw_kad_destroy(struct kw_kad *k);
 
 /* ---- transport -> core ---------------------------------------------------------------- */
@@ -124,9 +127,26 @@ void kw_kad_peer_gone(struct kw_kad *k, const struct kw_peer_id *id);
 /*
  * Adds a bootstrap peer (multiaddr with /p2p/). The node connects to bootstrap peers, looks
  * itself up, and retries unreachable ones with exponential backoff (1 s doubling to 5 min)
- * for as long as it runs. Return: 0; -KW_EINVAL (no /p2p/ part); -KW_ELIMIT.
+ * for as long as it runs. Return: 0; -KW_EINVAL (no /p2p/ part, or our own id);
+ * -KW_EALREADY (already added); -KW_ELIMIT (KW_KAD_BOOTSTRAP_MAX peers already).
  */
 int kw_kad_bootstrap_add(struct kw_kad *k, const struct kw_multiaddr *ma);
+/*
+ * The operations below start a lookup in a free slot and return at once: 0 (cb runs later,
+ * exactly once, from the loop; -KW_ECANCELED on kw_kad_destroy; the slot is released after
+ * cb returns), -KW_ELIMIT (no free slot), -KW_EINVAL (bad argument, key empty or longer than
+ * KW_KAD_KEY_MAX), -KW_ESHUTDOWN (after kw_kad_destroy, e.g. from a callback). Results (doc/net-kad.md "Lookups"):
+ *  find_peer: peers[0] = the peer with its addresses, or err -KW_ENOENT;
+ *  get_closest: up to k peers that answered, closest to SHA-256(key) first;
+ *  get_value: value = the best valid record value (a /kwaai/ envelope as stored: open it
+ *   with kw_kad_kwaai_open), or err -KW_ENOENT;
+ *  put_value: stored = peers that echoed the record; fails at once with the store's error
+ *   when our own store refuses it, -KW_EINVAL for a /kwaai/ key without cfg.key;
+ *  provide: stored = peers the ADD_PROVIDER was written to; -KW_ENOTCONN at once without
+ *   our own addresses (transport.self_addrs);
+ *  find_providers: peers = providers (list KW_KAD_PROVIDER), ours and the network's.
+ * A lookup past cfg.lookup_timeout_ms reports -KW_ETIMEDOUT with what it found.
+ */
 int kw_kad_find_peer(struct kw_kad *k, const struct kw_peer_id *id, kw_kad_done_fn cb, void *user);
 int kw_kad_get_closest(struct kw_kad *k, const uint8_t *key, size_t klen, kw_kad_done_fn cb,
 		       void *user);

@@ -17,6 +17,8 @@
 #include <kw/rng.h>
 #include <kw/sim.h>
 
+#include <sodium.h>
+
 #define MAXN       160
 #define ENVS       8192
 #define LAT_MS     10
@@ -501,6 +503,251 @@ static void test_kad_put_value_with_other_record_key_is_badmsg(void **state)
 	assert_int_equal(kw_kad_handle_request(a->k, &b->id, &rq, &rs), -KW_EBADMSG);
 }
 
+static void build_network(unsigned n);
+
+/* ---- records and providers ----------------------------------------------------------------- */
+
+static struct kw_privkey *test_key(void)
+{
+	static struct kw_privkey key;
+	static bool made;
+
+	if (!made) {
+		assert_int_equal(kw_key_generate(KW_KEY_ED25519, 0, &key), 0);
+		made = true;
+	}
+	return &key;
+}
+
+static const uint8_t rkey[] = "/kwaai/test";
+#define RKLEN (sizeof(rkey) - 1)
+
+/* A /kwaai/test record sealed with the test key, valid for an hour from now. */
+static size_t sealed(const char *v, uint64_t seq, uint8_t *out, size_t cap)
+{
+	long n = kw_kad_kwaai_seal(test_key(), rkey, RKLEN, (const uint8_t *)v, strlen(v), seq,
+				   test_wall(NULL) + 3600000u, out, cap);
+
+	assert_true(n > 0);
+	return (size_t)n;
+}
+
+static void put_req(const uint8_t *val, size_t vlen)
+{
+	kw_kad_msg_init(&rq, KW_KAD_PUT_VALUE);
+	assert_int_equal(kw_kad_msg_set_key(&rq, rkey, RKLEN), 0);
+	assert_int_equal(kw_kad_msg_set_record(&rq, rkey, RKLEN, val, vlen, NULL), 0);
+}
+
+static void test_kad_put_value_is_stored_and_echoed(void **state)
+{
+	struct tnode *a, *b;
+	uint8_t v[1024];
+	size_t n = sealed("hello", 1, v, sizeof(v));
+	const uint8_t *got;
+	size_t glen;
+
+	(void)state;
+	a = add_node();
+	b = add_node();
+	put_req(v, n);
+	assert_int_equal(kw_kad_handle_request(a->k, &b->id, &rq, &rs), 0);
+	assert_int_equal(rs.type, KW_KAD_PUT_VALUE);
+	assert_true(rs.has_record);
+	assert_int_equal(rs.rec_value_len, n);
+	assert_memory_equal(rs.rec_value, v, n);
+	assert_int_equal(kw_kad_store_get(kw_kad_store(a->k), rkey, RKLEN, kw_loop_now(&loop), &got,
+					  &glen), 0);
+	assert_int_equal(glen, n);
+	assert_memory_equal(got, v, n);
+}
+
+static void test_kad_put_value_with_bad_signature_is_refused(void **state)
+{
+	struct tnode *a, *b;
+	uint8_t v[1024];
+	size_t n = sealed("hello", 1, v, sizeof(v));
+	const uint8_t *got;
+	size_t glen;
+	struct kw_kad_stats st;
+
+	(void)state;
+	a = add_node();
+	b = add_node();
+	v[n - 1] ^= 1;                       /* the signature is the envelope's last field */
+	put_req(v, n);
+	assert_true(kw_kad_handle_request(a->k, &b->id, &rq, &rs) < 0);
+	kw_kad_get_stats(a->k, &st);
+	assert_int_equal(st.requests_refused, 1);
+	assert_int_equal(kw_kad_store_get(kw_kad_store(a->k), rkey, RKLEN, kw_loop_now(&loop), &got,
+					  &glen), -KW_ENOENT);
+}
+
+static void test_kad_get_value_returns_record_and_closer_peers(void **state)
+{
+	struct tnode *a, *b, *c;
+	uint8_t v[1024];
+	size_t n = sealed("hello", 1, v, sizeof(v));
+
+	(void)state;
+	a = add_node();
+	b = add_node();
+	c = add_node();
+	for (unsigned i = 0; i < 5; i++)
+		seen(a, add_node());
+	put_req(v, n);
+	assert_int_equal(kw_kad_handle_request(a->k, &b->id, &rq, &rs), 0);
+	kw_kad_msg_init(&rq, KW_KAD_GET_VALUE);
+	assert_int_equal(kw_kad_msg_set_key(&rq, rkey, RKLEN), 0);
+	assert_int_equal(kw_kad_handle_request(a->k, &c->id, &rq, &rs), 0);
+	assert_int_equal(rs.type, KW_KAD_GET_VALUE);
+	assert_true(rs.has_record);
+	assert_int_equal(rs.rec_key_len, RKLEN);
+	assert_int_equal(rs.rec_value_len, n);
+	assert_memory_equal(rs.rec_value, v, n);
+	assert_true(rs.rec_time[0] != 0);    /* timeReceived, RFC 3339 */
+	assert_int_equal(rs.n_peers, 5 < KW_KAD_MAX_PEERS ? 5 : KW_KAD_MAX_PEERS);
+}
+
+static void mh_of(const char *text, uint8_t mh[34])
+{
+	mh[0] = 0x12;
+	mh[1] = 0x20;
+	crypto_hash_sha256(mh + 2, (const uint8_t *)text, strlen(text));
+}
+
+static void provider_req(const struct tnode *p, const uint8_t *mh)
+{
+	struct kw_kad_peer *pp;
+
+	kw_kad_msg_init(&rq, KW_KAD_ADD_PROVIDER);
+	assert_int_equal(kw_kad_msg_set_key(&rq, mh, 34), 0);
+	assert_int_equal(kw_kad_msg_add_peer(&rq, KW_KAD_PROVIDER, p->id.bytes, p->id.len,
+					     KW_KAD_CONNECTED, &pp), 0);
+	assert_int_equal(kw_kad_peer_add_maddr(pp, &p->ma), 0);
+}
+
+static void test_kad_add_provider_is_taken_only_from_the_provider(void **state)
+{
+	struct tnode *a, *b, *c;
+	uint8_t mh[34];
+	struct kw_kad_provider out[4];
+
+	(void)state;
+	a = add_node();
+	b = add_node();
+	c = add_node();
+	mh_of("content", mh);
+	provider_req(b, mh);
+	assert_int_equal(kw_kad_handle_request(a->k, &c->id, &rq, &rs), -KW_EPERM);   /* c for b */
+	assert_int_equal(kw_kad_store_get_providers(kw_kad_store(a->k), mh, 34, kw_loop_now(&loop),
+						    out, 4), 0);
+	assert_int_equal(kw_kad_handle_request(a->k, &b->id, &rq, &rs), KW_KAD_NO_REPLY);
+	assert_int_equal(kw_kad_store_get_providers(kw_kad_store(a->k), mh, 34, kw_loop_now(&loop),
+						    out, 4), 1);
+	assert_true(kw_peer_id_equal(&out[0].id, &b->id));
+}
+
+static void test_kad_get_providers_returns_providers_and_closer_peers(void **state)
+{
+	struct tnode *a, *b, *c;
+	uint8_t mh[34];
+	unsigned prov = 0, closer = 0;
+
+	(void)state;
+	a = add_node();
+	b = add_node();
+	c = add_node();
+	for (unsigned i = 0; i < 4; i++)
+		seen(a, add_node());
+	mh_of("content", mh);
+	provider_req(b, mh);
+	assert_int_equal(kw_kad_handle_request(a->k, &b->id, &rq, &rs), KW_KAD_NO_REPLY);
+	kw_kad_msg_init(&rq, KW_KAD_GET_PROVIDERS);
+	assert_int_equal(kw_kad_msg_set_key(&rq, mh, 34), 0);
+	assert_int_equal(kw_kad_handle_request(a->k, &c->id, &rq, &rs), 0);
+	assert_int_equal(rs.type, KW_KAD_GET_PROVIDERS);
+	for (unsigned i = 0; i < rs.n_peers; i++) {
+		if (rs.peers[i].list == KW_KAD_PROVIDER) {
+			prov++;
+			assert_memory_equal(rs.peers[i].id, b->id.bytes, b->id.len);
+			assert_int_equal(rs.peers[i].n_addrs, 1);
+			assert_memory_equal(rs.peers[i].addrs[0], b->ma.bytes, b->ma.len);
+		} else {
+			closer++;
+		}
+	}
+	assert_int_equal(prov, 1);
+	if (KW_KAD_MAX_PEERS >= 5)
+		assert_int_equal(closer, 4);
+}
+
+static void test_kad_put_value_reaches_peers_and_get_value_finds_it(void **state)
+{
+	struct kw_kad_cfg c;
+	struct tnode *w;
+	struct res r;
+	const uint8_t *inner;
+	size_t ilen;
+	uint64_t seq;
+
+	(void)state;
+	build_network(60);
+	base_cfg(&c);
+	c.key = test_key();
+	w = add_node_cfg(&c);
+	for (unsigned i = 0; i < 60; i += 6)
+		seen(w, &nodes[i]);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_put_value(w->k, rkey, RKLEN, (const uint8_t *)"v1", 2, on_done, &r),
+			 0);
+	run_until(&r.done, 120000);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.stored, K < 60 ? K : 60);   /* the k closest accepted it */
+	/* a node that never talked to w finds it */
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_get_value(nodes[31].k, rkey, RKLEN, on_done, &r), 0);
+	run_until(&r.done, 120000);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(kw_kad_kwaai_open(r.value, r.value_len, &inner, &ilen, &seq), 0);
+	assert_int_equal(ilen, 2);
+	assert_memory_equal(inner, "v1", 2);
+}
+
+static void test_kad_get_value_of_unknown_key_is_enoent(void **state)
+{
+	struct res r;
+
+	(void)state;
+	build_network(30);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_get_value(nodes[3].k, rkey, RKLEN, on_done, &r), 0);
+	run_until(&r.done, 120000);
+	assert_int_equal(r.err, -KW_ENOENT);
+	assert_true(r.messages > 0);
+}
+
+static void test_kad_provide_then_find_providers_from_another_node(void **state)
+{
+	struct res r;
+	uint8_t mh[34];
+
+	(void)state;
+	build_network(60);
+	mh_of("model shard 7", mh);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_provide(nodes[2].k, mh, 34, on_done, &r), 0);
+	run_until(&r.done, 120000);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.stored, K < 59 ? K : 59);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_find_providers(nodes[45].k, mh, 34, on_done, &r), 0);
+	run_until(&r.done, 120000);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.n_peers, 1);
+	assert_true(kw_peer_id_equal(&r.peers[0], &nodes[2].id));
+}
+
 /* ---- rate limit ------------------------------------------------------------------------------ */
 
 static void test_kad_rate_limit_bounds_a_flood_and_serves_others(void **state)
@@ -871,6 +1118,40 @@ static void test_kad_destroy_cancels_operations_once(void **state)
 	assert_int_equal(r[0].calls, 1);
 }
 
+static struct res destroy_res[2];
+
+static void on_done_destroy(struct kw_kad *k, const struct kw_kad_result *r, void *user)
+{
+	on_done(k, r, user);
+	kw_kad_destroy(k);
+}
+
+static void test_kad_destroy_inside_a_callback_calls_each_callback_once(void **state)
+{
+	struct tnode *a;
+
+	(void)state;
+	a = add_node();
+	memset(destroy_res, 0, sizeof(destroy_res));
+	assert_int_equal(kw_kad_get_closest(a->k, a->id.bytes, a->id.len, on_done_destroy,
+					    &destroy_res[0]), 0);
+	assert_int_equal(kw_kad_get_closest(a->k, a->id.bytes, a->id.len, on_done,
+					    &destroy_res[1]), 0);
+	run_for(10);
+	assert_int_equal(destroy_res[0].calls, 1);
+	assert_int_equal(destroy_res[0].err, 0);
+	assert_int_equal(destroy_res[1].calls, 1);
+	assert_int_equal(destroy_res[1].err, -KW_ECANCELED);
+	/* a destroyed node starts nothing and serves nothing */
+	assert_int_equal(kw_kad_get_closest(a->k, a->id.bytes, a->id.len, on_done,
+					    &destroy_res[1]), -KW_ESHUTDOWN);
+	kw_kad_msg_init(&rq, KW_KAD_PING);
+	assert_int_equal(kw_kad_handle_request(a->k, &a->id, &rq, &rs), -KW_ESHUTDOWN);
+	run_for(1000);
+	assert_int_equal(destroy_res[0].calls, 1);
+	assert_int_equal(destroy_res[1].calls, 1);
+}
+
 /* ---- routing table upkeep ---------------------------------------------------------------------- */
 
 static void test_kad_full_bucket_probe_replaces_a_dead_member(void **state)
@@ -976,6 +1257,86 @@ static void test_kad_node_alone_keeps_working(void **state)
 	assert_int_equal(kw_kad_handle_request(a->k, &b->id, &rq, &rs), 0);
 }
 
+static void test_kad_refresh_looks_up_due_buckets(void **state)
+{
+	struct kw_kad_cfg c;
+	struct tnode *a;
+	struct kw_kad_stats st;
+
+	(void)state;
+	build_network(20);
+	base_cfg(&c);
+	c.refresh_ms = 30000;
+	a = add_node_cfg(&c);
+	for (unsigned i = 0; i < 20; i++)
+		seen(a, &nodes[i]);
+	kw_kad_get_stats(a->k, &st);
+	assert_int_equal(st.refresh_lookups, 0);
+	run_for(61000);                      /* first check one minute after create */
+	kw_kad_get_stats(a->k, &st);
+	assert_true(st.refresh_lookups >= 1);
+	assert_true(st.lookups_ok >= st.refresh_lookups);
+}
+
+static void test_kad_own_records_are_republished_hourly(void **state)
+{
+	struct kw_kad_cfg c;
+	struct tnode *w;
+	struct res r;
+	struct kw_kad_stats st;
+	struct kw_peer_id key_as_id;
+
+	(void)state;
+	build_network(16);
+	base_cfg(&c);
+	c.key = test_key();
+	w = add_node_cfg(&c);
+	for (unsigned i = 0; i < 16; i++)
+		seen(w, &nodes[i]);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_put_value(w->k, rkey, RKLEN, (const uint8_t *)"v1", 2, on_done, &r),
+			 0);
+	run_until(&r.done, 60000);
+	assert_int_equal(r.err, 0);
+	key_as_id.len = (uint8_t)RKLEN;
+	memcpy(key_as_id.bytes, rkey, RKLEN);
+	watch_src = &w->id;
+	watch_key = &key_as_id;
+	watching = true;
+	run_for(50u * 60u * 1000u);          /* not yet */
+	kw_kad_get_stats(w->k, &st);
+	assert_int_equal(st.republished, 0);
+	assert_int_equal(watch_n, 0);
+	run_for(15u * 60u * 1000u);          /* past the hour since create */
+	kw_kad_get_stats(w->k, &st);
+	assert_int_equal(st.republished, 1);
+	assert_true(watch_n >= 2);           /* the lookup and the PUT_VALUEs for the key */
+}
+
+static void test_kad_store_expiry_runs_on_a_timer(void **state)
+{
+	struct kw_kad_cfg c;
+	struct tnode *a, *b;
+	uint8_t v[1024];
+	size_t n;
+	struct kw_kad_store_stats ss;
+
+	(void)state;
+	base_cfg(&c);
+	c.store.record_ttl_ms = 5000;
+	a = add_node_cfg(&c);
+	b = add_node();
+	n = sealed("short", 1, v, sizeof(v));
+	put_req(v, n);
+	assert_int_equal(kw_kad_handle_request(a->k, &b->id, &rq, &rs), 0);
+	kw_kad_store_get_stats(kw_kad_store(a->k), &ss);
+	assert_int_equal(ss.records, 1);
+	run_for(61000);                      /* the expiry pass runs every minute */
+	kw_kad_store_get_stats(kw_kad_store(a->k), &ss);
+	assert_int_equal(ss.records, 0);
+	assert_int_equal(ss.expired, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -985,6 +1346,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kad_unknown_type_is_refused_and_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_client_mode_refuses_every_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_put_value_with_other_record_key_is_badmsg, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_put_value_is_stored_and_echoed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_put_value_with_bad_signature_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_get_value_returns_record_and_closer_peers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_add_provider_is_taken_only_from_the_provider, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_get_providers_returns_providers_and_closer_peers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_rate_limit_bounds_a_flood_and_serves_others, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_rate_limit_table_reuses_least_recent_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_lookup_finds_a_peer_it_never_knew, setup, teardown),
@@ -994,12 +1360,19 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kad_alpha_bounds_requests_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_lookups_run_concurrently_up_to_the_slot_pool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_completion_is_never_synchronous, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_put_value_reaches_peers_and_get_value_finds_it, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_get_value_of_unknown_key_is_enoent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_provide_then_find_providers_from_another_node, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_find_peer_not_in_network_is_enoent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_lookup_deadline_reports_etimedout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_destroy_cancels_operations_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_destroy_inside_a_callback_calls_each_callback_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_full_bucket_probe_replaces_a_dead_member, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_bootstrap_retries_with_doubling_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_node_alone_keeps_working, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_refresh_looks_up_due_buckets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_own_records_are_republished_hourly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_store_expiry_runs_on_a_timer, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
