@@ -34,7 +34,7 @@
 //                                           for /kwaai/ also kwaaiValue kwaaiSeq
 //   provide {cid}                           (also stores us as provider locally)
 //   findProviders {cid}                     providers: [{peerId, addrs}]
-//   findPeer {peer}                         found addrs
+//   findPeer {peer, useCache?}              found addrs (useCache false: always a lookup)
 //   getClosestPeers {key|peer}              peers: [peerId...]
 //   rt                                      peers: the routing table's peer ids
 //   record {key}                            the local datastore: found valueHex timeReceived
@@ -255,7 +255,7 @@ const ops = {
   async findPeer (n, req) {
     const id = peerIdFromString(req.peer)
     let found
-    const r = await query(n.dht.findPeer(id, { signal: AbortSignal.timeout(req.timeoutMs ?? 30000) }), (ev) => {
+    const r = await query(n.dht.findPeer(id, { signal: AbortSignal.timeout(req.timeoutMs ?? 30000), useCache: req.useCache }), (ev) => {
       if (ev.name === 'FINAL_PEER' && ev.peer.id.equals(id)) found = ev.peer.multiaddrs.map(String)
     })
     return { found: found != null, addrs: found ?? [], ...r }

@@ -115,7 +115,7 @@ async function jsChecks (js) {
   r = await nj.req('connect', { addr: js[4].addr })
   await nj.req('waitRt', { peer: js[4].peerId, timeoutMs: 10000 })
   const before = await nj.req('conns')
-  r = await nj.req('findPeer', { peer: js[1].peerId })
+  r = await nj.req('findPeer', { peer: js[1].peerId, useCache: false })
   check(r.ok && r.found && r.addrs.length > 0 && !before.peers.includes(js[1].peerId),
     `js: a newcomer connected only to js4 finds js1 (${r.messages} requests, never connected before)`, r)
 

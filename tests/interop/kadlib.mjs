@@ -78,16 +78,20 @@ export class JsKad {
   }
 }
 
-// Runs a command to completion (killed after ms); resolves {code, out, err}.
+// Runs a command to completion (killed after ms); resolves {code, out, outBuf, err}.
 export function run (cmd, args, ms = 60000) {
   return new Promise((resolve) => {
     const p = track(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }))
-    let out = ''
+    const out = []
     let err = ''
-    p.stdout.on('data', (d) => { out += d })
+    p.stdout.on('data', (d) => { out.push(d) })
     p.stderr.on('data', (d) => { err += d })
     const t = setTimeout(() => p.kill('SIGKILL'), ms)
-    p.on('exit', (code, sig) => { clearTimeout(t); resolve({ code: code ?? sig, out, err }) })
+    p.on('close', (code, sig) => {
+      clearTimeout(t)
+      const outBuf = Buffer.concat(out)
+      resolve({ code: code ?? sig, out: outBuf.toString('utf8'), outBuf, err })
+    })
   })
 }
 
