@@ -2,7 +2,7 @@
 // js-libp2p Kademlia DHT peer(s) for the kwaainet-edge DHT interop test (kad.mjs) and the kad
 // benchmark (tools/bench/bench_kad_swarm.sh). 127.0.0.1 only.
 //
-//   node kad-node.mjs [--nodes N] [--client] [--kwaai strict|permissive] [--quiet]
+//   node kad-node.mjs [--nodes N] [--client] [--kwaai strict|permissive] [--no-self-query] [--quiet]
 //
 // Each node: TCP + Noise + yamux + identify + ping and @libp2p/kad-dht in SERVER mode
 // (clientMode: false; --client makes every node a DHT client instead), an in-memory datastore
@@ -75,15 +75,17 @@ let nNodes = 1
 let clientMode = false
 let kwaaiMode = 'strict'
 let quiet = false
+let selfQuery = true
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--nodes') nNodes = parseInt(args[++i], 10)
   else if (args[i] === '--client') clientMode = true
   else if (args[i] === '--kwaai') kwaaiMode = args[++i]
   else if (args[i] === '--quiet') quiet = true
+  else if (args[i] === '--no-self-query') selfQuery = false
   else { console.error(`kad-node.mjs: unknown argument ${args[i]}`); process.exit(2) }
 }
 if (!(nNodes >= 1) || !['strict', 'permissive'].includes(kwaaiMode)) {
-  console.error('usage: kad-node.mjs [--nodes N] [--client] [--kwaai strict|permissive] [--quiet]')
+  console.error('usage: kad-node.mjs [--nodes N] [--client] [--kwaai strict|permissive] [--no-self-query] [--quiet]')
   process.exit(2)
 }
 
@@ -111,7 +113,9 @@ async function createNode () {
         validators: { kwaai: kwaaiMode === 'strict' ? (k, v) => kwaaiValidate(k, v) : permissiveValidate },
         selectors: { kwaai: kwaaiMode === 'strict' ? kwaaiSelect : permissiveSelect },
         // a lone first node must answer queries (and the driver's puts) before it has peers
-        allowQueryWithZeroPeers: true
+        allowQueryWithZeroPeers: true,
+        // --no-self-query: the table holds only peers the driver connects (memory figures)
+        ...(selfQuery ? {} : { querySelfInterval: 2 ** 31 - 1, initialQuerySelfInterval: 2 ** 31 - 1 })
       })
     },
     connectionManager: {

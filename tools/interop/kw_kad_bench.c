@@ -1,17 +1,17 @@
 /*
- * bench_kad_lookup: one kwaainet-edge DHT node (swarm + identify + ping + net/kad in server
+ * kw_kad_bench: one kwaainet-edge DHT node (swarm + identify + ping + net/kad in server
  * mode, the same code and Kconfig sizes as `kwnode run`) that measures Kademlia lookups in a
  * swarm it joins on 127.0.0.1, and the memory a node needs to hold a given routing table.
- * Driven by tools/bench/bench_kad_swarm.sh (`make bench-kad`), which starts the swarm.
+ * Driven by tests/interop/bench-kad.mjs (`make bench-kad`), which starts the swarm.
  *
- *   bench_kad_lookup --bootstrap MA [--bootstrap MA ...] [--lookups N] [--settle-ms MS]
+ *   kw_kad_bench --bootstrap MA [--bootstrap MA ...] [--lookups N] [--settle-ms MS]
  *       joins through the bootstrap peers, waits until the routing table has not grown for
  *       settle-ms (default 3000), then runs N (default 200) lookups one after the other,
  *       each kw_kad_get_closest() of 32 random bytes (a full iterative lookup: the key is no
  *       peer, so no table hit ends it early), and prints
  *         lookup <ms> <messages> <peers>          one line per lookup
  *         table <routing table size> rss <VmRSS KiB>
- *   bench_kad_lookup --dial MA [--dial MA ...] [--hold]
+ *   kw_kad_bench --dial MA [--dial MA ...] [--hold]
  *       no bootstrap (so no self-lookup adds peers): dials exactly these peers, waits until
  *       identify has put each kad server in the table and it stopped growing, prints
  *         table <size> rss <VmRSS KiB>
@@ -127,7 +127,7 @@ static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
 	(void)sw;
 	(void)c;
 	if (err)
-		fprintf(stderr, "bench_kad_lookup: dial %s: %s\n", (const char *)user,
+		fprintf(stderr, "kw_kad_bench: dial %s: %s\n", (const char *)user,
 			kw_strerror(err));
 }
 
@@ -171,8 +171,8 @@ static void on_stdin(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: bench_kad_lookup (--bootstrap MA)... [--lookups N] [--settle-ms MS]\n"
-			"       bench_kad_lookup (--dial MA)... [--settle-ms MS] [--hold]\n");
+	fprintf(stderr, "usage: kw_kad_bench (--bootstrap MA)... [--lookups N] [--settle-ms MS]\n"
+			"       kw_kad_bench (--dial MA)... [--settle-ms MS] [--hold]\n");
 	return 2;
 }
 
@@ -236,7 +236,7 @@ int main(int argc, char **argv)
 	for (i = 0; ret == 0 && i < B.n_dial; i++)
 		ret = kw_swarm_dial(B.sw, B.dial[i], on_dial, (void *)B.dial[i]);
 	if (ret < 0) {
-		fprintf(stderr, "bench_kad_lookup: %s\n", kw_strerror(ret));
+		fprintf(stderr, "kw_kad_bench: %s\n", kw_strerror(ret));
 		return 1;
 	}
 	kw_peer_id_to_text(kw_swarm_peer_id(B.sw), text, sizeof(text));
