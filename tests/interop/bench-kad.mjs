@@ -12,14 +12,17 @@
 // js swarm: N-1 kad-dht nodes, PER of them per Node.js process (100 processes of ~100 MiB each
 // would not fit beside the C swarm on a small VM), each dialling the first node and one random
 // earlier node and then looking itself up, plus the measuring node in a Node.js process of its
-// own, joined the same way, running L getClosestPeers of 32 random bytes.
+// own, joined the same way, running L getClosestPeers of 32 random bytes. Both start a
+// lookup at most every BENCH_KAD_INTERVAL_MS (100): C nodes rate-limit each requester
+// (KW_NET_KAD_RATE_PER_PEER, 20/s) and a refused request drops that peer from the asking
+// node's table, so back-to-back C lookups of a few ms would empty the measuring node's table.
 // "messages" is the requests the measuring node sent for one lookup (C: kw_kad_result
 // .messages; js: SEND_QUERY events).
 // Memory: a C node (kw_kad_bench --dial) and a js node (its own process, no self-lookup) dial
 // the same T js servers and nothing else; once each table holds them, VmRSS is read from
 // /proc/<pid>/status.
 // Env: BENCH_KAD_NODES (100), BENCH_KAD_LOOKUPS (200), BENCH_KAD_JS_PER_PROC (25),
-// BENCH_KAD_RT (30).
+// BENCH_KAD_RT (30), BENCH_KAD_INTERVAL_MS (100).
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -35,6 +38,7 @@ const N = +(process.env.BENCH_KAD_NODES ?? 100)
 const L = +(process.env.BENCH_KAD_LOOKUPS ?? 200)
 const PER = +(process.env.BENCH_KAD_JS_PER_PROC ?? 25)
 const T = +(process.env.BENCH_KAD_RT ?? 30)
+const INTERVAL = +(process.env.BENCH_KAD_INTERVAL_MS ?? 100)
 const tmp = mkdtempSync(join(tmpdir(), 'kw-bench-kad-'))
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const pick = (a) => a[Math.floor(Math.random() * a.length)]
@@ -103,12 +107,13 @@ async function cSwarm () {
   console.log(`C swarm: ${nodes.length} nodes up in ${((Date.now() - t0) / 1000).toFixed(1)} s; settling 5 s`)
   await sleep(5000)
   console.log(`C swarm: measuring node joins and runs ${L} lookups...`)
-  const b = startBench([...new Set([nodes[0].addr, pick(nodes).addr])].flatMap((a) => ['--bootstrap', a]).concat(['--lookups', String(L)]))
+  const b = startBench([...new Set([nodes[0].addr, pick(nodes).addr])].flatMap((a) => ['--bootstrap', a]).concat(['--lookups', String(L), '--interval-ms', String(INTERVAL)]))
   const tl = await b.waitLine(/^table /, 600000)
+  const joined = +(await b.waitLine(/^joined /, 1000)).split(' ')[1]
   const look = parseLookups(b.lines)
   const rss = nodes.map((n) => vmRssKiB(n.proc.pid)).filter((x) => x != null)
   await Promise.all(nodes.map((n) => n.stop()))
-  return { look, table: +tl.split(' ')[1], benchRss: +tl.split(' ')[3], kwnodeRss: stats(rss) }
+  return { look, joined, table: +tl.split(' ')[1], benchRss: +tl.split(' ')[3], kwnodeRss: stats(rss) }
 }
 
 async function jsSwarm () {
@@ -136,11 +141,14 @@ async function jsSwarm () {
     if (s === size) still++; else { still = 0; size = s }
     await sleep(100)
   }
+  const joined = size
   const look = { ms: [], msgs: [], peers: [], errors: 0 }
   for (let i = 0; i < L; i++) {
+    const t0 = Date.now()
     const r = await m.req('getClosestPeers', { keyHex: randomBytes(32).toString('hex') }, 120000)
     if (!r.ok) { look.errors++; continue }
     look.ms.push(r.ms); look.msgs.push(r.messages); look.peers.push(r.peers.length)
+    await sleep(Math.max(0, t0 + INTERVAL - Date.now()))
   }
   const table = (await m.req('rt')).peers.length
   const measureRss = vmRssKiB(m.proc.pid)
@@ -166,7 +174,7 @@ async function jsSwarm () {
   const jRss = vmRssKiB(jr.proc.pid)
   await jr.stop()
   await Promise.all(procs.map((p) => p.stop()))
-  return { look, table, measureRss, perProc: stats(perProc), mem: { cTable: +ct.split(' ')[1], cRss, jTable: jt, jRss } }
+  return { look, joined, table, measureRss, perProc: stats(perProc), mem: { cTable: +ct.split(' ')[1], cRss, jTable: jt, jRss } }
 }
 
 setTimeout(() => { console.error('bench-kad: overall timeout (1800 s)'); finish(1) }, 1800000).unref()
@@ -178,13 +186,14 @@ try {
   const cm = stats(c.look.ms); const jm = stats(j.look.ms)
   const cq = stats(c.look.msgs); const jq = stats(j.look.msgs)
   console.log()
-  console.log(`${N}-node loopback swarms, ${L} lookups each (get-closest-peers of 32 random bytes)`)
+  console.log(`${N}-node loopback swarms, ${L} lookups each (get-closest-peers of 32 random bytes, one every ${INTERVAL} ms at most)`)
   row('', 'C (kwaainet-edge)', 'js-libp2p kad-dht 16.4.5')
   row('lookup ms, median (p99)', `${f(cm.med, 2)} (${f(cm.p99, 2)})`, `${f(jm.med, 2)} (${f(jm.p99, 2)})`)
   row('requests per lookup, median (p99) [mean]', `${cq.med} (${cq.p99}) [${f(cq.mean)}]`, `${jq.med} (${jq.p99}) [${f(jq.mean)}]`)
   row('peers returned, median', stats(c.look.peers).med, stats(j.look.peers).med)
   row('failed lookups', c.look.errors, j.look.errors)
-  row('measuring node: table size, VmRSS KiB', `${c.table}, ${c.benchRss}`, `${j.table}, ${j.measureRss} (its own process)`)
+  row('measuring node: table before -> after', `${c.joined} -> ${c.table}`, `${j.joined} -> ${j.table}`)
+  row('measuring node: VmRSS KiB after', c.benchRss, `${j.measureRss} (its own process)`)
   row(`node holding the same ${T} peers: table, VmRSS KiB`, `${j.mem.cTable}, ${j.mem.cRss}`, `${j.mem.jTable}, ${j.mem.jRss}`)
   row('swarm nodes: VmRSS KiB per node, median', `${f(c.kwnodeRss.med, 0)} (kwnode run)`, `${f(j.perProc.med, 0)} (${PER} nodes per process)`)
   finish(0)

@@ -5,10 +5,14 @@
  * Driven by tests/interop/bench-kad.mjs (`make bench-kad`), which starts the swarm.
  *
  *   kw_kad_bench --bootstrap MA [--bootstrap MA ...] [--lookups N] [--settle-ms MS]
+ *                [--interval-ms MS]
  *       joins through the bootstrap peers, waits until the routing table has not grown for
- *       settle-ms (default 3000), then runs N (default 200) lookups one after the other,
- *       each kw_kad_get_closest() of 32 random bytes (a full iterative lookup: the key is no
- *       peer, so no table hit ends it early), and prints
+ *       settle-ms (default 3000), prints `joined <table size>`, then runs N (default 200)
+ *       lookups one after the other, each kw_kad_get_closest() of 32 random bytes (a full
+ *       iterative lookup: the key is no peer, so no table hit ends it early), starting one
+ *       at most every interval-ms (default 100: back to back, a lookup of ~12 requests every
+ *       few ms would exceed the servers' per-peer rate limit, KW_NET_KAD_RATE_PER_PEER, and
+ *       a refused request drops the peer from our table), and prints
  *         lookup <ms> <messages> <peers>          one line per lookup
  *         table <routing table size> rss <VmRSS KiB>
  *   kw_kad_bench --dial MA [--dial MA ...] [--hold]
@@ -48,7 +52,9 @@ static struct {
 	struct kw_swarm *sw;
 	struct kw_identify *id;
 	struct kw_kad *kad;
-	struct kw_timer tick;
+	struct kw_timer tick, pace;
+	uint32_t interval_ms;
+	double next_start;
 	struct kw_watch in_w;
 	const char *dial[MAX_PEERS];
 	int n_dial;
@@ -102,8 +108,16 @@ static void on_lookup(struct kw_kad *k, const struct kw_kad_result *r, void *use
 	next_lookup();
 }
 
+static void on_pace(struct kw_loop *l, struct kw_timer *t)
+{
+	(void)l;
+	(void)t;
+	next_lookup();
+}
+
 static void next_lookup(void)
 {
+	double wait = B.next_start - now_ms();
 	int ret;
 
 	if (B.done == B.lookups) {
@@ -112,8 +126,13 @@ static void next_lookup(void)
 		kw_loop_stop(&g_node.loop, 0);
 		return;
 	}
+	if (wait >= 1) {
+		kw_timer_start(&g_node.loop, &B.pace, (uint32_t)wait);
+		return;
+	}
 	kw_rng_bytes(B.key, sizeof(B.key));
 	B.t0 = now_ms();
+	B.next_start = B.t0 + B.interval_ms;
 	ret = kw_kad_get_closest(B.kad, B.key, sizeof(B.key), on_lookup, NULL);
 	if (ret < 0) {
 		printf("lookup 0 0 0 err %s\n", kw_strerror(ret));
@@ -152,6 +171,8 @@ static void on_tick(struct kw_loop *l, struct kw_timer *t)
 				kw_loop_stop(l, 0);
 			return;
 		}
+		printf("joined %zu\n", n);
+		fflush(stdout);
 		next_lookup();
 		return;
 	}
@@ -171,7 +192,7 @@ static void on_stdin(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: kw_kad_bench (--bootstrap MA)... [--lookups N] [--settle-ms MS]\n"
+	fprintf(stderr, "usage: kw_kad_bench (--bootstrap MA)... [--lookups N] [--settle-ms MS] [--interval-ms MS]\n"
 			"       kw_kad_bench (--dial MA)... [--settle-ms MS] [--hold]\n");
 	return 2;
 }
@@ -189,6 +210,7 @@ int main(int argc, char **argv)
 
 	B.lookups = 200;
 	B.settle_ms = 3000;
+	B.interval_ms = 100;
 	for (a = 1; a < argc; a++) {
 		if (!strcmp(argv[a], "--bootstrap") && a + 1 < argc && n_boot < MAX_PEERS)
 			boot[n_boot++] = argv[++a];
@@ -198,6 +220,8 @@ int main(int argc, char **argv)
 			B.lookups = (unsigned)strtoul(argv[++a], NULL, 10);
 		else if (!strcmp(argv[a], "--settle-ms") && a + 1 < argc)
 			B.settle_ms = (uint32_t)strtoul(argv[++a], NULL, 10);
+		else if (!strcmp(argv[a], "--interval-ms") && a + 1 < argc)
+			B.interval_ms = (uint32_t)strtoul(argv[++a], NULL, 10);
 		else if (!strcmp(argv[a], "--hold"))
 			B.hold = true;
 		else
@@ -245,6 +269,7 @@ int main(int argc, char **argv)
 		printf("listen %s\n", text);
 	fflush(stdout);
 	kw_timer_init(&B.tick, on_tick, NULL);
+	kw_timer_init(&B.pace, on_pace, NULL);
 	kw_timer_start(&g_node.loop, &B.tick, 100);
 	if (B.hold)
 		kw_loop_watch(&g_node.loop, &B.in_w, 0, KW_EV_READ, on_stdin, NULL);
