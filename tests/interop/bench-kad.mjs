@@ -111,9 +111,10 @@ async function cSwarm () {
   const tl = await b.waitLine(/^table /, 600000)
   const joined = +(await b.waitLine(/^joined /, 1000)).split(' ')[1]
   const look = parseLookups(b.lines)
+  const cstats = b.lines.find((l) => l.startsWith('stats ')) ?? ''
   const rss = nodes.map((n) => vmRssKiB(n.proc.pid)).filter((x) => x != null)
   await Promise.all(nodes.map((n) => n.stop()))
-  return { look, joined, table: +tl.split(' ')[1], benchRss: +tl.split(' ')[3], kwnodeRss: stats(rss) }
+  return { look, joined, cstats, table: +tl.split(' ')[1], benchRss: +tl.split(' ')[3], kwnodeRss: stats(rss) }
 }
 
 async function jsSwarm () {
@@ -196,6 +197,7 @@ try {
   row('measuring node: VmRSS KiB after', c.benchRss, `${j.measureRss} (its own process)`)
   row(`node holding the same ${T} peers: table, VmRSS KiB`, `${j.mem.cTable}, ${j.mem.cRss}`, `${j.mem.jTable}, ${j.mem.jRss}`)
   row('swarm nodes: VmRSS KiB per node, median', `${f(c.kwnodeRss.med, 0)} (kwnode run)`, `${f(j.perProc.med, 0)} (${PER} nodes per process)`)
+  console.log(`C measuring node: ${c.cstats}`)
   finish(0)
 } catch (e) {
   console.error(`bench-kad: ${e?.stack ?? e}`)

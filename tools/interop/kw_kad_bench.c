@@ -32,6 +32,7 @@
 #include <sodium.h>
 
 #include <kw/err.h>
+#include <kw/log.h>
 #include <kw/loop.h>
 #include <kw/node.h>
 #include <kw/rng.h>
@@ -97,6 +98,22 @@ static size_t table_size(void)
 
 static void next_lookup(void);
 
+/* Counters of the node and its table, so a shrinking table can be explained. */
+static void print_stats(void)
+{
+	struct kw_kad_stats ks;
+	struct kw_kad_rt_stats rs;
+
+	kw_kad_get_stats(B.kad, &ks);
+	kw_kad_rt_get_stats(kw_kad_table(B.kad), &rs);
+	printf("stats requests_out %llu replies_ok %llu replies_failed %llu timeouts %llu "
+	       "late_replies %llu rt_added %llu rt_pings %llu rt_evicted %llu\n",
+	       (unsigned long long)ks.requests_out, (unsigned long long)ks.replies_ok,
+	       (unsigned long long)ks.replies_failed, (unsigned long long)ks.timeouts,
+	       (unsigned long long)ks.late_replies, (unsigned long long)rs.added,
+	       (unsigned long long)rs.pings, (unsigned long long)rs.evicted);
+}
+
 static void on_lookup(struct kw_kad *k, const struct kw_kad_result *r, void *user)
 {
 	(void)k;
@@ -121,6 +138,7 @@ static void next_lookup(void)
 	int ret;
 
 	if (B.done == B.lookups) {
+		print_stats();
 		printf("table %zu rss %ld\n", table_size(), rss_kib());
 		fflush(stdout);
 		kw_loop_stop(&g_node.loop, 0);
@@ -222,6 +240,8 @@ int main(int argc, char **argv)
 			B.settle_ms = (uint32_t)strtoul(argv[++a], NULL, 10);
 		else if (!strcmp(argv[a], "--interval-ms") && a + 1 < argc)
 			B.interval_ms = (uint32_t)strtoul(argv[++a], NULL, 10);
+		else if (!strcmp(argv[a], "-v"))
+			kw_log_set_level(4);
 		else if (!strcmp(argv[a], "--hold"))
 			B.hold = true;
 		else
