@@ -10,10 +10,10 @@
  *       settle-ms (default 3000), prints `joined <table size>`, then runs N (default 200)
  *       lookups one after the other, each kw_kad_get_closest() of 32 random bytes (a full
  *       iterative lookup: the key is no peer, so no table hit ends it early), starting one
- *       at most every interval-ms (default 100: back to back, a lookup of ~12 requests every
- *       few ms would exceed the servers' per-peer rate limit, KW_NET_KAD_RATE_PER_PEER, and
- *       a refused request drops the peer from our table), and prints
+ *       at most every interval-ms (default 100, so one requester stays well under the
+ *       servers' per-peer rate limit, KW_NET_KAD_RATE_PER_PEER = 20/s), and prints
  *         lookup <ms> <messages> <peers>          one line per lookup
+ *         stats ...                               the node's request and table counters
  *         table <routing table size> rss <VmRSS KiB>
  *   kw_kad_bench --dial MA [--dial MA ...] [--hold]
  *       no bootstrap (so no self-lookup adds peers): dials exactly these peers, waits until
