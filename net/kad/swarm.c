@@ -6,10 +6,10 @@
  *
  * Inbound: a stream carries any number of requests in turn, as go-libp2p-kad-dht
  * (dht_net.go handleNewMessage) and js-libp2p kad-dht (rpc/index.ts) send them. A request is
- * read whole into the stream's buffer, answered with kw_kad_handle_request, and its answer
- * written before the next request is taken from the muxer: bytes past the current request are
- * left unconsumed in yamux (its window throttles a peer that pipelines), so one buffer per
- * stream serves both directions. A bad prefix, an oversized message, a malformed one, a rate
+ * read whole into a message buffer, answered with kw_kad_handle_request, and its answer
+ * written from the same buffer before the next request is taken from the muxer: bytes past
+ * the current request are left unconsumed in yamux (its window throttles a peer that
+ * pipelines). A bad prefix, an oversized message, a malformed one, a rate
  * limit or a request we do not serve resets only that stream, with the reason logged; a
  * stream with no complete request for KW_NET_KAD_STREAM_IDLE_MS is reset too (go's
  * dhtStreamIdleTimeout is one minute).
@@ -17,10 +17,17 @@
  * Outbound: one stream per request (js accepts that and go opens one per message when its
  * pooled stream is busy): dial the peer if not connected (its addresses with /p2p/ appended,
  * in turn until one works), open the stream, write the request, half-close, read one answer,
- * report it with kw_kad_on_reply. A per-request timer bounds the whole exchange. Requests in
- * flight and inbound streams share the pool of KW_NET_KAD_STREAMS states; when it is empty a
- * request is refused at once (-KW_ELIMIT) and an inbound stream is reset. Every report runs
- * from a loop callback, never from inside request().
+ * report it with kw_kad_on_reply. A per-request timer bounds the whole exchange. Every report
+ * runs from a loop callback, never from inside request().
+ *
+ * Memory: a stream state (KW_NET_KAD_STREAMS of them, inbound streams and our requests in
+ * flight together) is small: it holds the length prefix and, for our requests, the encoded
+ * request when it fits KAD_SMALL (every request but PUT_VALUE does). Message buffers of
+ * KW_NET_KAD_MAX_MESSAGE_BYTES (KW_NET_KAD_BUFFERS of them) are lent only while a whole
+ * message is read, answered and written, so an idle stream go or js keeps open costs no
+ * buffer. A stream that needs one while all are lent waits (its bytes stay in yamux) and is
+ * resumed from a loop task when one comes back. With no state free an inbound stream is
+ * reset and a request fails at once (-KW_ELIMIT), as does a PUT_VALUE with no buffer free.
  *
  * Admission: a peer enters the routing table only when identify shows that it lists
  * /ipfs/kad/1.0.0 (so client-mode peers, which do not, never do), with the listen addresses it
@@ -28,8 +35,7 @@
  * kept: test swarms and one-host clusters use it); when it reported none and we dialed it, the
  * address we dialed. A push that drops the protocol removes it (kw_kad_peer_gone).
  *
- * Owns: the state pool (each state holds one message buffer of KW_NET_KAD_MAX_MESSAGE_BYTES
- * plus its prefix), two decode/answer scratch messages (struct kw_kad_msg is about 41 KiB:
+ * Owns: the state pool, the buffer pool, two decode/answer scratch messages (struct kw_kad_msg is about 41 KiB:
  * never on the stack; the loop is single-threaded and each use runs to completion), all from
  * the node's arena at create.
  */
@@ -49,6 +55,7 @@
 
 #define MSG_BUF ((size_t)CONFIG_KW_NET_KAD_MAX_MESSAGE_BYTES + KW_UVARINT_MAX_BYTES)
 #define OUT_ADDRS 4   /* addresses a request keeps for dialing */
+#define KAD_SMALL 1100 /* a request with a 512-byte key and a few addresses fits */
 #define KAD_QUERY_TIMEOUT_MS ((uint32_t)CONFIG_KW_NET_KAD_QUERY_TIMEOUT_MS)
 
 enum st_role { ROLE_IN, ROLE_OUT };
@@ -72,9 +79,14 @@ struct kad_st {
 	struct kw_peer_id peer;
 	uint8_t naddrs, next_addr;
 	struct kw_kad_rt_addr addrs[OUT_ADDRS];
+	bool waiting;           /* on the buffer wait list */
+	struct kad_st *wait_next;
 	struct kw_timer timer;  /* out: request deadline; in: idle deadline */
 	uint32_t len, off, need;  /* read: bytes held, bytes of the message (0 = prefix unknown) */
-	uint8_t buf[MSG_BUF];
+	uint8_t plen;             /* prefix bytes held before a buffer is lent */
+	uint8_t pfx[KW_UVARINT_MAX_BYTES];
+	uint8_t *buf;             /* lent message buffer (MSG_BUF bytes) or NULL */
+	uint8_t small[KAD_SMALL]; /* out: the encoded request when it fits */
 };
 
 struct kad_sw {
@@ -85,6 +97,9 @@ struct kad_sw {
 	bool client;
 	uint32_t timeout_ms;
 	struct kw_pool states;
+	struct kw_pool bufs;
+	struct kad_st *wait_head, *wait_tail;  /* streams waiting for a buffer, FIFO */
+	struct kw_task grant;                  /* lends freed buffers to waiters */
 	struct kw_kad_msg *req, *resp;         /* scratch */
 	struct kw_identify_observer obs;
 	struct kw_multiaddr seen[KW_IDENTIFY_LISTEN_KEEP];  /* admission scratch */
@@ -102,11 +117,96 @@ static const char *who(const struct kad_st *st)
 	return st->s ? kw_conn_peer_short(kw_stream_conn(st->s)) : "peer";
 }
 
+/* ---- message buffers ------------------------------------------------------------------- */
+
+static void wait_remove(struct kad_st *st)
+{
+	struct kad_sw *ks = st->ks;
+	struct kad_st **pp;
+
+	if (!st->waiting)
+		return;
+	for (pp = &ks->wait_head; *pp; pp = &(*pp)->wait_next)
+		if (*pp == st) {
+			*pp = st->wait_next;
+			break;
+		}
+	ks->wait_tail = NULL;
+	for (pp = &ks->wait_head; *pp; pp = &(*pp)->wait_next)
+		ks->wait_tail = *pp;
+	st->waiting = false;
+	st->wait_next = NULL;
+}
+
+/* Lends st a buffer (its prefix copied in); false: none free, st waits for one. */
+static bool buf_get(struct kad_st *st)
+{
+	struct kad_sw *ks = st->ks;
+	uint8_t *b;
+
+	if (st->buf)
+		return true;
+	b = st->waiting ? NULL : (uint8_t *)kw_pool_alloc(&ks->bufs);
+	if (!b) {
+		if (!st->waiting) {
+			st->waiting = true;
+			st->wait_next = NULL;
+			if (ks->wait_tail)
+				ks->wait_tail->wait_next = st;
+			else
+				ks->wait_head = st;
+			ks->wait_tail = st;
+			KW_LOG_DBG(kad, "all %u kad message buffers lent; a stream waits",
+				   (unsigned)CONFIG_KW_NET_KAD_BUFFERS);
+		}
+		return false;
+	}
+	st->buf = b;
+	memcpy(st->buf, st->pfx, st->plen);
+	st->len = st->plen;
+	return true;
+}
+
+static void buf_put(struct kad_st *st)
+{
+	struct kad_sw *ks = st->ks;
+
+	if (!st->buf)
+		return;
+	kw_pool_free(&ks->bufs, st->buf);
+	st->buf = NULL;
+	if (ks->wait_head)
+		kw_task_post(ks->loop, &ks->grant);
+}
+
+/* Loop task: lends returned buffers to waiting streams, oldest first, and resumes them. */
+static int on_grant(struct kw_loop *l, struct kw_task *t)
+{
+	struct kad_sw *ks = (struct kad_sw *)t->arg;
+
+	while (ks->wait_head) {
+		struct kad_st *st = ks->wait_head;
+		uint8_t *b = (uint8_t *)kw_pool_alloc(&ks->bufs);
+
+		if (!b)
+			break;
+		wait_remove(st);
+		st->buf = b;
+		memcpy(st->buf, st->pfx, st->plen);
+		st->len = st->plen;
+		if (st->s)
+			kw_stream_resume(st->s);
+	}
+	return KW_TASK_DONE;
+}
+
 static void st_free(struct kad_st *st)
 {
 	struct kad_sw *ks = st->ks;
 
 	kw_timer_cancel(ks->loop, &st->timer);
+	wait_remove(st);
+	buf_put(st);
 	kw_pool_free(&ks->states, st);
 }
 
@@ -122,6 +222,8 @@ static void out_finish(struct kad_st *st, int err, const struct kw_kad_msg *resp
 			kw_kad_on_reply(ks->k, st->token, err, err ? NULL : resp);
 	}
 	st->phase = PH_DONE;
+	wait_remove(st);
+	buf_put(st);
 	if (st->s) {
 		struct kw_stream *s = st->s;
 
@@ -140,7 +242,8 @@ static void out_finish(struct kad_st *st, int err, const struct kw_kad_msg *resp
 
 /*
  * Takes bytes of the current message from data; returns how many it consumed, and sets *ret
- * to 1 when the message is complete in st->buf[0..len), 0 when more is needed, or a negative
+ * to 1 when the message is complete in st->buf[0..len), 0 when more is needed, -KW_EAGAIN
+ * when a buffer is needed and none is free (st now waits: stop consuming), or a negative
  * code (-KW_EMSGSIZE, -KW_EBADMSG) when the prefix is bad.
  */
 static size_t take_msg(struct kad_st *st, const uint8_t *data, size_t n, int *ret)
@@ -152,9 +255,9 @@ static size_t take_msg(struct kad_st *st, const uint8_t *data, size_t n, int *re
 		uint64_t l;
 		int h;
 
-		st->buf[st->len++] = data[used++];
-		h = kw_uvarint_decode(st->buf, st->len, &l);
-		if (h == -KW_EAGAIN && st->len < KW_UVARINT_MAX_BYTES)
+		st->pfx[st->plen++] = data[used++];
+		h = kw_uvarint_decode(st->pfx, st->plen, &l);
+		if (h == -KW_EAGAIN && st->plen < KW_UVARINT_MAX_BYTES)
 			continue;
 		if (h < 0) {
 			*ret = -KW_EBADMSG;
@@ -167,8 +270,13 @@ static size_t take_msg(struct kad_st *st, const uint8_t *data, size_t n, int *re
 		st->need = (uint32_t)((size_t)h + (size_t)l);
 	}
 	if (st->need) {
-		size_t k = KW_MIN(n - used, (size_t)(st->need - st->len));
+		size_t k;
 
+		if (!buf_get(st)) {
+			*ret = -KW_EAGAIN;
+			return used;
+		}
+		k = KW_MIN(n - used, (size_t)(st->need - st->len));
 		memcpy(st->buf + st->len, data + used, k);
 		st->len += (uint32_t)k;
 		used += k;
@@ -178,11 +286,18 @@ static size_t take_msg(struct kad_st *st, const uint8_t *data, size_t n, int *re
 	return used;
 }
 
+/* Where the bytes to write are: the lent buffer, else the request kept inline. */
+static uint8_t *wbuf(struct kad_st *st)
+{
+	return st->buf ? st->buf : st->small;
+}
+
 static void read_reset(struct kad_st *st)
 {
 	st->len = 0;
 	st->need = 0;
 	st->off = 0;
+	st->plen = 0;
 	st->phase = PH_READ;
 }
 
@@ -190,7 +305,7 @@ static void read_reset(struct kad_st *st)
 static bool flush(struct kad_st *st)
 {
 	while (st->off < st->len) {
-		long w = kw_stream_write(st->s, st->buf + st->off, st->len - st->off);
+		long w = kw_stream_write(st->s, wbuf(st) + st->off, st->len - st->off);
 
 		if (w < 0) {
 			KW_LOG_DBG(kad, "%s: write failed: %s", who(st), kw_strerror((int)w));
@@ -246,7 +361,7 @@ static int in_answer(struct kad_st *st)
 			   ret == -KW_EBADMSG ? "bad kad request" : "kad request not served", ret);
 		return ret;
 	}
-	n = kw_kad_msg_encode(ks->resp, st->buf, sizeof(st->buf));
+	n = kw_kad_msg_encode(ks->resp, st->buf, MSG_BUF);
 	if (n < 0) {
 		KW_LOG_ERR(kad, "%s: cannot encode our kad answer: %s", who(st),
 			   kw_strerror((int)n));
@@ -270,6 +385,8 @@ static size_t in_data(struct kw_stream *s, const uint8_t *data, size_t n)
 		if (st->phase != PH_READ)
 			return used;  /* the answer is still being written: leave the rest in yamux */
 		used += take_msg(st, data + used, n - used, &r);
+		if (r == -KW_EAGAIN)
+			return used;  /* waiting for a buffer: the grant task resumes the stream */
 		if (r < 0) {
 			in_bad(st, r == -KW_EMSGSIZE ? "kad message over the size limit" :
 				   "bad kad length prefix", r);
@@ -281,6 +398,7 @@ static size_t in_data(struct kw_stream *s, const uint8_t *data, size_t n)
 			return n;
 		if (!flush(st))
 			return used;  /* on_writable finishes it and resumes the stream */
+		buf_put(st);
 		read_reset(st);
 		in_arm_idle(st);
 	}
@@ -293,6 +411,7 @@ static void in_writable(struct kw_stream *s)
 
 	if (st->phase != PH_WRITE || !flush(st))
 		return;
+	buf_put(st);
 	read_reset(st);
 	if (st->eof) {
 		kw_stream_close_write(s);
@@ -352,8 +471,8 @@ static struct kad_st *st_take(struct kad_sw *ks, enum st_role role, kw_timer_fn 
 
 	if (!st)
 		return NULL;
-	/* the header only: the message buffer is written before it is read */
-	memset(st, 0, offsetof(struct kad_st, buf));
+	/* the header only: the inline request is written before it is read */
+	memset(st, 0, offsetof(struct kad_st, small));
 	st->ks = ks;
 	st->role = (uint8_t)role;
 	kw_timer_init(&st->timer, tf, st);
@@ -386,6 +505,8 @@ static size_t out_data(struct kw_stream *s, const uint8_t *data, size_t n)
 	if (st->phase != PH_READ)
 		return n;  /* done (or still writing: a peer answering early is ignored) */
 	used = take_msg(st, data, n, &r);
+	if (r == -KW_EAGAIN)
+		return used;  /* waiting for a buffer */
 	if (r < 0) {
 		KW_LOG_WRN(kad, "%s: kad answer %s; dropping it", who(st),
 			   r == -KW_EMSGSIZE ? "over the size limit" : "with a bad length prefix");
@@ -407,6 +528,7 @@ static size_t out_data(struct kw_stream *s, const uint8_t *data, size_t n)
 static void out_send_done(struct kad_st *st)
 {
 	kw_stream_close_write(st->s);  /* one request per stream: the peer may close after it */
+	buf_put(st);  /* a PUT_VALUE's buffer; the answer borrows one when it arrives */
 	read_reset(st);
 	if (st->no_reply)
 		out_finish(st, 0, NULL);  /* ADD_PROVIDER has no answer on the wire */
@@ -541,7 +663,11 @@ static int tr_request(void *t, const struct kw_peer_id *to, const struct kw_kad_
 	st = st_take(ks, ROLE_OUT, on_out_timeout);
 	if (!st)
 		return -KW_ELIMIT;
-	n = kw_kad_msg_encode(req, st->buf, sizeof(st->buf));
+	n = kw_kad_msg_encode(req, st->small, sizeof(st->small));
+	if (n == -KW_ENOSPC) {
+		st->buf = (uint8_t *)kw_pool_alloc(&ks->bufs);
+		n = st->buf ? kw_kad_msg_encode(req, st->buf, MSG_BUF) : -KW_ELIMIT;
+	}
 	if (n < 0) {
 		st_free(st);
 		return (int)n;
@@ -653,8 +779,12 @@ int kw_kad_swarm_create(struct kw_swarm *sw, struct kw_identify *id, struct kw_a
 		return -KW_ENOMEM;
 	ret = kw_node_pool_create(node, &ks->states, "kad_stream", sizeof(struct kad_st),
 				  (size_t)CONFIG_KW_NET_KAD_STREAMS);
+	if (ret == 0)
+		ret = kw_node_pool_create(node, &ks->bufs, "kad_msg_buf", MSG_BUF,
+					  (size_t)CONFIG_KW_NET_KAD_BUFFERS);
 	if (ret < 0)
 		return ret;
+	kw_task_init(&ks->grant, on_grant, ks);
 	memset(&tr, 0, sizeof(tr));
 	tr.request = tr_request;
 	tr.self_addrs = tr_self_addrs;

@@ -82,6 +82,28 @@ out=$($K run -c $tmp/bad.conf -d $tmp/z 2>&1); rc=$?
 out=$(timeout 10 $K run -d $tmp/n1 -l /ip4/127.0.0.1/tcp/0 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$out" | grep -q "another kwnode is running" && ok "a second node on a data dir in use is refused" || ko "second node: rc=$rc out=$out"
 
+# the control socket refuses what is not a request, naming why, and keeps serving
+ctl() {  # ctl SOCKET LINE: sends LINE, prints the reply
+    python3 -c 'import socket,sys
+s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.argv[2].encode())
+out=b""
+while True:
+    d=s.recv(65536)
+    if not d: break
+    out+=d
+sys.stdout.write(out.decode())' "$1" "$2"
+}
+if command -v python3 >/dev/null 2>&1; then
+    out=$(ctl $tmp/n1/control.sock "dht get zz
+")
+    echo "$out" | grep -q "^error bad control request: bad key field" && echo "$out" | grep -qx "exit 2" && ok "control socket: a malformed request gets an error naming the field, exit 2" || ko "control bad line: $out"
+    out=$(ctl $tmp/n1/control.sock "status
+")
+    echo "$out" | grep -q "^error unknown control command" && ok "control socket: an unknown command is named as such" || ko "control unknown: $out"
+    out=$($K dht -d $tmp/n1 get /kwaai/test/hello 2>&1)
+    [ "$out" = "hello dht" ] && ok "the node keeps serving its control socket after bad requests" || ko "after bad requests: $out"
+fi
+
 # client mode: the node uses the DHT but is not in anyone's table
 start_node 5 -b $B --dht-client
 sleep 0.5

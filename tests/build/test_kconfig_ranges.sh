@@ -27,11 +27,13 @@ fi
 #    more than 32 GiB (65536 x 4 x 64 KiB socket buffers, 1048576 x 16 KiB chunks, ...), more than
 #    the largest arena, so no node holds them all; they stay at their defaults and the
 #    remaining options (limits, timeouts, tables) take their tops.
+#  KW_NET_KAD_BUFFERS: 256 buffers of the largest Kademlia message (4 MiB) are 1 GiB, the
+#    largest arena, per node.
 keep_min=""
 keep_max="CONFIG_KW_NET_SWARM_BUFFERS=default
   CONFIG_KW_NET_SWARM_NEGOTIATIONS=default CONFIG_KW_NET_SWARM_STREAMS=default
   CONFIG_KW_NET_SWARM_CHUNKS=default CONFIG_KW_NET_IDENTIFY_STREAMS=default
-  CONFIG_KW_NET_PING_INBOUND_MAX=default"
+  CONFIG_KW_NET_PING_INBOUND_MAX=default CONFIG_KW_NET_KAD_BUFFERS=default"
 
 m() { make --no-print-directory -s O="$O" ARCH="$HOSTARCH" CROSS_COMPILE= SAN="$SAN" "$@"; }
 

@@ -90,12 +90,15 @@ static void wait_for(const int *flag, uint64_t ms)
 
 static size_t arena_kib(void)
 {
+	static const struct kw_peer_id any = { .len = 2, .bytes = { 0x12, 0x00 } };
 	struct kw_kad_cfg c;
 
 	kw_kad_cfg_default(&c);
+	c.self = &any;  /* the sizes do not depend on who we are */
 	return 32 * 1024 + (kw_kad_arena_bytes(&c) + 2 * sizeof(struct kw_kad_msg) +
-			    (size_t)CONFIG_KW_NET_KAD_STREAMS *
-				    (CONFIG_KW_NET_KAD_MAX_MESSAGE_BYTES + 256)) / 1024 + 1024;
+			    (size_t)CONFIG_KW_NET_KAD_STREAMS * 2048 +
+			    (size_t)CONFIG_KW_NET_KAD_BUFFERS *
+				    (CONFIG_KW_NET_KAD_MAX_MESSAGE_BYTES + 64)) / 1024 + 1024;
 }
 
 static int make_side(struct side *s, int port, bool client)
@@ -118,6 +121,10 @@ static int make_side(struct side *s, int port, bool client)
 		kc.self = kw_swarm_peer_id(s->sw);
 		kc.client_mode = client;
 		kc.key = kw_swarm_key(s->sw);
+		/* the transport is under test, not the rate limit: its Kconfig minimum (one
+		 * request per second) would refuse a lookup's second request */
+		kc.rate_per_peer = 1000;
+		kc.rate_burst = 1000;
 		ret = kw_kad_swarm_create(s->sw, s->id, &s->t->node->arena, &kc, &s->kad);
 	}
 	snprintf(listen, sizeof(listen), "/ip4/127.0.0.1/tcp/%d", port);
@@ -241,6 +248,37 @@ static void open_raw(int from, int to)
 	wait_for(&g->raw.open_done, 1000);
 	assert_int_equal(g->raw.open_err, 0);
 	assert_non_null(g->raw.s);
+}
+
+/* Several raw streams at once: the handler's user points at its own struct raw. */
+#define NRAW (CONFIG_KW_NET_KAD_BUFFERS + 1)
+static struct raw g_many[NRAW];
+
+static size_t many_data(struct kw_stream *s, const uint8_t *d, size_t n)
+{
+	struct raw *r = (struct raw *)s->user;
+	size_t k = KW_MIN(n, sizeof(r->got) - r->got_len);
+
+	memcpy(r->got + r->got_len, d, k);
+	r->got_len += k;
+	return n;
+}
+static void many_close(struct kw_stream *s, int reason)
+{
+	struct raw *r = (struct raw *)s->user;
+
+	r->closed++;
+	r->close_reason = reason;
+	r->s = NULL;
+}
+static const struct kw_stream_handler many_h = { .on_data = many_data, .on_close = many_close };
+static void many_open(struct kw_stream *s, int err, void *user)
+{
+	struct raw *r = (struct raw *)user;
+
+	r->open_done++;
+	r->open_err = err;
+	r->s = s;
 }
 
 /* A FIND_NODE request for key `target` (peer id bytes), encoded with its prefix. */
@@ -394,6 +432,52 @@ static void test_kad_swarm_oversized_prefix_resets_only_that_stream(void **state
 	assert_true(g->op.n_peers >= 1);
 }
 
+static void test_kad_swarm_stream_waits_for_a_buffer_and_is_served_when_one_returns(void **state)
+{
+	static uint8_t req[512];
+	struct kw_conn *c;
+	long n;
+	int i, all = 0;
+
+	connect_sides(0, 1);
+	c = kw_swarm_find_conn(g->s[0].sw, kw_swarm_peer_id(g->s[1].sw));
+	assert_non_null(c);
+	memset(g_many, 0, sizeof(g_many));
+	for (i = 0; i < NRAW; i++)
+		assert_int_equal(kw_swarm_open_stream(g->s[0].sw, c, KW_KAD_PROTOCOL, &many_h,
+						      &g_many[i], many_open), 0);
+	for (i = 0; i < 200 && all < NRAW; i++) {
+		int k;
+
+		pump(2);
+		for (k = 0, all = 0; k < NRAW; k++)
+			all += g_many[k].open_done;
+	}
+	n = find_node_req(kw_swarm_peer_id(g->s[0].sw), req, sizeof(req));
+	assert_true(n > 4);
+	/* every buffer lent to a stream holding a partial request (all but its last byte) */
+	for (i = 0; i < CONFIG_KW_NET_KAD_BUFFERS; i++) {
+		assert_int_equal(g_many[i].open_err, 0);
+		assert_int_equal(kw_stream_write(g_many[i].s, req, (size_t)n - 1), n - 1);
+	}
+	pump(20);
+	/* one more stream sends a whole request: it must wait, not be reset or answered */
+	assert_int_equal(kw_stream_write(g_many[NRAW - 1].s, req, (size_t)n), n);
+	pump(40);
+	assert_int_equal(g_many[NRAW - 1].got_len, 0);
+	assert_int_equal(g_many[NRAW - 1].closed, 0);
+	/* the first partial request completes: answered, its buffer returns, the waiter goes on */
+	assert_int_equal(kw_stream_write(g_many[0].s, req + n - 1, 1), 1);
+	pump(40);
+	assert_true(g_many[0].got_len > 0);
+	assert_true(kw_kad_msg_decode(g_many[NRAW - 1].got, g_many[NRAW - 1].got_len, &g_msg) > 0);
+	assert_int_equal(g_msg.type, KW_KAD_FIND_NODE);
+	for (i = 0; i < NRAW; i++)
+		if (g_many[i].s)
+			kw_stream_reset(g_many[i].s);
+	pump(10);
+}
+
 static void test_kad_swarm_garbage_request_resets_the_stream(void **state)
 {
 	/* a complete message whose body is not a protobuf (field 0 is invalid) */
@@ -446,6 +530,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kad_swarm_provide_then_find_providers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_swarm_answers_several_requests_on_one_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_swarm_oversized_prefix_resets_only_that_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_swarm_stream_waits_for_a_buffer_and_is_served_when_one_returns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_swarm_garbage_request_resets_the_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_swarm_request_to_unreachable_peer_fails_on_the_loop, setup, teardown),
 	};
