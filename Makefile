@@ -24,7 +24,7 @@ config-targets := menuconfig defconfig %_defconfig savedefconfig olddefconfig li
 no-config-goals := $(config-targets) clean distclean help deps run check check-host \
                    check-arm64 check-san check-defconfigs check-kconfig check-kconfig-ranges \
                    check-interop check-stress fuzz bench \
-                   bench-ml bench-net
+                   bench-ml bench-net bench-kad
 ifneq ($(filter-out $(no-config-goals),$(MAKECMDGOALS))$(if $(MAKECMDGOALS),,all),)
   -include $(O)/.config
 endif
@@ -117,7 +117,7 @@ tool-bins := $(addprefix $(O)/,$(tools))
 .DEFAULT_GOAL := all
 .PHONY: all kwnode tests tools run-tests check check-host check-interop check-arm64 check-san check-alloc \
 	check-defconfigs check-kconfig deps run clean distclean help fuzz bench menuconfig \
-	savedefconfig olddefconfig listnewconfig defconfig bench-ml bench-net print-ldlibs
+	savedefconfig olddefconfig listnewconfig defconfig bench-ml bench-net bench-kad print-ldlibs
 
 all: $(KWNODE)
 kwnode: $(KWNODE)
@@ -280,6 +280,7 @@ check-interop:
 	$(Q)test -f $(HOSTO)/.config || $(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
 	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=$(SAN) all tools
 	$(Q)node tests/interop/run.mjs $(HOSTO)/tools/interop/kw_interop_peer $(HOSTO)/kwnode
+	$(Q)node tests/interop/kad.mjs $(HOSTO)/kwnode
 
 # Hostile load on loopback, about a minute (tests/stress/test_stress.sh; host build).
 .PHONY: check-stress
@@ -332,7 +333,7 @@ print-ldlibs:
 # ---- benchmarks (host build in build/bench; figures side by side with their baselines) ------
 BENCHO := build/bench
 bench: bench-ml bench-net
-bench-ml bench-net: deps
+bench-ml bench-net bench-kad: deps
 	$(Q)$(MAKE) --no-print-directory O=$(BENCHO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
 	$(Q)$(MAKE) --no-print-directory O=$(BENCHO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=0 all tools
 	$(Q)sh tools/bench/run.sh $(BENCHO) $(@:bench-%=%)
@@ -362,6 +363,7 @@ help:
 	@echo "  check-kconfig-ranges - unit tests with every ranged option at its min, then its max"
 	@echo "  fuzz               - libFuzzer targets, FUZZ_SECONDS each (default 600)"
 	@echo "  bench              - benchmarks (bench-ml, bench-net)"
+	@echo "  bench-kad          - Kademlia lookups and memory: 100 C nodes vs 100 js-libp2p nodes (~10 min)"
 	@echo "  clean / distclean  - remove \$$(O) / all of build/"
 	@echo "Variables: O=dir ARCH=x86_64|arm64 CROSS_COMPILE=prefix V=1 SAN=1"
 
