@@ -24,7 +24,7 @@ config-targets := menuconfig defconfig %_defconfig savedefconfig olddefconfig li
 no-config-goals := $(config-targets) clean distclean help deps run check check-host \
                    check-arm64 check-san check-defconfigs check-kconfig check-kconfig-ranges \
                    check-interop check-stress fuzz bench \
-                   bench-ml bench-net
+                   bench-ml bench-net sim sim-small
 ifneq ($(filter-out $(no-config-goals),$(MAKECMDGOALS))$(if $(MAKECMDGOALS),,all),)
   -include $(O)/.config
 endif
@@ -364,3 +364,17 @@ help:
 	@echo "Variables: O=dir ARCH=x86_64|arm64 CROSS_COMPILE=prefix V=1 SAN=1"
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
+
+# ---- Kademlia simulation (tests/sim, doc/sim.md; host build in build/sim) -------------------
+# sim: the 10,000-node scenarios (SIM_ARGS adds options, e.g. SIM_ARGS="--seed 7");
+# sim-small: the 200-node cmocka test (success and determinism assertions), a few seconds.
+SIMO ?= build/sim
+SIM_NODES ?= 10000
+SIM_LOOKUPS ?= 10000
+.PHONY: sim sim-small
+sim sim-small:
+	$(Q)test -f $(SIMO)/.config || $(MAKE) --no-print-directory O=$(SIMO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
+	$(Q)$(MAKE) --no-print-directory O=$(SIMO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=0 \
+		$(SIMO)/tests/sim/$(if $(filter sim,$@),kw_kad_sim,test_kad_sim)
+	$(Q)$(if $(filter sim,$@),$(SIMO)/tests/sim/kw_kad_sim --suite --nodes $(SIM_NODES) \
+		--lookups $(SIM_LOOKUPS) $(SIM_ARGS),$(SIMO)/tests/sim/test_kad_sim)

@@ -1,0 +1,151 @@
+/*
+ * The Kademlia simulation at a size that runs in seconds (tests/sim/kad_sim.c, doc/sim.md):
+ * the real net/kad core of a few hundred nodes over the simulated message transport. Checks
+ * that lookups find their peer, that a run is a pure function of its seed, and that loss,
+ * churn and partitions are survived. `make sim` runs the same engine at 10,000 nodes.
+ */
+#include "harness.h"
+#include <stdio.h>
+#include <string.h>
+
+#include "sim/kad_sim.h"
+
+static void small_cfg(struct kw_kad_sim_cfg *c, unsigned nodes, unsigned lookups)
+{
+	kw_kad_sim_cfg_default(c);
+	c->nodes = nodes;
+	c->lookups = lookups;
+	c->seed = 42;
+	c->settle_ms = 30000;
+	c->lookup_phase_ms = 60000;
+}
+
+static void print(const char *what, const struct kw_kad_sim_report *r)
+{
+	printf("  %s: %u/%u ok (%.2f %%, %u excluded), rounds median %u p99 %u, msgs median %u p99 %u, "
+	       "rt %.1f, %.2f s wall, hash %016llx\n",
+	       what, r->lookups_ok, r->lookups_ok + r->lookups_failed, r->success_pct,
+	       r->lookups_excluded, r->rounds_median, r->rounds_p99, r->msgs_median, r->msgs_p99,
+	       r->rt_size_mean, r->wall_s, (unsigned long long)r->trace_hash);
+}
+
+static void test_kad_sim_200_nodes_find_peers(void **state)
+{
+	struct kw_kad_sim_cfg c;
+	struct kw_kad_sim_report r;
+
+	small_cfg(&c, 200, 400);
+	assert_int_equal(kw_kad_sim_run(&c, &r), 0);
+	print("200 nodes", &r);
+	assert_int_equal(r.lookups_started, 400);
+	assert_int_equal(r.lookups_ok + r.lookups_failed + r.lookups_excluded, 400);
+	assert_true(r.success_pct >= 99.0);
+	assert_true(r.rounds_median >= 1 && r.rounds_median <= 4);
+	assert_true(r.msgs_median > 0);
+	assert_true(r.rt_size_mean > 20.0);   /* bootstrap filled the tables beyond one bucket */
+	assert_int_equal(r.pool_exhausted, 0);
+}
+
+static void test_kad_sim_same_seed_same_trace(void **state)
+{
+	struct kw_kad_sim_cfg c;
+	struct kw_kad_sim_report a, b;
+
+	small_cfg(&c, 100, 100);
+	c.loss = 0.02;
+	assert_int_equal(kw_kad_sim_run(&c, &a), 0);
+	assert_int_equal(kw_kad_sim_run(&c, &b), 0);
+	print("run 1", &a);
+	print("run 2", &b);
+	assert_true(a.events > 1000);
+	assert_int_equal(a.trace_hash, b.trace_hash);
+	assert_int_equal(a.events, b.events);
+	assert_int_equal(a.messages, b.messages);
+	assert_int_equal(a.lookups_ok, b.lookups_ok);
+	assert_int_equal(a.rounds_median, b.rounds_median);
+	assert_int_equal(a.msgs_p99, b.msgs_p99);
+	assert_int_equal(a.virtual_ms, b.virtual_ms);
+}
+
+static void test_kad_sim_other_seed_other_trace(void **state)
+{
+	struct kw_kad_sim_cfg c;
+	struct kw_kad_sim_report a, b;
+
+	small_cfg(&c, 100, 100);
+	assert_int_equal(kw_kad_sim_run(&c, &a), 0);
+	c.seed = 43;
+	assert_int_equal(kw_kad_sim_run(&c, &b), 0);
+	assert_true(a.trace_hash != b.trace_hash);
+}
+
+static void test_kad_sim_lossy_links_still_find_peers(void **state)
+{
+	struct kw_kad_sim_cfg c;
+	struct kw_kad_sim_report r;
+
+	small_cfg(&c, 200, 200);
+	c.loss = 0.05;
+	assert_int_equal(kw_kad_sim_run(&c, &r), 0);
+	print("5 % loss", &r);
+	assert_true(r.lost > 0);
+	assert_true(r.success_pct >= 97.0);
+}
+
+static void test_kad_sim_churn_still_finds_peers(void **state)
+{
+	struct kw_kad_sim_cfg c;
+	struct kw_kad_sim_report r;
+
+	small_cfg(&c, 200, 200);
+	c.churn = 0.20;
+	assert_int_equal(kw_kad_sim_run(&c, &r), 0);
+	print("20 % churn", &r);
+	assert_true(r.to_dead > 0);           /* departed nodes were asked and timed out */
+	assert_true(r.success_pct >= 97.0);
+}
+
+static void test_kad_sim_partitioned_links_counted(void **state)
+{
+	struct kw_kad_sim_cfg c;
+	struct kw_kad_sim_report r;
+
+	small_cfg(&c, 200, 200);
+	c.partition = 0.10;
+	assert_int_equal(kw_kad_sim_run(&c, &r), 0);
+	print("10 % links cut", &r);
+	assert_true(r.cut > 0);
+	assert_true(r.success_pct >= 95.0);
+}
+
+static void test_kad_sim_adversaries_hurt_lookups(void **state)
+{
+	struct kw_kad_sim_cfg c;
+	struct kw_kad_sim_report clean, bad;
+
+	/* 30 % adversaries that answer FIND_NODE only with each other, all addresses exempt from
+	 * the diversity filter: fewer lookups can succeed than without them. */
+	small_cfg(&c, 200, 200);
+	c.private_ips = true;
+	assert_int_equal(kw_kad_sim_run(&c, &clean), 0);
+	c.adversarial = 0.30;
+	assert_int_equal(kw_kad_sim_run(&c, &bad), 0);
+	print("no adversaries", &clean);
+	print("30 % adversaries", &bad);
+	assert_true(bad.msgs_median >= clean.msgs_median);
+	assert_true(bad.lookups_ok <= clean.lookups_ok);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_kad_sim_200_nodes_find_peers),
+		cmocka_unit_test(test_kad_sim_same_seed_same_trace),
+		cmocka_unit_test(test_kad_sim_other_seed_other_trace),
+		cmocka_unit_test(test_kad_sim_lossy_links_still_find_peers),
+		cmocka_unit_test(test_kad_sim_churn_still_finds_peers),
+		cmocka_unit_test(test_kad_sim_partitioned_links_counted),
+		cmocka_unit_test(test_kad_sim_adversaries_hurt_lookups),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
