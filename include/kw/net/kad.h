@@ -34,13 +34,27 @@ struct kw_kad;
 /*
  * How the core reaches other peers. request() sends `req` to `to` (dialing one of addrs when
  * not connected) and must later call kw_kad_on_reply(k, token, err, resp) exactly once, never
- * from inside request(). Return: 0, or a negative code (then no reply comes).
+ * from inside request(). `req` is valid only during the call: encode or copy it. For
+ * ADD_PROVIDER, which has no reply on the wire (libp2p/specs kad-dht/README.md), the transport
+ * calls kw_kad_on_reply with err 0 and resp NULL once the request is written. The core does
+ * not depend on the transport's own timeout: it gives up on a request after
+ * cfg.query_timeout_ms and ignores a later reply to it (the reply must still come, once).
+ * Return: 0, or a negative code (then no reply comes).
+ *
+ * self_addrs (optional, NULL = none) writes up to cap of our own listen addresses, as other
+ * peers should dial them, and returns how many: provider records (ADD_PROVIDER) carry them
+ * and FIND_NODE for our own id answers with them. kw_kad_provide fails with -KW_ENOTCONN
+ * when there is none (js and go ignore providers without addresses).
  */
 struct kw_kad_transport {
 	int (*request)(void *t, const struct kw_peer_id *to, const struct kw_kad_rt_addr *addrs,
 		       size_t naddrs, const struct kw_kad_msg *req, uint32_t token);
 	void *t;
+	size_t (*self_addrs)(void *t, struct kw_multiaddr *out, size_t cap);
 };
+
+#define KW_KAD_BOOTSTRAP_MAX 16  /* bootstrap peers one node keeps retrying */
+#define KW_KAD_NO_REPLY      1   /* kw_kad_handle_request: served, send nothing back */
 
 struct kw_kad_cfg {
 	const struct kw_peer_id *self;
@@ -52,7 +66,12 @@ struct kw_kad_cfg {
 	uint32_t lookup_timeout_ms;  /* a whole lookup; 0 = Kconfig */
 	unsigned rate_per_peer;      /* inbound requests per peer per second; 0 = Kconfig */
 	unsigned rate_burst;         /* 0 = Kconfig */
-	struct kw_kad_store_cfg store; /* zeroed: Kconfig defaults */
+	unsigned rate_peers;         /* token buckets tracked; 0 = Kconfig */
+	unsigned table_entries;      /* routing table pool; 0 = CONFIG_KW_NET_KAD_TABLE_ENTRIES */
+	unsigned quorum;             /* get_value: stop after this many valid values (the local
+	                              * one counts); 0 = go's default: run the lookup to its end */
+	uint64_t refresh_ms;         /* bucket refresh interval; 0 = 10 min (go-libp2p-kad-dht) */
+	struct kw_kad_store_cfg store; /* a zero field takes its Kconfig default */
 	uint64_t (*wall_ms)(void *ctx); /* Unix time in ms (record expiry); NULL = CLOCK_REALTIME */
 	void *wall_ctx;
 	const struct kw_privkey *key;   /* signs /kwaai/ records put by this node (may be NULL) */
@@ -74,15 +93,27 @@ void kw_kad_cfg_default(struct kw_kad_cfg *cfg);
 size_t kw_kad_arena_bytes(const struct kw_kad_cfg *cfg);
 int kw_kad_create(struct kw_loop *loop, struct kw_arena *arena, const struct kw_kad_cfg *cfg,
 		  const struct kw_kad_transport *tr, struct kw_kad **out);
-/* Cancels every operation (callbacks get -KW_ECANCELED) and stops the timers. */
+/* Cancels every operation (callbacks get -KW_ECANCELED, inside this call; a callback running
+ * when it is called from there is not called again) and stops the timers. Safe from a
+ * callback and twice. Afterwards every call returns -KW_ESHUTDOWN or does nothing; the
+ * arena may be reused once the transport no longer calls in. */
 void kw_kad_destroy(struct kw_kad *k);
 
 /* ---- transport -> core ---------------------------------------------------------------- */
+/*
+ * Delivers the reply to the request sent with `token`: err 0 and resp (valid during the call;
+ * NULL for ADD_PROVIDER), or err < 0 (dial failed, stream reset, transport timeout) and
+ * resp NULL. A token the core no longer waits for (timed out, lookup finished) is ignored.
+ */
 void kw_kad_on_reply(struct kw_kad *k, uint32_t token, int err, const struct kw_kad_msg *resp);
 /*
- * Answers an inbound request from `from` into *resp. Return: 0 (send resp); -KW_ELIMIT
- * (rate limited: counted, reset the stream); -KW_EPROTO (not a request we serve, or we are
- * in client mode); -KW_EBADMSG (malformed, e.g. PUT_VALUE key != record key).
+ * Answers an inbound request from `from` (the authenticated remote peer) into *resp (the
+ * caller's; overwritten). Return: 0 (send resp); KW_KAD_NO_REPLY (ADD_PROVIDER served: send
+ * nothing); -KW_ELIMIT (rate limited: counted, reset the stream); -KW_EPROTO (not a request
+ * we serve, or we are in client mode); -KW_EBADMSG (malformed, e.g. PUT_VALUE key != record
+ * key); a PUT_VALUE or ADD_PROVIDER the store refuses returns the store's error (-KW_ESIG,
+ * -KW_ENOPROTO, -KW_EALREADY for an older record, -KW_EPERM for a provider other than the
+ * sender, ...): reset the stream, as go and js do. Every refusal is counted.
  */
 int kw_kad_handle_request(struct kw_kad *k, const struct kw_peer_id *from,
 			  const struct kw_kad_msg *req, struct kw_kad_msg *resp);
@@ -96,9 +127,26 @@ void kw_kad_peer_gone(struct kw_kad *k, const struct kw_peer_id *id);
 /*
  * Adds a bootstrap peer (multiaddr with /p2p/). The node connects to bootstrap peers, looks
  * itself up, and retries unreachable ones with exponential backoff (1 s doubling to 5 min)
- * for as long as it runs. Return: 0; -KW_EINVAL (no /p2p/ part); -KW_ELIMIT.
+ * for as long as it runs. Return: 0; -KW_EINVAL (no /p2p/ part, or our own id);
+ * -KW_EALREADY (already added); -KW_ELIMIT (KW_KAD_BOOTSTRAP_MAX peers already).
  */
 int kw_kad_bootstrap_add(struct kw_kad *k, const struct kw_multiaddr *ma);
+/*
+ * The operations below start a lookup in a free slot and return at once: 0 (cb runs later,
+ * exactly once, from the loop; -KW_ECANCELED on kw_kad_destroy; the slot is released after
+ * cb returns), -KW_ELIMIT (no free slot), -KW_EINVAL (bad argument, key empty or longer than
+ * KW_KAD_KEY_MAX), -KW_ESHUTDOWN (after kw_kad_destroy, e.g. from a callback). Results (doc/net-kad.md "Lookups"):
+ *  find_peer: peers[0] = the peer with its addresses, or err -KW_ENOENT;
+ *  get_closest: up to k peers that answered, closest to SHA-256(key) first;
+ *  get_value: value = the best valid record value (a /kwaai/ envelope as stored: open it
+ *   with kw_kad_kwaai_open), or err -KW_ENOENT;
+ *  put_value: stored = peers that echoed the record; fails at once with the store's error
+ *   when our own store refuses it, -KW_EINVAL for a /kwaai/ key without cfg.key;
+ *  provide: stored = peers the ADD_PROVIDER was written to; -KW_ENOTCONN at once without
+ *   our own addresses (transport.self_addrs);
+ *  find_providers: peers = providers (list KW_KAD_PROVIDER), ours and the network's.
+ * A lookup past cfg.lookup_timeout_ms reports -KW_ETIMEDOUT with what it found.
+ */
 int kw_kad_find_peer(struct kw_kad *k, const struct kw_peer_id *id, kw_kad_done_fn cb, void *user);
 int kw_kad_get_closest(struct kw_kad *k, const uint8_t *key, size_t klen, kw_kad_done_fn cb,
 		       void *user);
@@ -118,6 +166,9 @@ struct kw_kad_stats {
 	uint64_t lookups_started, lookups_ok, lookups_failed;
 	uint32_t lookups_active, lookups_high;
 	uint64_t bogus_addrs;          /* addresses dropped from peer entries */
+	uint64_t late_replies;         /* replies to requests the core no longer waited for */
+	uint64_t bootstrap_attempts, bootstrap_ok;
+	uint64_t refresh_lookups, republished;
 };
 void kw_kad_get_stats(const struct kw_kad *k, struct kw_kad_stats *out);
 struct kw_kad_rt *kw_kad_table(struct kw_kad *k);
