@@ -3,7 +3,9 @@
  *
  *   kw_kad_sim [options]            one scenario, a row of figures
  *   kw_kad_sim --suite [options]    the standard scenarios (plain, 20 % churn, 10 % adversarial
- *                                   grouped / exempt from the diversity filter), one table
+ *                                   grouped / exempt from the diversity filter, get after put),
+ *                                   one table
+ *   kw_kad_sim --scenario NAME      one of them (plain, churn, adv-grouped, adv-exempt, put-get)
  *
  * Options: --nodes N --lookups L --seed S --latency MIN-MAX (ms) --loss P --churn P
  * --partition P --adversarial P --adv-groups G --private-ips --bootstrap B --timeout MS
@@ -20,7 +22,7 @@
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: kw_kad_sim [--suite] [--nodes N] [--lookups L] [--seed S] [--latency MIN-MAX]\n"
+		"usage: kw_kad_sim [--suite | --scenario plain|churn|adv-grouped|adv-exempt|put-get] [--nodes N] [--lookups L] [--seed S] [--latency MIN-MAX]\n"
 		"                  [--loss P] [--churn P] [--partition P] [--adversarial P]\n"
 		"                  [--adv-groups G] [--private-ips] [--bootstrap B] [--timeout MS]\n"
 		"                  [--join-interval MS] [--settle MS] [--phase MS] [--k K] [--alpha A]\n"
@@ -86,6 +88,7 @@ int main(int argc, char **argv)
 {
 	struct kw_kad_sim_cfg c;
 	bool suite = false;
+	const char *only = NULL;
 	double v;
 
 	kw_kad_sim_cfg_default(&c);
@@ -94,6 +97,7 @@ int main(int argc, char **argv)
 		bool has = true;
 #define OPT(name) (strcmp(a, name) == 0 && (val || (usage(), exit(1), 0)))
 		if (strcmp(a, "--suite") == 0) { suite = true; has = false; }
+		else if (OPT("--scenario")) { suite = true; only = val; }
 		else if (strcmp(a, "--private-ips") == 0) { c.private_ips = true; has = false; }
 		else if (strcmp(a, "--trace") == 0) { c.trace = true; has = false; }
 		else if (strcmp(a, "--full-store") == 0) { c.full_store = true; has = false; }
@@ -138,21 +142,42 @@ int main(int argc, char **argv)
 		int bad = 0;
 		char name[96];
 
-		x = c;
-		bad |= run("plain", &x);
-		x = c;
-		x.churn = 0.20;
-		bad |= run("churn 20 %", &x);
-		x = c;
-		x.adversarial = 0.10;
-		x.adv_groups = 4;
-		snprintf(name, sizeof(name), "adversarial 10 %%, 4 /16 groups (filter acts)");
-		bad |= run(name, &x);
-		x = c;
-		x.adversarial = 0.10;
-		x.private_ips = true;
-		snprintf(name, sizeof(name), "adversarial 10 %%, all addresses exempt (no filter)");
-		bad |= run(name, &x);
+		bool any = false;
+#define WANT(tag) (!only || strcmp(only, tag) == 0 ? (any = true) : false)
+		if (WANT("plain")) {
+			x = c;
+			bad |= run("plain", &x);
+		}
+		if (WANT("churn")) {
+			x = c;
+			x.churn = 0.20;
+			bad |= run("churn 20 %", &x);
+		}
+		if (WANT("adv-grouped")) {
+			x = c;
+			x.adversarial = 0.10;
+			x.adv_groups = 4;
+			snprintf(name, sizeof(name), "adversarial 10 %%, in 4 /16 groups (filter acts)");
+			bad |= run(name, &x);
+		}
+		if (WANT("adv-exempt")) {
+			x = c;
+			x.adversarial = 0.10;
+			x.private_ips = true;
+			snprintf(name, sizeof(name), "adversarial 10 %%, all addresses exempt (no filter)");
+			bad |= run(name, &x);
+		}
+		if (WANT("put-get")) {
+			x = c;
+			x.puts = x.lookups / 10 ? x.lookups / 10 : 1;
+			bad |= run("get after put", &x);
+		}
+#undef WANT
+		if (!any) {
+			fprintf(stderr, "kw_kad_sim: unknown scenario '%s' (plain, churn, adv-grouped, "
+				"adv-exempt, put-get)\n", only);
+			return 1;
+		}
 		return bad;
 	}
 }
