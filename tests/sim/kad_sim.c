@@ -45,6 +45,7 @@ struct sim_node {
 	struct kw_kad *k;            /* NULL when the slot is empty (not joined yet or left) */
 	struct kw_peer_id id;
 	uint8_t key[KW_KAD_RT_KEY_BYTES];
+	uint8_t pk[32];              /* its Ed25519 public key bytes (/pk/ records) */
 	uint32_t ip;                 /* host order */
 	uint32_t gen;                /* bumped when the slot gets a new node (churn) */
 	uint32_t adv_idx;            /* index in sim->adv[], or UINT32_MAX */
@@ -80,6 +81,17 @@ struct sim_lookup {
 	uint32_t msgs;
 };
 
+/* One get-after-put: a node puts its /pk/ record, later another node gets it. */
+struct sim_put {
+	struct sim *sim;
+	uint32_t owner, owner_gen, getter;
+	struct kw_timer t;           /* the get, put_delay after the put finished */
+	uint8_t put_done, put_ok, get_done, get_ok;
+	unsigned stored;
+};
+
+#define SIM_GET_DELAY_MS 10000u
+
 struct sim {
 	struct kw_kad_sim_cfg cfg;
 	struct kw_kad_sim_report *rep;
@@ -111,7 +123,10 @@ struct sim {
 	struct sim_lookup *lookups;
 	unsigned n_lookups_started, n_lookups_done;
 
-	struct kw_timer t_join, t_lookup, t_churn;
+	struct sim_put *puts;
+	unsigned n_puts_started, n_puts_done;   /* done: get finished (or put failed) */
+
+	struct kw_timer t_join, t_lookup, t_churn, t_put;
 	unsigned churn_total, churn_done;
 	uint64_t phase_start_ms, phase_end_ms;
 
@@ -626,6 +641,7 @@ static void node_identity(struct sim *s, struct sim_node *n)
 		uint64_t r = rnd(s);
 		memcpy(&pk.data[i], &r, 8);
 	}
+	memcpy(n->pk, pk.data, 32);
 	/* Any 32 bytes make a well-formed Ed25519 peer id; the sim needs no signatures. */
 	if (kw_peer_id_from_pubkey(&pk, &n->id) != 0 || kw_kad_rt_key(&n->id, n->key) != 0) {
 		fprintf(stderr, "kad-sim: cannot make a peer id\n");
@@ -817,6 +833,85 @@ static void churn_fire(struct kw_loop *l, struct kw_timer *t)
 		kw_timer_start(l, t, s->cfg.lookup_phase_ms / s->churn_total);
 }
 
+static size_t pk_key(const struct sim_node *n, uint8_t *key)
+{
+	memcpy(key, "/pk/", 4);
+	memcpy(key + 4, n->id.bytes, n->id.len);
+	return 4u + n->id.len;
+}
+
+static void get_done(struct kw_kad *k, const struct kw_kad_result *r, void *user)
+{
+	struct sim_put *p = user;
+	struct sim *s = p->sim;
+	const struct sim_node *o = &s->nodes[p->owner];
+	struct kw_pubkey pub = { .type = KW_KEY_ED25519, .len = 32 };
+	uint8_t want[64];
+	size_t wlen = 0;
+
+	memcpy(pub.data, o->pk, 32);
+	p->get_done = 1;
+	s->n_puts_done++;
+	if (r->err == 0 && kw_pubkey_encode(&pub, want, sizeof(want), &wlen) == 0 &&
+	    r->value_len == wlen && memcmp(r->value, want, wlen) == 0)
+		p->get_ok = 1;
+}
+
+static void get_fire(struct kw_loop *l, struct kw_timer *t)
+{
+	struct sim_put *p = t->arg;
+	struct sim *s = p->sim;
+	uint8_t key[4 + KW_PEER_ID_MAX];
+	size_t klen = pk_key(&s->nodes[p->owner], key);
+
+	do
+		p->getter = random_live(s, true);
+	while (p->getter == p->owner);
+	if (kw_kad_get_value(s->nodes[p->getter].k, key, klen, get_done, p) != 0) {
+		p->get_done = 1;
+		s->n_puts_done++;
+	}
+}
+
+static void put_done(struct kw_kad *k, const struct kw_kad_result *r, void *user)
+{
+	struct sim_put *p = user;
+	struct sim *s = p->sim;
+
+	p->put_done = 1;
+	p->stored = r->stored;
+	p->put_ok = r->err == 0 && r->stored > 0;
+	if (!p->put_ok || !alive(&s->nodes[p->owner]) || s->nodes[p->owner].gen != p->owner_gen) {
+		s->n_puts_done++;    /* nothing to get */
+		return;
+	}
+	kw_timer_init(&p->t, get_fire, p);
+	kw_timer_start(&s->loop, &p->t, SIM_GET_DELAY_MS);
+}
+
+static void put_fire(struct kw_loop *l, struct kw_timer *t)
+{
+	struct sim *s = t->arg;
+	struct sim_put *p = &s->puts[s->n_puts_started++];
+	struct kw_pubkey pub = { .type = KW_KEY_ED25519, .len = 32 };
+	uint8_t key[4 + KW_PEER_ID_MAX], val[64];
+	size_t klen, vlen = 0;
+
+	p->sim = s;
+	p->owner = random_live(s, true);
+	p->owner_gen = s->nodes[p->owner].gen;
+	kw_timer_init(&p->t, get_fire, p);
+	memcpy(pub.data, s->nodes[p->owner].pk, 32);
+	klen = pk_key(&s->nodes[p->owner], key);
+	if (kw_pubkey_encode(&pub, val, sizeof(val), &vlen) != 0 ||
+	    kw_kad_put_value(s->nodes[p->owner].k, key, klen, val, vlen, put_done, p) != 0) {
+		p->put_done = 1;
+		s->n_puts_done++;
+	}
+	if (s->n_puts_started < s->cfg.puts)
+		kw_timer_start(l, t, s->cfg.lookup_phase_ms / s->cfg.puts);
+}
+
 static void phase_fire(struct kw_loop *l, struct kw_timer *t)
 {
 	struct sim *s = t->arg;
@@ -825,6 +920,8 @@ static void phase_fire(struct kw_loop *l, struct kw_timer *t)
 	s->phase_end_ms = s->phase_start_ms + s->cfg.lookup_phase_ms;
 	if (s->cfg.lookups > 0)
 		kw_timer_start(l, &s->t_lookup, 0);
+	if (s->cfg.puts > 0)
+		kw_timer_start(l, &s->t_put, 1);
 	if (s->churn_total > 0) {
 		kw_timer_start(l, &s->t_churn, s->cfg.lookup_phase_ms / s->churn_total / 2);
 	}
@@ -905,6 +1002,14 @@ static void fill_report(struct sim *s)
 			continue;
 		members += kw_kad_rt_size(kw_kad_table(s->nodes[i].k));
 		live++;
+	}
+	for (unsigned i = 0; i < s->n_puts_started; i++) {
+		const struct sim_put *p = &s->puts[i];
+		rep->puts_ok += p->put_ok;
+		if (p->put_ok && p->get_done && !(s->nodes[p->owner].gen != p->owner_gen)) {
+			rep->gets_total++;
+			rep->gets_ok += p->get_ok;
+		}
 	}
 	rep->rt_size_mean = live ? (double)members / (double)live : 0;
 	for (unsigned i = 0; i < s->n_slots; i++) {
@@ -1009,9 +1114,10 @@ int kw_kad_sim_run(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *r
 		shared_bytes = msg_cap + (s->n_msgs + n_large) * sizeof(*s->msgs);
 	}
 	s->lookups = calloc(cfg->lookups + 1, sizeof(*s->lookups));
+	s->puts = calloc(cfg->puts + 1, sizeof(*s->puts));
 	s->m_in = malloc(sizeof(*s->m_in));
 	s->m_out = malloc(sizeof(*s->m_out));
-	if (!s->lookups || !s->m_in || !s->m_out)
+	if (!s->lookups || !s->puts || !s->m_in || !s->m_out)
 		goto out;
 
 	/* One loop for every node, on the simulated clock. */
@@ -1040,6 +1146,7 @@ int kw_kad_sim_run(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *r
 	kw_timer_init(&s->t_join, join_fire, s);
 	kw_timer_init(&s->t_lookup, lookup_fire, s);
 	kw_timer_init(&s->t_churn, churn_fire, s);
+	kw_timer_init(&s->t_put, put_fire, s);
 	kw_timer_start(&s->loop, &s->t_join, 0);
 	{
 		struct kw_timer t_phase;
@@ -1050,7 +1157,8 @@ int kw_kad_sim_run(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *r
 		for (;;) {
 			uint64_t t = now_ms(s);
 			if (t > phase_at && t >= s->phase_end_ms && s->n_lookups_started >= cfg->lookups &&
-			    s->n_lookups_done >= s->n_lookups_started && s->churn_done >= s->churn_total)
+			    s->n_lookups_done >= s->n_lookups_started && s->churn_done >= s->churn_total &&
+			    s->n_puts_started >= cfg->puts && s->n_puts_done >= s->n_puts_started)
 				break;
 			if (getenv("KW_SIM_PROGRESS") && t - last_report >= 60000) {
 				last_report = t;
@@ -1073,6 +1181,9 @@ int kw_kad_sim_run(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *r
 	kw_timer_cancel(&s->loop, &s->t_join);
 	kw_timer_cancel(&s->loop, &s->t_lookup);
 	kw_timer_cancel(&s->loop, &s->t_churn);
+	kw_timer_cancel(&s->loop, &s->t_put);
+	for (unsigned i = 0; i < s->n_puts_started; i++)
+		kw_timer_cancel(&s->loop, &s->puts[i].t);
 out:
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
@@ -1087,6 +1198,7 @@ out:
 	free(s->msgs);
 	free(s->msg_bytes);
 	free(s->lookups);
+	free(s->puts);
 	free(s->m_in);
 	free(s->m_out);
 	free(s->shared_mem);

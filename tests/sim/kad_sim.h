@@ -42,7 +42,8 @@ struct kw_kad_sim_cfg {
 	uint32_t settle_ms;          /* after the last join, before the lookup phase */
 	uint32_t lookup_phase_ms;    /* lookups (and churn) spread over this much virtual time */
 	uint32_t query_timeout_ms;   /* the core's and the transport's per-request timeout */
-	unsigned puts;               /* get-after-put pairs (0 = none; needs the store) */
+	unsigned puts;               /* get-after-put pairs in the lookup phase (0 = none): a node
+	                              * puts its /pk/ record, another gets it 10 s later */
 	unsigned inflight;           /* in-flight message records; 0 = derived from N */
 	unsigned k, alpha;           /* 0 = Kconfig */
 	bool full_store;             /* the store at its Kconfig size even without puts */
@@ -56,7 +57,8 @@ struct kw_kad_sim_report {
 	unsigned rounds_median, rounds_p99, rounds_max;
 	unsigned msgs_median, msgs_p99;
 	double success_pct;
-	/* get-after-put */
+	/* get-after-put: puts that reached >= 1 peer; gets (from another random node 10 s
+	 * after the put) of those, and how many returned the value */
 	unsigned puts_ok, gets_ok, gets_total;
 	/* bootstrap */
 	double rt_size_mean;         /* routing-table members per live node after the run */

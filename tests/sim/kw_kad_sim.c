@@ -26,7 +26,7 @@ static void usage(void)
 		"                  [--loss P] [--churn P] [--partition P] [--adversarial P]\n"
 		"                  [--adv-groups G] [--private-ips] [--bootstrap B] [--timeout MS]\n"
 		"                  [--join-interval MS] [--settle MS] [--phase MS] [--k K] [--alpha A]\n"
-		"                  [--inflight N] [--full-store] [--trace]\n");
+		"                  [--puts P] [--inflight N] [--full-store] [--trace]\n");
 }
 
 static int num(const char *s, double lo, double hi, double *out)
@@ -58,6 +58,9 @@ static void row(const char *name, const struct kw_kad_sim_cfg *c, const struct k
 	       r->rt_size_mean, r->arena_bytes_per_node, r->arena_used_per_node,
 	       r->sim_bytes_per_node, (double)r->sim_bytes_shared / c->nodes, r->messages,
 	       r->lost, r->cut, r->to_dead, (double)r->virtual_ms / 1000.0, r->wall_s, r->cpu_s, r->trace_hash);
+	if (c->puts)
+		printf("|  (%s: %u puts, %u reached a peer; get after put: %u of %u returned the value) |\n",
+		       name, c->puts, r->puts_ok, r->gets_ok, r->gets_total);
 	if (getenv("KW_SIM_DETAIL"))
 		printf("|  (%s: requests PUT %" PRIu64 " GET %" PRIu64 " ADD_PROV %" PRIu64 " GET_PROV %" PRIu64
 		       " FIND_NODE %" PRIu64 " PING %" PRIu64 "; core lookups %" PRIu64 " of which refresh %" PRIu64
@@ -125,6 +128,7 @@ int main(int argc, char **argv)
 		else if (OPT("--phase")) { if (num(val, 1, 4e9, &v)) return 1; c.lookup_phase_ms = (uint32_t)v; }
 		else if (OPT("--k")) { if (num(val, 1, 64, &v)) return 1; c.k = (unsigned)v; }
 		else if (OPT("--alpha")) { if (num(val, 1, 64, &v)) return 1; c.alpha = (unsigned)v; }
+		else if (OPT("--puts")) { if (num(val, 0, 1e7, &v)) return 1; c.puts = (unsigned)v; }
 		else if (OPT("--inflight")) { if (num(val, 16, 1e8, &v)) return 1; c.inflight = (unsigned)v; }
 		else { usage(); return 1; }
 #undef OPT

@@ -2,11 +2,14 @@
  * The Kademlia simulation at a size that runs in seconds (tests/sim/kad_sim.c, doc/sim.md):
  * the real net/kad core of a few hundred nodes over the simulated message transport. Checks
  * that lookups find their peer, that a run is a pure function of its seed, and that loss,
- * churn and partitions are survived. `make sim` runs the same engine at 10,000 nodes.
+ * churn and partitions are survived, that adversaries cost lookups, and that a record put
+ * by one node is found by another. `make sim` runs the same engine at 10,000 nodes.
  */
 #include "harness.h"
 #include <stdio.h>
 #include <string.h>
+
+#include <kw/net/kad_msg.h>
 
 #include "sim/kad_sim.h"
 
@@ -16,8 +19,9 @@ static void small_cfg(struct kw_kad_sim_cfg *c, unsigned nodes, unsigned lookups
 	c->nodes = nodes;
 	c->lookups = lookups;
 	c->seed = 42;
-	c->settle_ms = 30000;
-	c->lookup_phase_ms = 60000;
+	c->join_interval_ms = 50;
+	c->settle_ms = 10000;
+	c->lookup_phase_ms = 30000;
 }
 
 static void print(const char *what, const struct kw_kad_sim_report *r)
@@ -51,13 +55,15 @@ static void test_kad_sim_same_seed_same_trace(void **state)
 	struct kw_kad_sim_cfg c;
 	struct kw_kad_sim_report a, b;
 
-	small_cfg(&c, 100, 100);
+	small_cfg(&c, 60, 60);
 	c.loss = 0.02;
+	c.churn = 0.1;
 	assert_int_equal(kw_kad_sim_run(&c, &a), 0);
 	assert_int_equal(kw_kad_sim_run(&c, &b), 0);
 	print("run 1", &a);
 	print("run 2", &b);
 	assert_true(a.events > 1000);
+	assert_true(a.lost > 0 && a.to_dead > 0);   /* the random paths ran */
 	assert_int_equal(a.trace_hash, b.trace_hash);
 	assert_int_equal(a.events, b.events);
 	assert_int_equal(a.messages, b.messages);
@@ -72,7 +78,7 @@ static void test_kad_sim_other_seed_other_trace(void **state)
 	struct kw_kad_sim_cfg c;
 	struct kw_kad_sim_report a, b;
 
-	small_cfg(&c, 100, 100);
+	small_cfg(&c, 60, 60);
 	assert_int_equal(kw_kad_sim_run(&c, &a), 0);
 	c.seed = 43;
 	assert_int_equal(kw_kad_sim_run(&c, &b), 0);
@@ -84,7 +90,7 @@ static void test_kad_sim_lossy_links_still_find_peers(void **state)
 	struct kw_kad_sim_cfg c;
 	struct kw_kad_sim_report r;
 
-	small_cfg(&c, 200, 200);
+	small_cfg(&c, 100, 100);
 	c.loss = 0.05;
 	assert_int_equal(kw_kad_sim_run(&c, &r), 0);
 	print("5 % loss", &r);
@@ -97,7 +103,7 @@ static void test_kad_sim_churn_still_finds_peers(void **state)
 	struct kw_kad_sim_cfg c;
 	struct kw_kad_sim_report r;
 
-	small_cfg(&c, 200, 200);
+	small_cfg(&c, 100, 100);
 	c.churn = 0.20;
 	assert_int_equal(kw_kad_sim_run(&c, &r), 0);
 	print("20 % churn", &r);
@@ -110,7 +116,7 @@ static void test_kad_sim_partitioned_links_counted(void **state)
 	struct kw_kad_sim_cfg c;
 	struct kw_kad_sim_report r;
 
-	small_cfg(&c, 200, 200);
+	small_cfg(&c, 100, 100);
 	c.partition = 0.10;
 	assert_int_equal(kw_kad_sim_run(&c, &r), 0);
 	print("10 % links cut", &r);
@@ -125,7 +131,7 @@ static void test_kad_sim_adversaries_hurt_lookups(void **state)
 
 	/* 30 % adversaries that answer FIND_NODE only with each other, all addresses exempt from
 	 * the diversity filter: fewer lookups can succeed than without them. */
-	small_cfg(&c, 200, 200);
+	small_cfg(&c, 100, 100);
 	c.private_ips = true;
 	assert_int_equal(kw_kad_sim_run(&c, &clean), 0);
 	c.adversarial = 0.30;
@@ -134,6 +140,22 @@ static void test_kad_sim_adversaries_hurt_lookups(void **state)
 	print("30 % adversaries", &bad);
 	assert_true(bad.msgs_median >= clean.msgs_median);
 	assert_true(bad.lookups_ok <= clean.lookups_ok);
+}
+
+static void test_kad_sim_get_after_put_returns_value(void **state)
+{
+	struct kw_kad_sim_cfg c;
+	struct kw_kad_sim_report r;
+
+	small_cfg(&c, 100, 20);
+	c.puts = 20;
+	assert_int_equal(kw_kad_sim_run(&c, &r), 0);
+	printf("  get after put: %u/%u puts reached a peer, %u/%u gets returned the value\n",
+	       r.puts_ok, c.puts, r.gets_ok, r.gets_total);
+	assert_int_equal(r.puts_ok, 20);
+	assert_int_equal(r.gets_total, 20);
+	assert_int_equal(r.gets_ok, 20);
+	assert_true(r.by_type[KW_KAD_PUT_VALUE] > 0 && r.by_type[KW_KAD_GET_VALUE] > 0);
 }
 
 int main(void)
@@ -146,6 +168,7 @@ int main(void)
 		cmocka_unit_test(test_kad_sim_churn_still_finds_peers),
 		cmocka_unit_test(test_kad_sim_partitioned_links_counted),
 		cmocka_unit_test(test_kad_sim_adversaries_hurt_lookups),
+		cmocka_unit_test(test_kad_sim_get_after_put_returns_value),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
