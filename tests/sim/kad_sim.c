@@ -33,7 +33,7 @@
 #define SIM_SMALL_CAP   2048u    /* a FIND_NODE reply with 20 peers and 2 addresses each: ~1.4 KB */
 #define SIM_LARGE_CAP   (KW_KAD_VALUE_MAX + KW_KAD_KEY_MAX * 2 + 4096u)
 #define SIM_TIMERS_PER_NODE 24u  /* the core's timers per node, generously */
-#define SIM_CONNS       32u      /* connection cache per node (direct-mapped), see conn_open */
+#define SIM_CONNS       256u     /* connections a node keeps (direct-mapped), see conn_open */
 #define SIM_WALL_EPOCH_MS 1764547200000ull  /* 2025-12-01T00:00Z: record expiry in virtual time */
 
 enum msg_kind { M_REQ = 1, M_RESP = 2, M_FAIL = 3 };
@@ -462,7 +462,7 @@ static uint64_t conn_tag(const struct sim *s, uint32_t slot)
  * peers without one stands for dial + security + muxer + identify, after which each side's
  * core hears kw_kad_peer_seen for the other (as net/kad/swarm.c does from identify). Each
  * node remembers SIM_CONNS connections, direct-mapped, so old ones are "closed" by newer
- * ones as a connection manager trims idle connections.
+ * ones as a connection manager trims idle connections (go-libp2p's keeps 600..900).
  */
 static bool conn_open(struct sim *s, uint32_t a, uint32_t b)
 {
