@@ -30,7 +30,9 @@
 #include "sim_rng.h"
 
 #define SIM_PORT        4001
-#define SIM_SMALL_CAP   2048u    /* a FIND_NODE reply with 20 peers and 2 addresses each: ~1.4 KB */
+/* Small records hold a FIND_NODE reply of k peers with 2 addresses each (~1.4 KB at k = 20);
+ * larger messages (records, providers) take the large class. */
+#define SIM_SMALL_CAP(k) (512u + 96u * (k))
 #define SIM_LARGE_CAP   (KW_KAD_VALUE_MAX + KW_KAD_KEY_MAX * 2 + 4096u)
 #define SIM_TIMERS_PER_NODE 24u  /* the core's timers per node, generously */
 #define SIM_CONNS       256u     /* connections a node keeps (direct-mapped), see conn_open */
@@ -115,6 +117,7 @@ struct sim {
 	uint32_t *adv;               /* slots of the adversaries */
 	unsigned n_adv;
 
+	size_t small_cap;
 	struct sim_msg *msgs;
 	struct sim_msg *free_small, *free_large;
 	unsigned n_msgs, inflight;
@@ -307,7 +310,7 @@ static struct sim_msg *msg_encode(struct sim *s, const struct kw_kad_msg *msg, i
 	long n = -KW_ENOSPC;
 
 	if (m)
-		n = kw_kad_msg_encode(msg, m->buf, SIM_SMALL_CAP);
+		n = kw_kad_msg_encode(msg, m->buf, s->small_cap);
 	if (n == -KW_ENOSPC || !m) {
 		if (m)
 			msg_put(s, m);
@@ -1026,6 +1029,19 @@ static void fill_report(struct sim *s)
 	rep->trace_hash = s->hash;
 }
 
+size_t kw_kad_sim_node_bytes(const struct kw_kad_sim_cfg *cfg)
+{
+	struct sim s;
+	struct kw_kad_cfg kc;
+	struct kw_peer_id dummy = { .len = 1 };
+
+	memset(&s, 0, sizeof(s));
+	s.cfg = *cfg;
+	fill_kad_cfg(&s, &s.nodes_dummy, &kc);
+	kc.self = &dummy;
+	return kw_kad_arena_bytes(&kc);
+}
+
 int kw_kad_sim_run(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *rep)
 {
 	struct sim *s;
@@ -1095,7 +1111,8 @@ int kw_kad_sim_run(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *r
 	s->n_msgs = cfg->inflight ? cfg->inflight : 4096 + 2 * cfg->nodes;
 	{
 		unsigned n_large = s->n_msgs / 16 + 16;
-		msg_cap = (size_t)s->n_msgs * SIM_SMALL_CAP + (size_t)n_large * SIM_LARGE_CAP;
+		s->small_cap = SIM_SMALL_CAP(cfg->k ? cfg->k : CONFIG_KW_NET_KAD_K);
+		msg_cap = (size_t)s->n_msgs * s->small_cap + (size_t)n_large * SIM_LARGE_CAP;
 		s->msgs = calloc(s->n_msgs + n_large, sizeof(*s->msgs));
 		s->msg_bytes = malloc(msg_cap);
 		if (!s->msgs || !s->msg_bytes)
@@ -1103,9 +1120,9 @@ int kw_kad_sim_run(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *r
 		for (unsigned i = 0; i < s->n_msgs + n_large; i++) {
 			struct sim_msg *m = &s->msgs[i];
 			m->large = i >= s->n_msgs;
-			m->buf = m->large ? s->msg_bytes + (size_t)s->n_msgs * SIM_SMALL_CAP +
+			m->buf = m->large ? s->msg_bytes + (size_t)s->n_msgs * s->small_cap +
 						    (size_t)(i - s->n_msgs) * SIM_LARGE_CAP
-					  : s->msg_bytes + (size_t)i * SIM_SMALL_CAP;
+					  : s->msg_bytes + (size_t)i * s->small_cap;
 			msg_put(s, m);
 			s->inflight++;   /* msg_put counts down; the pool starts empty of traffic */
 		}

@@ -83,6 +83,8 @@ struct kw_kad_sim_report {
 };
 
 void kw_kad_sim_cfg_default(struct kw_kad_sim_cfg *cfg);
+/* Arena bytes one simulated node takes under cfg (kw_kad_arena_bytes of its kw_kad_cfg). */
+size_t kw_kad_sim_node_bytes(const struct kw_kad_sim_cfg *cfg);
 /* Runs one simulation. Return: 0, or a negative code when the set-up failed (memory). */
 int kw_kad_sim_run(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *rep);
 
