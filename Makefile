@@ -360,6 +360,7 @@ help:
 	@echo "  check-kconfig-ranges - unit tests with every ranged option at its min, then its max"
 	@echo "  fuzz               - libFuzzer targets, FUZZ_SECONDS each (default 600)"
 	@echo "  bench              - benchmarks (bench-ml, bench-net)"
+	@echo "  sim / sim-small    - Kademlia simulation: 10,000-node scenarios / 200-node test (doc/sim.md)"
 	@echo "  clean / distclean  - remove \$$(O) / all of build/"
 	@echo "Variables: O=dir ARCH=x86_64|arm64 CROSS_COMPILE=prefix V=1 SAN=1"
 

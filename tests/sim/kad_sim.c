@@ -943,7 +943,7 @@ void kw_kad_sim_cfg_default(struct kw_kad_sim_cfg *c)
 	c->bootstrap_peers = 3;
 	c->join_interval_ms = 20;
 	c->settle_ms = 60000;
-	c->lookup_phase_ms = 600000;
+	c->lookup_phase_ms = 300000;
 	c->query_timeout_ms = 5000;
 	c->adv_groups = 4;
 }
