@@ -700,7 +700,7 @@ static uint32_t random_live(struct sim *s, bool honest_only)
 	}
 }
 
-static void node_start(struct sim *s, uint32_t slot)
+static void node_start(struct sim *s, uint32_t slot, bool bootstrap)
 {
 	struct sim_node *n = &s->nodes[slot];
 	struct kw_kad_cfg c;
@@ -726,6 +726,8 @@ static void node_start(struct sim *s, uint32_t slot)
 	idx_insert(s, slot);
 
 	want = s->cfg.bootstrap_peers < 16 ? s->cfg.bootstrap_peers : 16;
+	if (!bootstrap)
+		want = 0;
 	while (got < want && tries++ < 64) {
 		uint32_t b;
 		bool dup = false;
@@ -761,6 +763,104 @@ static void node_stop(struct sim *s, uint32_t slot)
 	kw_kad_destroy(k);
 }
 
+/* ---- warm start ---------------------------------------------------------------------------- */
+
+static const struct sim *sort_sim;
+
+static int cmp_slot_key(const void *a, const void *b)
+{
+	return memcmp(sort_sim->nodes[*(const uint32_t *)a].key,
+		      sort_sim->nodes[*(const uint32_t *)b].key, KW_KAD_RT_KEY_BYTES);
+}
+
+/* First index in order[0..n) whose key is >= key (upper: > key). */
+static size_t key_bound(const struct sim *s, const uint32_t *order, size_t n, const uint8_t *key,
+			bool upper)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = memcmp(s->nodes[order[mid]].key, key, KW_KAD_RT_KEY_BYTES);
+		if (c < 0 || (upper && c == 0))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * --prefill: every node starts with the routing table of a converged network. For each CPL c
+ * the nodes whose key shares exactly c leading bits with ours form one contiguous range of
+ * the key-sorted node list; up to k of them, drawn at random, are announced to the node with
+ * kw_kad_peer_seen, so the table's own rules (diversity filter, pool) decide what it keeps.
+ * This replaces the bootstrap phase's self-lookups and bucket refreshes (about 16 lookups
+ * per node, the bulk of a 10,000-node run's CPU time) by an oracle; churn joiners still
+ * bootstrap for real.
+ */
+static int prefill(struct sim *s)
+{
+	uint32_t *order = malloc(s->n_slots * sizeof(*order));
+	unsigned k = s->cfg.k ? s->cfg.k : CONFIG_KW_NET_KAD_K;
+
+	if (!order)
+		return -KW_ENOMEM;
+	if (k > 64)
+		k = 64;
+	for (uint32_t i = 0; i < s->n_slots; i++)
+		order[i] = i;
+	sort_sim = s;
+	qsort(order, s->n_slots, sizeof(*order), cmp_slot_key);
+	for (uint32_t i = 0; i < s->n_slots; i++) {
+		struct sim_node *n = &s->nodes[i];
+		for (unsigned c = 0; c < 8 * KW_KAD_RT_KEY_BYTES; c++) {
+			uint8_t lo[KW_KAD_RT_KEY_BYTES], hi[KW_KAD_RT_KEY_BYTES];
+			size_t a, b, size, take, picked[64];
+			memcpy(lo, n->key, sizeof(lo));
+			lo[c / 8] ^= (uint8_t)(0x80u >> (c % 8));
+			lo[c / 8] &= (uint8_t)(0xff00u >> (c % 8 + 1));
+			memset(lo + c / 8 + 1, 0, sizeof(lo) - c / 8 - 1);
+			memcpy(hi, lo, sizeof(hi));
+			hi[c / 8] |= (uint8_t)(0xffu >> (c % 8 + 1));
+			memset(hi + c / 8 + 1, 0xff, sizeof(hi) - c / 8 - 1);
+			a = key_bound(s, order, s->n_slots, lo, false);
+			b = key_bound(s, order, s->n_slots, hi, true);
+			size = b - a;
+			take = size < k ? size : k;
+			for (size_t j = 0; j < take; j++) {
+				/* distinct random members of the range (the order stays sorted) */
+				size_t pick = a + j;
+				struct kw_multiaddr ma;
+				if (size > k) {
+					bool dup;
+					do {
+						pick = a + rnd_below(s, (uint32_t)size);
+						dup = false;
+						for (size_t q = 0; q < j; q++)
+							dup |= picked[q] == pick;
+					} while (dup);
+				}
+				picked[j] = pick;
+				if (node_maddr(&s->nodes[order[pick]], &ma) == 0)
+					kw_kad_peer_seen(n->k, &s->nodes[order[pick]].id, &ma, 1);
+			}
+			/* nobody else shares c + 1 bits with us: deeper buckets are empty */
+			memcpy(lo, n->key, sizeof(lo));
+			lo[c / 8] &= (uint8_t)(0xff00u >> (c % 8 + 1));
+			memset(lo + c / 8 + 1, 0, sizeof(lo) - c / 8 - 1);
+			memcpy(hi, n->key, sizeof(hi));
+			hi[c / 8] |= (uint8_t)(0xffu >> (c % 8 + 1));
+			memset(hi + c / 8 + 1, 0xff, sizeof(hi) - c / 8 - 1);
+			if (key_bound(s, order, s->n_slots, hi, true) -
+			    key_bound(s, order, s->n_slots, lo, false) <= 1)
+				break;
+		}
+	}
+	free(order);
+	return 0;
+}
+
 /* ---- scenario drivers ----------------------------------------------------------------------- */
 
 static void join_fire(struct kw_loop *l, struct kw_timer *t)
@@ -768,7 +868,7 @@ static void join_fire(struct kw_loop *l, struct kw_timer *t)
 	struct sim *s = t->arg;
 	uint32_t slot = s->n_joined;
 
-	node_start(s, slot);
+	node_start(s, slot, true);
 	s->n_joined++;
 	if (s->n_joined < s->n_slots)
 		kw_timer_start(l, t, s->cfg.join_interval_ms);
@@ -830,7 +930,7 @@ static void churn_fire(struct kw_loop *l, struct kw_timer *t)
 
 	/* One node leaves without notice; a new node (new id) joins in its slot. */
 	node_stop(s, slot);
-	node_start(s, slot);
+	node_start(s, slot, true);
 	s->churn_done++;
 	if (s->churn_done < s->churn_total)
 		kw_timer_start(l, t, s->cfg.lookup_phase_ms / s->churn_total);
@@ -1164,10 +1264,20 @@ int kw_kad_sim_run(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *r
 	kw_timer_init(&s->t_lookup, lookup_fire, s);
 	kw_timer_init(&s->t_churn, churn_fire, s);
 	kw_timer_init(&s->t_put, put_fire, s);
-	kw_timer_start(&s->loop, &s->t_join, 0);
+	if (cfg->prefill) {
+		for (uint32_t i = 0; i < s->n_slots; i++)
+			node_start(s, i, false);
+		s->n_joined = s->n_slots;
+		rc = prefill(s);
+		if (rc)
+			goto out;
+	} else {
+		kw_timer_start(&s->loop, &s->t_join, 0);
+	}
 	{
 		struct kw_timer t_phase;
-		uint64_t phase_at = (uint64_t)cfg->join_interval_ms * cfg->nodes + cfg->settle_ms;
+		uint64_t phase_at = cfg->prefill ? cfg->settle_ms :
+				    (uint64_t)cfg->join_interval_ms * cfg->nodes + cfg->settle_ms;
 		uint64_t last_report = 0;
 		kw_timer_init(&t_phase, phase_fire, s);
 		kw_timer_start(&s->loop, &t_phase, phase_at);

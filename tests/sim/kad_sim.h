@@ -46,6 +46,8 @@ struct kw_kad_sim_cfg {
 	                              * puts its /pk/ record, another gets it 10 s later */
 	unsigned inflight;           /* in-flight message records; 0 = derived from N */
 	unsigned k, alpha;           /* 0 = Kconfig */
+	bool prefill;                /* warm start: all nodes at once, tables filled by an oracle
+	                              * (up to k random peers per bucket), no bootstrap phase */
 	bool full_store;             /* the store at its Kconfig size even without puts */
 	bool trace;                  /* print every event to stderr (small runs only) */
 };

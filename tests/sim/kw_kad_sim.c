@@ -26,7 +26,7 @@ static void usage(void)
 		"                  [--loss P] [--churn P] [--partition P] [--adversarial P]\n"
 		"                  [--adv-groups G] [--private-ips] [--bootstrap B] [--timeout MS]\n"
 		"                  [--join-interval MS] [--settle MS] [--phase MS] [--k K] [--alpha A]\n"
-		"                  [--puts P] [--inflight N] [--full-store] [--trace]\n");
+		"                  [--puts P] [--inflight N] [--full-store] [--prefill] [--trace]\n");
 }
 
 static int num(const char *s, double lo, double hi, double *out)
@@ -104,6 +104,7 @@ int main(int argc, char **argv)
 		else if (strcmp(a, "--private-ips") == 0) { c.private_ips = true; has = false; }
 		else if (strcmp(a, "--trace") == 0) { c.trace = true; has = false; }
 		else if (strcmp(a, "--full-store") == 0) { c.full_store = true; has = false; }
+		else if (strcmp(a, "--prefill") == 0) { c.prefill = true; has = false; }
 		else if (OPT("--nodes")) { if (num(val, 2, 1e7, &v)) return 1; c.nodes = (unsigned)v; }
 		else if (OPT("--lookups")) { if (num(val, 0, 1e8, &v)) return 1; c.lookups = (unsigned)v; }
 		else if (OPT("--seed")) { c.seed = strtoull(val, NULL, 0); }
