@@ -108,7 +108,8 @@ static void test_kad_sim_same_seed_same_trace(void **state)
 	print("run 1", &a);
 	print("run 2", &b);
 	assert_true(a.events > 100);
-	assert_true(a.lost > 0 && a.to_dead > 0);   /* the random paths ran */
+	if (near_defaults())
+		assert_true(a.lost > 0 && a.to_dead > 0);   /* the random paths ran */
 	assert_int_equal(a.trace_hash, b.trace_hash);
 	assert_int_equal(a.events, b.events);
 	assert_int_equal(a.messages, b.messages);
