@@ -103,6 +103,39 @@ static int hexval(char c)
 	return c - 'A' + 10;
 }
 
+/* Multibase 'f': lower-case hex. Same returns as the multibase.h decoders. */
+static int hex_decode(const char *s, size_t n, uint8_t *out, size_t cap)
+{
+	size_t i;
+
+	if (n == 0 || n % 2)
+		return -KW_EINVAL;
+	if (n / 2 > cap)
+		return -KW_ENOSPC;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return -KW_EINVAL;
+	for (i = 0; i < n / 2; i++)
+		out[i] = (uint8_t)(hexval(s[2 * i]) << 4 | hexval(s[2 * i + 1]));
+	return (int)(n / 2);
+}
+
+/* Multibase 'B': base32 upper case; the multibase.h decoder takes lower case only. */
+static int upper_base32(const char *s, size_t n, uint8_t *out, size_t cap)
+{
+	char low[KW_CID_TEXT_MAX];
+	size_t i;
+
+	if (n >= sizeof(low))
+		return -KW_EMSGSIZE;
+	for (i = 0; i < n; i++) {
+		if (s[i] >= 'a' && s[i] <= 'z')
+			return -KW_EINVAL;   /* mixed case is no multibase */
+		low[i] = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
+	}
+	return kw_base32_decode(low, n, out, cap);
+}
+
 /* The multibase body decoders' errors, as words. */
 static const char *decode_reason(int ret)
 {
@@ -156,13 +189,17 @@ int kw_cid_from_text(const char *s, struct kw_cid *out, char *err, size_t errcap
 				       "CIDv0: not a sha2-256 multihash");
 		return kw_cid_from_bytes(bin, (size_t)len, out, err, errcap);
 	}
-	if (s[0] == 'b' || s[0] == 'k' || s[0] == 'z') {
+	if (s[0] == 'b' || s[0] == 'B' || s[0] == 'k' || s[0] == 'z' || s[0] == 'f') {
 		if (s[0] == 'b')
 			len = kw_base32_decode(s + 1, n - 1, bin, sizeof(bin));
+		else if (s[0] == 'B')
+			len = upper_base32(s + 1, n - 1, bin, sizeof(bin));
 		else if (s[0] == 'k')
 			len = kw_base36_decode(s + 1, n - 1, bin, sizeof(bin));
-		else
+		else if (s[0] == 'z')
 			len = kw_base58_decode(s + 1, n - 1, bin, sizeof(bin));
+		else
+			len = hex_decode(s + 1, n - 1, bin, sizeof(bin));
 		if (len > 0 && bin[0] == 1)
 			return kw_cid_from_bytes(bin, (size_t)len, out, err, errcap);
 		/* Not a CIDv1: perhaps a bare base58 multihash that starts with that letter. */
@@ -175,13 +212,13 @@ int kw_cid_from_text(const char *s, struct kw_cid *out, char *err, size_t errcap
 		return kw_errf(-KW_EINVAL, err, errcap,
 			       "CIDv1 (multibase '%c'): version byte 0x%02x, not 1", s[0], bin[0]);
 	}
-	if (s[0] == 'B' || s[0] == 'f' || s[0] == 'F' || s[0] == 'm' || s[0] == 'u') {
+	if (s[0] == 'F' || s[0] == 'm' || s[0] == 'M' || s[0] == 'u' || s[0] == 'U') {
 		ret = bare_multihash(s, n, out, NULL, 0);
 		if (ret == 0)
 			return 0;
 		return kw_errf(-KW_EINVAL, err, errcap,
-			       "multibase '%c' not supported (use 'b' base32, 'k' base36 or "
-			       "'z' base58btc)", s[0]);
+			       "multibase '%c' not supported (use 'b'/'B' base32, 'k' base36, "
+			       "'z' base58btc or 'f' hex)", s[0]);
 	}
 	return bare_multihash(s, n, out, err, errcap);
 }

@@ -47,6 +47,8 @@ struct kad_cand {
 	uint8_t fan;        /* enum kad_fan_state: put/provide after the lookup */
 	uint8_t hop;        /* 1 for peers from our table, n+1 for peers a hop-n peer named */
 	uint8_t naddrs;
+	bool has_val;       /* get: answered with a valid record, whose digest is vh */
+	uint8_t vh[8];
 	struct kw_kad_rt_addr addrs[KW_KAD_RT_ADDRS];
 	uint64_t sent_ms;
 };
@@ -81,6 +83,7 @@ struct kad_lookup {
 	uint8_t *buf;           /* record value (get/put) or providers (find_providers) */
 	size_t buf_cap, vlen;
 	bool found;
+	uint8_t best_vh[8];     /* get: digest of the value in buf */
 	struct kad_cand found_peer;
 };
 

@@ -99,6 +99,14 @@ static unsigned slot_index(const struct kad_lookup *lk)
 	return (unsigned)(lk - lk->k->lk);
 }
 
+static void val_digest(const uint8_t *v, size_t len, uint8_t out[8])
+{
+	uint8_t h[KW_KAD_RT_KEY_BYTES];
+
+	kad_hash(v, len, h);
+	memcpy(out, h, 8);
+}
+
 /* ---- candidates ---------------------------------------------------------------------------- */
 
 static void cand_addrs_from_peer(struct kw_kad *k, struct kad_cand *c, const struct kw_kad_peer *p)
@@ -352,9 +360,9 @@ static void fanout(struct kad_lookup *lk)
 	size_t nma = 0;
 
 	lk->phase = KAD_P_FANOUT;
-	kw_kad_msg_init(k->msg, lk->op == KAD_OP_PUT ? KW_KAD_PUT_VALUE : KW_KAD_ADD_PROVIDER);
+	kw_kad_msg_init(k->msg, lk->op == KAD_OP_PROVIDE ? KW_KAD_ADD_PROVIDER : KW_KAD_PUT_VALUE);
 	(void)kw_kad_msg_set_key(k->msg, lk->key, lk->klen);
-	if (lk->op == KAD_OP_PUT) {
+	if (lk->op != KAD_OP_PROVIDE) {
 		kad_fmt_time(kad_wall_ms(k), tr);
 		(void)kw_kad_msg_set_record(k->msg, lk->key, lk->klen, lk->buf, lk->vlen, tr);
 	} else {
@@ -374,6 +382,10 @@ static void fanout(struct kad_lookup *lk)
 		if (c->state != KAD_C_QUERIED)
 			continue;
 		sent++;
+		/* get: only the k closest that answered with another value or none (go's
+		 * "correction" puts after GetValue) */
+		if (lk->op == KAD_OP_GET && c->has_val && memcmp(c->vh, lk->best_vh, 8) == 0)
+			continue;
 		c->fan = KAD_F_WAITING;
 		c->sent_ms = kw_loop_now(k->loop);
 		lk->messages++;
@@ -410,7 +422,15 @@ static void terminate(struct kad_lookup *lk)
 		finish(lk, lk->found ? 0 : -KW_ENOENT);
 		return;
 	case KAD_OP_GET:
-		finish(lk, lk->vlen ? 0 : -KW_ENOENT);
+		if (!lk->vlen) {
+			finish(lk, -KW_ENOENT);
+			return;
+		}
+		fanout(lk);                   /* correct peers that hold an older value */
+		if (!fanout_waiting(lk))
+			finish(lk, 0);
+		else
+			arm(lk);
 		return;
 	default:
 		finish(lk, 0);
@@ -528,7 +548,7 @@ static void take_provider(struct kad_lookup *lk, const struct kw_kad_peer *pp)
 }
 
 /* A record in a GET_VALUE reply: validated, then kept if kw_kad_select prefers it. */
-static void take_record(struct kad_lookup *lk, const struct kw_kad_msg *m)
+static void take_record(struct kad_lookup *lk, struct kad_cand *c, const struct kw_kad_msg *m)
 {
 	struct kw_kad *k = lk->k;
 	char err[96];
@@ -544,6 +564,8 @@ static void take_record(struct kad_lookup *lk, const struct kw_kad_msg *m)
 		return;
 	}
 	lk->nvals++;
+	c->has_val = true;
+	val_digest(m->rec_value, m->rec_value_len, c->vh);
 	if (lk->vlen) {
 		const uint8_t *vals[2] = { lk->buf, m->rec_value };
 		size_t lens[2] = { lk->vlen, m->rec_value_len };
@@ -553,12 +575,14 @@ static void take_record(struct kad_lookup *lk, const struct kw_kad_msg *m)
 	}
 	memcpy(lk->buf, m->rec_value, m->rec_value_len);
 	lk->vlen = m->rec_value_len;
+	memcpy(lk->best_vh, c->vh, 8);
 }
 
 static void lookup_reply(struct kad_lookup *lk, struct kad_cand *c, int err,
 			 const struct kw_kad_msg *m)
 {
 	struct kw_kad *k = lk->k;
+	unsigned hop = c->hop;   /* c may make room for a closer peer named below: copy first */
 
 	lk->inflight--;
 	if (err < 0 || !m) {
@@ -582,6 +606,8 @@ static void lookup_reply(struct kad_lookup *lk, struct kad_cand *c, int err,
 		lk->found = true;
 		lk->found_peer = *c;
 	}
+	if (lk->op == KAD_OP_GET)
+		take_record(lk, c, m);
 	for (unsigned i = 0; i < m->n_peers; i++) {
 		const struct kw_kad_peer *pp = &m->peers[i];
 		struct kw_peer_id id;
@@ -604,19 +630,17 @@ static void lookup_reply(struct kad_lookup *lk, struct kad_cand *c, int err,
 			cand_addrs_from_peer(k, &lk->found_peer, pp);
 		}
 		(void)kw_kad_rt_key(&id, key);
-		if (cand_add(lk, &id, key, c->hop + 1u, &nc) >= 0)
+		if (cand_add(lk, &id, key, hop + 1u, &nc) >= 0)
 			cand_addrs_from_peer(k, nc, pp);
 		else if (nc && nc->naddrs == 0 && nc->state == KAD_C_HEARD)
 			cand_addrs_from_peer(k, nc, pp);
 	}
-	if (lk->op == KAD_OP_GET)
-		take_record(lk, m);
 	if (lk->op == KAD_OP_FIND_PEER && lk->found) {
 		finish(lk, 0);               /* go FindPeer stops once the peer is known */
 		return;
 	}
 	if (lk->op == KAD_OP_GET && k->cfg.quorum && lk->nvals >= k->cfg.quorum) {
-		finish(lk, 0);
+		terminate(lk);
 		return;
 	}
 	if (lk->op == KAD_OP_PROVIDERS && lk->nprov >= k->cfg.k) {
@@ -632,7 +656,7 @@ static void fan_reply(struct kad_lookup *lk, struct kad_cand *c, int err, const 
 	bool ok = err == 0;
 
 	/* a PUT counts only if the reply echoes our value (what js checks) */
-	if (ok && lk->op == KAD_OP_PUT)
+	if (ok && lk->op != KAD_OP_PROVIDE)
 		ok = m && m->has_record && m->rec_value_len == lk->vlen &&
 		     memcmp(m->rec_value, lk->buf, lk->vlen) == 0;
 	c->fan = ok ? KAD_F_OK : KAD_F_FAILED;
@@ -788,6 +812,7 @@ int kw_kad_get_value(struct kw_kad *k, const uint8_t *key, size_t klen, kw_kad_d
 		memcpy(lk->buf, val, vlen);
 		lk->vlen = vlen;
 		lk->nvals = 1;
+		val_digest(val, vlen, lk->best_vh);
 		if (k->cfg.quorum && lk->nvals >= k->cfg.quorum) {
 			finish(lk, 0);
 			return 0;

@@ -42,7 +42,8 @@ int kw_multihash_check(const uint8_t *buf, size_t len, char *err, size_t errcap)
 
 /*
  * Parses CID or multihash text (NUL-terminated): "Qm..." (CIDv0), multibase CIDv1 with
- * prefix 'b' (base32 lower case, what js prints), 'k' (base36) or 'z' (base58btc), or a
+ * prefix 'b' (base32 lower case, what js prints), 'B' (base32 upper case), 'k' (base36),
+ * 'z' (base58btc) or 'f' (hex), or a
  * bare multihash in base58btc ("12D3KooW...", an identity peer ID) or hex ("1220..."). The
  * whole text must be used. Return: 0 with *out set; -KW_EINVAL with err naming the problem
  * (unknown multibase, bad character, CID version, truncated or oversized multihash).

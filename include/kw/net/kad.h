@@ -139,7 +139,8 @@ int kw_kad_bootstrap_add(struct kw_kad *k, const struct kw_multiaddr *ma);
  *  find_peer: peers[0] = the peer with its addresses, or err -KW_ENOENT;
  *  get_closest: up to k peers that answered, closest to SHA-256(key) first;
  *  get_value: value = the best valid record value (a /kwaai/ envelope as stored: open it
- *   with kw_kad_kwaai_open), or err -KW_ENOENT;
+ *   with kw_kad_kwaai_open), or err -KW_ENOENT; stored = peers among the k closest that
+ *   had an older value or none and accepted the best one (go's correction puts);
  *  put_value: stored = peers that echoed the record; fails at once with the store's error
  *   when our own store refuses it, -KW_EINVAL for a /kwaai/ key without cfg.key;
  *  provide: stored = peers the ADD_PROVIDER was written to; -KW_ENOTCONN at once without

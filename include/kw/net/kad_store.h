@@ -36,15 +36,18 @@ struct kw_kad_store_cfg {
 	uint64_t provider_ttl_ms;      /* 0 = 48 h (libp2p spec provider record validity) */
 };
 
-/* Kconfig defaults for every field. */
+/* Kconfig defaults for every field (record_ttl_ms and provider_ttl_ms set to 36 h and 48 h). */
 void kw_kad_store_cfg_default(struct kw_kad_store_cfg *cfg);
 
 /* Arena bytes kw_kad_store_init takes for cfg (alignment padding included). */
 size_t kw_kad_store_arena_bytes(const struct kw_kad_store_cfg *cfg);
 
 /*
- * Carves the store from `arena`; *out points into the arena and lives as long as it.
- * Return: 0; -KW_EINVAL (a zero or out-of-range size); -KW_ENOMEM (arena too small).
+ * Carves the store from `arena`; *out points into the arena and lives as long as it. A zero
+ * field of cfg takes its Kconfig default (so a zeroed struct kw_kad_cfg.store works), in
+ * kw_kad_store_arena_bytes too.
+ * Return: 0; -KW_EINVAL (more than 65535 record or provider slots, max_record_bytes above
+ * max_total_bytes); -KW_ENOMEM (arena too small).
  */
 int kw_kad_store_init(struct kw_arena *arena, const struct kw_kad_store_cfg *cfg,
 		      struct kw_kad_store **out);
@@ -60,7 +63,8 @@ int kw_kad_validate(const uint8_t *key, size_t klen, const uint8_t *val, size_t 
 
 /*
  * Of n valid values for the same key, the index of the one to keep (/kwaai/: highest
- * sequence number, ties broken by the lexicographically larger value; /pk/: 0).
+ * sequence number, ties broken by the lexicographically larger envelope; /pk/: 0). Every
+ * value is validated again except for its expiry (select has no clock).
  * Return: the index, or -KW_EINVAL (n == 0 or a value does not validate).
  */
 int kw_kad_select(const uint8_t *key, size_t klen, const uint8_t *const *vals,
@@ -68,17 +72,24 @@ int kw_kad_select(const uint8_t *key, size_t klen, const uint8_t *const *vals,
 
 /*
  * Validates and stores a record sent by `from` (NULL: put by this node, not counted against
- * a peer). A record that loses kw_kad_select against the stored one is not stored.
+ * a peer). A record that loses kw_kad_select against the stored one is not stored; the same
+ * record again refreshes its lifetime. now_ms is the caller's monotonic clock (the one given
+ * to get/expire), now_unix_ms the wall clock the /kwaai/ expiry is checked against.
+ * Lifetime: a remote record lives record_ttl_ms from its last put, an own record until it is
+ * replaced; either ends earlier when its /kwaai/ envelope expires. Before refusing for lack
+ * of room the store drops expired entries once and tries again.
  * Return: 0 (stored or refreshed); -KW_EALREADY (the stored record is newer: kept);
- * kw_kad_validate's errors; -KW_ELIMIT (record too big, peer or total cap reached);
- * -KW_ENOBUFS (no free slot). err names the reason.
+ * kw_kad_validate's errors; -KW_EBADMSG (empty key); -KW_ELIMIT (record too big, peer or
+ * total cap reached); -KW_ENOBUFS (no free slot). err names the reason. Counted in stats.
  */
 int kw_kad_store_put(struct kw_kad_store *st, const uint8_t *key, size_t klen,
 		     const uint8_t *val, size_t vlen, const struct kw_peer_id *from,
 		     uint64_t now_ms, uint64_t now_unix_ms, char *err, size_t errcap);
 
 /*
- * The stored, unexpired record for key. *val stays valid until the next put/expire.
+ * The stored, unexpired record for key. *val points into the store and stays valid until
+ * the next kw_kad_store_put, kw_kad_store_add_provider or kw_kad_store_expire (any of them
+ * may move record bytes).
  * Return: 0; -KW_ENOENT.
  */
 int kw_kad_store_get(const struct kw_kad_store *st, const uint8_t *key, size_t klen,
@@ -94,8 +105,11 @@ struct kw_kad_provider {
 /*
  * Adds or refreshes provider `p` for multihash key `mh` at now_ms (expires after
  * provider_ttl_ms). from: the peer that sent ADD_PROVIDER (must equal p->id when remote,
- * libp2p spec), NULL for ourselves. Return: 0; -KW_EPERM (from != provider); -KW_EBADMSG
- * (key is not a multihash); -KW_ELIMIT (per-key or per-peer cap); -KW_ENOBUFS (no slot).
+ * libp2p spec), NULL for ourselves (never expires, not held to the per-key and per-peer
+ * caps; republished through kw_kad_store_foreach_own). Return: 0; -KW_EPERM (from !=
+ * provider); -KW_EBADMSG (key is not a multihash (kw_multihash_check), p has a bad peer ID,
+ * more than 2 addresses or an address of length 0 or > 64); -KW_ELIMIT (per-key or per-peer
+ * cap); -KW_ENOBUFS (no slot). err names the reason.
  */
 int kw_kad_store_add_provider(struct kw_kad_store *st, const uint8_t *mh, size_t mhlen,
 			      const struct kw_kad_provider *p, const struct kw_peer_id *from,
@@ -130,15 +144,18 @@ void kw_kad_store_get_stats(const struct kw_kad_store *st, struct kw_kad_store_s
 
 /*
  * Builds a signed /kwaai/ record value: envelope for (key, value) with sequence `seq` and
- * absolute expiry `expiry_unix_ms`, signed with `priv`. Return: bytes written; -KW_ENOSPC.
+ * absolute expiry `expiry_unix_ms`, signed with `priv` (wire format and signed bytes in
+ * doc/net-kad.md). Return: bytes written; -KW_ENOSPC; -KW_EINVAL (key not /kwaai/ or longer
+ * than 512 bytes, key not usable for signing); -KW_EPERM (the key is bound to another peer:
+ * "/kwaai/<peer-id>/...").
  */
 struct kw_privkey;
 long kw_kad_kwaai_seal(const struct kw_privkey *priv, const uint8_t *key, size_t klen,
 		       const uint8_t *value, size_t vlen, uint64_t seq, uint64_t expiry_unix_ms,
 		       uint8_t *out, size_t cap);
 /*
- * Opens a /kwaai/ record value already validated: points *value into env.
- * Return: 0; -KW_EBADMSG.
+ * Opens a /kwaai/ record value already validated: points *value into env. seq may be NULL.
+ * Checks the envelope's shape only, not the signature. Return: 0; -KW_EBADMSG.
  */
 int kw_kad_kwaai_open(const uint8_t *env, size_t envlen, const uint8_t **value, size_t *vlen,
 		      uint64_t *seq);

@@ -76,6 +76,13 @@ static void test_cid_v1_base58_and_base36(void **state)
 	parse_ok(HW_K, 1, KW_CODEC_RAW, HW_MH);
 }
 
+static void test_cid_v1_upper_base32_and_hex_multibase(void **state)
+{
+	parse_ok("BAFKREIFZJUT3TE2NHYEKKLSS27NH3K72YSCO7Y32KOAO5EEI66WOF36N5E", 1, KW_CODEC_RAW,
+		 HW_MH);
+	parse_ok("f0155" HW_MH, 1, KW_CODEC_RAW, HW_MH);
+}
+
 static void test_cid_sha512_and_identity_multihash(void **state)
 {
 	parse_ok(HW512_RAW, 1, KW_CODEC_RAW, HW512_MH);
@@ -129,7 +136,9 @@ static void test_cid_bad_text_is_refused_with_a_reason(void **state)
 	parse_bad("bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5", "");
 	parse_bad("bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5eaa",
 		  "digest length 32 but 33");
-	parse_bad("BAFKREIFZJUT3TE2NHYEKKLSS27NH3K72YSCO7Y32KOAO5EEI66WOF36N5E", "multibase 'B'");
+	parse_bad("BAFKREIFZJUT3TE2NHYEKKLSS27NH3K72YSCO7Y32KOAO5EEI66WOF36n5e", "alphabet");
+	parse_bad("f0155" HW_MH "0", "");
+	parse_bad("mAVUSILlNJ7mTTT4IpS5S19p9q_rEhO/jelOA7pCI96zi783p", "multibase 'm'");
 	parse_bad("bafkre!fzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e", "alphabet");
 	parse_bad("QmaozNR7DZHQK1ZcU9p7QdrshMvXqWK6gpu5rmrkPdT3L0", "CIDv0");
 	parse_bad("1220b94d", "digest length 32 but 2");
@@ -182,6 +191,7 @@ int main(void)
 		cmocka_unit_test(test_cid_v1_dag_pb_base32),
 		cmocka_unit_test(test_cid_v0),
 		cmocka_unit_test(test_cid_v1_base58_and_base36),
+		cmocka_unit_test(test_cid_v1_upper_base32_and_hex_multibase),
 		cmocka_unit_test(test_cid_sha512_and_identity_multihash),
 		cmocka_unit_test(test_cid_bare_multihash_hex_and_base58),
 		cmocka_unit_test(test_cid_peer_id_cid_gives_its_multihash),

@@ -227,6 +227,14 @@ static void test_store_full_slot_pool_is_enobufs(void **state)
 	}
 	assert_int_equal(put("/kwaai/9", "x", 1, -1, 0), -KW_ENOBUFS);
 	assert_non_null(strstr(err, "slots"));
+	{
+		struct kw_kad_store_stats s;
+
+		stats(&s);
+		assert_int_equal(s.refused_pool, 1);
+		assert_int_equal(s.records, 8);
+		assert_int_equal(s.puts, 8);
+	}
 }
 
 static void test_store_record_expires_after_ttl(void **state)
@@ -493,6 +501,15 @@ static void test_provider_full_pool_is_enobufs(void **state)
 	mh(m, 9);
 	assert_int_equal(kw_kad_store_add_provider(st, m, 34, &p, NULL, 0, err, sizeof(err)),
 			 -KW_ENOBUFS);
+	assert_non_null(strstr(err, "provider slots"));
+	{
+		struct kw_kad_store_stats s;
+
+		stats(&s);
+		assert_int_equal(s.providers, 8);
+		assert_int_equal(s.provider_adds, 8);
+		assert_int_equal(s.provider_refused, 1);
+	}
 }
 
 static void test_provider_bad_key_or_provider_is_ebadmsg(void **state)
