@@ -1,0 +1,188 @@
+/*
+ * kw_kad_sim: command-line front end of the Kademlia simulation (kad_sim.c, doc/sim.md).
+ *
+ *   kw_kad_sim [options]            one scenario, a row of figures
+ *   kw_kad_sim --suite [options]    the standard scenarios (plain, 20 % churn, 10 % adversarial
+ *                                   grouped / exempt from the diversity filter, get after put),
+ *                                   one table
+ *   kw_kad_sim --scenario NAME      one of them (plain, churn, adv-grouped, adv-exempt, put-get)
+ *
+ * Options: --nodes N --lookups L --seed S --latency MIN-MAX (ms) --loss P --churn P
+ * --partition P --adversarial P --adv-groups G --private-ips --bootstrap B --timeout MS
+ * --join-interval MS --settle MS --phase MS --k K --alpha A --inflight N --trace.
+ * Fractions P are 0..1. Exit status: 0, or 1 on bad options or a failed set-up.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kad_sim.h"
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: kw_kad_sim [--suite | --scenario plain|churn|adv-grouped|adv-exempt|put-get] [--nodes N] [--lookups L] [--seed S] [--latency MIN-MAX]\n"
+		"                  [--loss P] [--churn P] [--partition P] [--adversarial P]\n"
+		"                  [--adv-groups G] [--private-ips] [--bootstrap B] [--timeout MS]\n"
+		"                  [--join-interval MS] [--settle MS] [--phase MS] [--k K] [--alpha A]\n"
+		"                  [--puts P] [--inflight N] [--full-store] [--prefill] [--trace]\n");
+}
+
+static int num(const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || *end || v < lo || v > hi) {
+		fprintf(stderr, "kw_kad_sim: bad value '%s' (expected %g..%g)\n", s, lo, hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static void header(void)
+{
+	printf("| scenario | N | lookups | success %% | rounds med/p99/max | msgs/lookup med/p99 "
+	       "| rt size | arena B/node | sim B/node | messages | lost/cut/dead | virtual s | wall s (cpu s) | trace hash |\n");
+	printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+}
+
+static void row(const char *name, const struct kw_kad_sim_cfg *c, const struct kw_kad_sim_report *r)
+{
+	printf("| %s | %u | %u (%u excl.) | %.2f | %u/%u/%u | %u/%u | %.0f | %zu (used %zu) | %zu + %.0f shared "
+	       "| %" PRIu64 " | %" PRIu64 "/%" PRIu64 "/%" PRIu64 " | %.0f | %.1f (%.1f) | %016" PRIx64 " |\n",
+	       name, c->nodes, r->lookups_ok + r->lookups_failed, r->lookups_excluded, r->success_pct,
+	       r->rounds_median, r->rounds_p99, r->rounds_max, r->msgs_median, r->msgs_p99,
+	       r->rt_size_mean, r->arena_bytes_per_node, r->arena_used_per_node,
+	       r->sim_bytes_per_node, (double)r->sim_bytes_shared / c->nodes, r->messages,
+	       r->lost, r->cut, r->to_dead, (double)r->virtual_ms / 1000.0, r->wall_s, r->cpu_s, r->trace_hash);
+	if (c->puts)
+		printf("|  (%s: %u puts, %u reached a peer; get after put: %u of %u returned the value) |\n",
+		       name, c->puts, r->puts_ok, r->gets_ok, r->gets_total);
+	if (getenv("KW_SIM_DETAIL"))
+		printf("|  (%s: requests PUT %" PRIu64 " GET %" PRIu64 " ADD_PROV %" PRIu64 " GET_PROV %" PRIu64
+		       " FIND_NODE %" PRIu64 " PING %" PRIu64 "; core lookups %" PRIu64 " of which refresh %" PRIu64
+		       ", rate-limited %" PRIu64 ", core timeouts %" PRIu64 ") |\n", name, r->by_type[0],
+		       r->by_type[1], r->by_type[2], r->by_type[3], r->by_type[4], r->by_type[5],
+		       r->core_lookups, r->core_refresh, r->core_rate_limited, r->core_timeouts);
+	if (r->pool_exhausted || r->refused)
+		printf("|  (%s: %" PRIu64 " sends refused for an empty in-flight pool, %" PRIu64
+		       " requests refused by the receiver; in-flight high %u of %u) |\n",
+		       name, r->pool_exhausted, r->refused, r->inflight_high, r->inflight_cap);
+	fflush(stdout);
+}
+
+static int run(const char *name, const struct kw_kad_sim_cfg *c)
+{
+	struct kw_kad_sim_report r;
+	int rc = kw_kad_sim_run(c, &r);
+
+	if (rc) {
+		fprintf(stderr, "kw_kad_sim: %s: set-up failed (%d)\n", name, rc);
+		return 1;
+	}
+	row(name, c, &r);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct kw_kad_sim_cfg c;
+	bool suite = false;
+	const char *only = NULL;
+	double v;
+
+	kw_kad_sim_cfg_default(&c);
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+		bool has = true;
+#define OPT(name) (strcmp(a, name) == 0 && (val || (usage(), exit(1), 0)))
+		if (strcmp(a, "--suite") == 0) { suite = true; has = false; }
+		else if (OPT("--scenario")) { suite = true; only = val; }
+		else if (strcmp(a, "--private-ips") == 0) { c.private_ips = true; has = false; }
+		else if (strcmp(a, "--trace") == 0) { c.trace = true; has = false; }
+		else if (strcmp(a, "--full-store") == 0) { c.full_store = true; has = false; }
+		else if (strcmp(a, "--prefill") == 0) { c.prefill = true; has = false; }
+		else if (OPT("--nodes")) { if (num(val, 2, 1e7, &v)) return 1; c.nodes = (unsigned)v; }
+		else if (OPT("--lookups")) { if (num(val, 0, 1e8, &v)) return 1; c.lookups = (unsigned)v; }
+		else if (OPT("--seed")) { c.seed = strtoull(val, NULL, 0); }
+		else if (OPT("--latency")) {
+			unsigned lo, hi;
+			if (sscanf(val, "%u-%u", &lo, &hi) != 2 || lo > hi) {
+				fprintf(stderr, "kw_kad_sim: --latency wants MIN-MAX in ms, e.g. 20-200\n");
+				return 1;
+			}
+			c.lat_min_ms = lo;
+			c.lat_max_ms = hi;
+		}
+		else if (OPT("--loss")) { if (num(val, 0, 1, &c.loss)) return 1; }
+		else if (OPT("--churn")) { if (num(val, 0, 1, &c.churn)) return 1; }
+		else if (OPT("--partition")) { if (num(val, 0, 1, &c.partition)) return 1; }
+		else if (OPT("--adversarial")) { if (num(val, 0, 0.9, &c.adversarial)) return 1; }
+		else if (OPT("--adv-groups")) { if (num(val, 0, 65536, &v)) return 1; c.adv_groups = (unsigned)v; }
+		else if (OPT("--bootstrap")) { if (num(val, 1, 16, &v)) return 1; c.bootstrap_peers = (unsigned)v; }
+		else if (OPT("--timeout")) { if (num(val, 1, 600000, &v)) return 1; c.query_timeout_ms = (uint32_t)v; }
+		else if (OPT("--join-interval")) { if (num(val, 0, 600000, &v)) return 1; c.join_interval_ms = (uint32_t)v; }
+		else if (OPT("--settle")) { if (num(val, 0, 1e9, &v)) return 1; c.settle_ms = (uint32_t)v; }
+		else if (OPT("--phase")) { if (num(val, 1, 4e9, &v)) return 1; c.lookup_phase_ms = (uint32_t)v; }
+		else if (OPT("--k")) { if (num(val, 1, 64, &v)) return 1; c.k = (unsigned)v; }
+		else if (OPT("--alpha")) { if (num(val, 1, 64, &v)) return 1; c.alpha = (unsigned)v; }
+		else if (OPT("--puts")) { if (num(val, 0, 1e7, &v)) return 1; c.puts = (unsigned)v; }
+		else if (OPT("--inflight")) { if (num(val, 16, 1e8, &v)) return 1; c.inflight = (unsigned)v; }
+		else { usage(); return 1; }
+#undef OPT
+		if (has)
+			i++;
+	}
+	if (c.lookups && c.lookup_phase_ms < c.lookups)
+		c.lookup_phase_ms = c.lookups;
+
+	header();
+	if (!suite)
+		return run("custom", &c);
+	{
+		struct kw_kad_sim_cfg x;
+		int bad = 0;
+		char name[96];
+
+		bool any = false;
+#define WANT(tag) (!only || strcmp(only, tag) == 0 ? (any = true) : false)
+		if (WANT("plain")) {
+			x = c;
+			bad |= run("plain", &x);
+		}
+		if (WANT("churn")) {
+			x = c;
+			x.churn = 0.20;
+			bad |= run("churn 20 %", &x);
+		}
+		if (WANT("adv-grouped")) {
+			x = c;
+			x.adversarial = 0.10;
+			x.adv_groups = 4;
+			snprintf(name, sizeof(name), "adversarial 10 %%, in 4 /16 groups (filter acts)");
+			bad |= run(name, &x);
+		}
+		if (WANT("adv-exempt")) {
+			x = c;
+			x.adversarial = 0.10;
+			x.private_ips = true;
+			snprintf(name, sizeof(name), "adversarial 10 %%, all addresses exempt (no filter)");
+			bad |= run(name, &x);
+		}
+		if (WANT("put-get")) {
+			x = c;
+			x.puts = x.lookups / 10 ? x.lookups / 10 : 1;
+			bad |= run("get after put", &x);
+		}
+#undef WANT
+		if (!any) {
+			fprintf(stderr, "kw_kad_sim: unknown scenario '%s' (plain, churn, adv-grouped, "
+				"adv-exempt, put-get)\n", only);
+			return 1;
+		}
+		return bad;
+	}
+}
