@@ -162,8 +162,9 @@ void kw_hm_dhtid_hash(const uint8_t *src, size_t len, struct kw_hm_dhtid *out);
 /* DHTID of a str key (msgpack str of the UTF-8 text). -KW_EINVAL when not UTF-8 or longer
  * than 4 KiB. */
 int kw_hm_dhtid_of_str(const char *key, size_t len, struct kw_hm_dhtid *out);
-/* A random node ID (hivemind DHTID.generate(): SHA-1 of random bits). */
-void kw_hm_dhtid_random(struct kw_hm_dhtid *out);
+/* A random node ID (hivemind DHTID.generate(): SHA-1 of random bits). Return: 0, or the
+ * error of kw_rng_bytes. */
+int kw_hm_dhtid_random(struct kw_hm_dhtid *out);
 /* DHTID.from_bytes: big-endian, shorter input is a smaller number (zero-padded on the left,
  * so an empty input is DHTID 0). -KW_ERANGE for more than 20 bytes. */
 int kw_hm_dhtid_from_bytes(const uint8_t *b, size_t len, struct kw_hm_dhtid *out);
