@@ -1,6 +1,7 @@
 /*
- * libFuzzer target: the Hivemind DHT messages (net/hivemind/dht_msg.c). The first byte picks
- * the message type. Whatever decodes must lie inside the input, respect the
+ * libFuzzer target: the Hivemind DHT messages (net/hivemind/dht_msg.c) and, from part of the
+ * input, a DictionaryDHTValue into the record storage (net/hivemind/dht_store.c). The first
+ * byte picks the message type. Whatever decodes must lie inside the input, respect the
  * bounds (counts, 20-byte ids), re-encode, and decode again to the same content; errors must
  * be documented codes with a reason.
  */
@@ -9,6 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <kw/arena.h>
 #include <kw/err.h>
 #include <kw/net/hivemind_dht.h>
 
@@ -46,6 +48,42 @@ static void same_peer(const struct kw_hm_dht_peer *x, const struct kw_hm_dht_pee
 	same_views(&x->node_id, &y->node_id, 1);
 }
 
+static void storage(const uint8_t *d, size_t n)
+{
+	static uint8_t mem[1 << 18];
+	static struct kw_hm_store s;
+	struct kw_arena ar;
+	struct kw_hm_dhtid key = { { 1 } };
+	struct kw_hm_store_found f;
+	const char *why = "";
+	int r;
+	long w;
+
+	kw_arena_init(&ar, mem, sizeof(mem));
+	if (kw_hm_store_init(&s, 64, 256, 16, false, &ar))
+		__builtin_trap();
+	r = kw_hm_store_put_dict(&s, &key, d, n, 1000.0, &why);
+	if (r != 0 && r != 1 && r != -KW_EBADMSG && r != -KW_ELIMIT && r != -KW_EMSGSIZE &&
+	    r != -KW_ENOSPC && r != -KW_EINVAL)
+		__builtin_trap();
+	if ((r == -KW_EBADMSG) && !why[0])
+		__builtin_trap();
+	if (kw_hm_store_get(&s, &key, 1000.0, &f))
+		__builtin_trap();
+	if (f.type == KW_HM_DHT_FOUND_DICTIONARY) {
+		/* what we hold packs, and the packing reads back as a dictionary */
+		w = kw_hm_store_pack_dict(&s, &key, 1000.0, out, sizeof(out));
+		if (w <= 0)
+			__builtin_trap();
+		kw_arena_init(&ar, mem, sizeof(mem));
+		if (kw_hm_store_init(&s, 64, 256, 16, false, &ar))
+			__builtin_trap();
+		r = kw_hm_store_put_dict(&s, &key, out, (size_t)w, 1000.0, &why);
+		if (r < 0)
+			__builtin_trap();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *why = NULL;
@@ -54,9 +92,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1 || size > 8192)
 		return 0;
-	kind = data[0] % 7;
+	kind = data[0] % 8;   /* 0..6: enum kw_hm_dht_msg; 7: a DictionaryDHTValue */
 	data++;
 	size--;
+	if (kind == 7) {
+		storage(data, size);
+		return 0;
+	}
 	err = kw_hm_dht_decode(kind, data, size, &a, &why);
 	if (err) {
 		if (err != -KW_EBADMSG && err != -KW_EPROTO && err != -KW_ELIMIT)
