@@ -369,4 +369,46 @@ int kw_hm_store_get_subkey(struct kw_hm_store *s, const struct kw_hm_dhtid *key,
 /* Top-level records live at `now` (drops the expired first). */
 uint32_t kw_hm_store_count(struct kw_hm_store *s, double now);
 
+/* ---- 4. the DHTProtocol server ------------------------------------------------------- */
+
+struct kw_hm;
+struct kw_hm_dht;
+struct kw_swarm;
+
+/* DHT time source: UNIX seconds. NULL in the config takes the system's real-time clock. */
+typedef double (*kw_hm_dht_clock_fn)(void *arg);
+
+struct kw_hm_dht_config {
+	struct kw_hm_dhtid node_id;       /* ours; kw_hm_dhtid_random() as hivemind does */
+	struct kw_hm_rt_limits rt;        /* kw_hm_rt_limits_default */
+	uint32_t store_cells, cache_cells, cell_bytes, dict_max, blacklist;
+	uint32_t ping_timeout_ms;         /* the ping-back of a validate ping (hivemind: 3 s) */
+	kw_hm_dht_clock_fn clock;
+	void *clock_arg;
+};
+/* Fills *c from Kconfig and a random node id. Return: 0 or kw_rng_bytes' error. */
+int kw_hm_dht_config_default(struct kw_hm_dht_config *c);
+
+struct kw_hm_dht_stats {
+	uint64_t pings, stores, finds;
+	uint64_t bad_requests;            /* answered with an error text */
+	uint64_t ping_backs, ping_backs_ok;
+	uint64_t items_stored, items_refused;
+};
+
+/*
+ * Serves DHTProtocol.rpc_ping, rpc_store and rpc_find on hm (hivemind/dht/protocol.py):
+ * records go to the main or cache tier by in_cache, finds answer from both tiers and the
+ * routing table, every caller with a node_id is added to the routing table. The routing
+ * table, both tiers, the blacklist and the handler scratch come from the swarm node's arena.
+ * Start-up only. Return: 0 with *out; -KW_ENOMEM; -KW_EINVAL; kw_hm_register_unary's errors.
+ */
+int kw_hm_dht_create(struct kw_swarm *sw, struct kw_hm *hm, const struct kw_hm_dht_config *cfg,
+		     struct kw_hm_dht **out);
+
+/* Observers: our routing table, the two tiers, counters. */
+struct kw_hm_rt *kw_hm_dht_rt(struct kw_hm_dht *d);
+struct kw_hm_store *kw_hm_dht_storage(struct kw_hm_dht *d, bool cache);
+void kw_hm_dht_get_stats(const struct kw_hm_dht *d, struct kw_hm_dht_stats *st);
+
 #endif /* KW_NET_HIVEMIND_DHT_H */
