@@ -85,7 +85,9 @@ static int make_side(struct side *s, const char *listen, uint8_t id_byte)
 		memset(&s->cfg.node_id, id_byte, sizeof(s->cfg.node_id));
 		s->cfg.store_cells = s->cfg.cache_cells = 32;
 		s->cfg.cell_bytes = 512;
+		s->cfg.rt.bucket_size = 20;    /* hivemind's default, whatever Kconfig says */
 		s->cfg.rt.max_nodes = 64;
+		s->cfg.rt.max_buckets = 16;
 		s->cfg.clock = test_clock;
 		ret = kw_hm_dht_create(s->sw, s->hm, &s->cfg, &s->dht);
 	}
