@@ -128,7 +128,8 @@ int kw_hm_rt_init(struct kw_hm_rt *rt, const struct kw_hm_dhtid *self,
 		  const struct kw_hm_rt_limits *lim, struct kw_arena *arena)
 {
 	if (!lim->bucket_size || lim->bucket_size > 255 || !lim->depth_modulo ||
-	    !lim->max_nodes || !lim->max_buckets || !lim->max_replacements)
+	    !lim->max_nodes || !lim->max_buckets || !lim->max_replacements ||
+	    lim->max_replacements > 255)
 		return -KW_EINVAL;
 	memset(rt, 0, sizeof(*rt));
 	rt->self = *self;

@@ -387,8 +387,9 @@ static int read_entry(struct kw_mp_reader *r, struct dict_entry *e, const char *
 	return 0;
 }
 
-/* Positions r before the entries; *n receives their count. A count beyond the msgpack
- * reader's own bound (KW_NET_MSGPACK_MAX_COUNT) is -KW_ELIMIT like one beyond dict_max. */
+/* Positions r before the entries; *n receives their count. A count or size beyond the msgpack
+ * reader's own bounds (KW_NET_MSGPACK_MAX_COUNT, _MAX_BYTES) is -KW_ELIMIT like a count
+ * beyond dict_max. */
 static int open_dict(struct kw_mp_reader *r, const uint8_t *buf, size_t len, uint32_t *n,
 		     const char **why)
 {
@@ -397,7 +398,12 @@ static int open_dict(struct kw_mp_reader *r, const uint8_t *buf, size_t len, uin
 
 	if (kw_mp_reader_init(r, buf, len, KW_MP_ENTER_EXT | KW_MP_STRICT_MAP_KEYS))
 		return bad(why, "DictionaryDHTValue larger than 4 GiB");
-	if (kw_mp_read(r, &it) || it.type != KW_MP_EXT || it.ext_type != 0x50)
+	err = kw_mp_read(r, &it);
+	if (err == -KW_ELIMIT) {
+		*why = "dictionary larger than KW_NET_MSGPACK_MAX_BYTES";
+		return err;
+	}
+	if (err || it.type != KW_MP_EXT || it.ext_type != 0x50)
 		return bad(why, "not a DictionaryDHTValue (ext 0x50)");
 	if (kw_mp_read(r, &it) || it.type != KW_MP_ARRAY || it.len != 3)
 		return bad(why, "DictionaryDHTValue is not [maxsize, latest, items]");
@@ -405,7 +411,7 @@ static int open_dict(struct kw_mp_reader *r, const uint8_t *buf, size_t len, uin
 		return bad(why, r->why);
 	err = kw_mp_read(r, &it);
 	if (err == -KW_ELIMIT) {
-		*why = "dictionary holds more entries than KW_NET_MSGPACK_MAX_COUNT";
+		*why = "dictionary holds more subkeys than KW_NET_MSGPACK_MAX_COUNT";
 		return err;
 	}
 	if (err || it.type != KW_MP_ARRAY)

@@ -212,8 +212,8 @@ struct kw_hm_rt {
 	struct kw_hm_rt_stats stats;
 };
 
-/* Carves the tables from `arena`. Return: 0; -KW_EINVAL for a zero limit or bucket_size above
- * 255; -KW_ENOMEM when the arena is too small. */
+/* Carves the tables from `arena`. Return: 0; -KW_EINVAL for a zero limit, or bucket_size or
+ * max_replacements above 255; -KW_ENOMEM when the arena is too small. */
 int kw_hm_rt_init(struct kw_hm_rt *rt, const struct kw_hm_dhtid *self,
 		  const struct kw_hm_rt_limits *lim, struct kw_arena *arena);
 
