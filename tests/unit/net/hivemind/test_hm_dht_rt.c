@@ -1,7 +1,7 @@
 /*
  * Hivemind DHT ids, routing table and blacklist (net/hivemind/dht_rt.c) against the rules
  * of hivemind `hivemind/dht/routing.py` and `hivemind/dht/node.py` @ 4bd43b7: DHTID =
- * SHA-1(msgpack(key)) (spec vectors), bucket_size and depth_modulo split rule, replacements
+ * SHA-1(msgpack(key)) (Petals, MoE and averaging keys), bucket_size and depth_modulo split rule, replacements
  * and the least-recently-updated node to ping, nearest neighbours, blacklist backoff.
  */
 #include <string.h>

@@ -2,7 +2,7 @@
  * Hivemind DHT record storage (net/hivemind/dht_store.c) against hivemind
  * `hivemind/utils/timed_storage.py` and `hivemind/dht/storage.py` @ 4bd43b7: strictly newer
  * expiration wins, subkey dictionaries and their merge, expiry, the cache tier, the bounds;
- * and the DictionaryDHTValue bytes of spec vector 11.D.
+ * and the DictionaryDHTValue bytes of a Petals block record (one ServerInfo entry).
  */
 #include <math.h>
 #include <string.h>
