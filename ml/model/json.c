@@ -307,6 +307,27 @@ static int skip_string(struct kw_mj *j)
 	return 0;
 }
 
+int kw_mj_key(struct kw_mj *j, char *out, size_t cap)
+{
+	size_t start;
+	int r;
+
+	kw_mj_peek(j);
+	start = j->pos;
+	r = kw_mj_string(j, out, cap, NULL);
+	if (r == -KW_ELIMIT) {
+		/* longer than any key the caller knows: skip it whole, report it as "" */
+		j->pos = start;
+		j->why = NULL;
+		if ((r = skip_string(j)) < 0)
+			return r;
+		out[0] = '\0';
+	}
+	if (r < 0)
+		return r;
+	return kw_mj_expect(j, ':');
+}
+
 int kw_mj_skip(struct kw_mj *j, int depth)
 {
 	int c = kw_mj_peek(j), first = 1, r;

@@ -33,6 +33,8 @@ int kw_mj_expect(struct kw_mj *j, char c);
 int kw_mj_next(struct kw_mj *j, char close, int *first);
 /* A string into out (cap bytes incl. NUL); -KW_ELIMIT when longer than cap - 1. */
 int kw_mj_string(struct kw_mj *j, char *out, size_t cap, size_t *outlen);
+/* An object key and its ':' into out; a key longer than cap - 1 is skipped and read as "". */
+int kw_mj_key(struct kw_mj *j, char *out, size_t cap);
 /* A non-negative integer without fraction or exponent, at most UINT64_MAX. */
 int kw_mj_u64(struct kw_mj *j, uint64_t *v);
 /* Any JSON number, as a double (at most 63 characters). */

@@ -8,11 +8,7 @@
  * to its end, without holes or overlap. The header is read twice (count, then fill) so the
  * table taken from the arena is exactly as long as the file needs.
  */
-#include <fcntl.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <kw/err.h>
 #include <kw/ml/half.h>
@@ -112,12 +108,7 @@ static int parse_tensor(struct st_parse *s, struct kw_st_tensor *t)
 	if ((r = kw_mj_expect(&s->j, '{')) < 0)
 		return json_err(s, r, "tensor entry must be an object");
 	while ((r = kw_mj_next(&s->j, '}', &first)) == 1) {
-		r = kw_mj_string(&s->j, key, sizeof(key), NULL);
-		if (r == -KW_ELIMIT)
-			strcpy(key, "?");
-		else if (r < 0)
-			return json_err(s, r, NULL);
-		if ((r = kw_mj_expect(&s->j, ':')) < 0)
+		if ((r = kw_mj_key(&s->j, key, sizeof(key))) < 0)
 			return json_err(s, r, NULL);
 		if (!strcmp(key, "dtype")) {
 			if (have_dt++)
@@ -390,33 +381,22 @@ fail:
 int kw_st_open(struct kw_st_file *f, const char *path, struct kw_arena *a,
 	       char *err, size_t errcap)
 {
-	struct stat st;
-	void *m;
-	int fd, r;
+	const uint8_t *m;
+	size_t len;
+	int r;
 
 	if (!f || !path || !a)
 		return -KW_EINVAL;
 	memset(f, 0, sizeof(*f));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return kw_errf(-errno, err, errcap, "%s: %s", path, kw_strerror(-errno));
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		close(fd);
-		return kw_errf(r, err, errcap, "%s: %s", path, kw_strerror(r));
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size < 8) {
-		close(fd);
-		return kw_errf(-KW_EBADMSG, err, errcap, "%s: not a safetensors file (%s)", path,
-			       S_ISREG(st.st_mode) ? "shorter than 8 bytes" : "not a regular file");
-	}
-	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	r = -errno;
-	close(fd);  /* the mapping keeps the file */
-	if (m == MAP_FAILED)
-		return kw_errf(r, err, errcap, "%s: mmap: %s", path, kw_strerror(r));
-	if ((r = kw_st_parse(f, m, (size_t)st.st_size, a, err, errcap)) < 0) {
-		munmap(m, (size_t)st.st_size);
+	if ((r = kw_model_map(path, &m, &len, err, errcap)) < 0)
+		return r;
+	if ((r = kw_st_parse(f, m, len, a, err, errcap)) < 0) {
+		/* the reason names the tensor; say which file it is in too */
+		char why[200];
+
+		snprintf(why, sizeof(why), "%s", err ? err : "");
+		kw_errf(r, err, errcap, "%s: %s", path, why);
+		kw_model_unmap(m, len);
 		return r;
 	}
 	f->mapped = 1;
@@ -426,7 +406,7 @@ int kw_st_open(struct kw_st_file *f, const char *path, struct kw_arena *a,
 void kw_st_close(struct kw_st_file *f)
 {
 	if (f && f->mapped)
-		munmap((void *)f->map, f->map_len);
+		kw_model_unmap(f->map, f->map_len);
 	if (f)
 		memset(f, 0, sizeof(*f));
 }

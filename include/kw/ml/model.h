@@ -81,4 +81,67 @@ const struct kw_st_tensor *kw_st_find(const struct kw_st_file *f, const char *na
 /* Converts elements [first, first + n) of t to fp32 into dst. -KW_ERANGE past the end. */
 int kw_st_read_f32(const struct kw_st_tensor *t, uint64_t first, size_t n, float *dst);
 
+/* ---- files: read-only mappings ---------------------------------------------------------- */
+/* Maps path read-only (a regular file of at least 1 byte); -errno or -KW_EBADMSG, reason in err. */
+int kw_model_map(const char *path, const uint8_t **map, size_t *len, char *err, size_t errcap);
+void kw_model_unmap(const uint8_t *map, size_t len);
+
+/* ---- the sharded index (model.safetensors.index.json) ------------------------------------ */
+/*
+ * {"metadata": {"total_size": N, ...}, "weight_map": {"tensor name": "shard file", ...}} as
+ * transformers' save_pretrained writes it; other keys are ignored. Shard names are file
+ * names in the checkpoint directory: a name holding '/' or '\\', or "." / "..", is refused.
+ */
+struct kw_st_index_entry {
+	const char *name;                /* tensor name, in the arena */
+	unsigned shard;                  /* index into shard[] */
+};
+
+struct kw_st_index {
+	uint64_t total_size;             /* metadata.total_size, 0 when absent */
+	const char **shard;              /* n_shards distinct file names, in first-seen order */
+	size_t n_shards;
+	struct kw_st_index_entry *e;     /* n entries sorted by name */
+	size_t n;
+};
+
+/* Parses buf/len; tables and names from the arena. At most CONFIG_KW_ML_MODEL_MAX_TENSORS
+ * entries and CONFIG_KW_ML_MODEL_MAX_SHARDS shards. -KW_EBADMSG, -KW_ELIMIT, -KW_ENOMEM. */
+int kw_st_index_parse(struct kw_st_index *ix, const uint8_t *buf, size_t len,
+		      struct kw_arena *a, char *err, size_t errcap);
+/* The shard file of a tensor, NULL when the index does not name it. */
+const char *kw_st_index_shard(const struct kw_st_index *ix, const char *name);
+
+/* ---- LLaMA config.json ------------------------------------------------------------------- */
+/*
+ * The fields of transformers' LlamaConfig that shape the weights, read as Hugging Face
+ * writes config.json; every other key is skipped (nesting bounded by KW_ST_JSON_DEPTH).
+ * Defaults as LlamaConfig: num_key_value_heads = num_attention_heads, rope_theta = 10000,
+ * rms_norm_eps = 1e-6, head_dim = hidden_size / num_attention_heads. "torch_dtype" (or
+ * "dtype", the newer spelling) is "float32", "float16" or "bfloat16"; absent means float32.
+ */
+struct kw_llama_config {
+	uint32_t hidden_size;
+	uint32_t intermediate_size;
+	uint32_t num_attention_heads;
+	uint32_t num_key_value_heads;
+	uint32_t num_hidden_layers;
+	uint32_t vocab_size;
+	uint32_t head_dim;
+	double rope_theta;
+	double rms_norm_eps;
+	enum kw_st_dtype torch_dtype;
+};
+
+#define KW_LLAMA_MAX_DIM (1u << 24)  /* bound on every size field */
+
+/* Parses buf/len. Required: hidden_size, intermediate_size, num_attention_heads,
+ * num_hidden_layers, vocab_size (each 1..KW_LLAMA_MAX_DIM). Refuses heads not dividing
+ * into KV heads, a head_dim x heads that differs from hidden_size unless head_dim is
+ * given, non-positive rope_theta or rms_norm_eps. -KW_EBADMSG or -KW_ECONFIG, reason in err. */
+int kw_llama_config_parse(struct kw_llama_config *c, const uint8_t *buf, size_t len,
+			  char *err, size_t errcap);
+/* kw_llama_config_parse on the file at path (mapped, read, unmapped). */
+int kw_llama_config_load(struct kw_llama_config *c, const char *path, char *err, size_t errcap);
+
 #endif /* KW_ML_MODEL_H */
