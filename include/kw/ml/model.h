@@ -144,4 +144,60 @@ int kw_llama_config_parse(struct kw_llama_config *c, const uint8_t *buf, size_t 
 /* kw_llama_config_parse on the file at path (mapped, read, unmapped). */
 int kw_llama_config_load(struct kw_llama_config *c, const char *path, char *err, size_t errcap);
 
+/* ---- a checkpoint directory ------------------------------------------------------------- */
+/*
+ * A Hugging Face checkpoint directory as save_pretrained leaves it: config.json and either
+ * model.safetensors alone or model.safetensors.index.json with the shards it names. Every
+ * shard is mapped and parsed at open; every tensor the index names must be in its shard.
+ * Tables come from the arena (about 200 bytes per tensor); the mappings stay until close.
+ */
+struct kw_ckpt {
+	struct kw_llama_config cfg;
+	struct kw_st_index ix;           /* n == 0 for a single model.safetensors */
+	struct kw_st_file *shard;        /* ix.n_shards files, or one */
+	size_t n_shards;
+};
+
+int kw_ckpt_open(struct kw_ckpt *c, const char *dir, struct kw_arena *a, char *err, size_t errcap);
+void kw_ckpt_close(struct kw_ckpt *c);
+/* A tensor by its Hugging Face name, NULL when the checkpoint has none. */
+const struct kw_st_tensor *kw_ckpt_find(const struct kw_ckpt *c, const char *name);
+
+/* ---- LLaMA blocks quantized at load ------------------------------------------------------ */
+/* One decoder block in int8 (the seven projections, PyTorch Linear layout: n rows of k) and
+ * its two RMSNorm weight vectors in fp32. */
+struct kw_llama_block_q8 {
+	struct kw_q8w q, k, v, o;        /* self_attn.{q,k,v,o}_proj */
+	struct kw_q8w gate, up, down;    /* mlp.{gate,up,down}_proj */
+	float *input_norm;               /* input_layernorm.weight, hidden floats */
+	float *post_norm;                /* post_attention_layernorm.weight */
+};
+
+struct kw_llama_q8 {
+	struct kw_llama_config cfg;
+	uint32_t first, count;           /* blocks first .. first + count - 1 of the model */
+	struct kw_llama_block_q8 *blk;   /* count entries, in the weight arena */
+};
+
+/* Progress of a load: tensor i (1-based) of n is done, bytes of the checkpoint read so far
+ * of total. Called on the loading thread after each tensor. */
+typedef void (*kw_model_progress_fn)(void *ctx, size_t i, size_t n, uint64_t bytes,
+				     uint64_t total);
+
+/* Bytes kw_llama_q8_load takes from its arena for count blocks of config c, including the
+ * conversion scratch and alignment slack; 0 on overflow. Size the arena with this once. */
+size_t kw_llama_q8_bytes(const struct kw_llama_config *c, uint32_t count);
+/*
+ * Quantizes blocks [first, first + count) of the checkpoint into arena a (which must have
+ * kw_llama_q8_bytes free: otherwise -KW_ENOSPC before anything is read, with both figures
+ * in err). Each projection must exist with shape [n, k] as the config implies (any of the
+ * three dtypes) and hold only finite values. The weights do not refer to the checkpoint's
+ * mappings afterwards: the checkpoint may be closed. -KW_ERANGE for a block range outside
+ * the model, -KW_ENOENT for a missing tensor, -KW_ECORRUPT for a wrong shape or a non-finite
+ * value; the reason names the tensor.
+ */
+int kw_llama_q8_load(struct kw_llama_q8 *m, const struct kw_ckpt *ck, uint32_t first,
+		     uint32_t count, struct kw_arena *a, kw_model_progress_fn progress,
+		     void *ctx, char *err, size_t errcap);
+
 #endif /* KW_ML_MODEL_H */
