@@ -48,6 +48,11 @@ static void rm_dir(const char *d)
 	rmdir(d);
 }
 
+/* The checkpoint most tests load: sharded, unless this build accepts one shard only. */
+#define SHARDED_OK (CONFIG_KW_ML_MODEL_MAX_SHARDS >= 2)
+#define DIR_MAIN (SHARDED_OK ? dir_sharded : dir_single)
+#define NEED_SHARDS() do { if (!SHARDED_OK) skip(); } while (0)
+
 static int gen(const char *d, uint32_t shards, enum kw_st_dtype dt)
 {
 	struct kw_model_gen g;
@@ -98,6 +103,7 @@ static void test_ckpt_opens_sharded_hf_layout(void **state)
 	char name[96];
 
 	(void)state;
+	NEED_SHARDS();
 	assert_int_equal(open_ck(dir_sharded), 0);
 	assert_int_equal(ck.n_shards, 2);
 	assert_int_equal(ck.cfg.hidden_size, 64);
@@ -138,6 +144,7 @@ static void test_ckpt_same_seed_same_values_across_sharding(void **state)
 	float x[64], y[64];
 
 	(void)state;
+	NEED_SHARDS();
 	assert_int_equal(open_ck(dir_sharded), 0);
 	kw_arena_init(&a2, mem2, sizeof(mem2));
 	assert_int_equal(kw_ckpt_open(&one, dir_single, &a2, err, sizeof(err)), 0);
@@ -153,6 +160,7 @@ static void test_ckpt_refuses_index_naming_absent_tensor(void **state)
 	FILE *f;
 
 	(void)state;
+	NEED_SHARDS();
 	snprintf(dir_scratch, sizeof(dir_scratch), "%s/model-scratch-%d", base, (int)getpid());
 	assert_int_equal(gen(dir_scratch, 2, KW_ST_BF16), 0);
 	snprintf(p, sizeof(p), "%s/model.safetensors.index.json", dir_scratch);
@@ -170,6 +178,7 @@ static void test_ckpt_refuses_missing_shard(void **state)
 	char p[3300];
 
 	(void)state;
+	NEED_SHARDS();
 	assert_int_equal(gen(dir_scratch, 2, KW_ST_BF16), 0);
 	snprintf(p, sizeof(p), "%s/model-00002-of-00002.safetensors", dir_scratch);
 	assert_int_equal(unlink(p), 0);
@@ -220,7 +229,7 @@ static void test_load_fits_in_computed_bytes(void **state)
 	size_t need;
 
 	(void)state;
-	assert_int_equal(open_ck(dir_sharded), 0);
+	assert_int_equal(open_ck(DIR_MAIN), 0);
 	need = kw_llama_q8_bytes(&ck.cfg, 2);
 	assert_true(need > 0);
 	assert_int_equal(load_all(0, 2, need, NULL), 0);
@@ -236,7 +245,7 @@ static void test_load_refuses_short_arena_before_reading(void **state)
 	size_t need;
 
 	(void)state;
-	assert_int_equal(open_ck(dir_sharded), 0);
+	assert_int_equal(open_ck(DIR_MAIN), 0);
 	need = kw_llama_q8_bytes(&ck.cfg, 2);
 	assert_int_equal(load_all(0, 2, need - 1, NULL), -KW_ENOSPC);
 	assert_int_equal(wa.used, 0);
@@ -246,7 +255,7 @@ static void test_load_refuses_short_arena_before_reading(void **state)
 static void test_load_refuses_range_outside_model(void **state)
 {
 	(void)state;
-	assert_int_equal(open_ck(dir_sharded), 0);
+	assert_int_equal(open_ck(DIR_MAIN), 0);
 	assert_int_equal(load_all(1, 2, 1 << 20, NULL), -KW_ERANGE);
 	assert_non_null(strstr(err, "outside the model's 2 blocks"));
 	assert_int_equal(load_all(0, 0, 1 << 20, NULL), -KW_ERANGE);
@@ -257,7 +266,7 @@ static void test_load_reports_progress_per_tensor(void **state)
 	uint64_t log[6] = { 0, 0, 0, 0, 0, 1 };
 
 	(void)state;
-	assert_int_equal(open_ck(dir_sharded), 0);
+	assert_int_equal(open_ck(DIR_MAIN), 0);
 	assert_int_equal(load_all(1, 1, kw_llama_q8_bytes(&ck.cfg, 1), log), 0);
 	assert_int_equal(log[0], 9);
 	assert_int_equal(log[1], 9);
@@ -273,7 +282,7 @@ static void test_load_keeps_norms_exact(void **state)
 	float ref[64];
 
 	(void)state;
-	assert_int_equal(open_ck(dir_sharded), 0);
+	assert_int_equal(open_ck(DIR_MAIN), 0);
 	assert_int_equal(load_all(0, 2, kw_llama_q8_bytes(&ck.cfg, 2), NULL), 0);
 	assert_int_equal(kw_st_read_f32(kw_ckpt_find(&ck,
 		"model.layers.1.post_attention_layernorm.weight"), 0, 64, ref), 0);
@@ -346,7 +355,7 @@ static void test_load_q8_projections_match_fp32_within_bound(void **state)
 	char name[96];
 
 	(void)state;
-	assert_int_equal(open_ck(dir_sharded), 0);
+	assert_int_equal(open_ck(DIR_MAIN), 0);
 	assert_int_equal(load_all(0, 2, kw_llama_q8_bytes(&ck.cfg, 2), NULL), 0);
 	for (int b = 0; b < 2; b++) {
 		const struct kw_q8w *w[7] = { &m.blk[b].q, &m.blk[b].k, &m.blk[b].v, &m.blk[b].o,
@@ -362,7 +371,7 @@ static void test_load_q8_projections_match_fp32_within_bound(void **state)
 static void test_load_refuses_shape_not_matching_config(void **state)
 {
 	(void)state;
-	assert_int_equal(open_ck(dir_sharded), 0);
+	assert_int_equal(open_ck(DIR_MAIN), 0);
 	ck.cfg.intermediate_size = 160;
 	assert_int_equal(load_all(0, 1, kw_llama_q8_bytes(&ck.cfg, 1), NULL), -KW_ECORRUPT);
 	assert_non_null(strstr(err, "'model.layers.0.mlp.gate_proj.weight': shape is not [160, 64]"));
