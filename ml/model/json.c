@@ -264,6 +264,7 @@ int kw_mj_number(struct kw_mj *j, double *v)
 		return fail(j, -KW_ELIMIT, "number longer than 63 characters");
 	memcpy(tmp, j->p + j->pos, end - j->pos);
 	tmp[end - j->pos] = '\0';
+	/* strtod reads the C locale's '.': the node never calls setlocale */
 	*v = strtod(tmp, NULL);
 	j->pos = end;
 	return 0;

@@ -57,8 +57,8 @@ const char *kw_st_dtype_name(enum kw_st_dtype d);
 
 /*
  * Parses a whole safetensors image buf/len (borrowed: it must outlive f). The tensor table
- * and names come from arena a (kw_st_parse_bytes tells how much beforehand is not needed:
- * a parse that runs out returns -KW_ENOMEM and the arena keeps what it handed out).
+ * (sizeof(struct kw_st_tensor) per tensor) and the names come from arena a; a parse that
+ * runs out returns -KW_ENOMEM, and a failed parse leaves in the arena what it took.
  * Refuses: a header length beyond the file or CONFIG_KW_ML_MODEL_MAX_HEADER_KIB, a header
  * that is not one JSON object (or nests deeper than KW_ST_JSON_DEPTH), more tensors than
  * CONFIG_KW_ML_MODEL_MAX_TENSORS, names longer than CONFIG_KW_ML_MODEL_MAX_NAME, duplicate
