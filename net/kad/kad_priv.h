@@ -38,7 +38,16 @@ enum kad_cand_state {
 	KAD_C_UNREACHABLE,  /* failed or timed out */
 };
 
-enum kad_fan_state { KAD_F_NONE = 0, KAD_F_WAITING, KAD_F_OK, KAD_F_FAILED };
+/* KAD_F_PENDING: to send (again): the first send or a retry after a local refusal */
+enum kad_fan_state { KAD_F_NONE = 0, KAD_F_WAITING, KAD_F_OK, KAD_F_FAILED, KAD_F_PENDING };
+
+/*
+ * After our own transport refused a request (kw_kad_err_local: no stream state, buffer or
+ * stream slot free) nothing is sent by that lookup or probe for this long; a reply that frees
+ * capacity ends the pause earlier. The lookup deadline (fan-out: one query timeout) bounds
+ * the retries.
+ */
+#define KAD_LOCAL_RETRY_MS 25u
 
 struct kad_cand {
 	struct kw_peer_id id;
@@ -76,6 +85,8 @@ struct kad_lookup {
 	void *user;
 	struct kw_timer timer;  /* request timeouts and the deadline; 0 ms to complete */
 	uint64_t deadline_ms;
+	uint64_t retry_ms;      /* local refusal: send nothing before this (0 = no pause) */
+	uint64_t fan_deadline_ms; /* fan-out: give up sends still refused locally */
 	struct kad_cand *cand;  /* cap entries, from the arena */
 	uint8_t *order;         /* candidate indices, closest to target first */
 	unsigned messages, rounds, acks, nvals, nprov;
@@ -92,6 +103,10 @@ enum kad_probe_kind { KAD_PR_FREE = 0, KAD_PR_LIVENESS, KAD_PR_BOOT };
 struct kad_probe {
 	uint8_t kind;           /* enum kad_probe_kind */
 	bool failed;            /* failed at once: handled on the next probe timer pass */
+	bool local;             /* refused by our transport: resend at retry_ms */
+	struct kw_kad_rt_addr addrs[KW_KAD_RT_ADDRS]; /* for the resend */
+	uint8_t naddrs;
+	uint64_t retry_ms;
 	uint16_t gen;
 	uint16_t boot;          /* KAD_PR_BOOT: index in k->boot */
 	struct kw_peer_id id;
