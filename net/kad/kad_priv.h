@@ -42,12 +42,15 @@ enum kad_cand_state {
 enum kad_fan_state { KAD_F_NONE = 0, KAD_F_WAITING, KAD_F_OK, KAD_F_FAILED, KAD_F_PENDING };
 
 /*
- * After our own transport refused a request (kw_kad_err_local: no stream state, buffer or
- * stream slot free) nothing is sent by that lookup or probe for this long; a reply that frees
- * capacity ends the pause earlier. The lookup deadline (fan-out: one query timeout) bounds
- * the retries.
+ * After our own transport refused a request (kw_kad_err_local: no stream state, buffer,
+ * stream slot or connection slot free) a lookup asks that candidate again after 25, 50, 100
+ * ms and then skips it for this lookup (the table keeps it): a short shortage is waited out,
+ * a lasting one (all outbound connection slots taken, so an unconnected peer cannot be
+ * dialed) does not stall the lookup. The other candidates are asked meanwhile. Fan-out and
+ * probes resend every KAD_LOCAL_RETRY_MS within one query timeout.
  */
 #define KAD_LOCAL_RETRY_MS 25u
+#define KAD_LOCAL_TRIES    4u
 
 struct kad_cand {
 	struct kw_peer_id id;
@@ -56,10 +59,11 @@ struct kad_cand {
 	uint8_t fan;        /* enum kad_fan_state: put/provide after the lookup */
 	uint8_t hop;        /* 1 for peers from our table, n+1 for peers a hop-n peer named */
 	uint8_t naddrs;
+	uint8_t refusals;   /* local refusals of our requests to it in this lookup */
 	bool has_val;       /* get: answered with a valid record, whose digest is vh */
 	uint8_t vh[8];
 	struct kw_kad_rt_addr addrs[KW_KAD_RT_ADDRS];
-	uint64_t sent_ms;
+	uint64_t sent_ms;   /* WAITING: when sent; HEARD after a local refusal: not before */
 };
 
 enum kad_phase {

@@ -204,15 +204,20 @@ static void build_query(struct kad_lookup *lk, struct kw_kad_msg *m)
 
 static void arm(struct kad_lookup *lk);
 
-/* Our transport refused a request for want of its own resources: the candidate goes back to
- * "not asked", the table is left alone, and the lookup pauses its sends briefly. */
+/* Our transport refused a request for want of its own resources: the table is left alone;
+ * the candidate goes back to "not asked" until its next try, or after KAD_LOCAL_TRIES is
+ * skipped by this lookup (UNREACHABLE here only). */
 static void local_refusal(struct kad_lookup *lk, struct kad_cand *c)
 {
 	struct kw_kad *k = lk->k;
 
-	c->state = KAD_C_HEARD;
 	k->stats.local_refusals++;
-	lk->retry_ms = kw_loop_now(k->loop) + KAD_LOCAL_RETRY_MS;
+	if (++c->refusals >= KAD_LOCAL_TRIES) {
+		c->state = KAD_C_UNREACHABLE;
+		return;
+	}
+	c->state = KAD_C_HEARD;
+	c->sent_ms = kw_loop_now(k->loop) + (KAD_LOCAL_RETRY_MS << (c->refusals - 1u));
 }
 
 /* Return: 0 sent; <0 refused (a local refusal leaves the candidate to ask again). */
@@ -515,19 +520,22 @@ static void step(struct kad_lookup *lk)
 {
 	if (lk->phase != KAD_P_LOOKUP)
 		return;
-	while (!lookup_done(lk) && lk->inflight < lk->k->cfg.alpha &&
-	       kw_loop_now(lk->k->loop) >= lk->retry_ms) {
+	/* each pass sends, or moves a candidate's next try into the future, or ends it */
+	while (!lookup_done(lk) && lk->inflight < lk->k->cfg.alpha) {
+		uint64_t now = kw_loop_now(lk->k->loop);
 		int next = -1;
 
-		for (unsigned o = 0; o < lk->ncand; o++)
-			if (lk->cand[lk->order[o]].state == KAD_C_HEARD) {
+		for (unsigned o = 0; o < lk->ncand; o++) {
+			const struct kad_cand *c = &lk->cand[lk->order[o]];
+
+			if (c->state == KAD_C_HEARD && (!c->refusals || c->sent_ms <= now)) {
 				next = lk->order[o];
 				break;
 			}
+		}
 		if (next < 0)
 			break;
-		if (send_query(lk, (unsigned)next) < 0 && lk->cand[next].state == KAD_C_HEARD)
-			break;   /* refused locally: paused until retry_ms */
+		(void)send_query(lk, (unsigned)next);
 	}
 	if (lookup_done(lk))
 		terminate(lk);
@@ -543,13 +551,24 @@ static void arm(struct kad_lookup *lk)
 
 	if (lk->phase == KAD_P_FREE || lk->phase >= KAD_P_DONE)
 		return;
-	if (lk->retry_ms > kw_loop_now(k->loop) && lk->retry_ms < next)
-		next = lk->retry_ms;
+	/* a locally refused candidate's next try; with alpha requests in flight a reply steps
+	 * the lookup instead (a timer in the past would fire again and again) */
+	for (unsigned i = 0; lk->phase == KAD_P_LOOKUP && lk->inflight < k->cfg.alpha &&
+			     i < lk->ncand; i++) {
+		const struct kad_cand *c = &lk->cand[i];
+
+		if (c->state == KAD_C_HEARD && c->refusals && c->sent_ms > kw_loop_now(k->loop) &&
+		    c->sent_ms < next)
+			next = c->sent_ms;
+	}
 	if (lk->phase == KAD_P_FANOUT) {
 		for (unsigned i = 0; i < lk->ncand; i++)
 			if (lk->cand[i].fan == KAD_F_PENDING) {
 				uint64_t t = lk->retry_ms > lk->fan_deadline_ms ? lk->fan_deadline_ms :
 						  lk->retry_ms;
+
+				if (t <= kw_loop_now(k->loop))
+					t = kw_loop_now(k->loop) + 1;   /* never a timer in the past */
 
 				if (t < next)
 					next = t;
@@ -683,7 +702,6 @@ static void lookup_reply(struct kad_lookup *lk, struct kad_cand *c, int err,
 			step(lk);
 		return;
 	}
-	lk->retry_ms = 0;     /* a request completed: the transport has room again */
 	if (err < 0 || !m) {
 		c->state = KAD_C_UNREACHABLE;
 		k->stats.replies_failed++;
