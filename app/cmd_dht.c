@@ -74,6 +74,7 @@ static void usage(FILE *f)
 		"  -b, --bootstrap MULTIADDR bootstrap peer with /p2p/; repeatable (transient node)\n"
 		"  -c, --config FILE         read bootstrap (and other) keys from a config file\n"
 		"  -x, --hex                 KEY is hex bytes\n"
+		"  -X, --value-hex           put's VALUE is hex bytes (any bytes, NUL included)\n"
 		"  -w, --wait-ms MS          how long the transient node waits to join (default 10000)\n"
 		"  -v, --verbose             debug logging\n"
 		"  -h, --help                this help\n",
@@ -268,6 +269,7 @@ int kw_cmd_dht(int argc, char **argv)
 		{ "bootstrap", required_argument, NULL, 'b' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "hex", no_argument, NULL, 'x' },
+		{ "value-hex", no_argument, NULL, 'X' },
 		{ "wait-ms", required_argument, NULL, 'w' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -279,14 +281,14 @@ int kw_cmd_dht(int argc, char **argv)
 	const char *boot[KW_CONFIG_BOOTSTRAP_MAX];
 	char err[256];
 	int n_boot = 0, o, ret, i;
-	bool hex = false;
+	unsigned flags = 0;
 
 	memset(c, 0, offsetof(struct dht_cli, req));
 	c->wait_ms = 10000;
 	kw_log_set_level(1);  /* the output is the result; warnings only with -v */
 	optind = 1;
 	/* "+": options stop at the verb, so a VALUE starting with '-' stays a value */
-	while ((o = getopt_long(argc, argv, "+d:b:c:xw:vh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "+d:b:c:xXw:vh", opts, NULL)) != -1) {
 		switch (o) {
 		case 'd': data_dir = optarg; break;
 		case 'b':
@@ -298,7 +300,8 @@ int kw_cmd_dht(int argc, char **argv)
 			boot[n_boot++] = optarg;
 			break;
 		case 'c': config_file = optarg; break;
-		case 'x': hex = true; break;
+		case 'x': flags |= KW_DHT_KEY_HEX; break;
+		case 'X': flags |= KW_DHT_VALUE_HEX; break;
 		case 'w':
 			if (kw_config_parse_u32(optarg, 100, 600000, &c->wait_ms) < 0) {
 				fprintf(stderr, "kwnode dht: --wait-ms '%s': expected 100..600000\n",
@@ -316,7 +319,7 @@ int kw_cmd_dht(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	ret = kw_dht_req_parse(&c->req, argv[optind], argc - optind - 1, argv + optind + 1, hex,
+	ret = kw_dht_req_parse(&c->req, argv[optind], argc - optind - 1, argv + optind + 1, flags,
 			       err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "kwnode dht: %s\n", err);

@@ -109,9 +109,10 @@ static int set_cid(struct kw_dht_req *r, const char *s, char *err, size_t cap)
 	return 0;
 }
 
-int kw_dht_req_parse(struct kw_dht_req *r, const char *verb, int argc, char **argv, bool hex,
+int kw_dht_req_parse(struct kw_dht_req *r, const char *verb, int argc, char **argv, unsigned flags,
 		     char *err, size_t cap)
 {
+	bool hex = flags & KW_DHT_KEY_HEX;
 	size_t i;
 	int ret;
 
@@ -128,7 +129,17 @@ int kw_dht_req_parse(struct kw_dht_req *r, const char *verb, int argc, char **ar
 		ret = want_args(verb, argc, 2, "KEY VALUE", err, cap);
 		if (ret == 0)
 			ret = set_key(r, argv[0], hex, err, cap);
-		if (ret == 0) {
+		if (ret == 0 && (flags & KW_DHT_VALUE_HEX)) {
+			long n = unhex(argv[1], strlen(argv[1]), r->val, sizeof(r->val));
+
+			if (n < 0)
+				return n == -KW_ELIMIT ?
+				       kw_errf(-KW_EINVAL, err, cap, "VALUE is longer than %zu bytes",
+					       sizeof(r->val)) :
+				       kw_errf(-KW_EINVAL, err, cap, "VALUE '%.64s' is not hex bytes",
+					       argv[1]);
+			r->vlen = (uint16_t)n;
+		} else if (ret == 0) {
 			size_t n = strlen(argv[1]);
 
 			if (n > sizeof(r->val))

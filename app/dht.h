@@ -40,11 +40,14 @@ struct kw_dht_req {
 #define KW_DHT_REPLY_MAX (2 * KW_KAD_VALUE_MAX + 64 + KW_KAD_MAX_PEERS * 80 + \
 			  KW_KAD_MAX_ADDRS * (KW_MADDR_TEXT_MAX + 1))
 
+#define KW_DHT_KEY_HEX   1u   /* kw_dht_req_parse flags: KEY is hex bytes */
+#define KW_DHT_VALUE_HEX 2u   /* put's VALUE is hex bytes (values with NUL or newline) */
+
 /*
- * Parses `verb args...` as typed after `kwnode dht` (hex: KEY is hex bytes).
+ * Parses `verb args...` as typed after `kwnode dht` (flags: KW_DHT_KEY_HEX, KW_DHT_VALUE_HEX).
  * Return: 0; -KW_EINVAL with err saying what is wrong (usage error).
  */
-int kw_dht_req_parse(struct kw_dht_req *r, const char *verb, int argc, char **argv, bool hex,
+int kw_dht_req_parse(struct kw_dht_req *r, const char *verb, int argc, char **argv, unsigned flags,
 		     char *err, size_t errcap);
 /* One request line ("dht VERB HEX [HEX]\n") for the control socket. Return: length, -KW_ENOSPC. */
 long kw_dht_req_encode(const struct kw_dht_req *r, char *out, size_t cap);

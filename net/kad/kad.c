@@ -115,6 +115,8 @@ static void probe_timer_arm(struct kw_kad *k)
 			continue;
 		if (p->failed)
 			next = kw_loop_now(k->loop);
+		else if (p->local && p->retry_ms < next)
+			next = p->retry_ms;
 		else if (p->deadline_ms < next)
 			next = p->deadline_ms;
 	}
@@ -177,6 +179,27 @@ static void probe_done(struct kw_kad *k, unsigned i, bool ok)
 	}
 }
 
+static void probe_send(struct kw_kad *k, unsigned i);
+
+/* A probe our own transport kept refusing until its deadline: no verdict on the peer. A
+ * table member stays (marked alive: we hold nothing against it), a bootstrap peer is tried
+ * again a second later without growing its backoff. */
+static void probe_local_giveup(struct kw_kad *k, unsigned i)
+{
+	struct kad_probe *p = &k->probes[i];
+	uint8_t kind = p->kind;
+
+	p->kind = KAD_PR_FREE;
+	p->gen++;
+	if (kind == KAD_PR_LIVENESS) {
+		(void)kw_kad_rt_alive(&k->rt, &p->id, kw_loop_now(k->loop));
+	} else if (kind == KAD_PR_BOOT && k->boot[p->boot].state != KAD_B_FREE) {
+		k->boot[p->boot].state = KAD_B_WAIT;
+		k->boot[p->boot].next_ms = kw_loop_now(k->loop) + KAD_BOOT_BACKOFF_MIN_MS;
+		boot_timer_arm(k);
+	}
+}
+
 static void on_probe_timer(struct kw_loop *l, struct kw_timer *t)
 {
 	struct kw_kad *k = t->arg;
@@ -184,6 +207,14 @@ static void on_probe_timer(struct kw_loop *l, struct kw_timer *t)
 
 	for (unsigned i = 0; i < k->nprobes; i++) {
 		struct kad_probe *p = &k->probes[i];
+
+		if (p->kind != KAD_PR_FREE && p->local) {
+			if (now >= p->deadline_ms)
+				probe_local_giveup(k, i);
+			else if (now >= p->retry_ms)
+				probe_send(k, i);
+			continue;
+		}
 
 		if (p->kind == KAD_PR_FREE || (!p->failed && p->deadline_ms > now))
 			continue;
@@ -204,7 +235,6 @@ static int probe_start(struct kw_kad *k, enum kad_probe_kind kind, const struct 
 {
 	struct kad_probe *p = NULL;
 	unsigned i;
-	int rc;
 
 	for (i = 0; i < k->nprobes; i++)
 		if (k->probes[i].kind == KAD_PR_FREE) {
@@ -214,20 +244,40 @@ static int probe_start(struct kw_kad *k, enum kad_probe_kind kind, const struct 
 	if (!p)
 		return -KW_ELIMIT;
 	p->kind = (uint8_t)kind;
-	p->failed = false;
 	p->id = *id;
 	p->boot = (uint16_t)boot;
+	p->naddrs = (uint8_t)(naddrs > KW_KAD_RT_ADDRS ? KW_KAD_RT_ADDRS : naddrs);
+	if (p->naddrs)
+		memcpy(p->addrs, addrs, p->naddrs * sizeof(p->addrs[0]));
 	p->deadline_ms = kw_loop_now(k->loop) + k->cfg.query_timeout_ms;
+	probe_send(k, i);
+	probe_timer_arm(k);
+	return 0;
+}
+
+/* Sends (or sends again after a local refusal) probe i's FIND_NODE. */
+static void probe_send(struct kw_kad *k, unsigned i)
+{
+	struct kad_probe *p = &k->probes[i];
+	int rc;
+
+	p->failed = false;
+	p->local = false;
 	kw_kad_msg_init(k->msg, KW_KAD_FIND_NODE);
 	(void)kw_kad_msg_set_key(k->msg, k->self.bytes, k->self.len);
+	rc = k->tr.request(k->tr.t, &p->id, p->addrs, p->naddrs, k->msg,
+			   KAD_TOK(KAD_TOK_PROBE, i, 0, p->gen));
+	if (rc < 0 && kw_kad_err_local(rc)) {
+		k->stats.local_refusals++;
+		p->local = true;
+		p->retry_ms = kw_loop_now(k->loop) + KAD_LOCAL_RETRY_MS;
+		return;
+	}
 	k->stats.requests_out++;
-	rc = k->tr.request(k->tr.t, id, addrs, naddrs, k->msg, KAD_TOK(KAD_TOK_PROBE, i, 0, p->gen));
 	if (rc < 0) {
 		k->stats.replies_failed++;
 		p->failed = true;
 	}
-	probe_timer_arm(k);
-	return 0;
 }
 
 static void on_rt_ping(void *ctx, struct kw_kad_rt *rt, const struct kw_peer_id *id)
@@ -252,8 +302,17 @@ static void probe_on_reply(struct kw_kad *k, uint32_t token, int err)
 		return;
 	}
 	p = &k->probes[i];
-	if (p->kind == KAD_PR_FREE || p->failed || (p->gen & 0xfffu) != KAD_TOK_GEN(token)) {
+	if (p->kind == KAD_PR_FREE || p->failed || p->local ||
+	    (p->gen & 0xfffu) != KAD_TOK_GEN(token)) {
 		k->stats.late_replies++;
+		return;
+	}
+	if (err < 0 && kw_kad_err_local(err)) {
+		k->stats.requests_out--;
+		k->stats.local_refusals++;
+		p->local = true;
+		p->retry_ms = kw_loop_now(k->loop) + KAD_LOCAL_RETRY_MS;
+		probe_timer_arm(k);
 		return;
 	}
 	if (err == 0)

@@ -38,7 +38,19 @@ enum kad_cand_state {
 	KAD_C_UNREACHABLE,  /* failed or timed out */
 };
 
-enum kad_fan_state { KAD_F_NONE = 0, KAD_F_WAITING, KAD_F_OK, KAD_F_FAILED };
+/* KAD_F_PENDING: to send (again): the first send or a retry after a local refusal */
+enum kad_fan_state { KAD_F_NONE = 0, KAD_F_WAITING, KAD_F_OK, KAD_F_FAILED, KAD_F_PENDING };
+
+/*
+ * After our own transport refused a request (kw_kad_err_local: no stream state, buffer,
+ * stream slot or connection slot free) a lookup asks that candidate again after 25, 50, 100
+ * ms and then skips it for this lookup (the table keeps it): a short shortage is waited out,
+ * a lasting one (all outbound connection slots taken, so an unconnected peer cannot be
+ * dialed) does not stall the lookup. The other candidates are asked meanwhile. Fan-out and
+ * probes resend every KAD_LOCAL_RETRY_MS within one query timeout.
+ */
+#define KAD_LOCAL_RETRY_MS 25u
+#define KAD_LOCAL_TRIES    4u
 
 struct kad_cand {
 	struct kw_peer_id id;
@@ -47,10 +59,11 @@ struct kad_cand {
 	uint8_t fan;        /* enum kad_fan_state: put/provide after the lookup */
 	uint8_t hop;        /* 1 for peers from our table, n+1 for peers a hop-n peer named */
 	uint8_t naddrs;
+	uint8_t refusals;   /* local refusals of our requests to it in this lookup */
 	bool has_val;       /* get: answered with a valid record, whose digest is vh */
 	uint8_t vh[8];
 	struct kw_kad_rt_addr addrs[KW_KAD_RT_ADDRS];
-	uint64_t sent_ms;
+	uint64_t sent_ms;   /* WAITING: when sent; HEARD after a local refusal: not before */
 };
 
 enum kad_phase {
@@ -76,6 +89,8 @@ struct kad_lookup {
 	void *user;
 	struct kw_timer timer;  /* request timeouts and the deadline; 0 ms to complete */
 	uint64_t deadline_ms;
+	uint64_t retry_ms;      /* local refusal: send nothing before this (0 = no pause) */
+	uint64_t fan_deadline_ms; /* fan-out: give up sends still refused locally */
 	struct kad_cand *cand;  /* cap entries, from the arena */
 	uint8_t *order;         /* candidate indices, closest to target first */
 	unsigned messages, rounds, acks, nvals, nprov;
@@ -92,6 +107,10 @@ enum kad_probe_kind { KAD_PR_FREE = 0, KAD_PR_LIVENESS, KAD_PR_BOOT };
 struct kad_probe {
 	uint8_t kind;           /* enum kad_probe_kind */
 	bool failed;            /* failed at once: handled on the next probe timer pass */
+	bool local;             /* refused by our transport: resend at retry_ms */
+	struct kw_kad_rt_addr addrs[KW_KAD_RT_ADDRS]; /* for the resend */
+	uint8_t naddrs;
+	uint64_t retry_ms;
 	uint16_t gen;
 	uint16_t boot;          /* KAD_PR_BOOT: index in k->boot */
 	struct kw_peer_id id;

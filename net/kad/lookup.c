@@ -204,7 +204,24 @@ static void build_query(struct kad_lookup *lk, struct kw_kad_msg *m)
 
 static void arm(struct kad_lookup *lk);
 
-static void send_query(struct kad_lookup *lk, unsigned idx)
+/* Our transport refused a request for want of its own resources: the table is left alone;
+ * the candidate goes back to "not asked" until its next try, or after KAD_LOCAL_TRIES is
+ * skipped by this lookup (UNREACHABLE here only). */
+static void local_refusal(struct kad_lookup *lk, struct kad_cand *c)
+{
+	struct kw_kad *k = lk->k;
+
+	k->stats.local_refusals++;
+	if (++c->refusals >= KAD_LOCAL_TRIES) {
+		c->state = KAD_C_UNREACHABLE;
+		return;
+	}
+	c->state = KAD_C_HEARD;
+	c->sent_ms = kw_loop_now(k->loop) + (KAD_LOCAL_RETRY_MS << (c->refusals - 1u));
+}
+
+/* Return: 0 sent; <0 refused (a local refusal leaves the candidate to ask again). */
+static int send_query(struct kad_lookup *lk, unsigned idx)
 {
 	struct kw_kad *k = lk->k;
 	struct kad_cand *c = &lk->cand[idx];
@@ -219,11 +236,18 @@ static void send_query(struct kad_lookup *lk, unsigned idx)
 	rc = k->tr.request(k->tr.t, &c->id, c->addrs, c->naddrs, k->msg,
 			   KAD_TOK(KAD_TOK_LOOKUP, slot_index(lk), idx, lk->gen));
 	if (rc < 0) {
-		c->state = KAD_C_UNREACHABLE;
 		lk->inflight--;
+		if (kw_kad_err_local(rc)) {
+			lk->messages--;
+			k->stats.requests_out--;
+			local_refusal(lk, c);
+			return rc;
+		}
+		c->state = KAD_C_UNREACHABLE;
 		k->stats.replies_failed++;
 		kad_peer_failed(k, &c->id);
 	}
+	return rc;
 }
 
 /* ---- completion ---------------------------------------------------------------------------- */
@@ -351,15 +375,14 @@ static bool lookup_done(const struct kad_lookup *lk)
 	return true;
 }
 
-static void fanout(struct kad_lookup *lk)
+/* The PUT_VALUE / ADD_PROVIDER message into k->msg (shared scratch: built before each send). */
+static void fanout_msg(struct kad_lookup *lk)
 {
 	struct kw_kad *k = lk->k;
-	unsigned sent = 0;
 	char tr[KW_KAD_TIME_MAX];
 	struct kw_multiaddr ma[4];
 	size_t nma = 0;
 
-	lk->phase = KAD_P_FANOUT;
 	kw_kad_msg_init(k->msg, lk->op == KAD_OP_PROVIDE ? KW_KAD_ADD_PROVIDER : KW_KAD_PUT_VALUE);
 	(void)kw_kad_msg_set_key(k->msg, lk->key, lk->klen);
 	if (lk->op != KAD_OP_PROVIDE) {
@@ -374,10 +397,61 @@ static void fanout(struct kad_lookup *lk)
 			for (size_t i = 0; i < nma; i++)
 				(void)kw_kad_peer_add_maddr(p, &ma[i]);
 	}
-	for (unsigned o = 0; o < lk->ncand && sent < k->cfg.k; o++) {
+}
+
+/* Sends the fan-out message to every candidate marked KAD_F_PENDING, unless paused after a
+ * local refusal; past fan_deadline_ms a send still refused locally counts as not stored. */
+static void fan_send(struct kad_lookup *lk)
+{
+	struct kw_kad *k = lk->k;
+	uint64_t now = kw_loop_now(k->loop);
+	bool built = false;
+
+	for (unsigned o = 0; o < lk->ncand; o++) {
 		unsigned idx = lk->order[o];
 		struct kad_cand *c = &lk->cand[idx];
 		int rc;
+
+		if (c->fan != KAD_F_PENDING)
+			continue;
+		if (now >= lk->fan_deadline_ms) {
+			c->fan = KAD_F_FAILED;
+			continue;
+		}
+		if (now < lk->retry_ms)
+			continue;
+		if (!built) {
+			fanout_msg(lk);
+			built = true;
+		}
+		c->fan = KAD_F_WAITING;
+		c->sent_ms = now;
+		rc = k->tr.request(k->tr.t, &c->id, c->addrs, c->naddrs, k->msg,
+				   KAD_TOK(KAD_TOK_LOOKUP, slot_index(lk), idx, lk->gen));
+		if (rc == 0) {
+			lk->messages++;
+			k->stats.requests_out++;
+		} else if (kw_kad_err_local(rc)) {
+			c->fan = KAD_F_PENDING;
+			k->stats.local_refusals++;
+			lk->retry_ms = now + KAD_LOCAL_RETRY_MS;
+		} else {
+			c->fan = KAD_F_FAILED;
+			k->stats.requests_out++;
+			k->stats.replies_failed++;
+		}
+	}
+}
+
+static void fanout(struct kad_lookup *lk)
+{
+	struct kw_kad *k = lk->k;
+	unsigned sent = 0;
+
+	lk->phase = KAD_P_FANOUT;
+	lk->fan_deadline_ms = kw_loop_now(k->loop) + k->cfg.query_timeout_ms;
+	for (unsigned o = 0; o < lk->ncand && sent < k->cfg.k; o++) {
+		struct kad_cand *c = &lk->cand[lk->order[o]];
 
 		if (c->state != KAD_C_QUERIED)
 			continue;
@@ -386,23 +460,23 @@ static void fanout(struct kad_lookup *lk)
 		 * "correction" puts after GetValue) */
 		if (lk->op == KAD_OP_GET && c->has_val && memcmp(c->vh, lk->best_vh, 8) == 0)
 			continue;
-		c->fan = KAD_F_WAITING;
-		c->sent_ms = kw_loop_now(k->loop);
-		lk->messages++;
-		k->stats.requests_out++;
-		rc = k->tr.request(k->tr.t, &c->id, c->addrs, c->naddrs, k->msg,
-				   KAD_TOK(KAD_TOK_LOOKUP, slot_index(lk), idx, lk->gen));
-		if (rc < 0) {
-			c->fan = KAD_F_FAILED;
-			k->stats.replies_failed++;
-		}
+		c->fan = KAD_F_PENDING;
 	}
+	fan_send(lk);
 }
 
 static bool fanout_waiting(const struct kad_lookup *lk)
 {
 	for (unsigned i = 0; i < lk->ncand; i++)
-		if (lk->cand[i].fan == KAD_F_WAITING)
+		if (lk->cand[i].fan == KAD_F_WAITING || lk->cand[i].fan == KAD_F_PENDING)
+			return true;
+	return false;
+}
+
+static bool any_answered(const struct kad_lookup *lk)
+{
+	for (unsigned i = 0; i < lk->ncand; i++)
+		if (lk->cand[i].state == KAD_C_QUERIED)
 			return true;
 	return false;
 }
@@ -412,6 +486,10 @@ static void terminate(struct kad_lookup *lk)
 	switch (lk->op) {
 	case KAD_OP_PUT:
 	case KAD_OP_PROVIDE:
+		if (!any_answered(lk)) {
+			finish(lk, -KW_ENOTCONN);    /* no peer to store on */
+			return;
+		}
 		fanout(lk);
 		if (!fanout_waiting(lk))
 			finish(lk, 0);
@@ -433,7 +511,7 @@ static void terminate(struct kad_lookup *lk)
 			arm(lk);
 		return;
 	default:
-		finish(lk, 0);
+		finish(lk, any_answered(lk) ? 0 : -KW_ENOTCONN);
 		return;
 	}
 }
@@ -442,17 +520,22 @@ static void step(struct kad_lookup *lk)
 {
 	if (lk->phase != KAD_P_LOOKUP)
 		return;
+	/* each pass sends, or moves a candidate's next try into the future, or ends it */
 	while (!lookup_done(lk) && lk->inflight < lk->k->cfg.alpha) {
+		uint64_t now = kw_loop_now(lk->k->loop);
 		int next = -1;
 
-		for (unsigned o = 0; o < lk->ncand; o++)
-			if (lk->cand[lk->order[o]].state == KAD_C_HEARD) {
+		for (unsigned o = 0; o < lk->ncand; o++) {
+			const struct kad_cand *c = &lk->cand[lk->order[o]];
+
+			if (c->state == KAD_C_HEARD && (!c->refusals || c->sent_ms <= now)) {
 				next = lk->order[o];
 				break;
 			}
+		}
 		if (next < 0)
 			break;
-		send_query(lk, (unsigned)next);
+		(void)send_query(lk, (unsigned)next);
 	}
 	if (lookup_done(lk))
 		terminate(lk);
@@ -468,6 +551,30 @@ static void arm(struct kad_lookup *lk)
 
 	if (lk->phase == KAD_P_FREE || lk->phase >= KAD_P_DONE)
 		return;
+	/* a locally refused candidate's next try; with alpha requests in flight a reply steps
+	 * the lookup instead (a timer in the past would fire again and again) */
+	for (unsigned i = 0; lk->phase == KAD_P_LOOKUP && lk->inflight < k->cfg.alpha &&
+			     i < lk->ncand; i++) {
+		const struct kad_cand *c = &lk->cand[i];
+
+		if (c->state == KAD_C_HEARD && c->refusals && c->sent_ms > kw_loop_now(k->loop) &&
+		    c->sent_ms < next)
+			next = c->sent_ms;
+	}
+	if (lk->phase == KAD_P_FANOUT) {
+		for (unsigned i = 0; i < lk->ncand; i++)
+			if (lk->cand[i].fan == KAD_F_PENDING) {
+				uint64_t t = lk->retry_ms > lk->fan_deadline_ms ? lk->fan_deadline_ms :
+						  lk->retry_ms;
+
+				if (t <= kw_loop_now(k->loop))
+					t = kw_loop_now(k->loop) + 1;   /* never a timer in the past */
+
+				if (t < next)
+					next = t;
+				break;
+			}
+	}
 	for (unsigned i = 0; i < lk->ncand; i++) {
 		const struct kad_cand *c = &lk->cand[i];
 
@@ -509,6 +616,7 @@ static void on_slot_timer(struct kw_loop *l, struct kw_timer *t)
 		return;
 	}
 	if (lk->phase == KAD_P_FANOUT) {
+		fan_send(lk);
 		if (!fanout_waiting(lk))
 			finish(lk, 0);
 		else
@@ -585,6 +693,15 @@ static void lookup_reply(struct kad_lookup *lk, struct kad_cand *c, int err,
 	unsigned hop = c->hop;   /* c may make room for a closer peer named below: copy first */
 
 	lk->inflight--;
+	if (err < 0 && kw_kad_err_local(err)) {
+		/* refused by our own transport after request() returned: ask again later */
+		k->stats.requests_out--;
+		lk->messages--;
+		local_refusal(lk, c);
+		if (lk->phase == KAD_P_LOOKUP)
+			step(lk);
+		return;
+	}
 	if (err < 0 || !m) {
 		c->state = KAD_C_UNREACHABLE;
 		k->stats.replies_failed++;
@@ -655,6 +772,17 @@ static void fan_reply(struct kad_lookup *lk, struct kad_cand *c, int err, const 
 	struct kw_kad *k = lk->k;
 	bool ok = err == 0;
 
+	if (err < 0 && kw_kad_err_local(err)) {
+		c->fan = KAD_F_PENDING;       /* refused by our transport: send again later */
+		k->stats.local_refusals++;
+		k->stats.requests_out--;
+		lk->messages--;
+		lk->retry_ms = kw_loop_now(k->loop) + KAD_LOCAL_RETRY_MS;
+		arm(lk);
+		return;
+	}
+	lk->retry_ms = 0;
+
 	/* a PUT counts only if the reply echoes our value (what js checks) */
 	if (ok && lk->op != KAD_OP_PROVIDE)
 		ok = m && m->has_record && m->rec_value_len == lk->vlen &&
@@ -666,8 +794,11 @@ static void fan_reply(struct kad_lookup *lk, struct kad_cand *c, int err, const 
 		k->stats.replies_failed++;
 	if (ok)
 		lk->acks++;
+	fan_send(lk);
 	if (!fanout_waiting(lk))
 		finish(lk, 0);
+	else
+		arm(lk);
 }
 
 void kad_lookup_on_reply(struct kw_kad *k, uint32_t token, int err, const struct kw_kad_msg *resp)
@@ -730,6 +861,7 @@ static struct kad_lookup *slot_start(struct kw_kad *k, enum kad_op op, const uin
 	lk->user = user;
 	kw_timer_init(&lk->timer, on_slot_timer, lk);
 	lk->deadline_ms = kw_loop_now(k->loop) + k->cfg.lookup_timeout_ms;
+	lk->retry_ms = lk->fan_deadline_ms = 0;
 	lk->messages = lk->rounds = lk->acks = lk->nvals = lk->nprov = 0;
 	lk->err = 0;
 	lk->vlen = 0;

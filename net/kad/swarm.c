@@ -28,6 +28,10 @@
  * buffer. A stream that needs one while all are lent waits (its bytes stay in yamux) and is
  * resumed from a loop task when one comes back. With no state free an inbound stream is
  * reset and a request fails at once (-KW_ELIMIT), as does a PUT_VALUE with no buffer free.
+ * Those, and the swarm's own stream/connection limits when opening (-KW_ELIMIT, -KW_ENOBUFS,
+ * -KW_ESHUTDOWN), are local refusals in the sense of kw_kad_err_local (kw/net/kad.h): the
+ * core keeps the peer and asks again later. They are returned from request() when known at
+ * once; a stream open that fails later reports its code through kw_kad_on_reply unchanged.
  *
  * Admission: a peer enters the routing table only when identify shows that it lists
  * /ipfs/kad/1.0.0 (so client-mode peers, which do not, never do), with the listen addresses it

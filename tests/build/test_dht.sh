@@ -55,6 +55,11 @@ out=$($K dht -d $tmp/n2 get /kwaai/test/nothing-here 2>$tmp/e); rc=$?
 out=$($K dht -d $tmp/n4 --hex put 2f6b776161692f686578 "bin" 2>&1); rc=$?
 out2=$($K dht -d $tmp/n2 get /kwaai/hex 2>&1); rc2=$?
 [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ "$out2" = bin ] && ok "--hex KEY is raw bytes (/kwaai/hex)" || ko "--hex: rc=$rc/$rc2 out=$out / $out2"
+out=$($K dht -d $tmp/n4 --value-hex put /kwaai/test/bytes 00610a 2>&1); rc=$?
+out2=$($K dht -d $tmp/n2 get /kwaai/test/bytes 2>&1 | od -An -tx1 | tr -d ' \n'); rc2=$?
+[ $rc -eq 0 ] && [ "$out2" = 00610a ] && ok "--value-hex VALUE keeps NUL and a trailing newline (00 61 0a)" || ko "--value-hex: rc=$rc out=$out got=$out2"
+out=$($K dht -d $tmp/n4 --value-hex put /kwaai/test/bytes 0g 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q "not hex bytes" && ok "--value-hex with a bad VALUE: usage error naming it" || ko "--value-hex bad: rc=$rc out=$out"
 
 CID=QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG
 out=$($K dht -d $tmp/n2 provide $CID 2>$tmp/e); rc=$?

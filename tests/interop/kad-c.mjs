@@ -107,22 +107,15 @@ export async function cChecks ({ kwnode, js, tmp, check, rand }) {
   r = await dht(js[0], '--hex', 'get', pk2.toString('hex'))
   check(r.code === 0 && Buffer.compare(r.outBuf, pub2) === 0, "C gets js2's /pk/ record (the C validator hashes it to the key) and its bytes are js2's PublicKey", show(r))
 
-  // kwnode dht put takes VALUE as an argv string (only KEY has --hex), so the PublicKey bytes
-  // go through the shell's printf; an identity whose key bytes hold no 0x00 (C strings) and
-  // no trailing 0x0a ($(...) strips it) is picked.
-  let pkDir, pkId, pub
-  for (let i = 0; i < 40 && !pkDir; i++) {
-    const d = dir(`c-pk${i}`)
-    const k = await run(kwnode, ['keygen', '-d', d], 20000)
-    const id = peerIdFromString(k.out.trim().split('\n').pop())
-    const b = Buffer.from(publicKeyToProtobuf(id.publicKey))
-    if (!b.includes(0) && b[b.length - 1] !== 0x0a) { pkDir = d; pkId = id; pub = b }
-  }
+  // the PublicKey bytes (which may hold 0x00 or end in 0x0a) go in as hex (--value-hex)
+  const pkDir = dir('c-pk')
+  const k = await run(kwnode, ['keygen', '-d', pkDir], 20000)
+  const pkId = peerIdFromString(k.out.trim().split('\n').pop())
+  const pub = Buffer.from(publicKeyToProtobuf(pkId.publicKey))
   const pkKey = Buffer.concat([Buffer.from('/pk/'), Buffer.from(pkId.toMultihash().bytes)])
-  const oct = [...pub].map((x) => '\\' + x.toString(8).padStart(3, '0')).join('')
-  r = await run('/bin/sh', ['-c', 'exec "$0" dht -d "$1" -c "$2" -b "$3" --hex put "$4" "$(printf "$5")"',
-    kwnode, pkDir, conf, js[1].addr, pkKey.toString('hex'), oct], 60000)
-  check(r.code === 0 && /stored on [1-9]/.test(r.out), `C puts /pk/<its own multihash> = its PublicKey (--hex key): ${r.out.trim()}`, show(r))
+  r = await run(kwnode, ['dht', '-d', pkDir, '-c', conf, '-b', js[1].addr, '--hex', '--value-hex',
+    'put', pkKey.toString('hex'), pub.toString('hex')], 60000)
+  check(r.code === 0 && /stored on [1-9]/.test(r.out), `C puts /pk/<its own multihash> = its PublicKey (--hex key, --value-hex): ${r.out.trim()}`, show(r))
   r = await js[3].req('get', { keyHex: pkKey.toString('hex') })
   let same = false
   try { same = r.ok && peerIdFromPublicKey(publicKeyFromProtobuf(Buffer.from(r.valueHex, 'hex'))).equals(pkId) } catch {}

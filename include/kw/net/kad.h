@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include <kw/arena.h>
+#include <kw/err.h>
 #include <kw/loop.h>
 #include <kw/net/kad_msg.h>
 #include <kw/net/kad_rt.h>
@@ -41,6 +42,15 @@ struct kw_kad;
  * cfg.query_timeout_ms and ignores a later reply to it (the reply must still come, once).
  * Return: 0, or a negative code (then no reply comes).
  *
+ * Local refusals: a request the transport could not even start or carry because of OUR OWN
+ * limits is not the peer's fault. The transport reports such a refusal with one of the codes
+ * kw_kad_err_local() accepts (-KW_ENOBUFS, -KW_ELIMIT, -KW_ENOMEM, -KW_ESHUTDOWN,
+ * -KW_ECANCELED), from request() when it knows at once and otherwise through
+ * kw_kad_on_reply; the core then leaves the routing table alone, counts it
+ * (stats.local_refusals) and asks again a little later (doc/net-kad.md "Local refusals").
+ * Every other code (dial refused, stream reset by the peer, timeout, bad answer) means the
+ * peer failed, and the peer is dropped from the table as go-libp2p-kad-dht does.
+ *
  * self_addrs (optional, NULL = none) writes up to cap of our own listen addresses, as other
  * peers should dial them, and returns how many: provider records (ADD_PROVIDER) carry them
  * and FIND_NODE for our own id answers with them. kw_kad_provide fails with -KW_ENOTCONN
@@ -52,6 +62,13 @@ struct kw_kad_transport {
 	void *t;
 	size_t (*self_addrs)(void *t, struct kw_multiaddr *out, size_t cap);
 };
+
+/* True for the codes that mean "not sent: our own shortage", see struct kw_kad_transport. */
+static inline bool kw_kad_err_local(int err)
+{
+	return err == -KW_ENOBUFS || err == -KW_ELIMIT || err == -KW_ENOMEM ||
+	       err == -KW_ESHUTDOWN || err == -KW_ECANCELED;
+}
 
 #define KW_KAD_BOOTSTRAP_MAX 16  /* bootstrap peers one node keeps retrying */
 #define KW_KAD_NO_REPLY      1   /* kw_kad_handle_request: served, send nothing back */
@@ -146,6 +163,8 @@ int kw_kad_bootstrap_add(struct kw_kad *k, const struct kw_multiaddr *ma);
  *  provide: stored = peers the ADD_PROVIDER was written to; -KW_ENOTCONN at once without
  *   our own addresses (transport.self_addrs);
  *  find_providers: peers = providers (list KW_KAD_PROVIDER), ours and the network's.
+ * get_closest, put_value and provide fail with -KW_ENOTCONN when no peer answered the
+ * lookup (empty table, or every peer failed): nothing was found or stored.
  * A lookup past cfg.lookup_timeout_ms reports -KW_ETIMEDOUT with what it found.
  */
 int kw_kad_find_peer(struct kw_kad *k, const struct kw_peer_id *id, kw_kad_done_fn cb, void *user);
@@ -170,6 +189,8 @@ struct kw_kad_stats {
 	uint64_t late_replies;         /* replies to requests the core no longer waited for */
 	uint64_t bootstrap_attempts, bootstrap_ok;
 	uint64_t refresh_lookups, republished;
+	uint64_t local_refusals;       /* requests our transport refused (kw_kad_err_local):
+	                                * retried later, the peer kept */
 };
 void kw_kad_get_stats(const struct kw_kad *k, struct kw_kad_stats *out);
 struct kw_kad_rt *kw_kad_table(struct kw_kad *k);

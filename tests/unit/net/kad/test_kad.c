@@ -34,6 +34,12 @@ struct tnode {
 	bool silent, down, client;
 	unsigned queried;           /* requests it received */
 	unsigned inflight, inflight_high;  /* requests it sent and awaits */
+	/* its transport refuses what it sends, as net/kad/swarm.c does when its own stream
+	 * states or buffers are exhausted: at once from request() before refuse_until_ms,
+	 * through kw_kad_on_reply (stream open failed later) before refuse_async_until_ms */
+	uint64_t refuse_until_ms, refuse_async_until_ms;
+	bool refuse_puts_only;      /* refuse only PUT_VALUE (a put's fan-out) */
+	unsigned refused;
 };
 
 struct env {
@@ -43,6 +49,7 @@ struct env {
 	unsigned from, to;
 	uint32_t token;
 	bool late;                  /* a silent peer's late error */
+	bool refuse;                /* our own transport refuses it (-KW_ENOBUFS) */
 	size_t len;
 	uint8_t buf[2048];
 };
@@ -106,6 +113,11 @@ static void deliver(struct kw_loop *l, struct kw_timer *t)
 	src->inflight--;
 	if (c.watched && !c.late)
 		watch_inflight--;
+	if (c.refuse) {
+		if (src->k)
+			kw_kad_on_reply(src->k, c.token, -KW_ENOBUFS, NULL);
+		return;
+	}
 	if (c.late || c.to == UINT32_MAX || nodes[c.to].down || !nodes[c.to].k) {
 		if (src->k)
 			kw_kad_on_reply(src->k, c.token, c.late ? -KW_ETIMEDOUT : -KW_ECONNREFUSED,
@@ -120,6 +132,7 @@ static void deliver(struct kw_loop *l, struct kw_timer *t)
 		*late = c;
 		late->used = true;
 		late->late = true;
+		late->refuse = false;
 		late->watched = false;
 		if (c.watched)
 			watch_inflight--;
@@ -148,12 +161,20 @@ static int t_request(void *t, const struct kw_peer_id *to, const struct kw_kad_r
 		     size_t naddrs, const struct kw_kad_msg *req, uint32_t token)
 {
 	struct tnode *src = t;
-	struct env *e = env_get();
+	struct env *e;
 	int d = find_node(to);
 	long n;
 
 	(void)addrs;
 	(void)naddrs;
+	if (kw_loop_now(&loop) < src->refuse_until_ms &&
+	    (!src->refuse_puts_only || req->type == KW_KAD_PUT_VALUE)) {
+		src->refused++;
+		return -KW_ENOBUFS;
+	}
+	e = env_get();
+	e->refuse = kw_loop_now(&loop) < src->refuse_async_until_ms;
+	src->refused += e->refuse;
 	e->from = (unsigned)(src - nodes);
 	e->to = d < 0 ? UINT32_MAX : (unsigned)d;
 	e->token = token;
@@ -1115,7 +1136,7 @@ static void test_kad_completion_is_never_synchronous(void **state)
 	assert_false(r.done);
 	run_for(1);
 	assert_true(r.done);
-	assert_int_equal(r.err, 0);
+	assert_int_equal(r.err, -KW_ENOTCONN);   /* nobody answered */
 	assert_int_equal(r.n_peers, 0);
 	assert_int_equal(r.messages, 0);
 }
@@ -1205,7 +1226,7 @@ static void test_kad_destroy_inside_a_callback_calls_each_callback_once(void **s
 					    &destroy_res[1]), 0);
 	run_for(10);
 	assert_int_equal(destroy_res[0].calls, 1);
-	assert_int_equal(destroy_res[0].err, 0);
+	assert_int_equal(destroy_res[0].err, -KW_ENOTCONN);   /* empty table */
 	assert_int_equal(destroy_res[1].calls, 1);
 	assert_int_equal(destroy_res[1].err, -KW_ECANCELED);
 	/* a destroyed node starts nothing and serves nothing */
@@ -1317,10 +1338,168 @@ static void test_kad_node_alone_keeps_working(void **state)
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(kw_kad_get_closest(a->k, a->id.bytes, a->id.len, on_done, &r), 0);
 	run_until(&r.done, 1000);
-	assert_int_equal(r.err, 0);
+	assert_int_equal(r.err, -KW_ENOTCONN);
 	kw_kad_msg_init(&rq, KW_KAD_FIND_NODE);
 	assert_int_equal(kw_kad_msg_set_key(&rq, a->id.bytes, a->id.len), 0);
 	assert_int_equal(kw_kad_handle_request(a->k, &b->id, &rq, &rs), 0);
+}
+
+/* A lookup whose requests our own transport refuses (no stream state or buffer free) keeps
+ * the refused peers in the table, pauses, and succeeds once capacity returns. */
+static void test_kad_local_refusals_keep_the_table_and_the_lookup_succeeds(void **state)
+{
+	struct tnode *a, *p[4];
+	struct res r;
+	struct kw_kad_stats st;
+
+	(void)state;
+	a = add_node();
+	for (unsigned i = 0; i < 4; i++) {
+		p[i] = add_node();
+		seen(a, p[i]);
+	}
+	a->refuse_until_ms = kw_loop_now(&loop) + 100;   /* shorter than the 4 tries (175 ms) */
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_get_closest(a->k, a->id.bytes, a->id.len, on_done, &r), 0);
+	run_until(&r.done, 10000);
+	assert_true(r.done);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.n_peers, 4);
+	for (unsigned i = 0; i < 4; i++)
+		assert_non_null(kw_kad_rt_find(kw_kad_table(a->k), &p[i]->id));
+	kw_kad_get_stats(a->k, &st);
+	assert_true(a->refused > 0);
+	assert_int_equal(st.local_refusals, a->refused);
+	assert_int_equal(st.replies_failed, 0);
+	/* paused between tries (25, 50, 100 ms), not one retry per loop pass */
+	assert_true(a->refused <= 4u * 3u);
+}
+
+/* The same when the refusal arrives later, through kw_kad_on_reply (a stream open that
+ * failed for want of our own buffers). */
+static void test_kad_late_local_refusals_keep_the_table(void **state)
+{
+	struct tnode *a, *p[4];
+	struct res r;
+	struct kw_kad_stats st;
+
+	(void)state;
+	a = add_node();
+	for (unsigned i = 0; i < 4; i++) {
+		p[i] = add_node();
+		seen(a, p[i]);
+	}
+	a->refuse_async_until_ms = kw_loop_now(&loop) + 100;
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_get_closest(a->k, a->id.bytes, a->id.len, on_done, &r), 0);
+	run_until(&r.done, 10000);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.n_peers, 4);
+	for (unsigned i = 0; i < 4; i++)
+		assert_non_null(kw_kad_rt_find(kw_kad_table(a->k), &p[i]->id));
+	kw_kad_get_stats(a->k, &st);
+	assert_true(st.local_refusals > 0);
+	assert_int_equal(st.replies_failed, 0);
+}
+
+/* A peer that really fails (connection refused) still leaves the table, next to peers
+ * that were only refused locally. */
+static void test_kad_peer_failure_still_drops_the_peer(void **state)
+{
+	struct tnode *a, *live, *down;
+	struct res r;
+
+	(void)state;
+	a = add_node();
+	live = add_node();
+	down = add_node();
+	down->down = true;
+	seen(a, live);
+	seen(a, down);
+	a->refuse_until_ms = kw_loop_now(&loop) + 60;
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_get_closest(a->k, a->id.bytes, a->id.len, on_done, &r), 0);
+	run_until(&r.done, 10000);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.n_peers, 1);
+	assert_non_null(kw_kad_rt_find(kw_kad_table(a->k), &live->id));
+	assert_null(kw_kad_rt_find(kw_kad_table(a->k), &down->id));
+}
+
+/* Refused for good (say every outbound connection slot is taken): after four tries the
+ * lookup skips the peer instead of waiting for its deadline, and the table keeps it. */
+static void test_kad_lookup_refused_for_good_skips_the_peer_and_keeps_it(void **state)
+{
+	struct kw_kad_cfg c;
+	struct tnode *a, *p;
+	struct res r;
+	uint64_t t0;
+
+	(void)state;
+	base_cfg(&c);
+	c.lookup_timeout_ms = 3000;
+	a = add_node_cfg(&c);
+	p = add_node();
+	seen(a, p);
+	a->refuse_until_ms = UINT64_MAX;
+	memset(&r, 0, sizeof(r));
+	t0 = kw_loop_now(&loop);
+	assert_int_equal(kw_kad_get_closest(a->k, a->id.bytes, a->id.len, on_done, &r), 0);
+	run_until(&r.done, 60000);
+	assert_true(r.done);
+	assert_int_equal(r.err, -KW_ENOTCONN);          /* nobody answered */
+	assert_true(r.at_ms - t0 >= 175 && r.at_ms - t0 < 200);
+	assert_int_equal(r.messages, 0);
+	assert_int_equal(a->refused, 4);
+	assert_non_null(kw_kad_rt_find(kw_kad_table(a->k), &p->id));
+}
+
+/* put_value with nobody to store on reports it instead of success. */
+static void test_kad_put_value_with_empty_table_is_enotconn(void **state)
+{
+	struct kw_kad_cfg c;
+	struct tnode *w;
+	struct res r;
+
+	(void)state;
+	base_cfg(&c);
+	c.key = test_key();
+	w = add_node_cfg(&c);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_put_value(w->k, rkey, RKLEN, (const uint8_t *)"v1", 2, on_done, &r),
+			 0);
+	run_until(&r.done, 10000);
+	assert_true(r.done);
+	assert_int_equal(r.err, -KW_ENOTCONN);
+	assert_int_equal(r.stored, 0);
+}
+
+/* put_value whose PUT_VALUE sends are refused locally for a while still stores on every
+ * peer: the fan-out retries instead of counting them as not stored. */
+static void test_kad_put_value_fanout_retries_local_refusals(void **state)
+{
+	struct kw_kad_cfg c;
+	struct tnode *w, *p[3];
+	struct res r;
+
+	(void)state;
+	base_cfg(&c);
+	c.key = test_key();
+	w = add_node_cfg(&c);
+	for (unsigned i = 0; i < 3; i++) {
+		p[i] = add_node();
+		seen(w, p[i]);
+	}
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_put_value(w->k, rkey, RKLEN, (const uint8_t *)"v1", 2, on_done, &r),
+			 0);
+	w->refuse_puts_only = true;
+	w->refuse_until_ms = kw_loop_now(&loop) + 100;
+	run_until(&r.done, 10000);
+	assert_true(r.done);
+	assert_true(w->refused > 0);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.stored, 3);
 }
 
 static void test_kad_refresh_looks_up_due_buckets(void **state)
@@ -1437,6 +1616,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kad_full_bucket_probe_replaces_a_dead_member, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_bootstrap_retries_with_doubling_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_node_alone_keeps_working, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_local_refusals_keep_the_table_and_the_lookup_succeeds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_late_local_refusals_keep_the_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_peer_failure_still_drops_the_peer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_lookup_refused_for_good_skips_the_peer_and_keeps_it, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_put_value_with_empty_table_is_enotconn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_put_value_fanout_retries_local_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_refresh_looks_up_due_buckets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_own_records_are_republished_hourly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_store_expiry_runs_on_a_timer, setup, teardown),
