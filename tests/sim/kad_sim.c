@@ -670,6 +670,7 @@ static void sim_store_cfg(const struct sim *s, struct kw_kad_store_cfg *st)
 	if (s->cfg.puts || s->cfg.full_store)
 		return;   /* zero: Kconfig defaults */
 	st->max_records = 8;
+	st->max_record_bytes = 4096;  /* explicit: the Kconfig default may exceed the total below */
 	st->max_total_bytes = 16384;
 	st->max_records_per_peer = 4;
 	st->max_providers = 8;
