@@ -406,6 +406,18 @@ export class DhtPeer {
     return encodePb(pb.StoreResponse, { store_ok: ok, peer: this.info() })
   }
 
+  // rpc_find's value for one key: the main storage's record, or the cache's when it expires later
+  lookup (id) {
+    const e = this.storage.get(id); const c = this.cache.get(id)
+    return c && (!e || c.exp > e.exp) ? c : e
+  }
+
+  result (e) {  // FindResult fields of a record (or of none)
+    if (!e) return { type: NOT_FOUND }
+    if (e.value instanceof SubDict) return { type: FOUND_DICTIONARY, value: e.value.pack(this.clock()), expiration_time: e.exp }
+    return { type: FOUND_REGULAR, value: e.value, expiration_time: e.exp }
+  }
+
   async rpcFind (bytes, connection) {
     this.stats.finds++
     const req = decodePb(pb.FindRequest, bytes)
@@ -413,17 +425,13 @@ export class DhtPeer {
     if (req.peer) this.meet(req.peer, connection)
     const exclude = req.peer?.node_id ?? Buffer.alloc(0)
     const results = req.keys.map((id) => {
-      let e = this.storage.get(id)
-      const c = this.cache.get(id)
-      if (c && (!e || c.exp > e.exp)) e = c
+      const e = this.lookup(id)
       const near = [...this.contacts.values()]
         .filter((x) => !x.id.equals(exclude))
         .sort((a, b) => (xorLess(id, a.id, b.id) ? -1 : xorLess(id, b.id, a.id) ? 1 : 0))
         .slice(0, this.bucketSize)
       const r = { nearest_node_ids: near.map((x) => x.id), nearest_peer_ids: near.map((x) => x.peer.toMultihash().bytes) }
-      if (!e) return { type: NOT_FOUND, ...r }
-      if (e.value instanceof SubDict) return { type: FOUND_DICTIONARY, value: e.value.pack(this.clock()), expiration_time: e.exp, ...r }
-      return { type: FOUND_REGULAR, value: e.value, expiration_time: e.exp, ...r }
+      return { ...this.result(e), ...r }
     })
     return encodePb(pb.FindResponse, { results, peer: this.info() })
   }
