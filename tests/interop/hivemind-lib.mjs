@@ -284,7 +284,11 @@ export async function callUnary (node, target, name, data, timeoutMs = 3000) {
   const stream = await node.dialProtocol(target, name, { signal })
   try {
     const callId = randomBytes(16)
-    stream.send(encodeCall(callId, stream.remotePeer?.toMultihash?.().bytes ?? Buffer.alloc(0), name, data))
+    // CallUnaryRequest.peer = the callee's PeerID bytes (the responder's daemon overwrites it)
+    const p2p = typeof target.toMultihash === 'function' ? null : String(target).match(/\/p2p\/([^/]+)/)
+    const callee = typeof target.toMultihash === 'function' ? target.toMultihash().bytes
+      : p2p ? peerIdFromString(p2p[1]).toMultihash().bytes : Buffer.alloc(0)
+    stream.send(encodeCall(callId, callee, name, data))
     const env = await Promise.race([new Reader(stream).envelope(), new Promise((_, rej) =>
       signal.addEventListener('abort', () => rej(new Error(`${name}: no reply within ${timeoutMs} ms`))))])
     if (!Buffer.from(env.callId).equals(callId)) throw new Error('reply has another callId')
