@@ -40,6 +40,7 @@ function child (cmd, args) {
     for (;;) {
       const i = lines.findIndex(pred)
       if (i >= 0) return lines.splice(i, 1)[0]
+      if (p.exitCode !== null || p.signalCode !== null) throw new Error(`${cmd} exited (${p.exitCode ?? p.signalCode}; stderr: ${err})`)
       if (Date.now() > end) throw new Error(`${cmd}: no expected line within ${ms} ms (stderr: ${err})`)
       await new Promise((resolve) => { wake = resolve; setTimeout(resolve, 100) })
     }
@@ -47,9 +48,10 @@ function child (cmd, args) {
   return {
     proc: p,
     line,
-    async start () {
+    stderr: () => err,
+    async start () {  // generous: Node.js loading libp2p on a busy 2-core machine takes seconds
       const head = {}
-      for (const k of ['peer-id', 'node-id', 'listen']) head[k] = (await line((l) => l.startsWith(k + ' '))).split(' ')[1]
+      for (const k of ['peer-id', 'node-id', 'listen']) head[k] = (await line((l) => l.startsWith(k + ' '), 45000)).split(' ')[1]
       await line((l) => l === 'ready')
       return head
     },
@@ -58,7 +60,13 @@ function child (cmd, args) {
       p.stdin.write(text + '\n')
       return line((l) => l.startsWith(`ok ${c}`) || l.startsWith(`err ${c} `))
     },
-    stop () { p.stdin.end(); return new Promise((resolve) => p.on('exit', resolve)) }
+    stop () {  // EOF on stdin ends both peers; a peer that hangs is killed after 5 s
+      if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p.exitCode)
+      const exited = new Promise((resolve) => p.on('exit', (code) => resolve(code)))
+      p.stdin.end()
+      const t = setTimeout(() => p.kill('SIGKILL'), 5000)
+      return exited.then((code) => { clearTimeout(t); return code })
+    }
   }
 }
 const field = (reply, k) => (reply.match(new RegExp(`\\b${k}=(\\S+)`)) ?? [])[1]
@@ -74,12 +82,13 @@ async function vectors () {
 // ---- js client -> C server -----------------------------------------------------------------
 async function jsClientCServer () {
   const c = child(cPeer, [])
-  const head = await c.start()
-  const cNodeId = Buffer.from(head['node-id'], 'hex')
-  const target = multiaddr(head.listen)
-  const js = new DhtPeer(await createNode())
-  await js.start()   // serves rpc_ping so the C server's ping-back of a validate ping reaches us
+  let js = null
   try {
+    const head = await c.start()
+    const cNodeId = Buffer.from(head['node-id'], 'hex')
+    const target = multiaddr(head.listen)
+    js = new DhtPeer(await createNode())
+    await js.start()   // serves rpc_ping so the C server's ping-back of a validate ping reaches us
     const t0 = now()
     let r = await js.callPing(target, false)
     check('C rpc_ping answers with its DHT node id', r.peer?.node_id?.equals(cNodeId), hexOf(r.peer?.node_id ?? []))
@@ -172,8 +181,10 @@ async function jsClientCServer () {
       Number(field(stats, 'bad')) >= 1 && Number(field(stats, 'bad_envelopes')) >= 1, stats)
     await js2.node.stop(); await js3.node.stop()
   } finally {
-    await js.node.stop()
-    await c.stop()
+    await js?.node.stop()
+    const code = await c.stop()
+    // a sanitizer build (make check-san) reports through the exit status
+    check('the C server exits 0 at the end of its stdin', code === 0, `exit ${code}; stderr: ${c.stderr()}`)
   }
 }
 
@@ -181,8 +192,8 @@ async function jsClientCServer () {
 async function cClientJsServer () {
   const j = child(process.execPath, [join(here, 'hivemind-peer.mjs')])
   const c = child(cPeer, [])
-  const [jh] = await Promise.all([j.start(), c.start()])
   try {
+    const [jh] = await Promise.all([j.start(), c.start()])
     let r = await c.cmd(`dial ${jh.listen}`)
     check('C dials the js peer', r === `ok dial ${jh['peer-id']}`, r)
     const pid = jh['peer-id']
@@ -227,14 +238,20 @@ async function cClientJsServer () {
     r = await j.cmd('stats')
     check('the js server counted the C client\'s calls', r.includes('pings=2') && r.includes('stores=5') && r.includes('finds=4'), r)
   } finally {
-    await c.stop()
+    const code = await c.stop()
+    check('the C client exits 0 at the end of its stdin', code === 0, `exit ${code}; stderr: ${c.stderr()}`)
     await j.stop()
   }
 }
 
+// An exception inside a part (a peer that does not start, a call that times out) is one FAIL
+// line for that part; the next part still runs.
+async function part (name, fn) {
+  try { await fn() } catch (e) { check(`${name} ran to the end`, false, e.stack ?? String(e)) }
+}
 const t0 = Date.now()
-await vectors()
-await jsClientCServer()
-await cClientJsServer()
+await part('byte vectors', vectors)
+await part('js client -> C server', jsClientCServer)
+await part('C client -> js server', cClientJsServer)
 console.log(`hivemind interop: ${failed ? failed + ' FAILED' : 'all passed'} (${((Date.now() - t0) / 1000).toFixed(1)} s)`)
 process.exit(failed ? 1 : 0)
