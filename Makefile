@@ -281,6 +281,7 @@ check-interop:
 	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=$(SAN) all tools
 	$(Q)node tests/interop/run.mjs $(HOSTO)/tools/interop/kw_interop_peer $(HOSTO)/kwnode
 	$(Q)node tests/interop/kad.mjs $(HOSTO)/kwnode
+	$(Q)node tests/interop/hivemind.mjs $(HOSTO)/tools/interop/kw_hm_peer
 
 # Hostile load on loopback, about a minute (tests/stress/test_stress.sh; host build).
 .PHONY: check-stress

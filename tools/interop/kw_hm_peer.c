@@ -1,0 +1,433 @@
+/*
+ * kw_hm_peer: the C side of the Hivemind interop tests (tests/interop/hivemind.mjs, against the
+ * independent js peer tests/interop/hivemind-peer.mjs). A swarm on 127.0.0.1 serving
+ * DHTProtocol.rpc_ping / rpc_store / rpc_find (kw_hm_create + kw_hm_dht_create, the DHT
+ * clock is the real clock) and calling them on a remote with kw_hm_call and the kw_hm_dht_*
+ * encoders, driven by a line protocol on stdin/stdout:
+ *
+ *   kw_hm_peer [--listen MULTIADDR] [-v]
+ *
+ * prints `peer-id <id>`, `node-id <hex>`, `listen <multiaddr>` lines and `ready`, then
+ * answers each command with one line `ok <cmd> ...` or `err <cmd> <reason>`:
+ *
+ *   dial <multiaddr>                          ok dial <peer-id>
+ *   ping <peer-id> [validate]                 ok ping node_id=<hex> dht_time=<s> available=0|1
+ *   store <peer-id> <key> <subkey> <value-hex> <expiration> [cache]
+ *                                             ok store store_ok=0|1 node_id=<hex>
+ *       key: a str key (its DHTID is SHA-1 of its msgpack); subkey: `regular` (c0), `dict`
+ *       (empty: value is a whole DictionaryDHTValue) or the hex of the subkey's msgpack
+ *   find <peer-id> <key>                      ok find type=<n> exp=<s> value=<hex|-> nearest=<n>
+ *                                                  node_id=<hex>
+ *   stats                                     ok stats pings= stores= finds= bad= items_stored=
+ *                                                  items_refused= records=
+ *   quit
+ * A remote handler error is `err <cmd> remote <text as Python would raise it>`.
+ *
+ * A host tool, not library code: it owns its node in static storage like app/main.c.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include <kw/compiler.h>
+#include <kw/err.h>
+#include <kw/log.h>
+#include <kw/node.h>
+#include <kw/sys.h>
+#include <kw/net/hivemind.h>
+#include <kw/net/hivemind_dht.h>
+#include <kw/net/key.h>
+#include <kw/net/swarm.h>
+
+#define PING_NAME  "DHTProtocol.rpc_ping"
+#define STORE_NAME "DHTProtocol.rpc_store"
+#define FIND_NAME  "DHTProtocol.rpc_find"
+#define BUF        16384
+
+static uint8_t g_arena[(size_t)128 << 20] __attribute__((aligned(64)));
+static struct kw_node g_node;
+
+struct peer {
+	struct kw_swarm *sw;
+	struct kw_hm *hm;
+	struct kw_hm_dht *dht;
+	struct kw_hm_dht_config cfg;
+	struct kw_loop *loop;
+	struct kw_watch in_w;
+	struct kw_task next_cmd;
+	char inbuf[65536];
+	size_t in_len;
+	bool in_eof, busy;
+	char cmd[16];
+	uint8_t req[BUF], val[BUF];
+	char line[4 * BUF];
+};
+
+static struct peer g_peer;
+
+static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void out(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static void done(struct peer *p)
+{
+	p->busy = false;
+	kw_task_post(p->loop, &p->next_cmd);
+}
+
+static void reply_err(struct peer *p, const char *why)
+{
+	out("err %s %s", p->cmd, why);
+	done(p);
+}
+
+static void hex(const uint8_t *d, size_t n, char *o)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(o + 2 * i, "%02x", d[i]);
+	o[2 * n] = '\0';
+}
+
+static long unhex(const char *s, uint8_t *o, size_t cap)
+{
+	size_t n = strlen(s);
+
+	if (n % 2 || n / 2 > cap)
+		return -KW_EINVAL;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned v;
+
+		if (sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -KW_EINVAL;
+		o[i] = (uint8_t)v;
+	}
+	return (long)(n / 2);
+}
+
+/* The outcome every call shares: a local error or the remote's error text ends the command. */
+static bool call_failed(struct peer *p, const struct kw_hm_result *r)
+{
+	char text[512];
+
+	if (r->err < 0) {
+		reply_err(p, kw_strerror(r->err));
+		return true;
+	}
+	if (r->remote_error) {
+		kw_hm_error_text(r->data, r->len, text, sizeof(text));
+		out("err %s remote %s", p->cmd, text);
+		done(p);
+		return true;
+	}
+	return false;
+}
+
+static const char *node_hex(const struct kw_hm_dht_peer *np, char *o)
+{
+	if (!np->present || !np->node_id.len)
+		return "-";
+	hex(np->node_id.p, np->node_id.len, o);
+	return o;
+}
+
+static void on_ping(const struct kw_hm_result *r, void *user)
+{
+	struct peer *p = user;
+	struct kw_hm_dht_ping_resp m;
+	const char *why;
+	char id[2 * KW_HM_DHTID_LEN + 1];
+
+	if (call_failed(p, r))
+		return;
+	if (kw_hm_dht_decode(KW_HM_DHT_PING_RESP, r->data, r->len, &m, &why)) {
+		reply_err(p, why);
+		return;
+	}
+	out("ok ping node_id=%s dht_time=%.6f available=%d", node_hex(&m.peer, id), m.dht_time,
+	    m.available);
+	done(p);
+}
+
+static void on_store(const struct kw_hm_result *r, void *user)
+{
+	struct peer *p = user;
+	struct kw_hm_dht_store_resp m;
+	const char *why;
+	char id[2 * KW_HM_DHTID_LEN + 1];
+
+	if (call_failed(p, r))
+		return;
+	if (kw_hm_dht_decode(KW_HM_DHT_STORE_RESP, r->data, r->len, &m, &why)) {
+		reply_err(p, why);
+		return;
+	}
+	if (m.n != 1) {
+		reply_err(p, "store_ok does not hold one answer");
+		return;
+	}
+	out("ok store store_ok=%d node_id=%s", m.store_ok[0], node_hex(&m.peer, id));
+	done(p);
+}
+
+static void on_find(const struct kw_hm_result *r, void *user)
+{
+	struct peer *p = user;
+	static struct kw_hm_dht_find_resp m;
+	static struct kw_hm_dht_find_result res;
+	const char *why;
+	char id[2 * KW_HM_DHTID_LEN + 1];
+
+	if (call_failed(p, r))
+		return;
+	if (kw_hm_dht_decode(KW_HM_DHT_FIND_RESP, r->data, r->len, &m, &why) ||
+	    (m.n_results == 1 &&
+	     kw_hm_dht_find_result_decode(m.raw[0].p, m.raw[0].len, &res, &why))) {
+		reply_err(p, why);
+		return;
+	}
+	if (m.n_results != 1) {
+		reply_err(p, "results do not hold one answer");
+		return;
+	}
+	if (res.value.len * 2 + 1 > sizeof(p->line)) {
+		reply_err(p, "value too large to print");
+		return;
+	}
+	if (res.value.len)
+		hex(res.value.p, res.value.len, p->line);
+	else
+		strcpy(p->line, "-");
+	out("ok find type=%u exp=%.6f value=%s nearest=%u node_id=%s", res.type, res.expiration,
+	    p->line, res.n_node_ids, node_hex(&m.peer, id));
+	done(p);
+}
+
+static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
+{
+	struct peer *p = user;
+	char id[KW_PEER_ID_TEXT_MAX];
+
+	if (err < 0) {
+		reply_err(p, kw_strerror(err));
+		return;
+	}
+	kw_peer_id_to_text(kw_conn_peer_id(c), id, sizeof(id));
+	out("ok dial %s", id);
+	done(p);
+}
+
+/* Encodes m as `kind` and calls `name` on c; answers the command itself on failure. */
+static void call(struct peer *p, struct kw_conn *c, const char *name, int kind, const void *m,
+		 kw_hm_call_cb cb)
+{
+	long n = kw_hm_dht_encode(kind, m, p->req, sizeof(p->req));
+	int ret = n < 0 ? (int)n : kw_hm_call(p->hm, c, name, p->req, (size_t)n, 3000, cb, p);
+
+	if (ret < 0)
+		reply_err(p, kw_strerror(ret));
+}
+
+static void run_command(struct peer *p, char *line)
+{
+	char *argv[8];
+	int argc = 0;
+	char *tok, *save = NULL;
+	struct kw_conn *c = NULL;
+	struct kw_hm_dht_peer self = { true, { p->cfg.node_id.b, KW_HM_DHTID_LEN } };
+
+	for (tok = strtok_r(line, " \t", &save); tok && argc < 8; tok = strtok_r(NULL, " \t", &save))
+		argv[argc++] = tok;
+	if (argc == 0) {
+		kw_task_post(p->loop, &p->next_cmd);
+		return;
+	}
+	snprintf(p->cmd, sizeof(p->cmd), "%s", argv[0]);
+	p->busy = true;
+	if (argc >= 2 && strcmp(argv[0], "dial")) {
+		struct kw_peer_id id;
+
+		if (kw_peer_id_from_text(argv[1], &id) < 0 || !(c = kw_swarm_find_conn(p->sw, &id))) {
+			reply_err(p, "not connected");
+			return;
+		}
+	}
+	if (!strcmp(argv[0], "quit")) {
+		out("ok quit");
+		kw_loop_stop(p->loop, 0);
+	} else if (!strcmp(argv[0], "dial") && argc == 2) {
+		int ret = kw_swarm_dial(p->sw, argv[1], on_dial, p);
+
+		if (ret < 0)
+			reply_err(p, kw_strerror(ret));
+	} else if (!strcmp(argv[0], "ping") && (argc == 2 || argc == 3)) {
+		struct kw_hm_dht_ping_req m = { self, argc == 3 && !strcmp(argv[2], "validate") };
+
+		call(p, c, PING_NAME, KW_HM_DHT_PING_REQ, &m, on_ping);
+	} else if (!strcmp(argv[0], "store") && (argc == 6 || argc == 7)) {
+		static struct kw_hm_dht_store_req m;
+		static struct kw_hm_dhtid key;
+		static uint8_t sub[256];
+		long sub_len, val_len;
+
+		memset(&m, 0, sizeof(m));
+		if (!strcmp(argv[3], "regular")) {
+			sub[0] = KW_HM_DHT_IS_REGULAR;
+			sub_len = 1;
+		} else if (!strcmp(argv[3], "dict")) {
+			sub_len = 0;
+		} else {
+			sub_len = unhex(argv[3], sub, sizeof(sub));
+		}
+		val_len = unhex(argv[4], p->val, sizeof(p->val));
+		if (sub_len < 0 || val_len < 0 ||
+		    kw_hm_dhtid_of_str(argv[2], strlen(argv[2]), &key) < 0) {
+			reply_err(p, "bad key, subkey or value");
+			return;
+		}
+		m.n_keys = m.n_subkeys = m.n_values = m.n_exp = m.n_in_cache = 1;
+		m.keys[0] = (struct kw_hm_bytes){ key.b, KW_HM_DHTID_LEN };
+		m.subkeys[0] = (struct kw_hm_bytes){ sub_len ? sub : NULL, (size_t)sub_len };
+		m.values[0] = (struct kw_hm_bytes){ val_len ? p->val : NULL, (size_t)val_len };
+		m.exp[0] = strtod(argv[5], NULL);
+		m.in_cache[0] = argc == 7 && !strcmp(argv[6], "cache");
+		m.peer = self;
+		call(p, c, STORE_NAME, KW_HM_DHT_STORE_REQ, &m, on_store);
+	} else if (!strcmp(argv[0], "find") && argc == 3) {
+		static struct kw_hm_dht_find_req m;
+		static struct kw_hm_dhtid key;
+
+		memset(&m, 0, sizeof(m));
+		if (kw_hm_dhtid_of_str(argv[2], strlen(argv[2]), &key) < 0) {
+			reply_err(p, "bad key");
+			return;
+		}
+		m.n_keys = 1;
+		m.keys[0] = (struct kw_hm_bytes){ key.b, KW_HM_DHTID_LEN };
+		m.peer = self;
+		call(p, c, FIND_NAME, KW_HM_DHT_FIND_REQ, &m, on_find);
+	} else if (!strcmp(argv[0], "stats")) {
+		struct kw_hm_dht_stats st;
+		struct kw_hm_stats hs;
+
+		kw_hm_dht_get_stats(p->dht, &st);
+		kw_hm_get_stats(p->hm, &hs);
+		out("ok stats pings=%llu stores=%llu finds=%llu bad=%llu items_stored=%llu "
+		    "items_refused=%llu bad_envelopes=%llu", (unsigned long long)st.pings,
+		    (unsigned long long)st.stores, (unsigned long long)st.finds,
+		    (unsigned long long)st.bad_requests, (unsigned long long)st.items_stored,
+		    (unsigned long long)st.items_refused, (unsigned long long)hs.bad_envelopes);
+		done(p);
+	} else {
+		reply_err(p, "unknown command or arguments");
+	}
+}
+
+/* Runs buffered command lines while no command is in progress. */
+static int next_cmd_fn(struct kw_loop *l, struct kw_task *t)
+{
+	struct peer *p = (struct peer *)t->arg;
+
+	while (!p->busy) {
+		char *nl = memchr(p->inbuf, '\n', p->in_len);
+		size_t n;
+
+		if (!nl) {
+			if (p->in_eof)
+				kw_loop_stop(l, 0);
+			break;
+		}
+		n = (size_t)(nl - p->inbuf);
+		snprintf(p->line, sizeof(p->line), "%.*s", (int)KW_MIN(n, sizeof(p->line) - 1),
+			 p->inbuf);
+		memmove(p->inbuf, nl + 1, p->in_len - n - 1);
+		p->in_len -= n + 1;
+		run_command(p, p->line);
+	}
+	return KW_TASK_DONE;
+}
+
+static void on_stdin(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
+{
+	struct peer *p = (struct peer *)w->arg;
+	ssize_t n = 0;
+
+	(void)ev;
+	if (p->in_len < sizeof(p->inbuf))
+		n = read(0, p->inbuf + p->in_len, sizeof(p->inbuf) - p->in_len);
+	if (n <= 0) {
+		kw_loop_unwatch(l, w);
+		p->in_eof = true;
+	} else {
+		p->in_len += (size_t)n;
+	}
+	kw_task_post(l, &p->next_cmd);
+}
+
+int main(int argc, char **argv)
+{
+	static struct kw_privkey key;
+	struct kw_sys_linux sys;
+	const char *listen = "/ip4/127.0.0.1/tcp/0";
+	char id[KW_PEER_ID_TEXT_MAX], ma[512], nid[2 * KW_HM_DHTID_LEN + 1];
+	struct peer *p = &g_peer;
+	int ret, a;
+
+	for (a = 1; a < argc; a++) {
+		if (!strcmp(argv[a], "--listen") && a + 1 < argc)
+			listen = argv[++a];
+		else if (!strcmp(argv[a], "-v"))
+			kw_log_set_level(4);
+		else {
+			fprintf(stderr, "usage: kw_hm_peer [--listen MULTIADDR] [-v]\n");
+			return 2;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (sodium_init() < 0 || kw_key_generate(KW_KEY_ED25519, 0, &key) < 0 ||
+	    kw_sys_linux_open(&sys) < 0 ||
+	    kw_node_init(&g_node, g_arena, sizeof(g_arena), &sys.sys, NULL) < 0) {
+		fprintf(stderr, "kw_hm_peer: cannot start the node\n");
+		return 1;
+	}
+	ret = kw_swarm_create(&g_node, &key, NULL, &p->sw);
+	if (ret == 0)
+		ret = kw_hm_create(p->sw, NULL, &p->hm);
+	if (ret == 0)
+		ret = kw_hm_dht_config_default(&p->cfg);   /* random node id, real clock */
+	if (ret == 0)
+		ret = kw_hm_dht_create(p->sw, p->hm, &p->cfg, &p->dht);
+	if (ret == 0)
+		ret = kw_swarm_listen(p->sw, listen);
+	if (ret < 0) {
+		fprintf(stderr, "kw_hm_peer: %s\n", kw_strerror(ret));
+		return 1;
+	}
+	p->loop = &g_node.loop;
+	kw_peer_id_to_text(kw_swarm_peer_id(p->sw), id, sizeof(id));
+	hex(p->cfg.node_id.b, KW_HM_DHTID_LEN, nid);
+	out("peer-id %s", id);
+	out("node-id %s", nid);
+	for (size_t i = 0; i < kw_swarm_listen_count(p->sw); i++)
+		if (kw_swarm_listen_addr(p->sw, i, ma, sizeof(ma)) == 0)
+			out("listen %s", ma);
+	out("ready");
+	kw_task_init(&p->next_cmd, next_cmd_fn, p);
+	kw_loop_watch(p->loop, &p->in_w, 0, KW_EV_READ, on_stdin, p);
+	kw_loop_run(p->loop);
+	kw_swarm_destroy(p->sw);
+	kw_sys_linux_close(&sys);
+	return 0;
+}
