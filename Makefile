@@ -275,6 +275,7 @@ check-host:
 	$(Q)sh tests/build/test_dht.sh $(HOSTO)/kwnode
 	$(Q)sh tests/build/test_dht_swarm.sh $(HOSTO)/kwnode 20
 	$(Q)sh tests/build/test_pkg.sh $(HOSTO)
+	$(Q)sh tests/build/test_image.sh $(HOSTO)
 
 # js-libp2p interop on 127.0.0.1 (tests/interop; node_modules from tools/install-deps.sh).
 check-interop:
