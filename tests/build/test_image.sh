@@ -69,7 +69,8 @@ dbg() { debugfs -R "$1" "$T/p2" 2>/dev/null; }
 check "root is ext4 labelled kwroot" sh -c "dumpe2fs -h '$T/p2' 2>/dev/null | grep -q 'volume name: *kwroot'"
 for f in /usr/bin/kwnode /etc/kwaainet-edge/kwnode.conf /lib/systemd/system/kwaainet-edge.service \
          /usr/lib/sysusers.d/kwaainet-edge.conf /etc/fstab /etc/passwd /etc/hostname \
-         /etc/systemd/system/kwaainet-firstboot.service /var/lib/kwaainet-firstboot; do
+         /etc/systemd/system/kwaainet-firstboot.service /var/lib/kwaainet-firstboot \
+         /var/cache/apt/archives/$(basename "$(ls "$T"/deb/*.deb)"); do
     check "root has $f" sh -c "dbg() { debugfs -R \"\$1\" '$T/p2' 2>/dev/null; }; dbg 'stat $f' | grep -q 'Inode:'"
 done
 check "kwaainet-edge.service is enabled" sh -c "debugfs -R 'stat /etc/systemd/system/multi-user.target.wants/kwaainet-edge.service' '$T/p2' 2>/dev/null | grep -q 'Fast link dest: \"/lib/systemd/system/kwaainet-edge.service\"'"

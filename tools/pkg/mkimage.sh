@@ -7,10 +7,12 @@
 #
 # The root file system is Debian bookworm arm64 from the Debian mirror (mmdebstrap). This
 # machine cannot run arm64 binaries in a chroot (no binfmt_misc), so packages are only
-# unpacked (--variant=extract): no maintainer script runs here. The image finishes the job
-# on its first boot: kwaainet-firstboot.service runs `dpkg --configure -a` (as debootstrap's
-# second stage does), and systemd-sysusers creates the kwaainet user from the package's
-# sysusers.d entry. Everything is built as files (mkfs.vfat -C + mcopy, mke2fs -d, sfdisk on
+# unpacked (--variant=extract): no maintainer script runs here and dpkg records nothing. The
+# downloaded .debs stay in the image (/var/cache/apt/archives, with ours), and the image
+# finishes the job on its first boot, as debootstrap's second stage would:
+# kwaainet-firstboot.service installs them all with dpkg, which runs every maintainer script
+# on the board (ours enables and starts kwaainet-edge), then deletes them. Until then
+# systemd-sysusers creates the kwaainet user from the package's sysusers.d entry. Everything is built as files (mkfs.vfat -C + mcopy, mke2fs -d, sfdisk on
 # the image file): no loop device, no mount.
 #
 # ROOTFS=dir skips the download and uses dir as the unpacked root (tests/build/test_image.sh
@@ -58,12 +60,15 @@ else
     # the .deb's own dependencies, without versions (apt picks bookworm's, which satisfy them)
     deps=$(dpkg-deb -f "$DEB" Depends | sed -e 's/([^)]*)//g' -e 's/ //g')
     mmdebstrap --arch=arm64 --variant=extract --mode=root --components=main,non-free-firmware \
+        --skip=cleanup/apt/cache \
         --include='?priority(required)' \
         --include="systemd,systemd-sysv,udev,kmod,iproute2,netbase,openssh-server,linux-image-arm64,raspi-firmware,$deps" \
         bookworm "$R" "$MIRROR"
 fi
-# the package itself: unpacked like the rest, configured at first boot if dpkg knows it
+# the package itself: unpacked like the rest, installed properly at first boot
 dpkg-deb -x "$DEB" "$R"
+mkdir -p "$R/var/cache/apt/archives"
+cp "$DEB" "$R/var/cache/apt/archives/"
 # what base-passwd's postinst would have written
 [ -s "$R/etc/passwd" ] || cp "$R/usr/share/base-passwd/passwd.master" "$R/etc/passwd"
 [ -s "$R/etc/group" ] || cp "$R/usr/share/base-passwd/group.master" "$R/etc/group"
@@ -84,10 +89,12 @@ Name=e*
 DHCP=yes
 EOT
 cat > "$R/etc/systemd/system/kwaainet-firstboot.service" <<EOT
-# Finishes the unpacked image on its first boot (tools/pkg/mkimage.sh): configures every
-# package, as debootstrap's second stage would, then starts the node and never runs again.
+# Finishes the unpacked image on its first boot (tools/pkg/mkimage.sh): installs every
+# package it was built from with dpkg (maintainer scripts run here, on the board, as in
+# debootstrap's second stage; kwaainet-edge's postinst enables and starts the node), then
+# deletes the .debs and never runs again.
 [Unit]
-Description=kwaainet-edge image: configure packages on first boot
+Description=kwaainet-edge image: install the packages on first boot
 ConditionPathExists=/var/lib/kwaainet-firstboot
 After=systemd-remount-fs.service systemd-sysusers.service
 Before=kwaainet-edge.service ssh.service
@@ -95,8 +102,8 @@ Before=kwaainet-edge.service ssh.service
 [Service]
 Type=oneshot
 Environment=DEBIAN_FRONTEND=noninteractive
-ExecStart=/usr/bin/dpkg --configure -a
-ExecStartPost=/bin/rm -f /var/lib/kwaainet-firstboot
+ExecStart=/bin/sh -c 'dpkg --install --force-depends --force-confold /var/cache/apt/archives/*.deb; dpkg --configure -a --force-confold'
+ExecStartPost=/bin/sh -c 'rm -f /var/cache/apt/archives/*.deb /var/lib/kwaainet-firstboot'
 StandardOutput=journal+console
 
 [Install]
