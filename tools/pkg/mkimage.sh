@@ -173,8 +173,19 @@ start=$((4 + BOOT_MIB))MiB, type=83
 EOT
 dd if="$W/boot.fat" of="$IMG" bs=1M seek=4 conv=notrunc status=none
 dd if="$W/root.ext4" of="$IMG" bs=1M seek=$((4 + BOOT_MIB)) conv=notrunc status=none
-rm -rf "$W"
 echo "image: $IMG ($(( (4 + BOOT_MIB + root_mib) )) MiB; boot ${BOOT_MIB} MiB FAT32, root ${root_mib} MiB ext4)"
-[ -z "$initramfs" ] && echo "note: no initramfs (nothing can run mkinitramfs for arm64 here); the kernel mounts root by PARTUUID itself if ext4 and the SD/MMC driver are built in"
+if [ -z "$initramfs" ] && [ -n "$KERNEL" ]; then
+    # without an initramfs the kernel mounts the root itself: ext4 and the SD host driver
+    # must be built in, which Debian's arm64 kernel does not do
+    kcfg=$(ls "$R/boot/config-$KVER" 2>/dev/null || true)
+    if [ -n "$kcfg" ] && grep -q '^CONFIG_EXT4_FS=y' "$kcfg" && grep -q '^CONFIG_MMC_SDHCI_IPROC=y\|^CONFIG_MMC_BCM2835=y' "$kcfg"; then
+        echo "note: no initramfs; kernel $KVER mounts the ext4 root from the SD card by itself"
+    else
+        echo "WARNING: this image does not boot as it is: no initramfs (mkinitramfs must run arm64" \
+             "programs, which this machine cannot), and kernel ${KVER:-?} builds ext4 and the SD" \
+             "host driver as modules (doc/install.md, 'Limits of the image')"
+    fi
+fi
 [ -n "$missing" ] && echo "missing from the boot partition:$missing"
+rm -rf "$W"
 exit 0
