@@ -24,7 +24,8 @@ config-targets := menuconfig defconfig %_defconfig savedefconfig olddefconfig li
 no-config-goals := $(config-targets) clean distclean help deps run check check-host \
                    check-arm64 check-san check-defconfigs check-kconfig check-kconfig-ranges \
                    check-interop check-stress fuzz bench \
-                   bench-ml bench-net bench-kad sim sim-small
+                   bench-ml bench-net bench-kad sim sim-small \
+                   deb image
 ifneq ($(filter-out $(no-config-goals),$(MAKECMDGOALS))$(if $(MAKECMDGOALS),,all),)
   -include $(O)/.config
 endif
@@ -273,6 +274,8 @@ check-host:
 	$(Q)sh tests/build/test_heap.sh $(HOSTO)/kwnode gcc
 	$(Q)sh tests/build/test_dht.sh $(HOSTO)/kwnode
 	$(Q)sh tests/build/test_dht_swarm.sh $(HOSTO)/kwnode 20
+	$(Q)sh tests/build/test_pkg.sh $(HOSTO)
+	$(Q)sh tests/build/test_image.sh $(HOSTO)
 
 # js-libp2p interop on 127.0.0.1 (tests/interop; node_modules from tools/install-deps.sh).
 check-interop:
@@ -366,6 +369,8 @@ help:
 	@echo "  bench              - benchmarks (bench-ml, bench-net)"
 	@echo "  bench-kad          - Kademlia lookups and memory: 100 C nodes vs 100 js-libp2p nodes (~10 min)"
 	@echo "  sim / sim-small    - Kademlia simulation: 10,000-node scenarios / 200-node test (doc/sim.md)"
+	@echo "  deb [BOARD=b]      - build BOARD (host, rpi4, rpi5, rpizero2w) in build/deb-BOARD and package it as a .deb"
+	@echo "  image BOARD=b      - a flashable Debian bookworm arm64 image with the .deb (downloads; doc/install.md)"
 	@echo "  clean / distclean  - remove \$$(O) / all of build/"
 	@echo "Variables: O=dir ARCH=x86_64|arm64 CROSS_COMPILE=prefix V=1 SAN=1"
 
@@ -386,3 +391,24 @@ sim sim-small:
 		$(SIMO)/tests/sim/$(if $(filter sim,$@),kw_kad_sim,test_kad_sim)
 	$(Q)$(if $(filter sim,$@),$(SIMO)/tests/sim/kw_kad_sim --suite --nodes $(SIM_NODES) \
 		--lookups $(SIM_LOOKUPS) $(SIM_ARGS),$(SIMO)/tests/sim/test_kad_sim)
+
+# ---- packaging (tools/pkg, doc/install.md) ---------------------------------------------------
+# deb: builds BOARD's defconfig in build/deb-BOARD (host: this machine's arch; the Pi boards
+# cross-build for arm64) and writes build/deb-BOARD/kwaainet-edge_<version>_<arch>.deb.
+# image: a Debian bookworm arm64 root file system (mmdebstrap, from the Debian mirror) with
+# that .deb and the Pi kernel and firmware, as a two-partition disk image. Not part of check.
+BOARD ?= host
+DEBO ?= build/deb-$(BOARD)
+deb-arch = $(if $(filter host,$(BOARD)),$(HOSTARCH),arm64)
+deb-cross = $(if $(filter host,$(BOARD)),CROSS_COMPILE=,)
+.PHONY: deb image
+deb:
+	$(Q)test -f $(DEBO)/.config || $(MAKE) --no-print-directory O=$(DEBO) ARCH=$(deb-arch) \
+		$(deb-cross) $(BOARD)_defconfig
+	$(Q)$(MAKE) --no-print-directory O=$(DEBO) ARCH=$(deb-arch) $(deb-cross) SAN=0 all
+	$(Q)sh tools/pkg/mkdeb.sh $(DEBO)
+image:
+	$(Q)case "$(BOARD)" in rpi4|rpi5|rpizero2w) ;; *) \
+		echo "make image: BOARD=rpi4, rpi5 or rpizero2w (got '$(BOARD)')" >&2; exit 2 ;; esac
+	$(Q)$(MAKE) --no-print-directory deb BOARD=$(BOARD)
+	$(Q)sh tools/pkg/mkimage.sh $(BOARD) $(DEBO) build/image-$(BOARD)

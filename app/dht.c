@@ -1,18 +1,22 @@
 /*
  * DHT requests and their reply lines (app/dht.h): parsing what the user typed, the control
  * socket's line format, and printing. Everything is bounded by the kad message limits
- * (KW_KAD_KEY_MAX, KW_KAD_VALUE_MAX); nothing allocates.
+ * (KW_KAD_KEY_MAX, KW_KAD_VALUE_MAX); nothing allocates. Also the DHT's part in the
+ * contribution policy's drain (kw_dht_drain_attach, at the end).
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <kw/app.h>
 #include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/net/cid.h>
 #include <kw/net/kad_store.h>
 #include <kw/net/multiaddr.h>
+#include <kw/node.h>
+#include <kw/policy.h>
 
 #include "dht.h"
 
@@ -410,4 +414,67 @@ int kw_control_path(const char *data_dir, char *out, size_t cap)
 	int n = snprintf(out, cap, "%s/control.sock", data_dir);
 
 	return n > 0 && (size_t)n < cap ? 0 : -KW_ERANGE;
+}
+
+/* ---- the DHT as the policy's drain client ---------------------------------------------- */
+
+static void dht_withdrawn(struct kw_kad *k, void *arg)
+{
+	struct kw_dht_drain *d = arg;
+
+	(void)k;
+	d->drained++;
+	kw_policy_drain_done(d->policy, &d->client);
+}
+
+static void dht_drain(struct kw_policy *p, struct kw_policy_client *c)
+{
+	struct kw_dht_drain *d = c->arg;
+
+	(void)p;
+	d->drains++;
+	if (kw_kad_withdraw(d->kad, dht_withdrawn, d) < 0)
+		dht_withdrawn(d->kad, d);   /* a DHT already shut down has nothing in flight */
+}
+
+static void dht_resume(struct kw_policy *p, struct kw_policy_client *c)
+{
+	struct kw_dht_drain *d = c->arg;
+
+	(void)p;
+	d->resumes++;
+	kw_kad_rejoin(d->kad);
+}
+
+int kw_dht_drain_attach(struct kw_dht_drain *d, struct kw_policy *p, struct kw_kad *k)
+{
+	if (!d || !p || !k)
+		return -KW_EINVAL;
+	memset(d, 0, sizeof(*d));
+	d->policy = p;
+	d->kad = k;
+	d->client.name = "dht";
+	d->client.drain = dht_drain;
+	d->client.resume = dht_resume;
+	d->client.arg = d;
+	kw_policy_add_client(p, &d->client);
+	/* the first decision is already made: a paused node must not serve until it resumes */
+	if (kw_policy_status(p)->state != KW_POLICY_CONTRIBUTING)
+		(void)kw_kad_withdraw(k, NULL, NULL);
+	return 0;
+}
+
+/* The `dht_drain` init entry (app/initcalls.def): after `net` (the DHT) and `policy`. */
+int kw_app_dht_drain_init(struct kw_node *n);
+int kw_app_dht_drain_init(struct kw_node *n)
+{
+	struct kw_app *app = kw_app_of(n);
+	struct kw_dht_drain *d;
+
+	if (!app->policy || !app->kad)
+		return 0;   /* no policy or no DHT in this node: nothing to drain */
+	d = kw_arena_alloc(&n->arena, sizeof(*d), 8);
+	if (!d)
+		return -KW_ENOMEM;
+	return kw_dht_drain_attach(d, app->policy, app->kad);
 }

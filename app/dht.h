@@ -22,6 +22,7 @@
 
 #include <kw/net/kad.h>
 #include <kw/net/key.h>
+#include <kw/policy.h>
 
 enum kw_dht_verb { KW_DHT_PUT, KW_DHT_GET, KW_DHT_PROVIDE, KW_DHT_FIND_PROVIDERS,
 		   KW_DHT_FIND_PEER };
@@ -68,5 +69,28 @@ int kw_dht_print(const char *lines, size_t len);
 
 /* <data_dir>/control.sock. Return: 0, -KW_ENAMETOOLONG-like -KW_ERANGE when it does not fit. */
 int kw_control_path(const char *data_dir, char *out, size_t cap);
+
+/*
+ * The DHT as a drain client of the contribution policy (kw/policy.h, doc/board.md). When the
+ * policy enters draining, the node withdraws from the DHT (kw_kad_withdraw: it stops answering
+ * as a server and stops republishing its records and provider records) and reports drained
+ * once its announcements in flight have ended; when the policy enters contributing again it
+ * rejoins (kw_kad_rejoin). Owned by the caller (the `dht_drain` init entry takes it from the
+ * node arena); it must stay registered until kw_policy_stop. The counters are for tests and
+ * status pages.
+ */
+struct kw_dht_drain {
+	struct kw_policy_client client;    /* registered with the policy; client.arg = this */
+	struct kw_policy *policy;          /* borrowed */
+	struct kw_kad *kad;                /* borrowed */
+	uint32_t drains, drained, resumes; /* drain calls, "drained" reports, resume calls */
+};
+
+/*
+ * Registers `d` with p for k. A policy that is not contributing at that moment (paused at
+ * start: on battery, hot, quiet hours) withdraws the DHT at once, without a drain to report.
+ * Return: 0, -KW_EINVAL (a NULL argument).
+ */
+int kw_dht_drain_attach(struct kw_dht_drain *d, struct kw_policy *p, struct kw_kad *k);
 
 #endif /* KW_APP_DHT_H */

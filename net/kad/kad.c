@@ -466,7 +466,10 @@ static void on_republish_timer(struct kw_loop *l, struct kw_timer *t)
 	struct kw_kad *k = t->arg;
 	struct kad_repub r = { .k = k, .providers = (t == &k->reprovide_timer) };
 
-	kw_kad_store_foreach_own(k->store, republish_one, &r);
+	if (k->withdrawn)   /* kw_kad_withdraw: let our records expire; kw_kad_rejoin catches up */
+		*(r.providers ? &k->skipped_reprovide : &k->skipped_republish) = true;
+	else
+		kw_kad_store_foreach_own(k->store, republish_one, &r);
 	(void)kw_timer_start(l, t, r.providers ? KAD_REPROVIDE_MS : KAD_REPUBLISH_MS);
 }
 
@@ -653,7 +656,7 @@ int kw_kad_handle_request(struct kw_kad *k, const struct kw_peer_id *from,
 	if (k->dead)
 		return -KW_ESHUTDOWN;
 	k->stats.requests_in++;
-	if (k->cfg.client_mode) {
+	if (k->cfg.client_mode || k->withdrawn) {   /* withdrawn: as client mode (withdraw.c) */
 		k->stats.requests_refused++;
 		return -KW_EPROTO;
 	}
@@ -865,6 +868,7 @@ int kw_kad_create(struct kw_loop *loop, struct kw_arena *arena, const struct kw_
 	kw_timer_init(&k->refresh_timer, on_refresh_timer, k);
 	kw_timer_init(&k->republish_timer, on_republish_timer, k);
 	kw_timer_init(&k->reprovide_timer, on_republish_timer, k);
+	kw_task_init(&k->withdraw_task, kad_withdraw_task, k);
 	kw_timer_init(&k->expire_timer, on_expire_timer, k);
 	if (kw_timer_start(loop, &k->refresh_timer, KAD_REFRESH_CHECK_MS) ||
 	    kw_timer_start(loop, &k->republish_timer, KAD_REPUBLISH_MS) ||
@@ -888,6 +892,7 @@ void kw_kad_destroy(struct kw_kad *k)
 	kw_timer_cancel(k->loop, &k->republish_timer);
 	kw_timer_cancel(k->loop, &k->reprovide_timer);
 	kw_timer_cancel(k->loop, &k->expire_timer);
+	kw_task_cancel(k->loop, &k->withdraw_task);
 	for (unsigned i = 0; i < k->nprobes; i++) {
 		k->probes[i].kind = KAD_PR_FREE;
 		k->probes[i].gen++;

@@ -157,6 +157,13 @@ struct kw_kad {
 	bool self_lookup_running;
 	bool dead;                      /* kw_kad_destroy ran: nothing starts any more */
 	struct kw_kad_stats stats;
+	/* kw_kad_withdraw (withdraw.c): not serving, not republishing; the task tells `done`
+	 * once no put/provide lookup is left in flight */
+	bool withdrawn, withdraw_notified;
+	bool skipped_republish, skipped_reprovide;  /* a republish fell in the withdrawal */
+	void (*withdraw_done)(struct kw_kad *k, void *arg);
+	void *withdraw_arg;
+	struct kw_task withdraw_task;
 };
 
 /* kad.c */
@@ -178,5 +185,10 @@ void kad_lookup_on_reply(struct kw_kad *k, uint32_t token, int err, const struct
 int kad_start_internal(struct kw_kad *k, enum kad_op op, const uint8_t *key, size_t klen,
 		       const uint8_t *val, size_t vlen, bool self_lookup);
 unsigned kad_lookups_free(const struct kw_kad *k);
+
+/* withdraw.c */
+/* A lookup ended while withdrawn: re-check (on the loop) whether announcements are over. */
+void kad_withdraw_check(struct kw_kad *k);
+int kad_withdraw_task(struct kw_loop *l, struct kw_task *t);
 
 #endif /* KW_NET_KAD_PRIV_H */

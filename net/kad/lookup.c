@@ -298,6 +298,8 @@ static void slot_release(struct kad_lookup *lk)
 	lk->phase = KAD_P_FREE;
 	lk->gen = (uint16_t)((lk->gen + 1u) & 0xfffu);
 	k->stats.lookups_active--;
+	if (k->withdrawn)
+		kad_withdraw_check(k);
 }
 
 static void complete(struct kad_lookup *lk)

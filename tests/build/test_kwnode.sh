@@ -111,5 +111,17 @@ if grep -q '^CONFIG_KW_LOG_LEVEL=4' $cfg 2>/dev/null; then
 else
     echo "skip - run -v: $cfg compiles debug lines out (CONFIG_KW_LOG_LEVEL < 4)"
 fi
+# config check: the same parser as run, nothing created; exit 0 / 1 (bad line) / 2 (unreadable)
+printf 'data_dir = %s/cc\nlisten = /ip4/127.0.0.1/tcp/0\n' $tmp > $tmp/good.conf
+out=$($K config check $tmp/good.conf 2>&1); rc=$?
+[ $rc -eq 0 ] && echo "$out" | grep -q ": ok$" && echo "$out" | grep -qx "data_dir $tmp/cc" && [ ! -e $tmp/cc ] \
+    && ok "config check: a good file prints ok and its data_dir, creates nothing" || ko "config check good: rc=$rc out=$out"
+out=$($K config check $tmp/bad.conf 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "line 2: unknown key 'bogus'" \
+    && ok "config check: a bad line is named, exit 1" || ko "config check bad: rc=$rc out=$out"
+out=$($K config check $tmp/nonexistent.conf 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q "cannot open" && ok "config check: an unreadable file exits 2" \
+    || ko "config check missing: rc=$rc out=$out"
+$K config frob >/dev/null 2>&1; [ $? -eq 2 ] && ok "config with an unknown verb exits 2" || ko "config frob"
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

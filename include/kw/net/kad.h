@@ -196,6 +196,26 @@ void kw_kad_get_stats(const struct kw_kad *k, struct kw_kad_stats *out);
 struct kw_kad_rt *kw_kad_table(struct kw_kad *k);
 struct kw_kad_store *kw_kad_store(struct kw_kad *k);
 
+/* ---- withdrawing (net/kad/withdraw.c): the contribution policy's drain ------------------- */
+/*
+ * Stops serving while staying in the DHT: every inbound request is refused as in client mode
+ * (counted in requests_refused), and our records and provider records are no longer
+ * republished, so they expire where they are held (Kademlia has no withdrawal message). The
+ * node's own lookups keep working; identify still lists KW_KAD_PROTOCOL (peers drop us after
+ * a refused query). `done` (may be NULL) runs once, from the loop, never inside this call, as
+ * soon as no put or provide lookup is in flight; those already running finish. Calling it
+ * again replaces `done` and reports again. Return: 0, -KW_EINVAL (k NULL), -KW_ESHUTDOWN.
+ */
+int kw_kad_withdraw(struct kw_kad *k, void (*done)(struct kw_kad *k, void *arg), void *arg);
+/*
+ * Serves again; a republish (records, providers) that fell while withdrawn runs at once.
+ * `done` of a withdrawal still waiting is dropped. No-op when not withdrawn.
+ */
+void kw_kad_rejoin(struct kw_kad *k);
+bool kw_kad_withdrawn(const struct kw_kad *k);
+/* Put and provide lookups (announcements) in flight. */
+unsigned kw_kad_announcing(const struct kw_kad *k);
+
 /* ---- libp2p transport (net/kad/swarm.c) ------------------------------------------------- */
 struct kw_swarm;
 struct kw_identify;
