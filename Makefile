@@ -365,6 +365,7 @@ help:
 	@echo "  bench              - benchmarks (bench-ml, bench-net)"
 	@echo "  bench-kad          - Kademlia lookups and memory: 100 C nodes vs 100 js-libp2p nodes (~10 min)"
 	@echo "  sim / sim-small    - Kademlia simulation: 10,000-node scenarios / 200-node test (doc/sim.md)"
+	@echo "  sim-full           - full-stack Kademlia simulation: 1,000 nodes with Noise + yamux (doc/sim.md)"
 	@echo "  clean / distclean  - remove \$$(O) / all of build/"
 	@echo "Variables: O=dir ARCH=x86_64|arm64 CROSS_COMPILE=prefix V=1 SAN=1"
 
@@ -385,3 +386,17 @@ sim sim-small:
 		$(SIMO)/tests/sim/$(if $(filter sim,$@),kw_kad_sim,test_kad_sim)
 	$(Q)$(if $(filter sim,$@),$(SIMO)/tests/sim/kw_kad_sim --suite --nodes $(SIM_NODES) \
 		--lookups $(SIM_LOOKUPS) $(SIM_ARGS),$(SIMO)/tests/sim/test_kad_sim)
+
+# sim-full: the full-stack simulation (doc/sim.md, "Full-stack run"): 1,000 complete nodes
+# (swarm, Noise, yamux, identify, kad) over simulated sockets, then 2,000 lookups. Not part of
+# make check; its small-N cmocka test (test_kad_full) is part of run-tests.
+SIM_FULL_NODES ?= 1000
+SIM_FULL_LOOKUPS ?= 2000
+SIM_FULL_ARGS ?=
+.PHONY: sim-full
+sim-full:
+	$(Q)test -f $(SIMO)/.config || $(MAKE) --no-print-directory O=$(SIMO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
+	$(Q)$(MAKE) --no-print-directory O=$(SIMO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=0 \
+		$(SIMO)/tests/sim/kw_kad_full
+	$(Q)$(SIMO)/tests/sim/kw_kad_full --nodes $(SIM_FULL_NODES) --lookups $(SIM_FULL_LOOKUPS) \
+		$(SIM_FULL_ARGS)

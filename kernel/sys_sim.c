@@ -30,7 +30,7 @@
 
 #define SIM(s) KW_CONTAINER_OF(s, struct kw_sim, sys)
 #define SIM_BACKLOG 16
-#define SIM_MARKS 16      /* batches in flight towards one socket; more are merged */
+#define SIM_MARKS 8       /* batches in flight towards one socket; more are merged */
 
 enum sock_state { S_FREE, S_NEW, S_LISTEN, S_CONN };
 
@@ -56,7 +56,7 @@ struct kw_sim_sock {
 	int l_next;               /* listen sockets: the network's listener list */
 	uint32_t lat_ms;          /* one-way latency of this connection towards the peer */
 	size_t inflight;          /* bytes in rx not yet delivered */
-	struct { uint64_t at, seq; uint32_t bytes; } marks[SIM_MARKS];
+	struct { uint64_t at; uint32_t bytes; } marks[SIM_MARKS];
 	uint8_t m_head, m_len;
 	int dh_idx;               /* index in the network's delivery heap, -1: not in it */
 };
@@ -94,7 +94,7 @@ static bool dh_less(const struct kw_sim_net *net, int a, int b)
 	const struct kw_sim_sock *x = &net->socks[a], *y = &net->socks[b];
 	uint64_t xa = x->marks[x->m_head].at, ya = y->marks[y->m_head].at;
 
-	return xa != ya ? xa < ya : x->marks[x->m_head].seq < y->marks[y->m_head].seq;
+	return xa != ya ? xa < ya : a < b;  /* equal due times: lower socket first */
 }
 
 static void dh_set(struct kw_sim_net *net, int pos, int sock)
@@ -460,7 +460,6 @@ static void in_flight(struct kw_sim_net *net, int i, uint32_t lat, size_t n)
 		}
 		last = (last + 1) % SIM_MARKS;
 		k->marks[last].at = at;
-		k->marks[last].seq = net->mark_seq++;
 		k->marks[last].bytes = (uint32_t)n;
 		k->m_len++;
 		return;
@@ -468,7 +467,6 @@ static void in_flight(struct kw_sim_net *net, int i, uint32_t lat, size_t n)
 	k->m_head = 0;
 	k->m_len = 1;
 	k->marks[0].at = at;
-	k->marks[0].seq = net->mark_seq++;
 	k->marks[0].bytes = (uint32_t)n;
 	dh_set(net, net->dh_len++, i);
 	dh_up(net, net->dh_len - 1);

@@ -54,7 +54,6 @@ struct kw_sim_net {
 	int listen_head;
 	struct kw_sim *act_head, *act_tail;
 	int *dheap, dh_len;          /* sockets with bytes in flight, by due time */
-	uint64_t mark_seq;
 };
 
 struct kw_sim {

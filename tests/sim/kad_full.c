@@ -481,7 +481,7 @@ int kw_kad_full_run(const struct kw_kad_full_cfg *cfg, struct kw_kad_full_report
 	n_socks = (int)(cfg->nodes * cfg->socks_per_node);
 	net_bytes = (size_t)n_socks * (cfg->ring_bytes + 1024) + 4096;
 	rep->net_bytes = net_bytes;
-	f->net_mem = malloc(net_bytes);
+	f->net_mem = calloc(1, net_bytes);  /* known zero: rings are touched only when used */
 	f->nodes = calloc(cfg->nodes, sizeof(*f->nodes));
 	f->heap = calloc(cfg->nodes, sizeof(*f->heap));
 	f->lk = calloc(cfg->lookups + 1, sizeof(*f->lk));
@@ -489,7 +489,7 @@ int kw_kad_full_run(const struct kw_kad_full_cfg *cfg, struct kw_kad_full_report
 		ret = -KW_ENOMEM;
 		goto out;
 	}
-	kw_arena_init(&a, f->net_mem, net_bytes);
+	kw_arena_init_zeroed(&a, f->net_mem, net_bytes);
 	ret = kw_sim_net_init(&f->net, &a, n_socks, cfg->ring_bytes);
 	if (ret < 0)
 		goto out;
