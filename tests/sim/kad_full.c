@@ -51,6 +51,8 @@ struct fnode {
 	char addr[160];          /* listen address with /p2p/ */
 	uint64_t wake;           /* heap key */
 	int hpos;                /* index in the node heap, -1: not in it */
+	uint64_t pass_ms;        /* virtual ms of the passes counted in pass_n */
+	unsigned pass_n;
 };
 
 struct lookup {
@@ -167,10 +169,41 @@ static void reschedule(struct full *f, unsigned i)
 	h_down(f, (unsigned)n->hpos);
 }
 
+/*
+ * A node whose loop is woken again and again within one virtual millisecond (a socket that
+ * stays ready while the node does not consume it: see "Spinning loops" in doc/sim.md) is
+ * parked until the next millisecond, as a real loop spinning would see the clock move; the
+ * passes it would have spun are not simulated, and the parks are counted.
+ */
+#define SPIN_PASSES 64
+
+static void park(struct full *f, unsigned i)
+{
+	struct fnode *n = &f->nodes[i];
+	uint64_t wake = f->net.now_ms + 1;
+
+	f->rep->spin_parks++;
+	if (n->hpos < 0) {
+		n->wake = wake;
+		h_set(f, f->heap_len++, i);
+		h_up(f, f->heap_len - 1);
+	} else if (n->wake > wake) {
+		n->wake = wake;
+		h_up(f, (unsigned)n->hpos);
+	}
+}
+
 static void run_node(struct full *f, unsigned i)
 {
 	struct fnode *n = &f->nodes[i];
-	int ret = kw_loop_run_once(&n->node->loop, 0);
+	int ret;
+
+	if (n->pass_ms != f->net.now_ms) {
+		n->pass_ms = f->net.now_ms;
+		n->pass_n = 0;
+	}
+	n->pass_n++;
+	ret = kw_loop_run_once(&n->node->loop, 0);
 
 	if (ret < 0) {
 		fprintf(stderr, "kad-full: node %u loop failed: %s\n", i, kw_strerror(ret));
@@ -430,6 +463,8 @@ static void report(struct full *f)
 		r->conns_dialed += ss.conns_dialed;
 		r->conns_accepted += ss.conns_accepted;
 		r->conns_failed += ss.conns_failed;
+		r->conns_refused += ss.conns_refused_limit;
+		r->conns_evicted += ss.conns_evicted;
 		members += (double)m;
 		if (nd->node->arena.high > r->arena_used_max)
 			r->arena_used_max = nd->node->arena.high;
@@ -510,14 +545,29 @@ int kw_kad_full_run(const struct kw_kad_full_cfg *cfg, struct kw_kad_full_report
 		if (now != last_ms) {
 			last_ms = now;
 			same_ms_passes = 0;
-		} else if (++same_ms_passes > 50000000ull) {
+		} else if (++same_ms_passes > 2000000ull) {
+			struct kw_sim *sv = kw_sim_net_next_active(&f->net);
 			fprintf(stderr, "kad-full: no progress at %llu ms (a loop spins)\n",
 				(unsigned long long)now);
+			if (sv) {
+				struct kw_sys_event ev[8];
+				int ne = sv->sys.ops->wait(&sv->sys, ev, 8, 0);
+				for (int e = 0; e < ne; e++) {
+					struct kw_watch *w = ev[e].ptr;
+					fprintf(stderr, "  node %u fd %d watch %#x ready %#x\n",
+						(unsigned)((struct fnode *)sv->user - f->nodes),
+						w->fd, w->events, ev[e].events);
+				}
+			}
 			abort();
 		}
 		v = kw_sim_net_next_active(&f->net);
 		if (v) {
-			run_node(f, (unsigned)((struct fnode *)v->user - f->nodes));
+			unsigned i = (unsigned)((struct fnode *)v->user - f->nodes);
+			if (f->nodes[i].pass_ms == now && f->nodes[i].pass_n >= SPIN_PASSES)
+				park(f, i);
+			else
+				run_node(f, i);
 			continue;
 		}
 		if (f->heap_len > 0 && f->nodes[f->heap[0]].wake <= now) {

@@ -45,8 +45,11 @@ struct kw_kad_full_report {
 	unsigned msgs_median, msgs_p99;
 	uint64_t virtual_ms;         /* from the first join to the last lookup's answer */
 	uint64_t node_passes;        /* loop passes run, all nodes */
+	uint64_t spin_parks;         /* a node woken SPIN_PASSES times in one ms, parked to the next */
 	uint64_t kad_requests;       /* requests sent by every core */
 	uint64_t conns_dialed, conns_accepted, conns_failed;
+	uint64_t conns_refused;      /* inbound closed at accept by the swarm's limits */
+	uint64_t conns_evicted;      /* handshakes dropped to admit a newcomer */
 	uint64_t bytes_marks_merged; /* sys_sim batches merged (latency slightly longer) */
 	double table_mean;           /* routing table members per node at the end */
 	size_t arena_bytes;          /* reserved per node */

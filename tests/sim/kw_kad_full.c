@@ -71,7 +71,9 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
-	kw_log_set_level(KW_LOG_LEVEL_ERR);  /* a thousand nodes' info lines say nothing */
+	/* a thousand nodes' info lines say nothing; KW_FULL_LOG=2 shows warnings (why a
+	 * connection failed, rate limited to one line a node per interval) */
+	kw_log_set_level(getenv("KW_FULL_LOG") ? atoi(getenv("KW_FULL_LOG")) : KW_LOG_LEVEL_ERR);
 	clock_gettime(CLOCK_MONOTONIC, &w0);
 	ret = kw_kad_full_run(&c, &r);
 	clock_gettime(CLOCK_MONOTONIC, &w1);
@@ -92,9 +94,12 @@ int main(int argc, char **argv)
 	printf("  connections      %llu dialed, %llu accepted, %llu failed; %zu sockets open at most\n",
 	       (unsigned long long)r.conns_dialed, (unsigned long long)r.conns_accepted,
 	       (unsigned long long)r.conns_failed, r.socks_open_max);
+	printf("  inbound limits   %llu refused at accept, %llu handshakes evicted\n",
+	       (unsigned long long)r.conns_refused, (unsigned long long)r.conns_evicted);
 	printf("  table size       %.1f (mean)\n", r.table_mean);
-	printf("  virtual time     %.1f s; %llu node loop passes\n", r.virtual_ms / 1000.0,
-	       (unsigned long long)r.node_passes);
+	printf("  virtual time     %.1f s; %llu node loop passes; %llu spinning-loop parks\n",
+	       r.virtual_ms / 1000.0, (unsigned long long)r.node_passes,
+	       (unsigned long long)r.spin_parks);
 	printf("  wall / CPU       %.1f s / %.1f s (user %.1f + sys %.1f); max RSS %.0f MiB\n",
 	       (double)(w1.tv_sec - w0.tv_sec) + (double)(w1.tv_nsec - w0.tv_nsec) / 1e9,
 	       secs(&ru.ru_utime) + secs(&ru.ru_stime), secs(&ru.ru_utime), secs(&ru.ru_stime),
