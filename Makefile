@@ -369,6 +369,7 @@ help:
 	@echo "  bench              - benchmarks (bench-ml, bench-net)"
 	@echo "  bench-kad          - Kademlia lookups and memory: 100 C nodes vs 100 js-libp2p nodes (~10 min)"
 	@echo "  sim / sim-small    - Kademlia simulation: 10,000-node scenarios / 200-node test (doc/sim.md)"
+	@echo "  sim-full           - full-stack Kademlia simulation: 1,000 nodes with Noise + yamux (doc/sim.md)"
 	@echo "  deb [BOARD=b]      - build BOARD (host, rpi4, rpi5, rpizero2w) in build/deb-BOARD and package it as a .deb"
 	@echo "  image BOARD=b      - a flashable Debian bookworm arm64 image with the .deb (downloads; doc/install.md)"
 	@echo "  clean / distclean  - remove \$$(O) / all of build/"
@@ -412,3 +413,17 @@ image:
 		echo "make image: BOARD=rpi4, rpi5 or rpizero2w (got '$(BOARD)')" >&2; exit 2 ;; esac
 	$(Q)$(MAKE) --no-print-directory deb BOARD=$(BOARD)
 	$(Q)sh tools/pkg/mkimage.sh $(BOARD) $(DEBO) build/image-$(BOARD)
+
+# sim-full: the full-stack simulation (doc/sim.md, "Full-stack run"): 1,000 complete nodes
+# (swarm, Noise, yamux, identify, kad) over simulated sockets, then 2,000 lookups. Not part of
+# make check; its small-N cmocka test (test_kad_full) is part of run-tests.
+SIM_FULL_NODES ?= 1000
+SIM_FULL_LOOKUPS ?= 2000
+SIM_FULL_ARGS ?=
+.PHONY: sim-full
+sim-full:
+	$(Q)test -f $(SIMO)/.config || $(MAKE) --no-print-directory O=$(SIMO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
+	$(Q)$(MAKE) --no-print-directory O=$(SIMO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=0 \
+		$(SIMO)/tests/sim/kw_kad_full
+	$(Q)$(SIMO)/tests/sim/kw_kad_full --nodes $(SIM_FULL_NODES) --lookups $(SIM_FULL_LOOKUPS) \
+		$(SIM_FULL_ARGS)

@@ -14,13 +14,16 @@ void kw_node_config_defaults(struct kw_node_config *c)
 	c->shutdown_drain_ms = CONFIG_KW_SHUTDOWN_DRAIN_MS;
 }
 
-int kw_node_init(struct kw_node *n, void *arena_mem, size_t arena_size, struct kw_sys *sys,
-		 const struct kw_node_config *cfg)
+static int node_init(struct kw_node *n, void *arena_mem, size_t arena_size, struct kw_sys *sys,
+		     const struct kw_node_config *cfg, bool zeroed)
 {
 	int ret;
 
 	memset(n, 0, sizeof(*n));
-	kw_arena_init(&n->arena, arena_mem, arena_size);
+	if (zeroed)
+		kw_arena_init_zeroed(&n->arena, arena_mem, arena_size);
+	else
+		kw_arena_init(&n->arena, arena_mem, arena_size);
 	if (cfg)
 		n->cfg = *cfg;
 	else
@@ -30,6 +33,18 @@ int kw_node_init(struct kw_node *n, void *arena_mem, size_t arena_size, struct k
 		KW_LOG_ERR(node, "arena of %zu bytes cannot hold the loop tables: %s", arena_size,
 			   kw_strerror(ret));
 	return ret;
+}
+
+int kw_node_init(struct kw_node *n, void *arena_mem, size_t arena_size, struct kw_sys *sys,
+		 const struct kw_node_config *cfg)
+{
+	return node_init(n, arena_mem, arena_size, sys, cfg, false);
+}
+
+int kw_node_init_zeroed(struct kw_node *n, void *arena_mem, size_t arena_size,
+			struct kw_sys *sys, const struct kw_node_config *cfg)
+{
+	return node_init(n, arena_mem, arena_size, sys, cfg, true);
 }
 
 int kw_node_pool_create(struct kw_node *n, struct kw_pool *p, const char *name,

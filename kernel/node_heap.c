@@ -11,12 +11,15 @@ struct kw_node *kw_node_create_heap(size_t arena_size, struct kw_sys *sys,
 				    const struct kw_node_config *cfg)
 {
 	size_t head = (sizeof(struct kw_node) + 63) & ~(size_t)63;
-	uint8_t *blk = aligned_alloc(64, head + ((arena_size + 63) & ~(size_t)63));
-	struct kw_node *n = (struct kw_node *)(void *)blk;
+	/* calloc: the block is known zero, so the arena clears nothing it has not handed out
+	 * and pages the node never uses stay untouched (kw_arena_init_zeroed) */
+	uint8_t *blk = calloc(1, 64 + head + ((arena_size + 63) & ~(size_t)63));
+	uint8_t *al = blk ? (uint8_t *)(((uintptr_t)blk + 63) & ~(uintptr_t)63) : NULL;
+	struct kw_node *n = (struct kw_node *)(void *)al;
 
 	if (!blk)
 		return NULL;
-	if (kw_node_init(n, blk + head, arena_size, sys, cfg) < 0) {
+	if (kw_node_init_zeroed(n, al + head, arena_size, sys, cfg) < 0) {
 		free(blk);
 		return NULL;
 	}

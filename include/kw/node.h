@@ -70,6 +70,9 @@ struct kw_node {
  */
 int kw_node_init(struct kw_node *n, void *arena_mem, size_t arena_size, struct kw_sys *sys,
 		 const struct kw_node_config *cfg);
+/* The same over arena memory known to be all zero (kw_arena_init_zeroed). */
+int kw_node_init_zeroed(struct kw_node *n, void *arena_mem, size_t arena_size,
+			struct kw_sys *sys, const struct kw_node_config *cfg);
 /*
  * For tests and simulations: allocates one block holding the node and an arena of
  * `arena_size` bytes (the only heap use; start-up only) and initialises it.

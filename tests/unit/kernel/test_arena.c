@@ -46,12 +46,51 @@ static void test_arena_memory_is_zeroed(void **state)
 		assert_int_equal(p[i], 0);
 }
 
+/*
+ * kw_arena_init_zeroed trusts the caller that the memory is zero and does not write it again:
+ * the 0xaa filler (standing for pages never touched) shows it was left alone.
+ */
+static void test_arena_zeroed_memory_is_not_cleared_again(void **state)
+{
+	static uint8_t mem[256];
+	struct kw_arena a;
+	uint8_t *p;
+
+	memset(mem, 0xaa, sizeof(mem));
+	kw_arena_init_zeroed(&a, mem, sizeof(mem));
+	p = kw_arena_alloc(&a, 64, 8);
+	assert_non_null(p);
+	assert_int_equal(p[0], 0xaa);
+	assert_int_equal(p[63], 0xaa);
+}
+
+/* Bytes an earlier allocation handed out are cleared again even in a zeroed arena. */
+static void test_arena_zeroed_clears_what_was_handed_out_before(void **state)
+{
+	static uint8_t mem[256];
+	struct kw_arena a;
+	uint8_t *p, *q;
+
+	memset(mem, 0, sizeof(mem));
+	kw_arena_init_zeroed(&a, mem, sizeof(mem));
+	p = kw_arena_alloc(&a, 32, 8);
+	memset(p, 0xff, 32);
+	a.used = 16;  /* a caller winding the arena back (as a test between cases might) */
+	q = kw_arena_alloc(&a, 32, 8);
+	assert_ptr_equal(q, p + 16);
+	assert_int_equal(q[0], 0);    /* handed out before: cleared */
+	assert_int_equal(q[15], 0);
+	assert_int_equal(q[16], 0);   /* never handed out: zero as given */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_arena_alignment_is_honoured),
 		cmocka_unit_test(test_arena_full_returns_null_and_keeps_state),
 		cmocka_unit_test(test_arena_memory_is_zeroed),
+		cmocka_unit_test(test_arena_zeroed_memory_is_not_cleared_again),
+		cmocka_unit_test(test_arena_zeroed_clears_what_was_handed_out_before),
 	};
 	return cmocka_run_group_tests_name("kernel/arena", tests, NULL, NULL);
 }

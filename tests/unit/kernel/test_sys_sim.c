@@ -124,6 +124,71 @@ static void test_sim_address_in_use_and_close_refuses_backlog(void **state)
 	OPS->close(SYS, l2);
 }
 
+static uint32_t lat50(void *ctx, uint32_t a, uint32_t b) { return 50; }
+
+static void test_sim_latency_delays_bytes_and_fin_behind_them(void **state)
+{
+	struct sockaddr_in sa = addr(4100);
+	struct sockaddr_storage peer;
+	socklen_t len;
+	int l = OPS->tcp_socket(SYS, AF_INET), c, a;
+	char buf[8];
+
+	g_t->net->latency_ms = lat50;
+	assert_int_equal(OPS->bind_listen(SYS, l, (struct sockaddr *)&sa, sizeof(sa), 4), 0);
+	c = OPS->tcp_socket(SYS, AF_INET);
+	OPS->connect(SYS, c, (struct sockaddr *)&sa, sizeof(sa));
+	a = OPS->accept(SYS, l, &peer, &len);
+	assert_true(a >= 0);
+	assert_int_equal(OPS->write(SYS, c, "hi", 2), 2);
+	assert_int_equal(OPS->shutdown_write(SYS, c), 0);
+	assert_int_equal(OPS->read(SYS, a, buf, sizeof(buf)), -KW_EAGAIN);  /* not there yet */
+	assert_int_equal(kw_sim_net_next_delivery(g_t->net), g_t->net->now_ms + 50);
+	kw_sim_advance(g_t->net, 49);
+	assert_int_equal(OPS->read(SYS, a, buf, sizeof(buf)), -KW_EAGAIN);
+	kw_sim_advance(g_t->net, 1);
+	assert_int_equal(OPS->read(SYS, a, buf, sizeof(buf)), 2);
+	assert_memory_equal(buf, "hi", 2);
+	assert_int_equal(OPS->read(SYS, a, buf, sizeof(buf)), 0);  /* the FIN came behind them */
+	assert_int_equal(kw_sim_net_next_delivery(g_t->net), UINT64_MAX);
+	OPS->close(SYS, a);
+	OPS->close(SYS, c);
+	OPS->close(SYS, l);
+}
+
+static void test_sim_wait_reports_only_ready_sockets_and_queues_their_view(void **state)
+{
+	int p1[2], p2[2];
+	struct kw_sys_event ev[4];
+	char b[4];
+
+	g_t->net->track_active = true;
+	assert_int_equal(kw_sim_socketpair(g_t->sim, p1), 0);
+	assert_int_equal(kw_sim_socketpair(g_t->sim, p2), 0);
+	OPS->watch_add(SYS, p1[1], KW_EV_READ, &p1[1]);
+	OPS->watch_add(SYS, p2[1], KW_EV_READ, &p2[1]);
+	assert_ptr_equal(kw_sim_net_next_active(g_t->net), g_t->sim);  /* once, not per socket */
+	assert_null(kw_sim_net_next_active(g_t->net));
+	assert_int_equal(OPS->wait(SYS, ev, 4, 0), 0);  /* nothing readable: candidates dropped */
+	assert_null(kw_sim_net_next_active(g_t->net));
+	assert_int_equal(OPS->write(SYS, p2[0], "x", 1), 1);
+	assert_ptr_equal(kw_sim_net_next_active(g_t->net), g_t->sim);
+	assert_int_equal(OPS->wait(SYS, ev, 4, 0), 1);
+	assert_ptr_equal(ev[0].ptr, &p2[1]);
+	/* level-triggered: still readable, so the view stays queued until the byte is read */
+	assert_ptr_equal(kw_sim_net_next_active(g_t->net), g_t->sim);
+	assert_int_equal(OPS->read(SYS, p2[1], b, sizeof(b)), 1);
+	/* the read freed room for the writer: its view (the same one) may have work */
+	assert_ptr_equal(kw_sim_net_next_active(g_t->net), g_t->sim);
+	assert_int_equal(OPS->wait(SYS, ev, 4, 0), 0);  /* it has none: nothing stays queued */
+	assert_null(kw_sim_net_next_active(g_t->net));
+	g_t->net->track_active = false;
+	OPS->close(SYS, p1[0]);
+	OPS->close(SYS, p1[1]);
+	OPS->close(SYS, p2[0]);
+	OPS->close(SYS, p2[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -132,6 +197,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sim_full_peer_buffer_blocks_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sim_auto_advance_moves_virtual_time_to_next_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sim_address_in_use_and_close_refuses_backlog, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sim_latency_delays_bytes_and_fin_behind_them, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sim_wait_reports_only_ready_sockets_and_queues_their_view, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("kernel/sys_sim", tests, NULL, NULL);
 }
