@@ -54,11 +54,23 @@ int kw_loop_watch(struct kw_loop *l, struct kw_watch *w, int fd, uint32_t events
 	w->events = events;
 	w->cb = cb;
 	w->arg = arg;
-	ret = l->sys->ops->watch_add(l->sys, fd, events, w);
-	if (ret < 0)
-		return ret;
+	if (events) {
+		ret = l->sys->ops->watch_add(l->sys, fd, events, w);
+		if (ret < 0)
+			return ret;
+	}
 	w->active = true;
 	return 0;
+}
+
+/* Forgets events for w still queued in this pass (unwatched or parked in a callback). */
+static void drop_queued(struct kw_loop *l, struct kw_watch *w)
+{
+	int i;
+
+	for (i = l->ev_pos; i < l->n_events; i++)
+		if (l->events[i].ptr == w)
+			l->events[i].ptr = NULL;
 }
 
 int kw_loop_watch_mod(struct kw_loop *l, struct kw_watch *w, uint32_t events)
@@ -69,7 +81,15 @@ int kw_loop_watch_mod(struct kw_loop *l, struct kw_watch *w, uint32_t events)
 		return -KW_EINVAL;
 	if (events == w->events)
 		return 0;
-	ret = l->sys->ops->watch_mod(l->sys, w->fd, events, w);
+	if (!events) {
+		/* parked: out of the poll set, so a pending error or hang-up cannot wake us */
+		ret = l->sys->ops->watch_del(l->sys, w->fd);
+		if (ret == 0)
+			drop_queued(l, w);
+	} else if (!w->events)
+		ret = l->sys->ops->watch_add(l->sys, w->fd, events, w);
+	else
+		ret = l->sys->ops->watch_mod(l->sys, w->fd, events, w);
 	if (ret == 0)
 		w->events = events;
 	return ret;
@@ -77,16 +97,12 @@ int kw_loop_watch_mod(struct kw_loop *l, struct kw_watch *w, uint32_t events)
 
 void kw_loop_unwatch(struct kw_loop *l, struct kw_watch *w)
 {
-	int i;
-
 	if (!w->active)
 		return;
-	(void)l->sys->ops->watch_del(l->sys, w->fd);
+	if (w->events)
+		(void)l->sys->ops->watch_del(l->sys, w->fd);
 	w->active = false;
-	/* Forget events for w still queued in this pass, so the owner can free it now. */
-	for (i = l->ev_pos; i < l->n_events; i++)
-		if (l->events[i].ptr == w)
-			l->events[i].ptr = NULL;
+	drop_queued(l, w);  /* so the owner can free w now */
 }
 
 void kw_loop_add_hook(struct kw_loop *l, struct kw_hook *h)

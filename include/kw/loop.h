@@ -99,11 +99,15 @@ uint64_t kw_loop_update_time(struct kw_loop *l);
 
 /*
  * Starts watching `fd` (borrowed; caller closes it after kw_loop_unwatch).
+ * An empty interest set (events 0) parks the watch: the fd is not polled at all, so an error
+ * or hang-up on it is seen only once interest returns (epoll reports EPOLLERR and EPOLLHUP
+ * whatever the interest set; a level-triggered fd nobody reads would wake every pass).
  * Return: 0, -KW_EALREADY if `w` is active, or the backend's error.
  */
 int kw_loop_watch(struct kw_loop *l, struct kw_watch *w, int fd, uint32_t events,
 		  kw_watch_fn cb, void *arg);
-/* Changes the interest set. Return: 0, -KW_EINVAL if not active, or the backend's error. */
+/* Changes the interest set (0 parks it, see above). Return: 0, -KW_EINVAL if not active, or
+ * the backend's error. */
 int kw_loop_watch_mod(struct kw_loop *l, struct kw_watch *w, uint32_t events);
 /*
  * Stops watching. Safe from inside any callback: pending events for `w` in the current pass

@@ -104,6 +104,51 @@ static void test_loop_watch_mod_switches_to_write_interest(void **state)
 	close(s[0]); close(s[1]);
 }
 
+/* epoll reports a hang-up whatever the interest set: a parked watch (events 0) must not
+ * wake the loop for it every pass, and must see it once interest returns. */
+static void test_loop_parked_watch_is_not_woken_by_hangup_until_interest_returns(void **state)
+{
+	int s[2], i;
+	struct kw_watch w = { 0 };
+	struct hit h = { 0 };
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, s), 0);
+	assert_int_equal(kw_loop_watch(LOOP, &w, s[0], KW_EV_READ, on_ev, &h), 0);
+	assert_int_equal(kw_loop_watch_mod(LOOP, &w, 0), 0);
+	assert_int_equal(write(s[1], "x", 1), 1);
+	close(s[1]);  /* AF_UNIX stream: the survivor gets EPOLLHUP */
+	for (i = 0; i < 5; i++)
+		kw_loop_run_once(LOOP, 0);
+	assert_int_equal(h.n, 0);
+	assert_int_equal(kw_loop_watch_mod(LOOP, &w, KW_EV_READ), 0);
+	kw_loop_run_once(LOOP, 0);
+	assert_int_equal(h.n, 1);
+	assert_true(h.ev & KW_EV_READ);  /* the byte, then EOF, are still there to read */
+	kw_loop_unwatch(LOOP, &w);
+	close(s[0]);
+}
+
+/* A watch may start parked and be unwatched while parked. */
+static void test_loop_watch_can_start_parked(void **state)
+{
+	int s[2];
+	struct kw_watch w = { 0 };
+	struct hit h = { 0 };
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, s), 0);
+	assert_int_equal(kw_loop_watch(LOOP, &w, s[0], 0, on_ev, &h), 0);
+	assert_int_equal(write(s[1], "x", 1), 1);
+	kw_loop_run_once(LOOP, 0);
+	assert_int_equal(h.n, 0);
+	assert_int_equal(kw_loop_watch_mod(LOOP, &w, KW_EV_READ), 0);
+	kw_loop_run_once(LOOP, 0);
+	assert_int_equal(h.n, 1);
+	assert_int_equal(kw_loop_watch_mod(LOOP, &w, 0), 0);
+	kw_loop_unwatch(LOOP, &w);
+	assert_false(w.active);
+	close(s[0]); close(s[1]);
+}
+
 static void stop_cb(struct kw_loop *l, struct kw_timer *t) { kw_loop_stop(l, 7); }
 
 static void test_loop_run_returns_stop_code_from_timer(void **state)
@@ -160,6 +205,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_loop_pipe_readable_fires_read_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_unwatch_in_callback_drops_pending_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_watch_mod_switches_to_write_interest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_parked_watch_is_not_woken_by_hangup_until_interest_returns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_watch_can_start_parked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_run_returns_stop_code_from_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_real_tcp_connect_accept_on_loopback, setup, teardown),
 	};

@@ -349,6 +349,34 @@ static void test_loop_does_not_spin_while_all_buffers_are_lent(void **state)
 	assert_true(l->stats.iterations - it0 < 50);
 }
 
+/* A connection waiting for a buffer whose peer resets: epoll would report the error every pass
+ * while nobody reads; the parked watch keeps the loop asleep until the buffer comes. */
+static void test_loop_does_not_spin_when_a_waiting_connection_is_reset(void **state)
+{
+	struct kw_loop *l = &g->b.t->node->loop;
+	uint64_t it0, t0;
+	uint32_t i, n = BUFS + 2, share = hs_share();
+	int guard = 0;
+
+	if (n > MAX_ATT)
+		skip();  /* more buffers than the simulated socket table has attackers for */
+	for (i = 0; i < n; i++)
+		attack(g_pin, PIN_LEN);
+	assert_true(bstats().buf_waits >= 1);
+	/* the first share - 1 pin a buffer each (see above); the later ones wait */
+	for (i = share; i < n; i++) {
+		sys()->ops->close_abort(sys(), g->att[i]);
+		g->att[i] = -1;
+	}
+	g->net->net->auto_advance = true;
+	it0 = l->stats.iterations;
+	t0 = kw_loop_now(l);
+	while (kw_loop_now(l) < t0 + FRAME / 2 && guard++ < 100000)
+		kw_loop_run_once(l, (int)(FRAME / 2));
+	g->net->net->auto_advance = false;
+	assert_true(l->stats.iterations - it0 < 50);
+}
+
 static void test_upgraded_connections_keep_working_while_handshakes_exhaust_theirs(void **state)
 {
 	struct kw_conn *c = dial_ab();
@@ -443,6 +471,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bulk_frames_spanning_reads_are_not_cut_by_the_frame_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiting_connection_is_woken_when_buffers_return, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_does_not_spin_while_all_buffers_are_lent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_does_not_spin_when_a_waiting_connection_is_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgraded_connections_keep_working_while_handshakes_exhaust_theirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fin_is_logged_as_a_normal_close_and_rst_as_a_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_lines_are_rate_limited_with_a_summary, setup, teardown),
