@@ -691,12 +691,14 @@ long kw_status_render_text(const struct kw_status_snap *s, char *buf, size_t cap
 	     (unsigned long long)(up / 60 % 60), (unsigned long long)(up % 60));
 	outf(&o, "peer id:       %s\n", s->peer_id[0] ? s->peer_id : "(no networking)");
 	outf(&o, "state:         %s", policy_name(s));
-	if (s->have_policy)
+	if (s->have_policy && s->transitions == 0 && s->detail[0])
+		outf(&o, " since start: %s\n", s->detail);  /* never changed: only "now" says why */
+	else if (s->have_policy)
 		outf(&o, " for %llu s: %s\n", (unsigned long long)ago_s(s, s->state_since_ms),
 		     s->reason);
 	else
 		outf(&o, "\n");
-	if (s->have_policy && s->detail[0])
+	if (s->have_policy && s->detail[0] && s->transitions > 0)
 		outf(&o, "               now: %s\n", s->detail);
 	outf(&o, "reachability:  %s: %s\n", kw_reach_name(s->reach), s->reach_why);
 	if (s->reach != KW_REACH_REACHABLE)

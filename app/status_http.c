@@ -9,7 +9,8 @@
  *   GET /metrics      Prometheus text
  * Anything else: 404 (unknown path), 405 (method other than GET), 400 (malformed), 431 (head
  * over KW_HTTP_REQ_MAX), 505 (not HTTP/1.x), 408 (no whole head within STATUS_READ_TIMEOUT_MS),
- * 503 (all CONFIG_KW_STATUS_CLIENTS busy). Every answer closes the connection. Each refusal is
+ * 503 (all CONFIG_KW_STATUS_CLIENTS busy). Every answer closes the connection (after a
+ * lingering close: see STATUS_LINGER_MS). Each refusal is
  * counted (metrics errors_total{reason="http_..."}); the node keeps serving everyone else.
  *
  * Owns: struct kw_status (ring, snapshot scratch, counters) and CONFIG_KW_STATUS_CLIENTS
@@ -44,7 +45,14 @@
 #define STATUS_HDR_RESERVE 256   /* room before the body for the status line and headers */
 #define STATUS_BODY_MAX (64 * 1024)
 
-enum sc_state { SC_FREE, SC_READ, SC_WRITE };
+enum sc_state { SC_FREE, SC_READ, SC_WRITE, SC_LINGER };
+
+/*
+ * After an answer to a request whose bytes were not all read (a 431, a 400 mid-head), closing
+ * at once would make the kernel reset the connection and the client could lose the answer:
+ * the write side is shut and input discarded until EOF or this long (RFC 9112 section 9.6).
+ */
+#define STATUS_LINGER_MS 1000u
 
 struct status_client {
 	struct kw_status *st;
@@ -239,44 +247,57 @@ void kw_status_collect(struct kw_status *st, struct kw_status_snap *s)
 
 /* ---- sampling ---- */
 
-static void on_tick(struct kw_loop *l, struct kw_timer *t)
+/* Inbound streams and bytes both ways so far (0 without networking). */
+static void counters(struct kw_status *st, uint64_t *streams, uint64_t *bytes)
 {
-	struct kw_status *st = t->arg;
-	uint64_t streams = 0, bytes = 0;
-	struct kw_status_sample x;
-
+	*streams = *bytes = 0;
 #ifdef CONFIG_KW_NET_SWARM
 	if (st->app->sw) {
 		struct kw_swarm_stats ss;
 
 		kw_swarm_get_stats(st->app->sw, &ss);
-		streams = ss.streams_in;
-		bytes = ss.bytes_in + ss.bytes_out;
+		*streams = ss.streams_in;
+		*bytes = ss.bytes_in + ss.bytes_out;
 	}
 #endif
+}
+
+/* One sample into the ring: the deltas since the previous one and the sensors now. */
+static void take_sample(struct kw_status *st, uint64_t streams, uint64_t bytes)
+{
+	struct kw_status_sample x;
+
+	memset(&x, 0, sizeof(x));
+	x.t_s = (uint32_t)(uptime_ms(st) / 1000);
+	x.requests = (uint32_t)(streams - st->sample_streams_in);
+	x.kib = (uint32_t)((bytes - st->sample_bytes + 1023) / 1024);
+	x.temp_mc = INT32_MIN;
+	x.battery_pct = -1;
+	x.state = KW_POLICY_PAUSED;
+	if (st->app->policy) {
+		const struct kw_policy_status *ps = kw_policy_status(st->app->policy);
+
+		if (ps->last.have_temp)
+			x.temp_mc = ps->last.temp_mc;
+		x.battery_pct = ps->last.battery_pct;
+		x.state = (uint8_t)ps->state;
+	}
+	kw_status_ring_push(&st->ring, &x);
+	st->sample_streams_in = streams;
+	st->sample_bytes = bytes;
+}
+
+static void on_tick(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_status *st = t->arg;
+	uint64_t streams, bytes;
+
+	counters(st, &streams, &bytes);
 	if (streams != st->prev_streams_in)
 		st->last_request_ms = uptime_ms(st);
 	st->prev_streams_in = streams;
-	if (++st->ticks % CONFIG_KW_STATUS_SAMPLE_S == 0) {
-		memset(&x, 0, sizeof(x));
-		x.t_s = (uint32_t)(uptime_ms(st) / 1000);
-		x.requests = (uint32_t)(streams - st->sample_streams_in);
-		x.kib = (uint32_t)((bytes - st->sample_bytes + 1023) / 1024);
-		x.temp_mc = INT32_MIN;
-		x.battery_pct = -1;
-		x.state = KW_POLICY_PAUSED;
-		if (st->app->policy) {
-			const struct kw_policy_status *ps = kw_policy_status(st->app->policy);
-
-			if (ps->last.have_temp)
-				x.temp_mc = ps->last.temp_mc;
-			x.battery_pct = ps->last.battery_pct;
-			x.state = (uint8_t)ps->state;
-		}
-		kw_status_ring_push(&st->ring, &x);
-		st->sample_streams_in = streams;
-		st->sample_bytes = bytes;
-	}
+	if (++st->ticks % CONFIG_KW_STATUS_SAMPLE_S == 0)
+		take_sample(st, streams, bytes);
 	kw_timer_start(l, t, STATUS_TICK_MS);
 }
 
@@ -364,11 +385,16 @@ static void sc_flush(struct status_client *c)
 			kw_loop_watch_mod(&c->st->n->loop, &c->w, KW_EV_WRITE);
 			return;
 		}
-		if (n <= 0)
-			break;  /* the client went away */
+		if (n <= 0) {
+			sc_close(c);  /* the client went away */
+			return;
+		}
 		c->woff += (size_t)n;
 	}
-	sc_close(c);
+	shutdown(c->fd, SHUT_WR);
+	c->state = SC_LINGER;
+	kw_loop_watch_mod(&c->st->n->loop, &c->w, KW_EV_READ);
+	kw_timer_start(&c->st->n->loop, &c->timer, STATUS_LINGER_MS);
 }
 
 /* Sends status line + headers + the body already at wbuf[STATUS_HDR_RESERVE..+blen). */
@@ -455,6 +481,12 @@ static void sc_io(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
 		sc_flush(c);
 		return;
 	}
+	if (c->state == SC_LINGER) {
+		n = read(c->fd, c->rbuf, KW_HTTP_REQ_MAX);  /* discarded */
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			sc_close(c);
+		return;
+	}
 	if (c->state != SC_READ)
 		return;
 	n = read(c->fd, c->rbuf + c->rlen, KW_HTTP_REQ_MAX - c->rlen);
@@ -489,6 +521,8 @@ static void sc_timeout(struct kw_loop *l, struct kw_timer *t)
 	} else if (c->state == SC_WRITE) {
 		c->st->http_timeout++;
 		sc_close(c);  /* a client that stopped reading */
+	} else if (c->state == SC_LINGER) {
+		sc_close(c);
 	}
 }
 
@@ -570,6 +604,7 @@ int kw_app_status_init(struct kw_node *n)
 	st->fd = -1;
 	st->start_ms = kw_loop_now(&n->loop);
 	kw_status_ring_reset(&st->ring);
+	take_sample(st, 0, 0);  /* the state at start: the chart is never empty */
 	kw_timer_init(&st->tick, on_tick, st);
 	ret = kw_timer_start(&n->loop, &st->tick, STATUS_TICK_MS);
 	if (ret < 0)
