@@ -42,7 +42,7 @@
 
 #define STATUS_READ_TIMEOUT_MS 5000u
 #define STATUS_TICK_MS 1000u
-#define STATUS_HDR_RESERVE 256   /* room before the body for the status line and headers */
+#define STATUS_HDR_RESERVE 512   /* room before the body for the status line and headers */
 #define STATUS_BODY_MAX (64 * 1024)
 
 enum sc_state { SC_FREE, SC_READ, SC_WRITE, SC_LINGER };
@@ -404,7 +404,11 @@ static void sc_send(struct status_client *c, int code, const char *reason, const
 	char hdr[STATUS_HDR_RESERVE];
 	int h = snprintf(hdr, sizeof(hdr),
 			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-			 "Cache-Control: no-store\r\n%sConnection: close\r\n\r\n", code, reason, type,
+			 "Cache-Control: no-store\r\n"
+			 /* the page is self-contained: the browser may fetch nothing */
+			 "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; "
+			 "script-src 'unsafe-inline'\r\n"
+			 "%sConnection: close\r\n\r\n", code, reason, type,
 			 blen, code == 405 ? "Allow: GET\r\n" : "");
 
 	if (h < 0 || (size_t)h >= sizeof(hdr))
