@@ -326,7 +326,7 @@ static void on_conn_up(struct kw_swarm *sw, struct kw_conn *c, void *arg)
 
 long kw_status_control_reply(struct kw_status *st, char *out, size_t cap)
 {
-	static char text[4096];  /* one render at a time: the loop is single-threaded */
+	static char text[8192];  /* one render at a time: the loop is single-threaded */
 	struct kw_status_snap *s = &st->snap;
 	size_t off;
 	long n;
