@@ -80,6 +80,7 @@ static const struct key_def g_keys[] = {
 	{ "policy_drain_timeout_ms", KEY_U32, F(policy.drain_timeout_ms), 0, 600000, false },
 	{ "bootstrap", KEY_BOOTSTRAP, F(bootstrap), 0, KW_CONFIG_BOOTSTRAP_MAX, true, true },
 	{ "dht_mode", KEY_DHT_MODE, F(dht_client), 0, 1, true, true },
+	{ "status_port", KEY_U32, F(status_port), 0, 65535, false },
 };
 
 void kw_config_defaults(struct kw_config *c)
@@ -89,6 +90,7 @@ void kw_config_defaults(struct kw_config *c)
 	kw_node_config_defaults(&c->node);
 	snprintf(c->sysfs_root, sizeof(c->sysfs_root), "%s", CONFIG_KW_BOARD_SYSFS_ROOT);
 	kw_policy_settings_defaults(&c->policy);
+	c->status_port = CONFIG_KW_STATUS_PORT;
 #ifdef CONFIG_KW_NET_SWARM
 	kw_swarm_limits_default(&c->swarm);
 	if (CONFIG_KW_NET_LISTEN[0]) {

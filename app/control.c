@@ -2,7 +2,7 @@
  * The control socket of a running node: <data_dir>/control.sock, a unix stream socket of
  * mode 0600 (the data directory itself is 0700), served on the node's loop. `kwnode dht ...`
  * given the data directory of a running node talks to it here instead of starting a second
- * node with the same identity. `kwnode status` is meant to use it too.
+ * node with the same identity. `kwnode status` asks it for the node's status (app/status.h).
  *
  * Protocol (app/dht.h): one command per connection. The client sends one line ("dht VERB
  * HEX [HEX]\n", at most KW_DHT_LINE_MAX bytes), the node answers with reply lines ending in
@@ -36,6 +36,7 @@
 #include <kw/sys.h>
 
 #include "dht.h"
+#include "status.h"
 
 #define CONTROL_CLIENTS 2
 #define CONTROL_READ_TIMEOUT_MS 10000u
@@ -137,8 +138,18 @@ static void cl_run(struct ctl_client *c, const char *line)
 	char err[128], msg[160];
 	int ret;
 
+	if (!strcmp(line, "status")) {  /* `kwnode status` (app/cmd_status.c) */
+		struct kw_status *st = c->ctl->app->status;
+		long n = st ? kw_status_control_reply(st, c->wbuf, sizeof(c->wbuf)) : -KW_ENOSYS;
+
+		if (n < 0)
+			cl_error(c, "status not available on this node", 1);
+		else
+			cl_reply(c, (size_t)n);
+		return;
+	}
 	if (strncmp(line, "dht ", 4)) {
-		cl_error(c, "unknown control command (this node serves: dht)", 2);
+		cl_error(c, "unknown control command (this node serves: dht, status)", 2);
 		return;
 	}
 	if (!c->ctl->app->kad) {

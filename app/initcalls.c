@@ -8,6 +8,8 @@ int kw_app_net_init(struct kw_node *n);
 void kw_app_net_shutdown(struct kw_node *n);
 int kw_app_policy_init(struct kw_node *n);
 void kw_app_policy_shutdown(struct kw_node *n);
+int kw_app_status_init(struct kw_node *n);
+void kw_app_status_shutdown(struct kw_node *n);
 int kw_app_control_init(struct kw_node *n);
 void kw_app_control_shutdown(struct kw_node *n);
 int kw_app_dht_drain_init(struct kw_node *n);

@@ -42,6 +42,7 @@ struct kw_config {
 	int n_bootstrap;
 	bool bootstrap_is_default;
 	bool dht_client;                    /* dht_mode = client: ask the DHT, do not serve it */
+	uint32_t status_port;               /* localhost status endpoint (doc/status.md); 0 off */
 };
 
 /* Fills `c` with the Kconfig defaults. */
@@ -89,6 +90,7 @@ extern const size_t kw_app_initcalls_count;
 struct kw_identify;
 struct kw_kad;
 struct kw_control;
+struct kw_status;
 
 struct kw_app {
 	struct kw_config cfg;
@@ -97,6 +99,7 @@ struct kw_app {
 	struct kw_identify *id;            /* likewise, with identify built in */
 	struct kw_kad *kad;                /* likewise, with the DHT built in (CONFIG_KW_NET_KAD_SWARM) */
 	struct kw_control *ctl;            /* the control socket (app/control.c), NULL if none */
+	struct kw_status *status;          /* status and history (app/status_http.c), or NULL */
 };
 
 void kw_app_attach(struct kw_node *n, struct kw_app *app);

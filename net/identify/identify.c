@@ -227,6 +227,16 @@ int kw_identify_decode(struct kw_identify *id, const uint8_t *buf, size_t len,
 			out->addr_len[out->n_addrs++] = (uint8_t)l;
 		}
 	}
+	if (m->has_observedAddr || !push) {
+		size_t l = m->has_observedAddr ? m->observedAddr.size : 0;
+
+		out->observed_len = 0;
+		if (l > 0 && l <= KW_IDENTIFY_ADDR_MAX &&
+		    kw_maddr_from_bytes(m->observedAddr.bytes, l, &id->ma, NULL, 0) == 0) {
+			memcpy(out->observed, m->observedAddr.bytes, l);
+			out->observed_len = (uint8_t)l;
+		}
+	}
 	out->have = true;
 	return 0;
 }

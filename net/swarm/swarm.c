@@ -430,6 +430,7 @@ static void flush_tx(struct kw_conn *c)
 			return;
 		}
 		c->tx_off += (uint32_t)n;
+		c->sw->st.bytes_out += (uint64_t)n;
 	}
 	if (c->txb && c->tx_off == c->tx_len) {
 		c->tx_off = c->tx_len = 0;
@@ -536,6 +537,7 @@ static void do_read(struct kw_conn *c)
 			return;
 		}
 		c->rx_len += (uint32_t)n;
+		c->sw->st.bytes_in += (uint64_t)n;
 		conn_touch(c);
 		if (feed(c) < 0)
 			return;

@@ -53,6 +53,11 @@ struct kw_identify_remote {
 	uint8_t addr_len[KW_IDENTIFY_LISTEN_KEEP];
 	uint8_t addrs[KW_IDENTIFY_LISTEN_KEEP][KW_IDENTIFY_ADDR_MAX];
 	uint32_t push_gen;   /* the generation of our own info this peer has seen */
+	/* The address the remote saw us dial or answer from (observedAddr), binary, without
+	 * /p2p/; observed_len 0 when it sent none or it did not parse. The node's status page
+	 * compares it with our listen addresses (doc/status.md "Reachability"). */
+	uint8_t observed_len;
+	uint8_t observed[KW_IDENTIFY_ADDR_MAX];
 };
 
 /*

@@ -105,6 +105,8 @@ struct kw_swarm_stats {
 	 * not failed), connections closed because a partial frame passed its deadline */
 	uint64_t buf_waits, frame_timeouts;
 	uint32_t bufs_lent, bufs_lent_handshake;  /* now: all lent, lent to handshakes */
+	/* TCP bytes read from and written to every connection (handshakes and framing included) */
+	uint64_t bytes_in, bytes_out;
 };
 
 /*

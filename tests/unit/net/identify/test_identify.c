@@ -100,6 +100,26 @@ static void test_identify_decodes_js_message_kat(void **state)
 	assert_memory_equal(ci.addrs[0], "\x04\x7f\x00\x00\x01\x06\x0f\xa1", 8);
 }
 
+/* The status page compares what peers see with our listen addresses: observedAddr is kept. */
+static void test_identify_keeps_the_observed_address(void **state)
+{
+	struct fx *f = *state;
+	struct kw_identify_remote ci = { 0 };
+	/* observedAddr: an unknown protocol code, then (a push) /ip4/10.0.0.1/tcp/80 */
+	static const uint8_t bad[] = { 0x22, 0x03, 0x7f, 0x01, 0x02 };
+	static const uint8_t good[] = { 0x22, 0x08, 0x04, 10, 0, 0, 1, 0x06, 0x00, 0x50 };
+
+	assert_int_equal(kw_identify_decode(f->id, f->kat, f->kat_len, &f->kat_peer, false, &ci), 0);
+	/* the js message observed us at /ip4/127.0.0.1/tcp/50000 */
+	assert_int_equal(ci.observed_len, 8);
+	assert_memory_equal(ci.observed, "\x04\x7f\x00\x00\x01\x06\xc3\x50", 8);
+	assert_int_equal(kw_identify_decode(f->id, bad, sizeof(bad), NULL, true, &ci), 0);
+	assert_int_equal(ci.observed_len, 0);
+	assert_int_equal(kw_identify_decode(f->id, good, sizeof(good), NULL, true, &ci), 0);
+	assert_int_equal(ci.observed_len, 8);
+	assert_memory_equal(ci.observed, good + 2, 8);
+}
+
 static void test_identify_keeps_only_listen_addrs_that_parse(void **state)
 {
 	struct fx *f = *state;
@@ -198,6 +218,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_identify_decodes_js_message_kat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identify_keeps_only_listen_addrs_that_parse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identify_keeps_the_observed_address, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identify_refuses_key_of_another_peer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identify_refuses_truncated_and_oversized, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identify_requires_public_key_unless_push, setup, teardown),

@@ -410,6 +410,29 @@ static void test_swarm_ping_counts_round_trips(void **state)
 	assert_int_equal(g->ping_err, 0);
 }
 
+/* The status page's traffic figures: every TCP byte one side writes, the other counts read. */
+static void test_swarm_counts_tcp_bytes_both_ways(void **state)
+{
+	struct kw_conn *c = connect_ab();
+	struct kw_swarm_stats a0, b0, a, b;
+	struct kw_ping p = { 0 };
+
+	pump(20);
+	kw_swarm_get_stats(g->a.sw, &a0);
+	kw_swarm_get_stats(g->b.sw, &b0);
+	assert_true(a0.bytes_out > 0 && a0.bytes_in > 0);
+	assert_true(a0.bytes_out == b0.bytes_in && a0.bytes_in == b0.bytes_out);
+	assert_int_equal(kw_ping_start(&p, g->a.sw, c, 3, 0, on_ping, NULL), 0);
+	pump(50);
+	assert_int_equal(g->pings, 3);
+	kw_swarm_get_stats(g->a.sw, &a);
+	kw_swarm_get_stats(g->b.sw, &b);
+	/* three 32-byte pings and their echoes, plus framing and the AEAD tags */
+	assert_true(a.bytes_out - a0.bytes_out >= 3 * 32);
+	assert_true(b.bytes_out - b0.bytes_out >= 3 * 32);
+	assert_true(a.bytes_out == b.bytes_in && a.bytes_in == b.bytes_out);
+}
+
 static void test_swarm_echo_stream_round_trip_and_half_close(void **state)
 {
 	struct kw_conn *c = connect_ab();
@@ -1035,6 +1058,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_identify_push_skips_peer_without_push_protocol, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identify_observer_told_after_answer_and_after_push, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_ping_counts_round_trips, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_counts_tcp_bytes_both_ways, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_echo_stream_round_trip_and_half_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_reset_reaches_the_handler, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_unknown_protocol_fails_enoproto, setup, teardown),
