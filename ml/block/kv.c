@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/ml/block.h>
 
@@ -92,11 +93,11 @@ int kw_kv_rewind(struct kw_kv_session *s, size_t layers, uint32_t pos)
 {
 	if (!s || !s->open)
 		return -KW_EINVAL;
+	if (pos > s->max_len)
+		return -KW_ERANGE;
+	/* a layer not yet run as far keeps its shorter length: it has nothing to forget */
 	for (size_t l = 0; l < layers; l++)
-		if (pos > s->len[l])
-			return -KW_ERANGE;
-	for (size_t l = 0; l < layers; l++)
-		s->len[l] = pos;
+		s->len[l] = KW_MIN(s->len[l], pos);
 	return 0;
 }
 

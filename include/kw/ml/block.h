@@ -154,8 +154,8 @@ int kw_kv_cache_init(struct kw_kv_cache *c, size_t max_sessions, size_t slot_tok
  * -KW_EINVAL for a batch of 0 or above slot_tokens. */
 int kw_kv_open(struct kw_kv_cache *c, unsigned batch, struct kw_kv_session **out);
 void kw_kv_close(struct kw_kv_cache *c, struct kw_kv_session *s);
-/* Petals' start_from_position: forget positions >= pos in every layer. -KW_ERANGE when pos
- * is beyond what some layer holds. */
+/* Petals' start_from_position: forget positions >= pos in every layer (a layer holding
+ * fewer keeps its length). -KW_ERANGE when pos is beyond the session's max_len. */
 int kw_kv_rewind(struct kw_kv_session *s, size_t layers, uint32_t pos);
 /* Petals' _reorder_cache_inplace: row b becomes old row hypo[b] (repeats allowed), in every
  * layer, through the spare slot (no copy buffer). -KW_ERANGE for an index >= batch. */
