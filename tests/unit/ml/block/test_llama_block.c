@@ -5,13 +5,15 @@
  * LlamaDecoderLayer (transformers 4.43.1 modeling_llama.py) written here with plain loops on
  * the checkpoint's own values; backward is checked against its central finite differences.
  *
- * Tolerances (relative L2): fp32 forward 1e-5 (rounding ~1e-7); fp32 backward 1e-4 (measured
- * 1.1e-5: fp32 cancellation in the softmax gradient P (dP - sum P dP) over a chain twice as
- * long, against finite differences in double with step 1e-5, whose own error is ~1e-10). int8 forward 4 %: the seven
- * projections each carry ~0.6 % relative RMS error from Q8_0 rounding of weights and
- * activations (see test_ffn.c), and the residual path carries none, so the block output stays
- * near 1 %. int8 backward 8 % against the fp32 backward: the transposes carry a second
- * rounding (kw_q8w_transpose) and the chain has twice as many products.
+ * Tolerances (relative L2): fp32 forward 1e-5 (rounding ~1e-7); fp32 backward 1e-4
+ * (measured 1.1e-5: fp32 cancellation in the softmax gradient P (dP - sum P dP) over a chain
+ * twice as long, against finite differences in double with step 1e-5, whose own error is
+ * ~1e-10). int8 forward 2 %: the seven projections each carry ~0.6 % relative RMS error from
+ * Q8_0 rounding of weights and activations (see test_ffn.c) and the residual path carries
+ * none, so the block output stays under 1 % (measured 0.37 %). int8 backward 4 % against the
+ * fp32 backward (measured 0.5 %): the transposes carry a second rounding (kw_q8w_transpose)
+ * and the chain is twice as long. The int8 kernels equal the reference bit for bit on every
+ * CPU, so these figures do not move between x86-64 and arm64.
  */
 #include <dirent.h>
 #include <libgen.h>
@@ -290,8 +292,7 @@ static void test_q8_forward_within_int8_tolerance(void **s)
 	fill(x, 2 * 6 * H);
 	assert_int_equal(kw_llama_forward(&ctx, &wq, NULL, NULL, 1, x, 2, 6, 0, y), 0);
 	ref_forward(x, 2, 6, yr);
-	fprintf(stderr, "q8 fwd %g\n", rel_l2(y, yr, 2 * 6 * H));
-	assert_true(rel_l2(y, yr, 2 * 6 * H) < 0.04);
+	assert_true(rel_l2(y, yr, 2 * 6 * H) < 0.02);
 }
 
 static void test_forward_output_may_alias_input(void **s)
@@ -433,8 +434,7 @@ static void test_q8_backward_within_int8_tolerance(void **s)
 	fill(gy, 2 * 5 * H);
 	assert_int_equal(kw_llama_backward(&ctx, &wf, x, gy, 2, 5, gr), 0);
 	assert_int_equal(kw_llama_backward(&ctx, &wq, x, gy, 2, 5, gx), 0);
-	fprintf(stderr, "q8 bwd %g\n", rel_l2(gx, gr, 2 * 5 * H));
-	assert_true(rel_l2(gx, gr, 2 * 5 * H) < 0.08);
+	assert_true(rel_l2(gx, gr, 2 * 5 * H) < 0.04);
 	/* the second sequence of the batch is computed as its own */
 	assert_int_equal(kw_llama_backward(&ctx, &wq, x + 5 * H, gy + 5 * H, 1, 5, y2), 0);
 	assert_memory_equal(y2, gx + 5 * H, 5 * H * sizeof(float));
