@@ -385,3 +385,10 @@ sim sim-small:
 		$(SIMO)/tests/sim/$(if $(filter sim,$@),kw_kad_sim,test_kad_sim)
 	$(Q)$(if $(filter sim,$@),$(SIMO)/tests/sim/kw_kad_sim --suite --nodes $(SIM_NODES) \
 		--lookups $(SIM_LOOKUPS) $(SIM_ARGS),$(SIMO)/tests/sim/test_kad_sim)
+
+# ---- ml/block benchmark alone (also part of bench-ml; doc/bench.md, doc/ml-block.md) --------
+.PHONY: bench-block
+bench-block: deps
+	$(Q)$(MAKE) --no-print-directory O=$(BENCHO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
+	$(Q)$(MAKE) --no-print-directory O=$(BENCHO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=0 all tools
+	$(Q)sh tools/bench/run.sh $(BENCHO) ml_block

@@ -465,6 +465,29 @@ static void test_f32_load_names_missing_block(void **s)
 	assert_non_null(strstr(err, "q_proj"));
 }
 
+/* Through a 2-thread pool (split matmuls, attention split by token and head) the result is
+ * the single-thread one bit for bit: chunks write disjoint outputs in the same order. */
+static void test_worker_pool_forward_equals_single_thread(void **s)
+{
+	struct kw_workers wk;
+	struct kw_llama_ctx c2;
+	struct kw_arena a;
+	size_t n = kw_llama_ctx_bytes(&dims, MAXR, MAXP, 2);
+	void *mem = malloc(n);
+
+	(void)s;
+	assert_non_null(mem);
+	kw_arena_init(&a, mem, n);
+	assert_int_equal(kw_workers_init(&wk, 2), 0);
+	assert_int_equal(kw_llama_ctx_init(&c2, &dims, NULL, &wk, MAXR, MAXP, &a), 0);
+	fill(x, 2 * 7 * H);
+	assert_int_equal(kw_llama_forward(&ctx, &wq, NULL, NULL, 0, x, 2, 7, 0, y), 0);
+	assert_int_equal(kw_llama_forward(&c2, &wq, NULL, NULL, 0, x, 2, 7, 0, y2), 0);
+	assert_memory_equal(y, y2, 2 * 7 * H * sizeof(float));
+	kw_workers_fini(&wk);
+	free(mem);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -481,6 +504,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_q8_backward_within_int8_tolerance),
 		cmocka_unit_test(test_q8_backward_without_transposes_is_refused),
 		cmocka_unit_test(test_f32_load_names_missing_block),
+		cmocka_unit_test(test_worker_pool_forward_equals_single_thread),
 	};
 	char a0[3000];
 
