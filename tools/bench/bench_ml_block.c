@@ -297,6 +297,8 @@ int main(int argc, char **argv)
 	printf("fp32 load %.1f s\n", bench_now() - t0);
 	kw_llama_w_from_q8(&wq, &m8.blk[0], NULL);
 	kw_llama_dims_from_config(&d, &ck.cfg);
+	printf("block scratch (kw_llama_ctx_bytes) for 128 rows and 2048 positions, 2 workers:"
+	       " %.1f MiB\n", (double)kw_llama_ctx_bytes(&d, 128, 2048, 2) / (1 << 20));
 	xin = bench_alloc((PREFILL + 1) * 4096 * sizeof(float));
 	yout = bench_alloc((PREFILL + 1) * 4096 * sizeof(float));
 	for (size_t i = 0; i < (PREFILL + 1) * 4096; i++)

@@ -61,7 +61,8 @@ int kw_exec_init(struct kw_exec *ex, const struct kw_kernels *kk, struct kw_work
 		 size_t kmax, struct kw_arena *a);
 
 /* y[m][n] = x[m][k] W^T + bias (rows contiguous). Any m (split in chunks of KW_Q8_MAX_M for
- * int8). -KW_EINVAL for a layer with no weights or a k beyond the exec's kmax. */
+ * int8). -KW_EINVAL for a layer with no weights, -KW_ENOSPC for an int8 layer whose k is
+ * beyond the exec's kmax. */
 int kw_lin_forward(const struct kw_exec *ex, const struct kw_lin *l, const float *x, size_t m,
 		   float *y);
 /* gx[m][k] = gy[m][n] W (the gradient of the input). -KW_ENOTSUP for an int8 layer with no
