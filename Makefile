@@ -429,3 +429,10 @@ sim-full:
 		$(SIMO)/tests/sim/kw_kad_full
 	$(Q)$(SIMO)/tests/sim/kw_kad_full --nodes $(SIM_FULL_NODES) --lookups $(SIM_FULL_LOOKUPS) \
 		$(SIM_FULL_ARGS)
+
+# ---- ml/block benchmark alone (also part of bench-ml; doc/bench.md, doc/ml-block.md) --------
+.PHONY: bench-block
+bench-block: deps
+	$(Q)$(MAKE) --no-print-directory O=$(BENCHO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
+	$(Q)$(MAKE) --no-print-directory O=$(BENCHO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=0 all tools
+	$(Q)sh tools/bench/run.sh $(BENCHO) ml_block

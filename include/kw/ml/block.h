@@ -1,0 +1,236 @@
+/*
+ * Transformer compute for serving (ml/block/, doc/ml-block.md): linear layers that are int8
+ * (<kw/ml/q8.h>, threaded through <kw/ml/workers.h>) or fp32 (OpenBLAS, <kw/ml/blas.h>),
+ * Hivemind's "ffn" expert and a SwiGLU expert (forward, and backward with respect to the
+ * inputs), a LLaMA decoder block (forward over a per-session KV cache, backward with respect
+ * to the inputs by full-sequence recompute) and the KV cache itself.
+ *
+ * Memory: every scratch buffer comes from a struct kw_arena at init, sized once from the
+ * shapes and the row/token limits given there; forward and backward calls never allocate.
+ * Weights are borrowed (the loader's arena, a test's buffers) and must outlive the contexts.
+ * Contexts are not thread-safe: one caller at a time (the worker pool is not reentrant).
+ *
+ * Upstream definitions followed (cited per function below):
+ *   hivemind/moe/server/layers/common.py at commit 4bd43b7 (FeedforwardBlock, gelu_fast);
+ *   transformers 4.43.1 (the version Petals 2.3 pins) models/llama/modeling_llama.py
+ *   (LlamaRMSNorm, LlamaRotaryEmbedding, rotate_half, apply_rotary_pos_emb, repeat_kv,
+ *   LlamaMLP, LlamaAttention, LlamaDecoderLayer);
+ *   petals src/petals/server/backend.py and server.py (cache layout, hypo_ids reorder,
+ *   cache_tokens_left).
+ */
+#ifndef KW_ML_BLOCK_H
+#define KW_ML_BLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kw/arena.h>
+#include <kw/ml/kernels.h>
+#include <kw/ml/model.h>
+#include <kw/ml/q8.h>
+#include <kw/ml/workers.h>
+
+/* ---- linear layers: y = x W^T (+ bias), W n x k as a PyTorch Linear weight -------------- */
+/*
+ * Exactly one of q8 / f32 is set. q8t is W^T (k rows of n) packed a second time for the
+ * backward product gx = gy W: int8 keeps no transposed kernel, so a layer that must run
+ * backward costs its weight memory twice (2 x 1.0625 bytes per weight). f32 layers need no
+ * copy (OpenBLAS reads W transposed). Everything is borrowed.
+ */
+struct kw_lin {
+	size_t n, k;
+	const struct kw_q8w *q8;         /* W, int8, or NULL */
+	const struct kw_q8w *q8t;        /* W^T, int8, or NULL (forward-only layer) */
+	const float *f32;                /* W row-major n x k, or NULL */
+	const float *bias;               /* n floats or NULL */
+};
+
+/* What runs a layer: the kernel table, the worker pool (NULL: the calling thread) and the
+ * quantized-activation scratch (carved by kw_exec_init for up to KW_Q8_MAX_M rows of kmax). */
+struct kw_exec {
+	const struct kw_kernels *kk;
+	struct kw_workers *wk;
+	void *act;
+	size_t act_len;
+};
+
+/* Arena bytes kw_exec_init takes for inputs of at most kmax values (0 on overflow). */
+size_t kw_exec_bytes(size_t kmax);
+/* kk NULL means kw_kernels_best(). -KW_ENOMEM when the arena is short. */
+int kw_exec_init(struct kw_exec *ex, const struct kw_kernels *kk, struct kw_workers *wk,
+		 size_t kmax, struct kw_arena *a);
+
+/* y[m][n] = x[m][k] W^T + bias (rows contiguous). Any m (split in chunks of KW_Q8_MAX_M for
+ * int8). -KW_EINVAL for a layer with no weights, -KW_ENOSPC for an int8 layer whose k is
+ * beyond the exec's kmax. */
+int kw_lin_forward(const struct kw_exec *ex, const struct kw_lin *l, const float *x, size_t m,
+		   float *y);
+/* gx[m][k] = gy[m][n] W (the gradient of the input). -KW_ENOTSUP for an int8 layer with no
+ * q8t. */
+int kw_lin_backward(const struct kw_exec *ex, const struct kw_lin *l, const float *gy, size_t m,
+		    float *gx);
+
+/* Bytes for the int8 copy of an n x k layer plus its transpose (when with_t). */
+size_t kw_lin_q8_bytes(size_t n, size_t k, int with_t);
+/* Packs fp32 W (n x k, row-major) into int8 W and, when with_t, int8 W^T, both from the
+ * arena; l->bias is left NULL for the caller to set. Init-time only (not a hot path). */
+int kw_lin_q8_from_f32(struct kw_lin *l, const float *w, size_t n, size_t k, int with_t,
+		       struct kw_arena *a);
+/*
+ * Builds W^T (k x n) from int8 W alone (the loader keeps no fp32 copy): W is dequantized
+ * 16 columns at a time into scratch and requantized along the other axis, so W^T carries
+ * two roundings (each at most half a step of its own block). Memory for dst from the arena
+ * plus 16 x n floats of transient scratch taken from it too.
+ */
+int kw_q8w_transpose(struct kw_q8w *dst, const struct kw_q8w *src, struct kw_arena *a);
+
+/* ---- FFN experts ------------------------------------------------------------------------- */
+enum kw_ffn_kind {
+	/* Hivemind "ffn" (FeedforwardBlock): LayerNorm(x + W2 gelu_fast(W1 x + b1) + b2),
+	 * W1 4h x h, LayerNorm eps 1e-12 with weight and bias. gelu_fast is the tanh form
+	 * 0.5 x (1 + tanh(0.7978845608 x (1 + 0.044715 x^2))). */
+	KW_FFN_GELU = 1,
+	/* transformers' LlamaMLP: down(silu(gate x) * up x), no bias, no norm, no residual. */
+	KW_FFN_SWIGLU,
+};
+
+struct kw_ffn {
+	enum kw_ffn_kind kind;
+	size_t hid, inter;               /* inter = 4 * hid for KW_FFN_GELU */
+	struct kw_lin up;                /* GELU: ffn (W1, b1);  SwiGLU: up_proj */
+	struct kw_lin gate;              /* SwiGLU: gate_proj; unused for GELU */
+	struct kw_lin down;              /* GELU: ffn_output (W2, b2);  SwiGLU: down_proj */
+	const float *ln_w, *ln_b;        /* GELU: layer_norm weight and bias (hid each) */
+};
+
+/* Scratch of an expert for up to max_rows rows per internal chunk (any batch is split). */
+struct kw_ffn_ctx {
+	struct kw_exec ex;
+	size_t hid, inter, max_rows;
+	float *a, *g, *h, *t, *z;        /* rows x inter (a, g, h), rows x hid (t, z) */
+};
+
+size_t kw_ffn_ctx_bytes(size_t hid, size_t inter, size_t max_rows);
+int kw_ffn_ctx_init(struct kw_ffn_ctx *c, const struct kw_kernels *kk, struct kw_workers *wk,
+		    size_t hid, size_t inter, size_t max_rows, struct kw_arena *a);
+/* y[m][hid] from x[m][hid]; y may not alias x. -KW_EINVAL on a shape mismatch. */
+int kw_ffn_forward(struct kw_ffn_ctx *c, const struct kw_ffn *f, const float *x, size_t m,
+		   float *y);
+/* gx[m][hid] = d(sum gy . y)/dx, recomputing the forward; int8 layers need q8t. */
+int kw_ffn_backward(struct kw_ffn_ctx *c, const struct kw_ffn *f, const float *x,
+		    const float *gy, size_t m, float *gx);
+
+/* ---- KV cache ----------------------------------------------------------------------------- */
+/*
+ * A pool of fixed-size fp32 slots sized at init: max_sessions slots (plus one spare used by
+ * kw_kv_reorder) of slot_tokens token rows for every layer, K and V: per slot
+ * layers x 2 x slot_tokens x kv_heads x head_dim floats. As Petals' descriptors
+ * (batch, kv_heads, max_length, head_dim), a session opened for batch b may hold
+ * slot_tokens / b positions per row. fp32 rather than fp16 keeps the int8 and fp32 paths'
+ * attention exact to the values computed; fp16 would halve the memory (not done).
+ */
+struct kw_kv_session {
+	unsigned slot;                   /* index of its slot */
+	unsigned batch;                  /* rows (hypotheses) */
+	uint32_t max_len;                /* positions per row: slot_tokens / batch */
+	uint32_t *len;                   /* per layer: positions filled (the prefix length) */
+	int open;
+};
+
+struct kw_kv_cache {
+	size_t layers, kv_heads, head_dim;
+	size_t max_sessions, slot_tokens;
+	size_t slot_floats;
+	float *mem;                      /* (max_sessions + 1) slots */
+	struct kw_kv_session *s;         /* max_sessions entries */
+	unsigned spare;                  /* the slot no session holds */
+	size_t open;                     /* sessions open */
+};
+
+size_t kw_kv_cache_bytes(size_t max_sessions, size_t slot_tokens, size_t layers,
+			 size_t kv_heads, size_t head_dim);
+int kw_kv_cache_init(struct kw_kv_cache *c, size_t max_sessions, size_t slot_tokens,
+		     size_t layers, size_t kv_heads, size_t head_dim, struct kw_arena *a);
+/* A session for batch rows (1..slot_tokens); -KW_ENOSPC when every slot is taken,
+ * -KW_EINVAL for a batch of 0 or above slot_tokens. */
+int kw_kv_open(struct kw_kv_cache *c, unsigned batch, struct kw_kv_session **out);
+void kw_kv_close(struct kw_kv_cache *c, struct kw_kv_session *s);
+/* Petals' start_from_position: forget positions >= pos in every layer (a layer holding
+ * fewer keeps its length). -KW_ERANGE when pos is beyond the session's max_len. */
+int kw_kv_rewind(struct kw_kv_session *s, size_t layers, uint32_t pos);
+/* Petals' _reorder_cache_inplace: row b becomes old row hypo[b] (repeats allowed), in every
+ * layer, through the spare slot (no copy buffer). -KW_ERANGE for an index >= batch. */
+int kw_kv_reorder(struct kw_kv_cache *c, struct kw_kv_session *s, const uint32_t *hypo);
+/* Petals' ServerInfo.cache_tokens_left (server.py): bytes left / (hidden / kv groups x dtype
+ * size), here free slots x slot bytes / (kv_heads x head_dim x 4). A client needs
+ * tokens x 2 x blocks of it (sequence_manager.py _has_cache_for). */
+uint64_t kw_kv_cache_tokens_left(const struct kw_kv_cache *c);
+/* K or V rows of (layer, batch row) in a session: kv_heads x max_len x head_dim floats. */
+float *kw_kv_k(const struct kw_kv_cache *c, const struct kw_kv_session *s, size_t layer,
+	       size_t row);
+float *kw_kv_v(const struct kw_kv_cache *c, const struct kw_kv_session *s, size_t layer,
+	       size_t row);
+
+/* ---- LLaMA decoder block ------------------------------------------------------------------ */
+struct kw_llama_w {
+	struct kw_lin q, k, v, o;
+	struct kw_lin gate, up, down;
+	const float *input_norm, *post_norm;
+};
+
+struct kw_llama_dims {
+	size_t hidden, inter, heads, kv_heads, head_dim;
+	double rope_theta, eps;
+};
+
+/* Scratch for one block at a time: forward rows (batch x new tokens) up to max_rows, KV
+ * positions up to max_pos (RoPE table and attention), backward sequences up to max_rows. */
+struct kw_llama_ctx {
+	struct kw_exec ex;
+	struct kw_llama_dims d;
+	size_t max_rows, max_pos;
+	float *cos, *sin;                /* max_pos x head_dim/2 */
+	float *xn, *q, *k, *v, *att, *h1, *g, *u, *sc;
+	float *kbuf, *vbuf;              /* no-cache keys/values: kv_heads x max_rows x head_dim */
+	/* backward only */
+	float *p, *gq, *gk, *gv, *gatt, *gh, *gg, *gu, *t1, *xn2, *r1, *r2;
+	size_t nsc;                      /* score buffers (one per worker) of max_pos floats */
+};
+
+void kw_llama_dims_from_config(struct kw_llama_dims *d, const struct kw_llama_config *c);
+size_t kw_llama_ctx_bytes(const struct kw_llama_dims *d, size_t max_rows, size_t max_pos,
+			  unsigned nworkers);
+int kw_llama_ctx_init(struct kw_llama_ctx *c, const struct kw_llama_dims *d,
+		      const struct kw_kernels *kk, struct kw_workers *wk, size_t max_rows,
+		      size_t max_pos, struct kw_arena *a);
+
+/* Wraps a loaded int8 block; with t != NULL also builds the seven transposes (from t) so the
+ * block can run backward (memory: the block's weights twice). */
+int kw_llama_w_from_q8(struct kw_llama_w *w, const struct kw_llama_block_q8 *b,
+		       struct kw_arena *t);
+/* Reads block `layer` of the checkpoint in fp32 (kw_st_read_f32) into the arena: the fp32
+ * reference and option. Bytes: kw_llama_f32_bytes. -KW_ENOENT / -KW_ECORRUPT naming the
+ * tensor in err. */
+size_t kw_llama_f32_bytes(const struct kw_llama_config *c);
+int kw_llama_w_load_f32(struct kw_llama_w *w, const struct kw_ckpt *ck, uint32_t layer,
+			struct kw_arena *a, char *err, size_t errcap);
+
+/*
+ * Forward of batch rows x n new tokens (x and y: [batch][n][hidden]; y may alias x) at
+ * positions pos .. pos + n - 1 of each row. With a session, keys and values are written
+ * into its cache at those positions for layer `layer` (overwriting anything from pos on, as
+ * Petals does with prefix_length) and attention covers positions 0 .. pos + i; the layer's
+ * length becomes pos + n. Without a session (s NULL), pos must be 0: a plain causal forward
+ * (Petals rpc_forward). -KW_EINVAL for batch x n beyond max_rows or a batch that differs
+ * from the session's, -KW_ERANGE for pos beyond the layer's length or pos + n beyond
+ * max_len or max_pos.
+ */
+int kw_llama_forward(struct kw_llama_ctx *c, const struct kw_llama_w *w,
+		     struct kw_kv_cache *kv, struct kw_kv_session *s, size_t layer,
+		     const float *x, size_t batch, size_t n, size_t pos, float *y);
+/* gx = d(sum gy . block(x))/dx for batch sequences of n tokens from position 0 (no cache),
+ * recomputing the forward per sequence; n up to max_rows. Int8 weights need their q8t. */
+int kw_llama_backward(struct kw_llama_ctx *c, const struct kw_llama_w *w, const float *x,
+		      const float *gy, size_t batch, size_t n, float *gx);
+
+#endif /* KW_ML_BLOCK_H */
