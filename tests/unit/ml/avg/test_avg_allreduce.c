@@ -20,6 +20,7 @@ static const uint64_t numel[NT] = { 1000, 37, 5000 };
 #define TOTAL (1000 + 37 + 5000)
 
 static struct kw_codec codec;
+static unsigned g_window;   /* 0: the Kconfig window */
 
 struct fmsg {
 	unsigned from, to;
@@ -173,6 +174,8 @@ static struct fnet *fnet_new(unsigned n, enum kw_compression comp, size_t part_b
 		cfg.compression = comp;
 		cfg.part_size_bytes = part_bytes;
 		cfg.max_peers = NP;
+		cfg.max_parts = 64;   /* whatever CONFIG_KW_ML_AVG_MAX_PARTS is */
+		cfg.window = g_window;
 		cfg.sender_timeout_ms = sender_timeout;
 		cfg.round_timeout_ms = round_timeout;
 		cfg.codec = &codec;
@@ -523,6 +526,21 @@ static void test_avg_malformed_message_is_rejected_with_a_reason(void **state)
 	bad_part_case(NULL, garbage, "malformed");
 }
 
+static void test_avg_window_of_one_and_of_sixteen_give_the_same_mean(void **state)
+{
+	for (int k = 0; k < 2; k++) {
+		struct fnet *f;
+
+		g_window = k ? 16 : 1;
+		f = fnet_new(4, KW_COMP_NONE, 1024, 1000, 5000);
+		f->delay_ms = 3;
+		run(f, NULL, 20000);
+		check_mean(f, NULL, 1e-6);
+		fnet_free(f);
+	}
+	g_window = 0;
+}
+
 static void test_avg_group_of_one_completes_on_the_next_tick(void **state)
 {
 	struct fnet *f = fnet_new(1, KW_COMP_NONE, 4096, 1000, 5000);
@@ -566,6 +584,7 @@ int main(void)
 		cmocka_unit_test(test_avg_part_of_the_wrong_size_is_rejected_with_a_reason),
 		cmocka_unit_test(test_avg_part_with_the_wrong_codec_is_rejected_with_a_reason),
 		cmocka_unit_test(test_avg_malformed_message_is_rejected_with_a_reason),
+		cmocka_unit_test(test_avg_window_of_one_and_of_sixteen_give_the_same_mean),
 		cmocka_unit_test(test_avg_group_of_one_completes_on_the_next_tick),
 		cmocka_unit_test(test_avg_step_rejects_a_group_without_reducers),
 	};
