@@ -20,6 +20,7 @@
  * Its parts received so far still count; parts it reduces for us keep our own values. At
  * round_timeout every peer still owed is excluded and the round completes with the rest.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,7 +56,7 @@ struct kw_avg {
 	char (*reason)[KW_AVG_REASON_MAX];
 	struct kw_avg_part *parts;
 	float *slots;              /* [peer][window][part_values] */
-	float *slot_w;             /* [peer][window] weights */
+	double *slot_w;            /* [peer][window] weights */
 	float *avg, *tmp;          /* part_values each */
 	uint8_t *cbuf;             /* one codec output (cbuf_cap) */
 	uint8_t *enc;              /* one encoded AveragingData (enc_cap) */
@@ -74,7 +75,7 @@ struct kw_avg {
 	size_t n_parts;
 	uint32_t cur;              /* next of our parts to reduce (0..mine) */
 	uint32_t mine;             /* parts we reduce */
-	float weight;              /* our weight this round */
+	double weight;             /* our weight this round */
 	uint64_t start_ms, deadline_ms;
 	kw_avg_done_fn done;
 	void *user;
@@ -141,7 +142,7 @@ static int plan_layout(const struct kw_avg_cfg *c, struct layout *l)
 	sizes[1] = P * sizeof(struct peer);
 	sizes[2] = P * KW_AVG_REASON_MAX;
 	sizes[3] = (size_t)c->max_parts * sizeof(struct kw_avg_part);
-	sizes[4] = P * W * sizeof(float);
+	sizes[4] = P * W * sizeof(double);
 	sizes[5] = P * W * l->pv * sizeof(float);
 	sizes[6] = l->pv * sizeof(float);
 	sizes[7] = l->pv * sizeof(float);
@@ -198,7 +199,7 @@ int kw_avg_create(struct kw_loop *loop, struct kw_arena *arena, const struct kw_
 	a->peers = (struct peer *)(base + l.off[1]);
 	a->reason = (char (*)[KW_AVG_REASON_MAX])(base + l.off[2]);
 	a->parts = (struct kw_avg_part *)(base + l.off[3]);
-	a->slot_w = (float *)(base + l.off[4]);
+	a->slot_w = (double *)(base + l.off[4]);
 	a->slots = (float *)(base + l.off[5]);
 	a->avg = (float *)(base + l.off[6]);
 	a->tmp = (float *)(base + l.off[7]);
@@ -237,7 +238,7 @@ static uint32_t nparts_of(const struct kw_avg *a, unsigned i)
 
 int kw_avg_accumulate(struct kw_avg *a, const float *const *tensors, double weight)
 {
-	if (!a || !tensors || !isfinite(weight) || weight < 0)
+	if (!a || !tensors || !isfinite(weight) || weight < 0 || weight > FLT_MAX)
 		return -KW_EINVAL;
 	if (a->running)
 		return -KW_EBUSY;
@@ -420,7 +421,7 @@ static int on_part(struct kw_avg *a, unsigned from, const struct kw_avg_data *d)
 		exclude(a, from, err == -KW_ERANGE ? "part holds NaN or Inf" : "part does not decode", err);
 		return err;
 	}
-	a->slot_w[(size_t)from * a->cfg.window + k % a->cfg.window] = (float)d->weight;
+	a->slot_w[(size_t)from * a->cfg.window + k % a->cfg.window] = d->weight;
 	p->rx++;
 	p->last_rx_ms = kw_loop_now(a->loop);
 	try_reduce(a);
@@ -466,8 +467,15 @@ static int on_delta(struct kw_avg *a, unsigned from, const struct kw_avg_data *d
 		return err;
 	}
 	x = part_ptr(a, k);
-	for (uint32_t i = 0; i < len; i++)   /* tensor.add_(update), averaging_alpha = 1 */
-		x[i] += a->tmp[i];
+	for (uint32_t i = 0; i < len; i++) {   /* tensor.add_(update), averaging_alpha = 1 */
+		a->tmp[i] += x[i];
+		if (!isfinite(a->tmp[i])) {
+			a->stats.parts_rejected++;
+			exclude(a, from, "averaged part overflows our values", 0);
+			return -KW_ERANGE;
+		}
+	}
+	memcpy(x, a->tmp, len * sizeof(float));
 	p->replies++;
 	p->last_reply_ms = kw_loop_now(a->loop);
 	pump(a, from);
@@ -540,8 +548,24 @@ static void try_reduce(struct kw_avg *a)
 			if (p->failed_after == NOT_FAILED && p->rx <= k)
 				return;   /* still waiting for s */
 		}
-		memset(a->avg, 0, len * sizeof(float));
+		/* weighted mean with weights normalised in double first (hivemind: float32
+		 * accumulator.add_(part, alpha=w) then div_(sum of w)): the same mean up to
+		 * rounding, and no overflow however large the weights a sender announces */
 		for (unsigned s = 0; s < a->g.n; s++) {
+			const struct peer *p = &a->peers[s];
+
+			if (!is_sender(a, s))
+				continue;
+			if (s == self) {
+				denom += a->weight;
+			} else if (k < (p->failed_after == NOT_FAILED ? p->rx : p->failed_after)) {
+				denom += a->slot_w[(size_t)s * a->cfg.window + k % a->cfg.window];
+				contributors++;
+			}
+		}
+		contributors += is_sender(a, self);
+		memset(a->avg, 0, len * sizeof(float));
+		for (unsigned s = 0; s < a->g.n && denom > 0; s++) {
 			const struct peer *p = &a->peers[s];
 			const float *x;
 			float w;
@@ -550,24 +574,25 @@ static void try_reduce(struct kw_avg *a)
 				continue;
 			if (s == self) {
 				x = mine;
-				w = a->weight;
+				w = (float)(a->weight / denom);
 			} else {
 				if (k >= (p->failed_after == NOT_FAILED ? p->rx : p->failed_after))
 					continue;
 				x = slot(a, s, k);
-				w = a->slot_w[(size_t)s * a->cfg.window + k % a->cfg.window];
+				w = (float)(a->slot_w[(size_t)s * a->cfg.window + k % a->cfg.window] / denom);
 			}
-			for (uint32_t i = 0; i < len; i++)   /* accumulator.add_(part, alpha=w) */
+			for (uint32_t i = 0; i < len; i++)
 				a->avg[i] += w * x[i];
-			denom += w;
-			contributors++;
 		}
-		if (contributors) {
-			/* hivemind divides by the weight sum (0/0 = NaN when every weight is 0); we
-			 * leave the part unchanged then */
-			float inv = denom > 0 ? (float)denom : 0.0f;
-
-			for (unsigned s = 0; s < a->g.n && inv > 0; s++) {
+		for (uint32_t i = 0; i < len && denom > 0; i++)
+			if (!isfinite(a->avg[i])) {
+				/* only values near FLT_MAX get here: keep ours, answer nobody */
+				KW_LOG_WRN(avg, "part %u: the mean overflows float32; left unaveraged", k);
+				denom = 0;
+			}
+		/* every weight 0 (hivemind divides 0 by 0) or overflow: the part stays as it is */
+		if (contributors && denom > 0) {
+			for (unsigned s = 0; s < a->g.n; s++) {
 				struct peer *p = &a->peers[s];
 				struct kw_avg_data d;
 				float *x;
@@ -576,7 +601,7 @@ static void try_reduce(struct kw_avg *a)
 					continue;
 				x = slot(a, s, k);
 				for (uint32_t i = 0; i < len; i++)
-					x[i] = a->avg[i] / inv - x[i];  /* serialize(averaged - part) */
+					x[i] = a->avg[i] - x[i];  /* serialize(averaged - part) */
 				memset(&d, 0, sizeof(d));
 				d.code = KW_AVG_AVERAGED_PART;
 				if (send_tensor(a, s, &d, x, len)) {
@@ -584,9 +609,8 @@ static void try_reduce(struct kw_avg *a)
 					continue;
 				}
 			}
-			if (inv > 0 && is_sender(a, self))
-				for (uint32_t i = 0; i < len; i++)
-					mine[i] = a->avg[i] / inv;
+			if (is_sender(a, self))
+				memcpy(mine, a->avg, len * sizeof(float));
 		}
 		a->stats.parts_reduced++;
 		a->cur++;
@@ -703,15 +727,15 @@ int kw_avg_step(struct kw_avg *a, const struct kw_avg_group *g, kw_avg_done_fn d
 	a->mine = nparts_of(a, g->self);
 	/* the local contribution: accumulated sum / total weight, with that weight */
 	if (g->mode[g->self] == KW_AVG_AUX) {
-		a->weight = 0.0f;
+		a->weight = 0.0;
 	} else if (a->acc_open) {
-		a->weight = (float)a->acc_weight;
+		a->weight = a->acc_weight;
 		if (a->acc_weight > 0)
 			for (size_t t = 0; t < a->cfg.n_tensors; t++)
 				for (uint64_t i = 0; i < a->cfg.numel[t]; i++)
 					a->cfg.tensors[t][i] = (float)(a->cfg.tensors[t][i] / a->acc_weight);
 	} else {
-		a->weight = 1.0f;
+		a->weight = 1.0;
 	}
 	a->acc_open = false;
 	a->done = done;

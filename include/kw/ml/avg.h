@@ -173,7 +173,7 @@ void kw_avg_destroy(struct kw_avg *a);
  * Adds weight * tensors[t][i] into the local sum (tensors in cfg order and sizes). The
  * round averages sum / total weight with weight = total weight, so the group result is the
  * exact weighted mean of every accumulated contribution in the group. The first call after
- * a finished round starts a new sum. Returns 0, -KW_EINVAL (weight < 0 or not finite),
+ * a finished round starts a new sum. Returns 0, -KW_EINVAL (weight < 0, above FLT_MAX or NaN),
  * -KW_EBUSY (a round is running).
  */
 int kw_avg_accumulate(struct kw_avg *a, const float *const *tensors, double weight);

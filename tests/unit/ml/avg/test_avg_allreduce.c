@@ -541,6 +541,47 @@ static void test_avg_window_of_one_and_of_sixteen_give_the_same_mean(void **stat
 	g_window = 0;
 }
 
+static void heavy(struct kw_avg_data *d, float *tmp)
+{
+	(void)tmp;
+	d->weight = 1e300;
+}
+
+static size_t heavy_all(struct fnet *f, unsigned from, unsigned to, uint8_t *b, size_t len)
+{
+	struct kw_avg_data d;
+	static uint8_t out[65536];
+	size_t n = 0;
+
+	(void)f; (void)from; (void)to;
+	if (kw_avg_data_decode(&d, b, len) || !d.has_part || d.code == KW_AVG_AVERAGED_PART)
+		return len;
+	heavy(&d, NULL);
+	assert_int_equal(kw_avg_data_encode(&d, out, sizeof(out), &n), 0);
+	memcpy(b, out, n);
+	return n;
+}
+
+static void test_avg_huge_sender_weight_dominates_without_overflow(void **state)
+{
+	struct fnet *f = fnet_new(4, KW_COMP_NONE, 4096, 1000, 5000);
+	const float *x[NT] = { f->orig[0][0], f->orig[0][1], f->orig[0][2] };
+
+	assert_int_equal(kw_avg_accumulate(f->avg[0], x, 1e39), -KW_EINVAL);
+	f->corrupt = heavy_all;
+	f->corrupt_from = 2;
+	run(f, NULL, 10000);
+	for (unsigned i = 0; i < 4; i++) {
+		assert_int_equal(f->res[i].n_excluded, 0);
+		for (unsigned t = 0; t < NT; t++)
+			for (uint64_t k = 0; k < numel[t]; k++)
+				assert_true(isfinite(f->data[i][t][k]));
+	}
+	/* peer 0 reduces the first part: there peer 2's 1e300 swamps every other weight */
+	assert_true(fabs(f->data[0][0][0] - f->orig[2][0][0]) < 1e-6);
+	fnet_free(f);
+}
+
 static void test_avg_group_of_one_completes_on_the_next_tick(void **state)
 {
 	struct fnet *f = fnet_new(1, KW_COMP_NONE, 4096, 1000, 5000);
@@ -585,6 +626,7 @@ int main(void)
 		cmocka_unit_test(test_avg_part_with_the_wrong_codec_is_rejected_with_a_reason),
 		cmocka_unit_test(test_avg_malformed_message_is_rejected_with_a_reason),
 		cmocka_unit_test(test_avg_window_of_one_and_of_sixteen_give_the_same_mean),
+		cmocka_unit_test(test_avg_huge_sender_weight_dominates_without_overflow),
 		cmocka_unit_test(test_avg_group_of_one_completes_on_the_next_tick),
 		cmocka_unit_test(test_avg_step_rejects_a_group_without_reducers),
 	};
