@@ -4,6 +4,7 @@
  * caller's input (zero copy, as ml/compress/tensor_msg.c does for Tensor.buffer); encoding
  * writes the Tensor straight into the output buffer, so a 512 KiB part is copied once.
  */
+#include <math.h>
 #include <string.h>
 
 #include <pb_decode.h>
@@ -173,5 +174,156 @@ int kw_avg_data_decode(struct kw_avg_data *d, const uint8_t *buf, size_t len)
 	memcpy(d->peer_id, m.peer_id.bytes, m.peer_id.size);
 	d->has_part = v.seen;
 	d->weight = m.weight;
+	return 0;
+}
+
+/* ---- JoinRequest ------------------------------------------------------------------------ */
+
+int kw_avg_join_encode(const struct kw_avg_join_msg *j, uint8_t *out, size_t cap, size_t *out_len)
+{
+	kw_hivemind_JoinRequest m;
+	pb_ostream_t s;
+	size_t kl;
+
+	if (!j || !out_len || (!out && cap) || j->schema_hash_len > sizeof(m.schema_hash.bytes) ||
+	    j->gather_len > sizeof(m.gather.bytes))
+		return -KW_EINVAL;
+	kl = strnlen(j->group_key, sizeof(j->group_key));
+	if (kl >= sizeof(m.group_key))
+		return -KW_EINVAL;
+	memset(&m, 0, sizeof(m));
+	m.schema_hash.size = (pb_size_t)j->schema_hash_len;
+	memcpy(m.schema_hash.bytes, j->schema_hash, j->schema_hash_len);
+	m.expiration = j->expiration;
+	m.gather.size = (pb_size_t)j->gather_len;
+	memcpy(m.gather.bytes, j->gather, j->gather_len);
+	m.client_mode = j->client_mode;
+	memcpy(m.group_key, j->group_key, kl);
+	s = pb_ostream_from_buffer(out, cap);
+	if (!pb_encode(&s, kw_hivemind_JoinRequest_fields, &m))
+		return -KW_ENOSPC;
+	*out_len = s.bytes_written;
+	return 0;
+}
+
+int kw_avg_join_decode(struct kw_avg_join_msg *j, const uint8_t *buf, size_t len)
+{
+	kw_hivemind_JoinRequest m;
+	pb_istream_t s;
+
+	if (!j || (!buf && len))
+		return -KW_EINVAL;
+	memset(&m, 0, sizeof(m));
+	s = pb_istream_from_buffer(buf, len);
+	if (!pb_decode(&s, kw_hivemind_JoinRequest_fields, &m)) {
+		const char *e = PB_GET_ERROR(&s);
+
+		return strcmp(e, "bytes overflow") == 0 || strcmp(e, "string overflow") == 0 ?
+			-KW_EMSGSIZE : -KW_EBADMSG;
+	}
+	memset(j, 0, sizeof(*j));
+	j->schema_hash_len = m.schema_hash.size;
+	memcpy(j->schema_hash, m.schema_hash.bytes, m.schema_hash.size);
+	j->expiration = m.expiration;
+	j->gather_len = m.gather.size;
+	memcpy(j->gather, m.gather.bytes, m.gather.size);
+	j->client_mode = m.client_mode;
+	memcpy(j->group_key, m.group_key, sizeof(j->group_key) - 1);
+	return 0;
+}
+
+/* ---- gather metadata: msgpack [bandwidth or nil, mode, bin(msgpack(user data))] -------- */
+
+int kw_avg_gather_encode(double bandwidth, enum kw_avg_mode mode, const uint8_t *user,
+			 size_t user_len, uint8_t *out, size_t cap, size_t *out_len)
+{
+	size_t n = 0;
+
+	if (!out || !out_len || mode > KW_AVG_AUX || user_len > 0xffff || (!user && user_len))
+		return -KW_EINVAL;
+	if (cap < 1 + 9 + 1 + 3 + user_len)
+		return -KW_ENOSPC;
+	out[n++] = 0x93;
+	if (bandwidth < 0) {
+		out[n++] = 0xc0;   /* None */
+	} else {
+		uint64_t b;
+
+		if (!isfinite(bandwidth))
+			return -KW_EINVAL;
+		memcpy(&b, &bandwidth, 8);
+		out[n++] = 0xcb;   /* float 64, big-endian */
+		for (int i = 7; i >= 0; i--)
+			out[n++] = (uint8_t)(b >> (8 * i));
+	}
+	out[n++] = (uint8_t)mode;   /* positive fixint */
+	if (user_len <= 0xff) {
+		out[n++] = 0xc4;
+		out[n++] = (uint8_t)user_len;
+	} else {
+		out[n++] = 0xc5;
+		out[n++] = (uint8_t)(user_len >> 8);
+		out[n++] = (uint8_t)user_len;
+	}
+	memcpy(out + n, user, user_len);
+	*out_len = n + user_len;
+	return 0;
+}
+
+int kw_avg_gather_decode(const uint8_t *buf, size_t len, double *bandwidth,
+			 enum kw_avg_mode *mode, const uint8_t **user, size_t *user_len)
+{
+	size_t n = 0, ul;
+
+	if (!buf || !bandwidth || !mode || !user || !user_len)
+		return -KW_EINVAL;
+	if (len < 1 || buf[n++] != 0x93 || n >= len)
+		return -KW_EBADMSG;
+	if (buf[n] == 0xc0) {
+		*bandwidth = KW_AVG_BW_NONE;
+		n++;
+	} else if (buf[n] == 0xcb || buf[n] == 0xca) {
+		size_t w = buf[n] == 0xcb ? 8 : 4;
+		uint64_t b = 0;
+
+		if (len - n - 1 < w)
+			return -KW_EBADMSG;
+		for (size_t i = 0; i < w; i++)
+			b = b << 8 | buf[n + 1 + i];
+		if (w == 8) {
+			memcpy(bandwidth, &b, 8);
+		} else {
+			uint32_t b32 = (uint32_t)b;
+			float f;
+
+			memcpy(&f, &b32, 4);
+			*bandwidth = f;
+		}
+		n += 1 + w;
+		if (!isfinite(*bandwidth) || *bandwidth < 0)
+			return -KW_EBADMSG;
+	} else if (buf[n] <= 0x7f) {
+		*bandwidth = buf[n++];   /* an int bandwidth */
+	} else {
+		return -KW_EBADMSG;
+	}
+	if (n >= len || buf[n] > KW_AVG_AUX)
+		return -KW_EBADMSG;
+	*mode = (enum kw_avg_mode)buf[n++];
+	if (n >= len)
+		return -KW_EBADMSG;
+	if (buf[n] == 0xc4 && len - n >= 2) {
+		ul = buf[n + 1];
+		n += 2;
+	} else if (buf[n] == 0xc5 && len - n >= 3) {
+		ul = (size_t)buf[n + 1] << 8 | buf[n + 2];
+		n += 3;
+	} else {
+		return -KW_EBADMSG;
+	}
+	if (len - n != ul)
+		return len - n < ul ? -KW_EBADMSG : -KW_EMSGSIZE;
+	*user = buf + n;
+	*user_len = ul;
 	return 0;
 }

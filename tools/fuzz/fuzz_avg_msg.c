@@ -1,7 +1,9 @@
 /*
- * libFuzzer target: averaging messages (ml/avg). First byte even: one AveragingData through
- * kw_avg_data_decode; what decodes lies in the input, re-encodes, and decodes to the same
- * fields. First byte odd: the rest is u16-length-prefixed messages from peer 1 into a
+ * libFuzzer target: averaging messages (ml/avg). First byte even, (byte >> 1) % 3 picks:
+ * 0 one AveragingData through kw_avg_data_decode (what decodes lies in the input,
+ * re-encodes, and decodes to the same fields); 1 a JoinRequest (what decodes re-encodes to a
+ * message that decodes the same); 2 the msgpack `gather` metadata (views lie in the input,
+ * what decodes re-encodes). First byte odd: the rest is u16-length-prefixed messages from peer 1 into a
  * running two-peer all-reduce round (kw_avg_on_message), as a groupmate can send them; every
  * return is a documented code, and once the clock passes the round deadline the completion
  * callback has run exactly once with finite tensors.
@@ -99,6 +101,47 @@ static void one_message(const uint8_t *data, size_t size)
 		__builtin_trap();
 }
 
+static void join_message(const uint8_t *data, size_t size)
+{
+	static struct kw_avg_join_msg j, back;
+	size_t n = 0;
+	int rc = kw_avg_join_decode(&j, data, size);
+
+	if (rc) {
+		if (rc != -KW_EBADMSG && rc != -KW_EMSGSIZE)
+			__builtin_trap();
+		return;
+	}
+	if (j.schema_hash_len > sizeof(j.schema_hash) || j.gather_len > sizeof(j.gather) ||
+	    memchr(j.group_key, 0, sizeof(j.group_key)) == NULL)
+		__builtin_trap();
+	if (kw_avg_join_encode(&j, enc, sizeof(enc), &n) || kw_avg_join_decode(&back, enc, n))
+		__builtin_trap();
+	if (back.schema_hash_len != j.schema_hash_len || back.gather_len != j.gather_len ||
+	    strcmp(back.group_key, j.group_key) || back.client_mode != j.client_mode ||
+	    memcmp(back.gather, j.gather, j.gather_len))
+		__builtin_trap();
+}
+
+static void gather_message(const uint8_t *data, size_t size)
+{
+	const uint8_t *u = NULL;
+	size_t ul = 0, n = 0;
+	double bw;
+	enum kw_avg_mode mode;
+	int rc = kw_avg_gather_decode(data, size, &bw, &mode, &u, &ul);
+
+	if (rc) {
+		if (rc != -KW_EBADMSG && rc != -KW_EMSGSIZE)
+			__builtin_trap();
+		return;
+	}
+	if (mode > KW_AVG_AUX || u < data || u + ul != data + size)
+		__builtin_trap();
+	if (kw_avg_gather_encode(bw, mode, u, ul, enc, sizeof(enc), &n))
+		__builtin_trap();
+}
+
 static void round_with(const uint8_t *data, size_t size)
 {
 	static uint8_t mem[1 << 20] __attribute__((aligned(64)));
@@ -185,6 +228,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (data[0] & 1)
 		round_with(data, size);
+	else if ((data[0] >> 1) % 3 == 1)
+		join_message(data + 1, size - 1);
+	else if ((data[0] >> 1) % 3 == 2)
+		gather_message(data + 1, size - 1);
 	else
 		one_message(data + 1, size - 1);
 	return 0;

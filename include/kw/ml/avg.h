@@ -105,6 +105,33 @@ int kw_avg_data_decode(struct kw_avg_data *d, const uint8_t *buf, size_t len);
 size_t kw_avg_data_encoded_size(const struct kw_avg_data *d);
 int kw_avg_data_encode(const struct kw_avg_data *d, uint8_t *out, size_t cap, size_t *out_len);
 
+/* JoinRequest (follower -> leader), copied out of the message. */
+struct kw_avg_join_msg {
+	uint8_t schema_hash[32];
+	size_t schema_hash_len;
+	double expiration;
+	uint8_t gather[256];
+	size_t gather_len;
+	bool client_mode;
+	char group_key[128];          /* NUL-terminated */
+};
+/* Returns 0, -KW_EINVAL (a field over its bound), -KW_ENOSPC. */
+int kw_avg_join_encode(const struct kw_avg_join_msg *j, uint8_t *out, size_t cap, size_t *out_len);
+/* Returns 0, -KW_EBADMSG, -KW_EMSGSIZE (a field over its bound). */
+int kw_avg_join_decode(struct kw_avg_join_msg *j, const uint8_t *buf, size_t len);
+
+/*
+ * The `gather` bytes of a JoinRequest (averager.py): msgpack [bandwidth (float64, or nil for
+ * KW_AVG_BW_NONE), mode, bin(user bytes)], where user bytes are msgpack of the user's data
+ * (c0 for None). Decoding accepts float32/float64/small-int bandwidths and views the user
+ * bytes in buf. encode: 0, -KW_EINVAL, -KW_ENOSPC; decode: 0, -KW_EBADMSG, -KW_EMSGSIZE
+ * (bytes after the array).
+ */
+int kw_avg_gather_encode(double bandwidth, enum kw_avg_mode mode, const uint8_t *user,
+			 size_t user_len, uint8_t *out, size_t cap, size_t *out_len);
+int kw_avg_gather_decode(const uint8_t *buf, size_t len, double *bandwidth,
+			 enum kw_avg_mode *mode, const uint8_t **user, size_t *user_len);
+
 /* ---- all-reduce ------------------------------------------------------------------------- */
 struct kw_avg;
 

@@ -106,6 +106,67 @@ static void test_avg_data_decode_rejects_a_tensor_part_that_is_not_bytes(void **
 	assert_int_equal(kw_avg_data_decode(&d, b, sizeof(b)), -KW_EBADMSG);
 }
 
+/* hivemind's JoinRequest{schema_hash=20 x 0x11, expiration=1700000005.0,
+ * gather=msgpack([None, 0, msgpack(None)]), group_key='my_averager.0b'} as Python writes it */
+static const char join_hex[] =
+	"121411111111111111111111111111111111111111111900004041fc54d941220693c000c401c0"
+	"320e6d795f61766572616765722e3062";
+
+static void test_avg_join_request_matches_hivemind_bytes(void **state)
+{
+	struct kw_avg_join_msg j, back;
+	uint8_t want[128], got[128];
+	size_t wl = unhex(join_hex, want), gl = 0;
+	const uint8_t none[1] = { 0xc0 };
+
+	memset(&j, 0, sizeof(j));
+	memset(j.schema_hash, 0x11, 20);
+	j.schema_hash_len = 20;
+	j.expiration = 1700000005.0;
+	assert_int_equal(kw_avg_gather_encode(KW_AVG_BW_NONE, KW_AVG_NODE, none, 1, j.gather,
+					      sizeof(j.gather), &j.gather_len), 0);
+	strcpy(j.group_key, "my_averager.0b");
+	assert_int_equal(kw_avg_join_encode(&j, got, sizeof(got), &gl), 0);
+	assert_int_equal(gl, wl);
+	assert_memory_equal(got, want, wl);
+	assert_int_equal(kw_avg_join_decode(&back, want, wl), 0);
+	assert_int_equal(back.schema_hash_len, 20);
+	assert_true(back.expiration == 1700000005.0);
+	assert_int_equal(back.gather_len, 6);
+	assert_string_equal(back.group_key, "my_averager.0b");
+	assert_false(back.client_mode);
+	assert_int_equal(kw_avg_join_decode(&back, want, wl - 3), -KW_EBADMSG);
+}
+
+static void test_avg_gather_round_trips_and_rejects_bad_bytes(void **state)
+{
+	uint8_t b[64], v[64];
+	size_t n = 0, ul = 0, vl = unhex("93c000c401c0", v);
+	const uint8_t *u = NULL;
+	const uint8_t user[2] = { 0x81, 0x01 };
+	double bw = 0;
+	enum kw_avg_mode mode;
+
+	/* hivemind's data_for_gather for bandwidth None, NODE, no user data */
+	assert_int_equal(kw_avg_gather_decode(v, vl, &bw, &mode, &u, &ul), 0);
+	assert_true(bw == KW_AVG_BW_NONE);
+	assert_int_equal(mode, KW_AVG_NODE);
+	assert_int_equal(ul, 1);
+	assert_int_equal(u[0], 0xc0);
+	assert_int_equal(kw_avg_gather_encode(125.5, KW_AVG_AUX, user, 2, b, sizeof(b), &n), 0);
+	assert_int_equal(n, 1 + 9 + 1 + 2 + 2);
+	assert_int_equal(kw_avg_gather_decode(b, n, &bw, &mode, &u, &ul), 0);
+	assert_true(bw == 125.5);
+	assert_int_equal(mode, KW_AVG_AUX);
+	assert_int_equal(ul, 2);
+	assert_ptr_equal(u, b + n - 2);
+	assert_int_equal(kw_avg_gather_decode(b, n - 1, &bw, &mode, &u, &ul), -KW_EBADMSG);
+	b[n] = 0;
+	assert_int_equal(kw_avg_gather_decode(b, n + 1, &bw, &mode, &u, &ul), -KW_EMSGSIZE);
+	v[2] = 3;   /* mode 3 does not exist */
+	assert_int_equal(kw_avg_gather_decode(v, vl, &bw, &mode, &u, &ul), -KW_EBADMSG);
+}
+
 static void test_avg_code_names_follow_the_proto(void **state)
 {
 	assert_string_equal(kw_avg_code_name(KW_AVG_AVERAGED_PART), "AVERAGED_PART");
@@ -123,6 +184,8 @@ int main(void)
 		cmocka_unit_test(test_avg_data_decode_rejects_an_oversized_group_id),
 		cmocka_unit_test(test_avg_data_decode_rejects_a_tensor_part_that_is_not_bytes),
 		cmocka_unit_test(test_avg_code_names_follow_the_proto),
+		cmocka_unit_test(test_avg_join_request_matches_hivemind_bytes),
+		cmocka_unit_test(test_avg_gather_round_trips_and_rejects_bad_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
