@@ -336,12 +336,17 @@ static void exclude(struct kw_avg *a, unsigned i, const char *why, int detail)
 	}
 }
 
-/* Sends parts of peer j's run while fewer than `window` are unanswered. */
+/*
+ * Sends parts of peer j's run while fewer than `window` are unanswered. A CLIENT (we reduce
+ * nothing) sends everything at once: Hivemind reducers hold their answers to a client until
+ * its stream ends (allreduce.py should_delay_results), so a window would stall the round.
+ */
 static void pump(struct kw_avg *a, unsigned j)
 {
 	struct peer *p = &a->peers[j];
+	uint32_t window = a->mine ? a->cfg.window : UINT32_MAX;
 
-	while (!p->excluded && p->tx < nparts_of(a, j) && p->tx - p->replies < a->cfg.window) {
+	while (!p->excluded && p->tx < nparts_of(a, j) && p->tx - p->replies < window) {
 		uint32_t k = a->first[j] + p->tx;
 		struct kw_avg_data d;
 		int err;
@@ -361,6 +366,8 @@ static void pump(struct kw_avg *a, unsigned j)
 			return;
 		}
 		p->tx++;
+		if (p->tx == nparts_of(a, j) && a->tr.end)
+			a->tr.end(a->tr.t, j, false);
 	}
 }
 
@@ -608,6 +615,8 @@ static void try_reduce(struct kw_avg *a)
 					exclude(a, s, "send failed", -KW_EPIPE);
 					continue;
 				}
+				if (k + 1 == a->mine && a->tr.end)
+					a->tr.end(a->tr.t, s, true);
 			}
 			if (is_sender(a, self))
 				memcpy(mine, a->avg, len * sizeof(float));

@@ -145,6 +145,14 @@ struct kw_avg;
 struct kw_avg_transport {
 	int (*send)(void *t, unsigned peer, const uint8_t *msg, size_t len);
 	void *t;
+	/*
+	 * Optional (NULL: not needed). Called once we will send nothing more on one side of the
+	 * rpc_aggregate_part stream with `peer`: replies = false after our last part to reducer
+	 * `peer` (half-close the request side: a Hivemind reducer waits for it before it answers a
+	 * CLIENT sender), replies = true after our last averaged part to sender `peer` (end the
+	 * response stream). Same rules as send().
+	 */
+	void (*end)(void *t, unsigned peer, bool replies);
 };
 
 struct kw_avg_cfg {

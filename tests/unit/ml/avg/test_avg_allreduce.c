@@ -49,6 +49,7 @@ struct fnet {
 	bool dead[NP];
 	int die_after[NP];        /* -1: never; else messages sent before the peer dies */
 	unsigned sent[NP];
+	unsigned ends[NP][NP][2];  /* [from][to][replies] */
 	uint32_t delay_ms;
 	/* corrupt(): may rewrite a message (returns its new length) */
 	size_t (*corrupt)(struct fnet *f, unsigned from, unsigned to, uint8_t *b, size_t len);
@@ -89,6 +90,13 @@ static int fsend(void *t, unsigned peer, const uint8_t *msg, size_t len)
 		;
 	*pp = m;
 	return 0;
+}
+
+static void fend(void *t, unsigned peer, bool replies)
+{
+	struct ftr *tr = t;
+
+	tr->net->ends[tr->self][peer][replies]++;
 }
 
 static void deliver(struct kw_loop *l, struct kw_timer *t)
@@ -154,7 +162,7 @@ static struct fnet *fnet_new(unsigned n, enum kw_compression comp, size_t part_b
 	f->n = n;
 	for (unsigned i = 0; i < n; i++) {
 		struct kw_avg_cfg cfg;
-		struct kw_avg_transport tr = { fsend, &f->tr[i] };
+		struct kw_avg_transport tr = { fsend, &f->tr[i], fend };
 		struct kw_arena ar;
 		size_t bytes;
 
@@ -238,11 +246,8 @@ static void group_of(struct fnet *f, struct kw_avg_group *g, unsigned self,
 	}
 }
 
-/* Starts every peer's round and runs the loop (1 ms steps) until the live ones finish. */
-static void run(struct fnet *f, const enum kw_avg_mode *modes, uint64_t max_ms)
+static void start(struct fnet *f, const enum kw_avg_mode *modes)
 {
-	struct kw_loop *l = &f->tn->node->loop;
-
 	f->start = now(f);
 	for (unsigned i = 0; i < f->n; i++) {
 		struct kw_avg_group g;
@@ -250,6 +255,13 @@ static void run(struct fnet *f, const enum kw_avg_mode *modes, uint64_t max_ms)
 		group_of(f, &g, i, modes);
 		assert_int_equal(kw_avg_step(f->avg[i], &g, on_done, f), 0);
 	}
+}
+
+/* Runs the loop (1 ms steps) until the live peers finish. */
+static void finish(struct fnet *f, uint64_t max_ms)
+{
+	struct kw_loop *l = &f->tn->node->loop;
+
 	for (uint64_t t = 0; t < max_ms; t++) {
 		bool all = true;
 
@@ -261,6 +273,13 @@ static void run(struct fnet *f, const enum kw_avg_mode *modes, uint64_t max_ms)
 		kw_sim_advance(f->tn->sim->net, 1);
 	}
 	fail_msg("round did not finish in %llu ms", (unsigned long long)max_ms);
+}
+
+/* Starts every peer's round and runs it to the end. */
+static void run(struct fnet *f, const enum kw_avg_mode *modes, uint64_t max_ms)
+{
+	start(f, modes);
+	finish(f, max_ms);
 }
 
 static double expected(struct fnet *f, const enum kw_avg_mode *modes, unsigned t, uint64_t k,
@@ -404,6 +423,27 @@ static void test_avg_client_contributes_without_reducing(void **state)
 	assert_int_equal(st.parts_reduced, 0);
 	kw_avg_get_stats(f->avg[1], &st);
 	assert_true(st.parts_reduced > 0);
+	fnet_free(f);
+}
+
+static void test_avg_client_sends_every_part_at_once_and_ends_its_streams(void **state)
+{
+	/* 1024-value parts: 6037 values in 7 parts, none of them the client's */
+	struct fnet *f = fnet_new(4, KW_COMP_NONE, 4096, 1000, 5000);
+	const enum kw_avg_mode modes[4] = { KW_AVG_CLIENT, KW_AVG_NODE, KW_AVG_NODE, KW_AVG_NODE };
+
+	f->delay_ms = 20;
+	start(f, modes);
+	/* no reply can have come yet: a window would have stopped at 2 parts per reducer */
+	assert_true(f->sent[0] > 2 * 3);
+	assert_int_equal(f->sent[1], 2 * 2);   /* a node keeps the window: 2 to each other reducer */
+	finish(f, 10000);
+	check_mean(f, modes, 1e-6);
+	for (unsigned j = 1; j < 4; j++) {
+		assert_int_equal(f->ends[0][j][0], 1);   /* our request side, once per reducer */
+		assert_int_equal(f->ends[j][0][1], 1);   /* each reducer's answers to us end once */
+		assert_int_equal(f->ends[j][0][0], 0);   /* the client reduces nothing */
+	}
 	fnet_free(f);
 }
 
@@ -620,6 +660,7 @@ int main(void)
 		cmocka_unit_test(test_avg_killed_peer_is_excluded_and_others_finish_by_the_deadline),
 		cmocka_unit_test(test_avg_silent_peer_is_excluded_at_the_round_deadline),
 		cmocka_unit_test(test_avg_client_contributes_without_reducing),
+		cmocka_unit_test(test_avg_client_sends_every_part_at_once_and_ends_its_streams),
 		cmocka_unit_test(test_avg_aux_reduces_without_contributing),
 		cmocka_unit_test(test_avg_part_with_nan_is_rejected_with_a_reason),
 		cmocka_unit_test(test_avg_part_of_the_wrong_size_is_rejected_with_a_reason),
