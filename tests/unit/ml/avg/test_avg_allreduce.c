@@ -428,9 +428,14 @@ static void test_avg_client_contributes_without_reducing(void **state)
 
 static void test_avg_client_sends_every_part_at_once_and_ends_its_streams(void **state)
 {
-	/* 1024-value parts: 6037 values in 7 parts, none of them the client's */
-	struct fnet *f = fnet_new(4, KW_COMP_NONE, 4096, 1000, 5000);
+	/* 1024-value parts: 6037 values in 7 parts, none of them the client's; window 2
+	 * whatever CONFIG_KW_ML_AVG_WINDOW is */
+	struct fnet *f;
 	const enum kw_avg_mode modes[4] = { KW_AVG_CLIENT, KW_AVG_NODE, KW_AVG_NODE, KW_AVG_NODE };
+
+	g_window = 2;
+	f = fnet_new(4, KW_COMP_NONE, 4096, 1000, 5000);
+	g_window = 0;
 
 	f->delay_ms = 20;
 	start(f, modes);
