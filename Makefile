@@ -344,6 +344,13 @@ bench-ml bench-net bench-kad: deps
 	$(Q)$(MAKE) --no-print-directory O=$(BENCHO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=0 all tools
 	$(Q)sh tools/bench/run.sh $(BENCHO) $(@:bench-%=%)
 
+# All-reduce rounds, 4 peers x 64 MiB, in-process and loopback TCP (doc/bench.md).
+.PHONY: bench-avg
+bench-avg: deps
+	$(Q)$(MAKE) --no-print-directory O=$(BENCHO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
+	$(Q)$(MAKE) --no-print-directory O=$(BENCHO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=0 all tools
+	$(Q)sh tools/bench/run.sh $(BENCHO) avg
+
 clean:
 	rm -rf $(O)
 distclean:
@@ -370,6 +377,7 @@ help:
 	@echo "  fuzz               - libFuzzer targets, FUZZ_SECONDS each (default 600)"
 	@echo "  bench              - benchmarks (bench-ml, bench-net)"
 	@echo "  bench-kad          - Kademlia lookups and memory: 100 C nodes vs 100 js-libp2p nodes (~10 min)"
+	@echo "  bench-avg          - all-reduce rounds: 4 peers x 64 MiB fp32, in-process and loopback TCP"
 	@echo "  sim / sim-small    - Kademlia simulation: 10,000-node scenarios / 200-node test (doc/sim.md)"
 	@echo "  sim-full           - full-stack Kademlia simulation: 1,000 nodes with Noise + yamux (doc/sim.md)"
 	@echo "  deb [BOARD=b]      - build BOARD (host, rpi4, rpi5, rpizero2w) in build/deb-BOARD and package it as a .deb"

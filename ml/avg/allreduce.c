@@ -1,0 +1,782 @@
+/*
+ * Butterfly all-reduce round (hivemind @ 4bd43b7 hivemind/averaging/allreduce.py
+ * AllReduceRunner, partition.py TensorPartContainer / TensorPartReducer), driven by messages
+ * and one timer on the kernel loop instead of asyncio tasks.
+ *
+ * Every peer i of the group reduces a contiguous run of parts (kw_avg_partition). As a
+ * sender (NODE, CLIENT) we stream our parts of peer j's run to j and add the averaged deltas
+ * it returns; as a reducer (NODE, AUX) we average part k over all senders (weighted mean,
+ * float32 as torch) once every sender still in the round has delivered it, and return to each
+ * sender `average - its part`, compressed as the part was. Our own parts never leave the
+ * process (hivemind: parts_for_local_averaging).
+ *
+ * Flow control: a sender keeps at most `window` parts unanswered per reducer; a reducer keeps
+ * `window` received parts per sender (the slots) and answers -KW_EAGAIN beyond that, so a
+ * round's memory is fixed at create: slots = max_peers * window * part values.
+ *
+ * Failures (allreduce.py _ban_sender / register_failed_reducer): a peer that sends a bad
+ * message, stays silent past sender_timeout while we wait on it (2x that as a reducer, as
+ * hivemind's reducer_timeout), or is lost by the transport is excluded with a logged reason.
+ * Its parts received so far still count; parts it reduces for us keep our own values. At
+ * round_timeout every peer still owed is excluded and the round completes with the rest.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <kw/err.h>
+#include <kw/log.h>
+#include <kw/ml/avg.h>
+
+#define NOT_FAILED UINT32_MAX
+
+struct peer {
+	/* we reduce: this peer sends to us */
+	uint32_t rx;               /* parts received */
+	uint32_t failed_after;     /* parts of it that count once excluded; NOT_FAILED */
+	uint64_t last_rx_ms;
+	/* we send: this peer reduces our parts */
+	uint32_t tx, replies;
+	uint64_t last_reply_ms;
+	bool excluded;
+};
+
+struct kw_avg {
+	struct kw_loop *loop;
+	struct kw_avg_cfg cfg;
+	struct kw_avg_transport tr;
+	struct kw_timer timer;
+	size_t part_values;        /* values per part (cfg.compression, cfg.part_size_bytes) */
+	size_t enc_cap, scratch_len;
+	uint64_t total;            /* values over every tensor */
+
+	/* from the arena */
+	struct peer *peers;
+	char (*reason)[KW_AVG_REASON_MAX];
+	struct kw_avg_part *parts;
+	float *slots;              /* [peer][window][part_values] */
+	double *slot_w;            /* [peer][window] weights */
+	float *avg, *tmp;          /* part_values each */
+	uint8_t *cbuf;             /* one codec output (cbuf_cap) */
+	uint8_t *enc;              /* one encoded AveragingData (enc_cap) */
+	size_t cbuf_cap;
+	void *scratch;
+
+	/* accumulation */
+	double acc_weight;
+	bool acc_open;
+
+	/* the round */
+	bool running;
+	struct kw_avg_group g;
+	uint64_t alloc[KW_AVG_GROUP_MAX];
+	uint32_t first[KW_AVG_GROUP_MAX + 1];
+	size_t n_parts;
+	uint32_t cur;              /* next of our parts to reduce (0..mine) */
+	uint32_t mine;             /* parts we reduce */
+	double weight;             /* our weight this round */
+	uint64_t start_ms, deadline_ms;
+	kw_avg_done_fn done;
+	void *user;
+	struct kw_avg_result res;
+	uint64_t part_bytes_sent;  /* codec output bytes sent (compression ratio) */
+	struct kw_avg_stats stats;
+};
+
+#define TICK_MS 50u   /* timeout checks; a dead peer is noticed within this of its deadline */
+/* At the round deadline we first drop the senders we still wait on, so our own parts reduce
+ * and their replies go out; a reducer that still owes us replies this much later is dropped.
+ * Every peer hits the deadline at about the same time: without the grace, peers blocked by
+ * the same dead sender would drop each other. */
+#define DEADLINE_GRACE_MS 500u
+
+void kw_avg_cfg_default(struct kw_avg_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->compression = KW_COMP_NONE;
+	cfg->part_size_bytes = CONFIG_KW_ML_AVG_PART_BYTES;
+	cfg->max_peers = CONFIG_KW_ML_AVG_MAX_PEERS;
+	cfg->max_parts = CONFIG_KW_ML_AVG_MAX_PARTS;
+	cfg->window = CONFIG_KW_ML_AVG_WINDOW;
+	cfg->sender_timeout_ms = CONFIG_KW_ML_AVG_SENDER_TIMEOUT_MS;
+	cfg->round_timeout_ms = CONFIG_KW_ML_AVG_ROUND_TIMEOUT_MS;
+}
+
+static void fill_defaults(struct kw_avg_cfg *c)
+{
+	if (!c->part_size_bytes) c->part_size_bytes = CONFIG_KW_ML_AVG_PART_BYTES;
+	if (!c->max_peers) c->max_peers = CONFIG_KW_ML_AVG_MAX_PEERS;
+	if (!c->max_parts) c->max_parts = CONFIG_KW_ML_AVG_MAX_PARTS;
+	if (!c->window) c->window = CONFIG_KW_ML_AVG_WINDOW;
+	if (!c->sender_timeout_ms) c->sender_timeout_ms = CONFIG_KW_ML_AVG_SENDER_TIMEOUT_MS;
+	if (!c->round_timeout_ms) c->round_timeout_ms = CONFIG_KW_ML_AVG_ROUND_TIMEOUT_MS;
+}
+
+/* Group id, peer id and weight, Tensor header (shape, dtype, compression) and the tags. */
+#define MSG_OVERHEAD 256
+
+#define N_BLOCKS 11
+struct layout {
+	size_t pv, enc_cap, scratch, off[N_BLOCKS], total;
+};
+
+static int plan_layout(const struct kw_avg_cfg *c, struct layout *l)
+{
+	size_t sizes[N_BLOCKS], aligns[N_BLOCKS] = { 64, 16, 16, 16, 16, 64, 64, 64, 64, 64, 64 };
+	size_t W = c->window, P = c->max_peers, codec_max;
+
+	if (c->max_peers > KW_AVG_GROUP_MAX || c->max_peers < 1 || !c->window ||
+	    c->part_size_bytes > (1u << 26))
+		return -KW_EINVAL;
+	l->pv = kw_avg_part_values(c->compression, c->part_size_bytes);
+	if (!l->pv || l->pv > UINT32_MAX)
+		return -KW_EINVAL;
+	/* parts are encoded as one row (last_dim = part length) */
+	codec_max = kw_codec_max_size(c->compression, l->pv, l->pv);
+	if (!codec_max)
+		return -KW_EINVAL;
+	l->enc_cap = codec_max + MSG_OVERHEAD;
+	l->scratch = kw_codec_scratch_size(c->compression, l->pv);
+	sizes[0] = sizeof(struct kw_avg);
+	sizes[1] = P * sizeof(struct peer);
+	sizes[2] = P * KW_AVG_REASON_MAX;
+	sizes[3] = (size_t)c->max_parts * sizeof(struct kw_avg_part);
+	sizes[4] = P * W * sizeof(double);
+	sizes[5] = P * W * l->pv * sizeof(float);
+	sizes[6] = l->pv * sizeof(float);
+	sizes[7] = l->pv * sizeof(float);
+	sizes[8] = l->enc_cap;
+	sizes[9] = l->scratch;
+	sizes[10] = codec_max;
+	l->total = 0;
+	for (int i = 0; i < N_BLOCKS; i++) {
+		l->total = (l->total + aligns[i] - 1) / aligns[i] * aligns[i];
+		l->off[i] = l->total;
+		l->total += sizes[i];
+	}
+	l->total += 64;  /* the arena's own alignment of the first block */
+	return 0;
+}
+
+size_t kw_avg_arena_bytes(const struct kw_avg_cfg *cfg)
+{
+	struct kw_avg_cfg c = *cfg;
+	struct layout l;
+
+	fill_defaults(&c);
+	return plan_layout(&c, &l) ? 0 : l.total;
+}
+
+static void on_timer(struct kw_loop *l, struct kw_timer *t);
+
+int kw_avg_create(struct kw_loop *loop, struct kw_arena *arena, const struct kw_avg_cfg *cfg,
+		  const struct kw_avg_transport *tr, struct kw_avg **out)
+{
+	struct kw_avg_cfg c;
+	struct layout l;
+	uint8_t *base;
+	struct kw_avg *a;
+
+	if (!loop || !arena || !cfg || !tr || !tr->send || !out || !cfg->codec ||
+	    (cfg->n_tensors && (!cfg->tensors || !cfg->numel)))
+		return -KW_EINVAL;
+	c = *cfg;
+	fill_defaults(&c);
+	if (plan_layout(&c, &l))
+		return -KW_EINVAL;
+	base = kw_arena_alloc(arena, l.total, 64);
+	if (!base)
+		return -KW_ENOMEM;
+	a = (struct kw_avg *)base;
+	memset(a, 0, sizeof(*a));
+	a->loop = loop;
+	a->cfg = c;
+	a->tr = *tr;
+	a->part_values = l.pv;
+	a->enc_cap = l.enc_cap;
+	a->scratch_len = l.scratch;
+	a->peers = (struct peer *)(base + l.off[1]);
+	a->reason = (char (*)[KW_AVG_REASON_MAX])(base + l.off[2]);
+	a->parts = (struct kw_avg_part *)(base + l.off[3]);
+	a->slot_w = (double *)(base + l.off[4]);
+	a->slots = (float *)(base + l.off[5]);
+	a->avg = (float *)(base + l.off[6]);
+	a->tmp = (float *)(base + l.off[7]);
+	a->enc = base + l.off[8];
+	a->scratch = l.scratch ? base + l.off[9] : NULL;
+	a->cbuf = base + l.off[10];
+	a->cbuf_cap = l.enc_cap - MSG_OVERHEAD;
+	for (size_t t = 0; t < c.n_tensors; t++)
+		a->total += c.numel[t];
+	kw_timer_init(&a->timer, on_timer, a);
+	*out = a;
+	return 0;
+}
+
+static float *part_ptr(struct kw_avg *a, uint32_t k)
+{
+	const struct kw_avg_part *p = &a->parts[k];
+
+	return a->cfg.tensors[p->tensor] + p->off;
+}
+
+static float *slot(struct kw_avg *a, unsigned peer, uint32_t k)
+{
+	return a->slots + ((size_t)peer * a->cfg.window + k % a->cfg.window) * a->part_values;
+}
+
+static bool is_sender(const struct kw_avg *a, unsigned i)
+{
+	return a->g.mode[i] != KW_AVG_AUX;
+}
+
+static uint32_t nparts_of(const struct kw_avg *a, unsigned i)
+{
+	return a->first[i + 1] - a->first[i];
+}
+
+int kw_avg_accumulate(struct kw_avg *a, const float *const *tensors, double weight)
+{
+	if (!a || !tensors || !isfinite(weight) || weight < 0 || weight > FLT_MAX)
+		return -KW_EINVAL;
+	if (a->running)
+		return -KW_EBUSY;
+	for (size_t t = 0; t < a->cfg.n_tensors; t++) {
+		float *dst = a->cfg.tensors[t];
+		const float *src = tensors[t];
+		float w = (float)weight;
+
+		if (!a->acc_open)
+			for (uint64_t i = 0; i < a->cfg.numel[t]; i++)
+				dst[i] = w * src[i];
+		else
+			for (uint64_t i = 0; i < a->cfg.numel[t]; i++)
+				dst[i] += w * src[i];
+	}
+	a->acc_weight = a->acc_open ? a->acc_weight + weight : weight;
+	a->acc_open = true;
+	return 0;
+}
+
+/* ---- messages ------------------------------------------------------------------------- */
+
+static int send_msg(struct kw_avg *a, unsigned to, struct kw_avg_data *d)
+{
+	size_t len = 0;
+	int err = kw_avg_data_encode(d, a->enc, a->enc_cap, &len);
+
+	if (err)
+		return err;
+	err = a->tr.send(a->tr.t, to, a->enc, len);
+	if (!err)
+		a->res.bytes_sent += len;
+	return err;
+}
+
+static void send_code(struct kw_avg *a, unsigned to, enum kw_avg_code code)
+{
+	struct kw_avg_data d;
+
+	memset(&d, 0, sizeof(d));
+	d.code = code;
+	(void)send_msg(a, to, &d);  /* best effort: the peer is being excluded anyway */
+}
+
+/* Encodes x[len] with the round's codec as the tensor part of d and sends it. */
+static int send_tensor(struct kw_avg *a, unsigned to, struct kw_avg_data *d, const float *x,
+		       uint32_t len)
+{
+	size_t blen = 0;
+	uint8_t *buf = a->cbuf;
+	int err = kw_codec_encode(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, x, len, len,
+				  a->scratch, a->scratch_len, buf, a->cbuf_cap, &blen);
+
+	if (err)
+		return err;
+	d->has_part = true;
+	memset(&d->part, 0, sizeof(d->part));
+	d->part.buf = buf;
+	d->part.buf_len = blen;
+	d->part.ndim = 1;
+	d->part.shape[0] = len;
+	strcpy(d->part.dtype, "float32");
+	d->part.compression = a->cfg.compression;
+	a->res.raw_bytes_sent += (uint64_t)len * 4;
+	err = send_msg(a, to, d);
+	if (!err)
+		a->part_bytes_sent += blen;
+	return err;
+}
+
+static void finish_if_done(struct kw_avg *a);
+static void try_reduce(struct kw_avg *a);
+
+static void exclude(struct kw_avg *a, unsigned i, const char *why, int detail)
+{
+	struct peer *p = &a->peers[i];
+
+	if (p->excluded || i == a->g.self)
+		return;
+	p->excluded = true;
+	if (detail)
+		snprintf(a->reason[i], KW_AVG_REASON_MAX, "%s (%s)", why, kw_strerror(detail));
+	else
+		snprintf(a->reason[i], KW_AVG_REASON_MAX, "%s", why);
+	KW_LOG_WRN(avg, "excluding peer %u of %u from the round: %s", i, a->g.n, a->reason[i]);
+	a->stats.peers_excluded++;
+	a->res.n_excluded++;
+	a->res.excluded_mask |= 1ull << i;
+	/* as a sender to us: its parts received so far still count (TensorPartReducer) */
+	p->failed_after = p->rx;
+	/* as our reducer: the parts it owes us keep our own values */
+	if (is_sender(a, a->g.self) && nparts_of(a, i) > p->replies) {
+		for (uint32_t k = a->first[i] + p->replies; k < a->first[i + 1]; k++)
+			a->res.values_failed += a->parts[k].len;
+	}
+}
+
+/*
+ * Sends parts of peer j's run while fewer than `window` are unanswered. A CLIENT (we reduce
+ * nothing) sends everything at once: Hivemind reducers hold their answers to a client until
+ * its stream ends (allreduce.py should_delay_results), so a window would stall the round.
+ */
+static void pump(struct kw_avg *a, unsigned j)
+{
+	struct peer *p = &a->peers[j];
+	uint32_t window = a->mine ? a->cfg.window : UINT32_MAX;
+
+	while (!p->excluded && p->tx < nparts_of(a, j) && p->tx - p->replies < window) {
+		uint32_t k = a->first[j] + p->tx;
+		struct kw_avg_data d;
+		int err;
+
+		memset(&d, 0, sizeof(d));
+		if (p->tx == 0) {   /* the first message opens the stream (_generate_input_for_peer) */
+			d.code = KW_AVG_PART_FOR_AVERAGING;
+			memcpy(d.group_id, a->g.group_id, a->g.group_id_len);
+			d.group_id_len = a->g.group_id_len;
+		}
+		d.weight = a->weight;
+		if (p->tx == 0)
+			p->last_reply_ms = kw_loop_now(a->loop);
+		err = send_tensor(a, j, &d, part_ptr(a, k), a->parts[k].len);
+		if (err) {
+			exclude(a, j, "send failed", err);
+			return;
+		}
+		p->tx++;
+		if (p->tx == nparts_of(a, j) && a->tr.end)
+			a->tr.end(a->tr.t, j, false);
+	}
+}
+
+/* A part for us to reduce, from sender `from`. */
+static int on_part(struct kw_avg *a, unsigned from, const struct kw_avg_data *d)
+{
+	struct peer *p = &a->peers[from];
+	uint32_t k = p->rx, len;
+	size_t numel;
+	float *dst;
+	int err;
+
+	if (!is_sender(a, from)) {
+		exclude(a, from, "auxiliary peer sent a part", 0);
+		return -KW_EPROTO;
+	}
+	if (k == 0 && (d->code != KW_AVG_PART_FOR_AVERAGING || d->group_id_len != a->g.group_id_len ||
+		       memcmp(d->group_id, a->g.group_id, d->group_id_len))) {
+		send_code(a, from, KW_AVG_BAD_GROUP_ID);
+		exclude(a, from, d->code != KW_AVG_PART_FOR_AVERAGING ?
+			"first message is not PART_FOR_AVERAGING" : "wrong group id", 0);
+		return -KW_EPROTO;
+	}
+	if (k >= a->mine) {
+		send_code(a, from, KW_AVG_PROTOCOL_VIOLATION);
+		exclude(a, from, "more parts than we reduce", 0);
+		return -KW_EPROTO;
+	}
+	if (k >= a->cur + a->cfg.window) {
+		a->stats.eagain++;
+		return -KW_EAGAIN;
+	}
+	len = a->parts[a->first[a->g.self] + k].len;
+	if (!d->has_part || d->part.compression != (int32_t)a->cfg.compression ||
+	    strcmp(d->part.dtype, "float32") || kw_tensor_msg_numel(&d->part, &numel) ||
+	    numel != len || !isfinite(d->weight) || d->weight < 0) {
+		const char *why = !d->has_part ? "part without a tensor" :
+			d->part.compression != (int32_t)a->cfg.compression ? "part with the wrong codec" :
+			strcmp(d->part.dtype, "float32") ? "part dtype is not float32" :
+			(!isfinite(d->weight) || d->weight < 0) ? "bad weight" : "part of the wrong size";
+		send_code(a, from, KW_AVG_INTERNAL_ERROR);
+		a->stats.parts_rejected++;
+		exclude(a, from, why, 0);
+		return -KW_EBADMSG;
+	}
+	dst = slot(a, from, k);
+	err = kw_codec_decode(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, d->part.buf,
+			      d->part.buf_len, len, len, dst);
+	if (!err)
+		for (uint32_t i = 0; i < len; i++)
+			if (!isfinite(dst[i])) {
+				err = -KW_ERANGE;
+				break;
+			}
+	if (err) {
+		send_code(a, from, KW_AVG_INTERNAL_ERROR);
+		a->stats.parts_rejected++;
+		exclude(a, from, err == -KW_ERANGE ? "part holds NaN or Inf" : "part does not decode", err);
+		return err;
+	}
+	a->slot_w[(size_t)from * a->cfg.window + k % a->cfg.window] = d->weight;
+	p->rx++;
+	p->last_rx_ms = kw_loop_now(a->loop);
+	try_reduce(a);
+	finish_if_done(a);
+	return 0;
+}
+
+/* An averaged delta from reducer `from`. */
+static int on_delta(struct kw_avg *a, unsigned from, const struct kw_avg_data *d)
+{
+	struct peer *p = &a->peers[from];
+	uint32_t k, len;
+	size_t numel;
+	float *x;
+	int err;
+
+	if (!is_sender(a, a->g.self) || p->replies >= p->tx) {
+		exclude(a, from, "averaged part we did not ask for", 0);
+		return -KW_EPROTO;
+	}
+	k = a->first[from] + p->replies;
+	len = a->parts[k].len;
+	if (!d->has_part || d->part.compression != (int32_t)a->cfg.compression ||
+	    strcmp(d->part.dtype, "float32") || kw_tensor_msg_numel(&d->part, &numel) || numel != len) {
+		a->stats.parts_rejected++;
+		exclude(a, from, !d->has_part ? "averaged part without a tensor" :
+			d->part.compression != (int32_t)a->cfg.compression ?
+			"averaged part with the wrong codec" : "averaged part of the wrong size", 0);
+		return -KW_EBADMSG;
+	}
+	err = kw_codec_decode(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, d->part.buf,
+			      d->part.buf_len, len, len, a->tmp);
+	if (!err)
+		for (uint32_t i = 0; i < len; i++)
+			if (!isfinite(a->tmp[i])) {
+				err = -KW_ERANGE;
+				break;
+			}
+	if (err) {
+		a->stats.parts_rejected++;
+		exclude(a, from, err == -KW_ERANGE ? "averaged part holds NaN or Inf" :
+			"averaged part does not decode", err);
+		return err;
+	}
+	x = part_ptr(a, k);
+	for (uint32_t i = 0; i < len; i++) {   /* tensor.add_(update), averaging_alpha = 1 */
+		a->tmp[i] += x[i];
+		if (!isfinite(a->tmp[i])) {
+			a->stats.parts_rejected++;
+			exclude(a, from, "averaged part overflows our values", 0);
+			return -KW_ERANGE;
+		}
+	}
+	memcpy(x, a->tmp, len * sizeof(float));
+	p->replies++;
+	p->last_reply_ms = kw_loop_now(a->loop);
+	pump(a, from);
+	finish_if_done(a);
+	return 0;
+}
+
+int kw_avg_on_message(struct kw_avg *a, unsigned from, const uint8_t *msg, size_t len)
+{
+	struct kw_avg_data d;
+	int err;
+
+	if (!a || !a->running || from >= a->g.n || from == a->g.self || a->peers[from].excluded)
+		return -KW_ENOENT;
+	err = kw_avg_data_decode(&d, msg, len);
+	if (err) {
+		a->stats.parts_rejected++;
+		send_code(a, from, KW_AVG_INTERNAL_ERROR);   /* hivemind: the stream fails */
+		exclude(a, from, "malformed AveragingData", err);
+		finish_if_done(a);
+		return -KW_EBADMSG;
+	}
+	a->res.bytes_received += len;
+	if (d.code == KW_AVG_AVERAGED_PART)
+		err = on_delta(a, from, &d);
+	else if (d.code == KW_AVG_PART_FOR_AVERAGING || (d.code == KW_AVG_NO_CODE && a->peers[from].rx))
+		err = on_part(a, from, &d);
+	else if (d.code == KW_AVG_NO_CODE)
+		err = on_part(a, from, &d);   /* rejected there: a stream must open with code 4 */
+	else {
+		char why[KW_AVG_REASON_MAX];
+
+		snprintf(why, sizeof(why), "peer sent %s", kw_avg_code_name(d.code));
+		exclude(a, from, why, 0);
+		err = -KW_EPROTO;
+	}
+	if (err && err != -KW_EAGAIN)
+		try_reduce(a);
+	finish_if_done(a);
+	return err;
+}
+
+void kw_avg_on_peer_error(struct kw_avg *a, unsigned peer, int err)
+{
+	if (!a || !a->running || peer >= a->g.n)
+		return;
+	exclude(a, peer, "transport lost the peer", err);
+	try_reduce(a);
+	finish_if_done(a);
+}
+
+/* ---- reduction ------------------------------------------------------------------------ */
+
+/* Averages our parts, in order, while every sender still counted has delivered the part. */
+static void try_reduce(struct kw_avg *a)
+{
+	unsigned self = a->g.self;
+
+	while (a->running && a->cur < a->mine) {
+		uint32_t k = a->cur, gk = a->first[self] + k, len = a->parts[gk].len;
+		float *mine = part_ptr(a, gk);
+		double denom = 0.0;
+		unsigned contributors = 0;
+
+		for (unsigned s = 0; s < a->g.n; s++) {
+			const struct peer *p = &a->peers[s];
+
+			if (s == self || !is_sender(a, s))
+				continue;
+			if (p->failed_after == NOT_FAILED && p->rx <= k)
+				return;   /* still waiting for s */
+		}
+		/* weighted mean with weights normalised in double first (hivemind: float32
+		 * accumulator.add_(part, alpha=w) then div_(sum of w)): the same mean up to
+		 * rounding, and no overflow however large the weights a sender announces */
+		for (unsigned s = 0; s < a->g.n; s++) {
+			const struct peer *p = &a->peers[s];
+
+			if (!is_sender(a, s))
+				continue;
+			if (s == self) {
+				denom += a->weight;
+			} else if (k < (p->failed_after == NOT_FAILED ? p->rx : p->failed_after)) {
+				denom += a->slot_w[(size_t)s * a->cfg.window + k % a->cfg.window];
+				contributors++;
+			}
+		}
+		contributors += is_sender(a, self);
+		memset(a->avg, 0, len * sizeof(float));
+		for (unsigned s = 0; s < a->g.n && denom > 0; s++) {
+			const struct peer *p = &a->peers[s];
+			const float *x;
+			float w;
+
+			if (!is_sender(a, s))
+				continue;
+			if (s == self) {
+				x = mine;
+				w = (float)(a->weight / denom);
+			} else {
+				if (k >= (p->failed_after == NOT_FAILED ? p->rx : p->failed_after))
+					continue;
+				x = slot(a, s, k);
+				w = (float)(a->slot_w[(size_t)s * a->cfg.window + k % a->cfg.window] / denom);
+			}
+			for (uint32_t i = 0; i < len; i++)
+				a->avg[i] += w * x[i];
+		}
+		for (uint32_t i = 0; i < len && denom > 0; i++)
+			if (!isfinite(a->avg[i])) {
+				/* only values near FLT_MAX get here: keep ours, answer nobody */
+				KW_LOG_WRN(avg, "part %u: the mean overflows float32; left unaveraged", k);
+				denom = 0;
+			}
+		/* every weight 0 (hivemind divides 0 by 0) or overflow: the part stays as it is */
+		if (contributors && denom > 0) {
+			for (unsigned s = 0; s < a->g.n; s++) {
+				struct peer *p = &a->peers[s];
+				struct kw_avg_data d;
+				float *x;
+
+				if (s == self || !is_sender(a, s) || p->excluded)
+					continue;
+				x = slot(a, s, k);
+				for (uint32_t i = 0; i < len; i++)
+					x[i] = a->avg[i] - x[i];  /* serialize(averaged - part) */
+				memset(&d, 0, sizeof(d));
+				d.code = KW_AVG_AVERAGED_PART;
+				if (send_tensor(a, s, &d, x, len)) {
+					exclude(a, s, "send failed", -KW_EPIPE);
+					continue;
+				}
+				if (k + 1 == a->mine && a->tr.end)
+					a->tr.end(a->tr.t, s, true);
+			}
+			if (is_sender(a, self))
+				memcpy(mine, a->avg, len * sizeof(float));
+		}
+		a->stats.parts_reduced++;
+		a->cur++;
+	}
+}
+
+/* ---- round -------------------------------------------------------------------------------- */
+
+static void complete(struct kw_avg *a, int err)
+{
+	kw_avg_done_fn done = a->done;
+	uint64_t part_bytes = a->part_bytes_sent;
+
+	a->running = false;
+	kw_timer_cancel(a->loop, &a->timer);
+	a->res.err = err;
+	a->res.peers_used = a->g.n - a->res.n_excluded;
+	a->res.reason = (const char (*)[KW_AVG_REASON_MAX])a->reason;
+	a->res.compression_ratio = part_bytes ? (double)a->res.raw_bytes_sent / (double)part_bytes : 0.0;
+	a->res.time_ms = kw_loop_now(a->loop) - a->start_ms;
+	a->stats.rounds++;
+	a->done = NULL;
+	if (done)
+		done(a, &a->res, a->user);
+}
+
+static void finish_if_done(struct kw_avg *a)
+{
+	unsigned self = a->g.self;
+
+	try_reduce(a);   /* an exclusion may have unblocked a part */
+	if (!a->running || a->cur < a->mine)
+		return;
+	if (is_sender(a, self))
+		for (unsigned j = 0; j < a->g.n; j++)
+			if (j != self && !a->peers[j].excluded && a->peers[j].replies < nparts_of(a, j))
+				return;
+	complete(a, 0);
+}
+
+static void on_timer(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_avg *a = t->arg;
+	uint64_t now = kw_loop_now(l), st = a->cfg.sender_timeout_ms;
+	unsigned self = a->g.self;
+	bool deadline = now >= a->deadline_ms;
+	bool grace_over = now >= a->deadline_ms + DEADLINE_GRACE_MS;
+
+	if (!a->running)
+		return;
+	for (unsigned i = 0; i < a->g.n; i++) {
+		struct peer *p = &a->peers[i];
+		bool owes_part = i != self && is_sender(a, i) && p->failed_after == NOT_FAILED &&
+				 p->rx <= a->cur && a->cur < a->mine;
+		bool owes_reply = i != self && is_sender(a, self) && p->replies < nparts_of(a, i);
+
+		if (p->excluded)
+			continue;
+		if ((deadline && owes_part) || (grace_over && owes_reply)) {
+			exclude(a, i, "round deadline passed", -KW_ETIMEDOUT);
+		} else if (owes_part && now - p->last_rx_ms >= st) {
+			exclude(a, i, "no part within sender_timeout", -KW_ETIMEDOUT);
+		} else if (owes_reply && p->replies < p->tx && now - p->last_reply_ms >= 2 * st) {
+			exclude(a, i, "no averaged part within reducer_timeout", -KW_ETIMEDOUT);
+		}
+	}
+	/* at the deadline every sender that owed us was excluded above: what is left reduces */
+	finish_if_done(a);
+	if (a->running)
+		kw_timer_start(a->loop, &a->timer, TICK_MS);
+}
+
+int kw_avg_step(struct kw_avg *a, const struct kw_avg_group *g, kw_avg_done_fn done, void *user)
+{
+	double bw[KW_AVG_GROUP_MAX];
+	unsigned reducers = 0;
+	size_t pv;
+	int err;
+
+	if (!a || !g || !done)
+		return -KW_EINVAL;
+	if (a->running)
+		return -KW_EBUSY;
+	if (!g->n || g->n > a->cfg.max_peers || g->self >= g->n || g->group_id_len > KW_AVG_GROUP_ID_MAX)
+		return -KW_EINVAL;
+	for (unsigned i = 0; i < g->n; i++) {
+		if (g->mode[i] > KW_AVG_AUX)
+			return -KW_EINVAL;
+		/* averager.py: download bandwidth 0 for CLIENT peers */
+		bw[i] = g->mode[i] == KW_AVG_CLIENT ? 0.0 : g->bandwidth[i];
+		reducers += g->mode[i] != KW_AVG_CLIENT;
+	}
+	if (!reducers || !a->total)
+		return -KW_EINVAL;
+	a->g = *g;
+	if ((err = kw_avg_load_balance(a->total, bw, g->n, a->alloc)))
+		return err;
+	pv = a->part_values;
+	err = kw_avg_partition(a->cfg.numel, a->cfg.n_tensors, a->alloc, g->n, pv, a->parts,
+			       a->cfg.max_parts, a->first, &a->n_parts);
+	if (err)
+		return err;
+	memset(a->peers, 0, g->n * sizeof(*a->peers));
+	memset(a->reason, 0, g->n * KW_AVG_REASON_MAX);
+	memset(&a->res, 0, sizeof(a->res));
+	a->part_bytes_sent = 0;
+	a->start_ms = kw_loop_now(a->loop);
+	a->deadline_ms = a->start_ms + a->cfg.round_timeout_ms;
+	for (unsigned i = 0; i < g->n; i++) {
+		a->peers[i].failed_after = NOT_FAILED;
+		a->peers[i].last_rx_ms = a->peers[i].last_reply_ms = a->start_ms;
+	}
+	a->cur = 0;
+	a->mine = nparts_of(a, g->self);
+	/* the local contribution: accumulated sum / total weight, with that weight */
+	if (g->mode[g->self] == KW_AVG_AUX) {
+		a->weight = 0.0;
+	} else if (a->acc_open) {
+		a->weight = a->acc_weight;
+		if (a->acc_weight > 0)
+			for (size_t t = 0; t < a->cfg.n_tensors; t++)
+				for (uint64_t i = 0; i < a->cfg.numel[t]; i++)
+					a->cfg.tensors[t][i] = (float)(a->cfg.tensors[t][i] / a->acc_weight);
+	} else {
+		a->weight = 1.0;
+	}
+	a->acc_open = false;
+	a->done = done;
+	a->user = user;
+	a->running = true;
+	if ((err = kw_timer_start(a->loop, &a->timer, TICK_MS))) {
+		a->running = false;
+		return err;
+	}
+	KW_LOG_DBG(avg, "round: %u peers, we are %u (%s), %zu parts, %u ours", g->n, g->self,
+		   g->mode[g->self] == KW_AVG_NODE ? "node" :
+		   g->mode[g->self] == KW_AVG_CLIENT ? "client" : "aux", a->n_parts, a->mine);
+	if (is_sender(a, g->self))
+		for (unsigned j = 0; j < g->n && a->running; j++)
+			if (j != g->self)
+				pump(a, j);
+	try_reduce(a);
+	/* a round with nothing to exchange (a group of one) completes on the next tick, never
+	 * inside this call */
+	return 0;
+}
+
+void kw_avg_destroy(struct kw_avg *a)
+{
+	if (!a)
+		return;
+	if (a->running)
+		complete(a, -KW_ECANCELED);
+	kw_timer_cancel(a->loop, &a->timer);
+}
+
+void kw_avg_get_stats(const struct kw_avg *a, struct kw_avg_stats *st)
+{
+	*st = a->stats;
+}

@@ -1,0 +1,443 @@
+/*
+ * Butterfly all-reduce rounds (ml/avg, doc/ml-avg.md): 4 peers in one process, one event
+ * loop, each averaging MiB_per_peer of fp32 (default 64 MiB) with NONE, FLOAT16 and
+ * BLOCKWISE_8BIT, over two transports:
+ *   inproc  messages copied into a queue and delivered from the driver loop;
+ *   tcp     one real TCP connection on 127.0.0.1 per pair of peers, u32-length-framed,
+ *           non-blocking sockets polled by the same single thread.
+ * The baseline is measured in the same run: single-thread copy throughput through one
+ * loopback TCP connection (write a chunk, read what arrived, repeat), and the round's lower
+ * bound = bytes the round put on the wire / that throughput. Every round's result is checked
+ * against the exact mean on a sample of values.
+ *
+ * Usage: bench_avg [MiB_per_peer [reps]]
+ */
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <kw/arena.h>
+#include <kw/err.h>
+#include <kw/loop.h>
+#include <kw/ml/avg.h>
+#include <kw/sys.h>
+
+#include "bench_util.h"
+
+#define NP 4
+
+static double cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static float value(unsigned p, uint64_t i)
+{
+	return (float)((i * 2654435761u + p * 977u) % 2001u) / 1000.0f - 1.0f;
+}
+
+/* ---- byte queues ---- */
+struct bq {
+	uint8_t *b;
+	size_t off, len, cap;
+};
+
+static void bq_put(struct bq *q, const void *p, size_t n)
+{
+	if (q->off && q->off == q->len)
+		q->off = q->len = 0;
+	if (q->len + n > q->cap) {
+		if (q->off) {
+			memmove(q->b, q->b + q->off, q->len - q->off);
+			q->len -= q->off;
+			q->off = 0;
+		}
+		if (q->len + n > q->cap) {
+			q->cap = (q->len + n) * 2;
+			q->b = realloc(q->b, q->cap);
+			if (!q->b)
+				exit(1);
+		}
+	}
+	memcpy(q->b + q->len, p, n);
+	q->len += n;
+}
+
+/* ---- the bench world ---- */
+enum tmode { T_INPROC, T_TCP };
+
+struct world;
+struct ptr_ctx {
+	struct world *w;
+	unsigned self;
+};
+
+struct world {
+	enum tmode mode;
+	struct kw_loop loop;
+	struct kw_avg *avg[NP];
+	struct ptr_ctx ctx[NP];
+	float *data[NP];
+	bool done[NP];
+	struct kw_avg_result res[NP];
+	/* inproc: one FIFO per directed pair */
+	struct bq q[NP][NP];
+	/* tcp: fd[i][j] is i's end of the i-j connection */
+	int fd[NP][NP];
+	struct bq out[NP][NP], in[NP][NP];
+};
+
+static int w_send(void *t, unsigned peer, const uint8_t *msg, size_t len)
+{
+	struct ptr_ctx *c = t;
+	struct world *w = c->w;
+	uint32_t l = (uint32_t)len;
+
+	if (w->mode == T_INPROC) {
+		bq_put(&w->q[c->self][peer], &l, 4);
+		bq_put(&w->q[c->self][peer], msg, len);
+	} else {
+		bq_put(&w->out[c->self][peer], &l, 4);
+		bq_put(&w->out[c->self][peer], msg, len);
+	}
+	return 0;
+}
+
+static void on_done(struct kw_avg *a, const struct kw_avg_result *r, void *user)
+{
+	struct world *w = user;
+
+	for (unsigned i = 0; i < NP; i++)
+		if (w->avg[i] == a) {
+			w->done[i] = true;
+			w->res[i] = *r;
+		}
+}
+
+/* Delivers whole frames from q (sent by `from` to `to`); stops at -KW_EAGAIN. */
+static bool deliver(struct world *w, struct bq *q, unsigned from, unsigned to)
+{
+	bool progress = false;
+
+	while (q->len - q->off >= 4) {
+		uint32_t l;
+
+		memcpy(&l, q->b + q->off, 4);
+		if (q->len - q->off < 4 + (size_t)l)
+			break;
+		if (kw_avg_on_message(w->avg[to], from, q->b + q->off + 4, l) == -KW_EAGAIN)
+			break;
+		q->off += 4 + (size_t)l;
+		progress = true;
+	}
+	if (q->off == q->len)
+		q->off = q->len = 0;
+	return progress;
+}
+
+static bool pump_tcp(struct world *w)
+{
+	bool progress = false;
+
+	for (unsigned i = 0; i < NP; i++)
+		for (unsigned j = 0; j < NP; j++) {
+			struct bq *o = &w->out[i][j], *in = &w->in[i][j];
+
+			if (i == j)
+				continue;
+			while (o->len > o->off) {
+				ssize_t n = send(w->fd[i][j], o->b + o->off, o->len - o->off, MSG_NOSIGNAL);
+
+				if (n <= 0)
+					break;
+				o->off += (size_t)n;
+				progress = true;
+			}
+			if (o->off == o->len)
+				o->off = o->len = 0;
+			/* i reads what j sent it on the i-j connection */
+			if (deliver(w, in, j, i))
+				progress = true;
+			if (in->len - in->off < ((size_t)8 << 20)) {
+				uint8_t buf[1 << 16];
+				ssize_t n = recv(w->fd[i][j], buf, sizeof(buf), 0);
+
+				if (n > 0) {
+					bq_put(in, buf, (size_t)n);
+					progress = true;
+					deliver(w, in, j, i);
+				}
+			}
+		}
+	return progress;
+}
+
+static void wait_tcp(struct world *w)
+{
+	struct pollfd p[NP * NP];
+	int n = 0;
+
+	for (unsigned i = 0; i < NP; i++)
+		for (unsigned j = 0; j < NP; j++)
+			if (i != j) {
+				p[n].fd = w->fd[i][j];
+				p[n].events = POLLIN | (w->out[i][j].len > w->out[i][j].off ? POLLOUT : 0);
+				n++;
+			}
+	poll(p, (nfds_t)n, 1);
+}
+
+static void tcp_pair(int *a, int *b)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof(sa)) || listen(l, 1) ||
+	    getsockname(l, (struct sockaddr *)&sa, &sl)) {
+		perror("listen");
+		exit(1);
+	}
+	*a = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(*a, (struct sockaddr *)&sa, sizeof(sa))) {
+		perror("connect");
+		exit(1);
+	}
+	*b = accept(l, NULL, NULL);
+	close(l);
+	setsockopt(*a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(*b, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	fcntl(*a, F_SETFL, O_NONBLOCK);
+	fcntl(*b, F_SETFL, O_NONBLOCK);
+}
+
+/* Single-thread copy of `bytes` through one loopback TCP connection: bytes per second of
+ * wall time, and (*per_cpu) per second of this process's CPU time. */
+static double loopback_throughput(size_t bytes, double *per_cpu)
+{
+	int a, b;
+	static uint8_t buf[1 << 18];
+	size_t sent = 0, got = 0;
+	double t0, c0;
+
+	tcp_pair(&a, &b);
+	memset(buf, 0x5a, sizeof(buf));
+	t0 = bench_now();
+	c0 = cpu_now();
+	while (got < bytes) {
+		if (sent < bytes) {
+			ssize_t n = send(a, buf, sizeof(buf) < bytes - sent ? sizeof(buf) : bytes - sent,
+					 MSG_NOSIGNAL);
+			if (n > 0)
+				sent += (size_t)n;
+		}
+		for (;;) {
+			ssize_t n = recv(b, buf, sizeof(buf), 0);
+
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+	}
+	t0 = bench_now() - t0;
+	*per_cpu = (double)bytes / (cpu_now() - c0);
+	close(a);
+	close(b);
+	return (double)bytes / t0;
+}
+
+struct run_out {
+	double wall, cpu, max_err, ratio;
+	uint64_t wire;
+};
+
+static void run_round(enum tmode mode, enum kw_compression comp, uint64_t numel,
+		      const struct kw_codec *codec, struct run_out *out)
+{
+	static struct world w;
+	static struct kw_sys_linux sys;
+	static uint8_t loop_mem[1 << 16];
+	static void *amem[NP];
+	static size_t asz;
+	struct kw_arena la;
+	double t0, c0;
+
+	memset(&w, 0, sizeof(w));
+	w.mode = mode;
+	if (!sys.sys.ops && kw_sys_linux_open(&sys))
+		exit(1);
+	kw_arena_init(&la, loop_mem, sizeof(loop_mem));
+	if (kw_loop_init(&w.loop, &sys.sys, &la, 64, 16))
+		exit(1);
+	for (unsigned i = 0; i < NP; i++) {
+		struct kw_avg_cfg cfg;
+		struct kw_avg_transport tr = { w_send, &w.ctx[i] };
+		struct kw_arena a;
+		size_t need;
+		static float *bufs[NP];
+		static uint64_t ne[1];
+
+		if (!bufs[i])
+			bufs[i] = bench_alloc(numel * sizeof(float));
+		w.data[i] = bufs[i];
+		for (uint64_t k = 0; k < numel; k++)
+			w.data[i][k] = value(i, k);
+		ne[0] = numel;
+		w.ctx[i].w = &w;
+		w.ctx[i].self = i;
+		kw_avg_cfg_default(&cfg);
+		cfg.n_tensors = 1;
+		cfg.tensors = &w.data[i];
+		cfg.numel = ne;
+		cfg.compression = comp;
+		cfg.max_peers = NP;
+		cfg.max_parts = 4096;
+		cfg.round_timeout_ms = 600000;
+		cfg.sender_timeout_ms = 600000;
+		cfg.codec = codec;
+		need = kw_avg_arena_bytes(&cfg);
+		if (need > asz) {
+			for (unsigned k = 0; k < NP; k++) {
+				free(amem[k]);
+				amem[k] = bench_alloc(need);
+			}
+			asz = need;
+		}
+		kw_arena_init(&a, amem[i], asz);
+		if (kw_avg_create(&w.loop, &a, &cfg, &tr, &w.avg[i])) {
+			fprintf(stderr, "kw_avg_create failed\n");
+			exit(1);
+		}
+	}
+	if (mode == T_TCP)
+		for (unsigned i = 0; i < NP; i++)
+			for (unsigned j = i + 1; j < NP; j++)
+				tcp_pair(&w.fd[i][j], &w.fd[j][i]);
+	t0 = bench_now();
+	c0 = cpu_now();
+	for (unsigned i = 0; i < NP; i++) {
+		struct kw_avg_group g;
+
+		memset(&g, 0, sizeof(g));
+		memset(g.group_id, 7, 20);
+		g.group_id_len = 20;
+		g.n = NP;
+		g.self = i;
+		for (unsigned k = 0; k < NP; k++)
+			g.bandwidth[k] = KW_AVG_BW_NONE;
+		if (kw_avg_step(w.avg[i], &g, on_done, &w)) {
+			fprintf(stderr, "kw_avg_step failed\n");
+			exit(1);
+		}
+	}
+	for (;;) {
+		bool all = true, progress = false;
+
+		for (unsigned i = 0; i < NP; i++)
+			all = all && w.done[i];
+		if (all)
+			break;
+		if (mode == T_INPROC) {
+			for (unsigned i = 0; i < NP; i++)
+				for (unsigned j = 0; j < NP; j++)
+					if (deliver(&w, &w.q[i][j], i, j))
+						progress = true;
+		} else {
+			progress = pump_tcp(&w);
+		}
+		kw_loop_run_once(&w.loop, 0);
+		if (!progress && mode == T_TCP)
+			wait_tcp(&w);
+	}
+	out->wall = bench_now() - t0;
+	out->cpu = cpu_now() - c0;
+	out->wire = 0;
+	out->ratio = w.res[0].compression_ratio;
+	for (unsigned i = 0; i < NP; i++) {
+		out->wire += w.res[i].bytes_sent;
+		if (w.res[i].n_excluded) {
+			fprintf(stderr, "peer %u excluded peers (mask %llx)\n", i,
+				(unsigned long long)w.res[i].excluded_mask);
+			exit(1);
+		}
+	}
+	out->max_err = 0;
+	for (uint64_t k = 0; k < numel; k += 997) {
+		double e = 0;
+
+		for (unsigned p = 0; p < NP; p++)
+			e += value(p, k);
+		e /= NP;
+		for (unsigned p = 0; p < NP; p++)
+			out->max_err = fmax(out->max_err, fabs(w.data[p][k] - e));
+	}
+	for (unsigned i = 0; i < NP; i++) {
+		kw_avg_destroy(w.avg[i]);
+		for (unsigned j = 0; j < NP; j++) {
+			free(w.q[i][j].b);
+			free(w.out[i][j].b);
+			free(w.in[i][j].b);
+			if (mode == T_TCP && i != j)
+				close(w.fd[i][j]);
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	unsigned mib = argc > 1 ? (unsigned)atoi(argv[1]) : 64;
+	int reps = argc > 2 ? atoi(argv[2]) : 1;
+	uint64_t numel = (uint64_t)mib << 18;
+	static struct kw_codec codec;
+	const enum kw_compression comps[3] = { KW_COMP_NONE, KW_COMP_FLOAT16, KW_COMP_BLOCKWISE_8BIT };
+	const char *names[3] = { "NONE", "FLOAT16", "BLOCKWISE_8BIT" };
+	double bw, bw_cpu;
+
+	if (!mib || reps < 1 || kw_codec_init(&codec, KW_SIMD_AUTO)) {
+		fprintf(stderr, "usage: bench_avg [MiB_per_peer [reps]]\n");
+		return 1;
+	}
+	bw = loopback_throughput((size_t)1 << 30, &bw_cpu);
+	printf("all-reduce: %d peers x %u MiB fp32, part size %d B, window %d, one thread;"
+	       " median of %d\n", NP, mib, CONFIG_KW_ML_AVG_PART_BYTES, CONFIG_KW_ML_AVG_WINDOW, reps);
+	printf("baseline: loopback TCP single-thread copy %.0f MiB/s wall, %.0f MiB/s per CPU second\n",
+	       bw / (1 << 20), bw_cpu / (1 << 20));
+	printf("bound = wire bytes / copy throughput (wall and CPU); x = round time / bound\n");
+	printf("%-15s %-6s %8s %8s %8s %8s %8s %7s %7s %6s %8s\n", "codec", "link", "wall_ms",
+	       "cpu_ms", "wire_MiB", "bnd_wall", "bnd_cpu", "x_wall", "x_cpu", "ratio", "max_err");
+	for (int c = 0; c < 3; c++)
+		for (int m = 0; m < 2; m++) {
+			double wall[16], cpu[16];
+			struct run_out o = { 0 };
+			int n = reps > 16 ? 16 : reps;
+			double bound, bound_cpu;
+
+			for (int r = 0; r < n; r++) {
+				run_round((enum tmode)m, comps[c], numel, &codec, &o);
+				wall[r] = o.wall;
+				cpu[r] = o.cpu;
+			}
+			bound = (double)o.wire / bw;
+			bound_cpu = (double)o.wire / bw_cpu;
+			printf("%-15s %-6s %8.1f %8.1f %8.1f %8.1f %8.1f %7.2f %7.2f %6.2f %8.2g\n",
+			       names[c], m ? "tcp" : "inproc", 1e3 * bench_median(wall, n),
+			       1e3 * bench_median(cpu, n), (double)o.wire / (1 << 20), 1e3 * bound,
+			       1e3 * bound_cpu, bench_median(wall, n) / bound,
+			       bench_median(cpu, n) / bound_cpu, o.ratio, o.max_err);
+		}
+	return 0;
+}
