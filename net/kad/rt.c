@@ -226,12 +226,19 @@ static void list_push(struct kw_kad_rt *rt, uint16_t *head, struct kw_kad_rt_ent
 	*head = idx(rt, e);
 }
 
+/* The entry of id (whose key is `key`) in the list at head. Equal ids have equal keys, so 8
+ * key bytes reject the others before the id compare. */
 static struct kw_kad_rt_entry *list_find(const struct kw_kad_rt *rt, uint16_t head,
-					 const struct kw_peer_id *id)
+					 const struct kw_peer_id *id, const uint8_t *key)
 {
-	for (uint16_t i = head; i != KW_KAD_RT_NONE; i = rt->pool[i].next)
-		if (kw_peer_id_equal(&rt->pool[i].id, id))
+	uint64_t k8, e8;
+
+	memcpy(&k8, key, sizeof(k8));
+	for (uint16_t i = head; i != KW_KAD_RT_NONE; i = rt->pool[i].next) {
+		memcpy(&e8, rt->pool[i].key, sizeof(e8));
+		if (e8 == k8 && kw_peer_id_equal(&rt->pool[i].id, id))
 			return &rt->pool[i];
+	}
 	return NULL;
 }
 
@@ -354,7 +361,7 @@ int kw_kad_rt_add(struct kw_kad_rt *rt, const struct kw_peer_id *id,
 	memset(&tmp, 0, sizeof(tmp));
 	set_addrs(&tmp, addrs, naddrs);
 
-	e = list_find(rt, b->head, id);
+	e = list_find(rt, b->head, id, key);
 	if (e) {  /* a member seen again: most recently seen goes last */
 		if (!list_unlink(rt, &b->head, e))
 			return -KW_EINVAL;  /* unreachable: the list walk found it */
@@ -376,7 +383,7 @@ int kw_kad_rt_add(struct kw_kad_rt *rt, const struct kw_peer_id *id,
 		return r;
 
 	if (b->n < RT_K) {
-		e = list_find(rt, b->cand, id);
+		e = list_find(rt, b->cand, id, key);
 		if (e) {
 			list_unlink(rt, &b->cand, e);
 			b->ncand--;
@@ -401,7 +408,7 @@ int kw_kad_rt_add(struct kw_kad_rt *rt, const struct kw_peer_id *id,
 		ask_liveness(rt, cpl);
 		return kw_errf(-KW_EBUSY, err, errcap, "bucket %u full, no replacement cache", cpl);
 	}
-	e = list_find(rt, b->cand, id);
+	e = list_find(rt, b->cand, id, key);
 	if (e) {
 		list_unlink(rt, &b->cand, e);
 	} else {
@@ -440,7 +447,7 @@ static struct kw_kad_rt_entry *find_member(const struct kw_kad_rt *rt, const str
 	cpl = kw_kad_rt_cpl(key, rt->self_key);
 	if (cpl >= KW_KAD_RT_BUCKETS)
 		return NULL;
-	return list_find(rt, rt->buckets[cpl].head, id);
+	return list_find(rt, rt->buckets[cpl].head, id, key);
 }
 
 const struct kw_kad_rt_entry *kw_kad_rt_find(const struct kw_kad_rt *rt, const struct kw_peer_id *id)
@@ -541,7 +548,7 @@ int kw_kad_rt_remove(struct kw_kad_rt *rt, const struct kw_peer_id *id)
 		return 0;
 	}
 	b = &rt->buckets[kw_kad_rt_cpl(key, rt->self_key) & 0xff];
-	e = list_find(rt, b->cand, id);
+	e = list_find(rt, b->cand, id, key);
 	if (!e)
 		return -KW_ENOENT;
 	list_unlink(rt, &b->cand, e);
