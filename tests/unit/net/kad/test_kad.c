@@ -19,6 +19,8 @@
 
 #include <sodium.h>
 
+#include "../../../../net/kad/kad_priv.h"   /* kad_refresh_key: the bucket-refresh keys */
+
 #define MAXN       256
 #define ENVS       8192
 #define LAT_MS     10
@@ -1560,6 +1562,52 @@ static int test_rng(void *ctx, void *buf, size_t len)
 	return 0;
 }
 
+/* A refresh key for CPL c hashes to a key sharing exactly c leading bits with ours, for
+ * every CPL the refresh uses (0..15), and is a sha2-256-multihash-shaped peer id. */
+static void test_kad_refresh_key_lands_in_its_bucket_for_every_cpl(void **state)
+{
+	struct tnode *a;
+	uint8_t self_key[32];
+
+	(void)state;
+	a = add_node();
+	key_of(&a->id, self_key);
+	for (unsigned cpl = 0; cpl < 16; cpl++) {
+		for (unsigned rep = 0; rep < 4; rep++) {
+			uint8_t key[KAD_REFRESH_KEY_BYTES], kk[32];
+			struct kw_peer_id kid = { .len = KAD_REFRESH_KEY_BYTES };
+			static const uint8_t zeros[28];
+
+			kad_refresh_key(a->k, cpl, key);
+			assert_int_equal(key[0], 0x12);
+			assert_int_equal(key[1], 0x20);
+			assert_memory_equal(key + 6, zeros, sizeof(zeros));
+			memcpy(kid.bytes, key, sizeof(key));
+			key_of(&kid, kk);
+			assert_int_equal(kw_kad_rt_cpl(kk, self_key), cpl);
+		}
+	}
+}
+
+/* The prefix table answers every prefix asked with an id whose hash starts with it, and the
+ * same id each time (go's table is fixed too). */
+static void test_kad_refresh_prefix_table_maps_prefix_to_matching_id(void **state)
+{
+	const uint16_t fixed[] = { 0x0000, 0x0001, 0x8000, 0x7fff, 0xffff };
+
+	(void)state;
+	for (unsigned i = 0; i < 5 + 48; i++) {
+		uint16_t p = i < 5 ? fixed[i] : (uint16_t)kw_prng_next(&prng);
+		uint8_t key[KAD_REFRESH_KEY_BYTES], again[KAD_REFRESH_KEY_BYTES], h[32];
+
+		kad_refresh_key_for_prefix(p, key);
+		crypto_hash_sha256(h, key, sizeof(key));
+		assert_int_equal(((unsigned)h[0] << 8) | h[1], p);
+		kad_refresh_key_for_prefix(p, again);
+		assert_memory_equal(key, again, sizeof(key));
+	}
+}
+
 /* Runs a node with id `id` and a PRNG seeded `seed` as cfg.rng next to the 20 first nodes
  * until its first bucket refresh is done; its refresh keys end up in keylog. The node is
  * destroyed and its id in nodes[] spoiled so that the next one with the same id is reached. */
@@ -1844,6 +1892,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kad_put_value_fanout_retries_local_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_refresh_looks_up_due_buckets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_refresh_keys_follow_the_rng_seed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_refresh_key_lands_in_its_bucket_for_every_cpl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_refresh_prefix_table_maps_prefix_to_matching_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_bootstrap_probe_retries_a_local_refusal_then_connects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_bootstrap_probe_retries_a_late_local_refusal_then_connects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_refresh_lookup_retries_local_refusals_then_succeeds, setup, teardown),
