@@ -393,23 +393,73 @@ int kw_kad_bootstrap_add(struct kw_kad *k, const struct kw_multiaddr *ma)
 
 /* ---- periodic work: refresh, republish, expiry ---------------------------------------------- */
 
-/* A key (as sent in FIND_NODE: servers hash it) whose SHA-256 has exactly `cpl` leading bits in
- * common with ours: random tries, 2^(cpl+1) on average, which is why go caps refresh at CPL 15. */
-static void random_key_in_bucket(const struct kw_kad *k, unsigned cpl, uint8_t *key, size_t len)
-{
-	struct kw_peer_id tmp;
-	uint8_t h[KW_KAD_RT_KEY_BYTES];
+/*
+ * Refresh keys. A bucket refresh looks up a key (as sent in FIND_NODE: servers hash it) whose
+ * SHA-256 has exactly `cpl` leading bits in common with ours. No key can be computed from a
+ * wanted hash, so go-libp2p-kbucket (table_refresh.go GenRandPeerID, with the prefix table of
+ * sorted_prefixes.go) takes the 16-bit prefix it wants (our first cpl bits, bit cpl flipped,
+ * the rest random) and looks up a known peer id of that prefix: the sha2-256 multihash
+ * 0x12 0x20 || seed (4 bytes, big-endian) || 28 zero bytes, hashed by servers like any id.
+ * js-libp2p-kad-dht does the same with its generated prefix list. We build the same kind of
+ * table lazily instead of shipping it: seeds are tried in order, every hash fills the slot of
+ * its prefix, and a wanted prefix not yet met continues the scan. The first refresh of a
+ * CPL-15 bucket costs what one random trial search did before (2^16 SHA-256 on average);
+ * every later key, of this node or of any other node in the process (the simulation), is a
+ * table read. That is why the refresh stops at CPL 15 (go's maxCplForRefresh).
+ *
+ * The table is process-wide (it only maps prefixes to ids, nothing about a node) and static:
+ * 256 KiB of .bss, no allocation. One thread runs every loop of this process, so no lock.
+ */
+#define KAD_PREFIX_BITS 16u
+_Static_assert(KAD_REFRESH_MAX_CPL < KAD_PREFIX_BITS, "refresh CPL beyond the prefix table");
 
-	tmp.len = (uint8_t)len;
-	for (;;) {
-		(void)kw_rng_bytes(tmp.bytes, len);
-		tmp.bytes[0] = 0x12;          /* shaped like a sha2-256 peer id multihash */
-		tmp.bytes[1] = 0x20;
-		(void)kw_kad_rt_key(&tmp, h);
-		if (kw_kad_rt_cpl(h, k->self_key) == cpl)
-			break;
+static uint32_t kad_prefix_seed[1u << KAD_PREFIX_BITS];   /* seed + 1; 0 = not met yet */
+static uint32_t kad_prefix_next;                          /* next seed to hash */
+
+static void prefix_id(uint32_t seed, uint8_t id[KAD_REFRESH_KEY_BYTES])
+{
+	memset(id, 0, KAD_REFRESH_KEY_BYTES);
+	id[0] = 0x12;                 /* sha2-256 multihash, 32 bytes: shaped like a peer id */
+	id[1] = 0x20;
+	id[2] = (uint8_t)(seed >> 24);
+	id[3] = (uint8_t)(seed >> 16);
+	id[4] = (uint8_t)(seed >> 8);
+	id[5] = (uint8_t)seed;
+}
+
+void kad_refresh_key_for_prefix(uint16_t prefix, uint8_t key[KAD_REFRESH_KEY_BYTES])
+{
+	while (kad_prefix_seed[prefix] == 0) {
+		uint8_t id[KAD_REFRESH_KEY_BYTES], h[KW_KAD_RT_KEY_BYTES];
+		unsigned p;
+
+		prefix_id(kad_prefix_next, id);
+		kad_hash(id, sizeof(id), h);
+		p = ((unsigned)h[0] << 8) | h[1];
+		if (kad_prefix_seed[p] == 0)
+			kad_prefix_seed[p] = kad_prefix_next + 1;
+		kad_prefix_next++;
 	}
-	memcpy(key, tmp.bytes, len);
+	prefix_id(kad_prefix_seed[prefix] - 1, key);
+}
+
+int kad_rng(const struct kw_kad *k, void *buf, size_t len)
+{
+	if (k->cfg.rng)
+		return k->cfg.rng(k->cfg.rng_ctx, buf, len);
+	return kw_rng_bytes(buf, len);
+}
+
+void kad_refresh_key(const struct kw_kad *k, unsigned cpl, uint8_t key[KAD_REFRESH_KEY_BYTES])
+{
+	uint16_t local = (uint16_t)(((unsigned)k->self_key[0] << 8) | k->self_key[1]);
+	uint16_t toggled = (uint16_t)(local ^ (0x8000u >> cpl));
+	uint16_t mask = (uint16_t)(0xffffu << (15u - cpl));   /* the first cpl + 1 bits */
+	uint8_t r[2] = { 0, 0 };
+
+	(void)kad_rng(k, r, sizeof(r));   /* a failed draw still gives a key of the right bucket */
+	kad_refresh_key_for_prefix((uint16_t)((toggled & mask) |
+					      ((((unsigned)r[0] << 8) | r[1]) & ~mask)), key);
 }
 
 static void on_refresh_timer(struct kw_loop *l, struct kw_timer *t)
@@ -430,14 +480,14 @@ static void on_refresh_timer(struct kw_loop *l, struct kw_timer *t)
 		boot_timer_arm(k);
 	}
 	for (size_t i = 0; i < n && kw_kad_rt_size(&k->rt) > 0; i++) {
-		uint8_t key[34];
+		uint8_t key[KAD_REFRESH_KEY_BYTES];
 
 		if (cpls[i] > KAD_REFRESH_MAX_CPL)
 			break;
 		/* keep one slot free for the callers' own lookups */
 		if (kad_lookups_free(k) < 2)
 			break;
-		random_key_in_bucket(k, cpls[i], key, sizeof(key));
+		kad_refresh_key(k, cpls[i], key);
 		if (kad_start_internal(k, KAD_OP_CLOSEST, key, sizeof(key), NULL, 0, false) == 0)
 			k->stats.refresh_lookups++;
 	}

@@ -170,6 +170,13 @@ struct kw_kad {
 /* The Kademlia key of any key bytes (record key, multihash, peer id): SHA-256. */
 void kad_hash(const uint8_t *in, size_t len, uint8_t out[KW_KAD_RT_KEY_BYTES]);
 uint64_t kad_wall_ms(const struct kw_kad *k);
+/* Random bytes from cfg.rng, or kw_rng_bytes when the configuration has none. */
+int kad_rng(const struct kw_kad *k, void *buf, size_t len);
+/* Bucket-refresh keys (kad.c): a peer-id-shaped key whose SHA-256 starts with `prefix`, and a
+ * random one of those whose key has exactly `cpl` (<= 15) leading bits in common with ours. */
+#define KAD_REFRESH_KEY_BYTES 34
+void kad_refresh_key_for_prefix(uint16_t prefix, uint8_t key[KAD_REFRESH_KEY_BYTES]);
+void kad_refresh_key(const struct kw_kad *k, unsigned cpl, uint8_t key[KAD_REFRESH_KEY_BYTES]);
 void kad_fmt_time(uint64_t unix_ms, char out[KW_KAD_TIME_MAX]);
 void kad_peer_failed(struct kw_kad *k, const struct kw_peer_id *id);
 void kad_peer_answered(struct kw_kad *k, const struct kw_peer_id *id,

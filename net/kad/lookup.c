@@ -133,8 +133,14 @@ static int cand_add(struct kad_lookup *lk, const struct kw_peer_id *id, const ui
 	unsigned idx, pos;
 	struct kad_cand *c;
 
+	uint64_t k8, c8;
+
+	/* Equal ids have equal keys: 8 key bytes reject nearly every other candidate before
+	 * the id compare (this scan runs for each of the k peers of every answer). */
+	memcpy(&k8, key, sizeof(k8));
 	for (unsigned i = 0; i < lk->ncand; i++)
-		if (kw_peer_id_equal(&lk->cand[i].id, id)) {
+		if ((memcpy(&c8, lk->cand[i].key, sizeof(c8)), c8 == k8) &&
+		    kw_peer_id_equal(&lk->cand[i].id, id)) {
 			*out = &lk->cand[i];
 			return -1;
 		}

@@ -24,7 +24,10 @@
 
 void kw_kad_msg_init(struct kw_kad_msg *m, enum kw_kad_msg_type type)
 {
-	memset(m, 0, sizeof(*m));
+	/* The arrays are valid up to their lengths (as after kw_kad_msg_decode): clearing all
+	 * 41 KiB of them for every request and answer showed in the simulation's profile. */
+	memset(m, 0, offsetof(struct kw_kad_msg, key));
+	m->rec_time[0] = '\0';
 	m->type = (uint32_t)type;
 }
 

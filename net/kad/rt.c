@@ -4,8 +4,10 @@
  *
  * Lists are singly linked through pool indices (uint16_t): buckets are short (k <= 64), so a
  * walk is cheaper than the memory of back links. Diversity counts are recomputed by walking
- * the members on each admission instead of kept in a map: the table holds a few hundred
- * peers and admissions are rare next to lookups.
+ * the members, but only for a group some member may have: a hashed count of members per
+ * group (group_members, 2 KiB) answers "nobody has it" without the walk, which is the usual
+ * case for a newcomer, and a member seen again with its known groups needs no check at all.
+ * A simulation of 10,000 nodes spent a third of its CPU in those walks before.
  */
 #include <stdio.h>
 #include <string.h>
@@ -80,6 +82,25 @@ static uint64_t ip_group(const uint8_t *ma, size_t len)
 		       ((uint64_t)p[2] << 8) | p[3];
 	}
 	return 0;
+}
+
+static unsigned group_slot(uint64_t g)
+{
+	return (unsigned)((g * 0x9e3779b97f4a7c15ull) >> 54) % KW_KAD_RT_GROUP_SLOTS;
+}
+
+/* Adds (+1) or removes (-1) member e's distinct non-exempt groups to the hashed counts. */
+static void group_count(struct kw_kad_rt *rt, const struct kw_kad_rt_entry *e, int delta)
+{
+	for (unsigned a = 0; a < e->naddrs; a++) {
+		bool seen = false;
+
+		for (unsigned j = 0; j < a; j++)
+			seen |= e->groups[j] == e->groups[a];
+		if (e->groups[a] == 0 || seen)
+			continue;
+		rt->group_members[group_slot(e->groups[a])] += (uint16_t)delta;
+	}
 }
 
 static void group_text(uint64_t g, char *out, size_t cap)
@@ -205,12 +226,19 @@ static void list_push(struct kw_kad_rt *rt, uint16_t *head, struct kw_kad_rt_ent
 	*head = idx(rt, e);
 }
 
+/* The entry of id (whose key is `key`) in the list at head. Equal ids have equal keys, so 8
+ * key bytes reject the others before the id compare. */
 static struct kw_kad_rt_entry *list_find(const struct kw_kad_rt *rt, uint16_t head,
-					 const struct kw_peer_id *id)
+					 const struct kw_peer_id *id, const uint8_t *key)
 {
-	for (uint16_t i = head; i != KW_KAD_RT_NONE; i = rt->pool[i].next)
-		if (kw_peer_id_equal(&rt->pool[i].id, id))
+	uint64_t k8, e8;
+
+	memcpy(&k8, key, sizeof(k8));
+	for (uint16_t i = head; i != KW_KAD_RT_NONE; i = rt->pool[i].next) {
+		memcpy(&e8, rt->pool[i].key, sizeof(e8));
+		if (e8 == k8 && kw_peer_id_equal(&rt->pool[i].id, id))
 			return &rt->pool[i];
+	}
 	return NULL;
 }
 
@@ -238,6 +266,20 @@ static bool has_group(const struct kw_kad_rt_entry *e, uint64_t g)
 }
 
 /*
+ * Whether every group of `a` is one of `b`'s. A member seen again with such addresses passes
+ * the diversity check without the walk: the table held it with those groups already, and
+ * every admission kept each group's count within the limits, so the others of its groups are
+ * below them (the walk would say yes).
+ */
+static bool groups_within(const struct kw_kad_rt_entry *a, const struct kw_kad_rt_entry *b)
+{
+	for (unsigned i = 0; i < a->naddrs; i++)
+		if (a->groups[i] != 0 && !has_group(b, a->groups[i]))
+			return false;
+	return true;
+}
+
+/*
  * Whether a peer with the groups of `cand` may be a member of bucket `cpl`, not counting
  * `skip` (the peer itself when its addresses change). Like go-libp2p's filter, a peer is
  * refused when any one of its groups is over a limit.
@@ -256,6 +298,8 @@ static int diversity_check(struct kw_kad_rt *rt, const struct kw_kad_rt_entry *c
 			seen |= cand->groups[j] == g;
 		if (g == 0 || seen)  /* exempt, or this group was checked for an earlier address */
 			continue;
+		if (rt->group_members[group_slot(g)] == 0)
+			continue;        /* no member has a group of this hash: within every limit */
 		for (unsigned b = 0; b < KW_KAD_RT_BUCKETS; b++) {
 			for (uint16_t i = rt->buckets[b].head; i != KW_KAD_RT_NONE; i = rt->pool[i].next) {
 				if (&rt->pool[i] == skip || !has_group(&rt->pool[i], g))
@@ -317,16 +361,18 @@ int kw_kad_rt_add(struct kw_kad_rt *rt, const struct kw_peer_id *id,
 	memset(&tmp, 0, sizeof(tmp));
 	set_addrs(&tmp, addrs, naddrs);
 
-	e = list_find(rt, b->head, id);
+	e = list_find(rt, b->head, id, key);
 	if (e) {  /* a member seen again: most recently seen goes last */
 		if (!list_unlink(rt, &b->head, e))
 			return -KW_EINVAL;  /* unreachable: the list walk found it */
 		list_append(rt, &b->head, e);
 		e->last_seen_ms = now_ms;
-		if (diversity_check(rt, &tmp, cpl, e, false, NULL, 0) == 0) {
+		if (groups_within(&tmp, e) || diversity_check(rt, &tmp, cpl, e, false, NULL, 0) == 0) {
+			group_count(rt, e, -1);
 			memcpy(e->addrs, tmp.addrs, sizeof(e->addrs));
 			memcpy(e->groups, tmp.groups, sizeof(e->groups));
 			e->naddrs = tmp.naddrs;
+			group_count(rt, e, +1);
 		}
 		rt->stats.updated++;
 		return 0;
@@ -337,7 +383,7 @@ int kw_kad_rt_add(struct kw_kad_rt *rt, const struct kw_peer_id *id,
 		return r;
 
 	if (b->n < RT_K) {
-		e = list_find(rt, b->cand, id);
+		e = list_find(rt, b->cand, id, key);
 		if (e) {
 			list_unlink(rt, &b->cand, e);
 			b->ncand--;
@@ -350,6 +396,7 @@ int kw_kad_rt_add(struct kw_kad_rt *rt, const struct kw_peer_id *id,
 		entry_fill(e, id, key, cpl, KW_KAD_RT_MEMBER, &tmp, now_ms);
 		e->pinging = 0;
 		list_append(rt, &b->head, e);
+		group_count(rt, e, +1);
 		b->n++;
 		rt->stats.members++;
 		rt->stats.added++;
@@ -361,7 +408,7 @@ int kw_kad_rt_add(struct kw_kad_rt *rt, const struct kw_peer_id *id,
 		ask_liveness(rt, cpl);
 		return kw_errf(-KW_EBUSY, err, errcap, "bucket %u full, no replacement cache", cpl);
 	}
-	e = list_find(rt, b->cand, id);
+	e = list_find(rt, b->cand, id, key);
 	if (e) {
 		list_unlink(rt, &b->cand, e);
 	} else {
@@ -400,7 +447,7 @@ static struct kw_kad_rt_entry *find_member(const struct kw_kad_rt *rt, const str
 	cpl = kw_kad_rt_cpl(key, rt->self_key);
 	if (cpl >= KW_KAD_RT_BUCKETS)
 		return NULL;
-	return list_find(rt, rt->buckets[cpl].head, id);
+	return list_find(rt, rt->buckets[cpl].head, id, key);
 }
 
 const struct kw_kad_rt_entry *kw_kad_rt_find(const struct kw_kad_rt *rt, const struct kw_peer_id *id)
@@ -444,6 +491,7 @@ static void promote(struct kw_kad_rt *rt, unsigned cpl)
 		c->state = KW_KAD_RT_MEMBER;
 		c->pinging = 0;
 		list_append(rt, &b->head, c);
+		group_count(rt, c, +1);
 		b->n++;
 		rt->stats.members++;
 		rt->stats.promoted++;
@@ -458,6 +506,7 @@ static void remove_member(struct kw_kad_rt *rt, struct kw_kad_rt_entry *e)
 	if (e->pinging)
 		b->pinging = 0;
 	list_unlink(rt, &b->head, e);
+	group_count(rt, e, -1);
 	b->n--;
 	rt->stats.members--;
 	entry_free(rt, e);
@@ -499,7 +548,7 @@ int kw_kad_rt_remove(struct kw_kad_rt *rt, const struct kw_peer_id *id)
 		return 0;
 	}
 	b = &rt->buckets[kw_kad_rt_cpl(key, rt->self_key) & 0xff];
-	e = list_find(rt, b->cand, id);
+	e = list_find(rt, b->cand, id, key);
 	if (!e)
 		return -KW_ENOENT;
 	list_unlink(rt, &b->cand, e);
@@ -521,32 +570,65 @@ static int dist_cmp(const uint8_t *key, const uint8_t *a, const uint8_t *b)
 	return 0;
 }
 
+/* Inserts e into the sorted window out[0..*got) of at most n entries, if it is closer. */
+static void nearest_insert(const uint8_t *key, const struct kw_kad_rt_entry *e,
+			   const struct kw_kad_rt_entry **out, size_t n, size_t *got)
+{
+	size_t pos = *got;
+
+	if (*got == n && dist_cmp(key, e->key, out[n - 1]->key) >= 0)
+		return;
+	if (*got < n)
+		(*got)++;
+	else
+		pos = n - 1;
+	while (pos > 0 && dist_cmp(key, e->key, out[pos - 1]->key) < 0) {
+		out[pos] = out[pos - 1];
+		pos--;
+	}
+	out[pos] = e;
+}
+
+/*
+ * Every bucket is a contiguous range of distances to any key, so buckets can be visited
+ * nearest first and the walk stop once n members are in hand. With c = CPL(key, self) and
+ * x = key XOR self: bucket c holds the nearest (they share bit c with the key); then the
+ * buckets above c, where the distance's first bit is c and a member of bucket b agrees with
+ * the key at bit b exactly when bit b of x is 1: those with x_b = 1 in ascending order come
+ * before all deeper buckets, those with x_b = 0 after them (descending); then the buckets
+ * below c, farther the lower (the distance's first bit is b). Inside a bucket members are
+ * sorted by insertion into the window (n is k-sized, a bucket at most k). The result is the
+ * one a sort of the whole table gives; the walk touches about n + k members, not the table.
+ */
 size_t kw_kad_rt_nearest(const struct kw_kad_rt *rt, const uint8_t key[KW_KAD_RT_KEY_BYTES],
 			 const struct kw_kad_rt_entry **out, size_t n)
 {
+	unsigned c = kw_kad_rt_cpl(key, rt->self_key);
 	size_t got = 0;
+
+#define NEAREST_BUCKET(b) do {								\
+		for (uint16_t i = rt->buckets[b].head; i != KW_KAD_RT_NONE; i = rt->pool[i].next) \
+			nearest_insert(key, &rt->pool[i], out, n, &got);			\
+		if (got == n)								\
+			return got;							\
+	} while (0)
+#define XBIT(b) ((((key[(b) / 8] ^ rt->self_key[(b) / 8]) >> (7 - (b) % 8)) & 1u) != 0)
 
 	if (n == 0)
 		return 0;
-	/* Insertion into a sorted window of n: n is k-sized, the table a few hundred members. */
-	for (unsigned b = 0; b < KW_KAD_RT_BUCKETS; b++) {
-		for (uint16_t i = rt->buckets[b].head; i != KW_KAD_RT_NONE; i = rt->pool[i].next) {
-			const struct kw_kad_rt_entry *e = &rt->pool[i];
-			size_t pos = got;
-
-			if (got == n && dist_cmp(key, e->key, out[n - 1]->key) >= 0)
-				continue;
-			if (got < n)
-				got++;
-			else
-				pos = n - 1;
-			while (pos > 0 && dist_cmp(key, e->key, out[pos - 1]->key) < 0) {
-				out[pos] = out[pos - 1];
-				pos--;
-			}
-			out[pos] = e;
-		}
+	if (c < KW_KAD_RT_BUCKETS) {
+		NEAREST_BUCKET(c);
+		for (unsigned b = c + 1; b < KW_KAD_RT_BUCKETS; b++)
+			if (XBIT(b))
+				NEAREST_BUCKET(b);
+		for (unsigned b = KW_KAD_RT_BUCKETS; b-- > c + 1;)
+			if (!XBIT(b))
+				NEAREST_BUCKET(b);
 	}
+	for (unsigned b = c < KW_KAD_RT_BUCKETS ? c : KW_KAD_RT_BUCKETS; b-- > 0;)
+		NEAREST_BUCKET(b);
+#undef XBIT
+#undef NEAREST_BUCKET
 	return got;
 }
 

@@ -27,7 +27,6 @@
 #include <kw/sim.h>
 
 #include "kad_sim.h"
-#include "sim_rng.h"
 
 #define SIM_PORT        4001
 /* Small records hold a FIND_NODE reply of k peers with 2 addresses each (~1.4 KB at k = 20);
@@ -98,6 +97,9 @@ struct sim {
 	struct kw_kad_sim_cfg cfg;
 	struct kw_kad_sim_report *rep;
 	struct kw_prng prng;
+	struct kw_prng core_prng;    /* the cores' own draws (kw_kad_cfg.rng), apart from prng so
+	                              * that a core change of how many bytes it draws leaves the
+	                              * simulation's own choices alone */
 	struct kw_sim_net net;
 	struct kw_sim simv;
 	struct kw_loop loop;
@@ -678,6 +680,23 @@ static void sim_store_cfg(const struct sim *s, struct kw_kad_store_cfg *st)
 	st->max_providers_per_peer = 4;
 }
 
+/* kw_kad_cfg.rng of every node: one seeded stream for all cores (they run on one loop). */
+static int sim_core_rng(void *ctx, void *buf, size_t len)
+{
+	struct sim *s = ctx;
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		uint64_t r = kw_prng_next(&s->core_prng);
+		size_t n = len < sizeof(r) ? len : sizeof(r);
+
+		memcpy(p, &r, n);
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
 static void fill_kad_cfg(struct sim *s, struct sim_node *n, struct kw_kad_cfg *c)
 {
 	kw_kad_cfg_default(c);
@@ -689,6 +708,8 @@ static void fill_kad_cfg(struct sim *s, struct sim_node *n, struct kw_kad_cfg *c
 	c->query_timeout_ms = s->cfg.query_timeout_ms;
 	c->wall_ms = sim_wall_ms;
 	c->wall_ctx = s;
+	c->rng = sim_core_rng;
+	c->rng_ctx = s;
 	sim_store_cfg(s, &c->store);
 }
 
@@ -1166,7 +1187,7 @@ int kw_kad_sim_run(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *r
 	s->rep = rep;
 	s->hash = 0xcbf29ce484222325ull;
 	kw_prng_seed(&s->prng, cfg->seed);
-	kw_sim_rng_seed(cfg->seed);
+	kw_prng_seed(&s->core_prng, cfg->seed ^ 0x6a09e667f3bcc908ull);
 
 	/* Node slots and their arenas. */
 	s->n_slots = cfg->nodes;

@@ -12,7 +12,8 @@
  * Adversarial nodes answer FIND_NODE with the k adversaries closest to the key (their
  * handler is replaced here, their kad instance is otherwise real).
  *
- * Randomness comes only from the seeded kw_prng (kernel/rng.c): the same configuration and
+ * Randomness comes only from seeded kw_prng streams (kernel/rng.c), the simulation's own and
+ * the one handed to every core as kw_kad_cfg.rng (refresh keys): the same configuration and
  * seed give the same event trace, whose FNV-1a hash is reported (trace_hash).
  *
  * Memory: everything (node arenas, in-flight pool, loop tables) is allocated once in

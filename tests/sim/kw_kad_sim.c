@@ -5,7 +5,10 @@
  *   kw_kad_sim --suite [options]    the standard scenarios (plain, 20 % churn, 10 % adversarial
  *                                   grouped / exempt from the diversity filter, get after put),
  *                                   one table
- *   kw_kad_sim --scenario NAME      one of them (plain, churn, adv-grouped, adv-exempt, put-get)
+ *   kw_kad_sim --scenario NAME      one of them (plain, churn, adv-grouped, adv-exempt, put-get),
+ *                                   or several: NAME,NAME,... (make sim runs the suite as two
+ *                                   such processes side by side)
+ *   --no-header                     rows only (to append to another process's table)
  *
  * Options: --nodes N --lookups L --seed S --latency MIN-MAX (ms) --loss P --churn P
  * --partition P --adversarial P --adv-groups G --private-ips --bootstrap B --timeout MS
@@ -22,7 +25,7 @@
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: kw_kad_sim [--suite | --scenario plain|churn|adv-grouped|adv-exempt|put-get] [--nodes N] [--lookups L] [--seed S] [--latency MIN-MAX]\n"
+		"usage: kw_kad_sim [--suite | --scenario plain|churn|adv-grouped|adv-exempt|put-get[,...]] [--no-header] [--nodes N] [--lookups L] [--seed S] [--latency MIN-MAX]\n"
 		"                  [--loss P] [--churn P] [--partition P] [--adversarial P]\n"
 		"                  [--adv-groups G] [--private-ips] [--bootstrap B] [--timeout MS]\n"
 		"                  [--join-interval MS] [--settle MS] [--phase MS] [--k K] [--alpha A]\n"
@@ -74,6 +77,17 @@ static void row(const char *name, const struct kw_kad_sim_cfg *c, const struct k
 	fflush(stdout);
 }
 
+/* Whether `tag` is one of the comma-separated names in `list`. */
+static bool listed(const char *list, const char *tag)
+{
+	size_t n = strlen(tag);
+
+	for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (strncmp(p, tag, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
 static int run(const char *name, const struct kw_kad_sim_cfg *c)
 {
 	struct kw_kad_sim_report r;
@@ -90,7 +104,7 @@ static int run(const char *name, const struct kw_kad_sim_cfg *c)
 int main(int argc, char **argv)
 {
 	struct kw_kad_sim_cfg c;
-	bool suite = false;
+	bool suite = false, no_header = false;
 	const char *only = NULL;
 	double v;
 
@@ -101,6 +115,7 @@ int main(int argc, char **argv)
 #define OPT(name) (strcmp(a, name) == 0 && (val || (usage(), exit(1), 0)))
 		if (strcmp(a, "--suite") == 0) { suite = true; has = false; }
 		else if (OPT("--scenario")) { suite = true; only = val; }
+		else if (strcmp(a, "--no-header") == 0) { no_header = true; has = false; }
 		else if (strcmp(a, "--private-ips") == 0) { c.private_ips = true; has = false; }
 		else if (strcmp(a, "--trace") == 0) { c.trace = true; has = false; }
 		else if (strcmp(a, "--full-store") == 0) { c.full_store = true; has = false; }
@@ -139,7 +154,8 @@ int main(int argc, char **argv)
 	if (c.lookups && c.lookup_phase_ms < c.lookups)
 		c.lookup_phase_ms = c.lookups;
 
-	header();
+	if (!no_header)
+		header();
 	if (!suite)
 		return run("custom", &c);
 	{
@@ -148,7 +164,23 @@ int main(int argc, char **argv)
 		char name[96];
 
 		bool any = false;
-#define WANT(tag) (!only || strcmp(only, tag) == 0 ? (any = true) : false)
+		static const char *const tags[] = { "plain", "churn", "adv-grouped", "adv-exempt",
+						    "put-get" };
+
+		/* every listed name must be a scenario: a typo must not shrink the table silently */
+		for (const char *p = only; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+			bool known = false;
+
+			for (unsigned t = 0; t < sizeof(tags) / sizeof(tags[0]); t++)
+				known |= strncmp(p, tags[t], strlen(tags[t])) == 0 &&
+					 (p[strlen(tags[t])] == ',' || p[strlen(tags[t])] == '\0');
+			if (!known) {
+				fprintf(stderr, "kw_kad_sim: unknown scenario in '%s' (plain, churn, "
+					"adv-grouped, adv-exempt, put-get)\n", only);
+				return 1;
+			}
+		}
+#define WANT(tag) (!only || listed(only, tag) ? (any = true) : false)
 		if (WANT("plain")) {
 			x = c;
 			bad |= run("plain", &x);

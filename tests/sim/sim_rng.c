@@ -1,12 +1,14 @@
 /*
- * Deterministic kernel randomness for the simulation binaries (link-time seam).
+ * Deterministic kernel randomness for simulation binaries (link-time seam).
  *
- * The Kademlia core draws random refresh keys with kw_rng_bytes (kernel/rng.c, getrandom),
- * which would make two runs of the same seed differ as soon as a bucket refresh fires. The
- * simulation programs link this file before libkw.a, so the archive's rng.o is never pulled:
- * kw_rng_bytes and kw_rng_below come from a PRNG the simulation seeds (kw_sim_rng_seed),
- * and kw_prng_* are kernel/rng.c's own code, compiled here under its real names. Only test
+ * A program that links this file before libkw.a never pulls the archive's rng.o:
+ * kw_rng_bytes and kw_rng_below come from a PRNG the program seeds (kw_sim_rng_seed), and
+ * kw_prng_* are kernel/rng.c's own code, compiled here under its real names. Only test
  * programs link this; a node always gets the kernel's getrandom.
+ *
+ * The Kademlia simulations (kad_sim.c) no longer link it: the core takes its random bytes
+ * through kw_kad_cfg.rng, which they seed. It stays for a simulation whose lower layers
+ * (swarm, Noise, keys) draw from kw_rng_bytes directly and have no such hook.
  */
 #include <string.h>
 

@@ -92,6 +92,11 @@ struct kw_kad_cfg {
 	uint64_t (*wall_ms)(void *ctx); /* Unix time in ms (record expiry); NULL = CLOCK_REALTIME */
 	void *wall_ctx;
 	const struct kw_privkey *key;   /* signs /kwaai/ records put by this node (may be NULL) */
+	/* Random bytes for the core's own choices (bucket-refresh keys); returns 0 or a negative
+	 * code. NULL = kw_rng_bytes. A simulation passes a seeded PRNG here so that a run is
+	 * repeatable; a node leaves it NULL. Called on the loop, never after kw_kad_destroy. */
+	int (*rng)(void *ctx, void *buf, size_t len);
+	void *rng_ctx;
 };
 
 struct kw_kad_result {

@@ -79,7 +79,9 @@ struct kw_kad_msg {
 	struct kw_kad_peer peers[KW_KAD_MAX_PEERS];
 };
 
-/* Clears m and sets its type (a request or response skeleton for the helpers below). */
+/* Resets m's fields and array lengths (array bytes past their lengths are left as they
+ * were, as after kw_kad_msg_decode) and sets its type: a request or response skeleton for
+ * the helpers below. */
 void kw_kad_msg_init(struct kw_kad_msg *m, enum kw_kad_msg_type type);
 
 /* Sets Message.key. Return: 0; -KW_ELIMIT when len > KW_KAD_KEY_MAX. */

@@ -88,6 +88,9 @@ struct kw_kad_rt_stats {
 	uint64_t refused_pool;       /* pool exhausted */
 };
 
+/* Slots of the per-table IP-group member counts (a hashed counting filter, see rt.c). */
+#define KW_KAD_RT_GROUP_SLOTS 1024
+
 struct kw_kad_rt {
 	struct kw_peer_id self;
 	uint8_t self_key[KW_KAD_RT_KEY_BYTES];
@@ -100,6 +103,9 @@ struct kw_kad_rt {
 	kw_kad_rt_ping_fn ping_cb;
 	void *ctx;
 	struct kw_kad_rt_stats stats;
+	/* members having an IP group that hashes to each slot: 0 means no member has any group
+	 * of that hash, so a newcomer of such a group passes the diversity limits unwalked */
+	uint16_t group_members[KW_KAD_RT_GROUP_SLOTS];
 };
 
 struct kw_kad_rt_cfg {

@@ -19,6 +19,8 @@
 
 #include <sodium.h>
 
+#include "../../../../net/kad/kad_priv.h"   /* kad_refresh_key: the bucket-refresh keys */
+
 #define MAXN       256
 #define ENVS       8192
 #define LAT_MS     10
@@ -71,6 +73,12 @@ static const struct kw_peer_id *watch_key;
 static bool watching;               /* off until a test sets the filters */
 static uint64_t watch_times[64];
 static unsigned watch_n, watch_inflight, watch_high;
+/* FIND_NODE keys sent by keylog_src other than its own id (refresh lookups), each key once,
+ * in the order first sent. */
+static const struct kw_peer_id *keylog_src;
+static uint8_t keylog[16][34];
+static unsigned keylog_n;
+static const struct kw_peer_id *forced_id;   /* add_node_cfg: this id instead of a random one */
 static uint64_t wall_base = 1798761600000ull;   /* 2027-01-01, record expiry needs a wall clock */
 
 static uint64_t test_wall(void *ctx)
@@ -172,6 +180,15 @@ static int t_request(void *t, const struct kw_peer_id *to, const struct kw_kad_r
 		src->refused++;
 		return -KW_ENOBUFS;
 	}
+	if (keylog_src && kw_peer_id_equal(keylog_src, &src->id) && req->type == KW_KAD_FIND_NODE &&
+	    req->key_len == 34 && memcmp(req->key, src->id.bytes, 34) != 0) {
+		bool known = false;
+
+		for (unsigned i = 0; i < keylog_n && i < 16; i++)
+			known |= memcmp(keylog[i], req->key, 34) == 0;
+		if (!known && keylog_n < 16)
+			memcpy(keylog[keylog_n++], req->key, 34);
+	}
 	e = env_get();
 	e->refuse = kw_loop_now(&loop) < src->refuse_async_until_ms;
 	src->refused += e->refuse;
@@ -256,6 +273,8 @@ static struct tnode *add_node_cfg(struct kw_kad_cfg *cfg)
 	assert_true(nn < MAXN);
 	memset(n, 0, sizeof(*n));
 	rand_id(&n->id);
+	if (forced_id)
+		n->id = *forced_id;
 	snprintf(text, sizeof(text), "/ip4/10.%u.%u.%u/tcp/4001", nn / 65536, (nn / 256) % 256,
 		 nn % 256 + 1);
 	assert_int_equal(kw_maddr_from_text(text, &n->ma, NULL, 0), 0);
@@ -295,6 +314,9 @@ static int setup(void **state)
 	watching = false;
 	watch_src = watch_dst = watch_key = NULL;
 	watch_n = watch_inflight = watch_high = 0;
+	keylog_src = NULL;
+	keylog_n = 0;
+	forced_id = NULL;
 	kw_prng_seed(&prng, 0x5eed1234u);
 	envs = calloc(ENVS, sizeof(*envs));
 	net_mem = calloc(1, 1 << 16);
@@ -1523,6 +1545,252 @@ static void test_kad_refresh_looks_up_due_buckets(void **state)
 	assert_true(st.lookups_ok >= st.refresh_lookups);
 }
 
+/* kw_kad_cfg.rng for the tests: a seeded PRNG per node. */
+static int test_rng(void *ctx, void *buf, size_t len)
+{
+	struct kw_prng *r = ctx;
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		uint64_t v = kw_prng_next(r);
+		size_t n = len < sizeof(v) ? len : sizeof(v);
+
+		memcpy(p, &v, n);
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* A refresh key for CPL c hashes to a key sharing exactly c leading bits with ours, for
+ * every CPL the refresh uses (0..15), and is a sha2-256-multihash-shaped peer id. */
+static void test_kad_refresh_key_lands_in_its_bucket_for_every_cpl(void **state)
+{
+	struct tnode *a;
+	uint8_t self_key[32];
+
+	(void)state;
+	a = add_node();
+	key_of(&a->id, self_key);
+	for (unsigned cpl = 0; cpl < 16; cpl++) {
+		for (unsigned rep = 0; rep < 4; rep++) {
+			uint8_t key[KAD_REFRESH_KEY_BYTES], kk[32];
+			struct kw_peer_id kid = { .len = KAD_REFRESH_KEY_BYTES };
+			static const uint8_t zeros[28];
+
+			kad_refresh_key(a->k, cpl, key);
+			assert_int_equal(key[0], 0x12);
+			assert_int_equal(key[1], 0x20);
+			assert_memory_equal(key + 6, zeros, sizeof(zeros));
+			memcpy(kid.bytes, key, sizeof(key));
+			key_of(&kid, kk);
+			assert_int_equal(kw_kad_rt_cpl(kk, self_key), cpl);
+		}
+	}
+}
+
+/* The prefix table answers every prefix asked with an id whose hash starts with it, and the
+ * same id each time (go's table is fixed too). */
+static void test_kad_refresh_prefix_table_maps_prefix_to_matching_id(void **state)
+{
+	const uint16_t fixed[] = { 0x0000, 0x0001, 0x8000, 0x7fff, 0xffff };
+
+	(void)state;
+	for (unsigned i = 0; i < 5 + 48; i++) {
+		uint16_t p = i < 5 ? fixed[i] : (uint16_t)kw_prng_next(&prng);
+		uint8_t key[KAD_REFRESH_KEY_BYTES], again[KAD_REFRESH_KEY_BYTES], h[32];
+
+		kad_refresh_key_for_prefix(p, key);
+		crypto_hash_sha256(h, key, sizeof(key));
+		assert_int_equal(((unsigned)h[0] << 8) | h[1], p);
+		kad_refresh_key_for_prefix(p, again);
+		assert_memory_equal(key, again, sizeof(key));
+	}
+}
+
+/* Runs a node with id `id` and a PRNG seeded `seed` as cfg.rng next to the 20 first nodes
+ * until its first bucket refresh is done; its refresh keys end up in keylog. The node is
+ * destroyed and its id in nodes[] spoiled so that the next one with the same id is reached. */
+static void refresh_keys_of(const struct kw_peer_id *id, uint64_t seed)
+{
+	struct kw_kad_cfg c;
+	struct kw_prng r;
+	struct tnode *a;
+
+	kw_prng_seed(&r, seed);
+	base_cfg(&c);
+	c.rng = test_rng;
+	c.rng_ctx = &r;
+	forced_id = id;
+	a = add_node_cfg(&c);
+	forced_id = NULL;
+	for (unsigned i = 0; i < 20; i++)
+		seen(a, &nodes[i]);
+	keylog_src = &a->id;
+	keylog_n = 0;
+	run_for(61000);                      /* the first refresh check is one minute after create */
+	keylog_src = NULL;
+	kw_kad_destroy(a->k);
+	a->k = NULL;
+	a->id.bytes[33] ^= 0xff;
+}
+
+/* The refresh keys come from cfg.rng: the same seed gives the same keys (a simulation is
+ * repeatable), another seed other keys, and every key lands in the bucket it refreshes. */
+static void test_kad_refresh_keys_follow_the_rng_seed(void **state)
+{
+	uint8_t first[16][34], self_key[32];
+	unsigned n1;
+	struct kw_peer_id id;
+	bool cpl_seen[16] = { false };
+
+	(void)state;
+	build_network(20);
+	rand_id(&id);
+	key_of(&id, self_key);
+	refresh_keys_of(&id, 42);
+	n1 = keylog_n;
+	/* base_cfg runs 4 lookups at most and a refresh pass leaves one free: CPLs 0, 1, 2 */
+	assert_int_equal(n1, 3);
+	memcpy(first, keylog, sizeof(first));
+	for (unsigned i = 0; i < n1; i++) {
+		struct kw_peer_id kid = { .len = 34 };
+		uint8_t kk[32];
+		unsigned cpl;
+
+		memcpy(kid.bytes, first[i], 34);
+		key_of(&kid, kk);
+		cpl = kw_kad_rt_cpl(kk, self_key);
+		assert_true(cpl < 3);
+		assert_false(cpl_seen[cpl]);
+		cpl_seen[cpl] = true;
+	}
+	refresh_keys_of(&id, 42);
+	assert_int_equal(keylog_n, n1);
+	assert_memory_equal(keylog, first, n1 * 34);
+	refresh_keys_of(&id, 43);
+	assert_int_equal(keylog_n, n1);
+	assert_memory_not_equal(keylog, first, n1 * 34);
+}
+
+/* The bootstrap probe our own transport refuses (-KW_ENOBUFS from request()) is sent again
+ * a little later and connects: no backoff, the peer joins the table, the self-lookup runs. */
+static void test_kad_bootstrap_probe_retries_a_local_refusal_then_connects(void **state)
+{
+	struct tnode *a, *b;
+	struct kw_multiaddr ma;
+	struct kw_kad_stats st;
+
+	(void)state;
+	a = add_node();
+	b = add_node();
+	ma = b->ma;
+	assert_int_equal(kw_maddr_append_peer_id(&ma, &b->id), 0);
+	a->refuse_until_ms = kw_loop_now(&loop) + 60;    /* shorter than the 4 tries (175 ms) */
+	assert_int_equal(kw_kad_bootstrap_add(a->k, &ma), 0);
+	run_for(500);                        /* well before a backoff retry (1 s) could run */
+	kw_kad_get_stats(a->k, &st);
+	assert_true(a->refused > 0);
+	assert_int_equal(st.local_refusals, a->refused);
+	assert_int_equal(st.bootstrap_attempts, 1);
+	assert_int_equal(st.bootstrap_ok, 1);
+	assert_non_null(kw_kad_rt_find(kw_kad_table(a->k), &b->id));
+	assert_true(st.lookups_started >= 1);
+}
+
+/* The same when the refusal comes later through kw_kad_on_reply. */
+static void test_kad_bootstrap_probe_retries_a_late_local_refusal_then_connects(void **state)
+{
+	struct tnode *a, *b;
+	struct kw_multiaddr ma;
+	struct kw_kad_stats st;
+
+	(void)state;
+	a = add_node();
+	b = add_node();
+	ma = b->ma;
+	assert_int_equal(kw_maddr_append_peer_id(&ma, &b->id), 0);
+	a->refuse_async_until_ms = kw_loop_now(&loop) + 60;
+	assert_int_equal(kw_kad_bootstrap_add(a->k, &ma), 0);
+	run_for(500);
+	kw_kad_get_stats(a->k, &st);
+	assert_true(a->refused > 0);
+	assert_int_equal(st.local_refusals, a->refused);
+	assert_int_equal(st.bootstrap_attempts, 1);
+	assert_int_equal(st.bootstrap_ok, 1);
+	assert_non_null(kw_kad_rt_find(kw_kad_table(a->k), &b->id));
+}
+
+/* Refresh lookups whose requests our transport refuses for a while retry and complete, and
+ * every refused peer stays in the table. */
+static void test_kad_refresh_lookup_retries_local_refusals_then_succeeds(void **state)
+{
+	struct kw_kad_cfg c;
+	struct tnode *a;
+	struct kw_kad_stats st;
+	uint64_t t0;
+
+	(void)state;
+	build_network(20);
+	base_cfg(&c);
+	a = add_node_cfg(&c);
+	t0 = kw_loop_now(&loop);
+	for (unsigned i = 0; i < 20; i++)
+		seen(a, &nodes[i]);
+	a->refuse_until_ms = t0 + 60000 + 60;  /* the refresh starts at +60 s, refused for 60 ms */
+	run_for(62000);
+	kw_kad_get_stats(a->k, &st);
+	assert_true(st.refresh_lookups >= 1);
+	assert_true(a->refused > 0);
+	assert_int_equal(st.local_refusals, a->refused);
+	assert_int_equal(st.lookups_ok, st.refresh_lookups);
+	assert_int_equal(st.replies_failed, 0);
+	for (unsigned i = 0; i < 20; i++)
+		assert_non_null(kw_kad_rt_find(kw_kad_table(a->k), &nodes[i].id));
+}
+
+/* A liveness check our transport refuses until its deadline gives no verdict: the member
+ * stays (go drops a peer only when it failed us). */
+static void test_kad_liveness_probe_refused_for_good_keeps_the_member(void **state)
+{
+	struct tnode *a, *newcomer = NULL;
+	uint8_t self_key[32];
+	struct tnode *members[64];
+	unsigned nm = 0;
+	struct kw_kad_stats st;
+
+	(void)state;
+	a = add_node();
+	key_of(&a->id, self_key);
+	while (nm <= K) {                    /* bucket 0 full, and one more for it */
+		struct tnode *n = add_node();
+		uint8_t kk[32];
+
+		key_of(&n->id, kk);
+		if (kw_kad_rt_cpl(kk, self_key) != 0)
+			continue;
+		if (nm < K)
+			members[nm++] = n;
+		else {
+			newcomer = n;
+			nm++;
+		}
+	}
+	for (unsigned i = 0; i < K; i++) {
+		seen(a, members[i]);
+		run_for(1);
+	}
+	a->refuse_until_ms = UINT64_MAX;
+	seen(a, newcomer);                   /* full bucket: a probe of members[0], refused */
+	run_for(QTIMEOUT + 1000);
+	kw_kad_get_stats(a->k, &st);
+	assert_true(a->refused > 0);
+	assert_int_equal(st.local_refusals, a->refused);
+	for (unsigned i = 0; i < K; i++)
+		assert_non_null(kw_kad_rt_find(kw_kad_table(a->k), &members[i]->id));
+	assert_null(kw_kad_rt_find(kw_kad_table(a->k), &newcomer->id));
+}
+
 static void test_kad_own_records_are_republished_hourly(void **state)
 {
 	struct kw_kad_cfg c;
@@ -1623,6 +1891,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kad_put_value_with_empty_table_is_enotconn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_put_value_fanout_retries_local_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_refresh_looks_up_due_buckets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_refresh_keys_follow_the_rng_seed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_refresh_key_lands_in_its_bucket_for_every_cpl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_refresh_prefix_table_maps_prefix_to_matching_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_bootstrap_probe_retries_a_local_refusal_then_connects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_bootstrap_probe_retries_a_late_local_refusal_then_connects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_refresh_lookup_retries_local_refusals_then_succeeds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_liveness_probe_refused_for_good_keeps_the_member, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_own_records_are_republished_hourly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_store_expiry_runs_on_a_timer, setup, teardown),
 	};

@@ -222,6 +222,51 @@ static void test_kad_rt_nearest_matches_brute_force(void **state)
 	assert_int_equal(kw_kad_rt_nearest(&rt, rt.self_key, out, 0), 0);
 }
 
+/* The nearest walk visits buckets in distance order and stops early: for targets in every
+ * bucket (our key with bit c flipped, random below) and window sizes from 1 to the whole
+ * table, it returns exactly what a sort of the whole table gives. */
+static void test_kad_rt_nearest_matches_full_sort_for_targets_in_every_bucket(void **state)
+{
+	static struct kw_peer_id ids[NPEERS];
+	static const uint8_t *members[NPEERS];
+	static const struct kw_kad_rt_entry *out[NPEERS];
+	const size_t sizes[] = { 1, K - 1, K, K + 1, 3u * K, NPEERS };
+	size_t nmembers = 0;
+
+	(void)state;
+	for (unsigned i = 0; i < NPEERS; i++) {
+		rand_id(&ids[i]);
+		(void)kw_kad_rt_add(&rt, &ids[i], NULL, 0, 1, NULL, 0);
+	}
+	for (unsigned i = 0; i < NPEERS; i++) {
+		const struct kw_kad_rt_entry *e = kw_kad_rt_find(&rt, &ids[i]);
+
+		if (e)
+			members[nmembers++] = e->key;
+	}
+	for (unsigned c = 0; c < 24; c++) {
+		for (unsigned rep = 0; rep < 4; rep++) {
+			uint8_t target[32];
+
+			memcpy(target, rt.self_key, 32);
+			target[c / 8] ^= (uint8_t)(0x80u >> (c % 8));
+			for (unsigned b = c + 1; b < 256; b++)
+				if (rnd() & 1)
+					target[b / 8] ^= (uint8_t)(0x80u >> (b % 8));
+			cmp_target = target;
+			qsort(members, nmembers, sizeof(members[0]), by_distance);
+			for (unsigned z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+				size_t want = sizes[z] < nmembers ? sizes[z] : nmembers;
+				size_t n = kw_kad_rt_nearest(&rt, target, out, sizes[z]);
+
+				assert_int_equal(n, want);
+				for (size_t i = 0; i < n; i++)
+					assert_memory_equal(out[i]->key, members[i], 32);
+			}
+		}
+	}
+}
+
 /* Fills bucket `cpl` with k members; ids[] receives them, oldest first. */
 static void fill_bucket(unsigned cpl, struct kw_peer_id *ids)
 {
@@ -511,6 +556,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_kad_rt_bucket_index_is_cpl, setup),
 		cmocka_unit_test_setup(test_kad_rt_nearest_matches_brute_force, setup),
+		cmocka_unit_test_setup(test_kad_rt_nearest_matches_full_sort_for_targets_in_every_bucket, setup),
 		cmocka_unit_test_setup(test_kad_rt_full_bucket_caches_and_asks_liveness, setup),
 		cmocka_unit_test_setup(test_kad_rt_dead_member_promotes_newest_candidate, setup),
 		cmocka_unit_test_setup(test_kad_rt_alive_member_stays, setup),
