@@ -406,6 +406,11 @@ struct kw_hm_rt *kw_hm_dht_rt(struct kw_hm_dht *d)
 	return &d->rt;
 }
 
+struct kw_hm_blacklist *kw_hm_dht_blacklist(struct kw_hm_dht *d)
+{
+	return &d->bl;
+}
+
 struct kw_hm_store *kw_hm_dht_storage(struct kw_hm_dht *d, bool cache)
 {
 	return cache ? &d->cache : &d->store;

@@ -438,8 +438,9 @@ struct kw_hm_dht_stats {
 int kw_hm_dht_create(struct kw_swarm *sw, struct kw_hm *hm, const struct kw_hm_dht_config *cfg,
 		     struct kw_hm_dht **out);
 
-/* Observers: our routing table, the two tiers, counters. */
+/* Observers: our routing table, the two tiers, the blacklist, counters. */
 struct kw_hm_rt *kw_hm_dht_rt(struct kw_hm_dht *d);
+struct kw_hm_blacklist *kw_hm_dht_blacklist(struct kw_hm_dht *d);
 struct kw_hm_store *kw_hm_dht_storage(struct kw_hm_dht *d, bool cache);
 void kw_hm_dht_get_stats(const struct kw_hm_dht *d, struct kw_hm_dht_stats *st);
 
