@@ -42,6 +42,11 @@ struct kw_config {
 	int n_bootstrap;
 	bool bootstrap_is_default;
 	bool dht_client;                    /* dht_mode = client: ask the DHT, do not serve it */
+	/* the Hivemind DHT (app/hivemind.c, doc/net-hivemind.md): off unless `hivemind = on` */
+	bool hivemind;
+	bool hivemind_client;               /* hivemind_client = on: ask, do not serve */
+	char hivemind_bootstrap[KW_CONFIG_BOOTSTRAP_MAX][KW_CONFIG_PEER_ADDR_MAX];
+	int n_hivemind_bootstrap;
 };
 
 /* Fills `c` with the Kconfig defaults. */
@@ -89,6 +94,9 @@ extern const size_t kw_app_initcalls_count;
 struct kw_identify;
 struct kw_kad;
 struct kw_control;
+struct kw_hm;
+struct kw_hm_dht;
+struct kw_app_hm;
 
 struct kw_app {
 	struct kw_config cfg;
@@ -97,6 +105,9 @@ struct kw_app {
 	struct kw_identify *id;            /* likewise, with identify built in */
 	struct kw_kad *kad;                /* likewise, with the DHT built in (CONFIG_KW_NET_KAD_SWARM) */
 	struct kw_control *ctl;            /* the control socket (app/control.c), NULL if none */
+	struct kw_hm *hm;                  /* Hivemind RPC and DHT (app/hivemind.c), NULL when off */
+	struct kw_hm_dht *hm_dht;
+	struct kw_app_hm *hm_app;          /* app/hivemind.c's own state */
 };
 
 void kw_app_attach(struct kw_node *n, struct kw_app *app);
