@@ -14,10 +14,10 @@
  * on (misaligned arrays, an id longer than 20 bytes, a subkey or dictionary that does not
  * deserialize) is answered with an error text, as hivemind answers repr(exception).
  *
- * Not done here (hivemind does them in DHTNode and update_routing_table): pinging the
- * least-recently-seen node of a full bucket, pushing our records to a newly met node,
- * record validators (signatures, schemas). Our own client calls (traverse, get, store) are
- * not built yet.
+ * Every caller we learn from goes through kw_hm_dht_met (dht_client.c), which also pushes a
+ * newcomer the records it should hold. Not done here: pinging the least-recently-seen node of
+ * a full bucket, record validators (signatures, schemas). Our own calls (ping, traverse, get,
+ * store) are in dht_client.c. A client-mode node registers none of these handlers.
  *
  * Owner: net/hivemind. The state comes from the node's arena at create.
  */
