@@ -75,6 +75,12 @@ int kw_hm_dht_config_default(struct kw_hm_dht_config *c)
 	c->num_workers = 4;                  /* DEFAULT_NUM_WORKERS (HIVEMIND_DHT_NUM_WORKERS) */
 	c->num_replicas = 5;
 	c->rpc_timeout_ms = 3000;            /* wait_timeout */
+	c->buf_bytes = CONFIG_KW_NET_HIVEMIND_CALL_BUF_BYTES;
+	c->client_ops = CONFIG_KW_NET_HIVEMIND_DHT_CLIENT_OPS;
+	c->client_rpcs = CONFIG_KW_NET_HIVEMIND_DHT_CLIENT_RPCS;
+	c->candidates = CONFIG_KW_NET_HIVEMIND_DHT_CANDIDATES;
+	c->merge_cells = CONFIG_KW_NET_HIVEMIND_DHT_MERGE_CELLS;
+	c->addr_book = CONFIG_KW_NET_HIVEMIND_DHT_ADDR_BOOK;
 	return kw_hm_dhtid_random(&c->node_id);
 }
 
@@ -376,7 +382,7 @@ int kw_hm_dht_create(struct kw_swarm *sw, struct kw_hm *hm, const struct kw_hm_d
 		d->cfg.ping_timeout_ms = 3000;
 	k = cfg->rt.bucket_size < KW_HM_DHT_MAX_NEAREST ? cfg->rt.bucket_size :
 							    KW_HM_DHT_MAX_NEAREST;
-	d->buf_bytes = CONFIG_KW_NET_HIVEMIND_CALL_BUF_BYTES;
+	d->buf_bytes = cfg->buf_bytes ? cfg->buf_bytes : CONFIG_KW_NET_HIVEMIND_CALL_BUF_BYTES;
 	d->req = kw_arena_alloc(a, sizeof(*d->req), 16);
 	d->results = kw_arena_alloc(a, sizeof(*d->results) * KW_HM_DHT_MAX_KEYS, 16);
 	d->near = kw_arena_alloc(a, sizeof(*d->near) * k * KW_HM_DHT_MAX_KEYS, 16);

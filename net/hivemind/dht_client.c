@@ -34,12 +34,13 @@
 
 #include "dht_priv.h"
 
-#define OPS     CONFIG_KW_NET_HIVEMIND_DHT_CLIENT_OPS
-#define RPCS    CONFIG_KW_NET_HIVEMIND_DHT_CLIENT_RPCS
-#define CANDS   CONFIG_KW_NET_HIVEMIND_DHT_CANDIDATES
-#define BOOK    CONFIG_KW_NET_HIVEMIND_DHT_ADDR_BOOK
-#define MERGE   CONFIG_KW_NET_HIVEMIND_DHT_MERGE_CELLS
+#define OPS     (d->cfg.client_ops)
+#define RPCS    (d->cfg.client_rpcs)
+#define CANDS   (d->cfg.candidates)
+#define BOOK    (d->cfg.addr_book)
+#define MERGE   (d->cfg.merge_cells)
 #define MAX_DHT_TIME_DISCREPANCY_SECONDS 3.0   /* hivemind/dht/protocol.py */
+#define RETRY_MS 20u             /* a search waiting for a free request slot */
 
 enum { C_NEW, C_ASKING, C_OK, C_FAIL };
 enum { OP_GET = 1, OP_STORE, OP_FIND, OP_PING };
@@ -482,9 +483,11 @@ static void pump(struct kw_hm_op *op)
 		op->cand[i].st = C_ASKING;
 		err = rpc_start(op, R_FIND, &op->cand[i].c, (uint32_t)i);
 		if (err == -KW_ELIMIT) {
-			op->cand[i].st = C_NEW;   /* requests in flight elsewhere: wait for them */
+			/* every request slot is busy elsewhere (other searches, pushes): each ends
+			 * within rpc_timeout_ms, so try again shortly */
+			op->cand[i].st = C_NEW;
 			if (op->active == 0)
-				finish(op, err);
+				kw_timer_start(d->loop, &op->timer, RETRY_MS);
 			return;
 		}
 		if (err < 0) {
@@ -762,7 +765,9 @@ static void store_more(struct kw_hm_op *op)
 		err = rpc_start(op, R_STORE, &c->c, op->sres.n);
 		if (err == -KW_ELIMIT) {
 			op->next--;
-			break;
+			if (op->active == 0)
+				kw_timer_start(d->loop, &op->timer, RETRY_MS);
+			return;
 		}
 		op->sres.n++;
 		if (err < 0)
@@ -1061,6 +1066,16 @@ int kw_hm_dht_client_init(struct kw_hm_dht *d, struct kw_arena *a)
 		d->cfg.num_replicas = 5;
 	if (!d->cfg.rpc_timeout_ms)
 		d->cfg.rpc_timeout_ms = 3000;
+	if (!d->cfg.client_ops)
+		d->cfg.client_ops = CONFIG_KW_NET_HIVEMIND_DHT_CLIENT_OPS;
+	if (!d->cfg.client_rpcs)
+		d->cfg.client_rpcs = CONFIG_KW_NET_HIVEMIND_DHT_CLIENT_RPCS;
+	if (d->cfg.candidates < 2)
+		d->cfg.candidates = CONFIG_KW_NET_HIVEMIND_DHT_CANDIDATES;
+	if (!d->cfg.merge_cells)
+		d->cfg.merge_cells = CONFIG_KW_NET_HIVEMIND_DHT_MERGE_CELLS;
+	if (!d->cfg.addr_book)
+		d->cfg.addr_book = CONFIG_KW_NET_HIVEMIND_DHT_ADDR_BOOK;
 	d->ops = kw_arena_alloc(a, sizeof(*d->ops) * OPS, 16);
 	d->rpcs = kw_arena_alloc(a, sizeof(*d->rpcs) * RPCS, 16);
 	d->book = kw_arena_alloc(a, sizeof(*d->book) * BOOK, 16);

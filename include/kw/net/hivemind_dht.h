@@ -409,6 +409,10 @@ struct kw_hm_dht_config {
 	uint32_t rpc_timeout_ms;          /* our calls' deadline (wait_timeout, 3 s) */
 	kw_hm_dht_resolve_fn resolve;     /* may be NULL: only connected / known peers */
 	void *resolve_arg;
+	/* pools and buffers (kw_hm_dht_config_default: Kconfig); a test or a small board sets
+	 * them lower than the Kconfig maximum would allow */
+	uint32_t buf_bytes;               /* request/response scratch: KW_NET_HIVEMIND_CALL_BUF_BYTES */
+	uint32_t client_ops, client_rpcs, candidates, merge_cells, addr_book;
 };
 /* Fills *c from Kconfig and a random node id. Return: 0 or kw_rng_bytes' error. */
 int kw_hm_dht_config_default(struct kw_hm_dht_config *c);
@@ -458,7 +462,7 @@ void kw_hm_dht_get_stats(const struct kw_hm_dht *d, struct kw_hm_dht_stats *st);
  */
 
 /* Adds an address (text multiaddr, /p2p/ suffix optional and dropped) for a peer. The book
- * holds CONFIG_KW_NET_HIVEMIND_DHT_ADDR_BOOK peers with 2 addresses each; the least recently
+ * holds cfg.addr_book peers with 2 addresses each; the least recently
  * added peer is forgotten first. Return: 0; -KW_EINVAL (not a multiaddr, or too long). */
 int kw_hm_dht_add_addr(struct kw_hm_dht *d, const uint8_t *peer, size_t peer_len,
 		       const char *maddr);

@@ -92,6 +92,14 @@ static int make_side(int i, bool client, uint32_t replicas)
 	if (ret == 0) {
 		s->cfg.store_cells = s->cfg.cache_cells = 32;
 		s->cfg.cell_bytes = 512;
+		s->cfg.dict_max = 16;       /* the merge test needs two subkeys, whatever Kconfig says */
+		/* the client's pools at the test's own sizes (Kconfig's may be far larger) */
+		s->cfg.buf_bytes = test_limits.buf_bytes;
+		s->cfg.client_ops = 4;
+		s->cfg.client_rpcs = 16;
+		s->cfg.candidates = 64;
+		s->cfg.merge_cells = 32;
+		s->cfg.addr_book = 16;
 		s->cfg.rt.bucket_size = 20;
 		s->cfg.rt.max_nodes = 64;
 		s->cfg.rt.max_buckets = 16;
@@ -511,7 +519,7 @@ static void test_hm_dht_client_operation_pool_is_bounded(void **state)
 	(void)state;
 	kw_hm_dhtid_of_str("many", 4, &key);
 	memset(g->got, 0, sizeof(g->got));
-	for (int i = 0; i < CONFIG_KW_NET_HIVEMIND_DHT_CLIENT_OPS; i++) {
+	for (uint32_t i = 0; i < g->s[2].cfg.client_ops; i++) {
 		ret = kw_hm_dht_get(g->s[2].dht, &key, false, on_get, &g->got[0]);
 		assert_int_equal(ret, 0);
 		started++;
