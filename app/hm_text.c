@@ -11,6 +11,7 @@
  * float, bytes, list or tuple, dict round-trips through this form. Bounded: nesting at most
  * DEPTH, output into the caller's buffer; nothing allocates.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,7 +23,7 @@
 
 #include "hivemind.h"
 
-#define DEPTH 16
+#define DEPTH KW_MP_MAX_DEPTH   /* what the reader takes, so printed text parses back */
 
 struct parser {
 	const char *s;
@@ -120,6 +121,25 @@ static int pstring(struct parser *p, struct kw_mp_writer *w)
 	return 0;
 }
 
+/* <hex>: in its own frame, so the buffer is not on the stack once per nesting level. */
+static int pbytes(struct parser *p, struct kw_mp_writer *w)
+{
+	uint8_t tmp[2048];
+	size_t n;
+
+	for (n = 0, p->s++; hexv(p->s[0]) >= 0 && hexv(p->s[1]) >= 0; p->s += 2) {
+		if (n == sizeof(tmp))
+			return perr(p, "bytes too long");
+		tmp[n++] = (uint8_t)(hexv(p->s[0]) << 4 | hexv(p->s[1]));
+	}
+	if (*p->s != '>')
+		return perr(p, "expected hex byte pairs then '>'");
+	p->s++;
+	if (w)
+		kw_mp_put_bin(w, tmp, n);
+	return 0;
+}
+
 static int pvalue(struct parser *p, struct kw_mp_writer *w);
 
 /* Elements of [..] or pairs of {..}: counted in a dry pass, then written. */
@@ -188,21 +208,8 @@ static int pvalue(struct parser *p, struct kw_mp_writer *w)
 		return pcontainer(p, w, false);
 	case '{':
 		return pcontainer(p, w, true);
-	case '<': {
-		uint8_t tmp[2048];
-
-		for (n = 0, p->s++; hexv(p->s[0]) >= 0 && hexv(p->s[1]) >= 0; p->s += 2) {
-			if (n == sizeof(tmp))
-				return perr(p, "bytes too long");
-			tmp[n++] = (uint8_t)(hexv(p->s[0]) << 4 | hexv(p->s[1]));
-		}
-		if (*p->s != '>')
-			return perr(p, "expected hex byte pairs then '>'");
-		p->s++;
-		if (w)
-			kw_mp_put_bin(w, tmp, n);
-		return 0;
-	}
+	case '<':
+		return pbytes(p, w);
 	case '\0':
 		return perr(p, "missing value");
 	default:
@@ -224,23 +231,26 @@ static int pvalue(struct parser *p, struct kw_mp_writer *w)
 		if (n < sizeof(num)) {
 			memcpy(num, b, n);
 			num[n] = '\0';
-			if (strspn(num, "-0123456789") == n && n && strcmp(num, "-")) {
-				long long v = strtoll(num, &end, 10);
+			if (strspn(num, "-0123456789") == n && n && strcmp(num, "-") &&
+			    !strchr(num + 1, '-')) {
+				/* msgpack ints: int64 below zero, uint64 from zero up */
+				errno = 0;
+				if (num[0] == '-') {
+					long long v = strtoll(num, &end, 10);
 
-				if (!*end && (num[0] != '-' || v < 0)) {
+					if (errno || *end)
+						return perr(p, "integer below -2^63");
 					if (w)
 						kw_mp_put_int(w, v);
-					return 0;
-				}
-				if (num[0] != '-') {
+				} else {
 					unsigned long long u = strtoull(num, &end, 10);
 
-					if (!*end && u != (unsigned long long)-1) {
-						if (w)
-							kw_mp_put_uint(w, u);
-						return 0;
-					}
+					if (errno || *end)
+						return perr(p, "integer above 2^64 - 1");
+					if (w)
+						kw_mp_put_uint(w, u);
 				}
+				return 0;
 			}
 			if (strspn(num, "-+.0123456789eE") == n && strpbrk(num, "0123456789")) {
 				double f = strtod(num, &end);

@@ -9,6 +9,7 @@
 #include "harness.h"
 
 #include <kw/err.h>
+#include <kw/net/msgpack.h>
 
 #include "../../../app/hivemind.h"
 
@@ -35,6 +36,8 @@ static void test_hm_text_scalars_are_hivemind_msgpack(void **state)
 	expect_bytes("12", "0c");
 	expect_bytes("-3", "fd");
 	expect_bytes("300", "cd012c");
+	expect_bytes("18446744073709551615", "cfffffffffffffffff");
+	expect_bytes("-9223372036854775808", "d38000000000000000");
 	expect_bytes("1.5", "cb3ff8000000000000");
 	expect_bytes("\"hi\"", "a26869");
 	expect_bytes("hi", "a26869");                /* a bare word is a str */
@@ -91,10 +94,27 @@ static void test_hm_text_refusals_name_the_problem(void **state)
 	assert_non_null(strstr(err, "extra text"));
 	assert_int_equal(kw_hm_text_to_mp("\"open", mp, sizeof(mp), err, sizeof(err)), -KW_EINVAL);
 	assert_non_null(strstr(err, "unterminated"));
-	assert_int_equal(kw_hm_text_to_mp("[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]", mp, sizeof(mp), err,
-					  sizeof(err)), -KW_EINVAL);
-	assert_non_null(strstr(err, "deep"));
+	{
+		/* one level deeper than the msgpack reader takes */
+		char deep[2 * KW_MP_MAX_DEPTH + 8];
+		int d = KW_MP_MAX_DEPTH + 1, i;
+
+		for (i = 0; i < d; i++)
+			deep[i] = '[';
+		for (i = 0; i < d; i++)
+			deep[d + i] = ']';
+		deep[2 * d] = '\0';
+		assert_int_equal(kw_hm_text_to_mp(deep, mp, sizeof(mp), err, sizeof(err)),
+				 -KW_EINVAL);
+		assert_non_null(strstr(err, "deep"));
+		deep[2 * d - 1] = '\0';
+		memmove(deep, deep + 1, 2 * d - 1);   /* KW_MP_MAX_DEPTH levels: fine */
+		assert_true(kw_hm_text_to_mp(deep, mp, sizeof(mp), err, sizeof(err)) > 0);
+	}
 	assert_int_equal(kw_hm_text_to_mp("\"0123456789\"", mp, 4, err, sizeof(err)), -KW_ENOSPC);
+	assert_int_equal(kw_hm_text_to_mp("18446744073709551616", mp, sizeof(mp), err, sizeof(err)),
+			 -KW_EINVAL);
+	assert_non_null(strstr(err, "2^64"));
 }
 
 static void test_hm_text_refuses_what_is_not_one_value(void **state)
