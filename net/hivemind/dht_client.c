@@ -1085,8 +1085,8 @@ int kw_hm_dht_client_init(struct kw_hm_dht *d, struct kw_arena *a)
 	d->push_out = kw_arena_alloc(a, d->buf_bytes, 16);
 	d->push_req = kw_arena_alloc(a, sizeof(*d->push_req), 16);
 	d->push_keys = kw_arena_alloc(a, sizeof(*d->push_keys) * KW_HM_DHT_MAX_KEYS, 16);
-	if (!d->push_req || !d->push_keys || !d->ops || !d->rpcs || !d->book || !d->fresp || !d->fres || !d->push_vals ||
-	    !d->push_out)
+	if (!d->push_req || !d->push_keys || !d->ops || !d->rpcs || !d->book || !d->fresp ||
+	    !d->fres || !d->push_vals || !d->push_out)
 		return -KW_ENOMEM;
 	memset(d->ops, 0, sizeof(*d->ops) * OPS);
 	memset(d->rpcs, 0, sizeof(*d->rpcs) * RPCS);
