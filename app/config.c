@@ -36,6 +36,7 @@ enum key_type {
 	KEY_QUIET,   /* quiet hours "HH:MM-HH:MM" or "off" into policy.quiet_{start,end}_min */
 	KEY_BOOTSTRAP, /* a peer multiaddr with /p2p/ appended to bootstrap[] */
 	KEY_DHT_MODE,  /* server | client */
+	KEY_HM_BOOTSTRAP, /* a peer multiaddr with /p2p/ appended to hivemind_bootstrap[] */
 };
 
 struct key_def {
@@ -81,6 +82,11 @@ static const struct key_def g_keys[] = {
 	{ "bootstrap", KEY_BOOTSTRAP, F(bootstrap), 0, KW_CONFIG_BOOTSTRAP_MAX, true, true },
 	{ "dht_mode", KEY_DHT_MODE, F(dht_client), 0, 1, true, true },
 	{ "status_port", KEY_U32, F(status_port), 0, 65535, false },
+	/* the Hivemind DHT (app/hivemind.c); refused when CONFIG_KW_APP_HIVEMIND is off */
+	{ "hivemind", KEY_BOOL, F(hivemind), 0, 1, true },
+	{ "hivemind_client", KEY_BOOL, F(hivemind_client), 0, 1, true },
+	{ "hivemind_bootstrap", KEY_HM_BOOTSTRAP, F(hivemind_bootstrap), 0,
+	  KW_CONFIG_BOOTSTRAP_MAX, true },
 };
 
 void kw_config_defaults(struct kw_config *c)
@@ -282,6 +288,9 @@ static int set_one(struct kw_config *c, const char *key, const char *v, char *er
 	if (k->kad && !IS_ENABLED(CONFIG_KW_NET_KAD_SWARM))
 		return fail(err, errlen, line, "%s: the DHT is not built into this kwnode "
 			    "(CONFIG_KW_NET_KAD_SWARM)", k->name);
+	if (!strncmp(k->name, "hivemind", 8) && !IS_ENABLED(CONFIG_KW_APP_HIVEMIND))
+		return fail(err, errlen, line, "%s: the Hivemind DHT is not built into this kwnode "
+			    "(CONFIG_KW_APP_HIVEMIND)", k->name);
 	field = (uint8_t *)c + k->off;
 	switch (k->type) {
 	case KEY_PATH:
@@ -361,6 +370,21 @@ static int set_one(struct kw_config *c, const char *key, const char *v, char *er
 		else
 			return fail(err, errlen, line, "dht_mode must be 'server' or 'client', got '%s'",
 				    quote(v, q, sizeof(q)));
+		break;
+	case KEY_HM_BOOTSTRAP:
+		if (strlen(v) >= KW_CONFIG_PEER_ADDR_MAX)
+			return fail(err, errlen, line, "%s longer than %d bytes: '%s'", k->name,
+				    KW_CONFIG_PEER_ADDR_MAX - 1, quote(v, q, sizeof(q)));
+		if (kw_config_check_peer_addr(v, why, sizeof(why)) < 0) {
+			char qw[160];
+
+			return fail(err, errlen, line, "%s '%s': %s", k->name,
+				    quote(v, q, sizeof(q)), quote(why, qw, sizeof(qw)));
+		}
+		if (c->n_hivemind_bootstrap >= KW_CONFIG_BOOTSTRAP_MAX)
+			return fail(err, errlen, line, "more than %d %s peers",
+				    KW_CONFIG_BOOTSTRAP_MAX, k->name);
+		memcpy(c->hivemind_bootstrap[c->n_hivemind_bootstrap++], v, strlen(v) + 1);
 		break;
 	}
 	return 0;

@@ -43,6 +43,11 @@ struct kw_config {
 	bool bootstrap_is_default;
 	bool dht_client;                    /* dht_mode = client: ask the DHT, do not serve it */
 	uint32_t status_port;               /* localhost status endpoint (doc/status.md); 0 off */
+	/* the Hivemind DHT (app/hivemind.c, doc/net-hivemind.md): off unless `hivemind = on` */
+	bool hivemind;
+	bool hivemind_client;               /* hivemind_client = on: ask, do not serve */
+	char hivemind_bootstrap[KW_CONFIG_BOOTSTRAP_MAX][KW_CONFIG_PEER_ADDR_MAX];
+	int n_hivemind_bootstrap;
 };
 
 /* Fills `c` with the Kconfig defaults. */
@@ -91,6 +96,9 @@ struct kw_identify;
 struct kw_kad;
 struct kw_control;
 struct kw_status;
+struct kw_hm;
+struct kw_hm_dht;
+struct kw_app_hm;
 
 struct kw_app {
 	struct kw_config cfg;
@@ -100,6 +108,9 @@ struct kw_app {
 	struct kw_kad *kad;                /* likewise, with the DHT built in (CONFIG_KW_NET_KAD_SWARM) */
 	struct kw_control *ctl;            /* the control socket (app/control.c), NULL if none */
 	struct kw_status *status;          /* status and history (app/status_http.c), or NULL */
+	struct kw_hm *hm;                  /* Hivemind RPC and DHT (app/hivemind.c), NULL when off */
+	struct kw_hm_dht *hm_dht;
+	struct kw_app_hm *hm_app;          /* app/hivemind.c's own state */
 };
 
 void kw_app_attach(struct kw_node *n, struct kw_app *app);

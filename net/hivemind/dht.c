@@ -14,10 +14,10 @@
  * on (misaligned arrays, an id longer than 20 bytes, a subkey or dictionary that does not
  * deserialize) is answered with an error text, as hivemind answers repr(exception).
  *
- * Not done here (hivemind does them in DHTNode and update_routing_table): pinging the
- * least-recently-seen node of a full bucket, pushing our records to a newly met node,
- * record validators (signatures, schemas). Our own client calls (traverse, get, store) are
- * not built yet.
+ * Every caller we learn from goes through kw_hm_dht_met (dht_client.c), which also pushes a
+ * newcomer the records it should hold. Not done here: pinging the least-recently-seen node of
+ * a full bucket, record validators (signatures, schemas). Our own calls (ping, traverse, get,
+ * store) are in dht_client.c. A client-mode node registers none of these handlers.
  *
  * Owner: net/hivemind. The state comes from the node's arena at create.
  */
@@ -35,41 +35,12 @@
 #include <kw/net/msgpack.h>
 #include <kw/net/swarm.h>
 
-#define PING_NAME  "DHTProtocol.rpc_ping"
-#define STORE_NAME "DHTProtocol.rpc_store"
-#define FIND_NAME  "DHTProtocol.rpc_find"
-#define PENDING    8        /* validate pings waiting for their ping-back */
+#include "dht_priv.h"
 
-struct pending {
-	struct kw_hm_dht *d;
-	struct kw_hm_call *call;        /* NULL once the served call is gone */
-	struct kw_hm_dhtid id;          /* what the caller claimed */
-	uint8_t peer[KW_HM_DHT_PEER_ID_MAX];
-	uint8_t peer_len;
-	bool busy;
-};
-
-struct kw_hm_dht {
-	struct kw_hm *hm;
-	struct kw_swarm *sw;
-	struct kw_hm_dht_config cfg;
-	struct kw_hm_rt rt;
-	struct kw_hm_store store, cache;
-	struct kw_hm_blacklist bl;
-	struct kw_hm_dht_stats stats;
-	struct pending pend[PENDING];
-	/* handler scratch: one request is decoded and answered at a time (the loop is single
-	 * threaded and every handler answers before it returns, except the ping-back) */
-	union {
-		struct kw_hm_dht_store_req store;
-		struct kw_hm_dht_find_req find;
-	} *req;
-	struct kw_hm_dht_find_result *results;          /* MAX_KEYS */
-	struct kw_hm_dht_contact *near;                 /* bucket_size per key */
-	uint8_t *vals;                                   /* packed dictionaries */
-	uint8_t *out;                                    /* the encoded response */
-	size_t buf_bytes;
-};
+#define PING_NAME  KW_HM_PING_NAME
+#define STORE_NAME KW_HM_STORE_NAME
+#define FIND_NAME  KW_HM_FIND_NAME
+#define PENDING    KW_HM_PENDING
 
 static double real_clock(void *arg)
 {
@@ -80,9 +51,14 @@ static double real_clock(void *arg)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double now(const struct kw_hm_dht *d)
+double kw_hm_dht_now(const struct kw_hm_dht *d)
 {
 	return d->cfg.clock(d->cfg.clock_arg);
+}
+
+static double now(const struct kw_hm_dht *d)
+{
+	return kw_hm_dht_now(d);
 }
 
 int kw_hm_dht_config_default(struct kw_hm_dht_config *c)
@@ -95,14 +71,31 @@ int kw_hm_dht_config_default(struct kw_hm_dht_config *c)
 	c->dict_max = CONFIG_KW_NET_HIVEMIND_DHT_DICT_MAX;
 	c->blacklist = CONFIG_KW_NET_HIVEMIND_DHT_BLACKLIST;
 	c->ping_timeout_ms = 3000;
+	c->beam_size = c->rt.bucket_size;    /* DHTNode.create: beam_size = bucket_size */
+	c->num_workers = 4;                  /* DEFAULT_NUM_WORKERS (HIVEMIND_DHT_NUM_WORKERS) */
+	c->num_replicas = 5;
+	c->rpc_timeout_ms = 3000;            /* wait_timeout */
+	c->buf_bytes = CONFIG_KW_NET_HIVEMIND_CALL_BUF_BYTES;
+	c->client_ops = CONFIG_KW_NET_HIVEMIND_DHT_CLIENT_OPS;
+	c->client_rpcs = CONFIG_KW_NET_HIVEMIND_DHT_CLIENT_RPCS;
+	c->candidates = CONFIG_KW_NET_HIVEMIND_DHT_CANDIDATES;
+	c->merge_cells = CONFIG_KW_NET_HIVEMIND_DHT_MERGE_CELLS;
+	c->addr_book = CONFIG_KW_NET_HIVEMIND_DHT_ADDR_BOOK;
 	return kw_hm_dhtid_random(&c->node_id);
+}
+
+struct kw_hm_dht_peer kw_hm_dht_own(const struct kw_hm_dht *d)
+{
+	struct kw_hm_dht_peer p = { true, { d->cfg.node_id.b, KW_HM_DHTID_LEN } };
+
+	if (d->cfg.client_mode)
+		p.node_id = (struct kw_hm_bytes){ NULL, 0 };   /* NodeInfo() of a client */
+	return p;
 }
 
 static struct kw_hm_dht_peer own(const struct kw_hm_dht *d)
 {
-	struct kw_hm_dht_peer p = { true, { d->cfg.node_id.b, KW_HM_DHTID_LEN } };
-
-	return p;
+	return kw_hm_dht_own(d);
 }
 
 /* update_routing_table(responded = true) for a caller that sent a node id. */
@@ -114,11 +107,7 @@ static void meet(struct kw_hm_dht *d, struct kw_hm_call *call, const struct kw_h
 	if (!p->present || !p->node_id.len || !pid ||
 	    kw_hm_dhtid_from_bytes(p->node_id.p, p->node_id.len, &id))
 		return;
-	if (!kw_hm_dhtid_cmp(&id, &d->cfg.node_id))
-		return;
-	/* a full bucket's least-recently-seen node is not pinged yet (see the file comment) */
-	(void)kw_hm_rt_add(&d->rt, &id, pid->bytes, pid->len, now(d), NULL);
-	kw_hm_bl_success(&d->bl, pid->bytes, pid->len);
+	kw_hm_dht_met(d, kw_hm_call_conn(call), &id, pid->bytes, pid->len);
 }
 
 static void bad_request(struct kw_hm_dht *d, struct kw_hm_call *call, const char *what,
@@ -155,7 +144,7 @@ static void answer_ping(struct kw_hm_dht *d, struct kw_hm_call *call, bool avail
 
 static void on_ping_back(const struct kw_hm_result *res, void *user)
 {
-	struct pending *p = user;
+	struct kw_hm_pending *p = user;
 	struct kw_hm_dht *d = p->d;
 	struct kw_hm_dht_ping_resp r;
 	struct kw_hm_dhtid got;
@@ -168,8 +157,8 @@ static void on_ping_back(const struct kw_hm_result *res, void *user)
 		ok = !kw_hm_dhtid_cmp(&got, &p->id);
 	if (ok) {
 		d->stats.ping_backs_ok++;
-		(void)kw_hm_rt_add(&d->rt, &p->id, p->peer, p->peer_len, now(d), NULL);
-		kw_hm_bl_success(&d->bl, p->peer, p->peer_len);
+		kw_hm_dht_met(d, p->call ? kw_hm_call_conn(p->call) : NULL, &p->id, p->peer,
+			      p->peer_len);
 	} else {
 		kw_hm_bl_failure(&d->bl, p->peer, p->peer_len, now(d));
 	}
@@ -193,7 +182,7 @@ static void rpc_ping(struct kw_hm_call *call, const uint8_t *req, size_t len, vo
 	struct kw_hm_dht *d = arg;
 	struct kw_hm_dht_ping_req r;
 	const struct kw_peer_id *pid = kw_conn_peer_id(kw_hm_call_conn(call));
-	struct pending *p = NULL;
+	struct kw_hm_pending *p = NULL;
 	uint8_t buf[64];
 	const char *why;
 	long n;
@@ -385,6 +374,7 @@ int kw_hm_dht_create(struct kw_swarm *sw, struct kw_hm *hm, const struct kw_hm_d
 		return -KW_ENOMEM;
 	d->hm = hm;
 	d->sw = sw;
+	d->loop = &kw_swarm_node(sw)->loop;
 	d->cfg = *cfg;
 	if (!d->cfg.clock)
 		d->cfg.clock = real_clock;
@@ -392,7 +382,7 @@ int kw_hm_dht_create(struct kw_swarm *sw, struct kw_hm *hm, const struct kw_hm_d
 		d->cfg.ping_timeout_ms = 3000;
 	k = cfg->rt.bucket_size < KW_HM_DHT_MAX_NEAREST ? cfg->rt.bucket_size :
 							    KW_HM_DHT_MAX_NEAREST;
-	d->buf_bytes = CONFIG_KW_NET_HIVEMIND_CALL_BUF_BYTES;
+	d->buf_bytes = cfg->buf_bytes ? cfg->buf_bytes : CONFIG_KW_NET_HIVEMIND_CALL_BUF_BYTES;
 	d->req = kw_arena_alloc(a, sizeof(*d->req), 16);
 	d->results = kw_arena_alloc(a, sizeof(*d->results) * KW_HM_DHT_MAX_KEYS, 16);
 	d->near = kw_arena_alloc(a, sizeof(*d->near) * k * KW_HM_DHT_MAX_KEYS, 16);
@@ -405,11 +395,13 @@ int kw_hm_dht_create(struct kw_swarm *sw, struct kw_hm *hm, const struct kw_hm_d
 				    false, a)) ||
 	    (err = kw_hm_store_init(&d->cache, cfg->cache_cells, cfg->cell_bytes, cfg->dict_max,
 				    true, a)) ||
-	    (err = kw_hm_bl_init(&d->bl, cfg->blacklist ? cfg->blacklist : 1, 5.0, 2.0, a)))
+	    (err = kw_hm_bl_init(&d->bl, cfg->blacklist ? cfg->blacklist : 1, 5.0, 2.0, a)) ||
+	    (err = kw_hm_dht_client_init(d, a)))
 		return err;
-	if ((err = kw_hm_register_unary(hm, PING_NAME, rpc_ping, ping_cancel, d, 0)) < 0 ||
+	/* hivemind client_mode: no handlers, so identify does not list them either */
+	if (!cfg->client_mode && ((err = kw_hm_register_unary(hm, PING_NAME, rpc_ping, ping_cancel, d, 0)) < 0 ||
 	    (err = kw_hm_register_unary(hm, STORE_NAME, rpc_store, NULL, d, 0)) < 0 ||
-	    (err = kw_hm_register_unary(hm, FIND_NAME, rpc_find, NULL, d, 0)) < 0)
+	    (err = kw_hm_register_unary(hm, FIND_NAME, rpc_find, NULL, d, 0)) < 0))
 		return err;
 	*out = d;
 	return 0;
@@ -418,6 +410,11 @@ int kw_hm_dht_create(struct kw_swarm *sw, struct kw_hm *hm, const struct kw_hm_d
 struct kw_hm_rt *kw_hm_dht_rt(struct kw_hm_dht *d)
 {
 	return &d->rt;
+}
+
+struct kw_hm_blacklist *kw_hm_dht_blacklist(struct kw_hm_dht *d)
+{
+	return &d->bl;
 }
 
 struct kw_hm_store *kw_hm_dht_storage(struct kw_hm_dht *d, bool cache)

@@ -567,3 +567,24 @@ uint32_t kw_hm_store_count(struct kw_hm_store *s, double now)
 			n++;
 	return n;
 }
+
+void kw_hm_store_clear(struct kw_hm_store *s)
+{
+	for (uint32_t i = 0; i < s->n_cells; i++)
+		s->cells[i].kind = FREE;
+	s->used = 0;
+}
+
+int kw_hm_store_key_at(struct kw_hm_store *s, uint32_t i, double now, struct kw_hm_dhtid *key)
+{
+	purge(s, now);
+	for (uint32_t c = 0; c < s->n_cells; c++) {
+		if (s->cells[c].kind != REGULAR && s->cells[c].kind != DICT)
+			continue;
+		if (i-- == 0) {
+			*key = s->cells[c].key;
+			return 0;
+		}
+	}
+	return -KW_ENOENT;
+}

@@ -368,6 +368,11 @@ int kw_hm_store_get_subkey(struct kw_hm_store *s, const struct kw_hm_dhtid *key,
 
 /* Top-level records live at `now` (drops the expired first). */
 uint32_t kw_hm_store_count(struct kw_hm_store *s, double now);
+/* Forgets every record (a scratch tier reused by the client's get). */
+void kw_hm_store_clear(struct kw_hm_store *s);
+/* Key of the i-th live top-level record (cell order), after dropping the expired;
+ * -KW_ENOENT past the end. For walking the storage (the newcomer push). */
+int kw_hm_store_key_at(struct kw_hm_store *s, uint32_t i, double now, struct kw_hm_dhtid *key);
 
 /* ---- 4. the DHTProtocol server ------------------------------------------------------- */
 
@@ -378,6 +383,17 @@ struct kw_swarm;
 /* DHT time source: UNIX seconds. NULL in the config takes the system's real-time clock. */
 typedef double (*kw_hm_dht_clock_fn)(void *arg);
 
+/*
+ * Address lookup for a PeerID the DHT named but we have no connection or address for
+ * (hivemind's FindResult carries bare PeerIDs; p2pd asks its peerstore or libp2p kad). The
+ * hook adds what it finds with kw_hm_dht_add_addr and then calls done(ctx, err) exactly once,
+ * from the loop (never from inside the hook). Return: 0 (done will run) or a negative code
+ * (done will not run). The app wires it to kad FIND_NODE (app/hivemind.c).
+ */
+typedef void (*kw_hm_dht_resolved_fn)(void *ctx, int err);
+typedef int (*kw_hm_dht_resolve_fn)(void *arg, const uint8_t *peer, size_t peer_len,
+				    kw_hm_dht_resolved_fn done, void *ctx);
+
 struct kw_hm_dht_config {
 	struct kw_hm_dhtid node_id;       /* ours; kw_hm_dhtid_random() as hivemind does */
 	struct kw_hm_rt_limits rt;        /* kw_hm_rt_limits_default */
@@ -385,6 +401,18 @@ struct kw_hm_dht_config {
 	uint32_t ping_timeout_ms;         /* the ping-back of a validate ping (hivemind: 3 s) */
 	kw_hm_dht_clock_fn clock;
 	void *clock_arg;
+	/* the client (part 5); kw_hm_dht_config_default gives hivemind's DHTNode defaults */
+	bool client_mode;                 /* no handlers, empty node_id: others never add us */
+	uint32_t beam_size;               /* traverse_dht beam (hivemind: bucket_size, 20) */
+	uint32_t num_workers;             /* rpc_find calls in flight per search (4) */
+	uint32_t num_replicas;            /* nodes a store goes to (5) */
+	uint32_t rpc_timeout_ms;          /* our calls' deadline (wait_timeout, 3 s) */
+	kw_hm_dht_resolve_fn resolve;     /* may be NULL: only connected / known peers */
+	void *resolve_arg;
+	/* pools and buffers (kw_hm_dht_config_default: Kconfig); a test or a small board sets
+	 * them lower than the Kconfig maximum would allow */
+	uint32_t buf_bytes;               /* request/response scratch: KW_NET_HIVEMIND_CALL_BUF_BYTES */
+	uint32_t client_ops, client_rpcs, candidates, merge_cells, addr_book;
 };
 /* Fills *c from Kconfig and a random node id. Return: 0 or kw_rng_bytes' error. */
 int kw_hm_dht_config_default(struct kw_hm_dht_config *c);
@@ -394,6 +422,14 @@ struct kw_hm_dht_stats {
 	uint64_t bad_requests;            /* answered with an error text */
 	uint64_t ping_backs, ping_backs_ok;
 	uint64_t items_stored, items_refused;
+	/* the client (part 5) */
+	uint64_t ops_started, ops_refused;   /* refused: operation pool empty */
+	uint64_t rpcs_out, rpcs_failed;      /* failed: no answer, unreachable, bad reply */
+	uint64_t rpcs_refused;               /* not started: request pool empty */
+	uint64_t bad_replies;                /* answers that did not decode */
+	uint64_t clock_skew;                 /* pings whose dht_time was off by more than 3 s */
+	uint64_t newcomer_pushes;            /* records pushed to a newly met node */
+	uint64_t unreachable;                /* peers with no connection and no address */
 };
 
 /*
@@ -406,9 +442,118 @@ struct kw_hm_dht_stats {
 int kw_hm_dht_create(struct kw_swarm *sw, struct kw_hm *hm, const struct kw_hm_dht_config *cfg,
 		     struct kw_hm_dht **out);
 
-/* Observers: our routing table, the two tiers, counters. */
+/* Observers: our routing table, the two tiers, the blacklist, counters. */
 struct kw_hm_rt *kw_hm_dht_rt(struct kw_hm_dht *d);
+struct kw_hm_blacklist *kw_hm_dht_blacklist(struct kw_hm_dht *d);
 struct kw_hm_store *kw_hm_dht_storage(struct kw_hm_dht *d, bool cache);
 void kw_hm_dht_get_stats(const struct kw_hm_dht *d, struct kw_hm_dht_stats *st);
+
+/* ---- 5. the DHT client ---------------------------------------------------------------- */
+/*
+ * Our own calls, as hivemind/dht/node.py (DHTNode) and traverse.py (traverse_dht) make them,
+ * at 4bd43b7. Every operation returns at once and finishes in its callback exactly once, on
+ * the loop (never from inside the starting call). Operations come from a pool of
+ * CONFIG_KW_NET_HIVEMIND_DHT_CLIENT_OPS, requests in flight (dials included) from a pool of
+ * CONFIG_KW_NET_HIVEMIND_DHT_CLIENT_RPCS; both are carved from the node's arena at create.
+ * A peer is reached over an existing connection, else by dialing an address from the
+ * address book (kw_hm_dht_add_addr), else through cfg.resolve. A peer that does not answer
+ * is blacklisted (5 s, doubling) and removed from the routing table; a search goes on
+ * without it. What hivemind does and we do not is listed in doc/net-hivemind.md.
+ */
+
+/* Adds an address (text multiaddr, /p2p/ suffix optional and dropped) for a peer. The book
+ * holds cfg.addr_book peers with 2 addresses each; the least recently
+ * added peer is forgotten first. Return: 0; -KW_EINVAL (not a multiaddr, or too long). */
+int kw_hm_dht_add_addr(struct kw_hm_dht *d, const uint8_t *peer, size_t peer_len,
+		       const char *maddr);
+
+/* What a get found. `value` lives until the callback returns. */
+struct kw_hm_dht_value {
+	int type;              /* enum kw_hm_dht_result_type: NOT_FOUND, REGULAR or DICTIONARY */
+	double expiration;     /* the record's (a dictionary's outer) expiration */
+	const uint8_t *value;  /* REGULAR: the stored bytes (msgpack); DICTIONARY: the merged
+				  DictionaryDHTValue, ext 0x50 as kw_hm_store_pack_dict writes it */
+	size_t len;
+	uint32_t n_subkeys;    /* DICTIONARY: merged live entries */
+	uint32_t visited;      /* nodes that answered */
+};
+typedef void (*kw_hm_dht_get_cb)(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v,
+				 void *user);
+
+/*
+ * DHTNode.get(key, latest): beam search from the nearest known nodes (traverse_dht with
+ * beam_size, num_workers, a visited set); our own storage and cache count as candidates. Two
+ * dictionaries merge subkey by subkey (the strictly newer entry wins), otherwise the later
+ * expiration wins. Without `latest` the first live value ends the search; with it every
+ * node of the beam is asked. A value found is kept in our cache tier (cache_locally).
+ * Callback err: 0 (v->type may be NOT_FOUND); -KW_ENOTCONN when no node answered and we hold
+ * nothing. Return: 0; -KW_ELIMIT (operation pool empty).
+ */
+int kw_hm_dht_get(struct kw_hm_dht *d, const struct kw_hm_dhtid *key, bool latest,
+		  kw_hm_dht_get_cb cb, void *user);
+
+#define KW_HM_DHT_REPLICAS_MAX 16
+/* One store target: the node, whether it answered and what it said. `self` is our own
+ * storage (a non-client node counts itself as a candidate, as hivemind does). */
+struct kw_hm_dht_replica {
+	struct kw_hm_dht_contact node;
+	bool self, answered, store_ok;
+};
+struct kw_hm_dht_store_result {
+	uint32_t n;            /* replicas tried */
+	uint32_t n_ok;         /* answered with store_ok = true */
+	struct kw_hm_dht_replica r[KW_HM_DHT_REPLICAS_MAX];
+};
+typedef void (*kw_hm_dht_store_cb)(struct kw_hm_dht *d, int err,
+				   const struct kw_hm_dht_store_result *res, void *user);
+
+/*
+ * DHTNode.store(key, value, expiration, subkey): beam search for the num_replicas nearest
+ * nodes (ourselves included unless in client mode), then rpc_store to them nearest first, the
+ * next candidate replacing one that does not answer, until num_replicas answered. `subkey`
+ * is the msgpack of the subkey, NULL for a plain value; `value` is msgpack bytes (stored and
+ * returned verbatim). Both are copied. Callback err: 0 (res->n_ok may be 0: every node
+ * refused); -KW_ENOTCONN when no node answered. Return: 0; -KW_ELIMIT (pool empty);
+ * -KW_EMSGSIZE (subkey + value larger than a storage cell); -KW_EINVAL.
+ */
+int kw_hm_dht_store(struct kw_hm_dht *d, const struct kw_hm_dhtid *key, const uint8_t *subkey,
+		    size_t sub_len, const uint8_t *value, size_t len, double expiration,
+		    kw_hm_dht_store_cb cb, void *user);
+
+/* What a ping learnt. */
+struct kw_hm_dht_pong {
+	struct kw_hm_dht_contact node;   /* the peer (id empty for a client-mode peer) */
+	bool client;                     /* it sent no node_id */
+	bool available;                  /* validate: it reached us back with our id */
+	double dht_time;                 /* its clock (0: not sent) */
+	double skew;                     /* how far outside [sent - 3 s, received + 3 s], or 0 */
+};
+typedef void (*kw_hm_dht_ping_cb)(struct kw_hm_dht *d, int err,
+				  const struct kw_hm_dht_pong *p, void *user);
+
+/*
+ * DHTProtocol.call_ping to the peer at `maddr` (text, with /p2p/<id>), dialing it if we are
+ * not connected. `validate` asks it to ping us back (bootstrap does). A responder with a
+ * node_id joins the routing table; a dht_time more than 3 s (MAX_DHT_TIME_DISCREPANCY_SECONDS)
+ * outside our send..receive window is logged as a warning and counted. Callback err: 0;
+ * -KW_ETIMEDOUT and the other kw_hm_call / dial errors; -KW_EBADMSG for a bad answer.
+ * Return: 0; -KW_EINVAL (no /p2p/); -KW_ELIMIT.
+ */
+int kw_hm_dht_ping(struct kw_hm_dht *d, const char *maddr, bool validate, kw_hm_dht_ping_cb cb,
+		   void *user);
+
+/*
+ * DHTNode bootstrap for one initial peer: a validate ping, then a search for our own node
+ * id to fill the routing table (find_nearest_nodes([node_id])). cb may be NULL. Return: as
+ * kw_hm_dht_ping.
+ */
+int kw_hm_dht_bootstrap(struct kw_hm_dht *d, const char *maddr, kw_hm_dht_ping_cb cb,
+			void *user);
+
+/* Our node id (empty in client mode: what we send as NodeInfo). */
+const struct kw_hm_dhtid *kw_hm_dht_node_id(const struct kw_hm_dht *d);
+bool kw_hm_dht_client_mode(const struct kw_hm_dht *d);
+/* Operations in progress (tests, shutdown). */
+uint32_t kw_hm_dht_ops_busy(const struct kw_hm_dht *d);
 
 #endif /* KW_NET_HIVEMIND_DHT_H */

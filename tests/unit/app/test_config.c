@@ -284,6 +284,41 @@ static void test_config_dht_mode_selects_client_or_server(void **state)
 }
 #endif
 
+#ifdef CONFIG_KW_APP_HIVEMIND
+static void test_config_hivemind_keys_switch_the_dht_and_add_peers(void **state)
+{
+	struct kw_config c;
+	char err[160] = "";
+
+	(void)state;
+	kw_config_defaults(&c);
+	assert_false(c.hivemind);
+	assert_int_equal(PARSE(&c, "hivemind = on\nhivemind_client = on\n"
+			       "hivemind_bootstrap = /ip4/127.0.0.1/tcp/4001/p2p/"
+			       "12D3KooWD4wN5Pdo6ui6o1LNnzeNXyKxSwdkoBmdW5bBTyWASCw4\n"
+			       "hivemind_bootstrap = /ip4/10.0.0.2/tcp/31337/p2p/"
+			       "12D3KooWD4wN5Pdo6ui6o1LNnzeNXyKxSwdkoBmdW5bBTyWASCw4\n", err), 0);
+	assert_true(c.hivemind);
+	assert_true(c.hivemind_client);
+	assert_int_equal(c.n_hivemind_bootstrap, 2);
+	assert_string_equal(c.hivemind_bootstrap[1], "/ip4/10.0.0.2/tcp/31337/p2p/"
+			    "12D3KooWD4wN5Pdo6ui6o1LNnzeNXyKxSwdkoBmdW5bBTyWASCw4");
+}
+
+static void test_config_hivemind_bootstrap_is_checked_naming_the_line(void **state)
+{
+	struct kw_config c;
+	char err[256] = "";
+
+	(void)state;
+	kw_config_defaults(&c);
+	assert_int_equal(PARSE(&c, "hivemind = on\nhivemind_bootstrap = /ip4/127.0.0.1/tcp/1\n",
+			       err), -KW_ECONFIG);
+	assert_non_null(strstr(err, "line 2: hivemind_bootstrap '/ip4/127.0.0.1/tcp/1': "));
+	assert_non_null(strstr(err, "/p2p/"));
+}
+#endif
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -302,6 +337,10 @@ int main(void)
 		cmocka_unit_test(test_config_bootstrap_is_checked_when_read_naming_the_line),
 		cmocka_unit_test(test_config_bootstrap_count_is_bounded),
 		cmocka_unit_test(test_config_dht_mode_selects_client_or_server),
+#endif
+#ifdef CONFIG_KW_APP_HIVEMIND
+		cmocka_unit_test(test_config_hivemind_keys_switch_the_dht_and_add_peers),
+		cmocka_unit_test(test_config_hivemind_bootstrap_is_checked_naming_the_line),
 #endif
 	};
 	return cmocka_run_group_tests_name("app/config", tests, NULL, NULL);

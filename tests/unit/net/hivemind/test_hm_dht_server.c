@@ -85,6 +85,13 @@ static int make_side(struct side *s, const char *listen, uint8_t id_byte)
 		memset(&s->cfg.node_id, id_byte, sizeof(s->cfg.node_id));
 		s->cfg.store_cells = s->cfg.cache_cells = 32;
 		s->cfg.cell_bytes = 512;
+		/* the client side's pools at test sizes (Kconfig's maximum would not fit) */
+		s->cfg.buf_bytes = test_limits.buf_bytes;
+		s->cfg.client_ops = 2;
+		s->cfg.client_rpcs = 4;
+		s->cfg.candidates = 32;
+		s->cfg.merge_cells = 8;
+		s->cfg.addr_book = 8;
 		s->cfg.rt.bucket_size = 20;    /* hivemind's default, whatever Kconfig says */
 		s->cfg.rt.max_nodes = 64;
 		s->cfg.rt.max_buckets = 16;

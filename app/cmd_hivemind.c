@@ -1,0 +1,561 @@
+/*
+ * `kwnode hivemind get|store|ping ...`: one Hivemind DHT operation (doc/net-hivemind.md
+ * "kwnode hivemind").
+ *
+ * A transient node starts with the identity in the data directory (created if missing), in
+ * Hivemind client mode (it will be gone in a moment: others must not keep it in their
+ * routing tables, as hivemind's client_mode), bootstraps from --bootstrap/--initial-peers
+ * (or the config file's hivemind_bootstrap keys), waits until its routing table holds a
+ * node (or gives up after --wait-ms with a message saying so), runs the operation, prints
+ * the result and exits. With the Kademlia DHT built in it also joins it through the same
+ * peers, to look up addresses of Hivemind nodes it is told about by PeerID only.
+ *
+ * Values are typed and printed in the text form of app/hm_text.c (JSON plus <hex> bytes and
+ * bare words as strings), or with --hex as the hex of their msgpack bytes.
+ * Exit: 0 success (store: stored on >= 1 node), 1 not found / failed / cannot join,
+ * 2 usage (as `kwnode dht`).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <kw/app.h>
+#include <kw/compiler.h>
+#include <kw/err.h>
+#include <kw/log.h>
+#include <kw/node.h>
+#include <kw/sys.h>
+#include <kw/net/hivemind.h>
+#include <kw/net/hivemind_dht.h>
+#include <kw/net/identify.h>
+#include <kw/net/keyfile.h>
+#include <kw/net/multiaddr.h>
+#include <kw/net/swarm.h>
+#ifdef CONFIG_KW_NET_KAD_SWARM
+#include <kw/net/kad.h>
+#endif
+
+#include "hivemind.h"
+
+int kw_cmd_hivemind(int argc, char **argv);
+
+#define POLL_MS 20u
+#define VAL_MAX 4096
+
+enum verb { V_GET, V_STORE, V_PING };
+
+struct hm_cli {
+	struct kw_node *n;
+	struct kw_swarm *sw;
+	struct kw_identify *id;
+	struct kw_kad *kad;
+	struct kw_hm *hm;
+	struct kw_hm_dht *d;
+	struct kw_app_hm *st;
+	struct kw_timer timer;
+	uint64_t deadline_ms;
+	uint32_t wait_ms;
+	int n_boot;
+	bool hex, latest;
+	int code;
+	enum verb verb;
+	const char *key_text, *target;
+	struct kw_hm_dhtid key;
+	uint8_t sub[VAL_MAX], val[VAL_MAX];
+	long sub_len, val_len;
+	double exp_s;
+	char text[4 * VAL_MAX + 64], text2[4 * VAL_MAX + 64];
+};
+
+static struct hm_cli g_cli;   /* buffers: not on the stack */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kwnode hivemind [options] get KEY [SUBKEY] | store KEY VALUE | ping MULTIADDR\n"
+		"  get KEY [SUBKEY]   print the value stored under KEY (a dictionary: one\n"
+		"                     'SUBKEY<TAB>VALUE<TAB>EXPIRATION' line per entry, or only\n"
+		"                     SUBKEY's value); exit 1 if none\n"
+		"  store KEY VALUE    store VALUE under KEY on the nearest nodes; prints where\n"
+		"  ping MULTIADDR     ping a Hivemind DHT node (multiaddr with /p2p/)\n"
+		"KEY is a string (hivemind hashes msgpack(KEY)); VALUE and SUBKEY are text: JSON\n"
+		"(null, true, 12, 1.5, \"text\", [..], {..}), <hex> for bytes, or a bare word (a\n"
+		"string). Put -- before a VALUE that starts with '-'.\n"
+		"  -s, --subkey S             store VALUE under subkey S of KEY (a dictionary)\n"
+		"  -e, --expiration SECONDS   store: expires SECONDS from now (default 600)\n"
+		"  -L, --latest               get: ask the whole beam for the newest value\n"
+		"  -x, --hex                  VALUE, SUBKEY and the printed values are hex msgpack\n"
+		"  -b, --bootstrap, --initial-peers MULTIADDR  a Hivemind peer; repeatable\n"
+		"  -c, --config FILE          read hivemind_bootstrap (and other) keys from FILE\n"
+		"  -d, --data-dir DIR         identity (created if missing; default %s)\n"
+		"  -w, --wait-ms MS           how long to wait to join (default 10000)\n"
+		"  -v, --verbose              debug logging\n"
+		"  -h, --help                 this help\n",
+		CONFIG_KW_DATA_DIR);
+}
+
+static double wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int unhex(const char *s, uint8_t *out, size_t cap)
+{
+	size_t n = strlen(s);
+
+	if (n % 2 || n / 2 > cap)
+		return -KW_EINVAL;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned v;
+
+		if (sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -KW_EINVAL;
+		out[i] = (uint8_t)v;
+	}
+	return (int)(n / 2);
+}
+
+static void print_hex(const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		printf("%02x", b[i]);
+	printf("\n");
+}
+
+/* One value as text (or hex); bytes that are not one msgpack value are shown as hex. */
+static void print_value(struct hm_cli *c, const uint8_t *v, size_t n, char *buf, size_t cap)
+{
+	if (c->hex || kw_hm_mp_to_text(v, n, buf, cap) < 0) {
+		if (!c->hex)
+			fprintf(stderr, "kwnode hivemind: the value is not one msgpack value; hex:\n");
+		print_hex(v, n);
+		return;
+	}
+	printf("%s\n", buf);
+}
+
+/* Reads text (or hex) into msgpack bytes. Return: bytes or -1 (message printed). */
+static long read_value(struct hm_cli *c, const char *what, const char *s, uint8_t *out)
+{
+	char err[160];
+	long n;
+
+	if (c->hex) {
+		n = unhex(s, out, VAL_MAX);
+		if (n < 0)
+			fprintf(stderr, "kwnode hivemind: %s '%.40s' is not hex bytes (at most %d)\n",
+				what, s, VAL_MAX);
+		return n < 0 ? -1 : n;
+	}
+	n = kw_hm_text_to_mp(s, out, VAL_MAX, err, sizeof(err));
+	if (n < 0)
+		fprintf(stderr, "kwnode hivemind: %s: %s\n", what, err);
+	return n < 0 ? -1 : n;
+}
+
+static void stop(struct hm_cli *c, int code)
+{
+	c->code = code;
+	kw_loop_stop(&c->n->loop, 0);
+}
+
+/* ---- results ---------------------------------------------------------------------------- */
+
+static void print_dict(struct hm_cli *c, const struct kw_hm_dht_value *v)
+{
+	struct kw_hm_store s;
+	const char *why;
+	uint32_t n = 0;
+	double t = wall_now();
+
+	if (c->hex && !c->sub_len) {
+		print_hex(v->value, v->len);
+		stop(c, 0);
+		return;
+	}
+	/* a scratch tier reads the dictionary back entry by entry */
+	if (kw_hm_store_init(&s, CONFIG_KW_NET_HIVEMIND_DHT_DICT_MAX + 1,
+			     CONFIG_KW_NET_HIVEMIND_DHT_CELL_BYTES, CONFIG_KW_NET_HIVEMIND_DHT_DICT_MAX,
+			     false, &c->n->arena) < 0 ||
+	    kw_hm_store_put_dict(&s, &c->key, v->value, v->len, t, &why) < 0) {
+		fprintf(stderr, "kwnode hivemind: cannot read the dictionary back\n");
+		stop(c, 1);
+		return;
+	}
+	for (uint32_t i = 0;; i++) {
+		const uint8_t *sk, *val;
+		size_t sl, vl;
+		double exp;
+
+		if (kw_hm_store_get_subkey(&s, &c->key, i, t, &sk, &sl, &val, &vl, &exp) < 0)
+			break;
+		if (c->sub_len) {
+			if ((long)sl != c->sub_len || memcmp(sk, c->sub, sl))
+				continue;
+			print_value(c, val, vl, c->text, sizeof(c->text));
+			n++;
+			break;
+		}
+		if (kw_hm_mp_to_text(sk, sl, c->text2, sizeof(c->text2)) < 0)
+			snprintf(c->text2, sizeof(c->text2), "?");
+		if (kw_hm_mp_to_text(val, vl, c->text, sizeof(c->text)) < 0)
+			snprintf(c->text, sizeof(c->text), "?");
+		printf("%s\t%s\t%.3f\n", c->text2, c->text, exp);
+		n++;
+	}
+	if (c->sub_len && !n) {
+		fprintf(stderr, "kwnode hivemind: %s has no such subkey\n", c->key_text);
+		stop(c, 1);
+		return;
+	}
+	stop(c, 0);
+}
+
+static void on_get(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v, void *user)
+{
+	struct hm_cli *c = user;
+
+	(void)d;
+	if (err < 0) {
+		fprintf(stderr, "kwnode hivemind: get %s failed: %s\n", c->key_text,
+			err == -KW_ENOTCONN ? "no node answered" : kw_strerror(err));
+		stop(c, 1);
+		return;
+	}
+	if (v->type == KW_HM_DHT_NOT_FOUND) {
+		fprintf(stderr, "kwnode hivemind: %s not found (%u node%s asked)\n", c->key_text,
+			v->visited, v->visited == 1 ? "" : "s");
+		stop(c, 1);
+		return;
+	}
+	if (v->type == KW_HM_DHT_FOUND_DICTIONARY) {
+		print_dict(c, v);
+		return;
+	}
+	if (c->sub_len) {
+		fprintf(stderr, "kwnode hivemind: %s holds a plain value, not a dictionary\n",
+			c->key_text);
+		stop(c, 1);
+		return;
+	}
+	print_value(c, v->value, v->len, c->text, sizeof(c->text));
+	stop(c, 0);
+}
+
+static void peer_text(const struct kw_hm_dht_contact *n, char *out, size_t cap)
+{
+	struct kw_peer_id p;
+
+	p.len = n->peer_len;
+	memcpy(p.bytes, n->peer, n->peer_len);
+	if (kw_peer_id_to_text(&p, out, cap) < 0)
+		snprintf(out, cap, "?");
+}
+
+static void on_store(struct kw_hm_dht *d, int err, const struct kw_hm_dht_store_result *r,
+		     void *user)
+{
+	struct hm_cli *c = user;
+	char id[128];
+
+	(void)d;
+	if (err < 0) {
+		fprintf(stderr, "kwnode hivemind: store %s failed: %s\n", c->key_text,
+			err == -KW_ENOTCONN ? "no node answered" : kw_strerror(err));
+		stop(c, 1);
+		return;
+	}
+	printf("stored on %u of %u node%s\n", r->n_ok, r->n, r->n == 1 ? "" : "s");
+	for (uint32_t i = 0; i < r->n; i++) {
+		peer_text(&r->r[i].node, id, sizeof(id));
+		printf("%s\t%s\n", r->r[i].self ? "(this node)" : id,
+		       !r->r[i].answered ? "no answer" : r->r[i].store_ok ? "ok" : "refused");
+	}
+	stop(c, r->n_ok ? 0 : 1);
+}
+
+static void on_ping(struct kw_hm_dht *d, int err, const struct kw_hm_dht_pong *p, void *user)
+{
+	struct hm_cli *c = user;
+	char id[128];
+
+	(void)d;
+	if (err < 0) {
+		fprintf(stderr, "kwnode hivemind: ping %s failed: %s\n", c->target,
+			err == -KW_ENOPROTO ? "the peer does not serve DHTProtocol.rpc_ping "
+					      "(a client-mode node?)" : kw_strerror(err));
+		stop(c, 1);
+		return;
+	}
+	peer_text(&p->node, id, sizeof(id));
+	printf("%s", id);
+	if (p->client) {
+		printf(" client-mode");
+	} else {
+		printf(" node_id ");
+		for (int i = 0; i < KW_HM_DHTID_LEN; i++)
+			printf("%02x", p->node.id.b[i]);
+	}
+	printf(" dht_time %.3f", p->dht_time);
+	if (p->skew != 0)
+		printf(" clock-skew %+.1fs", p->skew);
+	printf("\n");
+	stop(c, 0);
+}
+
+/* ---- the transient node ------------------------------------------------------------------- */
+
+static void on_tick(struct kw_loop *l, struct kw_timer *t)
+{
+	struct hm_cli *c = t->arg;
+	struct kw_hm_dht_contact any;
+	int ret;
+
+	if (kw_hm_rt_nearest(kw_hm_dht_rt(c->d), &c->key, 1, NULL, &any) == 0) {
+		if (kw_loop_now(l) < c->deadline_ms) {
+			kw_timer_start(l, t, POLL_MS);
+			return;
+		}
+		fprintf(stderr, "kwnode hivemind: could not join the Hivemind DHT: no node answered "
+			"through %d bootstrap peer%s within %u ms\n", c->n_boot,
+			c->n_boot == 1 ? "" : "s", c->wait_ms);
+		stop(c, 1);
+		return;
+	}
+	if (c->verb == V_GET)
+		ret = kw_hm_dht_get(c->d, &c->key, c->latest, on_get, c);
+	else
+		ret = kw_hm_dht_store(c->d, &c->key, c->sub_len ? c->sub : NULL,
+				      (size_t)(c->sub_len > 0 ? c->sub_len : 0), c->val,
+				      (size_t)c->val_len, wall_now() + c->exp_s, on_store, c);
+	if (ret < 0) {
+		fprintf(stderr, "kwnode hivemind: cannot start the operation: %s\n",
+			kw_strerror(ret));
+		stop(c, 1);
+	}
+}
+
+static int transient(struct hm_cli *c, struct kw_config *cfg)
+{
+	struct kw_sys_linux sys;
+	struct kw_swarm_limits lim = cfg->swarm;
+	struct kw_privkey key;
+	enum kw_key_type type;
+	char err[160];
+	bool created;
+	int bits, ret;
+
+	if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "kwnode hivemind: cannot create data directory %s: %s\n",
+			cfg->data_dir, strerror(errno));
+		return 1;
+	}
+	kw_keyfile_default_type(&type, &bits);
+	err[0] = '\0';
+	ret = kw_keyfile_load_or_create(cfg->data_dir, type, bits, &key, &created, err,
+					sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "kwnode hivemind: identity key in %s: %s\n", cfg->data_dir,
+			err[0] ? err : kw_strerror(ret));
+		return 1;
+	}
+	if (kw_sys_linux_open(&sys) < 0) {
+		fprintf(stderr, "kwnode hivemind: cannot open epoll\n");
+		return 1;
+	}
+	lim.max_conns_in = KW_MIN(lim.max_conns_in, 64u);
+	lim.max_conns_out = KW_MIN(lim.max_conns_out, 64u);
+	c->n = kw_node_create_heap((size_t)64 << 20, &sys.sys, NULL);
+	ret = c->n ? kw_swarm_create(c->n, &key, &lim, &c->sw) : -KW_ENOMEM;
+	memset(&key, 0, sizeof(key));
+	if (ret == 0)
+		ret = kw_identify_init(c->sw, &c->id);
+#ifdef CONFIG_KW_NET_KAD_SWARM
+	if (ret == 0 && c->verb != V_PING) {
+		/* only to find the addresses of Hivemind nodes named by PeerID */
+		struct kw_kad_cfg kc;
+		struct kw_multiaddr ma;
+
+		kw_kad_cfg_default(&kc);
+		kc.self = kw_swarm_peer_id(c->sw);
+		kc.client_mode = true;
+		ret = kw_kad_swarm_create(c->sw, c->id, &c->n->arena, &kc, &c->kad);
+		for (int i = 0; ret == 0 && i < cfg->n_hivemind_bootstrap; i++)
+			if (kw_maddr_from_text(cfg->hivemind_bootstrap[i], &ma, NULL, 0) == 0)
+				(void)kw_kad_bootstrap_add(c->kad, &ma);
+	}
+#endif
+	if (ret == 0)
+		ret = kw_app_hm_start(c->n, c->sw, c->id, c->kad, true,
+				      (const char (*)[KW_CONFIG_PEER_ADDR_MAX])cfg->hivemind_bootstrap,
+				      c->verb == V_PING ? 0 : cfg->n_hivemind_bootstrap, &c->hm,
+				      &c->d, &c->st);
+	if (ret < 0) {
+		fprintf(stderr, "kwnode hivemind: cannot start the node: %s\n", kw_strerror(ret));
+		c->code = 1;
+		goto out;
+	}
+	c->code = 1;
+	if (c->verb == V_PING) {
+		ret = kw_hm_dht_ping(c->d, c->target, false, on_ping, c);
+		if (ret < 0) {
+			fprintf(stderr, "kwnode hivemind: ping %s: %s\n", c->target,
+				ret == -KW_EINVAL ? "not a multiaddr with /p2p/<peer-id>" :
+						    kw_strerror(ret));
+			goto out;
+		}
+	} else {
+		c->n_boot = cfg->n_hivemind_bootstrap;
+		kw_timer_init(&c->timer, on_tick, c);
+		c->deadline_ms = kw_loop_now(&c->n->loop) + c->wait_ms;
+		kw_timer_start(&c->n->loop, &c->timer, 0);
+	}
+	kw_loop_run(&c->n->loop);
+	if (c->verb != V_PING)
+		kw_timer_cancel(&c->n->loop, &c->timer);
+out:
+	kw_app_hm_stop(c->st);
+#ifdef CONFIG_KW_NET_KAD_SWARM
+	if (c->kad)
+		kw_kad_swarm_destroy(c->kad);
+#endif
+	if (c->sw)
+		kw_swarm_destroy(c->sw);
+	kw_node_destroy_heap(c->n);
+	kw_sys_linux_close(&sys);
+	return c->code;
+}
+
+int kw_cmd_hivemind(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "subkey", required_argument, NULL, 's' },
+		{ "expiration", required_argument, NULL, 'e' },
+		{ "latest", no_argument, NULL, 'L' },
+		{ "hex", no_argument, NULL, 'x' },
+		{ "bootstrap", required_argument, NULL, 'b' },
+		{ "initial-peers", required_argument, NULL, 'b' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "data-dir", required_argument, NULL, 'd' },
+		{ "wait-ms", required_argument, NULL, 'w' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct kw_config cfg;
+	struct hm_cli *c = &g_cli;
+	const char *config_file = NULL, *data_dir = NULL, *subkey = NULL, *verb;
+	const char *boot[KW_CONFIG_BOOTSTRAP_MAX];
+	char err[256];
+	int n_boot = 0, o, ret, nargs;
+	uint32_t exp = 600;
+
+	memset(c, 0, offsetof(struct hm_cli, sub));
+	c->wait_ms = 10000;
+	kw_log_set_level(1);  /* the output is the result; warnings only with -v */
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "s:e:Lxb:c:d:w:vh", opts, NULL)) != -1) {
+		switch (o) {
+		case 's': subkey = optarg; break;
+		case 'e':
+			if (kw_config_parse_u32(optarg, 1, 31536000, &exp) < 0) {
+				fprintf(stderr, "kwnode hivemind: --expiration '%s': expected 1..31536000 "
+					"seconds\n", optarg);
+				return 2;
+			}
+			break;
+		case 'L': c->latest = true; break;
+		case 'x': c->hex = true; break;
+		case 'b':
+			if (n_boot >= KW_CONFIG_BOOTSTRAP_MAX) {
+				fprintf(stderr, "kwnode hivemind: at most %d --bootstrap\n",
+					KW_CONFIG_BOOTSTRAP_MAX);
+				return 2;
+			}
+			boot[n_boot++] = optarg;
+			break;
+		case 'c': config_file = optarg; break;
+		case 'd': data_dir = optarg; break;
+		case 'w':
+			if (kw_config_parse_u32(optarg, 100, 600000, &c->wait_ms) < 0) {
+				fprintf(stderr, "kwnode hivemind: --wait-ms '%s': expected 100..600000\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'v': kw_log_set_level(4); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "kwnode hivemind: missing the operation (get, store, ping)\n");
+		usage(stderr);
+		return 2;
+	}
+	verb = argv[optind];
+	nargs = argc - optind - 1;
+	c->exp_s = exp;
+	if (!strcmp(verb, "get") && (nargs == 1 || nargs == 2)) {
+		c->verb = V_GET;
+		if (nargs == 2)
+			subkey = argv[optind + 2];
+	} else if (!strcmp(verb, "store") && nargs == 2) {
+		c->verb = V_STORE;
+	} else if (!strcmp(verb, "ping") && nargs == 1) {
+		c->verb = V_PING;
+		c->target = argv[optind + 1];
+	} else {
+		fprintf(stderr, "kwnode hivemind: '%s' with %d argument%s: expected get KEY "
+			"[SUBKEY], store KEY VALUE or ping MULTIADDR\n", verb, nargs,
+			nargs == 1 ? "" : "s");
+		return 2;
+	}
+	if (c->verb != V_PING) {
+		c->key_text = argv[optind + 1];
+		if (kw_hm_dhtid_of_str(c->key_text, strlen(c->key_text), &c->key) < 0) {
+			fprintf(stderr, "kwnode hivemind: KEY must be UTF-8 text of at most 4 KiB\n");
+			return 2;
+		}
+	}
+	if (c->verb == V_STORE && (c->val_len = read_value(c, "VALUE", argv[optind + 2],
+							     c->val)) < 0)
+		return 2;
+	if (subkey && c->verb != V_PING && (c->sub_len = read_value(c, "SUBKEY", subkey,
+								      c->sub)) < 0)
+		return 2;
+	kw_config_defaults(&cfg);
+	if (config_file) {
+		ret = kw_config_load(&cfg, config_file, err, sizeof(err));
+		if (ret < 0) {
+			fprintf(stderr, "kwnode hivemind: %s%s%s\n",
+				ret == -KW_ECONFIG ? config_file : "", ret == -KW_ECONFIG ? ": " : "",
+				err);
+			return 2;
+		}
+	}
+	if (n_boot)
+		cfg.n_hivemind_bootstrap = 0;
+	for (int i = 0; i < n_boot; i++)
+		if (kw_config_set(&cfg, "hivemind_bootstrap", boot[i], err, sizeof(err)) < 0) {
+			fprintf(stderr, "kwnode hivemind: --%s\n", err);
+			return 2;
+		}
+	if (data_dir && kw_config_set(&cfg, "data_dir", data_dir, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kwnode hivemind: --data-dir: %s\n", err);
+		return 2;
+	}
+	if (c->verb != V_PING && cfg.n_hivemind_bootstrap == 0) {
+		fprintf(stderr, "kwnode hivemind: no Hivemind peer given (--bootstrap MULTIADDR, or "
+			"hivemind_bootstrap = ... in -c FILE)\n");
+		return 1;
+	}
+	return transient(c, &cfg);
+}

@@ -1,0 +1,44 @@
+/*
+ * The Hivemind DHT as the node runs it (app/hivemind.c), shared by the `hivemind` init entry
+ * and the transient node of `kwnode hivemind` (app/cmd_hivemind.c). Private to app/.
+ */
+#ifndef KW_APP_HIVEMIND_H
+#define KW_APP_HIVEMIND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kw/app.h>
+
+struct kw_identify;
+struct kw_kad;
+struct kw_app_hm;
+
+/*
+ * Creates the RPC layer and the DHT on sw (state from n's arena), feeds the DHT's address
+ * book from identify (id may be NULL), resolves unknown PeerIDs through kad (may be NULL),
+ * and bootstraps from boot[0..n_boot) (the strings must outlive the node), retrying every
+ * 5 s while the routing table is empty. Return: 0 with *hm, *d, *out; kw_hm_create's and
+ * kw_hm_dht_create's errors.
+ */
+int kw_app_hm_start(struct kw_node *n, struct kw_swarm *sw, struct kw_identify *id,
+		    struct kw_kad *kad, bool client, const char (*boot)[KW_CONFIG_PEER_ADDR_MAX],
+		    int n_boot, struct kw_hm **hm, struct kw_hm_dht **d, struct kw_app_hm **out);
+/* Stops the bootstrap retries (before the swarm goes). NULL is fine. */
+void kw_app_hm_stop(struct kw_app_hm *st);
+/* Adds the listen addresses identify learnt for c's remote to the DHT's address book. */
+void kw_app_hm_learn(struct kw_hm_dht *d, struct kw_identify *id, struct kw_conn *c);
+
+/*
+ * The text form of values (app/hm_text.c): JSON plus <hex> for bin and bare words for str.
+ * kw_hm_text_to_mp: text to one msgpack value in out[0..cap). Return: bytes; -KW_EINVAL
+ * with err saying what is wrong; -KW_ENOSPC.
+ * kw_hm_mp_to_text: one msgpack value to text, NUL-terminated in out[0..cap). Return: the
+ * text's length; -KW_EBADMSG (not exactly one well-formed value); -KW_ELIMIT (too deep);
+ * -KW_ENOSPC (out too small: out then holds the beginning).
+ */
+long kw_hm_text_to_mp(const char *text, uint8_t *out, size_t cap, char *err, size_t errcap);
+int kw_hm_mp_to_text(const uint8_t *mp, size_t len, char *out, size_t cap);
+
+#endif /* KW_APP_HIVEMIND_H */

@@ -1,0 +1,111 @@
+#!/bin/sh
+# The Hivemind DHT end to end with real kwnode processes on 127.0.0.1 (doc/net-hivemind.md
+# "The node on the Hivemind DHT"): five nodes with `hivemind = on`, four bootstrapping from the
+# first; `kwnode hivemind store` through one node and `kwnode hivemind get` through every other
+# one, subkeys, --hex, ping, not-found, usage errors, a client-mode node nobody keeps.
+# Usage: test_hivemind.sh path/to/kwnode
+set -u
+K=$1
+pass=0 fail=0
+ok() { echo "ok   - $1"; pass=$((pass + 1)); }
+ko() { echo "FAIL - $1"; fail=$((fail + 1)); }
+tmp=$(mktemp -d)
+pids=
+cleanup() {
+    for p in $pids; do kill -TERM $p 2>/dev/null; done
+    for p in $pids; do wait $p 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+if ! $K hivemind --help >/dev/null 2>&1; then
+    echo "skip - this kwnode has no Hivemind DHT (CONFIG_KW_APP_HIVEMIND)"
+    exit 0
+fi
+
+# Every node and every transient CLI node connects from 127.0.0.1: lift the per-address
+# admission limits that protect a node on a real network (doc/net-swarm.md).
+loopback='conns_per_ip = 256
+conns_per_subnet = 256
+handshakes_per_ip = 64
+handshakes_per_subnet = 64'
+
+# start_node N CONFIG-LINES [kwnode run options...]: starts node N, waits for its listen line.
+start_node() {
+    n=$1; shift
+    printf '%s\nhivemind = on\n%s\n' "$loopback" "$1" > $tmp/c$n.conf; shift
+    : > $tmp/n$n.out
+    $K run -d $tmp/n$n -l /ip4/127.0.0.1/tcp/0 -c $tmp/c$n.conf "$@" > $tmp/n$n.out 2> $tmp/n$n.err &
+    pids="$pids $!"
+    i=0; while [ $i -lt 100 ] && ! grep -q '^listen ' $tmp/n$n.out; do sleep 0.05; i=$((i + 1)); done
+    grep -q '^listen ' $tmp/n$n.out || { ko "node $n did not start"; cat $tmp/n$n.err; exit 1; }
+}
+addr() { sed -n 's/^listen //p' $tmp/n$1.out | head -1; }
+peer() { sed -n 's/^peer-id //p' $tmp/n$1.out | head -1; }
+hm() { $K hivemind -d $tmp/cli "$@"; }   # a transient client-mode node
+
+start_node 0 ''
+B=$(addr 0)
+for n in 1 2 3 4; do start_node $n "hivemind_bootstrap = $B" -b $B; done
+sleep 1  # validate pings, ping-backs and the searches for their own ids
+
+# every node stores a value; every other node finds it
+for n in 0 1 2 3 4; do
+    out=$(hm -b $(addr $n) store "key-$n" "\"value of $n\"" 2>$tmp/e); rc=$?
+    echo "$out" | head -1 | grep -Eq '^stored on [1-9][0-9]* of [0-9]+ nodes$' && [ $rc -eq 0 ] \
+        || ko "store through node $n: rc=$rc out=$out err=$(cat $tmp/e)"
+done
+good=0
+for n in 0 1 2 3 4; do
+    for m in 0 1 2 3 4; do
+        [ $n -eq $m ] && continue
+        out=$(hm -b $(addr $m) get "key-$n" 2>$tmp/e); rc=$?
+        if [ "$out" = "\"value of $n\"" ] && [ $rc -eq 0 ]; then good=$((good + 1))
+        else ko "get key-$n through node $m: rc=$rc out='$out' err=$(cat $tmp/e)"; fi
+    done
+done
+[ $good -eq 20 ] && ok "5 stores, 20 gets through every other node find the value" || ko "only $good of 20 gets"
+
+out=$(hm -b $(addr 1) store typed '[1, -2, 2.5, true, null, <00ff>, {"a": "b"}]' 2>&1) \
+    && out=$(hm -b $(addr 3) get typed 2>&1); rc=$?
+[ $rc -eq 0 ] && [ "$out" = '[1, -2, 2.5, true, null, <00ff>, {"a": "b"}]' ] \
+    && ok "a value's text form round-trips (array, ints, float, bool, null, bytes, map)" || ko "typed: rc=$rc out=$out"
+out=$(hm -b $(addr 2) --hex store hexkey 92c3c2 2>&1) && out=$(hm -b $(addr 4) --hex get hexkey 2>&1); rc=$?
+[ $rc -eq 0 ] && [ "$out" = 92c3c2 ] && ok "--hex stores and prints msgpack bytes" || ko "hex: rc=$rc out=$out"
+
+hm -b $(addr 1) store -s '"peer-a"' blocks '"online"' >/dev/null 2>&1
+hm -b $(addr 2) store --subkey peer-b blocks '"joining"' >/dev/null 2>&1
+out=$(hm -b $(addr 4) --latest get blocks 2>&1); rc=$?
+[ $rc -eq 0 ] && echo "$out" | grep -q '^"peer-a"	"online"	' && echo "$out" | grep -q '^"peer-b"	"joining"	' \
+    && ok "subkeys stored through two nodes come back as one dictionary" || ko "dict: rc=$rc out=$out"
+out=$(hm -b $(addr 3) get blocks peer-b 2>&1); rc=$?
+[ $rc -eq 0 ] && [ "$out" = '"joining"' ] && ok "get KEY SUBKEY prints that entry's value" || ko "get subkey: rc=$rc out=$out"
+
+out=$(hm -b $(addr 1) get nothing-here 2>$tmp/e); rc=$?
+[ $rc -eq 1 ] && [ -z "$out" ] && grep -q "not found" $tmp/e && ok "get of a missing key: exit 1, stderr says so" || ko "missing: rc=$rc out=$out err=$(cat $tmp/e)"
+out=$(hm ping $(addr 3) 2>&1); rc=$?
+[ $rc -eq 0 ] && echo "$out" | grep -q "^$(peer 3) node_id [0-9a-f]\{40\} dht_time " && ok "ping prints the peer, its node id and DHT time" || ko "ping: rc=$rc out=$out"
+
+# usage errors: exit 2
+out=$(hm -b $B get 2>&1); rc=$?
+[ $rc -eq 2 ] && ok "get without KEY: exit 2" || ko "no key: rc=$rc out=$out"
+out=$(hm -b $B store k '[1, 2' 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q "missing ']'" && ok "a malformed VALUE: exit 2 naming the problem" || ko "bad value: rc=$rc out=$out"
+out=$(hm -b /ip4/127.0.0.1/tcp/1 get k 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q "needs /p2p/" && ok "--bootstrap without /p2p/: exit 2" || ko "no p2p: rc=$rc out=$out"
+out=$(hm get k 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "no Hivemind peer" && ok "no bootstrap peer: exit 1, says why" || ko "no peer: rc=$rc out=$out"
+
+# a node in client mode asks the DHT but no one keeps it or can call it
+start_node 5 "hivemind_bootstrap = $B
+hivemind_client = on" -b $B
+sleep 0.5
+out=$(hm ping $(addr 5) 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "does not serve DHTProtocol.rpc_ping" && ok "a hivemind_client node serves no DHTProtocol handler" || ko "client ping: rc=$rc out=$out"
+
+for p in $pids; do kill -TERM $p; done
+rcs=0; for p in $pids; do wait $p || rcs=1; done; pids=
+[ $rcs -eq 0 ] && ok "all nodes stop on SIGTERM with exit 0" || ko "a node exited non-zero on SIGTERM"
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

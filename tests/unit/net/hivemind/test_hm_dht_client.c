@@ -1,0 +1,568 @@
+/*
+ * The Hivemind DHT client (net/hivemind/dht_client.c): five (or six) swarms on the simulated
+ * network, each running the DHT; node 0 is everyone's bootstrap peer. Every node's address
+ * book is told every listen address, as identify would (the book is what the client dials
+ * from). Time is virtual: the DHT clock is a variable per node, the loop's clock the
+ * simulated network's.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#include <kw/compiler.h>
+#include <kw/err.h>
+#include <kw/node.h>
+#include <kw/sim.h>
+#include <kw/net/hivemind.h>
+#include <kw/net/hivemind_dht.h>
+#include <kw/net/key.h>
+#include <kw/net/swarm.h>
+
+#define N 6
+
+struct side {
+	struct kw_test_node *t;
+	struct kw_swarm *sw;
+	struct kw_hm *hm;
+	struct kw_hm_dht *dht;
+	struct kw_hm_dht_config cfg;
+	struct kw_privkey key;
+	char addr[256];
+	double skew;              /* this node's clock minus the test's */
+};
+
+struct got {
+	int done, err;
+	struct kw_hm_dht_value v;
+	uint8_t val[4096];
+	struct kw_hm_dht_store_result s;
+	struct kw_hm_dht_pong p;
+};
+
+struct fx {
+	struct kw_test_net *net;
+	struct side s[N];
+	int n;
+	struct got got[N];
+};
+
+static struct fx *g;
+static double clock_now = 1700000000.0;
+static uint32_t g_beam = 20;
+static bool g_ordered_ids;     /* node i gets the id 00..00 (i+1): its distance to key 0 */
+
+static double test_clock(void *arg)
+{
+	const struct side *s = arg;
+
+	return clock_now + s->skew;
+}
+
+static void pump(int passes)
+{
+	for (int i = 0; i < passes; i++)
+		for (int j = 0; j < g->n; j++)
+			kw_loop_run_once(&g->s[j].t->node->loop, 0);
+}
+
+static const struct kw_hm_limits test_limits = {
+	.calls_in = 16, .calls_per_peer = 8, .calls_out = 16, .buf_bytes = 16384,
+	.timeout_ms = 2000,
+};
+
+static int make_side(int i, bool client, uint32_t replicas)
+{
+	struct side *s = &g->s[i];
+	struct kw_swarm_limits lim = kw_test_swarm_limits();
+	char listen[64];
+	int ret;
+
+	s->t = kw_test_node_join(g->net, 32 * 1024);
+	if (!s->t)
+		return -KW_ENOMEM;
+	ret = kw_key_generate(KW_KEY_ED25519, 0, &s->key);
+	if (ret == 0)
+		ret = kw_swarm_create(s->t->node, &s->key, &lim, &s->sw);
+	if (ret == 0)
+		ret = kw_hm_create(s->sw, &test_limits, &s->hm);
+	if (ret == 0)
+		ret = kw_hm_dht_config_default(&s->cfg);
+	if (ret == 0) {
+		s->cfg.store_cells = s->cfg.cache_cells = 32;
+		s->cfg.cell_bytes = 512;
+		s->cfg.dict_max = 16;       /* the merge test needs two subkeys, whatever Kconfig says */
+		/* the client's pools at the test's own sizes (Kconfig's may be far larger) */
+		s->cfg.buf_bytes = test_limits.buf_bytes;
+		s->cfg.client_ops = 4;
+		s->cfg.client_rpcs = 16;
+		s->cfg.candidates = 64;
+		s->cfg.merge_cells = 32;
+		s->cfg.addr_book = 16;
+		s->cfg.rt.bucket_size = 20;
+		s->cfg.rt.max_nodes = 64;
+		s->cfg.rt.max_buckets = 16;
+		s->cfg.beam_size = g_beam;
+		if (g_ordered_ids) {
+			memset(&s->cfg.node_id, 0, sizeof(s->cfg.node_id));
+			s->cfg.node_id.b[19] = (uint8_t)(i + 1);
+		}
+		s->cfg.num_replicas = replicas;
+		s->cfg.client_mode = client;
+		s->cfg.clock = test_clock;
+		s->cfg.clock_arg = s;
+		ret = kw_hm_dht_create(s->sw, s->hm, &s->cfg, &s->dht);
+	}
+	snprintf(listen, sizeof(listen), "/ip4/127.0.0.1/tcp/%d", 4100 + i);
+	if (ret == 0)
+		ret = kw_swarm_listen(s->sw, listen);
+	if (ret == 0)
+		ret = kw_swarm_listen_addr(s->sw, 0, s->addr, sizeof(s->addr));
+	return ret;
+}
+
+/* Every node learns every other's address (what identify feeds the book in the node). */
+static void share_addresses(void)
+{
+	for (int i = 0; i < g->n; i++)
+		for (int j = 0; j < g->n; j++) {
+			const struct kw_peer_id *p = kw_swarm_peer_id(g->s[j].sw);
+
+			if (i != j)
+				assert_int_equal(kw_hm_dht_add_addr(g->s[i].dht, p->bytes, p->len,
+								    g->s[j].addr), 0);
+		}
+}
+
+static void on_ping(struct kw_hm_dht *d, int err, const struct kw_hm_dht_pong *p, void *user)
+{
+	struct got *r = user;
+
+	(void)d;
+	r->done++;
+	r->err = err;
+	r->p = *p;
+}
+
+static void bootstrap_all(int from)
+{
+	for (int i = from; i < g->n; i++) {
+		memset(&g->got[i], 0, sizeof(g->got[i]));
+		assert_int_equal(kw_hm_dht_bootstrap(g->s[i].dht, g->s[0].addr, on_ping,
+						     &g->got[i]), 0);
+		pump(200);
+		assert_int_equal(g->got[i].done, 1);
+		assert_int_equal(g->got[i].err, 0);
+	}
+	pump(200);
+}
+
+static int setup_n(int n, int n_client, uint32_t replicas)
+{
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -1;
+	g->net = kw_test_net_new(256, 1 << 17);
+	if (!g->net)
+		return -1;
+	g->n = n;
+	for (int i = 0; i < n; i++)
+		if (make_side(i, i >= n - n_client, replicas) < 0)
+			return -1;
+	return 0;
+}
+
+static int setup5(void **state)
+{
+	(void)state;
+	return setup_n(5, 0, 2);
+}
+
+static int setup5c(void **state)
+{
+	(void)state;
+	return setup_n(6, 1, 2);       /* node 5 is a client */
+}
+
+static int setup5_beam1(void **state)
+{
+	int ret;
+
+	(void)state;
+	g_beam = 1;
+	g_ordered_ids = true;
+	ret = setup_n(5, 0, 2);
+	g_beam = 20;
+	g_ordered_ids = false;
+	return ret;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	pump(50);
+	for (int i = 0; i < g->n; i++)
+		assert_int_equal(kw_hm_dht_ops_busy(g->s[i].dht), 0);
+	for (int i = 0; i < g->n; i++)
+		kw_swarm_destroy(g->s[i].sw);
+	pump(4);
+	for (int i = 0; i < g->n; i++) {
+		kw_test_assert_no_leaks(g->s[i].t->node);
+		kw_test_node_free(g->s[i].t);
+	}
+	kw_test_net_free(g->net);
+	free(g);
+	g = NULL;
+	return 0;
+}
+
+static void on_get(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v, void *user)
+{
+	struct got *r = user;
+
+	(void)d;
+	r->done++;
+	r->err = err;
+	r->v = *v;
+	if (v->len <= sizeof(r->val) && v->len)
+		memcpy(r->val, v->value, v->len);
+	r->v.value = r->val;
+}
+
+static void on_store(struct kw_hm_dht *d, int err, const struct kw_hm_dht_store_result *s,
+		     void *user)
+{
+	struct got *r = user;
+
+	(void)d;
+	r->done++;
+	r->err = err;
+	r->s = *s;
+}
+
+static void get_from(int i, const struct kw_hm_dhtid *key, bool latest)
+{
+	memset(&g->got[i], 0, sizeof(g->got[i]));
+	assert_int_equal(kw_hm_dht_get(g->s[i].dht, key, latest, on_get, &g->got[i]), 0);
+	assert_int_equal(g->got[i].done, 0);     /* never inside the call */
+	pump(300);
+	assert_int_equal(g->got[i].done, 1);
+}
+
+static bool holds(int i, const struct kw_hm_dhtid *key)
+{
+	struct kw_hm_store_found f;
+
+	kw_hm_store_get(kw_hm_dht_storage(g->s[i].dht, false), key, clock_now, &f);
+	return f.type != KW_HM_DHT_NOT_FOUND;
+}
+
+static void test_hm_dht_client_get_after_store_across_five_nodes(void **state)
+{
+	static const uint8_t val[] = { 0xa5, 'h', 'e', 'l', 'l', 'o' };   /* msgpack "hello" */
+	struct kw_hm_dhtid key;
+	int holders = 0, remote_gets = 0;
+
+	(void)state;
+	share_addresses();
+	bootstrap_all(1);
+	kw_hm_dhtid_of_str("the-key", 7, &key);
+	memset(&g->got[1], 0, sizeof(g->got[1]));
+	assert_int_equal(kw_hm_dht_store(g->s[1].dht, &key, NULL, 0, val, sizeof(val),
+					 clock_now + 600, on_store, &g->got[1]), 0);
+	pump(300);
+	assert_int_equal(g->got[1].done, 1);
+	assert_int_equal(g->got[1].err, 0);
+	assert_int_equal(g->got[1].s.n_ok, 2);          /* num_replicas = 2 */
+	for (int i = 0; i < g->n; i++)
+		holders += holds(i, &key);
+	assert_int_equal(holders, 2);
+	for (int i = 0; i < g->n; i++) {
+		bool local = holds(i, &key);
+
+		get_from(i, &key, false);
+		assert_int_equal(g->got[i].err, 0);
+		assert_int_equal(g->got[i].v.type, KW_HM_DHT_FOUND_REGULAR);
+		assert_int_equal(g->got[i].v.len, sizeof(val));
+		assert_memory_equal(g->got[i].val, val, sizeof(val));
+		assert_true(g->got[i].v.expiration == clock_now + 600);
+		if (!local) {
+			assert_true(g->got[i].v.visited >= 1);
+			remote_gets++;
+		}
+	}
+	assert_int_equal(remote_gets, 3);
+}
+
+static void test_hm_dht_client_newest_expiration_wins(void **state)
+{
+	struct kw_hm_dhtid key;
+
+	(void)state;
+	share_addresses();
+	bootstrap_all(1);
+	kw_hm_dhtid_of_str("versions", 8, &key);
+	assert_int_equal(kw_hm_store_put(kw_hm_dht_storage(g->s[1].dht, false), &key,
+					 (const uint8_t *)"\xa3old", 4, clock_now + 100, clock_now), 1);
+	assert_int_equal(kw_hm_store_put(kw_hm_dht_storage(g->s[2].dht, false), &key,
+					 (const uint8_t *)"\xa3new", 4, clock_now + 200, clock_now), 1);
+	assert_int_equal(kw_hm_store_put(kw_hm_dht_storage(g->s[3].dht, true), &key,
+					 (const uint8_t *)"\xa3mid", 4, clock_now + 150, clock_now), 1);
+	get_from(4, &key, true);
+	assert_int_equal(g->got[4].err, 0);
+	assert_int_equal(g->got[4].v.type, KW_HM_DHT_FOUND_REGULAR);
+	assert_memory_equal(g->got[4].val, "\xa3new", 4);
+	assert_true(g->got[4].v.expiration == clock_now + 200);
+	assert_true(g->got[4].v.visited >= 3);
+}
+
+static void test_hm_dht_client_subkeys_of_several_nodes_merge(void **state)
+{
+	static const uint8_t sa[] = { 0xa1, 'a' }, sb[] = { 0xa1, 'b' };
+	struct kw_hm_dhtid key;
+
+	(void)state;
+	share_addresses();
+	bootstrap_all(1);
+	kw_hm_dhtid_of_str("block.0", 7, &key);
+	assert_int_equal(kw_hm_store_put_subkey(kw_hm_dht_storage(g->s[1].dht, false), &key, sa,
+						2, (const uint8_t *)"\x01", 1, clock_now + 100,
+						clock_now), 1);
+	assert_int_equal(kw_hm_store_put_subkey(kw_hm_dht_storage(g->s[2].dht, false), &key, sb,
+						2, (const uint8_t *)"\x02", 1, clock_now + 90,
+						clock_now), 1);
+	/* an older entry for subkey a elsewhere loses to node 1's */
+	assert_int_equal(kw_hm_store_put_subkey(kw_hm_dht_storage(g->s[3].dht, false), &key, sa,
+						2, (const uint8_t *)"\x09", 1, clock_now + 50,
+						clock_now), 1);
+	get_from(4, &key, true);
+	assert_int_equal(g->got[4].err, 0);
+	assert_int_equal(g->got[4].v.type, KW_HM_DHT_FOUND_DICTIONARY);
+	assert_int_equal(g->got[4].v.n_subkeys, 2);
+	assert_true(g->got[4].v.expiration == clock_now + 100);
+	/* [subkey, bin value, float64 exp] entries: a with 0x01, b with 0x02, never 0x09 */
+	assert_non_null(memmem(g->got[4].val, g->got[4].v.len, "\xa1" "a\xc4\x01\x01", 5));
+	assert_non_null(memmem(g->got[4].val, g->got[4].v.len, "\xa1" "b\xc4\x01\x02", 5));
+	assert_null(memmem(g->got[4].val, g->got[4].v.len, "\xc4\x01\x09", 3));
+}
+
+static void test_hm_dht_client_search_stops_when_the_beam_is_nearer(void **state)
+{
+	struct kw_hm_dhtid key;
+
+	(void)state;
+	share_addresses();
+	bootstrap_all(1);
+	memset(&key, 0, sizeof(key));       /* node i is at distance i + 1 */
+	/* beam 1: node 0 (the nearest) answers; every other candidate is farther: stop */
+	get_from(4, &key, true);
+	assert_int_equal(g->got[4].err, 0);
+	assert_int_equal(g->got[4].v.type, KW_HM_DHT_NOT_FOUND);
+	assert_int_equal(g->got[4].v.visited, 1);
+}
+
+static void test_hm_dht_client_dead_peer_is_blacklisted_and_search_finishes(void **state)
+{
+	struct kw_privkey k;
+	struct kw_peer_id dead;
+	struct kw_hm_dhtid key, dead_id;
+	struct kw_hm_dht_contact c;
+	struct kw_hm_dht_stats st;
+
+	(void)state;
+	share_addresses();
+	bootstrap_all(1);
+	kw_hm_dhtid_of_str("survives", 8, &key);
+	assert_int_equal(kw_hm_store_put(kw_hm_dht_storage(g->s[2].dht, false), &key,
+					 (const uint8_t *)"\xc3", 1, clock_now + 100, clock_now), 1);
+	/* a node in 4's table at an address where nothing listens, nearest to the key */
+	assert_int_equal(kw_key_generate(KW_KEY_ED25519, 0, &k), 0);
+	assert_int_equal(kw_peer_id_from_pubkey(&k.pub, &dead), 0);
+	dead_id = key;
+	dead_id.b[19] ^= 1;
+	assert_int_equal(kw_hm_rt_add(kw_hm_dht_rt(g->s[4].dht), &dead_id, dead.bytes, dead.len,
+				      clock_now, NULL), 0);
+	assert_int_equal(kw_hm_dht_add_addr(g->s[4].dht, dead.bytes, dead.len,
+					    "/ip4/127.0.0.1/tcp/4999"), 0);
+	memset(&g->got[4], 0, sizeof(g->got[4]));
+	assert_int_equal(kw_hm_dht_get(g->s[4].dht, &key, true, on_get, &g->got[4]), 0);
+	for (int i = 0; i < 40 && !g->got[4].done; i++) {
+		pump(20);
+		kw_sim_advance(g->net->net, 500);
+	}
+	assert_int_equal(g->got[4].done, 1);
+	assert_int_equal(g->got[4].err, 0);
+	assert_int_equal(g->got[4].v.type, KW_HM_DHT_FOUND_REGULAR);
+	assert_int_equal(kw_hm_rt_get_peer(kw_hm_dht_rt(g->s[4].dht), &dead_id, &c), -KW_ENOENT);
+	assert_true(kw_hm_bl_banned(kw_hm_dht_blacklist(g->s[4].dht), dead.bytes, dead.len,
+				    clock_now));
+	kw_hm_dht_get_stats(g->s[4].dht, &st);
+	assert_true(st.rpcs_failed >= 1);
+}
+
+static void test_hm_dht_client_client_mode_node_is_not_added_to_routing_tables(void **state)
+{
+	const struct side *cl = &g->s[5];
+	struct kw_hm_dht_contact c;
+	struct kw_hm_dhtid key;
+
+	(void)state;
+	share_addresses();
+	bootstrap_all(1);
+	assert_true(kw_hm_dht_client_mode(cl->dht));
+	kw_hm_dhtid_of_str("asked-by-a-client", 17, &key);
+	assert_int_equal(kw_hm_store_put(kw_hm_dht_storage(g->s[3].dht, false), &key,
+					 (const uint8_t *)"\xc2", 1, clock_now + 100, clock_now), 1);
+	get_from(5, &key, true);
+	assert_int_equal(g->got[5].err, 0);
+	assert_int_equal(g->got[5].v.type, KW_HM_DHT_FOUND_REGULAR);
+	assert_true(g->got[5].v.visited >= 2);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(kw_hm_rt_get_peer(kw_hm_dht_rt(g->s[i].dht), &cl->cfg.node_id, &c),
+				 -KW_ENOENT);
+	/* and it serves nothing: a ping to it is refused by multistream-select */
+	memset(&g->got[0], 0, sizeof(g->got[0]));
+	assert_int_equal(kw_hm_dht_ping(g->s[0].dht, cl->addr, false, on_ping, &g->got[0]), 0);
+	pump(200);
+	assert_int_equal(g->got[0].done, 1);
+	assert_int_equal(g->got[0].err, -KW_ENOPROTO);
+}
+
+static void test_hm_dht_client_ping_warns_on_clock_skew(void **state)
+{
+	struct kw_hm_dht_stats st;
+
+	(void)state;
+	g->s[1].skew = 10.0;          /* node 1's clock runs 10 s ahead */
+	memset(&g->got[0], 0, sizeof(g->got[0]));
+	assert_int_equal(kw_hm_dht_ping(g->s[0].dht, g->s[1].addr, false, on_ping, &g->got[0]), 0);
+	pump(200);
+	assert_int_equal(g->got[0].done, 1);
+	assert_int_equal(g->got[0].err, 0);
+	assert_true(g->got[0].p.dht_time == clock_now + 10.0);
+	assert_true(g->got[0].p.skew > 6.9 && g->got[0].p.skew < 7.1);
+	kw_hm_dht_get_stats(g->s[0].dht, &st);
+	assert_int_equal(st.clock_skew, 1);
+	/* and a clock within 3 s is not a skew */
+	g->s[2].skew = 2.0;
+	memset(&g->got[0], 0, sizeof(g->got[0]));
+	assert_int_equal(kw_hm_dht_ping(g->s[0].dht, g->s[2].addr, false, on_ping, &g->got[0]), 0);
+	pump(200);
+	assert_true(g->got[0].p.skew == 0);
+	kw_hm_dht_get_stats(g->s[0].dht, &st);
+	assert_int_equal(st.clock_skew, 1);
+}
+
+static void test_hm_dht_client_validate_ping_makes_both_sides_learn(void **state)
+{
+	struct kw_hm_dht_contact c;
+
+	(void)state;
+	memset(&g->got[1], 0, sizeof(g->got[1]));
+	assert_int_equal(kw_hm_dht_ping(g->s[1].dht, g->s[0].addr, true, on_ping, &g->got[1]), 0);
+	pump(200);
+	assert_int_equal(g->got[1].done, 1);
+	assert_int_equal(g->got[1].err, 0);
+	assert_true(g->got[1].p.available);
+	assert_false(g->got[1].p.client);
+	assert_memory_equal(g->got[1].p.node.id.b, g->s[0].cfg.node_id.b, 20);
+	assert_int_equal(kw_hm_rt_get_peer(kw_hm_dht_rt(g->s[1].dht), &g->s[0].cfg.node_id, &c), 0);
+	assert_int_equal(kw_hm_rt_get_peer(kw_hm_dht_rt(g->s[0].dht), &g->s[1].cfg.node_id, &c), 0);
+}
+
+static void test_hm_dht_client_newcomer_gets_the_records_it_should_hold(void **state)
+{
+	struct kw_hm_dhtid key;
+	struct kw_hm_dht_stats st;
+
+	(void)state;
+	kw_hm_dhtid_of_str("held-by-0", 9, &key);
+	assert_int_equal(kw_hm_store_put(kw_hm_dht_storage(g->s[0].dht, false), &key,
+					 (const uint8_t *)"\xa1x", 2, clock_now + 100, clock_now), 1);
+	assert_false(holds(1, &key));
+	/* 1 pings 0: 0 meets 1, a node new to its (empty) table, and pushes the record */
+	memset(&g->got[1], 0, sizeof(g->got[1]));
+	assert_int_equal(kw_hm_dht_ping(g->s[1].dht, g->s[0].addr, false, on_ping, &g->got[1]), 0);
+	pump(300);
+	assert_int_equal(g->got[1].done, 1);
+	assert_true(holds(1, &key));
+	kw_hm_dht_get_stats(g->s[0].dht, &st);
+	assert_int_equal(st.newcomer_pushes, 1);
+	/* meeting it again pushes nothing more */
+	memset(&g->got[1], 0, sizeof(g->got[1]));
+	assert_int_equal(kw_hm_dht_ping(g->s[1].dht, g->s[0].addr, false, on_ping, &g->got[1]), 0);
+	pump(300);
+	kw_hm_dht_get_stats(g->s[0].dht, &st);
+	assert_int_equal(st.newcomer_pushes, 1);
+}
+
+static void test_hm_dht_client_get_with_no_peer_fails_once_not_connected(void **state)
+{
+	struct kw_hm_dhtid key;
+
+	(void)state;
+	kw_hm_dhtid_of_str("nobody", 6, &key);
+	get_from(3, &key, false);
+	assert_int_equal(g->got[3].err, -KW_ENOTCONN);
+	assert_int_equal(g->got[3].v.type, KW_HM_DHT_NOT_FOUND);
+	pump(50);
+	assert_int_equal(g->got[3].done, 1);
+}
+
+static void test_hm_dht_client_operation_pool_is_bounded(void **state)
+{
+	struct kw_hm_dhtid key;
+	struct kw_hm_dht_stats st;
+	int started = 0, ret;
+
+	(void)state;
+	kw_hm_dhtid_of_str("many", 4, &key);
+	memset(g->got, 0, sizeof(g->got));
+	for (uint32_t i = 0; i < g->s[2].cfg.client_ops; i++) {
+		ret = kw_hm_dht_get(g->s[2].dht, &key, false, on_get, &g->got[0]);
+		assert_int_equal(ret, 0);
+		started++;
+	}
+	assert_int_equal(kw_hm_dht_get(g->s[2].dht, &key, false, on_get, &g->got[0]), -KW_ELIMIT);
+	kw_hm_dht_get_stats(g->s[2].dht, &st);
+	assert_int_equal(st.ops_refused, 1);
+	pump(50);
+	assert_int_equal(g->got[0].done, started);
+	assert_int_equal(kw_hm_dht_ops_busy(g->s[2].dht), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+			test_hm_dht_client_get_after_store_across_five_nodes, setup5, teardown),
+		cmocka_unit_test_setup_teardown(test_hm_dht_client_newest_expiration_wins, setup5,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_hm_dht_client_subkeys_of_several_nodes_merge,
+						setup5, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_hm_dht_client_search_stops_when_the_beam_is_nearer, setup5_beam1,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_hm_dht_client_dead_peer_is_blacklisted_and_search_finishes, setup5,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_hm_dht_client_client_mode_node_is_not_added_to_routing_tables, setup5c,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_hm_dht_client_ping_warns_on_clock_skew, setup5,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_hm_dht_client_validate_ping_makes_both_sides_learn, setup5, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_hm_dht_client_newcomer_gets_the_records_it_should_hold, setup5,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_hm_dht_client_get_with_no_peer_fails_once_not_connected, setup5,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_hm_dht_client_operation_pool_is_bounded,
+						setup5, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

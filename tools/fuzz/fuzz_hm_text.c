@@ -1,0 +1,59 @@
+/*
+ * libFuzzer target: the text form of Hivemind DHT values (app/hm_text.c). First byte 0: the
+ * rest is msgpack bytes a DHT peer sent (kwnode hivemind get prints them); whatever prints
+ * must parse back (kw_hm_text_to_mp) and print to the same text, unless it holds a form the
+ * parser does not read back (ext, NaN, Infinity). Otherwise the rest is text a user typed:
+ * what parses is one well-formed msgpack value that prints. Errors must be the documented
+ * codes. Built against libkw.a, so the app's hm_text.o is linked in.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <kw/err.h>
+#include <kw/net/msgpack.h>
+
+#include "../../app/hivemind.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static char text[65536], text2[65536], in[8192];
+	static uint8_t mp[16384];
+	long n;
+	int t, t2;
+
+	if (size < 1 || size > sizeof(in))
+		return 0;
+	if (data[0] == 0) {
+		t = kw_hm_mp_to_text(data + 1, size - 1, text, sizeof(text));
+		if (t < 0 && t != -KW_EBADMSG && t != -KW_ELIMIT && t != -KW_ENOSPC &&
+		    t != -KW_ENOENT)
+			__builtin_trap();
+		if (t < 0 || strstr(text, "ext(") || strstr(text, "NaN") || strstr(text, "Infinity"))
+			return 0;
+		n = kw_hm_text_to_mp(text, mp, sizeof(mp), NULL, 0);
+		if (n == -KW_EINVAL && strlen(text) > 2000)
+			return 0;              /* a string or bytes longer than the parser holds */
+		if (n < 0)
+			__builtin_trap();
+		t2 = kw_hm_mp_to_text(mp, (size_t)n, text2, sizeof(text2));
+		if (t2 != t || strcmp(text, text2))
+			__builtin_trap();
+		return 0;
+	}
+	memcpy(in, data + 1, size - 1);
+	in[size - 1] = '\0';
+	n = kw_hm_text_to_mp(in, mp, sizeof(mp), text, 128);
+	if (n < 0 && n != -KW_EINVAL && n != -KW_ENOSPC)
+		__builtin_trap();
+	if (n < 0)
+		return 0;
+	if (kw_mp_validate(mp, (size_t)n, 0, NULL) != 0)
+		__builtin_trap();
+	t = kw_hm_mp_to_text(mp, (size_t)n, text, sizeof(text));
+	if (t < 0 && t != -KW_ENOSPC && t != -KW_ELIMIT)
+		__builtin_trap();
+	return 0;
+}
