@@ -110,15 +110,25 @@ static void meet(struct kw_hm_dht *d, struct kw_hm_call *call, const struct kw_h
 	kw_hm_dht_met(d, kw_hm_call_conn(call), &id, pid->bytes, pid->len);
 }
 
-static void bad_request(struct kw_hm_dht *d, struct kw_hm_call *call, const char *what,
-			const char *why)
+/* Counted and logged with `why`; the caller reads `text` (NULL: AssertionError('why')). */
+static void refuse(struct kw_hm_dht *d, struct kw_hm_call *call, const char *what,
+		   const char *why, const char *text)
 {
-	char text[160];
+	char buf[160];
 
 	d->stats.bad_requests++;
 	KW_LOG_WRN(hivemind, "%s refused: %s", what, why);
-	snprintf(text, sizeof(text), "AssertionError('%s')", why);
+	if (!text) {
+		snprintf(buf, sizeof(buf), "AssertionError('%s')", why);
+		text = buf;
+	}
 	(void)kw_hm_reply_error(call, text);
+}
+
+static void bad_request(struct kw_hm_dht *d, struct kw_hm_call *call, const char *what,
+			const char *why)
+{
+	refuse(d, call, what, why, NULL);
 }
 
 static void reply(struct kw_hm_dht *d, struct kw_hm_call *call, int kind, const void *m)
@@ -240,9 +250,14 @@ static void rpc_store(struct kw_hm_call *call, const uint8_t *req, size_t len, v
 	double t = now(d);
 
 	d->stats.stores++;
-	if (kw_hm_dht_decode(KW_HM_DHT_STORE_REQ, req, len, r, &why) ||
-	    kw_hm_dht_store_req_check(r, &why)) {
+	if (kw_hm_dht_decode(KW_HM_DHT_STORE_REQ, req, len, r, &why)) {
 		bad_request(d, call, STORE_NAME, why);
+		return;
+	}
+	if (kw_hm_dht_store_req_check(r, &why)) {
+		/* protocol.py rpc_store checks the lengths with a bare `assert`: a Python caller
+		 * reads exactly "AssertionError()"; our log says which list differs */
+		refuse(d, call, STORE_NAME, why, "AssertionError()");
 		return;
 	}
 	/* hivemind would raise on any item's subkey that does not deserialize: check first */
