@@ -9,7 +9,7 @@ CLANG_OK="-Wno-unknown-warning-option"
 make --no-print-directory O=$O CC=clang ARCH=$(uname -m | sed s/aarch64/arm64/) CROSS_COMPILE= host_defconfig
 make --no-print-directory O=$O CC=clang CROSS_COMPILE= \
     EXTRA_CFLAGS="$SAN $CLANG_OK -fsanitize=fuzzer-no-link" EXTRA_LDFLAGS="$SAN" "$O/libkw.a"
-libs=$(make --no-print-directory -s O=$O CC=clang CROSS_COMPILE= print-ldlibs)
+libs=$(make --no-print-directory -s O=$O CC=clang CROSS_COMPILE= print-ldlibs | tail -n 1)  # kconfig may print a line first
 mkdir -p $O/artifacts
 status=0
 for src in tools/fuzz/fuzz_*.c; do
