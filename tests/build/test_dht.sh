@@ -102,7 +102,7 @@ if command -v python3 >/dev/null 2>&1; then
     out=$(ctl $tmp/n1/control.sock "dht get zz
 ")
     echo "$out" | grep -q "^error bad control request: bad key field" && echo "$out" | grep -qx "exit 2" && ok "control socket: a malformed request gets an error naming the field, exit 2" || ko "control bad line: $out"
-    out=$(ctl $tmp/n1/control.sock "status
+    out=$(ctl $tmp/n1/control.sock "frobnicate
 ")
     echo "$out" | grep -q "^error unknown control command" && ok "control socket: an unknown command is named as such" || ko "control unknown: $out"
     out=$($K dht -d $tmp/n1 get /kwaai/test/hello 2>&1)
