@@ -25,7 +25,7 @@ no-config-goals := $(config-targets) clean distclean help deps run check check-h
                    check-arm64 check-san check-defconfigs check-kconfig check-kconfig-ranges \
                    check-interop check-stress fuzz bench \
                    bench-ml bench-net bench-kad sim sim-small \
-                   deb image
+                   deb image size
 ifneq ($(filter-out $(no-config-goals),$(MAKECMDGOALS))$(if $(MAKECMDGOALS),,all),)
   -include $(O)/.config
 endif
@@ -381,6 +381,7 @@ help:
 	@echo "  bench-avg          - all-reduce rounds: 4 peers x 64 MiB fp32, in-process and loopback TCP"
 	@echo "  sim / sim-small    - Kademlia simulation: 10,000-node scenarios, real bootstrap, 2 processes / 200-node test (doc/sim.md)"
 	@echo "  sim-full           - full-stack Kademlia simulation: 1,000 nodes with Noise + yamux (doc/sim.md)"
+	@echo "  size               - kwnode text/data/bss, arena used at start and idle RSS per defconfig (tools/size.sh)"
 	@echo "  deb [BOARD=b]      - build BOARD (host, rpi4, rpi5, rpizero2w) in build/deb-BOARD and package it as a .deb"
 	@echo "  image BASE=img     - copy of a Raspberry Pi OS image with the rpi4 .deb added [CONFIG=f BOARD=b] (doc/install.md)"
 	@echo "  clean / distclean  - remove \$$(O) / all of build/"
@@ -433,6 +434,14 @@ image:
 	$(Q)$(MAKE) --no-print-directory deb BOARD=$(image-board)
 	$(Q)sh tools/pkg/mkimage.sh "$(BASE)" "$$(ls build/deb-$(image-board)/kwaainet-edge_*.deb | tail -n 1)" \
 		"$(CONFIG)" build/image
+
+# size: every defconfig built in build/size-BOARD (arm64 ones cross-built, run under qemu) and
+# measured by tools/size.sh, which also builds them; zero2w-native is rpizero2w's arena,
+# pools and limits on this machine's arch, run without qemu. Not part of check.
+SIZE_BOARDS ?= host rpi4 rpi5 rpizero2w qemu_arm64 zero2w-native
+.PHONY: size
+size:
+	$(Q)MAKE="$(MAKE)" HOSTARCH=$(HOSTARCH) sh tools/size.sh $(SIZE_BOARDS)
 
 # sim-full: the full-stack simulation (doc/sim.md, "Full-stack run"): 1,000 complete nodes
 # (swarm, Noise, yamux, identify, kad) over simulated sockets, then 2,000 lookups. Not part of
