@@ -103,7 +103,9 @@ EOT
 # name that is not there is harmless). Only missing directories are made: debugfs 1.47's
 # mkdir of an existing name can leave an orphan inode behind (e2fsck finds it). Owner root,
 # modes as the package has them.
-dd if="$IMG.tmp" of="$W/root.ext4" bs="$SECT" skip="$START" count="$SIZE" status=none
+# byte offsets with 1 MiB blocks: a 2 GiB root in 512-byte blocks would be 4 M system calls
+dd if="$IMG.tmp" of="$W/root.ext4" bs=1M iflag=skip_bytes,count_bytes skip=$((START * SECT)) \
+    count=$((SIZE * SECT)) status=none
 U=/usr/lib/systemd/system
 WANTS=/etc/systemd/system/multi-user.target.wants
 {
@@ -139,7 +141,7 @@ fi
 if command -v e2fsck >/dev/null 2>&1 && ! e2fsck -fn "$W/root.ext4" > "$W/fsck.log" 2>&1; then
     cat "$W/fsck.log" >&2; rm -f "$IMG.tmp"; die 1 "the edited root file system does not pass e2fsck -fn"
 fi
-dd if="$W/root.ext4" of="$IMG.tmp" bs="$SECT" seek="$START" conv=notrunc,sparse status=none
+dd if="$W/root.ext4" of="$IMG.tmp" bs=1M oflag=seek_bytes seek=$((START * SECT)) conv=notrunc status=none
 
 # ---- the boot partition: only the files asked for ----
 if [ -n "${BOOT_FILES:-}" ]; then
