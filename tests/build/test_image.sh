@@ -81,6 +81,7 @@ done
 dbg "cat /usr/lib/systemd/system/kwaainet-edge-firstboot.service" > "$T/fb"
 check "first-boot unit runs dpkg -i on the staged .deb, keeping the config" grep -q "^ExecStart=/usr/bin/dpkg -i --force-confold .*/var/lib/kwaainet-edge-firstboot/$(basename "$DEB")\$" "$T/fb"
 check "first-boot unit is ordered after the node (postinst starts it)" sh -c "grep -q '^After=.* kwaainet-edge.service' '$T/fb' && ! grep -q '^Before=' '$T/fb'"
+check "first-boot unit's text is written as is (no shell expansion in it)" grep -q "postinst's systemctl enable --now waits" "$T/fb"
 check "installed config passes kwnode config check" "$B/kwnode" config check "$T/conf"
 
 check "FAT: boot partition still labelled BOOTFS" sh -c "mlabel -i '$T/p1' -s :: | grep -q 'Volume label is BOOTFS'"

@@ -86,7 +86,7 @@ cat > "$W/firstboot.service" <<EOT
 [Unit]
 Description=kwaainet-edge image: install the staged package with dpkg on first boot
 ConditionPathExists=$FB/$DEBNAME
-# After the node, not before: postinst's `systemctl enable --now` waits for the node's start
+# After the node, not before: postinst's systemctl enable --now waits for the node's start
 # job, which would wait for this unit if it were ordered first.
 After=systemd-remount-fs.service systemd-sysusers.service $PKG.service
 
