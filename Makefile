@@ -25,7 +25,7 @@ no-config-goals := $(config-targets) clean distclean help deps run check check-h
                    check-arm64 check-san check-defconfigs check-kconfig check-kconfig-ranges \
                    check-interop check-stress fuzz bench \
                    bench-ml bench-net bench-kad sim sim-small \
-                   deb image
+                   deb image size
 ifneq ($(filter-out $(no-config-goals),$(MAKECMDGOALS))$(if $(MAKECMDGOALS),,all),)
   -include $(O)/.config
 endif
@@ -381,8 +381,9 @@ help:
 	@echo "  bench-avg          - all-reduce rounds: 4 peers x 64 MiB fp32, in-process and loopback TCP"
 	@echo "  sim / sim-small    - Kademlia simulation: 10,000-node scenarios, real bootstrap, 2 processes / 200-node test (doc/sim.md)"
 	@echo "  sim-full           - full-stack Kademlia simulation: 1,000 nodes with Noise + yamux (doc/sim.md)"
+	@echo "  size               - kwnode text/data/bss, arena used at start and idle RSS per defconfig (tools/size.sh)"
 	@echo "  deb [BOARD=b]      - build BOARD (host, rpi4, rpi5, rpizero2w) in build/deb-BOARD and package it as a .deb"
-	@echo "  image BOARD=b      - a flashable Debian bookworm arm64 image with the .deb (downloads; doc/install.md)"
+	@echo "  image BASE=img     - copy of a Raspberry Pi OS image with the rpi4 .deb added [CONFIG=f BOARD=b] (doc/install.md)"
 	@echo "  clean / distclean  - remove \$$(O) / all of build/"
 	@echo "Variables: O=dir ARCH=x86_64|arm64 CROSS_COMPILE=prefix V=1 SAN=1"
 
@@ -414,8 +415,9 @@ sim sim-small:
 # ---- packaging (tools/pkg, doc/install.md) ---------------------------------------------------
 # deb: builds BOARD's defconfig in build/deb-BOARD (host: this machine's arch; the Pi boards
 # cross-build for arm64) and writes build/deb-BOARD/kwaainet-edge_<version>_<arch>.deb.
-# image: a Debian bookworm arm64 root file system (mmdebstrap, from the Debian mirror) with
-# that .deb and the Pi kernel and firmware, as a two-partition disk image. Not part of check.
+# image BASE=raspios.img [CONFIG=node.conf]: a copy of BASE (Raspberry Pi OS Lite arm64) in
+# build/image/ with BOARD's .deb (default rpi4) added to its ext4 root by debugfs, no mount
+# (tools/pkg/mkimage.sh). Not part of check; tests/build/test_image.sh tests the tool.
 BOARD ?= host
 DEBO ?= build/deb-$(BOARD)
 deb-arch = $(if $(filter host,$(BOARD)),$(HOSTARCH),arm64)
@@ -426,11 +428,20 @@ deb:
 		$(deb-cross) $(BOARD)_defconfig
 	$(Q)$(MAKE) --no-print-directory O=$(DEBO) ARCH=$(deb-arch) $(deb-cross) SAN=0 all
 	$(Q)sh tools/pkg/mkdeb.sh $(DEBO)
+image-board = $(if $(filter command line,$(origin BOARD)),$(BOARD),rpi4)
 image:
-	$(Q)case "$(BOARD)" in rpi4|rpi5|rpizero2w) ;; *) \
-		echo "make image: BOARD=rpi4, rpi5 or rpizero2w (got '$(BOARD)')" >&2; exit 2 ;; esac
-	$(Q)$(MAKE) --no-print-directory deb BOARD=$(BOARD)
-	$(Q)sh tools/pkg/mkimage.sh $(BOARD) $(DEBO) build/image-$(BOARD)
+	$(Q)test -n "$(BASE)" || { echo "make image: BASE=raspios-lite-arm64.img is required (doc/install.md)" >&2; exit 2; }
+	$(Q)$(MAKE) --no-print-directory deb BOARD=$(image-board)
+	$(Q)sh tools/pkg/mkimage.sh "$(BASE)" "$$(ls build/deb-$(image-board)/kwaainet-edge_*.deb | tail -n 1)" \
+		"$(CONFIG)" build/image
+
+# size: every defconfig built in build/size-BOARD (arm64 ones cross-built, run under qemu) and
+# measured by tools/size.sh, which also builds them; zero2w-native is rpizero2w's arena,
+# pools and limits on this machine's arch, run without qemu. Not part of check.
+SIZE_BOARDS ?= host rpi4 rpi5 rpizero2w qemu_arm64 zero2w-native
+.PHONY: size
+size:
+	$(Q)MAKE="$(MAKE)" HOSTARCH=$(HOSTARCH) sh tools/size.sh $(SIZE_BOARDS)
 
 # sim-full: the full-stack simulation (doc/sim.md, "Full-stack run"): 1,000 complete nodes
 # (swarm, Noise, yamux, identify, kad) over simulated sockets, then 2,000 lookups. Not part of

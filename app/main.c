@@ -26,10 +26,14 @@
 #include <kw/version.h>
 #include <kw/net/swarm.h>
 
+#include "notify.h"
+
 /* Firmware placement: the node and its arena live in .bss; untouched pages cost no RAM. */
 static uint8_t g_arena[(size_t)CONFIG_KW_ARENA_KIB * 1024] __attribute__((aligned(64)));
 static struct kw_node g_node;
 static struct kw_app g_app;
+/* systemd's Type=notify messages (notify.h); fd -1 outside systemd */
+static struct kw_notify g_notify = { .fd = -1 };
 
 /*
  * Shared-library constructors (OpenBLAS starts its thread pool there) can create threads
@@ -145,6 +149,8 @@ static void on_signal(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
 		KW_LOG_INF(main, "received %s; draining (up to %u ms)", strsignal((int)si.ssi_signo),
 			   sc->node->cfg.shutdown_drain_ms);
 		kw_node_request_stop(sc->node);
+		/* systemctl stop: systemd shows "deactivating" while the node drains */
+		kw_notify_send(&g_notify, "STOPPING=1");
 	}
 }
 
@@ -313,7 +319,16 @@ static int cmd_run(int argc, char **argv)
 	print_listen_lines(&g_app);
 	KW_LOG_INF(main, "kwnode %s ready: arena %zu/%zu KiB used, rss %ld KiB", KW_VERSION_STRING,
 		   g_node.arena.used / 1024, g_node.arena.size / 1024, rss_kib());
+	/* READY=1 only now: the inits above opened the listeners (a Type=notify unit ordered
+	 * after this one starts when peers can already connect). A bad NOTIFY_SOCKET is logged;
+	 * the node serves anyway and systemd reports the start timeout. */
+	if (kw_notify_open(&g_notify) == 0) {
+		kw_notify_send(&g_notify, "READY=1");
+		if (kw_notify_watchdog_start(&g_notify, &g_node.loop) < 0)
+			KW_LOG_WRN(main, "sd_notify: no timer slot for the watchdog ping");
+	}
 	ret = kw_loop_run(&g_node.loop);
+	kw_notify_close(&g_notify);
 	kw_node_shutdown(&g_node);
 	KW_LOG_INF(main, "stopped (rss %ld KiB, %llu loop passes)", rss_kib(),
 		   (unsigned long long)g_node.loop.stats.iterations);

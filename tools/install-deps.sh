@@ -10,7 +10,7 @@ HOST_PKGS="build-essential make file pkg-config python3 python3-kconfiglib \
   clang llvm libclang-rt-14-dev \
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user \
   iproute2 \
-  fdisk dosfstools mtools \
+  fdisk dosfstools mtools e2fsprogs xz-utils \
   curl chromium"
 ARM64_PKGS="libc6:arm64 libcmocka-dev:arm64 libmbedtls-dev:arm64 libsodium-dev:arm64 libsecp256k1-dev:arm64 \
   libnanopb-dev:arm64 libopenblas-pthread-dev:arm64 libgpiod-dev:arm64"

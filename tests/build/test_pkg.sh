@@ -83,7 +83,8 @@ check "unit runs kwnode run --config /etc/kwaainet-edge/kwnode.conf" \
     grep -qx 'ExecStart=/usr/bin/kwnode run --config /etc/kwaainet-edge/kwnode.conf' "$UNIT"
 check "unit: StateDirectory=kwaainet-edge" grep -qx 'StateDirectory=kwaainet-edge' "$UNIT"
 for k in User=kwaainet Restart=on-failure NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes \
-         PrivateTmp=yes CapabilityBoundingSet= ReadWritePaths=/var/lib/kwaainet-edge KillSignal=SIGTERM; do
+         PrivateTmp=yes CapabilityBoundingSet= ReadWritePaths=/var/lib/kwaainet-edge KillSignal=SIGTERM \
+         Type=notify NotifyAccess=main WatchdogSec=30s; do
     check "unit: $k" grep -qx "$k" "$UNIT"
 done
 drain_ms=$(sed -n 's/^shutdown_drain_ms //p' "$T/cc")

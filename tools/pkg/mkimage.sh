@@ -1,191 +1,156 @@
 #!/bin/sh
-# A flashable SD-card image for a Raspberry Pi with kwaainet-edge (doc/install.md):
-#     sh tools/pkg/mkimage.sh BOARD DEB_DIR OUT_DIR        (make image BOARD=rpi4 runs it)
-# BOARD: rpi4, rpi5 or rpizero2w. DEB_DIR holds kwaainet-edge_<version>_arm64.deb (make deb).
-# Writes OUT_DIR/kwaainet-edge-BOARD.img: an MBR disk with a FAT32 boot partition (Pi
-# firmware, kernel, device trees, config.txt, cmdline.txt) and an ext4 root file system.
+# Adds kwaainet-edge to a Raspberry Pi OS SD-card image (doc/install.md, "The SD-card image"):
+#     sh tools/pkg/mkimage.sh BASE DEB [CONFIG] [OUT_DIR]     (make image BASE=... runs it)
+# BASE: a Raspberry Pi OS Lite (arm64, bookworm) .img, or .img.xz. DEB: the kwaainet-edge .deb
+# (make deb BOARD=rpi4). CONFIG: the node's kwnode.conf (default: the shipped one). Writes
+# OUT_DIR/<BASE name>-kwaainet-edge.img (OUT_DIR default build/image); BASE is not changed.
 #
-# The root file system is Debian bookworm arm64 from the Debian mirror (mmdebstrap). This
-# machine cannot run arm64 binaries in a chroot (no binfmt_misc), so packages are only
-# unpacked (--variant=extract): no maintainer script runs here and dpkg records nothing. The
-# downloaded .debs stay in the image (/var/cache/apt/archives, with ours), and the image
-# finishes the job on its first boot, as debootstrap's second stage would:
-# kwaainet-firstboot.service installs them all with dpkg, which runs every maintainer script
-# on the board (ours enables and starts kwaainet-edge), then deletes them. Until then
-# systemd-sysusers creates the kwaainet user from the package's sysusers.d entry. Everything is built as files (mkfs.vfat -C + mcopy, mke2fs -d, sfdisk on
-# the image file): no loop device, no mount.
+# The image's partitions are edited as files, never mounted: no loop device, no root. The
+# second partition (the ext4 root file system, whose offset and size come from `sfdisk -d`) is
+# copied out with dd, changed with `debugfs -w -f` and copied back with conv=notrunc. Into it:
+#   /usr/bin/kwnode, /usr/lib/systemd/system/kwaainet-edge.service,
+#   /usr/lib/sysusers.d/kwaainet-edge.conf (systemd-sysusers creates the kwaainet user at boot)
+#   /etc/kwaainet-edge/kwnode.conf (CONFIG), the unit enabled (the multi-user.target.wants
+#   symlink `systemctl enable` makes), and the .deb itself under
+#   /var/lib/kwaainet-edge-firstboot/ with kwaainet-edge-firstboot.service, a oneshot unit that
+#   runs `dpkg -i` on it at the first boot so dpkg knows the package (apt can upgrade or remove
+#   it; postinst adds kwaainet to the gpio group), then deletes it.
+# Why both: the node runs on the first boot even if that dpkg step fails (a missing dependency
+# is reported in `journalctl -u kwaainet-edge-firstboot`), and dpkg keeps CONFIG because the
+# first-boot unit passes --force-confold. The unit goes to /usr/lib/systemd/system, which is
+# /lib/systemd/system on Raspberry Pi OS bookworm (merged /usr), so the package's copy lands
+# on the same file.
 #
-# ROOTFS=dir skips the download and uses dir as the unpacked root (tests/build/test_image.sh
-# passes a tiny fake one); MIRROR picks the Debian mirror; SSH_KEY=file installs that public
-# key for root (the image has no password login); BOOT_MIB and ROOT_SLACK_MIB size the
-# partitions (the test makes them small).
+# Wi-Fi, the user account and SSH are left to Raspberry Pi OS's own first-boot mechanisms on
+# the FAT boot partition (Raspberry Pi Imager's "OS customisation" writes them when the result
+# is written with "Use custom"). BOOT_FILES="file ..." copies those files (for example `ssh`,
+# `userconf.txt`) into the boot partition's top directory with mtools; nothing else is written
+# there.
 set -eu
+PATH=$PATH:/usr/sbin:/sbin
 
-BOARD=${1:?usage: mkimage.sh BOARD DEB_DIR OUT_DIR}
-DEBDIR=${2:?usage: mkimage.sh BOARD DEB_DIR OUT_DIR}
-OUT=${3:?usage: mkimage.sh BOARD DEB_DIR OUT_DIR}
+usage="usage: mkimage.sh BASE DEB [CONFIG] [OUT_DIR]"
+BASE=${1:?$usage}
+DEB=${2:?$usage}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
-# MBR disk identifier: the kernel finds its root as PARTUUID=<id>-02 without an initramfs
-DISKID=4b574149
-BOOT_MIB=${BOOT_MIB:-256}        # the FAT32 boot partition
-ROOT_SLACK_MIB=${ROOT_SLACK_MIB:-256}  # free space in the root file system beyond 30 %
+CONFIG=${3:-$SRC/tools/pkg/kwnode.conf}
+OUT=${4:-build/image}
+PKG=kwaainet-edge
+FB=/var/lib/$PKG-firstboot
 
-case "$BOARD" in
-    rpi4)      DTBS="bcm2711-rpi-4-b.dtb bcm2711-rpi-400.dtb bcm2711-rpi-cm4.dtb" ;;
-    rpi5)      DTBS="bcm2712-rpi-5-b.dtb" ;;
-    rpizero2w) DTBS="bcm2837-rpi-zero-2-w.dtb bcm2710-rpi-zero-2-w.dtb" ;;
-    *) echo "mkimage: BOARD must be rpi4, rpi5 or rpizero2w" >&2; exit 2 ;;
-esac
-DEB=$(ls "$DEBDIR"/kwaainet-edge_*_*.deb 2>/dev/null | head -n 1)
-[ -n "$DEB" ] || { echo "mkimage: no kwaainet-edge .deb in $DEBDIR (make deb BOARD=$BOARD)" >&2; exit 1; }
-for t in sfdisk mkfs.vfat mcopy mke2fs dpkg-deb; do
-    command -v $t >/dev/null 2>&1 ||
-        { echo "mkimage: $t is missing (apt-get install fdisk dosfstools mtools e2fsprogs)" >&2; exit 1; }
+die() { echo "mkimage: $2" >&2; exit "$1"; }
+[ -f "$BASE" ] || die 2 "BASE '$BASE' is not a file ($usage)"
+[ -f "$DEB" ] || die 2 "DEB '$DEB' is not a file (make deb BOARD=rpi4 writes it)"
+[ -f "$CONFIG" ] || die 2 "CONFIG '$CONFIG' is not a file"
+for t in sfdisk debugfs dd dpkg-deb; do
+    command -v $t >/dev/null 2>&1 || die 1 "$t is missing (apt-get install fdisk e2fsprogs coreutils dpkg)"
 done
+[ -z "${BOOT_FILES:-}" ] || command -v mcopy >/dev/null 2>&1 || die 1 "mcopy is missing (apt-get install mtools)"
+[ "$(dpkg-deb -f "$DEB" Package 2>/dev/null)" = $PKG ] || die 2 "DEB '$DEB' is not a $PKG package"
+DARCH=$(dpkg-deb -f "$DEB" Architecture)
+[ "$DARCH" = arm64 ] || echo "mkimage: note: $DEB is for $DARCH; a Raspberry Pi OS arm64 image needs the arm64 one (make deb BOARD=rpi4)" >&2
+
+name=$(basename "$BASE"); name=${name%.xz}; name=${name%.img}
+IMG=$OUT/$name-$PKG.img
 mkdir -p "$OUT"
-W=$OUT/work
-rm -rf "$W"
-mkdir -p "$W/boot"
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
 
-# ---- the root file system ----
-if [ -n "${ROOTFS:-}" ]; then
-    R=$W/root
-    cp -a "$ROOTFS" "$R"
-else
-    command -v mmdebstrap >/dev/null 2>&1 ||
-        { echo "mkimage: mmdebstrap is missing (apt-get install mmdebstrap)" >&2; exit 1; }
-    [ "$(id -u)" = 0 ] || { echo "mkimage: run as root (mmdebstrap --mode=root)" >&2; exit 1; }
-    R=$W/root
-    # the .deb's own dependencies, without versions (apt picks bookworm's, which satisfy them)
-    deps=$(dpkg-deb -f "$DEB" Depends | sed -e 's/([^)]*)//g' -e 's/ //g')
-    mmdebstrap --arch=arm64 --variant=extract --mode=root --components=main,non-free-firmware \
-        --skip=cleanup/apt/cache \
-        --include='?priority(required)' \
-        --include="systemd,systemd-sysv,udev,kmod,iproute2,netbase,openssh-server,linux-image-arm64,raspi-firmware,$deps" \
-        bookworm "$R" "$MIRROR"
-fi
-# the package itself: unpacked like the rest, installed properly at first boot
-dpkg-deb -x "$DEB" "$R"
-mkdir -p "$R/var/cache/apt/archives"
-cp "$DEB" "$R/var/cache/apt/archives/"
-# what base-passwd's postinst would have written
-[ -s "$R/etc/passwd" ] || cp "$R/usr/share/base-passwd/passwd.master" "$R/etc/passwd"
-[ -s "$R/etc/group" ] || cp "$R/usr/share/base-passwd/group.master" "$R/etc/group"
-[ -e "$R/etc/shadow" ] || { sed 's/:.*//; s/$/:*:19000:0:99999:7:::/' "$R/etc/passwd" > "$R/etc/shadow"; chmod 0640 "$R/etc/shadow"; }
-echo "kwaainet-$BOARD" > "$R/etc/hostname"
-printf '127.0.0.1\tlocalhost\n127.0.1.1\tkwaainet-%s\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
-    "$BOARD" > "$R/etc/hosts"
-cat > "$R/etc/fstab" <<EOT
-PARTUUID=$DISKID-02  /               ext4  rw,noatime           0 1
-PARTUUID=$DISKID-01  /boot/firmware  vfat  rw,noatime,umask=077 0 2
-EOT
-mkdir -p "$R/boot/firmware" "$R/etc/systemd/network" "$R/etc/systemd/system/multi-user.target.wants"
-cat > "$R/etc/systemd/network/20-wired.network" <<EOT
-[Match]
-Name=e*
+case "$BASE" in
+    *.xz) xz -dc "$BASE" > "$IMG.tmp" ;;
+    *)    cp --sparse=always "$BASE" "$IMG.tmp" ;;
+esac
 
-[Network]
-DHCP=yes
-EOT
-cat > "$R/etc/systemd/system/kwaainet-firstboot.service" <<EOT
-# Finishes the unpacked image on its first boot (tools/pkg/mkimage.sh): installs every
-# package it was built from with dpkg (maintainer scripts run here, on the board, as in
-# debootstrap's second stage; kwaainet-edge's postinst enables and starts the node), then
-# deletes the .debs and never runs again.
+# ---- the root partition: number 2 in the table, checked to be ext2/3/4 ----
+sfdisk -d "$IMG.tmp" > "$W/table" 2>"$W/sfdisk.err" || {
+    rm -f "$IMG.tmp"; die 2 "BASE '$BASE' has no partition table sfdisk can read: $(cat "$W/sfdisk.err")"; }
+SECT=$(sed -n 's/^sector-size: *//p' "$W/table"); SECT=${SECT:-512}
+P2=$(sed -n 's/^[^ ]*[^0-9]2 : start= *\([0-9]*\), size= *\([0-9]*\).*/\1 \2/p' "$W/table")
+[ -n "$P2" ] || { rm -f "$IMG.tmp"; die 2 "BASE '$BASE' has no second partition (Raspberry Pi OS has boot=1, root=2)"; }
+set -- $P2
+START=$1 SIZE=$2
+# the ext2/3/4 superblock: 1024 bytes in, magic 0xEF53 (little endian) at byte 56 of it
+MAGIC=$(dd if="$IMG.tmp" bs=1 skip=$((START * SECT + 1080)) count=2 status=none | od -An -tx1 | tr -d ' \n')
+[ "$MAGIC" = 53ef ] || { rm -f "$IMG.tmp"; die 2 "partition 2 of BASE '$BASE' is not an ext4 file system (no ext superblock at sector $START)"; }
+
+# ---- the files, from the package ----
+dpkg-deb -x "$DEB" "$W/deb"
+for f in usr/bin/kwnode lib/systemd/system/$PKG.service usr/lib/sysusers.d/$PKG.conf; do
+    [ -f "$W/deb/$f" ] || { rm -f "$IMG.tmp"; die 2 "DEB '$DEB' has no /$f"; }
+done
+DEBNAME=$(basename "$DEB")
+cat > "$W/firstboot.service" <<EOT
+# Registers the kwaainet-edge package with dpkg on the first boot (tools/pkg/mkimage.sh
+# installed its files into the image without running dpkg). --force-confold keeps the
+# kwnode.conf written into the image. Runs once: the .deb and its directory are deleted.
 [Unit]
-Description=kwaainet-edge image: install the packages on first boot
-ConditionPathExists=/var/lib/kwaainet-firstboot
-After=systemd-remount-fs.service systemd-sysusers.service
-Before=kwaainet-edge.service ssh.service
+Description=kwaainet-edge image: install the staged package with dpkg on first boot
+ConditionPathExists=$FB/$DEBNAME
+# After the node, not before: postinst's systemctl enable --now waits for the node's start
+# job, which would wait for this unit if it were ordered first.
+After=systemd-remount-fs.service systemd-sysusers.service $PKG.service
 
 [Service]
 Type=oneshot
-Environment=DEBIAN_FRONTEND=noninteractive
-ExecStart=/bin/sh -c 'dpkg --install --force-depends --force-confold /var/cache/apt/archives/*.deb; dpkg --configure -a --force-confold'
-ExecStartPost=/bin/sh -c 'rm -f /var/cache/apt/archives/*.deb /var/lib/kwaainet-firstboot'
-StandardOutput=journal+console
+ExecStart=/usr/bin/dpkg -i --force-confold --force-confdef $FB/$DEBNAME
+ExecStartPost=/bin/rm -rf $FB
 
 [Install]
 WantedBy=multi-user.target
 EOT
-: > "$R/var/lib/kwaainet-firstboot"
-for u in kwaainet-firstboot.service; do
-    ln -sf "/etc/systemd/system/$u" "$R/etc/systemd/system/multi-user.target.wants/$u"
-done
-for u in kwaainet-edge.service systemd-networkd.service; do
-    ln -sf "/lib/systemd/system/$u" "$R/etc/systemd/system/multi-user.target.wants/$u"
-done
-if [ -n "${SSH_KEY:-}" ]; then
-    install -d -m 0700 "$R/root/.ssh"
-    install -m 0600 "$SSH_KEY" "$R/root/.ssh/authorized_keys"
-fi
 
-# ---- the boot partition: what raspi-firmware's hooks would copy ----
-missing=""
-if [ -d "$R/usr/lib/raspi-firmware" ]; then
-    cp -a "$R/usr/lib/raspi-firmware/." "$W/boot/"
-else
-    missing="$missing raspi-firmware"
-fi
-KERNEL=$(ls "$R"/boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)
-if [ -n "$KERNEL" ]; then
-    KVER=${KERNEL##*/vmlinuz-}
-    cp "$KERNEL" "$W/boot/vmlinuz"
-    for d in $DTBS; do
-        f=$(ls "$R/usr/lib/linux-image-$KVER"/broadcom/$d 2>/dev/null || true)
-        [ -n "$f" ] && cp "$f" "$W/boot/"
+# debugfs: `write` refuses an existing name, so each file is removed first (an error for a
+# name that is not there is harmless). Only missing directories are made: debugfs 1.47's
+# mkdir of an existing name can leave an orphan inode behind (e2fsck finds it). Owner root,
+# modes as the package has them.
+# byte offsets with 1 MiB blocks: a 2 GiB root in 512-byte blocks would be 4 M system calls
+dd if="$IMG.tmp" of="$W/root.ext4" bs=1M iflag=skip_bytes,count_bytes skip=$((START * SECT)) \
+    count=$((SIZE * SECT)) status=none
+U=/usr/lib/systemd/system
+WANTS=/etc/systemd/system/multi-user.target.wants
+{
+    for d in /usr /usr/bin /usr/lib /usr/lib/systemd $U /usr/lib/sysusers.d /etc \
+             /etc/$PKG /etc/systemd /etc/systemd/system $WANTS /var /var/lib $FB; do
+        debugfs -R "stat $d" "$W/root.ext4" 2>/dev/null | grep -q '^Inode:' || echo "mkdir $d"
     done
-    ls "$W"/boot/*.dtb >/dev/null 2>&1 || missing="$missing device-tree($DTBS)"
-else
-    missing="$missing linux-image-arm64"
-fi
-initramfs=""
-if ls "$R"/boot/initrd.img-* >/dev/null 2>&1; then
-    cp "$(ls "$R"/boot/initrd.img-* | sort -V | tail -n 1)" "$W/boot/initrd.img"
-    initramfs="initramfs initrd.img followkernel"
-fi
-cat > "$W/boot/config.txt" <<EOT
-# kwaainet-edge image for $BOARD (tools/pkg/mkimage.sh)
-arm_64bit=1
-enable_uart=1
-upstream_kernel=1
-kernel=vmlinuz
-$initramfs
-disable_overscan=1
-EOT
-echo "console=tty1 console=serial0,115200 root=PARTUUID=$DISKID-02 rootfstype=ext4 rootwait fsck.repair=yes" \
-    > "$W/boot/cmdline.txt"
+    echo "sif $FB mode 040700"; echo "sif $FB uid 0"; echo "sif $FB gid 0"
+    echo "sif /etc/$PKG uid 0"; echo "sif /etc/$PKG gid 0"
+    put() {  # host-file image-path mode
+        echo "rm $2"; echo "write $1 $2"
+        echo "sif $2 mode 0100$3"; echo "sif $2 uid 0"; echo "sif $2 gid 0"
+    }
+    put "$W/deb/usr/bin/kwnode" /usr/bin/kwnode 755
+    put "$W/deb/lib/systemd/system/$PKG.service" $U/$PKG.service 644
+    put "$W/deb/usr/lib/sysusers.d/$PKG.conf" /usr/lib/sysusers.d/$PKG.conf 644
+    put "$CONFIG" /etc/$PKG/kwnode.conf 644
+    put "$W/firstboot.service" $U/$PKG-firstboot.service 644
+    put "$DEB" $FB/$DEBNAME 644
+    for u in $PKG $PKG-firstboot; do
+        echo "rm $WANTS/$u.service"; echo "symlink $WANTS/$u.service $U/$u.service"
+    done
+} > "$W/cmds"
 
-# ---- partitions as files, then the disk ----
-root_mib=$(( $(du -sm "$R" | cut -f1) * 13 / 10 + ROOT_SLACK_MIB ))
-mkfs.vfat -C -F 32 -n KWBOOT "$W/boot.fat" $((BOOT_MIB * 1024)) >/dev/null
-mcopy -s -i "$W/boot.fat" "$W"/boot/* ::/
-mke2fs -q -t ext4 -L kwroot -d "$R" "$W/root.ext4" "${root_mib}M"
-IMG=$OUT/kwaainet-edge-$BOARD.img
-rm -f "$IMG"
-truncate -s $((4 + BOOT_MIB + root_mib))M "$IMG"
-sfdisk -q "$IMG" <<EOT
-label: dos
-label-id: 0x$DISKID
-start=4MiB, size=${BOOT_MIB}MiB, type=c, bootable
-start=$((4 + BOOT_MIB))MiB, type=83
-EOT
-dd if="$W/boot.fat" of="$IMG" bs=1M seek=4 conv=notrunc status=none
-dd if="$W/root.ext4" of="$IMG" bs=1M seek=$((4 + BOOT_MIB)) conv=notrunc status=none
-echo "image: $IMG ($(( (4 + BOOT_MIB + root_mib) )) MiB; boot ${BOOT_MIB} MiB FAT32, root ${root_mib} MiB ext4)"
-if [ -z "$initramfs" ] && [ -n "$KERNEL" ]; then
-    # without an initramfs the kernel mounts the root itself: ext4 and the SD host driver
-    # must be built in, which Debian's arm64 kernel does not do
-    kcfg=$(ls "$R/boot/config-$KVER" 2>/dev/null || true)
-    if [ -n "$kcfg" ] && grep -q '^CONFIG_EXT4_FS=y' "$kcfg" && grep -q '^CONFIG_MMC_SDHCI_IPROC=y\|^CONFIG_MMC_BCM2835=y' "$kcfg"; then
-        echo "note: no initramfs; kernel $KVER mounts the ext4 root from the SD card by itself"
-    else
-        echo "WARNING: this image does not boot as it is: no initramfs (mkinitramfs must run arm64" \
-             "programs, which this machine cannot), and kernel ${KVER:-?} builds ext4 and the SD" \
-             "host driver as modules (doc/install.md, 'Limits of the image')"
-    fi
+debugfs -w -f "$W/cmds" "$W/root.ext4" > "$W/debugfs.log" 2>&1 || {
+    cat "$W/debugfs.log" >&2; rm -f "$IMG.tmp"; die 1 "debugfs could not edit the root file system"; }
+# debugfs goes on after a failed command; the harmless ones are the rm/mkdir of names that
+# are (not) there. Anything else (no space, no inodes) stops here.
+if grep -v -e 'File not found by ext2_lookup' -e 'Ext2 directory already exists' \
+        -e 'Ext2 file already exists' -e '^debugfs' -e '^Allocated inode:' "$W/debugfs.log" | grep -q .; then
+    cat "$W/debugfs.log" >&2; rm -f "$IMG.tmp"; die 1 "debugfs reported an error editing the root file system"
 fi
-[ -n "$missing" ] && echo "missing from the boot partition:$missing"
-rm -rf "$W"
-exit 0
+if command -v e2fsck >/dev/null 2>&1 && ! e2fsck -fn "$W/root.ext4" > "$W/fsck.log" 2>&1; then
+    cat "$W/fsck.log" >&2; rm -f "$IMG.tmp"; die 1 "the edited root file system does not pass e2fsck -fn"
+fi
+dd if="$W/root.ext4" of="$IMG.tmp" bs=1M oflag=seek_bytes seek=$((START * SECT)) conv=notrunc status=none
+
+# ---- the boot partition: only the files asked for ----
+if [ -n "${BOOT_FILES:-}" ]; then
+    P1=$(sed -n 's/^[^ ]*[^0-9]1 : start= *\([0-9]*\),.*/\1/p' "$W/table")
+    [ -n "$P1" ] || { rm -f "$IMG.tmp"; die 2 "BASE '$BASE' has no first (boot) partition for BOOT_FILES"; }
+    for f in $BOOT_FILES; do
+        MTOOLS_SKIP_CHECK=1 mcopy -o -i "$IMG.tmp@@$((P1 * SECT))" "$f" ::/ ||
+            { rm -f "$IMG.tmp"; die 1 "mcopy could not copy $f into the boot partition"; }
+    done
+fi
+mv "$IMG.tmp" "$IMG"
+echo "$IMG"
