@@ -1,6 +1,6 @@
 /*
- * Deterministic kernel randomness for the full-stack simulation (link-time seam), the same
- * as tests/sim/sim_rng.c for kw_kad_sim (kept apart so each program owns its seam).
+ * Deterministic kernel randomness for the full-stack simulation (link-time seam; the
+ * message-level simulation needs none: it seeds the core through kw_kad_cfg.rng).
  *
  * The Kademlia core draws random refresh keys with kw_rng_bytes (kernel/rng.c, getrandom),
  * which would make two runs of the same seed differ as soon as a bucket refresh fires. The
