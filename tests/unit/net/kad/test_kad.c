@@ -1728,6 +1728,8 @@ static void test_kad_refresh_lookup_retries_local_refusals_then_succeeds(void **
 	struct kw_kad_cfg c;
 	struct tnode *a;
 	struct kw_kad_stats st;
+	bool member[20];
+	unsigned n_members = 0;
 	uint64_t t0;
 
 	(void)state;
@@ -1737,6 +1739,12 @@ static void test_kad_refresh_lookup_retries_local_refusals_then_succeeds(void **
 	t0 = kw_loop_now(&loop);
 	for (unsigned i = 0; i < 20; i++)
 		seen(a, &nodes[i]);
+	/* small builds (k, table size, diversity limits at their minimum) keep only some of them */
+	for (unsigned i = 0; i < 20; i++) {
+		member[i] = kw_kad_rt_find(kw_kad_table(a->k), &nodes[i].id) != NULL;
+		n_members += member[i];
+	}
+	assert_true(n_members > 0);
 	a->refuse_until_ms = t0 + 60000 + 60;  /* the refresh starts at +60 s, refused for 60 ms */
 	run_for(62000);
 	kw_kad_get_stats(a->k, &st);
@@ -1746,7 +1754,8 @@ static void test_kad_refresh_lookup_retries_local_refusals_then_succeeds(void **
 	assert_int_equal(st.lookups_ok, st.refresh_lookups);
 	assert_int_equal(st.replies_failed, 0);
 	for (unsigned i = 0; i < 20; i++)
-		assert_non_null(kw_kad_rt_find(kw_kad_table(a->k), &nodes[i].id));
+		if (member[i])
+			assert_non_null(kw_kad_rt_find(kw_kad_table(a->k), &nodes[i].id));
 }
 
 /* A liveness check our transport refuses until its deadline gives no verdict: the member
