@@ -291,11 +291,11 @@ static void test_dht_drain_waits_for_an_announcement_in_flight(void **state)
 
 	/* the provide is held in flight by unanswered requests for 5 s of policy polls: a build
 	 * whose query or lookup timeout is shorter ends it first (the range test's minimum) */
+	start(e, true);  /* first: the teardown stops what start() began, skipped or not */
 	if (CONFIG_KW_NET_KAD_QUERY_TIMEOUT_MS <= 5000 || CONFIG_KW_NET_KAD_LOOKUP_TIMEOUT_MS <= 7000) {
 		printf("  skipped: KW_NET_KAD_QUERY_TIMEOUT_MS / LOOKUP_TIMEOUT_MS too short to hold a provide\n");
 		skip();
 	}
-	start(e, true);
 	assert_int_equal(kw_kad_provide(e->kad, g_mh, sizeof(g_mh), provide_done, e), 0);
 	pass(e);
 	assert_true(e->nreq > 0);            /* FIND_NODEs of the provide wait for answers */
