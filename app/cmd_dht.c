@@ -187,10 +187,8 @@ static int transient(struct dht_cli *c, struct kw_config *cfg)
 	struct kw_privkey key;
 	struct kw_kad_cfg kc;
 	struct kw_multiaddr ma;
-	enum kw_key_type type;
-	char err[160];
-	bool created;
-	int bits, ret, i;
+	char err[512];
+	int ret, i;
 
 	if (cfg->n_bootstrap == 0) {
 		fprintf(stderr, "kwnode dht: no node runs with data directory %s and no bootstrap "
@@ -198,18 +196,8 @@ static int transient(struct dht_cli *c, struct kw_config *cfg)
 			cfg->data_dir);
 		return 1;
 	}
-	if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST) {
-		fprintf(stderr, "kwnode dht: cannot create data directory %s: %s\n", cfg->data_dir,
-			strerror(errno));
-		return 1;
-	}
-	kw_keyfile_default_type(&type, &bits);
-	err[0] = '\0';
-	ret = kw_keyfile_load_or_create(cfg->data_dir, type, bits, &key, &created, err,
-					sizeof(err));
-	if (ret < 0) {
-		fprintf(stderr, "kwnode dht: identity key in %s: %s\n", cfg->data_dir,
-			err[0] ? err : kw_strerror(ret));
+	if (kw_app_identity(cfg->data_dir, true, &key, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kwnode dht: %s\n", err);
 		return 1;
 	}
 	if (kw_sys_linux_open(&sys) < 0) {

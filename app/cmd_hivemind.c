@@ -347,23 +347,11 @@ static int transient(struct hm_cli *c, struct kw_config *cfg)
 	struct kw_sys_linux sys;
 	struct kw_swarm_limits lim = cfg->swarm;
 	struct kw_privkey key;
-	enum kw_key_type type;
-	char err[160];
-	bool created;
-	int bits, ret;
+	char err[512];
+	int ret;
 
-	if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST) {
-		fprintf(stderr, "kwnode hivemind: cannot create data directory %s: %s\n",
-			cfg->data_dir, strerror(errno));
-		return 1;
-	}
-	kw_keyfile_default_type(&type, &bits);
-	err[0] = '\0';
-	ret = kw_keyfile_load_or_create(cfg->data_dir, type, bits, &key, &created, err,
-					sizeof(err));
-	if (ret < 0) {
-		fprintf(stderr, "kwnode hivemind: identity key in %s: %s\n", cfg->data_dir,
-			err[0] ? err : kw_strerror(ret));
+	if (kw_app_identity(cfg->data_dir, true, &key, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kwnode hivemind: %s\n", err);
 		return 1;
 	}
 	if (kw_sys_linux_open(&sys) < 0) {

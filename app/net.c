@@ -6,6 +6,9 @@
  * that cannot be opened, or a bootstrap peer that is not a multiaddr with /p2p/, fails the
  * start with a message naming it (a node that silently listens nowhere is worse).
  */
+#include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <string.h>
 
 #include <kw/app.h>
@@ -62,22 +65,37 @@ static int kad_init(struct kw_node *n, struct kw_app *app)
 }
 #endif
 
+int kw_app_identity(const char *data_dir, bool make_dir, struct kw_privkey *key, char *why,
+		    size_t cap)
+{
+	enum kw_key_type type;
+	char err[160];
+	bool created = false;
+	int bits, ret;
+
+	if (make_dir && mkdir(data_dir, 0700) < 0 && errno != EEXIST) {
+		ret = -errno;
+		snprintf(why, cap, "cannot create data directory %s: %s", data_dir, strerror(-ret));
+		return ret;
+	}
+	kw_keyfile_default_type(&type, &bits);
+	err[0] = '\0';
+	ret = kw_keyfile_load_or_create(data_dir, type, bits, key, &created, err, sizeof(err));
+	if (ret < 0)
+		snprintf(why, cap, "identity key in %s: %s", data_dir, err[0] ? err : kw_strerror(ret));
+	return ret;
+}
+
 int kw_app_net_init(struct kw_node *n)
 {
 	struct kw_app *app = kw_app_of(n);
 	struct kw_privkey key;
-	enum kw_key_type type;
-	char err[160];
-	bool created = false;
-	int bits, ret, i;
+	char why[256];
+	int ret, i;
 
-	kw_keyfile_default_type(&type, &bits);
-	err[0] = '\0';
-	ret = kw_keyfile_load_or_create(app->cfg.data_dir, type, bits, &key, &created, err,
-					sizeof(err));
+	ret = kw_app_identity(app->cfg.data_dir, false, &key, why, sizeof(why));
 	if (ret < 0) {
-		KW_LOG_ERR(net, "identity key in %s: %s (%s)", app->cfg.data_dir,
-			   err[0] ? err : "cannot load", kw_strerror(ret));
+		KW_LOG_ERR(net, "%s (%s)", why, kw_strerror(ret));
 		return ret;
 	}
 	ret = kw_swarm_create(n, &key, &app->cfg.swarm, &app->sw);

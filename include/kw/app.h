@@ -116,4 +116,15 @@ struct kw_app {
 void kw_app_attach(struct kw_node *n, struct kw_app *app);
 struct kw_app *kw_app_of(struct kw_node *n);
 
+struct kw_privkey;
+/*
+ * The node's identity: <data_dir>/identity.key, created with the default key type on first
+ * use (app/net.c; `kwnode run` and the transient nodes of `kwnode dht` / `kwnode hivemind`).
+ * make_dir: create data_dir (0700) first if it is missing. On failure *why says what, naming
+ * the directory or the key file. The caller owns *key and wipes it once the swarm has its copy.
+ * Return: 0, or a negative KW_E* code.
+ */
+int kw_app_identity(const char *data_dir, bool make_dir, struct kw_privkey *key, char *why,
+		    size_t cap);
+
 #endif /* KW_APP_H */
