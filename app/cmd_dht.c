@@ -182,12 +182,10 @@ static void on_tick(struct kw_loop *l, struct kw_timer *t)
 
 static int transient(struct dht_cli *c, struct kw_config *cfg)
 {
-	struct kw_sys_linux sys;
-	struct kw_swarm_limits lim = cfg->swarm;
-	struct kw_privkey key;
+	struct kw_app_transient t;
 	struct kw_kad_cfg kc;
 	struct kw_multiaddr ma;
-	char err[512];
+	char err[KW_MADDR_ERR_MAX];
 	int ret, i;
 
 	if (cfg->n_bootstrap == 0) {
@@ -196,28 +194,16 @@ static int transient(struct dht_cli *c, struct kw_config *cfg)
 			cfg->data_dir);
 		return 1;
 	}
-	if (kw_app_identity(cfg->data_dir, true, &key, err, sizeof(err)) < 0) {
-		fprintf(stderr, "kwnode dht: %s\n", err);
+	if (kw_app_transient_open(&t, "kwnode dht", cfg, (size_t)48 << 20) < 0)
 		return 1;
-	}
-	if (kw_sys_linux_open(&sys) < 0) {
-		fprintf(stderr, "kwnode dht: cannot open epoll\n");
-		return 1;
-	}
-	lim.max_conns_in = KW_MIN(lim.max_conns_in, 64u);
-	lim.max_conns_out = KW_MIN(lim.max_conns_out, 64u);
-	c->n = kw_node_create_heap((size_t)48 << 20, &sys.sys, NULL);
-	ret = c->n ? kw_swarm_create(c->n, &key, &lim, &c->sw) : -KW_ENOMEM;
-	if (ret == 0)
-		ret = kw_identify_init(c->sw, &c->id);
-	if (ret == 0) {
-		kw_kad_cfg_default(&kc);
-		kc.self = kw_swarm_peer_id(c->sw);
-		kc.client_mode = true;
-		kc.key = kw_swarm_key(c->sw);
-		ret = kw_kad_swarm_create(c->sw, c->id, &c->n->arena, &kc, &c->kad);
-	}
-	memset(&key, 0, sizeof(key));
+	c->n = t.n;
+	c->sw = t.sw;
+	c->id = t.id;
+	kw_kad_cfg_default(&kc);
+	kc.self = kw_swarm_peer_id(c->sw);
+	kc.client_mode = true;
+	kc.key = kw_swarm_key(c->sw);
+	ret = kw_kad_swarm_create(c->sw, c->id, &c->n->arena, &kc, &c->kad);
 	if (ret == 0)
 		ret = kw_swarm_listen(c->sw, "/ip4/127.0.0.1/tcp/0");
 	for (i = 0; ret == 0 && i < cfg->n_bootstrap; i++) {
@@ -243,10 +229,7 @@ static int transient(struct dht_cli *c, struct kw_config *cfg)
 out:
 	if (c->kad)
 		kw_kad_swarm_destroy(c->kad);
-	if (c->sw)
-		kw_swarm_destroy(c->sw);
-	kw_node_destroy_heap(c->n);
-	kw_sys_linux_close(&sys);
+	kw_app_transient_close(&t);
 	return c->code;
 }
 

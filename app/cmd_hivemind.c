@@ -344,27 +344,15 @@ static void on_tick(struct kw_loop *l, struct kw_timer *t)
 
 static int transient(struct hm_cli *c, struct kw_config *cfg)
 {
-	struct kw_sys_linux sys;
-	struct kw_swarm_limits lim = cfg->swarm;
-	struct kw_privkey key;
-	char err[512];
+	struct kw_app_transient t;
 	int ret;
 
-	if (kw_app_identity(cfg->data_dir, true, &key, err, sizeof(err)) < 0) {
-		fprintf(stderr, "kwnode hivemind: %s\n", err);
+	if (kw_app_transient_open(&t, "kwnode hivemind", cfg, (size_t)64 << 20) < 0)
 		return 1;
-	}
-	if (kw_sys_linux_open(&sys) < 0) {
-		fprintf(stderr, "kwnode hivemind: cannot open epoll\n");
-		return 1;
-	}
-	lim.max_conns_in = KW_MIN(lim.max_conns_in, 64u);
-	lim.max_conns_out = KW_MIN(lim.max_conns_out, 64u);
-	c->n = kw_node_create_heap((size_t)64 << 20, &sys.sys, NULL);
-	ret = c->n ? kw_swarm_create(c->n, &key, &lim, &c->sw) : -KW_ENOMEM;
-	memset(&key, 0, sizeof(key));
-	if (ret == 0)
-		ret = kw_identify_init(c->sw, &c->id);
+	c->n = t.n;
+	c->sw = t.sw;
+	c->id = t.id;
+	ret = 0;
 #ifdef CONFIG_KW_NET_KAD_SWARM
 	if (ret == 0 && c->verb != V_PING) {
 		/* only to find the addresses of Hivemind nodes named by PeerID */
@@ -414,10 +402,7 @@ out:
 	if (c->kad)
 		kw_kad_swarm_destroy(c->kad);
 #endif
-	if (c->sw)
-		kw_swarm_destroy(c->sw);
-	kw_node_destroy_heap(c->n);
-	kw_sys_linux_close(&sys);
+	kw_app_transient_close(&t);
 	return c->code;
 }
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include <kw/node.h>
+#include <kw/sys.h>
 #include <kw/net/swarm.h>
 #include <kw/policy.h>
 
@@ -126,5 +127,26 @@ struct kw_privkey;
  */
 int kw_app_identity(const char *data_dir, bool make_dir, struct kw_privkey *key, char *why,
 		    size_t cap);
+
+/*
+ * A transient node for a one-shot command (`kwnode dht`, `kwnode hivemind`, ...): the identity
+ * in cfg->data_dir (created if missing), an epoll loop, a node whose arena comes from the heap
+ * (arena_bytes, start-up allocation only), a swarm with the configured limits capped at 64
+ * connections each way (it lives for seconds), and identify when built in. The command adds
+ * its own protocols, listens if it needs to, runs the loop and calls kw_app_transient_close.
+ * Errors are printed to stderr as "<prog>: <what>" (prog e.g. "kwnode dht").
+ * Return: 0, or a negative KW_E* code (already reported); *t is then closed and reusable.
+ */
+struct kw_app_transient {
+	struct kw_sys_linux sys;
+	struct kw_node *n;
+	struct kw_swarm *sw;
+	struct kw_identify *id;   /* NULL without identify */
+	bool sys_open;
+};
+int kw_app_transient_open(struct kw_app_transient *t, const char *prog,
+			  const struct kw_config *cfg, size_t arena_bytes);
+/* Destroys what kw_app_transient_open made (the caller has destroyed its own protocols). */
+void kw_app_transient_close(struct kw_app_transient *t);
 
 #endif /* KW_APP_H */
