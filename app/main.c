@@ -349,6 +349,7 @@ int main(int argc, char **argv)
 {
 	size_t i;
 
+	kw_log_detect_journal();  /* under systemd: "<prio>" prefixes, no timestamps */
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

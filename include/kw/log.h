@@ -5,8 +5,11 @@
  * arguments are still type-checked. The runtime level (CONFIG_KW_LOG_DEFAULT_LEVEL until
  * kw_log_set_level runs) chooses what is printed below the ceiling.
  *
- * Output: "<mono-ms> <LVL> <module>: message" to stderr. Logging is the one process-wide
- * facility (like stderr itself): its level is set once at start-up by the daemon.
+ * Output: "<mono-ms> <LVL> <module>: message" to stderr, never coloured, never to files of
+ * our own (an SD card wears). When stderr is systemd's journal stream (kw_log_detect_journal)
+ * a line is "<prio><LVL> <module>: message": the syslog priority journald reads, no timestamp.
+ * Logging is the one process-wide facility (like stderr itself): its level is set once at
+ * start-up by the daemon.
  */
 #ifndef KW_LOG_H
 #define KW_LOG_H
@@ -32,6 +35,14 @@ void kw_log_set_hook(void (*hook)(int level, const char *module, const char *msg
 /* Fuzz seam: 0 stops the stderr copy (lines are still formatted and reach the hook, so the
  * formatting of hostile input stays exercised); 1 restores it. Returns the previous value. */
 int kw_log_set_stderr(int on);
+
+/*
+ * Journal mode: on when $JOURNAL_STREAM names the device and inode stderr is (systemd sets it
+ * for a unit whose output goes to the journal), off otherwise. Called once at start-up; the
+ * daemon's main does. Returns the mode chosen (1 on, 0 off); kw_log_journal reads it.
+ */
+int kw_log_detect_journal(void);
+int kw_log_journal(void);
 
 #define KW_LOG_(lvl, module, ...)                                                          \
 	do {                                                                                \
