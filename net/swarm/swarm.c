@@ -347,6 +347,8 @@ static int reap_fn(struct kw_loop *l, struct kw_task *t)
 		sw->st.conns_out--;
 	else
 		sw->st.conns_in--;
+	if (c->leaving)
+		sw->out_leaving--;
 	if (was_up && c->peer.len && sw->st.conns_up)
 		sw->st.conns_up--;
 	if (c->prev)
@@ -360,11 +362,21 @@ static int reap_fn(struct kw_loop *l, struct kw_task *t)
 }
 
 /* Closes abortively: the socket goes at once, the object at the next task pass. */
+/* An outbound connection on its way out no longer holds a dial slot (kw_swarm_dial). */
+static void mark_leaving(struct kw_conn *c)
+{
+	if (c->outbound && !c->leaving) {
+		c->leaving = true;
+		c->sw->out_leaving++;
+	}
+}
+
 static void conn_kill(struct kw_conn *c, int reason)
 {
 	if (c->dead)
 		return;
 	c->dead = true;
+	mark_leaving(c);
 	c->close_reason = reason;
 	kw_upgrade_stop(&c->up);
 	kw_task_post(c->sw->loop, &c->reap);
@@ -798,6 +810,7 @@ void kw_conn_close(struct kw_conn *c, uint32_t code)
 		return;
 	}
 	c->state = CONN_CLOSING;
+	mark_leaving(c);
 	kw_upgrade_goaway(&c->up, code);
 	kw_timer_start(c->sw->loop, &c->hs_timer, c->sw->lim.handshake_timeout_ms);
 	if (c->dead)
@@ -1096,6 +1109,29 @@ int kw_swarm_listen_addr(const struct kw_swarm *sw, size_t i, char *out, size_t 
 	return 0;
 }
 
+/*
+ * Frees a dial slot when every one is taken: the outbound connection with no open stream that
+ * was active least recently gets a graceful close (yamux go-away, FIN), as a libp2p
+ * connection manager trims idle connections. Nothing in flight is lost: a connection with a
+ * stream is never chosen. Return: true when one was closed.
+ */
+static bool prune_idle_out(struct kw_swarm *sw)
+{
+	struct kw_conn *c, *lru = NULL;
+
+	for (c = sw->head; c; c = c->next)
+		if (c->outbound && c->state == CONN_UP && !c->dead && !c->leaving &&
+		    kw_upgrade_stream_count(&c->up) == 0 &&
+		    (!lru || c->last_active_ms < lru->last_active_ms))
+			lru = c;
+	if (!lru)
+		return false;
+	KW_LOG_DBG(swarm, "%s: idle outbound connection closed to free a dial slot", lru->label);
+	sw->st.conns_pruned++;
+	kw_conn_close(lru, 0);
+	return true;
+}
+
 int kw_swarm_dial(struct kw_swarm *sw, const char *maddr, kw_swarm_dial_cb cb, void *user)
 {
 	struct kw_sys *sys = sw->loop->sys;
@@ -1109,7 +1145,7 @@ int kw_swarm_dial(struct kw_swarm *sw, const char *maddr, kw_swarm_dial_cb cb, v
 	ret = kw_sw_addr_parse_tcp(maddr, &mi);
 	if (ret < 0)
 		return ret;
-	if (sw->st.conns_out >= sw->lim.max_conns_out)
+	if (sw->st.conns_out - sw->out_leaving >= sw->lim.max_conns_out && !prune_idle_out(sw))
 		return -KW_ELIMIT;
 	fd = sys->ops->tcp_socket(sys, mi.sa.ss_family);
 	if (fd < 0)

@@ -75,6 +75,7 @@ struct kw_conn {
 	bool dead;                   /* freed at the end of the current dispatch */
 	bool abort_close;            /* close with RST (SO_LINGER 0), not FIN */
 	bool in_io;                  /* inside an I/O dispatch that flushes and re-arms at its end */
+	bool leaving;                /* outbound, closing or dead: its slot is free to redial */
 	int close_reason;
 	struct kw_timer hs_timer;    /* handshake deadline, then idle timer */
 	struct kw_task reap;         /* frees the connection outside callbacks */
@@ -138,6 +139,7 @@ struct kw_swarm {
 	struct kw_pool conns;
 	struct kw_pool bufs;              /* KW_SWARM_BUF_SIZE socket buffers */
 	uint32_t bufs_hs;                 /* of them lent to connections still in their handshake */
+	uint32_t out_leaving;             /* outbound connections closing or dead, not yet freed */
 	uint32_t bufs_hs_max;             /* the handshakes' share (the rest is kept for upgraded) */
 	struct kw_conn *bq_head, *bq_tail;  /* connections waiting for a buffer, oldest first */
 	struct kw_task bq_task;           /* serves the queue after buffers were returned */

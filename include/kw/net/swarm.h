@@ -97,6 +97,8 @@ struct kw_swarm_stats {
 	uint64_t refused_full;       /* every slot a stranger may take is upgraded */
 	uint64_t refused_draining;   /* shutting down */
 	uint64_t conns_evicted;      /* oldest handshakes dropped to admit a newcomer */
+	/* idle outbound connections closed to free a dial slot (kw_swarm_dial) */
+	uint64_t conns_pruned;
 	uint32_t conns_protected;    /* inbound connections protected now */
 	/* closed with a TCP RST (failures: protocol errors, timeouts); the rest close with FIN */
 	uint64_t conns_aborted;
@@ -172,7 +174,12 @@ int kw_swarm_listen_addr_bin(const struct kw_swarm *sw, size_t i, uint8_t *out, 
 /*
  * Dials a text multiaddr; a /p2p/<id> suffix makes the Noise handshake require that peer
  * (-KW_EPEERID otherwise). Returns at once; cb runs on the loop when the connection is up or
- * failed. Return: 0 (cb will run), -KW_EINVAL, -KW_ELIMIT (outbound limit), -KW_ESHUTDOWN.
+ * failed. When every outbound slot is taken, the least recently active outbound connection
+ * without an open stream is closed gracefully to make room (stats: conns_pruned); a closing
+ * connection keeps its pool entry until it is gone, so for that moment the total can pass
+ * max_conns_out by the connections still closing, within the pool's in + out entries.
+ * Return: 0 (cb will run), -KW_EINVAL, -KW_ELIMIT (outbound limit, every outbound
+ * connection busy with a stream, or no pool entry left), -KW_ESHUTDOWN.
  */
 int kw_swarm_dial(struct kw_swarm *sw, const char *maddr, kw_swarm_dial_cb cb, void *user);
 /*

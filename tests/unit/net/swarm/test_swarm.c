@@ -197,6 +197,14 @@ static int setup_limits(void **state)
 	return setup_with(&g_lim);
 }
 
+static int setup_one_out(void **state)
+{
+	g_lim = kw_test_swarm_limits();
+	g_lim.max_conns_out = 1;
+	g_lim.idle_timeout_ms = 60000;
+	return setup_with(&g_lim);
+}
+
 static int teardown(void **state)
 {
 	kw_swarm_destroy(g->a.sw);
@@ -539,6 +547,67 @@ static void test_swarm_inbound_limit_refuses_second_connection(void **state)
 	kw_loop_run_once(&c3.t->node->loop, 0);
 	kw_test_assert_no_leaks(c3.t->node);
 	kw_test_node_free(c3.t);
+}
+
+/* A third node listening, to dial while a's one outbound slot is taken. */
+static void dial_third(struct side *c3, int expect_ret)
+{
+	assert_int_equal(make_side(c3, "/ip4/127.0.0.1/tcp/4003", NULL), 0);
+	g->dial_done = 0;
+	assert_int_equal(kw_swarm_dial(g->a.sw, c3->addr, on_dial, NULL), expect_ret);
+	for (int i = 0; i < 60; i++) {
+		pump(1);
+		kw_loop_run_once(&c3->t->node->loop, 0);
+	}
+}
+
+static void free_third(struct side *c3)
+{
+	kw_swarm_destroy(c3->sw);
+	kw_loop_run_once(&c3->t->node->loop, 0);
+	kw_test_assert_no_leaks(c3->t->node);
+	kw_test_node_free(c3->t);
+}
+
+static void test_swarm_full_dial_slots_close_the_idle_outbound_connection(void **state)
+{
+	struct kw_swarm_stats st;
+	struct side c3 = { 0 };
+
+	connect_ab();
+	pump(50);  /* identify done both ways: no stream left open */
+	dial_third(&c3, 0);
+	assert_int_equal(g->dial_done, 1);
+	assert_int_equal(g->dial_err, 0);
+	assert_true(kw_peer_id_equal(kw_conn_peer_id(g->dialed), kw_swarm_peer_id(c3.sw)));
+	kw_swarm_get_stats(g->a.sw, &st);
+	assert_int_equal(st.conns_pruned, 1);
+	assert_int_equal(st.conns_out, 1);  /* the one to b closed gracefully and is gone */
+	assert_null(kw_swarm_find_conn(g->a.sw, kw_swarm_peer_id(g->b.sw)));
+	assert_int_equal(st.conns_aborted, 0);
+	free_third(&c3);
+}
+
+static void test_swarm_full_dial_slots_never_close_a_connection_with_a_stream(void **state)
+{
+	struct kw_swarm_stats st;
+	struct side c3 = { 0 };
+	struct kw_conn *c = connect_ab();
+
+	pump(50);
+	assert_int_equal(kw_swarm_open_stream(g->a.sw, c, ECHO, &cli_h, NULL, on_open), 0);
+	pump(20);
+	assert_non_null(g->opened);
+	dial_third(&c3, -KW_ELIMIT);
+	assert_int_equal(g->dial_done, 0);
+	kw_swarm_get_stats(g->a.sw, &st);
+	assert_int_equal(st.conns_pruned, 0);
+	assert_ptr_equal(kw_swarm_find_conn(g->a.sw, kw_swarm_peer_id(g->b.sw)), c);
+	/* the stream still works */
+	assert_int_equal(kw_stream_write(g->opened, (const uint8_t *)"still", 5), 5);
+	pump(20);
+	assert_int_equal(g->got_len, 5);
+	free_third(&c3);
 }
 
 static void test_swarm_stream_limit_resets_extra_streams(void **state)
@@ -1065,6 +1134,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swarm_protocol_id_without_leading_slash_is_served, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_dial_wrong_peer_id_fails_epeerid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_inbound_limit_refuses_second_connection, setup_limits, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_full_dial_slots_close_the_idle_outbound_connection,
+						setup_one_out, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_full_dial_slots_never_close_a_connection_with_a_stream,
+						setup_one_out, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_stream_limit_resets_extra_streams, setup_limits, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_handshake_timeout_drops_silent_peer, setup_limits, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_idle_timeout_closes_connection, setup_limits, teardown),
