@@ -8,10 +8,15 @@
 #
 # How each runs: host builds directly; arm64 builds under qemu-aarch64 with the board's CPU
 # model and -L /usr/aarch64-linux-gnu, as tests/build/test_board_boot.sh does. Under qemu-user
-# the RSS is qemu's process: qemu itself (its code, libraries and translated-code cache) plus
-# the guest's touched pages, so it overstates the board's figure. `zero2w-native` is the
-# rpizero2w configuration (arena, pools, limits) built for this machine and run without qemu:
-# the same data structures, x86_64 code; its RSS is the honest estimate of the Zero's.
+# VmRSS is qemu's whole process: qemu itself (its code, libraries, translated-code cache) plus
+# the guest's touched pages. The guest's own share is separated through the layout qemu-user
+# gives a 64-bit guest on a 64-bit host (guest_base 0; the guest's binary, libraries, heap,
+# arena and stack mapped from 0x5500000000, far below qemu's own mappings at 0x55xxxxxxxxxx and
+# 0x7fxxxxxxxxxx): "guest RSS" is the Rss of every mapping below 1 TiB in /proc/PID/smaps.
+# The same run measures a control: a static aarch64 program that only calls pause(), whose
+# guest RSS must be tiny while its qemu total is qemu's own floor (printed under the table).
+# `zero2w-native` is the rpizero2w configuration (arena, pools, limits) built for this machine
+# and run without qemu: the same data structures, x86_64 code.
 set -u
 IDLE_S=${IDLE_S:-3}
 boards=${*:-host rpi4 rpi5 rpizero2w qemu_arm64 zero2w-native}
@@ -45,6 +50,27 @@ for b in $boards; do
     $MAKE --no-print-directory O=$d $a SAN=0 all >/dev/null || { echo "size: $d does not build" >&2; exit 1; }
 done
 
+# Rss (KiB) of the mappings of PID that lie below 1 TiB: the guest's, under qemu-user.
+guest_rss() {
+    awk '/^[0-9a-f]+-[0-9a-f]+ /{ split($1, a, "-"); low = (length(a[1]) <= 10) }
+         /^Rss:/{ if (low) g += $2 } END { print g + 0 }' "/proc/$1/smaps" 2>/dev/null
+}
+vm_rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>/dev/null; }
+
+# The control for the qemu figures: an idle static aarch64 program.
+idle_line=
+case " $boards " in *" rpi"*|*" qemu_arm64 "*)
+    printf '#include <unistd.h>\nint main(void) { pause(); return 0; }\n' > "$T/idle.c"
+    if aarch64-linux-gnu-gcc -static -O2 -o "$T/idle" "$T/idle.c" 2>"$T/idle.err"; then
+        QEMU_CPU=cortex-a53 qemu-aarch64 "$T/idle" & ip=$!
+        sleep "$IDLE_S"
+        idle_line="control: an idle static aarch64 program under qemu-aarch64 (cortex-a53): guest RSS $(guest_rss $ip) KiB, qemu process $(vm_rss $ip) KiB"
+        kill $ip 2>/dev/null; wait $ip 2>/dev/null
+    else
+        idle_line="control: cannot build the static aarch64 program: $(head -n 1 "$T/idle.err")"
+    fi ;;
+esac
+
 cpu_of() {
     case $1 in
         rpi4) echo cortex-a72 ;; rpi5) echo cortex-a76 ;; rpizero2w) echo cortex-a53 ;; *) echo max ;;
@@ -62,7 +88,7 @@ for b in $boards; do
     if [ "$arch" = arm64 ]; then
         SIZE=aarch64-linux-gnu-size
         run="env QEMU_LD_PREFIX=/usr/aarch64-linux-gnu QEMU_CPU=$(cpu_of "$b") qemu-aarch64"
-        how="qemu-aarch64 + guest"
+        how="guest pages under qemu-aarch64"
     else
         SIZE=size run=env how="native"
     fi
@@ -72,15 +98,22 @@ for b in $boards; do
     $run "$d/kwnode" run -d "$T/data" -l /ip4/127.0.0.1/tcp/0 >"$T/out" 2>"$T/err" &
     pid=$!
     i=0
-    while [ $i -lt 300 ] && ! grep -q ' ready: ' "$T/err" && kill -0 $pid 2>/dev/null; do
+    while [ $i -lt 1200 ] && ! grep -q ' ready: ' "$T/err" && kill -0 $pid 2>/dev/null; do
         sleep 0.1; i=$((i + 1))
     done
     arena=$(sed -n 's/.* ready: arena \([0-9]*\/[0-9]*\) KiB used.*/\1/p' "$T/err")
     rss=?
     if [ -n "$arena" ]; then
         sleep "$IDLE_S"
-        rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/$pid/status 2>/dev/null)
-        rss="$rss KiB"
+        if [ "$arch" = arm64 ]; then
+            rss="$(guest_rss $pid) KiB"
+            how="$how (qemu process $(vm_rss $pid) KiB)"
+            # the guest's binary must lie in the range counted, or the figure means nothing
+            grep -q "^[0-9a-f]\{1,10\}-.*$(basename "$d")/kwnode\$" /proc/$pid/maps ||
+                { rss="? KiB"; how="guest not at qemu-user's usual layout: not separable"; }
+        else
+            rss="$(vm_rss $pid) KiB"
+        fi
     else
         echo "size: $b: no ready line:" >&2; cat "$T/err" >&2; arena=?; rc=1
     fi
@@ -88,4 +121,5 @@ for b in $boards; do
     printf '| %-13s | %-6s | %7s | %5s | %8s | %-21s | %-10s | %s |\n' "$b" "$arch" "$text" \
         "$data" "$bss" "$arena" "$rss" "$how"
 done
+[ -n "$idle_line" ] && echo "$idle_line"
 exit $rc
