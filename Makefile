@@ -392,15 +392,16 @@ help:
 # ---- Kademlia simulation (tests/sim, doc/sim.md; host build in build/sim) -------------------
 # sim: the 10,000-node scenarios with the real bootstrap (every node joins through 3 earlier
 # ones, looks itself up and refreshes its buckets), run as two processes side by side (one per
-# core: SIM_SET_A, then SIM_SET_B appended to its table); the warm start instead:
+# core: SIM_SET_A, then SIM_SET_B appended to its table; plain, churn and put-get share one
+# bootstrap, the adversarial networks have their own); the warm start instead:
 # SIM_ARGS="--prefill --settle 1000 --phase 25000". sim-small: the cmocka test (success and
 # determinism assertions), a few seconds.
 SIMO ?= build/sim
 SIM_NODES ?= 10000
 SIM_LOOKUPS ?= 10000
 SIM_ARGS ?= --settle 60000 --phase 60000
-SIM_SET_A ?= plain,adv-grouped,adv-exempt
-SIM_SET_B ?= churn,put-get
+SIM_SET_A ?= plain,churn,put-get
+SIM_SET_B ?= adv-grouped,adv-exempt
 .PHONY: sim sim-small
 sim sim-small:
 	$(Q)test -f $(SIMO)/.config || $(MAKE) --no-print-directory O=$(SIMO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
