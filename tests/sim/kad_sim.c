@@ -62,8 +62,8 @@ struct sim_node {
 };
 
 struct sim_msg {
-	struct kw_timer t;
 	struct sim_msg *next_free;
+	struct sim_msg *next_due;    /* the next message of its calendar bucket */
 	uint32_t from, to;           /* node slots */
 	uint32_t from_gen, to_gen;
 	uint32_t token;
@@ -141,6 +141,15 @@ struct sim {
 
 	struct kw_kad_msg *m_in, *m_out;   /* scratch: one decode, one handler answer */
 	uint64_t hash;
+	/* Messages in flight wait in a calendar queue: a ring of 1-ms buckets, each a FIFO list,
+	 * longer than the longest delay (timeout + latency), so a bucket holds one millisecond.
+	 * One loop timer (t_cal) stands for the earliest non-empty bucket. */
+	struct sim_msg **cal_head, **cal_tail;
+	uint32_t cal_mask;
+	unsigned cal_count;
+	uint64_t cal_armed;          /* t_cal's deadline while armed */
+	bool cal_firing;             /* inside cal_fire: it arms t_cal itself when done */
+	struct kw_timer t_cal;
 	struct kw_timer t_phase;
 	bool at_phase;               /* the lookup phase's start time has come */
 	struct timespec t0, c0;      /* wall and CPU clock at the start of the run */
@@ -159,12 +168,21 @@ static uint64_t mix64(uint64_t z)
 	return z ^ (z >> 31);
 }
 
+/* FNV-1a over 8-byte words (then the tail bytes): the trace hash sees every byte of every
+ * message, at an eighth of the multiplications of the byte-wise FNV-1a. */
 static void hash_bytes(struct sim *s, const void *p, size_t n)
 {
 	const uint8_t *b = p;
-	uint64_t h = s->hash;
+	uint64_t h = s->hash, w;
+	size_t i = 0;
 
-	for (size_t i = 0; i < n; i++) {
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, b + i, 8);
+		h ^= w;
+		h *= 0x100000001b3ull;
+		h ^= h >> 29;
+	}
+	for (; i < n; i++) {
 		h ^= b[i];
 		h *= 0x100000001b3ull;
 	}
@@ -285,7 +303,7 @@ static uint32_t latency(struct sim *s)
 
 /* ---- in-flight records ------------------------------------------------------------------- */
 
-static void msg_fire(struct kw_loop *l, struct kw_timer *t);
+static void msg_fire(struct sim *s, struct sim_msg *m);
 
 static struct sim_msg *msg_get(struct sim *s, bool large)
 {
@@ -338,12 +356,64 @@ static struct sim_msg *msg_encode(struct sim *s, const struct kw_kad_msg *msg, i
 	return m;
 }
 
-static void msg_schedule(struct sim *s, struct sim_msg *m, uint64_t at_ms)
+static void cal_arm(struct sim *s, uint64_t at_ms)
 {
-	kw_timer_init(&m->t, msg_fire, m);
-	if (kw_timer_start_at(&s->loop, &m->t, at_ms) != 0) {
+	if (kw_timer_start_at(&s->loop, &s->t_cal, at_ms) != 0) {
 		fprintf(stderr, "kad-sim: timer heap full (raise SIM_TIMERS_PER_NODE)\n");
 		abort();
+	}
+	s->cal_armed = at_ms;
+}
+
+static void msg_schedule(struct sim *s, struct sim_msg *m, uint64_t at_ms)
+{
+	uint32_t b = (uint32_t)(at_ms & s->cal_mask);
+
+	if (at_ms < now_ms(s) || at_ms - now_ms(s) > s->cal_mask) {
+		fprintf(stderr, "kad-sim: message delay %lld ms outside the calendar\n",
+			(long long)(at_ms - now_ms(s)));
+		abort();
+	}
+	m->next_due = NULL;
+	if (s->cal_tail[b])
+		s->cal_tail[b]->next_due = m;
+	else
+		s->cal_head[b] = m;
+	s->cal_tail[b] = m;
+	s->cal_count++;
+	if (!s->cal_firing && (!kw_timer_armed(&s->t_cal) || at_ms < s->cal_armed))
+		cal_arm(s, at_ms);
+}
+
+/* Delivers every message of the current millisecond in the order they were scheduled (those
+ * scheduled for now while it runs included), then arms t_cal for the next non-empty bucket. */
+static void cal_fire(struct kw_loop *l, struct kw_timer *t)
+{
+	struct sim *s = t->arg;
+	uint64_t now = now_ms(s);
+	struct sim_msg *m;
+
+	(void)l;
+	s->cal_firing = true;
+	/* from the armed deadline: the loop fires a timer at its deadline or, never here, later */
+	for (uint64_t at = s->cal_armed; at <= now; at++) {
+		uint32_t b = (uint32_t)(at & s->cal_mask);
+
+		while ((m = s->cal_head[b]) != NULL) {
+			s->cal_head[b] = m->next_due;
+			if (!m->next_due)
+				s->cal_tail[b] = NULL;
+			s->cal_count--;
+			msg_fire(s, m);
+		}
+	}
+	s->cal_firing = false;
+	if (s->cal_count > 0) {
+		uint64_t at = now + 1;
+
+		while (!s->cal_head[at & s->cal_mask])
+			at++;
+		cal_arm(s, at);
 	}
 }
 
@@ -575,10 +645,8 @@ static void deliver_request(struct sim *s, struct sim_msg *m)
 	msg_schedule(s, r, now_ms(s) + latency(s));
 }
 
-static void msg_fire(struct kw_loop *l, struct kw_timer *t)
+static void msg_fire(struct sim *s, struct sim_msg *m)
 {
-	struct sim_msg *m = t->arg;
-	struct sim *s = KW_CONTAINER_OF(l, struct sim, loop);
 	struct sim_node *src = &s->nodes[m->from];
 	struct {
 		uint64_t now;
@@ -743,7 +811,12 @@ static void node_start(struct sim *s, uint32_t slot, bool bootstrap)
 	node_identity(s, n);
 	n->gen++;
 	memset(n->conns, 0, sizeof(n->conns));
-	kw_arena_init(&n->arena, n->mem, s->node_arena_bytes);
+	/* A slot's first node gets fresh zero pages (calloc): only the pages its core touches
+	 * are ever written. A churn joiner reuses the slot, which the normal init clears. */
+	if (n->gen == 1)
+		kw_arena_init_zeroed(&n->arena, n->mem, s->node_arena_bytes);
+	else
+		kw_arena_init(&n->arena, n->mem, s->node_arena_bytes);
 	fill_kad_cfg(s, n, &c);
 	n->tr.request = sim_request;
 	n->tr.self_addrs = sim_self_addrs;
@@ -1199,6 +1272,8 @@ static void sim_free(struct sim *s)
 	free(s->adv);
 	free(s->msgs);
 	free(s->msg_bytes);
+	free(s->cal_head);
+	free(s->cal_tail);
 	free(s->lookups);
 	free(s->puts);
 	free(s->m_in);
@@ -1260,7 +1335,7 @@ static int sim_setup(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report 
 	for (unsigned i = 0; i < s->n_slots; i++) {
 		s->nodes[i].sim = s;
 		s->nodes[i].adv_idx = UINT32_MAX;
-		s->nodes[i].mem = malloc(s->node_arena_bytes);
+		s->nodes[i].mem = calloc(1, s->node_arena_bytes);
 		if (!s->nodes[i].mem)
 			goto fail;
 	}
@@ -1306,6 +1381,19 @@ static int sim_setup(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report 
 		rep->inflight_cap = s->n_msgs + n_large;
 		shared_bytes = msg_cap + (s->n_msgs + n_large) * sizeof(*s->msgs);
 	}
+	{
+		uint64_t span = (uint64_t)cfg->query_timeout_ms + cfg->lat_max_ms + 2;
+		uint32_t ring = 1;
+
+		while (ring < span)
+			ring <<= 1;
+		s->cal_mask = ring - 1;
+		s->cal_head = calloc(ring, sizeof(*s->cal_head));
+		s->cal_tail = calloc(ring, sizeof(*s->cal_tail));
+		if (!s->cal_head || !s->cal_tail)
+			goto fail;
+		shared_bytes += 2 * (size_t)ring * sizeof(*s->cal_head);
+	}
 	s->lookups = calloc(cfg->lookups + 1, sizeof(*s->lookups));
 	s->puts = calloc(cfg->puts + 1, sizeof(*s->puts));
 	s->m_in = malloc(sizeof(*s->m_in));
@@ -1314,7 +1402,7 @@ static int sim_setup(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report 
 		goto fail;
 
 	/* One loop for every node, on the simulated clock. */
-	max_timers = s->n_slots * SIM_TIMERS_PER_NODE + rep->inflight_cap + 64;
+	max_timers = s->n_slots * SIM_TIMERS_PER_NODE + 64;
 	{
 		size_t bytes = (size_t)max_timers * sizeof(void *) + 64 * 1024 + 8 * 4096 + 4096;
 		s->shared_mem = malloc(bytes);
@@ -1339,6 +1427,7 @@ static int sim_setup(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report 
 	kw_timer_init(&s->t_lookup, lookup_fire, s);
 	kw_timer_init(&s->t_churn, churn_fire, s);
 	kw_timer_init(&s->t_put, put_fire, s);
+	kw_timer_init(&s->t_cal, cal_fire, s);
 	if (cfg->prefill) {
 		for (uint32_t i = 0; i < s->n_slots; i++)
 			node_start(s, i, false);
@@ -1424,6 +1513,7 @@ static void sim_teardown(struct sim *s)
 	kw_timer_cancel(&s->loop, &s->t_churn);
 	kw_timer_cancel(&s->loop, &s->t_put);
 	kw_timer_cancel(&s->loop, &s->t_phase);
+	kw_timer_cancel(&s->loop, &s->t_cal);
 	for (unsigned i = 0; i < s->n_puts_started; i++)
 		kw_timer_cancel(&s->loop, &s->puts[i].t);
 }
