@@ -137,9 +137,8 @@ int kw_kad_rt_init(struct kw_kad_rt *rt, struct kw_arena *arena, const struct kw
 	rt->refresh_ms = cfg->refresh_ms ? cfg->refresh_ms : KW_KAD_RT_REFRESH_DEFAULT_MS;
 	rt->ping_cb = cfg->ping_cb;
 	rt->ctx = cfg->ctx;
-	for (unsigned i = 0; i < rt->max_entries; i++)
-		rt->pool[i].next = (uint16_t)(i + 1 < rt->max_entries ? i + 1 : KW_KAD_RT_NONE);
-	rt->free_head = 0;
+	rt->free_head = KW_KAD_RT_NONE;
+	rt->fresh = 0;
 	for (unsigned b = 0; b < KW_KAD_RT_BUCKETS; b++) {
 		rt->buckets[b].head = KW_KAD_RT_NONE;
 		rt->buckets[b].cand = KW_KAD_RT_NONE;
@@ -151,9 +150,14 @@ static struct kw_kad_rt_entry *entry_alloc(struct kw_kad_rt *rt)
 {
 	struct kw_kad_rt_entry *e = at(rt, rt->free_head);
 
-	if (!e)
+	/* freed entries first, then the never-used ones in pool order: the order a free list
+	 * of the whole pool built at init would give, without writing it */
+	if (e)
+		rt->free_head = e->next;
+	else if (rt->fresh < rt->max_entries)
+		e = &rt->pool[rt->fresh++];
+	else
 		return NULL;
-	rt->free_head = e->next;
 	memset(e, 0, sizeof(*e));
 	e->next = KW_KAD_RT_NONE;
 	rt->used++;

@@ -97,8 +97,10 @@ struct kw_kad_rt {
 	struct kw_kad_rt_bucket buckets[KW_KAD_RT_BUCKETS];
 	struct kw_kad_rt_entry *pool;   /* from the arena: max_entries */
 	uint16_t max_entries;
-	uint16_t free_head;
+	uint16_t free_head;      /* entries freed since (pushed on this list) */
 	uint16_t used;
+	uint16_t fresh;          /* pool[fresh..] were never used: taken in order once the free
+	                          * list is empty, so init writes none of the pool's pages */
 	uint64_t refresh_ms;
 	kw_kad_rt_ping_fn ping_cb;
 	void *ctx;
