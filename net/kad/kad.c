@@ -87,7 +87,7 @@ void kad_peer_failed(struct kw_kad *k, const struct kw_peer_id *id)
 }
 
 /* A peer answered a request usefully: it serves kad, so it belongs in the table. */
-void kad_peer_answered(struct kw_kad *k, const struct kw_peer_id *id,
+void kad_peer_answered(struct kw_kad *k, const struct kw_peer_id *id, const uint8_t *key,
 		       const struct kw_kad_rt_addr *addrs, size_t naddrs)
 {
 	struct kw_multiaddr ma[KW_KAD_RT_ADDRS];
@@ -97,9 +97,7 @@ void kad_peer_answered(struct kw_kad *k, const struct kw_peer_id *id,
 	if (kw_peer_id_equal(id, &k->self))
 		return;
 	rt_addrs_to_maddrs(addrs, naddrs > KW_KAD_RT_ADDRS ? KW_KAD_RT_ADDRS : naddrs, ma, &n);
-	if (!kw_kad_rt_find(&k->rt, id))
-		(void)kw_kad_rt_add(&k->rt, id, ma, n, now, NULL, 0);
-	(void)kw_kad_rt_useful(&k->rt, id, now);
+	(void)kw_kad_rt_answered(&k->rt, id, key, ma, n, now);
 }
 
 /* ---- probes: liveness checks of table members and bootstrap connects ---------------------- */

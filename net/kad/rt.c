@@ -346,18 +346,16 @@ static void ask_liveness(struct kw_kad_rt *rt, unsigned cpl)
 	rt->ping_cb(rt->ctx, rt, &lrs->id);
 }
 
-int kw_kad_rt_add(struct kw_kad_rt *rt, const struct kw_peer_id *id,
-		  const struct kw_multiaddr *addrs, size_t naddrs, uint64_t now_ms,
-		  char *err, size_t errcap)
+/* kw_kad_rt_add with the id's key (kw_kad_rt_key) already computed by the caller. */
+static int rt_add_key(struct kw_kad_rt *rt, const struct kw_peer_id *id, const uint8_t *key,
+		      const struct kw_multiaddr *addrs, size_t naddrs, uint64_t now_ms,
+		      char *err, size_t errcap)
 {
-	uint8_t key[KW_KAD_RT_KEY_BYTES];
 	struct kw_kad_rt_entry tmp, *e;
 	struct kw_kad_rt_bucket *b;
 	unsigned cpl;
 	int r;
 
-	if (kw_kad_rt_key(id, key) != 0)
-		return kw_errf(-KW_EINVAL, err, errcap, "empty peer id");
 	cpl = kw_kad_rt_cpl(key, rt->self_key);
 	if (cpl >= KW_KAD_RT_BUCKETS || kw_peer_id_equal(id, &rt->self))
 		return kw_errf(-KW_EINVAL, err, errcap, "our own peer id");
@@ -439,6 +437,41 @@ int kw_kad_rt_add(struct kw_kad_rt *rt, const struct kw_peer_id *id,
 	ask_liveness(rt, cpl);
 	return kw_errf(-KW_EINPROGRESS, err, errcap,
 		       "bucket %u full: peer cached, liveness check of its oldest member asked", cpl);
+}
+
+int kw_kad_rt_add(struct kw_kad_rt *rt, const struct kw_peer_id *id,
+		  const struct kw_multiaddr *addrs, size_t naddrs, uint64_t now_ms,
+		  char *err, size_t errcap)
+{
+	uint8_t key[KW_KAD_RT_KEY_BYTES];
+
+	if (kw_kad_rt_key(id, key) != 0)
+		return kw_errf(-KW_EINVAL, err, errcap, "empty peer id");
+	return rt_add_key(rt, id, key, addrs, naddrs, now_ms, err, errcap);
+}
+
+int kw_kad_rt_answered(struct kw_kad_rt *rt, const struct kw_peer_id *id,
+		       const uint8_t key[KW_KAD_RT_KEY_BYTES], const struct kw_multiaddr *addrs,
+		       size_t naddrs, uint64_t now_ms)
+{
+	unsigned cpl;
+	struct kw_kad_rt_entry *e = NULL;
+	int r = 0;
+
+	if (!id || id->len == 0 || id->len > KW_PEER_ID_MAX)
+		return -KW_EINVAL;
+	cpl = kw_kad_rt_cpl(key, rt->self_key);
+	if (cpl < KW_KAD_RT_BUCKETS)
+		e = list_find(rt, rt->buckets[cpl].head, id, key);
+	if (!e) {
+		r = rt_add_key(rt, id, key, addrs, naddrs, now_ms, NULL, 0);
+		if (cpl < KW_KAD_RT_BUCKETS)
+			e = list_find(rt, rt->buckets[cpl].head, id, key);
+	}
+	if (!e)
+		return r;
+	e->last_useful_ms = now_ms;
+	return 0;
 }
 
 static struct kw_kad_rt_entry *find_member(const struct kw_kad_rt *rt, const struct kw_peer_id *id)

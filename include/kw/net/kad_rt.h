@@ -162,6 +162,16 @@ int kw_kad_rt_dead(struct kw_kad_rt *rt, const struct kw_peer_id *id);
 int kw_kad_rt_useful(struct kw_kad_rt *rt, const struct kw_peer_id *id, uint64_t now_ms);
 
 /*
+ * A peer answered one of our queries: kw_kad_rt_add unless it is a member already, then
+ * kw_kad_rt_useful, for a caller that holds the id's key (kw_kad_rt_key(id), e.g. a lookup
+ * candidate's): one SHA-256 fewer per step, the same effect as those calls in that order.
+ * Return: 0 (a member afterwards), or what kw_kad_rt_add returned.
+ */
+int kw_kad_rt_answered(struct kw_kad_rt *rt, const struct kw_peer_id *id,
+		       const uint8_t key[KW_KAD_RT_KEY_BYTES], const struct kw_multiaddr *addrs,
+		       size_t naddrs, uint64_t now_ms);
+
+/*
  * Removes a member or a candidate (e.g. the peer stopped serving kad). A removed member's
  * place goes to its bucket's most recent admissible candidate, as after kw_kad_rt_dead.
  * Return: 0; -KW_ENOENT.
