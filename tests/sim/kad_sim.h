@@ -16,8 +16,9 @@
  * the one handed to every core as kw_kad_cfg.rng (refresh keys): the same configuration and
  * seed give the same event trace, whose FNV-1a hash is reported (trace_hash).
  *
- * Memory: everything (node arenas, in-flight pool, loop tables) is allocated once in
- * kw_kad_sim_run before the first event and freed when it returns.
+ * Memory: everything (node arenas, in-flight pool, calendar ring, loop tables) is allocated
+ * once in kw_kad_sim_run (or kw_kad_sim_run_shared) before the first event and freed when it
+ * returns; node arenas come from calloc, so a node's untouched pages are never written.
  */
 #ifndef KW_TESTS_KAD_SIM_H
 #define KW_TESTS_KAD_SIM_H

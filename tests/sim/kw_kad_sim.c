@@ -6,7 +6,7 @@
  *                                   grouped / exempt from the diversity filter, get after put),
  *                                   one table
  *   kw_kad_sim --scenario NAME      one of them (plain, churn, adv-grouped, adv-exempt, put-get),
- *                                   or several: NAME,NAME,... (make sim runs the suite as two
+ *                                   or several: NAME,NAME,... (make sim runs the suite as three
  *                                   such processes side by side)
  *   --no-header                     rows only (to append to another process's table)
  *   --own-bootstrap                 every scenario bootstraps its own network (by default
