@@ -379,7 +379,7 @@ help:
 	@echo "  bench              - benchmarks (bench-ml, bench-net)"
 	@echo "  bench-kad          - Kademlia lookups and memory: 100 C nodes vs 100 js-libp2p nodes (~10 min)"
 	@echo "  bench-avg          - all-reduce rounds: 4 peers x 64 MiB fp32, in-process and loopback TCP"
-	@echo "  sim / sim-small    - Kademlia simulation: 10,000-node scenarios, real bootstrap, 2 processes / 200-node test (doc/sim.md)"
+	@echo "  sim / sim-small    - Kademlia simulation: 10,000-node scenarios, real bootstrap, 3 processes / 200-node test (doc/sim.md)"
 	@echo "  sim-full           - full-stack Kademlia simulation: 1,000 nodes with Noise + yamux (doc/sim.md)"
 	@echo "  size               - kwnode text/data/bss, arena used at start and idle RSS per defconfig (tools/size.sh)"
 	@echo "  deb [BOARD=b]      - build BOARD (host, rpi4, rpi5, rpizero2w) in build/deb-BOARD and package it as a .deb"
@@ -391,26 +391,29 @@ help:
 
 # ---- Kademlia simulation (tests/sim, doc/sim.md; host build in build/sim) -------------------
 # sim: the 10,000-node scenarios with the real bootstrap (every node joins through 3 earlier
-# ones, looks itself up and refreshes its buckets), run as two processes side by side (one per
-# core: SIM_SET_A, then SIM_SET_B appended to its table); the warm start instead:
-# SIM_ARGS="--prefill --settle 1000 --phase 25000". sim-small: the cmocka test (success and
-# determinism assertions), a few seconds.
+# ones, looks itself up and refreshes its buckets): one process per word of SIM_SETS, side by
+# side (plain, churn and put-get share one bootstrap and fork for their lookup phases; each
+# adversarial network bootstraps in its own process), the first prints the table header and
+# the others' rows follow; the warm start instead: SIM_ARGS="--prefill --settle 1000 --phase
+# 25000". sim-small: the cmocka test (success and determinism assertions), a few seconds.
 SIMO ?= build/sim
 SIM_NODES ?= 10000
 SIM_LOOKUPS ?= 10000
 SIM_ARGS ?= --settle 60000 --phase 60000
-SIM_SET_A ?= plain,adv-grouped,adv-exempt
-SIM_SET_B ?= churn,put-get
+SIM_SETS ?= plain,churn,put-get adv-grouped adv-exempt
 .PHONY: sim sim-small
 sim sim-small:
 	$(Q)test -f $(SIMO)/.config || $(MAKE) --no-print-directory O=$(SIMO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig
 	$(Q)$(MAKE) --no-print-directory O=$(SIMO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=0 \
 		$(SIMO)/tests/sim/$(if $(filter sim,$@),kw_kad_sim,test_kad_sim)
 	$(Q)$(if $(filter sim,$@),set -e; sim="$(SIMO)/tests/sim/kw_kad_sim --nodes $(SIM_NODES) \
-		--lookups $(SIM_LOOKUPS) $(SIM_ARGS)"; \
-		$$sim --scenario $(SIM_SET_B) --no-header > $(SIMO)/sim-b.md & b=$$!; \
-		$$sim --scenario $(SIM_SET_A) || { wait $$b; exit 1; }; \
-		wait $$b || { cat $(SIMO)/sim-b.md; exit 1; }; cat $(SIMO)/sim-b.md,$(SIMO)/tests/sim/test_kad_sim)
+		--lookups $(SIM_LOOKUPS) $(SIM_ARGS)"; i=0; pids=; \
+		for set in $(wordlist 2,99,$(SIM_SETS)); do i=$$((i + 1)); \
+			$$sim --scenario $$set --no-header > $(SIMO)/sim-$$i.md & pids="$$pids $$!"; done; \
+		rc=0; $$sim --scenario $(firstword $(SIM_SETS)) || rc=1; \
+		for p in $$pids; do wait $$p || rc=1; done; \
+		i=0; for set in $(wordlist 2,99,$(SIM_SETS)); do i=$$((i + 1)); cat $(SIMO)/sim-$$i.md; done; \
+		exit $$rc,$(SIMO)/tests/sim/test_kad_sim)
 
 # ---- packaging (tools/pkg, doc/install.md) ---------------------------------------------------
 # deb: builds BOARD's defconfig in build/deb-BOARD (host: this machine's arch; the Pi boards

@@ -87,7 +87,7 @@ void kad_peer_failed(struct kw_kad *k, const struct kw_peer_id *id)
 }
 
 /* A peer answered a request usefully: it serves kad, so it belongs in the table. */
-void kad_peer_answered(struct kw_kad *k, const struct kw_peer_id *id,
+void kad_peer_answered(struct kw_kad *k, const struct kw_peer_id *id, const uint8_t *key,
 		       const struct kw_kad_rt_addr *addrs, size_t naddrs)
 {
 	struct kw_multiaddr ma[KW_KAD_RT_ADDRS];
@@ -97,9 +97,7 @@ void kad_peer_answered(struct kw_kad *k, const struct kw_peer_id *id,
 	if (kw_peer_id_equal(id, &k->self))
 		return;
 	rt_addrs_to_maddrs(addrs, naddrs > KW_KAD_RT_ADDRS ? KW_KAD_RT_ADDRS : naddrs, ma, &n);
-	if (!kw_kad_rt_find(&k->rt, id))
-		(void)kw_kad_rt_add(&k->rt, id, ma, n, now, NULL, 0);
-	(void)kw_kad_rt_useful(&k->rt, id, now);
+	(void)kw_kad_rt_answered(&k->rt, id, key, ma, n, now);
 }
 
 /* ---- probes: liveness checks of table members and bootstrap connects ---------------------- */
@@ -570,6 +568,14 @@ static bool rate_take(struct kw_kad *k, const struct kw_peer_id *from, uint64_t 
 
 /* ---- request handling ----------------------------------------------------------------------- */
 
+/* kw_peer_id_equal, but the last byte first: peer ids of one key type share their first
+ * bytes (the multihash and key headers), so most unequal ids differ at once at the end. */
+static inline bool id_equal_fast(const struct kw_peer_id *a, const struct kw_peer_id *b)
+{
+	return a->len == b->len && (a->len == 0 || a->bytes[a->len - 1] == b->bytes[b->len - 1]) &&
+	       kw_peer_id_equal(a, b);
+}
+
 /* Up to k table members closest to `key`, without `skip` (the requester, as go's
  * betterPeersToQuery leaves it out; we are never in our own table), into resp's closerPeers. */
 static void add_closer(struct kw_kad *k, struct kw_kad_msg *resp, const uint8_t *key, size_t klen,
@@ -585,7 +591,7 @@ static void add_closer(struct kw_kad *k, struct kw_kad_msg *resp, const uint8_t 
 	for (size_t i = 0; i < n && added < k->cfg.k; i++) {
 		struct kw_kad_peer *p;
 
-		if (skip && kw_peer_id_equal(&near[i]->id, skip))
+		if (skip && id_equal_fast(&near[i]->id, skip))
 			continue;
 		if (near[i]->naddrs == 0)
 			continue;                 /* a peer nobody can dial helps nobody (js, go) */

@@ -179,7 +179,8 @@ void kad_refresh_key_for_prefix(uint16_t prefix, uint8_t key[KAD_REFRESH_KEY_BYT
 void kad_refresh_key(const struct kw_kad *k, unsigned cpl, uint8_t key[KAD_REFRESH_KEY_BYTES]);
 void kad_fmt_time(uint64_t unix_ms, char out[KW_KAD_TIME_MAX]);
 void kad_peer_failed(struct kw_kad *k, const struct kw_peer_id *id);
-void kad_peer_answered(struct kw_kad *k, const struct kw_peer_id *id,
+/* key: kw_kad_rt_key(id), which the caller (a lookup candidate) already holds */
+void kad_peer_answered(struct kw_kad *k, const struct kw_peer_id *id, const uint8_t *key,
 		       const struct kw_kad_rt_addr *addrs, size_t naddrs);
 size_t kad_self_addrs(struct kw_kad *k, struct kw_multiaddr *out, size_t cap);
 

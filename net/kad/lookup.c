@@ -724,7 +724,7 @@ static void lookup_reply(struct kad_lookup *lk, struct kad_cand *c, int err,
 		return;                       /* lookup over, answer kept for the result only */
 	if (c->hop > lk->rounds)
 		lk->rounds = c->hop;
-	kad_peer_answered(k, &c->id, c->addrs, c->naddrs);
+	kad_peer_answered(k, &c->id, c->key, c->addrs, c->naddrs);
 	k->stats.bogus_addrs += m->addrs_dropped;
 	if (lk->op == KAD_OP_FIND_PEER && c->id.len == lk->klen &&
 	    memcmp(c->id.bytes, lk->key, lk->klen) == 0) {

@@ -137,9 +137,8 @@ int kw_kad_rt_init(struct kw_kad_rt *rt, struct kw_arena *arena, const struct kw
 	rt->refresh_ms = cfg->refresh_ms ? cfg->refresh_ms : KW_KAD_RT_REFRESH_DEFAULT_MS;
 	rt->ping_cb = cfg->ping_cb;
 	rt->ctx = cfg->ctx;
-	for (unsigned i = 0; i < rt->max_entries; i++)
-		rt->pool[i].next = (uint16_t)(i + 1 < rt->max_entries ? i + 1 : KW_KAD_RT_NONE);
-	rt->free_head = 0;
+	rt->free_head = KW_KAD_RT_NONE;
+	rt->fresh = 0;
 	for (unsigned b = 0; b < KW_KAD_RT_BUCKETS; b++) {
 		rt->buckets[b].head = KW_KAD_RT_NONE;
 		rt->buckets[b].cand = KW_KAD_RT_NONE;
@@ -151,9 +150,14 @@ static struct kw_kad_rt_entry *entry_alloc(struct kw_kad_rt *rt)
 {
 	struct kw_kad_rt_entry *e = at(rt, rt->free_head);
 
-	if (!e)
+	/* freed entries first, then the never-used ones in pool order: the order a free list
+	 * of the whole pool built at init would give, without writing it */
+	if (e)
+		rt->free_head = e->next;
+	else if (rt->fresh < rt->max_entries)
+		e = &rt->pool[rt->fresh++];
+	else
 		return NULL;
-	rt->free_head = e->next;
 	memset(e, 0, sizeof(*e));
 	e->next = KW_KAD_RT_NONE;
 	rt->used++;
@@ -342,18 +346,16 @@ static void ask_liveness(struct kw_kad_rt *rt, unsigned cpl)
 	rt->ping_cb(rt->ctx, rt, &lrs->id);
 }
 
-int kw_kad_rt_add(struct kw_kad_rt *rt, const struct kw_peer_id *id,
-		  const struct kw_multiaddr *addrs, size_t naddrs, uint64_t now_ms,
-		  char *err, size_t errcap)
+/* kw_kad_rt_add with the id's key (kw_kad_rt_key) already computed by the caller. */
+static int rt_add_key(struct kw_kad_rt *rt, const struct kw_peer_id *id, const uint8_t *key,
+		      const struct kw_multiaddr *addrs, size_t naddrs, uint64_t now_ms,
+		      char *err, size_t errcap)
 {
-	uint8_t key[KW_KAD_RT_KEY_BYTES];
 	struct kw_kad_rt_entry tmp, *e;
 	struct kw_kad_rt_bucket *b;
 	unsigned cpl;
 	int r;
 
-	if (kw_kad_rt_key(id, key) != 0)
-		return kw_errf(-KW_EINVAL, err, errcap, "empty peer id");
 	cpl = kw_kad_rt_cpl(key, rt->self_key);
 	if (cpl >= KW_KAD_RT_BUCKETS || kw_peer_id_equal(id, &rt->self))
 		return kw_errf(-KW_EINVAL, err, errcap, "our own peer id");
@@ -435,6 +437,41 @@ int kw_kad_rt_add(struct kw_kad_rt *rt, const struct kw_peer_id *id,
 	ask_liveness(rt, cpl);
 	return kw_errf(-KW_EINPROGRESS, err, errcap,
 		       "bucket %u full: peer cached, liveness check of its oldest member asked", cpl);
+}
+
+int kw_kad_rt_add(struct kw_kad_rt *rt, const struct kw_peer_id *id,
+		  const struct kw_multiaddr *addrs, size_t naddrs, uint64_t now_ms,
+		  char *err, size_t errcap)
+{
+	uint8_t key[KW_KAD_RT_KEY_BYTES];
+
+	if (kw_kad_rt_key(id, key) != 0)
+		return kw_errf(-KW_EINVAL, err, errcap, "empty peer id");
+	return rt_add_key(rt, id, key, addrs, naddrs, now_ms, err, errcap);
+}
+
+int kw_kad_rt_answered(struct kw_kad_rt *rt, const struct kw_peer_id *id,
+		       const uint8_t key[KW_KAD_RT_KEY_BYTES], const struct kw_multiaddr *addrs,
+		       size_t naddrs, uint64_t now_ms)
+{
+	unsigned cpl;
+	struct kw_kad_rt_entry *e = NULL;
+	int r = 0;
+
+	if (!id || id->len == 0 || id->len > KW_PEER_ID_MAX)
+		return -KW_EINVAL;
+	cpl = kw_kad_rt_cpl(key, rt->self_key);
+	if (cpl < KW_KAD_RT_BUCKETS)
+		e = list_find(rt, rt->buckets[cpl].head, id, key);
+	if (!e) {
+		r = rt_add_key(rt, id, key, addrs, naddrs, now_ms, NULL, 0);
+		if (cpl < KW_KAD_RT_BUCKETS)
+			e = list_find(rt, rt->buckets[cpl].head, id, key);
+	}
+	if (!e)
+		return r;
+	e->last_useful_ms = now_ms;
+	return 0;
 }
 
 static struct kw_kad_rt_entry *find_member(const struct kw_kad_rt *rt, const struct kw_peer_id *id)

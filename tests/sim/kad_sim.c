@@ -12,6 +12,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <sodium.h>
 
 #include <kw/arena.h>
@@ -58,8 +62,8 @@ struct sim_node {
 };
 
 struct sim_msg {
-	struct kw_timer t;
 	struct sim_msg *next_free;
+	struct sim_msg *next_due;    /* the next message of its calendar bucket */
 	uint32_t from, to;           /* node slots */
 	uint32_t from_gen, to_gen;
 	uint32_t token;
@@ -137,7 +141,18 @@ struct sim {
 
 	struct kw_kad_msg *m_in, *m_out;   /* scratch: one decode, one handler answer */
 	uint64_t hash;
-	bool stop;
+	/* Messages in flight wait in a calendar queue: a ring of 1-ms buckets, each a FIFO list,
+	 * longer than the longest delay (timeout + latency), so a bucket holds one millisecond.
+	 * One loop timer (t_cal) stands for the earliest non-empty bucket. */
+	struct sim_msg **cal_head, **cal_tail;
+	uint32_t cal_mask;
+	unsigned cal_count;
+	uint64_t cal_armed;          /* t_cal's deadline while armed */
+	bool cal_firing;             /* inside cal_fire: it arms t_cal itself when done */
+	struct kw_timer t_cal;
+	struct kw_timer t_phase;
+	bool at_phase;               /* the lookup phase's start time has come */
+	struct timespec t0, c0;      /* wall and CPU clock at the start of the run */
 };
 
 /* ---- helpers -------------------------------------------------------------------------------- */
@@ -153,12 +168,21 @@ static uint64_t mix64(uint64_t z)
 	return z ^ (z >> 31);
 }
 
+/* FNV-1a over 8-byte words (then the tail bytes): the trace hash sees every byte of every
+ * message, at an eighth of the multiplications of the byte-wise FNV-1a. */
 static void hash_bytes(struct sim *s, const void *p, size_t n)
 {
 	const uint8_t *b = p;
-	uint64_t h = s->hash;
+	uint64_t h = s->hash, w;
+	size_t i = 0;
 
-	for (size_t i = 0; i < n; i++) {
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, b + i, 8);
+		h ^= w;
+		h *= 0x100000001b3ull;
+		h ^= h >> 29;
+	}
+	for (; i < n; i++) {
 		h ^= b[i];
 		h *= 0x100000001b3ull;
 	}
@@ -279,7 +303,7 @@ static uint32_t latency(struct sim *s)
 
 /* ---- in-flight records ------------------------------------------------------------------- */
 
-static void msg_fire(struct kw_loop *l, struct kw_timer *t);
+static void msg_fire(struct sim *s, struct sim_msg *m);
 
 static struct sim_msg *msg_get(struct sim *s, bool large)
 {
@@ -332,12 +356,64 @@ static struct sim_msg *msg_encode(struct sim *s, const struct kw_kad_msg *msg, i
 	return m;
 }
 
-static void msg_schedule(struct sim *s, struct sim_msg *m, uint64_t at_ms)
+static void cal_arm(struct sim *s, uint64_t at_ms)
 {
-	kw_timer_init(&m->t, msg_fire, m);
-	if (kw_timer_start_at(&s->loop, &m->t, at_ms) != 0) {
+	if (kw_timer_start_at(&s->loop, &s->t_cal, at_ms) != 0) {
 		fprintf(stderr, "kad-sim: timer heap full (raise SIM_TIMERS_PER_NODE)\n");
 		abort();
+	}
+	s->cal_armed = at_ms;
+}
+
+static void msg_schedule(struct sim *s, struct sim_msg *m, uint64_t at_ms)
+{
+	uint32_t b = (uint32_t)(at_ms & s->cal_mask);
+
+	if (at_ms < now_ms(s) || at_ms - now_ms(s) > s->cal_mask) {
+		fprintf(stderr, "kad-sim: message delay %lld ms outside the calendar\n",
+			(long long)(at_ms - now_ms(s)));
+		abort();
+	}
+	m->next_due = NULL;
+	if (s->cal_tail[b])
+		s->cal_tail[b]->next_due = m;
+	else
+		s->cal_head[b] = m;
+	s->cal_tail[b] = m;
+	s->cal_count++;
+	if (!s->cal_firing && (!kw_timer_armed(&s->t_cal) || at_ms < s->cal_armed))
+		cal_arm(s, at_ms);
+}
+
+/* Delivers every message of the current millisecond in the order they were scheduled (those
+ * scheduled for now while it runs included), then arms t_cal for the next non-empty bucket. */
+static void cal_fire(struct kw_loop *l, struct kw_timer *t)
+{
+	struct sim *s = t->arg;
+	uint64_t now = now_ms(s);
+	struct sim_msg *m;
+
+	(void)l;
+	s->cal_firing = true;
+	/* from the armed deadline: the loop fires a timer at its deadline or, never here, later */
+	for (uint64_t at = s->cal_armed; at <= now; at++) {
+		uint32_t b = (uint32_t)(at & s->cal_mask);
+
+		while ((m = s->cal_head[b]) != NULL) {
+			s->cal_head[b] = m->next_due;
+			if (!m->next_due)
+				s->cal_tail[b] = NULL;
+			s->cal_count--;
+			msg_fire(s, m);
+		}
+	}
+	s->cal_firing = false;
+	if (s->cal_count > 0) {
+		uint64_t at = now + 1;
+
+		while (!s->cal_head[at & s->cal_mask])
+			at++;
+		cal_arm(s, at);
 	}
 }
 
@@ -569,10 +645,8 @@ static void deliver_request(struct sim *s, struct sim_msg *m)
 	msg_schedule(s, r, now_ms(s) + latency(s));
 }
 
-static void msg_fire(struct kw_loop *l, struct kw_timer *t)
+static void msg_fire(struct sim *s, struct sim_msg *m)
 {
-	struct sim_msg *m = t->arg;
-	struct sim *s = KW_CONTAINER_OF(l, struct sim, loop);
 	struct sim_node *src = &s->nodes[m->from];
 	struct {
 		uint64_t now;
@@ -663,18 +737,22 @@ static void node_identity(struct sim *s, struct sim_node *n)
 
 /*
  * The store at the Kconfig defaults takes about 434 KiB per node (256 records, 256 KiB of
- * values, 512 providers), more than half of a node's arena, and the routing scenarios store
- * nothing: unless the run puts records, the simulated nodes get a small store so 10,000 of
- * them fit in memory. Routing, lookups and timers are at their Kconfig defaults either way.
+ * values, 512 providers), more than half of a node's arena: the simulated nodes get a small
+ * store (unless --full-store) so 10,000 of them fit in memory. It is the same whether or not
+ * the run puts records, so a get-after-put scenario runs on the very network of the routing
+ * scenarios (kw_kad_sim_run_shared): 64 records in 16 KiB hold what a node is given at
+ * 10,000 nodes with 1,000 /pk/ puts (about 80 bytes each, k = 20 copies: 2 per node on
+ * average), and a full store refuses a put, which the get-after-put figures would show.
+ * Routing, lookups and timers are at their Kconfig defaults either way.
  */
 static void sim_store_cfg(const struct sim *s, struct kw_kad_store_cfg *st)
 {
-	if (s->cfg.puts || s->cfg.full_store)
+	if (s->cfg.full_store)
 		return;   /* zero: Kconfig defaults */
-	st->max_records = 8;
+	st->max_records = 64;
 	st->max_record_bytes = 4096;  /* explicit: the Kconfig default may exceed the total below */
 	st->max_total_bytes = 16384;
-	st->max_records_per_peer = 4;
+	st->max_records_per_peer = 8;
 	st->max_providers = 8;
 	st->max_providers_per_key = 4;
 	st->max_providers_per_peer = 4;
@@ -733,7 +811,12 @@ static void node_start(struct sim *s, uint32_t slot, bool bootstrap)
 	node_identity(s, n);
 	n->gen++;
 	memset(n->conns, 0, sizeof(n->conns));
-	kw_arena_init(&n->arena, n->mem, s->node_arena_bytes);
+	/* A slot's first node gets fresh zero pages (calloc): only the pages its core touches
+	 * are ever written. A churn joiner reuses the slot, which the normal init clears. */
+	if (n->gen == 1)
+		kw_arena_init_zeroed(&n->arena, n->mem, s->node_arena_bytes);
+	else
+		kw_arena_init(&n->arena, n->mem, s->node_arena_bytes);
 	fill_kad_cfg(s, n, &c);
 	n->tr.request = sim_request;
 	n->tr.self_addrs = sim_self_addrs;
@@ -1037,19 +1120,33 @@ static void put_fire(struct kw_loop *l, struct kw_timer *t)
 		kw_timer_start(l, t, s->cfg.lookup_phase_ms / s->cfg.puts);
 }
 
+/*
+ * The start of the lookup phase. phase_fire only marks it (the loop finishes the pass it
+ * fires in); phase_begin then arms the phase's own timers from the loop's caller. A run of
+ * one scenario and a forked child of a shared bootstrap (kw_kad_sim_run_shared) go through
+ * the same two steps at the same point, so they give the same events in the same order.
+ */
 static void phase_fire(struct kw_loop *l, struct kw_timer *t)
 {
 	struct sim *s = t->arg;
 
+	(void)l;
+	s->at_phase = true;
+}
+
+static void phase_begin(struct sim *s)
+{
+	struct kw_loop *l = &s->loop;
+
+	s->churn_total = (unsigned)(s->cfg.churn * s->cfg.nodes + 0.5);
 	s->phase_start_ms = now_ms(s);
 	s->phase_end_ms = s->phase_start_ms + s->cfg.lookup_phase_ms;
 	if (s->cfg.lookups > 0)
 		kw_timer_start(l, &s->t_lookup, 0);
 	if (s->cfg.puts > 0)
 		kw_timer_start(l, &s->t_put, 1);
-	if (s->churn_total > 0) {
+	if (s->churn_total > 0)
 		kw_timer_start(l, &s->t_churn, s->cfg.lookup_phase_ms / s->churn_total / 2);
-	}
 }
 
 /* ---- set-up, run, report ---------------------------------------------------------------- */
@@ -1164,25 +1261,57 @@ size_t kw_kad_sim_node_bytes(const struct kw_kad_sim_cfg *cfg)
 	return kw_kad_arena_bytes(&kc);
 }
 
-int kw_kad_sim_run(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *rep)
+
+static void sim_free(struct sim *s)
+{
+	if (s->nodes)
+		for (unsigned i = 0; i < s->n_slots; i++)
+			free(s->nodes[i].mem);
+	free(s->nodes);
+	free(s->idx);
+	free(s->adv);
+	free(s->msgs);
+	free(s->msg_bytes);
+	free(s->cal_head);
+	free(s->cal_tail);
+	free(s->lookups);
+	free(s->puts);
+	free(s->m_in);
+	free(s->m_out);
+	free(s->shared_mem);
+	free(s);
+}
+
+static double ts_diff(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) + 1e-9 * (double)(b->tv_nsec - a->tv_nsec);
+}
+
+/*
+ * Allocates everything the run needs (sized from cfg: the lookup and put records from
+ * cfg->lookups and cfg->puts) and schedules the joins (or fills the tables, --prefill) and
+ * the start of the lookup phase. Return: 0 with *out set, or a negative code (*out NULL).
+ */
+static int sim_setup(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *rep,
+		     struct sim **out)
 {
 	struct sim *s;
 	struct kw_kad_cfg kc;
 	struct kw_peer_id dummy = { .len = 1 };
-	struct timespec t0, t1, c0, c1;
 	size_t shared_bytes, msg_cap;
 	uint32_t max_timers, cap = 1;
 	int rc = -KW_ENOMEM;
 
+	*out = NULL;
 	if (!cfg->nodes || cfg->nodes < 2 || cfg->lat_max_ms < cfg->lat_min_ms ||
 	    (cfg->lookups && cfg->lookup_phase_ms < cfg->lookups) || cfg->query_timeout_ms == 0)
 		return -KW_EINVAL;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
 	memset(rep, 0, sizeof(*rep));
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -KW_ENOMEM;
+	clock_gettime(CLOCK_MONOTONIC, &s->t0);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &s->c0);
 	s->cfg = *cfg;
 	s->rep = rep;
 	s->hash = 0xcbf29ce484222325ull;
@@ -1201,21 +1330,21 @@ int kw_kad_sim_run(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *r
 	s->idx = malloc(cap * sizeof(*s->idx));
 	s->idx_mask = cap - 1;
 	if (!s->nodes || !s->idx)
-		goto out;
+		goto fail;
 	memset(s->idx, 0xff, cap * sizeof(*s->idx));
 	for (unsigned i = 0; i < s->n_slots; i++) {
 		s->nodes[i].sim = s;
 		s->nodes[i].adv_idx = UINT32_MAX;
-		s->nodes[i].mem = malloc(s->node_arena_bytes);
+		s->nodes[i].mem = calloc(1, s->node_arena_bytes);
 		if (!s->nodes[i].mem)
-			goto out;
+			goto fail;
 	}
 	rep->sim_bytes_per_node = sizeof(struct sim_node) + 2 * sizeof(uint32_t);
 
 	/* Adversaries: a fixed set of slots (a churned adversary's slot stays adversarial). */
 	s->adv = calloc(s->n_slots, sizeof(*s->adv));
 	if (!s->adv)
-		goto out;
+		goto fail;
 	if (cfg->adversarial > 0) {
 		unsigned want = (unsigned)(cfg->adversarial * cfg->nodes + 0.5);
 		while (s->n_adv < want) {
@@ -1238,7 +1367,7 @@ int kw_kad_sim_run(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *r
 		s->msgs = calloc(s->n_msgs + n_large, sizeof(*s->msgs));
 		s->msg_bytes = malloc(msg_cap);
 		if (!s->msgs || !s->msg_bytes)
-			goto out;
+			goto fail;
 		for (unsigned i = 0; i < s->n_msgs + n_large; i++) {
 			struct sim_msg *m = &s->msgs[i];
 			m->large = i >= s->n_msgs;
@@ -1252,78 +1381,130 @@ int kw_kad_sim_run(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *r
 		rep->inflight_cap = s->n_msgs + n_large;
 		shared_bytes = msg_cap + (s->n_msgs + n_large) * sizeof(*s->msgs);
 	}
+	{
+		uint64_t span = (uint64_t)cfg->query_timeout_ms + cfg->lat_max_ms + 2;
+		uint32_t ring = 1;
+
+		while (ring < span)
+			ring <<= 1;
+		s->cal_mask = ring - 1;
+		s->cal_head = calloc(ring, sizeof(*s->cal_head));
+		s->cal_tail = calloc(ring, sizeof(*s->cal_tail));
+		if (!s->cal_head || !s->cal_tail)
+			goto fail;
+		shared_bytes += 2 * (size_t)ring * sizeof(*s->cal_head);
+	}
 	s->lookups = calloc(cfg->lookups + 1, sizeof(*s->lookups));
 	s->puts = calloc(cfg->puts + 1, sizeof(*s->puts));
 	s->m_in = malloc(sizeof(*s->m_in));
 	s->m_out = malloc(sizeof(*s->m_out));
 	if (!s->lookups || !s->puts || !s->m_in || !s->m_out)
-		goto out;
+		goto fail;
 
 	/* One loop for every node, on the simulated clock. */
-	max_timers = s->n_slots * SIM_TIMERS_PER_NODE + rep->inflight_cap + 64;
+	max_timers = s->n_slots * SIM_TIMERS_PER_NODE + 64;
 	{
 		size_t bytes = (size_t)max_timers * sizeof(void *) + 64 * 1024 + 8 * 4096 + 4096;
 		s->shared_mem = malloc(bytes);
 		if (!s->shared_mem)
-			goto out;
+			goto fail;
 		kw_arena_init(&s->shared, s->shared_mem, bytes);
 		shared_bytes += bytes + 2 * sizeof(struct kw_kad_msg) +
 				(cfg->lookups + 1) * sizeof(*s->lookups) + cap * sizeof(*s->idx);
 	}
 	rc = kw_sim_net_init(&s->net, &s->shared, 8, 4096);
 	if (rc)
-		goto out;
+		goto fail;
 	s->net.auto_advance = true;
 	kw_sim_init(&s->simv, &s->net);
 	rc = kw_loop_init(&s->loop, &s->simv.sys, &s->shared, max_timers, 8);
 	if (rc)
-		goto out;
+		goto fail;
 	rep->sim_bytes_shared = shared_bytes;
 
-	/* Bootstrap phase, then the lookup phase. */
-	s->churn_total = (unsigned)(cfg->churn * cfg->nodes + 0.5);
+	/* Bootstrap phase (or the warm start), then the lookup phase. */
 	kw_timer_init(&s->t_join, join_fire, s);
 	kw_timer_init(&s->t_lookup, lookup_fire, s);
 	kw_timer_init(&s->t_churn, churn_fire, s);
 	kw_timer_init(&s->t_put, put_fire, s);
+	kw_timer_init(&s->t_cal, cal_fire, s);
 	if (cfg->prefill) {
 		for (uint32_t i = 0; i < s->n_slots; i++)
 			node_start(s, i, false);
 		s->n_joined = s->n_slots;
 		rc = prefill(s);
 		if (rc)
-			goto out;
+			goto fail;
 	} else {
 		kw_timer_start(&s->loop, &s->t_join, 0);
 	}
-	{
-		struct kw_timer t_phase;
-		uint64_t phase_at = cfg->prefill ? cfg->settle_ms :
-				    (uint64_t)cfg->join_interval_ms * cfg->nodes + cfg->settle_ms;
-		uint64_t last_report = 0;
-		kw_timer_init(&t_phase, phase_fire, s);
-		kw_timer_start(&s->loop, &t_phase, phase_at);
-		for (;;) {
-			uint64_t t = now_ms(s);
-			if (t > phase_at && t >= s->phase_end_ms && s->n_lookups_started >= cfg->lookups &&
-			    s->n_lookups_done >= s->n_lookups_started && s->churn_done >= s->churn_total &&
-			    s->n_puts_started >= cfg->puts && s->n_puts_done >= s->n_puts_started)
-				break;
-			if (getenv("KW_SIM_PROGRESS") && t - last_report >= 60000) {
-				last_report = t;
-				fprintf(stderr, "  [t=%llus joined=%u lookups=%u/%u events=%llu inflight=%u]\n",
-					(unsigned long long)(t / 1000), s->n_joined, s->n_lookups_done,
-					s->n_lookups_started, (unsigned long long)rep->events, s->inflight);
-			}
-			rc = kw_loop_run_once(&s->loop, -1);
-			if (rc)
-				goto out;
-		}
-		kw_timer_cancel(&s->loop, &t_phase);
+	kw_timer_init(&s->t_phase, phase_fire, s);
+	kw_timer_start(&s->loop, &s->t_phase, cfg->prefill ? cfg->settle_ms :
+			(uint64_t)cfg->join_interval_ms * cfg->nodes + cfg->settle_ms);
+	*out = s;
+	return 0;
+fail:
+	sim_free(s);
+	return rc;
+}
+
+static int sim_step(struct sim *s, uint64_t *last_report)
+{
+	uint64_t t = now_ms(s);
+
+	if (getenv("KW_SIM_PROGRESS") && t - *last_report >= 60000) {
+		*last_report = t;
+		fprintf(stderr, "  [t=%llus joined=%u lookups=%u/%u events=%llu inflight=%u]\n",
+			(unsigned long long)(t / 1000), s->n_joined, s->n_lookups_done,
+			s->n_lookups_started, (unsigned long long)s->rep->events, s->inflight);
+	}
+	return kw_loop_run_once(&s->loop, -1);
+}
+
+/* Runs the joins and the settle time, up to the start of the lookup phase. */
+static int sim_boot(struct sim *s)
+{
+	uint64_t last_report = 0;
+	int rc = 0;
+
+	while (!s->at_phase && rc == 0)
+		rc = sim_step(s, &last_report);
+	return rc;
+}
+
+/* Runs the lookup phase until every lookup, get and churn step is done; fills the report. */
+static int sim_phase(struct sim *s)
+{
+	uint64_t last_report = s->phase_start_ms;
+	int rc;
+
+	phase_begin(s);
+	for (;;) {
+		if (now_ms(s) >= s->phase_end_ms && s->n_lookups_started >= s->cfg.lookups &&
+		    s->n_lookups_done >= s->n_lookups_started && s->churn_done >= s->churn_total &&
+		    s->n_puts_started >= s->cfg.puts && s->n_puts_done >= s->n_puts_started)
+			break;
+		rc = sim_step(s, &last_report);
+		if (rc)
+			return rc;
 	}
 	fill_report(s);
-	rc = 0;
+	return 0;
+}
 
+static void sim_times(struct sim *s)
+{
+	struct timespec t1, c1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+	s->rep->cpu_s = ts_diff(&s->c0, &c1);
+	s->rep->wall_s = ts_diff(&s->t0, &t1);
+}
+
+/* Destroys every node (their callbacks run: the core's cleanup is part of what is tested). */
+static void sim_teardown(struct sim *s)
+{
 	for (unsigned i = 0; i < s->n_slots; i++)
 		if (alive(&s->nodes[i]))
 			node_stop(s, i);
@@ -1331,26 +1512,121 @@ int kw_kad_sim_run(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *r
 	kw_timer_cancel(&s->loop, &s->t_lookup);
 	kw_timer_cancel(&s->loop, &s->t_churn);
 	kw_timer_cancel(&s->loop, &s->t_put);
+	kw_timer_cancel(&s->loop, &s->t_phase);
+	kw_timer_cancel(&s->loop, &s->t_cal);
 	for (unsigned i = 0; i < s->n_puts_started; i++)
 		kw_timer_cancel(&s->loop, &s->puts[i].t);
-out:
+}
+
+int kw_kad_sim_run(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *rep)
+{
+	struct sim *s;
+	int rc = sim_setup(cfg, rep, &s);
+
+	if (rc)
+		return rc;
+	rc = sim_boot(s);
+	if (rc == 0)
+		rc = sim_phase(s);
+	if (rc == 0)
+		sim_teardown(s);
+	sim_times(s);
+	sim_free(s);
+	return rc;
+}
+
+/* The options a lookup phase may change without changing the network it starts from. */
+static void phase_neutral(struct kw_kad_sim_cfg *c)
+{
+	c->lookups = 0;
+	c->lookup_phase_ms = 0;
+	c->churn = 0;
+	c->puts = 0;
+}
+
+int kw_kad_sim_run_shared(const struct kw_kad_sim_cfg *phases, unsigned n,
+			  struct kw_kad_sim_report *reps)
+{
+	struct kw_kad_sim_cfg base;
+	struct kw_kad_sim_report boot_rep, *shared;
+	struct sim *s;
+	struct timespec t1, c1;
+	double boot_cpu, boot_wall;
+	int rc;
+
+	if (n == 0)
+		return -KW_EINVAL;
+	base = phases[0];
+	for (unsigned i = 0; i < n; i++) {
+		struct kw_kad_sim_cfg a = phases[0], b = phases[i];
+
+		phase_neutral(&a);
+		phase_neutral(&b);
+		if (memcmp(&a, &b, sizeof(a)) != 0)
+			return -KW_EINVAL;   /* not the same network: cannot share its bootstrap */
+		if (phases[i].lookups > base.lookups)
+			base.lookups = phases[i].lookups;
+		if (phases[i].puts > base.puts)
+			base.puts = phases[i].puts;
+		if (phases[i].lookup_phase_ms > base.lookup_phase_ms)
+			base.lookup_phase_ms = phases[i].lookup_phase_ms;
+	}
+	/* The children write their reports here; the parent reads them after each exit. */
+	shared = mmap(NULL, n * sizeof(*shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		      -1, 0);
+	if (shared == MAP_FAILED)
+		return -KW_ENOMEM;
+	rc = sim_setup(&base, &boot_rep, &s);
+	if (rc) {
+		munmap(shared, n * sizeof(*shared));
+		return rc;
+	}
+	rc = sim_boot(s);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
-	rep->cpu_s = (double)(c1.tv_sec - c0.tv_sec) + 1e-9 * (double)(c1.tv_nsec - c0.tv_nsec);
-	rep->wall_s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-	if (s->nodes)
-		for (unsigned i = 0; i < s->n_slots; i++)
-			free(s->nodes[i].mem);
-	free(s->nodes);
-	free(s->idx);
-	free(s->adv);
-	free(s->msgs);
-	free(s->msg_bytes);
-	free(s->lookups);
-	free(s->puts);
-	free(s->m_in);
-	free(s->m_out);
-	free(s->shared_mem);
-	free(s);
+	boot_cpu = ts_diff(&s->c0, &c1);
+	boot_wall = ts_diff(&s->t0, &t1);
+	fflush(NULL);   /* a child must not write the parent's buffered output again */
+	for (unsigned i = 0; i < n && rc == 0; i++) {
+		pid_t pid = fork();
+		int status = 0;
+
+		if (pid < 0) {
+			rc = -KW_ENOMEM;
+			break;
+		}
+		if (pid == 0) {
+			/* The child: this scenario's lookup phase on its copy of the settled network.
+			 * It leaves without tearing the network down (the parent's copy is intact). */
+			struct kw_kad_sim_report r = boot_rep;
+			struct timespec ct0, cc0;
+
+			clock_gettime(CLOCK_MONOTONIC, &ct0);
+			clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cc0);
+			s->rep = &r;
+			s->cfg.lookups = phases[i].lookups;
+			s->cfg.lookup_phase_ms = phases[i].lookup_phase_ms;
+			s->cfg.churn = phases[i].churn;
+			s->cfg.puts = phases[i].puts;
+			if (sim_phase(s) != 0)
+				_exit(2);
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+			r.phase_cpu_s = ts_diff(&cc0, &c1);
+			r.boot_cpu_s = boot_cpu;
+			r.cpu_s = boot_cpu + r.phase_cpu_s;
+			r.wall_s = boot_wall + ts_diff(&ct0, &t1);
+			r.boot_shared = n;
+			shared[i] = r;
+			_exit(0);
+		}
+		if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			rc = -KW_EIO;
+		else
+			reps[i] = shared[i];
+	}
+	munmap(shared, n * sizeof(*shared));
+	sim_teardown(s);
+	sim_free(s);
 	return rc;
 }

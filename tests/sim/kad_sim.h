@@ -16,8 +16,9 @@
  * the one handed to every core as kw_kad_cfg.rng (refresh keys): the same configuration and
  * seed give the same event trace, whose FNV-1a hash is reported (trace_hash).
  *
- * Memory: everything (node arenas, in-flight pool, loop tables) is allocated once in
- * kw_kad_sim_run before the first event and freed when it returns.
+ * Memory: everything (node arenas, in-flight pool, calendar ring, loop tables) is allocated
+ * once in kw_kad_sim_run (or kw_kad_sim_run_shared) before the first event and freed when it
+ * returns; node arenas come from calloc, so a node's untouched pages are never written.
  */
 #ifndef KW_TESTS_KAD_SIM_H
 #define KW_TESTS_KAD_SIM_H
@@ -80,7 +81,11 @@ struct kw_kad_sim_report {
 	/* time */
 	uint64_t virtual_ms;
 	double wall_s;
-	double cpu_s;                /* process CPU time (the machine may be shared) */
+	double cpu_s;                /* process CPU time (the machine may be shared); with a shared
+	                              * bootstrap: boot_cpu_s + phase_cpu_s */
+	double boot_cpu_s, phase_cpu_s;  /* kw_kad_sim_run_shared only: the bootstrap (once for
+	                              * boot_shared scenarios) and this scenario's lookup phase */
+	unsigned boot_shared;        /* scenarios that shared this row's bootstrap (0: its own) */
 	uint64_t events;
 	uint64_t trace_hash;         /* FNV-1a over every delivered/failed event */
 };
@@ -90,5 +95,16 @@ void kw_kad_sim_cfg_default(struct kw_kad_sim_cfg *cfg);
 size_t kw_kad_sim_node_bytes(const struct kw_kad_sim_cfg *cfg);
 /* Runs one simulation. Return: 0, or a negative code when the set-up failed (memory). */
 int kw_kad_sim_run(const struct kw_kad_sim_cfg *cfg, struct kw_kad_sim_report *rep);
+/*
+ * Runs n scenarios that differ only in their lookup phase (lookups, lookup_phase_ms, churn,
+ * puts; every other option equal) from ONE bootstrap: the network joins and settles once,
+ * then for each scenario a fork()ed child runs that lookup phase on its copy-on-write copy of
+ * the settled network and reports in reps[i], one child after the other. A scenario's report
+ * (trace hash included) is the one kw_kad_sim_run gives for it alone: both arm the lookup
+ * phase at the same point of the same event sequence. Return: 0; -KW_EINVAL when the
+ * scenarios' networks differ; -KW_EIO when a child failed; or a set-up error.
+ */
+int kw_kad_sim_run_shared(const struct kw_kad_sim_cfg *phases, unsigned n,
+			  struct kw_kad_sim_report *reps);
 
 #endif /* KW_TESTS_KAD_SIM_H */

@@ -6,9 +6,11 @@
  *                                   grouped / exempt from the diversity filter, get after put),
  *                                   one table
  *   kw_kad_sim --scenario NAME      one of them (plain, churn, adv-grouped, adv-exempt, put-get),
- *                                   or several: NAME,NAME,... (make sim runs the suite as two
+ *                                   or several: NAME,NAME,... (make sim runs the suite as three
  *                                   such processes side by side)
  *   --no-header                     rows only (to append to another process's table)
+ *   --own-bootstrap                 every scenario bootstraps its own network (by default
+ *                                   plain, churn and put-get share one, forking after it)
  *
  * Options: --nodes N --lookups L --seed S --latency MIN-MAX (ms) --loss P --churn P
  * --partition P --adversarial P --adv-groups G --private-ips --bootstrap B --timeout MS
@@ -25,7 +27,7 @@
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: kw_kad_sim [--suite | --scenario plain|churn|adv-grouped|adv-exempt|put-get[,...]] [--no-header] [--nodes N] [--lookups L] [--seed S] [--latency MIN-MAX]\n"
+		"usage: kw_kad_sim [--suite | --scenario plain|churn|adv-grouped|adv-exempt|put-get[,...]] [--no-header] [--own-bootstrap] [--nodes N] [--lookups L] [--seed S] [--latency MIN-MAX]\n"
 		"                  [--loss P] [--churn P] [--partition P] [--adversarial P]\n"
 		"                  [--adv-groups G] [--private-ips] [--bootstrap B] [--timeout MS]\n"
 		"                  [--join-interval MS] [--settle MS] [--phase MS] [--k K] [--alpha A]\n"
@@ -64,6 +66,10 @@ static void row(const char *name, const struct kw_kad_sim_cfg *c, const struct k
 	if (c->puts)
 		printf("|  (%s: %u puts, %u reached a peer; get after put: %u of %u returned the value) |\n",
 		       name, c->puts, r->puts_ok, r->gets_ok, r->gets_total);
+	if (r->boot_shared)
+		printf("|  (%s: bootstrap shared by %u scenarios, %.1f s CPU once; this lookup phase "
+		       "%.1f s CPU in a forked child) |\n", name, r->boot_shared, r->boot_cpu_s,
+		       r->phase_cpu_s);
 	if (getenv("KW_SIM_DETAIL"))
 		printf("|  (%s: requests PUT %" PRIu64 " GET %" PRIu64 " ADD_PROV %" PRIu64 " GET_PROV %" PRIu64
 		       " FIND_NODE %" PRIu64 " PING %" PRIu64 "; core lookups %" PRIu64 " of which refresh %" PRIu64
@@ -104,7 +110,7 @@ static int run(const char *name, const struct kw_kad_sim_cfg *c)
 int main(int argc, char **argv)
 {
 	struct kw_kad_sim_cfg c;
-	bool suite = false, no_header = false;
+	bool suite = false, no_header = false, own_boot = false;
 	const char *only = NULL;
 	double v;
 
@@ -116,6 +122,7 @@ int main(int argc, char **argv)
 		if (strcmp(a, "--suite") == 0) { suite = true; has = false; }
 		else if (OPT("--scenario")) { suite = true; only = val; }
 		else if (strcmp(a, "--no-header") == 0) { no_header = true; has = false; }
+		else if (strcmp(a, "--own-bootstrap") == 0) { own_boot = true; has = false; }
 		else if (strcmp(a, "--private-ips") == 0) { c.private_ips = true; has = false; }
 		else if (strcmp(a, "--trace") == 0) { c.trace = true; has = false; }
 		else if (strcmp(a, "--full-store") == 0) { c.full_store = true; has = false; }
@@ -159,10 +166,7 @@ int main(int argc, char **argv)
 	if (!suite)
 		return run("custom", &c);
 	{
-		struct kw_kad_sim_cfg x;
 		int bad = 0;
-		char name[96];
-
 		bool any = false;
 		static const char *const tags[] = { "plain", "churn", "adv-grouped", "adv-exempt",
 						    "put-get" };
@@ -180,36 +184,67 @@ int main(int argc, char **argv)
 				return 1;
 			}
 		}
-#define WANT(tag) (!only || listed(only, tag) ? (any = true) : false)
-		if (WANT("plain")) {
-			x = c;
-			bad |= run("plain", &x);
+		/* The suite's scenarios in table order. plain, churn and put-get differ only in
+		 * their lookup phase: unless --own-bootstrap, they share one bootstrap
+		 * (kw_kad_sim_run_shared), the adversarial ones (other addresses, adversaries
+		 * joining) each bootstrap their own network. */
+		struct {
+			const char *tag, *name;
+			struct kw_kad_sim_cfg c;
+			bool shared;
+			struct kw_kad_sim_report r;
+		} sc[5];
+		unsigned nsc = 0, nsh = 0;
+		struct kw_kad_sim_cfg shc[5];
+		struct kw_kad_sim_report shr[5];
+
+#define ADD(t, n, is_shared) do { if (!only || listed(only, t)) { sc[nsc].tag = t; \
+		sc[nsc].name = n; sc[nsc].c = c; sc[nsc].shared = is_shared; nsc++; any = true; } \
+	} while (0)
+		ADD("plain", "plain", true);
+		ADD("churn", "churn 20 %", true);
+		if (nsc && strcmp(sc[nsc - 1].tag, "churn") == 0)
+			sc[nsc - 1].c.churn = 0.20;
+		ADD("adv-grouped", "adversarial 10 %, in 4 /16 groups (filter acts)", false);
+		if (nsc && strcmp(sc[nsc - 1].tag, "adv-grouped") == 0) {
+			sc[nsc - 1].c.adversarial = 0.10;
+			sc[nsc - 1].c.adv_groups = 4;
 		}
-		if (WANT("churn")) {
-			x = c;
-			x.churn = 0.20;
-			bad |= run("churn 20 %", &x);
+		ADD("adv-exempt", "adversarial 10 %, all addresses exempt (no filter)", false);
+		if (nsc && strcmp(sc[nsc - 1].tag, "adv-exempt") == 0) {
+			sc[nsc - 1].c.adversarial = 0.10;
+			sc[nsc - 1].c.private_ips = true;
 		}
-		if (WANT("adv-grouped")) {
-			x = c;
-			x.adversarial = 0.10;
-			x.adv_groups = 4;
-			snprintf(name, sizeof(name), "adversarial 10 %%, in 4 /16 groups (filter acts)");
-			bad |= run(name, &x);
+		ADD("put-get", "get after put", true);
+		if (nsc && strcmp(sc[nsc - 1].tag, "put-get") == 0)
+			sc[nsc - 1].c.puts = c.lookups / 10 ? c.lookups / 10 : 1;
+#undef ADD
+		for (unsigned i = 0; i < nsc; i++) {
+			sc[i].shared &= !own_boot;
+			if (sc[i].shared)
+				shc[nsh++] = sc[i].c;
 		}
-		if (WANT("adv-exempt")) {
-			x = c;
-			x.adversarial = 0.10;
-			x.private_ips = true;
-			snprintf(name, sizeof(name), "adversarial 10 %%, all addresses exempt (no filter)");
-			bad |= run(name, &x);
+		if (nsh == 1) {
+			for (unsigned i = 0; i < nsc; i++)
+				sc[i].shared = false;   /* nothing to share with */
+			nsh = 0;
 		}
-		if (WANT("put-get")) {
-			x = c;
-			x.puts = x.lookups / 10 ? x.lookups / 10 : 1;
-			bad |= run("get after put", &x);
+		if (nsh > 1) {
+			int rc = kw_kad_sim_run_shared(shc, nsh, shr);
+			if (rc) {
+				fprintf(stderr, "kw_kad_sim: shared bootstrap failed (%d)\n", rc);
+				return 1;
+			}
+			for (unsigned i = 0, j = 0; i < nsc; i++)
+				if (sc[i].shared)
+					sc[i].r = shr[j++];
 		}
-#undef WANT
+		for (unsigned i = 0; i < nsc; i++) {
+			if (sc[i].shared)
+				row(sc[i].name, &sc[i].c, &sc[i].r);
+			else
+				bad |= run(sc[i].name, &sc[i].c);
+		}
 		if (!any) {
 			fprintf(stderr, "kw_kad_sim: unknown scenario '%s' (plain, churn, adv-grouped, "
 				"adv-exempt, put-get)\n", only);

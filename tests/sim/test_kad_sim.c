@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <kw/err.h>
 #include <kw/net/kad_msg.h>
 
 #include "sim/kad_sim.h"
@@ -131,6 +132,52 @@ static void test_kad_sim_other_seed_other_trace(void **state)
 	assert_true(a.trace_hash != b.trace_hash);
 }
 
+/* Scenarios run from one shared bootstrap (forked after it) report exactly what each run
+ * alone reports: the same events (trace hash), lookups and virtual time. */
+static void test_kad_sim_shared_bootstrap_matches_own_runs(void **state)
+{
+	struct kw_kad_sim_cfg c[3];
+	struct kw_kad_sim_report shared[3], own;
+
+	small_cfg(&c[0], fit(60), 60);
+	c[0].loss = 0.02;
+	c[1] = c[0];
+	c[1].churn = 0.1;
+	c[2] = c[0];
+	c[2].puts = 6;
+	c[2].lookups = 30;
+	assert_int_equal(kw_kad_sim_run_shared(c, 3, shared), 0);
+	for (unsigned i = 0; i < 3; i++) {
+		assert_int_equal(kw_kad_sim_run(&c[i], &own), 0);
+		print("shared", &shared[i]);
+		print("own", &own);
+		assert_int_equal(shared[i].boot_shared, 3);
+		assert_int_equal(shared[i].trace_hash, own.trace_hash);
+		assert_int_equal(shared[i].events, own.events);
+		assert_int_equal(shared[i].messages, own.messages);
+		assert_int_equal(shared[i].lookups_ok, own.lookups_ok);
+		assert_int_equal(shared[i].lookups_failed, own.lookups_failed);
+		assert_int_equal(shared[i].lookups_excluded, own.lookups_excluded);
+		assert_int_equal(shared[i].gets_ok, own.gets_ok);
+		assert_int_equal(shared[i].virtual_ms, own.virtual_ms);
+	}
+	/* the three phases really differ (else the comparison above proves little) */
+	assert_true(shared[0].trace_hash != shared[1].trace_hash);
+	assert_true(shared[0].trace_hash != shared[2].trace_hash);
+}
+
+/* Scenarios on different networks (here: one with adversaries) cannot share a bootstrap. */
+static void test_kad_sim_shared_bootstrap_refuses_other_networks(void **state)
+{
+	struct kw_kad_sim_cfg c[2];
+	struct kw_kad_sim_report r[2];
+
+	small_cfg(&c[0], fit(20), 10);
+	c[1] = c[0];
+	c[1].adversarial = 0.1;
+	assert_int_equal(kw_kad_sim_run_shared(c, 2, r), -KW_EINVAL);
+}
+
 static void test_kad_sim_lossy_links_still_find_peers(void **state)
 {
 	struct kw_kad_sim_cfg c;
@@ -220,6 +267,8 @@ int main(void)
 		cmocka_unit_test(test_kad_sim_200_nodes_find_peers),
 		cmocka_unit_test(test_kad_sim_same_seed_same_trace),
 		cmocka_unit_test(test_kad_sim_other_seed_other_trace),
+		cmocka_unit_test(test_kad_sim_shared_bootstrap_matches_own_runs),
+		cmocka_unit_test(test_kad_sim_shared_bootstrap_refuses_other_networks),
 		cmocka_unit_test(test_kad_sim_lossy_links_still_find_peers),
 		cmocka_unit_test(test_kad_sim_churn_still_finds_peers),
 		cmocka_unit_test(test_kad_sim_partitioned_links_counted),

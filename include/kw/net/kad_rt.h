@@ -97,8 +97,10 @@ struct kw_kad_rt {
 	struct kw_kad_rt_bucket buckets[KW_KAD_RT_BUCKETS];
 	struct kw_kad_rt_entry *pool;   /* from the arena: max_entries */
 	uint16_t max_entries;
-	uint16_t free_head;
+	uint16_t free_head;      /* entries freed since (pushed on this list) */
 	uint16_t used;
+	uint16_t fresh;          /* pool[fresh..] were never used: taken in order once the free
+	                          * list is empty, so init writes none of the pool's pages */
 	uint64_t refresh_ms;
 	kw_kad_rt_ping_fn ping_cb;
 	void *ctx;
@@ -158,6 +160,16 @@ int kw_kad_rt_dead(struct kw_kad_rt *rt, const struct kw_peer_id *id);
 
 /* Records that a member answered a query usefully. Return: 0; -KW_ENOENT. */
 int kw_kad_rt_useful(struct kw_kad_rt *rt, const struct kw_peer_id *id, uint64_t now_ms);
+
+/*
+ * A peer answered one of our queries: kw_kad_rt_add unless it is a member already, then
+ * kw_kad_rt_useful, for a caller that holds the id's key (kw_kad_rt_key(id), e.g. a lookup
+ * candidate's): one SHA-256 fewer per step, the same effect as those calls in that order.
+ * Return: 0 (a member afterwards), or what kw_kad_rt_add returned.
+ */
+int kw_kad_rt_answered(struct kw_kad_rt *rt, const struct kw_peer_id *id,
+		       const uint8_t key[KW_KAD_RT_KEY_BYTES], const struct kw_multiaddr *addrs,
+		       size_t naddrs, uint64_t now_ms);
 
 /*
  * Removes a member or a candidate (e.g. the peer stopped serving kad). A removed member's

@@ -523,6 +523,62 @@ static void test_kad_rt_remove_and_readd(void **state)
 	assert_int_equal(rt.stats.updated, 1);
 }
 
+/* kw_kad_rt_answered = "add unless a member, then mark useful", with the caller's key. */
+static void test_kad_rt_answered_adds_newcomer_and_marks_it_useful(void **state)
+{
+	struct kw_peer_id id;
+	struct kw_multiaddr ma;
+	uint8_t key[KW_KAD_RT_KEY_BYTES];
+	const struct kw_kad_rt_entry *e;
+
+	(void)state;
+	id_with_cpl(&id, 4);
+	ip4(&ma, 8, 8, 4, 4);
+	assert_int_equal(kw_kad_rt_key(&id, key), 0);
+	assert_int_equal(kw_kad_rt_answered(&rt, &id, key, &ma, 1, 20), 0);
+	e = kw_kad_rt_find(&rt, &id);
+	assert_non_null(e);
+	assert_int_equal(e->last_seen_ms, 20);
+	assert_int_equal(e->last_useful_ms, 20);
+	assert_int_equal(e->naddrs, 1);
+	assert_int_equal(rt.stats.added, 1);
+}
+
+static void test_kad_rt_answered_member_keeps_addresses_and_gets_useful_time(void **state)
+{
+	struct kw_peer_id id;
+	struct kw_multiaddr a, b;
+	uint8_t key[KW_KAD_RT_KEY_BYTES];
+	const struct kw_kad_rt_entry *e;
+
+	(void)state;
+	id_with_cpl(&id, 2);
+	ip4(&a, 8, 8, 4, 4);
+	ip4(&b, 9, 9, 9, 9);
+	assert_int_equal(kw_kad_rt_add(&rt, &id, &a, 1, 5, NULL, 0), 0);
+	assert_int_equal(kw_kad_rt_key(&id, key), 0);
+	assert_int_equal(kw_kad_rt_answered(&rt, &id, key, &b, 1, 30), 0);
+	e = kw_kad_rt_find(&rt, &id);
+	assert_non_null(e);
+	/* as kw_kad_rt_find + kw_kad_rt_useful: a member is not re-added (nor re-addressed) */
+	assert_int_equal(e->last_seen_ms, 5);
+	assert_memory_equal(e->addrs[0].bytes, a.bytes, a.len);
+	assert_int_equal(e->last_useful_ms, 30);
+	assert_int_equal(rt.stats.updated, 0);
+	assert_int_equal(kw_kad_rt_size(&rt), 1);
+}
+
+static void test_kad_rt_answered_refuses_own_and_empty_ids(void **state)
+{
+	struct kw_peer_id empty = { .len = 0 };
+	uint8_t key[KW_KAD_RT_KEY_BYTES] = { 0 };
+
+	(void)state;
+	assert_int_equal(kw_kad_rt_answered(&rt, &empty, key, NULL, 0, 1), -KW_EINVAL);
+	assert_int_equal(kw_kad_rt_answered(&rt, &self, rt.self_key, NULL, 0, 1), -KW_EINVAL);
+	assert_int_equal(kw_kad_rt_size(&rt), 0);
+}
+
 static void test_kad_rt_refresh_due_lists_stale_buckets(void **state)
 {
 	struct kw_kad_rt_cfg cfg = { .self = &self, .max_entries = 16, .ping_cb = on_ping,
@@ -564,6 +620,9 @@ int main(void)
 		cmocka_unit_test_setup(test_kad_rt_diversity_table_limit, setup),
 		cmocka_unit_test_setup(test_kad_rt_private_and_loopback_exempt, setup),
 		cmocka_unit_test_setup(test_kad_rt_pool_exhausted_is_an_error, setup),
+		cmocka_unit_test_setup(test_kad_rt_answered_adds_newcomer_and_marks_it_useful, setup),
+		cmocka_unit_test_setup(test_kad_rt_answered_member_keeps_addresses_and_gets_useful_time, setup),
+		cmocka_unit_test_setup(test_kad_rt_answered_refuses_own_and_empty_ids, setup),
 		cmocka_unit_test_setup(test_kad_rt_remove_and_readd, setup),
 		cmocka_unit_test_setup(test_kad_rt_refresh_due_lists_stale_buckets, setup),
 	};
