@@ -57,7 +57,8 @@ struct bq {
 	size_t off, len, cap;
 };
 
-static void bq_put(struct bq *q, const void *p, size_t n)
+/* Room for n more bytes at the tail (compacting or growing); returns the tail. */
+static uint8_t *bq_room(struct bq *q, size_t n)
 {
 	if (q->off && q->off == q->len)
 		q->off = q->len = 0;
@@ -74,7 +75,12 @@ static void bq_put(struct bq *q, const void *p, size_t n)
 				exit(1);
 		}
 	}
-	memcpy(q->b + q->len, p, n);
+	return q->b + q->len;
+}
+
+static void bq_put(struct bq *q, const void *p, size_t n)
+{
+	memcpy(bq_room(q, n), p, n);
 	q->len += n;
 }
 
@@ -151,56 +157,66 @@ static bool deliver(struct world *w, struct bq *q, unsigned from, unsigned to)
 	return progress;
 }
 
-static bool pump_tcp(struct world *w)
-{
-	bool progress = false;
+/*
+ * One pass of the tcp transport, as an event loop would run it: one poll() over the twelve
+ * socket ends (waiting up to wait_ms), then writes where a socket can take bytes and reads,
+ * straight into the receive queue, where bytes arrived; whole frames are delivered. Frames
+ * refused with -KW_EAGAIN stay queued and are offered again on every pass.
+ */
+#define RX_CHUNK ((size_t)1 << 20)
+#define RX_QUEUE_MAX ((size_t)8 << 20)
 
-	for (unsigned i = 0; i < NP; i++)
-		for (unsigned j = 0; j < NP; j++) {
-			struct bq *o = &outs[i][j], *in = &ins[i][j];
-
-			if (i == j)
-				continue;
-			while (o->len > o->off) {
-				ssize_t n = send(w->fd[i][j], o->b + o->off, o->len - o->off, MSG_NOSIGNAL);
-
-				if (n <= 0)
-					break;
-				o->off += (size_t)n;
-				progress = true;
-			}
-			if (o->off == o->len)
-				o->off = o->len = 0;
-			/* i reads what j sent it on the i-j connection */
-			if (deliver(w, in, j, i))
-				progress = true;
-			if (in->len - in->off < ((size_t)8 << 20)) {
-				uint8_t buf[1 << 16];
-				ssize_t n = recv(w->fd[i][j], buf, sizeof(buf), 0);
-
-				if (n > 0) {
-					bq_put(in, buf, (size_t)n);
-					progress = true;
-					deliver(w, in, j, i);
-				}
-			}
-		}
-	return progress;
-}
-
-static void wait_tcp(struct world *w)
+static bool pump_tcp(struct world *w, int wait_ms)
 {
 	struct pollfd p[NP * NP];
+	unsigned from[NP * NP], to[NP * NP];
+	bool progress = false;
 	int n = 0;
 
 	for (unsigned i = 0; i < NP; i++)
 		for (unsigned j = 0; j < NP; j++)
-			if (i != j) {
-				p[n].fd = w->fd[i][j];
-				p[n].events = POLLIN | (outs[i][j].len > outs[i][j].off ? POLLOUT : 0);
-				n++;
+			if (i != j && deliver(w, &ins[i][j], j, i))
+				progress = true;
+	for (unsigned i = 0; i < NP; i++)
+		for (unsigned j = 0; j < NP; j++) {
+			if (i == j)
+				continue;
+			p[n].fd = w->fd[i][j];
+			p[n].events = (short)((outs[i][j].len > outs[i][j].off ? POLLOUT : 0) |
+				(ins[i][j].len - ins[i][j].off < RX_QUEUE_MAX ? POLLIN : 0));
+			p[n].revents = 0;
+			from[n] = i;
+			to[n] = j;
+			n++;
+		}
+	if (poll(p, (nfds_t)n, progress ? 0 : wait_ms) <= 0)
+		return progress;
+	for (int k = 0; k < n; k++) {
+		unsigned i = from[k], j = to[k];
+		struct bq *o = &outs[i][j], *in = &ins[i][j];
+
+		if (p[k].revents & POLLOUT) {
+			ssize_t got = send(p[k].fd, o->b + o->off, o->len - o->off, MSG_NOSIGNAL);
+
+			if (got > 0) {
+				o->off += (size_t)got;
+				progress = true;
 			}
-	poll(p, (nfds_t)n, 1);
+			if (o->off == o->len)
+				o->off = o->len = 0;
+		}
+		if (p[k].revents & POLLIN) {
+			/* i reads what j sent it on the i-j connection */
+			ssize_t got = recv(p[k].fd, bq_room(in, RX_CHUNK), RX_CHUNK, 0);
+
+			if (got > 0) {
+				in->len += (size_t)got;
+				progress = true;
+				deliver(w, in, j, i);
+			}
+		}
+	}
+	return progress;
 }
 
 static void tcp_pair(int *a, int *b)
@@ -347,24 +363,23 @@ static void run_round(enum tmode mode, enum kw_compression comp, uint64_t numel,
 			exit(1);
 		}
 	}
-	for (;;) {
-		bool all = true, progress = false;
+	for (bool progress = true;;) {
+		bool all = true;
 
 		for (unsigned i = 0; i < NP; i++)
 			all = all && w.done[i];
 		if (all)
 			break;
 		if (mode == T_INPROC) {
+			progress = false;
 			for (unsigned i = 0; i < NP; i++)
 				for (unsigned j = 0; j < NP; j++)
 					if (deliver(&w, &qs[i][j], i, j))
 						progress = true;
 		} else {
-			progress = pump_tcp(&w);
+			progress = pump_tcp(&w, progress ? 0 : 1);
 		}
 		kw_loop_run_once(&w.loop, 0);
-		if (!progress && mode == T_TCP)
-			wait_tcp(&w);
 	}
 	out->wall = bench_now() - t0;
 	out->cpu = cpu_now() - c0;
