@@ -491,6 +491,15 @@ static void put_nan(struct kw_avg_data *d, float *tmp)
 	d->part.buf = (const uint8_t *)tmp;
 }
 
+/* Inf in the last value of a 1000-value part: the finiteness test's scalar tail (the part
+ * length is not a multiple of the vector step). */
+static void put_inf_last(struct kw_avg_data *d, float *tmp)
+{
+	memcpy(tmp, d->part.buf, d->part.buf_len);
+	tmp[d->part.buf_len / 4 - 1] = INFINITY;
+	d->part.buf = (const uint8_t *)tmp;
+}
+
 static void shrink(struct kw_avg_data *d, float *tmp)
 {
 	(void)tmp;
@@ -511,7 +520,7 @@ static size_t corrupt_first(struct fnet *f, unsigned from, unsigned to, uint8_t 
 	if (to != 0 || f->corrupted)
 		return len;
 	size_t n = reencode(b, len, edit_fn);
-	if (n != len || edit_fn == put_nan)
+	if (n != len || edit_fn == put_nan || edit_fn == put_inf_last)
 		f->corrupted++;
 	return n;
 }
@@ -569,6 +578,55 @@ static void test_avg_part_with_the_wrong_codec_is_rejected_with_a_reason(void **
 static void test_avg_malformed_message_is_rejected_with_a_reason(void **state)
 {
 	bad_part_case(NULL, garbage, "malformed");
+}
+
+static void test_avg_part_with_inf_in_its_last_value_is_rejected_with_a_reason(void **state)
+{
+	bad_part_case(put_inf_last, corrupt_first, "NaN or Inf");
+}
+
+/* Reducer 0's first delta to peer 2, value 5 set to 3e38 (peer 2 holds 1e38 there). */
+static size_t delta_overflows(struct fnet *f, unsigned from, unsigned to, uint8_t *b, size_t len)
+{
+	struct kw_avg_data d;
+	static float tmp[8192];
+	static uint8_t out[65536];
+	size_t n = 0;
+
+	if (to != 2 || f->corrupted || kw_avg_data_decode(&d, b, len) || !d.has_part ||
+	    d.code != KW_AVG_AVERAGED_PART || d.part.buf_len > sizeof(tmp))
+		return len;
+	memcpy(tmp, d.part.buf, d.part.buf_len);
+	tmp[5] = 3e38f;
+	d.part.buf = (const uint8_t *)tmp;
+	assert_int_equal(kw_avg_data_encode(&d, out, sizeof(out), &n), 0);
+	assert_int_equal(n, len);
+	memcpy(b, out, n);
+	f->corrupted++;
+	return n;
+}
+
+static void test_avg_delta_overflowing_our_values_is_rejected_and_changes_nothing(void **state)
+{
+	struct fnet *f = fnet_new(4, KW_COMP_NONE, 4096, 1000, 5000);
+	float want5, want6;
+
+	/* peer 2 accumulated with weight 3: 3e38 becomes 1e38 when the round starts */
+	f->data[2][0][5] = 3e38f;
+	want5 = (float)((double)f->data[2][0][5] / 3.0);
+	want6 = (float)((double)f->data[2][0][6] / 3.0);
+	f->corrupt = delta_overflows;
+	f->corrupt_from = 0;
+	run(f, NULL, 10000);
+	assert_int_equal(f->corrupted, 1);
+	assert_true(f->done[2]);
+	assert_true(f->res[2].excluded_mask & 1ull);
+	if (!strstr(f->reason[2][0], "overflows our values"))
+		fail_msg("reason '%s'", f->reason[2][0]);
+	/* the check runs before the update: no value of the part moved */
+	assert_true(f->data[2][0][5] == want5);
+	assert_true(f->data[2][0][6] == want6);
+	fnet_free(f);
 }
 
 static void test_avg_window_of_one_and_of_sixteen_give_the_same_mean(void **state)
@@ -673,6 +731,8 @@ int main(void)
 		cmocka_unit_test(test_avg_malformed_message_is_rejected_with_a_reason),
 		cmocka_unit_test(test_avg_window_of_one_and_of_sixteen_give_the_same_mean),
 		cmocka_unit_test(test_avg_huge_sender_weight_dominates_without_overflow),
+		cmocka_unit_test(test_avg_part_with_inf_in_its_last_value_is_rejected_with_a_reason),
+		cmocka_unit_test(test_avg_delta_overflowing_our_values_is_rejected_and_changes_nothing),
 		cmocka_unit_test(test_avg_group_of_one_completes_on_the_next_tick),
 		cmocka_unit_test(test_avg_step_rejects_a_group_without_reducers),
 	};
