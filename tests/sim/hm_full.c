@@ -351,9 +351,14 @@ static bool all_done(void *ctx)
 static void status(void *ctx, char *buf, size_t cap)
 {
 	struct hmf *f = ctx;
+	unsigned busy = 0;
 
-	snprintf(buf, cap, "stores %u/%u gets %u/%u churn %u/%u", f->rec_done, f->rec_started,
-		 f->gets_done, f->gets_started, f->rep->leaves, f->rep->rejoins);
+	for (unsigned i = 0; i < f->fx.n_started; i++)
+		if (f->fx.nodes[i].up)
+			busy += kw_hm_dht_ops_busy(f->hn[i].d);
+	snprintf(buf, cap, "stores %u/%u gets %u/%u churn %u/%u dht ops busy %u", f->rec_done,
+		 f->rec_started, f->gets_done, f->gets_started, f->rep->leaves, f->rep->rejoins,
+		 busy);
 }
 
 /* ---- report ---------------------------------------------------------------------------------- */
