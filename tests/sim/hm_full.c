@@ -516,7 +516,7 @@ int kw_hm_full_run(const struct kw_hm_full_cfg *cfg, struct kw_hm_full_report *r
 	if (ret == 0) {
 		sim_fx_run(&f->fx);
 		report(f);
-		sim_fx_destroy(&f->fx);
+		rep->socks_left = sim_fx_destroy(&f->fx);
 	}
 	free(f->ev);
 	free(f->gets);

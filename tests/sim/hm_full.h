@@ -63,6 +63,7 @@ struct kw_hm_full_report {
 	uint64_t node_passes, spin_parks;
 	uint64_t conns_dialed, conns_accepted, conns_failed;
 	size_t arena_bytes, arena_used_max, socks_open_max, net_bytes;
+	int socks_left;                       /* open after every node stopped: leaks */
 	uint64_t trace_hash;
 };
 

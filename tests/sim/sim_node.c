@@ -546,8 +546,10 @@ int sim_fx_run(struct sim_fx *f)
 	return 0;
 }
 
-void sim_fx_destroy(struct sim_fx *f)
+int sim_fx_destroy(struct sim_fx *f)
 {
+	int left;
+
 	/* tear down: every node stops, the sockets close, the memory goes back */
 	for (unsigned i = 0; i < f->n_started; i++)
 		if (f->nodes[i].up)
@@ -556,10 +558,12 @@ void sim_fx_destroy(struct sim_fx *f)
 		for (unsigned i = 0; i < f->n_started; i++)
 			if (f->nodes[i].up)
 				kw_loop_run_once(&f->nodes[i].node->loop, 0);
+	left = kw_sim_open_sockets(&f->net);
 	for (unsigned i = 0; i < f->n_started; i++)
 		kw_node_destroy_heap(f->nodes[i].node);
 	free(f->heap);
 	free(f->nodes);
 	free(f->net_mem);
 	memset(f, 0, sizeof(*f));
+	return left;
 }

@@ -115,8 +115,10 @@ struct sim_fx {
 int sim_fx_init(struct sim_fx *fx, const struct sim_params *p, const struct sim_hooks *h);
 /* Runs until the driver is done (or nothing is left to run). Return: 0. */
 int sim_fx_run(struct sim_fx *fx);
-/* Stops every node that is up (node_down first) and frees everything. */
-void sim_fx_destroy(struct sim_fx *fx);
+/* Stops every node that is up (node_down first) and frees everything. Return: the simulated
+ * sockets still open once every node has stopped (0 unless a node leaks a socket, also one
+ * left behind by a node that left earlier). */
+int sim_fx_destroy(struct sim_fx *fx);
 
 /* Virtual ms since the first join; the wall-clock (Unix) time the nodes see, in ms. */
 uint64_t sim_fx_now(const struct sim_fx *fx);
