@@ -444,6 +444,9 @@ static void report(struct hmf *f)
 		r->conns_dialed += ss.conns_dialed;
 		r->conns_accepted += ss.conns_accepted;
 		r->conns_failed += ss.conns_failed;
+		r->conns_refused += ss.conns_refused_limit;
+		r->conns_evicted += ss.conns_evicted;
+		r->unreachable += hs.unreachable;
 		sim_fx_hash(fx, hs.rpcs_out ^ (uint64_t)hs.finds << 32 ^ (uint64_t)hs.stores << 48);
 	}
 	r->nodes_started = fx->n_started;
