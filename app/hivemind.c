@@ -174,8 +174,22 @@ int kw_app_hm_start(struct kw_node *n, struct kw_swarm *sw, struct kw_identify *
 		    struct kw_kad *kad, bool client, const char (*boot)[KW_CONFIG_PEER_ADDR_MAX],
 		    int n_boot, struct kw_hm **hm, struct kw_hm_dht **d, struct kw_app_hm **out)
 {
-	struct kw_app_hm *st = kw_arena_alloc(&n->arena, sizeof(*st), 16);
 	struct kw_hm_dht_config dc;
+	int err = kw_hm_dht_config_default(&dc);
+
+	if (err < 0)
+		return err;
+	dc.client_mode = client;
+	return kw_app_hm_start_cfg(n, sw, id, kad, &dc, boot, n_boot, hm, d, out);
+}
+
+int kw_app_hm_start_cfg(struct kw_node *n, struct kw_swarm *sw, struct kw_identify *id,
+			struct kw_kad *kad, const struct kw_hm_dht_config *base,
+			const char (*boot)[KW_CONFIG_PEER_ADDR_MAX], int n_boot,
+			struct kw_hm **hm, struct kw_hm_dht **d, struct kw_app_hm **out)
+{
+	struct kw_app_hm *st = kw_arena_alloc(&n->arena, sizeof(*st), 16);
+	struct kw_hm_dht_config dc = *base;
 	int err;
 
 	if (!st)
@@ -186,11 +200,8 @@ int kw_app_hm_start(struct kw_node *n, struct kw_swarm *sw, struct kw_identify *
 	st->boot = boot;
 	st->n_boot = n_boot;
 	err = kw_hm_create(sw, NULL, hm);
-	if (err == 0)
-		err = kw_hm_dht_config_default(&dc);
 	if (err < 0)
 		return err;
-	dc.client_mode = client;
 #ifdef CONFIG_KW_NET_KAD_SWARM
 	if (kad) {
 		dc.resolve = kad_resolve;

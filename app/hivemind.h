@@ -25,6 +25,16 @@ struct kw_app_hm;
 int kw_app_hm_start(struct kw_node *n, struct kw_swarm *sw, struct kw_identify *id,
 		    struct kw_kad *kad, bool client, const char (*boot)[KW_CONFIG_PEER_ADDR_MAX],
 		    int n_boot, struct kw_hm **hm, struct kw_hm_dht **d, struct kw_app_hm **out);
+/*
+ * The same with the DHT's configuration given (the simulation, tests/sim/hm_full.c, passes
+ * its virtual clock and pool sizes): *base is copied; its resolve hook is replaced by kad's
+ * when kad is not NULL. kw_app_hm_start is this with kw_hm_dht_config_default and `client`.
+ */
+struct kw_hm_dht_config;
+int kw_app_hm_start_cfg(struct kw_node *n, struct kw_swarm *sw, struct kw_identify *id,
+			struct kw_kad *kad, const struct kw_hm_dht_config *base,
+			const char (*boot)[KW_CONFIG_PEER_ADDR_MAX], int n_boot,
+			struct kw_hm **hm, struct kw_hm_dht **d, struct kw_app_hm **out);
 /* Stops the bootstrap retries (before the swarm goes). NULL is fine. */
 void kw_app_hm_stop(struct kw_app_hm *st);
 /* Adds the listen addresses identify learnt for c's remote to the DHT's address book. */

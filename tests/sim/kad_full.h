@@ -7,12 +7,12 @@
  * join and `settle_ms`, `lookups` find-peer lookups run from random nodes for random other
  * nodes, evenly spread over `phase_ms`.
  *
- * The driver (kad_full.c) runs a node's loop only when it has work: a socket that may be
- * ready (sys_sim's active list), a runnable task or a due timer (a heap of nodes keyed by
- * their next deadline). Virtual time jumps to the next deadline or byte delivery when no node
- * has work. Deterministic: every random draw (identities, Noise ephemerals, refresh keys)
- * comes from a PRNG seeded from cfg.seed (tests/sim/full_rng.c), so the same configuration
- * gives the same trace hash.
+ * The fixture (sim_node.c, shared with hm_full.c) runs a node's loop only when it has work:
+ * a socket that may be ready (sys_sim's active list), a runnable task or a due timer (a heap
+ * of nodes keyed by their next deadline). Virtual time jumps to the next deadline or byte
+ * delivery when no node has work. Deterministic: every random draw (identities, Noise
+ * ephemerals, refresh keys) comes from a PRNG seeded from cfg.seed (tests/sim/full_rng.c),
+ * so the same configuration gives the same trace hash.
  */
 #ifndef KW_TESTS_SIM_KAD_FULL_H
 #define KW_TESTS_SIM_KAD_FULL_H
