@@ -9,15 +9,19 @@
  * hivemind/moe/expert_uid.py (UID_PATTERN, split_uid, FLAT_EXPERT), hivemind/dht/storage.py
  * (DictionaryDHTValue). Wire conventions: doc/net-hivemind.md "MessagePack".
  *
- * Owner: net/hivemind. Stateless; every function works on the caller's buffers.
+ * Owner: net/hivemind. The codecs are stateless; the announcer (at the end) is the caller's
+ * struct and uses the DHT client's store (dht_client.c).
  */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <kw/err.h>
+#include <kw/net/hivemind_dht.h>
 #include <kw/net/hivemind_records.h>
 #include <kw/net/msgpack.h>
+
+#include "dht_priv.h"
 
 #define FLAT_EXPERT (-1)      /* hivemind/moe/expert_uid.py */
 
@@ -742,4 +746,307 @@ int kw_hm_dict_walk(const uint8_t *buf, size_t len, kw_hm_dict_entry_fn fn, void
 	if (err)
 		return bad(&d, err, d.r.why);
 	return 0;
+}
+
+/* ---- the announcer ------------------------------------------------------------------------ */
+
+#define RETRY_MS 50u   /* every DHT operation slot busy: try again shortly */
+
+static uint32_t expert_records(const char *uid)
+{
+	unsigned d = dots(uid);
+
+	return 1 + (d > 1 ? d - 1 : 1);
+}
+
+static uint32_t n_blocks(const struct kw_hm_announcer *a)
+{
+	return a->cfg.prefix[0] ? a->cfg.end_block - a->cfg.start_block : 0;
+}
+
+static bool models_record(const struct kw_hm_announcer *a)
+{
+	return a->cfg.model.num_blocks && a->cfg.prefix[0] && a->cfg.prefix[0] != '_';
+}
+
+uint32_t kw_hm_announce_count(const struct kw_hm_announcer *a, uint8_t state)
+{
+	uint32_t n = n_blocks(a);
+
+	if (state == KW_HM_STATE_OFFLINE)
+		return n;
+	n += models_record(a);
+	for (uint32_t e = 0; e < a->cfg.n_experts; e++)
+		n += expert_records(a->cfg.experts[e]);
+	return n;
+}
+
+/* What record idx of a round is: key text, subkey and value (pointers into r or a). Return:
+ * 0; 1 for an expert prefix record a later uid declares again (Python's dict keeps one, the
+ * last: we store only that one); a negative code. */
+static int record_at(struct kw_hm_announcer *a, uint32_t idx, struct kw_hm_rec *r,
+		     const uint8_t **val, size_t *val_len)
+{
+	uint32_t nb = n_blocks(a);
+	long n;
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	if (idx < nb) {
+		err = kw_hm_block_uid(a->cfg.prefix, a->cfg.start_block + idx, r->key,
+				      sizeof(r->key));
+		if (err < 0)
+			return err;
+		n = kw_hm_str_subkey(a->peer, r->sub, sizeof(r->sub));
+		if (n < 0)
+			return (int)n;
+		r->sub_len = (size_t)n;
+		*val = a->si;
+		*val_len = (size_t)a->si_len;
+		return 0;
+	}
+	idx -= nb;
+	if (models_record(a)) {
+		if (idx == 0) {
+			snprintf(r->key, sizeof(r->key), "%s", KW_HM_MODELS_KEY);
+			n = kw_hm_str_subkey(a->cfg.prefix, r->val, sizeof(r->val));
+			if (n < 0 || (size_t)n > sizeof(r->sub))
+				return -KW_ENOSPC;
+			memcpy(r->sub, r->val, (size_t)n);
+			r->sub_len = (size_t)n;
+			n = kw_hm_model_info_encode(&a->cfg.model, r->val, sizeof(r->val));
+			if (n < 0)
+				return (int)n;
+			r->val_len = (size_t)n;
+			*val = r->val;
+			*val_len = r->val_len;
+			return 0;
+		}
+		idx--;
+	}
+	for (uint32_t e = 0; e < a->cfg.n_experts; e++) {
+		uint32_t m = expert_records(a->cfg.experts[e]);
+
+		if (idx >= m) {
+			idx -= m;
+			continue;
+		}
+		err = kw_hm_expert_record(a->cfg.experts[e], a->peer, idx, r);
+		if (err < 0)
+			return err;
+		*val = r->val;
+		*val_len = r->val_len;
+		if (idx == 0)
+			return 0;
+		for (uint32_t f = e + 1; f < a->cfg.n_experts; f++)
+			for (uint32_t j = 1;; j++) {
+				struct kw_hm_rec o;
+
+				if (kw_hm_expert_record(a->cfg.experts[f], a->peer, j, &o) < 0)
+					break;
+				if (!strcmp(o.key, r->key) && o.sub_len == r->sub_len &&
+				    !memcmp(o.sub, r->sub, r->sub_len))
+					return 1;
+			}
+		return 0;
+	}
+	return -KW_ENOENT;
+}
+
+static void round_end(struct kw_hm_announcer *a)
+{
+	kw_hm_announce_done_fn done = a->done;
+	void *arg = a->done_arg;
+
+	a->in_round = false;
+	a->stats.rounds++;
+	a->done = NULL;
+	if (done)
+		done(arg);
+}
+
+static void on_stored(struct kw_hm_dht *d, int err, const struct kw_hm_dht_store_result *res,
+		      void *user);
+
+static void pump(struct kw_hm_announcer *a)
+{
+	static const uint8_t none;
+
+	while (a->running && a->in_round && a->next < a->total) {
+		struct kw_hm_announce_slot *s = NULL;
+		struct kw_hm_dhtid key;
+		struct kw_hm_rec r;
+		const uint8_t *val = &none;
+		size_t val_len = 0;
+		int err;
+
+		for (uint32_t i = 0; i < KW_HM_ANNOUNCE_INFLIGHT && !s; i++)
+			if (!a->slot[i].busy)
+				s = &a->slot[i];
+		if (!s)
+			return;                  /* on_stored pumps again */
+		err = record_at(a, a->next, &r, &val, &val_len);
+		if (err == 0)
+			err = kw_hm_dhtid_of_str(r.key, strlen(r.key), &key);
+		if (err == 0)
+			err = kw_hm_dht_store(a->d, &key, r.sub_len ? r.sub : NULL, r.sub_len, val,
+					      val_len, a->exp, on_stored, s);
+		if (err == -KW_ELIMIT) {
+			/* every operation of the DHT is busy (ours or a get): each ends within
+			 * its rpc timeout */
+			(void)kw_timer_start(a->loop, &a->retry, RETRY_MS);
+			return;
+		}
+		a->next++;
+		if (err < 0) {
+			a->stats.stores_failed++;
+			continue;
+		}
+		if (err > 0)
+			continue;                /* a duplicate expert prefix record */
+		s->busy = true;
+		s->gen = a->gen;
+		a->inflight++;
+	}
+	if (a->in_round && a->next >= a->total && a->inflight == 0)
+		round_end(a);
+}
+
+static void on_stored(struct kw_hm_dht *d, int err, const struct kw_hm_dht_store_result *res,
+		      void *user)
+{
+	struct kw_hm_announce_slot *s = user;
+	struct kw_hm_announcer *a = s->a;
+
+	(void)d;
+	s->busy = false;
+	a->inflight--;
+	if (s->gen == a->gen) {
+		if (!err && res && res->n_ok)
+			a->stats.stores_ok++;
+		else
+			a->stats.stores_failed++;
+	}
+	if (a->running)
+		pump(a);
+}
+
+static void on_retry(struct kw_loop *l, struct kw_timer *t)
+{
+	(void)l;
+	pump(t->arg);
+}
+
+static int start_round(struct kw_hm_announcer *a)
+{
+	struct kw_hm_server_info *si = &a->cfg.info;
+	double exp_s = a->cfg.expiration_s ? a->cfg.expiration_s :
+			(2.0 * a->cfg.update_period_s > 3.0 ? 2.0 * a->cfg.update_period_s : 3.0);
+
+	si->state = a->state;
+	if (a->cfg.prefix[0]) {
+		si->has |= KW_HM_SI_START_BLOCK | KW_HM_SI_END_BLOCK;
+		si->start_block = a->cfg.start_block;
+		si->end_block = a->cfg.end_block;
+	}
+	/* ModuleAnnouncerThread: next_pings = None when announcing OFFLINE */
+	if (a->state == KW_HM_STATE_OFFLINE) {
+		si->has &= ~KW_HM_SI_NEXT_PINGS;
+		si->n_pings = 0;
+	}
+	a->si_len = kw_hm_server_info_encode(si, a->si, sizeof(a->si));
+	if (a->si_len < 0)
+		return (int)a->si_len;
+	a->gen++;
+	a->exp = kw_hm_dht_now(a->d) + exp_s;
+	a->stats.last_expiration = a->exp;
+	a->next = 0;
+	a->total = kw_hm_announce_count(a, a->state);
+	a->in_round = true;
+	if (a->state == KW_HM_STATE_OFFLINE)
+		kw_timer_cancel(a->loop, &a->period);
+	else if (kw_timer_start(a->loop, &a->period, (uint64_t)a->cfg.update_period_s * 1000u) < 0)
+		return -KW_ENOSPC;
+	/* from the loop, never inside the caller (a round of nothing ends at once) */
+	return kw_timer_start(a->loop, &a->retry, 0);
+}
+
+static void on_period(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_hm_announcer *a = t->arg;
+
+	(void)l;
+	if (a->running && a->state != KW_HM_STATE_OFFLINE && start_round(a) < 0)
+		(void)kw_timer_start(a->loop, &a->period, (uint64_t)a->cfg.update_period_s * 1000u);
+}
+
+int kw_hm_announce_start(struct kw_hm_announcer *a, struct kw_hm_dht *d, struct kw_loop *loop,
+			 const char *peer_b58, const struct kw_hm_announce_cfg *cfg, uint8_t state)
+{
+	struct kw_hm_rec r;
+	uint8_t sub[KW_HM_REC_PEER_MAX + 4];
+
+	if (!a || !d || !loop || !peer_b58 || !cfg || state > KW_HM_STATE_ONLINE ||
+	    !cfg->update_period_s || cfg->n_experts > KW_HM_ANNOUNCE_EXPERTS ||
+	    !peer_b58[0] || strlen(peer_b58) >= KW_HM_REC_PEER_MAX ||
+	    kw_hm_str_subkey(peer_b58, sub, sizeof(sub)) > (long)sizeof(r.sub))
+		return -KW_EINVAL;
+	if (cfg->prefix[0] && (kw_hm_prefix_check(cfg->prefix) < 0 ||
+			       cfg->start_block >= cfg->end_block))
+		return -KW_EINVAL;
+	for (uint32_t e = 0; e < cfg->n_experts; e++)
+		if (kw_hm_expert_record(cfg->experts[e], peer_b58, 0, &r) < 0)
+			return -KW_EINVAL;
+	memset(a, 0, sizeof(*a));
+	a->d = d;
+	a->loop = loop;
+	a->cfg = *cfg;
+	snprintf(a->peer, sizeof(a->peer), "%s", peer_b58);
+	for (uint32_t i = 0; i < KW_HM_ANNOUNCE_INFLIGHT; i++)
+		a->slot[i].a = a;
+	kw_timer_init(&a->period, on_period, a);
+	kw_timer_init(&a->retry, on_retry, a);
+	a->state = state;
+	a->running = true;
+	/* a ServerInfo that does not encode (a NaN throughput) is refused here, not every round */
+	if (start_round(a) < 0) {
+		kw_hm_announce_stop(a);
+		return -KW_EINVAL;
+	}
+	return 0;
+}
+
+int kw_hm_announce_set_state(struct kw_hm_announcer *a, uint8_t state,
+			     kw_hm_announce_done_fn done, void *arg)
+{
+	if (!a || !a->running || state > KW_HM_STATE_ONLINE)
+		return -KW_EINVAL;
+	if (a->done && a->in_round) {
+		/* the superseded round will not finish: its waiter is told now */
+		kw_hm_announce_done_fn prev = a->done;
+		void *prev_arg = a->done_arg;
+
+		a->done = NULL;
+		prev(prev_arg);
+	}
+	a->state = state;
+	a->done = done;
+	a->done_arg = arg;
+	return start_round(a);
+}
+
+bool kw_hm_announce_busy(const struct kw_hm_announcer *a)
+{
+	return a && a->running && a->in_round;
+}
+
+void kw_hm_announce_stop(struct kw_hm_announcer *a)
+{
+	if (!a || !a->loop)
+		return;
+	a->running = false;
+	a->in_round = false;
+	a->done = NULL;
+	kw_timer_cancel(a->loop, &a->period);
+	kw_timer_cancel(a->loop, &a->retry);
 }

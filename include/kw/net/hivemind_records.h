@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <kw/loop.h>
+
 /* petals ServerState */
 enum kw_hm_server_state {
 	KW_HM_STATE_OFFLINE = 0,
@@ -134,7 +136,7 @@ int kw_hm_expert_uid_check(const char *uid);
 /* One DHT record of an expert declaration: key text, msgpack subkey (sub_len 0: none), value. */
 struct kw_hm_rec {
 	char key[KW_HM_REC_UID_MAX];
-	uint8_t sub[16];
+	uint8_t sub[KW_HM_REC_UID_MAX + 8];
 	size_t sub_len;
 	uint8_t val[KW_HM_REC_UID_MAX + KW_HM_REC_PEER_MAX + 16];
 	size_t val_len;
@@ -159,6 +161,92 @@ typedef int (*kw_hm_dict_entry_fn)(const uint8_t *sub, size_t sub_len, const uin
 				   size_t val_len, double exp, void *arg);
 int kw_hm_dict_walk(const uint8_t *buf, size_t len, kw_hm_dict_entry_fn fn, void *arg,
 		    const char **why);
+
+/* ---- the announcer: publishing our own records and keeping them fresh ---------------------- */
+/*
+ * What Petals' ModuleAnnouncerThread and hivemind's MoE DHTHandlerThread do, on the loop: a
+ * round stores every record once (blocks "{prefix}.{i}" for i in [start_block, end_block),
+ * then "_petals.models" when model.num_blocks > 0 and the prefix does not start with '_',
+ * then each expert's declaration records) with expiration = DHT time + expiration_s; a
+ * round starts every update_period_s. Announcing OFFLINE stores the block records once more
+ * with state OFFLINE and a later expiration (so they replace the ONLINE ones at once: a DHT
+ * keeps the newer expiration) and then stops, as Petals does on shutdown; "_petals.models"
+ * and the experts are not stored in that round (hivemind has no OFFLINE for experts; they
+ * expire). Stores go one key at a time through kw_hm_dht_store, at most
+ * KW_HM_ANNOUNCE_INFLIGHT at once.
+ */
+#define KW_HM_ANNOUNCE_EXPERTS   16
+#define KW_HM_ANNOUNCE_INFLIGHT  2
+
+struct kw_hm_dht;
+struct kw_loop;
+
+struct kw_hm_announce_cfg {
+	char prefix[KW_HM_REC_UID_MAX];    /* Petals dht_prefix; "" announces no blocks */
+	uint32_t start_block, end_block;   /* the span [start, end) */
+	struct kw_hm_server_info info;     /* state, start_block, end_block set by the announcer */
+	struct kw_hm_model_info model;     /* num_blocks 0: no "_petals.models" record */
+	char experts[KW_HM_ANNOUNCE_EXPERTS][KW_HM_REC_UID_MAX];
+	uint32_t n_experts;
+	uint32_t update_period_s;          /* Petals CLI default 120 */
+	uint32_t expiration_s;             /* 0: max(2 * update_period_s, 3) as Petals */
+};
+
+struct kw_hm_announce_stats {
+	uint64_t rounds;                   /* rounds finished */
+	uint64_t stores_ok;                /* records at least one node accepted */
+	uint64_t stores_failed;            /* refused by every node, no node answered, or not started */
+	double last_expiration;            /* of the last round started */
+};
+
+typedef void (*kw_hm_announce_done_fn)(void *arg);
+
+struct kw_hm_announcer {
+	struct kw_hm_dht *d;
+	struct kw_loop *loop;
+	struct kw_hm_announce_cfg cfg;
+	char peer[KW_HM_REC_PEER_MAX];     /* our base58 PeerID: the subkey of block records */
+	uint8_t state;                     /* what the current round announces */
+	bool running, in_round, stopped;
+	uint32_t gen;                      /* round number: answers of older rounds are only counted */
+	uint32_t next, total, inflight;
+	double exp;
+	uint8_t si[1024];                  /* this round's ServerInfo value */
+	long si_len;
+	struct kw_timer period, retry;
+	kw_hm_announce_done_fn done;       /* runs once when the round in progress ends */
+	void *done_arg;
+	struct kw_hm_announce_stats stats;
+	struct kw_hm_announce_slot {
+		struct kw_hm_announcer *a;
+		uint32_t gen;
+		bool busy;
+	} slot[KW_HM_ANNOUNCE_INFLIGHT];
+};
+
+/*
+ * Checks cfg (prefix, span, experts, info) and starts announcing `state` at once, then every
+ * update_period_s. peer_b58: our PeerID in base58. `a` is the caller's and must stay in place
+ * until kw_hm_announce_stop. Return: 0; -KW_EINVAL naming nothing (the app checks its
+ * config keys first and says which is wrong); -KW_ENOSPC (timers).
+ */
+int kw_hm_announce_start(struct kw_hm_announcer *a, struct kw_hm_dht *d, struct kw_loop *loop,
+			 const char *peer_b58, const struct kw_hm_announce_cfg *cfg, uint8_t state);
+/*
+ * Announces `state` now (a new round; what an older round still has in flight completes
+ * but no longer counts). ONLINE/JOINING resume the periodic refresh; OFFLINE announces once
+ * and stops refreshing. done(arg) runs once, from the loop, when this round's last store
+ * has finished (done may be NULL); a round superseded by another call runs its done at that
+ * call. Return: 0; -KW_EINVAL (state, or not started).
+ */
+int kw_hm_announce_set_state(struct kw_hm_announcer *a, uint8_t state,
+			     kw_hm_announce_done_fn done, void *arg);
+/* Stores still in flight for the current round. */
+bool kw_hm_announce_busy(const struct kw_hm_announcer *a);
+/* Stops every timer; stores in flight finish into nothing. Call before the DHT goes. */
+void kw_hm_announce_stop(struct kw_hm_announcer *a);
+/* Records one round stores for `state` (blocks, models, experts' declarations). */
+uint32_t kw_hm_announce_count(const struct kw_hm_announcer *a, uint8_t state);
 
 /* "OFFLINE", "JOINING", "ONLINE" or "?". */
 const char *kw_hm_state_name(unsigned state);
