@@ -421,8 +421,12 @@ int kw_app_hm_announce_init(struct kw_node *n)
 	uint8_t state = KW_HM_STATE_ONLINE;
 	int err;
 
-	if (!st || !app->hm_dht)
+	if (!st || !app->hm_dht) {
+		if (app && (app->cfg.hivemind_prefix[0] || app->cfg.n_hivemind_experts))
+			KW_LOG_WRN(hivemind, "hivemind_prefix / hivemind_experts are set but "
+				   "hivemind = off: nothing is announced");
 		return 0;
+	}
 	err = announce_cfg(&app->cfg, &st->acfg);
 	if (err)
 		return err < 0 ? err : 0;
