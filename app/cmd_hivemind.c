@@ -586,6 +586,13 @@ static void on_tick(struct kw_loop *l, struct kw_timer *t)
 		return;
 	}
 	if (c->verb == V_SERVERS) {
+		/* let the bootstrap's own-id search finish first: its requests and the gets' share
+		 * the call limit (kw_hm_limits.calls_out), and a request refused for that limit
+		 * counts against the peer in the client */
+		if (kw_hm_dht_ops_busy(c->d) && kw_loop_now(l) < c->deadline_ms) {
+			kw_timer_start(l, t, POLL_MS);
+			return;
+		}
 		/* the block count from _petals.models unless given */
 		c->models_asked = !c->num_blocks;
 		c->block = c->num_blocks ? 0 : UINT32_MAX;
