@@ -279,6 +279,7 @@ check-host:
 	$(Q)sh tests/build/test_status.sh $(HOSTO)/kwnode
 	$(Q)sh tests/browser/test_status_page.sh $(HOSTO)/kwnode $(HOSTO)
 	$(Q)sh tests/build/test_hivemind.sh $(HOSTO)/kwnode
+	$(Q)sh tests/build/test_hivemind_servers.sh $(HOSTO)/kwnode
 
 # js-libp2p interop on 127.0.0.1 (tests/interop; node_modules from tools/install-deps.sh).
 check-interop:

@@ -1,5 +1,5 @@
 /*
- * `kwnode hivemind get|store|ping ...`: one Hivemind DHT operation (doc/net-hivemind.md
+ * `kwnode hivemind get|store|ping|servers ...`: one Hivemind DHT operation (doc/net-hivemind.md
  * "kwnode hivemind").
  *
  * A transient node starts with the identity in the data directory (created if missing), in
@@ -12,8 +12,13 @@
  *
  * Values are typed and printed in the text form of app/hm_text.c (JSON plus <hex> bytes and
  * bare words as strings), or with --hex as the hex of their msgpack bytes.
- * Exit: 0 success (store: stored on >= 1 node), 1 not found / failed / cannot join,
- * 2 usage (as `kwnode dht`).
+ * `servers PREFIX` reads what Petals servers of a model published (net/hivemind/records.c):
+ * the number of blocks from "_petals.models" (or --num-blocks), then every "{PREFIX}.{i}"
+ * with latest = true, as petals' get_remote_module_infos and the health monitor do; one line
+ * (or JSON object) per server.
+ *
+ * Exit: 0 success (store: stored on >= 1 node; servers: >= 1 server found), 1 not found /
+ * failed / cannot join, 2 usage (as `kwnode dht`).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -31,6 +36,8 @@
 #include <kw/sys.h>
 #include <kw/net/hivemind.h>
 #include <kw/net/hivemind_dht.h>
+#include <kw/net/hivemind_records.h>
+#include <kw/net/msgpack.h>
 #include <kw/net/identify.h>
 #include <kw/net/keyfile.h>
 #include <kw/net/multiaddr.h>
@@ -46,7 +53,18 @@ int kw_cmd_hivemind(int argc, char **argv);
 #define POLL_MS 20u
 #define VAL_MAX 4096
 
-enum verb { V_GET, V_STORE, V_PING };
+#define SERVERS_MAX 128       /* servers listed by `servers` */
+#define BLOCKS_SCAN_MAX 100000u
+
+enum verb { V_GET, V_STORE, V_PING, V_SERVERS };
+
+/* One server `servers` found: its ServerInfo from the newest entry, the blocks listing it. */
+struct hm_server {
+	char peer[KW_HM_REC_PEER_MAX];
+	struct kw_hm_server_info si;
+	double exp;
+	uint32_t first, last, n_blocks;   /* blocks whose key lists this peer */
+};
 
 struct hm_cli {
 	struct kw_node *n;
@@ -69,6 +87,12 @@ struct hm_cli {
 	long sub_len, val_len;
 	double exp_s;
 	char text[4 * VAL_MAX + 64], text2[4 * VAL_MAX + 64];
+	/* servers */
+	bool json;
+	uint32_t num_blocks, block, max_end;
+	bool models_asked;
+	uint32_t n_servers, bad_entries, dropped;
+	struct hm_server servers[SERVERS_MAX];
 };
 
 static struct hm_cli g_cli;   /* buffers: not on the stack */
@@ -77,11 +101,14 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: kwnode hivemind [options] get KEY [SUBKEY] | store KEY VALUE | ping MULTIADDR\n"
+		"                                 | servers PREFIX\n"
 		"  get KEY [SUBKEY]   print the value stored under KEY (a dictionary: one\n"
 		"                     'SUBKEY<TAB>VALUE<TAB>EXPIRATION' line per entry, or only\n"
 		"                     SUBKEY's value); exit 1 if none\n"
 		"  store KEY VALUE    store VALUE under KEY on the nearest nodes; prints where\n"
 		"  ping MULTIADDR     ping a Hivemind DHT node (multiaddr with /p2p/)\n"
+		"  servers PREFIX     the Petals servers of model PREFIX (its dht_prefix): peer,\n"
+		"                     state, blocks, throughput, public name; exit 1 if none\n"
 		"KEY is a string (hivemind hashes msgpack(KEY)); VALUE and SUBKEY are text: JSON\n"
 		"(null, true, 12, 1.5, \"text\", [..], {..}), <hex> for bytes, or a bare word (a\n"
 		"string). Put -- before a VALUE that starts with '-'.\n"
@@ -89,6 +116,9 @@ static void usage(FILE *f)
 		"  -e, --expiration SECONDS   store: expires SECONDS from now (default 600)\n"
 		"  -L, --latest               get: ask the whole beam for the newest value\n"
 		"  -x, --hex                  VALUE, SUBKEY and the printed values are hex msgpack\n"
+		"  -j, --json                 servers: one JSON object on stdout\n"
+		"  -n, --num-blocks N         servers: the model's blocks (default: from\n"
+		"                             _petals.models, else until the first empty block)\n"
 		"  -b, --bootstrap, --initial-peers MULTIADDR  a Hivemind peer; repeatable\n"
 		"  -c, --config FILE          read hivemind_bootstrap (and other) keys from FILE\n"
 		"  -d, --data-dir DIR         identity (created if missing; default %s)\n"
@@ -310,6 +340,232 @@ static void on_ping(struct kw_hm_dht *d, int err, const struct kw_hm_dht_pong *p
 	stop(c, 0);
 }
 
+/* ---- servers ------------------------------------------------------------------------------ */
+
+static void servers_next(struct hm_cli *c);
+
+/* A msgpack str subkey as text. Return: 0 or -KW_EBADMSG. */
+static int subkey_text(const uint8_t *sub, size_t len, char *out, size_t cap)
+{
+	struct kw_mp_reader r;
+	struct kw_mp_item it;
+
+	if (kw_mp_reader_init(&r, sub, len, 0) < 0 || kw_mp_read(&r, &it) < 0 ||
+	    it.type != KW_MP_STR || it.len >= cap || kw_mp_reader_done(&r) < 0)
+		return -KW_EBADMSG;
+	memcpy(out, it.data, it.len);
+	out[it.len] = '\0';
+	return 0;
+}
+
+static int on_models_entry(const uint8_t *sub, size_t sub_len, const uint8_t *val,
+			   size_t val_len, double exp, void *arg)
+{
+	struct hm_cli *c = arg;
+	struct kw_hm_model_info mi;
+	char name[KW_HM_REC_UID_MAX];
+	const char *why;
+
+	(void)exp;
+	if (subkey_text(sub, sub_len, name, sizeof(name)) < 0 || strcmp(name, c->key_text))
+		return 0;
+	if (kw_hm_model_info_decode(val, val_len, &mi, &why) < 0) {
+		fprintf(stderr, "kwnode hivemind: %s[%s] is not a ModelInfo: %s\n", KW_HM_MODELS_KEY,
+			name, why);
+		return 0;
+	}
+	c->num_blocks = mi.num_blocks;
+	return 0;
+}
+
+static int on_server_entry(const uint8_t *sub, size_t sub_len, const uint8_t *val,
+			   size_t val_len, double exp, void *arg)
+{
+	struct hm_cli *c = arg;
+	struct kw_hm_server_info si;
+	struct hm_server *s = NULL;
+	char peer[KW_HM_REC_PEER_MAX];
+	const char *why;
+
+	if (subkey_text(sub, sub_len, peer, sizeof(peer)) < 0) {
+		fprintf(stderr, "kwnode hivemind: %s.%u: an entry whose subkey is not a PeerID "
+			"string; skipped\n", c->key_text, c->block);
+		c->bad_entries++;
+		return 0;
+	}
+	if (kw_hm_server_info_decode(val, val_len, &si, &why) < 0) {
+		/* what get_remote_module_infos does: warn, skip that server */
+		fprintf(stderr, "kwnode hivemind: %s.%u: %s: not a ServerInfo (%s); skipped\n",
+			c->key_text, c->block, peer, why);
+		c->bad_entries++;
+		return 0;
+	}
+	for (uint32_t i = 0; i < c->n_servers && !s; i++)
+		if (!strcmp(c->servers[i].peer, peer))
+			s = &c->servers[i];
+	if (!s) {
+		if (c->n_servers == SERVERS_MAX) {
+			c->dropped++;
+			return 0;
+		}
+		s = &c->servers[c->n_servers++];
+		memset(s, 0, sizeof(*s));
+		memcpy(s->peer, peer, sizeof(peer));
+		s->first = c->block;
+		s->exp = -1;
+	}
+	if (exp > s->exp) {                 /* the newest announcement speaks for the server */
+		s->si = si;
+		s->exp = exp;
+	}
+	s->last = c->block;
+	s->n_blocks++;
+	if ((si.has & KW_HM_SI_END_BLOCK) && si.end_block > c->max_end &&
+	    si.end_block <= BLOCKS_SCAN_MAX)
+		c->max_end = (uint32_t)si.end_block;
+	return 0;
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+static void print_servers(struct hm_cli *c)
+{
+	double now = wall_now();
+
+	if (c->json) {
+		printf("{\"prefix\":");
+		json_str(c->key_text);
+		printf(",\"num_blocks\":%u,\"bad_entries\":%u,\"servers\":[", c->num_blocks,
+		       c->bad_entries);
+		for (uint32_t i = 0; i < c->n_servers; i++) {
+			const struct hm_server *s = &c->servers[i];
+
+			printf("%s{\"peer\":\"%s\",\"state\":\"%s\",", i ? "," : "", s->peer,
+			       kw_hm_state_name(s->si.state));
+			if (s->si.has & KW_HM_SI_START_BLOCK)
+				printf("\"start_block\":%llu,", (unsigned long long)s->si.start_block);
+			if (s->si.has & KW_HM_SI_END_BLOCK)
+				printf("\"end_block\":%llu,", (unsigned long long)s->si.end_block);
+			printf("\"throughput\":%.17g,\"public_name\":", s->si.throughput);
+			if (s->si.has & KW_HM_SI_PUBLIC_NAME)
+				json_str(s->si.public_name);
+			else
+				printf("null");
+			printf(",\"listed_in_blocks\":[%u,%u],\"count\":%u,\"expires_in\":%.1f}",
+			       s->first, s->last, s->n_blocks, s->exp - now);
+		}
+		printf("]}\n");
+		return;
+	}
+	printf("%s: %u block%s, %u server%s\n", c->key_text, c->num_blocks,
+	       c->num_blocks == 1 ? "" : "s", c->n_servers, c->n_servers == 1 ? "" : "s");
+	for (uint32_t i = 0; i < c->n_servers; i++) {
+		const struct hm_server *s = &c->servers[i];
+		char span[48];
+
+		if ((s->si.has & KW_HM_SI_START_BLOCK) && (s->si.has & KW_HM_SI_END_BLOCK))
+			snprintf(span, sizeof(span), "%llu:%llu",
+				 (unsigned long long)s->si.start_block,
+				 (unsigned long long)s->si.end_block);
+		else
+			snprintf(span, sizeof(span), "%u:%u?", s->first, s->last + 1);
+		printf("%s\t%s\t%s\t%.3f\t%s\n", s->peer, kw_hm_state_name(s->si.state), span,
+		       s->si.throughput,
+		       (s->si.has & KW_HM_SI_PUBLIC_NAME) ? s->si.public_name : "-");
+	}
+	if (c->dropped)
+		fprintf(stderr, "kwnode hivemind: %u more server%s not listed (at most %d)\n",
+			c->dropped, c->dropped == 1 ? "" : "s", SERVERS_MAX);
+}
+
+static void servers_done(struct hm_cli *c)
+{
+	print_servers(c);
+	if (!c->n_servers)
+		fprintf(stderr, "kwnode hivemind: no server of %s found\n", c->key_text);
+	stop(c, c->n_servers ? 0 : 1);
+}
+
+static void on_servers_get(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v,
+			   void *user)
+{
+	struct hm_cli *c = user;
+	const char *why;
+	bool empty = true;
+
+	(void)d;
+	if (err < 0) {
+		fprintf(stderr, "kwnode hivemind: get %s failed: %s\n", c->text,
+			err == -KW_ENOTCONN ? "no node answered" : kw_strerror(err));
+		stop(c, 1);
+		return;
+	}
+	if (v->type == KW_HM_DHT_FOUND_DICTIONARY) {
+		uint32_t before = c->n_servers + c->bad_entries;
+
+		if (kw_hm_dict_walk(v->value, v->len,
+				    c->models_asked && c->block == UINT32_MAX ? on_models_entry :
+				    on_server_entry, c, &why) < 0)
+			fprintf(stderr, "kwnode hivemind: %s: not a dictionary (%s)\n", c->text, why);
+		empty = c->n_servers + c->bad_entries == before;
+	} else if (v->type == KW_HM_DHT_FOUND_REGULAR) {
+		fprintf(stderr, "kwnode hivemind: %s holds a plain value, not a dictionary of "
+			"servers; skipped\n", c->text);
+	}
+	if (c->block == UINT32_MAX) {
+		c->block = 0;                   /* _petals.models answered: the blocks now */
+	} else {
+		c->block++;
+		/* without a block count: stop at the first empty block past every known span */
+		if (!c->num_blocks && empty && c->block > c->max_end) {
+			c->num_blocks = c->block - 1;
+			servers_done(c);
+			return;
+		}
+		if (c->num_blocks && c->block >= c->num_blocks) {
+			servers_done(c);
+			return;
+		}
+	}
+	servers_next(c);
+}
+
+static void servers_next(struct hm_cli *c)
+{
+	struct kw_hm_dhtid key;
+	int ret;
+
+	if (c->block == UINT32_MAX)
+		snprintf(c->text, sizeof(c->text), "%s", KW_HM_MODELS_KEY);
+	else
+		(void)kw_hm_block_uid(c->key_text, c->block, c->text, sizeof(c->text));
+	if (c->block != UINT32_MAX && c->block >= BLOCKS_SCAN_MAX) {
+		servers_done(c);
+		return;
+	}
+	(void)kw_hm_dhtid_of_str(c->text, strlen(c->text), &key);
+	ret = kw_hm_dht_get(c->d, &key, true, on_servers_get, c);
+	if (ret < 0) {
+		fprintf(stderr, "kwnode hivemind: cannot start the operation: %s\n",
+			kw_strerror(ret));
+		stop(c, 1);
+	}
+}
+
 /* ---- the transient node ------------------------------------------------------------------- */
 
 static void on_tick(struct kw_loop *l, struct kw_timer *t)
@@ -327,6 +583,20 @@ static void on_tick(struct kw_loop *l, struct kw_timer *t)
 			"through %d bootstrap peer%s within %u ms\n", c->n_boot,
 			c->n_boot == 1 ? "" : "s", c->wait_ms);
 		stop(c, 1);
+		return;
+	}
+	if (c->verb == V_SERVERS) {
+		/* let the bootstrap's own-id search finish first: its requests and the gets' share
+		 * the call limit (kw_hm_limits.calls_out), and a request refused for that limit
+		 * counts against the peer in the client */
+		if (kw_hm_dht_ops_busy(c->d) && kw_loop_now(l) < c->deadline_ms) {
+			kw_timer_start(l, t, POLL_MS);
+			return;
+		}
+		/* the block count from _petals.models unless given */
+		c->models_asked = !c->num_blocks;
+		c->block = c->num_blocks ? 0 : UINT32_MAX;
+		servers_next(c);
 		return;
 	}
 	if (c->verb == V_GET)
@@ -413,6 +683,8 @@ int kw_cmd_hivemind(int argc, char **argv)
 		{ "expiration", required_argument, NULL, 'e' },
 		{ "latest", no_argument, NULL, 'L' },
 		{ "hex", no_argument, NULL, 'x' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "num-blocks", required_argument, NULL, 'n' },
 		{ "bootstrap", required_argument, NULL, 'b' },
 		{ "initial-peers", required_argument, NULL, 'b' },
 		{ "config", required_argument, NULL, 'c' },
@@ -434,7 +706,7 @@ int kw_cmd_hivemind(int argc, char **argv)
 	c->wait_ms = 10000;
 	kw_log_set_level(1);  /* the output is the result; warnings only with -v */
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "s:e:Lxb:c:d:w:vh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:e:Lxjn:b:c:d:w:vh", opts, NULL)) != -1) {
 		switch (o) {
 		case 's': subkey = optarg; break;
 		case 'e':
@@ -446,6 +718,14 @@ int kw_cmd_hivemind(int argc, char **argv)
 			break;
 		case 'L': c->latest = true; break;
 		case 'x': c->hex = true; break;
+		case 'j': c->json = true; break;
+		case 'n':
+			if (kw_config_parse_u32(optarg, 1, BLOCKS_SCAN_MAX, &c->num_blocks) < 0) {
+				fprintf(stderr, "kwnode hivemind: --num-blocks '%s': expected 1..%u\n",
+					optarg, BLOCKS_SCAN_MAX);
+				return 2;
+			}
+			break;
 		case 'b':
 			if (n_boot >= KW_CONFIG_BOOTSTRAP_MAX) {
 				fprintf(stderr, "kwnode hivemind: at most %d --bootstrap\n",
@@ -469,7 +749,7 @@ int kw_cmd_hivemind(int argc, char **argv)
 		}
 	}
 	if (optind >= argc) {
-		fprintf(stderr, "kwnode hivemind: missing the operation (get, store, ping)\n");
+		fprintf(stderr, "kwnode hivemind: missing the operation (get, store, ping, servers)\n");
 		usage(stderr);
 		return 2;
 	}
@@ -482,12 +762,20 @@ int kw_cmd_hivemind(int argc, char **argv)
 			subkey = argv[optind + 2];
 	} else if (!strcmp(verb, "store") && nargs == 2) {
 		c->verb = V_STORE;
+	} else if (!strcmp(verb, "servers") && nargs == 1) {
+		c->verb = V_SERVERS;
+		if (kw_hm_prefix_check(argv[optind + 1]) < 0) {
+			fprintf(stderr, "kwnode hivemind: servers '%.60s': a Petals dht_prefix is "
+				"UTF-8 without '.' or ' ' (e.g. Meta-Llama-3-1-8B-Instruct-hf)\n",
+				argv[optind + 1]);
+			return 2;
+		}
 	} else if (!strcmp(verb, "ping") && nargs == 1) {
 		c->verb = V_PING;
 		c->target = argv[optind + 1];
 	} else {
 		fprintf(stderr, "kwnode hivemind: '%s' with %d argument%s: expected get KEY "
-			"[SUBKEY], store KEY VALUE or ping MULTIADDR\n", verb, nargs,
+			"[SUBKEY], store KEY VALUE, ping MULTIADDR or servers PREFIX\n", verb, nargs,
 			nargs == 1 ? "" : "s");
 		return 2;
 	}

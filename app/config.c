@@ -22,6 +22,10 @@
 #include <kw/app.h>
 #include <kw/compiler.h>
 #include <kw/err.h>
+#ifdef CONFIG_KW_APP_HIVEMIND
+#include <kw/net/hivemind_records.h>
+#include <kw/net/msgpack.h>
+#endif
 #include <kw/net/multiaddr.h>
 
 #define CONFIG_FILE_MAX (64 * 1024)
@@ -37,6 +41,11 @@ enum key_type {
 	KEY_BOOTSTRAP, /* a peer multiaddr with /p2p/ appended to bootstrap[] */
 	KEY_DHT_MODE,  /* server | client */
 	KEY_HM_BOOTSTRAP, /* a peer multiaddr with /p2p/ appended to hivemind_bootstrap[] */
+	KEY_HM_TEXT,    /* UTF-8 text of lo..hi bytes into char[KW_CONFIG_HM_TEXT_MAX] */
+	KEY_HM_PREFIX,  /* a Petals dht_prefix: KEY_HM_TEXT without '.' or ' ' */
+	KEY_HM_BLOCKS,  /* "A:B", A < B: hivemind_block_start/end */
+	KEY_HM_RPS,     /* a decimal number >= 0 (requests per second) into a double */
+	KEY_HM_EXPERTS, /* space-separated hivemind expert uids appended to hivemind_experts[] */
 };
 
 struct key_def {
@@ -87,7 +96,52 @@ static const struct key_def g_keys[] = {
 	{ "hivemind_client", KEY_BOOL, F(hivemind_client), 0, 1, true },
 	{ "hivemind_bootstrap", KEY_HM_BOOTSTRAP, F(hivemind_bootstrap), 0,
 	  KW_CONFIG_BOOTSTRAP_MAX, true },
+	/* what it announces (doc/net-hivemind.md "Server records") */
+	{ "hivemind_prefix", KEY_HM_PREFIX, F(hivemind_prefix), 1, KW_CONFIG_HM_TEXT_MAX - 1, true },
+	{ "hivemind_blocks", KEY_HM_BLOCKS, F(hivemind_block_start), 0, 1000000, true },
+	{ "hivemind_public_name", KEY_HM_TEXT, F(hivemind_public_name), 1,
+	  KW_CONFIG_HM_TEXT_MAX - 1, true },
+	{ "hivemind_throughput", KEY_HM_RPS, F(hivemind_throughput), 0, 0, true },
+	{ "hivemind_num_blocks", KEY_U32, F(hivemind_num_blocks), 1, 1000000, true },
+	{ "hivemind_repository", KEY_HM_TEXT, F(hivemind_repository), 1, KW_CONFIG_HM_TEXT_MAX - 1,
+	  true },
+	{ "hivemind_experts", KEY_HM_EXPERTS, F(hivemind_experts), 0, KW_CONFIG_HM_EXPERTS_MAX,
+	  true },
+	{ "hivemind_update_period", KEY_U32, F(hivemind_update_period_s), 1, 3600, true },
+	{ "hivemind_expiration", KEY_U32, F(hivemind_expiration_s), 0, 86400, true },
 };
+
+/* The Hivemind keys' checks (net/hivemind/records.c); the keys are refused before these run
+ * when the Hivemind DHT is not built in. */
+static bool hm_text_ok(const char *v)
+{
+#ifdef CONFIG_KW_APP_HIVEMIND
+	return kw_mp_utf8_valid((const uint8_t *)v, strlen(v));
+#else
+	(void)v;
+	return false;
+#endif
+}
+
+static bool hm_prefix_ok(const char *v)
+{
+#ifdef CONFIG_KW_APP_HIVEMIND
+	return kw_hm_prefix_check(v) == 0;
+#else
+	(void)v;
+	return false;
+#endif
+}
+
+static bool hm_uid_ok(const char *v)
+{
+#ifdef CONFIG_KW_APP_HIVEMIND
+	return kw_hm_expert_uid_check(v) == 0;
+#else
+	(void)v;
+	return false;
+#endif
+}
 
 void kw_config_defaults(struct kw_config *c)
 {
@@ -97,6 +151,9 @@ void kw_config_defaults(struct kw_config *c)
 	snprintf(c->sysfs_root, sizeof(c->sysfs_root), "%s", CONFIG_KW_BOARD_SYSFS_ROOT);
 	kw_policy_settings_defaults(&c->policy);
 	c->status_port = CONFIG_KW_STATUS_PORT;
+#ifdef CONFIG_KW_APP_HIVEMIND_UPDATE_PERIOD_S
+	c->hivemind_update_period_s = CONFIG_KW_APP_HIVEMIND_UPDATE_PERIOD_S;
+#endif
 #ifdef CONFIG_KW_NET_SWARM
 	kw_swarm_limits_default(&c->swarm);
 	if (CONFIG_KW_NET_LISTEN[0]) {
@@ -385,6 +442,73 @@ static int set_one(struct kw_config *c, const char *key, const char *v, char *er
 			return fail(err, errlen, line, "more than %d %s peers",
 				    KW_CONFIG_BOOTSTRAP_MAX, k->name);
 		memcpy(c->hivemind_bootstrap[c->n_hivemind_bootstrap++], v, strlen(v) + 1);
+		break;
+	case KEY_HM_TEXT:
+	case KEY_HM_PREFIX:
+		if (strlen(v) < k->lo || strlen(v) > k->hi || !hm_text_ok(v))
+			return fail(err, errlen, line, "%s must be %u..%u bytes of UTF-8", k->name,
+				    k->lo, k->hi);
+		if (k->type == KEY_HM_PREFIX && !hm_prefix_ok(v))
+			return fail(err, errlen, line, "%s '%s': a Petals dht_prefix has no '.' or "
+				    "' ' (module uids are PREFIX.BLOCK)", k->name,
+				    quote(v, q, sizeof(q)));
+		memcpy(field, v, strlen(v) + 1);
+		break;
+	case KEY_HM_BLOCKS: {
+		uint32_t a, b;
+		const char *colon = strchr(v, ':');
+		char first[16];
+
+		if (!colon || (size_t)(colon - v) >= sizeof(first))
+			return fail(err, errlen, line, "%s must be START:END (blocks START to END - 1), "
+				    "got '%s'", k->name, quote(v, q, sizeof(q)));
+		memcpy(first, v, (size_t)(colon - v));
+		first[colon - v] = '\0';
+		if (kw_config_parse_u32(first, 0, k->hi, &a) < 0 ||
+		    kw_config_parse_u32(colon + 1, 1, k->hi, &b) < 0 || a >= b)
+			return fail(err, errlen, line, "%s must be START:END with 0 <= START < END <= "
+				    "%u, got '%s'", k->name, k->hi, quote(v, q, sizeof(q)));
+		c->hivemind_block_start = a;
+		c->hivemind_block_end = b;
+		break;
+	}
+	case KEY_HM_RPS: {
+		char *end = NULL;
+		double rps;
+
+		errno = 0;
+		rps = strtod(v, &end);
+		if (!*v || *end || errno || !(rps >= 0) || rps > 1e12)
+			return fail(err, errlen, line, "%s must be a number >= 0 (requests per "
+				    "second), got '%s'", k->name, quote(v, q, sizeof(q)));
+		*(double *)(void *)field = rps;
+		break;
+	}
+	case KEY_HM_EXPERTS:
+		for (const char *p = v; *p;) {
+			char uid[KW_CONFIG_HM_TEXT_MAX];
+			size_t n;
+
+			while (*p == ' ' || *p == '\t')
+				p++;
+			n = strcspn(p, " \t");
+			if (!n)
+				break;
+			if (n >= sizeof(uid))
+				return fail(err, errlen, line, "%s: an expert uid longer than %d bytes",
+					    k->name, KW_CONFIG_HM_TEXT_MAX - 1);
+			memcpy(uid, p, n);
+			uid[n] = '\0';
+			if (!hm_uid_ok(uid))
+				return fail(err, errlen, line, "%s '%s': not a hivemind expert uid "
+					    "(TYPE.N[.N...], numbers without leading zeros)", k->name,
+					    quote(uid, q, sizeof(q)));
+			if (c->n_hivemind_experts >= KW_CONFIG_HM_EXPERTS_MAX)
+				return fail(err, errlen, line, "more than %d %s", KW_CONFIG_HM_EXPERTS_MAX,
+					    k->name);
+			memcpy(c->hivemind_experts[c->n_hivemind_experts++], uid, n + 1);
+			p += n;
+		}
 		break;
 	}
 	return 0;

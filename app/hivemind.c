@@ -10,6 +10,12 @@
  * listen addresses, and a PeerID the DHT cannot reach otherwise is looked up with kad
  * FIND_NODE when the Kademlia DHT is built in (p2pd does the same through its peerstore
  * and libp2p kad; hivemind's FindResult carries no addresses). See doc/net-hivemind.md.
+ *
+ * The `hm_announce` entry (after `policy`) publishes the node's server records when the
+ * config names what it serves (hivemind_prefix + hivemind_blocks, hivemind_experts): the
+ * announcer of net/hivemind/records.c, ONLINE while the policy lets the node contribute and
+ * OFFLINE (a newer record, so peers see it at once) when the policy drains it or SIGTERM
+ * stops it, as Petals' ModuleAnnouncerThread does on shutdown.
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,8 +26,10 @@
 #include <kw/err.h>
 #include <kw/log.h>
 #include <kw/node.h>
+#include <kw/policy.h>
 #include <kw/net/hivemind.h>
 #include <kw/net/hivemind_dht.h>
+#include <kw/net/hivemind_records.h>
 #include <kw/net/identify.h>
 #include <kw/net/multiaddr.h>
 #include <kw/net/swarm.h>
@@ -54,6 +62,15 @@ struct kw_app_hm {
 	const char (*boot)[KW_CONFIG_PEER_ADDR_MAX];
 	int n_boot;
 	struct resolve res[RESOLVES];
+	/* the announcer (hm_announce entry) */
+	bool announcing;
+	struct kw_hm_announcer ann;
+	struct kw_hm_announce_cfg acfg;
+	struct kw_policy *policy;
+	struct kw_policy_client pc;
+	struct kw_timer stop_timer;        /* bounds the OFFLINE announcement before a stop */
+	void (*then)(struct kw_node *n);
+	uint64_t drains, resumes;
 };
 
 /* identify told us what a connection's remote listens on: remember it for the DHT */
@@ -276,5 +293,187 @@ void kw_app_hivemind_shutdown(struct kw_node *n)
 		app->hm_app = NULL;
 		app->hm = NULL;
 		app->hm_dht = NULL;
+	}
+}
+
+/* ---- the announcer: our server records ------------------------------------------------ */
+
+int kw_app_hm_announce_init(struct kw_node *n);
+void kw_app_hm_announce_shutdown(struct kw_node *n);
+
+static void policy_drained(void *arg)
+{
+	struct kw_app_hm *st = arg;
+
+	kw_policy_drain_done(st->policy, &st->pc);
+}
+
+/* the policy stops the node contributing: peers must not route to it any more */
+static void hm_drain(struct kw_policy *p, struct kw_policy_client *c)
+{
+	struct kw_app_hm *st = c->arg;
+
+	(void)p;
+	st->drains++;
+	KW_LOG_INF(hivemind, "announcing OFFLINE (the policy pauses the node)");
+	if (kw_hm_announce_set_state(&st->ann, KW_HM_STATE_OFFLINE, policy_drained, st) < 0)
+		kw_policy_drain_done(st->policy, &st->pc);   /* stopped: nothing to announce */
+}
+
+static void hm_resume(struct kw_policy *p, struct kw_policy_client *c)
+{
+	struct kw_app_hm *st = c->arg;
+
+	(void)p;
+	st->resumes++;
+	KW_LOG_INF(hivemind, "announcing ONLINE again (the policy resumes the node)");
+	(void)kw_hm_announce_set_state(&st->ann, KW_HM_STATE_ONLINE, NULL, NULL);
+}
+
+/* The OFFLINE announcement before a stop is over (stored, or out of time): stop now. */
+static void stop_now(struct kw_app_hm *st)
+{
+	void (*then)(struct kw_node *n) = st->then;
+
+	kw_timer_cancel(&st->n->loop, &st->stop_timer);
+	st->then = NULL;
+	if (then)
+		then(st->n);
+}
+
+static void on_offline_stored(void *arg)
+{
+	struct kw_app_hm *st = arg;
+
+	KW_LOG_INF(hivemind, "OFFLINE announced (%llu record%s stored, %llu failed)",
+		   (unsigned long long)st->ann.stats.stores_ok,
+		   st->ann.stats.stores_ok == 1 ? "" : "s",
+		   (unsigned long long)st->ann.stats.stores_failed);
+	stop_now(st);
+}
+
+static void on_stop_timeout(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_app_hm *st = t->arg;
+
+	(void)l;
+	KW_LOG_WRN(hivemind, "OFFLINE announcement not finished in time; stopping anyway (the "
+		   "records expire on their own)");
+	stop_now(st);
+}
+
+int kw_app_hm_before_stop(struct kw_node *n, void (*then)(struct kw_node *n))
+{
+	struct kw_app *app = kw_app_of(n);
+	struct kw_app_hm *st = app ? app->hm_app : NULL;
+	uint32_t ms = n->cfg.shutdown_drain_ms;
+
+	if (!st || !st->announcing || st->then)
+		return -KW_ENOENT;
+	/* the swarm's drain closes every connection: the OFFLINE records go out first */
+	st->ann.stats.stores_ok = st->ann.stats.stores_failed = 0;
+	if (kw_hm_announce_set_state(&st->ann, KW_HM_STATE_OFFLINE, on_offline_stored, st) < 0)
+		return -KW_ENOENT;
+	KW_LOG_INF(hivemind, "stopping: announcing OFFLINE first (up to %u ms)", ms);
+	st->then = then;
+	kw_timer_init(&st->stop_timer, on_stop_timeout, st);
+	(void)kw_timer_start(&n->loop, &st->stop_timer, ms);
+	return 0;
+}
+
+/* The announcer's configuration from the config keys. Return: 0, 1 (nothing to announce) or
+ * -KW_EINVAL with the reason logged. */
+static int announce_cfg(const struct kw_config *c, struct kw_hm_announce_cfg *ac)
+{
+	memset(ac, 0, sizeof(*ac));
+	if (!c->hivemind_prefix[0] && !c->n_hivemind_experts) {
+		if (c->hivemind_block_end) {
+			KW_LOG_ERR(hivemind, "hivemind_blocks needs hivemind_prefix (the model's "
+				   "Petals dht_prefix)");
+			return -KW_EINVAL;
+		}
+		return 1;
+	}
+	if (c->hivemind_prefix[0] && !c->hivemind_block_end) {
+		KW_LOG_ERR(hivemind, "hivemind_prefix needs hivemind_blocks = START:END (the "
+			   "blocks this node serves)");
+		return -KW_EINVAL;
+	}
+	snprintf(ac->prefix, sizeof(ac->prefix), "%s", c->hivemind_prefix);
+	ac->start_block = c->hivemind_block_start;
+	ac->end_block = c->hivemind_block_end;
+	/* the figure the owner configured (0 when none: nothing measured yet, see
+	 * doc/net-hivemind.md); no other ServerInfo field is claimed */
+	ac->info.throughput = c->hivemind_throughput;
+	if (c->hivemind_public_name[0]) {
+		ac->info.has |= KW_HM_SI_PUBLIC_NAME;
+		snprintf(ac->info.public_name, sizeof(ac->info.public_name), "%s",
+			 c->hivemind_public_name);
+	}
+	ac->model.num_blocks = c->hivemind_num_blocks;
+	if (c->hivemind_repository[0]) {
+		ac->model.has_repository = true;
+		snprintf(ac->model.repository, sizeof(ac->model.repository), "%s",
+			 c->hivemind_repository);
+	}
+	for (int i = 0; i < c->n_hivemind_experts && i < KW_HM_ANNOUNCE_EXPERTS; i++)
+		snprintf(ac->experts[i], sizeof(ac->experts[i]), "%s", c->hivemind_experts[i]);
+	ac->n_experts = (uint32_t)c->n_hivemind_experts;
+	ac->update_period_s = c->hivemind_update_period_s;
+	ac->expiration_s = c->hivemind_expiration_s;
+	return 0;
+}
+
+int kw_app_hm_announce_init(struct kw_node *n)
+{
+	struct kw_app *app = kw_app_of(n);
+	struct kw_app_hm *st = app ? app->hm_app : NULL;
+	char peer[KW_HM_REC_PEER_MAX];
+	uint8_t state = KW_HM_STATE_ONLINE;
+	int err;
+
+	if (!st || !app->hm_dht) {
+		if (app && (app->cfg.hivemind_prefix[0] || app->cfg.n_hivemind_experts))
+			KW_LOG_WRN(hivemind, "hivemind_prefix / hivemind_experts are set but "
+				   "hivemind = off: nothing is announced");
+		return 0;
+	}
+	err = announce_cfg(&app->cfg, &st->acfg);
+	if (err)
+		return err < 0 ? err : 0;
+	if (kw_peer_id_to_text(kw_swarm_peer_id(app->sw), peer, sizeof(peer)) < 0)
+		return -KW_EINVAL;
+	if (app->policy && kw_policy_status(app->policy)->state != KW_POLICY_CONTRIBUTING)
+		state = KW_HM_STATE_OFFLINE;     /* paused from the start: say so, serve nothing */
+	err = kw_hm_announce_start(&st->ann, app->hm_dht, &n->loop, peer, &st->acfg, state);
+	if (err < 0) {
+		KW_LOG_ERR(hivemind, "cannot announce the configured records: %s",
+			   kw_strerror(err));
+		return err;
+	}
+	st->announcing = true;
+	if (app->policy) {
+		st->policy = app->policy;
+		st->pc.name = "hivemind";
+		st->pc.drain = hm_drain;
+		st->pc.resume = hm_resume;
+		st->pc.arg = st;
+		kw_policy_add_client(app->policy, &st->pc);
+	}
+	KW_LOG_INF(hivemind, "announcing %s: %u record%s every %u s (%s)",
+		   kw_hm_state_name(state), kw_hm_announce_count(&st->ann, KW_HM_STATE_ONLINE),
+		   kw_hm_announce_count(&st->ann, KW_HM_STATE_ONLINE) == 1 ? "" : "s",
+		   st->acfg.update_period_s, st->acfg.prefix[0] ? st->acfg.prefix : "experts");
+	return 0;
+}
+
+void kw_app_hm_announce_shutdown(struct kw_node *n)
+{
+	struct kw_app *app = kw_app_of(n);
+
+	if (app && app->hm_app && app->hm_app->announcing) {
+		kw_timer_cancel(&n->loop, &app->hm_app->stop_timer);
+		kw_hm_announce_stop(&app->hm_app->ann);
+		app->hm_app->announcing = false;
 	}
 }

@@ -37,6 +37,14 @@ int kw_app_hm_start_cfg(struct kw_node *n, struct kw_swarm *sw, struct kw_identi
 			struct kw_hm **hm, struct kw_hm_dht **d, struct kw_app_hm **out);
 /* Stops the bootstrap retries (before the swarm goes). NULL is fine. */
 void kw_app_hm_stop(struct kw_app_hm *st);
+/*
+ * SIGTERM with server records announced: stores them once more as OFFLINE (newer, so peers
+ * see it at once, as Petals does on shutdown) and calls then(n) when that round is over or
+ * n->cfg.shutdown_drain_ms has passed, whichever is first. It must run before
+ * kw_node_request_stop, whose swarm drain closes every connection. Return: 0 (then will
+ * run); -KW_ENOENT when nothing is announced (the caller stops at once).
+ */
+int kw_app_hm_before_stop(struct kw_node *n, void (*then)(struct kw_node *n));
 /* Adds the listen addresses identify learnt for c's remote to the DHT's address book. */
 void kw_app_hm_learn(struct kw_hm_dht *d, struct kw_identify *id, struct kw_conn *c);
 

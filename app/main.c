@@ -26,6 +26,7 @@
 #include <kw/version.h>
 #include <kw/net/swarm.h>
 
+#include "hivemind.h"
 #include "notify.h"
 
 /* Firmware placement: the node and its arena live in .bss; untouched pages cost no RAM. */
@@ -138,6 +139,7 @@ struct sig_ctx {
 	struct kw_watch w;
 	int fd;
 	struct kw_node *node;
+	bool stopping;             /* a stop signal came already */
 };
 
 static void on_signal(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
@@ -148,9 +150,17 @@ static void on_signal(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
 	while (read(sc->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		KW_LOG_INF(main, "received %s; draining (up to %u ms)", strsignal((int)si.ssi_signo),
 			   sc->node->cfg.shutdown_drain_ms);
-		kw_node_request_stop(sc->node);
 		/* systemctl stop: systemd shows "deactivating" while the node drains */
 		kw_notify_send(&g_notify, "STOPPING=1");
+#ifdef CONFIG_KW_APP_HIVEMIND
+		/* a Petals/hivemind server says OFFLINE before its connections close */
+		if (!sc->stopping) {
+			sc->stopping = true;
+			if (kw_app_hm_before_stop(sc->node, kw_node_request_stop) == 0)
+				continue;
+		}
+#endif
+		kw_node_request_stop(sc->node);
 	}
 }
 

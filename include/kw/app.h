@@ -26,6 +26,8 @@
 #define KW_CONFIG_LISTEN_MAX 8
 #define KW_CONFIG_BOOTSTRAP_MAX 16   /* bootstrap peers (KW_KAD_BOOTSTRAP_MAX) */
 #define KW_CONFIG_PEER_ADDR_MAX 256  /* a peer multiaddr with /p2p/ (room for /dns4/<name>) */
+#define KW_CONFIG_HM_TEXT_MAX   128  /* hivemind_prefix, _public_name, _repository, an expert uid */
+#define KW_CONFIG_HM_EXPERTS_MAX 16  /* hivemind_experts (KW_HM_ANNOUNCE_EXPERTS) */
 
 struct kw_config {
 	char data_dir[KW_CONFIG_PATH_MAX];  /* identity key, state files */
@@ -49,6 +51,18 @@ struct kw_config {
 	bool hivemind_client;               /* hivemind_client = on: ask, do not serve */
 	char hivemind_bootstrap[KW_CONFIG_BOOTSTRAP_MAX][KW_CONFIG_PEER_ADDR_MAX];
 	int n_hivemind_bootstrap;
+	/* what the node announces on the Hivemind DHT (app/hivemind.c, doc/net-hivemind.md
+	 * "Server records"): Petals blocks when hivemind_prefix is set, experts when listed */
+	char hivemind_prefix[KW_CONFIG_HM_TEXT_MAX];       /* Petals dht_prefix */
+	uint32_t hivemind_block_start, hivemind_block_end; /* hivemind_blocks = A:B, [A, B) */
+	char hivemind_public_name[KW_CONFIG_HM_TEXT_MAX];
+	double hivemind_throughput;                        /* requests/s as configured; 0 unset */
+	uint32_t hivemind_num_blocks;                      /* the model's; 0: no _petals.models */
+	char hivemind_repository[KW_CONFIG_HM_TEXT_MAX];
+	char hivemind_experts[KW_CONFIG_HM_EXPERTS_MAX][KW_CONFIG_HM_TEXT_MAX];
+	int n_hivemind_experts;
+	uint32_t hivemind_update_period_s;                 /* CONFIG_KW_APP_HIVEMIND_UPDATE_PERIOD_S */
+	uint32_t hivemind_expiration_s;                    /* 0: max(2 x period, 3) */
 };
 
 /* Fills `c` with the Kconfig defaults. */

@@ -317,6 +317,53 @@ static void test_config_hivemind_bootstrap_is_checked_naming_the_line(void **sta
 	assert_non_null(strstr(err, "line 2: hivemind_bootstrap '/ip4/127.0.0.1/tcp/1': "));
 	assert_non_null(strstr(err, "/p2p/"));
 }
+
+static void test_config_hivemind_announce_keys_fill_the_config(void **state)
+{
+	struct kw_config c;
+	char err[256] = "";
+
+	(void)state;
+	kw_config_defaults(&c);
+	assert_int_equal(c.hivemind_update_period_s, CONFIG_KW_APP_HIVEMIND_UPDATE_PERIOD_S);
+	assert_int_equal(PARSE(&c, "hivemind_prefix = Meta-Llama-3-1-8B-Instruct-hf\n"
+			       "hivemind_blocks = 4:12\nhivemind_public_name = kitchen pi\n"
+			       "hivemind_throughput = 2.25\nhivemind_num_blocks = 32\n"
+			       "hivemind_experts = ffn.0.1 ffn.0.2\nhivemind_experts = e.7\n"
+			       "hivemind_update_period = 30\nhivemind_expiration = 90\n", err), 0);
+	assert_string_equal(c.hivemind_prefix, "Meta-Llama-3-1-8B-Instruct-hf");
+	assert_int_equal(c.hivemind_block_start, 4);
+	assert_int_equal(c.hivemind_block_end, 12);
+	assert_string_equal(c.hivemind_public_name, "kitchen pi");
+	assert_true(c.hivemind_throughput == 2.25);
+	assert_int_equal(c.hivemind_num_blocks, 32);
+	assert_int_equal(c.n_hivemind_experts, 3);
+	assert_string_equal(c.hivemind_experts[1], "ffn.0.2");
+	assert_string_equal(c.hivemind_experts[2], "e.7");
+	assert_int_equal(c.hivemind_update_period_s, 30);
+	assert_int_equal(c.hivemind_expiration_s, 90);
+}
+
+static void test_config_hivemind_bad_announce_values_name_the_line(void **state)
+{
+	static const char *const bad[] = {
+		"hivemind_prefix = a.b\n", "hivemind_prefix = a b\n", "hivemind_blocks = 5:5\n",
+		"hivemind_blocks = 5\n", "hivemind_blocks = x:3\n", "hivemind_throughput = -1\n",
+		"hivemind_throughput = nan\n", "hivemind_throughput = 3x\n",
+		"hivemind_experts = ffn.01\n", "hivemind_experts = ffn\n",
+		"hivemind_update_period = 0\n",
+	};
+	struct kw_config c;
+	char err[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		kw_config_defaults(&c);
+		err[0] = '\0';
+		assert_int_equal(PARSE(&c, bad[i], err), -KW_ECONFIG);
+		assert_non_null(strstr(err, "line 1: hivemind_"));
+	}
+}
 #endif
 
 int main(void)
@@ -341,6 +388,8 @@ int main(void)
 #ifdef CONFIG_KW_APP_HIVEMIND
 		cmocka_unit_test(test_config_hivemind_keys_switch_the_dht_and_add_peers),
 		cmocka_unit_test(test_config_hivemind_bootstrap_is_checked_naming_the_line),
+		cmocka_unit_test(test_config_hivemind_announce_keys_fill_the_config),
+		cmocka_unit_test(test_config_hivemind_bad_announce_values_name_the_line),
 #endif
 	};
 	return cmocka_run_group_tests_name("app/config", tests, NULL, NULL);
