@@ -68,6 +68,7 @@ struct kw_hm_op {
 	size_t sub_len, val_len;
 	double exp;
 	uint32_t next;                /* store: next candidate (sorted) to try */
+	uint32_t local_retries;       /* finds refused by our own limits and asked again */
 	struct kw_hm_dht_store_result sres;
 	struct kw_hm_dht_pong pong;
 	double t_sent;
@@ -92,6 +93,14 @@ struct kw_hm_rpc {
 
 static void pump(struct kw_hm_op *op);
 static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res);
+
+/* Finds of one operation that our own limits refused and that are asked again. */
+#define LOCAL_RETRIES_MAX 16u
+
+static bool is_local_refusal(int err)
+{
+	return err == -KW_ELIMIT || err == -KW_ENOBUFS || err == -KW_ENOMEM;
+}
 
 /* ---- address book ---------------------------------------------------------------------- */
 
@@ -274,8 +283,11 @@ static int rpc_reach(struct kw_hm_rpc *r)
 		return -KW_EINVAL;
 	while (b && r->addr_try < b->n) {
 		snprintf(text, sizeof(text), "%s/p2p/%s", b->addr[r->addr_try], id);
-		if (kw_swarm_dial(d->sw, text, on_dialed, r) == 0)
+		err = kw_swarm_dial(d->sw, text, on_dialed, r);
+		if (err == 0)
 			return 0;
+		if (err == -KW_ELIMIT)
+			return err;  /* no dial slot now (all busy): not this peer's address's fault */
 		r->addr_try++;
 	}
 	if (d->cfg.resolve && !r->resolved) {
@@ -646,8 +658,14 @@ static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res)
 	struct kw_hm_dht *d = r->d;
 	struct kw_hm_op *op = r->op;
 	bool ok = !res->err && !res->remote_error;
+	/* our own limits refused it (no dial slot, call slot or stream left): the peer did
+	 * nothing wrong, so it is neither blacklisted nor dropped */
+	bool local = !res->remote_error && is_local_refusal(res->err);
 
-	if (!ok) {
+	if (!ok && local) {
+		d->stats.rpcs_refused_locally++;
+		KW_LOG_DBG(hivemind, "DHT request not sent: %s", kw_strerror(res->err));
+	} else if (!ok) {
 		/* no answer: hivemind blacklists the peer and drops it from the table */
 		d->stats.rpcs_failed++;
 		kw_hm_bl_failure(&d->bl, r->pid.bytes, r->pid.len, kw_hm_dht_now(d));
@@ -663,7 +681,10 @@ static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res)
 	case R_FIND:
 		if (ok)
 			got_find(r, res);
-		else
+		else if (local && op->local_retries < LOCAL_RETRIES_MAX) {
+			op->local_retries++;  /* ask again once a slot is free (pump) */
+			op->cand[r->idx].st = C_NEW;
+		} else
 			op->cand[r->idx].st = C_FAIL;
 		break;
 	case R_STORE:

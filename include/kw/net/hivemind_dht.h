@@ -425,6 +425,9 @@ struct kw_hm_dht_stats {
 	/* the client (part 5) */
 	uint64_t ops_started, ops_refused;   /* refused: operation pool empty */
 	uint64_t rpcs_out, rpcs_failed;      /* failed: no answer, unreachable, bad reply */
+	/* requests our own limits refused (no dial slot, call slot or stream): the peer is not
+	 * blacklisted for them, and a search asks it again */
+	uint64_t rpcs_refused_locally;
 	uint64_t rpcs_refused;               /* not started: request pool empty */
 	uint64_t bad_replies;                /* answers that did not decode */
 	uint64_t clock_skew;                 /* pings whose dht_time was off by more than 3 s */
