@@ -29,6 +29,11 @@ static const struct kw_hm_limits hm_limits = {
 	.calls_in = 2, .calls_per_peer = 2, .calls_out = 2, .buf_bytes = 1024, .timeout_ms = 2000,
 };
 
+static const struct kw_hm_stream_limits sx_limits = {
+	.streams_in = 2, .streams_per_peer = 2, .streams_out = 2, .buf_bytes = 73728,
+	.prefetch = 5, .idle_ms = 5000,
+};
+
 /* msgpack {"group_key": "0b"} as hivemind's MSGPackSerializer writes the base state */
 static const uint8_t meta[] = { 0x81, 0xa9, 'g', 'r', 'o', 'u', 'p', '_', 'k', 'e', 'y',
 				0xa2, '0', 'b' };
@@ -77,8 +82,10 @@ static int setup(void **state)
 	g = calloc(1, sizeof(*g));
 	if (!g || kw_hm_pair_init(&g->p, 2, &hm_limits, 32 * 1024) < 0)
 		return -1;
-	/* the Kconfig defaults: a 72 KiB stream buffer holds one 64 KiB piece */
-	if (kw_hm_stream_setup(g->p.a.hm, NULL) < 0 || kw_hm_stream_setup(g->p.b.hm, NULL) < 0)
+	/* a 72 KiB stream buffer (the Kconfig default) holds one 64 KiB piece; explicit here so
+	 * the test does not depend on the configured default */
+	if (kw_hm_stream_setup(g->p.a.hm, &sx_limits) < 0 ||
+	    kw_hm_stream_setup(g->p.b.hm, &sx_limits) < 0)
 		return -1;
 	if (kw_app_avg_create(g->p.b.t->node, g->p.b.hm, PREFIX, CLS, get_state, NULL, &g->srv) < 0 ||
 	    kw_app_avg_create(g->p.a.t->node, g->p.a.hm, PREFIX, CLS, NULL, NULL, &g->cli) < 0)
