@@ -24,6 +24,8 @@
 #include <kw/net/msgpack.h>
 #include <kw/net/swarm.h>
 
+#include "rpc_priv.h"
+
 struct hm_handler {
 	struct kw_hm *hm;
 	kw_hm_unary_fn fn;
@@ -67,6 +69,7 @@ struct kw_hm {
 	struct hm_handler handlers[KW_HM_HANDLERS_MAX];
 	unsigned n_handlers;
 	struct kw_hm_stats st;
+	struct kw_hm_sx *sx;          /* stream calls (stream_rpc.c), NULL until set up */
 };
 
 static struct kw_loop *loop_of(struct kw_hm *hm)
@@ -118,6 +121,21 @@ int kw_hm_create(struct kw_swarm *sw, const struct kw_hm_limits *limits, struct 
 void kw_hm_get_stats(const struct kw_hm *hm, struct kw_hm_stats *st)
 {
 	*st = hm->st;
+}
+
+struct kw_swarm *kw_hm_swarm(const struct kw_hm *hm)
+{
+	return hm->sw;
+}
+
+struct kw_node *kw_hm_node(const struct kw_hm *hm)
+{
+	return hm->n;
+}
+
+struct kw_hm_sx **kw_hm_sx_slot(struct kw_hm *hm)
+{
+	return &hm->sx;
 }
 
 /* ---- serving ---------------------------------------------------------------------------- */

@@ -465,3 +465,102 @@ export class DhtPeer {
     return decodePb(pb.FindResponse, r)
   }
 }
+
+// ---- stream handlers: hivemind/p2p/p2p_daemon.py (_add_protobuf_stream_handler,
+// _iterate_protobuf_stream_handler) -------------------------------------------------------
+// Reads one frame: {marker, payload}, or null at a clean EOF between frames. An unknown
+// marker throws (hivemind: TypeError("Invalid Protobuf message type")).
+export async function readFrame (reader) {
+  for (;;) {
+    if (reader.buf.length >= 9) {
+      const marker = reader.buf[0]
+      if (marker !== 0 && marker !== 1) throw new Error(`invalid frame marker ${marker}`)
+      const len = Number(reader.buf.readBigUInt64BE(1))
+      if (reader.buf.length >= 9 + len) {
+        const payload = Buffer.from(reader.buf.subarray(9, 9 + len))
+        reader.buf = reader.buf.subarray(9 + len)
+        return { marker, payload }
+      }
+    }
+    if (!(await reader.more())) {
+      if (reader.buf.length) throw new Error('stream ended inside a frame')
+      return null
+    }
+  }
+}
+
+// Calls a stream handler as hivemind's caller does: every request as a 0x00 frame, then
+// END_OF_STREAM, no half-close; responses until the server's EOF. An error frame throws
+// HandlerError with P2PHandlerError's text ("Failed to call handler `<name>` at <peer>: <msg>").
+export async function callStream (node, target, name, requests, timeoutMs = 5000) {
+  const signal = AbortSignal.timeout(timeoutMs)
+  const conn = await node.dial(target, { signal })
+  const peer = conn.remotePeer.toString()   // Python formats the PeerID as base58
+  const stream = await conn.newStream(name, { signal })
+  try {
+    for (const r of requests) stream.send(encodeFrame(0, r))
+    stream.send(END_OF_STREAM)
+    const rd = new Reader(stream)
+    const out = []
+    const aborted = new Promise((_, rej) =>
+      signal.addEventListener('abort', () => rej(new Error(`${name}: no end within ${timeoutMs} ms`))))
+    for (;;) {
+      const f = await Promise.race([readFrame(rd), aborted])
+      if (f === null) return out
+      if (f.marker === 1) {
+        const e = decodePb(pb.RPCError, f.payload)
+        throw new HandlerError(`Failed to call handler \`${name}\` at ${peer}: ${e.message ?? ''}`)
+      }
+      out.push(f.payload)
+    }
+  } finally {
+    await stream.close().catch(() => {})
+  }
+}
+
+// Serves a stream handler: handler(requests, connection) is an async generator of response
+// Buffers over an async iterator of request Buffers. At most maxPrefetch requests wait
+// unread by the handler (hivemind's max_prefetch = 5; reading stops beyond it); any 0x01
+// frame ends the requests; a caller EOF before the end cancels the handler; a thrown error
+// becomes one RPCError{message: str(e)} frame. stats counts what happened.
+export async function serveStream (node, name, handler, { maxPrefetch = 5, stats = {} } = {}) {
+  stats.calls = stats.calls ?? 0; stats.bad = stats.bad ?? 0; stats.cancelled = stats.cancelled ?? 0
+  stats.maxQueued = stats.maxQueued ?? 0
+  await node.handle(name, async (stream, connection) => {
+    stats.calls++
+    const rd = new Reader(stream)
+    const queue = []
+    let ended = false; let cancelled = false; let waiters = []
+    const wake = () => { const w = waiters; waiters = []; for (const f of w) f() }
+    const wait = () => new Promise((resolve) => waiters.push(resolve))
+    async function * requests () {
+      for (;;) {
+        if (queue.length) { const m = queue.shift(); wake(); yield m; continue }
+        if (cancelled) throw new Error('cancelled by the caller')
+        if (ended) return
+        await wait()
+      }
+    }
+    (async () => {
+      try {
+        for (;;) {
+          while (queue.length >= maxPrefetch && !cancelled) await wait()
+          const f = await readFrame(rd)
+          if (f === null) { cancelled = true; wake(); return }
+          if (f.marker === 1) { ended = true; wake(); continue }
+          if (ended) continue
+          queue.push(f.payload)
+          stats.maxQueued = Math.max(stats.maxQueued, queue.length)
+          wake()
+        }
+      } catch (e) { stats.bad++; cancelled = true; wake(); stream.abort(e) }
+    })()
+    try {
+      for await (const resp of handler(requests(), connection)) stream.send(encodeFrame(0, resp))
+    } catch (e) {
+      if (cancelled && !ended) { stats.cancelled++; return }
+      stream.send(encodeErrorFrame(e.message))
+    }
+    await stream.close().catch(() => {})
+  }, { runOnLimitedConnection: false })
+}

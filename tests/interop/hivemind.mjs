@@ -13,7 +13,8 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   createNode, DhtPeer, HandlerError, callUnary, dhtId, mpEncode, mpDecode, DictValue, multiaddr, encodePb, pb,
-  IS_REGULAR_VALUE, IS_DICTIONARY, NOT_FOUND, FOUND_REGULAR, FOUND_DICTIONARY, FIND, STORE
+  IS_REGULAR_VALUE, IS_DICTIONARY, NOT_FOUND, FOUND_REGULAR, FOUND_DICTIONARY, FIND, STORE,
+  callStream, serveStream
 } from './hivemind-lib.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -241,6 +242,78 @@ async function cClientJsServer () {
   }
 }
 
+// ---- stream handlers, both directions (hivemind framing, net/hivemind/stream_rpc.c) -------
+async function streamCalls () {
+  const ECHO = 'Test.rpc_stream_echo'   // served by kw_hm_peer
+  const JS = 'Test.rpc_js_stream'       // served here: "js:" + each request, then the count
+  const c = child(cPeer, [])
+  let js = null
+  try {
+    const head = await c.start()
+    const target = multiaddr(head.listen)
+    js = await createNode()
+    const reqs = ['one', 'two', 'three'].map((t) => Buffer.from(t))
+    let out = await callStream(js, target, ECHO, reqs)
+    check('C stream handler echoes three js requests in order, then closes',
+      out.map((b) => b.toString()).join() === 'one,two,three', out.map((b) => b.toString()).join())
+    out = await callStream(js, target, ECHO, [])
+    check('C stream handler: END_OF_STREAM alone is a call with no response', out.length === 0)
+    const many = Array.from({ length: 50 }, (_, i) => Buffer.alloc(300, i))
+    out = await callStream(js, target, ECHO, many)
+    check('C stream handler echoes 50 requests of 300 bytes (prefetch and send back-pressure)',
+      out.length === 50 && out.every((b, i) => b.equals(many[i])), `${out.length} responses`)
+    let err = null
+    try { await callStream(js, target, ECHO, [Buffer.from('a'), Buffer.from('fail'), Buffer.from('b')]) } catch (e) { err = e }
+    check('C stream handler error frame reads as hivemind\'s P2PHandlerError text',
+      err instanceof HandlerError && err.message === `Failed to call handler \`${ECHO}\` at ${head['peer-id']}: ValueError('boom')`,
+      String(err?.message ?? err))
+    // an unknown marker: the C node resets that stream, counts it, and keeps serving
+    const st = await js.dialProtocol(target, ECHO)
+    st.send(Buffer.from([0x02, 0, 0, 0, 0, 0, 0, 0, 1, 0x08]))
+    const ended = (async () => { try { for await (const chunk of st) { void chunk } } catch {} return true })()
+    const gone = await Promise.race([ended, new Promise((resolve) => setTimeout(() => resolve(false), 3000))])
+    check('C resets a stream call with an unknown frame marker', gone)
+    if (!gone) st.abort(new Error('test: no end'))
+    out = await callStream(js, target, ECHO, [Buffer.from('after')])
+    check('C keeps serving stream calls after the bad frame', out.length === 1 && out[0].toString() === 'after')
+
+    const stats = {}
+    await serveStream(js, JS, async function * (requests) {
+      let n = 0
+      for await (const r of requests) {
+        if (r.toString() === 'boom') throw new Error('boom')
+        n++
+        yield Buffer.concat([Buffer.from('js:'), r])
+      }
+      yield Buffer.from([n])
+    }, { stats })
+    const jsAddr = js.getMultiaddrs()[0].toString()
+    const jpid = js.peerId.toString()
+    let r = await c.cmd(`dial ${jsAddr}`)
+    check('C dials the js stream server', r === `ok dial ${jpid}`, r)
+    const hex = (t) => Buffer.from(t).toString('hex')
+    r = await c.cmd(`stream ${jpid} ${JS} ${hex('a')},${hex('bb')}`)
+    check('js stream handler answers the C caller: each request, then the count',
+      r === `ok stream n=3 msgs=${hex('js:a')},${hex('js:bb')},02`, r)
+    r = await c.cmd(`stream ${jpid} ${JS} -`)
+    check('C caller with no requests gets the js handler\'s single response', r === 'ok stream n=1 msgs=00', r)
+    r = await c.cmd(`stream ${jpid} ${JS} ${hex('x')},${hex('boom')}`)
+    check('js handler error reaches the C caller as Python\'s text',
+      r === `err stream remote Failed to call handler \`${JS}\` at ${jpid}: boom`, r)
+    const big = Array.from({ length: 12 }, (_, i) => hex(`m${i}`)).join(',')
+    r = await c.cmd(`stream ${jpid} ${JS} ${big}`)
+    check('C caller sends 12 requests through the js prefetch queue of 5',
+      field(r, 'n') === '13' && stats.maxQueued <= 5, `${r} maxQueued=${stats.maxQueued}`)
+    r = await c.cmd(`stream ${jpid} Nobody.rpc_stream -`)
+    check('C caller of a name the js peer does not serve fails at once', r.startsWith('err stream '), r)
+    check('the js stream server saw no bad frame from the C caller', stats.bad === 0, JSON.stringify(stats))
+  } finally {
+    await js?.stop()
+    const code = await c.stop()
+    check('the C stream peer exits 0 at the end of its stdin', code === 0, `exit ${code}; stderr: ${c.stderr()}`)
+  }
+}
+
 // An exception inside a part (a peer that does not start, a call that times out) is one FAIL
 // line for that part; the next part still runs.
 async function part (name, fn) {
@@ -250,5 +323,6 @@ const t0 = Date.now()
 await part('byte vectors', vectors)
 await part('js client -> C server', jsClientCServer)
 await part('C client -> js server', cClientJsServer)
+await part('stream calls, both directions', streamCalls)
 console.log(`hivemind interop: ${failed ? failed + ' FAILED' : 'all passed'} (${((Date.now() - t0) / 1000).toFixed(1)} s)`)
 process.exit(failed ? 1 : 0)

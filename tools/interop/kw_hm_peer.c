@@ -20,8 +20,13 @@
  *                                                  node_id=<hex>
  *   stats                                     ok stats pings= stores= finds= bad= items_stored=
  *                                                  items_refused= records=
+ *   stream <peer-id> <name> <hex,hex,..|->    ok stream n=<responses> msgs=<hex,hex,..|->
+ *       a stream call (net/hivemind/stream_rpc.c): the messages, END_OF_STREAM, then every
+ *       response until the server closes
  *   quit
  * A remote handler error is `err <cmd> remote <text as Python would raise it>`.
+ * It also serves the stream handler Test.rpc_stream_echo: every request is echoed, the
+ * request "fail" ends the call with the error frame ValueError('boom').
  *
  * A host tool, not library code: it owns its node in static storage like app/main.c.
  */
@@ -48,6 +53,7 @@
 #define STORE_NAME "DHTProtocol.rpc_store"
 #define FIND_NAME  "DHTProtocol.rpc_find"
 #define BUF        16384
+#define STREAM_ECHO_NAME "Test.rpc_stream_echo"
 
 static uint8_t g_arena[(size_t)128 << 20] __attribute__((aligned(64)));
 static struct kw_node g_node;
@@ -66,6 +72,10 @@ struct peer {
 	char cmd[16];
 	uint8_t req[BUF], val[BUF];
 	char line[4 * BUF];
+	char sline[4 * BUF];          /* the stream command's responses, as hex */
+	size_t sline_len;
+	unsigned n_resp;
+	struct kw_hm_stream *st;
 };
 
 static struct peer g_peer;
@@ -240,6 +250,81 @@ static void call(struct peer *p, struct kw_conn *c, const char *name, int kind, 
 		reply_err(p, kw_strerror(ret));
 }
 
+/* ---- stream calls ---------------------------------------------------------------------- */
+
+static int echo_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void *arg)
+{
+	if (len == 4 && !memcmp(msg, "fail", 4))
+		kw_hm_stream_error(st, "ValueError('boom')");
+	else if (kw_hm_stream_send(st, msg, len) < 0)  /* a test peer: short messages only */
+		kw_hm_stream_error(st, "RuntimeError('echo does not fit')");
+	return 0;
+}
+
+static void echo_end(struct kw_hm_stream *st, void *arg)
+{
+	kw_hm_stream_end(st);
+}
+
+static const struct kw_hm_stream_ops echo_ops = { .on_message = echo_msg, .on_end = echo_end };
+
+static int stream_resp(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void *arg)
+{
+	struct peer *p = arg;
+
+	if (p->sline_len + 2 * len + 2 < sizeof(p->sline)) {
+		if (p->n_resp)
+			p->sline[p->sline_len++] = ',';
+		hex(msg, len, p->sline + p->sline_len);
+		p->sline_len += 2 * len;
+	}
+	p->n_resp++;
+	return 0;
+}
+
+static void stream_done(struct kw_hm_stream *st, const struct kw_hm_stream_result *r, void *arg)
+{
+	struct peer *p = arg;
+
+	if (r->err < 0)
+		out("err stream %s", kw_strerror(r->err));
+	else if (r->remote_error)
+		out("err stream remote %s", r->text);
+	else
+		out("ok stream n=%u msgs=%s", p->n_resp, p->n_resp ? p->sline : "-");
+	done(p);
+}
+
+static const struct kw_hm_stream_ops call_ops = { .on_message = stream_resp,
+						   .on_done = stream_done };
+
+/* Sends each comma-separated hex message of list ("-": none), then END_OF_STREAM. */
+static void stream_cmd(struct peer *p, struct kw_conn *c, const char *name, char *list)
+{
+	char *tok, *save = NULL;
+	int ret;
+
+	p->sline_len = 0;
+	p->sline[0] = '\0';
+	p->n_resp = 0;
+	ret = kw_hm_stream_open(p->hm, c, name, &call_ops, p, 5000, &p->st);
+	if (ret < 0) {
+		reply_err(p, kw_strerror(ret));
+		return;
+	}
+	for (tok = strtok_r(list, ",", &save); tok && strcmp(tok, "-");
+	     tok = strtok_r(NULL, ",", &save)) {
+		long n = unhex(tok, p->req, sizeof(p->req));
+
+		ret = n < 0 ? (int)n : kw_hm_stream_send(p->st, p->req, (size_t)n);
+		if (ret < 0) {  /* on_done answers the command */
+			kw_hm_stream_cancel(p->st);
+			return;
+		}
+	}
+	kw_hm_stream_end(p->st);
+}
+
 static void run_command(struct peer *p, char *line)
 {
 	char *argv[8];
@@ -318,6 +403,8 @@ static void run_command(struct peer *p, char *line)
 		m.keys[0] = (struct kw_hm_bytes){ key.b, KW_HM_DHTID_LEN };
 		m.peer = self;
 		call(p, c, FIND_NAME, KW_HM_DHT_FIND_REQ, &m, on_find);
+	} else if (!strcmp(argv[0], "stream") && argc == 4) {
+		stream_cmd(p, c, argv[2], argv[3]);
 	} else if (!strcmp(argv[0], "stats")) {
 		struct kw_hm_dht_stats st;
 		struct kw_hm_stats hs;
@@ -405,6 +492,10 @@ int main(int argc, char **argv)
 	ret = kw_swarm_create(&g_node, &key, NULL, &p->sw);
 	if (ret == 0)
 		ret = kw_hm_create(p->sw, NULL, &p->hm);
+	if (ret == 0)
+		ret = kw_hm_stream_setup(p->hm, NULL);
+	if (ret == 0)
+		ret = kw_hm_register_stream(p->hm, STREAM_ECHO_NAME, &echo_ops, p, 0);
 	if (ret == 0)
 		ret = kw_hm_dht_config_default(&p->cfg);   /* random node id, real clock */
 	if (ret == 0)

@@ -132,4 +132,158 @@ int kw_hm_call(struct kw_hm *hm, struct kw_conn *c, const char *name, const uint
 
 void kw_hm_get_stats(const struct kw_hm *hm, struct kw_hm_stats *st);
 
+/* ---- stream calls (net/hivemind/stream_rpc.c) ----------------------------------------------
+ *
+ * hivemind's stream handlers (add_protobuf_handler with stream_input and/or stream_output,
+ * hivemind/p2p/p2p_daemon.py @ 4bd43b7): one libp2p stream per call carrying marker +
+ * 8-byte length frames (include/kw/net/hivemind_rpc.h). The caller writes its requests as
+ * 0x00 frames and then END_OF_STREAM (an empty 0x01 frame) without half-closing; the server
+ * writes any number of 0x00 responses and closes its side, or one 0x01 error frame
+ * RPCError{message = str(exception)} and closes. Unary-in/stream-out (rpc_download_state)
+ * and stream-in/unary-out are the same mechanism with one message on one side.
+ *
+ * Back-pressure: a side that keeps a message (KW_HM_STREAM_HOLD) gets no further message
+ * until kw_hm_stream_next(); at most limits.prefetch complete messages wait behind it (5 as
+ * hivemind's max_prefetch); beyond that the node stops reading and the muxer's window
+ * throttles the sender. kw_hm_stream_send() returns -KW_EAGAIN when the send buffer is
+ * full; on_writable says when to try again.
+ *
+ * A stream on which nothing moves for the idle deadline ends (server: error frame
+ * "TimeoutError()" and on_cancel; caller: -KW_ETIMEDOUT). A caller that half-closes or
+ * resets before the server ended cancels the handler (p2pd closes the socket, hivemind
+ * cancels the handler). Bad frames (unknown marker, larger than the buffer or
+ * KW_HM_FRAME_MAX) reset the stream and are counted; other calls go on.
+ *
+ * Memory: kw_hm_stream_setup() takes both pools from the node's arena at start-up;
+ * nothing is allocated per stream or per message after that.
+ */
+
+struct kw_hm_stream;
+
+#define KW_HM_STREAM_HOLD       1    /* on_message's return: keep msg, pause delivery */
+#define KW_HM_STREAM_TEXT_MAX   256  /* error text kept for the caller's result, NUL incl. */
+
+struct kw_hm_stream_limits {
+	uint32_t streams_in;       /* served at once (pool size) */
+	uint32_t streams_per_peer; /* of those, from one connection */
+	uint32_t streams_out;      /* made at once (pool size) */
+	uint32_t buf_bytes;        /* per stream: receive buffer and send buffer, each */
+	uint32_t prefetch;         /* complete messages buffered behind the handler */
+	uint32_t idle_ms;          /* default idle deadline, served and made */
+};
+/* Fills *l from Kconfig (KW_NET_HIVEMIND_STREAM*). */
+void kw_hm_stream_limits_default(struct kw_hm_stream_limits *l);
+
+/*
+ * Creates the stream pools of hm (limits NULL: the Kconfig defaults) from the node's arena.
+ * Start-up only, once, before kw_hm_register_stream / kw_hm_stream_open. Return: 0;
+ * -KW_EALREADY; -KW_ENOMEM; -KW_EINVAL (a zero limit, buf_bytes below KW_HM_BUF_MIN).
+ */
+int kw_hm_stream_setup(struct kw_hm *hm, const struct kw_hm_stream_limits *limits);
+
+/*
+ * One side's callbacks; every one runs on the loop, never re-entrantly from a kw_hm_stream_*
+ * call. `arg` is the registration's arg (server) or kw_hm_stream_open's user (caller).
+ *
+ * on_message: one request (server) or response (caller). msg/len is valid until this returns,
+ *   or, when it returns KW_HM_STREAM_HOLD, until kw_hm_stream_next(); return 0 to take the
+ *   next message at once. Required.
+ * on_end: server only: the caller's END_OF_STREAM (no more requests). May be NULL.
+ * on_writable: the send buffer has room again after kw_hm_stream_send returned -KW_EAGAIN.
+ *   May be NULL.
+ * on_cancel: server only: the call ended before the handler did (reason -KW_ECANCELED: the
+ *   caller closed or reset; -KW_ETIMEDOUT: idle deadline, already answered
+ *   "TimeoutError()"; -KW_EPROTO: a bad frame; -KW_ESHUTDOWN). The handle is dead after it.
+ *   May be NULL.
+ * on_done: caller only, exactly once, when the call is over: r->err 0 (the server closed
+ *   after its responses), r->remote_error with r->text = what a Python caller raises
+ *   ("Failed to call handler `<name>` at <peer>: <message>"), or r->err < 0:
+ *   -KW_ENOPROTO, -KW_ETIMEDOUT, -KW_ECONNRESET, -KW_EPIPE (ended inside a frame),
+ *   -KW_EPROTO / -KW_EMSGSIZE (a bad frame), -KW_ECANCELED (kw_hm_stream_cancel).
+ *   The handle is dead after it. Required.
+ */
+struct kw_hm_stream_result {
+	int err;
+	bool remote_error;
+	const char *text;          /* NUL-terminated, "" unless remote_error; valid in on_done */
+	uint64_t messages;         /* messages received */
+};
+struct kw_hm_stream_ops {
+	int (*on_message)(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void *arg);
+	void (*on_end)(struct kw_hm_stream *st, void *arg);
+	void (*on_writable)(struct kw_hm_stream *st, void *arg);
+	void (*on_cancel)(struct kw_hm_stream *st, int reason, void *arg);
+	void (*on_done)(struct kw_hm_stream *st, const struct kw_hm_stream_result *r, void *arg);
+};
+
+/*
+ * Serves `name` (copied) as a stream handler with ops (kept by pointer: static storage).
+ * idle_ms 0 takes limits.idle_ms. Return: 0; -KW_EINVAL (no setup, bad name, no
+ * on_message); -KW_EEXIST (a stream handler of that name; the swarm refuses a name a unary
+ * handler has); -KW_ENOSPC.
+ */
+int kw_hm_register_stream(struct kw_hm *hm, const char *name, const struct kw_hm_stream_ops *ops,
+			  void *arg, uint32_t idle_ms);
+
+/*
+ * Calls stream handler `name` on the peer of c. Returns at once with *out set; requests
+ * may be sent at once (they wait in the send buffer while the stream opens); end them with
+ * kw_hm_stream_end (END_OF_STREAM). ops->on_done runs exactly once. idle_ms 0 takes
+ * limits.idle_ms. Return: 0; -KW_ELIMIT (limits.streams_out in flight); -KW_EINVAL;
+ * kw_swarm_open_stream's errors (no callback then).
+ */
+int kw_hm_stream_open(struct kw_hm *hm, struct kw_conn *c, const char *name,
+		      const struct kw_hm_stream_ops *ops, void *user, uint32_t idle_ms,
+		      struct kw_hm_stream **out);
+
+/*
+ * Queues one message (copied into the send buffer as a 0x00 frame). Return: 0; -KW_EAGAIN
+ * (no room now: on_writable follows); -KW_EMSGSIZE (the frame can never fit buf_bytes);
+ * -KW_EINVAL (the handle has ended or is cancelled, or msg NULL with len).
+ */
+int kw_hm_stream_send(struct kw_hm_stream *st, const uint8_t *msg, size_t len);
+
+/*
+ * Ends our side normally. Caller: queues END_OF_STREAM (responses keep coming until
+ * on_done). Server: the queued responses are sent and the stream is closed; the handle is
+ * dead when this returns. Return: 0; -KW_EINVAL (already ended).
+ */
+int kw_hm_stream_end(struct kw_hm_stream *st);
+
+/*
+ * Server only: ends the call with an error frame RPCError{message = text} (UTF-8; cut to fit
+ * at a character boundary) after the queued responses, then closes; the handle is dead when
+ * this returns. Return: 0; -KW_EINVAL (not a served call, ended, or text not UTF-8: the
+ * call is then ended with "RuntimeError('error text is not UTF-8')").
+ */
+int kw_hm_stream_error(struct kw_hm_stream *st, const char *text);
+
+/* Releases a message kept with KW_HM_STREAM_HOLD; delivery goes on from the loop. */
+int kw_hm_stream_next(struct kw_hm_stream *st);
+
+/* Caller only: abandons the call (stream reset, which cancels the server's handler);
+ * on_done runs inside with -KW_ECANCELED. Return: 0; -KW_EINVAL (already done). */
+int kw_hm_stream_cancel(struct kw_hm_stream *st);
+
+/* The connection of the call (the peer: kw_conn_peer_id). */
+struct kw_conn *kw_hm_stream_conn(const struct kw_hm_stream *st);
+/* A pointer the owner may keep on the handle (NULL at start). */
+void kw_hm_stream_set_user(struct kw_hm_stream *st, void *p);
+void *kw_hm_stream_user(const struct kw_hm_stream *st);
+/* Complete messages read and waiting behind the handler (for tests and metrics). */
+unsigned kw_hm_stream_buffered(const struct kw_hm_stream *st);
+
+struct kw_hm_stream_stats {
+	uint64_t streams_in;         /* served streams handed to a handler */
+	uint64_t refused_limit;      /* reset at accept: per-peer or pool limit */
+	uint64_t bad_frames;         /* unknown marker, bad RPCError, truncated */
+	uint64_t oversized;          /* frame above buf_bytes or KW_HM_FRAME_MAX */
+	uint64_t cancelled;          /* served calls the caller abandoned */
+	uint64_t deadlines;          /* idle deadline hit (either side) */
+	uint64_t errors_sent;        /* error frames we wrote */
+	uint64_t msgs_in, msgs_out;  /* 0x00 frames delivered / queued */
+	uint64_t streams_out, streams_out_failed;
+};
+void kw_hm_stream_get_stats(const struct kw_hm *hm, struct kw_hm_stream_stats *st);
+
 #endif /* KW_NET_HIVEMIND_H */

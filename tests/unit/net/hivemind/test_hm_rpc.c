@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
+#include "hm_pair.h"
 
 #include <kw/compiler.h>
 #include <kw/err.h>
@@ -26,14 +26,6 @@
 #define SLOW_DEADLINE_MS 500
 #define BIG  "Test.rpc_big"      /* a reply larger than the call buffer */
 
-struct side {
-	struct kw_test_node *t;
-	struct kw_swarm *sw;
-	struct kw_hm *hm;
-	struct kw_privkey key;
-	char addr[256];
-};
-
 struct result {
 	int done, err;
 	bool remote_error;
@@ -42,10 +34,7 @@ struct result {
 };
 
 struct fx {
-	struct kw_test_net *net;
-	struct side a, b;
-	struct kw_conn *conn;      /* a -> b */
-	int dial_done, dial_err;
+	struct kw_hm_pair p;       /* a calls b (hm_pair.h) */
 	/* server side */
 	uint8_t req[256];
 	size_t req_len;
@@ -73,7 +62,7 @@ static void note_request(struct kw_hm_call *call, const uint8_t *req, size_t len
 	if (g->req_len)  /* an empty request may come as NULL */
 		memcpy(g->req, req, g->req_len);
 	g->caller_was_a = kw_peer_id_equal(kw_conn_peer_id(kw_hm_call_conn(call)),
-					   kw_swarm_peer_id(g->a.sw));
+					   kw_swarm_peer_id(g->p.a.sw));
 }
 
 static void ping_fn(struct kw_hm_call *call, const uint8_t *req, size_t len, void *arg)
@@ -116,80 +105,34 @@ static void slow_cancel(struct kw_hm_call *call, int reason, void *arg)
 
 static void pump(int passes)
 {
-	for (int i = 0; i < passes; i++) {
-		kw_loop_run_once(&g->a.t->node->loop, 0);
-		kw_loop_run_once(&g->b.t->node->loop, 0);
-	}
+	kw_hm_pair_pump(&g->p, passes);
 }
 
 static void advance(uint64_t ms)
 {
-	kw_sim_advance(g->net->net, ms);
-	pump(20);
+	kw_hm_pair_advance(&g->p, ms);
 }
 
 static const struct kw_hm_limits test_limits = {
 	.calls_in = 4, .calls_per_peer = 2, .calls_out = 4, .buf_bytes = 4096, .timeout_ms = 2000,
 };
 
-static int make_side(struct side *s, const char *listen)
-{
-	struct kw_swarm_limits lim = kw_test_swarm_limits();
-	int ret;
-
-	s->t = kw_test_node_join(g->net, 32 * 1024);
-	if (!s->t)
-		return -KW_ENOMEM;
-	ret = kw_key_generate(KW_KEY_ED25519, 0, &s->key);
-	if (ret == 0)
-		ret = kw_swarm_create(s->t->node, &s->key, &lim, &s->sw);
-	if (ret == 0)
-		ret = kw_hm_create(s->sw, &test_limits, &s->hm);
-	if (ret == 0 && listen)
-		ret = kw_swarm_listen(s->sw, listen);
-	if (ret == 0 && listen)
-		ret = kw_swarm_listen_addr(s->sw, 0, s->addr, sizeof(s->addr));
-	return ret;
-}
-
-static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
-{
-	g->dial_done++;
-	g->dial_err = err;
-	g->conn = c;
-}
-
 static int setup(void **state)
 {
 	g = calloc(1, sizeof(*g));
-	if (!g)
+	if (!g || kw_hm_pair_init(&g->p, 2, &test_limits, 32 * 1024) < 0)
 		return -1;
-	g->net = kw_test_net_new(64, 1 << 18);
-	if (!g->net || make_side(&g->b, "/ip4/127.0.0.1/tcp/4001") < 0 ||
-	    make_side(&g->a, "/ip4/127.0.0.1/tcp/4002") < 0)
+	if (kw_hm_register_unary(g->p.b.hm, PING, ping_fn, NULL, NULL, 0) < 0 ||
+	    kw_hm_register_unary(g->p.b.hm, FAIL, fail_fn, NULL, NULL, 0) < 0 ||
+	    kw_hm_register_unary(g->p.b.hm, SLOW, slow_fn, slow_cancel, NULL, SLOW_DEADLINE_MS) < 0 ||
+	    kw_hm_register_unary(g->p.b.hm, BIG, big_fn, NULL, NULL, 0) < 0)
 		return -1;
-	if (kw_hm_register_unary(g->b.hm, PING, ping_fn, NULL, NULL, 0) < 0 ||
-	    kw_hm_register_unary(g->b.hm, FAIL, fail_fn, NULL, NULL, 0) < 0 ||
-	    kw_hm_register_unary(g->b.hm, SLOW, slow_fn, slow_cancel, NULL, SLOW_DEADLINE_MS) < 0 ||
-	    kw_hm_register_unary(g->b.hm, BIG, big_fn, NULL, NULL, 0) < 0)
-		return -1;
-	if (kw_swarm_dial(g->a.sw, g->b.addr, on_dial, NULL) < 0)
-		return -1;
-	pump(50);
-	return g->dial_done == 1 && g->dial_err == 0 ? 0 : -1;
+	return kw_hm_pair_connect(&g->p);
 }
 
 static int teardown(void **state)
 {
-	kw_swarm_destroy(g->a.sw);
-	kw_swarm_destroy(g->b.sw);
-	pump(4);
-	kw_test_assert_no_leaks(g->a.t->node);
-	kw_test_assert_no_leaks(g->b.t->node);
-	kw_test_node_free(g->a.t);
-	kw_test_node_free(g->b.t);
-	assert_int_equal(kw_sim_open_sockets(g->net->net), 0);
-	kw_test_net_free(g->net);
+	kw_hm_pair_fini(&g->p);
 	free(g);
 	g = NULL;
 	return 0;
@@ -209,7 +152,7 @@ static void on_result(const struct kw_hm_result *r, void *user)
 
 static int call(const char *name, const char *req, struct result *res, uint32_t timeout_ms)
 {
-	return kw_hm_call(g->a.hm, g->conn, name, (const uint8_t *)req, strlen(req), timeout_ms,
+	return kw_hm_call(g->p.a.hm, g->p.a.conn, name, (const uint8_t *)req, strlen(req), timeout_ms,
 			  on_result, res);
 }
 
@@ -231,11 +174,11 @@ static void test_hm_rpc_unary_call_round_trip(void **state)
 	assert_int_equal(g->req_len, 12);
 	assert_memory_equal(g->req, "ping-request", 12);
 	assert_true(g->caller_was_a);  /* from the connection, not the envelope */
-	kw_hm_get_stats(g->b.hm, &st);
+	kw_hm_get_stats(g->p.b.hm, &st);
 	assert_int_equal(st.calls_in, 1);
 	assert_int_equal(st.replies, 1);
 	pump(20);
-	assert_int_equal(kw_conn_stream_count(g->conn), 0);  /* both sides closed the stream */
+	assert_int_equal(kw_conn_stream_count(g->p.a.conn), 0);  /* both sides closed the stream */
 }
 
 static void test_hm_rpc_remote_error_reaches_the_caller_as_text(void **state)
@@ -298,7 +241,7 @@ static void test_hm_rpc_missed_deadline_is_answered_timeout_error(void **state)
 	assert_true(g->r[0].remote_error);
 	assert_int_equal(g->r[0].len, 14);
 	assert_memory_equal(g->r[0].data, "TimeoutError()", 14);
-	kw_hm_get_stats(g->b.hm, &st);
+	kw_hm_get_stats(g->p.b.hm, &st);
 	assert_int_equal(st.deadlines, 1);
 }
 
@@ -313,10 +256,10 @@ static void test_hm_rpc_caller_timeout_cancels_the_handler(void **state)
 	assert_int_equal(g->r[0].done, 1);
 	assert_int_equal(g->r[0].err, -KW_ETIMEDOUT);
 	assert_int_equal(g->cancels, 1);  /* the reset reached the server: handler told */
-	kw_hm_get_stats(g->b.hm, &st);
+	kw_hm_get_stats(g->p.b.hm, &st);
 	assert_int_equal(st.cancelled, 1);
 	advance(SLOW_DEADLINE_MS);  /* no deadline answer for a call that is gone */
-	kw_hm_get_stats(g->b.hm, &st);
+	kw_hm_get_stats(g->p.b.hm, &st);
 	assert_int_equal(st.deadlines, 0);
 }
 
@@ -332,7 +275,7 @@ static void test_hm_rpc_per_peer_limit_resets_extra_calls(void **state)
 	pump(40);
 	assert_int_equal(g->r[2].done, 1);
 	assert_true(g->r[2].err < 0);
-	kw_hm_get_stats(g->b.hm, &st);
+	kw_hm_get_stats(g->p.b.hm, &st);
 	assert_int_equal(st.refused_limit, 1);
 	/* The two held calls are still served. */
 	assert_int_equal(kw_hm_reply(g->held[0], NULL, 0), 0);
@@ -398,7 +341,7 @@ static void raw_open(struct kw_stream *s, int err, void *user)
 
 static void send_raw(const char *name, const uint8_t *b, size_t n)
 {
-	assert_int_equal(kw_swarm_open_stream(g->a.sw, g->conn, name, &raw_h, NULL, raw_open), 0);
+	assert_int_equal(kw_swarm_open_stream(g->p.a.sw, g->p.a.conn, name, &raw_h, NULL, raw_open), 0);
 	pump(30);
 	assert_int_equal(g->raw_open_err, 0);
 	assert_int_equal(kw_stream_write(g->raw, b, n), (long)n);
@@ -413,7 +356,7 @@ static void test_hm_rpc_garbage_envelope_resets_only_that_stream(void **state)
 	send_raw(PING, junk, sizeof(junk));
 	assert_int_equal(g->raw_closed, 1);
 	assert_int_equal(g->raw_close_reason, -KW_ECONNRESET);
-	kw_hm_get_stats(g->b.hm, &st);
+	kw_hm_get_stats(g->p.b.hm, &st);
 	assert_int_equal(st.bad_envelopes, 1);
 	assert_int_equal(g->handled, 0);
 	/* the connection and the handler keep working */
@@ -435,7 +378,7 @@ static void test_hm_rpc_proto_different_from_the_stream_is_refused(void **state)
 	assert_true(n > 0);
 	send_raw(PING, buf, (size_t)n);
 	assert_int_equal(g->raw_closed, 1);
-	kw_hm_get_stats(g->b.hm, &st);
+	kw_hm_get_stats(g->p.b.hm, &st);
 	assert_int_equal(st.bad_envelopes, 1);
 	assert_int_equal(g->handled, 0);
 }
@@ -457,16 +400,16 @@ static void test_hm_rpc_caller_eof_before_the_answer_cancels(void **state)
 	pump(30);
 	assert_int_equal(g->cancels, 1);
 	assert_int_equal(g->cancel_reason, -KW_ECANCELED);
-	kw_hm_get_stats(g->b.hm, &st);
+	kw_hm_get_stats(g->p.b.hm, &st);
 	assert_int_equal(st.cancelled, 1);
 	assert_int_equal(g->raw_closed, 1);
 }
 
 static void test_hm_rpc_register_refuses_duplicates_and_bad_names(void **state)
 {
-	assert_int_equal(kw_hm_register_unary(g->b.hm, PING, ping_fn, NULL, NULL, 0), -KW_EEXIST);
-	assert_int_equal(kw_hm_register_unary(g->b.hm, "", ping_fn, NULL, NULL, 0), -KW_EINVAL);
-	assert_int_equal(kw_hm_register_unary(g->b.hm, "a\nb", ping_fn, NULL, NULL, 0), -KW_EINVAL);
+	assert_int_equal(kw_hm_register_unary(g->p.b.hm, PING, ping_fn, NULL, NULL, 0), -KW_EEXIST);
+	assert_int_equal(kw_hm_register_unary(g->p.b.hm, "", ping_fn, NULL, NULL, 0), -KW_EINVAL);
+	assert_int_equal(kw_hm_register_unary(g->p.b.hm, "a\nb", ping_fn, NULL, NULL, 0), -KW_EINVAL);
 }
 
 int main(void)
