@@ -15,6 +15,8 @@ void kw_app_control_shutdown(struct kw_node *n);
 int kw_app_dht_drain_init(struct kw_node *n);
 int kw_app_hivemind_init(struct kw_node *n);
 void kw_app_hivemind_shutdown(struct kw_node *n);
+int kw_app_serve_init(struct kw_node *n);
+void kw_app_serve_shutdown(struct kw_node *n);
 
 #define KW_IF_1(...) __VA_ARGS__
 #define KW_IF_0(...)

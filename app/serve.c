@@ -635,8 +635,8 @@ static void on_call(struct kw_hm_call *call, const uint8_t *req, size_t len, voi
 	slot_put(s, tok);
 }
 
-int kw_serve_start(struct kw_serve *s, struct kw_hm *hm, const struct kw_kernels *kk,
-		   struct kw_workers *wk, bool client_mode)
+int kw_serve_start(struct kw_serve *s, struct kw_arena *a, struct kw_hm *hm,
+		   const struct kw_kernels *kk, struct kw_workers *wk, bool client_mode)
 {
 	static const char *const moe[3] = { KW_SERVE_MOE_INFO, KW_SERVE_MOE_FORWARD,
 					    KW_SERVE_MOE_BACKWARD };
@@ -650,6 +650,8 @@ int kw_serve_start(struct kw_serve *s, struct kw_hm *hm, const struct kw_kernels
 		return -KW_EBUSY;
 	if (!s->n_ex && !s->has_blocks)
 		return -KW_EINVAL;
+	if (a)
+		s->a = a;
 	per = slot_bytes(s, &enc, &scr, &acts);
 	if (!per)
 		return -KW_EINVAL;

@@ -8,7 +8,7 @@
  * target).
  *
  * Life cycle (start-up only, nothing after kw_serve_start allocates):
- *   kw_serve_create      state from an arena (kept: kw_serve_start carves from it too)
+ *   kw_serve_create      state from an arena (about 260 KiB: the codec tables)
  *   kw_serve_add_expert  one FFN expert (weights borrowed), any number up to the limit
  *   kw_serve_set_blocks  the LLaMA span (weights borrowed), at most one span
  *   kw_serve_start       scratch sized from what was added, slots, handlers on a kw_hm
@@ -96,9 +96,8 @@ int kw_serve_req_decode(struct kw_serve_req *r, const uint8_t *buf, size_t len,
 /* ---- set-up -------------------------------------------------------------------------------- */
 
 /*
- * State from arena a (which must outlive the serve and keep room for kw_serve_start's
- * scratch: kw_serve_bytes tells how much). Return: 0, -KW_ENOMEM, -KW_EINVAL (zero limit),
- * kw_codec_init's errors.
+ * State from arena a (which must outlive the serve). Return: 0, -KW_ENOMEM, -KW_EINVAL (zero
+ * limit), kw_codec_init's errors.
  */
 int kw_serve_create(struct kw_arena *a, const struct kw_serve_limits *lim, struct kw_serve **out);
 
@@ -123,17 +122,19 @@ int kw_serve_add_expert(struct kw_serve *s, const char *uid, const struct kw_ffn
 int kw_serve_set_blocks(struct kw_serve *s, const char *prefix, uint32_t first, uint32_t count,
 			const struct kw_llama_w *w, const struct kw_llama_dims *d);
 
-/* Arena bytes kw_serve_start will take for what was added (0 on overflow). */
+/* Arena bytes kw_serve_start will take from its arena for what was added (0 on overflow). */
 size_t kw_serve_bytes(const struct kw_serve *s);
 
 /*
- * Carves the compute contexts and the slot pool from the arena and registers the handlers on
+ * Carves the compute contexts and the slot pool from arena a (kw_serve_bytes of it; it may be
+ * the create arena; it must outlive the serve) and registers the handlers on
  * hm (the three MoE names when an expert was added, the three Petals names when a span was
  * set). kk NULL: kw_kernels_best(); wk may be NULL. client_mode: reported by Petals rpc_info.
  * hm NULL: only the compute (kw_serve_call drives it). Return: 0, -KW_ENOMEM, -KW_EINVAL
  * (nothing to serve), kw_hm_register_unary's errors.
  */
-int kw_serve_start(struct kw_serve *s, struct kw_hm *hm, const struct kw_kernels *kk,
+int kw_serve_start(struct kw_serve *s, struct kw_arena *a, struct kw_hm *hm,
+		   const struct kw_kernels *kk,
 		   struct kw_workers *wk, bool client_mode);
 
 /*

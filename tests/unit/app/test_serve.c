@@ -317,7 +317,7 @@ static int setup(void **state)
 	net = kw_test_net_new(64, 1 << 18);
 	make_side(&B, "/ip4/127.0.0.1/tcp/4001");
 	make_side(&A, "/ip4/127.0.0.1/tcp/4002");
-	if (kw_serve_start(srv, B.hm, NULL, NULL, false))
+	if (kw_serve_start(srv, NULL, B.hm, NULL, NULL, false))
 		return -1;
 	if (kw_swarm_dial(A.sw, B.addr, on_dial, NULL) < 0)
 		return -1;
