@@ -46,6 +46,7 @@ enum key_type {
 	KEY_HM_BLOCKS,  /* "A:B", A < B: hivemind_block_start/end */
 	KEY_HM_RPS,     /* a decimal number >= 0 (requests per second) into a double */
 	KEY_HM_EXPERTS, /* space-separated hivemind expert uids appended to hivemind_experts[] */
+	KEY_SPAN,    /* "A:B" with A < B into serve_first, serve_end */
 };
 
 struct key_def {
@@ -109,6 +110,12 @@ static const struct key_def g_keys[] = {
 	  true },
 	{ "hivemind_update_period", KEY_U32, F(hivemind_update_period_s), 1, 3600, true },
 	{ "hivemind_expiration", KEY_U32, F(hivemind_expiration_s), 0, 86400, true },
+	/* serving (app/serve*.c, doc/serve.md); refused when CONFIG_KW_APP_SERVE is off */
+	{ "serve_model", KEY_PATH, F(serve_model), 1, KW_CONFIG_PATH_MAX - 1, true },
+	{ "serve_blocks", KEY_SPAN, F(serve_first), 0, 1u << 20, true },
+	{ "serve_experts", KEY_PATH, F(serve_experts), 1, 32, true },
+	{ "serve_grid", KEY_U32, F(serve_grid), 1, 64, true },
+	{ "serve_hidden", KEY_U32, F(serve_hidden), 8, 8192, true },
 };
 
 /* The Hivemind keys' checks (net/hivemind/records.c); the keys are refused before these run
@@ -154,6 +161,8 @@ void kw_config_defaults(struct kw_config *c)
 #ifdef CONFIG_KW_APP_HIVEMIND_UPDATE_PERIOD_S
 	c->hivemind_update_period_s = CONFIG_KW_APP_HIVEMIND_UPDATE_PERIOD_S;
 #endif
+	c->serve_grid = 4;
+	c->serve_hidden = 64;
 #ifdef CONFIG_KW_NET_SWARM
 	kw_swarm_limits_default(&c->swarm);
 	if (CONFIG_KW_NET_LISTEN[0]) {
@@ -348,6 +357,9 @@ static int set_one(struct kw_config *c, const char *key, const char *v, char *er
 	if (!strncmp(k->name, "hivemind", 8) && !IS_ENABLED(CONFIG_KW_APP_HIVEMIND))
 		return fail(err, errlen, line, "%s: the Hivemind DHT is not built into this kwnode "
 			    "(CONFIG_KW_APP_HIVEMIND)", k->name);
+	if (!strncmp(k->name, "serve_", 6) && !IS_ENABLED(CONFIG_KW_APP_SERVE))
+		return fail(err, errlen, line, "%s: serving is not built into this kwnode "
+			    "(CONFIG_KW_APP_SERVE)", k->name);
 	field = (uint8_t *)c + k->off;
 	switch (k->type) {
 	case KEY_PATH:
@@ -510,6 +522,25 @@ static int set_one(struct kw_config *c, const char *key, const char *v, char *er
 			p += n;
 		}
 		break;
+	case KEY_SPAN: {
+		/* Petals' --block_indices A:B: blocks A .. B - 1 */
+		const char *colon = strchr(v, ':');
+		char a[16];
+		uint32_t lo, hi;
+
+		if (!colon || (size_t)(colon - v) >= sizeof(a))
+			return fail(err, errlen, line, "%s must be A:B (blocks A .. B-1), got '%s'",
+				    k->name, quote(v, q, sizeof(q)));
+		memcpy(a, v, (size_t)(colon - v));
+		a[colon - v] = '\0';
+		if (kw_config_parse_u32(a, 0, k->hi - 1, &lo) < 0 ||
+		    kw_config_parse_u32(colon + 1, 1, k->hi, &hi) < 0 || hi <= lo)
+			return fail(err, errlen, line, "%s must be A:B with 0 <= A < B <= %u, got "
+				    "'%s'", k->name, k->hi, quote(v, q, sizeof(q)));
+		c->serve_first = lo;
+		c->serve_end = hi;
+		break;
+	}
 	}
 	return 0;
 }

@@ -63,6 +63,13 @@ struct kw_config {
 	int n_hivemind_experts;
 	uint32_t hivemind_update_period_s;                 /* CONFIG_KW_APP_HIVEMIND_UPDATE_PERIOD_S */
 	uint32_t hivemind_expiration_s;                    /* 0: max(2 x period, 3) */
+	/* serving (app/serve*.c, doc/serve.md): off while both serve_model and serve_experts
+	 * are empty */
+	char serve_model[KW_CONFIG_PATH_MAX];  /* checkpoint directory of the Petals span */
+	uint32_t serve_first, serve_end;       /* serve_blocks = A:B: blocks A .. B - 1 */
+	char serve_experts[KW_CONFIG_PATH_MAX]; /* expert uid prefix ("ffn"): a generated grid */
+	uint32_t serve_grid;                   /* the grid is serve_grid x serve_grid experts */
+	uint32_t serve_hidden;                 /* hidden size of the generated experts */
 };
 
 /* Fills `c` with the Kconfig defaults. */
@@ -114,6 +121,7 @@ struct kw_status;
 struct kw_hm;
 struct kw_hm_dht;
 struct kw_app_hm;
+struct kw_serve;
 
 struct kw_app {
 	struct kw_config cfg;
@@ -126,6 +134,8 @@ struct kw_app {
 	struct kw_hm *hm;                  /* Hivemind RPC and DHT (app/hivemind.c), NULL when off */
 	struct kw_hm_dht *hm_dht;
 	struct kw_app_hm *hm_app;          /* app/hivemind.c's own state */
+	struct kw_serve *serve;            /* what the node serves (app/serve_app.c), or NULL;
+					      kw_serve_describe (app/serve.h) tells what */
 };
 
 void kw_app_attach(struct kw_node *n, struct kw_app *app);

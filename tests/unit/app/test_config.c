@@ -366,6 +366,27 @@ static void test_config_hivemind_bad_announce_values_name_the_line(void **state)
 }
 #endif
 
+#ifdef CONFIG_KW_APP_SERVE
+static void test_config_serve_blocks_is_a_span_checked_when_read(void **state)
+{
+	struct kw_config c;
+	char err[256] = "";
+
+	(void)state;
+	kw_config_defaults(&c);
+	assert_int_equal(PARSE(&c, "serve_model = /models/tiny\nserve_blocks = 2:5\n", err), 0);
+	assert_string_equal(c.serve_model, "/models/tiny");
+	assert_int_equal(c.serve_first, 2);
+	assert_int_equal(c.serve_end, 5);
+	assert_int_equal(PARSE(&c, "serve_blocks = 5:5\n", err), -KW_ECONFIG);
+	assert_non_null(strstr(err, "line 1: serve_blocks must be A:B with 0 <= A < B"));
+	assert_int_equal(PARSE(&c, "serve_blocks = 3\n", err), -KW_ECONFIG);
+	assert_non_null(strstr(err, "serve_blocks must be A:B (blocks A .. B-1)"));
+	assert_int_equal(c.serve_first, 2);   /* the bad lines changed nothing */
+	assert_int_equal(c.serve_end, 5);
+}
+#endif
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -390,6 +411,9 @@ int main(void)
 		cmocka_unit_test(test_config_hivemind_bootstrap_is_checked_naming_the_line),
 		cmocka_unit_test(test_config_hivemind_announce_keys_fill_the_config),
 		cmocka_unit_test(test_config_hivemind_bad_announce_values_name_the_line),
+#endif
+#ifdef CONFIG_KW_APP_SERVE
+		cmocka_unit_test(test_config_serve_blocks_is_a_span_checked_when_read),
 #endif
 	};
 	return cmocka_run_group_tests_name("app/config", tests, NULL, NULL);

@@ -1,0 +1,168 @@
+/*
+ * Serving compute to Hivemind and Petals callers (app/serve*.c, doc/serve.md): the unary
+ * handlers of a hivemind MoE server (ConnectionHandler.rpc_info / rpc_forward /
+ * rpc_backward, hivemind hivemind/moe/server/connection_handler.py @ 4bd43b7) for FFN experts
+ * "ffn.<i>.<j>", and of a Petals server (TransformerConnectionHandler.rpc_info / rpc_forward
+ * / rpc_backward, petals src/petals/server/handler.py @ 22afba6) for a span of LLaMA blocks,
+ * all on the int8 (or fp32) compute of ml/block. Private to app/ (and its tests and fuzz
+ * target).
+ *
+ * Life cycle (start-up only, nothing after kw_serve_start allocates):
+ *   kw_serve_create      state from an arena (about 260 KiB: the codec tables)
+ *   kw_serve_add_expert  one FFN expert (weights borrowed), any number up to the limit
+ *   kw_serve_set_blocks  the LLaMA span (weights borrowed), at most one span
+ *   kw_serve_start       scratch sized from what was added, slots, handlers on a kw_hm
+ *
+ * Requests are computed on the event loop when they arrive and answered at once (one
+ * request at a time holds the compute contexts). Each takes a slot (input, output and reply
+ * buffers) from a pool of limits.slots and gives it back before the handler returns; the
+ * seam for compute off the loop (workers) and for the stream variants (`_stream`, Petals
+ * rpc_inference over net/hivemind stream handlers) is kw_serve_moe_run / kw_serve_petals_run:
+ * they take a decoded request and a slot and fill the reply, independent of how bytes came.
+ *
+ * Errors are answered as the Python server raises them, repr(exception) as hivemind's p2pd
+ * bindings send it (hivemind/p2p/p2p_daemon_bindings/control.py): "KeyError('ffn.9.9')",
+ * "RuntimeError('Remote peer does not serve llama.7')", "ValueError('...')". Every error is
+ * counted; the slot goes back to the pool and the node keeps serving.
+ */
+#ifndef KW_APP_SERVE_H
+#define KW_APP_SERVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kw/arena.h>
+#include <kw/ml/block.h>
+#include <kw/ml/codec.h>
+#include <kw/ml/tensor_msg.h>
+
+struct kw_hm;
+struct kw_serve;
+
+#define KW_SERVE_UID_MAX     64  /* an expert uid or a block uid ("<prefix>.<i>") */
+#define KW_SERVE_TENSORS_MAX 4   /* tensors in one request (Petals backward: 3) */
+
+/* Handler names (hivemind handle_name = "<ClassName>.<method>"). */
+#define KW_SERVE_MOE_INFO     "ConnectionHandler.rpc_info"
+#define KW_SERVE_MOE_FORWARD  "ConnectionHandler.rpc_forward"
+#define KW_SERVE_MOE_BACKWARD "ConnectionHandler.rpc_backward"
+#define KW_SERVE_PT_INFO      "TransformerConnectionHandler.rpc_info"
+#define KW_SERVE_PT_FORWARD   "TransformerConnectionHandler.rpc_forward"
+#define KW_SERVE_PT_BACKWARD  "TransformerConnectionHandler.rpc_backward"
+
+/* Sizes; kw_serve_limits_default fills them from Kconfig (KW_APP_SERVE_*). */
+struct kw_serve_limits {
+	uint32_t max_rows;      /* rows of one request: batch (MoE) or batch x tokens (Petals) */
+	uint32_t max_experts;   /* experts one node serves */
+	uint32_t slots;         /* requests in progress at once (pool size) */
+	uint32_t max_blocks;    /* blocks in the span (and in one chain) */
+};
+void kw_serve_limits_default(struct kw_serve_limits *l);
+
+struct kw_serve_stats {
+	uint64_t calls;          /* requests answered (either way) */
+	uint64_t errors;         /* of those, answered with an error text */
+	uint64_t bad_requests;   /* of those, the request itself did not decode */
+	uint64_t busy;           /* refused: no free slot */
+	size_t slots_used;       /* slots taken now (0 when idle) */
+	size_t slots_high;
+};
+
+/* ---- ExpertRequest / ExpertUID decoding (bounded; the fuzz target drives it) ------------- */
+/*
+ * hivemind runtime.proto: ExpertRequest { string uid = 1; repeated Tensor tensors = 2;
+ * bytes metadata = 3; } and ExpertUID { string uid = 1; } (the same field 1, so one decoder
+ * reads both). Views point into the input. Proto3 rules: a repeated singular field keeps the
+ * last value; unknown fields are skipped; packed or unpacked Tensor.size is accepted.
+ */
+struct kw_serve_req {
+	const char *uid;     /* not NUL-terminated; uid_len bytes of valid UTF-8 */
+	size_t uid_len;
+	struct kw_tensor_msg t[KW_SERVE_TENSORS_MAX];
+	size_t n_tensors;
+	const uint8_t *meta; /* msgpack, or NULL */
+	size_t meta_len;
+};
+
+/*
+ * Return: 0; -KW_EBADMSG (malformed protobuf, or a uid that is not UTF-8); -KW_ELIMIT (more
+ * than KW_SERVE_TENSORS_MAX tensors); kw_tensor_msg_decode's -KW_EMSGSIZE. *why (may be
+ * NULL) gets a static text naming the problem.
+ */
+int kw_serve_req_decode(struct kw_serve_req *r, const uint8_t *buf, size_t len,
+			const char **why);
+
+/* ---- set-up -------------------------------------------------------------------------------- */
+
+/*
+ * State from arena a (which must outlive the serve). Return: 0, -KW_ENOMEM, -KW_EINVAL (zero
+ * limit), kw_codec_init's errors.
+ */
+int kw_serve_create(struct kw_arena *a, const struct kw_serve_limits *lim, struct kw_serve **out);
+
+/*
+ * An FFN expert under uid, a hivemind expert uid ("<type>.<i>[.<j>...]", coordinates without
+ * leading zeros, hivemind/moe/expert_uid.py UID_PATTERN). f is borrowed; an int8 expert that
+ * is to run backward needs its q8t. All experts share hid and inter (one compute context).
+ * comp: the compression of the expert's args schema (hivemind Server --compression): the
+ * caller is told to send inputs so and gradients are answered so; outputs go uncompressed
+ * as hivemind's outputs schema says. Return: 0, -KW_EINVAL (bad uid, other dims), -KW_EEXIST,
+ * -KW_ENOSPC (max_experts), -KW_EBUSY (after start).
+ */
+int kw_serve_add_expert(struct kw_serve *s, const char *uid, const struct kw_ffn *f,
+			enum kw_compression comp);
+
+/*
+ * The LLaMA span: blocks first .. first + count - 1 of the model, served as
+ * "<prefix>.<first + i>" (Petals module uids), w[count] borrowed (int8 blocks need their
+ * transposes for backward). d: the blocks' dims. Return: 0, -KW_EINVAL, -KW_ENOSPC (count above
+ * max_blocks), -KW_EEXIST (a span is set), -KW_EBUSY (after start).
+ */
+int kw_serve_set_blocks(struct kw_serve *s, const char *prefix, uint32_t first, uint32_t count,
+			const struct kw_llama_w *w, const struct kw_llama_dims *d);
+
+/* Arena bytes kw_serve_start will take from its arena for what was added (0 on overflow). */
+size_t kw_serve_bytes(const struct kw_serve *s);
+
+/*
+ * Carves the compute contexts and the slot pool from arena a (kw_serve_bytes of it; it may be
+ * the create arena; it must outlive the serve) and registers the handlers on
+ * hm (the three MoE names when an expert was added, the three Petals names when a span was
+ * set). kk NULL: kw_kernels_best(); wk may be NULL. client_mode: reported by Petals rpc_info.
+ * hm NULL: only the compute (kw_serve_call drives it). Return: 0, -KW_ENOMEM, -KW_EINVAL
+ * (nothing to serve), kw_hm_register_unary's errors.
+ */
+int kw_serve_start(struct kw_serve *s, struct kw_arena *a, struct kw_hm *hm,
+		   const struct kw_kernels *kk,
+		   struct kw_workers *wk, bool client_mode);
+
+/*
+ * Serves one request without a network: name is one of the KW_SERVE_* handler names, the
+ * answer (the response bytes or, with *is_error, the error text) goes to out[0..cap) and its
+ * length to *out_len. What the unary handlers do; for tests and `kwnode call --local`.
+ * Return: 0 (answered, either way); -KW_ENOENT (unknown name); -KW_ENOSPC (out too small).
+ */
+int kw_serve_call(struct kw_serve *s, const char *name, const uint8_t *req, size_t len,
+		  uint8_t *out, size_t cap, size_t *out_len, bool *is_error);
+
+void kw_serve_get_stats(const struct kw_serve *s, struct kw_serve_stats *st);
+
+/* ---- what is served (for ServerInfo publishing, app/hivemind.c) -------------------------- */
+struct kw_serve_desc {
+	size_t n_experts;
+	const char *expert_uid[8];  /* the first up to 8, NUL-terminated, owned by s */
+	bool has_blocks;
+	const char *block_prefix;   /* dht_prefix of the span, owned by s */
+	uint32_t start_block, end_block;  /* [start, end): ServerInfo start_block/end_block */
+	const char *torch_dtype;    /* "float32": what the handlers answer in */
+	const char *quant_type;     /* "int8" or "none" */
+	uint64_t cache_tokens_left; /* 0: no inference sessions yet (unary only) */
+};
+void kw_serve_describe(const struct kw_serve *s, struct kw_serve_desc *d);
+
+/* ---- hivemind expert uid rule ------------------------------------------------------------- */
+/* True when s is a valid expert uid (hivemind/moe/expert_uid.py is_valid_uid). */
+bool kw_serve_uid_valid(const char *s, size_t len);
+
+#endif /* KW_APP_SERVE_H */

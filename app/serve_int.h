@@ -1,0 +1,115 @@
+/*
+ * The state of app/serve*.c shared between the common part (serve.c: set-up, request
+ * decoding, tensors in and out, error texts) and the two servers (serve_moe.c, serve_petals.c).
+ * Private to those files.
+ */
+#ifndef KW_APP_SERVE_INT_H
+#define KW_APP_SERVE_INT_H
+
+#include <stdarg.h>
+
+#include <kw/pool.h>
+#include <kw/net/msgpack.h>
+
+#include "serve.h"
+
+#define KW_SERVE_ERR_MAX 256   /* an error text (a Python repr) */
+
+/* One request in progress: its buffers, carved once at start. */
+struct kw_serve_slot {
+	float *x, *g, *y;        /* max_rows x width floats each */
+	float *acts;             /* Petals backward: each block's input, max_blocks x rows x width */
+	uint8_t *enc;            /* one encoded Tensor.buffer */
+	size_t enc_cap;
+	void *scratch;           /* codec scratch (QUANTILE_8BIT sorts) */
+	size_t scratch_len;
+	uint8_t *out;            /* the response protobuf */
+	size_t out_cap;
+	char err[KW_SERVE_ERR_MAX];
+};
+
+struct kw_serve_expert {
+	char uid[KW_SERVE_UID_MAX + 1];
+	const struct kw_ffn *f;
+	enum kw_compression comp;
+};
+
+struct kw_serve {
+	struct kw_arena *a;
+	struct kw_serve_limits lim;
+	struct kw_codec *codec;
+	bool started, client_mode;
+	/* MoE */
+	struct kw_serve_expert *ex;
+	size_t n_ex, hid, inter;
+	struct kw_ffn_ctx fctx;
+	/* Petals */
+	bool has_blocks;
+	char prefix[KW_SERVE_UID_MAX + 1];
+	uint32_t first, count;
+	const struct kw_llama_w *w;
+	struct kw_llama_dims d;
+	bool int8;
+	struct kw_llama_ctx lctx;
+	/* requests */
+	size_t width;            /* floats per row: max(hid, hidden) */
+	struct kw_pool pool;     /* tokens; the index picks slot[] */
+	struct kw_serve_slot *slot;
+	struct kw_serve_stats st;
+};
+
+/* The result of a served request: the reply (the slot's out) or an error text (slot->err). */
+struct kw_serve_out {
+	const uint8_t *data;
+	size_t len;
+	bool is_error;
+};
+
+/* Writes repr(cls(msg)) as Python prints it into out[0..cap): cls('msg') with msg quoted and
+ * escaped as str.__repr__ does for ASCII (the texts here are ASCII). */
+void kw_serve_pyerr(char *out, size_t cap, const char *cls, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/*
+ * Decodes tensor m into dst as fp32, checking it against what the handler expects: a float
+ * dtype the codec reads, a known compression, ndim dims, the last one `last`, at most
+ * max_numel elements. Return: 0 with *numel; -KW_EINVAL with the Python error text in err.
+ * `what` names the tensor in the text ("inputs", "grad_outputs", "hidden_states").
+ */
+int kw_serve_tensor_in(struct kw_serve *s, const struct kw_tensor_msg *m, const char *what,
+		       unsigned ndim, size_t last, size_t max_numel, float *dst, size_t *numel,
+		       char *err, size_t cap);
+
+/*
+ * Writes an ExpertResponse holding tensors y[0..n) (each numel floats, shape[ndim], the
+ * given compression, dtype float32) into slot->out. Return: 0 with *len; -KW_EINVAL with
+ * the error text in slot->err.
+ */
+struct kw_serve_tout {
+	const float *y;
+	const uint32_t *shape;
+	unsigned ndim;
+	enum kw_compression comp;
+	bool requires_grad;
+};
+int kw_serve_response(struct kw_serve *s, struct kw_serve_slot *slot,
+		      const struct kw_serve_tout *t, size_t n, size_t *len);
+
+/* An ExpertInfo { serialized_info = mp[0..mp_len) } into slot->out. 0 or -KW_ENOSPC. */
+int kw_serve_info_response(struct kw_serve_slot *slot, const uint8_t *mp, size_t mp_len,
+			   size_t *len);
+
+/* Writes a BatchTensorDescriptor (ext 0x51, hivemind/utils/tensor_descr.py packb) of
+ * instance size dims[0..n) (the batch dim nil first) and dtype ("torch.float32"). */
+void kw_serve_put_btd(struct kw_mp_writer *w, const uint32_t *dims, size_t n, const char *dtype,
+		      bool requires_grad, enum kw_compression comp, const char *device_type);
+
+/* The servers: decode-independent handling of one request into *o (data in the slot). */
+void kw_serve_moe_run(struct kw_serve *s, struct kw_serve_slot *slot, int method,
+		      const struct kw_serve_req *r, struct kw_serve_out *o);
+void kw_serve_petals_run(struct kw_serve *s, struct kw_serve_slot *slot, int method,
+			 const struct kw_serve_req *r, struct kw_serve_out *o);
+
+enum { KW_SERVE_INFO = 0, KW_SERVE_FORWARD, KW_SERVE_BACKWARD };
+
+#endif /* KW_APP_SERVE_INT_H */
