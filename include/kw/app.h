@@ -48,6 +48,10 @@ struct kw_config {
 	bool hivemind_client;               /* hivemind_client = on: ask, do not serve */
 	char hivemind_bootstrap[KW_CONFIG_BOOTSTRAP_MAX][KW_CONFIG_PEER_ADDR_MAX];
 	int n_hivemind_bootstrap;
+	/* `announce`: the addresses identify advertises instead of the listen addresses (what
+	 * peers dial back, doc/status.md "Reachability"); none: the listen addresses */
+	char announce[KW_CONFIG_LISTEN_MAX][KW_CONFIG_ADDR_MAX];
+	int n_announce;
 };
 
 /* Fills `c` with the Kconfig defaults. */
@@ -63,6 +67,8 @@ int kw_config_parse(struct kw_config *c, const char *buf, size_t len, char *err,
 /* Sets one key from text (the command line uses this). Same errors as kw_config_parse. */
 int kw_config_set(struct kw_config *c, const char *key, const char *value, char *err,
 		  size_t errlen);
+/* Drops every announce address (the command line's --announce replaces the file's). */
+void kw_config_clear_announce(struct kw_config *c);
 /* Drops every listen address (the command line's --listen replaces the file's). */
 void kw_config_clear_listen(struct kw_config *c);
 /* Drops every bootstrap peer (the command line's --bootstrap replaces the file's). */
@@ -99,6 +105,7 @@ struct kw_status;
 struct kw_hm;
 struct kw_hm_dht;
 struct kw_app_hm;
+struct kw_app_reach;
 
 struct kw_app {
 	struct kw_config cfg;
@@ -111,6 +118,7 @@ struct kw_app {
 	struct kw_hm *hm;                  /* Hivemind RPC and DHT (app/hivemind.c), NULL when off */
 	struct kw_hm_dht *hm_dht;
 	struct kw_app_hm *hm_app;          /* app/hivemind.c's own state */
+	struct kw_app_reach *reach;        /* the dial-back reachability check (app/reach.c) */
 };
 
 void kw_app_attach(struct kw_node *n, struct kw_app *app);

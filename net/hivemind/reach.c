@@ -483,6 +483,9 @@ static void pick(struct kw_conn *c, void *arg)
 	for (uint32_t i = 0; i < r->cfg.probes; i++)
 		if (r->probes[i].busy && r->probes[i].conn == c)
 			return;  /* a probe connection we opened: not a peer to ask */
+	for (uint32_t i = 0; i < pc->n; i++)
+		if (kw_peer_id_equal(kw_conn_peer_id(pc->c[i]), kw_conn_peer_id(c)))
+			return;  /* one question per peer, however many connections we share */
 	if (r->cfg.candidate && !r->cfg.candidate(r->cfg.candidate_arg, c))
 		return;
 	pc->c[pc->n++] = c;
