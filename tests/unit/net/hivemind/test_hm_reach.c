@@ -118,7 +118,7 @@ static int make_side(struct side *s, const char *listen, uint32_t probes, uint32
 	struct kw_hm_reach_config rc;
 	int ret;
 
-	s->t = kw_test_node_join(g->net, 64 * 1024);
+	s->t = kw_test_node_join(g->net, 32 * 1024);
 	if (!s->t)
 		return -KW_ENOMEM;
 	kw_hm_reach_config_default(&rc);
