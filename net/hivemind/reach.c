@@ -285,6 +285,7 @@ static void probe_on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void 
 static void probe_try_next(struct probe *p)
 {
 	char text[KW_MADDR_TEXT_MAX];
+	int err = 0;
 
 	while (p->call && p->next < p->n_addrs) {
 		struct kw_multiaddr *ma = &p->addrs[p->next++];
@@ -292,11 +293,21 @@ static void probe_try_next(struct probe *p)
 		if (kw_maddr_append_peer_id(ma, &p->peer) < 0 ||
 		    kw_maddr_to_text(ma, text, sizeof(text)) < 0)
 			continue;
-		p->r->st.dials++;
 		p->dialing = true;
-		if (kw_swarm_dial(p->r->sw, text, probe_on_dial, p) == 0)
+		err = kw_swarm_dial(p->r->sw, text, probe_on_dial, p);
+		if (err == 0) {
+			p->r->st.dials++;
 			return;
+		}
 		p->dialing = false;
+	}
+	if (p->call && (err == -KW_ELIMIT || err == -KW_ESHUTDOWN)) {
+		/* our own shortage says nothing about the caller: "did not check", not "no" */
+		p->r->st.refused_busy++;
+		kw_hm_reply_error(p->call, "RuntimeError('rpc_check: this node cannot dial out "
+				  "now (connection limit or shutting down), try later')");
+		p->call = NULL;
+		kw_timer_cancel(p->r->loop, &p->timer);
 	}
 	probe_answer(p, false);
 	probe_release_if_idle(p);

@@ -83,7 +83,7 @@ struct kw_hm_reach_stats {
 	uint64_t probes_available, probes_unavailable;  /* their answers */
 	uint64_t probe_timeouts;    /* of the unavailable: the deadline passed */
 	uint64_t dials;             /* probe connections dialled */
-	uint64_t refused_busy;      /* every probe slot taken */
+	uint64_t refused_busy;      /* every probe slot taken, or no outbound connection slot */
 	uint64_t refused_rate;      /* the same caller again within peer_interval_ms */
 	uint64_t refused_peer;      /* node_id neither ours nor the caller's */
 	uint64_t bad_requests;      /* undecodable PingRequest */

@@ -57,6 +57,7 @@ struct fx {
 	struct kw_hm_reach_result v;
 	int verdicts;
 	bool no_candidates;
+	uint32_t b_conns_out;      /* b's outbound connection limit (0: the test default) */
 };
 
 static struct fx *g;
@@ -116,6 +117,9 @@ static int make_side(struct side *s, const char *listen, uint32_t probes, uint32
 {
 	struct kw_swarm_limits lim = kw_test_swarm_limits();
 	struct kw_hm_reach_config rc;
+
+	if (s == &g->b && g->b_conns_out)
+		lim.max_conns_out = g->b_conns_out;
 	int ret;
 
 	s->t = kw_test_node_join(g->net, 32 * 1024);
@@ -164,11 +168,12 @@ static struct kw_conn *connect_to(struct side *from, struct side *to)
 	return g->dial_done == 1 && g->dial_err == 0 ? g->got : NULL;
 }
 
-static int setup_with(uint32_t probes, uint32_t interval_ms)
+static int setup_with(uint32_t probes, uint32_t interval_ms, uint32_t b_conns_out)
 {
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return -1;
+	g->b_conns_out = b_conns_out;
 	g->net = kw_test_net_new(64, 1 << 18);
 	if (!g->net || make_side(&g->b, "/ip4/127.0.0.1/tcp/4001", probes, interval_ms) < 0 ||
 	    make_side(&g->a, "/ip4/127.0.0.1/tcp/4002", probes, interval_ms) < 0 ||
@@ -185,13 +190,19 @@ static int setup_with(uint32_t probes, uint32_t interval_ms)
 static int setup(void **state)
 {
 	(void)state;
-	return setup_with(2, 10000);
+	return setup_with(2, 10000, 0);
 }
 
 static int setup_one_probe_no_interval(void **state)
 {
 	(void)state;
-	return setup_with(1, 0);
+	return setup_with(1, 0, 0);
+}
+
+static int setup_b_one_conn_out(void **state)
+{
+	(void)state;
+	return setup_with(2, 10000, 1);
 }
 
 static int teardown(void **state)
@@ -465,6 +476,21 @@ static void test_hm_reach_flood_is_bounded_by_probe_slots(void **state)
 	advance(5000);
 }
 
+static void test_hm_reach_our_own_dial_limit_is_an_error_not_false(void **state)
+{
+	struct kw_hm_reach_stats rs;
+
+	(void)state;
+	/* b may hold one outbound connection and takes it now: it cannot dial a back */
+	assert_non_null(connect_to(&g->b, &g->c));
+	assert_int_equal(ask(&g->a, g->ab, kw_swarm_peer_id(g->a.sw), &g->r[0]), 0);
+	pump(40);
+	assert_error_contains(&g->r[0], "cannot dial out now");
+	kw_hm_reach_get_stats(g->b.reach, &rs);
+	assert_int_equal(rs.refused_busy, 1);
+	assert_int_equal(rs.probes_unavailable, 0);
+}
+
 static void test_hm_reach_listen_addresses_not_known_yet_is_an_error(void **state)
 {
 	(void)state;
@@ -556,6 +582,8 @@ int main(void)
 		T(test_hm_reach_repeat_from_one_caller_is_rate_limited),
 		cmocka_unit_test_setup_teardown(test_hm_reach_flood_is_bounded_by_probe_slots,
 						setup_one_probe_no_interval, teardown),
+		cmocka_unit_test_setup_teardown(test_hm_reach_our_own_dial_limit_is_an_error_not_false,
+						setup_b_one_conn_out, teardown),
 		T(test_hm_reach_listen_addresses_not_known_yet_is_an_error),
 		T(test_hm_reach_client_reachable_when_peers_dial_back),
 		T(test_hm_reach_client_unreachable_when_advertised_port_is_closed),
