@@ -310,6 +310,10 @@ static void test_hm_reach_reachable_caller_gets_true_over_a_new_connection(void 
 	pump(60);
 	kw_swarm_get_stats(g->b.sw, &bs);
 	assert_int_equal(bs.conns_out, bs0.conns_out);  /* the probe connection was closed */
+	/* ... and only it: the caller's own connection still carries calls */
+	assert_int_equal(ask(&g->a, g->ab, kw_swarm_peer_id(g->a.sw), &g->r[1]), 0);
+	pump(40);
+	assert_error_contains(&g->r[1], "one check per peer");
 }
 
 static void test_hm_reach_closed_advertised_port_gets_false(void **state)
