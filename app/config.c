@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -47,6 +48,7 @@ enum key_type {
 	KEY_HM_RPS,     /* a decimal number >= 0 (requests per second) into a double */
 	KEY_HM_EXPERTS, /* space-separated hivemind expert uids appended to hivemind_experts[] */
 	KEY_SPAN,    /* "A:B" with A < B into serve_first, serve_end */
+	KEY_ANNOUNCE,  /* a TCP multiaddr peers should dial, appended to announce[] */
 };
 
 struct key_def {
@@ -116,6 +118,8 @@ static const struct key_def g_keys[] = {
 	{ "serve_experts", KEY_PATH, F(serve_experts), 1, 32, true },
 	{ "serve_grid", KEY_U32, F(serve_grid), 1, 64, true },
 	{ "serve_hidden", KEY_U32, F(serve_hidden), 8, 8192, true },
+	/* what identify advertises instead of the listen addresses (doc/status.md) */
+	{ "announce", KEY_ANNOUNCE, F(announce), 0, KW_CONFIG_LISTEN_MAX, true },
 };
 
 /* The Hivemind keys' checks (net/hivemind/records.c); the keys are refused before these run
@@ -195,6 +199,11 @@ void kw_config_defaults(struct kw_config *c)
 #endif
 }
 
+void kw_config_clear_announce(struct kw_config *c)
+{
+	c->n_announce = 0;
+}
+
 void kw_config_clear_listen(struct kw_config *c)
 {
 	c->n_listen = 0;
@@ -271,6 +280,39 @@ int kw_config_parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 		return -KW_ERANGE;
 	*out = (uint32_t)x;
 	return 0;
+}
+
+/* An announced address is one a peer dials: a real host and port, not 0.0.0.0 or port 0.
+ * Called after check_listen accepted v. */
+static int check_dialable(const char *v, char *why, size_t cap)
+{
+#ifdef CONFIG_KW_NET_PEER
+	struct kw_multiaddr ma;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	bool bad = true;
+
+	if (kw_maddr_from_text(v, &ma, NULL, 0) == 0 && kw_maddr_to_sockaddr(&ma, &ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET) {
+			const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)&ss;
+
+			bad = in->sin_port == 0 || in->sin_addr.s_addr == htonl(INADDR_ANY);
+		} else if (ss.ss_family == AF_INET6) {
+			const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)&ss;
+
+			bad = in6->sin6_port == 0 || IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+		}
+	}
+	if (!bad)
+		return 0;
+	snprintf(why, cap, "peers must be able to dial it: give the public address and the "
+		 "forwarded port (e.g. /ip4/203.0.113.7/tcp/4001), not 0.0.0.0 or port 0");
+	return -KW_EINVAL;
+#else
+	(void)v;
+	snprintf(why, cap, "networking is not built in");
+	return -KW_ENOTSUP;
+#endif
 }
 
 /* A listen address must be a TCP endpoint we can bind: /ip4|/ip6/<addr>/tcp/<port>. */
@@ -439,6 +481,21 @@ static int set_one(struct kw_config *c, const char *key, const char *v, char *er
 		else
 			return fail(err, errlen, line, "dht_mode must be 'server' or 'client', got '%s'",
 				    quote(v, q, sizeof(q)));
+		break;
+	case KEY_ANNOUNCE:
+		if (strlen(v) >= KW_CONFIG_ADDR_MAX)
+			return fail(err, errlen, line, "announce address longer than %d bytes: '%s'",
+				    KW_CONFIG_ADDR_MAX - 1, quote(v, q, sizeof(q)));
+		if (check_listen(v, why, sizeof(why)) < 0 || check_dialable(v, why, sizeof(why)) < 0) {
+			char qw[160];
+
+			return fail(err, errlen, line, "announce '%s': %s", quote(v, q, sizeof(q)),
+				    quote(why, qw, sizeof(qw)));
+		}
+		if (c->n_announce >= KW_CONFIG_LISTEN_MAX)
+			return fail(err, errlen, line, "more than %d announce addresses",
+				    KW_CONFIG_LISTEN_MAX);
+		memcpy(c->announce[c->n_announce++], v, strlen(v) + 1);
 		break;
 	case KEY_HM_BOOTSTRAP:
 		if (strlen(v) >= KW_CONFIG_PEER_ADDR_MAX)

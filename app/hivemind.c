@@ -38,6 +38,7 @@
 #endif
 
 #include "hivemind.h"
+#include "reach.h"
 
 int kw_app_hivemind_init(struct kw_node *n);
 void kw_app_hivemind_shutdown(struct kw_node *n);
@@ -276,6 +277,13 @@ int kw_app_hivemind_init(struct kw_node *n)
 		KW_LOG_ERR(hivemind, "cannot start the Hivemind DHT: %s", kw_strerror(err));
 		return err;
 	}
+#ifdef CONFIG_KW_NET_HIVEMIND_REACH
+	err = kw_app_reach_start(n, app);  /* rpc_check, and our own dial-back check */
+	if (err < 0) {
+		KW_LOG_ERR(hivemind, "cannot start the reachability check: %s", kw_strerror(err));
+		return err;
+	}
+#endif
 	KW_LOG_INF(hivemind, "Hivemind DHT %s mode, %d bootstrap peer%s",
 		   app->cfg.hivemind_client ? "client" : "server", app->cfg.n_hivemind_bootstrap,
 		   app->cfg.n_hivemind_bootstrap == 1 ? "" : "s");
@@ -289,6 +297,9 @@ void kw_app_hivemind_shutdown(struct kw_node *n)
 	/* the RPC layer and DHT live in the node's arena and go with the swarm (net's
 	 * shutdown runs after this one) */
 	if (app) {
+#ifdef CONFIG_KW_NET_HIVEMIND_REACH
+		kw_app_reach_stop(app);
+#endif
 		kw_app_hm_stop(app->hm_app);
 		app->hm_app = NULL;
 		app->hm = NULL;

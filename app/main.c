@@ -112,6 +112,8 @@ static void run_usage(FILE *f)
 		"  -c, --config FILE      read key = value settings (doc/config.md)\n"
 		"  -d, --data-dir DIR     identity key and state (default %s)\n"
 		"  -l, --listen MULTIADDR listen address; repeatable (default from config)\n"
+		"      --announce MULTIADDR address peers should dial instead (public IP and\n"
+		"                         forwarded port); repeatable, see doc/status.md\n"
 		"  -b, --bootstrap MULTIADDR  DHT bootstrap peer with /p2p/; repeatable\n"
 		"      --dht-client       use the DHT without serving it (dht_mode = client)\n"
 		"  -L, --log-level N      0 off, 1 err, 2 warn, 3 info, 4 debug\n"
@@ -200,6 +202,7 @@ static int cmd_run(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "listen", required_argument, NULL, 'l' },
+		{ "announce", required_argument, NULL, 'A' },
 		{ "bootstrap", required_argument, NULL, 'b' },
 		{ "dht-client", no_argument, NULL, 'C' },
 		{ "log-level", required_argument, NULL, 'L' },
@@ -214,7 +217,8 @@ static int cmd_run(int argc, char **argv)
 	const char *config_file = NULL;
 	/* Command-line settings are applied after the file, so remember them first. */
 	const char *cli_data_dir = NULL, *cli_level = NULL;
-	const char *cli_listen[KW_CONFIG_LISTEN_MAX];
+	const char *cli_listen[KW_CONFIG_LISTEN_MAX], *cli_announce[KW_CONFIG_LISTEN_MAX];
+	int n_cli_announce = 0;
 	const char *cli_boot[KW_CONFIG_BOOTSTRAP_MAX];
 	int n_cli_listen = 0, n_cli_boot = 0, c, ret, i;
 	bool cli_dht_client = false;
@@ -231,6 +235,14 @@ static int cmd_run(int argc, char **argv)
 				return 2;
 			}
 			cli_listen[n_cli_listen++] = optarg;
+			break;
+		case 'A':
+			if (n_cli_announce >= KW_CONFIG_LISTEN_MAX) {
+				fprintf(stderr, "kwnode run: at most %d --announce\n",
+					KW_CONFIG_LISTEN_MAX);
+				return 2;
+			}
+			cli_announce[n_cli_announce++] = optarg;
 			break;
 		case 'b':
 			if (n_cli_boot >= KW_CONFIG_BOOTSTRAP_MAX) {
@@ -267,6 +279,11 @@ static int cmd_run(int argc, char **argv)
 		kw_config_clear_listen(cfg);  /* the command line replaces the file's addresses */
 	for (i = 0; i < n_cli_listen; i++)
 		if (kw_config_set(cfg, "listen", cli_listen[i], err, sizeof(err)) < 0)
+			goto bad_opt;
+	if (n_cli_announce > 0)
+		kw_config_clear_announce(cfg);  /* as --listen: replaces the file's addresses */
+	for (i = 0; i < n_cli_announce; i++)
+		if (kw_config_set(cfg, "announce", cli_announce[i], err, sizeof(err)) < 0)
 			goto bad_opt;
 	if (n_cli_boot > 0)
 		kw_config_clear_bootstrap(cfg);  /* as --listen: replaces the file's peers */

@@ -23,6 +23,28 @@
 #include <kw/net/ping.h>
 #include <kw/net/swarm.h>
 
+/* `announce`: identify advertises these instead of the listen addresses (config.c checked
+ * them; a failure here is a bug or an address too long for identify, named in the log). */
+static int set_announce(struct kw_app *app)
+{
+	struct kw_multiaddr ma[KW_CONFIG_LISTEN_MAX];
+	int i, ret;
+
+	for (i = 0; i < app->cfg.n_announce; i++) {
+		ret = kw_maddr_from_text(app->cfg.announce[i], &ma[i], NULL, 0);
+		if (ret < 0) {
+			KW_LOG_ERR(net, "announce %s: %s", app->cfg.announce[i], kw_strerror(ret));
+			return ret;
+		}
+		KW_LOG_INF(net, "announcing %s to peers instead of the listen addresses",
+			   app->cfg.announce[i]);
+	}
+	ret = kw_identify_set_announce(app->id, ma, (size_t)app->cfg.n_announce);
+	if (ret < 0)
+		KW_LOG_ERR(net, "cannot announce the configured addresses: %s", kw_strerror(ret));
+	return ret;
+}
+
 int kw_app_net_init(struct kw_node *n);
 void kw_app_net_shutdown(struct kw_node *n);
 
@@ -104,6 +126,9 @@ int kw_app_net_init(struct kw_node *n)
 		return ret;
 	if (IS_ENABLED(CONFIG_KW_NET_IDENTIFY)) {
 		ret = kw_identify_init(app->sw, &app->id);
+		if (ret < 0)
+			goto fail;
+		ret = set_announce(app);
 		if (ret < 0)
 			goto fail;
 	}

@@ -160,6 +160,7 @@ const char *kw_reach_name(enum kw_reach r)
 	case KW_REACH_UNVERIFIED: return "unverified";
 	case KW_REACH_BEHIND_NAT: return "behind-nat";
 	case KW_REACH_REACHABLE: return "reachable";
+	case KW_REACH_NOT_REACHABLE: return "not-reachable";
 	}
 	return "unknown";
 }
@@ -209,6 +210,55 @@ static bool ip_private(int fam, const char *ip)
 	       (a == 192 && b == 168) || (a == 169 && b == 254) || (a == 100 && b >= 64 && b <= 127);
 }
 
+/*
+ * The verdict of the dial-back check: peers that serve ReachabilityProtocol.rpc_check dialled
+ * (or failed to dial) our advertised address on a new connection (net/hivemind/reach.c).
+ */
+static void dial_verdict(struct kw_status_snap *s, unsigned port, bool only_loopback)
+{
+	char aip[64] = "", lan[48] = "this board's address";
+	unsigned ap = port;
+	uint32_t i;
+
+	if (s->n_announce)
+		(void)addr_split(s->announce[0], aip, sizeof(aip), &ap);
+	if (s->dial_reachable) {
+		s->reach = KW_REACH_REACHABLE;
+		snprintf(s->reach_why, sizeof(s->reach_why),
+			 "%u of %u Hivemind peers that checked dialled this node back on a new "
+			 "connection at its %s, %llu s ago%s", s->dial_available, s->dial_answered,
+			 s->n_announce ? "announced address" : "listen address",
+			 (unsigned long long)ago_s(s, s->dial_at_ms),
+			 only_loopback ? " (over loopback: that proves only that peers on this host "
+			 "can dial it)" : "");
+		return;
+	}
+	for (i = 0; i < s->n_local; i++)
+		if (strncmp(s->local[i], "127.", 4)) {
+			snprintf(lan, sizeof(lan), "%s", s->local[i]);
+			break;
+		}
+	s->reach = KW_REACH_NOT_REACHABLE;
+	snprintf(s->reach_why, sizeof(s->reach_why),
+		 "%u of %u Hivemind peers that checked could dial this node back directly at its "
+		 "%s %s (%llu s ago)", s->dial_available, s->dial_answered,
+		 s->n_announce ? "announced address" : "listen address",
+		 s->n_announce ? s->announce[0] : (s->n_listen ? s->listen[0] : ""),
+		 (unsigned long long)ago_s(s, s->dial_at_ms));
+	if (s->n_announce)
+		snprintf(s->reach_fix, sizeof(s->reach_fix),
+			 "forward TCP port %u on the router to this board's LAN address (%s, port "
+			 "%u) and allow it in the firewall, so that %s:%u answers from outside; or "
+			 "correct `announce = %s` in the config file (or --announce)",
+			 ap, lan, port, aip[0] ? aip : "the announced address", ap, s->announce[0]);
+	else
+		snprintf(s->reach_fix, sizeof(s->reach_fix),
+			 "forward TCP port %u on the router to this board's LAN address (%s, port "
+			 "%u) and allow it in the firewall; then set `announce = /ip4/PUBLIC/tcp/%u` "
+			 "in the config file (or --announce /ip4/PUBLIC/tcp/%u), PUBLIC being the "
+			 "router's public IP", port, lan, port, port, port);
+}
+
 void kw_status_reach(struct kw_status_snap *s)
 {
 	char ip[64], oip[64], nat_obs[64] = "";
@@ -234,6 +284,10 @@ void kw_status_reach(struct kw_status_snap *s)
 			only_loopback = false;
 	}
 	port = first_port;
+	if (s->dial_have) {
+		dial_verdict(s, port, only_loopback);
+		return;
+	}
 	if (s->inbound_remote > 0) {
 		s->reach = KW_REACH_REACHABLE;
 		snprintf(s->reach_why, sizeof(s->reach_why),
@@ -335,10 +389,23 @@ long kw_status_render_json(const struct kw_status_snap *s, char *buf, size_t cap
 	json_list(&o, s->listen, s->n_listen);
 	outf(&o, ",\"observed\":");
 	json_list(&o, s->observed, s->n_observed);
+	outf(&o, ",\"announce\":");
+	json_list(&o, s->announce, s->n_announce);
 	outf(&o, "},\"reachability\":{\"verdict\":\"%s\",\"why\":", kw_reach_name(s->reach));
 	out_json_str(&o, s->reach_why);
 	outf(&o, ",\"fix\":");
 	out_json_str(&o, s->reach_fix);
+	outf(&o, ",\"dial_back\":");
+	if (s->dial_have) {
+		outf(&o, "{\"reachable\":%s,", s->dial_reachable ? "true" : "false");
+		json_u64(&o, "asked", s->dial_asked, true);
+		json_u64(&o, "answered", s->dial_answered, true);
+		json_u64(&o, "available", s->dial_available, true);
+		json_ago(&o, s, "s_ago", s->dial_at_ms);
+		outc(&o, '}');
+	} else {
+		outf(&o, "null");
+	}
 	outf(&o, ",\"inbound_from_others\":%llu,", (unsigned long long)s->inbound_remote);
 	json_ago(&o, s, "last_inbound_s_ago", s->last_inbound_remote_ms);
 	outf(&o, "},\"connections\":{");
@@ -705,6 +772,8 @@ long kw_status_render_text(const struct kw_status_snap *s, char *buf, size_t cap
 		outf(&o, "  fix:         %s\n", s->reach_fix);
 	for (i = 0; i < s->n_listen; i++)
 		outf(&o, "%s%s\n", i ? "               " : "listening on:  ", s->listen[i]);
+	for (i = 0; i < s->n_announce; i++)
+		outf(&o, "%s%s\n", i ? "               " : "announcing:    ", s->announce[i]);
 	for (i = 0; i < s->n_observed; i++)
 		outf(&o, "%s%s\n", i ? "               " : "peers see us:  ", s->observed[i]);
 	outf(&o, "connections:   %u in, %u out, %u up\n", s->conns_in, s->conns_out, s->conns_up);

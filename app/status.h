@@ -64,10 +64,11 @@ enum kw_reach {
 	KW_REACH_LOCAL_ONLY,         /* listening on loopback only: no other host can dial us */
 	KW_REACH_UNVERIFIED,         /* listening, nobody from another host has dialled us yet */
 	KW_REACH_BEHIND_NAT,         /* peers see another address than we listen on, no inbound yet */
-	KW_REACH_REACHABLE,          /* a peer from another address dialled us (inbound, upgraded) */
+	KW_REACH_REACHABLE,          /* a peer dialled us back on request, or from another address */
+	KW_REACH_NOT_REACHABLE,      /* peers that checked (rpc_check) could not dial us back */
 };
 
-/* "not-listening", "local-only", "unverified", "behind-nat", "reachable". */
+/* "not-listening", "local-only", "unverified", "behind-nat", "reachable", "not-reachable". */
 const char *kw_reach_name(enum kw_reach r);
 
 struct kw_status_pool {
@@ -89,8 +90,16 @@ struct kw_status_snap {
 	char local[KW_STATUS_ADDRS][48];
 	/* the reachability verdict and the fix to print when it is not "reachable" */
 	enum kw_reach reach;
-	char reach_why[200];
-	char reach_fix[320];
+	char reach_why[300];
+	char reach_fix[480];
+	/* the dial-back check (app/reach.c): Hivemind peers asked to dial us on a new
+	 * connection; dial_have false until one answered */
+	bool dial_have, dial_reachable;
+	uint32_t dial_asked, dial_answered, dial_available;
+	uint64_t dial_at_ms;                     /* uptime when it finished */
+	/* `announce`: what identify advertises instead of the listen addresses */
+	uint32_t n_announce;
+	char announce[KW_STATUS_ADDRS][KW_STATUS_ADDR_MAX];
 	uint64_t inbound_remote;                 /* inbound upgraded conns from non-loopback */
 	uint64_t last_inbound_remote_ms;         /* uptime at the last one; 0 never */
 	/* connections and traffic */
@@ -139,8 +148,9 @@ long kw_status_render_text(const struct kw_status_snap *s, char *out, size_t cap
 int kw_status_exit_code(const struct kw_status_snap *s);
 
 /*
- * Decides reachability from the snapshot's listen and observed addresses and inbound count,
- * and writes reach, reach_why and reach_fix. Pure (tests feed it snapshots).
+ * Decides reachability and writes reach, reach_why and reach_fix. Pure (tests feed it
+ * snapshots). A dial-back verdict (dial_have) decides when there is one; otherwise the listen
+ * and observed addresses and the inbound count do (doc/status.md "Reachability").
  */
 void kw_status_reach(struct kw_status_snap *s);
 

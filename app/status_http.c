@@ -39,6 +39,9 @@
 #include <kw/net/swarm.h>
 
 #include "status.h"
+#ifdef CONFIG_KW_NET_HIVEMIND_REACH
+#include "reach.h"
+#endif
 
 #define STATUS_READ_TIMEOUT_MS 5000u
 #define STATUS_TICK_MS 1000u
@@ -211,6 +214,22 @@ void kw_status_collect(struct kw_status *st, struct kw_status_snap *s)
 		s->streams_refused = ss.streams_refused;
 		s->negotiations_failed = ss.negotiations_failed;
 		s->frame_timeouts = ss.frame_timeouts;
+	}
+#endif
+	for (int a = 0; a < app->cfg.n_announce && s->n_announce < KW_STATUS_ADDRS; a++)
+		snprintf(s->announce[s->n_announce++], sizeof(s->announce[0]), "%s",
+			 app->cfg.announce[a]);
+#ifdef CONFIG_KW_NET_HIVEMIND_REACH
+	{
+		struct kw_app_reach_view v;
+
+		kw_app_reach_view(app, &v);
+		s->dial_have = v.have;
+		s->dial_reachable = v.reachable;
+		s->dial_asked = v.asked;
+		s->dial_answered = v.answered;
+		s->dial_available = v.available;
+		s->dial_at_ms = v.at_ms > st->start_ms ? v.at_ms - st->start_ms : 0;
 	}
 #endif
 	s->last_request_ms = st->last_request_ms;

@@ -70,6 +70,10 @@ struct kw_config {
 	char serve_experts[KW_CONFIG_PATH_MAX]; /* expert uid prefix ("ffn"): a generated grid */
 	uint32_t serve_grid;                   /* the grid is serve_grid x serve_grid experts */
 	uint32_t serve_hidden;                 /* hidden size of the generated experts */
+	/* `announce`: the addresses identify advertises instead of the listen addresses (what
+	 * peers dial back, doc/status.md "Reachability"); none: the listen addresses */
+	char announce[KW_CONFIG_LISTEN_MAX][KW_CONFIG_ADDR_MAX];
+	int n_announce;
 };
 
 /* Fills `c` with the Kconfig defaults. */
@@ -85,6 +89,8 @@ int kw_config_parse(struct kw_config *c, const char *buf, size_t len, char *err,
 /* Sets one key from text (the command line uses this). Same errors as kw_config_parse. */
 int kw_config_set(struct kw_config *c, const char *key, const char *value, char *err,
 		  size_t errlen);
+/* Drops every announce address (the command line's --announce replaces the file's). */
+void kw_config_clear_announce(struct kw_config *c);
 /* Drops every listen address (the command line's --listen replaces the file's). */
 void kw_config_clear_listen(struct kw_config *c);
 /* Drops every bootstrap peer (the command line's --bootstrap replaces the file's). */
@@ -122,6 +128,7 @@ struct kw_hm;
 struct kw_hm_dht;
 struct kw_app_hm;
 struct kw_serve;
+struct kw_app_reach;
 
 struct kw_app {
 	struct kw_config cfg;
@@ -136,6 +143,7 @@ struct kw_app {
 	struct kw_app_hm *hm_app;          /* app/hivemind.c's own state */
 	struct kw_serve *serve;            /* what the node serves (app/serve_app.c), or NULL;
 					      kw_serve_describe (app/serve.h) tells what */
+	struct kw_app_reach *reach;        /* the dial-back reachability check (app/reach.c) */
 };
 
 void kw_app_attach(struct kw_node *n, struct kw_app *app);

@@ -49,6 +49,10 @@ struct kw_identify {
 	struct kw_timer push_timer;
 	struct kw_identify_observer *observers;
 	struct kw_multiaddr ma;  /* listen address check scratch */
+	/* kw_identify_set_announce: sent instead of the swarm's listen addresses when set */
+	uint8_t n_announce;
+	uint8_t announce_len[KW_IDENTIFY_ANNOUNCE_MAX];
+	uint8_t announce[KW_IDENTIFY_ANNOUNCE_MAX][KW_MADDR_BIN_MAX];
 };
 
 static struct kw_identify_remote *remote_of(const struct kw_identify *id,
@@ -140,7 +144,11 @@ long kw_identify_encode(struct kw_identify *id, struct kw_conn *c, uint8_t *buf,
 		return -KW_ENOSPC;
 	m->publicKey.size = (pb_size_t)pklen;
 	m->has_publicKey = true;
-	n = kw_swarm_listen_count(sw);
+	for (i = 0; i < id->n_announce && m->listenAddrs_count < KW_ARRAY_SIZE(m->listenAddrs); i++) {
+		memcpy(m->listenAddrs[m->listenAddrs_count].bytes, id->announce[i], id->announce_len[i]);
+		m->listenAddrs[m->listenAddrs_count++].size = id->announce_len[i];
+	}
+	n = id->n_announce ? 0 : kw_swarm_listen_count(sw);
 	for (i = 0; i < n && m->listenAddrs_count < KW_ARRAY_SIZE(m->listenAddrs); i++) {
 		size_t l;
 
@@ -581,5 +589,21 @@ int kw_identify_init(struct kw_swarm *sw, struct kw_identify **out)
 	kw_swarm_add_watcher(sw, &id->watcher);
 	if (out)
 		*out = id;
+	return 0;
+}
+
+int kw_identify_set_announce(struct kw_identify *id, const struct kw_multiaddr *addrs, size_t n)
+{
+	if (n > KW_IDENTIFY_ANNOUNCE_MAX)
+		return -KW_ENOSPC;
+	for (size_t i = 0; i < n; i++)
+		if (addrs[i].len > sizeof(id->announce[0]) ||
+		    addrs[i].len > sizeof(id->scratch.listenAddrs[0].bytes))
+			return -KW_EMSGSIZE;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(id->announce[i], addrs[i].bytes, addrs[i].len);
+		id->announce_len[i] = (uint8_t)addrs[i].len;
+	}
+	id->n_announce = (uint8_t)n;
 	return 0;
 }

@@ -16,21 +16,23 @@ trap cleanup EXIT
 command -v curl >/dev/null || { echo "test_status.sh: needs curl"; exit 1; }
 PY=/usr/bin/python3
 
-# Starts a node with data dir $1 and config $2 (plus a free status port); sets $port, $pid.
+# Starts a node with data dir $1 and config $2 (plus a free status port), kwnode run options
+# $3.. after them; sets $port, $pid.
 start() {
+    d=$1 conf=$2; shift 2
     for try in 1 2 3 4 5; do
         port=$((20000 + ($$ * 7 + try * 911) % 30000))
-        { cat "$2"; echo "status_port = $port"; } > "$1.conf"
-        "$K" run -c "$1.conf" -d "$1" -l /ip4/127.0.0.1/tcp/0 > "$1.out" 2> "$1.err" &
+        { cat "$conf"; echo "status_port = $port"; } > "$d.conf"
+        "$K" run -c "$d.conf" -d "$d" -l /ip4/127.0.0.1/tcp/0 "$@" > "$d.out" 2> "$d.err" &
         pid=$!
-        i=0; while [ $i -lt 100 ] && ! grep -q ' ready' "$1.err"; do sleep 0.1; i=$((i + 1)); done
-        if grep -q "status page http://127.0.0.1:$port/" "$1.err"; then
+        i=0; while [ $i -lt 100 ] && ! grep -q ' ready' "$d.err"; do sleep 0.1; i=$((i + 1)); done
+        if grep -q "status page http://127.0.0.1:$port/" "$d.err"; then
             pids="$pids $pid"
             return 0
         fi
         kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null  # port taken: another one
     done
-    echo "could not start a node with a free status port"; cat "$1.err"; exit 1
+    echo "could not start a node with a free status port"; cat "$d.err"; exit 1
 }
 
 # Sends raw bytes ($1, printf format) to the status port; prints the status line.
@@ -132,6 +134,47 @@ out=$("$K" status -d $tmp/b); rc=$?
 [ $rc -eq 1 ] && grep -q "no node is running with data directory $tmp/nothing" $tmp/none.out \
     && ok "kwnode status without a node: exit 1, says so" || ko "no node: rc=$rc $(cat $tmp/none.out)"
 "$K" status --bogus >/dev/null 2>&1; [ $? -eq 2 ] && ok "kwnode status with a bad option: exit 2" || ko "bad option"
+
+# The dial-back check (doc/status.md "Reachability"): h serves rpc_check; r and x bootstrap
+# from it and ask it to dial them back. Everything is on 127.0.0.1, which the check does not
+# skip (the checker dials only addresses on the IP the caller's connection comes from: here
+# loopback), so this proves the mechanism, not reachability from the Internet.
+if "$K" hivemind --help >/dev/null 2>&1; then
+    printf 'shutdown_drain_ms = 200\nlog_level = 3\nhivemind = on\n' > $tmp/hm.conf
+    start $tmp/h $tmp/hm.conf
+    haddr=$(sed -n 's/^listen //p' $tmp/h.out | head -1)
+    { cat $tmp/hm.conf; echo "hivemind_bootstrap = $haddr"; } > $tmp/hmb.conf
+    start $tmp/r $tmp/hmb.conf
+    # a port nobody listens on: bind one, note it, close it
+    closed=$($PY -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+    start $tmp/x $tmp/hmb.conf --announce /ip4/127.0.0.1/tcp/$closed
+    i=0; while [ $i -lt 100 ]; do
+        grep -q 'reachability: .* peers dialled us back' $tmp/r.err && \
+            grep -q 'reachability: .* peers dialled us back' $tmp/x.err && break
+        sleep 0.1; i=$((i + 1))
+    done
+    out=$("$K" status -d $tmp/r)
+    # r asks h, and x too when x is up by then: at least one of them dialled r back
+    echo "$out" | grep -Eq '^reachability: *reachable: [1-9][0-9]* of [1-9][0-9]* Hivemind peers that checked dialled this node back on a new connection at its listen address' \
+        && ok "dial-back: a peer dialled the node back on a new connection; status says reachable" \
+        || { ko "dial-back reachable: $out"; tail -5 $tmp/r.err $tmp/h.err; }
+    out=$("$K" status -d $tmp/x)
+    echo "$out" | grep -Eq "^reachability: *not-reachable: 0 of [1-9][0-9]* Hivemind peers that checked could dial this node back directly at its announced address /ip4/127.0.0.1/tcp/$closed" \
+        && echo "$out" | grep -q "^  fix: *forward TCP port $closed on the router to this board's LAN address" \
+        && echo "$out" | grep -q "^announcing: */ip4/127.0.0.1/tcp/$closed$" \
+        && ok "dial-back with --announce on a closed port: not-reachable, the fix names the port and announce" \
+        || { ko "dial-back not reachable: $out"; tail -5 $tmp/x.err; }
+    "$K" status -d $tmp/x --json > $tmp/x.json
+    $PY -c "
+import json; d=json.load(open('$tmp/x.json'))['reachability']
+assert d['verdict']=='not-reachable' and d['dial_back']['answered']>=1 and d['dial_back']['available']==0, d
+" && ok "status --json: reachability.dial_back has the counts" || ko "dial_back json: $(cat $tmp/x.json)"
+    "$K" run -d $tmp/bad --announce /ip4/0.0.0.0/tcp/4001 > /dev/null 2> $tmp/bad.err; rc=$?
+    [ $rc -ne 0 ] && grep -q "announce '/ip4/0.0.0.0/tcp/4001': peers must be able to dial it" $tmp/bad.err \
+        && ok "--announce 0.0.0.0 is refused with the reason" || ko "bad announce: rc=$rc $(cat $tmp/bad.err)"
+else
+    echo "skip - dial-back check: this kwnode has no Hivemind (CONFIG_KW_APP_HIVEMIND)"
+fi
 
 for p in $pids; do kill -TERM $p; wait $p; rc=$?; [ $rc -eq 0 ] || ko "node $p exit $rc"; done
 pids=""

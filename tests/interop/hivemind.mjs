@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  createNode, DhtPeer, HandlerError, callUnary, dhtId, mpEncode, mpDecode, DictValue, multiaddr, encodePb, pb,
+  createNode, DhtPeer, HandlerError, callUnary, serveUnary, decodePb, peerIdFromString, dhtId, mpEncode, mpDecode, DictValue, multiaddr, encodePb, pb,
   IS_REGULAR_VALUE, IS_DICTIONARY, NOT_FOUND, FOUND_REGULAR, FOUND_DICTIONARY, FIND, STORE,
   callStream, serveStream
 } from './hivemind-lib.mjs'
@@ -314,6 +314,52 @@ async function streamCalls () {
   }
 }
 
+// Petals' ReachabilityProtocol.rpc_check (doc/net-hivemind.md "Reachability check") on the C
+// peer, asked by a js peer that serves rpc_check itself (as a Petals server does): the C peer
+// must dial the js peer back on a NEW connection and call rpc_check(node_id = js) there.
+const CHECK = 'ReachabilityProtocol.rpc_check'
+async function reachability () {
+  const c = child(cPeer, [])
+  let node = null
+  try {
+    const head = await c.start()
+    const target = multiaddr(head.listen)
+    node = await createNode()
+    const me = node.peerId.toMultihash().bytes
+    let selfChecks = 0, inbound = 0
+    node.addEventListener('connection:open', (e) => { if (e.detail.direction === 'inbound') inbound++ })
+    await serveUnary(node, CHECK, async (req) => {
+      const r = decodePb(pb.PingRequest, req)
+      if (Buffer.from(r.peer?.node_id ?? []).equals(Buffer.from(me))) selfChecks++
+      return encodePb(pb.PingResponse, { available: true })
+    })
+    const ask = async (nodeId) => decodePb(pb.PingResponse,
+      await callUnary(node, target, CHECK, encodePb(pb.PingRequest, { peer: { node_id: nodeId } }), 15000))
+    await node.dial(target)
+    await new Promise((resolve) => setTimeout(resolve, 1000))  // the C peer's identify of us
+    const cId = peerIdFromString(head['peer-id']).toMultihash().bytes
+    let r = await ask(cId)
+    check('C rpc_check for its own id answers available=true without dialling', r.available === true && inbound === 0)
+    let text = ''
+    try { await ask((await createNode()).peerId.toMultihash().bytes) } catch (e) { text = e instanceof HandlerError ? e.message : String(e) }
+    check('C rpc_check for a third peer is refused with a PermissionError', /PermissionError\('rpc_check: this node checks only the caller/.test(text), text)
+    r = await ask(me)
+    check('C rpc_check dials the js caller back on a new connection: available=true',
+      r.available === true && inbound >= 1 && selfChecks === 1, `available=${r.available} inbound=${inbound} selfChecks=${selfChecks}`)
+    // the C peer closes its probe connection after the check, but js-libp2p may still list
+    // it and open the next stream there ("muxer is closed"): drop it on our side too
+    for (const conn of node.getConnections(peerIdFromString(head['peer-id']))) {
+      if (conn.direction === 'inbound') await conn.close().catch(() => {})
+    }
+    text = ''
+    try { await ask(me) } catch (e) { text = e instanceof HandlerError ? e.message : String(e) }
+    check('C rpc_check again at once is rate limited with a RuntimeError', /RuntimeError\('rpc_check: one check per peer/.test(text), text)
+  } finally {
+    if (node) await node.stop()
+    await c.stop()
+  }
+}
+
 // An exception inside a part (a peer that does not start, a call that times out) is one FAIL
 // line for that part; the next part still runs.
 async function part (name, fn) {
@@ -324,5 +370,6 @@ await part('byte vectors', vectors)
 await part('js client -> C server', jsClientCServer)
 await part('C client -> js server', cClientJsServer)
 await part('stream calls, both directions', streamCalls)
+await part('reachability check', reachability)
 console.log(`hivemind interop: ${failed ? failed + ' FAILED' : 'all passed'} (${((Date.now() - t0) / 1000).toFixed(1)} s)`)
 process.exit(failed ? 1 : 0)

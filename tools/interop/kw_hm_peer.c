@@ -46,6 +46,12 @@
 #include <kw/sys.h>
 #include <kw/net/hivemind.h>
 #include <kw/net/hivemind_dht.h>
+#if defined(CONFIG_KW_NET_HIVEMIND_REACH) && defined(CONFIG_KW_NET_IDENTIFY)
+#define HM_PEER_REACH 1
+#include <kw/net/hivemind_reach.h>
+#include <kw/net/identify.h>
+#include <kw/net/multiaddr.h>
+#endif
 #include <kw/net/key.h>
 #include <kw/net/swarm.h>
 
@@ -59,6 +65,10 @@ static uint8_t g_arena[(size_t)128 << 20] __attribute__((aligned(64)));
 static struct kw_node g_node;
 
 struct peer {
+#ifdef HM_PEER_REACH
+	struct kw_identify *id;      /* the callers' listen addresses for rpc_check */
+	struct kw_hm_reach *reach;   /* serves ReachabilityProtocol.rpc_check */
+#endif
 	struct kw_swarm *sw;
 	struct kw_hm *hm;
 	struct kw_hm_dht *dht;
@@ -463,6 +473,35 @@ static void on_stdin(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
 	kw_task_post(l, &p->next_cmd);
 }
 
+#ifdef HM_PEER_REACH
+/* rpc_check probes dial what the caller listed in identify (as the node does, app/reach.c) */
+static int reach_addrs(void *arg, struct kw_conn *c, struct kw_multiaddr *out, int max)
+{
+	const struct kw_identify_remote *ir = kw_identify_remote(((struct peer *)arg)->id, c);
+	int n = 0;
+
+	if (!ir || !ir->have)
+		return -KW_EAGAIN;
+	for (uint8_t i = 0; i < ir->n_addrs && n < max; i++)
+		if (kw_maddr_from_bytes(ir->addrs[i], ir->addr_len[i], &out[n], NULL, 0) == 0)
+			n++;
+	return n;
+}
+
+static int start_reach(struct peer *p)
+{
+	struct kw_hm_reach_config rc;
+	int ret = kw_identify_init(p->sw, &p->id);
+
+	kw_hm_reach_config_default(&rc);
+	rc.addrs = reach_addrs;
+	rc.addrs_arg = p;
+	if (ret == 0)
+		ret = kw_hm_reach_create(p->sw, p->hm, &rc, &p->reach);
+	return ret;
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	static struct kw_privkey key;
@@ -500,6 +539,10 @@ int main(int argc, char **argv)
 		ret = kw_hm_dht_config_default(&p->cfg);   /* random node id, real clock */
 	if (ret == 0)
 		ret = kw_hm_dht_create(p->sw, p->hm, &p->cfg, &p->dht);
+#ifdef HM_PEER_REACH
+	if (ret == 0)
+		ret = start_reach(p);
+#endif
 	if (ret == 0)
 		ret = kw_swarm_listen(p->sw, listen);
 	if (ret < 0) {

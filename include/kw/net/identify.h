@@ -23,6 +23,7 @@
 struct kw_swarm;
 struct kw_conn;
 struct kw_peer_id;
+struct kw_multiaddr;
 
 #define KW_IDENTIFY_PROTO        "/ipfs/id/1.0.0"
 #define KW_IDENTIFY_PUSH_PROTO   "/ipfs/id/push/1.0.0"
@@ -30,6 +31,7 @@ struct kw_peer_id;
 #define KW_IDENTIFY_PROTOS_BYTES 1024   /* the remote's protocol list, NUL-separated */
 #define KW_IDENTIFY_LISTEN_KEEP  8      /* listen addresses kept per remote (first that fit) */
 #define KW_IDENTIFY_ADDR_MAX     64     /* bytes of one kept binary listen address */
+#define KW_IDENTIFY_ANNOUNCE_MAX 8      /* kw_identify_set_announce addresses */
 
 struct kw_identify;
 
@@ -114,5 +116,15 @@ int kw_identify_decode(struct kw_identify *id, const uint8_t *buf, size_t len,
 /* Asks c's remote now (done automatically on connection up). Return: 0, -KW_ELIMIT (no
  * identify stream free) or kw_swarm_open_stream's error. */
 int kw_identify_request(struct kw_identify *id, struct kw_conn *c);
+
+/*
+ * The addresses we announce (the config's `announce`, e.g. a router's public address with a
+ * forwarded port): when n > 0 our listenAddrs are exactly these (binary, no /p2p/; copied)
+ * instead of the swarm's listen addresses, as go-libp2p's AddrsFactory with announce
+ * addresses (p2pd -announceAddrs, hivemind's announce_maddrs) replaces them. Start-up only
+ * (no push follows). Return: 0, -KW_ENOSPC (more than KW_IDENTIFY_ANNOUNCE_MAX),
+ * -KW_EMSGSIZE (an address longer than a listenAddrs entry).
+ */
+int kw_identify_set_announce(struct kw_identify *id, const struct kw_multiaddr *addrs, size_t n);
 
 #endif /* KW_NET_IDENTIFY_H */

@@ -387,6 +387,47 @@ static void test_config_serve_blocks_is_a_span_checked_when_read(void **state)
 }
 #endif
 
+#ifdef CONFIG_KW_NET_SWARM
+static void test_config_announce_lines_add_addresses_and_clear_empties_them(void **state)
+{
+	struct kw_config c;
+	char err[256] = "";
+
+	(void)state;
+	kw_config_defaults(&c);
+	assert_int_equal(c.n_announce, 0);
+	assert_int_equal(PARSE(&c, "announce = /ip4/203.0.113.7/tcp/4001\n"
+			       "announce = /ip6/2001:db8::7/tcp/4001\n", err), 0);
+	assert_int_equal(c.n_announce, 2);
+	assert_string_equal(c.announce[0], "/ip4/203.0.113.7/tcp/4001");
+	kw_config_clear_announce(&c);  /* --announce replaces the file's */
+	assert_int_equal(c.n_announce, 0);
+}
+
+static void test_config_announce_refuses_what_a_peer_cannot_dial(void **state)
+{
+	static const char *const bad[] = {
+		"announce = /ip4/0.0.0.0/tcp/4001", "announce = /ip6/::/tcp/4001",
+		"announce = /ip4/203.0.113.7/tcp/0", "announce = /dns4/example.com/tcp/1",
+		"announce = /ip4/203.0.113.7/tcp/1/p2p/12D3KooWD4wN5Pdo6ui6o1LNnzeNXyKxSwdkoBmdW5bBTyWASCw4",
+	};
+	struct kw_config c;
+	char err[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		kw_config_defaults(&c);
+		err[0] = '\0';
+		assert_int_equal(PARSE(&c, bad[i], err), -KW_ECONFIG);
+		assert_non_null(strstr(err, "line 1: announce '"));
+		assert_int_equal(c.n_announce, 0);
+	}
+	kw_config_defaults(&c);
+	assert_int_equal(PARSE(&c, "announce = /ip4/0.0.0.0/tcp/4001", err), -KW_ECONFIG);
+	assert_non_null(strstr(err, "peers must be able to dial it"));
+}
+#endif
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -400,6 +441,10 @@ int main(void)
 		cmocka_unit_test(test_config_errors_escape_file_bytes),
 		cmocka_unit_test(test_config_parse_u32_is_strict),
 		cmocka_unit_test(test_config_load_refuses_a_fifo_without_blocking),
+#ifdef CONFIG_KW_NET_SWARM
+		cmocka_unit_test(test_config_announce_lines_add_addresses_and_clear_empties_them),
+		cmocka_unit_test(test_config_announce_refuses_what_a_peer_cannot_dial),
+#endif
 #ifdef CONFIG_KW_NET_KAD_SWARM
 		cmocka_unit_test(test_config_bootstrap_lines_add_peers_and_replace_the_kconfig_default),
 		cmocka_unit_test(test_config_bootstrap_is_checked_when_read_naming_the_line),

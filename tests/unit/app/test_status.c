@@ -288,6 +288,72 @@ static void test_status_reach_inbound_from_another_host_proves_reachable(void **
 	assert_string_equal(s.reach_fix, "");
 }
 
+static void test_status_reach_dial_back_yes_wins_over_local_verdicts(void **state)
+{
+	struct kw_status_snap s;
+
+	snap_init(&s);
+	snprintf(s.listen[0], sizeof(s.listen[0]), "/ip4/127.0.0.1/tcp/4242/p2p/x");  /* local-only */
+	s.dial_have = s.dial_reachable = true;
+	s.dial_asked = 3;
+	s.dial_answered = 2;
+	s.dial_available = 1;
+	s.dial_at_ms = 595000;
+	kw_status_reach(&s);
+	assert_int_equal(s.reach, KW_REACH_REACHABLE);
+	assert_non_null(strstr(s.reach_why, "1 of 2 Hivemind peers that checked dialled this node "
+				"back on a new connection at its listen address, 5 s ago"));
+	assert_non_null(strstr(s.reach_why, "over loopback"));  /* says what it does not prove */
+	assert_string_equal(s.reach_fix, "");
+}
+
+static void test_status_reach_dial_back_no_says_forward_the_port_or_announce(void **state)
+{
+	struct kw_status_snap s;
+
+	snap_init(&s);
+	s.n_local = 2;
+	snprintf(s.local[0], sizeof(s.local[0]), "127.0.0.1");
+	snprintf(s.local[1], sizeof(s.local[1]), "192.168.1.5");
+	s.inbound_remote = 4;  /* the dial-back is the better evidence */
+	s.dial_have = true;
+	s.dial_asked = s.dial_answered = 2;
+	s.dial_at_ms = 590000;
+	kw_status_reach(&s);
+	assert_int_equal(s.reach, KW_REACH_NOT_REACHABLE);
+	assert_string_equal(kw_reach_name(s.reach), "not-reachable");
+	assert_non_null(strstr(s.reach_why, "0 of 2 Hivemind peers that checked could dial this "
+				"node back directly at its listen address"));
+	assert_non_null(strstr(s.reach_fix, "forward TCP port 4001 on the router to this board's "
+				"LAN address (192.168.1.5, port 4001)"));
+	assert_non_null(strstr(s.reach_fix, "announce = /ip4/PUBLIC/tcp/4001"));
+	assert_non_null(strstr(s.reach_fix, "--announce /ip4/PUBLIC/tcp/4001"));
+}
+
+static void test_status_reach_dial_back_no_with_announce_names_the_announced_port(void **state)
+{
+	struct kw_status_snap s;
+
+	snap_init(&s);
+	s.n_announce = 1;
+	snprintf(s.announce[0], sizeof(s.announce[0]), "/ip4/203.0.113.7/tcp/31337");
+	s.dial_have = true;
+	s.dial_asked = s.dial_answered = 1;
+	s.dial_at_ms = 590000;
+	kw_status_reach(&s);
+	assert_int_equal(s.reach, KW_REACH_NOT_REACHABLE);
+	assert_non_null(strstr(s.reach_why, "at its announced address /ip4/203.0.113.7/tcp/31337"));
+	assert_non_null(strstr(s.reach_fix, "forward TCP port 31337 on the router"));
+	assert_non_null(strstr(s.reach_fix, "203.0.113.7:31337 answers from outside"));
+	assert_non_null(strstr(s.reach_fix, "announce = /ip4/203.0.113.7/tcp/31337"));
+	assert_true(kw_status_render_text(&s, g_buf, sizeof(g_buf)) > 0);
+	assert_non_null(strstr(g_buf, "announcing:    /ip4/203.0.113.7/tcp/31337\n"));
+	assert_non_null(strstr(g_buf, "reachability:  not-reachable: "));
+	assert_true(kw_status_render_json(&s, g_buf, sizeof(g_buf)) > 0);
+	assert_non_null(strstr(g_buf, "\"dial_back\":{\"reachable\":false,\"asked\":1,"
+				"\"answered\":1,\"available\":0,\"s_ago\":10}"));
+}
+
 /* ---- HTTP parser ---- */
 
 #define PARSE(str, r) kw_http_parse((str), strlen(str), (r))
@@ -381,6 +447,9 @@ int main(void)
 		cmocka_unit_test(test_status_reach_public_observed_address_means_port_forwarding),
 		cmocka_unit_test(test_status_reach_observed_address_of_an_interface_is_not_nat),
 		cmocka_unit_test(test_status_reach_inbound_from_another_host_proves_reachable),
+		cmocka_unit_test(test_status_reach_dial_back_yes_wins_over_local_verdicts),
+		cmocka_unit_test(test_status_reach_dial_back_no_says_forward_the_port_or_announce),
+		cmocka_unit_test(test_status_reach_dial_back_no_with_announce_names_the_announced_port),
 		cmocka_unit_test(test_http_parse_routes_the_three_gets),
 		cmocka_unit_test(test_http_parse_waits_for_the_blank_line),
 		cmocka_unit_test(test_http_parse_refuses_malformed_requests),

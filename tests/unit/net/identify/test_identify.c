@@ -13,6 +13,7 @@
 #include <kw/err.h>
 #include <kw/net/identify.h>
 #include <kw/net/key.h>
+#include <kw/net/multiaddr.h>
 #include <kw/net/swarm.h>
 #include <kw/net/varint.h>
 
@@ -213,6 +214,40 @@ static void test_identify_encode_round_trips(void **state)
 	assert_int_equal(kw_identify_encode(f->id, NULL, buf, 20), -KW_ENOSPC);
 }
 
+static void test_identify_announce_replaces_the_listen_addresses(void **state)
+{
+	struct fx *f = *state;
+	struct kw_identify_remote ci = { 0 };
+	struct kw_multiaddr ann[2], got;
+	uint8_t buf[KW_IDENTIFY_MSG_MAX + 16];
+	long n;
+	uint64_t l;
+	int h;
+
+	assert_int_equal(kw_maddr_from_text("/ip4/203.0.113.7/tcp/31337", &ann[0], NULL, 0), 0);
+	assert_int_equal(kw_maddr_from_text("/ip6/2001:db8::7/tcp/31337", &ann[1], NULL, 0), 0);
+	assert_int_equal(kw_identify_set_announce(f->id, ann, 2), 0);
+	n = kw_identify_encode(f->id, NULL, buf, sizeof(buf));
+	assert_true(n > 0);
+	h = kw_uvarint_decode(buf, (size_t)n, &l);
+	assert_true(h > 0);
+	assert_int_equal(kw_identify_decode(f->id, buf + h, (size_t)l, kw_swarm_peer_id(f->sw),
+					    false, &ci), 0);
+	assert_int_equal(ci.n_listen, 2);  /* the announced ones only, not 127.0.0.1:4001 */
+	assert_int_equal(kw_maddr_from_bytes(ci.addrs[0], ci.addr_len[0], &got, NULL, 0), 0);
+	assert_true(kw_maddr_equal(&got, &ann[0]));
+	assert_int_equal(kw_maddr_from_bytes(ci.addrs[1], ci.addr_len[1], &got, NULL, 0), 0);
+	assert_true(kw_maddr_equal(&got, &ann[1]));
+	/* none: back to the swarm's listen addresses; too many: refused */
+	assert_int_equal(kw_identify_set_announce(f->id, NULL, 0), 0);
+	n = kw_identify_encode(f->id, NULL, buf, sizeof(buf));
+	h = kw_uvarint_decode(buf, (size_t)n, &l);
+	assert_int_equal(kw_identify_decode(f->id, buf + h, (size_t)l, NULL, false, &ci), 0);
+	assert_int_equal(ci.n_listen, 1);
+	assert_int_equal(kw_identify_set_announce(f->id, ann, KW_IDENTIFY_ANNOUNCE_MAX + 1),
+			 -KW_ENOSPC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,6 +258,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_identify_refuses_truncated_and_oversized, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identify_requires_public_key_unless_push, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identify_encode_round_trips, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identify_announce_replaces_the_listen_addresses, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
