@@ -134,7 +134,7 @@ int kw_llama_ctx_init(struct kw_llama_ctx *c, const struct kw_llama_dims *d,
 }
 
 /* ---- pieces --------------------------------------------------------------------------------- */
-static void rms_norm(const float *x, const float *w, size_t n, float eps, float *y)
+void kw_rms_norm(const float *x, const float *w, size_t n, float eps, float *y)
 {
 	float ss = 0.0f, r;
 
@@ -250,7 +250,7 @@ static int qkv(struct kw_llama_ctx *c, const struct kw_llama_w *w, const float *
 	int rc;
 
 	for (size_t r = 0; r < m; r++)
-		rms_norm(x + r * H, w->input_norm, H, (float)c->d.eps, c->xn + r * H);
+		kw_rms_norm(x + r * H, w->input_norm, H, (float)c->d.eps, c->xn + r * H);
 	rc = kw_lin_forward(&c->ex, &w->q, c->xn, m, c->q);
 	if (!rc)
 		rc = kw_lin_forward(&c->ex, &w->k, c->xn, m, c->k);
@@ -289,7 +289,7 @@ static int post_attn(struct kw_llama_ctx *c, const struct kw_llama_w *w, const f
 	for (size_t i = 0; i < m * H; i++)
 		c->h1[i] += x[i];
 	for (size_t r = 0; r < m; r++)
-		rms_norm(c->h1 + r * H, w->post_norm, H, (float)c->d.eps, n2 + r * H);
+		kw_rms_norm(c->h1 + r * H, w->post_norm, H, (float)c->d.eps, n2 + r * H);
 	rc = kw_lin_forward(&c->ex, &w->gate, n2, m, c->g);
 	if (!rc)
 		rc = kw_lin_forward(&c->ex, &w->up, n2, m, c->u);

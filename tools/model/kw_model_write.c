@@ -4,7 +4,7 @@
  * be downloaded.
  *   kw_model_write --out DIR [--preset tiny|7b-block] [--seed N] [--layers N]
  *                  [--hidden N] [--intermediate N] [--heads N] [--kv-heads N] [--vocab N]
- *                  [--shards N] [--dtype bf16|f16|f32]
+ *                  [--shards N] [--dtype bf16|f16|f32] [--lm-peak X]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +18,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: kw_model_write --out DIR [--preset tiny|7b-block] [--seed N]\n"
 		"       [--layers N] [--hidden N] [--intermediate N] [--heads N] [--kv-heads N]\n"
-		"       [--vocab N] [--shards N] [--dtype bf16|f16|f32]\n");
+		"       [--vocab N] [--shards N] [--dtype bf16|f16|f32] [--lm-peak X]\n");
 	exit(2);
 }
 
@@ -73,6 +73,8 @@ int main(int argc, char **argv)
 			g.kv_heads = num(v);
 		else if (!strcmp(k, "--vocab"))
 			g.vocab = num(v);
+		else if (!strcmp(k, "--lm-peak"))
+			g.lm_peak = strtod(v, NULL);
 		else if (!strcmp(k, "--shards"))
 			g.shards = num(v);
 		else if (!strcmp(k, "--dtype"))

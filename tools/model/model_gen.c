@@ -45,6 +45,29 @@ static uint64_t name_hash(const char *s)
 	return h;
 }
 
+/* Element e of a tensor's uniform stream in [lo, hi), by random access (splitmix64 is a
+ * counter: the e-th draw mixes state + (e + 1) x the increment). */
+static float stream_at(uint64_t s0, uint64_t e, float lo, float hi)
+{
+	uint64_t s = s0 + e * 0x9e3779b97f4a7c15ull;
+	double u = (double)(splitmix(&s) >> 11) * (1.0 / 9007199254740992.0);
+
+	return (float)(lo + (hi - lo) * u);
+}
+
+/* lm_peak: lm_head row v also carries lm_peak / hidden x the embedding row of token
+ * (97 v + 31) mod vocab, so a hidden state near that token's embedding (the residual stream
+ * keeps the current token's) gives token v a logit lm_peak x ~0.58 above the random part:
+ * a next-token distribution as peaked as a trained model's, rather than the near-flat one of
+ * random init, whose top-1/top-2 gaps fall below the int8 rounding error. */
+static float lm_peak_term(const struct kw_model_gen *g, uint64_t e)
+{
+	uint64_t v = e / g->hidden, c = e % g->hidden, src = (97 * v + 31) % g->vocab;
+	uint64_t s0 = g->seed ^ name_hash("model.embed_tokens.weight");
+
+	return (float)(g->lm_peak / g->hidden) * stream_at(s0, src * g->hidden + c, -1.0f, 1.0f);
+}
+
 void kw_model_gen_tiny(struct kw_model_gen *g, uint64_t seed)
 {
 	memset(g, 0, sizeof(*g));
@@ -203,6 +226,9 @@ static int write_shard(const struct kw_model_gen *g, struct gen_tensor *all, siz
 				double u = (double)(splitmix(&s) >> 11) * (1.0 / 9007199254740992.0);
 				float v = (float)(t[i].lo + (t[i].hi - t[i].lo) * u);
 				uint16_t h;
+
+				if (g->lm_peak > 0 && !strcmp(t[i].name, "lm_head.weight"))
+					v += lm_peak_term(g, e);
 
 				if (g->dtype == KW_ST_F32) {
 					memcpy(buf + c, &v, 4);

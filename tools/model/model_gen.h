@@ -19,6 +19,7 @@ struct kw_model_gen {
 	uint64_t seed;
 	enum kw_st_dtype dtype;      /* of every tensor; config.json's torch_dtype follows */
 	double rope_theta, rms_norm_eps;
+	double lm_peak;              /* 0: lm_head random like the rest; > 0: peaked (model_gen.c) */
 };
 
 /* The small test model: hidden 64, intermediate 176, 4 heads, 2 KV heads, 2 layers,

@@ -233,4 +233,72 @@ int kw_llama_forward(struct kw_llama_ctx *c, const struct kw_llama_w *w,
 int kw_llama_backward(struct kw_llama_ctx *c, const struct kw_llama_w *w, const float *x,
 		      const float *gy, size_t batch, size_t n, float *gx);
 
+/* ---- the whole LLaMA model: embedding -> blocks -> final RMSNorm -> lm_head ------------- */
+/*
+ * LlamaForCausalLM (transformers 4.43.1 modeling_llama.py: LlamaModel.forward, then
+ * lm_head) over every block of a checkpoint, on int8 or fp32 weights: what a node needs to
+ * check its blocks end to end against an independent reference (tests/ml/llama_ref.py) and
+ * to decode greedily. The embedding and the final norm are fp32 in both paths (a lookup and
+ * a vector, not matmuls); lm_head follows the blocks (int8 or fp32). Everything from the
+ * arena given at load; the checkpoint may be closed afterwards.
+ */
+struct kw_llama_model {
+	struct kw_llama_dims d;
+	size_t layers, vocab;
+	int int8;                        /* 1: blocks and lm_head are int8 */
+	float *embed;                    /* vocab x hidden, model.embed_tokens.weight */
+	float *norm;                     /* hidden, model.norm.weight */
+	struct kw_lin head;              /* vocab x hidden, lm_head.weight */
+	struct kw_llama_w *blk;          /* layers entries */
+	struct kw_llama_q8 q8;           /* the int8 blocks (int8 only) */
+};
+
+/* Arena bytes kw_llama_model_load takes for the whole model (0 on overflow). */
+size_t kw_llama_model_bytes(const struct kw_llama_config *c, int int8);
+/* Loads every block plus embed_tokens, norm and lm_head. -KW_ENOENT / -KW_ECORRUPT naming the
+ * tensor, -KW_ENOSPC when the arena has less than kw_llama_model_bytes (nothing read). */
+int kw_llama_model_load(struct kw_llama_model *m, const struct kw_ckpt *ck, int int8,
+			struct kw_arena *a, char *err, size_t errcap);
+
+/* Scratch of a model forward: the block context plus hidden states (max_rows x hidden),
+ * their norm, and one row of logits for greedy decoding. */
+struct kw_llama_model_ctx {
+	struct kw_llama_ctx blk;
+	float *h, *hn, *logits;
+	size_t vocab;
+};
+
+size_t kw_llama_model_ctx_bytes(const struct kw_llama_model *m, size_t max_rows,
+				size_t max_pos, unsigned nworkers);
+int kw_llama_model_ctx_init(struct kw_llama_model_ctx *c, const struct kw_llama_model *m,
+			    const struct kw_kernels *kk, struct kw_workers *wk, size_t max_rows,
+			    size_t max_pos, struct kw_arena *a);
+
+/*
+ * n tokens of one sequence at positions pos .. pos + n - 1. With a session (batch 1, made for
+ * m->layers layers) the blocks read and extend its KV cache as kw_llama_forward does;
+ * without one, pos must be 0. hs (optional): each block's output, [layers][n][hidden].
+ * logits (optional): [n][vocab], or with last_only the last token's [vocab] alone.
+ * -KW_ERANGE for a token id >= vocab (naming nothing: the caller knows its input), else as
+ * kw_llama_forward.
+ */
+int kw_llama_model_forward(struct kw_llama_model_ctx *c, const struct kw_llama_model *m,
+			   struct kw_kv_cache *kv, struct kw_kv_session *s, const uint32_t *tok,
+			   size_t n, size_t pos, float *hs, float *logits, int last_only);
+/* Index of the largest value (the lowest index on a tie); *margin (optional) gets the gap
+ * to the second largest. */
+uint32_t kw_argmax(const float *v, size_t n, float *margin);
+/*
+ * Greedy decoding: prefill the prompt (np >= 1 tokens) into session s from position 0, then
+ * ngen tokens, each the argmax of the last logits, fed back one at a time over the cache.
+ * min_margin (optional): the smallest top-1 minus top-2 logit gap met on the way (how close
+ * a choice came to flipping).
+ */
+int kw_llama_model_greedy(struct kw_llama_model_ctx *c, const struct kw_llama_model *m,
+			  struct kw_kv_cache *kv, struct kw_kv_session *s, const uint32_t *prompt,
+			  size_t np, uint32_t *out, size_t ngen, float *min_margin);
+
+/* LlamaRMSNorm of one row: y = w * x / sqrt(mean(x^2) + eps), in fp32. */
+void kw_rms_norm(const float *x, const float *w, size_t n, float eps, float *y);
+
 #endif /* KW_ML_BLOCK_H */
