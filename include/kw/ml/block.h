@@ -301,4 +301,47 @@ int kw_llama_model_greedy(struct kw_llama_model_ctx *c, const struct kw_llama_mo
 /* LlamaRMSNorm of one row: y = w * x / sqrt(mean(x^2) + eps), in fp32. */
 void kw_rms_norm(const float *x, const float *w, size_t n, float eps, float *y);
 
+/* ---- memory of a block range: what a node can serve within its RAM ---------------------- */
+/*
+ * What serving blocks [first, first + count) costs in memory: the int8 weights
+ * (kw_llama_q8_bytes, plus their transposes when the blocks must run backward), the KV cache
+ * (kw_kv_cache_bytes: sessions + 1 slots of tokens positions for every block) and the block
+ * scratch (kw_llama_ctx_bytes for max_rows rows, tokens positions, workers). The budget
+ * they are compared with is CONFIG_KW_ML_MODEL_BUDGET_MIB (per board: doc/ml-model.md has
+ * the table of what fits).
+ */
+struct kw_llama_plan {
+	size_t sessions;                 /* concurrent inference sessions (KV slots) */
+	size_t tokens;                   /* positions per session (the KV slot) */
+	size_t max_rows;                 /* rows per forward call (a prefill chunk) */
+	unsigned workers;                /* worker threads (one attention score row each) */
+	int backward;                    /* 1: int8 transposes too (weights twice) */
+};
+
+struct kw_llama_need {
+	uint64_t weights, kv, scratch, total;
+};
+
+/* The plan a build serves with: CONFIG_KW_ML_BLOCK_PLAN_SESSIONS and _TOKENS, 128 rows (or
+ * tokens when fewer), the board's cores (4 when the board does not say), forward only. */
+void kw_llama_plan_default(struct kw_llama_plan *p);
+/* CONFIG_KW_ML_MODEL_BUDGET_MIB in bytes. */
+uint64_t kw_llama_budget_bytes(void);
+/* Bytes of count blocks under plan p. -KW_EINVAL for a zero count or plan field, or a shape
+ * whose size overflows. */
+int kw_llama_need_bytes(const struct kw_llama_config *c, uint32_t count,
+			const struct kw_llama_plan *p, struct kw_llama_need *out);
+/* The most blocks of this model that fit in budget bytes under plan p (0: not one). */
+uint32_t kw_llama_max_blocks(const struct kw_llama_config *c, const struct kw_llama_plan *p,
+			     uint64_t budget);
+/*
+ * 0 when blocks [first, first + count) fit in budget under plan p; otherwise -KW_ENOSPC with
+ * a reason naming the range, each part in MiB, the budget and how many blocks would fit, e.g.
+ * "blocks 0..3 need 1103.4 MiB (weights 823.1 + KV cache 256.0 for 1 session x 2048 tokens +
+ * scratch 24.3) but the budget is 320 MiB (CONFIG_KW_ML_MODEL_BUDGET_MIB): 1 block fits".
+ * -KW_ERANGE for a range outside the model. Call it before allocating anything.
+ */
+int kw_llama_fit(const struct kw_llama_config *c, uint32_t first, uint32_t count,
+		 const struct kw_llama_plan *p, uint64_t budget, char *err, size_t errcap);
+
 #endif /* KW_ML_BLOCK_H */
