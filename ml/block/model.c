@@ -31,19 +31,17 @@ size_t kw_llama_model_bytes(const struct kw_llama_config *c, int int8)
 		return 0;
 	hv = H * sizeof(float) + 64;
 	if (int8) {
-		size_t qb = kw_q8w_size(V, H);
-
-		if (add_sz(&tot, kw_llama_q8_bytes(c, c->num_hidden_layers)) || add_sz(&tot, qb) ||
-		    add_sz(&tot, sizeof(struct kw_q8w) + 64) ||
-		    add_sz(&tot, KW_Q8_ROWS * H * sizeof(float) + 64))
+		if (add_sz(&tot, kw_llama_q8_bytes(c, c->num_hidden_layers)))
 			return 0;
 	} else {
 		size_t fb = kw_llama_f32_bytes(c), all;
 
 		if (!fb || __builtin_mul_overflow(fb, (size_t)c->num_hidden_layers, &all) ||
-		    add_sz(&tot, all) || add_sz(&tot, ev + 64))
+		    add_sz(&tot, all))
 			return 0;
 	}
+	if (add_sz(&tot, kw_lin_load_bytes(V, H, int8, 0, 0)))
+		return 0;
 	if (add_sz(&tot, ev + 64) || add_sz(&tot, hv) ||
 	    add_sz(&tot, c->num_hidden_layers * sizeof(struct kw_llama_w) + 64))
 		return 0;
@@ -86,57 +84,6 @@ static float *read_f32(const struct kw_ckpt *ck, const char *name, uint64_t n, u
 	return dst;
 }
 
-/* lm_head in int8, packed 16 rows at a time from the checkpoint (no fp32 copy kept). */
-static int head_q8(struct kw_lin *l, const struct kw_ckpt *ck, size_t V, size_t H,
-		   struct kw_arena *a, char *err, size_t errcap)
-{
-	const struct kw_st_tensor *t = kw_ckpt_find(ck, "lm_head.weight");
-	struct kw_q8w *w = kw_arena_alloc(a, sizeof(*w), 64);
-	size_t len = kw_q8w_size(V, H), used0;
-	void *mem = kw_arena_alloc(a, len, KW_Q8_ALIGN);
-	float *rows;
-	int r;
-
-	if (!t)
-		return kw_errf(-KW_ENOENT, err, errcap, "checkpoint has no tensor 'lm_head.weight'");
-	if (t->ndim != 2 || t->shape[0] != V || t->shape[1] != H)
-		return kw_errf(-KW_ECORRUPT, err, errcap,
-			       "tensor 'lm_head.weight' has not the shape config.json implies");
-	if (!w || !mem || kw_q8w_init(w, V, H, mem, len))
-		return kw_errf(-KW_ENOSPC, err, errcap, "arena too small for 'lm_head.weight'");
-	/* the row scratch is transient: taken last and given back */
-	used0 = a->used;
-	rows = kw_arena_alloc(a, KW_Q8_ROWS * H * sizeof(float), 64);
-	if (!rows)
-		return kw_errf(-KW_ENOSPC, err, errcap, "arena too small for 'lm_head.weight'");
-	for (size_t r0 = 0; r0 < V; r0 += KW_Q8_ROWS) {
-		size_t rn = KW_MIN((size_t)KW_Q8_ROWS, V - r0);
-		struct kw_q8w one = *w;
-
-		r = kw_st_read_f32(t, (uint64_t)r0 * H, rn * H, rows);
-		if (r)
-			return kw_errf(r, err, errcap, "tensor 'lm_head.weight': read failed");
-		for (size_t i = 0; i < rn * H; i++)
-			if (!isfinite(rows[i]))
-				return kw_errf(-KW_ECORRUPT, err, errcap,
-					       "tensor 'lm_head.weight': non-finite value at row %zu",
-					       r0 + i / H);
-		one.n = rn;
-		one.ngroups = 1;
-		one.q = w->q + r0 / KW_Q8_ROWS * ((w->nb + 1) / 2) * KW_Q8_PAIR_BYTES;
-		one.d = (uint16_t *)(void *)one.q;
-		r = kw_q8w_pack_f32(&one, rows, H);
-		if (r)
-			return r;
-	}
-	a->used = used0;
-	memset(l, 0, sizeof(*l));
-	l->n = V;
-	l->k = H;
-	l->q8 = w;
-	return 0;
-}
-
 int kw_llama_model_load(struct kw_llama_model *m, const struct kw_ckpt *ck, int int8,
 			struct kw_arena *a, char *err, size_t errcap)
 {
@@ -170,16 +117,15 @@ int kw_llama_model_load(struct kw_llama_model *m, const struct kw_ckpt *ck, int 
 		r = kw_llama_q8_load(&m->q8, ck, 0, (uint32_t)L, a, NULL, NULL, err, errcap);
 		for (size_t l = 0; !r && l < L; l++)
 			r = kw_llama_w_from_q8(&m->blk[l], &m->q8.blk[l], NULL);
-		if (!r)
-			r = head_q8(&m->head, ck, V, H, a, err, errcap);
 	} else {
 		for (size_t l = 0; !r && l < L; l++)
 			r = kw_llama_w_load_f32(&m->blk[l], ck, (uint32_t)l, a, err, errcap);
-		if (!r) {
-			m->head.n = V;
-			m->head.k = H;
-			m->head.f32 = read_f32(ck, "lm_head.weight", V, H, a, &r, err, errcap);
-		}
+	}
+	if (!r) {
+		const struct kw_st_tensor *t = kw_ckpt_find(ck, "lm_head.weight");
+
+		r = t ? kw_lin_load_st(&m->head, t, NULL, V, H, int8, 0, a, err, errcap)
+		      : kw_errf(-KW_ENOENT, err, errcap, "checkpoint has no tensor 'lm_head.weight'");
 	}
 	if (r)
 		return r;

@@ -354,3 +354,44 @@ out:
 	free(text);
 	return r;
 }
+
+int kw_model_gen_experts(const struct kw_model_gen *g, const char *dir, uint32_t rows,
+			 uint32_t cols, uint32_t hid, char *err, size_t errcap)
+{
+	struct gen_tensor *t;
+	char path[4096], nm[96];
+	float a1 = 1.0f / sqrtf((float)hid), a2 = 1.0f / sqrtf(4.0f * (float)hid);
+	size_t n = 0;
+	int r;
+
+	if (!g || !dir || !rows || !cols || !hid || hid > (1u << 20) ||
+	    (uint64_t)rows * cols * 6 > GEN_MAX_TENSORS)
+		return kw_errf(-KW_EINVAL, err, errcap,
+			       "expert grid %ux%u of hidden %u: not 1..%u experts of hidden 1..2^20",
+			       rows, cols, hid, GEN_MAX_TENSORS / 6);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		r = -errno;
+		return kw_errf(r, err, errcap, "%s: %s", dir, strerror(-r));
+	}
+	t = calloc(GEN_MAX_TENSORS, sizeof(*t));
+	if (!t)
+		return kw_errf(-KW_ENOMEM, err, errcap, "out of memory");
+	/* hivemind FeedforwardBlock: Linear(h, 4h) "ffn", Linear(4h, h) "ffn_output",
+	 * LayerNorm(h) "layer_norm"; PyTorch's init range for weights and biases (fan_in) */
+	for (uint32_t i = 0; i < rows; i++)
+		for (uint32_t j = 0; j < cols; j++) {
+#define EXP(sfx, r_, c_, lo, hi) \
+	(snprintf(nm, sizeof(nm), "ffn.%u.%u." sfx, i, j), n = add(t, n, nm, r_, c_, lo, hi))
+			EXP("ffn.weight", 4 * (uint64_t)hid, hid, -a1, a1);
+			EXP("ffn.bias", 4 * (uint64_t)hid, 0, -a1, a1);
+			EXP("ffn_output.weight", hid, 4 * (uint64_t)hid, -a2, a2);
+			EXP("ffn_output.bias", hid, 0, -a2, a2);
+			EXP("layer_norm.weight", hid, 0, 0.9f, 1.1f);
+			EXP("layer_norm.bias", hid, 0, -0.1f, 0.1f);
+#undef EXP
+		}
+	snprintf(path, sizeof(path), "%s/experts.safetensors", dir);
+	r = write_shard(g, t, n, 0, path, err, errcap);
+	free(t);
+	return r;
+}

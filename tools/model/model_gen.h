@@ -31,4 +31,14 @@ void kw_model_gen_7b_block(struct kw_model_gen *g, uint64_t seed);
 /* Creates dir if needed and writes the checkpoint into it. 0 or -errno / -KW_EINVAL, reason in err. */
 int kw_model_gen_write(const struct kw_model_gen *g, const char *dir, char *err, size_t errcap);
 
+/*
+ * A grid of Hivemind "ffn" experts (FeedforwardBlock: hidden hid, inner 4 hid) with uids
+ * ffn.<i>.<j> for i < rows, j < cols, into dir/experts.safetensors: per expert the tensors
+ * "<uid>.ffn.weight" [4h, h], "<uid>.ffn.bias", "<uid>.ffn_output.weight" [h, 4h],
+ * "<uid>.ffn_output.bias", "<uid>.layer_norm.weight", "<uid>.layer_norm.bias" in g->dtype,
+ * values from g->seed and the name (kw_ffn_load reads them). At most 682 experts.
+ */
+int kw_model_gen_experts(const struct kw_model_gen *g, const char *dir, uint32_t rows,
+			 uint32_t cols, uint32_t hid, char *err, size_t errcap);
+
 #endif /* KW_TOOLS_MODEL_GEN_H */

@@ -84,6 +84,18 @@ int kw_lin_q8_from_f32(struct kw_lin *l, const float *w, size_t n, size_t k, int
  */
 int kw_q8w_transpose(struct kw_q8w *dst, const struct kw_q8w *src, struct kw_arena *a);
 
+/*
+ * A layer from safetensors tensors (w: [n, k]; bias: [n] or NULL), any of F32/F16/BF16: int8
+ * packs W 16 rows at a time through a transient 16 x k fp32 scratch (no fp32 copy kept) and,
+ * with with_t, builds W^T from it (kw_q8w_transpose: two roundings); fp32 copies W. Memory
+ * from the arena: kw_lin_load_bytes. -KW_ECORRUPT for a shape that is not [n, k] / [n] or a
+ * non-finite value, naming the tensor; -KW_ENOSPC when the arena is short.
+ */
+size_t kw_lin_load_bytes(size_t n, size_t k, int int8, int with_t, int bias);
+int kw_lin_load_st(struct kw_lin *l, const struct kw_st_tensor *w, const struct kw_st_tensor *bias,
+		   size_t n, size_t k, int int8, int with_t, struct kw_arena *a, char *err,
+		   size_t errcap);
+
 /* ---- FFN experts ------------------------------------------------------------------------- */
 enum kw_ffn_kind {
 	/* Hivemind "ffn" (FeedforwardBlock): LayerNorm(x + W2 gelu_fast(W1 x + b1) + b2),
@@ -119,6 +131,19 @@ int kw_ffn_forward(struct kw_ffn_ctx *c, const struct kw_ffn *f, const float *x,
 /* gx[m][hid] = d(sum gy . y)/dx, recomputing the forward; int8 layers need q8t. */
 int kw_ffn_backward(struct kw_ffn_ctx *c, const struct kw_ffn *f, const float *x,
 		    const float *gy, size_t m, float *gx);
+
+/*
+ * Hivemind "ffn" experts from a safetensors file, as tools/model writes a grid of them
+ * (kw_model_write --experts RxC, doc/ml-model.md): for uid "ffn.<i>.<j>" the tensors
+ * "<uid>.ffn.weight" [4h, h], "<uid>.ffn.bias" [4h], "<uid>.ffn_output.weight" [h, 4h],
+ * "<uid>.ffn_output.bias" [h], "<uid>.layer_norm.weight" [h], "<uid>.layer_norm.bias" [h]:
+ * FeedforwardBlock's state_dict keys behind the expert's uid. h comes from the file.
+ * int8 with with_t packs the transposes for backward. Bytes: kw_ffn_load_bytes.
+ * -KW_ENOENT naming the missing tensor, -KW_ECORRUPT for shapes that disagree.
+ */
+size_t kw_ffn_load_bytes(size_t hid, int int8, int with_t);
+int kw_ffn_load(struct kw_ffn *f, const struct kw_st_file *st, const char *uid, int int8,
+		int with_t, struct kw_arena *a, char *err, size_t errcap);
 
 /* ---- KV cache ----------------------------------------------------------------------------- */
 /*
