@@ -303,11 +303,14 @@ int kw_lin_load_st(struct kw_lin *l, const struct kw_st_tensor *w, const struct 
 
 			if ((r = kw_st_read_f32(w, (uint64_t)r0 * k, rn * k, rows)))
 				return kw_errf(r, err, errcap, "tensor '%s': read failed", w->name);
+			/* beyond 65504 x 127 a block's fp16 scale overflows to Inf (and the
+			 * transpose's dequantized Inf x 0 is NaN): refused like NaN */
 			for (size_t i = 0; i < rn * k; i++)
-				if (!isfinite(rows[i]))
+				if (!isfinite(rows[i]) || fabsf(rows[i]) > 65504.0f * 127.0f)
 					return kw_errf(-KW_ECORRUPT, err, errcap,
-						       "tensor '%s': non-finite value at row %zu",
-						       w->name, r0 + i / k);
+						       "tensor '%s': value at row %zu is not finite or"
+						       " beyond int8's fp16 scale range", w->name,
+						       r0 + i / k);
 			one.n = rn;
 			one.ngroups = 1;
 			one.q = q->q + r0 / KW_Q8_ROWS * ((q->nb + 1) / 2) * KW_Q8_PAIR_BYTES;
