@@ -4,7 +4,7 @@
 # it every time. Needs root (apt-get); as another user it prints what to install and fails.
 set -eu
 
-HOST_PKGS="build-essential make file pkg-config python3 python3-kconfiglib \
+HOST_PKGS="build-essential make file pkg-config python3 python3-kconfiglib python3-numpy \
   libcmocka-dev libmbedtls-dev libsodium-dev libsecp256k1-dev libnanopb-dev nanopb \
   libopenblas-pthread-dev libgpiod-dev \
   clang llvm libclang-rt-14-dev \

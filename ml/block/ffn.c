@@ -6,6 +6,7 @@
  * recomputing the forward for each chunk of rows (nothing is kept between calls).
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <kw/compiler.h>
@@ -234,5 +235,65 @@ int kw_ffn_backward(struct kw_ffn_ctx *c, const struct kw_ffn *f, const float *x
 		for (size_t i = 0; i < mc * hid; i++)
 			gxr[i] = c->t[i] + c->z[i];
 	}
+	return 0;
+}
+
+/* ---- experts from safetensors --------------------------------------------------------------- */
+size_t kw_ffn_load_bytes(size_t hid, int int8, int with_t)
+{
+	size_t a = kw_lin_load_bytes(4 * hid, hid, int8, with_t, 1);
+	size_t b = kw_lin_load_bytes(hid, 4 * hid, int8, with_t, 1);
+
+	return a && b ? a + b + 2 * (hid * sizeof(float) + 64) : 0;
+}
+
+int kw_ffn_load(struct kw_ffn *f, const struct kw_st_file *st, const char *uid, int int8,
+		int with_t, struct kw_arena *a, char *err, size_t errcap)
+{
+	static const char *const sfx[6] = { "ffn.weight", "ffn.bias", "ffn_output.weight",
+					    "ffn_output.bias", "layer_norm.weight",
+					    "layer_norm.bias" };
+	const struct kw_st_tensor *t[6];
+	float *ln[2];
+	size_t hid;
+	int r;
+
+	if (!f || !st || !uid || !a)
+		return -KW_EINVAL;
+	for (int i = 0; i < 6; i++) {
+		char name[192];
+
+		snprintf(name, sizeof(name), "%s.%s", uid, sfx[i]);
+		t[i] = kw_st_find(st, name);
+		if (!t[i])
+			return kw_errf(-KW_ENOENT, err, errcap, "expert file has no tensor '%s'", name);
+	}
+	if (t[4]->ndim != 1 || t[4]->shape[0] == 0 || t[4]->shape[0] > KW_LLAMA_MAX_DIM)
+		return kw_errf(-KW_ECORRUPT, err, errcap, "tensor '%s': not a vector of 1..%u",
+			       t[4]->name, KW_LLAMA_MAX_DIM);
+	hid = (size_t)t[4]->shape[0];
+	memset(f, 0, sizeof(*f));
+	f->kind = KW_FFN_GELU;
+	f->hid = hid;
+	f->inter = 4 * hid;
+	r = kw_lin_load_st(&f->up, t[0], t[1], 4 * hid, hid, int8, with_t, a, err, errcap);
+	if (!r)
+		r = kw_lin_load_st(&f->down, t[2], t[3], hid, 4 * hid, int8, with_t, a, err, errcap);
+	if (r)
+		return r;
+	for (int i = 0; i < 2; i++) {
+		const struct kw_st_tensor *v = t[4 + i];
+
+		if (v->ndim != 1 || v->shape[0] != hid)
+			return kw_errf(-KW_ECORRUPT, err, errcap, "tensor '%s': shape is not [%zu]",
+				       v->name, hid);
+		ln[i] = kw_arena_alloc(a, hid * sizeof(float), 64);
+		if (!ln[i])
+			return kw_errf(-KW_ENOSPC, err, errcap, "arena too small for '%s'", v->name);
+		if ((r = kw_st_read_f32(v, 0, hid, ln[i])))
+			return kw_errf(r, err, errcap, "tensor '%s': read failed", v->name);
+	}
+	f->ln_w = ln[0];
+	f->ln_b = ln[1];
 	return 0;
 }

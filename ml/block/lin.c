@@ -15,6 +15,7 @@
 #include <kw/err.h>
 #include <kw/ml/block.h>
 #include <kw/ml/half.h>
+#include <kw/ml/model.h>
 
 size_t kw_exec_bytes(size_t kmax)
 {
@@ -224,5 +225,111 @@ int kw_lin_q8_from_f32(struct kw_lin *l, const float *w, size_t n, size_t k, int
 	l->k = k;
 	l->q8 = q;
 	l->q8t = t;
+	return 0;
+}
+
+size_t kw_lin_load_bytes(size_t n, size_t k, int int8, int with_t, int bias)
+{
+	size_t b = bias ? n * sizeof(float) + 64 : 0;
+
+	if (!n || !k)
+		return 0;
+	if (!int8)
+		return n * k * sizeof(float) + 64 + b;
+	/* W and W^T, their structs, the 16-row scratch (given back) and the transpose's */
+	return kw_lin_q8_bytes(n, k, with_t) + KW_Q8_ROWS * k * sizeof(float) + 64 + b;
+}
+
+int kw_lin_load_st(struct kw_lin *l, const struct kw_st_tensor *w, const struct kw_st_tensor *bias,
+		   size_t n, size_t k, int int8, int with_t, struct kw_arena *a, char *err,
+		   size_t errcap)
+{
+	float *b = NULL;
+	int r;
+
+	if (!l || !w || !a)
+		return -KW_EINVAL;
+	if (w->ndim != 2 || w->shape[0] != n || w->shape[1] != k)
+		return kw_errf(-KW_ECORRUPT, err, errcap, "tensor '%s': shape is not [%zu, %zu]",
+			       w->name, n, k);
+	if (bias && (bias->ndim != 1 || bias->shape[0] != n))
+		return kw_errf(-KW_ECORRUPT, err, errcap, "tensor '%s': shape is not [%zu]",
+			       bias->name, n);
+	memset(l, 0, sizeof(*l));
+	l->n = n;
+	l->k = k;
+	if (bias) {
+		b = kw_arena_alloc(a, n * sizeof(float), 64);
+		if (!b)
+			return kw_errf(-KW_ENOSPC, err, errcap, "arena too small for '%s'", bias->name);
+		if ((r = kw_st_read_f32(bias, 0, n, b)))
+			return kw_errf(r, err, errcap, "tensor '%s': read failed", bias->name);
+		for (size_t i = 0; i < n; i++)
+			if (!isfinite(b[i]))
+				return kw_errf(-KW_ECORRUPT, err, errcap,
+					       "tensor '%s': non-finite value at %zu", bias->name, i);
+		l->bias = b;
+	}
+	if (!int8) {
+		float *f = kw_arena_alloc(a, n * k * sizeof(float), 64);
+
+		if (!f)
+			return kw_errf(-KW_ENOSPC, err, errcap, "arena too small for '%s'", w->name);
+		if ((r = kw_st_read_f32(w, 0, n * k, f)))
+			return kw_errf(r, err, errcap, "tensor '%s': read failed", w->name);
+		for (size_t i = 0; i < n * k; i++)
+			if (!isfinite(f[i]))
+				return kw_errf(-KW_ECORRUPT, err, errcap,
+					       "tensor '%s': non-finite value at row %zu", w->name,
+					       i / k);
+		l->f32 = f;
+		return 0;
+	}
+	{
+		struct kw_q8w *q = q8w_new(n, k, a);
+		size_t used0;
+		float *rows;
+
+		if (!q)
+			return kw_errf(-KW_ENOSPC, err, errcap, "arena too small for '%s'", w->name);
+		/* the row scratch is transient: taken last and given back */
+		used0 = a->used;
+		rows = kw_arena_alloc(a, KW_Q8_ROWS * k * sizeof(float), 64);
+		if (!rows)
+			return kw_errf(-KW_ENOSPC, err, errcap, "arena too small for '%s'", w->name);
+		for (size_t r0 = 0; r0 < n; r0 += KW_Q8_ROWS) {
+			size_t rn = KW_MIN((size_t)KW_Q8_ROWS, n - r0);
+			struct kw_q8w one = *q;
+
+			if ((r = kw_st_read_f32(w, (uint64_t)r0 * k, rn * k, rows)))
+				return kw_errf(r, err, errcap, "tensor '%s': read failed", w->name);
+			/* beyond 65504 x 127 a block's fp16 scale overflows to Inf (and the
+			 * transpose's dequantized Inf x 0 is NaN): refused like NaN */
+			for (size_t i = 0; i < rn * k; i++)
+				if (!isfinite(rows[i]) || fabsf(rows[i]) > 65504.0f * 127.0f)
+					return kw_errf(-KW_ECORRUPT, err, errcap,
+						       "tensor '%s': value at row %zu is not finite or"
+						       " beyond int8's fp16 scale range", w->name,
+						       r0 + i / k);
+			one.n = rn;
+			one.ngroups = 1;
+			one.q = q->q + r0 / KW_Q8_ROWS * ((q->nb + 1) / 2) * KW_Q8_PAIR_BYTES;
+			one.d = (uint16_t *)(void *)one.q;
+			if ((r = kw_q8w_pack_f32(&one, rows, k)))
+				return r;
+		}
+		a->used = used0;
+		l->q8 = q;
+		if (with_t) {
+			struct kw_q8w *t = kw_arena_alloc(a, sizeof(*t), 64);
+
+			if (!t)
+				return kw_errf(-KW_ENOSPC, err, errcap, "arena too small for '%s'^T",
+					       w->name);
+			if ((r = kw_q8w_transpose(t, q, a)))
+				return kw_errf(r, err, errcap, "arena too small for '%s'^T", w->name);
+			l->q8t = t;
+		}
+	}
 	return 0;
 }

@@ -134,7 +134,7 @@ int kw_llama_ctx_init(struct kw_llama_ctx *c, const struct kw_llama_dims *d,
 }
 
 /* ---- pieces --------------------------------------------------------------------------------- */
-static void rms_norm(const float *x, const float *w, size_t n, float eps, float *y)
+void kw_rms_norm(const float *x, const float *w, size_t n, float eps, float *y)
 {
 	float ss = 0.0f, r;
 
@@ -204,6 +204,56 @@ struct attn_job {
 	size_t stride, n, pos, row0;     /* row0: first row of q/att for this batch row */
 };
 
+/*
+ * q.k and o += p v over head_dim with GCC's generic vectors (4 floats: one SSE or NEON
+ * register; two accumulators), no intrinsics, so the same code serves every arch; head_dim
+ * not a multiple of 8 takes the scalar loops. The dot product sums in eight lanes, then across
+ * them: a different rounding order from the scalar loop (both are fp32 sums of head_dim
+ * products), the same on every call and every thread count.
+ */
+typedef float kw_v4f __attribute__((vector_size(16)));
+
+static inline kw_v4f v4_load(const float *p)
+{
+	kw_v4f v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline float dot_hd(const float *a, const float *b, size_t hd)
+{
+	float acc = 0.0f;
+
+	if (hd % 8 == 0) {
+		kw_v4f s0 = { 0 }, s1 = { 0 };
+
+		for (size_t e = 0; e < hd; e += 8) {
+			s0 += v4_load(a + e) * v4_load(b + e);
+			s1 += v4_load(a + e + 4) * v4_load(b + e + 4);
+		}
+		s0 += s1;
+		return (s0[0] + s0[2]) + (s0[1] + s0[3]);
+	}
+	for (size_t e = 0; e < hd; e++)
+		acc += a[e] * b[e];
+	return acc;
+}
+
+static inline void axpy_hd(float *o, float p, const float *v, size_t hd)
+{
+	if (hd % 4 == 0) {
+		for (size_t e = 0; e < hd; e += 4) {
+			kw_v4f r = v4_load(o + e) + p * v4_load(v + e);
+
+			memcpy(o + e, &r, sizeof(r));
+		}
+		return;
+	}
+	for (size_t e = 0; e < hd; e++)
+		o[e] += p * v[e];
+}
+
 static void attn_fn(void *arg, unsigned ci, unsigned nc)
 {
 	struct attn_job *j = arg;
@@ -218,27 +268,20 @@ static void attn_fn(void *arg, unsigned ci, unsigned nc)
 		const float *q = c->q + ((j->row0 + t) * nh + h) * hd;
 		const float *K = j->kb + kh * j->stride * hd, *V = j->vb + kh * j->stride * hd;
 		float *o = c->att + ((j->row0 + t) * nh + h) * hd;
-		float mx = -INFINITY, sum = 0.0f;
+		float mx = -INFINITY, sum = 0.0f, inv;
 
 		for (size_t s = 0; s < len; s++) {
-			float acc = 0.0f;
-
-			for (size_t e = 0; e < hd; e++)
-				acc += q[e] * K[s * hd + e];
-			sc[s] = acc * scale;
+			sc[s] = dot_hd(q, K + s * hd, hd) * scale;
 			mx = sc[s] > mx ? sc[s] : mx;
 		}
 		for (size_t s = 0; s < len; s++) {
 			sc[s] = expf(sc[s] - mx);
 			sum += sc[s];
 		}
+		inv = 1.0f / sum;
 		memset(o, 0, hd * sizeof(float));
-		for (size_t s = 0; s < len; s++) {
-			float pr = sc[s] / sum;
-
-			for (size_t e = 0; e < hd; e++)
-				o[e] += pr * V[s * hd + e];
-		}
+		for (size_t s = 0; s < len; s++)
+			axpy_hd(o, sc[s] * inv, V + s * hd, hd);
 	}
 }
 
@@ -250,7 +293,7 @@ static int qkv(struct kw_llama_ctx *c, const struct kw_llama_w *w, const float *
 	int rc;
 
 	for (size_t r = 0; r < m; r++)
-		rms_norm(x + r * H, w->input_norm, H, (float)c->d.eps, c->xn + r * H);
+		kw_rms_norm(x + r * H, w->input_norm, H, (float)c->d.eps, c->xn + r * H);
 	rc = kw_lin_forward(&c->ex, &w->q, c->xn, m, c->q);
 	if (!rc)
 		rc = kw_lin_forward(&c->ex, &w->k, c->xn, m, c->k);
@@ -289,7 +332,7 @@ static int post_attn(struct kw_llama_ctx *c, const struct kw_llama_w *w, const f
 	for (size_t i = 0; i < m * H; i++)
 		c->h1[i] += x[i];
 	for (size_t r = 0; r < m; r++)
-		rms_norm(c->h1 + r * H, w->post_norm, H, (float)c->d.eps, n2 + r * H);
+		kw_rms_norm(c->h1 + r * H, w->post_norm, H, (float)c->d.eps, n2 + r * H);
 	rc = kw_lin_forward(&c->ex, &w->gate, n2, m, c->g);
 	if (!rc)
 		rc = kw_lin_forward(&c->ex, &w->up, n2, m, c->u);

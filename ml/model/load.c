@@ -124,6 +124,14 @@ int kw_llama_q8_load(struct kw_llama_q8 *m, const struct kw_ckpt *ck, uint32_t f
 			       "blocks %u..%u are outside the model's %u blocks", first,
 			       first + count - 1, ck->cfg.num_hidden_layers);
 	need_bytes = kw_llama_q8_bytes(&ck->cfg, count);
+	/* the board's budget first: a range the board cannot hold is refused however large the
+	 * arena the caller happens to have (kw_llama_fit adds the KV cache and scratch) */
+	if (need_bytes && (uint64_t)need_bytes > ((uint64_t)CONFIG_KW_ML_MODEL_BUDGET_MIB << 20))
+		return kw_errf(-KW_ENOSPC, err, errcap,
+			       "blocks %u..%u need %.1f MiB of int8 weights, more than this build's "
+			       "budget of %u MiB for served blocks (CONFIG_KW_ML_MODEL_BUDGET_MIB)",
+			       first, first + count - 1, need_bytes / 1048576.0,
+			       (unsigned)CONFIG_KW_ML_MODEL_BUDGET_MIB);
 	if (need_bytes == 0 || kw_arena_free_bytes(a) < need_bytes)
 		return kw_errf(-KW_ENOSPC, err, errcap,
 			       "blocks %u..%u need %zu bytes (%.1f MiB) of weight memory in int8, "

@@ -4,7 +4,10 @@
  * be downloaded.
  *   kw_model_write --out DIR [--preset tiny|7b-block] [--seed N] [--layers N]
  *                  [--hidden N] [--intermediate N] [--heads N] [--kv-heads N] [--vocab N]
- *                  [--shards N] [--dtype bf16|f16|f32]
+ *                  [--shards N] [--dtype bf16|f16|f32] [--lm-peak X]
+ *                  [--experts RxC [--expert-hidden N]]
+ * With --experts it writes DIR/experts.safetensors (a grid of Hivemind "ffn" experts
+ * ffn.<i>.<j>, model_gen.h) instead of a LLaMA checkpoint.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +21,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: kw_model_write --out DIR [--preset tiny|7b-block] [--seed N]\n"
 		"       [--layers N] [--hidden N] [--intermediate N] [--heads N] [--kv-heads N]\n"
-		"       [--vocab N] [--shards N] [--dtype bf16|f16|f32]\n");
+		"       [--vocab N] [--shards N] [--dtype bf16|f16|f32] [--lm-peak X]\n"
+		"       [--experts RxC [--expert-hidden N]]\n");
 	exit(2);
 }
 
@@ -38,6 +42,7 @@ int main(int argc, char **argv)
 {
 	struct kw_model_gen g;
 	const char *out = NULL;
+	unsigned er = 0, ec = 0, eh = 1024;
 	char err[256];
 	int r;
 
@@ -73,6 +78,13 @@ int main(int argc, char **argv)
 			g.kv_heads = num(v);
 		else if (!strcmp(k, "--vocab"))
 			g.vocab = num(v);
+		else if (!strcmp(k, "--experts")) {
+			if (sscanf(v, "%ux%u", &er, &ec) != 2 || !er || !ec)
+				usage();
+		} else if (!strcmp(k, "--expert-hidden"))
+			eh = num(v);
+		else if (!strcmp(k, "--lm-peak"))
+			g.lm_peak = strtod(v, NULL);
 		else if (!strcmp(k, "--shards"))
 			g.shards = num(v);
 		else if (!strcmp(k, "--dtype"))
@@ -83,6 +95,16 @@ int main(int argc, char **argv)
 	}
 	if (!out)
 		usage();
+	if (er) {
+		if ((r = kw_model_gen_experts(&g, out, er, ec, eh, err, sizeof(err))) < 0) {
+			fprintf(stderr, "kw_model_write: %s\n", err);
+			return 1;
+		}
+		printf("kw_model_write: %s/experts.safetensors: %ux%u ffn experts ffn.<i>.<j>, "
+		       "hidden %u (inner %u), seed %llu\n", out, er, ec, eh, 4 * eh,
+		       (unsigned long long)g.seed);
+		return 0;
+	}
 	if ((r = kw_model_gen_write(&g, out, err, sizeof(err))) < 0) {
 		fprintf(stderr, "kw_model_write: %s\n", err);
 		return 1;

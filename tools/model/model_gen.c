@@ -45,6 +45,29 @@ static uint64_t name_hash(const char *s)
 	return h;
 }
 
+/* Element e of a tensor's uniform stream in [lo, hi), by random access (splitmix64 is a
+ * counter: the e-th draw mixes state + (e + 1) x the increment). */
+static float stream_at(uint64_t s0, uint64_t e, float lo, float hi)
+{
+	uint64_t s = s0 + e * 0x9e3779b97f4a7c15ull;
+	double u = (double)(splitmix(&s) >> 11) * (1.0 / 9007199254740992.0);
+
+	return (float)(lo + (hi - lo) * u);
+}
+
+/* lm_peak: lm_head row v also carries lm_peak / hidden x the embedding row of token
+ * (97 v + 31) mod vocab, so a hidden state near that token's embedding (the residual stream
+ * keeps the current token's) gives token v a logit lm_peak x ~0.58 above the random part:
+ * a next-token distribution as peaked as a trained model's, rather than the near-flat one of
+ * random init, whose top-1/top-2 gaps fall below the int8 rounding error. */
+static float lm_peak_term(const struct kw_model_gen *g, uint64_t e)
+{
+	uint64_t v = e / g->hidden, c = e % g->hidden, src = (97 * v + 31) % g->vocab;
+	uint64_t s0 = g->seed ^ name_hash("model.embed_tokens.weight");
+
+	return (float)(g->lm_peak / g->hidden) * stream_at(s0, src * g->hidden + c, -1.0f, 1.0f);
+}
+
 void kw_model_gen_tiny(struct kw_model_gen *g, uint64_t seed)
 {
 	memset(g, 0, sizeof(*g));
@@ -204,6 +227,9 @@ static int write_shard(const struct kw_model_gen *g, struct gen_tensor *all, siz
 				float v = (float)(t[i].lo + (t[i].hi - t[i].lo) * u);
 				uint16_t h;
 
+				if (g->lm_peak > 0 && !strcmp(t[i].name, "lm_head.weight"))
+					v += lm_peak_term(g, e);
+
 				if (g->dtype == KW_ST_F32) {
 					memcpy(buf + c, &v, 4);
 					continue;
@@ -326,5 +352,46 @@ int kw_model_gen_write(const struct kw_model_gen *g, const char *dir, char *err,
 out:
 	free(t);
 	free(text);
+	return r;
+}
+
+int kw_model_gen_experts(const struct kw_model_gen *g, const char *dir, uint32_t rows,
+			 uint32_t cols, uint32_t hid, char *err, size_t errcap)
+{
+	struct gen_tensor *t;
+	char path[4096], nm[96];
+	float a1 = 1.0f / sqrtf((float)hid), a2 = 1.0f / sqrtf(4.0f * (float)hid);
+	size_t n = 0;
+	int r;
+
+	if (!g || !dir || !rows || !cols || !hid || hid > (1u << 20) ||
+	    (uint64_t)rows * cols * 6 > GEN_MAX_TENSORS)
+		return kw_errf(-KW_EINVAL, err, errcap,
+			       "expert grid %ux%u of hidden %u: not 1..%u experts of hidden 1..2^20",
+			       rows, cols, hid, GEN_MAX_TENSORS / 6);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		r = -errno;
+		return kw_errf(r, err, errcap, "%s: %s", dir, strerror(-r));
+	}
+	t = calloc(GEN_MAX_TENSORS, sizeof(*t));
+	if (!t)
+		return kw_errf(-KW_ENOMEM, err, errcap, "out of memory");
+	/* hivemind FeedforwardBlock: Linear(h, 4h) "ffn", Linear(4h, h) "ffn_output",
+	 * LayerNorm(h) "layer_norm"; PyTorch's init range for weights and biases (fan_in) */
+	for (uint32_t i = 0; i < rows; i++)
+		for (uint32_t j = 0; j < cols; j++) {
+#define EXP(sfx, r_, c_, lo, hi) \
+	(snprintf(nm, sizeof(nm), "ffn.%u.%u." sfx, i, j), n = add(t, n, nm, r_, c_, lo, hi))
+			EXP("ffn.weight", 4 * (uint64_t)hid, hid, -a1, a1);
+			EXP("ffn.bias", 4 * (uint64_t)hid, 0, -a1, a1);
+			EXP("ffn_output.weight", hid, 4 * (uint64_t)hid, -a2, a2);
+			EXP("ffn_output.bias", hid, 0, -a2, a2);
+			EXP("layer_norm.weight", hid, 0, 0.9f, 1.1f);
+			EXP("layer_norm.bias", hid, 0, -0.1f, 0.1f);
+#undef EXP
+		}
+	snprintf(path, sizeof(path), "%s/experts.safetensors", dir);
+	r = write_shard(g, t, n, 0, path, err, errcap);
+	free(t);
 	return r;
 }

@@ -19,6 +19,7 @@ struct kw_model_gen {
 	uint64_t seed;
 	enum kw_st_dtype dtype;      /* of every tensor; config.json's torch_dtype follows */
 	double rope_theta, rms_norm_eps;
+	double lm_peak;              /* 0: lm_head random like the rest; > 0: peaked (model_gen.c) */
 };
 
 /* The small test model: hidden 64, intermediate 176, 4 heads, 2 KV heads, 2 layers,
@@ -29,5 +30,15 @@ void kw_model_gen_tiny(struct kw_model_gen *g, uint64_t seed);
 void kw_model_gen_7b_block(struct kw_model_gen *g, uint64_t seed);
 /* Creates dir if needed and writes the checkpoint into it. 0 or -errno / -KW_EINVAL, reason in err. */
 int kw_model_gen_write(const struct kw_model_gen *g, const char *dir, char *err, size_t errcap);
+
+/*
+ * A grid of Hivemind "ffn" experts (FeedforwardBlock: hidden hid, inner 4 hid) with uids
+ * ffn.<i>.<j> for i < rows, j < cols, into dir/experts.safetensors: per expert the tensors
+ * "<uid>.ffn.weight" [4h, h], "<uid>.ffn.bias", "<uid>.ffn_output.weight" [h, 4h],
+ * "<uid>.ffn_output.bias", "<uid>.layer_norm.weight", "<uid>.layer_norm.bias" in g->dtype,
+ * values from g->seed and the name (kw_ffn_load reads them). At most 682 experts.
+ */
+int kw_model_gen_experts(const struct kw_model_gen *g, const char *dir, uint32_t rows,
+			 uint32_t cols, uint32_t hid, char *err, size_t errcap);
 
 #endif /* KW_TOOLS_MODEL_GEN_H */

@@ -84,6 +84,18 @@ int kw_lin_q8_from_f32(struct kw_lin *l, const float *w, size_t n, size_t k, int
  */
 int kw_q8w_transpose(struct kw_q8w *dst, const struct kw_q8w *src, struct kw_arena *a);
 
+/*
+ * A layer from safetensors tensors (w: [n, k]; bias: [n] or NULL), any of F32/F16/BF16: int8
+ * packs W 16 rows at a time through a transient 16 x k fp32 scratch (no fp32 copy kept) and,
+ * with with_t, builds W^T from it (kw_q8w_transpose: two roundings); fp32 copies W. Memory
+ * from the arena: kw_lin_load_bytes. -KW_ECORRUPT for a shape that is not [n, k] / [n] or a
+ * non-finite value, naming the tensor; -KW_ENOSPC when the arena is short.
+ */
+size_t kw_lin_load_bytes(size_t n, size_t k, int int8, int with_t, int bias);
+int kw_lin_load_st(struct kw_lin *l, const struct kw_st_tensor *w, const struct kw_st_tensor *bias,
+		   size_t n, size_t k, int int8, int with_t, struct kw_arena *a, char *err,
+		   size_t errcap);
+
 /* ---- FFN experts ------------------------------------------------------------------------- */
 enum kw_ffn_kind {
 	/* Hivemind "ffn" (FeedforwardBlock): LayerNorm(x + W2 gelu_fast(W1 x + b1) + b2),
@@ -119,6 +131,19 @@ int kw_ffn_forward(struct kw_ffn_ctx *c, const struct kw_ffn *f, const float *x,
 /* gx[m][hid] = d(sum gy . y)/dx, recomputing the forward; int8 layers need q8t. */
 int kw_ffn_backward(struct kw_ffn_ctx *c, const struct kw_ffn *f, const float *x,
 		    const float *gy, size_t m, float *gx);
+
+/*
+ * Hivemind "ffn" experts from a safetensors file, as tools/model writes a grid of them
+ * (kw_model_write --experts RxC, doc/ml-model.md): for uid "ffn.<i>.<j>" the tensors
+ * "<uid>.ffn.weight" [4h, h], "<uid>.ffn.bias" [4h], "<uid>.ffn_output.weight" [h, 4h],
+ * "<uid>.ffn_output.bias" [h], "<uid>.layer_norm.weight" [h], "<uid>.layer_norm.bias" [h]:
+ * FeedforwardBlock's state_dict keys behind the expert's uid. h comes from the file.
+ * int8 with with_t packs the transposes for backward. Bytes: kw_ffn_load_bytes.
+ * -KW_ENOENT naming the missing tensor, -KW_ECORRUPT for shapes that disagree.
+ */
+size_t kw_ffn_load_bytes(size_t hid, int int8, int with_t);
+int kw_ffn_load(struct kw_ffn *f, const struct kw_st_file *st, const char *uid, int int8,
+		int with_t, struct kw_arena *a, char *err, size_t errcap);
 
 /* ---- KV cache ----------------------------------------------------------------------------- */
 /*
@@ -232,5 +257,116 @@ int kw_llama_forward(struct kw_llama_ctx *c, const struct kw_llama_w *w,
  * recomputing the forward per sequence; n up to max_rows. Int8 weights need their q8t. */
 int kw_llama_backward(struct kw_llama_ctx *c, const struct kw_llama_w *w, const float *x,
 		      const float *gy, size_t batch, size_t n, float *gx);
+
+/* ---- the whole LLaMA model: embedding -> blocks -> final RMSNorm -> lm_head ------------- */
+/*
+ * LlamaForCausalLM (transformers 4.43.1 modeling_llama.py: LlamaModel.forward, then
+ * lm_head) over every block of a checkpoint, on int8 or fp32 weights: what a node needs to
+ * check its blocks end to end against an independent reference (tests/ml/llama_ref.py) and
+ * to decode greedily. The embedding and the final norm are fp32 in both paths (a lookup and
+ * a vector, not matmuls); lm_head follows the blocks (int8 or fp32). Everything from the
+ * arena given at load; the checkpoint may be closed afterwards.
+ */
+struct kw_llama_model {
+	struct kw_llama_dims d;
+	size_t layers, vocab;
+	int int8;                        /* 1: blocks and lm_head are int8 */
+	float *embed;                    /* vocab x hidden, model.embed_tokens.weight */
+	float *norm;                     /* hidden, model.norm.weight */
+	struct kw_lin head;              /* vocab x hidden, lm_head.weight */
+	struct kw_llama_w *blk;          /* layers entries */
+	struct kw_llama_q8 q8;           /* the int8 blocks (int8 only) */
+};
+
+/* Arena bytes kw_llama_model_load takes for the whole model (0 on overflow). */
+size_t kw_llama_model_bytes(const struct kw_llama_config *c, int int8);
+/* Loads every block plus embed_tokens, norm and lm_head. -KW_ENOENT / -KW_ECORRUPT naming the
+ * tensor, -KW_ENOSPC when the arena has less than kw_llama_model_bytes (nothing read). */
+int kw_llama_model_load(struct kw_llama_model *m, const struct kw_ckpt *ck, int int8,
+			struct kw_arena *a, char *err, size_t errcap);
+
+/* Scratch of a model forward: the block context plus hidden states (max_rows x hidden),
+ * their norm, and one row of logits for greedy decoding. */
+struct kw_llama_model_ctx {
+	struct kw_llama_ctx blk;
+	float *h, *hn, *logits;
+	size_t vocab;
+};
+
+size_t kw_llama_model_ctx_bytes(const struct kw_llama_model *m, size_t max_rows,
+				size_t max_pos, unsigned nworkers);
+int kw_llama_model_ctx_init(struct kw_llama_model_ctx *c, const struct kw_llama_model *m,
+			    const struct kw_kernels *kk, struct kw_workers *wk, size_t max_rows,
+			    size_t max_pos, struct kw_arena *a);
+
+/*
+ * n tokens of one sequence at positions pos .. pos + n - 1. With a session (batch 1, made for
+ * m->layers layers) the blocks read and extend its KV cache as kw_llama_forward does;
+ * without one, pos must be 0. hs (optional): each block's output, [layers][n][hidden].
+ * logits (optional): [n][vocab], or with last_only the last token's [vocab] alone.
+ * -KW_ERANGE for a token id >= vocab (naming nothing: the caller knows its input), else as
+ * kw_llama_forward.
+ */
+int kw_llama_model_forward(struct kw_llama_model_ctx *c, const struct kw_llama_model *m,
+			   struct kw_kv_cache *kv, struct kw_kv_session *s, const uint32_t *tok,
+			   size_t n, size_t pos, float *hs, float *logits, int last_only);
+/* Index of the largest value (the lowest index on a tie); *margin (optional) gets the gap
+ * to the second largest. */
+uint32_t kw_argmax(const float *v, size_t n, float *margin);
+/*
+ * Greedy decoding: prefill the prompt (np >= 1 tokens) into session s from position 0, then
+ * ngen tokens, each the argmax of the last logits, fed back one at a time over the cache.
+ * min_margin (optional): the smallest top-1 minus top-2 logit gap met on the way (how close
+ * a choice came to flipping).
+ */
+int kw_llama_model_greedy(struct kw_llama_model_ctx *c, const struct kw_llama_model *m,
+			  struct kw_kv_cache *kv, struct kw_kv_session *s, const uint32_t *prompt,
+			  size_t np, uint32_t *out, size_t ngen, float *min_margin);
+
+/* LlamaRMSNorm of one row: y = w * x / sqrt(mean(x^2) + eps), in fp32. */
+void kw_rms_norm(const float *x, const float *w, size_t n, float eps, float *y);
+
+/* ---- memory of a block range: what a node can serve within its RAM ---------------------- */
+/*
+ * What serving blocks [first, first + count) costs in memory: the int8 weights
+ * (kw_llama_q8_bytes, plus their transposes when the blocks must run backward), the KV cache
+ * (kw_kv_cache_bytes: sessions + 1 slots of tokens positions for every block) and the block
+ * scratch (kw_llama_ctx_bytes for max_rows rows, tokens positions, workers). The budget
+ * they are compared with is CONFIG_KW_ML_MODEL_BUDGET_MIB (per board: doc/ml-model.md has
+ * the table of what fits).
+ */
+struct kw_llama_plan {
+	size_t sessions;                 /* concurrent inference sessions (KV slots) */
+	size_t tokens;                   /* positions per session (the KV slot) */
+	size_t max_rows;                 /* rows per forward call (a prefill chunk) */
+	unsigned workers;                /* worker threads (one attention score row each) */
+	int backward;                    /* 1: int8 transposes too (weights twice) */
+};
+
+struct kw_llama_need {
+	uint64_t weights, kv, scratch, total;
+};
+
+/* The plan a build serves with: CONFIG_KW_ML_BLOCK_PLAN_SESSIONS and _TOKENS, 128 rows (or
+ * tokens when fewer), the board's cores (4 when the board does not say), forward only. */
+void kw_llama_plan_default(struct kw_llama_plan *p);
+/* CONFIG_KW_ML_MODEL_BUDGET_MIB in bytes. */
+uint64_t kw_llama_budget_bytes(void);
+/* Bytes of count blocks under plan p. -KW_EINVAL for a zero count or plan field, or a shape
+ * whose size overflows. */
+int kw_llama_need_bytes(const struct kw_llama_config *c, uint32_t count,
+			const struct kw_llama_plan *p, struct kw_llama_need *out);
+/* The most blocks of this model that fit in budget bytes under plan p (0: not one). */
+uint32_t kw_llama_max_blocks(const struct kw_llama_config *c, const struct kw_llama_plan *p,
+			     uint64_t budget);
+/*
+ * 0 when blocks [first, first + count) fit in budget under plan p; otherwise -KW_ENOSPC with
+ * a reason naming the range, each part in MiB, the budget and how many blocks would fit, e.g.
+ * "blocks 0..3 need 1103.4 MiB (weights 823.1 + KV cache 256.0 for 1 session x 2048 tokens +
+ * scratch 24.3) but the budget is 320 MiB (CONFIG_KW_ML_MODEL_BUDGET_MIB): 1 block fits".
+ * -KW_ERANGE for a range outside the model. Call it before allocating anything.
+ */
+int kw_llama_fit(const struct kw_llama_config *c, uint32_t first, uint32_t count,
+		 const struct kw_llama_plan *p, uint64_t budget, char *err, size_t errcap);
 
 #endif /* KW_ML_BLOCK_H */

@@ -96,7 +96,7 @@ static void rms(const double *x, const float *w, double *y)
 
 	for (size_t i = 0; i < H; i++)
 		ss += x[i] * x[i];
-	ss = 1 / sqrt(ss / H + 1e-6);
+	ss = 1 / sqrt(ss / H + dims.eps);   /* the checkpoint's rms_norm_eps (1e-5) */
 	for (size_t i = 0; i < H; i++)
 		y[i] = w[i] * x[i] * ss;
 }
