@@ -360,6 +360,24 @@ static void json_ago(struct out *o, const struct kw_status_snap *s, const char *
 		outf(o, "\"%s\":null", k);
 }
 
+/* "ffn.0.0 ffn.0.1 llama.0..3 (12 calls, 1 error)", or why nothing is served. */
+static void served_line(const struct kw_status_snap *s, char *line, size_t cap)
+{
+	size_t n = 0;
+	uint32_t i;
+
+	line[0] = '\0';
+	if (!s->n_served) {
+		snprintf(line, cap, "nothing (no serve_model or serve_experts configured)");
+		return;
+	}
+	for (i = 0; i < s->n_served && n < cap; i++)
+		n += (size_t)snprintf(line + n, cap - n, "%s%s", i ? " " : "", s->served[i]);
+	if (n < cap)
+		snprintf(line + n, cap - n, " (%llu calls, %llu errors)",
+			 (unsigned long long)s->served_calls, (unsigned long long)s->served_errors);
+}
+
 static void json_list(struct out *o, const char (*v)[KW_STATUS_ADDR_MAX], uint32_t n)
 {
 	uint32_t i;
@@ -419,8 +437,11 @@ long kw_status_render_json(const struct kw_status_snap *s, char *buf, size_t cap
 	json_u64(&o, "bytes_out", s->bytes_out, true);
 	json_u64(&o, "requests", s->requests, true);
 	json_ago(&o, s, "last_request_s_ago", s->last_request_ms);
-	/* Serving Hivemind experts is not built yet: the list stays empty until it is. */
-	outf(&o, "},\"served\":[],\"policy\":{\"state\":\"%s\",\"reason\":", policy_name(s));
+	outf(&o, "},\"served\":");
+	json_list(&o, (const char (*)[KW_STATUS_ADDR_MAX])s->served, s->n_served);
+	outf(&o, ",\"served_calls\":%llu,\"served_errors\":%llu",
+	     (unsigned long long)s->served_calls, (unsigned long long)s->served_errors);
+	outf(&o, ",\"policy\":{\"state\":\"%s\",\"reason\":", policy_name(s));
 	out_json_str(&o, s->reason);
 	outf(&o, ",\"detail\":");
 	out_json_str(&o, s->detail);
@@ -706,7 +727,8 @@ long kw_status_render_html(const struct kw_status_snap *s, const struct kw_statu
 	snprintf(line, sizeof(line), "%u in, %u out, %u up", s->conns_in, s->conns_out,
 		 s->conns_up);
 	html_row(&o, "connections", "conns", line);
-	html_row(&o, "serving", "served", s->n_served ? "experts" : "nothing yet");
+	served_line(s, line, sizeof(line));
+	html_row(&o, "serving", "served", line);
 	if (s->last_request_ms)
 		snprintf(line, sizeof(line), "%llu, the last %llu s ago",
 			 (unsigned long long)s->requests,
@@ -751,6 +773,7 @@ long kw_status_render_text(const struct kw_status_snap *s, char *buf, size_t cap
 {
 	uint64_t up = s->uptime_ms / 1000;
 	struct out o;
+	char line[512];
 	uint32_t i;
 
 	out_init(&o, buf, cap);
@@ -777,8 +800,8 @@ long kw_status_render_text(const struct kw_status_snap *s, char *buf, size_t cap
 	for (i = 0; i < s->n_observed; i++)
 		outf(&o, "%s%s\n", i ? "               " : "peers see us:  ", s->observed[i]);
 	outf(&o, "connections:   %u in, %u out, %u up\n", s->conns_in, s->conns_out, s->conns_up);
-	outf(&o, "serving:       %s\n", s->n_served ? "experts" :
-	     "nothing yet (no Hivemind experts are served by this build)");
+	served_line(s, line, sizeof(line));
+	outf(&o, "serving:       %s\n", line);
 	if (s->last_request_ms)
 		outf(&o, "requests:      %llu, the last %llu s ago\n", (unsigned long long)s->requests,
 		     (unsigned long long)ago_s(s, s->last_request_ms));

@@ -57,6 +57,7 @@ const struct kw_status_sample *kw_status_ring_get(const struct kw_status_ring *r
 
 #define KW_STATUS_ADDRS   8      /* listen / observed addresses shown */
 #define KW_STATUS_ADDR_MAX 160   /* one address as text (with /p2p/<id>) */
+#define KW_STATUS_SERVED   9      /* served entries shown: up to 8 expert uids and a span */
 #define KW_STATUS_POOLS   48     /* pools listed (the rest are summed into "other") */
 
 enum kw_reach {
@@ -113,8 +114,11 @@ struct kw_status_snap {
 		negotiations_failed, frame_timeouts, sensor_errors;
 	uint64_t http_bad_request, http_not_found, http_bad_method, http_too_large,
 		http_timeout, http_busy;
-	/* served: the Hivemind experts / uids this node serves (empty until serving lands) */
+	/* served (app/serve.h kw_serve_describe): expert uids, and a Petals span as
+	 * "<prefix>.<first>..<last>"; calls answered by the handlers, and of them errors */
 	uint32_t n_served;
+	char served[KW_STATUS_SERVED][KW_STATUS_ADDR_MAX];
+	uint64_t served_calls, served_errors;
 	/* the contribution policy */
 	bool have_policy;
 	enum kw_policy_state state;

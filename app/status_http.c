@@ -39,6 +39,9 @@
 #include <kw/net/swarm.h>
 
 #include "status.h"
+#ifdef CONFIG_KW_APP_SERVE
+#include "serve.h"
+#endif
 #ifdef CONFIG_KW_NET_HIVEMIND_REACH
 #include "reach.h"
 #endif
@@ -230,6 +233,23 @@ void kw_status_collect(struct kw_status *st, struct kw_status_snap *s)
 		s->dial_answered = v.answered;
 		s->dial_available = v.available;
 		s->dial_at_ms = v.at_ms > st->start_ms ? v.at_ms - st->start_ms : 0;
+	}
+#endif
+#ifdef CONFIG_KW_APP_SERVE
+	if (app->serve) {
+		struct kw_serve_desc d;
+		struct kw_serve_stats ss;
+
+		kw_serve_describe(app->serve, &d);
+		if (d.has_blocks && s->n_served < KW_STATUS_SERVED)
+			snprintf(s->served[s->n_served++], sizeof(s->served[0]), "%s.%u..%u",
+				 d.block_prefix, d.start_block, d.end_block - 1);
+		for (size_t e = 0; e < d.n_experts && e < 8 && s->n_served < KW_STATUS_SERVED; e++)
+			snprintf(s->served[s->n_served++], sizeof(s->served[0]), "%s",
+				 d.expert_uid[e]);
+		kw_serve_get_stats(app->serve, &ss);
+		s->served_calls = ss.calls;
+		s->served_errors = ss.errors;
 	}
 #endif
 	s->last_request_ms = st->last_request_ms;

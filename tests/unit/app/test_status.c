@@ -99,12 +99,32 @@ static void test_status_json_names_peer_state_and_escapes_text(void **state)
 	assert_non_null(strstr(g_buf, "\"state\":\"contributing\""));
 	assert_non_null(strstr(g_buf, "\"contributing\":true"));
 	assert_non_null(strstr(g_buf, "\"reason\":\"quote \\\" back \\\\ nl\\u000a\""));
-	assert_non_null(strstr(g_buf, "\"served\":[]"));
+	assert_non_null(strstr(g_buf, "\"served\":[],\"served_calls\":0,\"served_errors\":0"));
 	assert_non_null(strstr(g_buf, "\"temp_c\":null"));
 	assert_non_null(strstr(g_buf, "{\"name\":\"swarm_conn\",\"used\":3,\"high\":7,\"count\":128,"
 				       "\"fails\":0}"));
 	/* one line: `kwnode status` sends it as one "json ..." line */
 	assert_ptr_equal(strchr(g_buf, '\n'), g_buf + strlen(g_buf) - 1);
+}
+
+static void test_status_lists_what_is_served_in_json_and_text(void **state)
+{
+	struct kw_status_snap s;
+
+	snap_init(&s);
+	s.n_served = 2;
+	snprintf(s.served[0], sizeof(s.served[0]), "tiny-llama.0..1");
+	snprintf(s.served[1], sizeof(s.served[1]), "ffn.0.0");
+	s.served_calls = 12;
+	s.served_errors = 1;
+	assert_true(kw_status_render_json(&s, g_buf, sizeof(g_buf)) > 0);
+	assert_non_null(strstr(g_buf, "\"served\":[\"tiny-llama.0..1\",\"ffn.0.0\"],"
+				       "\"served_calls\":12,\"served_errors\":1"));
+	assert_true(kw_status_render_text(&s, g_buf, sizeof(g_buf)) > 0);
+	assert_non_null(strstr(g_buf, "serving:       tiny-llama.0..1 ffn.0.0 (12 calls, 1 errors)\n"));
+	s.n_served = 0;
+	assert_true(kw_status_render_text(&s, g_buf, sizeof(g_buf)) > 0);
+	assert_non_null(strstr(g_buf, "serving:       nothing (no serve_model or serve_experts"));
 }
 
 static void test_status_renderers_refuse_a_small_buffer(void **state)
@@ -437,6 +457,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_status_ring_keeps_the_last_hour_oldest_first),
 		cmocka_unit_test(test_status_json_names_peer_state_and_escapes_text),
+		cmocka_unit_test(test_status_lists_what_is_served_in_json_and_text),
 		cmocka_unit_test(test_status_renderers_refuse_a_small_buffer),
 		cmocka_unit_test(test_status_metrics_mark_one_policy_state_and_pool_high_water),
 		cmocka_unit_test(test_status_html_draws_one_point_per_known_sample),
