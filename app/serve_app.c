@@ -123,6 +123,25 @@ static int add_experts(struct kw_app_serve *as, const struct kw_config *cfg, cha
 	return ret;
 }
 
+/* Loading a span takes seconds to minutes on a board: one log line per tenth of the bytes. */
+struct load_prog {
+	uint32_t first, end;
+	int shown;   /* the last tenth logged */
+};
+
+static void load_progress(void *ctx, size_t i, size_t n, uint64_t bytes, uint64_t total)
+{
+	struct load_prog *p = ctx;
+	int tenth = total ? (int)(bytes * 10 / total) : (int)(i * 10 / (n ? n : 1));
+
+	if (tenth <= p->shown)
+		return;
+	p->shown = tenth;
+	KW_LOG_INF(serve, "loading blocks %u..%u: %d %% (%zu of %zu tensors, %.1f of %.1f MiB)",
+		   p->first, p->end - 1, tenth * 10, i, n, (double)bytes / 1048576.0,
+		   (double)total / 1048576.0);
+}
+
 int kw_app_serve_open(struct kw_app_serve *as, const struct kw_config *cfg, struct kw_hm *hm,
 		      bool client_mode, char *err, size_t cap)
 {
@@ -172,6 +191,18 @@ int kw_app_serve_open(struct kw_app_serve *as, const struct kw_config *cfg, stru
 		if (ret < 0)
 			goto fail;
 		as->ck_open = true;
+		{
+			/* refuse, naming each part and the budget, a range this board cannot hold,
+			 * before anything is allocated for it (doc/ml-model.md, "Memory") */
+			struct kw_llama_plan plan;
+
+			kw_llama_plan_default(&plan);
+			plan.backward = 1;  /* rpc_backward is served: the transposes too */
+			ret = kw_llama_fit(&as->ck.cfg, cfg->serve_first, count, &plan,
+					   kw_llama_budget_bytes(), err, cap);
+			if (ret < 0)
+				goto fail;
+		}
 		/* the int8 blocks plus their transposes (kw_q8w_transpose takes as much again) */
 		wbytes += 2 * kw_llama_q8_bytes(&as->ck.cfg, count) + 4u * as->ck.cfg.hidden_size *
 			  sizeof(float) * count + (1u << 20);
@@ -196,9 +227,10 @@ int kw_app_serve_open(struct kw_app_serve *as, const struct kw_config *cfg, stru
 	}
 	if (model) {
 		struct kw_llama_dims d;
+		struct load_prog prog = { cfg->serve_first, cfg->serve_end, -1 };
 
-		ret = kw_llama_q8_load(&as->m8, &as->ck, cfg->serve_first, count, &as->wa, NULL,
-				       NULL, err, cap);
+		ret = kw_llama_q8_load(&as->m8, &as->ck, cfg->serve_first, count, &as->wa,
+				       load_progress, &prog, err, cap);
 		if (ret < 0)
 			goto fail;
 		as->w = kw_arena_alloc(&as->wa, count * sizeof(*as->w), 16);
