@@ -113,7 +113,7 @@ static void usage(FILE *f)
 		"(null, true, 12, 1.5, \"text\", [..], {..}), <hex> for bytes, or a bare word (a\n"
 		"string). Put -- before a VALUE that starts with '-'.\n"
 		"  -s, --subkey S             store VALUE under subkey S of KEY (a dictionary)\n"
-		"  -e, --expiration SECONDS   store: expires SECONDS from now (default 600)\n"
+		"  -e, --expiration SECONDS   store: expires SECONDS from now (default 600; --ttl too)\n"
 		"  -L, --latest               get: ask the whole beam for the newest value\n"
 		"  -x, --hex                  VALUE, SUBKEY and the printed values are hex msgpack\n"
 		"  -j, --json                 servers: one JSON object on stdout\n"
@@ -681,6 +681,7 @@ int kw_cmd_hivemind(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "subkey", required_argument, NULL, 's' },
 		{ "expiration", required_argument, NULL, 'e' },
+		{ "ttl", required_argument, NULL, 'e' },
 		{ "latest", no_argument, NULL, 'L' },
 		{ "hex", no_argument, NULL, 'x' },
 		{ "json", no_argument, NULL, 'j' },
