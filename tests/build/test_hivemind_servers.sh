@@ -70,15 +70,21 @@ sleep 3  # bootstrap, then the first announcements of every node
 
 # every node's view: all N servers ONLINE, each with its own block and name (10 at a time:
 # each view is 21 DHT gets that mostly wait on the network)
-# A view that misses a server is asked once more and counted (doc/net-hivemind.md "Server
-# records": a request refused by the client's own call limit counts against the peer);
-# twice in a row fails the test.
+# A view that misses a server is asked again, a second later, and counted: on a loaded
+# 2-core machine (30 processes here) a get can time out or a 2 s refresh can come late; three
+# misses in a row fail the test, naming the blocks missing from the last view.
 view() {
-    for try in 1 2; do
+    for try in 1 2 3; do
         out=$(hm -d $tmp/cli$1 -b $(addr $1) servers --json proc-model 2>$tmp/e$1); echo "rc=$?" > $tmp/v$1
         echo "$out" | grep -o '"state":"ONLINE"' | wc -l >> $tmp/v$1
         [ "$(cat $tmp/v$1 | tr '\n' ' ')" = "rc=0 $N " ] && break
         echo retry >> $tmp/retries
+        b=0; : > $tmp/m$1
+        while [ $b -lt $N ]; do
+            echo "$out" | grep -q "\"start_block\":$b," || printf '%d ' $b >> $tmp/m$1
+            b=$((b + 1))
+        done
+        sleep 1
     done
 }
 n=0; while [ $n -lt $N ]; do
@@ -89,11 +95,11 @@ done
 good=0
 n=0; while [ $n -lt $N ]; do
     if [ "$(cat $tmp/v$n | tr '\n' ' ')" = "rc=0 $N " ]; then good=$((good + 1))
-    else ko "servers through node $n: $(cat $tmp/v$n | tr '\n' ' ')(rc, ONLINE) err=$(head -3 $tmp/e$n)"; fi
+    else ko "servers through node $n: $(cat $tmp/v$n | tr '\n' ' ')(rc, ONLINE), blocks missing: $(cat $tmp/m$n 2>/dev/null) err=$(head -3 $tmp/e$n)"; fi
     n=$((n + 1))
 done
 retries=$(cat $tmp/retries 2>/dev/null | wc -l)
-[ $good -eq $N ] && ok "servers through each of $N nodes lists all $N ServerInfos ONLINE ($retries view(s) asked twice)" \
+[ $good -eq $N ] && ok "servers through each of $N nodes lists all $N ServerInfos ONLINE ($retries view(s) asked again)" \
     || ko "only $good of $N views complete"
 
 out=$(hm -b $B servers proc-model 2>&1); rc=$?
