@@ -102,7 +102,11 @@ retries=$(cat $tmp/retries 2>/dev/null | wc -l)
 [ $good -eq $N ] && ok "servers through each of $N nodes lists all $N ServerInfos ONLINE ($retries view(s) asked again)" \
     || ko "only $good of $N views complete"
 
-out=$(hm -b $B servers proc-model 2>&1); rc=$?
+for try in 1 2 3; do   # asked again like the views above
+    out=$(hm -b $B servers proc-model 2>&1); rc=$?
+    echo "$out" | head -1 | grep -q "^proc-model: $N blocks, $N servers$" && break
+    sleep 1
+done
 line=$(echo "$out" | grep "^$(peer 3)	")
 [ $rc -eq 0 ] && echo "$out" | head -1 | grep -q "^proc-model: $N blocks, $N servers$" \
     && [ "$line" = "$(peer 3)	ONLINE	3:4	3.500	node-3" ] \
