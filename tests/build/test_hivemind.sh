@@ -6,18 +6,7 @@
 # Usage: test_hivemind.sh path/to/kwnode
 set -u
 K=$1
-pass=0 fail=0
-ok() { echo "ok   - $1"; pass=$((pass + 1)); }
-ko() { echo "FAIL - $1"; fail=$((fail + 1)); }
-tmp=$(mktemp -d)
-pids=
-cleanup() {
-    for p in $pids; do kill -TERM $p 2>/dev/null; done
-    for p in $pids; do wait $p 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
+. "$(dirname "$0")/lib.sh"
 
 if ! $K hivemind --help >/dev/null 2>&1; then
     echo "skip - this kwnode has no Hivemind DHT (CONFIG_KW_APP_HIVEMIND)"

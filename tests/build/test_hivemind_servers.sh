@@ -10,18 +10,8 @@ set -u
 K=$1
 N=${2:-20}
 PY=tests/interop/hm_read.py
-pass=0 fail=0
-ok() { echo "ok   - $1"; pass=$((pass + 1)); }
-ko() { echo "FAIL - $1"; fail=$((fail + 1)); }
-tmp=$(mktemp -d)
-pids=
-cleanup() {
-    for p in $pids; do kill -KILL $p 2>/dev/null; done
-    for p in $pids; do wait $p 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
+KW_CLEANUP_SIG=KILL
+. "$(dirname "$0")/lib.sh"
 
 if ! $K hivemind --help 2>/dev/null | grep -q servers; then
     echo "skip - this kwnode has no Hivemind DHT (CONFIG_KW_APP_HIVEMIND)"
