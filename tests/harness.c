@@ -1,6 +1,9 @@
 /* Shared cmocka helpers; see harness.h. */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <kw/arena.h>
 #include <kw/compiler.h>
@@ -124,4 +127,21 @@ void kw_test_assert_no_leaks(const struct kw_node *n)
 {
 	kw_node_pools_foreach(n, report, NULL);
 	assert_int_equal(kw_node_pools_in_use(n), 0);
+}
+
+void kw_test_rm_dir(const char *d)
+{
+	DIR *dp = opendir(d);
+	struct dirent *e;
+	char p[4352];
+
+	if (!dp)
+		return;
+	while ((e = readdir(dp)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			snprintf(p, sizeof(p), "%s/%s", d, e->d_name);
+			unlink(p);
+		}
+	closedir(dp);
+	rmdir(d);
 }

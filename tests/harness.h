@@ -51,6 +51,9 @@ struct kw_test_node *kw_test_node_join(struct kw_test_net *tn, size_t arena_kib)
 /* Fails the current test (cmocka) if any of the node's pools still holds a block. */
 void kw_test_assert_no_leaks(const struct kw_node *n);
 
+/* Removes directory d and the files directly in it (a test's scratch checkpoint). */
+void kw_test_rm_dir(const char *d);
+
 #ifdef CONFIG_KW_NET_SWARM
 /*
  * Kconfig's swarm limits with the connection counts held at 8 each (and the per-address

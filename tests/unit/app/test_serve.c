@@ -250,23 +250,6 @@ static void make_expert(int i)
 	f->ln_b = fw[i][5];
 }
 
-static void rm_dir(const char *d)
-{
-	DIR *dp = opendir(d);
-	struct dirent *e;
-	char p[3300];
-
-	if (!dp)
-		return;
-	while ((e = readdir(dp)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			snprintf(p, sizeof(p), "%s/%s", d, e->d_name);
-			unlink(p);
-		}
-	closedir(dp);
-	rmdir(d);
-}
-
 static int setup(void **state)
 {
 	struct kw_serve_limits lim = { .max_rows = ROWS, .max_experts = 4, .slots = 1,
@@ -337,7 +320,7 @@ static int teardown(void **state)
 	kw_test_node_free(B.t);
 	kw_test_net_free(net);
 	kw_ckpt_close(&ck);
-	rm_dir(dir);
+	kw_test_rm_dir(dir);
 	return 0;
 }
 

@@ -200,23 +200,6 @@ static void ref_backward(const float *x, const float *gy, size_t T, float *gx)
 }
 
 /* ---- fixture ---------------------------------------------------------------------------------- */
-static void rm_dir(const char *d)
-{
-	DIR *dp = opendir(d);
-	struct dirent *e;
-	char p[3300];
-
-	if (!dp)
-		return;
-	while ((e = readdir(dp)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			snprintf(p, sizeof(p), "%s/%s", d, e->d_name);
-			unlink(p);
-		}
-	closedir(dp);
-	rmdir(d);
-}
-
 static int setup_all(void **state)
 {
 	struct kw_model_gen g;
@@ -257,7 +240,7 @@ static int teardown_all(void **state)
 {
 	(void)state;
 	kw_ckpt_close(&ck);
-	rm_dir(dir);
+	kw_test_rm_dir(dir);
 	free(wmem);
 	free(cmem);
 	return 0;

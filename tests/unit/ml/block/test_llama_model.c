@@ -78,23 +78,6 @@ static double rel_l2(const float *a, const float *ref, size_t n)
 	return sqrt(e / (r > 0 ? r : 1));
 }
 
-static void rm_dir(const char *d)
-{
-	DIR *dp = opendir(d);
-	struct dirent *e;
-	char p[3300];
-
-	if (!dp)
-		return;
-	while ((e = readdir(dp)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			snprintf(p, sizeof(p), "%s/%s", d, e->d_name);
-			unlink(p);
-		}
-	closedir(dp);
-	rmdir(d);
-}
-
 static void *load(struct kw_llama_model *m, int int8)
 {
 	size_t n = kw_llama_model_bytes(&ck.cfg, int8);
@@ -152,7 +135,7 @@ static int teardown_all(void **state)
 {
 	(void)state;
 	kw_ckpt_close(&ck);
-	rm_dir(dir);
+	kw_test_rm_dir(dir);
 	free(mem_f);
 	free(mem_q);
 	free(mem_c);

@@ -31,23 +31,6 @@ static uint8_t meta_mem[1 << 20];
 static struct kw_arena meta;
 static struct kw_ckpt ck;
 
-static void rm_dir(const char *d)
-{
-	DIR *dp = opendir(d);
-	struct dirent *e;
-	char p[3300];
-
-	if (!dp)
-		return;
-	while ((e = readdir(dp)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			snprintf(p, sizeof(p), "%s/%s", d, e->d_name);
-			unlink(p);
-		}
-	closedir(dp);
-	rmdir(d);
-}
-
 /* The checkpoint most tests load: sharded, unless this build accepts one shard only. */
 #define SHARDED_OK (CONFIG_KW_ML_MODEL_MAX_SHARDS >= 2)
 #define DIR_MAIN (SHARDED_OK ? dir_sharded : dir_single)
@@ -77,10 +60,10 @@ static int setup_all(void **state)
 static int teardown_all(void **state)
 {
 	(void)state;
-	rm_dir(dir_sharded);
-	rm_dir(dir_single);
-	rm_dir(dir_f32);
-	rm_dir(dir_scratch);
+	kw_test_rm_dir(dir_sharded);
+	kw_test_rm_dir(dir_single);
+	kw_test_rm_dir(dir_f32);
+	kw_test_rm_dir(dir_scratch);
 	return 0;
 }
 
