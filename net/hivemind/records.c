@@ -357,23 +357,35 @@ static bool key_is(const struct kw_mp_item *k, const char *name)
 	return k->len == strlen(name) && !memcmp(k->data, name, k->len);
 }
 
-/* Optional[str]: nil clears the bit. */
+/*
+ * The next item as an Optional field of the tuple: nil clears the bit and returns 0; an item of
+ * type `type` sets it and returns 1 (*it holds it); anything else is the `wrong` error.
+ */
+static int opt_item(struct rd *d, struct kw_hm_server_info *si, uint32_t bit, int type,
+		    struct kw_mp_item *it, const char *wrong)
+{
+	int err = rd_next(d, it);
+
+	if (err)
+		return err;
+	if (it->type == KW_MP_NIL) {
+		si->has &= ~bit;
+		return 0;
+	}
+	if ((int)it->type != type)
+		return bad(d, -KW_EBADMSG, wrong);
+	si->has |= bit;
+	return 1;
+}
+
+/* Optional[str] */
 static int opt_str(struct rd *d, struct kw_hm_server_info *si, uint32_t bit, char *out,
 		   size_t cap, const char *wrong, const char *too_long)
 {
 	struct kw_mp_item it;
-	int err = rd_next(d, &it);
+	int ret = opt_item(d, si, bit, KW_MP_STR, &it, wrong);
 
-	if (err)
-		return err;
-	if (it.type == KW_MP_NIL) {
-		si->has &= ~bit;
-		return 0;
-	}
-	if (it.type != KW_MP_STR)
-		return bad(d, -KW_EBADMSG, wrong);
-	si->has |= bit;
-	return copy_str(d, &it, out, cap, too_long);
+	return ret <= 0 ? ret : copy_str(d, &it, out, cap, too_long);
 }
 
 /* Optional[conint(ge=0, strict=True)] */
@@ -381,19 +393,11 @@ static int opt_uint(struct rd *d, struct kw_hm_server_info *si, uint32_t bit, ui
 		    const char *wrong)
 {
 	struct kw_mp_item it;
-	int err = rd_next(d, &it);
+	int ret = opt_item(d, si, bit, KW_MP_UINT, &it, wrong);
 
-	if (err)
-		return err;
-	if (it.type == KW_MP_NIL) {
-		si->has &= ~bit;
-		return 0;
-	}
-	if (it.type != KW_MP_UINT)
-		return bad(d, -KW_EBADMSG, wrong);
-	si->has |= bit;
-	*out = it.v.u;
-	return 0;
+	if (ret > 0)
+		*out = it.v.u;
+	return ret < 0 ? ret : 0;
 }
 
 /* Optional[RPS]: confloat(ge=0, allow_inf_nan=False, strict=True) or None */
@@ -401,17 +405,14 @@ static int opt_rps(struct rd *d, struct kw_hm_server_info *si, uint32_t bit, dou
 		   const char *wrong)
 {
 	struct kw_mp_item it;
-	int err = rd_next(d, &it);
+	int ret = opt_item(d, si, bit, KW_MP_FLOAT, &it, wrong);
 
-	if (err)
-		return err;
-	if (it.type == KW_MP_NIL) {
+	if (ret <= 0)
+		return ret;
+	if (!rps_ok(it.v.f)) {
 		si->has &= ~bit;
-		return 0;
-	}
-	if (it.type != KW_MP_FLOAT || !rps_ok(it.v.f))
 		return bad(d, -KW_EBADMSG, wrong);
-	si->has |= bit;
+	}
 	*out = it.v.f;
 	return 0;
 }
