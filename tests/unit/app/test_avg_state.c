@@ -161,6 +161,9 @@ static void test_avg_state_download_copies_every_tensor_and_the_metadata(void **
 {
 	struct kw_app_avg_stats st;
 
+	if (CONFIG_KW_NET_HIVEMIND_STREAM_BUF_BYTES < 73728 || CONFIG_KW_NET_MSGPACK_MAX_BYTES < 65536)
+		skip();  /* a 64 KiB DownloadData piece does not fit this build's stream buffer */
+
 	assert_int_equal(download(NULL), 0);
 	assert_int_equal(g->done, 0);
 	pump(200);
@@ -194,6 +197,9 @@ static void test_avg_state_node_not_sharing_sends_an_empty_stream(void **state)
 static void test_avg_state_destination_of_another_size_fails_erange(void **state)
 {
 	static const uint64_t wrong[2] = { BIG - 1, 3 };
+
+	if (CONFIG_KW_NET_HIVEMIND_STREAM_BUF_BYTES < 73728 || CONFIG_KW_NET_MSGPACK_MAX_BYTES < 65536)
+		skip();  /* a 64 KiB DownloadData piece does not fit this build's stream buffer */
 
 	assert_int_equal(download(wrong), 0);
 	pump(200);

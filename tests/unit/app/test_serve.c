@@ -473,6 +473,9 @@ static void test_serve_moe_info_gives_the_schemas(void **state)
 	const uint8_t *mp;
 	size_t len, n = put_uid(req, "ffn.0.1");
 
+	if (CONFIG_KW_NET_MSGPACK_MAX_DEPTH < 16)
+		skip();  /* the schema dict nests deeper than this build's msgpack reader goes */
+
 	call(KW_SERVE_MOE_INFO, n);
 	mp = info_bytes(&len);
 	assert_int_equal(kw_mp_validate(mp, len, KW_MP_ENTER_EXT | KW_MP_STRICT_MAP_KEYS, NULL), 0);
@@ -596,6 +599,9 @@ static void test_serve_petals_info_of_a_block_adds_its_schemas(void **state)
 	struct kw_mp_item v, it;
 	const uint8_t *mp;
 	size_t len, n = put_uid(req, "tiny-llama-hf.1");
+
+	if (CONFIG_KW_NET_MSGPACK_MAX_DEPTH < 16)
+		skip();  /* the schema dict nests deeper than this build's msgpack reader goes */
 
 	call(KW_SERVE_PT_INFO, n);
 	mp = info_bytes(&len);
