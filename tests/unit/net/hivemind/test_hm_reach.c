@@ -591,9 +591,28 @@ static void test_hm_reach_request_round_trips(void **state)
 	assert_int_equal(kw_hm_reach_encode_req(&id, buf, 10), -KW_ENOSPC);
 }
 
+/* Three nodes, each dialling the others and dialled back on new connections: a build whose
+ * swarm holds fewer connections, or times handshakes out sooner, cannot run these tests. */
+static bool fits_this_test(void)
+{
+	return CONFIG_KW_NET_MAX_CONNS_IN >= 8 && CONFIG_KW_NET_MAX_CONNS_OUT >= 8 &&
+	       CONFIG_KW_NET_HANDSHAKE_TIMEOUT_MS >= 1000;
+}
+
+static void test_hm_reach_skipped_in_this_build(void **state)
+{
+	(void)state;
+	skip();  /* fits_this_test: the swarm limits of this build are below the tests' needs */
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	if (!fits_this_test()) {
+		const struct CMUnitTest none[] = { cmocka_unit_test(test_hm_reach_skipped_in_this_build) };
+
+		return cmocka_run_group_tests(none, NULL, NULL);
+	}
 	const struct CMUnitTest tests[] = {
 		T(test_hm_reach_reachable_caller_gets_true_over_a_new_connection),
 		T(test_hm_reach_closed_advertised_port_gets_false),
