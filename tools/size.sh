@@ -11,8 +11,9 @@
 # VmRSS is qemu's whole process: qemu itself (its code, libraries, translated-code cache) plus
 # the guest's touched pages. The guest's own share is separated through the layout qemu-user
 # gives a 64-bit guest on a 64-bit host (guest_base 0; the guest's binary, libraries, heap,
-# arena and stack mapped from 0x5500000000, far below qemu's own mappings at 0x55xxxxxxxxxx and
-# 0x7fxxxxxxxxxx): "guest RSS" is the Rss of every mapping below 1 TiB in /proc/PID/smaps.
+# arena and stack mapped from 0x5500000000, far below qemu's own code, libraries and heap, which
+# the host maps above 2^46): "guest RSS" is the Rss of every mapping below 1 TiB in
+# /proc/PID/smaps.
 # The same run measures a control: a static aarch64 program that only calls pause(), whose
 # guest RSS must be tiny while its qemu total is qemu's own floor (printed under the table).
 # `zero2w-native` is the rpizero2w configuration (arena, pools, limits) built for this machine
