@@ -1,0 +1,106 @@
+/*
+ * The Petals client side (app/client*.c, doc/serve.md "Client and generate"): finding a
+ * chain of servers for a block range from their ServerInfo records on the Hivemind DHT,
+ * banning a server that failed for a while, and the request / answer bytes of the unary
+ * TransformerConnectionHandler.rpc_forward. Private to app/ (and its tests).
+ *
+ * Facts from upstream: petals src/petals/client/routing/sequence_manager.py
+ * (make_sequence: a chain of spans covering [start, end), each span one server's
+ * consecutive blocks; on_request_failure bans the peer with an exponential backoff,
+ * on_request_success lifts it) and src/petals/client/remote_forward_backward.py
+ * (run_remote_forward: ExpertRequest{uid = "p.a p.a+1 ...", tensors = [hidden_states,
+ * prompts]}) at bigscience-workshop/petals @ 22afba6.
+ *
+ * Nothing here allocates: the route table is a fixed-size struct the caller owns, encoders
+ * write into the caller's buffer.
+ */
+#ifndef KW_APP_CLIENT_H
+#define KW_APP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kw/net/hivemind_records.h>
+
+#define KW_CLIENT_SERVERS_MAX 64   /* servers of one model a route table holds */
+#define KW_CLIENT_BANS_MAX    64   /* servers banned at once */
+#define KW_CLIENT_SPANS_MAX   64   /* hops of one chain */
+
+/* One server as its newest ServerInfo says. */
+struct kw_client_server {
+	char peer[KW_HM_REC_PEER_MAX];     /* base58 PeerID (the record's subkey) */
+	uint8_t state;                     /* enum kw_hm_server_state */
+	uint32_t start, end;               /* the span [start, end) it serves */
+	double throughput;
+	double exp;                        /* expiration of the record that spoke for it */
+};
+
+struct kw_client_ban {
+	char peer[KW_HM_REC_PEER_MAX];
+	double until;                      /* banned while now < until */
+	uint32_t fails;                    /* failures in a row (the backoff's exponent) */
+};
+
+struct kw_client_route {
+	struct kw_client_server srv[KW_CLIENT_SERVERS_MAX];
+	uint32_t n_srv;
+	uint32_t dropped;                  /* servers not kept (table full) */
+	struct kw_client_ban ban[KW_CLIENT_BANS_MAX];
+	uint32_t n_ban;
+	double ban_base_s, ban_max_s;      /* first ban, cap of the doubling */
+};
+
+/* One hop of a chain: server srv (index into the table) runs blocks [start, end). */
+struct kw_client_span {
+	uint32_t srv;
+	uint32_t start, end;
+};
+
+/* An empty table (no servers, no bans); bans last base_s, doubling up to max_s. */
+void kw_client_route_init(struct kw_client_route *r, double base_s, double max_s);
+/* Forgets the servers (a fresh read of the records follows); bans stay. */
+void kw_client_route_clear(struct kw_client_route *r);
+
+/*
+ * Takes one ServerInfo found under block `block` (the record's subkey peer, its expiration
+ * exp). The newest record of a peer speaks for it (as `kwnode hivemind servers` reads them);
+ * a record without start_block/end_block spans the block it was found under. Return: 0;
+ * -KW_ENOSPC (table full: counted in dropped); -KW_EINVAL (empty peer).
+ */
+int kw_client_route_add(struct kw_client_route *r, const char *peer,
+			const struct kw_hm_server_info *si, uint32_t block, double exp);
+
+/*
+ * A chain of ONLINE, not banned servers covering [start, end): from each position the server
+ * reaching furthest (fewest hops), then the higher throughput, then the smaller PeerID (so
+ * every client picks the same). Return: 0 with out[0..*n); -KW_ENOENT when no server covers
+ * block *gap (then *n spans before it are filled); -KW_ENOSPC (more than cap hops);
+ * -KW_EINVAL (start >= end).
+ */
+int kw_client_route_plan(const struct kw_client_route *r, uint32_t start, uint32_t end,
+			 double now, struct kw_client_span *out, uint32_t cap, uint32_t *n,
+			 uint32_t *gap);
+
+/* A request to peer failed at time now: banned for base * 2^(fails - 1), at most max. */
+void kw_client_ban(struct kw_client_route *r, const char *peer, double now);
+/* A request to peer succeeded: its failure count starts again (petals on_request_success). */
+void kw_client_unban(struct kw_client_route *r, const char *peer);
+bool kw_client_banned(const struct kw_client_route *r, const char *peer, double now);
+
+/*
+ * The module uids of blocks [start, end) of model prefix, space-separated ("p.3 p.4"), as one
+ * Petals chain request names them. Return: length; -KW_ENOSPC; -KW_EINVAL (bad prefix).
+ */
+int kw_client_chain_uid(const char *prefix, uint32_t start, uint32_t end, char *out,
+			size_t cap);
+
+/*
+ * ExpertRequest{uid, tensors = [float32 NONE tensor of shape[0..ndim) holding v[0..n)]
+ * (+ an empty DUMMY tensor when petals: the deep-prompts slot Petals clients always fill)}.
+ * Return: bytes written; -KW_EMSGSIZE (out too small); -KW_EINVAL.
+ */
+long kw_client_req_encode(const char *uid, const uint32_t *shape, uint32_t ndim,
+			  const float *v, size_t n, bool petals, uint8_t *out, size_t cap);
+
+#endif /* KW_APP_CLIENT_H */

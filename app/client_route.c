@@ -1,0 +1,260 @@
+/*
+ * Route finding for the Petals client (app/client.h, doc/serve.md "Client and generate"):
+ * the servers of a model as their ServerInfo records say, a chain of them covering a block
+ * range, and the bans that keep a failed server out of the next chains for a while. Also the
+ * request bytes of one rpc_forward. Pure functions on caller-owned structs: the DHT reads and
+ * the calls live in app/cmd_generate.c.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <kw/err.h>
+#include <kw/ml/tensor_msg.h>
+#include <kw/net/hivemind_records.h>
+
+#include "client.h"
+
+void kw_client_route_init(struct kw_client_route *r, double base_s, double max_s)
+{
+	memset(r, 0, sizeof(*r));
+	r->ban_base_s = base_s > 0 ? base_s : 1.0;
+	r->ban_max_s = max_s >= r->ban_base_s ? max_s : r->ban_base_s;
+}
+
+void kw_client_route_clear(struct kw_client_route *r)
+{
+	r->n_srv = 0;
+	r->dropped = 0;
+}
+
+int kw_client_route_add(struct kw_client_route *r, const char *peer,
+			const struct kw_hm_server_info *si, uint32_t block, double exp)
+{
+	struct kw_client_server *s = NULL;
+
+	if (!peer[0] || strlen(peer) >= KW_HM_REC_PEER_MAX)
+		return -KW_EINVAL;
+	for (uint32_t i = 0; i < r->n_srv && !s; i++)
+		if (!strcmp(r->srv[i].peer, peer))
+			s = &r->srv[i];
+	if (!s) {
+		if (r->n_srv == KW_CLIENT_SERVERS_MAX) {
+			r->dropped++;
+			return -KW_ENOSPC;
+		}
+		s = &r->srv[r->n_srv++];
+		memset(s, 0, sizeof(*s));
+		snprintf(s->peer, sizeof(s->peer), "%s", peer);
+		s->exp = -INFINITY;
+	}
+	if (exp <= s->exp)
+		return 0;   /* an older announcement: the newest one speaks for the server */
+	s->exp = exp;
+	s->state = si->state;
+	s->throughput = si->throughput;
+	if ((si->has & KW_HM_SI_START_BLOCK) && (si->has & KW_HM_SI_END_BLOCK) &&
+	    si->start_block < si->end_block && si->end_block <= UINT32_MAX) {
+		s->start = (uint32_t)si->start_block;
+		s->end = (uint32_t)si->end_block;
+	} else {
+		s->start = block;
+		s->end = block + 1;
+	}
+	return 0;
+}
+
+static struct kw_client_ban *ban_of(const struct kw_client_route *r, const char *peer)
+{
+	for (uint32_t i = 0; i < r->n_ban; i++)
+		if (!strcmp(r->ban[i].peer, peer))
+			return (struct kw_client_ban *)&r->ban[i];
+	return NULL;
+}
+
+bool kw_client_banned(const struct kw_client_route *r, const char *peer, double now)
+{
+	const struct kw_client_ban *b = ban_of(r, peer);
+
+	return b && now < b->until;
+}
+
+void kw_client_ban(struct kw_client_route *r, const char *peer, double now)
+{
+	struct kw_client_ban *b = ban_of(r, peer);
+	double len;
+
+	if (!b) {
+		uint32_t i = r->n_ban;
+
+		if (i == KW_CLIENT_BANS_MAX) {
+			/* full: the ban that ends first makes room */
+			i = 0;
+			for (uint32_t j = 1; j < r->n_ban; j++)
+				if (r->ban[j].until < r->ban[i].until)
+					i = j;
+		} else {
+			r->n_ban++;
+		}
+		b = &r->ban[i];
+		memset(b, 0, sizeof(*b));
+		snprintf(b->peer, sizeof(b->peer), "%s", peer);
+	}
+	b->fails++;
+	len = r->ban_base_s * ldexp(1.0, (int)(b->fails > 30 ? 30 : b->fails) - 1);
+	b->until = now + (len > r->ban_max_s ? r->ban_max_s : len);
+}
+
+void kw_client_unban(struct kw_client_route *r, const char *peer)
+{
+	struct kw_client_ban *b = ban_of(r, peer);
+
+	if (b) {
+		*b = r->ban[r->n_ban - 1];
+		r->n_ban--;
+	}
+}
+
+/* Is a better than b as the next hop from a position (both cover it)? */
+static bool better(const struct kw_client_server *a, const struct kw_client_server *b,
+		   uint32_t end)
+{
+	uint32_t ea = a->end < end ? a->end : end, eb = b->end < end ? b->end : end;
+
+	if (ea != eb)
+		return ea > eb;
+	if (a->throughput != b->throughput)
+		return a->throughput > b->throughput;
+	return strcmp(a->peer, b->peer) < 0;
+}
+
+int kw_client_route_plan(const struct kw_client_route *r, uint32_t start, uint32_t end,
+			 double now, struct kw_client_span *out, uint32_t cap, uint32_t *n,
+			 uint32_t *gap)
+{
+	uint32_t pos = start;
+
+	*n = 0;
+	if (start >= end)
+		return -KW_EINVAL;
+	while (pos < end) {
+		const struct kw_client_server *best = NULL;
+		uint32_t bi = 0;
+
+		for (uint32_t i = 0; i < r->n_srv; i++) {
+			const struct kw_client_server *s = &r->srv[i];
+
+			if (s->state != KW_HM_STATE_ONLINE || s->start > pos || s->end <= pos ||
+			    kw_client_banned(r, s->peer, now))
+				continue;
+			if (!best || better(s, best, end)) {
+				best = s;
+				bi = i;
+			}
+		}
+		if (!best) {
+			if (gap)
+				*gap = pos;
+			return -KW_ENOENT;
+		}
+		if (*n == cap)
+			return -KW_ENOSPC;
+		out[*n].srv = bi;
+		out[*n].start = pos;
+		out[*n].end = best->end < end ? best->end : end;
+		pos = out[*n].end;
+		(*n)++;
+	}
+	return 0;
+}
+
+int kw_client_chain_uid(const char *prefix, uint32_t start, uint32_t end, char *out,
+			size_t cap)
+{
+	size_t len = 0;
+
+	if (!cap)
+		return -KW_ENOSPC;
+	out[0] = '\0';
+	for (uint32_t b = start; b < end; b++) {
+		int k;
+
+		if (len && len + 1 < cap)
+			out[len++] = ' ';
+		k = kw_hm_block_uid(prefix, b, out + len, cap - len);
+		if (k < 0)
+			return k;
+		len += (size_t)k;
+	}
+	return len + 1 < cap ? (int)len : -KW_ENOSPC;
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	do {
+		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	return n;
+}
+
+/* A length-delimited field header (tag, length) at out + *len, room for it and the payload
+ * checked. */
+static int field_head(unsigned field, size_t payload, uint8_t *out, size_t cap, size_t *len)
+{
+	if (cap - *len < payload + 11)
+		return -KW_EMSGSIZE;
+	out[(*len)++] = (uint8_t)(field << 3 | 2);
+	*len += put_varint(out + *len, payload);
+	return 0;
+}
+
+static int put_tensor(const struct kw_tensor_msg *m, uint8_t *out, size_t cap, size_t *len)
+{
+	size_t tl = kw_tensor_msg_encoded_size(m), wrote;
+	int ret;
+
+	if (!tl)
+		return -KW_EINVAL;
+	ret = field_head(2, tl, out, cap, len);
+	if (ret < 0)
+		return ret;
+	ret = kw_tensor_msg_encode(m, out + *len, cap - *len, &wrote);
+	if (ret < 0)
+		return ret == -KW_ENOSPC ? -KW_EMSGSIZE : ret;
+	*len += wrote;
+	return 0;
+}
+
+long kw_client_req_encode(const char *uid, const uint32_t *shape, uint32_t ndim,
+			  const float *v, size_t n, bool petals, uint8_t *out, size_t cap)
+{
+	struct kw_tensor_msg m;
+	size_t len = 0, ul = strlen(uid);
+	int ret;
+
+	if (ndim > KW_TENSOR_MSG_MAX_DIMS)
+		return -KW_EINVAL;
+	ret = field_head(1, ul, out, cap, &len);
+	if (ret < 0)
+		return ret;
+	memcpy(out + len, uid, ul);
+	len += ul;
+	memset(&m, 0, sizeof(m));
+	m.buf = (const uint8_t *)v;
+	m.buf_len = n * sizeof(float);
+	m.ndim = ndim;
+	memcpy(m.shape, shape, ndim * sizeof(uint32_t));
+	strcpy(m.dtype, "float32");
+	ret = put_tensor(&m, out, cap, &len);
+	if (ret == 0 && petals) {
+		/* DUMMY prompts: an empty float32 tensor of shape (0,), as Petals clients send */
+		memset(&m, 0, sizeof(m));
+		m.ndim = 1;
+		strcpy(m.dtype, "float32");
+		ret = put_tensor(&m, out, cap, &len);
+	}
+	return ret < 0 ? ret : (long)len;
+}
