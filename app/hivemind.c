@@ -492,6 +492,7 @@ int kw_app_hm_announce_begin(struct kw_node *n, struct kw_app_hm *st, struct kw_
 		return err;
 	}
 	st->announcing = true;
+	kw_timer_init(&st->stop_timer, on_stop_timeout, st);   /* cancelled at the end */
 	if (policy) {
 		st->policy = policy;
 		st->pc.name = "hivemind";
