@@ -283,6 +283,16 @@ check-host:
 	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=$(SAN) \
 		$(HOSTO)/tools/model/kw_model_write $(HOSTO)/tools/model/kw_llama_run
 	$(Q)sh tests/build/test_llama_numpy.sh $(HOSTO)
+	$(Q)sh tests/build/test_demo.sh $(HOSTO)
+
+# The client demo (doc/serve.md "Client and generate"): 4 servers on 127.0.0.1 found through
+# the Hivemind DHT, a 32-token generation equal to a local run, then again with a server
+# killed mid-generation. A few seconds; check-host runs the same script.
+.PHONY: demo
+demo:
+	$(Q)$(MAKE) --no-print-directory O=$(O) ARCH=$(ARCH) CROSS_COMPILE=$(CROSS_COMPILE) SAN=$(SAN) \
+		all $(O)/tools/model/kw_model_write $(O)/tools/model/kw_llama_run
+	$(Q)sh tests/build/test_demo.sh $(O)
 
 # js-libp2p interop on 127.0.0.1 (tests/interop; node_modules from tools/install-deps.sh).
 check-interop:

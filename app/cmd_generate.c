@@ -65,7 +65,7 @@ int kw_cmd_generate(int argc, char **argv);
 #define RETRY_MS    500u      /* wait before reading the records again when no chain is left */
 #define ROUTE_TRIES 20        /* record reads without a chain before giving up */
 
-enum phase { P_JOIN, P_FETCH, P_CALL, P_DONE };
+enum phase { P_JOIN, P_FETCH, P_CALL, P_PAUSE, P_DONE };
 
 struct gen {
 	struct kw_node *n;
@@ -78,6 +78,7 @@ struct gen {
 	int code;
 	uint64_t deadline_ms;
 	uint32_t wait_ms, timeout_ms;
+	uint32_t step_delay_ms;       /* pause between tokens (a demo kills a server meanwhile) */
 	/* the model */
 	const char *prefix;
 	uint32_t first, end;          /* blocks [first, end) run remotely */
@@ -280,6 +281,16 @@ static void span_failed(struct gen *g, const char *what)
 	plan(g);
 }
 
+/* The next token's pass: every token so far through the chain from its first span. */
+static void step(struct gen *g)
+{
+	clock_gettime(CLOCK_MONOTONIC, &g->step_t0);
+	g->phase = P_CALL;
+	g->cur = 0;
+	embed(g);
+	call_span(g);
+}
+
 static void next_token(struct gen *g)
 {
 	const float *last = g->hs + (g->n_tok - 1) * g->H;
@@ -307,10 +318,12 @@ static void next_token(struct gen *g)
 		finish(g, 0);
 		return;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &g->step_t0);
-	g->cur = 0;
-	embed(g);
-	call_span(g);
+	if (g->step_delay_ms) {
+		g->phase = P_PAUSE;
+		kw_timer_start(&g->n->loop, &g->timer, g->step_delay_ms);
+		return;
+	}
+	step(g);
 }
 
 static void on_answer(const struct kw_hm_result *r, void *user)
@@ -436,6 +449,10 @@ static void on_tick(struct kw_loop *l, struct kw_timer *t)
 		fetch_next(g);
 		return;
 	}
+	if (g->phase == P_PAUSE) {
+		step(g);
+		return;
+	}
 	memset(&self, 0, sizeof(self));
 	if (kw_hm_rt_nearest(kw_hm_dht_rt(g->d), &self, 1, NULL, &any) == 0 ||
 	    kw_hm_dht_ops_busy(g->d)) {
@@ -502,13 +519,15 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: kwnode generate --model DIR --prompt-tokens FILE -n N [--model-prefix P]\n"
 		"                       [--blocks A:B] --bootstrap ADDR... [--peer ADDR]...\n"
-		"                       [--timeout-ms MS] [--wait-ms MS] [--config FILE]\n"
+		"                       [--timeout-ms MS] [--wait-ms MS] [--step-delay-ms MS]\n"
+		"                       [--config FILE]\n"
 		"                       [--data-dir DIR]\n"
 		"  Greedy decoding through Petals servers found on the Hivemind DHT: the blocks\n"
 		"  (A:B, default all) run remotely with rpc_forward, embeddings, final norm and\n"
 		"  lm_head here from DIR (the checkpoint the servers hold). FILE: token IDs, one\n"
 		"  per line. P: the model's dht_prefix (default DIR's last component, '.' -> '-').\n"
 		"  --peer ADDR: a server's address with /p2p/ (bootstrap peers count too).\n"
+		"  --step-delay-ms: a pause between tokens (0), for demos of a failing server.\n"
 		"  Prints the N generated token IDs, one per line; progress on stderr.\n");
 }
 
@@ -523,6 +542,7 @@ int kw_cmd_generate(int argc, char **argv)
 		{ "peer", required_argument, NULL, 'P' },
 		{ "timeout-ms", required_argument, NULL, 't' },
 		{ "wait-ms", required_argument, NULL, 'w' },
+		{ "step-delay-ms", required_argument, NULL, 'S' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -576,10 +596,13 @@ int kw_cmd_generate(int argc, char **argv)
 			break;
 		case 't':
 		case 'w':
-			if (kw_config_parse_u32(optarg, 1, 600000,
-						o == 't' ? &g->timeout_ms : &g->wait_ms) < 0) {
-				fprintf(stderr, "%s: --%s must be 1..600000\n", PROG,
-					o == 't' ? "timeout-ms" : "wait-ms");
+		case 'S':
+			if (kw_config_parse_u32(optarg, o == 'S' ? 0 : 1, 600000,
+						o == 't' ? &g->timeout_ms : o == 'w' ? &g->wait_ms :
+						&g->step_delay_ms) < 0) {
+				fprintf(stderr, "%s: --%s must be %s..600000\n", PROG,
+					o == 't' ? "timeout-ms" : o == 'w' ? "wait-ms" :
+					"step-delay-ms", o == 'S' ? "0" : "1");
 				return 2;
 			}
 			break;
