@@ -1,0 +1,282 @@
+/*
+ * The Petals client's route finding (app/client_route.c) and what a serving node announces
+ * (app/serve_app.c kw_app_serve_announce_cfg): chains over ServerInfo records (fewest hops,
+ * then throughput, OFFLINE and banned servers left out, gaps reported), the ban backoff, the
+ * newest record speaking for a server, the chain uid and the rpc_forward request bytes
+ * decoded back by the server's own decoder; and the announcement of a node serving the tiny
+ * checkpoint's blocks and an expert grid (span, dtype, int8, throughput measured or
+ * configured, expert uids).
+ */
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#include <kw/err.h>
+#include <kw/ml/tensor_msg.h>
+#include <kw/net/hivemind_records.h>
+
+#include "../../../app/client.h"
+#include "../../../app/serve.h"
+#include "../../../app/serve_app.h"
+#include "model_gen.h"
+
+static struct kw_client_route rt;
+static char dir[3100], err[512];
+
+static void add(const char *peer, uint8_t state, uint32_t a, uint32_t b, double rps, double exp)
+{
+	struct kw_hm_server_info si;
+
+	memset(&si, 0, sizeof(si));
+	si.state = state;
+	si.throughput = rps;
+	si.has = KW_HM_SI_START_BLOCK | KW_HM_SI_END_BLOCK;
+	si.start_block = a;
+	si.end_block = b;
+	assert_int_equal(kw_client_route_add(&rt, peer, &si, a, exp), 0);
+}
+
+static const char *hop_peer(const struct kw_client_span *s)
+{
+	return rt.srv[s->srv].peer;
+}
+
+static void test_client_route_takes_fewest_hops(void **state)
+{
+	struct kw_client_span sp[8];
+	uint32_t n, gap;
+
+	(void)state;
+	kw_client_route_init(&rt, 1.0, 8.0);
+	add("A", KW_HM_STATE_ONLINE, 0, 2, 10.0, 100);
+	add("B", KW_HM_STATE_ONLINE, 2, 4, 10.0, 100);
+	add("C", KW_HM_STATE_ONLINE, 4, 6, 10.0, 100);
+	add("W", KW_HM_STATE_ONLINE, 1, 6, 1.0, 100);   /* slow, but one hop from block 1 */
+	assert_int_equal(kw_client_route_plan(&rt, 0, 6, 0, sp, 8, &n, &gap), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(hop_peer(&sp[0]), "A");
+	assert_int_equal(sp[0].start, 0);
+	assert_int_equal(sp[0].end, 2);
+	assert_string_equal(hop_peer(&sp[1]), "W");
+	assert_int_equal(sp[1].start, 2);
+	assert_int_equal(sp[1].end, 6);
+	/* a sub-range: spans are cut to it */
+	assert_int_equal(kw_client_route_plan(&rt, 3, 5, 0, sp, 8, &n, &gap), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(hop_peer(&sp[0]), "W");
+	assert_int_equal(sp[0].start, 3);
+	assert_int_equal(sp[0].end, 5);
+}
+
+static void test_client_route_prefers_throughput_then_peer_id(void **state)
+{
+	struct kw_client_span sp[4];
+	uint32_t n;
+
+	(void)state;
+	kw_client_route_init(&rt, 1.0, 8.0);
+	add("B", KW_HM_STATE_ONLINE, 0, 2, 5.0, 100);
+	add("A", KW_HM_STATE_ONLINE, 0, 2, 5.0, 100);
+	add("C", KW_HM_STATE_ONLINE, 0, 2, 7.5, 100);
+	assert_int_equal(kw_client_route_plan(&rt, 0, 2, 0, sp, 4, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(hop_peer(&sp[0]), "C");
+	kw_client_ban(&rt, "C", 0);
+	assert_int_equal(kw_client_route_plan(&rt, 0, 2, 0, sp, 4, &n, NULL), 0);
+	assert_string_equal(hop_peer(&sp[0]), "A");   /* equal figures: the smaller PeerID */
+}
+
+static void test_client_route_skips_offline_and_reports_the_gap(void **state)
+{
+	struct kw_client_span sp[4];
+	uint32_t n, gap = 99;
+
+	(void)state;
+	kw_client_route_init(&rt, 1.0, 8.0);
+	add("A", KW_HM_STATE_ONLINE, 0, 2, 1.0, 100);
+	add("B", KW_HM_STATE_OFFLINE, 2, 4, 1.0, 100);
+	add("C", KW_HM_STATE_JOINING, 2, 4, 1.0, 100);
+	add("D", KW_HM_STATE_ONLINE, 4, 6, 1.0, 100);
+	assert_int_equal(kw_client_route_plan(&rt, 0, 6, 0, sp, 4, &n, &gap), -KW_ENOENT);
+	assert_int_equal(gap, 2);
+	assert_int_equal(n, 1);             /* the span before the gap */
+	assert_int_equal(kw_client_route_plan(&rt, 2, 2, 0, sp, 4, &n, &gap), -KW_EINVAL);
+	/* more hops than room */
+	assert_int_equal(kw_client_route_plan(&rt, 4, 6, 0, sp, 0, &n, &gap), -KW_ENOSPC);
+}
+
+static void test_client_ban_backs_off_and_success_resets_it(void **state)
+{
+	struct kw_client_span sp[4];
+	uint32_t n;
+
+	(void)state;
+	kw_client_route_init(&rt, 1.0, 3.0);
+	add("A", KW_HM_STATE_ONLINE, 0, 1, 1.0, 100);
+	kw_client_ban(&rt, "A", 10.0);
+	assert_true(kw_client_banned(&rt, "A", 10.9));
+	assert_false(kw_client_banned(&rt, "A", 11.0));
+	assert_int_equal(kw_client_route_plan(&rt, 0, 1, 10.5, sp, 4, &n, NULL), -KW_ENOENT);
+	assert_int_equal(kw_client_route_plan(&rt, 0, 1, 11.0, sp, 4, &n, NULL), 0);
+	kw_client_ban(&rt, "A", 20.0);      /* second failure in a row: 2 s */
+	assert_true(kw_client_banned(&rt, "A", 21.9));
+	assert_false(kw_client_banned(&rt, "A", 22.0));
+	kw_client_ban(&rt, "A", 30.0);      /* 4 s, capped at 3 */
+	assert_true(kw_client_banned(&rt, "A", 32.9));
+	assert_false(kw_client_banned(&rt, "A", 33.0));
+	kw_client_unban(&rt, "A");
+	kw_client_ban(&rt, "A", 40.0);      /* after a success: 1 s again */
+	assert_false(kw_client_banned(&rt, "A", 41.0));
+	assert_false(kw_client_banned(&rt, "Z", 0.0));
+	/* a full ban table drops the ban that ends first */
+	kw_client_route_init(&rt, 1.0, 3.0);
+	for (int i = 0; i < KW_CLIENT_BANS_MAX + 1; i++) {
+		char p[8];
+
+		snprintf(p, sizeof(p), "p%d", i);
+		kw_client_ban(&rt, p, (double)i);
+	}
+	assert_int_equal(rt.n_ban, KW_CLIENT_BANS_MAX);
+	assert_false(kw_client_banned(&rt, "p0", 0.5));
+	assert_true(kw_client_banned(&rt, "p64", 64.5));
+}
+
+static void test_client_newest_record_speaks_for_a_server(void **state)
+{
+	struct kw_hm_server_info si;
+	struct kw_client_span sp[2];
+	uint32_t n;
+
+	(void)state;
+	kw_client_route_init(&rt, 1.0, 8.0);
+	add("A", KW_HM_STATE_ONLINE, 0, 2, 1.0, 100);
+	add("A", KW_HM_STATE_OFFLINE, 0, 2, 1.0, 200);   /* SIGTERM: a newer OFFLINE record */
+	add("A", KW_HM_STATE_ONLINE, 0, 2, 1.0, 150);    /* an older replica's copy */
+	assert_int_equal(rt.n_srv, 1);
+	assert_int_equal(rt.srv[0].state, KW_HM_STATE_OFFLINE);
+	assert_int_equal(kw_client_route_plan(&rt, 0, 2, 0, sp, 2, &n, NULL), -KW_ENOENT);
+	/* a record without start/end spans the block it was found under */
+	memset(&si, 0, sizeof(si));
+	si.state = KW_HM_STATE_ONLINE;
+	assert_int_equal(kw_client_route_add(&rt, "B", &si, 5, 100), 0);
+	assert_int_equal(rt.srv[1].start, 5);
+	assert_int_equal(rt.srv[1].end, 6);
+	assert_int_equal(kw_client_route_add(&rt, "", &si, 5, 100), -KW_EINVAL);
+	kw_client_route_clear(&rt);
+	for (int i = 0; i < KW_CLIENT_SERVERS_MAX; i++) {
+		char p[8];
+
+		snprintf(p, sizeof(p), "s%d", i);
+		assert_int_equal(kw_client_route_add(&rt, p, &si, 0, 1), 0);
+	}
+	assert_int_equal(kw_client_route_add(&rt, "one-more", &si, 0, 1), -KW_ENOSPC);
+	assert_int_equal(rt.dropped, 1);
+}
+
+static void test_client_request_decodes_as_the_server_reads_it(void **state)
+{
+	static uint8_t buf[4096];
+	static const float v[6] = { 1, 2, 3, 4, 5, 6 };
+	uint32_t shape[3] = { 1, 2, 3 };
+	struct kw_serve_req r;
+	char uid[64];
+	long len;
+
+	(void)state;
+	assert_int_equal(kw_client_chain_uid("llama", 3, 6, uid, sizeof(uid)), 23);
+	assert_string_equal(uid, "llama.3 llama.4 llama.5");
+	assert_int_equal(kw_client_chain_uid("llama", 3, 6, uid, 10), -KW_ENOSPC);
+	assert_true(kw_client_chain_uid("a.b", 0, 1, uid, sizeof(uid)) < 0);
+	len = kw_client_req_encode(uid, shape, 3, v, 6, true, buf, sizeof(buf));
+	assert_true(len > 0);
+	assert_int_equal(kw_serve_req_decode(&r, buf, (size_t)len, NULL), 0);
+	assert_int_equal(r.uid_len, strlen(uid));
+	assert_memory_equal(r.uid, uid, r.uid_len);
+	assert_int_equal(r.n_tensors, 2);
+	assert_int_equal(r.t[0].ndim, 3);
+	assert_int_equal(r.t[0].shape[1], 2);
+	assert_string_equal(r.t[0].dtype, "float32");
+	assert_int_equal(r.t[0].buf_len, sizeof(v));
+	assert_memory_equal(r.t[0].buf, v, sizeof(v));
+	assert_int_equal(r.t[1].buf_len, 0);            /* DUMMY prompts */
+	assert_int_equal(kw_client_req_encode(uid, shape, 3, v, 6, false, buf, sizeof(buf)),
+			 len - (long)(2 + kw_tensor_msg_encoded_size(&r.t[1])));
+	assert_int_equal(kw_client_req_encode(uid, shape, 3, v, 6, true, buf, 40),
+			 -KW_EMSGSIZE);
+}
+
+static void test_client_announce_says_what_is_served(void **state)
+{
+	static struct kw_config cfg;
+	static struct kw_app_serve as;
+	struct kw_hm_announce_cfg ac;
+	struct kw_model_gen mg;
+	bool measured;
+	char path[3200];
+
+	(void)state;
+	kw_model_gen_tiny(&mg, 5);
+	mg.layers = 3;
+	assert_int_equal(kw_model_gen_write(&mg, dir, err, sizeof(err)), 0);
+	kw_config_defaults(&cfg);
+	snprintf(path, sizeof(path), "%s", dir);
+	assert_int_equal(kw_config_set(&cfg, "serve_model", path, err, sizeof(err)), 0);
+	assert_int_equal(kw_config_set(&cfg, "serve_blocks", "1:3", err, sizeof(err)), 0);
+	assert_int_equal(kw_config_set(&cfg, "serve_experts", "ffn", err, sizeof(err)), 0);
+	assert_int_equal(kw_config_set(&cfg, "serve_grid", "5", err, sizeof(err)), 0);
+	assert_int_equal(kw_config_set(&cfg, "serve_hidden", "16", err, sizeof(err)), 0);
+	assert_int_equal(kw_config_set(&cfg, "hivemind_public_name", "edge-1", err,
+				       sizeof(err)), 0);
+	if (kw_app_serve_open(&as, &cfg, NULL, false, err, sizeof(err)) < 0) {
+		kw_test_rm_dir(dir);
+		if (strstr(err, "KW_APP_SERVE_MAX") || strstr(err, "budget"))
+			skip();   /* this build's limits hold fewer blocks or experts */
+		fail_msg("%s", err);
+	}
+	kw_app_serve_announce_cfg(&as, &cfg, &ac, &measured);
+	assert_string_equal(ac.prefix, strrchr(dir, '/') + 1);
+	assert_int_equal(ac.start_block, 1);
+	assert_int_equal(ac.end_block, 3);
+	assert_int_equal(ac.model.num_blocks, 3);            /* from the checkpoint */
+	assert_true(ac.info.has & KW_HM_SI_TORCH_DTYPE);
+	assert_string_equal(ac.info.torch_dtype, "float32");
+	assert_string_equal(ac.info.quant_type, "int8");
+	assert_true(ac.info.has & KW_HM_SI_CACHE_TOKENS);
+	assert_true(ac.info.has & KW_HM_SI_PUBLIC_NAME);
+	assert_string_equal(ac.info.public_name, "edge-1");
+	assert_true(measured);
+	assert_true(ac.info.throughput > 0);
+	assert_true(ac.info.forward_rps == ac.info.throughput);
+	/* 25 experts, the announcer declares its first 16 */
+	assert_int_equal(ac.n_experts, KW_HM_ANNOUNCE_EXPERTS);
+	assert_string_equal(ac.experts[0], "ffn.0.0");
+	assert_string_equal(ac.experts[6], "ffn.1.1");
+	/* a configured figure wins over the measured one */
+	assert_int_equal(kw_config_set(&cfg, "hivemind_throughput", "2.5", err, sizeof(err)), 0);
+	kw_app_serve_announce_cfg(&as, &cfg, &ac, &measured);
+	assert_false(measured);
+	assert_true(ac.info.throughput == 2.5);
+	assert_false(ac.info.has & KW_HM_SI_FORWARD_RPS);
+	kw_app_serve_close(&as);
+	kw_test_rm_dir(dir);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_client_route_takes_fewest_hops),
+		cmocka_unit_test(test_client_route_prefers_throughput_then_peer_id),
+		cmocka_unit_test(test_client_route_skips_offline_and_reports_the_gap),
+		cmocka_unit_test(test_client_ban_backs_off_and_success_resets_it),
+		cmocka_unit_test(test_client_newest_record_speaks_for_a_server),
+		cmocka_unit_test(test_client_request_decodes_as_the_server_reads_it),
+		cmocka_unit_test(test_client_announce_says_what_is_served),
+	};
+
+	(void)argc;
+	snprintf(dir, sizeof(dir), "%s/client-model-%d", dirname(argv[0]), (int)getpid());
+	return cmocka_run_group_tests_name("app/client", tests, NULL, NULL);
+}
