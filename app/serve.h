@@ -50,6 +50,13 @@ struct kw_serve;
 #define KW_SERVE_PT_INFO      "TransformerConnectionHandler.rpc_info"
 #define KW_SERVE_PT_FORWARD   "TransformerConnectionHandler.rpc_forward"
 #define KW_SERVE_PT_BACKWARD  "TransformerConnectionHandler.rpc_backward"
+/* Stream handlers (app/serve_stream.c, app/serve_infer.c) and Petals' rpc_push (unary). */
+#define KW_SERVE_MOE_FORWARD_STREAM  "ConnectionHandler.rpc_forward_stream"
+#define KW_SERVE_MOE_BACKWARD_STREAM "ConnectionHandler.rpc_backward_stream"
+#define KW_SERVE_PT_FORWARD_STREAM   "TransformerConnectionHandler.rpc_forward_stream"
+#define KW_SERVE_PT_BACKWARD_STREAM  "TransformerConnectionHandler.rpc_backward_stream"
+#define KW_SERVE_PT_INFERENCE        "TransformerConnectionHandler.rpc_inference"
+#define KW_SERVE_PT_PUSH             "TransformerConnectionHandler.rpc_push"
 
 /* Sizes; kw_serve_limits_default fills them from Kconfig (KW_APP_SERVE_*). */
 struct kw_serve_limits {
@@ -57,6 +64,11 @@ struct kw_serve_limits {
 	uint32_t max_experts;   /* experts one node serves */
 	uint32_t slots;         /* requests in progress at once (pool size) */
 	uint32_t max_blocks;    /* blocks in the span (and in one chain) */
+	/* Petals rpc_inference; 0 takes the Kconfig default (KW_APP_SERVE_SESSION*) */
+	uint32_t sessions;         /* sessions at once (KV-cache slots) */
+	uint32_t session_tokens;   /* positions per session (batch x max_length) */
+	uint32_t step_timeout_ms;  /* Petals step_timeout */
+	uint32_t session_timeout_ms; /* Petals session_timeout */
 };
 void kw_serve_limits_default(struct kw_serve_limits *l);
 
@@ -67,6 +79,14 @@ struct kw_serve_stats {
 	uint64_t busy;           /* refused: no free slot */
 	size_t slots_used;       /* slots taken now (0 when idle) */
 	size_t slots_high;
+	/* Petals rpc_inference and the stream handlers */
+	uint64_t sessions;       /* sessions opened */
+	uint64_t steps;          /* inference steps computed */
+	uint64_t steps_dup;      /* requests dropped as a repeated step_id */
+	uint64_t pushes;         /* rpc_push calls delivered into a session */
+	uint64_t stream_calls;   /* rpc_forward_stream / rpc_backward_stream answered */
+	size_t sessions_open;    /* open now (0 when idle) */
+	size_t sessions_high;
 };
 
 /* ---- ExpertRequest / ExpertUID decoding (bounded; the fuzz target drives it) ------------- */
@@ -157,7 +177,9 @@ struct kw_serve_desc {
 	uint32_t start_block, end_block;  /* [start, end): ServerInfo start_block/end_block */
 	const char *torch_dtype;    /* "float32": what the handlers answer in */
 	const char *quant_type;     /* "int8" or "none" */
-	uint64_t cache_tokens_left; /* 0: no inference sessions yet (unary only) */
+	uint64_t cache_tokens_left; /* Petals ServerInfo.cache_tokens_left: KV-cache tokens free,
+				       K and V counted apart (a client needs 2 x blocks x tokens) */
+	uint32_t inference_max_length; /* the largest max_length rpc_inference accepts */
 };
 void kw_serve_describe(const struct kw_serve *s, struct kw_serve_desc *d);
 
