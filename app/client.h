@@ -103,4 +103,14 @@ int kw_client_chain_uid(const char *prefix, uint32_t start, uint32_t end, char *
 long kw_client_req_encode(const char *uid, const uint32_t *shape, uint32_t ndim,
 			  const float *v, size_t n, bool petals, uint8_t *out, size_t cap);
 
+/*
+ * One step of a Petals inference session (petals client/inference_session.py
+ * _ServerInferenceSession.step): ExpertRequest{uid, tensors = [hidden states (float32 NONE,
+ * shape[0..3)), DUMMY prompts, DUMMY int64 hypo_ids], metadata = msgpack {"max_length":
+ * max_length (only when > 0: the session's first step), "step_id": step_id}}.
+ * Return: bytes written; -KW_EMSGSIZE; -KW_EINVAL.
+ */
+long kw_client_step_encode(const char *uid, const uint32_t *shape, const float *v, size_t n,
+			   uint32_t max_length, const char *step_id, uint8_t *out, size_t cap);
+
 #endif /* KW_APP_CLIENT_H */

@@ -228,33 +228,88 @@ static int put_tensor(const struct kw_tensor_msg *m, uint8_t *out, size_t cap, s
 	return 0;
 }
 
-long kw_client_req_encode(const char *uid, const uint32_t *shape, uint32_t ndim,
-			  const float *v, size_t n, bool petals, uint8_t *out, size_t cap)
+/* The uid field and the first tensor (float32 NONE). */
+static int put_head(const char *uid, const uint32_t *shape, uint32_t ndim, const float *v,
+		    size_t n, uint8_t *out, size_t cap, size_t *len)
 {
 	struct kw_tensor_msg m;
-	size_t len = 0, ul = strlen(uid);
+	size_t ul = strlen(uid);
 	int ret;
 
 	if (ndim > KW_TENSOR_MSG_MAX_DIMS)
 		return -KW_EINVAL;
-	ret = field_head(1, ul, out, cap, &len);
+	ret = field_head(1, ul, out, cap, len);
 	if (ret < 0)
 		return ret;
-	memcpy(out + len, uid, ul);
-	len += ul;
+	memcpy(out + *len, uid, ul);
+	*len += ul;
 	memset(&m, 0, sizeof(m));
 	m.buf = (const uint8_t *)v;
 	m.buf_len = n * sizeof(float);
 	m.ndim = ndim;
 	memcpy(m.shape, shape, ndim * sizeof(uint32_t));
 	strcpy(m.dtype, "float32");
-	ret = put_tensor(&m, out, cap, &len);
-	if (ret == 0 && petals) {
-		/* DUMMY prompts: an empty float32 tensor of shape (0,), as Petals clients send */
-		memset(&m, 0, sizeof(m));
-		m.ndim = 1;
-		strcpy(m.dtype, "float32");
-		ret = put_tensor(&m, out, cap, &len);
+	return put_tensor(&m, out, cap, len);
+}
+
+/* An empty tensor of shape (0,): Petals' DUMMY. */
+static int put_dummy(const char *dtype, uint8_t *out, size_t cap, size_t *len)
+{
+	struct kw_tensor_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.ndim = 1;
+	snprintf(m.dtype, sizeof(m.dtype), "%s", dtype);
+	return put_tensor(&m, out, cap, len);
+}
+
+static size_t mp_str(uint8_t *p, const char *s, size_t n)
+{
+	p[0] = (uint8_t)(0xa0 | n);    /* fixstr: callers keep n below 32 */
+	memcpy(p + 1, s, n);
+	return n + 1;
+}
+
+long kw_client_step_encode(const char *uid, const uint32_t *shape, const float *v, size_t n,
+			   uint32_t max_length, const char *step_id, uint8_t *out, size_t cap)
+{
+	uint8_t meta[64];
+	size_t len = 0, ml = 0, sl = strlen(step_id);
+	int ret;
+
+	if (sl > 31)
+		return -KW_EINVAL;
+	meta[ml++] = (uint8_t)(0x80 | (max_length ? 2 : 1));
+	if (max_length) {
+		ml += mp_str(meta + ml, "max_length", 10);
+		meta[ml++] = 0xce;             /* uint32, big-endian */
+		meta[ml++] = (uint8_t)(max_length >> 24);
+		meta[ml++] = (uint8_t)(max_length >> 16);
+		meta[ml++] = (uint8_t)(max_length >> 8);
+		meta[ml++] = (uint8_t)max_length;
 	}
+	ml += mp_str(meta + ml, "step_id", 7);
+	ml += mp_str(meta + ml, step_id, sl);
+	ret = put_head(uid, shape, 3, v, n, out, cap, &len);
+	if (ret == 0)
+		ret = put_dummy("float32", out, cap, &len);
+	if (ret == 0)
+		ret = put_dummy("int64", out, cap, &len);
+	if (ret == 0)
+		ret = field_head(3, ml, out, cap, &len);
+	if (ret < 0)
+		return ret;
+	memcpy(out + len, meta, ml);
+	return (long)(len + ml);
+}
+
+long kw_client_req_encode(const char *uid, const uint32_t *shape, uint32_t ndim,
+			  const float *v, size_t n, bool petals, uint8_t *out, size_t cap)
+{
+	size_t len = 0;
+	int ret = put_head(uid, shape, ndim, v, n, out, cap, &len);
+
+	if (ret == 0 && petals)
+		ret = put_dummy("float32", out, cap, &len);
 	return ret < 0 ? ret : (long)len;
 }

@@ -38,6 +38,7 @@
 
 #include <kw/app.h>
 #include <kw/arena.h>
+#include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/loop.h>
 #include <kw/node.h>
@@ -93,6 +94,20 @@ struct gen {
 	float *logits;
 	uint8_t *req;
 	size_t req_cap;
+	/* inference sessions: one stream per span (petals _ServerInferenceSession) */
+	bool sessions;                /* false: rpc_forward of the whole prefix per token */
+	struct sess {
+		struct gen *g;
+		struct kw_hm_stream *st;  /* NULL: none open (the next step opens one) */
+		bool fresh;               /* opened for this step: it gets the whole history */
+		bool waiting;             /* its answer is what the step waits for */
+		uint32_t steps, id;
+	} ss[KW_CLIENT_SPANS_MAX];
+	uint32_t sess_ids;            /* sessions opened (names their step_ids) */
+	size_t pos0;                  /* positions every open session holds */
+	size_t from;                  /* first position of the step in flight at span `cur` */
+	float *hist;                  /* (blocks + 1) x tokens x H: the inputs at each block
+					 boundary, kept to replay into a new session */
 	/* the route */
 	struct kw_client_route route;
 	struct kw_client_span span[KW_CLIENT_SPANS_MAX];
@@ -135,6 +150,7 @@ static void finish(struct gen *g, int code)
 
 static void fetch_next(struct gen *g);
 static void call_span(struct gen *g);
+static void close_sessions(struct gen *g, uint32_t from_span, bool graceful);
 
 /* ---- the records ---------------------------------------------------------------------- */
 
@@ -277,6 +293,8 @@ static void span_failed(struct gen *g, const char *what)
 	fprintf(stderr, "%s: blocks %u:%u on %s failed: %s; banned for %.1f s, routing blocks "
 		"%u:%u again\n", PROG, g->span[g->cur].start, g->span[g->cur].end, peer, what,
 		b ? b->until - wall_now() : 0.0, g->span[g->cur].start, g->end);
+	if (g->sessions)
+		close_sessions(g, g->cur, false);   /* the new route replays into new ones */
 	g->reroute = true;
 	plan(g);
 }
@@ -287,13 +305,27 @@ static void step(struct gen *g)
 	clock_gettime(CLOCK_MONOTONIC, &g->step_t0);
 	g->phase = P_CALL;
 	g->cur = 0;
-	embed(g);
+	if (g->sessions) {
+		/* the new positions' embeddings enter block `first` */
+		for (size_t t = g->pos0; t < g->n_tok; t++)
+			memcpy(g->hist + t * g->H, g->m.embed + (size_t)g->tok[t] * g->H,
+			       g->H * sizeof(float));
+	} else {
+		embed(g);
+	}
 	call_span(g);
+}
+
+/* The inputs at block boundary b (first .. end), position 0. */
+static float *hist_at(struct gen *g, uint32_t b)
+{
+	return g->hist + (size_t)(b - g->first) * (g->n_prompt + g->n_gen) * g->H;
 }
 
 static void next_token(struct gen *g)
 {
-	const float *last = g->hs + (g->n_tok - 1) * g->H;
+	const float *last = g->sessions ? hist_at(g, g->end) + (g->n_tok - 1) * g->H :
+					  g->hs + (g->n_tok - 1) * g->H;
 	uint32_t t;
 	int ret;
 
@@ -305,6 +337,7 @@ static void next_token(struct gen *g)
 		return;
 	}
 	t = kw_argmax(g->logits, g->V, NULL);
+	g->pos0 = g->n_tok;                /* every session holds the positions so far */
 	g->tok[g->n_tok++] = t;
 	printf("%u\n", t);
 	fflush(stdout);
@@ -315,6 +348,8 @@ static void next_token(struct gen *g)
 		fprintf(stderr, "%s: %zu tokens in %.1f ms, %u failure%s, %u re-route%s\n", PROG,
 			g->n_gen, since_ms(&g->t0), g->failures, g->failures == 1 ? "" : "s",
 			g->reroutes, g->reroutes == 1 ? "" : "s");
+		if (g->sessions)
+			close_sessions(g, 0, true);
 		finish(g, 0);
 		return;
 	}
@@ -371,6 +406,145 @@ static void on_answer(const struct kw_hm_result *r, void *user)
 		next_token(g);
 }
 
+/* An answer of span `cur` (hidden states of positions from .. n_tok - 1) into dst. */
+static int take_answer(struct gen *g, const uint8_t *msg, size_t len, size_t rows, float *dst)
+{
+	struct kw_serve_req resp;
+	const struct kw_tensor_msg *m = &resp.t[0];
+	enum kw_codec_dtype dt;
+	size_t numel = 0;
+
+	if (kw_serve_req_decode(&resp, msg, len, NULL) < 0 || resp.n_tensors < 1 ||
+	    kw_tensor_msg_numel(m, &numel) < 0 || numel != rows * g->H || m->ndim != 3 ||
+	    m->shape[2] != g->H || kw_codec_dtype_parse(m->dtype, strlen(m->dtype), &dt) < 0 ||
+	    m->compression < 0 || m->compression >= KW_COMP_COUNT ||
+	    kw_codec_decode(&g->codec, (enum kw_compression)m->compression, dt, m->buf,
+			    m->buf_len, numel, g->H, dst) < 0)
+		return -KW_EBADMSG;
+	for (size_t i = 0; i < numel; i++)
+		if (!isfinite(dst[i]))
+			return -KW_ERANGE;
+	return 0;
+}
+
+static int on_sess_message(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void *arg)
+{
+	struct sess *ss = arg;
+	struct gen *g = ss->g;
+	const struct kw_client_span *sp = &g->span[g->cur];
+	int ret;
+
+	if (ss->st != st || !ss->waiting || g->phase != P_CALL || &g->ss[g->cur] != ss)
+		return 0;   /* an answer nobody waits for (a cancelled step) */
+	ss->waiting = false;
+	ret = take_answer(g, msg, len, g->n_tok - g->from, hist_at(g, sp->end) + g->from * g->H);
+	if (ret < 0) {
+		span_failed(g, ret == -KW_ERANGE ? "the answer holds a non-finite value" :
+			    "the answer is not hidden states of the shape sent");
+		return 0;
+	}
+	ss->steps++;
+	ss->fresh = false;
+	kw_client_unban(&g->route, g->route.srv[sp->srv].peer);
+	if (++g->cur < g->n_span)
+		call_span(g);
+	else
+		next_token(g);
+	return 0;
+}
+
+static void on_sess_done(struct kw_hm_stream *st, const struct kw_hm_stream_result *r,
+			 void *arg)
+{
+	struct sess *ss = arg;
+	struct gen *g = ss->g;
+	bool waited = ss->waiting;
+	static char why[KW_HM_STREAM_TEXT_MAX + 32];
+
+	if (ss->st != st)
+		return;     /* closed by us */
+	ss->st = NULL;
+	ss->waiting = false;
+	if (!waited || g->phase != P_CALL)
+		return;     /* the next step opens a new session (and finds out) */
+	if (r->remote_error)
+		snprintf(why, sizeof(why), "%s", r->text);
+	else
+		snprintf(why, sizeof(why), "the session ended: %s",
+			 r->err ? kw_strerror(r->err) : "closed by the server");
+	span_failed(g, why);
+}
+
+static const struct kw_hm_stream_ops sess_ops = {
+	.on_message = on_sess_message,
+	.on_done = on_sess_done,
+};
+
+static void close_sessions(struct gen *g, uint32_t from_span, bool graceful)
+{
+	for (uint32_t i = from_span; i < KW_CLIENT_SPANS_MAX; i++) {
+		struct kw_hm_stream *st = g->ss[i].st;
+
+		g->ss[i].st = NULL;
+		g->ss[i].waiting = false;
+		if (st && graceful)
+			(void)kw_hm_stream_end(st);   /* a request without tensors: not needed */
+		else if (st)
+			(void)kw_hm_stream_cancel(st);
+	}
+}
+
+/* One inference step on span `cur`: a new session gets the whole history (Petals replays
+ * it into the replacement of a failed server), an open one the new positions. */
+static void send_step(struct gen *g, struct kw_conn *c)
+{
+	const struct kw_client_span *sp = &g->span[g->cur];
+	struct sess *ss = &g->ss[g->cur];
+	uint32_t shape[3];
+	char step_id[32];
+	long len;
+	int ret = 0;
+
+	if (!ss->st) {
+		if (!c) {
+			span_failed(g, "no connection");
+			return;
+		}
+		ret = kw_hm_stream_open(g->hm, c, KW_SERVE_PT_INFERENCE, &sess_ops, ss,
+					g->timeout_ms, &ss->st);
+		if (ret < 0) {
+			ss->st = NULL;
+			span_failed(g, ret == -KW_ENOPROTO ? "the peer serves no rpc_inference" :
+				    kw_strerror(ret));
+			return;
+		}
+		ss->g = g;
+		ss->fresh = true;
+		ss->steps = 0;
+		ss->id = ++g->sess_ids;
+	}
+	g->from = ss->fresh ? 0 : g->pos0;
+	shape[0] = 1;
+	shape[1] = (uint32_t)(g->n_tok - g->from);
+	shape[2] = (uint32_t)g->H;
+	snprintf(step_id, sizeof(step_id), "kw-%u-%u", ss->id, ss->steps);
+	if (kw_client_chain_uid(g->prefix, sp->start, sp->end, g->uid, sizeof(g->uid)) < 0) {
+		span_failed(g, "the chain's uid is too long");
+		return;
+	}
+	len = kw_client_step_encode(g->uid, shape, hist_at(g, sp->start) + g->from * g->H,
+				    (g->n_tok - g->from) * g->H,
+				    ss->fresh ? (uint32_t)(g->n_prompt + g->n_gen) : 0, step_id,
+				    g->req, g->req_cap);
+	ret = len < 0 ? (int)len : kw_hm_stream_send(ss->st, g->req, (size_t)len);
+	if (ret < 0) {
+		span_failed(g, ret == -KW_EAGAIN ? "the session's send buffer is full" :
+			    kw_strerror(ret));
+		return;
+	}
+	ss->waiting = true;
+}
+
 static void send_call(struct gen *g, struct kw_conn *c)
 {
 	const struct kw_client_span *s = &g->span[g->cur];
@@ -378,6 +552,10 @@ static void send_call(struct gen *g, struct kw_conn *c)
 	long len;
 	int ret;
 
+	if (g->sessions) {
+		send_step(g, c);
+		return;
+	}
 	if (kw_client_chain_uid(g->prefix, s->start, s->end, g->uid, sizeof(g->uid)) < 0) {
 		span_failed(g, "the chain's uid is too long");
 		return;
@@ -414,6 +592,10 @@ static void call_span(struct gen *g)
 	struct kw_conn *c;
 	size_t pl = strlen(peer);
 
+	if (g->sessions && g->ss[g->cur].st) {
+		send_step(g, NULL);     /* the session's stream carries the step */
+		return;
+	}
 	if (kw_peer_id_from_text(peer, &pid) < 0) {
 		span_failed(g, "its PeerID does not parse");
 		return;
@@ -518,13 +700,14 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: kwnode generate --model DIR --prompt-tokens FILE -n N [--model-prefix P]\n"
-		"                       [--blocks A:B] --bootstrap ADDR... [--peer ADDR]...\n"
+		"                       --bootstrap ADDR... [--peer ADDR]... [--forward]\n"
 		"                       [--timeout-ms MS] [--wait-ms MS] [--step-delay-ms MS]\n"
 		"                       [--config FILE]\n"
 		"                       [--data-dir DIR]\n"
-		"  Greedy decoding through Petals servers found on the Hivemind DHT: the blocks\n"
-		"  (A:B, default all) run remotely with rpc_forward, embeddings, final norm and\n"
-		"  lm_head here from DIR (the checkpoint the servers hold). FILE: token IDs, one\n"
+		"  Greedy decoding through Petals servers found on the Hivemind DHT: every block\n"
+		"  runs remotely in rpc_inference sessions (--forward: rpc_forward of the whole\n"
+		"  prefix per token), embeddings, final norm and lm_head here from DIR (the\n"
+		"  checkpoint the servers hold). FILE: token IDs, one\n"
 		"  per line. P: the model's dht_prefix (default DIR's last component, '.' -> '-').\n"
 		"  --peer ADDR: a server's address with /p2p/ (bootstrap peers count too).\n"
 		"  --step-delay-ms: a pause between tokens (0), for demos of a failing server.\n"
@@ -537,7 +720,7 @@ int kw_cmd_generate(int argc, char **argv)
 		{ "model", required_argument, NULL, 'm' },
 		{ "model-prefix", required_argument, NULL, 'p' },
 		{ "prompt-tokens", required_argument, NULL, 'T' },
-		{ "blocks", required_argument, NULL, 'B' },
+		{ "forward", no_argument, NULL, 'F' },
 		{ "bootstrap", required_argument, NULL, 'b' },
 		{ "peer", required_argument, NULL, 'P' },
 		{ "timeout-ms", required_argument, NULL, 't' },
@@ -551,7 +734,7 @@ int kw_cmd_generate(int argc, char **argv)
 	static struct kw_config cfg;
 	static char prefix[KW_SERVE_UID_MAX + 1];
 	struct gen *g = &g_gen;
-	const char *model = NULL, *tokens = NULL, *blocks = NULL, *config = NULL,
+	const char *model = NULL, *tokens = NULL, *config = NULL,
 		   *data_dir = NULL;
 	const char *boot[KW_CONFIG_BOOTSTRAP_MAX];
 	int n_boot = 0, o, code = 1;
@@ -560,12 +743,14 @@ int kw_cmd_generate(int argc, char **argv)
 	struct kw_arena meta, wa, ca;
 	struct kw_ckpt ck;
 	struct kw_hm_limits hl;
+	struct kw_hm_stream_limits sl;
 	void *meta_mem = NULL, *wmem = NULL, *cmem = NULL;
 	size_t wb, cb;
 	char err[512];
 	bool ck_open = false, t_open = false;
 
 	memset(g, 0, sizeof(*g));
+	g->sessions = true;
 	g->timeout_ms = 10000;
 	g->wait_ms = 10000;
 	optind = 1;
@@ -574,7 +759,7 @@ int kw_cmd_generate(int argc, char **argv)
 		case 'm': model = optarg; break;
 		case 'p': g->prefix = optarg; break;
 		case 'T': tokens = optarg; break;
-		case 'B': blocks = optarg; break;
+		case 'F': g->sessions = false; break;
 		case 'c': config = optarg; break;
 		case 'd': data_dir = optarg; break;
 		case 'b':
@@ -664,20 +849,6 @@ int kw_cmd_generate(int argc, char **argv)
 	g->V = g->m.vocab;
 	g->first = 0;
 	g->end = (uint32_t)g->m.layers;
-	if (blocks) {
-		char *e;
-		unsigned long a = strtoul(blocks, &e, 10), b;
-
-		b = *e == ':' ? strtoul(e + 1, &e, 10) : 0;
-		if (*e || a >= b || b > g->m.layers) {
-			fprintf(stderr, "%s: --blocks '%s': A:B with 0 <= A < B <= %zu\n", PROG, blocks,
-				g->m.layers);
-			code = 2;
-			goto out;
-		}
-		g->first = (uint32_t)a;
-		g->end = (uint32_t)b;
-	}
 	if (!g->prefix) {
 		/* the serving side's rule (app/serve_app.c): last component, '.' -> '-' */
 		size_t len = strlen(model);
@@ -711,11 +882,25 @@ int kw_cmd_generate(int argc, char **argv)
 	g->n_tok = g->n_prompt;
 	g->n_gen = n_gen;
 	kw_hm_limits_default(&hl);
-	g->req_cap = hl.buf_bytes;
-	if ((g->n_prompt + n_gen) * g->H * sizeof(float) + 512 > hl.buf_bytes)
+	kw_hm_stream_limits_default(&sl);
+	/* a replay sends every position at once; the servers' own buffers bound it too */
+	sl.buf_bytes = (uint32_t)KW_MAX((size_t)sl.buf_bytes,
+					(g->n_prompt + n_gen) * g->H * sizeof(float) + 4096);
+	sl.streams_out = KW_MAX(sl.streams_out, 2u * (g->end - g->first) + 2);
+	g->req_cap = KW_MAX(hl.buf_bytes, sl.buf_bytes);
+	if (!g->sessions && (g->n_prompt + n_gen) * g->H * sizeof(float) + 512 > hl.buf_bytes)
 		fprintf(stderr, "%s: warning: %zu tokens of %zu floats exceed the %u-byte call "
 			"buffer (KW_NET_HIVEMIND_CALL_BUF_BYTES) before the end\n", PROG,
 			g->n_prompt + n_gen, g->H, hl.buf_bytes);
+	if (g->sessions) {
+		g->hist = malloc((size_t)(g->end - g->first + 1) * (g->n_prompt + n_gen) * g->H *
+				 sizeof(float));
+		if (!g->hist)
+			goto oom;
+		for (size_t i = 0; i < g->n_prompt; i++)
+			memcpy(g->hist + i * g->H, g->m.embed + (size_t)g->tok[i] * g->H,
+			       g->H * sizeof(float));
+	}
 	cb = kw_llama_model_ctx_bytes(&g->m, 1, 1, 1);
 	cmem = malloc(cb);
 	g->hs = malloc((g->n_prompt + n_gen) * g->H * sizeof(float));
@@ -743,6 +928,10 @@ int kw_cmd_generate(int argc, char **argv)
 		fprintf(stderr, "%s: cannot start the Hivemind DHT\n", PROG);
 		goto out;
 	}
+	if (g->sessions && kw_hm_stream_setup(g->hm, &sl) < 0) {
+		fprintf(stderr, "%s: cannot set up the session streams\n", PROG);
+		goto out;
+	}
 	embed(g);
 	kw_timer_init(&g->timer, on_tick, g);
 	g->deadline_ms = kw_loop_now(&t.n->loop) + g->wait_ms;
@@ -750,6 +939,8 @@ int kw_cmd_generate(int argc, char **argv)
 	g->code = 1;
 	kw_loop_run(&t.n->loop);
 	kw_timer_cancel(&t.n->loop, &g->timer);
+	for (int i = 0; g->sessions && i < 10; i++)
+		kw_loop_run_once(&t.n->loop, 10);   /* the sessions' ends go out */
 	code = g->code;
 	goto out;
 oom:
@@ -767,5 +958,6 @@ out:
 	free(g->hs);
 	free(g->logits);
 	free(g->req);
+	free(g->hist);
 	return code;
 }
