@@ -113,4 +113,24 @@ long kw_client_req_encode(const char *uid, const uint32_t *shape, uint32_t ndim,
 long kw_client_step_encode(const char *uid, const uint32_t *shape, const float *v, size_t n,
 			   uint32_t max_length, const char *step_id, uint8_t *out, size_t cap);
 
+/*
+ * A prompt file of `kwnode generate`: token IDs in decimal, one per line; blank lines and
+ * lines starting with '#' are skipped; each ID must be below vocab. buf need not be
+ * NUL-terminated. Return: 0 with out[0..*n), *n >= 1; -KW_EINVAL (err says which line and
+ * why: not a number, out of the vocabulary, or no token at all); -KW_ENOSPC (more than cap).
+ */
+int kw_client_tokens_parse(const char *buf, size_t len, uint32_t vocab, uint32_t *out,
+			   size_t cap, size_t *n, char *err, size_t errcap);
+
+/*
+ * A server's answer to a step (rpc_forward or one rpc_inference message): an ExpertResponse
+ * whose first tensor holds rows x hid hidden states of shape (1, rows, hid), any dtype and
+ * codec the codec reads, decoded into dst[rows x hid]. Return: 0; -KW_EBADMSG (not an
+ * ExpertResponse, another shape, or a buffer that does not match it); -KW_ERANGE (a
+ * non-finite value: dst must not be used).
+ */
+struct kw_codec;
+int kw_client_answer_decode(const struct kw_codec *codec, const uint8_t *msg, size_t len,
+			    size_t rows, size_t hid, float *dst);
+
 #endif /* KW_APP_CLIENT_H */

@@ -10,10 +10,12 @@
 #include <string.h>
 
 #include <kw/err.h>
+#include <kw/ml/codec.h>
 #include <kw/ml/tensor_msg.h>
 #include <kw/net/hivemind_records.h>
 
 #include "client.h"
+#include "serve.h"
 
 void kw_client_route_init(struct kw_client_route *r, double base_s, double max_s)
 {
@@ -312,4 +314,77 @@ long kw_client_req_encode(const char *uid, const uint32_t *shape, uint32_t ndim,
 	if (ret == 0 && petals)
 		ret = put_dummy("float32", out, cap, &len);
 	return ret < 0 ? ret : (long)len;
+}
+
+int kw_client_tokens_parse(const char *buf, size_t len, uint32_t vocab, uint32_t *out,
+			   size_t cap, size_t *n, char *err, size_t errcap)
+{
+	size_t pos = 0, line = 0;
+
+	*n = 0;
+	while (pos < len) {
+		size_t end = pos, i;
+		uint64_t v = 0;
+		bool digits = false;
+
+		while (end < len && buf[end] != '\n')
+			end++;
+		line++;
+		i = pos;
+		while (i < end && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r'))
+			i++;
+		if (i < end && buf[i] != '#') {
+			for (; i < end && buf[i] >= '0' && buf[i] <= '9'; i++) {
+				digits = true;
+				v = v * 10 + (uint64_t)(buf[i] - '0');
+				if (v >= vocab)
+					break;
+			}
+			while (i < end && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r'))
+				i++;
+			if (digits && v >= vocab) {
+				snprintf(err, errcap, "line %zu: the token ID is not below the "
+					 "vocabulary size %u", line, vocab);
+				return -KW_EINVAL;
+			}
+			if (!digits || i < end) {
+				snprintf(err, errcap, "line %zu: not a token ID (a decimal number)",
+					 line);
+				return -KW_EINVAL;
+			}
+			if (*n == cap) {
+				snprintf(err, errcap, "line %zu: more than %zu tokens", line, cap);
+				return -KW_ENOSPC;
+			}
+			out[(*n)++] = (uint32_t)v;
+		}
+		pos = end + 1;
+	}
+	if (!*n) {
+		snprintf(err, errcap, "no token (one decimal ID per line)");
+		return -KW_EINVAL;
+	}
+	return 0;
+}
+
+int kw_client_answer_decode(const struct kw_codec *codec, const uint8_t *msg, size_t len,
+			    size_t rows, size_t hid, float *dst)
+{
+	struct kw_serve_req resp;
+	const struct kw_tensor_msg *m = &resp.t[0];
+	enum kw_codec_dtype dt;
+	size_t numel = 0;
+
+	if (kw_serve_req_decode(&resp, msg, len, NULL) < 0 || resp.n_tensors < 1 ||
+	    kw_tensor_msg_numel(m, &numel) < 0 || !hid || numel != rows * hid || m->ndim != 3 ||
+	    m->shape[0] != 1 || m->shape[2] != hid ||
+	    kw_codec_dtype_parse(m->dtype, strlen(m->dtype), &dt) < 0 || m->compression < 0 ||
+	    m->compression >= KW_COMP_COUNT ||
+	    kw_codec_decode(codec, (enum kw_compression)m->compression, dt, m->buf, m->buf_len,
+			    numel, hid, dst) < 0)
+		return -KW_EBADMSG;
+	for (size_t i = 0; i < numel; i++)
+		if (!isfinite(dst[i]))
+			return -KW_ERANGE;
+	return 0;
 }

@@ -30,7 +30,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,10 +363,6 @@ static void next_token(struct gen *g)
 static void on_answer(const struct kw_hm_result *r, void *user)
 {
 	struct gen *g = user;
-	struct kw_serve_req resp;
-	const struct kw_tensor_msg *m;
-	enum kw_codec_dtype dt;
-	size_t numel = 0;
 	static char text[512];
 	int ret;
 
@@ -383,22 +378,12 @@ static void on_answer(const struct kw_hm_result *r, void *user)
 		span_failed(g, text);
 		return;
 	}
-	ret = kw_serve_req_decode(&resp, r->data, r->len, NULL);
-	m = &resp.t[0];
-	if (ret < 0 || resp.n_tensors < 1 || kw_tensor_msg_numel(m, &numel) < 0 ||
-	    numel != g->n_tok * g->H || m->ndim != 3 || m->shape[2] != g->H ||
-	    kw_codec_dtype_parse(m->dtype, strlen(m->dtype), &dt) < 0 || m->compression < 0 ||
-	    m->compression >= KW_COMP_COUNT ||
-	    kw_codec_decode(&g->codec, (enum kw_compression)m->compression, dt, m->buf,
-			    m->buf_len, numel, g->H, g->hs) < 0) {
-		span_failed(g, "the answer is not hidden states of the shape sent");
+	ret = kw_client_answer_decode(&g->codec, r->data, r->len, g->n_tok, g->H, g->hs);
+	if (ret < 0) {
+		span_failed(g, ret == -KW_ERANGE ? "the answer holds a non-finite value" :
+			    "the answer is not hidden states of the shape sent");
 		return;
 	}
-	for (size_t i = 0; i < numel; i++)
-		if (!isfinite(g->hs[i])) {
-			span_failed(g, "the answer holds a non-finite value");
-			return;
-		}
 	kw_client_unban(&g->route, g->route.srv[g->span[g->cur].srv].peer);
 	if (++g->cur < g->n_span)
 		call_span(g);
@@ -409,22 +394,7 @@ static void on_answer(const struct kw_hm_result *r, void *user)
 /* An answer of span `cur` (hidden states of positions from .. n_tok - 1) into dst. */
 static int take_answer(struct gen *g, const uint8_t *msg, size_t len, size_t rows, float *dst)
 {
-	struct kw_serve_req resp;
-	const struct kw_tensor_msg *m = &resp.t[0];
-	enum kw_codec_dtype dt;
-	size_t numel = 0;
-
-	if (kw_serve_req_decode(&resp, msg, len, NULL) < 0 || resp.n_tensors < 1 ||
-	    kw_tensor_msg_numel(m, &numel) < 0 || numel != rows * g->H || m->ndim != 3 ||
-	    m->shape[2] != g->H || kw_codec_dtype_parse(m->dtype, strlen(m->dtype), &dt) < 0 ||
-	    m->compression < 0 || m->compression >= KW_COMP_COUNT ||
-	    kw_codec_decode(&g->codec, (enum kw_compression)m->compression, dt, m->buf,
-			    m->buf_len, numel, g->H, dst) < 0)
-		return -KW_EBADMSG;
-	for (size_t i = 0; i < numel; i++)
-		if (!isfinite(dst[i]))
-			return -KW_ERANGE;
-	return 0;
+	return kw_client_answer_decode(&g->codec, msg, len, rows, g->H, dst);
 }
 
 static int on_sess_message(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void *arg)
@@ -658,39 +628,24 @@ static void on_tick(struct kw_loop *l, struct kw_timer *t)
 
 static int read_tokens(struct gen *g, const char *path)
 {
+	static char buf[TOKENS_MAX * 16];
 	FILE *f = fopen(path, "r");
-	char line[64];
+	char err[160];
+	size_t len;
 
 	if (!f) {
 		fprintf(stderr, "%s: cannot open %s: %s\n", PROG, path, strerror(errno));
 		return -1;
 	}
-	while (fgets(line, sizeof(line), f)) {
-		char *e;
-		unsigned long v;
-
-		if (line[0] == '\n' || line[0] == '#')
-			continue;
-		errno = 0;
-		v = strtoul(line, &e, 10);
-		while (*e == ' ' || *e == '\t' || *e == '\r' || *e == '\n')
-			e++;
-		if (e == line || *e || errno || v >= g->V) {
-			fprintf(stderr, "%s: %s: line %zu is not a token ID below the vocabulary size "
-				"%zu\n", PROG, path, g->n_prompt + 1, g->V);
-			fclose(f);
-			return -1;
-		}
-		if (g->n_prompt == TOKENS_MAX) {
-			fprintf(stderr, "%s: %s: more than %d tokens\n", PROG, path, TOKENS_MAX);
-			fclose(f);
-			return -1;
-		}
-		g->tok[g->n_prompt++] = (uint32_t)v;
-	}
+	len = fread(buf, 1, sizeof(buf), f);
 	fclose(f);
-	if (!g->n_prompt) {
-		fprintf(stderr, "%s: %s holds no token\n", PROG, path);
+	if (len == sizeof(buf)) {
+		fprintf(stderr, "%s: %s: larger than %zu bytes\n", PROG, path, sizeof(buf) - 1);
+		return -1;
+	}
+	if (kw_client_tokens_parse(buf, len, (uint32_t)g->V, g->tok, TOKENS_MAX, &g->n_prompt,
+				   err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s: %s\n", PROG, path, err);
 		return -1;
 	}
 	return 0;

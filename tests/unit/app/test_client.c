@@ -15,6 +15,8 @@
 #include "harness.h"
 
 #include <kw/err.h>
+#include <kw/ml/codec.h>
+#include <kw/ml/half.h>
 #include <kw/ml/tensor_msg.h>
 #include <kw/net/hivemind_records.h>
 
@@ -208,6 +210,117 @@ static void test_client_request_decodes_as_the_server_reads_it(void **state)
 			 -KW_EMSGSIZE);
 }
 
+static void test_client_tokens_file_names_the_bad_line(void **state)
+{
+	static const char good[] = "# prompt\n1\n  17 \r\n\n255\n42";
+	uint32_t tok[4];
+	size_t n;
+	char e[160];
+
+	(void)state;
+	assert_int_equal(kw_client_tokens_parse(good, strlen(good), 256, tok, 4, &n, e,
+						sizeof(e)), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(tok[0], 1);
+	assert_int_equal(tok[1], 17);
+	assert_int_equal(tok[2], 255);
+	assert_int_equal(tok[3], 42);
+	assert_int_equal(kw_client_tokens_parse(good, strlen(good), 256, tok, 3, &n, e,
+						sizeof(e)), -KW_ENOSPC);
+	assert_int_equal(kw_client_tokens_parse("1\n256\n", 6, 256, tok, 4, &n, e, sizeof(e)),
+			 -KW_EINVAL);
+	assert_string_equal(e, "line 2: the token ID is not below the vocabulary size 256");
+	assert_int_equal(kw_client_tokens_parse("1\n2 3\n", 6, 256, tok, 4, &n, e, sizeof(e)),
+			 -KW_EINVAL);
+	assert_string_equal(e, "line 2: not a token ID (a decimal number)");
+	assert_int_equal(kw_client_tokens_parse("-1\n", 3, 256, tok, 4, &n, e, sizeof(e)),
+			 -KW_EINVAL);
+	assert_string_equal(e, "line 1: not a token ID (a decimal number)");
+	assert_int_equal(kw_client_tokens_parse("99999999999999999999999\n", 24, 256, tok, 4, &n,
+						e, sizeof(e)), -KW_EINVAL);
+	assert_non_null(strstr(e, "vocabulary"));
+	assert_int_equal(kw_client_tokens_parse("# none\n\n", 8, 256, tok, 4, &n, e, sizeof(e)),
+			 -KW_EINVAL);
+	assert_non_null(strstr(e, "no token"));
+}
+
+static void test_client_answer_must_be_hidden_states_of_the_shape_sent(void **state)
+{
+	static struct kw_codec codec;
+	static uint8_t buf[2048];
+	static const float v[6] = { 1, 2, 3, 4, 5, 6 };
+	struct kw_tensor_msg m;
+	uint16_t h[6];
+	uint32_t shape[3] = { 1, 2, 3 };
+	float out[6];
+	size_t len;
+	long l;
+
+	(void)state;
+	assert_int_equal(kw_codec_init(&codec, KW_SIMD_AUTO), 0);
+	/* an ExpertResponse has its tensors in field 2, as a request: the encoder writes one */
+	l = kw_client_req_encode("", shape, 3, v, 6, false, buf, sizeof(buf));
+	assert_true(l > 0);
+	assert_int_equal(kw_client_answer_decode(&codec, buf, (size_t)l, 2, 3, out), 0);
+	assert_memory_equal(out, v, sizeof(v));
+	/* other rows or width than sent */
+	assert_int_equal(kw_client_answer_decode(&codec, buf, (size_t)l, 3, 3, out), -KW_EBADMSG);
+	assert_int_equal(kw_client_answer_decode(&codec, buf, (size_t)l, 3, 2, out), -KW_EBADMSG);
+	assert_int_equal(kw_client_answer_decode(&codec, buf, (size_t)l - 1, 2, 3, out),
+			 -KW_EBADMSG);
+	/* float16 answers decode too */
+	for (int i = 0; i < 6; i++)
+		h[i] = kw_f32_to_fp16(v[i]);
+	memset(&m, 0, sizeof(m));
+	m.buf = (const uint8_t *)h;
+	m.buf_len = sizeof(h);
+	m.ndim = 3;
+	memcpy(m.shape, shape, sizeof(shape));
+	strcpy(m.dtype, "float16");
+	buf[0] = 0x12;
+	assert_int_equal(kw_tensor_msg_encode(&m, buf + 2, sizeof(buf) - 2, &len), 0);
+	assert_true(len < 128);
+	buf[1] = (uint8_t)len;
+	assert_int_equal(kw_client_answer_decode(&codec, buf, len + 2, 2, 3, out), 0);
+	assert_memory_equal(out, v, sizeof(v));
+	/* a non-finite value is refused */
+	h[4] = 0x7c00;
+	assert_int_equal(kw_tensor_msg_encode(&m, buf + 2, sizeof(buf) - 2, &len), 0);
+	assert_int_equal(kw_client_answer_decode(&codec, buf, len + 2, 2, 3, out), -KW_ERANGE);
+}
+
+static void test_client_step_carries_max_length_then_step_ids(void **state)
+{
+	static uint8_t buf[2048];
+	static const float v[3] = { 1, 2, 3 };
+	uint32_t shape[3] = { 1, 1, 3 };
+	struct kw_serve_req r;
+	long l;
+	/* msgpack {"max_length": 40, "step_id": "kw-1-0"} as written (uint32 for the int) */
+	static const uint8_t first[] = { 0x82, 0xaa, 'm', 'a', 'x', '_', 'l', 'e', 'n', 'g', 't',
+					 'h', 0xce, 0, 0, 0, 40, 0xa7, 's', 't', 'e', 'p', '_',
+					 'i', 'd', 0xa6, 'k', 'w', '-', '1', '-', '0' };
+
+	(void)state;
+	l = kw_client_step_encode("m.0 m.1", shape, v, 3, 40, "kw-1-0", buf, sizeof(buf));
+	assert_true(l > 0);
+	assert_int_equal(kw_serve_req_decode(&r, buf, (size_t)l, NULL), 0);
+	assert_int_equal(r.n_tensors, 3);
+	assert_string_equal(r.t[1].dtype, "float32");
+	assert_int_equal(r.t[1].buf_len, 0);
+	assert_string_equal(r.t[2].dtype, "int64");   /* DUMMY hypo_ids */
+	assert_int_equal(r.t[2].buf_len, 0);
+	assert_int_equal(r.meta_len, sizeof(first));
+	assert_memory_equal(r.meta, first, sizeof(first));
+	l = kw_client_step_encode("m.0 m.1", shape, v, 3, 0, "kw-1-1", buf, sizeof(buf));
+	assert_int_equal(kw_serve_req_decode(&r, buf, (size_t)l, NULL), 0);
+	assert_int_equal(r.meta_len, 1 + 8 + 7);
+	assert_int_equal(r.meta[0], 0x81);
+	assert_int_equal(kw_client_step_encode("m.0", shape, v, 3, 0,
+					       "a-step-id-longer-than-31-bytes-x", buf, sizeof(buf)),
+			 -KW_EINVAL);
+}
+
 static void test_client_announce_says_what_is_served(void **state)
 {
 	static struct kw_config cfg;
@@ -273,6 +386,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_client_ban_backs_off_and_success_resets_it),
 		cmocka_unit_test(test_client_newest_record_speaks_for_a_server),
 		cmocka_unit_test(test_client_request_decodes_as_the_server_reads_it),
+		cmocka_unit_test(test_client_tokens_file_names_the_bad_line),
+		cmocka_unit_test(test_client_answer_must_be_hidden_states_of_the_shape_sent),
+		cmocka_unit_test(test_client_step_carries_max_length_then_step_ids),
 		cmocka_unit_test(test_client_announce_says_what_is_served),
 	};
 
