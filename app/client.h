@@ -89,6 +89,14 @@ void kw_client_unban(struct kw_client_route *r, const char *peer);
 bool kw_client_banned(const struct kw_client_route *r, const char *peer, double now);
 
 /*
+ * The dht_prefix of a checkpoint directory: its last path component with '.' and ' '
+ * replaced by '-' (Petals derives dht_prefix from the repository name the same way and
+ * splits uids on '.'), NUL-terminated in out (cut to cap). Servers (app/serve_app.c) and
+ * `kwnode generate` name a model so.
+ */
+void kw_client_prefix_of(const char *dir, char *out, size_t cap);
+
+/*
  * The module uids of blocks [start, end) of model prefix, space-separated ("p.3 p.4"), as one
  * Petals chain request names them. Return: length; -KW_ENOSPC; -KW_EINVAL (bad prefix).
  */

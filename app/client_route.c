@@ -170,6 +170,22 @@ int kw_client_route_plan(const struct kw_client_route *r, uint32_t start, uint32
 	return 0;
 }
 
+void kw_client_prefix_of(const char *dir, char *out, size_t cap)
+{
+	size_t len = strlen(dir);
+	const char *b;
+
+	while (len > 1 && dir[len - 1] == '/')
+		len--;
+	b = dir + len;
+	while (b > dir && b[-1] != '/')
+		b--;
+	snprintf(out, cap, "%.*s", (int)(dir + len - b), b);
+	for (char *p = out; *p; p++)
+		if (*p == '.' || *p == ' ')
+			*p = '-';
+}
+
 int kw_client_chain_uid(const char *prefix, uint32_t start, uint32_t end, char *out,
 			size_t cap)
 {

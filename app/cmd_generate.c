@@ -805,18 +805,7 @@ int kw_cmd_generate(int argc, char **argv)
 	g->first = 0;
 	g->end = (uint32_t)g->m.layers;
 	if (!g->prefix) {
-		/* the serving side's rule (app/serve_app.c): last component, '.' -> '-' */
-		size_t len = strlen(model);
-		const char *s;
-
-		while (len > 1 && model[len - 1] == '/')
-			len--;
-		for (s = model + len; s > model && s[-1] != '/'; s--)
-			;
-		snprintf(prefix, sizeof(prefix), "%.*s", (int)(model + len - s), s);
-		for (char *p = prefix; *p; p++)
-			if (*p == '.' || *p == ' ')
-				*p = '-';
+		kw_client_prefix_of(model, prefix, sizeof(prefix));   /* the servers' rule */
 		g->prefix = prefix;
 	}
 	if (kw_hm_prefix_check(g->prefix) < 0) {

@@ -55,23 +55,6 @@ static void gen(float *v, size_t n, float scale, uint64_t *s)
 		v[i] = scale * ((float)((xs_next(s) >> 40) & 0xffffff) / 8388608.0f - 1.0f);
 }
 
-/* The directory's last component with '.' -> '-' (Petals: no '.' in a dht_prefix). */
-static void prefix_of(const char *dir, char *out, size_t cap)
-{
-	size_t len = strlen(dir);
-	const char *b;
-
-	while (len > 1 && dir[len - 1] == '/')
-		len--;
-	b = dir + len;
-	while (b > dir && b[-1] != '/')
-		b--;
-	snprintf(out, cap, "%.*s", (int)(dir + len - b), b);
-	for (char *p = out; *p; p++)
-		if (*p == '.' || *p == ' ')
-			*p = '-';
-}
-
 static size_t expert_bytes(size_t h)
 {
 	size_t inter = 4 * h;
@@ -300,7 +283,7 @@ int kw_app_serve_open(struct kw_app_serve *as, const struct kw_config *cfg, stru
 		kw_llama_dims_from_config(&d, &as->ck.cfg);
 		as->model_layers = as->ck.cfg.num_hidden_layers;
 		hidden = as->ck.cfg.hidden_size;
-		prefix_of(cfg->serve_model, as->block_prefix, sizeof(as->block_prefix));
+		kw_client_prefix_of(cfg->serve_model, as->block_prefix, sizeof(as->block_prefix));
 		ret = kw_serve_set_blocks(as->s, as->block_prefix, cfg->serve_first, count, as->w,
 					  &d);
 		if (ret < 0) {

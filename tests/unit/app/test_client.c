@@ -188,6 +188,10 @@ static void test_client_request_decodes_as_the_server_reads_it(void **state)
 	long len;
 
 	(void)state;
+	kw_client_prefix_of("/models/Llama.2 7b//", uid, sizeof(uid));
+	assert_string_equal(uid, "Llama-2-7b");
+	kw_client_prefix_of("tiny", uid, sizeof(uid));
+	assert_string_equal(uid, "tiny");
 	assert_int_equal(kw_client_chain_uid("llama", 3, 6, uid, sizeof(uid)), 23);
 	assert_string_equal(uid, "llama.3 llama.4 llama.5");
 	assert_int_equal(kw_client_chain_uid("llama", 3, 6, uid, 10), -KW_ENOSPC);
