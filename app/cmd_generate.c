@@ -114,6 +114,7 @@ struct gen {
 	uint32_t fetch_block, route_tries;
 	bool reroute;                 /* plan again from span `cur` after the fetch */
 	char uid[KW_SERVE_UID_MAX * KW_CLIENT_SPANS_MAX];
+	char span_peer[KW_CLIENT_SPANS_MAX][KW_HM_REC_PEER_MAX];   /* who runs each span */
 	/* addresses we can dial by PeerID */
 	const char *peer_addr[PEERS_MAX];
 	int n_peer_addr;
@@ -150,6 +151,7 @@ static void finish(struct gen *g, int code)
 static void fetch_next(struct gen *g);
 static void call_span(struct gen *g);
 static void close_sessions(struct gen *g, uint32_t from_span, bool graceful);
+static void embed(struct gen *g);
 
 /* ---- the records ---------------------------------------------------------------------- */
 
@@ -187,12 +189,41 @@ static int on_entry(const uint8_t *sub, size_t sub_len, const uint8_t *val, size
 	return 0;
 }
 
+/*
+ * The spans before `cur` stay when routing again; a fresh read of the records rebuilds the
+ * server table, so they are found again by PeerID. One that is gone from the records
+ * restarts the route from the first block (new sessions then replay from the embeddings).
+ */
+static void keep_spans(struct gen *g)
+{
+	for (uint32_t k = 0; k < g->cur; k++) {
+		uint32_t i = 0;
+
+		while (i < g->route.n_srv && strcmp(g->route.srv[i].peer, g->span_peer[k]))
+			i++;
+		if (i == g->route.n_srv) {
+			if (g->sessions)
+				close_sessions(g, 0, false);
+			else
+				embed(g);   /* the step starts again from its first block */
+			g->cur = 0;
+			return;
+		}
+		g->span[k].srv = i;
+	}
+}
+
 static void plan(struct gen *g)
 {
-	uint32_t n = 0, gap = 0, from = g->reroute ? g->span[g->cur].start : g->first;
-	uint32_t keep = g->reroute ? g->cur : 0;
-	int ret = kw_client_route_plan(&g->route, from, g->end, wall_now(), g->span + keep,
-				       KW_CLIENT_SPANS_MAX - keep, &n, &gap);
+	uint32_t n = 0, gap = 0, from, keep;
+	int ret;
+
+	if (g->reroute)
+		keep_spans(g);
+	keep = g->reroute ? g->cur : 0;
+	from = keep ? g->span[keep].start : g->first;
+	ret = kw_client_route_plan(&g->route, from, g->end, wall_now(), g->span + keep,
+				   KW_CLIENT_SPANS_MAX - keep, &n, &gap);
 
 	if (ret < 0) {
 		if (++g->route_tries >= ROUTE_TRIES) {
@@ -214,6 +245,8 @@ static void plan(struct gen *g)
 	}
 	g->route_tries = 0;
 	g->n_span = keep + n;
+	for (uint32_t i = keep; i < g->n_span; i++)
+		memcpy(g->span_peer[i], g->route.srv[g->span[i].srv].peer, KW_HM_REC_PEER_MAX);
 	fprintf(stderr, "%s: route for blocks %u:%u:", PROG, from, g->end);
 	for (uint32_t i = keep; i < g->n_span; i++)
 		fprintf(stderr, " %u:%u@%.16s..", g->span[i].start, g->span[i].end,
