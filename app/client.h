@@ -132,7 +132,8 @@ int kw_client_tokens_parse(const char *buf, size_t len, uint32_t vocab, uint32_t
 
 /*
  * A server's answer to a step (rpc_forward or one rpc_inference message): an ExpertResponse
- * whose first tensor holds rows x hid hidden states of shape (1, rows, hid), any dtype and
+ * whose first tensor holds rows x hid hidden states of shape (1, rows, hid) (Petals) or
+ * (rows, hid) (a hivemind expert), any dtype and
  * codec the codec reads, decoded into dst[rows x hid]. Return: 0; -KW_EBADMSG (not an
  * ExpertResponse, another shape, or a buffer that does not match it); -KW_ERANGE (a
  * non-finite value: dst must not be used).
@@ -140,5 +141,64 @@ int kw_client_tokens_parse(const char *buf, size_t len, uint32_t vocab, uint32_t
 struct kw_codec;
 int kw_client_answer_decode(const struct kw_codec *codec, const uint8_t *msg, size_t len,
 			    size_t rows, size_t hid, float *dst);
+
+/*
+ * A connection to peer (base58 PeerID): one already open (return 1, *c set), else a dial to
+ * the address among addrs[0..n) whose /p2p/ names it (return 0: cb runs from the loop).
+ * The ServerInfo records and expert declarations carry PeerIDs only. Return: 1; 0;
+ * -KW_ENOENT (no connection and no address); -KW_EINVAL (PeerID); kw_swarm_dial's errors.
+ */
+struct kw_swarm;
+struct kw_conn;
+int kw_client_connect(struct kw_swarm *sw, const char *peer, const char *const *addrs, int n,
+		      void (*cb)(struct kw_swarm *sw, struct kw_conn *c, int err, void *user),
+		      void *user, struct kw_conn **c);
+
+/* ---- the MoE client (app/client_moe.c, `kwnode moe`) ----------------------------------- */
+#define KW_CLIENT_MOE_DIMS     4     /* grid dimensions of an expert uid */
+#define KW_CLIENT_MOE_GRID_MAX 4096  /* a coordinate is below this */
+
+/* One alive expert as its declaration names it. */
+struct kw_client_expert {
+	char uid[KW_HM_REC_UID_MAX];
+	char peer[KW_HM_REC_PEER_MAX];
+	uint32_t coord[KW_CLIENT_MOE_DIMS];
+	uint32_t ndim;
+};
+
+/*
+ * One entry of a prefix record "t.c1." (hivemind dht_handler.py _declare_experts: subkey int
+ * next coordinate, -1 for a flat expert; value the tuple (uid, peer)). Return: 0 with
+ * *coord, uid and peer (NUL-terminated); -KW_EBADMSG (another shape, a uid that is not an
+ * expert uid, strings longer than the room given).
+ */
+int kw_client_expert_entry(const uint8_t *sub, size_t sub_len, const uint8_t *val,
+			   size_t val_len, int64_t *coord, char *uid, size_t ucap, char *peer,
+			   size_t pcap);
+/* The coordinates of uid under prefix ("ffn.3.7" under "ffn": 3, 7). Return: 0; -KW_EINVAL
+ * (another prefix, more than cap coordinates, one >= KW_CLIENT_MOE_GRID_MAX). */
+int kw_client_expert_coords(const char *uid, const char *prefix, uint32_t *coord,
+			    uint32_t cap, uint32_t *n);
+/* Gating scores of one row x[hid]: sum(grid) values, dimension after dimension, from a
+ * generated projection (seed 0: the default). */
+void kw_client_moe_gate(uint64_t seed, const uint32_t *grid, uint32_t ndim, const float *x,
+			size_t hid, float *scores);
+/* The k experts of ex[0..n_ex) with the highest logits (sum of their coordinates' scores),
+ * best first, into best[] (indices) and logit[]. Return: 0; -KW_ENOENT (none of ndim
+ * coordinates); -KW_EINVAL (a coordinate outside grid). */
+int kw_client_moe_topk(const float *scores, const uint32_t *grid, uint32_t ndim,
+		       const struct kw_client_expert *ex, size_t n_ex, uint32_t k, uint32_t *best,
+		       float *logit, uint32_t *n_best);
+/* Softmax of logit[0..n) over the experts that answered (others weigh 0), as hivemind masks
+ * failed experts. Return: 0; -KW_ENOENT (none answered). */
+int kw_client_moe_weights(const float *logit, const bool *answered, uint32_t n, float *w);
+
+/*
+ * A tensor text file as `kwnode call` reads it (app/cmd_call.c): a line `shape D0 D1 ...`,
+ * then the values. *v is heap memory the caller frees (a one-shot command's start-up).
+ * Errors are printed as "<prog>: <path>: <why>". Return: 0; -1.
+ */
+int kw_app_tensor_read(const char *path, const char *prog, uint32_t *shape, uint32_t *ndim,
+		       float **v, size_t *n);
 
 #endif /* KW_APP_CLIENT_H */

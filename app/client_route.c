@@ -13,6 +13,8 @@
 #include <kw/ml/codec.h>
 #include <kw/ml/tensor_msg.h>
 #include <kw/net/hivemind_records.h>
+#include <kw/net/key.h>
+#include <kw/net/swarm.h>
 
 #include "client.h"
 #include "serve.h"
@@ -392,8 +394,9 @@ int kw_client_answer_decode(const struct kw_codec *codec, const uint8_t *msg, si
 	size_t numel = 0;
 
 	if (kw_serve_req_decode(&resp, msg, len, NULL) < 0 || resp.n_tensors < 1 ||
-	    kw_tensor_msg_numel(m, &numel) < 0 || !hid || numel != rows * hid || m->ndim != 3 ||
-	    m->shape[0] != 1 || m->shape[2] != hid ||
+	    kw_tensor_msg_numel(m, &numel) < 0 || !hid || numel != rows * hid ||
+	    (m->ndim != 3 && m->ndim != 2) || (m->ndim == 3 && m->shape[0] != 1) ||
+	    m->shape[m->ndim - 1] != hid ||
 	    kw_codec_dtype_parse(m->dtype, strlen(m->dtype), &dt) < 0 || m->compression < 0 ||
 	    m->compression >= KW_COMP_COUNT ||
 	    kw_codec_decode(codec, (enum kw_compression)m->compression, dt, m->buf, m->buf_len,
@@ -403,4 +406,27 @@ int kw_client_answer_decode(const struct kw_codec *codec, const uint8_t *msg, si
 		if (!isfinite(dst[i]))
 			return -KW_ERANGE;
 	return 0;
+}
+
+int kw_client_connect(struct kw_swarm *sw, const char *peer, const char *const *addrs, int n,
+		      void (*cb)(struct kw_swarm *sw, struct kw_conn *c, int err, void *user),
+		      void *user, struct kw_conn **c)
+{
+	struct kw_peer_id pid;
+
+	if (kw_peer_id_from_text(peer, &pid) < 0)
+		return -KW_EINVAL;
+	*c = kw_swarm_find_conn(sw, &pid);
+	if (*c)
+		return 1;
+	for (int i = 0; i < n; i++) {
+		const char *p = strstr(addrs[i], "/p2p/");
+
+		if (p && !strcmp(p + 5, peer)) {
+			int ret = kw_swarm_dial(sw, addrs[i], cb, user);
+
+			return ret < 0 ? ret : 0;
+		}
+	}
+	return -KW_ENOENT;
 }

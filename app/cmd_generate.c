@@ -591,35 +591,20 @@ static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
 static void call_span(struct gen *g)
 {
 	const char *peer = g->route.srv[g->span[g->cur].srv].peer;
-	struct kw_peer_id pid;
 	struct kw_conn *c;
-	size_t pl = strlen(peer);
+	int ret;
 
 	if (g->sessions && g->ss[g->cur].st) {
 		send_step(g, NULL);     /* the session's stream carries the step */
 		return;
 	}
-	if (kw_peer_id_from_text(peer, &pid) < 0) {
-		span_failed(g, "its PeerID does not parse");
-		return;
-	}
-	c = kw_swarm_find_conn(g->sw, &pid);
-	if (c) {
+	ret = kw_client_connect(g->sw, peer, g->peer_addr, g->n_peer_addr, on_dial, g, &c);
+	if (ret == 1)
 		send_call(g, c);
-		return;
-	}
-	for (int i = 0; i < g->n_peer_addr; i++) {
-		const char *a = g->peer_addr[i], *p = strstr(a, "/p2p/");
-
-		if (p && !strcmp(p + 5, peer) && strlen(p + 5) == pl) {
-			int ret = kw_swarm_dial(g->sw, a, on_dial, g);
-
-			if (ret < 0)
-				span_failed(g, kw_strerror(ret));
-			return;
-		}
-	}
-	span_failed(g, "no connection and no address (give it with --peer)");
+	else if (ret < 0)
+		span_failed(g, ret == -KW_ENOENT ? "no connection and no address (give it with "
+			    "--peer)" : ret == -KW_EINVAL ? "its PeerID does not parse" :
+			    kw_strerror(ret));
 }
 
 /* ---- the node ------------------------------------------------------------------------------ */

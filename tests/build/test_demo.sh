@@ -8,7 +8,8 @@
 # compute) token for token; then the same generation with the server of blocks 2:4 killed
 # with kill -9 mid-generation: the client bans it, re-routes over the other server of 2:4
 # and ends with the same tokens. An expert found through its DHT declaration answers
-# rpc_forward. Each step prints its time.
+# rpc_forward, and `kwnode moe` mixes the experts it finds through their declarations. Each
+# step prints its time.
 # Usage: test_demo.sh BUILD_DIR   (BUILD_DIR holds kwnode and tools/model/)
 set -u
 O=${1:-build/h}
@@ -162,6 +163,26 @@ python3 -c 'print("shape 2 32"); print(*[0.01*i for i in range(64)])' > $tmp/x.t
     && ok "expert ffn.1.0 found through its DHT declaration on E answers rpc_forward (2 x 32)" \
     || ko "expert: declared by '$epeer' (E is $(peer E)): $(head -3 $tmp/e.out) $(tail -2 $tmp/e.err)"
 step "MoE expert via the DHT"
+
+# hivemind's mixture of experts over the grid E declares: k = 1 is the chosen expert's own
+# answer; k = 2 mixes two per row
+$K moe --prefix ffn --grid 2x2 --input $tmp/x.txt -k 1 --bootstrap $BOOT --peer $eaddr \
+    --data-dir $tmp/cli > $tmp/moe1.out 2> $tmp/moe1.err; rc=$?
+u0=$(sed -n 's/^kwnode moe: row 0: \([^ ]*\) (1.000)$/\1/p' $tmp/moe1.err)
+u1=$(sed -n 's/^kwnode moe: row 1: \([^ ]*\) (1.000)$/\1/p' $tmp/moe1.err)
+python3 -c 'print("shape 1 32"); print(*[0.01*i for i in range(32)])' > $tmp/x0.txt 2>/dev/null
+$K call $eaddr "$u0" --input $tmp/x0.txt --data-dir $tmp/cli 2>/dev/null | sed -n 2p > $tmp/call0.out
+[ $rc -eq 0 ] && grep -q "^kwnode moe: 4 experts of ffn alive, grid 2 x 2$" $tmp/moe1.err && [ -n "$u0" ] && [ -n "$u1" ] && [ "$(sed -n 2p $tmp/moe1.out)" = "$(cat $tmp/call0.out)" ] \
+    && ok "kwnode moe -k 1: 4 experts found through their declarations; row 0 is $u0's own answer" \
+    || ko "moe -k 1: rc=$rc row0='$u0' $(grep -v INF $tmp/moe1.err | head -3)"
+$K moe --prefix ffn --grid 2x2 --input $tmp/x.txt -k 2 --bootstrap $BOOT --peer $eaddr \
+    --data-dir $tmp/cli > $tmp/moe2.out 2> $tmp/moe2.err; rc=$?
+grep '^kwnode moe: row' $tmp/moe2.err | sed 's/^/    /'
+[ $rc -eq 0 ] && [ "$(grep -c '^kwnode moe: row [01]: ffn\.[01]\.[01] ([0-9.]*) ffn\.[01]\.[01] ([0-9.]*)$' $tmp/moe2.err)" -eq 2 ] \
+    && [ "$(grep -c . $tmp/moe2.out)" -eq 3 ] \
+    && ok "kwnode moe -k 2: two experts per row, mixed by the softmax of their scores" \
+    || ko "moe -k 2: rc=$rc $(grep -v INF $tmp/moe2.err | head -3)"
+step "mixture of experts through the DHT (kwnode moe)"
 
 echo "$pass passed, $fail failed ($(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s)"
 [ $fail -eq 0 ]
