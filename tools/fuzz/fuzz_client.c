@@ -1,9 +1,12 @@
 /*
- * libFuzzer target: what `kwnode generate` reads from outside (app/client_route.c). The first
- * byte picks the parser: even, a prompt file (kw_client_tokens_parse, vocabulary 256: every
- * token kept is below it, the count within the room given, an error names a line); odd, a
- * server's answer to a step (kw_client_answer_decode for 1..8 rows of hidden 4, the second
- * byte choosing them: on success every value is finite). Built against libkw.a.
+ * libFuzzer target: what `kwnode generate` and `kwnode moe` read from outside
+ * (app/client_route.c, app/client_moe.c). The first byte modulo 3 picks the parser: 0, a
+ * prompt file (kw_client_tokens_parse, vocabulary 256: every token kept is below it, the
+ * count within the room given, an error names a line); 1, a server's answer to a step
+ * (kw_client_answer_decode for 1..8 rows of hidden 4, the second byte choosing them: on
+ * success every value is finite); 2, an expert declaration entry (kw_client_expert_entry,
+ * the second byte the subkey's length: on success uid and peer are NUL-terminated within
+ * their room and uid is an expert uid). Built against libkw.a.
  */
 #include <math.h>
 #include <stddef.h>
@@ -13,6 +16,7 @@
 
 #include <kw/err.h>
 #include <kw/ml/codec.h>
+#include <kw/net/hivemind_records.h>
 
 #include "../../app/client.h"
 
@@ -36,7 +40,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 2)
 		return 0;
-	if (!(data[0] & 1)) {
+	if (data[0] % 3 == 2) {
+		char uid[KW_HM_REC_UID_MAX], peer[KW_HM_REC_PEER_MAX];
+		size_t sl = data[1] < size - 2 ? data[1] : size - 2;
+		int64_t c;
+
+		ret = kw_client_expert_entry(data + 2, sl, data + 2 + sl, size - 2 - sl, &c, uid,
+					     sizeof(uid), peer, sizeof(peer));
+		if (ret == 0 && (strlen(uid) >= sizeof(uid) || strlen(peer) >= sizeof(peer) ||
+				 kw_hm_expert_uid_check(uid) < 0))
+			abort();
+		if (ret != 0 && ret != -KW_EBADMSG)
+			abort();
+		return 0;
+	}
+	if (data[0] % 3 == 0) {
 		err[0] = '\0';
 		ret = kw_client_tokens_parse((const char *)data + 1, size - 1, 256, tok, 64, &n, err,
 					     sizeof(err));
