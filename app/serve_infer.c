@@ -140,7 +140,8 @@ static int read_meta(const uint8_t *b, size_t len, struct meta *m, char *err, si
 	for (uint32_t i = 0; i < it.len; i++) {
 		struct kw_mp_item k, v;
 
-		if (kw_mp_read(&rd, &k) < 0 || kw_mp_read(&rd, &v) < 0)
+		/* a key that is a container is skipped whole before its value */
+		if (kw_mp_read(&rd, &k) < 0 || kw_mp_skip(&rd, &k) < 0 || kw_mp_read(&rd, &v) < 0)
 			goto bad;
 		if (key_is(&k, "max_length")) {
 			m->has_max_length = as_int(&v, &m->max_length);
@@ -182,7 +183,7 @@ static int read_meta(const uint8_t *b, size_t len, struct meta *m, char *err, si
 			m->comp = (enum kw_compression)c.v.u;
 			continue;
 		}
-		if (v.type != KW_MP_STR && kw_mp_skip(&rd, &v) < 0)
+		if (kw_mp_skip(&rd, &v) < 0)
 			goto bad;
 	}
 	if (kw_mp_reader_done(&rd) == 0)
@@ -360,12 +361,17 @@ static int step(struct kw_serve_sess *ss, struct kw_serve_slot *slot,
 			       "DUMMY or an uncompressed int64 tensor of shape [%u]", B);
 		return -KW_EINVAL;
 	}
+	if (nh > KW_ARRAY_SIZE(hypo)) {
+		kw_serve_pyerr(slot->err, sizeof(slot->err), "ValueError", "hypo_ids of more than "
+			       "%zu rows are not served", KW_ARRAY_SIZE(hypo));
+		return -KW_EINVAL;
+	}
 	for (size_t i = 0; i < nh; i++) {
 		int64_t v = 0;
 
 		for (int j = 7; j >= 0; j--)
 			v = (int64_t)((uint64_t)v << 8 | hy->buf[i * 8 + (size_t)j]);
-		if (v < 0 || v >= (int64_t)B || B > KW_ARRAY_SIZE(hypo)) {
+		if (v < 0 || v >= (int64_t)B) {
 			kw_serve_pyerr(slot->err, sizeof(slot->err), "IndexError", "hypo_ids[%zu] = "
 				       "%lld is out of bounds for a batch of %u", i, (long long)v, B);
 			return -KW_EINVAL;
