@@ -32,7 +32,7 @@
 #include <kw/net/msgpack.h>
 #include <kw/net/swarm.h>
 
-#include "../../../app/serve.h"
+#include "../../../app/serve_int.h"
 #include "model_gen.h"
 
 #define ROWS     320   /* max_rows: a 320-token forward answers more than one stream piece */
@@ -1137,6 +1137,26 @@ static void test_infer_server_keeps_serving(void **state)
 	assert_idle();
 }
 
+/* Stream handlers send str(e): the reprs of kw_serve_pyerr turned back, KeyError kept quoted. */
+static void test_pystr_is_python_str_of_the_repr(void **state)
+{
+	char out[64], repr[128];
+
+	(void)state;
+	kw_serve_pyerr(repr, sizeof(repr), "ValueError", "it's \\ a\nb");
+	assert_string_equal(repr, "ValueError(\"it's \\\\ a\\nb\")");
+	kw_serve_pystr(repr, out, sizeof(out));
+	assert_string_equal(out, "it's \\ a\nb");
+	kw_serve_pystr("KeyError('ffn.9.9')", out, sizeof(out));
+	assert_string_equal(out, "'ffn.9.9'");
+	kw_serve_pystr("TimeoutError()", out, sizeof(out));
+	assert_string_equal(out, "");
+	kw_serve_pystr("RuntimeError('a \\x41')", out, sizeof(out));
+	assert_string_equal(out, "a A");
+	kw_serve_pystr("ValueError('0123456789')", out, 5);
+	assert_string_equal(out, "0123");
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -1157,6 +1177,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_stream_moe_forward_and_backward_equal_unary),
 		cmocka_unit_test(test_stream_errors_are_str_of_the_exception),
 		cmocka_unit_test(test_infer_server_keeps_serving),
+		cmocka_unit_test(test_pystr_is_python_str_of_the_repr),
 	};
 
 	(void)argc;
