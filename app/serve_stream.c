@@ -31,7 +31,6 @@
 
 #define SC_UID_MAX  1024   /* a chain of uids */
 #define SC_META_MAX 1024
-#define MAX_MSG     (4u << 20)   /* hivemind DEFAULT_MAX_MSG_SIZE */
 
 struct kw_serve_sc {
 	struct kw_serve *s;
@@ -97,15 +96,11 @@ static void sc_fail(struct kw_serve *s, struct kw_serve_sc *sc, struct kw_hm_str
 	(void)kw_hm_stream_error(st, msg);
 }
 
-/* The largest message we may send on a stream (a frame must fit the send buffer). */
+/* The largest message we send: limits.stream_piece, and what the slot's buffer holds. */
 static size_t max_msg(const struct kw_serve_sc *sc)
 {
-	struct kw_hm_stream_limits l;
-	size_t m;
+	size_t m = sc->s->lim.stream_piece;
 
-	kw_hm_stream_limits_default(&l);
-	m = l.buf_bytes > 512 ? l.buf_bytes - 512 : 0;
-	m = KW_MIN(m, (size_t)MAX_MSG);
 	return KW_MIN(m, sc->slot->enc_cap > 16 ? sc->slot->enc_cap - 16 : 0);
 }
 

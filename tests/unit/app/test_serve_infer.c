@@ -369,6 +369,7 @@ static int setup(void **state)
 	struct kw_serve_limits lim = {
 		.max_rows = ROWS, .max_experts = 2, .slots = 1, .max_blocks = 4, .sessions = 2,
 		.session_tokens = TOK, .step_timeout_ms = STEP_MS, .session_timeout_ms = SESS_MS,
+		.stream_piece = 65536,
 	};
 	struct kw_model_gen mg;
 	size_t wb, sb = 16 << 20, rb;
