@@ -55,6 +55,8 @@ struct kw_serve_sess {
 	struct kw_loop *loop;
 	uint8_t *pend;               /* a reply the send buffer had no room for */
 	size_t pend_len, pend_cap;
+	const uint8_t *held;         /* a request kept (HOLD) until pend is sent */
+	size_t held_len;
 };
 
 static uint64_t fnv(const uint8_t *p, size_t n)
@@ -201,6 +203,7 @@ static void sess_free(struct kw_serve_sess *ss)
 	ss->kv = NULL;
 	ss->st = NULL;
 	ss->pend_len = 0;
+	ss->held = NULL;
 	s->st.sessions_open = s->kv.open;
 }
 
@@ -611,8 +614,16 @@ static int deliver(struct kw_serve *s, struct kw_serve_sess *ss, struct kw_hm_st
 
 static int inf_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void *arg)
 {
-	int ret = deliver(arg, kw_hm_stream_user(st), st, msg, len);
+	struct kw_serve_sess *ss = kw_hm_stream_user(st);
+	int ret;
 
+	if (ss && ss->pend_len) {
+		/* a pushed step's answer still waits for room: this request comes after it */
+		ss->held = msg;
+		ss->held_len = len;
+		return KW_HM_STREAM_HOLD;
+	}
+	ret = deliver(arg, ss, st, msg, len);
 	return ret == 1 ? KW_HM_STREAM_HOLD : 0;
 }
 
@@ -632,7 +643,15 @@ static void inf_writable(struct kw_hm_stream *st, void *arg)
 		sess_fail(ss, st, "RuntimeError('the step reply could not be sent')");
 		return;
 	}
-	kw_hm_stream_next(st);
+	if (ss->held) {
+		const uint8_t *msg = ss->held;
+
+		ss->held = NULL;
+		ret = deliver(ss->s, ss, st, msg, ss->held_len);
+		if (ret == 1 || ss->st != st)
+			return;   /* its own answer waits (still held), or the session ended */
+	}
+	(void)kw_hm_stream_next(st);   /* -KW_EINVAL when nothing was held (a push's answer) */
 }
 
 /* The caller's END_OF_STREAM without the empty request: the session ends as well. */

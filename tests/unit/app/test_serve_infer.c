@@ -62,6 +62,7 @@ struct cli {
 	int n;
 	size_t len[MAXR];
 	uint8_t *msg[MAXR];
+	bool hold;             /* keep each answer (KW_HM_STREAM_HOLD) until released */
 };
 
 struct fx {
@@ -213,7 +214,7 @@ static int cli_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void
 	c->msg[c->n] = g->store[c->n];
 	memcpy(c->msg[c->n], msg, len);
 	c->len[c->n++] = len;
-	return 0;
+	return c->hold ? KW_HM_STREAM_HOLD : 0;
 }
 
 static void cli_done(struct kw_hm_stream *st, const struct kw_hm_stream_result *r, void *arg)
@@ -1121,6 +1122,52 @@ static void test_stream_errors_are_str_of_the_exception(void **state)
 	assert_idle();
 }
 
+/*
+ * A caller that reads slowly: its window and both stream buffers fill, the server keeps the
+ * step answer it could not queue and pauses the session's requests; once the caller reads
+ * again every answer arrives, in order, each equal to the local decode.
+ */
+static void test_infer_slow_reader_gets_every_answer_in_order(void **state)
+{
+	enum { STEPS = 40, T = 64 };
+	size_t H = g->d.hidden;
+	float *x = (float *)g->big[0], *y = (float *)g->big[1];
+	struct kw_kv_session *rs = ref_open(1);
+	uint8_t mp[64];
+	struct cli c;
+	size_t ml;
+
+	(void)state;
+	for (size_t i = 0; i < T * H; i++)
+		x[i] = frand();
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	c.hold = true;
+	for (int k = 0; k < STEPS; k++) {
+		x[0] = (float)k;   /* each step its own input: the order shows in the answers */
+		ml = meta(mp, sizeof(mp), NULL, NULL, k ? -1 : T, 0, false);
+		assert_int_equal(kw_hm_stream_send(c.st, g->req, step_req(CHAIN, x, 1, T, NULL, 0,
+									 mp, ml)), 0);
+		pump(10);
+	}
+	pump(100);
+	assert_true(c.n < STEPS);   /* the caller holds: the answers wait */
+	c.hold = false;
+	for (int i = 0; i < 400 && c.n < STEPS; i++) {
+		kw_hm_stream_next(c.st);
+		pump(2);
+	}
+	assert_int_equal(c.n, STEPS);
+	for (int k = 0; k < STEPS; k++) {
+		x[0] = (float)k;
+		assert_int_equal(kw_kv_rewind(rs, 2, 0), 0);
+		ref_step(rs, x, 1, T, 0, y);
+		assert_resp_equals(&c, k, y, 1, T);
+	}
+	cli_finish(&c);
+	kw_kv_close(&g->rkv, rs);
+	assert_idle();
+}
+
 /* After all of the above the server still answers a plain session. */
 static void test_infer_server_keeps_serving(void **state)
 {
@@ -1177,6 +1224,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_stream_petals_backward_equals_unary),
 		cmocka_unit_test(test_stream_moe_forward_and_backward_equal_unary),
 		cmocka_unit_test(test_stream_errors_are_str_of_the_exception),
+		cmocka_unit_test(test_infer_slow_reader_gets_every_answer_in_order),
 		cmocka_unit_test(test_infer_server_keeps_serving),
 		cmocka_unit_test(test_pystr_is_python_str_of_the_repr),
 	};
