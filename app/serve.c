@@ -28,6 +28,7 @@ void kw_serve_limits_default(struct kw_serve_limits *l)
 	l->session_tokens = CONFIG_KW_APP_SERVE_SESSION_TOKENS;
 	l->step_timeout_ms = CONFIG_KW_APP_SERVE_STEP_TIMEOUT_MS;
 	l->session_timeout_ms = CONFIG_KW_APP_SERVE_SESSION_TIMEOUT_MS;
+	l->stream_piece = 0;   /* kw_serve_create: from the stream buffer's Kconfig size */
 }
 
 /* ---- protobuf reading (proto3: varints up to 10 bytes, non-minimal forms are legal) ------ */
@@ -455,6 +456,10 @@ int kw_serve_create(struct kw_arena *a, const struct kw_serve_limits *lim, struc
 		l.step_timeout_ms = CONFIG_KW_APP_SERVE_STEP_TIMEOUT_MS;
 	if (!l.session_timeout_ms)
 		l.session_timeout_ms = CONFIG_KW_APP_SERVE_SESSION_TIMEOUT_MS;
+	if (!l.stream_piece)
+		l.stream_piece = (uint32_t)KW_MIN((uint64_t)CONFIG_KW_NET_HIVEMIND_STREAM_BUF_BYTES -
+						  KW_MIN(512u, CONFIG_KW_NET_HIVEMIND_STREAM_BUF_BYTES / 2),
+						  4ull << 20);
 	s->lim = l;
 	s->codec = kw_arena_alloc(a, sizeof(*s->codec), 64);
 	s->ex = kw_arena_alloc(a, l.max_experts * sizeof(*s->ex), 16);

@@ -4,26 +4,31 @@
  * rpc_backward, hivemind hivemind/moe/server/connection_handler.py @ 4bd43b7) for FFN experts
  * "ffn.<i>.<j>", and of a Petals server (TransformerConnectionHandler.rpc_info / rpc_forward
  * / rpc_backward, petals src/petals/server/handler.py @ 22afba6) for a span of LLaMA blocks,
- * all on the int8 (or fp32) compute of ml/block. Private to app/ (and its tests and fuzz
- * target).
+ * all on the int8 (or fp32) compute of ml/block; their stream variants (rpc_forward_stream /
+ * rpc_backward_stream of both, app/serve_stream.c) and Petals inference sessions
+ * (rpc_inference with a KV cache per session, rpc_push, app/serve_infer.c). Private to app/
+ * (and its tests and fuzz targets).
  *
  * Life cycle (start-up only, nothing after kw_serve_start allocates):
  *   kw_serve_create      state from an arena (about 260 KiB: the codec tables)
  *   kw_serve_add_expert  one FFN expert (weights borrowed), any number up to the limit
  *   kw_serve_set_blocks  the LLaMA span (weights borrowed), at most one span
- *   kw_serve_start       scratch sized from what was added, slots, handlers on a kw_hm
+ *   kw_serve_start       scratch sized from what was added, slots, the KV cache of
+ *                        limits.sessions sessions, handlers on a kw_hm
  *
  * Requests are computed on the event loop when they arrive and answered at once (one
  * request at a time holds the compute contexts). Each takes a slot (input, output and reply
- * buffers) from a pool of limits.slots and gives it back before the handler returns; the
- * seam for compute off the loop (workers) and for the stream variants (`_stream`, Petals
- * rpc_inference over net/hivemind stream handlers) is kw_serve_moe_run / kw_serve_petals_run:
- * they take a decoded request and a slot and fill the reply, independent of how bytes came.
+ * buffers) from a pool of limits.slots and gives it back before the handler returns (a
+ * stream call keeps it from its first piece to its last answer piece; an inference step
+ * takes it for the step); the seam for compute off the loop (workers) is kw_serve_moe_run /
+ * kw_serve_petals_run: they take a decoded request and a slot and fill the reply,
+ * independent of how bytes came (the unary and the stream handlers both use it).
  *
  * Errors are answered as the Python server raises them, repr(exception) as hivemind's p2pd
  * bindings send it (hivemind/p2p/p2p_daemon_bindings/control.py): "KeyError('ffn.9.9')",
  * "RuntimeError('Remote peer does not serve llama.7')", "ValueError('...')". Every error is
- * counted; the slot goes back to the pool and the node keeps serving.
+ * counted; the slot goes back to the pool and the node keeps serving. Stream handlers send
+ * str(exception) instead, as hivemind's stream handlers do (p2p_daemon.py _process_stream).
  */
 #ifndef KW_APP_SERVE_H
 #define KW_APP_SERVE_H
@@ -69,6 +74,10 @@ struct kw_serve_limits {
 	uint32_t session_tokens;   /* positions per session (batch x max_length) */
 	uint32_t step_timeout_ms;  /* Petals step_timeout */
 	uint32_t session_timeout_ms; /* Petals session_timeout */
+	/* Largest answer piece of a _stream handler (bytes of one ExpertResponse); it must fit
+	 * the stream buffer of the kw_hm. 0: KW_NET_HIVEMIND_STREAM_BUF_BYTES - 512, at most
+	 * 4 MiB (hivemind's DEFAULT_MAX_MSG_SIZE). */
+	uint32_t stream_piece;
 };
 void kw_serve_limits_default(struct kw_serve_limits *l);
 
@@ -149,9 +158,11 @@ size_t kw_serve_bytes(const struct kw_serve *s);
  * Carves the compute contexts and the slot pool from arena a (kw_serve_bytes of it; it may be
  * the create arena; it must outlive the serve) and registers the handlers on
  * hm (the three MoE names when an expert was added, the three Petals names when a span was
- * set). kk NULL: kw_kernels_best(); wk may be NULL. client_mode: reported by Petals rpc_info.
- * hm NULL: only the compute (kw_serve_call drives it). Return: 0, -KW_ENOMEM, -KW_EINVAL
- * (nothing to serve), kw_hm_register_unary's errors.
+ * set, plus their stream handlers, rpc_inference and rpc_push; hm's stream pools are set up
+ * with the Kconfig sizes unless the caller did it first). kk NULL: kw_kernels_best(); wk may
+ * be NULL. client_mode: reported by Petals rpc_info. hm NULL: only the compute
+ * (kw_serve_call drives it). Return: 0, -KW_ENOMEM, -KW_EINVAL (nothing to serve),
+ * kw_hm_register_unary's, kw_hm_register_stream's and kw_hm_stream_setup's errors.
  */
 int kw_serve_start(struct kw_serve *s, struct kw_arena *a, struct kw_hm *hm,
 		   const struct kw_kernels *kk,

@@ -55,15 +55,8 @@ struct kw_serve_sess {
 	struct kw_loop *loop;
 	uint8_t *pend;               /* a reply the send buffer had no room for */
 	size_t pend_len, pend_cap;
-};
-
-/* What one request's metadata says (the keys Petals reads). */
-struct meta {
-	bool has_max_length, has_start, has_step, pushed, has_comp, bad_points;
-	int64_t max_length, start;
-	uint64_t step_id, session_id;
-	enum kw_compression comp;
-	char max_length_repr[32], points_repr[32];
+	const uint8_t *held;         /* a request kept (HOLD) until pend is sent */
+	size_t held_len;
 };
 
 static uint64_t fnv(const uint8_t *p, size_t n)
@@ -123,9 +116,8 @@ static bool as_int(const struct kw_mp_item *v, int64_t *x)
 	return false;
 }
 
-/* Reads the keys of one request's metadata; other keys (args_structure, next_servers, ...)
- * are skipped. A non-map or broken msgpack is an error text in err. */
-static int read_meta(const uint8_t *b, size_t len, struct meta *m, char *err, size_t cap)
+int kw_serve_infer_meta_decode(const uint8_t *b, size_t len, struct kw_serve_infer_meta *m,
+			       char *err, size_t cap)
 {
 	struct kw_mp_reader rd;
 	struct kw_mp_item it;
@@ -140,7 +132,8 @@ static int read_meta(const uint8_t *b, size_t len, struct meta *m, char *err, si
 	for (uint32_t i = 0; i < it.len; i++) {
 		struct kw_mp_item k, v;
 
-		if (kw_mp_read(&rd, &k) < 0 || kw_mp_read(&rd, &v) < 0)
+		/* a key that is a container is skipped whole before its value */
+		if (kw_mp_read(&rd, &k) < 0 || kw_mp_skip(&rd, &k) < 0 || kw_mp_read(&rd, &v) < 0)
 			goto bad;
 		if (key_is(&k, "max_length")) {
 			m->has_max_length = as_int(&v, &m->max_length);
@@ -182,7 +175,7 @@ static int read_meta(const uint8_t *b, size_t len, struct meta *m, char *err, si
 			m->comp = (enum kw_compression)c.v.u;
 			continue;
 		}
-		if (v.type != KW_MP_STR && kw_mp_skip(&rd, &v) < 0)
+		if (kw_mp_skip(&rd, &v) < 0)
 			goto bad;
 	}
 	if (kw_mp_reader_done(&rd) == 0)
@@ -210,6 +203,7 @@ static void sess_free(struct kw_serve_sess *ss)
 	ss->kv = NULL;
 	ss->st = NULL;
 	ss->pend_len = 0;
+	ss->held = NULL;
 	s->st.sessions_open = s->kv.open;
 }
 
@@ -260,6 +254,43 @@ uint64_t kw_serve_cache_tokens(const struct kw_serve *s)
 	return s->started && s->has_blocks ? kw_kv_cache_tokens_left(&s->kv) / 2 : 0;
 }
 
+int kw_serve_infer_hypo(const struct kw_tensor_msg *hy, uint32_t B, uint32_t *hypo, size_t cap,
+			size_t *n, char *err, size_t errcap)
+{
+	size_t nh;
+
+	if (strcmp(hy->dtype, "int64")) {
+		kw_serve_pyerr(err, errcap, "AssertionError", "hypo ids must be int64, got torch.%s",
+			       hy->dtype[0] ? hy->dtype : "(none)");
+		return -KW_EINVAL;
+	}
+	if (kw_tensor_msg_numel(hy, &nh) < 0 || (nh && (nh != B || hy->ndim != 1 ||
+	    hy->compression != KW_COMP_NONE || hy->buf_len != nh * 8))) {
+		kw_serve_pyerr(err, errcap, "ValueError", "hypo_ids must be DUMMY or an uncompressed "
+			       "int64 tensor of shape [%u]", B);
+		return -KW_EINVAL;
+	}
+	if (nh > cap) {
+		kw_serve_pyerr(err, errcap, "ValueError", "hypo_ids of more than %zu rows are not "
+			       "served", cap);
+		return -KW_EINVAL;
+	}
+	for (size_t i = 0; i < nh; i++) {
+		int64_t v = 0;
+
+		for (int j = 7; j >= 0; j--)
+			v = (int64_t)((uint64_t)v << 8 | hy->buf[i * 8 + (size_t)j]);
+		if (v < 0 || v >= (int64_t)B) {
+			kw_serve_pyerr(err, errcap, "IndexError", "hypo_ids[%zu] = %lld is out of "
+				       "bounds for a batch of %u", i, (long long)v, B);
+			return -KW_EINVAL;
+		}
+		hypo[i] = (uint32_t)v;
+	}
+	*n = nh;
+	return 0;
+}
+
 /* ---- one step ------------------------------------------------------------------------------ */
 
 /* Writes ExpertResponse{tensors=[an empty float32 (B, 0, H)]} for a T = 0 step. */
@@ -287,7 +318,7 @@ static int empty_reply(struct kw_serve_slot *slot, uint32_t B, uint32_t H, size_
  * step is a repeated step_id (no answer). Error text in slot->err.
  */
 static int step(struct kw_serve_sess *ss, struct kw_serve_slot *slot,
-		const struct kw_serve_req *r, const struct meta *m, size_t *len)
+		const struct kw_serve_req *r, const struct kw_serve_infer_meta *m, size_t *len)
 {
 	struct kw_serve *s = ss->s;
 	size_t H = s->d.hidden, n, nh;
@@ -324,11 +355,6 @@ static int step(struct kw_serve_sess *ss, struct kw_serve_slot *slot,
 		return -KW_EINVAL;
 	}
 	hy = &r->t[2];
-	if (strcmp(hy->dtype, "int64")) {
-		kw_serve_pyerr(slot->err, sizeof(slot->err), "AssertionError", "hypo ids must be "
-			       "int64, got torch.%s", hy->dtype[0] ? hy->dtype : "(none)");
-		return -KW_EINVAL;
-	}
 	if (kw_tensor_msg_numel(&r->t[1], &n) < 0 || n) {
 		kw_serve_pyerr(slot->err, sizeof(slot->err), "NotImplementedError",
 			       "deep prompts are not served by this node (send a DUMMY prompts "
@@ -354,24 +380,9 @@ static int step(struct kw_serve_sess *ss, struct kw_serve_slot *slot,
 			       ss->prefix, T, ss->max_length);
 		return -KW_EINVAL;
 	}
-	if (kw_tensor_msg_numel(hy, &nh) < 0 || (nh && (nh != B || hy->ndim != 1 ||
-	    hy->compression != KW_COMP_NONE || hy->buf_len != nh * 8))) {
-		kw_serve_pyerr(slot->err, sizeof(slot->err), "ValueError", "hypo_ids must be "
-			       "DUMMY or an uncompressed int64 tensor of shape [%u]", B);
+	if (kw_serve_infer_hypo(hy, B, hypo, KW_ARRAY_SIZE(hypo), &nh, slot->err,
+				sizeof(slot->err)) < 0)
 		return -KW_EINVAL;
-	}
-	for (size_t i = 0; i < nh; i++) {
-		int64_t v = 0;
-
-		for (int j = 7; j >= 0; j--)
-			v = (int64_t)((uint64_t)v << 8 | hy->buf[i * 8 + (size_t)j]);
-		if (v < 0 || v >= (int64_t)B || B > KW_ARRAY_SIZE(hypo)) {
-			kw_serve_pyerr(slot->err, sizeof(slot->err), "IndexError", "hypo_ids[%zu] = "
-				       "%lld is out of bounds for a batch of %u", i, (long long)v, B);
-			return -KW_EINVAL;
-		}
-		hypo[i] = (uint32_t)v;
-	}
 	s->st.steps++;
 	if (T == 0) {
 		/* a client may pass 0 tokens to check the cache was allocated: answered empty */
@@ -422,7 +433,7 @@ static int send_reply(struct kw_serve_sess *ss, const uint8_t *b, size_t len)
  * 0, 1 (reply kept: hold the stream), or < 0 after ending the session with an error.
  */
 static int serve_request(struct kw_serve_sess *ss, const struct kw_serve_req *r,
-			 const struct meta *m)
+			 const struct kw_serve_infer_meta *m)
 {
 	struct kw_serve *s = ss->s;
 	struct kw_hm_stream *st = ss->st;
@@ -459,7 +470,7 @@ static int serve_request(struct kw_serve_sess *ss, const struct kw_serve_req *r,
 
 /* The first request: chain, metadata, cache. 0 with the session open, or < 0 (answered). */
 static int sess_open(struct kw_serve *s, struct kw_hm_stream *st, const struct kw_serve_req *r,
-		     const struct meta *m, struct kw_serve_sess **out)
+		     const struct kw_serve_infer_meta *m, struct kw_serve_sess **out)
 {
 	char err[KW_SERVE_ERR_MAX];
 	struct kw_serve_sess *ss = NULL;
@@ -560,7 +571,7 @@ static int deliver(struct kw_serve *s, struct kw_serve_sess *ss, struct kw_hm_st
 {
 	char err[KW_SERVE_ERR_MAX];
 	struct kw_serve_req r;
-	struct meta m;
+	struct kw_serve_infer_meta m;
 	const char *why;
 
 	err[0] = '\0';
@@ -568,7 +579,7 @@ static int deliver(struct kw_serve *s, struct kw_serve_sess *ss, struct kw_hm_st
 		s->st.bad_requests++;
 		kw_serve_pyerr(err, sizeof(err), "DecodeError", "Error parsing message: %s", why);
 	} else {
-		read_meta(r.meta, r.meta_len, &m, err, sizeof(err));
+		kw_serve_infer_meta_decode(r.meta, r.meta_len, &m, err, sizeof(err));
 	}
 	if (!ss) {
 		if (err[0]) {
@@ -603,8 +614,16 @@ static int deliver(struct kw_serve *s, struct kw_serve_sess *ss, struct kw_hm_st
 
 static int inf_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void *arg)
 {
-	int ret = deliver(arg, kw_hm_stream_user(st), st, msg, len);
+	struct kw_serve_sess *ss = kw_hm_stream_user(st);
+	int ret;
 
+	if (ss && ss->pend_len) {
+		/* a pushed step's answer still waits for room: this request comes after it */
+		ss->held = msg;
+		ss->held_len = len;
+		return KW_HM_STREAM_HOLD;
+	}
+	ret = deliver(arg, ss, st, msg, len);
 	return ret == 1 ? KW_HM_STREAM_HOLD : 0;
 }
 
@@ -624,7 +643,15 @@ static void inf_writable(struct kw_hm_stream *st, void *arg)
 		sess_fail(ss, st, "RuntimeError('the step reply could not be sent')");
 		return;
 	}
-	kw_hm_stream_next(st);
+	if (ss->held) {
+		const uint8_t *msg = ss->held;
+
+		ss->held = NULL;
+		ret = deliver(ss->s, ss, st, msg, ss->held_len);
+		if (ret == 1 || ss->st != st)
+			return;   /* its own answer waits (still held), or the session ended */
+	}
+	(void)kw_hm_stream_next(st);   /* -KW_EINVAL when nothing was held (a push's answer) */
 }
 
 /* The caller's END_OF_STREAM without the empty request: the session ends as well. */
@@ -668,7 +695,7 @@ static void on_push(struct kw_hm_call *call, const uint8_t *req, size_t len, voi
 	struct kw_serve_req r;
 	uint32_t chain[CHAIN_MAX];
 	size_t n_chain;
-	struct meta m;
+	struct kw_serve_infer_meta m;
 	const char *why;
 
 	s->st.calls++;
@@ -680,7 +707,7 @@ static void on_push(struct kw_hm_call *call, const uint8_t *req, size_t len, voi
 		return;
 	}
 	if (kw_serve_petals_chain(s, r.uid, r.uid_len, chain, &n_chain, err, sizeof(err)) < 0 ||
-	    read_meta(r.meta, r.meta_len, &m, err, sizeof(err)) < 0) {
+	    kw_serve_infer_meta_decode(r.meta, r.meta_len, &m, err, sizeof(err)) < 0) {
 		s->st.errors++;
 		(void)kw_hm_reply_error(call, err);
 		return;

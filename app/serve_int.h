@@ -87,6 +87,24 @@ int kw_serve_stream_start(struct kw_serve *s);
 /* Petals rpc_info's cache_tokens_available: KV-cache tokens free per block (K and V as one). */
 uint64_t kw_serve_cache_tokens(const struct kw_serve *s);
 
+/* What one rpc_inference request's metadata says (the keys Petals reads; string ids are kept
+ * as 64-bit FNV-1a hashes, 0 = absent). */
+struct kw_serve_infer_meta {
+	bool has_max_length, has_start, has_step, pushed, has_comp, bad_points;
+	int64_t max_length, start;
+	uint64_t step_id, session_id;
+	enum kw_compression comp;
+	char max_length_repr[32], points_repr[32];   /* Python reprs for the error texts */
+};
+/* Bounded decoder of that msgpack dict (args_structure, next_servers and unknown keys are
+ * skipped). Return: 0; -KW_EINVAL with the Python error text (a repr) in err. */
+int kw_serve_infer_meta_decode(const uint8_t *b, size_t len, struct kw_serve_infer_meta *m,
+			       char *err, size_t cap);
+/* hypo_ids: DUMMY (n = 0) or B uncompressed int64 indices below B into hypo[0..cap).
+ * Return: 0 with *n; -KW_EINVAL with the error text in err. */
+int kw_serve_infer_hypo(const struct kw_tensor_msg *hy, uint32_t B, uint32_t *hypo, size_t cap,
+			size_t *n, char *err, size_t errcap);
+
 /* Petals: the chain a uid names as block indices (chain_of of serve_petals.c); error text in
  * err. Return: 0, -KW_ENOENT (a block not held), -KW_ELIMIT (longer than max_blocks). */
 int kw_serve_petals_chain(struct kw_serve *s, const char *uid, size_t uid_len, uint32_t *idx,

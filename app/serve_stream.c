@@ -31,7 +31,6 @@
 
 #define SC_UID_MAX  1024   /* a chain of uids */
 #define SC_META_MAX 1024
-#define MAX_MSG     (4u << 20)   /* hivemind DEFAULT_MAX_MSG_SIZE */
 
 struct kw_serve_sc {
 	struct kw_serve *s;
@@ -97,15 +96,11 @@ static void sc_fail(struct kw_serve *s, struct kw_serve_sc *sc, struct kw_hm_str
 	(void)kw_hm_stream_error(st, msg);
 }
 
-/* The largest message we may send on a stream (a frame must fit the send buffer). */
+/* The largest message we send: limits.stream_piece, and what the slot's buffer holds. */
 static size_t max_msg(const struct kw_serve_sc *sc)
 {
-	struct kw_hm_stream_limits l;
-	size_t m;
+	size_t m = sc->s->lim.stream_piece;
 
-	kw_hm_stream_limits_default(&l);
-	m = l.buf_bytes > 512 ? l.buf_bytes - 512 : 0;
-	m = KW_MIN(m, (size_t)MAX_MSG);
 	return KW_MIN(m, sc->slot->enc_cap > 16 ? sc->slot->enc_cap - 16 : 0);
 }
 
@@ -128,16 +123,23 @@ static void sc_pump(struct kw_serve_sc *sc)
 								      max_msg(sc));
 			continue;
 		}
+		size_t o = 1, v;
+
 		if (kw_tensor_msg_piece(w, sc->chunk, sc->cur_piece, &piece) < 0 ||
-		    kw_tensor_msg_encode(&piece, slot->enc + 6, slot->enc_cap - 6, &tl) < 0) {
+		    !(v = kw_tensor_msg_encoded_size(&piece))) {
 			sc_fail(sc->s, sc, sc->st, "RuntimeError('cannot split the reply')");
 			return;
 		}
-		/* ExpertResponse.tensors = 2, length as a 5-byte varint (protobuf allows padding) */
+		/* ExpertResponse{tensors = [piece]}: field 2, then the piece's length */
 		slot->enc[0] = 0x12;
-		for (int i = 0; i < 5; i++)
-			slot->enc[1 + i] = (uint8_t)(((tl >> (7 * i)) & 0x7f) | (i < 4 ? 0x80 : 0));
-		ret = kw_hm_stream_send(sc->st, slot->enc, tl + 6);
+		for (; v > 0x7f; v >>= 7)
+			slot->enc[o++] = (uint8_t)(v | 0x80);
+		slot->enc[o++] = (uint8_t)v;
+		if (kw_tensor_msg_encode(&piece, slot->enc + o, slot->enc_cap - o, &tl) < 0) {
+			sc_fail(sc->s, sc, sc->st, "RuntimeError('cannot split the reply')");
+			return;
+		}
+		ret = kw_hm_stream_send(sc->st, slot->enc, o + tl);
 		if (ret == -KW_EAGAIN)
 			return;   /* on_writable brings us back */
 		if (ret < 0) {
