@@ -387,7 +387,7 @@ help:
 	@echo "  check [SAN=1]      - deps, host tests, arm64 tests under qemu, Kconfig and board builds"
 	@echo "  check-interop      - js-libp2p interop tests on 127.0.0.1 (host build)"
 	@echo "  check-stress       - hostile load on loopback, about a minute (host build)"
-	@echo "  demo               - 5 servers on 127.0.0.1, kwnode generate through the Hivemind DHT, a server killed mid-generation"
+	@echo "  demo               - 4 servers on 127.0.0.1, kwnode generate through the Hivemind DHT, a server killed mid-generation"
 	@echo "  check-host / check-arm64 / check-kconfig / check-defconfigs / check-alloc"
 	@echo "  check-layers       - no upward dependency or cycle between folders (tools/layers.txt)"
 	@echo "  check-kconfig-ranges - unit tests with every ranged option at its min, then its max"
