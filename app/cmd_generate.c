@@ -7,16 +7,18 @@
  *   2. read the ServerInfo records "{P}.{i}" of every block with latest = true (as
  *      get_remote_module_infos does) into a route table (app/client_route.c) and build a
  *      chain of ONLINE servers covering the blocks;
- *   3. per token: embed every token so far (model.embed_tokens of --model DIR, the checkpoint
- *      the servers hold), send the hidden states through the chain with rpc_forward (one
- *      call per span, uid "P.a P.a+1 ...", the whole prefix each time: correct, and slower
- *      than an inference session that keeps the KV cache on the servers), then the final
- *      RMSNorm and lm_head here, and take the argmax;
- *   4. a span whose call fails (no answer, connection lost, a remote error) bans its server
- *      (petals sequence_manager on_request_failure: backoff doubling) and the blocks from
- *      that span on are routed again over the remaining servers (records read again when no
- *      chain is left); rpc_forward keeps no state, so the same hidden states are sent again
- *      and the tokens are those of an undisturbed run.
+ *   3. per token: the new positions' embeddings (model.embed_tokens of --model DIR, the
+ *      checkpoint the servers hold) go through the chain, one Petals inference session per
+ *      span (TransformerConnectionHandler.rpc_inference, petals client/inference_session.py:
+ *      the KV cache stays on the servers), then the final RMSNorm and lm_head here, and the
+ *      argmax; with --forward, rpc_forward of every position so far per span instead
+ *      (stateless: correct and slower);
+ *   4. a span whose call fails (no answer, connection or session lost, a remote error) bans
+ *      its server (petals sequence_manager on_request_failure: backoff doubling) and the
+ *      blocks from that span on are routed again over the remaining servers (records read
+ *      again when no chain is left); the new sessions get the span's whole input history
+ *      first (what petals' InferenceSession replays), so the tokens are those of an
+ *      undisturbed run.
  *
  * Output: the generated token IDs, one per line, on stdout; the route, each step with its
  * time and every failure on stderr. Servers are dialed over a connection already open or an
