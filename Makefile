@@ -287,7 +287,7 @@ check-host:
 
 # The client demo (doc/serve.md "Client and generate"): 4 servers on 127.0.0.1 found through
 # the Hivemind DHT, a 32-token generation equal to a local run, then again with a server
-# killed mid-generation. A few seconds; check-host runs the same script.
+# killed or stopped mid-generation. About 10 s; check-host runs the same script.
 .PHONY: demo
 demo:
 	$(Q)$(MAKE) --no-print-directory O=$(O) ARCH=$(ARCH) CROSS_COMPILE=$(CROSS_COMPILE) SAN=$(SAN) \

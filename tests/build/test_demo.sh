@@ -2,14 +2,16 @@
 # The client demo (`make demo`, doc/serve.md "Client and generate"), checked: four kwnode
 # servers on 127.0.0.1 hold a 6-block model written by tools/model/kw_model_write, as Petals
 # servers would (A 0:2 plus a 2x2 grid of MoE experts, B 2:4, C 4:6, D 2:4 again); they
-# announce themselves on the Hivemind DHT. A client that knows only A's address finds them all
-# through the DHT, runs one forward pass through the chain, then generates 32 tokens that
-# must equal a local run of the same checkpoint (tools/model/kw_llama_run, int8 as the servers
-# compute) token for token; then the same generation with the server of blocks 2:4 killed
-# with kill -9 mid-generation: the client bans it, re-routes over the other server of 2:4
-# and ends with the same tokens. An expert found through its DHT declaration answers
-# rpc_forward, and `kwnode moe` mixes the experts it finds through their declarations. Each
-# step prints its time.
+# announce themselves on the Hivemind DHT. A client bootstrapping from A finds them all
+# through the DHT (their addresses come with --peer: the records carry PeerIDs only), runs
+# one forward pass through the chain, then generates 32 tokens that must equal a local run of
+# the same checkpoint (tools/model/kw_llama_run, int8 as the servers compute) token for
+# token; then the same generation with the server of blocks 2:4 killed with kill -9
+# mid-generation: the client bans it, re-routes over the other server of 2:4 and ends with
+# the same tokens; then that last server of 2:4 stopped (SIGSTOP) for 1.5 s mid-step:
+# timeout, ban, a new session after the ban, the same tokens. An expert found through its
+# DHT declaration answers rpc_forward, and `kwnode moe` mixes the experts it finds through
+# their declarations. Each step prints its time.
 # Usage: test_demo.sh BUILD_DIR   (BUILD_DIR holds kwnode and tools/model/)
 set -u
 O=${1:-build/h}
@@ -148,6 +150,25 @@ grep -q 'failed: ' $tmp/kill.err && [ "$(grep -c 'route for' $tmp/kill.err)" -ge
     && ok "the failure was seen, the server banned and blocks 2:6 routed again" \
     || ko "no failure / re-route in the log"
 step "generation with a server killed"
+
+# the remaining server of 2:4 stops answering mid-step (SIGSTOP) and comes back 1.5 s later:
+# the step in flight times out, the server is banned, no chain is left until the ban ends,
+# then a new session on the same server replays the history
+other=B; [ "$victim" = B ] && other=D
+gen stop 32 --step-delay-ms 60 --timeout-ms 700 &
+gpid=$!
+i=0; while [ $i -lt 200 ] && ! grep -q 'token 8 of' $tmp/stop.err 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
+eval "kill -STOP \$pid_$other"
+step "SIGSTOP of server $other (blocks 2:4) after $(grep -c '^kwnode generate: token' $tmp/stop.err) tokens"
+sleep 1.5
+eval "kill -CONT \$pid_$other"
+wait $gpid; rc=$?
+got=$(tr '\n' ' ' < $tmp/stop.out | sed 's/ $//')
+grep -E 'failed|route for' $tmp/stop.err | sed 's/^/    /'
+[ $rc -eq 0 ] && [ "$got" = "$ref" ] && grep -q "on $(peer $other) failed: " $tmp/stop.err \
+    && ok "a server that stops answering mid-step times out, is banned, and after its ban a new session ends with the same 32 tokens" \
+    || ko "stopped server: rc=$rc got '$got' want '$ref': $(grep -v INF $tmp/stop.err | tail -3)"
+step "generation with a server stopped for 1.5 s"
 
 # an expert through its declaration on the DHT (hivemind declare_experts: uid -> PeerID)
 epeer=$($K hivemind -d $tmp/cli -b $BOOT get ffn.1.0 2>/dev/null | tr -d '"')
