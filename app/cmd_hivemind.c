@@ -850,7 +850,9 @@ void kw_hm_cmd_start(struct kw_hm_cmd *m, struct kw_node *n, struct kw_hm_dht *d
 	struct hm_cli *c = &m->c;
 	int ret;
 
+	/* nothing of the previous command carries over (servers' counts and list above all) */
 	memset(c, 0, offsetof(struct hm_cli, sub));
+	memset(&c->json, 0, offsetof(struct hm_cli, servers) - offsetof(struct hm_cli, json));
 	c->n = n;
 	c->d = d;
 	c->wait_ms = 10000;
