@@ -85,12 +85,12 @@ out=$(hmd 1 store run-key '"run value"' 2>$tmp/e); rc=$?
     && ok "store through a running node: stored, the node itself among them" || ko "running store: rc=$rc out=$out err=$(cat $tmp/e)"
 out=$(hmd 3 get run-key 2>$tmp/e); rc=$?
 [ $rc -eq 0 ] && [ "$out" = '"run value"' ] && ok "get through another running node finds it" || ko "running get: rc=$rc out=$out err=$(cat $tmp/e)"
-a=$(hm -b $(addr 2) get blocks 2>&1 | cut -f1,2); ra=$?
-b=$(hmd 2 --latest get blocks 2>&1 | cut -f1,2); rb=$?
+a=$(hm -b $(addr 2) --latest get blocks 2>&1 | cut -f1,2 | sort); ra=$?
+b=$(hmd 2 --latest get blocks 2>&1 | cut -f1,2 | sort); rb=$?
 [ "$a" = "$b" ] && [ $ra -eq $rb ] && [ -n "$a" ] && ok "a dictionary prints the same standalone and through the running node" || ko "dict differs: '$a' vs '$b'"
 out=$(hmd 4 --hex get run-key 2>&1); rc=$?
 [ $rc -eq 0 ] && [ "$out" = a972756e2076616c7565 ] && ok "--hex through a running node" || ko "running hex: rc=$rc out=$out"
-out=$(hmd 0 get blocks peer-b 2>&1); rc=$?
+out=$(hmd 0 --latest get blocks peer-b 2>&1); rc=$?
 [ $rc -eq 0 ] && [ "$out" = '"joining"' ] && ok "get KEY SUBKEY through a running node" || ko "running subkey: rc=$rc out=$out"
 out=$(hmd 1 get nothing-here 2>$tmp/e); rc=$?
 [ $rc -eq 1 ] && [ -z "$out" ] && grep -q "^kwnode hivemind: nothing-here not found" $tmp/e && ok "a missing key through a running node: exit 1, stderr says so" || ko "running missing: rc=$rc out=$out err=$(cat $tmp/e)"
@@ -122,6 +122,18 @@ hivemind_client = on" -b $B
 sleep 0.5
 out=$(hm ping $(addr 5) 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$out" | grep -q "does not serve DHTProtocol.rpc_ping" && ok "a hivemind_client node serves no DHTProtocol handler" || ko "client ping: rc=$rc out=$out"
+
+# SIGINT (Ctrl-C on a foreground node) says OFFLINE first, as SIGTERM does
+start_node 6 "hivemind_bootstrap = $B
+hivemind_prefix = m2
+hivemind_blocks = 0:1" -b $B
+p6=$(echo $pids | awk '{print $NF}')
+sleep 0.5
+kill -INT $p6; wait $p6; rc=$?
+pids=$(echo $pids | sed "s/ *$p6\$//")
+out=$(hmd 1 -n 1 --json servers m2 2>&1)
+[ $rc -eq 0 ] && grep -q "OFFLINE announced" $tmp/n6.err && echo "$out" | grep -q "\"peer\":\"$(peer 6)\",\"state\":\"OFFLINE\"" \
+    && ok "a node stopped with SIGINT announces OFFLINE first and exits 0" || ko "sigint: rc=$rc out=$out log=$(grep -h OFFLINE $tmp/n6.err | tr '\n' ' ')"
 
 for p in $pids; do kill -TERM $p; done
 rcs=0; for p in $pids; do wait $p || rcs=1; done; pids=
