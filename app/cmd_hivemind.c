@@ -63,6 +63,7 @@ int kw_cmd_hivemind(int argc, char **argv);
 #define VAL_MAX KW_HM_REQ_VAL_MAX
 
 #define SERVERS_MAX 128       /* servers listed by `servers` */
+#define CHUNK_MAX 16          /* blocks `servers` reads at once (one get_many) */
 #define BLOCKS_SCAN_MAX 100000u
 
 enum verb { V_GET, V_STORE, V_PING, V_SERVERS };
@@ -102,6 +103,13 @@ struct hm_cli {
 	bool models_asked;
 	uint32_t n_servers, bad_entries, dropped;
 	struct hm_server servers[SERVERS_MAX];
+	/* the blocks of one get_many: which block each answer is for */
+	struct hm_blk {
+		struct hm_cli *c;
+		uint32_t block;
+	} blk[CHUNK_MAX];
+	uint32_t pending, chunk_end, err_block;
+	int chunk_err;
 	/* run by a running node for its control socket (kw_hm_cmd_start): output goes to the
 	 * sink, and done() runs instead of stopping the loop */
 	struct kw_hm_sink *sink;
@@ -488,14 +496,18 @@ static int on_server_entry(const uint8_t *sub, size_t sub_len, const uint8_t *va
 		s = &c->servers[c->n_servers++];
 		memset(s, 0, sizeof(*s));
 		memcpy(s->peer, peer, sizeof(peer));
-		s->first = c->block;
+		s->first = s->last = c->block;
 		s->exp = -1;
 	}
 	if (exp > s->exp) {                 /* the newest announcement speaks for the server */
 		s->si = si;
 		s->exp = exp;
 	}
-	s->last = c->block;
+	/* blocks read together (get_many) answer in any order */
+	if (c->block < s->first)
+		s->first = c->block;
+	if (c->block > s->last)
+		s->last = c->block;
 	s->n_blocks++;
 	if ((si.has & KW_HM_SI_END_BLOCK) && si.end_block > c->max_end &&
 	    si.end_block <= BLOCKS_SCAN_MAX)
@@ -577,12 +589,31 @@ static void servers_done(struct hm_cli *c)
 	stop(c, c->n_servers ? 0 : 1);
 }
 
+/* One block's (or _petals.models') answer: its servers. Return: whether it listed none. */
+static bool servers_take(struct hm_cli *c, const struct kw_hm_dht_value *v, const char *uid)
+{
+	const char *why;
+
+	if (v->type == KW_HM_DHT_FOUND_DICTIONARY) {
+		uint32_t before = c->n_servers + c->bad_entries;
+
+		if (kw_hm_dict_walk(v->value, v->len,
+				    c->models_asked && c->block == UINT32_MAX ? on_models_entry :
+				    on_server_entry, c, &why) < 0)
+			errp(c, "kwnode hivemind: %s: not a dictionary (%s)\n", uid, why);
+		return c->n_servers + c->bad_entries == before;
+	}
+	if (v->type == KW_HM_DHT_FOUND_REGULAR)
+		errp(c, "kwnode hivemind: %s holds a plain value, not a dictionary of "
+			"servers; skipped\n", uid);
+	return true;
+}
+
 static void on_servers_get(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v,
 			   void *user)
 {
 	struct hm_cli *c = user;
-	const char *why;
-	bool empty = true;
+	bool empty;
 
 	(void)d;
 	if (err < 0) {
@@ -591,18 +622,7 @@ static void on_servers_get(struct kw_hm_dht *d, int err, const struct kw_hm_dht_
 		stop(c, 1);
 		return;
 	}
-	if (v->type == KW_HM_DHT_FOUND_DICTIONARY) {
-		uint32_t before = c->n_servers + c->bad_entries;
-
-		if (kw_hm_dict_walk(v->value, v->len,
-				    c->models_asked && c->block == UINT32_MAX ? on_models_entry :
-				    on_server_entry, c, &why) < 0)
-			errp(c, "kwnode hivemind: %s: not a dictionary (%s)\n", c->text, why);
-		empty = c->n_servers + c->bad_entries == before;
-	} else if (v->type == KW_HM_DHT_FOUND_REGULAR) {
-		errp(c, "kwnode hivemind: %s holds a plain value, not a dictionary of "
-			"servers; skipped\n", c->text);
-	}
+	empty = servers_take(c, v, c->text);
 	if (c->block == UINT32_MAX) {
 		c->block = 0;                   /* _petals.models answered: the blocks now */
 	} else {
@@ -621,6 +641,88 @@ static void on_servers_get(struct kw_hm_dht *d, int err, const struct kw_hm_dht_
 	servers_next(c);
 }
 
+static void servers_chunk(struct hm_cli *c);
+
+static void on_chunk_retry(struct kw_loop *l, struct kw_timer *t)
+{
+	(void)l;
+	servers_chunk(t->arg);
+}
+
+/* One answer of a get_many over blocks; the next chunk starts when all of them are in. */
+static void on_block(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v, void *user)
+{
+	struct hm_blk *b = user;
+	struct hm_cli *c = b->c;
+	char uid[KW_HM_REC_UID_MAX];
+
+	(void)d;
+	c->pending--;
+	if (err < 0 && !c->chunk_err) {
+		c->chunk_err = err;
+		c->err_block = b->block;
+	} else if (err == 0) {
+		c->block = b->block;
+		(void)kw_hm_block_uid(c->key_text, b->block, uid, sizeof(uid));
+		(void)servers_take(c, v, uid);
+	}
+	if (c->pending)
+		return;
+	if (c->chunk_err) {
+		(void)kw_hm_block_uid(c->key_text, c->err_block, uid, sizeof(uid));
+		errp(c, "kwnode hivemind: get %s failed: %s\n", uid,
+		     c->chunk_err == -KW_ENOTCONN ? "no node answered" : kw_strerror(c->chunk_err));
+		stop(c, 1);
+		return;
+	}
+	c->block = c->chunk_end;
+	if (c->block >= c->num_blocks)
+		servers_done(c);
+	else
+		servers_chunk(c);
+}
+
+/*
+ * With the block count known, the blocks are read CHUNK_MAX at a time with one get_many (its
+ * requests to a peer carry every block's key: DHTNode.get_many, as get_remote_module_infos
+ * does), as many as there are free DHT operations.
+ */
+static void servers_chunk(struct hm_cli *c)
+{
+	struct kw_hm_dhtid keys[CHUNK_MAX];
+	void *users[CHUNK_MAX];
+	uint32_t n = c->num_blocks - c->block, free_ops = kw_hm_dht_ops_free(c->d);
+	int ret;
+
+	if (n > CHUNK_MAX)
+		n = CHUNK_MAX;
+	if (n > free_ops)
+		n = free_ops;
+	if (n == 0) {   /* every operation busy (a running node's announcer): shortly */
+		kw_timer_init(&c->timer, on_chunk_retry, c);
+		kw_timer_start(&c->n->loop, &c->timer, POLL_MS);
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		char uid[KW_HM_REC_UID_MAX];
+
+		c->blk[i].c = c;
+		c->blk[i].block = c->block + i;
+		users[i] = &c->blk[i];
+		(void)kw_hm_block_uid(c->key_text, c->block + i, uid, sizeof(uid));
+		(void)kw_hm_dhtid_of_str(uid, strlen(uid), &keys[i]);
+	}
+	c->pending = n;
+	c->chunk_end = c->block + n;
+	c->chunk_err = 0;
+	ret = kw_hm_dht_get_many(c->d, keys, n, true, on_block, users);
+	if (ret < 0) {
+		c->pending = 0;
+		errp(c, "kwnode hivemind: cannot start the operation: %s\n", kw_strerror(ret));
+		stop(c, 1);
+	}
+}
+
 static void servers_next(struct hm_cli *c)
 {
 	struct kw_hm_dhtid key;
@@ -632,6 +734,10 @@ static void servers_next(struct hm_cli *c)
 		(void)kw_hm_block_uid(c->key_text, c->block, c->text, sizeof(c->text));
 	if (c->block != UINT32_MAX && c->block >= BLOCKS_SCAN_MAX) {
 		servers_done(c);
+		return;
+	}
+	if (c->block != UINT32_MAX && c->num_blocks) {
+		servers_chunk(c);
 		return;
 	}
 	(void)kw_hm_dhtid_of_str(c->text, strlen(c->text), &key);

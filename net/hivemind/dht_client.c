@@ -639,23 +639,24 @@ static int decode_reply(struct kw_hm_rpc *r, const struct kw_hm_result *res,
 	return 0;
 }
 
-/* The k-th search an rpc_find asked for: its operation and candidate. */
-static struct kw_hm_op *rider(const struct kw_hm_rpc *r, uint32_t k, uint32_t *idx)
-{
-	*idx = k ? r->more[k - 1].idx : r->idx;
-	return k ? r->more[k - 1].op : r->op;
-}
+/* The searches one rpc_find asked for, in key order: taken from the request before it is
+ * freed (decoding the answer may start a newcomer push that takes the same slot). */
+struct asked {
+	struct kw_hm_op *op;
+	uint32_t idx;
+};
 
 /* An answer to an rpc_find: result k belongs to the k-th key asked. */
-static void got_find(struct kw_hm_rpc *r, const struct kw_hm_result *res)
+static void got_find(struct kw_hm_rpc *r, const struct kw_hm_result *res,
+		     const struct asked *who, uint32_t n_who)
 {
 	struct kw_hm_dht *d = r->d;
 	struct kw_hm_dht_find_resp *fr = d->fresp;
 	int err = decode_reply(r, res, &fr->peer, fr, KW_HM_DHT_FIND_RESP);
 
-	for (uint32_t k = 0; k <= r->n_more; k++) {
-		uint32_t idx;
-		struct kw_hm_op *op = rider(r, k, &idx);
+	for (uint32_t k = 0; k < n_who; k++) {
+		uint32_t idx = who[k].idx;
+		struct kw_hm_op *op = who[k].op;
 		int e = err;
 
 		if (!e && fr->n_results < k + 1)
@@ -745,6 +746,9 @@ static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res)
 {
 	struct kw_hm_dht *d = r->d;
 	struct kw_hm_op *op = r->op;
+	uint8_t kind = r->kind;
+	struct asked who[1 + MORE_MAX];
+	uint32_t n_who = 0;
 	bool ok = !res->err && !res->remote_error;
 	/* our own limits refused it (no dial slot, call slot or stream left): the peer did
 	 * nothing wrong, so it is neither blacklisted nor dropped */
@@ -762,18 +766,25 @@ static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res)
 		KW_LOG_DBG(hivemind, "DHT request failed: %s",
 			   res->remote_error ? "remote error" : kw_strerror(res->err));
 	}
+	if (kind == R_FIND && op) {
+		who[n_who].op = op;
+		who[n_who++].idx = r->idx;
+		for (uint32_t k = 0; k < r->n_more; k++)
+			who[n_who++] = (struct asked){ r->more[k].op, r->more[k].idx };
+	}
+	r->n_more = 0;
 	r->busy = false;
 	if (!op)
 		return;
-	switch (r->kind) {
+	switch (kind) {
 	case R_FIND:
 		if (ok) {
-			got_find(r, res);
+			got_find(r, res, who, n_who);
 			break;
 		}
-		for (uint32_t k = 0; k <= r->n_more; k++) {
-			uint32_t idx;
-			struct kw_hm_op *o = rider(r, k, &idx);
+		for (uint32_t k = 0; k < n_who; k++) {
+			uint32_t idx = who[k].idx;
+			struct kw_hm_op *o = who[k].op;
 
 			if (local && o->local_retries < LOCAL_RETRIES_MAX) {
 				o->local_retries++;  /* ask again once a slot is free (pump) */
@@ -794,21 +805,12 @@ static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res)
 			op->err = res->err ? res->err : -KW_EPROTO;
 		break;
 	}
+	/* every search the request carried is one request lighter before any goes on */
 	op->active--;
-	if (r->kind == R_FIND) {
-		/* every search the request carried is one request lighter before any goes on
-		 * (r is free already: a search going on may take it) */
-		struct kw_hm_op *riders[MORE_MAX];
-		uint32_t n = r->n_more;
-
-		for (uint32_t k = 0; k < n; k++) {
-			riders[k] = r->more[k].op;
-			riders[k]->active--;
-		}
-		r->n_more = 0;
-		for (uint32_t k = 0; k < n; k++)
-			rpc_over(riders[k]);
-	}
+	for (uint32_t k = 1; k < n_who; k++)
+		who[k].op->active--;
+	for (uint32_t k = 1; k < n_who; k++)
+		rpc_over(who[k].op);
 	rpc_over(op);
 }
 
