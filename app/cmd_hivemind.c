@@ -2,8 +2,13 @@
  * `kwnode hivemind get|store|ping|servers ...`: one Hivemind DHT operation (doc/net-hivemind.md
  * "kwnode hivemind").
  *
- * A transient node starts with the identity in the data directory (created if missing), in
- * Hivemind client mode (it will be gone in a moment: others must not keep it in their
+ * If a node runs with the data directory (its control socket answers, app/control.c), the
+ * command runs there: the parsed request goes over as one line (app/hm_line.h), the node runs
+ * the same code below on its own DHT (kw_hm_cmd_start) with the output collected as reply
+ * lines, and this process prints them and exits with the node's code.
+ *
+ * Otherwise a transient node starts with the identity in the data directory (created if
+ * missing), in Hivemind client mode (it will be gone in a moment: others must not keep it in their
  * routing tables, as hivemind's client_mode), bootstraps from --bootstrap/--initial-peers
  * (or the config file's hivemind_bootstrap keys), waits until its routing table holds a
  * node (or gives up after --wait-ms with a message saying so), runs the operation, prints
@@ -186,7 +191,8 @@ static void usage(FILE *f)
 		"                             _petals.models, else until the first empty block)\n"
 		"  -b, --bootstrap, --initial-peers MULTIADDR  a Hivemind peer; repeatable\n"
 		"  -c, --config FILE          read hivemind_bootstrap (and other) keys from FILE\n"
-		"  -d, --data-dir DIR         identity (created if missing; default %s)\n"
+		"  -d, --data-dir DIR         identity (created if missing; default %s); if a\n"
+		"                             node runs there, the command runs on that node\n"
 		"  -w, --wait-ms MS           how long to wait to join (default 10000)\n"
 		"  -v, --verbose              debug logging\n"
 		"  -h, --help                 this help\n",
