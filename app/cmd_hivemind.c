@@ -73,10 +73,18 @@ int kw_cmd_hivemind(int argc, char **argv);
 
 enum verb { V_GET, V_STORE, V_PING, V_SERVERS };
 
-/* One server `servers` found: its ServerInfo from the newest entry, the blocks listing it. */
+/* One server `servers` found: what it prints of the newest entry's ServerInfo (the whole
+ * struct is 2.5 KiB: 128 of them would be most of a running node's command slot), the blocks
+ * listing it. */
 struct hm_server {
 	char peer[KW_HM_REC_PEER_MAX];
-	struct kw_hm_server_info si;
+	struct {
+		uint8_t state;
+		uint32_t has;
+		double throughput;
+		uint64_t start_block, end_block;
+		char public_name[KW_HM_REC_TEXT_MAX];
+	} si;
 	double exp;
 	uint32_t first, last, n_blocks;   /* blocks whose key lists this peer */
 };
@@ -102,6 +110,9 @@ struct hm_cli {
 	long sub_len, val_len;
 	double exp_s;
 	char text[4 * VAL_MAX + 64], text2[4 * VAL_MAX + 64];
+	/* get of a dictionary (print_dict) */
+	double walk_now;
+	uint32_t dict_n;
 	/* servers */
 	bool json;
 	uint32_t num_blocks, block, max_end;
@@ -119,8 +130,6 @@ struct hm_cli {
 	 * sink, and done() runs instead of stopping the loop */
 	struct kw_hm_sink *sink;
 	void (*done)(struct hm_cli *c);
-	struct kw_hm_store scratch;       /* get's dictionary read back (print_dict) */
-	bool scratch_ready;
 };
 
 static struct hm_cli g_cli;   /* buffers: not on the stack */
@@ -274,64 +283,48 @@ static void stop(struct hm_cli *c, int code)
 
 /* ---- results ---------------------------------------------------------------------------- */
 
-static int scratch_init(struct hm_cli *c, struct kw_arena *a)
+/* One entry of a dictionary get found: printed unless expired (or not the SUBKEY asked). */
+static int print_entry(const uint8_t *sk, size_t sl, const uint8_t *val, size_t vl, double exp,
+		       void *arg)
 {
-	int ret = kw_hm_store_init(&c->scratch, CONFIG_KW_NET_HIVEMIND_DHT_DICT_MAX + 1,
-				   CONFIG_KW_NET_HIVEMIND_DHT_CELL_BYTES,
-				   CONFIG_KW_NET_HIVEMIND_DHT_DICT_MAX, false, a);
+	struct hm_cli *c = arg;
 
-	c->scratch_ready = ret == 0;
-	return ret;
+	if (exp < c->walk_now)
+		return 0;
+	if (c->sub_len) {
+		if (c->dict_n || (long)sl != c->sub_len || memcmp(sk, c->sub, sl))
+			return 0;
+		print_value(c, val, vl, c->text, sizeof(c->text));
+		c->dict_n++;
+		return 0;
+	}
+	if (kw_hm_mp_to_text(sk, sl, c->text2, sizeof(c->text2)) < 0)
+		snprintf(c->text2, sizeof(c->text2), "?");
+	if (kw_hm_mp_to_text(val, vl, c->text, sizeof(c->text)) < 0)
+		snprintf(c->text, sizeof(c->text), "?");
+	out(c, "%s\t%s\t%.3f\n", c->text2, c->text, exp);
+	c->dict_n++;
+	return 0;
 }
 
+/* The dictionary the get merged (live entries in insertion order), read entry by entry. */
 static void print_dict(struct hm_cli *c, const struct kw_hm_dht_value *v)
 {
-	struct kw_hm_store *s;
 	const char *why;
-	uint32_t n = 0;
-	double t = wall_now();
 
 	if (c->hex && !c->sub_len) {
 		print_hex(c, v->value, v->len);
 		stop(c, 0);
 		return;
 	}
-	/* a scratch tier reads the dictionary back entry by entry (made once: a running node
-	 * reuses it for every command) */
-	if (!c->scratch_ready && scratch_init(c, &c->n->arena) < 0) {
-		errp(c, "kwnode hivemind: cannot read the dictionary back\n");
+	c->walk_now = wall_now();
+	c->dict_n = 0;
+	if (kw_hm_dict_walk(v->value, v->len, print_entry, c, &why) < 0) {
+		errp(c, "kwnode hivemind: cannot read the dictionary back (%s)\n", why);
 		stop(c, 1);
 		return;
 	}
-	s = &c->scratch;
-	kw_hm_store_clear(s);
-	if (kw_hm_store_put_dict(s, &c->key, v->value, v->len, t, &why) < 0) {
-		errp(c, "kwnode hivemind: cannot read the dictionary back\n");
-		stop(c, 1);
-		return;
-	}
-	for (uint32_t i = 0;; i++) {
-		const uint8_t *sk, *val;
-		size_t sl, vl;
-		double exp;
-
-		if (kw_hm_store_get_subkey(s, &c->key, i, t, &sk, &sl, &val, &vl, &exp) < 0)
-			break;
-		if (c->sub_len) {
-			if ((long)sl != c->sub_len || memcmp(sk, c->sub, sl))
-				continue;
-			print_value(c, val, vl, c->text, sizeof(c->text));
-			n++;
-			break;
-		}
-		if (kw_hm_mp_to_text(sk, sl, c->text2, sizeof(c->text2)) < 0)
-			snprintf(c->text2, sizeof(c->text2), "?");
-		if (kw_hm_mp_to_text(val, vl, c->text, sizeof(c->text)) < 0)
-			snprintf(c->text, sizeof(c->text), "?");
-		out(c, "%s\t%s\t%.3f\n", c->text2, c->text, exp);
-		n++;
-	}
-	if (c->sub_len && !n) {
+	if (c->sub_len && !c->dict_n) {
 		errp(c, "kwnode hivemind: %s has no such subkey\n", c->key_text);
 		stop(c, 1);
 		return;
@@ -506,7 +499,12 @@ static int on_server_entry(const uint8_t *sub, size_t sub_len, const uint8_t *va
 		s->exp = -1;
 	}
 	if (exp > s->exp) {                 /* the newest announcement speaks for the server */
-		s->si = si;
+		s->si.state = si.state;
+		s->si.has = si.has;
+		s->si.throughput = si.throughput;
+		s->si.start_block = si.start_block;
+		s->si.end_block = si.end_block;
+		memcpy(s->si.public_name, si.public_name, sizeof(s->si.public_name));
 		s->exp = exp;
 	}
 	/* blocks read together (get_many) answer in any order */
@@ -937,8 +935,6 @@ struct kw_hm_cmd *kw_hm_cmd_create(struct kw_arena *a)
 	if (!m)
 		return NULL;
 	memset(m, 0, offsetof(struct kw_hm_cmd, reply));
-	if (scratch_init(&m->c, a) < 0)
-		return NULL;
 	return m;
 }
 

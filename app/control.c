@@ -16,7 +16,7 @@
  * socket file nobody answers is a leftover of a killed node and is replaced.
  *
  * `kwnode hivemind ...` sends "hivemind VERB ..." (app/hm_line.h); with the Hivemind DHT on,
- * one such command runs at a time (its slot, about 170 KiB, is made at start-up); a second one
+ * one such command runs at a time (its slot, about 150 KiB, is made at start-up); a second one
  * meanwhile is told "error busy".
  *
  * Owns: the listening socket, CONTROL_CLIENTS client slots (request line, reply buffer and a

@@ -87,8 +87,8 @@ int kw_hm_reply_print(const char *lines, size_t len);
 /*
  * One `kwnode hivemind` command run by a running node for its control socket (the code is
  * app/cmd_hivemind.c's, so the output is the same). Made once at start-up from the node's
- * arena (about 170 KiB: the request, the command's buffers, a 64 KiB reply and a scratch
- * dictionary tier); it runs one command at a time.
+ * arena (about 150 KiB: the request, the command's buffers and a 64 KiB reply); it runs one
+ * command at a time.
  */
 struct kw_arena;
 struct kw_node;
