@@ -2,8 +2,13 @@
  * `kwnode hivemind get|store|ping|servers ...`: one Hivemind DHT operation (doc/net-hivemind.md
  * "kwnode hivemind").
  *
- * A transient node starts with the identity in the data directory (created if missing), in
- * Hivemind client mode (it will be gone in a moment: others must not keep it in their
+ * If a node runs with the data directory (its control socket answers, app/control.c), the
+ * command runs there: the parsed request goes over as one line (app/hm_line.h), the node runs
+ * the same code below on its own DHT (kw_hm_cmd_start) with the output collected as reply
+ * lines, and this process prints them and exits with the node's code.
+ *
+ * Otherwise a transient node starts with the identity in the data directory (created if
+ * missing), in Hivemind client mode (it will be gone in a moment: others must not keep it in their
  * routing tables, as hivemind's client_mode), bootstraps from --bootstrap/--initial-peers
  * (or the config file's hivemind_bootstrap keys), waits until its routing table holds a
  * node (or gives up after --wait-ms with a message saying so), runs the operation, prints
@@ -22,13 +27,18 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <kw/app.h>
+#include <kw/arena.h>
 #include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/log.h>
@@ -47,21 +57,34 @@
 #endif
 
 #include "hivemind.h"
+#include "hm_line.h"
+#ifdef CONFIG_KW_NET_KAD_SWARM
+#include "dht.h"   /* kw_control_path */
+#endif
 
 int kw_cmd_hivemind(int argc, char **argv);
 
 #define POLL_MS 20u
-#define VAL_MAX 4096
+#define VAL_MAX KW_HM_REQ_VAL_MAX
 
 #define SERVERS_MAX 128       /* servers listed by `servers` */
+#define CHUNK_MAX 16          /* blocks `servers` reads at once (one get_many) */
 #define BLOCKS_SCAN_MAX 100000u
 
 enum verb { V_GET, V_STORE, V_PING, V_SERVERS };
 
-/* One server `servers` found: its ServerInfo from the newest entry, the blocks listing it. */
+/* One server `servers` found: what it prints of the newest entry's ServerInfo (the whole
+ * struct is 2.5 KiB: 128 of them would be most of a running node's command slot), the blocks
+ * listing it. */
 struct hm_server {
 	char peer[KW_HM_REC_PEER_MAX];
-	struct kw_hm_server_info si;
+	struct {
+		uint8_t state;
+		uint32_t has;
+		double throughput;
+		uint64_t start_block, end_block;
+		char public_name[KW_HM_REC_TEXT_MAX];
+	} si;
 	double exp;
 	uint32_t first, last, n_blocks;   /* blocks whose key lists this peer */
 };
@@ -87,15 +110,71 @@ struct hm_cli {
 	long sub_len, val_len;
 	double exp_s;
 	char text[4 * VAL_MAX + 64], text2[4 * VAL_MAX + 64];
+	/* get of a dictionary (print_dict) */
+	double walk_now;
+	uint32_t dict_n;
 	/* servers */
 	bool json;
 	uint32_t num_blocks, block, max_end;
 	bool models_asked;
 	uint32_t n_servers, bad_entries, dropped;
 	struct hm_server servers[SERVERS_MAX];
+	/* the blocks of one get_many: which block each answer is for */
+	struct hm_blk {
+		struct hm_cli *c;
+		uint32_t block;
+	} blk[CHUNK_MAX];
+	uint32_t pending, chunk_end, err_block;
+	int chunk_err;
+	/* run by a running node for its control socket (kw_hm_cmd_start): output goes to the
+	 * sink, and done() runs instead of stopping the loop */
+	struct kw_hm_sink *sink;
+	void (*done)(struct hm_cli *c);
 };
 
 static struct hm_cli g_cli;   /* buffers: not on the stack */
+
+/* Output of the command: stdout/stderr, or the reply lines of a running node's sink. */
+static void vout(struct hm_cli *c, int stream, const char *fmt, va_list ap)
+{
+	static char line[4 * VAL_MAX + 256];   /* one loop, one command at a time */
+	int n;
+
+	if (!c->sink) {
+		vfprintf(stream == 2 ? stderr : stdout, fmt, ap);
+		return;
+	}
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	if (n > 0)
+		kw_hm_sink_write(c->sink, stream, line, KW_MIN((size_t)n, sizeof(line) - 1));
+}
+
+static void out(struct hm_cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out(struct hm_cli *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vout(c, 1, fmt, ap);
+	va_end(ap);
+}
+
+static void errp(struct hm_cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void errp(struct hm_cli *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!c->sink)
+		fflush(stdout);   /* keep the order of stdout and stderr lines */
+	va_start(ap, fmt);
+	vout(c, 2, fmt, ap);
+	va_end(ap);
+}
+
+static void outch(struct hm_cli *c, int ch)
+{
+	out(c, "%c", ch);
+}
 
 static void usage(FILE *f)
 {
@@ -121,7 +200,8 @@ static void usage(FILE *f)
 		"                             _petals.models, else until the first empty block)\n"
 		"  -b, --bootstrap, --initial-peers MULTIADDR  a Hivemind peer; repeatable\n"
 		"  -c, --config FILE          read hivemind_bootstrap (and other) keys from FILE\n"
-		"  -d, --data-dir DIR         identity (created if missing; default %s)\n"
+		"  -d, --data-dir DIR         identity (created if missing; default %s); if a\n"
+		"                             node runs there, the command runs on that node\n"
 		"  -w, --wait-ms MS           how long to wait to join (default 10000)\n"
 		"  -v, --verbose              debug logging\n"
 		"  -h, --help                 this help\n",
@@ -152,11 +232,11 @@ static int unhex(const char *s, uint8_t *out, size_t cap)
 	return (int)(n / 2);
 }
 
-static void print_hex(const uint8_t *b, size_t n)
+static void print_hex(struct hm_cli *c, const uint8_t *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		printf("%02x", b[i]);
-	printf("\n");
+		out(c, "%02x", b[i]);
+	out(c, "\n");
 }
 
 /* One value as text (or hex); bytes that are not one msgpack value are shown as hex. */
@@ -164,11 +244,11 @@ static void print_value(struct hm_cli *c, const uint8_t *v, size_t n, char *buf,
 {
 	if (c->hex || kw_hm_mp_to_text(v, n, buf, cap) < 0) {
 		if (!c->hex)
-			fprintf(stderr, "kwnode hivemind: the value is not one msgpack value; hex:\n");
-		print_hex(v, n);
+			errp(c, "kwnode hivemind: the value is not one msgpack value; hex:\n");
+		print_hex(c, v, n);
 		return;
 	}
-	printf("%s\n", buf);
+	out(c, "%s\n", buf);
 }
 
 /* Reads text (or hex) into msgpack bytes. Return: bytes or -1 (message printed). */
@@ -193,55 +273,59 @@ static long read_value(struct hm_cli *c, const char *what, const char *s, uint8_
 static void stop(struct hm_cli *c, int code)
 {
 	c->code = code;
+	if (c->done) {
+		kw_timer_cancel(&c->n->loop, &c->timer);
+		c->done(c);
+		return;
+	}
 	kw_loop_stop(&c->n->loop, 0);
 }
 
 /* ---- results ---------------------------------------------------------------------------- */
 
+/* One entry of a dictionary get found: printed unless expired (or not the SUBKEY asked). */
+static int print_entry(const uint8_t *sk, size_t sl, const uint8_t *val, size_t vl, double exp,
+		       void *arg)
+{
+	struct hm_cli *c = arg;
+
+	if (exp < c->walk_now)
+		return 0;
+	if (c->sub_len) {
+		if (c->dict_n || (long)sl != c->sub_len || memcmp(sk, c->sub, sl))
+			return 0;
+		print_value(c, val, vl, c->text, sizeof(c->text));
+		c->dict_n++;
+		return 0;
+	}
+	if (kw_hm_mp_to_text(sk, sl, c->text2, sizeof(c->text2)) < 0)
+		snprintf(c->text2, sizeof(c->text2), "?");
+	if (kw_hm_mp_to_text(val, vl, c->text, sizeof(c->text)) < 0)
+		snprintf(c->text, sizeof(c->text), "?");
+	out(c, "%s\t%s\t%.3f\n", c->text2, c->text, exp);
+	c->dict_n++;
+	return 0;
+}
+
+/* The dictionary the get merged (live entries in insertion order), read entry by entry. */
 static void print_dict(struct hm_cli *c, const struct kw_hm_dht_value *v)
 {
-	struct kw_hm_store s;
 	const char *why;
-	uint32_t n = 0;
-	double t = wall_now();
 
 	if (c->hex && !c->sub_len) {
-		print_hex(v->value, v->len);
+		print_hex(c, v->value, v->len);
 		stop(c, 0);
 		return;
 	}
-	/* a scratch tier reads the dictionary back entry by entry */
-	if (kw_hm_store_init(&s, CONFIG_KW_NET_HIVEMIND_DHT_DICT_MAX + 1,
-			     CONFIG_KW_NET_HIVEMIND_DHT_CELL_BYTES, CONFIG_KW_NET_HIVEMIND_DHT_DICT_MAX,
-			     false, &c->n->arena) < 0 ||
-	    kw_hm_store_put_dict(&s, &c->key, v->value, v->len, t, &why) < 0) {
-		fprintf(stderr, "kwnode hivemind: cannot read the dictionary back\n");
+	c->walk_now = wall_now();
+	c->dict_n = 0;
+	if (kw_hm_dict_walk(v->value, v->len, print_entry, c, &why) < 0) {
+		errp(c, "kwnode hivemind: cannot read the dictionary back (%s)\n", why);
 		stop(c, 1);
 		return;
 	}
-	for (uint32_t i = 0;; i++) {
-		const uint8_t *sk, *val;
-		size_t sl, vl;
-		double exp;
-
-		if (kw_hm_store_get_subkey(&s, &c->key, i, t, &sk, &sl, &val, &vl, &exp) < 0)
-			break;
-		if (c->sub_len) {
-			if ((long)sl != c->sub_len || memcmp(sk, c->sub, sl))
-				continue;
-			print_value(c, val, vl, c->text, sizeof(c->text));
-			n++;
-			break;
-		}
-		if (kw_hm_mp_to_text(sk, sl, c->text2, sizeof(c->text2)) < 0)
-			snprintf(c->text2, sizeof(c->text2), "?");
-		if (kw_hm_mp_to_text(val, vl, c->text, sizeof(c->text)) < 0)
-			snprintf(c->text, sizeof(c->text), "?");
-		printf("%s\t%s\t%.3f\n", c->text2, c->text, exp);
-		n++;
-	}
-	if (c->sub_len && !n) {
-		fprintf(stderr, "kwnode hivemind: %s has no such subkey\n", c->key_text);
+	if (c->sub_len && !c->dict_n) {
+		errp(c, "kwnode hivemind: %s has no such subkey\n", c->key_text);
 		stop(c, 1);
 		return;
 	}
@@ -254,13 +338,13 @@ static void on_get(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v
 
 	(void)d;
 	if (err < 0) {
-		fprintf(stderr, "kwnode hivemind: get %s failed: %s\n", c->key_text,
+		errp(c, "kwnode hivemind: get %s failed: %s\n", c->key_text,
 			err == -KW_ENOTCONN ? "no node answered" : kw_strerror(err));
 		stop(c, 1);
 		return;
 	}
 	if (v->type == KW_HM_DHT_NOT_FOUND) {
-		fprintf(stderr, "kwnode hivemind: %s not found (%u node%s asked)\n", c->key_text,
+		errp(c, "kwnode hivemind: %s not found (%u node%s asked)\n", c->key_text,
 			v->visited, v->visited == 1 ? "" : "s");
 		stop(c, 1);
 		return;
@@ -270,7 +354,7 @@ static void on_get(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v
 		return;
 	}
 	if (c->sub_len) {
-		fprintf(stderr, "kwnode hivemind: %s holds a plain value, not a dictionary\n",
+		errp(c, "kwnode hivemind: %s holds a plain value, not a dictionary\n",
 			c->key_text);
 		stop(c, 1);
 		return;
@@ -297,15 +381,15 @@ static void on_store(struct kw_hm_dht *d, int err, const struct kw_hm_dht_store_
 
 	(void)d;
 	if (err < 0) {
-		fprintf(stderr, "kwnode hivemind: store %s failed: %s\n", c->key_text,
+		errp(c, "kwnode hivemind: store %s failed: %s\n", c->key_text,
 			err == -KW_ENOTCONN ? "no node answered" : kw_strerror(err));
 		stop(c, 1);
 		return;
 	}
-	printf("stored on %u of %u node%s\n", r->n_ok, r->n, r->n == 1 ? "" : "s");
+	out(c, "stored on %u of %u node%s\n", r->n_ok, r->n, r->n == 1 ? "" : "s");
 	for (uint32_t i = 0; i < r->n; i++) {
 		peer_text(&r->r[i].node, id, sizeof(id));
-		printf("%s\t%s\n", r->r[i].self ? "(this node)" : id,
+		out(c, "%s\t%s\n", r->r[i].self ? "(this node)" : id,
 		       !r->r[i].answered ? "no answer" : r->r[i].store_ok ? "ok" : "refused");
 	}
 	stop(c, r->n_ok ? 0 : 1);
@@ -318,25 +402,25 @@ static void on_ping(struct kw_hm_dht *d, int err, const struct kw_hm_dht_pong *p
 
 	(void)d;
 	if (err < 0) {
-		fprintf(stderr, "kwnode hivemind: ping %s failed: %s\n", c->target,
+		errp(c, "kwnode hivemind: ping %s failed: %s\n", c->target,
 			err == -KW_ENOPROTO ? "the peer does not serve DHTProtocol.rpc_ping "
 					      "(a client-mode node?)" : kw_strerror(err));
 		stop(c, 1);
 		return;
 	}
 	peer_text(&p->node, id, sizeof(id));
-	printf("%s", id);
+	out(c, "%s", id);
 	if (p->client) {
-		printf(" client-mode");
+		out(c, " client-mode");
 	} else {
-		printf(" node_id ");
+		out(c, " node_id ");
 		for (int i = 0; i < KW_HM_DHTID_LEN; i++)
-			printf("%02x", p->node.id.b[i]);
+			out(c, "%02x", p->node.id.b[i]);
 	}
-	printf(" dht_time %.3f", p->dht_time);
+	out(c, " dht_time %.3f", p->dht_time);
 	if (p->skew != 0)
-		printf(" clock-skew %+.1fs", p->skew);
-	printf("\n");
+		out(c, " clock-skew %+.1fs", p->skew);
+	out(c, "\n");
 	stop(c, 0);
 }
 
@@ -370,7 +454,7 @@ static int on_models_entry(const uint8_t *sub, size_t sub_len, const uint8_t *va
 	if (subkey_text(sub, sub_len, name, sizeof(name)) < 0 || strcmp(name, c->key_text))
 		return 0;
 	if (kw_hm_model_info_decode(val, val_len, &mi, &why) < 0) {
-		fprintf(stderr, "kwnode hivemind: %s[%s] is not a ModelInfo: %s\n", KW_HM_MODELS_KEY,
+		errp(c, "kwnode hivemind: %s[%s] is not a ModelInfo: %s\n", KW_HM_MODELS_KEY,
 			name, why);
 		return 0;
 	}
@@ -388,14 +472,14 @@ static int on_server_entry(const uint8_t *sub, size_t sub_len, const uint8_t *va
 	const char *why;
 
 	if (subkey_text(sub, sub_len, peer, sizeof(peer)) < 0) {
-		fprintf(stderr, "kwnode hivemind: %s.%u: an entry whose subkey is not a PeerID "
+		errp(c, "kwnode hivemind: %s.%u: an entry whose subkey is not a PeerID "
 			"string; skipped\n", c->key_text, c->block);
 		c->bad_entries++;
 		return 0;
 	}
 	if (kw_hm_server_info_decode(val, val_len, &si, &why) < 0) {
 		/* what get_remote_module_infos does: warn, skip that server */
-		fprintf(stderr, "kwnode hivemind: %s.%u: %s: not a ServerInfo (%s); skipped\n",
+		errp(c, "kwnode hivemind: %s.%u: %s: not a ServerInfo (%s); skipped\n",
 			c->key_text, c->block, peer, why);
 		c->bad_entries++;
 		return 0;
@@ -411,14 +495,23 @@ static int on_server_entry(const uint8_t *sub, size_t sub_len, const uint8_t *va
 		s = &c->servers[c->n_servers++];
 		memset(s, 0, sizeof(*s));
 		memcpy(s->peer, peer, sizeof(peer));
-		s->first = c->block;
+		s->first = s->last = c->block;
 		s->exp = -1;
 	}
 	if (exp > s->exp) {                 /* the newest announcement speaks for the server */
-		s->si = si;
+		s->si.state = si.state;
+		s->si.has = si.has;
+		s->si.throughput = si.throughput;
+		s->si.start_block = si.start_block;
+		s->si.end_block = si.end_block;
+		memcpy(s->si.public_name, si.public_name, sizeof(s->si.public_name));
 		s->exp = exp;
 	}
-	s->last = c->block;
+	/* blocks read together (get_many) answer in any order */
+	if (c->block < s->first)
+		s->first = c->block;
+	if (c->block > s->last)
+		s->last = c->block;
 	s->n_blocks++;
 	if ((si.has & KW_HM_SI_END_BLOCK) && si.end_block > c->max_end &&
 	    si.end_block <= BLOCKS_SCAN_MAX)
@@ -426,20 +519,20 @@ static int on_server_entry(const uint8_t *sub, size_t sub_len, const uint8_t *va
 	return 0;
 }
 
-static void json_str(const char *s)
+static void json_str(struct hm_cli *c, const char *s)
 {
-	putchar('"');
+	outch(c, '"');
 	for (; *s; s++) {
 		unsigned char ch = (unsigned char)*s;
 
 		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
+			out(c, "\\%c", ch);
 		else if (ch < 0x20)
-			printf("\\u%04x", ch);
+			out(c, "\\u%04x", ch);
 		else
-			putchar(ch);
+			outch(c, ch);
 	}
-	putchar('"');
+	outch(c, '"');
 }
 
 static void print_servers(struct hm_cli *c)
@@ -447,31 +540,31 @@ static void print_servers(struct hm_cli *c)
 	double now = wall_now();
 
 	if (c->json) {
-		printf("{\"prefix\":");
-		json_str(c->key_text);
-		printf(",\"num_blocks\":%u,\"bad_entries\":%u,\"servers\":[", c->num_blocks,
+		out(c, "{\"prefix\":");
+		json_str(c, c->key_text);
+		out(c, ",\"num_blocks\":%u,\"bad_entries\":%u,\"servers\":[", c->num_blocks,
 		       c->bad_entries);
 		for (uint32_t i = 0; i < c->n_servers; i++) {
 			const struct hm_server *s = &c->servers[i];
 
-			printf("%s{\"peer\":\"%s\",\"state\":\"%s\",", i ? "," : "", s->peer,
+			out(c, "%s{\"peer\":\"%s\",\"state\":\"%s\",", i ? "," : "", s->peer,
 			       kw_hm_state_name(s->si.state));
 			if (s->si.has & KW_HM_SI_START_BLOCK)
-				printf("\"start_block\":%llu,", (unsigned long long)s->si.start_block);
+				out(c, "\"start_block\":%llu,", (unsigned long long)s->si.start_block);
 			if (s->si.has & KW_HM_SI_END_BLOCK)
-				printf("\"end_block\":%llu,", (unsigned long long)s->si.end_block);
-			printf("\"throughput\":%.17g,\"public_name\":", s->si.throughput);
+				out(c, "\"end_block\":%llu,", (unsigned long long)s->si.end_block);
+			out(c, "\"throughput\":%.17g,\"public_name\":", s->si.throughput);
 			if (s->si.has & KW_HM_SI_PUBLIC_NAME)
-				json_str(s->si.public_name);
+				json_str(c, s->si.public_name);
 			else
-				printf("null");
-			printf(",\"listed_in_blocks\":[%u,%u],\"count\":%u,\"expires_in\":%.1f}",
+				out(c, "null");
+			out(c, ",\"listed_in_blocks\":[%u,%u],\"count\":%u,\"expires_in\":%.1f}",
 			       s->first, s->last, s->n_blocks, s->exp - now);
 		}
-		printf("]}\n");
+		out(c, "]}\n");
 		return;
 	}
-	printf("%s: %u block%s, %u server%s\n", c->key_text, c->num_blocks,
+	out(c, "%s: %u block%s, %u server%s\n", c->key_text, c->num_blocks,
 	       c->num_blocks == 1 ? "" : "s", c->n_servers, c->n_servers == 1 ? "" : "s");
 	for (uint32_t i = 0; i < c->n_servers; i++) {
 		const struct hm_server *s = &c->servers[i];
@@ -483,12 +576,12 @@ static void print_servers(struct hm_cli *c)
 				 (unsigned long long)s->si.end_block);
 		else
 			snprintf(span, sizeof(span), "%u:%u?", s->first, s->last + 1);
-		printf("%s\t%s\t%s\t%.3f\t%s\n", s->peer, kw_hm_state_name(s->si.state), span,
+		out(c, "%s\t%s\t%s\t%.3f\t%s\n", s->peer, kw_hm_state_name(s->si.state), span,
 		       s->si.throughput,
 		       (s->si.has & KW_HM_SI_PUBLIC_NAME) ? s->si.public_name : "-");
 	}
 	if (c->dropped)
-		fprintf(stderr, "kwnode hivemind: %u more server%s not listed (at most %d)\n",
+		errp(c, "kwnode hivemind: %u more server%s not listed (at most %d)\n",
 			c->dropped, c->dropped == 1 ? "" : "s", SERVERS_MAX);
 }
 
@@ -496,36 +589,44 @@ static void servers_done(struct hm_cli *c)
 {
 	print_servers(c);
 	if (!c->n_servers)
-		fprintf(stderr, "kwnode hivemind: no server of %s found\n", c->key_text);
+		errp(c, "kwnode hivemind: no server of %s found\n", c->key_text);
 	stop(c, c->n_servers ? 0 : 1);
 }
 
-static void on_servers_get(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v,
-			   void *user)
+/* One block's (or _petals.models') answer: its servers. Return: whether it listed none. */
+static bool servers_take(struct hm_cli *c, const struct kw_hm_dht_value *v, const char *uid)
 {
-	struct hm_cli *c = user;
 	const char *why;
-	bool empty = true;
 
-	(void)d;
-	if (err < 0) {
-		fprintf(stderr, "kwnode hivemind: get %s failed: %s\n", c->text,
-			err == -KW_ENOTCONN ? "no node answered" : kw_strerror(err));
-		stop(c, 1);
-		return;
-	}
 	if (v->type == KW_HM_DHT_FOUND_DICTIONARY) {
 		uint32_t before = c->n_servers + c->bad_entries;
 
 		if (kw_hm_dict_walk(v->value, v->len,
 				    c->models_asked && c->block == UINT32_MAX ? on_models_entry :
 				    on_server_entry, c, &why) < 0)
-			fprintf(stderr, "kwnode hivemind: %s: not a dictionary (%s)\n", c->text, why);
-		empty = c->n_servers + c->bad_entries == before;
-	} else if (v->type == KW_HM_DHT_FOUND_REGULAR) {
-		fprintf(stderr, "kwnode hivemind: %s holds a plain value, not a dictionary of "
-			"servers; skipped\n", c->text);
+			errp(c, "kwnode hivemind: %s: not a dictionary (%s)\n", uid, why);
+		return c->n_servers + c->bad_entries == before;
 	}
+	if (v->type == KW_HM_DHT_FOUND_REGULAR)
+		errp(c, "kwnode hivemind: %s holds a plain value, not a dictionary of "
+			"servers; skipped\n", uid);
+	return true;
+}
+
+static void on_servers_get(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v,
+			   void *user)
+{
+	struct hm_cli *c = user;
+	bool empty;
+
+	(void)d;
+	if (err < 0) {
+		errp(c, "kwnode hivemind: get %s failed: %s\n", c->text,
+			err == -KW_ENOTCONN ? "no node answered" : kw_strerror(err));
+		stop(c, 1);
+		return;
+	}
+	empty = servers_take(c, v, c->text);
 	if (c->block == UINT32_MAX) {
 		c->block = 0;                   /* _petals.models answered: the blocks now */
 	} else {
@@ -544,6 +645,88 @@ static void on_servers_get(struct kw_hm_dht *d, int err, const struct kw_hm_dht_
 	servers_next(c);
 }
 
+static void servers_chunk(struct hm_cli *c);
+
+static void on_chunk_retry(struct kw_loop *l, struct kw_timer *t)
+{
+	(void)l;
+	servers_chunk(t->arg);
+}
+
+/* One answer of a get_many over blocks; the next chunk starts when all of them are in. */
+static void on_block(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v, void *user)
+{
+	struct hm_blk *b = user;
+	struct hm_cli *c = b->c;
+	char uid[KW_HM_REC_UID_MAX];
+
+	(void)d;
+	c->pending--;
+	if (err < 0 && !c->chunk_err) {
+		c->chunk_err = err;
+		c->err_block = b->block;
+	} else if (err == 0) {
+		c->block = b->block;
+		(void)kw_hm_block_uid(c->key_text, b->block, uid, sizeof(uid));
+		(void)servers_take(c, v, uid);
+	}
+	if (c->pending)
+		return;
+	if (c->chunk_err) {
+		(void)kw_hm_block_uid(c->key_text, c->err_block, uid, sizeof(uid));
+		errp(c, "kwnode hivemind: get %s failed: %s\n", uid,
+		     c->chunk_err == -KW_ENOTCONN ? "no node answered" : kw_strerror(c->chunk_err));
+		stop(c, 1);
+		return;
+	}
+	c->block = c->chunk_end;
+	if (c->block >= c->num_blocks)
+		servers_done(c);
+	else
+		servers_chunk(c);
+}
+
+/*
+ * With the block count known, the blocks are read CHUNK_MAX at a time with one get_many (its
+ * requests to a peer carry every block's key: DHTNode.get_many, as get_remote_module_infos
+ * does), as many as there are free DHT operations.
+ */
+static void servers_chunk(struct hm_cli *c)
+{
+	struct kw_hm_dhtid keys[CHUNK_MAX];
+	void *users[CHUNK_MAX];
+	uint32_t n = c->num_blocks - c->block, free_ops = kw_hm_dht_ops_free(c->d);
+	int ret;
+
+	if (n > CHUNK_MAX)
+		n = CHUNK_MAX;
+	if (n > free_ops)
+		n = free_ops;
+	if (n == 0) {   /* every operation busy (a running node's announcer): shortly */
+		kw_timer_init(&c->timer, on_chunk_retry, c);
+		kw_timer_start(&c->n->loop, &c->timer, POLL_MS);
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		char uid[KW_HM_REC_UID_MAX];
+
+		c->blk[i].c = c;
+		c->blk[i].block = c->block + i;
+		users[i] = &c->blk[i];
+		(void)kw_hm_block_uid(c->key_text, c->block + i, uid, sizeof(uid));
+		(void)kw_hm_dhtid_of_str(uid, strlen(uid), &keys[i]);
+	}
+	c->pending = n;
+	c->chunk_end = c->block + n;
+	c->chunk_err = 0;
+	ret = kw_hm_dht_get_many(c->d, keys, n, true, on_block, users);
+	if (ret < 0) {
+		c->pending = 0;
+		errp(c, "kwnode hivemind: cannot start the operation: %s\n", kw_strerror(ret));
+		stop(c, 1);
+	}
+}
+
 static void servers_next(struct hm_cli *c)
 {
 	struct kw_hm_dhtid key;
@@ -557,10 +740,14 @@ static void servers_next(struct hm_cli *c)
 		servers_done(c);
 		return;
 	}
+	if (c->block != UINT32_MAX && c->num_blocks) {
+		servers_chunk(c);
+		return;
+	}
 	(void)kw_hm_dhtid_of_str(c->text, strlen(c->text), &key);
 	ret = kw_hm_dht_get(c->d, &key, true, on_servers_get, c);
 	if (ret < 0) {
-		fprintf(stderr, "kwnode hivemind: cannot start the operation: %s\n",
+		errp(c, "kwnode hivemind: cannot start the operation: %s\n",
 			kw_strerror(ret));
 		stop(c, 1);
 	}
@@ -579,17 +766,22 @@ static void on_tick(struct kw_loop *l, struct kw_timer *t)
 			kw_timer_start(l, t, POLL_MS);
 			return;
 		}
-		fprintf(stderr, "kwnode hivemind: could not join the Hivemind DHT: no node answered "
-			"through %d bootstrap peer%s within %u ms\n", c->n_boot,
-			c->n_boot == 1 ? "" : "s", c->wait_ms);
+		if (c->done)
+			errp(c, "kwnode hivemind: the running node knows no Hivemind DHT node (its "
+			     "routing table stayed empty for %u ms)\n", c->wait_ms);
+		else
+			errp(c, "kwnode hivemind: could not join the Hivemind DHT: no node answered "
+			     "through %d bootstrap peer%s within %u ms\n", c->n_boot,
+			     c->n_boot == 1 ? "" : "s", c->wait_ms);
 		stop(c, 1);
 		return;
 	}
 	if (c->verb == V_SERVERS) {
 		/* let the bootstrap's own-id search finish first: its requests and the gets' share
 		 * the call limit (kw_hm_limits.calls_out), and a request refused for that limit
-		 * counts against the peer in the client */
-		if (kw_hm_dht_ops_busy(c->d) && kw_loop_now(l) < c->deadline_ms) {
+		 * counts against the peer in the client. A running node has no such search of
+		 * its own to wait for, and its announcer may always have one in flight. */
+		if (!c->done && kw_hm_dht_ops_busy(c->d) && kw_loop_now(l) < c->deadline_ms) {
 			kw_timer_start(l, t, POLL_MS);
 			return;
 		}
@@ -606,7 +798,7 @@ static void on_tick(struct kw_loop *l, struct kw_timer *t)
 				      (size_t)(c->sub_len > 0 ? c->sub_len : 0), c->val,
 				      (size_t)c->val_len, wall_now() + c->exp_s, on_store, c);
 	if (ret < 0) {
-		fprintf(stderr, "kwnode hivemind: cannot start the operation: %s\n",
+		errp(c, "kwnode hivemind: cannot start the operation: %s\n",
 			kw_strerror(ret));
 		stop(c, 1);
 	}
@@ -675,6 +867,189 @@ out:
 	kw_app_transient_close(&t);
 	return c->code;
 }
+
+/* ---- the request line: to a running node, and run there ---------------------------------- */
+
+static const enum verb g_verb_of[] = {
+	[KW_HM_GET] = V_GET, [KW_HM_STORE] = V_STORE, [KW_HM_PING] = V_PING,
+	[KW_HM_SERVERS] = V_SERVERS,
+};
+
+/* The parsed command as a request line's fields. Return: 0; -KW_ERANGE (a multiaddr too long). */
+static int req_from_cli(const struct hm_cli *c, struct kw_hm_req *r)
+{
+	const char *k = c->verb == V_PING ? c->target : c->key_text;
+	size_t i;
+
+	memset(r, 0, offsetof(struct kw_hm_req, key));
+	for (i = 0; i < KW_ARRAY_SIZE(g_verb_of); i++)
+		if (g_verb_of[i] == c->verb)
+			r->verb = (enum kw_hm_verb)i;
+	r->flags = (c->latest ? KW_HM_REQ_LATEST : 0) | (c->json ? KW_HM_REQ_JSON : 0) |
+		   (c->hex ? KW_HM_REQ_HEX : 0);
+	r->num_blocks = c->num_blocks;
+	r->exp_s = (uint32_t)c->exp_s;
+	if (strlen(k) > KW_HM_REQ_KEY_MAX)
+		return -KW_ERANGE;
+	memcpy(r->key, k, strlen(k) + 1);
+	r->sub_len = (uint16_t)(c->sub_len > 0 ? c->sub_len : 0);
+	memcpy(r->sub, c->sub, r->sub_len);
+	r->val_len = (uint16_t)(c->val_len > 0 ? c->val_len : 0);
+	memcpy(r->val, c->val, r->val_len);
+	return 0;
+}
+
+static void cli_from_req(struct hm_cli *c, const struct kw_hm_req *r)
+{
+	c->verb = g_verb_of[r->verb];
+	c->latest = r->flags & KW_HM_REQ_LATEST;
+	c->json = r->flags & KW_HM_REQ_JSON;
+	c->hex = r->flags & KW_HM_REQ_HEX;
+	c->num_blocks = r->num_blocks;
+	c->exp_s = r->exp_s;
+	if (c->verb == V_PING) {
+		c->target = r->key;
+	} else {
+		c->key_text = r->key;
+		(void)kw_hm_dhtid_of_str(r->key, strlen(r->key), &c->key);  /* checked by decode */
+	}
+	c->sub_len = r->sub_len;
+	memcpy(c->sub, r->sub, r->sub_len);
+	c->val_len = r->val_len;
+	memcpy(c->val, r->val, r->val_len);
+}
+
+struct kw_hm_cmd {
+	struct hm_cli c;
+	struct kw_hm_sink sink;
+	struct kw_hm_req req;
+	void (*done)(void *arg, const char *reply, size_t len);
+	void *arg;
+	char reply[KW_HM_REPLY_MAX];
+};
+
+struct kw_hm_cmd *kw_hm_cmd_create(struct kw_arena *a)
+{
+	struct kw_hm_cmd *m = kw_arena_alloc(a, sizeof(*m), 16);
+
+	if (!m)
+		return NULL;
+	memset(m, 0, offsetof(struct kw_hm_cmd, reply));
+	return m;
+}
+
+struct kw_hm_req *kw_hm_cmd_req(struct kw_hm_cmd *m)
+{
+	return &m->req;
+}
+
+static void cmd_done(struct hm_cli *c)
+{
+	struct kw_hm_cmd *m = KW_CONTAINER_OF(c, struct kw_hm_cmd, c);
+	size_t len = kw_hm_sink_finish(&m->sink, c->code);
+
+	c->done = NULL;   /* one reply per command */
+	m->done(m->arg, m->reply, len);
+}
+
+void kw_hm_cmd_start(struct kw_hm_cmd *m, struct kw_node *n, struct kw_hm_dht *d,
+		     void (*done)(void *arg, const char *reply, size_t len), void *arg)
+{
+	struct hm_cli *c = &m->c;
+	int ret;
+
+	/* nothing of the previous command carries over (servers' counts and list above all) */
+	memset(c, 0, offsetof(struct hm_cli, sub));
+	memset(&c->json, 0, offsetof(struct hm_cli, servers) - offsetof(struct hm_cli, json));
+	c->n = n;
+	c->d = d;
+	c->wait_ms = 10000;
+	c->code = 1;
+	kw_hm_sink_init(&m->sink, m->reply, sizeof(m->reply));
+	c->sink = &m->sink;
+	c->done = cmd_done;
+	m->done = done;
+	m->arg = arg;
+	cli_from_req(c, &m->req);
+	kw_timer_init(&c->timer, on_tick, c);
+	if (c->verb == V_PING) {
+		ret = kw_hm_dht_ping(c->d, c->target, false, on_ping, c);
+		if (ret < 0) {
+			errp(c, "kwnode hivemind: ping %s: %s\n", c->target,
+			     ret == -KW_EINVAL ? "not a multiaddr with /p2p/<peer-id>" :
+						 kw_strerror(ret));
+			stop(c, 1);
+		}
+		return;
+	}
+	c->deadline_ms = kw_loop_now(&n->loop) + c->wait_ms;
+	kw_timer_start(&n->loop, &c->timer, 0);
+}
+
+void kw_hm_cmd_cancel(struct kw_hm_cmd *m)
+{
+	if (m->c.n)
+		kw_timer_cancel(&m->c.n->loop, &m->c.timer);
+}
+
+#ifdef CONFIG_KW_NET_KAD_SWARM
+/*
+ * Runs the command on the node serving <data_dir>/control.sock (app/control.c). Return: the
+ * exit code, or -1 when no node answers there (then the caller starts its own).
+ */
+static int via_control(const char *data_dir, const struct hm_cli *c)
+{
+	static struct kw_hm_req r;
+	static char line[KW_HM_LINE_MAX + 1], reply[KW_HM_REPLY_MAX];
+	struct sockaddr_un sa;
+	size_t got = 0, off = 0;
+	long len;
+	int fd;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (kw_control_path(data_dir, sa.sun_path, sizeof(sa.sun_path)) < 0)
+		return -1;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (req_from_cli(c, &r) < 0 || (len = kw_hm_req_encode(&r, line, sizeof(line))) < 0) {
+		fprintf(stderr, "kwnode hivemind: the request does not fit a control line\n");
+		close(fd);
+		return 2;
+	}
+	while (off < (size_t)len) {
+		ssize_t n = write(fd, line + off, (size_t)len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fprintf(stderr, "kwnode hivemind: cannot send to the running node: %s\n",
+				strerror(errno));
+			close(fd);
+			return 1;
+		}
+		off += (size_t)n;
+	}
+	for (;;) {
+		ssize_t n = read(fd, reply + got, sizeof(reply) - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (got == sizeof(reply))
+			break;
+	}
+	close(fd);
+	return kw_hm_reply_print(reply, got);
+}
+#endif
 
 int kw_cmd_hivemind(int argc, char **argv)
 {
@@ -814,6 +1189,12 @@ int kw_cmd_hivemind(int argc, char **argv)
 		fprintf(stderr, "kwnode hivemind: --data-dir: %s\n", err);
 		return 2;
 	}
+#ifdef CONFIG_KW_NET_KAD_SWARM
+	/* a node running with this data directory runs the command itself */
+	ret = via_control(cfg.data_dir, c);
+	if (ret >= 0)
+		return ret;
+#endif
 	if (c->verb != V_PING && cfg.n_hivemind_bootstrap == 0) {
 		fprintf(stderr, "kwnode hivemind: no Hivemind peer given (--bootstrap MULTIADDR, or "
 			"hivemind_bootstrap = ... in -c FILE)\n");

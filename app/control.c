@@ -15,8 +15,13 @@
  * the start fails saying so (two nodes with one identity would fight over the peer ID). A
  * socket file nobody answers is a leftover of a killed node and is replaced.
  *
+ * `kwnode hivemind ...` sends "hivemind VERB ..." (app/hm_line.h); with the Hivemind DHT on,
+ * one such command runs at a time (its slot, about 150 KiB, is made at start-up); a second one
+ * meanwhile is told "error busy".
+ *
  * Owns: the listening socket, CONTROL_CLIENTS client slots (request line, reply buffer and a
- * parsed request each, about 100 KiB together) from the node's arena.
+ * parsed request each, about 100 KiB together) and the hivemind command slot from the node's
+ * arena.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +42,9 @@
 
 #include "dht.h"
 #include "status.h"
+#ifdef CONFIG_KW_APP_HIVEMIND
+#include "hm_line.h"
+#endif
 
 #define CONTROL_CLIENTS 2
 #define CONTROL_READ_TIMEOUT_MS 10000u
@@ -53,6 +61,7 @@ struct ctl_client {
 	struct kw_watch w;
 	struct kw_timer timer;
 	size_t rlen, wlen, woff;
+	const char *wp;         /* what is being written: wbuf, or the hivemind command's reply */
 	char rbuf[KW_DHT_LINE_MAX + 1];
 	char wbuf[KW_DHT_REPLY_MAX];
 	struct kw_dht_req req;
@@ -65,8 +74,26 @@ struct kw_control {
 	bool closed;
 	struct kw_watch w;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+#ifdef CONFIG_KW_APP_HIVEMIND
+	struct kw_hm_cmd *hm;          /* NULL when the Hivemind DHT is off */
+	struct ctl_client *hm_user;    /* the client whose command holds it, or NULL */
+#endif
 	struct ctl_client cl[CONTROL_CLIENTS];
 };
+
+#ifdef CONFIG_KW_APP_HIVEMIND
+_Static_assert(KW_HM_LINE_MAX <= KW_DHT_LINE_MAX, "a hivemind line must fit the request buffer");
+#endif
+
+/* The slot is free again; a hivemind command it held (its reply written) is released. */
+static void cl_free(struct ctl_client *c)
+{
+	c->state = CL_FREE;
+#ifdef CONFIG_KW_APP_HIVEMIND
+	if (c->ctl->hm_user == c)
+		c->ctl->hm_user = NULL;
+#endif
+}
 
 static void cl_close(struct ctl_client *c)
 {
@@ -79,13 +106,13 @@ static void cl_close(struct ctl_client *c)
 		c->fd = -1;
 	}
 	if (c->state != CL_RUN)
-		c->state = CL_FREE;  /* a running operation frees the slot in its callback */
+		cl_free(c);  /* a running operation frees the slot in its callback */
 }
 
 static void cl_flush(struct ctl_client *c)
 {
 	while (c->woff < c->wlen) {
-		ssize_t n = write(c->fd, c->wbuf + c->woff, c->wlen - c->woff);
+		ssize_t n = write(c->fd, c->wp + c->woff, c->wlen - c->woff);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -102,16 +129,22 @@ static void cl_flush(struct ctl_client *c)
 	cl_close(c);
 }
 
-static void cl_reply(struct ctl_client *c, size_t len)
+static void cl_reply_from(struct ctl_client *c, const char *buf, size_t len)
 {
 	if (c->fd < 0) {
-		c->state = CL_FREE;
+		cl_free(c);
 		return;
 	}
 	c->state = CL_WRITE;
+	c->wp = buf;
 	c->wlen = len;
 	c->woff = 0;
 	cl_flush(c);
+}
+
+static void cl_reply(struct ctl_client *c, size_t len)
+{
+	cl_reply_from(c, c->wbuf, len);
 }
 
 static void cl_error(struct ctl_client *c, const char *msg, int code)
@@ -125,10 +158,48 @@ static void on_done(struct kw_kad *k, const struct kw_kad_result *r, void *user)
 	struct ctl_client *c = (struct ctl_client *)user;
 
 	if (c->ctl->closed) {
-		c->state = CL_FREE;
+		cl_free(c);
 		return;
 	}
 	cl_reply(c, kw_dht_format(&c->req, r, c->wbuf, sizeof(c->wbuf)));
+}
+#endif
+
+#ifdef CONFIG_KW_APP_HIVEMIND
+static void on_hm_done(void *arg, const char *reply, size_t len)
+{
+	struct ctl_client *c = (struct ctl_client *)arg;
+
+	if (c->ctl->closed) {
+		cl_free(c);
+		return;
+	}
+	cl_reply_from(c, reply, len);   /* the slot stays held until the reply is written */
+}
+
+/* `kwnode hivemind ...` (app/cmd_hivemind.c): runs on this node's Hivemind DHT. */
+static void cl_run_hivemind(struct ctl_client *c, const char *line)
+{
+	struct kw_control *ctl = c->ctl;
+	char err[128], msg[160];
+
+	if (!ctl->hm || !ctl->app->hm_dht) {
+		cl_error(c, "the Hivemind DHT is not running on this node (hivemind = on)", 1);
+		return;
+	}
+	if (ctl->hm_user) {
+		cl_error(c, "busy: another hivemind command is running on this node", 1);
+		return;
+	}
+	if (kw_hm_req_decode(kw_hm_cmd_req(ctl->hm), line, err, sizeof(err)) < 0) {
+		snprintf(msg, sizeof(msg), "bad control request: %s", err);
+		cl_error(c, msg, 2);
+		return;
+	}
+	ctl->hm_user = c;
+	c->state = CL_RUN;
+	kw_loop_watch_mod(&ctl->n->loop, &c->w, 0);  /* nothing more to read */
+	kw_hm_cmd_start(ctl->hm, ctl->n, ctl->app->hm_dht, on_hm_done, c);
 }
 #endif
 
@@ -148,8 +219,14 @@ static void cl_run(struct ctl_client *c, const char *line)
 			cl_reply(c, (size_t)n);
 		return;
 	}
+#ifdef CONFIG_KW_APP_HIVEMIND
+	if (!strncmp(line, "hivemind ", 9)) {
+		cl_run_hivemind(c, line);
+		return;
+	}
+#endif
 	if (strncmp(line, "dht ", 4)) {
-		cl_error(c, "unknown control command (this node serves: dht, status)", 2);
+		cl_error(c, "unknown control command (this node serves: dht, hivemind, status)", 2);
 		return;
 	}
 	if (!c->ctl->app->kad) {
@@ -324,6 +401,14 @@ int kw_app_control_init(struct kw_node *n)
 		unlink(ctl->path);
 		return ret;
 	}
+#ifdef CONFIG_KW_APP_HIVEMIND
+	if (app->hm_dht) {
+		ctl->hm = kw_hm_cmd_create(&n->arena);
+		if (!ctl->hm)
+			KW_LOG_WRN(control, "no room for the hivemind command slot: `kwnode hivemind` "
+				   "cannot run on this node");
+	}
+#endif
 	app->ctl = ctl;
 	KW_LOG_DBG(control, "control socket %s", ctl->path);
 	return 0;
@@ -338,6 +423,10 @@ void kw_app_control_shutdown(struct kw_node *n)
 	if (!ctl)
 		return;
 	ctl->closed = true;
+#ifdef CONFIG_KW_APP_HIVEMIND
+	if (ctl->hm)
+		kw_hm_cmd_cancel(ctl->hm);
+#endif
 	for (i = 0; i < CONTROL_CLIENTS; i++)
 		if (ctl->cl[i].state != CL_FREE)
 			cl_close(&ctl->cl[i]);

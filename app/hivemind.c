@@ -16,8 +16,11 @@
  * node itself serves blocks or experts, the `serve` entry announces what it loaded instead,
  * through kw_app_hm_announce_begin with app/serve_app.c's description): the
  * announcer of net/hivemind/records.c, ONLINE while the policy lets the node contribute and
- * OFFLINE (a newer record, so peers see it at once) when the policy drains it or SIGTERM
- * stops it, as Petals' ModuleAnnouncerThread does on shutdown.
+ * OFFLINE (a newer record, so peers see it at once) when the policy drains it or the node
+ * stops (SIGTERM, SIGINT, or the loop ending on any other path: kw_app_hm_before_stop), as
+ * Petals' ModuleAnnouncerThread does on shutdown. A change of what it announces after the
+ * start (the served span, our listen addresses or protocols) is pushed as a new round within
+ * PUSH_DELAY_MS, at most one push per PUSH_GAP_MS, instead of waiting for the next period.
  */
 #include <stdio.h>
 #include <string.h>
@@ -47,6 +50,8 @@ void kw_app_hivemind_shutdown(struct kw_node *n);
 
 #define RETRY_MS   5000u
 #define RESOLVES   8          /* kad lookups for the DHT at once */
+#define PUSH_DELAY_MS 500u    /* a burst of changes (several addresses at once) is one push */
+#define PUSH_GAP_MS   2000u   /* at most one pushed round per 2 s, however often things change */
 
 struct resolve {
 	struct kw_app_hm *st;
@@ -74,6 +79,13 @@ struct kw_app_hm {
 	struct kw_timer stop_timer;        /* bounds the OFFLINE announcement before a stop */
 	void (*then)(struct kw_node *n);
 	uint64_t drains, resumes;
+	bool offline_sent;                 /* the stop's OFFLINE round went out: not twice */
+	/* pushing a change at once (kw_app_hm_announce_changed) */
+	struct kw_timer push_timer;
+	struct kw_conn_watcher cw;         /* our listen addresses or protocols changed */
+	uint64_t last_push_ms;
+	bool pushed;                       /* last_push_ms is set */
+	struct kw_app_hm_push_stats push;
 };
 
 /* identify told us what a connection's remote listens on: remember it for the DHT */
@@ -311,9 +323,6 @@ void kw_app_hivemind_shutdown(struct kw_node *n)
 
 /* ---- the announcer: our server records ------------------------------------------------ */
 
-int kw_app_hm_announce_init(struct kw_node *n);
-void kw_app_hm_announce_shutdown(struct kw_node *n);
-
 static void policy_drained(void *arg)
 {
 	struct kw_app_hm *st = arg;
@@ -381,17 +390,93 @@ int kw_app_hm_before_stop(struct kw_node *n, void (*then)(struct kw_node *n))
 	struct kw_app_hm *st = app ? app->hm_app : NULL;
 	uint32_t ms = n->cfg.shutdown_drain_ms;
 
-	if (!st || !st->announcing || st->then)
+	if (!st || !st->announcing || st->then || st->offline_sent)
 		return -KW_ENOENT;
 	/* the swarm's drain closes every connection: the OFFLINE records go out first */
 	st->ann.stats.stores_ok = st->ann.stats.stores_failed = 0;
 	if (kw_hm_announce_set_state(&st->ann, KW_HM_STATE_OFFLINE, on_offline_stored, st) < 0)
 		return -KW_ENOENT;
 	KW_LOG_INF(hivemind, "stopping: announcing OFFLINE first (up to %u ms)", ms);
+	st->offline_sent = true;
+	kw_timer_cancel(&n->loop, &st->push_timer);   /* an ONLINE push must not follow it */
 	st->then = then;
 	kw_timer_init(&st->stop_timer, on_stop_timeout, st);
 	(void)kw_timer_start(&n->loop, &st->stop_timer, ms);
 	return 0;
+}
+
+/* ---- pushing a change at once ------------------------------------------------------------ */
+
+static void on_push(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_app_hm *st = t->arg;
+
+	/* OFFLINE (paused by the policy, or stopping) stays as it is: the new span goes out with
+	 * the next ONLINE round */
+	if (!st->announcing || st->then || st->offline_sent ||
+	    st->ann.state == KW_HM_STATE_OFFLINE) {
+		st->push.skipped++;
+		return;
+	}
+	if (kw_hm_announce_set_state(&st->ann, st->ann.state, NULL, NULL) < 0) {
+		st->push.skipped++;
+		return;
+	}
+	st->push.pushes++;
+	st->pushed = true;
+	st->last_push_ms = kw_loop_now(l);
+	KW_LOG_DBG(hivemind, "what we announce changed: pushed a new round");
+}
+
+static void push_soon(struct kw_app_hm *st)
+{
+	uint64_t now = kw_loop_now(&st->n->loop), at = now + PUSH_DELAY_MS;
+
+	st->push.changes++;
+	if (!st->announcing || kw_timer_armed(&st->push_timer))
+		return;   /* the push already due carries this change too */
+	if (st->pushed && st->last_push_ms + PUSH_GAP_MS > at)
+		at = st->last_push_ms + PUSH_GAP_MS;
+	(void)kw_timer_start(&st->n->loop, &st->push_timer, at - now);
+}
+
+/* the swarm's listen addresses or protocols changed (inside that call: only schedule) */
+static void on_local_change(struct kw_swarm *sw, void *arg)
+{
+	(void)sw;
+	push_soon(arg);
+}
+
+void kw_app_hm_announce_changed(struct kw_node *n)
+{
+	struct kw_app *app = kw_app_of(n);
+
+	if (app && app->hm_app)
+		push_soon(app->hm_app);
+}
+
+int kw_app_hm_announce_span(struct kw_node *n, uint32_t start, uint32_t end)
+{
+	struct kw_app *app = kw_app_of(n);
+	struct kw_app_hm *st = app ? app->hm_app : NULL;
+
+	if (!st || !st->announcing || !st->acfg.prefix[0])
+		return -KW_ENOENT;
+	if (end <= start)
+		return -KW_EINVAL;
+	if (st->acfg.start_block == start && st->acfg.end_block == end)
+		return 0;
+	st->acfg.start_block = st->ann.cfg.start_block = start;
+	st->acfg.end_block = st->ann.cfg.end_block = end;
+	push_soon(st);
+	return 0;
+}
+
+const struct kw_app_hm_push_stats *kw_app_hm_push_stats(struct kw_node *n)
+{
+	struct kw_app *app = kw_app_of(n);
+
+	return app && app->hm_app ? &app->hm_app->push : NULL;
 }
 
 /* The announcer's configuration from the config keys. Return: 0, 1 (nothing to announce) or
@@ -492,7 +577,11 @@ int kw_app_hm_announce_begin(struct kw_node *n, struct kw_app_hm *st, struct kw_
 		return err;
 	}
 	st->announcing = true;
-	kw_timer_init(&st->stop_timer, on_stop_timeout, st);   /* cancelled at the end */
+	kw_timer_init(&st->push_timer, on_push, st);
+	kw_timer_init(&st->stop_timer, on_stop_timeout, st);  /* shutdown cancels it, armed or not */
+	st->cw.on_local_change = on_local_change;
+	st->cw.arg = st;
+	kw_swarm_add_watcher(sw, &st->cw);
 	if (policy) {
 		st->policy = policy;
 		st->pc.name = "hivemind";
@@ -520,6 +609,7 @@ void kw_app_hm_announce_end(struct kw_app_hm *st)
 {
 	if (st && st->announcing) {
 		kw_timer_cancel(&st->n->loop, &st->stop_timer);
+		kw_timer_cancel(&st->n->loop, &st->push_timer);
 		kw_hm_announce_stop(&st->ann);
 		st->announcing = false;
 	}
@@ -527,7 +617,14 @@ void kw_app_hm_announce_end(struct kw_app_hm *st)
 
 int kw_app_hm_announce_offline(struct kw_app_hm *st, void (*done)(void *arg), void *arg)
 {
-	if (!st || !st->announcing)
+	int err;
+
+	if (!st || !st->announcing || st->offline_sent)
 		return -KW_ENOENT;
-	return kw_hm_announce_set_state(&st->ann, KW_HM_STATE_OFFLINE, done, arg);
+	err = kw_hm_announce_set_state(&st->ann, KW_HM_STATE_OFFLINE, done, arg);
+	if (err == 0) {
+		st->offline_sent = true;
+		kw_timer_cancel(&st->n->loop, &st->push_timer);   /* no ONLINE push after it */
+	}
+	return err;
 }

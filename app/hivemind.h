@@ -38,11 +38,12 @@ int kw_app_hm_start_cfg(struct kw_node *n, struct kw_swarm *sw, struct kw_identi
 /* Stops the bootstrap retries (before the swarm goes). NULL is fine. */
 void kw_app_hm_stop(struct kw_app_hm *st);
 /*
- * SIGTERM with server records announced: stores them once more as OFFLINE (newer, so peers
- * see it at once, as Petals does on shutdown) and calls then(n) when that round is over or
- * n->cfg.shutdown_drain_ms has passed, whichever is first. It must run before
- * kw_node_request_stop, whose swarm drain closes every connection. Return: 0 (then will
- * run); -KW_ENOENT when nothing is announced (the caller stops at once).
+ * A stop with server records announced (SIGTERM, SIGINT, the loop ending on another path):
+ * stores them once more as OFFLINE (newer, so peers see it at once, as Petals does on
+ * shutdown) and calls then(n) when that round is over or n->cfg.shutdown_drain_ms has
+ * passed, whichever is first. It must run before kw_node_request_stop, whose swarm drain
+ * closes every connection. Return: 0 (then will run); -KW_ENOENT when nothing is announced
+ * or this stop's OFFLINE round already went out (the caller stops at once).
  */
 int kw_app_hm_before_stop(struct kw_node *n, void (*then)(struct kw_node *n));
 /*
@@ -64,6 +65,25 @@ void kw_app_hm_announce_common(const struct kw_config *c, struct kw_hm_announce_
 int kw_app_hm_announce_offline(struct kw_app_hm *st, void (*done)(void *arg), void *arg);
 /* Stops announcing (timers cancelled; stores in flight finish into nothing). NULL is fine. */
 void kw_app_hm_announce_end(struct kw_app_hm *st);
+/*
+ * What we announce changed (kw_app_hm_announce_changed: something the records depend on;
+ * kw_app_hm_announce_span: the served blocks are now [start, end)): a new round goes out
+ * within half a second, at most one per 2 s (changes meanwhile ride on it), unless the node
+ * announces OFFLINE (paused or stopping: the next ONLINE round carries the change). The
+ * announcer also calls it when the swarm's listen addresses or protocols change.
+ * kw_app_hm_announce_span return: 0; -KW_ENOENT (no block records announced); -KW_EINVAL.
+ */
+struct kw_app_hm_push_stats {
+	uint64_t changes, pushes, skipped;
+};
+void kw_app_hm_announce_changed(struct kw_node *n);
+int kw_app_hm_announce_span(struct kw_node *n, uint32_t start, uint32_t end);
+/* The counters above (tests, status); NULL without the Hivemind DHT. */
+const struct kw_app_hm_push_stats *kw_app_hm_push_stats(struct kw_node *n);
+/* The `hm_announce` init entry and its shutdown (app/initcalls.def). */
+int kw_app_hm_announce_init(struct kw_node *n);
+void kw_app_hm_announce_shutdown(struct kw_node *n);
+
 /* Adds the listen addresses identify learnt for c's remote to the DHT's address book. */
 void kw_app_hm_learn(struct kw_hm_dht *d, struct kw_identify *id, struct kw_conn *c);
 

@@ -144,6 +144,13 @@ struct sig_ctx {
 	bool stopping;             /* a stop signal came already */
 };
 
+#ifdef CONFIG_KW_APP_HIVEMIND
+static void stop_loop(struct kw_node *n)
+{
+	kw_loop_stop(&n->loop, 0);
+}
+#endif
+
 static void on_signal(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
 {
 	struct sig_ctx *sc = (struct sig_ctx *)w->arg;
@@ -355,6 +362,12 @@ static int cmd_run(int argc, char **argv)
 			KW_LOG_WRN(main, "sd_notify: no timer slot for the watchdog ping");
 	}
 	ret = kw_loop_run(&g_node.loop);
+#ifdef CONFIG_KW_APP_HIVEMIND
+	/* the loop ended on a path other than a stop signal (a fatal error): the OFFLINE
+	 * records still go out, bounded by shutdown_drain_ms, while the connections are up */
+	if (kw_app_hm_before_stop(&g_node, stop_loop) == 0)
+		(void)kw_loop_run(&g_node.loop);
+#endif
 	kw_notify_close(&g_notify);
 	kw_node_shutdown(&g_node);
 	KW_LOG_INF(main, "stopped (rss %ld KiB, %llu loop passes)", rss_kib(),

@@ -41,6 +41,10 @@
 #define MERGE   (d->cfg.merge_cells)
 #define MAX_DHT_TIME_DISCREPANCY_SECONDS 3.0   /* hivemind/dht/protocol.py */
 #define RETRY_MS 20u             /* a search waiting for a free request slot */
+/* Keys of other searches of the same get_many/store_many one rpc_find carries besides its
+ * own: hivemind's traverse_dht sends one request per peer for every query that wants that
+ * peer, in chunks of 16 keys (DHTNode.find_nearest_nodes chunk_size). */
+#define MORE_MAX 15u
 
 enum { C_NEW, C_ASKING, C_OK, C_FAIL };
 enum { OP_GET = 1, OP_STORE, OP_FIND, OP_PING };
@@ -54,6 +58,8 @@ struct cand {
 
 struct kw_hm_op {
 	struct kw_hm_dht *d;
+	struct kw_hm_op *grp;         /* next search of the same get_many/store_many (a ring;
+				       * itself when alone) */
 	uint8_t kind;
 	bool busy, finished, delivered, storing, latest, validate, bootstrap;
 	int err;
@@ -89,6 +95,12 @@ struct kw_hm_rpc {
 	struct kw_hm_dht_contact c;   /* whom (id zero for a ping) */
 	struct kw_peer_id pid;
 	uint8_t addr_try;
+	/* rpc_find: other searches of op's group asking the same peer in this request */
+	uint32_t n_more;
+	struct {
+		struct kw_hm_op *op;
+		uint32_t idx;
+	} more[MORE_MAX];
 };
 
 static void pump(struct kw_hm_op *op);
@@ -166,14 +178,17 @@ static struct kw_hm_rpc *rpc_alloc(struct kw_hm_dht *d)
 
 static void on_reply(const struct kw_hm_result *res, void *user);
 
-static long encode_find(struct kw_hm_dht *d, const struct kw_hm_dhtid *key, uint8_t *buf,
+/* The FindRequest of r: its operation's key, then the keys of the searches riding along. */
+static long encode_find(struct kw_hm_dht *d, const struct kw_hm_rpc *r, uint8_t *buf,
 			size_t cap)
 {
 	struct kw_hm_dht_find_req *q = &d->req->find;
 
 	memset(q, 0, sizeof(*q));
-	q->n_keys = 1;
-	q->keys[0] = (struct kw_hm_bytes){ key->b, KW_HM_DHTID_LEN };
+	q->n_keys = 1 + r->n_more;
+	q->keys[0] = (struct kw_hm_bytes){ r->op->key.b, KW_HM_DHTID_LEN };
+	for (uint32_t k = 0; k < r->n_more; k++)
+		q->keys[1 + k] = (struct kw_hm_bytes){ r->more[k].op->key.b, KW_HM_DHTID_LEN };
 	q->peer = kw_hm_dht_own(d);
 	return kw_hm_dht_encode(KW_HM_DHT_FIND_REQ, q, buf, cap);
 }
@@ -205,7 +220,7 @@ static int rpc_send(struct kw_hm_rpc *r, struct kw_conn *c)
 
 	switch (r->kind) {
 	case R_FIND:
-		n = encode_find(d, &r->op->key, d->push_out, d->buf_bytes);
+		n = encode_find(d, r, d->push_out, d->buf_bytes);
 		break;
 	case R_STORE:
 		name = KW_HM_STORE_NAME;
@@ -302,6 +317,36 @@ static int rpc_reach(struct kw_hm_rpc *r)
 	return -KW_ENOTCONN;
 }
 
+static bool beyond_beam(const struct kw_hm_op *op, int i);
+
+/*
+ * An rpc_find of r->op to peer c also carries the other searches of its group that would ask
+ * c next anyway (c among their candidates not asked yet, within their beam and worker limit):
+ * one request per peer for several keys, as hivemind's traverse_dht batches its queries.
+ */
+static void gather(struct kw_hm_rpc *r, const struct kw_hm_dht_contact *c)
+{
+	uint32_t max = KW_HM_DHT_MAX_KEYS - 1 < MORE_MAX ? KW_HM_DHT_MAX_KEYS - 1 : MORE_MAX;
+
+	r->n_more = 0;
+	for (struct kw_hm_op *s = r->op->grp; s != r->op && r->n_more < max; s = s->grp) {
+		if (s->finished || s->storing || s->active >= s->d->cfg.num_workers)
+			continue;
+		for (uint32_t j = 0; j < s->n_cand; j++) {
+			if (s->cand[j].st != C_NEW || s->cand[j].c.peer_len != c->peer_len ||
+			    memcmp(s->cand[j].c.peer, c->peer, c->peer_len))
+				continue;
+			if (!beyond_beam(s, (int)j)) {
+				s->cand[j].st = C_ASKING;
+				s->active++;
+				r->more[r->n_more].op = s;
+				r->more[r->n_more++].idx = j;
+			}
+			break;
+		}
+	}
+}
+
 /*
  * Starts a request of op to contact c. Return: 0 (rpc_done will run for it); -KW_ELIMIT
  * (request pool empty); another negative code when the peer cannot be reached now.
@@ -320,8 +365,16 @@ static int rpc_start(struct kw_hm_op *op, uint8_t kind, const struct kw_hm_dht_c
 	r->c = *c;
 	r->pid.len = c->peer_len;
 	memcpy(r->pid.bytes, c->peer, c->peer_len);
+	r->n_more = 0;
+	if (kind == R_FIND)
+		gather(r, c);
 	err = rpc_reach(r);
 	if (err < 0) {
+		/* the riders ask that peer themselves (and learn it fails) */
+		for (uint32_t k = 0; k < r->n_more; k++) {
+			r->more[k].op->cand[r->more[k].idx].st = C_NEW;
+			r->more[k].op->active--;
+		}
 		r->busy = false;
 		return err;
 	}
@@ -340,7 +393,13 @@ static void on_reply(const struct kw_hm_result *res, void *user)
 
 static void op_release(struct kw_hm_op *op)
 {
+	struct kw_hm_op *p = op;
+
 	kw_timer_cancel(op->d->loop, &op->timer);
+	while (p->grp != op)          /* leave the group's ring */
+		p = p->grp;
+	p->grp = op->grp;
+	op->grp = op;
 	op->busy = false;
 }
 
@@ -375,6 +434,7 @@ static struct kw_hm_op *op_alloc(struct kw_hm_dht *d, uint8_t kind, void *user)
 		if (op->busy)
 			continue;
 		op->busy = true;
+		op->grp = op;
 		op->kind = kind;
 		op->finished = op->delivered = op->storing = false;
 		op->latest = op->validate = op->bootstrap = false;
@@ -579,28 +639,42 @@ static int decode_reply(struct kw_hm_rpc *r, const struct kw_hm_result *res,
 	return 0;
 }
 
-static void got_find(struct kw_hm_rpc *r, const struct kw_hm_result *res)
+/* The searches one rpc_find asked for, in key order: taken from the request before it is
+ * freed (decoding the answer may start a newcomer push that takes the same slot). */
+struct asked {
+	struct kw_hm_op *op;
+	uint32_t idx;
+};
+
+/* An answer to an rpc_find: result k belongs to the k-th key asked. */
+static void got_find(struct kw_hm_rpc *r, const struct kw_hm_result *res,
+		     const struct asked *who, uint32_t n_who)
 {
-	struct kw_hm_op *op = r->op;
 	struct kw_hm_dht *d = r->d;
 	struct kw_hm_dht_find_resp *fr = d->fresp;
 	int err = decode_reply(r, res, &fr->peer, fr, KW_HM_DHT_FIND_RESP);
 
-	if (!err && fr->n_results < 1)
-		err = -KW_EPROTO;
-	if (!err)
-		err = kw_hm_dht_find_result_decode(fr->raw[0].p, fr->raw[0].len, d->fres, NULL);
-	if (err) {
-		op->cand[r->idx].st = C_FAIL;
-		return;
+	for (uint32_t k = 0; k < n_who; k++) {
+		uint32_t idx = who[k].idx;
+		struct kw_hm_op *op = who[k].op;
+		int e = err;
+
+		if (!e && fr->n_results < k + 1)
+			e = -KW_EPROTO;
+		if (!e)
+			e = kw_hm_dht_find_result_decode(fr->raw[k].p, fr->raw[k].len, d->fres, NULL);
+		if (e) {
+			op->cand[idx].st = C_FAIL;
+			continue;
+		}
+		op->cand[idx].st = C_OK;
+		op->answered++;
+		if (op->finished)
+			continue;
+		take_find(op, d->fres);
+		if (op->kind == OP_GET && get_satisfied(op))
+			finish(op, 0);
 	}
-	op->cand[r->idx].st = C_OK;
-	op->answered++;
-	if (op->finished)
-		return;
-	take_find(op, d->fres);
-	if (op->kind == OP_GET && get_satisfied(op))
-		finish(op, 0);
 }
 
 static void got_store(struct kw_hm_rpc *r, const struct kw_hm_result *res)
@@ -652,11 +726,29 @@ static void got_ping(struct kw_hm_rpc *r, const struct kw_hm_result *res)
 			   "not keep us in its routing table");
 }
 
+/* A request of op is over and counted: finish, release or go on searching. */
+static void rpc_over(struct kw_hm_op *op)
+{
+	if (op->kind == OP_PING && !op->finished) {
+		finish(op, op->err);
+		return;
+	}
+	if (op->finished) {
+		if (op->delivered && op->active == 0)
+			op_release(op);
+		return;
+	}
+	pump(op);
+}
+
 /* One request is over (answer, remote error or local failure). */
 static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res)
 {
 	struct kw_hm_dht *d = r->d;
 	struct kw_hm_op *op = r->op;
+	uint8_t kind = r->kind;
+	struct asked who[1 + MORE_MAX];
+	uint32_t n_who = 0;
 	bool ok = !res->err && !res->remote_error;
 	/* our own limits refused it (no dial slot, call slot or stream left): the peer did
 	 * nothing wrong, so it is neither blacklisted nor dropped */
@@ -674,18 +766,33 @@ static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res)
 		KW_LOG_DBG(hivemind, "DHT request failed: %s",
 			   res->remote_error ? "remote error" : kw_strerror(res->err));
 	}
+	if (kind == R_FIND && op) {
+		who[n_who].op = op;
+		who[n_who++].idx = r->idx;
+		for (uint32_t k = 0; k < r->n_more; k++)
+			who[n_who++] = (struct asked){ r->more[k].op, r->more[k].idx };
+	}
+	r->n_more = 0;
 	r->busy = false;
 	if (!op)
 		return;
-	switch (r->kind) {
+	switch (kind) {
 	case R_FIND:
-		if (ok)
-			got_find(r, res);
-		else if (local && op->local_retries < LOCAL_RETRIES_MAX) {
-			op->local_retries++;  /* ask again once a slot is free (pump) */
-			op->cand[r->idx].st = C_NEW;
-		} else
-			op->cand[r->idx].st = C_FAIL;
+		if (ok) {
+			got_find(r, res, who, n_who);
+			break;
+		}
+		for (uint32_t k = 0; k < n_who; k++) {
+			uint32_t idx = who[k].idx;
+			struct kw_hm_op *o = who[k].op;
+
+			if (local && o->local_retries < LOCAL_RETRIES_MAX) {
+				o->local_retries++;  /* ask again once a slot is free (pump) */
+				o->cand[idx].st = C_NEW;
+			} else {
+				o->cand[idx].st = C_FAIL;
+			}
+		}
 		break;
 	case R_STORE:
 		if (ok)
@@ -698,17 +805,13 @@ static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res)
 			op->err = res->err ? res->err : -KW_EPROTO;
 		break;
 	}
+	/* every search the request carried is one request lighter before any goes on */
 	op->active--;
-	if (op->kind == OP_PING && !op->finished) {
-		finish(op, op->err);
-		return;
-	}
-	if (op->finished) {
-		if (op->delivered && op->active == 0)
-			op_release(op);
-		return;
-	}
-	pump(op);
+	for (uint32_t k = 1; k < n_who; k++)
+		who[k].op->active--;
+	for (uint32_t k = 1; k < n_who; k++)
+		rpc_over(who[k].op);
+	rpc_over(op);
 }
 
 /* ---- store: the replica phase --------------------------------------------------------- */
@@ -870,8 +973,8 @@ static void deliver(struct kw_hm_op *op)
 
 /* ---- public calls --------------------------------------------------------------------- */
 
-int kw_hm_dht_get(struct kw_hm_dht *d, const struct kw_hm_dhtid *key, bool latest,
-		  kw_hm_dht_get_cb cb, void *user)
+static int get_start(struct kw_hm_dht *d, const struct kw_hm_dhtid *key, bool latest,
+		     kw_hm_dht_get_cb cb, void *user, struct kw_hm_op **out)
 {
 	struct kw_hm_op *op;
 	struct kw_hm_store_found f;
@@ -901,6 +1004,8 @@ int kw_hm_dht_get(struct kw_hm_dht *d, const struct kw_hm_dhtid *key, bool lates
 							   &why);
 		}
 	}
+	if (out)
+		*out = op;
 	if (get_satisfied(op)) {
 		finish(op, 0);
 		return 0;
@@ -910,16 +1015,64 @@ int kw_hm_dht_get(struct kw_hm_dht *d, const struct kw_hm_dhtid *key, bool lates
 	return 0;
 }
 
-int kw_hm_dht_store(struct kw_hm_dht *d, const struct kw_hm_dhtid *key, const uint8_t *subkey,
-		    size_t sub_len, const uint8_t *value, size_t len, double expiration,
-		    kw_hm_dht_store_cb cb, void *user)
+int kw_hm_dht_get(struct kw_hm_dht *d, const struct kw_hm_dhtid *key, bool latest,
+		  kw_hm_dht_get_cb cb, void *user)
 {
-	struct kw_hm_op *op;
+	return get_start(d, key, latest, cb, user, NULL);
+}
 
+uint32_t kw_hm_dht_ops_free(const struct kw_hm_dht *d)
+{
+	return OPS - kw_hm_dht_ops_busy(d);
+}
+
+/* op joins first's group: their rpc_finds carry each other's keys (gather) */
+static void group_add(struct kw_hm_op *first, struct kw_hm_op *op)
+{
+	op->grp = first->grp;
+	first->grp = op;
+}
+
+int kw_hm_dht_get_many(struct kw_hm_dht *d, const struct kw_hm_dhtid *keys, uint32_t n,
+		       bool latest, kw_hm_dht_get_cb cb, void *const *users)
+{
+	struct kw_hm_op *first = NULL, *op;
+
+	if (!keys || !n)
+		return -KW_EINVAL;
+	if (kw_hm_dht_ops_free(d) < n) {
+		d->stats.ops_refused++;
+		return -KW_ELIMIT;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		(void)get_start(d, &keys[i], latest, cb, users ? users[i] : NULL, &op);
+		if (first)
+			group_add(first, op);
+		else
+			first = op;
+	}
+	return 0;
+}
+
+static int store_check(struct kw_hm_dht *d, const struct kw_hm_dhtid *key, const uint8_t *subkey,
+		       size_t sub_len, const uint8_t *value, size_t len, double expiration)
+{
 	if (!key || (len && !value) || (sub_len && !subkey) || isnan(expiration))
 		return -KW_EINVAL;
 	if (sub_len + len > d->cfg.cell_bytes || sub_len + len > d->buf_bytes)
 		return -KW_EMSGSIZE;
+	return 0;
+}
+
+static int store_start(struct kw_hm_dht *d, const struct kw_hm_dhtid *key, const uint8_t *subkey,
+		       size_t sub_len, const uint8_t *value, size_t len, double expiration,
+		       kw_hm_dht_store_cb cb, void *user, struct kw_hm_op **out)
+{
+	struct kw_hm_op *op;
+	int err = store_check(d, key, subkey, sub_len, value, len, expiration);
+
+	if (err)
+		return err;
 	op = op_alloc(d, OP_STORE, user);
 	if (!op)
 		return -KW_ELIMIT;
@@ -934,6 +1087,48 @@ int kw_hm_dht_store(struct kw_hm_dht *d, const struct kw_hm_dhtid *key, const ui
 	op->exp = expiration;
 	seed(op);
 	kw_timer_start(d->loop, &op->timer, 0);
+	if (out)
+		*out = op;
+	return 0;
+}
+
+int kw_hm_dht_store(struct kw_hm_dht *d, const struct kw_hm_dhtid *key, const uint8_t *subkey,
+		    size_t sub_len, const uint8_t *value, size_t len, double expiration,
+		    kw_hm_dht_store_cb cb, void *user)
+{
+	return store_start(d, key, subkey, sub_len, value, len, expiration, cb, user, NULL);
+}
+
+int kw_hm_dht_store_many(struct kw_hm_dht *d, const struct kw_hm_dht_store_item *items,
+			 uint32_t n, kw_hm_dht_store_cb cb, void *const *users)
+{
+	struct kw_hm_op *first = NULL, *op;
+	int err;
+
+	if (!items || !n)
+		return -KW_EINVAL;
+	for (uint32_t i = 0; i < n; i++) {   /* all or none */
+		const struct kw_hm_dht_store_item *it = &items[i];
+
+		err = store_check(d, &it->key, it->subkey, it->sub_len, it->value, it->len,
+				  it->expiration);
+		if (err)
+			return err;
+	}
+	if (kw_hm_dht_ops_free(d) < n) {
+		d->stats.ops_refused++;
+		return -KW_ELIMIT;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const struct kw_hm_dht_store_item *it = &items[i];
+
+		(void)store_start(d, &it->key, it->subkey, it->sub_len, it->value, it->len,
+				  it->expiration, cb, users ? users[i] : NULL, &op);
+		if (first)
+			group_add(first, op);
+		else
+			first = op;
+	}
 	return 0;
 }
 

@@ -869,45 +869,74 @@ static void round_end(struct kw_hm_announcer *a)
 static void on_stored(struct kw_hm_dht *d, int err, const struct kw_hm_dht_store_result *res,
 		      void *user);
 
+/*
+ * Stores the next records of the round, one per free slot, with one kw_hm_dht_store_many:
+ * its searches share their requests to a peer (DHTNode.store_many, as Petals'
+ * declare_active_modules stores every block of a server in one call).
+ */
 static void pump(struct kw_hm_announcer *a)
 {
 	static const uint8_t none;
+	struct kw_hm_rec recs[KW_HM_ANNOUNCE_INFLIGHT];
+	struct kw_hm_dht_store_item items[KW_HM_ANNOUNCE_INFLIGHT];
+	struct kw_hm_announce_slot *slots[KW_HM_ANNOUNCE_INFLIGHT];
+	void *users[KW_HM_ANNOUNCE_INFLIGHT];
+	uint32_t batch = KW_HM_ANNOUNCE_INFLIGHT;   /* 1 after a batch was refused */
 
 	while (a->running && a->in_round && a->next < a->total) {
-		struct kw_hm_announce_slot *s = NULL;
-		struct kw_hm_dhtid key;
-		struct kw_hm_rec r;
-		const uint8_t *val = &none;
-		size_t val_len = 0;
+		uint32_t n_free = 0, n = 0, next = a->next, failed = 0;
+		uint32_t ops = kw_hm_dht_ops_free(a->d);
 		int err;
 
-		for (uint32_t i = 0; i < KW_HM_ANNOUNCE_INFLIGHT && !s; i++)
+		for (uint32_t i = 0; i < KW_HM_ANNOUNCE_INFLIGHT; i++)
 			if (!a->slot[i].busy)
-				s = &a->slot[i];
-		if (!s)
+				slots[n_free++] = &a->slot[i];
+		if (!n_free)
 			return;                  /* on_stored pumps again */
-		err = record_at(a, a->next, &r, &val, &val_len);
-		if (err == 0)
-			err = kw_hm_dhtid_of_str(r.key, strlen(r.key), &key);
-		if (err == 0)
-			err = kw_hm_dht_store(a->d, &key, r.sub_len ? r.sub : NULL, r.sub_len, val,
-					      val_len, a->exp, on_stored, s);
-		if (err == -KW_ELIMIT) {
+		if (!ops) {
 			/* every operation of the DHT is busy (ours or a get): each ends within
 			 * its rpc timeout */
 			(void)kw_timer_start(a->loop, &a->retry, RETRY_MS);
 			return;
 		}
-		a->next++;
-		if (err < 0) {
-			a->stats.stores_failed++;
+		while (n < n_free && n < ops && n < batch && next < a->total) {
+			const uint8_t *val = &none;
+			size_t val_len = 0;
+
+			err = record_at(a, next++, &recs[n], &val, &val_len);
+			if (err == 0)
+				err = kw_hm_dhtid_of_str(recs[n].key, strlen(recs[n].key),
+							 &items[n].key);
+			if (err < 0)
+				failed++;
+			if (err)
+				continue;        /* > 0: a duplicate expert prefix record */
+			items[n].subkey = recs[n].sub_len ? recs[n].sub : NULL;
+			items[n].sub_len = recs[n].sub_len;
+			items[n].value = val;
+			items[n].len = val_len;
+			items[n].expiration = a->exp;
+			users[n] = slots[n];
+			n++;
+		}
+		err = n ? kw_hm_dht_store_many(a->d, items, n, on_stored, users) : 0;
+		if (err == -KW_ELIMIT) {
+			(void)kw_timer_start(a->loop, &a->retry, RETRY_MS);
+			return;
+		}
+		if (err < 0 && n > 1) {
+			batch = 1;               /* find the record it refused: one at a time */
 			continue;
 		}
-		if (err > 0)
-			continue;                /* a duplicate expert prefix record */
-		s->busy = true;
-		s->gen = a->gen;
-		a->inflight++;
+		a->next = next;
+		a->stats.stores_failed += failed + (err < 0 ? n : 0);
+		if (err < 0)
+			continue;
+		for (uint32_t i = 0; i < n; i++) {
+			slots[i]->busy = true;
+			slots[i]->gen = a->gen;
+			a->inflight++;
+		}
 	}
 	if (a->in_round && a->next >= a->total && a->inflight == 0)
 		round_end(a);

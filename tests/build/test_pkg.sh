@@ -84,7 +84,7 @@ check "unit runs kwnode run --config /etc/kwaainet-edge/kwnode.conf" \
 check "unit: StateDirectory=kwaainet-edge" grep -qx 'StateDirectory=kwaainet-edge' "$UNIT"
 for k in User=kwaainet Restart=on-failure NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes \
          PrivateTmp=yes CapabilityBoundingSet= ReadWritePaths=/var/lib/kwaainet-edge KillSignal=SIGTERM \
-         Type=notify NotifyAccess=main WatchdogSec=30s; do
+         Type=notify NotifyAccess=main WatchdogSec=30s Environment=OPENBLAS_NUM_THREADS=1; do
     check "unit: $k" grep -qx "$k" "$UNIT"
 done
 drain_ms=$(sed -n 's/^shutdown_drain_ms //p' "$T/cc")

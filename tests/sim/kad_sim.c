@@ -84,6 +84,7 @@ struct sim_lookup {
 	uint8_t excluded;
 	uint16_t rounds;
 	uint32_t msgs;
+	uint8_t adv_first;           /* adversaries among the origin's alpha closest to the target */
 };
 
 /* One get-after-put: a node puts its /pk/ record, later another node gets it. */
@@ -1018,6 +1019,21 @@ static void lookup_fire(struct kw_loop *l, struct kw_timer *t)
 	while (lk->target == lk->origin);
 	lk->origin_gen = s->nodes[lk->origin].gen;
 	lk->target_gen = s->nodes[lk->target].gen;
+	if (s->n_adv) {
+		/* Read-only look at where the lookup starts, for the adversarial breakdown: the
+		 * table is not changed, so the run (and its trace hash) is the same. */
+		const struct kw_kad_rt_entry *first[KW_KAD_SIM_ALPHA_SEEN];
+		uint8_t key[KW_KAD_RT_KEY_BYTES];
+		size_t nf = 0;
+		if (kw_kad_rt_key(&s->nodes[lk->target].id, key) == 0)
+			nf = kw_kad_rt_nearest(kw_kad_table(s->nodes[lk->origin].k), key, first,
+					       s->cfg.alpha && s->cfg.alpha < KW_KAD_SIM_ALPHA_SEEN ?
+					       s->cfg.alpha : KW_KAD_SIM_ALPHA_SEEN);
+		for (size_t i = 0; i < nf; i++) {
+			const struct sim_node *fn = lookup_node(s, &first[i]->id);
+			lk->adv_first += fn && fn->adversary;
+		}
+	}
 	rc = kw_kad_find_peer(s->nodes[lk->origin].k, &s->nodes[lk->target].id, lookup_done, lk);
 	if (rc != 0) {
 		/* Refused at once (all lookup slots busy): a failure, counted as such. */
@@ -1183,6 +1199,21 @@ static unsigned pct(uint32_t *v, size_t n, double p)
 	return v[i];
 }
 
+/* Adversaries among a table's members (the table's own nearest-first walk over all of it). */
+static uint64_t adv_members(struct sim *s, const struct kw_kad_rt *rt)
+{
+	static const struct kw_kad_rt_entry *all[KW_KAD_RT_MAX_MEMBERS_SEEN];
+	static const uint8_t zero[KW_KAD_RT_KEY_BYTES];
+	size_t n = kw_kad_rt_nearest(rt, zero, all, KW_KAD_RT_MAX_MEMBERS_SEEN);
+	uint64_t c = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct sim_node *nd = lookup_node(s, &all[i]->id);
+		c += nd && nd->adversary;
+	}
+	return c;
+}
+
 static void fill_report(struct sim *s)
 {
 	struct kw_kad_sim_report *rep = s->rep;
@@ -1196,6 +1227,10 @@ static void fill_report(struct sim *s)
 		if (lk->excluded) {
 			rep->lookups_excluded++;
 			continue;
+		}
+		if (s->n_adv) {
+			rep->adv_first_n[lk->adv_first]++;
+			rep->adv_first_ok[lk->adv_first] += lk->ok;
 		}
 		if (!lk->ok) {
 			rep->lookups_failed++;
@@ -1224,6 +1259,10 @@ static void fill_report(struct sim *s)
 			continue;
 		members += kw_kad_rt_size(kw_kad_table(s->nodes[i].k));
 		live++;
+		if (s->n_adv) {
+			rep->adv_members += adv_members(s, kw_kad_table(s->nodes[i].k));
+			rep->table_members += kw_kad_rt_size(kw_kad_table(s->nodes[i].k));
+		}
 	}
 	for (unsigned i = 0; i < s->n_puts_started; i++) {
 		const struct sim_put *p = &s->puts[i];

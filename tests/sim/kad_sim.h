@@ -54,6 +54,9 @@ struct kw_kad_sim_cfg {
 	bool trace;                  /* print every event to stderr (small runs only) */
 };
 
+#define KW_KAD_SIM_ALPHA_SEEN 3          /* the start of a lookup looked at: alpha, default 3 */
+#define KW_KAD_RT_MAX_MEMBERS_SEEN 4096  /* table members counted for the breakdown */
+
 struct kw_kad_sim_report {
 	/* lookup phase */
 	unsigned lookups_started, lookups_ok, lookups_failed;
@@ -88,6 +91,11 @@ struct kw_kad_sim_report {
 	unsigned boot_shared;        /* scenarios that shared this row's bootstrap (0: its own) */
 	uint64_t events;
 	uint64_t trace_hash;         /* FNV-1a over every delivered/failed event */
+	/* adversarial breakdown (only with adversaries): lookups by how many of the origin's
+	 * alpha closest members (at most KW_KAD_SIM_ALPHA_SEEN) were adversaries when it
+	 * started, and how many of those succeeded; adversaries among honest tables' members */
+	unsigned adv_first_n[KW_KAD_SIM_ALPHA_SEEN + 1], adv_first_ok[KW_KAD_SIM_ALPHA_SEEN + 1];
+	uint64_t adv_members, table_members;
 };
 
 void kw_kad_sim_cfg_default(struct kw_kad_sim_cfg *cfg);

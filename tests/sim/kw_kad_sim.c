@@ -76,6 +76,16 @@ static void row(const char *name, const struct kw_kad_sim_cfg *c, const struct k
 		       ", rate-limited %" PRIu64 ", core timeouts %" PRIu64 ") |\n", name, r->by_type[0],
 		       r->by_type[1], r->by_type[2], r->by_type[3], r->by_type[4], r->by_type[5],
 		       r->core_lookups, r->core_refresh, r->core_rate_limited, r->core_timeouts);
+	if (getenv("KW_SIM_DETAIL") && c->adversarial > 0) {
+		printf("|  (%s: by adversaries among the origin's %d closest at the start:", name,
+		       KW_KAD_SIM_ALPHA_SEEN);
+		for (int i = 0; i <= KW_KAD_SIM_ALPHA_SEEN; i++)
+			printf(" %d: %u lookups %.2f %%%s", i, r->adv_first_n[i],
+			       r->adv_first_n[i] ? 100.0 * r->adv_first_ok[i] / r->adv_first_n[i] : 0.0,
+			       i < KW_KAD_SIM_ALPHA_SEEN ? ";" : "");
+		printf("; adversaries in honest tables %.1f %% of members) |\n",
+		       r->table_members ? 100.0 * (double)r->adv_members / (double)r->table_members : 0.0);
+	}
 	if (r->pool_exhausted || r->refused)
 		printf("|  (%s: %" PRIu64 " sends refused for an empty in-flight pool, %" PRIu64
 		       " requests refused by the receiver; in-flight high %u of %u) |\n",

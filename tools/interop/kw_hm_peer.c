@@ -55,6 +55,8 @@
 #include <kw/net/key.h>
 #include <kw/net/swarm.h>
 
+#include "line_cmd.h"
+
 #define PING_NAME  "DHTProtocol.rpc_ping"
 #define STORE_NAME "DHTProtocol.rpc_store"
 #define FIND_NAME  "DHTProtocol.rpc_find"
@@ -74,12 +76,7 @@ struct peer {
 	struct kw_hm_dht *dht;
 	struct kw_hm_dht_config cfg;
 	struct kw_loop *loop;
-	struct kw_watch in_w;
-	struct kw_task next_cmd;
-	char inbuf[65536];
-	size_t in_len;
-	bool in_eof, busy;
-	char cmd[16];
+	struct kw_line_cmd lc;       /* the stdin commands */
 	uint8_t req[BUF], val[BUF];
 	char line[4 * BUF];
 	char sline[4 * BUF];          /* the stream command's responses, as hex */
@@ -90,66 +87,19 @@ struct peer {
 
 static struct peer g_peer;
 
-static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void out(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static void done(struct peer *p)
-{
-	p->busy = false;
-	kw_task_post(p->loop, &p->next_cmd);
-}
-
-static void reply_err(struct peer *p, const char *why)
-{
-	out("err %s %s", p->cmd, why);
-	done(p);
-}
-
-static void hex(const uint8_t *d, size_t n, char *o)
-{
-	for (size_t i = 0; i < n; i++)
-		sprintf(o + 2 * i, "%02x", d[i]);
-	o[2 * n] = '\0';
-}
-
-static long unhex(const char *s, uint8_t *o, size_t cap)
-{
-	size_t n = strlen(s);
-
-	if (n % 2 || n / 2 > cap)
-		return -KW_EINVAL;
-	for (size_t i = 0; i < n / 2; i++) {
-		unsigned v;
-
-		if (sscanf(s + 2 * i, "%2x", &v) != 1)
-			return -KW_EINVAL;
-		o[i] = (uint8_t)v;
-	}
-	return (long)(n / 2);
-}
-
 /* The outcome every call shares: a local error or the remote's error text ends the command. */
 static bool call_failed(struct peer *p, const struct kw_hm_result *r)
 {
 	char text[512];
 
 	if (r->err < 0) {
-		reply_err(p, kw_strerror(r->err));
+		kw_line_err(&p->lc, kw_strerror(r->err));
 		return true;
 	}
 	if (r->remote_error) {
 		kw_hm_error_text(r->data, r->len, text, sizeof(text));
-		out("err %s remote %s", p->cmd, text);
-		done(p);
+		kw_line_out("err %s remote %s", p->lc.cmd, text);
+		kw_line_done(&p->lc);
 		return true;
 	}
 	return false;
@@ -159,7 +109,7 @@ static const char *node_hex(const struct kw_hm_dht_peer *np, char *o)
 {
 	if (!np->present || !np->node_id.len)
 		return "-";
-	hex(np->node_id.p, np->node_id.len, o);
+	kw_line_hex(np->node_id.p, np->node_id.len, o);
 	return o;
 }
 
@@ -173,12 +123,12 @@ static void on_ping(const struct kw_hm_result *r, void *user)
 	if (call_failed(p, r))
 		return;
 	if (kw_hm_dht_decode(KW_HM_DHT_PING_RESP, r->data, r->len, &m, &why)) {
-		reply_err(p, why);
+		kw_line_err(&p->lc, why);
 		return;
 	}
-	out("ok ping node_id=%s dht_time=%.6f available=%d", node_hex(&m.peer, id), m.dht_time,
+	kw_line_out("ok ping node_id=%s dht_time=%.6f available=%d", node_hex(&m.peer, id), m.dht_time,
 	    m.available);
-	done(p);
+	kw_line_done(&p->lc);
 }
 
 static void on_store(const struct kw_hm_result *r, void *user)
@@ -191,15 +141,15 @@ static void on_store(const struct kw_hm_result *r, void *user)
 	if (call_failed(p, r))
 		return;
 	if (kw_hm_dht_decode(KW_HM_DHT_STORE_RESP, r->data, r->len, &m, &why)) {
-		reply_err(p, why);
+		kw_line_err(&p->lc, why);
 		return;
 	}
 	if (m.n != 1) {
-		reply_err(p, "store_ok does not hold one answer");
+		kw_line_err(&p->lc, "store_ok does not hold one answer");
 		return;
 	}
-	out("ok store store_ok=%d node_id=%s", m.store_ok[0], node_hex(&m.peer, id));
-	done(p);
+	kw_line_out("ok store store_ok=%d node_id=%s", m.store_ok[0], node_hex(&m.peer, id));
+	kw_line_done(&p->lc);
 }
 
 static void on_find(const struct kw_hm_result *r, void *user)
@@ -215,24 +165,24 @@ static void on_find(const struct kw_hm_result *r, void *user)
 	if (kw_hm_dht_decode(KW_HM_DHT_FIND_RESP, r->data, r->len, &m, &why) ||
 	    (m.n_results == 1 &&
 	     kw_hm_dht_find_result_decode(m.raw[0].p, m.raw[0].len, &res, &why))) {
-		reply_err(p, why);
+		kw_line_err(&p->lc, why);
 		return;
 	}
 	if (m.n_results != 1) {
-		reply_err(p, "results do not hold one answer");
+		kw_line_err(&p->lc, "results do not hold one answer");
 		return;
 	}
 	if (res.value.len * 2 + 1 > sizeof(p->line)) {
-		reply_err(p, "value too large to print");
+		kw_line_err(&p->lc, "value too large to print");
 		return;
 	}
 	if (res.value.len)
-		hex(res.value.p, res.value.len, p->line);
+		kw_line_hex(res.value.p, res.value.len, p->line);
 	else
 		strcpy(p->line, "-");
-	out("ok find type=%u exp=%.6f value=%s nearest=%u node_id=%s", res.type, res.expiration,
+	kw_line_out("ok find type=%u exp=%.6f value=%s nearest=%u node_id=%s", res.type, res.expiration,
 	    p->line, res.n_node_ids, node_hex(&m.peer, id));
-	done(p);
+	kw_line_done(&p->lc);
 }
 
 static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
@@ -241,12 +191,12 @@ static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
 	char id[KW_PEER_ID_TEXT_MAX];
 
 	if (err < 0) {
-		reply_err(p, kw_strerror(err));
+		kw_line_err(&p->lc, kw_strerror(err));
 		return;
 	}
 	kw_peer_id_to_text(kw_conn_peer_id(c), id, sizeof(id));
-	out("ok dial %s", id);
-	done(p);
+	kw_line_out("ok dial %s", id);
+	kw_line_done(&p->lc);
 }
 
 /* Encodes m as `kind` and calls `name` on c; answers the command itself on failure. */
@@ -257,7 +207,7 @@ static void call(struct peer *p, struct kw_conn *c, const char *name, int kind, 
 	int ret = n < 0 ? (int)n : kw_hm_call(p->hm, c, name, p->req, (size_t)n, 3000, cb, p);
 
 	if (ret < 0)
-		reply_err(p, kw_strerror(ret));
+		kw_line_err(&p->lc, kw_strerror(ret));
 }
 
 /* ---- stream calls ---------------------------------------------------------------------- */
@@ -285,7 +235,7 @@ static int stream_resp(struct kw_hm_stream *st, const uint8_t *msg, size_t len, 
 	if (p->sline_len + 2 * len + 2 < sizeof(p->sline)) {
 		if (p->n_resp)
 			p->sline[p->sline_len++] = ',';
-		hex(msg, len, p->sline + p->sline_len);
+		kw_line_hex(msg, len, p->sline + p->sline_len);
 		p->sline_len += 2 * len;
 	}
 	p->n_resp++;
@@ -297,12 +247,12 @@ static void stream_done(struct kw_hm_stream *st, const struct kw_hm_stream_resul
 	struct peer *p = arg;
 
 	if (r->err < 0)
-		out("err stream %s", kw_strerror(r->err));
+		kw_line_out("err stream %s", kw_strerror(r->err));
 	else if (r->remote_error)
-		out("err stream remote %s", r->text);
+		kw_line_out("err stream remote %s", r->text);
 	else
-		out("ok stream n=%u msgs=%s", p->n_resp, p->n_resp ? p->sline : "-");
-	done(p);
+		kw_line_out("ok stream n=%u msgs=%s", p->n_resp, p->n_resp ? p->sline : "-");
+	kw_line_done(&p->lc);
 }
 
 static const struct kw_hm_stream_ops call_ops = { .on_message = stream_resp,
@@ -319,12 +269,12 @@ static void stream_cmd(struct peer *p, struct kw_conn *c, const char *name, char
 	p->n_resp = 0;
 	ret = kw_hm_stream_open(p->hm, c, name, &call_ops, p, 5000, &p->st);
 	if (ret < 0) {
-		reply_err(p, kw_strerror(ret));
+		kw_line_err(&p->lc, kw_strerror(ret));
 		return;
 	}
 	for (tok = strtok_r(list, ",", &save); tok && strcmp(tok, "-");
 	     tok = strtok_r(NULL, ",", &save)) {
-		long n = unhex(tok, p->req, sizeof(p->req));
+		long n = kw_line_unhex(tok, p->req, sizeof(p->req));
 
 		ret = n < 0 ? (int)n : kw_hm_stream_send(p->st, p->req, (size_t)n);
 		if (ret < 0) {  /* on_done answers the command */
@@ -345,28 +295,26 @@ static void run_command(struct peer *p, char *line)
 
 	for (tok = strtok_r(line, " \t", &save); tok && argc < 8; tok = strtok_r(NULL, " \t", &save))
 		argv[argc++] = tok;
-	if (argc == 0) {
-		kw_task_post(p->loop, &p->next_cmd);
-		return;
-	}
-	snprintf(p->cmd, sizeof(p->cmd), "%s", argv[0]);
-	p->busy = true;
+	if (argc == 0)
+		return;   /* an empty line: the loop in line_cmd.c reads the next one */
+	snprintf(p->lc.cmd, sizeof(p->lc.cmd), "%s", argv[0]);
+	p->lc.busy = true;
 	if (argc >= 2 && strcmp(argv[0], "dial")) {
 		struct kw_peer_id id;
 
 		if (kw_peer_id_from_text(argv[1], &id) < 0 || !(c = kw_swarm_find_conn(p->sw, &id))) {
-			reply_err(p, "not connected");
+			kw_line_err(&p->lc, "not connected");
 			return;
 		}
 	}
 	if (!strcmp(argv[0], "quit")) {
-		out("ok quit");
+		kw_line_out("ok quit");
 		kw_loop_stop(p->loop, 0);
 	} else if (!strcmp(argv[0], "dial") && argc == 2) {
 		int ret = kw_swarm_dial(p->sw, argv[1], on_dial, p);
 
 		if (ret < 0)
-			reply_err(p, kw_strerror(ret));
+			kw_line_err(&p->lc, kw_strerror(ret));
 	} else if (!strcmp(argv[0], "ping") && (argc == 2 || argc == 3)) {
 		struct kw_hm_dht_ping_req m = { self, argc == 3 && !strcmp(argv[2], "validate") };
 
@@ -384,12 +332,12 @@ static void run_command(struct peer *p, char *line)
 		} else if (!strcmp(argv[3], "dict")) {
 			sub_len = 0;
 		} else {
-			sub_len = unhex(argv[3], sub, sizeof(sub));
+			sub_len = kw_line_unhex(argv[3], sub, sizeof(sub));
 		}
-		val_len = unhex(argv[4], p->val, sizeof(p->val));
+		val_len = kw_line_unhex(argv[4], p->val, sizeof(p->val));
 		if (sub_len < 0 || val_len < 0 ||
 		    kw_hm_dhtid_of_str(argv[2], strlen(argv[2]), &key) < 0) {
-			reply_err(p, "bad key, subkey or value");
+			kw_line_err(&p->lc, "bad key, subkey or value");
 			return;
 		}
 		m.n_keys = m.n_subkeys = m.n_values = m.n_exp = m.n_in_cache = 1;
@@ -406,7 +354,7 @@ static void run_command(struct peer *p, char *line)
 
 		memset(&m, 0, sizeof(m));
 		if (kw_hm_dhtid_of_str(argv[2], strlen(argv[2]), &key) < 0) {
-			reply_err(p, "bad key");
+			kw_line_err(&p->lc, "bad key");
 			return;
 		}
 		m.n_keys = 1;
@@ -421,56 +369,21 @@ static void run_command(struct peer *p, char *line)
 
 		kw_hm_dht_get_stats(p->dht, &st);
 		kw_hm_get_stats(p->hm, &hs);
-		out("ok stats pings=%llu stores=%llu finds=%llu bad=%llu items_stored=%llu "
+		kw_line_out("ok stats pings=%llu stores=%llu finds=%llu bad=%llu items_stored=%llu "
 		    "items_refused=%llu bad_envelopes=%llu", (unsigned long long)st.pings,
 		    (unsigned long long)st.stores, (unsigned long long)st.finds,
 		    (unsigned long long)st.bad_requests, (unsigned long long)st.items_stored,
 		    (unsigned long long)st.items_refused, (unsigned long long)hs.bad_envelopes);
-		done(p);
+		kw_line_done(&p->lc);
 	} else {
-		reply_err(p, "unknown command or arguments");
+		kw_line_err(&p->lc, "unknown command or arguments");
 	}
 }
 
 /* Runs buffered command lines while no command is in progress. */
-static int next_cmd_fn(struct kw_loop *l, struct kw_task *t)
+static void run_line(struct kw_line_cmd *lc, char *line)
 {
-	struct peer *p = (struct peer *)t->arg;
-
-	while (!p->busy) {
-		char *nl = memchr(p->inbuf, '\n', p->in_len);
-		size_t n;
-
-		if (!nl) {
-			if (p->in_eof)
-				kw_loop_stop(l, 0);
-			break;
-		}
-		n = (size_t)(nl - p->inbuf);
-		snprintf(p->line, sizeof(p->line), "%.*s", (int)KW_MIN(n, sizeof(p->line) - 1),
-			 p->inbuf);
-		memmove(p->inbuf, nl + 1, p->in_len - n - 1);
-		p->in_len -= n + 1;
-		run_command(p, p->line);
-	}
-	return KW_TASK_DONE;
-}
-
-static void on_stdin(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
-{
-	struct peer *p = (struct peer *)w->arg;
-	ssize_t n = 0;
-
-	(void)ev;
-	if (p->in_len < sizeof(p->inbuf))
-		n = read(0, p->inbuf + p->in_len, sizeof(p->inbuf) - p->in_len);
-	if (n <= 0) {
-		kw_loop_unwatch(l, w);
-		p->in_eof = true;
-	} else {
-		p->in_len += (size_t)n;
-	}
-	kw_task_post(l, &p->next_cmd);
+	run_command(KW_CONTAINER_OF(lc, struct peer, lc), line);
 }
 
 #ifdef HM_PEER_REACH
@@ -551,15 +464,14 @@ int main(int argc, char **argv)
 	}
 	p->loop = &g_node.loop;
 	kw_peer_id_to_text(kw_swarm_peer_id(p->sw), id, sizeof(id));
-	hex(p->cfg.node_id.b, KW_HM_DHTID_LEN, nid);
-	out("peer-id %s", id);
-	out("node-id %s", nid);
+	kw_line_hex(p->cfg.node_id.b, KW_HM_DHTID_LEN, nid);
+	kw_line_out("peer-id %s", id);
+	kw_line_out("node-id %s", nid);
 	for (size_t i = 0; i < kw_swarm_listen_count(p->sw); i++)
 		if (kw_swarm_listen_addr(p->sw, i, ma, sizeof(ma)) == 0)
-			out("listen %s", ma);
-	out("ready");
-	kw_task_init(&p->next_cmd, next_cmd_fn, p);
-	kw_loop_watch(p->loop, &p->in_w, 0, KW_EV_READ, on_stdin, p);
+			kw_line_out("listen %s", ma);
+	kw_line_out("ready");
+	kw_line_start(&p->lc, p->loop, run_line);
 	kw_loop_run(p->loop);
 	kw_swarm_destroy(p->sw);
 	kw_sys_linux_close(&sys);

@@ -35,6 +35,8 @@
 #include <kw/net/ping.h>
 #include <kw/net/swarm.h>
 
+#include "line_cmd.h"
+
 #define ECHO_PROTO "/kw-test/echo/1.0.0"
 #define SINK_PROTO "/kw-test/sink/1.0.0"
 #define MAX_XFER   256
@@ -60,15 +62,9 @@ struct peer {
 	struct kw_swarm *sw;
 	struct kw_identify *id;
 	struct kw_loop *loop;
-	struct kw_watch in_w;
-	char inbuf[65536];      /* stdin not yet executed: one command runs at a time */
-	size_t in_len;
-	bool in_eof;
-	struct kw_task next_cmd;
+	struct kw_line_cmd lc;  /* the stdin commands: one runs at a time */
 	struct kw_timer wait_timer;
 	/* the command in progress */
-	char cmd[16];
-	bool busy;
 	int pending;            /* transfers or dials outstanding */
 	int failures;
 	uint64_t t0_us;
@@ -93,39 +89,6 @@ static uint64_t mono_us(void *arg)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void out(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static void reply_ok(struct peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void reply_ok(struct peer *p, const char *fmt, ...)
-{
-	char buf[8192];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	out("ok %s%s%s", p->cmd, buf[0] ? " " : "", buf);
-	p->busy = false;
-	kw_task_post(p->loop, &p->next_cmd);
-}
-
-static void reply_err(struct peer *p, const char *why)
-{
-	out("err %s %s", p->cmd, why);
-	p->busy = false;
-	kw_task_post(p->loop, &p->next_cmd);
-}
-
 static struct kw_conn *find_peer(struct peer *p, const char *text)
 {
 	struct kw_peer_id id;
@@ -133,14 +96,6 @@ static struct kw_conn *find_peer(struct peer *p, const char *text)
 	if (kw_peer_id_from_text(text, &id) < 0)
 		return NULL;
 	return kw_swarm_find_conn(p->sw, &id);
-}
-
-static void hex(const uint8_t *d, size_t n, char *o)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		sprintf(o + 2 * i, "%02x", d[i]);
 }
 
 /* ---- echo / sink servers -------------------------------------------------------------- */
@@ -158,7 +113,7 @@ static size_t echo_on_data(struct kw_stream *s, const uint8_t *d, size_t n)
 
 static void echo_on_eof(struct kw_stream *s)
 {
-	out("event stream %s eof", s->protocol);
+	kw_line_out("event stream %s eof", s->protocol);
 	kw_stream_close_write(s);
 }
 
@@ -170,7 +125,7 @@ static void echo_on_writable(struct kw_stream *s)
 static void echo_on_close(struct kw_stream *s, int reason)
 {
 	g_peer.echo_live--;
-	out("event stream %s %s", s->protocol, reason == -KW_ECONNRESET ? "reset" :
+	kw_line_out("event stream %s %s", s->protocol, reason == -KW_ECONNRESET ? "reset" :
 	    reason == 0 ? "close" : kw_strerror(reason));
 }
 
@@ -327,13 +282,13 @@ static void x_on_close(struct kw_stream *s, int reason)
 	x->s = NULL;
 	crypto_hash_sha256_final(&x->hs, a);
 	crypto_hash_sha256_final(&x->hr, b);
-	hex(a, 32, p->sum_sent);
-	hex(b, 32, p->sum_recv);
+	kw_line_hex(a, 32, p->sum_sent);
+	kw_line_hex(b, 32, p->sum_recv);
 	if (x->hold)
 		;  /* released by a reset: nothing to check */
 	else if (reason < 0 || x->failed)
 		p->failures++;
-	else if (!strcmp(p->cmd, "sink") ? x->recvd != 8 : (x->recvd != x->total || memcmp(a, b, 32)))
+	else if (!strcmp(p->lc.cmd, "sink") ? x->recvd != 8 : (x->recvd != x->total || memcmp(a, b, 32)))
 		p->failures++;
 	x->used = false;
 	p->pending--;
@@ -360,7 +315,7 @@ static void x_opened(struct kw_stream *s, int err, void *user)
 	x->s = s;
 	if (x->hold) {
 		if (++p->n_done == p->n_total)
-			reply_ok(p, "%u", p->n_total);
+			kw_line_ok(&p->lc, "%u", p->n_total);
 		return;
 	}
 	xfer_pump(x);
@@ -371,23 +326,23 @@ static void xfer_finish(struct peer *p)
 	double s = (double)(mono_us(NULL) - p->t0_us) / 1e6;
 	double mib = (double)p->n_total * (double)p->xf[0].total / 1048576.0;
 
-	if (!strcmp(p->cmd, "release")) {
-		reply_ok(p, "%u", p->n_total);
+	if (!strcmp(p->lc.cmd, "release")) {
+		kw_line_ok(&p->lc, "%u", p->n_total);
 		return;
 	}
 	if (p->failures) {
 		char why[64];
 
 		snprintf(why, sizeof(why), "%d of %u transfers failed", p->failures, p->n_total);
-		reply_err(p, why);
+		kw_line_err(&p->lc, why);
 		return;
 	}
-	if (!strcmp(p->cmd, "echo"))
-		reply_ok(p, "%u %.1f", p->n_total, mib / s);
-	else if (!strcmp(p->cmd, "bulk"))
-		reply_ok(p, "%s %s %.1f", p->sum_sent, p->sum_recv, mib / s);
+	if (!strcmp(p->lc.cmd, "echo"))
+		kw_line_ok(&p->lc, "%u %.1f", p->n_total, mib / s);
+	else if (!strcmp(p->lc.cmd, "bulk"))
+		kw_line_ok(&p->lc, "%s %s %.1f", p->sum_sent, p->sum_recv, mib / s);
 	else
-		reply_ok(p, "%llu %.1f", (unsigned long long)p->xf[0].total, mib / s);
+		kw_line_ok(&p->lc, "%llu %.1f", (unsigned long long)p->xf[0].total, mib / s);
 }
 
 static void start_xfers(struct peer *p, struct kw_conn *c, const char *proto, uint32_t n,
@@ -431,11 +386,11 @@ static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
 	char id[KW_PEER_ID_TEXT_MAX];
 
 	if (err < 0) {
-		reply_err(p, kw_strerror(err));
+		kw_line_err(&p->lc, kw_strerror(err));
 		return;
 	}
 	kw_peer_id_to_text(kw_conn_peer_id(c), id, sizeof(id));
-	reply_ok(p, "%s", id);
+	kw_line_ok(&p->lc, "%s", id);
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -452,7 +407,7 @@ static void on_bench_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void 
 	struct peer *p = (struct peer *)user;
 
 	if (err < 0) {
-		reply_err(p, kw_strerror(err));
+		kw_line_err(&p->lc, kw_strerror(err));
 		return;
 	}
 	p->times[p->n_done++] = (double)(mono_us(NULL) - p->t0_us) / 1000.0;
@@ -466,14 +421,14 @@ static void bench_next(struct peer *p)
 
 	if (p->n_done == p->n_total) {
 		qsort(p->times, p->n_done, sizeof(double), cmp_d);
-		reply_ok(p, "%.3f %.3f %.3f", p->times[p->n_done / 2], p->times[p->n_done / 10],
+		kw_line_ok(&p->lc, "%.3f %.3f %.3f", p->times[p->n_done / 2], p->times[p->n_done / 10],
 			 p->times[p->n_done * 9 / 10]);
 		return;
 	}
 	p->t0_us = mono_us(NULL);
 	ret = kw_swarm_dial(p->sw, p->arg_ma, on_bench_dial, p);
 	if (ret < 0)
-		reply_err(p, kw_strerror(ret));
+		kw_line_err(&p->lc, kw_strerror(ret));
 }
 
 static void on_ping(struct kw_ping *pg, uint32_t seq, uint64_t rtt_us, int err, bool done)
@@ -487,9 +442,9 @@ static void on_ping(struct kw_ping *pg, uint32_t seq, uint64_t rtt_us, int err, 
 		return;
 	}
 	if (err < 0)
-		reply_err(p, kw_strerror(err));
+		kw_line_err(&p->lc, kw_strerror(err));
 	else
-		reply_ok(p, "%s", p->ping_out);
+		kw_line_ok(&p->lc, "%s", p->ping_out);
 }
 
 /* ---- command dispatch ------------------------------------------------------------------- */
@@ -515,27 +470,25 @@ static void run_command(struct peer *p, char *line)
 
 	for (tok = strtok_r(line, " \t", &save); tok && argc < 8; tok = strtok_r(NULL, " \t", &save))
 		argv[argc++] = tok;
-	if (argc == 0) {
-		kw_task_post(p->loop, &p->next_cmd);
-		return;
-	}
-	snprintf(p->cmd, sizeof(p->cmd), "%s", argv[0]);
-	p->busy = true;
+	if (argc == 0)
+		return;   /* an empty line: the loop in line_cmd.c reads the next one */
+	snprintf(p->lc.cmd, sizeof(p->lc.cmd), "%s", argv[0]);
+	p->lc.busy = true;
 	if (argc >= 2 && strcmp(argv[0], "dial") && strcmp(argv[0], "dialbench") &&
 	    strcmp(argv[0], "wait") && strcmp(argv[0], "register")) {
 		c = find_peer(p, argv[1]);
 		if (!c) {
-			reply_err(p, "not connected");
+			kw_line_err(&p->lc, "not connected");
 			return;
 		}
 	}
 	if (!strcmp(argv[0], "quit")) {
-		reply_ok(p, "%s", "");
+		kw_line_ok(&p->lc, "%s", "");
 		kw_loop_stop(p->loop, 0);
 	} else if (!strcmp(argv[0], "dial") && argc == 2) {
 		ret = kw_swarm_dial(p->sw, argv[1], on_dial, p);
 		if (ret < 0)
-			reply_err(p, kw_strerror(ret));
+			kw_line_err(&p->lc, kw_strerror(ret));
 	} else if (!strcmp(argv[0], "protocols") && argc == 2) {
 		/* identify runs when the connection comes up; poll until it answered */
 		const struct kw_identify_remote *ci = kw_identify_remote(p->id, c);
@@ -544,26 +497,26 @@ static void run_command(struct peer *p, char *line)
 		const char *pr;
 
 		if (!ci->have) {
-			p->busy = true;  /* retried by the idle poll below */
+			p->lc.busy = true;  /* retried by the idle poll below */
 			snprintf(p->arg_ma, sizeof(p->arg_ma), "protocols %s", argv[1]);
 			return;
 		}
 		buf[0] = '\0';
 		for (i = 0; (pr = kw_identify_remote_protocol(p->id, c, i)) != NULL; i++)
 			l += (size_t)snprintf(buf + l, sizeof(buf) - l, "%s%s", i ? " " : "", pr);
-		reply_ok(p, "%s", buf);
+		kw_line_ok(&p->lc, "%s", buf);
 	} else if (!strcmp(argv[0], "ping") && argc >= 2) {
 		p->ping_out[0] = '\0';
 		p->ping.clock_us = mono_us;
 		ret = kw_ping_start(&p->ping, p->sw, c, argc > 2 ? (uint32_t)atoi(argv[2]) : 1, 0,
 				    on_ping, p);
 		if (ret < 0)
-			reply_err(p, kw_strerror(ret));
+			kw_line_err(&p->lc, kw_strerror(ret));
 	} else if (!strcmp(argv[0], "echo") && argc == 4) {
 		uint32_t n = (uint32_t)atoi(argv[2]);
 
 		if (n == 0 || n > MAX_XFER) {
-			reply_err(p, "bad stream count");
+			kw_line_err(&p->lc, "bad stream count");
 			return;
 		}
 		start_xfers(p, c, ECHO_PROTO, n, strtoull(argv[3], NULL, 10));
@@ -581,7 +534,7 @@ static void run_command(struct peer *p, char *line)
 
 		/* opens n echo streams and leaves them idle (memory per open stream) */
 		if (n == 0 || n > MAX_XFER) {
-			reply_err(p, "bad stream count");
+			kw_line_err(&p->lc, "bad stream count");
 			return;
 		}
 		p->n_done = 0;
@@ -593,7 +546,7 @@ static void run_command(struct peer *p, char *line)
 			memset(x, 0, offsetof(struct xfer, chunk));
 			x->used = x->hold = true;
 			if (kw_swarm_open_stream(p->sw, c, ECHO_PROTO, &x_handler, x, x_opened) < 0) {
-				reply_err(p, "open failed");
+				kw_line_err(&p->lc, "open failed");
 				return;
 			}
 		}
@@ -608,20 +561,20 @@ static void run_command(struct peer *p, char *line)
 		p->n_total = n;
 		p->pending = (int)n;
 		if (n == 0)
-			reply_ok(p, "0");
+			kw_line_ok(&p->lc, "0");
 	} else if (!strcmp(argv[0], "register") && argc == 2) {
 		/* a protocol added while connected: identify push tells the peers */
 		ret = kw_swarm_register(p->sw, argv[1], echo_accept, NULL);
 		if (ret < 0)
-			reply_err(p, kw_strerror(ret));
+			kw_line_err(&p->lc, kw_strerror(ret));
 		else
-			reply_ok(p, "%s", argv[1]);
+			kw_line_ok(&p->lc, "%s", argv[1]);
 	} else if (!strcmp(argv[0], "wait") && argc == 2) {
 		/* lets lingering socket buffers go back to their pool before `stats` */
 		kw_timer_start(p->loop, &p->wait_timer, (uint64_t)atoi(argv[1]));
 	} else if (!strcmp(argv[0], "hangup") && argc == 2) {
 		kw_conn_close(c, 0);
-		reply_ok(p, "%s", "");
+		kw_line_ok(&p->lc, "%s", "");
 	} else if (!strcmp(argv[0], "stats")) {
 		struct kw_swarm_stats st;
 		uint32_t up = 0;
@@ -631,51 +584,17 @@ static void run_command(struct peer *p, char *line)
 
 		kw_node_pools_foreach(&g_node, pool_bytes, &bytes);
 		kw_swarm_foreach_conn(p->sw, count_conn, &up);
-		reply_ok(p, "conns=%u streams=%u pools=%zu poolbytes=%zu", up, p->echo_live,
+		kw_line_ok(&p->lc, "conns=%u streams=%u pools=%zu poolbytes=%zu", up, p->echo_live,
 			 kw_node_pools_in_use(&g_node), bytes);
 	} else {
-		reply_err(p, "unknown command or arguments");
+		kw_line_err(&p->lc, "unknown command or arguments");
 	}
 }
 
 /* Runs buffered command lines while no command is in progress. */
-static int next_cmd_fn(struct kw_loop *l, struct kw_task *t)
+static void run_line(struct kw_line_cmd *lc, char *line)
 {
-	struct peer *p = (struct peer *)t->arg;
-
-	while (!p->busy) {
-		char line[4096];
-		char *nl = memchr(p->inbuf, '\n', p->in_len);
-		size_t n;
-
-		if (!nl) {
-			if (p->in_eof)
-				kw_loop_stop(l, 0);
-			break;
-		}
-		n = (size_t)(nl - p->inbuf);
-		snprintf(line, sizeof(line), "%.*s", (int)KW_MIN(n, sizeof(line) - 1), p->inbuf);
-		memmove(p->inbuf, nl + 1, p->in_len - n - 1);
-		p->in_len -= n + 1;
-		run_command(p, line);
-	}
-	return KW_TASK_DONE;
-}
-
-static void on_stdin(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
-{
-	struct peer *p = (struct peer *)w->arg;
-	ssize_t n = 0;
-
-	if (p->in_len < sizeof(p->inbuf))
-		n = read(0, p->inbuf + p->in_len, sizeof(p->inbuf) - p->in_len);
-	if (n <= 0) {
-		kw_loop_unwatch(l, w);
-		p->in_eof = true;
-	} else {
-		p->in_len += (size_t)n;
-	}
-	kw_task_post(l, &p->next_cmd);
+	run_command(KW_CONTAINER_OF(lc, struct peer, lc), line);
 }
 
 /* `protocols` waits for identify without blocking the loop: re-check every 10 ms. */
@@ -683,7 +602,7 @@ static void on_poll(struct kw_loop *l, struct kw_timer *t)
 {
 	struct peer *p = (struct peer *)t->arg;
 
-	if (p->busy && !strncmp(p->arg_ma, "protocols ", 10) && !strcmp(p->cmd, "protocols")) {
+	if (p->lc.busy && !strncmp(p->arg_ma, "protocols ", 10) && !strcmp(p->lc.cmd, "protocols")) {
 		char line[600];
 
 		snprintf(line, sizeof(line), "%s", p->arg_ma);
@@ -695,7 +614,7 @@ static void on_poll(struct kw_loop *l, struct kw_timer *t)
 
 static void on_wait(struct kw_loop *l, struct kw_timer *t)
 {
-	reply_ok((struct peer *)t->arg, "%s", "");
+	kw_line_ok(&((struct peer *)t->arg)->lc, "%s", "");
 }
 
 static int make_key(const char *type, struct kw_privkey *k)
@@ -757,14 +676,13 @@ int main(int argc, char **argv)
 	}
 	p->loop = &g_node.loop;
 	kw_peer_id_to_text(kw_swarm_peer_id(p->sw), id, sizeof(id));
-	out("peer-id %s", id);
+	kw_line_out("peer-id %s", id);
 	for (i = 0; i < kw_swarm_listen_count(p->sw); i++)
 		if (kw_swarm_listen_addr(p->sw, i, ma, sizeof(ma)) == 0)
-			out("listen %s", ma);
-	out("ready");
-	kw_task_init(&p->next_cmd, next_cmd_fn, p);
+			kw_line_out("listen %s", ma);
+	kw_line_out("ready");
 	kw_timer_init(&p->wait_timer, on_wait, p);
-	kw_loop_watch(p->loop, &p->in_w, 0, KW_EV_READ, on_stdin, p);
+	kw_line_start(&p->lc, p->loop, run_line);
 	kw_timer_init(&poll, on_poll, p);
 	kw_timer_start(p->loop, &poll, 10);
 	kw_loop_run(p->loop);

@@ -558,5 +558,29 @@ const struct kw_hm_dhtid *kw_hm_dht_node_id(const struct kw_hm_dht *d);
 bool kw_hm_dht_client_mode(const struct kw_hm_dht *d);
 /* Operations in progress (tests, shutdown). */
 uint32_t kw_hm_dht_ops_busy(const struct kw_hm_dht *d);
+/* Operations that could start now (get_many / store_many take one per key). */
+uint32_t kw_hm_dht_ops_free(const struct kw_hm_dht *d);
+
+/*
+ * DHTNode.get_many / store_many: one search per key, run together so that a request to a
+ * peer several of them want next carries all their keys (up to 16 per rpc_find, as hivemind's
+ * traverse_dht batches queries per peer); each search otherwise behaves as kw_hm_dht_get /
+ * kw_hm_dht_store and ends in its own callback, with users[i] (users may be NULL). The
+ * replicas of a store still get one rpc_store per key. Takes n operations at once: all start
+ * or none. Return: 0; -KW_ELIMIT (fewer than n free: kw_hm_dht_ops_free); -KW_EINVAL /
+ * -KW_EMSGSIZE as the single calls (store_many checks every item first).
+ */
+int kw_hm_dht_get_many(struct kw_hm_dht *d, const struct kw_hm_dhtid *keys, uint32_t n,
+		       bool latest, kw_hm_dht_get_cb cb, void *const *users);
+struct kw_hm_dht_store_item {
+	struct kw_hm_dhtid key;
+	const uint8_t *subkey;       /* msgpack, NULL for a plain value */
+	size_t sub_len;
+	const uint8_t *value;
+	size_t len;
+	double expiration;
+};
+int kw_hm_dht_store_many(struct kw_hm_dht *d, const struct kw_hm_dht_store_item *items,
+			 uint32_t n, kw_hm_dht_store_cb cb, void *const *users);
 
 #endif /* KW_NET_HIVEMIND_DHT_H */

@@ -533,6 +533,139 @@ static void test_hm_dht_client_operation_pool_is_bounded(void **state)
 	assert_int_equal(kw_hm_dht_ops_busy(g->s[2].dht), 0);
 }
 
+/* rpc_find and rpc_store requests node i has sent so far */
+static uint64_t rpcs_out(int i)
+{
+	struct kw_hm_dht_stats st;
+
+	kw_hm_dht_get_stats(g->s[i].dht, &st);
+	return st.rpcs_out;
+}
+
+#define MANY 4
+
+static void test_hm_dht_client_get_many_batches_per_peer_and_equals_single_gets(void **state)
+{
+	static struct got single[MANY];
+	struct kw_hm_dhtid keys[MANY];
+	void *users[MANY];
+	uint8_t val[8] = { 0xa6, 'v', 'a', 'l', 'u', 'e', '0' };   /* msgpack "value0" */
+	uint64_t before, n_single, n_many;
+
+	(void)state;
+	share_addresses();
+	bootstrap_all(1);
+	for (int k = 0; k < MANY; k++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "block.%d", k);
+		kw_hm_dhtid_of_str(name, strlen(name), &keys[k]);
+		val[6] = (uint8_t)('0' + k);
+		memset(&g->got[1], 0, sizeof(g->got[1]));
+		assert_int_equal(kw_hm_dht_store(g->s[1].dht, &keys[k], NULL, 0, val, 7,
+						 clock_now + 600 + k, on_store, &g->got[1]), 0);
+		pump(300);
+		assert_int_equal(g->got[1].s.n_ok, 2);
+	}
+	/* one key at a time, asking the whole beam (latest): the reference */
+	before = rpcs_out(3);
+	for (int k = 0; k < MANY; k++) {
+		get_from(3, &keys[k], true);
+		single[k] = g->got[3];
+		assert_int_equal(single[k].err, 0);
+		assert_int_equal(single[k].v.type, KW_HM_DHT_FOUND_REGULAR);
+	}
+	n_single = rpcs_out(3) - before;
+	/* the same keys together */
+	memset(g->got, 0, sizeof(g->got));
+	for (int k = 0; k < MANY; k++)
+		users[k] = &g->got[k];
+	before = rpcs_out(3);
+	assert_int_equal(kw_hm_dht_get_many(g->s[3].dht, keys, MANY, true, on_get, users), 0);
+	pump(300);
+	n_many = rpcs_out(3) - before;
+	for (int k = 0; k < MANY; k++) {
+		assert_int_equal(g->got[k].done, 1);
+		assert_int_equal(g->got[k].err, 0);
+		assert_int_equal(g->got[k].v.type, KW_HM_DHT_FOUND_REGULAR);
+		assert_int_equal(g->got[k].v.len, single[k].v.len);
+		assert_memory_equal(g->got[k].val, single[k].val, single[k].v.len);
+		assert_int_equal(g->got[k].val[6], '0' + k);
+		assert_true(g->got[k].v.expiration == single[k].v.expiration);
+		assert_int_equal(g->got[k].v.visited, single[k].v.visited);
+	}
+	/* four nodes to ask for each key: 16 requests one key at a time, 4 together */
+	printf("  rpc_find requests for %d keys: %llu one by one, %llu with get_many\n", MANY,
+	       (unsigned long long)n_single, (unsigned long long)n_many);
+	assert_int_equal(n_single, MANY * 4);
+	assert_int_equal(n_many, 4);
+	/* all or nothing: more keys than free operations, or none */
+	assert_int_equal(kw_hm_dht_get_many(g->s[3].dht, keys, 0, true, on_get, NULL), -KW_EINVAL);
+	struct kw_hm_dhtid five[5] = { keys[0], keys[1], keys[2], keys[3], keys[0] };
+
+	assert_int_equal(kw_hm_dht_get_many(g->s[3].dht, five, 5, true, on_get, NULL), -KW_ELIMIT);
+	assert_int_equal(kw_hm_dht_ops_busy(g->s[3].dht), 0);
+}
+
+static void test_hm_dht_client_store_many_searches_together_and_stores_every_key(void **state)
+{
+	struct kw_hm_dht_store_item items[MANY];
+	void *users[MANY];
+	static const uint8_t val[] = { 0xc3 };   /* msgpack true */
+	uint64_t before, n_single, n_many;
+
+	(void)state;
+	share_addresses();
+	bootstrap_all(1);
+	memset(items, 0, sizeof(items));
+	before = rpcs_out(2);
+	for (int k = 0; k < MANY; k++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "one.%d", k);
+		kw_hm_dhtid_of_str(name, strlen(name), &items[0].key);
+		memset(&g->got[0], 0, sizeof(g->got[0]));
+		assert_int_equal(kw_hm_dht_store(g->s[2].dht, &items[0].key, NULL, 0, val, 1,
+						 clock_now + 600, on_store, &g->got[0]), 0);
+		pump(300);
+		assert_int_equal(g->got[0].s.n_ok, 2);
+	}
+	n_single = rpcs_out(2) - before;
+	memset(g->got, 0, sizeof(g->got));
+	for (int k = 0; k < MANY; k++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "many.%d", k);
+		kw_hm_dhtid_of_str(name, strlen(name), &items[k].key);
+		items[k].value = val;
+		items[k].len = 1;
+		items[k].expiration = clock_now + 600;
+		users[k] = &g->got[k];
+	}
+	before = rpcs_out(2);
+	assert_int_equal(kw_hm_dht_store_many(g->s[2].dht, items, MANY, on_store, users), 0);
+	pump(300);
+	n_many = rpcs_out(2) - before;
+	for (int k = 0; k < MANY; k++) {
+		int holders = 0;
+
+		assert_int_equal(g->got[k].done, 1);
+		assert_int_equal(g->got[k].err, 0);
+		assert_int_equal(g->got[k].s.n_ok, 2);
+		for (int i = 0; i < g->n; i++)
+			holders += holds(i, &items[k].key);
+		assert_int_equal(holders, 2);
+	}
+	printf("  requests for %d stores: %llu one by one, %llu with store_many\n", MANY,
+	       (unsigned long long)n_single, (unsigned long long)n_many);
+	assert_true(n_many < n_single);
+	/* a bad item refuses the whole batch before anything starts */
+	items[2].expiration = 0.0 / 0.0;
+	assert_int_equal(kw_hm_dht_store_many(g->s[2].dht, items, MANY, on_store, users),
+			 -KW_EINVAL);
+	assert_int_equal(kw_hm_dht_ops_busy(g->s[2].dht), 0);
+}
+
 /* The range test (tests/build/test_kconfig_ranges.sh) also builds every option at its minimum
  * and maximum; five to six nodes talking at once need at least 8 connections each way, 4 calls, buckets of 8 and 1 s call timeouts */
 static bool fits_this_test(void)
@@ -586,6 +719,12 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_hm_dht_client_operation_pool_is_bounded,
 						setup5, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_hm_dht_client_get_many_batches_per_peer_and_equals_single_gets, setup5,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_hm_dht_client_store_many_searches_together_and_stores_every_key, setup5,
+			teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
