@@ -10,8 +10,9 @@
 # mid-generation: the client bans it, re-routes over the other server of 2:4 and ends with
 # the same tokens; then that last server of 2:4 stopped (SIGSTOP) for 1.5 s mid-step:
 # timeout, ban, a new session after the ban, the same tokens. An expert found through its
-# DHT declaration answers rpc_forward, and `kwnode moe` mixes the experts it finds through
-# their declarations. Each step prints its time.
+# DHT declaration answers rpc_forward, `kwnode moe` mixes the experts it finds through
+# their declarations, and a server stopped with SIGTERM reads OFFLINE. Each step prints its
+# time.
 # Usage: test_demo.sh BUILD_DIR   (BUILD_DIR holds kwnode and tools/model/)
 set -u
 O=${1:-build/h}
@@ -200,6 +201,14 @@ grep '^kwnode moe: row' $tmp/moe2.err | sed 's/^/    /'
     && ok "kwnode moe -k 2: two experts per row, mixed by the softmax of their scores" \
     || ko "moe -k 2: rc=$rc $(grep -v INF $tmp/moe2.err | head -3)"
 step "mixture of experts through the DHT (kwnode moe)"
+
+# SIGTERM: kwnode serve announces OFFLINE before it exits, so clients stop routing to it
+kill -TERM $pid_C
+wait $pid_C; rc=$?
+line=$($K hivemind -d $tmp/cli -b $BOOT servers demo-llama 2>/dev/null | grep "^$(peer C)	")
+case "$line" in *"	OFFLINE	4:6	"*) [ $rc -eq 0 ] && ok "C stopped with SIGTERM: exit 0, its ServerInfo OFFLINE at once" || ko "C exit $rc" ;;
+    *) ko "C after SIGTERM: rc=$rc '$line'" ;; esac
+step "SIGTERM of server C"
 
 echo "$pass passed, $fail failed ($(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s)"
 [ $fail -eq 0 ]
