@@ -283,6 +283,16 @@ check-host:
 	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=$(SAN) \
 		$(HOSTO)/tools/model/kw_model_write $(HOSTO)/tools/model/kw_llama_run
 	$(Q)sh tests/build/test_llama_numpy.sh $(HOSTO)
+	$(Q)sh tests/build/test_demo.sh $(HOSTO)
+
+# The client demo (doc/serve.md "Client and generate"): 4 servers on 127.0.0.1 found through
+# the Hivemind DHT, a 32-token generation equal to a local run, then again with a server
+# killed or stopped mid-generation. About 10 s; check-host runs the same script.
+.PHONY: demo
+demo:
+	$(Q)$(MAKE) --no-print-directory O=$(O) ARCH=$(ARCH) CROSS_COMPILE=$(CROSS_COMPILE) SAN=$(SAN) \
+		all $(O)/tools/model/kw_model_write $(O)/tools/model/kw_llama_run
+	$(Q)sh tests/build/test_demo.sh $(O)
 
 # js-libp2p interop on 127.0.0.1 (tests/interop; node_modules from tools/install-deps.sh).
 check-interop:
@@ -377,6 +387,7 @@ help:
 	@echo "  check [SAN=1]      - deps, host tests, arm64 tests under qemu, Kconfig and board builds"
 	@echo "  check-interop      - js-libp2p interop tests on 127.0.0.1 (host build)"
 	@echo "  check-stress       - hostile load on loopback, about a minute (host build)"
+	@echo "  demo               - 4 servers on 127.0.0.1, kwnode generate through the Hivemind DHT, a server killed mid-generation"
 	@echo "  check-host / check-arm64 / check-kconfig / check-defconfigs / check-alloc"
 	@echo "  check-layers       - no upward dependency or cycle between folders (tools/layers.txt)"
 	@echo "  check-kconfig-ranges - unit tests with every ranged option at its min, then its max"

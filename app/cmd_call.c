@@ -31,6 +31,7 @@
 #include <kw/net/hivemind.h>
 #include <kw/net/swarm.h>
 
+#include "client.h"
 #include "hivemind.h"
 #include "serve.h"
 
@@ -147,6 +148,22 @@ static int read_tensor(const char *path, struct tfile *t, const char *prog)
 out:
 	free(buf);
 	return ret;
+}
+
+int kw_app_tensor_read(const char *path, const char *prog, uint32_t *shape, uint32_t *ndim,
+		       float **v, size_t *n)
+{
+	struct tfile t = { 0 };
+
+	if (read_tensor(path, &t, prog) < 0) {
+		free(t.v);
+		return -1;
+	}
+	memcpy(shape, t.shape, t.ndim * sizeof(uint32_t));
+	*ndim = t.ndim;
+	*v = t.v;
+	*n = t.n;
+	return 0;
 }
 
 static void print_tensor(const struct kw_tensor_msg *m)

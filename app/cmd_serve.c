@@ -5,7 +5,9 @@
  * give them instead. The node is the transient node of the one-shot commands
  * (kw_app_transient_open: identity in the data directory, at most 64 connections each way)
  * plus its listen addresses and the Hivemind DHT (hivemind_bootstrap peers, or none); the
- * full daemon serves the same keys through `kwnode run` and its `serve` init entry.
+ * full daemon serves the same keys through `kwnode run` and its `serve` init entry. Unless in
+ * client mode it announces what it serves on that DHT (ServerInfo of the span, expert
+ * declarations; app/serve_app.c) and announces OFFLINE before it stops.
  *
  * Output: `peer-id <id>`, one `listen <multiaddr>/p2p/<id>` per address, the `serving ...`
  * lines, flushed at once (a script reads them to know where to call). Exit: 0 after a
@@ -21,6 +23,7 @@
 #include <kw/loop.h>
 #include <kw/node.h>
 #include <kw/net/hivemind.h>
+#include <kw/net/hivemind_records.h>
 #include <kw/net/key.h>
 #include <kw/net/swarm.h>
 
@@ -35,6 +38,14 @@ static void on_sig(int sig)
 {
 	(void)sig;
 	g_stop = 1;
+}
+
+static bool g_offline;
+
+static void on_offline(void *arg)
+{
+	(void)arg;
+	g_offline = true;
 }
 
 static void usage(FILE *f)
@@ -170,6 +181,20 @@ int kw_cmd_serve(int argc, char **argv)
 		if (kw_swarm_listen_addr(t.sw, i, buf, sizeof(buf)) == 0)
 			printf("listen %s\n", buf);
 	kw_app_serve_print(&as, stdout);
+	if (!cfg.hivemind_client) {
+		/* the ServerInfo / expert declarations of what was loaded (app/serve_app.c) */
+		struct kw_hm_announce_cfg ac;
+		bool measured;
+
+		kw_app_serve_announce_cfg(&as, &cfg, &ac, &measured);
+		if (kw_app_hm_announce_begin(t.n, st, t.sw, NULL, &ac) == 0)
+			printf("announce %s %u:%u, %u expert%s, throughput %.3f (%s)\n",
+			       ac.prefix[0] ? ac.prefix : "-", ac.start_block, ac.end_block,
+			       ac.n_experts, ac.n_experts == 1 ? "" : "s", ac.info.throughput,
+			       measured ? "measured" : cfg.hivemind_throughput > 0 ? "configured" :
+			       "none");
+		fflush(stdout);
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sig;   /* no SA_RESTART: the loop's wait returns at once */
 	sigaction(SIGINT, &sa, NULL);
@@ -178,7 +203,16 @@ int kw_cmd_serve(int argc, char **argv)
 		kw_loop_run_once(&t.n->loop, 500);
 	code = 0;
 	fprintf(stderr, "kwnode serve: stopping\n");
+	if (kw_app_hm_announce_offline(st, on_offline, NULL) == 0) {
+		/* OFFLINE first, as Petals does on shutdown, bounded by shutdown_drain_ms */
+		uint64_t end = kw_loop_now(&t.n->loop) + cfg.node.shutdown_drain_ms;
+
+		g_offline = false;
+		while (!g_offline && kw_loop_now(&t.n->loop) < end)
+			kw_loop_run_once(&t.n->loop, 50);
+	}
 out:
+	kw_app_hm_announce_end(st);
 	kw_app_hm_stop(st);
 	kw_app_transient_close(&t);   /* the swarm goes first: no handler runs afterwards */
 	kw_app_serve_close(&as);

@@ -12,7 +12,9 @@
  * and libp2p kad; hivemind's FindResult carries no addresses). See doc/net-hivemind.md.
  *
  * The `hm_announce` entry (after `policy`) publishes the node's server records when the
- * config names what it serves (hivemind_prefix + hivemind_blocks, hivemind_experts): the
+ * config names what it serves (hivemind_prefix + hivemind_blocks, hivemind_experts; when the
+ * node itself serves blocks or experts, the `serve` entry announces what it loaded instead,
+ * through kw_app_hm_announce_begin with app/serve_app.c's description): the
  * announcer of net/hivemind/records.c, ONLINE while the policy lets the node contribute and
  * OFFLINE (a newer record, so peers see it at once) when the policy drains it or the node
  * stops (SIGTERM, SIGINT, or the loop ending on any other path: kw_app_hm_before_stop), as
@@ -501,6 +503,15 @@ static int announce_cfg(const struct kw_config *c, struct kw_hm_announce_cfg *ac
 	/* the figure the owner configured (0 when none: nothing measured yet, see
 	 * doc/net-hivemind.md); no other ServerInfo field is claimed */
 	ac->info.throughput = c->hivemind_throughput;
+	kw_app_hm_announce_common(c, ac);
+	for (int i = 0; i < c->n_hivemind_experts && i < KW_HM_ANNOUNCE_EXPERTS; i++)
+		snprintf(ac->experts[i], sizeof(ac->experts[i]), "%s", c->hivemind_experts[i]);
+	ac->n_experts = (uint32_t)c->n_hivemind_experts;
+	return 0;
+}
+
+void kw_app_hm_announce_common(const struct kw_config *c, struct kw_hm_announce_cfg *ac)
+{
 	if (c->hivemind_public_name[0]) {
 		ac->info.has |= KW_HM_SI_PUBLIC_NAME;
 		snprintf(ac->info.public_name, sizeof(ac->info.public_name), "%s",
@@ -512,20 +523,15 @@ static int announce_cfg(const struct kw_config *c, struct kw_hm_announce_cfg *ac
 		snprintf(ac->model.repository, sizeof(ac->model.repository), "%s",
 			 c->hivemind_repository);
 	}
-	for (int i = 0; i < c->n_hivemind_experts && i < KW_HM_ANNOUNCE_EXPERTS; i++)
-		snprintf(ac->experts[i], sizeof(ac->experts[i]), "%s", c->hivemind_experts[i]);
-	ac->n_experts = (uint32_t)c->n_hivemind_experts;
 	ac->update_period_s = c->hivemind_update_period_s;
 	ac->expiration_s = c->hivemind_expiration_s;
-	return 0;
 }
 
 int kw_app_hm_announce_init(struct kw_node *n)
 {
 	struct kw_app *app = kw_app_of(n);
 	struct kw_app_hm *st = app ? app->hm_app : NULL;
-	char peer[KW_HM_REC_PEER_MAX];
-	uint8_t state = KW_HM_STATE_ONLINE;
+	struct kw_hm_announce_cfg ac;
 	int err;
 
 	if (!st || !app->hm_dht) {
@@ -534,14 +540,37 @@ int kw_app_hm_announce_init(struct kw_node *n)
 				   "hivemind = off: nothing is announced");
 		return 0;
 	}
-	err = announce_cfg(&app->cfg, &st->acfg);
+	if (IS_ENABLED(CONFIG_KW_APP_SERVE) &&
+	    (app->cfg.serve_model[0] || app->cfg.serve_experts[0])) {
+		/* the `serve` entry announces what it loaded (kw_app_hm_announce_begin): the
+		 * records must say what is served, not what hivemind_blocks claims */
+		if (app->cfg.hivemind_prefix[0] || app->cfg.n_hivemind_experts)
+			KW_LOG_WRN(hivemind, "serve_* keys are set: the records announce what is "
+				   "served; hivemind_prefix / hivemind_blocks / hivemind_experts are "
+				   "ignored");
+		return 0;
+	}
+	err = announce_cfg(&app->cfg, &ac);
 	if (err)
 		return err < 0 ? err : 0;
-	if (kw_peer_id_to_text(kw_swarm_peer_id(app->sw), peer, sizeof(peer)) < 0)
+	return kw_app_hm_announce_begin(n, st, app->sw, app->policy, &ac);
+}
+
+int kw_app_hm_announce_begin(struct kw_node *n, struct kw_app_hm *st, struct kw_swarm *sw,
+			     struct kw_policy *policy, const struct kw_hm_announce_cfg *ac)
+{
+	char peer[KW_HM_REC_PEER_MAX];
+	uint8_t state = KW_HM_STATE_ONLINE;
+	int err;
+
+	if (!st || st->announcing)
 		return -KW_EINVAL;
-	if (app->policy && kw_policy_status(app->policy)->state != KW_POLICY_CONTRIBUTING)
+	st->acfg = *ac;
+	if (kw_peer_id_to_text(kw_swarm_peer_id(sw), peer, sizeof(peer)) < 0)
+		return -KW_EINVAL;
+	if (policy && kw_policy_status(policy)->state != KW_POLICY_CONTRIBUTING)
 		state = KW_HM_STATE_OFFLINE;     /* paused from the start: say so, serve nothing */
-	err = kw_hm_announce_start(&st->ann, app->hm_dht, &n->loop, peer, &st->acfg, state);
+	err = kw_hm_announce_start(&st->ann, st->d, &n->loop, peer, &st->acfg, state);
 	if (err < 0) {
 		KW_LOG_ERR(hivemind, "cannot announce the configured records: %s",
 			   kw_strerror(err));
@@ -552,14 +581,14 @@ int kw_app_hm_announce_init(struct kw_node *n)
 	kw_timer_init(&st->stop_timer, on_stop_timeout, st);  /* shutdown cancels it, armed or not */
 	st->cw.on_local_change = on_local_change;
 	st->cw.arg = st;
-	kw_swarm_add_watcher(app->sw, &st->cw);
-	if (app->policy) {
-		st->policy = app->policy;
+	kw_swarm_add_watcher(sw, &st->cw);
+	if (policy) {
+		st->policy = policy;
 		st->pc.name = "hivemind";
 		st->pc.drain = hm_drain;
 		st->pc.resume = hm_resume;
 		st->pc.arg = st;
-		kw_policy_add_client(app->policy, &st->pc);
+		kw_policy_add_client(policy, &st->pc);
 	}
 	KW_LOG_INF(hivemind, "announcing %s: %u record%s every %u s (%s)",
 		   kw_hm_state_name(state), kw_hm_announce_count(&st->ann, KW_HM_STATE_ONLINE),
@@ -572,10 +601,30 @@ void kw_app_hm_announce_shutdown(struct kw_node *n)
 {
 	struct kw_app *app = kw_app_of(n);
 
-	if (app && app->hm_app && app->hm_app->announcing) {
-		kw_timer_cancel(&n->loop, &app->hm_app->stop_timer);
-		kw_timer_cancel(&n->loop, &app->hm_app->push_timer);
-		kw_hm_announce_stop(&app->hm_app->ann);
-		app->hm_app->announcing = false;
+	if (app)
+		kw_app_hm_announce_end(app->hm_app);
+}
+
+void kw_app_hm_announce_end(struct kw_app_hm *st)
+{
+	if (st && st->announcing) {
+		kw_timer_cancel(&st->n->loop, &st->stop_timer);
+		kw_timer_cancel(&st->n->loop, &st->push_timer);
+		kw_hm_announce_stop(&st->ann);
+		st->announcing = false;
 	}
+}
+
+int kw_app_hm_announce_offline(struct kw_app_hm *st, void (*done)(void *arg), void *arg)
+{
+	int err;
+
+	if (!st || !st->announcing || st->offline_sent)
+		return -KW_ENOENT;
+	err = kw_hm_announce_set_state(&st->ann, KW_HM_STATE_OFFLINE, done, arg);
+	if (err == 0) {
+		st->offline_sent = true;
+		kw_timer_cancel(&st->n->loop, &st->push_timer);   /* no ONLINE push after it */
+	}
+	return err;
 }

@@ -47,6 +47,25 @@ void kw_app_hm_stop(struct kw_app_hm *st);
  */
 int kw_app_hm_before_stop(struct kw_node *n, void (*then)(struct kw_node *n));
 /*
+ * Starts announcing *ac (copied) on st's DHT under sw's PeerID: ONLINE, or OFFLINE while
+ * policy (may be NULL) pauses the node, whose drain client it becomes. The `hm_announce`
+ * entry calls it with the hivemind_* keys, the `serve` entry and `kwnode serve` with what
+ * they serve (kw_app_serve_announce_cfg). Return: 0; -KW_EINVAL (already announcing, or
+ * cfg refused); kw_hm_announce_start's errors (logged).
+ */
+struct kw_hm_announce_cfg;
+struct kw_policy;
+int kw_app_hm_announce_begin(struct kw_node *n, struct kw_app_hm *st, struct kw_swarm *sw,
+			     struct kw_policy *policy, const struct kw_hm_announce_cfg *ac);
+/* The fields every announcement takes from the hivemind_* keys: public_name, the model's
+ * num_blocks and repository, update period and expiration. */
+void kw_app_hm_announce_common(const struct kw_config *c, struct kw_hm_announce_cfg *ac);
+/* Announces OFFLINE once (done(arg) when stored, may be NULL). Return: 0; -KW_ENOENT when
+ * nothing is announced. */
+int kw_app_hm_announce_offline(struct kw_app_hm *st, void (*done)(void *arg), void *arg);
+/* Stops announcing (timers cancelled; stores in flight finish into nothing). NULL is fine. */
+void kw_app_hm_announce_end(struct kw_app_hm *st);
+/*
  * What we announce changed (kw_app_hm_announce_changed: something the records depend on;
  * kw_app_hm_announce_span: the served blocks are now [start, end)): a new round goes out
  * within half a second, at most one per 2 s (changes meanwhile ride on it), unless the node

@@ -24,6 +24,11 @@ void kw_serve_limits_default(struct kw_serve_limits *l)
 	l->max_experts = CONFIG_KW_APP_SERVE_MAX_EXPERTS;
 	l->slots = CONFIG_KW_APP_SERVE_SLOTS;
 	l->max_blocks = CONFIG_KW_APP_SERVE_MAX_BLOCKS;
+	l->sessions = CONFIG_KW_APP_SERVE_SESSIONS;
+	l->session_tokens = CONFIG_KW_APP_SERVE_SESSION_TOKENS;
+	l->step_timeout_ms = CONFIG_KW_APP_SERVE_STEP_TIMEOUT_MS;
+	l->session_timeout_ms = CONFIG_KW_APP_SERVE_SESSION_TIMEOUT_MS;
+	l->stream_piece = 0;   /* kw_serve_create: from the stream buffer's Kconfig size */
 }
 
 /* ---- protobuf reading (proto3: varints up to 10 bytes, non-minimal forms are legal) ------ */
@@ -204,6 +209,50 @@ void kw_serve_pyerr(char *out, size_t cap, const char *cls, const char *fmt, ...
 		out[o++] = ')';
 		out[o] = '\0';
 	}
+}
+
+void kw_serve_pystr(const char *repr, char *out, size_t cap)
+{
+	const char *p = strchr(repr, '('), *end = repr + strlen(repr);
+	size_t o = 0;
+	char q;
+
+	if (!cap)
+		return;
+	out[0] = '\0';
+	if (!p || end == p + 1 || end[-1] != ')') {
+		snprintf(out, cap, "%s", repr);   /* not a repr: as it is */
+		return;
+	}
+	end--;                                  /* the closing ')' */
+	p++;
+	if (p == end)
+		return;                         /* Cls(): str is "" */
+	if ((size_t)(p - repr) == 9 && !memcmp(repr, "KeyError(", 9)) {
+		snprintf(out, cap, "%.*s", (int)(end - p), p);   /* str(KeyError(k)) == repr(k) */
+		return;
+	}
+	q = *p++;
+	for (; p < end && *p != q && o + 1 < cap; p++) {
+		if (*p != '\\' || p + 1 >= end) {
+			out[o++] = *p;
+			continue;
+		}
+		p++;
+		if (*p == 'n') {
+			out[o++] = '\n';
+		} else if (*p == 'x' && p + 2 < end) {
+			unsigned v = 0;
+
+			for (int i = 1; i <= 2; i++)
+				v = v * 16 + (unsigned)(p[i] <= '9' ? p[i] - '0' : (p[i] | 0x20) - 'a' + 10);
+			out[o++] = (char)v;
+			p += 2;
+		} else {
+			out[o++] = *p;          /* \\ \' \" */
+		}
+	}
+	out[o] = '\0';
 }
 
 /* ---- tensors in and out ------------------------------------------------------------------- */
@@ -399,6 +448,18 @@ int kw_serve_create(struct kw_arena *a, const struct kw_serve_limits *lim, struc
 		return -KW_ENOMEM;
 	memset(s, 0, sizeof(*s));
 	s->a = a;
+	if (!l.sessions)
+		l.sessions = CONFIG_KW_APP_SERVE_SESSIONS;
+	if (!l.session_tokens)
+		l.session_tokens = CONFIG_KW_APP_SERVE_SESSION_TOKENS;
+	if (!l.step_timeout_ms)
+		l.step_timeout_ms = CONFIG_KW_APP_SERVE_STEP_TIMEOUT_MS;
+	if (!l.session_timeout_ms)
+		l.session_timeout_ms = CONFIG_KW_APP_SERVE_SESSION_TIMEOUT_MS;
+	if (!l.stream_piece)
+		l.stream_piece = (uint32_t)KW_MIN((uint64_t)CONFIG_KW_NET_HIVEMIND_STREAM_BUF_BYTES -
+						  KW_MIN(512u, CONFIG_KW_NET_HIVEMIND_STREAM_BUF_BYTES / 2),
+						  4ull << 20);
 	s->lim = l;
 	s->codec = kw_arena_alloc(a, sizeof(*s->codec), 64);
 	s->ex = kw_arena_alloc(a, l.max_experts * sizeof(*s->ex), 16);
@@ -489,6 +550,12 @@ static size_t slot_bytes(const struct kw_serve *s, size_t *enc_cap, size_t *scr,
 	return b;
 }
 
+/* Positions the block scratch covers: a forward's rows, or an inference session's cache. */
+static size_t max_pos(const struct kw_serve *s)
+{
+	return KW_MAX((size_t)s->lim.max_rows, (size_t)s->lim.session_tokens);
+}
+
 size_t kw_serve_bytes(const struct kw_serve *s)
 {
 	size_t enc, scr, acts, per = slot_bytes(s, &enc, &scr, &acts), total;
@@ -500,11 +567,12 @@ size_t kw_serve_bytes(const struct kw_serve *s)
 	if (s->n_ex)
 		total += kw_ffn_ctx_bytes(s->hid, s->inter, s->lim.max_rows);
 	if (s->has_blocks)
-		total += kw_llama_ctx_bytes(&s->d, s->lim.max_rows, s->lim.max_rows, 1);
-	return total;
+		total += kw_llama_ctx_bytes(&s->d, s->lim.max_rows, max_pos(s), 1) +
+			 kw_serve_infer_bytes(s);
+	return total + kw_serve_stream_bytes(s);
 }
 
-static struct kw_serve_slot *slot_get(struct kw_serve *s, void **tok)
+struct kw_serve_slot *kw_serve_slot_get(struct kw_serve *s, void **tok)
 {
 	*tok = kw_pool_alloc(&s->pool);
 	if (!*tok)
@@ -514,7 +582,7 @@ static struct kw_serve_slot *slot_get(struct kw_serve *s, void **tok)
 	return &s->slot[((uint8_t *)*tok - s->pool.storage) / s->pool.stride];
 }
 
-static void slot_put(struct kw_serve *s, void *tok)
+void kw_serve_slot_put(struct kw_serve *s, void *tok)
 {
 	kw_pool_free(&s->pool, tok);
 	s->st.slots_used = s->pool.used;
@@ -576,7 +644,7 @@ int kw_serve_call(struct kw_serve *s, const char *name, const uint8_t *req, size
 
 	if (method < 0 || (petals ? !s->has_blocks : !s->n_ex) || !s->started)
 		return -KW_ENOENT;
-	slot = slot_get(s, &tok);
+	slot = kw_serve_slot_get(s, &tok);
 	if (!slot) {
 		s->st.busy++;
 		o.data = (const uint8_t *)busy_text;
@@ -593,7 +661,7 @@ int kw_serve_call(struct kw_serve *s, const char *name, const uint8_t *req, size
 		*is_error = o.is_error;
 	}
 	if (slot)
-		slot_put(s, tok);
+		kw_serve_slot_put(s, tok);
 	return ret;
 }
 
@@ -614,7 +682,7 @@ static void on_call(struct kw_hm_call *call, const uint8_t *req, size_t len, voi
 	void *tok;
 	int ret;
 
-	slot = slot_get(s, &tok);
+	slot = kw_serve_slot_get(s, &tok);
 	if (!slot) {
 		s->st.busy++;
 		s->st.calls++;
@@ -632,7 +700,7 @@ static void on_call(struct kw_hm_call *call, const uint8_t *req, size_t len, voi
 	if (ret < 0)
 		KW_LOG_WRN(serve, "reply of %zu bytes not sent: %s (the caller gets an error "
 			   "text; raise KW_NET_HIVEMIND_CALL_BUF_BYTES)", o.len, kw_strerror(ret));
-	slot_put(s, tok);
+	kw_serve_slot_put(s, tok);
 }
 
 int kw_serve_start(struct kw_serve *s, struct kw_arena *a, struct kw_hm *hm,
@@ -663,7 +731,7 @@ int kw_serve_start(struct kw_serve *s, struct kw_arena *a, struct kw_hm *hm,
 			return ret;
 	}
 	if (s->has_blocks) {
-		ret = kw_llama_ctx_init(&s->lctx, &s->d, kk, wk, s->lim.max_rows, s->lim.max_rows,
+		ret = kw_llama_ctx_init(&s->lctx, &s->d, kk, wk, s->lim.max_rows, max_pos(s),
 					s->a);
 		if (ret < 0)
 			return ret;
@@ -708,13 +776,26 @@ int kw_serve_start(struct kw_serve *s, struct kw_arena *a, struct kw_hm *hm,
 		if (ret < 0)
 			return ret;
 	}
-	return 0;
+	s->hm = hm;
+	if (hm) {
+		/* the stream handlers need net/hivemind's stream pools (Kconfig sizes) */
+		ret = kw_hm_stream_setup(hm, NULL);
+		if (ret < 0 && ret != -KW_EALREADY)
+			return ret;
+	}
+	if (s->has_blocks) {
+		ret = kw_serve_infer_start(s);
+		if (ret < 0)
+			return ret;
+	}
+	return kw_serve_stream_start(s);
 }
 
 void kw_serve_get_stats(const struct kw_serve *s, struct kw_serve_stats *st)
 {
 	*st = s->st;
 	st->slots_used = s->started ? s->pool.used : 0;
+	st->sessions_open = s->started && s->has_blocks ? s->kv.open : 0;
 }
 
 void kw_serve_describe(const struct kw_serve *s, struct kw_serve_desc *d)
@@ -733,5 +814,6 @@ void kw_serve_describe(const struct kw_serve *s, struct kw_serve_desc *d)
 		d->quant_type = s->n_ex && s->ex[0].f->up.q8 ? "int8" : "none";
 	}
 	d->torch_dtype = "float32";
-	d->cache_tokens_left = 0;
+	d->cache_tokens_left = s->started && s->has_blocks ? kw_kv_cache_tokens_left(&s->kv) : 0;
+	d->inference_max_length = s->has_blocks ? s->lim.session_tokens : 0;
 }

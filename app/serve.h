@@ -4,26 +4,31 @@
  * rpc_backward, hivemind hivemind/moe/server/connection_handler.py @ 4bd43b7) for FFN experts
  * "ffn.<i>.<j>", and of a Petals server (TransformerConnectionHandler.rpc_info / rpc_forward
  * / rpc_backward, petals src/petals/server/handler.py @ 22afba6) for a span of LLaMA blocks,
- * all on the int8 (or fp32) compute of ml/block. Private to app/ (and its tests and fuzz
- * target).
+ * all on the int8 (or fp32) compute of ml/block; their stream variants (rpc_forward_stream /
+ * rpc_backward_stream of both, app/serve_stream.c) and Petals inference sessions
+ * (rpc_inference with a KV cache per session, rpc_push, app/serve_infer.c). Private to app/
+ * (and its tests and fuzz targets).
  *
  * Life cycle (start-up only, nothing after kw_serve_start allocates):
  *   kw_serve_create      state from an arena (about 260 KiB: the codec tables)
  *   kw_serve_add_expert  one FFN expert (weights borrowed), any number up to the limit
  *   kw_serve_set_blocks  the LLaMA span (weights borrowed), at most one span
- *   kw_serve_start       scratch sized from what was added, slots, handlers on a kw_hm
+ *   kw_serve_start       scratch sized from what was added, slots, the KV cache of
+ *                        limits.sessions sessions, handlers on a kw_hm
  *
  * Requests are computed on the event loop when they arrive and answered at once (one
  * request at a time holds the compute contexts). Each takes a slot (input, output and reply
- * buffers) from a pool of limits.slots and gives it back before the handler returns; the
- * seam for compute off the loop (workers) and for the stream variants (`_stream`, Petals
- * rpc_inference over net/hivemind stream handlers) is kw_serve_moe_run / kw_serve_petals_run:
- * they take a decoded request and a slot and fill the reply, independent of how bytes came.
+ * buffers) from a pool of limits.slots and gives it back before the handler returns (a
+ * stream call keeps it from its first piece to its last answer piece; an inference step
+ * takes it for the step); the seam for compute off the loop (workers) is kw_serve_moe_run /
+ * kw_serve_petals_run: they take a decoded request and a slot and fill the reply,
+ * independent of how bytes came (the unary and the stream handlers both use it).
  *
  * Errors are answered as the Python server raises them, repr(exception) as hivemind's p2pd
  * bindings send it (hivemind/p2p/p2p_daemon_bindings/control.py): "KeyError('ffn.9.9')",
  * "RuntimeError('Remote peer does not serve llama.7')", "ValueError('...')". Every error is
- * counted; the slot goes back to the pool and the node keeps serving.
+ * counted; the slot goes back to the pool and the node keeps serving. Stream handlers send
+ * str(exception) instead, as hivemind's stream handlers do (p2p_daemon.py _process_stream).
  */
 #ifndef KW_APP_SERVE_H
 #define KW_APP_SERVE_H
@@ -50,6 +55,13 @@ struct kw_serve;
 #define KW_SERVE_PT_INFO      "TransformerConnectionHandler.rpc_info"
 #define KW_SERVE_PT_FORWARD   "TransformerConnectionHandler.rpc_forward"
 #define KW_SERVE_PT_BACKWARD  "TransformerConnectionHandler.rpc_backward"
+/* Stream handlers (app/serve_stream.c, app/serve_infer.c) and Petals' rpc_push (unary). */
+#define KW_SERVE_MOE_FORWARD_STREAM  "ConnectionHandler.rpc_forward_stream"
+#define KW_SERVE_MOE_BACKWARD_STREAM "ConnectionHandler.rpc_backward_stream"
+#define KW_SERVE_PT_FORWARD_STREAM   "TransformerConnectionHandler.rpc_forward_stream"
+#define KW_SERVE_PT_BACKWARD_STREAM  "TransformerConnectionHandler.rpc_backward_stream"
+#define KW_SERVE_PT_INFERENCE        "TransformerConnectionHandler.rpc_inference"
+#define KW_SERVE_PT_PUSH             "TransformerConnectionHandler.rpc_push"
 
 /* Sizes; kw_serve_limits_default fills them from Kconfig (KW_APP_SERVE_*). */
 struct kw_serve_limits {
@@ -57,6 +69,15 @@ struct kw_serve_limits {
 	uint32_t max_experts;   /* experts one node serves */
 	uint32_t slots;         /* requests in progress at once (pool size) */
 	uint32_t max_blocks;    /* blocks in the span (and in one chain) */
+	/* Petals rpc_inference; 0 takes the Kconfig default (KW_APP_SERVE_SESSION*) */
+	uint32_t sessions;         /* sessions at once (KV-cache slots) */
+	uint32_t session_tokens;   /* positions per session (batch x max_length) */
+	uint32_t step_timeout_ms;  /* Petals step_timeout */
+	uint32_t session_timeout_ms; /* Petals session_timeout */
+	/* Largest answer piece of a _stream handler (bytes of one ExpertResponse); it must fit
+	 * the stream buffer of the kw_hm. 0: KW_NET_HIVEMIND_STREAM_BUF_BYTES - 512, at most
+	 * 4 MiB (hivemind's DEFAULT_MAX_MSG_SIZE). */
+	uint32_t stream_piece;
 };
 void kw_serve_limits_default(struct kw_serve_limits *l);
 
@@ -67,6 +88,14 @@ struct kw_serve_stats {
 	uint64_t busy;           /* refused: no free slot */
 	size_t slots_used;       /* slots taken now (0 when idle) */
 	size_t slots_high;
+	/* Petals rpc_inference and the stream handlers */
+	uint64_t sessions;       /* sessions opened */
+	uint64_t steps;          /* inference steps computed */
+	uint64_t steps_dup;      /* requests dropped as a repeated step_id */
+	uint64_t pushes;         /* rpc_push calls delivered into a session */
+	uint64_t stream_calls;   /* rpc_forward_stream / rpc_backward_stream answered */
+	size_t sessions_open;    /* open now (0 when idle) */
+	size_t sessions_high;
 };
 
 /* ---- ExpertRequest / ExpertUID decoding (bounded; the fuzz target drives it) ------------- */
@@ -129,9 +158,11 @@ size_t kw_serve_bytes(const struct kw_serve *s);
  * Carves the compute contexts and the slot pool from arena a (kw_serve_bytes of it; it may be
  * the create arena; it must outlive the serve) and registers the handlers on
  * hm (the three MoE names when an expert was added, the three Petals names when a span was
- * set). kk NULL: kw_kernels_best(); wk may be NULL. client_mode: reported by Petals rpc_info.
- * hm NULL: only the compute (kw_serve_call drives it). Return: 0, -KW_ENOMEM, -KW_EINVAL
- * (nothing to serve), kw_hm_register_unary's errors.
+ * set, plus their stream handlers, rpc_inference and rpc_push; hm's stream pools are set up
+ * with the Kconfig sizes unless the caller did it first). kk NULL: kw_kernels_best(); wk may
+ * be NULL. client_mode: reported by Petals rpc_info. hm NULL: only the compute
+ * (kw_serve_call drives it). Return: 0, -KW_ENOMEM, -KW_EINVAL (nothing to serve),
+ * kw_hm_register_unary's, kw_hm_register_stream's and kw_hm_stream_setup's errors.
  */
 int kw_serve_start(struct kw_serve *s, struct kw_arena *a, struct kw_hm *hm,
 		   const struct kw_kernels *kk,
@@ -157,7 +188,9 @@ struct kw_serve_desc {
 	uint32_t start_block, end_block;  /* [start, end): ServerInfo start_block/end_block */
 	const char *torch_dtype;    /* "float32": what the handlers answer in */
 	const char *quant_type;     /* "int8" or "none" */
-	uint64_t cache_tokens_left; /* 0: no inference sessions yet (unary only) */
+	uint64_t cache_tokens_left; /* Petals ServerInfo.cache_tokens_left: KV-cache tokens free,
+				       K and V counted apart (a client needs 2 x blocks x tokens) */
+	uint32_t inference_max_length; /* the largest max_length rpc_inference accepts */
 };
 void kw_serve_describe(const struct kw_serve *s, struct kw_serve_desc *d);
 

@@ -15,11 +15,15 @@
  *
  * Memory: weights and the serve state come from one heap block sized before anything is
  * loaded (start-up allocation, freed at shutdown); requests allocate nothing.
+ *
+ * With the Hivemind DHT on, the `serve` entry (and `kwnode serve`) announce what was loaded
+ * (kw_app_serve_announce_cfg): the ServerInfo of the span and the experts' declarations.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <kw/app.h>
 #include <kw/arena.h>
@@ -28,6 +32,10 @@
 #include <kw/ml/block.h>
 #include <kw/ml/model.h>
 
+#include <kw/net/hivemind_records.h>
+
+#include "client.h"
+#include "hivemind.h"
 #include "serve_app.h"
 
 int kw_app_serve_init(struct kw_node *n);
@@ -45,23 +53,6 @@ static void gen(float *v, size_t n, float scale, uint64_t *s)
 {
 	for (size_t i = 0; i < n; i++)
 		v[i] = scale * ((float)((xs_next(s) >> 40) & 0xffffff) / 8388608.0f - 1.0f);
-}
-
-/* The directory's last component with '.' -> '-' (Petals: no '.' in a dht_prefix). */
-static void prefix_of(const char *dir, char *out, size_t cap)
-{
-	size_t len = strlen(dir);
-	const char *b;
-
-	while (len > 1 && dir[len - 1] == '/')
-		len--;
-	b = dir + len;
-	while (b > dir && b[-1] != '/')
-		b--;
-	snprintf(out, cap, "%.*s", (int)(dir + len - b), b);
-	for (char *p = out; *p; p++)
-		if (*p == '.' || *p == ' ')
-			*p = '-';
 }
 
 static size_t expert_bytes(size_t h)
@@ -142,12 +133,57 @@ static void load_progress(void *ctx, size_t i, size_t n, uint64_t bytes, uint64_
 		   (double)total / 1048576.0);
 }
 
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/*
+ * Petals announces a measured throughput (server/throughput.py: forward requests per second
+ * of one block); the network part it also measures is not. Times MEASURE_CALLS 1-token
+ * forwards through the whole span on the compute the handlers use, at start-up.
+ */
+#define MEASURE_CALLS 8
+static double measure_rps(struct kw_app_serve *as, uint32_t first, uint32_t count,
+			  uint32_t hidden)
+{
+	size_t cap = 2 * (size_t)hidden * sizeof(float) + 1024, out_len;
+	uint8_t *buf = malloc(2 * cap);   /* start-up only */
+	float *x = calloc(hidden, sizeof(float));
+	uint32_t shape[3] = { 1, 1, hidden };
+	char uid[KW_SERVE_UID_MAX * 8];
+	double t0, dt = 0;
+	bool is_error = true;
+	long len = -1;
+	int ret = -1;
+
+	if (buf && x && kw_client_chain_uid(as->block_prefix, first, first + count, uid,
+					    sizeof(uid)) > 0)
+		len = kw_client_req_encode(uid, shape, 3, x, hidden, true, buf, cap);
+	t0 = mono_s();
+	for (int i = 0; len > 0 && i < MEASURE_CALLS; i++) {
+		ret = kw_serve_call(as->s, KW_SERVE_PT_FORWARD, buf, (size_t)len, buf + cap, cap,
+				    &out_len, &is_error);
+		if (ret < 0 || is_error)
+			break;
+	}
+	dt = mono_s() - t0;
+	free(buf);
+	free(x);
+	if (ret < 0 || is_error || dt <= 0)
+		return 0;
+	return (double)MEASURE_CALLS * count / dt;
+}
+
 int kw_app_serve_open(struct kw_app_serve *as, const struct kw_config *cfg, struct kw_hm *hm,
 		      bool client_mode, char *err, size_t cap)
 {
 	struct kw_serve_limits lim;
 	size_t wbytes = 4096, sbytes;
-	uint32_t count = cfg->serve_end - cfg->serve_first;
+	uint32_t count = cfg->serve_end - cfg->serve_first, hidden = 0;
 	bool model = cfg->serve_model[0], experts = cfg->serve_experts[0];
 	int ret;
 
@@ -245,7 +281,9 @@ int kw_app_serve_open(struct kw_app_serve *as, const struct kw_config *cfg, stru
 			goto fail;
 		}
 		kw_llama_dims_from_config(&d, &as->ck.cfg);
-		prefix_of(cfg->serve_model, as->block_prefix, sizeof(as->block_prefix));
+		as->model_layers = as->ck.cfg.num_hidden_layers;
+		hidden = as->ck.cfg.hidden_size;
+		kw_client_prefix_of(cfg->serve_model, as->block_prefix, sizeof(as->block_prefix));
 		ret = kw_serve_set_blocks(as->s, as->block_prefix, cfg->serve_first, count, as->w,
 					  &d);
 		if (ret < 0) {
@@ -277,6 +315,9 @@ int kw_app_serve_open(struct kw_app_serve *as, const struct kw_config *cfg, stru
 	}
 	as->weight_bytes = wbytes;
 	as->request_bytes = sbytes;
+	as->grid = experts ? cfg->serve_grid : 0;
+	if (model)
+		as->measured_rps = measure_rps(as, cfg->serve_first, count, hidden);
 	return 0;
 fail:
 	kw_app_serve_close(as);
@@ -292,6 +333,41 @@ void kw_app_serve_close(struct kw_app_serve *as)
 	free(as->smem);
 	free(as->rmem);
 	memset(as, 0, sizeof(*as));
+}
+
+void kw_app_serve_announce_cfg(const struct kw_app_serve *as, const struct kw_config *cfg,
+			       struct kw_hm_announce_cfg *ac, bool *measured)
+{
+	struct kw_serve_desc d;
+	struct kw_hm_server_info *si = &ac->info;
+
+	memset(ac, 0, sizeof(*ac));
+	kw_serve_describe(as->s, &d);
+	kw_app_hm_announce_common(cfg, ac);
+	*measured = false;
+	if (d.has_blocks) {
+		snprintf(ac->prefix, sizeof(ac->prefix), "%s", d.block_prefix);
+		ac->start_block = d.start_block;
+		ac->end_block = d.end_block;
+		si->has |= KW_HM_SI_TORCH_DTYPE | KW_HM_SI_QUANT_TYPE | KW_HM_SI_CACHE_TOKENS;
+		snprintf(si->torch_dtype, sizeof(si->torch_dtype), "%s", d.torch_dtype);
+		snprintf(si->quant_type, sizeof(si->quant_type), "%s", d.quant_type);
+		si->cache_tokens_left = d.cache_tokens_left;
+		if (!ac->model.num_blocks)
+			ac->model.num_blocks = as->model_layers;
+		if (cfg->hivemind_throughput > 0) {
+			si->throughput = cfg->hivemind_throughput;
+		} else if (as->measured_rps > 0) {
+			si->throughput = as->measured_rps;
+			si->forward_rps = as->measured_rps;
+			si->has |= KW_HM_SI_FORWARD_RPS;
+			*measured = true;
+		}
+	}
+	for (uint32_t i = 0; i < as->grid && ac->n_experts < KW_HM_ANNOUNCE_EXPERTS; i++)
+		for (uint32_t j = 0; j < as->grid && ac->n_experts < KW_HM_ANNOUNCE_EXPERTS; j++)
+			snprintf(ac->experts[ac->n_experts++], sizeof(ac->experts[0]), "%s.%u.%u",
+				 as->expert_prefix, i, j);
 }
 
 void kw_app_serve_print(const struct kw_app_serve *as, FILE *f)
@@ -334,6 +410,18 @@ int kw_app_serve_init(struct kw_node *n)
 	}
 	app->serve = g_serve.s;
 	kw_app_serve_print(&g_serve, stdout);
+	if (app->hm_app && app->hm_dht && !app->cfg.hivemind_client) {
+		struct kw_hm_announce_cfg ac;
+		bool measured;
+
+		kw_app_serve_announce_cfg(&g_serve, &app->cfg, &ac, &measured);
+		ret = kw_app_hm_announce_begin(n, app->hm_app, app->sw, app->policy, &ac);
+		if (ret < 0)
+			return ret;
+		KW_LOG_INF(serve, "announcing what is served, throughput %.3f (%s)",
+			   ac.info.throughput, measured ? "measured" :
+			   app->cfg.hivemind_throughput > 0 ? "configured" : "none");
+	}
 	return 0;
 }
 

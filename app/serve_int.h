@@ -34,6 +34,9 @@ struct kw_serve_expert {
 	enum kw_compression comp;
 };
 
+struct kw_serve_sess;   /* an rpc_inference session (serve_infer.c) */
+struct kw_serve_sc;     /* an rpc_*_stream call (serve_stream.c) */
+
 struct kw_serve {
 	struct kw_arena *a;
 	struct kw_serve_limits lim;
@@ -56,7 +59,56 @@ struct kw_serve {
 	struct kw_pool pool;     /* tokens; the index picks slot[] */
 	struct kw_serve_slot *slot;
 	struct kw_serve_stats st;
+	/* stream handlers and Petals inference (hm NULL: none) */
+	struct kw_hm *hm;
+	struct kw_kv_cache kv;   /* lim.sessions slots of lim.session_tokens x count blocks */
+	struct kw_serve_sess *sess;
+	struct kw_serve_sc *sc;  /* lim.slots stream calls */
 };
+
+/* A request slot from the pool (NULL when all are taken; *tok is given back to slot_put). */
+struct kw_serve_slot *kw_serve_slot_get(struct kw_serve *s, void **tok);
+void kw_serve_slot_put(struct kw_serve *s, void *tok);
+
+/*
+ * str(exception) from its repr (what kw_serve_pyerr wrote): stream handlers send str(e)
+ * (hivemind p2p_daemon.py _process_stream: RPCError(message=str(e))), unary ones repr.
+ * "ValueError('a b')" -> "a b"; "KeyError('x')" -> "'x'" (KeyError's str is its key's
+ * repr); "TimeoutError()" -> "". Writes NUL-terminated into out[0..cap).
+ */
+void kw_serve_pystr(const char *repr, char *out, size_t cap);
+
+/* Set-up of serve_infer.c / serve_stream.c from kw_serve_start (arena memory, handlers on
+ * s->hm). kw_serve_infer_bytes / kw_serve_stream_bytes: what they take from the arena. */
+size_t kw_serve_infer_bytes(const struct kw_serve *s);
+int kw_serve_infer_start(struct kw_serve *s);
+size_t kw_serve_stream_bytes(const struct kw_serve *s);
+int kw_serve_stream_start(struct kw_serve *s);
+/* Petals rpc_info's cache_tokens_available: KV-cache tokens free per block (K and V as one). */
+uint64_t kw_serve_cache_tokens(const struct kw_serve *s);
+
+/* What one rpc_inference request's metadata says (the keys Petals reads; string ids are kept
+ * as 64-bit FNV-1a hashes, 0 = absent). */
+struct kw_serve_infer_meta {
+	bool has_max_length, has_start, has_step, pushed, has_comp, bad_points;
+	int64_t max_length, start;
+	uint64_t step_id, session_id;
+	enum kw_compression comp;
+	char max_length_repr[32], points_repr[32];   /* Python reprs for the error texts */
+};
+/* Bounded decoder of that msgpack dict (args_structure, next_servers and unknown keys are
+ * skipped). Return: 0; -KW_EINVAL with the Python error text (a repr) in err. */
+int kw_serve_infer_meta_decode(const uint8_t *b, size_t len, struct kw_serve_infer_meta *m,
+			       char *err, size_t cap);
+/* hypo_ids: DUMMY (n = 0) or B uncompressed int64 indices below B into hypo[0..cap).
+ * Return: 0 with *n; -KW_EINVAL with the error text in err. */
+int kw_serve_infer_hypo(const struct kw_tensor_msg *hy, uint32_t B, uint32_t *hypo, size_t cap,
+			size_t *n, char *err, size_t errcap);
+
+/* Petals: the chain a uid names as block indices (chain_of of serve_petals.c); error text in
+ * err. Return: 0, -KW_ENOENT (a block not held), -KW_ELIMIT (longer than max_blocks). */
+int kw_serve_petals_chain(struct kw_serve *s, const char *uid, size_t uid_len, uint32_t *idx,
+			  size_t *n, char *err, size_t cap);
 
 /* The result of a served request: the reply (the slot's out) or an error text (slot->err). */
 struct kw_serve_out {

@@ -14,8 +14,8 @@
  *              nil or "" here: no adapters), points (a number); other keys are ignored
  * Schemas: BatchTensorDescriptor(1, 2048, hidden, dtype, compression NONE), device nil, as
  * server.py builds them; the dtype is torch.float32, what these handlers answer in (the
- * int8 weights compute in fp32). Deep prompts and rpc_inference (a KV-cache session over a
- * stream handler) are not served yet: see doc/serve.md.
+ * int8 weights compute in fp32). Deep prompts are not served; rpc_inference (a KV-cache
+ * session over a stream handler) is app/serve_infer.c.
  */
 #include <stdio.h>
 #include <string.h>
@@ -56,11 +56,11 @@ static long block_of(const struct kw_serve *s, const char *u, size_t len)
 }
 
 /* _check_uids: the chain as block indices into w[]; an error text on failure. */
-static int chain_of(struct kw_serve *s, struct kw_serve_slot *slot, const struct kw_serve_req *r,
-		    uint32_t *idx, size_t *n)
+int kw_serve_petals_chain(struct kw_serve *s, const char *uid, size_t uid_len, uint32_t *idx,
+			  size_t *n, char *err, size_t cap)
 {
-	size_t pos = 0, len = r->uid_len;
-	const char *u = r->uid ? r->uid : "";
+	size_t pos = 0, len = uid_len;
+	const char *u = uid ? uid : "";
 
 	*n = 0;
 	for (;;) {
@@ -71,13 +71,13 @@ static int chain_of(struct kw_serve *s, struct kw_serve_slot *slot, const struct
 			end++;
 		b = block_of(s, u + pos, end - pos);
 		if (b < 0) {
-			kw_serve_pyerr(slot->err, sizeof(slot->err), "RuntimeError",
+			kw_serve_pyerr(err, cap, "RuntimeError",
 				       "Remote peer does not serve %.*s", (int)KW_MIN(end - pos, 128),
 				       u + pos);
 			return -KW_ENOENT;
 		}
 		if (*n == s->lim.max_blocks) {
-			kw_serve_pyerr(slot->err, sizeof(slot->err), "ValueError",
+			kw_serve_pyerr(err, cap, "ValueError",
 				       "a chain of more than %u blocks is not served",
 				       s->lim.max_blocks);
 			return -KW_ELIMIT;
@@ -182,7 +182,7 @@ static void info(struct kw_serve *s, struct kw_serve_slot *slot, const struct kw
 	kw_mp_put_cstr(&w, "dht_client_mode");
 	kw_mp_put_bool(&w, s->client_mode);
 	kw_mp_put_cstr(&w, "cache_tokens_available");
-	kw_mp_put_uint(&w, 0);   /* no inference sessions over unary calls */
+	kw_mp_put_uint(&w, kw_serve_cache_tokens(s));
 	if (block) {
 		kw_mp_put_cstr(&w, "forward_schema");
 		kw_mp_put_ext_begin(&w, KW_MP_EXT_TUPLE, &m1);
@@ -265,7 +265,8 @@ void kw_serve_petals_run(struct kw_serve *s, struct kw_serve_slot *slot, int met
 		fail(slot, o);
 		return;
 	}
-	if (chain_of(s, slot, r, chain, &n_chain) < 0 || read_meta(slot, r, &comp) < 0 ||
+	if (kw_serve_petals_chain(s, r->uid, r->uid_len, chain, &n_chain, slot->err,
+				  sizeof(slot->err)) < 0 || read_meta(slot, r, &comp) < 0 ||
 	    check_prompts(slot, r, bwd ? 2 : 1) < 0) {
 		fail(slot, o);
 		return;

@@ -11,14 +11,29 @@
 // BatchTensorDescriptor ext 0x51, as hivemind's ModuleBackend.get_info); rpc_forward of a
 // (3, 16) float32 tensor answers one float32 (3, 16) tensor whose rows are LayerNorm outputs
 // (weight 1 and bias 0 in the generated experts: mean 0, variance 1, an independent check of
-// the computation); an unknown uid answers KeyError('ffn.9.9'). Exit 1 when any failed.
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+// the computation); an unknown uid answers KeyError('ffn.9.9').
+//
+// Petals inference (the node also serves the two blocks of the model writer's tiny LLaMA
+// checkpoint): a TransformerConnectionHandler.rpc_inference session written from petals
+// src/petals/client/inference_session.py and handler.py @ 22afba6 (ExpertRequest{uid chain,
+// tensors = [hidden_states, DUMMY prompts, DUMMY_INT64 hypo_ids], metadata = msgpack of
+// session_id, step_id, max_length, start_from_position, args_structure}; hivemind's stream
+// frames, END_OF_STREAM after the empty request): a 3-token prompt then two 1-token steps
+// answer (1, T, hidden) float32 tensors equal (within 1e-4) to the matching rows of one
+// unary rpc_forward of the whole 5-token prefix; the session ends with a clean close; a
+// max_length above the server's limit ends with the error frame Petals sends.
+// Exit 1 when any failed.
+import { execFileSync, spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import protobuf from 'protobufjs'
-import { createNode, callUnary, HandlerError, mpDecode, multiaddr, Tuple, BatchTensorDescriptor } from './hivemind-lib.mjs'
+import {
+  createNode, callUnary, HandlerError, mpDecode, mpEncode, multiaddr, Tuple, BatchTensorDescriptor,
+  encodeFrame, END_OF_STREAM, Reader, pb, decodePb
+} from './hivemind-lib.mjs'
 
 const kwnode = process.argv[2]
 if (!kwnode) { console.error('usage: serve.mjs <kwnode>'); process.exit(2) }
@@ -64,15 +79,114 @@ const enc = (t, o) => Buffer.from(T(t).encode(T(t).fromObject(o)).finish())
 const dec = (t, b) => T(t).toObject(T(t).decode(b), { bytes: Buffer, defaults: true })
 
 const HID = 16
+
+// ---- Petals rpc_inference ------------------------------------------------------------------
+// hivemind stream frames: marker || 8-byte big-endian length || protobuf
+async function nextFrame (reader) {
+  for (;;) {
+    if (reader.buf.length >= 9) {
+      const len = Number(reader.buf.readBigUInt64BE(1))
+      if (reader.buf.length >= 9 + len) {
+        const f = { marker: reader.buf[0], payload: reader.buf.subarray(9, 9 + len) }
+        reader.buf = reader.buf.subarray(9 + len)
+        return f
+      }
+    }
+    if (!(await reader.more())) return null
+  }
+}
+const f32 = (a) => ({ buffer: Buffer.from(a.buffer, a.byteOffset, a.byteLength) })
+const floats = (t) => new Float32Array(t.buffer.buffer.slice(t.buffer.byteOffset, t.buffer.byteOffset + t.buffer.length))
+const DUMMY = { buffer: Buffer.alloc(0), size: [0], dtype: 'float32' }        // petals DUMMY
+const DUMMY_INT64 = { buffer: Buffer.alloc(0), size: [0], dtype: 'int64' }    // DUMMY_INT64
+// pack_args_kwargs((hidden, prompts, hypo_ids)): ((b"__T0", b"__T1", b"__T2"), {})
+const ARGS = new Tuple([new Tuple([Buffer.from('__T0'), Buffer.from('__T1'), Buffer.from('__T2')]), {}])
+
+async function openSession (node, target) {
+  const stream = await node.dialProtocol(target, 'TransformerConnectionHandler.rpc_inference',
+    { signal: AbortSignal.timeout(10000) })
+  return { stream, reader: new Reader(stream) }
+}
+function stepRequest (uid, x, T, meta) {
+  return encodeFrame(0, enc('ExpertRequest', {
+    uid,
+    tensors: [{ ...f32(x), size: [1, T, HIDDEN], dtype: 'float32' }, DUMMY, DUMMY_INT64],
+    metadata: mpEncode(meta)
+  }))
+}
+
+async function inference (node, target) {
+  const uid = 'tiny-llama.0 tiny-llama.1'
+  const sessionId = randomUUID()
+  const xs = new Float32Array(5 * HIDDEN).map((_, i) => Math.cos(i * 0.37) * 0.8)
+  const { stream, reader } = await openSession(node, target)
+  const outs = []
+  const steps = [[0, 3], [3, 1], [4, 1]]  // (position, tokens)
+  for (const [pos, T] of steps) {
+    const meta = { session_id: sessionId, step_id: randomUUID() }
+    if (pos === 0) Object.assign(meta, { max_length: 16, points: 0 })
+    else meta.start_from_position = pos
+    meta.args_structure = ARGS
+    stream.send(stepRequest(uid, xs.subarray(pos * HIDDEN, (pos + T) * HIDDEN), T, meta))
+    const f = await nextFrame(reader)
+    if (!f || f.marker !== 0) {
+      check(`rpc_inference: step at ${pos} answered`, false,
+        f ? decodePb(pb.RPCError, f.payload).message : 'stream ended')
+      return
+    }
+    const r = dec('ExpertResponse', f.payload)
+    const t = r.tensors[0] ?? {}
+    check(`rpc_inference: step at ${pos} answers one float32 (1, ${T}, ${HIDDEN}) tensor`,
+      r.tensors.length === 1 && t.dtype === 'float32' && t.compression === 0 &&
+      t.size.join() === `1,${T},${HIDDEN}` && t.buffer.length === T * HIDDEN * 4)
+    outs.push(floats(t))
+  }
+  // the empty request ends the session, then END_OF_STREAM: the server just closes
+  stream.send(encodeFrame(0, Buffer.alloc(0)))
+  stream.send(END_OF_STREAM)
+  const end = await nextFrame(reader)
+  check('rpc_inference: the empty request ends the session with a clean close', end === null,
+    end ? `marker ${end.marker}` : '')
+  await stream.close().catch(() => {})
+
+  // the same 5 positions through one unary rpc_forward
+  const resp = dec('ExpertResponse', await callUnary(node, target, 'TransformerConnectionHandler.rpc_forward',
+    enc('ExpertRequest', { uid, tensors: [{ ...f32(xs), size: [1, 5, HIDDEN], dtype: 'float32' }, DUMMY] }), 10000))
+  const y = floats(resp.tensors[0])
+  const got = new Float32Array(5 * HIDDEN)
+  got.set(outs[0], 0)
+  got.set(outs[1], 3 * HIDDEN)
+  got.set(outs[2], 4 * HIDDEN)
+  let worst = 0
+  for (let i = 0; i < y.length; i++) worst = Math.max(worst, Math.abs(got[i] - y[i]) / Math.max(1, Math.abs(y[i])))
+  check(`rpc_inference: the steps equal a unary forward of the same prefix (within 1e-4; worst ${worst.toExponential(1)})`,
+    y.length === 5 * HIDDEN && worst < 1e-4, `worst relative difference ${worst}`)
+
+  // a max_length the server cannot hold: Petals' ValueError, sent as str(e) in an error frame
+  const bad = await openSession(node, target)
+  bad.stream.send(stepRequest(uid, xs.subarray(0, HIDDEN), 1,
+    { session_id: randomUUID(), step_id: randomUUID(), max_length: 100000, args_structure: ARGS }))
+  const e = await nextFrame(bad.reader)
+  const msg = e && e.marker === 1 ? decodePb(pb.RPCError, e.payload).message : null
+  check('rpc_inference: max_length above the limit is refused as Petals words it',
+    /^Cannot allocate KV cache for 100000 tokens, max = \d+$/.test(msg ?? ''), String(msg))
+  await bad.stream.close().catch(() => {})
+}
 const dir = mkdtempSync(join(tmpdir(), 'kw-serve-'))
+// the tiny LLaMA checkpoint of the model writer built beside kwnode (make tools)
+const model = join(dir, 'tiny-llama')
+execFileSync(join(dirname(kwnode), 'tools/model/kw_model_write'), ['--out', model, '--preset', 'tiny'],
+  { stdio: 'ignore' })
+const HIDDEN = JSON.parse(readFileSync(join(model, 'config.json'), 'utf8')).hidden_size
 const server = spawn(kwnode, ['serve', '--experts', 'ffn', '--grid', '2', '--hidden', String(HID),
-  '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', dir], { stdio: ['ignore', 'pipe', 'ignore'] })
+  '--model', model, '--blocks', '0:2',
+  '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dir, 'data')], { stdio: ['ignore', 'pipe', 'ignore'] })
 let addr = null
 await new Promise((resolve, reject) => {
   const timer = setTimeout(() => reject(new Error('kwnode serve printed no listen line in 20 s')), 20000)
   createInterface({ input: server.stdout }).on('line', (l) => {
     if (l.startsWith('listen ') && !addr) addr = l.slice(7)
-    if (l.startsWith('serving ')) { clearTimeout(timer); resolve() }
+    if (l.startsWith('serving blocks')) { clearTimeout(timer); resolve() }
   })
   server.on('exit', (c) => reject(new Error(`kwnode serve exited with ${c}`)))
 })
@@ -123,6 +237,8 @@ try {
     await callUnary(node, target, 'ConnectionHandler.rpc_forward', enc('ExpertRequest', { uid: 'ffn.9.9' }), 10000)
   } catch (e) { if (e instanceof HandlerError) text = e.message; else throw e }
   check('rpc_forward: unknown uid raises KeyError', text === "KeyError('ffn.9.9')", String(text))
+
+  await inference(node, target)
 } catch (e) {
   failed++
   console.log(`FAIL ${e.message}`)

@@ -50,7 +50,7 @@ static int init(void)
 	static struct kw_llama_w w[2];
 	static struct kw_llama_dims d = { H, I, 2, 1, 4, 10000.0, 1e-6 };
 	struct kw_serve_limits lim = { .max_rows = 8, .max_experts = 1, .slots = 1,
-				       .max_blocks = 2 };
+				       .max_blocks = 2, .sessions = 1, .session_tokens = 8 };
 	size_t at = 0;
 
 	kw_arena_init(&a, mem, sizeof(mem));

@@ -36,7 +36,7 @@ struct kw_node;
 struct kw_swarm;
 struct kw_conn;
 
-#define KW_SWARM_PROTOCOLS_MAX 16   /* registered inbound protocols per node */
+#define KW_SWARM_PROTOCOLS_MAX 32   /* registered inbound protocols per node (serving both adds 12) */
 #define KW_SWARM_LISTENERS_MAX 8
 #define KW_MADDR_BIN_MAX       96   /* a binary multiaddr we keep (ip6 + tcp + /p2p/ fits) */
 

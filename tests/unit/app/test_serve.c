@@ -253,7 +253,7 @@ static void make_expert(int i)
 static int setup(void **state)
 {
 	struct kw_serve_limits lim = { .max_rows = ROWS, .max_experts = 4, .slots = 1,
-				       .max_blocks = 4 };
+				       .max_blocks = 4, .sessions = 1, .session_tokens = 16 };
 	struct kw_model_gen mg;
 	size_t wb, sb, cb;
 	uint8_t *cmem;

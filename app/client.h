@@ -1,0 +1,204 @@
+/*
+ * The Petals client side (app/client*.c, doc/serve.md "Client and generate"): finding a
+ * chain of servers for a block range from their ServerInfo records on the Hivemind DHT,
+ * banning a server that failed for a while, and the request / answer bytes of the unary
+ * TransformerConnectionHandler.rpc_forward. Private to app/ (and its tests).
+ *
+ * Facts from upstream: petals src/petals/client/routing/sequence_manager.py
+ * (make_sequence: a chain of spans covering [start, end), each span one server's
+ * consecutive blocks; on_request_failure bans the peer with an exponential backoff,
+ * on_request_success lifts it) and src/petals/client/remote_forward_backward.py
+ * (run_remote_forward: ExpertRequest{uid = "p.a p.a+1 ...", tensors = [hidden_states,
+ * prompts]}) at bigscience-workshop/petals @ 22afba6.
+ *
+ * Nothing here allocates: the route table is a fixed-size struct the caller owns, encoders
+ * write into the caller's buffer.
+ */
+#ifndef KW_APP_CLIENT_H
+#define KW_APP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kw/net/hivemind_records.h>
+
+#define KW_CLIENT_SERVERS_MAX 64   /* servers of one model a route table holds */
+#define KW_CLIENT_BANS_MAX    64   /* servers banned at once */
+#define KW_CLIENT_SPANS_MAX   64   /* hops of one chain */
+
+/* One server as its newest ServerInfo says. */
+struct kw_client_server {
+	char peer[KW_HM_REC_PEER_MAX];     /* base58 PeerID (the record's subkey) */
+	uint8_t state;                     /* enum kw_hm_server_state */
+	uint32_t start, end;               /* the span [start, end) it serves */
+	double throughput;
+	double exp;                        /* expiration of the record that spoke for it */
+};
+
+struct kw_client_ban {
+	char peer[KW_HM_REC_PEER_MAX];
+	double until;                      /* banned while now < until */
+	uint32_t fails;                    /* failures in a row (the backoff's exponent) */
+};
+
+struct kw_client_route {
+	struct kw_client_server srv[KW_CLIENT_SERVERS_MAX];
+	uint32_t n_srv;
+	uint32_t dropped;                  /* servers not kept (table full) */
+	struct kw_client_ban ban[KW_CLIENT_BANS_MAX];
+	uint32_t n_ban;
+	double ban_base_s, ban_max_s;      /* first ban, cap of the doubling */
+};
+
+/* One hop of a chain: server srv (index into the table) runs blocks [start, end). */
+struct kw_client_span {
+	uint32_t srv;
+	uint32_t start, end;
+};
+
+/* An empty table (no servers, no bans); bans last base_s, doubling up to max_s. */
+void kw_client_route_init(struct kw_client_route *r, double base_s, double max_s);
+/* Forgets the servers (a fresh read of the records follows); bans stay. */
+void kw_client_route_clear(struct kw_client_route *r);
+
+/*
+ * Takes one ServerInfo found under block `block` (the record's subkey peer, its expiration
+ * exp). The newest record of a peer speaks for it (as `kwnode hivemind servers` reads them);
+ * a record without start_block/end_block spans the block it was found under. Return: 0;
+ * -KW_ENOSPC (table full: counted in dropped); -KW_EINVAL (empty peer).
+ */
+int kw_client_route_add(struct kw_client_route *r, const char *peer,
+			const struct kw_hm_server_info *si, uint32_t block, double exp);
+
+/*
+ * A chain of ONLINE, not banned servers covering [start, end): from each position the server
+ * reaching furthest (fewest hops), then the higher throughput, then the smaller PeerID (so
+ * every client picks the same). Return: 0 with out[0..*n); -KW_ENOENT when no server covers
+ * block *gap (then *n spans before it are filled); -KW_ENOSPC (more than cap hops);
+ * -KW_EINVAL (start >= end).
+ */
+int kw_client_route_plan(const struct kw_client_route *r, uint32_t start, uint32_t end,
+			 double now, struct kw_client_span *out, uint32_t cap, uint32_t *n,
+			 uint32_t *gap);
+
+/* A request to peer failed at time now: banned for base * 2^(fails - 1), at most max. */
+void kw_client_ban(struct kw_client_route *r, const char *peer, double now);
+/* A request to peer succeeded: its failure count starts again (petals on_request_success). */
+void kw_client_unban(struct kw_client_route *r, const char *peer);
+bool kw_client_banned(const struct kw_client_route *r, const char *peer, double now);
+
+/*
+ * The dht_prefix of a checkpoint directory: its last path component with '.' and ' '
+ * replaced by '-' (Petals derives dht_prefix from the repository name the same way and
+ * splits uids on '.'), NUL-terminated in out (cut to cap). Servers (app/serve_app.c) and
+ * `kwnode generate` name a model so.
+ */
+void kw_client_prefix_of(const char *dir, char *out, size_t cap);
+
+/*
+ * The module uids of blocks [start, end) of model prefix, space-separated ("p.3 p.4"), as one
+ * Petals chain request names them. Return: length; -KW_ENOSPC; -KW_EINVAL (bad prefix).
+ */
+int kw_client_chain_uid(const char *prefix, uint32_t start, uint32_t end, char *out,
+			size_t cap);
+
+/*
+ * ExpertRequest{uid, tensors = [float32 NONE tensor of shape[0..ndim) holding v[0..n)]
+ * (+ an empty DUMMY tensor when petals: the deep-prompts slot Petals clients always fill)}.
+ * Return: bytes written; -KW_EMSGSIZE (out too small); -KW_EINVAL.
+ */
+long kw_client_req_encode(const char *uid, const uint32_t *shape, uint32_t ndim,
+			  const float *v, size_t n, bool petals, uint8_t *out, size_t cap);
+
+/*
+ * One step of a Petals inference session (petals client/inference_session.py
+ * _ServerInferenceSession.step): ExpertRequest{uid, tensors = [hidden states (float32 NONE,
+ * shape[0..3)), DUMMY prompts, DUMMY int64 hypo_ids], metadata = msgpack {"max_length":
+ * max_length (only when > 0: the session's first step), "step_id": step_id}}.
+ * Return: bytes written; -KW_EMSGSIZE; -KW_EINVAL.
+ */
+long kw_client_step_encode(const char *uid, const uint32_t *shape, const float *v, size_t n,
+			   uint32_t max_length, const char *step_id, uint8_t *out, size_t cap);
+
+/*
+ * A prompt file of `kwnode generate`: token IDs in decimal, one per line; blank lines and
+ * lines starting with '#' are skipped; each ID must be below vocab. buf need not be
+ * NUL-terminated. Return: 0 with out[0..*n), *n >= 1; -KW_EINVAL (err says which line and
+ * why: not a number, out of the vocabulary, or no token at all); -KW_ENOSPC (more than cap).
+ */
+int kw_client_tokens_parse(const char *buf, size_t len, uint32_t vocab, uint32_t *out,
+			   size_t cap, size_t *n, char *err, size_t errcap);
+
+/*
+ * A server's answer to a step (rpc_forward or one rpc_inference message): an ExpertResponse
+ * whose first tensor holds rows x hid hidden states of shape (1, rows, hid) (Petals) or
+ * (rows, hid) (a hivemind expert), any dtype and
+ * codec the codec reads, decoded into dst[rows x hid]. Return: 0; -KW_EBADMSG (not an
+ * ExpertResponse, another shape, or a buffer that does not match it); -KW_ERANGE (a
+ * non-finite value: dst must not be used).
+ */
+struct kw_codec;
+int kw_client_answer_decode(const struct kw_codec *codec, const uint8_t *msg, size_t len,
+			    size_t rows, size_t hid, float *dst);
+
+/*
+ * A connection to peer (base58 PeerID): one already open (return 1, *c set), else a dial to
+ * the address among addrs[0..n) whose /p2p/ names it (return 0: cb runs from the loop).
+ * The ServerInfo records and expert declarations carry PeerIDs only. Return: 1; 0;
+ * -KW_ENOENT (no connection and no address); -KW_EINVAL (PeerID); kw_swarm_dial's errors.
+ */
+struct kw_swarm;
+struct kw_conn;
+int kw_client_connect(struct kw_swarm *sw, const char *peer, const char *const *addrs, int n,
+		      void (*cb)(struct kw_swarm *sw, struct kw_conn *c, int err, void *user),
+		      void *user, struct kw_conn **c);
+
+/* ---- the MoE client (app/client_moe.c, `kwnode moe`) ----------------------------------- */
+#define KW_CLIENT_MOE_DIMS     4     /* grid dimensions of an expert uid */
+#define KW_CLIENT_MOE_GRID_MAX 4096  /* a coordinate is below this */
+
+/* One alive expert as its declaration names it. */
+struct kw_client_expert {
+	char uid[KW_HM_REC_UID_MAX];
+	char peer[KW_HM_REC_PEER_MAX];
+	uint32_t coord[KW_CLIENT_MOE_DIMS];
+	uint32_t ndim;
+};
+
+/*
+ * One entry of a prefix record "t.c1." (hivemind dht_handler.py _declare_experts: subkey int
+ * next coordinate, -1 for a flat expert; value the tuple (uid, peer)). Return: 0 with
+ * *coord, uid and peer (NUL-terminated); -KW_EBADMSG (another shape, a uid that is not an
+ * expert uid, strings longer than the room given).
+ */
+int kw_client_expert_entry(const uint8_t *sub, size_t sub_len, const uint8_t *val,
+			   size_t val_len, int64_t *coord, char *uid, size_t ucap, char *peer,
+			   size_t pcap);
+/* The coordinates of uid under prefix ("ffn.3.7" under "ffn": 3, 7). Return: 0; -KW_EINVAL
+ * (another prefix, more than cap coordinates, one >= KW_CLIENT_MOE_GRID_MAX). */
+int kw_client_expert_coords(const char *uid, const char *prefix, uint32_t *coord,
+			    uint32_t cap, uint32_t *n);
+/* Gating scores of one row x[hid]: sum(grid) values, dimension after dimension, from a
+ * generated projection (seed 0: the default). */
+void kw_client_moe_gate(uint64_t seed, const uint32_t *grid, uint32_t ndim, const float *x,
+			size_t hid, float *scores);
+/* The k experts of ex[0..n_ex) with the highest logits (sum of their coordinates' scores),
+ * best first, into best[] (indices) and logit[]. Return: 0; -KW_ENOENT (none of ndim
+ * coordinates); -KW_EINVAL (a coordinate outside grid). */
+int kw_client_moe_topk(const float *scores, const uint32_t *grid, uint32_t ndim,
+		       const struct kw_client_expert *ex, size_t n_ex, uint32_t k, uint32_t *best,
+		       float *logit, uint32_t *n_best);
+/* Softmax of logit[0..n) over the experts that answered (others weigh 0), as hivemind masks
+ * failed experts. Return: 0; -KW_ENOENT (none answered). */
+int kw_client_moe_weights(const float *logit, const bool *answered, uint32_t n, float *w);
+
+/*
+ * A tensor text file as `kwnode call` reads it (app/cmd_call.c): a line `shape D0 D1 ...`,
+ * then the values. *v is heap memory the caller frees (a one-shot command's start-up).
+ * Errors are printed as "<prog>: <path>: <why>". Return: 0; -1.
+ */
+int kw_app_tensor_read(const char *path, const char *prog, uint32_t *shape, uint32_t *ndim,
+		       float **v, size_t *n);
+
+#endif /* KW_APP_CLIENT_H */

@@ -1,0 +1,778 @@
+/*
+ * Petals inference sessions (app/serve.h, doc/serve.md): the stream handler
+ * TransformerConnectionHandler.rpc_inference and the unary rpc_push, as petals
+ * src/petals/server/handler.py (rpc_inference, _iterate_inference_steps, rpc_push,
+ * _allocate_cache) and block_functions.py (iterate_rpc_inference) @ 22afba6 serve them.
+ *
+ * A session is one stream. Its first ExpertRequest names the chain of held blocks ("p.3 p.4",
+ * CHAIN_DELIMITER ' ') and carries the metadata (msgpack dict): max_length (int, required,
+ * 0 .. session_tokens), session_id, points, alloc_timeout, active_adapter. The KV cache is
+ * allocated for batch = tensors[0].size[0] rows and max_length positions: one slot of the
+ * kw_kv_cache carved at start (lim.sessions slots of lim.session_tokens positions shared by
+ * the rows, every block of the span). Each request with tensors [hidden_states (B, T, H),
+ * prompts (DUMMY), hypo_ids (int64 DUMMY or (B,))] is one step: the cache is rewound to
+ * start_from_position when given, reordered by hypo_ids, the chain runs over the T new
+ * positions and the answer is ExpertResponse{tensors=[hidden_states out (B, T, H)]}
+ * (float32, NONE as the outputs schema says, or metadata output_compression). A repeated
+ * step_id is dropped without an answer. The first request without tensors ends the session:
+ * the stream closes normally and the slot is free again.
+ *
+ * Errors end the session with an error frame holding str(exception), as hivemind's stream
+ * handlers send it (hivemind/p2p/p2p_daemon.py _process_stream); the texts are Petals'
+ * where Petals has one. Time: no request for step_timeout ends the session quietly
+ * (Petals returns from the handler); a request arriving after session_timeout is answered
+ * with str(asyncio.TimeoutError()), i.e. "". Nothing is allocated per session or step.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <kw/compiler.h>
+#include <kw/err.h>
+#include <kw/log.h>
+#include <kw/loop.h>
+#include <kw/node.h>
+#include <kw/net/hivemind.h>
+#include <kw/net/msgpack.h>
+#include <kw/net/swarm.h>
+
+#include "serve_int.h"
+
+#define STEP_IDS   64   /* step_ids remembered per session (hashes, most recent) */
+#define CHAIN_MAX  64   /* = the range limit of KW_APP_SERVE_MAX_BLOCKS */
+
+struct kw_serve_sess {
+	struct kw_serve *s;
+	struct kw_hm_stream *st;     /* NULL: free */
+	struct kw_kv_session *kv;
+	uint32_t chain[CHAIN_MAX];
+	size_t n_chain;
+	uint32_t max_length, prefix, batch;
+	uint64_t opened_ms;
+	uint64_t session_id;         /* FNV-1a of the session_id string; 0: none given */
+	uint64_t step_ids[STEP_IDS]; /* FNV-1a of the step_ids seen */
+	uint32_t n_ids, next_id;
+	struct kw_timer timer;       /* step_timeout */
+	struct kw_loop *loop;
+	uint8_t *pend;               /* a reply the send buffer had no room for */
+	size_t pend_len, pend_cap;
+	const uint8_t *held;         /* a request kept (HOLD) until pend is sent */
+	size_t held_len;
+};
+
+static uint64_t fnv(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h ? h : 1;
+}
+
+static bool key_is(const struct kw_mp_item *k, const char *name)
+{
+	size_t n = strlen(name);
+
+	return k->type == KW_MP_STR && k->len == n && !memcmp(k->data, name, n);
+}
+
+/* Python's repr of a msgpack scalar, for the texts that print a bad value. */
+static void repr_of(const struct kw_mp_item *v, char *out, size_t cap)
+{
+	switch (v->type) {
+	case KW_MP_NIL:
+		snprintf(out, cap, "None");
+		break;
+	case KW_MP_BOOL:
+		snprintf(out, cap, "%s", v->v.b ? "True" : "False");
+		break;
+	case KW_MP_UINT:
+		snprintf(out, cap, "%llu", (unsigned long long)v->v.u);
+		break;
+	case KW_MP_INT:
+		snprintf(out, cap, "%lld", (long long)v->v.i);
+		break;
+	case KW_MP_FLOAT:
+		snprintf(out, cap, "%g", v->v.f);
+		break;
+	case KW_MP_STR:
+		snprintf(out, cap, "'%.*s'", (int)KW_MIN(v->len, 20u), (const char *)v->data);
+		break;
+	default:
+		snprintf(out, cap, "<%s>", v->type == KW_MP_ARRAY ? "list" : "object");
+		break;
+	}
+}
+
+static bool as_int(const struct kw_mp_item *v, int64_t *x)
+{
+	if (v->type == KW_MP_UINT && v->v.u <= INT64_MAX) {
+		*x = (int64_t)v->v.u;
+		return true;
+	}
+	if (v->type == KW_MP_INT) {
+		*x = v->v.i;
+		return true;
+	}
+	return false;
+}
+
+int kw_serve_infer_meta_decode(const uint8_t *b, size_t len, struct kw_serve_infer_meta *m,
+			       char *err, size_t cap)
+{
+	struct kw_mp_reader rd;
+	struct kw_mp_item it;
+
+	memset(m, 0, sizeof(*m));
+	snprintf(m->max_length_repr, sizeof(m->max_length_repr), "None");
+	if (!len)
+		return 0;
+	if (kw_mp_reader_init(&rd, b, len, KW_MP_ENTER_EXT) < 0 || kw_mp_read(&rd, &it) < 0 ||
+	    it.type != KW_MP_MAP)
+		goto bad;
+	for (uint32_t i = 0; i < it.len; i++) {
+		struct kw_mp_item k, v;
+
+		/* a key that is a container is skipped whole before its value */
+		if (kw_mp_read(&rd, &k) < 0 || kw_mp_skip(&rd, &k) < 0 || kw_mp_read(&rd, &v) < 0)
+			goto bad;
+		if (key_is(&k, "max_length")) {
+			m->has_max_length = as_int(&v, &m->max_length);
+			repr_of(&v, m->max_length_repr, sizeof(m->max_length_repr));
+		} else if (key_is(&k, "start_from_position") && v.type != KW_MP_NIL) {
+			if (!as_int(&v, &m->start)) {
+				kw_serve_pyerr(err, cap, "TypeError", "start_from_position must be an "
+					       "int");
+				return -KW_EINVAL;
+			}
+			m->has_start = true;
+		} else if (key_is(&k, "step_id") && v.type == KW_MP_STR) {
+			m->has_step = true;
+			m->step_id = fnv(v.data, v.len);
+		} else if (key_is(&k, "session_id") && v.type == KW_MP_STR) {
+			m->session_id = fnv(v.data, v.len);
+		} else if (key_is(&k, "pushed")) {
+			m->pushed = v.type == KW_MP_BOOL ? v.v.b : v.type != KW_MP_NIL;
+		} else if (key_is(&k, "points")) {
+			m->bad_points = v.type != KW_MP_UINT && v.type != KW_MP_INT &&
+					v.type != KW_MP_FLOAT;
+			repr_of(&v, m->points_repr, sizeof(m->points_repr));
+		} else if (key_is(&k, "active_adapter") && v.type == KW_MP_STR && v.len) {
+			kw_serve_pyerr(err, cap, "KeyError", "adapter %.*s not found",
+				       (int)KW_MIN(v.len, 64u), (const char *)v.data);
+			return -KW_EINVAL;
+		} else if (key_is(&k, "output_compression") && v.type != KW_MP_NIL) {
+			struct kw_mp_item arr = v, c;
+
+			if (v.type == KW_MP_EXT && v.entered && kw_mp_read(&rd, &arr) < 0)
+				goto bad;
+			if (arr.type != KW_MP_ARRAY || arr.len != 1 || kw_mp_read(&rd, &c) < 0 ||
+			    c.type != KW_MP_UINT || c.v.u >= KW_COMP_COUNT) {
+				kw_serve_pyerr(err, cap, "AssertionError", "output_compression must "
+					       "be a tuple/list of one known compression");
+				return -KW_EINVAL;
+			}
+			m->has_comp = true;
+			m->comp = (enum kw_compression)c.v.u;
+			continue;
+		}
+		if (kw_mp_skip(&rd, &v) < 0)
+			goto bad;
+	}
+	if (kw_mp_reader_done(&rd) == 0)
+		return 0;
+bad:
+	kw_serve_pyerr(err, cap, "ValueError", "metadata is not msgpack of a dict: %s",
+		       rd.why && rd.why[0] ? rd.why : "not a map");
+	return -KW_EINVAL;
+}
+
+/* ---- sessions ------------------------------------------------------------------------------ */
+
+static uint64_t now_of(struct kw_serve_sess *ss)
+{
+	return kw_loop_now(ss->loop);
+}
+
+static void sess_free(struct kw_serve_sess *ss)
+{
+	struct kw_serve *s = ss->s;
+
+	kw_timer_cancel(ss->loop, &ss->timer);
+	if (ss->kv)
+		kw_kv_close(&s->kv, ss->kv);
+	ss->kv = NULL;
+	ss->st = NULL;
+	ss->pend_len = 0;
+	ss->held = NULL;
+	s->st.sessions_open = s->kv.open;
+}
+
+/* Ends the call with str(e) of the repr in text, frees the session. */
+static void sess_fail(struct kw_serve_sess *ss, struct kw_hm_stream *st, const char *repr)
+{
+	char msg[KW_SERVE_ERR_MAX];
+
+	kw_serve_pystr(repr, msg, sizeof(msg));
+	KW_LOG_DBG(serve, "rpc_inference ends with %s", repr);
+	ss->s->st.errors++;
+	kw_hm_stream_set_user(st, NULL);
+	(void)kw_hm_stream_error(st, msg);
+	sess_free(ss);
+}
+
+static void sess_end(struct kw_serve_sess *ss)
+{
+	struct kw_hm_stream *st = ss->st;
+
+	kw_hm_stream_set_user(st, NULL);
+	sess_free(ss);
+	(void)kw_hm_stream_end(st);
+}
+
+static void on_step_timeout(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_serve_sess *ss = t->arg;
+
+	(void)l;
+	KW_LOG_INF(serve, "rpc_inference: no request for %u ms, the session ends",
+		   ss->s->lim.step_timeout_ms);
+	sess_end(ss);   /* Petals: _iterate_inference_steps returns, the stream just closes */
+}
+
+struct kw_serve_sess *kw_serve_sess_find(struct kw_serve *s, uint64_t session_id);
+struct kw_serve_sess *kw_serve_sess_find(struct kw_serve *s, uint64_t session_id)
+{
+	for (uint32_t i = 0; i < s->lim.sessions && session_id; i++)
+		if (s->sess[i].st && s->sess[i].session_id == session_id)
+			return &s->sess[i];
+	return NULL;
+}
+
+uint64_t kw_serve_cache_tokens(const struct kw_serve *s)
+{
+	/* memory_cache.bytes_left // cache_bytes_per_token (K and V of one block) */
+	return s->started && s->has_blocks ? kw_kv_cache_tokens_left(&s->kv) / 2 : 0;
+}
+
+int kw_serve_infer_hypo(const struct kw_tensor_msg *hy, uint32_t B, uint32_t *hypo, size_t cap,
+			size_t *n, char *err, size_t errcap)
+{
+	size_t nh;
+
+	if (strcmp(hy->dtype, "int64")) {
+		kw_serve_pyerr(err, errcap, "AssertionError", "hypo ids must be int64, got torch.%s",
+			       hy->dtype[0] ? hy->dtype : "(none)");
+		return -KW_EINVAL;
+	}
+	if (kw_tensor_msg_numel(hy, &nh) < 0 || (nh && (nh != B || hy->ndim != 1 ||
+	    hy->compression != KW_COMP_NONE || hy->buf_len != nh * 8))) {
+		kw_serve_pyerr(err, errcap, "ValueError", "hypo_ids must be DUMMY or an uncompressed "
+			       "int64 tensor of shape [%u]", B);
+		return -KW_EINVAL;
+	}
+	if (nh > cap) {
+		kw_serve_pyerr(err, errcap, "ValueError", "hypo_ids of more than %zu rows are not "
+			       "served", cap);
+		return -KW_EINVAL;
+	}
+	for (size_t i = 0; i < nh; i++) {
+		int64_t v = 0;
+
+		for (int j = 7; j >= 0; j--)
+			v = (int64_t)((uint64_t)v << 8 | hy->buf[i * 8 + (size_t)j]);
+		if (v < 0 || v >= (int64_t)B) {
+			kw_serve_pyerr(err, errcap, "IndexError", "hypo_ids[%zu] = %lld is out of "
+				       "bounds for a batch of %u", i, (long long)v, B);
+			return -KW_EINVAL;
+		}
+		hypo[i] = (uint32_t)v;
+	}
+	*n = nh;
+	return 0;
+}
+
+/* ---- one step ------------------------------------------------------------------------------ */
+
+/* Writes ExpertResponse{tensors=[an empty float32 (B, 0, H)]} for a T = 0 step. */
+static int empty_reply(struct kw_serve_slot *slot, uint32_t B, uint32_t H, size_t *len)
+{
+	struct kw_tensor_msg m;
+	size_t tl;
+
+	memset(&m, 0, sizeof(m));
+	m.ndim = 3;
+	m.shape[0] = B;
+	m.shape[1] = 0;
+	m.shape[2] = H;
+	strcpy(m.dtype, "float32");
+	if (kw_tensor_msg_encode(&m, slot->out + 2, slot->out_cap - 2, &tl) < 0 || tl > 127)
+		return -KW_ENOSPC;
+	slot->out[0] = 0x12;
+	slot->out[1] = (uint8_t)tl;
+	*len = tl + 2;
+	return 0;
+}
+
+/*
+ * Runs one step of request r (metadata m) on the session into slot->out (*len); 1 when the
+ * step is a repeated step_id (no answer). Error text in slot->err.
+ */
+static int step(struct kw_serve_sess *ss, struct kw_serve_slot *slot,
+		const struct kw_serve_req *r, const struct kw_serve_infer_meta *m, size_t *len)
+{
+	struct kw_serve *s = ss->s;
+	size_t H = s->d.hidden, n, nh;
+	const struct kw_tensor_msg *h = &r->t[0], *hy;
+	uint32_t B, T, hypo[256], shape[3];
+	struct kw_serve_tout t;
+	int ret = 0;
+
+	if (m->has_step) {
+		for (uint32_t i = 0; i < ss->n_ids; i++)
+			if (ss->step_ids[i] == m->step_id) {
+				s->st.steps_dup++;
+				return 1;
+			}
+		ss->step_ids[ss->next_id] = m->step_id;
+		ss->next_id = (ss->next_id + 1) % STEP_IDS;
+		ss->n_ids = KW_MIN(ss->n_ids + 1, (uint32_t)STEP_IDS);
+	}
+	if (m->has_start) {
+		/* Petals' assert here is a tuple (always true); a position beyond the cache is
+		 * refused instead of computing on positions never filled */
+		if (m->start < 0 || m->start > ss->prefix) {
+			kw_serve_pyerr(slot->err, sizeof(slot->err), "ValueError",
+				       "start_from_position=%lld is outside the cache (prefix_length="
+				       "%u)", (long long)m->start, ss->prefix);
+			return -KW_EINVAL;
+		}
+		ss->prefix = (uint32_t)m->start;
+		kw_kv_rewind(ss->kv, ss->n_chain, ss->prefix);
+	}
+	if (r->n_tensors < 3) {
+		kw_serve_pyerr(slot->err, sizeof(slot->err), "ValueError", "not enough values to "
+			       "unpack (expected at least 3, got %zu)", r->n_tensors);
+		return -KW_EINVAL;
+	}
+	hy = &r->t[2];
+	if (kw_tensor_msg_numel(&r->t[1], &n) < 0 || n) {
+		kw_serve_pyerr(slot->err, sizeof(slot->err), "NotImplementedError",
+			       "deep prompts are not served by this node (send a DUMMY prompts "
+			       "tensor)");
+		return -KW_EINVAL;
+	}
+	if (h->ndim != 3 || h->shape[2] != H || kw_tensor_msg_numel(h, &n) < 0) {
+		/* kw_serve_tensor_in words the shape error */
+		(void)kw_serve_tensor_in(s, h, "hidden_states", 3, H, 0, slot->x, &n, slot->err,
+					 sizeof(slot->err));
+		return -KW_EINVAL;
+	}
+	B = h->shape[0];
+	T = h->shape[1];
+	if (B != ss->batch) {
+		kw_serve_pyerr(slot->err, sizeof(slot->err), "ValueError", "hidden_states has "
+			       "batch %u, the session's cache was allocated for %u", B, ss->batch);
+		return -KW_EINVAL;
+	}
+	if ((uint64_t)ss->prefix + T > ss->max_length) {
+		kw_serve_pyerr(slot->err, sizeof(slot->err), "ValueError", "Maximum length "
+			       "exceeded: prefix %u + current %u exceeds pre-allocated maximum %u",
+			       ss->prefix, T, ss->max_length);
+		return -KW_EINVAL;
+	}
+	if (kw_serve_infer_hypo(hy, B, hypo, KW_ARRAY_SIZE(hypo), &nh, slot->err,
+				sizeof(slot->err)) < 0)
+		return -KW_EINVAL;
+	s->st.steps++;
+	if (T == 0) {
+		/* a client may pass 0 tokens to check the cache was allocated: answered empty */
+		if (empty_reply(slot, B, (uint32_t)H, len) < 0) {
+			kw_serve_pyerr(slot->err, sizeof(slot->err), "RuntimeError", "cannot write "
+				       "the reply");
+			return -KW_EINVAL;
+		}
+		return 0;
+	}
+	if (kw_serve_tensor_in(s, h, "hidden_states", 3, H, (size_t)s->lim.max_rows * H, slot->y,
+			       &n, slot->err, sizeof(slot->err)) < 0)
+		return -KW_EINVAL;
+	if (nh)   /* backend.py _reorder_cache_inplace, before the step's own tokens */
+		ret = kw_kv_reorder(&s->kv, ss->kv, hypo);
+	for (size_t i = 0; i < ss->n_chain && ret == 0; i++)
+		ret = kw_llama_forward(&s->lctx, &s->w[ss->chain[i]], &s->kv, ss->kv, i, slot->y,
+				       B, T, ss->prefix, slot->y);
+	if (ret < 0) {
+		kw_serve_pyerr(slot->err, sizeof(slot->err), "RuntimeError", "inference step "
+			       "failed: %s", kw_strerror(ret));
+		return ret;
+	}
+	ss->prefix += T;
+	shape[0] = B;
+	shape[1] = T;
+	shape[2] = (uint32_t)H;
+	t = (struct kw_serve_tout){ .y = slot->y, .shape = shape, .ndim = 3,
+				    .comp = m->has_comp ? m->comp : KW_COMP_NONE };
+	return kw_serve_response(s, slot, &t, 1, len) < 0 ? -KW_EINVAL : 0;
+}
+
+/* Sends a step's reply, keeping it when the send buffer is full. 1: kept (hold delivery). */
+static int send_reply(struct kw_serve_sess *ss, const uint8_t *b, size_t len)
+{
+	int ret = kw_hm_stream_send(ss->st, b, len);
+
+	if (ret == -KW_EAGAIN && len <= ss->pend_cap) {
+		memcpy(ss->pend, b, len);
+		ss->pend_len = len;
+		return 1;
+	}
+	return ret;
+}
+
+/*
+ * One request for the session (from its stream, or pushed): decode, step, answer. Returns
+ * 0, 1 (reply kept: hold the stream), or < 0 after ending the session with an error.
+ */
+static int serve_request(struct kw_serve_sess *ss, const struct kw_serve_req *r,
+			 const struct kw_serve_infer_meta *m)
+{
+	struct kw_serve *s = ss->s;
+	struct kw_hm_stream *st = ss->st;
+	struct kw_serve_slot *slot;
+	size_t len = 0;
+	void *tok;
+	int ret;
+
+	slot = kw_serve_slot_get(s, &tok);
+	if (!slot) {
+		s->st.busy++;
+		sess_fail(ss, st, "RuntimeError('server busy: every request slot is taken')");
+		return -KW_EBUSY;
+	}
+	slot->err[0] = '\0';
+	s->st.calls++;
+	ret = step(ss, slot, r, m, &len);
+	if (ret < 0) {
+		sess_fail(ss, st, slot->err);
+	} else if (ret == 0) {
+		ret = send_reply(ss, slot->out, len);
+		if (ret < 0) {
+			kw_serve_pyerr(slot->err, sizeof(slot->err), "RuntimeError", "the step's "
+				       "reply of %zu bytes does not fit the stream buffer (%s)", len,
+				       kw_strerror(ret));
+			sess_fail(ss, st, slot->err);
+		}
+	} else {
+		ret = 0;   /* a repeated step_id: no answer */
+	}
+	kw_serve_slot_put(s, tok);
+	return ret;
+}
+
+/* The first request: chain, metadata, cache. 0 with the session open, or < 0 (answered). */
+static int sess_open(struct kw_serve *s, struct kw_hm_stream *st, const struct kw_serve_req *r,
+		     const struct kw_serve_infer_meta *m, struct kw_serve_sess **out)
+{
+	char err[KW_SERVE_ERR_MAX];
+	struct kw_serve_sess *ss = NULL;
+	uint32_t chain[CHAIN_MAX], batch = 1;
+	size_t n_chain;
+	uint64_t want;
+
+	err[0] = '\0';
+	if (s->lim.max_blocks > CHAIN_MAX) {   /* Kconfig's range keeps it below */
+		kw_serve_pyerr(err, sizeof(err), "RuntimeError", "chain table");
+		goto fail;
+	}
+	if (kw_serve_petals_chain(s, r->uid, r->uid_len, chain, &n_chain, err, sizeof(err)) < 0)
+		goto fail;
+	if (n_chain > s->count) {
+		kw_serve_pyerr(err, sizeof(err), "ValueError", "an inference chain of %zu blocks "
+			       "exceeds the %u blocks this server holds", n_chain, s->count);
+		goto fail;
+	}
+	if (!m->has_max_length) {
+		kw_serve_pyerr(err, sizeof(err), "AssertionError", "rpc_inference metadata must "
+			       "contain int max_length, got %s", m->max_length_repr);
+		goto fail;
+	}
+	if (m->bad_points) {
+		kw_serve_pyerr(err, sizeof(err), "AssertionError", "rpc_inference should have "
+			       "number of points as a number or None, got %s", m->points_repr);
+		goto fail;
+	}
+	if (m->max_length < 0 || m->max_length > s->lim.session_tokens) {
+		kw_serve_pyerr(err, sizeof(err), "ValueError", "Cannot allocate KV cache for %lld "
+			       "tokens, max = %u", (long long)m->max_length, s->lim.session_tokens);
+		goto fail;
+	}
+	if (r->n_tensors) {
+		if (!r->t[0].ndim || !r->t[0].shape[0]) {
+			kw_serve_pyerr(err, sizeof(err), "ValueError", "hidden_states must be a 3d "
+				       "tensor with a batch of at least 1");
+			goto fail;
+		}
+		batch = r->t[0].shape[0];
+	}
+	/* get_inference_cache_descriptors: K and V of (batch, kv_heads, max_length, head_dim)
+	 * per block, in the block dtype (float32 here) */
+	want = 2ull * batch * s->d.kv_heads * s->d.head_dim * (uint64_t)m->max_length * 4 *
+	       n_chain;
+	if ((uint64_t)batch * (uint64_t)m->max_length > s->lim.session_tokens) {
+		kw_serve_pyerr(err, sizeof(err), "AllocationFailed", "Could not allocate %llu "
+			       "bytes, max cache size = %llu bytes", (unsigned long long)want,
+			       (unsigned long long)(2ull * s->lim.session_tokens * s->d.kv_heads *
+						    s->d.head_dim * 4 * n_chain));
+		goto fail;
+	}
+	if (kw_serve_sess_find(s, m->session_id)) {
+		kw_serve_pyerr(err, sizeof(err), "AssertionError", "session id is not unique");
+		goto fail;
+	}
+	for (uint32_t i = 0; i < s->lim.sessions && !ss; i++)
+		if (!s->sess[i].st)
+			ss = &s->sess[i];
+	if (!ss || kw_kv_open(&s->kv, batch, &ss->kv) < 0) {
+		/* every slot is taken; alloc_timeout is not waited on (said in doc/serve.md) */
+		kw_serve_pyerr(err, sizeof(err), "AllocationFailed", "Could not allocate %llu "
+			       "bytes immediately: out of memory", (unsigned long long)want);
+		goto fail;
+	}
+	ss->st = st;
+	memcpy(ss->chain, chain, n_chain * sizeof(chain[0]));
+	ss->n_chain = n_chain;
+	ss->max_length = (uint32_t)m->max_length;
+	ss->prefix = 0;
+	ss->batch = batch;
+	ss->session_id = m->session_id;
+	ss->n_ids = ss->next_id = 0;
+	ss->pend_len = 0;
+	ss->loop = &kw_swarm_node(kw_conn_swarm(kw_hm_stream_conn(st)))->loop;
+	ss->opened_ms = now_of(ss);
+	kw_hm_stream_set_user(st, ss);
+	s->st.sessions++;
+	s->st.sessions_open = s->kv.open;
+	s->st.sessions_high = KW_MAX(s->st.sessions_high, s->kv.open);
+	*out = ss;
+	return 0;
+fail: {
+		char msg[KW_SERVE_ERR_MAX];
+
+		s->st.calls++;
+		s->st.errors++;
+		kw_serve_pystr(err, msg, sizeof(msg));
+		(void)kw_hm_stream_error(st, msg);
+		return -KW_EINVAL;
+	}
+}
+
+/* One request of a session's stream, or a pushed one (st NULL for a push). */
+static int deliver(struct kw_serve *s, struct kw_serve_sess *ss, struct kw_hm_stream *st,
+		   const uint8_t *msg, size_t len)
+{
+	char err[KW_SERVE_ERR_MAX];
+	struct kw_serve_req r;
+	struct kw_serve_infer_meta m;
+	const char *why;
+
+	err[0] = '\0';
+	if (kw_serve_req_decode(&r, msg, len, &why) < 0) {
+		s->st.bad_requests++;
+		kw_serve_pyerr(err, sizeof(err), "DecodeError", "Error parsing message: %s", why);
+	} else {
+		kw_serve_infer_meta_decode(r.meta, r.meta_len, &m, err, sizeof(err));
+	}
+	if (!ss) {
+		if (err[0]) {
+			char t[KW_SERVE_ERR_MAX];
+
+			s->st.calls++;
+			s->st.errors++;
+			kw_serve_pystr(err, t, sizeof(t));
+			(void)kw_hm_stream_error(st, t);
+			return -KW_EINVAL;
+		}
+		if (sess_open(s, st, &r, &m, &ss) < 0)
+			return -KW_EINVAL;
+	} else if (err[0]) {
+		sess_fail(ss, ss->st, err);
+		return -KW_EINVAL;
+	} else if (now_of(ss) - ss->opened_ms >= s->lim.session_timeout_ms) {
+		KW_LOG_INF(serve, "rpc_inference: session older than %u ms, ended",
+			   s->lim.session_timeout_ms);
+		sess_fail(ss, ss->st, "TimeoutError()");   /* async with timeout(session_timeout) */
+		return -KW_ETIMEDOUT;
+	}
+	if (!r.n_tensors) {
+		sess_end(ss);   /* `while request.tensors`: the empty request ends the session */
+		return 0;
+	}
+	if (m.pushed)
+		s->st.pushes++;
+	kw_timer_start(ss->loop, &ss->timer, s->lim.step_timeout_ms);
+	return serve_request(ss, &r, &m);
+}
+
+static int inf_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void *arg)
+{
+	struct kw_serve_sess *ss = kw_hm_stream_user(st);
+	int ret;
+
+	if (ss && ss->pend_len) {
+		/* a pushed step's answer still waits for room: this request comes after it */
+		ss->held = msg;
+		ss->held_len = len;
+		return KW_HM_STREAM_HOLD;
+	}
+	ret = deliver(arg, ss, st, msg, len);
+	return ret == 1 ? KW_HM_STREAM_HOLD : 0;
+}
+
+static void inf_writable(struct kw_hm_stream *st, void *arg)
+{
+	struct kw_serve_sess *ss = kw_hm_stream_user(st);
+	int ret;
+
+	(void)arg;
+	if (!ss || !ss->pend_len)
+		return;
+	ret = kw_hm_stream_send(st, ss->pend, ss->pend_len);
+	if (ret == -KW_EAGAIN)
+		return;
+	ss->pend_len = 0;
+	if (ret < 0) {
+		sess_fail(ss, st, "RuntimeError('the step reply could not be sent')");
+		return;
+	}
+	if (ss->held) {
+		const uint8_t *msg = ss->held;
+
+		ss->held = NULL;
+		ret = deliver(ss->s, ss, st, msg, ss->held_len);
+		if (ret == 1 || ss->st != st)
+			return;   /* its own answer waits (still held), or the session ended */
+	}
+	(void)kw_hm_stream_next(st);   /* -KW_EINVAL when nothing was held (a push's answer) */
+}
+
+/* The caller's END_OF_STREAM without the empty request: the session ends as well. */
+static void inf_end(struct kw_hm_stream *st, void *arg)
+{
+	struct kw_serve_sess *ss = kw_hm_stream_user(st);
+
+	(void)arg;
+	if (ss) {
+		sess_end(ss);
+	} else {
+		/* no request at all: Petals times out waiting for the first one and returns */
+		(void)kw_hm_stream_end(st);
+	}
+}
+
+static void inf_cancel(struct kw_hm_stream *st, int reason, void *arg)
+{
+	struct kw_serve_sess *ss = kw_hm_stream_user(st);
+
+	(void)arg;
+	(void)reason;
+	if (ss)
+		sess_free(ss);
+}
+
+static const struct kw_hm_stream_ops inf_ops = {
+	.on_message = inf_msg,
+	.on_end = inf_end,
+	.on_writable = inf_writable,
+	.on_cancel = inf_cancel,
+};
+
+/* ---- rpc_push -------------------------------------------------------------------------------- */
+
+static void on_push(struct kw_hm_call *call, const uint8_t *req, size_t len, void *arg)
+{
+	struct kw_serve *s = arg;
+	char err[KW_SERVE_ERR_MAX];
+	struct kw_serve_sess *ss;
+	struct kw_serve_req r;
+	uint32_t chain[CHAIN_MAX];
+	size_t n_chain;
+	struct kw_serve_infer_meta m;
+	const char *why;
+
+	s->st.calls++;
+	if (kw_serve_req_decode(&r, req, len, &why) < 0) {
+		s->st.bad_requests++;
+		s->st.errors++;
+		kw_serve_pyerr(err, sizeof(err), "DecodeError", "Error parsing message: %s", why);
+		(void)kw_hm_reply_error(call, err);
+		return;
+	}
+	if (kw_serve_petals_chain(s, r.uid, r.uid_len, chain, &n_chain, err, sizeof(err)) < 0 ||
+	    kw_serve_infer_meta_decode(r.meta, r.meta_len, &m, err, sizeof(err)) < 0) {
+		s->st.errors++;
+		(void)kw_hm_reply_error(call, err);
+		return;
+	}
+	if (!m.session_id) {
+		s->st.errors++;
+		(void)kw_hm_reply_error(call, "KeyError('session_id')");   /* metadata["session_id"] */
+		return;
+	}
+	/* _put_into_session_queue: an unknown session is ignored; a session whose reply waits
+	 * for room takes no push now (the caller's own request of that step follows) */
+	ss = kw_serve_sess_find(s, m.session_id);
+	if (ss && !ss->pend_len && r.n_tensors)
+		(void)deliver(s, ss, ss->st, req, len);
+	(void)kw_hm_reply(call, NULL, 0);   /* an empty ExpertResponse */
+}
+
+/* ---- set-up ---------------------------------------------------------------------------------- */
+
+static size_t reply_cap(const struct kw_serve *s)
+{
+	return (size_t)s->lim.max_rows * s->width * 4 + 256 + 2 * 64;
+}
+
+size_t kw_serve_infer_bytes(const struct kw_serve *s)
+{
+	size_t kv = kw_kv_cache_bytes(s->lim.sessions, s->lim.session_tokens, s->count,
+				      s->d.kv_heads, s->d.head_dim);
+	size_t w = KW_MAX((size_t)s->d.hidden, s->n_ex ? s->hid : 0);
+	size_t rc = (size_t)s->lim.max_rows * w * 4 + 256 + 2 * 64;
+
+	if (!kv)
+		return 0;
+	return kv + s->lim.sessions * (sizeof(struct kw_serve_sess) + rc + 64) + 256;
+}
+
+int kw_serve_infer_start(struct kw_serve *s)
+{
+	int ret;
+
+	ret = kw_kv_cache_init(&s->kv, s->lim.sessions, s->lim.session_tokens, s->count,
+			       s->d.kv_heads, s->d.head_dim, s->a);
+	if (ret < 0)
+		return ret;
+	s->sess = kw_arena_alloc(s->a, s->lim.sessions * sizeof(*s->sess), 64);
+	if (!s->sess)
+		return -KW_ENOMEM;
+	memset(s->sess, 0, s->lim.sessions * sizeof(*s->sess));
+	for (uint32_t i = 0; i < s->lim.sessions; i++) {
+		struct kw_serve_sess *ss = &s->sess[i];
+
+		ss->s = s;
+		ss->pend_cap = reply_cap(s);
+		ss->pend = kw_arena_alloc(s->a, ss->pend_cap, 16);
+		if (!ss->pend)
+			return -KW_ENOMEM;
+		kw_timer_init(&ss->timer, on_step_timeout, ss);
+	}
+	if (!s->hm)
+		return 0;
+	/* the step timeout is ours (a quiet close, as Petals); the stream's own idle deadline
+	 * only backs it up */
+	ret = kw_hm_register_stream(s->hm, KW_SERVE_PT_INFERENCE, &inf_ops, s,
+				    s->lim.step_timeout_ms + 1000);
+	if (ret < 0)
+		return ret;
+	return kw_hm_register_unary(s->hm, KW_SERVE_PT_PUSH, on_push, NULL, s, 0);
+}

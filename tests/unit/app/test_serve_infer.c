@@ -1,0 +1,1247 @@
+/*
+ * Petals inference sessions and the stream handlers (app/serve_infer.c, app/serve_stream.c)
+ * on two swarms of the simulated network (hm_pair.c): node b serves the two blocks of the
+ * model writer's tiny LLaMA checkpoint (int8 with transposes) and one fp32 FFN expert;
+ * node a calls rpc_inference, rpc_push and the rpc_*_stream handlers with requests built
+ * here as a Petals / hivemind client writes them.
+ *
+ * Every inference answer must equal, byte for byte, a local decode of the same blocks with
+ * their own kw_kv_cache (same kernels, same order of operations: exact, not within an
+ * epsilon); the stream variants must equal the unary answer of the same request. Errors are
+ * checked as the text a Python caller reads (str(exception) after hivemind's prefix), and
+ * after each the server has no session and no slot taken and serves the next caller. Time
+ * is virtual (step and session timeouts on the simulated clock).
+ */
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../net/hivemind/hm_pair.h"
+
+#include <kw/compiler.h>
+#include <kw/err.h>
+#include <kw/node.h>
+#include <kw/ml/block.h>
+#include <kw/ml/model.h>
+#include <kw/ml/tensor_msg.h>
+#include <kw/net/hivemind.h>
+#include <kw/net/hivemind_rpc.h>
+#include <kw/net/msgpack.h>
+#include <kw/net/swarm.h>
+
+#include "../../../app/serve_int.h"
+#include "model_gen.h"
+
+#define ROWS     320   /* max_rows: a 320-token forward answers more than one stream piece */
+#define TOK      64    /* session_tokens */
+#define STEP_MS  1000
+#define SESS_MS  5000
+#define CHAIN    "tiny-llama-hf.0 tiny-llama-hf.1"
+#define MSG_MAX  (96 * 1024)
+#define MAXR     48
+
+static const struct kw_hm_limits hm_limits = {
+	.calls_in = 4, .calls_per_peer = 4, .calls_out = 4, .buf_bytes = 16384,
+	.timeout_ms = 60000,
+};
+
+static const struct kw_hm_stream_limits sx_limits = {
+	.streams_in = 4, .streams_per_peer = 4, .streams_out = 4, .buf_bytes = 73728,
+	.prefetch = 5, .idle_ms = 60000,
+};
+
+/* A caller's view of one stream call. */
+struct cli {
+	struct kw_hm_stream *st;
+	int done, err;
+	bool remote_error;
+	char text[KW_HM_STREAM_TEXT_MAX];
+	int n;
+	size_t len[MAXR];
+	uint8_t *msg[MAXR];
+	bool hold;             /* keep each answer (KW_HM_STREAM_HOLD) until released */
+};
+
+struct fx {
+	struct kw_hm_pair p;
+	struct kw_serve *srv;
+	uint8_t *srv_mem, *w_mem, *ref_mem, meta_mem[1 << 20];
+	struct kw_arena srv_a, w_a, ref_a, meta_a;
+	struct kw_ckpt ck;
+	struct kw_llama_q8 m8;
+	struct kw_llama_w lw[2];
+	struct kw_llama_dims d;
+	struct kw_llama_ctx lctx;    /* the local reference */
+	struct kw_kv_cache rkv;
+	struct kw_ffn ex;
+	float *fw[6];
+	char dir[3100], err[512];
+	uint8_t req[MSG_MAX], tb[MSG_MAX], store[MAXR][MSG_MAX];
+	uint8_t big[2][MSG_MAX * 2];
+	uint64_t rs;
+	/* unary result */
+	int udone, uerr;
+	bool uremote;
+	uint8_t udata[MSG_MAX * 2];
+	size_t ulen;
+};
+
+static struct fx *g;
+static char model_dir[3100];   /* beside the binary, written by the set-up */
+
+static float frand(void)
+{
+	g->rs ^= g->rs << 13;
+	g->rs ^= g->rs >> 7;
+	g->rs ^= g->rs << 17;
+	return (float)((g->rs >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+}
+
+static void pump(int n)
+{
+	kw_hm_pair_pump(&g->p, n);
+}
+
+/* ---- requests as a Petals client writes them --------------------------------------------- */
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	do {
+		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	return n;
+}
+
+static size_t put_field(uint8_t *p, unsigned field, const void *data, size_t len)
+{
+	size_t o = 0;
+
+	p[o++] = (uint8_t)(field << 3 | 2);
+	o += put_varint(p + o, len);
+	memcpy(p + o, data, len);
+	return o + len;
+}
+
+static size_t put_msg(uint8_t *p, const struct kw_tensor_msg *m)
+{
+	size_t tl;
+
+	assert_int_equal(kw_tensor_msg_encode(m, g->tb, sizeof(g->tb), &tl), 0);
+	return put_field(p, 2, g->tb, tl);
+}
+
+static void tmsg(struct kw_tensor_msg *m, const void *buf, size_t buf_len, const char *dtype,
+		 unsigned ndim, uint32_t d0, uint32_t d1, uint32_t d2)
+{
+	memset(m, 0, sizeof(*m));
+	m->buf = buf;
+	m->buf_len = buf_len;
+	m->ndim = ndim;
+	m->shape[0] = d0;
+	m->shape[1] = d1;
+	m->shape[2] = d2;
+	strcpy(m->dtype, dtype);
+}
+
+/* msgpack of the metadata dict; NULL / < 0 leave a key out */
+static size_t meta(uint8_t *out, size_t cap, const char *session, const char *step_id,
+		   long max_length, long start, bool pushed)
+{
+	struct kw_mp_writer w;
+	uint32_t n = !!session + !!step_id + (max_length >= 0) + (start >= 0) + pushed;
+	long len;
+
+	kw_mp_writer_init(&w, out, cap);
+	kw_mp_put_map(&w, n);
+	if (session) {
+		kw_mp_put_cstr(&w, "session_id");
+		kw_mp_put_cstr(&w, session);
+	}
+	if (step_id) {
+		kw_mp_put_cstr(&w, "step_id");
+		kw_mp_put_cstr(&w, step_id);
+	}
+	if (max_length >= 0) {
+		kw_mp_put_cstr(&w, "max_length");
+		kw_mp_put_uint(&w, (uint64_t)max_length);
+	}
+	if (start >= 0) {
+		kw_mp_put_cstr(&w, "start_from_position");
+		kw_mp_put_uint(&w, (uint64_t)start);
+	}
+	if (pushed) {
+		kw_mp_put_cstr(&w, "pushed");
+		kw_mp_put_bool(&w, true);
+	}
+	len = kw_mp_writer_finish(&w);
+	assert_true(len > 0);
+	return (size_t)len;
+}
+
+/* ExpertRequest{uid, tensors=[hidden (B,T,H), DUMMY prompts, hypo_ids], metadata} */
+static size_t step_req(const char *uid, const float *x, uint32_t B, uint32_t T,
+		       const int64_t *hypo, size_t nh, const uint8_t *mp, size_t mp_len)
+{
+	size_t H = g->d.hidden, o = 0;
+	struct kw_tensor_msg m;
+
+	o += put_field(g->req + o, 1, uid, strlen(uid));
+	tmsg(&m, x, (size_t)B * T * H * 4, "float32", 3, B, T, (uint32_t)H);
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, NULL, 0, "float32", 1, 0, 0, 0);
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, hypo, nh * 8, "int64", 1, (uint32_t)nh, 0, 0);
+	o += put_msg(g->req + o, &m);
+	if (mp_len)
+		o += put_field(g->req + o, 3, mp, mp_len);
+	return o;
+}
+
+/* ---- the caller's stream ------------------------------------------------------------------ */
+
+static int cli_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void *arg)
+{
+	struct cli *c = arg;
+
+	assert_true(c->n < MAXR);
+	assert_true(len <= sizeof(g->store[0]));
+	c->msg[c->n] = g->store[c->n];
+	memcpy(c->msg[c->n], msg, len);
+	c->len[c->n++] = len;
+	return c->hold ? KW_HM_STREAM_HOLD : 0;
+}
+
+static void cli_done(struct kw_hm_stream *st, const struct kw_hm_stream_result *r, void *arg)
+{
+	struct cli *c = arg;
+
+	c->done++;
+	c->err = r->err;
+	c->remote_error = r->remote_error;
+	snprintf(c->text, sizeof(c->text), "%s", r->text ? r->text : "");
+}
+
+static const struct kw_hm_stream_ops cli_ops = { .on_message = cli_msg, .on_done = cli_done };
+
+static void cli_open(struct cli *c, const char *name)
+{
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(kw_hm_stream_open(g->p.a.hm, g->p.a.conn, name, &cli_ops, c, 0, &c->st),
+			 0);
+}
+
+static void cli_send(struct cli *c, size_t len)
+{
+	assert_int_equal(kw_hm_stream_send(c->st, g->req, len), 0);
+	pump(40);
+}
+
+/* The empty request that ends a session, then END_OF_STREAM: a normal close. */
+static void cli_finish(struct cli *c)
+{
+	assert_int_equal(kw_hm_stream_send(c->st, NULL, 0), 0);
+	assert_int_equal(kw_hm_stream_end(c->st), 0);
+	pump(40);
+	assert_int_equal(c->done, 1);
+	assert_int_equal(c->err, 0);
+	assert_false(c->remote_error);
+}
+
+/* The server is idle: no session, no slot. */
+static void assert_idle(void)
+{
+	struct kw_serve_stats st;
+
+	kw_serve_get_stats(g->srv, &st);
+	assert_int_equal(st.sessions_open, 0);
+	assert_int_equal(st.slots_used, 0);
+}
+
+/* The call ended with the error a Python caller raises: "...: <str(e)>". */
+static void assert_error(const struct cli *c, const char *name, const char *str_e)
+{
+	char want[KW_HM_STREAM_TEXT_MAX];
+
+	assert_int_equal(c->done, 1);
+	assert_true(c->remote_error);
+	snprintf(want, sizeof(want), "Failed to call handler `%s` at ", name);
+	assert_memory_equal(c->text, want, strlen(want));
+	assert_string_equal(c->text + strlen(c->text) - strlen(str_e), str_e);
+	assert_true(strlen(c->text) >= strlen(want) + strlen(str_e) + 2);
+	assert_memory_equal(c->text + strlen(c->text) - strlen(str_e) - 2, ": ", 2);
+}
+
+/* Response k of c as its single tensor. */
+static void resp_tensor(const struct cli *c, int k, struct kw_tensor_msg *m)
+{
+	const uint8_t *p = c->msg[k];
+	size_t pos = 0;
+	uint64_t l = 0;
+
+	assert_true(k < c->n);
+	assert_int_equal(p[pos++], 0x12);
+	for (int sh = 0;; sh += 7) {
+		uint8_t b = p[pos++];
+
+		l |= (uint64_t)(b & 0x7f) << sh;
+		if (!(b & 0x80))
+			break;
+	}
+	assert_int_equal(pos + l, c->len[k]);
+	assert_int_equal(kw_tensor_msg_decode(m, p + pos, (size_t)l), 0);
+}
+
+/* Response k equals y (B, T, H) float32 NONE byte for byte. */
+static void assert_resp_equals(const struct cli *c, int k, const float *y, uint32_t B, uint32_t T)
+{
+	struct kw_tensor_msg m;
+
+	resp_tensor(c, k, &m);
+	assert_string_equal(m.dtype, "float32");
+	assert_int_equal(m.compression, 0);
+	assert_int_equal(m.ndim, 3);
+	assert_int_equal(m.shape[0], B);
+	assert_int_equal(m.shape[1], T);
+	assert_int_equal(m.shape[2], g->d.hidden);
+	assert_int_equal(m.buf_len, (size_t)B * T * g->d.hidden * 4);
+	assert_memory_equal(m.buf, y, m.buf_len);
+}
+
+/* ---- the local reference: the same blocks with their own KV cache ------------------------ */
+
+static struct kw_kv_session *ref_open(unsigned batch)
+{
+	struct kw_kv_session *s;
+
+	assert_int_equal(kw_kv_open(&g->rkv, batch, &s), 0);
+	return s;
+}
+
+static void ref_step(struct kw_kv_session *s, const float *x, uint32_t B, uint32_t T, uint32_t pos,
+		     float *y)
+{
+	memcpy(y, x, (size_t)B * T * g->d.hidden * 4);
+	for (size_t l = 0; l < 2; l++)
+		assert_int_equal(kw_llama_forward(&g->lctx, &g->lw[l], &g->rkv, s, l, y, B, T, pos,
+						  y), 0);
+}
+
+/* ---- fixture ------------------------------------------------------------------------------- */
+
+static void make_expert(void)
+{
+	size_t H = 64, I = 4 * H;
+
+	for (int j = 0; j < 6; j++)
+		g->fw[j] = calloc(I * H, sizeof(float));
+	for (size_t i = 0; i < I * H; i++) {
+		g->fw[0][i] = frand() / 8.0f;
+		g->fw[2][i] = frand() / 16.0f;
+	}
+	for (size_t i = 0; i < H; i++) {
+		g->fw[4][i] = 1.0f;
+		g->fw[5][i] = frand() * 0.1f;
+	}
+	memset(&g->ex, 0, sizeof(g->ex));
+	g->ex.kind = KW_FFN_GELU;
+	g->ex.hid = H;
+	g->ex.inter = I;
+	g->ex.up = (struct kw_lin){ .n = I, .k = H, .f32 = g->fw[0], .bias = g->fw[1] };
+	g->ex.down = (struct kw_lin){ .n = H, .k = I, .f32 = g->fw[2], .bias = g->fw[3] };
+	g->ex.ln_w = g->fw[4];
+	g->ex.ln_b = g->fw[5];
+}
+
+/* Set-up failures say where (cmocka only says the group set-up failed). */
+static int fail_at(int line)
+{
+	fprintf(stderr, "set-up failed at line %d: %s\n", line, g && g->err[0] ? g->err : "");
+	return -1;
+}
+
+static int setup(void **state)
+{
+	struct kw_serve_limits lim = {
+		.max_rows = ROWS, .max_experts = 2, .slots = 1, .max_blocks = 4, .sessions = 2,
+		.session_tokens = TOK, .step_timeout_ms = STEP_MS, .session_timeout_ms = SESS_MS,
+		.stream_piece = 65536,
+	};
+	struct kw_model_gen mg;
+	size_t wb, sb = 16 << 20, rb;
+
+	(void)state;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -1;
+	g->rs = 0x9e3779b97f4a7c15ull;
+	snprintf(g->dir, sizeof(g->dir), "%s", model_dir);
+	kw_model_gen_tiny(&mg, 11);
+	mg.shards = 1;
+	if (kw_model_gen_write(&mg, g->dir, g->err, sizeof(g->err)))
+		return fail_at(__LINE__);
+	kw_arena_init(&g->meta_a, g->meta_mem, sizeof(g->meta_mem));
+	if (kw_ckpt_open(&g->ck, g->dir, &g->meta_a, g->err, sizeof(g->err)))
+		return fail_at(__LINE__);
+	wb = 2 * kw_llama_q8_bytes(&g->ck.cfg, 2) + (8 << 20);
+	g->w_mem = malloc(wb);
+	kw_arena_init(&g->w_a, g->w_mem, wb);
+	if (kw_llama_q8_load(&g->m8, &g->ck, 0, 2, &g->w_a, NULL, NULL, g->err, sizeof(g->err)) ||
+	    kw_llama_w_from_q8(&g->lw[0], &g->m8.blk[0], &g->w_a) ||
+	    kw_llama_w_from_q8(&g->lw[1], &g->m8.blk[1], &g->w_a))
+		return fail_at(__LINE__);
+	kw_llama_dims_from_config(&g->d, &g->ck.cfg);
+	make_expert();
+	/* the local reference */
+	rb = kw_llama_ctx_bytes(&g->d, ROWS, KW_MAX(ROWS, TOK), 1) +
+	     kw_kv_cache_bytes(2, TOK, 2, g->d.kv_heads, g->d.head_dim) + 4096;
+	g->ref_mem = malloc(rb);
+	kw_arena_init(&g->ref_a, g->ref_mem, rb);
+	if (kw_llama_ctx_init(&g->lctx, &g->d, NULL, NULL, ROWS, KW_MAX(ROWS, TOK), &g->ref_a) ||
+	    kw_kv_cache_init(&g->rkv, 2, TOK, 2, g->d.kv_heads, g->d.head_dim, &g->ref_a))
+		return fail_at(__LINE__);
+	/* the network and the server on b */
+	if (kw_hm_pair_init(&g->p, 2, &hm_limits, 24 * 1024) < 0 ||
+	    kw_hm_stream_setup(g->p.a.hm, &sx_limits) < 0 ||
+	    kw_hm_stream_setup(g->p.b.hm, &sx_limits) < 0)
+		return fail_at(__LINE__);
+	g->srv_mem = malloc(sb);
+	kw_arena_init(&g->srv_a, g->srv_mem, sb);
+	if (kw_serve_create(&g->srv_a, &lim, &g->srv) ||
+	    kw_serve_add_expert(g->srv, "ffn.0.0", &g->ex, KW_COMP_NONE) ||
+	    kw_serve_set_blocks(g->srv, "tiny-llama-hf", 0, 2, g->lw, &g->d))
+		return fail_at(__LINE__);
+	if (kw_serve_bytes(g->srv) > kw_arena_free_bytes(&g->srv_a) ||
+	    kw_serve_start(g->srv, NULL, g->p.b.hm, NULL, NULL, false))
+		return fail_at(__LINE__);
+	return kw_hm_pair_connect(&g->p) ? fail_at(__LINE__) : 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	kw_hm_pair_fini(&g->p);
+	kw_ckpt_close(&g->ck);
+	kw_test_rm_dir(g->dir);
+	for (int j = 0; j < 6; j++)
+		free(g->fw[j]);
+	free(g->srv_mem);
+	free(g->w_mem);
+	free(g->ref_mem);
+	free(g);
+	return 0;
+}
+
+/* ---- sessions ------------------------------------------------------------------------------ */
+
+/*
+ * A 4-token prompt then 31 one-token steps, each next input taken from the last output as a
+ * greedy decoder feeds its choice back: every answer equals the local decode byte for byte.
+ */
+static void test_infer_32_steps_equal_local_kv_decode(void **state)
+{
+	size_t H = g->d.hidden;
+	float x[4 * 64], y[4 * 64], *last;
+	struct kw_kv_session *rs = ref_open(1);
+	uint8_t mp[256];
+	struct kw_serve_stats st;
+	struct cli c;
+	uint32_t pos = 0;
+	char sid[16];
+
+	(void)state;
+	assert_int_equal(H, 64);
+	for (size_t i = 0; i < 4 * H; i++)
+		x[i] = frand();
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	for (int k = 0; k < 32; k++) {
+		uint32_t T = k == 0 ? 4 : 1;
+		size_t ml;
+
+		snprintf(sid, sizeof(sid), "step-%d", k);
+		ml = meta(mp, sizeof(mp), k == 0 ? "sess-a" : "sess-a", sid, k == 0 ? 40 : -1, -1,
+			  false);
+		cli_send(&c, step_req(CHAIN, x, 1, T, NULL, 0, mp, ml));
+		assert_int_equal(c.n, k + 1);
+		ref_step(rs, x, 1, T, pos, y);
+		assert_resp_equals(&c, k, y, 1, T);
+		pos += T;
+		last = y + (T - 1) * H;
+		for (size_t i = 0; i < H; i++)   /* the "chosen token" fed back */
+			x[i] = 0.5f * last[i] + 0.1f * frand();
+	}
+	kw_serve_get_stats(g->srv, &st);
+	assert_int_equal(st.sessions_open, 1);
+	assert_int_equal(st.steps, 32);
+	cli_finish(&c);
+	kw_kv_close(&g->rkv, rs);
+	assert_idle();
+}
+
+/* start_from_position rewinds: the step after it equals a local decode rewound alike. */
+static void test_infer_start_from_position_rewinds(void **state)
+{
+	size_t H = g->d.hidden;
+	float x[3 * 64], y[3 * 64];
+	struct kw_kv_session *rs = ref_open(1);
+	uint8_t mp[256];
+	struct cli c;
+	size_t ml;
+
+	(void)state;
+	for (size_t i = 0; i < 3 * H; i++)
+		x[i] = frand();
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	ml = meta(mp, sizeof(mp), NULL, "a", 16, -1, false);
+	cli_send(&c, step_req(CHAIN, x, 1, 3, NULL, 0, mp, ml));
+	ref_step(rs, x, 1, 3, 0, y);
+	assert_resp_equals(&c, 0, y, 1, 3);
+	/* two more tokens, then back to position 2 with another one */
+	ml = meta(mp, sizeof(mp), NULL, "b", -1, -1, false);
+	cli_send(&c, step_req(CHAIN, x, 1, 2, NULL, 0, mp, ml));
+	ref_step(rs, x, 1, 2, 3, y);
+	assert_resp_equals(&c, 1, y, 1, 2);
+	x[0] += 1.0f;
+	ml = meta(mp, sizeof(mp), NULL, "c", -1, 2, false);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	assert_int_equal(kw_kv_rewind(rs, 2, 2), 0);
+	ref_step(rs, x, 1, 1, 2, y);
+	assert_resp_equals(&c, 2, y, 1, 1);
+	/* a position beyond what the cache holds (3 now) is refused */
+	ml = meta(mp, sizeof(mp), NULL, "d", -1, 7, false);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	assert_error(&c, KW_SERVE_PT_INFERENCE,
+		     "start_from_position=7 is outside the cache (prefix_length=3)");
+	kw_kv_close(&g->rkv, rs);
+	assert_idle();
+}
+
+/* hypo_ids reorders the cache's rows before the step, as _reorder_cache_inplace does. */
+static void test_infer_hypo_ids_reorder_the_cache(void **state)
+{
+	size_t H = g->d.hidden;
+	float x[2 * 2 * 64], y[2 * 2 * 64];
+	struct kw_kv_session *rs = ref_open(2);
+	int64_t hypo[2] = { 1, 1 };
+	uint32_t h32[2] = { 1, 1 };
+	uint8_t mp[256];
+	struct cli c;
+	size_t ml;
+
+	(void)state;
+	for (size_t i = 0; i < 4 * H; i++)
+		x[i] = frand();
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	ml = meta(mp, sizeof(mp), NULL, NULL, 8, -1, false);
+	cli_send(&c, step_req(CHAIN, x, 2, 2, NULL, 0, mp, ml));
+	ref_step(rs, x, 2, 2, 0, y);
+	assert_resp_equals(&c, 0, y, 2, 2);
+	/* both rows continue hypothesis 1 with the same token: their outputs are the same */
+	memcpy(x + H, x, H * 4);
+	ml = meta(mp, sizeof(mp), NULL, NULL, -1, -1, false);
+	cli_send(&c, step_req(CHAIN, x, 2, 1, hypo, 2, mp, ml));
+	assert_int_equal(kw_kv_reorder(&g->rkv, rs, h32), 0);
+	ref_step(rs, x, 2, 1, 2, y);
+	assert_resp_equals(&c, 1, y, 2, 1);
+	assert_memory_equal(y, y + H, H * 4);
+	ml = meta(mp, sizeof(mp), NULL, NULL, -1, -1, false);
+	cli_send(&c, step_req(CHAIN, x, 2, 1, NULL, 0, mp, ml));
+	ref_step(rs, x, 2, 1, 3, y);
+	assert_resp_equals(&c, 2, y, 2, 1);
+	assert_memory_equal(y, y + H, H * 4);
+	/* an index outside the batch */
+	hypo[0] = 2;
+	cli_send(&c, step_req(CHAIN, x, 2, 1, hypo, 2, mp, ml));
+	assert_error(&c, KW_SERVE_PT_INFERENCE, "hypo_ids[0] = 2 is out of bounds for a batch of 2");
+	kw_kv_close(&g->rkv, rs);
+	assert_idle();
+}
+
+/* A repeated step_id is dropped without an answer; the next step goes on from the cache. */
+static void test_infer_repeated_step_id_is_dropped(void **state)
+{
+	size_t H = g->d.hidden;
+	float x[64], y[64];
+	struct kw_kv_session *rs = ref_open(1);
+	struct kw_serve_stats st0, st;
+	uint8_t mp[256];
+	struct cli c;
+	size_t ml;
+
+	(void)state;
+	for (size_t i = 0; i < H; i++)
+		x[i] = frand();
+	kw_serve_get_stats(g->srv, &st0);
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	ml = meta(mp, sizeof(mp), NULL, "s1", 8, -1, false);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	ref_step(rs, x, 1, 1, 0, y);
+	ml = meta(mp, sizeof(mp), NULL, "s1", -1, -1, false);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	assert_int_equal(c.n, 1);
+	kw_serve_get_stats(g->srv, &st);
+	assert_int_equal(st.steps_dup, st0.steps_dup + 1);
+	ml = meta(mp, sizeof(mp), NULL, "s2", -1, -1, false);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	assert_int_equal(c.n, 2);
+	ref_step(rs, x, 1, 1, 1, y);
+	assert_resp_equals(&c, 1, y, 1, 1);
+	cli_finish(&c);
+	kw_kv_close(&g->rkv, rs);
+	assert_idle();
+}
+
+/* A zero-token step (Petals' allocation check) is answered with an empty (B, 0, H). */
+static void test_infer_zero_token_step_is_answered_empty(void **state)
+{
+	uint8_t mp[64];
+	struct cli c;
+	size_t ml;
+
+	(void)state;
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	ml = meta(mp, sizeof(mp), NULL, NULL, 8, -1, false);
+	cli_send(&c, step_req(CHAIN, NULL, 3, 0, NULL, 0, mp, ml));
+	assert_int_equal(c.n, 1);
+	assert_resp_equals(&c, 0, NULL, 3, 0);
+	cli_finish(&c);
+	assert_idle();
+}
+
+static void open_and_fail(const char *uid, long max_length, uint32_t B, uint32_t T,
+			  const char *str_e)
+{
+	float x[2 * 64] = { 0 };
+	uint8_t mp[64];
+	struct cli c;
+	size_t ml;
+
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	ml = meta(mp, sizeof(mp), NULL, NULL, max_length, -1, false);
+	cli_send(&c, step_req(uid, x, B, T, NULL, 0, mp, ml));
+	assert_int_equal(c.n, 0);
+	assert_error(&c, KW_SERVE_PT_INFERENCE, str_e);
+	assert_idle();
+}
+
+/* The limits, each with Petals' text (or ours where Petals has none), then idle again. */
+static void test_infer_limits_are_refused_with_their_texts(void **state)
+{
+	char want[200];
+	float x[64] = { 0 };
+	uint8_t mp[64];
+	struct cli c;
+	size_t ml;
+
+	(void)state;
+	open_and_fail("tiny-llama-hf.7", 8, 1, 1, "Remote peer does not serve tiny-llama-hf.7");
+	open_and_fail(CHAIN, -1, 1, 1, "rpc_inference metadata must contain int max_length, "
+		      "got None");
+	snprintf(want, sizeof(want), "Cannot allocate KV cache for %d tokens, max = %d", TOK + 1,
+		 TOK);
+	open_and_fail(CHAIN, TOK + 1, 1, 1, want);
+	/* batch 2 x 40 positions do not fit a 64-position slot */
+	snprintf(want, sizeof(want), "Could not allocate %u bytes, max cache size = %u bytes",
+		 (unsigned)(2 * 2 * g->d.kv_heads * g->d.head_dim * 40 * 4 * 2),
+		 (unsigned)(2 * TOK * g->d.kv_heads * g->d.head_dim * 4 * 2));
+	open_and_fail(CHAIN, 40, 2, 1, want);
+	/* prefix + T beyond max_length */
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	ml = meta(mp, sizeof(mp), NULL, NULL, 2, -1, false);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	assert_int_equal(c.n, 1);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, NULL, 0));
+	assert_int_equal(c.n, 2);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, NULL, 0));
+	assert_error(&c, KW_SERVE_PT_INFERENCE, "Maximum length exceeded: prefix 2 + current 1 "
+		     "exceeds pre-allocated maximum 2");
+	assert_idle();
+}
+
+/* Wrong tensors: too few, hypo_ids not int64, a wrong hidden size, deep prompts. */
+static void test_infer_bad_tensors_end_the_session(void **state)
+{
+	float x[2 * 64] = { 0 };
+	struct kw_tensor_msg m;
+	uint8_t mp[64];
+	struct cli c;
+	size_t ml, o;
+
+	(void)state;
+	/* only hidden_states */
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	ml = meta(mp, sizeof(mp), NULL, NULL, 8, -1, false);
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	tmsg(&m, x, 64 * 4, "float32", 3, 1, 1, 64);
+	o += put_msg(g->req + o, &m);
+	o += put_field(g->req + o, 3, mp, ml);
+	cli_send(&c, o);
+	assert_error(&c, KW_SERVE_PT_INFERENCE, "not enough values to unpack (expected at least 3, "
+		     "got 1)");
+	assert_idle();
+	/* hypo_ids as float32 */
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, NULL, 0, "float32", 1, 0, 0, 0);
+	o += put_msg(g->req + o, &m);
+	o += put_msg(g->req + o, &m);
+	o += put_field(g->req + o, 3, mp, ml);
+	cli_send(&c, o);
+	assert_error(&c, KW_SERVE_PT_INFERENCE, "hypo ids must be int64, got torch.float32");
+	assert_idle();
+	/* hidden size 32 */
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	tmsg(&m, x, 64 * 4, "float32", 3, 1, 2, 32);
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, NULL, 0, "float32", 1, 0, 0, 0);
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, NULL, 0, "int64", 1, 0, 0, 0);
+	o += put_msg(g->req + o, &m);
+	o += put_field(g->req + o, 3, mp, ml);
+	cli_send(&c, o);
+	assert_error(&c, KW_SERVE_PT_INFERENCE, "hidden_states: expected a 3d tensor of shape "
+		     "[..., 64], got [1, 2, 32]");
+	assert_idle();
+	/* deep prompts */
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	tmsg(&m, x, 64 * 4, "float32", 3, 1, 1, 64);
+	o += put_msg(g->req + o, &m);
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, NULL, 0, "int64", 1, 0, 0, 0);
+	o += put_msg(g->req + o, &m);
+	o += put_field(g->req + o, 3, mp, ml);
+	cli_send(&c, o);
+	assert_error(&c, KW_SERVE_PT_INFERENCE, "deep prompts are not served by this node (send a "
+		     "DUMMY prompts tensor)");
+	assert_idle();
+}
+
+/* More sessions than cache slots: Petals' AllocationFailed; a slot frees when one ends. */
+static void test_infer_more_sessions_than_slots_is_out_of_memory(void **state)
+{
+	float x[64] = { 0 };
+	uint8_t mp[64];
+	struct cli c[3];
+	size_t ml;
+	char want[128];
+
+	(void)state;
+	ml = meta(mp, sizeof(mp), NULL, NULL, 16, -1, false);
+	for (int i = 0; i < 3; i++) {
+		cli_open(&c[i], KW_SERVE_PT_INFERENCE);
+		cli_send(&c[i], step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	}
+	assert_int_equal(c[0].n, 1);
+	assert_int_equal(c[1].n, 1);
+	snprintf(want, sizeof(want), "Could not allocate %u bytes immediately: out of memory",
+		 (unsigned)(2 * g->d.kv_heads * g->d.head_dim * 16 * 4 * 2));
+	assert_error(&c[2], KW_SERVE_PT_INFERENCE, want);
+	cli_finish(&c[0]);
+	cli_open(&c[2], KW_SERVE_PT_INFERENCE);
+	cli_send(&c[2], step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	assert_int_equal(c[2].n, 1);
+	cli_finish(&c[1]);
+	cli_finish(&c[2]);
+	assert_idle();
+}
+
+/* No request for step_timeout: the session ends quietly (Petals returns); it is freed. */
+static void test_infer_step_timeout_closes_quietly(void **state)
+{
+	float x[64] = { 0 };
+	uint8_t mp[64];
+	struct cli c;
+	size_t ml;
+
+	(void)state;
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	ml = meta(mp, sizeof(mp), NULL, NULL, 16, -1, false);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	assert_int_equal(c.n, 1);
+	kw_hm_pair_advance(&g->p, STEP_MS - 100);
+	assert_int_equal(c.done, 0);
+	kw_hm_pair_advance(&g->p, 200);
+	pump(20);
+	assert_int_equal(c.done, 1);
+	assert_int_equal(c.err, 0);
+	assert_false(c.remote_error);
+	assert_idle();
+}
+
+/* Steps inside step_timeout keep a session alive until session_timeout: then str(TimeoutError()). */
+static void test_infer_session_timeout_ends_the_session(void **state)
+{
+	float x[64] = { 0 };
+	uint8_t mp[64];
+	struct cli c;
+	size_t ml;
+	int k = 0;
+
+	(void)state;
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	ml = meta(mp, sizeof(mp), NULL, NULL, 16, -1, false);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	for (k = 1; k < 16 && !c.done; k++) {
+		kw_hm_pair_advance(&g->p, STEP_MS * 8 / 10);
+		cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, NULL, 0));
+	}
+	/* 6 steps answered (t = 0 .. 4000 ms), the one at 4800 too, the one at 5600 refused */
+	assert_int_equal(c.n, 7);
+	assert_int_equal(c.done, 1);
+	assert_true(c.remote_error);
+	assert_error(&c, KW_SERVE_PT_INFERENCE, "");
+	assert_idle();
+}
+
+/* rpc_push delivers a step into the session (answered on its stream); the caller's own copy
+ * of that step (same step_id) is then dropped. Unknown sessions are ignored. */
+static void on_unary(const struct kw_hm_result *r, void *user)
+{
+	g->udone++;
+	g->uerr = r->err;
+	g->uremote = r->remote_error;
+	g->ulen = KW_MIN(r->len, sizeof(g->udata));
+	if (r->len)
+		memcpy(g->udata, r->data, g->ulen);
+}
+
+static void push(size_t len)
+{
+	g->udone = 0;
+	assert_int_equal(kw_hm_call(g->p.a.hm, g->p.a.conn, KW_SERVE_PT_PUSH, g->req, len, 0,
+				    on_unary, NULL), 0);
+	pump(40);
+	assert_int_equal(g->udone, 1);
+	assert_int_equal(g->uerr, 0);
+}
+
+static void test_infer_push_is_delivered_once(void **state)
+{
+	size_t H = g->d.hidden;
+	float x[64], y[64];
+	struct kw_kv_session *rs = ref_open(1);
+	struct kw_serve_stats st0, st;
+	uint8_t mp[256];
+	struct cli c;
+	size_t ml;
+
+	(void)state;
+	for (size_t i = 0; i < H; i++)
+		x[i] = frand();
+	kw_serve_get_stats(g->srv, &st0);
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	ml = meta(mp, sizeof(mp), "sess-p", "p0", 8, -1, false);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	ref_step(rs, x, 1, 1, 0, y);
+	/* pushed step p1 */
+	x[3] = 2.0f;
+	ml = meta(mp, sizeof(mp), "sess-p", "p1", -1, -1, true);
+	push(step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	assert_false(g->uremote);
+	assert_int_equal(g->ulen, 0);   /* an empty ExpertResponse */
+	assert_int_equal(c.n, 2);
+	ref_step(rs, x, 1, 1, 1, y);
+	assert_resp_equals(&c, 1, y, 1, 1);
+	/* the caller's own p1 */
+	ml = meta(mp, sizeof(mp), "sess-p", "p1", -1, -1, false);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	assert_int_equal(c.n, 2);
+	/* a push to a session nobody has */
+	ml = meta(mp, sizeof(mp), "nobody", "p9", -1, -1, true);
+	push(step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	assert_false(g->uremote);
+	assert_int_equal(c.n, 2);
+	/* a push without a session_id */
+	ml = meta(mp, sizeof(mp), NULL, "p9", -1, -1, true);
+	push(step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	assert_true(g->uremote);
+	kw_serve_get_stats(g->srv, &st);
+	assert_int_equal(st.pushes, st0.pushes + 1);
+	cli_finish(&c);
+	kw_kv_close(&g->rkv, rs);
+	assert_idle();
+}
+
+/* rpc_info's cache_tokens_available: free positions per block, less while a session holds a
+ * slot, back after. */
+static uint64_t cache_tokens(void)
+{
+	uint8_t out[4096];
+	size_t len, pos = 0;
+	bool is_err;
+	struct kw_mp_reader r;
+	struct kw_mp_item it, k, v;
+	uint64_t l = 0;
+
+	assert_int_equal(kw_serve_call(g->srv, KW_SERVE_PT_INFO, NULL, 0, out, sizeof(out), &len,
+				       &is_err), 0);
+	assert_false(is_err);
+	assert_int_equal(out[pos++], 0x0a);
+	for (int sh = 0;; sh += 7) {
+		uint8_t b = out[pos++];
+
+		l |= (uint64_t)(b & 0x7f) << sh;
+		if (!(b & 0x80))
+			break;
+	}
+	assert_int_equal(kw_mp_reader_init(&r, out + pos, (size_t)l, 0), 0);
+	assert_int_equal(kw_mp_read(&r, &it), 0);
+	for (uint32_t i = 0; i < it.len; i++) {
+		assert_int_equal(kw_mp_read(&r, &k), 0);
+		assert_int_equal(kw_mp_read(&r, &v), 0);
+		if (k.len == 22 && !memcmp(k.data, "cache_tokens_available", 22))
+			return v.v.u;
+		assert_int_equal(kw_mp_skip(&r, &v), 0);
+	}
+	fail();
+	return 0;
+}
+
+static void test_infer_info_reports_cache_tokens(void **state)
+{
+	float x[64] = { 0 };
+	struct kw_serve_desc d;
+	uint8_t mp[64];
+	struct cli c;
+	size_t ml;
+
+	(void)state;
+	assert_int_equal(cache_tokens(), 2 * 2 * TOK);   /* 2 slots x 2 blocks x 64 positions */
+	kw_serve_describe(g->srv, &d);
+	assert_int_equal(d.cache_tokens_left, 2 * 2 * 2 * TOK);  /* K and V counted apart */
+	assert_int_equal(d.inference_max_length, TOK);
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	ml = meta(mp, sizeof(mp), NULL, NULL, 16, -1, false);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	assert_int_equal(cache_tokens(), 2 * TOK);
+	cli_finish(&c);
+	assert_int_equal(cache_tokens(), 2 * 2 * TOK);
+}
+
+/* ---- the stream variants ------------------------------------------------------------------ */
+
+/* Sends request tensors t[0..n) split into pieces of chunk bytes, one piece per
+ * ExpertRequest{uid, tensors=[piece], metadata}, then END_OF_STREAM. */
+static void send_split(struct cli *c, const char *uid, const struct kw_tensor_msg *t, size_t n,
+		       size_t chunk)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t np = kw_tensor_msg_pieces(&t[i], chunk);
+
+		for (size_t k = 0; k < np; k++) {
+			struct kw_tensor_msg piece;
+			size_t o;
+
+			assert_int_equal(kw_tensor_msg_piece(&t[i], chunk, k, &piece), 0);
+			o = put_field(g->req, 1, uid, strlen(uid));
+			o += put_msg(g->req + o, &piece);
+			assert_int_equal(kw_hm_stream_send(c->st, g->req, o), 0);
+			pump(10);
+		}
+	}
+	assert_int_equal(kw_hm_stream_end(c->st), 0);
+	pump(60);
+}
+
+/* Joins the reply pieces of c into one tensor (storage big[1]); returns the piece count. */
+static int join_reply(const struct cli *c, struct kw_tensor_msg *out)
+{
+	struct kw_tensor_join j;
+
+	kw_tensor_join_init(&j, g->big[1], sizeof(g->big[1]));
+	for (int k = 0; k < c->n; k++) {
+		struct kw_tensor_msg m;
+		int ret;
+
+		resp_tensor(c, k, &m);
+		ret = kw_tensor_join_add(&j, &m);
+		assert_true(ret >= 0);
+		assert_int_equal(ret, k == c->n - 1);
+	}
+	*out = j.head;
+	return c->n;
+}
+
+/* The unary answer of the same request (no network), its single tensor. */
+static void unary(const char *name, const char *uid, const struct kw_tensor_msg *t, size_t n,
+		  struct kw_tensor_msg *out)
+{
+	size_t o = put_field(g->req, 1, uid, strlen(uid)), len, pos = 0;
+	bool is_err;
+	uint64_t l = 0;
+
+	for (size_t i = 0; i < n; i++)
+		o += put_msg(g->req + o, &t[i]);
+	assert_int_equal(kw_serve_call(g->srv, name, g->req, o, g->udata, sizeof(g->udata), &len,
+				       &is_err), 0);
+	assert_false(is_err);
+	assert_int_equal(g->udata[pos++], 0x12);
+	for (int sh = 0;; sh += 7) {
+		uint8_t b = g->udata[pos++];
+
+		l |= (uint64_t)(b & 0x7f) << sh;
+		if (!(b & 0x80))
+			break;
+	}
+	assert_int_equal(kw_tensor_msg_decode(out, g->udata + pos, (size_t)l), 0);
+}
+
+static void assert_same_tensor(const struct kw_tensor_msg *a, const struct kw_tensor_msg *b)
+{
+	assert_int_equal(a->ndim, b->ndim);
+	assert_memory_equal(a->shape, b->shape, a->ndim * 4);
+	assert_string_equal(a->dtype, b->dtype);
+	assert_int_equal(a->compression, b->compression);
+	assert_int_equal(a->buf_len, b->buf_len);
+	assert_memory_equal(a->buf, b->buf, a->buf_len);
+}
+
+/* 320 tokens: the request goes in 16 KiB pieces, the 80 KiB answer comes back in two. */
+static void test_stream_petals_forward_equals_unary(void **state)
+{
+	size_t H = g->d.hidden, n = ROWS * H;
+	float *x = (float *)g->big[0];
+	struct kw_tensor_msg t[2], got, want;
+	struct cli c;
+
+	(void)state;
+	for (size_t i = 0; i < n; i++)
+		x[i] = frand();
+	tmsg(&t[0], x, n * 4, "float32", 3, 1, ROWS, (uint32_t)H);
+	tmsg(&t[1], NULL, 0, "float32", 1, 0, 0, 0);
+	cli_open(&c, KW_SERVE_PT_FORWARD_STREAM);
+	send_split(&c, CHAIN, t, 2, 16384);
+	assert_int_equal(c.done, 1);
+	assert_int_equal(c.err, 0);
+	assert_false(c.remote_error);
+	assert_int_equal(join_reply(&c, &got), 2);
+	unary(KW_SERVE_PT_FORWARD, CHAIN, t, 2, &want);
+	assert_same_tensor(&got, &want);
+	assert_idle();
+}
+
+static void test_stream_petals_backward_equals_unary(void **state)
+{
+	size_t H = g->d.hidden, n = 6 * H;
+	float x[6 * 64], gy[6 * 64];
+	struct kw_tensor_msg t[3], got, want;
+	struct cli c;
+
+	(void)state;
+	for (size_t i = 0; i < n; i++) {
+		x[i] = frand();
+		gy[i] = frand();
+	}
+	tmsg(&t[0], x, n * 4, "float32", 3, 2, 3, (uint32_t)H);
+	tmsg(&t[1], gy, n * 4, "float32", 3, 2, 3, (uint32_t)H);
+	tmsg(&t[2], NULL, 0, "float32", 1, 0, 0, 0);
+	cli_open(&c, KW_SERVE_PT_BACKWARD_STREAM);
+	send_split(&c, CHAIN, t, 3, 1000);
+	assert_int_equal(c.done, 1);
+	assert_false(c.remote_error);
+	assert_int_equal(join_reply(&c, &got), 1);
+	unary(KW_SERVE_PT_BACKWARD, CHAIN, t, 3, &want);
+	assert_same_tensor(&got, &want);
+	assert_idle();
+}
+
+static void test_stream_moe_forward_and_backward_equal_unary(void **state)
+{
+	size_t n = 300 * 64;
+	float *x = (float *)g->big[0], gy[5 * 64];
+	struct kw_tensor_msg t[2], got, want;
+	struct cli c;
+
+	(void)state;
+	for (size_t i = 0; i < n; i++)
+		x[i] = frand();
+	tmsg(&t[0], x, n * 4, "float32", 2, 300, 64, 0);
+	cli_open(&c, KW_SERVE_MOE_FORWARD_STREAM);
+	send_split(&c, "ffn.0.0", t, 1, 30000);
+	assert_int_equal(c.done, 1);
+	assert_false(c.remote_error);
+	assert_int_equal(join_reply(&c, &got), 2);
+	unary(KW_SERVE_MOE_FORWARD, "ffn.0.0", t, 1, &want);
+	assert_same_tensor(&got, &want);
+	for (size_t i = 0; i < 5 * 64; i++)
+		gy[i] = frand();
+	tmsg(&t[0], x, 5 * 64 * 4, "float32", 2, 5, 64, 0);
+	tmsg(&t[1], gy, 5 * 64 * 4, "float32", 2, 5, 64, 0);
+	cli_open(&c, KW_SERVE_MOE_BACKWARD_STREAM);
+	send_split(&c, "ffn.0.0", t, 2, 512);
+	assert_int_equal(c.done, 1);
+	assert_false(c.remote_error);
+	assert_int_equal(join_reply(&c, &got), 1);
+	unary(KW_SERVE_MOE_BACKWARD, "ffn.0.0", t, 2, &want);
+	assert_same_tensor(&got, &want);
+	assert_idle();
+}
+
+/* Errors of a stream call: a uid that changes, an unknown expert, pieces that do not join. */
+static void test_stream_errors_are_str_of_the_exception(void **state)
+{
+	float x[4 * 64] = { 0 };
+	struct kw_tensor_msg t, piece;
+	struct cli c;
+	size_t o;
+
+	(void)state;
+	tmsg(&t, x, sizeof(x), "float32", 2, 4, 64, 0);
+	cli_open(&c, KW_SERVE_MOE_FORWARD_STREAM);
+	send_split(&c, "ffn.9.9", &t, 1, 4096);
+	assert_error(&c, KW_SERVE_MOE_FORWARD_STREAM, "'ffn.9.9'");   /* str(KeyError) */
+	assert_idle();
+	cli_open(&c, KW_SERVE_MOE_FORWARD_STREAM);
+	assert_int_equal(kw_tensor_msg_piece(&t, 256, 0, &piece), 0);
+	o = put_field(g->req, 1, "ffn.0.0", 7);
+	o += put_msg(g->req + o, &piece);
+	cli_send(&c, o);
+	assert_int_equal(kw_tensor_msg_piece(&t, 256, 1, &piece), 0);
+	o = put_field(g->req, 1, "ffn.0.1", 7);
+	o += put_msg(g->req + o, &piece);
+	cli_send(&c, o);
+	assert_error(&c, KW_SERVE_MOE_FORWARD_STREAM, "Expert uids differ in one request");
+	assert_idle();
+	/* a second tensor starting while the first misses pieces */
+	cli_open(&c, KW_SERVE_PT_FORWARD_STREAM);
+	assert_int_equal(kw_tensor_msg_piece(&t, 256, 0, &piece), 0);
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	o += put_msg(g->req + o, &piece);
+	o += put_msg(g->req + o, &piece);
+	cli_send(&c, o);
+	assert_error(&c, KW_SERVE_PT_FORWARD_STREAM, "a tensor starts before the previous one has "
+		     "all its pieces");
+	assert_idle();
+}
+
+/* Step k of the slow reader: 64 tokens from position 0, x[0] = k; -KW_EAGAIN when full. */
+static int send_step(struct cli *c, float *x, int k)
+{
+	uint8_t mp[64];
+	size_t ml;
+
+	x[0] = (float)k;   /* each step its own input: the order shows in the answers */
+	ml = meta(mp, sizeof(mp), NULL, NULL, k ? -1 : 64, 0, false);
+	return kw_hm_stream_send(c->st, g->req, step_req(CHAIN, x, 1, 64, NULL, 0, mp, ml));
+}
+
+/*
+ * A caller that reads slowly: its window and both stream buffers fill, the server keeps the
+ * step answer it could not queue and pauses the session's requests; once the caller reads
+ * again every answer arrives, in order, each equal to the local decode.
+ */
+static void test_infer_slow_reader_gets_every_answer_in_order(void **state)
+{
+	enum { STEPS = 40, T = 64 };
+	size_t H = g->d.hidden;
+	float *x = (float *)g->big[0], *y = (float *)g->big[1];
+	struct kw_kv_session *rs = ref_open(1);
+	struct cli c;
+	int sent = 0;
+
+	(void)state;
+	for (size_t i = 0; i < T * H; i++)
+		x[i] = frand();
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	c.hold = true;
+	/* send until the pipe is full (the caller holds its first answer and reads no more) */
+	while (sent < STEPS && send_step(&c, x, sent) == 0) {
+		sent++;
+		pump(10);
+	}
+	pump(100);
+	assert_true(sent >= 4);     /* the caller's own 72 KiB send buffer holds four */
+	assert_true(c.n < sent);   /* the answers wait */
+	c.hold = false;
+	for (int i = 0; i < 4000 && c.n < STEPS; i++) {
+		kw_hm_stream_next(c.st);
+		if (sent < STEPS && send_step(&c, x, sent) == 0)
+			sent++;
+		pump(2);
+	}
+	assert_int_equal(c.n, STEPS);
+	for (int k = 0; k < STEPS; k++) {
+		x[0] = (float)k;
+		assert_int_equal(kw_kv_rewind(rs, 2, 0), 0);
+		ref_step(rs, x, 1, T, 0, y);
+		assert_resp_equals(&c, k, y, 1, T);
+	}
+	cli_finish(&c);
+	kw_kv_close(&g->rkv, rs);
+	assert_idle();
+}
+
+/* After all of the above the server still answers a plain session. */
+static void test_infer_server_keeps_serving(void **state)
+{
+	float x[64] = { 0 };
+	uint8_t mp[64];
+	struct cli c;
+	size_t ml;
+
+	(void)state;
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	ml = meta(mp, sizeof(mp), NULL, NULL, 4, -1, false);
+	cli_send(&c, step_req(CHAIN, x, 1, 2, NULL, 0, mp, ml));
+	assert_int_equal(c.n, 1);
+	cli_finish(&c);
+	assert_idle();
+}
+
+/* Stream handlers send str(e): the reprs of kw_serve_pyerr turned back, KeyError kept quoted. */
+static void test_pystr_is_python_str_of_the_repr(void **state)
+{
+	char out[64], repr[128];
+
+	(void)state;
+	kw_serve_pyerr(repr, sizeof(repr), "ValueError", "it's \\ a\nb");
+	assert_string_equal(repr, "ValueError(\"it's \\\\ a\\nb\")");
+	kw_serve_pystr(repr, out, sizeof(out));
+	assert_string_equal(out, "it's \\ a\nb");
+	kw_serve_pystr("KeyError('ffn.9.9')", out, sizeof(out));
+	assert_string_equal(out, "'ffn.9.9'");
+	kw_serve_pystr("TimeoutError()", out, sizeof(out));
+	assert_string_equal(out, "");
+	kw_serve_pystr("RuntimeError('a \\x41')", out, sizeof(out));
+	assert_string_equal(out, "a A");
+	kw_serve_pystr("ValueError('0123456789')", out, 5);
+	assert_string_equal(out, "0123");
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_infer_32_steps_equal_local_kv_decode),
+		cmocka_unit_test(test_infer_start_from_position_rewinds),
+		cmocka_unit_test(test_infer_hypo_ids_reorder_the_cache),
+		cmocka_unit_test(test_infer_repeated_step_id_is_dropped),
+		cmocka_unit_test(test_infer_zero_token_step_is_answered_empty),
+		cmocka_unit_test(test_infer_limits_are_refused_with_their_texts),
+		cmocka_unit_test(test_infer_bad_tensors_end_the_session),
+		cmocka_unit_test(test_infer_more_sessions_than_slots_is_out_of_memory),
+		cmocka_unit_test(test_infer_step_timeout_closes_quietly),
+		cmocka_unit_test(test_infer_session_timeout_ends_the_session),
+		cmocka_unit_test(test_infer_push_is_delivered_once),
+		cmocka_unit_test(test_infer_info_reports_cache_tokens),
+		cmocka_unit_test(test_stream_petals_forward_equals_unary),
+		cmocka_unit_test(test_stream_petals_backward_equals_unary),
+		cmocka_unit_test(test_stream_moe_forward_and_backward_equal_unary),
+		cmocka_unit_test(test_stream_errors_are_str_of_the_exception),
+		cmocka_unit_test(test_infer_slow_reader_gets_every_answer_in_order),
+		cmocka_unit_test(test_infer_server_keeps_serving),
+		cmocka_unit_test(test_pystr_is_python_str_of_the_repr),
+	};
+
+	(void)argc;
+	snprintf(model_dir, sizeof(model_dir), "%s/serve-infer-model-%d", dirname(argv[0]),
+		 (int)getpid());
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
