@@ -275,6 +275,16 @@ static int setup(void **state)
 	net = kw_test_net_new(64, 1 << 18);
 	make_side(&B, "/ip4/127.0.0.1/tcp/4001");
 	make_side(&A, "/ip4/127.0.0.1/tcp/4002");
+	/* the stream handlers' pools, small and explicit (kw_serve_start would take the
+	 * Kconfig sizes: at their maximum, more than this node's arena) */
+	{
+		struct kw_hm_stream_limits sx = { .streams_in = 2, .streams_per_peer = 2,
+						  .streams_out = 1, .buf_bytes = 4096,
+						  .prefetch = 2, .idle_ms = 5000 };
+
+		if (kw_hm_stream_setup(B.hm, &sx))
+			return -1;
+	}
 	if (kw_serve_start(srv, NULL, B.hm, NULL, NULL, false))
 		return -1;
 	if (kw_swarm_dial(A.sw, B.addr, on_dial, NULL) < 0)
