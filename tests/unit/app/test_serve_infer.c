@@ -1145,7 +1145,7 @@ static void test_infer_slow_reader_gets_every_answer_in_order(void **state)
 /* After all of the above the server still answers a plain session. */
 static void test_infer_server_keeps_serving(void **state)
 {
-	float x[64] = { 0 };
+	float x[2 * 64] = { 0 };
 	uint8_t mp[64];
 	struct cli c;
 	size_t ml;
