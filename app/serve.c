@@ -33,7 +33,7 @@ void kw_serve_limits_default(struct kw_serve_limits *l)
 
 /* ---- protobuf reading (proto3: varints up to 10 bytes, non-minimal forms are legal) ------ */
 
-static int pb_varint(const uint8_t *b, size_t len, size_t *pos, uint64_t *v)
+int kw_serve_pb_varint(const uint8_t *b, size_t len, size_t *pos, uint64_t *v)
 {
 	uint64_t x = 0;
 
@@ -59,14 +59,14 @@ static int pb_skip(const uint8_t *b, size_t len, size_t *pos, unsigned wt)
 
 	switch (wt) {
 	case 0:
-		return pb_varint(b, len, pos, &v);
+		return kw_serve_pb_varint(b, len, pos, &v);
 	case 1:
 		if (len - *pos < 8)
 			return -KW_EBADMSG;
 		*pos += 8;
 		return 0;
 	case 2:
-		if (pb_varint(b, len, pos, &v) < 0 || v > len - *pos)
+		if (kw_serve_pb_varint(b, len, pos, &v) < 0 || v > len - *pos)
 			return -KW_EBADMSG;
 		*pos += (size_t)v;
 		return 0;
@@ -97,7 +97,7 @@ int kw_serve_req_decode(struct kw_serve_req *r, const uint8_t *buf, size_t len,
 		unsigned field, wt;
 		int ret;
 
-		if (pb_varint(buf, len, &pos, &key) < 0) {
+		if (kw_serve_pb_varint(buf, len, &pos, &key) < 0) {
 			*why = "bad field key";
 			return -KW_EBADMSG;
 		}
@@ -118,7 +118,7 @@ int kw_serve_req_decode(struct kw_serve_req *r, const uint8_t *buf, size_t len,
 			}
 			continue;
 		}
-		if (pb_varint(buf, len, &pos, &l) < 0 || l > len - pos) {
+		if (kw_serve_pb_varint(buf, len, &pos, &l) < 0 || l > len - pos) {
 			*why = "field length runs past the end";
 			return -KW_EBADMSG;
 		}
@@ -309,7 +309,7 @@ int kw_serve_tensor_in(struct kw_serve *s, const struct kw_tensor_msg *m, const 
 	return 0;
 }
 
-static size_t pb_varint_put(uint8_t *p, uint64_t v)
+size_t kw_serve_pb_varint_put(uint8_t *p, uint64_t v)
 {
 	size_t n = 0;
 
@@ -367,7 +367,7 @@ int kw_serve_response(struct kw_serve *s, struct kw_serve_slot *slot,
 			return -KW_EINVAL;
 		}
 		slot->out[o++] = 0x12;   /* ExpertResponse.tensors = 2 */
-		o += pb_varint_put(slot->out + o, tl);
+		o += kw_serve_pb_varint_put(slot->out + o, tl);
 		if (kw_tensor_msg_encode(&m, slot->out + o, slot->out_cap - o, &tl) < 0) {
 			kw_serve_pyerr(slot->err, sizeof(slot->err), "ValueError",
 				       "cannot serialize the output tensor");
@@ -387,7 +387,7 @@ int kw_serve_info_response(struct kw_serve_slot *slot, const uint8_t *mp, size_t
 	if (slot->out_cap < 1 + pb_varint_len(mp_len) + mp_len)
 		return -KW_ENOSPC;
 	slot->out[o++] = 0x0a;   /* ExpertInfo.serialized_info = 1 */
-	o += pb_varint_put(slot->out + o, mp_len);
+	o += kw_serve_pb_varint_put(slot->out + o, mp_len);
 	memcpy(slot->out + o, mp, mp_len);
 	*len = o + mp_len;
 	return 0;

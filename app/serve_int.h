@@ -66,6 +66,12 @@ struct kw_serve {
 	struct kw_serve_sc *sc;  /* lim.slots stream calls */
 };
 
+/* A protobuf varint at b[*pos] (up to 10 bytes, non-minimal forms accepted); *pos moves
+ * past it. Return: 0 or -KW_EBADMSG (truncated, beyond 64 bits). */
+int kw_serve_pb_varint(const uint8_t *b, size_t len, size_t *pos, uint64_t *v);
+/* Writes v as a minimal varint at p (up to 10 bytes); returns the bytes written. */
+size_t kw_serve_pb_varint_put(uint8_t *p, uint64_t v);
+
 /* A request slot from the pool (NULL when all are taken; *tok is given back to slot_put). */
 struct kw_serve_slot *kw_serve_slot_get(struct kw_serve *s, void **tok);
 void kw_serve_slot_put(struct kw_serve *s, void *tok);

@@ -132,9 +132,7 @@ static void sc_pump(struct kw_serve_sc *sc)
 		}
 		/* ExpertResponse{tensors = [piece]}: field 2, then the piece's length */
 		slot->enc[0] = 0x12;
-		for (; v > 0x7f; v >>= 7)
-			slot->enc[o++] = (uint8_t)(v | 0x80);
-		slot->enc[o++] = (uint8_t)v;
+		o += kw_serve_pb_varint_put(slot->enc + 1, v);
 		if (kw_tensor_msg_encode(&piece, slot->enc + o, slot->enc_cap - o, &tl) < 0) {
 			sc_fail(sc->s, sc, sc->st, "RuntimeError('cannot split the reply')");
 			return;
@@ -195,18 +193,9 @@ static void sc_run(struct kw_serve_sc *sc)
 	sc->n_rt = 0;
 	while (pos < o.len && sc->n_rt < KW_SERVE_TENSORS_MAX) {
 		uint64_t l = 0;
-		unsigned sh = 0;
 
-		if (o.data[pos++] != 0x12)
+		if (o.data[pos++] != 0x12 || kw_serve_pb_varint(o.data, o.len, &pos, &l) < 0)
 			break;
-		while (pos < o.len && sh < 64) {
-			uint8_t c = o.data[pos++];
-
-			l |= (uint64_t)(c & 0x7f) << sh;
-			sh += 7;
-			if (!(c & 0x80))
-				break;
-		}
 		if (l > o.len - pos ||
 		    kw_tensor_msg_decode(&sc->rt[sc->n_rt], o.data + pos, (size_t)l) < 0)
 			break;

@@ -33,6 +33,7 @@
 
 #include "../../../app/serve.h"
 #include "model_gen.h"
+#include "serve_pb.h"
 
 #define HID   32
 #define INTER (4 * HID)
@@ -89,26 +90,6 @@ static void fill(float *v, size_t n, float scale)
 
 /* ---- request building (what a Python client sends) --------------------------------------- */
 
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-
-	do {
-		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-		v >>= 7;
-	} while (v);
-	return n;
-}
-
-static size_t put_field(uint8_t *p, unsigned field, const void *data, size_t len)
-{
-	size_t o = 0;
-
-	p[o++] = (uint8_t)(field << 3 | 2);
-	o += put_varint(p + o, len);
-	memcpy(p + o, data, len);
-	return o + len;
-}
 
 /* a float32 NONE tensor (or the given dtype name with raw bytes) */
 static size_t put_tensor(uint8_t *p, const float *x, const uint32_t *shape, unsigned ndim,
@@ -188,13 +169,7 @@ static void response_tensor(struct kw_tensor_msg *m)
 
 	assert_false(res.remote_error);
 	assert_int_equal(res.data[pos++], 0x12);
-	for (int sh = 0;; sh += 7) {
-		uint8_t c = res.data[pos++];
-
-		l |= (uint64_t)(c & 0x7f) << sh;
-		if (!(c & 0x80))
-			break;
-	}
+	l = get_len(res.data, &pos);
 	assert_int_equal(pos + l, res.len);   /* exactly one tensor */
 	assert_int_equal(kw_tensor_msg_decode(m, res.data + pos, (size_t)l), 0);
 }
@@ -300,6 +275,16 @@ static int setup(void **state)
 	net = kw_test_net_new(64, 1 << 18);
 	make_side(&B, "/ip4/127.0.0.1/tcp/4001");
 	make_side(&A, "/ip4/127.0.0.1/tcp/4002");
+	/* the stream handlers' pools, small and explicit (kw_serve_start would take the
+	 * Kconfig sizes: at their maximum, more than this node's arena) */
+	{
+		struct kw_hm_stream_limits sx = { .streams_in = 2, .streams_per_peer = 2,
+						  .streams_out = 1, .buf_bytes = 4096,
+						  .prefetch = 2, .idle_ms = 5000 };
+
+		if (kw_hm_stream_setup(B.hm, &sx))
+			return -1;
+	}
 	if (kw_serve_start(srv, NULL, B.hm, NULL, NULL, false))
 		return -1;
 	if (kw_swarm_dial(A.sw, B.addr, on_dial, NULL) < 0)

@@ -34,6 +34,7 @@
 
 #include "../../../app/serve_int.h"
 #include "model_gen.h"
+#include "serve_pb.h"
 
 #define ROWS     320   /* max_rows: a 320-token forward answers more than one stream piece */
 #define TOK      64    /* session_tokens */
@@ -107,26 +108,6 @@ static void pump(int n)
 
 /* ---- requests as a Petals client writes them --------------------------------------------- */
 
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-
-	do {
-		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-		v >>= 7;
-	} while (v);
-	return n;
-}
-
-static size_t put_field(uint8_t *p, unsigned field, const void *data, size_t len)
-{
-	size_t o = 0;
-
-	p[o++] = (uint8_t)(field << 3 | 2);
-	o += put_varint(p + o, len);
-	memcpy(p + o, data, len);
-	return o + len;
-}
 
 static size_t put_msg(uint8_t *p, const struct kw_tensor_msg *m)
 {
@@ -286,13 +267,7 @@ static void resp_tensor(const struct cli *c, int k, struct kw_tensor_msg *m)
 
 	assert_true(k < c->n);
 	assert_int_equal(p[pos++], 0x12);
-	for (int sh = 0;; sh += 7) {
-		uint8_t b = p[pos++];
-
-		l |= (uint64_t)(b & 0x7f) << sh;
-		if (!(b & 0x80))
-			break;
-	}
+	l = get_len(p, &pos);
 	assert_int_equal(pos + l, c->len[k]);
 	assert_int_equal(kw_tensor_msg_decode(m, p + pos, (size_t)l), 0);
 }
@@ -885,13 +860,7 @@ static uint64_t cache_tokens(void)
 				       &is_err), 0);
 	assert_false(is_err);
 	assert_int_equal(out[pos++], 0x0a);
-	for (int sh = 0;; sh += 7) {
-		uint8_t b = out[pos++];
-
-		l |= (uint64_t)(b & 0x7f) << sh;
-		if (!(b & 0x80))
-			break;
-	}
+	l = get_len(out, &pos);
 	assert_int_equal(kw_mp_reader_init(&r, out + pos, (size_t)l, 0), 0);
 	assert_int_equal(kw_mp_read(&r, &it), 0);
 	for (uint32_t i = 0; i < it.len; i++) {
@@ -984,13 +953,7 @@ static void unary(const char *name, const char *uid, const struct kw_tensor_msg 
 				       &is_err), 0);
 	assert_false(is_err);
 	assert_int_equal(g->udata[pos++], 0x12);
-	for (int sh = 0;; sh += 7) {
-		uint8_t b = g->udata[pos++];
-
-		l |= (uint64_t)(b & 0x7f) << sh;
-		if (!(b & 0x80))
-			break;
-	}
+	l = get_len(g->udata, &pos);
 	assert_int_equal(kw_tensor_msg_decode(out, g->udata + pos, (size_t)l), 0);
 }
 
@@ -1182,7 +1145,7 @@ static void test_infer_slow_reader_gets_every_answer_in_order(void **state)
 /* After all of the above the server still answers a plain session. */
 static void test_infer_server_keeps_serving(void **state)
 {
-	float x[64] = { 0 };
+	float x[2 * 64] = { 0 };
 	uint8_t mp[64];
 	struct cli c;
 	size_t ml;
