@@ -9,7 +9,7 @@
  *     and written once), per wall second and per CPU second of the process (the steadier
  *     figure on a shared machine);
  *   - prefill of 128 tokens in tokens per second;
- *   - sessions per MiB of KV cache (from kw_kv_cache_bytes, fp32 keys and values);
+ *   - sessions per MiB of KV cache (kw_kv_cache_bytes_as), fp32 and fp16 keys and values;
  *   - the latency a loopback remote call adds: an FFN expert's forward on 1 x 4096 floats
  *     called locally (kw_ffn_forward, and the serve handler without a network) against the
  *     same call through the real stack over 127.0.0.1 (app/serve.c's handler on one node,
@@ -570,14 +570,19 @@ int main(int argc, char **argv)
 	for (unsigned th = 1; th <= 2; th++)
 		bench(&d, &wq, &wf, qbytes, th);
 	/* KV cache: one more session costs one slot (kw_kv_cache_bytes for n+1 minus for n) */
-	for (size_t t = 512; t <= 2048; t *= 4) {
-		double one = (double)(kw_kv_cache_bytes(2, t, 1, d.kv_heads, d.head_dim) -
-				      kw_kv_cache_bytes(1, t, 1, d.kv_heads, d.head_dim)) / 1048576.0;
+	for (int f16 = 0; f16 < 2; f16++)
+		for (size_t t = 512; t <= 2048; t *= 4) {
+			enum kw_kv_dtype dt = f16 ? KW_KV_F16 : KW_KV_F32;
+			double one = (double)(kw_kv_cache_bytes_as(dt, 2, t, 1, d.kv_heads,
+								    d.head_dim) -
+					      kw_kv_cache_bytes_as(dt, 1, t, 1, d.kv_heads,
+								    d.head_dim)) / 1048576.0;
 
-		printf("KV cache (fp32), %4zu tokens: %.1f MiB per session per block: %.4f sessions"
-		       " per MiB (%.2f per GiB for all 32 blocks of a 7B model)\n", t, one,
-		       1.0 / one, 1024.0 / (32 * one));
-	}
+			printf("KV cache (%s), %4zu tokens: %.1f MiB per session per block: %.4f "
+			       "sessions per MiB (%.2f per GiB for all 32 blocks of a 7B model)%s\n",
+			       f16 ? "fp16" : "fp32", t, one, 1.0 / one, 1024.0 / (32 * one),
+			       dt == kw_kv_dtype_default() ? " [this build]" : "");
+		}
 	remote_calls(&wq, &d, ncalls);
 	kw_ckpt_close(&ck);
 	free(wmem);
