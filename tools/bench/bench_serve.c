@@ -3,7 +3,8 @@
  * the checkpoint bench_ml_block writes beside this binary, tools/model/model_gen.c), int8
  * against fp32 OpenBLAS side by side in one run (doc/bench.md, "Serving a block"):
  *   - one-token decode at position 128 over the KV cache: medians of wall and CPU time, and
- *     `int8/fp32 N.NNx` on one line;
+ *     `int8/fp32 N.NNx` on one line (both over fp32 KV caches), then int8 over an fp16 KV
+ *     cache against the same int8 over fp32;
  *   - the int8 weight bytes a decode streams per second against memcpy measured in the same
  *     run on the same threads right before each decode (memcpy of 256 MiB, each byte read
  *     and written once), per wall second and per CPU second of the process (the steadier
@@ -459,25 +460,26 @@ static void bench(const struct kw_llama_dims *d, const struct kw_llama_w *wq,
 		  const struct kw_llama_w *wf, double wbytes, unsigned th)
 {
 	struct kw_workers wk;
-	struct run r[2];
+	struct run r[3];             /* int8, fp32, int8 over an fp16 KV cache */
 	struct kw_arena a;
 	size_t need;
 	void *mem;
-	double mw[64], mcpu[64], mc, mcc, dq, df, cq, cf, pq, pf;
+	double mw[64], mcpu[64], mc, mcc, dq, df, cq, cf, pq, pf, dh, ch;
 	int rc;
 
 	memset(r, 0, sizeof(r));
 	if ((rc = kw_workers_init(&wk, th)))
 		die("kw_workers_init", rc);
 	kw_blas_set_threads((int)th);
-	need = 2 * (kw_llama_ctx_bytes(d, PREFILL, CTX_POS, th) +
-		    kw_kv_cache_bytes(1, CTX_POS, 1, d->kv_heads, d->head_dim));
+	need = 3 * (kw_llama_ctx_bytes(d, PREFILL, CTX_POS, th) +
+		    kw_kv_cache_bytes_as(KW_KV_F32, 1, CTX_POS, 1, d->kv_heads, d->head_dim));
 	mem = bench_alloc(need);
 	kw_arena_init(&a, mem, need);
-	for (int p = 0; p < 2; p++) {
-		r[p].w = p ? wf : wq;
+	for (int p = 0; p < 3; p++) {
+		r[p].w = p == 1 ? wf : wq;
 		if ((rc = kw_llama_ctx_init(&r[p].ctx, d, NULL, &wk, PREFILL, CTX_POS, &a)) ||
-		    (rc = kw_kv_cache_init(&r[p].kv, 1, CTX_POS, 1, d->kv_heads, d->head_dim, &a)) ||
+		    (rc = kw_kv_cache_init_as(&r[p].kv, p == 2 ? KW_KV_F16 : KW_KV_F32, 1, CTX_POS,
+					      1, d->kv_heads, d->head_dim, &a)) ||
 		    (rc = kw_kv_open(&r[p].kv, 1, &r[p].s)))
 			die("block context", rc);
 		prefill(&r[p], 0);      /* the cache holds PREFILL positions; decode rewinds to them */
@@ -485,7 +487,7 @@ static void bench(const struct kw_llama_dims *d, const struct kw_llama_w *wq,
 	/* memcpy right before each pair of decodes: the same load for all three */
 	for (int i = 0; i < reps; i++) {
 		memcpy_once(&wk, &mw[i], &mcpu[i]);
-		for (int p = 0; p < 2; p++)
+		for (int p = 0; p < 3; p++)
 			decode(&r[p]);
 	}
 	for (int i = 0; i < (reps + 1) / 2; i++)
@@ -499,6 +501,8 @@ static void bench(const struct kw_llama_dims *d, const struct kw_llama_w *wq,
 	cf = bench_median(r[1].dc, r[1].nd);
 	pq = bench_median(r[0].pw, r[0].np);
 	pf = bench_median(r[1].pw, r[1].np);
+	dh = bench_median(r[2].dw, r[2].nd);
+	ch = bench_median(r[2].dc, r[2].nd);
 	printf("%u thr | decode @%d: int8 %6.2f ms (cpu %6.2f), fp32 %6.2f ms (cpu %6.2f) | "
 	       "int8/fp32 %.2fx (cpu %.2fx)\n", th, PREFILL, dq * 1e3, cq * 1e3, df * 1e3,
 	       cf * 1e3, df / dq, cf / cq);
@@ -510,6 +514,8 @@ static void bench(const struct kw_llama_dims *d, const struct kw_llama_w *wq,
 	       " | int8/fp32 %.2fx\n", th, PREFILL, PREFILL / pq,
 	       bench_median(r[0].pc, r[0].np) * 1e3, PREFILL / pf,
 	       bench_median(r[1].pc, r[1].np) * 1e3, pf / pq);
+	printf("%u thr | decode @%d int8 over an fp16 KV cache: %6.2f ms (cpu %6.2f) | fp16/fp32 KV"
+	       " %.3fx (cpu %.3fx)\n", th, PREFILL, dh * 1e3, ch * 1e3, dh / dq, ch / cq);
 	fflush(stdout);
 	kw_workers_fini(&wk);
 	free(mem);
