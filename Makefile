@@ -395,7 +395,8 @@ help:
 	@echo "  bench              - benchmarks (bench-ml, bench-net)"
 	@echo "  bench-kad          - Kademlia lookups and memory: 100 C nodes vs 100 js-libp2p nodes (~10 min)"
 	@echo "  bench-avg          - all-reduce rounds: 4 peers x 64 MiB fp32, in-process and loopback TCP"
-	@echo "  bench-serve        - one 7B-shaped block: int8 vs fp32 decode, weight GB/s vs memcpy, prefill, KV"
+	@echo "  bench-serve        - one 7B-shaped block: int8 vs fp32 decode, weight GB/s vs memcpy, prefill, KV,"
+	@echo "                       loopback remote-call latency"
 	@echo "  sim / sim-small    - Kademlia simulation: 10,000-node scenarios, real bootstrap, 3 processes / 200-node test (doc/sim.md)"
 	@echo "  sim-full           - full-stack Kademlia simulation: 1,000 nodes with Noise + yamux (doc/sim.md)"
 	@echo "  sim-hivemind       - full-stack Hivemind DHT simulation: 1,000 nodes, get after store with 10 % churn (doc/sim.md)"
@@ -511,7 +512,8 @@ bench-block: deps
 	$(Q)sh tools/bench/run.sh $(BENCHO) ml_block
 
 # ---- serving figures of one 7B-shaped block: int8 vs fp32 decode, weight bytes vs memcpy,
-# prefill, KV sessions per MiB (tools/bench/bench_serve.c, doc/bench.md) -------------------
+# prefill, KV sessions per MiB, loopback remote-call latency (tools/bench/bench_serve.c,
+# doc/bench.md) ---------------------------------------------------------------------------
 .PHONY: bench-serve
 bench-serve: deps
 	$(Q)$(MAKE) --no-print-directory O=$(BENCHO) ARCH=$(HOSTARCH) CROSS_COMPILE= host_defconfig

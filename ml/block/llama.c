@@ -13,11 +13,13 @@
  * rpc_backward) and keeps the attention probabilities in scratch.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/ml/block.h>
+#include <kw/ml/kernels.h>
 
 void kw_llama_dims_from_config(struct kw_llama_dims *d, const struct kw_llama_config *c)
 {
@@ -202,6 +204,7 @@ struct attn_job {
 	struct kw_llama_ctx *c;
 	const float *kb, *vb;            /* [kv_heads][stride][head_dim] */
 	size_t stride, n, pos, row0;     /* row0: first row of q/att for this batch row */
+	const uint16_t *kb16, *vb16;     /* instead of kb, vb: an fp16 KV cache */
 };
 
 /*
@@ -254,6 +257,40 @@ static inline void axpy_hd(float *o, float p, const float *v, size_t hd)
 		o[e] += p * v[e];
 }
 
+/*
+ * The same over fp16 keys and values (KW_KV_F16): each row is widened to fp32 by the
+ * kernel table's conversion (F16C, NEON or the portable one, bit-identical) in chunks of
+ * KV16_CHUNK on the stack, then goes through dot_hd / axpy_hd.
+ */
+#define KV16_CHUNK 256
+
+static inline float dot_hd16(const struct kw_kernels *kk, const float *q, const uint16_t *k,
+			     size_t hd)
+{
+	float buf[KV16_CHUNK], acc = 0.0f;
+
+	for (size_t e = 0; e < hd; e += KV16_CHUNK) {
+		size_t n = KW_MIN((size_t)KV16_CHUNK, hd - e);
+
+		kk->f16_to_f32(buf, k + e, n);
+		acc += dot_hd(q + e, buf, n);
+	}
+	return acc;
+}
+
+static inline void axpy_hd16(const struct kw_kernels *kk, float *o, float p, const uint16_t *v,
+			     size_t hd)
+{
+	float buf[KV16_CHUNK];
+
+	for (size_t e = 0; e < hd; e += KV16_CHUNK) {
+		size_t n = KW_MIN((size_t)KV16_CHUNK, hd - e);
+
+		kk->f16_to_f32(buf, v + e, n);
+		axpy_hd(o + e, p, buf, n);
+	}
+}
+
 static void attn_fn(void *arg, unsigned ci, unsigned nc)
 {
 	struct attn_job *j = arg;
@@ -266,12 +303,21 @@ static void attn_fn(void *arg, unsigned ci, unsigned nc)
 	for (size_t it = i0; it < i1; it++) {
 		size_t t = it / nh, h = it % nh, kh = h / grp, len = j->pos + t + 1;
 		const float *q = c->q + ((j->row0 + t) * nh + h) * hd;
-		const float *K = j->kb + kh * j->stride * hd, *V = j->vb + kh * j->stride * hd;
+		const float *K = NULL, *V = NULL;
+		const uint16_t *K16 = NULL, *V16 = NULL;
 		float *o = c->att + ((j->row0 + t) * nh + h) * hd;
 		float mx = -INFINITY, sum = 0.0f, inv;
 
+		if (j->kb16) {
+			K16 = j->kb16 + kh * j->stride * hd;
+			V16 = j->vb16 + kh * j->stride * hd;
+		} else {
+			K = j->kb + kh * j->stride * hd;
+			V = j->vb + kh * j->stride * hd;
+		}
 		for (size_t s = 0; s < len; s++) {
-			sc[s] = dot_hd(q, K + s * hd, hd) * scale;
+			sc[s] = (K16 ? dot_hd16(c->ex.kk, q, K16 + s * hd, hd) :
+				       dot_hd(q, K + s * hd, hd)) * scale;
 			mx = sc[s] > mx ? sc[s] : mx;
 		}
 		for (size_t s = 0; s < len; s++) {
@@ -280,8 +326,12 @@ static void attn_fn(void *arg, unsigned ci, unsigned nc)
 		}
 		inv = 1.0f / sum;
 		memset(o, 0, hd * sizeof(float));
-		for (size_t s = 0; s < len; s++)
-			axpy_hd(o, sc[s] * inv, V + s * hd, hd);
+		for (size_t s = 0; s < len; s++) {
+			if (V16)
+				axpy_hd16(c->ex.kk, o, sc[s] * inv, V16 + s * hd, hd);
+			else
+				axpy_hd(o, sc[s] * inv, V + s * hd, hd);
+		}
 	}
 }
 
@@ -363,20 +413,34 @@ int kw_llama_forward(struct kw_llama_ctx *c, const struct kw_llama_w *w,
 	if (rc)
 		return rc;
 	for (size_t b = 0; b < batch; b++) {
-		struct attn_job j = { c, NULL, NULL, 0, n, pos, b * n };
+		struct attn_job j = { c, NULL, NULL, 0, n, pos, b * n, NULL, NULL };
+		bool f16 = s && kv->dtype == KW_KV_F16;
 		float *kb = s ? kw_kv_k(kv, s, layer, b) : c->kbuf;
 		float *vb = s ? kw_kv_v(kv, s, layer, b) : c->vbuf;
+		uint16_t *kb16 = f16 ? kw_kv_k16(kv, s, layer, b) : NULL;
+		uint16_t *vb16 = f16 ? kw_kv_v16(kv, s, layer, b) : NULL;
 		size_t stride = s ? s->max_len : c->max_rows;
 
 		for (size_t t = 0; t < n; t++)
 			for (size_t h = 0; h < kvh; h++) {
-				memcpy(kb + (h * stride + pos + t) * hd,
-				       c->k + ((b * n + t) * kvh + h) * hd, hd * sizeof(float));
-				memcpy(vb + (h * stride + pos + t) * hd,
-				       c->v + ((b * n + t) * kvh + h) * hd, hd * sizeof(float));
+				const float *kr = c->k + ((b * n + t) * kvh + h) * hd;
+				const float *vr = c->v + ((b * n + t) * kvh + h) * hd;
+				size_t at = (h * stride + pos + t) * hd;
+
+				/* fp16 clamps rather than overflowing: an Inf key would make
+				 * every score of the row NaN */
+				if (f16) {
+					c->ex.kk->f32_to_f16_clamp(kb16 + at, kr, hd);
+					c->ex.kk->f32_to_f16_clamp(vb16 + at, vr, hd);
+				} else {
+					memcpy(kb + at, kr, hd * sizeof(float));
+					memcpy(vb + at, vr, hd * sizeof(float));
+				}
 			}
 		j.kb = kb;
 		j.vb = vb;
+		j.kb16 = kb16;
+		j.vb16 = vb16;
 		j.stride = stride;
 		kw_workers_run(c->ex.wk, attn_fn, &j,
 			       (unsigned)KW_MIN((size_t)c->nsc, n * c->d.heads));

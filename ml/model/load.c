@@ -5,6 +5,7 @@
  * so loading a 7B block needs 16 x 11008 floats of scratch rather than a whole fp32 copy.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,22 +59,32 @@ size_t kw_llama_q8_bytes(const struct kw_llama_config *c, uint32_t count)
 	return tot;
 }
 
-/* Converts rows [r0, r0 + rows) of t to fp32 in dst (k floats each), refusing NaN/Inf. */
+/* Beyond this magnitude a 32-value block's fp16 scale (max |w| / 127) rounds to Inf, and
+ * every value of the block dequantizes to Inf or NaN (as kw_lin_load_st refuses it). */
+#define Q8_ABS_MAX (65504.0f * 127.0f)
+
+/* Converts rows [r0, r0 + rows) of t to fp32 in dst (k floats each), refusing NaN/Inf and,
+ * for weights to be packed as int8 (q8), values whose block scale would overflow fp16. */
 static int read_rows(const struct kw_st_tensor *t, uint64_t r0, size_t rows, size_t k,
-		     float *dst, char *err, size_t errcap)
+		     bool q8, float *dst, char *err, size_t errcap)
 {
 	int r = kw_st_read_f32(t, r0 * k, rows * k, dst);
 
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < rows * k; i++)
-		if (!isfinite(dst[i])) {
+		if (!isfinite(dst[i]) || (q8 && fabsf(dst[i]) > Q8_ABS_MAX)) {
 			char nm[80];
 
 			kw_model_printable(nm, sizeof(nm), t->name);
+			if (!isfinite(dst[i]))
+				return kw_errf(-KW_ECORRUPT, err, errcap,
+					       "tensor '%s': non-finite value at row %llu column %zu",
+					       nm, (unsigned long long)(r0 + i / k), i % k);
 			return kw_errf(-KW_ECORRUPT, err, errcap,
-				       "tensor '%s': non-finite value at row %llu column %zu", nm,
-				       (unsigned long long)(r0 + i / k), i % k);
+				       "tensor '%s': value %g at row %llu column %zu is beyond int8's "
+				       "fp16 block scale range (|w| <= 65504 x 127)", nm,
+				       (double)dst[i], (unsigned long long)(r0 + i / k), i % k);
 		}
 	return 0;
 }
@@ -187,7 +198,8 @@ int kw_llama_q8_load(struct kw_llama_q8 *m, const struct kw_ckpt *ck, uint32_t f
 					size_t rows = KW_MIN_SZ(KW_Q8_ROWS, w->n - r0);
 					struct kw_q8w view = *w;
 
-					if ((r = read_rows(t, r0, rows, w->k, scratch, err, errcap)) < 0)
+					if ((r = read_rows(t, r0, rows, w->k, true, scratch, err,
+							    errcap)) < 0)
 						return r;
 					/* one row group is a contiguous run of records: pack it as a
 					 * matrix of its own */
@@ -208,7 +220,8 @@ int kw_llama_q8_load(struct kw_llama_q8 *m, const struct kw_ckpt *ck, uint32_t f
 				*dst = kw_arena_alloc(a, ck->cfg.hidden_size * sizeof(float), KW_Q8_ALIGN);
 				if (!*dst)
 					return kw_errf(-KW_ENOMEM, err, errcap, "weight arena exhausted");
-				if ((r = read_rows(t, 0, 1, ck->cfg.hidden_size, *dst, err, errcap)) < 0)
+				if ((r = read_rows(t, 0, 1, ck->cfg.hidden_size, false, *dst, err,
+						    errcap)) < 0)
 					return r;
 			}
 			bytes += t->end - t->begin;

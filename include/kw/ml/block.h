@@ -151,9 +151,17 @@ int kw_ffn_load(struct kw_ffn *f, const struct kw_st_file *st, const char *uid, 
  * kw_kv_reorder) of slot_tokens token rows for every layer, K and V: per slot
  * layers x 2 x slot_tokens x kv_heads x head_dim floats. As Petals' descriptors
  * (batch, kv_heads, max_length, head_dim), a session opened for batch b may hold
- * slot_tokens / b positions per row. fp32 rather than fp16 keeps the int8 and fp32 paths'
- * attention exact to the values computed; fp16 would halve the memory (not done).
+ * slot_tokens / b positions per row. Elements are fp32 (KW_KV_F32: attention exact to the
+ * values computed) or fp16 (KW_KV_F16: half the memory; keys and values are rounded to fp16,
+ * clamped to +-65504, when written, and widened to fp32 when attention reads them).
+ * kw_kv_cache_init / kw_kv_cache_bytes take the build's choice (CONFIG_KW_ML_BLOCK_KV_FP16,
+ * kw_kv_dtype_default); the _as variants take it explicitly.
  */
+enum kw_kv_dtype {
+	KW_KV_F32 = 0,
+	KW_KV_F16 = 1,
+};
+
 struct kw_kv_session {
 	unsigned slot;                   /* index of its slot */
 	unsigned batch;                  /* rows (hypotheses) */
@@ -166,11 +174,24 @@ struct kw_kv_cache {
 	size_t layers, kv_heads, head_dim;
 	size_t max_sessions, slot_tokens;
 	size_t slot_floats;
-	float *mem;                      /* (max_sessions + 1) slots */
+	float *mem;                      /* (max_sessions + 1) slots; NULL for an fp16 cache */
 	struct kw_kv_session *s;         /* max_sessions entries */
 	unsigned spare;                  /* the slot no session holds */
 	size_t open;                     /* sessions open */
+	enum kw_kv_dtype dtype;
+	size_t elem_bytes;               /* 4 or 2 (slot_floats counts elements) */
+	uint16_t *mem16;                 /* the slots of an fp16 cache; NULL for fp32 */
 };
+
+/* KW_KV_F16 when CONFIG_KW_ML_BLOCK_KV_FP16 is set, else KW_KV_F32. */
+enum kw_kv_dtype kw_kv_dtype_default(void);
+/* As kw_kv_cache_bytes / kw_kv_cache_init with the element type given (0 / -KW_EINVAL for
+ * one that is neither). */
+size_t kw_kv_cache_bytes_as(enum kw_kv_dtype dt, size_t max_sessions, size_t slot_tokens,
+			    size_t layers, size_t kv_heads, size_t head_dim);
+int kw_kv_cache_init_as(struct kw_kv_cache *c, enum kw_kv_dtype dt, size_t max_sessions,
+			size_t slot_tokens, size_t layers, size_t kv_heads, size_t head_dim,
+			struct kw_arena *a);
 
 size_t kw_kv_cache_bytes(size_t max_sessions, size_t slot_tokens, size_t layers,
 			 size_t kv_heads, size_t head_dim);
@@ -187,14 +208,20 @@ int kw_kv_rewind(struct kw_kv_session *s, size_t layers, uint32_t pos);
  * layer, through the spare slot (no copy buffer). -KW_ERANGE for an index >= batch. */
 int kw_kv_reorder(struct kw_kv_cache *c, struct kw_kv_session *s, const uint32_t *hypo);
 /* Petals' ServerInfo.cache_tokens_left (server.py): bytes left / (hidden / kv groups x dtype
- * size), here free slots x slot bytes / (kv_heads x head_dim x 4). A client needs
+ * size), here free slots x slot elements / (kv_heads x head_dim), either element type. A client needs
  * tokens x 2 x blocks of it (sequence_manager.py _has_cache_for). */
 uint64_t kw_kv_cache_tokens_left(const struct kw_kv_cache *c);
-/* K or V rows of (layer, batch row) in a session: kv_heads x max_len x head_dim floats. */
+/* K or V rows of (layer, batch row) in a session: kv_heads x max_len x head_dim floats
+ * (NULL for an fp16 cache). */
 float *kw_kv_k(const struct kw_kv_cache *c, const struct kw_kv_session *s, size_t layer,
 	       size_t row);
 float *kw_kv_v(const struct kw_kv_cache *c, const struct kw_kv_session *s, size_t layer,
 	       size_t row);
+/* The same rows of an fp16 cache as fp16 bit patterns (NULL for an fp32 cache). */
+uint16_t *kw_kv_k16(const struct kw_kv_cache *c, const struct kw_kv_session *s, size_t layer,
+		    size_t row);
+uint16_t *kw_kv_v16(const struct kw_kv_cache *c, const struct kw_kv_session *s, size_t layer,
+		    size_t row);
 
 /* ---- LLaMA decoder block ------------------------------------------------------------------ */
 struct kw_llama_w {

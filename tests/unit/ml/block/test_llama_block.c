@@ -25,6 +25,7 @@
 
 #include "harness.h"
 #include <kw/arena.h>
+#include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/ml/block.h>
 #include <kw/ml/model.h>
@@ -49,7 +50,8 @@ static struct kw_ckpt ck;
 static struct kw_llama_q8 m8;
 static struct kw_llama_w wf, wq;         /* block 1 in fp32 and int8 (with transposes) */
 static struct kw_llama_ctx ctx;
-static struct kw_kv_cache kv;
+static struct kw_kv_cache kv;         /* fp32 whatever the build's default: exact checks */
+static struct kw_kv_cache kv16;       /* the same shape in fp16 */
 static struct kw_llama_dims dims;
 static uint64_t rs = 0x2545f4914f6cdd1dull;
 
@@ -222,11 +224,13 @@ static int setup_all(void **state)
 		goto fail;
 	kw_llama_dims_from_config(&dims, &ck.cfg);
 	cbytes = kw_llama_ctx_bytes(&dims, MAXR, MAXP, 1) +
-		 kw_kv_cache_bytes(2, 24, 2, KVH, HD);
+		 kw_kv_cache_bytes_as(KW_KV_F32, 2, 24, 2, KVH, HD) +
+		 kw_kv_cache_bytes_as(KW_KV_F16, 2, 24, 2, KVH, HD);
 	cmem = malloc(cbytes);
 	kw_arena_init(&ca, cmem, cbytes);
 	if (kw_llama_ctx_init(&ctx, &dims, NULL, NULL, MAXR, MAXP, &ca) ||
-	    kw_kv_cache_init(&kv, 2, 24, 2, KVH, HD, &ca)) {
+	    kw_kv_cache_init_as(&kv, KW_KV_F32, 2, 24, 2, KVH, HD, &ca) ||
+	    kw_kv_cache_init_as(&kv16, KW_KV_F16, 2, 24, 2, KVH, HD, &ca)) {
 		snprintf(err, sizeof(err), "context or cache does not fit its computed bytes");
 		goto fail;
 	}
@@ -471,6 +475,152 @@ static void test_worker_pool_forward_equals_single_thread(void **s)
 	free(mem);
 }
 
+/* ---- fp16 KV cache --------------------------------------------------------------------------- */
+static double cosine(const float *a, const float *b, size_t n)
+{
+	double ab = 0, aa = 0, bb = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		ab += (double)a[i] * b[i];
+		aa += (double)a[i] * a[i];
+		bb += (double)b[i] * b[i];
+	}
+	return ab / sqrt(aa * bb);
+}
+
+/* The build's default follows its Kconfig; an fp16 slot takes half the bytes of an fp32 one. */
+static void test_kv_fp16_slot_is_half_of_fp32(void **s)
+{
+	size_t f1 = kw_kv_cache_bytes_as(KW_KV_F32, 1, 24, 2, KVH, HD);
+	size_t f2 = kw_kv_cache_bytes_as(KW_KV_F32, 2, 24, 2, KVH, HD);
+	size_t h1 = kw_kv_cache_bytes_as(KW_KV_F16, 1, 24, 2, KVH, HD);
+	size_t h2 = kw_kv_cache_bytes_as(KW_KV_F16, 2, 24, 2, KVH, HD);
+	size_t elems = 2 * 2 * 24 * KVH * HD;   /* layers x (K, V) x tokens x kv_heads x hd */
+
+	(void)s;
+	assert_int_equal(kw_kv_dtype_default(),
+			 IS_ENABLED(CONFIG_KW_ML_BLOCK_KV_FP16) ? KW_KV_F16 : KW_KV_F32);
+	assert_int_equal(kw_kv_cache_bytes(2, 24, 2, KVH, HD),
+			 IS_ENABLED(CONFIG_KW_ML_BLOCK_KV_FP16) ? h2 : f2);
+	assert_int_equal(f2 - f1, elems * 4 + (h2 - h1 - elems * 2));
+	assert_int_equal(f2 - h2, 3 * elems * 2);   /* three slots (two sessions + spare) */
+	assert_int_equal(kw_kv_cache_bytes_as((enum kw_kv_dtype)7, 2, 24, 2, KVH, HD), 0);
+	assert_int_equal(kv16.elem_bytes, 2);
+	assert_null(kv16.mem);
+	assert_non_null(kv16.mem16);
+	/* in positions, as fp32: Petals' client asks for tokens, not bytes */
+	assert_int_equal(kw_kv_cache_tokens_left(&kv16), kw_kv_cache_tokens_left(&kv));
+}
+
+/*
+ * 4 prompt tokens, then 32 decode steps, each feeding the block's output (scaled to unit
+ * RMS) back in as the next token, so fp16 rounding compounds as it would over generation:
+ * every step's output through the fp16 cache stays within cosine 0.9999 of the fp32
+ * cache's (fed its own outputs), for fp32 and int8 weights; and the two differ (the fp16
+ * path really ran).
+ */
+static void test_kv_fp16_decode_32_steps_within_cosine_of_fp32(void **s)
+{
+	const struct kw_llama_w *ws[2] = { &wf, &wq };
+	enum { STEPS = 32, P0 = 4, LEN = P0 + STEPS };
+	struct kw_llama_ctx c2;
+	struct kw_kv_cache k32, k16;
+	struct kw_arena a;
+	size_t n = kw_llama_ctx_bytes(&dims, MAXR, LEN, 1) +
+		   kw_kv_cache_bytes_as(KW_KV_F32, 1, LEN, 1, KVH, HD) +
+		   kw_kv_cache_bytes_as(KW_KV_F16, 1, LEN, 1, KVH, HD);
+	void *mem = malloc(n);
+	static float in32[LEN * H], in16[LEN * H], o32[LEN * H], o16[LEN * H];
+
+	(void)s;
+	assert_non_null(mem);
+	kw_arena_init(&a, mem, n);
+	assert_int_equal(kw_llama_ctx_init(&c2, &dims, NULL, NULL, MAXR, LEN, &a), 0);
+	assert_int_equal(kw_kv_cache_init_as(&k32, KW_KV_F32, 1, LEN, 1, KVH, HD, &a), 0);
+	assert_int_equal(kw_kv_cache_init_as(&k16, KW_KV_F16, 1, LEN, 1, KVH, HD, &a), 0);
+	for (int p = 0; p < 2; p++) {
+		struct kw_kv_session *s32, *s16;
+		double worst = 1.0, diff = 0.0;
+
+		assert_int_equal(kw_kv_open(&k32, 1, &s32), 0);
+		assert_int_equal(kw_kv_open(&k16, 1, &s16), 0);
+		fill(in32, P0 * H);
+		memcpy(in16, in32, P0 * H * sizeof(float));
+		assert_int_equal(kw_llama_forward(&c2, ws[p], &k32, s32, 0, in32, 1, P0, 0, o32), 0);
+		assert_int_equal(kw_llama_forward(&c2, ws[p], &k16, s16, 0, in16, 1, P0, 0, o16), 0);
+		for (size_t t = P0; t < LEN; t++) {
+			float *last32 = o32 + (t - 1) * H, *last16 = o16 + (t - 1) * H;
+			double r32 = 0, r16 = 0;
+
+			for (size_t i = 0; i < H; i++) {
+				r32 += (double)last32[i] * last32[i];
+				r16 += (double)last16[i] * last16[i];
+			}
+			for (size_t i = 0; i < H; i++) {
+				in32[t * H + i] = last32[i] / (float)sqrt(r32 / H);
+				in16[t * H + i] = last16[i] / (float)sqrt(r16 / H);
+			}
+			assert_int_equal(kw_llama_forward(&c2, ws[p], &k32, s32, 0, in32 + t * H, 1, 1,
+							  t, o32 + t * H), 0);
+			assert_int_equal(kw_llama_forward(&c2, ws[p], &k16, s16, 0, in16 + t * H, 1, 1,
+							  t, o16 + t * H), 0);
+			worst = fmin(worst, cosine(o16 + t * H, o32 + t * H, H));
+			diff = fmax(diff, rel_l2(o16 + t * H, o32 + t * H, H));
+		}
+		if (worst < 0.9999)
+			fail_msg("%s weights: cosine fp16 vs fp32 KV fell to %.6f", p ? "int8" : "fp32",
+				 worst);
+		print_message("%s weights: worst cosine %.7f, worst relative L2 %.2e\n",
+			      p ? "int8" : "fp32", worst, diff);
+		assert_true(diff > 0.0);
+		assert_int_equal(s16->len[0], LEN);
+		kw_kv_close(&k32, s32);
+		kw_kv_close(&k16, s16);
+	}
+	free(mem);
+}
+
+/* Rewind and reorder on an fp16 cache: a rewound session continues exactly as a fresh one
+ * fed the new prefix (the same fp16 values are stored), and reordered rows decode as the
+ * rows they copied. */
+static void test_kv_fp16_rewind_and_reorder_stay_right(void **s)
+{
+	struct kw_kv_session *a, *b;
+	const uint32_t hypo[3] = { 2, 2, 0 };
+	float alt[6 * H], xa[3 * 4 * H], tok[3 * H], ya[3 * H], yb[3 * H];
+
+	(void)s;
+	fill(x, 6 * H);
+	memcpy(alt, x, 3 * H * sizeof(float));
+	fill(alt + 3 * H, 3 * H);
+	assert_int_equal(kw_kv_open(&kv16, 1, &a), 0);
+	assert_int_equal(kw_kv_open(&kv16, 1, &b), 0);
+	assert_int_equal(kw_llama_forward(&ctx, &wq, &kv16, a, 0, x, 1, 6, 0, y), 0);
+	assert_int_equal(kw_kv_rewind(a, kv16.layers, 3), 0);
+	assert_int_equal(kw_llama_forward(&ctx, &wq, &kv16, a, 0, alt + 3 * H, 1, 3, 3, y + 3 * H), 0);
+	assert_int_equal(kw_llama_forward(&ctx, &wq, &kv16, b, 0, alt, 1, 6, 0, yr), 0);
+	assert_memory_equal(y + 3 * H, yr + 3 * H, 3 * H * sizeof(float));
+	kw_kv_close(&kv16, a);
+	kw_kv_close(&kv16, b);
+
+	fill(xa, 3 * 4 * H);
+	fill(tok, H);
+	memcpy(tok + H, tok, H * sizeof(float));
+	memcpy(tok + 2 * H, tok, H * sizeof(float));
+	assert_int_equal(kw_kv_open(&kv16, 3, &a), 0);
+	assert_int_equal(kw_kv_open(&kv16, 3, &b), 0);
+	assert_int_equal(kw_llama_forward(&ctx, &wf, &kv16, a, 0, xa, 3, 4, 0, y), 0);
+	assert_int_equal(kw_llama_forward(&ctx, &wf, &kv16, b, 0, xa, 3, 4, 0, y), 0);
+	assert_int_equal(kw_kv_reorder(&kv16, a, hypo), 0);
+	assert_int_equal(kw_llama_forward(&ctx, &wf, &kv16, a, 0, tok, 3, 1, 4, ya), 0);
+	assert_int_equal(kw_llama_forward(&ctx, &wf, &kv16, b, 0, tok, 3, 1, 4, yb), 0);
+	for (int r = 0; r < 3; r++)
+		assert_memory_equal(ya + r * H, yb + hypo[r] * H, H * sizeof(float));
+	assert_true(rel_l2(yb, yb + 2 * H, H) > 1e-3);
+	kw_kv_close(&kv16, a);
+	kw_kv_close(&kv16, b);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -488,6 +638,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_q8_backward_without_transposes_is_refused),
 		cmocka_unit_test(test_f32_load_names_missing_block),
 		cmocka_unit_test(test_worker_pool_forward_equals_single_thread),
+		cmocka_unit_test(test_kv_fp16_slot_is_half_of_fp32),
+		cmocka_unit_test(test_kv_fp16_decode_32_steps_within_cosine_of_fp32),
+		cmocka_unit_test(test_kv_fp16_rewind_and_reorder_stay_right),
 	};
 	char a0[3000];
 

@@ -115,13 +115,14 @@ static int setup_all(void **state)
 	V = ck.cfg.vocab_size;
 	L = ck.cfg.num_hidden_layers;
 	cb = kw_llama_model_ctx_bytes(&mf, MAXR, MAXP, 1);
-	kb = kw_kv_cache_bytes(1, MAXP, L, mf.d.kv_heads, mf.d.head_dim);
+	/* fp32 whatever the build's default: the decode-over-cache checks are exact */
+	kb = kw_kv_cache_bytes_as(KW_KV_F32, 1, MAXP, L, mf.d.kv_heads, mf.d.head_dim);
 	mem_c = malloc(2 * (cb + kb));
 	kw_arena_init(&a, mem_c, 2 * (cb + kb));
 	if (kw_llama_model_ctx_init(&cf, &mf, NULL, NULL, MAXR, MAXP, &a) ||
 	    kw_llama_model_ctx_init(&cq, &mq, NULL, NULL, MAXR, MAXP, &a) ||
-	    kw_kv_cache_init(&kf, 1, MAXP, L, mf.d.kv_heads, mf.d.head_dim, &a) ||
-	    kw_kv_cache_init(&kq, 1, MAXP, L, mq.d.kv_heads, mq.d.head_dim, &a)) {
+	    kw_kv_cache_init_as(&kf, KW_KV_F32, 1, MAXP, L, mf.d.kv_heads, mf.d.head_dim, &a) ||
+	    kw_kv_cache_init_as(&kq, KW_KV_F32, 1, MAXP, L, mq.d.kv_heads, mq.d.head_dim, &a)) {
 		snprintf(err, sizeof(err), "contexts do not fit their computed bytes");
 		goto fail;
 	}

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/ml/block.h>
 #include <kw/ml/model.h>
@@ -58,8 +59,9 @@ static void test_need_is_the_sum_of_the_allocations(void **s)
 	assert_true(n.kv == kw_kv_cache_bytes(1, 512, 2, 32, 128));
 	assert_true(n.scratch == kw_llama_ctx_bytes(&d, 128, 512, 4));
 	assert_true(n.total == n.weights + n.kv + n.scratch);
-	/* KV: (1 session + the reorder spare) x 2 blocks x K,V x 512 tokens x 4096 floats */
-	assert_true(n.kv >= 2ull * 2 * 2 * 512 * 4096 * 4);
+	/* KV: (1 session + the reorder spare) x 2 blocks x K,V x 512 tokens x 4096 elements of
+	 * 4 bytes, or 2 with the fp16 cache */
+	assert_true(n.kv >= 2ull * 2 * 2 * 512 * 4096 * (IS_ENABLED(CONFIG_KW_ML_BLOCK_KV_FP16) ? 2 : 4));
 }
 
 static void test_backward_adds_the_transposes(void **s)

@@ -360,6 +360,57 @@ static void test_load_refuses_shape_not_matching_config(void **state)
 	assert_non_null(strstr(err, "'model.layers.0.mlp.gate_proj.weight': shape is not [160, 64]"));
 }
 
+/* Writes v over element (row, col) of tensor name in the one-file fp32 checkpoint, returns
+ * the value that was there (the checkpoint is closed and reopened around the write). */
+static float poke_f32(const char *name, size_t row, size_t col, float v)
+{
+	const struct kw_st_tensor *t;
+	char p[3300];
+	float old;
+	off_t off;
+	int fd;
+
+	assert_int_equal(open_ck(dir_f32), 0);
+	t = kw_ckpt_find(&ck, name);
+	assert_non_null(t);
+	off = (off_t)(t->data - ck.shard[0].map) + 4 * (off_t)(row * t->shape[1] + col);
+	kw_ckpt_close(&ck);
+	snprintf(p, sizeof(p), "%s/model.safetensors", dir_f32);
+	fd = open(p, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &old, 4, off), 4);
+	assert_int_equal(pwrite(fd, &v, 4, off), 4);
+	close(fd);
+	return old;
+}
+
+/* A weight whose 32-value block scale (|w| / 127) overflows fp16 is refused by name, as
+ * kw_lin_load_st refuses it; one just inside the range loads with finite int8 values. */
+static void test_load_refuses_weight_beyond_fp16_scale(void **state)
+{
+	const char *nm = "model.layers.1.mlp.down_proj.weight";
+	const struct kw_q8w *w;
+	float old, d;
+
+	(void)state;
+	old = poke_f32(nm, 3, 5, -1.0e7f);
+	assert_int_equal(open_ck(dir_f32), 0);
+	assert_int_equal(load_all(0, 2, kw_llama_q8_bytes(&ck.cfg, 2), NULL), -KW_ECORRUPT);
+	assert_non_null(strstr(err, "'model.layers.1.mlp.down_proj.weight': value -1e+07 at row 3 "
+				    "column 5 is beyond int8's fp16 block scale range"));
+	kw_ckpt_close(&ck);
+	/* at the limit: the scale rounds to fp16's largest finite value */
+	poke_f32(nm, 3, 5, 65504.0f * 127.0f);
+	assert_int_equal(open_ck(dir_f32), 0);
+	assert_int_equal(load_all(0, 2, kw_llama_q8_bytes(&ck.cfg, 2), NULL), 0);
+	w = &m.blk[1].down;
+	d = kw_fp16_to_f32(kw_q8w_get_d(w, 3, 0));   /* row 3, block of columns 0..31 */
+	assert_true(isfinite(d));
+	assert_true(d >= 65000.0f && d <= 65504.0f);
+	kw_ckpt_close(&ck);
+	poke_f32(nm, 3, 5, old);
+}
+
 static void test_load_refuses_non_finite_weight(void **state)
 {
 	const struct kw_st_tensor *t;
@@ -400,6 +451,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_load_keeps_norms_exact, close_ck),
 		cmocka_unit_test_teardown(test_load_q8_projections_match_fp32_within_bound, close_ck),
 		cmocka_unit_test_teardown(test_load_refuses_shape_not_matching_config, close_ck),
+		cmocka_unit_test_teardown(test_load_refuses_weight_beyond_fp16_scale, close_ck),
 		cmocka_unit_test_teardown(test_load_refuses_non_finite_weight, close_ck),
 	};
 	char a0[3000];
