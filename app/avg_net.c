@@ -88,7 +88,7 @@ struct kw_app_avgnet {
 	struct kw_app_avgnet_match m;
 	kw_app_avgnet_assembled_fn assembled;
 	void *assembled_user;
-	bool matching, got_begin;
+	bool matching, got_begin, expire_extended;
 	uint8_t gather[KW_AVG_GATHER_MAX];
 	size_t gather_len;
 	struct follower fol[KW_AVG_GROUP_MAX];
@@ -742,6 +742,13 @@ static int lead(struct kw_app_avgnet *net)
 		m->peer[n] = (struct kw_avg_bytes){ f->id, f->id_len };
 		m->gathered[n++] = (struct kw_avg_bytes){ f->req.gather, f->req.gather_len };
 	}
+	if (n < net->mm.cfg.min_group_size) {
+		/* followers left while we waited: too few to run (their streams end without
+		 * BEGIN_ALLREDUCE, so they look for another leader) */
+		KW_LOG_INF(avg, "group of %u fell below min_group_size %u: not run", n,
+			   net->mm.cfg.min_group_size);
+		return -KW_ETIMEDOUT;
+	}
 	for (unsigned i = n - 1; i > 0; i--) {   /* random.shuffle: Fisher-Yates */
 		unsigned j = kw_rng_below(i + 1);
 		struct kw_avg_bytes tp = m->peer[i], tg = m->gathered[i];
@@ -898,6 +905,9 @@ static void mm_assembled(void *u, int err)
 		net->st.groups_followed++;
 	}
 	if (!err)
+		KW_LOG_INF(avg, "%s a group of %u", net->got_begin ? "joined" : "leading",
+			   net->begin.n_peers);
+	if (!err)
 		err = kw_avg_group_from_leader(&net->begin, net->self, net->self_len,
 					       net->cfg.max_peers, &g);
 	if (err) {
@@ -914,12 +924,22 @@ static void mm_assembled(void *u, int err)
 	cb(net, 0, &g, ids, net->assembled_user);
 }
 
+#define REQUEST_TIMEOUT_MS 3000   /* matchmaking.py request_timeout */
+
 static void on_expire(struct kw_loop *lp, struct kw_timer *t)
 {
 	struct kw_app_avgnet *net = t->arg;
 
-	if (net->matching)
-		kw_avg_mm_on_expired(&net->mm);
+	if (!net->matching)
+		return;
+	/* a follower waits for its leader past its own expiration (hivemind: the leader's
+	 * expiration - now + request_timeout); our leader expires before us, so once more */
+	if (net->mm.state == KW_AVG_MM_FOLLOWING && !net->expire_extended) {
+		net->expire_extended = true;
+		kw_timer_start(lp, t, REQUEST_TIMEOUT_MS);
+		return;
+	}
+	kw_avg_mm_on_expired(&net->mm);
 }
 
 int kw_app_avgnet_match(struct kw_app_avgnet *net, const struct kw_app_avgnet_match *m,
@@ -948,6 +968,7 @@ int kw_app_avgnet_match(struct kw_app_avgnet *net, const struct kw_app_avgnet_ma
 	net->assembled = assembled;
 	net->assembled_user = user;
 	net->got_begin = false;
+	net->expire_extended = false;
 	for (unsigned i = 0; i < KW_AVG_GROUP_MAX; i++)
 		if (net->fol[i].st) {   /* a follower of an earlier search */
 			kw_hm_stream_end(net->fol[i].st);

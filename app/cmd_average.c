@@ -61,7 +61,7 @@ struct avg_cli {
 	struct kw_hm_dhtid key_id;
 	uint8_t schema[20];
 	unsigned rounds, round, group_size, min_group, max_peers;
-	uint32_t match_ms;
+	uint32_t match_ms, timeout_ms;
 	int dials_left, code;
 	bool matching, stepping, fetching, stop;
 	struct kw_timer tick;
@@ -107,7 +107,8 @@ static void usage(FILE *f)
 		"  --match-ms MS         matchmaking time per attempt (default 3000)\n"
 		"  --rounds R            rounds to run (default 1)\n"
 		"  --part-bytes B        part_size_bytes (default 524288, hivemind's)\n"
-		"  --sender-timeout-ms MS, --round-timeout-ms MS\n");
+		"  --sender-timeout-ms MS, --round-timeout-ms MS\n"
+		"  --timeout-ms MS       give up (exit 1) after this long (default 120000)\n");
 }
 
 static int codec_of(const char *s, enum kw_compression *c)
@@ -270,6 +271,12 @@ static void on_tick(struct kw_loop *l, struct kw_timer *t)
 {
 	struct avg_cli *c = t->arg;
 
+	if (kw_loop_now(l) - c->t0_ms > c->timeout_ms) {
+		fprintf(stderr, "kwnode average: round %u not done after --timeout-ms %u: giving up\n",
+			c->round, (unsigned)c->timeout_ms);
+		finish(c, 1);
+		return;
+	}
 	if (c->matching && !c->fetching &&
 	    kw_hm_dht_get(c->d, &c->key_id, true, on_get, c) == 0)
 		c->fetching = true;
@@ -326,6 +333,7 @@ int kw_cmd_average(int argc, char **argv)
 		{ "part-bytes", required_argument, NULL, 'P' },
 		{ "sender-timeout-ms", required_argument, NULL, 's' },
 		{ "round-timeout-ms", required_argument, NULL, 'T' },
+		{ "timeout-ms", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -356,6 +364,7 @@ int kw_cmd_average(int argc, char **argv)
 	c->group_size = 16;
 	c->min_group = 2;
 	c->match_ms = 3000;
+	c->timeout_ms = 120000;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end = NULL;
@@ -400,6 +409,7 @@ int kw_cmd_average(int argc, char **argv)
 		case 'P': part_bytes = (uint32_t)strtoul(optarg, &end, 10); break;
 		case 's': sender_ms = (uint32_t)strtoul(optarg, &end, 10); break;
 		case 'T': round_ms = (uint32_t)strtoul(optarg, &end, 10); break;
+		case 't': c->timeout_ms = (uint32_t)strtoul(optarg, &end, 10); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -561,6 +571,7 @@ int kw_cmd_average(int argc, char **argv)
 	for (int i = 0; i < n_boot; i++)
 		if (kw_swarm_dial(t.sw, boot[i], on_dial, c) == 0)
 			c->dials_left++;
+	c->t0_ms = kw_loop_now(&t.n->loop);
 	kw_timer_init(&c->tick, on_tick, c);
 	kw_timer_start(&t.n->loop, &c->tick, 100);
 	if (--c->dials_left == 0)
