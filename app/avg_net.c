@@ -282,6 +282,7 @@ static void out_done(struct kw_hm_stream *st, const struct kw_hm_stream_result *
 		KW_LOG_WRN(avg, "peer %d failed our part stream: %s", peer, r->text);
 		kw_avg_on_peer_error(net->avg, (unsigned)peer, -KW_EPROTO);
 	} else if (r->err) {
+		KW_LOG_WRN(avg, "our part stream to peer %d failed: %s", peer, kw_strerror(r->err));
 		kw_avg_on_peer_error(net->avg, (unsigned)peer, r->err);
 	}
 	/* a normal end: the reducer answered everything it will answer; the averager knows */
@@ -387,6 +388,8 @@ static void in_cancel(struct kw_hm_stream *st, int reason, void *arg)
 		return;
 	peer = l->peer;
 	link_reset(l);
+	if (net->running && !net->finishing && peer >= 0)
+		KW_LOG_WRN(avg, "part stream from peer %d ended early: %s", peer, kw_strerror(reason));
 	if (net->running && !net->finishing && peer >= 0)
 		kw_avg_on_peer_error(net->avg, (unsigned)peer, reason ? reason : -KW_ECANCELED);
 }

@@ -29,6 +29,7 @@
 #include <kw/err.h>
 #include <kw/log.h>
 #include <kw/node.h>
+#include <kw/pool.h>
 #include <kw/ml/avg.h>
 #include <kw/ml/codec.h>
 #include <kw/net/hivemind.h>
@@ -291,6 +292,12 @@ static void on_dial(struct kw_swarm *sw, struct kw_conn *conn, int err, void *us
 		fprintf(stderr, "kwnode average: dial failed: %s\n", kw_strerror(err));
 	if (--c->dials_left == 0)
 		start_match(c);
+}
+
+static void count_streams(const struct kw_pool *p, void *arg)
+{
+	if (!strncmp(p->name, "hm_stream", 9))
+		*(size_t *)arg += p->used;
 }
 
 static int read_input(struct avg_cli *c, const char *path)
@@ -594,9 +601,37 @@ int kw_cmd_average(int argc, char **argv)
 		if (f && fclose(f) != 0)
 			c->code = 1;
 	}
-	/* let the last streams close before the swarm goes */
-	for (int i = 0; i < 5; i++)
-		kw_loop_run_once(&t.n->loop, 20);
+	/* Our last deltas may still sit in send buffers, and groupmates still reduce parts of
+	 * ours: leave once every stream of the group has closed (bounded), not before. */
+	{
+		uint64_t until = kw_loop_now(&t.n->loop) + 10000;
+		size_t used = 1;
+
+		while (used && !g_sig && kw_loop_now(&t.n->loop) < until) {
+			used = 0;
+			kw_node_pools_foreach(t.n, count_streams, &used);
+			if (used)
+				kw_loop_run_once(&t.n->loop, 20);
+		}
+	}
+	{
+		struct kw_hm_stream_stats hs;
+
+		struct kw_swarm_stats ss;
+
+		kw_swarm_get_stats(t.sw, &ss);
+		KW_LOG_INF(avg, "swarm: streams in %llu out %llu refused %llu negotiations failed %llu "
+			   "connections aborted %llu", (unsigned long long)ss.streams_in,
+			   (unsigned long long)ss.streams_out, (unsigned long long)ss.streams_refused,
+			   (unsigned long long)ss.negotiations_failed,
+			   (unsigned long long)ss.conns_aborted);
+		kw_hm_stream_get_stats(c->hm, &hs);
+		KW_LOG_INF(avg, "streams: served %llu refused at the limit %llu bad frames %llu "
+			   "oversized %llu cancelled by callers %llu idle deadlines %llu",
+			   (unsigned long long)hs.streams_in, (unsigned long long)hs.refused_limit,
+			   (unsigned long long)hs.bad_frames, (unsigned long long)hs.oversized,
+			   (unsigned long long)hs.cancelled, (unsigned long long)hs.deadlines);
+	}
 out:
 	if (c->avg)
 		kw_avg_destroy(c->avg);
