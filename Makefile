@@ -293,6 +293,7 @@ check-interop:
 	$(Q)node tests/interop/run.mjs $(HOSTO)/tools/interop/kw_interop_peer $(HOSTO)/kwnode
 	$(Q)node tests/interop/kad.mjs $(HOSTO)/kwnode
 	$(Q)node tests/interop/hivemind.mjs $(HOSTO)/tools/interop/kw_hm_peer
+	$(Q)node tests/interop/avg.mjs $(HOSTO)/kwnode
 	$(Q)node tests/interop/serve.mjs $(HOSTO)/kwnode
 
 # Hostile load on loopback, about a minute (tests/stress/test_stress.sh; host build).
