@@ -65,6 +65,8 @@ struct avg_cli {
 	uint32_t match_ms, timeout_ms;
 	int dials_left, code;
 	bool matching, stepping, fetching, stop;
+	bool decl_pending, decl_looking;
+	double decl_exp;
 	struct kw_timer tick;
 	uint64_t t0_ms;
 	struct kw_app_avgnet_match m;
@@ -137,15 +139,27 @@ static void on_store(struct kw_hm_dht *d, int err, const struct kw_hm_dht_store_
 		KW_LOG_WRN(avg, "group key not stored (%s)", err ? kw_strerror(err) : "no node took it");
 }
 
+static int store_entry(struct avg_cli *c)
+{
+	static const uint8_t t = 0xc3, f = 0xc2;   /* msgpack True / False */
+	int r;
+
+	/* leaving: False, expiring just after the True it replaces (key_manager.py) */
+	r = kw_hm_dht_store(c->d, &c->key_id, c->self_sub, c->self_sub_len,
+			    c->decl_looking ? &t : &f, 1,
+			    c->decl_looking ? c->decl_exp : nextafter(c->decl_exp, INFINITY),
+			    on_store, c);
+	c->decl_pending = r == -KW_ELIMIT;   /* the DHT's operations are busy: next tick */
+	return r == -KW_ELIMIT ? 0 : r;
+}
+
 static int declare(void *u, const char *key, double expiration, bool looking)
 {
 	struct avg_cli *c = u;
-	static const uint8_t t = 0xc3, f = 0xc2;   /* msgpack True / False */
 
-	/* leaving: False, expiring just after the True it replaces (key_manager.py) */
-	return kw_hm_dht_store(c->d, &c->key_id, c->self_sub, c->self_sub_len, looking ? &t : &f,
-			       1, looking ? expiration : nextafter(expiration, INFINITY),
-			       on_store, c);
+	c->decl_exp = expiration;
+	c->decl_looking = looking;
+	return store_entry(c);
 }
 
 static int on_entry(const uint8_t *sub, size_t sub_len, const uint8_t *val, size_t val_len,
@@ -278,6 +292,8 @@ static void on_tick(struct kw_loop *l, struct kw_timer *t)
 		finish(c, 1);
 		return;
 	}
+	if (c->decl_pending)
+		store_entry(c);
 	if (c->matching && !c->fetching &&
 	    kw_hm_dht_get(c->d, &c->key_id, true, on_get, c) == 0)
 		c->fetching = true;
@@ -490,6 +506,19 @@ int kw_cmd_average(int argc, char **argv)
 	    (data_dir && kw_config_set(&cfg, "data_dir", data_dir, err, sizeof(err)) < 0)) {
 		fprintf(stderr, "kwnode average: %s\n", err);
 		return 2;
+	}
+	/* every groupmate may be on this machine (a group on one host, the tests): admit two
+	 * connections per groupmate from one address (our dial and the DHT bootstrap's) */
+	{
+		static const char *const keys[] = { "conns_per_ip", "conns_per_subnet",
+						    "handshakes_per_ip", "handshakes_per_subnet" };
+
+		snprintf(buf, sizeof(buf), "%u", 4 * c->group_size + 16);
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (kw_config_set(&cfg, keys[i], buf, err, sizeof(err)) < 0) {
+				fprintf(stderr, "kwnode average: %s\n", err);
+				return 2;
+			}
 	}
 	for (int i = 0; i < n_boot; i++)
 		if (kw_config_set(&cfg, "hivemind_bootstrap", boot[i], err, sizeof(err)) < 0) {
