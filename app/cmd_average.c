@@ -650,10 +650,10 @@ int kw_cmd_average(int argc, char **argv)
 
 		kw_swarm_get_stats(t.sw, &ss);
 		KW_LOG_INF(avg, "swarm: streams in %llu out %llu refused %llu negotiations failed %llu "
-			   "connections aborted %llu", (unsigned long long)ss.streams_in,
+			   "connections aborted %llu pruned %llu", (unsigned long long)ss.streams_in,
 			   (unsigned long long)ss.streams_out, (unsigned long long)ss.streams_refused,
 			   (unsigned long long)ss.negotiations_failed,
-			   (unsigned long long)ss.conns_aborted);
+			   (unsigned long long)ss.conns_aborted, (unsigned long long)ss.conns_pruned);
 		kw_hm_stream_get_stats(c->hm, &hs);
 		KW_LOG_INF(avg, "streams: served %llu refused at the limit %llu bad frames %llu "
 			   "oversized %llu cancelled by callers %llu idle deadlines %llu",

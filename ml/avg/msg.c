@@ -265,7 +265,8 @@ int kw_avg_gather_encode(double bandwidth, enum kw_avg_mode mode, const uint8_t 
 		out[n++] = (uint8_t)(user_len >> 8);
 		out[n++] = (uint8_t)user_len;
 	}
-	memcpy(out + n, user, user_len);
+	if (user_len)   /* user may be NULL then */
+		memcpy(out + n, user, user_len);
 	*out_len = n + user_len;
 	return 0;
 }
