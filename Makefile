@@ -280,6 +280,7 @@ check-host:
 	$(Q)sh tests/browser/test_status_page.sh $(HOSTO)/kwnode $(HOSTO)
 	$(Q)sh tests/build/test_hivemind.sh $(HOSTO)/kwnode
 	$(Q)sh tests/build/test_hivemind_servers.sh $(HOSTO)/kwnode
+	$(Q)sh tests/build/test_avg.sh $(HOSTO)/kwnode
 	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=$(SAN) \
 		$(HOSTO)/tools/model/kw_model_write $(HOSTO)/tools/model/kw_llama_run
 	$(Q)sh tests/build/test_llama_numpy.sh $(HOSTO)
@@ -302,6 +303,7 @@ check-interop:
 	$(Q)node tests/interop/run.mjs $(HOSTO)/tools/interop/kw_interop_peer $(HOSTO)/kwnode
 	$(Q)node tests/interop/kad.mjs $(HOSTO)/kwnode
 	$(Q)node tests/interop/hivemind.mjs $(HOSTO)/tools/interop/kw_hm_peer
+	$(Q)node tests/interop/avg.mjs $(HOSTO)/kwnode
 	$(Q)node tests/interop/serve.mjs $(HOSTO)/kwnode
 
 # Hostile load on loopback, about a minute (tests/stress/test_stress.sh; host build).

@@ -265,7 +265,8 @@ int kw_avg_gather_encode(double bandwidth, enum kw_avg_mode mode, const uint8_t 
 		out[n++] = (uint8_t)(user_len >> 8);
 		out[n++] = (uint8_t)user_len;
 	}
-	memcpy(out + n, user, user_len);
+	if (user_len)   /* user may be NULL then */
+		memcpy(out + n, user, user_len);
 	*out_len = n + user_len;
 	return 0;
 }
@@ -325,5 +326,165 @@ int kw_avg_gather_decode(const uint8_t *buf, size_t len, double *bandwidth,
 		return len - n < ul ? -KW_EBADMSG : -KW_EMSGSIZE;
 	*user = buf + n;
 	*user_len = ul;
+	return 0;
+}
+
+/* ---- MessageFromLeader ------------------------------------------------------------------- */
+
+struct list_view {                  /* one repeated bytes field */
+	struct kw_avg_bytes *items;
+	unsigned *n;
+	size_t max_len;
+	const uint8_t *in;             /* decode: the input the views must lie in */
+	size_t in_len;
+	int err;
+};
+
+static bool enc_list(pb_ostream_t *s, const pb_field_t *f, void *const *arg)
+{
+	const struct list_view *v = *arg;
+
+	for (unsigned i = 0; i < *v->n; i++)
+		if (!pb_encode_tag_for_field(s, f) ||
+		    !pb_encode_string(s, v->items[i].p, v->items[i].len))
+			return false;
+	return true;
+}
+
+static bool dec_list(pb_istream_t *s, const pb_field_t *f, void **arg)
+{
+	struct list_view *v = *arg;
+	const uint8_t *p = (const uint8_t *)s->state;
+	uintptr_t pu = (uintptr_t)p, in = (uintptr_t)v->in;
+
+	(void)f;
+	/* a varint or fixed-width field 4/5 arrives over nanopb's stack copy: malformed */
+	if (pu < in || s->bytes_left > v->in_len || pu - in > v->in_len - s->bytes_left) {
+		v->err = -KW_EBADMSG;
+		return false;
+	}
+	if (*v->n >= KW_AVG_GROUP_MAX || s->bytes_left > v->max_len) {
+		v->err = -KW_EMSGSIZE;
+		return false;
+	}
+	v->items[*v->n].p = s->bytes_left ? p : NULL;
+	v->items[*v->n].len = s->bytes_left;
+	(*v->n)++;
+	return pb_read(s, NULL, s->bytes_left);
+}
+
+int kw_avg_leader_encode(const struct kw_avg_leader_msg *m, uint8_t *out, size_t cap,
+			 size_t *out_len)
+{
+	kw_hivemind_MessageFromLeader pm;
+	struct list_view pv, gv;
+	pb_ostream_t s;
+
+	if (!m || !out_len || (!out && cap) || m->group_id_len > sizeof(pm.group_id.bytes) ||
+	    m->suggested_len > sizeof(pm.suggested_leader.bytes) ||
+	    m->n_peers > KW_AVG_GROUP_MAX || m->n_gathered > KW_AVG_GROUP_MAX)
+		return -KW_EINVAL;
+	for (unsigned i = 0; i < m->n_peers; i++)
+		if (m->peer[i].len > KW_AVG_PEER_ID_MAX || (!m->peer[i].p && m->peer[i].len))
+			return -KW_EINVAL;
+	for (unsigned i = 0; i < m->n_gathered; i++)
+		if (m->gathered[i].len > KW_AVG_GATHER_MAX ||
+		    (!m->gathered[i].p && m->gathered[i].len))
+			return -KW_EINVAL;
+	memset(&pm, 0, sizeof(pm));
+	pm.code = (kw_hivemind_MessageCode)m->code;
+	pm.group_id.size = (pb_size_t)m->group_id_len;
+	memcpy(pm.group_id.bytes, m->group_id, m->group_id_len);
+	pm.suggested_leader.size = (pb_size_t)m->suggested_len;
+	memcpy(pm.suggested_leader.bytes, m->suggested_leader, m->suggested_len);
+	pv = (struct list_view){ .items = (struct kw_avg_bytes *)m->peer,
+				 .n = (unsigned *)&m->n_peers };
+	gv = (struct list_view){ .items = (struct kw_avg_bytes *)m->gathered,
+				 .n = (unsigned *)&m->n_gathered };
+	pm.ordered_peer_ids.funcs.encode = enc_list;
+	pm.ordered_peer_ids.arg = &pv;
+	pm.gathered.funcs.encode = enc_list;
+	pm.gathered.arg = &gv;
+	s = pb_ostream_from_buffer(out, cap);
+	if (!pb_encode(&s, kw_hivemind_MessageFromLeader_fields, &pm))
+		return -KW_ENOSPC;
+	*out_len = s.bytes_written;
+	return 0;
+}
+
+int kw_avg_leader_decode(struct kw_avg_leader_msg *m, const uint8_t *buf, size_t len)
+{
+	kw_hivemind_MessageFromLeader pm;
+	struct list_view pv, gv;
+	pb_istream_t s;
+
+	if (!m || (!buf && len))
+		return -KW_EINVAL;
+	memset(m, 0, sizeof(*m));
+	memset(&pm, 0, sizeof(pm));
+	pv = (struct list_view){ .items = m->peer, .n = &m->n_peers,
+				 .max_len = KW_AVG_PEER_ID_MAX, .in = buf, .in_len = len };
+	gv = (struct list_view){ .items = m->gathered, .n = &m->n_gathered,
+				 .max_len = KW_AVG_GATHER_MAX, .in = buf, .in_len = len };
+	pm.ordered_peer_ids.funcs.decode = dec_list;
+	pm.ordered_peer_ids.arg = &pv;
+	pm.gathered.funcs.decode = dec_list;
+	pm.gathered.arg = &gv;
+	s = pb_istream_from_buffer(buf, len);
+	if (!pb_decode(&s, kw_hivemind_MessageFromLeader_fields, &pm)) {
+		const char *e = PB_GET_ERROR(&s);
+		int err = pv.err ? pv.err : gv.err;
+
+		memset(m, 0, sizeof(*m));
+		if (err)
+			return err;
+		return strcmp(e, "bytes overflow") == 0 ? -KW_EMSGSIZE : -KW_EBADMSG;
+	}
+	m->code = (int32_t)pm.code;
+	m->group_id_len = pm.group_id.size;
+	memcpy(m->group_id, pm.group_id.bytes, pm.group_id.size);
+	m->suggested_len = pm.suggested_leader.size;
+	memcpy(m->suggested_leader, pm.suggested_leader.bytes, pm.suggested_leader.size);
+	return 0;
+}
+
+int kw_avg_group_from_leader(const struct kw_avg_leader_msg *m, const uint8_t *self,
+			     size_t self_len, unsigned max_peers, struct kw_avg_group *g)
+{
+	unsigned found = 0, reducers = 0;
+
+	if (!m || !self || !g)
+		return -KW_EINVAL;
+	if (m->code != KW_AVG_BEGIN_ALLREDUCE || !m->group_id_len || !m->n_peers ||
+	    m->n_peers != m->n_gathered)
+		return -KW_EPROTO;
+	if (m->n_peers > max_peers || m->n_peers > KW_AVG_GROUP_MAX)
+		return -KW_ERANGE;
+	memset(g, 0, sizeof(*g));
+	memcpy(g->group_id, m->group_id, m->group_id_len);
+	g->group_id_len = m->group_id_len;
+	g->n = m->n_peers;
+	for (unsigned i = 0; i < m->n_peers; i++) {
+		const uint8_t *u;
+		size_t ul;
+
+		if (!m->peer[i].len)
+			return -KW_EPROTO;
+		for (unsigned j = 0; j < i; j++)
+			if (m->peer[j].len == m->peer[i].len &&
+			    !memcmp(m->peer[j].p, m->peer[i].p, m->peer[i].len))
+				return -KW_EPROTO;   /* hivemind builds peer_id -> index maps */
+		if (m->peer[i].len == self_len && !memcmp(m->peer[i].p, self, self_len)) {
+			g->self = i;
+			found++;
+		}
+		if (kw_avg_gather_decode(m->gathered[i].p, m->gathered[i].len, &g->bandwidth[i],
+					 &g->mode[i], &u, &ul) < 0)
+			return -KW_EPROTO;
+		if (g->mode[i] != KW_AVG_CLIENT)
+			reducers++;
+	}
+	if (found != 1 || !reducers)
+		return -KW_EPROTO;
 	return 0;
 }

@@ -1,9 +1,11 @@
 /*
- * libFuzzer target: averaging messages (ml/avg). First byte even, (byte >> 1) % 3 picks:
+ * libFuzzer target: averaging messages (ml/avg). First byte even, (byte >> 1) % 4 picks:
  * 0 one AveragingData through kw_avg_data_decode (what decodes lies in the input,
  * re-encodes, and decodes to the same fields); 1 a JoinRequest (what decodes re-encodes to a
  * message that decodes the same); 2 the msgpack `gather` metadata (views lie in the input,
- * what decodes re-encodes). First byte odd: the rest is u16-length-prefixed messages from peer 1 into a
+ * what decodes re-encodes); 3 a MessageFromLeader (views lie in the input and within their
+ * bounds, what decodes re-encodes to bytes that decode the same, and the group it describes
+ * is either refused with -KW_EPROTO / -KW_ERANGE or consistent). First byte odd: the rest is u16-length-prefixed messages from peer 1 into a
  * running two-peer all-reduce round (kw_avg_on_message), as a groupmate can send them; every
  * return is a documented code, and once the clock passes the round deadline the completion
  * callback has run exactly once with finite tensors.
@@ -142,6 +144,47 @@ static void gather_message(const uint8_t *data, size_t size)
 		__builtin_trap();
 }
 
+static void leader_message(const uint8_t *data, size_t size)
+{
+	static struct kw_avg_leader_msg m, back;
+	struct kw_avg_group g;
+	size_t n = 0;
+	int rc = kw_avg_leader_decode(&m, data, size);
+
+	if (rc) {
+		if (rc != -KW_EBADMSG && rc != -KW_EMSGSIZE)
+			__builtin_trap();
+		return;
+	}
+	if (m.n_peers > KW_AVG_GROUP_MAX || m.n_gathered > KW_AVG_GROUP_MAX ||
+	    m.group_id_len > KW_AVG_GROUP_ID_MAX || m.suggested_len > KW_AVG_PEER_ID_MAX)
+		__builtin_trap();
+	for (unsigned i = 0; i < m.n_peers; i++)
+		if (m.peer[i].len > KW_AVG_PEER_ID_MAX || (m.peer[i].len &&
+		    (m.peer[i].p < data || m.peer[i].p + m.peer[i].len > data + size)))
+			__builtin_trap();
+	for (unsigned i = 0; i < m.n_gathered; i++)
+		if (m.gathered[i].len > KW_AVG_GATHER_MAX || (m.gathered[i].len &&
+		    (m.gathered[i].p < data || m.gathered[i].p + m.gathered[i].len > data + size)))
+			__builtin_trap();
+	if (kw_avg_leader_encode(&m, enc, sizeof(enc), &n) || kw_avg_leader_decode(&back, enc, n))
+		__builtin_trap();
+	if (back.code != m.code || back.n_peers != m.n_peers || back.n_gathered != m.n_gathered ||
+	    back.group_id_len != m.group_id_len || back.suggested_len != m.suggested_len)
+		__builtin_trap();
+	for (unsigned i = 0; i < m.n_peers; i++)
+		if (back.peer[i].len != m.peer[i].len ||
+		    (m.peer[i].len && memcmp(back.peer[i].p, m.peer[i].p, m.peer[i].len)))
+			__builtin_trap();
+	if (m.n_peers) {   /* the first peer as "self" */
+		rc = kw_avg_group_from_leader(&m, m.peer[0].p, m.peer[0].len, 16, &g);
+		if (rc == 0 && (g.n != m.n_peers || g.self != 0 || g.n > 16))
+			__builtin_trap();
+		if (rc && rc != -KW_EPROTO && rc != -KW_ERANGE && rc != -KW_EINVAL)
+			__builtin_trap();
+	}
+}
+
 static void round_with(const uint8_t *data, size_t size)
 {
 	static uint8_t mem[1 << 20] __attribute__((aligned(64)));
@@ -228,10 +271,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (data[0] & 1)
 		round_with(data, size);
-	else if ((data[0] >> 1) % 3 == 1)
+	else if ((data[0] >> 1) % 4 == 1)
 		join_message(data + 1, size - 1);
-	else if ((data[0] >> 1) % 3 == 2)
+	else if ((data[0] >> 1) % 4 == 2)
 		gather_message(data + 1, size - 1);
+	else if ((data[0] >> 1) % 4 == 3)
+		leader_message(data + 1, size - 1);
 	else
 		one_message(data + 1, size - 1);
 	return 0;

@@ -132,6 +132,49 @@ int kw_avg_gather_encode(double bandwidth, enum kw_avg_mode mode, const uint8_t 
 int kw_avg_gather_decode(const uint8_t *buf, size_t len, double *bandwidth,
 			 enum kw_avg_mode *mode, const uint8_t **user, size_t *user_len);
 
+/* ---- MessageFromLeader (leader -> follower on rpc_join_group) --------------------------- */
+#define KW_AVG_GATHER_MAX   256   /* = JoinRequest.gather max_size: one peer's gathered bytes */
+
+struct kw_avg_bytes {
+	const uint8_t *p;   /* NULL only when len is 0 */
+	size_t len;
+};
+
+/*
+ * averaging.proto MessageFromLeader. ordered_peer_ids / gathered are views: into the input
+ * after decoding (which must outlive *m), into the caller's storage for encoding. Bounds:
+ * KW_AVG_GROUP_MAX entries each, PeerIDs of KW_AVG_PEER_ID_MAX bytes, gathered entries of
+ * KW_AVG_GATHER_MAX bytes.
+ */
+struct kw_avg_leader_msg {
+	int32_t code;                       /* enum kw_avg_code; unknown values kept */
+	uint8_t group_id[KW_AVG_GROUP_ID_MAX];
+	size_t group_id_len;
+	uint8_t suggested_leader[KW_AVG_PEER_ID_MAX];
+	size_t suggested_len;
+	unsigned n_peers;
+	struct kw_avg_bytes peer[KW_AVG_GROUP_MAX];
+	unsigned n_gathered;
+	struct kw_avg_bytes gathered[KW_AVG_GROUP_MAX];
+};
+/* Returns 0, -KW_EINVAL (a field or count over its bound), -KW_ENOSPC. */
+int kw_avg_leader_encode(const struct kw_avg_leader_msg *m, uint8_t *out, size_t cap,
+			 size_t *out_len);
+/* Returns 0, -KW_EBADMSG (malformed), -KW_EMSGSIZE (a field or count over its bound). */
+int kw_avg_leader_decode(struct kw_avg_leader_msg *m, const uint8_t *buf, size_t len);
+
+struct kw_avg_group;
+/*
+ * The group a BEGIN_ALLREDUCE describes, as a follower (or the leader, for the message it
+ * sends) sees it: group id, size, our index (self must be in ordered_peer_ids once) and each
+ * peer's mode and bandwidth from its gathered bytes. Returns 0, -KW_EPROTO (not
+ * BEGIN_ALLREDUCE, no or empty group id, self missing or twice, a duplicate peer, counts that
+ * differ, a gathered entry that does not decode, every peer a CLIENT), -KW_ERANGE (more than
+ * max_peers peers).
+ */
+int kw_avg_group_from_leader(const struct kw_avg_leader_msg *m, const uint8_t *self,
+			     size_t self_len, unsigned max_peers, struct kw_avg_group *g);
+
 /* ---- all-reduce ------------------------------------------------------------------------- */
 struct kw_avg;
 
