@@ -179,7 +179,8 @@ $(AUTOCONF): $(O)/.config
 	$(Q)touch $@
 
 # ---- compile --------------------------------------------------------------------------------
-$(O)/proto/%.pb.c $(O)/proto/%.pb.h: proto/%.proto $(wildcard proto/%.options)
+# Every .proto has its nanopb .options beside it (its bounds): editing either regenerates.
+$(O)/proto/%.pb.c $(O)/proto/%.pb.h: proto/%.proto proto/%.options
 	$(Q)mkdir -p $(O)/proto
 	$(Q)nanopb_generator.py -q -D $(O)/proto -I proto $< >/dev/null
 
