@@ -14,34 +14,11 @@ int kw_hm_test_node(struct kw_test_net *net, size_t arena_kib, const struct kw_s
 		    const struct kw_hm_limits *lim, struct kw_test_node **t, struct kw_privkey *key,
 		    struct kw_swarm **sw, struct kw_hm **hm)
 {
-	struct kw_swarm_limits def = kw_test_swarm_limits();
-	int ret;
+	int ret = kw_swarm_test_node(net, arena_kib, sl, t, key, sw);
 
-	*t = kw_test_node_join(net, arena_kib);
-	if (!*t)
-		return -KW_ENOMEM;
-	ret = kw_key_generate(KW_KEY_ED25519, 0, key);
-	if (ret == 0)
-		ret = kw_swarm_create((*t)->node, key, sl ? sl : &def, sw);
 	if (ret == 0)
 		ret = kw_hm_create(*sw, lim, hm);
 	return ret;
-}
-
-int kw_hm_test_listen(struct kw_swarm *sw, const char *listen, char *addr, size_t cap)
-{
-	int ret = kw_swarm_listen(sw, listen);
-
-	if (ret == 0)
-		ret = kw_swarm_listen_addr(sw, 0, addr, cap);
-	return ret;
-}
-
-void kw_hm_test_pump(struct kw_test_node *const *t, int n, int passes)
-{
-	for (int i = 0; i < passes; i++)
-		for (int j = 0; j < n; j++)
-			kw_loop_run_once(&t[j]->node->loop, 0);
 }
 
 /* static, not on the stack: a dial still pending after the pumps completes later */
@@ -67,22 +44,8 @@ struct kw_conn *kw_hm_test_dial(struct kw_test_node *const *t, int n, struct kw_
 	memset(d, 0, sizeof(*d));
 	if (kw_swarm_dial(from, to, on_test_dial, d) < 0)
 		return NULL;
-	kw_hm_test_pump(t, n, 50);
+	kw_swarm_test_pump(t, n, 50);
 	return d->done == 1 && d->err == 0 ? d->conn : NULL;
-}
-
-void kw_hm_test_free(struct kw_test_net *net, struct kw_test_node *const *t,
-		     struct kw_swarm *const *sw, int n)
-{
-	for (int i = 0; i < n; i++)
-		kw_swarm_destroy(sw[i]);
-	kw_hm_test_pump(t, n, 4);
-	for (int i = 0; i < n; i++)
-		kw_test_assert_no_leaks(t[i]->node);
-	for (int i = 0; i < n; i++)
-		kw_test_node_free(t[i]);
-	assert_int_equal(kw_sim_open_sockets(net->net), 0);
-	kw_test_net_free(net);
 }
 
 void kw_hm_test_on_result(const struct kw_hm_result *r, void *user)
@@ -105,7 +68,7 @@ static int make_side(struct kw_hm_pair *p, struct kw_hm_side *s, const char *lis
 	int ret = kw_hm_test_node(p->net, arena_kib, NULL, lim, &s->t, &s->key, &s->sw, &s->hm);
 
 	if (ret == 0)
-		ret = kw_hm_test_listen(s->sw, listen, s->addr, sizeof(s->addr));
+		ret = kw_swarm_test_listen(s->sw, listen, s->addr, sizeof(s->addr));
 	return ret;
 }
 
@@ -153,7 +116,7 @@ void kw_hm_pair_pump(struct kw_hm_pair *p, int passes)
 {
 	struct kw_test_node *t[3] = { p->a.t, p->b.t, p->c.t };
 
-	kw_hm_test_pump(t, p->n_sides, passes);
+	kw_swarm_test_pump(t, p->n_sides, passes);
 }
 
 void kw_hm_pair_advance(struct kw_hm_pair *p, uint64_t ms)
@@ -167,7 +130,7 @@ void kw_hm_pair_fini(struct kw_hm_pair *p)
 	struct kw_test_node *t[3] = { p->a.t, p->b.t, p->c.t };
 	struct kw_swarm *sw[3] = { p->a.sw, p->b.sw, p->c.sw };
 
-	kw_hm_test_free(p->net, t, sw, p->n_sides);
+	kw_swarm_test_free(p->net, t, sw, p->n_sides, 4);
 }
 
 static size_t raw_data(struct kw_stream *s, const uint8_t *d, size_t n) { return n; }

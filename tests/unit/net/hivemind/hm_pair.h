@@ -6,8 +6,8 @@
  * virtual: pump runs every node's loop, advance moves the simulated clock and pumps.
  *
  * The pieces below it (kw_hm_test_*) serve tests that keep their own node structs (the DHT
- * client and server, reachability): start a node, listen, dial and pump until the dial is
- * done, record a unary call's result, and tear the nodes down checking for leaks.
+ * client and server, reachability): start a node, dial and pump until the dial is done, and
+ * record a unary call's result; they listen, pump and tear down with swarm_fx.h's.
  */
 #ifndef KW_TEST_HM_PAIR_H
 #define KW_TEST_HM_PAIR_H
@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "harness.h"
+#include "../swarm/swarm_fx.h"
 
 #include <kw/net/hivemind.h>
 #include <kw/net/key.h>
@@ -64,26 +65,15 @@ void kw_hm_pair_send_raw(struct kw_hm_pair *p, const char *name, const uint8_t *
 /* ---- for tests with their own node structs ------------------------------------------------ */
 
 /*
- * Joins net with an arena of arena_kib KiB, a fresh Ed25519 key in *key, a swarm with sl
- * (kw_test_swarm_limits() when NULL) in *sw and kw_hm_create(lim) in *hm. The caller adds its
- * protocols, then kw_hm_test_listen. Return: 0 or a negative error.
+ * kw_swarm_test_node (swarm_fx.h), then kw_hm_create(lim) in *hm. The caller adds its
+ * protocols, then kw_swarm_test_listen. Return: 0 or a negative error.
  */
 int kw_hm_test_node(struct kw_test_net *net, size_t arena_kib, const struct kw_swarm_limits *sl,
 		    const struct kw_hm_limits *lim, struct kw_test_node **t, struct kw_privkey *key,
 		    struct kw_swarm **sw, struct kw_hm **hm);
-/* Listens on `listen` and writes the address it got (with /p2p/) to addr. 0 or an error. */
-int kw_hm_test_listen(struct kw_swarm *sw, const char *listen, char *addr, size_t cap);
-/* Runs the loops of t[0..n) once each, in that order, `passes` times. */
-void kw_hm_test_pump(struct kw_test_node *const *t, int n, int passes);
 /* from dials `to` and pumps t[0..n) 50 passes. Return: the connection, NULL if it failed. */
 struct kw_conn *kw_hm_test_dial(struct kw_test_node *const *t, int n, struct kw_swarm *from,
 				const char *to);
-/*
- * Destroys sw[0..n), pumps, asserts that no pool block and no socket leaked, frees the nodes
- * and the net.
- */
-void kw_hm_test_free(struct kw_test_net *net, struct kw_test_node *const *t,
-		     struct kw_swarm *const *sw, int n);
 
 /* A unary call's outcome, as kw_hm_test_on_result records it (data cut at its size). */
 struct kw_hm_test_result {

@@ -74,7 +74,7 @@ static struct kw_test_node *const *nodes(void)
 
 static void pump(int passes)
 {
-	kw_hm_test_pump(nodes(), g->n, passes);
+	kw_swarm_test_pump(nodes(), g->n, passes);
 }
 
 static const struct kw_hm_limits test_limits = {
@@ -119,7 +119,7 @@ static int make_side(int i, bool client, uint32_t replicas)
 	}
 	snprintf(listen, sizeof(listen), "/ip4/127.0.0.1/tcp/%d", 4100 + i);
 	if (ret == 0)
-		ret = kw_hm_test_listen(s->sw, listen, s->addr, sizeof(s->addr));
+		ret = kw_swarm_test_listen(s->sw, listen, s->addr, sizeof(s->addr));
 	return ret;
 }
 
@@ -209,7 +209,7 @@ static int teardown(void **state)
 		assert_int_equal(kw_hm_dht_ops_busy(g->s[i].dht), 0);
 	for (int i = 0; i < g->n; i++)
 		sw[i] = g->s[i].sw;
-	kw_hm_test_free(g->net, nodes(), sw, g->n);
+	kw_swarm_test_free(g->net, nodes(), sw, g->n, 4);
 	free(g);
 	g = NULL;
 	return 0;

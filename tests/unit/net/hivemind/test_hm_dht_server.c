@@ -51,7 +51,7 @@ static void pump(int passes)
 {
 	struct kw_test_node *t[2] = { g->a.t, g->b.t };
 
-	kw_hm_test_pump(t, 2, passes);
+	kw_swarm_test_pump(t, 2, passes);
 }
 
 static const struct kw_hm_limits test_limits = {
@@ -83,7 +83,7 @@ static int make_side(struct side *s, const char *listen, uint8_t id_byte)
 		ret = kw_hm_dht_create(s->sw, s->hm, &s->cfg, &s->dht);
 	}
 	if (ret == 0)
-		ret = kw_hm_test_listen(s->sw, listen, s->addr, sizeof(s->addr));
+		ret = kw_swarm_test_listen(s->sw, listen, s->addr, sizeof(s->addr));
 	return ret;
 }
 
@@ -111,7 +111,7 @@ static int teardown(void **state)
 	struct kw_swarm *sw[2] = { g->a.sw, g->b.sw };
 
 	(void)state;
-	kw_hm_test_free(g->net, t, sw, 2);
+	kw_swarm_test_free(g->net, t, sw, 2, 4);
 	free(g);
 	g = NULL;
 	return 0;

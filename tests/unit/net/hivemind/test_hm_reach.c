@@ -67,7 +67,7 @@ static struct kw_test_node *const *nodes(void)
 
 static void pump(int passes)
 {
-	kw_hm_test_pump(nodes(), 3, passes);
+	kw_swarm_test_pump(nodes(), 3, passes);
 }
 
 static void advance(uint64_t ms)
@@ -133,7 +133,7 @@ static int make_side(struct side *s, const char *listen, uint32_t probes, uint32
 	if (ret == 0)
 		ret = kw_hm_reach_create(s->sw, s->hm, &rc, &s->reach);
 	if (ret == 0)
-		ret = kw_hm_test_listen(s->sw, listen, s->addr, sizeof(s->addr));
+		ret = kw_swarm_test_listen(s->sw, listen, s->addr, sizeof(s->addr));
 	/* by default each advertises the address it listens on */
 	snprintf(s->adv[0], sizeof(s->adv[0]), "%s", listen);
 	s->n_adv = 1;
@@ -187,7 +187,7 @@ static int teardown(void **state)
 	struct kw_swarm *sw[3] = { g->a.sw, g->b.sw, g->c.sw };
 
 	(void)state;
-	kw_hm_test_free(g->net, nodes(), sw, 3);
+	kw_swarm_test_free(g->net, nodes(), sw, 3, 4);
 	free(g);
 	g = NULL;
 	return 0;
