@@ -23,7 +23,8 @@ void kw_app_cli_init(struct kw_app_cli *cli, const char *prog)
 	kw_log_set_level(1);  /* the output is the result; warnings only with -v */
 }
 
-int kw_app_cli_option(struct kw_app_cli *cli, int o, const char *arg)
+/* 0 taken, 1 not a shared option, -KW_EINVAL a bad value (printed) */
+static int shared_option(struct kw_app_cli *cli, int o, const char *arg)
 {
 	switch (o) {
 	case 'b':
@@ -45,6 +46,21 @@ int kw_app_cli_option(struct kw_app_cli *cli, int o, const char *arg)
 	case 'v': kw_log_set_level(4); return 0;
 	default: return 1;
 	}
+}
+
+int kw_app_cli_getopt(struct kw_app_cli *cli, int argc, char **argv, const char *optstring,
+		      const struct option *opts)
+{
+	int o, ret;
+
+	while ((o = getopt_long(argc, argv, optstring, opts, NULL)) != -1) {
+		ret = shared_option(cli, o, optarg);
+		if (ret < 0)
+			return KW_APP_CLI_BAD;
+		if (ret > 0)
+			return o;
+	}
+	return -1;
 }
 
 int kw_app_cli_config(const struct kw_app_cli *cli, struct kw_config *cfg, const char *boot_key)

@@ -7,6 +7,7 @@
 #ifndef KW_APP_CLI_H
 #define KW_APP_CLI_H
 
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,12 +27,15 @@ struct kw_app_cli {
 void kw_app_cli_init(struct kw_app_cli *cli, const char *prog);
 
 /*
- * Takes getopt's o and optarg when o is one of the shared options: 'b' (bootstrap), 'c'
- * (config), 'd' (data-dir), 'w' (wait-ms, 100..600000) and 'v' (verbose).
- * Return: 0 taken, 1 not a shared option (the caller handles it), -KW_EINVAL a bad value
- * (already printed as "<prog>: ..."; the command exits 2).
+ * getopt_long (optind reset to 1 on the first call is the caller's) that takes the shared
+ * options itself: 'b' (bootstrap), 'c' (config), 'd' (data-dir), 'w' (wait-ms, 100..600000)
+ * and 'v' (verbose); optstring and opts must give them those letters.
+ * Return: the next option that is not a shared one (getopt's '?' included), -1 at the end,
+ * or KW_APP_CLI_BAD: a bad value, already printed as "<prog>: ..." (the command exits 2).
  */
-int kw_app_cli_option(struct kw_app_cli *cli, int o, const char *arg);
+#define KW_APP_CLI_BAD (-2)
+int kw_app_cli_getopt(struct kw_app_cli *cli, int argc, char **argv, const char *optstring,
+		      const struct option *opts);
 
 /*
  * *cfg from Kconfig's defaults, then -c FILE, then the options: -b replaces the list named

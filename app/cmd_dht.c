@@ -225,13 +225,9 @@ int kw_cmd_dht(int argc, char **argv)
 	kw_app_cli_init(&cli, "kwnode dht");
 	optind = 1;
 	/* "+": options stop at the verb, so a VALUE starting with '-' stays a value */
-	while ((o = getopt_long(argc, argv, "+d:b:c:xXw:vh", opts, NULL)) != -1) {
-		ret = kw_app_cli_option(&cli, o, optarg);
-		if (ret < 0)
-			return 2;
-		if (ret == 0)
-			continue;
+	while ((o = kw_app_cli_getopt(&cli, argc, argv, "+d:b:c:xXw:vh", opts)) != -1) {
 		switch (o) {
+		case KW_APP_CLI_BAD: return 2;
 		case 'x': flags |= KW_DHT_KEY_HEX; break;
 		case 'X': flags |= KW_DHT_VALUE_HEX; break;
 		case 'h': usage(stdout); return 0;

@@ -1050,13 +1050,9 @@ int kw_cmd_hivemind(int argc, char **argv)
 	memset(c, 0, offsetof(struct hm_cli, sub));
 	kw_app_cli_init(&cli, "kwnode hivemind");
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "s:e:Lxjn:b:c:d:w:vh", opts, NULL)) != -1) {
-		ret = kw_app_cli_option(&cli, o, optarg);
-		if (ret < 0)
-			return 2;
-		if (ret == 0)
-			continue;
+	while ((o = kw_app_cli_getopt(&cli, argc, argv, "s:e:Lxjn:b:c:d:w:vh", opts)) != -1) {
 		switch (o) {
+		case KW_APP_CLI_BAD: return 2;
 		case 's': subkey = optarg; break;
 		case 'e':
 			if (kw_config_parse_u32(optarg, 1, 31536000, &exp) < 0) {
