@@ -201,6 +201,39 @@ static struct kw_conn *connect_ab(void)
 	return g->dialed;
 }
 
+/* b's side of the connection a dialled. */
+static struct kw_conn *back_of_ab(void)
+{
+	struct kw_conn *back = kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw));
+
+	assert_non_null(back);
+	return back;
+}
+
+/* The pending dial of a fails with -KW_ETIMEDOUT at the 3 s handshake timeout, not before. */
+static void assert_dial_times_out(void)
+{
+	advance(2999);
+	assert_int_equal(g->dial_done, 0);
+	advance(2);
+	assert_int_equal(g->dial_done, 1);
+	assert_int_equal(g->dial_err, -KW_ETIMEDOUT);
+}
+
+/* A raw TCP connection to b from `src` (host order) that never says a word. */
+static int raw_connect(struct kw_sim *sim, uint32_t src)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(4001),
+				  .sin_addr.s_addr = htonl(0x7f000001) };
+	int fd = sim->sys.ops->tcp_socket(&sim->sys, AF_INET);
+
+	assert_true(fd >= 0);
+	sim->src_ip = src;
+	sim->sys.ops->connect(&sim->sys, fd, (struct sockaddr *)&in, sizeof(in));
+	sim->src_ip = 0;
+	return fd;
+}
+
 /* What the identify of c's own side learnt about c's remote. */
 static struct kw_identify *id_of(const struct kw_conn *c)
 {
@@ -232,8 +265,7 @@ static void test_swarm_dial_upgrades_and_matches_peer_id(void **state)
 
 	assert_true(kw_peer_id_equal(kw_conn_peer_id(c), kw_swarm_peer_id(g->b.sw)));
 	assert_true(kw_conn_outbound(c));
-	back = kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw));
-	assert_non_null(back);
+	back = back_of_ab();
 	assert_false(kw_conn_outbound(back));
 }
 
@@ -260,8 +292,7 @@ static void test_identify_push_sends_new_protocols_to_connected_peer_once(void *
 	struct kw_swarm_stats st0, st;
 
 	pump(50);
-	back = kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw));
-	assert_non_null(back);
+	back = back_of_ab();
 	assert_true(lists(back, KW_IDENTIFY_PUSH_PROTO));
 	assert_false(lists(c, "/late/1.0.0"));
 	kw_swarm_get_stats(g->b.sw, &st0);
@@ -317,8 +348,7 @@ static void test_identify_push_skips_peer_without_push_protocol(void **state)
 	struct kw_swarm_stats st0, st;
 
 	pump(50);
-	back = kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw));
-	assert_non_null(back);
+	back = back_of_ab();
 	/* b now believes a does not speak identify push (as an older go or rust peer) */
 	forget_remote_protocol(back, KW_IDENTIFY_PUSH_PROTO);
 	assert_false(lists(back, KW_IDENTIFY_PUSH_PROTO));
@@ -600,11 +630,8 @@ static void test_swarm_handshake_timeout_drops_silent_peer(void **state)
 {
 	struct kw_sim *sim = g->a.t->sim;
 	struct kw_swarm_stats st;
-	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(4001),
-				  .sin_addr.s_addr = htonl(0x7f000001) };
-	int fd = sim->sys.ops->tcp_socket(&sim->sys, AF_INET);
+	int fd = raw_connect(sim, 0);
 
-	sim->sys.ops->connect(&sim->sys, fd, (struct sockaddr *)&in, sizeof(in));
 	pump(5);
 	kw_swarm_get_stats(g->b.sw, &st);
 	assert_int_equal(st.conns_in, 1);
@@ -631,11 +658,7 @@ static void test_swarm_dial_times_out_when_listener_never_accepts(void **state)
 						   sizeof(in), 8), 0);
 	assert_int_equal(kw_swarm_dial(g->a.sw, "/ip4/127.0.0.1/tcp/4009", on_dial, NULL), 0);
 	pump(10);
-	advance(2999);
-	assert_int_equal(g->dial_done, 0);
-	advance(2);
-	assert_int_equal(g->dial_done, 1);
-	assert_int_equal(g->dial_err, -KW_ETIMEDOUT);
+	assert_dial_times_out();
 	kw_swarm_get_stats(g->a.sw, &st);
 	assert_int_equal(st.conns_out, 0);
 	assert_int_equal(st.conns_failed, 1);
@@ -652,11 +675,7 @@ static void test_swarm_dial_times_out_on_blackholed_address(void **state)
 	pump(10);
 	kw_swarm_get_stats(g->a.sw, &st);
 	assert_int_equal(st.conns_out, 1);  /* still connecting: the loop was never blocked */
-	advance(2999);
-	assert_int_equal(g->dial_done, 0);
-	advance(2);
-	assert_int_equal(g->dial_done, 1);
-	assert_int_equal(g->dial_err, -KW_ETIMEDOUT);
+	assert_dial_times_out();
 	kw_swarm_get_stats(g->a.sw, &st);
 	assert_int_equal(st.conns_out, 0);
 }
@@ -665,13 +684,10 @@ static void test_swarm_protocol_error_closes_with_rst(void **state)
 {
 	struct kw_sim *sim = g->a.t->sim;
 	struct kw_swarm_stats st;
-	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(4001),
-				  .sin_addr.s_addr = htonl(0x7f000001) };
-	int fd = sim->sys.ops->tcp_socket(&sim->sys, AF_INET);
+	int fd = raw_connect(sim, 0);
 	uint8_t rd[256];
 	long n;
 
-	sim->sys.ops->connect(&sim->sys, fd, (struct sockaddr *)&in, sizeof(in));
 	pump(5);
 	sim->sys.ops->write(&sim->sys, fd, "\x13/multistream/1.0.0\n\x07/bogus\n", 29);
 	pump(5);
@@ -913,22 +929,8 @@ static void test_swarm_ext_slots_are_independent_and_cleared_on_close(void **sta
 	assert_true(all_zero((const uint8_t *)kw_conn_ext(c, s2), 40));
 }
 
-
 /* ---- inbound admission (rcmgr) ------------------------------------------------------------ */
 
-/* A raw TCP connection to b from `src` (host order) that never says a word. */
-static int raw_connect(struct kw_sim *sim, uint32_t src)
-{
-	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(4001),
-				  .sin_addr.s_addr = htonl(0x7f000001) };
-	int fd = sim->sys.ops->tcp_socket(&sim->sys, AF_INET);
-
-	assert_true(fd >= 0);
-	sim->src_ip = src;
-	sim->sys.ops->connect(&sim->sys, fd, (struct sockaddr *)&in, sizeof(in));
-	sim->src_ip = 0;
-	return fd;
-}
 
 /* Whether b closed the raw connection (FIN or RST), without consuming a byte. */
 static bool raw_closed(struct kw_sim *sim, int fd)
@@ -1048,8 +1050,7 @@ static void test_swarm_identify_protects_a_peer_speaking_a_wanted_protocol(void 
 	assert_true(kw_swarm_protocol_protected(g->b.sw, ECHO));
 	connect_ab();
 	pump(50);  /* identify */
-	back = kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw));
-	assert_non_null(back);
+	back = back_of_ab();
 	assert_true(kw_conn_protected(back));
 	kw_swarm_get_stats(g->b.sw, &st);
 	assert_int_equal(st.conns_protected, 1);
