@@ -204,6 +204,31 @@ static struct kw_conn *dial_ab(void)
 /* Handshake share of b's buffers: attackers beyond it must queue. */
 static uint32_t hs_share(void) { return kw_swarm_bufs_handshake_share(BUFS); }
 
+/* n attackers pin a frame each (skips when the socket table cannot hold them); some wait. */
+static void pin_buffers(uint32_t n)
+{
+	if (n > MAX_ATT)
+		skip();  /* more buffers than the simulated socket table has attackers for */
+	for (uint32_t i = 0; i < n; i++)
+		attack(g_pin, PIN_LEN);
+	/* whatever is not pinned waits with unread bytes in its socket */
+	assert_true(bstats().buf_waits >= 1);
+}
+
+/* How many passes b's loop makes in half a frame deadline of virtual time. */
+static uint64_t passes_in_half_a_frame(void)
+{
+	struct kw_loop *l = &g->b.t->node->loop;
+	uint64_t it0 = l->stats.iterations, t0 = kw_loop_now(l);
+	int guard = 0;
+
+	g->net->net->auto_advance = true;
+	while (kw_loop_now(l) < t0 + FRAME / 2 && guard++ < 100000)
+		kw_loop_run_once(l, (int)(FRAME / 2));
+	g->net->net->auto_advance = false;
+	return l->stats.iterations - it0;
+}
+
 /* ---- tests -------------------------------------------------------------------------------- */
 
 static void test_unauthenticated_partial_frame_is_closed_at_the_frame_deadline(void **state)
@@ -301,53 +326,24 @@ static void test_waiting_connection_is_woken_when_buffers_return(void **state)
 
 static void test_loop_does_not_spin_while_all_buffers_are_lent(void **state)
 {
-	struct kw_loop *l = &g->b.t->node->loop;
-	uint64_t it0, t0;
-	uint32_t i, n = BUFS + 2;
-	int guard = 0;
-
-	if (n > MAX_ATT)
-		skip();  /* more buffers than the simulated socket table has attackers for */
-	for (i = 0; i < n; i++)
-		attack(g_pin, PIN_LEN);
-	/* whatever is not pinned waits with unread bytes in its socket */
-	assert_true(bstats().buf_waits >= 1);
-	g->net->net->auto_advance = true;
-	it0 = l->stats.iterations;
-	t0 = kw_loop_now(l);
-	while (kw_loop_now(l) < t0 + FRAME / 2 && guard++ < 100000)
-		kw_loop_run_once(l, (int)(FRAME / 2));
-	g->net->net->auto_advance = false;
+	pin_buffers(BUFS + 2);
 	/* a sleeping loop wakes for its timers only; a spinning one hits the guard */
-	assert_true(l->stats.iterations - it0 < 50);
+	assert_true(passes_in_half_a_frame() < 50);
 }
 
 /* A connection waiting for a buffer whose peer resets: epoll would report the error every pass
  * while nobody reads; the parked watch keeps the loop asleep until the buffer comes. */
 static void test_loop_does_not_spin_when_a_waiting_connection_is_reset(void **state)
 {
-	struct kw_loop *l = &g->b.t->node->loop;
-	uint64_t it0, t0;
 	uint32_t i, n = BUFS + 2, share = hs_share();
-	int guard = 0;
 
-	if (n > MAX_ATT)
-		skip();  /* more buffers than the simulated socket table has attackers for */
-	for (i = 0; i < n; i++)
-		attack(g_pin, PIN_LEN);
-	assert_true(bstats().buf_waits >= 1);
+	pin_buffers(n);
 	/* the first share - 1 pin a buffer each (see above); the later ones wait */
 	for (i = share; i < n; i++) {
 		sys()->ops->close_abort(sys(), g->att[i]);
 		g->att[i] = -1;
 	}
-	g->net->net->auto_advance = true;
-	it0 = l->stats.iterations;
-	t0 = kw_loop_now(l);
-	while (kw_loop_now(l) < t0 + FRAME / 2 && guard++ < 100000)
-		kw_loop_run_once(l, (int)(FRAME / 2));
-	g->net->net->auto_advance = false;
-	assert_true(l->stats.iterations - it0 < 50);
+	assert_true(passes_in_half_a_frame() < 50);
 }
 
 static void test_upgraded_connections_keep_working_while_handshakes_exhaust_theirs(void **state)
