@@ -34,6 +34,7 @@
 #include <kw/net/multiaddr.h>
 #include <kw/net/swarm.h>
 
+#include "cli.h"
 #include "dht.h"
 
 int kw_cmd_dht(int argc, char **argv);
@@ -90,48 +91,15 @@ static void usage(FILE *f)
 static int via_control(const char *data_dir, const struct kw_dht_req *r)
 {
 	static char line[KW_DHT_LINE_MAX + 2];
-	struct sockaddr_un sa;
-	size_t got = 0, off = 0;
+	size_t got;
 	long len;
-	int fd;
+	int ret;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	if (kw_control_path(data_dir, sa.sun_path, sizeof(sa.sun_path)) < 0)
-		return -1;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		close(fd);
-		return -1;
-	}
 	len = kw_dht_req_encode(r, line, sizeof(line));
-	while (len > 0 && off < (size_t)len) {
-		ssize_t n = write(fd, line + off, (size_t)len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			fprintf(stderr, "kwnode dht: cannot send to the running node: %s\n",
-				strerror(errno));
-			close(fd);
-			return 1;
-		}
-		off += (size_t)n;
-	}
-	for (;;) {
-		ssize_t n = read(fd, g_cli.out + got, sizeof(g_cli.out) - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-		if (got == sizeof(g_cli.out))
-			break;
-	}
-	close(fd);
+	ret = kw_app_control_call("kwnode dht", data_dir, line, len > 0 ? (size_t)len : 0,
+				  g_cli.out, sizeof(g_cli.out), &got);
+	if (ret != 0)
+		return ret;
 	if (got == 0 || !memmem(g_cli.out, got, "exit ", 5)) {
 		fprintf(stderr, "kwnode dht: the running node closed the control connection "
 			"without an answer\n");
@@ -248,43 +216,25 @@ int kw_cmd_dht(int argc, char **argv)
 	};
 	static struct kw_config cfg;
 	struct dht_cli *c = &g_cli;
-	const char *config_file = NULL, *data_dir = NULL;
-	const char *boot[KW_CONFIG_BOOTSTRAP_MAX];
+	struct kw_app_cli cli;
 	char err[256];
-	int n_boot = 0, o, ret, i;
+	int o, ret;
 	unsigned flags = 0;
 
 	memset(c, 0, offsetof(struct dht_cli, req));
-	c->wait_ms = 10000;
-	kw_log_set_level(1);  /* the output is the result; warnings only with -v */
+	kw_app_cli_init(&cli, "kwnode dht");
 	optind = 1;
 	/* "+": options stop at the verb, so a VALUE starting with '-' stays a value */
-	while ((o = getopt_long(argc, argv, "+d:b:c:xXw:vh", opts, NULL)) != -1) {
+	while ((o = kw_app_cli_getopt(&cli, argc, argv, "+d:b:c:xXw:vh", opts)) != -1) {
 		switch (o) {
-		case 'd': data_dir = optarg; break;
-		case 'b':
-			if (n_boot >= KW_CONFIG_BOOTSTRAP_MAX) {
-				fprintf(stderr, "kwnode dht: at most %d --bootstrap\n",
-					KW_CONFIG_BOOTSTRAP_MAX);
-				return 2;
-			}
-			boot[n_boot++] = optarg;
-			break;
-		case 'c': config_file = optarg; break;
+		case KW_APP_CLI_BAD: return 2;
 		case 'x': flags |= KW_DHT_KEY_HEX; break;
 		case 'X': flags |= KW_DHT_VALUE_HEX; break;
-		case 'w':
-			if (kw_config_parse_u32(optarg, 100, 600000, &c->wait_ms) < 0) {
-				fprintf(stderr, "kwnode dht: --wait-ms '%s': expected 100..600000\n",
-					optarg);
-				return 2;
-			}
-			break;
-		case 'v': kw_log_set_level(4); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
+	c->wait_ms = cli.wait_ms;
 	if (optind >= argc) {
 		fprintf(stderr, "kwnode dht: missing the operation\n");
 		usage(stderr);
@@ -296,26 +246,8 @@ int kw_cmd_dht(int argc, char **argv)
 		fprintf(stderr, "kwnode dht: %s\n", err);
 		return 2;
 	}
-	kw_config_defaults(&cfg);
-	if (config_file) {
-		ret = kw_config_load(&cfg, config_file, err, sizeof(err));
-		if (ret < 0) {
-			fprintf(stderr, "kwnode dht: %s%s%s\n", ret == -KW_ECONFIG ? config_file : "",
-				ret == -KW_ECONFIG ? ": " : "", err);
-			return 2;
-		}
-	}
-	if (n_boot)
-		kw_config_clear_bootstrap(&cfg);
-	for (i = 0; i < n_boot; i++)
-		if (kw_config_set(&cfg, "bootstrap", boot[i], err, sizeof(err)) < 0) {
-			fprintf(stderr, "kwnode dht: --%s\n", err);
-			return 2;
-		}
-	if (data_dir && kw_config_set(&cfg, "data_dir", data_dir, err, sizeof(err)) < 0) {
-		fprintf(stderr, "kwnode dht: --data-dir: %s\n", err);
+	if (kw_app_cli_config(&cli, &cfg, "bootstrap") < 0)
 		return 2;
-	}
 	ret = via_control(cfg.data_dir, &c->req);
 	if (ret >= 0)
 		return ret;

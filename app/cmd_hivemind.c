@@ -56,6 +56,7 @@
 #include <kw/net/kad.h>
 #endif
 
+#include "cli.h"
 #include "hivemind.h"
 #include "hm_line.h"
 #ifdef CONFIG_KW_NET_KAD_SWARM
@@ -1001,52 +1002,21 @@ static int via_control(const char *data_dir, const struct hm_cli *c)
 {
 	static struct kw_hm_req r;
 	static char line[KW_HM_LINE_MAX + 1], reply[KW_HM_REPLY_MAX];
-	struct sockaddr_un sa;
-	size_t got = 0, off = 0;
+	size_t got;
 	long len;
-	int fd;
+	int ret;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	if (kw_control_path(data_dir, sa.sun_path, sizeof(sa.sun_path)) < 0)
-		return -1;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		close(fd);
-		return -1;
-	}
 	if (req_from_cli(c, &r) < 0 || (len = kw_hm_req_encode(&r, line, sizeof(line))) < 0) {
+		/* only when a node runs there: without one the transient node takes any size */
+		if (kw_app_control_call("kwnode hivemind", data_dir, "", 0, reply, 0, &got) < 0)
+			return -1;
 		fprintf(stderr, "kwnode hivemind: the request does not fit a control line\n");
-		close(fd);
 		return 2;
 	}
-	while (off < (size_t)len) {
-		ssize_t n = write(fd, line + off, (size_t)len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			fprintf(stderr, "kwnode hivemind: cannot send to the running node: %s\n",
-				strerror(errno));
-			close(fd);
-			return 1;
-		}
-		off += (size_t)n;
-	}
-	for (;;) {
-		ssize_t n = read(fd, reply + got, sizeof(reply) - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-		if (got == sizeof(reply))
-			break;
-	}
-	close(fd);
+	ret = kw_app_control_call("kwnode hivemind", data_dir, line, (size_t)len, reply,
+				  sizeof(reply), &got);
+	if (ret != 0)
+		return ret;
 	return kw_hm_reply_print(reply, got);
 }
 #endif
@@ -1072,18 +1042,17 @@ int kw_cmd_hivemind(int argc, char **argv)
 	};
 	static struct kw_config cfg;
 	struct hm_cli *c = &g_cli;
-	const char *config_file = NULL, *data_dir = NULL, *subkey = NULL, *verb;
-	const char *boot[KW_CONFIG_BOOTSTRAP_MAX];
-	char err[256];
-	int n_boot = 0, o, ret, nargs;
+	struct kw_app_cli cli;
+	const char *subkey = NULL, *verb;
+	int o, ret, nargs;
 	uint32_t exp = 600;
 
 	memset(c, 0, offsetof(struct hm_cli, sub));
-	c->wait_ms = 10000;
-	kw_log_set_level(1);  /* the output is the result; warnings only with -v */
+	kw_app_cli_init(&cli, "kwnode hivemind");
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "s:e:Lxjn:b:c:d:w:vh", opts, NULL)) != -1) {
+	while ((o = kw_app_cli_getopt(&cli, argc, argv, "s:e:Lxjn:b:c:d:w:vh", opts)) != -1) {
 		switch (o) {
+		case KW_APP_CLI_BAD: return 2;
 		case 's': subkey = optarg; break;
 		case 'e':
 			if (kw_config_parse_u32(optarg, 1, 31536000, &exp) < 0) {
@@ -1102,28 +1071,11 @@ int kw_cmd_hivemind(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'b':
-			if (n_boot >= KW_CONFIG_BOOTSTRAP_MAX) {
-				fprintf(stderr, "kwnode hivemind: at most %d --bootstrap\n",
-					KW_CONFIG_BOOTSTRAP_MAX);
-				return 2;
-			}
-			boot[n_boot++] = optarg;
-			break;
-		case 'c': config_file = optarg; break;
-		case 'd': data_dir = optarg; break;
-		case 'w':
-			if (kw_config_parse_u32(optarg, 100, 600000, &c->wait_ms) < 0) {
-				fprintf(stderr, "kwnode hivemind: --wait-ms '%s': expected 100..600000\n",
-					optarg);
-				return 2;
-			}
-			break;
-		case 'v': kw_log_set_level(4); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
+	c->wait_ms = cli.wait_ms;
 	if (optind >= argc) {
 		fprintf(stderr, "kwnode hivemind: missing the operation (get, store, ping, servers)\n");
 		usage(stderr);
@@ -1168,27 +1120,8 @@ int kw_cmd_hivemind(int argc, char **argv)
 	if (subkey && c->verb != V_PING && (c->sub_len = read_value(c, "SUBKEY", subkey,
 								      c->sub)) < 0)
 		return 2;
-	kw_config_defaults(&cfg);
-	if (config_file) {
-		ret = kw_config_load(&cfg, config_file, err, sizeof(err));
-		if (ret < 0) {
-			fprintf(stderr, "kwnode hivemind: %s%s%s\n",
-				ret == -KW_ECONFIG ? config_file : "", ret == -KW_ECONFIG ? ": " : "",
-				err);
-			return 2;
-		}
-	}
-	if (n_boot)
-		cfg.n_hivemind_bootstrap = 0;
-	for (int i = 0; i < n_boot; i++)
-		if (kw_config_set(&cfg, "hivemind_bootstrap", boot[i], err, sizeof(err)) < 0) {
-			fprintf(stderr, "kwnode hivemind: --%s\n", err);
-			return 2;
-		}
-	if (data_dir && kw_config_set(&cfg, "data_dir", data_dir, err, sizeof(err)) < 0) {
-		fprintf(stderr, "kwnode hivemind: --data-dir: %s\n", err);
+	if (kw_app_cli_config(&cli, &cfg, "hivemind_bootstrap") < 0)
 		return 2;
-	}
 #ifdef CONFIG_KW_NET_KAD_SWARM
 	/* a node running with this data directory runs the command itself */
 	ret = via_control(cfg.data_dir, c);

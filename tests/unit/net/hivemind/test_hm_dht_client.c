@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "hm_pair.h"
 
 #include <kw/compiler.h>
 #include <kw/err.h>
@@ -61,11 +62,19 @@ static double test_clock(void *arg)
 	return clock_now + s->skew;
 }
 
+/* the nodes' test handles, in index order */
+static struct kw_test_node *const *nodes(void)
+{
+	static struct kw_test_node *t[N];
+
+	for (int j = 0; j < g->n; j++)
+		t[j] = g->s[j].t;
+	return t;
+}
+
 static void pump(int passes)
 {
-	for (int i = 0; i < passes; i++)
-		for (int j = 0; j < g->n; j++)
-			kw_loop_run_once(&g->s[j].t->node->loop, 0);
+	kw_swarm_test_pump(nodes(), g->n, passes);
 }
 
 static const struct kw_hm_limits test_limits = {
@@ -76,18 +85,11 @@ static const struct kw_hm_limits test_limits = {
 static int make_side(int i, bool client, uint32_t replicas)
 {
 	struct side *s = &g->s[i];
-	struct kw_swarm_limits lim = kw_test_swarm_limits();
 	char listen[64];
 	int ret;
 
-	s->t = kw_test_node_join(g->net, 32 * 1024);
-	if (!s->t)
-		return -KW_ENOMEM;
-	ret = kw_key_generate(KW_KEY_ED25519, 0, &s->key);
-	if (ret == 0)
-		ret = kw_swarm_create(s->t->node, &s->key, &lim, &s->sw);
-	if (ret == 0)
-		ret = kw_hm_create(s->sw, &test_limits, &s->hm);
+	ret = kw_hm_test_node(g->net, 32 * 1024, NULL, &test_limits, &s->t, &s->key, &s->sw,
+			      &s->hm);
 	if (ret == 0)
 		ret = kw_hm_dht_config_default(&s->cfg);
 	if (ret == 0) {
@@ -117,9 +119,7 @@ static int make_side(int i, bool client, uint32_t replicas)
 	}
 	snprintf(listen, sizeof(listen), "/ip4/127.0.0.1/tcp/%d", 4100 + i);
 	if (ret == 0)
-		ret = kw_swarm_listen(s->sw, listen);
-	if (ret == 0)
-		ret = kw_swarm_listen_addr(s->sw, 0, s->addr, sizeof(s->addr));
+		ret = kw_swarm_test_listen(s->sw, listen, s->addr, sizeof(s->addr));
 	return ret;
 }
 
@@ -201,18 +201,15 @@ static int setup5_beam1(void **state)
 
 static int teardown(void **state)
 {
+	struct kw_swarm *sw[N];
+
 	(void)state;
 	pump(50);
 	for (int i = 0; i < g->n; i++)
 		assert_int_equal(kw_hm_dht_ops_busy(g->s[i].dht), 0);
 	for (int i = 0; i < g->n; i++)
-		kw_swarm_destroy(g->s[i].sw);
-	pump(4);
-	for (int i = 0; i < g->n; i++) {
-		kw_test_assert_no_leaks(g->s[i].t->node);
-		kw_test_node_free(g->s[i].t);
-	}
-	kw_test_net_free(g->net);
+		sw[i] = g->s[i].sw;
+	kw_swarm_test_free(g->net, nodes(), sw, g->n, 4);
 	free(g);
 	g = NULL;
 	return 0;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "hm_pair.h"
 
 #include <kw/compiler.h>
 #include <kw/err.h>
@@ -29,19 +30,11 @@ struct side {
 	char addr[256];
 };
 
-struct result {
-	int done, err;
-	bool remote_error;
-	uint8_t data[8192];
-	size_t len;
-};
-
 struct fx {
 	struct kw_test_net *net;
 	struct side a, b;
 	struct kw_conn *conn;      /* a -> b */
-	int dial_done, dial_err;
-	struct result r;
+	struct kw_hm_test_result r;
 	uint8_t req[8192];
 };
 
@@ -56,10 +49,9 @@ static double test_clock(void *arg)
 
 static void pump(int passes)
 {
-	for (int i = 0; i < passes; i++) {
-		kw_loop_run_once(&g->a.t->node->loop, 0);
-		kw_loop_run_once(&g->b.t->node->loop, 0);
-	}
+	struct kw_test_node *t[2] = { g->a.t, g->b.t };
+
+	kw_swarm_test_pump(t, 2, passes);
 }
 
 static const struct kw_hm_limits test_limits = {
@@ -68,17 +60,9 @@ static const struct kw_hm_limits test_limits = {
 
 static int make_side(struct side *s, const char *listen, uint8_t id_byte)
 {
-	struct kw_swarm_limits lim = kw_test_swarm_limits();
-	int ret;
+	int ret = kw_hm_test_node(g->net, 32 * 1024, NULL, &test_limits, &s->t, &s->key, &s->sw,
+				  &s->hm);
 
-	s->t = kw_test_node_join(g->net, 32 * 1024);
-	if (!s->t)
-		return -KW_ENOMEM;
-	ret = kw_key_generate(KW_KEY_ED25519, 0, &s->key);
-	if (ret == 0)
-		ret = kw_swarm_create(s->t->node, &s->key, &lim, &s->sw);
-	if (ret == 0)
-		ret = kw_hm_create(s->sw, &test_limits, &s->hm);
 	if (ret == 0)
 		ret = kw_hm_dht_config_default(&s->cfg);
 	if (ret == 0) {
@@ -99,23 +83,14 @@ static int make_side(struct side *s, const char *listen, uint8_t id_byte)
 		ret = kw_hm_dht_create(s->sw, s->hm, &s->cfg, &s->dht);
 	}
 	if (ret == 0)
-		ret = kw_swarm_listen(s->sw, listen);
-	if (ret == 0)
-		ret = kw_swarm_listen_addr(s->sw, 0, s->addr, sizeof(s->addr));
+		ret = kw_swarm_test_listen(s->sw, listen, s->addr, sizeof(s->addr));
 	return ret;
-}
-
-static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
-{
-	(void)sw;
-	(void)user;
-	g->dial_done++;
-	g->dial_err = err;
-	g->conn = c;
 }
 
 static int setup(void **state)
 {
+	struct kw_test_node *t[2];
+
 	(void)state;
 	g = calloc(1, sizeof(*g));
 	if (!g)
@@ -124,38 +99,22 @@ static int setup(void **state)
 	if (!g->net || make_side(&g->b, "/ip4/127.0.0.1/tcp/4001", 0xbb) < 0 ||
 	    make_side(&g->a, "/ip4/127.0.0.1/tcp/4002", 0xaa) < 0)
 		return -1;
-	if (kw_swarm_dial(g->a.sw, g->b.addr, on_dial, NULL) < 0)
-		return -1;
-	pump(50);
-	return g->dial_done == 1 && g->dial_err == 0 ? 0 : -1;
+	t[0] = g->a.t;
+	t[1] = g->b.t;
+	g->conn = kw_hm_test_dial(t, 2, g->a.sw, g->b.addr);
+	return g->conn ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
+	struct kw_test_node *t[2] = { g->a.t, g->b.t };
+	struct kw_swarm *sw[2] = { g->a.sw, g->b.sw };
+
 	(void)state;
-	kw_swarm_destroy(g->a.sw);
-	kw_swarm_destroy(g->b.sw);
-	pump(4);
-	kw_test_assert_no_leaks(g->a.t->node);
-	kw_test_assert_no_leaks(g->b.t->node);
-	kw_test_node_free(g->a.t);
-	kw_test_node_free(g->b.t);
-	kw_test_net_free(g->net);
+	kw_swarm_test_free(g->net, t, sw, 2, 4);
 	free(g);
 	g = NULL;
 	return 0;
-}
-
-static void on_result(const struct kw_hm_result *r, void *user)
-{
-	struct result *res = user;
-
-	res->done++;
-	res->err = r->err;
-	res->remote_error = r->remote_error;
-	res->len = KW_MIN(r->len, sizeof(res->data));
-	if (r->len)
-		memcpy(res->data, r->data, res->len);
 }
 
 /* Encodes m, calls `name` on b and waits for the answer. */
@@ -165,8 +124,8 @@ static void call(const char *name, int kind, const void *m)
 
 	assert_true(n >= 0);
 	memset(&g->r, 0, sizeof(g->r));
-	assert_int_equal(kw_hm_call(g->a.hm, g->conn, name, g->req, (size_t)n, 0, on_result,
-				    &g->r), 0);
+	assert_int_equal(kw_hm_call(g->a.hm, g->conn, name, g->req, (size_t)n, 0,
+				    kw_hm_test_on_result, &g->r), 0);
 	pump(80);
 	assert_int_equal(g->r.done, 1);
 	assert_int_equal(g->r.err, 0);
@@ -345,7 +304,7 @@ static void test_hm_dht_server_long_node_id_is_refused_and_serving_goes_on(void 
 	(void)state;
 	memset(&g->r, 0, sizeof(g->r));
 	assert_int_equal(kw_hm_call(g->a.hm, g->conn, "DHTProtocol.rpc_find", bad, sizeof(bad),
-				    0, on_result, &g->r), 0);
+				    0, kw_hm_test_on_result, &g->r), 0);
 	pump(80);
 	assert_int_equal(g->r.done, 1);
 	assert_true(g->r.remote_error);

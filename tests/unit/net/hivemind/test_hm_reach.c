@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "hm_pair.h"
 
 #include <kw/compiler.h>
 #include <kw/err.h>
@@ -40,20 +41,11 @@ struct side {
 	bool adv_unknown;
 };
 
-struct result {
-	int done, err;
-	bool remote_error;
-	uint8_t data[256];
-	size_t len;
-};
-
 struct fx {
 	struct kw_test_net *net;
 	struct side a, b, c;
 	struct kw_conn *ab, *ac, *cb;    /* dialled connections */
-	struct kw_conn *got;
-	int dial_done, dial_err;
-	struct result r[8];
+	struct kw_hm_test_result r[8];
 	struct kw_hm_reach_result v;
 	int verdicts;
 	bool no_candidates;
@@ -62,13 +54,20 @@ struct fx {
 
 static struct fx *g;
 
+/* every node's loop, a then b then c */
+static struct kw_test_node *const *nodes(void)
+{
+	static struct kw_test_node *t[3];
+
+	t[0] = g->a.t;
+	t[1] = g->b.t;
+	t[2] = g->c.t;
+	return t;
+}
+
 static void pump(int passes)
 {
-	for (int i = 0; i < passes; i++) {
-		kw_loop_run_once(&g->a.t->node->loop, 0);
-		kw_loop_run_once(&g->b.t->node->loop, 0);
-		kw_loop_run_once(&g->c.t->node->loop, 0);
-	}
+	kw_swarm_test_pump(nodes(), 3, passes);
 }
 
 static void advance(uint64_t ms)
@@ -122,9 +121,6 @@ static int make_side(struct side *s, const char *listen, uint32_t probes, uint32
 		lim.max_conns_out = g->b_conns_out;
 	int ret;
 
-	s->t = kw_test_node_join(g->net, 32 * 1024);
-	if (!s->t)
-		return -KW_ENOMEM;
 	kw_hm_reach_config_default(&rc);
 	rc.probes = probes;
 	rc.timeout_ms = TIMEOUT_MS;
@@ -132,40 +128,21 @@ static int make_side(struct side *s, const char *listen, uint32_t probes, uint32
 	rc.ask_max = 5;
 	rc.addrs = test_addrs;
 	rc.candidate = test_candidate;
-	ret = kw_key_generate(KW_KEY_ED25519, 0, &s->key);
-	if (ret == 0)
-		ret = kw_swarm_create(s->t->node, &s->key, &lim, &s->sw);
-	if (ret == 0)
-		ret = kw_hm_create(s->sw, &test_limits, &s->hm);
+	ret = kw_hm_test_node(g->net, 32 * 1024, &lim, &test_limits, &s->t, &s->key, &s->sw,
+			      &s->hm);
 	if (ret == 0)
 		ret = kw_hm_reach_create(s->sw, s->hm, &rc, &s->reach);
 	if (ret == 0)
-		ret = kw_swarm_listen(s->sw, listen);
-	if (ret == 0)
-		ret = kw_swarm_listen_addr(s->sw, 0, s->addr, sizeof(s->addr));
+		ret = kw_swarm_test_listen(s->sw, listen, s->addr, sizeof(s->addr));
 	/* by default each advertises the address it listens on */
 	snprintf(s->adv[0], sizeof(s->adv[0]), "%s", listen);
 	s->n_adv = 1;
 	return ret;
 }
 
-static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
-{
-	(void)sw;
-	(void)user;
-	g->dial_done++;
-	g->dial_err = err;
-	g->got = c;
-}
-
 static struct kw_conn *connect_to(struct side *from, struct side *to)
 {
-	g->dial_done = 0;
-	g->got = NULL;
-	if (kw_swarm_dial(from->sw, to->addr, on_dial, NULL) < 0)
-		return NULL;
-	pump(50);
-	return g->dial_done == 1 && g->dial_err == 0 ? g->got : NULL;
+	return kw_hm_test_dial(nodes(), 3, from->sw, to->addr);
 }
 
 static int setup_with(uint32_t probes, uint32_t interval_ms, uint32_t b_conns_out)
@@ -207,46 +184,25 @@ static int setup_b_one_conn_out(void **state)
 
 static int teardown(void **state)
 {
+	struct kw_swarm *sw[3] = { g->a.sw, g->b.sw, g->c.sw };
+
 	(void)state;
-	kw_swarm_destroy(g->a.sw);
-	kw_swarm_destroy(g->b.sw);
-	kw_swarm_destroy(g->c.sw);
-	pump(4);
-	kw_test_assert_no_leaks(g->a.t->node);
-	kw_test_assert_no_leaks(g->b.t->node);
-	kw_test_assert_no_leaks(g->c.t->node);
-	kw_test_node_free(g->a.t);
-	kw_test_node_free(g->b.t);
-	kw_test_node_free(g->c.t);
-	assert_int_equal(kw_sim_open_sockets(g->net->net), 0);
-	kw_test_net_free(g->net);
+	kw_swarm_test_free(g->net, nodes(), sw, 3, 4);
 	free(g);
 	g = NULL;
 	return 0;
 }
 
-static void on_result(const struct kw_hm_result *r, void *user)
-{
-	struct result *res = user;
-
-	res->done++;
-	res->err = r->err;
-	res->remote_error = r->remote_error;
-	res->len = KW_MIN(r->len, sizeof(res->data));
-	if (r->len)
-		memcpy(res->data, r->data, res->len);
-}
-
 /* from asks the peer of conn to check `who` (raw request bytes when req is given) */
 static int ask_raw(struct side *from, struct kw_conn *conn, const uint8_t *req, size_t len,
-		   struct result *res)
+		   struct kw_hm_test_result *res)
 {
-	return kw_hm_call(from->hm, conn, KW_HM_REACH_NAME, req, len, 3 * TIMEOUT_MS, on_result,
-			  res);
+	return kw_hm_call(from->hm, conn, KW_HM_REACH_NAME, req, len, 3 * TIMEOUT_MS,
+			  kw_hm_test_on_result, res);
 }
 
 static int ask(struct side *from, struct kw_conn *conn, const struct kw_peer_id *who,
-	       struct result *res)
+	       struct kw_hm_test_result *res)
 {
 	uint8_t req[KW_HM_REACH_REQ_MAX];
 	long n = kw_hm_reach_encode_req(who, req, sizeof(req));
@@ -255,7 +211,7 @@ static int ask(struct side *from, struct kw_conn *conn, const struct kw_peer_id 
 	return ask_raw(from, conn, req, (size_t)n, res);
 }
 
-static bool available(const struct result *res)
+static bool available(const struct kw_hm_test_result *res)
 {
 	bool v = true;
 
@@ -266,7 +222,7 @@ static bool available(const struct result *res)
 	return v;
 }
 
-static void assert_error_contains(const struct result *res, const char *text)
+static void assert_error_contains(const struct kw_hm_test_result *res, const char *text)
 {
 	char t[256];
 

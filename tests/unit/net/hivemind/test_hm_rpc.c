@@ -26,13 +26,6 @@
 #define SLOW_DEADLINE_MS 500
 #define BIG  "Test.rpc_big"      /* a reply larger than the call buffer */
 
-struct result {
-	int done, err;
-	bool remote_error;
-	uint8_t data[256];
-	size_t len;
-};
-
 struct fx {
 	struct kw_hm_pair p;       /* a calls b (hm_pair.h) */
 	/* server side */
@@ -43,10 +36,7 @@ struct fx {
 	struct kw_hm_call *held[8];
 	int n_held, cancels, cancel_reason;
 	/* client side */
-	struct result r[8];
-	/* raw stream */
-	struct kw_stream *raw;
-	int raw_open_err, raw_closed, raw_close_reason;
+	struct kw_hm_test_result r[8];
 };
 
 static struct fx *g;
@@ -138,22 +128,10 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void on_result(const struct kw_hm_result *r, void *user)
-{
-	struct result *res = user;
-
-	res->done++;
-	res->err = r->err;
-	res->remote_error = r->remote_error;
-	res->len = KW_MIN(r->len, sizeof(res->data));
-	if (r->len)
-		memcpy(res->data, r->data, res->len);
-}
-
-static int call(const char *name, const char *req, struct result *res, uint32_t timeout_ms)
+static int call(const char *name, const char *req, struct kw_hm_test_result *res, uint32_t timeout_ms)
 {
 	return kw_hm_call(g->p.a.hm, g->p.a.conn, name, (const uint8_t *)req, strlen(req), timeout_ms,
-			  on_result, res);
+			  kw_hm_test_on_result, res);
 }
 
 /* ---- tests ---------------------------------------------------------------------------------- */
@@ -325,37 +303,14 @@ static void test_hm_rpc_request_too_large_for_the_buffer_is_refused_at_call(void
 
 /* ---- raw streams: what a broken or hostile caller sends ----------------------------------- */
 
-static size_t raw_data(struct kw_stream *s, const uint8_t *d, size_t n) { return n; }
-static void raw_close(struct kw_stream *s, int r)
-{
-	g->raw_closed++;
-	g->raw_close_reason = r;
-	g->raw = NULL;
-}
-static const struct kw_stream_handler raw_h = { .on_data = raw_data, .on_close = raw_close };
-static void raw_open(struct kw_stream *s, int err, void *user)
-{
-	g->raw_open_err = err;
-	g->raw = s;
-}
-
-static void send_raw(const char *name, const uint8_t *b, size_t n)
-{
-	assert_int_equal(kw_swarm_open_stream(g->p.a.sw, g->p.a.conn, name, &raw_h, NULL, raw_open), 0);
-	pump(30);
-	assert_int_equal(g->raw_open_err, 0);
-	assert_int_equal(kw_stream_write(g->raw, b, n), (long)n);
-	pump(30);
-}
-
 static void test_hm_rpc_garbage_envelope_resets_only_that_stream(void **state)
 {
 	static const uint8_t junk[] = { 0x05, 0x0a, 0x10, 0x00, 0x11, 0x22 };
 	struct kw_hm_stats st;
 
-	send_raw(PING, junk, sizeof(junk));
-	assert_int_equal(g->raw_closed, 1);
-	assert_int_equal(g->raw_close_reason, -KW_ECONNRESET);
+	kw_hm_pair_send_raw(&g->p, PING, junk, sizeof(junk));
+	assert_int_equal(g->p.raw_closed, 1);
+	assert_int_equal(g->p.raw_close_reason, -KW_ECONNRESET);
 	kw_hm_get_stats(g->p.b.hm, &st);
 	assert_int_equal(st.bad_envelopes, 1);
 	assert_int_equal(g->handled, 0);
@@ -376,8 +331,8 @@ static void test_hm_rpc_proto_different_from_the_stream_is_refused(void **state)
 	kw_hm_env_call(&e, id, NULL, 0, FAIL, (const uint8_t *)"x", 1);
 	n = kw_hm_env_encode(&e, buf, sizeof(buf));
 	assert_true(n > 0);
-	send_raw(PING, buf, (size_t)n);
-	assert_int_equal(g->raw_closed, 1);
+	kw_hm_pair_send_raw(&g->p, PING, buf, (size_t)n);
+	assert_int_equal(g->p.raw_closed, 1);
 	kw_hm_get_stats(g->p.b.hm, &st);
 	assert_int_equal(st.bad_envelopes, 1);
 	assert_int_equal(g->handled, 0);
@@ -394,15 +349,15 @@ static void test_hm_rpc_caller_eof_before_the_answer_cancels(void **state)
 	/* A caller that half-closes after its request: p2pd cancels the handler. */
 	kw_hm_env_call(&e, id, NULL, 0, SLOW, (const uint8_t *)"x", 1);
 	n = kw_hm_env_encode(&e, buf, sizeof(buf));
-	send_raw(SLOW, buf, (size_t)n);
+	kw_hm_pair_send_raw(&g->p, SLOW, buf, (size_t)n);
 	assert_int_equal(g->n_held, 1);
-	assert_int_equal(kw_stream_close_write(g->raw), 0);
+	assert_int_equal(kw_stream_close_write(g->p.raw), 0);
 	pump(30);
 	assert_int_equal(g->cancels, 1);
 	assert_int_equal(g->cancel_reason, -KW_ECANCELED);
 	kw_hm_get_stats(g->p.b.hm, &st);
 	assert_int_equal(st.cancelled, 1);
-	assert_int_equal(g->raw_closed, 1);
+	assert_int_equal(g->p.raw_closed, 1);
 }
 
 static void test_hm_rpc_register_refuses_duplicates_and_bad_names(void **state)

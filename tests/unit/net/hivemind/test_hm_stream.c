@@ -62,9 +62,6 @@ struct fx {
 	uint8_t echo_pending[BUF];
 	size_t echo_len;
 	struct kw_hm_stream *echo_waiting;
-	/* raw stream */
-	struct kw_stream *raw;
-	int raw_open_err, raw_closed, raw_close_reason;
 };
 
 static struct fx *g;
@@ -330,32 +327,6 @@ static void echo_n(int n, size_t len)
 	assert_int_equal(streams_in_use(&g->p.b), 0);
 }
 
-/* ---- raw streams: what a broken or hostile caller sends ----------------------------------- */
-
-static size_t raw_data(struct kw_stream *s, const uint8_t *d, size_t n) { return n; }
-static void raw_close(struct kw_stream *s, int r)
-{
-	g->raw_closed++;
-	g->raw_close_reason = r;
-	g->raw = NULL;
-}
-static const struct kw_stream_handler raw_h = { .on_data = raw_data, .on_close = raw_close };
-static void raw_open(struct kw_stream *s, int err, void *user)
-{
-	g->raw_open_err = err;
-	g->raw = s;
-}
-
-static void send_raw(const char *name, const uint8_t *b, size_t n)
-{
-	assert_int_equal(kw_swarm_open_stream(g->p.a.sw, g->p.a.conn, name, &raw_h, NULL, raw_open),
-			 0);
-	pump(30);
-	assert_int_equal(g->raw_open_err, 0);
-	assert_int_equal(kw_stream_write(g->raw, b, n), (long)n);
-	pump(30);
-}
-
 /* ---- tests ---------------------------------------------------------------------------------- */
 
 static void test_hm_stream_echo_of_one_message(void **state)
@@ -518,9 +489,9 @@ static void test_hm_stream_caller_half_close_cancels_the_handler(void **state)
 	long n;
 	n = kw_hm_frame_encode_msg((const uint8_t *)"hi", 2, f, sizeof(f));
 	assert_int_equal(n, (long)sizeof(f));
-	send_raw(HOLD, f, sizeof(f));
+	kw_hm_pair_send_raw(&g->p, HOLD, f, sizeof(f));
 	assert_int_equal(g->held, 1);
-	assert_int_equal(kw_stream_close_write(g->raw), 0);
+	assert_int_equal(kw_stream_close_write(g->p.raw), 0);
 	pump(30);
 	assert_int_equal(g->cancels, 1);
 	assert_int_equal(g->cancel_reason, -KW_ECANCELED);
@@ -603,9 +574,9 @@ static void test_hm_stream_oversized_frame_resets_the_stream_and_is_counted(void
 	/* one byte more than the 4 KiB receive buffer can hold */
 	assert_int_equal(kw_hm_frame_encode_header(KW_HM_MARK_MESSAGE, BUF - KW_HM_FRAME_HDR + 1,
 						   hdr, sizeof(hdr)), (long)sizeof(hdr));
-	send_raw(ECHO, hdr, sizeof(hdr));
-	assert_int_equal(g->raw_closed, 1);
-	assert_int_equal(g->raw_close_reason, -KW_ECONNRESET);
+	kw_hm_pair_send_raw(&g->p, ECHO, hdr, sizeof(hdr));
+	assert_int_equal(g->p.raw_closed, 1);
+	assert_int_equal(g->p.raw_close_reason, -KW_ECONNRESET);
 	kw_hm_stream_get_stats(g->p.b.hm, &st);
 	assert_int_equal(st.oversized, 1);
 	assert_int_equal(g->requests, 0);
@@ -618,8 +589,8 @@ static void test_hm_stream_frame_above_the_protocol_cap_is_counted_oversized(voi
 						      0xff, 0xff, 0xff, 0xff };
 	struct kw_hm_stream_stats st;
 
-	send_raw(ECHO, hdr, sizeof(hdr));
-	assert_int_equal(g->raw_closed, 1);
+	kw_hm_pair_send_raw(&g->p, ECHO, hdr, sizeof(hdr));
+	assert_int_equal(g->p.raw_closed, 1);
 	kw_hm_stream_get_stats(g->p.b.hm, &st);
 	assert_int_equal(st.oversized, 1);
 	third_caller_is_served();
@@ -630,9 +601,9 @@ static void test_hm_stream_unknown_marker_resets_the_stream_and_is_counted(void 
 	static const uint8_t f[] = { 0x02, 0, 0, 0, 0, 0, 0, 0, 1, 0x08 };
 	struct kw_hm_stream_stats st;
 
-	send_raw(ECHO, f, sizeof(f));
-	assert_int_equal(g->raw_closed, 1);
-	assert_int_equal(g->raw_close_reason, -KW_ECONNRESET);
+	kw_hm_pair_send_raw(&g->p, ECHO, f, sizeof(f));
+	assert_int_equal(g->p.raw_closed, 1);
+	assert_int_equal(g->p.raw_close_reason, -KW_ECONNRESET);
 	kw_hm_stream_get_stats(g->p.b.hm, &st);
 	assert_int_equal(st.bad_frames, 1);
 	assert_int_equal(st.oversized, 0);

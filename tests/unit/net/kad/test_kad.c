@@ -565,8 +565,84 @@ static struct kw_privkey *test_key(void)
 	return &key;
 }
 
+/* A node with the test's signing key (it can put /kwaai/ records). */
+static struct tnode *add_writer(void)
+{
+	struct kw_kad_cfg c;
+
+	base_cfg(&c);
+	c.key = test_key();
+	return add_node_cfg(&c);
+}
+
+/* b's address with /p2p/ appended: what bootstrap takes. */
+static struct kw_multiaddr p2p_addr(const struct tnode *b)
+{
+	struct kw_multiaddr ma = b->ma;
+
+	assert_int_equal(kw_maddr_append_peer_id(&ma, &b->id), 0);
+	return ma;
+}
+
+/* n new nodes in p[], each seen by a. */
+static void add_seen(struct tnode *a, struct tnode **p, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		p[i] = add_node();
+		seen(a, p[i]);
+	}
+}
+
+
+/* a looks itself up (get_closest of its own id) and the loop runs until done or ms. */
+static void lookup_self(struct tnode *a, struct res *r, uint64_t ms)
+{
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(kw_kad_get_closest(a->k, a->id.bytes, a->id.len, on_done, r), 0);
+	run_until(&r->done, ms);
+}
+
+/*
+ * Adds nodes until K fall in a's bucket 0 (keys differing from a's in the first bit) and one
+ * more does; a sees the K in order, 1 ms apart (members[0] is the least recently seen).
+ * Return: the extra one, not seen by a.
+ */
+static struct tnode *fill_bucket0(struct tnode *a, struct tnode **members)
+{
+	struct tnode *newcomer = NULL;
+	uint8_t self_key[32];
+	unsigned nm = 0;
+
+	key_of(&a->id, self_key);
+	while (!newcomer) {
+		struct tnode *n = add_node();
+		uint8_t kk[32];
+
+		key_of(&n->id, kk);
+		if (kw_kad_rt_cpl(kk, self_key) != 0)
+			continue;
+		if (nm < K)
+			members[nm++] = n;
+		else
+			newcomer = n;
+	}
+	for (unsigned i = 0; i < K; i++) {
+		seen(a, members[i]);
+		run_for(1);
+	}
+	return newcomer;
+}
+
 static const uint8_t rkey[] = "/kwaai/test";
 #define RKLEN (sizeof(rkey) - 1)
+
+/* w puts "v1" under rkey (on_done fills *r). */
+static void put_v1(struct tnode *w, struct res *r)
+{
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(kw_kad_put_value(w->k, rkey, RKLEN, (const uint8_t *)"v1", 2, on_done, r),
+			 0);
+}
 
 /* A /kwaai/test record sealed with the test key, valid for an hour from now. */
 static size_t sealed(const char *v, uint64_t seq, uint8_t *out, size_t cap)
@@ -730,7 +806,6 @@ static void test_kad_get_providers_returns_providers_and_closer_peers(void **sta
 
 static void test_kad_put_value_reaches_peers_and_get_value_finds_it(void **state)
 {
-	struct kw_kad_cfg c;
 	struct tnode *w;
 	struct res r;
 	const uint8_t *inner;
@@ -739,14 +814,10 @@ static void test_kad_put_value_reaches_peers_and_get_value_finds_it(void **state
 
 	(void)state;
 	build_network(60);
-	base_cfg(&c);
-	c.key = test_key();
-	w = add_node_cfg(&c);
+	w = add_writer();
 	for (unsigned i = 0; i < 60; i += 6)
 		seen(w, &nodes[i]);
-	memset(&r, 0, sizeof(r));
-	assert_int_equal(kw_kad_put_value(w->k, rkey, RKLEN, (const uint8_t *)"v1", 2, on_done, &r),
-			 0);
+	put_v1(w, &r);
 	run_until(&r.done, 120000);
 	assert_int_equal(r.err, 0);
 	assert_int_equal(r.stored, K < 60 ? K : 60);   /* the k closest accepted it */
@@ -771,7 +842,6 @@ static bool has_value(const struct tnode *n, const uint8_t *v, size_t len)
 
 static void test_kad_get_value_corrects_peers_holding_an_older_record(void **state)
 {
-	struct kw_kad_cfg c;
 	struct tnode *w, *y = NULL;
 	struct res r;
 	uint8_t v2[1024];
@@ -780,14 +850,10 @@ static void test_kad_get_value_corrects_peers_holding_an_older_record(void **sta
 
 	(void)state;
 	build_network(40);
-	base_cfg(&c);
-	c.key = test_key();
-	w = add_node_cfg(&c);
+	w = add_writer();
 	for (unsigned i = 0; i < 40; i += 4)
 		seen(w, &nodes[i]);
-	memset(&r, 0, sizeof(r));
-	assert_int_equal(kw_kad_put_value(w->k, rkey, RKLEN, (const uint8_t *)"v1", 2, on_done, &r),
-			 0);
+	put_v1(w, &r);
 	run_until(&r.done, 120000);
 	assert_true(r.stored >= 2);
 	/* one holder gets a newer record directly; the others keep v1 */
@@ -1195,9 +1261,7 @@ static void test_kad_lookup_deadline_reports_etimedout(void **state)
 		s->silent = true;
 		seen(a, s);
 	}
-	memset(&r, 0, sizeof(r));
-	assert_int_equal(kw_kad_get_closest(a->k, a->id.bytes, a->id.len, on_done, &r), 0);
-	run_until(&r.done, 10000);
+	lookup_self(a, &r, 10000);
 	assert_int_equal(r.err, -KW_ETIMEDOUT);
 	assert_int_equal(r.calls, 1);
 }
@@ -1265,33 +1329,12 @@ static void test_kad_destroy_inside_a_callback_calls_each_callback_once(void **s
 
 static void test_kad_full_bucket_probe_replaces_a_dead_member(void **state)
 {
-	struct tnode *a, *newcomer = NULL;
-	uint8_t self_key[32];
+	struct tnode *a, *newcomer;
 	struct tnode *members[64];
-	unsigned nm = 0;
 
 	(void)state;
 	a = add_node();
-	key_of(&a->id, self_key);
-	/* fill bucket 0 (keys differing from ours in the first bit) and keep one more */
-	while (nm <= K) {
-		struct tnode *n = add_node();
-		uint8_t kk[32];
-
-		key_of(&n->id, kk);
-		if (kw_kad_rt_cpl(kk, self_key) != 0)
-			continue;
-		if (nm < K)
-			members[nm++] = n;
-		else {
-			newcomer = n;
-			nm++;
-		}
-	}
-	for (unsigned i = 0; i < K; i++) {
-		seen(a, members[i]);
-		run_for(1);                  /* members[0] is the least recently seen */
-	}
+	newcomer = fill_bucket0(a, members);  /* members[0] is the least recently seen */
 	members[0]->down = true;
 	seen(a, newcomer);                   /* full bucket: a probe goes to members[0] */
 	assert_null(kw_kad_rt_find(kw_kad_table(a->k), &newcomer->id));
@@ -1312,8 +1355,7 @@ static void test_kad_bootstrap_retries_with_doubling_backoff(void **state)
 	a = add_node();
 	b = add_node();
 	b->down = true;
-	ma = b->ma;
-	assert_int_equal(kw_maddr_append_peer_id(&ma, &b->id), 0);
+	ma = p2p_addr(b);
 	assert_int_equal(kw_kad_bootstrap_add(a->k, &b->ma), -KW_EINVAL);   /* no /p2p */
 	assert_int_equal(kw_kad_bootstrap_add(a->k, &ma), 0);
 	assert_int_equal(kw_kad_bootstrap_add(a->k, &ma), -KW_EALREADY);
@@ -1353,13 +1395,10 @@ static void test_kad_node_alone_keeps_working(void **state)
 	a = add_node();
 	b = add_node();
 	b->down = true;
-	ma = b->ma;
-	assert_int_equal(kw_maddr_append_peer_id(&ma, &b->id), 0);
+	ma = p2p_addr(b);
 	assert_int_equal(kw_kad_bootstrap_add(a->k, &ma), 0);
 	run_for(30000);
-	memset(&r, 0, sizeof(r));
-	assert_int_equal(kw_kad_get_closest(a->k, a->id.bytes, a->id.len, on_done, &r), 0);
-	run_until(&r.done, 1000);
+	lookup_self(a, &r, 1000);
 	assert_int_equal(r.err, -KW_ENOTCONN);
 	kw_kad_msg_init(&rq, KW_KAD_FIND_NODE);
 	assert_int_equal(kw_kad_msg_set_key(&rq, a->id.bytes, a->id.len), 0);
@@ -1376,14 +1415,9 @@ static void test_kad_local_refusals_keep_the_table_and_the_lookup_succeeds(void 
 
 	(void)state;
 	a = add_node();
-	for (unsigned i = 0; i < 4; i++) {
-		p[i] = add_node();
-		seen(a, p[i]);
-	}
+	add_seen(a, p, 4);
 	a->refuse_until_ms = kw_loop_now(&loop) + 100;   /* shorter than the 4 tries (175 ms) */
-	memset(&r, 0, sizeof(r));
-	assert_int_equal(kw_kad_get_closest(a->k, a->id.bytes, a->id.len, on_done, &r), 0);
-	run_until(&r.done, 10000);
+	lookup_self(a, &r, 10000);
 	assert_true(r.done);
 	assert_int_equal(r.err, 0);
 	assert_int_equal(r.n_peers, 4);
@@ -1407,14 +1441,9 @@ static void test_kad_late_local_refusals_keep_the_table(void **state)
 
 	(void)state;
 	a = add_node();
-	for (unsigned i = 0; i < 4; i++) {
-		p[i] = add_node();
-		seen(a, p[i]);
-	}
+	add_seen(a, p, 4);
 	a->refuse_async_until_ms = kw_loop_now(&loop) + 100;
-	memset(&r, 0, sizeof(r));
-	assert_int_equal(kw_kad_get_closest(a->k, a->id.bytes, a->id.len, on_done, &r), 0);
-	run_until(&r.done, 10000);
+	lookup_self(a, &r, 10000);
 	assert_int_equal(r.err, 0);
 	assert_int_equal(r.n_peers, 4);
 	for (unsigned i = 0; i < 4; i++)
@@ -1439,9 +1468,7 @@ static void test_kad_peer_failure_still_drops_the_peer(void **state)
 	seen(a, live);
 	seen(a, down);
 	a->refuse_until_ms = kw_loop_now(&loop) + 60;
-	memset(&r, 0, sizeof(r));
-	assert_int_equal(kw_kad_get_closest(a->k, a->id.bytes, a->id.len, on_done, &r), 0);
-	run_until(&r.done, 10000);
+	lookup_self(a, &r, 10000);
 	assert_int_equal(r.err, 0);
 	assert_int_equal(r.n_peers, 1);
 	assert_non_null(kw_kad_rt_find(kw_kad_table(a->k), &live->id));
@@ -1479,17 +1506,12 @@ static void test_kad_lookup_refused_for_good_skips_the_peer_and_keeps_it(void **
 /* put_value with nobody to store on reports it instead of success. */
 static void test_kad_put_value_with_empty_table_is_enotconn(void **state)
 {
-	struct kw_kad_cfg c;
 	struct tnode *w;
 	struct res r;
 
 	(void)state;
-	base_cfg(&c);
-	c.key = test_key();
-	w = add_node_cfg(&c);
-	memset(&r, 0, sizeof(r));
-	assert_int_equal(kw_kad_put_value(w->k, rkey, RKLEN, (const uint8_t *)"v1", 2, on_done, &r),
-			 0);
+	w = add_writer();
+	put_v1(w, &r);
 	run_until(&r.done, 10000);
 	assert_true(r.done);
 	assert_int_equal(r.err, -KW_ENOTCONN);
@@ -1500,21 +1522,13 @@ static void test_kad_put_value_with_empty_table_is_enotconn(void **state)
  * peer: the fan-out retries instead of counting them as not stored. */
 static void test_kad_put_value_fanout_retries_local_refusals(void **state)
 {
-	struct kw_kad_cfg c;
 	struct tnode *w, *p[3];
 	struct res r;
 
 	(void)state;
-	base_cfg(&c);
-	c.key = test_key();
-	w = add_node_cfg(&c);
-	for (unsigned i = 0; i < 3; i++) {
-		p[i] = add_node();
-		seen(w, p[i]);
-	}
-	memset(&r, 0, sizeof(r));
-	assert_int_equal(kw_kad_put_value(w->k, rkey, RKLEN, (const uint8_t *)"v1", 2, on_done, &r),
-			 0);
+	w = add_writer();
+	add_seen(w, p, 3);
+	put_v1(w, &r);
 	w->refuse_puts_only = true;
 	w->refuse_until_ms = kw_loop_now(&loop) + 100;
 	run_until(&r.done, 10000);
@@ -1675,18 +1689,24 @@ static void test_kad_refresh_keys_follow_the_rng_seed(void **state)
 
 /* The bootstrap probe our own transport refuses (-KW_ENOBUFS from request()) is sent again
  * a little later and connects: no backoff, the peer joins the table, the self-lookup runs. */
-static void test_kad_bootstrap_probe_retries_a_local_refusal_then_connects(void **state)
+/*
+ * a bootstraps from b while a's own transport refuses for 60 ms (late: the refusal comes
+ * through kw_kad_on_reply), checks it took one attempt that connected. Return: a's stats.
+ */
+static struct kw_kad_stats bootstrap_through_local_refusal(bool late)
 {
 	struct tnode *a, *b;
 	struct kw_multiaddr ma;
 	struct kw_kad_stats st;
 
-	(void)state;
 	a = add_node();
 	b = add_node();
-	ma = b->ma;
-	assert_int_equal(kw_maddr_append_peer_id(&ma, &b->id), 0);
-	a->refuse_until_ms = kw_loop_now(&loop) + 60;    /* shorter than the 4 tries (175 ms) */
+	ma = p2p_addr(b);
+	/* shorter than the 4 tries (175 ms) */
+	if (late)
+		a->refuse_async_until_ms = kw_loop_now(&loop) + 60;
+	else
+		a->refuse_until_ms = kw_loop_now(&loop) + 60;
 	assert_int_equal(kw_kad_bootstrap_add(a->k, &ma), 0);
 	run_for(500);                        /* well before a backoff retry (1 s) could run */
 	kw_kad_get_stats(a->k, &st);
@@ -1695,30 +1715,22 @@ static void test_kad_bootstrap_probe_retries_a_local_refusal_then_connects(void 
 	assert_int_equal(st.bootstrap_attempts, 1);
 	assert_int_equal(st.bootstrap_ok, 1);
 	assert_non_null(kw_kad_rt_find(kw_kad_table(a->k), &b->id));
+	return st;
+}
+
+static void test_kad_bootstrap_probe_retries_a_local_refusal_then_connects(void **state)
+{
+	struct kw_kad_stats st = bootstrap_through_local_refusal(false);
+
+	(void)state;
 	assert_true(st.lookups_started >= 1);
 }
 
 /* The same when the refusal comes later through kw_kad_on_reply. */
 static void test_kad_bootstrap_probe_retries_a_late_local_refusal_then_connects(void **state)
 {
-	struct tnode *a, *b;
-	struct kw_multiaddr ma;
-	struct kw_kad_stats st;
-
 	(void)state;
-	a = add_node();
-	b = add_node();
-	ma = b->ma;
-	assert_int_equal(kw_maddr_append_peer_id(&ma, &b->id), 0);
-	a->refuse_async_until_ms = kw_loop_now(&loop) + 60;
-	assert_int_equal(kw_kad_bootstrap_add(a->k, &ma), 0);
-	run_for(500);
-	kw_kad_get_stats(a->k, &st);
-	assert_true(a->refused > 0);
-	assert_int_equal(st.local_refusals, a->refused);
-	assert_int_equal(st.bootstrap_attempts, 1);
-	assert_int_equal(st.bootstrap_ok, 1);
-	assert_non_null(kw_kad_rt_find(kw_kad_table(a->k), &b->id));
+	bootstrap_through_local_refusal(true);
 }
 
 /* Refresh lookups whose requests our transport refuses for a while retry and complete, and
@@ -1762,33 +1774,13 @@ static void test_kad_refresh_lookup_retries_local_refusals_then_succeeds(void **
  * stays (go drops a peer only when it failed us). */
 static void test_kad_liveness_probe_refused_for_good_keeps_the_member(void **state)
 {
-	struct tnode *a, *newcomer = NULL;
-	uint8_t self_key[32];
+	struct tnode *a, *newcomer;
 	struct tnode *members[64];
-	unsigned nm = 0;
 	struct kw_kad_stats st;
 
 	(void)state;
 	a = add_node();
-	key_of(&a->id, self_key);
-	while (nm <= K) {                    /* bucket 0 full, and one more for it */
-		struct tnode *n = add_node();
-		uint8_t kk[32];
-
-		key_of(&n->id, kk);
-		if (kw_kad_rt_cpl(kk, self_key) != 0)
-			continue;
-		if (nm < K)
-			members[nm++] = n;
-		else {
-			newcomer = n;
-			nm++;
-		}
-	}
-	for (unsigned i = 0; i < K; i++) {
-		seen(a, members[i]);
-		run_for(1);
-	}
+	newcomer = fill_bucket0(a, members);  /* bucket 0 full, and one more for it */
 	a->refuse_until_ms = UINT64_MAX;
 	seen(a, newcomer);                   /* full bucket: a probe of members[0], refused */
 	run_for(QTIMEOUT + 1000);
@@ -1802,7 +1794,6 @@ static void test_kad_liveness_probe_refused_for_good_keeps_the_member(void **sta
 
 static void test_kad_own_records_are_republished_hourly(void **state)
 {
-	struct kw_kad_cfg c;
 	struct tnode *w;
 	struct res r;
 	struct kw_kad_stats st;
@@ -1810,14 +1801,10 @@ static void test_kad_own_records_are_republished_hourly(void **state)
 
 	(void)state;
 	build_network(16);
-	base_cfg(&c);
-	c.key = test_key();
-	w = add_node_cfg(&c);
+	w = add_writer();
 	for (unsigned i = 0; i < 16; i++)
 		seen(w, &nodes[i]);
-	memset(&r, 0, sizeof(r));
-	assert_int_equal(kw_kad_put_value(w->k, rkey, RKLEN, (const uint8_t *)"v1", 2, on_done, &r),
-			 0);
+	put_v1(w, &r);
 	run_until(&r.done, 60000);
 	assert_int_equal(r.err, 0);
 	key_as_id.len = (uint8_t)RKLEN;

@@ -216,15 +216,23 @@ static void test_store_caps_total_bytes(void **state)
 	assert_true(s.bytes <= 2048);
 }
 
-static void test_store_full_slot_pool_is_enobufs(void **state)
+/*
+ * Puts "x" under /kwaai/0 .. /kwaai/7 at time 0: all own records, or (even_remote) the even
+ * ones from peer i / 2 with the default TTL.
+ */
+static void put_eight(bool even_remote)
 {
 	char key[16];
-	int i;
 
-	for (i = 0; i < 8; i++) {
+	for (int i = 0; i < 8; i++) {
 		snprintf(key, sizeof(key), "/kwaai/%d", i);
-		assert_int_equal(put(key, "x", 1, -1, 0), 0);
+		assert_int_equal(put(key, "x", 1, even_remote && i % 2 == 0 ? i / 2 : -1, 0), 0);
 	}
+}
+
+static void test_store_full_slot_pool_is_enobufs(void **state)
+{
+	put_eight(false);
 	assert_int_equal(put("/kwaai/9", "x", 1, -1, 0), -KW_ENOBUFS);
 	assert_non_null(strstr(err, "slots"));
 	{
@@ -289,13 +297,7 @@ static void test_store_own_records_do_not_expire_by_ttl(void **state)
 
 static void test_store_expired_records_make_room_for_a_put(void **state)
 {
-	char key[16];
-	int i;
-
-	for (i = 0; i < 8; i++) {
-		snprintf(key, sizeof(key), "/kwaai/%d", i);
-		assert_int_equal(put(key, "x", 1, i % 2 ? -1 : i / 2, 0), 0);
-	}
+	put_eight(true);
 	assert_int_equal(put("/kwaai/9", "x", 1, 1, HOUR), -KW_ENOBUFS);
 	/* No explicit expire call: the put drops the expired remote records itself. */
 	assert_int_equal(put("/kwaai/9", "x", 1, 1, 10 * HOUR), 0);
@@ -362,6 +364,14 @@ static void mh(uint8_t out[34], uint8_t b)
 	memset(out + 2, b, 32);
 }
 
+/* Peer `who` (*p, kept for the caller) announces itself as a provider of m at time 0. */
+static void add_provider_of(const uint8_t m[34], struct kw_kad_provider *p, int who)
+{
+	provider(p, who);
+	assert_int_equal(kw_kad_store_add_provider(st, m, 34, p, &ids[who], 0, err, sizeof(err)),
+			 0);
+}
+
 static void test_store_foreach_own_lists_own_records_and_providers(void **state)
 {
 	struct own_seen o = { 0 };
@@ -373,9 +383,7 @@ static void test_store_foreach_own_lists_own_records_and_providers(void **state)
 	mh(m, 1);
 	provider(&p, 0);
 	assert_int_equal(kw_kad_store_add_provider(st, m, 34, &p, NULL, 0, err, sizeof(err)), 0);
-	provider(&p, 1);
-	assert_int_equal(kw_kad_store_add_provider(st, m, 34, &p, &ids[1], 0, err, sizeof(err)),
-			 0);
+	add_provider_of(m, &p, 1);
 	kw_kad_store_foreach_own(st, own_cb, &o);
 	assert_int_equal(o.records, 1);
 	assert_int_equal(o.providers, 1);
@@ -388,12 +396,8 @@ static void test_provider_add_and_get(void **state)
 
 	mh(m, 7);
 	mh(other, 8);
-	provider(&p, 1);
-	assert_int_equal(kw_kad_store_add_provider(st, m, 34, &p, &ids[1], 0, err, sizeof(err)),
-			 0);
-	provider(&p, 2);
-	assert_int_equal(kw_kad_store_add_provider(st, m, 34, &p, &ids[2], 0, err, sizeof(err)),
-			 0);
+	add_provider_of(m, &p, 1);
+	add_provider_of(m, &p, 2);
 	assert_int_equal(kw_kad_store_get_providers(st, m, 34, 1, out, 4), 2);
 	assert_true(kw_peer_id_equal(&out[0].id, &ids[1]) || kw_peer_id_equal(&out[1].id, &ids[1]));
 	assert_int_equal(out[0].naddrs, 1);
@@ -412,12 +416,8 @@ static void test_provider_expires_after_48_hours_unless_refreshed(void **state)
 	uint8_t m[34];
 
 	mh(m, 7);
-	provider(&p, 1);
-	assert_int_equal(kw_kad_store_add_provider(st, m, 34, &p, &ids[1], 0, err, sizeof(err)),
-			 0);
-	provider(&p, 2);
-	assert_int_equal(kw_kad_store_add_provider(st, m, 34, &p, &ids[2], 0, err, sizeof(err)),
-			 0);
+	add_provider_of(m, &p, 1);
+	add_provider_of(m, &p, 2);
 	/* Peer 2 republishes at 22 h (the spec's interval); peer 1 does not. */
 	assert_int_equal(kw_kad_store_add_provider(st, m, 34, &p, &ids[2], 22 * HOUR, err,
 						   sizeof(err)), 0);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "swarm_fx.h"
 
 #include <kw/compiler.h>
 #include <kw/err.h>
@@ -43,8 +44,7 @@ struct fx {
 	uint8_t got[4096];
 	size_t got_len;
 	int eof, closed, close_reason;
-	uint32_t pings;
-	int ping_err, ping_done;
+	struct kw_swarm_test_pings ping;
 	int echo_eofs, echo_closes, echo_resets;
 };
 
@@ -111,26 +111,13 @@ static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
 	g->dialed = c;
 }
 
-static void on_ping(struct kw_ping *p, uint32_t seq, uint64_t rtt, int err, bool done)
-{
-	if (!done)
-		g->pings++;
-	else {
-		g->ping_done++;
-		g->ping_err = err;
-	}
-}
-
 /* ---- plumbing ----------------------------------------------------------------------------- */
 
 static void pump(int passes)
 {
-	int i;
+	struct kw_test_node *t[2] = { g->a.t, g->b.t };
 
-	for (i = 0; i < passes; i++) {
-		kw_loop_run_once(&g->a.t->node->loop, 0);
-		kw_loop_run_once(&g->b.t->node->loop, 0);
-	}
+	kw_swarm_test_pump(t, 2, passes);
 }
 
 static void advance(uint64_t ms)
@@ -141,27 +128,16 @@ static void advance(uint64_t ms)
 
 static int make_side(struct side *s, const char *listen, const struct kw_swarm_limits *lim)
 {
-	struct kw_swarm_limits small = kw_test_swarm_limits();
-	int ret;
+	int ret = kw_swarm_test_node(g->net, 32 * 1024, lim, &s->t, &s->key, &s->sw);
 
-	if (!lim)
-		lim = &small;
-	s->t = kw_test_node_join(g->net, 32 * 1024);
-	if (!s->t)
-		return -KW_ENOMEM;
-	ret = kw_key_generate(KW_KEY_ED25519, 0, &s->key);
-	if (ret == 0)
-		ret = kw_swarm_create(s->t->node, &s->key, lim, &s->sw);
 	if (ret == 0)
 		ret = kw_identify_init(s->sw, &s->id);
 	if (ret == 0)
 		ret = kw_ping_register(s->sw);
 	if (ret == 0)
 		ret = kw_swarm_register(s->sw, ECHO, echo_accept, NULL);
-	if (ret == 0 && listen)
-		ret = kw_swarm_listen(s->sw, listen);
-	if (ret == 0 && listen)
-		ret = kw_swarm_listen_addr(s->sw, 0, s->addr, sizeof(s->addr));
+	if (ret == 0)
+		ret = kw_swarm_test_listen(s->sw, listen, s->addr, sizeof(s->addr));
 	return ret;
 }
 
@@ -207,15 +183,10 @@ static int setup_one_out(void **state)
 
 static int teardown(void **state)
 {
-	kw_swarm_destroy(g->a.sw);
-	kw_swarm_destroy(g->b.sw);
-	pump(2);
-	kw_test_assert_no_leaks(g->a.t->node);
-	kw_test_assert_no_leaks(g->b.t->node);
-	kw_test_node_free(g->a.t);
-	kw_test_node_free(g->b.t);
-	assert_int_equal(kw_sim_open_sockets(g->net->net), 0);
-	kw_test_net_free(g->net);
+	struct kw_test_node *t[2] = { g->a.t, g->b.t };
+	struct kw_swarm *sw[2] = { g->a.sw, g->b.sw };
+
+	kw_swarm_test_free(g->net, t, sw, 2, 2);
 	free(g);
 	g = NULL;
 	return 0;
@@ -228,6 +199,39 @@ static struct kw_conn *connect_ab(void)
 	assert_int_equal(g->dial_done, 1);
 	assert_int_equal(g->dial_err, 0);
 	return g->dialed;
+}
+
+/* b's side of the connection a dialled. */
+static struct kw_conn *back_of_ab(void)
+{
+	struct kw_conn *back = kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw));
+
+	assert_non_null(back);
+	return back;
+}
+
+/* The pending dial of a fails with -KW_ETIMEDOUT at the 3 s handshake timeout, not before. */
+static void assert_dial_times_out(void)
+{
+	advance(2999);
+	assert_int_equal(g->dial_done, 0);
+	advance(2);
+	assert_int_equal(g->dial_done, 1);
+	assert_int_equal(g->dial_err, -KW_ETIMEDOUT);
+}
+
+/* A raw TCP connection to b from `src` (host order) that never says a word. */
+static int raw_connect(struct kw_sim *sim, uint32_t src)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(4001),
+				  .sin_addr.s_addr = htonl(0x7f000001) };
+	int fd = sim->sys.ops->tcp_socket(&sim->sys, AF_INET);
+
+	assert_true(fd >= 0);
+	sim->src_ip = src;
+	sim->sys.ops->connect(&sim->sys, fd, (struct sockaddr *)&in, sizeof(in));
+	sim->src_ip = 0;
+	return fd;
 }
 
 /* What the identify of c's own side learnt about c's remote. */
@@ -261,8 +265,7 @@ static void test_swarm_dial_upgrades_and_matches_peer_id(void **state)
 
 	assert_true(kw_peer_id_equal(kw_conn_peer_id(c), kw_swarm_peer_id(g->b.sw)));
 	assert_true(kw_conn_outbound(c));
-	back = kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw));
-	assert_non_null(back);
+	back = back_of_ab();
 	assert_false(kw_conn_outbound(back));
 }
 
@@ -289,8 +292,7 @@ static void test_identify_push_sends_new_protocols_to_connected_peer_once(void *
 	struct kw_swarm_stats st0, st;
 
 	pump(50);
-	back = kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw));
-	assert_non_null(back);
+	back = back_of_ab();
 	assert_true(lists(back, KW_IDENTIFY_PUSH_PROTO));
 	assert_false(lists(c, "/late/1.0.0"));
 	kw_swarm_get_stats(g->b.sw, &st0);
@@ -346,8 +348,7 @@ static void test_identify_push_skips_peer_without_push_protocol(void **state)
 	struct kw_swarm_stats st0, st;
 
 	pump(50);
-	back = kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw));
-	assert_non_null(back);
+	back = back_of_ab();
 	/* b now believes a does not speak identify push (as an older go or rust peer) */
 	forget_remote_protocol(back, KW_IDENTIFY_PUSH_PROTO);
 	assert_false(lists(back, KW_IDENTIFY_PUSH_PROTO));
@@ -411,11 +412,11 @@ static void test_swarm_ping_counts_round_trips(void **state)
 	struct kw_conn *c = connect_ab();
 	struct kw_ping p = { 0 };
 
-	assert_int_equal(kw_ping_start(&p, g->a.sw, c, 3, 0, on_ping, NULL), 0);
+	assert_int_equal(kw_ping_start(&p, g->a.sw, c, 3, 0, kw_swarm_test_on_ping, &g->ping), 0);
 	pump(50);
-	assert_int_equal(g->pings, 3);
-	assert_int_equal(g->ping_done, 1);
-	assert_int_equal(g->ping_err, 0);
+	assert_int_equal(g->ping.pings, 3);
+	assert_int_equal(g->ping.done, 1);
+	assert_int_equal(g->ping.err, 0);
 }
 
 /* The status page's traffic figures: every TCP byte one side writes, the other counts read. */
@@ -430,9 +431,9 @@ static void test_swarm_counts_tcp_bytes_both_ways(void **state)
 	kw_swarm_get_stats(g->b.sw, &b0);
 	assert_true(a0.bytes_out > 0 && a0.bytes_in > 0);
 	assert_true(a0.bytes_out == b0.bytes_in && a0.bytes_in == b0.bytes_out);
-	assert_int_equal(kw_ping_start(&p, g->a.sw, c, 3, 0, on_ping, NULL), 0);
+	assert_int_equal(kw_ping_start(&p, g->a.sw, c, 3, 0, kw_swarm_test_on_ping, &g->ping), 0);
 	pump(50);
-	assert_int_equal(g->pings, 3);
+	assert_int_equal(g->ping.pings, 3);
 	kw_swarm_get_stats(g->a.sw, &a);
 	kw_swarm_get_stats(g->b.sw, &b);
 	/* three 32-byte pings and their echoes, plus framing and the AEAD tags */
@@ -629,11 +630,8 @@ static void test_swarm_handshake_timeout_drops_silent_peer(void **state)
 {
 	struct kw_sim *sim = g->a.t->sim;
 	struct kw_swarm_stats st;
-	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(4001),
-				  .sin_addr.s_addr = htonl(0x7f000001) };
-	int fd = sim->sys.ops->tcp_socket(&sim->sys, AF_INET);
+	int fd = raw_connect(sim, 0);
 
-	sim->sys.ops->connect(&sim->sys, fd, (struct sockaddr *)&in, sizeof(in));
 	pump(5);
 	kw_swarm_get_stats(g->b.sw, &st);
 	assert_int_equal(st.conns_in, 1);
@@ -660,11 +658,7 @@ static void test_swarm_dial_times_out_when_listener_never_accepts(void **state)
 						   sizeof(in), 8), 0);
 	assert_int_equal(kw_swarm_dial(g->a.sw, "/ip4/127.0.0.1/tcp/4009", on_dial, NULL), 0);
 	pump(10);
-	advance(2999);
-	assert_int_equal(g->dial_done, 0);
-	advance(2);
-	assert_int_equal(g->dial_done, 1);
-	assert_int_equal(g->dial_err, -KW_ETIMEDOUT);
+	assert_dial_times_out();
 	kw_swarm_get_stats(g->a.sw, &st);
 	assert_int_equal(st.conns_out, 0);
 	assert_int_equal(st.conns_failed, 1);
@@ -681,11 +675,7 @@ static void test_swarm_dial_times_out_on_blackholed_address(void **state)
 	pump(10);
 	kw_swarm_get_stats(g->a.sw, &st);
 	assert_int_equal(st.conns_out, 1);  /* still connecting: the loop was never blocked */
-	advance(2999);
-	assert_int_equal(g->dial_done, 0);
-	advance(2);
-	assert_int_equal(g->dial_done, 1);
-	assert_int_equal(g->dial_err, -KW_ETIMEDOUT);
+	assert_dial_times_out();
 	kw_swarm_get_stats(g->a.sw, &st);
 	assert_int_equal(st.conns_out, 0);
 }
@@ -694,13 +684,10 @@ static void test_swarm_protocol_error_closes_with_rst(void **state)
 {
 	struct kw_sim *sim = g->a.t->sim;
 	struct kw_swarm_stats st;
-	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(4001),
-				  .sin_addr.s_addr = htonl(0x7f000001) };
-	int fd = sim->sys.ops->tcp_socket(&sim->sys, AF_INET);
+	int fd = raw_connect(sim, 0);
 	uint8_t rd[256];
 	long n;
 
-	sim->sys.ops->connect(&sim->sys, fd, (struct sockaddr *)&in, sizeof(in));
 	pump(5);
 	sim->sys.ops->write(&sim->sys, fd, "\x13/multistream/1.0.0\n\x07/bogus\n", 29);
 	pump(5);
@@ -773,9 +760,9 @@ static void test_swarm_malformed_bytes_close_only_that_connection(void **state)
 		;
 	sim->sys.ops->close(&sim->sys, fd);
 	/* and a is still served */
-	assert_int_equal(kw_ping_start(&p, g->a.sw, c, 2, 0, on_ping, NULL), 0);
+	assert_int_equal(kw_ping_start(&p, g->a.sw, c, 2, 0, kw_swarm_test_on_ping, &g->ping), 0);
 	pump(30);
-	assert_int_equal(g->pings, 2);
+	assert_int_equal(g->ping.pings, 2);
 }
 
 static size_t silent_data(struct kw_stream *s, const uint8_t *d, size_t n) { return n; }
@@ -811,22 +798,22 @@ static void test_ping_times_out_when_the_listener_never_answers(void **state)
 	}
 	c = g->dialed;
 	assert_non_null(c);
-	assert_int_equal(kw_ping_start(&p, g->a.sw, c, 1, 0, on_ping, NULL), 0);
+	assert_int_equal(kw_ping_start(&p, g->a.sw, c, 1, 0, kw_swarm_test_on_ping, &g->ping), 0);
 	for (i = 0; i < 20; i++) {
 		pump(1);
 		kw_loop_run_once(&c3.t->node->loop, 0);
 	}
 	kw_sim_advance(g->net->net, KW_PING_TIMEOUT_MS - 1);
 	pump(2);
-	assert_int_equal(g->ping_done, 0);
+	assert_int_equal(g->ping.done, 0);
 	kw_sim_advance(g->net->net, 2);
 	for (i = 0; i < 10; i++) {
 		pump(1);
 		kw_loop_run_once(&c3.t->node->loop, 0);
 	}
-	assert_int_equal(g->ping_done, 1);
-	assert_int_equal(g->ping_err, -KW_ETIMEDOUT);
-	assert_int_equal(g->pings, 0);
+	assert_int_equal(g->ping.done, 1);
+	assert_int_equal(g->ping.err, -KW_ETIMEDOUT);
+	assert_int_equal(g->ping.pings, 0);
 	kw_swarm_destroy(c3.sw);
 	kw_loop_run_once(&c3.t->node->loop, 0);
 	kw_test_assert_no_leaks(c3.t->node);
@@ -942,22 +929,8 @@ static void test_swarm_ext_slots_are_independent_and_cleared_on_close(void **sta
 	assert_true(all_zero((const uint8_t *)kw_conn_ext(c, s2), 40));
 }
 
-
 /* ---- inbound admission (rcmgr) ------------------------------------------------------------ */
 
-/* A raw TCP connection to b from `src` (host order) that never says a word. */
-static int raw_connect(struct kw_sim *sim, uint32_t src)
-{
-	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(4001),
-				  .sin_addr.s_addr = htonl(0x7f000001) };
-	int fd = sim->sys.ops->tcp_socket(&sim->sys, AF_INET);
-
-	assert_true(fd >= 0);
-	sim->src_ip = src;
-	sim->sys.ops->connect(&sim->sys, fd, (struct sockaddr *)&in, sizeof(in));
-	sim->src_ip = 0;
-	return fd;
-}
 
 /* Whether b closed the raw connection (FIN or RST), without consuming a byte. */
 static bool raw_closed(struct kw_sim *sim, int fd)
@@ -1077,8 +1050,7 @@ static void test_swarm_identify_protects_a_peer_speaking_a_wanted_protocol(void 
 	assert_true(kw_swarm_protocol_protected(g->b.sw, ECHO));
 	connect_ab();
 	pump(50);  /* identify */
-	back = kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw));
-	assert_non_null(back);
+	back = back_of_ab();
 	assert_true(kw_conn_protected(back));
 	kw_swarm_get_stats(g->b.sw, &st);
 	assert_int_equal(st.conns_protected, 1);
@@ -1099,9 +1071,9 @@ static void test_swarm_identify_protects_a_peer_speaking_a_wanted_protocol(void 
 		assert_false(raw_closed(sim, fd3));
 		sim->sys.ops->close(&sim->sys, fd3);
 	}
-	assert_int_equal(kw_ping_start(&p, g->a.sw, g->dialed, 2, 0, on_ping, NULL), 0);
+	assert_int_equal(kw_ping_start(&p, g->a.sw, g->dialed, 2, 0, kw_swarm_test_on_ping, &g->ping), 0);
 	pump(30);
-	assert_int_equal(g->pings, 2);
+	assert_int_equal(g->ping.pings, 2);
 	sim->sys.ops->close(&sim->sys, fd[0]);
 	sim->sys.ops->close(&sim->sys, fd[1]);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "swarm_fx.h"
 
 #include <kw/compiler.h>
 #include <kw/err.h>
@@ -46,8 +47,7 @@ struct fx {
 	int n_att;
 	int dial_done, dial_err;
 	struct kw_conn *dialed[4];
-	uint32_t pings;
-	int ping_done, ping_err;
+	struct kw_swarm_test_pings ping;
 	char log[16][256];
 	int n_log;
 };
@@ -60,16 +60,6 @@ static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
 		g->dialed[g->dial_done] = c;
 	g->dial_done++;
 	g->dial_err = err;
-}
-
-static void on_ping(struct kw_ping *p, uint32_t seq, uint64_t rtt, int err, bool done)
-{
-	if (!done)
-		g->pings++;
-	else {
-		g->ping_done++;
-		g->ping_err = err;
-	}
 }
 
 static void log_hook(int level, const char *module, const char *msg, void *arg)
@@ -91,12 +81,9 @@ static bool logged(const char *part)
 
 static void pump(int passes)
 {
-	int i;
+	struct kw_test_node *t[2] = { g->a.t, g->b.t };
 
-	for (i = 0; i < passes; i++) {
-		kw_loop_run_once(&g->a.t->node->loop, 0);
-		kw_loop_run_once(&g->b.t->node->loop, 0);
-	}
+	kw_swarm_test_pump(t, 2, passes);
 }
 
 static void advance(uint64_t ms)
@@ -117,20 +104,12 @@ static struct kw_swarm_stats bstats(void)
 
 static int make_side(struct side *s, const char *listen, const struct kw_swarm_limits *lim)
 {
-	int ret;
+	int ret = kw_swarm_test_node(g->net, 48 * 1024, lim, &s->t, &s->key, &s->sw);
 
-	s->t = kw_test_node_join(g->net, 48 * 1024);
-	if (!s->t)
-		return -KW_ENOMEM;
-	ret = kw_key_generate(KW_KEY_ED25519, 0, &s->key);
-	if (ret == 0)
-		ret = kw_swarm_create(s->t->node, &s->key, lim, &s->sw);
 	if (ret == 0)
 		ret = kw_ping_register(s->sw);
-	if (ret == 0 && listen)
-		ret = kw_swarm_listen(s->sw, listen);
-	if (ret == 0 && listen)
-		ret = kw_swarm_listen_addr(s->sw, 0, s->addr, sizeof(s->addr));
+	if (ret == 0)
+		ret = kw_swarm_test_listen(s->sw, listen, s->addr, sizeof(s->addr));
 	return ret;
 }
 
@@ -161,21 +140,15 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+	struct kw_test_node *t[2] = { g->a.t, g->b.t };
+	struct kw_swarm *sw[2] = { g->a.sw, g->b.sw };
 	int i;
 
 	kw_log_set_hook(NULL, NULL);
 	for (i = 0; i < g->n_att; i++)
 		if (g->att[i] >= 0)
 			sys()->ops->close(sys(), g->att[i]);
-	kw_swarm_destroy(g->a.sw);
-	kw_swarm_destroy(g->b.sw);
-	pump(2);
-	kw_test_assert_no_leaks(g->a.t->node);
-	kw_test_assert_no_leaks(g->b.t->node);
-	kw_test_node_free(g->a.t);
-	kw_test_node_free(g->b.t);
-	assert_int_equal(kw_sim_open_sockets(g->net->net), 0);
-	kw_test_net_free(g->net);
+	kw_swarm_test_free(g->net, t, sw, 2, 2);
 	free(g);
 	g = NULL;
 	return 0;
@@ -230,6 +203,31 @@ static struct kw_conn *dial_ab(void)
 
 /* Handshake share of b's buffers: attackers beyond it must queue. */
 static uint32_t hs_share(void) { return kw_swarm_bufs_handshake_share(BUFS); }
+
+/* n attackers pin a frame each (skips when the socket table cannot hold them); some wait. */
+static void pin_buffers(uint32_t n)
+{
+	if (n > MAX_ATT)
+		skip();  /* more buffers than the simulated socket table has attackers for */
+	for (uint32_t i = 0; i < n; i++)
+		attack(g_pin, PIN_LEN);
+	/* whatever is not pinned waits with unread bytes in its socket */
+	assert_true(bstats().buf_waits >= 1);
+}
+
+/* How many passes b's loop makes in half a frame deadline of virtual time. */
+static uint64_t passes_in_half_a_frame(void)
+{
+	struct kw_loop *l = &g->b.t->node->loop;
+	uint64_t it0 = l->stats.iterations, t0 = kw_loop_now(l);
+	int guard = 0;
+
+	g->net->net->auto_advance = true;
+	while (kw_loop_now(l) < t0 + FRAME / 2 && guard++ < 100000)
+		kw_loop_run_once(l, (int)(FRAME / 2));
+	g->net->net->auto_advance = false;
+	return l->stats.iterations - it0;
+}
 
 /* ---- tests -------------------------------------------------------------------------------- */
 
@@ -289,13 +287,13 @@ static void test_bulk_frames_spanning_reads_are_not_cut_by_the_frame_deadline(vo
 	 * restarts with each */
 	for (i = 0; i < 16; i++) {
 		memset(&p, 0, sizeof(p));
-		g->ping_done = 0;
-		assert_int_equal(kw_ping_start(&p, g->a.sw, c, 1, 0, on_ping, NULL), 0);
+		g->ping.done = 0;
+		assert_int_equal(kw_ping_start(&p, g->a.sw, c, 1, 0, kw_swarm_test_on_ping, &g->ping), 0);
 		pump(30);
-		assert_int_equal(g->ping_done, 1);
+		assert_int_equal(g->ping.done, 1);
 		advance(FRAME / 4);
 	}
-	assert_int_equal(g->pings, 16);
+	assert_int_equal(g->ping.pings, 16);
 	assert_int_equal(bstats().frame_timeouts, 0);
 }
 
@@ -328,53 +326,24 @@ static void test_waiting_connection_is_woken_when_buffers_return(void **state)
 
 static void test_loop_does_not_spin_while_all_buffers_are_lent(void **state)
 {
-	struct kw_loop *l = &g->b.t->node->loop;
-	uint64_t it0, t0;
-	uint32_t i, n = BUFS + 2;
-	int guard = 0;
-
-	if (n > MAX_ATT)
-		skip();  /* more buffers than the simulated socket table has attackers for */
-	for (i = 0; i < n; i++)
-		attack(g_pin, PIN_LEN);
-	/* whatever is not pinned waits with unread bytes in its socket */
-	assert_true(bstats().buf_waits >= 1);
-	g->net->net->auto_advance = true;
-	it0 = l->stats.iterations;
-	t0 = kw_loop_now(l);
-	while (kw_loop_now(l) < t0 + FRAME / 2 && guard++ < 100000)
-		kw_loop_run_once(l, (int)(FRAME / 2));
-	g->net->net->auto_advance = false;
+	pin_buffers(BUFS + 2);
 	/* a sleeping loop wakes for its timers only; a spinning one hits the guard */
-	assert_true(l->stats.iterations - it0 < 50);
+	assert_true(passes_in_half_a_frame() < 50);
 }
 
 /* A connection waiting for a buffer whose peer resets: epoll would report the error every pass
  * while nobody reads; the parked watch keeps the loop asleep until the buffer comes. */
 static void test_loop_does_not_spin_when_a_waiting_connection_is_reset(void **state)
 {
-	struct kw_loop *l = &g->b.t->node->loop;
-	uint64_t it0, t0;
 	uint32_t i, n = BUFS + 2, share = hs_share();
-	int guard = 0;
 
-	if (n > MAX_ATT)
-		skip();  /* more buffers than the simulated socket table has attackers for */
-	for (i = 0; i < n; i++)
-		attack(g_pin, PIN_LEN);
-	assert_true(bstats().buf_waits >= 1);
+	pin_buffers(n);
 	/* the first share - 1 pin a buffer each (see above); the later ones wait */
 	for (i = share; i < n; i++) {
 		sys()->ops->close_abort(sys(), g->att[i]);
 		g->att[i] = -1;
 	}
-	g->net->net->auto_advance = true;
-	it0 = l->stats.iterations;
-	t0 = kw_loop_now(l);
-	while (kw_loop_now(l) < t0 + FRAME / 2 && guard++ < 100000)
-		kw_loop_run_once(l, (int)(FRAME / 2));
-	g->net->net->auto_advance = false;
-	assert_true(l->stats.iterations - it0 < 50);
+	assert_true(passes_in_half_a_frame() < 50);
 }
 
 static void test_upgraded_connections_keep_working_while_handshakes_exhaust_theirs(void **state)
@@ -393,11 +362,11 @@ static void test_upgraded_connections_keep_working_while_handshakes_exhaust_thei
 	for (i = 0; i < n; i++)
 		attack(g_pin, PIN_LEN);
 	assert_int_equal(bstats().bufs_lent_handshake, hs_share() - 1);  /* see above */
-	assert_int_equal(kw_ping_start(&p, g->a.sw, c, 5, 0, on_ping, NULL), 0);
+	assert_int_equal(kw_ping_start(&p, g->a.sw, c, 5, 0, kw_swarm_test_on_ping, &g->ping), 0);
 	pump(100);
-	assert_int_equal(g->pings, 5);
-	assert_int_equal(g->ping_done, 1);
-	assert_int_equal(g->ping_err, 0);
+	assert_int_equal(g->ping.pings, 5);
+	assert_int_equal(g->ping.done, 1);
+	assert_int_equal(g->ping.err, 0);
 }
 
 static void test_fin_is_logged_as_a_normal_close_and_rst_as_a_reset(void **state)
