@@ -409,6 +409,87 @@ static void delta_to(float *restrict y, const float *restrict avg, const float *
 		y[i] = avg[i] - x[i];
 }
 
+/*
+ * NONE's fused paths read and write float32 wire bytes in place, at any alignment: the
+ * memcpy of 4 bytes is one unaligned load or store, and the loops vectorise as above.
+ */
+
+/* out[i] = avg[i] - x[i], as float32 wire bytes */
+static void delta_to_bytes(uint8_t *restrict out, const float *restrict avg,
+			   const float *restrict x, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + VEC <= n; i += VEC)
+		for (unsigned j = 0; j < VEC; j++) {
+			float v = avg[i + j] - x[i + j];
+
+			memcpy(out + 4 * (i + j), &v, 4);
+		}
+	for (; i < n; i++) {
+		float v = avg[i] - x[i];
+
+		memcpy(out + 4 * i, &v, 4);
+	}
+}
+
+/* A delta d (float32 wire bytes) for x: -KW_ERANGE when some d[i] is NaN or Inf, 1 when
+ * some x[i] + d[i] is (overflow), else 0. Reads only. */
+static int delta_check_bytes(const float *restrict x, const uint8_t *restrict d, size_t n)
+{
+	uint32_t bad[VEC] = { 0 }, ovf[VEC] = { 0 }, anyb = 0, anyo = 0;
+	size_t i = 0;
+
+	for (; i + VEC <= n; i += VEC)
+		for (unsigned j = 0; j < VEC; j++) {
+			uint32_t b, sb;
+			float v, sum;
+
+			memcpy(&b, d + 4 * (i + j), 4);
+			memcpy(&v, &b, 4);
+			sum = x[i + j] + v;
+			memcpy(&sb, &sum, 4);
+			bad[j] |= (b & EXP_BITS) == EXP_BITS;
+			ovf[j] |= (sb & EXP_BITS) == EXP_BITS;
+		}
+	for (; i < n; i++) {
+		uint32_t b, sb;
+		float v, sum;
+
+		memcpy(&b, d + 4 * i, 4);
+		memcpy(&v, &b, 4);
+		sum = x[i] + v;
+		memcpy(&sb, &sum, 4);
+		anyb |= (b & EXP_BITS) == EXP_BITS;
+		anyo |= (sb & EXP_BITS) == EXP_BITS;
+	}
+	for (unsigned j = 0; j < VEC; j++) {
+		anyb |= bad[j];
+		anyo |= ovf[j];
+	}
+	return anyb ? -KW_ERANGE : anyo ? 1 : 0;
+}
+
+/* x[i] += d[i], d float32 wire bytes */
+static void add_bytes(float *restrict x, const uint8_t *restrict d, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + VEC <= n; i += VEC)
+		for (unsigned j = 0; j < VEC; j++) {
+			float v;
+
+			memcpy(&v, d + 4 * (i + j), 4);
+			x[i + j] += v;
+		}
+	for (; i < n; i++) {
+		float v;
+
+		memcpy(&v, d + 4 * i, 4);
+		x[i] += v;
+	}
+}
+
 /* y[0..n) = the n float32 values at src (wire bytes, any alignment), in the same pass as
  * the NaN/Inf test: true when all are finite. */
 static bool copy_finite(float *restrict y, const uint8_t *restrict src, size_t n)
@@ -587,6 +668,10 @@ static int send_delta(struct kw_avg *a, unsigned s, uint32_t k, uint32_t len)
 	    (err = kw_codec_encode_header(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, len, len,
 					  body, blen, &hl)))
 		return err;
+	if (a->raw) {
+		delta_to_bytes(body, a->avg, (const float *)(const void *)sl, len);
+		return send_part(a, s, len, blen, mlen);
+	}
 	for (size_t off = 0; off < len; off += a->run) {
 		size_t c = KW_MIN(a->run, len - off);
 		const float *x = slot_run(a, sl, len, off, c, a->tmp);
@@ -768,7 +853,15 @@ static int on_delta(struct kw_avg *a, unsigned from, const struct kw_avg_data *d
 	 * any changes, so a rejected delta leaves the part as it was; then added. A codec whose
 	 * run is the whole part is decoded once. */
 	err = part_len_ok(a, d->part.buf_len, len);
-	for (size_t off = 0; !err && off < len; off += a->run) {
+	if (!err && a->raw) {   /* NONE: the message's float32 values, read in place */
+		err = delta_check_bytes(x, d->part.buf, len);
+		if (err == 1) {
+			a->stats.parts_rejected++;
+			exclude(a, from, "averaged part overflows our values", 0);
+			return -KW_ERANGE;
+		}
+	}
+	for (size_t off = 0; !err && !a->raw && off < len; off += a->run) {
 		size_t c = KW_MIN(a->run, len - off);
 
 		err = kw_codec_decode_range(a->cfg.codec, a->cfg.compression, KW_CODEC_F32,
@@ -787,7 +880,9 @@ static int on_delta(struct kw_avg *a, unsigned from, const struct kw_avg_data *d
 			"averaged part does not decode", err);
 		return err;
 	}
-	for (size_t off = 0; off < len; off += a->run) {
+	if (a->raw)
+		add_bytes(x, d->part.buf, len);   /* tensor.add_(update), averaging_alpha = 1 */
+	for (size_t off = 0; !a->raw && off < len; off += a->run) {
 		size_t c = KW_MIN(a->run, len - off);
 
 		if (a->run < len)
