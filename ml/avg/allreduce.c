@@ -53,6 +53,7 @@ struct kw_avg {
 	size_t slot_cap;           /* bytes per slot: one part as the codec encodes it */
 	size_t run;                /* values per run of the fused paths (kw_codec_granule) */
 	bool raw;                  /* NONE: a slot holds the part's float32 values as sent */
+	bool fuse;                 /* runs shorter than a part: see reduce_fused() */
 	uint64_t total;            /* values over every tensor */
 
 	/* from the arena */
@@ -213,6 +214,7 @@ int kw_avg_create(struct kw_loop *loop, struct kw_arena *arena, const struct kw_
 	a->slot_cap = l.slot_cap;
 	a->raw = c.compression == KW_COMP_NONE;
 	a->run = kw_codec_granule(c.compression, KW_CODEC_F32, l.pv);
+	a->fuse = !a->raw && a->run < l.pv;
 	a->run = a->run >= l.pv ? l.pv : KW_MAX(a->run, (size_t)CHUNK / a->run * a->run);
 	a->avg = (float *)(base + l.off[6]);
 	a->tmp = (float *)(base + l.off[7]);
@@ -563,6 +565,55 @@ static bool weighted_sum(struct kw_avg *a, const float *own, uint8_t *const *sl,
 	return ok;
 }
 
+/*
+ * The reduction of one of our parts when every input's run fits in a->tmp at once (a codec
+ * with runs shorter than a part, nx * run <= part_values): each sender's run is decoded
+ * once and serves both the weighted sum (same order and rounding as weighted_sum()) and
+ * that sender's delta, which is encoded in place of the run in the sender's slot (a run's
+ * bytes sit at the same offsets in both; the header, which may hold the sender's own code,
+ * is rewritten at the end). reply[k] says whether input k gets a delta. False when some
+ * mean is NaN or Inf; the slots are then half overwritten, and nobody is answered.
+ */
+static bool reduce_fused(struct kw_avg *a, const float *own, uint8_t *const *sl,
+			 const bool *reply, const float *w, unsigned nx, uint32_t len)
+{
+	size_t run = KW_MIN(a->run, (size_t)len), hl;
+	int err = 0;
+
+	for (size_t off = 0; off < len; off += run) {
+		size_t c = KW_MIN(run, len - off);
+
+		for (unsigned k = 0; k < nx; k++) {
+			const float *x = sl[k] ? a->tmp + k * run : own + off;
+
+			if (sl[k] && kw_codec_decode_range(a->cfg.codec, a->cfg.compression, KW_CODEC_F32,
+							   sl[k], enc_len(a, len), len, len, off, c,
+							   a->tmp + k * run))
+				return false;   /* checked on arrival: a bug */
+			if (k == 0)
+				scale_to(a->avg + off, x, w[k], c);
+			else
+				axpy(a->avg + off, x, w[k], c);
+		}
+		if (!all_finite(a->avg + off, c))
+			return false;
+		for (unsigned k = 0; k < nx && !err; k++) {
+			if (!sl[k] || !reply[k])
+				continue;
+			delta_of(a->tmp + k * run, a->avg + off, c);
+			err = kw_codec_encode_range(a->cfg.codec, a->cfg.compression, KW_CODEC_F32,
+						    a->tmp + k * run,
+						    len, len, off, c, a->scratch, a->scratch_len, sl[k],
+						    a->slot_cap);
+		}
+	}
+	for (unsigned k = 0; k < nx && !err; k++)
+		if (sl[k] && reply[k])
+			err = kw_codec_encode_header(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, len,
+						     len, sl[k], a->slot_cap, &hl);
+	return !err;
+}
+
 /* ---- messages ------------------------------------------------------------------------- */
 
 static int send_msg(struct kw_avg *a, unsigned to, struct kw_avg_data *d)
@@ -690,6 +741,22 @@ static int send_delta(struct kw_avg *a, unsigned s, uint32_t k, uint32_t len)
 	return send_part(a, s, len, blen, mlen);
 }
 
+/* Sends sender s the delta reduce_fused() left encoded in its slot for our part k. */
+static int send_kept(struct kw_avg *a, unsigned s, uint32_t k, uint32_t len)
+{
+	struct kw_avg_data d;
+	size_t blen, mlen;
+	uint8_t *body;
+	int err;
+
+	memset(&d, 0, sizeof(d));
+	d.code = KW_AVG_AVERAGED_PART;
+	if ((err = frame_part(a, &d, len, &body, &blen, &mlen)))
+		return err;
+	memcpy(body, slot(a, s, k), blen);
+	return send_part(a, s, len, blen, mlen);
+}
+
 static void finish_if_done(struct kw_avg *a);
 static void try_reduce(struct kw_avg *a);
 
@@ -803,7 +870,7 @@ static int on_part(struct kw_avg *a, unsigned from, const struct kw_avg_data *d)
 	} else if (!err) {
 		memcpy(dst, d->part.buf, d->part.buf_len);
 		err = kw_codec_finite(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, dst,
-				      d->part.buf_len, len);
+				      d->part.buf_len, len, NULL);
 		if (err == -KW_ENOTSUP) {
 			err = kw_codec_decode(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, dst,
 					      d->part.buf_len, len, len, a->tmp);
@@ -849,9 +916,9 @@ static int on_delta(struct kw_avg *a, unsigned from, const struct kw_avg_data *d
 		return -KW_EBADMSG;
 	}
 	x = part_ptr(a, k);
-	/* Two passes a run at a time, the decoded run in cache: every value is checked before
-	 * any changes, so a rejected delta leaves the part as it was; then added. A codec whose
-	 * run is the whole part is decoded once. */
+	/* Every value is checked before it changes, so a rejected delta leaves the part as it
+	 * was. NONE: checked in the message's float32 bytes in place (reads only), then added
+	 * from them. */
 	err = part_len_ok(a, d->part.buf_len, len);
 	if (!err && a->raw) {   /* NONE: the message's float32 values, read in place */
 		err = delta_check_bytes(x, d->part.buf, len);
@@ -861,18 +928,58 @@ static int on_delta(struct kw_avg *a, unsigned from, const struct kw_avg_data *d
 			return -KW_ERANGE;
 		}
 	}
+	/* A delta the layout shows finite and under 2^103 in magnitude cannot overflow a finite
+	 * float32 (FLT_MAX + 2^103 still rounds to FLT_MAX): x + d is finite exactly where x
+	 * is. Checked so (a read of x), then decoded and added in one pass. */
+	if (!err && !a->raw) {
+		float bound = INFINITY;
+
+		err = kw_codec_finite(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, d->part.buf,
+				      d->part.buf_len, len, &bound);
+		if (!err && bound <= 0x1p103f) {
+			if (!all_finite(x, len)) {
+				a->stats.parts_rejected++;
+				exclude(a, from, "averaged part overflows our values", 0);
+				return -KW_ERANGE;
+			}
+			for (size_t off = 0; off < len; off += a->run) {
+				size_t c = KW_MIN(a->run, len - off);
+
+				(void)kw_codec_decode_range(a->cfg.codec, a->cfg.compression,
+							    KW_CODEC_F32, d->part.buf, d->part.buf_len,
+							    len, len, off, c, a->tmp);  /* checked */
+				add_to(x + off, a->tmp, c);   /* tensor.add_(update) */
+			}
+			goto added;
+		}
+		if (err == -KW_ENOTSUP || !err)
+			err = 0;   /* the layout cannot tell: look at the decoded values */
+	}
+	/* Otherwise one pass, a decoded run at a time. Each run is checked before it is added;
+	 * the values it replaces are saved in a->avg (free outside try_reduce), so a delta
+	 * rejected in a later run restores the part as it was. */
 	for (size_t off = 0; !err && !a->raw && off < len; off += a->run) {
 		size_t c = KW_MIN(a->run, len - off);
+		bool overflow = false;
 
 		err = kw_codec_decode_range(a->cfg.codec, a->cfg.compression, KW_CODEC_F32,
 					    d->part.buf, d->part.buf_len, len, len, off, c, a->tmp);
 		if (!err && !all_finite(a->tmp, c))
 			err = -KW_ERANGE;
-		if (!err && !sum_finite(x + off, a->tmp, c)) {
-			a->stats.parts_rejected++;
-			exclude(a, from, "averaged part overflows our values", 0);
-			return -KW_ERANGE;
+		if (!err && !sum_finite(x + off, a->tmp, c))
+			overflow = true;
+		if (err || overflow) {
+			memcpy(x, a->avg, off * sizeof(float));
+			if (overflow) {
+				a->stats.parts_rejected++;
+				exclude(a, from, "averaged part overflows our values", 0);
+				return -KW_ERANGE;
+			}
+			break;
 		}
+		if (c < len)
+			memcpy(a->avg + off, x + off, c * sizeof(float));
+		add_to(x + off, a->tmp, c);   /* tensor.add_(update), averaging_alpha = 1 */
 	}
 	if (err) {
 		a->stats.parts_rejected++;
@@ -882,15 +989,7 @@ static int on_delta(struct kw_avg *a, unsigned from, const struct kw_avg_data *d
 	}
 	if (a->raw)
 		add_bytes(x, d->part.buf, len);   /* tensor.add_(update), averaging_alpha = 1 */
-	for (size_t off = 0; !a->raw && off < len; off += a->run) {
-		size_t c = KW_MIN(a->run, len - off);
-
-		if (a->run < len)
-			(void)kw_codec_decode_range(a->cfg.codec, a->cfg.compression, KW_CODEC_F32,
-						    d->part.buf, d->part.buf_len, len, len, off, c,
-						    a->tmp);   /* decoded above: cannot fail */
-		add_to(x + off, a->tmp, c);   /* tensor.add_(update), averaging_alpha = 1 */
-	}
+added:
 	p->replies++;
 	p->last_reply_ms = kw_loop_now(a->loop);
 	pump(a, from);
@@ -954,6 +1053,7 @@ static void try_reduce(struct kw_avg *a)
 		float *mine = part_ptr(a, gk);
 		double denom = 0.0;
 		unsigned contributors = 0, nx;
+		bool reply[KW_AVG_GROUP_MAX], fused;
 		uint8_t *xs[KW_AVG_GROUP_MAX];   /* NULL: our own part */
 		float ws[KW_AVG_GROUP_MAX];
 
@@ -989,13 +1089,17 @@ static void try_reduce(struct kw_avg *a)
 				continue;
 			if (s == self) {
 				xs[nx] = NULL;
+				reply[nx] = false;
 				ws[nx++] = (float)(a->weight / denom);
 			} else if (k < (p->failed_after == NOT_FAILED ? p->rx : p->failed_after)) {
 				xs[nx] = slot(a, s, k);
+				reply[nx] = !p->excluded;
 				ws[nx++] = (float)(a->slot_w[(size_t)s * a->cfg.window + k % a->cfg.window] / denom);
 			}
 		}
-		if (nx && !weighted_sum(a, mine, xs, ws, nx, len)) {
+		fused = a->fuse && nx * KW_MIN(a->run, (size_t)len) <= a->part_values;
+		if (nx && !(fused ? reduce_fused(a, mine, xs, reply, ws, nx, len) :
+			    weighted_sum(a, mine, xs, ws, nx, len))) {
 			/* only values near FLT_MAX get here: keep ours, answer nobody */
 			KW_LOG_WRN(avg, "part %u: the mean overflows float32; left unaveraged", k);
 			denom = 0;
@@ -1008,7 +1112,7 @@ static void try_reduce(struct kw_avg *a)
 				if (s == self || !is_sender(a, s) || p->excluded)
 					continue;
 				/* serialize(averaged - part) */
-				if (send_delta(a, s, k, len)) {
+				if (fused ? send_kept(a, s, k, len) : send_delta(a, s, k, len)) {
 					exclude(a, s, "send failed", -KW_EPIPE);
 					continue;
 				}

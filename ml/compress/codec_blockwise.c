@@ -106,7 +106,7 @@ int kw_codec_blockwise_decode(const struct kw_codec *c, const uint8_t *buf, size
 	return err;
 }
 
-int kw_codec_blockwise_finite(const uint8_t *buf, size_t len, size_t n)
+int kw_codec_blockwise_finite(const uint8_t *buf, size_t len, size_t n, float *bound)
 {
 	size_t nb = kw_bw_blocks(n), b;
 	const uint8_t *am = buf + 16, *code = am + nb * 4;
@@ -130,5 +130,6 @@ int kw_codec_blockwise_finite(const uint8_t *buf, size_t len, size_t n)
 		amax = v > amax ? v : amax;
 	}
 	/* |code[q] * absmax| <= cmax * amax, rounded monotonically */
-	return cmax * amax <= FLT_MAX ? 0 : -KW_ENOTSUP;
+	*bound = cmax * amax;
+	return *bound <= FLT_MAX ? 0 : -KW_ENOTSUP;
 }

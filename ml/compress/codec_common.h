@@ -94,7 +94,7 @@ void kw_codec_blockwise_encode_range(const struct kw_codec *c, const float *x, s
 int kw_codec_blockwise_check(const uint8_t *buf, size_t len, size_t n);
 void kw_codec_blockwise_decode_range(const struct kw_codec *c, const uint8_t *buf, size_t n,
 				     size_t first, size_t cnt, float *out);
-int kw_codec_blockwise_finite(const uint8_t *buf, size_t len, size_t n);
+int kw_codec_blockwise_finite(const uint8_t *buf, size_t len, size_t n, float *bound);
 /* codec_model.c: fits and proves the gather-free model of <kw/ml/blockwise.h> for code,
  * given thr[j] = smallest key with result >= j; leaves md->ok = 0 when it cannot. */
 void kw_bw_model_init(struct kw_bw_model *md, const float code[256], const uint32_t thr[256]);

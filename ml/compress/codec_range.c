@@ -4,6 +4,7 @@
  * encodes a delta a run at a time into the outgoing message, with the bytes of the
  * whole-tensor calls. Codecs that need the whole tensor have one run, the whole tensor.
  */
+#include <math.h>
 #include <string.h>
 
 #include <kw/compiler.h>
@@ -158,13 +159,11 @@ static int exp_clear(const uint8_t *p, size_t n, unsigned bytes, uint32_t exp)
 	return any ? -KW_ERANGE : 0;
 }
 
-int kw_codec_finite(const struct kw_codec *c, enum kw_compression comp, enum kw_codec_dtype dtype,
-		    const uint8_t *buf, size_t len, size_t numel)
+static int layout_finite(enum kw_compression comp, enum kw_codec_dtype dtype, const uint8_t *buf,
+			 size_t len, size_t numel, float *bound)
 {
 	int err;
 
-	if (!c || (!buf && len) || numel > KW_CODEC_SZ_LIMIT)
-		return -KW_EINVAL;
 	switch (comp) {
 	case KW_COMP_NONE:
 		if (dtype != KW_CODEC_F32)
@@ -175,10 +174,25 @@ int kw_codec_finite(const struct kw_codec *c, enum kw_compression comp, enum kw_
 	case KW_COMP_FLOAT16:
 		if ((err = kw_codec_exact_len(len, numel * 2)))
 			return err;
+		*bound = 65504.0f;   /* the largest finite fp16 */
 		return exp_clear(buf, numel, 2, 0x7c00u);
 	case KW_COMP_BLOCKWISE_8BIT:
-		return kw_codec_blockwise_finite(buf, len, numel);
+		return kw_codec_blockwise_finite(buf, len, numel, bound);
 	default:
 		return -KW_ENOTSUP;
 	}
+}
+
+int kw_codec_finite(const struct kw_codec *c, enum kw_compression comp, enum kw_codec_dtype dtype,
+		    const uint8_t *buf, size_t len, size_t numel, float *bound)
+{
+	float b = INFINITY;
+	int err;
+
+	if (!c || (!buf && len) || numel > KW_CODEC_SZ_LIMIT)
+		return -KW_EINVAL;
+	err = layout_finite(comp, dtype, buf, len, numel, &b);
+	if (!err && bound)
+		*bound = b;
+	return err;
 }

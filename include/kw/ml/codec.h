@@ -143,10 +143,12 @@ int kw_codec_decode_range(const struct kw_codec *c, enum kw_compression comp,
  * Whether every value buf decodes to is finite, without decoding where the layout tells:
  * NONE float32 and FLOAT16 look at exponent bits, BLOCKWISE_8BIT at absmax and the code.
  * Returns 0 (all finite), -KW_ERANGE (some NaN or Inf), -KW_EBADMSG / -KW_EMSGSIZE (does not
- * decode), -KW_ENOTSUP (cannot tell without decoding: decode and look).
+ * decode), -KW_ENOTSUP (cannot tell without decoding: decode and look). On 0, *bound (when
+ * not NULL) is a bound on every |value| that the layout gives (FLOAT16: 65504; BLOCKWISE_8BIT:
+ * max |code| * max absmax), or +Inf where it gives none (NONE).
  */
 int kw_codec_finite(const struct kw_codec *c, enum kw_compression comp, enum kw_codec_dtype dtype,
-		    const uint8_t *buf, size_t len, size_t numel);
+		    const uint8_t *buf, size_t len, size_t numel, float *bound);
 
 /* ---- Top-K sparsification with error feedback (kwaainet-edge's own encoding) -------------
  *
