@@ -91,6 +91,9 @@ struct kw_avg {
 #define VEC 16u
 #define CHUNK 2048u
 #define EXP_BITS 0x7f800000u
+/* On the loops that OR into per-lane flags: unrolled, the flags stay in vector registers
+ * (GCC 12 otherwise keeps the flag array in memory and reloads it every step). */
+#define UNROLL_VEC _Pragma("GCC unroll 16")
 
 #define TICK_MS 50u   /* timeout checks; a dead peer is noticed within this of its deadline */
 /* At the round deadline we first drop the senders we still wait on, so our own parts reduce
@@ -307,7 +310,7 @@ static bool all_finite(const float *restrict x, size_t n)
 	size_t i = 0;
 
 	for (; i + VEC <= n; i += VEC)
-		for (unsigned j = 0; j < VEC; j++) {
+		UNROLL_VEC for (unsigned j = 0; j < VEC; j++) {
 			uint32_t b;
 
 			memcpy(&b, &x[i + j], 4);
@@ -331,7 +334,7 @@ static bool sum_finite(const float *restrict x, const float *restrict d, size_t 
 	size_t i = 0;
 
 	for (; i + VEC <= n; i += VEC)
-		for (unsigned j = 0; j < VEC; j++) {
+		UNROLL_VEC for (unsigned j = 0; j < VEC; j++) {
 			float v = x[i + j] + d[i + j];
 			uint32_t b;
 
@@ -443,7 +446,7 @@ static int delta_check_bytes(const float *restrict x, const uint8_t *restrict d,
 	size_t i = 0;
 
 	for (; i + VEC <= n; i += VEC)
-		for (unsigned j = 0; j < VEC; j++) {
+		UNROLL_VEC for (unsigned j = 0; j < VEC; j++) {
 			uint32_t b, sb;
 			float v, sum;
 
@@ -500,7 +503,7 @@ static bool copy_finite(float *restrict y, const uint8_t *restrict src, size_t n
 	size_t i = 0;
 
 	for (; i + VEC <= n; i += VEC)
-		for (unsigned j = 0; j < VEC; j++) {
+		UNROLL_VEC for (unsigned j = 0; j < VEC; j++) {
 			uint32_t b;
 
 			memcpy(&b, src + 4 * (i + j), 4);

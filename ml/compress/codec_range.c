@@ -117,46 +117,51 @@ int kw_codec_decode_range(const struct kw_codec *c, enum kw_compression comp,
 	}
 }
 
-/* 0 when no element of the n elements of `bytes` bytes at p has all exponent bits set */
+/* 0 when no element of the n elements of `bytes` (4 or 2) bytes at p has all the exponent
+ * bits exp set. Fixed steps on per-lane flags with a scalar tail, as ml/avg/allreduce.c's
+ * loops: (b & exp) + lowest exponent bit carries into the top bit exactly when all are set,
+ * and the unrolled flags stay in vector registers. */
 #define EXP_RUN 16u
 static int exp_clear(const uint8_t *p, size_t n, unsigned bytes, uint32_t exp)
 {
-	uint32_t bad[EXP_RUN] = { 0 }, any = 0;
+	uint32_t acc[EXP_RUN] = { 0 }, any = 0, low = exp & -exp;
+	uint16_t acc16[2 * EXP_RUN] = { 0 }, exp16 = (uint16_t)exp, low16 = (uint16_t)low;
 	size_t i = 0;
 
-	/* fixed steps with a scalar tail: vectorised by -O2 (see ml/avg/allreduce.c) */
 	if (bytes == 4) {
 		for (; i + EXP_RUN <= n; i += EXP_RUN)
-			for (unsigned j = 0; j < EXP_RUN; j++) {
+			_Pragma("GCC unroll 16") for (unsigned j = 0; j < EXP_RUN; j++) {
 				uint32_t b;
 
 				memcpy(&b, p + 4 * (i + j), 4);
-				bad[j] |= (b & exp) == exp;
+				acc[j] |= (b & exp) + low;
 			}
 		for (; i < n; i++) {
 			uint32_t b;
 
 			memcpy(&b, p + 4 * i, 4);
-			any |= (b & exp) == exp;
+			any |= (b & exp) + low;
 		}
-	} else {
-		for (; i + EXP_RUN <= n; i += EXP_RUN)
-			for (unsigned j = 0; j < EXP_RUN; j++) {
-				uint16_t b;
-
-				memcpy(&b, p + 2 * (i + j), 2);
-				bad[j] |= (uint32_t)((b & exp) == exp);
-			}
-		for (; i < n; i++) {
+		for (unsigned j = 0; j < EXP_RUN; j++)
+			any |= acc[j];
+		return any & 0x80000000u ? -KW_ERANGE : 0;
+	}
+	for (; i + 2 * EXP_RUN <= n; i += 2 * EXP_RUN)
+		_Pragma("GCC unroll 32") for (unsigned j = 0; j < 2 * EXP_RUN; j++) {
 			uint16_t b;
 
-			memcpy(&b, p + 2 * i, 2);
-			any |= (uint32_t)((b & exp) == exp);
+			memcpy(&b, p + 2 * (i + j), 2);
+			acc16[j] |= (uint16_t)((b & exp16) + low16);
 		}
+	for (; i < n; i++) {
+		uint16_t b;
+
+		memcpy(&b, p + 2 * i, 2);
+		any |= (uint16_t)((b & exp16) + low16);
 	}
-	for (unsigned j = 0; j < EXP_RUN; j++)
-		any |= bad[j];
-	return any ? -KW_ERANGE : 0;
+	for (unsigned j = 0; j < 2 * EXP_RUN; j++)
+		any |= acc16[j];
+	return any & 0x8000u ? -KW_ERANGE : 0;
 }
 
 static int layout_finite(enum kw_compression comp, enum kw_codec_dtype dtype, const uint8_t *buf,
