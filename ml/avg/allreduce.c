@@ -50,17 +50,18 @@ struct kw_avg {
 	struct kw_timer timer;
 	size_t part_values;        /* values per part (cfg.compression, cfg.part_size_bytes) */
 	size_t enc_cap, scratch_len;
-	size_t slot_cap;           /* bytes per slot: one part as the codec encodes it */
+	size_t slot_cap;           /* bytes of a slot's body: one part as the codec encodes it */
 	size_t run;                /* values per run of the fused paths (kw_codec_granule) */
 	bool raw;                  /* NONE: a slot holds the part's float32 values as sent */
-	bool fuse;                 /* runs shorter than a part: see reduce_fused() */
+	bool fuse;                 /* runs shorter than a part: see reduce_fused() (NONE always) */
 	uint64_t total;            /* values over every tensor */
 
 	/* from the arena */
 	struct peer *peers;
 	char (*reason)[KW_AVG_REASON_MAX];
 	struct kw_avg_part *parts;
-	uint8_t *slots;            /* [peer][window][slot_cap]: received parts, still encoded */
+	uint8_t *slots;            /* [peer][window][SLOT_ROOM + slot_cap + SLOT_ROOM]: received
+	                            * parts, still encoded, with room to frame a message around */
 	double *slot_w;            /* [peer][window] weights */
 	float *avg, *tmp;          /* part_values each: the mean; one decoded run */
 	uint8_t *enc;              /* one encoded AveragingData (enc_cap) */
@@ -126,6 +127,10 @@ static void fill_defaults(struct kw_avg_cfg *c)
 
 /* Group id, peer id and weight, Tensor header (shape, dtype, compression) and the tags. */
 #define MSG_OVERHEAD 256
+/* Before and after each slot's body: a delta's AveragingData around it (code, tags and
+ * lengths before, about 15 bytes; shape, dtype, compression after, about 25), so the delta
+ * encoded in place in the slot is sent from there. 64 keeps the body 64-byte aligned. */
+#define SLOT_ROOM 64
 
 #define N_BLOCKS 10
 struct layout {
@@ -157,7 +162,7 @@ static int plan_layout(const struct kw_avg_cfg *c, struct layout *l)
 	sizes[2] = P * KW_AVG_REASON_MAX;
 	sizes[3] = (size_t)c->max_parts * sizeof(struct kw_avg_part);
 	sizes[4] = P * W * sizeof(double);
-	sizes[5] = P * W * l->slot_cap;
+	sizes[5] = P * W * (SLOT_ROOM + l->slot_cap + SLOT_ROOM);
 	sizes[6] = l->pv * sizeof(float);
 	sizes[7] = l->pv * sizeof(float);
 	sizes[8] = l->enc_cap;
@@ -217,7 +222,7 @@ int kw_avg_create(struct kw_loop *loop, struct kw_arena *arena, const struct kw_
 	a->slot_cap = l.slot_cap;
 	a->raw = c.compression == KW_COMP_NONE;
 	a->run = kw_codec_granule(c.compression, KW_CODEC_F32, l.pv);
-	a->fuse = !a->raw && a->run < l.pv;
+	a->fuse = a->run < l.pv;
 	a->run = a->run >= l.pv ? l.pv : KW_MAX(a->run, (size_t)CHUNK / a->run * a->run);
 	a->avg = (float *)(base + l.off[6]);
 	a->tmp = (float *)(base + l.off[7]);
@@ -239,7 +244,8 @@ static float *part_ptr(struct kw_avg *a, uint32_t k)
 
 static uint8_t *slot(struct kw_avg *a, unsigned peer, uint32_t k)
 {
-	return a->slots + ((size_t)peer * a->cfg.window + k % a->cfg.window) * a->slot_cap;
+	return a->slots + ((size_t)peer * a->cfg.window + k % a->cfg.window) *
+	       (SLOT_ROOM + a->slot_cap + SLOT_ROOM) + SLOT_ROOM;
 }
 
 /* 0 when a part's codec bytes have the exact length of len values, else the error the
@@ -401,42 +407,10 @@ static void delta_of(float *restrict x, const float *restrict avg, size_t n)
 		x[i] = avg[i] - x[i];
 }
 
-/* y[i] = avg[i] - x[i] */
-static void delta_to(float *restrict y, const float *restrict avg, const float *restrict x,
-		     size_t n)
-{
-	size_t i = 0;
-
-	for (; i + VEC <= n; i += VEC)
-		for (unsigned j = 0; j < VEC; j++)
-			y[i + j] = avg[i + j] - x[i + j];
-	for (; i < n; i++)
-		y[i] = avg[i] - x[i];
-}
-
 /*
  * NONE's fused paths read and write float32 wire bytes in place, at any alignment: the
  * memcpy of 4 bytes is one unaligned load or store, and the loops vectorise as above.
  */
-
-/* out[i] = avg[i] - x[i], as float32 wire bytes */
-static void delta_to_bytes(uint8_t *restrict out, const float *restrict avg,
-			   const float *restrict x, size_t n)
-{
-	size_t i = 0;
-
-	for (; i + VEC <= n; i += VEC)
-		for (unsigned j = 0; j < VEC; j++) {
-			float v = avg[i + j] - x[i + j];
-
-			memcpy(out + 4 * (i + j), &v, 4);
-		}
-	for (; i < n; i++) {
-		float v = avg[i] - x[i];
-
-		memcpy(out + 4 * i, &v, 4);
-	}
-}
 
 /* A delta d (float32 wire bytes) for x: -KW_ERANGE when some d[i] is NaN or Inf, 1 when
  * some x[i] + d[i] is (overflow), else 0. Reads only. */
@@ -570,11 +544,12 @@ static bool weighted_sum(struct kw_avg *a, const float *own, uint8_t *const *sl,
 
 /*
  * The reduction of one of our parts when every input's run fits in a->tmp at once (a codec
- * with runs shorter than a part, nx * run <= part_values): each sender's run is decoded
- * once and serves both the weighted sum (same order and rounding as weighted_sum()) and
- * that sender's delta, which is encoded in place of the run in the sender's slot (a run's
- * bytes sit at the same offsets in both; the header, which may hold the sender's own code,
- * is rewritten at the end). reply[k] says whether input k gets a delta. False when some
+ * with runs shorter than a part, nx * run <= part_values; NONE reads its slots as they are):
+ * each sender's run is decoded once and serves both the weighted sum (same order and
+ * rounding as weighted_sum()) and that sender's delta, which is encoded in place of the run
+ * in the sender's slot while the run is in cache (a run's bytes sit at the same offsets in
+ * both; the header, which may hold the sender's own code, is rewritten at the end), and
+ * sent from there (send_kept). reply[k] says whether input k gets a delta. False when some
  * mean is NaN or Inf; the slots are then half overwritten, and nobody is answered.
  */
 static bool reduce_fused(struct kw_avg *a, const float *own, uint8_t *const *sl,
@@ -587,9 +562,10 @@ static bool reduce_fused(struct kw_avg *a, const float *own, uint8_t *const *sl,
 		size_t c = KW_MIN(run, len - off);
 
 		for (unsigned k = 0; k < nx; k++) {
-			const float *x = sl[k] ? a->tmp + k * run : own + off;
+			const float *x = !sl[k] ? own + off :
+				a->raw ? (const float *)(const void *)sl[k] + off : a->tmp + k * run;
 
-			if (sl[k] && kw_codec_decode_range(a->cfg.codec, a->cfg.compression, KW_CODEC_F32,
+			if (sl[k] && !a->raw && kw_codec_decode_range(a->cfg.codec, a->cfg.compression, KW_CODEC_F32,
 							   sl[k], enc_len(a, len), len, len, off, c,
 							   a->tmp + k * run))
 				return false;   /* checked on arrival: a bug */
@@ -603,6 +579,10 @@ static bool reduce_fused(struct kw_avg *a, const float *own, uint8_t *const *sl,
 		for (unsigned k = 0; k < nx && !err; k++) {
 			if (!sl[k] || !reply[k])
 				continue;
+			if (a->raw) {   /* the delta's float32 bytes, in place of the part's */
+				delta_of((float *)(void *)sl[k] + off, a->avg + off, c);
+				continue;
+			}
 			delta_of(a->tmp + k * run, a->avg + off, c);
 			err = kw_codec_encode_range(a->cfg.codec, a->cfg.compression, KW_CODEC_F32,
 						    a->tmp + k * run,
@@ -610,7 +590,7 @@ static bool reduce_fused(struct kw_avg *a, const float *own, uint8_t *const *sl,
 						    a->slot_cap);
 		}
 	}
-	for (unsigned k = 0; k < nx && !err; k++)
+	for (unsigned k = 0; k < nx && !err && !a->raw; k++)
 		if (sl[k] && reply[k])
 			err = kw_codec_encode_header(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, len,
 						     len, sl[k], a->slot_cap, &hl);
@@ -677,10 +657,12 @@ static int frame_part(struct kw_avg *a, struct kw_avg_data *d, uint32_t len, uin
 	return 0;
 }
 
-/* Sends the message frame_part() built, counting its bytes. */
-static int send_part(struct kw_avg *a, unsigned to, uint32_t len, size_t blen, size_t mlen)
+/* Sends a message frame_part() built (msg: a->enc, or a copy framed around a slot),
+ * counting its bytes. */
+static int send_part(struct kw_avg *a, unsigned to, const uint8_t *msg, uint32_t len, size_t blen,
+		     size_t mlen)
 {
-	int err = a->tr.send(a->tr.t, to, a->enc, mlen);
+	int err = a->tr.send(a->tr.t, to, msg, mlen);
 
 	a->res.raw_bytes_sent += (uint64_t)len * 4;
 	if (!err) {
@@ -701,7 +683,7 @@ static int send_tensor(struct kw_avg *a, unsigned to, struct kw_avg_data *d, con
 	if (!err)
 		err = kw_codec_encode(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, x, len, len,
 				      a->scratch, a->scratch_len, body, blen, &n);
-	return err ? err : send_part(a, to, len, blen, mlen);
+	return err ? err : send_part(a, to, a->enc, len, blen, mlen);
 }
 
 /*
@@ -722,42 +704,44 @@ static int send_delta(struct kw_avg *a, unsigned s, uint32_t k, uint32_t len)
 	    (err = kw_codec_encode_header(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, len, len,
 					  body, blen, &hl)))
 		return err;
-	if (a->raw) {
-		delta_to_bytes(body, a->avg, (const float *)(const void *)sl, len);
-		return send_part(a, s, len, blen, mlen);
-	}
 	for (size_t off = 0; off < len; off += a->run) {
 		size_t c = KW_MIN(a->run, len - off);
-		const float *x = slot_run(a, sl, len, off, c, a->tmp);
 
-		if (!x)
-			return -KW_EPROTO;
-		if (x == a->tmp)
-			delta_of(a->tmp, a->avg + off, c);
-		else
-			delta_to(a->tmp, a->avg + off, x, c);
+		if (kw_codec_decode_range(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, sl,
+					  enc_len(a, len), len, len, off, c, a->tmp))
+			return -KW_EPROTO;   /* checked on arrival: a bug */
+		delta_of(a->tmp, a->avg + off, c);
 		err = kw_codec_encode_range(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, a->tmp,
 					    len, len, off, c, a->scratch, a->scratch_len, body, blen);
 		if (err)
 			return err;
 	}
-	return send_part(a, s, len, blen, mlen);
+	return send_part(a, s, a->enc, len, blen, mlen);
 }
 
-/* Sends sender s the delta reduce_fused() left encoded in its slot for our part k. */
+/* Sends sender s the delta reduce_fused() left encoded in its slot for our part k: the
+ * message's header and tail are built in a->enc and copied around the slot's body, which
+ * is sent where it is (into a->enc instead if they ever outgrow SLOT_ROOM). */
 static int send_kept(struct kw_avg *a, unsigned s, uint32_t k, uint32_t len)
 {
 	struct kw_avg_data d;
-	size_t blen, mlen;
-	uint8_t *body;
+	size_t blen, mlen, pre, post;
+	uint8_t *body, *sb = slot(a, s, k);
 	int err;
 
 	memset(&d, 0, sizeof(d));
 	d.code = KW_AVG_AVERAGED_PART;
 	if ((err = frame_part(a, &d, len, &body, &blen, &mlen)))
 		return err;
-	memcpy(body, slot(a, s, k), blen);
-	return send_part(a, s, len, blen, mlen);
+	pre = (size_t)(body - a->enc);
+	post = mlen - pre - blen;
+	if (pre > SLOT_ROOM || post > SLOT_ROOM) {
+		memcpy(body, sb, blen);
+		return send_part(a, s, a->enc, len, blen, mlen);
+	}
+	memcpy(sb - pre, a->enc, pre);
+	memcpy(sb + blen, body + blen, post);
+	return send_part(a, s, sb - pre, len, blen, mlen);
 }
 
 static void finish_if_done(struct kw_avg *a);
@@ -1100,7 +1084,7 @@ static void try_reduce(struct kw_avg *a)
 				ws[nx++] = (float)(a->slot_w[(size_t)s * a->cfg.window + k % a->cfg.window] / denom);
 			}
 		}
-		fused = a->fuse && nx * KW_MIN(a->run, (size_t)len) <= a->part_values;
+		fused = a->raw || (a->fuse && nx * KW_MIN(a->run, (size_t)len) <= a->part_values);
 		if (nx && !(fused ? reduce_fused(a, mine, xs, reply, ws, nx, len) :
 			    weighted_sum(a, mine, xs, ws, nx, len))) {
 			/* only values near FLT_MAX get here: keep ours, answer nobody */
