@@ -65,6 +65,7 @@ struct kw_avg {
 	double *slot_w;            /* [peer][window] weights */
 	float *avg, *tmp;          /* part_values each: the mean; one decoded run */
 	uint8_t *enc;              /* one encoded AveragingData (enc_cap) */
+	uint8_t *sent_finite;      /* [max_parts]: 1 when the part we sent had no NaN or Inf */
 	void *scratch;
 
 	/* accumulation */
@@ -132,14 +133,14 @@ static void fill_defaults(struct kw_avg_cfg *c)
  * encoded in place in the slot is sent from there. 64 keeps the body 64-byte aligned. */
 #define SLOT_ROOM 64
 
-#define N_BLOCKS 10
+#define N_BLOCKS 11
 struct layout {
 	size_t pv, enc_cap, scratch, slot_cap, off[N_BLOCKS], total;
 };
 
 static int plan_layout(const struct kw_avg_cfg *c, struct layout *l)
 {
-	size_t sizes[N_BLOCKS], aligns[N_BLOCKS] = { 64, 16, 16, 16, 16, 64, 64, 64, 64, 64 };
+	size_t sizes[N_BLOCKS], aligns[N_BLOCKS] = { 64, 16, 16, 16, 16, 64, 64, 64, 64, 64, 16 };
 	size_t W = c->window, P = c->max_peers, codec_max;
 
 	if (c->max_peers > KW_AVG_GROUP_MAX || c->max_peers < 1 || !c->window ||
@@ -167,6 +168,7 @@ static int plan_layout(const struct kw_avg_cfg *c, struct layout *l)
 	sizes[7] = l->pv * sizeof(float);
 	sizes[8] = l->enc_cap;
 	sizes[9] = l->scratch;
+	sizes[10] = c->max_parts;
 	l->total = 0;
 	for (int i = 0; i < N_BLOCKS; i++) {
 		l->total = (l->total + aligns[i] - 1) / aligns[i] * aligns[i];
@@ -228,6 +230,7 @@ int kw_avg_create(struct kw_loop *loop, struct kw_arena *arena, const struct kw_
 	a->tmp = (float *)(base + l.off[7]);
 	a->enc = base + l.off[8];
 	a->scratch = l.scratch ? base + l.off[9] : NULL;
+	a->sent_finite = base + l.off[10];
 	for (size_t t = 0; t < c.n_tensors; t++)
 		a->total += c.numel[t];
 	kw_timer_init(&a->timer, on_timer, a);
@@ -411,6 +414,59 @@ static void delta_of(float *restrict x, const float *restrict avg, size_t n)
  * NONE's fused paths read and write float32 wire bytes in place, at any alignment: the
  * memcpy of 4 bytes is one unaligned load or store, and the loops vectorise as above.
  */
+
+/* out = x[0..n) as float32 wire bytes, in the same pass as the NaN/Inf test: true when all
+ * are finite. */
+static bool finite_to_bytes(uint8_t *restrict out, const float *restrict x, size_t n)
+{
+	uint32_t bad[VEC] = { 0 }, any = 0;
+	size_t i = 0;
+
+	for (; i + VEC <= n; i += VEC)
+		UNROLL_VEC for (unsigned j = 0; j < VEC; j++) {
+			uint32_t b;
+
+			memcpy(&b, &x[i + j], 4);
+			memcpy(out + 4 * (i + j), &b, 4);
+			bad[j] |= (b & EXP_BITS) == EXP_BITS;
+		}
+	for (; i < n; i++) {
+		uint32_t b;
+
+		memcpy(&b, &x[i], 4);
+		memcpy(out + 4 * i, &b, 4);
+		any |= (b & EXP_BITS) == EXP_BITS;
+	}
+	for (unsigned j = 0; j < VEC; j++)
+		any |= bad[j];
+	return !any;
+}
+
+/* True when every float32 d[i] (wire bytes) is finite and |d[i]| < 2^103: its magnitude
+ * bits plus (0x7fffffff - SMALL_BITS) carry into bit 31 exactly when they are larger. */
+#define SMALL_BITS 0x72ffffffu   /* the largest float32 below 2^103 */
+static bool small_bytes(const uint8_t *restrict d, size_t n)
+{
+	uint32_t acc[VEC] = { 0 }, any = 0;
+	size_t i = 0;
+
+	for (; i + VEC <= n; i += VEC)
+		UNROLL_VEC for (unsigned j = 0; j < VEC; j++) {
+			uint32_t b;
+
+			memcpy(&b, d + 4 * (i + j), 4);
+			acc[j] |= (b & 0x7fffffffu) + (0x7fffffffu - SMALL_BITS);
+		}
+	for (; i < n; i++) {
+		uint32_t b;
+
+		memcpy(&b, d + 4 * i, 4);
+		any |= (b & 0x7fffffffu) + (0x7fffffffu - SMALL_BITS);
+	}
+	for (unsigned j = 0; j < VEC; j++)
+		any |= acc[j];
+	return !(any & 0x80000000u);
+}
 
 /* A delta d (float32 wire bytes) for x: -KW_ERANGE when some d[i] is NaN or Inf, 1 when
  * some x[i] + d[i] is (overflow), else 0. Reads only. */
@@ -672,17 +728,28 @@ static int send_part(struct kw_avg *a, unsigned to, const uint8_t *msg, uint32_t
 	return err;
 }
 
-/* Encodes x[len] with the round's codec straight into the message d and sends it. */
-static int send_tensor(struct kw_avg *a, unsigned to, struct kw_avg_data *d, const float *x,
-		       uint32_t len)
+/*
+ * Encodes our part k straight into the message d and sends it. Whether the part is finite
+ * is noted on the way (in the copy's pass for NONE; just before the encoder, which then
+ * reads the part from cache, for the others): its delta is checked against it (on_delta).
+ */
+static int send_tensor(struct kw_avg *a, unsigned to, struct kw_avg_data *d, uint32_t k)
 {
+	const float *x = part_ptr(a, k);
+	uint32_t len = a->parts[k].len;
 	size_t blen, mlen, n;
 	uint8_t *body;
 	int err = frame_part(a, d, len, &body, &blen, &mlen);
 
-	if (!err)
+	if (err)
+		return err;
+	if (a->raw) {
+		a->sent_finite[k] = finite_to_bytes(body, x, len);
+	} else {
+		a->sent_finite[k] = all_finite(x, len);
 		err = kw_codec_encode(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, x, len, len,
 				      a->scratch, a->scratch_len, body, blen, &n);
+	}
 	return err ? err : send_part(a, to, a->enc, len, blen, mlen);
 }
 
@@ -795,7 +862,7 @@ static void pump(struct kw_avg *a, unsigned j)
 		d.weight = a->weight;
 		if (p->tx == 0)
 			p->last_reply_ms = kw_loop_now(a->loop);
-		err = send_tensor(a, j, &d, part_ptr(a, k), a->parts[k].len);
+		err = send_tensor(a, j, &d, k);
 		if (err) {
 			exclude(a, j, "send failed", err);
 			return;
@@ -904,10 +971,13 @@ static int on_delta(struct kw_avg *a, unsigned from, const struct kw_avg_data *d
 	}
 	x = part_ptr(a, k);
 	/* Every value is checked before it changes, so a rejected delta leaves the part as it
-	 * was. NONE: checked in the message's float32 bytes in place (reads only), then added
-	 * from them. */
+	 * was. With |d| < 2^103, x + d overflows only where x is NaN or Inf: the exact sum stays
+	 * below 2^128 - 2^103, where rounding would reach Inf. send_tensor() noted whether x was
+	 * finite. */
 	err = part_len_ok(a, d->part.buf_len, len);
-	if (!err && a->raw) {   /* NONE: the message's float32 values, read in place */
+	/* NONE: the message's float32 values, read in place: the delta alone when x was finite
+	 * and the delta is small, else the delta and x; then added from the message. */
+	if (!err && a->raw && !(a->sent_finite[k] && small_bytes(d->part.buf, len))) {
 		err = delta_check_bytes(x, d->part.buf, len);
 		if (err == 1) {
 			a->stats.parts_rejected++;
@@ -915,16 +985,15 @@ static int on_delta(struct kw_avg *a, unsigned from, const struct kw_avg_data *d
 			return -KW_ERANGE;
 		}
 	}
-	/* A delta the layout shows finite and under 2^103 in magnitude cannot overflow a finite
-	 * float32 (FLT_MAX + 2^103 still rounds to FLT_MAX): x + d is finite exactly where x
-	 * is. Checked so (a read of x), then decoded and added in one pass. */
+	/* Other codecs: a delta the layout shows finite and under 2^103 (kw_codec_finite's
+	 * bound) needs no look at its values; decoded and added in one pass. */
 	if (!err && !a->raw) {
 		float bound = INFINITY;
 
 		err = kw_codec_finite(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, d->part.buf,
 				      d->part.buf_len, len, &bound);
-		if (!err && bound <= 0x1p103f) {
-			if (!all_finite(x, len)) {
+		if (!err && bound < 0x1p103f) {
+			if (!a->sent_finite[k]) {
 				a->stats.parts_rejected++;
 				exclude(a, from, "averaged part overflows our values", 0);
 				return -KW_ERANGE;

@@ -775,6 +775,72 @@ static void test_avg_delta_overflowing_our_values_is_rejected_and_changes_nothin
 	fnet_free(f);
 }
 
+/*
+ * A BLOCKWISE_8BIT delta whose code has an Inf entry (the layout cannot bound it, so each
+ * run is decoded, checked and added in turn), used only in the part's last run: the runs
+ * before it are already added when the Inf shows, and must be put back.
+ */
+static size_t delta_inf_in_last_run(struct fnet *f, unsigned from, unsigned to, uint8_t *b,
+				    size_t len)
+{
+	struct kw_avg_data d;
+	size_t n, nb;
+	uint8_t *code, *q, seven = 7;
+	float inf = INFINITY;
+
+	(void)from;
+	if (to != 0 || f->corrupted || kw_avg_data_decode(&d, b, len) || !d.has_part ||
+	    d.code != KW_AVG_AVERAGED_PART)
+		return len;
+	n = d.part.shape[0];
+	if (n <= 2 * KW_BW_BLOCK)
+		return len;   /* a part of one or two runs: not this test's case */
+	nb = (n + KW_BW_BLOCK - 1) / KW_BW_BLOCK;
+	code = (uint8_t *)(uintptr_t)d.part.buf + 16 + 4 * nb;
+	q = code + 1024;
+	memcpy(code + 4 * 7, &inf, 4);
+	for (size_t i = 0; i < n; i++)
+		if (q[i] == 7)
+			q[i] = 8;
+	memcpy(&q[n - 1], &seven, 1);
+	f->corrupted++;
+	return len;
+}
+
+static void test_avg_blockwise_delta_bad_in_a_later_run_restores_the_part(void **state)
+{
+	uint64_t keep[NT] = { numel[0], numel[1], numel[2] };
+	struct fnet *f;
+	size_t changed = 0, total = 0;
+
+	(void)state;
+	numel[0] = 70000;
+	numel[1] = 37;
+	numel[2] = 50001;
+	f = fnet_new(4, KW_COMP_BLOCKWISE_8BIT, 16384, 1000, 5000);
+	f->corrupt = delta_inf_in_last_run;
+	f->corrupt_from = 1;
+	run(f, NULL, 20000);
+	assert_int_equal(f->corrupted, 1);
+	assert_true(f->res[0].excluded_mask & 2ull);
+	if (!strstr(f->reason[0][1], "holds NaN or Inf"))
+		fail_msg("reason '%s'", f->reason[0][1]);
+	/* peer 0's parts reduced by peer 1 keep peer 0's own values (its contribution is orig
+	 * exactly: 0.5x + 0.5x); every other value is averaged, so differs */
+	for (unsigned t = 0; t < NT; t++)
+		for (uint64_t k = 0; k < numel[t]; k++) {
+			assert_true(isfinite(f->data[0][t][k]));
+			changed += f->data[0][t][k] != f->orig[0][t][k];
+			total++;
+		}
+	/* peer 1 reduces about a quarter: roughly that much left as it was, nothing half-done */
+	assert_true(total - changed > total / 5 && total - changed < total / 3);
+	numel[0] = keep[0];
+	numel[1] = keep[1];
+	numel[2] = keep[2];
+	fnet_free(f);
+}
+
 static void test_avg_window_of_one_and_of_sixteen_give_the_same_mean(void **state)
 {
 	for (int k = 0; k < 2; k++) {
@@ -875,6 +941,7 @@ int main(void)
 		cmocka_unit_test(test_avg_fused_float16_is_bit_exact_with_the_unfused_round),
 		cmocka_unit_test(test_avg_fused_blockwise_is_bit_exact_with_the_unfused_round),
 		cmocka_unit_test(test_avg_whole_part_codecs_are_bit_exact_with_the_unfused_round),
+		cmocka_unit_test(test_avg_blockwise_delta_bad_in_a_later_run_restores_the_part),
 		cmocka_unit_test(test_avg_part_with_nan_is_rejected_with_a_reason),
 		cmocka_unit_test(test_avg_part_of_the_wrong_size_is_rejected_with_a_reason),
 		cmocka_unit_test(test_avg_part_with_the_wrong_codec_is_rejected_with_a_reason),
