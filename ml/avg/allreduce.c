@@ -415,33 +415,6 @@ static void delta_of(float *restrict x, const float *restrict avg, size_t n)
  * memcpy of 4 bytes is one unaligned load or store, and the loops vectorise as above.
  */
 
-/* out = x[0..n) as float32 wire bytes, in the same pass as the NaN/Inf test: true when all
- * are finite. */
-static bool finite_to_bytes(uint8_t *restrict out, const float *restrict x, size_t n)
-{
-	uint32_t bad[VEC] = { 0 }, any = 0;
-	size_t i = 0;
-
-	for (; i + VEC <= n; i += VEC)
-		UNROLL_VEC for (unsigned j = 0; j < VEC; j++) {
-			uint32_t b;
-
-			memcpy(&b, &x[i + j], 4);
-			memcpy(out + 4 * (i + j), &b, 4);
-			bad[j] |= (b & EXP_BITS) == EXP_BITS;
-		}
-	for (; i < n; i++) {
-		uint32_t b;
-
-		memcpy(&b, &x[i], 4);
-		memcpy(out + 4 * i, &b, 4);
-		any |= (b & EXP_BITS) == EXP_BITS;
-	}
-	for (unsigned j = 0; j < VEC; j++)
-		any |= bad[j];
-	return !any;
-}
-
 /* True when every float32 d[i] (wire bytes) is finite and |d[i]| < 2^103: its magnitude
  * bits plus (0x7fffffff - SMALL_BITS) carry into bit 31 exactly when they are larger. */
 #define SMALL_BITS 0x72ffffffu   /* the largest float32 below 2^103 */
@@ -523,33 +496,6 @@ static void add_bytes(float *restrict x, const uint8_t *restrict d, size_t n)
 		memcpy(&v, d + 4 * i, 4);
 		x[i] += v;
 	}
-}
-
-/* y[0..n) = the n float32 values at src (wire bytes, any alignment), in the same pass as
- * the NaN/Inf test: true when all are finite. */
-static bool copy_finite(float *restrict y, const uint8_t *restrict src, size_t n)
-{
-	uint32_t bad[VEC] = { 0 }, any = 0;
-	size_t i = 0;
-
-	for (; i + VEC <= n; i += VEC)
-		UNROLL_VEC for (unsigned j = 0; j < VEC; j++) {
-			uint32_t b;
-
-			memcpy(&b, src + 4 * (i + j), 4);
-			memcpy(&y[i + j], &b, 4);
-			bad[j] |= (b & EXP_BITS) == EXP_BITS;
-		}
-	for (; i < n; i++) {
-		uint32_t b;
-
-		memcpy(&b, src + 4 * i, 4);
-		memcpy(&y[i], &b, 4);
-		any |= (b & EXP_BITS) == EXP_BITS;
-	}
-	for (unsigned j = 0; j < VEC; j++)
-		any |= bad[j];
-	return !any;
 }
 
 /*
@@ -743,13 +689,9 @@ static int send_tensor(struct kw_avg *a, unsigned to, struct kw_avg_data *d, uin
 
 	if (err)
 		return err;
-	if (a->raw) {
-		a->sent_finite[k] = finite_to_bytes(body, x, len);
-	} else {
-		a->sent_finite[k] = all_finite(x, len);
-		err = kw_codec_encode(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, x, len, len,
-				      a->scratch, a->scratch_len, body, blen, &n);
-	}
+	a->sent_finite[k] = all_finite(x, len);
+	err = kw_codec_encode(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, x, len, len,
+			      a->scratch, a->scratch_len, body, blen, &n);
 	return err ? err : send_part(a, to, a->enc, len, blen, mlen);
 }
 
@@ -920,7 +862,8 @@ static int on_part(struct kw_avg *a, unsigned from, const struct kw_avg_data *d)
 	dst = slot(a, from, k);
 	err = part_len_ok(a, d->part.buf_len, len);
 	if (!err && a->raw) {
-		err = copy_finite((float *)(void *)dst, d->part.buf, len) ? 0 : -KW_ERANGE;
+		memcpy(dst, d->part.buf, d->part.buf_len);
+		err = all_finite((const float *)(const void *)dst, len) ? 0 : -KW_ERANGE;
 	} else if (!err) {
 		memcpy(dst, d->part.buf, d->part.buf_len);
 		err = kw_codec_finite(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, dst,
