@@ -50,18 +50,22 @@ struct kw_avg {
 	struct kw_timer timer;
 	size_t part_values;        /* values per part (cfg.compression, cfg.part_size_bytes) */
 	size_t enc_cap, scratch_len;
+	size_t slot_cap;           /* bytes of a slot's body: one part as the codec encodes it */
+	size_t run;                /* values per run of the fused paths (kw_codec_granule) */
+	bool raw;                  /* NONE: a slot holds the part's float32 values as sent */
+	bool fuse;                 /* runs shorter than a part: see reduce_fused() (NONE always) */
 	uint64_t total;            /* values over every tensor */
 
 	/* from the arena */
 	struct peer *peers;
 	char (*reason)[KW_AVG_REASON_MAX];
 	struct kw_avg_part *parts;
-	float *slots;              /* [peer][window][part_values] */
+	uint8_t *slots;            /* [peer][window][SLOT_ROOM + slot_cap + SLOT_ROOM]: received
+	                            * parts, still encoded, with room to frame a message around */
 	double *slot_w;            /* [peer][window] weights */
-	float *avg, *tmp;          /* part_values each */
-	uint8_t *cbuf;             /* one codec output (cbuf_cap) */
+	float *avg, *tmp;          /* part_values each: the mean; one decoded run */
 	uint8_t *enc;              /* one encoded AveragingData (enc_cap) */
-	size_t cbuf_cap;
+	uint8_t *sent_finite;      /* [max_parts]: 1 when the part we sent had no NaN or Inf */
 	void *scratch;
 
 	/* accumulation */
@@ -84,6 +88,14 @@ struct kw_avg {
 	uint64_t part_bytes_sent;  /* codec output bytes sent (compression ratio) */
 	struct kw_avg_stats stats;
 };
+
+/* Hot loops (below): VEC values per vector step, CHUNK values per cache-resident run. */
+#define VEC 16u
+#define CHUNK 2048u
+#define EXP_BITS 0x7f800000u
+/* On the loops that OR into per-lane flags: unrolled, the flags stay in vector registers
+ * (GCC 12 otherwise keeps the flag array in memory and reloads it every step). */
+#define UNROLL_VEC _Pragma("GCC unroll 16")
 
 #define TICK_MS 50u   /* timeout checks; a dead peer is noticed within this of its deadline */
 /* At the round deadline we first drop the senders we still wait on, so our own parts reduce
@@ -116,15 +128,19 @@ static void fill_defaults(struct kw_avg_cfg *c)
 
 /* Group id, peer id and weight, Tensor header (shape, dtype, compression) and the tags. */
 #define MSG_OVERHEAD 256
+/* Before and after each slot's body: a delta's AveragingData around it (code, tags and
+ * lengths before, about 15 bytes; shape, dtype, compression after, about 25), so the delta
+ * encoded in place in the slot is sent from there. 64 keeps the body 64-byte aligned. */
+#define SLOT_ROOM 64
 
 #define N_BLOCKS 11
 struct layout {
-	size_t pv, enc_cap, scratch, off[N_BLOCKS], total;
+	size_t pv, enc_cap, scratch, slot_cap, off[N_BLOCKS], total;
 };
 
 static int plan_layout(const struct kw_avg_cfg *c, struct layout *l)
 {
-	size_t sizes[N_BLOCKS], aligns[N_BLOCKS] = { 64, 16, 16, 16, 16, 64, 64, 64, 64, 64, 64 };
+	size_t sizes[N_BLOCKS], aligns[N_BLOCKS] = { 64, 16, 16, 16, 16, 64, 64, 64, 64, 64, 16 };
 	size_t W = c->window, P = c->max_peers, codec_max;
 
 	if (c->max_peers > KW_AVG_GROUP_MAX || c->max_peers < 1 || !c->window ||
@@ -138,18 +154,21 @@ static int plan_layout(const struct kw_avg_cfg *c, struct layout *l)
 	if (!codec_max)
 		return -KW_EINVAL;
 	l->enc_cap = codec_max + MSG_OVERHEAD;
+	/* 64-byte slots: a kept NONE part is an aligned float array, a BLOCKWISE_8BIT part's
+	 * absmax and code are aligned floats the kernels read in place */
+	l->slot_cap = (codec_max + 63) / 64 * 64;
 	l->scratch = kw_codec_scratch_size(c->compression, l->pv);
 	sizes[0] = sizeof(struct kw_avg);
 	sizes[1] = P * sizeof(struct peer);
 	sizes[2] = P * KW_AVG_REASON_MAX;
 	sizes[3] = (size_t)c->max_parts * sizeof(struct kw_avg_part);
 	sizes[4] = P * W * sizeof(double);
-	sizes[5] = P * W * l->pv * sizeof(float);
+	sizes[5] = P * W * (SLOT_ROOM + l->slot_cap + SLOT_ROOM);
 	sizes[6] = l->pv * sizeof(float);
 	sizes[7] = l->pv * sizeof(float);
 	sizes[8] = l->enc_cap;
 	sizes[9] = l->scratch;
-	sizes[10] = codec_max;
+	sizes[10] = c->max_parts;
 	l->total = 0;
 	for (int i = 0; i < N_BLOCKS; i++) {
 		l->total = (l->total + aligns[i] - 1) / aligns[i] * aligns[i];
@@ -201,13 +220,17 @@ int kw_avg_create(struct kw_loop *loop, struct kw_arena *arena, const struct kw_
 	a->reason = (char (*)[KW_AVG_REASON_MAX])(base + l.off[2]);
 	a->parts = (struct kw_avg_part *)(base + l.off[3]);
 	a->slot_w = (double *)(base + l.off[4]);
-	a->slots = (float *)(base + l.off[5]);
+	a->slots = base + l.off[5];
+	a->slot_cap = l.slot_cap;
+	a->raw = c.compression == KW_COMP_NONE;
+	a->run = kw_codec_granule(c.compression, KW_CODEC_F32, l.pv);
+	a->fuse = a->run < l.pv;
+	a->run = a->run >= l.pv ? l.pv : KW_MAX(a->run, (size_t)CHUNK / a->run * a->run);
 	a->avg = (float *)(base + l.off[6]);
 	a->tmp = (float *)(base + l.off[7]);
 	a->enc = base + l.off[8];
 	a->scratch = l.scratch ? base + l.off[9] : NULL;
-	a->cbuf = base + l.off[10];
-	a->cbuf_cap = l.enc_cap - MSG_OVERHEAD;
+	a->sent_finite = base + l.off[10];
 	for (size_t t = 0; t < c.n_tensors; t++)
 		a->total += c.numel[t];
 	kw_timer_init(&a->timer, on_timer, a);
@@ -222,9 +245,26 @@ static float *part_ptr(struct kw_avg *a, uint32_t k)
 	return a->cfg.tensors[p->tensor] + p->off;
 }
 
-static float *slot(struct kw_avg *a, unsigned peer, uint32_t k)
+static uint8_t *slot(struct kw_avg *a, unsigned peer, uint32_t k)
 {
-	return a->slots + ((size_t)peer * a->cfg.window + k % a->cfg.window) * a->part_values;
+	return a->slots + ((size_t)peer * a->cfg.window + k % a->cfg.window) *
+	       (SLOT_ROOM + a->slot_cap + SLOT_ROOM) + SLOT_ROOM;
+}
+
+/* 0 when a part's codec bytes have the exact length of len values, else the error the
+ * codec's decoder gives (short: -KW_EBADMSG, long: -KW_EMSGSIZE). */
+static size_t enc_len(const struct kw_avg *a, uint32_t len);
+static int part_len_ok(const struct kw_avg *a, size_t got, uint32_t len)
+{
+	size_t need = enc_len(a, len);
+
+	return got < need ? -KW_EBADMSG : got > need ? -KW_EMSGSIZE : 0;
+}
+
+/* Bytes of a len-value part in the round's codec (exact for every codec, float32 NONE). */
+static size_t enc_len(const struct kw_avg *a, uint32_t len)
+{
+	return kw_codec_max_size(a->cfg.compression, len, len);
 }
 
 static bool is_sender(const struct kw_avg *a, unsigned i)
@@ -271,9 +311,6 @@ int kw_avg_accumulate(struct kw_avg *a, const float *const *tensors, double weig
  * value and does not vectorise). Results are the same, value for value, as the one-value
  * loops they replace. CHUNK: values per cache-resident step of the weighted sum.
  */
-#define VEC 16u
-#define CHUNK 2048u
-#define EXP_BITS 0x7f800000u
 
 /* True when no x[i] is NaN or Inf (exponent bits all ones). */
 static bool all_finite(const float *restrict x, size_t n)
@@ -282,7 +319,7 @@ static bool all_finite(const float *restrict x, size_t n)
 	size_t i = 0;
 
 	for (; i + VEC <= n; i += VEC)
-		for (unsigned j = 0; j < VEC; j++) {
+		UNROLL_VEC for (unsigned j = 0; j < VEC; j++) {
 			uint32_t b;
 
 			memcpy(&b, &x[i + j], 4);
@@ -306,7 +343,7 @@ static bool sum_finite(const float *restrict x, const float *restrict d, size_t 
 	size_t i = 0;
 
 	for (; i + VEC <= n; i += VEC)
-		for (unsigned j = 0; j < VEC; j++) {
+		UNROLL_VEC for (unsigned j = 0; j < VEC; j++) {
 			float v = x[i + j] + d[i + j];
 			uint32_t b;
 
@@ -361,7 +398,7 @@ static void add_to(float *restrict y, const float *restrict x, size_t n)
 		y[i] += x[i];
 }
 
-/* x[i] = avg[i] - x[i]: a sender's delta, in place of its part */
+/* x[i] = avg[i] - x[i]: a sender's delta, in place of its decoded run */
 static void delta_of(float *restrict x, const float *restrict avg, size_t n)
 {
 	size_t i = 0;
@@ -374,24 +411,192 @@ static void delta_of(float *restrict x, const float *restrict avg, size_t n)
 }
 
 /*
- * avg[0..len) = sum over k of w[k] * x[k][i], accumulated in float32 in the order of x (the
- * order and rounding of one pass per sender), CHUNK values at a time so avg stays in L1 while
- * each input streams through once. False when some mean is NaN or Inf.
+ * NONE's fused paths read and write float32 wire bytes in place, at any alignment: the
+ * memcpy of 4 bytes is one unaligned load or store, and the loops vectorise as above.
  */
-static bool weighted_sum(float *avg, const float *const *x, const float *w, unsigned nx,
-			 uint32_t len)
+
+/* True when every float32 d[i] (wire bytes) is finite and |d[i]| < 2^103: its magnitude
+ * bits plus (0x7fffffff - SMALL_BITS) carry into bit 31 exactly when they are larger. */
+#define SMALL_BITS 0x72ffffffu   /* the largest float32 below 2^103 */
+static bool small_bytes(const uint8_t *restrict d, size_t n)
+{
+	uint32_t acc[VEC] = { 0 }, any = 0;
+	size_t i = 0;
+
+	for (; i + VEC <= n; i += VEC)
+		UNROLL_VEC for (unsigned j = 0; j < VEC; j++) {
+			uint32_t b;
+
+			memcpy(&b, d + 4 * (i + j), 4);
+			acc[j] |= (b & 0x7fffffffu) + (0x7fffffffu - SMALL_BITS);
+		}
+	for (; i < n; i++) {
+		uint32_t b;
+
+		memcpy(&b, d + 4 * i, 4);
+		any |= (b & 0x7fffffffu) + (0x7fffffffu - SMALL_BITS);
+	}
+	for (unsigned j = 0; j < VEC; j++)
+		any |= acc[j];
+	return !(any & 0x80000000u);
+}
+
+/* A delta d (float32 wire bytes) for x: -KW_ERANGE when some d[i] is NaN or Inf, 1 when
+ * some x[i] + d[i] is (overflow), else 0. Reads only. */
+static int delta_check_bytes(const float *restrict x, const uint8_t *restrict d, size_t n)
+{
+	uint32_t bad[VEC] = { 0 }, ovf[VEC] = { 0 }, anyb = 0, anyo = 0;
+	size_t i = 0;
+
+	for (; i + VEC <= n; i += VEC)
+		UNROLL_VEC for (unsigned j = 0; j < VEC; j++) {
+			uint32_t b, sb;
+			float v, sum;
+
+			memcpy(&b, d + 4 * (i + j), 4);
+			memcpy(&v, &b, 4);
+			sum = x[i + j] + v;
+			memcpy(&sb, &sum, 4);
+			bad[j] |= (b & EXP_BITS) == EXP_BITS;
+			ovf[j] |= (sb & EXP_BITS) == EXP_BITS;
+		}
+	for (; i < n; i++) {
+		uint32_t b, sb;
+		float v, sum;
+
+		memcpy(&b, d + 4 * i, 4);
+		memcpy(&v, &b, 4);
+		sum = x[i] + v;
+		memcpy(&sb, &sum, 4);
+		anyb |= (b & EXP_BITS) == EXP_BITS;
+		anyo |= (sb & EXP_BITS) == EXP_BITS;
+	}
+	for (unsigned j = 0; j < VEC; j++) {
+		anyb |= bad[j];
+		anyo |= ovf[j];
+	}
+	return anyb ? -KW_ERANGE : anyo ? 1 : 0;
+}
+
+/* x[i] += d[i], d float32 wire bytes */
+static void add_bytes(float *restrict x, const uint8_t *restrict d, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + VEC <= n; i += VEC)
+		for (unsigned j = 0; j < VEC; j++) {
+			float v;
+
+			memcpy(&v, d + 4 * (i + j), 4);
+			x[i + j] += v;
+		}
+	for (; i < n; i++) {
+		float v;
+
+		memcpy(&v, d + 4 * i, 4);
+		x[i] += v;
+	}
+}
+
+/*
+ * Values [off, off + n) of a part kept in a slot (n a run of the codec): the slot itself
+ * for NONE, else decoded into buf. The slot was checked when it arrived, so this cannot
+ * fail; a failure would be a bug, and gives NULL.
+ */
+static const float *slot_run(struct kw_avg *a, const uint8_t *sl, uint32_t len, size_t off,
+			     size_t n, float *buf)
+{
+	if (a->raw)
+		return (const float *)(const void *)sl + off;
+	if (kw_codec_decode_range(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, sl,
+				  enc_len(a, len), len, len, off, n, buf))
+		return NULL;
+	return buf;
+}
+
+/*
+ * avg[0..len) = sum over k of w[k] * x_k[i], accumulated in float32 in the order of the
+ * inputs (the order and rounding of one pass per sender), one run at a time so avg stays
+ * in cache while each input streams through once. Input k is our own part when sl[k] is
+ * NULL (own), else the part kept in slot sl[k], decoded run by run straight into the sum
+ * (through a->tmp: one run, cache-resident). False when some mean is NaN or Inf.
+ */
+static bool weighted_sum(struct kw_avg *a, const float *own, uint8_t *const *sl, const float *w,
+			 unsigned nx, uint32_t len)
 {
 	bool ok = true;
 
-	for (uint32_t off = 0; off < len; off += CHUNK) {
-		uint32_t c = KW_MIN(CHUNK, len - off);
+	for (size_t off = 0; off < len; off += a->run) {
+		size_t c = KW_MIN(a->run, len - off);
 
-		scale_to(avg + off, x[0] + off, w[0], c);
-		for (unsigned k = 1; k < nx; k++)
-			axpy(avg + off, x[k] + off, w[k], c);
-		ok = ok && all_finite(avg + off, c);
+		for (unsigned k = 0; k < nx; k++) {
+			const float *x = sl[k] ? slot_run(a, sl[k], len, off, c, a->tmp) : own + off;
+
+			if (!x)
+				return false;
+			if (k == 0)
+				scale_to(a->avg + off, x, w[k], c);
+			else
+				axpy(a->avg + off, x, w[k], c);
+		}
+		ok = ok && all_finite(a->avg + off, c);
 	}
 	return ok;
+}
+
+/*
+ * The reduction of one of our parts when every input's run fits in a->tmp at once (a codec
+ * with runs shorter than a part, nx * run <= part_values; NONE reads its slots as they are):
+ * each sender's run is decoded once and serves both the weighted sum (same order and
+ * rounding as weighted_sum()) and that sender's delta, which is encoded in place of the run
+ * in the sender's slot while the run is in cache (a run's bytes sit at the same offsets in
+ * both; the header, which may hold the sender's own code, is rewritten at the end), and
+ * sent from there (send_kept). reply[k] says whether input k gets a delta. False when some
+ * mean is NaN or Inf; the slots are then half overwritten, and nobody is answered.
+ */
+static bool reduce_fused(struct kw_avg *a, const float *own, uint8_t *const *sl,
+			 const bool *reply, const float *w, unsigned nx, uint32_t len)
+{
+	size_t run = KW_MIN(a->run, (size_t)len), hl;
+	int err = 0;
+
+	for (size_t off = 0; off < len; off += run) {
+		size_t c = KW_MIN(run, len - off);
+
+		for (unsigned k = 0; k < nx; k++) {
+			const float *x = !sl[k] ? own + off :
+				a->raw ? (const float *)(const void *)sl[k] + off : a->tmp + k * run;
+
+			if (sl[k] && !a->raw && kw_codec_decode_range(a->cfg.codec, a->cfg.compression, KW_CODEC_F32,
+							   sl[k], enc_len(a, len), len, len, off, c,
+							   a->tmp + k * run))
+				return false;   /* checked on arrival: a bug */
+			if (k == 0)
+				scale_to(a->avg + off, x, w[k], c);
+			else
+				axpy(a->avg + off, x, w[k], c);
+		}
+		if (!all_finite(a->avg + off, c))
+			return false;
+		for (unsigned k = 0; k < nx && !err; k++) {
+			if (!sl[k] || !reply[k])
+				continue;
+			if (a->raw) {   /* the delta's float32 bytes, in place of the part's */
+				delta_of((float *)(void *)sl[k] + off, a->avg + off, c);
+				continue;
+			}
+			delta_of(a->tmp + k * run, a->avg + off, c);
+			err = kw_codec_encode_range(a->cfg.codec, a->cfg.compression, KW_CODEC_F32,
+						    a->tmp + k * run,
+						    len, len, off, c, a->scratch, a->scratch_len, sl[k],
+						    a->slot_cap);
+		}
+	}
+	for (unsigned k = 0; k < nx && !err && !a->raw; k++)
+		if (sl[k] && reply[k])
+			err = kw_codec_encode_header(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, len,
+						     len, sl[k], a->slot_cap, &hl);
+	return !err;
 }
 
 /* ---- messages ------------------------------------------------------------------------- */
@@ -418,30 +623,134 @@ static void send_code(struct kw_avg *a, unsigned to, enum kw_avg_code code)
 	(void)send_msg(a, to, &d);  /* best effort: the peer is being excluded anyway */
 }
 
-/* Encodes x[len] with the round's codec as the tensor part of d and sends it. */
-static int send_tensor(struct kw_avg *a, unsigned to, struct kw_avg_data *d, const float *x,
-		       uint32_t len)
+/*
+ * Encodes d with a part of len values in the round's codec into a->enc, leaving the part's
+ * bytes to be written in place (kw_tensor_msg_encode reserves them): *body is where they go,
+ * *blen their count, *mlen the message's. Tensor.buffer is the Tensor's first field and
+ * the Tensor is followed only by the weight, so the body ends that far before the end.
+ */
+static int frame_part(struct kw_avg *a, struct kw_avg_data *d, uint32_t len, uint8_t **body,
+		      size_t *blen, size_t *mlen)
 {
-	size_t blen = 0;
-	uint8_t *buf = a->cbuf;
-	int err = kw_codec_encode(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, x, len, len,
-				  a->scratch, a->scratch_len, buf, a->cbuf_cap, &blen);
+	struct kw_avg_data tail;
+	struct kw_tensor_msg rest;
+	size_t after;
+	int err;
 
-	if (err)
-		return err;
+	*blen = enc_len(a, len);
 	d->has_part = true;
 	memset(&d->part, 0, sizeof(d->part));
-	d->part.buf = buf;
-	d->part.buf_len = blen;
+	d->part.buf = NULL;
+	d->part.buf_len = *blen;
 	d->part.ndim = 1;
 	d->part.shape[0] = len;
 	strcpy(d->part.dtype, "float32");
 	d->part.compression = a->cfg.compression;
+	if ((err = kw_avg_data_encode(d, a->enc, a->enc_cap, mlen)))
+		return err;
+	rest = d->part;
+	rest.buf_len = 0;
+	memset(&tail, 0, sizeof(tail));
+	tail.weight = d->weight;
+	after = kw_tensor_msg_encoded_size(&rest) + kw_avg_data_encoded_size(&tail);
+	if (after + *blen > *mlen)
+		return -KW_EPROTO;   /* the layout above no longer holds: a bug, not input */
+	*body = a->enc + *mlen - after - *blen;
+	return 0;
+}
+
+/* Sends a message frame_part() built (msg: a->enc, or a copy framed around a slot),
+ * counting its bytes. */
+static int send_part(struct kw_avg *a, unsigned to, const uint8_t *msg, uint32_t len, size_t blen,
+		     size_t mlen)
+{
+	int err = a->tr.send(a->tr.t, to, msg, mlen);
+
 	a->res.raw_bytes_sent += (uint64_t)len * 4;
-	err = send_msg(a, to, d);
-	if (!err)
+	if (!err) {
+		a->res.bytes_sent += mlen;
 		a->part_bytes_sent += blen;
+	}
 	return err;
+}
+
+/*
+ * Encodes our part k straight into the message d and sends it. Whether the part is finite
+ * is noted on the way (in the copy's pass for NONE; just before the encoder, which then
+ * reads the part from cache, for the others): its delta is checked against it (on_delta).
+ */
+static int send_tensor(struct kw_avg *a, unsigned to, struct kw_avg_data *d, uint32_t k)
+{
+	const float *x = part_ptr(a, k);
+	uint32_t len = a->parts[k].len;
+	size_t blen, mlen, n;
+	uint8_t *body;
+	int err = frame_part(a, d, len, &body, &blen, &mlen);
+
+	if (err)
+		return err;
+	a->sent_finite[k] = all_finite(x, len);
+	err = kw_codec_encode(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, x, len, len,
+			      a->scratch, a->scratch_len, body, blen, &n);
+	return err ? err : send_part(a, to, a->enc, len, blen, mlen);
+}
+
+/*
+ * Sends sender s its delta for our part k, `average - its part`, in the codec the part came
+ * in: computed a run at a time from the kept part and encoded straight into the message.
+ */
+static int send_delta(struct kw_avg *a, unsigned s, uint32_t k, uint32_t len)
+{
+	const uint8_t *sl = slot(a, s, k);
+	struct kw_avg_data d;
+	size_t blen, mlen, hl;
+	uint8_t *body;
+	int err;
+
+	memset(&d, 0, sizeof(d));
+	d.code = KW_AVG_AVERAGED_PART;
+	if ((err = frame_part(a, &d, len, &body, &blen, &mlen)) ||
+	    (err = kw_codec_encode_header(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, len, len,
+					  body, blen, &hl)))
+		return err;
+	for (size_t off = 0; off < len; off += a->run) {
+		size_t c = KW_MIN(a->run, len - off);
+
+		if (kw_codec_decode_range(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, sl,
+					  enc_len(a, len), len, len, off, c, a->tmp))
+			return -KW_EPROTO;   /* checked on arrival: a bug */
+		delta_of(a->tmp, a->avg + off, c);
+		err = kw_codec_encode_range(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, a->tmp,
+					    len, len, off, c, a->scratch, a->scratch_len, body, blen);
+		if (err)
+			return err;
+	}
+	return send_part(a, s, a->enc, len, blen, mlen);
+}
+
+/* Sends sender s the delta reduce_fused() left encoded in its slot for our part k: the
+ * message's header and tail are built in a->enc and copied around the slot's body, which
+ * is sent where it is (into a->enc instead if they ever outgrow SLOT_ROOM). */
+static int send_kept(struct kw_avg *a, unsigned s, uint32_t k, uint32_t len)
+{
+	struct kw_avg_data d;
+	size_t blen, mlen, pre, post;
+	uint8_t *body, *sb = slot(a, s, k);
+	int err;
+
+	memset(&d, 0, sizeof(d));
+	d.code = KW_AVG_AVERAGED_PART;
+	if ((err = frame_part(a, &d, len, &body, &blen, &mlen)))
+		return err;
+	pre = (size_t)(body - a->enc);
+	post = mlen - pre - blen;
+	if (pre > SLOT_ROOM || post > SLOT_ROOM) {
+		memcpy(body, sb, blen);
+		return send_part(a, s, a->enc, len, blen, mlen);
+	}
+	memcpy(sb - pre, a->enc, pre);
+	memcpy(sb + blen, body + blen, post);
+	return send_part(a, s, sb - pre, len, blen, mlen);
 }
 
 static void finish_if_done(struct kw_avg *a);
@@ -495,7 +804,7 @@ static void pump(struct kw_avg *a, unsigned j)
 		d.weight = a->weight;
 		if (p->tx == 0)
 			p->last_reply_ms = kw_loop_now(a->loop);
-		err = send_tensor(a, j, &d, part_ptr(a, k), a->parts[k].len);
+		err = send_tensor(a, j, &d, k);
 		if (err) {
 			exclude(a, j, "send failed", err);
 			return;
@@ -512,7 +821,7 @@ static int on_part(struct kw_avg *a, unsigned from, const struct kw_avg_data *d)
 	struct peer *p = &a->peers[from];
 	uint32_t k = p->rx, len;
 	size_t numel;
-	float *dst;
+	uint8_t *dst;
 	int err;
 
 	if (!is_sender(a, from)) {
@@ -548,11 +857,24 @@ static int on_part(struct kw_avg *a, unsigned from, const struct kw_avg_data *d)
 		exclude(a, from, why, 0);
 		return -KW_EBADMSG;
 	}
+	/* kept as it came (decoded run by run into the sum at reduction), tested for NaN/Inf
+	 * now: in the copy's pass for NONE, from the layout for FLOAT16 / BLOCKWISE_8BIT */
 	dst = slot(a, from, k);
-	err = kw_codec_decode(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, d->part.buf,
-			      d->part.buf_len, len, len, dst);
-	if (!err && !all_finite(dst, len))
-		err = -KW_ERANGE;
+	err = part_len_ok(a, d->part.buf_len, len);
+	if (!err && a->raw) {
+		memcpy(dst, d->part.buf, d->part.buf_len);
+		err = all_finite((const float *)(const void *)dst, len) ? 0 : -KW_ERANGE;
+	} else if (!err) {
+		memcpy(dst, d->part.buf, d->part.buf_len);
+		err = kw_codec_finite(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, dst,
+				      d->part.buf_len, len, NULL);
+		if (err == -KW_ENOTSUP) {
+			err = kw_codec_decode(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, dst,
+					      d->part.buf_len, len, len, a->tmp);
+			if (!err && !all_finite(a->tmp, len))
+				err = -KW_ERANGE;
+		}
+	}
 	if (err) {
 		send_code(a, from, KW_AVG_INTERNAL_ERROR);
 		a->stats.parts_rejected++;
@@ -590,24 +912,83 @@ static int on_delta(struct kw_avg *a, unsigned from, const struct kw_avg_data *d
 			"averaged part with the wrong codec" : "averaged part of the wrong size", 0);
 		return -KW_EBADMSG;
 	}
-	err = kw_codec_decode(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, d->part.buf,
-			      d->part.buf_len, len, len, a->tmp);
-	if (!err && !all_finite(a->tmp, len))
-		err = -KW_ERANGE;
+	x = part_ptr(a, k);
+	/* Every value is checked before it changes, so a rejected delta leaves the part as it
+	 * was. With |d| < 2^103, x + d overflows only where x is NaN or Inf: the exact sum stays
+	 * below 2^128 - 2^103, where rounding would reach Inf. send_tensor() noted whether x was
+	 * finite. */
+	err = part_len_ok(a, d->part.buf_len, len);
+	/* NONE: the message's float32 values, read in place: the delta alone when x was finite
+	 * and the delta is small, else the delta and x; then added from the message. */
+	if (!err && a->raw && !(a->sent_finite[k] && small_bytes(d->part.buf, len))) {
+		err = delta_check_bytes(x, d->part.buf, len);
+		if (err == 1) {
+			a->stats.parts_rejected++;
+			exclude(a, from, "averaged part overflows our values", 0);
+			return -KW_ERANGE;
+		}
+	}
+	/* Other codecs: a delta the layout shows finite and under 2^103 (kw_codec_finite's
+	 * bound) needs no look at its values; decoded and added in one pass. */
+	if (!err && !a->raw) {
+		float bound = INFINITY;
+
+		err = kw_codec_finite(a->cfg.codec, a->cfg.compression, KW_CODEC_F32, d->part.buf,
+				      d->part.buf_len, len, &bound);
+		if (!err && bound < 0x1p103f) {
+			if (!a->sent_finite[k]) {
+				a->stats.parts_rejected++;
+				exclude(a, from, "averaged part overflows our values", 0);
+				return -KW_ERANGE;
+			}
+			for (size_t off = 0; off < len; off += a->run) {
+				size_t c = KW_MIN(a->run, len - off);
+
+				(void)kw_codec_decode_range(a->cfg.codec, a->cfg.compression,
+							    KW_CODEC_F32, d->part.buf, d->part.buf_len,
+							    len, len, off, c, a->tmp);  /* checked */
+				add_to(x + off, a->tmp, c);   /* tensor.add_(update) */
+			}
+			goto added;
+		}
+		if (err == -KW_ENOTSUP || !err)
+			err = 0;   /* the layout cannot tell: look at the decoded values */
+	}
+	/* Otherwise one pass, a decoded run at a time. Each run is checked before it is added;
+	 * the values it replaces are saved in a->avg (free outside try_reduce), so a delta
+	 * rejected in a later run restores the part as it was. */
+	for (size_t off = 0; !err && !a->raw && off < len; off += a->run) {
+		size_t c = KW_MIN(a->run, len - off);
+		bool overflow = false;
+
+		err = kw_codec_decode_range(a->cfg.codec, a->cfg.compression, KW_CODEC_F32,
+					    d->part.buf, d->part.buf_len, len, len, off, c, a->tmp);
+		if (!err && !all_finite(a->tmp, c))
+			err = -KW_ERANGE;
+		if (!err && !sum_finite(x + off, a->tmp, c))
+			overflow = true;
+		if (err || overflow) {
+			memcpy(x, a->avg, off * sizeof(float));
+			if (overflow) {
+				a->stats.parts_rejected++;
+				exclude(a, from, "averaged part overflows our values", 0);
+				return -KW_ERANGE;
+			}
+			break;
+		}
+		if (c < len)
+			memcpy(a->avg + off, x + off, c * sizeof(float));
+		add_to(x + off, a->tmp, c);   /* tensor.add_(update), averaging_alpha = 1 */
+	}
 	if (err) {
 		a->stats.parts_rejected++;
 		exclude(a, from, err == -KW_ERANGE ? "averaged part holds NaN or Inf" :
 			"averaged part does not decode", err);
 		return err;
 	}
-	x = part_ptr(a, k);
-	/* checked before any value changes: a rejected delta leaves the part as it was */
-	if (!sum_finite(x, a->tmp, len)) {
-		a->stats.parts_rejected++;
-		exclude(a, from, "averaged part overflows our values", 0);
-		return -KW_ERANGE;
-	}
-	add_to(x, a->tmp, len);   /* tensor.add_(update), averaging_alpha = 1 */
+	if (a->raw)
+		add_bytes(x, d->part.buf, len);   /* tensor.add_(update), averaging_alpha = 1 */
+added:
 	p->replies++;
 	p->last_reply_ms = kw_loop_now(a->loop);
 	pump(a, from);
@@ -671,7 +1052,8 @@ static void try_reduce(struct kw_avg *a)
 		float *mine = part_ptr(a, gk);
 		double denom = 0.0;
 		unsigned contributors = 0, nx;
-		const float *xs[KW_AVG_GROUP_MAX];
+		bool reply[KW_AVG_GROUP_MAX], fused;
+		uint8_t *xs[KW_AVG_GROUP_MAX];   /* NULL: our own part */
 		float ws[KW_AVG_GROUP_MAX];
 
 		for (unsigned s = 0; s < a->g.n; s++) {
@@ -705,14 +1087,18 @@ static void try_reduce(struct kw_avg *a)
 			if (!is_sender(a, s))
 				continue;
 			if (s == self) {
-				xs[nx] = mine;
+				xs[nx] = NULL;
+				reply[nx] = false;
 				ws[nx++] = (float)(a->weight / denom);
 			} else if (k < (p->failed_after == NOT_FAILED ? p->rx : p->failed_after)) {
 				xs[nx] = slot(a, s, k);
+				reply[nx] = !p->excluded;
 				ws[nx++] = (float)(a->slot_w[(size_t)s * a->cfg.window + k % a->cfg.window] / denom);
 			}
 		}
-		if (nx && !weighted_sum(a->avg, xs, ws, nx, len)) {
+		fused = a->raw || (a->fuse && nx * KW_MIN(a->run, (size_t)len) <= a->part_values);
+		if (nx && !(fused ? reduce_fused(a, mine, xs, reply, ws, nx, len) :
+			    weighted_sum(a, mine, xs, ws, nx, len))) {
 			/* only values near FLT_MAX get here: keep ours, answer nobody */
 			KW_LOG_WRN(avg, "part %u: the mean overflows float32; left unaveraged", k);
 			denom = 0;
@@ -721,16 +1107,11 @@ static void try_reduce(struct kw_avg *a)
 		if (contributors && denom > 0) {
 			for (unsigned s = 0; s < a->g.n; s++) {
 				struct peer *p = &a->peers[s];
-				struct kw_avg_data d;
-				float *x;
 
 				if (s == self || !is_sender(a, s) || p->excluded)
 					continue;
-				x = slot(a, s, k);
-				delta_of(x, a->avg, len);  /* serialize(averaged - part) */
-				memset(&d, 0, sizeof(d));
-				d.code = KW_AVG_AVERAGED_PART;
-				if (send_tensor(a, s, &d, x, len)) {
+				/* serialize(averaged - part) */
+				if (fused ? send_kept(a, s, k, len) : send_delta(a, s, k, len)) {
 					exclude(a, s, "send failed", -KW_EPIPE);
 					continue;
 				}

@@ -84,6 +84,17 @@ void kw_codec_blockwise_encode(const struct kw_codec *c, const float *x, size_t 
 			       uint8_t *out);
 int kw_codec_blockwise_decode(const struct kw_codec *c, const uint8_t *buf, size_t len,
 			      size_t numel, float *out);
+/* codec_blockwise.c, runs of whole blocks for codec_range.c: header (nblocks, 256, code);
+ * elements [first, first + cnt) of an n-element tensor (first a multiple of KW_BW_BLOCK);
+ * the length / header check of a decode, then the decode of a checked buffer; the finite
+ * test of kw_codec_finite(). */
+void kw_codec_blockwise_header(const struct kw_codec *c, size_t n, uint8_t *out);
+void kw_codec_blockwise_encode_range(const struct kw_codec *c, const float *x, size_t n,
+				     size_t first, size_t cnt, uint8_t *out);
+int kw_codec_blockwise_check(const uint8_t *buf, size_t len, size_t n);
+void kw_codec_blockwise_decode_range(const struct kw_codec *c, const uint8_t *buf, size_t n,
+				     size_t first, size_t cnt, float *out);
+int kw_codec_blockwise_finite(const uint8_t *buf, size_t len, size_t n, float *bound);
 /* codec_model.c: fits and proves the gather-free model of <kw/ml/blockwise.h> for code,
  * given thr[j] = smallest key with result >= j; leaves md->ok = 0 when it cannot. */
 void kw_bw_model_init(struct kw_bw_model *md, const float code[256], const uint32_t thr[256]);

@@ -47,14 +47,27 @@ static bool enc_buffer(pb_ostream_t *s, const pb_field_t *f, void *const *arg)
 
 	if (v->len == 0)  /* proto3: empty bytes are not emitted */
 		return true;
-	return pb_encode_tag_for_field(s, f) && pb_encode_string(s, v->p, v->len);
+	if (v->p)
+		return pb_encode_tag_for_field(s, f) && pb_encode_string(s, v->p, v->len);
+	/* reserved: tag and length only, the caller fills the bytes in place. A buffer stream
+	 * (pb_ostream_from_buffer) keeps its write position in state; a sizing stream has no
+	 * callback. */
+	if (!pb_encode_tag_for_field(s, f) || !pb_encode_varint(s, v->len))
+		return false;
+	if (s->callback) {
+		if (s->max_size - s->bytes_written < v->len)
+			PB_RETURN_ERROR(s, "stream full");
+		s->state = (uint8_t *)s->state + v->len;
+	}
+	s->bytes_written += v->len;
+	return true;
 }
 
 static int to_pb(const struct kw_tensor_msg *m, kw_hivemind_Tensor *t, struct buf_view *v)
 {
 	size_t dl;
 
-	if (m->ndim > KW_TENSOR_MSG_MAX_DIMS || (!m->buf && m->buf_len))
+	if (m->ndim > KW_TENSOR_MSG_MAX_DIMS)
 		return -KW_EINVAL;
 	dl = strnlen(m->dtype, sizeof(m->dtype));
 	if (dl > KW_TENSOR_MSG_DTYPE_MAX)

@@ -46,6 +46,24 @@ static double cpu_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/*
+ * Profiling only the timed part of the rounds (set-up and the result check touch every value
+ * too): with KW_BENCH_PERF_CTL=<fifo>, "enable" / "disable" are written to it around each
+ * round, for `perf record --control=fifo:<fifo> -D -1` (doc/bench.md).
+ */
+static void perf_ctl(const char *what)
+{
+	static int fd = -2;
+
+	if (fd == -2) {
+		const char *path = getenv("KW_BENCH_PERF_CTL");
+
+		fd = path ? open(path, O_WRONLY) : -1;
+	}
+	if (fd >= 0 && write(fd, what, strlen(what)) < 0)
+		fd = -1;
+}
+
 static float value(unsigned p, uint64_t i)
 {
 	return (float)((i * 2654435761u + p * 977u) % 2001u) / 1000.0f - 1.0f;
@@ -346,6 +364,7 @@ static void run_round(enum tmode mode, enum kw_compression comp, uint64_t numel,
 		for (unsigned i = 0; i < NP; i++)
 			for (unsigned j = i + 1; j < NP; j++)
 				tcp_pair(&w.fd[i][j], &w.fd[j][i]);
+	perf_ctl("enable\n");
 	t0 = bench_now();
 	c0 = cpu_now();
 	for (unsigned i = 0; i < NP; i++) {
@@ -383,6 +402,7 @@ static void run_round(enum tmode mode, enum kw_compression comp, uint64_t numel,
 	}
 	out->wall = bench_now() - t0;
 	out->cpu = cpu_now() - c0;
+	perf_ctl("disable\n");
 	out->wire = 0;
 	out->ratio = w.res[0].compression_ratio;
 	for (unsigned i = 0; i < NP; i++) {

@@ -61,6 +61,45 @@ static void blockwise_differential(const uint8_t *buf, size_t len, int scaled)
 		__builtin_trap();
 }
 
+/*
+ * The all-reduce's fused paths on the same input (ml/compress/codec_range.c): decoding run by
+ * run gives the whole decode's result and error, and the layout-level finite test agrees
+ * with the decoded values whenever it answers.
+ */
+static void runs_agree(const uint8_t *buf, size_t len, unsigned numel, enum kw_compression comp,
+		       int whole_rc)
+{
+	size_t g = kw_codec_granule(comp, KW_CODEC_F32, numel), run = g >= numel ? numel : 3 * g;
+	float bound = 0;
+	int rc = 0, fin;
+
+	if (comp == KW_COMP_MEANSTD_16BIT)
+		return;   /* its last_dim varies above; one run is kw_codec_decode itself */
+	for (size_t off = 0; off < numel && !rc; off += run)
+		rc = kw_codec_decode_range(&codec, comp, KW_CODEC_F32, buf, len, numel, numel, off,
+					   run < numel - off ? run : numel - off, out_ref + off);
+	if (numel && rc != whole_rc)
+		__builtin_trap();
+	if (numel && !rc && !same_floats(out, out_ref, numel))
+		__builtin_trap();
+	fin = kw_codec_finite(&codec, comp, KW_CODEC_F32, buf, len, numel, &bound);
+	if (fin == -KW_ENOTSUP)
+		return;
+	if ((fin == 0 || fin == -KW_ERANGE) != (whole_rc == 0))
+		__builtin_trap();
+	for (unsigned i = 0; fin == 0 && i < numel; i++)
+		if (!(fabsf(out[i]) <= bound))
+			__builtin_trap();
+	if (fin == -KW_ERANGE) {
+		unsigned i = 0;
+
+		while (i < numel && isfinite(out[i]))
+			i++;
+		if (i == numel)
+			__builtin_trap();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	unsigned sel, numel;
@@ -106,6 +145,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (rr != rc || (rc == 0 && !same_floats(out, out_ref, numel)))
 			__builtin_trap();
 	}
+	if (sel <= 5)
+		runs_agree(buf, len, numel, (enum kw_compression)sel, rc);
 	free(copy);
 	return 0;
 }

@@ -107,6 +107,49 @@ int kw_codec_encode(const struct kw_codec *c, enum kw_compression comp, enum kw_
 int kw_codec_decode(const struct kw_codec *c, enum kw_compression comp, enum kw_codec_dtype dtype,
 		    const uint8_t *buf, size_t len, size_t numel, size_t last_dim, float *out);
 
+/* ---- Random access, for the all-reduce's fused paths (ml/avg) -----------------------------
+ *
+ * NONE (float32), FLOAT16 and BLOCKWISE_8BIT encode every run of kw_codec_granule() elements
+ * (1, 1, 4096) on its own, so a part can be decoded a cache-sized run at a time straight
+ * where it is summed, and encoded a run at a time straight into an outgoing message. The
+ * bytes are those of kw_codec_encode() / kw_codec_decode(). Codecs that need the whole tensor
+ * (MEANSTD_16BIT, QUANTILE_8BIT, UNIFORM_8BIT, NONE as float16 / bfloat16) have granule numel:
+ * their one run is the whole tensor, through the whole-tensor calls.
+ *
+ * A run is [first, first + n): first a multiple of the granule, n a multiple of it or
+ * reaching numel. Arguments are as for kw_codec_encode / kw_codec_decode.
+ */
+size_t kw_codec_granule(enum kw_compression comp, enum kw_codec_dtype dtype, size_t numel);
+/*
+ * Writes the layout's header into out[0..cap) (BLOCKWISE_8BIT: nblocks, 256 and the code;
+ * nothing for the others) and the layout's total size to *out_len; the runs then fill the
+ * rest. Returns 0, -KW_EINVAL, -KW_ENOSPC.
+ */
+int kw_codec_encode_header(const struct kw_codec *c, enum kw_compression comp,
+			   enum kw_codec_dtype dtype, size_t numel, size_t last_dim, uint8_t *out,
+			   size_t cap, size_t *out_len);
+/* Encodes x[0..n), elements [first, first + n) of the tensor, into their place in out (the
+ * whole layout, cap bytes). Returns 0, -KW_EINVAL (bad run), -KW_ENOSPC. */
+int kw_codec_encode_range(const struct kw_codec *c, enum kw_compression comp,
+			  enum kw_codec_dtype dtype, const float *x, size_t numel, size_t last_dim,
+			  size_t first, size_t n, void *scratch, size_t scratch_len, uint8_t *out,
+			  size_t cap);
+/* Decodes elements [first, first + n) of buf[0..len) into out[0..n). The header and length
+ * are checked on every call, as kw_codec_decode() checks them; same errors. */
+int kw_codec_decode_range(const struct kw_codec *c, enum kw_compression comp,
+			  enum kw_codec_dtype dtype, const uint8_t *buf, size_t len, size_t numel,
+			  size_t last_dim, size_t first, size_t n, float *out);
+/*
+ * Whether every value buf decodes to is finite, without decoding where the layout tells:
+ * NONE float32 and FLOAT16 look at exponent bits, BLOCKWISE_8BIT at absmax and the code.
+ * Returns 0 (all finite), -KW_ERANGE (some NaN or Inf), -KW_EBADMSG / -KW_EMSGSIZE (does not
+ * decode), -KW_ENOTSUP (cannot tell without decoding: decode and look). On 0, *bound (when
+ * not NULL) is a bound on every |value| that the layout gives (FLOAT16: 65504; BLOCKWISE_8BIT:
+ * max |code| * max absmax), or +Inf where it gives none (NONE).
+ */
+int kw_codec_finite(const struct kw_codec *c, enum kw_compression comp, enum kw_codec_dtype dtype,
+		    const uint8_t *buf, size_t len, size_t numel, float *bound);
+
 /* ---- Top-K sparsification with error feedback (kwaainet-edge's own encoding) -------------
  *
  * Byte layout (little-endian):

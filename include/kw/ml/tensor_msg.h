@@ -35,7 +35,11 @@ int kw_tensor_msg_numel(const struct kw_tensor_msg *m, size_t *numel);
 size_t kw_tensor_msg_encoded_size(const struct kw_tensor_msg *m);
 
 /* Serializes *m (proto3 rules: default fields omitted, size packed) into out[0..cap).
- * Returns 0 with *out_len set, -KW_EINVAL (bad struct), -KW_ENOSPC (cap too small). */
+ * Returns 0 with *out_len set, -KW_EINVAL (bad struct), -KW_ENOSPC (cap too small).
+ * buf NULL with buf_len > 0 reserves the buffer: its tag and length are written and its
+ * buf_len bytes are left for the caller to fill in place (Tensor.buffer is field 1, so they
+ * end where kw_tensor_msg_encoded_size() of *m with buf_len 0 begins, counted from the end);
+ * this lets a codec write a tensor straight into the message (ml/avg). */
 int kw_tensor_msg_encode(const struct kw_tensor_msg *m, uint8_t *out, size_t cap, size_t *out_len);
 
 /* Parses one Tensor message. Accepts packed and unpacked size. Returns 0, -KW_EBADMSG

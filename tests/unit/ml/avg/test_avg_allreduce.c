@@ -16,8 +16,9 @@
 
 #define NP 8
 #define NT 3
-static const uint64_t numel[NT] = { 1000, 37, 5000 };
+static uint64_t numel[NT] = { 1000, 37, 5000 };   /* the fused-path test makes them larger */
 #define TOTAL (1000 + 37 + 5000)
+#define TOTAL_BIG (70000 + 37 + 50001)
 
 static struct kw_codec codec;
 static unsigned g_window;   /* 0: the Kconfig window */
@@ -316,6 +317,16 @@ static void check_mean(struct fnet *f, const enum kw_avg_mode *modes, double tol
 	}
 }
 
+/* Teardown of the tests that enlarge the tensors: the sizes back even when a test fails. */
+static int numel_reset(void **state)
+{
+	(void)state;
+	numel[0] = 1000;
+	numel[1] = 37;
+	numel[2] = 5000;
+	return 0;
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -354,6 +365,151 @@ static void test_avg_eight_peers_blockwise_8bit_stay_within_the_codec_bound(void
 	 * gap is 1/71 of absmax near 1 (doc/ml-codec.md): 0.5/71 + 1/71 */
 	check_mean(f, NULL, 0.022);
 	fnet_free(f);
+}
+
+/*
+ * The fused paths (a part kept encoded and decoded run by run into the sum, one decode per
+ * run for the sum and the delta, deltas encoded run by run into the slot or the message,
+ * deltas checked and added run by run) against the unfused round computed here: every part
+ * decoded whole with kw_codec_decode, the mean summed in the reducer's order, every delta
+ * encoded whole with kw_codec_encode. The float32 operations are the same, so every value
+ * must be bit for bit the same, for every codec.
+ */
+static float *unfused_ref(struct fnet *f, enum kw_compression comp, size_t part_bytes)
+{
+	size_t pv = kw_avg_part_values(comp, part_bytes), np, total = 0;
+	struct kw_avg_part parts[256];
+	uint32_t first[NP + 1];
+	uint64_t alloc[NP], off[NT + 1] = { 0 };
+	double bw[NP], denom = 0;
+	float *contrib = calloc((size_t)f->n * TOTAL_BIG, sizeof(float));
+	float *out = calloc((size_t)f->n * TOTAL_BIG, sizeof(float));
+	float *xs = malloc((size_t)NP * pv * sizeof(float)), *avg = malloc(pv * sizeof(float));
+	float *dl = malloc(pv * sizeof(float));
+	size_t cap = kw_codec_max_size(comp, pv, pv), sl = kw_codec_scratch_size(comp, pv);
+	uint8_t *enc = malloc(cap);
+	void *scratch = malloc(sl + 1);
+
+	for (unsigned t = 0; t < NT; t++) {
+		off[t + 1] = off[t] + numel[t];
+		total += numel[t];
+	}
+	/* each peer's contribution as kw_avg_step leaves it: accumulated, then / weight */
+	for (unsigned i = 0; i < f->n; i++) {
+		for (unsigned t = 0; t < NT; t++)
+			for (uint64_t k = 0; k < numel[t]; k++) {
+				float x = f->orig[i][t][k], acc = i == 0 ? 0.5f * x : (float)f->w[i] * x;
+
+				if (i == 0)
+					acc += 0.5f * x;
+				contrib[i * TOTAL_BIG + off[t] + k] = (float)(acc / f->w[i]);
+			}
+		bw[i] = KW_AVG_BW_NONE;
+		denom += f->w[i];
+	}
+	memcpy(out, contrib, (size_t)f->n * TOTAL_BIG * sizeof(float));
+	assert_int_equal(kw_avg_load_balance(total, bw, f->n, alloc), 0);
+	assert_int_equal(kw_avg_partition(numel, NT, alloc, f->n, pv, parts, 256, first, &np), 0);
+	for (unsigned r = 0; r < f->n; r++)
+		for (uint32_t p = first[r]; p < first[r + 1]; p++) {
+			size_t base = off[parts[p].tensor] + parts[p].off, len = parts[p].len, blen;
+
+			for (unsigned s = 0; s < f->n; s++) {
+				float *x = xs + s * pv, w = (float)(f->w[s] / denom);
+
+				memcpy(x, contrib + s * TOTAL_BIG + base, len * sizeof(float));
+				if (s != r) {
+					assert_int_equal(kw_codec_encode(&codec, comp, KW_CODEC_F32, x, len, len,
+									 scratch, sl, enc, cap, &blen), 0);
+					assert_int_equal(kw_codec_decode(&codec, comp, KW_CODEC_F32, enc, blen,
+									 len, len, x), 0);
+				}
+				for (size_t k = 0; k < len; k++)
+					avg[k] = s == 0 ? 0.0f + w * x[k] : avg[k] + w * x[k];
+			}
+			for (unsigned s = 0; s < f->n; s++) {
+				float *x = xs + s * pv, *y = out + s * TOTAL_BIG + base;
+
+				if (s == r) {
+					memcpy(y, avg, len * sizeof(float));
+					continue;
+				}
+				for (size_t k = 0; k < len; k++)
+					dl[k] = avg[k] - x[k];
+				assert_int_equal(kw_codec_encode(&codec, comp, KW_CODEC_F32, dl, len, len,
+								 scratch, sl, enc, cap, &blen), 0);
+				assert_int_equal(kw_codec_decode(&codec, comp, KW_CODEC_F32, enc, blen, len,
+								 len, dl), 0);
+				for (size_t k = 0; k < len; k++)
+					y[k] += dl[k];
+			}
+		}
+	free(contrib);
+	free(xs);
+	free(avg);
+	free(dl);
+	free(enc);
+	free(scratch);
+	return out;
+}
+
+static void check_unfused(unsigned n, enum kw_compression comp, size_t part_bytes)
+{
+	uint64_t keep[NT] = { numel[0], numel[1], numel[2] };
+	struct fnet *f;
+	float *want;
+
+	/* parts of many blocks and runs, a 37-value part, a last block of 2,609 values */
+	numel[0] = 70000;
+	numel[1] = 37;
+	numel[2] = 50001;
+	f = fnet_new(n, comp, part_bytes, 1000, 5000);
+	run(f, NULL, 20000);
+	want = unfused_ref(f, comp, part_bytes);
+	for (unsigned i = 0; i < n; i++) {
+		size_t base = 0;
+
+		assert_int_equal(f->res[i].n_excluded, 0);
+		for (unsigned t = 0; t < NT; t++) {
+			for (uint64_t k = 0; k < numel[t]; k++) {
+				float got = f->data[i][t][k], e = want[i * TOTAL_BIG + base + k];
+
+				if (memcmp(&got, &e, sizeof(float)))
+					fail_msg("codec %d, %u peers, peer %u tensor %u [%llu]: %.9g, unfused %.9g",
+						 comp, n, i, t, (unsigned long long)k, got, e);
+			}
+			base += numel[t];
+		}
+	}
+	free(want);
+	fnet_free(f);
+	memcpy(numel, keep, sizeof(keep));
+}
+
+static void test_avg_fused_none_is_bit_exact_with_the_unfused_round(void **state)
+{
+	(void)state;
+	check_unfused(4, KW_COMP_NONE, 16384);
+}
+
+static void test_avg_fused_float16_is_bit_exact_with_the_unfused_round(void **state)
+{
+	(void)state;
+	check_unfused(4, KW_COMP_FLOAT16, 16384);   /* runs of 2048, fused reduction */
+}
+
+static void test_avg_fused_blockwise_is_bit_exact_with_the_unfused_round(void **state)
+{
+	(void)state;
+	check_unfused(4, KW_COMP_BLOCKWISE_8BIT, 16384);   /* 16 blocks a part, fused reduction */
+	check_unfused(8, KW_COMP_BLOCKWISE_8BIT, 4096);    /* 8 x 4096 > a part: per-sender deltas */
+}
+
+static void test_avg_whole_part_codecs_are_bit_exact_with_the_unfused_round(void **state)
+{
+	(void)state;
+	check_unfused(4, KW_COMP_MEANSTD_16BIT, 16384);
+	check_unfused(3, KW_COMP_UNIFORM_8BIT, 16384);
 }
 
 static void test_avg_killed_peer_is_excluded_and_others_finish_by_the_deadline(void **state)
@@ -629,6 +785,72 @@ static void test_avg_delta_overflowing_our_values_is_rejected_and_changes_nothin
 	fnet_free(f);
 }
 
+/*
+ * A BLOCKWISE_8BIT delta whose code has an Inf entry (the layout cannot bound it, so each
+ * run is decoded, checked and added in turn), used only in the part's last run: the runs
+ * before it are already added when the Inf shows, and must be put back.
+ */
+static size_t delta_inf_in_last_run(struct fnet *f, unsigned from, unsigned to, uint8_t *b,
+				    size_t len)
+{
+	struct kw_avg_data d;
+	size_t n, nb;
+	uint8_t *code, *q, seven = 7;
+	float inf = INFINITY;
+
+	(void)from;
+	if (to != 0 || f->corrupted || kw_avg_data_decode(&d, b, len) || !d.has_part ||
+	    d.code != KW_AVG_AVERAGED_PART)
+		return len;
+	n = d.part.shape[0];
+	if (n <= 2 * KW_BW_BLOCK)
+		return len;   /* a part of one or two runs: not this test's case */
+	nb = (n + KW_BW_BLOCK - 1) / KW_BW_BLOCK;
+	code = (uint8_t *)(uintptr_t)d.part.buf + 16 + 4 * nb;
+	q = code + 1024;
+	memcpy(code + 4 * 7, &inf, 4);
+	for (size_t i = 0; i < n; i++)
+		if (q[i] == 7)
+			q[i] = 8;
+	memcpy(&q[n - 1], &seven, 1);
+	f->corrupted++;
+	return len;
+}
+
+static void test_avg_blockwise_delta_bad_in_a_later_run_restores_the_part(void **state)
+{
+	uint64_t keep[NT] = { numel[0], numel[1], numel[2] };
+	struct fnet *f;
+	size_t changed = 0, total = 0;
+
+	(void)state;
+	numel[0] = 70000;
+	numel[1] = 37;
+	numel[2] = 50001;
+	f = fnet_new(4, KW_COMP_BLOCKWISE_8BIT, 16384, 1000, 5000);
+	f->corrupt = delta_inf_in_last_run;
+	f->corrupt_from = 1;
+	run(f, NULL, 20000);
+	assert_int_equal(f->corrupted, 1);
+	assert_true(f->res[0].excluded_mask & 2ull);
+	if (!strstr(f->reason[0][1], "holds NaN or Inf"))
+		fail_msg("reason '%s'", f->reason[0][1]);
+	/* peer 0's parts reduced by peer 1 keep peer 0's own values (its contribution is orig
+	 * exactly: 0.5x + 0.5x); every other value is averaged, so differs */
+	for (unsigned t = 0; t < NT; t++)
+		for (uint64_t k = 0; k < numel[t]; k++) {
+			assert_true(isfinite(f->data[0][t][k]));
+			changed += f->data[0][t][k] != f->orig[0][t][k];
+			total++;
+		}
+	/* peer 1 reduces about a quarter: roughly that much left as it was, nothing half-done */
+	assert_true(total - changed > total / 5 && total - changed < total / 3);
+	numel[0] = keep[0];
+	numel[1] = keep[1];
+	numel[2] = keep[2];
+	fnet_free(f);
+}
+
 static void test_avg_window_of_one_and_of_sixteen_give_the_same_mean(void **state)
 {
 	for (int k = 0; k < 2; k++) {
@@ -725,6 +947,11 @@ int main(void)
 		cmocka_unit_test(test_avg_client_contributes_without_reducing),
 		cmocka_unit_test(test_avg_client_sends_every_part_at_once_and_ends_its_streams),
 		cmocka_unit_test(test_avg_aux_reduces_without_contributing),
+		cmocka_unit_test_teardown(test_avg_fused_none_is_bit_exact_with_the_unfused_round, numel_reset),
+		cmocka_unit_test_teardown(test_avg_fused_float16_is_bit_exact_with_the_unfused_round, numel_reset),
+		cmocka_unit_test_teardown(test_avg_fused_blockwise_is_bit_exact_with_the_unfused_round, numel_reset),
+		cmocka_unit_test_teardown(test_avg_whole_part_codecs_are_bit_exact_with_the_unfused_round, numel_reset),
+		cmocka_unit_test_teardown(test_avg_blockwise_delta_bad_in_a_later_run_restores_the_part, numel_reset),
 		cmocka_unit_test(test_avg_part_with_nan_is_rejected_with_a_reason),
 		cmocka_unit_test(test_avg_part_of_the_wrong_size_is_rejected_with_a_reason),
 		cmocka_unit_test(test_avg_part_with_the_wrong_codec_is_rejected_with_a_reason),

@@ -730,6 +730,159 @@ static void test_codec_none_half_dtypes_round_trip_through_every_variant(void **
 	}
 }
 
+/* ---- runs (the all-reduce's fused paths) ---- */
+
+/* Encodes xin[0..n) run by run (runs of `run` values) into out, after the header. */
+static void encode_runs(const struct kw_codec *c, enum kw_compression comp, size_t n, size_t run,
+			uint8_t *out, size_t *len)
+{
+	assert_int_equal(kw_codec_encode_header(c, comp, KW_CODEC_F32, n, n, out, sizeof(enc2) - 1,
+						len), 0);
+	for (size_t off = 0; off < n; off += run)
+		assert_int_equal(kw_codec_encode_range(c, comp, KW_CODEC_F32, xin + off, n, n, off,
+						       KW_MIN(run, n - off), scratch, sizeof(scratch),
+						       out, *len), 0);
+}
+
+static void test_codec_runs_give_the_whole_tensor_bytes_and_values(void **state)
+{
+	static const enum kw_compression comps[] = { KW_COMP_NONE, KW_COMP_FLOAT16,
+		KW_COMP_BLOCKWISE_8BIT, KW_COMP_MEANSTD_16BIT, KW_COMP_QUANTILE_8BIT };
+	struct kw_codec c;
+
+	(void)state;
+	assert_int_equal(kw_codec_init(&c, KW_SIMD_AUTO), 0);
+	for (size_t i = 0; i < BIG; i++)
+		xin[i] = frand(3.0f);
+	for (unsigned ci = 0; ci < KW_ARRAY_SIZE(comps); ci++) {
+		enum kw_compression comp = comps[ci];
+		size_t g = kw_codec_granule(comp, KW_CODEC_F32, BIG), run, len, len2;
+		uint8_t *odd = enc2 + 1;   /* a message body lands at any alignment */
+
+		run = g == 1 ? 1000 : g == BIG ? BIG : 2 * g;
+		assert_int_equal(kw_codec_encode(&c, comp, KW_CODEC_F32, xin, BIG, BIG, scratch,
+						 sizeof(scratch), enc, sizeof(enc), &len), 0);
+		memset(enc2, 0xee, sizeof(enc2));
+		encode_runs(&c, comp, BIG, run, odd, &len2);
+		assert_int_equal(len2, len);
+		assert_memory_equal(odd, enc, len);
+		assert_int_equal(kw_codec_decode(&c, comp, KW_CODEC_F32, enc, len, BIG, BIG, xout), 0);
+		for (size_t off = 0; off < BIG; off += run) {
+			size_t n = KW_MIN(run, BIG - off);
+
+			assert_int_equal(kw_codec_decode_range(&c, comp, KW_CODEC_F32, odd, len, BIG, BIG,
+							       off, n, xout2 + off), 0);
+		}
+		assert_memory_equal(xout2, xout, BIG * sizeof(float));
+	}
+	assert_int_equal(kw_codec_granule(KW_COMP_NONE, KW_CODEC_F32, BIG), 1);
+	assert_int_equal(kw_codec_granule(KW_COMP_NONE, KW_CODEC_F16, BIG), BIG);
+	assert_int_equal(kw_codec_granule(KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, BIG), KW_BW_BLOCK);
+}
+
+static void test_codec_runs_reject_misaligned_runs_and_bad_buffers(void **state)
+{
+	struct kw_codec c;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(kw_codec_init(&c, KW_SIMD_AUTO), 0);
+	for (size_t i = 0; i < BIG; i++)
+		xin[i] = frand(1.0f);
+	assert_int_equal(kw_codec_encode(&c, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, xin, BIG, BIG,
+					 NULL, 0, enc, sizeof(enc), &len), 0);
+	/* a run must start on a block and end on one or at the end */
+	assert_int_equal(kw_codec_decode_range(&c, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, enc, len,
+					       BIG, BIG, 100, KW_BW_BLOCK, xout), -KW_EINVAL);
+	assert_int_equal(kw_codec_decode_range(&c, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, enc, len,
+					       BIG, BIG, 0, 5000, xout), -KW_EINVAL);
+	assert_int_equal(kw_codec_decode_range(&c, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, enc, len,
+					       BIG, BIG, 3 * KW_BW_BLOCK, 518, xout), -KW_EINVAL);
+	assert_int_equal(kw_codec_encode_range(&c, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, xin, BIG,
+					       BIG, KW_BW_BLOCK + 1, 10, NULL, 0, enc2, sizeof(enc2)),
+			 -KW_EINVAL);
+	/* whole-tensor codecs have one run */
+	assert_int_equal(kw_codec_encode_range(&c, KW_COMP_MEANSTD_16BIT, KW_CODEC_F32, xin, BIG,
+					       BIG, 0, 1000, NULL, 0, enc2, sizeof(enc2)), -KW_EINVAL);
+	/* the header and length are checked on every run, as by kw_codec_decode */
+	assert_int_equal(kw_codec_decode_range(&c, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, enc,
+					       len - 1, BIG, BIG, 0, KW_BW_BLOCK, xout), -KW_EBADMSG);
+	assert_int_equal(kw_codec_decode_range(&c, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, enc,
+					       len + 1, BIG, BIG, 0, KW_BW_BLOCK, xout), -KW_EMSGSIZE);
+	enc[0] ^= 1;   /* nblocks */
+	assert_int_equal(kw_codec_decode_range(&c, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, enc, len,
+					       BIG, BIG, 0, KW_BW_BLOCK, xout), -KW_EBADMSG);
+	assert_int_equal(kw_codec_decode_range(&c, KW_COMP_FLOAT16, KW_CODEC_F32, enc, 2 * BIG - 2,
+					       BIG, BIG, 0, 10, xout), -KW_EBADMSG);
+	assert_int_equal(kw_codec_encode_range(&c, KW_COMP_FLOAT16, KW_CODEC_F32, xin, BIG, BIG,
+					       0, 10, NULL, 0, enc2, 2 * BIG - 1), -KW_ENOSPC);
+}
+
+static void test_codec_finite_tells_from_the_layout(void **state)
+{
+	struct kw_codec c;
+	size_t len, nb = (BIG + KW_BW_BLOCK - 1) / KW_BW_BLOCK;
+	float bound = 0, amax = 0, v;
+	uint16_t h = 0x7c00;   /* fp16 +Inf */
+
+	(void)state;
+	assert_int_equal(kw_codec_init(&c, KW_SIMD_AUTO), 0);
+	for (size_t i = 0; i < BIG; i++)
+		xin[i] = frand(2.0f);
+	/* NONE: every value's exponent, the scalar tail included */
+	assert_int_equal(kw_codec_encode(&c, KW_COMP_NONE, KW_CODEC_F32, xin, BIG, BIG, NULL, 0,
+					 enc, sizeof(enc), &len), 0);
+	assert_int_equal(kw_codec_finite(&c, KW_COMP_NONE, KW_CODEC_F32, enc, len, BIG, &bound), 0);
+	assert_true(isinf(bound));
+	v = NAN;
+	memcpy(enc + len - 4, &v, 4);
+	assert_int_equal(kw_codec_finite(&c, KW_COMP_NONE, KW_CODEC_F32, enc, len, BIG, NULL),
+			 -KW_ERANGE);
+	assert_int_equal(kw_codec_finite(&c, KW_COMP_NONE, KW_CODEC_F32, enc, len - 4, BIG, NULL),
+			 -KW_EBADMSG);
+	/* FLOAT16: half exponents; bound 65504 */
+	assert_int_equal(kw_codec_encode(&c, KW_COMP_FLOAT16, KW_CODEC_F32, xin, BIG, BIG, NULL, 0,
+					 enc, sizeof(enc), &len), 0);
+	assert_int_equal(kw_codec_finite(&c, KW_COMP_FLOAT16, KW_CODEC_F32, enc, len, BIG, &bound), 0);
+	assert_true(bound == 65504.0f);
+	memcpy(enc + 2 * 5, &h, 2);
+	assert_int_equal(kw_codec_finite(&c, KW_COMP_FLOAT16, KW_CODEC_F32, enc, len, BIG, NULL),
+			 -KW_ERANGE);
+	/* BLOCKWISE_8BIT: absmax and the code; bound = max |code| * max absmax */
+	assert_int_equal(kw_codec_encode(&c, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, xin, BIG, BIG,
+					 NULL, 0, enc, sizeof(enc), &len), 0);
+	for (size_t b = 0; b < nb; b++) {
+		memcpy(&v, enc + 16 + 4 * b, 4);
+		amax = fmaxf(amax, v);
+	}
+	assert_int_equal(kw_codec_finite(&c, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, enc, len, BIG,
+					 &bound), 0);
+	assert_true(bound == amax);   /* the default code spans [-1, 1] */
+	assert_int_equal(kw_codec_decode(&c, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, enc, len, BIG,
+					 BIG, xout), 0);
+	for (size_t i = 0; i < BIG; i++)
+		assert_true(fabsf(xout[i]) <= bound);
+	memcpy(enc2, enc, len);
+	v = INFINITY;
+	memcpy(enc2 + 16 + 4 * 2, &v, 4);   /* absmax of block 2 */
+	assert_int_equal(kw_codec_finite(&c, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, enc2, len, BIG,
+					 NULL), -KW_ERANGE);
+	memcpy(enc2, enc, len);
+	memcpy(enc2 + 16 + 4 * nb + 4 * 7, &v, 4);   /* a code entry q may never use */
+	assert_int_equal(kw_codec_finite(&c, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, enc2, len, BIG,
+					 NULL), -KW_ENOTSUP);
+	memcpy(enc2, enc, len);
+	v = 3e38f;                                   /* code * absmax (about 2) overflows */
+	memcpy(enc2 + 16 + 4 * nb + 4 * 255, &v, 4);
+	assert_int_equal(kw_codec_finite(&c, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, enc2, len, BIG,
+					 NULL), -KW_ENOTSUP);
+	assert_int_equal(kw_codec_finite(&c, KW_COMP_BLOCKWISE_8BIT, KW_CODEC_F32, enc, len - 1, BIG,
+					 NULL), -KW_EBADMSG);
+	/* the others cannot tell without decoding */
+	assert_int_equal(kw_codec_finite(&c, KW_COMP_MEANSTD_16BIT, KW_CODEC_F32, enc, len, BIG,
+					 NULL), -KW_ENOTSUP);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -761,6 +914,9 @@ int main(void)
 		cmocka_unit_test(test_codec_blockwise_neon_equals_reference),
 		cmocka_unit_test(test_codec_simd_codecs_produce_reference_bytes),
 		cmocka_unit_test(test_codec_none_half_dtypes_round_trip_through_every_variant),
+		cmocka_unit_test(test_codec_runs_give_the_whole_tensor_bytes_and_values),
+		cmocka_unit_test(test_codec_runs_reject_misaligned_runs_and_bad_buffers),
+		cmocka_unit_test(test_codec_finite_tells_from_the_layout),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -196,6 +196,38 @@ static void test_tensor_join_rejects_inconsistent_pieces(void **state)
 	assert_int_equal(kw_tensor_join_add(&j, &p2), 1);
 }
 
+/* A reserved buffer (buf NULL, buf_len > 0): tag and length written, the bytes left for the
+ * caller, who finds them ending where the rest of the Tensor begins. */
+static void test_tensor_msg_reserved_buffer_is_filled_in_place(void **state)
+{
+	static uint8_t data[300], want[400], got[400];
+	struct kw_tensor_msg m, rest;
+	size_t wl, gl, tail;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7 + 1);
+	memset(&m, 0, sizeof(m));
+	m.buf = data;
+	m.buf_len = sizeof(data);
+	m.ndim = 1;
+	m.shape[0] = 75;
+	strcpy(m.dtype, "float32");
+	m.compression = KW_COMP_FLOAT16;
+	assert_int_equal(kw_tensor_msg_encode(&m, want, sizeof(want), &wl), 0);
+	m.buf = NULL;
+	assert_int_equal(kw_tensor_msg_encoded_size(&m), wl);
+	memset(got, 0, sizeof(got));
+	assert_int_equal(kw_tensor_msg_encode(&m, got, sizeof(got), &gl), 0);
+	assert_int_equal(gl, wl);
+	rest = m;
+	rest.buf_len = 0;
+	tail = kw_tensor_msg_encoded_size(&rest);
+	memcpy(got + gl - tail - sizeof(data), data, sizeof(data));
+	assert_memory_equal(got, want, wl);
+	assert_int_equal(kw_tensor_msg_encode(&m, got, wl - 1, &gl), -KW_ENOSPC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -205,6 +237,7 @@ int main(void)
 		cmocka_unit_test(test_tensor_msg_split_and_join_round_trip),
 		cmocka_unit_test(test_tensor_msg_empty_buffer_is_one_piece_with_zero_chunks),
 		cmocka_unit_test(test_tensor_join_rejects_inconsistent_pieces),
+		cmocka_unit_test(test_tensor_msg_reserved_buffer_is_filled_in_place),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
