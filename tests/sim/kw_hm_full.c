@@ -20,7 +20,7 @@ static void usage(void)
 		"usage: kw_hm_full [--nodes N] [--stores S] [--gets G] [--churn PCT] [--seed S]\n"
 		"       [--subkeys PCT] [--latency MIN-MAX] [--bootstrap B] [--join-interval MS]\n"
 		"       [--settle MS] [--store-phase MS] [--get-phase MS] [--down MS]\n"
-		"       [--ring BYTES] [--socks-per-node N] [--arena BYTES] [--progress]\n");
+		"       [--ring BYTES] [--socks-per-node N] [--arena BYTES] [--progress] [--diag]\n");
 	exit(2);
 }
 
@@ -48,6 +48,10 @@ int main(int argc, char **argv)
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--progress")) {
 			c.progress = true;
+			continue;
+		}
+		if (!strcmp(a, "--diag")) {
+			c.diag = true;
 			continue;
 		}
 		if (!v)
@@ -134,6 +138,12 @@ int main(int argc, char **argv)
 	       ru.ru_maxrss / 1024.0);
 	printf("  memory           arena %zu B/node reserved, %zu used at most; network %zu B\n",
 	       r.arena_bytes, r.arena_used_max, r.net_bytes);
+	if (c.diag)
+		printf("  failed gets      %u no holder up, %u holders none among the 5 nearest, %u "
+		       "holders among them not reached; by holders up 0..5+: %u %u %u %u %u %u\n",
+		       r.diag_lost, r.diag_far, r.diag_unreached, r.diag_holders[0],
+		       r.diag_holders[1], r.diag_holders[2], r.diag_holders[3], r.diag_holders[4],
+		       r.diag_holders[5]);
 	printf("  trace hash       %016llx\n", (unsigned long long)r.trace_hash);
 	return 0;
 }

@@ -549,6 +549,37 @@ static void test_swarm_inbound_limit_refuses_second_connection(void **state)
 	kw_test_node_free(c3.t);
 }
 
+/* At the inbound limit, a connection idle (no stream, no traffic) for 5 s is closed so a
+ * newcomer gets in instead of being refused. */
+static void test_swarm_full_inbound_closes_an_idle_connection_for_a_newcomer(void **state)
+{
+	struct kw_swarm_stats st;
+	struct side c3 = { 0 };
+
+	connect_ab();
+	pump(50);            /* identify done both ways: no stream left open */
+	advance(6000);       /* idle past the trim threshold, well within the idle timeout */
+	assert_int_equal(make_side(&c3, NULL, NULL), 0);
+	g->dial_done = 0;
+	assert_int_equal(kw_swarm_dial(c3.sw, g->b.addr, on_dial, NULL), 0);
+	for (int i = 0; i < 50; i++) {
+		pump(1);
+		kw_loop_run_once(&c3.t->node->loop, 0);
+	}
+	assert_int_equal(g->dial_done, 1);
+	assert_int_equal(g->dial_err, 0);
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.conns_refused_limit, 0);
+	assert_int_equal(st.conns_trimmed, 1);
+	assert_int_equal(st.conns_in, 1);
+	assert_null(kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw)));
+	assert_non_null(kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(c3.sw)));
+	kw_swarm_destroy(c3.sw);
+	kw_loop_run_once(&c3.t->node->loop, 0);
+	kw_test_assert_no_leaks(c3.t->node);
+	kw_test_node_free(c3.t);
+}
+
 /* A third node listening, to dial while a's one outbound slot is taken. */
 static void dial_third(struct side *c3, int expect_ret)
 {
@@ -1134,6 +1165,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swarm_protocol_id_without_leading_slash_is_served, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_dial_wrong_peer_id_fails_epeerid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_inbound_limit_refuses_second_connection, setup_limits, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_full_inbound_closes_an_idle_connection_for_a_newcomer,
+						setup_limits, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_full_dial_slots_close_the_idle_outbound_connection,
 						setup_one_out, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_full_dial_slots_never_close_a_connection_with_a_stream,
