@@ -499,6 +499,7 @@ static void report(struct hmf *f)
 		r->conns_failed += ss.conns_failed;
 		r->conns_refused += ss.conns_refused_limit;
 		r->conns_evicted += ss.conns_evicted;
+		r->conns_trimmed += ss.conns_trimmed;
 		r->unreachable += hs.unreachable;
 		sim_fx_hash(fx, hs.rpcs_out ^ (uint64_t)hs.finds << 32 ^ (uint64_t)hs.stores << 48);
 	}

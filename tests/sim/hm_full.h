@@ -65,6 +65,7 @@ struct kw_hm_full_report {
 	uint64_t conns_dialed, conns_accepted, conns_failed;
 	uint64_t conns_refused;               /* inbound closed at accept by the swarm's limits */
 	uint64_t conns_evicted;               /* handshakes dropped to admit a newcomer */
+	uint64_t conns_trimmed;               /* idle inbound closed to admit a newcomer */
 	uint64_t unreachable;                 /* DHT: peers with no connection and no address */
 	size_t arena_bytes, arena_used_max, socks_open_max, net_bytes;
 	int socks_left;                       /* open after every node stopped: leaks */

@@ -126,9 +126,10 @@ int main(int argc, char **argv)
 	       "%zu sockets open at most\n", (unsigned long long)r.conns_dialed,
 	       (unsigned long long)r.conns_accepted, (unsigned long long)r.conns_failed,
 	       r.socks_open_max);
-	printf("  refusals         %llu inbound refused at accept, %llu handshakes evicted; %llu "
-	       "DHT peers unreachable (nodes up at the end)\n", (unsigned long long)r.conns_refused,
-	       (unsigned long long)r.conns_evicted, (unsigned long long)r.unreachable);
+	printf("  refusals         %llu inbound refused at accept, %llu handshakes evicted, %llu "
+	       "idle inbound closed for a newcomer; %llu DHT peers unreachable (nodes up at the "
+	       "end)\n", (unsigned long long)r.conns_refused, (unsigned long long)r.conns_evicted,
+	       (unsigned long long)r.conns_trimmed, (unsigned long long)r.unreachable);
 	printf("  virtual time     %.1f s; %llu node loop passes; %llu spinning-loop parks\n",
 	       r.virtual_ms / 1000.0, (unsigned long long)r.node_passes,
 	       (unsigned long long)r.spin_parks);
