@@ -6,13 +6,9 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <time.h>
-
-#include <kw/log.h>
 
 #include "hm_full.h"
+#include "sim_cli.h"
 
 static void usage(void)
 {
@@ -24,11 +20,6 @@ static void usage(void)
 	exit(2);
 }
 
-static double secs(const struct timeval *t)
-{
-	return (double)t->tv_sec + (double)t->tv_usec / 1e6;
-}
-
 static double pct(unsigned a, unsigned b)
 {
 	return b ? 100.0 * a / b : 0.0;
@@ -38,71 +29,43 @@ int main(int argc, char **argv)
 {
 	struct kw_hm_full_cfg c;
 	struct kw_hm_full_report r;
-	struct timespec w0, w1;
-	struct rusage ru;
+	struct timespec w0;
 	unsigned asked;
 	int ret;
 
 	kw_hm_full_cfg_default(&c);
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--progress")) {
-			c.progress = true;
-			continue;
-		}
-		if (!strcmp(a, "--diag")) {
-			c.diag = true;
-			continue;
-		}
-		if (!v)
-			usage();
-		i++;
-		if (!strcmp(a, "--nodes"))
-			c.nodes = (unsigned)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--stores"))
-			c.stores = (unsigned)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--gets"))
-			c.gets = (unsigned)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--churn"))
-			c.churn_pct = (unsigned)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--subkeys"))
-			c.subkey_pct = (unsigned)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--seed"))
-			c.seed = strtoull(v, NULL, 10);
-		else if (!strcmp(a, "--latency")) {
-			if (sscanf(v, "%u-%u", &c.lat_min_ms, &c.lat_max_ms) != 2)
-				usage();
-		} else if (!strcmp(a, "--bootstrap"))
-			c.bootstrap = (unsigned)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--join-interval"))
-			c.join_interval_ms = (uint32_t)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--settle"))
-			c.settle_ms = (uint32_t)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--store-phase"))
-			c.store_phase_ms = (uint32_t)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--get-phase"))
-			c.get_phase_ms = (uint32_t)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--down"))
-			c.down_ms = (uint32_t)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--ring"))
-			c.ring_bytes = strtoull(v, NULL, 10);
-		else if (!strcmp(a, "--socks-per-node"))
-			c.socks_per_node = (unsigned)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--arena"))
-			c.arena_bytes = strtoull(v, NULL, 10);
-		else
+	{
+		const struct sim_opt opts[] = {
+			{ "--progress", SIM_OPT_FLAG, &c.progress },
+			{ "--diag", SIM_OPT_FLAG, &c.diag },
+			{ "--nodes", SIM_OPT_UINT, &c.nodes },
+			{ "--stores", SIM_OPT_UINT, &c.stores },
+			{ "--gets", SIM_OPT_UINT, &c.gets },
+			{ "--churn", SIM_OPT_UINT, &c.churn_pct },
+			{ "--subkeys", SIM_OPT_UINT, &c.subkey_pct },
+			{ "--seed", SIM_OPT_U64, &c.seed },
+			{ "--latency", SIM_OPT_RANGE, &c.lat_min_ms, &c.lat_max_ms },
+			{ "--bootstrap", SIM_OPT_UINT, &c.bootstrap },
+			{ "--join-interval", SIM_OPT_U32, &c.join_interval_ms },
+			{ "--settle", SIM_OPT_U32, &c.settle_ms },
+			{ "--store-phase", SIM_OPT_U32, &c.store_phase_ms },
+			{ "--get-phase", SIM_OPT_U32, &c.get_phase_ms },
+			{ "--down", SIM_OPT_U32, &c.down_ms },
+			{ "--ring", SIM_OPT_SIZE, &c.ring_bytes },
+			{ "--socks-per-node", SIM_OPT_UINT, &c.socks_per_node },
+			{ "--arena", SIM_OPT_SIZE, &c.arena_bytes },
+			{ NULL },
+		};
+		if (sim_opts_parse(argc, argv, opts) < 0)
 			usage();
 	}
-	/* KW_FULL_LOG=2 shows warnings (why a call failed, rate limited per node) */
-	kw_log_set_level(getenv("KW_FULL_LOG") ? atoi(getenv("KW_FULL_LOG")) : KW_LOG_LEVEL_ERR);
+	sim_log_level_from_env();
 	clock_gettime(CLOCK_MONOTONIC, &w0);
 	ret = kw_hm_full_run(&c, &r);
-	clock_gettime(CLOCK_MONOTONIC, &w1);
 	if (ret < 0) {
 		fprintf(stderr, "kw_hm_full: %s\n", ret == -22 ? "bad options" : "set-up failed");
 		return 1;
 	}
-	getrusage(RUSAGE_SELF, &ru);
 	asked = r.gets_started - r.gets_refused;
 	printf("full-stack hivemind dht: %u nodes, %u stores, %u gets, churn %u %%, seed %llu, "
 	       "latency %u-%u ms\n", r.nodes_started, r.stores_started, r.gets_started,
@@ -133,10 +96,7 @@ int main(int argc, char **argv)
 	printf("  virtual time     %.1f s; %llu node loop passes; %llu spinning-loop parks\n",
 	       r.virtual_ms / 1000.0, (unsigned long long)r.node_passes,
 	       (unsigned long long)r.spin_parks);
-	printf("  wall / CPU       %.1f s / %.1f s (user %.1f + sys %.1f); max RSS %.0f MiB\n",
-	       (double)(w1.tv_sec - w0.tv_sec) + (double)(w1.tv_nsec - w0.tv_nsec) / 1e9,
-	       secs(&ru.ru_utime) + secs(&ru.ru_stime), secs(&ru.ru_utime), secs(&ru.ru_stime),
-	       ru.ru_maxrss / 1024.0);
+	sim_print_cost(&w0);
 	printf("  memory           arena %zu B/node reserved, %zu used at most; network %zu B\n",
 	       r.arena_bytes, r.arena_used_max, r.net_bytes);
 	if (c.diag)
