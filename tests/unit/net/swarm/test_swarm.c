@@ -1149,6 +1149,34 @@ static int setup_rcmgr(void **state)
 	return setup_with(&g_lim);
 }
 
+/* With only the strangers' share full, an idle protected peer keeps its slot: the newcomer
+ * takes the oldest stranger's handshake, as before, not the protected connection. */
+static void test_swarm_idle_protected_peer_is_not_closed_for_a_stranger(void **state)
+{
+	struct kw_sim *sim = g->a.t->sim;
+	struct kw_swarm_stats st;
+	int fd[3];
+
+	assert_int_equal(kw_swarm_protect_protocol(g->b.sw, ECHO), 0);
+	connect_ab();
+	pump(50);            /* identify: a is protected */
+	advance(6000);       /* and idle past the trim threshold */
+	fd[0] = raw_connect(sim, 0x0a000005);
+	pump(2);
+	fd[1] = raw_connect(sim, 0x0a000105);
+	pump(2);
+	fd[2] = raw_connect(sim, 0x0a000205);
+	pump(2);
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.conns_trimmed, 0);
+	assert_int_equal(st.conns_evicted, 1);
+	assert_true(raw_closed(sim, fd[0]));
+	assert_false(raw_closed(sim, fd[2]));
+	assert_non_null(kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw)));
+	for (int i = 0; i < 3; i++)
+		sim->sys.ops->close(&sim->sys, fd[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1188,6 +1216,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swarm_full_inbound_drops_the_oldest_handshake, setup_rcmgr, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_refusals_are_logged_as_one_summary_per_interval, setup_rcmgr, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_identify_protects_a_peer_speaking_a_wanted_protocol, setup_rcmgr, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_idle_protected_peer_is_not_closed_for_a_stranger,
+						setup_rcmgr, teardown),
 	};
 
 	kw_log_set_level(getenv("KW_TEST_LOG") ? atoi(getenv("KW_TEST_LOG")) : 1);
