@@ -1177,6 +1177,20 @@ static void test_swarm_idle_protected_peer_is_not_closed_for_a_stranger(void **s
 		sim->sys.ops->close(&sim->sys, fd[i]);
 }
 
+/* setup_rcmgr, with connections that outlive the 6 s the trim tests wait */
+static int setup_rcmgr_long_idle(void **state)
+{
+	g_lim = kw_test_swarm_limits();
+	g_lim.max_conns_in = 4;
+	g_lim.conns_per_ip = 2;
+	g_lim.handshakes_per_ip = 2;
+	g_lim.conns_in_reserved = 2;
+	g_lim.handshake_timeout_ms = 3000;
+	g_lim.refusal_log_ms = 10000;
+	g_lim.idle_timeout_ms = 60000;
+	return setup_with(&g_lim);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1217,7 +1231,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swarm_refusals_are_logged_as_one_summary_per_interval, setup_rcmgr, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_identify_protects_a_peer_speaking_a_wanted_protocol, setup_rcmgr, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_idle_protected_peer_is_not_closed_for_a_stranger,
-						setup_rcmgr, teardown),
+						setup_rcmgr_long_idle, teardown),
 	};
 
 	kw_log_set_level(getenv("KW_TEST_LOG") ? atoi(getenv("KW_TEST_LOG")) : 1);
