@@ -312,6 +312,11 @@ static int rpc_reach(struct kw_hm_rpc *r)
 		if (err == 0)
 			return 0;
 		r->resolving = false;
+		if (err == -KW_ELIMIT) {
+			/* every lookup slot busy: ours, not the peer's doing; asked again later */
+			r->resolved = false;
+			return err;
+		}
 	}
 	d->stats.unreachable++;
 	return -KW_ENOTCONN;

@@ -984,6 +984,52 @@ static void conn_evict(struct kw_conn *v)
 	reap_fn(sw->loop, &v->reap);
 }
 
+/*
+ * Frees an inbound slot when the inbound limit is what turns a newcomer away: the inbound
+ * connection with no open stream that was active least recently, and idle for TRIM_IDLE_MS
+ * at least, is closed; an unprotected one first, a protected one only when the whole limit
+ * (not just the strangers' share) is reached. A libp2p connection manager trims idle
+ * connections the same way past its high water mark. Without it a node that many peers ask
+ * once (a DHT node) holds their finished connections until the idle timeout, and every new
+ * asker is refused or drops another one's handshake (an evicted handshake costs both ends a
+ * full Noise exchange). The close is abortive so the slot is free for the newcomer now:
+ * nothing is in flight on an idle connection (its queued bytes get one try, then RST).
+ * Return: true when one was closed.
+ */
+#define TRIM_IDLE_MS 5000u
+
+static bool trim_idle_in(struct kw_swarm *sw)
+{
+	const struct kw_rcmgr_limits *l = &sw->rc.lim;
+	uint32_t strangers = l->conns_in_reserved < l->conns_in ?
+				     l->conns_in - l->conns_in_reserved : 1;
+	bool whole = sw->rc.in >= l->conns_in;
+	uint64_t now = kw_loop_now(sw->loop);
+	struct kw_conn *c, *v = NULL;
+
+	if (!whole && sw->rc.in - sw->rc.prot < strangers)
+		return false;  /* a handshake limit: closing an upgraded connection does not help */
+	for (c = sw->head; c; c = c->next) {
+		if (c->outbound || c->state != CONN_UP || c->dead || !c->rc.admitted ||
+		    kw_upgrade_stream_count(&c->up) || now - c->last_active_ms < TRIM_IDLE_MS ||
+		    (c->rc.prot && !whole))
+			continue;
+		if (!v || (v->rc.prot && !c->rc.prot) ||
+		    (v->rc.prot == c->rc.prot && c->last_active_ms < v->last_active_ms))
+			v = c;
+	}
+	if (!v)
+		return false;
+	KW_LOG_DBG(swarm, "%s: idle for %llu ms; closed to admit a newcomer", v->label,
+		   (unsigned long long)(now - v->last_active_ms));
+	sw->st.conns_trimmed++;
+	v->abort_close = true;
+	conn_kill(v, -KW_ELIMIT);
+	kw_task_cancel(sw->loop, &v->reap);
+	reap_fn(sw->loop, &v->reap);
+	return true;
+}
+
 /* ---- listening and dialing -------------------------------------------------------------- */
 
 static void on_accept(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
@@ -1008,6 +1054,9 @@ static void on_accept(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
 		if (kw_rc_addr_from_sockaddr((struct sockaddr *)&ss, sl, &ra) < 0)
 			memset(&ra, 0, sizeof(ra));
 		r = sw->draining ? KW_RC_DRAINING : kw_rcmgr_check(&sw->rc, &ra, &victim);
+		/* an idle connection makes room before a handshake is dropped or a peer refused */
+		if ((r == KW_RC_FULL || (r == KW_RC_OK && victim)) && trim_idle_in(sw))
+			r = kw_rcmgr_check(&sw->rc, &ra, &victim);
 		if (r != KW_RC_OK) {
 			refuse(sw, fd, &ra, r);
 			continue;

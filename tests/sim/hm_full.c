@@ -198,6 +198,57 @@ static bool dict_has(const uint8_t *p, size_t len, const struct rec *r)
 	return false;
 }
 
+/*
+ * Where a failed get's record is (KW_HM_DIAG=1, printed, no effect on the run): how many
+ * nodes up now hold it in their main storage, and how those rank by XOR distance to the key
+ * among every node up (rank 0: the nearest), so a miss reads as "replicas lost", "replicas
+ * away from the nearest nodes" or "the search did not reach them".
+ */
+static void diag_get(struct hmf *f, const struct get *g)
+{
+	struct sim_fx *fx = &f->fx;
+	const struct rec *r = &f->rec[g->rec];
+	double t = dht_clock(fx);
+	unsigned holders = 0, near_hold = 0, best_rank = UINT32_MAX, up = 0;
+	char ranks[160] = "";
+	size_t rl = 0;
+
+	for (unsigned i = 0; i < fx->n_started; i++) {
+		struct kw_hm_store_found fd;
+		unsigned rank = 0;
+
+		if (!fx->nodes[i].up)
+			continue;
+		up++;
+		(void)kw_hm_store_get(kw_hm_dht_storage(f->hn[i].d, false), &r->key, t, &fd);
+		if (fd.type == KW_HM_DHT_NOT_FOUND)
+			continue;
+		holders++;
+		for (unsigned j = 0; j < fx->n_started; j++)
+			if (j != i && fx->nodes[j].up &&
+			    kw_hm_dhtid_dist_cmp(&r->key, kw_hm_dht_node_id(f->hn[j].d),
+						 kw_hm_dht_node_id(f->hn[i].d)) < 0)
+				rank++;
+		near_hold += rank < 5;
+		if (rank < best_rank)
+			best_rank = rank;
+		if (rl + 12 < sizeof(ranks))
+			rl += (size_t)snprintf(ranks + rl, sizeof(ranks) - rl, " %u%s", rank,
+					       f->hn[i].churns ? "c" : "");
+	}
+	f->rep->diag_holders[holders < 5 ? holders : 5]++;
+	if (!holders)
+		f->rep->diag_lost++;
+	else if (!near_hold)
+		f->rep->diag_far++;
+	else
+		f->rep->diag_unreached++;
+	fprintf(stderr, "hm-full: diag get %u rec %u (stored on %u) asker %u: %s visited %u "
+		"holders up %u (%u among the 5 nearest of %u up), ranks:%s\n", (unsigned)(g - f->gets),
+		g->rec, r->n_ok, g->from, g->err < 0 ? kw_strerror(g->err) : "not found", g->visited,
+		holders, near_hold, up, ranks);
+}
+
 static void on_get(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v, void *user)
 {
 	struct hmf *f = g_hmf;
@@ -220,6 +271,8 @@ static void on_get(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v
 			g->result = -1;
 	}
 	f->gets_done++;
+	if (g->result != 1 && f->cfg.diag)
+		diag_get(f, g);
 	sim_fx_hash(&f->fx, (uint64_t)(g - f->gets) << 32 ^ (uint64_t)(uint32_t)err ^
 		    (uint64_t)(g->result + 1) << 62 ^ (uint64_t)g->visited << 40);
 }
@@ -446,6 +499,7 @@ static void report(struct hmf *f)
 		r->conns_failed += ss.conns_failed;
 		r->conns_refused += ss.conns_refused_limit;
 		r->conns_evicted += ss.conns_evicted;
+		r->conns_trimmed += ss.conns_trimmed;
 		r->unreachable += hs.unreachable;
 		sim_fx_hash(fx, hs.rpcs_out ^ (uint64_t)hs.finds << 32 ^ (uint64_t)hs.stores << 48);
 	}

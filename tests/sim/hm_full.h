@@ -42,6 +42,7 @@ struct kw_hm_full_cfg {
 	unsigned socks_per_node;
 	size_t arena_bytes;          /* per node; 0: measured on node 0 */
 	bool progress;
+	bool diag;                   /* print where each failed get's record is */
 };
 
 void kw_hm_full_cfg_default(struct kw_hm_full_cfg *c);
@@ -64,9 +65,14 @@ struct kw_hm_full_report {
 	uint64_t conns_dialed, conns_accepted, conns_failed;
 	uint64_t conns_refused;               /* inbound closed at accept by the swarm's limits */
 	uint64_t conns_evicted;               /* handshakes dropped to admit a newcomer */
+	uint64_t conns_trimmed;               /* idle inbound closed to admit a newcomer */
 	uint64_t unreachable;                 /* DHT: peers with no connection and no address */
 	size_t arena_bytes, arena_used_max, socks_open_max, net_bytes;
 	int socks_left;                       /* open after every node stopped: leaks */
+	unsigned diag_lost, diag_far, diag_unreached;  /* failed gets (diag): no holder up; holders,
+							  none among the 5 nearest; holders
+							  among them, not reached */
+	unsigned diag_holders[6];             /* failed gets by holders up (5: 5 or more) */
 	uint64_t trace_hash;
 };
 

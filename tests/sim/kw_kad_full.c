@@ -5,13 +5,9 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <time.h>
-
-#include <kw/log.h>
 
 #include "kad_full.h"
+#include "sim_cli.h"
 
 static void usage(void)
 {
@@ -22,64 +18,38 @@ static void usage(void)
 	exit(2);
 }
 
-static double secs(const struct timeval *t)
-{
-	return (double)t->tv_sec + (double)t->tv_usec / 1e6;
-}
-
 int main(int argc, char **argv)
 {
 	struct kw_kad_full_cfg c;
 	struct kw_kad_full_report r;
-	struct timespec w0, w1;
-	struct rusage ru;
+	struct timespec w0;
 	int ret;
 
 	kw_kad_full_cfg_default(&c);
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--progress")) {
-			c.progress = true;
-			continue;
-		}
-		if (!v)
-			usage();
-		i++;
-		if (!strcmp(a, "--nodes"))
-			c.nodes = (unsigned)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--lookups"))
-			c.lookups = (unsigned)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--seed"))
-			c.seed = strtoull(v, NULL, 10);
-		else if (!strcmp(a, "--latency")) {
-			if (sscanf(v, "%u-%u", &c.lat_min_ms, &c.lat_max_ms) != 2)
-				usage();
-		} else if (!strcmp(a, "--bootstrap"))
-			c.bootstrap = (unsigned)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--join-interval"))
-			c.join_interval_ms = (uint32_t)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--settle"))
-			c.settle_ms = (uint32_t)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--phase"))
-			c.phase_ms = (uint32_t)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--ring"))
-			c.ring_bytes = strtoull(v, NULL, 10);
-		else if (!strcmp(a, "--socks-per-node"))
-			c.socks_per_node = (unsigned)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--arena"))
-			c.arena_bytes = strtoull(v, NULL, 10);
-		else
+	{
+		const struct sim_opt opts[] = {
+			{ "--progress", SIM_OPT_FLAG, &c.progress },
+			{ "--nodes", SIM_OPT_UINT, &c.nodes },
+			{ "--lookups", SIM_OPT_UINT, &c.lookups },
+			{ "--seed", SIM_OPT_U64, &c.seed },
+			{ "--latency", SIM_OPT_RANGE, &c.lat_min_ms, &c.lat_max_ms },
+			{ "--bootstrap", SIM_OPT_UINT, &c.bootstrap },
+			{ "--join-interval", SIM_OPT_U32, &c.join_interval_ms },
+			{ "--settle", SIM_OPT_U32, &c.settle_ms },
+			{ "--phase", SIM_OPT_U32, &c.phase_ms },
+			{ "--ring", SIM_OPT_SIZE, &c.ring_bytes },
+			{ "--socks-per-node", SIM_OPT_UINT, &c.socks_per_node },
+			{ "--arena", SIM_OPT_SIZE, &c.arena_bytes },
+			{ NULL },
+		};
+		if (sim_opts_parse(argc, argv, opts) < 0)
 			usage();
 	}
-	/* a thousand nodes' info lines say nothing; KW_FULL_LOG=2 shows warnings (why a
-	 * connection failed, rate limited to one line a node per interval) */
-	kw_log_set_level(getenv("KW_FULL_LOG") ? atoi(getenv("KW_FULL_LOG")) : KW_LOG_LEVEL_ERR);
+	sim_log_level_from_env();
 	clock_gettime(CLOCK_MONOTONIC, &w0);
 	ret = kw_kad_full_run(&c, &r);
-	clock_gettime(CLOCK_MONOTONIC, &w1);
 	if (ret < 0)
 		return 1;
-	getrusage(RUSAGE_SELF, &ru);
 	printf("full-stack kad: %u nodes, %u lookups, seed %llu, latency %u-%u ms, bootstrap %u\n",
 	       r.nodes_started, r.lookups_started, (unsigned long long)c.seed, c.lat_min_ms,
 	       c.lat_max_ms, c.bootstrap);
@@ -100,10 +70,7 @@ int main(int argc, char **argv)
 	printf("  virtual time     %.1f s; %llu node loop passes; %llu spinning-loop parks\n",
 	       r.virtual_ms / 1000.0, (unsigned long long)r.node_passes,
 	       (unsigned long long)r.spin_parks);
-	printf("  wall / CPU       %.1f s / %.1f s (user %.1f + sys %.1f); max RSS %.0f MiB\n",
-	       (double)(w1.tv_sec - w0.tv_sec) + (double)(w1.tv_nsec - w0.tv_nsec) / 1e9,
-	       secs(&ru.ru_utime) + secs(&ru.ru_stime), secs(&ru.ru_utime), secs(&ru.ru_stime),
-	       ru.ru_maxrss / 1024.0);
+	sim_print_cost(&w0);
 	printf("  memory           arena %zu B/node reserved, %zu used at most; network %zu B "
 	       "(%.0f B/node)\n", r.arena_bytes, r.arena_used_max, r.net_bytes,
 	       (double)r.net_bytes / (r.nodes_started ? r.nodes_started : 1));

@@ -99,6 +99,8 @@ struct kw_swarm_stats {
 	uint64_t conns_evicted;      /* oldest handshakes dropped to admit a newcomer */
 	/* idle outbound connections closed to free a dial slot (kw_swarm_dial) */
 	uint64_t conns_pruned;
+	/* idle inbound connections closed to admit a newcomer at the inbound limit */
+	uint64_t conns_trimmed;
 	uint32_t conns_protected;    /* inbound connections protected now */
 	/* closed with a TCP RST (failures: protocol errors, timeouts); the rest close with FIN */
 	uint64_t conns_aborted;

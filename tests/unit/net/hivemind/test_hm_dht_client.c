@@ -53,6 +53,20 @@ struct fx {
 static struct fx *g;
 static double clock_now = 1700000000.0;
 static uint32_t g_beam = 20;
+
+/* The address resolver (what app/hivemind.c wires to kad): the first call finds every
+ * lookup slot busy when g_resolve_busy is set; the others are answered by serve_resolves()
+ * from the listen addresses, as a kad lookup would find them. */
+static bool g_resolve;
+static int g_resolve_busy, g_resolve_calls;
+static struct {
+	struct side *s;
+	kw_hm_dht_resolved_fn done;
+	void *ctx;
+	uint8_t peer[64];
+	size_t len;
+} g_res[8];
+static int g_n_res;
 static bool g_ordered_ids;     /* node i gets the id 00..00 (i+1): its distance to key 0 */
 
 static double test_clock(void *arg)
@@ -81,6 +95,40 @@ static const struct kw_hm_limits test_limits = {
 	.calls_in = 16, .calls_per_peer = 8, .calls_out = 16, .buf_bytes = 16384,
 	.timeout_ms = 2000,
 };
+
+static int test_resolve(void *arg, const uint8_t *peer, size_t len, kw_hm_dht_resolved_fn done,
+			void *ctx)
+{
+	g_resolve_calls++;
+	if (g_resolve_busy > 0) {
+		g_resolve_busy--;
+		return -KW_ELIMIT;
+	}
+	if (g_n_res == 8 || len > sizeof(g_res[0].peer))
+		return -KW_ELIMIT;
+	g_res[g_n_res].s = arg;
+	g_res[g_n_res].done = done;
+	g_res[g_n_res].ctx = ctx;
+	memcpy(g_res[g_n_res].peer, peer, len);
+	g_res[g_n_res++].len = len;
+	return 0;
+}
+
+static void serve_resolves(void)
+{
+	while (g_n_res > 0) {
+		int k = --g_n_res, err = -KW_ENOENT;
+
+		for (int j = 0; j < g->n; j++) {
+			const struct kw_peer_id *p = kw_swarm_peer_id(g->s[j].sw);
+
+			if (p->len == g_res[k].len && !memcmp(p->bytes, g_res[k].peer, p->len))
+				err = kw_hm_dht_add_addr(g_res[k].s->dht, p->bytes, p->len,
+							 g->s[j].addr);
+		}
+		g_res[k].done(g_res[k].ctx, err);
+	}
+}
 
 static int make_side(int i, bool client, uint32_t replicas)
 {
@@ -115,6 +163,10 @@ static int make_side(int i, bool client, uint32_t replicas)
 		s->cfg.client_mode = client;
 		s->cfg.clock = test_clock;
 		s->cfg.clock_arg = s;
+		if (g_resolve) {
+			s->cfg.resolve = test_resolve;
+			s->cfg.resolve_arg = s;
+		}
 		ret = kw_hm_dht_create(s->sw, s->hm, &s->cfg, &s->dht);
 	}
 	snprintf(listen, sizeof(listen), "/ip4/127.0.0.1/tcp/%d", 4100 + i);
@@ -397,6 +449,57 @@ static void test_hm_dht_client_dead_peer_is_blacklisted_and_search_finishes(void
 				    clock_now));
 	kw_hm_dht_get_stats(g->s[4].dht, &st);
 	assert_true(st.rpcs_failed >= 1);
+}
+
+static int setup5_resolve(void **state)
+{
+	int ret;
+
+	(void)state;
+	g_resolve = true;
+	g_resolve_busy = 0;
+	g_resolve_calls = 0;
+	g_n_res = 0;
+	ret = setup_n(5, 0, 2);
+	g_resolve = false;
+	return ret;
+}
+
+/* A peer we hold no address for while every lookup slot is busy: our limit, not the peer's
+ * doing, so the search asks it again once a slot is free and finds the value there, and the
+ * peer is neither counted unreachable nor blacklisted. */
+static void test_hm_dht_client_busy_resolver_is_retried_not_a_failed_peer(void **state)
+{
+	static const uint8_t val[] = { 0xc3 };
+	const struct kw_peer_id *holder = kw_swarm_peer_id(g->s[2].sw);
+	struct kw_hm_dhtid key;
+	struct kw_hm_dht_stats st;
+
+	(void)state;
+	kw_hm_dhtid_of_str("behind-a-lookup", 15, &key);
+	assert_int_equal(kw_hm_store_put(kw_hm_dht_storage(g->s[2].dht, false), &key, val,
+					 sizeof(val), clock_now + 100, clock_now), 1);
+	/* node 4 knows node 2 by its ids only: reaching it needs the resolver */
+	assert_int_equal(kw_hm_rt_add(kw_hm_dht_rt(g->s[4].dht), kw_hm_dht_node_id(g->s[2].dht),
+				      holder->bytes, holder->len, clock_now, NULL), 0);
+	g_resolve_busy = 1;
+	memset(&g->got[4], 0, sizeof(g->got[4]));
+	assert_int_equal(kw_hm_dht_get(g->s[4].dht, &key, false, on_get, &g->got[4]), 0);
+	for (int i = 0; i < 40 && !g->got[4].done; i++) {
+		pump(10);
+		serve_resolves();
+		kw_sim_advance(g->net->net, 50);
+	}
+	assert_int_equal(g->got[4].done, 1);
+	assert_int_equal(g->got[4].err, 0);
+	assert_int_equal(g->got[4].v.type, KW_HM_DHT_FOUND_REGULAR);
+	assert_int_equal(g->got[4].v.visited, 1);
+	assert_int_equal(g_resolve_calls, 2);         /* refused once, then asked again */
+	assert_false(kw_hm_bl_banned(kw_hm_dht_blacklist(g->s[4].dht), holder->bytes,
+				     holder->len, clock_now));
+	kw_hm_dht_get_stats(g->s[4].dht, &st);
+	assert_int_equal(st.unreachable, 0);
+	assert_int_equal(st.rpcs_failed, 0);
 }
 
 static void test_hm_dht_client_client_mode_node_is_not_added_to_routing_tables(void **state)
@@ -714,6 +817,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_hm_dht_client_get_with_no_peer_fails_once_not_connected, setup5,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_hm_dht_client_busy_resolver_is_retried_not_a_failed_peer,
+			setup5_resolve, teardown),
 		cmocka_unit_test_setup_teardown(test_hm_dht_client_operation_pool_is_bounded,
 						setup5, teardown),
 		cmocka_unit_test_setup_teardown(

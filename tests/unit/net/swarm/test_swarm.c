@@ -550,6 +550,37 @@ static void test_swarm_inbound_limit_refuses_second_connection(void **state)
 	kw_test_node_free(c3.t);
 }
 
+/* At the inbound limit, a connection idle (no stream, no traffic) for 5 s is closed so a
+ * newcomer gets in instead of being refused. */
+static void test_swarm_full_inbound_closes_an_idle_connection_for_a_newcomer(void **state)
+{
+	struct kw_swarm_stats st;
+	struct side c3 = { 0 };
+
+	connect_ab();
+	pump(50);            /* identify done both ways: no stream left open */
+	advance(6000);       /* idle past the trim threshold, well within the idle timeout */
+	assert_int_equal(make_side(&c3, NULL, NULL), 0);
+	g->dial_done = 0;
+	assert_int_equal(kw_swarm_dial(c3.sw, g->b.addr, on_dial, NULL), 0);
+	for (int i = 0; i < 50; i++) {
+		pump(1);
+		kw_loop_run_once(&c3.t->node->loop, 0);
+	}
+	assert_int_equal(g->dial_done, 1);
+	assert_int_equal(g->dial_err, 0);
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.conns_refused_limit, 0);
+	assert_int_equal(st.conns_trimmed, 1);
+	assert_int_equal(st.conns_in, 1);
+	assert_null(kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw)));
+	assert_non_null(kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(c3.sw)));
+	kw_swarm_destroy(c3.sw);
+	kw_loop_run_once(&c3.t->node->loop, 0);
+	kw_test_assert_no_leaks(c3.t->node);
+	kw_test_node_free(c3.t);
+}
+
 /* A third node listening, to dial while a's one outbound slot is taken. */
 static void dial_third(struct side *c3, int expect_ret)
 {
@@ -1090,6 +1121,48 @@ static int setup_rcmgr(void **state)
 	return setup_with(&g_lim);
 }
 
+/* With only the strangers' share full, an idle protected peer keeps its slot: the newcomer
+ * takes the oldest stranger's handshake, as before, not the protected connection. */
+static void test_swarm_idle_protected_peer_is_not_closed_for_a_stranger(void **state)
+{
+	struct kw_sim *sim = g->a.t->sim;
+	struct kw_swarm_stats st;
+	int fd[3];
+
+	assert_int_equal(kw_swarm_protect_protocol(g->b.sw, ECHO), 0);
+	connect_ab();
+	pump(50);            /* identify: a is protected */
+	advance(6000);       /* and idle past the trim threshold */
+	fd[0] = raw_connect(sim, 0x0a000005);
+	pump(2);
+	fd[1] = raw_connect(sim, 0x0a000105);
+	pump(2);
+	fd[2] = raw_connect(sim, 0x0a000205);
+	pump(2);
+	kw_swarm_get_stats(g->b.sw, &st);
+	assert_int_equal(st.conns_trimmed, 0);
+	assert_int_equal(st.conns_evicted, 1);
+	assert_true(raw_closed(sim, fd[0]));
+	assert_false(raw_closed(sim, fd[2]));
+	assert_non_null(kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw)));
+	for (int i = 0; i < 3; i++)
+		sim->sys.ops->close(&sim->sys, fd[i]);
+}
+
+/* setup_rcmgr, with connections that outlive the 6 s the trim tests wait */
+static int setup_rcmgr_long_idle(void **state)
+{
+	g_lim = kw_test_swarm_limits();
+	g_lim.max_conns_in = 4;
+	g_lim.conns_per_ip = 2;
+	g_lim.handshakes_per_ip = 2;
+	g_lim.conns_in_reserved = 2;
+	g_lim.handshake_timeout_ms = 3000;
+	g_lim.refusal_log_ms = 10000;
+	g_lim.idle_timeout_ms = 60000;
+	return setup_with(&g_lim);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1106,6 +1179,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swarm_protocol_id_without_leading_slash_is_served, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_dial_wrong_peer_id_fails_epeerid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_inbound_limit_refuses_second_connection, setup_limits, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_full_inbound_closes_an_idle_connection_for_a_newcomer,
+						setup_limits, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_full_dial_slots_close_the_idle_outbound_connection,
 						setup_one_out, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_full_dial_slots_never_close_a_connection_with_a_stream,
@@ -1127,6 +1202,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swarm_full_inbound_drops_the_oldest_handshake, setup_rcmgr, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_refusals_are_logged_as_one_summary_per_interval, setup_rcmgr, teardown),
 		cmocka_unit_test_setup_teardown(test_swarm_identify_protects_a_peer_speaking_a_wanted_protocol, setup_rcmgr, teardown),
+		cmocka_unit_test_setup_teardown(test_swarm_idle_protected_peer_is_not_closed_for_a_stranger,
+						setup_rcmgr_long_idle, teardown),
 	};
 
 	kw_log_set_level(getenv("KW_TEST_LOG") ? atoi(getenv("KW_TEST_LOG")) : 1);
