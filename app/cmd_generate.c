@@ -897,13 +897,14 @@ int kw_cmd_generate(int argc, char **argv)
 	t_open = true;
 	g->n = t.n;
 	g->sw = t.sw;
-	/* servers not given with --peer are resolved by PeerID, as p2pd does (client mode) */
+	/* servers not given with --peer are resolved by PeerID, as p2pd does (client mode);
+	 * the Hivemind DHT's own lookups reach the peers its answers name the same way */
 	if (kw_app_transient_kad(&t, PROG, true,
 				 (const char (*)[KW_CONFIG_PEER_ADDR_MAX])cfg.hivemind_bootstrap,
 				 cfg.n_hivemind_bootstrap, &g->kad) < 0)
 		goto out;
 	kw_client_resolver_init(&g->res, g->sw, g->kad);
-	if (kw_app_hm_start(t.n, t.sw, t.id, NULL, true,
+	if (kw_app_hm_start(t.n, t.sw, t.id, g->kad, true,
 			    (const char (*)[KW_CONFIG_PEER_ADDR_MAX])cfg.hivemind_bootstrap,
 			    cfg.n_hivemind_bootstrap, &g->hm, &g->d, &g->st) < 0) {
 		fprintf(stderr, "%s: cannot start the Hivemind DHT\n", PROG);

@@ -486,7 +486,7 @@ int kw_cmd_moe(int argc, char **argv)
 				 cfg.n_hivemind_bootstrap, &m->kad) < 0)
 		goto out;
 	kw_client_resolver_init(&m->res, m->sw, m->kad);
-	if (kw_app_hm_start(t.n, t.sw, t.id, NULL, true,
+	if (kw_app_hm_start(t.n, t.sw, t.id, m->kad, true,
 			    (const char (*)[KW_CONFIG_PEER_ADDR_MAX])cfg.hivemind_bootstrap,
 			    cfg.n_hivemind_bootstrap, &m->hm, &m->d, &m->st) < 0) {
 		fprintf(stderr, "%s: cannot start the Hivemind DHT\n", PROG);

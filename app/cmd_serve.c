@@ -174,7 +174,7 @@ int kw_cmd_serve(int argc, char **argv)
 				 (const char (*)[KW_CONFIG_PEER_ADDR_MAX])cfg.hivemind_bootstrap,
 				 cfg.n_hivemind_bootstrap, &kad) < 0)
 		goto out;
-	if (kw_app_hm_start(t.n, t.sw, t.id, NULL, cfg.hivemind_client,
+	if (kw_app_hm_start(t.n, t.sw, t.id, kad, cfg.hivemind_client,
 			    (const char (*)[KW_CONFIG_PEER_ADDR_MAX])cfg.hivemind_bootstrap,
 			    cfg.n_hivemind_bootstrap, &hm, &d, &st) < 0) {
 		fprintf(stderr, "kwnode serve: cannot start the Hivemind RPC layer\n");
