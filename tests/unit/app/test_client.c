@@ -19,12 +19,18 @@
 #include <kw/ml/codec.h>
 #include <kw/ml/half.h>
 #include <kw/ml/tensor_msg.h>
+#include <kw/net/hivemind.h>
 #include <kw/net/hivemind_records.h>
+#include <kw/net/kad_msg.h>
+#include <kw/net/key.h>
+#include <kw/net/multiaddr.h>
+#include <kw/net/swarm.h>
 
 #include "../../../app/client.h"
 #include "../../../app/serve.h"
 #include "../../../app/serve_app.h"
 #include "model_gen.h"
+#include "../net/hivemind/hm_pair.h"
 
 static struct kw_client_route rt;
 static char dir[3100], err[512];
@@ -455,6 +461,121 @@ static void test_client_announce_says_what_is_served(void **state)
 	kw_test_rm_dir(dir);
 }
 
+
+/* ---- finding a server's addresses from its PeerID (kw_client_resolve) ------------------ */
+
+#define PEER_P "12D3KooWE8zUHfv8s5oq3oR9aZgbS9FcQ9rLmw5szTzZWXDwEsKZ"
+#define PEER_X "12D3KooWHy5VYSsp9ntTH2xJCPrWqPNbdoJrHZ1doDALatKJdasF"
+
+static void kad_peer(struct kw_kad_peer *kp, const char *peer, const char *const *addrs, int n)
+{
+	struct kw_peer_id id;
+	struct kw_multiaddr ma;
+
+	memset(kp, 0, sizeof(*kp));
+	assert_int_equal(kw_peer_id_from_text(peer, &id), 0);
+	memcpy(kp->id, id.bytes, id.len);
+	kp->id_len = id.len;
+	for (int i = 0; i < n; i++) {
+		if (!addrs[i]) {   /* bytes that are no multiaddr */
+			memset(kp->addrs[i], 0xff, 4);
+			kp->addr_len[i] = 4;
+		} else {
+			assert_int_equal(kw_maddr_from_text(addrs[i], &ma, NULL, 0), 0);
+			memcpy(kp->addrs[i], ma.bytes, ma.len);
+			kp->addr_len[i] = (uint8_t)ma.len;
+		}
+	}
+	kp->n_addrs = (uint8_t)n;
+}
+
+static void test_client_kad_answer_gives_the_peers_own_addresses(void **state)
+{
+	static const char *const other[] = { "/ip4/10.9.9.9/tcp/1" };
+	static const char *const mine[] = {
+		"/ip4/127.0.0.1/tcp/4001",                 /* bare: /p2p/ is appended */
+		NULL,                                       /* garbage: left out */
+		"/ip4/1.2.3.4/tcp/6/p2p/" PEER_X,           /* names another peer: left out */
+		"/ip4/10.0.0.1/tcp/5/p2p/" PEER_P,          /* already names it: kept */
+	};
+	struct kw_kad_peer kp[2];
+	char out[KW_CLIENT_RESOLVE_ADDRS][KW_CLIENT_ADDR_MAX];
+
+	(void)state;
+	kad_peer(&kp[0], PEER_X, other, 1);
+	kad_peer(&kp[1], PEER_P, mine, 4);
+	assert_int_equal(kw_client_kad_addrs(kp, 2, PEER_P, out, KW_CLIENT_RESOLVE_ADDRS), 2);
+	assert_string_equal(out[0], "/ip4/127.0.0.1/tcp/4001/p2p/" PEER_P);
+	assert_string_equal(out[1], "/ip4/10.0.0.1/tcp/5/p2p/" PEER_P);
+	/* the cap holds; the other peer's answer alone says nothing of P */
+	assert_int_equal(kw_client_kad_addrs(kp, 2, PEER_P, out, 1), 1);
+	assert_string_equal(out[0], "/ip4/127.0.0.1/tcp/4001/p2p/" PEER_P);
+	assert_int_equal(kw_client_kad_addrs(kp, 1, PEER_P, out, KW_CLIENT_RESOLVE_ADDRS), 0);
+	assert_int_equal(kw_client_kad_addrs(kp, 2, PEER_X, out, KW_CLIENT_RESOLVE_ADDRS), 1);
+	assert_string_equal(out[0], "/ip4/10.9.9.9/tcp/1/p2p/" PEER_X);
+	assert_int_equal(kw_client_kad_addrs(kp, 2, "not-a-peer", out, 4), 0);
+}
+
+struct dialed {
+	struct kw_conn *c;
+	int err, calls;
+};
+
+static void on_resolved(struct kw_swarm *sw, struct kw_conn *c, int e, void *user)
+{
+	struct dialed *d = user;
+
+	(void)sw;
+	d->c = c;
+	d->err = e;
+	d->calls++;
+}
+
+static void test_client_resolve_uses_a_connection_then_an_address(void **state)
+{
+	struct kw_hm_limits hl;
+	struct kw_hm_pair p;
+	struct kw_client_resolver r;
+	struct dialed d = { 0 };
+	struct kw_conn *c = NULL;
+	char b_peer[KW_HM_REC_PEER_MAX];
+	const char *addrs[1];
+
+	(void)state;
+	kw_hm_limits_default(&hl);
+	assert_int_equal(kw_hm_pair_init(&p, 2, &hl, 16 * 1024), 0);
+	assert_int_equal(kw_peer_id_to_text(kw_swarm_peer_id(p.b.sw), b_peer, sizeof(b_peer)), 0);
+	/* no connection, no address and no kad in this resolver: nothing reaches b */
+	kw_client_resolver_init(&r, p.a.sw, NULL);
+	assert_int_equal(kw_client_resolve(&r, b_peer, NULL, 0, on_resolved, &d, &c),
+			 -KW_ENOENT);
+	assert_non_null(strstr(r.why, "--peer"));
+	assert_int_equal(r.state, KW_CLIENT_RES_IDLE);
+	assert_int_equal(kw_client_resolve(&r, "12D3KooWnot", NULL, 0, on_resolved, &d, &c),
+			 -KW_EINVAL);
+	addrs[0] = p.a.addr;   /* names a, not b */
+	assert_int_equal(kw_client_resolve(&r, b_peer, addrs, 1, on_resolved, &d, &c),
+			 -KW_ENOENT);
+	/* a resolution in flight refuses a second one */
+	r.state = KW_CLIENT_RES_LOOKUP;
+	assert_int_equal(kw_client_resolve(&r, b_peer, NULL, 0, on_resolved, &d, &c), -KW_EBUSY);
+	r.state = KW_CLIENT_RES_IDLE;
+	/* b's own address: a dial, the callback from the loop with the connection */
+	addrs[0] = p.b.addr;
+	assert_int_equal(kw_client_resolve(&r, b_peer, addrs, 1, on_resolved, &d, &c), 0);
+	assert_int_equal(d.calls, 0);
+	kw_hm_pair_pump(&p, 50);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.err, 0);
+	assert_non_null(d.c);
+	/* then the open connection, at once, with no address */
+	assert_int_equal(kw_client_resolve(&r, b_peer, NULL, 0, on_resolved, &d, &c), 1);
+	assert_ptr_equal(c, d.c);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(r.resolved + r.failed, 0);   /* no lookup ran */
+	kw_hm_pair_fini(&p);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +590,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_client_step_carries_max_length_then_step_ids),
 		cmocka_unit_test(test_client_moe_reads_declarations_and_picks_the_best),
 		cmocka_unit_test(test_client_announce_says_what_is_served),
+		cmocka_unit_test(test_client_kad_answer_gives_the_peers_own_addresses),
+		cmocka_unit_test(test_client_resolve_uses_a_connection_then_an_address),
 	};
 
 	(void)argc;
