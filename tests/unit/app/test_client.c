@@ -19,7 +19,10 @@
 #include <kw/ml/codec.h>
 #include <kw/ml/half.h>
 #include <kw/ml/tensor_msg.h>
+#include <kw/sim.h>
 #include <kw/net/hivemind.h>
+#include <kw/net/identify.h>
+#include <kw/net/kad.h>
 #include <kw/net/hivemind_records.h>
 #include <kw/net/kad_msg.h>
 #include <kw/net/key.h>
@@ -576,6 +579,131 @@ static void test_client_resolve_uses_a_connection_then_an_address(void **state)
 	kw_hm_pair_fini(&p);
 }
 
+#ifdef CONFIG_KW_NET_KAD_SWARM
+/* ---- the resolver over /ipfs/kad/1.0.0: a client (kad client mode) and two servers ----- */
+
+struct kside {
+	struct kw_test_node *t;
+	struct kw_swarm *sw;
+	struct kw_identify *id;
+	struct kw_kad *kad;
+	struct kw_privkey key;
+	char addr[256];
+};
+
+static struct kside g_ks[3];      /* 0: the client, 1: the bootstrap server, 2: a server */
+
+static void kpump(int passes)
+{
+	for (int i = 0; i < passes; i++)
+		for (int k = 0; k < 3; k++)
+			kw_loop_run_once(&g_ks[k].t->node->loop, 0);
+}
+
+/* Pumps until *flag, moving virtual time on in 10 ms steps (at most ms). */
+static void kwait(struct kw_test_net *net, const int *flag, uint64_t ms)
+{
+	for (uint64_t t = 0; !*flag && t < ms; t += 10) {
+		kpump(20);
+		if (!*flag) {
+			kw_sim_advance(net->net, 10);
+			kpump(4);
+		}
+	}
+}
+
+static void kside_make(struct kw_test_net *net, struct kside *s, int port, bool client)
+{
+	struct kw_swarm_limits lim = kw_test_swarm_limits();
+	struct kw_kad_cfg kc;
+	char listen[64];
+
+	kw_kad_cfg_default(&kc);
+	s->t = kw_test_node_join(net, 48 * 1024);
+	assert_non_null(s->t);
+	assert_int_equal(kw_key_generate(KW_KEY_ED25519, 0, &s->key), 0);
+	assert_int_equal(kw_swarm_create(s->t->node, &s->key, &lim, &s->sw), 0);
+	assert_int_equal(kw_identify_init(s->sw, &s->id), 0);
+	kc.self = kw_swarm_peer_id(s->sw);
+	kc.client_mode = client;
+	kc.key = kw_swarm_key(s->sw);
+	kc.rate_per_peer = 1000;   /* a lookup's requests come faster than the Kconfig floor */
+	kc.rate_burst = 1000;
+	assert_int_equal(kw_kad_swarm_create(s->sw, s->id, &s->t->node->arena, &kc, &s->kad), 0);
+	snprintf(listen, sizeof(listen), "/ip4/127.0.0.1/tcp/%d", port);
+	assert_int_equal(kw_swarm_listen(s->sw, listen), 0);
+	assert_int_equal(kw_swarm_listen_addr(s->sw, 0, s->addr, sizeof(s->addr)), 0);
+}
+
+static void kconnect(struct kw_test_net *net, int from, int to)
+{
+	struct dialed d = { 0 };
+
+	assert_int_equal(kw_swarm_dial(g_ks[from].sw, g_ks[to].addr, on_resolved, &d), 0);
+	kwait(net, &d.calls, 2000);
+	assert_int_equal(d.err, 0);
+	kpump(80);   /* identify both ways: kad admits the servers */
+}
+#endif
+
+static void test_client_resolve_finds_a_server_over_kad(void **state)
+{
+#ifdef CONFIG_KW_NET_KAD_SWARM
+	struct kw_test_net *net = kw_test_net_new(64, 1 << 18);
+	struct kw_client_resolver r;
+	struct dialed d = { 0 };
+	struct kw_conn *c = NULL;
+	char peer2[KW_HM_REC_PEER_MAX];
+
+	(void)state;
+	assert_non_null(net);
+	kside_make(net, &g_ks[0], 4001, true);
+	kside_make(net, &g_ks[1], 4002, false);
+	kside_make(net, &g_ks[2], 4003, false);
+	kconnect(net, 0, 1);   /* the client knows the bootstrap server only */
+	kconnect(net, 2, 1);   /* a server that joined: the bootstrap server knows it */
+	assert_int_equal(kw_peer_id_to_text(kw_swarm_peer_id(g_ks[2].sw), peer2, sizeof(peer2)),
+			 0);
+	assert_null(kw_swarm_find_conn(g_ks[0].sw, kw_swarm_peer_id(g_ks[2].sw)));
+	kw_client_resolver_init(&r, g_ks[0].sw, g_ks[0].kad);
+	assert_int_equal(kw_client_resolve(&r, peer2, NULL, 0, on_resolved, &d, &c), 0);
+	assert_int_equal(r.state, KW_CLIENT_RES_LOOKUP);
+	assert_int_equal(d.calls, 0);   /* never from inside the call */
+	kwait(net, &d.calls, 20000);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.err, 0);
+	assert_ptr_equal(d.c, kw_swarm_find_conn(g_ks[0].sw, kw_swarm_peer_id(g_ks[2].sw)));
+	assert_string_equal(r.addr[r.next - 1], g_ks[2].addr);
+	assert_int_equal(r.resolved, 1);
+	assert_int_equal(r.state, KW_CLIENT_RES_IDLE);
+	/* a PeerID no kad peer knows: the callback says so, the log line says why */
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(kw_client_resolve(&r, PEER_P, NULL, 0, on_resolved, &d, &c), 0);
+	kwait(net, &d.calls, 60000);
+	assert_int_equal(d.calls, 1);
+	assert_true(d.err < 0);
+	assert_null(d.c);
+	assert_non_null(strstr(r.why, "PeerID not found over /ipfs/kad/1.0.0"));
+	assert_int_equal(r.failed, 1);
+	assert_int_equal(r.state, KW_CLIENT_RES_IDLE);
+	for (int k = 0; k < 3; k++) {
+		kw_kad_swarm_destroy(g_ks[k].kad);
+		kw_swarm_destroy(g_ks[k].sw);
+	}
+	kpump(4);
+	for (int k = 0; k < 3; k++) {
+		kw_test_assert_no_leaks(g_ks[k].t->node);
+		kw_test_node_free(g_ks[k].t);
+	}
+	assert_int_equal(kw_sim_open_sockets(net->net), 0);
+	kw_test_net_free(net);
+#else
+	(void)state;
+	print_message("skip: no /ipfs/kad/1.0.0 in this build (CONFIG_KW_NET_KAD_SWARM)\n");
+	skip();
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -592,6 +720,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_client_announce_says_what_is_served),
 		cmocka_unit_test(test_client_kad_answer_gives_the_peers_own_addresses),
 		cmocka_unit_test(test_client_resolve_uses_a_connection_then_an_address),
+		cmocka_unit_test(test_client_resolve_finds_a_server_over_kad),
 	};
 
 	(void)argc;
