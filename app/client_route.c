@@ -486,7 +486,7 @@ static void res_fail(struct kw_client_resolver *r, int err)
 	cb(r->sw, NULL, err, r->user);
 }
 
-static void res_dial_next(struct kw_client_resolver *r);
+static void res_dial_next(struct kw_client_resolver *r, int err);
 
 static void res_on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
 {
@@ -498,7 +498,7 @@ static void res_on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *u
 	if (err < 0) {
 		snprintf(r->why, sizeof(r->why), "found over /ipfs/kad/1.0.0 but no address "
 			 "answered (last: %.80s: %s)", r->addr[r->next - 1], kw_strerror(err));
-		res_dial_next(r);
+		res_dial_next(r, err);
 		return;
 	}
 	r->state = KW_CLIENT_RES_IDLE;
@@ -507,10 +507,11 @@ static void res_on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *u
 	r->cb(r->sw, c, 0, r->user);
 }
 
-/* Dials the next address returned; fails the resolution when none is left. */
-static void res_dial_next(struct kw_client_resolver *r)
+/* Dials the next address returned; fails the resolution with err (the last dial's) when
+ * none is left. */
+static void res_dial_next(struct kw_client_resolver *r, int err)
 {
-	int ret = -KW_ENOENT;
+	int ret = err;
 
 	while (r->next < r->n_addr) {
 		ret = kw_swarm_dial(r->sw, r->addr[r->next++], res_on_dial, r);
@@ -543,7 +544,7 @@ static void res_on_found(struct kw_kad *k, const struct kw_kad_result *res, void
 		res_fail(r, res->err ? res->err : -KW_ENOENT);
 		return;
 	}
-	res_dial_next(r);
+	res_dial_next(r, -KW_ENOENT);
 }
 
 int kw_client_resolve(struct kw_client_resolver *r, const char *peer, const char *const *addrs,

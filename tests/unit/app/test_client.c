@@ -479,6 +479,7 @@ static void kad_peer(struct kw_kad_peer *kp, const char *peer, const char *const
 	assert_int_equal(kw_peer_id_from_text(peer, &id), 0);
 	memcpy(kp->id, id.bytes, id.len);
 	kp->id_len = id.len;
+	assert_true(n <= KW_KAD_MAX_ADDRS);
 	for (int i = 0; i < n; i++) {
 		if (!addrs[i]) {   /* bytes that are no multiaddr */
 			memset(kp->addrs[i], 0xff, 4);
@@ -501,22 +502,25 @@ static void test_client_kad_answer_gives_the_peers_own_addresses(void **state)
 		"/ip4/1.2.3.4/tcp/6/p2p/" PEER_X,           /* names another peer: left out */
 		"/ip4/10.0.0.1/tcp/5/p2p/" PEER_P,          /* already names it: kept */
 	};
-	struct kw_kad_peer kp[2];
+	struct kw_kad_peer kp[5];
 	char out[KW_CLIENT_RESOLVE_ADDRS][KW_CLIENT_ADDR_MAX];
 
 	(void)state;
+	/* one address per entry: a build may keep one per peer (KW_NET_KAD_MAX_ADDRS_PER_PEER);
+	 * the entries of one peer add up, as a lookup's answers from several peers do */
 	kad_peer(&kp[0], PEER_X, other, 1);
-	kad_peer(&kp[1], PEER_P, mine, 4);
-	assert_int_equal(kw_client_kad_addrs(kp, 2, PEER_P, out, KW_CLIENT_RESOLVE_ADDRS), 2);
+	for (int i = 0; i < 4; i++)
+		kad_peer(&kp[1 + i], PEER_P, mine + i, 1);
+	assert_int_equal(kw_client_kad_addrs(kp, 5, PEER_P, out, KW_CLIENT_RESOLVE_ADDRS), 2);
 	assert_string_equal(out[0], "/ip4/127.0.0.1/tcp/4001/p2p/" PEER_P);
 	assert_string_equal(out[1], "/ip4/10.0.0.1/tcp/5/p2p/" PEER_P);
-	/* the cap holds; the other peer's answer alone says nothing of P */
-	assert_int_equal(kw_client_kad_addrs(kp, 2, PEER_P, out, 1), 1);
+	/* the cap holds; the other peer's entry alone says nothing of P */
+	assert_int_equal(kw_client_kad_addrs(kp, 5, PEER_P, out, 1), 1);
 	assert_string_equal(out[0], "/ip4/127.0.0.1/tcp/4001/p2p/" PEER_P);
 	assert_int_equal(kw_client_kad_addrs(kp, 1, PEER_P, out, KW_CLIENT_RESOLVE_ADDRS), 0);
-	assert_int_equal(kw_client_kad_addrs(kp, 2, PEER_X, out, KW_CLIENT_RESOLVE_ADDRS), 1);
+	assert_int_equal(kw_client_kad_addrs(kp, 5, PEER_X, out, KW_CLIENT_RESOLVE_ADDRS), 1);
 	assert_string_equal(out[0], "/ip4/10.9.9.9/tcp/1/p2p/" PEER_X);
-	assert_int_equal(kw_client_kad_addrs(kp, 2, "not-a-peer", out, 4), 0);
+	assert_int_equal(kw_client_kad_addrs(kp, 5, "not-a-peer", out, 4), 0);
 }
 
 struct dialed {
