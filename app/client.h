@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <kw/app.h>
 #include <kw/net/hivemind_records.h>
 
 #define KW_CLIENT_SERVERS_MAX 64   /* servers of one model a route table holds */
@@ -153,6 +154,78 @@ struct kw_conn;
 int kw_client_connect(struct kw_swarm *sw, const char *peer, const char *const *addrs, int n,
 		      void (*cb)(struct kw_swarm *sw, struct kw_conn *c, int err, void *user),
 		      void *user, struct kw_conn **c);
+
+/* ---- finding a server's addresses from its PeerID ------------------------------------------
+ * The Hivemind DHT names servers by PeerID only (hivemind dht.proto FindResult carries
+ * nearest_peer_ids, no addresses), as do ServerInfo records and expert declarations. p2pd
+ * resolves a PeerID through go-libp2p-kad-dht FIND_NODE on /ipfs/kad/1.0.0 (its peer routing);
+ * every Petals server runs that DHT in server mode. kw_client_resolve does the same on the
+ * client's kad (client mode): a connection already open, else an address given by the user,
+ * else a kad find-peer, then a dial of the addresses it returned, one after the other.
+ */
+#define KW_CLIENT_RESOLVE_ADDRS 4     /* addresses of one peer tried */
+#define KW_CLIENT_ADDR_MAX      256   /* one multiaddr as text, with /p2p/ */
+
+enum kw_client_res_state {
+	KW_CLIENT_RES_IDLE,    /* nothing in flight */
+	KW_CLIENT_RES_LOOKUP,  /* kad find-peer in flight */
+	KW_CLIENT_RES_DIAL,    /* dialing addr[next - 1] */
+};
+
+struct kw_kad;
+struct kw_kad_peer;
+typedef void (*kw_client_dial_fn)(struct kw_swarm *sw, struct kw_conn *c, int err, void *user);
+
+/*
+ * One resolution at a time (the clients call one server at a time). Owned by the caller,
+ * which must keep it alive until the kad and the swarm are destroyed (their callbacks find
+ * it). resolved/failed count finished resolutions (tests, the summary line).
+ */
+struct kw_client_resolver {
+	struct kw_swarm *sw;               /* borrowed */
+	struct kw_kad *kad;                /* borrowed; NULL: no lookup, only conns and addrs */
+	enum kw_client_res_state state;
+	char peer[KW_HM_REC_PEER_MAX];
+	char addr[KW_CLIENT_RESOLVE_ADDRS][KW_CLIENT_ADDR_MAX];
+	uint32_t n_addr, next;
+	char why[192];                     /* why the last resolution failed ("" if none did) */
+	kw_client_dial_fn cb;
+	void *user;
+	uint32_t resolved, failed;
+};
+
+void kw_client_resolver_init(struct kw_client_resolver *r, struct kw_swarm *sw,
+			     struct kw_kad *kad);
+
+/*
+ * The addresses a kad lookup returned for peer (peers[0..n) of a kw_kad_result; those of
+ * other peers are skipped), as text with /p2p/<peer> appended, at most cap of them, the
+ * ones that do not parse or do not fit left out. Return: how many were written.
+ */
+uint32_t kw_client_kad_addrs(const struct kw_kad_peer *peers, size_t n, const char *peer,
+			     char (*out)[KW_CLIENT_ADDR_MAX], uint32_t cap);
+
+/*
+ * kw_client_connect, and when it finds no connection and no address, a kad find-peer and a
+ * dial of what it returns. Return: 1 (*c open); 0 (cb runs from the loop, once, with the
+ * connection or an error; on an error r->why says what went wrong: not found, no
+ * address, every dial failed); -KW_ENOENT (no connection, no address, no kad: why set);
+ * -KW_EBUSY (a resolution is in flight); kw_client_connect's other errors.
+ */
+int kw_client_resolve(struct kw_client_resolver *r, const char *peer, const char *const *addrs,
+		      int n, kw_client_dial_fn cb, void *user, struct kw_conn **c);
+
+/*
+ * The transient node's kad (/ipfs/kad/1.0.0) as p2pd runs it: server mode (`kwnode serve`)
+ * or client mode (generate, moe), bootstrapped from boot[0..n) (multiaddrs with /p2p/, the
+ * Hivemind bootstrap peers: p2pd gets the same list). Made before the first connection so
+ * identify admits the peers met. *kad is NULL when the build has no kad
+ * (CONFIG_KW_NET_KAD_SWARM). Errors are printed as "<prog>: ...". Return: 0; a negative code.
+ */
+struct kw_app_transient;
+int kw_app_transient_kad(struct kw_app_transient *t, const char *prog, bool client_mode,
+			 const char (*boot)[KW_CONFIG_PEER_ADDR_MAX], int n, struct kw_kad **kad);
+void kw_app_transient_kad_close(struct kw_kad *kad);
 
 /* ---- the MoE client (app/client_moe.c, `kwnode moe`) ----------------------------------- */
 #define KW_CLIENT_MOE_DIMS     4     /* grid dimensions of an expert uid */

@@ -13,7 +13,10 @@
 #include <kw/ml/codec.h>
 #include <kw/ml/tensor_msg.h>
 #include <kw/net/hivemind_records.h>
+#include <kw/net/kad.h>
+#include <kw/net/kad_msg.h>
 #include <kw/net/key.h>
+#include <kw/net/multiaddr.h>
 #include <kw/net/swarm.h>
 
 #include "client.h"
@@ -429,4 +432,156 @@ int kw_client_connect(struct kw_swarm *sw, const char *peer, const char *const *
 		}
 	}
 	return -KW_ENOENT;
+}
+
+/* ---- finding a server's addresses from its PeerID ------------------------------------------ */
+
+void kw_client_resolver_init(struct kw_client_resolver *r, struct kw_swarm *sw,
+			     struct kw_kad *kad)
+{
+	memset(r, 0, sizeof(*r));
+	r->sw = sw;
+	r->kad = kad;
+}
+
+uint32_t kw_client_kad_addrs(const struct kw_kad_peer *peers, size_t n, const char *peer,
+			     char (*out)[KW_CLIENT_ADDR_MAX], uint32_t cap)
+{
+	struct kw_peer_id want, id, inner;
+	struct kw_multiaddr ma;
+	char t[KW_MADDR_TEXT_MAX];
+	uint32_t k = 0;
+
+	if (kw_peer_id_from_text(peer, &want) < 0)
+		return 0;
+	for (size_t i = 0; i < n && k < cap; i++) {
+		const struct kw_kad_peer *p = &peers[i];
+
+		if (kw_peer_id_from_bytes(p->id, p->id_len, &id) < 0 || !kw_peer_id_equal(&id, &want))
+			continue;
+		for (unsigned j = 0; j < p->n_addrs && k < cap; j++) {
+			if (kw_maddr_from_bytes(p->addrs[j], p->addr_len[j], &ma, NULL, 0) < 0)
+				continue;
+			/* an address naming another peer is not this peer's */
+			if (kw_maddr_peer_id(&ma, &inner) == 0) {
+				if (!kw_peer_id_equal(&inner, &want))
+					continue;
+			} else if (kw_maddr_append_peer_id(&ma, &want) < 0) {
+				continue;
+			}
+			if (kw_maddr_to_text(&ma, t, sizeof(t)) < 0 || strlen(t) >= KW_CLIENT_ADDR_MAX)
+				continue;
+			snprintf(out[k++], KW_CLIENT_ADDR_MAX, "%s", t);
+		}
+	}
+	return k;
+}
+
+static void res_fail(struct kw_client_resolver *r, int err)
+{
+	kw_client_dial_fn cb = r->cb;
+
+	r->state = KW_CLIENT_RES_IDLE;
+	r->failed++;
+	cb(r->sw, NULL, err, r->user);
+}
+
+static void res_dial_next(struct kw_client_resolver *r, int err);
+
+static void res_on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
+{
+	struct kw_client_resolver *r = user;
+
+	(void)sw;
+	if (r->state != KW_CLIENT_RES_DIAL)
+		return;
+	if (err < 0) {
+		snprintf(r->why, sizeof(r->why), "found over /ipfs/kad/1.0.0 but no address "
+			 "answered (last: %.80s: %s)", r->addr[r->next - 1], kw_strerror(err));
+		res_dial_next(r, err);
+		return;
+	}
+	r->state = KW_CLIENT_RES_IDLE;
+	r->resolved++;
+	r->why[0] = '\0';
+	r->cb(r->sw, c, 0, r->user);
+}
+
+/* Dials the next address returned; fails the resolution with err (the last dial's) when
+ * none is left. */
+static void res_dial_next(struct kw_client_resolver *r, int err)
+{
+	int ret = err;
+
+	while (r->next < r->n_addr) {
+		ret = kw_swarm_dial(r->sw, r->addr[r->next++], res_on_dial, r);
+		if (ret == 0) {
+			r->state = KW_CLIENT_RES_DIAL;
+			return;
+		}
+		snprintf(r->why, sizeof(r->why), "found over /ipfs/kad/1.0.0 but no address "
+			 "could be dialed (last: %.80s: %s)", r->addr[r->next - 1],
+			 kw_strerror(ret));
+	}
+	res_fail(r, ret);
+}
+
+static void res_on_found(struct kw_kad *k, const struct kw_kad_result *res, void *user)
+{
+	struct kw_client_resolver *r = user;
+
+	(void)k;
+	if (r->state != KW_CLIENT_RES_LOOKUP)
+		return;
+	/* a lookup that timed out still reports what it found */
+	r->n_addr = kw_client_kad_addrs(res->peers, res->n_peers, r->peer, r->addr,
+					KW_CLIENT_RESOLVE_ADDRS);
+	r->next = 0;
+	if (!r->n_addr) {
+		snprintf(r->why, sizeof(r->why), "PeerID not found over /ipfs/kad/1.0.0 (%s)",
+			 res->err ? kw_strerror(res->err) :
+			 res->n_peers ? "no address it could be dialed at" : "no peer knows it");
+		res_fail(r, res->err ? res->err : -KW_ENOENT);
+		return;
+	}
+	res_dial_next(r, -KW_ENOENT);
+}
+
+int kw_client_resolve(struct kw_client_resolver *r, const char *peer, const char *const *addrs,
+		      int n, kw_client_dial_fn cb, void *user, struct kw_conn **c)
+{
+	struct kw_peer_id pid;
+	int ret;
+
+	if (r->state != KW_CLIENT_RES_IDLE)
+		return -KW_EBUSY;
+	r->why[0] = '\0';
+	ret = kw_client_connect(r->sw, peer, addrs, n, cb, user, c);
+	if (ret != -KW_ENOENT)
+		return ret;
+	if (!r->kad) {
+		snprintf(r->why, sizeof(r->why), "no connection and no address, and no "
+			 "/ipfs/kad/1.0.0 in this build to find one (give it with --peer)");
+		return ret;
+	}
+	(void)kw_peer_id_from_text(peer, &pid);   /* kw_client_connect parsed it */
+	snprintf(r->peer, sizeof(r->peer), "%s", peer);
+	r->cb = cb;
+	r->user = user;
+	r->n_addr = r->next = 0;
+	r->state = KW_CLIENT_RES_LOOKUP;
+#ifdef CONFIG_KW_NET_KAD
+	ret = kw_kad_find_peer(r->kad, &pid, res_on_found, r);
+#else
+	ret = -KW_ENOTSUP;
+	(void)res_on_found;
+#endif
+	if (ret < 0) {
+		r->state = KW_CLIENT_RES_IDLE;
+		r->failed++;
+		snprintf(r->why, sizeof(r->why), "cannot start a /ipfs/kad/1.0.0 lookup: %s",
+			 kw_strerror(ret));
+		return ret;
+	}
+	return 0;
 }

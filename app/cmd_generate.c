@@ -21,8 +21,10 @@
  *      undisturbed run.
  *
  * Output: the generated token IDs, one per line, on stdout; the route, each step with its
- * time and every failure on stderr. Servers are dialed over a connection already open or an
- * address given with --bootstrap / --peer (the ServerInfo records carry PeerIDs only).
+ * time and every failure on stderr. Servers are dialed over a connection already open, an
+ * address given with --bootstrap / --peer, or else the addresses a /ipfs/kad/1.0.0 find-peer
+ * returns for their PeerID (the ServerInfo records carry PeerIDs only; app/client.h
+ * kw_client_resolve).
  * Exit: 0 all N tokens, 1 no route / no answer / cannot join, 2 usage or a bad file.
  *
  * The embeddings, final norm and lm_head come from kw_llama_model_load (int8, as the servers
@@ -117,9 +119,12 @@ struct gen {
 	bool reroute;                 /* plan again from span `cur` after the fetch */
 	char uid[KW_SERVE_UID_MAX * KW_CLIENT_SPANS_MAX];
 	char span_peer[KW_CLIENT_SPANS_MAX][KW_HM_REC_PEER_MAX];   /* who runs each span */
-	/* addresses we can dial by PeerID */
+	/* addresses we can dial by PeerID; the others are found over /ipfs/kad/1.0.0 */
 	const char *peer_addr[PEERS_MAX];
 	int n_peer_addr;
+	struct kw_kad *kad;           /* client mode, from the --bootstrap peers; NULL: none */
+	struct kw_client_resolver res;
+	bool resolving;               /* the dial in flight follows a kad lookup */
 	/* figures */
 	struct timespec t0, step_t0;
 	uint32_t failures, reroutes;
@@ -584,9 +589,14 @@ static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
 	if (g->phase != P_CALL)
 		return;
 	if (err < 0) {
-		span_failed(g, kw_strerror(err));
+		g->resolving = false;
+		span_failed(g, g->res.why[0] ? g->res.why : kw_strerror(err));
 		return;
 	}
+	if (g->resolving)
+		fprintf(stderr, "%s: %s found over /ipfs/kad/1.0.0 at %s\n", PROG,
+			g->route.srv[g->span[g->cur].srv].peer, g->res.addr[g->res.next - 1]);
+	g->resolving = false;
 	send_call(g, c);
 }
 
@@ -600,13 +610,13 @@ static void call_span(struct gen *g)
 		send_step(g, NULL);     /* the session's stream carries the step */
 		return;
 	}
-	ret = kw_client_connect(g->sw, peer, g->peer_addr, g->n_peer_addr, on_dial, g, &c);
+	ret = kw_client_resolve(&g->res, peer, g->peer_addr, g->n_peer_addr, on_dial, g, &c);
+	g->resolving = ret == 0 && g->res.state != KW_CLIENT_RES_IDLE;
 	if (ret == 1)
 		send_call(g, c);
 	else if (ret < 0)
-		span_failed(g, ret == -KW_ENOENT ? "no connection and no address (give it with "
-			    "--peer)" : ret == -KW_EINVAL ? "its PeerID does not parse" :
-			    kw_strerror(ret));
+		span_failed(g, g->res.why[0] ? g->res.why : ret == -KW_EINVAL ?
+			    "its PeerID does not parse" : kw_strerror(ret));
 }
 
 /* ---- the node ------------------------------------------------------------------------------ */
@@ -684,7 +694,8 @@ static void usage(FILE *f)
 		"  prefix per token), embeddings, final norm and lm_head here from DIR (the\n"
 		"  checkpoint the servers hold). FILE: token IDs, one\n"
 		"  per line. P: the model's dht_prefix (default DIR's last component, '.' -> '-').\n"
-		"  --peer ADDR: a server's address with /p2p/ (bootstrap peers count too).\n"
+		"  --peer ADDR: a server's address with /p2p/ (bootstrap peers count too); the\n"
+		"  others are found by PeerID over /ipfs/kad/1.0.0 from the bootstrap peers.\n"
 		"  --step-delay-ms: a pause between tokens (0), for demos of a failing server.\n"
 		"  Prints the N generated token IDs, one per line; progress on stderr.\n");
 }
@@ -886,7 +897,14 @@ int kw_cmd_generate(int argc, char **argv)
 	t_open = true;
 	g->n = t.n;
 	g->sw = t.sw;
-	if (kw_app_hm_start(t.n, t.sw, t.id, NULL, true,
+	/* servers not given with --peer are resolved by PeerID, as p2pd does (client mode);
+	 * the Hivemind DHT's own lookups reach the peers its answers name the same way */
+	if (kw_app_transient_kad(&t, PROG, true,
+				 (const char (*)[KW_CONFIG_PEER_ADDR_MAX])cfg.hivemind_bootstrap,
+				 cfg.n_hivemind_bootstrap, &g->kad) < 0)
+		goto out;
+	kw_client_resolver_init(&g->res, g->sw, g->kad);
+	if (kw_app_hm_start(t.n, t.sw, t.id, g->kad, true,
 			    (const char (*)[KW_CONFIG_PEER_ADDR_MAX])cfg.hivemind_bootstrap,
 			    cfg.n_hivemind_bootstrap, &g->hm, &g->d, &g->st) < 0) {
 		fprintf(stderr, "%s: cannot start the Hivemind DHT\n", PROG);
@@ -912,6 +930,7 @@ oom:
 out:
 	if (g->st)
 		kw_app_hm_stop(g->st);
+	kw_app_transient_kad_close(g->kad);
 	if (t_open)
 		kw_app_transient_close(&t);
 	if (ck_open)

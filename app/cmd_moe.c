@@ -61,6 +61,8 @@ struct moe {
 	const char *prefix;
 	const char *addr[PEERS];
 	int n_addr;
+	struct kw_kad *kad;           /* client mode: finds experts' servers by PeerID */
+	struct kw_client_resolver res;
 	/* the walk */
 	char pre[PREFIXES][KW_HM_REC_UID_MAX];
 	uint32_t n_pre, at_pre;
@@ -307,7 +309,7 @@ static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
 
 	(void)sw;
 	if (err < 0)
-		call_done(m, kw_strerror(err));
+		call_done(m, m->res.why[0] ? m->res.why : kw_strerror(err));
 	else
 		send_call(m, c);
 }
@@ -321,13 +323,12 @@ static void call_next(struct moe *m)
 		mix(m);
 		return;
 	}
-	ret = kw_client_connect(m->sw, m->ex[m->calls[m->at_call]].peer, m->addr, m->n_addr,
+	ret = kw_client_resolve(&m->res, m->ex[m->calls[m->at_call]].peer, m->addr, m->n_addr,
 				on_dial, m, &c);
 	if (ret == 1)
 		send_call(m, c);
 	else if (ret < 0)
-		call_done(m, ret == -KW_ENOENT ? "no connection and no address (give it with "
-			  "--peer)" : kw_strerror(ret));
+		call_done(m, m->res.why[0] ? m->res.why : kw_strerror(ret));
 }
 
 static void on_tick(struct kw_loop *l, struct kw_timer *t)
@@ -480,7 +481,12 @@ int kw_cmd_moe(int argc, char **argv)
 	t_open = true;
 	m->n = t.n;
 	m->sw = t.sw;
-	if (kw_app_hm_start(t.n, t.sw, t.id, NULL, true,
+	if (kw_app_transient_kad(&t, PROG, true,
+				 (const char (*)[KW_CONFIG_PEER_ADDR_MAX])cfg.hivemind_bootstrap,
+				 cfg.n_hivemind_bootstrap, &m->kad) < 0)
+		goto out;
+	kw_client_resolver_init(&m->res, m->sw, m->kad);
+	if (kw_app_hm_start(t.n, t.sw, t.id, m->kad, true,
 			    (const char (*)[KW_CONFIG_PEER_ADDR_MAX])cfg.hivemind_bootstrap,
 			    cfg.n_hivemind_bootstrap, &m->hm, &m->d, &m->st) < 0) {
 		fprintf(stderr, "%s: cannot start the Hivemind DHT\n", PROG);
@@ -496,6 +502,7 @@ int kw_cmd_moe(int argc, char **argv)
 out:
 	if (m->st)
 		kw_app_hm_stop(m->st);
+	kw_app_transient_kad_close(m->kad);
 	if (t_open)
 		kw_app_transient_close(&t);
 	free(m->x);

@@ -4,7 +4,8 @@
  * (serve_model, serve_blocks, serve_experts, serve_grid, serve_hidden); a config file may
  * give them instead. The node is the transient node of the one-shot commands
  * (kw_app_transient_open: identity in the data directory, at most 64 connections each way)
- * plus its listen addresses and the Hivemind DHT (hivemind_bootstrap peers, or none); the
+ * plus its listen addresses, the Hivemind DHT (hivemind_bootstrap peers, or none) and
+ * /ipfs/kad/1.0.0 in server mode from the same peers (clients resolve its PeerID there); the
  * full daemon serves the same keys through `kwnode run` and its `serve` init entry. Unless in
  * client mode it announces what it serves on that DHT (ServerInfo of the span, expert
  * declarations; app/serve_app.c) and announces OFFLINE before it stops.
@@ -27,6 +28,7 @@
 #include <kw/net/key.h>
 #include <kw/net/swarm.h>
 
+#include "client.h"
 #include "hivemind.h"
 #include "serve_app.h"
 
@@ -103,6 +105,7 @@ int kw_cmd_serve(int argc, char **argv)
 	struct kw_app_transient t;
 	struct kw_hm *hm = NULL;
 	struct kw_hm_dht *d = NULL;
+	struct kw_kad *kad = NULL;
 	struct kw_app_hm *st = NULL;
 	struct sigaction sa;
 	char err[512], buf[1024];
@@ -165,7 +168,13 @@ int kw_cmd_serve(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (kw_app_hm_start(t.n, t.sw, t.id, NULL, cfg.hivemind_client,
+	/* /ipfs/kad/1.0.0 as p2pd runs it for hivemind (-dhtServer=1 unless client mode), from
+	 * the same bootstrap peers: clients find this server's addresses by its PeerID */
+	if (kw_app_transient_kad(&t, "kwnode serve", cfg.hivemind_client,
+				 (const char (*)[KW_CONFIG_PEER_ADDR_MAX])cfg.hivemind_bootstrap,
+				 cfg.n_hivemind_bootstrap, &kad) < 0)
+		goto out;
+	if (kw_app_hm_start(t.n, t.sw, t.id, kad, cfg.hivemind_client,
 			    (const char (*)[KW_CONFIG_PEER_ADDR_MAX])cfg.hivemind_bootstrap,
 			    cfg.n_hivemind_bootstrap, &hm, &d, &st) < 0) {
 		fprintf(stderr, "kwnode serve: cannot start the Hivemind RPC layer\n");
@@ -214,6 +223,7 @@ int kw_cmd_serve(int argc, char **argv)
 out:
 	kw_app_hm_announce_end(st);
 	kw_app_hm_stop(st);
+	kw_app_transient_kad_close(kad);   /* before the swarm: its streams report to it */
 	kw_app_transient_close(&t);   /* the swarm goes first: no handler runs afterwards */
 	kw_app_serve_close(&as);
 	return code;

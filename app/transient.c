@@ -1,7 +1,8 @@
 /*
  * The transient node of the one-shot commands (include/kw/app.h, kw_app_transient_open):
  * one place for the identity, loop, node, swarm and identify set-up that `kwnode dht` and
- * `kwnode hivemind` (and the commands that follow them) need before their own protocols.
+ * `kwnode hivemind` (and the commands that follow them) need before their own protocols,
+ * and the kad (/ipfs/kad/1.0.0) the Petals client and server run for peer routing.
  */
 #include <stdio.h>
 #include <string.h>
@@ -10,8 +11,12 @@
 #include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/net/identify.h>
+#include <kw/net/kad.h>
 #include <kw/net/keyfile.h>
+#include <kw/net/multiaddr.h>
 #include <kw/net/swarm.h>
+
+#include "client.h"
 
 /* A transient node lives for seconds and talks to a handful of peers. */
 #define TRANSIENT_CONNS_MAX 64u
@@ -60,4 +65,56 @@ void kw_app_transient_close(struct kw_app_transient *t)
 	if (t->sys_open)
 		kw_sys_linux_close(&t->sys);
 	memset(t, 0, sizeof(*t));
+}
+
+int kw_app_transient_kad(struct kw_app_transient *t, const char *prog, bool client_mode,
+			 const char (*boot)[KW_CONFIG_PEER_ADDR_MAX], int n, struct kw_kad **kad)
+{
+#ifdef CONFIG_KW_NET_KAD_SWARM
+	struct kw_kad_cfg kc;
+	struct kw_multiaddr ma;
+	char why[KW_MADDR_ERR_MAX];
+	int ret;
+
+	*kad = NULL;
+	if (!t->id)
+		return 0;   /* admission needs identify: no kad without it */
+	kw_kad_cfg_default(&kc);
+	kc.self = kw_swarm_peer_id(t->sw);
+	kc.client_mode = client_mode;
+	kc.key = kw_swarm_key(t->sw);
+	ret = kw_kad_swarm_create(t->sw, t->id, &t->n->arena, &kc, kad);
+	if (ret < 0) {
+		fprintf(stderr, "%s: cannot start /ipfs/kad/1.0.0: %s\n", prog, kw_strerror(ret));
+		*kad = NULL;
+		return ret;
+	}
+	for (int i = 0; i < n; i++) {
+		why[0] = '\0';
+		ret = kw_maddr_from_text(boot[i], &ma, why, sizeof(why));
+		if (ret == 0)
+			ret = kw_kad_bootstrap_add(*kad, &ma);
+		if (ret < 0) {
+			fprintf(stderr, "%s: kad bootstrap peer %s: %s\n", prog, boot[i],
+				why[0] ? why : kw_strerror(ret));
+			kw_kad_swarm_destroy(*kad);
+			*kad = NULL;
+			return ret;
+		}
+	}
+#else
+	(void)t; (void)prog; (void)client_mode; (void)boot; (void)n;
+	*kad = NULL;
+#endif
+	return 0;
+}
+
+void kw_app_transient_kad_close(struct kw_kad *kad)
+{
+#ifdef CONFIG_KW_NET_KAD_SWARM
+	if (kad)
+		kw_kad_swarm_destroy(kad);
+#else
+	(void)kad;
+#endif
 }

@@ -11,8 +11,9 @@
 # the same tokens; then that last server of 2:4 stopped (SIGSTOP) for 1.5 s mid-step:
 # timeout, ban, a new session after the ban, the same tokens. An expert found through its
 # DHT declaration answers rpc_forward, `kwnode moe` mixes the experts it finds through
-# their declarations, and a server stopped with SIGTERM reads OFFLINE. Each step prints its
-# time.
+# their declarations, and a server stopped with SIGTERM reads OFFLINE. Last, a server E that
+# starts after the client, with no --peer for it, is resolved by its PeerID over
+# /ipfs/kad/1.0.0 and used. Each step prints its time.
 # Usage: test_demo.sh BUILD_DIR   (BUILD_DIR holds kwnode and tools/model/)
 set -u
 O=${1:-build/h}
@@ -209,6 +210,25 @@ line=$($K hivemind -d $tmp/cli -b $BOOT servers demo-llama 2>/dev/null | grep "^
 case "$line" in *"	OFFLINE	4:6	"*) [ $rc -eq 0 ] && ok "C stopped with SIGTERM: exit 0, its ServerInfo OFFLINE at once" || ko "C exit $rc" ;;
     *) ko "C after SIGTERM: rc=$rc '$line'" ;; esac
 step "SIGTERM of server C"
+
+# a server that joins after the client started, with no --peer for it: C (the only holder of
+# 4:6) is OFFLINE, so the client finds no route and reads the records again; E then starts
+# with 4:6, is found by its ServerInfo, its PeerID resolved to an address over
+# /ipfs/kad/1.0.0 (E and A run it in server mode, as p2pd does) and used
+gen late 8 &
+gpid=$!
+sleep 1
+serve E 4:6 --bootstrap $BOOT
+wait_listen E
+step "server E (blocks 4:6) started after the client, no --peer for it"
+wait $gpid; rc=$?
+got=$(tr '\n' ' ' < $tmp/late.out | sed 's/ $//')
+want=$(echo $ref | cut -d' ' -f1-8)
+grep -E 'found over|route for' $tmp/late.err | sed 's/^/    /'
+[ $rc -eq 0 ] && [ "$got" = "$want" ] && grep -q "route for blocks .*4:6@$(peer E | cut -c1-16)" $tmp/late.err \
+    && ok "E, started after the client and given by no --peer, is resolved by PeerID and runs 4:6: the same 8 tokens" \
+    || ko "late server: rc=$rc got '$got' want '$want': $(grep -v INF $tmp/late.err | tail -3)"
+step "generation through a server that joined later"
 
 echo "$pass passed, $fail failed ($(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s)"
 [ $fail -eq 0 ]

@@ -6,7 +6,10 @@
  * (kw_client_answer_decode for 1..8 rows of hidden 4, the second byte choosing them: on
  * success every value is finite); 2, an expert declaration entry (kw_client_expert_entry,
  * the second byte the subkey's length: on success uid and peer are NUL-terminated within
- * their room and uid is an expert uid). Built against libkw.a.
+ * their room and uid is an expert uid). A first byte from 0xf0 picks the addresses of a kad
+ * answer (kw_client_kad_addrs: length-prefixed binary multiaddrs of one peer, the second
+ * byte picking how many it may return: each kept one parses and ends in /p2p/<that peer>).
+ * Built against libkw.a.
  */
 #include <math.h>
 #include <stddef.h>
@@ -17,6 +20,9 @@
 #include <kw/err.h>
 #include <kw/ml/codec.h>
 #include <kw/net/hivemind_records.h>
+#include <kw/net/kad_msg.h>
+#include <kw/net/key.h>
+#include <kw/net/multiaddr.h>
 
 #include "../../app/client.h"
 
@@ -40,6 +46,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 2)
 		return 0;
+	if (data[0] >= 0xf0) {
+		static const char who[] = "12D3KooWE8zUHfv8s5oq3oR9aZgbS9FcQ9rLmw5szTzZWXDwEsKZ";
+		static struct kw_kad_peer kp;
+		static char addrs[KW_CLIENT_RESOLVE_ADDRS][KW_CLIENT_ADDR_MAX];
+		struct kw_peer_id id, inner;
+		struct kw_multiaddr ma;
+		uint32_t cap = 1 + data[1] % KW_CLIENT_RESOLVE_ADDRS, got;
+		size_t pos = 2;
+
+		if (kw_peer_id_from_text(who, &id) < 0)
+			abort();
+		memset(&kp, 0, sizeof(kp));
+		memcpy(kp.id, id.bytes, id.len);
+		kp.id_len = id.len;
+		while (pos < size && kp.n_addrs < KW_KAD_MAX_ADDRS) {
+			size_t l = data[pos++] % (KW_KAD_ADDR_MAX + 1);
+
+			if (l > size - pos)
+				l = size - pos;
+			memcpy(kp.addrs[kp.n_addrs], data + pos, l);
+			kp.addr_len[kp.n_addrs++] = (uint8_t)l;
+			pos += l;
+		}
+		got = kw_client_kad_addrs(&kp, 1, who, addrs, cap);
+		if (got > cap)
+			abort();
+		for (uint32_t i = 0; i < got; i++) {
+			size_t l = strlen(addrs[i]);
+
+			if (l >= KW_CLIENT_ADDR_MAX || kw_maddr_from_text(addrs[i], &ma, NULL, 0) < 0 ||
+			    kw_maddr_peer_id(&ma, &inner) < 0 || !kw_peer_id_equal(&inner, &id) ||
+			    l < sizeof(who) - 1 || strcmp(addrs[i] + l - (sizeof(who) - 1), who))
+				abort();
+		}
+		return 0;
+	}
 	if (data[0] % 3 == 2) {
 		char uid[KW_HM_REC_UID_MAX], peer[KW_HM_REC_PEER_MAX];
 		size_t sl = data[1] < size - 2 ? data[1] : size - 2;

@@ -19,12 +19,21 @@
 #include <kw/ml/codec.h>
 #include <kw/ml/half.h>
 #include <kw/ml/tensor_msg.h>
+#include <kw/sim.h>
+#include <kw/net/hivemind.h>
+#include <kw/net/identify.h>
+#include <kw/net/kad.h>
 #include <kw/net/hivemind_records.h>
+#include <kw/net/kad_msg.h>
+#include <kw/net/key.h>
+#include <kw/net/multiaddr.h>
+#include <kw/net/swarm.h>
 
 #include "../../../app/client.h"
 #include "../../../app/serve.h"
 #include "../../../app/serve_app.h"
 #include "model_gen.h"
+#include "../net/hivemind/hm_pair.h"
 
 static struct kw_client_route rt;
 static char dir[3100], err[512];
@@ -455,6 +464,250 @@ static void test_client_announce_says_what_is_served(void **state)
 	kw_test_rm_dir(dir);
 }
 
+
+/* ---- finding a server's addresses from its PeerID (kw_client_resolve) ------------------ */
+
+#define PEER_P "12D3KooWE8zUHfv8s5oq3oR9aZgbS9FcQ9rLmw5szTzZWXDwEsKZ"
+#define PEER_X "12D3KooWHy5VYSsp9ntTH2xJCPrWqPNbdoJrHZ1doDALatKJdasF"
+
+static void kad_peer(struct kw_kad_peer *kp, const char *peer, const char *const *addrs, int n)
+{
+	struct kw_peer_id id;
+	struct kw_multiaddr ma;
+
+	memset(kp, 0, sizeof(*kp));
+	assert_int_equal(kw_peer_id_from_text(peer, &id), 0);
+	memcpy(kp->id, id.bytes, id.len);
+	kp->id_len = id.len;
+	assert_true(n <= KW_KAD_MAX_ADDRS);
+	for (int i = 0; i < n; i++) {
+		if (!addrs[i]) {   /* bytes that are no multiaddr */
+			memset(kp->addrs[i], 0xff, 4);
+			kp->addr_len[i] = 4;
+		} else {
+			assert_int_equal(kw_maddr_from_text(addrs[i], &ma, NULL, 0), 0);
+			memcpy(kp->addrs[i], ma.bytes, ma.len);
+			kp->addr_len[i] = (uint8_t)ma.len;
+		}
+	}
+	kp->n_addrs = (uint8_t)n;
+}
+
+static void test_client_kad_answer_gives_the_peers_own_addresses(void **state)
+{
+	static const char *const other[] = { "/ip4/10.9.9.9/tcp/1" };
+	static const char *const mine[] = {
+		"/ip4/127.0.0.1/tcp/4001",                 /* bare: /p2p/ is appended */
+		NULL,                                       /* garbage: left out */
+		"/ip4/1.2.3.4/tcp/6/p2p/" PEER_X,           /* names another peer: left out */
+		"/ip4/10.0.0.1/tcp/5/p2p/" PEER_P,          /* already names it: kept */
+	};
+	struct kw_kad_peer kp[5];
+	char out[KW_CLIENT_RESOLVE_ADDRS][KW_CLIENT_ADDR_MAX];
+
+	(void)state;
+	/* one address per entry: a build may keep one per peer (KW_NET_KAD_MAX_ADDRS_PER_PEER);
+	 * the entries of one peer add up, as a lookup's answers from several peers do */
+	kad_peer(&kp[0], PEER_X, other, 1);
+	for (int i = 0; i < 4; i++)
+		kad_peer(&kp[1 + i], PEER_P, mine + i, 1);
+	assert_int_equal(kw_client_kad_addrs(kp, 5, PEER_P, out, KW_CLIENT_RESOLVE_ADDRS), 2);
+	assert_string_equal(out[0], "/ip4/127.0.0.1/tcp/4001/p2p/" PEER_P);
+	assert_string_equal(out[1], "/ip4/10.0.0.1/tcp/5/p2p/" PEER_P);
+	/* the cap holds; the other peer's entry alone says nothing of P */
+	assert_int_equal(kw_client_kad_addrs(kp, 5, PEER_P, out, 1), 1);
+	assert_string_equal(out[0], "/ip4/127.0.0.1/tcp/4001/p2p/" PEER_P);
+	assert_int_equal(kw_client_kad_addrs(kp, 1, PEER_P, out, KW_CLIENT_RESOLVE_ADDRS), 0);
+	assert_int_equal(kw_client_kad_addrs(kp, 5, PEER_X, out, KW_CLIENT_RESOLVE_ADDRS), 1);
+	assert_string_equal(out[0], "/ip4/10.9.9.9/tcp/1/p2p/" PEER_X);
+	assert_int_equal(kw_client_kad_addrs(kp, 5, "not-a-peer", out, 4), 0);
+}
+
+struct dialed {
+	struct kw_conn *c;
+	int err, calls;
+};
+
+static void on_resolved(struct kw_swarm *sw, struct kw_conn *c, int e, void *user)
+{
+	struct dialed *d = user;
+
+	(void)sw;
+	d->c = c;
+	d->err = e;
+	d->calls++;
+}
+
+static void test_client_resolve_uses_a_connection_then_an_address(void **state)
+{
+	struct kw_hm_limits hl;
+	struct kw_hm_pair p;
+	struct kw_client_resolver r;
+	struct dialed d = { 0 };
+	struct kw_conn *c = NULL;
+	char b_peer[KW_HM_REC_PEER_MAX];
+	const char *addrs[1];
+
+	(void)state;
+	kw_hm_limits_default(&hl);
+	assert_int_equal(kw_hm_pair_init(&p, 2, &hl, 16 * 1024), 0);
+	assert_int_equal(kw_peer_id_to_text(kw_swarm_peer_id(p.b.sw), b_peer, sizeof(b_peer)), 0);
+	/* no connection, no address and no kad in this resolver: nothing reaches b */
+	kw_client_resolver_init(&r, p.a.sw, NULL);
+	assert_int_equal(kw_client_resolve(&r, b_peer, NULL, 0, on_resolved, &d, &c),
+			 -KW_ENOENT);
+	assert_non_null(strstr(r.why, "--peer"));
+	assert_int_equal(r.state, KW_CLIENT_RES_IDLE);
+	assert_int_equal(kw_client_resolve(&r, "12D3KooWnot", NULL, 0, on_resolved, &d, &c),
+			 -KW_EINVAL);
+	addrs[0] = p.a.addr;   /* names a, not b */
+	assert_int_equal(kw_client_resolve(&r, b_peer, addrs, 1, on_resolved, &d, &c),
+			 -KW_ENOENT);
+	/* a resolution in flight refuses a second one */
+	r.state = KW_CLIENT_RES_LOOKUP;
+	assert_int_equal(kw_client_resolve(&r, b_peer, NULL, 0, on_resolved, &d, &c), -KW_EBUSY);
+	r.state = KW_CLIENT_RES_IDLE;
+	/* b's own address: a dial, the callback from the loop with the connection */
+	addrs[0] = p.b.addr;
+	assert_int_equal(kw_client_resolve(&r, b_peer, addrs, 1, on_resolved, &d, &c), 0);
+	assert_int_equal(d.calls, 0);
+	kw_hm_pair_pump(&p, 50);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.err, 0);
+	assert_non_null(d.c);
+	/* then the open connection, at once, with no address */
+	assert_int_equal(kw_client_resolve(&r, b_peer, NULL, 0, on_resolved, &d, &c), 1);
+	assert_ptr_equal(c, d.c);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(r.resolved + r.failed, 0);   /* no lookup ran */
+	kw_hm_pair_fini(&p);
+}
+
+#ifdef CONFIG_KW_NET_KAD_SWARM
+/* ---- the resolver over /ipfs/kad/1.0.0: a client (kad client mode) and two servers ----- */
+
+struct kside {
+	struct kw_test_node *t;
+	struct kw_swarm *sw;
+	struct kw_identify *id;
+	struct kw_kad *kad;
+	struct kw_privkey key;
+	char addr[256];
+};
+
+static struct kside g_ks[3];      /* 0: the client, 1: the bootstrap server, 2: a server */
+
+static void kpump(int passes)
+{
+	for (int i = 0; i < passes; i++)
+		for (int k = 0; k < 3; k++)
+			kw_loop_run_once(&g_ks[k].t->node->loop, 0);
+}
+
+/* Pumps until *flag, moving virtual time on in 10 ms steps (at most ms). */
+static void kwait(struct kw_test_net *net, const int *flag, uint64_t ms)
+{
+	for (uint64_t t = 0; !*flag && t < ms; t += 10) {
+		kpump(20);
+		if (!*flag) {
+			kw_sim_advance(net->net, 10);
+			kpump(4);
+		}
+	}
+}
+
+static void kside_make(struct kw_test_net *net, struct kside *s, int port, bool client)
+{
+	struct kw_swarm_limits lim = kw_test_swarm_limits();
+	struct kw_kad_cfg kc;
+	char listen[64];
+
+	kw_kad_cfg_default(&kc);
+	s->t = kw_test_node_join(net, 48 * 1024);
+	assert_non_null(s->t);
+	assert_int_equal(kw_key_generate(KW_KEY_ED25519, 0, &s->key), 0);
+	assert_int_equal(kw_swarm_create(s->t->node, &s->key, &lim, &s->sw), 0);
+	assert_int_equal(kw_identify_init(s->sw, &s->id), 0);
+	kc.self = kw_swarm_peer_id(s->sw);
+	kc.client_mode = client;
+	kc.key = kw_swarm_key(s->sw);
+	kc.rate_per_peer = 1000;   /* a lookup's requests come faster than the Kconfig floor */
+	kc.rate_burst = 1000;
+	assert_int_equal(kw_kad_swarm_create(s->sw, s->id, &s->t->node->arena, &kc, &s->kad), 0);
+	snprintf(listen, sizeof(listen), "/ip4/127.0.0.1/tcp/%d", port);
+	assert_int_equal(kw_swarm_listen(s->sw, listen), 0);
+	assert_int_equal(kw_swarm_listen_addr(s->sw, 0, s->addr, sizeof(s->addr)), 0);
+}
+
+static void kconnect(struct kw_test_net *net, int from, int to)
+{
+	struct dialed d = { 0 };
+
+	assert_int_equal(kw_swarm_dial(g_ks[from].sw, g_ks[to].addr, on_resolved, &d), 0);
+	kwait(net, &d.calls, 2000);
+	assert_int_equal(d.err, 0);
+	kpump(80);   /* identify both ways: kad admits the servers */
+}
+#endif
+
+static void test_client_resolve_finds_a_server_over_kad(void **state)
+{
+#ifdef CONFIG_KW_NET_KAD_SWARM
+	struct kw_test_net *net = kw_test_net_new(64, 1 << 18);
+	struct kw_client_resolver r;
+	struct dialed d = { 0 };
+	struct kw_conn *c = NULL;
+	char peer2[KW_HM_REC_PEER_MAX];
+
+	(void)state;
+	assert_non_null(net);
+	kside_make(net, &g_ks[0], 4001, true);
+	kside_make(net, &g_ks[1], 4002, false);
+	kside_make(net, &g_ks[2], 4003, false);
+	kconnect(net, 0, 1);   /* the client knows the bootstrap server only */
+	kconnect(net, 2, 1);   /* a server that joined: the bootstrap server knows it */
+	assert_int_equal(kw_peer_id_to_text(kw_swarm_peer_id(g_ks[2].sw), peer2, sizeof(peer2)),
+			 0);
+	assert_null(kw_swarm_find_conn(g_ks[0].sw, kw_swarm_peer_id(g_ks[2].sw)));
+	kw_client_resolver_init(&r, g_ks[0].sw, g_ks[0].kad);
+	assert_int_equal(kw_client_resolve(&r, peer2, NULL, 0, on_resolved, &d, &c), 0);
+	assert_int_equal(r.state, KW_CLIENT_RES_LOOKUP);
+	assert_int_equal(d.calls, 0);   /* never from inside the call */
+	kwait(net, &d.calls, 20000);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.err, 0);
+	assert_ptr_equal(d.c, kw_swarm_find_conn(g_ks[0].sw, kw_swarm_peer_id(g_ks[2].sw)));
+	assert_string_equal(r.addr[r.next - 1], g_ks[2].addr);
+	assert_int_equal(r.resolved, 1);
+	assert_int_equal(r.state, KW_CLIENT_RES_IDLE);
+	/* a PeerID no kad peer knows: the callback says so, the log line says why */
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(kw_client_resolve(&r, PEER_P, NULL, 0, on_resolved, &d, &c), 0);
+	kwait(net, &d.calls, 60000);
+	assert_int_equal(d.calls, 1);
+	assert_true(d.err < 0);
+	assert_null(d.c);
+	assert_non_null(strstr(r.why, "PeerID not found over /ipfs/kad/1.0.0"));
+	assert_int_equal(r.failed, 1);
+	assert_int_equal(r.state, KW_CLIENT_RES_IDLE);
+	for (int k = 0; k < 3; k++) {
+		kw_kad_swarm_destroy(g_ks[k].kad);
+		kw_swarm_destroy(g_ks[k].sw);
+	}
+	kpump(4);
+	for (int k = 0; k < 3; k++) {
+		kw_test_assert_no_leaks(g_ks[k].t->node);
+		kw_test_node_free(g_ks[k].t);
+	}
+	assert_int_equal(kw_sim_open_sockets(net->net), 0);
+	kw_test_net_free(net);
+#else
+	(void)state;
+	print_message("skip: no /ipfs/kad/1.0.0 in this build (CONFIG_KW_NET_KAD_SWARM)\n");
+	skip();
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +722,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_client_step_carries_max_length_then_step_ids),
 		cmocka_unit_test(test_client_moe_reads_declarations_and_picks_the_best),
 		cmocka_unit_test(test_client_announce_says_what_is_served),
+		cmocka_unit_test(test_client_kad_answer_gives_the_peers_own_addresses),
+		cmocka_unit_test(test_client_resolve_uses_a_connection_then_an_address),
+		cmocka_unit_test(test_client_resolve_finds_a_server_over_kad),
 	};
 
 	(void)argc;
