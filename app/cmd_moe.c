@@ -59,6 +59,16 @@ struct rec {
 	bool done;
 };
 
+#define ATTEMPTS   32    /* attempts of one call (then it waits for the deadline) */
+
+struct call;
+/* One attempt of a call on one replica: the dial's and the call's callbacks carry it, so an
+ * attempt given up (its time ran out) is told apart from the one running now. */
+struct att {
+	struct call *c;
+	bool live;
+};
+
 /* One chosen expert: a call with the rows that chose it, on one replica after another. */
 struct call {
 	struct moe *m;
@@ -69,6 +79,10 @@ struct call {
 	uint32_t chosen, failovers;
 	int state;               /* 0 pending, 1 answered, 2 left out */
 	bool reading;            /* a read of the uid key is under way */
+	bool rereading;          /* t waits to read the uid key again (else: the attempt's time) */
+	struct att att[ATTEMPTS], *cur;
+	uint32_t n_att;
+	uint64_t att_end;        /* the attempt's end on the loop clock */
 	struct kw_timer t;
 };
 
@@ -429,8 +443,11 @@ static void on_uid(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v
 			return;
 		}
 	}
+	c->rereading = true;
 	kw_timer_start(&m->n->loop, &c->t, REREAD_MS);
 }
+
+static void attempt_failed(struct att *a, const char *why);
 
 static void on_reread(struct kw_loop *l, struct kw_timer *t)
 {
@@ -440,11 +457,20 @@ static void on_reread(struct kw_loop *l, struct kw_timer *t)
 	(void)l;
 	if (c->m->finished || c->reading)
 		return;
+	if (!c->rereading) {
+		/* the attempt's time ran out (a dial or a call that hangs) */
+		if (c->cur && c->cur->live)
+			attempt_failed(c->cur, "no answer within the attempt's time");
+		return;
+	}
+	c->rereading = false;
 	if (kw_hm_dhtid_of_str(c->ex.uid, strlen(c->ex.uid), &key) == 0 &&
 	    kw_hm_dht_get(c->m->d, &key, true, on_uid, c) == 0)
 		c->reading = true;
-	else
+	else {
+		c->rereading = true;
 		kw_timer_start(&c->m->n->loop, &c->t, REREAD_MS);
+	}
 }
 
 /* The call on the current replica failed: the next replica known at once, else, after
@@ -466,32 +492,43 @@ static void call_failed(struct call *c, const char *why)
 			call_start(c);
 			return;
 		}
+	c->rereading = true;
 	kw_timer_start(&m->n->loop, &c->t, REREAD_MS);
+}
+
+static void attempt_failed(struct att *a, const char *why)
+{
+	a->live = false;
+	kw_timer_cancel(&a->c->m->n->loop, &a->c->t);
+	call_failed(a->c, why);
 }
 
 static void on_answer(const struct kw_hm_result *r, void *user)
 {
-	struct call *c = user;
+	struct att *a = user;
+	struct call *c = a->c;
 	struct moe *m = c->m;
 	static char text[512];
 	static float out[ROWS_MAX * 8192];
 	uint32_t i = 0;
 
-	if (m->finished || c->state)
+	if (m->finished || c->state || !a->live)
 		return;
 	if (r->err < 0) {
-		call_failed(c, kw_strerror(r->err));
+		attempt_failed(a, kw_strerror(r->err));
 		return;
 	}
 	if (r->remote_error) {
 		kw_hm_error_text(r->data, r->len, text, sizeof(text));
-		call_failed(c, text);
+		attempt_failed(a, text);
 		return;
 	}
 	if (kw_client_answer_decode(&m->codec, r->data, r->len, c->chosen, m->hid, out) < 0) {
-		call_failed(c, "the answer is not rows x hidden of the rows sent");
+		attempt_failed(a, "the answer is not rows x hidden of the rows sent");
 		return;
 	}
+	a->live = false;
+	kw_timer_cancel(&m->n->loop, &c->t);
 	for (uint32_t row = 0; row < m->rows; row++)
 		for (uint32_t j = 0; j < m->n_best[row]; j++)
 			if (&m->call[m->best[row][j]] == c) {
@@ -513,11 +550,13 @@ static void on_answer(const struct kw_hm_result *r, void *user)
 	call_closed(c, 1);
 }
 
-static void send_call(struct call *c, struct kw_conn *conn)
+static void send_call(struct att *a, struct kw_conn *conn)
 {
+	struct call *c = a->c;
 	struct moe *m = c->m;
 	float *rows = m->part + (size_t)(ROWS_MAX * K_MAX) * m->hid;
 	uint32_t shape[2], n = 0;
+	uint64_t now, left;
 	long len;
 	int ret;
 
@@ -531,38 +570,53 @@ static void send_call(struct call *c, struct kw_conn *conn)
 	len = kw_client_req_encode(c->ex.uid, shape, 2, rows, n * m->hid, false, m->req,
 				   m->req_cap);
 	/* the request is copied: one encode buffer serves every call */
+	now = kw_loop_now(&m->n->loop);
+	left = c->att_end > now ? c->att_end - now : 1;
 	ret = len < 0 ? (int)len : kw_hm_call(m->hm, conn, KW_SERVE_MOE_FORWARD, m->req,
-					      (size_t)len, m->timeout_ms, on_answer, c);
+					      (size_t)len, (uint32_t)left, on_answer, a);
 	if (ret < 0)
-		call_failed(c, kw_strerror(ret));
+		attempt_failed(a, kw_strerror(ret));
 }
 
 static void on_dial(struct kw_swarm *sw, struct kw_conn *conn, int err, void *user)
 {
-	struct call *c = user;
+	struct att *a = user;
 
 	(void)sw;
-	if (c->m->finished)
+	if (a->c->m->finished || !a->live)
 		return;
 	if (err < 0)
-		call_failed(c, kw_strerror(err));
+		attempt_failed(a, kw_strerror(err));
 	else
-		send_call(c, conn);
+		send_call(a, conn);
 }
 
 static void call_start(struct call *c)
 {
+	struct moe *m = c->m;
 	struct kw_conn *conn;
+	struct att *a;
+	uint64_t now = kw_loop_now(&m->n->loop), left;
 	int ret;
 
+	if (c->n_att == ATTEMPTS)
+		return;   /* the deadline ends it */
+	a = c->cur = &c->att[c->n_att++];
+	a->c = c;
+	a->live = true;
 	c->tried[c->at] = true;
-	ret = kw_client_connect(c->m->sw, c->peer[c->at], c->m->addr, c->m->n_addr, on_dial, c,
-				&conn);
+	/* an attempt (dial and call) gets half the time left, so that a replica that hangs
+	 * leaves room for another */
+	left = m->end_ms > now ? m->end_ms - now : 1;
+	c->att_end = now + (left > 100 ? left / 2 : left);
+	c->rereading = false;
+	kw_timer_start_at(&m->n->loop, &c->t, c->att_end);
+	ret = kw_client_connect(m->sw, c->peer[c->at], m->addr, m->n_addr, on_dial, a, &conn);
 	if (ret == 1)
-		send_call(c, conn);
+		send_call(a, conn);
 	else if (ret < 0)
-		call_failed(c, ret == -KW_ENOENT ? "no connection and no address (give it with "
-			    "--peer)" : kw_strerror(ret));
+		attempt_failed(a, ret == -KW_ENOENT ? "no connection and no address (give it "
+			       "with --peer)" : kw_strerror(ret));
 }
 
 static void calls_start(struct moe *m)
