@@ -6,7 +6,8 @@
 # k = 2 experts per row; with all up; with the replica the DHT names killed (kill -9) right
 # before the call (the call fails and goes to another replica); with the replica named next
 # stopped (SIGSTOP: the attempt times out and the call goes to the last one); then with the
-# survivor alone: the four outputs are the same.
+# survivor alone: the four outputs are the same. Last, k_min and timeout_after_k_min with
+# a replica that hangs.
 # Usage: test_moe.sh KWNODE
 set -u
 K=${1:-build/h/kwnode}
@@ -90,6 +91,31 @@ moe alone $(addr $survivor); rc=$?
 [ $rc -eq 0 ] && cmp -s $tmp/alone.out $tmp/failover.out && ! grep -q "failover to" $tmp/alone.err \
     && ok "the survivor $survivor alone gives the same output" \
     || ko "survivor alone: rc=$rc $(grep -v INF $tmp/alone.err | tail -5)"
+
+# k_min and timeout_after_k_min: G serves a 2 x 2 grid "gate" and declares for 60 s, H a
+# 3 x 3 one declaring for 3 s, so the DHT names G for the uids both serve and H for the rest.
+# H stopped: the rows' experts on G answer, those on H hang; once every row has one answer
+# the rest get 200 ms, far less than the 10 s deadline
+for s in A B C; do eval "kill -9 \$pid_$s 2>/dev/null"; done
+printf 'hivemind_update_period = 30\n' > $tmp/g.conf
+$K serve --experts gate --grid 2 --hidden 32 --listen /ip4/127.0.0.1/tcp/0 --data-dir $tmp/G \
+    --config $tmp/g.conf > $tmp/G.out 2> $tmp/G.err &
+pid_G=$!; pids="$pids $!"
+i=0; while [ $i -lt 200 ] && ! grep -q "^announce " $tmp/G.out 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
+serve H --bootstrap $(addr G) --experts gate --grid 3
+sleep 1.2
+awk 'BEGIN{print "shape 4 32"; for(i=0;i<128;i++) printf "%g ", (((i%32)*37)%11)*0.1 - 0.5; print ""}' > $tmp/xk.txt
+kill -STOP $pid_H
+t1=$(date +%s%N)
+$K moe --prefix gate --grid 3x3 --input $tmp/xk.txt -k 2 --bootstrap $(addr G) --peer $(addr G) \
+    --peer $(addr H) --timeout-ms 10000 --k-min 1 --timeout-after-k-min-ms 200 --stats \
+    --data-dir $tmp/cli-k > $tmp/k.out 2> $tmp/k.err; rc=$?
+ms=$(( ($(date +%s%N) - t1) / 1000000 ))
+kill -CONT $pid_H
+grep '^kwnode moe: row' $tmp/k.err | sed 's/^/    /'
+[ $rc -eq 0 ] && [ $ms -lt 5000 ] && [ "$(grep -c '^kwnode moe: row [0-3]: gate\.[0-9.]* (1\.000) gate\.[0-9.]* (0\.000) failed$' $tmp/k.err)" -eq 4 ] \
+    && ok "k_min 1: every row answered by one expert, the hung ones left out after 200 ms more (${ms} ms, deadline 10 s)" \
+    || ko "k_min: rc=$rc ${ms} ms $(grep -v INF $tmp/k.err | tail -5)"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
