@@ -107,12 +107,11 @@ static void push_matches(struct kw_client_beam *b)
 			float s = 0;
 			bool in = true;
 
-			if (b->ndim == 1 && en->coord == -1) {
-				if (kw_client_expert_coords(en->uid, b->prefix, coord, 1, &n) < 0)
-					continue;
-				push_expert(b, p->score, en->uid, en->peer, coord);
+			/* a 1-D expert sits under "P.i." subkey -1; hivemind scores it by the
+			 * prefix, here by its own coordinate: the same for an honest record, and a
+			 * record naming another uid cannot lend it a better score */
+			if (b->ndim == 1 && en->coord != -1)
 				continue;
-			}
 			if (kw_client_expert_coords(en->uid, b->prefix, coord, KW_CLIENT_MOE_DIMS,
 						    &n) < 0 || n != b->ndim)
 				continue;
