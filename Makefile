@@ -280,6 +280,7 @@ check-host:
 	$(Q)sh tests/build/test_status.sh $(HOSTO)/kwnode
 	$(Q)sh tests/browser/test_status_page.sh $(HOSTO)/kwnode $(HOSTO)
 	$(Q)sh tests/build/test_hivemind.sh $(HOSTO)/kwnode
+	$(Q)sh tests/build/test_moe.sh $(HOSTO)/kwnode
 	$(Q)sh tests/build/test_hivemind_servers.sh $(HOSTO)/kwnode
 	$(Q)sh tests/build/test_avg.sh $(HOSTO)/kwnode
 	$(Q)$(MAKE) --no-print-directory O=$(HOSTO) ARCH=$(HOSTARCH) CROSS_COMPILE= SAN=$(SAN) \

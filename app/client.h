@@ -266,6 +266,67 @@ int kw_client_moe_topk(const float *scores, const uint32_t *grid, uint32_t ndim,
  * failed experts. Return: 0; -KW_ENOENT (none answered). */
 int kw_client_moe_weights(const float *logit, const bool *answered, uint32_t n, float *w);
 
+/* ---- hivemind's grid beam search (app/client_beam.c) ----------------------------------- */
+#define KW_CLIENT_BEAM_MAX  8    /* beam_size (RemoteMixtureOfExperts k_best) at most */
+#define KW_CLIENT_BEAM_SUCC 32   /* successors of one prefix kept (the best-scoring ones) */
+
+/* One entry of a prefix record: next coordinate -> (uid, peer). */
+struct kw_client_beam_entry {
+	int64_t coord;
+	float score;                       /* scores[dim][coord] of the record's next dimension */
+	char uid[KW_HM_REC_UID_MAX];
+	char peer[KW_HM_REC_PEER_MAX];
+};
+
+/* A prefix of the beam ("ffn.3.") with its score and the successors its record named. */
+struct kw_client_beam_pre {
+	char key[KW_HM_REC_UID_MAX];
+	float score;
+	uint32_t n;
+	struct kw_client_beam_entry e[KW_CLIENT_BEAM_SUCC];
+};
+
+/*
+ * MoEBeamSearcher.find_best_experts (hivemind moe/client/beam_search.py @ 4bd43b7) as a
+ * state machine the caller drives: kw_client_beam_want names the prefix records to read,
+ * the caller feeds each record's entries, kw_client_beam_step advances. The initial beam is
+ * the first-dimension prefixes "P.i." in descending score order (ties: the higher index
+ * first, as hivemind pops from a list sorted ascending), the first beam_size whose record
+ * names at least one successor; each next dimension keeps the beam_size best (prefix score
+ * + coordinate score, ties: the larger prefix string, as heapq.nlargest on tuples) whose
+ * record is not empty; an empty beam ends the search early. Every full uid met on the way
+ * counts as an expert scored by the sum of its coordinates' scores; the result is the
+ * beam_size best (ties: the larger uid, then peer), a uid counted once (its first peer).
+ * The struct is large (about 170 KB): callers keep it static or in their arena.
+ */
+struct kw_client_beam {
+	char prefix[KW_HM_REC_UID_MAX];
+	const float *scores;               /* sum(grid) gating scores, dimension after dimension */
+	uint32_t grid[KW_CLIENT_MOE_DIMS], ndim, beam;
+	uint32_t dim;                      /* the next dimension a batch extends (1..ndim-2) */
+	bool initial, done;
+	uint16_t order[KW_CLIENT_MOE_GRID_MAX]; /* first-dimension indices, best first */
+	uint32_t n_order, at_order;
+	struct kw_client_beam_pre cur[KW_CLIENT_BEAM_MAX], batch[KW_CLIENT_BEAM_MAX];
+	uint32_t n_cur, n_batch;
+	struct kw_client_expert best[KW_CLIENT_BEAM_MAX];
+	float best_score[KW_CLIENT_BEAM_MAX];
+	uint32_t n_best;
+	uint32_t fetched, dropped;         /* records asked for; successors not kept (cap) */
+};
+
+/* Return: 0; -KW_EINVAL (beam 0 or > KW_CLIENT_BEAM_MAX, ndim 0 or > KW_CLIENT_MOE_DIMS, a
+ * grid size 0 or > KW_CLIENT_MOE_GRID_MAX, a prefix with '.'). scores must outlive b. */
+int kw_client_beam_init(struct kw_client_beam *b, const char *prefix, const uint32_t *grid,
+			uint32_t ndim, const float *scores, uint32_t beam);
+/* The prefix records to read now, keys[0..n) (pointers into b); 0: the search is done. */
+uint32_t kw_client_beam_want(struct kw_client_beam *b, const char **keys, uint32_t cap);
+/* One entry of the record of keys[i]: ignored when not (coordinate, valid expert uid). */
+void kw_client_beam_feed(struct kw_client_beam *b, uint32_t i, int64_t coord, const char *uid,
+			 const char *peer);
+/* Every record of the batch was fed (a missing record: no entries). */
+void kw_client_beam_step(struct kw_client_beam *b);
+
 /*
  * A tensor text file as `kwnode call` reads it (app/cmd_call.c): a line `shape D0 D1 ...`,
  * then the values. *v is heap memory the caller frees (a one-shot command's start-up).

@@ -4,17 +4,18 @@
  * "Client and generate"; hivemind/moe/client/moe.py, beam_search.py @ 4bd43b7):
  *
  *   1. join the Hivemind DHT (client mode) through --bootstrap peers;
- *   2. walk the declarations "P.i." for every first coordinate i of the grid down (each
- *      prefix record names the next coordinates alive, as MoEBeamSearcher's
- *      get_active_successors reads them) to every alive expert (all of them: the beam is
- *      the whole grid);
- *   3. per input row: gating scores (app/client_moe.c: a generated projection, no trained
- *      gate), the K experts with the highest logits among the alive ones;
- *   4. one ConnectionHandler.rpc_forward per chosen expert with the rows that chose it; an
- *      expert that fails is left out and the weights are the softmax over those that
- *      answered (hivemind masks failed experts the same way);
- *   5. prints the mixed output in `kwnode call`'s tensor text form; the choice per row on
- *      stderr.
+ *   2. per input row: gating scores (app/client_moe.c: a generated projection, no trained
+ *      gate), then MoEBeamSearcher with beam_size K over the declarations (app/client_beam.c;
+ *      each prefix record is read once per run and serves every row);
+ *   3. one ConnectionHandler.rpc_forward per chosen expert with the rows that chose it, all
+ *      at once under one deadline (forward_timeout); once every row has k_min answers the
+ *      rest get timeout_after_k_min more (_RemoteCallMany._collect_responses). A failed
+ *      call goes to another peer known for the uid (another record naming it, or a newer
+ *      declaration of the uid key read again until the deadline); an expert without an
+ *      answer is left out and the weights are the softmax over those that answered
+ *      (hivemind masks failed experts the same way);
+ *   4. prints the mixed output in `kwnode call`'s tensor text form; the choice per row (and
+ *      with --stats how often each expert was chosen and answered) on stderr.
  *
  * Exit: 0 answered, 1 no expert / no answer / cannot join, 2 usage or a bad file. One-shot
  * command: every buffer is sized from the input before the node starts.
@@ -32,6 +33,7 @@
 #include <kw/net/hivemind.h>
 #include <kw/net/hivemind_dht.h>
 #include <kw/net/hivemind_records.h>
+#include <kw/net/msgpack.h>
 #include <kw/net/swarm.h>
 
 #include "client.h"
@@ -41,11 +43,48 @@
 int kw_cmd_moe(int argc, char **argv);
 
 #define PROG       "kwnode moe"
-#define EXPERTS    256   /* alive experts kept */
-#define PREFIXES   256   /* declaration records walked */
-#define K_MAX      8
+#define RECORDS    256   /* prefix records read in one run (shared by every row's search) */
+#define REC_BYTES  ((size_t)1 << 20)
+#define K_MAX      KW_CLIENT_BEAM_MAX
 #define ROWS_MAX   64
+#define CALLS_MAX  (ROWS_MAX * K_MAX)
+#define REPLICAS   4     /* peers known for one uid */
 #define PEERS      (KW_CONFIG_BOOTSTRAP_MAX * 2)
+#define REREAD_MS  250   /* a failed expert's uid key is read again this often */
+
+/* One prefix record as the DHT gave it (read once per run). */
+struct rec {
+	char key[KW_HM_REC_UID_MAX];
+	size_t off, len;         /* the dictionary's bytes in recbuf; len 0: none */
+	bool done;
+};
+
+#define ATTEMPTS   32    /* attempts of one call (then it waits for the deadline) */
+
+struct call;
+/* One attempt of a call on one replica: the dial's and the call's callbacks carry it, so an
+ * attempt given up (its time ran out) is told apart from the one running now. */
+struct att {
+	struct call *c;
+	bool live;
+};
+
+/* One chosen expert: a call with the rows that chose it, on one replica after another. */
+struct call {
+	struct moe *m;
+	struct kw_client_expert ex;
+	char peer[REPLICAS][KW_HM_REC_PEER_MAX];
+	bool tried[REPLICAS];
+	uint32_t n_peer, at;     /* replicas known, the one called now */
+	uint32_t chosen, failovers;
+	int state;               /* 0 pending, 1 answered, 2 left out */
+	bool reading;            /* a read of the uid key is under way */
+	bool rereading;          /* t waits to read the uid key again (else: the attempt's time) */
+	struct att att[ATTEMPTS], *cur;
+	uint32_t n_att;
+	uint64_t att_end;        /* the attempt's end on the loop clock */
+	struct kw_timer t;
+};
 
 struct moe {
 	struct kw_node *n;
@@ -53,31 +92,36 @@ struct moe {
 	struct kw_hm *hm;
 	struct kw_hm_dht *d;
 	struct kw_app_hm *st;
-	struct kw_timer timer;
+	struct kw_timer timer, deadline;
 	struct kw_codec codec;
-	uint64_t deadline_ms;
-	uint32_t wait_ms, timeout_ms, k;
+	uint64_t join_ms, end_ms;
+	uint32_t wait_ms, timeout_ms, after_k_min_ms, k, k_min;
+	bool stats, finished, started;   /* started: the call timers are set up */
 	int code;
 	const char *prefix;
 	const char *addr[PEERS];
 	int n_addr;
 	struct kw_kad *kad;           /* client mode: finds experts' servers by PeerID */
 	struct kw_client_resolver res;
-	/* the walk */
-	char pre[PREFIXES][KW_HM_REC_UID_MAX];
-	uint32_t n_pre, at_pre;
-	struct kw_client_expert ex[EXPERTS];
-	size_t n_ex;
-	uint32_t grid[KW_CLIENT_MOE_DIMS], ndim;
+	uint32_t grid[KW_CLIENT_MOE_DIMS], ndim, n_scores;
+	/* the records read and the search of the row at_row */
+	struct rec rec[RECORDS];
+	uint32_t n_rec, pending_gets;
+	uint8_t *recbuf;
+	size_t recbuf_used;
+	struct kw_client_beam beam;
+	const char *want[KW_CLIENT_BEAM_MAX];
+	uint32_t n_want;
+	size_t at_row;
 	/* the input and the choice */
-	float *x, *y, *part;
+	float *x, *y, *part, *scores;
 	size_t rows, hid;
-	uint32_t best[ROWS_MAX][K_MAX], n_best[ROWS_MAX];
+	uint32_t best[ROWS_MAX][K_MAX], n_best[ROWS_MAX];   /* indices into call[] */
 	float logit[ROWS_MAX][K_MAX];
 	bool answered[ROWS_MAX][K_MAX];
-	/* the calls: one per chosen expert */
-	uint32_t calls[ROWS_MAX * K_MAX], n_calls, at_call;
-	uint32_t call_rows[ROWS_MAX], n_call_rows;
+	uint32_t n_answered[ROWS_MAX], rows_short;          /* rows below k_min answers */
+	struct call call[CALLS_MAX];
+	uint32_t n_calls, calls_open;
 	uint8_t *req;
 	size_t req_cap;
 };
@@ -90,124 +134,232 @@ static void stop(struct moe *m, int code)
 	kw_loop_stop(&m->n->loop, 0);
 }
 
-static void walk_next(struct moe *m);
-static void call_next(struct moe *m);
+static void search_next(struct moe *m);
+static void calls_start(struct moe *m);
+static void call_start(struct call *c);
 
-static int on_decl(const uint8_t *sub, size_t sub_len, const uint8_t *val, size_t val_len,
-		   double exp, void *arg)
+/* ---- the beam search, row after row, over records read once ------------------------------- */
+
+static struct rec *rec_find(struct moe *m, const char *key)
 {
-	struct moe *m = arg;
-	char uid[KW_HM_REC_UID_MAX], peer[KW_HM_REC_PEER_MAX], child[KW_HM_REC_UID_MAX + 24];
+	for (uint32_t i = 0; i < m->n_rec; i++)
+		if (!strcmp(m->rec[i].key, key))
+			return &m->rec[i];
+	return NULL;
+}
+
+struct feed {
+	struct moe *m;
+	uint32_t i;
+	const char *key;
+};
+
+static int on_entry(const uint8_t *sub, size_t sub_len, const uint8_t *val, size_t val_len,
+		    double exp, void *arg)
+{
+	struct feed *f = arg;
+	char uid[KW_HM_REC_UID_MAX], peer[KW_HM_REC_PEER_MAX];
 	int64_t c;
 
 	(void)exp;
 	if (kw_client_expert_entry(sub, sub_len, val, val_len, &c, uid, sizeof(uid), peer,
 				   sizeof(peer)) < 0) {
 		fprintf(stderr, "%s: %s: an entry that is not (uid, peer) under a coordinate; "
-			"skipped\n", PROG, m->pre[m->at_pre]);
+			"skipped\n", PROG, f->key);
 		return 0;
 	}
-	snprintf(child, sizeof(child), "%s%lld", m->pre[m->at_pre], (long long)c);
-	if (c < 0 || !strcmp(child, uid)) {
-		/* an expert itself (c = -1: a flat one under "uid.") */
-		struct kw_client_expert *e;
-
-		for (size_t i = 0; i < m->n_ex; i++)
-			if (!strcmp(m->ex[i].uid, uid))
-				return 0;
-		if (m->n_ex == EXPERTS)
-			return 0;
-		e = &m->ex[m->n_ex];
-		if (kw_client_expert_coords(uid, m->prefix, e->coord, KW_CLIENT_MOE_DIMS,
-					    &e->ndim) < 0 || e->ndim != m->ndim)
-			return 0;
-		for (uint32_t d = 0; d < e->ndim; d++)
-			if (e->coord[d] >= m->grid[d])
-				return 0;   /* outside the grid the gate scores */
-		snprintf(e->uid, sizeof(e->uid), "%s", uid);
-		snprintf(e->peer, sizeof(e->peer), "%s", peer);
-		m->n_ex++;
-		return 0;
-	}
-	strcat(child, ".");
-	for (uint32_t i = 0; i < m->n_pre; i++)
-		if (!strcmp(m->pre[i], child))
-			return 0;
-	if (m->n_pre < PREFIXES && strlen(child) < KW_HM_REC_UID_MAX)
-		snprintf(m->pre[m->n_pre++], KW_HM_REC_UID_MAX, "%s", child);
+	if (f->m)
+		kw_client_beam_feed(&f->m->beam, f->i, c, uid, peer);
 	return 0;
 }
 
-static void on_get(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v, void *user)
+static void on_rec(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v, void *user)
 {
-	struct moe *m = user;
-	const char *why;
+	struct rec *r = user;
+	struct moe *m = &g_moe;
 
 	(void)d;
+	r->done = true;
 	if (err < 0)
-		fprintf(stderr, "%s: get %s: %s\n", PROG, m->pre[m->at_pre], kw_strerror(err));
-	else if (v->type == KW_HM_DHT_FOUND_DICTIONARY &&
-		 kw_hm_dict_walk(v->value, v->len, on_decl, m, &why) < 0)
-		fprintf(stderr, "%s: %s: not a dictionary (%s)\n", PROG, m->pre[m->at_pre], why);
-	m->at_pre++;
-	walk_next(m);
+		fprintf(stderr, "%s: get %s: %s\n", PROG, r->key, kw_strerror(err));
+	else if (v->type == KW_HM_DHT_FOUND_DICTIONARY) {
+		if (m->recbuf_used + v->len > REC_BYTES)
+			fprintf(stderr, "%s: %s: no room left for the records read; taken as "
+				"absent\n", PROG, r->key);
+		else {
+			memcpy(m->recbuf + m->recbuf_used, v->value, v->len);
+			r->off = m->recbuf_used;
+			r->len = v->len;
+			m->recbuf_used += v->len;
+		}
+	}
+	if (--m->pending_gets == 0)
+		search_next(m);
 }
 
-/* Every alive expert found: choose per row, then call. */
-static void choose(struct moe *m)
+/* Feeds the records of the batch (all read) to the row's search, and steps it. */
+static void feed_batch(struct moe *m)
 {
-	static float scores[KW_CLIENT_MOE_DIMS * KW_CLIENT_MOE_GRID_MAX];
+	for (uint32_t i = 0; i < m->n_want; i++) {
+		struct rec *r = rec_find(m, m->want[i]);
+		struct feed f = { m, i, m->want[i] };
+		const char *why;
 
-	fprintf(stderr, "%s: %zu expert%s of %s alive, grid", PROG, m->n_ex,
-		m->n_ex == 1 ? "" : "s", m->prefix);
-	for (uint32_t d = 0; d < m->ndim; d++)
-		fprintf(stderr, "%s%u", d ? " x " : " ", m->grid[d]);
-	fprintf(stderr, "\n");
-	for (size_t r = 0; r < m->rows; r++) {
-		kw_client_moe_gate(0, m->grid, m->ndim, m->x + r * m->hid, m->hid, scores);
-		if (kw_client_moe_topk(scores, m->grid, m->ndim, m->ex, m->n_ex, m->k, m->best[r],
-				       m->logit[r], &m->n_best[r]) < 0) {
-			fprintf(stderr, "%s: no alive expert of %s found\n", PROG, m->prefix);
-			stop(m, 1);
+		if (r && r->len && kw_hm_dict_walk(m->recbuf + r->off, r->len, on_entry, &f,
+						   &why) < 0)
+			fprintf(stderr, "%s: %s: not a dictionary (%s)\n", PROG, r->key, why);
+	}
+	kw_client_beam_step(&m->beam);
+}
+
+static void row_chosen(struct moe *m)
+{
+	size_t r = m->at_row;
+
+	m->n_best[r] = 0;
+	for (uint32_t j = 0; j < m->beam.n_best; j++) {
+		const struct kw_client_expert *e = &m->beam.best[j];
+		uint32_t c = 0;
+
+		while (c < m->n_calls && strcmp(m->call[c].ex.uid, e->uid))
+			c++;
+		if (c == m->n_calls) {
+			memset(&m->call[c], 0, sizeof(m->call[c]));
+			m->call[c].m = m;
+			m->call[c].ex = *e;
+			snprintf(m->call[c].peer[0], KW_HM_REC_PEER_MAX, "%s", e->peer);
+			m->call[c].n_peer = 1;
+			m->n_calls++;
+		}
+		m->call[c].chosen++;
+		m->best[r][m->n_best[r]] = c;
+		m->logit[r][m->n_best[r]++] = m->beam.best_score[j];
+	}
+}
+
+/* Another peer declared for uid in a record read: a replica known before any call. */
+static int on_replica(const uint8_t *sub, size_t sub_len, const uint8_t *val, size_t val_len,
+		      double exp, void *arg)
+{
+	struct call *c = arg;
+	char uid[KW_HM_REC_UID_MAX], peer[KW_HM_REC_PEER_MAX];
+	int64_t co;
+
+	(void)exp;
+	if (kw_client_expert_entry(sub, sub_len, val, val_len, &co, uid, sizeof(uid), peer,
+				   sizeof(peer)) < 0 || strcmp(uid, c->ex.uid))
+		return 0;
+	for (uint32_t i = 0; i < c->n_peer; i++)
+		if (!strcmp(c->peer[i], peer))
+			return 0;
+	if (c->n_peer < REPLICAS)
+		snprintf(c->peer[c->n_peer++], KW_HM_REC_PEER_MAX, "%s", peer);
+	return 0;
+}
+
+static void search_next(struct moe *m)
+{
+	for (;;) {
+		uint32_t miss = 0;
+
+		if (m->at_row == m->rows) {
+			const char *why;
+
+			for (uint32_t c = 0; c < m->n_calls; c++)
+				for (uint32_t i = 0; i < m->n_rec; i++)
+					if (m->rec[i].len)
+						kw_hm_dict_walk(m->recbuf + m->rec[i].off,
+								m->rec[i].len, on_replica,
+								&m->call[c], &why);
+			calls_start(m);
 			return;
 		}
-		for (uint32_t j = 0; j < m->n_best[r]; j++) {
-			uint32_t e = m->best[r][j], c = 0;
-
-			while (c < m->n_calls && m->calls[c] != e)
-				c++;
-			if (c == m->n_calls)
-				m->calls[m->n_calls++] = e;
+		if (m->n_want == 0) {
+			m->n_want = kw_client_beam_want(&m->beam, m->want, KW_CLIENT_BEAM_MAX);
+			if (m->n_want == 0) {
+				if (!m->beam.n_best) {
+					fprintf(stderr, "%s: row %zu: no alive expert of %s found (%u "
+						"prefix records read)\n", PROG, m->at_row, m->prefix,
+						m->n_rec);
+					stop(m, 1);
+					return;
+				}
+				row_chosen(m);
+				if (++m->at_row < m->rows)
+					kw_client_beam_init(&m->beam, m->prefix, m->grid, m->ndim,
+							    m->scores + m->at_row * m->n_scores,
+							    m->k);
+				continue;
+			}
 		}
+		/* read the records this batch needs and has not read yet, all at once */
+		for (uint32_t i = 0; i < m->n_want; i++) {
+			struct kw_hm_dhtid key;
+			struct rec *r = rec_find(m, m->want[i]);
+			int ret;
+
+			if (r)
+				continue;
+			if (m->n_rec == RECORDS) {
+				fprintf(stderr, "%s: more than %d prefix records; %s taken as absent\n",
+					PROG, RECORDS, m->want[i]);
+				continue;
+			}
+			r = &m->rec[m->n_rec++];
+			snprintf(r->key, sizeof(r->key), "%s", m->want[i]);
+			ret = kw_hm_dhtid_of_str(r->key, strlen(r->key), &key);
+			if (ret >= 0)
+				ret = kw_hm_dht_get(m->d, &key, true, on_rec, r);
+			if (ret < 0) {
+				fprintf(stderr, "%s: cannot read %s: %s\n", PROG, r->key,
+					kw_strerror(ret));
+				r->done = true;
+				continue;
+			}
+			m->pending_gets++;
+			miss++;
+		}
+		if (miss)
+			return;   /* on_rec comes back here once every read answered */
+		for (uint32_t i = 0; i < m->n_want; i++) {
+			struct rec *r = rec_find(m, m->want[i]);
+
+			if (r && !r->done)
+				return;   /* read by another batch, still under way */
+		}
+		feed_batch(m);
+		m->n_want = 0;
 	}
-	call_next(m);
 }
 
-static void walk_next(struct moe *m)
+/* ---- the calls: all at once, one deadline ------------------------------------------------- */
+
+static void print_stats(struct moe *m)
 {
-	struct kw_hm_dhtid key;
-	int ret;
+	/* load balance: how often each expert was chosen and answered, as the rows saw it */
+	fprintf(stderr, "%s: stats: %u prefix records read, %zu rows, k %u, k_min %u\n", PROG,
+		m->n_rec, m->rows, m->k, m->k_min);
+	for (uint32_t c = 0; c < m->n_calls; c++) {
+		const struct call *e = &m->call[c];
 
-	if (m->at_pre == m->n_pre) {
-		choose(m);
-		return;
-	}
-	ret = kw_hm_dhtid_of_str(m->pre[m->at_pre], strlen(m->pre[m->at_pre]), &key);
-	if (ret >= 0)
-		ret = kw_hm_dht_get(m->d, &key, true, on_get, m);
-	if (ret < 0) {
-		fprintf(stderr, "%s: cannot read %s: %s\n", PROG, m->pre[m->at_pre],
-			kw_strerror(ret));
-		stop(m, 1);
+		fprintf(stderr, "%s: stats: %s chosen %u answered %u failovers %u replicas %u "
+			"peer %s\n", PROG, e->ex.uid, e->chosen, e->state == 1 ? e->chosen : 0,
+			e->failovers, e->n_peer, e->state == 1 ? e->peer[e->at] : "-");
 	}
 }
-
-/* ---- the calls ---------------------------------------------------------------------------- */
 
 static void mix(struct moe *m)
 {
 	float w[K_MAX];
 
+	if (m->finished)
+		return;
+	m->finished = true;
+	kw_timer_cancel(&m->n->loop, &m->deadline);
+	for (uint32_t c = 0; c < m->n_calls; c++)
+		kw_timer_cancel(&m->n->loop, &m->call[c].t);
+	if (m->stats)
+		print_stats(m);
 	memset(m->y, 0, m->rows * m->hid * sizeof(float));
 	for (size_t r = 0; r < m->rows; r++) {
 		if (kw_client_moe_weights(m->logit[r], m->answered[r], m->n_best[r], w) < 0) {
@@ -217,7 +369,7 @@ static void mix(struct moe *m)
 		}
 		fprintf(stderr, "%s: row %zu:", PROG, r);
 		for (uint32_t j = 0; j < m->n_best[r]; j++)
-			fprintf(stderr, " %s (%.3f)%s", m->ex[m->best[r][j]].uid, (double)w[j],
+			fprintf(stderr, " %s (%.3f)%s", m->call[m->best[r][j]].ex.uid, (double)w[j],
 				m->answered[r][j] ? "" : " failed");
 		fprintf(stderr, "\n");
 		/* y = sum_j w_j * expert_j(x): the parts were kept per (row, choice) */
@@ -233,102 +385,263 @@ static void mix(struct moe *m)
 	stop(m, 0);
 }
 
-static void call_done(struct moe *m, const char *failed)
+static void call_closed(struct call *c, int state)
 {
-	if (failed)
-		fprintf(stderr, "%s: %s: %s; left out\n", PROG, m->ex[m->calls[m->at_call]].uid,
-			failed);
-	m->at_call++;
-	call_next(m);
+	struct moe *m = c->m;
+
+	c->state = state;
+	if (--m->calls_open == 0)
+		mix(m);
+}
+
+static void on_deadline(struct kw_loop *l, struct kw_timer *t)
+{
+	struct moe *m = t->arg;
+
+	(void)l;
+	for (uint32_t c = 0; c < m->n_calls; c++)
+		if (m->call[c].state == 0)
+			fprintf(stderr, "%s: %s: no answer within the deadline; left out\n", PROG,
+				m->call[c].ex.uid);
+	mix(m);
+}
+
+static void on_reread(struct kw_loop *l, struct kw_timer *t);
+
+/* The uid key read again (latest): a newer declaration may name a live replica. */
+static void on_uid(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v, void *user)
+{
+	struct call *c = user;
+	struct moe *m = c->m;
+	struct kw_mp_reader rd;
+	struct kw_mp_item it;
+
+	(void)d;
+	c->reading = false;
+	if (m->finished)
+		return;
+	if (!err && v->type == KW_HM_DHT_FOUND_REGULAR &&
+	    kw_mp_reader_init(&rd, v->value, v->len, 0) == 0 && kw_mp_read(&rd, &it) == 0 &&
+	    it.type == KW_MP_STR && it.len > 0 && it.len < KW_HM_REC_PEER_MAX) {
+		char peer[KW_HM_REC_PEER_MAX];
+		uint32_t i = 0;
+
+		memcpy(peer, it.data, it.len);
+		peer[it.len] = '\0';
+		while (i < c->n_peer && strcmp(c->peer[i], peer))
+			i++;
+		if (i == c->n_peer && c->n_peer < REPLICAS)
+			snprintf(c->peer[c->n_peer++], KW_HM_REC_PEER_MAX, "%s", peer);
+		if (i < c->n_peer) {
+			/* the peer the newest declaration names, tried or not: a peer that reset
+			 * the call (its per-peer call limit) answers a later one */
+			if (i != c->at) {
+				c->failovers++;
+				fprintf(stderr, "%s: %s: failover to replica %s\n", PROG, c->ex.uid,
+					peer);
+			}
+			c->at = i;
+			call_start(c);
+			return;
+		}
+	}
+	c->rereading = true;
+	kw_timer_start(&m->n->loop, &c->t, REREAD_MS);
+}
+
+static void attempt_failed(struct att *a, const char *why);
+
+static void on_reread(struct kw_loop *l, struct kw_timer *t)
+{
+	struct call *c = t->arg;
+	struct kw_hm_dhtid key;
+
+	(void)l;
+	if (c->m->finished || c->reading)
+		return;
+	if (!c->rereading) {
+		/* the attempt's time ran out (a dial or a call that hangs) */
+		if (c->cur && c->cur->live)
+			attempt_failed(c->cur, "no answer within the attempt's time");
+		return;
+	}
+	c->rereading = false;
+	if (kw_hm_dhtid_of_str(c->ex.uid, strlen(c->ex.uid), &key) == 0 &&
+	    kw_hm_dht_get(c->m->d, &key, true, on_uid, c) == 0)
+		c->reading = true;
+	else {
+		c->rereading = true;
+		kw_timer_start(&c->m->n->loop, &c->t, REREAD_MS);
+	}
+}
+
+/* The call on the current replica failed: the next replica known at once, else, after
+ * REREAD_MS, the peer the uid key names then, again and again until the deadline (a live
+ * replica's next declaration replaces a dead one's). */
+static void call_failed(struct call *c, const char *why)
+{
+	struct moe *m = c->m;
+
+	if (m->finished)
+		return;
+	fprintf(stderr, "%s: %s on %s: %s\n", PROG, c->ex.uid, c->peer[c->at], why);
+	for (uint32_t i = 0; i < c->n_peer; i++)
+		if (!c->tried[i]) {
+			c->at = i;
+			c->failovers++;
+			fprintf(stderr, "%s: %s: failover to replica %s\n", PROG, c->ex.uid,
+				c->peer[i]);
+			call_start(c);
+			return;
+		}
+	c->rereading = true;
+	kw_timer_start(&m->n->loop, &c->t, REREAD_MS);
+}
+
+static void attempt_failed(struct att *a, const char *why)
+{
+	a->live = false;
+	kw_timer_cancel(&a->c->m->n->loop, &a->c->t);
+	call_failed(a->c, why);
 }
 
 static void on_answer(const struct kw_hm_result *r, void *user)
 {
-	struct moe *m = user;
-	uint32_t e = m->calls[m->at_call];
+	struct att *a = user;
+	struct call *c = a->c;
+	struct moe *m = c->m;
 	static char text[512];
 	static float out[ROWS_MAX * 8192];
+	uint32_t i = 0;
 
+	if (m->finished || c->state || !a->live)
+		return;
 	if (r->err < 0) {
-		call_done(m, kw_strerror(r->err));
+		attempt_failed(a, kw_strerror(r->err));
 		return;
 	}
 	if (r->remote_error) {
 		kw_hm_error_text(r->data, r->len, text, sizeof(text));
-		call_done(m, text);
+		attempt_failed(a, text);
 		return;
 	}
-	if (kw_client_answer_decode(&m->codec, r->data, r->len, m->n_call_rows, m->hid,
-				    out) < 0) {
-		call_done(m, "the answer is not rows x hidden of the rows sent");
+	if (kw_client_answer_decode(&m->codec, r->data, r->len, c->chosen, m->hid, out) < 0) {
+		attempt_failed(a, "the answer is not rows x hidden of the rows sent");
 		return;
 	}
-	for (uint32_t i = 0; i < m->n_call_rows; i++) {
-		uint32_t row = m->call_rows[i];
-
+	a->live = false;
+	kw_timer_cancel(&m->n->loop, &c->t);
+	for (uint32_t row = 0; row < m->rows; row++)
 		for (uint32_t j = 0; j < m->n_best[row]; j++)
-			if (m->best[row][j] == e) {
-				memcpy(m->part + ((row * K_MAX) + j) * m->hid, out + i * m->hid,
+			if (&m->call[m->best[row][j]] == c) {
+				memcpy(m->part + ((row * K_MAX) + j) * m->hid, out + i++ * m->hid,
 				       m->hid * sizeof(float));
 				m->answered[row][j] = true;
+				/* _collect_responses: once every row has k_min answers, the rest
+				 * get timeout_after_k_min more */
+				if (++m->n_answered[row] == m->k_min && --m->rows_short == 0 &&
+				    m->after_k_min_ms) {
+					uint64_t end = kw_loop_now(&m->n->loop) + m->after_k_min_ms;
+
+					if (end < m->end_ms) {
+						m->end_ms = end;
+						kw_timer_start_at(&m->n->loop, &m->deadline, end);
+					}
+				}
 			}
-	}
-	call_done(m, NULL);
+	call_closed(c, 1);
 }
 
-static void send_call(struct moe *m, struct kw_conn *c)
+static void send_call(struct att *a, struct kw_conn *conn)
 {
-	uint32_t e = m->calls[m->at_call], shape[2];
+	struct call *c = a->c;
+	struct moe *m = c->m;
+	float *rows = m->part + (size_t)(ROWS_MAX * K_MAX) * m->hid;
+	uint32_t shape[2], n = 0;
+	uint64_t now, left;
 	long len;
 	int ret;
 
-	/* the rows that chose e, packed */
-	m->n_call_rows = 0;
+	/* the rows that chose the expert, packed in row order */
 	for (uint32_t r = 0; r < m->rows; r++)
 		for (uint32_t j = 0; j < m->n_best[r]; j++)
-			if (m->best[r][j] == e) {
-				memcpy(m->part + (size_t)(ROWS_MAX * K_MAX) * m->hid +
-				       m->n_call_rows * m->hid, m->x + r * m->hid,
-				       m->hid * sizeof(float));
-				m->call_rows[m->n_call_rows++] = r;
-			}
-	shape[0] = m->n_call_rows;
+			if (&m->call[m->best[r][j]] == c)
+				memcpy(rows + n++ * m->hid, m->x + r * m->hid, m->hid * sizeof(float));
+	shape[0] = n;
 	shape[1] = (uint32_t)m->hid;
-	len = kw_client_req_encode(m->ex[e].uid, shape, 2,
-				   m->part + (size_t)(ROWS_MAX * K_MAX) * m->hid,
-				   m->n_call_rows * m->hid, false, m->req, m->req_cap);
-	ret = len < 0 ? (int)len : kw_hm_call(m->hm, c, KW_SERVE_MOE_FORWARD, m->req,
-					      (size_t)len, m->timeout_ms, on_answer, m);
+	len = kw_client_req_encode(c->ex.uid, shape, 2, rows, n * m->hid, false, m->req,
+				   m->req_cap);
+	/* the request is copied: one encode buffer serves every call */
+	now = kw_loop_now(&m->n->loop);
+	left = c->att_end > now ? c->att_end - now : 1;
+	ret = len < 0 ? (int)len : kw_hm_call(m->hm, conn, KW_SERVE_MOE_FORWARD, m->req,
+					      (size_t)len, (uint32_t)left, on_answer, a);
 	if (ret < 0)
-		call_done(m, kw_strerror(ret));
+		attempt_failed(a, kw_strerror(ret));
 }
 
-static void on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
+static void on_dial(struct kw_swarm *sw, struct kw_conn *conn, int err, void *user)
 {
-	struct moe *m = user;
+	struct att *a = user;
 
 	(void)sw;
+	if (a->c->m->finished || !a->live)
+		return;
 	if (err < 0)
-		call_done(m, m->res.why[0] ? m->res.why : kw_strerror(err));
+		attempt_failed(a, a->c->m->res.why[0] ? a->c->m->res.why : kw_strerror(err));
 	else
-		send_call(m, c);
+		send_call(a, conn);
 }
 
-static void call_next(struct moe *m)
+static void call_start(struct call *c)
 {
-	struct kw_conn *c;
+	struct moe *m = c->m;
+	struct kw_conn *conn;
+	struct att *a;
+	uint64_t now = kw_loop_now(&m->n->loop), left;
 	int ret;
 
-	if (m->at_call == m->n_calls) {
-		mix(m);
-		return;
-	}
-	ret = kw_client_resolve(&m->res, m->ex[m->calls[m->at_call]].peer, m->addr, m->n_addr,
-				on_dial, m, &c);
+	if (c->n_att == ATTEMPTS)
+		return;   /* the deadline ends it */
+	a = c->cur = &c->att[c->n_att++];
+	a->c = c;
+	a->live = true;
+	c->tried[c->at] = true;
+	/* an attempt (dial and call) gets half the time left, so that a replica that hangs
+	 * leaves room for another */
+	left = m->end_ms > now ? m->end_ms - now : 1;
+	c->att_end = now + (left > 100 ? left / 2 : left);
+	c->rereading = false;
+	kw_timer_start_at(&m->n->loop, &c->t, c->att_end);
+	m->res.why[0] = '\0';
+	ret = kw_client_connect(m->sw, c->peer[c->at], m->addr, m->n_addr, on_dial, a, &conn);
+	/* neither connected nor given: the PeerID over /ipfs/kad/1.0.0 (one lookup at a time;
+	 * a second gets -KW_EBUSY and the failover timer tries again) */
+	if (ret == -KW_ENOENT)
+		ret = kw_client_resolve(&m->res, c->peer[c->at], m->addr, m->n_addr, on_dial, a,
+					&conn);
 	if (ret == 1)
-		send_call(m, c);
+		send_call(a, conn);
 	else if (ret < 0)
-		call_done(m, m->res.why[0] ? m->res.why : kw_strerror(ret));
+		attempt_failed(a, m->res.why[0] ? m->res.why : kw_strerror(ret));
+}
+
+static void calls_start(struct moe *m)
+{
+	fprintf(stderr, "%s: beam search over %s, grid", PROG, m->prefix);
+	for (uint32_t d = 0; d < m->ndim; d++)
+		fprintf(stderr, "%s%u", d ? " x " : " ", m->grid[d]);
+	fprintf(stderr, ": %u prefix records read, %u experts chosen\n", m->n_rec, m->n_calls);
+	m->rows_short = (uint32_t)m->rows;
+	m->calls_open = m->n_calls;
+	m->end_ms = kw_loop_now(&m->n->loop) + m->timeout_ms;
+	kw_timer_init(&m->deadline, on_deadline, m);
+	m->started = true;
+	kw_timer_start_at(&m->n->loop, &m->deadline, m->end_ms);
+	for (uint32_t c = 0; c < m->n_calls; c++)
+		kw_timer_init(&m->call[c].t, on_reread, &m->call[c]);
+	for (uint32_t c = 0; c < m->n_calls && !m->finished; c++)
+		call_start(&m->call[c]);
 }
 
 static void on_tick(struct kw_loop *l, struct kw_timer *t)
@@ -339,7 +652,7 @@ static void on_tick(struct kw_loop *l, struct kw_timer *t)
 
 	memset(&zero, 0, sizeof(zero));
 	if ((kw_hm_rt_nearest(kw_hm_dht_rt(m->d), &zero, 1, NULL, &any) == 0 ||
-	     kw_hm_dht_ops_busy(m->d)) && kw_loop_now(l) < m->deadline_ms) {
+	     kw_hm_dht_ops_busy(m->d)) && kw_loop_now(l) < m->join_ms) {
 		kw_timer_start(l, t, 20);
 		return;
 	}
@@ -349,22 +662,29 @@ static void on_tick(struct kw_loop *l, struct kw_timer *t)
 		stop(m, 1);
 		return;
 	}
-	/* hivemind declares "P.i." (and deeper prefixes), never "P.": the walk starts from
-	 * every first coordinate of the grid, as MoEBeamSearcher's initial beam does */
-	for (uint32_t i = 0; i < m->grid[0] && m->n_pre < PREFIXES; i++)
-		snprintf(m->pre[m->n_pre++], KW_HM_REC_UID_MAX, "%s.%u.", m->prefix, i);
-	walk_next(m);
+	/* per row: gating scores, then MoEBeamSearcher with beam_size = k (hivemind's
+	 * batch_find_best_experts(grid_scores, k_best)) */
+	for (size_t r = 0; r < m->rows; r++)
+		kw_client_moe_gate(0, m->grid, m->ndim, m->x + r * m->hid, m->hid,
+				   m->scores + r * m->n_scores);
+	kw_client_beam_init(&m->beam, m->prefix, m->grid, m->ndim, m->scores, m->k);
+	search_next(m);
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: kwnode moe --prefix P --grid NxM --input FILE [-k K] --bootstrap ADDR...\n"
-		"                  [--peer ADDR]... [--timeout-ms MS] [--data-dir DIR]\n"
+		"                  [--peer ADDR]... [--timeout-ms MS] [--k-min N]\n"
+		"                  [--timeout-after-k-min-ms MS] [--stats] [--data-dir DIR]\n"
 		"  One forward of hivemind's RemoteMixtureOfExperts over the experts P.<i>.<j>...\n"
 		"  of grid NxM declared on the Hivemind DHT: per row of FILE ('shape B H' then the values),\n"
-		"  the K (default 2) best alive experts by a generated gate, their rpc_forward\n"
-		"  outputs mixed by the softmax of their scores. Prints the output tensor.\n");
+		"  the K (default 2) best alive experts by a generated gate, found by hivemind's beam\n"
+		"  search, called at once (deadline --timeout-ms, default 10000; a failed call goes\n"
+		"  to another replica of the expert when one is known), their outputs mixed by the\n"
+		"  softmax of the scores of those that answered. Once every row has --k-min answers\n"
+		"  (default 1) the rest get --timeout-after-k-min-ms more (default: the deadline).\n"
+		"  --stats: per expert how often it was chosen and answered. Prints the output tensor.\n");
 }
 
 int kw_cmd_moe(int argc, char **argv)
@@ -377,6 +697,9 @@ int kw_cmd_moe(int argc, char **argv)
 		{ "peer", required_argument, NULL, 'P' },
 		{ "timeout-ms", required_argument, NULL, 't' },
 		{ "data-dir", required_argument, NULL, 'd' },
+		{ "k-min", required_argument, NULL, 'm' },
+		{ "timeout-after-k-min-ms", required_argument, NULL, 'a' },
+		{ "stats", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -392,6 +715,7 @@ int kw_cmd_moe(int argc, char **argv)
 
 	memset(m, 0, sizeof(*m));
 	m->k = 2;
+	m->k_min = 1;
 	m->timeout_ms = 10000;
 	m->wait_ms = 10000;
 	kw_config_defaults(&cfg);
@@ -435,6 +759,20 @@ int kw_cmd_moe(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'm':
+			if (kw_config_parse_u32(optarg, 1, K_MAX, &m->k_min) < 0) {
+				fprintf(stderr, "%s: --k-min must be 1..%d\n", PROG, K_MAX);
+				return 2;
+			}
+			break;
+		case 'a':
+			if (kw_config_parse_u32(optarg, 1, 600000, &m->after_k_min_ms) < 0) {
+				fprintf(stderr, "%s: --timeout-after-k-min-ms must be 1..600000\n",
+					PROG);
+				return 2;
+			}
+			break;
+		case 's': m->stats = true; break;
 		case 'b':
 		case 'P':
 			if (m->n_addr == PEERS || (o == 'b' && kw_config_set(&cfg,
@@ -465,14 +803,22 @@ int kw_cmd_moe(int argc, char **argv)
 			PROG, input, ROWS_MAX);
 		goto out;
 	}
+	if (m->k_min > m->k) {
+		fprintf(stderr, "%s: --k-min %u is above -k %u\n", PROG, m->k_min, m->k);
+		goto out;
+	}
 	m->rows = shape[0];
 	m->hid = shape[1];
+	for (uint32_t d = 0; d < m->ndim; d++)
+		m->n_scores += m->grid[d];
+	m->scores = malloc(m->rows * m->n_scores * sizeof(float));
+	m->recbuf = malloc(REC_BYTES);
 	m->y = malloc(m->rows * m->hid * sizeof(float));
 	m->part = calloc((size_t)(ROWS_MAX * K_MAX + ROWS_MAX) * m->hid, sizeof(float));
 	m->req_cap = m->rows * m->hid * sizeof(float) + 4096;
 	m->req = malloc(m->req_cap);
 	code = 1;
-	if (!m->y || !m->part || !m->req || kw_codec_init(&m->codec, KW_SIMD_AUTO) < 0) {
+	if (!m->y || !m->part || !m->req || !m->scores || !m->recbuf || kw_codec_init(&m->codec, KW_SIMD_AUTO) < 0) {
 		fprintf(stderr, "%s: out of memory\n", PROG);
 		goto out;
 	}
@@ -486,18 +832,27 @@ int kw_cmd_moe(int argc, char **argv)
 				 cfg.n_hivemind_bootstrap, &m->kad) < 0)
 		goto out;
 	kw_client_resolver_init(&m->res, m->sw, m->kad);
-	if (kw_app_hm_start(t.n, t.sw, t.id, m->kad, true,
+	/* The Hivemind DHT gets no kad here: with it, a stopped peer named in the answers is
+	 * looked up and dialled, and the beam search waited out that handshake's timeout. The
+	 * calls still resolve PeerIDs over kad (call_start). */
+	if (kw_app_hm_start(t.n, t.sw, t.id, NULL, true,
 			    (const char (*)[KW_CONFIG_PEER_ADDR_MAX])cfg.hivemind_bootstrap,
 			    cfg.n_hivemind_bootstrap, &m->hm, &m->d, &m->st) < 0) {
 		fprintf(stderr, "%s: cannot start the Hivemind DHT\n", PROG);
 		goto out;
 	}
 	kw_timer_init(&m->timer, on_tick, m);
-	m->deadline_ms = kw_loop_now(&t.n->loop) + m->wait_ms;
+	m->join_ms = kw_loop_now(&t.n->loop) + m->wait_ms;
 	kw_timer_start(&t.n->loop, &m->timer, 0);
 	m->code = 1;
 	kw_loop_run(&t.n->loop);
 	kw_timer_cancel(&t.n->loop, &m->timer);
+	if (m->started) {
+		kw_timer_cancel(&t.n->loop, &m->deadline);
+		for (uint32_t c = 0; c < m->n_calls; c++)
+			kw_timer_cancel(&t.n->loop, &m->call[c].t);
+	}
+	m->finished = true;   /* calls still open are dropped with the node */
 	code = m->code;
 out:
 	if (m->st)
@@ -509,5 +864,7 @@ out:
 	free(m->y);
 	free(m->part);
 	free(m->req);
+	free(m->scores);
+	free(m->recbuf);
 	return code;
 }

@@ -191,8 +191,8 @@ u0=$(sed -n 's/^kwnode moe: row 0: \([^ ]*\) (1.000)$/\1/p' $tmp/moe1.err)
 u1=$(sed -n 's/^kwnode moe: row 1: \([^ ]*\) (1.000)$/\1/p' $tmp/moe1.err)
 python3 -c 'print("shape 1 32"); print(*[0.01*i for i in range(32)])' > $tmp/x0.txt 2>/dev/null
 $K call $eaddr "$u0" --input $tmp/x0.txt --data-dir $tmp/cli 2>/dev/null | sed -n 2p > $tmp/call0.out
-[ $rc -eq 0 ] && grep -q "^kwnode moe: 4 experts of ffn alive, grid 2 x 2$" $tmp/moe1.err && [ -n "$u0" ] && [ -n "$u1" ] && [ "$(sed -n 2p $tmp/moe1.out)" = "$(cat $tmp/call0.out)" ] \
-    && ok "kwnode moe -k 1: 4 experts found through their declarations; row 0 is $u0's own answer" \
+[ $rc -eq 0 ] && grep -q "^kwnode moe: beam search over ffn, grid 2 x 2: [0-9]* prefix records read, [12] experts chosen$" $tmp/moe1.err && [ -n "$u0" ] && [ -n "$u1" ] && [ "$(sed -n 2p $tmp/moe1.out)" = "$(cat $tmp/call0.out)" ] \
+    && ok "kwnode moe -k 1: the best expert per row found by beam search over the declarations; row 0 is $u0's own answer" \
     || ko "moe -k 1: rc=$rc row0='$u0' $(grep -v INF $tmp/moe1.err | head -3)"
 $K moe --prefix ffn --grid 2x2 --input $tmp/x.txt -k 2 --bootstrap $BOOT --peer $eaddr \
     --data-dir $tmp/cli > $tmp/moe2.out 2> $tmp/moe2.err; rc=$?
