@@ -398,9 +398,11 @@ static int step(struct kw_serve_sess *ss, struct kw_serve_slot *slot,
 		return -KW_EINVAL;
 	if (nh)   /* backend.py _reorder_cache_inplace, before the step's own tokens */
 		ret = kw_kv_reorder(&s->kv, ss->kv, hypo);
+	kw_serve_compute_begin(s);   /* the shared block context: after a running lane job */
 	for (size_t i = 0; i < ss->n_chain && ret == 0; i++)
 		ret = kw_llama_forward(&s->lctx, &s->w[ss->chain[i]], &s->kv, ss->kv, i, slot->y,
 				       B, T, ss->prefix, slot->y);
+	kw_serve_compute_end(s);
 	if (ret < 0) {
 		kw_serve_pyerr(slot->err, sizeof(slot->err), "RuntimeError", "inference step "
 			       "failed: %s", kw_strerror(ret));
