@@ -371,6 +371,46 @@ static void test_serve_lane_queues_behind_a_running_job_and_refuses_when_full(vo
 	assert_int_equal(srv->lane.jobs, 2);
 }
 
+static void test_serve_lane_queued_job_of_a_gone_caller_is_not_computed(void **state)
+{
+	static struct result r[2];
+	struct kw_serve_stats st;
+	size_t n = forward_req(1, 2);
+	int entered = 0;
+
+	(void)state;
+	memset(r, 0, sizeof(r));
+	atomic_store(&hook_entered, 0);
+	atomic_store(&hook_release, 0);
+	atomic_store(&hook_armed, 1);
+	assert_int_equal(kw_hm_call(A.hm, A.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result,
+				    &r[0]), 0);
+	for (uint64_t t0 = mono_us(); !entered && mono_us() - t0 < 5000000;) {
+		pump_once();
+		entered = atomic_load(&hook_entered);
+	}
+	assert_int_equal(entered, 1);
+	/* c gives up on its call after 300 ms while it waits in the queue */
+	assert_int_equal(kw_hm_call(C.hm, C.conn, KW_SERVE_PT_FORWARD, req, n, 300, on_result,
+				    &r[1]), 0);
+	assert_true(pump_until(&r[1].done, 5000));
+	assert_int_equal(r[1].err, -KW_ETIMEDOUT);
+	/* b sees the stream go and takes the job out; its slot comes back when the lane
+	 * passes it */
+	for (uint64_t t0 = mono_us(); mono_us() - t0 < 300000;)
+		pump_once();
+	assert_true(srv->slot[0].job.cancelled || srv->slot[1].job.cancelled);
+	atomic_store(&hook_release, 1);
+	assert_true(pump_until(&r[0].done, 10000));
+	assert_false(r[0].remote_error);
+	for (uint64_t t0 = mono_us(); mono_us() - t0 < 200000;)
+		pump_once();
+	kw_serve_get_stats(srv, &st);
+	assert_int_equal(st.slots_used, 0);
+	assert_int_equal(srv->lane.jobs, 1);   /* the gone caller's request never ran */
+	assert_int_equal(st.calls, 1);
+}
+
 /* ---- the figure -------------------------------------------------------------------------- */
 
 /* For `ms` of wall time: a forward always in flight from a, pings one after the other
@@ -442,6 +482,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(
 			test_serve_lane_queues_behind_a_running_job_and_refuses_when_full, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_serve_lane_queued_job_of_a_gone_caller_is_not_computed, setup, teardown),
 	};
 	const struct CMUnitTest figure[] = {
 		cmocka_unit_test_setup_teardown(test_serve_lane_figure, setup_figure, teardown),
