@@ -411,6 +411,57 @@ static void test_serve_lane_queued_job_of_a_gone_caller_is_not_computed(void **s
 	assert_int_equal(st.calls, 1);
 }
 
+static void *release_later(void *arg)
+{
+	(void)arg;
+	usleep(100 * 1000);
+	atomic_store(&hook_release, 1);
+	return NULL;
+}
+
+static void test_serve_lane_stop_waits_for_the_running_job_and_refuses_the_queued(void **state)
+{
+	static struct result r[2];
+	struct kw_serve_stats st;
+	size_t n = forward_req(1, 2);
+	int entered = 0;
+	pthread_t th;
+	char t[256];
+
+	(void)state;
+	memset(r, 0, sizeof(r));
+	atomic_store(&hook_entered, 0);
+	atomic_store(&hook_release, 0);
+	atomic_store(&hook_armed, 1);
+	assert_int_equal(kw_hm_call(A.hm, A.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result,
+				    &r[0]), 0);
+	for (uint64_t t0 = mono_us(); !entered && mono_us() - t0 < 5000000;) {
+		pump_once();
+		entered = atomic_load(&hook_entered);
+	}
+	assert_int_equal(entered, 1);
+	assert_int_equal(kw_hm_call(C.hm, C.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result,
+				    &r[1]), 0);
+	for (uint64_t t0 = mono_us(); srv->lane.n < 1 && mono_us() - t0 < 5000000;)
+		pump_once();
+	assert_int_equal(srv->lane.n, 1);
+	/* the held job is let go from another thread while the loop's thread stops the lane */
+	assert_int_equal(pthread_create(&th, NULL, release_later, NULL), 0);
+	kw_serve_stop(srv);
+	pthread_join(th, NULL);
+	assert_false(srv->lane.on);
+	kw_serve_get_stats(srv, &st);
+	assert_int_equal(st.slots_used, 0);
+	assert_int_equal(srv->lane.jobs, 1);
+	assert_true(pump_until(&r[0].done, 5000));
+	assert_true(pump_until(&r[1].done, 5000));
+	assert_int_equal(r[0].err, 0);
+	assert_false(r[0].remote_error);   /* the running job was answered */
+	assert_true(r[1].remote_error);
+	kw_hm_error_text(r[1].data, r[1].len, t, sizeof(t));
+	assert_string_equal(t, "RuntimeError('server shutting down')");
+}
+
 /* ---- the figure -------------------------------------------------------------------------- */
 
 /* For `ms` of wall time: a forward always in flight from a, pings one after the other
@@ -484,6 +535,9 @@ int main(int argc, char **argv)
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_serve_lane_queued_job_of_a_gone_caller_is_not_computed, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_serve_lane_stop_waits_for_the_running_job_and_refuses_the_queued, setup,
+			teardown),
 	};
 	const struct CMUnitTest figure[] = {
 		cmocka_unit_test_setup_teardown(test_serve_lane_figure, setup_figure, teardown),
