@@ -28,6 +28,8 @@ struct kw_serve;
 struct kw_serve_slot;
 /* A lane job finished (on the loop's thread); the slot goes back to the pool after this. */
 typedef void (*kw_serve_done_fn)(struct kw_serve *s, struct kw_serve_slot *slot, void *user);
+/* A lane job's own computation (lane thread, compute lock held); NULL: a unary request. */
+typedef void (*kw_serve_run_fn)(struct kw_serve *s, struct kw_serve_slot *slot, void *user);
 
 enum { KW_SERVE_JOB_IDLE = 0, KW_SERVE_JOB_QUEUED, KW_SERVE_JOB_RUNNING, KW_SERVE_JOB_DONE };
 
@@ -39,6 +41,9 @@ struct kw_serve_job {
 	bool petals, bad, cancelled;
 	int method;
 	int state;
+	int status;              /* 0: computed; -KW_ECANCELED: the lane stopped before it ran
+				    (the text is in the slot's err) */
+	kw_serve_run_fn run;
 	const uint8_t *req;      /* the call's request buffer (net/hivemind's, until the reply) */
 	size_t len;
 	struct kw_serve_out o;
@@ -239,6 +244,9 @@ int kw_serve_lane_attach(struct kw_serve *s, struct kw_loop *l);
 bool kw_serve_lane_submit(struct kw_serve *s, struct kw_serve_slot *slot, void *tok, bool petals,
 			  int method, const uint8_t *req, size_t len, kw_serve_done_fn done,
 			  void *user);
+/* The same for another computation (an inference step): run on the lane, then done. */
+bool kw_serve_lane_submit_run(struct kw_serve *s, struct kw_serve_slot *slot, void *tok,
+			      kw_serve_run_fn run, kw_serve_done_fn done, void *user);
 void kw_serve_lane_cancel(struct kw_serve *s, struct kw_serve_slot *slot);
 void kw_serve_compute_begin(struct kw_serve *s);
 void kw_serve_compute_end(struct kw_serve *s);

@@ -61,8 +61,11 @@ static void *lane_main(void *arg)
 			if (kw_serve_lane_test_hook)
 				kw_serve_lane_test_hook(s, slot);
 			pthread_mutex_lock(&ln->compute);
-			kw_serve_compute(s, slot, j->petals, j->method, j->req, j->len, &j->o,
-					 &j->bad);
+			if (j->run)
+				j->run(s, slot, j->user);
+			else
+				kw_serve_compute(s, slot, j->petals, j->method, j->req, j->len,
+						 &j->o, &j->bad);
 			pthread_mutex_unlock(&ln->compute);
 			pthread_mutex_lock(&ln->mu);
 			j->state = KW_SERVE_JOB_DONE;
@@ -91,6 +94,7 @@ static void finish(struct kw_serve *s, bool stopping)
 			/* never run: the lane stopped first */
 			j->o = (struct kw_serve_out){ (const uint8_t *)stop_text,
 						      sizeof(stop_text) - 1, true };
+			j->status = -KW_ECANCELED;
 			snprintf(slot->err, sizeof(slot->err), "%s", stop_text);
 		}
 		cancelled = j->cancelled;
@@ -100,7 +104,8 @@ static void finish(struct kw_serve *s, bool stopping)
 		if (!done)
 			continue;
 		if (!cancelled) {
-			kw_serve_account(s, &j->o, j->bad);
+			if (!j->run)   /* a step's owner counts it */
+				kw_serve_account(s, &j->o, j->bad);
 			j->done(s, slot, j->user);
 		}
 		kw_serve_slot_put(s, j->tok);
@@ -141,27 +146,43 @@ int kw_serve_lane_attach(struct kw_serve *s, struct kw_loop *l)
 		return -KW_EAGAIN;
 	}
 	ln->on = true;
+	KW_LOG_INF(serve, "compute lane started: requests compute off the event loop, %u queued "
+		   "at most", s->lim.slots);
 	return 0;
+}
+
+static bool submit(struct kw_serve *s, struct kw_serve_slot *slot, const struct kw_serve_job *job)
+{
+	struct kw_serve_lane *ln = &s->lane;
+
+	if (!ln->on || ln->stopping)
+		return false;
+	slot->job = *job;
+	pthread_mutex_lock(&ln->mu);
+	slot->job.state = KW_SERVE_JOB_QUEUED;
+	ln->ring[(ln->head + ln->n) % s->lim.slots] = (uint32_t)(slot - s->slot);
+	ln->n++;
+	pthread_cond_signal(&ln->cv_work);
+	pthread_mutex_unlock(&ln->mu);
+	return true;
 }
 
 bool kw_serve_lane_submit(struct kw_serve *s, struct kw_serve_slot *slot, void *tok, bool petals,
 			  int method, const uint8_t *req, size_t len, kw_serve_done_fn done,
 			  void *user)
 {
-	struct kw_serve_lane *ln = &s->lane;
-	struct kw_serve_job *j = &slot->job;
+	struct kw_serve_job j = { .tok = tok, .petals = petals, .method = method, .req = req,
+				  .len = len, .done = done, .user = user };
 
-	if (!ln->on || ln->stopping)
-		return false;
-	*j = (struct kw_serve_job){ .tok = tok, .petals = petals, .method = method, .req = req,
-				    .len = len, .done = done, .user = user };
-	pthread_mutex_lock(&ln->mu);
-	j->state = KW_SERVE_JOB_QUEUED;
-	ln->ring[(ln->head + ln->n) % s->lim.slots] = (uint32_t)(slot - s->slot);
-	ln->n++;
-	pthread_cond_signal(&ln->cv_work);
-	pthread_mutex_unlock(&ln->mu);
-	return true;
+	return submit(s, slot, &j);
+}
+
+bool kw_serve_lane_submit_run(struct kw_serve *s, struct kw_serve_slot *slot, void *tok,
+			      kw_serve_run_fn run, kw_serve_done_fn done, void *user)
+{
+	struct kw_serve_job j = { .tok = tok, .run = run, .done = done, .user = user };
+
+	return submit(s, slot, &j);
 }
 
 void kw_serve_lane_cancel(struct kw_serve *s, struct kw_serve_slot *slot)
