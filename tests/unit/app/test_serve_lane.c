@@ -32,6 +32,7 @@
 #include <kw/ml/tensor_msg.h>
 #include <kw/net/hivemind.h>
 #include <kw/net/key.h>
+#include <kw/net/msgpack.h>
 #include <kw/net/swarm.h>
 
 #include "../../../app/serve_int.h"
@@ -218,7 +219,7 @@ static int setup_model(uint32_t hidden, uint32_t blocks, uint32_t max_rows)
 	memset(&C, 0, sizeof(C));
 	if (make_side(&B, true) || make_side(&A, false) || make_side(&C, false))
 		return -1;
-	if (kw_hm_stream_setup(B.hm, &sx) ||
+	if (kw_hm_stream_setup(B.hm, &sx) || kw_hm_stream_setup(A.hm, &sx) ||
 	    kw_serve_start(srv, NULL, B.hm, NULL, NULL, false) ||
 	    kw_hm_register_unary(B.hm, "test.Ping", on_ping, NULL, NULL, 0))
 		return -1;
@@ -462,6 +463,164 @@ static void test_serve_lane_stop_waits_for_the_running_job_and_refuses_the_queue
 	assert_string_equal(t, "RuntimeError('server shutting down')");
 }
 
+/* ---- an rpc_inference session's steps on the lane ---- */
+
+struct sess_cli {
+	struct kw_hm_stream *st;
+	int n, done, err;
+	uint8_t msg[4][8192];
+	size_t len[4];
+};
+
+static int scli_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void *arg)
+{
+	struct sess_cli *c = arg;
+
+	(void)st;
+	assert_true(c->n < 4 && len <= sizeof(c->msg[0]));
+	memcpy(c->msg[c->n], msg, len);
+	c->len[c->n++] = len;
+	return 0;
+}
+
+static void scli_done(struct kw_hm_stream *st, const struct kw_hm_stream_result *r, void *arg)
+{
+	struct sess_cli *c = arg;
+
+	(void)st;
+	c->done++;
+	c->err = r->err ? r->err : r->remote_error ? -KW_EPROTO : 0;
+}
+
+static const struct kw_hm_stream_ops scli_ops = { .on_message = scli_msg, .on_done = scli_done };
+
+/* ExpertRequest{uid, [hidden (1, T, H), DUMMY prompts, DUMMY hypo_ids], metadata} */
+static size_t step_req(const float *x, uint32_t T, bool first, uint8_t *out)
+{
+	static uint8_t tb[16384], mp[128];
+	struct kw_tensor_msg m;
+	struct kw_mp_writer w;
+	char uid[256];
+	size_t n = 0, o = 0, tl;
+	long ml;
+
+	for (uint32_t i = 0; i < nblocks; i++)
+		o += (size_t)snprintf(uid + o, sizeof(uid) - o, "%slane-llama.%u", i ? " " : "", i);
+	n += put_field(out + n, 1, uid, strlen(uid));
+	memset(&m, 0, sizeof(m));
+	m.buf = (const uint8_t *)x;
+	m.buf_len = (size_t)T * dims.hidden * 4;
+	m.ndim = 3;
+	m.shape[0] = 1;
+	m.shape[1] = T;
+	m.shape[2] = (uint32_t)dims.hidden;
+	strcpy(m.dtype, "float32");
+	assert_int_equal(kw_tensor_msg_encode(&m, tb, sizeof(tb), &tl), 0);
+	n += put_field(out + n, 2, tb, tl);
+	for (int k = 0; k < 2; k++) {   /* prompts (float32) and hypo_ids (int64), both DUMMY */
+		memset(&m, 0, sizeof(m));
+		m.ndim = 1;
+		strcpy(m.dtype, k ? "int64" : "float32");
+		assert_int_equal(kw_tensor_msg_encode(&m, tb, sizeof(tb), &tl), 0);
+		n += put_field(out + n, 2, tb, tl);
+	}
+	kw_mp_writer_init(&w, mp, sizeof(mp));
+	kw_mp_put_map(&w, first ? 2 : 1);
+	kw_mp_put_cstr(&w, "session_id");
+	kw_mp_put_cstr(&w, "lane-sess");
+	if (first) {
+		kw_mp_put_cstr(&w, "max_length");
+		kw_mp_put_uint(&w, 8);
+	}
+	ml = kw_mp_writer_finish(&w);
+	assert_true(ml > 0);
+	n += put_field(out + n, 3, mp, (size_t)ml);
+	return n;
+}
+
+static void test_serve_lane_session_step_computes_off_the_loop_and_equals_a_forward(void **state)
+{
+	static float x[4 * 64];
+	static uint8_t sreq[16384];
+	static struct sess_cli c;
+	struct kw_serve_stats st;
+	size_t n, fl, inl_len = 0;
+	bool inl_err = true;
+	int entered = 0;
+
+	(void)state;
+	assert_int_equal(dims.hidden, 64);
+	for (size_t i = 0; i < 4 * 64; i++)
+		x[i] = frand();
+	memset(&c, 0, sizeof(c));
+	memset(&png, 0, sizeof(png));
+	atomic_store(&hook_entered, 0);
+	atomic_store(&hook_release, 0);
+	atomic_store(&hook_armed, 1);
+	assert_int_equal(kw_hm_stream_open(A.hm, A.conn, KW_SERVE_PT_INFERENCE, &scli_ops, &c, 0,
+					   &c.st), 0);
+	n = step_req(x, 4, true, sreq);
+	assert_int_equal(kw_hm_stream_send(c.st, sreq, n), 0);
+	for (uint64_t t0 = mono_us(); !entered && mono_us() - t0 < 5000000;) {
+		pump_once();
+		entered = atomic_load(&hook_entered);
+	}
+	assert_int_equal(entered, 1);   /* the step is on the lane, held */
+	assert_int_equal(kw_hm_call(C.hm, C.conn, "test.Ping", (const uint8_t *)"s", 1, 0,
+				    on_result, &png), 0);
+	assert_true(pump_until(&png.done, 5000));
+	assert_int_equal(png.err, 0);
+	assert_int_equal(c.n, 0);
+	/* the next step is sent now and must wait for the first one's answer */
+	n = step_req(x + 3 * 64, 1, false, sreq);
+	assert_int_equal(kw_hm_stream_send(c.st, sreq, n), 0);
+	atomic_store(&hook_release, 1);
+	for (uint64_t t0 = mono_us(); c.n < 2 && mono_us() - t0 < 10000000;)
+		pump_once();
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.done, 0);
+	/* the first answer equals a unary forward of the same 4 tokens (same kernels, no
+	 * cache before it): the ExpertResponse bytes match */
+	atomic_store(&hook_armed, 0);
+	{
+		struct kw_tensor_msg m;
+		uint8_t tb[16384];
+		char uid[256];
+		size_t o = 0, tl;
+
+		for (uint32_t i = 0; i < nblocks; i++)
+			o += (size_t)snprintf(uid + o, sizeof(uid) - o, "%slane-llama.%u",
+					      i ? " " : "", i);
+		fl = put_field(req, 1, uid, strlen(uid));
+		memset(&m, 0, sizeof(m));
+		m.buf = (const uint8_t *)x;
+		m.buf_len = 4 * 64 * 4;
+		m.ndim = 3;
+		m.shape[0] = 1;
+		m.shape[1] = 4;
+		m.shape[2] = 64;
+		strcpy(m.dtype, "float32");
+		assert_int_equal(kw_tensor_msg_encode(&m, tb, sizeof(tb), &tl), 0);
+		fl += put_field(req + fl, 2, tb, tl);
+	}
+	assert_int_equal(kw_serve_call(srv, KW_SERVE_PT_FORWARD, req, fl, inl, sizeof(inl),
+				       &inl_len, &inl_err), 0);
+	assert_false(inl_err);
+	assert_int_equal(c.len[0], inl_len);
+	assert_memory_equal(c.msg[0], inl, inl_len);
+	assert_true(c.len[1] > 0 && c.len[1] < c.len[0]);   /* one token */
+	/* the empty request ends the session cleanly */
+	assert_int_equal(kw_hm_stream_send(c.st, NULL, 0), 0);
+	assert_int_equal(kw_hm_stream_end(c.st), 0);
+	assert_true(pump_until(&c.done, 5000));
+	assert_int_equal(c.err, 0);
+	kw_serve_get_stats(srv, &st);
+	assert_int_equal(st.slots_used, 0);
+	assert_int_equal(st.sessions_open, 0);
+	assert_int_equal(st.steps, 2);
+	assert_int_equal(srv->lane.jobs, 2);
+}
+
 /* ---- the figure -------------------------------------------------------------------------- */
 
 /* For `ms` of wall time: a forward always in flight from a, pings one after the other
@@ -538,6 +697,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(
 			test_serve_lane_stop_waits_for_the_running_job_and_refuses_the_queued, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_serve_lane_session_step_computes_off_the_loop_and_equals_a_forward,
+			setup, teardown),
 	};
 	const struct CMUnitTest figure[] = {
 		cmocka_unit_test_setup_teardown(test_serve_lane_figure, setup_figure, teardown),
