@@ -66,9 +66,9 @@ struct kw_serve_slot {
 };
 
 /* The compute lane (serve_lane.c, Kconfig KW_APP_SERVE_LANE): one thread that runs queued
- * unary requests while the loop serves everything else. Every computation on the served
- * weights holds `compute` (the lane thread, or the loop for what it still computes inline:
- * stream calls, inference steps, kw_serve_call), so the shared contexts (fctx, lctx, the
+ * unary requests and inference steps while the loop serves everything else. Every
+ * computation on the served weights holds `compute` (the lane thread, or the loop for what
+ * it still computes inline: stream calls, pushed steps, kw_serve_call), so the shared contexts (fctx, lctx, the
  * worker pool) have one user at a time. */
 struct kw_serve_lane {
 	bool tried, on, stopping;
