@@ -1,8 +1,9 @@
 /*
  * The compute lane of serving (doc/serve.md "Compute off the event loop"): one thread runs
  * the unary requests (rpc_forward / rpc_backward / rpc_info of both servers) and the
- * rpc_inference steps (a run function of serve_infer.c) that the loop queues, driving the matmul worker pool as the loop would, and hands each result back with
- * kw_loop_async_send; the loop then answers the call and frees the slot. The queue is a ring
+ * rpc_inference steps (a run function of serve_infer.c) that the loop queues, driving the
+ * matmul worker pool as the loop would, and hands each result back with kw_loop_async_send;
+ * the loop then answers and frees the slot. The queue is a ring
  * of slot indices as long as the slot pool, so queueing never fails once a slot is taken, and
  * a request that finds no slot gets the usual busy text. Nothing is allocated per request:
  * the job lives in its slot, the ring comes from the serve arena at start.
