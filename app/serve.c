@@ -565,7 +565,8 @@ size_t kw_serve_bytes(const struct kw_serve *s)
 	if (!per)
 		return 0;
 	total = s->lim.slots * (per + sizeof(struct kw_serve_slot)) +
-		kw_pool_storage_size(16, s->lim.slots) + 1024;
+		kw_pool_storage_size(16, s->lim.slots) + 1024 +
+		s->lim.slots * sizeof(uint32_t) + 16;   /* the compute lane's ring */
 	if (s->n_ex)
 		total += kw_ffn_ctx_bytes(s->hid, s->inter, s->lim.max_rows);
 	if (s->has_blocks)
