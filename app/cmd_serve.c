@@ -223,6 +223,8 @@ int kw_cmd_serve(int argc, char **argv)
 out:
 	kw_app_hm_announce_end(st);
 	kw_app_hm_stop(st);
+	if (as.s)
+		kw_serve_stop(as.s);   /* the compute lane answers or refuses its jobs first */
 	kw_app_transient_kad_close(kad);   /* before the swarm: its streams report to it */
 	kw_app_transient_close(&t);   /* the swarm goes first: no handler runs afterwards */
 	kw_app_serve_close(&as);

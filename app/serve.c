@@ -15,6 +15,8 @@
 #include <kw/log.h>
 #include <kw/net/hivemind.h>
 #include <kw/net/msgpack.h>
+#include <kw/net/swarm.h>
+#include <kw/node.h>
 
 #include "serve_int.h"
 
@@ -563,7 +565,8 @@ size_t kw_serve_bytes(const struct kw_serve *s)
 	if (!per)
 		return 0;
 	total = s->lim.slots * (per + sizeof(struct kw_serve_slot)) +
-		kw_pool_storage_size(16, s->lim.slots) + 1024;
+		kw_pool_storage_size(16, s->lim.slots) + 1024 +
+		s->lim.slots * sizeof(uint32_t) + 16;   /* the compute lane's ring */
 	if (s->n_ex)
 		total += kw_ffn_ctx_bytes(s->hid, s->inter, s->lim.max_rows);
 	if (s->has_blocks)
@@ -604,18 +607,20 @@ static int method_of(const char *name, bool *petals)
 	return -1;
 }
 
-/* One request, whatever carried it: decode, run, answer into *o (slot memory). */
-static void serve_one(struct kw_serve *s, struct kw_serve_slot *slot, bool petals, int method,
-		      const uint8_t *req, size_t len, struct kw_serve_out *o)
+/* One request, whatever carried it: decode, run, answer into *o (slot memory). Runs on the
+ * lane thread too: everything it writes is in the slot. */
+void kw_serve_compute(struct kw_serve *s, struct kw_serve_slot *slot, bool petals, int method,
+		      const uint8_t *req, size_t len, struct kw_serve_out *o, bool *bad)
 {
 	struct kw_serve_req r;
 	const char *why;
 	int ret;
 
 	slot->err[0] = '\0';
+	*bad = false;
 	ret = kw_serve_req_decode(&r, req, len, &why);
 	if (ret < 0) {
-		s->st.bad_requests++;
+		*bad = true;
 		kw_serve_pyerr(slot->err, sizeof(slot->err), "DecodeError",
 			       "Error parsing message: %s", why);
 		o->data = (const uint8_t *)slot->err;
@@ -626,9 +631,27 @@ static void serve_one(struct kw_serve *s, struct kw_serve_slot *slot, bool petal
 	} else {
 		kw_serve_moe_run(s, slot, method, &r, o);
 	}
+}
+
+void kw_serve_account(struct kw_serve *s, const struct kw_serve_out *o, bool bad)
+{
+	if (bad)
+		s->st.bad_requests++;
 	s->st.calls++;
 	if (o->is_error)
 		s->st.errors++;
+}
+
+/* Inline on the loop: under the compute lock, which waits for a running lane job. */
+static void serve_one(struct kw_serve *s, struct kw_serve_slot *slot, bool petals, int method,
+		      const uint8_t *req, size_t len, struct kw_serve_out *o)
+{
+	bool bad;
+
+	kw_serve_compute_begin(s);
+	kw_serve_compute(s, slot, petals, method, req, len, o, &bad);
+	kw_serve_compute_end(s);
+	kw_serve_account(s, o, bad);
 }
 
 static const char busy_text[] = "RuntimeError('server busy: every request slot is taken')";
@@ -673,6 +696,29 @@ struct handler_arg {
 	int method;
 };
 
+/* Answers a call from the slot's result (inline, or a lane job done). */
+static void reply_out(struct kw_serve *s, struct kw_hm_call *call, struct kw_serve_slot *slot,
+		      const struct kw_serve_out *o)
+{
+	int ret;
+
+	(void)s;
+	if (o->is_error) {
+		KW_LOG_DBG(serve, "request answered with %.*s", (int)o->len, (const char *)o->data);
+		ret = kw_hm_reply_error(call, slot->err);
+	} else {
+		ret = kw_hm_reply(call, o->data, o->len);
+	}
+	if (ret < 0)
+		KW_LOG_WRN(serve, "reply of %zu bytes not sent: %s (the caller gets an error "
+			   "text; raise KW_NET_HIVEMIND_CALL_BUF_BYTES)", o->len, kw_strerror(ret));
+}
+
+static void on_lane_done(struct kw_serve *s, struct kw_serve_slot *slot, void *user)
+{
+	reply_out(s, user, slot, &slot->job.o);
+}
+
 static void on_call(struct kw_hm_call *call, const uint8_t *req, size_t len, void *arg)
 {
 	struct handler_arg *h = arg;
@@ -680,7 +726,6 @@ static void on_call(struct kw_hm_call *call, const uint8_t *req, size_t len, voi
 	struct kw_serve_out o = { 0 };
 	struct kw_serve_slot *slot;
 	void *tok;
-	int ret;
 
 	slot = kw_serve_slot_get(s, &tok);
 	if (!slot) {
@@ -690,17 +735,27 @@ static void on_call(struct kw_hm_call *call, const uint8_t *req, size_t len, voi
 		(void)kw_hm_reply_error(call, busy_text);
 		return;
 	}
+	if (!s->lane.tried)   /* the loop is known from the first call: start the lane there */
+		(void)kw_serve_lane_attach(s, &kw_swarm_node(kw_conn_swarm(
+						  kw_hm_call_conn(call)))->loop);
+	if (kw_serve_lane_submit(s, slot, tok, h->petals, h->method, req, len, on_lane_done,
+				 call))
+		return;   /* answered by on_lane_done, or cancelled by on_cancel */
 	serve_one(s, slot, h->petals, h->method, req, len, &o);
-	if (o.is_error) {
-		KW_LOG_DBG(serve, "request answered with %.*s", (int)o.len, (const char *)o.data);
-		ret = kw_hm_reply_error(call, slot->err);
-	} else {
-		ret = kw_hm_reply(call, o.data, o.len);
-	}
-	if (ret < 0)
-		KW_LOG_WRN(serve, "reply of %zu bytes not sent: %s (the caller gets an error "
-			   "text; raise KW_NET_HIVEMIND_CALL_BUF_BYTES)", o.len, kw_strerror(ret));
+	reply_out(s, call, slot, &o);
 	kw_serve_slot_put(s, tok);
+}
+
+/* The call ended unanswered (deadline, caller gone): only a lane job can be in flight. */
+static void on_cancel(struct kw_hm_call *call, int reason, void *arg)
+{
+	struct handler_arg *h = arg;
+	struct kw_serve *s = h->s;
+
+	(void)reason;
+	for (uint32_t i = 0; i < s->lim.slots; i++)
+		if (s->slot[i].job.user == call)   /* an idle slot's stale match: a no-op */
+			kw_serve_lane_cancel(s, &s->slot[i]);
 }
 
 int kw_serve_start(struct kw_serve *s, struct kw_arena *a, struct kw_hm *hm,
@@ -762,7 +817,7 @@ int kw_serve_start(struct kw_serve *s, struct kw_arena *a, struct kw_hm *hm,
 			return -KW_ENOMEM;
 	}
 	args = kw_arena_alloc(s->a, 6 * sizeof(*args), 16);
-	if (!args)
+	if (!args || kw_serve_lane_setup(s) < 0)
 		return -KW_ENOMEM;
 	s->started = true;
 	for (int i = 0; i < 6 && hm; i++) {
@@ -771,7 +826,7 @@ int kw_serve_start(struct kw_serve *s, struct kw_arena *a, struct kw_hm *hm,
 		if (petals ? !s->has_blocks : !s->n_ex)
 			continue;
 		args[i] = (struct handler_arg){ s, petals, i % 3 };
-		ret = kw_hm_register_unary(hm, petals ? pt[i % 3] : moe[i % 3], on_call, NULL,
+		ret = kw_hm_register_unary(hm, petals ? pt[i % 3] : moe[i % 3], on_call, on_cancel,
 					   &args[i], 0);
 		if (ret < 0)
 			return ret;

@@ -177,6 +177,19 @@ int kw_serve_start(struct kw_serve *s, struct kw_arena *a, struct kw_hm *hm,
 int kw_serve_call(struct kw_serve *s, const char *name, const uint8_t *req, size_t len,
 		  uint8_t *out, size_t cap, size_t *out_len, bool *is_error);
 
+/*
+ * Stops the compute lane (doc/serve.md "Compute off the event loop"), if it started: waits
+ * for the request it is running, answers that one and what is done, answers the queued ones
+ * with "RuntimeError('server shutting down')", frees their slots and lets go of the loop.
+ * Call on the loop's thread while the loop still exists (before its node is destroyed).
+ * Idempotent; a no-op when requests are computed on the loop.
+ */
+void kw_serve_stop(struct kw_serve *s);
+/* Only stops the lane thread after its running job, without touching the loop (which may
+ * be gone: the node destroyed first); unanswered requests are dropped with their slots.
+ * Before freeing the serve's memory. Idempotent. */
+void kw_serve_lane_join(struct kw_serve *s);
+
 void kw_serve_get_stats(const struct kw_serve *s, struct kw_serve_stats *st);
 
 /* ---- what is served (for ServerInfo publishing, app/hivemind.c) -------------------------- */

@@ -326,6 +326,8 @@ fail:
 
 void kw_app_serve_close(struct kw_app_serve *as)
 {
+	if (as->s)   /* the compute thread reads the weights and the request buffers */
+		kw_serve_lane_join(as->s);
 	if (as->ck_open)
 		kw_ckpt_close(&as->ck);
 	free(as->meta_mem);
@@ -433,5 +435,7 @@ void kw_app_serve_shutdown(struct kw_node *n)
 	 * into the weights once the loop has stopped */
 	if (app)
 		app->serve = NULL;
+	if (g_serve.s)   /* the loop is still here: answer or refuse what the lane holds */
+		kw_serve_stop(g_serve.s);
 	kw_app_serve_close(&g_serve);
 }

@@ -57,6 +57,13 @@ struct kw_serve_sess {
 	size_t pend_len, pend_cap;
 	const uint8_t *held;         /* a request kept (HOLD) until pend is sent */
 	size_t held_len;
+	/* a step computing on the lane (its request held on the stream until it is done) */
+	bool busy;
+	struct kw_serve_slot *slot;
+	uint32_t c_B, c_T;
+	enum kw_compression c_comp;
+	int c_ret;
+	size_t c_len;
 };
 
 static uint64_t fnv(const uint8_t *p, size_t n)
@@ -198,6 +205,13 @@ static void sess_free(struct kw_serve_sess *ss)
 	struct kw_serve *s = ss->s;
 
 	kw_timer_cancel(ss->loop, &ss->timer);
+	if (ss->busy) {
+		/* a step on the lane: not run, or waited for (it writes the cache closed next);
+		 * its slot comes back when the lane's result is collected */
+		kw_serve_lane_cancel(s, ss->slot);
+		ss->busy = false;
+		ss->slot = NULL;
+	}
 	if (ss->kv)
 		kw_kv_close(&s->kv, ss->kv);
 	ss->kv = NULL;
@@ -314,8 +328,9 @@ static int empty_reply(struct kw_serve_slot *slot, uint32_t B, uint32_t H, size_
 }
 
 /*
- * Runs one step of request r (metadata m) on the session into slot->out (*len); 1 when the
- * step is a repeated step_id (no answer). Error text in slot->err.
+ * Checks one step of request r (metadata m) on the session and reads its input into
+ * slot->y. Return: 2, ready for step_compute; 0, answered already into slot->out (*len: no
+ * tokens); 1, a repeated step_id (no answer); < 0 with the error text in slot->err.
  */
 static int step(struct kw_serve_sess *ss, struct kw_serve_slot *slot,
 		const struct kw_serve_req *r, const struct kw_serve_infer_meta *m, size_t *len)
@@ -323,8 +338,7 @@ static int step(struct kw_serve_sess *ss, struct kw_serve_slot *slot,
 	struct kw_serve *s = ss->s;
 	size_t H = s->d.hidden, n, nh;
 	const struct kw_tensor_msg *h = &r->t[0], *hy;
-	uint32_t B, T, hypo[256], shape[3];
-	struct kw_serve_tout t;
+	uint32_t B, T, hypo[256];
 	int ret = 0;
 
 	if (m->has_step) {
@@ -396,23 +410,54 @@ static int step(struct kw_serve_sess *ss, struct kw_serve_slot *slot,
 	if (kw_serve_tensor_in(s, h, "hidden_states", 3, H, (size_t)s->lim.max_rows * H, slot->y,
 			       &n, slot->err, sizeof(slot->err)) < 0)
 		return -KW_EINVAL;
-	if (nh)   /* backend.py _reorder_cache_inplace, before the step's own tokens */
+	if (nh) {   /* backend.py _reorder_cache_inplace, before the step's own tokens */
+		kw_serve_compute_begin(s);   /* the cache may be in use by a lane job */
 		ret = kw_kv_reorder(&s->kv, ss->kv, hypo);
+		kw_serve_compute_end(s);
+		if (ret < 0) {
+			kw_serve_pyerr(slot->err, sizeof(slot->err), "RuntimeError", "inference "
+				       "step failed: %s", kw_strerror(ret));
+			return ret;
+		}
+	}
+	ss->c_B = B;
+	ss->c_T = T;
+	ss->c_comp = m->has_comp ? m->comp : KW_COMP_NONE;
+	return 2;   /* ready: step_compute, here or on the lane */
+}
+
+/* The blocks of a checked step, then its reply into slot->out: ss->c_ret (0 or < 0 with the
+ * text in slot->err) and c_len. On the lane thread or on the loop under the compute lock;
+ * the session is not touched by the loop meanwhile (its stream is held). */
+static void step_compute(struct kw_serve_sess *ss, struct kw_serve_slot *slot)
+{
+	struct kw_serve *s = ss->s;
+	uint32_t B = ss->c_B, T = ss->c_T, shape[3];
+	struct kw_serve_tout t;
+	int ret = 0;
+
+	ss->c_len = 0;
 	for (size_t i = 0; i < ss->n_chain && ret == 0; i++)
 		ret = kw_llama_forward(&s->lctx, &s->w[ss->chain[i]], &s->kv, ss->kv, i, slot->y,
 				       B, T, ss->prefix, slot->y);
 	if (ret < 0) {
 		kw_serve_pyerr(slot->err, sizeof(slot->err), "RuntimeError", "inference step "
 			       "failed: %s", kw_strerror(ret));
-		return ret;
+		ss->c_ret = ret;
+		return;
 	}
 	ss->prefix += T;
 	shape[0] = B;
 	shape[1] = T;
-	shape[2] = (uint32_t)H;
-	t = (struct kw_serve_tout){ .y = slot->y, .shape = shape, .ndim = 3,
-				    .comp = m->has_comp ? m->comp : KW_COMP_NONE };
-	return kw_serve_response(s, slot, &t, 1, len) < 0 ? -KW_EINVAL : 0;
+	shape[2] = (uint32_t)s->d.hidden;
+	t = (struct kw_serve_tout){ .y = slot->y, .shape = shape, .ndim = 3, .comp = ss->c_comp };
+	ss->c_ret = kw_serve_response(s, slot, &t, 1, &ss->c_len) < 0 ? -KW_EINVAL : 0;
+}
+
+static void step_run(struct kw_serve *s, struct kw_serve_slot *slot, void *user)
+{
+	(void)s;
+	step_compute(user, slot);
 }
 
 /* Sends a step's reply, keeping it when the send buffer is full. 1: kept (hold delivery). */
@@ -428,12 +473,52 @@ static int send_reply(struct kw_serve_sess *ss, const uint8_t *b, size_t len)
 	return ret;
 }
 
+/* A step's result (ret as step()'s, the reply in slot->out): answer it. 0, 1 (reply kept:
+ * hold the stream), or < 0 after ending the session with an error. */
+static int step_answer(struct kw_serve_sess *ss, struct kw_serve_slot *slot, int ret,
+		       size_t len)
+{
+	struct kw_hm_stream *st = ss->st;
+
+	if (ret < 0) {
+		sess_fail(ss, st, slot->err);
+	} else if (ret == 0) {
+		ret = send_reply(ss, slot->out, len);
+		if (ret < 0) {
+			kw_serve_pyerr(slot->err, sizeof(slot->err), "RuntimeError", "the step's "
+				       "reply of %zu bytes does not fit the stream buffer (%s)", len,
+				       kw_strerror(ret));
+			sess_fail(ss, st, slot->err);
+		}
+	} else {
+		ret = 0;   /* a repeated step_id: no answer */
+	}
+	return ret;
+}
+
+/* A step the lane computed (loop thread): answer, then let the stream deliver again. */
+static void step_done(struct kw_serve *s, struct kw_serve_slot *slot, void *user)
+{
+	struct kw_serve_sess *ss = user;
+	struct kw_hm_stream *st = ss->st;
+
+	(void)s;
+	ss->busy = false;
+	ss->slot = NULL;
+	if (slot->job.status < 0)
+		ss->c_ret = slot->job.status;   /* never ran: the lane stopped (text in err) */
+	if (step_answer(ss, slot, ss->c_ret, ss->c_len) == 0 && ss->st == st)
+		(void)kw_hm_stream_next(st);   /* a kept reply: inf_writable releases it */
+}
+
 /*
  * One request for the session (from its stream, or pushed): decode, step, answer. Returns
- * 0, 1 (reply kept: hold the stream), or < 0 after ending the session with an error.
+ * 0, 1 (reply kept, or the step computes on the lane: hold the stream), or < 0 after ending
+ * the session with an error. may_defer: the request stays valid until kw_hm_stream_next
+ * (a held stream message; a push's request dies with its reply, so it computes here).
  */
 static int serve_request(struct kw_serve_sess *ss, const struct kw_serve_req *r,
-			 const struct kw_serve_infer_meta *m)
+			 const struct kw_serve_infer_meta *m, bool may_defer)
 {
 	struct kw_serve *s = ss->s;
 	struct kw_hm_stream *st = ss->st;
@@ -451,19 +536,22 @@ static int serve_request(struct kw_serve_sess *ss, const struct kw_serve_req *r,
 	slot->err[0] = '\0';
 	s->st.calls++;
 	ret = step(ss, slot, r, m, &len);
-	if (ret < 0) {
-		sess_fail(ss, st, slot->err);
-	} else if (ret == 0) {
-		ret = send_reply(ss, slot->out, len);
-		if (ret < 0) {
-			kw_serve_pyerr(slot->err, sizeof(slot->err), "RuntimeError", "the step's "
-				       "reply of %zu bytes does not fit the stream buffer (%s)", len,
-				       kw_strerror(ret));
-			sess_fail(ss, st, slot->err);
-		}
-	} else {
-		ret = 0;   /* a repeated step_id: no answer */
+	if (ret == 2 && may_defer && !s->lane.tried)
+		(void)kw_serve_lane_attach(s, ss->loop);
+	if (ret == 2 && may_defer &&
+	    kw_serve_lane_submit_run(s, slot, tok, step_run, step_done, ss)) {
+		ss->busy = true;
+		ss->slot = slot;
+		return 1;
 	}
+	if (ret == 2) {
+		kw_serve_compute_begin(s);   /* the shared block context: after a lane job */
+		step_compute(ss, slot);
+		kw_serve_compute_end(s);
+		ret = ss->c_ret;
+		len = ss->c_len;
+	}
+	ret = step_answer(ss, slot, ret, len);
 	kw_serve_slot_put(s, tok);
 	return ret;
 }
@@ -567,7 +655,7 @@ fail: {
 
 /* One request of a session's stream, or a pushed one (st NULL for a push). */
 static int deliver(struct kw_serve *s, struct kw_serve_sess *ss, struct kw_hm_stream *st,
-		   const uint8_t *msg, size_t len)
+		   const uint8_t *msg, size_t len, bool may_defer)
 {
 	char err[KW_SERVE_ERR_MAX];
 	struct kw_serve_req r;
@@ -609,7 +697,7 @@ static int deliver(struct kw_serve *s, struct kw_serve_sess *ss, struct kw_hm_st
 	if (m.pushed)
 		s->st.pushes++;
 	kw_timer_start(ss->loop, &ss->timer, s->lim.step_timeout_ms);
-	return serve_request(ss, &r, &m);
+	return serve_request(ss, &r, &m, may_defer);
 }
 
 static int inf_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void *arg)
@@ -623,7 +711,7 @@ static int inf_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void
 		ss->held_len = len;
 		return KW_HM_STREAM_HOLD;
 	}
-	ret = deliver(arg, ss, st, msg, len);
+	ret = deliver(arg, ss, st, msg, len, true);
 	return ret == 1 ? KW_HM_STREAM_HOLD : 0;
 }
 
@@ -647,7 +735,7 @@ static void inf_writable(struct kw_hm_stream *st, void *arg)
 		const uint8_t *msg = ss->held;
 
 		ss->held = NULL;
-		ret = deliver(ss->s, ss, st, msg, ss->held_len);
+		ret = deliver(ss->s, ss, st, msg, ss->held_len, true);
 		if (ret == 1 || ss->st != st)
 			return;   /* its own answer waits (still held), or the session ended */
 	}
@@ -720,8 +808,8 @@ static void on_push(struct kw_hm_call *call, const uint8_t *req, size_t len, voi
 	/* _put_into_session_queue: an unknown session is ignored; a session whose reply waits
 	 * for room takes no push now (the caller's own request of that step follows) */
 	ss = kw_serve_sess_find(s, m.session_id);
-	if (ss && !ss->pend_len && r.n_tensors)
-		(void)deliver(s, ss, ss->st, req, len);
+	if (ss && !ss->pend_len && !ss->busy && r.n_tensors)
+		(void)deliver(s, ss, ss->st, req, len, false);
 	(void)kw_hm_reply(call, NULL, 0);   /* an empty ExpertResponse */
 }
 

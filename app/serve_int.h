@@ -6,14 +6,50 @@
 #ifndef KW_APP_SERVE_INT_H
 #define KW_APP_SERVE_INT_H
 
+#include <pthread.h>
 #include <stdarg.h>
 
+#include <kw/loop.h>
 #include <kw/pool.h>
 #include <kw/net/msgpack.h>
 
 #include "serve.h"
 
 #define KW_SERVE_ERR_MAX 256   /* an error text (a Python repr) */
+
+/* The result of a served request: the reply (the slot's out) or an error text (slot->err). */
+struct kw_serve_out {
+	const uint8_t *data;
+	size_t len;
+	bool is_error;
+};
+
+struct kw_serve;
+struct kw_serve_slot;
+/* A lane job finished (on the loop's thread); the slot goes back to the pool after this. */
+typedef void (*kw_serve_done_fn)(struct kw_serve *s, struct kw_serve_slot *slot, void *user);
+/* A lane job's own computation (lane thread, compute lock held); NULL: a unary request. */
+typedef void (*kw_serve_run_fn)(struct kw_serve *s, struct kw_serve_slot *slot, void *user);
+
+enum { KW_SERVE_JOB_IDLE = 0, KW_SERVE_JOB_QUEUED, KW_SERVE_JOB_RUNNING, KW_SERVE_JOB_DONE };
+
+/* A unary request handed to the compute lane (serve_lane.c); lives in its slot. state and
+ * cancelled change under lane.mu; the rest is written by the loop before the job is queued
+ * (req/o by the lane thread while it runs) and read by the loop after it is DONE. */
+struct kw_serve_job {
+	void *tok;               /* the slot's pool token */
+	bool petals, bad, cancelled;
+	int method;
+	int state;
+	int status;              /* 0: computed; -KW_ECANCELED: the lane stopped before it ran
+				    (the text is in the slot's err) */
+	kw_serve_run_fn run;
+	const uint8_t *req;      /* the call's request buffer (net/hivemind's, until the reply) */
+	size_t len;
+	struct kw_serve_out o;
+	kw_serve_done_fn done;
+	void *user;
+};
 
 /* One request in progress: its buffers, carved once at start. */
 struct kw_serve_slot {
@@ -26,6 +62,25 @@ struct kw_serve_slot {
 	uint8_t *out;            /* the response protobuf */
 	size_t out_cap;
 	char err[KW_SERVE_ERR_MAX];
+	struct kw_serve_job job;
+};
+
+/* The compute lane (serve_lane.c, Kconfig KW_APP_SERVE_LANE): one thread that runs queued
+ * unary requests and inference steps while the loop serves everything else. Every
+ * computation on the served weights holds `compute` (the lane thread, or the loop for what
+ * it still computes inline: stream calls, pushed steps, kw_serve_call), so the shared contexts (fctx, lctx, the
+ * worker pool) have one user at a time. */
+struct kw_serve_lane {
+	bool tried, on, stopping;
+	struct kw_loop *l;
+	pthread_t th;
+	pthread_mutex_t mu;      /* ring, job states */
+	pthread_cond_t cv_work, cv_state;
+	pthread_mutex_t compute;
+	uint32_t *ring;          /* lim.slots slot indices, FIFO */
+	uint32_t head, n;
+	struct kw_async done;
+	uint64_t jobs;           /* run on the lane */
 };
 
 struct kw_serve_expert {
@@ -64,6 +119,7 @@ struct kw_serve {
 	struct kw_kv_cache kv;   /* lim.sessions slots of lim.session_tokens x count blocks */
 	struct kw_serve_sess *sess;
 	struct kw_serve_sc *sc;  /* lim.slots stream calls */
+	struct kw_serve_lane lane;
 };
 
 /* A protobuf varint at b[*pos] (up to 10 bytes, non-minimal forms accepted); *pos moves
@@ -116,13 +172,6 @@ int kw_serve_infer_hypo(const struct kw_tensor_msg *hy, uint32_t B, uint32_t *hy
 int kw_serve_petals_chain(struct kw_serve *s, const char *uid, size_t uid_len, uint32_t *idx,
 			  size_t *n, char *err, size_t cap);
 
-/* The result of a served request: the reply (the slot's out) or an error text (slot->err). */
-struct kw_serve_out {
-	const uint8_t *data;
-	size_t len;
-	bool is_error;
-};
-
 /* Writes repr(cls(msg)) as Python prints it into out[0..cap): cls('msg') with msg quoted and
  * escaped as str.__repr__ does for ASCII (the texts here are ASCII). */
 void kw_serve_pyerr(char *out, size_t cap, const char *cls, const char *fmt, ...)
@@ -169,5 +218,39 @@ void kw_serve_petals_run(struct kw_serve *s, struct kw_serve_slot *slot, int met
 			 const struct kw_serve_req *r, struct kw_serve_out *o);
 
 enum { KW_SERVE_INFO = 0, KW_SERVE_FORWARD, KW_SERVE_BACKWARD };
+
+/* Decodes and runs one request into *o (slot memory) without touching s->st (the lane
+ * thread calls it); *bad: the request did not decode. The caller holds the compute lock. */
+void kw_serve_compute(struct kw_serve *s, struct kw_serve_slot *slot, bool petals, int method,
+		      const uint8_t *req, size_t len, struct kw_serve_out *o, bool *bad);
+/* Counts a served request in s->st (loop thread). */
+void kw_serve_account(struct kw_serve *s, const struct kw_serve_out *o, bool bad);
+
+/*
+ * The compute lane. kw_serve_lane_setup: carves the ring from s->a (kw_serve_start).
+ * kw_serve_lane_attach: starts the thread on loop l the first time it is called (a later call
+ * does nothing); -KW_ENOTSUP when Kconfig leaves it out or l's backend has no cross-thread
+ * wake (the simulated one), and requests are then computed inline.
+ * kw_serve_lane_submit: queues the slot's request (loop thread); done runs on the loop once
+ * it is computed. false: no lane, the caller computes inline. The queue holds every slot, so
+ * a slot in hand always finds room.
+ * kw_serve_lane_cancel: the request's caller is gone: a queued job is not run, a running one
+ * is waited for (its request buffer is about to be freed); done is not called.
+ * kw_serve_compute_begin/end: around an inline computation on the loop (waits for a
+ * running lane job).
+ */
+int kw_serve_lane_setup(struct kw_serve *s);
+int kw_serve_lane_attach(struct kw_serve *s, struct kw_loop *l);
+bool kw_serve_lane_submit(struct kw_serve *s, struct kw_serve_slot *slot, void *tok, bool petals,
+			  int method, const uint8_t *req, size_t len, kw_serve_done_fn done,
+			  void *user);
+/* The same for another computation (an inference step): run on the lane, then done. */
+bool kw_serve_lane_submit_run(struct kw_serve *s, struct kw_serve_slot *slot, void *tok,
+			      kw_serve_run_fn run, kw_serve_done_fn done, void *user);
+void kw_serve_lane_cancel(struct kw_serve *s, struct kw_serve_slot *slot);
+void kw_serve_compute_begin(struct kw_serve *s);
+void kw_serve_compute_end(struct kw_serve *s);
+/* Fault injection for tests: when set, the lane thread calls it before each job. */
+extern void (*kw_serve_lane_test_hook)(struct kw_serve *s, struct kw_serve_slot *slot);
 
 #endif /* KW_APP_SERVE_INT_H */

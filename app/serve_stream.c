@@ -180,10 +180,12 @@ static void sc_run(struct kw_serve_sc *sc)
 	r.meta = sc->meta_len ? sc->meta : NULL;
 	r.meta_len = sc->meta_len;
 	slot->err[0] = '\0';
+	kw_serve_compute_begin(s);
 	if (sc->petals)
 		kw_serve_petals_run(s, slot, sc->method, &r, &o);
 	else
 		kw_serve_moe_run(s, slot, sc->method, &r, &o);
+	kw_serve_compute_end(s);
 	if (o.is_error) {
 		sc_fail(s, sc, sc->st, slot->err);
 		return;

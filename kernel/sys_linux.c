@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -181,6 +182,25 @@ static int lx_close_abort(struct kw_sys *s, int fd)
 	return close(fd) < 0 ? -errno : 0;
 }
 
+/* An eventfd: one counter, any number of wake() calls read back as one readable event. */
+static int lx_wake_open(struct kw_sys *s)
+{
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+/* Thread-safe: a write(2) on an eventfd is atomic; EAGAIN means the counter is already
+ * non-zero, so the loop will wake anyway. */
+static int lx_wake(struct kw_sys *s, int fd)
+{
+	uint64_t one = 1;
+
+	if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
+	return 0;
+}
+
 static const struct kw_sys_ops g_linux_ops = {
 	.now_ms = lx_now_ms,
 	.watch_add = lx_watch_add,
@@ -198,6 +218,8 @@ static const struct kw_sys_ops g_linux_ops = {
 	.local_addr = lx_local_addr,
 	.shutdown_write = lx_shutdown_write,
 	.close_abort = lx_close_abort,
+	.wake_open = lx_wake_open,
+	.wake = lx_wake,
 };
 
 int kw_sys_linux_open(struct kw_sys_linux *s)

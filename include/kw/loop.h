@@ -12,6 +12,7 @@
 #ifndef KW_LOOP_H
 #define KW_LOOP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -65,8 +66,20 @@ struct kw_hook {
 	struct kw_hook *next;
 };
 
+/* ---- completions handed back from other threads (kw_loop_async_*) ---- */
+struct kw_async;
+typedef void (*kw_async_fn)(struct kw_loop *l, struct kw_async *a);
+struct kw_async {
+	kw_async_fn cb;
+	void *arg;
+	_Atomic bool pending;    /* sent and not yet run */
+	bool active;
+	struct kw_async *next;   /* the loop's list of active handles */
+};
+
 struct kw_loop_stats {
 	uint64_t iterations, events, timers_fired, tasks_run;
+	uint64_t async_wakes, async_runs;   /* wake fd reads; kw_async callbacks run */
 	size_t timers_armed, timers_high;
 };
 
@@ -84,6 +97,11 @@ struct kw_loop {
 	bool stop;
 	int stop_code;
 	struct kw_loop_stats stats;
+	/* kw_loop_async: the backend's wake fd, open while a handle is active */
+	struct kw_async *asyncs;
+	struct kw_watch wake_w;
+	int wake_fd;
+	_Atomic bool wake_sent;          /* a wake is in flight: senders need not write again */
 };
 
 /*
@@ -138,6 +156,28 @@ void kw_task_cancel(struct kw_loop *l, struct kw_task *t);
 
 void kw_loop_add_hook(struct kw_loop *l, struct kw_hook *h);
 void kw_loop_remove_hook(struct kw_loop *l, struct kw_hook *h);
+
+/*
+ * Completions from other threads. A thread that finished work for the loop (the serving
+ * compute lane, app/serve_lane.c) calls kw_loop_async_send(); the loop wakes from its wait
+ * and runs the handle's callback on its own thread in that pass, before the timers. Sends
+ * coalesce: a handle sent several times before it runs runs once, so the callback looks for
+ * every finished item it owns. The first active handle opens the backend's wake fd
+ * (Linux: an eventfd, watched like any fd); the last one stopped closes it.
+ *
+ * kw_loop_async_init: loop thread only. Return: 0; -KW_ENOTSUP when the backend has no
+ * cross-thread wake (the simulated backend: callers keep their work on the loop there, which
+ * keeps simulated runs deterministic); -KW_EALREADY if active; the backend's fd errors.
+ */
+int kw_loop_async_init(struct kw_loop *l, struct kw_async *a, kw_async_fn cb, void *arg);
+/* True when kw_loop_async_init can succeed on this loop's backend. */
+bool kw_loop_async_supported(const struct kw_loop *l);
+/* Any thread, also from inside the callback; a is valid until kw_loop_async_stop. Return: 0,
+ * -KW_EINVAL if a is not active, or the backend's write error. */
+int kw_loop_async_send(struct kw_loop *l, struct kw_async *a);
+/* Loop thread; the caller has made sure no thread sends to `a` any more. A send not yet run
+ * is dropped. Idempotent. */
+void kw_loop_async_stop(struct kw_loop *l, struct kw_async *a);
 
 /*
  * Runs one pass, waiting at most `max_wait_ms` (-1: until the next timer or event).

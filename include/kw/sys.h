@@ -49,6 +49,12 @@ struct kw_sys_ops {
 	/* Abortive close (TCP RST, SO_LINGER 0): unsent data is dropped and the peer's next
 	 * read fails with -KW_ECONNRESET instead of seeing EOF. NULL: callers use close. */
 	int (*close_abort)(struct kw_sys *s, int fd);
+	/* Cross-thread wake-up (kw_loop_async): wake_open returns a new fd that reads ready
+	 * once wake(fd) was called from any thread (the loop reads it empty and closes it with
+	 * close). NULL: the backend has none (kernel/sys_sim.c, where nothing runs outside the
+	 * loop's thread). */
+	int (*wake_open)(struct kw_sys *s);
+	int (*wake)(struct kw_sys *s, int fd);
 };
 
 struct kw_sys {

@@ -1,6 +1,8 @@
 /* kernel/loop.c on the Linux backend: fd readiness with real pipes and sockets. */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -199,6 +201,130 @@ static void test_loop_real_tcp_connect_accept_on_loopback(void **state)
 	s->ops->close(s, l);
 }
 
+/* ---- kw_loop_async: completions from another thread ---- */
+
+struct async_hit { int n; pthread_t self; };
+
+static void on_async(struct kw_loop *l, struct kw_async *a)
+{
+	struct async_hit *h = a->arg;
+
+	h->n++;
+	h->self = pthread_self();
+}
+
+struct sender { struct kw_loop *l; struct kw_async *a; unsigned delay_ms; };
+
+static void *send_later(void *arg)
+{
+	struct sender *sd = arg;
+	struct timespec ts = { 0, (long)sd->delay_ms * 1000000L };
+
+	nanosleep(&ts, NULL);
+	(void)kw_loop_async_send(sd->l, sd->a);
+	return NULL;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void test_loop_async_send_from_thread_wakes_a_blocked_wait(void **state)
+{
+	struct kw_async a = { 0 };
+	struct async_hit h = { 0 };
+	struct sender sd = { LOOP, &a, 50 };
+	pthread_t th;
+	uint64_t t0;
+
+	assert_true(kw_loop_async_supported(LOOP));
+	assert_int_equal(kw_loop_async_init(LOOP, &a, on_async, &h), 0);
+	assert_int_equal(kw_loop_async_init(LOOP, &a, on_async, &h), -KW_EALREADY);
+	assert_int_equal(pthread_create(&th, NULL, send_later, &sd), 0);
+	t0 = mono_ms();
+	/* no timer and no fd: only the wake can end this wait before 5 s */
+	while (!h.n && mono_ms() - t0 < 5000)
+		assert_int_equal(kw_loop_run_once(LOOP, 5000), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(h.n, 1);
+	assert_true(pthread_equal(h.self, pthread_self()));   /* run on the loop's thread */
+	assert_true(mono_ms() - t0 < 2000);
+	assert_int_equal(LOOP->stats.async_runs, 1);
+	kw_loop_async_stop(LOOP, &a);
+}
+
+static void test_loop_async_sends_coalesce_and_every_handle_runs(void **state)
+{
+	struct kw_async a = { 0 }, b = { 0 };
+	struct async_hit ha = { 0 }, hb = { 0 };
+
+	assert_int_equal(kw_loop_async_init(LOOP, &a, on_async, &ha), 0);
+	assert_int_equal(kw_loop_async_init(LOOP, &b, on_async, &hb), 0);
+	kw_loop_run_once(LOOP, 0);
+	assert_int_equal(ha.n + hb.n, 0);   /* nothing sent: nothing runs */
+	assert_int_equal(kw_loop_async_send(LOOP, &a), 0);
+	assert_int_equal(kw_loop_async_send(LOOP, &a), 0);
+	assert_int_equal(kw_loop_async_send(LOOP, &b), 0);
+	assert_int_equal(kw_loop_async_send(LOOP, &a), 0);
+	kw_loop_run_once(LOOP, 1000);
+	assert_int_equal(ha.n, 1);
+	assert_int_equal(hb.n, 1);
+	assert_int_equal(LOOP->stats.async_wakes, 1);
+	kw_loop_run_once(LOOP, 0);
+	assert_int_equal(ha.n, 1);          /* read empty: no second run */
+	assert_int_equal(kw_loop_async_send(LOOP, &b), 0);
+	kw_loop_run_once(LOOP, 1000);
+	assert_int_equal(ha.n, 1);
+	assert_int_equal(hb.n, 2);
+	kw_loop_async_stop(LOOP, &a);
+	kw_loop_async_stop(LOOP, &b);
+}
+
+static void test_loop_async_stop_drops_a_send_and_closes_the_wake_fd(void **state)
+{
+	struct kw_async a = { 0 };
+	struct async_hit h = { 0 };
+	int fd;
+
+	assert_int_equal(kw_loop_async_init(LOOP, &a, on_async, &h), 0);
+	fd = LOOP->wake_fd;
+	assert_true(fd >= 0);
+	assert_true(fcntl(fd, F_GETFD) >= 0);
+	assert_int_equal(kw_loop_async_send(LOOP, &a), 0);
+	kw_loop_async_stop(LOOP, &a);
+	kw_loop_async_stop(LOOP, &a);   /* idempotent */
+	assert_int_equal(fcntl(fd, F_GETFD), -1);
+	assert_int_equal(kw_loop_async_send(LOOP, &a), -KW_EINVAL);
+	kw_loop_run_once(LOOP, 0);
+	assert_int_equal(h.n, 0);
+	/* a fresh handle opens a new fd and works */
+	assert_int_equal(kw_loop_async_init(LOOP, &a, on_async, &h), 0);
+	assert_int_equal(kw_loop_async_send(LOOP, &a), 0);
+	kw_loop_run_once(LOOP, 1000);
+	assert_int_equal(h.n, 1);
+	kw_loop_async_stop(LOOP, &a);
+}
+
+static void test_loop_async_is_refused_without_backend_wake(void **state)
+{
+	struct kw_sys_ops ops = *g_sys.sys.ops;
+	const struct kw_sys_ops *saved = g_sys.sys.ops;
+	struct kw_async a = { 0 };
+	struct async_hit h = { 0 };
+
+	ops.wake_open = NULL;
+	ops.wake = NULL;
+	g_sys.sys.ops = &ops;
+	assert_false(kw_loop_async_supported(LOOP));
+	assert_int_equal(kw_loop_async_init(LOOP, &a, on_async, &h), -KW_ENOTSUP);
+	assert_false(a.active);
+	g_sys.sys.ops = saved;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -209,6 +335,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_loop_watch_can_start_parked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_run_returns_stop_code_from_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_real_tcp_connect_accept_on_loopback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_async_send_from_thread_wakes_a_blocked_wait, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_async_sends_coalesce_and_every_handle_runs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_async_stop_drops_a_send_and_closes_the_wake_fd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_async_is_refused_without_backend_wake, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("kernel/loop", tests, NULL, NULL);
 }
