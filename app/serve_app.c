@@ -466,9 +466,10 @@ int kw_app_serve_init(struct kw_node *n)
 		ret = kw_app_hm_announce_begin(n, app->hm_app, app->sw, app->policy, &ac);
 		if (ret < 0)
 			return ret;
-		KW_LOG_INF(serve, "announcing what is served, throughput %.3f (%s)",
-			   ac.info.throughput, measured ? "measured" :
-			   app->cfg.hivemind_throughput > 0 ? "configured" : "none");
+		KW_LOG_INF(serve, "announcing what is served, throughput %.3f (%s), forward_rps "
+			   "%.3f, inference_rps %.3f", ac.info.throughput, measured ? "measured" :
+			   app->cfg.hivemind_throughput > 0 ? "configured" : "none",
+			   ac.info.forward_rps, ac.info.inference_rps);
 	}
 	return 0;
 }
