@@ -589,6 +589,7 @@ void kw_serve_slot_put(struct kw_serve *s, void *tok)
 {
 	kw_pool_free(&s->pool, tok);
 	s->st.slots_used = s->pool.used;
+	kw_serve_idle_check(s);
 }
 
 /* Which server and method a handler name is; -1 if none. */
@@ -727,6 +728,13 @@ static void on_call(struct kw_hm_call *call, const uint8_t *req, size_t len, voi
 	struct kw_serve_slot *slot;
 	void *tok;
 
+	if (s->refuse && h->method != 0) {   /* pausing: rpc_info still answers */
+		s->st.calls++;
+		s->st.errors++;
+		s->st.refused++;
+		(void)kw_hm_reply_error(call, s->refuse);
+		return;
+	}
 	slot = kw_serve_slot_get(s, &tok);
 	if (!slot) {
 		s->st.busy++;

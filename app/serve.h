@@ -38,6 +38,8 @@
 #include <stdint.h>
 
 #include <kw/arena.h>
+#include <kw/loop.h>
+#include <kw/policy.h>
 #include <kw/ml/block.h>
 #include <kw/ml/codec.h>
 #include <kw/ml/tensor_msg.h>
@@ -96,6 +98,7 @@ struct kw_serve_stats {
 	uint64_t stream_calls;   /* rpc_forward_stream / rpc_backward_stream answered */
 	size_t sessions_open;    /* open now (0 when idle) */
 	size_t sessions_high;
+	uint64_t refused;        /* calls and sessions refused while pausing */
 };
 
 /* ---- ExpertRequest / ExpertUID decoding (bounded; the fuzz target drives it) ------------- */
@@ -210,5 +213,46 @@ void kw_serve_describe(const struct kw_serve *s, struct kw_serve_desc *d);
 /* ---- hivemind expert uid rule ------------------------------------------------------------- */
 /* True when s is a valid expert uid (hivemind/moe/expert_uid.py is_valid_uid). */
 bool kw_serve_uid_valid(const char *s, size_t len);
+
+/* ---- pausing: serving as a drain client of the contribution policy (app/serve_drain.c) -- */
+
+/* What a caller reads when it reaches a pausing server (Petals has no text of its own for a
+ * server going away; this names the pause so the caller routes elsewhere). */
+#define KW_SERVE_PAUSED_REPR \
+	"RuntimeError('server is pausing (contribution policy): it takes no new requests or " \
+	"sessions; use another server')"
+
+/*
+ * on false: new unary calls (rpc_info excepted), new stream calls and new rpc_inference
+ * sessions are answered with KW_SERVE_PAUSED_REPR (str() of it on streams); requests in
+ * flight and open sessions go on. on true: accepted again.
+ */
+void kw_serve_set_accepting(struct kw_serve *s, bool on);
+bool kw_serve_accepting(const struct kw_serve *s);
+/* Requests in flight (slots taken, stream calls included) plus open sessions. */
+size_t kw_serve_busy(const struct kw_serve *s);
+
+/*
+ * The drain client. On drain: waits until the client `after` (the Hivemind announcer, found
+ * by name "hivemind"; none: no wait) has stored its OFFLINE records, so callers stop routing
+ * here first; then refuses new work, lets what is in flight finish, closes sessions still
+ * open at the policy's drain_timeout_ms with an error frame, and reports done when nothing is
+ * left. On resume: accepts again. Caller-owned (node arena); attached until the policy stops.
+ */
+struct kw_serve_drain {
+	struct kw_serve *s;
+	struct kw_policy *policy;
+	struct kw_loop *loop;
+	const struct kw_policy_client *after;
+	struct kw_policy_client pc;
+	struct kw_timer wait;            /* re-checks `after` every KW_SERVE_DRAIN_POLL_MS */
+	struct kw_timer end;             /* the policy's drain_timeout_ms */
+	bool draining;
+	uint64_t drains, resumes, sessions_closed;
+};
+/* Registers d on policy p for s. Return: 0 or -KW_EINVAL. */
+int kw_serve_drain_attach(struct kw_serve_drain *d, struct kw_serve *s, struct kw_policy *p);
+/* Cancels its timers (at shutdown, after the policy stopped). */
+void kw_serve_drain_detach(struct kw_serve_drain *d);
 
 #endif /* KW_APP_SERVE_H */

@@ -27,6 +27,7 @@
 
 #include <kw/app.h>
 #include <kw/arena.h>
+#include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/log.h>
 #include <kw/ml/block.h>
@@ -37,6 +38,7 @@
 #include "client.h"
 #include "hivemind.h"
 #include "serve_app.h"
+#include "serve_int.h"
 
 int kw_app_serve_init(struct kw_node *n);
 void kw_app_serve_shutdown(struct kw_node *n);
@@ -176,6 +178,44 @@ static double measure_rps(struct kw_app_serve *as, uint32_t first, uint32_t coun
 	if (ret < 0 || is_error || dt <= 0)
 		return 0;
 	return (double)MEASURE_CALLS * count / dt;
+}
+
+/*
+ * Petals' inference_rps (server/throughput.py measure_compute_rps with inference=True): the
+ * speed of 1-token steps that each attend over a growing KV cache. Here: MEASURE_STEPS steps
+ * of one token through the whole span, in one session of the serve's own KV cache (opened
+ * and closed before any caller can take it), after one untimed step as Petals skips its
+ * first. Block-steps per second, i.e. per block as Petals reports it; 0 when no cache slot
+ * is free or a step fails.
+ */
+#define MEASURE_STEPS 16
+static double measure_inference_rps(struct kw_serve *s)
+{
+	struct kw_kv_session *ks = NULL;
+	uint32_t steps = KW_MIN((uint32_t)MEASURE_STEPS, s->lim.session_tokens - 1);
+	float *x = calloc(s->d.hidden, sizeof(float)), *y = calloc(s->d.hidden, sizeof(float));
+	double t0 = 0, dt = 0;
+	int ret = -1;
+
+	if (x && y && s->has_blocks && s->sess && s->lim.session_tokens > 1 &&
+	    kw_kv_open(&s->kv, 1, &ks) == 0) {
+		ret = 0;
+		for (uint32_t p = 0; p <= steps && ret == 0; p++) {
+			if (p == 1)
+				t0 = mono_s();
+			for (uint32_t i = 0; i < s->count && ret == 0; i++)
+				ret = kw_llama_forward(&s->lctx, &s->w[i], &s->kv, ks, i,
+						       i ? y : x, 1, 1, p, y);
+			x[p % s->d.hidden] = y[0] * 0.5f;   /* the next token's input */
+		}
+		dt = mono_s() - t0;
+		kw_kv_close(&s->kv, ks);
+	}
+	free(x);
+	free(y);
+	if (ret < 0 || dt <= 0)
+		return 0;
+	return (double)steps * s->count / dt;
 }
 
 int kw_app_serve_open(struct kw_app_serve *as, const struct kw_config *cfg, struct kw_hm *hm,
@@ -318,6 +358,8 @@ int kw_app_serve_open(struct kw_app_serve *as, const struct kw_config *cfg, stru
 	as->grid = experts ? cfg->serve_grid : 0;
 	if (model)
 		as->measured_rps = measure_rps(as, cfg->serve_first, count, hidden);
+	if (model)
+		as->inference_rps = measure_inference_rps(as->s);
 	return 0;
 fail:
 	kw_app_serve_close(as);
@@ -360,10 +402,16 @@ void kw_app_serve_announce_cfg(const struct kw_app_serve *as, const struct kw_co
 		if (cfg->hivemind_throughput > 0) {
 			si->throughput = cfg->hivemind_throughput;
 		} else if (as->measured_rps > 0) {
-			si->throughput = as->measured_rps;
+			/* petals throughput.py: forward_rps / the mean blocks a request uses,
+			 * (num_blocks + 1) / 2; its network_rps bound is not measured here */
+			si->throughput = as->measured_rps / ((d.end_block - d.start_block + 1) / 2.0);
 			si->forward_rps = as->measured_rps;
 			si->has |= KW_HM_SI_FORWARD_RPS;
 			*measured = true;
+		}
+		if (as->inference_rps > 0) {
+			si->inference_rps = as->inference_rps;
+			si->has |= KW_HM_SI_INFERENCE_RPS;
 		}
 	}
 	for (uint32_t i = 0; i < as->grid && ac->n_experts < KW_HM_ANNOUNCE_EXPERTS; i++)
@@ -420,9 +468,10 @@ int kw_app_serve_init(struct kw_node *n)
 		ret = kw_app_hm_announce_begin(n, app->hm_app, app->sw, app->policy, &ac);
 		if (ret < 0)
 			return ret;
-		KW_LOG_INF(serve, "announcing what is served, throughput %.3f (%s)",
-			   ac.info.throughput, measured ? "measured" :
-			   app->cfg.hivemind_throughput > 0 ? "configured" : "none");
+		KW_LOG_INF(serve, "announcing what is served, throughput %.3f (%s), forward_rps "
+			   "%.3f, inference_rps %.3f", ac.info.throughput, measured ? "measured" :
+			   app->cfg.hivemind_throughput > 0 ? "configured" : "none",
+			   ac.info.forward_rps, ac.info.inference_rps);
 	}
 	return 0;
 }

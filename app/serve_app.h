@@ -30,6 +30,8 @@ struct kw_app_serve {
 	uint32_t grid;              /* experts: grid x grid */
 	double measured_rps;        /* 1-token forwards per second through one block, measured
 				       at open (0: no blocks, or the measurement failed) */
+	double inference_rps;       /* 1-token inference steps per second through one block
+				       with a KV cache, measured at open (0: none) */
 };
 
 /*

@@ -219,6 +219,7 @@ static void sess_free(struct kw_serve_sess *ss)
 	ss->pend_len = 0;
 	ss->held = NULL;
 	s->st.sessions_open = s->kv.open;
+	kw_serve_idle_check(s);
 }
 
 /* Ends the call with str(e) of the repr in text, frees the session. */
@@ -669,6 +670,16 @@ static int deliver(struct kw_serve *s, struct kw_serve_sess *ss, struct kw_hm_st
 	} else {
 		kw_serve_infer_meta_decode(r.meta, r.meta_len, &m, err, sizeof(err));
 	}
+	if (!ss && s->refuse) {   /* pausing: no new sessions */
+		char t[KW_SERVE_ERR_MAX];
+
+		s->st.calls++;
+		s->st.errors++;
+		s->st.refused++;
+		kw_serve_pystr(s->refuse, t, sizeof(t));
+		(void)kw_hm_stream_error(st, t);
+		return -KW_EINVAL;
+	}
 	if (!ss) {
 		if (err[0]) {
 			char t[KW_SERVE_ERR_MAX];
@@ -772,6 +783,18 @@ static const struct kw_hm_stream_ops inf_ops = {
 	.on_writable = inf_writable,
 	.on_cancel = inf_cancel,
 };
+
+size_t kw_serve_infer_close_all(struct kw_serve *s, const char *repr)
+{
+	size_t n = 0;
+
+	for (uint32_t i = 0; s->sess && i < s->lim.sessions; i++)
+		if (s->sess[i].st) {
+			sess_fail(&s->sess[i], s->sess[i].st, repr);
+			n++;
+		}
+	return n;
+}
 
 /* ---- rpc_push -------------------------------------------------------------------------------- */
 

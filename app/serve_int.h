@@ -120,6 +120,11 @@ struct kw_serve {
 	struct kw_serve_sess *sess;
 	struct kw_serve_sc *sc;  /* lim.slots stream calls */
 	struct kw_serve_lane lane;
+	/* pausing (app/serve_drain.c): the refusal text while new work is refused (NULL:
+	 * accepting), and who hears when the last request or session ends */
+	const char *refuse;
+	void (*on_idle)(struct kw_serve *s, void *arg);
+	void *idle_arg;
 };
 
 /* A protobuf varint at b[*pos] (up to 10 bytes, non-minimal forms accepted); *pos moves
@@ -127,6 +132,13 @@ struct kw_serve {
 int kw_serve_pb_varint(const uint8_t *b, size_t len, size_t *pos, uint64_t *v);
 /* Writes v as a minimal varint at p (up to 10 bytes); returns the bytes written. */
 size_t kw_serve_pb_varint_put(uint8_t *p, uint64_t v);
+
+/* Called where a request or a session ends: tells on_idle when refusing and nothing is left
+ * (app/serve_drain.c). */
+void kw_serve_idle_check(struct kw_serve *s);
+/* Ends every open rpc_inference session with an error frame holding str(repr) (serve_infer.c);
+ * returns how many. */
+size_t kw_serve_infer_close_all(struct kw_serve *s, const char *repr);
 
 /* A request slot from the pool (NULL when all are taken; *tok is given back to slot_put). */
 struct kw_serve_slot *kw_serve_slot_get(struct kw_serve *s, void **tok);

@@ -226,6 +226,11 @@ static int sc_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void 
 	char err[KW_SERVE_ERR_MAX];
 	const char *why;
 
+	if (!sc && s->refuse) {   /* pausing: no new stream calls */
+		s->st.refused++;
+		sc_fail(s, NULL, st, s->refuse);
+		return 0;
+	}
 	if (!sc) {
 		for (uint32_t i = 0; i < s->lim.slots && !sc; i++)
 			if (!s->sc[i].st)

@@ -18,10 +18,12 @@ PY=/usr/bin/python3
 
 # Starts a node with data dir $1 and config $2 (plus a free status port), kwnode run options
 # $3.. after them; sets $port, $pid.
+nstart=0
 start() {
     d=$1 conf=$2; shift 2
+    nstart=$((nstart + 1))   # each node its own candidates: earlier nodes still hold theirs
     for try in 1 2 3 4 5; do
-        port=$((20000 + ($$ * 7 + try * 911) % 30000))
+        port=$((20000 + ($$ * 7 + nstart * 3571 + try * 911) % 30000))
         { cat "$conf"; echo "status_port = $port"; } > "$d.conf"
         "$K" run -c "$d.conf" -d "$d" -l /ip4/127.0.0.1/tcp/0 "$@" > "$d.out" 2> "$d.err" &
         pid=$!
@@ -129,6 +131,15 @@ start $tmp/b $tmp/batt.conf
 out=$("$K" status -d $tmp/b); rc=$?
 [ $rc -eq 3 ] && echo "$out" | grep -q '^state: *paused since start: on battery power' && echo "$out" | grep -q 'battery 80%' \
     && ok "kwnode status on a paused node: exit 3, says why (battery)" || ko "paused: rc=$rc $out"
+
+# a paused node that serves (doc/serve.md "Pausing"): a call is refused with the pause named
+{ cat $tmp/batt.conf; printf 'hivemind = yes\nserve_experts = ffn\nserve_grid = 1\nserve_hidden = 16\n'; } > $tmp/bserve.conf
+start $tmp/c $tmp/bserve.conf
+addr=$(sed -n 's/^listen //p' $tmp/c.out | head -1)
+$PY -c "print('shape 1 16'); print(*[0.1 * i for i in range(16)])" > $tmp/x.txt
+"$K" call "$addr" ffn.0.0 --input $tmp/x.txt --data-dir $tmp/cli > $tmp/call.out 2>&1; rc=$?
+[ $rc -eq 1 ] && grep -q "RuntimeError('server is pausing (contribution policy)" $tmp/call.out \
+    && ok "a paused serving node refuses a call, naming the pause" || ko "paused serve: rc=$rc $(cat $tmp/call.out)"
 
 "$K" status -d $tmp/nothing > $tmp/none.out 2>&1; rc=$?
 [ $rc -eq 1 ] && grep -q "no node is running with data directory $tmp/nothing" $tmp/none.out \

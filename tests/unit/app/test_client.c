@@ -402,6 +402,7 @@ static void test_client_announce_says_what_is_served(void **state)
 	bool measured;
 	char path[3200], v[16];
 	uint32_t grid = 5, end = 3;
+	double want;
 
 	(void)state;
 	/* within this build's limits: 25 experts show the cut to 16 when they fit */
@@ -447,7 +448,15 @@ static void test_client_announce_says_what_is_served(void **state)
 	assert_string_equal(ac.info.public_name, "edge-1");
 	assert_true(measured);
 	assert_true(ac.info.throughput > 0);
-	assert_true(ac.info.forward_rps == ac.info.throughput);
+	/* petals throughput.py: forward_rps over the mean blocks a request uses, (n + 1) / 2 */
+	assert_true(ac.info.has & KW_HM_SI_FORWARD_RPS);
+	assert_true(ac.info.forward_rps > 0);
+	want = ac.info.forward_rps / ((end - 1 + 1) / 2.0);   /* blocks 1 .. end - 1 */
+	assert_true(ac.info.throughput > want * (1 - 1e-9) && ac.info.throughput < want * (1 + 1e-9));
+	/* 1-token steps with a KV cache, measured at open beside the forward figure */
+	assert_true(ac.info.has & KW_HM_SI_INFERENCE_RPS);
+	assert_true(ac.info.inference_rps > 0);
+	assert_true(as.inference_rps == ac.info.inference_rps);
 	/* 25 experts: the announcer declares its first 16 */
 	assert_int_equal(ac.n_experts, grid * grid < KW_HM_ANNOUNCE_EXPERTS ? grid * grid :
 			 KW_HM_ANNOUNCE_EXPERTS);

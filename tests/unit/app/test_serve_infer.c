@@ -31,6 +31,7 @@
 #include <kw/net/hivemind_rpc.h>
 #include <kw/net/msgpack.h>
 #include <kw/net/swarm.h>
+#include <kw/policy.h>
 
 #include "../../../app/serve_int.h"
 #include "model_gen.h"
@@ -1159,6 +1160,282 @@ static void test_infer_server_keeps_serving(void **state)
 	assert_idle();
 }
 
+
+/* ---- pausing: serving as the contribution policy's drain client (app/serve_drain.c) ------- */
+
+#define DRAIN_MS 3000   /* the policy's drain_timeout_ms */
+
+struct drain_env {
+	struct kw_policy pol;
+	struct kw_policy_sensors sens;
+	struct kw_policy_client ann;   /* stands in for the Hivemind announcer */
+	struct kw_serve_drain d;
+	int ann_drains;
+};
+static struct drain_env *de;
+
+static int drain_read(struct kw_policy *p, struct kw_policy_sensors *out, void *arg)
+{
+	(void)p;
+	(void)arg;
+	*out = de->sens;
+	return 0;
+}
+
+static void ann_drain(struct kw_policy *p, struct kw_policy_client *c)
+{
+	(void)p;
+	(void)c;
+	de->ann_drains++;   /* "storing OFFLINE": the test says when it is done */
+}
+
+static void drain_begin(void)
+{
+	struct kw_policy_settings s;
+	char err[128];
+
+	de = calloc(1, sizeof(*de));
+	assert_non_null(de);
+	kw_policy_settings_defaults(&s);
+	s.require_ac = true;
+	s.pause_on_undervoltage = s.pause_on_throttle = false;
+	s.quiet_start_min = s.quiet_end_min = -1;
+	s.min_dwell_ms = 0;
+	s.poll_ms = 600000;   /* decisions only where the test polls (and the drain's own task) */
+	s.drain_timeout_ms = DRAIN_MS;
+	de->sens = (struct kw_policy_sensors){ .ac = 1, .battery_pct = -1, .low_battery = -1,
+					       .local_min = -1 };
+	assert_int_equal(kw_policy_init(&de->pol, &g->p.b.t->node->loop, &s, drain_read, NULL,
+					err, sizeof(err)), 0);
+	de->ann.name = "hivemind";
+	de->ann.drain = ann_drain;
+	kw_policy_add_client(&de->pol, &de->ann);
+	assert_int_equal(kw_serve_drain_attach(&de->d, g->srv, &de->pol), 0);
+	assert_ptr_equal(de->d.after, &de->ann);
+	assert_int_equal(kw_policy_start(&de->pol), 0);
+	assert_int_equal(kw_policy_status(&de->pol)->state, KW_POLICY_CONTRIBUTING);
+	assert_true(kw_serve_accepting(g->srv));
+}
+
+static void drain_end(void)
+{
+	kw_policy_stop(&de->pol);
+	kw_serve_drain_detach(&de->d);
+	kw_serve_set_accepting(g->srv, true);
+	free(de);
+	de = NULL;
+}
+
+static enum kw_policy_state pol_state(void)
+{
+	return kw_policy_status(&de->pol)->state;
+}
+
+/* On battery: the policy drains; the announcer's OFFLINE store is reported done at once. */
+static void go_battery(bool announced)
+{
+	de->sens.ac = 0;
+	kw_policy_poll(&de->pol);
+	assert_int_equal(pol_state(), KW_POLICY_DRAINING);
+	assert_int_equal(de->ann_drains, 1);
+	assert_true(kw_serve_accepting(g->srv));   /* nothing refused before OFFLINE is out */
+	if (announced) {
+		kw_policy_drain_done(&de->pol, &de->ann);
+		kw_hm_pair_advance(&g->p, 60);
+		assert_false(kw_serve_accepting(g->srv));
+	}
+}
+
+/* A unary call from a: the error text it reads, "" when answered. */
+static const char *unary_net(const char *name, size_t len)
+{
+	g->udone = 0;
+	assert_int_equal(kw_hm_call(g->p.a.hm, g->p.a.conn, name, g->req, len, 0, on_unary,
+				    NULL), 0);
+	pump(40);
+	assert_int_equal(g->udone, 1);
+	if (!g->uremote)
+		return "";
+	g->udata[KW_MIN(g->ulen, sizeof(g->udata) - 1)] = '\0';
+	return (const char *)g->udata;
+}
+
+static void assert_refused_session(void)
+{
+	float x[64] = { 0 };
+	char want[KW_SERVE_ERR_MAX];
+	uint8_t mp[64];
+	struct cli c;
+
+	kw_serve_pystr(KW_SERVE_PAUSED_REPR, want, sizeof(want));
+	assert_true(strlen(want) > 20);
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp,
+			      meta(mp, sizeof(mp), NULL, NULL, 4, -1, false)));
+	assert_int_equal(c.n, 0);
+	assert_error(&c, KW_SERVE_PT_INFERENCE, want);
+}
+
+/*
+ * A stream call is in flight (its first piece in, the slot taken) when the policy drains:
+ * new calls and sessions are refused with the pause named, rpc_info still answers, the call
+ * in flight completes with its answer sent, and only then does the policy pause. On mains
+ * again the server accepts work.
+ */
+static void test_drain_call_in_flight_completes_new_ones_refused(void **state)
+{
+	size_t H = g->d.hidden, n = ROWS * H, np, o;
+	float *x = (float *)g->big[0];
+	struct kw_tensor_msg t[2], piece, got, want;
+	struct kw_serve_stats st;
+	const char *e;
+	struct cli c, s2;
+	float x1[64] = { 0 };
+	uint8_t mp[64];
+
+	(void)state;
+	drain_begin();
+	for (size_t i = 0; i < n; i++)
+		x[i] = frand();
+	tmsg(&t[0], x, n * 4, "float32", 3, 1, ROWS, (uint32_t)H);
+	tmsg(&t[1], NULL, 0, "float32", 1, 0, 0, 0);
+	np = kw_tensor_msg_pieces(&t[0], 16384);
+	assert_true(np > 2);
+	cli_open(&c, KW_SERVE_PT_FORWARD_STREAM);
+	assert_int_equal(kw_tensor_msg_piece(&t[0], 16384, 0, &piece), 0);
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	o += put_msg(g->req + o, &piece);
+	assert_int_equal(kw_hm_stream_send(c.st, g->req, o), 0);
+	pump(20);
+	assert_int_equal(kw_serve_busy(g->srv), 1);
+
+	go_battery(true);
+	/* new work: refused, the pause named; rpc_info answers */
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	tmsg(&piece, x, 2 * H * 4, "float32", 3, 1, 2, (uint32_t)H);
+	o += put_msg(g->req + o, &piece);
+	e = unary_net(KW_SERVE_PT_FORWARD, o);
+	assert_non_null(strstr(e, KW_SERVE_PAUSED_REPR));
+	assert_refused_session();
+	kw_serve_get_stats(g->srv, &st);
+	assert_int_equal(st.refused, 2);
+	assert_int_equal(pol_state(), KW_POLICY_DRAINING);
+
+	/* the call in flight: the rest of its pieces, its whole answer */
+	for (size_t k = 1; k < np; k++) {
+		assert_int_equal(kw_tensor_msg_piece(&t[0], 16384, k, &piece), 0);
+		o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+		o += put_msg(g->req + o, &piece);
+		assert_int_equal(kw_hm_stream_send(c.st, g->req, o), 0);
+		pump(10);
+		assert_int_equal(pol_state(), KW_POLICY_DRAINING);
+	}
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	o += put_msg(g->req + o, &t[1]);
+	assert_int_equal(kw_hm_stream_send(c.st, g->req, o), 0);
+	assert_int_equal(kw_hm_stream_end(c.st), 0);
+	pump(60);
+	assert_int_equal(c.done, 1);
+	assert_int_equal(c.err, 0);
+	assert_false(c.remote_error);
+	assert_int_equal(join_reply(&c, &got), 2);
+	kw_serve_set_accepting(g->srv, true);   /* the local reference call */
+	unary(KW_SERVE_PT_FORWARD, CHAIN, t, 2, &want);
+	kw_serve_set_accepting(g->srv, false);
+	assert_same_tensor(&got, &want);
+	assert_idle();
+	assert_int_equal(pol_state(), KW_POLICY_PAUSED);
+	assert_non_null(strstr(kw_policy_status(&de->pol)->reason, "drained"));
+
+	/* on mains again: accepted */
+	de->sens.ac = 1;
+	kw_policy_poll(&de->pol);
+	assert_int_equal(pol_state(), KW_POLICY_CONTRIBUTING);
+	assert_true(kw_serve_accepting(g->srv));
+	assert_int_equal(de->d.resumes, 2);   /* the first decision, then this one */
+	cli_open(&s2, KW_SERVE_PT_INFERENCE);
+	cli_send(&s2, step_req(CHAIN, x1, 1, 1, NULL, 0, mp,
+			       meta(mp, sizeof(mp), NULL, NULL, 4, -1, false)));
+	assert_int_equal(s2.n, 1);
+	cli_finish(&s2);
+	assert_idle();
+	drain_end();
+}
+
+/*
+ * A session open at the drain keeps stepping; its own empty request ends it and the drain
+ * is done after that, not before. New calls are not refused until the announcer is done.
+ */
+static void test_drain_session_ends_by_its_empty_request(void **state)
+{
+	float x[64] = { 0 };
+	uint8_t mp[64];
+	struct cli c;
+	size_t o;
+
+	(void)state;
+	drain_begin();
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp,
+			      meta(mp, sizeof(mp), NULL, NULL, 16, -1, false)));
+	assert_int_equal(c.n, 1);
+	go_battery(false);
+	kw_hm_pair_advance(&g->p, 300);
+	assert_true(kw_serve_accepting(g->srv));   /* OFFLINE not stored yet */
+	kw_policy_drain_done(&de->pol, &de->ann);
+	kw_hm_pair_advance(&g->p, 60);
+	assert_false(kw_serve_accepting(g->srv));
+	for (int k = 0; k < 3; k++) {   /* the open session goes on */
+		kw_hm_pair_advance(&g->p, STEP_MS / 2);
+		cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, NULL, 0));
+		assert_int_equal(c.n, 2 + k);
+		assert_int_equal(pol_state(), KW_POLICY_DRAINING);
+	}
+	assert_refused_session();
+	/* rpc_info is not work: it still answers while pausing */
+	o = put_field(g->req, 1, "tiny-llama-hf.0", 15);
+	assert_string_equal(unary_net(KW_SERVE_PT_INFO, o), "");
+	assert_true(g->ulen > 0);
+	cli_finish(&c);
+	assert_idle();
+	assert_int_equal(pol_state(), KW_POLICY_PAUSED);
+	assert_int_equal(de->d.sessions_closed, 0);
+	drain_end();
+}
+
+/* A session that keeps stepping past the drain timeout is ended with an error frame naming
+ * the pause; the drain is done then. */
+static void test_drain_session_closed_at_the_timeout(void **state)
+{
+	float x[64] = { 0 };
+	char want[KW_SERVE_ERR_MAX];
+	uint8_t mp[64];
+	struct cli c;
+	int k;
+
+	(void)state;
+	drain_begin();
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp,
+			      meta(mp, sizeof(mp), NULL, NULL, 32, -1, false)));
+	go_battery(true);
+	for (k = 0; k < 10 && !c.done; k++) {
+		assert_int_equal(pol_state(), KW_POLICY_DRAINING);
+		kw_hm_pair_advance(&g->p, 700);
+		if (!c.done)
+			cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, NULL, 0));
+	}
+	/* steps at 700 .. 2800 ms answered, the session ended at 3000 */
+	assert_int_equal(c.n, 5);
+	kw_serve_pystr(KW_SERVE_PAUSED_REPR, want, sizeof(want));
+	assert_error(&c, KW_SERVE_PT_INFERENCE, want);
+	assert_int_equal(de->d.sessions_closed, 1);
+	pump(10);
+	assert_idle();
+	assert_int_equal(pol_state(), KW_POLICY_PAUSED);
+	drain_end();
+}
+
 /* Stream handlers send str(e): the reprs of kw_serve_pyerr turned back, KeyError kept quoted. */
 static void test_pystr_is_python_str_of_the_repr(void **state)
 {
@@ -1200,6 +1477,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_stream_errors_are_str_of_the_exception),
 		cmocka_unit_test(test_infer_slow_reader_gets_every_answer_in_order),
 		cmocka_unit_test(test_infer_server_keeps_serving),
+		cmocka_unit_test(test_drain_call_in_flight_completes_new_ones_refused),
+		cmocka_unit_test(test_drain_session_ends_by_its_empty_request),
+		cmocka_unit_test(test_drain_session_closed_at_the_timeout),
 		cmocka_unit_test(test_pystr_is_python_str_of_the_repr),
 	};
 
