@@ -576,15 +576,17 @@ int kw_cmd_average(int argc, char **argv)
 		memcpy(c->self_sub + 2, self->bytes, self->len);
 		c->self_sub_len = 2 + (size_t)self->len;
 	}
-	/* schema: every peer of a group must average the same shape with the same codec (not
-	 * hivemind's hash of torch tensor descriptors: kwaainet peers only) */
-	snprintf(buf, sizeof(buf), "float32[%llu] compression=%d part_bytes=%u", size, (int)comp,
-		 part_bytes ? part_bytes : CONFIG_KW_ML_AVG_PART_BYTES);
+	/* schema: hivemind's hash of the one float32 tensor we average, so Python averagers of a
+	 * tensor of this shape join the group; compression and part size are not in it (as in
+	 * hivemind), every peer must be started with the same part size */
 	{
-		struct kw_hm_dhtid h;
+		uint64_t dim = size;
 
-		kw_hm_dhtid_of_str(buf, strlen(buf), &h);
-		memcpy(c->schema, h.b, sizeof(c->schema));
+		ret = kw_app_avgnet_schema_hash(&dim, 1, c->schema);
+		if (ret < 0) {
+			fprintf(stderr, "kwnode average: schema hash: %s\n", kw_strerror(ret));
+			goto out;
+		}
 	}
 	c->m.key = c->key;
 	c->m.schema_hash = c->schema;
