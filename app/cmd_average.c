@@ -111,7 +111,8 @@ static void usage(FILE *f)
 		"  --rounds R            rounds to run (default 1)\n"
 		"  --part-bytes B        part_size_bytes (default 524288, hivemind's)\n"
 		"  --sender-timeout-ms MS, --round-timeout-ms MS\n"
-		"  --timeout-ms MS       give up (exit 1) after this long (default 120000)\n");
+		"  --timeout-ms MS       give up (exit 1) after this long (default 120000)\n"
+		"  -v, --verbose         debug log on stderr\n");
 }
 
 static int codec_of(const char *s, enum kw_compression *c)
@@ -357,6 +358,7 @@ int kw_cmd_average(int argc, char **argv)
 		{ "sender-timeout-ms", required_argument, NULL, 's' },
 		{ "round-timeout-ms", required_argument, NULL, 'T' },
 		{ "timeout-ms", required_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -389,10 +391,11 @@ int kw_cmd_average(int argc, char **argv)
 	c->match_ms = 3000;
 	c->timeout_ms = 120000;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
 		char *end = NULL;
 
 		switch (opt) {
+		case 'v': kw_log_set_level(4); break;
 		case 'p':
 			if (strlen(optarg) >= sizeof(c->prefix) || !*optarg || strchr(optarg, '.')) {
 				fprintf(stderr, "kwnode average: --prefix: non-empty, no '.', < 64 bytes\n");
