@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include <kw/app.h>
+#include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/log.h>
 #include <kw/node.h>
@@ -38,6 +39,7 @@
 #include <kw/net/key.h>
 #include <kw/net/swarm.h>
 
+#include "avg.h"
 #include "avg_net.h"
 #include "hivemind.h"
 
@@ -51,6 +53,7 @@ struct avg_cli {
 	struct kw_hm *hm;
 	struct kw_hm_dht *d;
 	struct kw_app_avgnet *net;
+	struct kw_app_avg *state_av;   /* serves rpc_download_state */
 	struct kw_avg *avg;
 	struct kw_codec codec;
 	float *x;
@@ -91,6 +94,28 @@ static double wall_now(void *arg)
 	(void)arg;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * The state a newcomer downloads (rpc_download_state): hivemind's get_current_state of the base
+ * averager, metadata {"group_key": group bits} (ours are always empty) and the tensor. Shared
+ * only by a NODE (hivemind: allow_state_sharing = not client_mode and not auxiliary) and only
+ * between rounds: a round writes into the tensor the download reads.
+ */
+static int share_state(struct kw_app_avg_state *st, void *arg)
+{
+	static const uint8_t meta[] = { 0x81, 0xa9, 'g', 'r', 'o', 'u', 'p', '_', 'k', 'e', 'y',
+					0xa0 };
+	struct avg_cli *c = arg;
+
+	if (c->mode != KW_AVG_NODE || c->stepping)
+		return -KW_ENOENT;
+	st->metadata = meta;
+	st->metadata_len = sizeof(meta);
+	st->n_tensors = 1;
+	st->tensors = (const float *const *)c->tens;
+	st->numel = c->numel;
+	return 0;
 }
 
 static void usage(FILE *f)
@@ -544,7 +569,7 @@ int kw_cmd_average(int argc, char **argv)
 	sl.streams_in = 2 * c->max_peers + 4;   /* parts from each groupmate, joins, spares */
 	sl.streams_per_peer = 4;
 	sl.streams_out = 2 * c->max_peers;
-	sl.buf_bytes = (uint32_t)(msg_max + 64);
+	sl.buf_bytes = (uint32_t)KW_MAX(msg_max + 64, KW_APP_AVG_CHUNK + 8192);  /* a state piece too */
 	sl.idle_ms = 60000;
 	if (ret == 0)
 		ret = kw_hm_stream_setup(c->hm, &sl);
@@ -558,6 +583,9 @@ int kw_cmd_average(int argc, char **argv)
 	ncfg.now = wall_now;
 	if (ret == 0)
 		ret = kw_app_avgnet_create(t.n, t.sw, c->hm, &ncfg, &c->net);
+	if (ret == 0)
+		ret = kw_app_avg_create(t.n, c->hm, c->prefix, "DecentralizedAverager", share_state, c,
+					&c->state_av);
 	if (ret == 0) {
 		kw_app_avgnet_transport(c->net, &tr);
 		ret = kw_avg_create(&t.n->loop, &arena, &acfg, &tr, &c->avg);
