@@ -20,7 +20,7 @@ enum neg_phase { OUT_HDR, OUT_ECHO, IN_HDR, IN_PROTO, IN_ACCEPT };
 
 /* Our negotiation lines not yet taken by the stream: the header and a proposal or an echo,
  * and a few "na" (a proposal longer than KW_PROTO_ID_MAX is refused before it is echoed). */
-#define NEG_OUT_MAX (3 * (KW_PROTO_ID_MAX + 8))
+#define NEG_OUT_MAX (2 * (KW_PROTO_ID_MAX + 8))
 
 struct kw_mss_neg {
 	struct kw_mss *m;
