@@ -18,16 +18,21 @@
  * averager cannot take yet (-KW_EAGAIN, its window is full) is held on the stream (reading
  * stops there) and given again after our next send to that peer.
  */
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <kw/arena.h>
+#include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/log.h>
 #include <kw/node.h>
 #include <kw/rng.h>
 #include <kw/net/hivemind.h>
+#include <kw/net/hivemind_dht.h>
 #include <kw/net/key.h>
+#include <kw/net/msgpack.h>
 #include <kw/net/swarm.h>
 
 #include "avg_net.h"
@@ -1077,4 +1082,43 @@ int kw_app_avgnet_create(struct kw_node *n, struct kw_swarm *sw, struct kw_hm *h
 void kw_app_avgnet_get_stats(const struct kw_app_avgnet *net, struct kw_app_avgnet_stats *st)
 {
 	*st = net->st;
+}
+
+/* ---- schema hash --------------------------------------------------------------------- */
+
+int kw_app_avgnet_schema_hash(const uint64_t *size, size_t ndim, uint8_t out[20])
+{
+	/* asdict(TensorDescriptor) order; values are Python str() of a CPU float32 tensor's
+	 * descriptor (torch.Size repr, torch dtype/layout reprs, str(device), bools, the
+	 * CompressionType enum value as an int) */
+	static const char *const fields[] = { "dtype", "torch.float32", "layout", "torch.strided",
+		"device", "cpu", "requires_grad", "False", "pin_memory", "False",
+		"compression", "0" };
+	char dims[sizeof("torch.Size([])") + KW_APP_AVGNET_SCHEMA_DIMS * 22];
+	uint8_t buf[512];
+	struct kw_mp_writer w;
+	struct kw_hm_dhtid h;
+	size_t at;
+	long n;
+
+	if ((!size && ndim) || ndim > KW_APP_AVGNET_SCHEMA_DIMS || !out)
+		return -KW_EINVAL;
+	at = (size_t)snprintf(dims, sizeof(dims), "torch.Size([");
+	for (size_t i = 0; i < ndim; i++)
+		at += (size_t)snprintf(dims + at, sizeof(dims) - at, "%s%" PRIu64, i ? ", " : "",
+				       size[i]);
+	snprintf(dims + at, sizeof(dims) - at, "])");
+	kw_mp_writer_init(&w, buf, sizeof(buf));
+	kw_mp_put_array(&w, 1);
+	kw_mp_put_map(&w, 1 + KW_ARRAY_SIZE(fields) / 2);
+	kw_mp_put_cstr(&w, "size");
+	kw_mp_put_cstr(&w, dims);
+	for (size_t i = 0; i < KW_ARRAY_SIZE(fields); i++)
+		kw_mp_put_cstr(&w, fields[i]);
+	n = kw_mp_writer_finish(&w);
+	if (n < 0)
+		return -KW_EINVAL;
+	kw_hm_dhtid_hash(buf, (size_t)n, &h);
+	memcpy(out, h.b, 20);
+	return 0;
 }

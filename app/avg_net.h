@@ -116,4 +116,17 @@ struct kw_app_avgnet_stats {
 };
 void kw_app_avgnet_get_stats(const struct kw_app_avgnet *net, struct kw_app_avgnet_stats *st);
 
+/*
+ * hivemind's schema_hash of one float32 CPU tensor of shape size[0..ndim) (averager.py
+ * compute_schema_hash @ 4bd43b7): SHA-1 of msgpack([{field: str(value)}]) over the fields of
+ * TensorDescriptor.from_tensor in declaration order, so a Python averager of the same tensor
+ * passes the leader's BAD_SCHEMA_HASH check. The strings are those of a plain CPU tensor:
+ * "torch.Size([d0, d1])", "torch.float32", "torch.strided", "cpu", "False" (requires_grad),
+ * "False" (pin_memory), "0" (compression: from_tensor always leaves NONE; the averager's
+ * compression is not part of the schema). Return: 0 with out[20]; -KW_EINVAL (size NULL with
+ * ndim > 0, more than KW_APP_AVGNET_SCHEMA_DIMS dimensions).
+ */
+#define KW_APP_AVGNET_SCHEMA_DIMS 8
+int kw_app_avgnet_schema_hash(const uint64_t *size, size_t ndim, uint8_t out[20]);
+
 #endif /* KW_APP_AVG_NET_H */

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include <kw/app.h>
+#include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/log.h>
 #include <kw/node.h>
@@ -38,6 +39,7 @@
 #include <kw/net/key.h>
 #include <kw/net/swarm.h>
 
+#include "avg.h"
 #include "avg_net.h"
 #include "hivemind.h"
 
@@ -51,6 +53,7 @@ struct avg_cli {
 	struct kw_hm *hm;
 	struct kw_hm_dht *d;
 	struct kw_app_avgnet *net;
+	struct kw_app_avg *state_av;   /* serves rpc_download_state */
 	struct kw_avg *avg;
 	struct kw_codec codec;
 	float *x;
@@ -93,6 +96,28 @@ static double wall_now(void *arg)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/*
+ * The state a newcomer downloads (rpc_download_state): hivemind's get_current_state of the base
+ * averager, metadata {"group_key": group bits} (ours are always empty) and the tensor. Shared
+ * only by a NODE (hivemind: allow_state_sharing = not client_mode and not auxiliary) and only
+ * between rounds: a round writes into the tensor the download reads.
+ */
+static int share_state(struct kw_app_avg_state *st, void *arg)
+{
+	static const uint8_t meta[] = { 0x81, 0xa9, 'g', 'r', 'o', 'u', 'p', '_', 'k', 'e', 'y',
+					0xa0 };
+	struct avg_cli *c = arg;
+
+	if (c->mode != KW_AVG_NODE || c->stepping)
+		return -KW_ENOENT;
+	st->metadata = meta;
+	st->metadata_len = sizeof(meta);
+	st->n_tensors = 1;
+	st->tensors = (const float *const *)c->tens;
+	st->numel = c->numel;
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -111,7 +136,8 @@ static void usage(FILE *f)
 		"  --rounds R            rounds to run (default 1)\n"
 		"  --part-bytes B        part_size_bytes (default 524288, hivemind's)\n"
 		"  --sender-timeout-ms MS, --round-timeout-ms MS\n"
-		"  --timeout-ms MS       give up (exit 1) after this long (default 120000)\n");
+		"  --timeout-ms MS       give up (exit 1) after this long (default 120000)\n"
+		"  -v, --verbose         debug log on stderr\n");
 }
 
 static int codec_of(const char *s, enum kw_compression *c)
@@ -357,6 +383,7 @@ int kw_cmd_average(int argc, char **argv)
 		{ "sender-timeout-ms", required_argument, NULL, 's' },
 		{ "round-timeout-ms", required_argument, NULL, 'T' },
 		{ "timeout-ms", required_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -389,10 +416,11 @@ int kw_cmd_average(int argc, char **argv)
 	c->match_ms = 3000;
 	c->timeout_ms = 120000;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
 		char *end = NULL;
 
 		switch (opt) {
+		case 'v': kw_log_set_level(4); break;
 		case 'p':
 			if (strlen(optarg) >= sizeof(c->prefix) || !*optarg || strchr(optarg, '.')) {
 				fprintf(stderr, "kwnode average: --prefix: non-empty, no '.', < 64 bytes\n");
@@ -541,7 +569,7 @@ int kw_cmd_average(int argc, char **argv)
 	sl.streams_in = 2 * c->max_peers + 4;   /* parts from each groupmate, joins, spares */
 	sl.streams_per_peer = 4;
 	sl.streams_out = 2 * c->max_peers;
-	sl.buf_bytes = (uint32_t)(msg_max + 64);
+	sl.buf_bytes = (uint32_t)KW_MAX(msg_max + 64, KW_APP_AVG_CHUNK + 8192);  /* a state piece too */
 	sl.idle_ms = 60000;
 	if (ret == 0)
 		ret = kw_hm_stream_setup(c->hm, &sl);
@@ -555,6 +583,9 @@ int kw_cmd_average(int argc, char **argv)
 	ncfg.now = wall_now;
 	if (ret == 0)
 		ret = kw_app_avgnet_create(t.n, t.sw, c->hm, &ncfg, &c->net);
+	if (ret == 0)
+		ret = kw_app_avg_create(t.n, c->hm, c->prefix, "DecentralizedAverager", share_state, c,
+					&c->state_av);
 	if (ret == 0) {
 		kw_app_avgnet_transport(c->net, &tr);
 		ret = kw_avg_create(&t.n->loop, &arena, &acfg, &tr, &c->avg);
@@ -576,15 +607,17 @@ int kw_cmd_average(int argc, char **argv)
 		memcpy(c->self_sub + 2, self->bytes, self->len);
 		c->self_sub_len = 2 + (size_t)self->len;
 	}
-	/* schema: every peer of a group must average the same shape with the same codec (not
-	 * hivemind's hash of torch tensor descriptors: kwaainet peers only) */
-	snprintf(buf, sizeof(buf), "float32[%llu] compression=%d part_bytes=%u", size, (int)comp,
-		 part_bytes ? part_bytes : CONFIG_KW_ML_AVG_PART_BYTES);
+	/* schema: hivemind's hash of the one float32 tensor we average, so Python averagers of a
+	 * tensor of this shape join the group; compression and part size are not in it (as in
+	 * hivemind), every peer must be started with the same part size */
 	{
-		struct kw_hm_dhtid h;
+		uint64_t dim = size;
 
-		kw_hm_dhtid_of_str(buf, strlen(buf), &h);
-		memcpy(c->schema, h.b, sizeof(c->schema));
+		ret = kw_app_avgnet_schema_hash(&dim, 1, c->schema);
+		if (ret < 0) {
+			fprintf(stderr, "kwnode average: schema hash: %s\n", kw_strerror(ret));
+			goto out;
+		}
 	}
 	c->m.key = c->key;
 	c->m.schema_hash = c->schema;

@@ -14,7 +14,13 @@
 #include <kw/net/mss.h>
 #include <kw/net/varint.h>
 
-enum neg_phase { OUT_HDR, OUT_ECHO, IN_HDR, IN_PROTO };
+/* IN_ACCEPT: the protocol is agreed but our echo of it is still queued; the protocol's handler
+ * may write as soon as it has the stream, so it gets the stream only once the echo is out. */
+enum neg_phase { OUT_HDR, OUT_ECHO, IN_HDR, IN_PROTO, IN_ACCEPT };
+
+/* Our negotiation lines not yet taken by the stream: the header and a proposal or an echo,
+ * and a few "na" (a proposal longer than KW_PROTO_ID_MAX is refused before it is echoed). */
+#define NEG_OUT_MAX (2 * (KW_PROTO_ID_MAX + 8))
 
 struct kw_mss_neg {
 	struct kw_mss *m;
@@ -26,8 +32,11 @@ struct kw_mss_neg {
 	kw_mss_open_cb cb;
 	struct kw_timer timer;
 	uint16_t len;
+	uint16_t out_len;
+	bool eof;                    /* IN_ACCEPT: the remote's FIN came, for the protocol */
 	char proto[KW_PROTO_ID_MAX + 1];
 	uint8_t buf[KW_MSS_LINE_MAX + 8];
+	uint8_t out[NEG_OUT_MAX];
 };
 
 
@@ -67,18 +76,50 @@ static const struct kw_stream_handler null_handler = {
 	.on_close = null_on_close,
 };
 
-static int write_line(struct kw_stream *s, const char *text)
+/*
+ * Writes what the stream takes and queues the rest in n->out, sent from on_writable. A new
+ * stream has a 256 KiB window, but the connection's output buffer is shared with every other
+ * stream: while a bulk transfer keeps it full, a short write here is normal and must not fail
+ * the negotiation (the remote would see a reset and nothing logged on our side).
+ */
+static int neg_write(struct kw_mss_neg *n, const uint8_t *b, size_t len)
+{
+	long w = 0;
+
+	if (!n->out_len) {
+		w = kw_stream_write(n->s, b, len);
+		if (w < 0)
+			return (int)w;
+	}
+	if (len - (size_t)w > sizeof(n->out) - n->out_len)
+		return -KW_ENOBUFS;
+	memcpy(n->out + n->out_len, b + w, len - (size_t)w);
+	n->out_len = (uint16_t)(n->out_len + len - (size_t)w);
+	return 0;
+}
+
+static int neg_flush(struct kw_mss_neg *n)
+{
+	long w;
+
+	if (!n->out_len)
+		return 0;
+	w = kw_stream_write(n->s, n->out, n->out_len);
+	if (w < 0)
+		return (int)w;
+	memmove(n->out, n->out + w, n->out_len - (size_t)w);
+	n->out_len = (uint16_t)(n->out_len - (size_t)w);
+	return 0;
+}
+
+static int write_line(struct kw_mss_neg *n, const char *text)
 {
 	uint8_t b[KW_MSS_LINE_MAX + 8];
 	int l = kw_mss_line_encode(text, b, sizeof(b));
-	long w;
 
 	if (l < 0)
 		return l;
-	w = kw_stream_write(s, b, (size_t)l);
-	if (w < 0)
-		return (int)w;
-	return w == l ? 0 : -KW_ENOBUFS;  /* a new stream has a 256 KiB window */
+	return neg_write(n, b, (size_t)l);
 }
 
 static int write_ls(struct kw_mss_neg *n)
@@ -91,6 +132,8 @@ static int write_ls(struct kw_mss_neg *n)
 	int h;
 	long w;
 
+	if (n->out_len)
+		return -KW_ENOBUFS;  /* rare: a peer that asks for ls while our header is queued */
 	for (i = 0; (id = reg->protocol(reg->arg, i)) != NULL; i++) {
 		int l = kw_mss_line_encode(id, body + off, sizeof(body) - off - 1);
 
@@ -120,13 +163,38 @@ static size_t hand_over(struct kw_mss_neg *n, const uint8_t *rest, size_t rest_l
 	return s->h->on_data(s, rest, rest_len);
 }
 
+/* Our echo of n->proto is out: the registry's protocol takes the stream. Returns how many of
+ * rest were consumed (all of it when the protocol refused and the stream was reset). */
+static size_t in_accept(struct kw_mss_neg *n, const uint8_t *rest, size_t rest_len)
+{
+	const struct kw_mss_registry *reg = &n->m->reg;
+	struct kw_stream *s = n->s;
+	int ret;
+
+	s->h = NULL;
+	s->user = NULL;
+	ret = reg->accept(reg->arg, s, n->proto);
+	if (ret < 0 || !s->h) {
+		KW_LOG_WRN(mss, "%s: %s refused inbound stream %u: %s", n->peer, n->proto, s->id,
+			   kw_strerror(ret < 0 ? ret : -KW_ENOPROTO));
+		n->m->st.streams_refused++;
+		s->h = &neg_handler;
+		s->user = n;
+		neg_abort(n, -KW_ENOPROTO);
+		return rest_len;
+	}
+	n->m->st.streams_in++;
+	return hand_over(n, rest, rest_len);
+}
+
 static size_t neg_on_data(struct kw_stream *s, const uint8_t *data, size_t len)
 {
 	struct kw_mss_neg *n = (struct kw_mss_neg *)s->user;
 	size_t old = n->len, take = KW_MIN(len, sizeof(n->buf) - n->len), off = 0;
 	char line[KW_MSS_LINE_MAX + 1];
-	int ret;
 
+	if (n->phase == IN_ACCEPT)
+		return 0;  /* the protocol's bytes wait in the muxer until it has the stream */
 	memcpy(n->buf + n->len, data, take);
 	n->len = (uint16_t)(n->len + take);
 	for (;;) {
@@ -159,12 +227,12 @@ static size_t neg_on_data(struct kw_stream *s, const uint8_t *data, size_t len)
 				neg_abort(n, -KW_EPROTO);
 				return len;
 			}
-			if (n->phase == IN_HDR && write_line(s, KW_MSS_HEADER) < 0)
+			if (n->phase == IN_HDR && write_line(n, KW_MSS_HEADER) < 0)
 				goto write_failed;
 			n->phase = n->phase == OUT_HDR ? OUT_ECHO : IN_PROTO;
 			break;
 		case OUT_ECHO:
-			if (!strcmp(line, n->proto)) {
+			if (!strcmp(line, n->proto) && !n->out_len) {
 				kw_mss_open_cb cb = n->cb;
 				size_t used = off - old;
 
@@ -190,33 +258,31 @@ static size_t neg_on_data(struct kw_stream *s, const uint8_t *data, size_t len)
 				break;
 			}
 			if (!reg->offers(reg->arg, line)) {
-				if (write_line(s, "na") < 0)
+				if (write_line(n, "na") < 0)
 					goto write_failed;
 				break;
 			}
-			if (write_line(s, line) < 0)
+			if (strlen(line) > KW_PROTO_ID_MAX) {
+				if (write_line(n, "na") < 0)
+					goto write_failed;
+				break;
+			}
+			if (write_line(n, line) < 0)
 				goto write_failed;
 			snprintf(n->proto, sizeof(n->proto), "%s", line);
-			s->h = NULL;
-			s->user = NULL;
-			ret = reg->accept(reg->arg, s, line);
-			if (ret < 0 || !s->h) {
-				KW_LOG_WRN(mss, "%s: %s refused inbound stream %u: %s",
-					   n->peer, line, s->id,
-					   kw_strerror(ret < 0 ? ret : -KW_ENOPROTO));
-				n->m->st.streams_refused++;
-				s->h = &neg_handler;
-				s->user = n;
-				neg_abort(n, -KW_ENOPROTO);
-				return len;
-			}
-			n->m->st.streams_in++;
 			{
 				size_t used = off - old;
 
-				return used + hand_over(n, data + used, len - used);
+				if (n->out_len) {   /* on_writable sends the echo, then accepts */
+					n->phase = IN_ACCEPT;
+					n->len = 0;
+					return used;
+				}
+				return used + in_accept(n, data + used, len - used);
 			}
 		}
+		case IN_ACCEPT:
+			break;
 		}
 	}
 write_failed:
@@ -228,7 +294,30 @@ static void neg_on_eof(struct kw_stream *s)
 {
 	struct kw_mss_neg *n = (struct kw_mss_neg *)s->user;
 
+	if (n->phase == IN_ACCEPT) {   /* agreed: the FIN is the protocol's */
+		n->eof = true;
+		return;
+	}
 	neg_abort(n, -KW_ECONNRESET);
+}
+
+static void neg_on_writable(struct kw_stream *s)
+{
+	struct kw_mss_neg *n = (struct kw_mss_neg *)s->user;
+	bool eof = n->eof;
+
+	if (neg_flush(n) < 0) {
+		neg_abort(n, -KW_ECONNRESET);
+		return;
+	}
+	if (n->out_len || n->phase != IN_ACCEPT)
+		return;
+	in_accept(n, NULL, 0);   /* frees n, or resets the stream */
+	if (s->h == &neg_handler)
+		return;
+	kw_stream_resume(s);     /* the bytes held back while the echo was queued */
+	if (eof && s->h && s->h->on_eof)
+		s->h->on_eof(s);
 }
 
 static void neg_on_close(struct kw_stream *s, int reason)
@@ -242,6 +331,7 @@ static void neg_on_close(struct kw_stream *s, int reason)
 static const struct kw_stream_handler neg_handler = {
 	.on_data = neg_on_data,
 	.on_eof = neg_on_eof,
+	.on_writable = neg_on_writable,
 	.on_close = neg_on_close,
 };
 
@@ -317,14 +407,15 @@ int kw_mss_outbound(struct kw_mss *m, struct kw_stream *s, const char *peer, con
 	n->user = user;
 	n->cb = cb;
 	snprintf(n->proto, sizeof(n->proto), "%s", proto);
-	/* header and proposal in one write, as js does */
-	w = kw_stream_write(s, b, (size_t)(l1 + l2));
-	if (w != l1 + l2) {
+	/* header and proposal in one write, as js does; what the connection cannot take now
+	 * goes from on_writable */
+	w = neg_write(n, b, (size_t)(l1 + l2));
+	if (w < 0) {
 		n->cb = NULL;
 		s->h = &null_handler;
 		s->user = NULL;
 		neg_free(n);
-		return w < 0 ? (int)w : -KW_ENOBUFS;
+		return (int)w;
 	}
 	return 0;
 }

@@ -1,7 +1,17 @@
 #!/usr/bin/env node
 // hivemind averaging interop on 127.0.0.1 (doc/ml-avg.md "On the network"): an independent js
 // peer (js-libp2p + protobufjs built from proto/hivemind/averaging.proto, the stream framing of
-// hivemind-lib.mjs; no C code) joins a `kwnode average` process as a CLIENT:
+// hivemind-lib.mjs, @msgpack/msgpack and node's SHA-1; no C code) joins a `kwnode average`
+// process as a CLIENT:
+//   schema_hash: hivemind's compute_schema_hash (averager.py @ 4bd43b7) computed here,
+//     SHA-1(msgpack([{size: "torch.Size([N])", dtype: "torch.float32", layout: "torch.strided",
+//     device: "cpu", requires_grad: "False", pin_memory: "False", compression: "0"}])), and
+//     for N=1000 equal to the vector derived by hand in tests/unit/app/test_avg_net.c;
+//   rpc_download_state (before the round): every DownloadData decodes with protobufjs and
+//     re-encodes to the bytes the C node sent; the metadata (first message only) is msgpack
+//     {group_key: ""}; the pieces are hivemind's split_for_streaming of the tensor (64 KiB of
+//     buffer each, the first with size, dtype float32, compression NONE and the chunk count)
+//     and join to the process's input bytes;
 //   rpc_join_group: a JoinRequest with another schema is refused (BAD_SCHEMA_HASH), ours
 //     (protobufjs) is accepted; every MessageFromLeader the C
 //     leader sends decodes with protobufjs and re-encodes to the same bytes; BEGIN_ALLREDUCE
@@ -14,13 +24,15 @@
 //
 // Prints one `ok`/`FAIL` line per check; exit 1 when any failed.
 import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack'
 import protobuf from 'protobufjs'
-import { createNode, callStream, dhtId, mpDecode, multiaddr } from './hivemind-lib.mjs'
+import { createNode, callStream, mpDecode, multiaddr } from './hivemind-lib.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const kwnode = process.argv[2]
@@ -38,14 +50,28 @@ root.loadSync(['hivemind/averaging.proto'], { keepCase: true })
 const JoinRequest = root.lookupType('kw.hivemind.JoinRequest')
 const MessageFromLeader = root.lookupType('kw.hivemind.MessageFromLeader')
 const AveragingData = root.lookupType('kw.hivemind.AveragingData')
+const DownloadRequest = root.lookupType('kw.hivemind.DownloadRequest')
+const DownloadData = root.lookupType('kw.hivemind.DownloadData')
 const enc = (T, o) => Buffer.from(T.encode(T.fromObject(o)).finish())
 const ACCEPTED = 2, BEGIN_ALLREDUCE = 3, PART_FOR_AVERAGING = 4, AVERAGED_PART = 5
 
-const N = 1000
+// hivemind's schema_hash of one float32 CPU tensor of shape [n]: str() of every field of
+// TensorDescriptor.from_tensor, in the dataclass's field order, hashed as DHTID.generate does
+function schemaHash (n) {
+  const d = { size: `torch.Size([${n}])`, dtype: 'torch.float32', layout: 'torch.strided',
+    device: 'cpu', requires_grad: 'False', pin_memory: 'False', compression: '0' }
+  return createHash('sha1').update(msgpackEncode([d])).digest()
+}
+check('schema_hash of a float32[1000] equals the hand-derived vector',
+  schemaHash(1000).toString('hex') === '228ccd6af026bc510bf63bb0c51fdbcfa434476a',
+  schemaHash(1000).toString('hex'))
+
+const N = 40000   // 160000 bytes: three state pieces of 64 KiB, 64 KiB and 29 KiB; one part
+const CHUNK = 65536
 const PREFIX = 'jsavg'
 const dir = mkdtempSync(join(tmpdir(), 'kwavg-js-'))
 const ours = new Float32Array(N), theirs = new Float32Array(N)
-for (let i = 0; i < N; i++) { theirs[i] = i * 0.5 - 100; ours[i] = Math.sin(i) * 3 }
+for (let i = 0; i < N; i++) { theirs[i] = (i % 1000) * 0.5 - 100; ours[i] = Math.sin(i) * 3 }
 writeFileSync(join(dir, 'in.bin'), Buffer.from(theirs.buffer))
 
 const proc = spawn(kwnode, ['average', '--size', String(N), '--input', join(dir, 'in.bin'),
@@ -74,16 +100,40 @@ try {
   const me = Buffer.from(node.peerId.toMultihash().bytes)
   const them = Buffer.from((await node.dial(multiaddr(addr))).remotePeer.toMultihash().bytes)
 
+  // ---- rpc_download_state (the C node is still looking for a group) ----
+  const dl = await callStream(node, multiaddr(addr),
+    `${PREFIX}::DecentralizedAverager.rpc_download_state`, [enc(DownloadRequest, {})], 15000)
+  const dd = dl.map((b) => DownloadData.decode(b))
+  const pieces = Math.ceil(N * 4 / CHUNK)
+  check(`rpc_download_state: ${pieces} DownloadData messages`, dd.length === pieces, `${dd.length}`)
+  check('every DownloadData re-encodes (protobufjs) to the bytes the C node sent',
+    dl.every((b, i) => enc(DownloadData, DownloadData.toObject(dd[i])).equals(b)))
+  const meta = dd[0]?.metadata?.length ? msgpackDecode(dd[0].metadata) : undefined
+  check('metadata in the first message only: msgpack {group_key: ""}',
+    dd.length > 0 && Buffer.from(dd[0].metadata).equals(Buffer.from('81a967726f75705f6b6579a0', 'hex')) &&
+    meta?.group_key === '' && dd.slice(1).every((m) => !m.metadata?.length), JSON.stringify(meta))
+  const t0 = dd[0]?.tensor_part ?? {}
+  check('first piece: size [N], dtype float32, compression NONE, chunks = piece count',
+    JSON.stringify(t0.size) === JSON.stringify([N]) && t0.dtype === 'float32' &&
+    (t0.compression ?? 0) === 0 && t0.chunks === pieces && !t0.requires_grad, JSON.stringify({ ...t0, buffer: undefined }))
+  check('later pieces: buffer only (split_for_streaming)', dd.slice(1).every((m) =>
+    m.tensor_part && !m.tensor_part.dtype && !m.tensor_part.size?.length && !m.tensor_part.chunks))
+  check('pieces of 64 KiB, the last one shorter', dd.every((m, i) =>
+    m.tensor_part?.buffer?.length === (i < pieces - 1 ? CHUNK : N * 4 - CHUNK * (pieces - 1))))
+  const state = Buffer.concat(dd.map((m) => Buffer.from(m.tensor_part?.buffer ?? [])))
+  check('the joined pieces are the C process\'s tensor, byte for byte',
+    state.equals(Buffer.from(theirs.buffer)))
+
   // ---- rpc_join_group ----
-  // kwnode average's schema: the DHTID of its description of the tensor
-  const schema = dhtId(`float32[${N}] compression=0 part_bytes=524288`)
+  // kwnode average's schema: hivemind's, computed here from the source's strings
+  const schema = schemaHash(N)
   const gather = Buffer.from('93c001c401c0', 'hex')   // [None, CLIENT, msgpack(None)]
   const joinReq = { schema_hash: schema, expiration: Date.now() / 1000 + 30, gather,
     client_mode: true, group_key: `${PREFIX}.0b` }
   // another schema: refused with BAD_SCHEMA_HASH, and the leader goes on looking
   const bad = await callStream(node, multiaddr(addr),
     `${PREFIX}::DecentralizedAverager.rpc_join_group`,
-    [enc(JoinRequest, { ...joinReq, schema_hash: dhtId('float32[7]') })], 15000)
+    [enc(JoinRequest, { ...joinReq, schema_hash: schemaHash(7) })], 15000)
   check('a JoinRequest with another schema is answered BAD_SCHEMA_HASH',
     bad.length === 1 && MessageFromLeader.decode(bad[0]).code === 9,
     JSON.stringify(bad.map((b) => MessageFromLeader.decode(b).code)))

@@ -18,6 +18,7 @@
 #include <kw/sim.h>
 #include <kw/ml/codec.h>
 #include <kw/net/hivemind.h>
+#include <kw/net/hivemind_dht.h>
 #include <kw/net/key.h>
 #include <kw/net/swarm.h>
 
@@ -526,9 +527,65 @@ static void test_avgnet_part_from_outside_the_group_is_refused(void **state)
 	(void)ga;
 }
 
+/*
+ * hivemind's compute_schema_hash (averager.py @ 4bd43b7) for one float32 CPU tensor, derived
+ * by hand from the source: msgpack of [{field: str(value)}] in TensorDescriptor field order
+ * (size, dtype, layout, device, requires_grad, pin_memory, compression). For torch.zeros(1000):
+ *   91 87  a4"size" b2"torch.Size([1000])"  a5"dtype" ad"torch.float32"
+ *          a6"layout" ad"torch.strided"  a6"device" a3"cpu"  ad"requires_grad" a5"False"
+ *          aa"pin_memory" a5"False"  ab"compression" a1"0"
+ * and the hashes are Python hashlib.sha1 of those bytes (2-D: "torch.Size([2, 3])", 0-D:
+ * "torch.Size([])").
+ */
+static const uint8_t schema_mp_1000[] = {
+	0x91, 0x87, 0xa4, 's', 'i', 'z', 'e', 0xb2, 't', 'o', 'r', 'c', 'h', '.', 'S', 'i', 'z',
+	'e', '(', '[', '1', '0', '0', '0', ']', ')', 0xa5, 'd', 't', 'y', 'p', 'e', 0xad, 't',
+	'o', 'r', 'c', 'h', '.', 'f', 'l', 'o', 'a', 't', '3', '2', 0xa6, 'l', 'a', 'y', 'o',
+	'u', 't', 0xad, 't', 'o', 'r', 'c', 'h', '.', 's', 't', 'r', 'i', 'd', 'e', 'd', 0xa6,
+	'd', 'e', 'v', 'i', 'c', 'e', 0xa3, 'c', 'p', 'u', 0xad, 'r', 'e', 'q', 'u', 'i', 'r',
+	'e', 's', '_', 'g', 'r', 'a', 'd', 0xa5, 'F', 'a', 'l', 's', 'e', 0xaa, 'p', 'i', 'n',
+	'_', 'm', 'e', 'm', 'o', 'r', 'y', 0xa5, 'F', 'a', 'l', 's', 'e', 0xab, 'c', 'o', 'm',
+	'p', 'r', 'e', 's', 's', 'i', 'o', 'n', 0xa1, '0',
+};
+static const uint8_t schema_1000[20] = {
+	0x22, 0x8c, 0xcd, 0x6a, 0xf0, 0x26, 0xbc, 0x51, 0x0b, 0xf6,
+	0x3b, 0xb0, 0xc5, 0x1f, 0xdb, 0xcf, 0xa4, 0x34, 0x47, 0x6a,
+};
+static const uint8_t schema_2x3[20] = {
+	0x14, 0x6f, 0x7c, 0x5c, 0x16, 0x97, 0x04, 0xcb, 0x31, 0xdb,
+	0x7a, 0xfc, 0xc5, 0x41, 0x17, 0x9a, 0xee, 0x51, 0x38, 0x4c,
+};
+static const uint8_t schema_scalar[20] = {
+	0xce, 0x72, 0xec, 0xea, 0xf6, 0x58, 0x45, 0xf1, 0x7e, 0xb0,
+	0xcb, 0x16, 0x0c, 0xfc, 0x77, 0x0d, 0x7c, 0x25, 0x55, 0x3e,
+};
+
+static void test_avgnet_schema_hash_is_hiveminds(void **state)
+{
+	const uint64_t n1000 = 1000, n2x3[2] = { 2, 3 }, many[9] = { 1, 1, 1, 1, 1, 1, 1, 1, 1 };
+	struct kw_hm_dhtid h;
+	uint8_t out[20];
+
+	(void)state;
+	/* the hand-built bytes are what the hash is of */
+	assert_int_equal(sizeof(schema_mp_1000), 129);
+	kw_hm_dhtid_hash(schema_mp_1000, sizeof(schema_mp_1000), &h);
+	assert_memory_equal(h.b, schema_1000, 20);
+
+	assert_int_equal(kw_app_avgnet_schema_hash(&n1000, 1, out), 0);
+	assert_memory_equal(out, schema_1000, 20);
+	assert_int_equal(kw_app_avgnet_schema_hash(n2x3, 2, out), 0);
+	assert_memory_equal(out, schema_2x3, 20);
+	assert_int_equal(kw_app_avgnet_schema_hash(NULL, 0, out), 0);
+	assert_memory_equal(out, schema_scalar, 20);
+	assert_int_equal(kw_app_avgnet_schema_hash(NULL, 1, out), -KW_EINVAL);
+	assert_int_equal(kw_app_avgnet_schema_hash(many, 9, out), -KW_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_avgnet_schema_hash_is_hiveminds),
 		cmocka_unit_test_setup_teardown(test_avgnet_three_nodes_average_exactly_over_streams,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_avgnet_silent_peer_is_excluded_and_the_others_finish,

@@ -2,7 +2,8 @@
  * multistream-select on one stream (net/mss/negotiate.c), listener side, driven byte by byte
  * through a fake stream and a fake protocol registry: the header exchange, `ls`, `na` for unknown protocols, hand-over to
  * the registry's handler with the bytes that followed the agreed line, and resets for a bad
- * header, an over-long line, end of stream and the negotiation timeout. Every test ends with
+ * header, an over-long line, end of stream and the negotiation timeout, and lines the stream
+ * cannot take at once (a connection whose output is full) queued, not a reset. Every test ends with
  * a pool leak check (the negotiation state must be back in its pool).
  */
 #include <stdio.h>
@@ -28,8 +29,13 @@ struct fx {
 	struct kw_stream s;
 	uint8_t out[4096];
 	size_t out_len, rd;
-	int resets;
+	int resets, resumes;
 	bool closed;
+	bool limited;   /* the stream takes at most `space` more bytes (a full connection) */
+	size_t space;
+	/* an outbound negotiation's result */
+	struct kw_stream *opened;
+	int open_err, opens;
 	/* the protocol handler that takes the stream over */
 	int accepts;
 	uint8_t got[64];
@@ -44,6 +50,10 @@ static long fs_write(struct kw_stream *s, const uint8_t *b, size_t n)
 {
 	if (g->resets)
 		return -KW_ECONNRESET;
+	if (g->limited) {
+		n = n < g->space ? n : g->space;
+		g->space -= n;
+	}
 	assert_true(g->out_len + n <= sizeof(g->out));
 	memcpy(g->out + g->out_len, b, n);
 	g->out_len += n;
@@ -51,7 +61,7 @@ static long fs_write(struct kw_stream *s, const uint8_t *b, size_t n)
 }
 static int fs_close_write(struct kw_stream *s) { return 0; }
 static void fs_reset(struct kw_stream *s) { g->resets++; }
-static void fs_resume(struct kw_stream *s) { }
+static void fs_resume(struct kw_stream *s) { g->resumes++; }
 static const struct kw_stream_ops g_ops = {
 	.write = fs_write, .close_write = fs_close_write, .reset = fs_reset, .resume = fs_resume,
 };
@@ -270,6 +280,86 @@ static void test_mss_negotiation_times_out(void **state)
 	assert_int_equal(g->resets, 1);
 }
 
+/*
+ * The connection's output is full (another stream's bulk transfer): the header and the echo
+ * cannot be written at once. Before, that reset the stream with nothing logged, and the
+ * opener saw "Connection reset by peer". Now they are queued and sent on_writable, the
+ * protocol takes the stream only once its echo is out (so nothing it writes can pass the
+ * echo), and the bytes that followed the agreed line wait in the muxer until then.
+ */
+static void test_mss_inbound_lines_wait_for_a_full_connection(void **state)
+{
+	uint8_t b[2 * (KW_MSS_LINE_MAX + 8)];
+	int l;
+
+	g->limited = true;
+	g->space = 0;
+	feed_line(KW_MSS_HEADER);
+	assert_int_equal(g->out_len, 0);
+	l = kw_mss_line_encode(PA, b, sizeof(b));
+	memcpy(b + l, "hello", 5);
+	/* the agreed line is consumed, the protocol's bytes are not: nobody may take them yet */
+	assert_int_equal(feed(b, (size_t)l + 5), (size_t)l);
+	assert_int_equal(feed(b + l, 5), 0);
+	assert_int_equal(g->resets, 0);
+	assert_int_equal(g->accepts, 0);
+	/* a little room: part of the header, still no hand-over */
+	g->space = 3;
+	g->s.h->on_writable(&g->s);
+	assert_int_equal(g->out_len, 3);
+	assert_int_equal(g->accepts, 0);
+	/* room for the rest: both lines in order, then the protocol, then the held bytes */
+	g->space = 1000;
+	g->s.h->on_writable(&g->s);
+	expect_line(KW_MSS_HEADER);
+	expect_line(PA);
+	assert_int_equal(g->out_len, g->rd);
+	assert_int_equal(g->accepts, 1);
+	assert_ptr_equal(g->s.h, &g_p);
+	assert_int_equal(g->resumes, 1);
+	assert_int_equal(feed(b + l, 5), 5);
+	assert_int_equal(g->got_len, 5);
+	assert_memory_equal(g->got, "hello", 5);
+	assert_int_equal(g->resets, 0);
+}
+
+static void on_opened(struct kw_stream *s, int err, void *user)
+{
+	g->opens++;
+	g->opened = s;
+	g->open_err = err;
+}
+
+static void test_mss_outbound_proposal_waits_for_a_full_connection(void **state)
+{
+	struct kw_stream s2;
+	uint8_t b[KW_MSS_LINE_MAX + 8];
+	int l;
+
+	memset(&s2, 0, sizeof(s2));
+	s2.ops = &g_ops;
+	s2.id = 9;
+	g->limited = true;
+	g->space = 0;
+	assert_int_equal(kw_mss_outbound(&g->mss, &s2, "12D3test", PB, &g_p, NULL, on_opened), 0);
+	assert_int_equal(g->out_len, 0);
+	assert_int_equal(g->resets, 0);
+	g->space = 1000;
+	s2.h->on_writable(&s2);
+	expect_line(KW_MSS_HEADER);
+	expect_line(PB);
+	/* the listener agrees: the opener has its stream */
+	l = kw_mss_line_encode(KW_MSS_HEADER, b, sizeof(b));
+	assert_int_equal(s2.h->on_data(&s2, b, (size_t)l), (size_t)l);
+	l = kw_mss_line_encode(PB, b, sizeof(b));
+	assert_int_equal(s2.h->on_data(&s2, b, (size_t)l), (size_t)l);
+	assert_int_equal(g->opens, 1);
+	assert_ptr_equal(g->opened, &s2);
+	assert_int_equal(g->open_err, 0);
+	assert_ptr_equal(s2.h, &g_p);
+	assert_int_equal(g->resets, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -280,6 +370,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mss_over_long_line_resets_the_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mss_eof_before_agreement_resets_the_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mss_negotiation_times_out, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mss_inbound_lines_wait_for_a_full_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mss_outbound_proposal_waits_for_a_full_connection, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
