@@ -415,3 +415,286 @@ int kw_hm_mp_to_text(const uint8_t *mp, size_t len, char *out, size_t cap)
 		return -KW_EBADMSG;              /* more than one value */
 	return o.full ? -KW_ENOSPC : (int)o.len;
 }
+
+/* ---- JSON ----------------------------------------------------------------------------- */
+
+/*
+ * Strict JSON for scripts (doc/net-hivemind.md "JSON output"): JSON values print as they are;
+ * what JSON cannot hold prints as an object with one "$" member, so nothing is lost and a
+ * script can tell it apart from data:
+ *   {"$bin": "00ff"}                       bin (hex)
+ *   {"$float": "NaN"|"Infinity"|"-Infinity"} non-finite float
+ *   {"$ext": 64, "value": V}               ext 0x40 / 0x50 / 0x51 whose payload is one value
+ *   {"$ext": N, "hex": "..."}              any other ext (payload bytes)
+ *   {"$map": [[K, V], ...]}                a map with a key that is not a str, or a str key
+ *                                          starting with '$' (so it cannot pass as a marker)
+ * Finite floats always carry a '.' or an exponent, so 1.0 stays a float and 1 an int.
+ * Written twice: a counting pass checks the whole value (errors before any byte goes out),
+ * then the real one; recursion is bounded by KW_MP_MAX_DEPTH over maps, arrays and ext
+ * payloads together.
+ */
+struct jw {
+	void (*emit)(void *arg, const char *s, size_t n);   /* NULL: count only */
+	void *arg;
+	size_t len;
+};
+
+static void jput(struct jw *w, const char *s, size_t n)
+{
+	if (w->emit && n)
+		w->emit(w->arg, s, n);
+	w->len += n;
+}
+
+static void jputs(struct jw *w, const char *s)
+{
+	jput(w, s, strlen(s));
+}
+
+static void jhex(struct jw *w, const uint8_t *b, size_t n)
+{
+	static const char d[] = "0123456789abcdef";
+	char t[64];
+	size_t k = 0;
+
+	jput(w, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		t[k++] = d[b[i] >> 4];
+		t[k++] = d[b[i] & 15];
+		if (k == sizeof(t)) {
+			jput(w, t, k);
+			k = 0;
+		}
+	}
+	jput(w, t, k);
+	jput(w, "\"", 1);
+}
+
+/* A str the reader checked is UTF-8: only '"', '\\' and the controls need escapes. */
+static void jstr(struct jw *w, const uint8_t *s, size_t n)
+{
+	size_t run = 0;
+
+	jput(w, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = s[i];
+		char e[8];
+
+		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
+			continue;
+		jput(w, (const char *)s + run, i - run);
+		run = i + 1;
+		switch (c) {
+		case '"': jput(w, "\\\"", 2); break;
+		case '\\': jput(w, "\\\\", 2); break;
+		case '\n': jput(w, "\\n", 2); break;
+		case '\t': jput(w, "\\t", 2); break;
+		case '\r': jput(w, "\\r", 2); break;
+		case '\b': jput(w, "\\b", 2); break;
+		case '\f': jput(w, "\\f", 2); break;
+		default:
+			snprintf(e, sizeof(e), "\\u%04x", c);
+			jput(w, e, 6);
+		}
+	}
+	jput(w, (const char *)s + run, n - run);
+	jput(w, "\"", 1);
+}
+
+static void jfloat(struct jw *w, double f)
+{
+	char t[40];
+	int n;
+
+	if (isnan(f)) {
+		jputs(w, "{\"$float\": \"NaN\"}");
+		return;
+	}
+	if (isinf(f)) {
+		jputs(w, f > 0 ? "{\"$float\": \"Infinity\"}" : "{\"$float\": \"-Infinity\"}");
+		return;
+	}
+	n = snprintf(t, sizeof(t), "%.17g", f);
+	if (n > 0 && !strpbrk(t, ".e"))
+		n = snprintf(t, sizeof(t), "%.17g.0", f);   /* 1.0 stays a float */
+	jput(w, t, (size_t)n);
+}
+
+static int jvalue(struct jw *w, struct kw_mp_reader *r, int depth);
+
+/* The payload of a Hivemind ext: one msgpack value of its own, read with its own reader. */
+static int jext(struct jw *w, const struct kw_mp_item *it, int depth)
+{
+	struct kw_mp_reader sub;
+	char t[48];
+	int err;
+
+	snprintf(t, sizeof(t), "{\"$ext\": %d, ", it->ext_type);
+	jputs(w, t);
+	if ((it->ext_type == KW_MP_EXT_TUPLE || it->ext_type == KW_MP_EXT_DHTDICT ||
+	     it->ext_type == KW_MP_EXT_BTD) &&
+	    kw_mp_validate(it->data, it->len, 0, NULL) == 0) {
+		if (depth >= KW_MP_MAX_DEPTH)
+			return -KW_ELIMIT;
+		jputs(w, "\"value\": ");
+		if ((err = kw_mp_reader_init(&sub, it->data, it->len, 0)) ||
+		    (err = jvalue(w, &sub, depth + 1)))
+			return err;
+	} else {
+		jputs(w, "\"hex\": ");
+		jhex(w, it->data, it->len);
+	}
+	jput(w, "}", 1);
+	return 0;
+}
+
+/* A map prints as an object when every key is a str not starting with '$'. */
+static int jmap_plain(struct kw_mp_reader *r, uint32_t pairs)
+{
+	struct kw_mp_reader scan = *r;   /* a copy: the real reader stays at the first key */
+	struct kw_mp_item k;
+	int err;
+
+	for (uint32_t i = 0; i < pairs; i++) {
+		if ((err = kw_mp_read(&scan, &k)))
+			return err;
+		if (k.type != KW_MP_STR || (k.len && k.data[0] == '$'))
+			return 0;
+		if ((err = kw_mp_skip(&scan, &k)) || (err = kw_mp_skip_value(&scan)))
+			return err;
+	}
+	return 1;
+}
+
+static int jvalue(struct jw *w, struct kw_mp_reader *r, int depth)
+{
+	struct kw_mp_item it;
+	char t[32];
+	int err, plain;
+
+	if ((err = kw_mp_read(r, &it)))
+		return err;
+	switch (it.type) {
+	case KW_MP_NIL: jputs(w, "null"); return 0;
+	case KW_MP_BOOL: jputs(w, it.v.b ? "true" : "false"); return 0;
+	case KW_MP_UINT:
+		snprintf(t, sizeof(t), "%llu", (unsigned long long)it.v.u);
+		jputs(w, t);
+		return 0;
+	case KW_MP_INT:
+		snprintf(t, sizeof(t), "%lld", (long long)it.v.i);
+		jputs(w, t);
+		return 0;
+	case KW_MP_FLOAT: jfloat(w, it.v.f); return 0;
+	case KW_MP_STR: jstr(w, it.data, it.len); return 0;
+	case KW_MP_BIN:
+		jputs(w, "{\"$bin\": ");
+		jhex(w, it.data, it.len);
+		jput(w, "}", 1);
+		return 0;
+	case KW_MP_EXT: return jext(w, &it, depth);
+	case KW_MP_ARRAY:
+		if (depth >= KW_MP_MAX_DEPTH)
+			return -KW_ELIMIT;
+		jput(w, "[", 1);
+		for (uint32_t i = 0; i < it.len; i++) {
+			if (i)
+				jput(w, ", ", 2);
+			if ((err = jvalue(w, r, depth + 1)))
+				return err;
+		}
+		jput(w, "]", 1);
+		return 0;
+	case KW_MP_MAP:
+		if (depth >= KW_MP_MAX_DEPTH)
+			return -KW_ELIMIT;
+		if ((plain = jmap_plain(r, it.len)) < 0)
+			return plain;
+		jputs(w, plain ? "{" : "{\"$map\": [");
+		for (uint32_t i = 0; i < it.len; i++) {
+			if (i)
+				jput(w, ", ", 2);
+			if (!plain)
+				jput(w, "[", 1);
+			if ((err = jvalue(w, r, depth + 1)))
+				return err;
+			jput(w, plain ? ": " : ", ", 2);
+			if ((err = jvalue(w, r, depth + 1)))
+				return err;
+			if (!plain)
+				jput(w, "]", 1);
+		}
+		jputs(w, plain ? "}" : "]}");
+		return 0;
+	}
+	return -KW_EBADMSG;
+}
+
+/* One pass over mp; exactly one value or -KW_EBADMSG. */
+static long jrun(struct jw *w, const uint8_t *mp, size_t len)
+{
+	struct kw_mp_reader r;
+	int err;
+
+	if ((err = kw_mp_reader_init(&r, mp, len, 0)) || (err = jvalue(w, &r, 0)))
+		return err;
+	if (kw_mp_reader_done(&r))
+		return -KW_EBADMSG;
+	return (long)w->len;
+}
+
+long kw_hm_mp_json_emit(const uint8_t *mp, size_t len,
+			void (*emit)(void *arg, const char *s, size_t n), void *arg)
+{
+	struct jw count = { NULL, NULL, 0 }, real = { emit, arg, 0 };
+	long n = jrun(&count, mp, len);
+
+	if (n < 0 || !emit)
+		return n;
+	return jrun(&real, mp, len);
+}
+
+struct jbuf {
+	char *p;
+	size_t cap, len;
+};
+
+static void jbuf_emit(void *arg, const char *s, size_t n)
+{
+	struct jbuf *b = arg;
+
+	memcpy(b->p + b->len, s, n);   /* room checked by the counting pass */
+	b->len += n;
+}
+
+int kw_hm_mp_to_json(const uint8_t *mp, size_t len, char *out, size_t cap)
+{
+	struct jbuf b = { out, cap, 0 };
+	long n;
+
+	if (!cap)
+		return -KW_ENOSPC;
+	out[0] = '\0';
+	n = kw_hm_mp_json_emit(mp, len, NULL, NULL);
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n >= cap || n > INT32_MAX)
+		return -KW_ENOSPC;
+	n = kw_hm_mp_json_emit(mp, len, jbuf_emit, &b);
+	out[b.len] = '\0';
+	return n < 0 ? (int)n : (int)b.len;
+}
+
+int kw_hm_json_str(const char *s, char *out, size_t cap)
+{
+	struct jbuf b = { out, cap, 0 };
+	struct jw count = { NULL, NULL, 0 }, real = { jbuf_emit, &b, 0 };
+	size_t n = strlen(s);
+
+	jstr(&count, (const uint8_t *)s, n);
+	if (count.len >= cap)
+		return -KW_ENOSPC;
+	jstr(&real, (const uint8_t *)s, n);
+	out[b.len] = '\0';
+	return (int)b.len;
+}
