@@ -88,7 +88,8 @@ void kw_app_hm_announce_shutdown(struct kw_node *n);
 void kw_app_hm_learn(struct kw_hm_dht *d, struct kw_identify *id, struct kw_conn *c);
 
 /*
- * The text form of values (app/hm_text.c): JSON plus <hex> for bin and bare words for str.
+ * The text form of values (app/hm_text.c): JSON plus <hex> for bin and bare words for str;
+ * the "$" objects of the JSON form below read back as what they stand for.
  * kw_hm_text_to_mp: text to one msgpack value in out[0..cap). Return: bytes; -KW_EINVAL
  * with err saying what is wrong; -KW_ENOSPC.
  * kw_hm_mp_to_text: one msgpack value to text, NUL-terminated in out[0..cap). Return: the

@@ -7,6 +7,7 @@
  *   <00ff>                   bin (hex bytes)
  *   [a, b]  {"k": v}         array, map
  *   ext(80, <hex>)           ext (printed only: type and payload bytes)
+ *   {"$bin": "00ff"} ...     the "$" objects of the JSON form below, read as what they stand for
  * hivemind serializes every value with msgpack (MSGPackSerializer): a Python str, int,
  * float, bytes, list or tuple, dict round-trips through this form. Bounded: nesting at most
  * DEPTH, output into the caller's buffer; nothing allocates.
@@ -142,6 +143,158 @@ static int pbytes(struct parser *p, struct kw_mp_writer *w)
 
 static int pvalue(struct parser *p, struct kw_mp_writer *w);
 
+/* A "hex" string of the JSON form ($bin, $ext's "hex"): bin when ext < -128, else that ext. */
+static int phexstr(struct parser *p, struct kw_mp_writer *w, int ext)
+{
+	uint8_t tmp[2048];
+	size_t n;
+
+	if (*p->s != '"')
+		return perr(p, "expected a \"hex\" string");
+	for (n = 0, p->s++; hexv(p->s[0]) >= 0 && hexv(p->s[1]) >= 0; p->s += 2) {
+		if (n == sizeof(tmp))
+			return perr(p, "bytes too long");
+		tmp[n++] = (uint8_t)(hexv(p->s[0]) << 4 | hexv(p->s[1]));
+	}
+	if (*p->s != '"')
+		return perr(p, "expected hex byte pairs then '\"'");
+	p->s++;
+	if (w)
+		ext < -128 ? kw_mp_put_bin(w, tmp, n) : kw_mp_put_ext(w, (int8_t)ext, tmp, n);
+	return 0;
+}
+
+static int pexpect(struct parser *p, char c, const char *what)
+{
+	ws(p);
+	if (*p->s != c)
+		return perr(p, what);
+	p->s++;
+	ws(p);
+	return 0;
+}
+
+static bool plit(struct parser *p, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	if (strncmp(p->s, lit, n))
+		return false;
+	p->s += n;
+	return true;
+}
+
+/* {"$map": [[K, V], ..]}: the pairs counted in a dry pass, then written. */
+static int pmap_pairs(struct parser *p, struct kw_mp_writer *w)
+{
+	const char *start = p->s;
+	uint32_t n = 0;
+
+	if (++p->depth > DEPTH)
+		return perr(p, "nested too deep");
+	for (int pass = w ? 0 : 1; pass < 2; pass++) {
+		struct kw_mp_writer *out = pass ? w : NULL;
+
+		p->s = start;
+		if (pass == 1 && w)
+			kw_mp_put_map(w, n);
+		n = 0;
+		ws(p);
+		while (*p->s != ']') {
+			if (n && pexpect(p, ',', "$map: expected ',' or ']'"))
+				return -KW_EINVAL;
+			if (pexpect(p, '[', "$map: expected a [KEY, VALUE] pair") ||
+			    pvalue(p, out) || pexpect(p, ',', "$map: expected ',' in a pair") ||
+			    pvalue(p, out) || pexpect(p, ']', "$map: expected ']' after a pair"))
+				return -KW_EINVAL;
+			n++;
+			if (!*p->s)
+				return perr(p, "$map: missing ']'");
+		}
+		if (!w)
+			break;
+	}
+	p->s++;
+	p->depth--;
+	return 0;
+}
+
+/*
+ * The "$" objects kw_hm_mp_to_json prints ({"$bin": ..}, {"$float": ..}, {"$ext": ..},
+ * {"$map": ..}), read back as the msgpack they stand for, so what `get` prints can be
+ * stored again. Return: 1 when the object at p->s is not one (an ordinary map); 0; error.
+ */
+static int pmarker(struct parser *p, struct kw_mp_writer *w)
+{
+	const char *save = p->s;
+	int ret;
+
+	p->s++;
+	ws(p);
+	if (plit(p, "\"$bin\"")) {
+		if (pexpect(p, ':', "$bin: expected ':'") || phexstr(p, w, -1000))
+			return -KW_EINVAL;
+	} else if (plit(p, "\"$float\"")) {
+		double f;
+
+		if (pexpect(p, ':', "$float: expected ':'"))
+			return -KW_EINVAL;
+		if (plit(p, "\"NaN\""))
+			f = NAN;
+		else if (plit(p, "\"Infinity\""))
+			f = INFINITY;
+		else if (plit(p, "\"-Infinity\""))
+			f = -INFINITY;
+		else
+			return perr(p, "$float: expected \"NaN\", \"Infinity\" or \"-Infinity\"");
+		if (w)
+			kw_mp_put_float64(w, f);
+	} else if (plit(p, "\"$ext\"")) {
+		char *end;
+		long type;
+		size_t mark = 0;
+
+		if (pexpect(p, ':', "$ext: expected ':'"))
+			return -KW_EINVAL;
+		errno = 0;
+		type = strtol(p->s, &end, 10);
+		if (end == p->s || errno || type < -128 || type > 127)
+			return perr(p, "$ext: expected a type -128..127");
+		p->s = end;
+		if (pexpect(p, ',', "$ext: expected ','"))
+			return -KW_EINVAL;
+		if (plit(p, "\"hex\"")) {
+			if (pexpect(p, ':', "$ext: expected ':'") || phexstr(p, w, (int)type))
+				return -KW_EINVAL;
+		} else if (plit(p, "\"value\"")) {
+			if (pexpect(p, ':', "$ext: expected ':'"))
+				return -KW_EINVAL;
+			if (++p->depth > DEPTH)
+				return perr(p, "nested too deep");
+			if (w)
+				kw_mp_put_ext_begin(w, (int8_t)type, &mark);
+			if ((ret = pvalue(p, w)))
+				return ret;
+			if (w)
+				kw_mp_put_ext_end(w, mark);
+			p->depth--;
+		} else {
+			return perr(p, "$ext: expected \"value\" or \"hex\"");
+		}
+	} else if (plit(p, "\"$map\"")) {
+		if (pexpect(p, ':', "$map: expected ':'") ||
+		    pexpect(p, '[', "$map: expected a list of [KEY, VALUE] pairs") ||
+		    pmap_pairs(p, w))
+			return -KW_EINVAL;
+	} else {
+		p->s = save;
+		return 1;
+	}
+	if (pexpect(p, '}', "expected '}' after a \"$\" object's member"))
+		return -KW_EINVAL;
+	return 0;
+}
+
 /* Elements of [..] or pairs of {..}: counted in a dry pass, then written. */
 static int pcontainer(struct parser *p, struct kw_mp_writer *w, bool map)
 {
@@ -206,8 +359,11 @@ static int pvalue(struct parser *p, struct kw_mp_writer *w)
 		return pstring(p, w);
 	case '[':
 		return pcontainer(p, w, false);
-	case '{':
-		return pcontainer(p, w, true);
+	case '{': {
+		int m = pmarker(p, w);
+
+		return m == 1 ? pcontainer(p, w, true) : m;
+	}
 	case '<':
 		return pbytes(p, w);
 	case '\0':

@@ -5,8 +5,9 @@
  * parser does not read back (ext, NaN, Infinity). Otherwise the rest is text a user typed:
  * what parses is one well-formed msgpack value that prints. Errors must be the documented
  * codes. The peer's bytes also go through the JSON writer (kw_hm_mp_to_json): it prints
- * exactly what the reader takes, with balanced brackets and no raw control byte, and its
- * counting pass agrees with what it wrote. Built against libkw.a, so the app's hm_text.o is linked in.
+ * exactly what the reader takes, with balanced brackets and no raw control byte, its
+ * counting pass agrees with what it wrote, and the JSON parses back (kw_hm_text_to_mp reads
+ * the "$" objects) to a value that prints the same JSON. Built against libkw.a, so the app's hm_text.o is linked in.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,6 +55,18 @@ static void check_json(const uint8_t *mp, size_t len)
 	}
 	if (in_str || depth)
 		__builtin_trap();
+	/* typed back as a VALUE it is the same value: it prints the same JSON again */
+	{
+		static uint8_t mp2[1 << 17];
+		static char json2[1 << 17];
+		long n = kw_hm_text_to_mp(json, mp2, sizeof(mp2), NULL, 0);
+
+		if (n == -KW_EINVAL && r > 2000)
+			return;            /* a string or bytes longer than the parser holds */
+		if (n < 0 || kw_hm_mp_to_json(mp2, (size_t)n, json2, sizeof(json2)) != r ||
+		    strcmp(json, json2))
+			__builtin_trap();
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

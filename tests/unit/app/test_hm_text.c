@@ -268,6 +268,55 @@ static void test_hm_json_bounds(void **state)
 	assert_int_equal(kw_hm_json_str("abc", text, 5), -KW_ENOSPC);
 }
 
+/* What get prints, typed back as a VALUE, is the same msgpack: the JSON form is lossless. */
+static void test_hm_json_reads_back(void **state)
+{
+	static const char *const vals[] = {
+		"c0", "c3", "0c", "fd", "cfffffffffffffffff", "cb3ff0000000000000",
+		"cb7ff8000000000000", "cbfff0000000000000", "c40200ff", "c400",
+		"ab225c0a090d080c017f6162", "9301a16191c3", "82a16bc0a16a90", "8101a162",
+		"81c401ff02", "82a161c0a22462c3", "819101a178", "d6409201a161", "d65181a16101",
+		"d5500102", "d4070a", "d4ff0a", "80", "90",
+		/* a DictionaryDHTValue: ext 0x50 around [maxsize, latest, [[sub, value, exp]]] */
+		"c7205093cb7ff0000000000000cb41d000000000000091930102cb41d0000000000000",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		size_t n = strlen(vals[i]) / 2;
+		char json[1024], got[512];
+		long m;
+
+		for (size_t k = 0; k < n; k++) {
+			unsigned v;
+
+			assert_int_equal(sscanf(vals[i] + 2 * k, "%2x", &v), 1);
+			hexbuf[k] = (uint8_t)v;
+		}
+		assert_true(kw_hm_mp_to_json(hexbuf, n, json, sizeof(json)) > 0);
+		m = kw_hm_text_to_mp(json, mp, sizeof(mp), err, sizeof(err));
+		if (m < 0)
+			fail_msg("%s: '%s' does not read back: %s", vals[i], json, err);
+		for (long k = 0; k < m; k++)
+			snprintf(got + 2 * k, 3, "%02x", mp[k]);
+		got[2 * m] = '\0';
+		if (strcmp(got, vals[i]))
+			fail_msg("%s: '%s' reads back as %s", vals[i], json, got);
+	}
+	/* a "$" object that is not one of the forms is an ordinary map; a broken one is refused */
+	expect_bytes("{\"$raw\": 1}", "81a4247261770" "1");
+	assert_int_equal(kw_hm_text_to_mp("{\"$bin\": \"0g\"}", mp, sizeof(mp), err, sizeof(err)),
+			 -KW_EINVAL);
+	assert_non_null(strstr(err, "hex"));
+	assert_int_equal(kw_hm_text_to_mp("{\"$ext\": 300, \"hex\": \"\"}", mp, sizeof(mp), err,
+					  sizeof(err)), -KW_EINVAL);
+	assert_non_null(strstr(err, "-128..127"));
+	assert_int_equal(kw_hm_text_to_mp("{\"$map\": [[1]]}", mp, sizeof(mp), err, sizeof(err)),
+			 -KW_EINVAL);
+	assert_int_equal(kw_hm_text_to_mp("{\"$float\": \"nan\"}", mp, sizeof(mp), err,
+					  sizeof(err)), -KW_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -282,6 +331,7 @@ int main(void)
 		cmocka_unit_test(test_hm_json_containers_and_maps),
 		cmocka_unit_test(test_hm_json_ext_types),
 		cmocka_unit_test(test_hm_json_bounds),
+		cmocka_unit_test(test_hm_json_reads_back),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
