@@ -43,6 +43,9 @@ assert t.endswith("\n") and t.count("\n") == 1, "not one line"
 v = json.loads(t)
 sys.exit(0 if (eval(sys.argv[1])) else 1)' "$1" 2>/dev/null
 }
+# (the checker itself refuses the old tab-separated text and two documents)
+printf '"a"\t"b"\t1.0\n' | json_is True && ko "json_is takes text that is not JSON"
+printf '1\n2\n' | json_is True && ko "json_is takes two documents"
 
 start_node 0 ''
 B=$(addr 0)
