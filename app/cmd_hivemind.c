@@ -29,6 +29,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,6 +277,15 @@ static void print_json(struct hm_cli *c, const uint8_t *v, size_t n)
 	out(c, "\"}");
 }
 
+/* A number a peer sent (times, skew) as JSON: null unless finite, as JSON has no NaN. */
+static void out_num(struct hm_cli *c, int decimals, double x)
+{
+	if (isfinite(x))
+		out(c, "%.*f", decimals, x);
+	else
+		out(c, "null");
+}
+
 /* One value as JSON (or hex), one line. */
 static void print_value(struct hm_cli *c, const uint8_t *v, size_t n)
 {
@@ -359,8 +369,11 @@ static int print_entry(const uint8_t *sk, size_t sl, const uint8_t *val, size_t 
 	if (c->subkeys)
 		out(c, "{\"value\": ");
 	print_json(c, val, vl);
-	if (c->subkeys)
-		out(c, ", \"expiration\": %.3f}", exp);
+	if (c->subkeys) {
+		out(c, ", \"expiration\": ");
+		out_num(c, 3, exp);
+		out(c, "}");
+	}
 	if (!c->dict_plain)
 		out(c, "]");
 	c->dict_n++;
@@ -504,7 +517,11 @@ static void on_ping(struct kw_hm_dht *d, int err, const struct kw_hm_dht_pong *p
 				out(c, "%02x", p->node.id.b[i]);
 			out(c, "\"");
 		}
-		out(c, ", \"dht_time\": %.3f, \"clock_skew\": %.1f}\n", p->dht_time, p->skew);
+		out(c, ", \"dht_time\": ");
+		out_num(c, 3, p->dht_time);
+		out(c, ", \"clock_skew\": ");
+		out_num(c, 1, p->skew);
+		out(c, "}\n");
 		stop(c, 0);
 		return;
 	}
