@@ -15,8 +15,10 @@
  * the result and exits. With the Kademlia DHT built in it also joins it through the same
  * peers, to look up addresses of Hivemind nodes it is told about by PeerID only.
  *
- * Values are typed and printed in the text form of app/hm_text.c (JSON plus <hex> bytes and
- * bare words as strings), or with --hex as the hex of their msgpack bytes.
+ * VALUE and SUBKEY are typed in the text form of app/hm_text.c (JSON plus <hex> bytes and
+ * bare words as strings); `get` prints JSON (kw_hm_mp_to_json: strict JSON with "$" objects
+ * for what JSON lacks), or with --hex the hex of the msgpack bytes. store and ping print
+ * text, or with --json one JSON object.
  * `servers PREFIX` reads what Petals servers of a model published (net/hivemind/records.c):
  * the number of blocks from "_petals.models" (or --num-blocks), then every "{PREFIX}.{i}"
  * with latest = true, as petals' get_remote_module_infos and the health monitor do; one line
@@ -27,6 +29,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,7 +105,7 @@ struct hm_cli {
 	uint64_t deadline_ms;
 	uint32_t wait_ms;
 	int n_boot;
-	bool hex, latest;
+	bool hex, latest, subkeys;
 	int code;
 	enum verb verb;
 	const char *key_text, *target;
@@ -110,10 +113,11 @@ struct hm_cli {
 	uint8_t sub[VAL_MAX], val[VAL_MAX];
 	long sub_len, val_len;
 	double exp_s;
-	char text[4 * VAL_MAX + 64], text2[4 * VAL_MAX + 64];
+	char text[4 * VAL_MAX + 64];
 	/* get of a dictionary (print_dict) */
 	double walk_now;
 	uint32_t dict_n;
+	bool dict_plain;   /* every live subkey a str not starting with '$': a JSON object */
 	/* servers */
 	bool json;
 	uint32_t num_blocks, block, max_end;
@@ -182,9 +186,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: kwnode hivemind [options] get KEY [SUBKEY] | store KEY VALUE | ping MULTIADDR\n"
 		"                                 | servers PREFIX\n"
-		"  get KEY [SUBKEY]   print the value stored under KEY (a dictionary: one\n"
-		"                     'SUBKEY<TAB>VALUE<TAB>EXPIRATION' line per entry, or only\n"
-		"                     SUBKEY's value); exit 1 if none\n"
+		"  get KEY [SUBKEY]   print KEY's value as JSON (a dictionary: {SUBKEY: VALUE,\n"
+		"                     ..}, or only SUBKEY's value); exit 1 if none\n"
 		"  store KEY VALUE    store VALUE under KEY on the nearest nodes; prints where\n"
 		"  ping MULTIADDR     ping a Hivemind DHT node (multiaddr with /p2p/)\n"
 		"  servers PREFIX     the Petals servers of model PREFIX (its dht_prefix): peer,\n"
@@ -192,11 +195,17 @@ static void usage(FILE *f)
 		"KEY is a string (hivemind hashes msgpack(KEY)); VALUE and SUBKEY are text: JSON\n"
 		"(null, true, 12, 1.5, \"text\", [..], {..}), <hex> for bytes, or a bare word (a\n"
 		"string). Put -- before a VALUE that starts with '-'.\n"
+		"get prints strict JSON: bytes as {\"$bin\": HEX}, ext types as {\"$ext\": N,\n"
+		"\"value\": V} (or \"hex\"), NaN and infinities as {\"$float\": \"NaN\"}, maps\n"
+		"JSON cannot key as {\"$map\": [[K, V], ..]} (doc/net-hivemind.md).\n"
 		"  -s, --subkey S             store VALUE under subkey S of KEY (a dictionary)\n"
 		"  -e, --expiration SECONDS   store: expires SECONDS from now (default 600; --ttl too)\n"
 		"  -L, --latest               get: ask the whole beam for the newest value\n"
+		"  -k, --subkeys              get of a dictionary: {SUBKEY: {\"value\": V,\n"
+		"                             \"expiration\": UNIX_SECONDS}, ..}\n"
 		"  -x, --hex                  VALUE, SUBKEY and the printed values are hex msgpack\n"
-		"  -j, --json                 servers: one JSON object on stdout\n"
+		"  -j, --json                 store, ping, servers: one JSON object on stdout\n"
+		"                             (get always prints JSON)\n"
 		"  -n, --num-blocks N         servers: the model's blocks (default: from\n"
 		"                             _petals.models, else until the first empty block)\n"
 		"  -b, --bootstrap, --initial-peers MULTIADDR  a Hivemind peer; repeatable\n"
@@ -240,16 +249,52 @@ static void print_hex(struct hm_cli *c, const uint8_t *b, size_t n)
 	out(c, "\n");
 }
 
-/* One value as text (or hex); bytes that are not one msgpack value are shown as hex. */
-static void print_value(struct hm_cli *c, const uint8_t *v, size_t n, char *buf, size_t cap)
+/* A piece of JSON, in parts a running node's reply line buffer (vout) takes whole. */
+static void json_piece(void *arg, const char *s, size_t n)
 {
-	if (c->hex || kw_hm_mp_to_text(v, n, buf, cap) < 0) {
-		if (!c->hex)
-			errp(c, "kwnode hivemind: the value is not one msgpack value; hex:\n");
+	for (size_t k; n; s += k, n -= k) {
+		k = KW_MIN(n, (size_t)VAL_MAX);
+		out(arg, "%.*s", (int)k, s);
+	}
+}
+
+/*
+ * One value as JSON (or hex), without the newline. Bytes JSON cannot show (not one msgpack
+ * value, nested too deep) print as {"$raw": HEX}, with a message on stderr saying why.
+ */
+static void print_json(struct hm_cli *c, const uint8_t *v, size_t n)
+{
+	long r = kw_hm_mp_json_emit(v, n, json_piece, c);
+
+	if (r >= 0)
+		return;
+	errp(c, "kwnode hivemind: %s; printed as {\"$raw\": HEX}\n",
+	     r == -KW_ELIMIT ? "the value is nested deeper or is larger than this build reads" :
+			       "the value is not one msgpack value");
+	out(c, "{\"$raw\": \"");
+	for (size_t i = 0; i < n; i++)
+		out(c, "%02x", v[i]);
+	out(c, "\"}");
+}
+
+/* A number a peer sent (times, skew) as JSON: null unless finite, as JSON has no NaN. */
+static void out_num(struct hm_cli *c, int decimals, double x)
+{
+	if (isfinite(x))
+		out(c, "%.*f", decimals, x);
+	else
+		out(c, "null");
+}
+
+/* One value as JSON (or hex), one line. */
+static void print_value(struct hm_cli *c, const uint8_t *v, size_t n)
+{
+	if (c->hex) {
 		print_hex(c, v, n);
 		return;
 	}
-	out(c, "%s\n", buf);
+	print_json(c, v, n);
+	out(c, "\n");
 }
 
 /* Reads text (or hex) into msgpack bytes. Return: bytes or -1 (message printed). */
@@ -284,6 +329,24 @@ static void stop(struct hm_cli *c, int code)
 
 /* ---- results ---------------------------------------------------------------------------- */
 
+/* First pass over a dictionary: can its live subkeys be the keys of a JSON object? */
+static int scan_entry(const uint8_t *sk, size_t sl, const uint8_t *val, size_t vl, double exp,
+		      void *arg)
+{
+	struct hm_cli *c = arg;
+	struct kw_mp_reader r;
+	struct kw_mp_item it;
+
+	(void)val;
+	(void)vl;
+	if (exp < c->walk_now)
+		return 0;
+	if (kw_mp_reader_init(&r, sk, sl, 0) < 0 || kw_mp_read(&r, &it) < 0 ||
+	    it.type != KW_MP_STR || (it.len && it.data[0] == '$'))
+		c->dict_plain = false;
+	return 0;
+}
+
 /* One entry of a dictionary get found: printed unless expired (or not the SUBKEY asked). */
 static int print_entry(const uint8_t *sk, size_t sl, const uint8_t *val, size_t vl, double exp,
 		       void *arg)
@@ -295,15 +358,24 @@ static int print_entry(const uint8_t *sk, size_t sl, const uint8_t *val, size_t 
 	if (c->sub_len) {
 		if (c->dict_n || (long)sl != c->sub_len || memcmp(sk, c->sub, sl))
 			return 0;
-		print_value(c, val, vl, c->text, sizeof(c->text));
+		print_value(c, val, vl);
 		c->dict_n++;
 		return 0;
 	}
-	if (kw_hm_mp_to_text(sk, sl, c->text2, sizeof(c->text2)) < 0)
-		snprintf(c->text2, sizeof(c->text2), "?");
-	if (kw_hm_mp_to_text(val, vl, c->text, sizeof(c->text)) < 0)
-		snprintf(c->text, sizeof(c->text), "?");
-	out(c, "%s\t%s\t%.3f\n", c->text2, c->text, exp);
+	/* {"sk": V, ..} or {"$map": [[SK, V], ..]}, V with --subkeys {"value", "expiration"} */
+	out(c, "%s%s", c->dict_n ? ", " : "", c->dict_plain ? "" : "[");
+	print_json(c, sk, sl);
+	out(c, "%s", c->dict_plain ? ": " : ", ");
+	if (c->subkeys)
+		out(c, "{\"value\": ");
+	print_json(c, val, vl);
+	if (c->subkeys) {
+		out(c, ", \"expiration\": ");
+		out_num(c, 3, exp);
+		out(c, "}");
+	}
+	if (!c->dict_plain)
+		out(c, "]");
 	c->dict_n++;
 	return 0;
 }
@@ -320,11 +392,17 @@ static void print_dict(struct hm_cli *c, const struct kw_hm_dht_value *v)
 	}
 	c->walk_now = wall_now();
 	c->dict_n = 0;
-	if (kw_hm_dict_walk(v->value, v->len, print_entry, c, &why) < 0) {
+	c->dict_plain = true;
+	if (kw_hm_dict_walk(v->value, v->len, scan_entry, c, &why) < 0) {
 		errp(c, "kwnode hivemind: cannot read the dictionary back (%s)\n", why);
 		stop(c, 1);
 		return;
 	}
+	if (!c->sub_len)
+		out(c, "%s", c->dict_plain ? "{" : "{\"$map\": [");
+	(void)kw_hm_dict_walk(v->value, v->len, print_entry, c, &why);   /* read once above */
+	if (!c->sub_len)
+		out(c, "%s\n", c->dict_plain ? "}" : "]}");
 	if (c->sub_len && !c->dict_n) {
 		errp(c, "kwnode hivemind: %s has no such subkey\n", c->key_text);
 		stop(c, 1);
@@ -360,7 +438,7 @@ static void on_get(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v
 		stop(c, 1);
 		return;
 	}
-	print_value(c, v->value, v->len, c->text, sizeof(c->text));
+	print_value(c, v->value, v->len);
 	stop(c, 0);
 }
 
@@ -387,12 +465,30 @@ static void on_store(struct kw_hm_dht *d, int err, const struct kw_hm_dht_store_
 		stop(c, 1);
 		return;
 	}
-	out(c, "stored on %u of %u node%s\n", r->n_ok, r->n, r->n == 1 ? "" : "s");
-	for (uint32_t i = 0; i < r->n; i++) {
-		peer_text(&r->r[i].node, id, sizeof(id));
-		out(c, "%s\t%s\n", r->r[i].self ? "(this node)" : id,
-		       !r->r[i].answered ? "no answer" : r->r[i].store_ok ? "ok" : "refused");
+	if (c->json) {
+		/* peer ids are base58 (no escapes); the key is the user's text */
+		out(c, "{\"key\": ");
+		if (kw_hm_json_str(c->key_text, c->text, sizeof(c->text)) >= 0)
+			out(c, "%s", c->text);
+		else
+			out(c, "null");
+		out(c, ", \"stored_on\": %u, \"tried\": %u, \"nodes\": [", r->n_ok, r->n);
+	} else {
+		out(c, "stored on %u of %u node%s\n", r->n_ok, r->n, r->n == 1 ? "" : "s");
 	}
+	for (uint32_t i = 0; i < r->n; i++) {
+		const char *outcome = !r->r[i].answered ? "no answer" :
+				      r->r[i].store_ok ? "ok" : "refused";
+
+		peer_text(&r->r[i].node, id, sizeof(id));
+		if (c->json)
+			out(c, "%s{\"peer\": \"%s\", \"self\": %s, \"outcome\": \"%s\"}",
+			    i ? ", " : "", id, r->r[i].self ? "true" : "false", outcome);
+		else
+			out(c, "%s\t%s\n", r->r[i].self ? "(this node)" : id, outcome);
+	}
+	if (c->json)
+		out(c, "]}\n");
 	stop(c, r->n_ok ? 0 : 1);
 }
 
@@ -410,6 +506,25 @@ static void on_ping(struct kw_hm_dht *d, int err, const struct kw_hm_dht_pong *p
 		return;
 	}
 	peer_text(&p->node, id, sizeof(id));
+	if (c->json) {
+		out(c, "{\"peer\": \"%s\", \"client_mode\": %s, \"node_id\": ", id,
+		    p->client ? "true" : "false");
+		if (p->client) {
+			out(c, "null");
+		} else {
+			out(c, "\"");
+			for (int i = 0; i < KW_HM_DHTID_LEN; i++)
+				out(c, "%02x", p->node.id.b[i]);
+			out(c, "\"");
+		}
+		out(c, ", \"dht_time\": ");
+		out_num(c, 3, p->dht_time);
+		out(c, ", \"clock_skew\": ");
+		out_num(c, 1, p->skew);
+		out(c, "}\n");
+		stop(c, 0);
+		return;
+	}
 	out(c, "%s", id);
 	if (p->client) {
 		out(c, " client-mode");
@@ -887,7 +1002,7 @@ static int req_from_cli(const struct hm_cli *c, struct kw_hm_req *r)
 		if (g_verb_of[i] == c->verb)
 			r->verb = (enum kw_hm_verb)i;
 	r->flags = (c->latest ? KW_HM_REQ_LATEST : 0) | (c->json ? KW_HM_REQ_JSON : 0) |
-		   (c->hex ? KW_HM_REQ_HEX : 0);
+		   (c->hex ? KW_HM_REQ_HEX : 0) | (c->subkeys ? KW_HM_REQ_SUBKEYS : 0);
 	r->num_blocks = c->num_blocks;
 	r->exp_s = (uint32_t)c->exp_s;
 	if (strlen(k) > KW_HM_REQ_KEY_MAX)
@@ -906,6 +1021,7 @@ static void cli_from_req(struct hm_cli *c, const struct kw_hm_req *r)
 	c->latest = r->flags & KW_HM_REQ_LATEST;
 	c->json = r->flags & KW_HM_REQ_JSON;
 	c->hex = r->flags & KW_HM_REQ_HEX;
+	c->subkeys = r->flags & KW_HM_REQ_SUBKEYS;
 	c->num_blocks = r->num_blocks;
 	c->exp_s = r->exp_s;
 	if (c->verb == V_PING) {
@@ -1029,6 +1145,7 @@ int kw_cmd_hivemind(int argc, char **argv)
 		{ "ttl", required_argument, NULL, 'e' },
 		{ "latest", no_argument, NULL, 'L' },
 		{ "hex", no_argument, NULL, 'x' },
+		{ "subkeys", no_argument, NULL, 'k' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "num-blocks", required_argument, NULL, 'n' },
 		{ "bootstrap", required_argument, NULL, 'b' },
@@ -1050,7 +1167,7 @@ int kw_cmd_hivemind(int argc, char **argv)
 	memset(c, 0, offsetof(struct hm_cli, sub));
 	kw_app_cli_init(&cli, "kwnode hivemind");
 	optind = 1;
-	while ((o = kw_app_cli_getopt(&cli, argc, argv, "s:e:Lxjn:b:c:d:w:vh", opts)) != -1) {
+	while ((o = kw_app_cli_getopt(&cli, argc, argv, "s:e:Lxkjn:b:c:d:w:vh", opts)) != -1) {
 		switch (o) {
 		case KW_APP_CLI_BAD: return 2;
 		case 's': subkey = optarg; break;
@@ -1063,6 +1180,7 @@ int kw_cmd_hivemind(int argc, char **argv)
 			break;
 		case 'L': c->latest = true; break;
 		case 'x': c->hex = true; break;
+		case 'k': c->subkeys = true; break;
 		case 'j': c->json = true; break;
 		case 'n':
 			if (kw_config_parse_u32(optarg, 1, BLOCKS_SCAN_MAX, &c->num_blocks) < 0) {

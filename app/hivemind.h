@@ -88,7 +88,8 @@ void kw_app_hm_announce_shutdown(struct kw_node *n);
 void kw_app_hm_learn(struct kw_hm_dht *d, struct kw_identify *id, struct kw_conn *c);
 
 /*
- * The text form of values (app/hm_text.c): JSON plus <hex> for bin and bare words for str.
+ * The text form of values (app/hm_text.c): JSON plus <hex> for bin and bare words for str;
+ * the "$" objects of the JSON form below read back as what they stand for.
  * kw_hm_text_to_mp: text to one msgpack value in out[0..cap). Return: bytes; -KW_EINVAL
  * with err saying what is wrong; -KW_ENOSPC.
  * kw_hm_mp_to_text: one msgpack value to text, NUL-terminated in out[0..cap). Return: the
@@ -97,5 +98,21 @@ void kw_app_hm_learn(struct kw_hm_dht *d, struct kw_identify *id, struct kw_conn
  */
 long kw_hm_text_to_mp(const char *text, uint8_t *out, size_t cap, char *err, size_t errcap);
 int kw_hm_mp_to_text(const uint8_t *mp, size_t len, char *out, size_t cap);
+/*
+ * The JSON form of values (app/hm_text.c, doc/net-hivemind.md "JSON output"): strict JSON,
+ * with bytes, ext types, non-finite floats and maps JSON cannot key written as objects
+ * with one "$" member ({"$bin": "hex"}, {"$ext": N, "value": V} or {"$ext": N, "hex": ".."},
+ * {"$float": "NaN"}, {"$map": [[K, V], ..]}).
+ * kw_hm_mp_json_emit: one msgpack value to emit(arg, piece, n) (emit NULL: only counted).
+ * The value is checked whole before the first piece goes out. Return: the JSON's length;
+ * -KW_EBADMSG (not exactly one well-formed value); -KW_ELIMIT (nested deeper than
+ * KW_MP_MAX_DEPTH, ext payloads included; a reader bound).
+ * kw_hm_mp_to_json: the same NUL-terminated in out[0..cap). Return: as above; -KW_ENOSPC
+ * (out then holds ""). kw_hm_json_str: the UTF-8 text s as a JSON string, likewise.
+ */
+long kw_hm_mp_json_emit(const uint8_t *mp, size_t len,
+			void (*emit)(void *arg, const char *s, size_t n), void *arg);
+int kw_hm_mp_to_json(const uint8_t *mp, size_t len, char *out, size_t cap);
+int kw_hm_json_str(const char *s, char *out, size_t cap);
 
 #endif /* KW_APP_HIVEMIND_H */

@@ -21,7 +21,7 @@ static const char *const g_verbs[] = {
 	[KW_HM_SERVERS] = "servers",
 };
 
-static const char g_flag_ch[] = "Ljx";   /* KW_HM_REQ_LATEST, _JSON, _HEX: bit i is g_flag_ch[i] */
+static const char g_flag_ch[] = "Ljxk";  /* KW_HM_REQ_LATEST, _JSON, _HEX, _SUBKEYS: bit i */
 
 static int hexval(int c)
 {
@@ -85,13 +85,13 @@ static int get_u32(const char *s, size_t n, uint32_t lo, uint32_t hi, uint32_t *
 long kw_hm_req_encode(const struct kw_hm_req *r, char *out, size_t cap)
 {
 	size_t klen = strlen(r->key), o, i;
-	char flags[4];
+	char flags[sizeof(g_flag_ch) + 1];
 
 	if ((unsigned)r->verb >= KW_ARRAY_SIZE(g_verbs) || klen == 0 ||
 	    cap < 64 + 2 * (klen + (size_t)r->sub_len + r->val_len))
 		return -KW_ENOSPC;
 	o = 0;
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < sizeof(g_flag_ch) - 1; i++)
 		if (r->flags & (1u << i))
 			flags[o++] = g_flag_ch[i];
 	if (!o)
@@ -157,7 +157,7 @@ int kw_hm_req_decode(struct kw_hm_req *r, const char *line, char *err, size_t ca
 			const char *c = memchr(g_flag_ch + at, f[1][i], sizeof(g_flag_ch) - 1 - at);
 
 			if (!c)
-				return kw_errf(-KW_EINVAL, err, cap, "FLAGS: '-' or L, j, x in that "
+				return kw_errf(-KW_EINVAL, err, cap, "FLAGS: '-' or L, j, x, k in that "
 					       "order");
 			at = (size_t)(c - g_flag_ch) + 1;
 			r->flags |= 1u << (c - g_flag_ch);

@@ -5,7 +5,8 @@
  *
  * Request, one line: "hivemind VERB FLAGS NUM_BLOCKS EXPIRATION KEY SUBKEY VALUE\n"
  *   VERB        get | store | ping | servers
- *   FLAGS       "-" or, in this order and each once, L (--latest), j (--json), x (--hex)
+ *   FLAGS       "-" or, in this order and each once, L (--latest), j (--json), x (--hex),
+ *               k (--subkeys)
  *   NUM_BLOCKS  decimal 0..KW_HM_REQ_BLOCKS_MAX (servers --num-blocks; 0: find out)
  *   EXPIRATION  decimal seconds 1..31536000 (store --expiration)
  *   KEY         hex of the KEY text (UTF-8), or of ping's multiaddr
@@ -38,6 +39,7 @@ enum kw_hm_verb { KW_HM_GET, KW_HM_STORE, KW_HM_PING, KW_HM_SERVERS };
 #define KW_HM_REQ_LATEST 1u
 #define KW_HM_REQ_JSON   2u
 #define KW_HM_REQ_HEX    4u
+#define KW_HM_REQ_SUBKEYS 8u
 
 struct kw_hm_req {
 	enum kw_hm_verb verb;

@@ -7,6 +7,7 @@
  *   <00ff>                   bin (hex bytes)
  *   [a, b]  {"k": v}         array, map
  *   ext(80, <hex>)           ext (printed only: type and payload bytes)
+ *   {"$bin": "00ff"} ...     the "$" objects of the JSON form below, read as what they stand for
  * hivemind serializes every value with msgpack (MSGPackSerializer): a Python str, int,
  * float, bytes, list or tuple, dict round-trips through this form. Bounded: nesting at most
  * DEPTH, output into the caller's buffer; nothing allocates.
@@ -142,6 +143,158 @@ static int pbytes(struct parser *p, struct kw_mp_writer *w)
 
 static int pvalue(struct parser *p, struct kw_mp_writer *w);
 
+/* A "hex" string of the JSON form ($bin, $ext's "hex"): bin when ext < -128, else that ext. */
+static int phexstr(struct parser *p, struct kw_mp_writer *w, int ext)
+{
+	uint8_t tmp[2048];
+	size_t n;
+
+	if (*p->s != '"')
+		return perr(p, "expected a \"hex\" string");
+	for (n = 0, p->s++; hexv(p->s[0]) >= 0 && hexv(p->s[1]) >= 0; p->s += 2) {
+		if (n == sizeof(tmp))
+			return perr(p, "bytes too long");
+		tmp[n++] = (uint8_t)(hexv(p->s[0]) << 4 | hexv(p->s[1]));
+	}
+	if (*p->s != '"')
+		return perr(p, "expected hex byte pairs then '\"'");
+	p->s++;
+	if (w)
+		ext < -128 ? kw_mp_put_bin(w, tmp, n) : kw_mp_put_ext(w, (int8_t)ext, tmp, n);
+	return 0;
+}
+
+static int pexpect(struct parser *p, char c, const char *what)
+{
+	ws(p);
+	if (*p->s != c)
+		return perr(p, what);
+	p->s++;
+	ws(p);
+	return 0;
+}
+
+static bool plit(struct parser *p, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	if (strncmp(p->s, lit, n))
+		return false;
+	p->s += n;
+	return true;
+}
+
+/* {"$map": [[K, V], ..]}: the pairs counted in a dry pass, then written. */
+static int pmap_pairs(struct parser *p, struct kw_mp_writer *w)
+{
+	const char *start = p->s;
+	uint32_t n = 0;
+
+	if (++p->depth > DEPTH)
+		return perr(p, "nested too deep");
+	for (int pass = w ? 0 : 1; pass < 2; pass++) {
+		struct kw_mp_writer *out = pass ? w : NULL;
+
+		p->s = start;
+		if (pass == 1 && w)
+			kw_mp_put_map(w, n);
+		n = 0;
+		ws(p);
+		while (*p->s != ']') {
+			if (n && pexpect(p, ',', "$map: expected ',' or ']'"))
+				return -KW_EINVAL;
+			if (pexpect(p, '[', "$map: expected a [KEY, VALUE] pair") ||
+			    pvalue(p, out) || pexpect(p, ',', "$map: expected ',' in a pair") ||
+			    pvalue(p, out) || pexpect(p, ']', "$map: expected ']' after a pair"))
+				return -KW_EINVAL;
+			n++;
+			if (!*p->s)
+				return perr(p, "$map: missing ']'");
+		}
+		if (!w)
+			break;
+	}
+	p->s++;
+	p->depth--;
+	return 0;
+}
+
+/*
+ * The "$" objects kw_hm_mp_to_json prints ({"$bin": ..}, {"$float": ..}, {"$ext": ..},
+ * {"$map": ..}), read back as the msgpack they stand for, so what `get` prints can be
+ * stored again. Return: 1 when the object at p->s is not one (an ordinary map); 0; error.
+ */
+static int pmarker(struct parser *p, struct kw_mp_writer *w)
+{
+	const char *save = p->s;
+	int ret;
+
+	p->s++;
+	ws(p);
+	if (plit(p, "\"$bin\"")) {
+		if (pexpect(p, ':', "$bin: expected ':'") || phexstr(p, w, -1000))
+			return -KW_EINVAL;
+	} else if (plit(p, "\"$float\"")) {
+		double f;
+
+		if (pexpect(p, ':', "$float: expected ':'"))
+			return -KW_EINVAL;
+		if (plit(p, "\"NaN\""))
+			f = NAN;
+		else if (plit(p, "\"Infinity\""))
+			f = INFINITY;
+		else if (plit(p, "\"-Infinity\""))
+			f = -INFINITY;
+		else
+			return perr(p, "$float: expected \"NaN\", \"Infinity\" or \"-Infinity\"");
+		if (w)
+			kw_mp_put_float64(w, f);
+	} else if (plit(p, "\"$ext\"")) {
+		char *end;
+		long type;
+		size_t mark = 0;
+
+		if (pexpect(p, ':', "$ext: expected ':'"))
+			return -KW_EINVAL;
+		errno = 0;
+		type = strtol(p->s, &end, 10);
+		if (end == p->s || errno || type < -128 || type > 127)
+			return perr(p, "$ext: expected a type -128..127");
+		p->s = end;
+		if (pexpect(p, ',', "$ext: expected ','"))
+			return -KW_EINVAL;
+		if (plit(p, "\"hex\"")) {
+			if (pexpect(p, ':', "$ext: expected ':'") || phexstr(p, w, (int)type))
+				return -KW_EINVAL;
+		} else if (plit(p, "\"value\"")) {
+			if (pexpect(p, ':', "$ext: expected ':'"))
+				return -KW_EINVAL;
+			if (++p->depth > DEPTH)
+				return perr(p, "nested too deep");
+			if (w)
+				kw_mp_put_ext_begin(w, (int8_t)type, &mark);
+			if ((ret = pvalue(p, w)))
+				return ret;
+			if (w)
+				kw_mp_put_ext_end(w, mark);
+			p->depth--;
+		} else {
+			return perr(p, "$ext: expected \"value\" or \"hex\"");
+		}
+	} else if (plit(p, "\"$map\"")) {
+		if (pexpect(p, ':', "$map: expected ':'") ||
+		    pexpect(p, '[', "$map: expected a list of [KEY, VALUE] pairs") ||
+		    pmap_pairs(p, w))
+			return -KW_EINVAL;
+	} else {
+		p->s = save;
+		return 1;
+	}
+	if (pexpect(p, '}', "expected '}' after a \"$\" object's member"))
+		return -KW_EINVAL;
+	return 0;
+}
+
 /* Elements of [..] or pairs of {..}: counted in a dry pass, then written. */
 static int pcontainer(struct parser *p, struct kw_mp_writer *w, bool map)
 {
@@ -206,8 +359,11 @@ static int pvalue(struct parser *p, struct kw_mp_writer *w)
 		return pstring(p, w);
 	case '[':
 		return pcontainer(p, w, false);
-	case '{':
-		return pcontainer(p, w, true);
+	case '{': {
+		int m = pmarker(p, w);
+
+		return m == 1 ? pcontainer(p, w, true) : m;
+	}
 	case '<':
 		return pbytes(p, w);
 	case '\0':
@@ -414,4 +570,287 @@ int kw_hm_mp_to_text(const uint8_t *mp, size_t len, char *out, size_t cap)
 	if (kw_mp_read(&r, &it) != -KW_ENOENT)
 		return -KW_EBADMSG;              /* more than one value */
 	return o.full ? -KW_ENOSPC : (int)o.len;
+}
+
+/* ---- JSON ----------------------------------------------------------------------------- */
+
+/*
+ * Strict JSON for scripts (doc/net-hivemind.md "JSON output"): JSON values print as they are;
+ * what JSON cannot hold prints as an object with one "$" member, so nothing is lost and a
+ * script can tell it apart from data:
+ *   {"$bin": "00ff"}                       bin (hex)
+ *   {"$float": "NaN"|"Infinity"|"-Infinity"} non-finite float
+ *   {"$ext": 64, "value": V}               ext 0x40 / 0x50 / 0x51 whose payload is one value
+ *   {"$ext": N, "hex": "..."}              any other ext (payload bytes)
+ *   {"$map": [[K, V], ...]}                a map with a key that is not a str, or a str key
+ *                                          starting with '$' (so it cannot pass as a marker)
+ * Finite floats always carry a '.' or an exponent, so 1.0 stays a float and 1 an int.
+ * Written twice: a counting pass checks the whole value (errors before any byte goes out),
+ * then the real one; recursion is bounded by KW_MP_MAX_DEPTH over maps, arrays and ext
+ * payloads together.
+ */
+struct jw {
+	void (*emit)(void *arg, const char *s, size_t n);   /* NULL: count only */
+	void *arg;
+	size_t len;
+};
+
+static void jput(struct jw *w, const char *s, size_t n)
+{
+	if (w->emit && n)
+		w->emit(w->arg, s, n);
+	w->len += n;
+}
+
+static void jputs(struct jw *w, const char *s)
+{
+	jput(w, s, strlen(s));
+}
+
+static void jhex(struct jw *w, const uint8_t *b, size_t n)
+{
+	static const char d[] = "0123456789abcdef";
+	char t[64];
+	size_t k = 0;
+
+	jput(w, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		t[k++] = d[b[i] >> 4];
+		t[k++] = d[b[i] & 15];
+		if (k == sizeof(t)) {
+			jput(w, t, k);
+			k = 0;
+		}
+	}
+	jput(w, t, k);
+	jput(w, "\"", 1);
+}
+
+/* A str the reader checked is UTF-8: only '"', '\\' and the controls need escapes. */
+static void jstr(struct jw *w, const uint8_t *s, size_t n)
+{
+	size_t run = 0;
+
+	jput(w, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = s[i];
+		char e[8];
+
+		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
+			continue;
+		jput(w, (const char *)s + run, i - run);
+		run = i + 1;
+		switch (c) {
+		case '"': jput(w, "\\\"", 2); break;
+		case '\\': jput(w, "\\\\", 2); break;
+		case '\n': jput(w, "\\n", 2); break;
+		case '\t': jput(w, "\\t", 2); break;
+		case '\r': jput(w, "\\r", 2); break;
+		case '\b': jput(w, "\\b", 2); break;
+		case '\f': jput(w, "\\f", 2); break;
+		default:
+			snprintf(e, sizeof(e), "\\u%04x", c);
+			jput(w, e, 6);
+		}
+	}
+	jput(w, (const char *)s + run, n - run);
+	jput(w, "\"", 1);
+}
+
+static void jfloat(struct jw *w, double f)
+{
+	char t[40];
+	int n;
+
+	if (isnan(f)) {
+		jputs(w, "{\"$float\": \"NaN\"}");
+		return;
+	}
+	if (isinf(f)) {
+		jputs(w, f > 0 ? "{\"$float\": \"Infinity\"}" : "{\"$float\": \"-Infinity\"}");
+		return;
+	}
+	n = snprintf(t, sizeof(t), "%.17g", f);
+	if (n > 0 && !strpbrk(t, ".e"))
+		n = snprintf(t, sizeof(t), "%.17g.0", f);   /* 1.0 stays a float */
+	jput(w, t, (size_t)n);
+}
+
+static int jvalue(struct jw *w, struct kw_mp_reader *r, int depth);
+
+/* The payload of a Hivemind ext: one msgpack value of its own, read with its own reader. */
+static int jext(struct jw *w, const struct kw_mp_item *it, int depth)
+{
+	struct kw_mp_reader sub;
+	char t[48];
+	int err;
+
+	snprintf(t, sizeof(t), "{\"$ext\": %d, ", it->ext_type);
+	jputs(w, t);
+	if ((it->ext_type == KW_MP_EXT_TUPLE || it->ext_type == KW_MP_EXT_DHTDICT ||
+	     it->ext_type == KW_MP_EXT_BTD) &&
+	    kw_mp_validate(it->data, it->len, 0, NULL) == 0) {
+		if (depth >= KW_MP_MAX_DEPTH)
+			return -KW_ELIMIT;
+		jputs(w, "\"value\": ");
+		if ((err = kw_mp_reader_init(&sub, it->data, it->len, 0)) ||
+		    (err = jvalue(w, &sub, depth + 1)))
+			return err;
+	} else {
+		jputs(w, "\"hex\": ");
+		jhex(w, it->data, it->len);
+	}
+	jput(w, "}", 1);
+	return 0;
+}
+
+/* A map prints as an object when every key is a str not starting with '$'. */
+static int jmap_plain(struct kw_mp_reader *r, uint32_t pairs)
+{
+	struct kw_mp_reader scan = *r;   /* a copy: the real reader stays at the first key */
+	struct kw_mp_item k;
+	int err;
+
+	for (uint32_t i = 0; i < pairs; i++) {
+		if ((err = kw_mp_read(&scan, &k)))
+			return err;
+		if (k.type != KW_MP_STR || (k.len && k.data[0] == '$'))
+			return 0;
+		if ((err = kw_mp_skip(&scan, &k)) || (err = kw_mp_skip_value(&scan)))
+			return err;
+	}
+	return 1;
+}
+
+static int jvalue(struct jw *w, struct kw_mp_reader *r, int depth)
+{
+	struct kw_mp_item it;
+	char t[32];
+	int err, plain;
+
+	if ((err = kw_mp_read(r, &it)))
+		return err;
+	switch (it.type) {
+	case KW_MP_NIL: jputs(w, "null"); return 0;
+	case KW_MP_BOOL: jputs(w, it.v.b ? "true" : "false"); return 0;
+	case KW_MP_UINT:
+		snprintf(t, sizeof(t), "%llu", (unsigned long long)it.v.u);
+		jputs(w, t);
+		return 0;
+	case KW_MP_INT:
+		snprintf(t, sizeof(t), "%lld", (long long)it.v.i);
+		jputs(w, t);
+		return 0;
+	case KW_MP_FLOAT: jfloat(w, it.v.f); return 0;
+	case KW_MP_STR: jstr(w, it.data, it.len); return 0;
+	case KW_MP_BIN:
+		jputs(w, "{\"$bin\": ");
+		jhex(w, it.data, it.len);
+		jput(w, "}", 1);
+		return 0;
+	case KW_MP_EXT: return jext(w, &it, depth);
+	case KW_MP_ARRAY:
+		if (depth >= KW_MP_MAX_DEPTH)
+			return -KW_ELIMIT;
+		jput(w, "[", 1);
+		for (uint32_t i = 0; i < it.len; i++) {
+			if (i)
+				jput(w, ", ", 2);
+			if ((err = jvalue(w, r, depth + 1)))
+				return err;
+		}
+		jput(w, "]", 1);
+		return 0;
+	case KW_MP_MAP:
+		if (depth >= KW_MP_MAX_DEPTH)
+			return -KW_ELIMIT;
+		if ((plain = jmap_plain(r, it.len)) < 0)
+			return plain;
+		jputs(w, plain ? "{" : "{\"$map\": [");
+		for (uint32_t i = 0; i < it.len; i++) {
+			if (i)
+				jput(w, ", ", 2);
+			if (!plain)
+				jput(w, "[", 1);
+			if ((err = jvalue(w, r, depth + 1)))
+				return err;
+			jput(w, plain ? ": " : ", ", 2);
+			if ((err = jvalue(w, r, depth + 1)))
+				return err;
+			if (!plain)
+				jput(w, "]", 1);
+		}
+		jputs(w, plain ? "}" : "]}");
+		return 0;
+	}
+	return -KW_EBADMSG;
+}
+
+/* One pass over mp; exactly one value or -KW_EBADMSG. */
+static long jrun(struct jw *w, const uint8_t *mp, size_t len)
+{
+	struct kw_mp_reader r;
+	int err;
+
+	if ((err = kw_mp_reader_init(&r, mp, len, 0)) || (err = jvalue(w, &r, 0)))
+		return err;
+	if (kw_mp_reader_done(&r))
+		return -KW_EBADMSG;
+	return (long)w->len;
+}
+
+long kw_hm_mp_json_emit(const uint8_t *mp, size_t len,
+			void (*emit)(void *arg, const char *s, size_t n), void *arg)
+{
+	struct jw count = { NULL, NULL, 0 }, real = { emit, arg, 0 };
+	long n = jrun(&count, mp, len);
+
+	if (n < 0 || !emit)
+		return n;
+	return jrun(&real, mp, len);
+}
+
+struct jbuf {
+	char *p;
+	size_t cap, len;
+};
+
+static void jbuf_emit(void *arg, const char *s, size_t n)
+{
+	struct jbuf *b = arg;
+
+	memcpy(b->p + b->len, s, n);   /* room checked by the counting pass */
+	b->len += n;
+}
+
+int kw_hm_mp_to_json(const uint8_t *mp, size_t len, char *out, size_t cap)
+{
+	struct jbuf b = { out, cap, 0 };
+	long n;
+
+	if (!cap)
+		return -KW_ENOSPC;
+	out[0] = '\0';
+	n = kw_hm_mp_json_emit(mp, len, NULL, NULL);
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n >= cap || n > INT32_MAX)
+		return -KW_ENOSPC;
+	n = kw_hm_mp_json_emit(mp, len, jbuf_emit, &b);
+	out[b.len] = '\0';
+	return n < 0 ? (int)n : (int)b.len;
+}
+
+int kw_hm_json_str(const char *s, char *out, size_t cap)
+{
+	struct jbuf b = { out, cap, 0 };
+	struct jw count = { NULL, NULL, 0 }, real = { jbuf_emit, &b, 0 };
+	size_t n = strlen(s);
+
+	jstr(&count, (const uint8_t *)s, n);
+	if (count.len >= cap)
+		return -KW_ENOSPC;
+	jstr(&real, (const uint8_t *)s, n);
+	out[b.len] = '\0';
+	return (int)b.len;
 }

@@ -48,7 +48,7 @@ static void test_hm_line_round_trips_the_largest_request(void **state)
 	(void)state;
 	memset(&r, 0, sizeof(r));
 	r.verb = KW_HM_STORE;
-	r.flags = KW_HM_REQ_LATEST | KW_HM_REQ_JSON | KW_HM_REQ_HEX;
+	r.flags = KW_HM_REQ_LATEST | KW_HM_REQ_JSON | KW_HM_REQ_HEX | KW_HM_REQ_SUBKEYS;
 	r.num_blocks = KW_HM_REQ_BLOCKS_MAX;
 	r.exp_s = KW_HM_REQ_EXP_MAX;
 	memset(r.key, 'k', KW_HM_REQ_KEY_MAX);
@@ -63,7 +63,8 @@ static void test_hm_line_round_trips_the_largest_request(void **state)
 	line[n - 1] = '\0';
 	assert_int_equal(kw_hm_req_decode(&back, line, err, sizeof(err)), 0);
 	assert_int_equal(back.verb, KW_HM_STORE);
-	assert_int_equal(back.flags, KW_HM_REQ_LATEST | KW_HM_REQ_JSON | KW_HM_REQ_HEX);
+	assert_int_equal(back.flags,
+			 KW_HM_REQ_LATEST | KW_HM_REQ_JSON | KW_HM_REQ_HEX | KW_HM_REQ_SUBKEYS);
 	assert_int_equal(back.num_blocks, KW_HM_REQ_BLOCKS_MAX);
 	assert_int_equal(back.exp_s, KW_HM_REQ_EXP_MAX);
 	assert_string_equal(back.key, r.key);
@@ -86,6 +87,12 @@ static void test_hm_line_decodes_ping_and_get(void **state)
 	assert_int_equal(back.flags, KW_HM_REQ_JSON);
 	assert_string_equal(back.key, "K");
 	assert_int_equal(back.sub_len, 0);
+	/* get --subkeys: the k flag, after the others */
+	assert_int_equal(kw_hm_req_decode(&back, "hivemind get Lk 0 1 4B - -", err, sizeof(err)),
+			 0);
+	assert_int_equal(back.flags, KW_HM_REQ_LATEST | KW_HM_REQ_SUBKEYS);
+	assert_int_equal(kw_hm_req_decode(&back, "hivemind get kL 0 1 4B - -", err, sizeof(err)),
+			 -KW_EINVAL);
 }
 
 static void expect_refused(const char *l, const char *why)
