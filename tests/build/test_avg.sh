@@ -1,8 +1,8 @@
 #!/bin/sh
 # Averaging between real processes on 127.0.0.1 (`kwnode average`, doc/ml-avg.md): matchmaking
 # over the Hivemind DHT and rpc_join_group, the all-reduce over rpc_aggregate_part.
-#  1. 4 processes average 16M float32 values each with weights 1..4: every output equals the
-#     weighted mean numpy computes from the inputs (NONE: float32 rounding only).
+#  1. 4, then 8 processes average 16M float32 values each with weights 1..C: every output
+#     equals the weighted mean numpy computes from the inputs (NONE: float32 rounding only).
 #  2. 4 processes, two rounds; one is killed with SIGKILL as its first round starts: the
 #     others finish that round within sender timeout + 1 s, naming the dead peer as excluded,
 #     and their second round is one group of the 3 live peers in which nobody is excluded.
@@ -65,44 +65,54 @@ waitall() {
     return $rc
 }
 
-# ---- 1. four processes, exact weighted mean ----
-d=$tmp/r1
-mkdir -p "$d"
-gen "$d" 4 "$N"
-t0=$(date +%s)
-for k in 0 1 2 3; do
-    start "$d" $k --size "$N" --weight $((k + 1)) --group-size 4 --min-group 4 \
-        --match-ms 4000 --timeout-ms 60000 || exit 1
-done
-if waitall "$d" 0 1 2 3; then
-    ok "4 processes averaged $N values each in $(( $(date +%s) - t0 )) s"
-else
-    ko "4 processes averaged"
-fi
-if grep -q 'peers 4 used 4 excluded \[\]' "$d/log0" "$d/log1" "$d/log2" "$d/log3" &&
-   [ "$(cat "$d"/log* | grep -c 'peers 4 used 4 excluded \[\]')" = 4 ]; then
-    ok "every process ran one round with all 4 peers"
-else
-    ko "round lines: $(cat "$d"/log* | grep '^round')"
-fi
-if $PY - "$d" "$N" <<'EOF'
+# ---- 1. four, then eight processes, exact weighted mean ----
+# mean C: C processes with weights 1..C average N values each
+mean() {
+    c=$1
+    d=$tmp/r1-$c
+    mkdir -p "$d"
+    gen "$d" "$c" "$N"
+    t0=$(date +%s)
+    all=
+    k=0
+    while [ $k -lt "$c" ]; do
+        start "$d" $k --size "$N" --weight $((k + 1)) --group-size "$c" --min-group "$c" \
+            --match-ms 4000 --timeout-ms 60000 || exit 1
+        all="$all $k"
+        k=$((k + 1))
+    done
+    # shellcheck disable=SC2086
+    if waitall "$d" $all; then
+        ok "$c processes averaged $N values each in $(( $(date +%s) - t0 )) s"
+    else
+        ko "$c processes averaged"
+    fi
+    if [ "$(cat "$d"/log* | grep -c "peers $c used $c excluded \\[\\]")" = "$c" ]; then
+        ok "every process ran one round with all $c peers"
+    else
+        ko "round lines: $(cat "$d"/log* | grep '^round')"
+    fi
+    if $PY - "$d" "$N" "$c" <<'EOF'
 import sys, numpy as np
-d, n = sys.argv[1], int(sys.argv[2])
-xs = [np.fromfile(f"{d}/in{k}.bin", dtype="<f4").astype(np.float64) for k in range(4)]
-w = [1.0, 2.0, 3.0, 4.0]
+d, n, c = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+xs = [np.fromfile(f"{d}/in{k}.bin", dtype="<f4").astype(np.float64) for k in range(c)]
+w = [float(k + 1) for k in range(c)]
 mean = sum(wk * x for wk, x in zip(w, xs)) / sum(w)
 worst = 0.0
-for k in range(4):
+for k in range(c):
     o = np.fromfile(f"{d}/out{k}.bin", dtype="<f4")
     assert o.size == n, f"out{k}: {o.size} values"
     worst = max(worst, float(np.abs(o - mean).max()))
-print(f"largest difference from the weighted mean: {worst:.3g}")
+print(f"{c} processes: largest difference from the weighted mean: {worst:.3g}")
 sys.exit(0 if worst < 1e-5 else 1)
 EOF
-then ok "outputs equal the weighted mean (numpy, float64) within 1e-5"
-else ko "outputs differ from the weighted mean"
-fi
-rm -f "$d"/*.bin
+    then ok "$c outputs equal the weighted mean (numpy, float64) within 1e-5"
+    else ko "$c outputs differ from the weighted mean"
+    fi
+    rm -f "$d"/*.bin
+}
+mean 4
+mean 8
 
 # ---- 2. kill -9 mid-round; the next round has only live peers ----
 d=$tmp/r2
