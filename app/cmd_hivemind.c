@@ -991,6 +991,7 @@ static const enum verb g_verb_of[] = {
 	[KW_HM_SERVERS] = V_SERVERS,
 };
 
+#ifdef CONFIG_KW_NET_KAD_SWARM
 /* The parsed command as a request line's fields. Return: 0; -KW_ERANGE (a multiaddr too long). */
 static int req_from_cli(const struct hm_cli *c, struct kw_hm_req *r)
 {
@@ -1014,6 +1015,7 @@ static int req_from_cli(const struct hm_cli *c, struct kw_hm_req *r)
 	memcpy(r->val, c->val, r->val_len);
 	return 0;
 }
+#endif
 
 static void cli_from_req(struct hm_cli *c, const struct kw_hm_req *r)
 {
@@ -1161,7 +1163,7 @@ int kw_cmd_hivemind(int argc, char **argv)
 	struct hm_cli *c = &g_cli;
 	struct kw_app_cli cli;
 	const char *subkey = NULL, *verb;
-	int o, ret, nargs;
+	int o, nargs;
 	uint32_t exp = 600;
 
 	memset(c, 0, offsetof(struct hm_cli, sub));
@@ -1242,7 +1244,7 @@ int kw_cmd_hivemind(int argc, char **argv)
 		return 2;
 #ifdef CONFIG_KW_NET_KAD_SWARM
 	/* a node running with this data directory runs the command itself */
-	ret = via_control(cfg.data_dir, c);
+	int ret = via_control(cfg.data_dir, c);
 	if (ret >= 0)
 		return ret;
 #endif
