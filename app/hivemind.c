@@ -52,7 +52,8 @@ void kw_app_hivemind_shutdown(struct kw_node *n);
 #define RESOLVES   8          /* kad lookups for the DHT at once */
 #define RESOLVE_WAIT_MS 3000u /* a lookup waits this long for kad's table to hold a peer */
 #define RESOLVE_POLL_MS 50u
-#define RESOLVE_TRIES   3     /* kad lookups per PeerID the DHT asks us to resolve */
+#define RESOLVE_RETRY_MS 200u
+#define RESOLVE_TRIES   5     /* kad lookups per PeerID the DHT asks us to resolve */
 #define PUSH_DELAY_MS 500u    /* a burst of changes (several addresses at once) is one push */
 #define PUSH_GAP_MS   2000u   /* at most one pushed round per 2 s, however often things change */
 
@@ -155,6 +156,19 @@ static int resolve_go(struct resolve *rs)
 	size_t have = kw_kad_rt_size(kw_kad_table(rs->st->kad));
 	int err;
 
+	if (have == 0 && rs->tries) {
+		/* kad dropped its peers after a failed request (a busy peer's rate limit): our
+		 * Hivemind bootstrap peers serve kad too (identify said so when we joined) */
+		for (int i = 0; i < rs->st->n_boot; i++) {
+			struct kw_multiaddr ma;
+			struct kw_peer_id id;
+
+			if (kw_maddr_from_text(rs->st->boot[i], &ma, NULL, 0) == 0 &&
+			    kw_maddr_peer_id(&ma, &id) == 0)
+				kw_kad_peer_seen(rs->st->kad, &id, &ma, 1);
+		}
+		have = kw_kad_rt_size(kw_kad_table(rs->st->kad));
+	}
 	if (have == 0 && kw_loop_now(l) < rs->until_ms) {
 		KW_LOG_DBG(hivemind, "kad knows no peer yet: the lookup of a Hivemind peer waits");
 		return kw_timer_start(l, &rs->wait, RESOLVE_POLL_MS);
@@ -193,11 +207,14 @@ static void on_kad_found(struct kw_kad *k, const struct kw_kad_result *r, void *
 	KW_LOG_DBG(hivemind, "kad lookup %u of a Hivemind peer: %d address%s (%s; kad table %zu, "
 		   "%zu at its start)", rs->tries, added, added == 1 ? "" : "es",
 		   kw_strerror(r->err), have, rs->table_at_start);
-	/* Not found while kad's table is empty (it lost its peers during the lookup) or has
-	 * grown since the lookup started (the lookup asked fewer peers than kad knows now):
-	 * look again, from the loop (the lookup's slot is released after this returns). */
-	if (!added && rs->tries < RESOLVE_TRIES && (have == 0 || have > rs->table_at_start) &&
-	    kw_timer_start(&rs->st->n->loop, &rs->wait, have ? 0 : RESOLVE_POLL_MS) == 0)
+	/* Not found: a lookup that ends within a millisecond asked only the bootstrap peer (or
+	 * nobody: kad's table emptied when that peer failed a request); a moment later kad knows
+	 * the peers its bootstrap and identify bring in. Look again, RESOLVE_RETRY_MS later (at
+	 * once when the table grew meanwhile), at most RESOLVE_TRIES lookups in RESOLVE_WAIT_MS:
+	 * from the loop, as the lookup's slot is released after this returns. */
+	if (!added && rs->tries < RESOLVE_TRIES && kw_loop_now(&rs->st->n->loop) < rs->until_ms &&
+	    kw_timer_start(&rs->st->n->loop, &rs->wait,
+			   have > rs->table_at_start ? 0 : RESOLVE_RETRY_MS) == 0)
 		return;
 	resolve_end(rs, added ? 0 : (r->err ? r->err : -KW_ENOENT));
 }
