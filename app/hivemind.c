@@ -9,7 +9,8 @@
  * It also fills the DHT's address book: every connection identify describes gives its
  * listen addresses, and a PeerID the DHT cannot reach otherwise is looked up with kad
  * FIND_NODE when the Kademlia DHT is built in (p2pd does the same through its peerstore
- * and libp2p kad; hivemind's FindResult carries no addresses). See doc/net-hivemind.md.
+ * and libp2p kad; hivemind's FindResult carries no addresses); a lookup that misses right
+ * after joining is run again (resolve_go, on_kad_found). See doc/net-hivemind.md.
  *
  * The `hm_announce` entry (after `policy`) publishes the node's server records when the
  * config names what it serves (hivemind_prefix + hivemind_blocks, hivemind_experts; when the
