@@ -69,6 +69,7 @@
 int kw_cmd_hivemind(int argc, char **argv);
 
 #define POLL_MS 20u
+#define KAD_WAIT_MS 3000u  /* how long the first operation waits for kad's bootstrap */
 #define VAL_MAX KW_HM_REQ_VAL_MAX
 
 #define SERVERS_MAX 128       /* servers listed by `servers` */
@@ -892,6 +893,23 @@ static void on_tick(struct kw_loop *l, struct kw_timer *t)
 		stop(c, 1);
 		return;
 	}
+#ifdef CONFIG_KW_NET_KAD_SWARM
+	/* The DHT's answers name peers by PeerID only and kad finds their addresses: wait
+	 * (at most KAD_WAIT_MS) until kad's bootstrap peer answered, else the first lookups
+	 * find an empty kad table and the operation reaches its bootstrap node only. */
+	if (c->kad && !c->done) {
+		struct kw_kad_stats ks;
+
+		kw_kad_get_stats(c->kad, &ks);
+		if (!ks.bootstrap_ok && kw_loop_now(l) < c->deadline_ms &&
+		    kw_loop_now(l) + c->wait_ms < c->deadline_ms + KAD_WAIT_MS) {
+			kw_timer_start(l, t, POLL_MS);
+			return;
+		}
+		KW_LOG_DBG(hivemind, "kad bootstrap %s, kad table %zu: the operation starts",
+			   ks.bootstrap_ok ? "done" : "not done", kw_kad_rt_size(kw_kad_table(c->kad)));
+	}
+#endif
 	if (c->verb == V_SERVERS) {
 		/* let the bootstrap's own-id search finish first: its requests and the gets' share
 		 * the call limit (kw_hm_limits.calls_out), and a request refused for that limit

@@ -9,7 +9,8 @@
  * It also fills the DHT's address book: every connection identify describes gives its
  * listen addresses, and a PeerID the DHT cannot reach otherwise is looked up with kad
  * FIND_NODE when the Kademlia DHT is built in (p2pd does the same through its peerstore
- * and libp2p kad; hivemind's FindResult carries no addresses). See doc/net-hivemind.md.
+ * and libp2p kad; hivemind's FindResult carries no addresses); a lookup that misses right
+ * after joining is run again (resolve_go, on_kad_found). See doc/net-hivemind.md.
  *
  * The `hm_announce` entry (after `policy`) publishes the node's server records when the
  * config names what it serves (hivemind_prefix + hivemind_blocks, hivemind_experts; when the
@@ -50,6 +51,10 @@ void kw_app_hivemind_shutdown(struct kw_node *n);
 
 #define RETRY_MS   5000u
 #define RESOLVES   8          /* kad lookups for the DHT at once */
+#define RESOLVE_WAIT_MS 3000u /* a lookup waits this long for kad's table to hold a peer */
+#define RESOLVE_POLL_MS 50u
+#define RESOLVE_RETRY_MS 200u
+#define RESOLVE_TRIES   5     /* kad lookups per PeerID the DHT asks us to resolve */
 #define PUSH_DELAY_MS 500u    /* a burst of changes (several addresses at once) is one push */
 #define PUSH_GAP_MS   2000u   /* at most one pushed round per 2 s, however often things change */
 
@@ -58,6 +63,10 @@ struct resolve {
 	kw_hm_dht_resolved_fn done;
 	void *ctx;
 	struct kw_peer_id pid;
+	struct kw_timer wait;         /* kad's table empty: look again when it holds a peer */
+	uint64_t until_ms;            /* give up waiting for kad's table after this */
+	size_t table_at_start;        /* kad's table size when the last lookup started */
+	unsigned tries;
 	bool busy;
 };
 
@@ -115,11 +124,70 @@ void kw_app_hm_learn(struct kw_hm_dht *d, struct kw_identify *id, struct kw_conn
 }
 
 #ifdef CONFIG_KW_NET_KAD_SWARM
+static int resolve_go(struct resolve *rs);
+static void on_kad_found(struct kw_kad *k, const struct kw_kad_result *r, void *user);
+
+static void resolve_end(struct resolve *rs, int err)
+{
+	rs->busy = false;
+	rs->done(rs->ctx, err);
+}
+
+static void on_resolve_wait(struct kw_loop *l, struct kw_timer *t)
+{
+	struct resolve *rs = t->arg;
+	int err;
+
+	(void)l;
+	err = resolve_go(rs);
+	if (err < 0)
+		resolve_end(rs, err);
+}
+
+/*
+ * Starts the kad lookup of rs->pid, or waits (RESOLVE_POLL_MS at a time, until rs->until_ms)
+ * while kad's table is empty: a lookup then has nobody to ask and ends at once without the
+ * peer. That is the state of a transient client right after it joined (identify has not yet
+ * said its bootstrap peer serves kad), and of any node whose only kad peer just failed a
+ * request (kad drops it from the table until its bootstrap re-adds it, a second later).
+ */
+static int resolve_go(struct resolve *rs)
+{
+	struct kw_loop *l = &rs->st->n->loop;
+	size_t have = kw_kad_rt_size(kw_kad_table(rs->st->kad));
+	int err;
+
+	if (have == 0 && rs->tries) {
+		/* kad dropped its peers after a failed request (a busy peer's rate limit): our
+		 * Hivemind bootstrap peers serve kad too (identify said so when we joined) */
+		for (int i = 0; i < rs->st->n_boot; i++) {
+			struct kw_multiaddr ma;
+			struct kw_peer_id id;
+
+			if (kw_maddr_from_text(rs->st->boot[i], &ma, NULL, 0) == 0 &&
+			    kw_maddr_peer_id(&ma, &id) == 0)
+				kw_kad_peer_seen(rs->st->kad, &id, &ma, 1);
+		}
+		have = kw_kad_rt_size(kw_kad_table(rs->st->kad));
+	}
+	if (have == 0 && kw_loop_now(l) < rs->until_ms) {
+		KW_LOG_DBG(hivemind, "kad knows no peer yet: the lookup of a Hivemind peer waits");
+		return kw_timer_start(l, &rs->wait, RESOLVE_POLL_MS);
+	}
+	rs->table_at_start = have;
+	rs->tries++;
+	err = kw_kad_find_peer(rs->st->kad, &rs->pid, on_kad_found, rs);
+	if (err == -KW_ELIMIT && kw_loop_now(l) < rs->until_ms)
+		return kw_timer_start(l, &rs->wait, RESOLVE_POLL_MS); /* no lookup slot now */
+	return err;
+}
+
 static void on_kad_found(struct kw_kad *k, const struct kw_kad_result *r, void *user)
 {
 	struct resolve *rs = user;
 	char text[KW_MADDR_TEXT_MAX];
 	int added = 0;
+	size_t have;
 
 	(void)k;
 	for (size_t i = 0; i < r->n_peers; i++) {
@@ -136,8 +204,20 @@ static void on_kad_found(struct kw_kad *k, const struct kw_kad_result *r, void *
 				added++;
 		}
 	}
-	rs->busy = false;
-	rs->done(rs->ctx, added ? 0 : (r->err ? r->err : -KW_ENOENT));
+	have = kw_kad_rt_size(kw_kad_table(rs->st->kad));
+	KW_LOG_DBG(hivemind, "kad lookup %u of a Hivemind peer: %d address%s (%s; kad table %zu, "
+		   "%zu at its start)", rs->tries, added, added == 1 ? "" : "es",
+		   kw_strerror(r->err), have, rs->table_at_start);
+	/* Not found: a lookup that ends within a millisecond asked only the bootstrap peer (or
+	 * nobody: kad's table emptied when that peer failed a request); a moment later kad knows
+	 * the peers its bootstrap and identify bring in. Look again, RESOLVE_RETRY_MS later (at
+	 * once when the table grew meanwhile), at most RESOLVE_TRIES lookups in RESOLVE_WAIT_MS:
+	 * from the loop, as the lookup's slot is released after this returns. */
+	if (!added && rs->tries < RESOLVE_TRIES && kw_loop_now(&rs->st->n->loop) < rs->until_ms &&
+	    kw_timer_start(&rs->st->n->loop, &rs->wait,
+			   have > rs->table_at_start ? 0 : RESOLVE_RETRY_MS) == 0)
+		return;
+	resolve_end(rs, added ? 0 : (r->err ? r->err : -KW_ENOENT));
 }
 
 static int kad_resolve(void *arg, const uint8_t *peer, size_t len, kw_hm_dht_resolved_fn done,
@@ -159,8 +239,11 @@ static int kad_resolve(void *arg, const uint8_t *peer, size_t len, kw_hm_dht_res
 	rs->ctx = ctx;
 	rs->pid.len = (uint8_t)len;
 	memcpy(rs->pid.bytes, peer, len);
+	rs->tries = 0;
+	rs->until_ms = kw_loop_now(&st->n->loop) + RESOLVE_WAIT_MS;
+	kw_timer_init(&rs->wait, on_resolve_wait, rs);
 	rs->busy = true;
-	err = kw_kad_find_peer(st->kad, &rs->pid, on_kad_found, rs);
+	err = resolve_go(rs);
 	if (err < 0)
 		rs->busy = false;
 	return err;
@@ -259,8 +342,14 @@ int kw_app_hm_start_cfg(struct kw_node *n, struct kw_swarm *sw, struct kw_identi
 
 void kw_app_hm_stop(struct kw_app_hm *st)
 {
-	if (st)
-		kw_timer_cancel(&st->n->loop, &st->retry);
+	if (!st)
+		return;
+	kw_timer_cancel(&st->n->loop, &st->retry);
+#ifdef CONFIG_KW_NET_KAD_SWARM
+	for (int i = 0; i < RESOLVES; i++)
+		if (st->res[i].busy)
+			kw_timer_cancel(&st->n->loop, &st->res[i].wait);
+#endif
 }
 
 static struct kw_kad *app_kad(struct kw_app *app)
