@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kw/bytes.h>
 #include <kw/err.h>
 #include <kw/net/msgpack.h>
 
@@ -48,13 +49,7 @@ static void ws(struct parser *p)
 
 static int hexv(char c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	return kw_hex_digit((unsigned char)c);
 }
 
 /* A quoted string: unescaped into tmp (its UTF-8), then written. */
@@ -122,17 +117,26 @@ static int pstring(struct parser *p, struct kw_mp_writer *w)
 	return 0;
 }
 
+/* Hex byte pairs at p->s into tmp (cap bytes), up to the first char that does not pair. */
+static int phexpairs(struct parser *p, uint8_t *tmp, size_t cap, size_t *n)
+{
+	for (*n = 0; hexv(p->s[0]) >= 0 && hexv(p->s[1]) >= 0; p->s += 2) {
+		if (*n == cap)
+			return perr(p, "bytes too long");
+		tmp[(*n)++] = (uint8_t)(hexv(p->s[0]) << 4 | hexv(p->s[1]));
+	}
+	return 0;
+}
+
 /* <hex>: in its own frame, so the buffer is not on the stack once per nesting level. */
 static int pbytes(struct parser *p, struct kw_mp_writer *w)
 {
 	uint8_t tmp[2048];
 	size_t n;
 
-	for (n = 0, p->s++; hexv(p->s[0]) >= 0 && hexv(p->s[1]) >= 0; p->s += 2) {
-		if (n == sizeof(tmp))
-			return perr(p, "bytes too long");
-		tmp[n++] = (uint8_t)(hexv(p->s[0]) << 4 | hexv(p->s[1]));
-	}
+	p->s++;
+	if (phexpairs(p, tmp, sizeof(tmp), &n))
+		return -KW_EINVAL;
 	if (*p->s != '>')
 		return perr(p, "expected hex byte pairs then '>'");
 	p->s++;
@@ -151,11 +155,9 @@ static int phexstr(struct parser *p, struct kw_mp_writer *w, int ext)
 
 	if (*p->s != '"')
 		return perr(p, "expected a \"hex\" string");
-	for (n = 0, p->s++; hexv(p->s[0]) >= 0 && hexv(p->s[1]) >= 0; p->s += 2) {
-		if (n == sizeof(tmp))
-			return perr(p, "bytes too long");
-		tmp[n++] = (uint8_t)(hexv(p->s[0]) << 4 | hexv(p->s[1]));
-	}
+	p->s++;
+	if (phexpairs(p, tmp, sizeof(tmp), &n))
+		return -KW_EINVAL;
 	if (*p->s != '"')
 		return perr(p, "expected hex byte pairs then '\"'");
 	p->s++;
