@@ -329,6 +329,16 @@ static void first_step(struct cli *c, struct kw_kv_session *rs, const float *x, 
 	ref_step(rs, x, B, T, 0, y);
 }
 
+/* A further step on c: x (B x T) under session and step_id, no other metadata. */
+static void next_step(struct cli *c, const float *x, uint32_t B, uint32_t T, const char *session,
+		      const char *step_id)
+{
+	uint8_t mp[256];
+
+	cli_send(c, step_req(CHAIN, x, B, T, NULL, 0, mp,
+			     meta(mp, sizeof(mp), session, step_id, -1, -1, false)));
+}
+
 /* ---- fixture ------------------------------------------------------------------------------- */
 
 static void make_expert(void)
@@ -494,8 +504,7 @@ static void test_infer_start_from_position_rewinds(void **state)
 	first_step(&c, rs, x, 1, 3, NULL, "a", 16, y);
 	assert_resp_equals(&c, 0, y, 1, 3);
 	/* two more tokens, then back to position 2 with another one */
-	ml = meta(mp, sizeof(mp), NULL, "b", -1, -1, false);
-	cli_send(&c, step_req(CHAIN, x, 1, 2, NULL, 0, mp, ml));
+	next_step(&c, x, 1, 2, NULL, "b");
 	ref_step(rs, x, 1, 2, 3, y);
 	assert_resp_equals(&c, 1, y, 1, 2);
 	x[0] += 1.0f;
@@ -537,8 +546,7 @@ static void test_infer_hypo_ids_reorder_the_cache(void **state)
 	ref_step(rs, x, 2, 1, 2, y);
 	assert_resp_equals(&c, 1, y, 2, 1);
 	assert_memory_equal(y, y + H, H * 4);
-	ml = meta(mp, sizeof(mp), NULL, NULL, -1, -1, false);
-	cli_send(&c, step_req(CHAIN, x, 2, 1, NULL, 0, mp, ml));
+	next_step(&c, x, 2, 1, NULL, NULL);
 	ref_step(rs, x, 2, 1, 3, y);
 	assert_resp_equals(&c, 2, y, 2, 1);
 	assert_memory_equal(y, y + H, H * 4);
@@ -557,21 +565,17 @@ static void test_infer_repeated_step_id_is_dropped(void **state)
 	float x[64], y[64];
 	struct kw_kv_session *rs = ref_open(1);
 	struct kw_serve_stats st0, st;
-	uint8_t mp[256];
 	struct cli c;
-	size_t ml;
 
 	(void)state;
 	rand_fill(x, H);
 	kw_serve_get_stats(g->srv, &st0);
 	first_step(&c, rs, x, 1, 1, NULL, "s1", 8, y);
-	ml = meta(mp, sizeof(mp), NULL, "s1", -1, -1, false);
-	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	next_step(&c, x, 1, 1, NULL, "s1");
 	assert_int_equal(c.n, 1);
 	kw_serve_get_stats(g->srv, &st);
 	assert_int_equal(st.steps_dup, st0.steps_dup + 1);
-	ml = meta(mp, sizeof(mp), NULL, "s2", -1, -1, false);
-	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	next_step(&c, x, 1, 1, NULL, "s2");
 	assert_int_equal(c.n, 2);
 	ref_step(rs, x, 1, 1, 1, y);
 	assert_resp_equals(&c, 1, y, 1, 1);
@@ -831,8 +835,7 @@ static void test_infer_push_is_delivered_once(void **state)
 	ref_step(rs, x, 1, 1, 1, y);
 	assert_resp_equals(&c, 1, y, 1, 1);
 	/* the caller's own p1 */
-	ml = meta(mp, sizeof(mp), "sess-p", "p1", -1, -1, false);
-	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	next_step(&c, x, 1, 1, "sess-p", "p1");
 	assert_int_equal(c.n, 2);
 	/* a push to a session nobody has */
 	ml = meta(mp, sizeof(mp), "nobody", "p9", -1, -1, true);
