@@ -117,14 +117,19 @@ static int pstring(struct parser *p, struct kw_mp_writer *w)
 	return 0;
 }
 
-/* Hex byte pairs at p->s into tmp (cap bytes), up to the first char that does not pair. */
-static int phexpairs(struct parser *p, uint8_t *tmp, size_t cap, size_t *n)
+/* Hex byte pairs after the opening char at p->s, then `close`: the bytes into tmp (cap of
+ * them), p->s past close. Return: 0, or perr's (what names the missing close). */
+static int phexpairs(struct parser *p, char close, const char *what, uint8_t *tmp, size_t cap,
+		     size_t *n)
 {
-	for (*n = 0; hexv(p->s[0]) >= 0 && hexv(p->s[1]) >= 0; p->s += 2) {
+	for (*n = 0, p->s++; hexv(p->s[0]) >= 0 && hexv(p->s[1]) >= 0; p->s += 2) {
 		if (*n == cap)
 			return perr(p, "bytes too long");
 		tmp[(*n)++] = (uint8_t)(hexv(p->s[0]) << 4 | hexv(p->s[1]));
 	}
+	if (*p->s != close)
+		return perr(p, what);
+	p->s++;
 	return 0;
 }
 
@@ -134,12 +139,8 @@ static int pbytes(struct parser *p, struct kw_mp_writer *w)
 	uint8_t tmp[2048];
 	size_t n;
 
-	p->s++;
-	if (phexpairs(p, tmp, sizeof(tmp), &n))
+	if (phexpairs(p, '>', "expected hex byte pairs then '>'", tmp, sizeof(tmp), &n))
 		return -KW_EINVAL;
-	if (*p->s != '>')
-		return perr(p, "expected hex byte pairs then '>'");
-	p->s++;
 	if (w)
 		kw_mp_put_bin(w, tmp, n);
 	return 0;
@@ -155,12 +156,8 @@ static int phexstr(struct parser *p, struct kw_mp_writer *w, int ext)
 
 	if (*p->s != '"')
 		return perr(p, "expected a \"hex\" string");
-	p->s++;
-	if (phexpairs(p, tmp, sizeof(tmp), &n))
+	if (phexpairs(p, '"', "expected hex byte pairs then '\"'", tmp, sizeof(tmp), &n))
 		return -KW_EINVAL;
-	if (*p->s != '"')
-		return perr(p, "expected hex byte pairs then '\"'");
-	p->s++;
 	if (w)
 		ext < -128 ? kw_mp_put_bin(w, tmp, n) : kw_mp_put_ext(w, (int8_t)ext, tmp, n);
 	return 0;
