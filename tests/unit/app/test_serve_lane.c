@@ -162,6 +162,16 @@ static void forward_held(struct result *r, size_t n)
 	wait_held();
 }
 
+/* c calls rpc_forward with req[0..n) behind the held job: it waits in the lane's queue. */
+static void forward_queued(struct result *r, size_t n)
+{
+	assert_int_equal(kw_hm_call(C.hm, C.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result, r),
+			 0);
+	for (uint64_t t0 = mono_us(); srv->lane.n < 1 && mono_us() - t0 < 5000000;)
+		pump_once();
+	assert_int_equal(srv->lane.n, 1);
+}
+
 static void on_ping(struct kw_hm_call *call, const uint8_t *rq, size_t len, void *arg)
 {
 	(void)arg;
@@ -357,11 +367,7 @@ static void test_serve_lane_queues_behind_a_running_job_and_refuses_when_full(vo
 	memset(r, 0, sizeof(r));
 	/* two slots: one runs (held), one waits in the queue, the third finds none */
 	forward_held(&r[0], n);
-	assert_int_equal(kw_hm_call(C.hm, C.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result,
-				    &r[1]), 0);
-	for (uint64_t t0 = mono_us(); srv->lane.n < 1 && mono_us() - t0 < 5000000;)
-		pump_once();
-	assert_int_equal(srv->lane.n, 1);
+	forward_queued(&r[1], n);
 	assert_int_equal(kw_hm_call(A.hm, A.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result,
 				    &r[2]), 0);
 	assert_true(pump_until(&r[2].done, 5000));
@@ -429,11 +435,7 @@ static void test_serve_lane_stop_waits_for_the_running_job_and_refuses_the_queue
 	(void)state;
 	memset(r, 0, sizeof(r));
 	forward_held(&r[0], n);
-	assert_int_equal(kw_hm_call(C.hm, C.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result,
-				    &r[1]), 0);
-	for (uint64_t t0 = mono_us(); srv->lane.n < 1 && mono_us() - t0 < 5000000;)
-		pump_once();
-	assert_int_equal(srv->lane.n, 1);
+	forward_queued(&r[1], n);
 	/* the held job is let go from another thread while the loop's thread stops the lane */
 	assert_int_equal(pthread_create(&th, NULL, release_later, NULL), 0);
 	kw_serve_stop(srv);
