@@ -681,6 +681,16 @@ static void on_tick(struct kw_loop *l, struct kw_timer *t)
 	search_next(m);
 }
 
+/* An option's value, 1..hi, into *out; else a message naming the option. Return: 0 or -1. */
+static int opt_u32(const char *name, uint32_t hi, uint32_t *out)
+{
+	if (kw_config_parse_u32(optarg, 1, hi, out) < 0) {
+		fprintf(stderr, "%s: %s must be 1..%u\n", PROG, name, (unsigned)hi);
+		return -1;
+	}
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -758,29 +768,20 @@ int kw_cmd_moe(int argc, char **argv)
 		}
 		case 'd': data_dir = optarg; break;
 		case 'k':
-			if (kw_config_parse_u32(optarg, 1, K_MAX, &m->k) < 0) {
-				fprintf(stderr, "%s: -k must be 1..%d\n", PROG, K_MAX);
+			if (opt_u32("-k", K_MAX, &m->k))
 				return 2;
-			}
 			break;
 		case 't':
-			if (kw_config_parse_u32(optarg, 1, 600000, &m->timeout_ms) < 0) {
-				fprintf(stderr, "%s: --timeout-ms must be 1..600000\n", PROG);
+			if (opt_u32("--timeout-ms", 600000, &m->timeout_ms))
 				return 2;
-			}
 			break;
 		case 'm':
-			if (kw_config_parse_u32(optarg, 1, K_MAX, &m->k_min) < 0) {
-				fprintf(stderr, "%s: --k-min must be 1..%d\n", PROG, K_MAX);
+			if (opt_u32("--k-min", K_MAX, &m->k_min))
 				return 2;
-			}
 			break;
 		case 'a':
-			if (kw_config_parse_u32(optarg, 1, 600000, &m->after_k_min_ms) < 0) {
-				fprintf(stderr, "%s: --timeout-after-k-min-ms must be 1..600000\n",
-					PROG);
+			if (opt_u32("--timeout-after-k-min-ms", 600000, &m->after_k_min_ms))
 				return 2;
-			}
 			break;
 		case 's': m->stats = true; break;
 		case 'b':
