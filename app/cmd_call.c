@@ -194,23 +194,12 @@ static void print_tensor(const struct kw_tensor_msg *m)
 
 /* ---- request bytes ------------------------------------------------------------------------ */
 
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-
-	do {
-		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-		v >>= 7;
-	} while (v);
-	return n;
-}
-
 static int put_field(struct cli *c, size_t cap, unsigned field, const void *data, size_t len)
 {
 	if (cap - c->req_len < len + 11)
 		return -KW_EMSGSIZE;
 	c->req[c->req_len++] = (uint8_t)(field << 3 | 2);
-	c->req_len += put_varint(c->req + c->req_len, len);
+	c->req_len += kw_serve_pb_varint_put(c->req + c->req_len, len);
 	memcpy(c->req + c->req_len, data, len);
 	c->req_len += len;
 	return 0;
