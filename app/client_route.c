@@ -255,12 +255,7 @@ static int put_head(const char *uid, const uint32_t *shape, uint32_t ndim, const
 		return ret;
 	memcpy(out + *len, uid, ul);
 	*len += ul;
-	memset(&m, 0, sizeof(m));
-	m.buf = (const uint8_t *)v;
-	m.buf_len = n * sizeof(float);
-	m.ndim = ndim;
-	memcpy(m.shape, shape, ndim * sizeof(uint32_t));
-	strcpy(m.dtype, "float32");
+	kw_tensor_msg_f32(&m, v, n, shape, ndim);
 	return put_tensor(&m, out, cap, len);
 }
 

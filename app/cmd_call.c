@@ -213,12 +213,7 @@ static int put_tensor(struct cli *c, size_t cap, const uint32_t *shape, uint32_t
 	uint8_t *tb;
 	int ret;
 
-	memset(&m, 0, sizeof(m));
-	m.buf = (const uint8_t *)v;
-	m.buf_len = n * sizeof(float);
-	m.ndim = ndim;
-	memcpy(m.shape, shape, ndim * sizeof(uint32_t));
-	strcpy(m.dtype, "float32");
+	kw_tensor_msg_f32(&m, v, n, shape, ndim);
 	tl = kw_tensor_msg_encoded_size(&m);
 	if (!tl || cap - c->req_len < tl + 11)
 		return -KW_EMSGSIZE;
