@@ -243,25 +243,35 @@ static void kick(struct kw_app_avgnet *net)
 		kw_timer_start(&net->node->loop, &net->kick, 0);
 }
 
+/* msg stays the stream's until the link lets it go (link_drain / link_reset). */
+static void link_hold(struct link *l, const uint8_t *msg, size_t len)
+{
+	l->held = true;
+	l->msg = msg;
+	l->len = len;
+}
+
+/* A message of l's peer to the averager; held when it has no room yet. Return: a stream verdict. */
+static int link_feed(struct link *l, const uint8_t *msg, size_t len)
+{
+	if (kw_avg_on_message(l->net->avg, (unsigned)l->peer, msg, len) == -KW_EAGAIN) {
+		link_hold(l, msg, len);
+		l->net->st.parts_held++;
+		return KW_HM_STREAM_HOLD;
+	}
+	return 0;
+}
+
 /* ---- rpc_aggregate_part: the streams we open (we send parts, get deltas) ---------------- */
 
 static int out_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void *arg)
 {
 	struct link *l = arg;
 	struct kw_app_avgnet *net = l->net;
-	int r;
 
 	if (!net->running || net->finishing || l->st != st)
 		return 0;
-	r = kw_avg_on_message(net->avg, (unsigned)l->peer, msg, len);
-	if (r == -KW_EAGAIN) {
-		l->held = true;
-		l->msg = msg;
-		l->len = len;
-		net->st.parts_held++;
-		return KW_HM_STREAM_HOLD;
-	}
-	return 0;
+	return link_feed(l, msg, len);
 }
 
 static void out_writable(struct kw_hm_stream *st, void *arg)
@@ -335,7 +345,6 @@ static int in_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void 
 {
 	struct kw_app_avgnet *net = arg;
 	struct link *l = in_of(st);
-	int r;
 
 	if (!l) {
 		for (unsigned i = 0; i < net->cfg.max_peers; i++)
@@ -357,21 +366,11 @@ static int in_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void 
 			l->peer = in_assign(net, l);
 	}
 	if (!net->running || net->finishing || l->peer < 0) {
-		l->held = true;   /* kick decides: our next step, or a refusal */
-		l->msg = msg;
-		l->len = len;
+		link_hold(l, msg, len);   /* kick decides: our next step, or a refusal */
 		kick(net);
 		return KW_HM_STREAM_HOLD;
 	}
-	r = kw_avg_on_message(net->avg, (unsigned)l->peer, msg, len);
-	if (r == -KW_EAGAIN) {
-		l->held = true;
-		l->msg = msg;
-		l->len = len;
-		net->st.parts_held++;
-		return KW_HM_STREAM_HOLD;
-	}
-	return 0;
+	return link_feed(l, msg, len);
 }
 
 static void in_writable(struct kw_hm_stream *st, void *arg)

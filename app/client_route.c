@@ -212,17 +212,6 @@ int kw_client_chain_uid(const char *prefix, uint32_t start, uint32_t end, char *
 	return len + 1 < cap ? (int)len : -KW_ENOSPC;
 }
 
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-
-	do {
-		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-		v >>= 7;
-	} while (v);
-	return n;
-}
-
 /* A length-delimited field header (tag, length) at out + *len, room for it and the payload
  * checked. */
 static int field_head(unsigned field, size_t payload, uint8_t *out, size_t cap, size_t *len)
@@ -230,7 +219,7 @@ static int field_head(unsigned field, size_t payload, uint8_t *out, size_t cap, 
 	if (cap - *len < payload + 11)
 		return -KW_EMSGSIZE;
 	out[(*len)++] = (uint8_t)(field << 3 | 2);
-	*len += put_varint(out + *len, payload);
+	*len += kw_serve_pb_varint_put(out + *len, payload);
 	return 0;
 }
 
@@ -266,12 +255,7 @@ static int put_head(const char *uid, const uint32_t *shape, uint32_t ndim, const
 		return ret;
 	memcpy(out + *len, uid, ul);
 	*len += ul;
-	memset(&m, 0, sizeof(m));
-	m.buf = (const uint8_t *)v;
-	m.buf_len = n * sizeof(float);
-	m.ndim = ndim;
-	memcpy(m.shape, shape, ndim * sizeof(uint32_t));
-	strcpy(m.dtype, "float32");
+	kw_tensor_msg_f32(&m, v, n, shape, ndim);
 	return put_tensor(&m, out, cap, len);
 }
 

@@ -194,23 +194,12 @@ static void print_tensor(const struct kw_tensor_msg *m)
 
 /* ---- request bytes ------------------------------------------------------------------------ */
 
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-
-	do {
-		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-		v >>= 7;
-	} while (v);
-	return n;
-}
-
 static int put_field(struct cli *c, size_t cap, unsigned field, const void *data, size_t len)
 {
 	if (cap - c->req_len < len + 11)
 		return -KW_EMSGSIZE;
 	c->req[c->req_len++] = (uint8_t)(field << 3 | 2);
-	c->req_len += put_varint(c->req + c->req_len, len);
+	c->req_len += kw_serve_pb_varint_put(c->req + c->req_len, len);
 	memcpy(c->req + c->req_len, data, len);
 	c->req_len += len;
 	return 0;
@@ -224,12 +213,7 @@ static int put_tensor(struct cli *c, size_t cap, const uint32_t *shape, uint32_t
 	uint8_t *tb;
 	int ret;
 
-	memset(&m, 0, sizeof(m));
-	m.buf = (const uint8_t *)v;
-	m.buf_len = n * sizeof(float);
-	m.ndim = ndim;
-	memcpy(m.shape, shape, ndim * sizeof(uint32_t));
-	strcpy(m.dtype, "float32");
+	kw_tensor_msg_f32(&m, v, n, shape, ndim);
 	tl = kw_tensor_msg_encoded_size(&m);
 	if (!tl || cap - c->req_len < tl + 11)
 		return -KW_EMSGSIZE;

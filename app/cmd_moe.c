@@ -154,22 +154,34 @@ struct feed {
 	const char *key;
 };
 
+/* One entry of a record read: an expert (uid, peer) under a grid coordinate. */
+struct entry {
+	int64_t coord;
+	char uid[KW_HM_REC_UID_MAX], peer[KW_HM_REC_PEER_MAX];
+};
+
+/* Return: 0, or negative when the entry is not (uid, peer) under a coordinate. */
+static int entry_get(const uint8_t *sub, size_t sub_len, const uint8_t *val, size_t val_len,
+		     struct entry *e)
+{
+	return kw_client_expert_entry(sub, sub_len, val, val_len, &e->coord, e->uid,
+				      sizeof(e->uid), e->peer, sizeof(e->peer));
+}
+
 static int on_entry(const uint8_t *sub, size_t sub_len, const uint8_t *val, size_t val_len,
 		    double exp, void *arg)
 {
 	struct feed *f = arg;
-	char uid[KW_HM_REC_UID_MAX], peer[KW_HM_REC_PEER_MAX];
-	int64_t c;
+	struct entry e;
 
 	(void)exp;
-	if (kw_client_expert_entry(sub, sub_len, val, val_len, &c, uid, sizeof(uid), peer,
-				   sizeof(peer)) < 0) {
+	if (entry_get(sub, sub_len, val, val_len, &e) < 0) {
 		fprintf(stderr, "%s: %s: an entry that is not (uid, peer) under a coordinate; "
 			"skipped\n", PROG, f->key);
 		return 0;
 	}
 	if (f->m)
-		kw_client_beam_feed(&f->m->beam, f->i, c, uid, peer);
+		kw_client_beam_feed(&f->m->beam, f->i, e.coord, e.uid, e.peer);
 	return 0;
 }
 
@@ -242,18 +254,16 @@ static int on_replica(const uint8_t *sub, size_t sub_len, const uint8_t *val, si
 		      double exp, void *arg)
 {
 	struct call *c = arg;
-	char uid[KW_HM_REC_UID_MAX], peer[KW_HM_REC_PEER_MAX];
-	int64_t co;
+	struct entry e;
 
 	(void)exp;
-	if (kw_client_expert_entry(sub, sub_len, val, val_len, &co, uid, sizeof(uid), peer,
-				   sizeof(peer)) < 0 || strcmp(uid, c->ex.uid))
+	if (entry_get(sub, sub_len, val, val_len, &e) < 0 || strcmp(e.uid, c->ex.uid))
 		return 0;
 	for (uint32_t i = 0; i < c->n_peer; i++)
-		if (!strcmp(c->peer[i], peer))
+		if (!strcmp(c->peer[i], e.peer))
 			return 0;
 	if (c->n_peer < REPLICAS)
-		snprintf(c->peer[c->n_peer++], KW_HM_REC_PEER_MAX, "%s", peer);
+		snprintf(c->peer[c->n_peer++], KW_HM_REC_PEER_MAX, "%s", e.peer);
 	return 0;
 }
 
@@ -671,6 +681,16 @@ static void on_tick(struct kw_loop *l, struct kw_timer *t)
 	search_next(m);
 }
 
+/* An option's value, 1..hi, into *out; else a message naming the option. Return: 0 or -1. */
+static int opt_u32(const char *name, uint32_t hi, uint32_t *out)
+{
+	if (kw_config_parse_u32(optarg, 1, hi, out) < 0) {
+		fprintf(stderr, "%s: %s must be 1..%u\n", PROG, name, (unsigned)hi);
+		return -1;
+	}
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -748,29 +768,20 @@ int kw_cmd_moe(int argc, char **argv)
 		}
 		case 'd': data_dir = optarg; break;
 		case 'k':
-			if (kw_config_parse_u32(optarg, 1, K_MAX, &m->k) < 0) {
-				fprintf(stderr, "%s: -k must be 1..%d\n", PROG, K_MAX);
+			if (opt_u32("-k", K_MAX, &m->k))
 				return 2;
-			}
 			break;
 		case 't':
-			if (kw_config_parse_u32(optarg, 1, 600000, &m->timeout_ms) < 0) {
-				fprintf(stderr, "%s: --timeout-ms must be 1..600000\n", PROG);
+			if (opt_u32("--timeout-ms", 600000, &m->timeout_ms))
 				return 2;
-			}
 			break;
 		case 'm':
-			if (kw_config_parse_u32(optarg, 1, K_MAX, &m->k_min) < 0) {
-				fprintf(stderr, "%s: --k-min must be 1..%d\n", PROG, K_MAX);
+			if (opt_u32("--k-min", K_MAX, &m->k_min))
 				return 2;
-			}
 			break;
 		case 'a':
-			if (kw_config_parse_u32(optarg, 1, 600000, &m->after_k_min_ms) < 0) {
-				fprintf(stderr, "%s: --timeout-after-k-min-ms must be 1..600000\n",
-					PROG);
+			if (opt_u32("--timeout-after-k-min-ms", 600000, &m->after_k_min_ms))
 				return 2;
-			}
 			break;
 		case 's': m->stats = true; break;
 		case 'b':

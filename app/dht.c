@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <kw/app.h>
+#include <kw/bytes.h>
 #include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/net/cid.h>
@@ -28,46 +29,16 @@ static const char *const g_verbs[] = {
 	[KW_DHT_FIND_PEER] = "find-peer",
 };
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Hex text (exactly n chars) to bytes. Return: bytes, or -KW_EINVAL / -KW_ELIMIT. */
 static long unhex(const char *s, size_t n, uint8_t *out, size_t cap)
 {
-	size_t i;
-
 	if (n % 2)
 		return -KW_EINVAL;
 	if (n / 2 > cap)
 		return -KW_ELIMIT;
-	for (i = 0; i < n / 2; i++) {
-		int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -KW_EINVAL;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
+	if (kw_hex_get(s, n / 2, out))
+		return -KW_EINVAL;
 	return (long)(n / 2);
-}
-
-static size_t tohex(const uint8_t *b, size_t n, char *out)
-{
-	static const char d[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = d[b[i] >> 4];
-		out[2 * i + 1] = d[b[i] & 15];
-	}
-	return 2 * n;
 }
 
 static int want_args(const char *verb, int argc, int n, const char *what, char *err, size_t cap)
@@ -182,10 +153,10 @@ long kw_dht_req_encode(const struct kw_dht_req *r, char *out, size_t cap)
 	if (cap < 16 + 2 * alen + 2 * (size_t)r->vlen + 2)
 		return -KW_ENOSPC;
 	o = (size_t)snprintf(out, cap, "dht %s ", g_verbs[r->verb]);
-	o += tohex(a, alen, out + o);
+	o += kw_hex_put(a, alen, out + o);
 	if (r->verb == KW_DHT_PUT) {
 		out[o++] = ' ';
-		o += tohex(r->val, r->vlen, out + o);
+		o += kw_hex_put(r->val, r->vlen, out + o);
 	}
 	out[o++] = '\n';
 	out[o] = '\0';
@@ -325,7 +296,7 @@ size_t kw_dht_format(const struct kw_dht_req *r, const struct kw_kad_result *res
 			/* the value is written as hex in chunks: the line may be long, never cut */
 			if (o.len + 2 * vl + 16 < o.cap) {
 				put(&o, "value ");
-				o.len += tohex(v, vl, o.p + o.len);
+				o.len += kw_hex_put(v, vl, o.p + o.len);
 				put(&o, "\nexit 0\n");
 				break;
 			}

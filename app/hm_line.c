@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kw/bytes.h>
 #include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/net/hivemind_dht.h>
@@ -23,28 +24,6 @@ static const char *const g_verbs[] = {
 
 static const char g_flag_ch[] = "Ljxk";  /* KW_HM_REQ_LATEST, _JSON, _HEX, _SUBKEYS: bit i */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static size_t put_hex(const uint8_t *b, size_t n, char *out)
-{
-	static const char d[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = d[b[i] >> 4];
-		out[2 * i + 1] = d[b[i] & 15];
-	}
-	return 2 * n;
-}
-
 /* "-" (nothing) or hex of 1..cap bytes. Return: bytes; -1 malformed; -2 too long. */
 static long get_hex(const char *s, size_t n, uint8_t *out, size_t cap)
 {
@@ -54,13 +33,8 @@ static long get_hex(const char *s, size_t n, uint8_t *out, size_t cap)
 		return -1;
 	if (n / 2 > cap)
 		return -2;
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
+	if (kw_hex_get(s, n / 2, out))
+		return -1;
 	return (long)(n / 2);
 }
 
@@ -99,15 +73,15 @@ long kw_hm_req_encode(const struct kw_hm_req *r, char *out, size_t cap)
 	flags[o] = '\0';
 	o = (size_t)snprintf(out, cap, "hivemind %s %s %u %u ", g_verbs[r->verb], flags,
 			     r->num_blocks, r->exp_s);
-	o += put_hex((const uint8_t *)r->key, klen, out + o);
+	o += kw_hex_put((const uint8_t *)r->key, klen, out + o);
 	out[o++] = ' ';
 	if (r->sub_len)
-		o += put_hex(r->sub, r->sub_len, out + o);
+		o += kw_hex_put(r->sub, r->sub_len, out + o);
 	else
 		out[o++] = '-';
 	out[o++] = ' ';
 	if (r->val_len)
-		o += put_hex(r->val, r->val_len, out + o);
+		o += kw_hex_put(r->val, r->val_len, out + o);
 	else
 		out[o++] = '-';
 	out[o++] = '\n';

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kw/bytes.h>
 #include <kw/err.h>
 #include <kw/net/msgpack.h>
 
@@ -48,13 +49,7 @@ static void ws(struct parser *p)
 
 static int hexv(char c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	return kw_hex_digit((unsigned char)c);
 }
 
 /* A quoted string: unescaped into tmp (its UTF-8), then written. */
@@ -122,20 +117,30 @@ static int pstring(struct parser *p, struct kw_mp_writer *w)
 	return 0;
 }
 
+/* Hex byte pairs after the opening char at p->s, then `close`: the bytes into tmp (cap of
+ * them), p->s past close. Return: 0, or perr's (what names the missing close). */
+static int phexpairs(struct parser *p, char close, const char *what, uint8_t *tmp, size_t cap,
+		     size_t *n)
+{
+	for (*n = 0, p->s++; hexv(p->s[0]) >= 0 && hexv(p->s[1]) >= 0; p->s += 2) {
+		if (*n == cap)
+			return perr(p, "bytes too long");
+		tmp[(*n)++] = (uint8_t)(hexv(p->s[0]) << 4 | hexv(p->s[1]));
+	}
+	if (*p->s != close)
+		return perr(p, what);
+	p->s++;
+	return 0;
+}
+
 /* <hex>: in its own frame, so the buffer is not on the stack once per nesting level. */
 static int pbytes(struct parser *p, struct kw_mp_writer *w)
 {
 	uint8_t tmp[2048];
 	size_t n;
 
-	for (n = 0, p->s++; hexv(p->s[0]) >= 0 && hexv(p->s[1]) >= 0; p->s += 2) {
-		if (n == sizeof(tmp))
-			return perr(p, "bytes too long");
-		tmp[n++] = (uint8_t)(hexv(p->s[0]) << 4 | hexv(p->s[1]));
-	}
-	if (*p->s != '>')
-		return perr(p, "expected hex byte pairs then '>'");
-	p->s++;
+	if (phexpairs(p, '>', "expected hex byte pairs then '>'", tmp, sizeof(tmp), &n))
+		return -KW_EINVAL;
 	if (w)
 		kw_mp_put_bin(w, tmp, n);
 	return 0;
@@ -151,14 +156,8 @@ static int phexstr(struct parser *p, struct kw_mp_writer *w, int ext)
 
 	if (*p->s != '"')
 		return perr(p, "expected a \"hex\" string");
-	for (n = 0, p->s++; hexv(p->s[0]) >= 0 && hexv(p->s[1]) >= 0; p->s += 2) {
-		if (n == sizeof(tmp))
-			return perr(p, "bytes too long");
-		tmp[n++] = (uint8_t)(hexv(p->s[0]) << 4 | hexv(p->s[1]));
-	}
-	if (*p->s != '"')
-		return perr(p, "expected hex byte pairs then '\"'");
-	p->s++;
+	if (phexpairs(p, '"', "expected hex byte pairs then '\"'", tmp, sizeof(tmp), &n))
+		return -KW_EINVAL;
 	if (w)
 		ext < -128 ? kw_mp_put_bin(w, tmp, n) : kw_mp_put_ext(w, (int8_t)ext, tmp, n);
 	return 0;

@@ -255,4 +255,8 @@ int kw_serve_drain_attach(struct kw_serve_drain *d, struct kw_serve *s, struct k
 /* Cancels its timers (at shutdown, after the policy stopped). */
 void kw_serve_drain_detach(struct kw_serve_drain *d);
 
+/* Writes v as a minimal protobuf varint at p (up to 10 bytes); returns the bytes written. The
+ * serving side and the clients that build ExpertRequest bytes by hand share it. */
+size_t kw_serve_pb_varint_put(uint8_t *p, uint64_t v);
+
 #endif /* KW_APP_SERVE_H */

@@ -130,8 +130,6 @@ struct kw_serve {
 /* A protobuf varint at b[*pos] (up to 10 bytes, non-minimal forms accepted); *pos moves
  * past it. Return: 0 or -KW_EBADMSG (truncated, beyond 64 bits). */
 int kw_serve_pb_varint(const uint8_t *b, size_t len, size_t *pos, uint64_t *v);
-/* Writes v as a minimal varint at p (up to 10 bytes); returns the bytes written. */
-size_t kw_serve_pb_varint_put(uint8_t *p, uint64_t v);
 
 /* Called where a request or a session ends: tells on_idle when refusing and nothing is left
  * (app/serve_drain.c). */

@@ -10,7 +10,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <cmocka.h>
+
+#include <kw/bytes.h>
 
 #include <kw/node.h>
 #ifdef CONFIG_KW_NET_SWARM
@@ -50,6 +53,16 @@ struct kw_test_node *kw_test_node_join(struct kw_test_net *tn, size_t arena_kib)
 
 /* Fails the current test (cmocka) if any of the node's pools still holds a block. */
 void kw_test_assert_no_leaks(const struct kw_node *n);
+
+/* Hex text h (a test vector, 2n digits) to its n bytes at out; a char that is not a hex digit
+ * fails the test. Return: n. */
+static inline size_t kw_test_unhex(const char *h, uint8_t *out)
+{
+	size_t n = strlen(h) / 2;
+
+	assert_int_equal(kw_hex_get(h, n, out), 0);
+	return n;
+}
 
 /* Removes directory d and the files directly in it (a test's scratch checkpoint). */
 void kw_test_rm_dir(const char *d);

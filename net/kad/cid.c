@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include <kw/bytes.h>
 #include <kw/err.h>
 #include <kw/net/cid.h>
 #include <kw/net/multibase.h>
@@ -94,15 +95,6 @@ static int is_hex_text(const char *s, size_t n)
 	return 1;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return c - 'A' + 10;
-}
-
 /* Multibase 'f': lower-case hex. Same returns as the multibase.h decoders. */
 static int hex_decode(const char *s, size_t n, uint8_t *out, size_t cap)
 {
@@ -115,8 +107,7 @@ static int hex_decode(const char *s, size_t n, uint8_t *out, size_t cap)
 	for (i = 0; i < n; i++)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return -KW_EINVAL;
-	for (i = 0; i < n / 2; i++)
-		out[i] = (uint8_t)(hexval(s[2 * i]) << 4 | hexval(s[2 * i + 1]));
+	kw_hex_get(s, n / 2, out);  /* cannot fail: every char checked above */
 	return (int)(n / 2);
 }
 
@@ -149,15 +140,13 @@ static int bare_multihash(const char *s, size_t n, struct kw_cid *out, char *err
 {
 	uint8_t bin[KW_MULTIHASH_MAX + 8];
 	int len;
-	size_t i;
 
 	out->version = 0;
 	out->codec = KW_CODEC_RAW;
 	if (is_hex_text(s, n)) {
 		if (n / 2 > sizeof(bin))
 			return kw_errf(-KW_EINVAL, err, errcap, "hex multihash: too long");
-		for (i = 0; i < n / 2; i++)
-			bin[i] = (uint8_t)(hexval(s[2 * i]) << 4 | hexval(s[2 * i + 1]));
+		kw_hex_get(s, n / 2, bin);  /* cannot fail: is_hex_text checked every char */
 		return set_mh(out, bin, n / 2, err, errcap);
 	}
 	len = kw_base58_decode(s, n, bin, sizeof(bin));

@@ -217,12 +217,7 @@ static size_t rc_tensor(uint8_t *p, const float *x, const uint32_t *shape, uint3
 
 	for (uint32_t i = 0; i < ndim; i++)
 		n *= shape[i];
-	memset(&m, 0, sizeof(m));
-	m.buf = (const uint8_t *)x;
-	m.buf_len = n * sizeof(float);
-	m.ndim = ndim;
-	memcpy(m.shape, shape, ndim * sizeof(uint32_t));
-	strcpy(m.dtype, "float32");
+	kw_tensor_msg_f32(&m, x, n, shape, ndim);
 	if ((rc = kw_tensor_msg_encode(&m, tb, sizeof(tb), &tl)))
 		die("kw_tensor_msg_encode", rc);
 	return rc_field(p, 2, tb, tl);

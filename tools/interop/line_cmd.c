@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <kw/bytes.h>
 #include <kw/compiler.h>
 #include <kw/err.h>
 
@@ -46,13 +47,7 @@ void kw_line_err(struct kw_line_cmd *lc, const char *why)
 
 void kw_line_hex(const uint8_t *d, size_t n, char *o)
 {
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		o[2 * i] = digits[d[i] >> 4];
-		o[2 * i + 1] = digits[d[i] & 15];
-	}
-	o[2 * n] = '\0';
+	o[kw_hex_put(d, n, o)] = '\0';
 }
 
 long kw_line_unhex(const char *s, uint8_t *o, size_t cap)
@@ -61,13 +56,8 @@ long kw_line_unhex(const char *s, uint8_t *o, size_t cap)
 
 	if (n % 2 || n / 2 > cap)
 		return -KW_EINVAL;
-	for (size_t i = 0; i < n / 2; i++) {
-		unsigned v;
-
-		if (sscanf(s + 2 * i, "%2x", &v) != 1)
-			return -KW_EINVAL;
-		o[i] = (uint8_t)v;
-	}
+	if (kw_hex_get(s, n / 2, o))
+		return -KW_EINVAL;
 	return (long)(n / 2);
 }
 

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define KW_TENSOR_MSG_MAX_DIMS 8    /* = max_count of Tensor.size in runtime.options */
 #define KW_TENSOR_MSG_DTYPE_MAX 15  /* = max_size - 1 of Tensor.dtype */
@@ -27,6 +28,19 @@ struct kw_tensor_msg {
 	int32_t compression;       /* enum kw_compression; unknown values are kept as sent */
 	int32_t chunks;            /* pieces of a split tensor (first piece only), else 0 */
 };
+
+/* *m as an uncompressed float32 tensor of the given shape over v's n values (not copied: v
+ * outlives *m). The caller keeps ndim <= KW_TENSOR_MSG_MAX_DIMS. */
+static inline void kw_tensor_msg_f32(struct kw_tensor_msg *m, const float *v, size_t n,
+				     const uint32_t *shape, uint32_t ndim)
+{
+	memset(m, 0, sizeof(*m));
+	m->buf = (const uint8_t *)v;
+	m->buf_len = n * sizeof(float);
+	m->ndim = ndim;
+	memcpy(m->shape, shape, ndim * sizeof(uint32_t));
+	strcpy(m->dtype, "float32");
+}
 
 /* *numel = product of the shape (1 for ndim == 0). Returns 0 or -KW_ERANGE beyond 2^40. */
 int kw_tensor_msg_numel(const struct kw_tensor_msg *m, size_t *numel);

@@ -247,6 +247,20 @@ static void snapshot(void)
 	}
 }
 
+/* Node k's tensors into its averager with weight w. */
+static void node_accumulate(int k, double w)
+{
+	const float *t[2] = { g->n[k].t0, g->n[k].t1 };
+
+	assert_int_equal(kw_avg_accumulate(g->n[k].avg, t, w), 0);
+}
+
+/* Node k starts its round of group g->n[k].g; on_done records the result. */
+static void node_step(int k, const struct kw_avg_bytes *ids)
+{
+	assert_int_equal(kw_app_avgnet_step(g->n[k].net, &g->n[k].g, ids, on_done, &g->n[k]), 0);
+}
+
 static void run_until_done(int max_steps)
 {
 	for (int t = 0; t < max_steps; t++) {
@@ -272,11 +286,8 @@ static void test_avgnet_three_nodes_average_exactly_over_streams(void **state)
 	make_group(modes, ids);
 	snapshot();
 	for (int k = 0; k < NS; k++) {
-		const float *t[2] = { g->n[k].t0, g->n[k].t1 };
-
-		assert_int_equal(kw_avg_accumulate(g->n[k].avg, t, w[k]), 0);
-		assert_int_equal(kw_app_avgnet_step(g->n[k].net, &g->n[k].g, ids, on_done,
-						    &g->n[k]), 0);
+		node_accumulate(k, w[k]);
+		node_step(k, ids);
 	}
 	run_until_done(200);
 	for (int k = 0; k < NS; k++) {
@@ -296,8 +307,7 @@ static void test_avgnet_three_nodes_average_exactly_over_streams(void **state)
 	for (int k = 0; k < NS; k++) {
 		g->n[k].done = 0;
 		g->n[k].g.group_id[0] = 0x77;
-		assert_int_equal(kw_app_avgnet_step(g->n[k].net, &g->n[k].g, ids, on_done,
-						    &g->n[k]), 0);
+		node_step(k, ids);
 	}
 	run_until_done(200);
 	for (int k = 0; k < NS; k++)
@@ -318,8 +328,7 @@ static void test_avgnet_silent_peer_is_excluded_and_the_others_finish(void **sta
 	make_group(modes, ids);
 	snapshot();
 	for (int k = 0; k < 2; k++)
-		assert_int_equal(kw_app_avgnet_step(g->n[k].net, &g->n[k].g, ids, on_done,
-						    &g->n[k]), 0);
+		node_step(k, ids);
 	/* c never starts (a process that stopped before the round): a and b send it parts that
 	 * go unanswered, and it sends none */
 	g->n[2].frozen = true;
@@ -358,12 +367,9 @@ static void test_avgnet_client_sends_and_aux_reduces(void **state)
 	make_group(modes, ids);
 	snapshot();
 	for (int k = 0; k < NS; k++) {
-		const float *t[2] = { g->n[k].t0, g->n[k].t1 };
-
 		if (k == 0)
-			assert_int_equal(kw_avg_accumulate(g->n[k].avg, t, 2.0), 0);
-		assert_int_equal(kw_app_avgnet_step(g->n[k].net, &g->n[k].g, ids, on_done,
-						    &g->n[k]), 0);
+			node_accumulate(k, 2.0);
+		node_step(k, ids);
 	}
 	run_until_done(300);
 	for (int k = 0; k < NS; k++) {
@@ -502,8 +508,7 @@ static void test_avgnet_part_from_outside_the_group_is_refused(void **state)
 	/* a and b: a two-peer group; c believes in a three-peer group with another id */
 	for (int k = 0; k < 2; k++) {
 		g->n[k].g.n = 2;
-		assert_int_equal(kw_app_avgnet_step(g->n[k].net, &g->n[k].g, ids, on_done,
-						    &g->n[k]), 0);
+		node_step(k, ids);
 	}
 	ga = g->n[0].g;
 	gc = g->n[2].g;

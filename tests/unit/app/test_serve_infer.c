@@ -102,6 +102,13 @@ static float frand(void)
 	return (float)((g->rs >> 40) & 0xffffff) / 8388608.0f - 1.0f;
 }
 
+/* x[0..n) from frand. */
+static void rand_fill(float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] = frand();
+}
+
 static void pump(int n)
 {
 	kw_hm_pair_pump(&g->p, n);
@@ -308,6 +315,30 @@ static void ref_step(struct kw_kv_session *s, const float *x, uint32_t B, uint32
 						  y), 0);
 }
 
+/* Opens an inference stream on c and sends its first step: x (B x T from position 0) under
+ * session and step_id with max_length; y gets the local reference's answer to it. */
+static void first_step(struct cli *c, struct kw_kv_session *rs, const float *x, uint32_t B,
+		       uint32_t T, const char *session, const char *step_id, long max_length,
+		       float *y)
+{
+	uint8_t mp[256];
+	size_t ml = meta(mp, sizeof(mp), session, step_id, max_length, -1, false);
+
+	cli_open(c, KW_SERVE_PT_INFERENCE);
+	cli_send(c, step_req(CHAIN, x, B, T, NULL, 0, mp, ml));
+	ref_step(rs, x, B, T, 0, y);
+}
+
+/* A further step on c: x (B x T) under session and step_id, no other metadata. */
+static void next_step(struct cli *c, const float *x, uint32_t B, uint32_t T, const char *session,
+		      const char *step_id)
+{
+	uint8_t mp[256];
+
+	cli_send(c, step_req(CHAIN, x, B, T, NULL, 0, mp,
+			     meta(mp, sizeof(mp), session, step_id, -1, -1, false)));
+}
+
 /* ---- fixture ------------------------------------------------------------------------------- */
 
 static void make_expert(void)
@@ -432,8 +463,7 @@ static void test_infer_32_steps_equal_local_kv_decode(void **state)
 
 	(void)state;
 	assert_int_equal(H, 64);
-	for (size_t i = 0; i < 4 * H; i++)
-		x[i] = frand();
+	rand_fill(x, 4 * H);
 	cli_open(&c, KW_SERVE_PT_INFERENCE);
 	for (int k = 0; k < 32; k++) {
 		uint32_t T = k == 0 ? 4 : 1;
@@ -470,16 +500,11 @@ static void test_infer_start_from_position_rewinds(void **state)
 	size_t ml;
 
 	(void)state;
-	for (size_t i = 0; i < 3 * H; i++)
-		x[i] = frand();
-	cli_open(&c, KW_SERVE_PT_INFERENCE);
-	ml = meta(mp, sizeof(mp), NULL, "a", 16, -1, false);
-	cli_send(&c, step_req(CHAIN, x, 1, 3, NULL, 0, mp, ml));
-	ref_step(rs, x, 1, 3, 0, y);
+	rand_fill(x, 3 * H);
+	first_step(&c, rs, x, 1, 3, NULL, "a", 16, y);
 	assert_resp_equals(&c, 0, y, 1, 3);
 	/* two more tokens, then back to position 2 with another one */
-	ml = meta(mp, sizeof(mp), NULL, "b", -1, -1, false);
-	cli_send(&c, step_req(CHAIN, x, 1, 2, NULL, 0, mp, ml));
+	next_step(&c, x, 1, 2, NULL, "b");
 	ref_step(rs, x, 1, 2, 3, y);
 	assert_resp_equals(&c, 1, y, 1, 2);
 	x[0] += 1.0f;
@@ -510,12 +535,8 @@ static void test_infer_hypo_ids_reorder_the_cache(void **state)
 	size_t ml;
 
 	(void)state;
-	for (size_t i = 0; i < 4 * H; i++)
-		x[i] = frand();
-	cli_open(&c, KW_SERVE_PT_INFERENCE);
-	ml = meta(mp, sizeof(mp), NULL, NULL, 8, -1, false);
-	cli_send(&c, step_req(CHAIN, x, 2, 2, NULL, 0, mp, ml));
-	ref_step(rs, x, 2, 2, 0, y);
+	rand_fill(x, 4 * H);
+	first_step(&c, rs, x, 2, 2, NULL, NULL, 8, y);
 	assert_resp_equals(&c, 0, y, 2, 2);
 	/* both rows continue hypothesis 1 with the same token: their outputs are the same */
 	memcpy(x + H, x, H * 4);
@@ -525,8 +546,7 @@ static void test_infer_hypo_ids_reorder_the_cache(void **state)
 	ref_step(rs, x, 2, 1, 2, y);
 	assert_resp_equals(&c, 1, y, 2, 1);
 	assert_memory_equal(y, y + H, H * 4);
-	ml = meta(mp, sizeof(mp), NULL, NULL, -1, -1, false);
-	cli_send(&c, step_req(CHAIN, x, 2, 1, NULL, 0, mp, ml));
+	next_step(&c, x, 2, 1, NULL, NULL);
 	ref_step(rs, x, 2, 1, 3, y);
 	assert_resp_equals(&c, 2, y, 2, 1);
 	assert_memory_equal(y, y + H, H * 4);
@@ -545,25 +565,17 @@ static void test_infer_repeated_step_id_is_dropped(void **state)
 	float x[64], y[64];
 	struct kw_kv_session *rs = ref_open(1);
 	struct kw_serve_stats st0, st;
-	uint8_t mp[256];
 	struct cli c;
-	size_t ml;
 
 	(void)state;
-	for (size_t i = 0; i < H; i++)
-		x[i] = frand();
+	rand_fill(x, H);
 	kw_serve_get_stats(g->srv, &st0);
-	cli_open(&c, KW_SERVE_PT_INFERENCE);
-	ml = meta(mp, sizeof(mp), NULL, "s1", 8, -1, false);
-	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
-	ref_step(rs, x, 1, 1, 0, y);
-	ml = meta(mp, sizeof(mp), NULL, "s1", -1, -1, false);
-	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	first_step(&c, rs, x, 1, 1, NULL, "s1", 8, y);
+	next_step(&c, x, 1, 1, NULL, "s1");
 	assert_int_equal(c.n, 1);
 	kw_serve_get_stats(g->srv, &st);
 	assert_int_equal(st.steps_dup, st0.steps_dup + 1);
-	ml = meta(mp, sizeof(mp), NULL, "s2", -1, -1, false);
-	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	next_step(&c, x, 1, 1, NULL, "s2");
 	assert_int_equal(c.n, 2);
 	ref_step(rs, x, 1, 1, 1, y);
 	assert_resp_equals(&c, 1, y, 1, 1);
@@ -810,13 +822,9 @@ static void test_infer_push_is_delivered_once(void **state)
 	size_t ml;
 
 	(void)state;
-	for (size_t i = 0; i < H; i++)
-		x[i] = frand();
+	rand_fill(x, H);
 	kw_serve_get_stats(g->srv, &st0);
-	cli_open(&c, KW_SERVE_PT_INFERENCE);
-	ml = meta(mp, sizeof(mp), "sess-p", "p0", 8, -1, false);
-	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
-	ref_step(rs, x, 1, 1, 0, y);
+	first_step(&c, rs, x, 1, 1, "sess-p", "p0", 8, y);
 	/* pushed step p1 */
 	x[3] = 2.0f;
 	ml = meta(mp, sizeof(mp), "sess-p", "p1", -1, -1, true);
@@ -827,8 +835,7 @@ static void test_infer_push_is_delivered_once(void **state)
 	ref_step(rs, x, 1, 1, 1, y);
 	assert_resp_equals(&c, 1, y, 1, 1);
 	/* the caller's own p1 */
-	ml = meta(mp, sizeof(mp), "sess-p", "p1", -1, -1, false);
-	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	next_step(&c, x, 1, 1, "sess-p", "p1");
 	assert_int_equal(c.n, 2);
 	/* a push to a session nobody has */
 	ml = meta(mp, sizeof(mp), "nobody", "p9", -1, -1, true);
@@ -977,8 +984,7 @@ static void test_stream_petals_forward_equals_unary(void **state)
 	struct cli c;
 
 	(void)state;
-	for (size_t i = 0; i < n; i++)
-		x[i] = frand();
+	rand_fill(x, n);
 	tmsg(&t[0], x, n * 4, "float32", 3, 1, ROWS, (uint32_t)H);
 	tmsg(&t[1], NULL, 0, "float32", 1, 0, 0, 0);
 	cli_open(&c, KW_SERVE_PT_FORWARD_STREAM);
@@ -1025,8 +1031,7 @@ static void test_stream_moe_forward_and_backward_equal_unary(void **state)
 	struct cli c;
 
 	(void)state;
-	for (size_t i = 0; i < n; i++)
-		x[i] = frand();
+	rand_fill(x, n);
 	tmsg(&t[0], x, n * 4, "float32", 2, 300, 64, 0);
 	cli_open(&c, KW_SERVE_MOE_FORWARD_STREAM);
 	send_split(&c, "ffn.0.0", t, 1, 30000);
@@ -1112,8 +1117,7 @@ static void test_infer_slow_reader_gets_every_answer_in_order(void **state)
 	int sent = 0;
 
 	(void)state;
-	for (size_t i = 0; i < T * H; i++)
-		x[i] = frand();
+	rand_fill(x, T * H);
 	cli_open(&c, KW_SERVE_PT_INFERENCE);
 	c.hold = true;
 	/* send until the pipe is full (the caller holds its first answer and reads no more) */
@@ -1295,8 +1299,7 @@ static void test_drain_call_in_flight_completes_new_ones_refused(void **state)
 
 	(void)state;
 	drain_begin();
-	for (size_t i = 0; i < n; i++)
-		x[i] = frand();
+	rand_fill(x, n);
 	tmsg(&t[0], x, n * 4, "float32", 3, 1, ROWS, (uint32_t)H);
 	tmsg(&t[1], NULL, 0, "float32", 1, 0, 0, 0);
 	np = kw_tensor_msg_pieces(&t[0], 16384);

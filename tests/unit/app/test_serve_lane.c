@@ -133,6 +133,45 @@ static void on_result(const struct kw_hm_result *r, void *user)
 		memcpy(o->data, r->data, o->len);
 }
 
+/* The test hook holds the next job the lane takes until hook_release. */
+static void hook_arm(void)
+{
+	atomic_store(&hook_entered, 0);
+	atomic_store(&hook_release, 0);
+	atomic_store(&hook_armed, 1);
+}
+
+/* Waits (5 s at most) until the lane is inside the held job. */
+static void wait_held(void)
+{
+	int entered = 0;
+
+	for (uint64_t t0 = mono_us(); !entered && mono_us() - t0 < 5000000;) {
+		pump_once();
+		entered = atomic_load(&hook_entered);
+	}
+	assert_int_equal(entered, 1);
+}
+
+/* a calls rpc_forward with req[0..n) and the lane holds it. */
+static void forward_held(struct result *r, size_t n)
+{
+	hook_arm();
+	assert_int_equal(kw_hm_call(A.hm, A.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result, r),
+			 0);
+	wait_held();
+}
+
+/* c calls rpc_forward with req[0..n) behind the held job: it waits in the lane's queue. */
+static void forward_queued(struct result *r, size_t n)
+{
+	assert_int_equal(kw_hm_call(C.hm, C.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result, r),
+			 0);
+	for (uint64_t t0 = mono_us(); srv->lane.n < 1 && mono_us() - t0 < 5000000;)
+		pump_once();
+	assert_int_equal(srv->lane.n, 1);
+}
+
 static void on_ping(struct kw_hm_call *call, const uint8_t *rq, size_t len, void *arg)
 {
 	(void)arg;
@@ -284,23 +323,12 @@ static void test_serve_lane_ping_is_answered_while_a_forward_computes(void **sta
 	struct kw_serve_stats st;
 	size_t n = forward_req(2, 3), inl_len = 0;
 	bool inl_err = true;
-	int entered;
 
 	(void)state;
 	memset(&fwd, 0, sizeof(fwd));
 	memset(&png, 0, sizeof(png));
-	atomic_store(&hook_entered, 0);
-	atomic_store(&hook_release, 0);
-	atomic_store(&hook_armed, 1);
-	assert_int_equal(kw_hm_call(A.hm, A.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result,
-				    &fwd), 0);
 	/* the forward reaches the lane and is held there */
-	entered = 0;
-	for (uint64_t t0 = mono_us(); !entered && mono_us() - t0 < 5000000;) {
-		pump_once();
-		entered = atomic_load(&hook_entered);
-	}
-	assert_int_equal(entered, 1);
+	forward_held(&fwd, n);
 	assert_true(srv->lane.on);
 	/* a call on another connection is served meanwhile */
 	assert_int_equal(kw_hm_call(C.hm, C.conn, "test.Ping", (const uint8_t *)"abc", 3, 0,
@@ -334,26 +362,12 @@ static void test_serve_lane_queues_behind_a_running_job_and_refuses_when_full(vo
 	static struct result r[3];
 	struct kw_serve_stats st;
 	size_t n = forward_req(1, 2);
-	int entered = 0;
 
 	(void)state;
 	memset(r, 0, sizeof(r));
-	atomic_store(&hook_entered, 0);
-	atomic_store(&hook_release, 0);
-	atomic_store(&hook_armed, 1);
 	/* two slots: one runs (held), one waits in the queue, the third finds none */
-	assert_int_equal(kw_hm_call(A.hm, A.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result,
-				    &r[0]), 0);
-	for (uint64_t t0 = mono_us(); !entered && mono_us() - t0 < 5000000;) {
-		pump_once();
-		entered = atomic_load(&hook_entered);
-	}
-	assert_int_equal(entered, 1);
-	assert_int_equal(kw_hm_call(C.hm, C.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result,
-				    &r[1]), 0);
-	for (uint64_t t0 = mono_us(); srv->lane.n < 1 && mono_us() - t0 < 5000000;)
-		pump_once();
-	assert_int_equal(srv->lane.n, 1);
+	forward_held(&r[0], n);
+	forward_queued(&r[1], n);
 	assert_int_equal(kw_hm_call(A.hm, A.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result,
 				    &r[2]), 0);
 	assert_true(pump_until(&r[2].done, 5000));
@@ -377,20 +391,10 @@ static void test_serve_lane_queued_job_of_a_gone_caller_is_not_computed(void **s
 	static struct result r[2];
 	struct kw_serve_stats st;
 	size_t n = forward_req(1, 2);
-	int entered = 0;
 
 	(void)state;
 	memset(r, 0, sizeof(r));
-	atomic_store(&hook_entered, 0);
-	atomic_store(&hook_release, 0);
-	atomic_store(&hook_armed, 1);
-	assert_int_equal(kw_hm_call(A.hm, A.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result,
-				    &r[0]), 0);
-	for (uint64_t t0 = mono_us(); !entered && mono_us() - t0 < 5000000;) {
-		pump_once();
-		entered = atomic_load(&hook_entered);
-	}
-	assert_int_equal(entered, 1);
+	forward_held(&r[0], n);
 	/* c gives up on its call after 300 ms while it waits in the queue */
 	assert_int_equal(kw_hm_call(C.hm, C.conn, KW_SERVE_PT_FORWARD, req, n, 300, on_result,
 				    &r[1]), 0);
@@ -425,27 +429,13 @@ static void test_serve_lane_stop_waits_for_the_running_job_and_refuses_the_queue
 	static struct result r[2];
 	struct kw_serve_stats st;
 	size_t n = forward_req(1, 2);
-	int entered = 0;
 	pthread_t th;
 	char t[256];
 
 	(void)state;
 	memset(r, 0, sizeof(r));
-	atomic_store(&hook_entered, 0);
-	atomic_store(&hook_release, 0);
-	atomic_store(&hook_armed, 1);
-	assert_int_equal(kw_hm_call(A.hm, A.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result,
-				    &r[0]), 0);
-	for (uint64_t t0 = mono_us(); !entered && mono_us() - t0 < 5000000;) {
-		pump_once();
-		entered = atomic_load(&hook_entered);
-	}
-	assert_int_equal(entered, 1);
-	assert_int_equal(kw_hm_call(C.hm, C.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result,
-				    &r[1]), 0);
-	for (uint64_t t0 = mono_us(); srv->lane.n < 1 && mono_us() - t0 < 5000000;)
-		pump_once();
-	assert_int_equal(srv->lane.n, 1);
+	forward_held(&r[0], n);
+	forward_queued(&r[1], n);
 	/* the held job is let go from another thread while the loop's thread stops the lane */
 	assert_int_equal(pthread_create(&th, NULL, release_later, NULL), 0);
 	kw_serve_stop(srv);
@@ -546,7 +536,6 @@ static void test_serve_lane_session_step_computes_off_the_loop_and_equals_a_forw
 	struct kw_serve_stats st;
 	size_t n, fl, inl_len = 0;
 	bool inl_err = true;
-	int entered = 0;
 
 	(void)state;
 	assert_int_equal(dims.hidden, 64);
@@ -554,18 +543,12 @@ static void test_serve_lane_session_step_computes_off_the_loop_and_equals_a_forw
 		x[i] = frand();
 	memset(&c, 0, sizeof(c));
 	memset(&png, 0, sizeof(png));
-	atomic_store(&hook_entered, 0);
-	atomic_store(&hook_release, 0);
-	atomic_store(&hook_armed, 1);
+	hook_arm();
 	assert_int_equal(kw_hm_stream_open(A.hm, A.conn, KW_SERVE_PT_INFERENCE, &scli_ops, &c, 0,
 					   &c.st), 0);
 	n = step_req(x, 4, true, sreq);
 	assert_int_equal(kw_hm_stream_send(c.st, sreq, n), 0);
-	for (uint64_t t0 = mono_us(); !entered && mono_us() - t0 < 5000000;) {
-		pump_once();
-		entered = atomic_load(&hook_entered);
-	}
-	assert_int_equal(entered, 1);   /* the step is on the lane, held */
+	wait_held();   /* the step is on the lane, held */
 	assert_int_equal(kw_hm_call(C.hm, C.conn, "test.Ping", (const uint8_t *)"s", 1, 0,
 				    on_result, &png), 0);
 	assert_true(pump_until(&png.done, 5000));

@@ -3,24 +3,10 @@
  * averaging.proto), zero-copy views, bounds, and the group a BEGIN_ALLREDUCE describes. */
 #include "harness.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include <kw/err.h>
 #include <kw/ml/avg.h>
-
-static size_t unhex(const char *h, uint8_t *out)
-{
-	size_t n = strlen(h) / 2;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned v;
-
-		sscanf(h + 2 * i, "%2x", &v);
-		out[i] = (uint8_t)v;
-	}
-	return n;
-}
 
 static const uint8_t pa[] = { 1, 2, 3 }, pb[] = { 4, 5, 6 };
 static const uint8_t g_node[] = { 0x93, 0xc0, 0x00, 0xc4, 0x01, 0xc0 };    /* None, NODE */
@@ -50,7 +36,7 @@ static void test_leader_msg_begin_allreduce_matches_protobuf_bytes(void **state)
 {
 	struct kw_avg_leader_msg m, d;
 	uint8_t want[128], got[128];
-	size_t wl = unhex(begin_hex, want), gl = 0;
+	size_t wl = kw_test_unhex(begin_hex, want), gl = 0;
 
 	fill_begin(&m);
 	assert_int_equal(kw_avg_leader_encode(&m, got, sizeof(got), &gl), 0);
@@ -100,7 +86,7 @@ static void test_leader_msg_decode_rejects_bad_and_oversized_input(void **state)
 	static uint8_t buf[8192];
 	struct kw_avg_leader_msg d;
 	uint8_t want[128];
-	size_t wl = unhex(begin_hex, want), n = 0;
+	size_t wl = kw_test_unhex(begin_hex, want), n = 0;
 
 	/* every truncation is malformed */
 	for (size_t cut = 1; cut < wl; cut++)

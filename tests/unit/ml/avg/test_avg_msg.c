@@ -2,24 +2,10 @@
  * protobuf encoder writes for a first part message, zero-copy decoding, bounds. */
 #include "harness.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include <kw/err.h>
 #include <kw/ml/avg.h>
-
-static size_t unhex(const char *h, uint8_t *out)
-{
-	size_t n = strlen(h) / 2;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned v;
-
-		sscanf(h + 2 * i, "%2x", &v);
-		out[i] = (uint8_t)v;
-	}
-	return n;
-}
 
 /* AveragingData{code=PART_FOR_AVERAGING, group_id=20 x 0xab, tensor_part=Tensor[1,-2,0.5]
  * (float32, NONE; the runtime.proto vector of doc/ml-codec.md), weight=1.0}: fields in number
@@ -35,7 +21,7 @@ static void test_avg_data_encodes_a_first_part_as_protobuf_does(void **state)
 	static const uint8_t f32[] = { 0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0, 0, 0, 0, 0x3f };
 	struct kw_avg_data d;
 	uint8_t want[128], got[128];
-	size_t wl = unhex(part_hex, want), gl = 0;
+	size_t wl = kw_test_unhex(part_hex, want), gl = 0;
 
 	memset(&d, 0, sizeof(d));
 	d.code = KW_AVG_PART_FOR_AVERAGING;
@@ -59,7 +45,7 @@ static void test_avg_data_encodes_a_first_part_as_protobuf_does(void **state)
 static void test_avg_data_decode_is_zero_copy(void **state)
 {
 	uint8_t b[128];
-	size_t n = unhex(part_hex, b);
+	size_t n = kw_test_unhex(part_hex, b);
 	struct kw_avg_data d;
 
 	assert_int_equal(kw_avg_data_decode(&d, b, n), 0);
@@ -76,7 +62,7 @@ static void test_avg_data_decode_is_zero_copy(void **state)
 static void test_avg_data_decode_rejects_truncated_input(void **state)
 {
 	uint8_t b[128];
-	size_t n = unhex(part_hex, b);
+	size_t n = kw_test_unhex(part_hex, b);
 	struct kw_avg_data d;
 
 	for (size_t cut = 1; cut < n; cut++) {
@@ -116,7 +102,7 @@ static void test_avg_join_request_matches_hivemind_bytes(void **state)
 {
 	struct kw_avg_join_msg j, back;
 	uint8_t want[128], got[128];
-	size_t wl = unhex(join_hex, want), gl = 0;
+	size_t wl = kw_test_unhex(join_hex, want), gl = 0;
 	const uint8_t none[1] = { 0xc0 };
 
 	memset(&j, 0, sizeof(j));
@@ -141,7 +127,7 @@ static void test_avg_join_request_matches_hivemind_bytes(void **state)
 static void test_avg_gather_round_trips_and_rejects_bad_bytes(void **state)
 {
 	uint8_t b[64], v[64];
-	size_t n = 0, ul = 0, vl = unhex("93c000c401c0", v);
+	size_t n = 0, ul = 0, vl = kw_test_unhex("93c000c401c0", v);
 	const uint8_t *u = NULL;
 	const uint8_t user[2] = { 0x81, 0x01 };
 	double bw = 0;

@@ -2,28 +2,16 @@
  * chunking (hivemind/utils/streaming.py split_for_streaming, hivemind @ 213bff98). */
 #include "harness.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include <kw/err.h>
 #include <kw/ml/codec.h>
 #include <kw/ml/tensor_msg.h>
 
-static size_t unhex(const char *h, uint8_t *out)
-{
-	size_t n = strlen(h) / 2;
-	for (size_t i = 0; i < n; i++) {
-		unsigned v;
-		sscanf(h + 2 * i, "%2x", &v);
-		out[i] = (uint8_t)v;
-	}
-	return n;
-}
-
 static void check_pb(const struct kw_tensor_msg *m, const char *hex)
 {
 	uint8_t want[256], got[256];
-	size_t wl = unhex(hex, want), gl = 0;
+	size_t wl = kw_test_unhex(hex, want), gl = 0;
 	struct kw_tensor_msg back;
 
 	assert_int_equal(kw_tensor_msg_encoded_size(m), wl);
@@ -66,7 +54,7 @@ static void test_tensor_msg_matches_hivemind_vectors(void **state)
 static void test_tensor_msg_decode_accepts_unpacked_size_and_is_zero_copy(void **state)
 {
 	uint8_t b[64];
-	size_t n = unhex("0a0201021003100410052205696e743634", b);
+	size_t n = kw_test_unhex("0a0201021003100410052205696e743634", b);
 	struct kw_tensor_msg m;
 
 	assert_int_equal(kw_tensor_msg_decode(&m, b, n), 0);
@@ -79,23 +67,23 @@ static void test_tensor_msg_decode_accepts_unpacked_size_and_is_zero_copy(void *
 static void test_tensor_msg_decode_rejects_malformed_and_oversized(void **state)
 {
 	uint8_t b[128];
-	size_t n = unhex("0a0c0000803f000000c00000003f1201032207666c6f61743332", b);
+	size_t n = kw_test_unhex("0a0c0000803f000000c00000003f1201032207666c6f61743332", b);
 	struct kw_tensor_msg m;
 
 	for (size_t cut = 1; cut < n; cut++)
 		if (cut != 14 && cut != 17)  /* cuts at field boundaries are valid prefixes */
 			assert_int_equal(kw_tensor_msg_decode(&m, b, cut), -KW_EBADMSG);
 	/* nine dimensions */
-	n = unhex("1209010101010101010101", b);
+	n = kw_test_unhex("1209010101010101010101", b);
 	assert_int_equal(kw_tensor_msg_decode(&m, b, n), -KW_EMSGSIZE);
 	/* a 16-byte dtype */
-	n = unhex("221061616161616161616161616161616161", b);
+	n = kw_test_unhex("221061616161616161616161616161616161", b);
 	assert_int_equal(kw_tensor_msg_decode(&m, b, n), -KW_EMSGSIZE);
 	/* field 1 as a varint: not bytes (nanopb hands callbacks a stack copy of such values) */
-	n = unhex("08002207666c6f617431362807", b);
+	n = kw_test_unhex("08002207666c6f617431362807", b);
 	assert_int_equal(kw_tensor_msg_decode(&m, b, n), -KW_EBADMSG);
 	/* buffer length beyond the input */
-	n = unhex("0aff0100", b);
+	n = kw_test_unhex("0aff0100", b);
 	assert_int_equal(kw_tensor_msg_decode(&m, b, n), -KW_EBADMSG);
 }
 

@@ -3,7 +3,6 @@
  * in js's order 5, 6, 1, 2, 4, 3), our own encoding round-trips, and truncated, oversized or
  * foreign-key input is refused with exact codes.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,19 +35,6 @@ struct fx {
 	struct kw_peer_id kat_peer;
 };
 
-static size_t unhex(const char *h, uint8_t *out)
-{
-	size_t n = strlen(h) / 2, i;
-
-	for (i = 0; i < n; i++) {
-		unsigned v;
-
-		sscanf(h + 2 * i, "%2x", &v);
-		out[i] = (uint8_t)v;
-	}
-	return n;
-}
-
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
@@ -64,8 +50,8 @@ static int setup(void **state)
 	    kw_identify_init(f->sw, &f->id) < 0 ||
 	    kw_swarm_listen(f->sw, "/ip4/127.0.0.1/tcp/4001") < 0)
 		return -1;
-	f->kat_len = unhex(kat_hex, f->kat);
-	pl = unhex(kat_pub_hex, pub);
+	f->kat_len = kw_test_unhex(kat_hex, f->kat);
+	pl = kw_test_unhex(kat_pub_hex, pub);
 	if (kw_pubkey_decode(pub, pl, &pk) < 0 || kw_peer_id_from_pubkey(&pk, &f->kat_peer) < 0)
 		return -1;
 	*state = f;
