@@ -39,6 +39,14 @@
 #include "model_gen.h"
 #include "serve_pb.h"
 
+/* At the maximum Kconfig ranges this build's Hivemind call pools (in + out calls, two buffers
+ * of CALL_BUF_BYTES each) take gigabytes, more than this test's arenas: the tests skip there
+ * and say so. */
+#define HM_CALL_POOLS_BYTES ((size_t)(CONFIG_KW_NET_HIVEMIND_CALLS_IN +                     \
+				      CONFIG_KW_NET_HIVEMIND_CALLS_OUT) * 2u *                  \
+			     CONFIG_KW_NET_HIVEMIND_CALL_BUF_BYTES)
+#define HM_CALL_POOLS_FIT (HM_CALL_POOLS_BYTES <= ((size_t)8 << 20))
+
 #define BUF (256 * 1024)
 #define MAX_BLOCKS 8
 
@@ -692,6 +700,11 @@ int main(int argc, char **argv)
 	snprintf(dir, sizeof(dir), "%s/serve-lane-model-%d", dirname(argv[0]), (int)getpid());
 	if (!IS_ENABLED(CONFIG_KW_APP_SERVE_LANE)) {
 		printf("# skipped: KW_APP_SERVE_LANE is off\n");
+		return 0;
+	}
+	if (!HM_CALL_POOLS_FIT) {
+		printf("# skipped: the Hivemind call pools of this build (%zu bytes) do not fit the "
+		       "test nodes' arenas\n", HM_CALL_POOLS_BYTES);
 		return 0;
 	}
 	if (getenv("KW_SERVE_LANE_FIGURE"))
