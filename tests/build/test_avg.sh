@@ -166,7 +166,7 @@ rm -f "$d"/*.bin
 # ---- 3. client and aux ----
 # clientaux N: one attempt in $tmp/r3-N; 0 when all three ran a round and the values hold,
 # else 1 with what went wrong in $why. One unexplained failure of this phase was seen in a
-# clean-clone CI run and never reproduced (30 runs): the phase runs once more after a failure,
+# clean-clone CI run and not reproduced in 9 runs here: the phase runs once more after a failure,
 # and the first failure's round lines are printed, so a recurrence shows.
 clientaux() {
     d=$tmp/r3-$1
