@@ -14,18 +14,11 @@
 #include <kw/ml/block.h>
 #include <kw/ml/model.h>
 
+#include "fuzz_reason.h"
+
 static uint8_t meta_mem[1 << 18];
 static uint8_t w_mem[1 << 20];
 static uint8_t c_mem[1 << 20];
-
-static void check_reason(const char *err)
-{
-	if (!err[0])
-		__builtin_trap();
-	for (const char *p = err; *p; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
-			__builtin_trap();
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -46,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		err[0] = '\0';
 		r = kw_ffn_load(&e, &f, "ffn.0.0", int8, int8, &wa, err, sizeof(err));
 		if (r < 0) {
-			check_reason(err);
+			kw_fuzz_check_reason(err);
 			continue;
 		}
 		if (e.kind != KW_FFN_GELU || e.inter != 4 * e.hid || e.up.n != e.inter ||

@@ -18,18 +18,11 @@
 #include <kw/ml/model.h>
 #include <kw/ml/q8.h>
 
+#include "fuzz_reason.h"
+
 static uint8_t meta_mem[1 << 18];
 static uint8_t w_mem[1 << 20];
 static uint8_t c_mem[1 << 20];
-
-static void check_reason(const char *err)
-{
-	if (!err[0])
-		__builtin_trap();
-	for (const char *p = err; *p; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
-			__builtin_trap();
-}
 
 static void check_scales(const struct kw_q8w *w, size_t n, size_t k)
 {
@@ -72,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	err[0] = '\0';
 	r = kw_llama_q8_load(&m, &ck, 0, 1, &wa, NULL, NULL, err, sizeof(err));
 	if (r < 0) {
-		check_reason(err);
+		kw_fuzz_check_reason(err);
 		return 0;
 	}
 	if (wa.used > wa.size || m.count != 1)

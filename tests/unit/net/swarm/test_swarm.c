@@ -526,28 +526,40 @@ static void test_swarm_dial_wrong_peer_id_fails_epeerid(void **state)
 	assert_int_equal(g->dial_err, -KW_EPEERID);
 }
 
+/* A third node, freed with its leak check. */
+static void free_third(struct side *c3)
+{
+	kw_swarm_destroy(c3->sw);
+	kw_loop_run_once(&c3->t->node->loop, 0);
+	kw_test_assert_no_leaks(c3->t->node);
+	kw_test_node_free(c3->t);
+}
+
+/* A newcomer node dials b (whose inbound slots the test has filled) and runs to the end. */
+static void newcomer_dials_b(struct side *c3)
+{
+	assert_int_equal(make_side(c3, NULL, NULL), 0);
+	g->dial_done = 0;
+	assert_int_equal(kw_swarm_dial(c3->sw, g->b.addr, on_dial, NULL), 0);
+	for (int i = 0; i < 50; i++) {
+		pump(1);
+		kw_loop_run_once(&c3->t->node->loop, 0);
+	}
+}
+
 static void test_swarm_inbound_limit_refuses_second_connection(void **state)
 {
 	struct kw_swarm_stats st;
 	struct side c3 = { 0 };
 
 	connect_ab();
-	assert_int_equal(make_side(&c3, NULL, NULL), 0);
-	g->dial_done = 0;
-	assert_int_equal(kw_swarm_dial(c3.sw, g->b.addr, on_dial, NULL), 0);
-	for (int i = 0; i < 50; i++) {
-		pump(1);
-		kw_loop_run_once(&c3.t->node->loop, 0);
-	}
+	newcomer_dials_b(&c3);
 	assert_int_equal(g->dial_done, 1);
 	assert_int_not_equal(g->dial_err, 0);
 	kw_swarm_get_stats(g->b.sw, &st);
 	assert_int_equal(st.conns_refused_limit, 1);
 	assert_int_equal(st.conns_up, 1);  /* the first peer is still served */
-	kw_swarm_destroy(c3.sw);
-	kw_loop_run_once(&c3.t->node->loop, 0);
-	kw_test_assert_no_leaks(c3.t->node);
-	kw_test_node_free(c3.t);
+	free_third(&c3);
 }
 
 /* At the inbound limit, a connection idle (no stream, no traffic) for 5 s is closed so a
@@ -560,13 +572,7 @@ static void test_swarm_full_inbound_closes_an_idle_connection_for_a_newcomer(voi
 	connect_ab();
 	pump(50);            /* identify done both ways: no stream left open */
 	advance(6000);       /* idle past the trim threshold, well within the idle timeout */
-	assert_int_equal(make_side(&c3, NULL, NULL), 0);
-	g->dial_done = 0;
-	assert_int_equal(kw_swarm_dial(c3.sw, g->b.addr, on_dial, NULL), 0);
-	for (int i = 0; i < 50; i++) {
-		pump(1);
-		kw_loop_run_once(&c3.t->node->loop, 0);
-	}
+	newcomer_dials_b(&c3);
 	assert_int_equal(g->dial_done, 1);
 	assert_int_equal(g->dial_err, 0);
 	kw_swarm_get_stats(g->b.sw, &st);
@@ -575,10 +581,7 @@ static void test_swarm_full_inbound_closes_an_idle_connection_for_a_newcomer(voi
 	assert_int_equal(st.conns_in, 1);
 	assert_null(kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(g->a.sw)));
 	assert_non_null(kw_swarm_find_conn(g->b.sw, kw_swarm_peer_id(c3.sw)));
-	kw_swarm_destroy(c3.sw);
-	kw_loop_run_once(&c3.t->node->loop, 0);
-	kw_test_assert_no_leaks(c3.t->node);
-	kw_test_node_free(c3.t);
+	free_third(&c3);
 }
 
 /* A third node listening, to dial while a's one outbound slot is taken. */
@@ -591,14 +594,6 @@ static void dial_third(struct side *c3, int expect_ret)
 		pump(1);
 		kw_loop_run_once(&c3->t->node->loop, 0);
 	}
-}
-
-static void free_third(struct side *c3)
-{
-	kw_swarm_destroy(c3->sw);
-	kw_loop_run_once(&c3->t->node->loop, 0);
-	kw_test_assert_no_leaks(c3->t->node);
-	kw_test_node_free(c3->t);
 }
 
 static void test_swarm_full_dial_slots_close_the_idle_outbound_connection(void **state)
@@ -845,10 +840,7 @@ static void test_ping_times_out_when_the_listener_never_answers(void **state)
 	assert_int_equal(g->ping.done, 1);
 	assert_int_equal(g->ping.err, -KW_ETIMEDOUT);
 	assert_int_equal(g->ping.pings, 0);
-	kw_swarm_destroy(c3.sw);
-	kw_loop_run_once(&c3.t->node->loop, 0);
-	kw_test_assert_no_leaks(c3.t->node);
-	kw_test_node_free(c3.t);
+	free_third(&c3);
 }
 
 static void test_swarm_drain_closes_connections_gracefully(void **state)
