@@ -11,8 +11,8 @@
  * in pieces from the loop.
  *
  * With KW_SERVE_LANE_FIGURE=<blocks> in the environment, a figure instead of a check: the
- * ping round trip on c's connection while a continuous stream of forwards runs on a larger
- * generated span, inline and on the lane.
+ * ping round trip on c's connection while a continuous stream of forwards (unary, then
+ * rpc_forward_stream) runs on a larger generated span, inline and on the lane.
  */
 #include <libgen.h>
 #include <pthread.h>
@@ -222,14 +222,15 @@ static void free_side(struct side *s)
 	kw_sys_linux_close(&s->sys);
 }
 
-static int setup_model(uint32_t hidden, uint32_t blocks, uint32_t max_rows)
+static int setup_model(uint32_t hidden, uint32_t blocks, uint32_t max_rows, uint32_t stream_buf)
 {
-	/* stream replies go in 1 KiB pieces: a forward's answer takes more than one */
+	/* stream replies go in pieces of a quarter of the stream buffer (1 KiB in the tests: a
+	 * forward's answer takes more than one) */
 	struct kw_serve_limits lim = { .max_rows = max_rows, .max_experts = 1, .slots = 2,
 				       .max_blocks = blocks, .sessions = 1, .session_tokens = 16,
-				       .stream_piece = 1024 };
+				       .stream_piece = stream_buf / 4 };
 	struct kw_hm_stream_limits sx = { .streams_in = 2, .streams_per_peer = 2,
-					  .streams_out = 2, .buf_bytes = 4096, .prefetch = 2,
+					  .streams_out = 2, .buf_bytes = stream_buf, .prefetch = 2,
 					  .idle_ms = 5000 };
 	struct kw_model_gen mg;
 	size_t wb, sb;
@@ -287,7 +288,7 @@ static int setup(void **state)
 {
 	(void)state;
 	kw_serve_lane_test_hook = hold_job;
-	return setup_model(64, 2, 16);
+	return setup_model(64, 2, 16, 4096);
 }
 
 static int teardown(void **state)
@@ -812,24 +813,57 @@ static void test_serve_lane_stop_answers_the_running_stream_and_refuses_the_queu
 
 /* ---- the figure -------------------------------------------------------------------------- */
 
-/* For `ms` of wall time: a forward always in flight from a, pings one after the other
- * from c; prints the pings' round trips. */
-static void figure_run(bool lane, unsigned ms, uint32_t rows)
+/* The figure's stream caller: counts the reply pieces, keeps none. */
+static int fig_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void *arg)
+{
+	(void)st;
+	(void)msg;
+	(void)len;
+	((struct sess_cli *)arg)->n++;
+	return 0;
+}
+
+static const struct kw_hm_stream_ops fig_ops = { .on_message = fig_msg, .on_done = scli_done };
+
+/* Starts the next forward from a when the last one is over; counts it if it was answered. */
+static void figure_forward(bool stream, size_t n, uint64_t *fwds)
+{
+	if (stream) {
+		struct sess_cli *c = &sc[0];
+
+		if (!c->done)
+			return;
+		*fwds += c->n && !c->err;
+		memset(c, 0, sizeof(*c));
+		assert_int_equal(kw_hm_stream_open(A.hm, A.conn, KW_SERVE_PT_FORWARD_STREAM,
+						   &fig_ops, c, 0, &c->st), 0);
+		assert_int_equal(kw_hm_stream_send(c->st, req, n), 0);
+		assert_int_equal(kw_hm_stream_end(c->st), 0);
+		return;
+	}
+	if (!fwd.done)
+		return;
+	*fwds += fwd.len && !fwd.remote_error;
+	memset(&fwd, 0, sizeof(fwd));
+	assert_int_equal(kw_hm_call(A.hm, A.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result, &fwd),
+			 0);
+}
+
+/* For `ms` of wall time: a forward (unary, or rpc_forward_stream) always in flight from a,
+ * pings one after the other from c; prints the pings' round trips. */
+static void figure_run(bool lane, bool stream, unsigned ms, uint32_t rows)
 {
 	size_t n = forward_req(1, rows);
 	uint64_t sum = 0, worst = 0, fwds = 0, pings = 0, t0 = mono_us();
+	const int *last = stream ? &sc[0].done : &fwd.done;
 
 	memset(&fwd, 0, sizeof(fwd));
-	fwd.done = 1;
+	memset(&sc[0], 0, sizeof(sc[0]));
+	fwd.done = sc[0].done = 1;
 	while (mono_us() - t0 < (uint64_t)ms * 1000) {
 		uint64_t p0;
 
-		if (fwd.done) {
-			fwds += fwd.len && !fwd.remote_error;
-			memset(&fwd, 0, sizeof(fwd));
-			assert_int_equal(kw_hm_call(A.hm, A.conn, KW_SERVE_PT_FORWARD, req, n, 0,
-						    on_result, &fwd), 0);
-		}
+		figure_forward(stream, n, &fwds);
 		memset(&png, 0, sizeof(png));
 		p0 = mono_us();
 		assert_int_equal(kw_hm_call(C.hm, C.conn, "test.Ping", (const uint8_t *)"p", 1, 0,
@@ -842,12 +876,13 @@ static void figure_run(bool lane, unsigned ms, uint32_t rows)
 		worst = KW_MAX(worst, p0);
 		pings++;
 	}
-	while (!fwd.done)
+	while (!*last)
 		pump_once();
-	fwds += fwd.len && !fwd.remote_error;
-	printf("# lane figure: %-15s %u blocks hidden %u, %u rows per forward: ping RTT mean "
+	fwds += stream ? sc[0].n && !sc[0].err : fwd.len && !fwd.remote_error;
+	printf("# lane figure: %-15s %u blocks hidden %u, %u rows per %s: ping RTT mean "
 	       "%.2f ms, worst %.2f ms over %llu pings; %llu forwards in %.2f s\n",
 	       lane ? "off-loop (lane)," : "inline,", nblocks, (unsigned)dims.hidden, rows,
+	       stream ? "stream forward" : "forward",
 	       sum / 1000.0 / (double)pings, worst / 1000.0, (unsigned long long)pings,
 	       (unsigned long long)fwds, (mono_us() - t0) / 1e6);
 }
@@ -857,9 +892,11 @@ static void test_serve_lane_figure(void **state)
 	(void)state;
 	/* inline first: the lane starts at the first call unless it was tried */
 	srv->lane.tried = true;
-	figure_run(false, 3000, 32);
+	figure_run(false, false, 3000, 32);
+	figure_run(false, true, 3000, 32);
 	srv->lane.tried = false;
-	figure_run(true, 3000, 32);
+	figure_run(true, false, 3000, 32);
+	figure_run(true, true, 3000, 32);
 	assert_true(srv->lane.on);
 }
 
@@ -870,7 +907,8 @@ static int setup_figure(void **state)
 
 	(void)state;
 	kw_serve_lane_test_hook = NULL;
-	return setup_model(1024, b < 1 ? 1 : b > MAX_BLOCKS ? MAX_BLOCKS : b, 32);
+	/* a forward's request is one stream message: the buffers hold 32 rows of 1024 */
+	return setup_model(1024, b < 1 ? 1 : b > MAX_BLOCKS ? MAX_BLOCKS : b, 32, 192 * 1024);
 }
 
 int main(int argc, char **argv)
