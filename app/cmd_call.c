@@ -9,14 +9,19 @@
  * whitespace, '#' comments). `call` sends them as float32 NONE (Petals: [hidden_states,
  * DUMMY prompts], [inputs, grad_outputs, DUMMY]) and prints every response tensor in the same
  * form, so a forward output feeds a backward call. `info` prints the msgpack info dict in the
- * text form of `kwnode hivemind` (app/hm_text.c). A remote error prints as the Python caller
- * would see it. Exit: 0 answered, 1 remote error or no answer, 2 usage or a bad file.
+ * text form of `kwnode hivemind` (app/hm_text.c). With --json either prints one line of JSON
+ * instead, as `kwnode hivemind` and `kwnode status` do: `call` an object naming the handler
+ * and uid with every tensor's shape, dtype, compression and values (row-major; non-finite
+ * ones as the {"$float": ..} objects of app/hm_text.c), `info` the dict in the JSON form of
+ * `kwnode hivemind get`. A remote error prints on stderr as the Python caller would see it,
+ * either way. Exit: 0 answered, 1 remote error or no answer, 2 usage or a bad file.
  *
  * The node is the transient node of the one-shot commands (kw_app_transient_open); its call
  * buffers are sized for this one call (start-up allocation).
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,10 +59,11 @@ struct cli {
 	struct kw_node *n;
 	struct kw_hm *hm;
 	const char *name;
+	const char *uid;
 	uint8_t *req;
 	size_t req_len;
 	uint32_t timeout_ms;
-	bool info;
+	bool info, json;
 	int code;
 	bool done;
 };
@@ -166,30 +172,104 @@ int kw_app_tensor_read(const char *path, const char *prog, uint32_t *shape, uint
 	return 0;
 }
 
-static void print_tensor(const struct kw_tensor_msg *m)
+/* A response tensor's values as fp32 into v[0..TENSOR_MAX): 0 with *n and *last (the last
+ * dimension), or -1 when this build cannot decode it (dtype, compression, size). */
+static int decode_tensor(const struct kw_tensor_msg *m, float *v, size_t *n, size_t *last)
 {
-	static float v[TENSOR_MAX];
 	struct kw_codec codec;
 	enum kw_codec_dtype dt;
+
+	*last = m->ndim ? m->shape[m->ndim - 1] : 1;
+	if (kw_tensor_msg_numel(m, n) < 0 || *n > TENSOR_MAX ||
+	    kw_codec_dtype_parse(m->dtype, strlen(m->dtype), &dt) < 0 ||
+	    kw_codec_init(&codec, KW_SIMD_AUTO) < 0 || m->compression < 0 ||
+	    m->compression >= KW_COMP_COUNT ||
+	    kw_codec_decode(&codec, (enum kw_compression)m->compression, dt, m->buf, m->buf_len,
+			    *n, *last ? *last : 1, v) < 0)
+		return -1;
+	return 0;
+}
+
+static float tvals[TENSOR_MAX];
+
+static void print_tensor(const struct kw_tensor_msg *m)
+{
 	size_t n, last;
 
 	printf("shape");
 	for (uint32_t i = 0; i < m->ndim; i++)
 		printf(" %u", m->shape[i]);
 	printf("\n");
-	last = m->ndim ? m->shape[m->ndim - 1] : 1;
-	if (kw_tensor_msg_numel(m, &n) < 0 || n > TENSOR_MAX ||
-	    kw_codec_dtype_parse(m->dtype, strlen(m->dtype), &dt) < 0 ||
-	    kw_codec_init(&codec, KW_SIMD_AUTO) < 0 || m->compression < 0 ||
-	    m->compression >= KW_COMP_COUNT ||
-	    kw_codec_decode(&codec, (enum kw_compression)m->compression, dt, m->buf, m->buf_len, n,
-			    last ? last : 1, v) < 0) {
+	if (decode_tensor(m, tvals, &n, &last) < 0) {
 		printf("# %s tensor, compression %d, %zu bytes: not decoded here\n", m->dtype,
 		       (int)m->compression, m->buf_len);
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
-		printf("%.9g%c", (double)v[i], (i + 1) % last == 0 ? '\n' : ' ');
+		printf("%.9g%c", (double)tvals[i], (i + 1) % last == 0 ? '\n' : ' ');
+}
+
+/* One float as JSON: %.9g gives float32 back exactly; 1.0 stays a float; non-finite values,
+ * which JSON has no number for, as hm_text.c writes them. */
+static void json_float(float x)
+{
+	char t[40];
+
+	if (isnan(x)) {
+		fputs("{\"$float\": \"NaN\"}", stdout);
+		return;
+	}
+	if (isinf(x)) {
+		fputs(x > 0 ? "{\"$float\": \"Infinity\"}" : "{\"$float\": \"-Infinity\"}",
+		      stdout);
+		return;
+	}
+	snprintf(t, sizeof(t), "%.9g", (double)x);
+	fputs(t, stdout);
+	if (!strpbrk(t, ".e"))
+		fputs(".0", stdout);
+}
+
+/* One response tensor as a JSON object; values null when this build cannot decode them. */
+static void json_tensor(const struct kw_tensor_msg *m)
+{
+	size_t n, last;
+	char dtype[2 * sizeof(m->dtype) + 8];
+
+	printf("{\"shape\": [");
+	for (uint32_t i = 0; i < m->ndim; i++)
+		printf("%s%u", i ? ", " : "", m->shape[i]);
+	if (kw_hm_json_str(m->dtype, dtype, sizeof(dtype)) < 0)
+		snprintf(dtype, sizeof(dtype), "null");
+	printf("], \"dtype\": %s, \"compression\": %d, \"bytes\": %zu, \"values\": ", dtype,
+	       (int)m->compression, m->buf_len);
+	if (decode_tensor(m, tvals, &n, &last) < 0) {
+		printf("null}");
+		return;
+	}
+	putchar('[');
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			fputs(", ", stdout);
+		json_float(tvals[i]);
+	}
+	printf("]}");
+}
+
+/* The answer of `call --json`: {"handler": .., "uid": .., "tensors": [..]}, one line. */
+static void json_response(const struct cli *c, const struct kw_serve_req *resp)
+{
+	static char uid[4 * 65536];
+
+	if (kw_hm_json_str(c->uid, uid, sizeof(uid)) < 0)
+		snprintf(uid, sizeof(uid), "null");
+	printf("{\"handler\": \"%s\", \"uid\": %s, \"tensors\": [", c->name, uid);
+	for (size_t i = 0; i < resp->n_tensors; i++) {
+		if (i)
+			fputs(", ", stdout);
+		json_tensor(&resp->t[i]);
+	}
+	printf("]}\n");
 }
 
 /* ---- request bytes ------------------------------------------------------------------------ */
@@ -254,7 +334,8 @@ static void on_result(const struct kw_hm_result *r, void *user)
 				break;
 		}
 		if (r->len > 1 && r->data[0] == 0x0a && pos + l == r->len &&
-		    kw_hm_mp_to_text(r->data + pos, l, text, sizeof(text)) >= 0) {
+		    (c->json ? kw_hm_mp_to_json(r->data + pos, l, text, sizeof(text)) :
+			       kw_hm_mp_to_text(r->data + pos, l, text, sizeof(text))) >= 0) {
 			printf("%s\n", text);
 			c->code = 0;
 		} else {
@@ -266,8 +347,11 @@ static void on_result(const struct kw_hm_result *r, void *user)
 		struct kw_serve_req resp;
 
 		if (kw_serve_req_decode(&resp, r->data, r->len, NULL) == 0) {
-			for (size_t i = 0; i < resp.n_tensors; i++)
-				print_tensor(&resp.t[i]);
+			if (c->json)
+				json_response(c, &resp);
+			else
+				for (size_t i = 0; i < resp.n_tensors; i++)
+					print_tensor(&resp.t[i]);
 			c->code = 0;
 		} else {
 			fprintf(stderr, "%s: the answer is not an ExpertResponse\n", c->prog);
@@ -330,20 +414,26 @@ static int run(struct cli *c, const struct kw_config *cfg, const char *peer)
 static void info_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: kwnode info PEER [UID] [--petals] [--timeout-ms MS] [--data-dir DIR]\n"
+		"usage: kwnode info PEER [UID] [--petals] [--json] [--timeout-ms MS]\n"
+		"                   [--data-dir DIR]\n"
 		"  PEER a multiaddr with /p2p/<peer-id>. Prints the rpc_info dict: of hivemind\n"
 		"  expert UID (ConnectionHandler.rpc_info), or with --petals or without UID of a\n"
-		"  Petals server (TransformerConnectionHandler.rpc_info; UID: one block).\n");
+		"  Petals server (TransformerConnectionHandler.rpc_info; UID: one block).\n"
+		"  --json: the dict as one line of JSON (the form of `kwnode hivemind get`).\n");
 }
 
 static void call_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: kwnode call PEER UID --input FILE [--backward --grad FILE] [--petals]\n"
-		"                   [--timeout-ms MS] [--data-dir DIR]\n"
+		"                   [--json] [--timeout-ms MS] [--data-dir DIR]\n"
 		"  rpc_forward (or rpc_backward) of hivemind expert UID, or with --petals of the\n"
 		"  Petals block chain UID (\"name.3 name.4\"). FILE: a line 'shape D0 D1 ...' then\n"
-		"  the values (float32 on the wire). Prints each returned tensor in the same form.\n");
+		"  the values (float32 on the wire). Prints each returned tensor in the same form.\n"
+		"  --json: one line of JSON instead: {\"handler\": .., \"uid\": .., \"tensors\":\n"
+		"  [{\"shape\": [..], \"dtype\": .., \"compression\": N, \"bytes\": N, \"values\":\n"
+		"  [..]}]}, values row-major (null when not decodable here).\n"
+		"  Exit: 0 answered, 1 remote error (on stderr) or no answer, 2 usage or a bad file.\n");
 }
 
 static int common(int argc, char **argv, bool is_info)
@@ -353,6 +443,7 @@ static int common(int argc, char **argv, bool is_info)
 		{ "grad", required_argument, NULL, 'g' },
 		{ "backward", no_argument, NULL, 'B' },
 		{ "petals", no_argument, NULL, 'P' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "timeout-ms", required_argument, NULL, 't' },
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -378,6 +469,7 @@ static int common(int argc, char **argv, bool is_info)
 		case 'g': grad = optarg; break;
 		case 'B': backward = true; break;
 		case 'P': petals = true; break;
+		case 'j': c.json = true; break;
 		case 'd': data_dir = optarg; break;
 		case 't':
 			if (kw_config_parse_u32(optarg, 1, 600000, &c.timeout_ms) < 0) {
@@ -401,6 +493,7 @@ static int common(int argc, char **argv, bool is_info)
 	peer = argv[optind];
 	if (argc - optind == 2)
 		uid = argv[optind + 1];
+	c.uid = uid;
 	if (is_info && !uid[0])
 		petals = true;
 	kw_config_defaults(&cfg);

@@ -33,12 +33,14 @@ typedef void (*kw_serve_run_fn)(struct kw_serve *s, struct kw_serve_slot *slot, 
 
 enum { KW_SERVE_JOB_IDLE = 0, KW_SERVE_JOB_QUEUED, KW_SERVE_JOB_RUNNING, KW_SERVE_JOB_DONE };
 
-/* A unary request handed to the compute lane (serve_lane.c); lives in its slot. state and
+/* A request handed to the compute lane (serve_lane.c); lives in its slot. state and
  * cancelled change under lane.mu; the rest is written by the loop before the job is queued
  * (req/o by the lane thread while it runs) and read by the loop after it is DONE. */
 struct kw_serve_job {
 	void *tok;               /* the slot's pool token */
 	bool petals, bad, cancelled;
+	bool keep;               /* done takes the slot over (a stream call replies from it in
+				    pieces); a cancelled job's slot still goes back on collection */
 	int method;
 	int state;
 	int status;              /* 0: computed; -KW_ECANCELED: the lane stopped before it ran
@@ -66,10 +68,10 @@ struct kw_serve_slot {
 };
 
 /* The compute lane (serve_lane.c, Kconfig KW_APP_SERVE_LANE): one thread that runs queued
- * unary requests and inference steps while the loop serves everything else. Every
- * computation on the served weights holds `compute` (the lane thread, or the loop for what
- * it still computes inline: stream calls, pushed steps, kw_serve_call), so the shared contexts (fctx, lctx, the
- * worker pool) have one user at a time. */
+ * unary requests, inference steps and stream calls while the loop serves everything else.
+ * Every computation on the served weights holds `compute` (the lane thread, or the loop for
+ * what it still computes inline: pushed steps, kw_serve_call), so the shared contexts (fctx,
+ * lctx, the worker pool) have one user at a time. */
 struct kw_serve_lane {
 	bool tried, on, stopping;
 	struct kw_loop *l;
@@ -257,6 +259,12 @@ bool kw_serve_lane_submit(struct kw_serve *s, struct kw_serve_slot *slot, void *
 /* The same for another computation (an inference step): run on the lane, then done. */
 bool kw_serve_lane_submit_run(struct kw_serve *s, struct kw_serve_slot *slot, void *tok,
 			      kw_serve_run_fn run, kw_serve_done_fn done, void *user);
+/* The same, but done keeps the slot (a stream call sends its reply from it piece by piece)
+ * and its owner gives it back with kw_serve_slot_put; done also runs, slot kept, for a job
+ * the lane stopped before it ran (job.status < 0). A cancelled job's slot goes back to the
+ * pool when the lane's result is collected, as for the other jobs. */
+bool kw_serve_lane_submit_keep(struct kw_serve *s, struct kw_serve_slot *slot, void *tok,
+			       kw_serve_run_fn run, kw_serve_done_fn done, void *user);
 void kw_serve_lane_cancel(struct kw_serve *s, struct kw_serve_slot *slot);
 void kw_serve_compute_begin(struct kw_serve *s);
 void kw_serve_compute_end(struct kw_serve *s);

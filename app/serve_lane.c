@@ -1,14 +1,15 @@
 /*
  * The compute lane of serving (doc/serve.md "Compute off the event loop"): one thread runs
- * the unary requests (rpc_forward / rpc_backward / rpc_info of both servers) and the
- * rpc_inference steps (a run function of serve_infer.c) that the loop queues, driving the
+ * the unary requests (rpc_forward / rpc_backward / rpc_info of both servers), the
+ * rpc_inference steps (a run function of serve_infer.c) and the joined requests of the
+ * rpc_*_stream calls (serve_stream.c) that the loop queues, driving the
  * matmul worker pool as the loop would, and hands each result back with kw_loop_async_send;
  * the loop then answers and frees the slot. The queue is a ring
  * of slot indices as long as the slot pool, so queueing never fails once a slot is taken, and
  * a request that finds no slot gets the usual busy text. Nothing is allocated per request:
  * the job lives in its slot, the ring comes from the serve arena at start.
  *
- * What stays on the loop (stream calls, pushed steps, kw_serve_call) takes the compute lock
+ * What stays on the loop (pushed steps, kw_serve_call) takes the compute lock
  * around its computation, so the one set of compute contexts has one user at a time.
  */
 #include <stdio.h>
@@ -108,7 +109,8 @@ static void finish(struct kw_serve *s, bool stopping)
 				kw_serve_account(s, &j->o, j->bad);
 			j->done(s, slot, j->user);
 		}
-		kw_serve_slot_put(s, j->tok);
+		if (cancelled || !j->keep)   /* kept: done's owner gives the slot back */
+			kw_serve_slot_put(s, j->tok);
 	}
 	if (stopping)
 		ln->n = 0;
@@ -181,6 +183,15 @@ bool kw_serve_lane_submit_run(struct kw_serve *s, struct kw_serve_slot *slot, vo
 			      kw_serve_run_fn run, kw_serve_done_fn done, void *user)
 {
 	struct kw_serve_job j = { .tok = tok, .run = run, .done = done, .user = user };
+
+	return submit(s, slot, &j);
+}
+
+bool kw_serve_lane_submit_keep(struct kw_serve *s, struct kw_serve_slot *slot, void *tok,
+			       kw_serve_run_fn run, kw_serve_done_fn done, void *user)
+{
+	struct kw_serve_job j = { .tok = tok, .run = run, .done = done, .user = user,
+				  .keep = true };
 
 	return submit(s, slot, &j);
 }

@@ -17,6 +17,13 @@
  * A call holds one request slot from its first message to its last reply piece: the pieces
  * are joined in the slot's reply buffer (it holds two full tensors), so a request larger
  * than a unary one is refused as the unary handler refuses it. Nothing is allocated per call.
+ *
+ * Once the caller's END_OF_STREAM is in, the joined request computes on the compute lane
+ * (serve_lane.c) when there is one, as a unary request does: the loop serves other
+ * connections meanwhile and leaves the call alone (no message can follow the end; a cancel
+ * takes the job out, or waits for it when it is running, before the joins are dropped).
+ * The loop then sends the reply pieces. Without a lane it computes inline, under the
+ * compute lock.
  */
 #include <stdio.h>
 #include <string.h>
@@ -24,8 +31,10 @@
 #include <kw/compiler.h>
 #include <kw/err.h>
 #include <kw/log.h>
+#include <kw/node.h>
 #include <kw/net/hivemind.h>
 #include <kw/net/hivemind_rpc.h>
+#include <kw/net/swarm.h>
 
 #include "serve_int.h"
 
@@ -51,6 +60,8 @@ struct kw_serve_sc {
 	struct kw_tensor_msg rt[KW_SERVE_TENSORS_MAX];
 	size_t n_rt, cur_t, cur_piece, chunk;
 	bool replying;
+	bool computing;                 /* on the lane: o is written there, read after done */
+	struct kw_serve_out o;
 };
 
 struct sc_name {
@@ -157,49 +168,50 @@ static void sc_pump(struct kw_serve_sc *sc)
 	}
 }
 
-/* The requests are all in: run the joined request and start the reply. */
-static void sc_run(struct kw_serve_sc *sc)
+/* The joined request through the server into sc->o (data in the slot). On the lane thread or
+ * on the loop under the compute lock; touches only the call and its slot, never s->st. */
+static void sc_compute(struct kw_serve *s, struct kw_serve_slot *slot, void *user)
 {
-	struct kw_serve *s = sc->s;
-	struct kw_serve_slot *slot = sc->slot;
-	struct kw_serve_out o = { 0 };
+	struct kw_serve_sc *sc = user;
 	struct kw_serve_req r;
-	size_t pos = 0;
 
 	memset(&r, 0, sizeof(r));
-	for (size_t i = 0; i < sc->n_t; i++) {
-		if (!sc->j[i].done) {
-			sc_fail(s, sc, sc->st, "ValueError('the last tensor misses pieces')");
-			return;
-		}
+	for (size_t i = 0; i < sc->n_t; i++)
 		r.t[i] = sc->j[i].head;
-	}
 	r.n_tensors = sc->n_t;
 	r.uid = sc->uid;
 	r.uid_len = sc->uid_len;
 	r.meta = sc->meta_len ? sc->meta : NULL;
 	r.meta_len = sc->meta_len;
 	slot->err[0] = '\0';
-	kw_serve_compute_begin(s);
+	sc->o = (struct kw_serve_out){ 0 };
 	if (sc->petals)
-		kw_serve_petals_run(s, slot, sc->method, &r, &o);
+		kw_serve_petals_run(s, slot, sc->method, &r, &sc->o);
 	else
-		kw_serve_moe_run(s, slot, sc->method, &r, &o);
-	kw_serve_compute_end(s);
-	if (o.is_error) {
-		sc_fail(s, sc, sc->st, slot->err);
+		kw_serve_moe_run(s, slot, sc->method, &r, &sc->o);
+}
+
+/* The computed request (loop thread): an error ends the call, a reply starts going out. */
+static void sc_reply(struct kw_serve_sc *sc)
+{
+	struct kw_serve *s = sc->s;
+	const struct kw_serve_out *o = &sc->o;
+	size_t pos = 0;
+
+	if (o->is_error) {
+		sc_fail(s, sc, sc->st, sc->slot->err);
 		return;
 	}
 	s->st.calls++;
 	/* split the ExpertResponse back into its tensors (views into slot->out) */
 	sc->n_rt = 0;
-	while (pos < o.len && sc->n_rt < KW_SERVE_TENSORS_MAX) {
+	while (pos < o->len && sc->n_rt < KW_SERVE_TENSORS_MAX) {
 		uint64_t l = 0;
 
-		if (o.data[pos++] != 0x12 || kw_serve_pb_varint(o.data, o.len, &pos, &l) < 0)
+		if (o->data[pos++] != 0x12 || kw_serve_pb_varint(o->data, o->len, &pos, &l) < 0)
 			break;
-		if (l > o.len - pos ||
-		    kw_tensor_msg_decode(&sc->rt[sc->n_rt], o.data + pos, (size_t)l) < 0)
+		if (l > o->len - pos ||
+		    kw_tensor_msg_decode(&sc->rt[sc->n_rt], o->data + pos, (size_t)l) < 0)
 			break;
 		sc->n_rt++;
 		pos += (size_t)l;
@@ -213,6 +225,44 @@ static void sc_run(struct kw_serve_sc *sc)
 	}
 	sc->replying = true;
 	sc_pump(sc);
+}
+
+/* The lane computed the request (loop thread; the slot is still the call's). */
+static void sc_done(struct kw_serve *s, struct kw_serve_slot *slot, void *user)
+{
+	struct kw_serve_sc *sc = user;
+
+	sc->computing = false;
+	if (slot->job.status < 0) {   /* never ran: the lane stopped (the text is in err) */
+		sc_fail(s, sc, sc->st, slot->err);
+		return;
+	}
+	sc_reply(sc);
+}
+
+/* The requests are all in: compute the joined request (on the lane when there is one), then
+ * reply. */
+static void sc_run(struct kw_serve_sc *sc)
+{
+	struct kw_serve *s = sc->s;
+
+	for (size_t i = 0; i < sc->n_t; i++) {
+		if (!sc->j[i].done) {
+			sc_fail(s, sc, sc->st, "ValueError('the last tensor misses pieces')");
+			return;
+		}
+	}
+	if (!s->lane.tried)   /* the loop is known from the call: start the lane there */
+		(void)kw_serve_lane_attach(s, &kw_swarm_node(kw_conn_swarm(
+						  kw_hm_stream_conn(sc->st)))->loop);
+	sc->computing = true;
+	if (kw_serve_lane_submit_keep(s, sc->slot, sc->tok, sc_compute, sc_done, sc))
+		return;   /* sc_done, or taken out by sc_cancel */
+	sc->computing = false;
+	kw_serve_compute_begin(s);
+	sc_compute(s, sc->slot, sc);
+	kw_serve_compute_end(s);
+	sc_reply(sc);
 }
 
 /* One ExpertRequest of the call: uid, metadata, and its pieces into the joins. */
@@ -249,7 +299,7 @@ static int sc_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void 
 		sc->st = st;
 		sc->petals = nm->petals;
 		sc->method = nm->method;
-		sc->has_uid = sc->has_meta = sc->replying = false;
+		sc->has_uid = sc->has_meta = sc->replying = sc->computing = false;
 		sc->uid_len = sc->meta_len = sc->n_t = sc->used = 0;
 		kw_hm_stream_set_user(st, sc);
 	}
@@ -332,7 +382,7 @@ static void sc_end(struct kw_hm_stream *st, void *arg)
 		sc_fail(s, NULL, st, "AssertionError()");
 		return;
 	}
-	if (!sc->replying)
+	if (!sc->replying && !sc->computing)
 		sc_run(sc);
 }
 
@@ -351,8 +401,16 @@ static void sc_cancel(struct kw_hm_stream *st, int reason, void *arg)
 
 	(void)arg;
 	(void)reason;
-	if (sc)
-		sc_free(sc);
+	if (!sc)
+		return;
+	if (sc->computing) {
+		/* its joins die with the call: the lane drops the job or finishes it first, and
+		 * the slot goes back when the lane's result is collected */
+		kw_serve_lane_cancel(sc->s, sc->slot);
+		sc->computing = false;
+		sc->slot = NULL;
+	}
+	sc_free(sc);
 }
 
 static const struct kw_hm_stream_ops sc_ops = {

@@ -6,8 +6,8 @@
 # k = 2 experts per row; with all up; with the replica the DHT names killed (kill -9) right
 # before the call (the call fails and goes to another replica); with the replica named next
 # stopped (SIGSTOP: the attempt times out and the call goes to the last one); then with the
-# survivor alone: the four outputs are the same. Last, k_min and timeout_after_k_min with
-# a replica that hangs.
+# survivor alone: the four outputs are the same. Then k_min and timeout_after_k_min with
+# a replica that hangs; last, `kwnode call` (text and --json) on a server.
 # Usage: test_moe.sh KWNODE
 set -u
 K=${1:-build/h/kwnode}
@@ -116,6 +116,29 @@ grep '^kwnode moe: row' $tmp/k.err | sed 's/^/    /'
 [ $rc -eq 0 ] && [ $ms -lt 5000 ] && [ "$(grep -c '^kwnode moe: row [0-3]: gate\.[0-9.]* (1\.000) gate\.[0-9.]* (0\.000) failed$' $tmp/k.err)" -eq 4 ] \
     && ok "k_min 1: every row answered by one expert, the hung ones left out after 200 ms more (${ms} ms, deadline 10 s)" \
     || ko "k_min: rc=$rc ${ms} ms $(grep -v INF $tmp/k.err | tail -5)"
+
+# kwnode call on G: the text form (what --input reads back) and --json (one line) carry the
+# same numbers; a remote error exits 1, its text on stderr, nothing on stdout
+awk 'BEGIN{print "shape 2 32"; for(i=0;i<64;i++) printf "%g ", 0.01*i - 0.2; print ""}' > $tmp/xc.txt
+call() { $K call $(addr G) $1 --input $tmp/xc.txt --data-dir $tmp/cli-call --timeout-ms 5000 ${2:-}; }
+call gate.0.0 > $tmp/call.txt 2> $tmp/call.err; rc=$?
+call gate.0.0 --json > $tmp/call.json 2>> $tmp/call.err; rcj=$?
+call gate.9.9 --json > $tmp/bad.json 2> $tmp/bad.err; rcb=$?
+[ $rc -eq 0 ] && [ $rcj -eq 0 ] && [ "$(wc -l < $tmp/call.json)" -eq 1 ] && python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+t = open(sys.argv[2]).read().split("\n")
+want = [float(x) for x in " ".join(t[1:]).split()]
+assert t[0] == "shape 2 32" and len(want) == 64
+assert j["handler"] == "ConnectionHandler.rpc_forward" and j["uid"] == "gate.0.0"
+assert len(j["tensors"]) == 1
+x = j["tensors"][0]
+assert x["shape"] == [2, 32] and x["dtype"] == "float32" and x["compression"] == 0
+assert x["bytes"] == 256 and x["values"] == want
+' $tmp/call.json $tmp/call.txt \
+    && [ $rcb -eq 1 ] && [ ! -s $tmp/bad.json ] && grep -q "raised KeyError('gate.9.9')" $tmp/bad.err \
+    && ok "kwnode call --json: one line of JSON with the text form's shape and values; a remote error exits 1 on stderr" \
+    || ko "call --json: rc=$rc/$rcj/$rcb $(head -c 300 $tmp/call.json) $(grep -v INF $tmp/call.err $tmp/bad.err | tail -3)"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

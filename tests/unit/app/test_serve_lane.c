@@ -6,11 +6,13 @@
  * job until the test lets it go, so "the loop serves others while a request computes" is
  * checked by order, not by timing: the ping must be answered while the forward is held
  * (computed inline, the hook never runs and the forward would block every loop). The
- * forward's answer must equal kw_serve_call's (the inline path) byte for byte.
+ * forward's answer must equal kw_serve_call's (the inline path) byte for byte. The same for
+ * rpc_forward_stream calls: their joined request computes on the lane, the reply goes out
+ * in pieces from the loop.
  *
  * With KW_SERVE_LANE_FIGURE=<blocks> in the environment, a figure instead of a check: the
- * ping round trip on c's connection while a continuous stream of forwards runs on a larger
- * generated span, inline and on the lane.
+ * ping round trip on c's connection while a continuous stream of forwards (unary, then
+ * rpc_forward_stream) runs on a larger generated span, inline and on the lane.
  */
 #include <libgen.h>
 #include <pthread.h>
@@ -220,12 +222,15 @@ static void free_side(struct side *s)
 	kw_sys_linux_close(&s->sys);
 }
 
-static int setup_model(uint32_t hidden, uint32_t blocks, uint32_t max_rows)
+static int setup_model(uint32_t hidden, uint32_t blocks, uint32_t max_rows, uint32_t stream_buf)
 {
+	/* stream replies go in pieces of a quarter of the stream buffer (1 KiB in the tests: a
+	 * forward's answer takes more than one) */
 	struct kw_serve_limits lim = { .max_rows = max_rows, .max_experts = 1, .slots = 2,
-				       .max_blocks = blocks, .sessions = 1, .session_tokens = 16 };
+				       .max_blocks = blocks, .sessions = 1, .session_tokens = 16,
+				       .stream_piece = stream_buf / 4 };
 	struct kw_hm_stream_limits sx = { .streams_in = 2, .streams_per_peer = 2,
-					  .streams_out = 1, .buf_bytes = 4096, .prefetch = 2,
+					  .streams_out = 2, .buf_bytes = stream_buf, .prefetch = 2,
 					  .idle_ms = 5000 };
 	struct kw_model_gen mg;
 	size_t wb, sb;
@@ -283,7 +288,7 @@ static int setup(void **state)
 {
 	(void)state;
 	kw_serve_lane_test_hook = hold_job;
-	return setup_model(64, 2, 16);
+	return setup_model(64, 2, 16, 4096);
 }
 
 static int teardown(void **state)
@@ -612,26 +617,253 @@ static void test_serve_lane_session_step_computes_off_the_loop_and_equals_a_forw
 	assert_int_equal(srv->lane.jobs, 2);
 }
 
+/* ---- rpc_forward_stream calls on the lane ---- */
+
+static struct sess_cli sc[2];
+
+/* a opens rpc_forward_stream and sends req[0..n) as its one message, then END_OF_STREAM. */
+static void stream_forward(struct sess_cli *c, size_t n)
+{
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(kw_hm_stream_open(A.hm, A.conn, KW_SERVE_PT_FORWARD_STREAM, &scli_ops, c,
+					   0, &c->st), 0);
+	assert_int_equal(kw_hm_stream_send(c->st, req, n), 0);
+	assert_int_equal(kw_hm_stream_end(c->st), 0);
+}
+
+/* One ExpertResponse{tensors = [t]} at b[0..len) into *t (a view into b). */
+static void response_tensor(const uint8_t *b, size_t len, struct kw_tensor_msg *t)
+{
+	size_t pos = 1;
+	uint64_t l = 0;
+
+	assert_true(len > 1);
+	assert_int_equal(b[0], 0x12);
+	assert_int_equal(kw_serve_pb_varint(b, len, &pos, &l), 0);
+	assert_int_equal(l, len - pos);
+	assert_int_equal(kw_tensor_msg_decode(t, b + pos, (size_t)l), 0);
+}
+
+/* c's reply pieces joined must be the inline answer to req[0..n): the same tensor, byte for
+ * byte (header fields and data). */
+static void assert_stream_equals_inline(const struct sess_cli *c, size_t n)
+{
+	static uint8_t joined[BUF];
+	struct kw_tensor_join j;
+	struct kw_tensor_msg want, piece;
+	size_t inl_len = 0;
+	bool inl_err = true, hooked = atomic_load(&hook_armed);
+
+	atomic_store(&hook_armed, 0);
+	assert_int_equal(kw_serve_call(srv, KW_SERVE_PT_FORWARD, req, n, inl, sizeof(inl),
+				       &inl_len, &inl_err), 0);
+	atomic_store(&hook_armed, hooked);
+	assert_false(inl_err);
+	response_tensor(inl, inl_len, &want);
+	assert_true(c->n >= 2);   /* the answer came in pieces */
+	kw_tensor_join_init(&j, joined, sizeof(joined));
+	for (int k = 0; k < c->n; k++) {
+		response_tensor(c->msg[k], c->len[k], &piece);
+		assert_int_equal(kw_tensor_join_add(&j, &piece), k == c->n - 1);
+	}
+	assert_int_equal(j.head.ndim, want.ndim);
+	assert_memory_equal(j.head.shape, want.shape, want.ndim * sizeof(want.shape[0]));
+	assert_string_equal(j.head.dtype, want.dtype);
+	assert_int_equal(j.head.compression, want.compression);
+	assert_int_equal(j.head.buf_len, want.buf_len);
+	assert_memory_equal(j.head.buf, want.buf, want.buf_len);
+}
+
+/* Pumps until both stream calls are over (10 s at most). */
+static void wait_streams(void)
+{
+	for (uint64_t t0 = mono_us(); (!sc[0].done || !sc[1].done) &&
+				      mono_us() - t0 < 10000000;)
+		pump_once();
+	assert_int_equal(sc[0].done, 1);
+	assert_int_equal(sc[1].done, 1);
+}
+
+/* The first stream call reaches the lane and is held; the second waits in the queue. */
+static void streams_held_and_queued(size_t n)
+{
+	hook_arm();
+	stream_forward(&sc[0], n);
+	wait_held();
+	stream_forward(&sc[1], n);
+	for (uint64_t t0 = mono_us(); srv->lane.n < 1 && mono_us() - t0 < 5000000;)
+		pump_once();
+	assert_int_equal(srv->lane.n, 1);
+}
+
+static void test_serve_lane_ping_is_answered_during_back_to_back_stream_forwards(void **state)
+{
+	struct kw_serve_stats st;
+	size_t n = forward_req(2, 3);
+
+	(void)state;
+	memset(&png, 0, sizeof(png));
+	streams_held_and_queued(n);
+	/* a call on another connection is served while the first computes */
+	assert_int_equal(kw_hm_call(C.hm, C.conn, "test.Ping", (const uint8_t *)"xyz", 3, 0,
+				    on_result, &png), 0);
+	assert_true(pump_until(&png.done, 5000));
+	assert_int_equal(png.err, 0);
+	assert_int_equal(png.len, 3);
+	assert_memory_equal(png.data, "xyz", 3);
+	assert_int_equal(sc[0].n + sc[1].n + sc[0].done + sc[1].done, 0);   /* still held */
+	kw_serve_get_stats(srv, &st);
+	assert_int_equal(st.slots_used, 2);
+	atomic_store(&hook_release, 1);
+	wait_streams();
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(sc[k].err, 0);
+		assert_stream_equals_inline(&sc[k], n);
+	}
+	kw_serve_get_stats(srv, &st);
+	assert_int_equal(st.slots_used, 0);
+	assert_int_equal(st.stream_calls, 2);
+	assert_int_equal(st.errors, 0);
+	assert_int_equal(srv->lane.jobs, 2);
+}
+
+static void test_serve_lane_stream_error_from_the_lane_ends_only_its_call(void **state)
+{
+	struct kw_serve_stats st;
+	size_t n = forward_req(2, 3);
+
+	(void)state;
+	/* a block this node does not hold: the lane's compute fails, the loop sends the text */
+	memcpy(req + 2, "kane", 4);   /* "lane-llama.0 ..." -> "kane-llama.0 ..." */
+	hook_arm();
+	atomic_store(&hook_release, 1);
+	stream_forward(&sc[0], n);
+	assert_true(pump_until(&sc[0].done, 10000));
+	assert_int_equal(sc[0].err, -KW_EPROTO);   /* an error frame */
+	assert_int_equal(sc[0].n, 0);
+	assert_int_equal(atomic_load(&hook_entered), 1);   /* it was the lane that ran it */
+	/* the next call is served */
+	memcpy(req + 2, "lane", 4);
+	stream_forward(&sc[1], n);
+	assert_true(pump_until(&sc[1].done, 10000));
+	assert_int_equal(sc[1].err, 0);
+	assert_stream_equals_inline(&sc[1], n);
+	kw_serve_get_stats(srv, &st);
+	assert_int_equal(st.slots_used, 0);
+	assert_int_equal(st.stream_calls, 1);
+	assert_int_equal(st.errors, 1);
+	assert_int_equal(srv->lane.jobs, 2);
+}
+
+static void test_serve_lane_queued_stream_of_a_gone_caller_is_not_computed(void **state)
+{
+	struct kw_serve_stats st;
+	size_t n = forward_req(2, 3);
+
+	(void)state;
+	streams_held_and_queued(n);
+	/* the second caller resets its stream while its request waits */
+	assert_int_equal(kw_hm_stream_cancel(sc[1].st), 0);
+	assert_int_equal(sc[1].err, -KW_ECANCELED);
+	for (uint64_t t0 = mono_us(); !srv->slot[0].job.cancelled &&
+				      !srv->slot[1].job.cancelled && mono_us() - t0 < 5000000;)
+		pump_once();
+	assert_true(srv->slot[0].job.cancelled || srv->slot[1].job.cancelled);
+	atomic_store(&hook_release, 1);
+	assert_true(pump_until(&sc[0].done, 10000));
+	assert_int_equal(sc[0].err, 0);
+	assert_stream_equals_inline(&sc[0], n);
+	for (uint64_t t0 = mono_us(); mono_us() - t0 < 200000;)
+		pump_once();
+	kw_serve_get_stats(srv, &st);
+	assert_int_equal(st.slots_used, 0);
+	assert_int_equal(st.stream_calls, 1);
+	assert_int_equal(srv->lane.jobs, 1);   /* the gone caller's request never ran */
+	/* its stream state is free again: two more calls are served */
+	stream_forward(&sc[0], n);
+	stream_forward(&sc[1], n);
+	wait_streams();
+	assert_int_equal(sc[0].err, 0);
+	assert_int_equal(sc[1].err, 0);
+	assert_int_equal(srv->lane.jobs, 3);
+}
+
+static void test_serve_lane_stop_answers_the_running_stream_and_refuses_the_queued(void **state)
+{
+	struct kw_serve_stats st;
+	size_t n = forward_req(2, 3);
+	pthread_t th;
+
+	(void)state;
+	streams_held_and_queued(n);
+	assert_int_equal(pthread_create(&th, NULL, release_later, NULL), 0);
+	kw_serve_stop(srv);
+	pthread_join(th, NULL);
+	assert_false(srv->lane.on);
+	wait_streams();
+	assert_int_equal(sc[0].err, 0);   /* the running one is answered in full */
+	assert_stream_equals_inline(&sc[0], n);
+	assert_int_equal(sc[1].err, -KW_EPROTO);   /* "server shutting down" */
+	assert_int_equal(sc[1].n, 0);
+	kw_serve_get_stats(srv, &st);
+	assert_int_equal(st.slots_used, 0);
+	assert_int_equal(st.stream_calls, 1);
+	assert_int_equal(srv->lane.jobs, 1);
+}
+
 /* ---- the figure -------------------------------------------------------------------------- */
 
-/* For `ms` of wall time: a forward always in flight from a, pings one after the other
- * from c; prints the pings' round trips. */
-static void figure_run(bool lane, unsigned ms, uint32_t rows)
+/* The figure's stream caller: counts the reply pieces, keeps none. */
+static int fig_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void *arg)
+{
+	(void)st;
+	(void)msg;
+	(void)len;
+	((struct sess_cli *)arg)->n++;
+	return 0;
+}
+
+static const struct kw_hm_stream_ops fig_ops = { .on_message = fig_msg, .on_done = scli_done };
+
+/* Starts the next forward from a when the last one is over; counts it if it was answered. */
+static void figure_forward(bool stream, size_t n, uint64_t *fwds)
+{
+	if (stream) {
+		struct sess_cli *c = &sc[0];
+
+		if (!c->done)
+			return;
+		*fwds += c->n && !c->err;
+		memset(c, 0, sizeof(*c));
+		assert_int_equal(kw_hm_stream_open(A.hm, A.conn, KW_SERVE_PT_FORWARD_STREAM,
+						   &fig_ops, c, 0, &c->st), 0);
+		assert_int_equal(kw_hm_stream_send(c->st, req, n), 0);
+		assert_int_equal(kw_hm_stream_end(c->st), 0);
+		return;
+	}
+	if (!fwd.done)
+		return;
+	*fwds += fwd.len && !fwd.remote_error;
+	memset(&fwd, 0, sizeof(fwd));
+	assert_int_equal(kw_hm_call(A.hm, A.conn, KW_SERVE_PT_FORWARD, req, n, 0, on_result, &fwd),
+			 0);
+}
+
+/* For `ms` of wall time: a forward (unary, or rpc_forward_stream) always in flight from a,
+ * pings one after the other from c; prints the pings' round trips. */
+static void figure_run(bool lane, bool stream, unsigned ms, uint32_t rows)
 {
 	size_t n = forward_req(1, rows);
 	uint64_t sum = 0, worst = 0, fwds = 0, pings = 0, t0 = mono_us();
+	const int *last = stream ? &sc[0].done : &fwd.done;
 
 	memset(&fwd, 0, sizeof(fwd));
-	fwd.done = 1;
+	memset(&sc[0], 0, sizeof(sc[0]));
+	fwd.done = sc[0].done = 1;
 	while (mono_us() - t0 < (uint64_t)ms * 1000) {
 		uint64_t p0;
 
-		if (fwd.done) {
-			fwds += fwd.len && !fwd.remote_error;
-			memset(&fwd, 0, sizeof(fwd));
-			assert_int_equal(kw_hm_call(A.hm, A.conn, KW_SERVE_PT_FORWARD, req, n, 0,
-						    on_result, &fwd), 0);
-		}
+		figure_forward(stream, n, &fwds);
 		memset(&png, 0, sizeof(png));
 		p0 = mono_us();
 		assert_int_equal(kw_hm_call(C.hm, C.conn, "test.Ping", (const uint8_t *)"p", 1, 0,
@@ -644,12 +876,13 @@ static void figure_run(bool lane, unsigned ms, uint32_t rows)
 		worst = KW_MAX(worst, p0);
 		pings++;
 	}
-	while (!fwd.done)
+	while (!*last)
 		pump_once();
-	fwds += fwd.len && !fwd.remote_error;
-	printf("# lane figure: %-15s %u blocks hidden %u, %u rows per forward: ping RTT mean "
+	fwds += stream ? sc[0].n && !sc[0].err : fwd.len && !fwd.remote_error;
+	printf("# lane figure: %-15s %u blocks hidden %u, %u rows per %s: ping RTT mean "
 	       "%.2f ms, worst %.2f ms over %llu pings; %llu forwards in %.2f s\n",
 	       lane ? "off-loop (lane)," : "inline,", nblocks, (unsigned)dims.hidden, rows,
+	       stream ? "stream forward" : "forward",
 	       sum / 1000.0 / (double)pings, worst / 1000.0, (unsigned long long)pings,
 	       (unsigned long long)fwds, (mono_us() - t0) / 1e6);
 }
@@ -659,9 +892,11 @@ static void test_serve_lane_figure(void **state)
 	(void)state;
 	/* inline first: the lane starts at the first call unless it was tried */
 	srv->lane.tried = true;
-	figure_run(false, 3000, 32);
+	figure_run(false, false, 3000, 32);
+	figure_run(false, true, 3000, 32);
 	srv->lane.tried = false;
-	figure_run(true, 3000, 32);
+	figure_run(true, false, 3000, 32);
+	figure_run(true, true, 3000, 32);
 	assert_true(srv->lane.on);
 }
 
@@ -672,7 +907,8 @@ static int setup_figure(void **state)
 
 	(void)state;
 	kw_serve_lane_test_hook = NULL;
-	return setup_model(1024, b < 1 ? 1 : b > MAX_BLOCKS ? MAX_BLOCKS : b, 32);
+	/* a forward's request is one stream message: the buffers hold 32 rows of 1024 */
+	return setup_model(1024, b < 1 ? 1 : b > MAX_BLOCKS ? MAX_BLOCKS : b, 32, 192 * 1024);
 }
 
 int main(int argc, char **argv)
@@ -690,6 +926,18 @@ int main(int argc, char **argv)
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_serve_lane_session_step_computes_off_the_loop_and_equals_a_forward,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_serve_lane_ping_is_answered_during_back_to_back_stream_forwards, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_serve_lane_stream_error_from_the_lane_ends_only_its_call, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_serve_lane_queued_stream_of_a_gone_caller_is_not_computed, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_serve_lane_stop_answers_the_running_stream_and_refuses_the_queued,
 			setup, teardown),
 	};
 	const struct CMUnitTest figure[] = {
