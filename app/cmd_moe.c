@@ -239,7 +239,12 @@ static void row_chosen(struct moe *m)
 			memset(&m->call[c], 0, sizeof(m->call[c]));
 			m->call[c].m = m;
 			m->call[c].ex = *e;
-			snprintf(m->call[c].peer[0], KW_HM_REC_PEER_MAX, "%s", e->peer);
+			/* not snprintf: both live in *m, and GCC's -Wrestrict (SAN=1) cannot
+			 * tell the beam's copy from the call table */
+			size_t pl = strnlen(e->peer, KW_HM_REC_PEER_MAX - 1);
+
+			memcpy(m->call[c].peer[0], e->peer, pl);
+			m->call[c].peer[0][pl] = '\0';
 			m->call[c].n_peer = 1;
 			m->n_calls++;
 		}
