@@ -6,7 +6,8 @@
 # from BUILD_DIR with dpkg (its postinst enables and starts the unit for real), then drives
 # the unit with systemctl: readiness (Type=notify), the kwaainet user and the identity key,
 # the watchdog (a SIGSTOPped node is killed and restarted), kill -9, a draining stop, and
-# ProtectSystem=strict. Needs root and a cgroup v2 hierarchy; skips with one line otherwise.
+# ProtectSystem=strict; then dpkg -r and --purge. Needs root and a cgroup v2 hierarchy;
+# skips with one line otherwise.
 # Every process it starts lives in those namespaces and dies with their PID 1; every mount is
 # inside the private mount namespace and goes with it. About 12 s.
 set -u
@@ -312,6 +313,24 @@ guest journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID="$inv" > "$tmp/stop.lo
 check "the node's log says it drained: '$(grep -o 'received.*draining[^)]*)' "$tmp/stop.log")'" \
     grep -q 'draining' "$tmp/stop.log"
 check "... and stopped: '$(grep -o 'stopped (.*' "$tmp/stop.log")'" grep -q 'stopped (' "$tmp/stop.log"
+
+# ---- the maintainer scripts against this systemd: remove stops and disables, purge deletes ----
+# six starts in 10 s so far: reset systemd's start rate limit (StartLimitBurst=5), which the
+# shipped RestartSec=5s never reaches, so that this start is not refused
+guest systemctl reset-failed $U
+guest systemctl start $U
+check "started again for dpkg -r ($(prop ActiveState))" test "$(prop ActiveState)" = active
+inv=$(prop InvocationID)
+guest dpkg -r kwaainet-edge > "$tmp/dpkg-r.log" 2>&1 || { ko "dpkg -r kwaainet-edge"; cat "$tmp/dpkg-r.log"; }
+guest journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID="$inv" > "$tmp/rm.log" 2>&1
+check "dpkg -r: prerm stopped the running node, which drained (is-active: $(guest systemctl is-active $U))" \
+    sh -c "test '$(guest systemctl is-active $U)' = inactive && grep -q draining '$tmp/rm.log'"
+check "dpkg -r: no longer enabled (no multi-user.target.wants link)" \
+    guest test ! -e /etc/systemd/system/multi-user.target.wants/$U
+check "dpkg -r: identity.key kept" guest test -f /var/lib/kwaainet-edge/identity.key
+guest dpkg --purge kwaainet-edge > "$tmp/dpkg-p.log" 2>&1 || { ko "dpkg --purge kwaainet-edge"; cat "$tmp/dpkg-p.log"; }
+check "dpkg --purge: /var/lib/kwaainet-edge deleted" guest test ! -e /var/lib/kwaainet-edge
+check "dpkg --purge: the kwaainet user deleted" sh -c "! nsenter -t $pid1 -m -p -r -w getent passwd kwaainet"
 
 echo "test_systemd: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
