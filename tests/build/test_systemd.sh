@@ -300,6 +300,15 @@ check "the node's mounts: /var/lib/kwaainet-edge writable" \
     inunit sh -c 'touch /var/lib/kwaainet-edge/kwtest && rm /var/lib/kwaainet-edge/kwtest'
 check "outside the unit the same root is writable (so the refusals are the unit's)" \
     sh -c "nsenter -t $pid1 -m -p -r -w touch /etc/kwtest"
+g="nsenter -t $pid1 -m -p -r -w"
+check "PrivateTmp: the node's /tmp is its own (a file made there is not in the guest's /tmp)" \
+    sh -c "$g nsenter -t $pid -m touch /tmp/kwtest-private && ! $g test -e /tmp/kwtest-private"
+# what the kernel enforces on the running node: no new privileges, seccomp filter mode, no
+# capabilities even in the bounding set (CapabilityBoundingSet= empty)
+guest cat /proc/$pid/status > "$tmp/status"
+check "kernel view of the node: NoNewPrivs 1, Seccomp 2 (filter), CapEff and CapBnd 0" \
+    sh -c "grep -q '^NoNewPrivs:[[:space:]]*1$' '$tmp/status' && grep -q '^Seccomp:[[:space:]]*2$' '$tmp/status' &&
+           grep -q '^CapEff:[[:space:]]*0*$' '$tmp/status' && grep -q '^CapBnd:[[:space:]]*0*$' '$tmp/status'"
 
 # ---- stop drains and exits 0 ----
 inv=$(prop InvocationID)
