@@ -24,8 +24,6 @@ skip() { echo "test_systemd: skip: $1"; exit 0; }
 for c in unshare nsenter setpriv dpkg systemctl journalctl; do
     command -v $c >/dev/null 2>&1 || skip "no $c"
 done
-grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null ||
-    grep -qw overlay /proc/filesystems || skip "no overlay file system in this kernel"
 if [ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)" = cgroup2fs ]; then
     CG2=/sys/fs/cgroup
 elif [ "$(stat -fc %T /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2fs ]; then
@@ -198,8 +196,9 @@ wait_restart() {
     done
     return 1
 }
-# journal of the unit's current run (the node's stderr and systemd's lines about it)
-jwait() {  # jwait PATTERN: the unit's whole journal has PATTERN within 3 s
+# jwait PATTERN: within 3 s, PATTERN is in the unit's journal (the node's stderr and
+# systemd's lines about the unit)
+jwait() {
     i=0
     while [ $i -lt 30 ]; do
         guest journalctl --no-pager -o cat -u $U | grep -q "$1" && return 0
