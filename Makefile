@@ -276,6 +276,7 @@ check-host:
 	$(Q)sh tests/build/test_dht.sh $(HOSTO)/kwnode
 	$(Q)sh tests/build/test_dht_swarm.sh $(HOSTO)/kwnode 20
 	$(Q)sh tests/build/test_pkg.sh $(HOSTO)
+	$(Q)sh tests/build/test_systemd.sh $(HOSTO)
 	$(Q)sh tests/build/test_image.sh $(HOSTO)
 	$(Q)sh tests/build/test_status.sh $(HOSTO)/kwnode
 	$(Q)sh tests/browser/test_status_page.sh $(HOSTO)/kwnode $(HOSTO)
