@@ -43,6 +43,8 @@ struct kw_app_avgd {
 	bool draining;                    /* the policy's drain not yet reported done */
 	bool paused;                      /* policy paused/draining, or the node stopping */
 	bool stopping;
+	void (*then)(struct kw_node *n);  /* kw_app_avgd_before_stop's continuation */
+	struct kw_timer stop_timer;       /* bounds it by shutdown_drain_ms */
 	uint64_t write_failed, drains, resumes;
 };
 
@@ -70,8 +72,13 @@ static void on_period(struct kw_loop *l, struct kw_timer *t)
 	int err;
 
 	(void)l;
-	if (a->paused || kw_app_avgrun_busy(a->run))
+	if (a->paused)
 		return;
+	if (kw_app_avgrun_busy(a->run)) {
+		/* the last round's DHT store is still out (a resume right after a drain) */
+		next_round_in(a, KW_APP_AVGRUN_POLL_MS);
+		return;
+	}
 	err = kw_app_avgrun_round(a->run);
 	if (err < 0) {
 		KW_LOG_WRN(avg, "cannot start an averaging round: %s; next in %u s",
@@ -100,12 +107,33 @@ static void on_round(struct kw_app_avgrun *run, const struct kw_avg_result *r, v
 	next_round_in(a, a->period_ms);
 }
 
+static void stop_go(struct kw_app_avgd *a)
+{
+	void (*then)(struct kw_node *n) = a->then;
+
+	if (!then)
+		return;
+	a->then = NULL;
+	kw_timer_cancel(&a->n->loop, &a->stop_timer);
+	then(a->n);
+}
+
+static void on_stop_timer(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_app_avgd *a = t->arg;
+
+	(void)l;
+	KW_LOG_WRN(avg, "averaging still busy after shutdown_drain_ms: stopping anyway");
+	stop_go(a);
+}
+
 /* Nothing in flight after a pause: the drains waiting for it are done. */
 static void on_idle(struct kw_app_avgrun *run, void *u)
 {
 	struct kw_app_avgd *a = u;
 
 	(void)run;
+	stop_go(a);
 	if (a->draining) {
 		a->draining = false;
 		KW_LOG_INF(avg, "drained: averaging left cleanly");
@@ -113,14 +141,33 @@ static void on_idle(struct kw_app_avgrun *run, void *u)
 	}
 }
 
-static void pause_now(struct kw_app_avgd *a)
+/* Return: true when something is still in flight (on_idle runs later). */
+static bool pause_now(struct kw_app_avgd *a)
 {
 	a->paused = true;
 	kw_timer_cancel(&a->n->loop, &a->period);
-	if (kw_app_avgrun_pause(a->run) == 0)
+	if (kw_app_avgrun_pause(a->run) == 0) {
 		on_idle(a->run, a);
-	else
-		KW_LOG_INF(avg, "pausing: averaging finishes what is in flight first");
+		return false;
+	}
+	KW_LOG_INF(avg, "pausing: averaging finishes what is in flight first");
+	return true;
+}
+
+int kw_app_avgd_before_stop(struct kw_node *n, void (*then)(struct kw_node *n))
+{
+	struct kw_app *app = kw_app_of(n);
+	struct kw_app_avgd *a = app ? app->avg : NULL;
+
+	if (!a || !a->run || a->stopping)
+		return -KW_ENOENT;
+	a->stopping = true;
+	if (!pause_now(a))
+		return -KW_ENOENT;   /* nothing in flight: the caller goes on at once */
+	a->then = then;
+	if (kw_timer_start(&n->loop, &a->stop_timer, n->cfg.shutdown_drain_ms) < 0)
+		KW_LOG_WRN(avg, "timer heap full: the stop waits for averaging without a bound");
+	return 0;
 }
 
 static void avg_drain(struct kw_policy *p, struct kw_policy_client *c)
@@ -200,7 +247,8 @@ static int tensor_size(struct kw_app_avgd *a, const struct kw_config *cfg)
 	return 1;   /* read it once the memory is there */
 }
 
-int kw_app_avgd_start(struct kw_node *n, struct kw_app *app, struct kw_app_avgd **out)
+int kw_app_avgd_start(struct kw_node *n, struct kw_app *app, double (*now)(void *arg),
+		      void *now_arg, struct kw_app_avgd **out)
 {
 	const struct kw_config *cfg = &app->cfg;
 	struct kw_app_avgrun_ops ops;
@@ -238,7 +286,8 @@ int kw_app_avgd_start(struct kw_node *n, struct kw_app *app, struct kw_app_avgd 
 	rc.target_group_size = cfg->averaging_target_group_size;
 	rc.min_group_size = cfg->averaging_min_group_size;
 	rc.match_ms = cfg->averaging_match_timeout_ms;
-	rc.now = wall_now;
+	rc.now = now ? now : wall_now;
+	rc.now_arg = now_arg;
 	err = kw_app_avgrun_sizes(&rc, &sz, &why);
 	if (err < 0) {
 		KW_LOG_ERR(avg, "averaging: %s", why);
@@ -276,6 +325,7 @@ int kw_app_avgd_start(struct kw_node *n, struct kw_app *app, struct kw_app_avgd 
 	if (err < 0)
 		goto fail;
 	kw_timer_init(&a->period, on_period, a);
+	kw_timer_init(&a->stop_timer, on_stop_timer, a);
 	if (a->policy) {
 		a->pc.name = "averaging";
 		a->pc.drain = avg_drain;
@@ -312,7 +362,9 @@ void kw_app_avgd_stop(struct kw_app_avgd *a)
 	if (!a)
 		return;
 	kw_timer_cancel(&a->n->loop, &a->period);
+	kw_timer_cancel(&a->n->loop, &a->stop_timer);
 	a->draining = false;
+	a->then = NULL;
 	kw_app_avgrun_destroy(a->run);
 	free(a->mem);
 	a->mem = NULL;
@@ -357,7 +409,7 @@ int kw_app_avgd_init(struct kw_node *n)
 
 	if (!app || !app->cfg.averaging_prefix[0])
 		return 0;   /* not configured: nothing allocated */
-	return kw_app_avgd_start(n, app, &app->avg);
+	return kw_app_avgd_start(n, app, NULL, NULL, &app->avg);
 }
 
 void kw_app_avgd_shutdown(struct kw_node *n)

@@ -26,11 +26,14 @@ struct kw_app_avgrun;
 
 /*
  * Starts averaging as app->cfg says, on app->sw, app->hm and app->hm_dht, as a drain client
- * of app->policy (may be NULL: always contributing) and of the node. Returns 0 with *out NULL
- * when averaging_prefix is empty. Return: 0; -KW_EINVAL (no Hivemind DHT, a bad tensor
- * file: logged naming it); -KW_ENOMEM; kw_app_avgrun_create's errors.
+ * of app->policy (may be NULL: always contributing) and of the node. now gives DHT time in
+ * seconds, the clock app->hm_dht runs on (NULL: wall time, the DHT's default; a simulation
+ * passes its own). Returns 0 with *out NULL when averaging_prefix is empty. Return: 0;
+ * -KW_EINVAL (no Hivemind DHT, a bad tensor file: logged naming it); -KW_ENOMEM;
+ * kw_app_avgrun_create's errors.
  */
-int kw_app_avgd_start(struct kw_node *n, struct kw_app *app, struct kw_app_avgd **out);
+int kw_app_avgd_start(struct kw_node *n, struct kw_app *app, double (*now)(void *arg),
+		      void *now_arg, struct kw_app_avgd **out);
 /* Stops the timers and the runner (a round in flight is cancelled). NULL is fine. */
 void kw_app_avgd_stop(struct kw_app_avgd *a);
 
@@ -48,6 +51,14 @@ struct kw_app_avgd_view {
 void kw_app_avgd_view(const struct kw_app_avgd *a, struct kw_app_avgd_view *v);
 /* The runner (tests); NULL for a NULL a. */
 struct kw_app_avgrun *kw_app_avgd_runner(struct kw_app_avgd *a);
+
+/*
+ * A stop signal's first step (app/main.c), before kw_app_hm_before_stop and
+ * kw_node_request_stop: leaves averaging as a drain does, then calls then(n) once nothing is
+ * in flight or n->cfg.shutdown_drain_ms has passed. Return: 0 (then will run); -KW_ENOENT
+ * when averaging is off, already stopping or idle (the caller goes on at once).
+ */
+int kw_app_avgd_before_stop(struct kw_node *n, void (*then)(struct kw_node *n));
 
 /* The `avg` init entry and its shutdown (app/initcalls.def). */
 int kw_app_avgd_init(struct kw_node *n);

@@ -335,7 +335,7 @@ static void on_assembled(struct kw_app_avgnet *net, int err, const struct kw_avg
 			check_idle(r);
 			return;
 		}
-		KW_LOG_INF(avg, "no group yet (%s): looking again", kw_strerror(err));
+		KW_LOG_DBG(avg, "no group yet (%s): looking again", kw_strerror(err));
 		ret = start_match(r);
 		if (ret < 0)
 			round_failed(r, ret);
