@@ -48,15 +48,6 @@ struct kw_app_avgd {
 	uint64_t write_failed, drains, resumes;
 };
 
-static double wall_now(void *arg)
-{
-	struct timespec ts;
-
-	(void)arg;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void next_round_in(struct kw_app_avgd *a, uint32_t ms)
 {
 	if (a->paused)
@@ -286,7 +277,7 @@ int kw_app_avgd_start(struct kw_node *n, struct kw_app *app, double (*now)(void 
 	rc.target_group_size = cfg->averaging_target_group_size;
 	rc.min_group_size = cfg->averaging_min_group_size;
 	rc.match_ms = cfg->averaging_match_timeout_ms;
-	rc.now = now ? now : wall_now;
+	rc.now = now ? now : kw_app_avgrun_wall_now;
 	rc.now_arg = now_arg;
 	err = kw_app_avgrun_sizes(&rc, &sz, &why);
 	if (err < 0) {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <kw/arena.h>
@@ -179,6 +180,15 @@ void kw_app_avgrun_stream_limits(const struct kw_app_avgrun_cfg *c, struct kw_hm
 	sl->buf_bytes = KW_MAX(sl->buf_bytes, (uint32_t)KW_MAX(sz.msg_max + 64,
 							       (size_t)KW_APP_AVG_CHUNK + 8192));
 	sl->idle_ms = KW_MAX(sl->idle_ms, 60000u);
+}
+
+double kw_app_avgrun_wall_now(void *arg)
+{
+	struct timespec ts;
+
+	(void)arg;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ---- the DHT: our entry under the group key, and reading the key back ------------------- */

@@ -131,6 +131,10 @@ struct kw_app_avgrun_stats {
 };
 void kw_app_avgrun_get_stats(const struct kw_app_avgrun *r, struct kw_app_avgrun_stats *st);
 
+/* Wall time in seconds (the Hivemind DHT's default clock): cfg.now for peers on other
+ * machines. */
+double kw_app_avgrun_wall_now(void *arg);
+
 /* The underlying pieces, for status and the CLI's closing log line. */
 struct kw_app_avgnet *kw_app_avgrun_net(struct kw_app_avgrun *r);
 

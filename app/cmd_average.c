@@ -72,15 +72,6 @@ static void on_sig(int s)
 	g_sig = s;
 }
 
-static double wall_now(void *arg)
-{
-	struct timespec ts;
-
-	(void)arg;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -316,7 +307,7 @@ int kw_cmd_average(int argc, char **argv)
 		return 2;
 	}
 	rc.size = size;
-	rc.now = wall_now;
+	rc.now = kw_app_avgrun_wall_now;
 	ret = kw_app_avgrun_sizes(&rc, &sz, &why);
 	if (ret == -KW_ERANGE) {
 		fprintf(stderr, "kwnode average: --part-bytes too small for the codec\n");
