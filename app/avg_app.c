@@ -352,6 +352,8 @@ void kw_app_avgd_stop(struct kw_app_avgd *a)
 {
 	if (!a)
 		return;
+	a->paused = true;   /* the cancelled round's report starts no timer */
+	a->stopping = true;
 	kw_timer_cancel(&a->n->loop, &a->period);
 	kw_timer_cancel(&a->n->loop, &a->stop_timer);
 	a->draining = false;

@@ -54,6 +54,7 @@ struct kw_app_avgrun {
 	size_t n_cand;
 	/* where we are */
 	bool matching, stepping, fetching, paused, started;
+	bool store_failing;            /* the last store of our entry failed (logged once) */
 	unsigned stores;               /* DHT stores of our entry in flight */
 	bool decl_pending, decl_looking;   /* a store the DHT had no room for: next tick */
 	double decl_exp;
@@ -212,8 +213,13 @@ static void on_store(struct kw_hm_dht *d, int err, const struct kw_hm_dht_store_
 	struct kw_app_avgrun *r = user;
 
 	(void)d;
-	if (err || !res->n_ok)
-		KW_LOG_WRN(avg, "group key not stored (%s)", err ? kw_strerror(err) : "no node took it");
+	/* said once per outage, not at every search: a lone board keeps searching */
+	if ((err || !res->n_ok) && !r->store_failing)
+		KW_LOG_WRN(avg, "group key not stored (%s); averaging keeps looking",
+			   err ? kw_strerror(err) : "no node took it");
+	else if (!err && res->n_ok && r->store_failing)
+		KW_LOG_INF(avg, "group key stored again");
+	r->store_failing = err || !res->n_ok;
 	if (r->stores)
 		r->stores--;
 	check_idle(r);
