@@ -202,6 +202,11 @@ static bool node_busy(struct kw_node *n, struct kw_drain *d)
 	return kw_app_avgrun_busy(a->run);
 }
 
+static bool serving(const struct kw_config *cfg)
+{
+	return IS_ENABLED(CONFIG_KW_APP_SERVE) && (cfg->serve_model[0] || cfg->serve_experts[0]);
+}
+
 /* The tensor: the file's (its size wins over averaging_size, which must then agree), or
  * averaging_size zeros when the file does not exist yet (written after the first round). */
 static int tensor_size(struct kw_app_avgd *a, const struct kw_config *cfg)
@@ -297,8 +302,11 @@ int kw_app_avgd_start(struct kw_node *n, struct kw_app *app, double (*now)(void 
 	if (have_file && kw_app_avgrun_tensor_read(a->path, a->x, a->size, NULL) < 0)
 		goto fail_inval;
 
-	/* the averager's streams: a part message each (serve's entry, later, finds them set up) */
+	/* the averager's streams: a part message each (serve's entry, later, finds them set up
+	 * and needs the Kconfig sizes for its own stream calls) */
 	kw_hm_stream_limits_default(&sl);
+	if (!serving(cfg))
+		sl.streams_in = sl.streams_per_peer = sl.streams_out = sl.buf_bytes = 0;
 	kw_app_avgrun_stream_limits(&rc, &sl);
 	err = kw_hm_stream_setup(app->hm, &sl);
 	if (err == -KW_EALREADY)

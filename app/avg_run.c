@@ -178,8 +178,10 @@ void kw_app_avgrun_stream_limits(const struct kw_app_avgrun_cfg *c, struct kw_hm
 	sl->streams_per_peer = KW_MAX(sl->streams_per_peer, 4u);
 	sl->streams_out = KW_MAX(sl->streams_out, 2 * mp);
 	/* one part message, or one state piece (rpc_download_state) */
-	sl->buf_bytes = KW_MAX(sl->buf_bytes, (uint32_t)KW_MAX(sz.msg_max + 64,
-							       (size_t)KW_APP_AVG_CHUNK + 8192));
+	sl->buf_bytes = KW_MAX(sl->buf_bytes, (uint32_t)sz.msg_max + 64);
+	if (c->share_state && c->mode == KW_AVG_NODE)
+		sl->buf_bytes = KW_MAX(sl->buf_bytes, (uint32_t)KW_APP_AVG_CHUNK + 8192);
+	sl->prefetch = KW_MAX(sl->prefetch, 1u);
 	sl->idle_ms = KW_MAX(sl->idle_ms, 60000u);
 }
 
@@ -498,7 +500,7 @@ int kw_app_avgrun_create(struct kw_node *n, struct kw_swarm *sw, struct kw_hm *h
 	ncfg.now = cfg->now;
 	ncfg.now_arg = cfg->now_arg;
 	ret = kw_app_avgnet_create(n, sw, hm, &ncfg, &r->net);
-	if (ret == 0)
+	if (ret == 0 && cfg->share_state)
 		ret = kw_app_avg_create(n, hm, r->prefix, "DecentralizedAverager", share_state, r,
 					&r->state_av);
 	if (ret == 0) {

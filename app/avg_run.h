@@ -54,6 +54,9 @@ struct kw_app_avgrun_cfg {
 	uint32_t match_ms;                /* one search's declared expiration: now + this */
 	uint32_t part_bytes;              /* part_size_bytes; 0: CONFIG_KW_ML_AVG_PART_BYTES */
 	uint32_t sender_timeout_ms, round_timeout_ms;   /* 0: Kconfig's */
+	/* a NODE serves rpc_download_state between rounds (its streams then need buffers of
+	 * one 64 KiB state piece); false: the handler is not registered */
+	bool share_state;
 	/* DHT time in seconds for expirations; NULL: the loop's clock (tests, one machine) */
 	double (*now)(void *arg);
 	void *now_arg;
@@ -71,8 +74,9 @@ struct kw_app_avgrun_sizes {
  * for the compression). */
 int kw_app_avgrun_sizes(const struct kw_app_avgrun_cfg *cfg, struct kw_app_avgrun_sizes *sz,
 			const char **why);
-/* Raises *sl (filled by the caller, e.g. kw_hm_stream_limits_default) to what a runner of
- * cfg needs: stream counts for its group and buffers for one part or one state piece. */
+/* Raises *sl (filled by the caller: kw_hm_stream_limits_default when other handlers share
+ * the streams, else zeros) to what a runner of cfg needs: stream counts for its group and
+ * buffers for one part message, or one state piece when a NODE shares its state. */
 void kw_app_avgrun_stream_limits(const struct kw_app_avgrun_cfg *cfg,
 				 struct kw_hm_stream_limits *sl);
 
@@ -88,8 +92,8 @@ struct kw_app_avgrun_ops {
 };
 
 /*
- * Registers the averager's RPCs (rpc_aggregate_part, rpc_join_group, and for a NODE
- * rpc_download_state, which shares the tensor between rounds) on hm, whose streams are set
+ * Registers the averager's RPCs (rpc_aggregate_part, rpc_join_group, and with share_state
+ * rpc_download_state, which a NODE answers with its tensor between rounds) on hm, whose streams are set
  * up (kw_hm_stream_setup with at least kw_app_avgrun_stream_limits), and makes the averager
  * in avg_mem (sz.avg_arena bytes, borrowed for the runner's life). d is the Hivemind DHT the
  * group key lives in. Start-up only. Return: 0 with *out; kw_app_avgrun_sizes' errors;

@@ -237,6 +237,7 @@ int kw_cmd_average(int argc, char **argv)
 	rc.target_group_size = 16;
 	rc.min_group_size = 2;
 	rc.match_ms = 3000;
+	rc.share_state = true;
 	c->rounds = 1;
 	c->timeout_ms = 120000;
 	optind = 1;
