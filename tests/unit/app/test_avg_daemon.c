@@ -488,6 +488,56 @@ static void test_avg_daemon_stop_signal_withdraws_first(void **state)
 	kw_app_attach(na, NULL);
 }
 
+/* a leads a search b joined: drained, a sends b GROUP_DISBANDED; b searches on and later
+ * averages with c alone */
+static void test_avg_daemon_drain_of_a_leader_disbands_its_followers(void **state)
+{
+	struct kw_app_avgd_view v;
+	struct kw_app_avgnet_stats sa, sb;
+	struct kw_app_avgnet *na, *nb;
+	int i;
+
+	(void)state;
+	policy_begin();
+	for (int k = 0; k < NS; k++)
+		make_app(k, 2, 3);
+	start(0);
+	advance(20);   /* a declares first: the earlier expiration leads */
+	start(1);
+	na = kw_app_avgrun_net(kw_app_avgd_runner(g->n[0].avgd));
+	nb = kw_app_avgrun_net(kw_app_avgd_runner(g->n[1].avgd));
+	for (i = 0; i < 140; i++) {
+		kw_app_avgnet_get_stats(na, &sa);
+		if (sa.joins_in)
+			break;
+		advance(10);
+	}
+	assert_int_equal(sa.joins_in, 1);   /* b asked a, before a's search expired */
+	kw_app_avgnet_get_stats(nb, &sb);
+	assert_int_equal(sb.joins_out, 1);
+	assert_int_equal(sa.groups_led, 0);
+
+	g->sens.ac = 0;
+	kw_policy_poll(&g->pol);
+	kw_app_avgnet_get_stats(na, &sa);
+	assert_int_equal(sa.leaves, 1);
+	assert_int_equal(sa.groups_led, 0);
+	start(2);
+	assert_true(wait_rounds(1, 1, 20000, 10));
+	assert_true(wait_rounds(2, 1, 20000, 10));
+	view(1, &v);
+	assert_int_equal(v.last_group, 2);   /* b and c, not a */
+	assert_int_equal(v.peers_excluded, 0);
+	kw_app_avgnet_get_stats(nb, &sb);
+	assert_int_equal(sb.groups_led + sb.groups_followed, 1);
+	view(0, &v);
+	assert_int_equal(v.rounds, 0);
+	assert_int_equal(pol_state(), KW_POLICY_PAUSED);
+	assert_file_mean(1, 6);
+	assert_file_mean(2, 6);
+	assert_file_mean(0, 1);
+}
+
 /* ---- draining during an all-reduce, then resuming ------------------------------------- */
 
 static void test_avg_daemon_drain_during_allreduce_finishes_first_then_resumes(void **state)
@@ -658,6 +708,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_avg_daemon_drain_while_matching_withdraws_and_leaves, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_avg_daemon_drain_of_a_leader_disbands_its_followers, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_avg_daemon_drain_during_allreduce_finishes_first_then_resumes, setup,
 			teardown),
