@@ -227,7 +227,8 @@ static int tensor_size(struct kw_app_avgd *a, const struct kw_config *cfg)
 		return 0;
 	if (err < 0) {
 		KW_LOG_ERR(avg, "averaging_tensor %s: %s", a->path, err == -KW_EINVAL ?
-			   "not a whole, non-empty number of float32 values" : kw_strerror(err));
+			   "not a whole, non-empty number of float32 values" : err == -ENOENT ?
+			   "no such file (with averaging_size it starts as zeros)" : kw_strerror(err));
 		return -KW_EINVAL;
 	}
 	if (a->size && a->size != n) {
