@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <kw/app.h>
@@ -46,6 +47,7 @@ struct kw_app_avgd {
 	void (*then)(struct kw_node *n);  /* kw_app_avgd_before_stop's continuation */
 	struct kw_timer stop_timer;       /* bounds it by shutdown_drain_ms */
 	uint64_t write_failed, drains, resumes;
+	bool file_bad;                    /* the tensor file's last read failed (logged) */
 };
 
 static void next_round_in(struct kw_app_avgd *a, uint32_t ms)
@@ -55,6 +57,29 @@ static void next_round_in(struct kw_app_avgd *a, uint32_t ms)
 	kw_timer_cancel(&a->n->loop, &a->period);
 	if (kw_timer_start(&a->n->loop, &a->period, ms) < 0)
 		KW_LOG_WRN(avg, "timer heap full: averaging waits for the next resume");
+}
+
+/*
+ * Before a round: the file holds what its owner wants averaged now (a new tensor it wrote,
+ * or our last result), so it is read again; cheaper than telling apart a change within the
+ * file system's timestamp granularity. A file that cannot be read or is of another size is
+ * logged (once until it reads again) and the values in memory are averaged.
+ */
+static void reload(struct kw_app_avgd *a)
+{
+	struct stat st;
+	bool bad;
+
+	if (!a->path[0] || stat(a->path, &st) < 0)
+		return;   /* not written yet (averaging_size zeros) */
+	bad = (uint64_t)st.st_size != a->size * sizeof(float);
+	if (bad && !a->file_bad)
+		KW_LOG_ERR(avg, "the tensor file %s now holds %lld bytes, not %llu values: "
+			   "averaging the last values read", a->path, (long long)st.st_size,
+			   (unsigned long long)a->size);
+	if (!bad)
+		bad = kw_app_avgrun_tensor_read(a->path, a->x, a->size, NULL) < 0;
+	a->file_bad = bad;
 }
 
 static void on_period(struct kw_loop *l, struct kw_timer *t)
@@ -70,6 +95,7 @@ static void on_period(struct kw_loop *l, struct kw_timer *t)
 		next_round_in(a, KW_APP_AVGRUN_POLL_MS);
 		return;
 	}
+	reload(a);
 	err = kw_app_avgrun_round(a->run);
 	if (err < 0) {
 		KW_LOG_WRN(avg, "cannot start an averaging round: %s; next in %u s",

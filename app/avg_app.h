@@ -7,8 +7,8 @@
  * is the contribution policy's drain client "averaging" and a node drain (SIGTERM): either
  * way it starts no new round, abandons a search (withdrawn from the DHT, group left) and lets
  * an all-reduce in flight finish before it reports drained. With `averaging_tensor` the
- * tensor is read from that file at start-up and written back after every round atomically
- * (tmp + fsync + rename).
+ * tensor is read from that file at start-up and before every round (its owner may have
+ * written a new one), and written back after every round atomically (tmp + fsync + rename).
  *
  * Memory: the tensor and the averager's arena in one start-up allocation, the rest from the
  * node's arena; nothing when averaging_prefix is empty, nothing per round or part.

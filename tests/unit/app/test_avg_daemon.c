@@ -334,10 +334,21 @@ static void test_avg_daemon_three_nodes_average_their_files(void **state)
 		assert_string_equal(v.state, "idle");   /* the next round waits for the period */
 		assert_file_mean(k, 7);
 	}
-	/* the period starts the next round by itself: the mean of equal tensors stays */
+	/* the owners write new tensors between rounds: the period's next round averages them */
+	for (int k = 0; k < NS; k++) {
+		FILE *f;
+
+		for (int i = 0; i < N; i++)
+			g->n[k].in[i] = 10.0f * (float)k - (float)i / 500.0f;
+		f = fopen(g->n[k].file, "wb");
+		assert_non_null(f);
+		assert_int_equal(fwrite(g->n[k].in, sizeof(float), N, f), N);
+		fclose(f);
+	}
 	for (int k = 0; k < NS; k++)
 		assert_true(wait_rounds(k, 2, 20000, 10));
-	assert_file_mean(1, 7);
+	for (int k = 0; k < NS; k++)
+		assert_file_mean(k, 7);
 }
 
 /* ---- draining while searching ---------------------------------------------------------- */
