@@ -1013,6 +1013,41 @@ int kw_app_avgnet_candidates(struct kw_app_avgnet *net, const struct kw_avg_cand
 	return kw_avg_mm_on_averagers(&net->mm, c, n);
 }
 
+int kw_app_avgnet_leave(struct kw_app_avgnet *net)
+{
+	if (!net)
+		return -KW_EINVAL;
+	if (!net->matching)
+		return -KW_ENOENT;
+	kw_timer_cancel(&net->node->loop, &net->expire);
+	net->matching = false;
+	/* a leader disbands: GROUP_DISBANDED (no suggested leader) to every follower, and the
+	 * join requests not yet answered end without a reply */
+	for (unsigned i = 0; i < net->mm.n_followers; i++)
+		mm_reply(net, net->mm.followers[i], net->mm.follower_len[i], KW_AVG_GROUP_DISBANDED,
+			 NULL, 0);
+	net->mm.n_followers = 0;
+	for (unsigned i = 0; i < KW_AVG_GROUP_MAX; i++)
+		if (net->fol[i].st) {
+			kw_hm_stream_end(net->fol[i].st);
+			net->fol[i].st = NULL;
+		}
+	/* a follower ends its join stream: the leader drops it from the group */
+	if (net->leader_st) {
+		struct kw_hm_stream *old = net->leader_st;
+
+		net->leader_st = NULL;
+		kw_hm_stream_cancel(old);
+	}
+	net->mm.leader_len = 0;
+	net->mm.state = KW_AVG_MM_IDLE;
+	net->st.leaves++;
+	/* out of the bucket: nobody should ask us any more (matchmaking's finish does the same) */
+	if (!net->mm.cfg.client_mode && net->m.declare)
+		return net->m.declare(net->m.declare_arg, net->m.key, net->mm.declared_exp, false);
+	return 0;
+}
+
 double kw_app_avgnet_expiration(const struct kw_app_avgnet *net)
 {
 	return net->mm.declared_exp;

@@ -106,6 +106,13 @@ int kw_app_avgnet_match(struct kw_app_avgnet *net, const struct kw_app_avgnet_ma
 			kw_app_avgnet_assembled_fn assembled, void *user);
 int kw_app_avgnet_candidates(struct kw_app_avgnet *net, const struct kw_avg_candidate *c,
 			     size_t n);
+/*
+ * Abandons the search in progress without a report (assembled does not run): a leader sends
+ * GROUP_DISBANDED to its followers, a follower resets its join stream, and our entry is
+ * declared again with looking = false (as hivemind's matchmaking does when it stops
+ * looking). Return: 0; -KW_ENOENT (not searching); the declare error.
+ */
+int kw_app_avgnet_leave(struct kw_app_avgnet *net);
 /* Our declared expiration (DHT time), for the caller's DHT store. */
 double kw_app_avgnet_expiration(const struct kw_app_avgnet *net);
 
@@ -113,6 +120,7 @@ struct kw_app_avgnet_stats {
 	uint64_t streams_out, streams_in, parts_held, backlog_peak;
 	uint64_t refused;              /* part streams answered BAD_GROUP_ID / PROTOCOL_VIOLATION */
 	uint64_t joins_in, joins_out, groups_led, groups_followed;
+	uint64_t leaves;               /* searches abandoned (kw_app_avgnet_leave) */
 };
 void kw_app_avgnet_get_stats(const struct kw_app_avgnet *net, struct kw_app_avgnet_stats *st);
 

@@ -12,8 +12,10 @@
  *   round R: group G peers P used U excluded [i:reason,...] bytes_sent B ratio X time_ms T
  * The input is raw little-endian float32 (--size values), the output the same.
  *
- * The tensor, the averager's arena and the node's arena are allocated once at start-up (a
- * one-shot command, like cmd_call.o); nothing is allocated per part.
+ * The rounds themselves are app/avg_run.c's (shared with the daemon's `avg` entry); this
+ * file parses the flags, prints the lines and counts rounds. The tensor, the averager's
+ * arena and the node's arena are allocated once at start-up (a one-shot command, like
+ * cmd_call.o); nothing is allocated per part.
  *
  * Exit: 0 every round ran (with at least one other peer), 1 a failure, 2 usage.
  */
@@ -40,7 +42,7 @@
 #include <kw/net/swarm.h>
 
 #include "avg.h"
-#include "avg_net.h"
+#include "avg_run.h"
 #include "hivemind.h"
 
 int kw_cmd_average(int argc, char **argv);
@@ -52,31 +54,14 @@ struct avg_cli {
 	struct kw_swarm *sw;
 	struct kw_hm *hm;
 	struct kw_hm_dht *d;
-	struct kw_app_avgnet *net;
-	struct kw_app_avg *state_av;   /* serves rpc_download_state */
-	struct kw_avg *avg;
-	struct kw_codec codec;
+	struct kw_app_avgrun *run;
 	float *x;
-	float *tens[1];
-	uint64_t numel[1];
-	double weight;
-	enum kw_avg_mode mode;
-	char prefix[64], key[96];
-	struct kw_hm_dhtid key_id;
-	uint8_t schema[20];
-	unsigned rounds, round, group_size, min_group, max_peers;
-	uint32_t match_ms, timeout_ms;
+	unsigned rounds, round;
+	uint32_t timeout_ms;
 	int dials_left, code;
-	bool matching, stepping, fetching, stop;
-	bool decl_pending, decl_looking;
-	double decl_exp;
+	bool stop;
 	struct kw_timer tick;
 	uint64_t t0_ms;
-	struct kw_app_avgnet_match m;
-	struct kw_avg_candidate cand[KW_AVG_GROUP_MAX];
-	size_t n_cand;
-	uint8_t self_sub[80];
-	size_t self_sub_len;
 };
 
 static struct avg_cli g_cli;
@@ -85,37 +70,6 @@ static volatile sig_atomic_t g_sig;
 static void on_sig(int s)
 {
 	g_sig = s;
-}
-
-static double wall_now(void *arg)
-{
-	struct timespec ts;
-
-	(void)arg;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/*
- * The state a newcomer downloads (rpc_download_state): hivemind's get_current_state of the base
- * averager, metadata {"group_key": group bits} (ours are always empty) and the tensor. Shared
- * only by a NODE (hivemind: allow_state_sharing = not client_mode and not auxiliary) and only
- * between rounds: a round writes into the tensor the download reads.
- */
-static int share_state(struct kw_app_avg_state *st, void *arg)
-{
-	static const uint8_t meta[] = { 0x81, 0xa9, 'g', 'r', 'o', 'u', 'p', '_', 'k', 'e', 'y',
-					0xa0 };
-	struct avg_cli *c = arg;
-
-	if (c->mode != KW_AVG_NODE || c->stepping)
-		return -KW_ENOENT;
-	st->metadata = meta;
-	st->metadata_len = sizeof(meta);
-	st->n_tensors = 1;
-	st->tensors = (const float *const *)c->tens;
-	st->numel = c->numel;
-	return 0;
 }
 
 static void usage(FILE *f)
@@ -140,97 +94,7 @@ static void usage(FILE *f)
 		"  -v, --verbose         debug log on stderr\n");
 }
 
-static int codec_of(const char *s, enum kw_compression *c)
-{
-	static const struct { const char *n; enum kw_compression c; } t[] = {
-		{ "none", KW_COMP_NONE }, { "float16", KW_COMP_FLOAT16 },
-		{ "meanstd16", KW_COMP_MEANSTD_16BIT }, { "uniform8", KW_COMP_UNIFORM_8BIT },
-		{ "quantile8", KW_COMP_QUANTILE_8BIT }, { "blockwise8", KW_COMP_BLOCKWISE_8BIT },
-	};
-
-	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-		if (!strcmp(s, t[i].n)) {
-			*c = t[i].c;
-			return 0;
-		}
-	return -1;
-}
-
-/* ---- the DHT: our entry under the group key, and reading the key back ------------------- */
-
-static void on_store(struct kw_hm_dht *d, int err, const struct kw_hm_dht_store_result *res,
-		     void *user)
-{
-	if (err || !res->n_ok)
-		KW_LOG_WRN(avg, "group key not stored (%s)", err ? kw_strerror(err) : "no node took it");
-}
-
-static int store_entry(struct avg_cli *c)
-{
-	static const uint8_t t = 0xc3, f = 0xc2;   /* msgpack True / False */
-	int r;
-
-	/* leaving: False, expiring just after the True it replaces (key_manager.py) */
-	r = kw_hm_dht_store(c->d, &c->key_id, c->self_sub, c->self_sub_len,
-			    c->decl_looking ? &t : &f, 1,
-			    c->decl_looking ? c->decl_exp : nextafter(c->decl_exp, INFINITY),
-			    on_store, c);
-	c->decl_pending = r == -KW_ELIMIT;   /* the DHT's operations are busy: next tick */
-	return r == -KW_ELIMIT ? 0 : r;
-}
-
-static int declare(void *u, const char *key, double expiration, bool looking)
-{
-	struct avg_cli *c = u;
-
-	c->decl_exp = expiration;
-	c->decl_looking = looking;
-	return store_entry(c);
-}
-
-static int on_entry(const uint8_t *sub, size_t sub_len, const uint8_t *val, size_t val_len,
-		    double exp, void *arg)
-{
-	struct avg_cli *c = arg;
-	size_t hl, n;
-
-	/* subkey: msgpack bin of the PeerID bytes; value: True while looking */
-	if (val_len != 1 || val[0] != 0xc3 || !sub_len || c->n_cand == KW_AVG_GROUP_MAX)
-		return 0;
-	if (sub[0] == 0xc4 && sub_len >= 2) {
-		hl = 2;
-		n = sub[1];
-	} else {
-		return 0;
-	}
-	if (hl + n != sub_len || n > KW_AVG_PEER_ID_MAX || exp < wall_now(NULL))
-		return 0;
-	memcpy(c->cand[c->n_cand].peer_id, sub + hl, n);
-	c->cand[c->n_cand].peer_id_len = n;
-	c->cand[c->n_cand].expiration = exp;
-	c->n_cand++;
-	return 0;
-}
-
-static void on_get(struct kw_hm_dht *d, int err, const struct kw_hm_dht_value *v, void *user)
-{
-	struct avg_cli *c = user;
-	const char *why = "";
-
-	c->fetching = false;
-	if (!c->matching || err || v->type != KW_HM_DHT_FOUND_DICTIONARY)
-		return;
-	c->n_cand = 0;
-	if (kw_hm_dict_walk(v->value, v->len, on_entry, c, &why) < 0) {
-		KW_LOG_WRN(avg, "group key holds a bad dictionary: %s", why);
-		return;
-	}
-	kw_app_avgnet_candidates(c->net, c->cand, c->n_cand);
-}
-
-/* ---- rounds ------------------------------------------------------------------------------- */
-
-static void start_match(struct avg_cli *c);
+/* ---- rounds (app/avg_run.c runs them; this prints them and counts) ----------------------- */
 
 static void finish(struct avg_cli *c, int code)
 {
@@ -238,11 +102,17 @@ static void finish(struct avg_cli *c, int code)
 	c->stop = true;
 }
 
-static void on_done(struct kw_avg *a, const struct kw_avg_result *r, void *user)
+static void on_round(struct kw_app_avgrun *run, const struct kw_avg_result *r, void *user)
 {
 	struct avg_cli *c = user;
+	int err;
 
-	c->stepping = false;
+	if (r->err && !r->time_ms && !r->peers_used) {
+		/* the round could not start (matchmaking or the all-reduce refused) */
+		fprintf(stderr, "kwnode average: round %u: %s\n", c->round, kw_strerror(r->err));
+		finish(c, 1);
+		return;
+	}
 	printf("round %u: peers %u used %u excluded [", c->round, r->peers_used + r->n_excluded,
 	       r->peers_used);
 	for (unsigned i = 0, first = 1; i < KW_AVG_GROUP_MAX; i++)
@@ -262,50 +132,31 @@ static void on_done(struct kw_avg *a, const struct kw_avg_result *r, void *user)
 		finish(c, 0);
 		return;
 	}
-	start_match(c);
+	err = kw_app_avgrun_round(run);
+	if (err < 0) {
+		fprintf(stderr, "kwnode average: matchmaking: %s\n", kw_strerror(err));
+		finish(c, 1);
+	}
 }
 
-static void on_assembled(struct kw_app_avgnet *net, int err, const struct kw_avg_group *gr,
-			 const struct kw_avg_bytes *ids, void *user)
+static void on_group(struct kw_app_avgrun *run, const struct kw_avg_group *gr, void *user)
 {
 	struct avg_cli *c = user;
-	int r;
 
-	c->matching = false;
-	if (err) {
-		KW_LOG_INF(avg, "no group yet (%s): looking again", kw_strerror(err));
-		start_match(c);
-		return;
-	}
+	(void)run;
 	printf("group %u: %u peers, we are %u, id %02x%02x%02x%02x\n", c->round, gr->n, gr->self,
 	       gr->group_id[0], gr->group_id[1], gr->group_id[2], gr->group_id[3]);
 	fflush(stdout);
-	if (c->mode != KW_AVG_AUX && c->round == 0) {
-		const float *t[1] = { c->x };
-
-		kw_avg_accumulate(c->avg, t, c->weight);
-	}
-	c->stepping = true;
-	r = kw_app_avgnet_step(net, gr, ids, on_done, c);
-	if (r < 0) {
-		fprintf(stderr, "kwnode average: cannot start the round: %s\n", kw_strerror(r));
-		c->stepping = false;
-		finish(c, 1);
-	}
 }
 
-static void start_match(struct avg_cli *c)
+static void start_rounds(struct avg_cli *c)
 {
-	int r;
+	int r = kw_app_avgrun_round(c->run);
 
-	c->m.timeout_ms = c->match_ms;
-	r = kw_app_avgnet_match(c->net, &c->m, on_assembled, c);
 	if (r < 0) {
 		fprintf(stderr, "kwnode average: matchmaking: %s\n", kw_strerror(r));
 		finish(c, 1);
-		return;
 	}
-	c->matching = true;
 }
 
 static void on_tick(struct kw_loop *l, struct kw_timer *t)
@@ -318,11 +169,6 @@ static void on_tick(struct kw_loop *l, struct kw_timer *t)
 		finish(c, 1);
 		return;
 	}
-	if (c->decl_pending)
-		store_entry(c);
-	if (c->matching && !c->fetching &&
-	    kw_hm_dht_get(c->d, &c->key_id, true, on_get, c) == 0)
-		c->fetching = true;
 	kw_timer_start(l, t, 300);
 }
 
@@ -333,33 +179,13 @@ static void on_dial(struct kw_swarm *sw, struct kw_conn *conn, int err, void *us
 	if (err)
 		fprintf(stderr, "kwnode average: dial failed: %s\n", kw_strerror(err));
 	if (--c->dials_left == 0)
-		start_match(c);
+		start_rounds(c);
 }
 
 static void count_streams(const struct kw_pool *p, void *arg)
 {
 	if (!strncmp(p->name, "hm_stream", 9))
 		*(size_t *)arg += p->used;
-}
-
-static int read_input(struct avg_cli *c, const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	size_t got;
-
-	if (!f) {
-		fprintf(stderr, "kwnode average: cannot open %s\n", path);
-		return -1;
-	}
-	got = fread(c->x, sizeof(float), c->numel[0], f);
-	if (got != c->numel[0] || fgetc(f) != EOF) {
-		fprintf(stderr, "kwnode average: %s does not hold exactly %llu float32 values\n",
-			path, (unsigned long long)c->numel[0]);
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	return 0;
 }
 
 int kw_cmd_average(int argc, char **argv)
@@ -392,28 +218,27 @@ int kw_cmd_average(int argc, char **argv)
 	const char *in = NULL, *out = NULL, *listen = "/ip4/127.0.0.1/tcp/0", *data_dir = NULL;
 	const char *boot[PEERS_MAX];
 	int n_boot = 0, opt, ret;
-	enum kw_compression comp = KW_COMP_NONE;
 	unsigned long long size = 0;
-	uint32_t part_bytes = 0, sender_ms = 0, round_ms = 0;
 	struct kw_app_transient t;
 	struct kw_app_hm *hst = NULL;
 	struct kw_hm_stream_limits sl;
-	struct kw_avg_cfg acfg;
-	struct kw_avg_transport tr;
-	struct kw_app_avgnet_cfg ncfg;
-	struct kw_arena arena;
+	struct kw_app_avgrun_cfg rc;
+	struct kw_app_avgrun_sizes sz;
+	struct kw_app_avgrun_ops ops = { .assembled = on_group, .round_done = on_round, .u = c };
 	void *avg_mem = NULL;
-	size_t msg_max, backlog;
+	const char *why;
 	char err[256], buf[256];
 	struct sigaction sa;
 
 	memset(c, 0, sizeof(*c));
-	strcpy(c->prefix, "kwavg");
-	c->weight = -1;
+	memset(&rc, 0, sizeof(rc));
+	rc.prefix = "kwavg";
+	rc.weight = -1;
+	rc.target_group_size = 16;
+	rc.min_group_size = 2;
+	rc.match_ms = 3000;
+	rc.share_state = true;
 	c->rounds = 1;
-	c->group_size = 16;
-	c->min_group = 2;
-	c->match_ms = 3000;
 	c->timeout_ms = 120000;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
@@ -422,24 +247,24 @@ int kw_cmd_average(int argc, char **argv)
 		switch (opt) {
 		case 'v': kw_log_set_level(4); break;
 		case 'p':
-			if (strlen(optarg) >= sizeof(c->prefix) || !*optarg || strchr(optarg, '.')) {
+			if (strlen(optarg) >= KW_APP_AVGRUN_PREFIX_MAX || !*optarg || strchr(optarg, '.')) {
 				fprintf(stderr, "kwnode average: --prefix: non-empty, no '.', < 64 bytes\n");
 				return 2;
 			}
-			strcpy(c->prefix, optarg);
+			rc.prefix = optarg;
 			break;
 		case 'N': size = strtoull(optarg, &end, 10); break;
 		case 'i': in = optarg; break;
 		case 'o': out = optarg; break;
-		case 'w': c->weight = strtod(optarg, &end); break;
+		case 'w': rc.weight = strtod(optarg, &end); break;
 		case 'M':
-			if (!strcmp(optarg, "node")) c->mode = KW_AVG_NODE;
-			else if (!strcmp(optarg, "client")) c->mode = KW_AVG_CLIENT;
-			else if (!strcmp(optarg, "aux")) c->mode = KW_AVG_AUX;
-			else { fprintf(stderr, "kwnode average: --mode node|client|aux\n"); return 2; }
+			if (kw_app_avgrun_mode(optarg, &rc.mode) < 0) {
+				fprintf(stderr, "kwnode average: --mode node|client|aux\n");
+				return 2;
+			}
 			break;
 		case 'C':
-			if (codec_of(optarg, &comp) < 0) {
+			if (kw_app_avgrun_codec(optarg, &rc.compression) < 0) {
 				fprintf(stderr, "kwnode average: unknown --codec %s\n", optarg);
 				return 2;
 			}
@@ -453,13 +278,13 @@ int kw_cmd_average(int argc, char **argv)
 			boot[n_boot++] = optarg;
 			break;
 		case 'd': data_dir = optarg; break;
-		case 'G': c->group_size = (unsigned)strtoul(optarg, &end, 10); break;
-		case 'g': c->min_group = (unsigned)strtoul(optarg, &end, 10); break;
-		case 'm': c->match_ms = (uint32_t)strtoul(optarg, &end, 10); break;
+		case 'G': rc.target_group_size = (unsigned)strtoul(optarg, &end, 10); break;
+		case 'g': rc.min_group_size = (unsigned)strtoul(optarg, &end, 10); break;
+		case 'm': rc.match_ms = (uint32_t)strtoul(optarg, &end, 10); break;
 		case 'r': c->rounds = (unsigned)strtoul(optarg, &end, 10); break;
-		case 'P': part_bytes = (uint32_t)strtoul(optarg, &end, 10); break;
-		case 's': sender_ms = (uint32_t)strtoul(optarg, &end, 10); break;
-		case 'T': round_ms = (uint32_t)strtoul(optarg, &end, 10); break;
+		case 'P': rc.part_bytes = (uint32_t)strtoul(optarg, &end, 10); break;
+		case 's': rc.sender_timeout_ms = (uint32_t)strtoul(optarg, &end, 10); break;
+		case 'T': rc.round_timeout_ms = (uint32_t)strtoul(optarg, &end, 10); break;
 		case 't': c->timeout_ms = (uint32_t)strtoul(optarg, &end, 10); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -470,64 +295,46 @@ int kw_cmd_average(int argc, char **argv)
 		}
 	}
 	if (optind != argc || !size || size > (1ull << 30) || !in || !out || !c->rounds ||
-	    c->group_size < 2 || c->group_size > PEERS_MAX || c->min_group < 2 ||
-	    c->min_group > c->group_size || c->match_ms < 200) {
+	    rc.target_group_size < 2 || rc.target_group_size > PEERS_MAX ||
+	    rc.min_group_size < 2 || rc.min_group_size > rc.target_group_size ||
+	    rc.match_ms < 200) {
 		usage(stderr);
 		return 2;
 	}
-	if (c->weight < 0)
-		c->weight = c->mode == KW_AVG_AUX ? 0.0 : 1.0;
-	if (!isfinite(c->weight) || (c->mode == KW_AVG_AUX && c->weight != 0)) {
+	if (rc.weight < 0)
+		rc.weight = rc.mode == KW_AVG_AUX ? 0.0 : 1.0;
+	if (!isfinite(rc.weight) || (rc.mode == KW_AVG_AUX && rc.weight != 0)) {
 		fprintf(stderr, "kwnode average: --weight must be finite (and 0 for aux)\n");
 		return 2;
 	}
-	c->max_peers = c->group_size;
-	c->numel[0] = size;
+	rc.size = size;
+	rc.now = kw_app_avgrun_wall_now;
+	ret = kw_app_avgrun_sizes(&rc, &sz, &why);
+	if (ret == -KW_ERANGE) {
+		fprintf(stderr, "kwnode average: --part-bytes too small for the codec\n");
+		return 2;
+	}
+	if (ret < 0) {
+		fprintf(stderr, "kwnode average: %s\n", why);
+		return 2;
+	}
 	c->x = malloc(size * sizeof(float));
 	if (!c->x) {
 		fprintf(stderr, "kwnode average: no memory for %llu values\n", size);
 		return 1;
 	}
-	c->tens[0] = c->x;
-	if (read_input(c, in) < 0) {
+	rc.tensor = c->x;
+	if (kw_app_avgrun_tensor_read(in, c->x, size, "kwnode average") < 0) {
 		free(c->x);
 		return 1;
 	}
-
 	/* the averager: its arena once, here */
-	kw_codec_init(&c->codec, KW_SIMD_AUTO);
-	kw_avg_cfg_default(&acfg);
-	acfg.n_tensors = 1;
-	acfg.tensors = c->tens;
-	acfg.numel = c->numel;
-	acfg.compression = comp;
-	acfg.part_size_bytes = part_bytes;
-	acfg.max_peers = c->max_peers;
-	acfg.sender_timeout_ms = sender_ms;
-	acfg.round_timeout_ms = round_ms;
-	acfg.codec = &c->codec;
-	{
-		size_t pv = kw_avg_part_values(comp, part_bytes ? part_bytes :
-					       CONFIG_KW_ML_AVG_PART_BYTES);
-
-		if (!pv) {
-			fprintf(stderr, "kwnode average: --part-bytes too small for the codec\n");
-			free(c->x);
-			return 2;
-		}
-		acfg.max_parts = (unsigned)((size + pv - 1) / pv + 1);
-		msg_max = pv * 4 + 4096;   /* a part's Tensor (float32 at most) and its envelope */
-	}
-	avg_mem = malloc(kw_avg_arena_bytes(&acfg) + 64);
+	avg_mem = malloc(sz.avg_arena);
 	if (!avg_mem) {
 		free(c->x);
 		return 1;
 	}
-	kw_arena_init(&arena, avg_mem, kw_avg_arena_bytes(&acfg) + 64);
 
-	/* a CLIENT queues all its parts for a reducer at once; the others a window's worth */
-	backlog = c->mode == KW_AVG_CLIENT ? size * 4 / (c->min_group - 1) + 4 * msg_max :
-					     6 * msg_max;
 	kw_config_defaults(&cfg);
 	kw_config_clear_listen(&cfg);
 	if (kw_config_set(&cfg, "listen", listen, err, sizeof(err)) < 0 ||
@@ -541,7 +348,7 @@ int kw_cmd_average(int argc, char **argv)
 		static const char *const keys[] = { "conns_per_ip", "conns_per_subnet",
 						    "handshakes_per_ip", "handshakes_per_subnet" };
 
-		snprintf(buf, sizeof(buf), "%u", 4 * c->group_size + 16);
+		snprintf(buf, sizeof(buf), "%u", 4 * rc.target_group_size + 16);
 		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 			if (kw_config_set(&cfg, keys[i], buf, err, sizeof(err)) < 0) {
 				fprintf(stderr, "kwnode average: %s\n", err);
@@ -554,8 +361,8 @@ int kw_cmd_average(int argc, char **argv)
 			return 2;
 		}
 	if (kw_app_transient_open(&t, "kwnode average", &cfg,
-				  ((size_t)64 << 20) + (4 * c->max_peers + 4) * 2 * (msg_max + 4096) +
-				  2 * c->max_peers * backlog) < 0)
+				  ((size_t)64 << 20) + (4 * rc.target_group_size + 4) * 2 *
+				  (sz.msg_max + 4096) + sz.node_arena) < 0)
 		return 1;
 	c->n = t.n;
 	c->sw = t.sw;
@@ -566,68 +373,17 @@ int kw_cmd_average(int argc, char **argv)
 				      (const char (*)[KW_CONFIG_PEER_ADDR_MAX])cfg.hivemind_bootstrap,
 				      cfg.n_hivemind_bootstrap, &c->hm, &c->d, &hst);
 	kw_hm_stream_limits_default(&sl);
-	sl.streams_in = 2 * c->max_peers + 4;   /* parts from each groupmate, joins, spares */
-	sl.streams_per_peer = 4;
-	sl.streams_out = 2 * c->max_peers;
-	sl.buf_bytes = (uint32_t)KW_MAX(msg_max + 64, KW_APP_AVG_CHUNK + 8192);  /* a state piece too */
-	sl.idle_ms = 60000;
+	sl.streams_in = sl.streams_per_peer = sl.streams_out = sl.buf_bytes = sl.idle_ms = 0;
+	kw_app_avgrun_stream_limits(&rc, &sl);
 	if (ret == 0)
 		ret = kw_hm_stream_setup(c->hm, &sl);
-	memset(&ncfg, 0, sizeof(ncfg));
-	ncfg.prefix = c->prefix;
-	ncfg.cls = "DecentralizedAverager";
-	ncfg.max_peers = c->max_peers;
-	ncfg.backlog_bytes = backlog;
-	ncfg.idle_ms = 60000;
-	ncfg.pending_ms = 5000;
-	ncfg.now = wall_now;
 	if (ret == 0)
-		ret = kw_app_avgnet_create(t.n, t.sw, c->hm, &ncfg, &c->net);
-	if (ret == 0)
-		ret = kw_app_avg_create(t.n, c->hm, c->prefix, "DecentralizedAverager", share_state, c,
-					&c->state_av);
-	if (ret == 0) {
-		kw_app_avgnet_transport(c->net, &tr);
-		ret = kw_avg_create(&t.n->loop, &arena, &acfg, &tr, &c->avg);
-	}
+		ret = kw_app_avgrun_create(t.n, t.sw, c->hm, c->d, &rc, avg_mem, sz.avg_arena, &ops,
+					   &c->run);
 	if (ret < 0) {
 		fprintf(stderr, "kwnode average: cannot start: %s\n", kw_strerror(ret));
 		goto out;
 	}
-	kw_app_avgnet_bind(c->net, c->avg);
-
-	/* the group key and our entry's subkey */
-	kw_avg_group_key(c->prefix, "", c->key, sizeof(c->key));
-	kw_hm_dhtid_of_str(c->key, strlen(c->key), &c->key_id);
-	{
-		const struct kw_peer_id *self = kw_swarm_peer_id(t.sw);
-
-		c->self_sub[0] = 0xc4;
-		c->self_sub[1] = self->len;
-		memcpy(c->self_sub + 2, self->bytes, self->len);
-		c->self_sub_len = 2 + (size_t)self->len;
-	}
-	/* schema: hivemind's hash of the one float32 tensor we average, so Python averagers of a
-	 * tensor of this shape join the group; compression and part size are not in it (as in
-	 * hivemind), every peer must be started with the same part size */
-	{
-		uint64_t dim = size;
-
-		ret = kw_app_avgnet_schema_hash(&dim, 1, c->schema);
-		if (ret < 0) {
-			fprintf(stderr, "kwnode average: schema hash: %s\n", kw_strerror(ret));
-			goto out;
-		}
-	}
-	c->m.key = c->key;
-	c->m.schema_hash = c->schema;
-	c->m.schema_hash_len = sizeof(c->schema);
-	c->m.mode = c->mode;
-	c->m.bandwidth = KW_AVG_BW_NONE;
-	c->m.min_group_size = c->min_group;
-	c->m.target_group_size = c->group_size;
-	c->m.declare = declare;
-	c->m.declare_arg = c;
 
 	if (kw_peer_id_to_text(kw_swarm_peer_id(t.sw), buf, sizeof(buf)) == 0)
 		printf("peer-id %s\n", buf);
@@ -644,7 +400,7 @@ int kw_cmd_average(int argc, char **argv)
 	kw_timer_init(&c->tick, on_tick, c);
 	kw_timer_start(&t.n->loop, &c->tick, 100);
 	if (--c->dials_left == 0)
-		start_match(c);
+		start_rounds(c);
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sig;
@@ -653,15 +409,9 @@ int kw_cmd_average(int argc, char **argv)
 	while (!c->stop && !g_sig)
 		kw_loop_run_once(&t.n->loop, 100);
 	kw_timer_cancel(&t.n->loop, &c->tick);
-	if (c->code == 0) {
-		FILE *f = fopen(out, "wb");
-
-		if (!f || fwrite(c->x, sizeof(float), size, f) != size) {
-			fprintf(stderr, "kwnode average: cannot write %s\n", out);
-			c->code = 1;
-		}
-		if (f && fclose(f) != 0)
-			c->code = 1;
+	if (c->code == 0 && kw_app_avgrun_tensor_write(out, c->x, size) < 0) {
+		fprintf(stderr, "kwnode average: cannot write %s\n", out);
+		c->code = 1;
 	}
 	/* Our last deltas may still sit in send buffers, and groupmates still reduce parts of
 	 * ours: leave once every stream of the group has closed (bounded), not before. */
@@ -678,7 +428,6 @@ int kw_cmd_average(int argc, char **argv)
 	}
 	{
 		struct kw_hm_stream_stats hs;
-
 		struct kw_swarm_stats ss;
 
 		kw_swarm_get_stats(t.sw, &ss);
@@ -695,8 +444,7 @@ int kw_cmd_average(int argc, char **argv)
 			   (unsigned long long)hs.cancelled, (unsigned long long)hs.deadlines);
 	}
 out:
-	if (c->avg)
-		kw_avg_destroy(c->avg);
+	kw_app_avgrun_destroy(c->run);
 	kw_app_hm_stop(hst);
 	kw_app_transient_close(&t);
 	free(avg_mem);

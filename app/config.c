@@ -28,6 +28,9 @@
 #include <kw/net/msgpack.h>
 #endif
 #include <kw/net/multiaddr.h>
+#ifdef CONFIG_KW_APP_AVERAGING
+#include "avg_run.h"
+#endif
 
 #define CONFIG_FILE_MAX (64 * 1024)
 #define LINE_MAX_LEN 512
@@ -49,6 +52,9 @@ enum key_type {
 	KEY_HM_EXPERTS, /* space-separated hivemind expert uids appended to hivemind_experts[] */
 	KEY_SPAN,    /* "A:B" with A < B into serve_first, serve_end */
 	KEY_ANNOUNCE,  /* a TCP multiaddr peers should dial, appended to announce[] */
+	KEY_AVG_PREFIX, /* an averager prefix: 1..63 bytes, no '.' or ' ' */
+	KEY_AVG_MODE,   /* node | client | aux into a uint32_t */
+	KEY_AVG_CODEC,  /* none | float16 | meanstd16 | uniform8 | quantile8 | blockwise8 */
 };
 
 struct key_def {
@@ -120,6 +126,18 @@ static const struct key_def g_keys[] = {
 	{ "serve_hidden", KEY_U32, F(serve_hidden), 8, 8192, true },
 	/* what identify advertises instead of the listen addresses (doc/status.md) */
 	{ "announce", KEY_ANNOUNCE, F(announce), 0, KW_CONFIG_LISTEN_MAX, true },
+	/* averaging in the daemon (app/avg_app.c, doc/ml-avg.md "In the daemon"); refused when
+	 * CONFIG_KW_APP_AVERAGING is off */
+	{ "averaging_prefix", KEY_AVG_PREFIX, F(averaging_prefix), 1, 63, true },
+	{ "averaging_mode", KEY_AVG_MODE, F(averaging_mode), 0, 0, true },
+	{ "averaging_size", KEY_U32, F(averaging_size), 1, 1u << 28, true },
+	{ "averaging_tensor", KEY_PATH, F(averaging_tensor), 1, KW_CONFIG_PATH_MAX - 1, true },
+	{ "averaging_period", KEY_U32, F(averaging_period_s), 1, 86400, true },
+	{ "averaging_target_group_size", KEY_U32, F(averaging_target_group_size), 2, 16, true },
+	{ "averaging_min_group_size", KEY_U32, F(averaging_min_group_size), 2, 16, true },
+	{ "averaging_compression", KEY_AVG_CODEC, F(averaging_compression), 0, 0, true },
+	{ "averaging_match_timeout_ms", KEY_U32, F(averaging_match_timeout_ms), 200, 600000,
+	  true },
 };
 
 /* The Hivemind keys' checks (net/hivemind/records.c); the keys are refused before these run
@@ -167,6 +185,10 @@ void kw_config_defaults(struct kw_config *c)
 #endif
 	c->serve_grid = 4;
 	c->serve_hidden = 64;
+	c->averaging_period_s = 30;
+	c->averaging_target_group_size = 4;
+	c->averaging_min_group_size = 2;
+	c->averaging_match_timeout_ms = 5000;   /* hivemind's min_matchmaking_time */
 #ifdef CONFIG_KW_NET_SWARM
 	kw_swarm_limits_default(&c->swarm);
 	if (CONFIG_KW_NET_LISTEN[0]) {
@@ -399,6 +421,9 @@ static int set_one(struct kw_config *c, const char *key, const char *v, char *er
 	if (!strncmp(k->name, "hivemind", 8) && !IS_ENABLED(CONFIG_KW_APP_HIVEMIND))
 		return fail(err, errlen, line, "%s: the Hivemind DHT is not built into this kwnode "
 			    "(CONFIG_KW_APP_HIVEMIND)", k->name);
+	if (!strncmp(k->name, "averaging_", 10) && !IS_ENABLED(CONFIG_KW_APP_AVERAGING))
+		return fail(err, errlen, line, "%s: averaging is not built into this kwnode "
+			    "(CONFIG_KW_APP_AVERAGING)", k->name);
 	if (!strncmp(k->name, "serve_", 6) && !IS_ENABLED(CONFIG_KW_APP_SERVE))
 		return fail(err, errlen, line, "%s: serving is not built into this kwnode "
 			    "(CONFIG_KW_APP_SERVE)", k->name);
@@ -598,7 +623,53 @@ static int set_one(struct kw_config *c, const char *key, const char *v, char *er
 		c->serve_end = hi;
 		break;
 	}
+	case KEY_AVG_PREFIX:
+		if (strlen(v) < k->lo || strlen(v) > k->hi || strpbrk(v, ". \t"))
+			return fail(err, errlen, line, "%s must be %u..%u bytes without '.' or ' ' (the "
+				    "group key is PREFIX.0b), got '%s'", k->name, k->lo, k->hi,
+				    quote(v, q, sizeof(q)));
+		memcpy(field, v, strlen(v) + 1);
+		break;
+	case KEY_AVG_MODE:
+	case KEY_AVG_CODEC:
+#ifdef CONFIG_KW_APP_AVERAGING
+		if (k->type == KEY_AVG_MODE) {
+			enum kw_avg_mode m;
+
+			if (kw_app_avgrun_mode(v, &m) < 0)
+				return fail(err, errlen, line, "%s must be node, client or aux, got '%s'",
+					    k->name, quote(v, q, sizeof(q)));
+			*(uint32_t *)(void *)field = (uint32_t)m;
+		} else {
+			enum kw_compression cc;
+
+			if (kw_app_avgrun_codec(v, &cc) < 0)
+				return fail(err, errlen, line, "%s must be none, float16, meanstd16, "
+					    "uniform8, quantile8 or blockwise8, got '%s'", k->name,
+					    quote(v, q, sizeof(q)));
+			*(uint32_t *)(void *)field = (uint32_t)cc;
+		}
+#endif
+		break;
 	}
+	return 0;
+}
+
+/* The averaging keys' rules between keys, once the whole file is in. */
+static int check_averaging(const struct kw_config *c, char *err, size_t errlen)
+{
+	if (!c->averaging_prefix[0])
+		return 0;
+	if (!c->hivemind)
+		return fail(err, errlen, 0, "averaging_prefix needs hivemind = on (the group key "
+			    "lives in the Hivemind DHT)");
+	if (c->averaging_min_group_size > c->averaging_target_group_size)
+		return fail(err, errlen, 0, "averaging_min_group_size (%u) is above "
+			    "averaging_target_group_size (%u)", c->averaging_min_group_size,
+			    c->averaging_target_group_size);
+	if (!c->averaging_size && !c->averaging_tensor[0])
+		return fail(err, errlen, 0, "averaging_prefix needs averaging_size or "
+			    "averaging_tensor (what to average)");
 	return 0;
 }
 
@@ -661,6 +732,8 @@ int kw_config_parse(struct kw_config *c, const char *buf, size_t len, char *err,
 			return ret;
 	}
 	/* rules between keys (stop <= start, ...) once the whole file is in */
+	if (check_averaging(c, err, errlen) < 0)
+		return -KW_ECONFIG;
 	return kw_policy_settings_check(&c->policy, err, errlen);
 }
 

@@ -21,6 +21,8 @@ int kw_app_serve_init(struct kw_node *n);
 void kw_app_serve_shutdown(struct kw_node *n);
 int kw_app_serve_drain_init(struct kw_node *n);
 void kw_app_serve_drain_shutdown(struct kw_node *n);
+int kw_app_avgd_init(struct kw_node *n);
+void kw_app_avgd_shutdown(struct kw_node *n);
 
 #define KW_IF_1(...) __VA_ARGS__
 #define KW_IF_0(...)

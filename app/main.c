@@ -27,6 +27,9 @@
 #include <kw/net/swarm.h>
 
 #include "hivemind.h"
+#ifdef CONFIG_KW_APP_AVERAGING
+#include "avg_app.h"
+#endif
 #include "notify.h"
 
 /* Firmware placement: the node and its arena live in .bss; untouched pages cost no RAM. */
@@ -149,6 +152,13 @@ static void stop_loop(struct kw_node *n)
 {
 	kw_loop_stop(&n->loop, 0);
 }
+
+/* after averaging left its rounds: the OFFLINE records, then the node's own drain */
+static void __attribute__((unused)) stop_after_avg(struct kw_node *n)
+{
+	if (kw_app_hm_before_stop(n, kw_node_request_stop) < 0)
+		kw_node_request_stop(n);
+}
 #endif
 
 static void on_signal(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
@@ -165,6 +175,11 @@ static void on_signal(struct kw_loop *l, struct kw_watch *w, uint32_t ev)
 		/* a Petals/hivemind server says OFFLINE before its connections close */
 		if (!sc->stopping) {
 			sc->stopping = true;
+#ifdef CONFIG_KW_APP_AVERAGING
+			/* averaging leaves its rounds first (app/avg_app.h) */
+			if (kw_app_avgd_before_stop(sc->node, stop_after_avg) == 0)
+				continue;
+#endif
 			if (kw_app_hm_before_stop(sc->node, kw_node_request_stop) == 0)
 				continue;
 		}

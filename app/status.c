@@ -360,6 +360,30 @@ static void json_ago(struct out *o, const struct kw_status_snap *s, const char *
 		outf(o, "\"%s\":null", k);
 }
 
+/* "idle: 3 rounds, the last 2 s ago (3 peers, 120 ms); 1 without a group", or "off ...". */
+static void avg_line(const struct kw_status_snap *s, char *line, size_t cap)
+{
+	size_t n;
+
+	if (!s->avg_state[0] || !strcmp(s->avg_state, "off")) {
+		snprintf(line, cap, "off (no averaging_prefix configured)");
+		return;
+	}
+	if (s->avg_last_done_ms)
+		n = (size_t)snprintf(line, cap, "%s: %llu round%s, the last %llu s ago (%u peers, "
+				     "%llu ms)", s->avg_state, (unsigned long long)s->avg_rounds,
+				     s->avg_rounds == 1 ? "" : "s",
+				     (unsigned long long)ago_s(s, s->avg_last_done_ms),
+				     s->avg_last_group, (unsigned long long)s->avg_last_round_ms);
+	else
+		n = (size_t)snprintf(line, cap, "%s: no round yet", s->avg_state);
+	if (n < cap && (s->avg_no_group || s->avg_round_failed || s->avg_withdrawn))
+		snprintf(line + n, cap - n, "; %llu search%s without a group, %llu failed, %llu "
+			 "left on a pause", (unsigned long long)s->avg_no_group,
+			 s->avg_no_group == 1 ? "" : "es", (unsigned long long)s->avg_round_failed,
+			 (unsigned long long)s->avg_withdrawn);
+}
+
 /* "ffn.0.0 ffn.0.1 llama.0..3 (12 calls, 1 error)", or why nothing is served. */
 static void served_line(const struct kw_status_snap *s, char *line, size_t cap)
 {
@@ -441,6 +465,20 @@ long kw_status_render_json(const struct kw_status_snap *s, char *buf, size_t cap
 	json_list(&o, (const char (*)[KW_STATUS_ADDR_MAX])s->served, s->n_served);
 	outf(&o, ",\"served_calls\":%llu,\"served_errors\":%llu",
 	     (unsigned long long)s->served_calls, (unsigned long long)s->served_errors);
+	outf(&o, ",\"averaging\":{\"state\":");
+	out_json_str(&o, s->avg_state[0] ? s->avg_state : "off");
+	outc(&o, ',');
+	json_u64(&o, "rounds", s->avg_rounds, true);
+	json_u64(&o, "last_group", s->avg_last_group, true);
+	json_u64(&o, "last_round_ms", s->avg_last_round_ms, true);
+	json_ago(&o, s, "last_round_s_ago", s->avg_last_done_ms);
+	outf(&o, ",\"failures\":{");
+	json_u64(&o, "no_group", s->avg_no_group, true);
+	json_u64(&o, "round_failed", s->avg_round_failed, true);
+	json_u64(&o, "peer_excluded", s->avg_peers_excluded, true);
+	json_u64(&o, "withdrawn", s->avg_withdrawn, true);
+	json_u64(&o, "write_failed", s->avg_write_failed, false);
+	outf(&o, "}}");
 	outf(&o, ",\"policy\":{\"state\":\"%s\",\"reason\":", policy_name(s));
 	out_json_str(&o, s->reason);
 	outf(&o, ",\"detail\":");
@@ -554,6 +592,33 @@ long kw_status_render_metrics(const struct kw_status_snap *s, char *buf, size_t 
 		     s->have_policy && s->state == states[i]);
 	prom_u64(&o, "kwnode_policy_transitions_total", "counter",
 		 "Contribution policy state changes.", s->transitions);
+	{
+		static const char *const avg_states[] = { "off", "idle", "matching", "averaging",
+							   "paused" };
+		const struct { const char *reason; uint64_t v; } af[] = {
+			{ "no_group", s->avg_no_group }, { "round_failed", s->avg_round_failed },
+			{ "peer_excluded", s->avg_peers_excluded }, { "withdrawn", s->avg_withdrawn },
+			{ "write_failed", s->avg_write_failed },
+		};
+		const char *cur = s->avg_state[0] ? s->avg_state : "off";
+
+		prom_head(&o, "kwnode_averaging_state", "gauge", "Averaging state (1 = current).");
+		for (i = 0; i < KW_ARRAY_SIZE(avg_states); i++)
+			outf(&o, "kwnode_averaging_state{state=\"%s\"} %d\n", avg_states[i],
+			     !strcmp(cur, avg_states[i]));
+		prom_u64(&o, "kwnode_averaging_rounds_total", "counter",
+			 "Averaging rounds completed with a group.", s->avg_rounds);
+		prom_u64(&o, "kwnode_averaging_last_group_size", "gauge",
+			 "Peers in the last averaging group (0: none yet).", s->avg_last_group);
+		prom_head(&o, "kwnode_averaging_last_round_seconds", "gauge",
+			  "Duration of the last averaging round.");
+		outf(&o, "kwnode_averaging_last_round_seconds %.3f\n", s->avg_last_round_ms / 1000.0);
+		prom_head(&o, "kwnode_averaging_failures_total", "counter",
+			  "Averaging failures by reason.");
+		for (i = 0; i < KW_ARRAY_SIZE(af); i++)
+			outf(&o, "kwnode_averaging_failures_total{reason=\"%s\"} %llu\n", af[i].reason,
+			     (unsigned long long)af[i].v);
+	}
 	if (s->temp_mc != INT32_MIN) {
 		prom_head(&o, "kwnode_soc_temperature_celsius", "gauge", "SoC temperature.");
 		outf(&o, "kwnode_soc_temperature_celsius %.3f\n", s->temp_mc / 1000.0);
@@ -802,6 +867,8 @@ long kw_status_render_text(const struct kw_status_snap *s, char *buf, size_t cap
 	outf(&o, "connections:   %u in, %u out, %u up\n", s->conns_in, s->conns_out, s->conns_up);
 	served_line(s, line, sizeof(line));
 	outf(&o, "serving:       %s\n", line);
+	avg_line(s, line, sizeof(line));
+	outf(&o, "averaging:     %s\n", line);
 	if (s->last_request_ms)
 		outf(&o, "requests:      %llu, the last %llu s ago\n", (unsigned long long)s->requests,
 		     (unsigned long long)ago_s(s, s->last_request_ms));

@@ -119,6 +119,16 @@ struct kw_status_snap {
 	uint32_t n_served;
 	char served[KW_STATUS_SERVED][KW_STATUS_ADDR_MAX];
 	uint64_t served_calls, served_errors;
+	/* averaging in the daemon (app/avg_app.h): avg_state "off" when not configured */
+	char avg_state[12];
+	uint64_t avg_rounds;
+	uint32_t avg_last_group;                 /* 0: no group yet */
+	uint64_t avg_last_round_ms;              /* the last round's duration */
+	uint64_t avg_last_done_ms;               /* uptime at its end; 0 never */
+	/* failures by reason: no group formed, a round that failed, peers a round excluded,
+	 * searches left by a pause, result files not written */
+	uint64_t avg_no_group, avg_round_failed, avg_peers_excluded, avg_withdrawn,
+		avg_write_failed;
 	/* the contribution policy */
 	bool have_policy;
 	enum kw_policy_state state;

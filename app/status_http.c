@@ -39,6 +39,9 @@
 #include <kw/net/swarm.h>
 
 #include "status.h"
+#ifdef CONFIG_KW_APP_AVERAGING
+#include "avg_app.h"
+#endif
 #ifdef CONFIG_KW_APP_SERVE
 #include "serve.h"
 #endif
@@ -250,6 +253,25 @@ void kw_status_collect(struct kw_status *st, struct kw_status_snap *s)
 		kw_serve_get_stats(app->serve, &ss);
 		s->served_calls = ss.calls;
 		s->served_errors = ss.errors;
+	}
+#endif
+	snprintf(s->avg_state, sizeof(s->avg_state), "off");
+#ifdef CONFIG_KW_APP_AVERAGING
+	if (app->avg) {
+		struct kw_app_avgd_view v;
+
+		kw_app_avgd_view(app->avg, &v);
+		snprintf(s->avg_state, sizeof(s->avg_state), "%s", v.state);
+		s->avg_rounds = v.rounds;
+		s->avg_last_group = v.last_group;
+		s->avg_last_round_ms = v.last_round_ms;
+		s->avg_last_done_ms = v.last_done_ms > st->start_ms ? v.last_done_ms - st->start_ms :
+				      v.last_done_ms ? 1 : 0;
+		s->avg_no_group = v.no_group;
+		s->avg_round_failed = v.round_failed;
+		s->avg_peers_excluded = v.peers_excluded;
+		s->avg_withdrawn = v.withdrawals;
+		s->avg_write_failed = v.write_failed;
 	}
 #endif
 	s->last_request_ms = st->last_request_ms;

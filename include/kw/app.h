@@ -70,6 +70,16 @@ struct kw_config {
 	char serve_experts[KW_CONFIG_PATH_MAX]; /* expert uid prefix ("ffn"): a generated grid */
 	uint32_t serve_grid;                   /* the grid is serve_grid x serve_grid experts */
 	uint32_t serve_hidden;                 /* hidden size of the generated experts */
+	/* averaging in the daemon (app/avg_app.c, doc/ml-avg.md "In the daemon"): off while
+	 * averaging_prefix is empty */
+	char averaging_prefix[64];
+	uint32_t averaging_mode;               /* enum kw_avg_mode: node, client, aux */
+	uint32_t averaging_size;               /* float32 values; 0: the tensor file's size */
+	char averaging_tensor[KW_CONFIG_PATH_MAX]; /* relative: under data_dir; "": in memory */
+	uint32_t averaging_period_s;           /* a round every this many seconds */
+	uint32_t averaging_target_group_size, averaging_min_group_size;
+	uint32_t averaging_compression;        /* enum kw_compression */
+	uint32_t averaging_match_timeout_ms;   /* one search's declared expiration */
 	/* `announce`: the addresses identify advertises instead of the listen addresses (what
 	 * peers dial back, doc/status.md "Reachability"); none: the listen addresses */
 	char announce[KW_CONFIG_LISTEN_MAX][KW_CONFIG_ADDR_MAX];
@@ -129,6 +139,7 @@ struct kw_hm_dht;
 struct kw_app_hm;
 struct kw_serve;
 struct kw_app_reach;
+struct kw_app_avgd;
 
 struct kw_app {
 	struct kw_config cfg;
@@ -144,6 +155,7 @@ struct kw_app {
 	struct kw_serve *serve;            /* what the node serves (app/serve_app.c), or NULL;
 					      kw_serve_describe (app/serve.h) tells what */
 	struct kw_app_reach *reach;        /* the dial-back reachability check (app/reach.c) */
+	struct kw_app_avgd *avg;           /* averaging in the daemon (app/avg_app.h), or NULL */
 };
 
 void kw_app_attach(struct kw_node *n, struct kw_app *app);

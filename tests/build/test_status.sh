@@ -180,6 +180,40 @@ if "$K" hivemind --help >/dev/null 2>&1; then
 import json; d=json.load(open('$tmp/x.json'))['reachability']
 assert d['verdict']=='not-reachable' and d['dial_back']['answered']>=1 and d['dial_back']['available']==0, d
 " && ok "status --json: reachability.dial_back has the counts" || ko "dial_back json: $(cat $tmp/x.json)"
+    # averaging in the daemon (doc/ml-avg.md "In the daemon"): p and q average a tensor file
+    # (all 1.0 and all 3.0) in groups of 2; both status pages count rounds, both files hold 2.0
+    printf 'hivemind = on\naveraging_prefix = t\naveraging_size = 4\n' > $tmp/avgchk.conf
+    if "$K" config check $tmp/avgchk.conf >/dev/null 2>&1; then
+        mkdir -p $tmp/p $tmp/q
+        $PY -c "import numpy as np; np.full(1000, 1.0, np.float32).tofile('$tmp/p/t.bin'); np.full(1000, 3.0, np.float32).tofile('$tmp/q/t.bin')"
+        printf 'averaging_prefix = kwtest\naveraging_tensor = t.bin\naveraging_target_group_size = 2\naveraging_period = 1\naveraging_match_timeout_ms = 1000\n' > $tmp/avg.conf
+        cat $tmp/hm.conf $tmp/avg.conf > $tmp/avgp.conf
+        start $tmp/p $tmp/avgp.conf
+        paddr=$(sed -n 's/^listen //p' $tmp/p.out | head -1)
+        { cat $tmp/avgp.conf; echo "hivemind_bootstrap = $paddr"; } > $tmp/avgq.conf
+        start $tmp/q $tmp/avgq.conf
+        i=0; while [ $i -lt 100 ]; do
+            "$K" status -d $tmp/p | grep -Eq '^averaging: .*: [1-9][0-9]* rounds?, the last' && \
+                "$K" status -d $tmp/q | grep -Eq '^averaging: .*: [1-9][0-9]* rounds?, the last' && break
+            sleep 0.1; i=$((i + 1))
+        done
+        out=$("$K" status -d $tmp/q)
+        echo "$out" | grep -Eq '^averaging: *(idle|matching|averaging): [1-9][0-9]* rounds?, the last [0-9]+ s ago \(2 peers' \
+            && $PY -c "
+import numpy as np
+for n in 'pq':
+    x = np.fromfile('$tmp/' + n + '/t.bin', np.float32)
+    assert x.size == 1000 and abs(x - 2.0).max() < 1e-6, (n, x[:4])
+" && ok "two kwnode run average their tensor files in the background; status counts the rounds" \
+            || { ko "daemon averaging: $out"; tail -5 $tmp/p.err $tmp/q.err; }
+        "$K" status -d $tmp/p --json > $tmp/p.json
+        $PY -c "
+import json; d=json.load(open('$tmp/p.json'))['averaging']
+assert d['rounds']>=1 and d['last_group']==2 and d['failures']['round_failed']==0, d
+" && ok "status --json: averaging rounds, last group and failures" || ko "averaging json: $(cat $tmp/p.json)"
+    else
+        echo "skip - daemon averaging: not built in (CONFIG_KW_APP_AVERAGING)"
+    fi
     "$K" run -d $tmp/bad --announce /ip4/0.0.0.0/tcp/4001 > /dev/null 2> $tmp/bad.err; rc=$?
     [ $rc -ne 0 ] && grep -q "announce '/ip4/0.0.0.0/tcp/4001': peers must be able to dial it" $tmp/bad.err \
         && ok "--announce 0.0.0.0 is refused with the reason" || ko "bad announce: rc=$rc $(cat $tmp/bad.err)"

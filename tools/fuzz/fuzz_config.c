@@ -23,6 +23,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (i = 0; i < (size_t)c.n_listen; i++)
 			if (memchr(c.listen[i], '\0', sizeof(c.listen[i])) == NULL)
 				__builtin_trap();
+		/* averaging: what app/avg_app.c relies on once the file parsed */
+		if (memchr(c.averaging_prefix, '\0', sizeof(c.averaging_prefix)) == NULL ||
+		    strchr(c.averaging_prefix, '.') || c.averaging_mode > 2)
+			__builtin_trap();
+		if (c.averaging_prefix[0] &&
+		    (c.averaging_min_group_size > c.averaging_target_group_size ||
+		     (!c.averaging_size && !c.averaging_tensor[0]) || !c.hivemind))
+			__builtin_trap();
 	} else {
 		/* An error is terminated and printable: file bytes are escaped, never echoed raw. */
 		if (memchr(err, '\0', sizeof(err)) == NULL)

@@ -127,6 +127,44 @@ static void test_status_lists_what_is_served_in_json_and_text(void **state)
 	assert_non_null(strstr(g_buf, "serving:       nothing (no serve_model or serve_experts"));
 }
 
+/* Averaging (app/avg_app.h): state, rounds and failures by reason in every form. */
+static void test_status_shows_averaging_in_json_metrics_and_text(void **state)
+{
+	struct kw_status_snap s;
+
+	snap_init(&s);
+	assert_true(kw_status_render_text(&s, g_buf, sizeof(g_buf)) > 0);
+	assert_non_null(strstr(g_buf, "averaging:     off (no averaging_prefix configured)\n"));
+	assert_true(kw_status_render_json(&s, g_buf, sizeof(g_buf)) > 0);
+	assert_non_null(strstr(g_buf, "\"averaging\":{\"state\":\"off\",\"rounds\":0,"));
+	snprintf(s.avg_state, sizeof(s.avg_state), "matching");
+	s.avg_rounds = 3;
+	s.avg_last_group = 4;
+	s.avg_last_round_ms = 1250;
+	s.avg_last_done_ms = s.uptime_ms - 2000;
+	s.avg_no_group = 2;
+	s.avg_withdrawn = 1;
+	assert_true(kw_status_render_json(&s, g_buf, sizeof(g_buf)) > 0);
+	assert_non_null(strstr(g_buf, "\"averaging\":{\"state\":\"matching\",\"rounds\":3,"
+				       "\"last_group\":4,\"last_round_ms\":1250,"
+				       "\"last_round_s_ago\":2,\"failures\":{\"no_group\":2,"
+				       "\"round_failed\":0,\"peer_excluded\":0,\"withdrawn\":1,"
+				       "\"write_failed\":0}}"));
+	assert_true(kw_status_render_metrics(&s, g_buf, sizeof(g_buf)) > 0);
+	assert_non_null(strstr(g_buf, "kwnode_averaging_state{state=\"matching\"} 1\n"));
+	assert_non_null(strstr(g_buf, "kwnode_averaging_state{state=\"idle\"} 0\n"));
+	assert_non_null(strstr(g_buf, "kwnode_averaging_rounds_total 3\n"));
+	assert_non_null(strstr(g_buf, "kwnode_averaging_last_group_size 4\n"));
+	assert_non_null(strstr(g_buf, "kwnode_averaging_last_round_seconds 1.250\n"));
+	assert_non_null(strstr(g_buf, "kwnode_averaging_failures_total{reason=\"no_group\"} 2\n"));
+	assert_non_null(strstr(g_buf, "kwnode_averaging_failures_total{reason=\"withdrawn\"} 1\n"));
+	assert_int_equal(count(g_buf, "# TYPE kwnode_averaging_failures_total counter"), 1);
+	assert_true(kw_status_render_text(&s, g_buf, sizeof(g_buf)) > 0);
+	assert_non_null(strstr(g_buf, "averaging:     matching: 3 rounds, the last 2 s ago (4 peers, "
+				       "1250 ms); 2 searches without a group, 0 failed, 1 left on a "
+				       "pause\n"));
+}
+
 static void test_status_renderers_refuse_a_small_buffer(void **state)
 {
 	static struct kw_status_ring r;
@@ -458,6 +496,7 @@ int main(void)
 		cmocka_unit_test(test_status_ring_keeps_the_last_hour_oldest_first),
 		cmocka_unit_test(test_status_json_names_peer_state_and_escapes_text),
 		cmocka_unit_test(test_status_lists_what_is_served_in_json_and_text),
+		cmocka_unit_test(test_status_shows_averaging_in_json_metrics_and_text),
 		cmocka_unit_test(test_status_renderers_refuse_a_small_buffer),
 		cmocka_unit_test(test_status_metrics_mark_one_policy_state_and_pool_high_water),
 		cmocka_unit_test(test_status_html_draws_one_point_per_known_sample),

@@ -1,0 +1,451 @@
+/*
+ * The daemon's `avg` entry (app/avg_app.h): averaging rounds on a period, as a drain client
+ * of the contribution policy and of the node's graceful stop.
+ *
+ * One struct per node (app->avg), so tests run several in one process. Order on a drain
+ * (policy draining, or SIGTERM): the period timer is cancelled so no round starts; a search
+ * is abandoned at once (kw_app_avgrun_pause: our DHT entry stored as False, followers sent
+ * GROUP_DISBANDED or our join stream ended); an all-reduce in flight is left to finish, then
+ * the result is written back, and only when nothing is in flight (the False store included)
+ * is the drain reported done. Resume starts a round at once.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <kw/app.h>
+#include <kw/arena.h>
+#include <kw/compiler.h>
+#include <kw/err.h>
+#include <kw/log.h>
+#include <kw/node.h>
+#include <kw/policy.h>
+#include <kw/net/hivemind.h>
+
+#include "avg_app.h"
+#include "avg_run.h"
+
+struct kw_app_avgd {
+	struct kw_node *n;
+	struct kw_app_avgrun *run;
+	struct kw_policy *policy;
+	float *x;
+	void *mem;                        /* the one start-up allocation: tensor + averager */
+	uint64_t size;
+	char path[KW_CONFIG_PATH_MAX * 2];  /* the tensor file; "" kept in memory only */
+	uint32_t period_ms;
+	struct kw_timer period;
+	struct kw_policy_client pc;
+	struct kw_drain nd;
+	bool draining;                    /* the policy's drain not yet reported done */
+	bool paused;                      /* policy paused/draining, or the node stopping */
+	bool stopping;
+	void (*then)(struct kw_node *n);  /* kw_app_avgd_before_stop's continuation */
+	struct kw_timer stop_timer;       /* bounds it by shutdown_drain_ms */
+	uint64_t write_failed, drains, resumes;
+	bool file_bad;                    /* the tensor file's last read failed (logged) */
+};
+
+static void next_round_in(struct kw_app_avgd *a, uint32_t ms)
+{
+	if (a->paused)
+		return;
+	kw_timer_cancel(&a->n->loop, &a->period);
+	if (kw_timer_start(&a->n->loop, &a->period, ms) < 0)
+		KW_LOG_WRN(avg, "timer heap full: averaging waits for the next resume");
+}
+
+/*
+ * Before a round: the file holds what its owner wants averaged now (a new tensor it wrote,
+ * or our last result), so it is read again; cheaper than telling apart a change within the
+ * file system's timestamp granularity. A file that cannot be read or is of another size is
+ * logged (once until it reads again) and the values in memory are averaged.
+ */
+static void reload(struct kw_app_avgd *a)
+{
+	struct stat st;
+	bool bad;
+
+	if (!a->path[0] || stat(a->path, &st) < 0)
+		return;   /* not written yet (averaging_size zeros) */
+	bad = (uint64_t)st.st_size != a->size * sizeof(float);
+	if (bad && !a->file_bad)
+		KW_LOG_ERR(avg, "the tensor file %s now holds %lld bytes, not %llu values: "
+			   "averaging the last values read", a->path, (long long)st.st_size,
+			   (unsigned long long)a->size);
+	if (!bad)
+		bad = kw_app_avgrun_tensor_read(a->path, a->x, a->size, NULL) < 0;
+	a->file_bad = bad;
+}
+
+static void on_period(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_app_avgd *a = t->arg;
+	int err;
+
+	(void)l;
+	if (a->paused)
+		return;
+	if (kw_app_avgrun_busy(a->run)) {
+		/* the last round's DHT store is still out (a resume right after a drain) */
+		next_round_in(a, KW_APP_AVGRUN_POLL_MS);
+		return;
+	}
+	reload(a);
+	err = kw_app_avgrun_round(a->run);
+	if (err < 0) {
+		KW_LOG_WRN(avg, "cannot start an averaging round: %s; next in %u s",
+			   kw_strerror(err), a->period_ms / 1000);
+		next_round_in(a, a->period_ms);
+	}
+}
+
+static void on_round(struct kw_app_avgrun *run, const struct kw_avg_result *r, void *u)
+{
+	struct kw_app_avgd *a = u;
+	int err;
+
+	(void)run;
+	if (r->err) {
+		KW_LOG_WRN(avg, "averaging round failed: %s", kw_strerror(r->err));
+	} else {
+		KW_LOG_INF(avg, "averaging round: %u of %u peers, %llu ms", r->peers_used,
+			   r->peers_used + r->n_excluded, (unsigned long long)r->time_ms);
+		if (a->path[0] && (err = kw_app_avgrun_tensor_write(a->path, a->x, a->size)) < 0) {
+			a->write_failed++;
+			KW_LOG_ERR(avg, "cannot write the averaged tensor to %s: %s (the old file "
+				   "stays)", a->path, kw_strerror(err));
+		}
+	}
+	next_round_in(a, a->period_ms);
+}
+
+static void stop_go(struct kw_app_avgd *a)
+{
+	void (*then)(struct kw_node *n) = a->then;
+
+	if (!then)
+		return;
+	a->then = NULL;
+	kw_timer_cancel(&a->n->loop, &a->stop_timer);
+	then(a->n);
+}
+
+static void on_stop_timer(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_app_avgd *a = t->arg;
+
+	(void)l;
+	KW_LOG_WRN(avg, "averaging still busy after shutdown_drain_ms: stopping anyway");
+	stop_go(a);
+}
+
+/* Nothing in flight after a pause: the drains waiting for it are done. */
+static void on_idle(struct kw_app_avgrun *run, void *u)
+{
+	struct kw_app_avgd *a = u;
+
+	(void)run;
+	stop_go(a);
+	if (a->draining) {
+		a->draining = false;
+		KW_LOG_INF(avg, "drained: averaging left cleanly");
+		kw_policy_drain_done(a->policy, &a->pc);
+	}
+}
+
+/* Return: true when something is still in flight (on_idle runs later). */
+static bool pause_now(struct kw_app_avgd *a)
+{
+	a->paused = true;
+	kw_timer_cancel(&a->n->loop, &a->period);
+	if (kw_app_avgrun_pause(a->run) == 0) {
+		on_idle(a->run, a);
+		return false;
+	}
+	KW_LOG_INF(avg, "pausing: averaging finishes what is in flight first");
+	return true;
+}
+
+int kw_app_avgd_before_stop(struct kw_node *n, void (*then)(struct kw_node *n))
+{
+	struct kw_app *app = kw_app_of(n);
+	struct kw_app_avgd *a = app ? app->avg : NULL;
+
+	if (!a || !a->run || a->stopping)
+		return -KW_ENOENT;
+	a->stopping = true;
+	if (!pause_now(a))
+		return -KW_ENOENT;   /* nothing in flight: the caller goes on at once */
+	a->then = then;
+	if (kw_timer_start(&n->loop, &a->stop_timer, n->cfg.shutdown_drain_ms) < 0)
+		KW_LOG_WRN(avg, "timer heap full: the stop waits for averaging without a bound");
+	return 0;
+}
+
+static void avg_drain(struct kw_policy *p, struct kw_policy_client *c)
+{
+	struct kw_app_avgd *a = c->arg;
+
+	(void)p;
+	a->drains++;
+	a->draining = true;
+	pause_now(a);
+}
+
+static void avg_resume(struct kw_policy *p, struct kw_policy_client *c)
+{
+	struct kw_app_avgd *a = c->arg;
+
+	(void)p;
+	a->resumes++;
+	a->draining = false;
+	if (a->stopping)
+		return;
+	a->paused = false;
+	KW_LOG_INF(avg, "averaging again");
+	next_round_in(a, 0);
+}
+
+static void node_begin(struct kw_node *n, struct kw_drain *d)
+{
+	struct kw_app_avgd *a = d->arg;
+
+	(void)n;
+	a->stopping = true;
+	pause_now(a);
+}
+
+static bool node_busy(struct kw_node *n, struct kw_drain *d)
+{
+	struct kw_app_avgd *a = d->arg;
+
+	(void)n;
+	return kw_app_avgrun_busy(a->run);
+}
+
+static bool serving(const struct kw_config *cfg)
+{
+	return IS_ENABLED(CONFIG_KW_APP_SERVE) && (cfg->serve_model[0] || cfg->serve_experts[0]);
+}
+
+/* The tensor: the file's (its size wins over averaging_size, which must then agree), or
+ * averaging_size zeros when the file does not exist yet (written after the first round). */
+static int tensor_size(struct kw_app_avgd *a, const struct kw_config *cfg)
+{
+	const char *t = cfg->averaging_tensor;
+	uint64_t n = 0;
+	int err;
+
+	a->size = cfg->averaging_size;
+	if (!t[0])
+		return 0;
+	if (t[0] == '/')
+		snprintf(a->path, sizeof(a->path), "%s", t);
+	else
+		snprintf(a->path, sizeof(a->path), "%s/%s", cfg->data_dir, t);
+	err = kw_app_avgrun_tensor_size(a->path, &n);
+	if (err == -ENOENT && a->size)
+		return 0;
+	if (err < 0) {
+		KW_LOG_ERR(avg, "averaging_tensor %s: %s", a->path, err == -KW_EINVAL ?
+			   "not a whole, non-empty number of float32 values" : err == -ENOENT ?
+			   "no such file (with averaging_size it starts as zeros)" : kw_strerror(err));
+		return -KW_EINVAL;
+	}
+	if (a->size && a->size != n) {
+		KW_LOG_ERR(avg, "averaging_tensor %s holds %llu values, averaging_size says %u",
+			   a->path, (unsigned long long)n, cfg->averaging_size);
+		return -KW_EINVAL;
+	}
+	if (n > (1u << 28)) {
+		KW_LOG_ERR(avg, "averaging_tensor %s: more than 2^28 values", a->path);
+		return -KW_EINVAL;
+	}
+	a->size = n;
+	return 1;   /* read it once the memory is there */
+}
+
+int kw_app_avgd_start(struct kw_node *n, struct kw_app *app, double (*now)(void *arg),
+		      void *now_arg, struct kw_app_avgd **out)
+{
+	const struct kw_config *cfg = &app->cfg;
+	struct kw_app_avgrun_ops ops;
+	struct kw_app_avgrun_cfg rc;
+	struct kw_app_avgrun_sizes sz;
+	struct kw_hm_stream_limits sl;
+	struct kw_app_avgd *a;
+	const char *why = "";
+	int err, have_file;
+
+	*out = NULL;
+	if (!cfg->averaging_prefix[0])
+		return 0;
+	if (!app->sw || !app->hm || !app->hm_dht) {
+		KW_LOG_ERR(avg, "averaging_prefix needs hivemind = on");
+		return -KW_EINVAL;
+	}
+	a = kw_arena_alloc(&n->arena, sizeof(*a), 16);
+	if (!a)
+		return -KW_ENOMEM;
+	memset(a, 0, sizeof(*a));
+	a->n = n;
+	a->policy = app->policy;
+	a->period_ms = cfg->averaging_period_s * 1000;
+	have_file = tensor_size(a, cfg);
+	if (have_file < 0)
+		return have_file;
+
+	memset(&rc, 0, sizeof(rc));
+	rc.prefix = cfg->averaging_prefix;
+	rc.mode = (enum kw_avg_mode)cfg->averaging_mode;
+	rc.weight = rc.mode == KW_AVG_AUX ? 0.0 : 1.0;
+	rc.compression = (enum kw_compression)cfg->averaging_compression;
+	rc.size = a->size;
+	rc.target_group_size = cfg->averaging_target_group_size;
+	rc.min_group_size = cfg->averaging_min_group_size;
+	rc.match_ms = cfg->averaging_match_timeout_ms;
+	rc.now = now ? now : kw_app_avgrun_wall_now;
+	rc.now_arg = now_arg;
+	err = kw_app_avgrun_sizes(&rc, &sz, &why);
+	if (err < 0) {
+		KW_LOG_ERR(avg, "averaging: %s", why);
+		return -KW_EINVAL;
+	}
+	if (a->size > (SIZE_MAX - sz.avg_arena) / sizeof(float))
+		return -KW_ENOMEM;
+	a->mem = calloc(1, (size_t)a->size * sizeof(float) + sz.avg_arena);
+	if (!a->mem) {
+		KW_LOG_ERR(avg, "no memory for the averaged tensor (%llu values)",
+			   (unsigned long long)a->size);
+		return -KW_ENOMEM;
+	}
+	a->x = a->mem;
+	rc.tensor = a->x;
+	if (have_file && kw_app_avgrun_tensor_read(a->path, a->x, a->size, NULL) < 0)
+		goto fail_inval;
+
+	/* the averager's streams: a part message each (serve's entry, later, finds them set up
+	 * and needs the Kconfig sizes for its own stream calls) */
+	kw_hm_stream_limits_default(&sl);
+	if (!serving(cfg))
+		sl.streams_in = sl.streams_per_peer = sl.streams_out = sl.buf_bytes = 0;
+	kw_app_avgrun_stream_limits(&rc, &sl);
+	err = kw_hm_stream_setup(app->hm, &sl);
+	if (err == -KW_EALREADY)
+		KW_LOG_WRN(avg, "the Hivemind streams were set up before averaging: parts larger "
+			   "than their buffers fail");
+	else if (err < 0)
+		goto fail;
+	memset(&ops, 0, sizeof(ops));
+	ops.round_done = on_round;
+	ops.idle = on_idle;
+	ops.u = a;
+	err = kw_app_avgrun_create(n, app->sw, app->hm, app->hm_dht, &rc,
+				   (uint8_t *)a->mem + (size_t)a->size * sizeof(float), sz.avg_arena,
+				   &ops, &a->run);
+	if (err < 0)
+		goto fail;
+	kw_timer_init(&a->period, on_period, a);
+	kw_timer_init(&a->stop_timer, on_stop_timer, a);
+	if (a->policy) {
+		a->pc.name = "averaging";
+		a->pc.drain = avg_drain;
+		a->pc.resume = avg_resume;
+		a->pc.arg = a;
+		kw_policy_add_client(a->policy, &a->pc);
+	}
+	a->nd.begin = node_begin;
+	a->nd.busy = node_busy;
+	a->nd.arg = a;
+	kw_node_add_drain(n, &a->nd);
+	/* paused from the start: the policy's resume starts the first round */
+	a->paused = a->policy && kw_policy_status(a->policy)->state != KW_POLICY_CONTRIBUTING;
+	next_round_in(a, 0);
+	KW_LOG_INF(avg, "averaging %llu values under %s.0b (%s, groups of %u..%u, every %u s)%s",
+		   (unsigned long long)a->size, cfg->averaging_prefix,
+		   rc.mode == KW_AVG_AUX ? "aux" : rc.mode == KW_AVG_CLIENT ? "client" : "node",
+		   rc.min_group_size, rc.target_group_size, cfg->averaging_period_s,
+		   a->paused ? ": paused until the policy says contribute" : "");
+	*out = a;
+	return 0;
+fail_inval:
+	err = -KW_EINVAL;
+fail:
+	if (err != -KW_EINVAL)
+		KW_LOG_ERR(avg, "cannot start averaging: %s", kw_strerror(err));
+	free(a->mem);
+	a->mem = NULL;
+	return err;
+}
+
+void kw_app_avgd_stop(struct kw_app_avgd *a)
+{
+	if (!a)
+		return;
+	a->paused = true;   /* the cancelled round's report starts no timer */
+	a->stopping = true;
+	kw_timer_cancel(&a->n->loop, &a->period);
+	kw_timer_cancel(&a->n->loop, &a->stop_timer);
+	a->draining = false;
+	a->then = NULL;
+	kw_app_avgrun_destroy(a->run);
+	free(a->mem);
+	a->mem = NULL;
+	a->x = NULL;
+}
+
+void kw_app_avgd_view(const struct kw_app_avgd *a, struct kw_app_avgd_view *v)
+{
+	struct kw_app_avgrun_stats st;
+
+	memset(v, 0, sizeof(*v));
+	v->state = "off";
+	if (!a || !a->run)
+		return;
+	kw_app_avgrun_get_stats(a->run, &st);
+	v->state = st.phase == KW_AVGRUN_AVERAGING ? "averaging" :
+		   st.phase == KW_AVGRUN_MATCHING ? "matching" : a->paused ? "paused" : "idle";
+	v->rounds = st.rounds;
+	v->searches = st.searches;
+	v->no_group = st.no_group;
+	v->round_failed = st.round_failed;
+	v->peers_excluded = st.peers_excluded;
+	v->withdrawals = st.withdrawals;
+	v->write_failed = a->write_failed;
+	v->last_group = st.last_group;
+	v->last_round_ms = st.last_round_ms;
+	v->last_done_ms = st.last_done_ms;
+	v->drains = a->drains;
+	v->resumes = a->resumes;
+}
+
+struct kw_app_avgrun *kw_app_avgd_runner(struct kw_app_avgd *a)
+{
+	return a ? a->run : NULL;
+}
+
+/* ---- the init entry (app/initcalls.def): after `hivemind` and `policy` -------------------- */
+
+int kw_app_avgd_init(struct kw_node *n)
+{
+	struct kw_app *app = kw_app_of(n);
+
+	if (!app || !app->cfg.averaging_prefix[0])
+		return 0;   /* not configured: nothing allocated */
+	return kw_app_avgd_start(n, app, NULL, NULL, &app->avg);
+}
+
+void kw_app_avgd_shutdown(struct kw_node *n)
+{
+	struct kw_app *app = kw_app_of(n);
+
+	if (!app)
+		return;
+	kw_app_avgd_stop(app->avg);
+	app->avg = NULL;
+}
