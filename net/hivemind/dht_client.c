@@ -91,6 +91,10 @@ struct kw_hm_rpc {
 	struct kw_hm_op *op;          /* NULL: a newcomer push */
 	uint8_t kind;
 	bool busy, resolving, resolved;
+	/* the deadline settled it while a dial, lookup or call was still out: the slot stays
+	 * taken (that callback holds r) and is freed, unread, when the callback comes */
+	bool expired;
+	struct kw_timer deadline;     /* rpc_timeout_ms from rpc_start */
 	uint32_t idx;                 /* candidate or replica index */
 	struct kw_hm_dht_contact c;   /* whom (id zero for a ping) */
 	struct kw_peer_id pid;
@@ -105,6 +109,7 @@ struct kw_hm_rpc {
 
 static void pump(struct kw_hm_op *op);
 static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res);
+static void on_rpc_deadline(struct kw_loop *l, struct kw_timer *t);
 
 /* Finds of one operation that our own limits refused and that are asked again. */
 #define LOCAL_RETRIES_MAX 16u
@@ -170,6 +175,7 @@ static struct kw_hm_rpc *rpc_alloc(struct kw_hm_dht *d)
 			memset(r, 0, sizeof(*r));
 			r->d = d;
 			r->busy = true;
+			kw_timer_init(&r->deadline, on_rpc_deadline, r);
 			return r;
 		}
 	d->stats.rpcs_refused++;
@@ -246,12 +252,43 @@ static int rpc_send(struct kw_hm_rpc *r, struct kw_conn *c)
 
 static int rpc_reach(struct kw_hm_rpc *r);
 
+/* The callback a request's deadline left outstanding came: free the slot, nothing else. */
+static bool expired_late(struct kw_hm_rpc *r)
+{
+	if (!r->expired)
+		return false;
+	r->expired = false;
+	r->busy = false;
+	return true;
+}
+
+/*
+ * A request not settled rpc_timeout_ms after it started: the peer failed, whatever step it
+ * is stuck in. hivemind's wait_timeout bounds the whole call, dial included (p2pd dials
+ * inside it); the swarm's handshake timeout (10 s) and a kad lookup's query timeouts are
+ * longer, and a search waiting on them stalled for a stopped peer whose TCP still accepts.
+ */
+static void on_rpc_deadline(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_hm_rpc *r = t->arg;
+	struct kw_hm_result res = { .err = -KW_ETIMEDOUT };
+
+	(void)l;
+	if (!r->busy || r->expired)
+		return;
+	r->expired = true;
+	r->d->stats.rpcs_deadline++;
+	rpc_done(r, &res);
+}
+
 static void on_dialed(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
 {
 	struct kw_hm_rpc *r = user;
 	struct kw_hm_result res = { 0 };
 
 	(void)sw;
+	if (expired_late(r))
+		return;
 	if (!err)
 		err = rpc_send(r, c);
 	else {
@@ -269,6 +306,8 @@ static void on_resolved(void *ctx, int err)
 	struct kw_hm_rpc *r = ctx;
 	struct kw_hm_result res = { 0 };
 
+	if (expired_late(r))
+		return;
 	r->resolving = false;
 	r->addr_try = 0;
 	err = err < 0 ? err : rpc_reach(r);
@@ -384,6 +423,7 @@ static int rpc_start(struct kw_hm_op *op, uint8_t kind, const struct kw_hm_dht_c
 		return err;
 	}
 	op->active++;
+	(void)kw_timer_start(op->d->loop, &r->deadline, op->d->cfg.rpc_timeout_ms);
 	return 0;
 }
 
@@ -391,6 +431,8 @@ static void on_reply(const struct kw_hm_result *res, void *user)
 {
 	struct kw_hm_rpc *r = user;
 
+	if (expired_late(r))
+		return;
 	rpc_done(r, res);
 }
 
@@ -778,7 +820,8 @@ static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res)
 			who[n_who++] = (struct asked){ r->more[k].op, r->more[k].idx };
 	}
 	r->n_more = 0;
-	r->busy = false;
+	kw_timer_cancel(d->loop, &r->deadline);
+	r->busy = r->expired;         /* expired: held until its outstanding callback */
 	if (!op)
 		return;
 	switch (kind) {
