@@ -94,7 +94,8 @@ struct kw_hm_rpc {
 	/* the deadline settled it while a dial, lookup or call was still out: the slot stays
 	 * taken (that callback holds r) and is freed, unread, when the callback comes */
 	bool expired;
-	struct kw_timer deadline;     /* rpc_timeout_ms from rpc_start */
+	bool calling;                 /* the call went out: its own timeout bounds it */
+	struct kw_timer deadline;     /* connect_timeout_ms from rpc_start, until the call */
 	uint32_t idx;                 /* candidate or replica index */
 	struct kw_hm_dht_contact c;   /* whom (id zero for a ping) */
 	struct kw_peer_id pid;
@@ -246,6 +247,9 @@ static int rpc_send(struct kw_hm_rpc *r, struct kw_conn *c)
 	if (n < 0)
 		return (int)n;
 	d->stats.rpcs_out++;
+	/* connected: the call's own timeout (rpc_timeout_ms) takes over from the deadline */
+	kw_timer_cancel(d->loop, &r->deadline);
+	r->calling = true;
 	return kw_hm_call(d->hm, c, name, d->push_out, (size_t)n, d->cfg.rpc_timeout_ms,
 			  on_reply, r);
 }
@@ -263,10 +267,10 @@ static bool expired_late(struct kw_hm_rpc *r)
 }
 
 /*
- * A request not settled rpc_timeout_ms after it started: the peer failed, whatever step it
- * is stuck in. hivemind's wait_timeout bounds the whole call, dial included (p2pd dials
- * inside it); the swarm's handshake timeout (10 s) and a kad lookup's query timeouts are
- * longer, and a search waiting on them stalled for a stopped peer whose TCP still accepts.
+ * A request whose peer was not reached (resolved, dialed, handshaken) connect_timeout_ms
+ * after it started: the peer failed. The swarm's handshake timeout (10 s) and a kad lookup's
+ * query timeouts are longer; a search waiting on them stalled on a stopped peer whose TCP
+ * still accepts, and its records expired meanwhile.
  */
 static void on_rpc_deadline(struct kw_loop *l, struct kw_timer *t)
 {
@@ -423,7 +427,8 @@ static int rpc_start(struct kw_hm_op *op, uint8_t kind, const struct kw_hm_dht_c
 		return err;
 	}
 	op->active++;
-	(void)kw_timer_start(op->d->loop, &r->deadline, op->d->cfg.rpc_timeout_ms);
+	if (!r->calling)
+		(void)kw_timer_start(op->d->loop, &r->deadline, op->d->cfg.connect_timeout_ms);
 	return 0;
 }
 
@@ -1330,6 +1335,8 @@ int kw_hm_dht_client_init(struct kw_hm_dht *d, struct kw_arena *a)
 		d->cfg.num_replicas = 5;
 	if (!d->cfg.rpc_timeout_ms)
 		d->cfg.rpc_timeout_ms = 3000;
+	if (!d->cfg.connect_timeout_ms)
+		d->cfg.connect_timeout_ms = 1000;
 	if (!d->cfg.client_ops)
 		d->cfg.client_ops = CONFIG_KW_NET_HIVEMIND_DHT_CLIENT_OPS;
 	if (!d->cfg.client_rpcs)

@@ -460,13 +460,14 @@ static uint64_t now_ms(int i)
 /*
  * A stopped peer (SIGSTOP: its TCP still accepts, its handshake never ends) nearest to the
  * key: node 4 listens but its loop never runs. The search goes on with its other requests
- * and ends once the request to the stopped peer reaches its deadline (rpc_timeout_ms from
- * its start), not the swarm's handshake timeout; that peer is asked once, then blacklisted.
+ * and ends once the request to the stopped peer reaches its deadline (connect_timeout_ms
+ * from its start), not the swarm's handshake timeout; that peer is asked once, then
+ * blacklisted.
  */
 static void test_hm_dht_client_stopped_peer_costs_one_request_deadline(void **state)
 {
 	const struct kw_peer_id *stopped = kw_swarm_peer_id(g->s[4].sw);
-	uint32_t deadline = g->s[3].cfg.rpc_timeout_ms;
+	uint32_t deadline = g->s[3].cfg.connect_timeout_ms;
 	struct kw_hm_dhtid key, stopped_id;
 	struct kw_hm_dht_contact c;
 	struct kw_hm_dht_stats st;
@@ -577,7 +578,7 @@ static void test_hm_dht_client_stuck_resolver_ends_at_the_request_deadline(void 
 {
 	static const uint8_t val[] = { 0xc3 };
 	const struct kw_peer_id *holder = kw_swarm_peer_id(g->s[2].sw);
-	uint32_t deadline = g->s[4].cfg.rpc_timeout_ms;
+	uint32_t deadline = g->s[4].cfg.connect_timeout_ms;
 	struct kw_hm_dhtid key;
 	struct kw_hm_dht_stats st;
 	uint64_t t0, took;
