@@ -91,9 +91,10 @@ struct kw_hm_rpc {
 	struct kw_hm_op *op;          /* NULL: a newcomer push */
 	uint8_t kind;
 	bool busy, resolving, resolved;
-	/* the deadline settled it while a dial, lookup or call was still out: the slot stays
-	 * taken (that callback holds r) and is freed, unread, when the callback comes */
-	bool expired;
+	/* its search gave up on it at connect_timeout_ms while the peer was still being
+	 * resolved or dialed: the slot stays taken (that callback holds r) until the lookup or
+	 * dial ends, which only gives the verdict on the peer (a failed dial blacklists it) */
+	bool detached;
 	bool calling;                 /* the call went out: its own timeout bounds it */
 	struct kw_timer deadline;     /* connect_timeout_ms from rpc_start, until the call */
 	uint32_t idx;                 /* candidate or replica index */
@@ -110,6 +111,7 @@ struct kw_hm_rpc {
 
 static void pump(struct kw_hm_op *op);
 static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res);
+static void rpc_settle(struct kw_hm_rpc *r, const struct kw_hm_result *res, bool verdict);
 static void on_rpc_deadline(struct kw_loop *l, struct kw_timer *t);
 
 /* Finds of one operation that our own limits refused and that are asked again. */
@@ -256,21 +258,59 @@ static int rpc_send(struct kw_hm_rpc *r, struct kw_conn *c)
 
 static int rpc_reach(struct kw_hm_rpc *r);
 
-/* The callback a request's deadline left outstanding came: free the slot, nothing else. */
-static bool expired_late(struct kw_hm_rpc *r)
+/* A failed peer, as hivemind treats one: blacklisted, and out of the routing table. */
+static void peer_failed(struct kw_hm_rpc *r)
 {
-	if (!r->expired)
-		return false;
-	r->expired = false;
+	struct kw_hm_dht *d = r->d;
+
+	d->stats.rpcs_failed++;
+	kw_hm_bl_failure(&d->bl, r->pid.bytes, r->pid.len, kw_hm_dht_now(d));
+	if (r->kind != R_PING && r->kind != R_PUSH)
+		(void)kw_hm_rt_remove(&d->rt, &r->c.id);
+}
+
+/*
+ * The lookup or dial of a detached request ended (its search went on without it): give the
+ * verdict on the peer and free the slot. Reached: nothing held against it, and the
+ * connection serves the next search. Not reached (every address failed, no address): failed.
+ * retry: a dial failed, try the next address first, as an attached request would.
+ */
+static void detached_end(struct kw_hm_rpc *r, int err, bool retry)
+{
+	if (err < 0 && !is_local_refusal(err)) {
+		if (retry)
+			err = rpc_reach(r);
+		if (err == 0)
+			return;                   /* the next address: still going */
+		if (!is_local_refusal(err)) {
+			peer_failed(r);
+			KW_LOG_DBG(hivemind, "DHT peer given up at the connect deadline: %s",
+				   kw_strerror(err));
+		}
+	}
+	r->detached = false;
 	r->busy = false;
-	return true;
+}
+
+/* A detached request to this peer is still resolving or dialing: a search does not wait on
+ * it again (it would stall as long as the first one did). */
+static bool detached_to(struct kw_hm_dht *d, const uint8_t *peer, size_t len)
+{
+	for (uint32_t i = 0; i < RPCS; i++)
+		if (d->rpcs[i].busy && d->rpcs[i].detached && d->rpcs[i].pid.len == len &&
+		    !memcmp(d->rpcs[i].pid.bytes, peer, len))
+			return true;
+	return false;
 }
 
 /*
  * A request whose peer was not reached (resolved, dialed, handshaken) connect_timeout_ms
- * after it started: the peer failed. The swarm's handshake timeout (10 s) and a kad lookup's
- * query timeouts are longer; a search waiting on them stalled on a stopped peer whose TCP
- * still accepts, and its records expired meanwhile.
+ * after it started: its search stops waiting for it, counts it as not answered and does
+ * not ask that peer again; the search's other requests go on. The swarm's handshake timeout
+ * (10 s) and a kad lookup's query timeouts are longer: a search waiting on them stalled on
+ * a stopped peer whose TCP still accepts, and the records it had read expired meanwhile.
+ * The lookup or dial itself runs on (detached_end): a peer on a slow link is not
+ * blacklisted for being slow, a dead one is once its dial fails.
  */
 static void on_rpc_deadline(struct kw_loop *l, struct kw_timer *t)
 {
@@ -278,11 +318,11 @@ static void on_rpc_deadline(struct kw_loop *l, struct kw_timer *t)
 	struct kw_hm_result res = { .err = -KW_ETIMEDOUT };
 
 	(void)l;
-	if (!r->busy || r->expired)
+	if (!r->busy || r->detached || r->calling)
 		return;
-	r->expired = true;
 	r->d->stats.rpcs_deadline++;
-	rpc_done(r, &res);
+	r->detached = true;
+	rpc_settle(r, &res, false);
 }
 
 static void on_dialed(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
@@ -291,8 +331,12 @@ static void on_dialed(struct kw_swarm *sw, struct kw_conn *c, int err, void *use
 	struct kw_hm_result res = { 0 };
 
 	(void)sw;
-	if (expired_late(r))
+	if (r->detached) {
+		if (err)
+			r->addr_try++;
+		detached_end(r, err, true);
 		return;
+	}
 	if (!err)
 		err = rpc_send(r, c);
 	else {
@@ -310,8 +354,12 @@ static void on_resolved(void *ctx, int err)
 	struct kw_hm_rpc *r = ctx;
 	struct kw_hm_result res = { 0 };
 
-	if (expired_late(r))
+	if (r->detached) {
+		/* found or not, nothing to dial for now: a failed lookup is the peer's verdict */
+		r->resolving = false;
+		detached_end(r, err, false);
 		return;
+	}
 	r->resolving = false;
 	r->addr_try = 0;
 	err = err < 0 ? err : rpc_reach(r);
@@ -397,14 +445,19 @@ static void gather(struct kw_hm_rpc *r, const struct kw_hm_dht_contact *c)
 
 /*
  * Starts a request of op to contact c. Return: 0 (rpc_done will run for it); -KW_ELIMIT
- * (request pool empty); another negative code when the peer cannot be reached now.
+ * (request pool empty); -KW_EINPROGRESS (an earlier search gave up on this peer at the
+ * connect deadline and its dial still runs); another negative code when the peer cannot be
+ * reached now.
  */
 static int rpc_start(struct kw_hm_op *op, uint8_t kind, const struct kw_hm_dht_contact *c,
 		     uint32_t idx)
 {
-	struct kw_hm_rpc *r = rpc_alloc(op->d);
+	struct kw_hm_rpc *r;
 	int err;
 
+	if (kind != R_PING && detached_to(op->d, c->peer, c->peer_len))
+		return -KW_EINPROGRESS;
+	r = rpc_alloc(op->d);
 	if (!r)
 		return -KW_ELIMIT;
 	r->op = op;
@@ -436,8 +489,6 @@ static void on_reply(const struct kw_hm_result *res, void *user)
 {
 	struct kw_hm_rpc *r = user;
 
-	if (expired_late(r))
-		return;
 	rpc_done(r, res);
 }
 
@@ -607,16 +658,18 @@ static void pump(struct kw_hm_op *op)
 		op->cand[i].st = C_ASKING;
 		err = rpc_start(op, R_FIND, &op->cand[i].c, (uint32_t)i);
 		if (err == -KW_ELIMIT) {
-			/* every request slot is busy elsewhere (other searches, pushes): each ends
-			 * within rpc_timeout_ms, so try again shortly */
+			/* every request slot is busy elsewhere (other searches, pushes, detached
+			 * dials): each ends within rpc_timeout_ms or the handshake timeout, so try
+			 * again shortly */
 			op->cand[i].st = C_NEW;
 			if (op->active == 0)
 				kw_timer_start(d->loop, &op->timer, RETRY_MS);
 			return;
 		}
 		if (err < 0) {
+			/* EINPROGRESS: its peer is given up on by an earlier search, still dialing */
 			op->cand[i].st = C_FAIL;
-			d->stats.rpcs_failed++;
+			d->stats.rpcs_failed += err != -KW_EINPROGRESS;
 		}
 	}
 	if (op->active == 0)
@@ -796,6 +849,16 @@ static void rpc_over(struct kw_hm_op *op)
 /* One request is over (answer, remote error or local failure). */
 static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res)
 {
+	rpc_settle(r, res, true);
+}
+
+/*
+ * Settles r for its operation(s). verdict: a failure counts against the peer (blacklist,
+ * routing table); without it (the connect deadline) the peer keeps its standing and r's
+ * slot stays taken for the lookup or dial still running.
+ */
+static void rpc_settle(struct kw_hm_rpc *r, const struct kw_hm_result *res, bool verdict)
+{
 	struct kw_hm_dht *d = r->d;
 	struct kw_hm_op *op = r->op;
 	uint8_t kind = r->kind;
@@ -809,12 +872,9 @@ static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res)
 	if (!ok && local) {
 		d->stats.rpcs_refused_locally++;
 		KW_LOG_DBG(hivemind, "DHT request not sent: %s", kw_strerror(res->err));
-	} else if (!ok) {
+	} else if (!ok && verdict) {
 		/* no answer: hivemind blacklists the peer and drops it from the table */
-		d->stats.rpcs_failed++;
-		kw_hm_bl_failure(&d->bl, r->pid.bytes, r->pid.len, kw_hm_dht_now(d));
-		if (r->kind != R_PING && r->kind != R_PUSH)
-			(void)kw_hm_rt_remove(&d->rt, &r->c.id);
+		peer_failed(r);
 		KW_LOG_DBG(hivemind, "DHT request failed: %s",
 			   res->remote_error ? "remote error" : kw_strerror(res->err));
 	}
@@ -826,7 +886,7 @@ static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res)
 	}
 	r->n_more = 0;
 	kw_timer_cancel(d->loop, &r->deadline);
-	r->busy = r->expired;         /* expired: held until its outstanding callback */
+	r->busy = !verdict;           /* detached: held until its lookup or dial ends */
 	if (!op)
 		return;
 	switch (kind) {
@@ -948,7 +1008,7 @@ static void store_more(struct kw_hm_op *op)
 		}
 		op->sres.n++;
 		if (err < 0)
-			d->stats.rpcs_failed++;
+			d->stats.rpcs_failed += err != -KW_EINPROGRESS;
 	}
 	if (op->active == 0)
 		finish(op, op->answered ? 0 : -KW_ENOTCONN);
