@@ -201,7 +201,8 @@ static void on_kad_found(struct kw_kad *k, const struct kw_kad_result *r, void *
 	 * later kad knows more. Look again, RESOLVE_RETRY_MS later (at once when the table grew
 	 * meanwhile), at most RESOLVE_TRIES lookups in RESOLVE_WAIT_MS: from the loop, as the
 	 * lookup's slot is released after this returns. The DHT's connect deadline
-	 * (connect_timeout_ms) may end the request first: the peer then counts as failed. */
+	 * (connect_timeout_ms) may end the search's wait first; our answer then only gives
+	 * the verdict on the peer. */
 	if (!added && rs->tries < RESOLVE_TRIES && kw_loop_now(&rs->st->n->loop) < rs->until_ms &&
 	    kw_timer_start(&rs->st->n->loop, &rs->wait,
 			   have > rs->table_at_start ? 0 : RESOLVE_RETRY_MS) == 0)
