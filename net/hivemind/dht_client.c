@@ -277,7 +277,10 @@ static void peer_failed(struct kw_hm_rpc *r)
  */
 static void detached_end(struct kw_hm_rpc *r, int err, bool retry)
 {
-	if (err < 0 && !is_local_refusal(err)) {
+	/* the swarm closing (node shutdown): no verdict, and nothing more to start */
+	bool closing = err == -KW_ESHUTDOWN || err == -KW_ECANCELED;
+
+	if (err < 0 && !closing && !is_local_refusal(err)) {
 		if (retry)
 			err = rpc_reach(r);
 		if (err == 0)
