@@ -149,7 +149,7 @@ static void on_resolve_wait(struct kw_loop *l, struct kw_timer *t)
  * while kad's table is empty: a lookup then has nobody to ask and ends at once without the
  * peer. That is the state of a node whose kad bootstrap has not answered yet (a transient
  * client right after it joined: identify has not said its bootstrap peer serves kad, and the
- * bootstrap FIND_NODE is still out). A failed request no longer empties kad's table (it keeps
+ * bootstrap FIND_NODE is still out). A failed request does not empty kad's table (it keeps
  * its last working contact, doc/net-kad.md), so this wait is only about joining.
  */
 static int resolve_go(struct resolve *rs)
