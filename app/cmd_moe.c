@@ -239,11 +239,7 @@ static void row_chosen(struct moe *m)
 			memset(&m->call[c], 0, sizeof(m->call[c]));
 			m->call[c].m = m;
 			m->call[c].ex = *e;
-			/* from the copy just made: gcc's -Wrestrict (SAN=1) cannot tell e from m */
-			_Static_assert(sizeof(m->call[c].peer[0]) == sizeof(m->call[c].ex.peer),
-				       "one PeerID size");
-			memcpy(m->call[c].peer[0], m->call[c].ex.peer, sizeof(m->call[c].peer[0]));
-			m->call[c].peer[0][sizeof(m->call[c].peer[0]) - 1] = '\0';
+			snprintf(m->call[c].peer[0], KW_HM_REC_PEER_MAX, "%s", e->peer);
 			m->call[c].n_peer = 1;
 			m->n_calls++;
 		}
