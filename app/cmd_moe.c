@@ -848,10 +848,12 @@ int kw_cmd_moe(int argc, char **argv)
 				 cfg.n_hivemind_bootstrap, &m->kad) < 0)
 		goto out;
 	kw_client_resolver_init(&m->res, m->sw, m->kad);
-	/* The Hivemind DHT gets no kad here: with it, a stopped peer named in the answers is
-	 * looked up and dialled, and the beam search waited out that handshake's timeout. The
-	 * calls still resolve PeerIDs over kad (call_start). */
-	if (kw_app_hm_start(t.n, t.sw, t.id, NULL, true,
+	/* The Hivemind DHT finds the addresses of peers its answers name by PeerID over kad,
+	 * as the calls do (call_start). A stopped peer among them costs a search the DHT's
+	 * connect_timeout_ms (lookup, dial, handshake), later searches nothing while that dial
+	 * runs; not the swarm's handshake timeout, after which declarations of a 1 s period
+	 * had expired. */
+	if (kw_app_hm_start(t.n, t.sw, t.id, m->kad, true,
 			    (const char (*)[KW_CONFIG_PEER_ADDR_MAX])cfg.hivemind_bootstrap,
 			    cfg.n_hivemind_bootstrap, &m->hm, &m->d, &m->st) < 0) {
 		fprintf(stderr, "%s: cannot start the Hivemind DHT\n", PROG);

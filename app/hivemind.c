@@ -147,9 +147,10 @@ static void on_resolve_wait(struct kw_loop *l, struct kw_timer *t)
 /*
  * Starts the kad lookup of rs->pid, or waits (RESOLVE_POLL_MS at a time, until rs->until_ms)
  * while kad's table is empty: a lookup then has nobody to ask and ends at once without the
- * peer. That is the state of a transient client right after it joined (identify has not yet
- * said its bootstrap peer serves kad), and of any node whose only kad peer just failed a
- * request (kad drops it from the table until its bootstrap re-adds it, a second later).
+ * peer. That is the state of a node whose kad bootstrap has not answered yet (a transient
+ * client right after it joined: identify has not said its bootstrap peer serves kad, and the
+ * bootstrap FIND_NODE is still out). A failed request does not empty kad's table (it keeps
+ * its last working contact, doc/net-kad.md), so this wait is only about joining.
  */
 static int resolve_go(struct resolve *rs)
 {
@@ -157,19 +158,6 @@ static int resolve_go(struct resolve *rs)
 	size_t have = kw_kad_rt_size(kw_kad_table(rs->st->kad));
 	int err;
 
-	if (have == 0 && rs->tries) {
-		/* kad dropped its peers after a failed request (a busy peer's rate limit): our
-		 * Hivemind bootstrap peers serve kad too (identify said so when we joined) */
-		for (int i = 0; i < rs->st->n_boot; i++) {
-			struct kw_multiaddr ma;
-			struct kw_peer_id id;
-
-			if (kw_maddr_from_text(rs->st->boot[i], &ma, NULL, 0) == 0 &&
-			    kw_maddr_peer_id(&ma, &id) == 0)
-				kw_kad_peer_seen(rs->st->kad, &id, &ma, 1);
-		}
-		have = kw_kad_rt_size(kw_kad_table(rs->st->kad));
-	}
 	if (have == 0 && kw_loop_now(l) < rs->until_ms) {
 		KW_LOG_DBG(hivemind, "kad knows no peer yet: the lookup of a Hivemind peer waits");
 		return kw_timer_start(l, &rs->wait, RESOLVE_POLL_MS);
@@ -208,11 +196,13 @@ static void on_kad_found(struct kw_kad *k, const struct kw_kad_result *r, void *
 	KW_LOG_DBG(hivemind, "kad lookup %u of a Hivemind peer: %d address%s (%s; kad table %zu, "
 		   "%zu at its start)", rs->tries, added, added == 1 ? "" : "es",
 		   kw_strerror(r->err), have, rs->table_at_start);
-	/* Not found: a lookup that ends within a millisecond asked only the bootstrap peer (or
-	 * nobody: kad's table emptied when that peer failed a request); a moment later kad knows
-	 * the peers its bootstrap and identify bring in. Look again, RESOLVE_RETRY_MS later (at
-	 * once when the table grew meanwhile), at most RESOLVE_TRIES lookups in RESOLVE_WAIT_MS:
-	 * from the loop, as the lookup's slot is released after this returns. */
+	/* Not found: a lookup right after joining asks only the bootstrap peer, which may not
+	 * know the peer yet (its own table fills from identify as the peer connects); a moment
+	 * later kad knows more. Look again, RESOLVE_RETRY_MS later (at once when the table grew
+	 * meanwhile), at most RESOLVE_TRIES lookups in RESOLVE_WAIT_MS: from the loop, as the
+	 * lookup's slot is released after this returns. The DHT's connect deadline
+	 * (connect_timeout_ms) may end the search's wait first; our answer then only gives
+	 * the verdict on the peer. */
 	if (!added && rs->tries < RESOLVE_TRIES && kw_loop_now(&rs->st->n->loop) < rs->until_ms &&
 	    kw_timer_start(&rs->st->n->loop, &rs->wait,
 			   have > rs->table_at_start ? 0 : RESOLVE_RETRY_MS) == 0)

@@ -91,6 +91,12 @@ struct kw_hm_rpc {
 	struct kw_hm_op *op;          /* NULL: a newcomer push */
 	uint8_t kind;
 	bool busy, resolving, resolved;
+	/* its search gave up on it at connect_timeout_ms while the peer was still being
+	 * resolved or dialed: the slot stays taken (that callback holds r) until the lookup or
+	 * dial ends, which only gives the verdict on the peer (a failed dial blacklists it) */
+	bool detached;
+	bool calling;                 /* the call went out: its own timeout bounds it */
+	struct kw_timer deadline;     /* connect_timeout_ms from rpc_start, until the call */
 	uint32_t idx;                 /* candidate or replica index */
 	struct kw_hm_dht_contact c;   /* whom (id zero for a ping) */
 	struct kw_peer_id pid;
@@ -105,6 +111,8 @@ struct kw_hm_rpc {
 
 static void pump(struct kw_hm_op *op);
 static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res);
+static void rpc_settle(struct kw_hm_rpc *r, const struct kw_hm_result *res, bool verdict);
+static void on_rpc_deadline(struct kw_loop *l, struct kw_timer *t);
 
 /* Finds of one operation that our own limits refused and that are asked again. */
 #define LOCAL_RETRIES_MAX 16u
@@ -170,6 +178,7 @@ static struct kw_hm_rpc *rpc_alloc(struct kw_hm_dht *d)
 			memset(r, 0, sizeof(*r));
 			r->d = d;
 			r->busy = true;
+			kw_timer_init(&r->deadline, on_rpc_deadline, r);
 			return r;
 		}
 	d->stats.rpcs_refused++;
@@ -240,11 +249,84 @@ static int rpc_send(struct kw_hm_rpc *r, struct kw_conn *c)
 	if (n < 0)
 		return (int)n;
 	d->stats.rpcs_out++;
+	/* connected: the call's own timeout (rpc_timeout_ms) takes over from the deadline */
+	kw_timer_cancel(d->loop, &r->deadline);
+	r->calling = true;
 	return kw_hm_call(d->hm, c, name, d->push_out, (size_t)n, d->cfg.rpc_timeout_ms,
 			  on_reply, r);
 }
 
 static int rpc_reach(struct kw_hm_rpc *r);
+
+/* A failed peer, as hivemind treats one: blacklisted, and out of the routing table. */
+static void peer_failed(struct kw_hm_rpc *r)
+{
+	struct kw_hm_dht *d = r->d;
+
+	d->stats.rpcs_failed++;
+	kw_hm_bl_failure(&d->bl, r->pid.bytes, r->pid.len, kw_hm_dht_now(d));
+	if (r->kind != R_PING && r->kind != R_PUSH)
+		(void)kw_hm_rt_remove(&d->rt, &r->c.id);
+}
+
+/*
+ * The lookup or dial of a detached request ended (its search went on without it): give the
+ * verdict on the peer and free the slot. Reached: nothing held against it, and the
+ * connection serves the next search. Not reached (every address failed, no address): failed.
+ * retry: a dial failed, try the next address first, as an attached request would.
+ */
+static void detached_end(struct kw_hm_rpc *r, int err, bool retry)
+{
+	/* the swarm closing (node shutdown): no verdict, and nothing more to start */
+	bool closing = err == -KW_ESHUTDOWN || err == -KW_ECANCELED;
+
+	if (err < 0 && !closing && !is_local_refusal(err)) {
+		if (retry)
+			err = rpc_reach(r);
+		if (err == 0)
+			return;                   /* the next address: still going */
+		if (!is_local_refusal(err)) {
+			peer_failed(r);
+			KW_LOG_DBG(hivemind, "DHT peer given up at the connect deadline: %s",
+				   kw_strerror(err));
+		}
+	}
+	r->detached = false;
+	r->busy = false;
+}
+
+/* A detached request to this peer is still resolving or dialing: a search does not wait on
+ * it again (it would stall as long as the first one did). */
+static bool detached_to(struct kw_hm_dht *d, const uint8_t *peer, size_t len)
+{
+	for (uint32_t i = 0; i < RPCS; i++)
+		if (d->rpcs[i].busy && d->rpcs[i].detached && d->rpcs[i].pid.len == len &&
+		    !memcmp(d->rpcs[i].pid.bytes, peer, len))
+			return true;
+	return false;
+}
+
+/*
+ * A request whose peer was not reached (resolved, dialed, handshaken) connect_timeout_ms
+ * after it started: its search stops waiting for it, counts it as not answered and does
+ * not ask that peer again; the search's other requests go on. The swarm's handshake timeout
+ * (10 s) and a kad lookup's query timeouts are longer: a search waiting on them stalled on
+ * a stopped peer whose TCP still accepts, and the records it had read expired meanwhile.
+ * The lookup or dial itself runs on (detached_end): a peer on a slow link is not
+ * blacklisted for being slow, a dead one is once its dial fails.
+ */
+static void on_rpc_deadline(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_hm_rpc *r = t->arg;
+	struct kw_hm_result res = { .err = -KW_ETIMEDOUT };
+
+	(void)l;
+	if (!r->busy || r->detached || r->calling)
+		return;
+	r->d->stats.rpcs_deadline++;
+	r->detached = true;
+	rpc_settle(r, &res, false);
+}
 
 static void on_dialed(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
 {
@@ -252,6 +334,12 @@ static void on_dialed(struct kw_swarm *sw, struct kw_conn *c, int err, void *use
 	struct kw_hm_result res = { 0 };
 
 	(void)sw;
+	if (r->detached) {
+		if (err)
+			r->addr_try++;
+		detached_end(r, err, true);
+		return;
+	}
 	if (!err)
 		err = rpc_send(r, c);
 	else {
@@ -269,6 +357,12 @@ static void on_resolved(void *ctx, int err)
 	struct kw_hm_rpc *r = ctx;
 	struct kw_hm_result res = { 0 };
 
+	if (r->detached) {
+		/* found or not, nothing to dial for now: a failed lookup is the peer's verdict */
+		r->resolving = false;
+		detached_end(r, err, false);
+		return;
+	}
 	r->resolving = false;
 	r->addr_try = 0;
 	err = err < 0 ? err : rpc_reach(r);
@@ -354,14 +448,19 @@ static void gather(struct kw_hm_rpc *r, const struct kw_hm_dht_contact *c)
 
 /*
  * Starts a request of op to contact c. Return: 0 (rpc_done will run for it); -KW_ELIMIT
- * (request pool empty); another negative code when the peer cannot be reached now.
+ * (request pool empty); -KW_EINPROGRESS (an earlier search gave up on this peer at the
+ * connect deadline and its dial still runs); another negative code when the peer cannot be
+ * reached now.
  */
 static int rpc_start(struct kw_hm_op *op, uint8_t kind, const struct kw_hm_dht_contact *c,
 		     uint32_t idx)
 {
-	struct kw_hm_rpc *r = rpc_alloc(op->d);
+	struct kw_hm_rpc *r;
 	int err;
 
+	if (kind != R_PING && detached_to(op->d, c->peer, c->peer_len))
+		return -KW_EINPROGRESS;
+	r = rpc_alloc(op->d);
 	if (!r)
 		return -KW_ELIMIT;
 	r->op = op;
@@ -384,6 +483,8 @@ static int rpc_start(struct kw_hm_op *op, uint8_t kind, const struct kw_hm_dht_c
 		return err;
 	}
 	op->active++;
+	if (!r->calling)
+		(void)kw_timer_start(op->d->loop, &r->deadline, op->d->cfg.connect_timeout_ms);
 	return 0;
 }
 
@@ -560,16 +661,18 @@ static void pump(struct kw_hm_op *op)
 		op->cand[i].st = C_ASKING;
 		err = rpc_start(op, R_FIND, &op->cand[i].c, (uint32_t)i);
 		if (err == -KW_ELIMIT) {
-			/* every request slot is busy elsewhere (other searches, pushes): each ends
-			 * within rpc_timeout_ms, so try again shortly */
+			/* every request slot is busy elsewhere (other searches, pushes, detached
+			 * dials): each ends within rpc_timeout_ms or the handshake timeout, so try
+			 * again shortly */
 			op->cand[i].st = C_NEW;
 			if (op->active == 0)
 				kw_timer_start(d->loop, &op->timer, RETRY_MS);
 			return;
 		}
 		if (err < 0) {
+			/* EINPROGRESS: its peer is given up on by an earlier search, still dialing */
 			op->cand[i].st = C_FAIL;
-			d->stats.rpcs_failed++;
+			d->stats.rpcs_failed += err != -KW_EINPROGRESS;
 		}
 	}
 	if (op->active == 0)
@@ -749,6 +852,16 @@ static void rpc_over(struct kw_hm_op *op)
 /* One request is over (answer, remote error or local failure). */
 static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res)
 {
+	rpc_settle(r, res, true);
+}
+
+/*
+ * Settles r for its operation(s). verdict: a failure counts against the peer (blacklist,
+ * routing table); without it (the connect deadline) the peer keeps its standing and r's
+ * slot stays taken for the lookup or dial still running.
+ */
+static void rpc_settle(struct kw_hm_rpc *r, const struct kw_hm_result *res, bool verdict)
+{
 	struct kw_hm_dht *d = r->d;
 	struct kw_hm_op *op = r->op;
 	uint8_t kind = r->kind;
@@ -762,12 +875,9 @@ static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res)
 	if (!ok && local) {
 		d->stats.rpcs_refused_locally++;
 		KW_LOG_DBG(hivemind, "DHT request not sent: %s", kw_strerror(res->err));
-	} else if (!ok) {
+	} else if (!ok && verdict) {
 		/* no answer: hivemind blacklists the peer and drops it from the table */
-		d->stats.rpcs_failed++;
-		kw_hm_bl_failure(&d->bl, r->pid.bytes, r->pid.len, kw_hm_dht_now(d));
-		if (r->kind != R_PING && r->kind != R_PUSH)
-			(void)kw_hm_rt_remove(&d->rt, &r->c.id);
+		peer_failed(r);
 		KW_LOG_DBG(hivemind, "DHT request failed: %s",
 			   res->remote_error ? "remote error" : kw_strerror(res->err));
 	}
@@ -778,7 +888,8 @@ static void rpc_done(struct kw_hm_rpc *r, const struct kw_hm_result *res)
 			who[n_who++] = (struct asked){ r->more[k].op, r->more[k].idx };
 	}
 	r->n_more = 0;
-	r->busy = false;
+	kw_timer_cancel(d->loop, &r->deadline);
+	r->busy = !verdict;           /* detached: held until its lookup or dial ends */
 	if (!op)
 		return;
 	switch (kind) {
@@ -900,7 +1011,7 @@ static void store_more(struct kw_hm_op *op)
 		}
 		op->sres.n++;
 		if (err < 0)
-			d->stats.rpcs_failed++;
+			d->stats.rpcs_failed += err != -KW_EINPROGRESS;
 	}
 	if (op->active == 0)
 		finish(op, op->answered ? 0 : -KW_ENOTCONN);
@@ -1287,6 +1398,8 @@ int kw_hm_dht_client_init(struct kw_hm_dht *d, struct kw_arena *a)
 		d->cfg.num_replicas = 5;
 	if (!d->cfg.rpc_timeout_ms)
 		d->cfg.rpc_timeout_ms = 3000;
+	if (!d->cfg.connect_timeout_ms)
+		d->cfg.connect_timeout_ms = 1000;
 	if (!d->cfg.client_ops)
 		d->cfg.client_ops = CONFIG_KW_NET_HIVEMIND_DHT_CLIENT_OPS;
 	if (!d->cfg.client_rpcs)

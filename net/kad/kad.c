@@ -79,11 +79,13 @@ static void rt_addrs_to_maddrs(const struct kw_kad_rt_addr *in, size_t n, struct
 }
 
 /* A peer failed a request: go-libp2p-kad-dht drops such peers from its table (the replacement
- * cache fills the slot). A peer we only heard of is not in the table: nothing to do. */
+ * cache fills the slot). Not the table's last working contact, though (kw_kad_rt_failed):
+ * a client that knows only its bootstrap peer would be left with nobody to ask after one
+ * refused request. A peer we only heard of is not in the table: nothing to do. */
 void kad_peer_failed(struct kw_kad *k, const struct kw_peer_id *id)
 {
-	if (kw_kad_rt_find(&k->rt, id))
-		(void)kw_kad_rt_dead(&k->rt, id);
+	if (kw_kad_rt_failed(&k->rt, id) == 1)
+		KW_LOG_DBG(kad, "the table's last working peer failed a request: kept (stale)");
 }
 
 /* A peer answered a request usefully: it serves kad, so it belongs in the table. */
@@ -468,8 +470,9 @@ static void on_refresh_timer(struct kw_loop *l, struct kw_timer *t)
 
 	if (n > sizeof(cpls))
 		n = sizeof(cpls);
-	/* An empty table: every bootstrap peer we once reached is tried again (go fixLowPeers). */
-	if (kw_kad_rt_size(&k->rt) == 0) {
+	/* No working member (empty, or only stale ones kept after failures): every bootstrap
+	 * peer we once reached is tried again (go fixLowPeers). */
+	if (kw_kad_rt_working(&k->rt) == 0) {
 		for (unsigned i = 0; i < KW_KAD_BOOTSTRAP_MAX; i++)
 			if (k->boot[i].state == KAD_B_OK) {
 				k->boot[i].state = KAD_B_WAIT;

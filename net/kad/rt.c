@@ -333,6 +333,15 @@ static int diversity_check(struct kw_kad_rt *rt, const struct kw_kad_rt_entry *c
 	return 0;
 }
 
+/* The member proved alive (seen again, answered, passed a check): no longer stale. */
+static void clear_stale(struct kw_kad_rt *rt, struct kw_kad_rt_entry *e)
+{
+	if (e->fails) {
+		e->fails = 0;
+		rt->stats.stale--;
+	}
+}
+
 static void ask_liveness(struct kw_kad_rt *rt, unsigned cpl)
 {
 	struct kw_kad_rt_bucket *b = &rt->buckets[cpl];
@@ -369,6 +378,7 @@ static int rt_add_key(struct kw_kad_rt *rt, const struct kw_peer_id *id, const u
 			return -KW_EINVAL;  /* unreachable: the list walk found it */
 		list_append(rt, &b->head, e);
 		e->last_seen_ms = now_ms;
+		clear_stale(rt, e);
 		if (groups_within(&tmp, e) || diversity_check(rt, &tmp, cpl, e, false, NULL, 0) == 0) {
 			group_count(rt, e, -1);
 			memcpy(e->addrs, tmp.addrs, sizeof(e->addrs));
@@ -470,6 +480,7 @@ int kw_kad_rt_answered(struct kw_kad_rt *rt, const struct kw_peer_id *id,
 	}
 	if (!e)
 		return r;
+	clear_stale(rt, e);
 	e->last_useful_ms = now_ms;
 	return 0;
 }
@@ -507,6 +518,7 @@ int kw_kad_rt_alive(struct kw_kad_rt *rt, const struct kw_peer_id *id, uint64_t 
 	list_unlink(rt, &b->head, e);
 	list_append(rt, &b->head, e);
 	e->last_seen_ms = now_ms;
+	clear_stale(rt, e);
 	return 0;
 }
 
@@ -542,6 +554,7 @@ static void remove_member(struct kw_kad_rt *rt, struct kw_kad_rt_entry *e)
 
 	if (e->pinging)
 		b->pinging = 0;
+	clear_stale(rt, e);
 	list_unlink(rt, &b->head, e);
 	group_count(rt, e, -1);
 	b->n--;
@@ -559,6 +572,33 @@ int kw_kad_rt_dead(struct kw_kad_rt *rt, const struct kw_peer_id *id)
 	rt->stats.evicted++;
 	remove_member(rt, e);
 	return 0;
+}
+
+int kw_kad_rt_failed(struct kw_kad_rt *rt, const struct kw_peer_id *id)
+{
+	struct kw_kad_rt_entry *e = find_member(rt, id);
+	size_t others;
+
+	if (!e)
+		return -KW_ENOENT;
+	/* working members besides this one */
+	others = kw_kad_rt_working(rt) - (e->fails ? 0u : 1u);
+	if (rt->buckets[e->cpl].ncand > 0 || others > 0) {
+		rt->stats.evicted++;
+		remove_member(rt, e);
+		return 0;
+	}
+	if (e->fails == 0)
+		rt->stats.stale++;
+	if (e->fails < UINT8_MAX)
+		e->fails++;
+	rt->stats.kept_stale++;
+	return 1;
+}
+
+size_t kw_kad_rt_working(const struct kw_kad_rt *rt)
+{
+	return rt->stats.members - rt->stats.stale;
 }
 
 int kw_kad_rt_useful(struct kw_kad_rt *rt, const struct kw_peer_id *id, uint64_t now_ms)

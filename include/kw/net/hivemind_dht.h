@@ -407,6 +407,14 @@ struct kw_hm_dht_config {
 	uint32_t num_workers;             /* rpc_find calls in flight per search (4) */
 	uint32_t num_replicas;            /* nodes a store goes to (5) */
 	uint32_t rpc_timeout_ms;          /* our calls' deadline (wait_timeout, 3 s) */
+	/* how long a search waits for a peer we are not connected to (resolve, dial,
+	 * handshake) before its call goes out: 1 s. Then the search goes on without it and the
+	 * dial runs on alone to give the verdict on the peer. A stopped peer (its TCP accepts,
+	 * it never answers the handshake) costs this, not the swarm's handshake timeout.
+	 * hivemind counts the connect inside wait_timeout; here it is shorter, so a search with
+	 * a stopped peer among its candidates still delivers records of a few seconds'
+	 * lifetime (a 1 s update period) alive. */
+	uint32_t connect_timeout_ms;
 	kw_hm_dht_resolve_fn resolve;     /* may be NULL: only connected / known peers */
 	void *resolve_arg;
 	/* pools and buffers (kw_hm_dht_config_default: Kconfig); a test or a small board sets
@@ -433,6 +441,10 @@ struct kw_hm_dht_stats {
 	uint64_t clock_skew;                 /* pings whose dht_time was off by more than 3 s */
 	uint64_t newcomer_pushes;            /* records pushed to a newly met node */
 	uint64_t unreachable;                /* peers with no connection and no address */
+	/* requests whose search gave up on them at connect_timeout_ms, the peer still being
+	 * resolved or dialed (a stopped peer: its TCP accepts, its handshake never ends); the
+	 * dial's own failure later counts in rpcs_failed */
+	uint64_t rpcs_deadline;
 };
 
 /*

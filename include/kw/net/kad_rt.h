@@ -56,6 +56,8 @@ struct kw_kad_rt_entry {
 	uint8_t cpl;                            /* bucket index */
 	uint8_t naddrs;
 	uint8_t pinging;                        /* liveness check outstanding */
+	uint8_t fails;                          /* requests failed since it last answered
+						 * (kept stale: see kw_kad_rt_failed) */
 	uint16_t next;                          /* list link inside its bucket (pool index) */
 	struct kw_kad_rt_addr addrs[KW_KAD_RT_ADDRS];
 	uint64_t groups[KW_KAD_RT_ADDRS];       /* IP group per address, 0 = exempt */
@@ -81,7 +83,9 @@ struct kw_kad_rt_stats {
 	uint64_t updated;            /* known members seen again */
 	uint64_t cached;             /* candidates put in a replacement cache */
 	uint64_t pings;              /* liveness checks asked */
-	uint64_t evicted;            /* members removed after a failed check */
+	uint32_t stale;              /* current members kept after a failed request */
+	uint64_t evicted;            /* members removed after a failed check or request */
+	uint64_t kept_stale;         /* failed requests that left the member in (stale) */
 	uint64_t promoted;           /* candidates that became members */
 	uint64_t refused_bucket_group;  /* diversity: per-bucket IP group limit */
 	uint64_t refused_table_group;   /* diversity: per-table IP group limit */
@@ -160,6 +164,21 @@ int kw_kad_rt_dead(struct kw_kad_rt *rt, const struct kw_peer_id *id);
 
 /* Records that a member answered a query usefully. Return: 0; -KW_ENOENT. */
 int kw_kad_rt_useful(struct kw_kad_rt *rt, const struct kw_peer_id *id, uint64_t now_ms);
+
+/*
+ * A member failed one of our requests (refused, reset, timed out). As in Kademlia (Maymounkov
+ * and Mazieres, section 4.1) a failure removes a contact only when something can take its
+ * place: the member goes (as kw_kad_rt_dead) when its bucket caches a replacement, or when
+ * the table holds another member that has not failed since it last answered. Otherwise it is
+ * the table's last working contact: it stays, marked stale (`fails` counts the failures), so
+ * one refused request (a busy peer's rate limit, a reset right after connecting) cannot empty
+ * a small table; a later answer, liveness check or add clears the mark.
+ * Return: 0 removed; 1 kept stale; -KW_ENOENT (not a member).
+ */
+int kw_kad_rt_failed(struct kw_kad_rt *rt, const struct kw_peer_id *id);
+
+/* Members that have not failed a request since they last answered (size minus stale ones). */
+size_t kw_kad_rt_working(const struct kw_kad_rt *rt);
 
 /*
  * A peer answered one of our queries: kw_kad_rt_add unless it is a member already, then

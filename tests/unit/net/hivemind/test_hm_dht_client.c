@@ -451,6 +451,90 @@ static void test_hm_dht_client_dead_peer_is_blacklisted_and_search_finishes(void
 	assert_true(st.rpcs_failed >= 1);
 }
 
+/* Virtual time of node i's loop (the simulated network's clock). */
+static uint64_t now_ms(int i)
+{
+	return kw_loop_now(&g->s[i].t->node->loop);
+}
+
+/*
+ * A stopped peer (SIGSTOP: its TCP still accepts, its handshake never ends) nearest to the
+ * key: node 4 listens but its loop never runs. The search goes on with its other requests
+ * and ends once the request to the stopped peer reaches its deadline (connect_timeout_ms
+ * from its start), not the swarm's handshake timeout. While that dial still runs, a second
+ * search does not wait on the peer at all; when the handshake times out the peer is
+ * blacklisted and leaves the routing table.
+ */
+static void test_hm_dht_client_stopped_peer_costs_one_request_deadline(void **state)
+{
+	const struct kw_peer_id *stopped = kw_swarm_peer_id(g->s[4].sw);
+	uint32_t deadline = g->s[3].cfg.connect_timeout_ms;
+	struct kw_hm_dhtid key, stopped_id;
+	struct kw_hm_dht_contact c;
+	struct kw_hm_dht_stats st;
+	uint64_t t0, took;
+
+	(void)state;
+	if (CONFIG_KW_NET_HANDSHAKE_TIMEOUT_MS <= deadline + 1000u)
+		skip();   /* the handshake gives up first: nothing for the deadline to bound */
+	g->n = 4;                            /* node 4 is stopped: pump() leaves it out */
+	share_addresses();
+	bootstrap_all(1);
+	kw_hm_dhtid_of_str("past-a-stopped-peer", 19, &key);
+	assert_int_equal(kw_hm_store_put(kw_hm_dht_storage(g->s[2].dht, false), &key,
+					 (const uint8_t *)"\xc3", 1, clock_now + 100, clock_now), 1);
+	stopped_id = key;
+	stopped_id.b[19] ^= 1;
+	assert_int_equal(kw_hm_rt_add(kw_hm_dht_rt(g->s[3].dht), &stopped_id, stopped->bytes,
+				      stopped->len, clock_now, NULL), 0);
+	assert_int_equal(kw_hm_dht_add_addr(g->s[3].dht, stopped->bytes, stopped->len,
+					    g->s[4].addr), 0);
+	memset(&g->got[3], 0, sizeof(g->got[3]));
+	t0 = now_ms(3);
+	assert_int_equal(kw_hm_dht_get(g->s[3].dht, &key, true, on_get, &g->got[3]), 0);
+	for (int i = 0; i < 400 && !g->got[3].done; i++) {
+		pump(5);
+		kw_sim_advance(g->net->net, 50);
+	}
+	took = now_ms(3) - t0;
+	assert_int_equal(g->got[3].done, 1);
+	assert_int_equal(g->got[3].err, 0);
+	assert_int_equal(g->got[3].v.type, KW_HM_DHT_FOUND_REGULAR);
+	/* the other nodes answered within milliseconds: the stopped peer's deadline is the wait */
+	assert_true(took >= deadline);
+	assert_true(took <= deadline + 200);
+	assert_true(took < CONFIG_KW_NET_HANDSHAKE_TIMEOUT_MS);
+	kw_hm_dht_get_stats(g->s[3].dht, &st);
+	assert_int_equal(st.rpcs_deadline, 1);          /* asked once in this search */
+	/* the dial still runs: a second search skips the peer instead of waiting again */
+	memset(&g->got[3], 0, sizeof(g->got[3]));
+	t0 = now_ms(3);
+	assert_int_equal(kw_hm_dht_get(g->s[3].dht, &key, true, on_get, &g->got[3]), 0);
+	for (int i = 0; i < 400 && !g->got[3].done; i++) {
+		pump(5);
+		kw_sim_advance(g->net->net, 10);
+	}
+	assert_int_equal(g->got[3].done, 1);
+	assert_int_equal(g->got[3].v.type, KW_HM_DHT_FOUND_REGULAR);
+	assert_true(now_ms(3) - t0 < deadline / 2);
+	kw_hm_dht_get_stats(g->s[3].dht, &st);
+	assert_int_equal(st.rpcs_deadline, 1);
+	assert_false(kw_hm_bl_banned(kw_hm_dht_blacklist(g->s[3].dht), stopped->bytes,
+				     stopped->len, clock_now));   /* no verdict yet */
+	/* the handshake times out: now the peer failed */
+	for (int i = 0; i < 30; i++) {
+		pump(5);
+		kw_sim_advance(g->net->net, 500);
+	}
+	assert_true(kw_hm_bl_banned(kw_hm_dht_blacklist(g->s[3].dht), stopped->bytes,
+				    stopped->len, clock_now));
+	assert_int_equal(kw_hm_rt_get_peer(kw_hm_dht_rt(g->s[3].dht), &stopped_id, &c),
+			 -KW_ENOENT);
+	get_from(3, &key, false);
+	assert_int_equal(g->got[3].err, 0);
+	g->n = 5;                            /* SIGCONT, for the teardown */
+}
+
 static int setup5_resolve(void **state)
 {
 	int ret;
@@ -500,6 +584,73 @@ static void test_hm_dht_client_busy_resolver_is_retried_not_a_failed_peer(void *
 	kw_hm_dht_get_stats(g->s[4].dht, &st);
 	assert_int_equal(st.unreachable, 0);
 	assert_int_equal(st.rpcs_failed, 0);
+}
+
+/* A resolver (kad) whose lookup hangs: the request to that peer still ends at its deadline
+ * and the search ends without it. The lookup's late answer dials nobody (the search is
+ * over) and holds nothing against the peer; a lookup that fails does. */
+static void test_hm_dht_client_stuck_resolver_ends_at_the_request_deadline(void **state)
+{
+	static const uint8_t val[] = { 0xc3 };
+	const struct kw_peer_id *holder = kw_swarm_peer_id(g->s[2].sw);
+	const struct kw_peer_id *other = kw_swarm_peer_id(g->s[1].sw);
+	uint32_t deadline = g->s[4].cfg.connect_timeout_ms;
+	struct kw_hm_dhtid key;
+	struct kw_hm_dht_stats st;
+	uint64_t t0, took;
+
+	(void)state;
+	kw_hm_dhtid_of_str("behind-a-stuck-lookup", 21, &key);
+	assert_int_equal(kw_hm_store_put(kw_hm_dht_storage(g->s[2].dht, false), &key, val,
+					 sizeof(val), clock_now + 100, clock_now), 1);
+	assert_int_equal(kw_hm_rt_add(kw_hm_dht_rt(g->s[4].dht), kw_hm_dht_node_id(g->s[2].dht),
+				      holder->bytes, holder->len, clock_now, NULL), 0);
+	memset(&g->got[4], 0, sizeof(g->got[4]));
+	t0 = now_ms(4);
+	assert_int_equal(kw_hm_dht_get(g->s[4].dht, &key, false, on_get, &g->got[4]), 0);
+	for (int i = 0; i < 400 && !g->got[4].done; i++) {
+		pump(5);
+		kw_sim_advance(g->net->net, 50);
+	}
+	took = now_ms(4) - t0;
+	assert_int_equal(g->got[4].done, 1);
+	assert_int_equal(g->got[4].err, -KW_ENOTCONN);
+	assert_true(took >= deadline && took <= deadline + 100);
+	assert_int_equal(g_n_res, 1);                   /* the lookup is still out */
+	kw_hm_dht_get_stats(g->s[4].dht, &st);
+	assert_int_equal(st.rpcs_deadline, 1);
+	assert_int_equal(st.rpcs_failed, 0);
+	serve_resolves();                               /* late, found: nothing is dialed */
+	pump(20);
+	kw_hm_dht_get_stats(g->s[4].dht, &st);
+	assert_int_equal(st.rpcs_out, 0);
+	assert_int_equal(st.rpcs_failed, 0);
+	assert_false(kw_hm_bl_banned(kw_hm_dht_blacklist(g->s[4].dht), holder->bytes,
+				     holder->len, clock_now));
+	assert_int_equal(kw_hm_dht_ops_busy(g->s[4].dht), 0);
+	/* node 1, known by its ids only too, and this time the late lookup fails: the peer is
+	 * failed (node 2 now has an address from the first lookup and answers) */
+	assert_int_equal(kw_hm_rt_add(kw_hm_dht_rt(g->s[4].dht), kw_hm_dht_node_id(g->s[1].dht),
+				      other->bytes, other->len, clock_now, NULL), 0);
+	memset(&g->got[4], 0, sizeof(g->got[4]));
+	assert_int_equal(kw_hm_dht_get(g->s[4].dht, &key, true, on_get, &g->got[4]), 0);
+	for (int i = 0; i < 400 && !g->got[4].done; i++) {
+		pump(5);
+		kw_sim_advance(g->net->net, 50);
+	}
+	assert_int_equal(g->got[4].done, 1);
+	assert_int_equal(g->got[4].v.type, KW_HM_DHT_FOUND_REGULAR);
+	assert_int_equal(g_n_res, 1);
+	g_res[0].done(g_res[0].ctx, -KW_ENOENT);
+	g_n_res = 0;
+	pump(20);
+	kw_hm_dht_get_stats(g->s[4].dht, &st);
+	assert_int_equal(st.rpcs_deadline, 2);
+	assert_int_equal(st.rpcs_failed, 1);
+	assert_true(kw_hm_bl_banned(kw_hm_dht_blacklist(g->s[4].dht), other->bytes,
+				    other->len, clock_now));
+	assert_false(kw_hm_bl_banned(kw_hm_dht_blacklist(g->s[4].dht), holder->bytes,
+				     holder->len, clock_now));
 }
 
 static void test_hm_dht_client_client_mode_node_is_not_added_to_routing_tables(void **state)
@@ -822,6 +973,12 @@ int main(void)
 			setup5_resolve, teardown),
 		cmocka_unit_test_setup_teardown(test_hm_dht_client_operation_pool_is_bounded,
 						setup5, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_hm_dht_client_stopped_peer_costs_one_request_deadline, setup5,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_hm_dht_client_stuck_resolver_ends_at_the_request_deadline,
+			setup5_resolve, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_hm_dht_client_get_many_batches_per_peer_and_equals_single_gets, setup5,
 			teardown),

@@ -1475,6 +1475,53 @@ static void test_kad_peer_failure_still_drops_the_peer(void **state)
 	assert_null(kw_kad_rt_find(kw_kad_table(a->k), &down->id));
 }
 
+/* A client that knows only its bootstrap peer: that peer refuses one request (its per-peer
+ * rate limit resets the stream) and stays in the table, marked stale, so the next lookup
+ * still has someone to ask and finds the peer. (Dropping it left the table empty: every
+ * lookup ended at once with nobody asked until the bootstrap came round again.) */
+static void test_kad_refused_request_keeps_the_only_peer(void **state)
+{
+	struct kw_kad_cfg c;
+	struct tnode *a, *b, *x;
+	struct res r;
+	struct kw_kad_rt_stats rst;
+
+	(void)state;
+	base_cfg(&c);
+	c.client_mode = true;
+	a = add_node_cfg(&c);
+	base_cfg(&c);
+	c.rate_burst = 1;
+	c.rate_per_peer = 1;                 /* one token a second */
+	b = add_node_cfg(&c);
+	x = add_node();
+	seen(a, b);
+	seen(b, x);
+	/* a's earlier request took b's only token */
+	kw_kad_msg_init(&rq, KW_KAD_FIND_NODE);
+	assert_int_equal(kw_kad_msg_set_key(&rq, a->id.bytes, a->id.len), 0);
+	assert_int_equal(kw_kad_handle_request(b->k, &a->id, &rq, &rs), 0);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_find_peer(a->k, &x->id, on_done, &r), 0);
+	run_until(&r.done, 10000);
+	assert_int_equal(r.err, -KW_ENOENT);  /* refused: nobody else to ask */
+	assert_non_null(kw_kad_rt_find(kw_kad_table(a->k), &b->id));
+	assert_int_equal(kw_kad_rt_find(kw_kad_table(a->k), &b->id)->fails, 1);
+	kw_kad_rt_get_stats(kw_kad_table(a->k), &rst);
+	assert_int_equal(rst.stale, 1);
+	assert_int_equal(rst.evicted, 0);
+	run_for(1000);                       /* b's bucket refills */
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(kw_kad_find_peer(a->k, &x->id, on_done, &r), 0);
+	run_until(&r.done, 10000);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.n_peers, 1);
+	assert_true(kw_peer_id_equal(&r.peers[0], &x->id));
+	assert_int_equal(kw_kad_rt_find(kw_kad_table(a->k), &b->id)->fails, 0);
+	kw_kad_rt_get_stats(kw_kad_table(a->k), &rst);
+	assert_int_equal(rst.stale, 0);
+}
+
 /* Refused for good (say every outbound connection slot is taken): after four tries the
  * lookup skips the peer instead of waiting for its deadline, and the table keeps it. */
 static void test_kad_lookup_refused_for_good_skips_the_peer_and_keeps_it(void **state)
@@ -1896,6 +1943,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kad_liveness_probe_refused_for_good_keeps_the_member, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_own_records_are_republished_hourly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kad_store_expiry_runs_on_a_timer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kad_refused_request_keeps_the_only_peer, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

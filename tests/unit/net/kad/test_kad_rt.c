@@ -334,6 +334,78 @@ static void test_kad_rt_dead_member_promotes_newest_candidate(void **state)
 	assert_int_equal(kw_kad_rt_dead(&rt, &c1), -KW_ENOENT);  /* a candidate is not a member */
 }
 
+/* A failed request removes a member only when something can take its place: the table's
+ * last working contact stays, marked stale, until it answers again or another one exists. */
+static void test_kad_rt_failed_keeps_the_last_working_member(void **state)
+{
+	struct kw_peer_id a, b;
+	struct kw_kad_rt_stats st;
+
+	(void)state;
+	id_with_cpl(&a, 0);
+	id_with_cpl(&b, 1);
+	assert_int_equal(kw_kad_rt_add(&rt, &a, NULL, 0, 10, NULL, 0), 0);
+	assert_int_equal(kw_kad_rt_failed(&rt, &a), 1);          /* alone: kept */
+	assert_int_equal(kw_kad_rt_failed(&rt, &a), 1);
+	assert_non_null(kw_kad_rt_find(&rt, &a));
+	assert_int_equal(kw_kad_rt_find(&rt, &a)->fails, 2);
+	assert_int_equal(kw_kad_rt_size(&rt), 1);
+	assert_int_equal(kw_kad_rt_working(&rt), 0);
+	kw_kad_rt_get_stats(&rt, &st);
+	assert_int_equal(st.stale, 1);
+	assert_int_equal(st.kept_stale, 2);
+	assert_int_equal(st.evicted, 0);
+	/* an answer clears the mark */
+	assert_int_equal(kw_kad_rt_answered(&rt, &a, kw_kad_rt_find(&rt, &a)->key, NULL, 0, 20), 0);
+	assert_int_equal(kw_kad_rt_find(&rt, &a)->fails, 0);
+	assert_int_equal(kw_kad_rt_working(&rt), 1);
+	/* stale again, then a working member joins: the next failure removes the stale one */
+	assert_int_equal(kw_kad_rt_failed(&rt, &a), 1);
+	assert_int_equal(kw_kad_rt_add(&rt, &b, NULL, 0, 30, NULL, 0), 0);
+	assert_int_equal(kw_kad_rt_working(&rt), 1);
+	assert_int_equal(kw_kad_rt_failed(&rt, &a), 0);
+	assert_null(kw_kad_rt_find(&rt, &a));
+	/* b is now the last working member: kept */
+	assert_int_equal(kw_kad_rt_failed(&rt, &b), 1);
+	assert_non_null(kw_kad_rt_find(&rt, &b));
+	kw_kad_rt_get_stats(&rt, &st);
+	assert_int_equal(st.members, 1);
+	assert_int_equal(st.stale, 1);
+	assert_int_equal(st.evicted, 1);
+	/* removed while stale: the count follows */
+	assert_int_equal(kw_kad_rt_remove(&rt, &b), 0);
+	kw_kad_rt_get_stats(&rt, &st);
+	assert_int_equal(st.stale, 0);
+	assert_int_equal(kw_kad_rt_failed(&rt, &b), -KW_ENOENT);
+}
+
+/* A member whose bucket caches a replacement goes on its first failure, even when it is the
+ * only working one left: the candidate takes its place. */
+static void test_kad_rt_failed_member_with_a_replacement_goes(void **state)
+{
+	struct kw_peer_id ids[K], c1;
+
+	(void)state;
+	if (REPL == 0)
+		skip();  /* no replacement cache: nothing can take the place */
+	/* a full bucket whose members all failed while none other worked (each kept stale),
+	 * but the last, which works */
+	for (unsigned i = 0; i < K; i++) {
+		id_with_cpl(&ids[i], 0);
+		assert_int_equal(kw_kad_rt_add(&rt, &ids[i], NULL, 0, 10 + i, NULL, 0), 0);
+		if (i + 1 < K)
+			assert_int_equal(kw_kad_rt_failed(&rt, &ids[i]), 1);
+	}
+	assert_int_equal(kw_kad_rt_size(&rt), K);
+	assert_int_equal(kw_kad_rt_working(&rt), 1);
+	id_with_cpl(&c1, 0);
+	assert_int_equal(kw_kad_rt_add(&rt, &c1, NULL, 0, 300, NULL, 0), -KW_EINPROGRESS);
+	assert_int_equal(kw_kad_rt_failed(&rt, &ids[K - 1]), 0);
+	assert_null(kw_kad_rt_find(&rt, &ids[K - 1]));
+	assert_non_null(kw_kad_rt_find(&rt, &c1));
+	assert_int_equal(kw_kad_rt_size(&rt), K);
+}
+
 static void test_kad_rt_alive_member_stays(void **state)
 {
 	struct kw_peer_id ids[K], c1;
@@ -625,6 +697,8 @@ int main(void)
 		cmocka_unit_test_setup(test_kad_rt_answered_refuses_own_and_empty_ids, setup),
 		cmocka_unit_test_setup(test_kad_rt_remove_and_readd, setup),
 		cmocka_unit_test_setup(test_kad_rt_refresh_due_lists_stale_buckets, setup),
+		cmocka_unit_test_setup(test_kad_rt_failed_keeps_the_last_working_member, setup),
+		cmocka_unit_test_setup(test_kad_rt_failed_member_with_a_replacement_goes, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
