@@ -852,8 +852,9 @@ int kw_cmd_moe(int argc, char **argv)
 	 * as the calls do (call_start). A stopped peer among them costs a search the DHT's
 	 * connect_timeout_ms (lookup, dial, handshake), later searches nothing while that dial
 	 * runs; not the swarm's handshake timeout, after which declarations of a 1 s period
-	 * had expired. */
-	if (kw_app_hm_start(t.n, t.sw, t.id, m->kad, true,
+	 * had expired. 1 s here, not the 3 s default: experts answer on 127.0.0.1 or a LAN,
+	 * and a beam search is interactive. */
+	if (kw_app_hm_start_connect(t.n, t.sw, t.id, m->kad, true, 1000,
 			    (const char (*)[KW_CONFIG_PEER_ADDR_MAX])cfg.hivemind_bootstrap,
 			    cfg.n_hivemind_bootstrap, &m->hm, &m->d, &m->st) < 0) {
 		fprintf(stderr, "%s: cannot start the Hivemind DHT\n", PROG);

@@ -288,6 +288,21 @@ int kw_app_hm_start(struct kw_node *n, struct kw_swarm *sw, struct kw_identify *
 	return kw_app_hm_start_cfg(n, sw, id, kad, &dc, boot, n_boot, hm, d, out);
 }
 
+int kw_app_hm_start_connect(struct kw_node *n, struct kw_swarm *sw, struct kw_identify *id,
+			    struct kw_kad *kad, bool client, uint32_t connect_timeout_ms,
+			    const char (*boot)[KW_CONFIG_PEER_ADDR_MAX], int n_boot,
+			    struct kw_hm **hm, struct kw_hm_dht **d, struct kw_app_hm **out)
+{
+	struct kw_hm_dht_config dc;
+	int err = kw_hm_dht_config_default(&dc);
+
+	if (err < 0)
+		return err;
+	dc.client_mode = client;
+	dc.connect_timeout_ms = connect_timeout_ms;
+	return kw_app_hm_start_cfg(n, sw, id, kad, &dc, boot, n_boot, hm, d, out);
+}
+
 int kw_app_hm_start_cfg(struct kw_node *n, struct kw_swarm *sw, struct kw_identify *id,
 			struct kw_kad *kad, const struct kw_hm_dht_config *base,
 			const char (*boot)[KW_CONFIG_PEER_ADDR_MAX], int n_boot,

@@ -35,6 +35,11 @@ int kw_app_hm_start_cfg(struct kw_node *n, struct kw_swarm *sw, struct kw_identi
 			struct kw_kad *kad, const struct kw_hm_dht_config *base,
 			const char (*boot)[KW_CONFIG_PEER_ADDR_MAX], int n_boot,
 			struct kw_hm **hm, struct kw_hm_dht **d, struct kw_app_hm **out);
+/* kw_app_hm_start with the DHT's connect_timeout_ms given (`kwnode moe`: 1 s). */
+int kw_app_hm_start_connect(struct kw_node *n, struct kw_swarm *sw, struct kw_identify *id,
+			    struct kw_kad *kad, bool client, uint32_t connect_timeout_ms,
+			    const char (*boot)[KW_CONFIG_PEER_ADDR_MAX], int n_boot,
+			    struct kw_hm **hm, struct kw_hm_dht **d, struct kw_app_hm **out);
 /* Stops the bootstrap retries (before the swarm goes). NULL is fine. */
 void kw_app_hm_stop(struct kw_app_hm *st);
 /*

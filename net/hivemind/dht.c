@@ -75,7 +75,7 @@ int kw_hm_dht_config_default(struct kw_hm_dht_config *c)
 	c->num_workers = 4;                  /* DEFAULT_NUM_WORKERS (HIVEMIND_DHT_NUM_WORKERS) */
 	c->num_replicas = 5;
 	c->rpc_timeout_ms = 3000;            /* wait_timeout */
-	c->connect_timeout_ms = 1000;        /* ours: see the header */
+	c->connect_timeout_ms = 3000;        /* inside wait_timeout, as hivemind: see the header */
 	c->buf_bytes = CONFIG_KW_NET_HIVEMIND_CALL_BUF_BYTES;
 	c->client_ops = CONFIG_KW_NET_HIVEMIND_DHT_CLIENT_OPS;
 	c->client_rpcs = CONFIG_KW_NET_HIVEMIND_DHT_CLIENT_RPCS;

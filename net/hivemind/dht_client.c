@@ -1399,7 +1399,7 @@ int kw_hm_dht_client_init(struct kw_hm_dht *d, struct kw_arena *a)
 	if (!d->cfg.rpc_timeout_ms)
 		d->cfg.rpc_timeout_ms = 3000;
 	if (!d->cfg.connect_timeout_ms)
-		d->cfg.connect_timeout_ms = 1000;
+		d->cfg.connect_timeout_ms = 3000;
 	if (!d->cfg.client_ops)
 		d->cfg.client_ops = CONFIG_KW_NET_HIVEMIND_DHT_CLIENT_OPS;
 	if (!d->cfg.client_rpcs)

@@ -408,12 +408,13 @@ struct kw_hm_dht_config {
 	uint32_t num_replicas;            /* nodes a store goes to (5) */
 	uint32_t rpc_timeout_ms;          /* our calls' deadline (wait_timeout, 3 s) */
 	/* how long a search waits for a peer we are not connected to (resolve, dial,
-	 * handshake) before its call goes out: 1 s. Then the search goes on without it and the
-	 * dial runs on alone to give the verdict on the peer. A stopped peer (its TCP accepts,
-	 * it never answers the handshake) costs this, not the swarm's handshake timeout.
-	 * hivemind counts the connect inside wait_timeout; here it is shorter, so a search with
-	 * a stopped peer among its candidates still delivers records of a few seconds'
-	 * lifetime (a 1 s update period) alive. */
+	 * handshake) before its call goes out: 3 s by default, as hivemind counts the connect
+	 * inside wait_timeout (a handshake over a slow intercontinental link with one lost SYN
+	 * takes over a second). Then the search goes on without it and the dial runs on alone
+	 * to give the verdict on the peer. A stopped peer (its TCP accepts, it never answers
+	 * the handshake) costs this, not the swarm's handshake timeout. `kwnode moe` sets 1 s:
+	 * its search must deliver records of a few seconds' lifetime (a 1 s update period)
+	 * alive. */
 	uint32_t connect_timeout_ms;
 	kw_hm_dht_resolve_fn resolve;     /* may be NULL: only connected / known peers */
 	void *resolve_arg;
