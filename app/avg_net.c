@@ -114,6 +114,7 @@ struct kw_app_avgnet {
 	struct kw_timer expire;
 	struct dial *leader_dial;      /* the dial the join to a leader waits for */
 	double join_exp;               /* its JoinRequest's expiration */
+	struct kw_peer_id bad_leader;  /* the last leader we could not reach (logged once) */
 
 	/* dials: 2 * (max_peers + 1) slots, so slots abandoned by one round (their callbacks
 	 * still to come) leave the next round a full set */
@@ -358,6 +359,19 @@ static void dial_abandon(struct dial *d)
 	kw_timer_cancel(&d->net->node->loop, &d->deadline);
 }
 
+/* Matchmaking asks a leader again after each candidate list: its failure is logged once
+ * per search and leader. */
+static void leader_unreachable(struct kw_app_avgnet *net, const struct kw_peer_id *pid,
+			       const char *who, int err)
+{
+	if (net->bad_leader.len == pid->len && !memcmp(net->bad_leader.bytes, pid->bytes, pid->len)) {
+		KW_LOG_DBG(avg, "cannot reach leader %s: %s", who, kw_strerror(err));
+		return;
+	}
+	net->bad_leader = *pid;
+	KW_LOG_WRN(avg, "cannot reach leader %s: %s: asking the next one", who, kw_strerror(err));
+}
+
 /* The dial's outcome for whoever waits: an out link (stream opened, backlog sent, or the
  * peer excluded) or the join to a leader (request sent, or the next leader). */
 static void dial_result(struct dial *d, int target, struct kw_conn *c, int err)
@@ -377,8 +391,7 @@ static void dial_result(struct dial *d, int target, struct kw_conn *c, int err)
 		if (!net->matching)
 			return;
 		if (err < 0)
-			KW_LOG_WRN(avg, "cannot reach leader %s: %s: asking the next one", who,
-				   kw_strerror(err));
+			leader_unreachable(net, &d->pid, who, err);
 		else if ((r = join_open(net, c, net->join_exp)) < 0)
 			err = r;
 		if (err < 0)
@@ -1073,8 +1086,7 @@ static int mm_join(void *u, const uint8_t *leader, size_t leader_len, double exp
 	if (r < 0) {
 		net->st.dials_failed++;
 		peer_text(&pid, who, sizeof(who));
-		KW_LOG_WRN(avg, "cannot dial leader %s: %s: asking the next one", who,
-			   kw_strerror(r));
+		leader_unreachable(net, &pid, who, r);
 		net->leader_dial = NULL;
 	}
 	return r;
@@ -1170,6 +1182,7 @@ int kw_app_avgnet_match(struct kw_app_avgnet *net, const struct kw_app_avgnet_ma
 	net->assembled_user = user;
 	net->got_begin = false;
 	net->expire_extended = false;
+	net->bad_leader.len = 0;
 	for (unsigned i = 0; i < KW_AVG_GROUP_MAX; i++)
 		if (net->fol[i].st) {   /* a follower of an earlier search */
 			kw_hm_stream_end(net->fol[i].st);
