@@ -38,11 +38,23 @@
 #include "avg_net.h"
 
 #define NAME_MAX_ 160
+#define DIAL_MS_DEFAULT 5000u
+#define DIAL_NONE   (-1)           /* nobody waits for the dial (abandoned, or done) */
+#define DIAL_LEADER (-2)           /* the join stream to a leader waits for it */
 #define LEADER_MSG_MAX (16 + KW_AVG_GROUP_MAX * (KW_AVG_PEER_ID_MAX + KW_AVG_GATHER_MAX + 6))
+
+struct dial {                      /* one cfg.connect in flight */
+	struct kw_app_avgnet *net;
+	struct kw_timer deadline;
+	struct kw_peer_id pid;
+	int target;                    /* group index of an out link, DIAL_LEADER, DIAL_NONE */
+	bool busy;                     /* its callback has not come yet: the slot stays taken */
+};
 
 struct link {                      /* one rpc_aggregate_part stream, one direction */
 	struct kw_app_avgnet *net;
 	struct kw_hm_stream *st;
+	struct dial *dial;             /* out: the dial it waits for (messages go to bl) */
 	bool inbound;                  /* the peer opened it (we reduce its parts) */
 	int peer;                      /* group index; -1 not known yet (inbound, before step) */
 	uint8_t id[KW_AVG_PEER_ID_MAX];
@@ -100,6 +112,14 @@ struct kw_app_avgnet {
 	struct kw_hm_stream *leader_st;
 	uint32_t leader_gen;
 	struct kw_timer expire;
+	struct dial *leader_dial;      /* the dial the join to a leader waits for */
+	double join_exp;               /* its JoinRequest's expiration */
+	struct kw_peer_id bad_leader;  /* the last leader we could not reach (logged once) */
+
+	/* dials: 2 * (max_peers + 1) slots, so slots abandoned by one round (their callbacks
+	 * still to come) leave the next round a full set */
+	struct dial *dials;
+	unsigned n_dials;
 	uint8_t *lmsg;                 /* LEADER_MSG_MAX: a BEGIN_ALLREDUCE we send or got */
 	size_t lmsg_len;
 	struct kw_avg_leader_msg begin;  /* views into lmsg */
@@ -180,7 +200,7 @@ static int link_send(struct link *l, const uint8_t *msg, size_t len)
 	struct kw_app_avgnet *net = l->net;
 	int r = -KW_EAGAIN;
 
-	if (l->bl_off == l->bl_len)
+	if (l->st && l->bl_off == l->bl_len)   /* no stream yet: dialing, so queued */
 		r = kw_hm_stream_send(l->st, msg, len);
 	if (r != -KW_EAGAIN)
 		return r;
@@ -307,28 +327,184 @@ static const struct kw_hm_stream_ops out_ops = {
 	.on_message = out_msg, .on_writable = out_writable, .on_done = out_done,
 };
 
-static int open_out(struct kw_app_avgnet *net, unsigned peer)
+static int out_stream(struct kw_app_avgnet *net, struct link *l, struct kw_conn *c)
 {
-	struct link *l = &net->out[peer];
-	struct kw_peer_id pid;
-	struct kw_conn *c;
-	int r;
+	int r = kw_hm_stream_open(net->hm, c, net->agg_name, &out_ops, l, net->cfg.idle_ms,
+				  &l->st);
 
-	if (kw_peer_id_from_bytes(net->ids[peer], net->id_len[peer], &pid) < 0)
-		return -KW_EINVAL;
-	c = kw_swarm_find_conn(net->sw, &pid);
-	if (!c) {
-		KW_LOG_WRN(avg, "no connection to group peer %u: excluded", peer);
-		return -KW_ENOTCONN;
-	}
-	link_reset(l);
-	l->peer = (int)peer;
-	r = kw_hm_stream_open(net->hm, c, net->agg_name, &out_ops, l, net->cfg.idle_ms, &l->st);
 	if (r < 0) {
 		l->st = NULL;
 		return r;
 	}
 	net->st.streams_out++;
+	return 0;
+}
+
+/* ---- dials: reaching a peer we have no connection with ------------------------------------ */
+
+static int join_open(struct kw_app_avgnet *net, struct kw_conn *c, double expiration);
+
+static void peer_text(const struct kw_peer_id *pid, char *out, size_t cap)
+{
+	if (kw_peer_id_to_text(pid, out, cap) < 0)
+		snprintf(out, cap, "(unprintable)");
+}
+
+/* Nobody waits for d any more; its callback, when it comes, frees the slot. */
+static void dial_abandon(struct dial *d)
+{
+	if (!d)
+		return;
+	d->target = DIAL_NONE;
+	kw_timer_cancel(&d->net->node->loop, &d->deadline);
+}
+
+/* Matchmaking asks a leader again after each candidate list: its failure is logged once
+ * per search and leader. */
+static void leader_unreachable(struct kw_app_avgnet *net, const struct kw_peer_id *pid,
+			       const char *who, int err)
+{
+	if (net->bad_leader.len == pid->len && !memcmp(net->bad_leader.bytes, pid->bytes, pid->len)) {
+		KW_LOG_DBG(avg, "cannot reach leader %s: %s", who, kw_strerror(err));
+		return;
+	}
+	net->bad_leader = *pid;
+	KW_LOG_WRN(avg, "cannot reach leader %s: %s: asking the next one", who, kw_strerror(err));
+}
+
+/* The dial's outcome for whoever waits: an out link (stream opened, backlog sent, or the
+ * peer excluded) or the join to a leader (request sent, or the next leader). */
+static void dial_result(struct dial *d, int target, struct kw_conn *c, int err)
+{
+	struct kw_app_avgnet *net = d->net;
+	char who[128];
+	int r;
+
+	if (err < 0) {
+		net->st.dials_failed++;
+		peer_text(&d->pid, who, sizeof(who));
+	}
+	if (target == DIAL_LEADER) {
+		if (net->leader_dial != d)
+			return;
+		net->leader_dial = NULL;
+		if (!net->matching)
+			return;
+		if (err < 0)
+			leader_unreachable(net, &d->pid, who, err);
+		else if ((r = join_open(net, c, net->join_exp)) < 0)
+			err = r;
+		if (err < 0)
+			kw_avg_mm_on_leader_error(&net->mm, err);
+		return;
+	}
+	if (target < 0 || (unsigned)target >= net->cfg.max_peers || net->out[target].dial != d)
+		return;
+	{
+		struct link *l = &net->out[target];
+
+		l->dial = NULL;
+		if (!net->running || net->finishing)
+			return;
+		if (err < 0) {
+			KW_LOG_WRN(avg, "cannot reach group peer %d (%s): %s: excluded", target, who,
+				   kw_strerror(err));
+		} else if ((err = out_stream(net, l, c)) < 0 || (err = link_drain(l)) < 0) {
+			KW_LOG_WRN(avg, "no part stream to group peer %d after its dial: %s: "
+				   "excluded", target, kw_strerror(err));
+		}
+		if (err < 0) {
+			struct kw_hm_stream *st = l->st;
+
+			link_reset(l);
+			if (st)
+				kw_hm_stream_cancel(st);
+			kw_avg_on_peer_error(net->avg, (unsigned)target, err);
+		}
+	}
+}
+
+static void on_connected(void *ctx, struct kw_conn *c, int err)
+{
+	struct dial *d = ctx;
+	int target = d->target;
+
+	d->busy = false;
+	if (target == DIAL_NONE)
+		return;   /* abandoned: a connection made stays with the swarm */
+	dial_abandon(d);
+	if (!err && !c)
+		err = -KW_ENOTCONN;
+	dial_result(d, target, err ? NULL : c, err);
+}
+
+static void on_dial_deadline(struct kw_loop *lp, struct kw_timer *t)
+{
+	struct dial *d = t->arg;
+	int target = d->target;
+
+	(void)lp;
+	d->target = DIAL_NONE;   /* busy until the connector's late callback */
+	if (target != DIAL_NONE)
+		dial_result(d, target, NULL, -KW_ETIMEDOUT);
+}
+
+/* Starts reaching pid for target. Return: 0 with *out; -KW_ELIMIT (no free slot); the
+ * connector's error. */
+static int dial_start(struct kw_app_avgnet *net, const struct kw_peer_id *pid, int target,
+		      struct dial **out)
+{
+	struct dial *d = NULL;
+	int r;
+
+	for (unsigned i = 0; i < net->n_dials && !d; i++)
+		if (!net->dials[i].busy)
+			d = &net->dials[i];
+	if (!d)
+		return -KW_ELIMIT;
+	d->pid = *pid;
+	d->target = target;
+	d->busy = true;
+	r = net->cfg.connect(net->cfg.connect_arg, pid, on_connected, d);
+	if (r < 0) {
+		d->busy = false;
+		d->target = DIAL_NONE;
+		return r;
+	}
+	net->st.dials++;
+	kw_timer_start(&net->node->loop, &d->deadline, net->cfg.dial_ms);
+	*out = d;
+	return 0;
+}
+
+static int open_out(struct kw_app_avgnet *net, unsigned peer)
+{
+	struct link *l = &net->out[peer];
+	struct kw_peer_id pid;
+	struct kw_conn *c;
+	char who[128];
+	int r;
+
+	if (kw_peer_id_from_bytes(net->ids[peer], net->id_len[peer], &pid) < 0)
+		return -KW_EINVAL;
+	c = kw_swarm_find_conn(net->sw, &pid);
+	link_reset(l);
+	l->peer = (int)peer;
+	if (c)
+		return out_stream(net, l, c);
+	peer_text(&pid, who, sizeof(who));
+	if (!net->cfg.connect) {
+		KW_LOG_WRN(avg, "no connection to group peer %u (%s): excluded", peer, who);
+		return -KW_ENOTCONN;
+	}
+	r = dial_start(net, &pid, (int)peer, &l->dial);
+	if (r < 0) {
+		net->st.dials_failed++;
+		KW_LOG_WRN(avg, "cannot dial group peer %u (%s): %s: excluded", peer, who,
+			   kw_strerror(r));
+		return r;
+	}
+	KW_LOG_DBG(avg, "dialling group peer %u (%s)", peer, who);
 	return 0;
 }
 
@@ -437,7 +613,7 @@ static int tr_send(void *t, unsigned peer, const uint8_t *msg, size_t len)
 		return -KW_EINVAL;
 	if (code == KW_AVG_NO_CODE || code == KW_AVG_PART_FOR_AVERAGING) {
 		l = &net->out[peer];
-		if (!l->st && (r = open_out(net, peer)) < 0)
+		if (!l->st && !l->dial && (r = open_out(net, peer)) < 0)
 			return r;
 	} else {
 		for (unsigned i = 0; i < net->cfg.max_peers; i++)
@@ -511,6 +687,10 @@ static void finish_round(struct kw_app_avgnet *net)
 	for (unsigned i = 0; i < net->cfg.max_peers; i++) {
 		struct link *o = &net->out[i], *in = &net->in[i];
 
+		if (o->dial) {
+			dial_abandon(o->dial);
+			link_reset(o);
+		}
 		if (o->st) {
 			struct kw_hm_stream *st = o->st;
 			bool ended = o->ended;
@@ -602,8 +782,10 @@ int kw_app_avgnet_step(struct kw_app_avgnet *net, const struct kw_avg_group *g,
 		net->id_len[i] = ids[i].len;
 	}
 	net->g = *g;
-	for (unsigned i = 0; i < net->cfg.max_peers; i++)
+	for (unsigned i = 0; i < net->cfg.max_peers; i++) {
+		dial_abandon(net->out[i].dial);
 		link_reset(&net->out[i]);
+	}
 	net->done = done;
 	net->done_user = user;
 	net->running = true;
@@ -840,25 +1022,14 @@ static const struct kw_hm_stream_ops leader_ops = {
 	.on_message = leader_msg, .on_done = leader_done,
 };
 
-static int mm_join(void *u, const uint8_t *leader, size_t leader_len, double expiration)
+/* Sends our JoinRequest to the leader on c. */
+static int join_open(struct kw_app_avgnet *net, struct kw_conn *c, double expiration)
 {
-	struct kw_app_avgnet *net = u;
 	struct kw_avg_join_msg j;
-	struct kw_peer_id pid;
-	struct kw_conn *c;
 	uint8_t buf[512];
 	size_t n = 0;
 	int r;
 
-	if (net->leader_st) {   /* a leader we leave: reset its stream */
-		struct kw_hm_stream *old = net->leader_st;
-
-		net->leader_st = NULL;
-		kw_hm_stream_cancel(old);
-	}
-	if (kw_peer_id_from_bytes(leader, leader_len, &pid) < 0 ||
-	    !(c = kw_swarm_find_conn(net->sw, &pid)))
-		return -KW_ENOTCONN;
 	memset(&j, 0, sizeof(j));
 	memcpy(j.schema_hash, net->m.schema_hash, net->m.schema_hash_len);
 	j.schema_hash_len = net->m.schema_hash_len;
@@ -881,6 +1052,46 @@ static int mm_join(void *u, const uint8_t *leader, size_t leader_len, double exp
 	return 0;
 }
 
+/* The leader we wait for (stream or dial) is left. */
+static void leader_drop(struct kw_app_avgnet *net)
+{
+	if (net->leader_st) {   /* a leader we leave: reset its stream */
+		struct kw_hm_stream *old = net->leader_st;
+
+		net->leader_st = NULL;
+		kw_hm_stream_cancel(old);
+	}
+	dial_abandon(net->leader_dial);
+	net->leader_dial = NULL;
+}
+
+static int mm_join(void *u, const uint8_t *leader, size_t leader_len, double expiration)
+{
+	struct kw_app_avgnet *net = u;
+	struct kw_peer_id pid;
+	struct kw_conn *c;
+	char who[128];
+	int r;
+
+	leader_drop(net);
+	if (kw_peer_id_from_bytes(leader, leader_len, &pid) < 0)
+		return -KW_EINVAL;
+	c = kw_swarm_find_conn(net->sw, &pid);
+	if (c)
+		return join_open(net, c, expiration);
+	if (!net->cfg.connect)
+		return -KW_ENOTCONN;
+	net->join_exp = expiration;
+	r = dial_start(net, &pid, DIAL_LEADER, &net->leader_dial);
+	if (r < 0) {
+		net->st.dials_failed++;
+		peer_text(&pid, who, sizeof(who));
+		leader_unreachable(net, &pid, who, r);
+		net->leader_dial = NULL;
+	}
+	return r;
+}
+
 static int mm_declare(void *u, const char *key, double expiration, bool looking)
 {
 	struct kw_app_avgnet *net = u;
@@ -898,12 +1109,7 @@ static void mm_assembled(void *u, int err)
 
 	kw_timer_cancel(&net->node->loop, &net->expire);
 	net->matching = false;
-	if (net->leader_st) {
-		struct kw_hm_stream *old = net->leader_st;
-
-		net->leader_st = NULL;
-		kw_hm_stream_cancel(old);
-	}
+	leader_drop(net);
 	if (!err && !net->got_begin) {
 		err = lead(net);
 		if (!err)
@@ -976,6 +1182,7 @@ int kw_app_avgnet_match(struct kw_app_avgnet *net, const struct kw_app_avgnet_ma
 	net->assembled_user = user;
 	net->got_begin = false;
 	net->expire_extended = false;
+	net->bad_leader.len = 0;
 	for (unsigned i = 0; i < KW_AVG_GROUP_MAX; i++)
 		if (net->fol[i].st) {   /* a follower of an earlier search */
 			kw_hm_stream_end(net->fol[i].st);
@@ -1032,13 +1239,8 @@ int kw_app_avgnet_leave(struct kw_app_avgnet *net)
 			kw_hm_stream_end(net->fol[i].st);
 			net->fol[i].st = NULL;
 		}
-	/* a follower ends its join stream: the leader drops it from the group */
-	if (net->leader_st) {
-		struct kw_hm_stream *old = net->leader_st;
-
-		net->leader_st = NULL;
-		kw_hm_stream_cancel(old);
-	}
+	/* a follower ends its join stream (or stops dialling): the leader drops it */
+	leader_drop(net);
 	net->mm.leader_len = 0;
 	net->mm.state = KW_AVG_MM_IDLE;
 	net->st.leaves++;
@@ -1077,6 +1279,8 @@ int kw_app_avgnet_create(struct kw_node *n, struct kw_swarm *sw, struct kw_hm *h
 		net->cfg.idle_ms = 60000;
 	if (!net->cfg.pending_ms)
 		net->cfg.pending_ms = 5000;
+	if (!net->cfg.dial_ms)
+		net->cfg.dial_ms = DIAL_MS_DEFAULT;
 	self = kw_swarm_peer_id(sw);
 	if (!self || self->len > KW_AVG_PEER_ID_MAX)
 		return -KW_EINVAL;
@@ -1090,8 +1294,16 @@ int kw_app_avgnet_create(struct kw_node *n, struct kw_swarm *sw, struct kw_hm *h
 	net->out = kw_arena_alloc(&n->arena, cfg->max_peers * sizeof(struct link), 16);
 	net->in = kw_arena_alloc(&n->arena, cfg->max_peers * sizeof(struct link), 16);
 	net->lmsg = kw_arena_alloc(&n->arena, LEADER_MSG_MAX, 16);
-	if (!net->out || !net->in || !net->lmsg)
+	net->n_dials = 2 * (cfg->max_peers + 1);
+	net->dials = kw_arena_alloc(&n->arena, net->n_dials * sizeof(struct dial), 16);
+	if (!net->out || !net->in || !net->lmsg || !net->dials)
 		return -KW_ENOMEM;
+	memset(net->dials, 0, net->n_dials * sizeof(struct dial));
+	for (unsigned i = 0; i < net->n_dials; i++) {
+		net->dials[i].net = net;
+		net->dials[i].target = DIAL_NONE;
+		kw_timer_init(&net->dials[i].deadline, on_dial_deadline, &net->dials[i]);
+	}
 	for (unsigned i = 0; i < cfg->max_peers; i++) {
 		net->out[i].bl = cfg->backlog_bytes ?
 			kw_arena_alloc(&n->arena, cfg->backlog_bytes, 16) : NULL;

@@ -15,8 +15,12 @@
  *     MessageFromLeader codes (ACCEPTED, later BEGIN_ALLREDUCE with group id, ordered peer
  *     ids and gathered bytes, or GROUP_DISBANDED), then closes.
  *
- * Every peer of a group must already have a connection with us (kw_swarm_find_conn): a peer
- * we cannot reach is excluded from the round like a failed stream.
+ * A groupmate or leader we have no connection with is dialled through cfg.connect (the
+ * caller's way to reach a PeerID: for a node, the Hivemind DHT's address book and resolver);
+ * the messages for it wait in its link's backlog meanwhile. A dial that fails or passes
+ * cfg.dial_ms excludes the groupmate from the round like a failed stream (a leader: the next
+ * one is asked), with a log line naming the peer and the reason. Without cfg.connect only
+ * connected peers are reached.
  *
  * Memory: the struct, the per-peer links and their backlogs (messages queued while a stream's
  * send buffer is full) come from the node's arena at kw_app_avgnet_create. Nothing is
@@ -31,10 +35,15 @@
 
 #include <kw/ml/avg.h>
 
+struct kw_conn;
 struct kw_hm;
 struct kw_node;
+struct kw_peer_id;
 struct kw_swarm;
 struct kw_app_avgnet;
+
+/* A dial's completion: c the connection to the peer (err 0), or c NULL and err < 0. */
+typedef void (*kw_app_avgnet_connected_fn)(void *ctx, struct kw_conn *c, int err);
 
 struct kw_app_avgnet_cfg {
 	const char *prefix;            /* averager prefix (no '.') */
@@ -51,6 +60,14 @@ struct kw_app_avgnet_cfg {
 	 * machine share (CLOCK_MONOTONIC); give wall time for peers on other machines. */
 	double (*now)(void *arg);
 	void *now_arg;
+	/* Reaches a peer we have no connection with (NULL: such a peer is not reached). Returns
+	 * 0 and then calls cb(ctx, ...) exactly once on the loop, never from inside connect;
+	 * or a negative code (cb never runs). A late cb (past dial_ms, or after the round
+	 * ended) is ignored; its slot stays taken until then, so it must come. */
+	int (*connect)(void *arg, const struct kw_peer_id *peer, kw_app_avgnet_connected_fn cb,
+		       void *ctx);
+	void *connect_arg;
+	uint32_t dial_ms;              /* a dial's deadline (0: 5000) */
 };
 
 /*
@@ -121,6 +138,7 @@ struct kw_app_avgnet_stats {
 	uint64_t refused;              /* part streams answered BAD_GROUP_ID / PROTOCOL_VIOLATION */
 	uint64_t joins_in, joins_out, groups_led, groups_followed;
 	uint64_t leaves;               /* searches abandoned (kw_app_avgnet_leave) */
+	uint64_t dials, dials_failed;  /* cfg.connect calls; those failed or past dial_ms */
 };
 void kw_app_avgnet_get_stats(const struct kw_app_avgnet *net, struct kw_app_avgnet_stats *st);
 

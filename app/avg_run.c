@@ -31,6 +31,16 @@
 
 #define KW_APP_AVGRUN_PATH_MAX 4096
 #define GROUP_MAX 16   /* target_group_size limit: streams and backlogs grow with it */
+#define REACHES (2 * (GROUP_MAX + 1))   /* avg_net's dial slots at the largest group */
+
+/* One groupmate or leader avg_net asked us to reach (avgnet_connect). */
+struct reach {
+	struct kw_app_avgrun *r;
+	kw_app_avgnet_connected_fn cb;
+	void *ctx;
+	struct kw_peer_id pid;
+	bool busy;
+};
 
 struct kw_app_avgrun {
 	struct kw_node *n;
@@ -61,6 +71,7 @@ struct kw_app_avgrun {
 	struct kw_timer tick;
 	uint64_t round_t0;
 	struct kw_app_avgrun_stats st;
+	struct reach reach[REACHES];
 };
 
 int kw_app_avgrun_codec(const char *s, enum kw_compression *c)
@@ -447,6 +458,53 @@ static int share_state(struct kw_app_avg_state *st, void *arg)
 	return 0;
 }
 
+/* ---- reaching a peer we have no connection with -------------------------------------------- */
+
+static void on_reach_ping(struct kw_hm_dht *d, int err, const struct kw_hm_dht_pong *p,
+			  void *user)
+{
+	struct reach *rc = user;
+	struct kw_conn *c = kw_swarm_find_conn(rc->r->sw, &rc->pid);
+
+	(void)d;
+	(void)p;
+	rc->busy = false;
+	/* the connection is what we wanted: a peer that does not serve rpc_ping (a client-mode
+	 * DHT) still has one once the dial is up */
+	rc->cb(rc->ctx, c, c ? 0 : err < 0 ? err : -KW_ENOTCONN);
+}
+
+/*
+ * avg_net's cfg.connect: the Hivemind DHT client reaches the peer as for its own calls (the
+ * address book identify and kad lookups fill, then the resolver, app/hivemind.c), through one
+ * DHTProtocol.rpc_ping (validate off); p2pd dials a PeerID from its peerstore the same way.
+ */
+static int avgnet_connect(void *arg, const struct kw_peer_id *peer, kw_app_avgnet_connected_fn cb,
+			  void *ctx)
+{
+	struct kw_app_avgrun *r = arg;
+	struct reach *rc = NULL;
+	char text[160] = "/p2p/";
+	int err;
+
+	for (unsigned i = 0; i < REACHES && !rc; i++)
+		if (!r->reach[i].busy)
+			rc = &r->reach[i];
+	if (!rc)
+		return -KW_ELIMIT;
+	if ((err = kw_peer_id_to_text(peer, text + 5, sizeof(text) - 5)) < 0)
+		return err;
+	rc->r = r;
+	rc->cb = cb;
+	rc->ctx = ctx;
+	rc->pid = *peer;
+	rc->busy = true;
+	err = kw_hm_dht_ping(r->d, text, false, on_reach_ping, rc);
+	if (err < 0)
+		rc->busy = false;
+	return err;
+}
+
 /* ---- set-up ------------------------------------------------------------------------------- */
 
 int kw_app_avgrun_create(struct kw_node *n, struct kw_swarm *sw, struct kw_hm *hm,
@@ -499,6 +557,13 @@ int kw_app_avgrun_create(struct kw_node *n, struct kw_swarm *sw, struct kw_hm *h
 	ncfg.pending_ms = 5000;
 	ncfg.now = cfg->now;
 	ncfg.now_arg = cfg->now_arg;
+	ncfg.connect = avgnet_connect;
+	ncfg.connect_arg = r;
+	/* a dial gets what a DHT request with a dial in it takes (the ping's own deadline is
+	 * 3 s), at most half the round, so an unreachable groupmate is excluded before the round
+	 * gives up on everyone */
+	ncfg.dial_ms = (uint32_t)KW_MIN(5000u, (cfg->round_timeout_ms ? cfg->round_timeout_ms :
+					       CONFIG_KW_ML_AVG_ROUND_TIMEOUT_MS) / 2);
 	ret = kw_app_avgnet_create(n, sw, hm, &ncfg, &r->net);
 	if (ret == 0 && cfg->share_state)
 		ret = kw_app_avg_create(n, hm, r->prefix, "DecentralizedAverager", share_state, r,

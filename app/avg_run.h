@@ -8,7 +8,10 @@
  * expiration = our declared expiration, as hivemind's key_manager.py does), reads the key
  * back every KW_APP_AVGRUN_POLL_MS while it searches and hands the entries to
  * kw_app_avgnet_match; once a group is assembled the all-reduce runs over app/avg_net.c. A
- * search that ends without a group searches again until the caller pauses.
+ * search that ends without a group searches again until the caller pauses. A groupmate or
+ * leader we have no connection with is reached through the Hivemind DHT client (one
+ * rpc_ping: its address book, then its resolver), as hivemind's p2pd dials a PeerID from
+ * its peerstore; one that cannot be reached within 5 s is excluded (avg_net's dial).
  *
  * Pausing (kw_app_avgrun_pause) is how a node leaves averaging cleanly: no new round starts;
  * a search in progress is abandoned at once (our entry is stored again as False, expiring

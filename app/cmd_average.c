@@ -2,9 +2,9 @@
  * `kwnode average`: one process joins a hivemind averaging group and averages a float32
  * tensor with it (doc/ml-avg.md "Running a round by hand").
  *
- * A transient node listens (--listen), dials every --initial-peers address (processes on one
- * machine dial all the earlier ones, so the group is a full mesh: app/avg_net.c reaches
- * groupmates over existing connections only) and bootstraps its Hivemind DHT from them. Each
+ * A transient node listens (--listen), dials every --initial-peers address and bootstraps its
+ * Hivemind DHT from them; a groupmate it is not connected to is dialled through the DHT's
+ * address book when the round needs it (app/avg_run.c, avg_net's connect). Each
  * round: matchmaking declares us under "{prefix}.0b" in the DHT (subkey = our PeerID bytes,
  * value True, expiration = our declared expiration, as hivemind's key_manager.py does), reads
  * the key back every 300 ms while we search, and runs kw_avg_mm over rpc_join_group; the

@@ -211,6 +211,35 @@ for n in 'pq':
 import json; d=json.load(open('$tmp/p.json'))['averaging']
 assert d['rounds']>=1 and d['last_group']==2 and d['failures']['round_failed']==0, d
 " && ok "status --json: averaging rounds, last group and failures" || ko "averaging json: $(cat $tmp/p.json)"
+        # a star: v and w bootstrap from u only, yet the three average in groups of 3
+        # (tensors 0, 3 and 6: every file ends at 3.0); v and w reach each other by PeerID
+        mkdir -p $tmp/u $tmp/v $tmp/w
+        $PY -c "import numpy as np; [np.full(1000, 3.0 * k, np.float32).tofile('$tmp/' + n + '/t.bin') for k, n in enumerate('uvw')]"
+        sed 's/kwtest/kwtest3/; s/group_size = 2/group_size = 3/' $tmp/avgp.conf > $tmp/avgu.conf
+        echo 'averaging_min_group_size = 3' >> $tmp/avgu.conf
+        start $tmp/u $tmp/avgu.conf
+        uaddr=$(sed -n 's/^listen //p' $tmp/u.out | head -1)
+        { cat $tmp/avgu.conf; echo "hivemind_bootstrap = $uaddr"; } > $tmp/avgv.conf
+        start $tmp/v $tmp/avgv.conf
+        start $tmp/w $tmp/avgv.conf
+        i=0; while [ $i -lt 100 ]; do
+            done3=0
+            for n in u v w; do
+                "$K" status -d $tmp/$n | grep -Eq '^averaging: .*: [1-9][0-9]* rounds?, the last .*\(3 peers' \
+                    && done3=$((done3 + 1))
+            done
+            [ $done3 -eq 3 ] && break
+            sleep 0.1; i=$((i + 1))
+        done
+        out=$("$K" status -d $tmp/w)
+        echo "$out" | grep -Eq '^averaging: .*: [1-9][0-9]* rounds?, the last [0-9]+ s ago \(3 peers' \
+            && $PY -c "
+import numpy as np
+for n in 'uvw':
+    x = np.fromfile('$tmp/' + n + '/t.bin', np.float32)
+    assert x.size == 1000 and abs(x - 3.0).max() < 1e-6, (n, x[:4])
+" && ok "three kwnode run in a star (two bootstrapped from the third) average in one group" \
+            || { ko "star averaging: $out"; for n in u v w; do tail -n 8 $tmp/$n.err; done; }
     else
         echo "skip - daemon averaging: not built in (CONFIG_KW_APP_AVERAGING)"
     fi

@@ -6,7 +6,10 @@
  * contribution policy's drain client "averaging": drained while it searches it withdraws
  * (its DHT entry reads False) and the others' round runs without it; drained during an
  * all-reduce it finishes the round first and only then is the policy paused; resumed it
- * averages again. Plus the averaging_* config keys' errors.
+ * averages again. In a star (a and c connected only to b, as daemons bootstrapped from one
+ * peer are) the daemons reach each other through their DHT's address book and all three
+ * average in one group; a leader nobody has an address of is skipped by the peer that cannot
+ * reach it, and the others average. Plus the averaging_* config keys' errors.
  */
 #include <math.h>
 #include <stdio.h>
@@ -106,7 +109,9 @@ static double sim_now(void *arg)
 	return 1.7e9 + (double)kw_loop_now(&g->p.a.t->node->loop) / 1000.0;
 }
 
-static int make_dht(struct node *n)
+enum topo { MESH, STAR, STAR_AC_UNKNOWN };
+
+static int make_dht(struct node *n, bool client)
 {
 	struct kw_hm_dht_config dc;
 	int ret = kw_hm_dht_config_default(&dc);
@@ -126,14 +131,14 @@ static int make_dht(struct node *n)
 	dc.rt.max_nodes = 64;
 	dc.rt.max_buckets = 16;
 	dc.clock = sim_now;
+	dc.client_mode = client;
 	return kw_hm_dht_create(n->s->sw, n->s->hm, &dc, &n->d);
 }
 
-static int setup(void **state)
+static int setup_net(enum topo topo)
 {
 	struct kw_hm_side *sides[NS];
 
-	(void)state;
 	g = calloc(1, sizeof(*g));
 	if (!g || kw_hm_pair_init(&g->p, 3, &hm_limits, 24 * 1024) < 0)
 		return -1;
@@ -144,19 +149,23 @@ static int setup(void **state)
 	sides[2] = &g->p.c;
 	for (int k = 0; k < NS; k++) {
 		g->n[k].s = sides[k];
-		if (make_dht(&g->n[k]) < 0)
+		/* in the star a and c are client-mode DHT nodes: nobody's routing table holds
+		 * them, so the DHT itself never connects a with c */
+		if (make_dht(&g->n[k], topo != MESH && k != 1) < 0)
 			return -1;
 	}
 	if (kw_hm_pair_connect(&g->p) < 0 ||
-	    kw_swarm_dial(g->p.a.sw, g->p.c.addr, on_ac, NULL) < 0)
+	    (topo == MESH && kw_swarm_dial(g->p.a.sw, g->p.c.addr, on_ac, NULL) < 0))
 		return -1;
 	pump(50);
-	if (g->ac_done != 1 || !g->ac)
+	if (topo == MESH && (g->ac_done != 1 || !g->ac))
 		return -1;
 	for (int i = 0; i < NS; i++)
 		for (int j = 0; j < NS; j++) {
 			const struct kw_peer_id *pid = kw_swarm_peer_id(g->n[j].s->sw);
 
+			if (topo == STAR_AC_UNKNOWN && i + j == 2 && i != j)
+				continue;   /* a and c know nothing of each other's addresses */
 			if (i != j && kw_hm_dht_add_addr(g->n[i].d, pid->bytes, pid->len,
 							 g->n[j].s->addr) < 0)
 				return -1;
@@ -169,6 +178,24 @@ static int setup(void **state)
 		if (g->n[k].boot_done != 1 || g->n[k].boot_err)
 			return -1;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	return setup_net(MESH);
+}
+
+static int setup_star(void **state)
+{
+	(void)state;
+	return setup_net(STAR);
+}
+
+static int setup_star_ac_unknown(void **state)
+{
+	(void)state;
+	return setup_net(STAR_AC_UNKNOWN);
 }
 
 static int teardown(void **state)
@@ -697,6 +724,85 @@ static void test_avg_daemon_bad_tensor_file_refused(void **state)
 /* The rounds run on the Kconfig timeouts (the daemon takes them as they are): the simulated
  * network moves a part in tens of milliseconds of its clock, so a sender timeout below 1 s,
  * a round timeout below 3 s or Hivemind calls timing out below 1 s exclude peers here. */
+/* ---- a star: groupmates reached by dialling -------------------------------------------- */
+
+static bool connected(int i, int j)
+{
+	return kw_swarm_find_conn(g->n[i].s->sw, kw_swarm_peer_id(g->n[j].s->sw)) != NULL;
+}
+
+static void net_stats(int k, struct kw_app_avgnet_stats *st)
+{
+	kw_app_avgnet_get_stats(kw_app_avgrun_net(kw_app_avgd_runner(g->n[k].avgd)), st);
+}
+
+/* b, the hub, averages as a client (it neither leads nor reduces): a or c leads and reduces
+ * the tensor (one part: the Kconfig part size holds it whole), so the other must reach it. */
+static void star_apps(unsigned min_group)
+{
+	for (int k = 0; k < NS; k++)
+		make_app(k, min_group, 3);
+	set(&g->n[1].app->cfg, "averaging_mode", "client");
+	for (int k = 0; k < NS; k++)
+		start(k);
+}
+
+static void test_avg_daemon_star_all_three_average_in_one_group(void **state)
+{
+	struct kw_app_avgnet_stats sa, sc;
+	struct kw_app_avgd_view v;
+
+	(void)state;
+	assert_false(connected(0, 2));
+	star_apps(3);
+	for (int k = 0; k < NS; k++)
+		assert_true(wait_rounds(k, 1, 20000, 10));
+	for (int k = 0; k < NS; k++) {
+		view(k, &v);
+		assert_int_equal(v.rounds, 1);
+		assert_int_equal(v.last_group, 3);
+		assert_int_equal(v.peers_excluded, 0);
+		assert_int_equal(v.round_failed, 0);
+		assert_file_mean(k, 7);
+	}
+	assert_true(connected(0, 2));
+	net_stats(0, &sa);
+	net_stats(2, &sc);
+	assert_true(sa.dials + sc.dials >= 1);   /* a or c dialled the other */
+	assert_int_equal(sa.dials_failed + sc.dials_failed, 0);
+}
+
+/* a and c have no address of each other: one of them leads b, the other cannot reach that
+ * leader and finds no group; the group of two averages, and nothing waits on the third. */
+static void test_avg_daemon_star_unreachable_leader_is_skipped(void **state)
+{
+	struct kw_app_avgnet_stats st;
+	struct kw_app_avgd_view v;
+	int lead, other;
+
+	(void)state;
+	star_apps(2);
+	assert_true(wait_rounds(1, 1, 20000, 10));
+	view(0, &v);
+	lead = v.rounds ? 0 : 2;
+	other = 2 - lead;
+	view(lead, &v);
+	assert_int_equal(v.rounds, 1);
+	assert_int_equal(v.last_group, 2);
+	assert_int_equal(v.peers_excluded, 0);
+	assert_file_mean(lead, 1u << lead | 2u);
+	assert_file_mean(1, 1u << lead | 2u);
+	advance(3000);   /* the other's search expires */
+	view(other, &v);
+	assert_int_equal(v.rounds, 0);
+	assert_true(v.no_group >= 1);
+	assert_int_equal(v.round_failed, 0);
+	assert_false(connected(0, 2));
+	net_stats(other, &st);
+	assert_true(st.dials_failed >= 1);
+	assert_int_equal(st.groups_followed, 0);
+}
+
 static bool fits_this_test(void)
 {
 	return CONFIG_KW_ML_AVG_SENDER_TIMEOUT_MS >= 1000 &&
@@ -729,6 +835,10 @@ int main(void)
 		cmocka_unit_test(test_avg_daemon_config_errors_name_the_key),
 		cmocka_unit_test_setup_teardown(test_avg_daemon_bad_tensor_file_refused, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_avg_daemon_star_all_three_average_in_one_group,
+						setup_star, teardown),
+		cmocka_unit_test_setup_teardown(test_avg_daemon_star_unreachable_leader_is_skipped,
+						setup_star_ac_unknown, teardown),
 	};
 	const struct CMUnitTest some[] = {
 		cmocka_unit_test(test_avg_daemon_rounds_skipped_in_this_build),

@@ -3,7 +3,10 @@
  * (the net/hivemind fixture hm_pair.h, a to c dialled here as well): rounds over real
  * rpc_aggregate_part streams against the exact weighted mean, matchmaking over rpc_join_group
  * streams with a table standing in for the DHT, a peer that goes silent mid-round, client and
- * aux modes, and a part stream from a peer outside the group.
+ * aux modes, and a part stream from a peer outside the group. In a star (a and c connected
+ * only to b) a and c reach each other through cfg.connect, a test connector dialling the
+ * fixture's addresses: the round and matchmaking run as in the mesh, and a groupmate whose
+ * dial fails is excluded while the others finish.
  */
 #include <math.h>
 #include <stdio.h>
@@ -117,7 +120,63 @@ static int make_avg(struct node *n, enum kw_compression comp)
 	return 0;
 }
 
-static int setup(void **state)
+/* ---- the test connector: dials a node's fixture address (or, for t_fail, a dead port) ---- */
+
+struct tdial {
+	kw_app_avgnet_connected_fn cb;
+	void *ctx;
+	bool busy;
+};
+static struct tdial tdials[16];
+static unsigned t_fail;      /* bit k: dials between node k and a node of t_fail fail */
+static unsigned t_connects;
+
+static void t_on_dial(struct kw_swarm *sw, struct kw_conn *c, int err, void *user)
+{
+	struct tdial *d = user;
+
+	(void)sw;
+	d->busy = false;
+	d->cb(d->ctx, err ? NULL : c, err);
+}
+
+static int t_connect(void *arg, const struct kw_peer_id *peer, kw_app_avgnet_connected_fn cb,
+		     void *ctx)
+{
+	struct node *from = arg;
+	char addr[300], id[128];
+	struct tdial *d = NULL;
+	int k = -1, me = (int)(from - g->n);
+
+	for (int i = 0; i < NS; i++) {
+		const struct kw_peer_id *p = kw_swarm_peer_id(g->n[i].s->sw);
+
+		if (p->len == peer->len && !memcmp(p->bytes, peer->bytes, p->len))
+			k = i;
+	}
+	for (unsigned i = 0; i < 16 && !d; i++)
+		if (!tdials[i].busy)
+			d = &tdials[i];
+	if (k < 0 || !d)
+		return -KW_ENOENT;
+	t_connects++;
+	if ((t_fail >> k & 1) && (t_fail >> me & 1)) {
+		assert_int_equal(kw_peer_id_to_text(peer, id, sizeof(id)), 0);
+		snprintf(addr, sizeof(addr), "/ip4/127.0.0.1/tcp/4999/p2p/%s", id);   /* nobody */
+	} else {
+		snprintf(addr, sizeof(addr), "%s", g->n[k].s->addr);
+	}
+	d->cb = cb;
+	d->ctx = ctx;
+	d->busy = true;
+	if (kw_swarm_dial(from->s->sw, addr, t_on_dial, d) < 0) {
+		d->busy = false;
+		return -KW_EIO;
+	}
+	return 0;
+}
+
+static int setup_net(bool star)
 {
 	struct kw_hm_side *sides[NS];
 	struct kw_app_avgnet_cfg nc = {
@@ -137,6 +196,11 @@ static int setup(void **state)
 		n->s = sides[k];
 		n->tens[0] = n->t0;
 		n->tens[1] = n->t1;
+		if (star) {
+			nc.connect = t_connect;
+			nc.connect_arg = n;
+			nc.dial_ms = 2000;
+		}
 		if (kw_hm_stream_setup(n->s->hm, &sx_limits) < 0 ||
 		    kw_app_avgnet_create(n->s->t->node, n->s->sw, n->s->hm, &nc, &n->net) < 0 ||
 		    make_avg(n, KW_COMP_NONE) < 0)
@@ -148,10 +212,29 @@ static int setup(void **state)
 	}
 	if (kw_hm_pair_connect(&g->p) < 0)
 		return -1;
+	memset(tdials, 0, sizeof(tdials));
+	t_fail = 0;
+	t_connects = 0;
+	if (star) {
+		pump(50);
+		return 0;
+	}
 	if (kw_swarm_dial(g->p.a.sw, g->p.c.addr, on_ac, NULL) < 0)
 		return -1;
 	pump(50);
 	return g->ac_done == 1 && g->ac ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	return setup_net(false);
+}
+
+static int setup_star(void **state)
+{
+	(void)state;
+	return setup_net(true);
 }
 
 static int teardown(void **state)
@@ -587,6 +670,152 @@ static void test_avgnet_schema_hash_is_hiveminds(void **state)
 	assert_int_equal(kw_app_avgnet_schema_hash(many, 9, out), -KW_EINVAL);
 }
 
+/* ---- the star: a and c have no connection until a round needs one ---------------------- */
+
+static bool connected(int i, int j)
+{
+	return kw_swarm_find_conn(g->n[i].s->sw, kw_swarm_peer_id(g->n[j].s->sw)) != NULL;
+}
+
+static void test_avgnet_star_groupmates_dial_each_other_and_average_exactly(void **state)
+{
+	static const enum kw_avg_mode modes[NS] = { KW_AVG_NODE, KW_AVG_NODE, KW_AVG_NODE };
+	static const double w[NS] = { 1.0, 2.0, 3.0 };
+	static const int all[NS] = { 1, 1, 1 };
+	struct kw_avg_bytes ids[NS];
+	struct kw_app_avgnet_stats st;
+
+	(void)state;
+	assert_false(connected(0, 2));
+	assert_false(connected(2, 0));
+	make_group(modes, ids);
+	snapshot();
+	for (int k = 0; k < NS; k++) {
+		node_accumulate(k, w[k]);
+		node_step(k, ids);
+	}
+	run_until_done(300);
+	for (int k = 0; k < NS; k++) {
+		assert_int_equal(g->n[k].done, 1);
+		assert_int_equal(g->n[k].r.err, 0);
+		assert_int_equal(g->n[k].r.peers_used, 3);
+		assert_int_equal(g->n[k].r.n_excluded, 0);
+	}
+	expect_mean(w, (const float (*)[N0])o0, (const float (*)[N1])o1, all, 1e-5f);
+	assert_true(connected(0, 2));
+	kw_app_avgnet_get_stats(g->n[0].net, &st);
+	assert_int_equal(st.dials, 1);          /* to c; b was connected */
+	assert_int_equal(st.dials_failed, 0);
+	assert_int_equal(st.streams_out, 2);
+	kw_app_avgnet_get_stats(g->n[1].net, &st);
+	assert_int_equal(st.dials, 0);
+	/* the next round finds the connection: no dial */
+	t_connects = 0;
+	snapshot();
+	for (int k = 0; k < NS; k++) {
+		g->n[k].done = 0;
+		g->n[k].g.group_id[0] = 0x77;
+		node_step(k, ids);
+	}
+	run_until_done(300);
+	for (int k = 0; k < NS; k++) {
+		assert_int_equal(g->n[k].done, 1);
+		assert_int_equal(g->n[k].r.n_excluded, 0);
+	}
+	assert_int_equal(t_connects, 0);
+}
+
+/* c can be found by neither a nor b's star: its dials to and from a fail; c keeps running. */
+static void test_avgnet_star_unreachable_groupmate_is_excluded_others_finish(void **state)
+{
+	static const enum kw_avg_mode modes[NS] = { KW_AVG_NODE, KW_AVG_NODE, KW_AVG_NODE };
+	struct kw_avg_bytes ids[NS];
+	struct kw_app_avgnet_stats st;
+
+	(void)state;
+	t_fail = 1u << 0 | 1u << 2;
+	make_group(modes, ids);
+	snapshot();
+	for (int k = 0; k < NS; k++)
+		node_step(k, ids);
+	run_until_done(600);
+	for (int k = 0; k < NS; k++)
+		assert_int_equal(g->n[k].done, 1);
+	/* a and c excluded each other; b, reached by both, excluded nobody */
+	assert_int_equal(g->n[0].r.n_excluded, 1);
+	assert_int_equal(g->n[0].r.excluded_mask, 1u << 2);
+	assert_int_equal(g->n[2].r.n_excluded, 1);
+	assert_int_equal(g->n[2].r.excluded_mask, 1u << 0);
+	assert_int_equal(g->n[1].r.n_excluded, 0);
+	assert_false(connected(0, 2));
+	kw_app_avgnet_get_stats(g->n[0].net, &st);
+	assert_int_equal(st.dials, 1);
+	assert_int_equal(st.dials_failed, 1);
+	/* partition as in the silent-peer test: a reduces t0[0, 2048) from a and b, b t0[2048,
+	 * 3072) from all three, c the rest from b and c; a part a reducer could not get stays
+	 * its owner's own values */
+	for (int i = 0; i < N0; i++) {
+		float ab = (o0[0][i] + o0[1][i]) / 2, bc = (o0[1][i] + o0[2][i]) / 2;
+		float abc = (o0[0][i] + o0[1][i] + o0[2][i]) / 3;
+		float want[NS];
+
+		if (i < 2048) {
+			want[0] = want[1] = ab;
+			want[2] = o0[2][i];
+		} else if (i < 3072) {
+			want[0] = want[1] = want[2] = abc;
+		} else {
+			want[0] = o0[0][i];
+			want[1] = want[2] = bc;
+		}
+		for (int k = 0; k < NS; k++)
+			if (fabsf(g->n[k].t0[i] - want[k]) > 1e-5f) {
+				print_error("node %d t0[%d] = %.7f, want %.7f\n", k, i, g->n[k].t0[i],
+					    want[k]);
+				fail();
+			}
+	}
+}
+
+/* a leads (it expires first); c, not connected to a, dials it to join. */
+static void test_avgnet_star_follower_dials_its_leader(void **state)
+{
+	static const double w[NS] = { 1.0, 1.0, 1.0 };
+	static const int all[NS] = { 1, 1, 1 };
+	struct kw_app_avgnet_match m = {
+		.key = PREFIX ".0b", .schema_hash = schema, .schema_hash_len = sizeof(schema),
+		.mode = KW_AVG_NODE, .bandwidth = KW_AVG_BW_NONE, .min_group_size = 3,
+		.target_group_size = 3, .declare = t_declare,
+	};
+	struct kw_app_avgnet_stats st;
+
+	(void)state;
+	snapshot();
+	for (int k = 0; k < NS; k++) {
+		m.timeout_ms = 3000 + 1000 * (uint32_t)k;
+		m.declare_arg = &g->n[k];
+		assert_int_equal(kw_app_avgnet_match(g->n[k].net, &m, on_assembled, &g->n[k]), 0);
+	}
+	for (int k = 0; k < NS; k++)
+		feed(&g->n[k]);
+	run_until_done(400);
+	for (int k = 0; k < NS; k++) {
+		assert_int_equal(g->n[k].assembled, 1);
+		assert_int_equal(g->n[k].assembled_err, 0);
+		assert_int_equal(g->n[k].g.n, 3);
+		assert_int_equal(g->n[k].done, 1);
+		assert_int_equal(g->n[k].r.n_excluded, 0);
+	}
+	kw_app_avgnet_get_stats(g->n[0].net, &st);
+	assert_int_equal(st.groups_led, 1);
+	assert_int_equal(st.joins_in, 2);
+	kw_app_avgnet_get_stats(g->n[2].net, &st);
+	assert_int_equal(st.groups_followed, 1);
+	assert_true(st.dials >= 1);
+	assert_int_equal(st.dials_failed, 0);
+	expect_mean(w, (const float (*)[N0])o0, (const float (*)[N1])o1, all, 1e-5f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -602,6 +831,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_avgnet_alone_times_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_avgnet_part_from_outside_the_group_is_refused,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_avgnet_star_groupmates_dial_each_other_and_average_exactly,
+			setup_star, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_avgnet_star_unreachable_groupmate_is_excluded_others_finish,
+			setup_star, teardown),
+		cmocka_unit_test_setup_teardown(test_avgnet_star_follower_dials_its_leader,
+						setup_star, teardown),
 	};
 
 	if (kw_codec_init(&codec, KW_SIMD_AUTO))
