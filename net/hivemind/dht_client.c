@@ -145,6 +145,11 @@ int kw_hm_dht_add_addr(struct kw_hm_dht *d, const uint8_t *peer, size_t peer_len
 	kw_maddr_strip_peer_id(&ma);
 	if (kw_maddr_to_text(&ma, text, sizeof(text)) < 0 || strlen(text) >= KW_HM_BOOK_ADDR_MAX)
 		return -KW_EINVAL;
+	/* a bare /p2p/<id> (a ping or reach by PeerID alone) teaches no address: taking it
+	 * would push a real one out of the peer's KW_HM_BOOK_ADDRS, or another peer's entry
+	 * out of the book */
+	if (!text[0])
+		return 0;
 	b = book_find(d, peer, peer_len);
 	if (!b) {
 		b = &d->book[0];

@@ -706,6 +706,33 @@ static void test_hm_dht_client_ping_warns_on_clock_skew(void **state)
 	assert_int_equal(st.clock_skew, 1);
 }
 
+/*
+ * A reach by PeerID alone (`/p2p/<id>`, as averaging asks for a groupmate) teaches no
+ * address: node 0 keeps 1's real address beside a dead one learned later, and the ping
+ * reaches 1. When the bare id took a book slot, the dead address pushed the real one out
+ * and the ping failed.
+ */
+static void test_hm_dht_client_bare_peer_id_keeps_the_known_addresses(void **state)
+{
+	const struct kw_peer_id *p = kw_swarm_peer_id(g->s[1].sw);
+	char bare[160] = "/p2p/";
+
+	(void)state;
+	assert_int_equal(kw_peer_id_to_text(p, bare + 5, sizeof(bare) - 5), 0);
+	assert_int_equal(kw_hm_dht_add_addr(g->s[0].dht, p->bytes, p->len, g->s[1].addr), 0);
+	assert_int_equal(kw_hm_dht_add_addr(g->s[0].dht, p->bytes, p->len, bare), 0);
+	assert_int_equal(kw_hm_dht_add_addr(g->s[0].dht, p->bytes, p->len,
+					    "/ip4/127.0.0.1/tcp/4999"), 0);
+	memset(&g->got[0], 0, sizeof(g->got[0]));
+	assert_int_equal(kw_hm_dht_ping(g->s[0].dht, bare, false, on_ping, &g->got[0]), 0);
+	for (int i = 0; i < 20 && !g->got[0].done; i++) {
+		pump(20);
+		kw_sim_advance(g->net->net, 200);
+	}
+	assert_int_equal(g->got[0].done, 1);
+	assert_int_equal(g->got[0].err, 0);
+}
+
 static void test_hm_dht_client_validate_ping_makes_both_sides_learn(void **state)
 {
 	struct kw_hm_dht_contact c;
@@ -962,6 +989,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_hm_dht_client_validate_ping_makes_both_sides_learn, setup5, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_hm_dht_client_bare_peer_id_keeps_the_known_addresses, setup5,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_hm_dht_client_newcomer_gets_the_records_it_should_hold, setup5,
 			teardown),
