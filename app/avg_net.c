@@ -359,8 +359,8 @@ static void dial_abandon(struct dial *d)
 	kw_timer_cancel(&d->net->node->loop, &d->deadline);
 }
 
-/* Matchmaking asks a leader again after each candidate list: its failure is logged once
- * per search and leader. */
+/* Matchmaking asks a leader again each time it declares anew (every search of its own):
+ * an unreachable one is warned about once, until another leader fails. */
 static void leader_unreachable(struct kw_app_avgnet *net, const struct kw_peer_id *pid,
 			       const char *who, int err)
 {

@@ -112,12 +112,23 @@ int kw_avg_mm_begin(struct kw_avg_mm *mm, double expiration)
 	mm->n_leaders = mm->next_leader = 0;
 	mm->leader_len = 0;
 	mm->n_followers = 0;
+	mm->n_tried = mm->next_tried = 0;
 	if (!mm->cfg.client_mode &&
 	    (err = mm->ops.declare(mm->ops.u, mm->cfg.key, expiration, true))) {
 		mm->state = KW_AVG_MM_IDLE;
 		return err;
 	}
 	return 0;
+}
+
+static bool was_tried(const struct kw_avg_mm *mm, const struct kw_avg_candidate *x)
+{
+	for (unsigned i = 0; i < mm->n_tried; i++)
+		if (mm->tried[i].expiration == x->expiration &&
+		    !id_cmp(mm->tried[i].peer_id, mm->tried[i].peer_id_len, x->peer_id,
+			    x->peer_id_len))
+			return true;
+	return false;
 }
 
 /* Asks the next potential leader; with none left we wait to be a leader ourselves. */
@@ -128,6 +139,12 @@ static int ask_next(struct kw_avg_mm *mm)
 	while (mm->next_leader < mm->n_leaders) {
 		const struct kw_avg_candidate *c = &mm->leaders[mm->next_leader++];
 
+		/* a leader that failed or refused us is not asked again for the same declaration
+		 * when the next DHT read lists it (it would fail at once, every read) */
+		mm->tried[mm->next_tried] = *c;
+		mm->next_tried = (mm->next_tried + 1) % KW_AVG_MM_TRIED;
+		if (mm->n_tried < KW_AVG_MM_TRIED)
+			mm->n_tried++;
 		memcpy(mm->leader, c->peer_id, c->peer_id_len);
 		mm->leader_len = c->peer_id_len;
 		mm->state = KW_AVG_MM_JOINING;
@@ -151,7 +168,8 @@ int kw_avg_mm_on_averagers(struct kw_avg_mm *mm, const struct kw_avg_candidate *
 		unsigned j;
 
 		if (x->peer_id_len > KW_AVG_PEER_ID_MAX || !isfinite(x->expiration) ||
-		    !id_cmp(x->peer_id, x->peer_id_len, mm->cfg.self, mm->cfg.self_len))
+		    !id_cmp(x->peer_id, x->peer_id_len, mm->cfg.self, mm->cfg.self_len) ||
+		    was_tried(mm, x))
 			continue;
 		/* only peers strictly ahead of us may lead us (a client leads nobody: all count) */
 		if (!mm->cfg.client_mode &&

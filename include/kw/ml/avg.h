@@ -340,6 +340,7 @@ struct kw_avg_mm_cfg {
 	unsigned target_group_size;   /* 0 = None */
 };
 
+#define KW_AVG_MM_TRIED 16  /* past attempts remembered per search */
 struct kw_avg_mm {
 	struct kw_avg_mm_cfg cfg;
 	struct kw_avg_mm_ops ops;
@@ -353,6 +354,11 @@ struct kw_avg_mm {
 	size_t follower_len[KW_AVG_GROUP_MAX];
 	unsigned n_followers;
 	unsigned retries;
+	/* leaders asked in this search with the expiration they had then (hivemind's
+	 * PotentialLeaders.past_attempts): not asked again until they declare anew. A ring: the
+	 * oldest attempt is forgotten first. */
+	struct kw_avg_candidate tried[KW_AVG_MM_TRIED];
+	unsigned n_tried, next_tried;
 };
 
 /* Resets *mm to IDLE with cfg (borrowed strings) and ops. */
@@ -365,7 +371,8 @@ void kw_avg_mm_init(struct kw_avg_mm *mm, const struct kw_avg_mm_cfg *cfg,
  */
 int kw_avg_mm_begin(struct kw_avg_mm *mm, double expiration);
 /* Entries read from the DHT: keeps those strictly before us in (expiration, peer id) order,
- * best first, and asks the first for membership. Returns 0 or the join() error. */
+ * best first, and not yet asked with that expiration in this search, and asks the first for
+ * membership. Returns 0 or the join() error. */
 int kw_avg_mm_on_averagers(struct kw_avg_mm *mm, const struct kw_avg_candidate *c, size_t n);
 /* _check_reasons_to_reject, in hivemind's order: 0 (accept: follower recorded, ACCEPTED
  * sent) or the code sent back. Assembles at once when target_group_size is reached. */

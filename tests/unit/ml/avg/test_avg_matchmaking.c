@@ -310,6 +310,47 @@ static void test_avg_mm_a_failing_join_moves_to_the_next_leader(void **state)
 	assert_int_equal(mm.state, KW_AVG_MM_JOINING);
 }
 
+/*
+ * A leader that failed us is not asked again while the DHT lists it with the same
+ * expiration (hivemind's past_attempts); once it declares anew it is. Before, every read of
+ * the key (every 300 ms) asked the unreachable leader again.
+ */
+static void test_avg_mm_a_failed_leader_is_not_asked_again_for_the_same_declaration(void **state)
+{
+	struct kw_avg_mm mm;
+	struct rec r;
+	struct kw_avg_candidate c[2];
+
+	(void)state;
+	mm_new(&mm, &r, 0, false);
+	kw_avg_mm_begin(&mm, 100.0);
+	r.join_fail = 1;
+	cand(&c[0], "peer-A", 10.0);
+	assert_int_equal(kw_avg_mm_on_averagers(&mm, c, 1), 0);
+	assert_int_equal(r.joins, 1);
+	assert_int_equal(mm.state, KW_AVG_MM_SEARCHING);
+	/* the next reads list it again, now beside peer-B */
+	cand(&c[1], "peer-B", 20.0);
+	assert_int_equal(kw_avg_mm_on_averagers(&mm, c, 2), 0);
+	assert_int_equal(r.joins, 2);
+	assert_memory_equal(r.last_join, "peer-B", 6);
+	assert_int_equal(kw_avg_mm_on_leader_error(&mm, -KW_ECONNREFUSED), 0);
+	assert_int_equal(kw_avg_mm_on_averagers(&mm, c, 2), 0);
+	assert_int_equal(r.joins, 2);                  /* neither again */
+	assert_int_equal(mm.state, KW_AVG_MM_SEARCHING);
+	/* peer-A declares anew: asked */
+	cand(&c[0], "peer-A", 30.0);
+	assert_int_equal(kw_avg_mm_on_averagers(&mm, c, 2), 0);
+	assert_int_equal(r.joins, 3);
+	assert_memory_equal(r.last_join, "peer-A", 6);
+	/* a new search forgets the attempts */
+	kw_avg_mm_on_expired(&mm);
+	kw_avg_mm_begin(&mm, 100.0);
+	cand(&c[0], "peer-A", 10.0);
+	assert_int_equal(kw_avg_mm_on_averagers(&mm, c, 1), 0);
+	assert_int_equal(r.joins, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -324,6 +365,8 @@ int main(void)
 		cmocka_unit_test(test_avg_mm_expiry_leads_a_good_enough_group),
 		cmocka_unit_test(test_avg_mm_expiry_alone_fails_and_the_caller_retries),
 		cmocka_unit_test(test_avg_mm_a_failing_join_moves_to_the_next_leader),
+		cmocka_unit_test(
+			test_avg_mm_a_failed_leader_is_not_asked_again_for_the_same_declaration),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
