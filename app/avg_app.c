@@ -54,7 +54,7 @@ struct kw_app_avgd {
 	struct kw_timer stop_timer;       /* bounds it by shutdown_drain_ms */
 	uint64_t write_failed, drains, resumes;
 	uint64_t read_missing, read_size, read_io;
-	bool file_bad;                    /* the tensor file's last read failed (logged) */
+	int read_err;                     /* the tensor file's last read's error (logged) */
 	bool file_seen;                   /* it existed at start-up or we wrote it */
 	struct kw_app_avgd_io io;         /* the tensor file's reads and writes (path set) */
 };
@@ -116,6 +116,8 @@ static void io_run(struct kw_app_avgd_io *io, enum kw_app_avgd_io_op op, int *er
 	*err = hook ? hook(io, op) : 0;
 	if (*err < 0)
 		return;
+	io->hold_ms = (uint32_t)*err;   /* inline mode: done that much later (a slow card) */
+	*err = 0;
 	if (op == KW_AVGD_IO_READ)
 		*err = io_read(io, file_bytes);
 	else
@@ -228,7 +230,8 @@ int kw_app_avgd_io_submit(struct kw_app_avgd_io *io, enum kw_app_avgd_io_op op)
 	if (!io->threaded) {
 		io_run(io, op, &io->err, &io->file_bytes);
 		io->finished = true;
-		kw_task_post(io->l, &io->task);
+		if (!io->hold_ms || kw_task_defer(io->l, &io->task, io->hold_ms) < 0)
+			kw_task_post(io->l, &io->task);
 		return 0;
 	}
 	pthread_mutex_lock(&io->mu);
@@ -322,14 +325,17 @@ static void on_period(struct kw_loop *l, struct kw_timer *t)
 }
 
 /* A failed read skips the round: averaging values the owner did not mean (a half-written
- * or resized file) would spread them to the group. Logged once until the file reads again. */
+ * or resized file) would spread them to the group. Logged once per reason in a row. */
 static void read_done(struct kw_app_avgd *a, int err, int64_t file_bytes)
 {
-	bool first = !a->file_bad;
+	bool first;
 
 	if (err == -ENOENT && !a->file_seen)
 		err = 0;   /* not written yet: averaging_size zeros until the first round's write */
-	a->file_bad = err < 0;
+	first = err != a->read_err;
+	if (!err && a->read_err)
+		KW_LOG_INF(avg, "the tensor file %s reads again: averaging resumes", a->path);
+	a->read_err = err;
 	if (err == -ENOENT) {
 		a->read_missing++;
 		if (first)

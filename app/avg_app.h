@@ -113,6 +113,7 @@ struct kw_app_avgd_io {
 	bool finished, quit;
 	int err;
 	int64_t file_bytes;
+	uint32_t hold_ms;            /* the test hook's delay (inline mode) */
 };
 
 /*
@@ -131,7 +132,9 @@ bool kw_app_avgd_io_busy(const struct kw_app_avgd_io *io);
  * thread. Idempotent; a zeroed io is fine. */
 void kw_app_avgd_io_stop(struct kw_app_avgd_io *io);
 /* Tests: runs on the I/O side before each job; a negative return fails the job with it
- * without touching the file (fault injection), and it may block (a slow card). */
+ * without touching the file (fault injection); it may block (a slow card on the I/O
+ * thread); in the inline mode a positive return delays done by that many ms of loop time
+ * (a slow card on a simulated clock). */
 extern int (*kw_app_avgd_io_test_hook)(struct kw_app_avgd_io *io, enum kw_app_avgd_io_op op);
 /* The daemon's I/O slot (tests); NULL for a NULL a or one without a tensor file. */
 struct kw_app_avgd_io *kw_app_avgd_io_of(struct kw_app_avgd *a);

@@ -535,6 +535,76 @@ static void test_avg_daemon_stop_signal_withdraws_first(void **state)
 	kw_app_attach(na, NULL);
 }
 
+/* A stop signal during a's all-reduce: the round ends, its result is written back (on a
+ * card 3 s slow, longer than the round's own DHT traffic), and only then does the stop go on:
+ * its continuation finds the file written, no I/O in flight, and the loop served the other
+ * nodes meanwhile. */
+static bool g_then_io_busy;
+static uint64_t g_write_at_ms;
+
+static int slow_write(struct kw_app_avgd_io *io, enum kw_app_avgd_io_op op)
+{
+	if (op != KW_AVGD_IO_WRITE || io != kw_app_avgd_io_of(g->n[0].avgd))
+		return 0;
+	g_write_at_ms = kw_loop_now(&g->p.a.t->node->loop);
+	return 3000;
+}
+
+static void on_then_io(struct kw_node *n)
+{
+	(void)n;
+	g_then++;
+	g_then_io_busy = kw_app_avgd_io_busy(kw_app_avgd_io_of(g->n[0].avgd));
+}
+
+static void test_avg_daemon_stop_during_allreduce_waits_for_the_write(void **state)
+{
+	struct kw_app_avgd_view v;
+	struct kw_node *na = g->p.a.t->node;
+	int steps;
+
+	(void)state;
+	for (int k = 0; k < NS; k++)
+		make_app(k, 3, 3);
+	for (int k = 0; k < NS; k++)
+		start(k);
+	g->n[0].app->avg = g->n[0].avgd;
+	kw_app_attach(na, g->n[0].app);
+	for (steps = 0; steps < 200000; steps++) {
+		view(0, &v);
+		if (!strcmp(v.state, "averaging"))
+			break;
+		kw_sim_advance(g->p.net->net, 1);
+		pump(1);
+	}
+	assert_string_equal(v.state, "averaging");
+	g_then = 0;
+	g_write_at_ms = 0;
+	kw_app_avgd_io_test_hook = slow_write;
+	na->cfg.shutdown_drain_ms = 10000;   /* the stop's bound outlasts the slow write */
+	assert_int_equal(kw_app_avgd_before_stop(na, on_then_io), 0);
+	for (steps = 0; steps < 20000 && !g_then; steps++) {
+		kw_sim_advance(g->p.net->net, 1);
+		pump(1);
+	}
+	kw_app_avgd_io_test_hook = NULL;
+	assert_int_equal(g_then, 1);
+	assert_true(g_write_at_ms > 0);
+	assert_false(g_then_io_busy);
+	assert_true(kw_loop_now(&na->loop) >= g_write_at_ms + 3000);
+	view(0, &v);
+	assert_int_equal(v.rounds, 1);
+	assert_int_equal(v.write_failed, 0);
+	assert_file_mean(0, 7);
+	/* b and c finished their rounds while a's write was slow */
+	for (int k = 1; k < NS; k++) {
+		view(k, &v);
+		assert_int_equal(v.rounds, 1);
+		assert_file_mean(k, 7);
+	}
+	kw_app_attach(na, NULL);
+}
+
 /* a leads a search b joined: drained, a sends b GROUP_DISBANDED; b searches on and later
  * averages with c alone */
 static void test_avg_daemon_drain_of_a_leader_disbands_its_followers(void **state)
@@ -949,6 +1019,8 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_avg_daemon_failed_write_keeps_the_old_file,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_avg_daemon_stop_during_allreduce_waits_for_the_write, setup, teardown),
 	};
 	const struct CMUnitTest some[] = {
 		cmocka_unit_test(test_avg_daemon_rounds_skipped_in_this_build),
