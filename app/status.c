@@ -477,7 +477,8 @@ long kw_status_render_json(const struct kw_status_snap *s, char *buf, size_t cap
 	json_u64(&o, "round_failed", s->avg_round_failed, true);
 	json_u64(&o, "peer_excluded", s->avg_peers_excluded, true);
 	json_u64(&o, "withdrawn", s->avg_withdrawn, true);
-	json_u64(&o, "write_failed", s->avg_write_failed, false);
+	json_u64(&o, "write_failed", s->avg_write_failed, true);
+	json_u64(&o, "read_failed", s->avg_read_failed, false);
 	outf(&o, "}}");
 	outf(&o, ",\"policy\":{\"state\":\"%s\",\"reason\":", policy_name(s));
 	out_json_str(&o, s->reason);
@@ -599,6 +600,7 @@ long kw_status_render_metrics(const struct kw_status_snap *s, char *buf, size_t 
 			{ "no_group", s->avg_no_group }, { "round_failed", s->avg_round_failed },
 			{ "peer_excluded", s->avg_peers_excluded }, { "withdrawn", s->avg_withdrawn },
 			{ "write_failed", s->avg_write_failed },
+			{ "read_failed", s->avg_read_failed },
 		};
 		const char *cur = s->avg_state[0] ? s->avg_state : "off";
 

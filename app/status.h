@@ -126,9 +126,10 @@ struct kw_status_snap {
 	uint64_t avg_last_round_ms;              /* the last round's duration */
 	uint64_t avg_last_done_ms;               /* uptime at its end; 0 never */
 	/* failures by reason: no group formed, a round that failed, peers a round excluded,
-	 * searches left by a pause, result files not written */
+	 * searches left by a pause, result files not written, rounds skipped because the
+	 * tensor file could not be read */
 	uint64_t avg_no_group, avg_round_failed, avg_peers_excluded, avg_withdrawn,
-		avg_write_failed;
+		avg_write_failed, avg_read_failed;
 	/* the contribution policy */
 	bool have_policy;
 	enum kw_policy_state state;

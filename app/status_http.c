@@ -272,6 +272,7 @@ void kw_status_collect(struct kw_status *st, struct kw_status_snap *s)
 		s->avg_peers_excluded = v.peers_excluded;
 		s->avg_withdrawn = v.withdrawals;
 		s->avg_write_failed = v.write_failed;
+		s->avg_read_failed = v.read_missing + v.read_size + v.read_io;
 	}
 #endif
 	s->last_request_ms = st->last_request_ms;

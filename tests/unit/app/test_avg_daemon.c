@@ -535,6 +535,76 @@ static void test_avg_daemon_stop_signal_withdraws_first(void **state)
 	kw_app_attach(na, NULL);
 }
 
+/* A stop signal during a's all-reduce: the round ends, its result is written back (on a
+ * card 3 s slow, longer than the round's own DHT traffic), and only then does the stop go on:
+ * its continuation finds the file written, no I/O in flight, and the loop served the other
+ * nodes meanwhile. */
+static bool g_then_io_busy;
+static uint64_t g_write_at_ms;
+
+static int slow_write(struct kw_app_avgd_io *io, enum kw_app_avgd_io_op op)
+{
+	if (op != KW_AVGD_IO_WRITE || io != kw_app_avgd_io_of(g->n[0].avgd))
+		return 0;
+	g_write_at_ms = kw_loop_now(&g->p.a.t->node->loop);
+	return 3000;
+}
+
+static void on_then_io(struct kw_node *n)
+{
+	(void)n;
+	g_then++;
+	g_then_io_busy = kw_app_avgd_io_busy(kw_app_avgd_io_of(g->n[0].avgd));
+}
+
+static void test_avg_daemon_stop_during_allreduce_waits_for_the_write(void **state)
+{
+	struct kw_app_avgd_view v;
+	struct kw_node *na = g->p.a.t->node;
+	int steps;
+
+	(void)state;
+	for (int k = 0; k < NS; k++)
+		make_app(k, 3, 3);
+	for (int k = 0; k < NS; k++)
+		start(k);
+	g->n[0].app->avg = g->n[0].avgd;
+	kw_app_attach(na, g->n[0].app);
+	for (steps = 0; steps < 200000; steps++) {
+		view(0, &v);
+		if (!strcmp(v.state, "averaging"))
+			break;
+		kw_sim_advance(g->p.net->net, 1);
+		pump(1);
+	}
+	assert_string_equal(v.state, "averaging");
+	g_then = 0;
+	g_write_at_ms = 0;
+	kw_app_avgd_io_test_hook = slow_write;
+	na->cfg.shutdown_drain_ms = 10000;   /* the stop's bound outlasts the slow write */
+	assert_int_equal(kw_app_avgd_before_stop(na, on_then_io), 0);
+	for (steps = 0; steps < 20000 && !g_then; steps++) {
+		kw_sim_advance(g->p.net->net, 1);
+		pump(1);
+	}
+	kw_app_avgd_io_test_hook = NULL;
+	assert_int_equal(g_then, 1);
+	assert_true(g_write_at_ms > 0);
+	assert_false(g_then_io_busy);
+	assert_true(kw_loop_now(&na->loop) >= g_write_at_ms + 3000);
+	view(0, &v);
+	assert_int_equal(v.rounds, 1);
+	assert_int_equal(v.write_failed, 0);
+	assert_file_mean(0, 7);
+	/* b and c finished their rounds while a's write was slow */
+	for (int k = 1; k < NS; k++) {
+		view(k, &v);
+		assert_int_equal(v.rounds, 1);
+		assert_file_mean(k, 7);
+	}
+	kw_app_attach(na, NULL);
+}
+
 /* a leads a search b joined: drained, a sends b GROUP_DISBANDED; b searches on and later
  * averages with c alone */
 static void test_avg_daemon_drain_of_a_leader_disbands_its_followers(void **state)
@@ -621,6 +691,9 @@ static void test_avg_daemon_drain_during_allreduce_finishes_first_then_resumes(v
 			round_step = steps;
 		if (pol_state() == KW_POLICY_PAUSED) {
 			drained_seen = true;
+			/* the result's write-back ended before the drain was reported done */
+			assert_false(kw_app_avgd_io_busy(kw_app_avgd_io_of(g->n[0].avgd)));
+			assert_file_mean(0, 7);
 			break;
 		}
 		kw_sim_advance(g->p.net->net, 1);
@@ -658,6 +731,99 @@ static void test_avg_daemon_drain_during_allreduce_finishes_first_then_resumes(v
 	assert_true(wait_rounds(0, 2, 30000, 10));
 	view(0, &v);
 	assert_int_equal(v.last_group, 3);
+}
+
+/* ---- the tensor file's errors ------------------------------------------------------------ */
+
+static void write_floats(const char *path, const float *x, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(x, sizeof(float), n, f), n);
+	fclose(f);
+}
+
+/* The file holds exactly the n values at want. */
+static void assert_file_is(const char *path, const float *want, size_t n)
+{
+	static float got[N + 1];
+	FILE *f = fopen(path, "rb");
+
+	assert_non_null(f);
+	assert_int_equal(fread(got, sizeof(float), N + 1, f), n);
+	fclose(f);
+	assert_memory_equal(got, want, n * sizeof(float));
+}
+
+/* Node a's file turns into another size, then disappears: each time a skips its round (the
+ * file is neither averaged nor overwritten) and counts the reason; b and c average without
+ * it. Put back, a averages again. */
+static void test_avg_daemon_unreadable_file_skips_the_round_and_is_counted(void **state)
+{
+	struct kw_app_avgd_view v;
+	float half[N / 2];
+
+	(void)state;
+	for (int k = 0; k < NS; k++)
+		make_app(k, 2, 3);
+	for (int k = 0; k < NS; k++)
+		start(k);
+	for (int i = 0; i < N / 2; i++)
+		half[i] = 100.0f + (float)i;
+	write_floats(g->n[0].file, half, N / 2);   /* before a's first period reads it */
+	assert_true(wait_rounds(1, 1, 20000, 10));
+	assert_true(wait_rounds(2, 1, 20000, 10));
+	view(0, &v);
+	assert_int_equal(v.rounds, 0);
+	assert_true(v.read_size >= 1);
+	assert_int_equal(v.read_missing, 0);
+	assert_int_equal(v.read_io, 0);
+	assert_int_equal(v.write_failed, 0);
+	assert_file_is(g->n[0].file, half, N / 2);
+	assert_file_mean(1, 6);
+	assert_file_mean(2, 6);
+
+	assert_int_equal(unlink(g->n[0].file), 0);
+	for (int t = 0; t < 2000; t++) {
+		view(0, &v);
+		if (v.read_missing)
+			break;
+		advance(10);
+	}
+	assert_int_equal(v.read_missing, 1);
+	assert_int_equal(v.rounds, 0);
+	assert_int_equal(access(g->n[0].file, F_OK), -1);   /* nothing written in its place */
+
+	write_floats(g->n[0].file, g->n[0].in, N);
+	assert_true(wait_rounds(0, 1, 30000, 10));
+	view(0, &v);
+	assert_true(v.last_group >= 2);
+}
+
+/* The write-back cannot make "<file>.tmp" (a directory is in its place): the round's result
+ * is not written, the old file keeps its bytes, the failure is counted. */
+static void test_avg_daemon_failed_write_keeps_the_old_file(void **state)
+{
+	struct kw_app_avgd_view v;
+	char tmp[300];
+
+	(void)state;
+	for (int k = 0; k < NS; k++)
+		make_app(k, 3, 3);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", g->n[0].file);
+	assert_int_equal(mkdir(tmp, 0700), 0);
+	for (int k = 0; k < NS; k++)
+		start(k);
+	for (int k = 0; k < NS; k++)
+		assert_true(wait_rounds(k, 1, 20000, 10));
+	pump(5);
+	view(0, &v);
+	rmdir(tmp);
+	assert_int_equal(v.rounds, 1);
+	assert_int_equal(v.write_failed, 1);
+	assert_file_is(g->n[0].file, g->n[0].in, N);
+	assert_file_mean(1, 7);
 }
 
 /* ---- config --------------------------------------------------------------------------- */
@@ -848,6 +1014,13 @@ int main(void)
 						setup_star, teardown),
 		cmocka_unit_test_setup_teardown(test_avg_daemon_star_unreachable_leader_is_skipped,
 						setup_star_ac_unknown, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_avg_daemon_unreadable_file_skips_the_round_and_is_counted, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_avg_daemon_failed_write_keeps_the_old_file,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_avg_daemon_stop_during_allreduce_waits_for_the_write, setup, teardown),
 	};
 	const struct CMUnitTest some[] = {
 		cmocka_unit_test(test_avg_daemon_rounds_skipped_in_this_build),

@@ -144,12 +144,13 @@ static void test_status_shows_averaging_in_json_metrics_and_text(void **state)
 	s.avg_last_done_ms = s.uptime_ms - 2000;
 	s.avg_no_group = 2;
 	s.avg_withdrawn = 1;
+	s.avg_read_failed = 5;
 	assert_true(kw_status_render_json(&s, g_buf, sizeof(g_buf)) > 0);
 	assert_non_null(strstr(g_buf, "\"averaging\":{\"state\":\"matching\",\"rounds\":3,"
 				       "\"last_group\":4,\"last_round_ms\":1250,"
 				       "\"last_round_s_ago\":2,\"failures\":{\"no_group\":2,"
 				       "\"round_failed\":0,\"peer_excluded\":0,\"withdrawn\":1,"
-				       "\"write_failed\":0}}"));
+				       "\"write_failed\":0,\"read_failed\":5}}"));
 	assert_true(kw_status_render_metrics(&s, g_buf, sizeof(g_buf)) > 0);
 	assert_non_null(strstr(g_buf, "kwnode_averaging_state{state=\"matching\"} 1\n"));
 	assert_non_null(strstr(g_buf, "kwnode_averaging_state{state=\"idle\"} 0\n"));
@@ -158,6 +159,7 @@ static void test_status_shows_averaging_in_json_metrics_and_text(void **state)
 	assert_non_null(strstr(g_buf, "kwnode_averaging_last_round_seconds 1.250\n"));
 	assert_non_null(strstr(g_buf, "kwnode_averaging_failures_total{reason=\"no_group\"} 2\n"));
 	assert_non_null(strstr(g_buf, "kwnode_averaging_failures_total{reason=\"withdrawn\"} 1\n"));
+	assert_non_null(strstr(g_buf, "kwnode_averaging_failures_total{reason=\"read_failed\"} 5\n"));
 	assert_int_equal(count(g_buf, "# TYPE kwnode_averaging_failures_total counter"), 1);
 	assert_true(kw_status_render_text(&s, g_buf, sizeof(g_buf)) > 0);
 	assert_non_null(strstr(g_buf, "averaging:     matching: 3 rounds, the last 2 s ago (4 peers, "
