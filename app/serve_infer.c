@@ -15,7 +15,9 @@
  * positions and the answer is ExpertResponse{tensors=[hidden_states out (B, T, H)]}
  * (float32, NONE as the outputs schema says, or metadata output_compression). A repeated
  * step_id is dropped without an answer. The first request without tensors ends the session:
- * the stream closes normally and the slot is free again.
+ * the stream closes normally and the slot is free again. A first request that finds every
+ * slot taken waits for one up to its alloc_timeout (memory_cache.py allocate_cache), held
+ * on its stream in a fixed queue served oldest first.
  *
  * Errors end the session with an error frame holding str(exception), as hivemind's stream
  * handlers send it (hivemind/p2p/p2p_daemon.py _process_stream); the texts are Petals'
@@ -24,6 +26,7 @@
  * with str(asyncio.TimeoutError()), i.e. "". Nothing is allocated per session or step.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <kw/compiler.h>
@@ -64,6 +67,20 @@ struct kw_serve_sess {
 	enum kw_compression c_comp;
 	int c_ret;
 	size_t c_len;
+};
+
+/* A session that found every cache slot taken and waits for one (petals server/memory_cache.py
+ * @ 22afba6, allocate_cache with a timeout): its first request stays held on its stream. */
+struct kw_serve_wait {
+	struct kw_serve *s;
+	struct kw_hm_stream *st;     /* NULL: free */
+	const uint8_t *msg;          /* the first request, held (KW_HM_STREAM_HOLD) */
+	size_t len;
+	uint64_t seq;                /* arrival order: the oldest is served first */
+	uint64_t want;               /* bytes, for the texts */
+	char timeout_repr[32];       /* Python's repr of the timeout waited, for the text */
+	struct kw_timer timer;       /* the timeout */
+	struct kw_loop *loop;
 };
 
 static uint64_t fnv(const uint8_t *p, size_t n)
@@ -123,6 +140,65 @@ static bool as_int(const struct kw_mp_item *v, int64_t *x)
 	return false;
 }
 
+/* Python's type name of a msgpack value, for float()'s TypeError. */
+static const char *py_type(const struct kw_mp_item *v)
+{
+	switch (v->type) {
+	case KW_MP_NIL:
+		return "NoneType";
+	case KW_MP_BIN:
+		return "bytes";
+	case KW_MP_ARRAY:
+		return "list";
+	case KW_MP_MAP:
+		return "dict";
+	default:
+		return "object";
+	}
+}
+
+/* float(metadata["alloc_timeout"]) as Petals' rpc_inference reads it (handler.py); a value
+ * float() refuses is reported when a session opens with it, as Petals does. */
+static void alloc_timeout_of(const struct kw_mp_item *v, struct kw_serve_infer_meta *m)
+{
+	char tmp[64], *end;
+
+	m->bad_alloc_timeout = false;
+	switch (v->type) {
+	case KW_MP_UINT:
+		m->alloc_timeout = (double)v->v.u;
+		return;
+	case KW_MP_INT:
+		m->alloc_timeout = (double)v->v.i;
+		return;
+	case KW_MP_FLOAT:
+		m->alloc_timeout = v->v.f;
+		return;
+	case KW_MP_BOOL:
+		m->alloc_timeout = v->v.b ? 1.0 : 0.0;
+		return;
+	case KW_MP_STR:
+		if (v->len < sizeof(tmp)) {
+			memcpy(tmp, v->data, v->len);
+			tmp[v->len] = '\0';
+			m->alloc_timeout = strtod(tmp, &end);
+			while (*end == ' ')
+				end++;
+			if (v->len && end != tmp && !*end)
+				return;
+		}
+		m->bad_alloc_timeout = true;
+		snprintf(m->alloc_err, sizeof(m->alloc_err), "could not convert string to "
+			 "float: '%.*s'", (int)KW_MIN(v->len, 40u), (const char *)v->data);
+		return;
+	default:
+		m->bad_alloc_timeout = true;
+		snprintf(m->alloc_err, sizeof(m->alloc_err), "float() argument must be a string "
+			 "or a real number, not '%s'", py_type(v));
+		return;
+	}
+}
+
 int kw_serve_infer_meta_decode(const uint8_t *b, size_t len, struct kw_serve_infer_meta *m,
 			       char *err, size_t cap)
 {
@@ -157,6 +233,8 @@ int kw_serve_infer_meta_decode(const uint8_t *b, size_t len, struct kw_serve_inf
 			m->step_id = fnv(v.data, v.len);
 		} else if (key_is(&k, "session_id") && v.type == KW_MP_STR) {
 			m->session_id = fnv(v.data, v.len);
+		} else if (key_is(&k, "alloc_timeout")) {
+			alloc_timeout_of(&v, m);
 		} else if (key_is(&k, "pushed")) {
 			m->pushed = v.type == KW_MP_BOOL ? v.v.b : v.type != KW_MP_NIL;
 		} else if (key_is(&k, "points")) {
@@ -219,6 +297,12 @@ static void sess_free(struct kw_serve_sess *ss)
 	ss->pend_len = 0;
 	ss->held = NULL;
 	s->st.sessions_open = s->kv.open;
+	if (s->st.alloc_waiting && !kw_timer_armed(&s->grant)) {
+		/* a waiter opens from the loop, not inside whatever freed this session */
+		if (kw_timer_start(ss->loop, &s->grant, 0) < 0)
+			KW_LOG_WRN(serve, "timer heap full: a session waiting for the cache opens "
+				   "at the next freed slot");
+	}
 	kw_serve_idle_check(s);
 }
 
@@ -557,9 +641,181 @@ static int serve_request(struct kw_serve_sess *ss, const struct kw_serve_req *r,
 	return ret;
 }
 
-/* The first request: chain, metadata, cache. 0 with the session open, or < 0 (answered). */
+/* ---- waiting for a cache slot (alloc_timeout) ---------------------------------------------- */
+
+static struct kw_serve_sess *sess_of(struct kw_serve *s, void *u)
+{
+	struct kw_serve_sess *ss = u;
+
+	return ss && ss >= s->sess && ss < s->sess + s->lim.sessions ? ss : NULL;
+}
+
+static struct kw_serve_wait *wait_of(struct kw_serve *s, void *u)
+{
+	struct kw_serve_wait *w = u;
+
+	return w && s->wait && w >= s->wait && w < s->wait + s->lim.alloc_waiters ? w : NULL;
+}
+
+/* Python's repr of a float (shortest digits that read back the same, at least one
+ * decimal), for the values a timeout takes. */
+static void float_repr(double x, char *out, size_t cap)
+{
+	for (int d = 1; d <= 17; d++) {
+		snprintf(out, cap, "%.*f", d, x);
+		if (strtod(out, NULL) == x)
+			return;
+	}
+}
+
+/* The waiter leaves the queue (its stream is not touched). */
+static void wait_drop(struct kw_serve_wait *w)
+{
+	kw_timer_cancel(w->loop, &w->timer);
+	w->st = NULL;
+	w->msg = NULL;
+	w->s->st.alloc_waiting--;
+}
+
+/* Ends a waiter's stream with str(repr). */
+static void wait_fail(struct kw_serve_wait *w, const char *repr)
+{
+	struct kw_hm_stream *st = w->st;
+	char msg[KW_SERVE_ERR_MAX];
+
+	wait_drop(w);
+	w->s->st.calls++;
+	w->s->st.errors++;
+	kw_serve_pystr(repr, msg, sizeof(msg));
+	kw_hm_stream_set_user(st, NULL);
+	(void)kw_hm_stream_error(st, msg);
+}
+
+static void on_wait_timeout(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_serve_wait *w = t->arg;
+	char err[KW_SERVE_ERR_MAX];
+
+	(void)l;
+	/* memory_cache.py _wait_for_free_memory: async_timeout fires first */
+	kw_serve_pyerr(err, sizeof(err), "AllocationFailed", "Could not allocate %llu within %s "
+		       "seconds", (unsigned long long)w->want, w->timeout_repr);
+	KW_LOG_INF(serve, "rpc_inference: no cache slot freed within %s s; session refused",
+		   w->timeout_repr);
+	w->s->st.alloc_timeouts++;
+	wait_fail(w, err);
+}
+
+static int deliver(struct kw_serve *s, struct kw_serve_sess *ss, struct kw_hm_stream *st,
+		   const uint8_t *msg, size_t len, bool may_defer);
+
+/* A slot was freed: the oldest waiter opens its session with its held first request. */
+static void on_grant(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_serve *s = t->arg;
+
+	(void)l;
+	while (s->st.alloc_waiting && s->kv.open < s->lim.sessions) {
+		struct kw_serve_wait *w = NULL;
+		struct kw_hm_stream *st;
+		const uint8_t *msg;
+		size_t len;
+		bool open = false;
+		int ret;
+
+		for (uint32_t i = 0; i < s->lim.alloc_waiters; i++)
+			if (s->wait[i].st && (!w || s->wait[i].seq < w->seq))
+				w = &s->wait[i];
+		if (!w)
+			break;
+		st = w->st;
+		msg = w->msg;
+		len = w->len;
+		wait_drop(w);
+		kw_hm_stream_set_user(st, NULL);
+		ret = deliver(s, NULL, st, msg, len, true);
+		for (uint32_t i = 0; i < s->lim.sessions; i++)
+			open |= s->sess[i].st == st;
+		/* the session is open and its first step answered (not kept, not on the lane, not
+		 * waiting again): the stream delivers the next request */
+		if (ret == 0 && open)
+			(void)kw_hm_stream_next(st);
+	}
+}
+
+/*
+ * Every slot is taken: the session waits up to min(alloc_timeout, max_alloc_timeout) for one
+ * (petals memory_cache.py allocate_cache), and also at most step_timeout, after which the
+ * stream's own idle deadline would end it. 1: queued (hold the request); < 0: the text in
+ * err (no room in the queue, or no wait asked for).
+ */
+static int wait_enqueue(struct kw_serve *s, struct kw_hm_stream *st, const uint8_t *msg,
+			size_t len, const struct kw_serve_infer_meta *m, uint64_t want, char *err,
+			size_t cap)
+{
+	struct kw_serve_wait *w = NULL;
+	double t = m->alloc_timeout, tmax = s->lim.max_alloc_timeout_ms / 1000.0;
+	char repr[32];
+
+	if (t > tmax)
+		t = tmax;
+	float_repr(t, repr, sizeof(repr));
+	if (!(t > 0)) {
+		if (t == 0)
+			kw_serve_pyerr(err, cap, "AllocationFailed", "Could not allocate %llu bytes "
+				       "immediately: out of memory", (unsigned long long)want);
+		else   /* a negative timeout has passed already */
+			kw_serve_pyerr(err, cap, "AllocationFailed", "Could not allocate %llu within "
+				       "%s seconds", (unsigned long long)want, repr);
+		return -KW_ENOMEM;
+	}
+	for (uint32_t i = 0; i < s->lim.alloc_waiters && !w; i++)
+		if (!s->wait[i].st)
+			w = &s->wait[i];
+	if (!w || !msg) {
+		kw_serve_pyerr(err, cap, "AllocationFailed", "Could not allocate %llu bytes: every "
+			       "cache slot is taken and %u sessions already wait for one",
+			       (unsigned long long)want, s->lim.alloc_waiters);
+		return -KW_ENOMEM;
+	}
+	w->loop = &kw_swarm_node(kw_conn_swarm(kw_hm_stream_conn(st)))->loop;
+	if (kw_timer_start(w->loop, &w->timer, KW_MIN((uint64_t)(t * 1000.0 + 0.5),
+						      (uint64_t)s->lim.step_timeout_ms)) < 0) {
+		kw_serve_pyerr(err, cap, "AllocationFailed", "Could not allocate %llu bytes "
+			       "immediately: out of memory", (unsigned long long)want);
+		return -KW_ENOMEM;
+	}
+	w->st = st;
+	w->msg = msg;
+	w->len = len;
+	w->seq = ++s->wait_seq;
+	w->want = want;
+	memcpy(w->timeout_repr, repr, sizeof(repr));
+	kw_hm_stream_set_user(st, w);
+	s->st.alloc_waits++;
+	s->st.alloc_waiting++;
+	KW_LOG_INF(serve, "rpc_inference: every cache slot is taken; a session waits up to %s s",
+		   repr);
+	return 1;
+}
+
+size_t kw_serve_infer_refuse_waiters(struct kw_serve *s, const char *repr)
+{
+	size_t n = 0;
+
+	for (uint32_t i = 0; s->wait && i < s->lim.alloc_waiters; i++)
+		if (s->wait[i].st) {
+			wait_fail(&s->wait[i], repr);
+			n++;
+		}
+	return n;
+}
+
+/* The first request: chain, metadata, cache. 0 with the session open, 1 waiting for a slot
+ * (msg/len, the held request, is kept), or < 0 (answered). */
 static int sess_open(struct kw_serve *s, struct kw_hm_stream *st, const struct kw_serve_req *r,
-		     const struct kw_serve_infer_meta *m, struct kw_serve_sess **out)
+		     const struct kw_serve_infer_meta *m, const uint8_t *msg, size_t len,
+		     struct kw_serve_sess **out)
 {
 	char err[KW_SERVE_ERR_MAX];
 	struct kw_serve_sess *ss = NULL;
@@ -587,6 +843,11 @@ static int sess_open(struct kw_serve *s, struct kw_hm_stream *st, const struct k
 	if (m->bad_points) {
 		kw_serve_pyerr(err, sizeof(err), "AssertionError", "rpc_inference should have "
 			       "number of points as a number or None, got %s", m->points_repr);
+		goto fail;
+	}
+	if (m->bad_alloc_timeout) {
+		kw_serve_pyerr(err, sizeof(err), m->alloc_err[0] == 'c' ? "ValueError" :
+			       "TypeError", "%s", m->alloc_err);
 		goto fail;
 	}
 	if (m->max_length < 0 || m->max_length > s->lim.session_tokens) {
@@ -621,9 +882,9 @@ static int sess_open(struct kw_serve *s, struct kw_hm_stream *st, const struct k
 		if (!s->sess[i].st)
 			ss = &s->sess[i];
 	if (!ss || kw_kv_open(&s->kv, batch, &ss->kv) < 0) {
-		/* every slot is taken; alloc_timeout is not waited on (said in doc/serve.md) */
-		kw_serve_pyerr(err, sizeof(err), "AllocationFailed", "Could not allocate %llu "
-			       "bytes immediately: out of memory", (unsigned long long)want);
+		/* every slot is taken: wait for one (alloc_timeout), or refuse */
+		if (wait_enqueue(s, st, msg, len, m, want, err, sizeof(err)) == 1)
+			return 1;
 		goto fail;
 	}
 	ss->st = st;
@@ -644,12 +905,12 @@ static int sess_open(struct kw_serve *s, struct kw_hm_stream *st, const struct k
 	*out = ss;
 	return 0;
 fail: {
-		char msg[KW_SERVE_ERR_MAX];
+		char text[KW_SERVE_ERR_MAX];
 
 		s->st.calls++;
 		s->st.errors++;
-		kw_serve_pystr(err, msg, sizeof(msg));
-		(void)kw_hm_stream_error(st, msg);
+		kw_serve_pystr(err, text, sizeof(text));
+		(void)kw_hm_stream_error(st, text);
 		return -KW_EINVAL;
 	}
 }
@@ -662,6 +923,7 @@ static int deliver(struct kw_serve *s, struct kw_serve_sess *ss, struct kw_hm_st
 	struct kw_serve_req r;
 	struct kw_serve_infer_meta m;
 	const char *why;
+	int ret;
 
 	err[0] = '\0';
 	if (kw_serve_req_decode(&r, msg, len, &why) < 0) {
@@ -690,8 +952,9 @@ static int deliver(struct kw_serve *s, struct kw_serve_sess *ss, struct kw_hm_st
 			(void)kw_hm_stream_error(st, t);
 			return -KW_EINVAL;
 		}
-		if (sess_open(s, st, &r, &m, &ss) < 0)
-			return -KW_EINVAL;
+		ret = sess_open(s, st, &r, &m, may_defer ? msg : NULL, len, &ss);
+		if (ret)
+			return ret < 0 ? -KW_EINVAL : 1;   /* 1: waiting for a slot, held */
 	} else if (err[0]) {
 		sess_fail(ss, ss->st, err);
 		return -KW_EINVAL;
@@ -713,7 +976,7 @@ static int deliver(struct kw_serve *s, struct kw_serve_sess *ss, struct kw_hm_st
 
 static int inf_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void *arg)
 {
-	struct kw_serve_sess *ss = kw_hm_stream_user(st);
+	struct kw_serve_sess *ss = sess_of(arg, kw_hm_stream_user(st));
 	int ret;
 
 	if (ss && ss->pend_len) {
@@ -728,10 +991,9 @@ static int inf_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void
 
 static void inf_writable(struct kw_hm_stream *st, void *arg)
 {
-	struct kw_serve_sess *ss = kw_hm_stream_user(st);
+	struct kw_serve_sess *ss = sess_of(arg, kw_hm_stream_user(st));
 	int ret;
 
-	(void)arg;
 	if (!ss || !ss->pend_len)
 		return;
 	ret = kw_hm_stream_send(st, ss->pend, ss->pend_len);
@@ -756,10 +1018,14 @@ static void inf_writable(struct kw_hm_stream *st, void *arg)
 /* The caller's END_OF_STREAM without the empty request: the session ends as well. */
 static void inf_end(struct kw_hm_stream *st, void *arg)
 {
-	struct kw_serve_sess *ss = kw_hm_stream_user(st);
+	struct kw_serve_sess *ss = sess_of(arg, kw_hm_stream_user(st));
+	struct kw_serve_wait *w = wait_of(arg, kw_hm_stream_user(st));
 
-	(void)arg;
-	if (ss) {
+	if (w) {
+		wait_drop(w);   /* the caller gave up before its session opened */
+		kw_hm_stream_set_user(st, NULL);
+		(void)kw_hm_stream_end(st);
+	} else if (ss) {
 		sess_end(ss);
 	} else {
 		/* no request at all: Petals times out waiting for the first one and returns */
@@ -769,10 +1035,12 @@ static void inf_end(struct kw_hm_stream *st, void *arg)
 
 static void inf_cancel(struct kw_hm_stream *st, int reason, void *arg)
 {
-	struct kw_serve_sess *ss = kw_hm_stream_user(st);
+	struct kw_serve_sess *ss = sess_of(arg, kw_hm_stream_user(st));
+	struct kw_serve_wait *w = wait_of(arg, kw_hm_stream_user(st));
 
-	(void)arg;
 	(void)reason;
+	if (w)
+		wait_drop(w);   /* its stream closed: it leaves the queue */
 	if (ss)
 		sess_free(ss);
 }
@@ -852,7 +1120,9 @@ size_t kw_serve_infer_bytes(const struct kw_serve *s)
 
 	if (!kv)
 		return 0;
-	return kv + s->lim.sessions * (sizeof(struct kw_serve_sess) + rc + 64) + 256;
+	return kv + s->lim.sessions * (sizeof(struct kw_serve_sess) + rc + 64) + 256 +
+	       (s->lim.alloc_waiters ? s->lim.alloc_waiters : KW_SERVE_ALLOC_WAITERS) *
+	       sizeof(struct kw_serve_wait) + 64;
 }
 
 int kw_serve_infer_start(struct kw_serve *s)
@@ -866,6 +1136,19 @@ int kw_serve_infer_start(struct kw_serve *s)
 	s->sess = kw_arena_alloc(s->a, s->lim.sessions * sizeof(*s->sess), 64);
 	if (!s->sess)
 		return -KW_ENOMEM;
+	if (!s->lim.alloc_waiters)
+		s->lim.alloc_waiters = KW_SERVE_ALLOC_WAITERS;
+	if (!s->lim.max_alloc_timeout_ms)
+		s->lim.max_alloc_timeout_ms = KW_SERVE_MAX_ALLOC_TIMEOUT_MS;
+	s->wait = kw_arena_alloc(s->a, s->lim.alloc_waiters * sizeof(*s->wait), 64);
+	if (!s->wait)
+		return -KW_ENOMEM;
+	memset(s->wait, 0, s->lim.alloc_waiters * sizeof(*s->wait));
+	for (uint32_t i = 0; i < s->lim.alloc_waiters; i++) {
+		s->wait[i].s = s;
+		kw_timer_init(&s->wait[i].timer, on_wait_timeout, &s->wait[i]);
+	}
+	kw_timer_init(&s->grant, on_grant, s);
 	memset(s->sess, 0, s->lim.sessions * sizeof(*s->sess));
 	for (uint32_t i = 0; i < s->lim.sessions; i++) {
 		struct kw_serve_sess *ss = &s->sess[i];

@@ -92,6 +92,7 @@ struct kw_serve_expert {
 };
 
 struct kw_serve_sess;   /* an rpc_inference session (serve_infer.c) */
+struct kw_serve_wait;   /* a session waiting for a cache slot (serve_infer.c) */
 struct kw_serve_sc;     /* an rpc_*_stream call (serve_stream.c) */
 
 struct kw_serve {
@@ -120,6 +121,9 @@ struct kw_serve {
 	struct kw_hm *hm;
 	struct kw_kv_cache kv;   /* lim.sessions slots of lim.session_tokens x count blocks */
 	struct kw_serve_sess *sess;
+	struct kw_serve_wait *wait;  /* lim.alloc_waiters waiters, served oldest first */
+	uint64_t wait_seq;
+	struct kw_timer grant;       /* a slot freed: the oldest waiter opens, from the loop */
 	struct kw_serve_sc *sc;  /* lim.slots stream calls */
 	struct kw_serve_lane lane;
 	/* pausing (app/serve_drain.c): the refusal text while new work is refused (NULL:
@@ -139,6 +143,9 @@ void kw_serve_idle_check(struct kw_serve *s);
 /* Ends every open rpc_inference session with an error frame holding str(repr) (serve_infer.c);
  * returns how many. */
 size_t kw_serve_infer_close_all(struct kw_serve *s, const char *repr);
+/* Ends every session waiting for a cache slot with an error frame holding str(repr)
+ * (pausing); returns how many. */
+size_t kw_serve_infer_refuse_waiters(struct kw_serve *s, const char *repr);
 
 /* A request slot from the pool (NULL when all are taken; *tok is given back to slot_put). */
 struct kw_serve_slot *kw_serve_slot_get(struct kw_serve *s, void **tok);
@@ -165,7 +172,10 @@ uint64_t kw_serve_cache_tokens(const struct kw_serve *s);
  * as 64-bit FNV-1a hashes, 0 = absent). */
 struct kw_serve_infer_meta {
 	bool has_max_length, has_start, has_step, pushed, has_comp, bad_points;
+	bool bad_alloc_timeout;      /* float(alloc_timeout) raises: the text is alloc_err */
 	int64_t max_length, start;
+	double alloc_timeout;        /* seconds; 0 when absent (Petals' default) */
+	char alloc_err[96];
 	uint64_t step_id, session_id;
 	enum kw_compression comp;
 	char max_length_repr[32], points_repr[32];   /* Python reprs for the error texts */

@@ -741,6 +741,216 @@ static void test_infer_more_sessions_than_slots_is_out_of_memory(void **state)
 	assert_idle();
 }
 
+/* ---- waiting for a cache slot (alloc_timeout) ------------------------------------------------ */
+
+/* {max_length: 16, alloc_timeout: t} (t < 0: left out) */
+static size_t meta_alloc(uint8_t *out, size_t cap, double t)
+{
+	struct kw_mp_writer w;
+	long len;
+
+	kw_mp_writer_init(&w, out, cap);
+	kw_mp_put_map(&w, t < 0 ? 1 : 2);
+	kw_mp_put_cstr(&w, "max_length");
+	kw_mp_put_uint(&w, 16);
+	if (t >= 0) {
+		kw_mp_put_cstr(&w, "alloc_timeout");
+		kw_mp_put_float64(&w, t);
+	}
+	len = kw_mp_writer_finish(&w);
+	assert_true(len > 0);
+	return (size_t)len;
+}
+
+/* Opens a session on c with x (1 x 1) and the given alloc_timeout. */
+static void open_alloc(struct cli *c, const float *x, double t)
+{
+	uint8_t mp[64];
+	size_t ml = meta_alloc(mp, sizeof(mp), t);
+
+	cli_open(c, KW_SERVE_PT_INFERENCE);
+	cli_send(c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+}
+
+static size_t waiting(void)
+{
+	struct kw_serve_stats st;
+
+	kw_serve_get_stats(g->srv, &st);
+	return st.alloc_waiting;
+}
+
+static unsigned want_bytes(void)
+{
+	return (unsigned)(2 * g->d.kv_heads * g->d.head_dim * 16 * 4 * 2);
+}
+
+/* Both slots taken: a session with alloc_timeout waits, and opens (its first step answered,
+ * equal to the local decode) as soon as one of them ends. */
+static void test_infer_alloc_waits_and_is_granted_when_a_session_ends(void **state)
+{
+	size_t H = g->d.hidden;
+	float x[64], y[64];
+	struct kw_kv_session *rs = ref_open(1);
+	struct kw_serve_stats st0, st;
+	struct cli c[3];
+
+	(void)state;
+	rand_fill(x, H);
+	kw_serve_get_stats(g->srv, &st0);
+	open_alloc(&c[0], x, -1);
+	open_alloc(&c[1], x, -1);
+	open_alloc(&c[2], x, 0.8);
+	assert_int_equal(c[2].n, 0);
+	assert_int_equal(c[2].done, 0);
+	assert_int_equal(waiting(), 1);
+	kw_hm_pair_advance(&g->p, 300);
+	pump(20);
+	assert_int_equal(c[2].n, 0);
+	cli_finish(&c[0]);
+	pump(20);
+	assert_int_equal(waiting(), 0);
+	assert_int_equal(c[2].n, 1);
+	assert_int_equal(c[2].done, 0);
+	ref_step(rs, x, 1, 1, 0, y);
+	assert_resp_equals(&c[2], 0, y, 1, 1);
+	/* the session goes on as any other */
+	x[1] = 0.5f;
+	next_step(&c[2], x, 1, 1, NULL, NULL);
+	assert_int_equal(c[2].n, 2);
+	ref_step(rs, x, 1, 1, 1, y);
+	assert_resp_equals(&c[2], 1, y, 1, 1);
+	kw_serve_get_stats(g->srv, &st);
+	assert_int_equal(st.alloc_waits, st0.alloc_waits + 1);
+	assert_int_equal(st.alloc_timeouts, st0.alloc_timeouts);
+	cli_finish(&c[1]);
+	cli_finish(&c[2]);
+	kw_kv_close(&g->rkv, rs);
+	assert_idle();
+}
+
+/* No slot frees within alloc_timeout: Petals' AllocationFailed text; a zero timeout is
+ * refused at once, a string one is read as float() reads it. */
+static void test_infer_alloc_timeout_fails_with_petals_text(void **state)
+{
+	float x[64] = { 0 };
+	struct kw_serve_stats st0, st;
+	uint8_t mp[96];
+	struct cli c[3];
+	char want[160];
+	struct kw_mp_writer w;
+
+	(void)state;
+	kw_serve_get_stats(g->srv, &st0);
+	open_alloc(&c[0], x, -1);
+	open_alloc(&c[1], x, -1);
+	open_alloc(&c[2], x, 0.5);
+	kw_hm_pair_advance(&g->p, 450);
+	pump(20);
+	assert_int_equal(c[2].done, 0);
+	kw_hm_pair_advance(&g->p, 100);
+	pump(20);
+	snprintf(want, sizeof(want), "Could not allocate %u within 0.5 seconds", want_bytes());
+	assert_error(&c[2], KW_SERVE_PT_INFERENCE, want);
+	assert_int_equal(waiting(), 0);
+	kw_serve_get_stats(g->srv, &st);
+	assert_int_equal(st.alloc_timeouts, st0.alloc_timeouts + 1);
+	/* 0: at once */
+	open_alloc(&c[2], x, 0);
+	snprintf(want, sizeof(want), "Could not allocate %u bytes immediately: out of memory",
+		 want_bytes());
+	assert_error(&c[2], KW_SERVE_PT_INFERENCE, want);
+	/* float("0.25") */
+	kw_mp_writer_init(&w, mp, sizeof(mp));
+	kw_mp_put_map(&w, 2);
+	kw_mp_put_cstr(&w, "max_length");
+	kw_mp_put_uint(&w, 16);
+	kw_mp_put_cstr(&w, "alloc_timeout");
+	kw_mp_put_cstr(&w, "0.25");
+	cli_open(&c[2], KW_SERVE_PT_INFERENCE);
+	cli_send(&c[2], step_req(CHAIN, x, 1, 1, NULL, 0, mp, (size_t)kw_mp_writer_finish(&w)));
+	assert_int_equal(c[2].done, 0);
+	kw_hm_pair_advance(&g->p, 300);
+	pump(20);
+	snprintf(want, sizeof(want), "Could not allocate %u within 0.25 seconds", want_bytes());
+	assert_error(&c[2], KW_SERVE_PT_INFERENCE, want);
+	/* float(None) */
+	kw_mp_writer_init(&w, mp, sizeof(mp));
+	kw_mp_put_map(&w, 2);
+	kw_mp_put_cstr(&w, "max_length");
+	kw_mp_put_uint(&w, 16);
+	kw_mp_put_cstr(&w, "alloc_timeout");
+	kw_mp_put_nil(&w);
+	cli_open(&c[2], KW_SERVE_PT_INFERENCE);
+	cli_send(&c[2], step_req(CHAIN, x, 1, 1, NULL, 0, mp, (size_t)kw_mp_writer_finish(&w)));
+	assert_error(&c[2], KW_SERVE_PT_INFERENCE, "float() argument must be a string or a real "
+		     "number, not 'NoneType'");
+	cli_finish(&c[0]);
+	cli_finish(&c[1]);
+	assert_idle();
+}
+
+/* Waiters are served in the order they came; one whose caller goes away leaves the queue. */
+static void test_infer_alloc_waiters_in_order_closed_one_leaves(void **state)
+{
+	float x[64] = { 0 };
+	struct cli c[4], d;
+
+	(void)state;
+	open_alloc(&c[0], x, -1);
+	open_alloc(&c[1], x, -1);
+	open_alloc(&c[2], x, 0.9);
+	open_alloc(&c[3], x, 0.9);
+	assert_int_equal(waiting(), 2);
+	cli_finish(&c[1]);
+	pump(20);
+	assert_int_equal(c[2].n, 1);
+	assert_int_equal(c[3].n, 0);
+	assert_int_equal(waiting(), 1);
+	cli_finish(&c[2]);
+	pump(20);
+	assert_int_equal(c[3].n, 1);
+	assert_int_equal(waiting(), 0);
+	/* c[0] and c[3] hold both slots: d waits and goes away, then c[1] waits */
+	open_alloc(&d, x, 0.9);
+	assert_int_equal(waiting(), 1);
+	assert_int_equal(kw_hm_stream_cancel(d.st), 0);
+	pump(20);
+	assert_int_equal(waiting(), 0);
+	open_alloc(&c[1], x, 0.9);
+	assert_int_equal(waiting(), 1);
+	cli_finish(&c[0]);
+	pump(20);
+	assert_int_equal(c[1].n, 1);
+	assert_int_equal(c[1].done, 0);
+	cli_finish(&c[1]);
+	cli_finish(&c[3]);
+	assert_idle();
+}
+
+/* Pausing refuses the sessions waiting for a slot with the pause text; open ones go on. */
+static void test_infer_alloc_waiter_refused_when_pausing(void **state)
+{
+	float x[64] = { 0 };
+	char want[KW_SERVE_ERR_MAX];
+	struct cli c[3];
+
+	(void)state;
+	open_alloc(&c[0], x, -1);
+	open_alloc(&c[1], x, -1);
+	open_alloc(&c[2], x, 0.9);
+	assert_int_equal(waiting(), 1);
+	kw_serve_set_accepting(g->srv, false);
+	pump(20);
+	kw_serve_pystr(KW_SERVE_PAUSED_REPR, want, sizeof(want));
+	assert_error(&c[2], KW_SERVE_PT_INFERENCE, want);
+	assert_int_equal(waiting(), 0);
+	kw_serve_set_accepting(g->srv, true);
+	cli_finish(&c[0]);
+	cli_finish(&c[1]);
+	assert_idle();
+}
+
 /* No request for step_timeout: the session ends quietly (Petals returns); it is freed. */
 static void test_infer_step_timeout_closes_quietly(void **state)
 {
@@ -1470,6 +1680,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_infer_limits_are_refused_with_their_texts),
 		cmocka_unit_test(test_infer_bad_tensors_end_the_session),
 		cmocka_unit_test(test_infer_more_sessions_than_slots_is_out_of_memory),
+		cmocka_unit_test(test_infer_alloc_waits_and_is_granted_when_a_session_ends),
+		cmocka_unit_test(test_infer_alloc_timeout_fails_with_petals_text),
+		cmocka_unit_test(test_infer_alloc_waiters_in_order_closed_one_leaves),
 		cmocka_unit_test(test_infer_step_timeout_closes_quietly),
 		cmocka_unit_test(test_infer_session_timeout_ends_the_session),
 		cmocka_unit_test(test_infer_push_is_delivered_once),
@@ -1483,6 +1696,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_drain_call_in_flight_completes_new_ones_refused),
 		cmocka_unit_test(test_drain_session_ends_by_its_empty_request),
 		cmocka_unit_test(test_drain_session_closed_at_the_timeout),
+		cmocka_unit_test(test_infer_alloc_waiter_refused_when_pausing),
 		cmocka_unit_test(test_pystr_is_python_str_of_the_repr),
 	};
 
