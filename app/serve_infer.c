@@ -17,7 +17,8 @@
  * step_id is dropped without an answer. The first request without tensors ends the session:
  * the stream closes normally and the slot is free again. A first request that finds every
  * slot taken waits for one up to its alloc_timeout (memory_cache.py allocate_cache), held
- * on its stream in a fixed queue served oldest first.
+ * on its stream in a fixed queue served oldest first. A step naming next_servers is pushed
+ * to the next server's rpc_push after its answer (handler.py _push_outputs).
  *
  * Errors end the session with an error frame holding str(exception), as hivemind's stream
  * handlers send it (hivemind/p2p/p2p_daemon.py _process_stream); the texts are Petals'
@@ -35,6 +36,7 @@
 #include <kw/loop.h>
 #include <kw/node.h>
 #include <kw/net/hivemind.h>
+#include <kw/net/key.h>
 #include <kw/net/msgpack.h>
 #include <kw/net/swarm.h>
 
@@ -67,6 +69,8 @@ struct kw_serve_sess {
 	enum kw_compression c_comp;
 	int c_ret;
 	size_t c_len;
+	const uint8_t *c_req;        /* the step's request (held, or a push's): for next_servers */
+	size_t c_req_len;
 };
 
 /* A session that found every cache slot taken and waits for one (petals server/memory_cache.py
@@ -558,6 +562,300 @@ static int send_reply(struct kw_serve_sess *ss, const uint8_t *b, size_t len)
 	return ret;
 }
 
+/* ---- pushing outputs to the next server (next_servers) ---------------------------------------
+ *
+ * petals server/handler.py _push_outputs @ 22afba6: after a step whose metadata names
+ * next_servers = [[peer_id, session_id, start, end], ...], the server calls the first one's
+ * rpc_push with ExpertRequest{uid = its blocks "prefix.start ... prefix.end-1", tensors =
+ * [this step's output as answered] + the request's other tensors, metadata = the step's
+ * metadata with session_id = the next one's, next_servers = the rest, pushed = True}. A push
+ * that fails is logged and counted; the step is answered either way. The request is built in
+ * one buffer carved at start (kw_hm_call copies it) over a connection already open to the
+ * peer.
+ */
+
+static int put_raw(struct kw_mp_writer *w, const uint8_t *p, size_t n)
+{
+	if (w->err)
+		return w->err;
+	if (n > w->cap - w->len)
+		return w->err = -KW_ENOSPC;
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+	return 0;
+}
+
+/* The array next_servers holds (a list, or hivemind's tuple ext 0x40): *list reads its
+ * elements from *sub. */
+static bool list_of(const struct kw_mp_item *v, struct kw_mp_reader *sub, struct kw_mp_item *list)
+{
+	if (v->type == KW_MP_ARRAY) {
+		*list = *v;   /* its elements follow in the caller's reader */
+		return true;
+	}
+	if (v->type != KW_MP_EXT || v->ext_type != KW_MP_EXT_TUPLE ||
+	    kw_mp_reader_init(sub, v->data, v->len, 0) < 0 || kw_mp_read(sub, list) < 0)
+		return false;
+	return list->type == KW_MP_ARRAY;
+}
+
+/* next_servers[0] of a list whose header was just read from rd (elements follow). */
+static int hop_read(struct kw_mp_reader *rd, const struct kw_mp_item *list, struct kw_serve_push_hop *h)
+{
+	struct kw_mp_item e, f[4], sub_list;
+	struct kw_mp_reader sub, *er = rd;
+
+	if (!list->len || kw_mp_read(rd, &e) < 0)
+		return -KW_EINVAL;
+	if (e.type != KW_MP_ARRAY) {   /* a tuple: its own reader */
+		if (!list_of(&e, &sub, &sub_list))
+			return -KW_EINVAL;
+		er = &sub;
+		e = sub_list;
+	}
+	if (e.len != 4)
+		return -KW_EINVAL;
+	for (int i = 0; i < 4; i++)
+		if (kw_mp_read(er, &f[i]) < 0 || kw_mp_skip(er, &f[i]) < 0)
+			return -KW_EINVAL;
+	if (f[0].type != KW_MP_STR || f[0].len >= sizeof(h->peer) || f[1].type != KW_MP_STR ||
+	    !as_int(&f[2], &h->start) || !as_int(&f[3], &h->end) || h->start < 0 ||
+	    h->end <= h->start || h->end - h->start > CHAIN_MAX)
+		return -KW_EINVAL;
+	memcpy(h->peer, f[0].data, f[0].len);
+	h->peer[f[0].len] = '\0';
+	h->session = f[1].data;
+	h->session_len = f[1].len;
+	h->rest = rd->buf + rd->pos;
+	for (uint32_t i = 1; i < list->len; i++) {
+		struct kw_mp_item x;
+
+		if (kw_mp_read(rd, &x) < 0 || kw_mp_skip(rd, &x) < 0)
+			return -KW_EINVAL;
+	}
+	h->rest_len = (size_t)(rd->buf + rd->pos - h->rest);
+	h->n_rest = list->len - 1;
+	return 0;
+}
+
+int kw_serve_push_meta(const uint8_t *b, size_t len, struct kw_mp_writer *w, struct kw_serve_push_hop *h)
+{
+	struct kw_mp_reader rd;
+	struct kw_mp_item map, k, v;
+	bool found = false;
+	uint32_t keep = 0;
+
+	/* pass 1: is there a next hop, and how many keys are kept */
+	if (!len || kw_mp_reader_init(&rd, b, len, 0) < 0 || kw_mp_read(&rd, &map) < 0 ||
+	    map.type != KW_MP_MAP)
+		return 1;
+	for (uint32_t i = 0; i < map.len; i++) {
+		if (kw_mp_read(&rd, &k) < 0 || kw_mp_skip(&rd, &k) < 0 || kw_mp_read(&rd, &v) < 0)
+			return -KW_EINVAL;
+		if (key_is(&k, "next_servers")) {
+			struct kw_mp_reader sub;
+			struct kw_mp_item list;
+			bool tuple = v.type != KW_MP_ARRAY;
+
+			if (v.type == KW_MP_NIL || (v.type == KW_MP_ARRAY && !v.len))
+				return 1;   /* `if not next_servers: return` */
+			if (!list_of(&v, &sub, &list))
+				return -KW_EINVAL;
+			if (!list.len)
+				return 1;
+			if (hop_read(tuple ? &sub : &rd, &list, h) < 0)
+				return -KW_EINVAL;
+			found = true;
+			if (!tuple)
+				continue;   /* the list's elements were read */
+		} else if (!key_is(&k, "session_id") && !key_is(&k, "pushed")) {
+			keep++;
+		}
+		if (kw_mp_skip(&rd, &v) < 0)
+			return -KW_EINVAL;
+	}
+	if (!found)
+		return 1;
+	/* pass 2: the kept pairs as they were, then the three Petals sets */
+	kw_mp_put_map(w, keep + 3);
+	(void)kw_mp_reader_init(&rd, b, len, 0);
+	(void)kw_mp_read(&rd, &map);
+	for (uint32_t i = 0; i < map.len; i++) {
+		uint32_t at = rd.pos;
+
+		(void)kw_mp_read(&rd, &k);
+		(void)kw_mp_skip(&rd, &k);
+		(void)kw_mp_read(&rd, &v);
+		(void)kw_mp_skip(&rd, &v);
+		if (!key_is(&k, "next_servers") && !key_is(&k, "session_id") &&
+		    !key_is(&k, "pushed"))
+			put_raw(w, b + at, rd.pos - at);
+	}
+	kw_mp_put_cstr(w, "session_id");
+	kw_mp_put_str(w, (const char *)h->session, h->session_len);
+	kw_mp_put_cstr(w, "next_servers");
+	kw_mp_put_array(w, h->n_rest);
+	put_raw(w, h->rest, h->rest_len);
+	kw_mp_put_cstr(w, "pushed");
+	kw_mp_put_bool(w, true);
+	return w->err ? w->err : 0;
+}
+
+static size_t pb_key_len(uint8_t *p, unsigned field, size_t n)
+{
+	size_t o = 0;
+
+	p[o++] = (uint8_t)(field << 3 | 2);
+	do {
+		p[o++] = (uint8_t)((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
+		n >>= 7;
+	} while (n);
+	return o;
+}
+
+struct span {
+	const uint8_t *p;
+	size_t n;
+};
+
+/* The raw ExpertRequest.tensors entries (key, length and Tensor) of a request that decoded,
+ * in order, into sp[0..cap); returns the bytes of those after the first. */
+static size_t tensor_spans(const uint8_t *req, size_t len, struct span *sp, size_t cap)
+{
+	size_t pos = 0, k = 0, others = 0;
+
+	while (pos < len) {
+		size_t at = pos;
+		uint64_t key, n = 0;
+
+		if (kw_serve_pb_varint(req, len, &pos, &key) < 0)
+			break;
+		switch (key & 7) {
+		case 0:
+			if (kw_serve_pb_varint(req, len, &pos, &n) < 0)
+				pos = len + 1;
+			break;
+		case 1:
+			pos += 8;
+			break;
+		case 5:
+			pos += 4;
+			break;
+		case 2:
+			if (kw_serve_pb_varint(req, len, &pos, &n) < 0 || n > len - pos)
+				pos = len + 1;
+			else
+				pos += (size_t)n;
+			break;
+		default:
+			pos = len + 1;
+		}
+		if (pos > len)
+			break;   /* it decoded before: cannot happen */
+		if (key == (2 << 3 | 2) && k < cap) {
+			sp[k] = (struct span){ .p = req + at, .n = pos - at };
+			others += k++ ? pos - at : 0;
+		}
+	}
+	return others;
+}
+
+static void push_done(const struct kw_hm_result *r, void *user)
+{
+	struct kw_serve *s = user;
+
+	if (r->err == 0 && !r->remote_error)
+		return;
+	s->st.pushes_out_failed++;
+	KW_LOG_DBG(serve, "rpc_push to the next server failed (%s); its client sends the step "
+		   "itself", r->err ? kw_strerror(r->err) : "the server answered an error");
+}
+
+static size_t reply_cap(const struct kw_serve *s);
+
+/* The request buffer: the reply's tensors, the request's others, the uid and metadata. */
+static size_t push_cap(const struct kw_serve *s)
+{
+	return reply_cap(s) + KW_SERVE_PUSH_EXTRA;
+}
+
+static void push_outputs(struct kw_serve_sess *ss, const uint8_t *reply, size_t reply_len)
+{
+	struct kw_serve *s = ss->s;
+	const uint8_t *req = ss->c_req;
+	size_t req_len = ss->c_req_len, o = 0, meta_len = 0, cap = push_cap(s);
+	struct kw_serve_req r;
+	struct kw_serve_push_hop h;
+	struct kw_mp_writer w;
+	struct kw_peer_id pid;
+	struct kw_conn *c;
+	uint8_t *b = s->push_buf;
+	const char *why = "the request";
+	struct span spans[KW_SERVE_TENSORS_MAX];
+	size_t others;
+	int ret;
+
+	if (!s->hm || !b || kw_serve_req_decode(&r, req, req_len, &why) < 0 || !r.meta_len)
+		return;
+	/* the metadata goes at the end of the buffer first: its size is known after */
+	memset(&h, 0, sizeof(h));
+	kw_mp_writer_init(&w, b + cap - KW_SERVE_PUSH_EXTRA / 2, KW_SERVE_PUSH_EXTRA / 2);
+	ret = kw_serve_push_meta(r.meta, r.meta_len, &w, &h);
+	if (ret == 1)
+		return;
+	s->st.pushes_out++;
+	if (ret < 0) {
+		why = "next_servers is not a list of [peer_id, session_id, start, end]";
+		goto fail;
+	}
+	meta_len = w.len;
+	if (kw_peer_id_from_text(h.peer, &pid) < 0) {
+		why = "next_servers names a peer_id that does not parse";
+		goto fail;
+	}
+	c = kw_swarm_find_conn(kw_conn_swarm(kw_hm_stream_conn(ss->st)), &pid);
+	if (!c) {
+		why = "no connection to the next server";
+		goto fail;
+	}
+	others = tensor_spans(req, req_len, spans, KW_SERVE_TENSORS_MAX);
+	/* uid: "prefix.start prefix.start+1 ..." (CHAIN_DELIMITER ' ', UID_DELIMITER '.') */
+	{
+		char uid[CHAIN_MAX * (KW_SERVE_UID_MAX + 2)];
+		size_t u = 0;
+
+		for (int64_t i = h.start; i < h.end && u < sizeof(uid); i++)
+			u += (size_t)snprintf(uid + u, sizeof(uid) - u, "%s%s.%lld", u ? " " : "",
+					      s->prefix, (long long)i);
+		if (u >= sizeof(uid) || u + 16 + reply_len + others + 16 + meta_len >
+		    cap - KW_SERVE_PUSH_EXTRA / 2) {
+			why = "the pushed request does not fit its buffer";
+			goto fail;
+		}
+		o += pb_key_len(b + o, 1, u);
+		memcpy(b + o, uid, u);
+		o += u;
+	}
+	/* the output as answered: ExpertResponse.tensors (2) is ExpertRequest.tensors (2) */
+	memcpy(b + o, reply, reply_len);
+	o += reply_len;
+	/* request.tensors[1:], as they came */
+	for (size_t k = 1; k < r.n_tensors; k++) {
+		memcpy(b + o, spans[k].p, spans[k].n);
+		o += spans[k].n;
+	}
+	o += pb_key_len(b + o, 3, meta_len);
+	memmove(b + o, b + cap - KW_SERVE_PUSH_EXTRA / 2, meta_len);
+	o += meta_len;
+	ret = kw_hm_call(s->hm, c, KW_SERVE_PT_PUSH, b, o, 0, push_done, s);
+	if (ret == 0)
+		return;
+	why = kw_strerror(ret);
+fail:
+	s->st.pushes_out_failed++;
+	KW_LOG_DBG(serve, "rpc_push to the next server not sent: %s", why);
+}
+
 /* A step's result (ret as step()'s, the reply in slot->out): answer it. 0, 1 (reply kept:
  * hold the stream), or < 0 after ending the session with an error. */
 static int step_answer(struct kw_serve_sess *ss, struct kw_serve_slot *slot, int ret,
@@ -574,6 +872,8 @@ static int step_answer(struct kw_serve_sess *ss, struct kw_serve_slot *slot, int
 				       "reply of %zu bytes does not fit the stream buffer (%s)", len,
 				       kw_strerror(ret));
 			sess_fail(ss, st, slot->err);
+		} else if (ss->c_req) {
+			push_outputs(ss, slot->out, len);   /* after our own answer is queued */
 		}
 	} else {
 		ret = 0;   /* a repeated step_id: no answer */
@@ -603,7 +903,8 @@ static void step_done(struct kw_serve *s, struct kw_serve_slot *slot, void *user
  * (a held stream message; a push's request dies with its reply, so it computes here).
  */
 static int serve_request(struct kw_serve_sess *ss, const struct kw_serve_req *r,
-			 const struct kw_serve_infer_meta *m, bool may_defer)
+			 const struct kw_serve_infer_meta *m, const uint8_t *msg, size_t msg_len,
+			 bool may_defer)
 {
 	struct kw_serve *s = ss->s;
 	struct kw_hm_stream *st = ss->st;
@@ -620,6 +921,8 @@ static int serve_request(struct kw_serve_sess *ss, const struct kw_serve_req *r,
 	}
 	slot->err[0] = '\0';
 	s->st.calls++;
+	ss->c_req = msg;
+	ss->c_req_len = msg_len;
 	ret = step(ss, slot, r, m, &len);
 	if (ret == 2 && may_defer && !s->lane.tried)
 		(void)kw_serve_lane_attach(s, ss->loop);
@@ -971,7 +1274,7 @@ static int deliver(struct kw_serve *s, struct kw_serve_sess *ss, struct kw_hm_st
 	if (m.pushed)
 		s->st.pushes++;
 	kw_timer_start(ss->loop, &ss->timer, s->lim.step_timeout_ms);
-	return serve_request(ss, &r, &m, may_defer);
+	return serve_request(ss, &r, &m, msg, len, may_defer);
 }
 
 static int inf_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void *arg)
@@ -1122,7 +1425,7 @@ size_t kw_serve_infer_bytes(const struct kw_serve *s)
 		return 0;
 	return kv + s->lim.sessions * (sizeof(struct kw_serve_sess) + rc + 64) + 256 +
 	       (s->lim.alloc_waiters ? s->lim.alloc_waiters : KW_SERVE_ALLOC_WAITERS) *
-	       sizeof(struct kw_serve_wait) + 64;
+	       sizeof(struct kw_serve_wait) + 64 + push_cap(s) + 16;
 }
 
 int kw_serve_infer_start(struct kw_serve *s)
@@ -1149,6 +1452,9 @@ int kw_serve_infer_start(struct kw_serve *s)
 		kw_timer_init(&s->wait[i].timer, on_wait_timeout, &s->wait[i]);
 	}
 	kw_timer_init(&s->grant, on_grant, s);
+	s->push_buf = kw_arena_alloc(s->a, push_cap(s), 16);
+	if (!s->push_buf)
+		return -KW_ENOMEM;
 	memset(s->sess, 0, s->lim.sessions * sizeof(*s->sess));
 	for (uint32_t i = 0; i < s->lim.sessions; i++) {
 		struct kw_serve_sess *ss = &s->sess[i];

@@ -16,6 +16,9 @@
 #include "serve.h"
 
 #define KW_SERVE_ERR_MAX 256   /* an error text (a Python repr) */
+/* Room in the rpc_push buffer beyond two replies: the uid and the pushed metadata (half of
+ * it each at most). */
+#define KW_SERVE_PUSH_EXTRA 8192
 
 /* The result of a served request: the reply (the slot's out) or an error text (slot->err). */
 struct kw_serve_out {
@@ -124,6 +127,7 @@ struct kw_serve {
 	struct kw_serve_wait *wait;  /* lim.alloc_waiters waiters, served oldest first */
 	uint64_t wait_seq;
 	struct kw_timer grant;       /* a slot freed: the oldest waiter opens, from the loop */
+	uint8_t *push_buf;           /* one rpc_push request to the next server (next_servers) */
 	struct kw_serve_sc *sc;  /* lim.slots stream calls */
 	struct kw_serve_lane lane;
 	/* pausing (app/serve_drain.c): the refusal text while new work is refused (NULL:
@@ -184,6 +188,24 @@ struct kw_serve_infer_meta {
  * skipped). Return: 0; -KW_EINVAL with the Python error text (a repr) in err. */
 int kw_serve_infer_meta_decode(const uint8_t *b, size_t len, struct kw_serve_infer_meta *m,
 			       char *err, size_t cap);
+/* The first hop of a step's next_servers ([peer_id, session_id, start, end]); views into
+ * the metadata decoded. */
+struct kw_serve_push_hop {
+	char peer[128];              /* base58 text, NUL-terminated */
+	const uint8_t *session;
+	size_t session_len;
+	int64_t start, end;          /* 0 <= start < end, end - start <= 64 */
+	const uint8_t *rest;         /* next_servers[1:], raw msgpack elements */
+	size_t rest_len;
+	uint32_t n_rest;
+};
+/* The metadata a step's push carries to its next hop (petals handler.py _push_outputs): the
+ * step's metadata b[0..len) with session_id = the hop's, next_servers = the rest, pushed =
+ * True, written into w. Return: 0 with *h; 1: no next_servers (nothing to push); -KW_EINVAL
+ * (next_servers is not a list of hops); the writer's -KW_ENOSPC. */
+int kw_serve_push_meta(const uint8_t *b, size_t len, struct kw_mp_writer *w,
+		       struct kw_serve_push_hop *h);
+
 /* hypo_ids: DUMMY (n = 0) or B uncompressed int64 indices below B into hypo[0..cap).
  * Return: 0 with *n; -KW_EINVAL with the error text in err. */
 int kw_serve_infer_hypo(const struct kw_tensor_msg *hy, uint32_t B, uint32_t *hypo, size_t cap,

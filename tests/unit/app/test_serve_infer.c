@@ -65,11 +65,14 @@ struct cli {
 	size_t len[MAXR];
 	uint8_t *msg[MAXR];
 	bool hold;             /* keep each answer (KW_HM_STREAM_HOLD) until released */
+	int base;              /* answers kept from g->store[base] (two callers at once) */
 };
 
 struct fx {
 	struct kw_hm_pair p;
-	struct kw_serve *srv;
+	struct kw_serve *srv, *srv2;  /* srv on b; srv2 on c: the next server of a chain */
+	uint8_t *srv2_mem;
+	struct kw_arena srv2_a;
 	uint8_t *srv_mem, *w_mem, *ref_mem, meta_mem[1 << 20];
 	struct kw_arena srv_a, w_a, ref_a, meta_a;
 	struct kw_ckpt ck;
@@ -198,9 +201,9 @@ static int cli_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void
 {
 	struct cli *c = arg;
 
-	assert_true(c->n < MAXR);
+	assert_true(c->base + c->n < MAXR);
 	assert_true(len <= sizeof(g->store[0]));
-	c->msg[c->n] = g->store[c->n];
+	c->msg[c->n] = g->store[c->base + c->n];
 	memcpy(c->msg[c->n], msg, len);
 	c->len[c->n++] = len;
 	return c->hold ? KW_HM_STREAM_HOLD : 0;
@@ -413,9 +416,18 @@ static int setup(void **state)
 	    kw_kv_cache_init(&g->rkv, 2, TOK, 2, g->d.kv_heads, g->d.head_dim, &g->ref_a))
 		return fail_at(__LINE__);
 	/* the network and the server on b */
-	if (kw_hm_pair_init(&g->p, 2, &hm_limits, 24 * 1024) < 0 ||
+	if (kw_hm_pair_init(&g->p, 3, &hm_limits, 24 * 1024) < 0 ||
 	    kw_hm_stream_setup(g->p.a.hm, &sx_limits) < 0 ||
-	    kw_hm_stream_setup(g->p.b.hm, &sx_limits) < 0)
+	    kw_hm_stream_setup(g->p.b.hm, &sx_limits) < 0 ||
+	    kw_hm_stream_setup(g->p.c.hm, &sx_limits) < 0)
+		return fail_at(__LINE__);
+	/* the next server, on c (b reaches it over c's connection) */
+	g->srv2_mem = malloc(sb);
+	kw_arena_init(&g->srv2_a, g->srv2_mem, sb);
+	if (kw_serve_create(&g->srv2_a, &lim, &g->srv2) ||
+	    kw_serve_set_blocks(g->srv2, "tiny-llama-hf", 0, 2, g->lw, &g->d) ||
+	    kw_serve_bytes(g->srv2) > kw_arena_free_bytes(&g->srv2_a) ||
+	    kw_serve_start(g->srv2, NULL, g->p.c.hm, NULL, NULL, false))
 		return fail_at(__LINE__);
 	g->srv_mem = malloc(sb);
 	kw_arena_init(&g->srv_a, g->srv_mem, sb);
@@ -438,6 +450,7 @@ static int teardown(void **state)
 	for (int j = 0; j < 6; j++)
 		free(g->fw[j]);
 	free(g->srv_mem);
+	free(g->srv2_mem);
 	free(g->w_mem);
 	free(g->ref_mem);
 	free(g);
@@ -1058,6 +1071,182 @@ static void test_infer_push_is_delivered_once(void **state)
 	assert_true(g->uremote);
 	kw_serve_get_stats(g->srv, &st);
 	assert_int_equal(st.pushes, st0.pushes + 1);
+	cli_finish(&c);
+	kw_kv_close(&g->rkv, rs);
+	assert_idle();
+}
+
+/* ---- next_servers: pushing a step's outputs to the next server ------------------------------ */
+
+/* c's PeerID as text */
+static void peer_c(char *out, size_t cap)
+{
+	struct kw_peer_id id;
+
+	assert_int_equal(kw_peer_id_from_pubkey(&g->p.c.key.pub, &id), 0);
+	assert_int_equal(kw_peer_id_to_text(&id, out, cap), 0);
+}
+
+/* {session_id, step_id, next_servers: [[peer, next_session, 0, 2]], max_length?} */
+static size_t meta_next(uint8_t *out, size_t cap, const char *session, const char *step_id,
+			const char *peer, const char *next_session, long max_length)
+{
+	struct kw_mp_writer w;
+	long len;
+
+	kw_mp_writer_init(&w, out, cap);
+	kw_mp_put_map(&w, max_length >= 0 ? 4 : 3);
+	kw_mp_put_cstr(&w, "session_id");
+	kw_mp_put_cstr(&w, session);
+	kw_mp_put_cstr(&w, "step_id");
+	kw_mp_put_cstr(&w, step_id);
+	if (max_length >= 0) {
+		kw_mp_put_cstr(&w, "max_length");
+		kw_mp_put_uint(&w, (uint64_t)max_length);
+	}
+	kw_mp_put_cstr(&w, "next_servers");
+	kw_mp_put_array(&w, 1);
+	kw_mp_put_array(&w, 4);
+	kw_mp_put_cstr(&w, peer);
+	kw_mp_put_cstr(&w, next_session);
+	kw_mp_put_uint(&w, 0);
+	kw_mp_put_uint(&w, 2);
+	len = kw_mp_writer_finish(&w);
+	assert_true(len > 0);
+	return (size_t)len;
+}
+
+/* Opens the client's session s2 on c's server (from b's side of the b-c connection). */
+static void open_on_c(struct cli *c2, const float *x, const char *session, const char *step_id)
+{
+	struct kw_peer_id id;
+	struct kw_conn *bc;
+	uint8_t mp[256];
+	size_t ml = meta(mp, sizeof(mp), session, step_id, 8, -1, false);
+
+	assert_int_equal(kw_peer_id_from_pubkey(&g->p.c.key.pub, &id), 0);
+	bc = kw_swarm_find_conn(g->p.b.sw, &id);
+	assert_non_null(bc);
+	memset(c2, 0, sizeof(*c2));
+	c2->base = MAXR / 2;
+	assert_int_equal(kw_hm_stream_open(g->p.b.hm, bc, KW_SERVE_PT_INFERENCE, &cli_ops, c2, 0,
+					   &c2->st), 0);
+	cli_send(c2, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+}
+
+/*
+ * A chain of two servers (b then c, each the two blocks): the client's step on b names c in
+ * next_servers; b answers it and pushes its output to c's rpc_push, whose session answers
+ * the step from it (equal to the local decode of both servers in a row) before the
+ * client's own copy, which is then dropped; the session on c goes on from that state.
+ */
+static void test_infer_next_servers_push_reaches_the_next_server(void **state)
+{
+	size_t H = g->d.hidden;
+	float x[64], y1[64], y2[64], x0[64];
+	struct kw_kv_session *r1 = ref_open(1), *r2 = ref_open(1);
+	struct kw_serve_stats st0, st, st2a, st2;
+	char peer[KW_PEER_ID_TEXT_MAX];
+	uint8_t mp[512];
+	struct cli c1, c2;
+	size_t ml;
+
+	(void)state;
+	peer_c(peer, sizeof(peer));
+	kw_serve_get_stats(g->srv, &st0);
+	kw_serve_get_stats(g->srv2, &st2a);
+	/* step 0 sent by the client to both (no push yet) */
+	rand_fill(x0, H);
+	first_step(&c1, r1, x0, 1, 1, "s1", "k0", 8, y1);
+	ref_step(r2, y1, 1, 1, 0, y2);
+	open_on_c(&c2, y1, "s2", "k0");
+	assert_int_equal(c1.n, 1);
+	assert_int_equal(c2.n, 1);
+	assert_resp_equals(&c2, 0, y2, 1, 1);
+	/* step 1 on b names c: b pushes, c answers from the pushed outputs */
+	rand_fill(x, H);
+	ml = meta_next(mp, sizeof(mp), "s1", "k1", peer, "s2", -1);
+	cli_send(&c1, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	pump(40);
+	ref_step(r1, x, 1, 1, 1, y1);
+	ref_step(r2, y1, 1, 1, 1, y2);
+	assert_int_equal(c1.n, 2);
+	assert_resp_equals(&c1, 1, y1, 1, 1);
+	assert_int_equal(c2.n, 2);
+	assert_resp_equals(&c2, 1, y2, 1, 1);
+	kw_serve_get_stats(g->srv, &st);
+	kw_serve_get_stats(g->srv2, &st2);
+	assert_int_equal(st.pushes_out, st0.pushes_out + 1);
+	assert_int_equal(st.pushes_out_failed, st0.pushes_out_failed);
+	assert_int_equal(st2.pushes, st2a.pushes + 1);
+	/* the client's own copy of step 1 on c: already served, dropped */
+	next_step(&c2, y1, 1, 1, "s2", "k1");
+	assert_int_equal(c2.n, 2);
+	/* step 2 sent by the client on c: from the state the push left */
+	x[0] = 0.25f;
+	ref_step(r2, x, 1, 1, 2, y2);
+	next_step(&c2, x, 1, 1, "s2", "k2");
+	assert_int_equal(c2.n, 3);
+	assert_resp_equals(&c2, 2, y2, 1, 1);
+	cli_finish(&c1);
+	cli_finish(&c2);
+	kw_kv_close(&g->rkv, r1);
+	kw_kv_close(&g->rkv, r2);
+	assert_idle();
+}
+
+/* A push that cannot go (no connection to that peer, a malformed next_servers, a session
+ * the next server does not have) is counted; the step is answered all the same. */
+static void test_infer_failed_push_leaves_the_step_fine(void **state)
+{
+	size_t H = g->d.hidden;
+	float x[64], y[64];
+	struct kw_kv_session *rs = ref_open(1);
+	struct kw_serve_stats st0, st;
+	struct kw_privkey k;
+	struct kw_peer_id id;
+	char other[KW_PEER_ID_TEXT_MAX], peer[KW_PEER_ID_TEXT_MAX];
+	uint8_t mp[512];
+	struct kw_mp_writer w;
+	struct cli c;
+	size_t ml;
+
+	(void)state;
+	assert_int_equal(kw_key_generate(KW_KEY_ED25519, 0, &k), 0);
+	assert_int_equal(kw_peer_id_from_pubkey(&k.pub, &id), 0);
+	assert_int_equal(kw_peer_id_to_text(&id, other, sizeof(other)), 0);
+	peer_c(peer, sizeof(peer));
+	kw_serve_get_stats(g->srv, &st0);
+	rand_fill(x, H);
+	/* no connection to `other` */
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	ml = meta_next(mp, sizeof(mp), "f1", "q0", other, "zz", 8);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	ref_step(rs, x, 1, 1, 0, y);
+	assert_int_equal(c.n, 1);
+	assert_resp_equals(&c, 0, y, 1, 1);
+	/* next_servers = ["not a hop"] */
+	kw_mp_writer_init(&w, mp, sizeof(mp));
+	kw_mp_put_map(&w, 1);
+	kw_mp_put_cstr(&w, "next_servers");
+	kw_mp_put_array(&w, 1);
+	kw_mp_put_cstr(&w, "not a hop");
+	ml = (size_t)kw_mp_writer_finish(&w);
+	x[2] = 1.0f;
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	ref_step(rs, x, 1, 1, 1, y);
+	assert_int_equal(c.n, 2);
+	assert_resp_equals(&c, 1, y, 1, 1);
+	/* c has no session "zz": its rpc_push ignores it (the push itself is fine) */
+	ml = meta_next(mp, sizeof(mp), "f1", "q2", peer, "zz", -1);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	ref_step(rs, x, 1, 1, 2, y);
+	assert_int_equal(c.n, 3);
+	assert_resp_equals(&c, 2, y, 1, 1);
+	pump(40);
+	kw_serve_get_stats(g->srv, &st);
+	assert_int_equal(st.pushes_out, st0.pushes_out + 3);
+	assert_int_equal(st.pushes_out_failed, st0.pushes_out_failed + 2);
 	cli_finish(&c);
 	kw_kv_close(&g->rkv, rs);
 	assert_idle();
@@ -1686,6 +1875,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_infer_step_timeout_closes_quietly),
 		cmocka_unit_test(test_infer_session_timeout_ends_the_session),
 		cmocka_unit_test(test_infer_push_is_delivered_once),
+		cmocka_unit_test(test_infer_next_servers_push_reaches_the_next_server),
+		cmocka_unit_test(test_infer_failed_push_leaves_the_step_fine),
 		cmocka_unit_test(test_infer_info_reports_cache_tokens),
 		cmocka_unit_test(test_stream_petals_forward_equals_unary),
 		cmocka_unit_test(test_stream_petals_backward_equals_unary),
