@@ -10,7 +10,8 @@
  * allocated for batch = tensors[0].size[0] rows and max_length positions: one slot of the
  * kw_kv_cache carved at start (lim.sessions slots of lim.session_tokens positions shared by
  * the rows, every block of the span). Each request with tensors [hidden_states (B, T, H),
- * prompts (DUMMY), hypo_ids (int64 DUMMY or (B,))] is one step: the cache is rewound to
+ * prompts (DUMMY, or deep prompts added before each block), hypo_ids (int64 DUMMY or
+ * (B,))] is one step: the cache is rewound to
  * start_from_position when given, reordered by hypo_ids, the chain runs over the T new
  * positions and the answer is ExpertResponse{tensors=[hidden_states out (B, T, H)]}
  * (float32, NONE as the outputs schema says, or metadata output_compression). A repeated
@@ -69,6 +70,7 @@ struct kw_serve_sess {
 	enum kw_compression c_comp;
 	int c_ret;
 	size_t c_len;
+	struct kw_serve_prompts c_pr; /* the step's deep prompts (a view of its request) */
 	const uint8_t *c_req;        /* the step's request (held, or a push's): for next_servers */
 	size_t c_req_len;
 };
@@ -458,12 +460,6 @@ static int step(struct kw_serve_sess *ss, struct kw_serve_slot *slot,
 		return -KW_EINVAL;
 	}
 	hy = &r->t[2];
-	if (kw_tensor_msg_numel(&r->t[1], &n) < 0 || n) {
-		kw_serve_pyerr(slot->err, sizeof(slot->err), "NotImplementedError",
-			       "deep prompts are not served by this node (send a DUMMY prompts "
-			       "tensor)");
-		return -KW_EINVAL;
-	}
 	if (h->ndim != 3 || h->shape[2] != H || kw_tensor_msg_numel(h, &n) < 0) {
 		/* kw_serve_tensor_in words the shape error */
 		(void)kw_serve_tensor_in(s, h, "hidden_states", 3, H, 0, slot->x, &n, slot->err,
@@ -485,6 +481,10 @@ static int step(struct kw_serve_sess *ss, struct kw_serve_slot *slot,
 	}
 	if (kw_serve_infer_hypo(hy, B, hypo, KW_ARRAY_SIZE(hypo), &nh, slot->err,
 				sizeof(slot->err)) < 0)
+		return -KW_EINVAL;
+	/* deep prompts, added before each block (backend.py _MergedInferenceStep) */
+	if (kw_serve_prompts_check(s, &r->t[1], ss->n_chain, B, T, &ss->c_pr, slot->err,
+				   sizeof(slot->err)) < 0)
 		return -KW_EINVAL;
 	s->st.steps++;
 	if (T == 0) {
@@ -526,9 +526,12 @@ static void step_compute(struct kw_serve_sess *ss, struct kw_serve_slot *slot)
 	int ret = 0;
 
 	ss->c_len = 0;
-	for (size_t i = 0; i < ss->n_chain && ret == 0; i++)
-		ret = kw_llama_forward(&s->lctx, &s->w[ss->chain[i]], &s->kv, ss->kv, i, slot->y,
-				       B, T, ss->prefix, slot->y);
+	for (size_t i = 0; i < ss->n_chain && ret == 0; i++) {
+		ret = kw_serve_prompts_add(s, &ss->c_pr, i, slot->y, B, T, slot->x);
+		if (ret == 0)
+			ret = kw_llama_forward(&s->lctx, &s->w[ss->chain[i]], &s->kv, ss->kv, i,
+					       slot->y, B, T, ss->prefix, slot->y);
+	}
 	if (ret < 0) {
 		kw_serve_pyerr(slot->err, sizeof(slot->err), "RuntimeError", "inference step "
 			       "failed: %s", kw_strerror(ret));
@@ -795,8 +798,9 @@ static void push_outputs(struct kw_serve_sess *ss, const uint8_t *reply, size_t 
 	size_t others;
 	int ret;
 
-	if (!s->hm || !b || kw_serve_req_decode(&r, req, req_len, &why) < 0 || !r.meta_len)
-		return;
+	if (!s->hm || !b || kw_serve_req_decode(&r, req, req_len, &why) < 0 || !r.meta_len ||
+	    ss->c_pr.on)
+		return;   /* iterate_rpc_inference: can_push = not has_prompts */
 	/* the metadata goes at the end of the buffer first: its size is known after */
 	memset(&h, 0, sizeof(h));
 	kw_mp_writer_init(&w, b + cap - KW_SERVE_PUSH_EXTRA / 2, KW_SERVE_PUSH_EXTRA / 2);

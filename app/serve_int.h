@@ -216,6 +216,29 @@ int kw_serve_infer_hypo(const struct kw_tensor_msg *hy, uint32_t B, uint32_t *hy
 int kw_serve_petals_chain(struct kw_serve *s, const char *uid, size_t uid_len, uint32_t *idx,
 			  size_t *n, char *err, size_t cap);
 
+/*
+ * Deep prompts (petals server/block_functions.py @ 22afba6): a prompts tensor of shape
+ * (num_blocks, Bp, pre_seq_len, H), Bp 1 or the batch; prompts[i] is added to the first
+ * pre_seq_len positions of the hidden states before block i of the chain. Kept as a view
+ * of the request's tensor (uncompressed, sliced per block when added).
+ */
+struct kw_serve_prompts {
+	struct kw_tensor_msg m;      /* the request's tensor (its buffer is the request's) */
+	bool on;                     /* false: absent or DUMMY */
+	enum kw_codec_dtype dt;
+	size_t el;                   /* bytes per value in the buffer */
+	uint32_t nb, bp, pre;
+};
+/* Checks prompts m (NULL: absent) against a chain of n_chain blocks and hidden states
+ * (B, T, H) as torch would add them, into *p. Return: 0; -KW_EINVAL with the text in err. */
+int kw_serve_prompts_check(struct kw_serve *s, const struct kw_tensor_msg *m, size_t n_chain,
+			   uint32_t B, uint32_t T, struct kw_serve_prompts *p, char *err,
+			   size_t cap);
+/* h[:, :pre] += prompts[i] for h (B, T, H); scratch holds Bp x pre x H floats. 0 or
+ * -KW_EBADMSG (the slice does not decode: cannot happen after the check). */
+int kw_serve_prompts_add(struct kw_serve *s, const struct kw_serve_prompts *p, size_t i,
+			 float *h, uint32_t B, uint32_t T, float *scratch);
+
 /* Writes repr(cls(msg)) as Python prints it into out[0..cap): cls('msg') with msg quoted and
  * escaped as str.__repr__ does for ASCII (the texts here are ASCII). */
 void kw_serve_pyerr(char *out, size_t cap, const char *cls, const char *fmt, ...)

@@ -664,6 +664,36 @@ static void test_infer_limits_are_refused_with_their_texts(void **state)
 	assert_idle();
 }
 
+/* A session whose first step (1 x 1) carries prompts of the given shape is refused with str_e. */
+static void prompt_refused(unsigned ndim_unused, uint32_t nb, uint32_t bp, uint32_t pre,
+			   uint32_t h, unsigned ndim, const char *str_e)
+{
+	static float pv[4 * 4 * 64];
+	float x[64] = { 0 };
+	struct kw_tensor_msg m;
+	uint8_t mp[64];
+	size_t o, ml = meta(mp, sizeof(mp), NULL, NULL, 8, -1, false);
+	struct cli c;
+
+	(void)ndim_unused;
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	tmsg(&m, x, 64 * 4, "float32", 3, 1, 1, 64);
+	o += put_msg(g->req + o, &m);
+	if (ndim == 3)
+		tmsg(&m, pv, (size_t)nb * bp * 64 * 4, "float32", 3, nb, bp, 64);
+	else
+		tmsg(&m, pv, (size_t)nb * bp * pre * h * 4, "float32", 4, nb, bp, pre);
+	m.shape[3] = h;
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, NULL, 0, "int64", 1, 0, 0, 0);
+	o += put_msg(g->req + o, &m);
+	o += put_field(g->req + o, 3, mp, ml);
+	cli_send(&c, o);
+	assert_error(&c, KW_SERVE_PT_INFERENCE, str_e);
+	assert_idle();
+}
+
 /* Wrong tensors: too few, hypo_ids not int64, a wrong hidden size, deep prompts. */
 static void test_infer_bad_tensors_end_the_session(void **state)
 {
@@ -710,18 +740,12 @@ static void test_infer_bad_tensors_end_the_session(void **state)
 	assert_error(&c, KW_SERVE_PT_INFERENCE, "hidden_states: expected a 3d tensor of shape "
 		     "[..., 64], got [1, 2, 32]");
 	assert_idle();
-	/* deep prompts */
-	cli_open(&c, KW_SERVE_PT_INFERENCE);
-	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
-	tmsg(&m, x, 64 * 4, "float32", 3, 1, 1, 64);
-	o += put_msg(g->req + o, &m);
-	o += put_msg(g->req + o, &m);
-	tmsg(&m, NULL, 0, "int64", 1, 0, 0, 0);
-	o += put_msg(g->req + o, &m);
-	o += put_field(g->req + o, 3, mp, ml);
-	cli_send(&c, o);
-	assert_error(&c, KW_SERVE_PT_INFERENCE, "deep prompts are not served by this node (send a "
-		     "DUMMY prompts tensor)");
+	/* deep prompts of a wrong shape: Petals' (torch's) texts */
+	prompt_refused(4, 1, 1, 1, 64, 3, "prompts: expected a 4d tensor of shape [num_blocks, "
+		       "batch, pre_seq_len, 64], got 3d");
+	prompt_refused(4, 1, 1, 1, 64, 4, "Received 1 prompts for 2 backends");
+	prompt_refused(4, 2, 1, 2, 64, 4, "The size of tensor a (1) must match the size of "
+		       "tensor b (2) at non-singleton dimension 1");
 	assert_idle();
 }
 
@@ -1247,6 +1271,175 @@ static void test_infer_failed_push_leaves_the_step_fine(void **state)
 	kw_serve_get_stats(g->srv, &st);
 	assert_int_equal(st.pushes_out, st0.pushes_out + 3);
 	assert_int_equal(st.pushes_out_failed, st0.pushes_out_failed + 2);
+	cli_finish(&c);
+	kw_kv_close(&g->rkv, rs);
+	assert_idle();
+}
+
+/* ---- deep prompts -------------------------------------------------------------------------- */
+
+#define PB 2   /* batch */
+#define PT 3   /* tokens */
+#define PP 2   /* pre_seq_len */
+
+/* y[:, :PP] += p (PB x PP x 64), as block_functions.py adds a block's prompt */
+static void add_prompt(float *y, const float *p, uint32_t B, uint32_t T)
+{
+	for (uint32_t b = 0; b < B; b++)
+		for (size_t k = 0; k < PP * 64; k++)
+			y[b * T * 64 + k] += p[b * PP * 64 + k];
+}
+
+/* Tensor k of an ExpertResponse out[0..len). */
+static void out_tensor(const uint8_t *out, size_t len, int k, struct kw_tensor_msg *m)
+{
+	size_t pos = 0;
+	uint64_t l = 0;
+
+	for (int i = 0; i <= k; i++) {
+		assert_true(pos < len);
+		assert_int_equal(out[pos++], 0x12);
+		l = get_len(out, &pos);
+		assert_true(pos + l <= len);
+		if (i == k)
+			assert_int_equal(kw_tensor_msg_decode(m, out + pos, (size_t)l), 0);
+		pos += (size_t)l;
+	}
+}
+
+/*
+ * rpc_forward and rpc_backward with prompts (2 blocks, batch 2, 3 tokens, pre_seq_len 2)
+ * equal the blocks run by hand with each prompt added before its block; backward answers
+ * [grad_inputs, grad_prompts (2, 2, 2, 64)], grad_prompts[i] being the gradient at block
+ * i's input over the first pre_seq_len positions (run_rpc_backward).
+ */
+static void test_prompts_forward_backward_equal_reference(void **state)
+{
+	static float x[PB * PT * 64], gy[PB * PT * 64], pr[2 * PB * PP * 64];
+	static float y[PB * PT * 64], a[2][PB * PT * 64], g1[PB * PT * 64], g0[PB * PT * 64];
+	static float gp[2 * PB * PP * 64];
+	struct kw_tensor_msg m;
+	size_t o, len, n = PB * PT * 64;
+	bool is_err;
+
+	(void)state;
+	rand_fill(x, n);
+	rand_fill(gy, n);
+	rand_fill(pr, KW_ARRAY_SIZE(pr));
+	/* forward */
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	tmsg(&m, x, n * 4, "float32", 3, PB, PT, 64);
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, pr, sizeof(pr), "float32", 4, 2, PB, PP);
+	m.shape[3] = 64;
+	o += put_msg(g->req + o, &m);
+	assert_int_equal(kw_serve_call(g->srv, KW_SERVE_PT_FORWARD, g->req, o, g->udata,
+				       sizeof(g->udata), &len, &is_err), 0);
+	assert_false(is_err);
+	memcpy(y, x, sizeof(y));
+	for (int l = 0; l < 2; l++) {
+		add_prompt(y, pr + l * PB * PP * 64, PB, PT);
+		assert_int_equal(kw_llama_forward(&g->lctx, &g->lw[l], NULL, NULL, 0, y, PB, PT, 0,
+						  y), 0);
+	}
+	out_tensor(g->udata, len, 0, &m);
+	assert_int_equal(m.buf_len, sizeof(y));
+	assert_memory_equal(m.buf, y, sizeof(y));
+	/* backward */
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	tmsg(&m, x, n * 4, "float32", 3, PB, PT, 64);
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, gy, n * 4, "float32", 3, PB, PT, 64);
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, pr, sizeof(pr), "float32", 4, 2, PB, PP);
+	m.shape[3] = 64;
+	o += put_msg(g->req + o, &m);
+	assert_int_equal(kw_serve_call(g->srv, KW_SERVE_PT_BACKWARD, g->req, o, g->udata,
+				       sizeof(g->udata), &len, &is_err), 0);
+	assert_false(is_err);
+	memcpy(a[0], x, sizeof(x));
+	add_prompt(a[0], pr, PB, PT);
+	assert_int_equal(kw_llama_forward(&g->lctx, &g->lw[0], NULL, NULL, 0, a[0], PB, PT, 0,
+					  a[1]), 0);
+	add_prompt(a[1], pr + PB * PP * 64, PB, PT);
+	assert_int_equal(kw_llama_backward(&g->lctx, &g->lw[1], a[1], gy, PB, PT, g1), 0);
+	assert_int_equal(kw_llama_backward(&g->lctx, &g->lw[0], a[0], g1, PB, PT, g0), 0);
+	for (int b = 0; b < PB; b++) {
+		memcpy(gp + (0 * PB + b) * PP * 64, g0 + b * PT * 64, PP * 64 * 4);
+		memcpy(gp + (1 * PB + b) * PP * 64, g1 + b * PT * 64, PP * 64 * 4);
+	}
+	out_tensor(g->udata, len, 0, &m);
+	assert_int_equal(m.ndim, 3);
+	assert_int_equal(m.buf_len, sizeof(g0));
+	assert_memory_equal(m.buf, g0, sizeof(g0));
+	out_tensor(g->udata, len, 1, &m);
+	assert_int_equal(m.ndim, 4);
+	assert_int_equal(m.shape[0], 2);
+	assert_int_equal(m.shape[1], PB);
+	assert_int_equal(m.shape[2], PP);
+	assert_int_equal(m.shape[3], 64);
+	assert_int_equal(m.buf_len, sizeof(gp));
+	assert_memory_equal(m.buf, gp, sizeof(gp));
+	/* one prompt (batch 1) for every row: broadcast over the batch */
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	tmsg(&m, x, n * 4, "float32", 3, PB, PT, 64);
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, pr, 2 * PP * 64 * 4, "float32", 4, 2, 1, PP);
+	m.shape[3] = 64;
+	o += put_msg(g->req + o, &m);
+	assert_int_equal(kw_serve_call(g->srv, KW_SERVE_PT_FORWARD, g->req, o, g->udata,
+				       sizeof(g->udata), &len, &is_err), 0);
+	assert_false(is_err);
+	memcpy(y, x, sizeof(y));
+	for (int l = 0; l < 2; l++) {
+		for (int b = 0; b < PB; b++)
+			for (size_t k = 0; k < PP * 64; k++)
+				y[b * PT * 64 + k] += pr[l * PP * 64 + k];
+		assert_int_equal(kw_llama_forward(&g->lctx, &g->lw[l], NULL, NULL, 0, y, PB, PT, 0,
+						  y), 0);
+	}
+	out_tensor(g->udata, len, 0, &m);
+	assert_memory_equal(m.buf, y, sizeof(y));
+}
+
+/* An inference step with prompts equals the local decode with the prompts added before each
+ * block; the next step (DUMMY prompts) goes on from that cache. */
+static void test_prompts_inference_equal_local_kv_decode(void **state)
+{
+	static float x[4 * 64], y[4 * 64], pr[2 * PP * 64];
+	struct kw_kv_session *rs = ref_open(1);
+	struct kw_tensor_msg m;
+	uint8_t mp[64];
+	size_t o, ml = meta(mp, sizeof(mp), NULL, NULL, 8, -1, false);
+	struct cli c;
+
+	(void)state;
+	rand_fill(x, 4 * 64);
+	rand_fill(pr, KW_ARRAY_SIZE(pr));
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	tmsg(&m, x, sizeof(x), "float32", 3, 1, 4, 64);
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, pr, sizeof(pr), "float32", 4, 2, 1, PP);
+	m.shape[3] = 64;
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, NULL, 0, "int64", 1, 0, 0, 0);
+	o += put_msg(g->req + o, &m);
+	o += put_field(g->req + o, 3, mp, ml);
+	cli_send(&c, o);
+	memcpy(y, x, sizeof(y));
+	for (int l = 0; l < 2; l++) {
+		add_prompt(y, pr + l * PP * 64, 1, 4);
+		assert_int_equal(kw_llama_forward(&g->lctx, &g->lw[l], &g->rkv, rs, (size_t)l, y, 1,
+						  4, 0, y), 0);
+	}
+	assert_int_equal(c.n, 1);
+	assert_resp_equals(&c, 0, y, 1, 4);
+	x[5] = 0.75f;
+	next_step(&c, x, 1, 1, NULL, NULL);
+	ref_step(rs, x, 1, 1, 4, y);
+	assert_int_equal(c.n, 2);
+	assert_resp_equals(&c, 1, y, 1, 1);
 	cli_finish(&c);
 	kw_kv_close(&g->rkv, rs);
 	assert_idle();
@@ -1877,6 +2070,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_infer_push_is_delivered_once),
 		cmocka_unit_test(test_infer_next_servers_push_reaches_the_next_server),
 		cmocka_unit_test(test_infer_failed_push_leaves_the_step_fine),
+		cmocka_unit_test(test_prompts_forward_backward_equal_reference),
+		cmocka_unit_test(test_prompts_inference_equal_local_kv_decode),
 		cmocka_unit_test(test_infer_info_reports_cache_tokens),
 		cmocka_unit_test(test_stream_petals_forward_equals_unary),
 		cmocka_unit_test(test_stream_petals_backward_equals_unary),
