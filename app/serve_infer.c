@@ -1429,7 +1429,7 @@ size_t kw_serve_infer_bytes(const struct kw_serve *s)
 		return 0;
 	return kv + s->lim.sessions * (sizeof(struct kw_serve_sess) + rc + 64) + 256 +
 	       (s->lim.alloc_waiters ? s->lim.alloc_waiters : KW_SERVE_ALLOC_WAITERS) *
-	       sizeof(struct kw_serve_wait) + 64 + push_cap(s) + 16;
+	       sizeof(struct kw_serve_wait) + 64 + rc + KW_SERVE_PUSH_EXTRA + 16;
 }
 
 int kw_serve_infer_start(struct kw_serve *s)

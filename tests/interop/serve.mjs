@@ -22,6 +22,11 @@
 // answer (1, T, hidden) float32 tensors equal (within 1e-4) to the matching rows of one
 // unary rpc_forward of the whole 5-token prefix; the session ends with a clean close; a
 // max_length above the server's limit ends with the error frame Petals sends.
+// alloc_timeout (petals server/memory_cache.py allocate_cache): with every cache slot held,
+// a session asking alloc_timeout 0.2 is refused after it with Petals' AllocationFailed text
+// ("Could not allocate N within 0.2 seconds"), and one asking 20 s opens (its first step
+// answered) as soon as a held session ends. A second js peer opens those (the node serves
+// two streams per peer).
 // Exit 1 when any failed.
 import { execFileSync, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
@@ -172,6 +177,48 @@ async function inference (node, target) {
     /^Cannot allocate KV cache for 100000 tokens, max = \d+$/.test(msg ?? ''), String(msg))
   await bad.stream.close().catch(() => {})
 }
+// ---- alloc_timeout: waiting for a cache slot ----------------------------------------------
+async function firstStep (node, target, x, meta) {
+  const s = await openSession(node, target)
+  s.stream.send(stepRequest('tiny-llama.0 tiny-llama.1', x, 1,
+    { session_id: randomUUID(), step_id: randomUUID(), max_length: 8, args_structure: ARGS, ...meta }))
+  return s
+}
+async function endSession (s) {
+  s.stream.send(encodeFrame(0, Buffer.alloc(0)))
+  s.stream.send(END_OF_STREAM)
+  await nextFrame(s.reader)
+  await s.stream.close().catch(() => {})
+}
+const errText = (f) => f && f.marker === 1 ? decodePb(pb.RPCError, f.payload).message : null
+
+async function allocWait (node, node2, target) {
+  const x = new Float32Array(HIDDEN).map((_, i) => Math.sin(i) * 0.5)
+  // hold every slot: the node's sessions (two by default, one peer's two streams)
+  const held = []
+  for (let i = 0; i < 2; i++) {
+    const s = await firstStep(node, target, x, {})
+    const f = await nextFrame(s.reader)
+    check(`alloc_timeout: held session ${i} answered`, f && f.marker === 0, String(errText(f)))
+    held.push(s)
+  }
+  const slow = await firstStep(node2, target, x, { alloc_timeout: 20 })
+  const t0 = Date.now()
+  const quick = await firstStep(node2, target, x, { alloc_timeout: 0.2 })
+  const q = await nextFrame(quick.reader)
+  const waited = Date.now() - t0
+  check(`alloc_timeout: 0.2 s refused after it with Petals' text (${waited} ms)`,
+    /^Could not allocate \d+ within 0\.2 seconds$/.test(errText(q) ?? '') && waited >= 150,
+    String(errText(q)))
+  await quick.stream.close().catch(() => {})
+  const pending = nextFrame(slow.reader)
+  await endSession(held.shift())
+  const f = await Promise.race([pending, new Promise((resolve) => setTimeout(() => resolve('late'), 5000))])
+  check('alloc_timeout: the waiting session opens when a slot frees, its step answered',
+    f && f !== 'late' && f.marker === 0, f === 'late' ? 'no answer in 5 s' : String(errText(f)))
+  await endSession(slow)
+  for (const s of held) await endSession(s)
+}
 const dir = mkdtempSync(join(tmpdir(), 'kw-serve-'))
 // the tiny LLaMA checkpoint of the model writer built beside kwnode (make tools)
 const model = join(dir, 'tiny-llama')
@@ -239,6 +286,12 @@ try {
   check('rpc_forward: unknown uid raises KeyError', text === "KeyError('ffn.9.9')", String(text))
 
   await inference(node, target)
+  const node2 = await createNode()
+  try {
+    await allocWait(node, node2, target)
+  } finally {
+    await node2.stop()
+  }
 } catch (e) {
   failed++
   console.log(`FAIL ${e.message}`)

@@ -71,8 +71,9 @@ struct cli {
 struct fx {
 	struct kw_hm_pair p;
 	struct kw_serve *srv, *srv2;  /* srv on b; srv2 on c: the next server of a chain */
-	uint8_t *srv2_mem;
-	struct kw_arena srv2_a;
+	uint8_t *srv2_mem, *srv2_rmem;
+	struct kw_arena srv2_a, srv2_ra;
+	size_t srv2_rb;
 	uint8_t *srv_mem, *w_mem, *ref_mem, meta_mem[1 << 20];
 	struct kw_arena srv_a, w_a, ref_a, meta_a;
 	struct kw_ckpt ck;
@@ -421,13 +422,17 @@ static int setup(void **state)
 	    kw_hm_stream_setup(g->p.b.hm, &sx_limits) < 0 ||
 	    kw_hm_stream_setup(g->p.c.hm, &sx_limits) < 0)
 		return fail_at(__LINE__);
-	/* the next server, on c (b reaches it over c's connection) */
+	/* the next server, on c (b reaches it over c's connection); its request buffers come
+	 * from an arena of exactly kw_serve_bytes, as kwnode sizes them */
 	g->srv2_mem = malloc(sb);
 	kw_arena_init(&g->srv2_a, g->srv2_mem, sb);
 	if (kw_serve_create(&g->srv2_a, &lim, &g->srv2) ||
-	    kw_serve_set_blocks(g->srv2, "tiny-llama-hf", 0, 2, g->lw, &g->d) ||
-	    kw_serve_bytes(g->srv2) > kw_arena_free_bytes(&g->srv2_a) ||
-	    kw_serve_start(g->srv2, NULL, g->p.c.hm, NULL, NULL, false))
+	    kw_serve_set_blocks(g->srv2, "tiny-llama-hf", 0, 2, g->lw, &g->d))
+		return fail_at(__LINE__);
+	g->srv2_rb = kw_serve_bytes(g->srv2);
+	g->srv2_rmem = malloc(g->srv2_rb);
+	kw_arena_init(&g->srv2_ra, g->srv2_rmem, g->srv2_rb);
+	if (kw_serve_start(g->srv2, &g->srv2_ra, g->p.c.hm, NULL, NULL, false))
 		return fail_at(__LINE__);
 	g->srv_mem = malloc(sb);
 	kw_arena_init(&g->srv_a, g->srv_mem, sb);
@@ -451,6 +456,7 @@ static int teardown(void **state)
 		free(g->fw[j]);
 	free(g->srv_mem);
 	free(g->srv2_mem);
+	free(g->srv2_rmem);
 	free(g->w_mem);
 	free(g->ref_mem);
 	free(g);
