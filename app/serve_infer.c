@@ -1041,6 +1041,9 @@ static void on_grant(struct kw_loop *l, struct kw_timer *t)
 		wait_drop(w);
 		kw_hm_stream_set_user(st, NULL);
 		ret = deliver(s, NULL, st, msg, len, true);
+		for (uint32_t i = 0; i < s->lim.alloc_waiters; i++)
+			if (s->wait[i].st == st)
+				return;   /* queued again (cannot happen: a slot was free) */
 		for (uint32_t i = 0; i < s->lim.sessions; i++)
 			open |= s->sess[i].st == st;
 		/* the session is open and its first step answered (not kept, not on the lane, not
@@ -1129,6 +1132,7 @@ static int sess_open(struct kw_serve *s, struct kw_hm_stream *st, const struct k
 	uint32_t chain[CHAIN_MAX], batch = 1;
 	size_t n_chain;
 	uint64_t want;
+	int kret;
 
 	err[0] = '\0';
 	if (s->lim.max_blocks > CHAIN_MAX) {   /* Kconfig's range keeps it below */
@@ -1188,10 +1192,17 @@ static int sess_open(struct kw_serve *s, struct kw_hm_stream *st, const struct k
 	for (uint32_t i = 0; i < s->lim.sessions && !ss; i++)
 		if (!s->sess[i].st)
 			ss = &s->sess[i];
-	if (!ss || kw_kv_open(&s->kv, batch, &ss->kv) < 0) {
+	kret = ss ? kw_kv_open(&s->kv, batch, &ss->kv) : -KW_ENOSPC;
+	if (kret == -KW_ENOSPC) {
 		/* every slot is taken: wait for one (alloc_timeout), or refuse */
 		if (wait_enqueue(s, st, msg, len, m, want, err, sizeof(err)) == 1)
 			return 1;
+		goto fail;
+	}
+	if (kret < 0) {
+		/* a batch wider than a slot's positions (max_length 0): no slot would ever do */
+		kw_serve_pyerr(err, sizeof(err), "AllocationFailed", "Could not allocate %llu "
+			       "bytes immediately: out of memory", (unsigned long long)want);
 		goto fail;
 	}
 	ss->st = st;
