@@ -1117,6 +1117,16 @@ static void peer_c(char *out, size_t cap)
 	assert_int_equal(kw_peer_id_to_text(&id, out, cap), 0);
 }
 
+/* b's connection to c: c dialed b, and a build whose connection limits admit one inbound
+ * connection (KW_NET_MAX_CONNS_IN, KW_NET_CONNS_PER_IP at 1) keeps only a's. */
+static struct kw_conn *conn_bc(void)
+{
+	struct kw_peer_id id;
+
+	assert_int_equal(kw_peer_id_from_pubkey(&g->p.c.key.pub, &id), 0);
+	return kw_swarm_find_conn(g->p.b.sw, &id);
+}
+
 /* {session_id, step_id, next_servers: [[peer, next_session, 0, 2]], max_length?} */
 static size_t meta_next(uint8_t *out, size_t cap, const char *session, const char *step_id,
 			const char *peer, const char *next_session, long max_length)
@@ -1149,13 +1159,10 @@ static size_t meta_next(uint8_t *out, size_t cap, const char *session, const cha
 /* Opens the client's session s2 on c's server (from b's side of the b-c connection). */
 static void open_on_c(struct cli *c2, const float *x, const char *session, const char *step_id)
 {
-	struct kw_peer_id id;
-	struct kw_conn *bc;
+	struct kw_conn *bc = conn_bc();
 	uint8_t mp[256];
 	size_t ml = meta(mp, sizeof(mp), session, step_id, 8, -1, false);
 
-	assert_int_equal(kw_peer_id_from_pubkey(&g->p.c.key.pub, &id), 0);
-	bc = kw_swarm_find_conn(g->p.b.sw, &id);
 	assert_non_null(bc);
 	memset(c2, 0, sizeof(*c2));
 	c2->base = MAXR / 2;
@@ -1174,7 +1181,7 @@ static void test_infer_next_servers_push_reaches_the_next_server(void **state)
 {
 	size_t H = g->d.hidden;
 	float x[64], y1[64], y2[64], x0[64];
-	struct kw_kv_session *r1 = ref_open(1), *r2 = ref_open(1);
+	struct kw_kv_session *r1, *r2;
 	struct kw_serve_stats st0, st, st2a, st2;
 	char peer[KW_PEER_ID_TEXT_MAX];
 	uint8_t mp[512];
@@ -1182,6 +1189,10 @@ static void test_infer_next_servers_push_reaches_the_next_server(void **state)
 	size_t ml;
 
 	(void)state;
+	if (!conn_bc())
+		skip();   /* this build's connection limits keep no b-c connection (see conn_bc) */
+	r1 = ref_open(1);
+	r2 = ref_open(1);
 	peer_c(peer, sizeof(peer));
 	kw_serve_get_stats(g->srv, &st0);
 	kw_serve_get_stats(g->srv2, &st2a);
@@ -1240,6 +1251,7 @@ static void test_infer_failed_push_leaves_the_step_fine(void **state)
 	struct kw_mp_writer w;
 	struct cli c;
 	size_t ml;
+	bool bc;
 
 	(void)state;
 	assert_int_equal(kw_key_generate(KW_KEY_ED25519, 0, &k), 0);
@@ -1268,14 +1280,17 @@ static void test_infer_failed_push_leaves_the_step_fine(void **state)
 	assert_int_equal(c.n, 2);
 	assert_resp_equals(&c, 1, y, 1, 1);
 	/* c has no session "zz": its rpc_push ignores it (the push itself is fine) */
-	ml = meta_next(mp, sizeof(mp), "f1", "q2", peer, "zz", -1);
-	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
-	ref_step(rs, x, 1, 1, 2, y);
-	assert_int_equal(c.n, 3);
-	assert_resp_equals(&c, 2, y, 1, 1);
-	pump(40);
+	bc = conn_bc() != NULL;
+	if (bc) {
+		ml = meta_next(mp, sizeof(mp), "f1", "q2", peer, "zz", -1);
+		cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+		ref_step(rs, x, 1, 1, 2, y);
+		assert_int_equal(c.n, 3);
+		assert_resp_equals(&c, 2, y, 1, 1);
+		pump(40);
+	}
 	kw_serve_get_stats(g->srv, &st);
-	assert_int_equal(st.pushes_out, st0.pushes_out + 3);
+	assert_int_equal(st.pushes_out, st0.pushes_out + (bc ? 3 : 2));
 	assert_int_equal(st.pushes_out_failed, st0.pushes_out_failed + 2);
 	cli_finish(&c);
 	kw_kv_close(&g->rkv, rs);
