@@ -27,6 +27,10 @@
 // ("Could not allocate N within 0.2 seconds"), and one asking 20 s opens (its first step
 // answered) as soon as a held session ends. A second js peer opens those (the node serves
 // two streams per peer).
+// next_servers (petals handler.py _push_outputs): a step naming this js peer as the next
+// server is answered and its output pushed to the js rpc_push over the same connection, as
+// ExpertRequest{uid of the next span, tensors = [the answer's tensor, prompts, hypo_ids],
+// metadata = the step's with session_id = the next one's, next_servers = [], pushed = True}.
 // Exit 1 when any failed.
 import { execFileSync, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
@@ -37,7 +41,7 @@ import { createInterface } from 'node:readline'
 import protobuf from 'protobufjs'
 import {
   createNode, callUnary, HandlerError, mpDecode, mpEncode, multiaddr, Tuple, BatchTensorDescriptor,
-  encodeFrame, END_OF_STREAM, Reader, pb, decodePb
+  encodeFrame, END_OF_STREAM, Reader, pb, decodePb, serveUnary
 } from './hivemind-lib.mjs'
 
 const kwnode = process.argv[2]
@@ -219,6 +223,41 @@ async function allocWait (node, node2, target) {
   await endSession(slow)
   for (const s of held) await endSession(s)
 }
+// ---- next_servers: the node pushes its outputs to the next server -------------------------
+async function pushOnward (node, target) {
+  const pushed = []
+  await serveUnary(node, 'TransformerConnectionHandler.rpc_push', async (data) => {
+    pushed.push(data)
+    return enc('ExpertResponse', {})
+  })
+  const x = new Float32Array(HIDDEN).map((_, i) => Math.cos(i) * 0.5)
+  const stepId = randomUUID()
+  const s = await openSession(node, target)
+  s.stream.send(stepRequest('tiny-llama.0 tiny-llama.1', x, 1, {
+    session_id: randomUUID(), step_id: stepId, max_length: 8, args_structure: ARGS,
+    next_servers: [[node.peerId.toString(), 'next-session', 0, 1]]
+  }))
+  const f = await nextFrame(s.reader)
+  check('next_servers: the step itself is answered', f && f.marker === 0, String(errText(f)))
+  for (let i = 0; i < 50 && !pushed.length; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+  check('next_servers: one rpc_push reaches the next server', pushed.length === 1, `${pushed.length} pushes`)
+  if (pushed.length && f && f.marker === 0) {
+    const req = dec('ExpertRequest', pushed[0])
+    const ans = dec('ExpertResponse', f.payload).tensors[0]
+    const t = req.tensors[0] ?? {}
+    const meta = mpDecode(req.metadata)
+    check('next_servers: the pushed uid names the next span', req.uid === 'tiny-llama.0', req.uid)
+    check('next_servers: tensors = [the answer as sent, prompts, hypo_ids]', req.tensors.length === 3 &&
+      Buffer.compare(Buffer.from(t.buffer), Buffer.from(ans.buffer)) === 0 && t.size.join() === ans.size.join() &&
+      t.dtype === 'float32' && req.tensors[2].dtype === 'int64', `${req.tensors.length} tensors`)
+    check('next_servers: metadata is the step\'s with the next session_id, the rest of next_servers, pushed',
+      meta.session_id === 'next-session' && meta.pushed === true && Array.isArray(meta.next_servers) &&
+      meta.next_servers.length === 0 && meta.step_id === stepId && meta.max_length === 8 &&
+      meta.args_structure instanceof Tuple, JSON.stringify(Object.keys(meta)))
+  }
+  await endSession(s)
+  await node.unhandle('TransformerConnectionHandler.rpc_push')
+}
 const dir = mkdtempSync(join(tmpdir(), 'kw-serve-'))
 // the tiny LLaMA checkpoint of the model writer built beside kwnode (make tools)
 const model = join(dir, 'tiny-llama')
@@ -286,6 +325,7 @@ try {
   check('rpc_forward: unknown uid raises KeyError', text === "KeyError('ffn.9.9')", String(text))
 
   await inference(node, target)
+  await pushOnward(node, target)
   const node2 = await createNode()
   try {
     await allocWait(node, node2, target)
