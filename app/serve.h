@@ -76,12 +76,21 @@ struct kw_serve_limits {
 	uint32_t session_tokens;   /* positions per session (batch x max_length) */
 	uint32_t step_timeout_ms;  /* Petals step_timeout */
 	uint32_t session_timeout_ms; /* Petals session_timeout */
+	/* A session that finds every cache slot taken waits for one up to its metadata's
+	 * alloc_timeout, at most this long (Petals' --max_alloc_timeout, 600 s by default);
+	 * 0 takes KW_SERVE_MAX_ALLOC_TIMEOUT_MS. */
+	uint32_t max_alloc_timeout_ms;
+	/* Sessions that may wait for a cache slot at once (the wait queue); 0 takes
+	 * KW_SERVE_ALLOC_WAITERS. */
+	uint32_t alloc_waiters;
 	/* Largest answer piece of a _stream handler (bytes of one ExpertResponse); it must fit
 	 * the stream buffer of the kw_hm. 0: KW_NET_HIVEMIND_STREAM_BUF_BYTES - 512, at most
 	 * 4 MiB (hivemind's DEFAULT_MAX_MSG_SIZE). */
 	uint32_t stream_piece;
 };
 void kw_serve_limits_default(struct kw_serve_limits *l);
+#define KW_SERVE_MAX_ALLOC_TIMEOUT_MS 600000u   /* petals cli/run_server.py --max_alloc_timeout */
+#define KW_SERVE_ALLOC_WAITERS        8u
 
 struct kw_serve_stats {
 	uint64_t calls;          /* requests answered (either way) */
@@ -99,6 +108,11 @@ struct kw_serve_stats {
 	size_t sessions_open;    /* open now (0 when idle) */
 	size_t sessions_high;
 	uint64_t refused;        /* calls and sessions refused while pausing */
+	uint64_t alloc_waits;    /* sessions that waited for a cache slot */
+	uint64_t alloc_timeouts; /* of those, refused when their alloc_timeout passed */
+	size_t alloc_waiting;    /* waiting now */
+	uint64_t pushes_out;     /* outputs pushed to the next server (next_servers) */
+	uint64_t pushes_out_failed; /* of those, not delivered (logged; the step is unaffected) */
 };
 
 /* ---- ExpertRequest / ExpertUID decoding (bounded; the fuzz target drives it) ------------- */

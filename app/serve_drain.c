@@ -28,8 +28,12 @@
 void kw_serve_set_accepting(struct kw_serve *s, bool on)
 {
 	s->refuse = on ? NULL : KW_SERVE_PAUSED_REPR;
-	if (!on)
+	if (!on) {
+		/* a session waiting for a cache slot is new work: refused as the others */
+		if (s->started && s->wait)
+			s->st.refused += kw_serve_infer_refuse_waiters(s, KW_SERVE_PAUSED_REPR);
 		kw_serve_idle_check(s);
+	}
 }
 
 bool kw_serve_accepting(const struct kw_serve *s)

@@ -10,12 +10,16 @@
  * allocated for batch = tensors[0].size[0] rows and max_length positions: one slot of the
  * kw_kv_cache carved at start (lim.sessions slots of lim.session_tokens positions shared by
  * the rows, every block of the span). Each request with tensors [hidden_states (B, T, H),
- * prompts (DUMMY), hypo_ids (int64 DUMMY or (B,))] is one step: the cache is rewound to
+ * prompts (DUMMY, or deep prompts added before each block), hypo_ids (int64 DUMMY or
+ * (B,))] is one step: the cache is rewound to
  * start_from_position when given, reordered by hypo_ids, the chain runs over the T new
  * positions and the answer is ExpertResponse{tensors=[hidden_states out (B, T, H)]}
  * (float32, NONE as the outputs schema says, or metadata output_compression). A repeated
  * step_id is dropped without an answer. The first request without tensors ends the session:
- * the stream closes normally and the slot is free again.
+ * the stream closes normally and the slot is free again. A first request that finds every
+ * slot taken waits for one up to its alloc_timeout (memory_cache.py allocate_cache), held
+ * on its stream in a fixed queue served oldest first. A step naming next_servers is pushed
+ * to the next server's rpc_push after its answer (handler.py _push_outputs).
  *
  * Errors end the session with an error frame holding str(exception), as hivemind's stream
  * handlers send it (hivemind/p2p/p2p_daemon.py _process_stream); the texts are Petals'
@@ -24,6 +28,7 @@
  * with str(asyncio.TimeoutError()), i.e. "". Nothing is allocated per session or step.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <kw/compiler.h>
@@ -32,6 +37,7 @@
 #include <kw/loop.h>
 #include <kw/node.h>
 #include <kw/net/hivemind.h>
+#include <kw/net/key.h>
 #include <kw/net/msgpack.h>
 #include <kw/net/swarm.h>
 
@@ -64,6 +70,23 @@ struct kw_serve_sess {
 	enum kw_compression c_comp;
 	int c_ret;
 	size_t c_len;
+	struct kw_serve_prompts c_pr; /* the step's deep prompts (a view of its request) */
+	const uint8_t *c_req;        /* the step's request (held, or a push's): for next_servers */
+	size_t c_req_len;
+};
+
+/* A session that found every cache slot taken and waits for one (petals server/memory_cache.py
+ * @ 22afba6, allocate_cache with a timeout): its first request stays held on its stream. */
+struct kw_serve_wait {
+	struct kw_serve *s;
+	struct kw_hm_stream *st;     /* NULL: free */
+	const uint8_t *msg;          /* the first request, held (KW_HM_STREAM_HOLD) */
+	size_t len;
+	uint64_t seq;                /* arrival order: the oldest is served first */
+	uint64_t want;               /* bytes, for the texts */
+	char timeout_repr[32];       /* Python's repr of the timeout waited, for the text */
+	struct kw_timer timer;       /* the timeout */
+	struct kw_loop *loop;
 };
 
 static uint64_t fnv(const uint8_t *p, size_t n)
@@ -123,6 +146,65 @@ static bool as_int(const struct kw_mp_item *v, int64_t *x)
 	return false;
 }
 
+/* Python's type name of a msgpack value, for float()'s TypeError. */
+static const char *py_type(const struct kw_mp_item *v)
+{
+	switch (v->type) {
+	case KW_MP_NIL:
+		return "NoneType";
+	case KW_MP_BIN:
+		return "bytes";
+	case KW_MP_ARRAY:
+		return "list";
+	case KW_MP_MAP:
+		return "dict";
+	default:
+		return "object";
+	}
+}
+
+/* float(metadata["alloc_timeout"]) as Petals' rpc_inference reads it (handler.py); a value
+ * float() refuses is reported when a session opens with it, as Petals does. */
+static void alloc_timeout_of(const struct kw_mp_item *v, struct kw_serve_infer_meta *m)
+{
+	char tmp[64], *end;
+
+	m->bad_alloc_timeout = false;
+	switch (v->type) {
+	case KW_MP_UINT:
+		m->alloc_timeout = (double)v->v.u;
+		return;
+	case KW_MP_INT:
+		m->alloc_timeout = (double)v->v.i;
+		return;
+	case KW_MP_FLOAT:
+		m->alloc_timeout = v->v.f;
+		return;
+	case KW_MP_BOOL:
+		m->alloc_timeout = v->v.b ? 1.0 : 0.0;
+		return;
+	case KW_MP_STR:
+		if (v->len < sizeof(tmp)) {
+			memcpy(tmp, v->data, v->len);
+			tmp[v->len] = '\0';
+			m->alloc_timeout = strtod(tmp, &end);
+			while (*end == ' ')
+				end++;
+			if (v->len && end != tmp && !*end)
+				return;
+		}
+		m->bad_alloc_timeout = true;
+		snprintf(m->alloc_err, sizeof(m->alloc_err), "could not convert string to "
+			 "float: '%.*s'", (int)KW_MIN(v->len, 40u), (const char *)v->data);
+		return;
+	default:
+		m->bad_alloc_timeout = true;
+		snprintf(m->alloc_err, sizeof(m->alloc_err), "float() argument must be a string "
+			 "or a real number, not '%s'", py_type(v));
+		return;
+	}
+}
+
 int kw_serve_infer_meta_decode(const uint8_t *b, size_t len, struct kw_serve_infer_meta *m,
 			       char *err, size_t cap)
 {
@@ -157,6 +239,8 @@ int kw_serve_infer_meta_decode(const uint8_t *b, size_t len, struct kw_serve_inf
 			m->step_id = fnv(v.data, v.len);
 		} else if (key_is(&k, "session_id") && v.type == KW_MP_STR) {
 			m->session_id = fnv(v.data, v.len);
+		} else if (key_is(&k, "alloc_timeout")) {
+			alloc_timeout_of(&v, m);
 		} else if (key_is(&k, "pushed")) {
 			m->pushed = v.type == KW_MP_BOOL ? v.v.b : v.type != KW_MP_NIL;
 		} else if (key_is(&k, "points")) {
@@ -219,6 +303,12 @@ static void sess_free(struct kw_serve_sess *ss)
 	ss->pend_len = 0;
 	ss->held = NULL;
 	s->st.sessions_open = s->kv.open;
+	if (s->st.alloc_waiting && !kw_timer_armed(&s->grant)) {
+		/* a waiter opens from the loop, not inside whatever freed this session */
+		if (kw_timer_start(ss->loop, &s->grant, 0) < 0)
+			KW_LOG_WRN(serve, "timer heap full: a session waiting for the cache opens "
+				   "at the next freed slot");
+	}
 	kw_serve_idle_check(s);
 }
 
@@ -370,12 +460,6 @@ static int step(struct kw_serve_sess *ss, struct kw_serve_slot *slot,
 		return -KW_EINVAL;
 	}
 	hy = &r->t[2];
-	if (kw_tensor_msg_numel(&r->t[1], &n) < 0 || n) {
-		kw_serve_pyerr(slot->err, sizeof(slot->err), "NotImplementedError",
-			       "deep prompts are not served by this node (send a DUMMY prompts "
-			       "tensor)");
-		return -KW_EINVAL;
-	}
 	if (h->ndim != 3 || h->shape[2] != H || kw_tensor_msg_numel(h, &n) < 0) {
 		/* kw_serve_tensor_in words the shape error */
 		(void)kw_serve_tensor_in(s, h, "hidden_states", 3, H, 0, slot->x, &n, slot->err,
@@ -397,6 +481,10 @@ static int step(struct kw_serve_sess *ss, struct kw_serve_slot *slot,
 	}
 	if (kw_serve_infer_hypo(hy, B, hypo, KW_ARRAY_SIZE(hypo), &nh, slot->err,
 				sizeof(slot->err)) < 0)
+		return -KW_EINVAL;
+	/* deep prompts, added before each block (backend.py _MergedInferenceStep) */
+	if (kw_serve_prompts_check(s, &r->t[1], ss->n_chain, B, T, &ss->c_pr, slot->err,
+				   sizeof(slot->err)) < 0)
 		return -KW_EINVAL;
 	s->st.steps++;
 	if (T == 0) {
@@ -438,9 +526,12 @@ static void step_compute(struct kw_serve_sess *ss, struct kw_serve_slot *slot)
 	int ret = 0;
 
 	ss->c_len = 0;
-	for (size_t i = 0; i < ss->n_chain && ret == 0; i++)
-		ret = kw_llama_forward(&s->lctx, &s->w[ss->chain[i]], &s->kv, ss->kv, i, slot->y,
-				       B, T, ss->prefix, slot->y);
+	for (size_t i = 0; i < ss->n_chain && ret == 0; i++) {
+		ret = kw_serve_prompts_add(s, &ss->c_pr, i, slot->y, B, T, slot->x);
+		if (ret == 0)
+			ret = kw_llama_forward(&s->lctx, &s->w[ss->chain[i]], &s->kv, ss->kv, i,
+					       slot->y, B, T, ss->prefix, slot->y);
+	}
 	if (ret < 0) {
 		kw_serve_pyerr(slot->err, sizeof(slot->err), "RuntimeError", "inference step "
 			       "failed: %s", kw_strerror(ret));
@@ -474,6 +565,301 @@ static int send_reply(struct kw_serve_sess *ss, const uint8_t *b, size_t len)
 	return ret;
 }
 
+/* ---- pushing outputs to the next server (next_servers) ---------------------------------------
+ *
+ * petals server/handler.py _push_outputs @ 22afba6: after a step whose metadata names
+ * next_servers = [[peer_id, session_id, start, end], ...], the server calls the first one's
+ * rpc_push with ExpertRequest{uid = its blocks "prefix.start ... prefix.end-1", tensors =
+ * [this step's output as answered] + the request's other tensors, metadata = the step's
+ * metadata with session_id = the next one's, next_servers = the rest, pushed = True}. A push
+ * that fails is logged and counted; the step is answered either way. The request is built in
+ * one buffer carved at start (kw_hm_call copies it) over a connection already open to the
+ * peer.
+ */
+
+static int put_raw(struct kw_mp_writer *w, const uint8_t *p, size_t n)
+{
+	if (w->err)
+		return w->err;
+	if (n > w->cap - w->len)
+		return w->err = -KW_ENOSPC;
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+	return 0;
+}
+
+/* The array next_servers holds (a list, or hivemind's tuple ext 0x40): *list reads its
+ * elements from *sub. */
+static bool list_of(const struct kw_mp_item *v, struct kw_mp_reader *sub, struct kw_mp_item *list)
+{
+	if (v->type == KW_MP_ARRAY) {
+		*list = *v;   /* its elements follow in the caller's reader */
+		return true;
+	}
+	if (v->type != KW_MP_EXT || v->ext_type != KW_MP_EXT_TUPLE ||
+	    kw_mp_reader_init(sub, v->data, v->len, 0) < 0 || kw_mp_read(sub, list) < 0)
+		return false;
+	return list->type == KW_MP_ARRAY;
+}
+
+/* next_servers[0] of a list whose header was just read from rd (elements follow). */
+static int hop_read(struct kw_mp_reader *rd, const struct kw_mp_item *list, struct kw_serve_push_hop *h)
+{
+	struct kw_mp_item e, f[4], sub_list;
+	struct kw_mp_reader sub, *er = rd;
+
+	if (!list->len || kw_mp_read(rd, &e) < 0)
+		return -KW_EINVAL;
+	if (e.type != KW_MP_ARRAY) {   /* a tuple: its own reader */
+		if (!list_of(&e, &sub, &sub_list))
+			return -KW_EINVAL;
+		er = &sub;
+		e = sub_list;
+	}
+	if (e.len != 4)
+		return -KW_EINVAL;
+	for (int i = 0; i < 4; i++)
+		if (kw_mp_read(er, &f[i]) < 0 || kw_mp_skip(er, &f[i]) < 0)
+			return -KW_EINVAL;
+	if (f[0].type != KW_MP_STR || f[0].len >= sizeof(h->peer) || f[1].type != KW_MP_STR ||
+	    !as_int(&f[2], &h->start) || !as_int(&f[3], &h->end) || h->start < 0 ||
+	    h->end <= h->start || h->end - h->start > CHAIN_MAX)
+		return -KW_EINVAL;
+	memcpy(h->peer, f[0].data, f[0].len);
+	h->peer[f[0].len] = '\0';
+	h->session = f[1].data;
+	h->session_len = f[1].len;
+	h->rest = rd->buf + rd->pos;
+	for (uint32_t i = 1; i < list->len; i++) {
+		struct kw_mp_item x;
+
+		if (kw_mp_read(rd, &x) < 0 || kw_mp_skip(rd, &x) < 0)
+			return -KW_EINVAL;
+	}
+	h->rest_len = (size_t)(rd->buf + rd->pos - h->rest);
+	h->n_rest = list->len - 1;
+	return 0;
+}
+
+int kw_serve_push_meta(const uint8_t *b, size_t len, struct kw_mp_writer *w, struct kw_serve_push_hop *h)
+{
+	struct kw_mp_reader rd;
+	struct kw_mp_item map, k, v;
+	bool found = false;
+	uint32_t keep = 0;
+
+	/* pass 1: is there a next hop, and how many keys are kept */
+	if (!len || kw_mp_reader_init(&rd, b, len, 0) < 0 || kw_mp_read(&rd, &map) < 0 ||
+	    map.type != KW_MP_MAP)
+		return 1;
+	for (uint32_t i = 0; i < map.len; i++) {
+		if (kw_mp_read(&rd, &k) < 0 || kw_mp_skip(&rd, &k) < 0 || kw_mp_read(&rd, &v) < 0)
+			return -KW_EINVAL;
+		if (key_is(&k, "next_servers")) {
+			struct kw_mp_reader sub;
+			struct kw_mp_item list;
+			bool tuple = v.type != KW_MP_ARRAY;
+
+			if (v.type == KW_MP_NIL || (v.type == KW_MP_ARRAY && !v.len))
+				return 1;   /* `if not next_servers: return` */
+			if (!list_of(&v, &sub, &list))
+				return -KW_EINVAL;
+			if (!list.len)
+				return 1;
+			if (hop_read(tuple ? &sub : &rd, &list, h) < 0)
+				return -KW_EINVAL;
+			found = true;
+			if (!tuple)
+				continue;   /* the list's elements were read */
+		} else if (!key_is(&k, "session_id") && !key_is(&k, "pushed")) {
+			keep++;
+		}
+		if (kw_mp_skip(&rd, &v) < 0)
+			return -KW_EINVAL;
+	}
+	if (!found)
+		return 1;
+	/* pass 2: the kept pairs as they were, then the three Petals sets */
+	kw_mp_put_map(w, keep + 3);
+	(void)kw_mp_reader_init(&rd, b, len, 0);
+	(void)kw_mp_read(&rd, &map);
+	for (uint32_t i = 0; i < map.len; i++) {
+		uint32_t at = rd.pos;
+
+		(void)kw_mp_read(&rd, &k);
+		(void)kw_mp_skip(&rd, &k);
+		(void)kw_mp_read(&rd, &v);
+		(void)kw_mp_skip(&rd, &v);
+		if (!key_is(&k, "next_servers") && !key_is(&k, "session_id") &&
+		    !key_is(&k, "pushed"))
+			put_raw(w, b + at, rd.pos - at);
+	}
+	kw_mp_put_cstr(w, "session_id");
+	kw_mp_put_str(w, (const char *)h->session, h->session_len);
+	kw_mp_put_cstr(w, "next_servers");
+	kw_mp_put_array(w, h->n_rest);
+	put_raw(w, h->rest, h->rest_len);
+	kw_mp_put_cstr(w, "pushed");
+	kw_mp_put_bool(w, true);
+	return w->err ? w->err : 0;
+}
+
+static size_t pb_key_len(uint8_t *p, unsigned field, size_t n)
+{
+	size_t o = 0;
+
+	p[o++] = (uint8_t)(field << 3 | 2);
+	do {
+		p[o++] = (uint8_t)((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
+		n >>= 7;
+	} while (n);
+	return o;
+}
+
+struct span {
+	const uint8_t *p;
+	size_t n;
+};
+
+/* The raw ExpertRequest.tensors entries (key, length and Tensor) of a request that decoded,
+ * in order, into sp[0..cap); returns the bytes of those after the first. */
+static size_t tensor_spans(const uint8_t *req, size_t len, struct span *sp, size_t cap)
+{
+	size_t pos = 0, k = 0, others = 0;
+
+	while (pos < len) {
+		size_t at = pos;
+		uint64_t key, n = 0;
+
+		if (kw_serve_pb_varint(req, len, &pos, &key) < 0)
+			break;
+		switch (key & 7) {
+		case 0:
+			if (kw_serve_pb_varint(req, len, &pos, &n) < 0)
+				pos = len + 1;
+			break;
+		case 1:
+			pos += 8;
+			break;
+		case 5:
+			pos += 4;
+			break;
+		case 2:
+			if (kw_serve_pb_varint(req, len, &pos, &n) < 0 || n > len - pos)
+				pos = len + 1;
+			else
+				pos += (size_t)n;
+			break;
+		default:
+			pos = len + 1;
+		}
+		if (pos > len)
+			break;   /* it decoded before: cannot happen */
+		if (key == (2 << 3 | 2) && k < cap) {
+			sp[k] = (struct span){ .p = req + at, .n = pos - at };
+			others += k++ ? pos - at : 0;
+		}
+	}
+	return others;
+}
+
+static void push_done(const struct kw_hm_result *r, void *user)
+{
+	struct kw_serve *s = user;
+
+	if (r->err == 0 && !r->remote_error)
+		return;
+	s->st.pushes_out_failed++;
+	KW_LOG_DBG(serve, "rpc_push to the next server failed (%s); its client sends the step "
+		   "itself", r->err ? kw_strerror(r->err) : "the server answered an error");
+}
+
+static size_t reply_cap(const struct kw_serve *s);
+
+/* The request buffer: the reply's tensors, the request's others, the uid and metadata. */
+static size_t push_cap(const struct kw_serve *s)
+{
+	return reply_cap(s) + KW_SERVE_PUSH_EXTRA;
+}
+
+static void push_outputs(struct kw_serve_sess *ss, const uint8_t *reply, size_t reply_len)
+{
+	struct kw_serve *s = ss->s;
+	const uint8_t *req = ss->c_req;
+	size_t req_len = ss->c_req_len, o = 0, meta_len = 0, cap = push_cap(s);
+	struct kw_serve_req r;
+	struct kw_serve_push_hop h;
+	struct kw_mp_writer w;
+	struct kw_peer_id pid;
+	struct kw_conn *c;
+	uint8_t *b = s->push_buf;
+	const char *why = "the request";
+	struct span spans[KW_SERVE_TENSORS_MAX];
+	size_t others;
+	int ret;
+
+	if (!s->hm || !b || kw_serve_req_decode(&r, req, req_len, &why) < 0 || !r.meta_len ||
+	    ss->c_pr.on)
+		return;   /* iterate_rpc_inference: can_push = not has_prompts */
+	/* the metadata goes at the end of the buffer first: its size is known after */
+	memset(&h, 0, sizeof(h));
+	kw_mp_writer_init(&w, b + cap - KW_SERVE_PUSH_EXTRA / 2, KW_SERVE_PUSH_EXTRA / 2);
+	ret = kw_serve_push_meta(r.meta, r.meta_len, &w, &h);
+	if (ret == 1)
+		return;
+	s->st.pushes_out++;
+	if (ret < 0) {
+		why = "next_servers is not a list of [peer_id, session_id, start, end]";
+		goto fail;
+	}
+	meta_len = w.len;
+	if (kw_peer_id_from_text(h.peer, &pid) < 0) {
+		why = "next_servers names a peer_id that does not parse";
+		goto fail;
+	}
+	c = kw_swarm_find_conn(kw_conn_swarm(kw_hm_stream_conn(ss->st)), &pid);
+	if (!c) {
+		why = "no connection to the next server";
+		goto fail;
+	}
+	others = tensor_spans(req, req_len, spans, KW_SERVE_TENSORS_MAX);
+	/* uid: "prefix.start prefix.start+1 ..." (CHAIN_DELIMITER ' ', UID_DELIMITER '.') */
+	{
+		char uid[CHAIN_MAX * (KW_SERVE_UID_MAX + 2)];
+		size_t u = 0;
+
+		for (int64_t i = h.start; i < h.end && u < sizeof(uid); i++)
+			u += (size_t)snprintf(uid + u, sizeof(uid) - u, "%s%s.%lld", u ? " " : "",
+					      s->prefix, (long long)i);
+		if (u >= sizeof(uid) || u + 16 + reply_len + others + 16 + meta_len >
+		    cap - KW_SERVE_PUSH_EXTRA / 2) {
+			why = "the pushed request does not fit its buffer";
+			goto fail;
+		}
+		o += pb_key_len(b + o, 1, u);
+		memcpy(b + o, uid, u);
+		o += u;
+	}
+	/* the output as answered: ExpertResponse.tensors (2) is ExpertRequest.tensors (2) */
+	memcpy(b + o, reply, reply_len);
+	o += reply_len;
+	/* request.tensors[1:], as they came */
+	for (size_t k = 1; k < r.n_tensors; k++) {
+		memcpy(b + o, spans[k].p, spans[k].n);
+		o += spans[k].n;
+	}
+	o += pb_key_len(b + o, 3, meta_len);
+	memmove(b + o, b + cap - KW_SERVE_PUSH_EXTRA / 2, meta_len);
+	o += meta_len;
+	ret = kw_hm_call(s->hm, c, KW_SERVE_PT_PUSH, b, o, 0, push_done, s);
+	if (ret == 0)
+		return;
+	why = kw_strerror(ret);
+fail:
+	s->st.pushes_out_failed++;
+	KW_LOG_DBG(serve, "rpc_push to the next server not sent: %s", why);
+}
+
 /* A step's result (ret as step()'s, the reply in slot->out): answer it. 0, 1 (reply kept:
  * hold the stream), or < 0 after ending the session with an error. */
 static int step_answer(struct kw_serve_sess *ss, struct kw_serve_slot *slot, int ret,
@@ -490,6 +876,8 @@ static int step_answer(struct kw_serve_sess *ss, struct kw_serve_slot *slot, int
 				       "reply of %zu bytes does not fit the stream buffer (%s)", len,
 				       kw_strerror(ret));
 			sess_fail(ss, st, slot->err);
+		} else if (ss->c_req) {
+			push_outputs(ss, slot->out, len);   /* after our own answer is queued */
 		}
 	} else {
 		ret = 0;   /* a repeated step_id: no answer */
@@ -519,7 +907,8 @@ static void step_done(struct kw_serve *s, struct kw_serve_slot *slot, void *user
  * (a held stream message; a push's request dies with its reply, so it computes here).
  */
 static int serve_request(struct kw_serve_sess *ss, const struct kw_serve_req *r,
-			 const struct kw_serve_infer_meta *m, bool may_defer)
+			 const struct kw_serve_infer_meta *m, const uint8_t *msg, size_t msg_len,
+			 bool may_defer)
 {
 	struct kw_serve *s = ss->s;
 	struct kw_hm_stream *st = ss->st;
@@ -536,6 +925,8 @@ static int serve_request(struct kw_serve_sess *ss, const struct kw_serve_req *r,
 	}
 	slot->err[0] = '\0';
 	s->st.calls++;
+	ss->c_req = msg;
+	ss->c_req_len = msg_len;
 	ret = step(ss, slot, r, m, &len);
 	if (ret == 2 && may_defer && !s->lane.tried)
 		(void)kw_serve_lane_attach(s, ss->loop);
@@ -557,15 +948,191 @@ static int serve_request(struct kw_serve_sess *ss, const struct kw_serve_req *r,
 	return ret;
 }
 
-/* The first request: chain, metadata, cache. 0 with the session open, or < 0 (answered). */
+/* ---- waiting for a cache slot (alloc_timeout) ---------------------------------------------- */
+
+static struct kw_serve_sess *sess_of(struct kw_serve *s, void *u)
+{
+	struct kw_serve_sess *ss = u;
+
+	return ss && ss >= s->sess && ss < s->sess + s->lim.sessions ? ss : NULL;
+}
+
+static struct kw_serve_wait *wait_of(struct kw_serve *s, void *u)
+{
+	struct kw_serve_wait *w = u;
+
+	return w && s->wait && w >= s->wait && w < s->wait + s->lim.alloc_waiters ? w : NULL;
+}
+
+/* Python's repr of a float (shortest digits that read back the same, at least one
+ * decimal), for the values a timeout takes. */
+static void float_repr(double x, char *out, size_t cap)
+{
+	for (int d = 1; d <= 17; d++) {
+		snprintf(out, cap, "%.*f", d, x);
+		if (strtod(out, NULL) == x)
+			return;
+	}
+}
+
+/* The waiter leaves the queue (its stream is not touched). */
+static void wait_drop(struct kw_serve_wait *w)
+{
+	kw_timer_cancel(w->loop, &w->timer);
+	w->st = NULL;
+	w->msg = NULL;
+	w->s->st.alloc_waiting--;
+}
+
+/* Ends a waiter's stream with str(repr). */
+static void wait_fail(struct kw_serve_wait *w, const char *repr)
+{
+	struct kw_hm_stream *st = w->st;
+	char msg[KW_SERVE_ERR_MAX];
+
+	wait_drop(w);
+	w->s->st.calls++;
+	w->s->st.errors++;
+	kw_serve_pystr(repr, msg, sizeof(msg));
+	kw_hm_stream_set_user(st, NULL);
+	(void)kw_hm_stream_error(st, msg);
+}
+
+static void on_wait_timeout(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_serve_wait *w = t->arg;
+	char err[KW_SERVE_ERR_MAX];
+
+	(void)l;
+	/* memory_cache.py _wait_for_free_memory: async_timeout fires first */
+	kw_serve_pyerr(err, sizeof(err), "AllocationFailed", "Could not allocate %llu within %s "
+		       "seconds", (unsigned long long)w->want, w->timeout_repr);
+	KW_LOG_INF(serve, "rpc_inference: no cache slot freed within %s s; session refused",
+		   w->timeout_repr);
+	w->s->st.alloc_timeouts++;
+	wait_fail(w, err);
+}
+
+static int deliver(struct kw_serve *s, struct kw_serve_sess *ss, struct kw_hm_stream *st,
+		   const uint8_t *msg, size_t len, bool may_defer);
+
+/* A slot was freed: the oldest waiter opens its session with its held first request. */
+static void on_grant(struct kw_loop *l, struct kw_timer *t)
+{
+	struct kw_serve *s = t->arg;
+
+	(void)l;
+	while (s->st.alloc_waiting && s->kv.open < s->lim.sessions) {
+		struct kw_serve_wait *w = NULL;
+		struct kw_hm_stream *st;
+		const uint8_t *msg;
+		size_t len;
+		bool open = false;
+		int ret;
+
+		for (uint32_t i = 0; i < s->lim.alloc_waiters; i++)
+			if (s->wait[i].st && (!w || s->wait[i].seq < w->seq))
+				w = &s->wait[i];
+		if (!w)
+			break;
+		st = w->st;
+		msg = w->msg;
+		len = w->len;
+		wait_drop(w);
+		kw_hm_stream_set_user(st, NULL);
+		ret = deliver(s, NULL, st, msg, len, true);
+		for (uint32_t i = 0; i < s->lim.alloc_waiters; i++)
+			if (s->wait[i].st == st)
+				return;   /* queued again (cannot happen: a slot was free) */
+		for (uint32_t i = 0; i < s->lim.sessions; i++)
+			open |= s->sess[i].st == st;
+		/* the session is open and its first step answered (not kept, not on the lane, not
+		 * waiting again): the stream delivers the next request */
+		if (ret == 0 && open)
+			(void)kw_hm_stream_next(st);
+	}
+}
+
+/*
+ * Every slot is taken: the session waits up to min(alloc_timeout, max_alloc_timeout) for one
+ * (petals memory_cache.py allocate_cache), and also at most step_timeout, after which the
+ * stream's own idle deadline would end it. 1: queued (hold the request); < 0: the text in
+ * err (no room in the queue, or no wait asked for).
+ */
+static int wait_enqueue(struct kw_serve *s, struct kw_hm_stream *st, const uint8_t *msg,
+			size_t len, const struct kw_serve_infer_meta *m, uint64_t want, char *err,
+			size_t cap)
+{
+	struct kw_serve_wait *w = NULL;
+	double t = m->alloc_timeout, tmax = s->lim.max_alloc_timeout_ms / 1000.0;
+	char repr[32];
+
+	if (t > tmax)
+		t = tmax;
+	float_repr(t, repr, sizeof(repr));
+	if (!(t > 0)) {
+		if (t == 0)
+			kw_serve_pyerr(err, cap, "AllocationFailed", "Could not allocate %llu bytes "
+				       "immediately: out of memory", (unsigned long long)want);
+		else   /* a negative timeout has passed already */
+			kw_serve_pyerr(err, cap, "AllocationFailed", "Could not allocate %llu within "
+				       "%s seconds", (unsigned long long)want, repr);
+		return -KW_ENOMEM;
+	}
+	for (uint32_t i = 0; i < s->lim.alloc_waiters && !w; i++)
+		if (!s->wait[i].st)
+			w = &s->wait[i];
+	if (!w || !msg) {
+		kw_serve_pyerr(err, cap, "AllocationFailed", "Could not allocate %llu bytes: every "
+			       "cache slot is taken and %u sessions already wait for one",
+			       (unsigned long long)want, s->lim.alloc_waiters);
+		return -KW_ENOMEM;
+	}
+	w->loop = &kw_swarm_node(kw_conn_swarm(kw_hm_stream_conn(st)))->loop;
+	if (kw_timer_start(w->loop, &w->timer, KW_MIN((uint64_t)(t * 1000.0 + 0.5),
+						      (uint64_t)s->lim.step_timeout_ms)) < 0) {
+		kw_serve_pyerr(err, cap, "AllocationFailed", "Could not allocate %llu bytes "
+			       "immediately: out of memory", (unsigned long long)want);
+		return -KW_ENOMEM;
+	}
+	w->st = st;
+	w->msg = msg;
+	w->len = len;
+	w->seq = ++s->wait_seq;
+	w->want = want;
+	memcpy(w->timeout_repr, repr, sizeof(repr));
+	kw_hm_stream_set_user(st, w);
+	s->st.alloc_waits++;
+	s->st.alloc_waiting++;
+	KW_LOG_INF(serve, "rpc_inference: every cache slot is taken; a session waits up to %s s",
+		   repr);
+	return 1;
+}
+
+size_t kw_serve_infer_refuse_waiters(struct kw_serve *s, const char *repr)
+{
+	size_t n = 0;
+
+	for (uint32_t i = 0; s->wait && i < s->lim.alloc_waiters; i++)
+		if (s->wait[i].st) {
+			wait_fail(&s->wait[i], repr);
+			n++;
+		}
+	return n;
+}
+
+/* The first request: chain, metadata, cache. 0 with the session open, 1 waiting for a slot
+ * (msg/len, the held request, is kept), or < 0 (answered). */
 static int sess_open(struct kw_serve *s, struct kw_hm_stream *st, const struct kw_serve_req *r,
-		     const struct kw_serve_infer_meta *m, struct kw_serve_sess **out)
+		     const struct kw_serve_infer_meta *m, const uint8_t *msg, size_t len,
+		     struct kw_serve_sess **out)
 {
 	char err[KW_SERVE_ERR_MAX];
 	struct kw_serve_sess *ss = NULL;
 	uint32_t chain[CHAIN_MAX], batch = 1;
 	size_t n_chain;
 	uint64_t want;
+	int kret;
 
 	err[0] = '\0';
 	if (s->lim.max_blocks > CHAIN_MAX) {   /* Kconfig's range keeps it below */
@@ -587,6 +1154,11 @@ static int sess_open(struct kw_serve *s, struct kw_hm_stream *st, const struct k
 	if (m->bad_points) {
 		kw_serve_pyerr(err, sizeof(err), "AssertionError", "rpc_inference should have "
 			       "number of points as a number or None, got %s", m->points_repr);
+		goto fail;
+	}
+	if (m->bad_alloc_timeout) {
+		kw_serve_pyerr(err, sizeof(err), m->alloc_err[0] == 'c' ? "ValueError" :
+			       "TypeError", "%s", m->alloc_err);
 		goto fail;
 	}
 	if (m->max_length < 0 || m->max_length > s->lim.session_tokens) {
@@ -620,8 +1192,15 @@ static int sess_open(struct kw_serve *s, struct kw_hm_stream *st, const struct k
 	for (uint32_t i = 0; i < s->lim.sessions && !ss; i++)
 		if (!s->sess[i].st)
 			ss = &s->sess[i];
-	if (!ss || kw_kv_open(&s->kv, batch, &ss->kv) < 0) {
-		/* every slot is taken; alloc_timeout is not waited on (said in doc/serve.md) */
+	kret = ss ? kw_kv_open(&s->kv, batch, &ss->kv) : -KW_ENOSPC;
+	if (kret == -KW_ENOSPC) {
+		/* every slot is taken: wait for one (alloc_timeout), or refuse */
+		if (wait_enqueue(s, st, msg, len, m, want, err, sizeof(err)) == 1)
+			return 1;
+		goto fail;
+	}
+	if (kret < 0) {
+		/* a batch wider than a slot's positions (max_length 0): no slot would ever do */
 		kw_serve_pyerr(err, sizeof(err), "AllocationFailed", "Could not allocate %llu "
 			       "bytes immediately: out of memory", (unsigned long long)want);
 		goto fail;
@@ -644,12 +1223,12 @@ static int sess_open(struct kw_serve *s, struct kw_hm_stream *st, const struct k
 	*out = ss;
 	return 0;
 fail: {
-		char msg[KW_SERVE_ERR_MAX];
+		char text[KW_SERVE_ERR_MAX];
 
 		s->st.calls++;
 		s->st.errors++;
-		kw_serve_pystr(err, msg, sizeof(msg));
-		(void)kw_hm_stream_error(st, msg);
+		kw_serve_pystr(err, text, sizeof(text));
+		(void)kw_hm_stream_error(st, text);
 		return -KW_EINVAL;
 	}
 }
@@ -662,6 +1241,7 @@ static int deliver(struct kw_serve *s, struct kw_serve_sess *ss, struct kw_hm_st
 	struct kw_serve_req r;
 	struct kw_serve_infer_meta m;
 	const char *why;
+	int ret;
 
 	err[0] = '\0';
 	if (kw_serve_req_decode(&r, msg, len, &why) < 0) {
@@ -690,8 +1270,9 @@ static int deliver(struct kw_serve *s, struct kw_serve_sess *ss, struct kw_hm_st
 			(void)kw_hm_stream_error(st, t);
 			return -KW_EINVAL;
 		}
-		if (sess_open(s, st, &r, &m, &ss) < 0)
-			return -KW_EINVAL;
+		ret = sess_open(s, st, &r, &m, may_defer ? msg : NULL, len, &ss);
+		if (ret)
+			return ret < 0 ? -KW_EINVAL : 1;   /* 1: waiting for a slot, held */
 	} else if (err[0]) {
 		sess_fail(ss, ss->st, err);
 		return -KW_EINVAL;
@@ -708,12 +1289,12 @@ static int deliver(struct kw_serve *s, struct kw_serve_sess *ss, struct kw_hm_st
 	if (m.pushed)
 		s->st.pushes++;
 	kw_timer_start(ss->loop, &ss->timer, s->lim.step_timeout_ms);
-	return serve_request(ss, &r, &m, may_defer);
+	return serve_request(ss, &r, &m, msg, len, may_defer);
 }
 
 static int inf_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void *arg)
 {
-	struct kw_serve_sess *ss = kw_hm_stream_user(st);
+	struct kw_serve_sess *ss = sess_of(arg, kw_hm_stream_user(st));
 	int ret;
 
 	if (ss && ss->pend_len) {
@@ -728,10 +1309,9 @@ static int inf_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void
 
 static void inf_writable(struct kw_hm_stream *st, void *arg)
 {
-	struct kw_serve_sess *ss = kw_hm_stream_user(st);
+	struct kw_serve_sess *ss = sess_of(arg, kw_hm_stream_user(st));
 	int ret;
 
-	(void)arg;
 	if (!ss || !ss->pend_len)
 		return;
 	ret = kw_hm_stream_send(st, ss->pend, ss->pend_len);
@@ -756,10 +1336,14 @@ static void inf_writable(struct kw_hm_stream *st, void *arg)
 /* The caller's END_OF_STREAM without the empty request: the session ends as well. */
 static void inf_end(struct kw_hm_stream *st, void *arg)
 {
-	struct kw_serve_sess *ss = kw_hm_stream_user(st);
+	struct kw_serve_sess *ss = sess_of(arg, kw_hm_stream_user(st));
+	struct kw_serve_wait *w = wait_of(arg, kw_hm_stream_user(st));
 
-	(void)arg;
-	if (ss) {
+	if (w) {
+		wait_drop(w);   /* the caller gave up before its session opened */
+		kw_hm_stream_set_user(st, NULL);
+		(void)kw_hm_stream_end(st);
+	} else if (ss) {
 		sess_end(ss);
 	} else {
 		/* no request at all: Petals times out waiting for the first one and returns */
@@ -769,10 +1353,12 @@ static void inf_end(struct kw_hm_stream *st, void *arg)
 
 static void inf_cancel(struct kw_hm_stream *st, int reason, void *arg)
 {
-	struct kw_serve_sess *ss = kw_hm_stream_user(st);
+	struct kw_serve_sess *ss = sess_of(arg, kw_hm_stream_user(st));
+	struct kw_serve_wait *w = wait_of(arg, kw_hm_stream_user(st));
 
-	(void)arg;
 	(void)reason;
+	if (w)
+		wait_drop(w);   /* its stream closed: it leaves the queue */
 	if (ss)
 		sess_free(ss);
 }
@@ -852,7 +1438,9 @@ size_t kw_serve_infer_bytes(const struct kw_serve *s)
 
 	if (!kv)
 		return 0;
-	return kv + s->lim.sessions * (sizeof(struct kw_serve_sess) + rc + 64) + 256;
+	return kv + s->lim.sessions * (sizeof(struct kw_serve_sess) + rc + 64) + 256 +
+	       (s->lim.alloc_waiters ? s->lim.alloc_waiters : KW_SERVE_ALLOC_WAITERS) *
+	       sizeof(struct kw_serve_wait) + 64 + rc + KW_SERVE_PUSH_EXTRA + 16;
 }
 
 int kw_serve_infer_start(struct kw_serve *s)
@@ -865,6 +1453,22 @@ int kw_serve_infer_start(struct kw_serve *s)
 		return ret;
 	s->sess = kw_arena_alloc(s->a, s->lim.sessions * sizeof(*s->sess), 64);
 	if (!s->sess)
+		return -KW_ENOMEM;
+	if (!s->lim.alloc_waiters)
+		s->lim.alloc_waiters = KW_SERVE_ALLOC_WAITERS;
+	if (!s->lim.max_alloc_timeout_ms)
+		s->lim.max_alloc_timeout_ms = KW_SERVE_MAX_ALLOC_TIMEOUT_MS;
+	s->wait = kw_arena_alloc(s->a, s->lim.alloc_waiters * sizeof(*s->wait), 64);
+	if (!s->wait)
+		return -KW_ENOMEM;
+	memset(s->wait, 0, s->lim.alloc_waiters * sizeof(*s->wait));
+	for (uint32_t i = 0; i < s->lim.alloc_waiters; i++) {
+		s->wait[i].s = s;
+		kw_timer_init(&s->wait[i].timer, on_wait_timeout, &s->wait[i]);
+	}
+	kw_timer_init(&s->grant, on_grant, s);
+	s->push_buf = kw_arena_alloc(s->a, push_cap(s), 16);
+	if (!s->push_buf)
 		return -KW_ENOMEM;
 	memset(s->sess, 0, s->lim.sessions * sizeof(*s->sess));
 	for (uint32_t i = 0; i < s->lim.sessions; i++) {

@@ -16,6 +16,9 @@
 #include "serve.h"
 
 #define KW_SERVE_ERR_MAX 256   /* an error text (a Python repr) */
+/* Room in the rpc_push buffer beyond two replies: the uid and the pushed metadata (half of
+ * it each at most). */
+#define KW_SERVE_PUSH_EXTRA 8192
 
 /* The result of a served request: the reply (the slot's out) or an error text (slot->err). */
 struct kw_serve_out {
@@ -92,6 +95,7 @@ struct kw_serve_expert {
 };
 
 struct kw_serve_sess;   /* an rpc_inference session (serve_infer.c) */
+struct kw_serve_wait;   /* a session waiting for a cache slot (serve_infer.c) */
 struct kw_serve_sc;     /* an rpc_*_stream call (serve_stream.c) */
 
 struct kw_serve {
@@ -120,6 +124,10 @@ struct kw_serve {
 	struct kw_hm *hm;
 	struct kw_kv_cache kv;   /* lim.sessions slots of lim.session_tokens x count blocks */
 	struct kw_serve_sess *sess;
+	struct kw_serve_wait *wait;  /* lim.alloc_waiters waiters, served oldest first */
+	uint64_t wait_seq;
+	struct kw_timer grant;       /* a slot freed: the oldest waiter opens, from the loop */
+	uint8_t *push_buf;           /* one rpc_push request to the next server (next_servers) */
 	struct kw_serve_sc *sc;  /* lim.slots stream calls */
 	struct kw_serve_lane lane;
 	/* pausing (app/serve_drain.c): the refusal text while new work is refused (NULL:
@@ -139,6 +147,9 @@ void kw_serve_idle_check(struct kw_serve *s);
 /* Ends every open rpc_inference session with an error frame holding str(repr) (serve_infer.c);
  * returns how many. */
 size_t kw_serve_infer_close_all(struct kw_serve *s, const char *repr);
+/* Ends every session waiting for a cache slot with an error frame holding str(repr)
+ * (pausing); returns how many. */
+size_t kw_serve_infer_refuse_waiters(struct kw_serve *s, const char *repr);
 
 /* A request slot from the pool (NULL when all are taken; *tok is given back to slot_put). */
 struct kw_serve_slot *kw_serve_slot_get(struct kw_serve *s, void **tok);
@@ -165,7 +176,10 @@ uint64_t kw_serve_cache_tokens(const struct kw_serve *s);
  * as 64-bit FNV-1a hashes, 0 = absent). */
 struct kw_serve_infer_meta {
 	bool has_max_length, has_start, has_step, pushed, has_comp, bad_points;
+	bool bad_alloc_timeout;      /* float(alloc_timeout) raises: the text is alloc_err */
 	int64_t max_length, start;
+	double alloc_timeout;        /* seconds; 0 when absent (Petals' default) */
+	char alloc_err[96];
 	uint64_t step_id, session_id;
 	enum kw_compression comp;
 	char max_length_repr[32], points_repr[32];   /* Python reprs for the error texts */
@@ -174,6 +188,24 @@ struct kw_serve_infer_meta {
  * skipped). Return: 0; -KW_EINVAL with the Python error text (a repr) in err. */
 int kw_serve_infer_meta_decode(const uint8_t *b, size_t len, struct kw_serve_infer_meta *m,
 			       char *err, size_t cap);
+/* The first hop of a step's next_servers ([peer_id, session_id, start, end]); views into
+ * the metadata decoded. */
+struct kw_serve_push_hop {
+	char peer[128];              /* base58 text, NUL-terminated */
+	const uint8_t *session;
+	size_t session_len;
+	int64_t start, end;          /* 0 <= start < end, end - start <= 64 */
+	const uint8_t *rest;         /* next_servers[1:], raw msgpack elements */
+	size_t rest_len;
+	uint32_t n_rest;
+};
+/* The metadata a step's push carries to its next hop (petals handler.py _push_outputs): the
+ * step's metadata b[0..len) with session_id = the hop's, next_servers = the rest, pushed =
+ * True, written into w. Return: 0 with *h; 1: no next_servers (nothing to push); -KW_EINVAL
+ * (next_servers is not a list of hops); the writer's -KW_ENOSPC. */
+int kw_serve_push_meta(const uint8_t *b, size_t len, struct kw_mp_writer *w,
+		       struct kw_serve_push_hop *h);
+
 /* hypo_ids: DUMMY (n = 0) or B uncompressed int64 indices below B into hypo[0..cap).
  * Return: 0 with *n; -KW_EINVAL with the error text in err. */
 int kw_serve_infer_hypo(const struct kw_tensor_msg *hy, uint32_t B, uint32_t *hypo, size_t cap,
@@ -183,6 +215,29 @@ int kw_serve_infer_hypo(const struct kw_tensor_msg *hy, uint32_t B, uint32_t *hy
  * err. Return: 0, -KW_ENOENT (a block not held), -KW_ELIMIT (longer than max_blocks). */
 int kw_serve_petals_chain(struct kw_serve *s, const char *uid, size_t uid_len, uint32_t *idx,
 			  size_t *n, char *err, size_t cap);
+
+/*
+ * Deep prompts (petals server/block_functions.py @ 22afba6): a prompts tensor of shape
+ * (num_blocks, Bp, pre_seq_len, H), Bp 1 or the batch; prompts[i] is added to the first
+ * pre_seq_len positions of the hidden states before block i of the chain. Kept as a view
+ * of the request's tensor (uncompressed, sliced per block when added).
+ */
+struct kw_serve_prompts {
+	struct kw_tensor_msg m;      /* the request's tensor (its buffer is the request's) */
+	bool on;                     /* false: absent or DUMMY */
+	enum kw_codec_dtype dt;
+	size_t el;                   /* bytes per value in the buffer */
+	uint32_t nb, bp, pre;
+};
+/* Checks prompts m (NULL: absent) against a chain of n_chain blocks and hidden states
+ * (B, T, H) as torch would add them, into *p. Return: 0; -KW_EINVAL with the text in err. */
+int kw_serve_prompts_check(struct kw_serve *s, const struct kw_tensor_msg *m, size_t n_chain,
+			   uint32_t B, uint32_t T, struct kw_serve_prompts *p, char *err,
+			   size_t cap);
+/* h[:, :pre] += prompts[i] for h (B, T, H); scratch holds Bp x pre x H floats. 0 or
+ * -KW_EBADMSG (the slice does not decode: cannot happen after the check). */
+int kw_serve_prompts_add(struct kw_serve *s, const struct kw_serve_prompts *p, size_t i,
+			 float *h, uint32_t B, uint32_t T, float *scratch);
 
 /* Writes repr(cls(msg)) as Python prints it into out[0..cap): cls('msg') with msg quoted and
  * escaped as str.__repr__ does for ASCII (the texts here are ASCII). */

@@ -5,17 +5,19 @@
  * run_rpc_backward for the computation, server.py for the schemas):
  *   uid        a chain of block uids "<prefix>.<i>" joined by ' ' (CHAIN_DELIMITER), run in
  *              the order given; every one must be held (_check_uids)
- *   forward    tensors [hidden_states (B, T, H), prompts?]: prompts absent or DUMMY (an empty
- *              tensor); answers [hidden_states out]
+ *   forward    tensors [hidden_states (B, T, H), prompts?]: prompts absent, DUMMY (an empty
+ *              tensor) or deep prompts (num_blocks, Bp, pre_seq_len, H), prompts[i] added
+ *              to the first pre_seq_len positions before block i; answers [hidden_states out]
  *   backward   tensors [inputs (B, T, H), grad_outputs (B, T, H), prompts?]: the forward is
- *              recomputed block by block keeping each block's input, then the gradient runs
- *              back through the chain; answers [grad_inputs]
+ *              recomputed block by block (prompts added) keeping each block's input, then
+ *              the gradient runs back through the chain; answers [grad_inputs], and
+ *              grad_prompts (num_blocks, B, pre_seq_len, H) after it with deep prompts
  *   metadata   msgpack map: output_compression (list/tuple of one int), active_adapter (only
  *              nil or "" here: no adapters), points (a number); other keys are ignored
  * Schemas: BatchTensorDescriptor(1, 2048, hidden, dtype, compression NONE), device nil, as
  * server.py builds them; the dtype is torch.float32, what these handlers answer in (the
- * int8 weights compute in fp32). Deep prompts are not served; rpc_inference (a KV-cache
- * session over a stream handler) is app/serve_infer.c.
+ * int8 weights compute in fp32). rpc_inference (a KV-cache session over a stream handler)
+ * is app/serve_infer.c.
  */
 #include <stdio.h>
 #include <string.h>
@@ -226,32 +228,110 @@ static void info(struct kw_serve *s, struct kw_serve_slot *slot, const struct kw
 	o->is_error = false;
 }
 
-/* A prompts tensor: absent, or DUMMY (no elements) is fine; deep prompts are not served. */
-static int check_prompts(struct kw_serve_slot *slot, const struct kw_serve_req *r, size_t at)
+int kw_serve_prompts_check(struct kw_serve *s, const struct kw_tensor_msg *m, size_t n_chain,
+			   uint32_t B, uint32_t T, struct kw_serve_prompts *p, char *err,
+			   size_t cap)
 {
-	size_t n;
+	size_t H = s->d.hidden, n = 0;
 
-	if (r->n_tensors <= at)
+	memset(p, 0, sizeof(*p));
+	if (!m || (kw_tensor_msg_numel(m, &n) == 0 && n == 0))
+		return 0;   /* is_dummy(prompts) */
+	if (kw_codec_dtype_parse(m->dtype, strlen(m->dtype), &p->dt) < 0) {
+		kw_serve_pyerr(err, cap, "TypeError", "prompts: dtype %s is not served (float32, "
+			       "float16 or bfloat16)", m->dtype[0] ? m->dtype : "(none)");
+		return -KW_EINVAL;
+	}
+	if (m->ndim != 4 || m->shape[3] != H || !n) {
+		kw_serve_pyerr(err, cap, "ValueError", "prompts: expected a 4d tensor of shape "
+			       "[num_blocks, batch, pre_seq_len, %zu], got %ud", H, m->ndim);
+		return -KW_EINVAL;
+	}
+	if (m->compression != KW_COMP_NONE) {
+		/* sliced per block as it is added: an uncompressed buffer only */
+		kw_serve_pyerr(err, cap, "ValueError", "prompts: compression %d is not served for "
+			       "deep prompts (send them uncompressed)", (int)m->compression);
+		return -KW_EINVAL;
+	}
+	p->el = m->buf_len / n;
+	if (m->buf_len != n * p->el || (p->el != 4 && p->el != 2) ||
+	    (p->dt == KW_CODEC_F32 && p->el != 4) || (p->dt == KW_CODEC_F16 && p->el != 2)) {
+		kw_serve_pyerr(err, cap, "ValueError", "prompts: a buffer of %zu bytes does not "
+			       "hold %zu %s values", m->buf_len, n, m->dtype);
+		return -KW_EINVAL;
+	}
+	p->nb = m->shape[0];
+	p->bp = m->shape[1];
+	p->pre = m->shape[2];
+	if (p->nb != n_chain) {
+		/* block_functions.py iterate_rpc_inference's check (forward and backward would
+		 * zip the shorter list silently; refused here as well) */
+		kw_serve_pyerr(err, cap, "ValueError", "Received %u prompts for %zu backends",
+			       p->nb, n_chain);
+		return -KW_EINVAL;
+	}
+	/* hidden_states[:, :pre] += prompt, torch's broadcast checks from the last dim; a step
+	 * of no tokens computes nothing (block_functions.py), so adds nothing */
+	if (T && p->pre > T) {
+		kw_serve_pyerr(err, cap, "RuntimeError", "The size of tensor a (%u) must match the "
+			       "size of tensor b (%u) at non-singleton dimension 1", T, p->pre);
+		return -KW_EINVAL;
+	}
+	if (T && p->bp != B && p->bp != 1) {
+		if (B == 1)
+			kw_serve_pyerr(err, cap, "RuntimeError", "output with shape [1, %u, %zu] "
+				       "doesn't match the broadcast shape [%u, %u, %zu]", p->pre, H,
+				       p->bp, p->pre, H);
+		else
+			kw_serve_pyerr(err, cap, "RuntimeError", "The size of tensor a (%u) must "
+				       "match the size of tensor b (%u) at non-singleton dimension 0",
+				       B, p->bp);
+		return -KW_EINVAL;
+	}
+	p->m = *m;
+	p->on = true;
+	return 0;
+}
+
+int kw_serve_prompts_add(struct kw_serve *s, const struct kw_serve_prompts *p, size_t i,
+			 float *h, uint32_t B, uint32_t T, float *scratch)
+{
+	size_t H = s->d.hidden, per = (size_t)p->bp * p->pre * H;
+
+	if (!p->on)
 		return 0;
+	if (kw_codec_decode(s->codec, KW_COMP_NONE, p->dt, p->m.buf + i * per * p->el,
+			    per * p->el, per, H, scratch) < 0)
+		return -KW_EBADMSG;
+	for (uint32_t b = 0; b < B; b++) {
+		const float *src = scratch + (size_t)(p->bp == 1 ? 0 : b) * p->pre * H;
+		float *dst = h + (size_t)b * T * H;
+
+		for (size_t k = 0; k < (size_t)p->pre * H; k++)
+			dst[k] += src[k];
+	}
+	return 0;
+}
+
+/* At most one tensor after those a method takes (prompts). */
+static int check_count(struct kw_serve_slot *slot, const struct kw_serve_req *r, size_t at)
+{
 	if (r->n_tensors > at + 1) {
 		kw_serve_pyerr(slot->err, sizeof(slot->err), "ValueError",
 			       "expected at most %zu tensors, got %zu", at + 1, r->n_tensors);
 		return -KW_EINVAL;
 	}
-	if (kw_tensor_msg_numel(&r->t[at], &n) == 0 && n == 0)
-		return 0;
-	kw_serve_pyerr(slot->err, sizeof(slot->err), "NotImplementedError",
-		       "deep prompts are not served by this node (send a DUMMY prompts tensor)");
-	return -KW_EINVAL;
+	return 0;
 }
 
 void kw_serve_petals_run(struct kw_serve *s, struct kw_serve_slot *slot, int method,
 			 const struct kw_serve_req *r, struct kw_serve_out *o)
 {
-	uint32_t chain[64], shape[3];
+	uint32_t chain[64], shape[3], pshape[4];
 	size_t n_chain, nx, ng, H = s->d.hidden, max = (size_t)s->lim.max_rows * H, B, T;
 	enum kw_compression comp = KW_COMP_NONE;
-	struct kw_serve_tout t;
+	struct kw_serve_prompts pr;
+	struct kw_serve_tout t[2];
 	bool bwd = method == KW_SERVE_BACKWARD;
 	float *y = slot->y;
 	int ret = 0;
@@ -267,7 +347,7 @@ void kw_serve_petals_run(struct kw_serve *s, struct kw_serve_slot *slot, int met
 	}
 	if (kw_serve_petals_chain(s, r->uid, r->uid_len, chain, &n_chain, slot->err,
 				  sizeof(slot->err)) < 0 || read_meta(slot, r, &comp) < 0 ||
-	    check_prompts(slot, r, bwd ? 2 : 1) < 0) {
+	    check_count(slot, r, bwd ? 2 : 1) < 0) {
 		fail(slot, o);
 		return;
 	}
@@ -285,6 +365,19 @@ void kw_serve_petals_run(struct kw_serve *s, struct kw_serve_slot *slot, int met
 	}
 	B = r->t[0].shape[0];
 	T = r->t[0].shape[1];
+	if (kw_serve_prompts_check(s, r->n_tensors > (bwd ? 2u : 1u) ? &r->t[bwd ? 2 : 1] : NULL,
+				   n_chain, (uint32_t)B, (uint32_t)T, &pr, slot->err,
+				   sizeof(slot->err)) < 0) {
+		fail(slot, o);
+		return;
+	}
+	if (bwd && pr.on && (size_t)pr.nb * B * pr.pre > s->lim.max_rows) {
+		kw_serve_pyerr(slot->err, sizeof(slot->err), "ValueError", "prompts: a gradient "
+			       "of %zu rows exceeds this server's limit of %u (max_rows)",
+			       (size_t)pr.nb * B * pr.pre, s->lim.max_rows);
+		fail(slot, o);
+		return;
+	}
 	if (bwd) {
 		if (kw_serve_tensor_in(s, &r->t[1], "grad_outputs", 3, H, max, slot->g, &ng,
 				       slot->err, sizeof(slot->err)) < 0) {
@@ -299,9 +392,18 @@ void kw_serve_petals_run(struct kw_serve *s, struct kw_serve_slot *slot, int met
 		}
 		/* run_rpc_backward: forward through the chain keeping each block's input */
 		memcpy(slot->acts, slot->x, nx * sizeof(float));
-		for (size_t i = 0; i + 1 < n_chain && ret == 0; i++)
-			ret = kw_llama_forward(&s->lctx, &s->w[chain[i]], NULL, NULL, 0,
-					       slot->acts + i * nx, B, T, 0, slot->acts + (i + 1) * nx);
+		for (size_t i = 0; i + 1 < n_chain && ret == 0; i++) {
+			ret = kw_serve_prompts_add(s, &pr, i, slot->acts + i * nx, (uint32_t)B,
+						   (uint32_t)T, slot->y);
+			if (ret == 0)
+				ret = kw_llama_forward(&s->lctx, &s->w[chain[i]], NULL, NULL, 0,
+						       slot->acts + i * nx, B, T, 0,
+						       slot->acts + (i + 1) * nx);
+		}
+		if (ret == 0)
+			ret = kw_serve_prompts_add(s, &pr, n_chain - 1,
+						   slot->acts + (n_chain - 1) * nx, (uint32_t)B,
+						   (uint32_t)T, slot->y);
 		/* then back: g -> y -> g ... ending in whichever holds the last result */
 		float *gin = slot->g, *gout = slot->y;
 
@@ -310,16 +412,29 @@ void kw_serve_petals_run(struct kw_serve *s, struct kw_serve_slot *slot, int met
 
 			ret = kw_llama_backward(&s->lctx, &s->w[chain[i]], slot->acts + i * nx, gin,
 						B, T, gout);
+			/* grad of prompts[i]: grad_outputs[:, :pre] after block i, kept where
+			 * block i's input was (no longer needed) */
+			for (size_t b = 0; pr.on && b < B; b++)
+				memcpy(slot->acts + i * nx + b * pr.pre * H, gout + b * T * H,
+				       (size_t)pr.pre * H * sizeof(float));
 			tmp = gin;
 			gin = gout;
 			gout = tmp;
 		}
+		/* then packed as (num_blocks, B, pre_seq_len, H): each moves down, never over
+		 * one still to move */
+		for (size_t i = 1; pr.on && i < n_chain; i++)
+			memmove(slot->acts + i * B * pr.pre * H, slot->acts + i * nx,
+				B * pr.pre * H * sizeof(float));
 		y = gin;
 	} else {
 		memcpy(y, slot->x, nx * sizeof(float));
-		for (size_t i = 0; i < n_chain && ret == 0; i++)
-			ret = kw_llama_forward(&s->lctx, &s->w[chain[i]], NULL, NULL, 0, y, B, T, 0,
-					       y);
+		for (size_t i = 0; i < n_chain && ret == 0; i++) {
+			ret = kw_serve_prompts_add(s, &pr, i, y, (uint32_t)B, (uint32_t)T, slot->g);
+			if (ret == 0)
+				ret = kw_llama_forward(&s->lctx, &s->w[chain[i]], NULL, NULL, 0, y, B,
+						       T, 0, y);
+		}
 	}
 	if (ret < 0) {
 		kw_serve_pyerr(slot->err, sizeof(slot->err), "RuntimeError", "%s failed: %s",
@@ -330,8 +445,14 @@ void kw_serve_petals_run(struct kw_serve *s, struct kw_serve_slot *slot, int met
 	shape[0] = (uint32_t)B;
 	shape[1] = (uint32_t)T;
 	shape[2] = (uint32_t)H;
-	t = (struct kw_serve_tout){ .y = y, .shape = shape, .ndim = 3, .comp = comp };
-	if (kw_serve_response(s, slot, &t, 1, &o->len) < 0) {
+	pshape[0] = pr.nb;
+	pshape[1] = (uint32_t)B;
+	pshape[2] = pr.pre;
+	pshape[3] = (uint32_t)H;
+	/* run_rpc_backward: [grad_outputs, grad_prompts] when there were prompts */
+	t[0] = (struct kw_serve_tout){ .y = y, .shape = shape, .ndim = 3, .comp = comp };
+	t[1] = (struct kw_serve_tout){ .y = slot->acts, .shape = pshape, .ndim = 4, .comp = comp };
+	if (kw_serve_response(s, slot, t, bwd && pr.on ? 2 : 1, &o->len) < 0) {
 		fail(slot, o);
 		return;
 	}

@@ -22,6 +22,15 @@
 // answer (1, T, hidden) float32 tensors equal (within 1e-4) to the matching rows of one
 // unary rpc_forward of the whole 5-token prefix; the session ends with a clean close; a
 // max_length above the server's limit ends with the error frame Petals sends.
+// alloc_timeout (petals server/memory_cache.py allocate_cache): with every cache slot held,
+// a session asking alloc_timeout 0.2 is refused after it with Petals' AllocationFailed text
+// ("Could not allocate N within 0.2 seconds"), and one asking 20 s opens (its first step
+// answered) as soon as a held session ends. A second js peer opens those (the node serves
+// two streams per peer).
+// next_servers (petals handler.py _push_outputs): a step naming this js peer as the next
+// server is answered and its output pushed to the js rpc_push over the same connection, as
+// ExpertRequest{uid of the next span, tensors = [the answer's tensor, prompts, hypo_ids],
+// metadata = the step's with session_id = the next one's, next_servers = [], pushed = True}.
 // Exit 1 when any failed.
 import { execFileSync, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
@@ -32,7 +41,7 @@ import { createInterface } from 'node:readline'
 import protobuf from 'protobufjs'
 import {
   createNode, callUnary, HandlerError, mpDecode, mpEncode, multiaddr, Tuple, BatchTensorDescriptor,
-  encodeFrame, END_OF_STREAM, Reader, pb, decodePb
+  encodeFrame, END_OF_STREAM, Reader, pb, decodePb, serveUnary
 } from './hivemind-lib.mjs'
 
 const kwnode = process.argv[2]
@@ -172,6 +181,83 @@ async function inference (node, target) {
     /^Cannot allocate KV cache for 100000 tokens, max = \d+$/.test(msg ?? ''), String(msg))
   await bad.stream.close().catch(() => {})
 }
+// ---- alloc_timeout: waiting for a cache slot ----------------------------------------------
+async function firstStep (node, target, x, meta) {
+  const s = await openSession(node, target)
+  s.stream.send(stepRequest('tiny-llama.0 tiny-llama.1', x, 1,
+    { session_id: randomUUID(), step_id: randomUUID(), max_length: 8, args_structure: ARGS, ...meta }))
+  return s
+}
+async function endSession (s) {
+  s.stream.send(encodeFrame(0, Buffer.alloc(0)))
+  s.stream.send(END_OF_STREAM)
+  await nextFrame(s.reader)
+  await s.stream.close().catch(() => {})
+}
+const errText = (f) => f && f.marker === 1 ? decodePb(pb.RPCError, f.payload).message : null
+
+async function allocWait (node, node2, target) {
+  const x = new Float32Array(HIDDEN).map((_, i) => Math.sin(i) * 0.5)
+  // hold every slot: the node's sessions (two by default, one peer's two streams)
+  const held = []
+  for (let i = 0; i < 2; i++) {
+    const s = await firstStep(node, target, x, {})
+    const f = await nextFrame(s.reader)
+    check(`alloc_timeout: held session ${i} answered`, f && f.marker === 0, String(errText(f)))
+    held.push(s)
+  }
+  const slow = await firstStep(node2, target, x, { alloc_timeout: 20 })
+  const t0 = Date.now()
+  const quick = await firstStep(node2, target, x, { alloc_timeout: 0.2 })
+  const q = await nextFrame(quick.reader)
+  const waited = Date.now() - t0
+  check(`alloc_timeout: 0.2 s refused after it with Petals' text (${waited} ms)`,
+    /^Could not allocate \d+ within 0\.2 seconds$/.test(errText(q) ?? '') && waited >= 150,
+    String(errText(q)))
+  await quick.stream.close().catch(() => {})
+  const pending = nextFrame(slow.reader)
+  await endSession(held.shift())
+  const f = await Promise.race([pending, new Promise((resolve) => setTimeout(() => resolve('late'), 5000))])
+  check('alloc_timeout: the waiting session opens when a slot frees, its step answered',
+    f && f !== 'late' && f.marker === 0, f === 'late' ? 'no answer in 5 s' : String(errText(f)))
+  await endSession(slow)
+  for (const s of held) await endSession(s)
+}
+// ---- next_servers: the node pushes its outputs to the next server -------------------------
+async function pushOnward (node, target) {
+  const pushed = []
+  await serveUnary(node, 'TransformerConnectionHandler.rpc_push', async (data) => {
+    pushed.push(data)
+    return enc('ExpertResponse', {})
+  })
+  const x = new Float32Array(HIDDEN).map((_, i) => Math.cos(i) * 0.5)
+  const stepId = randomUUID()
+  const s = await openSession(node, target)
+  s.stream.send(stepRequest('tiny-llama.0 tiny-llama.1', x, 1, {
+    session_id: randomUUID(), step_id: stepId, max_length: 8, args_structure: ARGS,
+    next_servers: [[node.peerId.toString(), 'next-session', 0, 1]]
+  }))
+  const f = await nextFrame(s.reader)
+  check('next_servers: the step itself is answered', f && f.marker === 0, String(errText(f)))
+  for (let i = 0; i < 50 && !pushed.length; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+  check('next_servers: one rpc_push reaches the next server', pushed.length === 1, `${pushed.length} pushes`)
+  if (pushed.length && f && f.marker === 0) {
+    const req = dec('ExpertRequest', pushed[0])
+    const ans = dec('ExpertResponse', f.payload).tensors[0]
+    const t = req.tensors[0] ?? {}
+    const meta = mpDecode(req.metadata)
+    check('next_servers: the pushed uid names the next span', req.uid === 'tiny-llama.0', req.uid)
+    check('next_servers: tensors = [the answer as sent, prompts, hypo_ids]', req.tensors.length === 3 &&
+      Buffer.compare(Buffer.from(t.buffer), Buffer.from(ans.buffer)) === 0 && t.size.join() === ans.size.join() &&
+      t.dtype === 'float32' && req.tensors[2].dtype === 'int64', `${req.tensors.length} tensors`)
+    check('next_servers: metadata is the step\'s with the next session_id, the rest of next_servers, pushed',
+      meta.session_id === 'next-session' && meta.pushed === true && Array.isArray(meta.next_servers) &&
+      meta.next_servers.length === 0 && meta.step_id === stepId && meta.max_length === 8 &&
+      meta.args_structure instanceof Tuple, JSON.stringify(Object.keys(meta)))
+  }
+  await endSession(s)
+  await node.unhandle('TransformerConnectionHandler.rpc_push')
+}
 const dir = mkdtempSync(join(tmpdir(), 'kw-serve-'))
 // the tiny LLaMA checkpoint of the model writer built beside kwnode (make tools)
 const model = join(dir, 'tiny-llama')
@@ -239,6 +325,13 @@ try {
   check('rpc_forward: unknown uid raises KeyError', text === "KeyError('ffn.9.9')", String(text))
 
   await inference(node, target)
+  await pushOnward(node, target)
+  const node2 = await createNode()
+  try {
+    await allocWait(node, node2, target)
+  } finally {
+    await node2.stop()
+  }
 } catch (e) {
   failed++
   console.log(`FAIL ${e.message}`)

@@ -8,7 +8,10 @@
  *      0 and its third tensor as hypo_ids through kw_serve_infer_hypo for a batch the next
  *      byte gives;
  *   2: the rest as an error repr turned into str(exception) by kw_serve_pystr, into an
- *      output of the size the next byte gives.
+ *      output of the size the next byte gives;
+ *   3: the rest as a step's metadata rewritten for its next hop (next_servers) by
+ *      kw_serve_push_meta, into a writer of the size the next byte gives (x 16): what it
+ *      writes must be one msgpack dict.
  * Every error text must be a non-empty C string inside its buffer; decoded hypo_ids must be
  * indices below the batch. Built against libkw.a.
  */
@@ -45,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 2)
 		return 0;
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0:
 		err[0] = '\0';
 		ret = kw_serve_infer_meta_decode(data + 1, size - 1, &m, err, sizeof(err));
@@ -75,6 +78,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < n; i++)
 			if (hypo[i] >= B)
 				trap();
+		break;
+	}
+	case 3: {
+		size_t cap = (size_t)data[1] * 16;
+		uint8_t *o = malloc(cap ? cap : 1);   /* exact size: ASan sees any write past it */
+		struct kw_serve_push_hop h;
+		struct kw_mp_writer w;
+		struct kw_mp_reader rd;
+		struct kw_mp_item it;
+
+		if (!o)
+			return 0;
+		kw_mp_writer_init(&w, o, cap);
+		ret = kw_serve_push_meta(data + 2, size - 2, &w, &h);
+		if (ret == 0) {
+			if (h.start < 0 || h.end <= h.start || h.end - h.start > 64 ||
+			    !memchr(h.peer, 0, sizeof(h.peer)) ||
+			    kw_mp_reader_init(&rd, o, w.len, 0) < 0 || kw_mp_read(&rd, &it) < 0 ||
+			    it.type != KW_MP_MAP || kw_mp_skip(&rd, &it) < 0 ||
+			    kw_mp_reader_done(&rd) != 0)
+				trap();
+		} else if (ret != 1 && ret != -KW_EINVAL && ret != -KW_ENOSPC) {
+			trap();
+		}
+		free(o);
 		break;
 	}
 	default: {

@@ -65,11 +65,15 @@ struct cli {
 	size_t len[MAXR];
 	uint8_t *msg[MAXR];
 	bool hold;             /* keep each answer (KW_HM_STREAM_HOLD) until released */
+	int base;              /* answers kept from g->store[base] (two callers at once) */
 };
 
 struct fx {
 	struct kw_hm_pair p;
-	struct kw_serve *srv;
+	struct kw_serve *srv, *srv2;  /* srv on b; srv2 on c: the next server of a chain */
+	uint8_t *srv2_mem, *srv2_rmem;
+	struct kw_arena srv2_a, srv2_ra;
+	size_t srv2_rb;
 	uint8_t *srv_mem, *w_mem, *ref_mem, meta_mem[1 << 20];
 	struct kw_arena srv_a, w_a, ref_a, meta_a;
 	struct kw_ckpt ck;
@@ -198,9 +202,9 @@ static int cli_msg(struct kw_hm_stream *st, const uint8_t *msg, size_t len, void
 {
 	struct cli *c = arg;
 
-	assert_true(c->n < MAXR);
+	assert_true(c->base + c->n < MAXR);
 	assert_true(len <= sizeof(g->store[0]));
-	c->msg[c->n] = g->store[c->n];
+	c->msg[c->n] = g->store[c->base + c->n];
 	memcpy(c->msg[c->n], msg, len);
 	c->len[c->n++] = len;
 	return c->hold ? KW_HM_STREAM_HOLD : 0;
@@ -413,9 +417,22 @@ static int setup(void **state)
 	    kw_kv_cache_init(&g->rkv, 2, TOK, 2, g->d.kv_heads, g->d.head_dim, &g->ref_a))
 		return fail_at(__LINE__);
 	/* the network and the server on b */
-	if (kw_hm_pair_init(&g->p, 2, &hm_limits, 24 * 1024) < 0 ||
+	if (kw_hm_pair_init(&g->p, 3, &hm_limits, 24 * 1024) < 0 ||
 	    kw_hm_stream_setup(g->p.a.hm, &sx_limits) < 0 ||
-	    kw_hm_stream_setup(g->p.b.hm, &sx_limits) < 0)
+	    kw_hm_stream_setup(g->p.b.hm, &sx_limits) < 0 ||
+	    kw_hm_stream_setup(g->p.c.hm, &sx_limits) < 0)
+		return fail_at(__LINE__);
+	/* the next server, on c (b reaches it over c's connection); its request buffers come
+	 * from an arena of exactly kw_serve_bytes, as kwnode sizes them */
+	g->srv2_mem = malloc(sb);
+	kw_arena_init(&g->srv2_a, g->srv2_mem, sb);
+	if (kw_serve_create(&g->srv2_a, &lim, &g->srv2) ||
+	    kw_serve_set_blocks(g->srv2, "tiny-llama-hf", 0, 2, g->lw, &g->d))
+		return fail_at(__LINE__);
+	g->srv2_rb = kw_serve_bytes(g->srv2);
+	g->srv2_rmem = malloc(g->srv2_rb);
+	kw_arena_init(&g->srv2_ra, g->srv2_rmem, g->srv2_rb);
+	if (kw_serve_start(g->srv2, &g->srv2_ra, g->p.c.hm, NULL, NULL, false))
 		return fail_at(__LINE__);
 	g->srv_mem = malloc(sb);
 	kw_arena_init(&g->srv_a, g->srv_mem, sb);
@@ -438,6 +455,8 @@ static int teardown(void **state)
 	for (int j = 0; j < 6; j++)
 		free(g->fw[j]);
 	free(g->srv_mem);
+	free(g->srv2_mem);
+	free(g->srv2_rmem);
 	free(g->w_mem);
 	free(g->ref_mem);
 	free(g);
@@ -651,6 +670,36 @@ static void test_infer_limits_are_refused_with_their_texts(void **state)
 	assert_idle();
 }
 
+/* A session whose first step (1 x 1) carries prompts of the given shape is refused with str_e. */
+static void prompt_refused(unsigned ndim_unused, uint32_t nb, uint32_t bp, uint32_t pre,
+			   uint32_t h, unsigned ndim, const char *str_e)
+{
+	static float pv[4 * 4 * 64];
+	float x[64] = { 0 };
+	struct kw_tensor_msg m;
+	uint8_t mp[64];
+	size_t o, ml = meta(mp, sizeof(mp), NULL, NULL, 8, -1, false);
+	struct cli c;
+
+	(void)ndim_unused;
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	tmsg(&m, x, 64 * 4, "float32", 3, 1, 1, 64);
+	o += put_msg(g->req + o, &m);
+	if (ndim == 3)
+		tmsg(&m, pv, (size_t)nb * bp * 64 * 4, "float32", 3, nb, bp, 64);
+	else
+		tmsg(&m, pv, (size_t)nb * bp * pre * h * 4, "float32", 4, nb, bp, pre);
+	m.shape[3] = h;
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, NULL, 0, "int64", 1, 0, 0, 0);
+	o += put_msg(g->req + o, &m);
+	o += put_field(g->req + o, 3, mp, ml);
+	cli_send(&c, o);
+	assert_error(&c, KW_SERVE_PT_INFERENCE, str_e);
+	assert_idle();
+}
+
 /* Wrong tensors: too few, hypo_ids not int64, a wrong hidden size, deep prompts. */
 static void test_infer_bad_tensors_end_the_session(void **state)
 {
@@ -697,18 +746,12 @@ static void test_infer_bad_tensors_end_the_session(void **state)
 	assert_error(&c, KW_SERVE_PT_INFERENCE, "hidden_states: expected a 3d tensor of shape "
 		     "[..., 64], got [1, 2, 32]");
 	assert_idle();
-	/* deep prompts */
-	cli_open(&c, KW_SERVE_PT_INFERENCE);
-	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
-	tmsg(&m, x, 64 * 4, "float32", 3, 1, 1, 64);
-	o += put_msg(g->req + o, &m);
-	o += put_msg(g->req + o, &m);
-	tmsg(&m, NULL, 0, "int64", 1, 0, 0, 0);
-	o += put_msg(g->req + o, &m);
-	o += put_field(g->req + o, 3, mp, ml);
-	cli_send(&c, o);
-	assert_error(&c, KW_SERVE_PT_INFERENCE, "deep prompts are not served by this node (send a "
-		     "DUMMY prompts tensor)");
+	/* deep prompts of a wrong shape: Petals' (torch's) texts */
+	prompt_refused(4, 1, 1, 1, 64, 3, "prompts: expected a 4d tensor of shape [num_blocks, "
+		       "batch, pre_seq_len, 64], got 3d");
+	prompt_refused(4, 1, 1, 1, 64, 4, "Received 1 prompts for 2 backends");
+	prompt_refused(4, 2, 1, 2, 64, 4, "The size of tensor a (1) must match the size of "
+		       "tensor b (2) at non-singleton dimension 1");
 	assert_idle();
 }
 
@@ -738,6 +781,216 @@ static void test_infer_more_sessions_than_slots_is_out_of_memory(void **state)
 	assert_int_equal(c[2].n, 1);
 	cli_finish(&c[1]);
 	cli_finish(&c[2]);
+	assert_idle();
+}
+
+/* ---- waiting for a cache slot (alloc_timeout) ------------------------------------------------ */
+
+/* {max_length: 16, alloc_timeout: t} (t < 0: left out) */
+static size_t meta_alloc(uint8_t *out, size_t cap, double t)
+{
+	struct kw_mp_writer w;
+	long len;
+
+	kw_mp_writer_init(&w, out, cap);
+	kw_mp_put_map(&w, t < 0 ? 1 : 2);
+	kw_mp_put_cstr(&w, "max_length");
+	kw_mp_put_uint(&w, 16);
+	if (t >= 0) {
+		kw_mp_put_cstr(&w, "alloc_timeout");
+		kw_mp_put_float64(&w, t);
+	}
+	len = kw_mp_writer_finish(&w);
+	assert_true(len > 0);
+	return (size_t)len;
+}
+
+/* Opens a session on c with x (1 x 1) and the given alloc_timeout. */
+static void open_alloc(struct cli *c, const float *x, double t)
+{
+	uint8_t mp[64];
+	size_t ml = meta_alloc(mp, sizeof(mp), t);
+
+	cli_open(c, KW_SERVE_PT_INFERENCE);
+	cli_send(c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+}
+
+static size_t waiting(void)
+{
+	struct kw_serve_stats st;
+
+	kw_serve_get_stats(g->srv, &st);
+	return st.alloc_waiting;
+}
+
+static unsigned want_bytes(void)
+{
+	return (unsigned)(2 * g->d.kv_heads * g->d.head_dim * 16 * 4 * 2);
+}
+
+/* Both slots taken: a session with alloc_timeout waits, and opens (its first step answered,
+ * equal to the local decode) as soon as one of them ends. */
+static void test_infer_alloc_waits_and_is_granted_when_a_session_ends(void **state)
+{
+	size_t H = g->d.hidden;
+	float x[64], y[64];
+	struct kw_kv_session *rs = ref_open(1);
+	struct kw_serve_stats st0, st;
+	struct cli c[3];
+
+	(void)state;
+	rand_fill(x, H);
+	kw_serve_get_stats(g->srv, &st0);
+	open_alloc(&c[0], x, -1);
+	open_alloc(&c[1], x, -1);
+	open_alloc(&c[2], x, 0.8);
+	assert_int_equal(c[2].n, 0);
+	assert_int_equal(c[2].done, 0);
+	assert_int_equal(waiting(), 1);
+	kw_hm_pair_advance(&g->p, 300);
+	pump(20);
+	assert_int_equal(c[2].n, 0);
+	cli_finish(&c[0]);
+	pump(20);
+	assert_int_equal(waiting(), 0);
+	assert_int_equal(c[2].n, 1);
+	assert_int_equal(c[2].done, 0);
+	ref_step(rs, x, 1, 1, 0, y);
+	assert_resp_equals(&c[2], 0, y, 1, 1);
+	/* the session goes on as any other */
+	x[1] = 0.5f;
+	next_step(&c[2], x, 1, 1, NULL, NULL);
+	assert_int_equal(c[2].n, 2);
+	ref_step(rs, x, 1, 1, 1, y);
+	assert_resp_equals(&c[2], 1, y, 1, 1);
+	kw_serve_get_stats(g->srv, &st);
+	assert_int_equal(st.alloc_waits, st0.alloc_waits + 1);
+	assert_int_equal(st.alloc_timeouts, st0.alloc_timeouts);
+	cli_finish(&c[1]);
+	cli_finish(&c[2]);
+	kw_kv_close(&g->rkv, rs);
+	assert_idle();
+}
+
+/* No slot frees within alloc_timeout: Petals' AllocationFailed text; a zero timeout is
+ * refused at once, a string one is read as float() reads it. */
+static void test_infer_alloc_timeout_fails_with_petals_text(void **state)
+{
+	float x[64] = { 0 };
+	struct kw_serve_stats st0, st;
+	uint8_t mp[96];
+	struct cli c[3];
+	char want[160];
+	struct kw_mp_writer w;
+
+	(void)state;
+	kw_serve_get_stats(g->srv, &st0);
+	open_alloc(&c[0], x, -1);
+	open_alloc(&c[1], x, -1);
+	open_alloc(&c[2], x, 0.5);
+	kw_hm_pair_advance(&g->p, 450);
+	pump(20);
+	assert_int_equal(c[2].done, 0);
+	kw_hm_pair_advance(&g->p, 100);
+	pump(20);
+	snprintf(want, sizeof(want), "Could not allocate %u within 0.5 seconds", want_bytes());
+	assert_error(&c[2], KW_SERVE_PT_INFERENCE, want);
+	assert_int_equal(waiting(), 0);
+	kw_serve_get_stats(g->srv, &st);
+	assert_int_equal(st.alloc_timeouts, st0.alloc_timeouts + 1);
+	/* 0: at once */
+	open_alloc(&c[2], x, 0);
+	snprintf(want, sizeof(want), "Could not allocate %u bytes immediately: out of memory",
+		 want_bytes());
+	assert_error(&c[2], KW_SERVE_PT_INFERENCE, want);
+	/* float("0.25") */
+	kw_mp_writer_init(&w, mp, sizeof(mp));
+	kw_mp_put_map(&w, 2);
+	kw_mp_put_cstr(&w, "max_length");
+	kw_mp_put_uint(&w, 16);
+	kw_mp_put_cstr(&w, "alloc_timeout");
+	kw_mp_put_cstr(&w, "0.25");
+	cli_open(&c[2], KW_SERVE_PT_INFERENCE);
+	cli_send(&c[2], step_req(CHAIN, x, 1, 1, NULL, 0, mp, (size_t)kw_mp_writer_finish(&w)));
+	assert_int_equal(c[2].done, 0);
+	kw_hm_pair_advance(&g->p, 300);
+	pump(20);
+	snprintf(want, sizeof(want), "Could not allocate %u within 0.25 seconds", want_bytes());
+	assert_error(&c[2], KW_SERVE_PT_INFERENCE, want);
+	/* float(None) */
+	kw_mp_writer_init(&w, mp, sizeof(mp));
+	kw_mp_put_map(&w, 2);
+	kw_mp_put_cstr(&w, "max_length");
+	kw_mp_put_uint(&w, 16);
+	kw_mp_put_cstr(&w, "alloc_timeout");
+	kw_mp_put_nil(&w);
+	cli_open(&c[2], KW_SERVE_PT_INFERENCE);
+	cli_send(&c[2], step_req(CHAIN, x, 1, 1, NULL, 0, mp, (size_t)kw_mp_writer_finish(&w)));
+	assert_error(&c[2], KW_SERVE_PT_INFERENCE, "float() argument must be a string or a real "
+		     "number, not 'NoneType'");
+	cli_finish(&c[0]);
+	cli_finish(&c[1]);
+	assert_idle();
+}
+
+/* Waiters are served in the order they came; one whose caller goes away leaves the queue. */
+static void test_infer_alloc_waiters_in_order_closed_one_leaves(void **state)
+{
+	float x[64] = { 0 };
+	struct cli c[4], d;
+
+	(void)state;
+	open_alloc(&c[0], x, -1);
+	open_alloc(&c[1], x, -1);
+	open_alloc(&c[2], x, 0.9);
+	open_alloc(&c[3], x, 0.9);
+	assert_int_equal(waiting(), 2);
+	cli_finish(&c[1]);
+	pump(20);
+	assert_int_equal(c[2].n, 1);
+	assert_int_equal(c[3].n, 0);
+	assert_int_equal(waiting(), 1);
+	cli_finish(&c[2]);
+	pump(20);
+	assert_int_equal(c[3].n, 1);
+	assert_int_equal(waiting(), 0);
+	/* c[0] and c[3] hold both slots: d waits and goes away, then c[1] waits */
+	open_alloc(&d, x, 0.9);
+	assert_int_equal(waiting(), 1);
+	assert_int_equal(kw_hm_stream_cancel(d.st), 0);
+	pump(20);
+	assert_int_equal(waiting(), 0);
+	open_alloc(&c[1], x, 0.9);
+	assert_int_equal(waiting(), 1);
+	cli_finish(&c[0]);
+	pump(20);
+	assert_int_equal(c[1].n, 1);
+	assert_int_equal(c[1].done, 0);
+	cli_finish(&c[1]);
+	cli_finish(&c[3]);
+	assert_idle();
+}
+
+/* Pausing refuses the sessions waiting for a slot with the pause text; open ones go on. */
+static void test_infer_alloc_waiter_refused_when_pausing(void **state)
+{
+	float x[64] = { 0 };
+	char want[KW_SERVE_ERR_MAX];
+	struct cli c[3];
+
+	(void)state;
+	open_alloc(&c[0], x, -1);
+	open_alloc(&c[1], x, -1);
+	open_alloc(&c[2], x, 0.9);
+	assert_int_equal(waiting(), 1);
+	kw_serve_set_accepting(g->srv, false);
+	pump(20);
+	kw_serve_pystr(KW_SERVE_PAUSED_REPR, want, sizeof(want));
+	assert_error(&c[2], KW_SERVE_PT_INFERENCE, want);
+	assert_int_equal(waiting(), 0);
+	kw_serve_set_accepting(g->srv, true);
+	cli_finish(&c[0]);
+	cli_finish(&c[1]);
 	assert_idle();
 }
 
@@ -848,6 +1101,366 @@ static void test_infer_push_is_delivered_once(void **state)
 	assert_true(g->uremote);
 	kw_serve_get_stats(g->srv, &st);
 	assert_int_equal(st.pushes, st0.pushes + 1);
+	cli_finish(&c);
+	kw_kv_close(&g->rkv, rs);
+	assert_idle();
+}
+
+/* ---- next_servers: pushing a step's outputs to the next server ------------------------------ */
+
+/* c's PeerID as text */
+static void peer_c(char *out, size_t cap)
+{
+	struct kw_peer_id id;
+
+	assert_int_equal(kw_peer_id_from_pubkey(&g->p.c.key.pub, &id), 0);
+	assert_int_equal(kw_peer_id_to_text(&id, out, cap), 0);
+}
+
+/* b's connection to c: c dialed b, and a build whose connection limits admit one inbound
+ * connection (KW_NET_MAX_CONNS_IN, KW_NET_CONNS_PER_IP at 1) keeps only a's. */
+static struct kw_conn *conn_bc(void)
+{
+	struct kw_peer_id id;
+
+	assert_int_equal(kw_peer_id_from_pubkey(&g->p.c.key.pub, &id), 0);
+	return kw_swarm_find_conn(g->p.b.sw, &id);
+}
+
+/* {session_id, step_id, next_servers: [[peer, next_session, 0, 2]], max_length?} */
+static size_t meta_next(uint8_t *out, size_t cap, const char *session, const char *step_id,
+			const char *peer, const char *next_session, long max_length)
+{
+	struct kw_mp_writer w;
+	long len;
+
+	kw_mp_writer_init(&w, out, cap);
+	kw_mp_put_map(&w, max_length >= 0 ? 4 : 3);
+	kw_mp_put_cstr(&w, "session_id");
+	kw_mp_put_cstr(&w, session);
+	kw_mp_put_cstr(&w, "step_id");
+	kw_mp_put_cstr(&w, step_id);
+	if (max_length >= 0) {
+		kw_mp_put_cstr(&w, "max_length");
+		kw_mp_put_uint(&w, (uint64_t)max_length);
+	}
+	kw_mp_put_cstr(&w, "next_servers");
+	kw_mp_put_array(&w, 1);
+	kw_mp_put_array(&w, 4);
+	kw_mp_put_cstr(&w, peer);
+	kw_mp_put_cstr(&w, next_session);
+	kw_mp_put_uint(&w, 0);
+	kw_mp_put_uint(&w, 2);
+	len = kw_mp_writer_finish(&w);
+	assert_true(len > 0);
+	return (size_t)len;
+}
+
+/* Opens the client's session s2 on c's server (from b's side of the b-c connection). */
+static void open_on_c(struct cli *c2, const float *x, const char *session, const char *step_id)
+{
+	struct kw_conn *bc = conn_bc();
+	uint8_t mp[256];
+	size_t ml = meta(mp, sizeof(mp), session, step_id, 8, -1, false);
+
+	assert_non_null(bc);
+	memset(c2, 0, sizeof(*c2));
+	c2->base = MAXR / 2;
+	assert_int_equal(kw_hm_stream_open(g->p.b.hm, bc, KW_SERVE_PT_INFERENCE, &cli_ops, c2, 0,
+					   &c2->st), 0);
+	cli_send(c2, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+}
+
+/*
+ * A chain of two servers (b then c, each the two blocks): the client's step on b names c in
+ * next_servers; b answers it and pushes its output to c's rpc_push, whose session answers
+ * the step from it (equal to the local decode of both servers in a row) before the
+ * client's own copy, which is then dropped; the session on c goes on from that state.
+ */
+static void test_infer_next_servers_push_reaches_the_next_server(void **state)
+{
+	size_t H = g->d.hidden;
+	float x[64], y1[64], y2[64], x0[64];
+	struct kw_kv_session *r1, *r2;
+	struct kw_serve_stats st0, st, st2a, st2;
+	char peer[KW_PEER_ID_TEXT_MAX];
+	uint8_t mp[512];
+	struct cli c1, c2;
+	size_t ml;
+
+	(void)state;
+	if (!conn_bc())
+		skip();   /* this build's connection limits keep no b-c connection (see conn_bc) */
+	r1 = ref_open(1);
+	r2 = ref_open(1);
+	peer_c(peer, sizeof(peer));
+	kw_serve_get_stats(g->srv, &st0);
+	kw_serve_get_stats(g->srv2, &st2a);
+	/* step 0 sent by the client to both (no push yet) */
+	rand_fill(x0, H);
+	first_step(&c1, r1, x0, 1, 1, "s1", "k0", 8, y1);
+	ref_step(r2, y1, 1, 1, 0, y2);
+	open_on_c(&c2, y1, "s2", "k0");
+	assert_int_equal(c1.n, 1);
+	assert_int_equal(c2.n, 1);
+	assert_resp_equals(&c2, 0, y2, 1, 1);
+	/* step 1 on b names c: b pushes, c answers from the pushed outputs */
+	rand_fill(x, H);
+	ml = meta_next(mp, sizeof(mp), "s1", "k1", peer, "s2", -1);
+	cli_send(&c1, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	pump(40);
+	ref_step(r1, x, 1, 1, 1, y1);
+	ref_step(r2, y1, 1, 1, 1, y2);
+	assert_int_equal(c1.n, 2);
+	assert_resp_equals(&c1, 1, y1, 1, 1);
+	assert_int_equal(c2.n, 2);
+	assert_resp_equals(&c2, 1, y2, 1, 1);
+	kw_serve_get_stats(g->srv, &st);
+	kw_serve_get_stats(g->srv2, &st2);
+	assert_int_equal(st.pushes_out, st0.pushes_out + 1);
+	assert_int_equal(st.pushes_out_failed, st0.pushes_out_failed);
+	assert_int_equal(st2.pushes, st2a.pushes + 1);
+	/* the client's own copy of step 1 on c: already served, dropped */
+	next_step(&c2, y1, 1, 1, "s2", "k1");
+	assert_int_equal(c2.n, 2);
+	/* step 2 sent by the client on c: from the state the push left */
+	x[0] = 0.25f;
+	ref_step(r2, x, 1, 1, 2, y2);
+	next_step(&c2, x, 1, 1, "s2", "k2");
+	assert_int_equal(c2.n, 3);
+	assert_resp_equals(&c2, 2, y2, 1, 1);
+	cli_finish(&c1);
+	cli_finish(&c2);
+	kw_kv_close(&g->rkv, r1);
+	kw_kv_close(&g->rkv, r2);
+	assert_idle();
+}
+
+/* A push that cannot go (no connection to that peer, a malformed next_servers, a session
+ * the next server does not have) is counted; the step is answered all the same. */
+static void test_infer_failed_push_leaves_the_step_fine(void **state)
+{
+	size_t H = g->d.hidden;
+	float x[64], y[64];
+	struct kw_kv_session *rs = ref_open(1);
+	struct kw_serve_stats st0, st;
+	struct kw_privkey k;
+	struct kw_peer_id id;
+	char other[KW_PEER_ID_TEXT_MAX], peer[KW_PEER_ID_TEXT_MAX];
+	uint8_t mp[512];
+	struct kw_mp_writer w;
+	struct cli c;
+	size_t ml;
+	bool bc;
+
+	(void)state;
+	assert_int_equal(kw_key_generate(KW_KEY_ED25519, 0, &k), 0);
+	assert_int_equal(kw_peer_id_from_pubkey(&k.pub, &id), 0);
+	assert_int_equal(kw_peer_id_to_text(&id, other, sizeof(other)), 0);
+	peer_c(peer, sizeof(peer));
+	kw_serve_get_stats(g->srv, &st0);
+	rand_fill(x, H);
+	/* no connection to `other` */
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	ml = meta_next(mp, sizeof(mp), "f1", "q0", other, "zz", 8);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	ref_step(rs, x, 1, 1, 0, y);
+	assert_int_equal(c.n, 1);
+	assert_resp_equals(&c, 0, y, 1, 1);
+	/* next_servers = ["not a hop"] */
+	kw_mp_writer_init(&w, mp, sizeof(mp));
+	kw_mp_put_map(&w, 1);
+	kw_mp_put_cstr(&w, "next_servers");
+	kw_mp_put_array(&w, 1);
+	kw_mp_put_cstr(&w, "not a hop");
+	ml = (size_t)kw_mp_writer_finish(&w);
+	x[2] = 1.0f;
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	ref_step(rs, x, 1, 1, 1, y);
+	assert_int_equal(c.n, 2);
+	assert_resp_equals(&c, 1, y, 1, 1);
+	/* c has no session "zz": its rpc_push ignores it (the push itself is fine) */
+	bc = conn_bc() != NULL;
+	if (bc) {
+		ml = meta_next(mp, sizeof(mp), "f1", "q2", peer, "zz", -1);
+		cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+		ref_step(rs, x, 1, 1, 2, y);
+		assert_int_equal(c.n, 3);
+		assert_resp_equals(&c, 2, y, 1, 1);
+		pump(40);
+	}
+	kw_serve_get_stats(g->srv, &st);
+	assert_int_equal(st.pushes_out, st0.pushes_out + (bc ? 3 : 2));
+	assert_int_equal(st.pushes_out_failed, st0.pushes_out_failed + 2);
+	cli_finish(&c);
+	kw_kv_close(&g->rkv, rs);
+	assert_idle();
+}
+
+/* ---- deep prompts -------------------------------------------------------------------------- */
+
+#define PB 2   /* batch */
+#define PT 3   /* tokens */
+#define PP 2   /* pre_seq_len */
+
+/* y[:, :PP] += p (PB x PP x 64), as block_functions.py adds a block's prompt */
+static void add_prompt(float *y, const float *p, uint32_t B, uint32_t T)
+{
+	for (uint32_t b = 0; b < B; b++)
+		for (size_t k = 0; k < PP * 64; k++)
+			y[b * T * 64 + k] += p[b * PP * 64 + k];
+}
+
+/* Tensor k of an ExpertResponse out[0..len). */
+static void out_tensor(const uint8_t *out, size_t len, int k, struct kw_tensor_msg *m)
+{
+	size_t pos = 0;
+	uint64_t l = 0;
+
+	for (int i = 0; i <= k; i++) {
+		assert_true(pos < len);
+		assert_int_equal(out[pos++], 0x12);
+		l = get_len(out, &pos);
+		assert_true(pos + l <= len);
+		if (i == k)
+			assert_int_equal(kw_tensor_msg_decode(m, out + pos, (size_t)l), 0);
+		pos += (size_t)l;
+	}
+}
+
+/*
+ * rpc_forward and rpc_backward with prompts (2 blocks, batch 2, 3 tokens, pre_seq_len 2)
+ * equal the blocks run by hand with each prompt added before its block; backward answers
+ * [grad_inputs, grad_prompts (2, 2, 2, 64)], grad_prompts[i] being the gradient at block
+ * i's input over the first pre_seq_len positions (run_rpc_backward).
+ */
+static void test_prompts_forward_backward_equal_reference(void **state)
+{
+	static float x[PB * PT * 64], gy[PB * PT * 64], pr[2 * PB * PP * 64];
+	static float y[PB * PT * 64], a[2][PB * PT * 64], g1[PB * PT * 64], g0[PB * PT * 64];
+	static float gp[2 * PB * PP * 64];
+	struct kw_tensor_msg m;
+	size_t o, len, n = PB * PT * 64;
+	bool is_err;
+
+	(void)state;
+	rand_fill(x, n);
+	rand_fill(gy, n);
+	rand_fill(pr, KW_ARRAY_SIZE(pr));
+	/* forward */
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	tmsg(&m, x, n * 4, "float32", 3, PB, PT, 64);
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, pr, sizeof(pr), "float32", 4, 2, PB, PP);
+	m.shape[3] = 64;
+	o += put_msg(g->req + o, &m);
+	assert_int_equal(kw_serve_call(g->srv, KW_SERVE_PT_FORWARD, g->req, o, g->udata,
+				       sizeof(g->udata), &len, &is_err), 0);
+	assert_false(is_err);
+	memcpy(y, x, sizeof(y));
+	for (int l = 0; l < 2; l++) {
+		add_prompt(y, pr + l * PB * PP * 64, PB, PT);
+		assert_int_equal(kw_llama_forward(&g->lctx, &g->lw[l], NULL, NULL, 0, y, PB, PT, 0,
+						  y), 0);
+	}
+	out_tensor(g->udata, len, 0, &m);
+	assert_int_equal(m.buf_len, sizeof(y));
+	assert_memory_equal(m.buf, y, sizeof(y));
+	/* backward */
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	tmsg(&m, x, n * 4, "float32", 3, PB, PT, 64);
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, gy, n * 4, "float32", 3, PB, PT, 64);
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, pr, sizeof(pr), "float32", 4, 2, PB, PP);
+	m.shape[3] = 64;
+	o += put_msg(g->req + o, &m);
+	assert_int_equal(kw_serve_call(g->srv, KW_SERVE_PT_BACKWARD, g->req, o, g->udata,
+				       sizeof(g->udata), &len, &is_err), 0);
+	assert_false(is_err);
+	memcpy(a[0], x, sizeof(x));
+	add_prompt(a[0], pr, PB, PT);
+	assert_int_equal(kw_llama_forward(&g->lctx, &g->lw[0], NULL, NULL, 0, a[0], PB, PT, 0,
+					  a[1]), 0);
+	add_prompt(a[1], pr + PB * PP * 64, PB, PT);
+	assert_int_equal(kw_llama_backward(&g->lctx, &g->lw[1], a[1], gy, PB, PT, g1), 0);
+	assert_int_equal(kw_llama_backward(&g->lctx, &g->lw[0], a[0], g1, PB, PT, g0), 0);
+	for (int b = 0; b < PB; b++) {
+		memcpy(gp + (0 * PB + b) * PP * 64, g0 + b * PT * 64, PP * 64 * 4);
+		memcpy(gp + (1 * PB + b) * PP * 64, g1 + b * PT * 64, PP * 64 * 4);
+	}
+	out_tensor(g->udata, len, 0, &m);
+	assert_int_equal(m.ndim, 3);
+	assert_int_equal(m.buf_len, sizeof(g0));
+	assert_memory_equal(m.buf, g0, sizeof(g0));
+	out_tensor(g->udata, len, 1, &m);
+	assert_int_equal(m.ndim, 4);
+	assert_int_equal(m.shape[0], 2);
+	assert_int_equal(m.shape[1], PB);
+	assert_int_equal(m.shape[2], PP);
+	assert_int_equal(m.shape[3], 64);
+	assert_int_equal(m.buf_len, sizeof(gp));
+	assert_memory_equal(m.buf, gp, sizeof(gp));
+	/* one prompt (batch 1) for every row: broadcast over the batch */
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	tmsg(&m, x, n * 4, "float32", 3, PB, PT, 64);
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, pr, 2 * PP * 64 * 4, "float32", 4, 2, 1, PP);
+	m.shape[3] = 64;
+	o += put_msg(g->req + o, &m);
+	assert_int_equal(kw_serve_call(g->srv, KW_SERVE_PT_FORWARD, g->req, o, g->udata,
+				       sizeof(g->udata), &len, &is_err), 0);
+	assert_false(is_err);
+	memcpy(y, x, sizeof(y));
+	for (int l = 0; l < 2; l++) {
+		for (int b = 0; b < PB; b++)
+			for (size_t k = 0; k < PP * 64; k++)
+				y[b * PT * 64 + k] += pr[l * PP * 64 + k];
+		assert_int_equal(kw_llama_forward(&g->lctx, &g->lw[l], NULL, NULL, 0, y, PB, PT, 0,
+						  y), 0);
+	}
+	out_tensor(g->udata, len, 0, &m);
+	assert_memory_equal(m.buf, y, sizeof(y));
+}
+
+/* An inference step with prompts equals the local decode with the prompts added before each
+ * block; the next step (DUMMY prompts) goes on from that cache. */
+static void test_prompts_inference_equal_local_kv_decode(void **state)
+{
+	static float x[4 * 64], y[4 * 64], pr[2 * PP * 64];
+	struct kw_kv_session *rs = ref_open(1);
+	struct kw_tensor_msg m;
+	uint8_t mp[64];
+	size_t o, ml = meta(mp, sizeof(mp), NULL, NULL, 8, -1, false);
+	struct cli c;
+
+	(void)state;
+	rand_fill(x, 4 * 64);
+	rand_fill(pr, KW_ARRAY_SIZE(pr));
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	o = put_field(g->req, 1, CHAIN, strlen(CHAIN));
+	tmsg(&m, x, sizeof(x), "float32", 3, 1, 4, 64);
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, pr, sizeof(pr), "float32", 4, 2, 1, PP);
+	m.shape[3] = 64;
+	o += put_msg(g->req + o, &m);
+	tmsg(&m, NULL, 0, "int64", 1, 0, 0, 0);
+	o += put_msg(g->req + o, &m);
+	o += put_field(g->req + o, 3, mp, ml);
+	cli_send(&c, o);
+	memcpy(y, x, sizeof(y));
+	for (int l = 0; l < 2; l++) {
+		add_prompt(y, pr + l * PP * 64, 1, 4);
+		assert_int_equal(kw_llama_forward(&g->lctx, &g->lw[l], &g->rkv, rs, (size_t)l, y, 1,
+						  4, 0, y), 0);
+	}
+	assert_int_equal(c.n, 1);
+	assert_resp_equals(&c, 0, y, 1, 4);
+	x[5] = 0.75f;
+	next_step(&c, x, 1, 1, NULL, NULL);
+	ref_step(rs, x, 1, 1, 4, y);
+	assert_int_equal(c.n, 2);
+	assert_resp_equals(&c, 1, y, 1, 1);
 	cli_finish(&c);
 	kw_kv_close(&g->rkv, rs);
 	assert_idle();
@@ -1470,9 +2083,16 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_infer_limits_are_refused_with_their_texts),
 		cmocka_unit_test(test_infer_bad_tensors_end_the_session),
 		cmocka_unit_test(test_infer_more_sessions_than_slots_is_out_of_memory),
+		cmocka_unit_test(test_infer_alloc_waits_and_is_granted_when_a_session_ends),
+		cmocka_unit_test(test_infer_alloc_timeout_fails_with_petals_text),
+		cmocka_unit_test(test_infer_alloc_waiters_in_order_closed_one_leaves),
 		cmocka_unit_test(test_infer_step_timeout_closes_quietly),
 		cmocka_unit_test(test_infer_session_timeout_ends_the_session),
 		cmocka_unit_test(test_infer_push_is_delivered_once),
+		cmocka_unit_test(test_infer_next_servers_push_reaches_the_next_server),
+		cmocka_unit_test(test_infer_failed_push_leaves_the_step_fine),
+		cmocka_unit_test(test_prompts_forward_backward_equal_reference),
+		cmocka_unit_test(test_prompts_inference_equal_local_kv_decode),
 		cmocka_unit_test(test_infer_info_reports_cache_tokens),
 		cmocka_unit_test(test_stream_petals_forward_equals_unary),
 		cmocka_unit_test(test_stream_petals_backward_equals_unary),
@@ -1483,6 +2103,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_drain_call_in_flight_completes_new_ones_refused),
 		cmocka_unit_test(test_drain_session_ends_by_its_empty_request),
 		cmocka_unit_test(test_drain_session_closed_at_the_timeout),
+		cmocka_unit_test(test_infer_alloc_waiter_refused_when_pausing),
 		cmocka_unit_test(test_pystr_is_python_str_of_the_repr),
 	};
 
