@@ -547,7 +547,8 @@ static size_t slot_bytes(const struct kw_serve *s, size_t *enc_cap, size_t *scr,
 	*scr = kw_codec_scratch_size(KW_COMP_QUANTILE_8BIT, numel);
 	*acts = s->has_blocks ? s->lim.max_blocks * numel * sizeof(float) : 0;
 	b = 3 * numel * sizeof(float) + *acts + *enc_cap + *scr;
-	/* the reply: up to two tensors (Petals backward with prompts is refused: one) */
+	/* the reply: up to two tensors (a backward with deep prompts answers grad_prompts too,
+	 * held to max_rows rows like the input: app/serve_petals.c) */
 	b += 2 * (*enc_cap + 128) + 64 * 4;
 	return b;
 }
