@@ -184,6 +184,7 @@ int kw_cmd_serve(int argc, char **argv)
 		fprintf(stderr, "kwnode serve: %s\n", err);
 		goto out;
 	}
+	kw_serve_set_connect(as.s, kw_app_hm_dial, d);   /* next_servers we are not connected to */
 	if (kw_peer_id_to_text(kw_swarm_peer_id(t.sw), buf, sizeof(buf)) == 0)
 		printf("peer-id %s\n", buf);
 	for (size_t i = 0; i < kw_swarm_listen_count(t.sw); i++)

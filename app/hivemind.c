@@ -722,3 +722,20 @@ int kw_app_hm_announce_offline(struct kw_app_hm *st, void (*done)(void *arg), vo
 	}
 	return err;
 }
+
+static void on_dial_ping(struct kw_hm_dht *d, int err, const struct kw_hm_dht_pong *p, void *user)
+{
+	(void)d; (void)p; (void)user;
+	if (err < 0)
+		KW_LOG_DBG(hivemind, "dial by PeerID: %s", kw_strerror(err));
+}
+
+int kw_app_hm_dial(void *dht, const struct kw_peer_id *pid)
+{
+	char text[160] = "/p2p/";
+	int err = kw_peer_id_to_text(pid, text + 5, sizeof(text) - 5);
+
+	if (err < 0)
+		return err;
+	return kw_hm_dht_ping(dht, text, false, on_dial_ping, NULL);
+}

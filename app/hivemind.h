@@ -40,6 +40,14 @@ int kw_app_hm_start_connect(struct kw_node *n, struct kw_swarm *sw, struct kw_id
 			    struct kw_kad *kad, bool client, uint32_t connect_timeout_ms,
 			    const char (*boot)[KW_CONFIG_PEER_ADDR_MAX], int n_boot,
 			    struct kw_hm **hm, struct kw_hm_dht **d, struct kw_app_hm **out);
+/*
+ * Starts reaching pid as the Hivemind DHT client reaches anyone (its connection, the address
+ * book, a kad lookup): one rpc_ping to /p2p/<pid>, whose answer does not matter, only the
+ * connection it leaves. dht is the struct kw_hm_dht (void *: a kw_serve_connect_fn).
+ * Return: 0 (started); kw_hm_dht_ping's errors (-KW_ELIMIT: no operation slot).
+ */
+struct kw_peer_id;
+int kw_app_hm_dial(void *dht, const struct kw_peer_id *pid);
 /* Stops the bootstrap retries (before the swarm goes). NULL is fine. */
 void kw_app_hm_stop(struct kw_app_hm *st);
 /*

@@ -855,6 +855,12 @@ int kw_serve_start(struct kw_serve *s, struct kw_arena *a, struct kw_hm *hm,
 	return kw_serve_stream_start(s);
 }
 
+void kw_serve_set_connect(struct kw_serve *s, kw_serve_connect_fn fn, void *arg)
+{
+	s->connect = fn;
+	s->connect_arg = arg;
+}
+
 void kw_serve_get_stats(const struct kw_serve *s, struct kw_serve_stats *st)
 {
 	*st = s->st;

@@ -113,6 +113,8 @@ struct kw_serve_stats {
 	size_t alloc_waiting;    /* waiting now */
 	uint64_t pushes_out;     /* outputs pushed to the next server (next_servers) */
 	uint64_t pushes_out_failed; /* of those, not delivered (logged; the step is unaffected) */
+	uint64_t pushes_out_dials;  /* of the failed, dials asked for a next server with no
+	                             * connection (kw_serve_set_connect), so its later pushes go */
 };
 
 /* ---- ExpertRequest / ExpertUID decoding (bounded; the fuzz target drives it) ------------- */
@@ -208,6 +210,17 @@ void kw_serve_stop(struct kw_serve *s);
 void kw_serve_lane_join(struct kw_serve *s);
 
 void kw_serve_get_stats(const struct kw_serve *s, struct kw_serve_stats *st);
+
+/*
+ * How the server reaches a next server it has no connection to (next_servers): fn starts
+ * a dial of pid and returns 0, or a negative code when it cannot; it never waits. Petals'
+ * _push_outputs dials the next peer through libp2p; here the step's push is dropped (its
+ * client sends the step itself, as when any push fails) and the dial serves the session's
+ * later pushes. One dial per peer per 5 s. fn NULL (the default): no dial. Start-up only.
+ */
+struct kw_peer_id;
+typedef int (*kw_serve_connect_fn)(void *arg, const struct kw_peer_id *pid);
+void kw_serve_set_connect(struct kw_serve *s, kw_serve_connect_fn fn, void *arg);
 
 /* ---- what is served (for ServerInfo publishing, app/hivemind.c) -------------------------- */
 struct kw_serve_desc {

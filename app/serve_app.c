@@ -459,6 +459,8 @@ int kw_app_serve_init(struct kw_node *n)
 		return ret;
 	}
 	app->serve = g_serve.s;
+	if (app->hm_dht)   /* a next server of next_servers we have no connection to */
+		kw_serve_set_connect(g_serve.s, kw_app_hm_dial, app->hm_dht);
 	kw_app_serve_print(&g_serve, stdout);
 	if (app->hm_app && app->hm_dht && !app->cfg.hivemind_client) {
 		struct kw_hm_announce_cfg ac;

@@ -819,7 +819,17 @@ static void push_outputs(struct kw_serve_sess *ss, const uint8_t *reply, size_t 
 	}
 	c = kw_swarm_find_conn(kw_conn_swarm(kw_hm_stream_conn(ss->st)), &pid);
 	if (!c) {
+		uint64_t now = kw_loop_now(ss->loop);
+
 		why = "no connection to the next server";
+		if (s->connect && (!kw_peer_id_equal(&s->dialed, &pid) ||
+				   now - s->dialed_ms >= 5000) &&
+		    s->connect(s->connect_arg, &pid) == 0) {
+			s->dialed = pid;
+			s->dialed_ms = now;
+			s->st.pushes_out_dials++;
+			why = "no connection to the next server yet (dialing it for the next steps)";
+		}
 		goto fail;
 	}
 	others = tensor_spans(req, req_len, spans, KW_SERVE_TENSORS_MAX);

@@ -11,6 +11,7 @@
 
 #include <kw/loop.h>
 #include <kw/pool.h>
+#include <kw/net/key.h>
 #include <kw/net/msgpack.h>
 
 #include "serve.h"
@@ -128,6 +129,10 @@ struct kw_serve {
 	uint64_t wait_seq;
 	struct kw_timer grant;       /* a slot freed: the oldest waiter opens, from the loop */
 	uint8_t *push_buf;           /* one rpc_push request to the next server (next_servers) */
+	kw_serve_connect_fn connect; /* dials a next server with no connection (may be NULL) */
+	void *connect_arg;
+	struct kw_peer_id dialed;    /* the last peer dialed for a push, and when (loop ms) */
+	uint64_t dialed_ms;
 	struct kw_serve_sc *sc;  /* lim.slots stream calls */
 	struct kw_serve_lane lane;
 	/* pausing (app/serve_drain.c): the refusal text while new work is refused (NULL:

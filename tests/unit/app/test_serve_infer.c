@@ -1297,6 +1297,79 @@ static void test_infer_failed_push_leaves_the_step_fine(void **state)
 	assert_idle();
 }
 
+/* The connect hook: records whom the server asked to dial. */
+static struct kw_peer_id g_dialed;
+static int g_dials, g_dial_ret;
+
+static int rec_connect(void *arg, const struct kw_peer_id *pid)
+{
+	(void)arg;
+	g_dials++;
+	g_dialed = *pid;
+	return g_dial_ret;
+}
+
+/*
+ * A next server with no connection: the step is answered, its push dropped, and the server
+ * asks its connect hook to dial that peer (Petals dials the next peer), once per peer per
+ * 5 s however many steps name it; a hook that cannot dial is not counted.
+ */
+static void test_infer_push_to_an_unconnected_server_asks_for_a_dial(void **state)
+{
+	size_t H = g->d.hidden;
+	float x[64], y[64];
+	struct kw_kv_session *rs = ref_open(1);
+	struct kw_serve_stats st0, st;
+	struct kw_privkey k;
+	struct kw_peer_id id;
+	char other[KW_PEER_ID_TEXT_MAX];
+	uint8_t mp[512];
+	struct cli c;
+	size_t ml;
+
+	(void)state;
+	assert_int_equal(kw_key_generate(KW_KEY_ED25519, 0, &k), 0);
+	assert_int_equal(kw_peer_id_from_pubkey(&k.pub, &id), 0);
+	assert_int_equal(kw_peer_id_to_text(&id, other, sizeof(other)), 0);
+	g_dials = 0;
+	g_dial_ret = -KW_ELIMIT;
+	kw_serve_set_connect(g->srv, rec_connect, NULL);
+	kw_serve_get_stats(g->srv, &st0);
+	rand_fill(x, H);
+	cli_open(&c, KW_SERVE_PT_INFERENCE);
+	/* the hook cannot dial: asked, not counted, asked again at the next step */
+	ml = meta_next(mp, sizeof(mp), "d1", "q0", other, "zz", 8);
+	cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+	ref_step(rs, x, 1, 1, 0, y);
+	assert_int_equal(c.n, 1);
+	assert_resp_equals(&c, 0, y, 1, 1);
+	assert_int_equal(g_dials, 1);
+	assert_true(kw_peer_id_equal(&g_dialed, &id));
+	kw_serve_get_stats(g->srv, &st);
+	assert_int_equal(st.pushes_out_dials, st0.pushes_out_dials);
+	/* it can: one dial for the next two steps naming that peer */
+	g_dial_ret = 0;
+	for (int i = 1; i <= 2; i++) {
+		char step[8];
+
+		snprintf(step, sizeof(step), "q%d", i);
+		ml = meta_next(mp, sizeof(mp), "d1", step, other, "zz", -1);
+		x[1] = (float)i;
+		cli_send(&c, step_req(CHAIN, x, 1, 1, NULL, 0, mp, ml));
+		ref_step(rs, x, 1, 1, (size_t)i, y);
+		assert_int_equal(c.n, (size_t)i + 1);
+		assert_resp_equals(&c, (size_t)i, y, 1, 1);
+	}
+	assert_int_equal(g_dials, 2);
+	kw_serve_get_stats(g->srv, &st);
+	assert_int_equal(st.pushes_out_dials, st0.pushes_out_dials + 1);
+	assert_int_equal(st.pushes_out_failed, st0.pushes_out_failed + 3);
+	kw_serve_set_connect(g->srv, NULL, NULL);
+	cli_finish(&c);
+	kw_kv_close(&g->rkv, rs);
+	assert_idle();
+}
+
 /* ---- deep prompts -------------------------------------------------------------------------- */
 
 #define PB 2   /* batch */
@@ -2091,6 +2164,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_infer_push_is_delivered_once),
 		cmocka_unit_test(test_infer_next_servers_push_reaches_the_next_server),
 		cmocka_unit_test(test_infer_failed_push_leaves_the_step_fine),
+		cmocka_unit_test(test_infer_push_to_an_unconnected_server_asks_for_a_dial),
 		cmocka_unit_test(test_prompts_forward_backward_equal_reference),
 		cmocka_unit_test(test_prompts_inference_equal_local_kv_decode),
 		cmocka_unit_test(test_infer_info_reports_cache_tokens),
