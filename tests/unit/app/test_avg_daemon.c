@@ -349,6 +349,16 @@ static void assert_file_mean(int k, unsigned mask)
 
 /* ---- rounds ---------------------------------------------------------------------------- */
 
+/* Node k's view after its first round: one group of the three, nobody excluded. */
+static void one_clean_round_of_three(int k, struct kw_app_avgd_view *v)
+{
+	view(k, v);
+	assert_int_equal(v->rounds, 1);
+	assert_int_equal(v->last_group, 3);
+	assert_int_equal(v->peers_excluded, 0);
+	assert_int_equal(v->round_failed, 0);
+}
+
 static void test_avg_daemon_three_nodes_average_their_files(void **state)
 {
 	struct kw_app_avgd_view v;
@@ -361,11 +371,7 @@ static void test_avg_daemon_three_nodes_average_their_files(void **state)
 	for (int k = 0; k < NS; k++)
 		assert_true(wait_rounds(k, 1, 20000, 10));
 	for (int k = 0; k < NS; k++) {
-		view(k, &v);
-		assert_int_equal(v.rounds, 1);
-		assert_int_equal(v.last_group, 3);
-		assert_int_equal(v.peers_excluded, 0);
-		assert_int_equal(v.round_failed, 0);
+		one_clean_round_of_three(k, &v);
 		assert_int_equal(v.write_failed, 0);
 		assert_string_equal(v.state, "idle");   /* the next round waits for the period */
 		assert_file_mean(k, 7);
@@ -933,11 +939,7 @@ static void test_avg_daemon_star_all_three_average_in_one_group(void **state)
 	for (int k = 0; k < NS; k++)
 		assert_true(wait_rounds(k, 1, 20000, 10));
 	for (int k = 0; k < NS; k++) {
-		view(k, &v);
-		assert_int_equal(v.rounds, 1);
-		assert_int_equal(v.last_group, 3);
-		assert_int_equal(v.peers_excluded, 0);
-		assert_int_equal(v.round_failed, 0);
+		one_clean_round_of_three(k, &v);
 		assert_file_mean(k, 7);
 	}
 	assert_true(connected(0, 2));

@@ -1236,6 +1236,16 @@ static void test_infer_next_servers_push_reaches_the_next_server(void **state)
 	assert_idle();
 }
 
+/* A peer nobody is connected to: its id and text. */
+static void stranger(struct kw_peer_id *id, char *text, size_t cap)
+{
+	struct kw_privkey k;
+
+	assert_int_equal(kw_key_generate(KW_KEY_ED25519, 0, &k), 0);
+	assert_int_equal(kw_peer_id_from_pubkey(&k.pub, id), 0);
+	assert_int_equal(kw_peer_id_to_text(id, text, cap), 0);
+}
+
 /* A push that cannot go (no connection to that peer, a malformed next_servers, a session
  * the next server does not have) is counted; the step is answered all the same. */
 static void test_infer_failed_push_leaves_the_step_fine(void **state)
@@ -1244,7 +1254,6 @@ static void test_infer_failed_push_leaves_the_step_fine(void **state)
 	float x[64], y[64];
 	struct kw_kv_session *rs = ref_open(1);
 	struct kw_serve_stats st0, st;
-	struct kw_privkey k;
 	struct kw_peer_id id;
 	char other[KW_PEER_ID_TEXT_MAX], peer[KW_PEER_ID_TEXT_MAX];
 	uint8_t mp[512];
@@ -1254,9 +1263,7 @@ static void test_infer_failed_push_leaves_the_step_fine(void **state)
 	bool bc;
 
 	(void)state;
-	assert_int_equal(kw_key_generate(KW_KEY_ED25519, 0, &k), 0);
-	assert_int_equal(kw_peer_id_from_pubkey(&k.pub, &id), 0);
-	assert_int_equal(kw_peer_id_to_text(&id, other, sizeof(other)), 0);
+	stranger(&id, other, sizeof(other));
 	peer_c(peer, sizeof(peer));
 	kw_serve_get_stats(g->srv, &st0);
 	rand_fill(x, H);
@@ -1320,7 +1327,6 @@ static void test_infer_push_to_an_unconnected_server_asks_for_a_dial(void **stat
 	float x[64], y[64];
 	struct kw_kv_session *rs = ref_open(1);
 	struct kw_serve_stats st0, st;
-	struct kw_privkey k;
 	struct kw_peer_id id;
 	char other[KW_PEER_ID_TEXT_MAX];
 	uint8_t mp[512];
@@ -1328,9 +1334,7 @@ static void test_infer_push_to_an_unconnected_server_asks_for_a_dial(void **stat
 	size_t ml;
 
 	(void)state;
-	assert_int_equal(kw_key_generate(KW_KEY_ED25519, 0, &k), 0);
-	assert_int_equal(kw_peer_id_from_pubkey(&k.pub, &id), 0);
-	assert_int_equal(kw_peer_id_to_text(&id, other, sizeof(other)), 0);
+	stranger(&id, other, sizeof(other));
 	g_dials = 0;
 	g_dial_ret = -KW_ELIMIT;
 	kw_serve_set_connect(g->srv, rec_connect, NULL);
