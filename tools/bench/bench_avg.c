@@ -10,8 +10,11 @@
  * bound = bytes the round put on the wire / that throughput. Every round's result is checked
  * against the exact mean on a sample of values.
  *
- * Usage: bench_avg [MiB_per_peer [reps [codec|all [inproc|tcp|all]]]]; without a codec it
- * also times the small-round goal, 4 peers x 4 MiB BLOCKWISE_8BIT over tcp (< 200 ms).
+ * Usage: bench_avg [MiB_per_peer [reps [codec|all [inproc|tcp|all [kernels]]]]]; without a
+ * codec it also times the small-round goal, 4 peers x 4 MiB BLOCKWISE_8BIT over tcp (< 200 ms).
+ * kernels names the codec kernel table (<kw/ml/kernels.h>: "auto", the default, "ref",
+ * "avx2", "avx512", "neon", ...) so the codec SIMD's share of a round can be measured against
+ * the portable reference in the same conditions.
  */
 #include <errno.h>
 #include <math.h>
@@ -32,6 +35,7 @@
 #include <kw/err.h>
 #include <kw/loop.h>
 #include <kw/ml/avg.h>
+#include <kw/ml/kernels.h>
 #include <kw/sys.h>
 
 #include "bench_util.h"
@@ -468,6 +472,8 @@ int main(int argc, char **argv)
 	int reps = argc > 2 ? atoi(argv[2]) : 3;
 	const char *only = argc > 3 ? argv[3] : "all";
 	const char *link = argc > 4 ? argv[4] : "all";
+	const char *kern = argc > 5 ? argv[5] : "auto";
+	enum kw_simd simd = KW_SIMD_COUNT;
 	uint64_t numel = (uint64_t)mib << 18;
 	static struct kw_codec codec;
 	const enum kw_compression comps[3] = { KW_COMP_NONE, KW_COMP_FLOAT16, KW_COMP_BLOCKWISE_8BIT };
@@ -476,8 +482,17 @@ int main(int argc, char **argv)
 	struct run_out o = { 0 };
 	int n = reps > 16 ? 16 : reps;
 
-	if (!mib || reps < 1 || kw_codec_init(&codec, KW_SIMD_AUTO)) {
-		fprintf(stderr, "usage: bench_avg [MiB_per_peer [reps [NONE|FLOAT16|BLOCKWISE_8BIT|all [inproc|tcp|all]]]]\n");
+	for (int v = KW_SIMD_AUTO; v < KW_SIMD_COUNT; v++)
+		if (!strcmp(kern, kw_simd_name((enum kw_simd)v)))
+			simd = (enum kw_simd)v;
+	if (simd == KW_SIMD_COUNT || !kw_simd_available(kw_simd_resolve(simd))) {
+		fprintf(stderr, "bench_avg: kernels '%s' unknown, not compiled in or not supported by"
+			" this CPU\n", kern);
+		return 1;
+	}
+	if (!mib || reps < 1 || kw_codec_init(&codec, simd)) {
+		fprintf(stderr, "usage: bench_avg [MiB_per_peer [reps [NONE|FLOAT16|BLOCKWISE_8BIT|all"
+			" [inproc|tcp|all [auto|ref|avx2|avx512|neon|...]]]]]\n");
 		return 1;
 	}
 	bw = loopback_throughput((size_t)1 << 30, &bw_cpu);

@@ -50,6 +50,50 @@ static void fill_src32(void)
 
 static int n_variants_tested;
 
+/*
+ * Every rounding decision fp32 -> fp16 can face: for each pair of neighbouring fp16 values
+ * (subnormals, the overflow edge 65504 / 65520 and both signs included) the exact midpoint,
+ * a tie that must go to the even one, and the floats one ulp either side of it.
+ */
+static void check_ties(enum kw_simd v, const struct kw_kernels *ref, const struct kw_kernels *ops)
+{
+	size_t n = 0;
+
+	for (uint32_t h = 0; h < 0x10000u; h++) {
+		uint32_t e = (h >> 10) & 0x1fu;
+		float lo, hi, mid;
+
+		if (e == 0x1f)  /* Inf/NaN: no upper neighbour */
+			continue;
+		lo = kw_fp16_to_f32((uint16_t)h);
+		hi = kw_fp16_to_f32((uint16_t)(h + 1));       /* next magnitude, same sign */
+		if ((h & 0x7fffu) == 0x7bffu)
+			hi = (h & 0x8000u) ? -65536.0f : 65536.0f;  /* the rounding edge is 65520 */
+		mid = 0.5f * (lo + hi);                        /* exact: fp32 has 13 more bits */
+		src32[n++] = kw_bits_f32(kw_f32_bits(mid) - 1);
+		src32[n++] = mid;
+		src32[n++] = kw_bits_f32(kw_f32_bits(mid) + 1);
+		if (n + 3 > N_RAND || h == 0xffffu) {
+			ref->f32_to_f16(out16a, src32, n);
+			ops->f32_to_f16(out16b, src32, n);
+			for (size_t i = 0; i < n; i++)
+				if (out16a[i] != out16b[i])
+					fail_msg("%s f32_to_f16(%a): %04x vs ref %04x", kw_simd_name(v),
+						 (double)src32[i], out16b[i], out16a[i]);
+			ref->f32_to_f16_clamp(out16a, src32, n);
+			ops->f32_to_f16_clamp(out16b, src32, n);
+			assert_memory_equal(out16a, out16b, n * 2);
+			n = 0;
+		}
+	}
+	/* the reference itself: a tie goes to the even neighbour (1 + 2^-11 -> 1.0) */
+	src32[0] = 1.0f + 0x1p-11f;
+	src32[1] = 1.0f + 3 * 0x1p-11f;
+	ops->f32_to_f16(out16b, src32, 2);
+	assert_int_equal(out16b[0], 0x3c00);
+	assert_int_equal(out16b[1], 0x3c02);
+}
+
 static void check_variant(enum kw_simd v)
 {
 	const struct kw_kernels *rp = kw_kernels_get(KW_SIMD_REF), *op = kw_kernels_get(v);
@@ -103,7 +147,19 @@ static void check_variant(enum kw_simd v)
 		ref.f16_to_f32(out32a + 1, src16 + 0x7bf0, n);
 		ops.f16_to_f32(out32b + 1, src16 + 0x7bf0, n);
 		assert_memory_equal(out32a, out32b, 256);
+		/* the FLOAT16 codec's clamp and the bf16 decode have their own SIMD loops and tails */
+		memset(out16a, 0xAB, 128);
+		memset(out16b, 0xAB, 128);
+		ref.f32_to_f16_clamp(out16a + 1, src32 + 7, n);
+		ops.f32_to_f16_clamp(out16b + 1, src32 + 7, n);
+		assert_memory_equal(out16a, out16b, 128);
+		memset(out32a, 0xAB, 256);
+		memset(out32b, 0xAB, 256);
+		ref.bf16_to_f32(out32a + 1, src16 + 0x7f70, n);
+		ops.bf16_to_f32(out32b + 1, src16 + 0x7f70, n);
+		assert_memory_equal(out32a, out32b, 256);
 	}
+	check_ties(v, &ref, &ops);
 }
 
 static void test_convert_avx2_matches_reference_bit_for_bit(void **state)
