@@ -28,6 +28,7 @@
 #include "avg.h"
 #include "avg_net.h"
 #include "avg_run.h"
+#include "hivemind.h"
 
 #define KW_APP_AVGRUN_PATH_MAX 4096
 #define GROUP_MAX 16   /* target_group_size limit: streams and backlogs grow with it */
@@ -484,7 +485,6 @@ static int avgnet_connect(void *arg, const struct kw_peer_id *peer, kw_app_avgne
 {
 	struct kw_app_avgrun *r = arg;
 	struct reach *rc = NULL;
-	char text[160] = "/p2p/";
 	int err;
 
 	for (unsigned i = 0; i < REACHES && !rc; i++)
@@ -492,14 +492,12 @@ static int avgnet_connect(void *arg, const struct kw_peer_id *peer, kw_app_avgne
 			rc = &r->reach[i];
 	if (!rc)
 		return -KW_ELIMIT;
-	if ((err = kw_peer_id_to_text(peer, text + 5, sizeof(text) - 5)) < 0)
-		return err;
 	rc->r = r;
 	rc->cb = cb;
 	rc->ctx = ctx;
 	rc->pid = *peer;
 	rc->busy = true;
-	err = kw_hm_dht_ping(r->d, text, false, on_reach_ping, rc);
+	err = kw_app_hm_ping_peer(r->d, peer, on_reach_ping, rc);
 	if (err < 0)
 		rc->busy = false;
 	return err;

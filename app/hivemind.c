@@ -279,13 +279,7 @@ int kw_app_hm_start(struct kw_node *n, struct kw_swarm *sw, struct kw_identify *
 		    struct kw_kad *kad, bool client, const char (*boot)[KW_CONFIG_PEER_ADDR_MAX],
 		    int n_boot, struct kw_hm **hm, struct kw_hm_dht **d, struct kw_app_hm **out)
 {
-	struct kw_hm_dht_config dc;
-	int err = kw_hm_dht_config_default(&dc);
-
-	if (err < 0)
-		return err;
-	dc.client_mode = client;
-	return kw_app_hm_start_cfg(n, sw, id, kad, &dc, boot, n_boot, hm, d, out);
+	return kw_app_hm_start_connect(n, sw, id, kad, client, 0, boot, n_boot, hm, d, out);
 }
 
 int kw_app_hm_start_connect(struct kw_node *n, struct kw_swarm *sw, struct kw_identify *id,
@@ -299,7 +293,8 @@ int kw_app_hm_start_connect(struct kw_node *n, struct kw_swarm *sw, struct kw_id
 	if (err < 0)
 		return err;
 	dc.client_mode = client;
-	dc.connect_timeout_ms = connect_timeout_ms;
+	if (connect_timeout_ms)
+		dc.connect_timeout_ms = connect_timeout_ms;
 	return kw_app_hm_start_cfg(n, sw, id, kad, &dc, boot, n_boot, hm, d, out);
 }
 
@@ -723,6 +718,17 @@ int kw_app_hm_announce_offline(struct kw_app_hm *st, void (*done)(void *arg), vo
 	return err;
 }
 
+int kw_app_hm_ping_peer(struct kw_hm_dht *d, const struct kw_peer_id *pid,
+			kw_hm_dht_ping_cb cb, void *user)
+{
+	char text[160] = "/p2p/";
+	int err = kw_peer_id_to_text(pid, text + 5, sizeof(text) - 5);
+
+	if (err < 0)
+		return err;
+	return kw_hm_dht_ping(d, text, false, cb, user);
+}
+
 static void on_dial_ping(struct kw_hm_dht *d, int err, const struct kw_hm_dht_pong *p, void *user)
 {
 	(void)d; (void)p; (void)user;
@@ -732,10 +738,5 @@ static void on_dial_ping(struct kw_hm_dht *d, int err, const struct kw_hm_dht_po
 
 int kw_app_hm_dial(void *dht, const struct kw_peer_id *pid)
 {
-	char text[160] = "/p2p/";
-	int err = kw_peer_id_to_text(pid, text + 5, sizeof(text) - 5);
-
-	if (err < 0)
-		return err;
-	return kw_hm_dht_ping(dht, text, false, on_dial_ping, NULL);
+	return kw_app_hm_ping_peer(dht, pid, on_dial_ping, NULL);
 }

@@ -35,7 +35,8 @@ int kw_app_hm_start_cfg(struct kw_node *n, struct kw_swarm *sw, struct kw_identi
 			struct kw_kad *kad, const struct kw_hm_dht_config *base,
 			const char (*boot)[KW_CONFIG_PEER_ADDR_MAX], int n_boot,
 			struct kw_hm **hm, struct kw_hm_dht **d, struct kw_app_hm **out);
-/* kw_app_hm_start with the DHT's connect_timeout_ms given (`kwnode moe`: 1 s). */
+/* kw_app_hm_start with the DHT's connect_timeout_ms given (`kwnode moe`: 1 s; 0: the
+ * default, kw_hm_dht_config_default's). */
 int kw_app_hm_start_connect(struct kw_node *n, struct kw_swarm *sw, struct kw_identify *id,
 			    struct kw_kad *kad, bool client, uint32_t connect_timeout_ms,
 			    const char (*boot)[KW_CONFIG_PEER_ADDR_MAX], int n_boot,
@@ -48,6 +49,13 @@ int kw_app_hm_start_connect(struct kw_node *n, struct kw_swarm *sw, struct kw_id
  */
 struct kw_peer_id;
 int kw_app_hm_dial(void *dht, const struct kw_peer_id *pid);
+/* The same rpc_ping to /p2p/<pid> with the caller's callback (averaging waits for it: the
+ * connection it leaves is the groupmate's). Return: as kw_app_hm_dial. */
+struct kw_hm_dht;
+struct kw_hm_dht_pong;
+int kw_app_hm_ping_peer(struct kw_hm_dht *d, const struct kw_peer_id *pid,
+			void (*cb)(struct kw_hm_dht *d, int err, const struct kw_hm_dht_pong *p,
+				   void *user), void *user);
 /* Stops the bootstrap retries (before the swarm goes). NULL is fine. */
 void kw_app_hm_stop(struct kw_app_hm *st);
 /*
